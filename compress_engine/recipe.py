@@ -1,0 +1,143 @@
+"""Recipe: every compression setting in one frozen, validated, JSON-round-trippable dataclass.
+
+It is the cache key of the dashboard and the key of the run store, so it must be hashable and
+must refuse bad values when it is built — with a message naming the field, the value and the
+allowed range — rather than fail somewhere deep in the engine.
+"""
+
+import json
+import math
+import numbers
+from dataclasses import asdict, dataclass, fields
+
+from .errors import RecipeError
+
+BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
+CHOICES = {
+    "prune_scope": ("layer", "global"),
+    "schedule": ("oneshot", "gradual"),
+    "cluster_init": ("linear", "density", "kmeans++"),
+    "calibration": ("minmax", "mse"),
+}
+# field -> (low, high) inclusive, for numbers
+RANGES = {
+    "sparsity": (0.0, 0.999),
+    "clusters": (2, 256),
+    "temperature": (1.0, 20.0),
+    "alpha": (0.0, 1.0),
+    "student_width": (10, 2000),
+    "distill_epochs": (1, 50),
+    "finetune_epochs": (0, 50),
+    "lr": (1e-6, 1.0),
+    "seed": (0, 2**31 - 1),
+}
+INTS = {"clusters", "student_width", "distill_epochs", "finetune_epochs", "seed", "bits"}
+BOOLS = {"structured", "symmetric", "per_channel", "huffman"}
+OPTIONAL = {"clusters", "bits", "temperature"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What to do to a model. Defaults do nothing (the dense model, stored as float32)."""
+    sparsity: float = 0.0            # fraction of weights (or, structured, of hidden units) removed
+    prune_scope: str = "layer"       # "layer": same sparsity in each layer; "global": one threshold
+    structured: bool = False         # remove whole neurons / filters so the dense model shrinks
+    schedule: str = "oneshot"        # "gradual": Zhu & Gupta cubic ramp during fine-tuning
+    clusters: int | None = None      # k-means weight sharing with this many centroids per layer
+    cluster_init: str = "linear"
+    bits: int | None = None          # uniform quantization bit width (1-8 or 16)
+    symmetric: bool = False
+    per_channel: bool = False
+    calibration: str = "minmax"
+    temperature: float | None = None  # set => distil the model into a student first (Hinton KD)
+    alpha: float = 0.9               # weight of the soft-target loss in KD
+    student_width: int = 800
+    distill_epochs: int = 5
+    finetune_epochs: int = 0         # fine-tuning epochs after each stage (prune; cluster or quantize)
+    lr: float = 5e-4                 # fine-tuning learning rate (Adam)
+    huffman: bool = False            # Huffman-code the index and weight streams of the artifact
+    seed: int = 0
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name in OPTIONAL:
+                continue
+            object.__setattr__(self, f.name, check(f.name, value))
+        if self.clusters is not None and self.bits is not None:
+            raise RecipeError(f"clusters={self.clusters} and bits={self.bits}: choose weight clustering or "
+                              "uniform quantization, not both (set the other to None)")
+        if self.bits == 1 and self.symmetric:
+            raise RecipeError("bits=1 with symmetric=True: a symmetric 1-bit grid is {-2m, 0}, which loses every "
+                              "positive weight; use symmetric=False (affine) for 1-bit weights")
+        if self.schedule == "gradual" and self.finetune_epochs == 0:
+            raise RecipeError("schedule='gradual' needs finetune_epochs >= 1: the cubic schedule prunes a "
+                              "little at each fine-tuning step")
+        if self.structured and self.prune_scope == "global":
+            raise RecipeError("structured=True prunes the same fraction of units in each layer; "
+                              "use prune_scope='layer' with it")
+
+    # --- serialisation ---
+    def to_dict(self):
+        return asdict(self)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise RecipeError(f"a recipe must be a JSON object of fields, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise RecipeError(f"unknown recipe field(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text):
+        try:
+            d = json.loads(text)
+        except (ValueError, TypeError) as e:
+            raise RecipeError(f"recipe is not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+    def replace(self, **changes):
+        return Recipe.from_dict({**self.to_dict(), **changes})
+
+    def techniques(self):
+        """Short names of what this recipe does, e.g. ['prune', 'cluster']; ['dense'] if nothing."""
+        t = [name for name, on in (("distill", self.temperature is not None), ("prune", self.sparsity > 0),
+                                   ("cluster", self.clusters is not None), ("quantize", self.bits is not None),
+                                   ("huffman", self.huffman)) if on]
+        return t or ["dense"]
+
+
+def check(name, value):
+    """Validate one field's value and return it in canonical type; RecipeError names the problem."""
+    if name in BOOLS:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{name}={value!r}: must be true or false")
+        return value
+    if name in CHOICES:
+        if value not in CHOICES[name]:
+            raise RecipeError(f"{name}={value!r}: must be one of {', '.join(CHOICES[name])}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise RecipeError(f"{name}={value!r}: must be a number" + (" or None" if name in OPTIONAL else ""))
+    if not math.isfinite(value):
+        raise RecipeError(f"{name}={value!r}: must be a finite number")
+    if name in INTS:
+        if value != int(value):
+            raise RecipeError(f"{name}={value!r}: must be a whole number")
+        value = int(value)
+    else:
+        value = float(value)
+    if name == "bits":
+        if value not in BITS:
+            raise RecipeError(f"bits={value!r}: must be one of 1-8 or 16 (or None for no quantization)")
+        return value
+    lo, hi = RANGES[name]
+    if not lo <= value <= hi:
+        raise RecipeError(f"{name}={value!r}: must be between {lo} and {hi}")
+    return value

@@ -1,0 +1,79 @@
+import json
+import math
+from dataclasses import fields
+
+import pytest
+
+from compress_engine import Recipe, RecipeError
+
+BAD = {  # field -> values that must be refused
+    "sparsity": [-0.1, 1.0, 1.5, math.nan, math.inf, "0.5", None, True],
+    "prune_scope": ["local", "", None, 1],
+    "structured": ["yes", 1, None],
+    "schedule": ["linear", None],
+    "clusters": [1, 257, 0, -4, 3.5, math.nan, "16", True, 10**12],
+    "cluster_init": ["random", "", None],
+    "bits": [0, 9, 15, 17, 32, 3.5, -8, math.nan, "8", True],
+    "symmetric": ["no", 0],
+    "per_channel": [None, "true"],
+    "calibration": ["max", None],
+    "temperature": [0.5, 0.0, -1.0, 21.0, math.inf, math.nan, "4"],
+    "alpha": [-0.01, 1.01, math.nan, None],
+    "student_width": [0, 9, 2001, 10.5, None, math.inf],
+    "distill_epochs": [0, 51, 1.5, None],
+    "finetune_epochs": [-1, 51, 0.5, math.nan, None],
+    "lr": [0.0, -1e-3, 2.0, math.nan, None],
+    "huffman": [None, "false", 1],
+    "seed": [-1, 2**31, 1.5, None, "0"],
+}
+
+
+def test_every_field_has_bad_values_listed():
+    assert set(BAD) == {f.name for f in fields(Recipe)}
+
+
+@pytest.mark.parametrize("name,value", [(n, v) for n, vs in BAD.items() for v in vs])
+def test_invalid_field_names_itself(name, value):
+    with pytest.raises(RecipeError) as e:
+        Recipe(**{name: value})
+    assert str(e.value).startswith(f"{name}=")
+
+
+def test_defaults_are_valid_and_do_nothing():
+    assert Recipe().techniques() == ["dense"]
+
+
+def test_json_round_trip_and_hash():
+    r = Recipe(sparsity=0.9, prune_scope="global", clusters=16, cluster_init="kmeans++", huffman=True,
+               finetune_epochs=1, seed=7)
+    back = Recipe.from_json(r.to_json())
+    assert back == r and hash(back) == hash(r)
+    assert json.loads(r.to_json())["clusters"] == 16
+    assert {r: 1}[back] == 1
+
+
+def test_integral_floats_are_normalised():
+    assert Recipe(clusters=16.0).clusters == 16 and isinstance(Recipe(clusters=16.0).clusters, int)
+    assert Recipe(sparsity=1 // 2).sparsity == 0.0
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    ({"clusters": 16, "bits": 4}, "not both"),
+    ({"bits": 1, "symmetric": True}, "bits=1"),
+    ({"schedule": "gradual"}, "finetune_epochs"),
+    ({"structured": True, "prune_scope": "global", "sparsity": 0.5}, "structured"),
+])
+def test_conflicting_fields(kwargs, words):
+    with pytest.raises(RecipeError, match=words):
+        Recipe(**kwargs)
+
+
+@pytest.mark.parametrize("text", ["", "[1, 2]", "{", '{"sparsity": 0.5, "bogus": 1}', "null"])
+def test_bad_json(text):
+    with pytest.raises(RecipeError):
+        Recipe.from_json(text)
+
+
+def test_frozen():
+    with pytest.raises(Exception):
+        Recipe().sparsity = 0.5
