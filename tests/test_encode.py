@@ -1,0 +1,370 @@
+"""Tests for compress_engine.encode: bit-exact round trips for every grid and layout, size claims
+(sparse beats dense, Huffman near the entropy bound and never worse than fixed width), and
+hostile artifacts (truncations, byte flips, random bytes, lying headers) -> ArtifactError only."""
+
+import json
+import math
+import random
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compress_engine.encode import (MAGIC, VERSION, Affine, Codebook, _huffman_lengths, decode, encode,
+                                    read_meta, size_breakdown)
+from compress_engine.errors import ArtifactError
+
+SHAPES = [(), (7,), (300,), (12, 30), (4, 3, 5, 5)]
+
+
+def same(a, b):
+    """Bit-for-bit equality of two float32 tensors (so -0.0 and NaN payloads count)."""
+    return a.shape == b.shape and a.dtype == b.dtype == torch.float32 and torch.equal(
+        a.contiguous().view(torch.int32), b.contiguous().view(torch.int32))
+
+
+def roundtrip(tensors, grids=None, huffman=False, meta=None):
+    blob = encode(tensors, grids, meta=meta, huffman=huffman)
+    out = decode(blob)
+    assert list(out) == list(tensors)
+    for k, t in tensors.items():
+        assert same(out[k], t), k
+    parts = size_breakdown(blob)
+    assert sum(parts[p] for p in ("header", "index", "codes", "codebook", "raw")) == len(blob)
+    assert sum(sum(v.values()) for v in parts["per_tensor"].values()) + parts["header"] == len(blob)
+    return blob
+
+
+def sparsify(w, frac, rng, neg=True):
+    """Zero a fraction of the elements; with neg, half of them as -0.0 (as w * mask gives)."""
+    w = w.clone()
+    drop = torch.from_numpy(np.asarray(rng.random(w.shape) < frac))
+    w[drop] = 0.0
+    if neg:
+        w[drop & torch.from_numpy(np.asarray(rng.random(w.shape) < 0.5))] = -0.0
+    return w
+
+
+def codebook_tensor(shape, k, rng, zeros=0.0, zero_in_book=False):
+    values = np.unique(rng.standard_normal(k).astype(np.float32))
+    if zero_in_book:
+        values[0] = 0.0
+    w = torch.from_numpy(np.asarray(values[rng.integers(0, len(values), shape)]).reshape(shape))
+    return w.masked_fill(torch.from_numpy(np.asarray(rng.random(shape) < zeros)), 0.0), Codebook(values)
+
+
+def affine_tensor(shape, bits, per_channel, rng, symmetric=False):
+    qmin, qmax = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if symmetric else (0, 2 ** bits - 1)
+    c = shape[0] if per_channel else 1
+    scale = (rng.random(c) * 0.1 + 0.001).astype(np.float32)
+    zp = rng.integers(qmin, qmax + 1, c) if not symmetric else np.zeros(c, np.int64)
+    q = np.asarray(rng.integers(qmin, qmax + 1, shape))
+    bshape = (c,) + (1,) * (len(shape) - 1) if per_channel else ()
+    w = torch.from_numpy(q - zp.reshape(bshape)).to(torch.float32) * torch.from_numpy(scale.reshape(bshape))
+    return w.reshape(shape), Affine(scale, zp, qmin, qmax)
+
+
+# ----------------------------------------------------------------------------- round trips
+
+@pytest.mark.parametrize("huffman", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_raw_dense_roundtrip(shape, huffman):
+    rng = np.random.default_rng(0)
+    w = torch.from_numpy(rng.standard_normal(shape).astype(np.float32).reshape(shape))
+    special = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 1e-45])
+    roundtrip({"w": w, "b": torch.zeros(0), "s": special}, huffman=huffman)
+
+
+@pytest.mark.parametrize("huffman", [False, True])
+@pytest.mark.parametrize("frac", [0.0, 0.5, 0.9, 0.99, 1.0])
+def test_raw_sparse_roundtrip(frac, huffman):
+    rng = np.random.default_rng(1)
+    w = sparsify(torch.from_numpy(rng.standard_normal((300, 100)).astype(np.float32)), frac, rng)
+    far = torch.zeros(200_000)
+    far[[70_000, 199_999]] = 1.5  # gaps past 2**16: escapes at every gap width
+    blob = roundtrip({"w": w, "v": sparsify(torch.randn(50), frac, rng), "far": far}, huffman=huffman)
+    index = size_breakdown(blob)["per_tensor"]["w"]["index"]
+    assert (index == 0) == (frac == 0)  # dense without zeros, sparse (relative indices) with
+
+
+@pytest.mark.parametrize("huffman", [False, True])
+@pytest.mark.parametrize("k", [2, 16, 256])
+@pytest.mark.parametrize("zeros,zero_in_book", [(0.0, False), (0.3, False), (0.3, True), (0.9, False)])
+def test_codebook_roundtrip(k, zeros, zero_in_book, huffman):
+    rng = np.random.default_rng(k)
+    tensors, grids = {}, {}
+    for i, shape in enumerate(SHAPES):
+        tensors[f"t{i}"], grids[f"t{i}"] = codebook_tensor(shape, k, rng, zeros, zero_in_book)
+    tensors["neg0"], grids["neg0"] = codebook_tensor((40, 40), k, rng, 0.0)
+    tensors["neg0"] = sparsify(tensors["neg0"], 0.5, rng)  # -0.0 is always allowed
+    roundtrip(tensors, grids, huffman)
+
+
+@pytest.mark.parametrize("huffman", [False, True])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8, 16])
+def test_affine_roundtrip(bits, per_channel, huffman):
+    rng = np.random.default_rng(bits)
+    tensors, grids = {}, {}
+    for i, shape in enumerate(SHAPES[1:]):
+        for sym in (False, True):
+            if sym and bits == 1:
+                continue
+            name = f"t{i}{sym}"
+            tensors[name], grids[name] = affine_tensor(shape, bits, per_channel, rng, sym)
+    w, g = affine_tensor((64, 50), bits, per_channel, rng)
+    tensors["pruned"], grids["pruned"] = sparsify(w, 0.9, rng), g
+    tensors["scalar"], grids["scalar"] = affine_tensor((1,), bits, False, rng)
+    tensors["scalar"] = tensors["scalar"].reshape(())
+    roundtrip(tensors, grids, huffman)
+
+
+def test_affine_zero_not_on_grid_and_negative_scale():
+    """Zeros are allowed even when zp is outside [qmin, qmax] or 0 * scale would be -0.0."""
+    q = torch.tensor([[3, 4, 5, 6], [3, 3, 7, 7]])
+    w = (q - 2).float() * torch.tensor([[0.5], [-0.25]])
+    w[0, 0] = 0.0
+    w[1, 1] = 0.0
+    w[1, 2] = -0.0
+    g = Affine(np.array([0.5, -0.25], np.float32), np.array([2.0, 2.0]), 3, 7)  # float zp, integral
+    for huffman in (False, True):
+        roundtrip({"w": w}, {"w": g}, huffman)
+
+
+def test_empty_and_scalar_with_grids():
+    cb = Codebook(np.array([0.5, -1.0], np.float32))
+    af = Affine(np.array([0.1], np.float32), np.array([0]), -8, 7)
+    tensors = {"e1": torch.zeros(0), "e2": torch.zeros(3, 0), "s1": torch.tensor(0.5), "s0": torch.tensor(0.0),
+               "a1": torch.tensor(3.0) * torch.tensor(0.1, dtype=torch.float32), "a0": torch.tensor(-0.0)}
+    grids = {"e1": cb, "e2": af, "s1": cb, "s0": cb, "a1": af, "a0": af}
+    for huffman in (False, True):
+        roundtrip(tensors, grids, huffman)
+
+
+def test_large_tensor_crosses_chunks():
+    rng = np.random.default_rng(5)
+    w, g = codebook_tensor((600, 784), 4, rng)
+    p = np.array([0.85, 0.1, 0.04, 0.01])  # skewed, so Huffman is chosen for the codes
+    w = torch.from_numpy(np.sort(g.values)[rng.choice(4, size=(600, 784), p=p)])
+    blob = roundtrip({"w": w, "r": torch.randn(300_000)}, {"w": g}, huffman=True)
+    assert size_breakdown(blob)["codes"] < 600 * 784 * 2 // 8
+
+
+def test_other_dtypes_and_meta():
+    meta = {"spec": {"arch": "lenet-300-100"}, "recipe": {"sparsity": 0.9, "clusters": 16}}
+    t = {"n": torch.tensor([3, 0, -7]), "h": torch.tensor([0.5, -2.0], dtype=torch.float16)}
+    blob = encode(t, meta=meta)
+    assert read_meta(blob) == meta and read_meta(encode({})) == {}
+    out = decode(blob)
+    assert out["n"].tolist() == [3.0, 0.0, -7.0] and out["n"].dtype == torch.float32
+    with pytest.raises(ArtifactError, match="exactly"):
+        encode({"x": torch.tensor([1.0 + 2 ** -40], dtype=torch.float64)})
+    with pytest.raises(ArtifactError, match="unknown"):
+        encode({"a": torch.zeros(2)}, {"b": None})
+    with pytest.raises(ArtifactError):
+        encode({"a": torch.zeros(2)}, meta={"x": object()})
+
+
+# ----------------------------------------------------------------------------- grid checks
+
+def test_codebook_off_grid_refused():
+    w = torch.tensor([0.5, 0.0, -1.0, 0.25, 0.75])
+    with pytest.raises(ArtifactError, match=r"'fc1.weight'.*2 non-zero"):
+        encode({"fc1.weight": w}, {"fc1.weight": Codebook(np.array([0.5, -1.0], np.float32))})
+    with pytest.raises(ArtifactError):
+        encode({"w": w}, {"w": Codebook(np.zeros((0,), np.float32))})
+
+
+def test_affine_off_grid_refused():
+    w, g = affine_tensor((10, 10), 4, True, np.random.default_rng(0))
+    bad = w.clone()
+    bad[0, 0] = torch.nextafter(bad[0, 0], torch.tensor(9.0)) if bad[0, 0] != 0 else 1e-3
+    bad[1, 1] = 1e6  # far outside [qmin, qmax]
+    with pytest.raises(ArtifactError, match=r"'w'.*2 non-zero"):
+        encode({"w": bad}, {"w": g})
+    with pytest.raises(ArtifactError, match="channels"):
+        encode({"w": w}, {"w": Affine(np.ones(3, np.float32), np.zeros(3, np.int64), 0, 15)})
+    with pytest.raises(ArtifactError, match="levels"):
+        encode({"w": w}, {"w": Affine(np.ones(1, np.float32), np.zeros(1, np.int64), 0, 70000)})
+
+
+# ----------------------------------------------------------------------------- sizes
+
+def test_sparse_beats_dense():
+    rng = np.random.default_rng(2)
+    w = sparsify(torch.from_numpy(rng.standard_normal((300, 784)).astype(np.float32)), 0.9, rng, neg=False)
+    blob = roundtrip({"w": w})
+    assert len(blob) < 0.55 * 4 * w.numel()  # 10 % of the values + ~4-5 bits per position
+    assert size_breakdown(blob)["index"] > 0
+    w, g = codebook_tensor((300, 784), 16, rng, zeros=0.9)
+    blob = roundtrip({"w": w}, {"w": g})
+    dense_bits = math.ceil(math.log2(17)) * w.numel()
+    assert len(blob) < 0.5 * dense_bits / 8 and size_breakdown(blob)["index"] > 0
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_huffman_never_larger(case):
+    rng = np.random.default_rng(case)
+    shape = [(5,), (300, 100), (64, 3, 3, 3), (1000,), (2,), (200, 200)][case]
+    w, g = codebook_tensor(shape, [2, 16, 256, 3, 2, 7][case], rng, zeros=[0, 0.5, 0.9, 0.99, 0, 0.7][case])
+    for tensors, grids in (({"w": w}, {"w": g}), ({"w": w}, None), ({"w": w, "b": torch.randn(10)}, {"w": g})):
+        assert len(encode(tensors, grids, huffman=True)) <= len(encode(tensors, grids, huffman=False))
+
+
+def test_huffman_near_entropy():
+    rng = np.random.default_rng(3)
+    values = (np.arange(1, 257, dtype=np.float32) / 64)
+    p = np.exp(-0.5 * ((np.arange(256) - 128) / 12.0) ** 2)
+    idx = rng.choice(256, size=200_000, p=p / p.sum())
+    w = torch.from_numpy(values[idx])
+    blob = roundtrip({"w": w}, {"w": Codebook(values)}, huffman=True)
+    counts = np.bincount(idx, minlength=256)
+    pe = counts[counts > 0] / idx.size
+    entropy_bytes = -(counts[counts > 0] * np.log2(pe)).sum() / 8
+    codes = size_breakdown(blob)["codes"]
+    table_bound = (counts > 0).sum() // 2 + 1  # nibble per used symbol at most
+    assert codes <= 1.01 * entropy_bytes + table_bound
+    fixed = math.ceil(math.log2((counts > 0).sum())) * idx.size / 8
+    assert codes < 0.85 * fixed  # well under fixed width
+
+
+def test_huffman_lengths_are_limited():
+    fib = [1, 1]
+    while len(fib) < 30:
+        fib.append(fib[-1] + fib[-2])
+    lengths = _huffman_lengths(np.array(fib))
+    assert lengths.max() <= 15 and (2.0 ** -lengths.astype(float)).sum() <= 1
+    values = np.arange(1, 31, dtype=np.float32)
+    w = torch.from_numpy(np.repeat(values, np.minimum(fib, 20000)))
+    roundtrip({"w": w}, {"w": Codebook(values)}, huffman=True)
+
+
+# ----------------------------------------------------------------------------- hostile input
+
+def build(head, body=b"", magic=MAGIC, version=VERSION):
+    """Hand-made artifact from a header object and body bytes."""
+    h = zlib.compress(json.dumps(head).encode())
+    return magic + bytes([version]) + struct.pack("<I", len(h)) + h + body
+
+
+def check_hostile(blob):
+    """Any bytes: decode / read_meta / size_breakdown return something or raise ArtifactError only."""
+    for fn in (decode, read_meta, size_breakdown):
+        try:
+            fn(blob)
+        except ArtifactError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def small_artifacts():
+    rng = np.random.default_rng(9)
+    w, g = codebook_tensor((20, 30), 8, rng, zeros=0.7)
+    a, ga = affine_tensor((6, 10), 4, True, rng)
+    tensors = {"w": w, "a": sparsify(a, 0.5, rng), "b": torch.randn(5), "r": sparsify(torch.randn(40), 0.8, rng)}
+    return [encode(tensors, {"w": g, "a": ga}, meta={"m": 1}, huffman=h) for h in (False, True)]
+
+
+def test_truncations(small_artifacts):
+    for blob in small_artifacts:
+        for i in range(len(blob)):
+            with pytest.raises(ArtifactError):
+                decode(blob[:i])
+        with pytest.raises(ArtifactError, match="trailing|accounts"):
+            decode(blob + b"\0")
+
+
+def test_byte_flips(small_artifacts):
+    r = random.Random(0)
+    for blob in small_artifacts:
+        for _ in range(150):
+            b = bytearray(blob)
+            b[r.randrange(len(b))] ^= 1 << r.randrange(8)
+            check_hostile(bytes(b))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300), st.booleans())
+def test_random_bytes(data, with_magic):
+    check_hostile(MAGIC + bytes([VERSION]) + data if with_magic else data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_random_body_after_valid_header(data):
+    """A real header followed by random section bytes of the right total length."""
+    rng = np.random.default_rng(4)
+    w, g = codebook_tensor((10, 12), 4, rng, zeros=0.6)
+    blob = encode({"w": w, "b": torch.randn(3)}, {"w": g}, huffman=data.draw(st.booleans()))
+    hlen = struct.unpack("<I", blob[5:9])[0]
+    body = data.draw(st.binary(min_size=len(blob) - 9 - hlen, max_size=len(blob) - 9 - hlen))
+    check_hostile(blob[:9 + hlen] + body)
+
+
+def record(**kw):
+    rec = {"n": "w", "s": [4], "k": "r", "l": "d", "z": [0, 0, 0, 0, 0, 16]}
+    rec.update(kw)
+    return rec
+
+
+def lying(rec, body):
+    return {"meta": {}, "t": rec if isinstance(rec, list) else [rec]}, body
+
+
+@pytest.mark.parametrize("head,body", [
+    lying(record(s=[10 ** 6, 10 ** 6]), b"\0" * 16),                                  # 10^12 elements
+    lying(record(s=[2 ** 40] * 8), b""),                                                 # product overflow
+    lying([record(n=c, s=[30_000_000], l="s", m=0, b=1, g=0, gm=0, z=[0] * 6) for c in "ab"], b""),  # total
+    lying(record(z=[0, 0, 0, 0, 0, 10 ** 9]), b"\0" * 16),                            # more than the blob
+    lying([record(), record()], b"\0" * 32),                                            # duplicate name
+    ({"meta": [], "t": []}, b""),                                                         # schema
+    lying(record(s=[4.0]), b"\0" * 16),
+    lying(record(s=[-4]), b"\0" * 16),
+    lying(record(k="x"), b"\0" * 16),
+    lying(record(z=[0, 0, 0, 0, 0, True]), b"\0"),
+    lying([["w", [4]]], b""),
+    lying(record(l="s", m=5, b=1, g=5, gm=0, z=[0, 0, 1, 0, 0, 20]), b"\0" * 21),      # m > n
+    lying(record(l="s", m=1, b=4, g=1, gm=0, z=[0, 0, 1, 0, 0, 4]), b"\xf0" + b"\0" * 4),  # escape only
+    lying(record(l="s", m=1, b=4, g=1, gm=0, z=[0, 0, 1, 0, 0, 4]), b"\x90" + b"\0" * 4),  # position 9 >= 4
+    lying(record(k="c", z=[12, 0, 0, 0, 1, 0], cm=0), b"\0" * 12 + b"\xff"),          # code 3 >= 3 entries
+    lying(record(k="c", z=[12, 0, 0, 2, 1, 0], cm=1), b"\0" * 12 + b"\x11\x10" + b"\0"),  # Kraft sum > 1
+    lying(record(k="c", z=[8, 0, 0, 1, 1, 0], cm=1), b"\0" * 8 + b"\x22" + b"\x80"),    # incomplete code hit
+    lying(record(k="c", z=[8, 0, 0, 1, 1, 0], cm=2), b"\0" * 8 + b"\x78" + b"\0"),     # bad zlib table
+    lying(record(k="c", z=[8, 0, 0, 1, 2, 0], cm=1), b"\0" * 8 + b"\x11" + b"\0\0"),  # stream too long
+    lying(record(k="a", C=3, q0=0, nq=2, sp=[], cm=0, z=[24, 0, 0, 0, 1, 0]), b"\0" * 25),  # C != shape[0]
+    lying(record(k="a", C=1, q0=0, nq=2, sp=[2 ** 40], cm=0, z=[8, 0, 0, 0, 1, 0]), b"\0" * 9),
+])
+def test_lying_headers(head, body):
+    blob = build(head, body)
+    check_hostile(blob)
+    with pytest.raises(ArtifactError):
+        decode(blob)
+
+
+def test_hand_made_huffman_artifact():
+    """The smallest valid Huffman artifact: 2 codebook entries, codes of 1 bit, 4 symbols."""
+    blob = build(*lying(record(k="c", z=[8, 0, 0, 1, 1, 0], cm=1),
+                        struct.pack("<2f", 0.5, -2.0) + b"\x11" + b"\x50"))
+    assert decode(blob)["w"].tolist() == [0.5, -2.0, 0.5, -2.0]
+
+
+def test_container_errors():
+    ok = build({"meta": {}, "t": []})
+    assert decode(ok) == {} and size_breakdown(ok)["header"] == len(ok)
+    for bad in (b"", b"CPG", b"XXXX" + ok[4:], build({"meta": {}, "t": []}, version=9), ok[:5] + b"\xff" * 4 + ok[9:],
+                MAGIC + bytes([VERSION]) + struct.pack("<I", 5) + b"hello", "not bytes", None,
+                MAGIC + bytes([VERSION]) + struct.pack("<I", len(zlib.compress(b"[[["))) + zlib.compress(b"[[["),
+                MAGIC + bytes([VERSION]) + struct.pack("<I", 0) + b"",
+                build({"meta": {}, "t": []})[:-1] + b"\0"):
+        with pytest.raises(ArtifactError):
+            decode(bad)
+    bomb = zlib.compress(b" " * (20 << 20))
+    with pytest.raises(ArtifactError, match="header"):
+        read_meta(MAGIC + bytes([VERSION]) + struct.pack("<I", len(bomb)) + bomb)
+    deep = zlib.compress(b"[" * 100_000)
+    with pytest.raises(ArtifactError):
+        read_meta(MAGIC + bytes([VERSION]) + struct.pack("<I", len(deep)) + deep)
