@@ -1,0 +1,222 @@
+"""Magnitude pruning: which weights to drop, when, and how to keep them dropped.
+
+Han et al. (2015) showed that most weights of a trained network can be set to zero (the ones
+with the smallest magnitude) with little loss of accuracy, especially after fine-tuning. This
+module computes those choices as plain boolean masks (True = kept) over tensors:
+
+- `magnitude_mask` / `layer_masks` / `global_masks`: unstructured pruning, one layer at a time
+  or with one threshold shared by all layers. They select exactly the same entries as
+  `torch.nn.utils.prune.l1_unstructured` / `global_unstructured` (same count, same `topk` call).
+- `structured_keep`: whole output units (rows of a Linear weight, filters of a Conv weight),
+  so the dense model really shrinks; same selection as `torch.nn.utils.prune.ln_structured`.
+- `cubic_sparsity`: Zhu & Gupta's (2017) gradual schedule for pruning during training.
+- `Masked`: a parametrization that keeps pruned weights at exactly zero during fine-tuning.
+- `sensitivity`: how much accuracy each layer loses when pruned alone.
+
+The "compressible" weights of a model are the `.weight` of every nn.Linear and nn.Conv2d, keyed
+by parameter name ("fc1.weight"); biases are never pruned.
+"""
+
+import math
+import numbers
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from compress_engine.errors import RecipeError
+
+# -----------------------------------------------------------------------------
+# argument checks
+
+
+def _check_fraction(name, value):
+    """Return `value` as a float if it is a real number in [0, 1], else raise RecipeError."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    if not ok:  # NaN fails the range comparison too
+        raise RecipeError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+# -----------------------------------------------------------------------------
+# which weights are compressible
+
+
+def compressible(model):
+    """The weight Parameter of every nn.Linear and nn.Conv2d in `model`, keyed "<module>.weight".
+
+    If a weight is parametrized (e.g. with `Masked` during fine-tuning), the Parameter returned
+    is the stored original (`module.parametrizations.weight.original`), still under the plain
+    "<module>.weight" name, so masks and cluster labels keep the same keys through fine-tuning.
+    """
+    out = {}
+    for mod_name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            name = f"{mod_name}.weight" if mod_name else "weight"
+            if parametrize.is_parametrized(module, "weight"):
+                out[name] = module.parametrizations.weight.original
+            else:
+                out[name] = module.weight
+    return out
+
+
+# -----------------------------------------------------------------------------
+# unstructured magnitude pruning
+
+
+def magnitude_mask(w, sparsity):
+    """Bool mask of `w`'s shape that drops the round(sparsity * numel) smallest-|w| entries.
+
+    The count uses Python's round (as torch.nn.utils.prune does), and the entries are chosen with
+    the same `torch.topk(|w|, k, largest=False)` call, so the mask equals l1_unstructured's,
+    ties included.
+    """
+    sparsity = _check_fraction("sparsity", sparsity)
+    n_prune = round(sparsity * w.numel())
+    mask = torch.ones(w.numel(), dtype=torch.bool, device=w.device)
+    if n_prune > 0:
+        drop = torch.topk(w.detach().abs().reshape(-1), k=n_prune, largest=False).indices
+        mask[drop] = False
+    return mask.view(w.shape)
+
+
+def layer_masks(weights, sparsity):
+    """Prune every tensor of `weights` (dict name -> tensor) to the same sparsity on its own."""
+    return {name: magnitude_mask(w, sparsity) for name, w in weights.items()}
+
+
+def global_masks(weights, sparsity):
+    """One magnitude threshold across all tensors of `weights`: the smallest round(sparsity * N)
+    of all N weights are dropped, wherever they are, so layers with many small weights lose
+    more. Same masks as prune.global_unstructured(..., pruning_method=prune.L1Unstructured),
+    given the tensors in the same order.
+    """
+    if not weights:
+        return {}
+    flat = torch.cat([w.detach().reshape(-1) for w in weights.values()])
+    masks = magnitude_mask(flat, sparsity).split([w.numel() for w in weights.values()])
+    return {name: m.view(w.shape) for (name, w), m in zip(weights.items(), masks)}
+
+
+# -----------------------------------------------------------------------------
+# structured pruning
+
+
+def structured_keep(w, amount, n=2):
+    """Sorted indices (LongTensor) of the output units of `w` (dim 0) to keep.
+
+    Drops the round(amount * w.shape[0]) units with the smallest L_n norm over all other dims,
+    the same choice as prune.ln_structured(module, "weight", amount, n=n, dim=0), except that at
+    least one unit is always kept (a layer with no outputs would cut the network in two).
+    Use the indices to slice the weight, its bias and the next layer's input dim.
+    """
+    amount = _check_fraction("amount", amount)
+    ok = isinstance(n, numbers.Real) and not isinstance(n, bool) and n > 0  # inf is allowed
+    if not ok:
+        raise RecipeError(f"n (norm order) must be a positive number, e.g. 1 or 2, got {n!r}")
+    if w.dim() < 2:
+        raise RecipeError(f"w must have at least 2 dims for structured pruning, got shape {tuple(w.shape)}")
+    units = w.shape[0]
+    n_drop = min(round(amount * units), units - 1)
+    norms = torch.norm(w.detach(), p=n, dim=list(range(1, w.dim())))
+    keep = torch.topk(norms, k=units - n_drop, largest=True).indices
+    return keep.sort().values
+
+
+# -----------------------------------------------------------------------------
+# gradual pruning schedule
+
+
+def cubic_sparsity(step, total_steps, final, initial=0.0):
+    """Sparsity at `step` of Zhu & Gupta's (2017) schedule: s_f + (s_i - s_f) * (1 - t/T)^3.
+
+    Prunes fast at first, while the network has many redundant weights, and slowly near the
+    end, leaving time to recover. `step` outside [0, total_steps] is clamped, so the result
+    always lies in [initial, final].
+    """
+    final = _check_fraction("final", final)
+    initial = _check_fraction("initial", initial)
+    if initial > final:
+        raise RecipeError(f"initial sparsity must be <= final ({final}), got {initial}")
+    if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 1:
+        raise RecipeError(f"total_steps must be an integer >= 1, got {total_steps!r}")
+    if isinstance(step, bool) or not isinstance(step, numbers.Real) or math.isnan(step):
+        raise RecipeError(f"step must be a number, got {step!r}")
+    t = min(max(float(step), 0.0), float(total_steps))
+    return final + (initial - final) * (1.0 - t / total_steps) ** 3
+
+
+# -----------------------------------------------------------------------------
+# applying masks to a model
+
+
+def apply_masks(model, masks):
+    """Zero the pruned weights of `model` in place for each name in `masks`.
+
+    Pruned weights become +0.0 exactly: multiplying by the mask would leave -0.0 for negative
+    weights, which the encoder must then store as a separate value.
+    """
+    params = compressible(model)
+    with torch.no_grad():
+        for name, mask in masks.items():
+            if name not in params:
+                raise RecipeError(f"mask name {name!r} is not a compressible weight; known: {sorted(params)}")
+            p = params[name]
+            p.copy_(torch.where(mask.to(p.device), p, 0.0))  # not w * mask: that leaves -0.0
+
+
+def model_masks(model, sparsity, scope="layer"):
+    """Magnitude masks for the compressible weights of `model`.
+
+    scope="layer": every layer at `sparsity`; scope="global": one threshold over all layers.
+    """
+    weights = {name: p.detach() for name, p in compressible(model).items()}
+    if scope == "layer":
+        return layer_masks(weights, sparsity)
+    if scope == "global":
+        return global_masks(weights, sparsity)
+    raise RecipeError(f"scope must be 'layer' or 'global', got {scope!r}")
+
+
+class Masked(nn.Module):
+    """Parametrization w -> w * mask, for fine-tuning a pruned model.
+
+    Register with torch.nn.utils.parametrize.register_parametrization(module, "weight",
+    Masked(mask)): the forward pass only ever sees masked weights, and the gradient reaching the
+    stored weight is multiplied by the mask too, so pruned weights stay exactly zero whatever
+    the optimizer does (momentum, weight decay and Adam all leave a zero-gradient zero alone
+    once the stored weight is zero there; apply_masks first).
+    """
+
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer("mask", mask.detach().to(torch.bool))
+
+    def forward(self, w):
+        return torch.where(self.mask, w, 0.0)  # +0.0 where pruned (w * mask gives -0.0)
+
+
+# -----------------------------------------------------------------------------
+# sensitivity analysis
+
+
+def sensitivity(model, evaluate, sparsities):
+    """Prune one layer at a time at each sparsity and record evaluate(model).
+
+    Returns rows {"layer", "sparsity", "accuracy"}, layers in model order. Each layer's weight is
+    restored after its scan (even if `evaluate` raises), so `model` is unchanged at the end.
+    The curves show which layers tolerate pruning (prune them harder) and which do not.
+    """
+    sparsities = [_check_fraction("sparsity", s) for s in sparsities]
+    rows = []
+    for name, p in compressible(model).items():
+        saved = p.detach().clone()
+        try:
+            for s in sparsities:
+                with torch.no_grad():
+                    p.copy_(saved * magnitude_mask(saved, s))
+                rows.append({"layer": name, "sparsity": s, "accuracy": float(evaluate(model))})
+        finally:
+            with torch.no_grad():
+                p.copy_(saved)
+    return rows

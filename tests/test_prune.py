@@ -1,0 +1,195 @@
+"""Pruning masks against torch.nn.utils.prune, the cubic schedule, Masked and sensitivity."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils import prune as tprune
+
+from compress_engine import prune
+from compress_engine.errors import RecipeError
+
+SPARSITIES = [0.0, 0.1, 0.5, 0.9, 0.99, 1.0]
+
+
+def fresh_layers(seed):
+    torch.manual_seed(seed)
+    return [nn.Linear(300, 100), nn.Conv2d(6, 16, 5), nn.Linear(37, 11)]
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc1 = nn.Linear(4 * 6 * 6, 20)
+        self.fc2 = nn.Linear(20, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))
+
+
+@pytest.mark.parametrize("s", SPARSITIES)
+def test_layer_masks_equal_l1_unstructured(s):
+    for i, layer in enumerate(fresh_layers(seed=10)):
+        mask = prune.magnitude_mask(layer.weight, s)
+        tprune.l1_unstructured(layer, "weight", amount=s)
+        assert mask.dtype == torch.bool and mask.shape == layer.weight.shape
+        assert torch.equal(mask, layer.weight_mask.bool()), (i, s)
+        assert int((~mask).sum()) == round(s * mask.numel())
+
+
+@pytest.mark.parametrize("s", SPARSITIES)
+def test_global_masks_equal_global_unstructured(s):
+    layers = fresh_layers(seed=11)
+    weights = {f"l{i}.weight": m.weight.detach().clone() for i, m in enumerate(layers)}
+    masks = prune.global_masks(weights, s)
+    tprune.global_unstructured([(m, "weight") for m in layers], pruning_method=tprune.L1Unstructured, amount=s)
+    for i, m in enumerate(layers):
+        assert torch.equal(masks[f"l{i}.weight"], m.weight_mask.bool()), (i, s)
+    total = sum(w.numel() for w in weights.values())
+    assert sum(int((~m).sum()) for m in masks.values()) == round(s * total)
+
+
+def test_layer_masks_dict_and_model_masks():
+    model = Net()
+    weights = {k: p.detach() for k, p in prune.compressible(model).items()}
+    assert list(weights) == ["conv.weight", "fc1.weight", "fc2.weight"]
+    lm = prune.layer_masks(weights, 0.5)
+    for k, m in lm.items():
+        assert torch.equal(m, prune.magnitude_mask(weights[k], 0.5))
+    assert all(torch.equal(lm[k], v) for k, v in prune.model_masks(model, 0.5, "layer").items())
+    gm = prune.model_masks(model, 0.7, scope="global")
+    assert all(torch.equal(gm[k], v) for k, v in prune.global_masks(weights, 0.7).items())
+    with pytest.raises(RecipeError, match="scope"):
+        prune.model_masks(model, 0.5, scope="row")
+
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("amount", [0.0, 0.3, 0.5, 0.9])
+def test_structured_keep_equals_ln_structured(amount, n):
+    for layer in fresh_layers(seed=12):
+        keep = prune.structured_keep(layer.weight, amount, n=n)
+        tprune.ln_structured(layer, "weight", amount=amount, n=n, dim=0)
+        kept_rows = layer.weight_mask.flatten(1).bool().all(dim=1).nonzero().flatten()
+        assert keep.dtype == torch.long
+        assert torch.equal(keep, kept_rows), (amount, n)
+
+
+def test_structured_keep_keeps_one_unit():
+    w = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    keep = prune.structured_keep(w, 1.0)
+    assert keep.tolist() == [int(w.norm(dim=1).argmax())]
+    with pytest.raises(RecipeError, match="2 dims"):
+        prune.structured_keep(torch.randn(5), 0.5)
+
+
+def test_cubic_schedule():
+    T, sf, si = 100, 0.9, 0.1
+    assert prune.cubic_sparsity(0, T, sf, si) == pytest.approx(si)
+    assert prune.cubic_sparsity(T, T, sf, si) == pytest.approx(sf)
+    assert prune.cubic_sparsity(-5, T, sf, si) == pytest.approx(si)
+    assert prune.cubic_sparsity(10 * T, T, sf, si) == pytest.approx(sf)
+    assert prune.cubic_sparsity(T // 2, T, sf, si) == pytest.approx(sf + (si - sf) * 0.125)
+    assert prune.cubic_sparsity(50, 100, 0.8) == pytest.approx(0.7)
+    values = [prune.cubic_sparsity(t, T, sf, si) for t in range(T + 1)]
+    assert all(a < b for a, b in zip(values, values[1:]))
+    steps = [b - a for a, b in zip(values, values[1:])]
+    assert all(a > b for a, b in zip(steps, steps[1:]))  # prunes fast first, then slowly
+    with pytest.raises(RecipeError, match="initial"):
+        prune.cubic_sparsity(0, T, 0.5, 0.6)
+    with pytest.raises(RecipeError, match="total_steps"):
+        prune.cubic_sparsity(0, 0, 0.5)
+
+
+def test_apply_masks_and_masked_keeps_zeros_through_sgd():
+    torch.manual_seed(0)
+    model = Net()
+    masks = prune.model_masks(model, 0.8, scope="global")
+    prune.apply_masks(model, masks)
+    for name, p in prune.compressible(model).items():
+        assert torch.equal(p != 0, masks[name])
+    kept_before = {k: p.detach().clone() for k, p in prune.compressible(model).items()}
+    for name, m in masks.items():
+        module = model.get_submodule(name.rsplit(".", 1)[0])
+        parametrize.register_parametrization(module, "weight", prune.Masked(m))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-3)
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 3, (32,))
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    params = prune.compressible(model)  # the stored originals, same names
+    assert list(params) == list(masks)
+    for name, m in masks.items():
+        module = model.get_submodule(name.rsplit(".", 1)[0])
+        assert torch.all(module.weight[~m] == 0)
+        assert torch.all(params[name][~m] == 0)
+        assert not torch.equal(module.weight[m], kept_before[name][m])  # the kept ones did train
+    # apply_masks reaches the stored original of a parametrized weight too
+    prune.apply_masks(model, {"fc2.weight": torch.zeros(3, 20, dtype=torch.bool)})
+    assert torch.all(params["fc2.weight"] == 0)
+
+
+def test_masked_trains_the_kept_weights():
+    torch.manual_seed(1)
+    layer = nn.Linear(10, 4)
+    mask = prune.magnitude_mask(layer.weight, 0.5)
+    prune.apply_masks(layer, {"weight": mask})
+    before = layer.weight.detach().clone()
+    parametrize.register_parametrization(layer, "weight", prune.Masked(mask))
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    layer(torch.randn(8, 10)).pow(2).sum().backward()
+    opt.step()
+    after = layer.weight.detach()
+    assert torch.all(after[~mask] == 0)
+    assert torch.all(after[mask] != before[mask])
+
+
+def test_sensitivity_restores_weights():
+    torch.manual_seed(2)
+    model = Net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    weights = prune.compressible(model)
+    sizes = {k: p.numel() for k, p in weights.items()}
+    total = sum(sizes.values())
+
+    def evaluate(m):  # a stand-in "accuracy": the fraction of weights still non-zero
+        return sum(int((p != 0).sum()) for p in prune.compressible(m).values()) / total
+
+    rows = prune.sensitivity(model, evaluate, [0.0, 0.5, 1.0])
+    assert [(r["layer"], r["sparsity"]) for r in rows] == [
+        (name, s) for name in ["conv.weight", "fc1.weight", "fc2.weight"] for s in [0.0, 0.5, 1.0]
+    ]
+    for r in rows:  # only the scanned layer was pruned, to the asked sparsity
+        assert r["accuracy"] == pytest.approx(1 - round(r["sparsity"] * sizes[r["layer"]]) / total)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+    def failing(m):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        prune.sensitivity(model, failing, [0.9])
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan, "0.5", True, None])
+def test_invalid_sparsity(bad):
+    w = torch.randn(4, 4)
+    with pytest.raises(RecipeError, match="sparsity") as err:
+        prune.magnitude_mask(w, bad)
+    assert "[0, 1]" in str(err.value) and repr(bad) in str(err.value)
+    with pytest.raises(RecipeError):
+        prune.layer_masks({"w": w}, bad)
+    with pytest.raises(RecipeError):
+        prune.global_masks({"w": w}, bad)
+    with pytest.raises(RecipeError):
+        prune.structured_keep(w, bad)
+    with pytest.raises(RecipeError):
+        prune.cubic_sparsity(1, 10, bad)
+    with pytest.raises(RecipeError):
+        prune.sensitivity(Net(), lambda m: 1.0, [0.5, bad])
+    assert issubclass(RecipeError, ValueError)
