@@ -1,0 +1,294 @@
+"""Uniform quantization: store each weight as a k-bit integer on an evenly spaced grid.
+
+A weight w becomes the integer q = clamp(round(w / scale) + zero_point, qmin, qmax) and is read
+back as (q - zero_point) * scale. "Fake" quantization does both at once in float, so a model can
+be evaluated (and fine-tuned) with exactly the values its integer form would give.
+
+- `qrange` / `qparams`: the grid. Affine grids use [0, 2^b - 1] and a zero point; symmetric
+  ones use [-2^(b-1), 2^(b-1) - 1] with zero point 0. One grid per tensor or one per output
+  channel (dim 0). Calibrated by min/max (as torch.ao's MinMaxObserver) or by searching the
+  clipping range that minimises the squared error (outliers stop stretching the grid).
+- `fake_quantize_with` / `quantize_codes`: plain torch ops, ordered like torch's CPU kernel
+  (float32 1/scale, round half to even), so results equal torch.fake_quantize_per_*_affine
+  bit for bit.
+- `FakeQuantSTE`: a parametrization for quantization-aware fine-tuning (straight-through
+  estimator).
+- `int8_latency`: a real int8 runtime figure through torch.ao dynamic quantization.
+"""
+
+import copy
+import math
+import numbers
+import statistics
+import time
+import warnings
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from compress_engine.errors import RecipeError
+from compress_engine.prune import compressible
+
+BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
+CALIBRATIONS = ("minmax", "mse")
+EPS = torch.finfo(torch.float32).eps  # smallest scale, as torch's observers use
+
+# -----------------------------------------------------------------------------
+# the grid
+
+
+def qrange(bits, symmetric=False):
+    """(qmin, qmax) of a `bits`-bit grid: affine [0, 2^b - 1], symmetric [-2^(b-1), 2^(b-1) - 1]."""
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits not in BITS:
+        raise RecipeError(f"bits must be an integer in 1..8 or 16, got {bits!r}")
+    if symmetric and bits == 1:
+        raise RecipeError(
+            "bits=1 cannot be symmetric: the symmetric 1-bit grid {-1, 0} * scale is {-2m, 0} "
+            "(m = max |w|), which cannot represent positive weights; use symmetric=False (affine)"
+        )
+    bits = int(bits)
+    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if symmetric else (0, 2**bits - 1)
+
+
+def _grid(min_neg, max_pos, qmin, qmax, symmetric):
+    """scale (float32) and zero_point (int64) for a range [min_neg <= 0, max_pos >= 0], with the
+    same float32 operations, in the same order, as torch.ao's observers."""
+    if symmetric:
+        scale = torch.max(-min_neg, max_pos) / (float(qmax - qmin) / 2)
+        scale = torch.clamp_min(scale, EPS)
+        return scale, torch.zeros(scale.shape, dtype=torch.int64)
+    scale = torch.clamp_min((max_pos - min_neg) / float(qmax - qmin), EPS)
+    zero_point = qmin - torch.round(min_neg / scale).to(torch.int32)
+    return scale, torch.clamp(zero_point, qmin, qmax).to(torch.int64)
+
+
+def qparams(w, bits, symmetric=False, per_channel=False, calibration="minmax"):
+    """Quantization grid for `w`: (scale float32 (C,), zero_point int64 (C,), qmin, qmax), with
+    C = w.shape[0] if per_channel else 1.
+
+    minmax: the range is [min(w), max(w)] widened to include 0 (so 0, the pruned weight, is
+    exactly on the grid), as torch.ao's MinMaxObserver / PerChannelMinMaxObserver compute it.
+    mse: the minmax range scaled by the ratio r in {1.00, 0.99, ..., 0.01} whose grid gives the
+    least squared error (per channel when per_channel), searched coarse to fine; large outliers
+    are clipped when that lets the bulk of the weights be represented finely enough to pay for
+    it. Never a larger error than minmax.
+    """
+    qmin, qmax = qrange(bits, symmetric)
+    if not isinstance(per_channel, bool):
+        raise RecipeError(f"per_channel must be True or False, got {per_channel!r}")
+    if calibration not in CALIBRATIONS:
+        raise RecipeError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    w = w.detach().to(torch.float32)
+    if w.numel() == 0 or (per_channel and w.dim() == 0):
+        raise RecipeError(
+            f"w must be a non-empty tensor (with a channel dim if per_channel), got shape {tuple(w.shape)}")
+    flat = w.reshape(w.shape[0], -1) if per_channel else w.reshape(1, -1)
+    min_neg = torch.clamp_max(flat.min(dim=1).values, 0.0)
+    max_pos = torch.clamp_min(flat.max(dim=1).values, 0.0)
+    if calibration == "minmax":
+        scale, zero_point = _grid(min_neg, max_pos, qmin, qmax, symmetric)
+    else:
+        scale, zero_point = _mse_grid(flat, min_neg, max_pos, qmin, qmax, symmetric)
+    return scale, zero_point, qmin, qmax
+
+
+def _grid_errors(flat, x, S, scales, zps, qmin, qmax):
+    """Squared error (R, C) of each of R candidate grids (scales, zps: (R, C)) on the rows of
+    `flat` (C, m); x is flat sorted per row, S its prefix sums (C, m+1), float64.
+
+    Every value between two consecutive midpoints of a grid rounds to the same level, and the
+    levels are evenly spaced (step = scale), so with cut_j = #values below midpoint j:
+      sum (x - level(x))^2 = sum x^2 - 2 (top * S[m] - scale * sum_j S[cut_j])
+                             + top^2 * m - sum_j (level_j+1^2 - level_j^2) * cut_j
+    (top = highest level): O(levels log m) per grid instead of O(m). When that is not cheaper
+    (many levels, short rows: 16 bits, or 8 bits per channel) the grids are applied directly.
+    """
+    C, m = flat.shape
+    levels = qmax - qmin + 1
+    if levels * math.log2(m + 1) > 2 * m:
+        return (fake_quantize_with(flat, scales, zps, qmin, qmax).double() - flat.double()).pow(2).sum(2)
+    R = len(scales)
+    s, z = scales.double()[..., None], zps.double()[..., None]
+    lv = (torch.arange(qmin, qmax + 1, dtype=torch.float64) - z) * s  # (R, C, L)
+    mids = ((lv[..., :-1] + lv[..., 1:]) / 2).transpose(0, 1).reshape(C, -1)
+    cut = torch.searchsorted(x, mids.contiguous())  # (C, R*(L-1))
+    s_cut = S.gather(1, cut).reshape(C, R, levels - 1).transpose(0, 1)
+    cut = cut.reshape(C, R, levels - 1).transpose(0, 1).double()
+    top = lv[..., -1]
+    sq_step = lv[..., 1:] ** 2 - lv[..., :-1] ** 2
+    sum_x, sum_x2 = S[:, -1], (x * x).sum(1)
+    return sum_x2 - 2 * (top * sum_x - s[..., 0] * s_cut.sum(2)) + top * top * m - (sq_step * cut).sum(2)
+
+
+def _mse_grid(flat, min_neg, max_pos, qmin, qmax, symmetric, steps=100, stride=5):
+    """Search the clipping ratio r in {1.00, 0.99, ..., 0.01} (steps values) per row of `flat`.
+
+    Coarse to fine: every `stride`-th ratio first, then the ratios around each row's best.
+    The winner is checked against the full range (r = 1) with the real fake_quantize_with, so
+    the result is never worse than minmax, even by rounding.
+    """
+    C, m = flat.shape
+    ratios = torch.arange(steps, 0, -1, dtype=torch.float32) / steps  # ratios[0] = 1: minmax
+    x = flat.double().sort(dim=1).values
+    S = torch.cat((torch.zeros(C, 1, dtype=torch.float64), x.cumsum(1)), 1)
+
+    def errors(idx):  # (R, C) errors of the ratios[idx] (R, C), per row; chunked to bound memory
+        r = ratios[idx]
+        sc, zp = _grid(r * min_neg, r * max_pos, qmin, qmax, symmetric)
+        chunk = max(1, (1 << 20) // (C * m))
+        err = torch.cat([
+            _grid_errors(flat, x, S, s, z, qmin, qmax) for s, z in zip(sc.split(chunk), zp.split(chunk))
+        ])
+        return err, sc, zp
+
+    coarse = torch.arange(0, steps, stride)[:, None].expand(-1, C)
+    err, _, _ = errors(coarse)
+    centre = coarse[err.argmin(0), torch.arange(C)]  # (C,)
+    fine = (centre[None, :] + torch.arange(-stride + 1, stride)[:, None]).clamp(0, steps - 1)
+    err, sc, zp = errors(fine)
+    best = err.argmin(0)
+    cols = torch.arange(C)
+    scale, zero_point = sc[best, cols], zp[best, cols]
+    full_scale, full_zp = _grid(min_neg, max_pos, qmin, qmax, symmetric)
+    err_best = (fake_quantize_with(flat, scale, zero_point, qmin, qmax).double() - flat.double()).pow(2).sum(1)
+    err_full = (fake_quantize_with(flat, full_scale, full_zp, qmin, qmax).double() - flat.double()).pow(2).sum(1)
+    full = err_full <= err_best
+    return torch.where(full, full_scale, scale), torch.where(full, full_zp, zero_point)
+
+
+# -----------------------------------------------------------------------------
+# fake quantization
+
+
+def _broadcast(t, w):
+    """Reshape qparams t (C,) -- or (R, C), a batch of R grids -- to broadcast against w,
+    whose dim 0 is the channel dim."""
+    return t.reshape(t.shape + (1,) * max(w.dim() - 1, 0))
+
+
+def _unclamped_codes(w, scale, zero_point):
+    """round(w * inv_scale) + zero_point in float32, and the broadcast scale and zero point."""
+    s = _broadcast(scale.to(torch.float32), w)
+    zp = _broadcast(zero_point.to(torch.float32), w)
+    inv = torch.ones_like(s) / s  # float32 1.0f / scale, as torch's kernel
+    return torch.round(w * inv) + zp, s, zp  # torch.round: half to even, like nearbyint
+
+
+def quantize_codes(w, scale, zero_point, qmin, qmax):
+    """The integer codes clamp(round(w * (1/scale)) + zero_point, qmin, qmax) as int64."""
+    q, _, _ = _unclamped_codes(w, scale, zero_point)
+    return torch.clamp(q, qmin, qmax).to(torch.int64)
+
+
+def fake_quantize_with(w, scale, zero_point, qmin, qmax):
+    """Quantize `w` to the given grid and read it back: (clamp(round(w * inv) + zp) - zp) * scale.
+
+    `scale`/`zero_point` have 1 entry (per tensor) or w.shape[0] (per channel, dim 0). Same
+    float32 operations in the same order as torch's CPU kernel (inv = 1.0f / scale; round half
+    to even; the integers are exact in float32), hence bit-identical to
+    torch.fake_quantize_per_tensor_affine / torch.fake_quantize_per_channel_affine(axis=0).
+    """
+    q, s, zp = _unclamped_codes(w, scale, zero_point)
+    return (torch.clamp(q, qmin, qmax) - zp) * s
+
+
+def fake_quantize(w, bits, symmetric=False, per_channel=False, calibration="minmax"):
+    """`w` with every value replaced by its nearest point of a `bits`-bit grid fitted to `w`.
+    Zeros stay exactly zero; at most 2^bits distinct values (per channel if per_channel)."""
+    scale, zero_point, qmin, qmax = qparams(w, bits, symmetric, per_channel, calibration)
+    return fake_quantize_with(w, scale, zero_point, qmin, qmax)
+
+
+# -----------------------------------------------------------------------------
+# quantization-aware fine-tuning
+
+
+class FakeQuantSTE(nn.Module):
+    """Parametrization w -> fake_quantize_with(w, grid) * mask, with a straight-through gradient.
+
+    Register with torch.nn.utils.parametrize.register_parametrization(module, "weight",
+    FakeQuantSTE(scale, zero_point, qmin, qmax, mask)). The forward value is exactly the
+    quantized weight; the backward pass treats rounding as the identity (Bengio et al. 2013),
+    so the float weight underneath keeps learning, and -- like torch's fake_quantize backward
+    -- passes zero gradient where round(w / scale) + zero_point falls outside [qmin, qmax]
+    (a clamped weight cannot move its output). The grid is fixed (buffers); the optional mask
+    keeps pruned weights at exactly zero.
+    """
+
+    def __init__(self, scale, zero_point, qmin, qmax, mask=None):
+        super().__init__()
+        self.register_buffer("scale", scale.detach().to(torch.float32))
+        self.register_buffer("zero_point", zero_point.detach().to(torch.int64))
+        self.register_buffer("mask", None if mask is None else mask.detach().to(torch.bool))
+        self.qmin, self.qmax = int(qmin), int(qmax)
+
+    def forward(self, w):
+        q, s, zp = _unclamped_codes(w.detach(), self.scale, self.zero_point)
+        fq = (torch.clamp(q, self.qmin, self.qmax) - zp) * s
+        inside = (q >= self.qmin) & (q <= self.qmax)
+        out = fq + (w - w.detach()) * inside  # value fq, gradient 1 inside the range, else 0
+        return out if self.mask is None else torch.where(self.mask, out, 0.0)
+
+
+def quantize_model(model, bits, symmetric=False, per_channel=False, calibration="minmax", masks=None):
+    """Fake-quantize every compressible weight of `model` in place, each with its own grid.
+    Returns {name: (scale, zero_point, qmin, qmax)}. Pruned weights (masks False, or already
+    zero) stay exactly zero: 0 is always on the grid."""
+    out = {}
+    for name, p in compressible(model).items():
+        scale, zero_point, qmin, qmax = qparams(p, bits, symmetric, per_channel, calibration)
+        with torch.no_grad():
+            fq = fake_quantize_with(p.detach(), scale, zero_point, qmin, qmax)
+            if masks is not None and name in masks:
+                fq = torch.where(masks[name].to(fq.device), fq, 0.0)
+            p.copy_(fq)
+        out[name] = (scale, zero_point, qmin, qmax)
+    return out
+
+
+# -----------------------------------------------------------------------------
+# a real int8 runtime
+
+
+def _median_ms(model, batch, repeats):
+    with torch.inference_mode():
+        for _ in range(3):  # warm up: allocations, packed-weight caches
+            model(batch)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(batch)
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def int8_latency(model, example_batch, repeats=20):
+    """Median latency (ms) of `model` on `example_batch` in float32 and with int8 weights.
+
+    The int8 model is torch.ao.quantization.quantize_dynamic(copy, {nn.Linear}, torch.qint8):
+    Linear layers run int8 matrix products (activations quantized on the fly), other layers
+    (Conv2d included) stay float32; the returned "int8_layers" / "fp32_layers" name them. The
+    model is copied (parametrizations baked in), never changed. torch.ao's deprecation
+    warnings are silenced here: it is still the only int8 CPU runtime inside torch itself.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
+        raise RecipeError(f"repeats must be an integer >= 1, got {repeats!r}")
+    fp32 = copy.deepcopy(model).eval()
+    for module in fp32.modules():
+        for name in list(getattr(module, "parametrizations", {}) or {}):
+            parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*deprecated.*")
+        int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {nn.Linear}, dtype=torch.qint8)
+        int8_ms = _median_ms(int8, example_batch, repeats)
+    fp32_ms = _median_ms(fp32, example_batch, repeats)
+    kinds = {name: type(m) for name, m in fp32.named_modules()}
+    return {
+        "fp32_ms": fp32_ms,
+        "int8_ms": int8_ms,
+        "speedup": fp32_ms / int8_ms if int8_ms > 0 else math.inf,
+        "int8_layers": [n for n, t in kinds.items() if t is nn.Linear],
+        "fp32_layers": [n for n, t in kinds.items() if t is nn.Conv2d],
+        "engine": torch.backends.quantized.engine,
+    }
