@@ -1,0 +1,38 @@
+"""Knowledge distillation (Hinton, Vinyals & Dean 2015).
+
+The student learns from the teacher's softened outputs: at temperature T the teacher's softmax
+spreads probability over the classes it finds similar ("dark knowledge"). The T² factor keeps the
+soft-target gradients the same size as the hard-target ones when T changes.
+"""
+
+import torch.nn.functional as F
+
+from .recipe import check
+from .train import fit, logits
+
+
+def soft_targets(teacher_logits, temperature):
+    """softmax(logits / T): the teacher's class probabilities at temperature T."""
+    return F.softmax(teacher_logits / check("temperature", temperature), dim=-1)
+
+
+def kd_loss(student_logits, teacher_logits, target, temperature, alpha):
+    """alpha·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1 − alpha)·CE(s, y), averaged over the batch."""
+    T = check("temperature", temperature)
+    alpha = check("alpha", alpha)
+    log_p_s = F.log_softmax(student_logits / T, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits / T, dim=-1)
+    soft = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean")
+    hard = F.cross_entropy(student_logits, target)
+    return alpha * T * T * soft + (1 - alpha) * hard
+
+
+def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0, progress=None):
+    """Train `student` on data's training split against `teacher` with kd_loss; returns the loss history.
+
+    alpha=0 trains the same student on the labels alone: the baseline KD is compared against.
+    The teacher's logits for the whole training set are computed once (inference mode), not per step.
+    """
+    teacher_out = logits(teacher, data.x("train"))
+    return fit(student, data, epochs=epochs, lr=lr, seed=seed, progress=progress,
+               loss_fn=lambda out, idx, y: kd_loss(out, teacher_out[idx], y, temperature, alpha))

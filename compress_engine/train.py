@@ -1,0 +1,140 @@
+"""Training and evaluation: one loop for sample models, masked/clustered/QAT fine-tuning and distillation.
+
+Constraints (masks, shared weights, fake quantization) live in torch parametrizations on the model,
+so this loop needs no special cases: whatever it optimizes, the forward pass stays on the constraint.
+"""
+
+import copy
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Stopped(Exception):
+    """Raised when the progress callback asks to stop; the caller keeps nothing of the run."""
+
+
+def has_conv(model):
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def fast_eval_copy(model):
+    """A copy laid out for fast CPU inference (channels-last convolutions), in eval mode."""
+    m = copy.deepcopy(model).eval()
+    return m.to(memory_format=torch.channels_last) if has_conv(m) else m
+
+
+@torch.inference_mode()
+def logits(model, x, batch_size=1000):
+    """Model outputs for all of `x`, in batches (channels-last for conv nets: 3x faster on CPU)."""
+    was_training = model.training
+    model.eval()
+    conv = has_conv(model)
+    outs = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        if conv:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        outs.append(model(xb))
+    model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0, 10)
+
+
+def accuracy(model, x, y, batch_size=1000):
+    return (logits(model, x, batch_size).argmax(1) == y).float().mean().item()
+
+
+def cosine_lr(step, total, base, warmup=100):
+    """Linear warm-up then cosine decay to zero."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0,
+        loss_fn=None, progress=None, on_step=None, report_every=50, warmup=100):
+    """Train `model` on data's training split with Adam and a cosine schedule; returns the loss history.
+
+    loss_fn(model_logits, batch_indices, y) -> loss (default cross-entropy; distillation passes its KD loss).
+    progress(step, total, loss, accuracy) is called every `report_every` steps (accuracy None) and at
+    the end of each epoch (accuracy on the test set); if it returns False the run raises Stopped.
+    on_step(step, total) runs before each optimizer step's forward pass (gradual pruning uses it).
+    """
+    x, y = data.x("train"), data.y("train")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    total = epochs * steps_per_epoch
+    loss_fn = loss_fn or (lambda out, idx, yb: F.cross_entropy(out, yb))
+    history, step = [], 0
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            xb, yb = x[idx], y[idx]
+            if on_step:
+                on_step(step, total)
+            for g in opt.param_groups:
+                g["lr"] = cosine_lr(step, total, lr, min(warmup, total // 10))
+            loss = loss_fn(model(xb), idx, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            history.append(loss.item())
+            if progress and step % report_every == 0 and step < total and progress(step, total, history[-1], None) is False:
+                raise Stopped("stopped by the user")
+        if progress:
+            acc = accuracy(model, data.x("test"), data.y("test"))
+            if progress(step, total, history[-1], acc) is False and epoch < epochs - 1:
+                raise Stopped("stopped by the user")
+    model.eval()
+    return history
+
+
+def train_sample(name, data, progress=None, out_dir=None):
+    """Train sample model `name` from scratch with its recorded recipe; write its checkpoint and card.
+
+    Seeded, so the same machine reproduces the same weights. Returns the card (a dict).
+    """
+    import json
+    import platform
+    import time
+    from safetensors.torch import save_file
+    from . import models
+
+    spec, recipe = models.SAMPLES[name]
+    torch.manual_seed(recipe["seed"])
+    model = models.build(spec)
+    if has_conv(model):
+        model = model.to(memory_format=torch.channels_last)
+    t0 = time.perf_counter()
+    fit(model, data, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+        weight_decay=recipe["weight_decay"], seed=recipe["seed"], progress=progress)
+    seconds = time.perf_counter() - t0
+    model = model.to(memory_format=torch.contiguous_format)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    acc = accuracy(model, data.x("test"), data.y("test"))
+    out_dir = out_dir or models.SAMPLE_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(state, out_dir / f"{name}.safetensors")
+    card = {
+        "name": name,
+        "description": models.DESCRIPTIONS[name],
+        "spec": spec,
+        "parameters": models.param_count(model),
+        "dense_bytes": 4 * models.param_count(model),
+        "test_accuracy": round(acc, 4),
+        "test_set": f"{data.name}, all {len(data.test_y):,} test images",
+        "training": dict(recipe, optimizer="Adam, linear warm-up then cosine decay", loss="cross-entropy",
+                         train_images=len(data.train_y), seconds=round(seconds, 1),
+                         torch=torch.__version__, machine=platform.machine()),
+        "reproduce": f"python -m compress_engine train {name}",
+    }
+    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

@@ -1,0 +1,74 @@
+import copy
+
+import pytest
+import torch
+
+import compress_engine as ce
+from compress_engine import models
+from compress_engine.prune import structured_keep
+from compress_engine.train import accuracy
+
+EXPECTED = {"lenet-300-100": (266_610, 0.89), "lenet-5": (431_080, 0.91), "teacher-1200-1200": (2_395_210, 0.89)}
+
+
+@pytest.mark.parametrize("name", list(models.SAMPLES))
+def test_shipped_checkpoint_scores_its_card(name, fmnist):
+    card = ce.model_card(name)
+    model = ce.load_model(name)
+    params, floor = EXPECTED[name]
+    assert models.param_count(model) == card["parameters"] == params
+    acc = accuracy(model, fmnist.x("test"), fmnist.y("test"))
+    assert acc == pytest.approx(card["test_accuracy"], abs=2e-4)
+    assert acc >= floor
+
+
+def test_list_models_cards():
+    names = [c["name"] for c in ce.list_models()]
+    assert names == list(models.SAMPLES)
+
+
+def test_unknown_model():
+    with pytest.raises(ce.ModelError, match="unknown model"):
+        ce.load_model("resnet-50")
+
+
+def test_corrupt_checkpoint(tmp_path, monkeypatch):
+    for suffix in (".json", ".safetensors"):
+        src = models.SAMPLE_DIR / f"lenet-300-100{suffix}"
+        (tmp_path / src.name).write_bytes(src.read_bytes()[: 200 if suffix == ".safetensors" else None])
+    monkeypatch.setattr(models, "SAMPLE_DIR", tmp_path)
+    with pytest.raises(ce.ModelError, match="rebuild it"):
+        ce.load_model("lenet-300-100")
+
+
+@pytest.mark.parametrize("spec", [None, {}, {"arch": "vgg"}, {"arch": "mlp", "sizes": [784]},
+                                  {"arch": "mlp", "sizes": [784, -3, 10]}, {"arch": "mlp", "sizes": "784"},
+                                  {"arch": "lenet5", "widths": [20, 50]}, {"arch": "mlp", "sizes": [784, 10**9, 10]}])
+def test_bad_specs(spec):
+    with pytest.raises(ce.ModelError):
+        models.build(spec)
+
+
+def test_state_dict_shape_mismatch():
+    sd = models.build({"arch": "mlp", "sizes": [784, 30, 10]}).state_dict()
+    with pytest.raises(ce.ModelError, match="do not fit"):
+        models.from_state_dict({"arch": "mlp", "sizes": [784, 31, 10]}, sd)
+
+
+@pytest.mark.parametrize("spec", [models.SAMPLES["lenet-300-100"][0], models.SAMPLES["lenet-5"][0]])
+@pytest.mark.parametrize("amount", [0.25, 0.5, 0.9])
+def test_shrink_equals_masked_units(spec, amount, rng):
+    """Removing units must compute exactly what zeroing them (as torch's ln_structured does) computes."""
+    torch.manual_seed(0)
+    model = models.build(spec).eval()
+    small = models.shrink(model, lambda w: structured_keep(w, amount))
+    masked = copy.deepcopy(model)
+    with torch.no_grad():
+        for prod, _, _ in models._chain(masked):
+            drop = torch.ones(prod.weight.shape[0], dtype=torch.bool)
+            drop[structured_keep(prod.weight, amount)] = False
+            prod.weight[drop] = 0
+            prod.bias[drop] = 0
+    x = torch.rand(16, 1, 28, 28, generator=rng)
+    assert models.param_count(small) < models.param_count(model)
+    assert torch.allclose(small(x), masked(x), atol=1e-5)
