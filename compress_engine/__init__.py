@@ -1,0 +1,23 @@
+"""Compression Playground's engine: prune, cluster, quantize and distil neural networks, measured in real bytes.
+
+    import compress_engine as ce
+    ds = ce.load_dataset("fashion-mnist")
+    model = ce.load_model("lenet-300-100")
+    result = ce.compress(model, ce.Recipe(sparsity=0.9, clusters=16), ds)
+    result.metrics["artifact_bytes"] == len(result.artifact)
+    ce.decode(result.artifact)   # the exact weights back
+
+It never imports streamlit: pages call it, it does not know about pages.
+"""
+
+from .data import Dataset, load_dataset
+from .encode import decode, encode, read_meta, size_breakdown
+from .errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
+from .models import list_models, load_model, model_card
+from .pipeline import Result, compress, decode_model, evaluate_artifact, sweep
+from .recipe import Recipe
+from .train import Stopped
+
+__all__ = ["Dataset", "load_dataset", "decode", "encode", "read_meta", "size_breakdown", "ArtifactError",
+           "CompressError", "DatasetError", "ModelError", "RecipeError", "list_models", "load_model",
+           "model_card", "Result", "compress", "decode_model", "evaluate_artifact", "sweep", "Recipe", "Stopped"]

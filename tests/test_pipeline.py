@@ -1,0 +1,144 @@
+"""compress(): the whole chain, on the real sample models and the real test set."""
+
+import pytest
+import torch
+
+import compress_engine as ce
+from compress_engine.prune import compressible
+
+
+def weights(model):
+    return {n: p.detach() for n, p in compressible(model).items()}
+
+
+def assert_exact(artifact, model):
+    decoded = ce.decode(artifact)
+    state = model.state_dict()
+    assert list(decoded) == list(state)
+    for k in state:
+        assert torch.equal(decoded[k].view(torch.int32), state[k].contiguous().view(torch.int32)), k
+
+
+def test_dense_recipe_is_the_dense_model(lenet300, fmnist):
+    res = ce.compress(lenet300, ce.Recipe(), fmnist)
+    m = res.metrics
+    assert m["params"] == m["nonzero_params"] == 266_610
+    assert m["accuracy"] == m["dense_accuracy"] and m["agreement"] == 1.0
+    assert m["artifact_bytes"] == len(res.artifact) and m["artifact_bytes"] >= m["dense_bytes"]
+    assert_exact(res.artifact, res.model)
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_prune_then_cluster_post_training(lenet300, fmnist, scope):
+    res = ce.compress(lenet300, ce.Recipe(sparsity=0.9, prune_scope=scope, clusters=16), fmnist)
+    m = res.metrics
+    assert m["nonzero_params"] <= 26_620 + 410  # 10 % of 266,200 weights kept, plus the 410 biases
+    if scope == "layer":
+        for row in m["layers"]:
+            if row["name"].endswith("weight"):
+                assert row["nonzero"] == pytest.approx(0.1 * row["params"], abs=1)
+    for w in weights(res.model).values():
+        assert len(w[w != 0].unique()) <= 16
+    assert m["artifact_bytes"] == len(res.artifact)
+    assert m["ratio"] > 15  # 90 % pruned + 4-bit indices
+    assert 0.1 < m["accuracy"] < m["dense_accuracy"]
+    assert_exact(res.artifact, res.model)
+    assert sum(m["bytes_breakdown"].values()) == len(res.artifact)
+
+
+def test_input_model_is_not_changed(lenet300, fmnist):
+    before = {k: v.clone() for k, v in lenet300.state_dict().items()}
+    ce.compress(lenet300, ce.Recipe(sparsity=0.5, bits=4), fmnist)
+    assert all(torch.equal(before[k], v) for k, v in lenet300.state_dict().items())
+
+
+@pytest.mark.parametrize("bits,symmetric,per_channel", [(8, False, False), (4, True, True), (2, False, True), (16, True, False)])
+def test_quantize_on_grid(lenet300, fmnist, bits, symmetric, per_channel):
+    res = ce.compress(lenet300, ce.Recipe(sparsity=0.5, bits=bits, symmetric=symmetric, per_channel=per_channel), fmnist)
+    for w in weights(res.model).values():
+        rows = w if per_channel else w.flatten()[None]
+        assert max(len(r.unique()) for r in rows) <= 2 ** bits
+    assert_exact(res.artifact, res.model)
+    if bits == 8:
+        assert res.metrics["accuracy"] > res.metrics["dense_accuracy"] - 0.02
+
+
+def test_finetune_keeps_constraints_and_recovers(lenet300, small):
+    one_shot = ce.compress(lenet300, ce.Recipe(sparsity=0.95, clusters=8), small)
+    tuned = ce.compress(lenet300, ce.Recipe(sparsity=0.95, clusters=8, finetune_epochs=2, lr=1e-3), small)
+    assert tuned.metrics["accuracy"] > one_shot.metrics["accuracy"]
+    ws, wt = weights(one_shot.model), weights(tuned.model)
+    for n in ws:
+        assert torch.equal(ws[n] == 0, wt[n] == 0), "pruned weights must stay pruned, kept ones kept"
+        assert len(wt[n][wt[n] != 0].unique()) <= 8
+    assert set(tuned.history) == {"prune", "cluster"}
+    assert_exact(tuned.artifact, tuned.model)
+
+
+def test_qat_stays_on_grid(lenet300, small):
+    res = ce.compress(lenet300, ce.Recipe(sparsity=0.8, bits=3, finetune_epochs=1), small)
+    for w in weights(res.model).values():
+        assert len(w.unique()) <= 8
+    assert res.metrics["sparsity"] >= 0.79
+    assert_exact(res.artifact, res.model)
+
+
+def test_gradual_schedule_reaches_target(lenet300, small):
+    res = ce.compress(lenet300, ce.Recipe(sparsity=0.9, schedule="gradual", finetune_epochs=2), small)
+    for row in res.metrics["layers"]:
+        if row["name"].endswith("weight"):
+            assert row["nonzero"] == pytest.approx(0.1 * row["params"], rel=0.02)
+    assert res.metrics["accuracy"] > 0.7
+
+
+def test_structured_really_shrinks(lenet5, fmnist):
+    res = ce.compress(lenet5, ce.Recipe(sparsity=0.5, structured=True), fmnist)
+    assert res.model.widths == [10, 25, 250]
+    assert res.metrics["params"] == res.metrics["nonzero_params"] < 431_080 / 2
+    model, meta = ce.decode_model(res.artifact)
+    assert meta["spec"] == {"arch": "lenet5", "widths": [10, 25, 250]}
+    assert ce.evaluate_artifact(res.artifact, fmnist)["accuracy"] == res.metrics["accuracy"]
+
+
+def test_distillation_trains_a_student(small):
+    teacher = ce.load_model("teacher-1200-1200")
+    res = ce.compress(teacher, ce.Recipe(temperature=4.0, alpha=0.9, student_width=50, distill_epochs=5, bits=8), small)
+    assert res.metrics["params"] == 784 * 50 + 50 + 50 * 50 + 50 + 50 * 10 + 10
+    assert res.metrics["accuracy"] > 0.6
+    assert "distill" in res.history
+
+
+def test_same_recipe_same_bytes(lenet300, small):
+    r = ce.Recipe(sparsity=0.9, prune_scope="global", clusters=16, cluster_init="kmeans++",
+                  finetune_epochs=1, huffman=True, seed=3)
+    a, b = ce.compress(lenet300, r, small), ce.compress(lenet300, r, small)
+    assert a.artifact == b.artifact and a.metrics == b.metrics
+
+
+def test_progress_and_stop(lenet300, small):
+    seen = []
+    ce.compress(lenet300, ce.Recipe(sparsity=0.5, finetune_epochs=1), small,
+                progress=lambda *a: seen.append(a))
+    assert seen[-1][0] == seen[-1][1] == 32 and seen[-1][3] is not None
+    with pytest.raises(ce.Stopped):
+        ce.compress(lenet300, ce.Recipe(sparsity=0.5, finetune_epochs=3), small, progress=lambda *a: False)
+
+
+def test_huffman_is_smaller(lenet300, fmnist):
+    r = ce.Recipe(sparsity=0.9, clusters=16)
+    plain, huff = ce.compress(lenet300, r, fmnist), ce.compress(lenet300, r.replace(huffman=True), fmnist)
+    assert huff.metrics["artifact_bytes"] < plain.metrics["artifact_bytes"]
+    assert huff.metrics["accuracy"] == plain.metrics["accuracy"]
+    assert_exact(huff.artifact, huff.model)
+
+
+def test_sweep(lenet300, fmnist):
+    rows = ce.sweep(lenet300, ce.Recipe(clusters=16), fmnist, "sparsity", [0.0, 0.5, 0.9])
+    assert [r["sparsity"] for r in rows] == [0.0, 0.5, 0.9]
+    sizes = [r["artifact_bytes"] for r in rows]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_not_a_recipe(lenet300, fmnist):
+    with pytest.raises(ce.CompressError, match="Recipe"):
+        ce.compress(lenet300, {"sparsity": 0.5}, fmnist)
