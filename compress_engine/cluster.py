@@ -109,16 +109,20 @@ def _lloyd(x, S, Q, b, iters):
     """Lloyd's iterations on boundaries: centroids = interval means, then nearest-centroid
     boundaries, until the boundaries stop changing (at most `iters` times). Each iteration is
     O(k log n): one searchsorted of the k-1 midpoints into the sorted values."""
+    # the hot loop of clustering: plain slicing and ndarray methods (np.diff and friends add
+    # microseconds of Python overhead per call, which dominates at a few hundred iterations)
+    b = b.copy()
     for _ in range(iters):
-        cnt = np.diff(b)
+        cnt = b[1:] - b[:-1]
         if not cnt.all():
             b = _fill_empty(x, S, Q, b)
-            cnt = np.diff(b)
-        c = np.diff(S[b]) / cnt
-        inner = np.searchsorted(x, (c[:-1] + c[1:]) * 0.5)
-        if (inner == b[1:-1]).all():
+            cnt = b[1:] - b[:-1]
+        sb = S[b]
+        c = (sb[1:] - sb[:-1]) / cnt
+        inner = x.searchsorted((c[:-1] + c[1:]) * 0.5)
+        if np.array_equal(inner, b[1:-1]):
             return b
-        b = np.concatenate((b[:1], inner, b[-1:]))
+        b[1:-1] = inner
     return _fill_empty(x, S, Q, b)
 
 

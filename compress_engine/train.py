@@ -27,11 +27,16 @@ def fast_eval_copy(model):
 
 
 @torch.inference_mode()
-def logits(model, x, batch_size=1000):
-    """Model outputs for all of `x`, in batches (channels-last for conv nets: 3x faster on CPU)."""
+def logits(model, x, batch_size=None):
+    """Model outputs for all of `x`, in batches.
+
+    Conv nets run channels-last in batches of 256 (measured on 2 cores: about 2x faster than the
+    default layout in batches of 1,000, whose 460 MB of first-layer activations miss every cache).
+    """
     was_training = model.training
     model.eval()
     conv = has_conv(model)
+    batch_size = batch_size or (256 if conv else 1000)
     outs = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size]
@@ -42,7 +47,7 @@ def logits(model, x, batch_size=1000):
     return torch.cat(outs) if outs else torch.empty(0, 10)
 
 
-def accuracy(model, x, y, batch_size=1000):
+def accuracy(model, x, y, batch_size=None):
     return (logits(model, x, batch_size).argmax(1) == y).float().mean().item()
 
 
