@@ -379,7 +379,7 @@ def _affine_value(d, scale):
 def _affine_values(name, grid, shape, bits, pos):
     """Affine grid: codes are q - q0; zeros use q = zp when that is exact, else extra table entries."""
     scale, zp, qmin, qmax = _affine_grid(name, grid, shape)
-    n, m, nch = bits.size, pos.size, scale.size
+    n, nch = bits.size, scale.size
     row = n // nch if nch > 1 else max(n, 1)
     ch = pos // row
     s, z, nz = scale[ch], zp[ch], bits[pos]

@@ -22,7 +22,7 @@ from .encode import Affine, Codebook, decode, encode, read_meta, size_breakdown
 from .distill import distill
 from .errors import CompressError
 from .recipe import Recipe
-from .train import fast_eval_copy, fit, logits
+from .train import fast_eval_copy, fit, has_conv, logits, median_forward_ms
 
 
 @dataclass
@@ -235,21 +235,13 @@ def measure(model, grids, artifact, dense_params, pred, y, ref_pred, ref_acc):
     }
 
 
-@torch.inference_mode()
 def latency(model, batch_size=256, repeats=20):
     """Median CPU wall time of one forward pass over a batch of 28x28 images (milliseconds)."""
     m = fast_eval_copy(model)
     x = torch.rand(batch_size, 1, 28, 28)
-    if any(isinstance(mod, torch.nn.Conv2d) for mod in m.modules()):
+    if has_conv(m):
         x = x.contiguous(memory_format=torch.channels_last)
-    m(x)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        m(x)
-        times.append(time.perf_counter() - t)
-    times.sort()
-    return {"latency_ms": 1000 * times[len(times) // 2], "latency_batch": batch_size}
+    return {"latency_ms": median_forward_ms(m, x, repeats), "latency_batch": batch_size}
 
 
 def decode_model(artifact):

@@ -19,8 +19,6 @@ be evaluated (and fine-tuned) with exactly the values its integer form would giv
 import copy
 import math
 import numbers
-import statistics
-import time
 import warnings
 
 import torch
@@ -29,6 +27,7 @@ from torch.nn.utils import parametrize
 
 from compress_engine.errors import RecipeError
 from compress_engine.prune import compressible
+from compress_engine.train import median_forward_ms
 
 BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
 CALIBRATIONS = ("minmax", "mse")
@@ -251,18 +250,6 @@ def quantize_model(model, bits, symmetric=False, per_channel=False, calibration=
 # a real int8 runtime
 
 
-def _median_ms(model, batch, repeats):
-    with torch.inference_mode():
-        for _ in range(3):  # warm up: allocations, packed-weight caches
-            model(batch)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(batch)
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
-
-
 def int8_latency(model, example_batch, repeats=20):
     """Median latency (ms) of `model` on `example_batch` in float32 and with int8 weights.
 
@@ -281,8 +268,8 @@ def int8_latency(model, example_batch, repeats=20):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*deprecated.*")
         int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {nn.Linear}, dtype=torch.qint8)
-        int8_ms = _median_ms(int8, example_batch, repeats)
-    fp32_ms = _median_ms(fp32, example_batch, repeats)
+        int8_ms = median_forward_ms(int8, example_batch, repeats)
+    fp32_ms = median_forward_ms(fp32, example_batch, repeats)
     kinds = {name: type(m) for name, m in fp32.named_modules()}
     return {
         "fp32_ms": fp32_ms,

@@ -6,6 +6,8 @@ so this loop needs no special cases: whatever it optimizes, the forward pass sta
 
 import copy
 import math
+import statistics
+import time
 
 import torch
 import torch.nn as nn
@@ -45,6 +47,19 @@ def logits(model, x, batch_size=None):
         outs.append(model(xb))
     model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0, 10)
+
+
+def median_forward_ms(model, batch, repeats=20):
+    """Median wall time (ms) of model(batch) in inference mode, after 3 warm-up calls."""
+    with torch.inference_mode():
+        for _ in range(3):  # allocations, packed-weight caches
+            model(batch)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(batch)
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
 
 
 def accuracy(model, x, y, batch_size=None):

@@ -1,0 +1,383 @@
+"""Run store: every saved compression run in one SQLite file, safe for many writers at once.
+
+    from compress_engine.store import Store
+    store = Store()                                  # $COMPRESS_STORE or ~/.local/share/compression-playground/runs.sqlite
+    run_id = store.save("lenet-300-100", recipe, result.metrics, result.artifact)
+    store.list()                                     # one dict per run, newest first, without the artifact
+    store.get(run_id)["artifact"]                    # the .cpg bytes back
+    store.delete([run_id])
+
+Why it is built this way:
+- WAL mode lets readers (the Compare page) work while a writer saves; every connection waits for a
+  lock (busy_timeout) and a locked write is retried, so concurrent browser sessions lose no run.
+- A connection per call: Streamlit runs each session on its own thread, and sqlite3 connections
+  must not cross threads. Opening one costs well under a millisecond.
+- Each save is one `BEGIN IMMEDIATE ... COMMIT` transaction (the run row and its artifact row), so
+  a save that fails or is killed half-way leaves nothing behind.
+
+Also here, because they shape stored runs into what the Compare page draws (pure, no I/O on runs):
+`pareto_front` (the size-vs-accuracy frontier), `recipe_summary`, `layer_sparsity`, `reference_points`.
+"""
+
+import csv
+import json
+import math
+import numbers
+import os
+import random
+import sqlite3
+import time
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import CompressError
+from .recipe import Recipe
+
+SCHEMA_VERSION = 1
+APP_ID = 0x43504753  # "CPGS": marks the file as a Compression Playground run store (PRAGMA application_id)
+BUSY_TIMEOUT_S = 30.0  # how long one statement waits for another writer's lock
+RETRIES = 8            # extra attempts (with jittered back-off) when SQLite still says "locked"/"busy"
+
+# metrics field -> must it be present?  (all are plain numbers; compress() gives them all)
+NUMERIC = {"params": True, "nonzero_params": True, "artifact_bytes": True, "ratio": True, "accuracy": True,
+           "dense_params": False, "dense_bytes": False, "sparsity": False, "dense_accuracy": False,
+           "agreement": False}
+COUNTS = {"params", "nonzero_params", "artifact_bytes", "dense_params", "dense_bytes"}
+FRACTIONS = {"accuracy", "dense_accuracy", "agreement", "sparsity"}
+MAX_NAME = 200
+
+_SCHEMA = f"""
+CREATE TABLE runs (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    created        TEXT    NOT NULL,   -- ISO 8601, UTC, seconds
+    model          TEXT    NOT NULL,
+    technique      TEXT    NOT NULL,
+    recipe         TEXT    NOT NULL,   -- Recipe.to_json()
+    params         INTEGER NOT NULL,
+    nonzero_params INTEGER NOT NULL,
+    dense_params   INTEGER,
+    artifact_bytes INTEGER NOT NULL,
+    dense_bytes    INTEGER,
+    ratio          REAL    NOT NULL,
+    sparsity       REAL,
+    accuracy       REAL    NOT NULL,
+    dense_accuracy REAL,
+    agreement      REAL,
+    metrics        TEXT    NOT NULL    -- the whole metrics dict as JSON (layers, bytes breakdown)
+);
+CREATE TABLE artifacts (
+    run_id   INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    artifact BLOB NOT NULL
+);
+PRAGMA user_version = {SCHEMA_VERSION};
+PRAGMA application_id = {APP_ID};
+"""
+COLUMNS = ("id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
+           "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement")
+
+
+class StoreError(CompressError):
+    """The run store's file is unusable, or a run given to it is invalid."""
+
+
+def default_path():
+    """$COMPRESS_STORE, else ($XDG_DATA_HOME or ~/.local/share)/compression-playground/runs.sqlite."""
+    env = os.environ.get("COMPRESS_STORE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base).expanduser() / "compression-playground" / "runs.sqlite"
+
+
+def _locked(e):
+    msg = str(e).lower()
+    return isinstance(e, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
+
+
+def _rollback(conn):
+    """Undo the open transaction; if the connection itself is broken, SQLite drops the transaction anyway."""
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+class Store:
+    """A SQLite file of saved runs. Cheap to create: make one wherever you need it, on any thread."""
+
+    def __init__(self, path=None):
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        if self.path.is_dir():
+            raise StoreError(f"run store path {self.path} is a folder, not a file: set COMPRESS_STORE to a file "
+                             "path such as ~/runs.sqlite")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the run store's folder {self.path.parent}: {e.strerror or e}; "
+                             "set COMPRESS_STORE to a writable file path") from None
+        self._retry(self._init_schema)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _connect(self):
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        except sqlite3.DatabaseError as e:
+            raise self._unusable(e) from None
+        return conn
+
+    def _unusable(self, e):
+        if _locked(e):
+            return StoreError(f"run store {self.path} stayed locked by another writer for too long ({e}); try again")
+        return StoreError(f"{self.path} is not a usable run store ({e}). Move that file away (the dashboard makes "
+                          "a new store there) or set COMPRESS_STORE to another file path.")
+
+    def _retry(self, fn, *args):
+        """Run fn(*args); on 'database is locked/busy' wait a little (jittered, growing) and try again."""
+        for attempt in range(RETRIES + 1):
+            try:
+                return fn(*args)
+            except sqlite3.DatabaseError as e:
+                if not _locked(e) or attempt == RETRIES:
+                    raise self._unusable(e) from None
+            time.sleep(min(2.0, 0.01 * 2 ** attempt) * (0.5 + random.random()))
+
+    def _transaction(self, conn):
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlocking lock upgrade later
+
+    def _init_schema(self):
+        with closing(self._connect()) as conn:
+            version, app_id = (conn.execute("PRAGMA user_version").fetchone()[0],
+                               conn.execute("PRAGMA application_id").fetchone()[0])
+            if version == 0:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
+                self._transaction(conn)
+                try:
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+                    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                    if version == 0 and tables:
+                        raise StoreError(f"{self.path} is an SQLite database but not a run store (it has other "
+                                         "tables). Move it away or set COMPRESS_STORE to another file path.")
+                    if version == 0:
+                        for stmt in _SCHEMA.split(";"):
+                            if stmt.strip():
+                                conn.execute(stmt)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id != APP_ID or version != SCHEMA_VERSION:
+                raise StoreError(f"{self.path} is not a run store of this version (application_id={app_id:#x}, "
+                                 f"user_version={version}). Move it away or set COMPRESS_STORE to another file path.")
+
+    # --- API ---------------------------------------------------------------------------------
+
+    def save(self, model, recipe, metrics, artifact=None, technique=None):
+        """Store one run in one transaction; returns its id. Raises StoreError/RecipeError on bad input."""
+        row = _validate(model, recipe, metrics, artifact, technique)
+        return self._retry(self._save, row, None if artifact is None else bytes(artifact))
+
+    def _save(self, row, artifact):
+        with closing(self._connect()) as conn:
+            self._transaction(conn)
+            try:
+                cur = conn.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                   tuple(row.values()))
+                run_id = cur.lastrowid
+                if artifact is not None:
+                    self._insert_artifact(conn, run_id, artifact)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+        return run_id
+
+    @staticmethod
+    def _insert_artifact(conn, run_id, artifact):
+        conn.execute("INSERT INTO artifacts (run_id, artifact) VALUES (?, ?)", (run_id, artifact))
+
+    def list(self):
+        """Every run, newest first, as dicts (the COLUMNS above, without metrics JSON or artifact bytes)."""
+        def read():
+            with closing(self._connect()) as conn:
+                conn.row_factory = sqlite3.Row
+                return [dict(r) for r in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY id DESC")]
+        return self._retry(read)
+
+    def get(self, run_id):
+        """One run with its full `metrics` dict and `artifact` bytes (None if saved without); None if no such id."""
+        run_id = _as_id(run_id)
+
+        def read():
+            with closing(self._connect()) as conn:
+                conn.row_factory = sqlite3.Row
+                row = conn.execute(f"SELECT {', '.join(COLUMNS)}, metrics, artifact FROM runs "
+                                   "LEFT JOIN artifacts ON artifacts.run_id = runs.id WHERE id = ?", (run_id,)).fetchone()
+                return None if row is None else dict(row)
+        out = self._retry(read)
+        if out is not None:
+            out["metrics"] = json.loads(out["metrics"])
+        return out
+
+    def delete(self, ids):
+        """Delete runs by id (one id or an iterable of ids) in one transaction; returns how many were deleted."""
+        ids = [_as_id(ids)] if isinstance(ids, numbers.Integral) else [_as_id(i) for i in ids]
+
+        def remove():
+            with closing(self._connect()) as conn:
+                self._transaction(conn)
+                try:
+                    marks = ", ".join("?" * len(ids))
+                    conn.execute(f"DELETE FROM artifacts WHERE run_id IN ({marks})", ids)
+                    n = conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids).rowcount
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                return n
+        return self._retry(remove) if ids else 0
+
+    def count(self):
+        def read():
+            with closing(self._connect()) as conn:
+                return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        return self._retry(read)
+
+
+# --- validation -------------------------------------------------------------------------------
+
+def _as_id(x):
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 1:
+        raise StoreError(f"run id {x!r}: must be a positive whole number")
+    return int(x)
+
+
+def _json_default(o):
+    if hasattr(o, "item"):  # numpy / torch scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def _validate(model, recipe, metrics, artifact, technique):
+    """Check a run before it is written; returns the runs-table row (column -> value)."""
+    if not isinstance(model, str) or not model.strip() or len(model) > MAX_NAME:
+        raise StoreError(f"model={model!r}: must be a non-empty model name (up to {MAX_NAME} characters)")
+    if isinstance(recipe, str):
+        recipe = Recipe.from_json(recipe)  # RecipeError names the bad field
+    if not isinstance(recipe, Recipe):
+        raise StoreError(f"recipe must be a compress_engine.Recipe or its JSON text, got {type(recipe).__name__}")
+    if technique is None:
+        technique = "+".join(recipe.techniques())
+    if not isinstance(technique, str) or not technique.strip() or len(technique) > MAX_NAME:
+        raise StoreError(f"technique={technique!r}: must be a short non-empty label such as 'prune+cluster'")
+    if not isinstance(metrics, dict):
+        raise StoreError(f"metrics must be a dict (compress(...).metrics), got {type(metrics).__name__}")
+    row = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": model.strip(),
+           "technique": technique.strip(), "recipe": recipe.to_json()}
+    for key, required in NUMERIC.items():
+        value = metrics.get(key)
+        if value is None:
+            if required:
+                raise StoreError(f"metrics is missing {key!r} (a run needs {', '.join(k for k, r in NUMERIC.items() if r)})")
+            row[key] = None
+            continue
+        if hasattr(value, "item") and not isinstance(value, numbers.Number):
+            value = value.item()  # 0-d numpy / torch value
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise StoreError(f"metrics[{key!r}]={value!r}: must be a finite number")
+        if key in COUNTS:
+            if value != int(value) or value < 0:
+                raise StoreError(f"metrics[{key!r}]={value!r}: must be a whole number >= 0")
+            value = int(value)
+        else:
+            value = float(value)
+            if key in FRACTIONS and not 0.0 <= value <= 1.0:
+                raise StoreError(f"metrics[{key!r}]={value!r}: must be a fraction between 0 and 1")
+            if key == "ratio" and value <= 0:
+                raise StoreError(f"metrics['ratio']={value!r}: must be > 0")
+        row[key] = value
+    if row["nonzero_params"] > row["params"]:
+        raise StoreError(f"metrics: nonzero_params={row['nonzero_params']} exceeds params={row['params']}")
+    if artifact is not None:
+        if not isinstance(artifact, (bytes, bytearray, memoryview)):
+            raise StoreError(f"artifact must be bytes (compress(...).artifact) or None, got {type(artifact).__name__}")
+        if len(artifact) != row["artifact_bytes"]:
+            raise StoreError(f"metrics['artifact_bytes']={row['artifact_bytes']} but the artifact is "
+                             f"{len(artifact)} bytes: they must come from the same run")
+    try:
+        row["metrics"] = json.dumps(metrics, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"metrics cannot be stored as JSON: {e}") from None
+    return row
+
+
+# --- shaping runs for the Compare page (pure) -------------------------------------------------
+
+def pareto_front(points):
+    """Indices of the non-dominated (size, accuracy) points — smaller size and higher accuracy are better —
+    ordered by size. A point is dominated if another is no larger and no less accurate, and better in one.
+    Of exact duplicates only the first is kept. Points with a missing/NaN coordinate are ignored.
+    """
+    ok = [(float(s), float(a), i) for i, (s, a) in enumerate(points)
+          if s is not None and a is not None and math.isfinite(s) and math.isfinite(a)]
+    ok.sort(key=lambda p: (p[0], -p[1], p[2]))
+    front, best = [], -math.inf
+    for size, acc, i in ok:
+        if acc > best:
+            front.append(i)
+            best = acc
+    return front
+
+
+def recipe_summary(recipe_json):
+    """The recipe's non-default fields, e.g. 'sparsity=0.9, clusters=16, huffman=True' ('dense' if none)."""
+    r = Recipe.from_json(recipe_json) if isinstance(recipe_json, str) else recipe_json
+    base = Recipe().to_dict()
+    parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+             for k, v in r.to_dict().items() if v != base[k]]
+    return ", ".join(parts) or "dense"
+
+
+def layer_sparsity(metrics):
+    """{layer name: fraction of zero weights} for the weight tensors (2-D and up) in a run's metrics."""
+    return {row["name"]: 1 - row["nonzero"] / row["params"] for row in metrics.get("layers", [])
+            if len(row.get("shape", [])) >= 2 and row.get("params")}
+
+
+def reference_points(folder):
+    """Rows of every CSV in `folder` that has numeric artifact_bytes and accuracy columns (e.g. bench/results).
+
+    Returns dicts: source (file name), model, label (its recipe column), artifact_bytes, accuracy, ratio.
+    Missing folder, unreadable files and other CSVs are skipped silently: these points are optional context.
+    """
+    rows = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return rows
+    for path in sorted(folder.glob("*.csv")):
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                for rec in csv.DictReader(f):
+                    try:
+                        size, acc = float(rec["artifact_bytes"]), float(rec["accuracy"])
+                    except (KeyError, TypeError, ValueError):
+                        continue
+                    if not (math.isfinite(size) and math.isfinite(acc)) or size <= 0:
+                        continue
+                    ratio = rec.get("ratio")
+                    try:
+                        ratio = float(ratio) if ratio not in (None, "") else None
+                    except ValueError:
+                        ratio = None
+                    rows.append({"source": path.name, "model": rec.get("model") or "", "label": rec.get("recipe") or "",
+                                 "artifact_bytes": size, "accuracy": acc, "ratio": ratio})
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+    return rows

@@ -1,0 +1,189 @@
+"""Data for the dashboard's charts: histograms, masks, grids and per-layer tables, as plain numpy.
+
+Pages draw; they do not compute. Everything a chart needs that takes numpy or torch lives here
+as a small pure function over the weights a run returns ({param name: numpy array}) or over its
+metrics dict. No streamlit, no plotly: the functions are unit-tested like the rest of the engine.
+
+The "compressible" weights are those the engine compresses: the `.weight` of every Linear
+(out x in) and Conv2d (out x in x k x k) layer, i.e. the arrays named "*weight" with 2+ dims.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+from .prune import structured_keep
+from .quantize import qparams
+
+
+# -----------------------------------------------------------------------------
+# which weights, and their values
+
+
+def compressible_names(weights):
+    """Names of the compressible weights (Linear / Conv2d `.weight`, 2+ dims), in model order."""
+    return [n for n, w in weights.items() if n.endswith("weight") and np.ndim(w) >= 2]
+
+
+def values(weights, names=None, nonzero=False):
+    """All entries of the named weights (default: every compressible one) as one flat float64 array;
+    only the non-zero ones if `nonzero` (the weights a pruned model still stores)."""
+    names = compressible_names(weights) if names is None else list(names)
+    if not names:
+        return np.zeros(0)
+    flat = np.concatenate([np.asarray(weights[n], dtype=np.float64).ravel() for n in names])
+    return flat[flat != 0] if nonzero else flat
+
+
+def nonzero_values(weights, names=None):
+    """The non-zero entries of the named (default: all compressible) weights, flat float64."""
+    return values(weights, names, nonzero=True)
+
+
+def channel_values(weight, channel=0):
+    """The entries of one output channel (row of a Linear weight, filter of a Conv weight), flat."""
+    w = np.asarray(weight)
+    if not 0 <= channel < w.shape[0]:
+        raise IndexError(f"channel {channel} out of range: the weight has {w.shape[0]} output channels")
+    return np.asarray(w[channel], dtype=np.float64).ravel()
+
+
+def centroids(weight):
+    """The distinct non-zero values of a clustered weight, sorted: its shared centroids."""
+    w = np.asarray(weight, dtype=np.float64).ravel()
+    return np.unique(w[w != 0])
+
+
+# -----------------------------------------------------------------------------
+# histograms
+
+
+def value_range(*arrays, pad=0.0):
+    """(lo, hi) covering every array (empty ones ignored), widened by `pad` × the span on each side;
+    (-1, 1) if all are empty, and a span of at least 1e-6 so a histogram always has width."""
+    filled = [np.asarray(a) for a in arrays if np.size(a)]
+    if not filled:
+        return -1.0, 1.0
+    lo = float(min(a.min() for a in filled))
+    hi = float(max(a.max() for a in filled))
+    if hi - lo < 1e-6:
+        lo, hi = lo - 0.5e-6, hi + 0.5e-6
+    span = hi - lo
+    return lo - pad * span, hi + pad * span
+
+
+def histogram(vals, bins=100, range=None):  # noqa: A002 (numpy's name for it)
+    """Counts (int64, `bins`) and edges (`bins` + 1) of `vals`, as numpy.histogram; the range
+    defaults to value_range(vals). Values outside an explicit range are not counted."""
+    vals = np.asarray(vals, dtype=np.float64).ravel()
+    lo, hi = value_range(vals) if range is None else range
+    counts, edges = np.histogram(vals, bins=bins, range=(lo, hi))
+    return counts.astype(np.int64), edges
+
+
+# -----------------------------------------------------------------------------
+# pruning: masks and per-layer sparsity
+
+
+def as_matrix(weight):
+    """A weight as the 2-D matrix it acts as: Linear out×in stays, Conv out×in×k×k -> out×(in·k·k)."""
+    w = np.asarray(weight)
+    if w.ndim < 2:
+        raise ValueError(f"a weight matrix needs 2+ dims, got shape {w.shape}")
+    return w.reshape(w.shape[0], -1)
+
+
+def mask_image(weight, max_side=300):
+    """Where `weight` is non-zero, as an image: rows = output units, columns = inputs (a conv
+    weight reshaped out × (in·k·k)). 1.0 = kept, 0.0 = pruned.
+
+    If a side is longer than `max_side`, blocks of fr × fc weights (fr, fc = ceil(side / max_side))
+    become one pixel holding the fraction of that block kept (a partial block at the edge averages
+    what it has). Returns (image float64, (fr, fc)).
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    kept = (as_matrix(weight) != 0).astype(np.float64)
+    rows, cols = kept.shape
+    fr, fc = math.ceil(rows / max_side), math.ceil(cols / max_side)
+    if fr == fc == 1:
+        return kept, (1, 1)
+    R, C = math.ceil(rows / fr), math.ceil(cols / fc)
+    padded = np.full((R * fr, C * fc), np.nan)
+    padded[:rows, :cols] = kept
+    blocks = padded.reshape(R, fr, C, fc)
+    return np.nanmean(blocks, axis=(1, 3)), (fr, fc)
+
+
+def structured_masks(dense_weights, sparsity):
+    """Which weights of the dense model structured pruning at `sparsity` keeps, in the dense shapes.
+
+    Structured pruning removes whole hidden units: in each layer but the last, the rows with the
+    smallest L2 norms (prune.structured_keep, the engine's own choice), and with them the next
+    layer's input columns (a whole group of columns where conv channels are flattened into a
+    Linear: group = next layer's inputs / this layer's outputs). The compressible weights are taken
+    as a chain in model order, as for the engine's MLP and LeNet-5. Returns {name: bool array}.
+    """
+    names = compressible_names(dense_weights)
+    out, prev_keep, prev_units = {}, None, None
+    for i, name in enumerate(names):
+        w = np.asarray(dense_weights[name])
+        rows = np.arange(w.shape[0]) if i == len(names) - 1 else \
+            structured_keep(torch.from_numpy(np.ascontiguousarray(w)), sparsity).numpy()
+        if prev_keep is None:
+            cols = np.arange(w.shape[1])
+        else:
+            group = w.shape[1] // prev_units
+            cols = (prev_keep[:, None] * group + np.arange(group)).ravel()
+        m2 = np.zeros(w.shape[:2], dtype=bool)
+        m2[np.ix_(rows, cols)] = True
+        out[name] = np.broadcast_to(m2.reshape(m2.shape + (1,) * (w.ndim - 2)), w.shape).copy()
+        prev_keep, prev_units = rows, w.shape[0]
+    return out
+
+
+def layer_sparsity(metrics, dense_metrics=None):
+    """Per compressible layer: name, shape, params (of the dense layer when dense_metrics is given,
+    so structured pruning's removed units count as pruned), nonzero, sparsity = 1 - nonzero / params."""
+    dense = {} if dense_metrics is None else {row["name"]: row for row in dense_metrics["layers"]}
+    rows = []
+    for row in metrics["layers"]:
+        if not row["name"].endswith("weight") or len(row["shape"]) < 2:
+            continue
+        params = dense.get(row["name"], row)["params"]
+        rows.append({"name": row["name"], "shape": list(row["shape"]), "params": params,
+                     "nonzero": row["nonzero"], "sparsity": 1 - row["nonzero"] / params if params else 0.0})
+    return rows
+
+
+# -----------------------------------------------------------------------------
+# quantization: the grid
+
+
+def quant_grid(weight, bits, symmetric=False, per_channel=False, calibration="minmax", channel=0):
+    """The representable values of the grid the engine fits to `weight` (quantize.qparams with the
+    same settings, as post-training quantization does): (q - zero_point) * scale for every integer q
+    in [qmin, qmax], sorted. Per channel, the grid of output channel `channel`.
+
+    Returns {"values" (float64), "scale", "zero_point", "qmin", "qmax", "channel" (None per tensor)}.
+    """
+    w = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))
+    scale, zero_point, qmin, qmax = qparams(w, bits, symmetric, per_channel, calibration)
+    c = channel if per_channel else 0
+    if not 0 <= c < len(scale):
+        raise IndexError(f"channel {channel} out of range: the weight has {len(scale)} output channels")
+    s, z = scale[c], zero_point[c]
+    q = torch.arange(qmin, qmax + 1, dtype=torch.float32)
+    grid = ((q - z.to(torch.float32)) * s).double().numpy()  # float32 ops, as fake_quantize_with
+    return {"values": grid, "scale": float(s), "zero_point": int(z), "qmin": qmin, "qmax": qmax,
+            "channel": c if per_channel else None}
+
+
+# -----------------------------------------------------------------------------
+# curves
+
+
+def curve_points(grid, current):
+    """The sorted settings of a curve: the fixed `grid` plus the current setting."""
+    return sorted(set(grid) | {current})
