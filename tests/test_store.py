@@ -1,0 +1,325 @@
+"""Run store: round trip, concurrent writers (threads and processes) lose nothing, a failed save
+leaves no row, bad input and bad files give clear errors; plus the pure helpers (Pareto frontier...)."""
+
+import itertools
+import json
+import multiprocessing as mp
+import os
+import random
+import sqlite3
+import threading
+import time
+
+import pytest
+
+import compress_engine as ce
+from compress_engine import store as S
+from compress_engine.store import Store, StoreError
+
+
+def metrics(i=0, size=1000, acc=0.8):
+    return {"params": 100, "nonzero_params": 50 + i % 50, "dense_params": 100, "sparsity": 0.5,
+            "dense_bytes": 400, "artifact_bytes": size, "ratio": 400 / size, "accuracy": acc,
+            "dense_accuracy": 0.9, "agreement": 0.85, "bytes_breakdown": {"header": 10, "raw": size - 10},
+            "layers": [{"name": "fc.weight", "shape": [10, 10], "params": 100, "nonzero": 50 + i % 50,
+                        "levels": None, "bytes": size - 10}]}
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "runs.sqlite")
+
+
+# --- round trip ---------------------------------------------------------------------------------
+
+def test_round_trip(store):
+    art = bytes(range(256)) * 4
+    recipe = ce.Recipe(sparsity=0.5, clusters=8, huffman=True)
+    run_id = store.save("lenet-300-100", recipe, metrics(size=len(art)), art)
+    [row] = store.list()
+    assert row["id"] == run_id and row["model"] == "lenet-300-100"
+    assert row["technique"] == "prune+cluster+huffman"
+    assert ce.Recipe.from_json(row["recipe"]) == recipe
+    assert row["artifact_bytes"] == 1024 and row["accuracy"] == 0.8 and row["agreement"] == 0.85
+    assert "artifact" not in row and "metrics" not in row
+    got = store.get(run_id)
+    assert got["artifact"] == art and got["metrics"] == metrics(size=len(art))
+    assert got["created"].endswith("+00:00")
+    assert store.get(run_id + 1) is None
+
+
+def test_round_trip_real_run(store, small, lenet300):
+    recipe = ce.Recipe(sparsity=0.8, bits=4)
+    res = ce.compress(lenet300, recipe, small)
+    run_id = store.save("lenet-300-100", recipe.to_json(), res.metrics, res.artifact, technique="Quantization")
+    got = store.get(run_id)
+    assert got["technique"] == "Quantization" and got["metrics"] == json.loads(json.dumps(res.metrics))
+    back = ce.evaluate_artifact(got["artifact"], small)
+    assert back["accuracy"] == pytest.approx(res.metrics["accuracy"])
+
+
+def test_list_is_newest_first_and_saved_without_artifact(store):
+    ids = [store.save("m", ce.Recipe(), metrics(i)) for i in range(3)]
+    assert [r["id"] for r in store.list()] == ids[::-1]
+    assert store.get(ids[0])["artifact"] is None and store.count() == 3
+
+
+def test_delete(store):
+    ids = [store.save("m", ce.Recipe(sparsity=0.1 * i), metrics(i)) for i in range(4)]
+    assert store.delete([ids[0], ids[2]]) == 2
+    assert sorted(r["id"] for r in store.list()) == [ids[1], ids[3]]
+    assert store.delete(ids[1]) == 1 and store.delete([ids[1]]) == 0 and store.delete([]) == 0
+    assert [r["id"] for r in store.list()] == [ids[3]]
+    assert store.get(ids[0]) is None
+    with pytest.raises(StoreError, match="run id"):
+        store.delete(["1; DROP TABLE runs"])
+
+
+def test_path_from_env_and_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "a" / "b" / "env.sqlite"))
+    assert Store().path == tmp_path / "a" / "b" / "env.sqlite" and Store().path.exists()
+    monkeypatch.delenv("COMPRESS_STORE")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert S.default_path() == tmp_path / "xdg" / "compression-playground" / "runs.sqlite"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert S.default_path() == tmp_path / "home" / ".local" / "share" / "compression-playground" / "runs.sqlite"
+
+
+def test_wal_mode(store):
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change, match", [
+    (dict(model=""), "model"),
+    (dict(model=3), "model"),
+    (dict(recipe={"sparsity": 0.5}), "Recipe or its JSON"),
+    (dict(recipe='{"sparsity": 2}'), "sparsity=2"),
+    (dict(recipe="not json"), "not valid JSON"),
+    (dict(metrics=[1, 2]), "metrics must be a dict"),
+    (dict(metrics={"params": 1}), "missing 'nonzero_params'"),
+    (dict(metrics={**metrics(), "accuracy": "0.9"}), "accuracy"),
+    (dict(metrics={**metrics(), "accuracy": float("nan")}), "finite"),
+    (dict(metrics={**metrics(), "accuracy": 1.5}), "between 0 and 1"),
+    (dict(metrics={**metrics(), "params": 10.5}), "whole number"),
+    (dict(metrics={**metrics(), "params": True}), "finite number"),
+    (dict(metrics={**metrics(), "nonzero_params": 101}), "exceeds"),
+    (dict(metrics={**metrics(), "layers": object()}), "JSON"),
+    (dict(artifact="abc"), "artifact must be bytes"),
+    (dict(artifact=b"12345"), "artifact_bytes"),
+    (dict(technique=""), "technique"),
+])
+def test_bad_input_is_refused_with_a_clear_message(store, change, match):
+    args = dict(model="m", recipe=ce.Recipe(), metrics=metrics(), artifact=None, technique=None) | change
+    with pytest.raises(ce.CompressError, match=match):
+        store.save(**args)
+    assert store.count() == 0
+
+
+# --- atomicity ----------------------------------------------------------------------------------
+
+def test_failed_save_writes_no_row(store, monkeypatch):
+    def boom(conn, run_id, artifact):
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1  # the run row is in, uncommitted
+        raise RuntimeError("disk full (simulated)")
+    monkeypatch.setattr(Store, "_insert_artifact", staticmethod(boom))
+    with pytest.raises(RuntimeError, match="simulated"):
+        store.save("m", ce.Recipe(), metrics(size=3), b"abc")
+    monkeypatch.undo()
+    assert store.count() == 0 and store.list() == []
+    assert store.save("m", ce.Recipe(), metrics(size=3), b"abc") >= 1 and store.count() == 1  # store still fine
+
+
+def _die_mid_save(path):
+    """Child process: start a save, then die (no exception handling, no cleanup) before COMMIT."""
+    def die(conn, run_id, artifact):
+        os._exit(3)
+    Store._insert_artifact = staticmethod(die)
+    Store(path).save("m", ce.Recipe(), metrics(size=3), b"abc")
+
+
+def _ctx():
+    ctx = mp.get_context("forkserver")  # a clean single-threaded parent to fork from; torch preloaded once
+    ctx.set_forkserver_preload(["compress_engine.store"])
+    return ctx
+
+
+def test_killed_save_writes_no_row(store):
+    p = _ctx().Process(target=_die_mid_save, args=(str(store.path),))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 3
+    assert store.count() == 0
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# --- concurrency --------------------------------------------------------------------------------
+
+def _write_runs(path, writer, n, barrier):
+    barrier.wait()
+    s = Store(path)
+    ids = []
+    for i in range(n):
+        art = os.urandom(64 + i)
+        ids.append(s.save(f"model-{writer}", ce.Recipe(sparsity=round(0.01 * i, 2)), metrics(i, size=len(art)), art))
+    return ids
+
+
+@pytest.mark.parametrize("writers", [2, 8])
+def test_concurrent_threads_lose_nothing(tmp_path, writers):
+    path, n = tmp_path / "runs.sqlite", 25
+    barrier = threading.Barrier(writers)
+    results, errors = {}, []
+
+    def work(w):
+        try:
+            results[w] = _write_runs(path, w, n, barrier)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    ids = list(itertools.chain(*results.values()))
+    rows = Store(path).list()
+    assert len(rows) == writers * n == len(set(ids)) == len({r["id"] for r in rows})
+    assert sorted(ids) == sorted(r["id"] for r in rows)
+
+
+def _process_writer(path, writer, n, barrier, queue):
+    queue.put(_write_runs(path, writer, n, barrier))
+
+
+@pytest.mark.parametrize("writers", [2, 8])
+def test_concurrent_processes_lose_nothing(tmp_path, writers):
+    path, n = str(tmp_path / "runs.sqlite"), 25
+    ctx = _ctx()
+    barrier, queue = ctx.Barrier(writers), ctx.Queue()
+    procs = [ctx.Process(target=_process_writer, args=(path, w, n, barrier, queue)) for w in range(writers)]
+    for p in procs:
+        p.start()
+    ids = list(itertools.chain(*(queue.get(timeout=120) for _ in procs)))
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    rows = Store(path).list()
+    assert len(rows) == writers * n == len(set(ids))
+    assert sorted(ids) == sorted(r["id"] for r in rows)
+    assert {r["model"] for r in rows} == {f"model-{w}" for w in range(writers)}
+
+
+def test_save_waits_out_a_held_lock(store, monkeypatch):
+    monkeypatch.setattr(S, "BUSY_TIMEOUT_S", 0.05)  # so the retry loop (not only busy_timeout) is exercised
+    holder = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    t = time.perf_counter()
+    store.save("m", ce.Recipe(), metrics())
+    assert time.perf_counter() - t >= 0.25 and store.count() == 1
+    holder.close()
+
+
+def test_lock_held_too_long_is_a_clear_error(store, monkeypatch):
+    monkeypatch.setattr(S, "BUSY_TIMEOUT_S", 0.02)
+    monkeypatch.setattr(S, "RETRIES", 1)
+    holder = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked"):
+            store.save("m", ce.Recipe(), metrics())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.count() == 0
+
+
+# --- bad files ----------------------------------------------------------------------------------
+
+def test_corrupt_file_names_path_and_fix(tmp_path):
+    bad = tmp_path / "runs.sqlite"
+    bad.write_bytes(b"this is not a database, just some text " * 100)
+    with pytest.raises(StoreError) as e:
+        Store(bad)
+    msg = str(e.value)
+    assert str(bad) in msg and "Move that file away" in msg and "COMPRESS_STORE" in msg
+
+
+def test_damaged_store_after_creation(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    Store(path).save("m", ce.Recipe(), metrics())
+    path.write_bytes(os.urandom(8192))
+    for f in tmp_path.glob("runs.sqlite-*"):
+        f.unlink()
+    with pytest.raises(StoreError, match="COMPRESS_STORE"):
+        Store(path)
+
+
+def test_other_sqlite_database_is_refused(tmp_path):
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(StoreError, match="not a run store"):
+        Store(path)
+
+
+def test_folder_path_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="is a folder"):
+        Store(tmp_path)
+
+
+def test_empty_file_becomes_a_store(tmp_path):
+    path = tmp_path / "empty.sqlite"
+    path.touch()
+    assert Store(path).count() == 0
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+def brute_front(points):
+    keep = []
+    for i, (s, a) in enumerate(points):
+        dominated = any((s2 <= s and a2 >= a and (s2 < s or a2 > a)) or ((s2, a2) == (s, a) and j < i)
+                        for j, (s2, a2) in enumerate(points) if j != i)
+        if not dominated:
+            keep.append(i)
+    return sorted(keep, key=lambda i: points[i][0])
+
+
+def test_pareto_front_examples():
+    pts = [(100, 0.9), (50, 0.85), (200, 0.95), (60, 0.80), (100, 0.9), (300, 0.94), (10, 0.1)]
+    assert S.pareto_front(pts) == [6, 1, 0, 2]
+    assert S.pareto_front([]) == []
+    assert S.pareto_front([(5, float("nan")), (None, 0.3), (7, 0.5)]) == [2]
+
+
+def test_pareto_front_matches_brute_force():
+    rng = random.Random(0)
+    for _ in range(200):
+        pts = [(rng.choice(range(1, 12)), rng.choice([0.1, 0.3, 0.5, 0.7, 0.9])) for _ in range(rng.randint(1, 15))]
+        assert S.pareto_front(pts) == brute_front(pts), pts
+
+
+def test_recipe_summary_and_layer_sparsity():
+    assert S.recipe_summary(ce.Recipe().to_json()) == "dense"
+    assert S.recipe_summary(ce.Recipe(sparsity=0.9, clusters=16, huffman=True).to_json()) == \
+        "sparsity=0.9, clusters=16, huffman=True"
+    m = {"layers": [{"name": "a.weight", "shape": [4, 5], "params": 20, "nonzero": 5},
+                    {"name": "a.bias", "shape": [4], "params": 4, "nonzero": 4}]}
+    assert S.layer_sparsity(m) == {"a.weight": 0.75}
+
+
+def test_reference_points(tmp_path):
+    assert S.reference_points(tmp_path / "missing") == []
+    (tmp_path / "sizes.csv").write_text("model,recipe,artifact_bytes,ratio,accuracy\n"
+                                        "lenet-300-100,prune 90%,127481,8.36,0.4357\n"
+                                        "lenet-300-100,broken,n/a,1,0.5\n")
+    (tmp_path / "speed.csv").write_text("model,recipe,median_s\nlenet-5,x,0.9\n")
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
+    assert S.reference_points(tmp_path) == [{"source": "sizes.csv", "model": "lenet-300-100", "label": "prune 90%",
+                                             "artifact_bytes": 127481.0, "accuracy": 0.4357, "ratio": 8.36}]
