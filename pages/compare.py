@@ -1,0 +1,202 @@
+"""Compare: every saved run in a table and on a size-vs-accuracy chart with its Pareto frontier;
+pick runs to see them side by side (metrics and per-layer sparsity), download the table, delete runs.
+
+Runs come from the run store (compress_engine.store, SQLite); each technique page saves one with
+its "Save run" button.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+import compress_engine as ce
+from compress_engine import store as runstore
+from pages import common
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"
+
+st.title("Compare runs")
+st.caption("Every run saved with a page's **Save run** button, measured in real artifact bytes on the full "
+           "10,000-image test set.")
+
+try:
+    store = runstore.Store()
+    runs = store.list()
+except ce.CompressError as e:
+    st.error(f"Cannot open the run store: {e}")
+    st.stop()
+
+flash = st.session_state.pop("compare_flash", None)
+if flash:
+    st.success(flash)
+
+if not runs:
+    st.info("No saved runs yet. Open a technique page (Pruning, Clustering, Quantization, Distillation, Pipeline "
+            f"or Export), pick a setting and press **Save run**; it appears here. Runs are kept in `{store.path}`.")
+    st.stop()
+
+# --- which runs ---------------------------------------------------------------------------------
+df = pd.DataFrame(runs)
+for col in ("params", "nonzero_params", "dense_params", "artifact_bytes", "dense_bytes", "ratio", "sparsity",
+            "accuracy", "dense_accuracy", "agreement"):
+    df[col] = pd.to_numeric(df[col], errors="coerce")  # optional metrics may be missing (None -> NaN)
+df["created"] = df["created"].str.slice(0, 16).str.replace("T", " ")
+df["summary"] = df["recipe"].map(runstore.recipe_summary)
+df["kb"] = df["artifact_bytes"] / 1024
+df["acc_pct"] = 100 * df["accuracy"]
+df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
+df["agree_pct"] = 100 * df["agreement"]
+df["sparsity_pct"] = 100 * df["sparsity"]
+
+controls, explain = st.columns([2, 3], gap="large")
+with controls:
+    models = sorted(df["model"].unique())
+    chosen = st.multiselect("Models", models, default=models, key="compare_models",
+                            help="Runs of these sample models are shown in the chart and the table")
+    refs = [r for r in runstore.reference_points(BENCH) if not chosen or r["model"] in chosen]
+    show_refs = bool(refs) and st.toggle("Show benchmark reference points", value=True,
+                                         help=f"Rows of {BENCH.name}/*.csv written by bench/engine.py")
+with explain:
+    st.markdown("A run **dominates** another if it is no larger *and* no less accurate (and better in one). "
+                "The runs no other run dominates form the **Pareto frontier** (the dotted staircase): for each "
+                "size it is the best accuracy seen so far. A point below the line is beaten by one on it.")
+
+shown = df[df["model"].isin(chosen)].reset_index(drop=True)
+if shown.empty:
+    st.info("No saved runs of the chosen models: pick one or more above.")
+    st.stop()
+front = runstore.pareto_front(list(zip(shown["artifact_bytes"], shown["accuracy"])))
+shown["pareto"] = shown.index.isin(front)
+
+# --- table (select rows here) -------------------------------------------------------------------
+st.subheader(f"{len(shown)} saved run{'s' * (len(shown) != 1)}")
+table_key = f"runs_table_{st.session_state.get('runs_table_gen', 0)}"  # new key after a delete = no stale rows
+event = st.dataframe(
+    shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
+    column_order=["id", "model", "technique", "summary", "kb", "ratio", "acc_pct", "delta_pts", "pareto",
+                  "agree_pct", "sparsity_pct", "nonzero_params", "created"],
+    column_config={
+        "id": st.column_config.NumberColumn("Run", format="#%d"),
+        "created": st.column_config.TextColumn("Saved (UTC)"),
+        "model": "Model",
+        "technique": "Technique",
+        "summary": st.column_config.TextColumn("Recipe", width="medium"),
+        "kb": st.column_config.NumberColumn("Size (KB)", format="%.1f KB"),
+        "ratio": st.column_config.NumberColumn("Ratio (×)", format="%.1f×"),
+        "acc_pct": st.column_config.NumberColumn("Accuracy (%)", format="%.2f %%"),
+        "delta_pts": st.column_config.NumberColumn("vs dense (pts)", format="%+.2f"),
+        "agree_pct": st.column_config.NumberColumn("Agreement (%)", format="%.1f %%",
+                                                   help="Test images where the run predicts what the dense model does"),
+        "sparsity_pct": st.column_config.NumberColumn("Zero weights (%)", format="%.1f %%"),
+        "nonzero_params": st.column_config.NumberColumn("Non-zero params", format="localized"),
+        "pareto": st.column_config.CheckboxColumn("On frontier"),
+    },
+)
+rows = sorted(event.selection.rows) if event is not None else []
+selected = [int(shown.loc[i, "id"]) for i in rows if i < len(shown)]
+st.caption("Tick rows (left edge of the table) to compare them side by side below, download or delete them.")
+
+# --- Pareto chart -------------------------------------------------------------------------------
+fig = px.scatter(shown, x="kb", y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None, log_x=True,
+                 custom_data=["id", "summary", "ratio"],
+                 labels={"kb": "Artifact size (KB, log scale)", "acc_pct": "Test accuracy (%)",
+                         "technique": "Technique", "model": "Model"})
+fig.update_traces(marker=dict(size=11, line=dict(width=1, color="white")),
+                  hovertemplate="Run #%{customdata[0]}<br>%{customdata[1]}<br>%{x:.1f} KB, %{customdata[2]:.1f}×"
+                                "<br>accuracy %{y:.2f} %<extra></extra>")
+line = shown.loc[front]
+fig.add_trace(go.Scatter(x=line["kb"], y=line["acc_pct"], mode="lines", line_shape="hv", name="Pareto frontier",
+                         line=dict(color="#444", dash="dot", width=2), hoverinfo="skip"))
+if selected:
+    sel = shown[shown["id"].isin(selected)]
+    fig.add_trace(go.Scatter(x=sel["kb"], y=sel["acc_pct"], mode="markers", name="selected", hoverinfo="skip",
+                             marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(width=2, color="crimson"))))
+if show_refs:
+    ref = pd.DataFrame(refs)
+    fig.add_trace(go.Scatter(
+        x=ref["artifact_bytes"] / 1024, y=100 * ref["accuracy"], mode="markers", name="benchmark (bench/results)",
+        marker=dict(symbol="x-thin", size=10, line=dict(width=2, color="gray")),
+        customdata=ref[["model", "label", "source"]],
+        hovertemplate="%{customdata[0]}: %{customdata[1]}<br>%{x:.1f} KB, accuracy %{y:.2f} %"
+                      "<br>from %{customdata[2]}<extra></extra>"))
+fig.update_layout(height=480, legend=dict(title=None), margin=dict(t=30))
+st.plotly_chart(fig, width="stretch")
+
+# --- actions on the whole table / the selection -----------------------------------------------
+csv = shown[["id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
+             "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
+             "pareto"]].to_csv(index=False)
+a, b, _ = st.columns([1, 1, 2])
+a.download_button("Download CSV", csv, file_name="compression-runs.csv", mime="text/csv", icon="⬇️",
+                  on_click="ignore", help="The runs shown above, one row each, with the full recipe JSON")
+if b.button(f"Delete selected ({len(selected)})", disabled=not selected, icon="🗑️"):
+    st.session_state["pending_delete"] = selected
+pending = st.session_state.get("pending_delete")
+if pending:
+    st.warning(f"Delete run{'s' * (len(pending) > 1)} {', '.join(f'#{i}' for i in pending)}? This cannot be undone.")
+    yes, no, _ = st.columns([1, 1, 3])
+    if yes.button("Yes, delete", type="primary"):
+        try:
+            n = store.delete(pending)
+        except ce.CompressError as e:
+            st.error(f"Could not delete: {e}")
+        else:
+            st.session_state["compare_flash"] = f"Deleted {n} run{'s' * (n != 1)}."
+            st.session_state["runs_table_gen"] = st.session_state.get("runs_table_gen", 0) + 1
+        st.session_state.pop("pending_delete", None)
+        st.rerun()
+    if no.button("Cancel"):
+        st.session_state.pop("pending_delete", None)
+        st.rerun()
+
+# --- side by side -------------------------------------------------------------------------------
+st.subheader("Side by side")
+if not selected:
+    st.info("Select runs in the table to compare their metrics and per-layer sparsity here.")
+    st.stop()
+
+full = [r for r in (store.get(i) for i in selected) if r is not None]
+label = {r["id"]: f"#{r['id']} {r['technique']}" for r in full}
+
+
+def pct(x):
+    return "–" if x is None else f"{100 * x:.2f} %"
+
+
+metrics_rows = {}
+for r in full:
+    m = r["metrics"]
+    parts = m.get("bytes_breakdown", {})
+    metrics_rows[label[r["id"]]] = {
+        "Model": r["model"], "Technique": r["technique"], "Recipe": runstore.recipe_summary(r["recipe"]),
+        "Artifact size": common.kb(r["artifact_bytes"]), "Compression ratio": common.ratio(r["ratio"]),
+        "Test accuracy": pct(r["accuracy"]), "Dense accuracy": pct(r["dense_accuracy"]),
+        "Agreement with dense": pct(r["agreement"]),
+        "Parameters": f"{r['params']:,}", "Non-zero parameters": f"{r['nonzero_params']:,}",
+        "Zero weights": pct(r["sparsity"]),
+        **{f"Bytes: {k}": common.kb(v) for k, v in parts.items()},
+        "Saved (UTC)": r["created"][:16].replace("T", " "),
+    }
+st.table(pd.DataFrame(metrics_rows))
+
+layers = pd.DataFrame({label[r["id"]]: runstore.layer_sparsity(r["metrics"]) for r in full})
+if not layers.empty:
+    st.markdown("**Zero weights per layer** (weight tensors; biases are kept dense)")
+    long = (100 * layers).reset_index(names="layer").melt(id_vars="layer", var_name="run", value_name="zero_pct")
+    bars = px.bar(long.dropna(), x="layer", y="zero_pct", color="run", barmode="group",
+                  labels={"layer": "Layer", "zero_pct": "Zero weights (%)", "run": "Run"})
+    bars.update_layout(height=360, yaxis_range=[0, 100], margin=dict(t=20))
+    left, right = st.columns([3, 2])
+    left.plotly_chart(bars, width="stretch")
+    right.dataframe((100 * layers), width="stretch",
+                    column_config={c: st.column_config.NumberColumn(c, format="%.1f %%") for c in layers.columns})
+
+cols = st.columns(min(4, len(full)))
+for i, r in enumerate(full):
+    if r["artifact"] is not None:
+        cols[i % len(cols)].download_button(f"Artifact {label[r['id']]} (.cpg)", r["artifact"], on_click="ignore",
+                                            file_name=f"{r['model']}-run{r['id']}.cpg", mime="application/octet-stream",
+                                            key=f"dl_artifact_{r['id']}")

@@ -1,0 +1,207 @@
+"""Export: build an artifact (.cpg) from a compact recipe for the sidebar's model and download it with
+its recipe JSON; upload an artifact back to decode and score it, or a recipe JSON to reproduce a run.
+
+Uploaded files are only read by the engine's own checked decoder (ce.evaluate_artifact) or as JSON
+(ce.Recipe.from_json): nothing uploaded is ever unpickled or executed.
+"""
+
+import hashlib
+import json
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+import compress_engine as ce
+from compress_engine.recipe import BITS, RANGES
+from compress_engine.store import recipe_summary
+from pages import common
+
+MAX_ARTIFACT_MB = 20
+MAX_RECIPE_KB = 64
+PARTS = ("index", "codes", "codebook", "raw")
+
+
+def breakdown_chart(parts):
+    """Stacked bars: bytes of each tensor split into index / codes / codebook / raw (KB)."""
+    rows = [{"tensor": name, "part": part, "kb": mine[part] / 1024}
+            for name, mine in parts["per_tensor"].items() for part in PARTS if mine.get(part)]
+    fig = px.bar(pd.DataFrame(rows, columns=["tensor", "part", "kb"]), x="kb", y="tensor", color="part",
+                 orientation="h", category_orders={"part": list(PARTS)},
+                 labels={"kb": "Bytes in the artifact (KB)", "tensor": "Tensor", "part": "Part"})
+    fig.update_layout(height=120 + 28 * len(parts["per_tensor"]), yaxis=dict(autorange="reversed"),
+                      legend=dict(orientation="h", y=1.12, title=None), margin=dict(t=40, b=10))
+    return fig
+
+
+def show_breakdown(parts, total, key):
+    """The size_breakdown of an artifact: parts table (KB and share) beside per-tensor bars."""
+    left, right = st.columns([1, 2])
+    table = pd.DataFrame([{"part": p, "kb": parts[p] / 1024, "share": 100 * parts[p] / total}
+                          for p in ("header",) + PARTS])
+    left.dataframe(table, hide_index=True, width="stretch", key=f"{key}_parts", column_config={
+        "part": "Part", "kb": st.column_config.NumberColumn("Size (KB)", format="%.2f KB"),
+        "share": st.column_config.ProgressColumn("Share", format="%.1f %%", min_value=0, max_value=100)})
+    left.caption("**header**: zlib'd JSON (architecture, recipe, tensor records); **index**: positions of the "
+                 "non-zero weights as relative gaps; **codes**: each weight's index into its codebook or grid; "
+                 "**codebook**: the shared values / scales; **raw**: float32 values stored as they are.")
+    right.plotly_chart(breakdown_chart(parts), width="stretch", key=f"{key}_chart")
+
+
+def short_hash(data):
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def recipe_from_upload(upload):
+    """A Recipe from an uploaded JSON file, or None with the reason shown (size, encoding, fields)."""
+    if upload.size > MAX_RECIPE_KB * 1024:
+        st.error(f"{upload.name} is {upload.size / 1024:,.0f} KB; a recipe JSON is under {MAX_RECIPE_KB} KB.")
+        return None
+    try:
+        text = upload.getvalue().decode("utf-8")
+    except UnicodeDecodeError:
+        st.error(f"{upload.name} is not UTF-8 text: a recipe is a JSON object such as "
+                 '{"sparsity": 0.9, "clusters": 16, "huffman": true}.')
+        return None
+    try:
+        return ce.Recipe.from_json(text)
+    except ce.CompressError as e:
+        st.error(f"Cannot use {upload.name}: {e}")
+        return None
+
+
+@st.cache_data(max_entries=8, show_spinner="Decoding the artifact and scoring it on the test set…")
+def check_artifact(data, dataset_name, _data):
+    """Decode + score an uploaded artifact (cached by its bytes). Raises the engine's CompressError if bad."""
+    out = ce.evaluate_artifact(data, _data)
+    out.pop("model")
+    out["breakdown"] = ce.size_breakdown(data)
+    return out
+
+
+def handle_artifact_upload(data):
+    """Everything the 'Check an artifact' tab shows for uploaded bytes; errors shown with st.error."""
+    if len(data) > MAX_ARTIFACT_MB << 20:
+        st.error(f"This file is {len(data) / 2**20:,.1f} MB; artifacts are limited to {MAX_ARTIFACT_MB} MB here.")
+        return None
+    ds = common.dataset()
+    try:
+        out = check_artifact(data, common.DATASET, ds)
+    except ce.CompressError as e:
+        st.error(f"This file is not a valid artifact: {e}")
+        return None
+    except Exception as e:  # defence in depth: an upload must never show a traceback
+        st.error(f"Could not decode this file as an artifact ({type(e).__name__}: {e}).")
+        return None
+    c = st.columns(4)
+    c[0].metric("Test accuracy", f"{100 * out['accuracy']:.2f} %", help=f"on the {common.DATASET} test set")
+    c[1].metric("Artifact size", common.kb(out["artifact_bytes"]))
+    c[2].metric("Parameters", f"{out['params']:,}")
+    c[3].metric("Non-zero parameters", f"{out['nonzero_params']:,}")
+    meta = out["meta"] if isinstance(out["meta"], dict) else {}
+    st.caption(f"SHA-256 `{short_hash(data)}…` — the same bytes as a download whose hash matches.")
+    carried = meta.get("recipe")
+    if carried is not None:
+        try:
+            r = ce.Recipe.from_dict(carried)
+            st.markdown(f"**Recipe it carries:** {recipe_summary(r)}")
+            with st.expander("Its recipe as JSON (upload it under *Make an artifact* to rebuild the artifact)"):
+                st.code(json.dumps(r.to_dict(), indent=2), language="json")
+        except ce.CompressError as e:
+            st.warning(f"The artifact decodes, but the recipe it carries is not valid here: {e}")
+    else:
+        st.info("This artifact carries no recipe.")
+    if meta.get("spec") is not None:
+        with st.expander("Architecture it carries"):
+            st.json(meta["spec"])
+    show_breakdown(out["breakdown"], out["artifact_bytes"], "uploaded")
+    return out
+
+
+def recipe_form():
+    """The compact recipe controls -> a Recipe (None with the error shown if invalid)."""
+    lo, hi = RANGES["sparsity"]
+    sparsity = st.slider("Sparsity: fraction of weights set to zero", lo, hi, 0.5, 0.001, format="%.3f",
+                         key="export_sparsity")
+    sharing = st.radio("Weight sharing", ["none", "k-means clusters", "uniform bits"], index=1, horizontal=True,
+                       key="export_sharing")
+    clusters = bits = None
+    if sharing == "k-means clusters":
+        clusters = st.slider("Clusters per layer", *RANGES["clusters"], 16, key="export_clusters")
+    elif sharing == "uniform bits":
+        bits = st.select_slider("Bits per weight", options=list(BITS), value=4, key="export_bits")
+    huffman = st.toggle("Huffman-code the index and code streams", value=True, key="export_huffman")
+    return common.recipe(sparsity=sparsity, clusters=clusters, bits=bits, huffman=huffman)
+
+
+def make_tab():
+    controls, explain = st.columns([2, 3], gap="large")
+    with explain:
+        st.markdown(
+            "An **artifact** is the compressed model as bytes: a header (architecture and recipe), then per "
+            "tensor the positions of its non-zero weights as relative indices, each weight's code, bit-packed "
+            "or Huffman-coded, and the codebook the codes point into. Its length is the size shown everywhere, "
+            "and decoding it gives back every weight bit for bit. The **recipe** JSON rebuilds it: the same "
+            "recipe and seed give the same bytes.")
+        st.latex(r"\text{bytes} = \text{header} + \sum_{\text{tensors}} (\text{index} + \text{codes} + "
+                 r"\text{codebook} + \text{raw})")
+    with controls:
+        upload = st.file_uploader("Reproduce a recipe (.json), optional", type=["json"], key="recipe_upload",
+                                  max_upload_size=1, help="A recipe downloaded here or written by hand")
+        if upload is not None:
+            recipe = recipe_from_upload(upload)
+            if recipe is not None:
+                st.success(f"Using the uploaded recipe: {recipe_summary(recipe)}")
+        else:
+            recipe = recipe_form()
+    if recipe is None:
+        return
+    if recipe.finetune_epochs or recipe.temperature is not None:
+        key = (common.model_name(), recipe.to_json())
+        if key not in st.session_state.get("trained", {}) and not st.button(
+                "Run this recipe (it trains: fine-tuning / distillation)", type="primary"):
+            st.info("This recipe trains the model, which takes from seconds to minutes: press the button to run it.")
+            return
+        result = common.train_run(recipe)
+    else:
+        result = common.run(recipe)
+    dense = common.run(ce.Recipe())
+    if result is None or dense is None:
+        return
+    st.subheader(f"{result['model']}: {recipe_summary(recipe)}")
+    common.metric_cards(result["metrics"], dense["metrics"])
+    stem = f"{result['model']}-{'-'.join(recipe.techniques())}"
+    art = result["artifact"]
+    a, b, c = st.columns([2, 2, 1])
+    a.download_button(f"Download artifact ({common.kb(len(art))})", art, file_name=f"{stem}.cpg",
+                      mime="application/octet-stream", icon="📦", on_click="ignore", type="primary")
+    b.download_button("Download recipe (.json)", json.dumps(recipe.to_dict(), indent=2), file_name=f"{stem}.json",
+                      mime="application/json", icon="🧾", on_click="ignore")
+    with c:
+        common.save_button(result, "+".join(recipe.techniques()), key="export_save")
+    st.caption(f"SHA-256 of the artifact `{short_hash(art)}…`. Check it anywhere: "
+               f"`python -m compress_engine eval {stem}.cpg`.")
+    show_breakdown(ce.size_breakdown(art), len(art), "made")
+
+
+def check_tab():
+    st.markdown("Upload an artifact made here (or by `python -m compress_engine run`): it is decoded with the "
+                f"engine's checked decoder, rebuilt and scored on the test set. Limit {MAX_ARTIFACT_MB} MB; a "
+                "truncated or tampered file is refused with the reason.")
+    upload = st.file_uploader("Upload an artifact (.cpg)", type=["cpg"], key="artifact_upload",
+                              max_upload_size=MAX_ARTIFACT_MB)
+    if upload is None:
+        return
+    if upload.size > MAX_ARTIFACT_MB << 20:  # checked before the bytes are read or decoded
+        st.error(f"{upload.name} is {upload.size / 2**20:,.1f} MB; artifacts are limited to {MAX_ARTIFACT_MB} MB.")
+        return
+    handle_artifact_upload(upload.getvalue())
+
+
+st.title("Export and check artifacts")
+st.caption(f"Model: **{common.model_name()}** (change it in the sidebar).")
+make, check = st.tabs(["Make an artifact", "Check an artifact"])
+with make:
+    make_tab()
+with check:
+    check_tab()

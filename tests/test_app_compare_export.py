@@ -1,0 +1,213 @@
+"""AppTests of the Compare and Export pages (and common.save_button), on a temporary run store
+(COMPRESS_STORE in tmp_path) seeded with real compress() runs of LeNet-300-100 on Fashion-MNIST."""
+
+import json
+import random
+
+import pytest
+from test_app import app
+
+import compress_engine as ce
+from compress_engine.store import Store, pareto_front
+
+RECIPES = [ce.Recipe(), ce.Recipe(sparsity=0.5, clusters=16, huffman=True), ce.Recipe(sparsity=0.9, clusters=4),
+           ce.Recipe(bits=4, huffman=True)]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
+    return Store()
+
+
+@pytest.fixture(scope="module")
+def results(fmnist, lenet300):
+    return [ce.compress(lenet300, r, fmnist) for r in RECIPES]
+
+
+@pytest.fixture
+def seeded(store, results):
+    return [store.save("lenet-300-100", res.recipe, res.metrics, res.artifact) for res in results]
+
+
+def compare():
+    return app().run().switch_page("pages/compare.py").run()
+
+
+def export():
+    return app().run().switch_page("pages/export.py").run()
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+# --- Compare -------------------------------------------------------------------------------------
+
+def test_compare_empty_store(store, fmnist):
+    at = compare()
+    assert not at.exception
+    assert "No saved runs yet" in at.info[0].value and str(store.path) in at.info[0].value
+
+
+def test_compare_table_and_pareto_chart_show_the_seeded_runs(seeded, results):
+    at = compare()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert sorted(table["id"]) == sorted(seeded)
+    assert at.subheader[0].value == "4 saved runs"
+    # the frontier column agrees with pareto_front over the same (bytes, accuracy)
+    expect = pareto_front(list(zip(table["artifact_bytes"], table["accuracy"])))
+    assert list(table.index[table["pareto"]]) == sorted(expect)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = [t.get("name") for t in spec["data"]]
+    assert "Pareto frontier" in names
+    assert spec["layout"]["xaxis"]["type"] == "log" and "KB" in spec["layout"]["xaxis"]["title"]["text"]
+    assert [b.label for b in at.get("download_button")] == ["Download CSV"]
+    assert "Select runs" in at.info[0].value  # nothing selected yet
+
+
+def select(at, rows):
+    at.session_state[at.dataframe[0].key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    return at.run()
+
+
+def test_compare_side_by_side(seeded):
+    at = select(compare(), [0, 1])
+    assert not at.exception
+    ids = list(at.dataframe[0].value["id"][:2])
+    side = at.table[0].value
+    assert list(side.columns) == [f"#{i} {t}" for i, t in zip(ids, at.dataframe[0].value["technique"][:2])]
+    assert {"Test accuracy", "Artifact size", "Recipe", "Zero weights"} <= set(side.index)
+    layers = at.dataframe[1].value
+    assert list(layers.index) == ["layers.0.weight", "layers.1.weight", "layers.2.weight"]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 and "selected" in [t.get("name") for t in json.loads(charts[0].proto.spec)["data"]]
+    assert len(at.get("download_button")) == 3  # CSV + one artifact per selected run
+
+
+def test_compare_delete_with_confirmation(seeded, store):
+    at = select(compare(), [0])
+    victim = int(at.dataframe[0].value["id"][0])
+    delete = next(b for b in at.button if b.label.startswith("Delete selected"))
+    assert delete.label == "Delete selected (1)"
+    at = delete.click().run()
+    assert f"#{victim}" in at.warning[0].value and store.count() == 4  # asks first
+    at = next(b for b in at.button if b.label == "Cancel").click().run()
+    assert not at.warning and store.count() == 4
+    at = select(at, [0])
+    at = next(b for b in at.button if b.label.startswith("Delete selected")).click().run()
+    at = next(b for b in at.button if b.label == "Yes, delete").click().run()
+    assert not at.exception
+    assert store.count() == 3 and store.get(victim) is None
+    assert at.success[0].value == "Deleted 1 run."
+    assert victim not in list(at.dataframe[0].value["id"]) and len(at.dataframe[0].value) == 3
+
+
+def test_compare_corrupt_store_is_an_error_not_a_traceback(tmp_path, monkeypatch, fmnist):
+    bad = tmp_path / "runs.sqlite"
+    bad.write_bytes(b"garbage " * 1000)
+    monkeypatch.setenv("COMPRESS_STORE", str(bad))
+    at = compare()
+    assert not at.exception
+    assert str(bad) in at.error[0].value and "COMPRESS_STORE" in at.error[0].value
+
+
+# --- Export --------------------------------------------------------------------------------------
+
+def test_export_renders_and_sparsity_moves_the_metrics(store, fmnist):
+    at = export()
+    assert not at.exception and not at.error
+    nz, size = metric(at, "Non-zero parameters"), metric(at, "Artifact size")
+    labels = [b.label for b in at.get("download_button")]
+    assert labels[0].startswith("Download artifact") and labels[1] == "Download recipe (.json)"
+    at = at.slider(key="export_sparsity").set_value(0.9).run()
+    assert not at.exception
+    assert int(metric(at, "Non-zero parameters").replace(",", "")) < int(nz.replace(",", ""))
+    assert float(metric(at, "Artifact size").split()[0].replace(",", "")) < float(size.split()[0].replace(",", ""))
+    at = at.radio(key="export_sharing").set_value("uniform bits").run()
+    assert not at.exception and at.select_slider(key="export_bits").value == 4
+
+
+def test_export_save_button_writes_a_run(store, fmnist):
+    at = export()
+    at = at.button(key="export_save").click().run()
+    assert not at.exception and store.count() == 1
+    run = store.list()[0]
+    assert run["technique"] == "prune+cluster+huffman" and "Saved run" in at.toast[0].value
+    assert ce.Recipe.from_json(run["recipe"]) == ce.Recipe(sparsity=0.5, clusters=16, huffman=True)
+    assert store.get(run["id"])["artifact"][:4] == b"CPG1"
+
+
+def upload_artifact(at, data, name="model.cpg"):
+    return at.file_uploader(key="artifact_upload").upload(name, data).run()
+
+
+def test_export_upload_good_artifact_shows_its_accuracy(store, results):
+    res = results[1]
+    at = upload_artifact(export(), res.artifact)
+    assert not at.exception and not at.error
+    assert metric(at, "Test accuracy") == f"{100 * res.metrics['accuracy']:.2f} %"
+    assert metric(at, "Parameters") == f"{res.metrics['params']:,}"
+    assert metric(at, "Non-zero parameters") == f"{res.metrics['nonzero_params']:,}"
+    assert "sparsity=0.5, clusters=16, huffman=True" in "".join(m.value for m in at.markdown)
+    assert any(json.loads(c.value) == res.recipe.to_dict() for c in at.code if c.language == "json")
+
+
+@pytest.mark.parametrize("mangle", ["truncated", "header", "random", "empty", "text"])
+def test_export_upload_bad_artifact_shows_the_engine_error(store, results, mangle):
+    art = results[1].artifact
+    rng = random.Random(1)
+    data = {"truncated": art[:len(art) // 2], "header": art[:6] + b"\xff\xff" + art[8:],
+            "random": bytes(rng.getrandbits(8) for _ in range(5000)), "empty": b"",
+            "text": b'{"sparsity": 0.9}'}[mangle]
+    at = upload_artifact(export(), data)
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("This file is not a valid artifact:")
+    with pytest.raises(ce.ArtifactError) as e:
+        ce.decode(data)
+    assert str(e.value) in errors[0]
+
+
+def test_export_upload_oversized_artifact_is_refused_before_decoding(store, fmnist, monkeypatch):
+    at = export()
+    monkeypatch.setattr(ce, "evaluate_artifact", lambda *a: pytest.fail("decoded an oversized upload"))
+    at = upload_artifact(at, b"\0" * ((20 << 20) + 1))
+    assert not at.exception
+    assert "limited to 20 MB" in at.error[0].value
+
+
+def test_export_recipe_upload_reproduces_a_run(store, results):
+    res = results[2]
+    at = export().file_uploader(key="recipe_upload").upload("r.json", res.recipe.to_json().encode()).run()
+    assert not at.exception and not at.error
+    assert "sparsity=0.9, clusters=4" in at.success[0].value
+    assert metric(at, "Test accuracy") == f"{100 * res.metrics['accuracy']:.2f} %"
+    assert metric(at, "Artifact size") == f"{res.metrics['artifact_bytes'] / 1024:,.1f} KB"
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"{not json", "not valid JSON"),
+    (b'{"sparsity": 1.5}', "sparsity=1.5"),
+    (b'{"pruning": 0.5}', "unknown recipe field"),
+    (b"\xff\xfe\x00\x01", "not UTF-8"),
+    (b"[1, 2]", "JSON object"),
+])
+def test_export_bad_recipe_upload_shows_the_error(store, fmnist, content, match):
+    at = export().file_uploader(key="recipe_upload").upload("r.json", content).run()
+    assert not at.exception
+    assert match in at.error[0].value
+
+
+def test_compare_model_filter_and_runs_without_optional_metrics(store, results):
+    res = results[0]
+    bare = {k: res.metrics[k] for k in ("params", "nonzero_params", "artifact_bytes", "ratio", "accuracy")}
+    store.save("lenet-300-100", res.recipe, bare)
+    store.save("lenet-5", res.recipe, bare, technique="other model")
+    at = compare()
+    assert not at.exception and len(at.dataframe[0].value) == 2
+    at = at.multiselect(key="compare_models").set_value(["lenet-5"]).run()
+    assert not at.exception and list(at.dataframe[0].value["model"]) == ["lenet-5"]
+    at = at.multiselect(key="compare_models").set_value([]).run()
+    assert not at.exception and "No saved runs of the chosen models" in at.info[0].value
