@@ -24,3 +24,7 @@ class ArtifactError(CompressError):
 
 class ModelError(CompressError):
     """A model name, checkpoint or uploaded weight file is unknown or invalid."""
+
+
+class StoreError(CompressError):
+    """The run store's file is unusable, or a run given to it is invalid."""

@@ -31,7 +31,7 @@ from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import CompressError
+from .errors import StoreError
 from .recipe import Recipe
 
 SCHEMA_VERSION = 1
@@ -75,10 +75,6 @@ PRAGMA application_id = {APP_ID};
 """
 COLUMNS = ("id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
            "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement")
-
-
-class StoreError(CompressError):
-    """The run store's file is unusable, or a run given to it is invalid."""
 
 
 def default_path():
