@@ -7,10 +7,19 @@ a recipe already seen answers from st.cache_data at once.
 import os
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 import compress_engine as ce
 
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
+
+# Streamlit treats a folder named pages/ as "one page per file" until app.py's st.navigation has
+# run once in the process. So on a fresh server, a first visit straight to /compare would run that
+# page alone (no sidebar, and charts.py/common.py listed as pages). Every page imports this
+# module, so switch that legacy mode off here and rerun the request through app.py.
+if PagesManager.uses_pages_directory:
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 def kb(n_bytes):
