@@ -41,6 +41,17 @@ def nonzero_values(weights, names=None):
     return values(weights, names, nonzero=True)
 
 
+def kept_mask(weight):
+    """Where a compressed weight is non-zero (kept by pruning), as a bool array of its shape."""
+    return np.asarray(weight) != 0
+
+
+def kept_values(dense_weight, compressed_weight):
+    """The dense weight's values at the positions the compressed weight kept (non-zero), flat:
+    what clustering or quantization started from after pruning."""
+    return np.asarray(dense_weight, dtype=np.float64)[kept_mask(compressed_weight)]
+
+
 def channel_values(weight, channel=0):
     """The entries of one output channel (row of a Linear weight, filter of a Conv weight), flat."""
     w = np.asarray(weight)

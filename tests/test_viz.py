@@ -1,0 +1,149 @@
+"""compress_engine.viz: the numbers behind the dashboard's charts, checked against hand-computed values."""
+
+import numpy as np
+import pytest
+import torch
+
+import compress_engine as ce
+from compress_engine import models, prune, quantize, viz
+
+W = {"fc1.weight": np.array([[0.0, 1.0, -2.0], [0.5, 0.0, 0.0]]), "fc1.bias": np.array([3.0, 0.0]),
+     "conv.weight": np.array([[[[0.0, 4.0], [0.0, -1.0]]]])}  # conv: 1 out, 1 in, 2x2 kernel
+
+
+def test_compressible_names_are_weights_with_two_or_more_dims():
+    assert viz.compressible_names(W) == ["fc1.weight", "conv.weight"]
+    assert viz.compressible_names({"w": np.zeros((2, 2)), "x.weight": np.zeros(3)}) == []
+
+
+def test_values_and_nonzero_values():
+    assert viz.values(W).tolist() == [0, 1, -2, 0.5, 0, 0, 0, 4, 0, -1]
+    assert viz.nonzero_values(W).tolist() == [1, -2, 0.5, 4, -1]
+    assert viz.nonzero_values(W, ["conv.weight"]).tolist() == [4, -1]
+    assert viz.values({}).size == 0
+
+
+def test_kept_and_channel_values():
+    dense = np.array([[0.1, 0.2], [0.3, 0.4]])
+    pruned = np.array([[0.0, 0.2], [0.3, 0.0]])
+    assert viz.kept_mask(pruned).tolist() == [[False, True], [True, False]]
+    assert viz.kept_values(dense, pruned).tolist() == [0.2, 0.3]
+    assert viz.channel_values(W["conv.weight"], 0).tolist() == [0, 4, 0, -1]
+    assert viz.channel_values(W["fc1.weight"], 1).tolist() == [0.5, 0, 0]
+    with pytest.raises(IndexError):
+        viz.channel_values(W["fc1.weight"], 2)
+
+
+def test_centroids_are_the_distinct_nonzero_values():
+    assert viz.centroids(np.array([[0, 0.5, -0.25], [0.5, 0, -0.25]])).tolist() == [-0.25, 0.5]
+    assert viz.centroids(np.zeros((2, 2))).size == 0
+
+
+def test_value_range():
+    assert viz.value_range(np.array([1.0, -2.0]), np.array([3.0])) == (-2.0, 3.0)
+    assert viz.value_range(np.array([0.0, 4.0]), pad=0.25) == (-1.0, 5.0)
+    assert viz.value_range(np.zeros(0)) == (-1.0, 1.0)
+    lo, hi = viz.value_range(np.array([2.0, 2.0]))
+    assert lo < 2.0 < hi
+
+
+def test_histogram_counts_and_edges():
+    counts, edges = viz.histogram([0, 0.25, 0.5, 1, 1], bins=2, range=(0, 1))
+    assert counts.tolist() == [2, 3] and edges.tolist() == [0, 0.5, 1]  # the last bin includes its right edge
+    counts, edges = viz.histogram([-1, 1, 1, 1], bins=4)  # range from the data
+    assert counts.tolist() == [1, 0, 0, 3] and edges[0] == -1 and edges[-1] == 1
+    counts, _ = viz.histogram([5.0], bins=3, range=(0, 1))  # outside an explicit range: not counted
+    assert counts.sum() == 0
+
+
+def test_mask_image_full_size():
+    img, block = viz.mask_image(W["fc1.weight"])
+    assert block == (1, 1) and img.tolist() == [[0, 1, 1], [1, 0, 0]]
+    img, block = viz.mask_image(W["conv.weight"])  # conv: out x (in*k*k)
+    assert block == (1, 1) and img.tolist() == [[0, 1, 0, 1]]
+    with pytest.raises(ValueError):
+        viz.mask_image(np.ones(4))
+
+
+def test_mask_image_downsamples_by_blocks():
+    w = np.array([[1, 1, 0, 0, 1, 0],
+                  [1, 0, 0, 0, 1, 1],
+                  [0, 0, 0, 0, 0, 0],
+                  [1, 1, 1, 1, 1, 0]], dtype=float)
+    img, block = viz.mask_image(w, max_side=3)  # 4x6 -> blocks of 2x2 -> 2x3 pixels
+    assert block == (2, 2)
+    np.testing.assert_allclose(img, [[3 / 4, 0, 3 / 4], [2 / 4, 2 / 4, 1 / 4]])
+    img, block = viz.mask_image(np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0]]), max_side=2)  # partial edge blocks
+    assert block == (2, 2)
+    np.testing.assert_allclose(img, [[1 / 4, 2 / 2], [2 / 2, 0 / 1]])
+    img, block = viz.mask_image(np.ones((500, 800)), max_side=300)  # LeNet-5 fc1
+    assert block == (2, 3) and img.shape == (250, 267) and np.all(img == 1)
+
+
+def test_structured_masks_by_hand():
+    w1 = np.array([[3.0, 4.0], [0.1, 0.1], [1.0, 0.0]])  # row norms 5, 0.14, 1: pruning 1/3 drops row 1
+    w2 = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # last layer: rows kept, column 1 goes with unit 1
+    m = viz.structured_masks({"a.weight": w1, "a.bias": np.zeros(3), "b.weight": w2}, 1 / 3)
+    assert m["a.weight"].tolist() == [[True, True], [False, False], [True, True]]
+    assert m["b.weight"].tolist() == [[True, False, True], [True, False, True]]
+    # conv channels flattened into a Linear: each unit owns a group of 2 columns
+    c = np.array([[[[1.0]]], [[[0.5]]]])  # 2 filters: filter 1 is weaker
+    f = np.arange(8.0).reshape(2, 4)
+    m = viz.structured_masks({"c.weight": c, "f.weight": f}, 0.5)
+    assert m["c.weight"][:, 0, 0, 0].tolist() == [True, False]
+    assert m["f.weight"].tolist() == [[True, True, False, False]] * 2
+
+
+@pytest.mark.parametrize("name", ["lenet-300-100", "lenet-5"])
+def test_structured_masks_select_what_the_engine_keeps(name):
+    model = ce.load_model(name)
+    dense = {k: v.numpy() for k, v in model.state_dict().items()}
+    for s in (0.3, 0.9):
+        small = models.shrink(model, lambda w: prune.structured_keep(w, s)).state_dict()
+        for layer, mask in viz.structured_masks(dense, s).items():
+            assert mask.shape == dense[layer].shape
+            np.testing.assert_array_equal(dense[layer][mask], small[layer].numpy().ravel())
+
+
+def test_layer_sparsity():
+    metrics = {"layers": [
+        {"name": "fc1.weight", "shape": [2, 4], "params": 8, "nonzero": 2},
+        {"name": "fc1.bias", "shape": [2], "params": 2, "nonzero": 2},
+        {"name": "fc2.weight", "shape": [1, 2], "params": 2, "nonzero": 2}]}
+    rows = viz.layer_sparsity(metrics)
+    assert [r["name"] for r in rows] == ["fc1.weight", "fc2.weight"]
+    assert [r["sparsity"] for r in rows] == [0.75, 0.0]
+    dense = {"layers": [{"name": "fc1.weight", "shape": [4, 4], "params": 16, "nonzero": 16},
+                        {"name": "fc2.weight", "shape": [1, 4], "params": 4, "nonzero": 4}]}
+    rows = viz.layer_sparsity(metrics, dense)  # structured: the dense layer is the denominator
+    assert [(r["params"], r["sparsity"]) for r in rows] == [(16, 0.875), (4, 0.5)]
+
+
+def test_quant_grid_by_hand():
+    g = viz.quant_grid(np.array([-1.0, 0.0, 0.5, 1.0]), 2)  # affine: s = 2/3, z = -round(-1.5) = 2
+    assert (g["qmin"], g["qmax"], g["zero_point"]) == (0, 3, 2) and g["channel"] is None
+    np.testing.assert_allclose(g["values"], [-4 / 3, -2 / 3, 0, 2 / 3], rtol=1e-6)
+    assert viz.quant_grid(np.array([0.0, 3.0]), 2)["values"].tolist() == [0, 1, 2, 3]
+    g = viz.quant_grid(np.array([-1.0, 0.0, 0.5]), 3, symmetric=True)  # s = 1 / (7/2), q in -4..3
+    np.testing.assert_allclose(g["values"], np.arange(-4, 4) * 2 / 7, rtol=1e-6)
+    g = viz.quant_grid(np.array([[0.0, 3.0], [0.0, 6.0]]), 2, per_channel=True, channel=1)
+    assert g["values"].tolist() == [0, 2, 4, 6] and g["channel"] == 1 and g["scale"] == 2.0
+    assert len(viz.quant_grid(np.array([-1.0, 1.0]), 16)["values"]) == 65536
+    with pytest.raises(ce.RecipeError):
+        viz.quant_grid(np.array([-1.0, 1.0]), 1, symmetric=True)
+
+
+@pytest.mark.parametrize("kw", [dict(bits=4), dict(bits=3, symmetric=True, per_channel=True),
+                                dict(bits=5, calibration="mse")])
+def test_quantized_weights_lie_on_the_grid(kw):
+    w = torch.randn(6, 40, generator=torch.Generator().manual_seed(0))
+    fq = quantize.fake_quantize(w, **kw).numpy()
+    for c in range(6 if kw.get("per_channel") else 1):
+        grid = viz.quant_grid(w.numpy(), channel=c, **kw)["values"]
+        row = fq[c] if kw.get("per_channel") else fq.ravel()
+        assert np.isin(row.astype(np.float64), grid).all()
+
+
+def test_curve_points():
+    assert viz.curve_points([0, 50, 90], 85) == [0, 50, 85, 90]
+    assert viz.curve_points((2, 4, 8), 4) == [2, 4, 8]
