@@ -1,0 +1,95 @@
+"""Plotly figure builders shared by the technique pages (plotly only: no streamlit, no torch).
+
+Each function takes data already shaped by compress_engine.viz (counts and edges, images, rows
+of settings) and returns a go.Figure with titled axes and units; pages pass it to st.plotly_chart.
+"""
+
+import numpy as np
+import plotly.graph_objects as go
+
+BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
+HEIGHT = 360
+
+
+def _layout(fig, title, x_title, y_title, height=HEIGHT, **kw):
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height,
+                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.22), **kw)
+    return fig
+
+
+def histogram(series, title, x_title="weight value", log_y=False, height=HEIGHT):
+    """Overlaid histograms with shared bins. series: dicts with name, counts, edges, and optional
+    color and opacity. Bars sit at the bin centres and are one bin wide."""
+    fig = go.Figure()
+    for s in series:
+        edges = np.asarray(s["edges"])
+        fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=s["counts"], width=np.diff(edges), name=s["name"],
+                    marker_color=s.get("color"), opacity=s.get("opacity", 0.6), marker_line_width=0)
+    fig.update_layout(barmode="overlay", bargap=0)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return _layout(fig, title, x_title, "count (log scale)" if log_y else "count", height)
+
+
+def add_vlines(fig, xs, name, color=RED, width=1.0, dash=None):
+    """Vertical lines at each x across the full plot height, as one legend entry (one trace with
+    gaps rather than one shape per line, so hundreds of lines stay cheap; works with a log y axis)."""
+    xs = np.asarray(xs, dtype=float)
+    x = np.repeat(xs, 3).astype(object)
+    y = np.tile(np.array([0.0, 1.0, None], dtype=object), len(xs))
+    x[2::3] = None
+    fig.add_scatter(x=x, y=y, mode="lines", name=name, yaxis="y2", hoverinfo="x",
+                    line=dict(color=color, width=width, dash=dash))
+    fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True))
+    return fig
+
+
+def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False, x_category=False,
+          y_percent=False, height=HEIGHT):
+    """Lines with markers, one per series (dicts with name, x, y, optional color, dash, text for
+    hover), the current setting as a star (dict x, y, name) and an optional reference line
+    (dict y, name). y_percent: y values are fractions shown as %."""
+    scale = 100.0 if y_percent else 1.0
+    fig = go.Figure()
+    for s in series:
+        fig.add_scatter(x=list(s["x"]), y=[scale * v for v in s["y"]], mode="lines+markers", name=s["name"],
+                        line=dict(color=s.get("color"), dash=s.get("dash")), text=s.get("text"),
+                        hovertemplate="%{x}: %{y:.2f}" + ("<br>%{text}" if s.get("text") else "") + "<extra></extra>")
+    if hline is not None:
+        fig.add_hline(y=scale * hline["y"], line_dash="dot", line_color=GREY,
+                      annotation_text=hline["name"], annotation_position="bottom right")
+    if current is not None:
+        fig.add_scatter(x=[current["x"]], y=[scale * current["y"]], mode="markers", name=current["name"],
+                        marker=dict(symbol="star", size=16, color=RED, line=dict(color="white", width=1)))
+    if x_log:
+        fig.update_xaxes(type="log")
+    if x_category:
+        fig.update_xaxes(type="category")
+    return _layout(fig, title, x_title, y_title, height)
+
+
+def bars(names, ys, title, x_title, y_title, text=None, hover=None, reference=None, y_percent=False,
+         height=HEIGHT):
+    """One bar per name; optional text on the bars, hover text, and a dashed reference line (dict y, name)."""
+    scale = 100.0 if y_percent else 1.0
+    fig = go.Figure(go.Bar(x=list(names), y=[scale * v for v in ys], text=text, textposition="inside",
+                           insidetextanchor="middle", textangle=0, marker_color=BLUE, textfont_color="white",
+                           hovertext=hover, hoverinfo="x+text" if hover else None, showlegend=False))
+    if reference is not None:  # its label in the legend, clear of the bars' text
+        fig.add_scatter(x=list(names), y=[scale * reference["y"]] * len(names), mode="lines",
+                        name=reference["name"], line=dict(color=RED, dash="dash"))
+    if y_percent:
+        fig.update_yaxes(range=[0, 105])
+    return _layout(fig, title, x_title, y_title, height)
+
+
+def mask(image, title, block=(1, 1), height=HEIGHT + 40):
+    """A kept-weight image: white = kept, black = pruned (grey = the fraction kept of a block)."""
+    rows, cols = image.shape
+    fr, fc = block
+    fig = go.Figure(go.Heatmap(
+        z=image, x0=0, dx=fc, y0=0, dy=fr, zmin=0, zmax=1, colorscale="gray",
+        colorbar=dict(title="kept", tickformat=".0%", len=0.8),
+        hovertemplate="outputs %{y}…, inputs %{x}…: %{z:.0%} kept<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, "input (column of the weight matrix)", "output unit (row)", height)

@@ -1,0 +1,184 @@
+"""AppTest of the three post-training technique pages: pruning, clustering, quantization.
+
+Each page renders without an exception and its main control moves the metric it should. Training
+(the pruning page's fine-tune switch and fine-tuned curve) runs on a tiny IDX slice of Fashion-MNIST,
+selected through pages.common.DATASET, so it takes seconds.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+sys.path.insert(0, str(ROOT))
+
+from pages import common  # noqa: E402  (the module app.py imports: patching it reaches the pages)
+
+TIMEOUT = 180
+
+
+def page(name, model=None):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if model:
+        at.session_state["model"] = model  # the sidebar picker's key
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def number(text):
+    """'1,234.5 KB' / '89.71 %' / '12,345' -> float."""
+    return float(text.replace(",", "").split()[0].rstrip("×"))
+
+
+def write_idx(path, array):
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    path.write_bytes(header + array.tobytes())
+
+
+@pytest.fixture(scope="module")
+def tiny_idx(fmnist, tmp_path_factory):
+    """512 training and 500 test images of the real data as an MNIST-format folder: "idx:<folder>"."""
+    folder = tmp_path_factory.mktemp("tiny-fmnist")
+    write_idx(folder / "train-images-idx3-ubyte", fmnist.train_x[:512].numpy())
+    write_idx(folder / "train-labels-idx1-ubyte", fmnist.train_y[:512].numpy())
+    write_idx(folder / "t10k-images-idx3-ubyte", fmnist.test_x[:500].numpy())
+    write_idx(folder / "t10k-labels-idx1-ubyte", fmnist.test_y[:500].numpy())
+    return f"idx:{folder}"
+
+
+@pytest.fixture
+def tiny(tiny_idx, monkeypatch):
+    monkeypatch.setattr(common, "DATASET", tiny_idx)
+    return tiny_idx
+
+
+# --- pruning ------------------------------------------------------------------------------------
+
+def test_pruning_sparsity_scope_and_structure(fmnist):
+    at = page("pruning")
+    assert at.slider(key="prune_sparsity").value == 80
+    at.slider(key="prune_sparsity").set_value(0).run()
+    assert not at.exception
+    dense_nz, dense_kb = number(metric(at, "Non-zero parameters")), number(metric(at, "Artifact size"))
+    assert dense_nz == 266_610
+
+    at.slider(key="prune_sparsity").set_value(90).run()
+    assert not at.exception and not at.error
+    nz, kb = number(metric(at, "Non-zero parameters")), number(metric(at, "Artifact size"))
+    assert nz < 0.15 * dense_nz and kb < dense_kb / 4
+    layer_acc = number(metric(at, "Test accuracy"))
+
+    at.radio(key="prune_scope").set_value("global").run()
+    assert not at.exception
+    assert number(metric(at, "Non-zero parameters")) == nz  # same count, other weights
+    assert number(metric(at, "Test accuracy")) != layer_acc
+
+    # structured forces the per-layer scope (the Recipe refuses global + structured)
+    at.toggle(key="prune_structured").set_value(True).run()
+    assert not at.exception and not at.error
+    assert at.radio(key="prune_scope").value == "layer" and at.radio(key="prune_scope").disabled
+    assert number(metric(at, "Non-zero parameters")) < 0.2 * dense_nz
+
+    at.selectbox(key="prune_mask_layer").set_value("layers.1.weight").run()
+    assert not at.exception
+    assert at.button(key="prune_ft_curve")  # the fine-tuned curve waits behind its button
+    assert at.button(key="prune_save")
+
+
+def test_pruning_fine_tune_switch_and_curve(tiny):
+    at = page("pruning")
+    at.slider(key="prune_sparsity").set_value(95).run()
+    oneshot = number(metric(at, "Test accuracy"))
+    at.toggle(key="prune_finetune").set_value(True).run()
+    assert not at.exception and not at.error
+    assert number(metric(at, "Test accuracy")) != oneshot
+    store = at.session_state["prune_finetuned"][("lenet-300-100", "layer", False)]
+    assert set(store) == {0, 95}
+
+    at.button(key="prune_ft_curve").click().run()
+    assert not at.exception and not at.error
+    store = at.session_state["prune_finetuned"][("lenet-300-100", "layer", False)]
+    assert set(store) == {0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99}
+    assert "prune_ft_curve" not in [b.key for b in at.button]  # every point done: the button is gone
+
+
+def test_save_run_from_a_technique_page(tiny, tmp_path, monkeypatch):
+    from compress_engine.store import Store
+    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
+    at = page("clustering")
+    at.slider(key="cluster_sparsity").set_value(50).run()
+    at.button(key="cluster_save").click().run()
+    assert not at.exception and not at.error
+    rows = Store().list()
+    assert len(rows) == 1 and rows[0]["technique"] == "prune+cluster" and rows[0]["model"] == "lenet-300-100"
+
+
+# --- clustering -----------------------------------------------------------------------------------
+
+def test_clustering_k_huffman_and_pruning(fmnist):
+    at = page("clustering")
+    assert at.select_slider(key="cluster_k").value == 16
+    kb16, acc16 = number(metric(at, "Artifact size")), number(metric(at, "Test accuracy"))
+    at.select_slider(key="cluster_k").set_value(4).run()
+    assert not at.exception
+    kb4, acc4 = number(metric(at, "Artifact size")), number(metric(at, "Test accuracy"))
+    assert kb4 < kb16 and acc4 < acc16
+
+    at.toggle(key="cluster_huffman").set_value(True).run()
+    assert not at.exception and number(metric(at, "Artifact size")) < kb4
+
+    at.slider(key="cluster_sparsity").set_value(90).run()
+    at.radio(key="cluster_init").set_value("kmeans++").run()
+    at.selectbox(key="cluster_layer").set_value("layers.2.weight").run()
+    assert not at.exception and not at.error
+    assert number(metric(at, "Non-zero parameters")) < 0.15 * 266_610
+    assert any("⌈" in x.value or "lceil" in x.value for x in at.latex)
+
+
+# --- quantization ---------------------------------------------------------------------------------
+
+def test_quantization_bits_scheme_and_int8(fmnist):
+    at = page("quantization")
+    assert at.select_slider(key="quant_bits").value == 4
+    kb4 = number(metric(at, "Artifact size"))
+    assert number(metric(at, "float32")) > 0 and number(metric(at, "int8")) > 0  # the torch.ao runtime
+    at.select_slider(key="quant_bits").set_value(8).run()
+    assert not at.exception
+    assert number(metric(at, "Artifact size")) > kb4
+
+    at.radio(key="quant_per_channel").set_value(True).run()
+    at.radio(key="quant_calibration").set_value("mse").run()
+    assert not at.exception and not at.error
+    assert any("channel 0" in c.value for c in at.caption)
+
+    # 1-bit symmetric is refused by the Recipe: its message, not a traceback
+    at.select_slider(key="quant_bits").set_value(1).run()
+    at.radio(key="quant_symmetric").set_value(True).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "symmetric" in at.error[0].value
+
+    at.select_slider(key="quant_bits").set_value(16).run()
+    assert not at.exception and not at.error
+
+
+# --- the conv model, on the tiny slice --------------------------------------------------------------
+
+def test_pages_render_for_lenet5(tiny):
+    for name in ("pruning", "clustering", "quantization"):
+        at = page(name, model="lenet-5")
+        assert not at.error
+        assert number(metric(at, "Non-zero parameters")) > 0
+    at = page("pruning", model="lenet-5")
+    at.selectbox(key="prune_mask_layer").set_value("conv2.weight").run()
+    at.toggle(key="prune_structured").set_value(True).run()
+    assert not at.exception and not at.error
