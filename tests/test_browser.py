@@ -1,0 +1,144 @@
+"""The main flow in a real browser: Debian's headless Chromium driven by Playwright.
+
+Start `streamlit run app.py` on a free loopback port, choose a model, open the pruning page, move
+the sparsity slider with the keyboard and check that the parameter metric and the chart change.
+It measures time-to-first-chart and slider-to-redraw (printed, and written to
+$BROWSER_RESULTS_DIR or a temp folder with the screenshots) but asserts no timing: numbers are
+reported by benchmarks, not enforced by tests.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+pytestmark = pytest.mark.browser
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(fmnist):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: `bash scripts/dev.sh test` installs Debian's chromium")
+        pytest.skip(f"no Chromium at {CHROMIUM} (install it with `apt-get install chromium`)")
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            log.seek(0)
+            pytest.fail(f"streamlit did not start:\n{log.read().decode(errors='replace')[-3000:]}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def out_dir():
+    d = Path(os.environ.get("BROWSER_RESULTS_DIR") or tempfile.mkdtemp(prefix="browser-"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def metric(page, label):
+    """The value text of the st.metric whose label contains `label`."""
+    box = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def chart_signature(page):
+    """Something that changes whenever the first plotly chart is redrawn with other data."""
+    return page.locator(".js-plotly-plot").first.evaluate(
+        "el => JSON.stringify((el.data || []).map(t => [t.x, t.y, t.z]))")
+
+
+def wait_until_changes(page, fn, before, timeout=30):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        try:
+            now = fn()
+        except Exception:
+            now = before
+        if now != before:
+            return now, time.perf_counter() - t0
+        page.wait_for_timeout(25)
+    pytest.fail(f"nothing changed within {timeout} s (still {str(before)[:100]})")
+
+
+def test_choose_model_move_sparsity(server, browser, out_dir):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    # Home: pick the model in the sidebar
+    page.goto(server)
+    page.get_by_text("Sample model").wait_for(timeout=60_000)
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="lenet-300-100").click()
+    page.locator('[data-testid="stMetric"]', has_text="Parameters").wait_for()
+    assert metric(page, "Parameters") == "266,610"
+
+    # Pruning page: time from opening it to its first chart
+    t0 = time.perf_counter()
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Pruning").click()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    first_chart_s = time.perf_counter() - t0
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(out_dir / "pruning-before.png"), full_page=True)
+    params_before = metric(page, "Non-zero parameters")
+    chart_before = chart_signature(page)
+
+    # Move the sparsity slider with the keyboard (each arrow press is one step)
+    slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    for _ in range(60):
+        page.keyboard.press("ArrowRight")
+    t1 = time.perf_counter()
+    params_after, _ = wait_until_changes(page, lambda: metric(page, "Non-zero parameters"), params_before)
+    _, redraw_s = wait_until_changes(page, lambda: chart_signature(page), chart_before)
+    redraw_s = time.perf_counter() - t1
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(out_dir / "pruning-after.png"), full_page=True)
+
+    assert int(params_after.replace(",", "")) < int(params_before.replace(",", ""))
+    results = {"first_chart_s": round(first_chart_s, 3), "slider_to_redraw_s": round(redraw_s, 3),
+               "params_before": params_before, "params_after": params_after}
+    (out_dir / "browser_timings.json").write_text(json.dumps(results, indent=2))
+    print(f"\nbrowser: {results} (screenshots in {out_dir})")
