@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from compress_engine import Recipe, viz
+from compress_engine import viz
 from pages import charts, common
 
 KS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # cluster counts on a log scale
@@ -38,15 +38,8 @@ with explain:
     st.caption("n = weights kept; pruned models also store the gaps between kept positions.")
 
 recipe = common.recipe(sparsity=pct / 100, clusters=k, cluster_init=init, huffman=huffman)
-dense = common.run(Recipe(), spinner="Evaluating the dense model…")
-if recipe is None or dense is None:
-    st.stop()
-run = common.run(recipe, spinner="Clustering…")
-if run is None:
-    st.stop()
+run, dense = common.headline(recipe, "Clustering…", key="cluster_save")
 m = run["metrics"]
-common.metric_cards(m, dense["metrics"])
-common.save_button(run, "+".join(recipe.techniques()), key="cluster_save")
 
 # --- one layer's weights with its centroids -----------------------------------------------------
 left, right = st.columns(2, gap="medium")
@@ -83,8 +76,6 @@ points = viz.curve_points(CURVE, k)
 acc, size = [], []
 for kk in points:
     res = common.run(recipe.replace(clusters=kk), spinner=f"Curve: k = {kk}…")
-    if res is None:
-        st.stop()
     acc.append(res["metrics"]["accuracy"])
     size.append(res["metrics"]["artifact_bytes"] / 1024)
 left, right = st.columns(2, gap="medium")

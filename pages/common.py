@@ -77,17 +77,34 @@ def _run(model_name, recipe_json, dataset_name):
 
 
 def run(recipe, spinner="Compressing…"):
-    """compress(model, recipe) for the sidebar's model, cached by recipe; None (with st.error shown) on bad input.
+    """compress(model, recipe) for the sidebar's model, cached by recipe.
 
-    Returns a dict: recipe (JSON), model, metrics, artifact (bytes), timings, history, weights (numpy).
+    Returns a dict: recipe (JSON), model, metrics, artifact (bytes), timings, history, weights
+    (numpy). Bad input shows the engine's message and stops the page: nothing below can draw.
     """
+    if recipe is None:  # common.recipe() has already shown why
+        st.stop()
     dataset()
     try:
         with st.spinner(spinner):
             return _run(model_name(), recipe.to_json(), DATASET)
     except ce.CompressError as e:
         st.error(str(e))
-        return None
+        st.stop()
+
+
+def dense():
+    """The uncompressed model's run (the reference every delta is measured against)."""
+    return run(ce.Recipe(), spinner="Evaluating the dense model…")
+
+
+def headline(recipe, spinner="Compressing…", label=None, key=None):
+    """Run `recipe`, draw its metric cards against the dense model and a Save button; return (run, dense)."""
+    base = dense()
+    res = run(recipe, spinner)
+    metric_cards(res["metrics"], base["metrics"])
+    save_button(res, label or "+".join(recipe.techniques()), key=key)
+    return res, base
 
 
 def recipe(**fields):

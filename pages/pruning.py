@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-import compress_engine as ce
 from compress_engine import viz
 from pages import charts, common
 
@@ -48,16 +47,10 @@ with explain:
 
 fields = dict(sparsity=pct / 100, prune_scope="layer" if structured else scope, structured=structured)
 recipe = common.recipe(**fields, finetune_epochs=int(finetune))
-dense = common.run(ce.Recipe(), spinner="Evaluating the dense model…")
-if recipe is None or dense is None:
-    st.stop()
 tuned = finetune and pct > 0
-run = common.run(recipe, spinner="Fine-tuning 1 epoch…" if tuned else "Pruning…")
-if run is None:
-    st.stop()
+run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…",
+                             "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save")
 m = run["metrics"]
-common.metric_cards(m, dense["metrics"])
-common.save_button(run, "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save")
 
 # fine-tuned points seen so far for this model and pruning mode: {sparsity %: (accuracy, bytes)}
 ft_store = st.session_state.setdefault("prune_finetuned", {})
@@ -104,8 +97,6 @@ with left:
     oneshot = {}
     for p in points:
         res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=0), spinner=f"One-shot curve: {p} %…")
-        if res is None:
-            st.stop()
         oneshot[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
     missing = [p for p in GRID if p not in ft_points]
     if missing:
@@ -118,8 +109,6 @@ with left:
             for i, p in enumerate(missing):
                 bar.progress(i / len(missing), text=f"Fine-tuning at {p} % sparsity ({i + 1} of {len(missing)})…")
                 res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=1), spinner=f"{p} %…")
-                if res is None:
-                    st.stop()
                 ft_points[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
             bar.empty()
             slot.empty()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from compress_engine import Recipe, quantize, viz
+from compress_engine import quantize, viz
 from pages import charts, common
 
 BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
@@ -45,15 +45,8 @@ with explain:
     st.latex(r"\text{symmetric: } z = 0,\;\; s = \tfrac{\max |w|}{(q_{\max} - q_{\min})/2}")
 
 recipe = common.recipe(bits=bits, symmetric=symmetric, per_channel=per_channel, calibration=calibration)
-dense = common.run(Recipe(), spinner="Evaluating the dense model…")
-if recipe is None or dense is None:
-    st.stop()
-run = common.run(recipe, spinner="Quantizing…")
-if run is None:
-    st.stop()
+run, dense = common.headline(recipe, "Quantizing…", key="quant_save")
 m = run["metrics"]
-common.metric_cards(m, dense["metrics"])
-common.save_button(run, "+".join(recipe.techniques()), key="quant_save")
 
 # --- one layer's weights with the grid ----------------------------------------------------------
 left, right = st.columns(2, gap="medium")
@@ -112,8 +105,6 @@ points = [b for b in BITS if not (symmetric and b == 1)]
 acc, size = [], []
 for b in points:
     res = common.run(recipe.replace(bits=b), spinner=f"Curve: {b} bits…")
-    if res is None:
-        st.stop()
     acc.append(res["metrics"]["accuracy"])
     size.append(res["metrics"]["artifact_bytes"] / 1024)
 labels = [str(b) for b in points]
