@@ -1,0 +1,132 @@
+"""The numbers behind the Distillation and Pipeline pages' explanations.
+
+Soft targets of one image at a few temperatures, test errors out of the test set, the partial
+recipes whose artifacts measure each step of a compression pipeline, the steps of a size waterfall,
+and the published figures we compare against (Hinton et al. 2015; Han et al. 2015, 2016).
+
+Pure functions over numbers, tensors and Recipes: no streamlit, no plotly (pages draw what these
+return). Sizes are never computed from formulas here: the pipeline's stages are recipes that the
+page runs, and each bar of the waterfall is the length of a real artifact.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+from .distill import soft_targets
+from .recipe import Recipe
+
+# Hinton, Vinyals & Dean, "Distilling the knowledge in a neural network" (2015), §3, MNIST:
+# test errors out of 10,000 of a 1200-1200 teacher and of an 800-800 student without / with distillation.
+HINTON_MNIST = {"teacher": 67, "student": 146, "distilled": 74, "teacher_width": 1200, "student_width": 800,
+                "test_images": 10_000}
+
+# Deep Compression (Han, Mao & Dally, ICLR 2016) on MNIST: total compression of the stored weights;
+# pruning alone (Han, Pool, Tran & Dally, NeurIPS 2015) keeps 1 weight in 12 on both nets.
+DEEP_COMPRESSION = {
+    "lenet-300-100": {"architecture": "LeNet-300-100", "total": 40.0, "pruning": 12.0,
+                      "error_dense": 1.64, "error_compressed": 1.58},
+    "lenet-5": {"architecture": "LeNet-5", "total": 39.0, "pruning": 12.0,
+                "error_dense": 0.80, "error_compressed": 0.74},
+}
+
+
+# -----------------------------------------------------------------------------
+# distillation
+
+
+def soft_target_table(logits, temperatures):
+    """{T: softmax(logits / T) as float64 numpy} for one image's logits (10 numbers) at each temperature.
+
+    Uses the engine's own distill.soft_targets, so the page shows exactly what the student learns from.
+    """
+    z = torch.as_tensor(np.asarray(logits, dtype=np.float32))
+    if z.ndim != 1:
+        raise ValueError(f"logits of one image must be 1-D, got shape {tuple(z.shape)}")
+    return {float(t): soft_targets(z, float(t)).double().numpy() for t in temperatures}
+
+
+def entropy_bits(p):
+    """Shannon entropy of a probability vector in bits: 0 for a one-hot answer, log2(10) ≈ 3.32 for uniform."""
+    p = np.asarray(p, dtype=np.float64)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def test_errors(accuracy, n_test):
+    """Misclassified test images, from an accuracy over `n_test` images (rounded to a whole image)."""
+    return int(round((1.0 - accuracy) * n_test))
+
+
+# -----------------------------------------------------------------------------
+# pipeline: the stages of a recipe and its size waterfall
+
+
+def code_bits(levels):
+    """Bits of a fixed-width index into `levels` shared values: ceil(log2 levels), at least 1."""
+    return max(1, math.ceil(math.log2(levels)))
+
+
+def stage_recipes(recipe):
+    """The partial recipes whose artifacts measure each step of `recipe`: [(stage, label, Recipe)].
+
+    Stages, each present only if the recipe does it: "dense" (float32, Recipe()), "prune" (sparse float32
+    with relative indices: the sparsity alone), "share" (+ clustering or quantization: bit-packed codes),
+    "huffman" (+ Huffman coding: the whole recipe). All are post-training (finetune_epochs=0, one-shot
+    schedule): fine-tuning keeps the masks and the code widths, so it barely moves the sizes; a page that
+    fine-tunes swaps the last stage's size for its trained artifact's.
+    """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
+    post = recipe.replace(finetune_epochs=0, schedule="oneshot")
+    stages = [("dense", "dense float32", Recipe())]
+    if post.sparsity > 0:
+        what = "units" if post.structured else "weights"
+        stages.append(("prune", f"pruned {100 * post.sparsity:g} % of {what}",
+                       post.replace(clusters=None, bits=None, huffman=False)))
+    if post.clusters is not None:
+        stages.append(("share", f"{post.clusters} clusters ({code_bits(post.clusters)}-bit codes)",
+                       post.replace(huffman=False)))
+    elif post.bits is not None:
+        stages.append(("share", f"{post.bits}-bit quantized", post.replace(huffman=False)))
+    if post.huffman:
+        stages.append(("huffman", "Huffman coded", post))
+    return stages
+
+
+def waterfall(sizes):
+    """Steps of a size waterfall from [(label, bytes)] in pipeline order (the first is the dense model).
+
+    Returns {"x", "measure", "y", "text"} for plotly's Waterfall: the first bar absolute, one relative
+    bar per later stage (its change in bytes, negative when it saves), then a "total" bar: the final size.
+    """
+    if not sizes:
+        raise ValueError("a waterfall needs at least the dense size")
+    labels = [label for label, _ in sizes]
+    sz = [int(b) for _, b in sizes]
+    steps = [sz[0]] + [b - a for a, b in zip(sz, sz[1:])]
+    return {"x": labels + ["final artifact"],
+            "measure": ["absolute"] + ["relative"] * (len(sz) - 1) + ["total"],
+            "y": steps + [sz[-1]],
+            "text": [f"{sz[0] / 1024:,.1f} KB"] + [f"{d / 1024:+,.1f} KB" for d in steps[1:]]
+            + [f"{sz[-1] / 1024:,.1f} KB"]}
+
+
+def paper_comparison(model_name, dense_bytes, final_bytes, pruned_bytes=None, dense_params=None,
+                     pruned_nonzero=None):
+    """Our compression ratios beside Deep Compression's for the same architecture; None if it has no figure.
+
+    Returns {"architecture", "rows": [{"stage", "paper", "ours", "ours_params"}]} with rows "pruning alone"
+    (ours: dense bytes / pruned artifact bytes, and dense / non-zero parameters — the paper's 12× counts
+    weights, not bytes; None without a pruning stage) and "whole pipeline" (dense / final artifact bytes).
+    """
+    ref = DEEP_COMPRESSION.get(model_name)
+    if ref is None:
+        return None
+    pruned = None if pruned_bytes is None else dense_bytes / pruned_bytes
+    params = None if not pruned_nonzero or dense_params is None else dense_params / pruned_nonzero
+    return {"architecture": ref["architecture"],
+            "rows": [{"stage": "pruning alone", "paper": ref["pruning"], "ours": pruned, "ours_params": params},
+                     {"stage": "whole pipeline", "paper": ref["total"], "ours": dense_bytes / final_bytes,
+                      "ours_params": None}]}
