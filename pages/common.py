@@ -71,7 +71,12 @@ def card():
 @st.cache_data(max_entries=512, show_spinner=False)
 def _run(model_name, recipe_json, dataset_name):
     res = ce.compress(model(model_name), ce.Recipe.from_json(recipe_json), _dataset(dataset_name))
-    return {"recipe": recipe_json, "model": model_name, "metrics": res.metrics, "artifact": res.artifact,
+    return _pack(model_name, res)
+
+
+def _pack(model_name, res):
+    """A compress() Result as plain data (picklable, so st.cache_data and session_state can keep it)."""
+    return {"recipe": res.recipe.to_json(), "model": model_name, "metrics": res.metrics, "artifact": res.artifact,
             "timings": res.timings, "history": res.history,
             "weights": {n: p.detach().numpy().copy() for n, p in res.model.state_dict().items()}}
 
@@ -128,8 +133,10 @@ def metric_cards(metrics, dense):
                 f"{100 * (metrics['accuracy'] - dense['accuracy']):+.2f} pts")
 
 
-def train_run(recipe, label="Training"):
+def train_run(recipe, label="Training", start_from=None):
     """Run a recipe with fine-tuning or distillation behind a progress bar and a live loss curve.
+
+    start_from names the model to compress (default: the sidebar's; Distillation passes its teacher).
 
     The result is cached in st.session_state by (model, recipe) so it survives reruns. Pressing any
     button (e.g. "Stop") reruns the page, which interrupts the run: nothing half-done is kept.
@@ -137,7 +144,8 @@ def train_run(recipe, label="Training"):
     import pandas as pd
 
     store = st.session_state.setdefault("trained", {})
-    key = (model_name(), recipe.to_json())
+    name = start_from or model_name()
+    key = (name, recipe.to_json())
     if key in store:
         return store[key]
     bar = st.progress(0.0, text=f"{label}…")
@@ -151,13 +159,11 @@ def train_run(recipe, label="Training"):
         chart.line_chart(pd.DataFrame(losses), x="step", y="loss", height=200)
 
     try:
-        res = ce.compress(model(model_name()), recipe, dataset(), progress=progress)
+        res = ce.compress(model(name), recipe, dataset(), progress=progress)
     except ce.CompressError as e:
         st.error(str(e))
         return None
-    out = {"recipe": key[1], "model": key[0], "metrics": res.metrics, "artifact": res.artifact,
-           "timings": res.timings, "history": res.history,
-           "weights": {n: p.detach().numpy().copy() for n, p in res.model.state_dict().items()}}
+    out = _pack(name, res)
     store[key] = out
     bar.empty()
     chart.empty()
