@@ -22,4 +22,8 @@ PAGES = [
 ]
 page = st.navigation(PAGES)
 common.sidebar()
-page.run()
+common._frame.active = True
+try:
+    page.run()
+finally:
+    common._frame.active = False

@@ -7,6 +7,8 @@ import streamlit as st
 from compress_engine import viz
 from pages import charts, common
 
+common.through_app()
+
 KS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # cluster counts on a log scale
 CURVE = (2, 4, 8, 16, 32, 64, 128, 256)  # cluster counts of the curves (plus the current one)
 INITS = {"linear": "Linear", "density": "Density", "kmeans++": "k-means++"}

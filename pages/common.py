@@ -5,6 +5,7 @@ a recipe already seen answers from st.cache_data at once.
 """
 
 import os
+import threading
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
@@ -13,13 +14,22 @@ import compress_engine as ce
 
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
 
-# Streamlit treats a folder named pages/ as "one page per file" until app.py's st.navigation has
-# run once in the process. So on a fresh server, a first visit straight to /compare would run that
-# page alone (no sidebar, and charts.py/common.py listed as pages). Every page imports this
-# module, so switch that legacy mode off here and rerun the request through app.py.
-if PagesManager.uses_pages_directory:
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+
+
+_frame = threading.local()  # app.py marks the page run it wraps
+
+
+def through_app():
+    """Let every later run of this page go through app.py's frame; every page calls it first.
+
+    Streamlit treats a folder named pages/ as "one page per file" until app.py's st.navigation has
+    run once in the process: on a fresh server a first visit straight to /compare runs that page
+    alone (the model is then the default one). Switch that legacy mode off, so the next
+    interaction already runs inside app.py. No rerun here: it would drop the click that started
+    this run (and Streamlit's AppTest runs pages this way on purpose).
+    """
+    if not getattr(_frame, "active", False):
+        PagesManager.uses_pages_directory = False
 
 
 def kb(n_bytes):

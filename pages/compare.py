@@ -16,6 +16,8 @@ import compress_engine as ce
 from compress_engine import store as runstore
 from pages import common
 
+common.through_app()
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"
 
 st.title("Compare runs")

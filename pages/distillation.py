@@ -9,6 +9,8 @@ from compress_engine import explain
 from compress_engine.train import logits
 from pages import common
 
+common.through_app()
+
 TEACHER = "teacher-1200-1200"
 WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800, 1200, 1600, 2000)  # hidden units per student layer
 BLUE, ORANGE, GREEN, GREY, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#9467bd"

@@ -17,6 +17,8 @@ from compress_engine.recipe import BITS, RANGES
 from compress_engine.store import recipe_summary
 from pages import common
 
+common.through_app()
+
 MAX_ARTIFACT_MB = 20
 MAX_RECIPE_KB = 64
 PARTS = ("index", "codes", "codebook", "raw")

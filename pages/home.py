@@ -5,6 +5,8 @@ import streamlit as st
 
 from pages import common
 
+common.through_app()
+
 st.title("Compression Playground")
 st.caption("Prune, cluster, quantize and distil neural networks on Fashion-MNIST — sizes in real bytes, "
            "accuracy on all 10,000 test images.")

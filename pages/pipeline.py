@@ -7,6 +7,8 @@ from compress_engine import Recipe, explain
 from compress_engine.recipe import BITS
 from pages import charts, common
 
+common.through_app()
+
 KS = (2, 4, 8, 16, 32, 64, 128, 256)
 SHARING = {"none": "None", "cluster": "Cluster (k-means)", "quantize": "Quantize (uniform grid)"}
 SCOPES = {"layer": "Per layer", "global": "Global"}

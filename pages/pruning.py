@@ -5,6 +5,8 @@ import streamlit as st
 from compress_engine import viz
 from pages import charts, common
 
+common.through_app()
+
 GRID = (0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99)  # sparsity (%) of the accuracy-vs-sparsity curves
 SCOPES = {"layer": "Per layer", "global": "Global"}
 

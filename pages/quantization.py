@@ -5,6 +5,8 @@ import streamlit as st
 from compress_engine import quantize, viz
 from pages import charts, common
 
+common.through_app()
+
 BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
 MAX_LINES = 256  # draw the grid's levels up to this many (16 bits has 65,536)
 
