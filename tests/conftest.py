@@ -2,7 +2,10 @@
 tests, and the shipped sample models."""
 
 import os
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,3 +44,30 @@ def lenet5():
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(1234)
+
+
+def write_idx(path, array):
+    """Write a uint8 array as an (uncompressed) MNIST-format IDX file."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    path.write_bytes(header + array.tobytes())
+
+
+@pytest.fixture(scope="session")
+def tiny_idx(fmnist, tmp_path_factory):
+    """512 training and 500 test images of the real data as an MNIST-format folder: "idx:<folder>"."""
+    folder = tmp_path_factory.mktemp("tiny-fmnist")
+    write_idx(folder / "train-images-idx3-ubyte", fmnist.train_x[:512].numpy())
+    write_idx(folder / "train-labels-idx1-ubyte", fmnist.train_y[:512].numpy())
+    write_idx(folder / "t10k-images-idx3-ubyte", fmnist.test_x[:500].numpy())
+    write_idx(folder / "t10k-labels-idx1-ubyte", fmnist.test_y[:500].numpy())
+    return f"idx:{folder}"
+
+
+@pytest.fixture
+def tiny(tiny_idx, monkeypatch):
+    """Point the dashboard at the tiny slice, so training buttons take seconds."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from pages import common
+    monkeypatch.setattr(common, "DATASET", tiny_idx)
+    return tiny_idx

@@ -1,16 +1,37 @@
-"""Streamlit AppTest: every page renders without an exception and its controls move its metrics."""
+"""Streamlit AppTest: the home page, and the helpers every page's AppTest uses."""
 
+import sys
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-
-TIMEOUT = 120
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+sys.path.insert(0, str(ROOT))
+TIMEOUT = 180
 
 
 def app():
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def page(name, model=None):
+    """Run pages/<name>.py inside app.py, with the sidebar's model preset (its widget key is "model")."""
+    at = app()
+    if model:
+        at.session_state["model"] = model
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def number(text):
+    """'1,234.5 KB' / '89.71 %' / '12,345' / '40.1×' -> float."""
+    return float(text.replace(",", "").split()[0].rstrip("×"))
 
 
 def test_home_shows_card(fmnist):

@@ -5,61 +5,7 @@ Each page renders without an exception and its main control moves the metric it 
 selected through pages.common.DATASET, so it takes seconds.
 """
 
-import sys
-from pathlib import Path
-
-import numpy as np
-import pytest
-from streamlit.testing.v1 import AppTest
-
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
-sys.path.insert(0, str(ROOT))
-
-from pages import common  # noqa: E402  (the module app.py imports: patching it reaches the pages)
-
-TIMEOUT = 180
-
-
-def page(name, model=None):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if model:
-        at.session_state["model"] = model  # the sidebar picker's key
-    at.switch_page(f"pages/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def metric(at, label):
-    return next(m.value for m in at.metric if m.label == label)
-
-
-def number(text):
-    """'1,234.5 KB' / '89.71 %' / '12,345' -> float."""
-    return float(text.replace(",", "").split()[0].rstrip("×"))
-
-
-def write_idx(path, array):
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
-    path.write_bytes(header + array.tobytes())
-
-
-@pytest.fixture(scope="module")
-def tiny_idx(fmnist, tmp_path_factory):
-    """512 training and 500 test images of the real data as an MNIST-format folder: "idx:<folder>"."""
-    folder = tmp_path_factory.mktemp("tiny-fmnist")
-    write_idx(folder / "train-images-idx3-ubyte", fmnist.train_x[:512].numpy())
-    write_idx(folder / "train-labels-idx1-ubyte", fmnist.train_y[:512].numpy())
-    write_idx(folder / "t10k-images-idx3-ubyte", fmnist.test_x[:500].numpy())
-    write_idx(folder / "t10k-labels-idx1-ubyte", fmnist.test_y[:500].numpy())
-    return f"idx:{folder}"
-
-
-@pytest.fixture
-def tiny(tiny_idx, monkeypatch):
-    monkeypatch.setattr(common, "DATASET", tiny_idx)
-    return tiny_idx
+from test_app import metric, number, page
 
 
 # --- pruning ------------------------------------------------------------------------------------
