@@ -46,10 +46,7 @@ m = run["metrics"]
 # --- one layer's weights with its centroids -----------------------------------------------------
 left, right = st.columns(2, gap="medium")
 with left:
-    names = viz.compressible_names(dense["weights"])
-    c1, c2 = st.columns([2, 1])
-    layer = c1.selectbox("Layer", names, index=0, key="cluster_layer")
-    log_y = c2.toggle("Log-scale counts", value=True, key="cluster_log_y")
+    layer, log_y = common.layer_picker(dense, "cluster")
     clustered = run["weights"][layer]
     kept = viz.kept_values(dense["weights"][layer], clustered)
     cents = viz.centroids(clustered)

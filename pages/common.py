@@ -143,6 +143,15 @@ def metric_cards(metrics, dense):
                 f"{100 * (metrics['accuracy'] - dense['accuracy']):+.2f} pts")
 
 
+def layer_picker(dense_run, prefix):
+    """A layer selector and a log-scale switch side by side, for per-layer histograms; (layer, log_y)."""
+    from compress_engine import viz
+
+    c1, c2 = st.columns([2, 1])
+    layer = c1.selectbox("Layer", viz.compressible_names(dense_run["weights"]), index=0, key=f"{prefix}_layer")
+    return layer, c2.toggle("Log-scale counts", value=True, key=f"{prefix}_log_y")
+
+
 def train_run(recipe, label="Training", start_from=None):
     """Run a recipe with fine-tuning or distillation behind a progress bar and a live loss curve.
 

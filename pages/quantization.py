@@ -53,10 +53,7 @@ m = run["metrics"]
 # --- one layer's weights with the grid ----------------------------------------------------------
 left, right = st.columns(2, gap="medium")
 with left:
-    names = viz.compressible_names(dense["weights"])
-    c1, c2 = st.columns([2, 1])
-    layer = c1.selectbox("Layer", names, index=0, key="quant_layer")
-    log_y = c2.toggle("Log-scale counts", value=True, key="quant_log_y")
+    layer, log_y = common.layer_picker(dense, "quant")
     w = dense["weights"][layer]
     grid = viz.quant_grid(w, bits, symmetric, per_channel, calibration)
     if per_channel:
