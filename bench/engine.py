@@ -5,47 +5,12 @@
 Times are medians of repeated runs in one process, after one warm-up run.
 """
 
-import csv
-import statistics
-import sys
-import time
-from pathlib import Path
-
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from report import median_time, table  # noqa: F401  (also puts the repo on sys.path)
 import compress_engine as ce  # noqa: E402
 from compress_engine import cluster  # noqa: E402
 from compress_engine.prune import compressible, magnitude_mask  # noqa: E402
-
-OUT = Path(__file__).resolve().parent / "results"
-
-
-def median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def table(title, rows, name):
-    OUT.mkdir(exist_ok=True)
-    cols = list(rows[0])
-    with open(OUT / f"{name}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, cols)
-        w.writeheader()
-        w.writerows(rows)
-    fmt = lambda v: f"{v:,.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
-    cells = [[fmt(r[c]) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    print(f"\n### {title}\n")
-    print("| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells:
-        print("| " + " | ".join(v.rjust(w) for v, w in zip(row, widths)) + " |")
 
 
 def main():
