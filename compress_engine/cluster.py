@@ -395,11 +395,11 @@ class Shared(nn.Module):
 
 def cluster_model(model, k, init="linear", masks=None, seed=0):
     """Cluster every compressible weight of `model` in place (weights become centroids[labels],
-    pruned ones stay 0). `masks` (name -> bool tensor) says which weights are kept; without it,
+    pruned ones stay 0). `k` is one cluster count for all layers or a dict name -> count. `masks` (name -> bool tensor) says which weights are kept; without it,
     the zeros of each weight are taken as pruned. Returns {name: (centroids, labels)}."""
     out = {}
     for name, p in compressible(model).items():
-        centroids, labels = cluster_weight(p, k, init, None if masks is None else masks.get(name), seed)
+        centroids, labels = cluster_weight(p, k[name] if isinstance(k, dict) else k, init, None if masks is None else masks.get(name), seed)
         with torch.no_grad():
             p.copy_(shared_weight(centroids, labels).to(p.dtype))
         out[name] = (centroids, labels)

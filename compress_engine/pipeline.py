@@ -174,7 +174,9 @@ def compress(model, recipe, data, progress=None, measure_latency=False):
 
     grids = {}
     if r.clusters is not None:
-        books = cluster.cluster_model(work, r.clusters, r.cluster_init, masks, r.seed)
+        ks = {n: r.conv_clusters if r.conv_clusters and p.dim() == 4 else r.clusters
+              for n, p in prune.compressible(work).items()}
+        books = cluster.cluster_model(work, ks, r.cluster_init, masks, r.seed)
         if r.finetune_epochs:
             pars = {n: cluster.Shared(c, lab) for n, (c, lab) in books.items()}
             with constrained(work, pars, freeze_original=True):

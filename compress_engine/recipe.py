@@ -23,6 +23,7 @@ CHOICES = {
 RANGES = {
     "sparsity": (0.0, 0.999),
     "clusters": (2, 256),
+    "conv_clusters": (2, 256),
     "temperature": (1.0, 20.0),
     "alpha": (0.0, 1.0),
     "student_width": (10, 2000),
@@ -31,9 +32,9 @@ RANGES = {
     "lr": (1e-6, 1.0),
     "seed": (0, 2**31 - 1),
 }
-INTS = {"clusters", "student_width", "distill_epochs", "finetune_epochs", "seed", "bits"}
+INTS = {"clusters", "conv_clusters", "student_width", "distill_epochs", "finetune_epochs", "seed", "bits"}
 BOOLS = {"structured", "symmetric", "per_channel", "huffman"}
-OPTIONAL = {"clusters", "bits", "temperature"}
+OPTIONAL = {"clusters", "conv_clusters", "bits", "temperature"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Recipe:
     structured: bool = False         # remove whole neurons / filters so the dense model shrinks
     schedule: str = "oneshot"        # "gradual": Zhu & Gupta cubic ramp during fine-tuning
     clusters: int | None = None      # k-means weight sharing with this many centroids per layer
+    conv_clusters: int | None = None  # centroids per conv layer, if not `clusters` (Deep Compression: 256 conv, 32 fc)
     cluster_init: str = "linear"
     bits: int | None = None          # uniform quantization bit width (1-8 or 16)
     symmetric: bool = False
@@ -67,6 +69,9 @@ class Recipe:
         if self.clusters is not None and self.bits is not None:
             raise RecipeError(f"clusters={self.clusters} and bits={self.bits}: choose weight clustering or "
                               "uniform quantization, not both (set the other to None)")
+        if self.conv_clusters is not None and self.clusters is None:
+            raise RecipeError(f"conv_clusters={self.conv_clusters} needs clusters set too: it overrides the "
+                              "cluster count of convolution layers only")
         if self.bits == 1 and self.symmetric:
             raise RecipeError("bits=1 with symmetric=True: a symmetric 1-bit grid is {-2m, 0}, which loses every "
                               "positive weight; use symmetric=False (affine) for 1-bit weights")

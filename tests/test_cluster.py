@@ -214,3 +214,18 @@ def test_cluster_model_in_place():
     for name, (c, labels) in again.items():
         assert torch.equal(labels == -1, ~masks[name])
         assert torch.equal(params[name].detach(), cluster.shared_weight(*out[name]))
+
+
+def test_conv_layers_get_their_own_cluster_count(lenet5, small):
+    """Deep Compression's split: a big codebook for conv layers, a small one for fully connected ones."""
+    import compress_engine as ce
+    res = ce.compress(lenet5, ce.Recipe(sparsity=0.5, clusters=4, conv_clusters=64), small)
+    levels = {row["name"]: row["levels"] for row in res.metrics["layers"] if row["levels"]}
+    weights = {n: p.detach() for n, p in res.model.state_dict().items() if n in levels}
+    for name, w in weights.items():
+        k = 64 if w.dim() == 4 else 4
+        assert levels[name] == k
+        assert w[w != 0].unique().numel() <= k
+    assert {w.dim() for w in weights.values()} == {2, 4}
+    decoded = ce.decode(res.artifact)
+    assert all(torch.equal(decoded[n], w) for n, w in weights.items())

@@ -12,6 +12,7 @@ BAD = {  # field -> values that must be refused
     "structured": ["yes", 1, None],
     "schedule": ["linear", None],
     "clusters": [1, 257, 0, -4, 3.5, math.nan, "16", True, 10**12],
+    "conv_clusters": [1, 257, 0, 2.5, math.nan, "256", True],
     "cluster_init": ["random", "", None],
     "bits": [0, 9, 15, 17, 32, 3.5, -8, math.nan, "8", True],
     "symmetric": ["no", 0],
@@ -60,6 +61,7 @@ def test_integral_floats_are_normalised():
 @pytest.mark.parametrize("kwargs,words", [
     ({"clusters": 16, "bits": 4}, "not both"),
     ({"bits": 1, "symmetric": True}, "bits=1"),
+    ({"conv_clusters": 256}, "needs clusters"),
     ({"schedule": "gradual"}, "finetune_epochs"),
     ({"structured": True, "prune_scope": "global", "sparsity": 0.5}, "structured"),
 ])
