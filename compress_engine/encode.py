@@ -15,16 +15,20 @@ A Codebook grid is stored as the table of the values actually used; an Affine gr
 scale and zero point per channel plus codes q - q0. The two signed zeros are always allowed,
 as extra table entries when the grid cannot express them.
 
-Container: b"CPG1", a version byte, a little-endian u32 length, a zlib-compressed JSON header
-{"meta": ..., "t": [tensor records]}, then for each tensor six sections back to back:
+Container (format version 2): b"CPG1", a version byte, a little-endian u32 header length, a
+little-endian u32 CRC-32 (zlib.crc32) of every other byte of the artifact, a zlib-compressed JSON
+header {"meta": ..., "t": [tensor records]}, then for each tensor six sections back to back:
 codebook (values f32, or scales f32 + zero points i32), gap Huffman table, gap stream,
 code Huffman table, code stream, raw float32 values. A record holds name "n", shape "s",
 kind "k" (r raw / c codebook / a affine), layout "l" (d / s), section lengths "z", and:
 sparse: "m" non-zeros, "b" gap bits, "g" gap symbols, "gm" gap mode; coded: "cm" code mode
 (0 fixed width, 1 Huffman with a nibble table, 2 Huffman with a zlib'd nibble table);
 affine: "C" channels, "q0" lowest q, "nq" q values, "sp" extra values (float32 bit patterns).
-decode / read_meta / size_breakdown take untrusted bytes: every size is checked against the
-blob before anything is allocated, and anything wrong raises ArtifactError.
+decode / read_meta / size_breakdown take untrusted bytes. The checksum comes first: without it about
+half of all single-byte changes past the preamble (nearly all inside a code stream) still decoded,
+to other weights. Then every
+size is checked against the blob before anything is allocated (a crafted file can carry a valid
+checksum), and anything wrong raises ArtifactError. Version 1 (no checksum) is refused.
 """
 
 import json
@@ -39,7 +43,8 @@ import torch
 from compress_engine.errors import ArtifactError
 
 MAGIC = b"CPG1"
-VERSION = 1
+VERSION = 2
+PREAMBLE = 13  # magic 4, version 1, header length u32 at [5:9], CRC-32 u32 at [9:13]
 MAX_ELEMENTS = 50_000_000  # total over all tensors an artifact may claim
 MAX_NDIM = 16
 MAX_TENSORS = 100_000
@@ -474,14 +479,26 @@ def _encode_tensor(name, t, grid, huffman):
     return rec, sec, min(fixed)
 
 
+def _checksum(blob):
+    """CRC-32 of every byte of an artifact except its own 4-byte field at [9:13]."""
+    return zlib.crc32(memoryview(blob)[PREAMBLE:], zlib.crc32(memoryview(blob)[:9])) & 0xFFFFFFFF
+
+
+def _seal(blob):
+    """`blob` with the CRC field at [9:13] set to the checksum of the rest (encode's last step)."""
+    blob = bytearray(blob)
+    blob[9:PREAMBLE] = struct.pack("<I", _checksum(blob))
+    return bytes(blob)
+
+
 def _assemble(meta, records, sections):
-    """Container bytes: magic, version, u32 header length, zlib JSON header, sections."""
+    """Container bytes: magic, version, u32 header length, u32 CRC-32, zlib JSON header, sections."""
     try:
         text = json.dumps({"meta": meta, "t": records}, separators=(",", ":"))
     except (TypeError, ValueError) as e:
         _fail(f"meta must be JSON-serialisable: {e}")
     head = zlib.compress(text.encode("utf-8"), 9)
-    return b"".join([MAGIC, bytes([VERSION]), struct.pack("<I", len(head)), head] + sections)
+    return _seal(b"".join([MAGIC, bytes([VERSION]), struct.pack("<I", len(head)), b"\0" * 4, head] + sections))
 
 
 def _encode(tensors, grids, meta, huffman):
@@ -597,20 +614,35 @@ def _check_record(rec, blob_len):
     return n
 
 
+def _check_container(blob):
+    """Magic, version and checksum of untrusted bytes, before any of their content is trusted."""
+    if len(blob) < 5 or blob[:4] != MAGIC:
+        _fail("not a compressed-model artifact (bad magic or too short)")
+    if blob[4] == 1:
+        _fail("artifact format version 1 (from before artifacts carried a checksum) is no longer read: "
+              f"re-export it to get format version {VERSION}")
+    if blob[4] != VERSION:
+        _fail(f"artifact format version {blob[4]} is not supported (expected {VERSION}): re-export it")
+    if len(blob) < PREAMBLE:
+        _fail(f"artifact truncated: {len(blob)} bytes, shorter than its {PREAMBLE}-byte preamble; re-export it")
+    (stored,) = struct.unpack("<I", blob[9:PREAMBLE])
+    actual = _checksum(blob)
+    if stored != actual:
+        _fail(f"artifact is corrupt: checksum mismatch (stored CRC-32 {stored:08x}, computed {actual:08x}); "
+              "the file was truncated, changed or extended after export: re-export it")
+
+
 def _parse(blob):
     """Check the container and header of untrusted bytes -> (meta, records, offset of first section, bytes)."""
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         _fail(f"artifact must be bytes, got {type(blob).__name__}")
     blob = bytes(blob)
-    if len(blob) < 9 or blob[:4] != MAGIC:
-        _fail("not a compressed-model artifact (bad magic or too short)")
-    if blob[4] != VERSION:
-        _fail(f"artifact format version {blob[4]} is not supported (expected {VERSION})")
+    _check_container(blob)
     (hlen,) = struct.unpack("<I", blob[5:9])
-    if 9 + hlen > len(blob):
-        _fail(f"artifact truncated: header claims {hlen} bytes, only {len(blob) - 9} present")
+    if PREAMBLE + hlen > len(blob):
+        _fail(f"artifact truncated: header claims {hlen} bytes, only {len(blob) - PREAMBLE} present")
     try:
-        head = json.loads(_inflate(blob[9:9 + hlen], MAX_HEADER, "header").decode("utf-8"))
+        head = json.loads(_inflate(blob[PREAMBLE:PREAMBLE + hlen], MAX_HEADER, "header").decode("utf-8"))
     except (ValueError, RecursionError) as e:
         if isinstance(e, ArtifactError):
             raise
@@ -626,10 +658,10 @@ def _parse(blob):
     if len({r["n"] for r in recs}) != len(recs):
         _fail("header lists a tensor name twice")
     body = sum(sum(r["z"]) for r in recs)
-    if 9 + hlen + body != len(blob):
-        _fail(f"artifact is {len(blob)} bytes but its header accounts for {9 + hlen + body} "
+    if PREAMBLE + hlen + body != len(blob):
+        _fail(f"artifact is {len(blob)} bytes but its header accounts for {PREAMBLE + hlen + body} "
               "(truncated, or trailing data)")
-    return head["meta"], recs, 9 + hlen, blob
+    return head["meta"], recs, PREAMBLE + hlen, blob
 
 
 # ----------------------------------------------------------------------------- decode
@@ -718,7 +750,9 @@ def read_meta(blob):
 
 
 def size_breakdown(blob):
-    """Bytes per part (header, index, codes, codebook, raw) overall and per tensor; the parts sum to len(blob)."""
+    """Bytes per part (header, index, codes, codebook, raw) overall and per tensor; the parts sum to len(blob).
+
+    "header" counts the 13-byte preamble (magic, version, header length, checksum) and the zlib'd JSON."""
     _, recs, off, _ = _parse(blob)
     parts = {"header": off, "index": 0, "codes": 0, "codebook": 0, "raw": 0, "per_tensor": {}}
     for rec in recs:
