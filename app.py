@@ -1,7 +1,8 @@
 """Compression Playground — the entry point: `streamlit run app.py`.
 
-This file is the frame around every page: it draws the sidebar (model choice, kept across pages)
-and routes to the page scripts in pages/. Pages stay thin: widgets in, one engine call, charts out.
+This file is the frame around every page: it draws the sidebar (model choice, kept across pages,
+and an uploader for the user's own weights) and routes to the page scripts in pages/. Pages stay
+thin: widgets in, one engine call, charts out.
 """
 
 import streamlit as st

@@ -6,6 +6,7 @@
     result = ce.compress(model, ce.Recipe(sparsity=0.9, clusters=16), ds)
     result.metrics["artifact_bytes"] == len(result.artifact)
     ce.decode(result.artifact)   # the exact weights back
+    ce.read_weights(data, "mine.safetensors")   # a user's weight file -> model, never running code
 
 It never imports streamlit: pages call it, it does not know about pages.
 """
@@ -13,11 +14,12 @@ It never imports streamlit: pages call it, it does not know about pages.
 from .data import Dataset, load_dataset
 from .encode import decode, encode, read_meta, size_breakdown
 from .errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
-from .models import list_models, load_model, model_card
+from .models import list_models, load_model, model_card, read_weights
 from .pipeline import Result, compress, decode_model, evaluate_artifact, sweep
 from .recipe import Recipe
 from .train import Stopped
 
 __all__ = ["Dataset", "load_dataset", "decode", "encode", "read_meta", "size_breakdown", "ArtifactError",
            "CompressError", "DatasetError", "ModelError", "RecipeError", "list_models", "load_model",
-           "model_card", "Result", "compress", "decode_model", "evaluate_artifact", "sweep", "Recipe", "Stopped"]
+           "model_card", "read_weights", "Result", "compress", "decode_model", "evaluate_artifact", "sweep",
+           "Recipe", "Stopped"]

@@ -2,10 +2,17 @@
 
 No computation happens here beyond calling compress_engine; the caches make a slider move cheap:
 a recipe already seen answers from st.cache_data at once.
+
+The sidebar also takes the user's own weights (ce.read_weights: safetensors or a weights-only
+torch checkpoint, so an upload never runs code). An uploaded model lives in this browser session
+only; everywhere else it is a model name like a sample's, and cache keys also carry its SHA-256.
 """
 
+import hashlib
 import os
+import re
 import threading
+from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
@@ -13,7 +20,8 @@ from streamlit.runtime.pages_manager import PagesManager
 import compress_engine as ce
 
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
-
+MAX_WEIGHTS_MB = 50  # uploaded weight files (the largest sample model is 9.4 MB)
+MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first
 
 
 _frame = threading.local()  # app.py marks the page run it wraps
@@ -55,19 +63,125 @@ def dataset():
 
 
 @st.cache_resource(show_spinner="Loading model…")
-def model(name):
+def _sample_model(name):
     return ce.load_model(name)
 
 
+def uploads():
+    """This session's uploaded models, oldest first: {name: {"model", "card", "sha256"}}."""
+    return st.session_state.setdefault("uploaded_models", {})
+
+
+def model(name):
+    """The model called `name`: one uploaded in this session, else a sample model (shared by all sessions)."""
+    up = uploads().get(name)
+    return up["model"] if up is not None else _sample_model(name)
+
+
+def weights_id(name):
+    """What identifies a model's weights besides its name, for cache keys: an upload's SHA-256, '' for samples."""
+    up = uploads().get(name)
+    return up["sha256"] if up is not None else ""
+
+
 def sidebar():
-    """The sample-model picker, drawn by app.py on every page so the choice persists."""
+    """The model picker (sample models and this session's uploads) and the weights uploader, drawn by
+    app.py on every page so the choice persists."""
     cards = ce.list_models()
-    names = [c["name"] for c in cards if not c["name"].startswith("teacher")]
+    names = [c["name"] for c in cards if not c["name"].startswith("teacher")] + list(uploads())
     if not names:
         st.error("No sample models in sample_models/: rebuild them with "
                  "`python -m compress_engine train lenet-300-100`.")
         st.stop()
-    st.sidebar.selectbox("Sample model", names, key="model")
+    if st.session_state.get("model", names[0]) not in names:  # an upload of another (or an expired) session
+        st.session_state["model"] = names[0]
+    st.sidebar.selectbox("Sample model", names, key="model",
+                         help="The shipped sample models, and any weights you uploaded below in this session.")
+    st.sidebar.file_uploader(
+        "Your own weights (.safetensors / .pt, state_dict only)", type=["safetensors", "pt", "pth"],
+        key="weights_upload", on_change=_on_weights_upload, max_upload_size=MAX_WEIGHTS_MB,
+        help=f"A state dict of compress_engine's MLP (784 inputs, 10 classes, any hidden sizes) or LeNet-5 "
+             f"(any widths), up to {MAX_WEIGHTS_MB} MB. It is read without running code (safetensors, or "
+             "torch.load with weights_only=True) and scored on the test set; it stays in this session only.")
+    kind, text = st.session_state.get("weights_message") or (None, None)
+    if kind == "error":
+        st.sidebar.error(text)
+    elif kind == "success":
+        st.sidebar.success(text)
+
+
+def _on_weights_upload():
+    """on_change of the weights uploader (runs before the script, so it may still select the new model)."""
+    st.session_state.pop("weights_message", None)
+    f = st.session_state.get("weights_upload")
+    if f is not None:
+        st.session_state["weights_message"] = upload_weights(f.getvalue(), f.name)
+
+
+def upload_weights(data, filename):
+    """Process an uploaded weight file for the sidebar -> ("success" | "error", message); never raises.
+
+    On success the model is added to this session's choice and selected (call this before the
+    model selectbox is drawn, as the uploader's on_change callback does)."""
+    filename = _safe_filename(filename)
+    if len(data) > MAX_WEIGHTS_MB << 20:  # checked before the bytes are parsed
+        return "error", (f"{filename} is {len(data):,} bytes; weight uploads are limited to {MAX_WEIGHTS_MB} MB "
+                         f"({MAX_WEIGHTS_MB << 20:,} bytes) here.")
+    try:
+        name = add_upload(data, filename)
+    except ce.CompressError as e:
+        return "error", f"Cannot use these weights: {e}"
+    except Exception as e:  # defence in depth: an upload must never show a traceback
+        return "error", f"Could not read {filename} ({type(e).__name__}: {str(e)[:200]})."
+    st.session_state["model"] = name
+    c = uploads()[name]["card"]
+    return "success", (f"Added **{name}** ({c['parameters']:,} parameters, test accuracy "
+                       f"{100 * c['test_accuracy']:.2f} %); it is selected above.")
+
+
+def add_upload(data, filename):
+    """Read weights with the engine, score the model on the whole test set (its dense accuracy, as a sample
+    model's card has) and add it to this session's models; returns its name. CompressError if bad."""
+    from compress_engine.pipeline import reference
+
+    net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB << 20)
+    sha = hashlib.sha256(data).hexdigest()
+    name = f"upload-{_stem(filename)}-{sha[:8]}"
+    ds = _dataset(DATASET)
+    _, acc = reference(net, ds)
+    store = uploads()
+    store.pop(name, None)
+    store[name] = {"model": net, "sha256": sha, "card": _upload_card(name, filename, net, acc, ds, sha, len(data))}
+    while len(store) > MAX_UPLOADS:
+        store.pop(next(iter(store)))
+    return name
+
+
+def _safe_filename(filename):
+    """An upload's name with only letters, digits, '.', '-', '_' and spaces (it is shown as Markdown),
+    shortened but keeping its suffix (which says how to read it)."""
+    path = Path(re.sub(r"[^\w.\- ]", "_", str(filename)) or "weights")
+    return path.stem[:100] + path.suffix[:16]
+
+
+def _stem(filename):
+    return re.sub(r"[^A-Za-z0-9]+", "-", Path(filename).stem).strip("-")[:32].strip("-") or "weights"
+
+
+def _upload_card(name, filename, net, acc, ds, sha, n_bytes):
+    """A model card for uploaded weights, with the same fields as a sample model's."""
+    from compress_engine.models import param_count, spec_of
+
+    spec = spec_of(net)
+    arch = (f"MLP {'-'.join(map(str, spec['sizes']))}" if spec["arch"] == "mlp"
+            else f"LeNet-5 with widths {'-'.join(map(str, spec['widths']))}")
+    params = param_count(net)
+    return {"name": name, "description": f"Your weights from {filename}: {arch}, scored on the test set when uploaded.",
+            "spec": spec, "parameters": params, "dense_bytes": 4 * params, "test_accuracy": acc,
+            "test_set": f"{ds.name}, all {len(ds.y('test')):,} test images",
+            "training": {"source": "uploaded in this browser session", "file": filename, "bytes": n_bytes,
+                         "sha256": sha},
+            "reproduce": None}
 
 
 def model_name():
@@ -75,11 +189,13 @@ def model_name():
 
 
 def card():
-    return ce.model_card(model_name())
+    """The chosen model's card: a sample model's JSON card, or the one made when the weights were uploaded."""
+    up = uploads().get(model_name())
+    return up["card"] if up is not None else ce.model_card(model_name())
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def _run(model_name, recipe_json, dataset_name):
+def _run(model_name, recipe_json, dataset_name, weights_id=""):
     res = ce.compress(model(model_name), ce.Recipe.from_json(recipe_json), _dataset(dataset_name))
     return _pack(model_name, res)
 
@@ -102,7 +218,7 @@ def run(recipe, spinner="Compressing…"):
     dataset()
     try:
         with st.spinner(spinner):
-            return _run(model_name(), recipe.to_json(), DATASET)
+            return _run(model_name(), recipe.to_json(), DATASET, weights_id(model_name()))
     except ce.CompressError as e:
         st.error(str(e))
         st.stop()
@@ -211,8 +327,12 @@ def save_button(result, technique_label, key=None):
     return run_id
 
 
-@st.cache_data(show_spinner=False)
 def predictions(model_name):
     """The dense model's predicted class for every test image (a list of ints)."""
+    return _predictions(model_name, weights_id(model_name), DATASET)
+
+
+@st.cache_data(show_spinner=False)
+def _predictions(model_name, weights_id, dataset_name):
     from compress_engine.pipeline import reference
     return reference(model(model_name), dataset())[0].tolist()

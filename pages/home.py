@@ -1,4 +1,5 @@
-"""Home: the chosen sample model's card and a few test images with its predictions."""
+"""Home: the chosen model's card (a sample model's, or one made for uploaded weights) and a few test
+images with its predictions."""
 
 import plotly.express as px
 import streamlit as st
@@ -18,9 +19,13 @@ c1, c2, c3 = st.columns(3)
 c1.metric("Parameters", f"{card['parameters']:,}")
 c2.metric("Dense size (float32)", common.kb(card["dense_bytes"]))
 c3.metric("Test accuracy", f"{100 * card['test_accuracy']:.2f} %", help=card["test_set"])
-with st.expander("How it was trained"):
+with st.expander("How it was trained" if card["reproduce"] else "Where it came from"):
     st.json(card["training"])
-    st.code(card["reproduce"], language="bash")
+    if card["reproduce"]:
+        st.code(card["reproduce"], language="bash")
+    else:
+        st.caption("Uploaded weights: how they were trained is not known here. Their test accuracy above was "
+                   "measured when you uploaded them; every page compresses them like a sample model.")
 
 st.markdown("#### Test images and the model's predictions")
 n = 12

@@ -72,3 +72,14 @@ def test_shrink_equals_masked_units(spec, amount, rng):
     x = torch.rand(16, 1, 28, 28, generator=rng)
     assert models.param_count(small) < models.param_count(model)
     assert torch.allclose(small(x), masked(x), atol=1e-5)
+
+
+def test_huge_spec_is_refused_before_allocating():
+    """An untrusted spec (an artifact's meta, an upload's shapes) claiming 10^10 weights: the shapes are
+    compared on the meta device, so this is refused at once instead of allocating 40 GB."""
+    sd = models.build({"arch": "mlp", "sizes": [784, 30, 10]}).state_dict()
+    with pytest.raises(ce.ModelError, match="do not fit"):
+        models.from_state_dict({"arch": "mlp", "sizes": [784, 100_000, 100_000, 10]}, sd)
+    artifact = ce.encode(sd, meta={"spec": {"arch": "lenet5", "widths": [100_000, 100_000, 100_000]}})
+    with pytest.raises(ce.ModelError, match="do not fit"):
+        ce.decode_model(artifact)

@@ -1,0 +1,490 @@
+"""Uploaded model weights (compress_engine.read_weights and the sidebar uploader): every sample model
+round-trips through .safetensors and .pt; hostile or broken files (pickled code, truncations,
+random bytes, lying safetensors headers, NaN weights, wrong shapes, names or dtypes, ...) raise
+ModelError with a message, never another exception, and a pickle never runs its code."""
+
+import io
+import os
+import pickle
+import struct
+import warnings
+import zipfile
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import save as st_save
+from streamlit.testing.v1 import AppTest
+from test_app import ROOT, TIMEOUT, app
+
+import compress_engine as ce
+from compress_engine import models
+from compress_engine.models import read_weights
+
+SAMPLES = list(models.SAMPLES)
+MLP_SMALL = {"arch": "mlp", "sizes": [784, 32, 10]}
+
+
+def pt(obj, **kw):
+    """torch.save(obj) as bytes (zip format)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf, **kw)
+    return buf.getvalue()
+
+
+def small_state(spec=None, seed=0):
+    torch.manual_seed(seed)
+    return models.build(spec or MLP_SMALL).state_dict()
+
+
+def same_weights(model, state):
+    got = model.state_dict()
+    return list(got) == list(state) and all(torch.equal(got[k], state[k].float()) for k in state)
+
+
+# ----------------------------------------------------------------------------- good files
+
+@pytest.fixture(scope="module")
+def sample_states():
+    return {name: ce.load_model(name).state_dict() for name in SAMPLES}
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pt", "pth"])
+@pytest.mark.parametrize("name", SAMPLES)
+def test_sample_models_round_trip(sample_states, name, fmt):
+    state = sample_states[name]
+    data = st_save(state) if fmt == "safetensors" else pt(state)
+    model = read_weights(data, f"{name}.{fmt}")
+    spec = models.SAMPLES[name][0]
+    assert models.spec_of(model) == {k: v for k, v in spec.items() if k != "dropout"}
+    assert same_weights(model, state) and not model.training
+    x = torch.rand(4, 1, 28, 28)
+    reference = models.from_state_dict(spec, state)
+    assert torch.equal(model(x), reference(x))
+
+
+@pytest.mark.parametrize("wrap", ["state_dict", "model", "checkpoint", "module.", "ordered"])
+def test_checkpoint_wrappers(wrap):
+    """A training checkpoint's state dict under "state_dict" / "model", a DataParallel prefix, an OrderedDict."""
+    state = small_state()
+    obj = {"state_dict": state, "model": state,
+           "checkpoint": {"model": state, "epoch": 3, "optimizer": {"lr": 0.1}, "note": "hi"},
+           "module.": {f"module.{k}": v for k, v in state.items()},
+           "ordered": type(state)(state)}[wrap]
+    model = read_weights(pt(obj), "ckpt.pt")
+    assert models.spec_of(model) == MLP_SMALL and same_weights(model, state)
+
+
+@pytest.mark.parametrize("spec", [{"arch": "mlp", "sizes": [784, 10]}, {"arch": "mlp", "sizes": [784, 7, 5, 3, 10]},
+                                  {"arch": "lenet5", "widths": [6, 16, 120]}, {"arch": "lenet5", "widths": [1, 1, 1]}])
+def test_any_sizes_and_widths(spec):
+    state = small_state(spec)
+    for data, fname in ((st_save(state), "m.safetensors"), (pt(state), "M.PTH")):
+        model = read_weights(data, fname)
+        assert models.spec_of(model) == spec and same_weights(model, state)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_float_dtypes_become_float32(dtype):
+    state = {k: v.to(dtype) for k, v in small_state().items()}
+    for data, fname in ((st_save(state), "h.safetensors"), (pt(state), "h.pt")):
+        model = read_weights(data, fname)
+        assert all(p.dtype == torch.float32 for p in model.parameters()) and same_weights(model, state)
+
+
+# ----------------------------------------------------------------------------- code in a pickle
+
+class Evil:
+    """Unpickling this would run a shell command that creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+class EvilExec:
+    """Unpickling this would run Python code that creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('pwned')",)
+
+
+MALICIOUS = {
+    "os.system value in a state dict (zip)": lambda m: pt({**small_state(), "x": Evil(m)}),
+    "exec as the whole object (zip)": lambda m: pt(EvilExec(m)),
+    "os.system under 'state_dict' (zip)": lambda m: pt({"state_dict": {"layers.0.weight": Evil(m)}}),
+    "os.system as a bare pickle": lambda m: pickle.dumps({"w": Evil(m)}),
+    "exec as a bare pickle, protocol 2": lambda m: pickle.dumps(EvilExec(m), protocol=2),
+    "legacy torch.save with os.system": lambda m: pt({"w": Evil(m)}, _use_new_zipfile_serialization=False),
+    "a whole nn.Module (zip)": lambda m: pt(models.build(MLP_SMALL)),
+    "a TorchScript archive": lambda m: torchscript_bytes(),
+}
+
+
+def torchscript_bytes():
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(models.build(MLP_SMALL)), buf)
+    return buf.getvalue()
+
+
+def test_evil_pickles_really_run_code_when_unpickled(tmp_path):
+    """Control: the payloads are real; plain pickle.loads does run them (not in read_weights)."""
+    marker = tmp_path / "ran"
+    pickle.loads(pickle.dumps(Evil(marker)))
+    assert marker.exists()
+    marker.unlink()
+    pickle.loads(pickle.dumps(EvilExec(marker)))
+    assert marker.read_text() == "pwned"
+
+
+@pytest.mark.parametrize("name", MALICIOUS)
+@pytest.mark.parametrize("suffix", [".pt", ".pth"])
+def test_pickled_code_is_refused_and_never_runs(tmp_path, name, suffix):
+    marker = tmp_path / "pwned"
+    data = MALICIOUS[name](marker)
+    with pytest.raises(ce.ModelError, match="refused|TorchScript") as e:
+        read_weights(data, f"evil{suffix}")
+    assert not marker.exists()
+    assert "torch.save(model.state_dict()" in str(e.value)
+
+
+def test_code_refusal_names_what_it_found(tmp_path):
+    with pytest.raises(ce.ModelError, match=r"refused: 'evil.pt' contains code/objects other than tensors "
+                                            r"\(posix\.system\)"):
+        read_weights(pt({"w": Evil(tmp_path / "x")}), "evil.pt")
+    with pytest.raises(ce.ModelError, match=r"contains code/objects.*MLP"):
+        read_weights(pt(models.build(MLP_SMALL)), "module.pt")
+
+
+# ----------------------------------------------------------------------------- broken and hostile files
+
+def st_with_header(header, body=b""):
+    """A safetensors file from a raw header (bytes) and body."""
+    return struct.pack("<Q", len(header)) + header + body
+
+
+def rezip(data, compression):
+    """The same zip checkpoint rewritten with another compression."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as z:
+        for info in src.infolist():
+            z.writestr(info.filename, src.read(info.filename))
+    return out.getvalue()
+
+
+def with_value(key, value):
+    state = dict(small_state())
+    state[key] = value
+    return state
+
+
+def expanded_mlp():
+    """Shapes that chain badly and claim a 20000 x 20000 layer, built from one-element storages."""
+    one = torch.zeros(1)
+    return {"layers.0.weight": one.expand(20000, 784), "layers.0.bias": torch.zeros(20000),
+            "layers.1.weight": one.expand(20000, 1), "layers.1.bias": torch.zeros(20000),
+            "layers.2.weight": one.expand(10, 1), "layers.2.bias": torch.zeros(10)}
+
+
+def wide_lenet():
+    """LeNet-5 state dict with 200,000 conv1 filters (10 M weights, from one-element storages)."""
+    one, c1 = torch.zeros(1), 200_000
+    return {"conv1.weight": one.expand(c1, 1, 5, 5), "conv1.bias": one.expand(c1),
+            "conv2.weight": one.expand(1, c1, 5, 5), "conv2.bias": one, "fc1.weight": one.expand(1, 16),
+            "fc1.bias": one, "fc2.weight": one.expand(10, 1), "fc2.bias": one.expand(10)}
+
+
+def qint8(t):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantized tensors are deprecated; users may still have such files
+        return torch.quantize_per_tensor(t, 0.1, 0, torch.qint8)
+
+
+def nan_state(value):
+    state = small_state()
+    state["layers.1.weight"][3, 4] = value
+    return state
+
+
+GOOD_ST = st_save(small_state())
+GOOD_PT = pt(small_state())
+
+# id -> (file name, bytes factory, expected message part). Every one must raise ModelError.
+BAD = {
+    # size
+    "empty .safetensors": ("w.safetensors", lambda: b"", "empty"),
+    "empty .pt": ("w.pt", lambda: b"", "empty"),
+    "over the size limit": ("w.safetensors", lambda: GOOD_ST, "limited to"),
+    # names and types of the upload itself
+    "wrong suffix .bin": ("w.bin", lambda: GOOD_PT, "must end in"),
+    "no suffix": ("weights", lambda: GOOD_ST, "must end in"),
+    "a .safetensors.txt": ("w.safetensors.txt", lambda: GOOD_ST, "must end in"),
+    # safetensors framing
+    "safetensors: 3 bytes": ("w.safetensors", lambda: b"abc", "too short"),
+    "safetensors: header claims 2**63 bytes": ("w.safetensors", lambda: struct.pack("<Q", 2 ** 63) + b"{}",
+                                               "claims"),
+    "safetensors: header claims 1 byte past the end": (
+        "w.safetensors", lambda: struct.pack("<Q", len(GOOD_ST) - 7) + GOOD_ST[8:], "claims"),
+    "safetensors: header of 2 MB": ("w.safetensors", lambda: st_with_header(b" " * (2 << 20)), "header is"),
+    "safetensors: header not JSON": ("w.safetensors", lambda: st_with_header(b"{not json"), "not a readable"),
+    "safetensors: header a JSON list": ("w.safetensors", lambda: st_with_header(b"[1, 2]"), "not a readable"),
+    "safetensors: offsets past the data": ("w.safetensors", lambda: st_with_header(
+        b'{"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}', b"\0" * 8), "not a readable"),
+    "safetensors: shape disagrees with offsets": ("w.safetensors", lambda: st_with_header(
+        b'{"w": {"dtype": "F32", "shape": [1000000, 1000000], "data_offsets": [0, 16]}}', b"\0" * 16),
+        "not a readable"),
+    "safetensors: unknown dtype": ("w.safetensors", lambda: st_with_header(
+        b'{"w": {"dtype": "F128", "shape": [1], "data_offsets": [0, 16]}}', b"\0" * 16), "not a readable"),
+    "safetensors: 300 tensors": ("w.safetensors", lambda: st_save({f"t{i}": torch.zeros(1) for i in range(300)}),
+                                 "holds 300 tensors; .* at most 256"),
+    "safetensors: random bytes": ("w.safetensors", lambda: bytes(range(256)) * 4, "safetensors"),
+    # torch framing
+    "pt: random bytes": ("w.pt", lambda: bytes((i * 7 + 3) % 256 for i in range(1024)), "not a PyTorch checkpoint"),
+    "pt: zip magic then junk": ("w.pt", lambda: b"PK\x03\x04" + b"\x01" * 500, "corrupt zip"),
+    "pt: zip of a text file": ("w.pt", lambda: zip_of({"hello.txt": b"hi"}), "not a readable"),
+    "pt: bare pickle of a real state dict": ("w.pt", lambda: pickle.dumps(small_state()), "bare pickle"),
+    "pt: legacy torch.save of a state dict": ("w.pt", lambda: pt(small_state(), _use_new_zipfile_serialization=False),
+                                              "bare pickle or a pre-1.6"),
+    "pt: deflate-compressed entries": ("w.pt", lambda: rezip(GOOD_PT, zipfile.ZIP_DEFLATED), "compressed"),
+    "pt: corrupt pickle opcodes": ("w.pt", lambda: replace_pickle(GOOD_PT, b"\x80\x02\xff\xfe\xfd."), "corrupt pickle"),
+    "pt: pickle of 2 MB": ("w.pt", lambda: replace_pickle(GOOD_PT, pickle.dumps("x" * (2 << 20), protocol=2)),
+                           "bytes of pickle"),
+    "pt: numel larger than its storage": ("w.pt", lambda: lying_numel(), "not a readable"),
+    # content: not a state dict
+    "pt: a bare tensor": ("w.pt", lambda: pt(torch.zeros(3)), "not a state dict"),
+    "pt: a list of tensors": ("w.pt", lambda: pt(list(small_state().values())), "not a state dict"),
+    "pt: None": ("w.pt", lambda: pt(None), "not a state dict"),
+    "pt: empty dict": ("w.pt", lambda: pt({}), "empty state dict"),
+    "safetensors: no tensors": ("w.safetensors", lambda: st_save({}), "empty state dict"),
+    "pt: int value": ("w.pt", lambda: pt(with_value("epoch", 3)), "'epoch' is a int"),
+    "pt: str value": ("w.pt", lambda: pt(with_value("name", "mlp")), "not a tensor"),
+    "pt: list value": ("w.pt", lambda: pt(with_value("layers.0.bias", [0.0] * 32)), "not a tensor"),
+    "pt: dict value": ("w.pt", lambda: pt(with_value("extra", {"a": torch.zeros(1)})), "not a tensor"),
+    "pt: int keys": ("w.pt", lambda: pt({i: v for i, v in enumerate(small_state().values())}), "names are strings"),
+    "pt: nested three levels deep": ("w.pt", lambda: pt({"a": {"model": {"state_dict": small_state()}}}),
+                                     "not a tensor"),
+    # content: dtypes and values
+    "int64 weights": ("w.safetensors", lambda: st_save({k: v.long() for k, v in small_state().items()}), "dtype"),
+    "bool weights": ("w.safetensors", lambda: st_save({k: v > 0 for k, v in small_state().items()}), "dtype"),
+    "uint8 weights": ("w.pt", lambda: pt({k: (v * 0).to(torch.uint8) for k, v in small_state().items()}), "dtype"),
+    "complex weights": ("w.pt", lambda: pt({k: v.to(torch.complex64) for k, v in small_state().items()}), "dtype"),
+    "quantized weights": ("w.pt", lambda: pt(with_value("layers.0.bias", qint8(torch.zeros(32)))), "quantized"),
+    "sparse weights": ("w.pt", lambda: pt(with_value("layers.0.bias", torch.zeros(32).to_sparse())), "sparse"),
+    "a NaN weight (.safetensors)": ("w.safetensors", lambda: st_save(nan_state(float("nan"))), "NaN or infinite"),
+    "a NaN weight (.pt)": ("w.pt", lambda: pt(nan_state(float("nan"))), "NaN or infinite"),
+    "an inf weight": ("w.safetensors", lambda: st_save(nan_state(float("-inf"))), "NaN or infinite"),
+    "float64 overflowing float32": ("w.pt", lambda: pt({k: v.double() * (1e300 if k.endswith("bias") else 1)
+                                                         for k, v in small_state().items()}), "after conversion"),
+    # content: names and shapes
+    "unknown names": ("w.safetensors", lambda: st_save({"conv.weight": torch.zeros(3, 3)}), "do not fit"),
+    "extra key": ("w.safetensors", lambda: st_save(with_value("layers.9.weight", torch.zeros(2, 2))), "missing"),
+    "missing bias": ("w.safetensors", lambda: st_save({k: v for k, v in small_state().items()
+                                                       if k != "layers.1.bias"}), "missing"),
+    "gap in layer numbers": ("w.pt", lambda: pt({k.replace("layers.1", "layers.2"): v
+                                                for k, v in small_state().items()}), "missing"),
+    "LeNet-5 with an extra key": ("w.pt", lambda: pt({**small_state({"arch": "lenet5", "widths": [6, 16, 120]}),
+                                                      "fc3.weight": torch.zeros(1)}), "do not fit"),
+    "transposed weight": ("w.safetensors", lambda: st_save(with_value("layers.1.weight", torch.zeros(32, 10))),
+                          "sizes must be"),
+    "weights that do not chain": ("w.safetensors", lambda: st_save(with_value("layers.1.weight", torch.zeros(10, 33))),
+                                  "do not fit"),
+    "bias of the wrong length": ("w.pt", lambda: pt(with_value("layers.0.bias", torch.zeros(31))), "do not fit"),
+    "1-D weight": ("w.pt", lambda: pt(with_value("layers.0.weight", torch.zeros(784))), "expected 2"),
+    "zero-width layer": ("w.pt", lambda: pt({**with_value("layers.0.weight", torch.zeros(0, 784)),
+                                              "layers.0.bias": torch.zeros(0)}), "non-zero"),
+    "100 inputs, not 784": ("w.safetensors", lambda: st_save(small_state({"arch": "mlp", "sizes": [100, 32, 10]})),
+                            "784 inputs"),
+    "5 classes, not 10": ("w.safetensors", lambda: st_save(small_state({"arch": "mlp", "sizes": [784, 32, 5]})),
+                          "10 classes"),
+    "LeNet-5 with 3x3 kernels": ("w.pt", lambda: pt(with_lenet("conv1.weight", torch.zeros(6, 1, 3, 3))),
+                                 "do not fit"),
+    "LeNet-5 with 3 input channels": ("w.pt", lambda: pt(with_lenet("conv1.weight", torch.zeros(6, 3, 5, 5))),
+                                      "do not fit"),
+    "LeNet-5 conv weight 2-D": ("w.pt", lambda: pt(with_lenet("conv2.weight", torch.zeros(16, 150))), "expected 4"),
+    "claims a 1.6 GB model from tiny storages": ("w.pt", lambda: pt(expanded_mlp()), "do not fit"),
+    "claims 10**10 weights by stride 0": ("w.pt", lambda: pt({"layers.0.weight": torch.zeros(1).expand(10**5, 10**5),
+                                                              "layers.0.bias": torch.zeros(1)}), "limited to"),
+    "a LeNet-5 wider than any spec allows": ("w.pt", lambda: pt(wide_lenet()), "1..100000"),
+}
+N_HOSTILE = len(BAD) + 2 * len(MALICIOUS)  # the count reported for issue 6 (plus the hypothesis examples below)
+
+
+def zip_of(files):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def replace_pickle(data, new_pickle):
+    """A zip checkpoint with its data.pkl replaced."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    return zip_of({i.filename: new_pickle if i.filename.endswith("data.pkl") else src.read(i.filename)
+                   for i in src.infolist()})
+
+
+def lying_numel():
+    """A checkpoint whose pickle claims 1,000,000 elements for a 16-byte storage record."""
+    data = pt({"w": torch.ones(4)})
+    pkl = zipfile.ZipFile(io.BytesIO(data)).read("archive/data.pkl")
+    big = b"J" + struct.pack("<i", 1_000_000)
+    pkl = pkl.replace(b"X\x03\x00\x00\x00cpuq\x06K\x04", b"X\x03\x00\x00\x00cpuq\x06" + big)
+    return replace_pickle(data, pkl.replace(b"K\x00K\x04\x85", b"K\x00" + big + b"\x85"))
+
+
+def with_lenet(key, value):
+    state = dict(small_state({"arch": "lenet5", "widths": [6, 16, 120]}))
+    state[key] = value
+    return state
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_upload_is_refused_with_a_message(case):
+    filename, make, match = BAD[case]
+    limit = 1000 if case == "over the size limit" else models.MAX_UPLOAD_BYTES
+    with pytest.raises(ce.ModelError, match=match) as e:
+        read_weights(make(), filename, max_bytes=limit)
+    assert repr(filename) in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"x.pt", ""])
+def test_bad_file_names(bad):
+    with pytest.raises(ce.ModelError, match="file name"):
+        read_weights(GOOD_PT, bad)
+
+
+@pytest.mark.parametrize("bad", ["text", None, [1, 2]])
+def test_data_must_be_bytes(bad):
+    with pytest.raises(ce.ModelError, match="must be bytes"):
+        read_weights(bad, "w.pt")
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pt"])
+def test_every_truncation_is_refused(fmt):
+    """Each proper prefix of a small file (every byte for safetensors' header, then strides) is refused."""
+    data = GOOD_ST if fmt == "safetensors" else GOOD_PT
+    cuts = sorted(set(range(0, 200)) | set(range(200, len(data), 97)))
+    for cut in cuts:
+        with pytest.raises(ce.ModelError):
+            read_weights(data[:cut], f"w.{fmt}")
+
+
+def test_valid_file_with_large_metadata_under_the_limit():
+    state = small_state()
+    data = st_save(state, metadata={"note": "x" * 100_000})
+    assert same_weights(read_weights(data, "w.safetensors"), state)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000), st.sampled_from(["w.safetensors", "w.pt", "w.pth"]),
+       st.sampled_from([b"", b"PK\x03\x04", b"\x80\x02", struct.pack("<Q", 60)]))
+def test_random_bytes(data, filename, prefix):
+    """Arbitrary bytes (with a zip, pickle or safetensors-looking start): a model or ModelError, nothing else."""
+    try:
+        read_weights(prefix + data, filename)
+    except ce.ModelError:
+        pass
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_random_byte_changes(data):
+    """A real small file with a few bytes changed: a model (weights bits may change; neither format has a
+    checksum over them) or ModelError, never another exception."""
+    blob = bytearray(data.draw(st.sampled_from([GOOD_ST, GOOD_PT])))
+    for _ in range(data.draw(st.integers(1, 4))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        read_weights(bytes(blob), "w.safetensors" if blob[:2] != b"PK" else "w.pt")
+    except ce.ModelError:
+        pass
+
+
+# ----------------------------------------------------------------------------- the dashboard's uploader
+
+SIDEBAR_ONLY = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import streamlit as st
+from pages import common
+common.sidebar()
+st.write("model:", common.model_name())
+st.write("card:", common.card()["name"], common.card()["test_accuracy"])
+"""
+
+
+def sidebar_app():
+    """The sidebar alone. (Within app.py, AppTest runs only the first run through app.py: later runs execute
+    the page script directly, without the sidebar, because the repo has a pages/ folder.)"""
+    return AppTest.from_string(SIDEBAR_ONLY, default_timeout=TIMEOUT).run()
+
+
+def upload(at, name, data):
+    return at.sidebar.file_uploader(key="weights_upload").upload(name, data).run()
+
+
+def test_sidebar_upload_adds_and_selects_the_model(fmnist, lenet300):
+    at = upload(sidebar_app(), "my le net!.pt", pt(lenet300.state_dict()))
+    assert not at.exception and not at.sidebar.error
+    name = at.session_state["model"]
+    assert name.startswith("upload-my-le-net-") and at.sidebar.selectbox(key="model").value == name
+    assert at.sidebar.selectbox(key="model").options[-1] == name
+    assert "test accuracy 90.13 %" in at.sidebar.success[0].value  # scored by the engine on all 10k images
+    assert any(m.value.startswith(f"card: {name} `0.901") for m in at.markdown)
+
+
+@pytest.mark.parametrize("filename, data, match", [
+    ("evil.pt", lambda m: pt({"w": Evil(m)}), "refused: 'evil.pt' contains code"),
+    ("junk.safetensors", lambda m: b"\x00" * 100, "not a readable safetensors"),
+    ("nan.safetensors", lambda m: st_save(nan_state(float("nan"))), "NaN"),
+    ("shape.pt", lambda m: pt(with_value("layers.0.bias", torch.zeros(31))), "do not fit"),
+    ("big.pt", lambda m: b"\0" * ((50 << 20) + 1), "limited to 50 MB"),
+])
+def test_sidebar_bad_upload_shows_the_error(fmnist, tmp_path, filename, data, match):
+    marker = tmp_path / "pwned"
+    at = upload(sidebar_app(), filename, data(marker))
+    assert not at.exception and not marker.exists()
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and match in errors[0]
+    assert at.session_state["model"] == "lenet-300-100" and len(at.sidebar.selectbox(key="model").options) == 2
+    at = at.sidebar.file_uploader(key="weights_upload").clear().run()  # removing the file clears the message
+    assert not at.exception and not at.sidebar.error
+
+
+def test_sidebar_forgets_an_upload_of_another_session(fmnist):
+    at = AppTest.from_string(SIDEBAR_ONLY, default_timeout=TIMEOUT)
+    at.session_state["model"] = "upload-gone-12345678"
+    at.run()
+    assert not at.exception and at.session_state["model"] == "lenet-300-100"
+
+
+def test_uploaded_model_works_on_the_pages(fmnist):
+    """Home shows the upload's card (its dense accuracy measured by the engine); Pruning and Quantization
+    compress the uploaded model, not a sample: their dense reference has its 50,890 parameters."""
+    from compress_engine.pipeline import reference
+
+    spec = {"arch": "mlp", "sizes": [784, 64, 10]}
+    state = small_state(spec, seed=3)
+    acc = reference(models.from_state_dict(spec, state), fmnist)[1]
+    at = upload(app().run(), "my mlp.safetensors", st_save(state))
+    assert not at.exception, at.exception
+    name = at.session_state["model"]
+    assert at.subheader[0].value == name and name.startswith("upload-my-mlp-")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Parameters"] == "50,890" and metrics["Test accuracy"] == f"{100 * acc:.2f} %"
+    for page in ("pruning", "quantization"):
+        # After its first run AppTest runs the page script alone (no sidebar widget keeps "model"),
+        # so preset the choice as test_app.page() does; the upload itself stays in session_state.
+        at.session_state["model"] = name
+        at = at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception and not at.error, (page, at.exception)
+        nz = next(m for m in at.metric if m.label == "Non-zero parameters")
+        assert int(nz.value.replace(",", "")) - int(nz.delta.replace(",", "")) == 50_890, page
