@@ -94,9 +94,9 @@ class Recipe:
         if not isinstance(d, dict):
             raise RecipeError(f"a recipe must be a JSON object of fields, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(map(repr, set(d) - known))
         if unknown:
-            raise RecipeError(f"unknown recipe field(s) {unknown}; allowed: {sorted(known)}")
+            raise RecipeError(f"unknown recipe field(s) {', '.join(unknown)}; allowed: {sorted(known)}")
         return cls(**d)
 
     @classmethod
@@ -105,6 +105,8 @@ class Recipe:
             d = json.loads(text)
         except (ValueError, TypeError) as e:
             raise RecipeError(f"recipe is not valid JSON: {e}") from None
+        except RecursionError:
+            raise RecipeError("recipe is not valid JSON: nested too deeply (a recipe is one flat object)") from None
         return cls.from_dict(d)
 
     def replace(self, **changes):
@@ -116,6 +118,10 @@ class Recipe:
                                    ("cluster", self.clusters is not None), ("quantize", self.bits is not None),
                                    ("huffman", self.huffman)) if on]
         return t or ["dense"]
+
+
+def _allowed(name):
+    return "one of 1-8 or 16" if name == "bits" else "between {} and {}".format(*RANGES[name])
 
 
 def check(name, value):
@@ -130,8 +136,10 @@ def check(name, value):
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise RecipeError(f"{name}={value!r}: must be a number" + (" or None" if name in OPTIONAL else ""))
-    if not math.isfinite(value):
+    if not isinstance(value, numbers.Integral) and not math.isfinite(value):
         raise RecipeError(f"{name}={value!r}: must be a finite number")
+    if isinstance(value, numbers.Integral) and abs(value) > 2**63:  # also beyond float range
+        raise RecipeError(f"{name}={str(value)[:20]}…: far out of range ({_allowed(name)})")
     if name in INTS:
         if value != int(value):
             raise RecipeError(f"{name}={value!r}: must be a whole number")
