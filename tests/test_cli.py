@@ -1,8 +1,12 @@
+"""Command line: real runs print JSON; every bad flag, name or file exits with status 2 and one line on
+stderr naming the flag, the value and what is allowed, never a traceback."""
+
 import json
+import os
 
 import pytest
 
-from compress_engine.__main__ import main
+from compress_engine.__main__ import MAX_SWEEP_VALUES, main
 
 
 def run(capsys, *argv):
@@ -23,23 +27,134 @@ def test_run_prints_metrics(capsys, fmnist, tmp_path):
     assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(res["metrics"]["accuracy"])
 
 
-@pytest.mark.parametrize("argv,words", [
-    (["run", "--sparsity", "1.5"], "sparsity=1.5"),
-    (["run", "--bits", "9"], "bits=9"),
-    (["run", "--clusters", "abc"], "clusters="),
-    (["run", "--model", "nope"], "unknown model"),
-    (["run", "--data", "idx:/nonexistent"], "does not exist"),
-    (["sweep", "--field", "colour", "--values", "1"], "not a recipe field"),
-    (["sweep", "--field", "bits", "--values", "4,99"], "bits=99"),
-    (["eval", "/nonexistent.cpg"], "does not exist"),
-])
-def test_bad_flags_exit_2_with_message(capsys, fmnist, argv, words):
-    code, out, err = run(capsys, *argv)
-    assert code == 2 and words in err and out == ""
-
-
 def test_sweep_lists_rows(capsys, fmnist):
     code, out, _ = run(capsys, "sweep", "--field", "bits", "--values", "8,4,2", "--sparsity", "0.5")
     rows = json.loads(out)
     assert code == 0 and [r["bits"] for r in rows] == [8, 4, 2]
     assert rows[0]["artifact_bytes"] > rows[2]["artifact_bytes"]
+
+
+def test_optional_fields_take_none(capsys, fmnist):
+    code, out, _ = run(capsys, "run", "--bits", "none", "--clusters", "None", "--sparsity", "0.5")
+    assert code == 0 and json.loads(out)["recipe"]["bits"] is None
+
+
+# --- hostile input ------------------------------------------------------------------------------
+
+def _files(tmp_path):
+    """Files the eval cases point at: {name: path}."""
+    (tmp_path / "folder.cpg").mkdir()
+    (tmp_path / "text.cpg").write_text('{"sparsity": 0.9}')
+    (tmp_path / "empty.cpg").write_bytes(b"")
+    (tmp_path / "random.cpg").write_bytes(os.urandom(4096))
+    (tmp_path / "cpg-magic-only.cpg").write_bytes(b"CPG1" + b"\0" * 60)
+    with open(tmp_path / "huge.cpg", "wb") as f:  # sparse: 257 MB of size, no disk used
+        f.truncate(257 << 20)
+    (tmp_path / "loop.cpg").symlink_to(tmp_path / "loop.cpg")
+    os.mkfifo(tmp_path / "pipe.cpg")
+    return tmp_path
+
+
+values = lambda n: ",".join(["0.5"] * n)  # noqa: E731
+
+BAD = {  # what is wrong -> (argv, words stderr must contain); {tmp} is a folder of odd files (_files)
+    # argument syntax (argparse, reported as one line)
+    "no command": ([], "required: cmd"),
+    "unknown command": (["bogus"], "invalid choice: 'bogus'"),
+    "unknown flag": (["run", "--nope", "1"], "unrecognized arguments: --nope"),
+    "flag without value": (["run", "--sparsity"], "argument --sparsity: expected one argument"),
+    "typo in flag": (["run", "--sparsty", "0.5"], "unrecognized arguments: --sparsty"),
+    # recipe flags
+    "sparsity 1.5": (["run", "--sparsity", "1.5"], "--sparsity='1.5': must be between 0.0 and 0.999"),
+    "sparsity -0.1": (["run", "--sparsity=-0.1"], "--sparsity='-0.1': must be between"),
+    "sparsity nan": (["run", "--sparsity", "nan"], "--sparsity='nan': must be a finite number"),
+    "sparsity inf": (["run", "--sparsity", "inf"], "--sparsity='inf': must be a finite number"),
+    "sparsity -inf": (["run", "--sparsity=-inf"], "--sparsity='-inf': must be a finite number"),
+    "sparsity 1e999": (["run", "--sparsity", "1e999"], "must be a finite number"),
+    "sparsity empty": (["run", "--sparsity", ""], "--sparsity='': must be a number"),
+    "sparsity word": (["run", "--sparsity", "lots"], "--sparsity='lots': must be a number"),
+    "sparsity none": (["run", "--sparsity", "none"], "--sparsity='none': must be a number"),
+    "bits 9": (["run", "--bits", "9"], "--bits='9': must be one of 1-8 or 16"),
+    "bits 4.5": (["run", "--bits", "4.5"], "--bits='4.5': must be a whole number"),
+    "bits 0": (["run", "--bits", "0"], "must be one of 1-8 or 16"),
+    "clusters abc": (["run", "--clusters", "abc"], "--clusters='abc': must be a number or None"),
+    "clusters 1": (["run", "--clusters", "1"], "--clusters='1': must be between 2 and 256"),
+    "clusters 10^6": (["run", "--clusters", "1000000"], "must be between 2 and 256"),
+    "clusters and bits": (["run", "--clusters", "16", "--bits", "4"], "choose weight clustering or uniform"),
+    "huffman maybe": (["run", "--huffman", "maybe"], "--huffman='maybe': must be true or false"),
+    "huffman 1": (["run", "--huffman", "1"], "must be true or false"),
+    "prune scope": (["run", "--prune-scope", "GLOBAL"], "--prune-scope='GLOBAL': must be one of layer, global"),
+    "schedule": (["run", "--schedule", "slow"], "must be one of oneshot, gradual"),
+    "gradual without epochs": (["run", "--sparsity", "0.5", "--schedule", "gradual"], "needs finetune_epochs >= 1"),
+    "lr 0": (["run", "--lr", "0"], "--lr='0': must be between 1e-06 and 1.0"),
+    "lr 1e308": (["run", "--lr", "1e308"], "must be between 1e-06 and 1.0"),
+    "temperature 0.5": (["run", "--temperature", "0.5"], "--temperature='0.5': must be between 1.0 and 20.0"),
+    "finetune 51": (["run", "--finetune-epochs", "51"], "must be between 0 and 50"),
+    "seed -1": (["run", "--seed=-1"], "--seed='-1': must be between 0 and 2147483647"),
+    "seed 2^31": (["run", "--seed", str(2**31)], "must be between 0 and 2147483647"),
+    "seed 5000 digits": (["run", "--seed", "9" * 5000], "--seed: the value is 5,000 characters long"),
+    "student width 5": (["run", "--temperature", "4", "--student-width", "5"], "must be between 10 and 2000"),
+    # models and datasets
+    "model unknown": (["run", "--model", "nope"], "--model 'nope': unknown model; choose one of lenet-300-100"),
+    "model empty": (["run", "--model", ""], "--model '': unknown model"),
+    "model 10k chars": (["run", "--model", "m" * 10_000], "unknown model"),
+    "model path": (["run", "--model", "../sample_models/lenet-5"], "unknown model"),
+    "data missing folder": (["run", "--data", "idx:/nonexistent"], "does not exist"),
+    "data empty idx": (["run", "--data", "idx:"], "'idx:' needs a folder"),
+    "data NUL": (["run", "--data", "idx:/tmp/a\0b"], "contains a NUL byte"),
+    "data unknown": (["run", "--data", "mnist"], "unknown dataset 'mnist'"),
+    "data empty folder": (["run", "--data", "idx:{tmp}/folder.cpg"], "lacks train-images-idx3-ubyte.gz"),
+    # --out
+    "out is a folder": (["run", "--out", "{tmp}"], "is a folder; give a file path"),
+    "out in missing folder": (["run", "--out", "{tmp}/no/such/a.cpg"], "does not exist; create it"),
+    "out NUL": (["run", "--out", "a\0b.cpg"], "--out 'a\\x00b.cpg' contains a NUL byte"),
+    # sweep
+    "sweep no field": (["sweep", "--values", "1"], "required: --field"),
+    "sweep no values": (["sweep", "--field", "sparsity"], "required: --values"),
+    "sweep unknown field": (["sweep", "--field", "colour", "--values", "1"], "--field 'colour' is not a recipe field"),
+    "sweep values empty": (["sweep", "--field", "sparsity", "--values", ""], "--values is empty"),
+    "sweep values commas": (["sweep", "--field", "sparsity", "--values", ",,,"], "--values is empty"),
+    "sweep empty item": (["sweep", "--field", "sparsity", "--values", "0.1,,0.5"], "--values item 2 of 3 is empty"),
+    "sweep NaN": (["sweep", "--field", "sparsity", "--values", "0.1,nan"],
+                  "--values item 2 of 2, sparsity='nan': must be a finite number"),
+    "sweep inf": (["sweep", "--field", "sparsity", "--values", "inf"], "sparsity='inf': must be a finite number"),
+    "sweep out of range": (["sweep", "--field", "bits", "--values", "4,99"], "item 2 of 2, bits='99': must be one of"),
+    "sweep wrong type": (["sweep", "--field", "huffman", "--values", "true,0.5"],
+                         "huffman='0.5': must be true or false"),
+    "sweep clashes with flags": (["sweep", "--field", "bits", "--values", "4", "--clusters", "16"],
+                                 "item 1 of 1, bits='4': clusters=16 and bits=4"),
+    "sweep 101 values": (["sweep", "--field", "sparsity", "--values", values(MAX_SWEEP_VALUES + 1)],
+                         "--values has 101 values; a sweep runs at most 100"),
+    "sweep 10^5 values": (["sweep", "--field", "sparsity", "--values", values(100_000)], "characters long"),
+    "sweep bad other flag": (["sweep", "--field", "bits", "--values", "4", "--sparsity", "2"], "--sparsity='2'"),
+    # train
+    "train no name": (["train"], "required: name"),
+    "train unknown name": (["train", "nope"], "invalid choice: 'nope' (choose from 'lenet-300-100'"),
+    "train path as name": (["train", "../../etc/passwd"], "invalid choice"),
+    "train bad data": (["train", "lenet-5", "--data", "idx:/nonexistent"], "does not exist"),
+    # eval
+    "eval no path": (["eval"], "required: artifact"),
+    "eval missing file": (["eval", "/nonexistent.cpg"], "artifact file '/nonexistent.cpg' does not exist"),
+    "eval folder": (["eval", "{tmp}/folder.cpg"], "is a folder, not an artifact file"),
+    "eval fifo": (["eval", "{tmp}/pipe.cpg"], "is not a regular file"),
+    "eval device": (["eval", "/dev/zero"], "is not a regular file"),
+    "eval symlink loop": (["eval", "{tmp}/loop.cpg"], "cannot read artifact file"),
+    "eval unreadable path": (["eval", "{tmp}/text.cpg/inside"], "cannot read artifact file"),
+    "eval NUL": (["eval", "a\0b.cpg"], "contains a NUL byte"),
+    "eval 257 MB": (["eval", "{tmp}/huge.cpg"], "is 257.0 MB; artifacts are at most 256 MB"),
+    "eval empty file": (["eval", "{tmp}/empty.cpg"], "is not a usable artifact"),
+    "eval JSON text": (["eval", "{tmp}/text.cpg"], "is not a usable artifact"),
+    "eval random bytes": (["eval", "{tmp}/random.cpg"], "is not a usable artifact"),
+    "eval magic only": (["eval", "{tmp}/cpg-magic-only.cpg"], "is not a usable artifact"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, fmnist, case):
+    argv, words = BAD[case]
+    tmp = _files(tmp_path)
+    code, out, err = run(capsys, *[a.replace("{tmp}", str(tmp)) for a in argv])
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert words.replace("{tmp}", str(tmp)) in err, err
+    assert len(err) < 1000
