@@ -6,7 +6,9 @@ bytes actually there, and fail with a message that names the file and the fix.
 """
 
 import gzip
+import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,19 +25,24 @@ INSTALL_HINT = ("install it with `sudo apt-get install dataset-fashion-mnist` (D
                 "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
 FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
          "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
-MAX_BYTES = 200_000_000  # an IDX file bigger than this is not an MNIST-like dataset
+MAX_BYTES = 200_000_000  # an IDX file bigger than this (on disk or unzipped) is not an MNIST-like dataset
+MAX_NAME = 4096          # characters in a dataset name / path
+IMAGE_SHAPE = (28, 28)   # what every model here takes
+N_CLASSES = 10           # every model here has 10 outputs: labels must be 0-9
 
 
 def search_dirs():
-    """Where Fashion-MNIST is looked for, in order."""
+    """Where Fashion-MNIST is looked for, in order. COMPRESS_DATA_DIR, when set, is the only place."""
+    env = os.environ.get("COMPRESS_DATA_DIR")
+    if env:
+        return [Path(env).expanduser()]
     home = Path.home()
-    dirs = [os.environ.get("COMPRESS_DATA_DIR"),
-            "/usr/share/datasets/fashion-mnist",
+    dirs = ["/usr/share/datasets/fashion-mnist",
             home / ".keras/datasets/fashion-mnist",
             home / ".cache/torchvision/FashionMNIST/raw",
             home / "data/FashionMNIST/raw",
             Path("data/FashionMNIST/raw")]
-    return [Path(d) for d in dirs if d]
+    return [Path(d) for d in dirs]
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,38 +72,60 @@ class Dataset:
 
 
 def read_idx(path):
-    """Read one IDX file (gzip or plain) into a numpy uint8 array, checking its header."""
+    """Read one IDX file (gzip or plain) into a numpy uint8 array, checking its header against its bytes.
+
+    Nothing is allocated from what the header claims: a file that says it holds 10^9 images is
+    refused by comparing that claim with the bytes actually there (at most MAX_BYTES are read).
+    """
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise DatasetError(f"{path} is {path.stat().st_size:,} bytes: too big for an IDX image/label file")
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DatasetError(f"{path} is {size:,} bytes: too big for an IDX image/label file "
+                               f"(limit {MAX_BYTES:,}); {INSTALL_HINT}")
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             with gzip.open(path, "rb") as f:
                 raw = f.read(MAX_BYTES + 1)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+            if len(raw) > MAX_BYTES:
+                raise DatasetError(f"{path} unzips to more than {MAX_BYTES:,} bytes: not an MNIST-like IDX file; "
+                                   f"{INSTALL_HINT}")
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DatasetError(f"cannot read {path}: {e}. Re-download or reinstall the data; {INSTALL_HINT}") from None
-    if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
-        raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4].hex()}); {INSTALL_HINT}")
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
+        raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4].hex() or 'none'}, "
+                           f"need 000008 then 01-04); {INSTALL_HINT}")
     ndim = raw[3]
     if len(raw) < 4 + 4 * ndim:
         raise DatasetError(f"{path} is truncated inside its header; {INSTALL_HINT}")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    n = int(np.prod(shape, dtype=np.int64))
+    n = math.prod(shape)  # Python ints: a crafted header cannot overflow into a matching size
     body = len(raw) - 4 - 4 * ndim
     if body != n:
         raise DatasetError(f"{path} header says {shape} = {n:,} bytes of data but the file holds {body:,}: "
-                           f"the file is truncated or corrupt; {INSTALL_HINT}")
+                           f"the file is {'truncated' if body < n else 'oversized'} or corrupt; {INSTALL_HINT}")
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _candidates(folder, stem):
+    return [Path(folder) / (name + suffix) for name in (stem, stem.replace("-idx", ".idx")) for suffix in (".gz", "")]
 
 
 def find_file(folder, stem):
     """The IDX file for `stem` in `folder`: .gz or plain, with '-idx' or '.idx' spelling."""
-    for name in (stem, stem.replace("-idx", ".idx")):
-        for suffix in (".gz", ""):
-            p = Path(folder) / (name + suffix)
-            if p.is_file():
-                return p
+    for p in _candidates(folder, stem):
+        if p.is_file():
+            return p
+    return None
+
+
+def _not_a_file(folder, stem):
+    """A candidate path for `stem` that exists but is no readable file (folder, broken link, link loop), or None."""
+    for p in _candidates(folder, stem):
+        if os.path.lexists(p) and not p.is_file():
+            kind = ("a folder" if p.is_dir() else "a broken symlink or a symlink loop" if p.is_symlink()
+                    else "not a regular file")
+            return f"{p.name} is {kind}"
     return None
 
 
@@ -106,16 +135,22 @@ def read_folder(folder, name, classes=None):
     paths = {k: find_file(folder, stem) for k, stem in FILES.items()}
     missing = [FILES[k] + ".gz" for k, p in paths.items() if p is None]
     if missing:
-        raise DatasetError(f"{folder} lacks {', '.join(missing)}; {INSTALL_HINT}")
+        odd = [why for k, p in paths.items() if p is None for why in [_not_a_file(folder, FILES[k])] if why]
+        raise DatasetError(f"{folder} lacks {', '.join(missing)}" + (f" ({'; '.join(odd)})" if odd else "")
+                           + f"; {INSTALL_HINT}")
     arr = {k: read_idx(p) for k, p in paths.items()}
     for split in ("train", "test"):
         x, y = arr[f"{split}_x"], arr[f"{split}_y"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
             raise DatasetError(f"{folder}: {split} images {x.shape} and labels {y.shape} do not match "
-                               f"(need N×H×W images and N labels); {INSTALL_HINT}")
-    if arr["train_x"].shape[1:] != arr["test_x"].shape[1:]:
-        raise DatasetError(f"{folder}: train images are {arr['train_x'].shape[1:]} but test images are "
-                           f"{arr['test_x'].shape[1:]}")
+                               f"(need N×28×28 images and N labels, N >= 1); {INSTALL_HINT}")
+        if x.shape[1:] != IMAGE_SHAPE:
+            raise DatasetError(f"{folder}: {split} images are {x.shape[1]}×{x.shape[2]} pixels; the models here "
+                               f"take {IMAGE_SHAPE[0]}×{IMAGE_SHAPE[1]} (MNIST format)")
+        top = int(y.max())
+        if top >= N_CLASSES:
+            raise DatasetError(f"{paths[f'{split}_y']}: label {top} is out of range: labels must be classes "
+                               f"0-{N_CLASSES - 1}; {INSTALL_HINT}")
     n_classes = int(max(arr["train_y"].max(), arr["test_y"].max())) + 1
     if classes is None or len(classes) < n_classes:
         classes = tuple(str(i) for i in range(n_classes))
@@ -124,21 +159,53 @@ def read_folder(folder, name, classes=None):
                    tuple(classes), source=str(folder))
 
 
-@lru_cache(maxsize=4)
 def load_dataset(name="fashion-mnist"):
-    """Load "fashion-mnist" (searched in `search_dirs()`) or "idx:/path/to/folder" (any MNIST-format folder)."""
-    if not isinstance(name, str) or not name:
-        raise DatasetError(f"dataset must be 'fashion-mnist' or 'idx:/path/to/folder', got {name!r}")
+    """Load "fashion-mnist" (searched in `search_dirs()`) or "idx:/path/to/folder" (any MNIST-format folder).
+
+    Loaded datasets are kept (per name); `load_dataset.cache_clear()` forgets them.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise DatasetError(f"dataset must be 'fashion-mnist' or 'idx:/path/to/folder', got {name!r:.100}")
+    if len(name) > MAX_NAME:
+        raise DatasetError(f"dataset name is {len(name):,} characters long (limit {MAX_NAME}): "
+                           "use 'fashion-mnist' or 'idx:/path/to/folder'")
+    if "\0" in name:
+        raise DatasetError(f"dataset name {name!r:.200} contains a NUL byte: no file path can; "
+                           "use 'fashion-mnist' or 'idx:/path/to/folder'")
+    return _load(name)
+
+
+@lru_cache(maxsize=4)
+def _load(name):
     if name.startswith("idx:"):
+        if not name[4:].strip():
+            raise DatasetError("'idx:' needs a folder after it, e.g. 'idx:/data/fashion-mnist', holding the four "
+                               "MNIST-format IDX files")
         folder = Path(name[4:]).expanduser()
         if not folder.is_dir():
-            raise DatasetError(f"dataset folder {folder} does not exist; give 'idx:' a folder with the four "
-                               f"MNIST-format IDX files")
+            why = ("is a file, not a folder" if folder.exists() else
+                   "is a broken symlink or a symlink loop" if os.path.lexists(folder) else "does not exist")
+            raise DatasetError(f"dataset folder {folder} {why}; give 'idx:' a folder with the four "
+                               f"MNIST-format IDX files ({', '.join(v + '.gz' for v in FILES.values())})")
         return read_folder(folder, name)
     if name != "fashion-mnist":
-        raise DatasetError(f"unknown dataset {name!r}: use 'fashion-mnist' or 'idx:/path/to/folder'")
+        raise DatasetError(f"unknown dataset {name!r:.200}: use 'fashion-mnist' or 'idx:/path/to/folder'")
+    env = os.environ.get("COMPRESS_DATA_DIR")
+    if env:  # set on purpose: use it or say what is wrong with it, never silently fall back elsewhere
+        folder = Path(env).expanduser()
+        if not folder.is_dir():
+            raise DatasetError(f"COMPRESS_DATA_DIR={env!r:.300} is not a folder; point it at a folder holding "
+                               f"the four Fashion-MNIST IDX files, or unset it to use the installed copy "
+                               f"(`sudo apt-get install dataset-fashion-mnist`)")
+        try:
+            return read_folder(folder, name, FASHION_CLASSES)
+        except DatasetError as e:
+            raise DatasetError(f"COMPRESS_DATA_DIR: {e}") from None
     tried = search_dirs()
     for d in tried:
         if d.is_dir() and all(find_file(d, stem) for stem in FILES.values()):
             return read_folder(d, name, FASHION_CLASSES)
     raise DatasetError(f"Fashion-MNIST not found (looked in {', '.join(map(str, tried))}); {INSTALL_HINT}")
+
+
+load_dataset.cache_clear = _load.cache_clear

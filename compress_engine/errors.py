@@ -11,7 +11,7 @@ class CompressError(ValueError):
 
 
 class RecipeError(CompressError):
-    """A Recipe field (or command-line flag) has a value outside its allowed range."""
+    """A Recipe field, or a command-line flag or argument, is missing, unknown or outside its allowed range."""
 
 
 class DatasetError(CompressError):

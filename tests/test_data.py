@@ -48,6 +48,7 @@ def test_env_folder_is_searched_first(tmp_path, monkeypatch):
 
 def test_missing_dataset_names_paths_and_fix(tmp_path, monkeypatch):
     load_dataset.cache_clear()
+    monkeypatch.delenv("COMPRESS_DATA_DIR", raising=False)
     monkeypatch.setattr("compress_engine.data.search_dirs", lambda: [tmp_path / "nowhere"])
     with pytest.raises(DatasetError) as e:
         load_dataset("fashion-mnist")
@@ -87,15 +88,163 @@ def test_label_count_mismatch(tmp_path):
         load_dataset(f"idx:{tmp_path}")
 
 
-@pytest.mark.parametrize("name", ["", "mnist", "idx:/no/such/folder", None, 3])
-def test_bad_names(name):
-    with pytest.raises(DatasetError):
-        load_dataset(name)
-
-
 def test_full_fashion_mnist(fmnist):
     assert fmnist.train_x.shape == (60000, 28, 28) and fmnist.test_x.shape == (10000, 28, 28)
     assert fmnist.classes[0] == "T-shirt/top" and len(fmnist.classes) == 10
     # balanced classes: 6,000 / 1,000 images each
     assert fmnist.train_y.bincount().tolist() == [6000] * 10
     assert fmnist.test_y.bincount().tolist() == [1000] * 10
+
+
+# --- hostile folders: every way an IDX folder can be broken, each refused with what and how to fix ------
+
+def _plain(tmp_path, key):
+    return tmp_path / FILES[key]
+
+
+def _gz(tmp_path, key):
+    return tmp_path / (FILES[key] + ".gz")
+
+
+def _rewrite(path, fn):
+    path.write_bytes(fn(path.read_bytes()))
+
+
+def _header(shape, magic=None):
+    ndim = len(shape)
+    return struct.pack(">I", magic if magic is not None else 0x0800 | ndim) + struct.pack(f">{ndim}I", *shape)
+
+
+def _loop(path):
+    a, b = path.with_name("loop-a"), path.with_name("loop-b")
+    a.symlink_to(b)
+    b.symlink_to(a)
+    path.unlink()
+    path.symlink_to(a)
+
+
+def _empty(folder):
+    for p in folder.iterdir():
+        p.unlink()
+    return folder
+
+
+def _corrupt_deflate(raw):
+    """A valid gzip header, then a deflate block of the reserved type 3: zlib.error, not a gzip error."""
+    return raw[:10] + b"\xff" + raw[11:]
+
+
+BREAK = {  # name -> (how to break a good folder of gzipped IDX files, words the error must contain)
+    "folder missing": (lambda d: _empty(d).rmdir(), "does not exist"),
+    "folder empty": (_empty, "lacks train-images-idx3-ubyte.gz"),
+    "folder is a file": (lambda d: _empty(d).rmdir() or d.write_bytes(b"not a folder"), "is a file, not a folder"),
+    "folder is a symlink loop": (lambda d: _empty(d).rmdir() or d.symlink_to(d), "symlink loop"),
+    "one file missing": (lambda d: _gz(d, "train_y").unlink(), "lacks train-labels-idx1-ubyte.gz"),
+    "file is a folder": (lambda d: (_gz(d, "test_x").unlink(), _gz(d, "test_x").mkdir()), "is a folder"),
+    "broken symlink": (lambda d: (_gz(d, "test_y").unlink(), _gz(d, "test_y").symlink_to(d / "gone")),
+                       "broken symlink or a symlink loop"),
+    "symlink loop": (lambda d: _loop(_gz(d, "train_x")), "symlink loop"),
+    "empty file": (lambda d: _gz(d, "train_x").write_bytes(b""), "bad magic number none"),
+    "truncated gzip": (lambda d: _rewrite(_gz(d, "train_x"), lambda r: r[:len(r) // 2]), "cannot read"),
+    "corrupt deflate stream": (lambda d: _rewrite(_gz(d, "train_x"), _corrupt_deflate), "invalid block type"),
+    "not gzip, not IDX": (lambda d: _gz(d, "train_y").write_bytes(b"<html>404 not found</html>"), "bad magic"),
+    "float IDX (0x0D)": (lambda d: _gz(d, "train_y").write_bytes(gzip.compress(_header((50,), 0x0D01) + bytes(200))),
+                         "bad magic"),
+    "0-dim header": (lambda d: _gz(d, "train_y").write_bytes(gzip.compress(_header((), 0x0800))), "bad magic"),
+    "5-dim header": (lambda d: _gz(d, "train_y").write_bytes(gzip.compress(_header((1,) * 5))), "bad magic"),
+    "header cut short": (lambda d: _gz(d, "train_x").write_bytes(gzip.compress(_header((50, 28, 28))[:9])),
+                         "truncated inside its header"),
+    "body truncated": (lambda d: _rewrite(_gz(d, "test_x"), lambda r: gzip.compress(gzip.decompress(r)[:-1])),
+                       "truncated"),
+    "body oversized": (lambda d: _rewrite(_gz(d, "test_x"), lambda r: gzip.compress(gzip.decompress(r) + bytes(784))),
+                       "oversized"),
+    "claims 10^9 images": (lambda d: _gz(d, "train_x").write_bytes(
+        gzip.compress(_header((10**9, 28, 28)) + bytes(784))), "784,000,000,000 bytes"),
+    "claims 2^32-1 per dim": (lambda d: _gz(d, "train_x").write_bytes(
+        gzip.compress(_header((2**32 - 1,) * 4) + bytes(16))), "truncated"),
+    "labels shorter than images": (lambda d: write_idx(d / FILES["test_y"], np.zeros(7)), "do not match"),
+    "images 2-D": (lambda d: write_idx(d / FILES["train_x"], np.zeros((50, 784))), "do not match"),
+    "no images": (lambda d: (write_idx(d / FILES["test_x"], np.zeros((0, 28, 28))),
+                             write_idx(d / FILES["test_y"], np.zeros(0))), "do not match"),
+    "images 32x32": (lambda d: (write_idx(d / FILES["train_x"], np.zeros((50, 32, 32))),
+                                write_idx(d / FILES["test_x"], np.zeros((20, 32, 32)))), "32×32"),
+    "label 10": (lambda d: write_idx(d / FILES["train_y"], np.r_[np.zeros(49), 10]), "label 10 is out of range"),
+    "label 255": (lambda d: write_idx(d / FILES["test_y"], np.full(20, 255)), "labels must be classes 0-9"),
+}
+
+
+@pytest.mark.parametrize("case", list(BREAK))
+def test_broken_idx_folder_says_what_and_how_to_fix(tmp_path, case):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    make_folder(folder)
+    BREAK[case][0](folder)
+    with pytest.raises(DatasetError) as e:
+        load_dataset(f"idx:{folder}")
+    msg = str(e.value)
+    print(f"{case}: {msg}")
+    assert BREAK[case][1] in msg, msg
+    assert str(folder) in msg
+    assert "apt-get install dataset-fashion-mnist" in msg or "give 'idx:' a folder" in msg \
+        or "take 28×28" in msg, msg
+    assert "\n" not in msg
+
+
+def test_a_claim_of_a_billion_images_allocates_nothing_big(tmp_path):
+    import tracemalloc
+    p = tmp_path / "huge-idx3-ubyte"
+    p.write_bytes(_header((10**9, 28, 28)) + bytes(784 * 3))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match="784,000,000,000 bytes of data but the file holds 2,352"):
+            read_idx(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_size_limits_on_disk_and_unzipped(tmp_path, monkeypatch):
+    monkeypatch.setattr("compress_engine.data.MAX_BYTES", 10_000)
+    big = tmp_path / "big-idx1-ubyte"
+    big.write_bytes(_header((20_000,)) + bytes(20_000))
+    with pytest.raises(DatasetError, match="too big for an IDX"):
+        read_idx(big)
+    bomb = tmp_path / "bomb-idx1-ubyte.gz"
+    bomb.write_bytes(gzip.compress(_header((20_000,)) + bytes(20_000)))  # 20 KB unzipped from ~50 bytes
+    assert bomb.stat().st_size < 10_000
+    with pytest.raises(DatasetError, match="unzips to more than 10,000 bytes"):
+        read_idx(bomb)
+
+
+BAD_NAMES = {
+    "None": None, "int": 3, "float nan": float("nan"), "bytes": b"fashion-mnist",
+    "list (unhashable)": ["fashion-mnist"], "dict (unhashable)": {"idx": "/tmp"}, "empty": "", "blank": "   ",
+    "unknown": "mnist", "NUL in name": "fashion\0mnist",
+    "NUL in idx path": "idx:/tmp/a\0b", "idx: without folder": "idx:", "idx: blank folder": "idx:   ",
+    "missing folder": "idx:/no/such/folder", "10k-char name": "idx:/" + "a" * 10_000,
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_NAMES.values()), ids=list(BAD_NAMES))
+def test_bad_names_are_refused_clearly(name):
+    with pytest.raises(DatasetError) as e:
+        load_dataset(name)
+    msg = str(e.value)
+    assert ("fashion-mnist" in msg or "idx:" in msg) and len(msg) < 1000 and "\0" not in msg
+
+
+def test_data_dir_setting_is_used_or_refused_never_skipped(tmp_path, monkeypatch):
+    """COMPRESS_DATA_DIR set to an empty (or missing) folder is an error naming it, not a silent fallback."""
+    load_dataset.cache_clear()
+    try:
+        monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path))
+        with pytest.raises(DatasetError) as e:
+            load_dataset("fashion-mnist")
+        assert "COMPRESS_DATA_DIR" in str(e.value) and str(tmp_path) in str(e.value)
+        assert "apt-get install dataset-fashion-mnist" in str(e.value)
+        monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path / "nope"))
+        with pytest.raises(DatasetError, match="COMPRESS_DATA_DIR=.*is not a folder"):
+            load_dataset("fashion-mnist")
+    finally:
+        load_dataset.cache_clear()
