@@ -45,7 +45,13 @@ NUMERIC = {"params": True, "nonzero_params": True, "artifact_bytes": True, "rati
            "agreement": False}
 COUNTS = {"params", "nonzero_params", "artifact_bytes", "dense_params", "dense_bytes"}
 FRACTIONS = {"accuracy", "dense_accuracy", "agreement", "sparsity"}
-MAX_NAME = 200
+MAX_NAME = 200                 # characters in a model name or technique label
+MAX_RECIPE_JSON = 64 << 10     # a recipe is a few hundred bytes of JSON
+MAX_METRICS_JSON = 4 << 20     # real metrics are a few KB (one row per layer)
+MAX_ARTIFACT = 256 << 20       # the largest real artifact (a dense 2000-wide student) is ~22 MB
+MAX_COUNT = 2**53              # counts above this are not exact as floats, let alone real
+MAX_ID = 2**63 - 1             # SQLite's INTEGER PRIMARY KEY
+DELETE_CHUNK = 500             # ids per DELETE statement (SQLite limits bound parameters)
 
 _SCHEMA = f"""
 CREATE TABLE runs (
@@ -103,7 +109,13 @@ class Store:
     """A SQLite file of saved runs. Cheap to create: make one wherever you need it, on any thread."""
 
     def __init__(self, path=None):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise StoreError(f"run store path must be a file path (str or Path), got {type(path).__name__}")
         self.path = Path(path).expanduser() if path is not None else default_path()
+        self.busy_retries = 0  # how often a locked/busy database made a call wait and try again
+        if "\0" in str(self.path):
+            raise StoreError(f"run store path {str(self.path)!r:.300} contains a NUL byte; set COMPRESS_STORE to a "
+                             "file path such as ~/runs.sqlite")
         if self.path.is_dir():
             raise StoreError(f"run store path {self.path} is a folder, not a file: set COMPRESS_STORE to a file "
                              "path such as ~/runs.sqlite")
@@ -138,6 +150,7 @@ class Store:
             except sqlite3.DatabaseError as e:
                 if not _locked(e) or attempt == RETRIES:
                     raise self._unusable(e) from None
+            self.busy_retries += 1
             time.sleep(min(2.0, 0.01 * 2 ** attempt) * (0.5 + random.random()))
 
     def _transaction(self, conn):
@@ -217,20 +230,35 @@ class Store:
                 return None if row is None else dict(row)
         out = self._retry(read)
         if out is not None:
-            out["metrics"] = json.loads(out["metrics"])
+            try:
+                out["metrics"] = json.loads(out["metrics"])
+            except (TypeError, ValueError, RecursionError) as e:
+                raise StoreError(f"run #{run_id} in {self.path} has unreadable metrics ({e}); delete that run "
+                                 "on the Compare page") from None
+            if not isinstance(out["metrics"], dict):
+                raise StoreError(f"run #{run_id} in {self.path} has unreadable metrics (JSON "
+                                 f"{type(out['metrics']).__name__}, not an object); delete that run on the "
+                                 "Compare page")
         return out
 
     def delete(self, ids):
         """Delete runs by id (one id or an iterable of ids) in one transaction; returns how many were deleted."""
-        ids = [_as_id(ids)] if isinstance(ids, numbers.Integral) else [_as_id(i) for i in ids]
+        if isinstance(ids, numbers.Integral):
+            ids = [ids]
+        elif isinstance(ids, (str, bytes, bytearray, dict)) or not hasattr(ids, "__iter__"):
+            raise StoreError(f"run ids must be one run id or a list of them, got {type(ids).__name__} {ids!r:.80}")
+        ids = sorted({_as_id(i) for i in ids})
 
         def remove():
             with closing(self._connect()) as conn:
                 self._transaction(conn)
                 try:
-                    marks = ", ".join("?" * len(ids))
-                    conn.execute(f"DELETE FROM artifacts WHERE run_id IN ({marks})", ids)
-                    n = conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids).rowcount
+                    n = 0
+                    for i in range(0, len(ids), DELETE_CHUNK):
+                        chunk = ids[i:i + DELETE_CHUNK]
+                        marks = ", ".join("?" * len(chunk))
+                        conn.execute(f"DELETE FROM artifacts WHERE run_id IN ({marks})", chunk)
+                        n += conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk).rowcount
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback(conn)
@@ -248,9 +276,18 @@ class Store:
 # --- validation -------------------------------------------------------------------------------
 
 def _as_id(x):
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 1:
-        raise StoreError(f"run id {x!r}: must be a positive whole number")
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or not 1 <= x <= MAX_ID:
+        raise StoreError(f"run id {x!r:.80}: must be a whole number from 1 to {MAX_ID}")
     return int(x)
+
+
+def _label(what, value, example):
+    """A model name / technique label: short, non-empty, printable text."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME \
+            or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise StoreError(f"{what}={value!r:.80}: must be non-empty text of up to {MAX_NAME} printable "
+                         f"characters, such as {example!r}")
+    return value.strip()
 
 
 def _json_default(o):
@@ -263,20 +300,22 @@ def _json_default(o):
 
 def _validate(model, recipe, metrics, artifact, technique):
     """Check a run before it is written; returns the runs-table row (column -> value)."""
-    if not isinstance(model, str) or not model.strip() or len(model) > MAX_NAME:
-        raise StoreError(f"model={model!r}: must be a non-empty model name (up to {MAX_NAME} characters)")
+    model = _label("model", model, "lenet-300-100")
     if isinstance(recipe, str):
-        recipe = Recipe.from_json(recipe)  # RecipeError names the bad field
+        if len(recipe) > MAX_RECIPE_JSON:
+            raise StoreError(f"recipe JSON is {len(recipe):,} characters; a recipe is under {MAX_RECIPE_JSON:,}")
+        try:
+            recipe = Recipe.from_json(recipe)  # RecipeError names the bad field
+        except RecursionError:
+            raise StoreError("recipe JSON is nested too deeply: a recipe is one flat JSON object") from None
     if not isinstance(recipe, Recipe):
         raise StoreError(f"recipe must be a compress_engine.Recipe or its JSON text, got {type(recipe).__name__}")
-    if technique is None:
-        technique = "+".join(recipe.techniques())
-    if not isinstance(technique, str) or not technique.strip() or len(technique) > MAX_NAME:
-        raise StoreError(f"technique={technique!r}: must be a short non-empty label such as 'prune+cluster'")
+    technique = _label("technique", "+".join(recipe.techniques()) if technique is None else technique,
+                       "prune+cluster")
     if not isinstance(metrics, dict):
         raise StoreError(f"metrics must be a dict (compress(...).metrics), got {type(metrics).__name__}")
-    row = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": model.strip(),
-           "technique": technique.strip(), "recipe": recipe.to_json()}
+    row = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": model,
+           "technique": technique, "recipe": recipe.to_json()}
     for key, required in NUMERIC.items():
         value = metrics.get(key)
         if value is None:
@@ -289,8 +328,8 @@ def _validate(model, recipe, metrics, artifact, technique):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise StoreError(f"metrics[{key!r}]={value!r}: must be a finite number")
         if key in COUNTS:
-            if value != int(value) or value < 0:
-                raise StoreError(f"metrics[{key!r}]={value!r}: must be a whole number >= 0")
+            if value != int(value) or not 0 <= value <= MAX_COUNT:
+                raise StoreError(f"metrics[{key!r}]={value!r:.80}: must be a whole number from 0 to {MAX_COUNT:,}")
             value = int(value)
         else:
             value = float(value)
@@ -304,6 +343,9 @@ def _validate(model, recipe, metrics, artifact, technique):
     if artifact is not None:
         if not isinstance(artifact, (bytes, bytearray, memoryview)):
             raise StoreError(f"artifact must be bytes (compress(...).artifact) or None, got {type(artifact).__name__}")
+        if len(artifact) > MAX_ARTIFACT:
+            raise StoreError(f"artifact is {len(artifact):,} bytes; the run store keeps artifacts up to "
+                             f"{MAX_ARTIFACT:,} bytes")
         if len(artifact) != row["artifact_bytes"]:
             raise StoreError(f"metrics['artifact_bytes']={row['artifact_bytes']} but the artifact is "
                              f"{len(artifact)} bytes: they must come from the same run")
@@ -311,6 +353,11 @@ def _validate(model, recipe, metrics, artifact, technique):
         row["metrics"] = json.dumps(metrics, default=_json_default, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise StoreError(f"metrics cannot be stored as JSON: {e}") from None
+    except RecursionError:
+        raise StoreError("metrics are nested too deeply to store as JSON") from None
+    if len(row["metrics"]) > MAX_METRICS_JSON:
+        raise StoreError(f"metrics are {len(row['metrics']):,} characters as JSON; the run store keeps up to "
+                         f"{MAX_METRICS_JSON:,} (real metrics are a few KB)")
     return row
 
 
@@ -333,8 +380,18 @@ def pareto_front(points):
 
 
 def recipe_summary(recipe_json):
-    """The recipe's non-default fields, e.g. 'sparsity=0.9, clusters=16, huffman=True' ('dense' if none)."""
-    r = Recipe.from_json(recipe_json) if isinstance(recipe_json, str) else recipe_json
+    """The recipe's non-default fields, e.g. 'sparsity=0.9, clusters=16, huffman=True' ('dense' if none).
+
+    A recipe that is not one (a row damaged by another program) raises RecipeError/StoreError."""
+    if isinstance(recipe_json, str):
+        try:
+            r = Recipe.from_json(recipe_json)
+        except RecursionError:
+            raise StoreError("recipe JSON is nested too deeply: a recipe is one flat JSON object") from None
+    elif isinstance(recipe_json, Recipe):
+        r = recipe_json
+    else:
+        raise StoreError(f"a recipe is a Recipe or its JSON text, got {type(recipe_json).__name__}")
     base = Recipe().to_dict()
     parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
              for k, v in r.to_dict().items() if v != base[k]]
@@ -343,8 +400,13 @@ def recipe_summary(recipe_json):
 
 def layer_sparsity(metrics):
     """{layer name: fraction of zero weights} for the weight tensors (2-D and up) in a run's metrics."""
-    return {row["name"]: 1 - row["nonzero"] / row["params"] for row in metrics.get("layers", [])
-            if len(row.get("shape", [])) >= 2 and row.get("params")}
+    def ok(row):  # rows of a damaged or foreign run are skipped, not a crash
+        return (isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("shape"), list)
+                and len(row["shape"]) >= 2 and all(isinstance(row.get(k), numbers.Real) and not isinstance(
+                    row.get(k), bool) for k in ("params", "nonzero")) and row["params"] > 0)
+    layers = metrics.get("layers") if isinstance(metrics, dict) else None
+    return {row["name"]: 1 - row["nonzero"] / row["params"]
+            for row in (layers if isinstance(layers, list) else []) if ok(row)}
 
 
 def reference_points(folder):

@@ -1,16 +1,20 @@
 """Run store: round trip, concurrent writers (threads and processes) lose nothing, a failed save
 leaves no row, bad input and bad files give clear errors; plus the pure helpers (Pareto frontier...)."""
 
+import hashlib
 import itertools
 import json
 import multiprocessing as mp
 import os
 import random
+import signal
 import sqlite3
 import threading
 import time
 
+import numpy as np
 import pytest
+import torch
 
 import compress_engine as ce
 from compress_engine import store as S
@@ -93,30 +97,128 @@ def test_wal_mode(store):
 
 # --- validation ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("change, match", [
-    (dict(model=""), "model"),
-    (dict(model=3), "model"),
-    (dict(recipe={"sparsity": 0.5}), "Recipe or its JSON"),
-    (dict(recipe='{"sparsity": 2}'), "sparsity=2"),
-    (dict(recipe="not json"), "not valid JSON"),
-    (dict(metrics=[1, 2]), "metrics must be a dict"),
-    (dict(metrics={"params": 1}), "missing 'nonzero_params'"),
-    (dict(metrics={**metrics(), "accuracy": "0.9"}), "accuracy"),
-    (dict(metrics={**metrics(), "accuracy": float("nan")}), "finite"),
-    (dict(metrics={**metrics(), "accuracy": 1.5}), "between 0 and 1"),
-    (dict(metrics={**metrics(), "params": 10.5}), "whole number"),
-    (dict(metrics={**metrics(), "params": True}), "finite number"),
-    (dict(metrics={**metrics(), "nonzero_params": 101}), "exceeds"),
-    (dict(metrics={**metrics(), "layers": object()}), "JSON"),
-    (dict(artifact="abc"), "artifact must be bytes"),
-    (dict(artifact=b"12345"), "artifact_bytes"),
-    (dict(technique=""), "technique"),
-])
+def deep(n):
+    d = {}
+    for _ in range(n):
+        d = {"x": d}
+    return d
+
+
+BAD_SAVES = {  # what is wrong -> (the change to a good save, words the StoreError/RecipeError must contain)
+    "model empty": (dict(model=""), "model"),
+    "model blank": (dict(model="   "), "model"),
+    "model int": (dict(model=3), "model=3"),
+    "model bytes": (dict(model=b"lenet"), "model=b'lenet'"),
+    "model None": (dict(model=None), "model=None"),
+    "model 10k chars": (dict(model="m" * 10_000), "up to 200"),
+    "model with NUL": (dict(model="lenet\0-5"), "printable"),
+    "model with newline": (dict(model="lenet\nDROP TABLE runs"), "printable"),
+    "recipe dict": (dict(recipe={"sparsity": 0.5}), "Recipe or its JSON"),
+    "recipe None": (dict(recipe=None), "Recipe or its JSON"),
+    "recipe out of range": (dict(recipe='{"sparsity": 2}'), "sparsity=2"),
+    "recipe NaN": (dict(recipe='{"sparsity": NaN}'), "sparsity=nan: must be a finite number"),
+    "recipe 1e308": (dict(recipe='{"lr": 1e308}'), "lr=1e+308: must be between"),
+    "recipe unknown field": (dict(recipe='{"pruning": 0.5}'), "unknown recipe field"),
+    "recipe wrong type": (dict(recipe='{"huffman": "yes"}'), "huffman='yes': must be true or false"),
+    "recipe not JSON": (dict(recipe="not json"), "not valid JSON"),
+    "recipe JSON list": (dict(recipe="[1, 2]"), "JSON object"),
+    "recipe nested 100k deep": (dict(recipe="[" * 50_000 + "]" * 50_000), "recipe JSON"),
+    "recipe 1 MB": (dict(recipe='{"seed": 1' + " " * (1 << 20) + "}"), "characters; a recipe is under"),
+    "metrics list": (dict(metrics=[1, 2]), "metrics must be a dict"),
+    "metrics None": (dict(metrics=None), "metrics must be a dict"),
+    "metrics missing field": (dict(metrics={"params": 1}), "missing 'nonzero_params'"),
+    "accuracy text": (dict(metrics={**metrics(), "accuracy": "0.9"}), "accuracy"),
+    "accuracy NaN": (dict(metrics={**metrics(), "accuracy": float("nan")}), "accuracy']=nan: must be a finite"),
+    "accuracy inf": (dict(metrics={**metrics(), "accuracy": float("inf")}), "finite"),
+    "accuracy numpy NaN": (dict(metrics={**metrics(), "accuracy": np.float64("nan")}), "finite"),
+    "accuracy 0-d tensor NaN": (dict(metrics={**metrics(), "accuracy": torch.tensor(float("nan"))}), "finite"),
+    "accuracy 1.5": (dict(metrics={**metrics(), "accuracy": 1.5}), "between 0 and 1"),
+    "accuracy -0.1": (dict(metrics={**metrics(), "accuracy": -0.1}), "between 0 and 1"),
+    "accuracy None": (dict(metrics={**metrics(), "accuracy": None}), "missing 'accuracy'"),
+    "ratio -inf": (dict(metrics={**metrics(), "ratio": float("-inf")}), "ratio']=-inf: must be a finite"),
+    "ratio 0": (dict(metrics={**metrics(), "ratio": 0.0}), "must be > 0"),
+    "params 10.5": (dict(metrics={**metrics(), "params": 10.5}), "whole number"),
+    "params True": (dict(metrics={**metrics(), "params": True}), "finite number"),
+    "params -1": (dict(metrics={**metrics(), "params": -1}), "from 0 to"),
+    "params 10^30": (dict(metrics={**metrics(), "params": 10**30}), "from 0 to 9,007,199,254,740,992"),
+    "params 1e300": (dict(metrics={**metrics(), "params": 1e300}), "from 0 to"),
+    "params list": (dict(metrics={**metrics(), "params": [100]}), "finite number"),
+    "nonzero > params": (dict(metrics={**metrics(), "nonzero_params": 101}), "exceeds"),
+    "sparsity NaN (optional)": (dict(metrics={**metrics(), "sparsity": float("nan")}), "sparsity']=nan"),
+    "object in metrics": (dict(metrics={**metrics(), "layers": object()}), "JSON"),
+    "NaN nested in layers": (dict(metrics={**metrics(), "layers": [{"bytes": float("nan")}]}), "JSON"),
+    "set in metrics": (dict(metrics={**metrics(), "tags": {1, 2}}), "JSON"),
+    "metrics nested 100k deep": (dict(metrics={**metrics(), "x": deep(100_000)}), "nested too deeply"),
+    "metrics 8 MB": (dict(metrics={**metrics(), "note": "x" * (8 << 20)}), "characters as JSON"),
+    "artifact text": (dict(artifact="abc"), "artifact must be bytes"),
+    "artifact list": (dict(artifact=[1, 2, 3]), "artifact must be bytes"),
+    "artifact size mismatch": (dict(artifact=b"12345"), "artifact_bytes"),
+    "technique empty": (dict(technique=""), "technique"),
+    "technique 201 chars": (dict(technique="t" * 201), "up to 200"),
+    "technique with NUL": (dict(technique="prune\0"), "printable"),
+    "technique int": (dict(technique=7), "technique=7"),
+}
+
+
+@pytest.mark.parametrize("change, match", list(BAD_SAVES.values()), ids=list(BAD_SAVES))
 def test_bad_input_is_refused_with_a_clear_message(store, change, match):
     args = dict(model="m", recipe=ce.Recipe(), metrics=metrics(), artifact=None, technique=None) | change
-    with pytest.raises(ce.CompressError, match=match):
+    with pytest.raises(ce.CompressError) as e:
         store.save(**args)
+    assert match in str(e.value) and len(str(e.value)) < 600, str(e.value)
     assert store.count() == 0
+
+
+def test_oversized_artifact_is_refused(store, monkeypatch):
+    monkeypatch.setattr(S, "MAX_ARTIFACT", 1000)
+    with pytest.raises(StoreError, match="1,001 bytes; the run store keeps artifacts up to 1,000"):
+        store.save("m", ce.Recipe(), metrics(size=1001), b"x" * 1001)
+    assert store.count() == 0
+
+
+BAD_IDS = {"zero": 0, "negative": -1, "2^63": 2**63, "10^30": 10**30, "float": 1.5, "float 1.0": 1.0,
+           "NaN": float("nan"), "text": "1", "SQL": "1; DROP TABLE runs", "bool": True, "None": None,
+           "bytes": b"1", "list": [1]}
+
+
+@pytest.mark.parametrize("bad", list(BAD_IDS.values()), ids=list(BAD_IDS))
+def test_bad_ids_are_refused_for_get_and_delete(store, bad):
+    run_id = store.save("m", ce.Recipe(), metrics())
+    with pytest.raises(StoreError, match="run id"):
+        store.get(bad)
+    with pytest.raises(StoreError, match="run id"):
+        store.delete([run_id, bad])
+    if not isinstance(bad, (list, str, bytes)) and bad is not None:
+        with pytest.raises(StoreError, match="run id"):
+            store.delete(bad)
+    assert store.count() == 1  # a bad id in a list deletes nothing, not even the good ones
+
+
+@pytest.mark.parametrize("bad", [None, "12", b"12", {1: 1}, 3.0, object()], ids=repr)
+def test_delete_wants_an_id_or_a_list_of_ids(store, bad):
+    with pytest.raises(StoreError, match="run id"):
+        store.delete(bad)
+
+
+def test_delete_many_ids_at_once(store):
+    ids = [store.save("m", ce.Recipe(), metrics(i)) for i in range(3)]
+    assert store.delete(range(1, 100_001)) == 3  # more ids than SQLite binds in one statement
+    assert store.count() == 0 and store.delete(ids) == 0
+
+
+def test_rows_damaged_by_another_program_give_a_clear_error(store):
+    run_id = store.save("m", ce.Recipe(), metrics())
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE runs SET metrics = '{not json' WHERE id = ?", (run_id,))
+    with pytest.raises(StoreError, match=f"run #{run_id} .* unreadable metrics"):
+        store.get(run_id)
+    assert store.delete(run_id) == 1
+
+
+@pytest.mark.parametrize("path", [3, b"/tmp/x.sqlite", ["runs.sqlite"], "/tmp/a\0b.sqlite"], ids=repr)
+def test_bad_store_paths(path):
+    with pytest.raises(StoreError, match="path"):
+        Store(path)
 
 
 # --- atomicity ----------------------------------------------------------------------------------
@@ -133,28 +235,100 @@ def test_failed_save_writes_no_row(store, monkeypatch):
     assert store.save("m", ce.Recipe(), metrics(size=3), b"abc") >= 1 and store.count() == 1  # store still fine
 
 
-def _die_mid_save(path):
-    """Child process: start a save, then die (no exception handling, no cleanup) before COMMIT."""
-    def die(conn, run_id, artifact):
-        os._exit(3)
-    Store._insert_artifact = staticmethod(die)
-    Store(path).save("m", ce.Recipe(), metrics(size=3), b"abc")
-
-
 def _ctx():
-    ctx = mp.get_context("forkserver")  # a clean single-threaded parent to fork from; torch preloaded once
-    ctx.set_forkserver_preload(["compress_engine.store"])
+    """A clean single-threaded parent to fork from, with torch and this module (pytest...) loaded once:
+    a new writer process then starts in milliseconds, not the second or two of imports."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["compress_engine.store", __name__])
     return ctx
 
 
-def test_killed_save_writes_no_row(store):
-    p = _ctx().Process(target=_die_mid_save, args=(str(store.path),))
-    p.start()
-    p.join(60)
-    assert p.exitcode == 3
-    assert store.count() == 0
-    with sqlite3.connect(store.path) as conn:
+def _ack(log, run_id, art):
+    """Acknowledge one saved run: one line, one write() (a kill cannot leave half an acknowledgement)."""
+    os.write(log, f"{run_id} {hashlib.sha256(art).hexdigest()}\n".encode())
+
+
+def _steady_writer(path, writer, stop, log_path):
+    """Save runs (a few ms apart, like busy browser sessions) until `stop` is set; acknowledge each one."""
+    s, log, i = Store(path), os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), 0
+    while not stop.is_set():
+        art = os.urandom(100 + i % 400)
+        _ack(log, s.save(f"writer-{writer}", ce.Recipe(sparsity=0.01 * (i % 90)), metrics(i, size=len(art)), art), art)
+        i += 1
+        time.sleep(0.002 * (i % 5))
+
+
+def _victim(path, log_path, in_transaction):
+    """Save runs until killed. With `in_transaction` set, the first save stops between its run row and its
+    artifact row (inside BEGIN IMMEDIATE ... COMMIT, holding the write lock) and says so."""
+    if in_transaction is not None:
+        def hang(conn, run_id, artifact):
+            in_transaction.set()
+            time.sleep(60)
+        Store._insert_artifact = staticmethod(hang)
+    s, log, i = Store(path), os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), 0
+    while True:
+        art = os.urandom(300 + i % 100)
+        _ack(log, s.save("victim", ce.Recipe(), metrics(i, size=len(art)), art), art)
+        i += 1
+
+
+def _acks(log_path):
+    if not log_path.exists():
+        return {}
+    return {int(a): h for a, h in (line.split() for line in log_path.read_text().splitlines(keepends=True)
+                                   if line.endswith("\n"))}
+
+
+def test_killed_writers_lose_no_acknowledged_run_and_leave_no_partial_row(tmp_path):
+    """7 writers keep saving while an 8th is SIGKILLed again and again, half of the times while it holds the
+    write lock inside a save's transaction (run row written, artifact row not yet). Afterwards the
+    file passes SQLite's integrity check, every acknowledged run is there with its exact artifact, and no
+    run lacks its artifact (no half-written row)."""
+    path, kills = str(tmp_path / "runs.sqlite"), 4
+    Store(path)
+    ctx, rng = _ctx(), random.Random(0)
+    stop = ctx.Event()
+    logs = [tmp_path / f"writer-{w}.log" for w in range(7)]
+    writers = [ctx.Process(target=_steady_writer, args=(path, w, stop, logs[w])) for w in range(7)]
+    for p in writers:
+        p.start()
+    victim_logs, mid_transaction = [], 0
+    for k in range(kills):
+        log = tmp_path / f"victim-{k}.log"
+        victim_logs.append(log)
+        hold = ctx.Event() if k % 2 == 0 else None
+        v = ctx.Process(target=_victim, args=(path, str(log), hold))
+        v.start()
+        if hold is not None:
+            assert hold.wait(30), "the victim never reached the middle of its transaction"
+            mid_transaction += 1
+        else:  # let it save a run or two, then kill it wherever it is (often inside a save too)
+            deadline = time.monotonic() + 30
+            while not _acks(log) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.02))
+        os.kill(v.pid, signal.SIGKILL)
+        v.join(10)
+        assert v.exitcode == -signal.SIGKILL
+    stop.set()
+    for p in writers:
+        p.join(60)
+        assert p.exitcode == 0
+    assert mid_transaction == kills // 2
+
+    with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = dict(conn.execute("SELECT runs.id, artifact FROM runs LEFT JOIN artifacts ON run_id = runs.id"))
+    assert all(art is not None for art in rows.values()), "a run row without its artifact: a half-written save"
+    acked = {}
+    for log in logs + victim_logs:
+        acked.update(_acks(log))
+    assert sum(len(_acks(log)) for log in logs) > 7  # the writers really wrote while the victims died
+    lost = [i for i in acked if i not in rows]
+    corrupt = [i for i, h in acked.items() if i in rows and hashlib.sha256(rows[i]).hexdigest() != h]
+    assert not lost and not corrupt
+    assert Store(path).save("after", ce.Recipe(), metrics(size=3), b"abc") > max(rows)  # still writable
 
 
 # --- concurrency --------------------------------------------------------------------------------
