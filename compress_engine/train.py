@@ -111,8 +111,8 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
                 raise Stopped("stopped by the user")
         if progress:
             acc = accuracy(model, data.x("test"), data.y("test"))
-            if progress(step, total, history[-1], acc) is False and epoch < epochs - 1:
-                raise Stopped("stopped by the user")
+            if progress(step, total, history[-1], acc) is False:  # also after the last epoch: later
+                raise Stopped("stopped by the user")                # stages of a recipe must not start
     model.eval()
     return history
 

@@ -268,6 +268,9 @@ def layer_picker(dense_run, prefix):
     return layer, c2.toggle("Log-scale counts", value=True, key=f"{prefix}_log_y")
 
 
+STOPPED = "Stopped: nothing of the interrupted run was kept."
+
+
 def train_run(recipe, label="Training", start_from=None):
     """Run a recipe with fine-tuning or distillation behind a progress bar and a live loss curve.
 
@@ -275,6 +278,7 @@ def train_run(recipe, label="Training", start_from=None):
 
     The result is cached in st.session_state by (model, recipe) so it survives reruns. Pressing any
     button (e.g. "Stop") reruns the page, which interrupts the run: nothing half-done is kept.
+    Returns None (after saying why: bad recipe, stopped, or failed half-way) when there is no result.
     """
     import pandas as pd
 
@@ -298,10 +302,18 @@ def train_run(recipe, label="Training", start_from=None):
     except ce.CompressError as e:
         st.error(str(e))
         return None
+    except ce.Stopped:
+        st.info(STOPPED)
+        return None
+    except Exception as e:  # a run that fails half-way is a message, never a traceback
+        st.error(f"{label} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of the run was kept; "
+                 "press the button to try again.")
+        return None
+    finally:
+        bar.empty()
+        chart.empty()
     out = _pack(name, res)
     store[key] = out
-    bar.empty()
-    chart.empty()
     return out
 
 

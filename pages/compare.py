@@ -20,6 +20,15 @@ common.through_app()
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"
 
+
+def summary(recipe_json):
+    """The recipe in a few words; a row damaged by another program says so instead of stopping the page."""
+    try:
+        return runstore.recipe_summary(recipe_json)
+    except ce.CompressError as e:
+        return f"unreadable recipe: {str(e)[:120]}"
+
+
 st.title("Compare runs")
 st.caption("Every run saved with a page's **Save run** button, measured in real artifact bytes on the full "
            "10,000-image test set.")
@@ -46,7 +55,7 @@ for col in ("params", "nonzero_params", "dense_params", "artifact_bytes", "dense
             "accuracy", "dense_accuracy", "agreement"):
     df[col] = pd.to_numeric(df[col], errors="coerce")  # optional metrics may be missing (None -> NaN)
 df["created"] = df["created"].str.slice(0, 16).str.replace("T", " ")
-df["summary"] = df["recipe"].map(runstore.recipe_summary)
+df["summary"] = df["recipe"].map(summary)
 df["kb"] = df["artifact_bytes"] / 1024
 df["acc_pct"] = 100 * df["accuracy"]
 df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
@@ -160,24 +169,37 @@ if not selected:
     st.info("Select runs in the table to compare their metrics and per-layer sparsity here.")
     st.stop()
 
-full = [r for r in (store.get(i) for i in selected) if r is not None]
+try:
+    full = [r for r in (store.get(i) for i in selected) if r is not None]
+except ce.CompressError as e:  # e.g. a row whose metrics another program damaged: it can still be deleted
+    st.error(f"Cannot show the selected runs side by side: {e}")
+    st.stop()
 label = {r["id"]: f"#{r['id']} {r['technique']}" for r in full}
 
 
-def pct(x):
-    return "–" if x is None else f"{100 * x:.2f} %"
+def is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def pct(x):  # values another program wrote may be missing or text: shown as "–", not a crash
+    return f"{100 * x:.2f} %" if is_number(x) else "–"
+
+
+def show(x, fmt):
+    return fmt(x) if is_number(x) else "–"
 
 
 metrics_rows = {}
 for r in full:
     m = r["metrics"]
-    parts = m.get("bytes_breakdown", {})
+    parts = m.get("bytes_breakdown")
+    parts = {k: v for k, v in parts.items() if is_number(v)} if isinstance(parts, dict) else {}
     metrics_rows[label[r["id"]]] = {
-        "Model": r["model"], "Technique": r["technique"], "Recipe": runstore.recipe_summary(r["recipe"]),
-        "Artifact size": common.kb(r["artifact_bytes"]), "Compression ratio": common.ratio(r["ratio"]),
+        "Model": r["model"], "Technique": r["technique"], "Recipe": summary(r["recipe"]),
+        "Artifact size": show(r["artifact_bytes"], common.kb), "Compression ratio": show(r["ratio"], common.ratio),
         "Test accuracy": pct(r["accuracy"]), "Dense accuracy": pct(r["dense_accuracy"]),
         "Agreement with dense": pct(r["agreement"]),
-        "Parameters": f"{r['params']:,}", "Non-zero parameters": f"{r['nonzero_params']:,}",
+        "Parameters": show(r["params"], "{:,}".format), "Non-zero parameters": show(r["nonzero_params"], "{:,}".format),
         "Zero weights": pct(r["sparsity"]),
         **{f"Bytes: {k}": common.kb(v) for k, v in parts.items()},
         "Saved (UTC)": r["created"][:16].replace("T", " "),

@@ -149,15 +149,18 @@ stop = b2.empty()
 if clicked:
     stop.button("Stop", icon=":material/stop:", key="distill_stop")
 elif st.session_state.get("distill_stop"):
-    st.info("Stopped: nothing of the interrupted run was kept.")
+    st.info(common.STOPPED)
 
 left, right = st.columns(2, gap="large")
-with left:
-    st.markdown(f"**Without KD**: {width}-{width} student on the labels alone (α = 0)")
-    res_base = common.train_run(base, "Student without KD", start_from=TEACHER) if clicked else done_base
-with right:
-    st.markdown(f"**With KD**: same student, T = {T:g}, α = {alpha:g}")
-    res_kd = common.train_run(kd, "Student with KD", start_from=TEACHER) if clicked else done_kd
+left.markdown(f"**Without KD**: {width}-{width} student on the labels alone (α = 0)")
+right.markdown(f"**With KD**: same student, T = {T:g}, α = {alpha:g}")
+res_base, res_kd = done_base, done_kd
+if clicked:
+    with left:
+        res_base = common.train_run(base, "Student without KD", start_from=TEACHER)
+    if res_base is not None:
+        with right:
+            res_kd = common.train_run(kd, "Student with KD", start_from=TEACHER)
 if res_base is not None and res_kd is not None:
     slot.empty()
 

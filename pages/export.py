@@ -55,21 +55,25 @@ def short_hash(data):
 
 
 def recipe_from_upload(upload):
-    """A Recipe from an uploaded JSON file, or None with the reason shown (size, encoding, fields)."""
+    """A Recipe from an uploaded JSON file, or None with the reason shown (size, encoding, nesting, fields)."""
+    name = upload.name if len(upload.name) <= 80 else upload.name[:80] + "…"
     if upload.size > MAX_RECIPE_KB * 1024:
-        st.error(f"{upload.name} is {upload.size / 1024:,.0f} KB; a recipe JSON is under {MAX_RECIPE_KB} KB.")
+        st.error(f"{name} is {upload.size / 1024:,.0f} KB; a recipe JSON is under {MAX_RECIPE_KB} KB.")
         return None
     try:
-        text = upload.getvalue().decode("utf-8")
+        text = upload.getvalue().decode("utf-8-sig")  # a byte-order mark (Windows editors) is fine
     except UnicodeDecodeError:
-        st.error(f"{upload.name} is not UTF-8 text: a recipe is a JSON object such as "
+        st.error(f"{name} is not UTF-8 text: a recipe is a JSON object such as "
                  '{"sparsity": 0.9, "clusters": 16, "huffman": true}.')
         return None
     try:
         return ce.Recipe.from_json(text)
     except ce.CompressError as e:
-        st.error(f"Cannot use {upload.name}: {e}")
-        return None
+        st.error(f"Cannot use {name}: {e}")
+    except RecursionError:  # json.loads gives up on [[[[...]]]] thousands deep
+        st.error(f"Cannot use {name}: its JSON is nested too deeply; a recipe is one flat JSON object such as "
+                 '{"sparsity": 0.9, "clusters": 16, "huffman": true}.')
+    return None
 
 
 @st.cache_data(max_entries=8, show_spinner="Decoding the artifact and scoring it on the test set…")
@@ -165,6 +169,8 @@ def make_tab():
             st.info("This recipe trains the model, which takes from seconds to minutes: press the button to run it.")
             return
         result = common.train_run(recipe)
+        if result is None:
+            return
     else:
         result = common.run(recipe)
     dense = common.run(ce.Recipe())

@@ -121,7 +121,7 @@ if epochs:
             if tuned is not None:
                 slot.empty()
         elif st.session_state.get("pipe_stop"):
-            st.info("Stopped: nothing of the interrupted run was kept.")
+            st.info(common.STOPPED)
 run = tuned or common.run(post, spinner="Compressing…")
 if run is None:
     st.stop()

@@ -50,8 +50,13 @@ with explain:
 fields = dict(sparsity=pct / 100, prune_scope="layer" if structured else scope, structured=structured)
 recipe = common.recipe(**fields, finetune_epochs=int(finetune))
 tuned = finetune and pct > 0
-run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…",
-                             "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save")
+try:
+    run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…",
+                                 "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save")
+except Exception as e:  # e.g. fine-tuning failing half-way: a message, never a traceback
+    st.error(f"{'Fine-tuning' if tuned else 'Pruning'} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of "
+             "the run was kept; change a control or rerun the page to try again.")
+    st.stop()
 m = run["metrics"]
 
 # fine-tuned points seen so far for this model and pruning mode: {sparsity %: (accuracy, bytes)}
@@ -108,12 +113,17 @@ with left:
                                    "cached. Moving any control stops it; finished points are kept.")
         if clicked:
             bar = st.progress(0.0, text="Fine-tuning…")
-            for i, p in enumerate(missing):
-                bar.progress(i / len(missing), text=f"Fine-tuning at {p} % sparsity ({i + 1} of {len(missing)})…")
-                res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=1), spinner=f"{p} %…")
-                ft_points[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
+            try:
+                for i, p in enumerate(missing):
+                    bar.progress(i / len(missing), text=f"Fine-tuning at {p} % sparsity ({i + 1} of {len(missing)})…")
+                    res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=1), spinner=f"{p} %…")
+                    ft_points[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
+            except Exception as e:  # keep the finished points; say what failed instead of a traceback
+                st.error(f"Fine-tuning at {p} % failed ({type(e).__name__}: {str(e)[:300]}); the points finished "
+                         "before it are kept. Press the button to try the rest again.")
+            else:
+                slot.empty()
             bar.empty()
-            slot.empty()
     series = [{"name": "one-shot", "x": list(oneshot), "y": [a for a, _ in oneshot.values()],
                "color": charts.BLUE, "text": [common.kb(b) for _, b in oneshot.values()]}]
     if len(ft_points) > 1:

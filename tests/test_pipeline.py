@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import compress_engine as ce
+from compress_engine.data import Dataset
 from compress_engine.prune import compressible
 
 
@@ -108,11 +109,43 @@ def test_distillation_trains_a_student(small):
     assert "distill" in res.history
 
 
-def test_same_recipe_same_bytes(lenet300, small):
-    r = ce.Recipe(sparsity=0.9, prune_scope="global", clusters=16, cluster_init="kmeans++",
-                  finetune_epochs=1, huffman=True, seed=3)
-    a, b = ce.compress(lenet300, r, small), ce.compress(lenet300, r, small)
+TRAINING_RECIPES = {  # every training stage compress() has, each small enough to run twice in seconds
+    "fine-tune + centroid training": ce.Recipe(sparsity=0.9, prune_scope="global", clusters=16,
+                                               cluster_init="kmeans++", finetune_epochs=1, huffman=True, seed=3),
+    "QAT (fake-quant fine-tuning)": ce.Recipe(sparsity=0.8, bits=3, per_channel=True, finetune_epochs=1,
+                                              huffman=True, seed=5),
+    "distillation, then all of it": ce.Recipe(temperature=4.0, alpha=0.7, student_width=30, distill_epochs=1,
+                                              sparsity=0.5, clusters=8, finetune_epochs=1, seed=2),
+}
+
+
+def bits(model):
+    return {k: v.detach().contiguous().view(torch.int32) for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def mini(fmnist):
+    """1,024 training and 500 test images: 8 optimizer steps per epoch, enough to tell runs apart."""
+    return Dataset("fashion-mnist[mini]", fmnist.train_x[:1024], fmnist.train_y[:1024],
+                   fmnist.test_x[:500], fmnist.test_y[:500], fmnist.classes)
+
+
+@pytest.mark.parametrize("name", list(TRAINING_RECIPES))
+def test_same_recipe_and_seed_give_bit_identical_results(lenet300, mini, name):
+    """Same recipe + seed => the same artifact bytes, metrics, losses and weights, bit for bit, whatever ran
+    before (the global torch RNG is disturbed between the two runs)."""
+    r = TRAINING_RECIPES[name]
+    start = ce.load_model("teacher-1200-1200") if r.temperature is not None else lenet300
+    a = ce.compress(start, r, mini)
+    torch.manual_seed(12345)
+    torch.rand(1000)
+    b = ce.compress(start, r, mini)
+    assert a.history and a.history == b.history
     assert a.artifact == b.artifact and a.metrics == b.metrics
+    wa, wb = bits(a.model), bits(b.model)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    if r.temperature is not None:  # the seed really is what decides (checked once: another whole run)
+        assert ce.compress(start, r.replace(seed=r.seed + 1), mini).history != a.history
 
 
 def test_progress_and_stop(lenet300, small):
@@ -122,6 +155,43 @@ def test_progress_and_stop(lenet300, small):
     assert seen[-1][0] == seen[-1][1] == 32 and seen[-1][3] is not None
     with pytest.raises(ce.Stopped):
         ce.compress(lenet300, ce.Recipe(sparsity=0.5, finetune_epochs=3), small, progress=lambda *a: False)
+
+
+STOPPABLE = {  # stage -> a recipe whose first progress report comes from that stage (2 epochs: not the last)
+    "prune fine-tuning": ce.Recipe(sparsity=0.5, finetune_epochs=2),
+    "centroid training": ce.Recipe(clusters=8, finetune_epochs=2),
+    "QAT": ce.Recipe(bits=4, finetune_epochs=2),
+    "distillation": ce.Recipe(temperature=4.0, student_width=20, distill_epochs=2),
+}
+
+
+@pytest.mark.parametrize("stage", list(STOPPABLE))
+def test_a_stopped_run_returns_nothing_and_saves_nothing(lenet300, mini, tmp_path, stage):
+    """progress() -> False stops the run with train.Stopped: no Result, so the caller (a page, the CLI) has
+    nothing to save; the input model is untouched and the next run is unaffected."""
+    from compress_engine.store import Store
+    from compress_engine.train import Stopped
+    recipe = STOPPABLE[stage]
+    start = ce.load_model("teacher-1200-1200") if recipe.temperature is not None else lenet300
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    store, calls = Store(tmp_path / "runs.sqlite"), []
+
+    def stop(*report):
+        calls.append(report)
+        return False
+    with pytest.raises(Stopped):
+        res = ce.compress(start, recipe, mini, progress=stop)
+        store.save("lenet-300-100", recipe, res.metrics, res.artifact)
+    assert len(calls) == 1 and store.count() == 0 and store.list() == []
+    assert all(torch.equal(before[k], v) for k, v in start.state_dict().items())
+    res = ce.compress(start, recipe.replace(finetune_epochs=0, distill_epochs=1), mini)
+    assert store.save("lenet-300-100", res.recipe, res.metrics, res.artifact) and store.count() == 1
+
+
+def test_stop_requested_at_the_end_of_a_stage_stops_the_recipe(lenet300, mini):
+    with pytest.raises(ce.Stopped):
+        ce.compress(lenet300, ce.Recipe(sparsity=0.5, clusters=8, finetune_epochs=1), mini,
+                    progress=lambda *a: False)
 
 
 def test_huffman_is_smaller(lenet300, fmnist):
