@@ -19,7 +19,7 @@ from pages import common
 
 common.through_app()
 
-MAX_ARTIFACT_MB = 20
+MAX_ARTIFACT_MB = 32  # the largest artifact the dashboard makes, a dense 2000-wide student, is 22.4 MB
 MAX_RECIPE_KB = 64
 PARTS = ("index", "codes", "codebook", "raw")
 

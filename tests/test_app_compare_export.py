@@ -173,9 +173,9 @@ def test_export_upload_bad_artifact_shows_the_engine_error(store, results, mangl
 def test_export_upload_oversized_artifact_is_refused_before_decoding(store, fmnist, monkeypatch):
     at = export()
     monkeypatch.setattr(ce, "evaluate_artifact", lambda *a: pytest.fail("decoded an oversized upload"))
-    at = upload_artifact(at, b"\0" * ((20 << 20) + 1))
+    at = upload_artifact(at, b"\0" * ((32 << 20) + 1))
     assert not at.exception
-    assert "limited to 20 MB" in at.error[0].value
+    assert "limited to 32 MB" in at.error[0].value
 
 
 def test_export_recipe_upload_reproduces_a_run(store, results):
