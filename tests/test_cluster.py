@@ -229,3 +229,24 @@ def test_conv_layers_get_their_own_cluster_count(lenet5, small):
     assert {w.dim() for w in weights.values()} == {2, 4}
     decoded = ce.decode(res.artifact)
     assert all(torch.equal(decoded[n], w) for n, w in weights.items())
+
+
+def test_staged_recipe_equals_one_recipe(lenet300, small):
+    """bench/deep_compression.py runs Deep Compression stage by stage (prune, then share, then Huffman,
+    each from the previous stage's model) so it can report every stage without training twice. That is
+    only honest if the stages give exactly what the single recipe gives."""
+    import compress_engine as ce
+    full = ce.Recipe(sparsity=0.9, prune_scope="global", finetune_epochs=1, clusters=8, huffman=True)
+    one = ce.compress(lenet300, full, small)
+    pruned = ce.compress(lenet300, full.replace(clusters=None, huffman=False), small)
+    sharing = ce.Recipe(clusters=8, finetune_epochs=1, lr=full.lr)
+    shared = ce.compress(pruned.model, sharing, small)
+    coded = ce.compress(shared.model, sharing.replace(finetune_epochs=0, huffman=True), small)
+    for name, w in one.model.state_dict().items():
+        assert torch.equal(w, coded.model.state_dict()[name]), name
+    assert coded.metrics["accuracy"] == one.metrics["accuracy"]
+    # same streams byte for byte; only the header differs, by the recipe text it records
+    parts = lambda res: {k: v for k, v in res.metrics["bytes_breakdown"].items() if k != "header"}
+    assert parts(coded) == parts(one)
+    # (the header is zlib-compressed JSON, so two recipes of similar length differ by a few bytes)
+    assert abs(coded.metrics["artifact_bytes"] - one.metrics["artifact_bytes"]) <= 16
