@@ -1,0 +1,189 @@
+"""Engine speed against DESIGN.md §7: recipes, evaluation GFLOP/s, clustering vs scikit-learn, a sweep.
+
+    python bench/speed.py             # ~4 min on 2 idle cores; run it with nothing else busy
+    python bench/speed.py --quick     # fewer repeats and no scikit-learn n_init=10
+
+Tables (each also written to bench/results/speed_*.csv):
+  1. this machine's torch.matmul peak (float32, all threads), the yardstick for evaluation;
+  2. evaluation of each sample model on the 10,000 test images: seconds, GFLOP/s, % of the peak;
+     for LeNet-5 also the variants that explain its number (layout, batch size, threads, op order)
+     and a per-operation breakdown;
+  3. post-training recipe (prune 90 % + 16 clusters, no fine-tuning) applied + evaluated;
+  4. weight clustering against scikit-learn KMeans on the same weights (time and inertia);
+  5. a 40-point post-training sparsity sweep of LeNet-300-100.
+Times are medians of repeated runs in one process after a warm-up run.
+"""
+
+import argparse
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from report import median_time, table
+import compress_engine as ce
+from compress_engine import cluster
+from compress_engine.prune import compressible, magnitude_mask
+from compress_engine.train import fast_eval_copy, logits
+
+TARGET_S = {"lenet-300-100": 0.15, "lenet-5": 0.6}
+
+
+def matmul_peak(n=2048, repeats=10):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    sec = median_time(lambda: torch.matmul(a, b), repeats)
+    return 2 * n ** 3 / sec / 1e9
+
+
+def flops_per_image(model):
+    """Multiply-adds x 2 of one forward pass (conv and linear layers; activations and pools not counted)."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, nn.Linear):
+            total += 2 * mod.in_features * mod.out_features
+        elif isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+            total += 2 * k * out[0].numel()
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    with torch.inference_mode():
+        model(torch.zeros(1, 1, 28, 28))
+    for h in handles:
+        h.remove()
+    return total
+
+
+@torch.inference_mode()
+def forward_all(model, x, batch, channels_last):
+    """Like train.logits, with the layout and batch size as knobs (for the variants table)."""
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        model(xb.contiguous(memory_format=torch.channels_last) if channels_last else xb.contiguous())
+
+
+def eval_row(label, model, x, peak, repeats, batch=None, channels_last=None):
+    """Seconds and GFLOP/s of evaluating all of x: the engine's own logits(), or a variant of it."""
+    if batch is None:
+        run = lambda: logits(model, x)
+    else:
+        run = lambda: forward_all(model, x, batch, channels_last)
+    sec = median_time(run, repeats)
+    gflops = flops_per_image(model) * len(x) / 1e9
+    return {"model / variant": label, "seconds": sec, "GFLOP": gflops, "GFLOP/s": gflops / sec,
+            "%_of_matmul_peak": 100 * gflops / sec / peak}
+
+
+class ReluFirst(nn.Module):
+    """LeNet-5 as it was first written, ReLU before max-pool (the engine now pools first: same outputs)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.conv1, self.conv2, self.fc1, self.fc2 = m.conv1, m.conv2, m.fc1, m.fc2
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+def lenet5_ops(m, x, batch, repeats):
+    """Per-operation seconds over the whole test set (batches of `batch`, channels-last)."""
+    ops = [("conv1", m.conv1), ("pool1", lambda t: F.max_pool2d(t, 2)), ("relu1", F.relu),
+           ("conv2", m.conv2), ("pool2", lambda t: F.max_pool2d(t, 2)), ("relu2", F.relu),
+           ("flatten", lambda t: t.flatten(1)), ("fc1", m.fc1), ("relu3", F.relu), ("fc2", m.fc2)]
+    flop = {"conv1": 2 * 25 * m.conv1.out_channels * 24 * 24,
+            "conv2": 2 * 25 * m.conv1.out_channels * m.conv2.out_channels * 8 * 8,
+            "fc1": 2 * m.fc1.in_features * m.fc1.out_features, "fc2": 2 * m.fc2.in_features * m.fc2.out_features}
+    batches = [x[i:i + batch].contiguous(memory_format=torch.channels_last) for i in range(0, len(x), batch)]
+    rows, inputs = [], batches
+    with torch.inference_mode():
+        for name, op in ops:
+            outs = []
+            sec = median_time(lambda: outs.__setitem__(slice(None), [op(b) for b in inputs]), repeats)
+            out_mb = sum(o.numel() for o in outs) * 4 / 1e6
+            g = flop.get(name, 0) * len(x) / 1e9
+            rows.append({"op": name, "ms": 1000 * sec, "output_MB": out_mb, "GFLOP": g,
+                         "GFLOP/s": g / sec if g else "", "GB/s written": out_mb / 1e3 / sec})
+            inputs = outs
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    reps = 3 if args.quick else 9
+    data = ce.load_dataset("fashion-mnist")
+    x = data.x("test")
+    models = {name: ce.load_model(name) for name in ("lenet-300-100", "lenet-5")}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    # 1-2. matmul peak and evaluation throughput
+    peak = matmul_peak()
+    table("torch.matmul peak (2048 x 2048 float32)", [{"threads": torch.get_num_threads(), "GFLOP/s": peak}],
+          "speed_matmul")
+    rows = [eval_row(name, fast_eval_copy(m), x, peak, reps) for name, m in models.items()]
+    l5, fast = models["lenet-5"], fast_eval_copy(models["lenet-5"])
+    plain = copy.deepcopy(l5).eval()
+    rows += [eval_row("lenet-5, default layout (NCHW), batch 256", plain, x, peak, reps, 256, False)]
+    rows += [eval_row(f"lenet-5, channels-last, batch {b}", fast, x, peak, reps, b, True) for b in (64, 1000, 10000)]
+    rows.append(eval_row("lenet-5, ReLU before pool (as before), channels-last, batch 256", fast_eval_copy(ReluFirst(l5)),
+                         x, peak, reps, 256, True))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows.append(eval_row("lenet-5, 1 thread", fast, x, peak, reps))
+    torch.set_num_threads(threads)
+    table("Evaluation of the 10,000 test images (FLOPs = 2 x multiply-adds of conv and linear layers)", rows,
+          "speed_eval")
+    table("LeNet-5 per operation, whole test set, channels-last, batches of 256",
+          lenet5_ops(fast_eval_copy(l5), x, 256, reps), "speed_lenet5_ops")
+
+    # 3. post-training recipe applied + evaluated
+    recipe = ce.Recipe(sparsity=0.9, clusters=16)
+    rows = []
+    for name, model in models.items():
+        out = {}
+        sec = median_time(lambda: out.__setitem__("r", ce.compress(model, recipe, data)), reps)
+        res = out["r"]
+        rows.append({"model": name, "recipe": "prune 90% + 16 clusters", "median_s": sec, "target_s": TARGET_S[name],
+                     "met": "yes" if sec <= TARGET_S[name] else "NO",
+                     "stages_ms": " ".join(f"{k}={1000 * v:.0f}" for k, v in res.timings.items() if k != "total"),
+                     "accuracy": res.metrics["accuracy"]})
+    table("Post-training recipe applied and evaluated on 10,000 test images", rows, "speed_recipe")
+
+    # 4. clustering vs scikit-learn on the same values
+    from sklearn.cluster import KMeans
+    w = torch.cat([p.detach().flatten() for p in compressible(models["lenet-300-100"]).values()])
+    kept = w[magnitude_mask(w, 0.9)]
+    rows = []
+    for label, values in ((f"all {len(w):,} weights", w), (f"{len(kept):,} kept after 90% pruning", kept)):
+        xs = values.double().numpy().reshape(-1, 1)
+        for k in (4, 16, 64, 256):
+            ours = {}
+            t_ours = median_time(lambda: ours.update(zip("cl", cluster.kmeans_1d(values, k, "kmeans++", seed=0))), 5)
+            row = {"values": label, "k": k, "ours_ms": 1000 * t_ours,
+                   "ours_inertia": cluster.inertia(values, ours["c"], ours["l"])}
+            for n_init in ((1,) if args.quick else (1, 10)):
+                km = {}
+                t_sk = median_time(lambda: km.update(m=KMeans(n_clusters=k, n_init=n_init, init="k-means++",
+                                                              random_state=0).fit(xs)), 1 if n_init == 10 else 3)
+                row[f"sk{n_init}_ms"] = 1000 * t_sk
+                row[f"sk{n_init}_inertia/ours"] = float(km["m"].inertia_) / row["ours_inertia"]
+                row[f"speedup_vs_sk{n_init}"] = t_sk / t_ours
+            rows.append(row)
+    table("Weight clustering: ours (k-means++ init, refined) vs scikit-learn KMeans "
+          "(inertia/ours > 1: sklearn's clustering is worse)", rows, "speed_cluster")
+
+    # 5. a 40-point sweep
+    values = [round(i / 40, 3) for i in range(40)]
+    base = ce.Recipe(clusters=16)
+    sec = median_time(lambda: ce.sweep(models["lenet-300-100"], base, data, "sparsity", values), max(1, reps // 3))
+    table("40-point post-training sweep (sparsity 0 to 0.975, 16 clusters), LeNet-300-100",
+          [{"points": 40, "seconds": sec, "per_point_ms": 1000 * sec / 40, "target_s": 5.0,
+            "met": "yes" if sec <= 5 else "NO"}], "speed_sweep")
+
+
+if __name__ == "__main__":
+    main()
