@@ -69,7 +69,8 @@ with controls:
                             help="Runs of these sample models are shown in the chart and the table")
     refs = [r for r in runstore.reference_points(BENCH) if not chosen or r["model"] in chosen]
     show_refs = bool(refs) and st.toggle("Show benchmark reference points", value=True,
-                                         help=f"Rows of {BENCH.name}/*.csv written by bench/engine.py")
+                                         help=f"Rows of {BENCH.name}/*.csv that have sizes and accuracies: bench/techniques.py "
+                                              "and bench/deep_compression.py")
 with explain:
     st.markdown("A run **dominates** another if it is no larger *and* no less accurate (and better in one). "
                 "The runs no other run dominates form the **Pareto frontier** (the dotted staircase): for each "
