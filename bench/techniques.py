@@ -1,0 +1,203 @@
+"""Each technique and combination held to the same size budgets: which keeps the most accuracy?
+
+    python bench/techniques.py                    # LeNet-300-100, budgets 1/8 .. 1/64, ~6 min on 2 idle cores
+    python bench/techniques.py --quick            # budgets 1/8 and 1/32 only, no fine-tuning
+
+For every technique family and budget (a fraction of the dense float32 artifact), the engine searches
+the family's knob for the most accurate post-training recipe whose real artifact fits the budget
+(bisection on sparsity; the largest cluster count / bit width that fits; the widest student that
+fits), then runs that recipe again with one fine-tuning epoch per stage (students: distillation
+epochs instead). Prints the table, a technique-by-budget accuracy grid, writes
+bench/results/techniques.csv (read by the dashboard's Compare page as reference points) and draws
+the Pareto chart docs/techniques_pareto.png (plotly, rendered by the same headless Chromium as the
+browser tests).
+"""
+
+import argparse
+import math
+from pathlib import Path
+
+import plotly.graph_objects as go
+import torch
+
+from report import ROOT, table
+import compress_engine as ce
+from compress_engine.store import pareto_front, recipe_summary
+
+KS = (256, 128, 64, 32, 16, 8, 4, 2)
+BITS = (8, 7, 6, 5, 4, 3, 2, 1)
+PNG = ROOT / "docs" / "techniques_pareto.png"
+
+
+def smallest_sparsity(make, size_of, budget, steps=14):
+    """Bisection for the least sparsity s in [0, 0.999] with size_of(make(s)) <= budget (None if none)."""
+    lo, hi = 0.0, 0.999
+    if size_of(make(hi)) > budget:
+        return None
+    if size_of(make(lo)) <= budget:
+        return make(lo)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if size_of(make(mid)) <= budget else (mid, hi)
+    return make(round(hi, 4))
+
+
+def first_fit(candidates, size_of, budget):
+    """The first recipe in `candidates` (ordered from most to least faithful) that fits the budget."""
+    return next((r for r in candidates if size_of(r) <= budget), None)
+
+
+def student_width(params_budget):
+    """Widest 784-w-w-10 student with at most `params_budget` parameters (w^2 + 796 w + 10)."""
+    w = int((-796 + math.sqrt(796 ** 2 + 4 * max(0, params_budget - 10))) / 2)
+    return w
+
+
+def families(size_of, kd_epochs):
+    """name -> (budget -> post-training Recipe that fits or None, fine-tuned variant of a recipe)."""
+    ft = lambda r: r.replace(finetune_epochs=1)
+    same = lambda r: r
+
+    def widest(bytes_per_param, extra):
+        def search(budget):
+            w = student_width(budget / bytes_per_param)
+            while w >= 10:
+                r = ce.Recipe(temperature=4.0, alpha=0.9, student_width=w, distill_epochs=kd_epochs, **extra)
+                if size_of(r) <= budget:
+                    return r
+                w -= max(1, w // 50)
+            return None
+        return search
+
+    def best_of(searches):
+        def search(budget):
+            found = [r for r in (s(budget) for s in searches) if r is not None]
+            return max(found, key=lambda r: accuracy_post(r), default=None)
+        return search
+
+    return {
+        "prune (global)": (lambda b: smallest_sparsity(lambda s: ce.Recipe(sparsity=s, prune_scope="global"), size_of, b), ft),
+        "structured prune": (lambda b: smallest_sparsity(lambda s: ce.Recipe(sparsity=s, structured=True), size_of, b), ft),
+        "cluster": (lambda b: first_fit([ce.Recipe(clusters=k) for k in KS], size_of, b), ft),
+        "quantize": (lambda b: first_fit([ce.Recipe(bits=n, per_channel=True) for n in BITS], size_of, b), ft),
+        "cluster + Huffman": (lambda b: first_fit([ce.Recipe(clusters=k, huffman=True) for k in KS], size_of, b), ft),
+        "prune + cluster + Huffman": (best_of([
+            (lambda b, k=k: smallest_sparsity(lambda s: ce.Recipe(sparsity=s, prune_scope="global", clusters=k,
+                                                                  huffman=True), size_of, b)) for k in (4, 8, 16, 32, 64)]), ft),
+        "prune + quantize + Huffman": (best_of([
+            (lambda b, n=n: smallest_sparsity(lambda s: ce.Recipe(sparsity=s, prune_scope="global", bits=n,
+                                                                  per_channel=True, huffman=True), size_of, b))
+            for n in (2, 3, 4, 6, 8)]), ft),
+        "distill (student)": (widest(4, {}), same),
+        "distill + quantize 8-bit": (widest(1, {"bits": 8, "per_channel": True}), same),
+    }
+
+
+_cache = {}
+MODEL = DATA = None
+
+
+def result(r):
+    """compress(MODEL, r) once per recipe (the searches ask the same recipes many times)."""
+    if r not in _cache:
+        _cache[r] = ce.compress(MODEL, r, DATA).metrics
+    return _cache[r]
+
+
+def size_of(r):
+    if r.temperature is not None:  # a student's size does not depend on training: skip the training
+        spec = {"arch": "mlp", "sizes": [784, r.student_width, r.student_width, 10]}
+        probe = ce.models.build(spec)
+        quick = r.replace(temperature=None, student_width=800, distill_epochs=5)
+        return ce.compress(probe, quick, DATA).metrics["artifact_bytes"]
+    return result(r)["artifact_bytes"]
+
+
+def accuracy_post(r):
+    return result(r)["accuracy"]
+
+
+def pareto_png(rows, path):
+    """Accuracy vs real bytes for every (technique, budget) point, with the Pareto staircase, as a PNG."""
+    from playwright.sync_api import sync_playwright
+    fig = go.Figure()
+    for tech in dict.fromkeys(r["technique"] for r in rows):
+        pts = [r for r in rows if r["technique"] == tech]
+        fig.add_trace(go.Scatter(x=[p["artifact_bytes"] / 1024 for p in pts], y=[100 * p["accuracy"] for p in pts],
+                                 mode="markers+lines", name=tech, marker=dict(size=10), line=dict(width=1)))
+    front = [rows[i] for i in pareto_front([(r["artifact_bytes"], r["accuracy"]) for r in rows])]
+    fig.add_trace(go.Scatter(x=[p["artifact_bytes"] / 1024 for p in front], y=[100 * p["accuracy"] for p in front],
+                             mode="lines", line_shape="hv", name="Pareto frontier", line=dict(color="#444", dash="dot", width=2)))
+    dense, low = rows[0]["dense_bytes"] / 1024, max(0, min(100 * r["accuracy"] for r in rows) - 5)
+    for frac in sorted({r["budget"] for r in rows}):  # budget lines as traces: shapes misplace on log axes
+        fig.add_trace(go.Scatter(x=[dense / frac] * 2, y=[low, 100], mode="lines+text", text=["", f"1/{frac} of dense"],
+                                 textposition="bottom left", line=dict(color="#bbb", dash="dash", width=1),
+                                 showlegend=False, hoverinfo="skip"))
+    fig.update_layout(title=f"{rows[0]['model']} on Fashion-MNIST: accuracy at equal size budgets "
+                            f"(dense {100 * rows[0]['dense_accuracy']:.2f} %)",
+                      xaxis=dict(type="log", title="artifact size (KB, log scale)"),
+                      yaxis=dict(title="test accuracy (%)", range=[low, 100]),
+                      width=1100, height=620, template="plotly_white")
+    html = fig.to_html(include_plotlyjs=True, full_html=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 620})
+        page.set_content(html)
+        page.wait_for_selector(".main-svg")
+        page.screenshot(path=str(path))
+        browser.close()
+
+
+def main():
+    global MODEL, DATA
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="lenet-300-100")
+    ap.add_argument("--budgets", default="8,16,32,64", help="denominators: 8 means 1/8 of the dense bytes")
+    ap.add_argument("--kd-epochs", type=int, default=5, help="distillation epochs of each student")
+    ap.add_argument("--quick", action="store_true", help="budgets 1/8 and 1/32, no fine-tuning, 1 KD epoch")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    budgets = [8, 32] if args.quick else [int(b) for b in args.budgets.split(",")]
+    MODEL, DATA = ce.load_model(args.model), ce.load_dataset("fashion-mnist")
+    dense = result(ce.Recipe())
+    print(f"torch {torch.__version__}, {args.model}: dense {dense['artifact_bytes']:,} B, accuracy {dense['accuracy']:.4f}")
+    rows = []
+    for tech, (search, tuned) in families(size_of, 1 if args.quick else args.kd_epochs).items():
+        for frac in budgets:
+            budget = dense["artifact_bytes"] / frac
+            r = search(budget)
+            if r is None:
+                rows.append({"model": args.model, "technique": tech, "budget": frac, "recipe": f"{tech} @ 1/{frac}",
+                             "settings": "does not fit", "artifact_bytes": "", "ratio": "", "over_budget_%": "", "accuracy_post": "",
+                             "accuracy": "", "dense_bytes": dense["artifact_bytes"], "dense_accuracy": dense["accuracy"]})
+                continue
+            final = r if args.quick else tuned(r)
+            m = result(final)
+            rows.append({"model": args.model, "technique": tech, "budget": frac, "recipe": f"{tech} @ 1/{frac}",
+                         "settings": recipe_summary(final.to_json()), "artifact_bytes": m["artifact_bytes"],
+                         "ratio": dense["artifact_bytes"] / m["artifact_bytes"],
+                         # fine-tuning can move weights onto or off zero, which changes the sparse layout's size
+                         "over_budget_%": max(0.0, 100 * (m["artifact_bytes"] / budget - 1)),
+                         "accuracy_post": accuracy_post(r) if r.temperature is None else "",
+                         "accuracy": m["accuracy"], "dense_bytes": dense["artifact_bytes"], "dense_accuracy": dense["accuracy"]})
+            print(f"  {tech:28} 1/{frac:<3} {rows[-1]['settings']:60} {m['artifact_bytes']:>9,} B  "
+                  f"accuracy {m['accuracy']:.4f}", flush=True)
+    table(f"Same size budgets, each technique ({args.model}, Fashion-MNIST; accuracy = after fine-tuning "
+          "1 epoch per stage or distillation; accuracy_post = the same recipe without fine-tuning)",
+          [{k: v for k, v in r.items() if k not in ("dense_bytes", "dense_accuracy", "technique")} for r in rows],
+          "techniques")
+    grid = []
+    for tech in dict.fromkeys(r["technique"] for r in rows):
+        grid.append({"technique": tech, **{f"1/{r['budget']}": (f"{100 * r['accuracy']:.2f} %" if r["accuracy"] != "" else "—")
+                                           for r in rows if r["technique"] == tech}})
+    table("Accuracy by technique and budget (— = the technique cannot reach that size)", grid, "techniques_grid")
+    points = [r for r in rows if r["accuracy"] != ""]
+    pareto_png(points, PNG)
+    print(f"\nPareto chart: {PNG.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
