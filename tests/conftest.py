@@ -11,6 +11,7 @@ import torch
 
 import compress_engine as ce
 from compress_engine.data import Dataset
+from compress_engine.encode import decode, encode, size_breakdown
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +72,23 @@ def tiny(tiny_idx, monkeypatch):
     from pages import common
     monkeypatch.setattr(common, "DATASET", tiny_idx)
     return tiny_idx
+
+
+# --- artifact checks shared by test_encode.py and test_properties.py ---
+
+def same(a, b):
+    """Bit-for-bit equality of two float32 tensors (so -0.0 and NaN payloads count)."""
+    return a.shape == b.shape and a.dtype == b.dtype == torch.float32 and torch.equal(
+        a.contiguous().view(torch.int32), b.contiguous().view(torch.int32))
+
+
+def roundtrip(tensors, grids=None, huffman=False, meta=None):
+    blob = encode(tensors, grids, meta=meta, huffman=huffman)
+    out = decode(blob)
+    assert list(out) == list(tensors)
+    for k, t in tensors.items():
+        assert same(out[k], t), k
+    parts = size_breakdown(blob)
+    assert sum(parts[p] for p in ("header", "index", "codes", "codebook", "raw")) == len(blob)
+    assert sum(sum(v.values()) for v in parts["per_tensor"].values()) + parts["header"] == len(blob)
+    return blob

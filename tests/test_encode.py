@@ -16,26 +16,9 @@ from hypothesis import strategies as st
 from compress_engine.encode import (MAGIC, PREAMBLE, VERSION, Affine, Codebook, _huffman_lengths, _parse, _seal,
                                     decode, encode, read_meta, size_breakdown)
 from compress_engine.errors import ArtifactError
+from conftest import roundtrip, same
 
 SHAPES = [(), (7,), (300,), (12, 30), (4, 3, 5, 5)]
-
-
-def same(a, b):
-    """Bit-for-bit equality of two float32 tensors (so -0.0 and NaN payloads count)."""
-    return a.shape == b.shape and a.dtype == b.dtype == torch.float32 and torch.equal(
-        a.contiguous().view(torch.int32), b.contiguous().view(torch.int32))
-
-
-def roundtrip(tensors, grids=None, huffman=False, meta=None):
-    blob = encode(tensors, grids, meta=meta, huffman=huffman)
-    out = decode(blob)
-    assert list(out) == list(tensors)
-    for k, t in tensors.items():
-        assert same(out[k], t), k
-    parts = size_breakdown(blob)
-    assert sum(parts[p] for p in ("header", "index", "codes", "codebook", "raw")) == len(blob)
-    assert sum(sum(v.values()) for v in parts["per_tensor"].values()) + parts["header"] == len(blob)
-    return blob
 
 
 def sparsify(w, frac, rng, neg=True):

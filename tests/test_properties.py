@@ -14,10 +14,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import roundtrip, same
 import compress_engine as ce
 from compress_engine import models
 from compress_engine.data import Dataset
-from compress_engine.encode import Affine, Codebook, decode, encode, size_breakdown
+from compress_engine.encode import Affine, Codebook, decode, encode
 from compress_engine.quantize import qrange
 from compress_engine.recipe import BITS, CHOICES, RANGES, Recipe
 
@@ -28,12 +29,6 @@ def fast(n):
     """settings for n examples: no per-example deadline (the machine is shared), no slowness health checks."""
     return settings(max_examples=n, deadline=None, suppress_health_check=[
         HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
-
-
-def same(a, b):
-    """Bit-for-bit equality of float32 tensors (-0.0 and NaN payloads count)."""
-    return a.shape == b.shape and a.dtype == b.dtype == torch.float32 and torch.equal(
-        a.contiguous().view(torch.int32), b.contiguous().view(torch.int32))
 
 
 # ----------------------------------------------------------------------------- encode / decode
@@ -106,13 +101,7 @@ def test_decode_encode_is_bit_exact(data):
         if grid is not None:
             grids[f"t{i}"] = grid
     huffman = data.draw(st.booleans(), label="huffman")
-    blob = encode(tensors, grids, meta={"case": 1}, huffman=huffman)
-    out = decode(blob)
-    assert list(out) == list(tensors)
-    for name, t in tensors.items():
-        assert same(out[name], t), name
-    parts = size_breakdown(blob)
-    assert sum(parts[p] for p in ("header", "index", "codes", "codebook", "raw")) == len(blob)
+    blob = roundtrip(tensors, grids, huffman, meta={"case": 1})
     if huffman:
         assert len(blob) <= len(encode(tensors, grids, meta={"case": 1}))
 
