@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import compress_engine as ce
 from compress_engine.data import Dataset
@@ -92,3 +93,17 @@ def roundtrip(tensors, grids=None, huffman=False, meta=None):
     assert sum(parts[p] for p in ("header", "index", "codes", "codebook", "raw")) == len(blob)
     assert sum(sum(v.values()) for v in parts["per_tensor"].values()) + parts["header"] == len(blob)
     return blob
+
+
+class TinyConvNet(nn.Module):
+    """conv -> ReLU -> fc1 -> ReLU -> fc2 on side x side inputs: the smallest net with both conv and
+    linear weights, for the prune / cluster / quantize model-level tests."""
+
+    def __init__(self, channels, kernel, side, hidden, classes):
+        super().__init__()
+        self.conv = nn.Conv2d(1, channels, kernel)
+        self.fc1 = nn.Linear(channels * (side - kernel + 1) ** 2, hidden)
+        self.fc2 = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))

@@ -13,6 +13,7 @@ from torch.nn.utils import parametrize
 
 from compress_engine import cluster, prune
 from compress_engine.errors import RecipeError
+from conftest import TinyConvNet
 
 INITS = ["linear", "density", "kmeans++"]
 KS = [2, 4, 16, 64, 256]
@@ -183,15 +184,8 @@ def test_shared_sums_gradients_per_cluster():
     assert layer.weight[keep].unique().numel() == 6
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 6, 5)
-        self.fc1 = nn.Linear(6 * 4 * 4, 120)
-        self.fc2 = nn.Linear(120, 10)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))
+def Net():  # noqa: N802 (reads like the class it builds)
+    return TinyConvNet(6, 5, 8, 120, 10)
 
 
 def test_cluster_model_in_place():

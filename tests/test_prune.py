@@ -10,6 +10,7 @@ from torch.nn.utils import prune as tprune
 
 from compress_engine import prune
 from compress_engine.errors import RecipeError
+from conftest import TinyConvNet
 
 SPARSITIES = [0.0, 0.1, 0.5, 0.9, 0.99, 1.0]
 
@@ -19,15 +20,8 @@ def fresh_layers(seed):
     return [nn.Linear(300, 100), nn.Conv2d(6, 16, 5), nn.Linear(37, 11)]
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3)
-        self.fc1 = nn.Linear(4 * 6 * 6, 20)
-        self.fc2 = nn.Linear(20, 3)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))
+def Net():  # noqa: N802 (reads like the class it builds)
+    return TinyConvNet(4, 3, 8, 20, 3)
 
 
 @pytest.mark.parametrize("s", SPARSITIES)

@@ -10,6 +10,7 @@ from torch.nn.utils import parametrize
 
 from compress_engine import prune, quantize
 from compress_engine.errors import RecipeError
+from conftest import TinyConvNet
 
 with warnings.catch_warnings():  # torch.ao.quantization warns it is deprecated; it still works
     warnings.simplefilter("ignore")
@@ -203,15 +204,8 @@ def test_ste_with_mask_keeps_pruned_zero_and_trains():
     assert torch.equal(after, quantize.fake_quantize_with(after, scale, zp, qmin, qmax))  # still on the grid
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3)
-        self.fc1 = nn.Linear(4 * 10 * 10, 64)
-        self.fc2 = nn.Linear(64, 10)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))
+def Net():  # noqa: N802 (reads like the class it builds)
+    return TinyConvNet(4, 3, 12, 64, 10)
 
 
 def test_quantize_model_in_place():
