@@ -19,7 +19,6 @@ Writes bench/results/deep_compression.csv (one row per recipe) and deep_compress
 
 import argparse
 import math
-import time
 
 import torch
 

@@ -15,7 +15,6 @@ browser tests).
 
 import argparse
 import math
-from pathlib import Path
 
 import plotly.graph_objects as go
 import torch
