@@ -21,7 +21,7 @@ from pathlib import Path
 from . import models
 from .data import load_dataset
 from .errors import ArtifactError, CompressError, ModelError, RecipeError
-from .recipe import Recipe, check
+from .recipe import OPTIONAL, Recipe, check
 
 MAX_FLAG_CHARS = 200       # a flag's value; every real one is a few characters
 MAX_SWEEP_VALUES = 100     # each value is a whole compress() run
@@ -74,7 +74,7 @@ def field_value(name, text, where=None):
         raise RecipeError(f"{where}: the value is {len(text):,} characters long; a {name} value is a short "
                           f"number or word")
     value = parse_value(text)
-    if value is None and name in ("clusters", "bits", "temperature"):
+    if value is None and name in OPTIONAL:
         return None
     try:
         return check(name, value)
