@@ -106,7 +106,7 @@ class Recipe:
         except (ValueError, TypeError) as e:
             raise RecipeError(f"recipe is not valid JSON: {e}") from None
         except RecursionError:
-            raise RecipeError("recipe is not valid JSON: nested too deeply (a recipe is one flat object)") from None
+            raise RecipeError("recipe JSON is nested too deeply: a recipe is one flat JSON object") from None
         return cls.from_dict(d)
 
     def replace(self, **changes):

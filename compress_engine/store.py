@@ -304,10 +304,7 @@ def _validate(model, recipe, metrics, artifact, technique):
     if isinstance(recipe, str):
         if len(recipe) > MAX_RECIPE_JSON:
             raise StoreError(f"recipe JSON is {len(recipe):,} characters; a recipe is under {MAX_RECIPE_JSON:,}")
-        try:
-            recipe = Recipe.from_json(recipe)  # RecipeError names the bad field
-        except RecursionError:
-            raise StoreError("recipe JSON is nested too deeply: a recipe is one flat JSON object") from None
+        recipe = Recipe.from_json(recipe)  # RecipeError names the bad field
     if not isinstance(recipe, Recipe):
         raise StoreError(f"recipe must be a compress_engine.Recipe or its JSON text, got {type(recipe).__name__}")
     technique = _label("technique", "+".join(recipe.techniques()) if technique is None else technique,
@@ -384,10 +381,7 @@ def recipe_summary(recipe_json):
 
     A recipe that is not one (a row damaged by another program) raises RecipeError/StoreError."""
     if isinstance(recipe_json, str):
-        try:
-            r = Recipe.from_json(recipe_json)
-        except RecursionError:
-            raise StoreError("recipe JSON is nested too deeply: a recipe is one flat JSON object") from None
+        r = Recipe.from_json(recipe_json)
     elif isinstance(recipe_json, Recipe):
         r = recipe_json
     else:

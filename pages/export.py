@@ -70,9 +70,6 @@ def recipe_from_upload(upload):
         return ce.Recipe.from_json(text)
     except ce.CompressError as e:
         st.error(f"Cannot use {name}: {e}")
-    except RecursionError:  # json.loads gives up on [[[[...]]]] thousands deep
-        st.error(f"Cannot use {name}: its JSON is nested too deeply; a recipe is one flat JSON object such as "
-                 '{"sparsity": 0.9, "clusters": 16, "huffman": true}.')
     return None
 
 
