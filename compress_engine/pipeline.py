@@ -183,7 +183,8 @@ def compress(model, recipe, data, progress=None, measure_latency=False):
                 history["cluster"] = fit(work, data, r.finetune_epochs,
                                          progress=tracker.stage(steps_per_epoch * r.finetune_epochs), **tune)
             books = {n: (par.centroids.detach(), par.labels) for n, par in pars.items()}
-        grids = {n: Codebook(c.numpy().astype("float32")) for n, (c, _) in books.items()}
+        # a layer pruned to nothing has no centroids: its (all-zero) weights need no codebook
+        grids = {n: Codebook(c.numpy().astype("float32")) for n, (c, _) in books.items() if len(c)}
         t = tick("cluster", t)
     elif r.bits is not None:
         qp = quantize.quantize_model(work, r.bits, r.symmetric, r.per_channel, r.calibration, masks)

@@ -244,3 +244,15 @@ def test_staged_recipe_equals_one_recipe(lenet300, small):
     assert parts(coded) == parts(one)
     # (the header is zlib-compressed JSON, so two recipes of similar length differ by a few bytes)
     assert abs(coded.metrics["artifact_bytes"] - one.metrics["artifact_bytes"]) <= 16
+
+
+def test_layer_pruned_to_nothing_still_clusters_and_encodes(small):
+    """Found by tests/test_properties.py: at sparsity 0.999 a small layer keeps no weight, has no
+    centroids, and encode refused its empty codebook. Its zeros need none."""
+    import compress_engine as ce
+    model = ce.models.build({"arch": "mlp", "sizes": [784, 24, 12, 10]})
+    res = ce.compress(model, ce.Recipe(sparsity=0.999, clusters=2), small)
+    assert res.model.layers[1].weight.count_nonzero() == 0
+    decoded = ce.decode(res.artifact)
+    assert all(torch.equal(decoded[n], w) for n, w in res.model.state_dict().items())
+    assert res.metrics["artifact_bytes"] == len(res.artifact)
