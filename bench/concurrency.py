@@ -29,7 +29,7 @@ from pathlib import Path
 from report import table  # also puts this checkout on sys.path
 
 import compress_engine as ce
-from compress_engine.store import Store, StoreError
+from compress_engine.playground.store import Store, StoreError
 
 LAYERS = (("layers.0.weight", [300, 784]), ("layers.0.bias", [300]), ("layers.1.weight", [100, 300]),
           ("layers.1.bias", [100]), ("layers.2.weight", [10, 100]), ("layers.2.bias", [10]))

@@ -24,9 +24,9 @@ import torch
 
 from report import table  # also puts the repo on sys.path
 import compress_engine as ce  # noqa: E402
-from compress_engine import models  # noqa: E402
-from compress_engine.distill import distill  # noqa: E402
-from compress_engine.train import accuracy  # noqa: E402
+from compress_engine.playground import zoo as models  # noqa: E402
+from compress_engine.core.distill import distill  # noqa: E402
+from compress_engine.core.train import accuracy  # noqa: E402
 
 TEMPERATURES = (1, 2, 4, 8, 20)
 ALPHA = 0.7  # soft-target weight: 0.7 beat 0.9 for both students in 1- and 4-epoch pilot runs

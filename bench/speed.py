@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from report import median_time, table
 import compress_engine as ce
-from compress_engine import cluster
-from compress_engine.prune import compressible, magnitude_mask
-from compress_engine.train import fast_eval_copy, logits
+from compress_engine.core import cluster
+from compress_engine.core.prune import compressible, magnitude_mask
+from compress_engine.core.train import fast_eval_copy, logits
 
 TARGET_S = {"lenet-300-100": 0.15, "lenet-5": 0.6}
 

@@ -21,7 +21,7 @@ import torch
 
 from report import ROOT, table
 import compress_engine as ce
-from compress_engine.store import pareto_front, recipe_summary
+from compress_engine.playground.store import pareto_front, recipe_summary
 
 KS = (256, 128, 64, 32, 16, 8, 4, 2)
 BITS = (8, 7, 6, 5, 4, 3, 2, 1)

@@ -11,13 +11,13 @@
 It never imports streamlit: pages call it, it does not know about pages.
 """
 
-from .data import Dataset, load_dataset
-from .encode import decode, encode, read_meta, size_breakdown
-from .errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
-from .models import list_models, load_model, model_card, read_weights
-from .pipeline import Result, compress, decode_model, evaluate_artifact, sweep
-from .recipe import Recipe
-from .train import Stopped
+from .core.data import Dataset, load_dataset
+from .core.encode import decode, encode, read_meta, size_breakdown
+from .core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
+from .core.pipeline import Result, compress, decode_model, evaluate_artifact, sweep
+from .core.recipe import Recipe
+from .core.train import Stopped
+from .playground.zoo import list_models, load_model, model_card, read_weights
 
 __all__ = ["Dataset", "load_dataset", "decode", "encode", "read_meta", "size_breakdown", "ArtifactError",
            "CompressError", "DatasetError", "ModelError", "RecipeError", "list_models", "load_model",

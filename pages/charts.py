@@ -1,6 +1,6 @@
 """Plotly figure builders shared by the technique pages (plotly only: no streamlit, no torch).
 
-Each function takes data already shaped by compress_engine.viz (counts and edges, images, rows
+Each function takes data already shaped by compress_engine.playground.viz (counts and edges, images, rows
 of settings) and returns a go.Figure with titled axes and units; pages pass it to st.plotly_chart.
 """
 

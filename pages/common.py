@@ -142,7 +142,7 @@ def upload_weights(data, filename):
 def add_upload(data, filename):
     """Read weights with the engine, score the model on the whole test set (its dense accuracy, as a sample
     model's card has) and add it to this session's models; returns its name. CompressError if bad."""
-    from compress_engine.pipeline import reference
+    from compress_engine.core.pipeline import reference
 
     net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB << 20)
     sha = hashlib.sha256(data).hexdigest()
@@ -170,7 +170,7 @@ def _stem(filename):
 
 def _upload_card(name, filename, net, acc, ds, sha, n_bytes):
     """A model card for uploaded weights, with the same fields as a sample model's."""
-    from compress_engine.models import param_count, spec_of
+    from compress_engine.playground.zoo import param_count, spec_of
 
     spec = spec_of(net)
     arch = (f"MLP {'-'.join(map(str, spec['sizes']))}" if spec["arch"] == "mlp"
@@ -261,8 +261,7 @@ def metric_cards(metrics, dense):
 
 def layer_picker(dense_run, prefix):
     """A layer selector and a log-scale switch side by side, for per-layer histograms; (layer, log_y)."""
-    from compress_engine import viz
-
+    from compress_engine.playground import viz
     c1, c2 = st.columns([2, 1])
     layer = c1.selectbox("Layer", viz.compressible_names(dense_run["weights"]), index=0, key=f"{prefix}_layer")
     return layer, c2.toggle("Log-scale counts", value=True, key=f"{prefix}_log_y")
@@ -322,7 +321,7 @@ def save_button(result, technique_label, key=None):
 
     Returns the new run id when pressed and saved, else None. Store problems are shown with st.error.
     """
-    from compress_engine.store import Store
+    from compress_engine.playground.store import Store
 
     if result is None:
         return None
@@ -346,5 +345,5 @@ def predictions(model_name):
 
 @st.cache_data(show_spinner=False)
 def _predictions(model_name, weights_id, dataset_name):
-    from compress_engine.pipeline import reference
+    from compress_engine.core.pipeline import reference
     return reference(model(model_name), dataset())[0].tolist()

@@ -1,7 +1,7 @@
 """Compare: every saved run in a table and on a size-vs-accuracy chart with its Pareto frontier;
 pick runs to see them side by side (metrics and per-layer sparsity), download the table, delete runs.
 
-Runs come from the run store (compress_engine.store, SQLite); each technique page saves one with
+Runs come from the run store (compress_engine.playground.store, SQLite); each technique page saves one with
 its "Save run" button.
 """
 
@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine import store as runstore
+from compress_engine.playground import store as runstore
 from pages import common
 
 common.through_app()

@@ -5,8 +5,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine import explain
-from compress_engine.train import logits
+from compress_engine.playground import explain
+from compress_engine.core.train import logits
 from pages import common
 
 common.through_app()

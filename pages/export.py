@@ -13,8 +13,8 @@ import plotly.express as px
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.recipe import BITS, RANGES
-from compress_engine.store import recipe_summary
+from compress_engine.core.recipe import BITS, RANGES
+from compress_engine.playground.store import recipe_summary
 from pages import common
 
 common.through_app()

@@ -3,8 +3,9 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from compress_engine import Recipe, explain
-from compress_engine.recipe import BITS
+from compress_engine import Recipe
+from compress_engine.playground import explain
+from compress_engine.core.recipe import BITS
 from pages import charts, common
 
 common.through_app()

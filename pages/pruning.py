@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from compress_engine import viz
+from compress_engine.playground import viz
 from pages import charts, common
 
 common.through_app()

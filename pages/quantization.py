@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from compress_engine import quantize, viz
+from compress_engine.core import quantize
+from compress_engine.playground import viz
 from pages import charts, common
 
 common.through_app()

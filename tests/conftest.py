@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 import compress_engine as ce
-from compress_engine.data import Dataset
-from compress_engine.encode import decode, encode, size_breakdown
+from compress_engine.core.data import Dataset
+from compress_engine.core.encode import decode, encode, size_breakdown
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 from test_app import app
 
 import compress_engine as ce
-from compress_engine.store import Store, pareto_front
+from compress_engine.playground.store import Store, pareto_front
 
 RECIPES = [ce.Recipe(), ce.Recipe(sparsity=0.5, clusters=16, huffman=True), ce.Recipe(sparsity=0.9, clusters=4),
            ce.Recipe(bits=4, huffman=True)]

@@ -8,7 +8,6 @@ selected through pages.common.DATASET, so they take seconds.
 from test_app import metric, number, page
 
 from compress_engine import Recipe
-
 TEACHER = "teacher-1200-1200"
 
 

@@ -20,8 +20,8 @@ import pytest
 from test_app import app, metric, number
 
 import compress_engine as ce
-from compress_engine import pipeline, train
-from compress_engine.store import Store
+from compress_engine.core import pipeline, train
+from compress_engine.playground.store import Store
 
 PAGES = ["home", "pruning", "clustering", "quantization", "distillation", "pipeline", "compare", "export"]
 
@@ -87,7 +87,7 @@ def test_pipeline_training_stopped_or_failed_keeps_nothing_and_recovers(tiny, st
 
 
 def test_distillation_training_failure_keeps_nothing_and_recovers(tiny, store, monkeypatch):
-    from compress_engine import distill
+    from compress_engine.core import distill
     at = at_page("distillation")
     at.select_slider(key="distill_width").set_value(10)
     at.slider(key="distill_epochs").set_value(1).run()

@@ -59,7 +59,7 @@ def test_pruning_fine_tune_switch_and_curve(tiny):
 
 
 def test_save_run_from_a_technique_page(tiny, tmp_path, monkeypatch):
-    from compress_engine.store import Store
+    from compress_engine.playground.store import Store
     monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
     at = page("clustering")
     at.slider(key="cluster_sparsity").set_value(50).run()

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from compress_engine.__main__ import MAX_SWEEP_VALUES, main
+from compress_engine.playground.cli import MAX_SWEEP_VALUES, main
 
 
 def run(capsys, *argv):

@@ -11,8 +11,8 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compress_engine import cluster, prune
-from compress_engine.errors import RecipeError
+from compress_engine.core import cluster, prune
+from compress_engine.core.errors import RecipeError
 from conftest import TinyConvNet
 
 INITS = ["linear", "density", "kmeans++"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from compress_engine import DatasetError, load_dataset
-from compress_engine.data import FILES, read_idx
+from compress_engine.core.data import FILES, read_idx
 
 
 def write_idx(path, arr, gz=True, magic=None):
@@ -49,7 +49,7 @@ def test_env_folder_is_searched_first(tmp_path, monkeypatch):
 def test_missing_dataset_names_paths_and_fix(tmp_path, monkeypatch):
     load_dataset.cache_clear()
     monkeypatch.delenv("COMPRESS_DATA_DIR", raising=False)
-    monkeypatch.setattr("compress_engine.data.search_dirs", lambda: [tmp_path / "nowhere"])
+    monkeypatch.setattr("compress_engine.core.data.search_dirs", lambda: [tmp_path / "nowhere"])
     with pytest.raises(DatasetError) as e:
         load_dataset("fashion-mnist")
     assert "nowhere" in str(e.value) and "apt-get install dataset-fashion-mnist" in str(e.value)
@@ -205,7 +205,7 @@ def test_a_claim_of_a_billion_images_allocates_nothing_big(tmp_path):
 
 
 def test_size_limits_on_disk_and_unzipped(tmp_path, monkeypatch):
-    monkeypatch.setattr("compress_engine.data.MAX_BYTES", 10_000)
+    monkeypatch.setattr("compress_engine.core.data.MAX_BYTES", 10_000)
     big = tmp_path / "big-idx1-ubyte"
     big.write_bytes(_header((20_000,)) + bytes(20_000))
     with pytest.raises(DatasetError, match="too big for an IDX"):

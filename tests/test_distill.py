@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from compress_engine import RecipeError
-from compress_engine.distill import kd_loss, soft_targets
+from compress_engine.core.distill import kd_loss, soft_targets
 
 
 def reference_kd(s, t, y, T, alpha):

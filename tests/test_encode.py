@@ -1,4 +1,4 @@
-"""Tests for compress_engine.encode: bit-exact round trips for every grid and layout, size claims
+"""Tests for compress_engine.core.encode: bit-exact round trips for every grid and layout, size claims
 (sparse beats dense, Huffman near the entropy bound and never worse than fixed width), and
 hostile artifacts (truncations, byte flips, random bytes, lying headers) -> ArtifactError only."""
 
@@ -13,9 +13,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compress_engine.encode import (MAGIC, PREAMBLE, VERSION, Affine, Codebook, _huffman_lengths, _parse, _seal,
+from compress_engine.core.encode import (MAGIC, PREAMBLE, VERSION, Affine, Codebook, _huffman_lengths, _parse, _seal,
                                     decode, encode, read_meta, size_breakdown)
-from compress_engine.errors import ArtifactError
+from compress_engine.core.errors import ArtifactError
 from conftest import roundtrip, same
 
 SHAPES = [(), (7,), (300,), (12, 30), (4, 3, 5, 5)]

@@ -1,4 +1,4 @@
-"""compress_engine.explain: soft-target tables, test errors, pipeline stages, waterfall steps, paper figures."""
+"""compress_engine.playground.explain: soft-target tables, test errors, pipeline stages, waterfall steps, paper figures."""
 
 import math
 
@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from compress_engine import Recipe, explain
-
-
+from compress_engine import Recipe
+from compress_engine.playground import explain
 def test_soft_target_table_matches_softmax_in_float64():
     z = np.array([2.0, -1.0, 0.5, 8.0, 0.0, 0.0, -3.0, 1.0, 0.25, -0.5], dtype=np.float32)
     table = explain.soft_target_table(z, [1.0, 4.0, 20.0])
@@ -87,6 +86,6 @@ def test_paper_comparison():
 def test_explain_does_not_import_dashboard_libraries():
     import sys
     import subprocess
-    code = ("import sys, compress_engine.explain; "
+    code = ("import sys, compress_engine.playground.explain; "
             "assert not any(m.split('.')[0] in ('streamlit', 'plotly') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import compress_engine as ce
-from compress_engine import models
-from compress_engine.prune import structured_keep
-from compress_engine.train import accuracy
+from compress_engine.playground import zoo as models
+from compress_engine.core.prune import structured_keep
+from compress_engine.core.train import accuracy
 
 EXPECTED = {"lenet-300-100": (266_610, 0.89), "lenet-5": (431_080, 0.91), "teacher-1200-1200": (2_395_210, 0.89)}
 

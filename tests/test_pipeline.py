@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import compress_engine as ce
-from compress_engine.data import Dataset
-from compress_engine.prune import compressible
+from compress_engine.core.data import Dataset
+from compress_engine.core.prune import compressible
 
 
 def weights(model):
@@ -169,8 +169,8 @@ STOPPABLE = {  # stage -> a recipe whose first progress report comes from that s
 def test_a_stopped_run_returns_nothing_and_saves_nothing(lenet300, mini, tmp_path, stage):
     """progress() -> False stops the run with train.Stopped: no Result, so the caller (a page, the CLI) has
     nothing to save; the input model is untouched and the next run is unaffected."""
-    from compress_engine.store import Store
-    from compress_engine.train import Stopped
+    from compress_engine.playground.store import Store
+    from compress_engine.core.train import Stopped
     recipe = STOPPABLE[stage]
     start = ce.load_model("teacher-1200-1200") if recipe.temperature is not None else lenet300
     before = {k: v.clone() for k, v in start.state_dict().items()}

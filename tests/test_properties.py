@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from conftest import roundtrip, same
 import compress_engine as ce
-from compress_engine import models
-from compress_engine.data import Dataset
-from compress_engine.encode import Affine, Codebook, decode, encode
-from compress_engine.quantize import qrange
-from compress_engine.recipe import BITS, CHOICES, RANGES, Recipe
+from compress_engine.playground import zoo as models
+from compress_engine.core.data import Dataset
+from compress_engine.core.encode import Affine, Codebook, decode, encode
+from compress_engine.core.quantize import qrange
+from compress_engine.core.recipe import BITS, CHOICES, RANGES, Recipe
 
 FIELDS = list(Recipe.__dataclass_fields__)
 

@@ -8,8 +8,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils import prune as tprune
 
-from compress_engine import prune
-from compress_engine.errors import RecipeError
+from compress_engine.core import prune
+from compress_engine.core.errors import RecipeError
 from conftest import TinyConvNet
 
 SPARSITIES = [0.0, 0.1, 0.5, 0.9, 0.99, 1.0]

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compress_engine import prune, quantize
-from compress_engine.errors import RecipeError
+from compress_engine.core import prune, quantize
+from compress_engine.core.errors import RecipeError
 from conftest import TinyConvNet
 
 with warnings.catch_warnings():  # torch.ao.quantization warns it is deprecated; it still works

@@ -5,7 +5,6 @@ from dataclasses import fields
 import pytest
 
 from compress_engine import Recipe, RecipeError
-
 BAD = {  # field -> values that must be refused
     "sparsity": [-0.1, 1.0, 1.5, math.nan, math.inf, "0.5", None, True],
     "prune_scope": ["local", "", None, 1],

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 import compress_engine as ce
-from compress_engine import store as S
-from compress_engine.store import Store, StoreError
+from compress_engine.playground import store as S
+from compress_engine.playground.store import Store, StoreError
 
 
 def metrics(i=0, size=1000, acc=0.8):
@@ -239,7 +239,7 @@ def _ctx():
     """A clean single-threaded parent to fork from, with torch and this module (pytest...) loaded once:
     a new writer process then starts in milliseconds, not the second or two of imports."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["compress_engine.store", __name__])
+    ctx.set_forkserver_preload(["compress_engine.playground.store", __name__])
     return ctx
 
 

@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 from test_app import ROOT, TIMEOUT, app
 
 import compress_engine as ce
-from compress_engine import models
-from compress_engine.models import read_weights
+from compress_engine.playground import zoo as models
+from compress_engine.playground.zoo import read_weights
 
 SAMPLES = list(models.SAMPLES)
 MLP_SMALL = {"arch": "mlp", "sizes": [784, 32, 10]}
@@ -469,7 +469,7 @@ def test_sidebar_forgets_an_upload_of_another_session(fmnist):
 def test_uploaded_model_works_on_the_pages(fmnist):
     """Home shows the upload's card (its dense accuracy measured by the engine); Pruning and Quantization
     compress the uploaded model, not a sample: their dense reference has its 50,890 parameters."""
-    from compress_engine.pipeline import reference
+    from compress_engine.core.pipeline import reference
 
     spec = {"arch": "mlp", "sizes": [784, 64, 10]}
     state = small_state(spec, seed=3)

@@ -1,12 +1,12 @@
-"""compress_engine.viz: the numbers behind the dashboard's charts, checked against hand-computed values."""
+"""compress_engine.playground.viz: the numbers behind the dashboard's charts, checked against hand-computed values."""
 
 import numpy as np
 import pytest
 import torch
 
 import compress_engine as ce
-from compress_engine import models, prune, quantize, viz
-
+from compress_engine.core import prune, quantize
+from compress_engine.playground import zoo as models, viz
 W = {"fc1.weight": np.array([[0.0, 1.0, -2.0], [0.5, 0.0, 0.0]]), "fc1.bias": np.array([3.0, 0.0]),
      "conv.weight": np.array([[[[0.0, 4.0], [0.0, -1.0]]]])}  # conv: 1 out, 1 in, 2x2 kernel
 

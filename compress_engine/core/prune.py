@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compress_engine.errors import RecipeError
+from compress_engine.core.errors import RecipeError
 
 # -----------------------------------------------------------------------------
 # argument checks

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compress_engine.errors import RecipeError
-from compress_engine.prune import compressible
-from compress_engine.train import median_forward_ms
+from compress_engine.core.errors import RecipeError
+from compress_engine.core.prune import compressible
+from compress_engine.core.train import median_forward_ms
 
 BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
 CALIBRATIONS = ("minmax", "mse")

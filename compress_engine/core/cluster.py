@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress_engine.errors import RecipeError
-from compress_engine.prune import compressible
+from compress_engine.core.errors import RecipeError
+from compress_engine.core.prune import compressible
 
 INITS = ("linear", "density", "kmeans++")
 MIN_K, MAX_K = 2, 256

@@ -14,8 +14,8 @@ import math
 import numpy as np
 import torch
 
-from .distill import soft_targets
-from .recipe import Recipe
+from ..core.distill import soft_targets
+from ..core.recipe import Recipe
 
 # Hinton, Vinyals & Dean, "Distilling the knowledge in a neural network" (2015), §3, MNIST:
 # test errors out of 10,000 of a 1200-1200 teacher and of an 800-800 student without / with distillation.

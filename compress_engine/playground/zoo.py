@@ -12,8 +12,10 @@ inferred from the tensor names and shapes.
 import io
 import json
 import pickle
+import platform
 import re
 import struct
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -22,9 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import ModelError
+from ..core.errors import ModelError
+from ..core.train import accuracy, fit, has_conv
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_models"
+SAMPLE_DIR = Path(__file__).resolve().parent.parent.parent / "sample_models"
 MAX_UNITS = 100_000  # no layer in a spec may be wider than this (uploaded specs are untrusted)
 
 
@@ -432,3 +435,44 @@ def _need_ndim(shapes, name, ndims):
         if len(shapes[key]) != nd or 0 in shapes[key]:
             raise ModelError(f"{name}: tensor {key!r} has shape {list(shapes[key])}, expected {nd} non-zero "
                              f"dimensions; expected {ARCH_HINT}")
+
+
+# --- training the sample models -------------------------------------------------------------
+
+def train_sample(name, data, progress=None, out_dir=None):
+    """Train sample model `name` from scratch with its recorded recipe; write its checkpoint and card.
+
+    Seeded, so the same machine reproduces the same weights. Returns the card (a dict).
+    """
+
+    from safetensors.torch import save_file
+    spec, recipe = SAMPLES[name]
+    torch.manual_seed(recipe["seed"])
+    model = build(spec)
+    if has_conv(model):
+        model = model.to(memory_format=torch.channels_last)
+    t0 = time.perf_counter()
+    fit(model, data, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+        weight_decay=recipe["weight_decay"], seed=recipe["seed"], progress=progress)
+    seconds = time.perf_counter() - t0
+    model = model.to(memory_format=torch.contiguous_format)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    acc = accuracy(model, data.x("test"), data.y("test"))
+    out_dir = out_dir or SAMPLE_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(state, out_dir / f"{name}.safetensors")
+    card = {
+        "name": name,
+        "description": DESCRIPTIONS[name],
+        "spec": spec,
+        "parameters": param_count(model),
+        "dense_bytes": 4 * param_count(model),
+        "test_accuracy": round(acc, 4),
+        "test_set": f"{data.name}, all {len(data.test_y):,} test images",
+        "training": dict(recipe, optimizer="Adam, linear warm-up then cosine decay", loss="cross-entropy",
+                         train_images=len(data.train_y), seconds=round(seconds, 1),
+                         torch=torch.__version__, machine=platform.machine()),
+        "reproduce": f"python -m compress_engine train {name}",
+    }
+    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

@@ -13,8 +13,8 @@ import math
 import numpy as np
 import torch
 
-from .prune import structured_keep
-from .quantize import qparams
+from ..core.prune import structured_keep
+from ..core.quantize import qparams
 
 
 # -----------------------------------------------------------------------------

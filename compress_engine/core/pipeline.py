@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.utils.parametrize as P
 
-from . import cluster, models, prune, quantize
+from . import cluster, prune, quantize
+from ..playground import zoo as models
 from .encode import Affine, Codebook, decode, encode, read_meta, size_breakdown
 from .distill import distill
 from .errors import CompressError

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from compress_engine.errors import ArtifactError
+from compress_engine.core.errors import ArtifactError
 
 MAGIC = b"CPG1"
 VERSION = 2

@@ -1,6 +1,6 @@
 """Run store: every saved compression run in one SQLite file, safe for many writers at once.
 
-    from compress_engine.store import Store
+    from compress_engine.playground.store import Store
     store = Store()                                  # $COMPRESS_STORE or ~/.local/share/compression-playground/runs.sqlite
     run_id = store.save("lenet-300-100", recipe, result.metrics, result.artifact)
     store.list()                                     # one dict per run, newest first, without the artifact
@@ -31,8 +31,8 @@ from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import StoreError
-from .recipe import Recipe
+from ..core.errors import StoreError
+from ..core.recipe import Recipe
 
 SCHEMA_VERSION = 1
 APP_ID = 0x43504753  # "CPGS": marks the file as a Compression Playground run store (PRAGMA application_id)
