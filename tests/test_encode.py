@@ -6,12 +6,14 @@ import json
 import math
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors import safe_open
 
 from compress_engine.core.encode import (MAGIC, PREAMBLE, VERSION, Affine, Codebook, _huffman_lengths, _parse, _seal,
                                     decode, encode, read_meta, size_breakdown)
@@ -149,6 +151,31 @@ def test_other_dtypes_and_meta():
         encode({"a": torch.zeros(2)}, {"b": None})
     with pytest.raises(ArtifactError):
         encode({"a": torch.zeros(2)}, meta={"x": object()})
+
+
+# ----------------------------------------------------------------------------- previous format
+
+DATA = Path(__file__).resolve().parent / "data"
+V2_FIXTURES = ["raw-mlp", "codebook-huffman", "affine"]
+
+
+@pytest.mark.parametrize("name", V2_FIXTURES)
+def test_v2_artifacts_still_decode(name):
+    """Artifacts written by format version 2 (tests/data/make_v2_fixtures.py) decode to the same tensors,
+    bit for bit and in order, with the same meta; their size breakdown still adds up."""
+    blob = (DATA / f"v2-{name}.cpg").read_bytes()
+    assert blob[4] == 2
+    with safe_open(str(DATA / f"v2-{name}.safetensors"), "pt") as f:
+        info = f.metadata()
+        expected = {k: f.get_tensor(k) for k in json.loads(info["order"])}
+    out = decode(blob)
+    assert list(out) == list(expected)
+    for k, t in expected.items():
+        assert same(out[k], t), k
+    assert read_meta(blob) == json.loads(info["meta"])
+    parts = size_breakdown(blob)
+    assert sum(parts[p] for p in ("header", "index", "codes", "codebook", "raw")) == len(blob)
+    assert list(parts["per_tensor"]) == list(expected)
 
 
 # ----------------------------------------------------------------------------- grid checks
