@@ -2,6 +2,7 @@
 
     python bench/speed.py             # ~4 min on 2 idle cores; run it with nothing else busy
     python bench/speed.py --quick     # fewer repeats and no scikit-learn n_init=10
+    python bench/speed.py --only 6,7  # some of the sections below
 
 Tables (each also written to bench/results/speed_*.csv):
   1. this machine's torch.matmul peak (float32, all threads), the yardstick for evaluation;
@@ -10,7 +11,10 @@ Tables (each also written to bench/results/speed_*.csv):
      and a per-operation breakdown;
   3. post-training recipe (prune 90 % + 16 clusters, no fine-tuning) applied + evaluated;
   4. weight clustering against scikit-learn KMeans on the same weights (time and inertia);
-  5. a 40-point post-training sparsity sweep of LeNet-300-100.
+  5. a 40-point post-training sparsity sweep of LeNet-300-100;
+  6. subnormal weights: each sample model evaluated as shipped now, and with as many of its
+     smallest weights made subnormal as the checkpoints held before they were flushed;
+  7. dense float32 against int8 (torch.ao dynamic quantization) latency, same batch, same process.
 Times are medians of repeated runs in one process after a warm-up run.
 """
 
@@ -25,9 +29,53 @@ from report import median_time, table
 import compress_engine as ce
 from compress_engine.core import cluster
 from compress_engine.core.prune import compressible, magnitude_mask
+from compress_engine.core.quantize import int8_latency
 from compress_engine.core.train import fast_eval_copy, logits
 
 TARGET_S = {"lenet-300-100": 0.15, "lenet-5": 0.6}
+# subnormal weights the checkpoints held before they were flushed (commit "Subnormal weights ...")
+SHIPPED_SUBNORMALS = {"lenet-300-100": 17_779, "lenet-5": 76_884, "teacher-1200-1200": 185_181}
+
+
+@torch.no_grad()
+def with_subnormals(model, count):
+    """A copy of `model` whose `count` smallest non-zero |weights| are replaced by subnormal values of
+    the same sign (about 1e-39): what the checkpoints looked like before the flush."""
+    m = copy.deepcopy(model)
+    params = [p for p in m.parameters()]
+    flat = torch.cat([p.flatten() for p in params])
+    order = torch.argsort(flat.abs().masked_fill(flat == 0, float("inf")))[:count]
+    flat[order] = torch.sign(flat[order]) * 1e-39
+    torch.nn.utils.vector_to_parameters(flat, params)
+    return m
+
+
+def subnormal_rows(data, reps):
+    rows = []
+    for name, count in SHIPPED_SUBNORMALS.items():
+        model = ce.load_model(name)
+        x = data.x("test")
+        clean = median_time(lambda: logits(fast_eval_copy(model), x), reps)
+        dirty_model = fast_eval_copy(with_subnormals(model, count))
+        dirty = median_time(lambda: logits(dirty_model, x), max(1, reps // 3))
+        rows.append({"model": name, "subnormal_weights": count, "with_subnormals_s": dirty,
+                     "flushed_s": clean, "slowdown": dirty / clean})
+    return rows
+
+
+def int8_rows(data, reps):
+    """Dense float32 vs int8 dynamic quantization, one batch of 256 test images, measured back to back."""
+    rows = []
+    for name in SHIPPED_SUBNORMALS:
+        model = ce.load_model(name)
+        batch = data.x("test")[:256]
+        if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        r = int8_latency(model, batch, repeats=10 * reps)
+        rows.append({"model": name, "batch": 256, "fp32_ms": r["fp32_ms"], "int8_ms": r["int8_ms"],
+                     "int8_speedup": r["speedup"], "int8_layers": len(r["int8_layers"]),
+                     "fp32_layers": len(r["fp32_layers"])})
+    return rows
 
 
 def matmul_peak(n=2048, repeats=10):
@@ -113,12 +161,23 @@ def lenet5_ops(m, x, batch, repeats):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated section numbers to run")
     args = ap.parse_args()
+    only = set(args.only.split(","))
     reps = 3 if args.quick else 9
     data = ce.load_dataset("fashion-mnist")
     x = data.x("test")
     models = {name: ce.load_model(name) for name in ("lenet-300-100", "lenet-5")}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    if "6" in only:
+        table("Subnormal weights: evaluation of the 10,000 test images, as shipped now (flushed) and with the "
+              "subnormals the checkpoints held before", subnormal_rows(data, reps), "speed_subnormal")
+    if "7" in only:
+        table("Dense float32 vs int8 (torch.ao dynamic, Linear layers) latency, batch of 256, same process",
+              int8_rows(data, reps), "speed_int8")
+    if not only & {"1", "2", "3", "4", "5"}:
+        return
 
     # 1-2. matmul peak and evaluation throughput
     peak = matmul_peak()

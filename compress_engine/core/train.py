@@ -14,6 +14,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+@torch.no_grad()
+def flush_subnormals_(tensors):
+    """Set every subnormal value (0 < |x| < the dtype's smallest normal) of floating tensors to +0, in place.
+
+    On x86 CPUs each arithmetic operation on a subnormal float takes a slow microcode path: the
+    shipped checkpoints once held 17k-185k of them and evaluated 6-12x slower for it. Training
+    makes them (weight decay shrinks unused weights geometrically towards zero), and
+    torch.set_flush_denormal only covers the calling thread, not torch's worker threads, so the
+    values themselves are flushed: after each optimizer step and when weights are loaded.
+    Returns how many values were flushed.
+    """
+    flushed = 0
+    for t in tensors:
+        if t.is_floating_point():
+            sub = (t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)
+            n = int(sub.sum())
+            if n:
+                t.masked_fill_(sub, 0.0)
+                flushed += n
+    return flushed
+
+
 class Stopped(Exception):
     """Raised when the progress callback asks to stop; the caller keeps nothing of the run."""
 
@@ -105,6 +127,7 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            flush_subnormals_(params)
             step += 1
             history.append(loss.item())
             if progress and step % report_every == 0 and step < total and progress(step, total, history[-1], None) is False:
