@@ -27,7 +27,10 @@ import torch.nn.functional as F
 from ..core.errors import ModelError
 from ..core.train import accuracy, fit, flush_subnormals_, has_conv
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent.parent / "sample_models"
+# Installed: compress_engine/sample_models (package data). A checkout or `pip install -e .`: the repo's sample_models/.
+_PKG = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = next((d for d in (_PKG / "sample_models", _PKG.parent / "sample_models") if d.is_dir()),
+                  _PKG.parent / "sample_models")
 MAX_UNITS = 100_000  # no layer in a spec may be wider than this (uploaded specs are untrusted)
 
 
