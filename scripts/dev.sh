@@ -3,11 +3,18 @@
 #   bash scripts/dev.sh app    set up, then start the dashboard on http://localhost:8501
 #   bash scripts/dev.sh test   set up (incl. headless Chromium), then run the whole test suite
 #   bash scripts/dev.sh setup  set up only
-# Every step is idempotent and quiet, and the script stops at the first failure.
+# Set-up works in a virtual environment, .venv in the repo, so a system python3 that refuses pip installs
+# (PEP 668: Debian 12, Ubuntu 24.04) is fine. It installs requirements.txt (exact pins) and this package in
+# editable mode (console script .venv/bin/compression-playground), then stores a hash of requirements.txt and
+# pyproject.toml in .venv: while they are unchanged, a re-run skips pip entirely. PYTHON=/path/to/python3
+# chooses the interpreter that creates .venv (remove .venv to switch). Stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-app}
 PY=${PYTHON:-python3}
+VENV=.venv
+VPY=$VENV/bin/python
+STAMP=$VENV/.dev-setup-stamp
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 apt_install() {  # apt_install PACKAGE... : install the Debian packages that are missing
@@ -19,10 +26,42 @@ apt_install() {  # apt_install PACKAGE... : install the Debian packages that are
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+make_venv() {  # .venv, created with $PY unless a working one is there
+  [ -x "$VPY" ] && "$VPY" -c "" 2>/dev/null && return 0
+  rm -rf "$VENV"
+  echo "setup: $PY -m venv $VENV"
+  if ! "$PY" -m venv "$VENV" 2>/dev/null; then  # Debian/Ubuntu ship venv's pip bootstrap (ensurepip) apart
+    rm -rf "$VENV"
+    local ver; ver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    apt_install python3-venv
+    "$PY" -m venv "$VENV" 2>/dev/null || { rm -rf "$VENV"; apt_install "python$ver-venv"; "$PY" -m venv "$VENV"; }
+  fi
+}
+
+pip_install() {  # pip_install ARGS... : the venv's pip, showing what it fetches and installs; its log on failure
+  local log=$VENV/pip.log
+  if ! "$VPY" -m pip install --disable-pip-version-check --progress-bar off "$@" 2>&1 | tee "$log" \
+      | { grep --line-buffered -E "^(Collecting|Processing|Installing|Successfully)" || true; } \
+      | cut -c1-150 | sed -u "s/^/  pip: /"; then
+    echo "setup: pip install $* failed; the end of $log:" >&2
+    tail -n 25 "$log" >&2
+    exit 1
+  fi
+}
+
 setup() {
-  echo "setup: pip install -r requirements.txt"
-  $PY -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v -e "^WARNING: Location" -e "Running pip as the 'root'" || true; }
-  $PY -c "import torch, streamlit, plotly, safetensors" || { echo "setup: python packages did not install" >&2; exit 1; }
+  make_venv
+  local want; want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d" " -f1)
+  if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+    rm -f "$STAMP"
+    echo "setup: pip install -r requirements.txt into $VENV (the first time takes a minute or two)"
+    pip_install -r requirements.txt
+    echo "setup: pip install -e . (compress_engine and the compression-playground command)"
+    pip_install --no-deps --no-build-isolation -e .
+    "$VPY" -c "import torch, streamlit, plotly, safetensors, compress_engine" \
+      || { echo "setup: python packages did not install" >&2; exit 1; }
+    echo "$want" > "$STAMP"
+  fi
   if [ -z "${COMPRESS_DATA_DIR:-}" ]; then apt_install dataset-fashion-mnist; fi
 }
 
@@ -30,10 +69,10 @@ case "$what" in
   setup) setup ;;
   app)
     setup
-    exec $PY -m streamlit run app.py --server.headless true --browser.gatherUsageStats false ;;
+    exec "$VPY" -m streamlit run app.py --server.headless true --browser.gatherUsageStats false ;;
   test)
     setup
     apt_install chromium fonts-liberation
-    exec $PY -m pytest -q tests ;;
+    exec "$VPY" -m pytest -q -rs tests ;;
   *) echo "usage: bash scripts/dev.sh [app|test|setup]" >&2; exit 2 ;;
 esac
