@@ -1,0 +1,532 @@
+"""Structured pruning on real graphs: remove whole channels and units wherever the graph allows it.
+
+Removing output unit c of a layer (a row of a Linear weight, a filter of a conv) is only safe if
+everything that reads unit c loses it too. This module finds those dependencies the way Torch-Pruning's
+DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an autograd trace:
+
+1. `torch.fx.symbolic_trace` the model and run ShapeProp on `example_input`, so every value has a shape.
+2. Walk the graph in order, following each prunable layer's channels ("producers": nn.Linear,
+   nn.Conv1d, nn.Conv2d with groups=1) through the ops that keep channels apart:
+   - elementwise ops (relu, gelu, sigmoid, tanh, dropout, identity, ...) and pooling over spatial dims;
+   - BatchNorm1d/2d, which is pruned with its producer (weight, bias, running mean and variance);
+   - flatten / view(N, -1) / reshape(N, -1): conv channel c of a C x H x W map becomes the Linear input
+     columns c*H*W ... c*H*W + H*W - 1;
+   - mean / sum over other dims; mul / div / add / sub with a scalar;
+   - residual additions (and products) of two followed tensors: their producers become ONE group that
+     keeps the same channels, chosen by their summed importance.
+   The channels end at "consumers" (Linear / Conv layers that read them), which lose input columns.
+3. Everything else that a followed channel reaches blocks its group, with a reason: the model output
+   (so the final layer and any channel that reaches the output are never pruned), cat, split,
+   transpose, matmul, attention, grouped convs, LayerNorm, embeddings, any module whose inside the
+   trace does not show (nn.TransformerEncoder, nn.MultiheadAttention) and any unknown function. A
+   layer called twice or a parameter shared between layers blocks too. Unknown means refused: Torch-
+   Pruning treats unknown ops as elementwise, which silently breaks e.g. attention.
+
+The pruned model computes exactly what the dense model computes with the removed units' weights,
+biases and BatchNorm scales zeroed and the consumers' matching input columns zeroed (`masks`).
+
+    p = plan(model, 0.5, example_input)   # which units of which layers are kept, grouped
+    small = apply(model, p)               # a smaller deep copy: same classes, the user's forward runs
+    small = prune_structured(model, 0.5, example_input)   # both in one call
+"""
+
+import copy
+import math
+import operator
+from collections import Counter, namedtuple
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+from torch.nn.utils import parametrize
+
+from compress_engine.core.errors import ModelError
+from compress_engine.core.prune import _check_fraction
+
+PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+ELEMENTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+                       nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign,
+                       nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
+POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
+                nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.LPPool1d, nn.LPPool2d)
+# functions and tensor methods, by name (torch.relu, F.relu, x.relu(), ...)
+ELEMENTWISE = {"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish",
+               "hardsigmoid", "hardtanh", "sigmoid", "tanh", "softplus", "softsign", "dropout", "dropout1d",
+               "dropout2d", "alpha_dropout", "contiguous", "clone", "neg", "abs"}
+POOLS = {"max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+         "adaptive_max_pool1d", "adaptive_max_pool2d", "lp_pool1d", "lp_pool2d"}
+BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.div}
+BINARY_METHODS = {"add", "sub", "mul", "div"}
+REDUCE = {"mean", "sum"}
+HARMLESS = {"dtype", "device", "ndim", "is_cuda", "requires_grad"}  # tensor attributes that say nothing of channels
+
+# The channels of one group, as they lie in a value: along dimension `dim`, unit c of `units` occupies
+# positions o*units*inner + c*inner + i for o < outer, i < inner (outer = inner = 1 until a flatten).
+Flow = namedtuple("Flow", "group dim outer inner units")
+
+
+class _Blocked(Exception):
+    """Raised while following a node: the followed channels reach something that is not channel-wise."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """Layers whose output units are kept or removed together.
+
+    producers: the layers whose output units (weight rows / filters, and bias entries) are removed;
+    norms: the BatchNorms pruned with them; consumers: (layer, outer, inner) for each layer that reads
+    the units: it keeps input columns o*units*inner + c*inner + i for every kept unit c;
+    keep: the kept unit indices (sorted LongTensor), out of `units`.
+    """
+    producers: tuple
+    norms: tuple
+    consumers: tuple
+    units: int
+    keep: torch.Tensor = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What structured pruning at `amount` removes: prunable `groups`, and the layers it leaves whole
+    with the reason (`skipped`: {layer name: why})."""
+    amount: float
+    groups: tuple
+    skipped: dict
+
+    def keep(self):
+        """{producer layer name: kept output unit indices}."""
+        return {name: g.keep for g in self.groups for name in g.producers}
+
+    def __str__(self):
+        lines = [f"structured pruning at {self.amount:g}:"]
+        for g in self.groups:
+            lines.append(f"  keep {len(g.keep)} of {g.units} units of {' + '.join(g.producers)}"
+                         + (f" (with {', '.join(g.norms)})" if g.norms else "")
+                         + f"; inputs of {', '.join(c[0] for c in g.consumers) or 'nothing'} follow")
+        lines += [f"  {name} kept whole: {why}" for name, why in self.skipped.items()]
+        return "\n".join(lines)
+
+
+# -----------------------------------------------------------------------------
+# public API
+
+
+def plan(model, amount, example_input):
+    """Trace `model` on `example_input` and choose, per group of coupled layers, the units to keep.
+
+    Importance of a unit is the L2 norm of its weights in each producer, summed over the group's
+    producers; round(amount * units) units are dropped, at least one kept, ties broken as
+    prune.structured_keep breaks them (so a single layer keeps exactly what structured_keep keeps).
+    Raises ModelError, before any work, if the model cannot be traced or nothing in it is prunable.
+    """
+    amount = _check_fraction("amount", amount)
+    gm = _trace(model, example_input)
+    found, skipped = _analyze(gm, _shared_modules(gm))
+    if not found:
+        why = "; ".join(f"{name}: {reason}" for name, reason in skipped.items()) or "it has no Linear/Conv layer"
+        raise ModelError(f"structured pruning found nothing it can remove in {type(model).__name__}: {why}")
+    mods = dict(gm.named_modules())
+    groups = []
+    for producers, norms, consumers, units in found:
+        score = sum(_unit_norms(mods[name].weight) for name in producers)
+        n_drop = min(round(amount * units), units - 1)
+        keep = torch.topk(score, k=units - n_drop, largest=True).indices.sort().values
+        groups.append(Group(producers, norms, consumers, units, keep))
+    return Plan(amount, tuple(groups), skipped)
+
+
+@torch.no_grad()
+def apply(model, plan):
+    """A deep copy of `model` with the plan's units removed: Linear / Conv / BatchNorm parameters and
+    buffers sliced and their in_/out_features, in_/out_channels and num_features updated. The module
+    classes and the model's forward are unchanged; `model` itself is not modified."""
+    _check_fits(model, plan)
+    small = copy.deepcopy(model)
+    mods = dict(small.named_modules())
+    for g in plan.groups:
+        for name in g.producers:
+            m = mods[name]
+            _slice(m, ("weight", "bias"), 0, g.keep)
+            setattr(m, "out_features" if isinstance(m, nn.Linear) else "out_channels", len(g.keep))
+        for name in g.norms:
+            _slice(mods[name], ("weight", "bias", "running_mean", "running_var"), 0, g.keep)
+            mods[name].num_features = len(g.keep)
+        for name, outer, inner in g.consumers:
+            m = mods[name]
+            _slice(m, ("weight",), 1, _columns(g, outer, inner))
+            setattr(m, "in_features" if isinstance(m, nn.Linear) else "in_channels", m.weight.shape[1])
+    return small
+
+
+def prune_structured(model, amount, example_input):
+    """plan() then apply(): a smaller copy of `model` with round(amount * units) units of every
+    prunable group removed."""
+    return apply(model, plan(model, amount, example_input))
+
+
+def masks(model, plan):
+    """{parameter name: bool mask of its dense shape} of what the plan keeps (True = kept), for every
+    parameter the plan slices: producer rows and biases, BatchNorm weights and biases, consumer
+    columns. The dense model with these zeroed computes exactly what apply(model, plan) computes."""
+    _check_fits(model, plan)
+    mods = dict(model.named_modules())
+    out = {}
+
+    def mask(name, attr):
+        key = f"{name}.{attr}" if name else attr
+        if key not in out:
+            out[key] = torch.ones_like(getattr(mods[name], attr), dtype=torch.bool)
+        return out[key]
+
+    for g in plan.groups:
+        drop = torch.ones(g.units, dtype=torch.bool)
+        drop[g.keep] = False
+        for name in g.producers + g.norms:
+            for attr in ("weight", "bias"):
+                if getattr(mods[name], attr, None) is not None:
+                    mask(name, attr)[drop] = False
+        for name, outer, inner in g.consumers:
+            dropped = torch.ones(mods[name].weight.shape[1], dtype=torch.bool)
+            dropped[_columns(g, outer, inner)] = False
+            mask(name, "weight")[:, dropped] = False
+    return out
+
+
+# -----------------------------------------------------------------------------
+# tracing
+
+
+def _trace(model, example_input):
+    """A GraphModule of a deep copy of `model` with every node's output shape (ShapeProp) recorded.
+
+    The copy runs in eval mode without gradients, so the user's model (BatchNorm statistics,
+    training flags) is never touched."""
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"structured pruning takes a torch.nn.Module, got {type(model).__name__}")
+    inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    if not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
+        raise ModelError("example_input must be a tensor (or a tuple of tensors) the model's forward accepts, "
+                         f"got {type(example_input).__name__}")
+    name = type(model).__name__
+    try:
+        gm = fx.symbolic_trace(copy.deepcopy(model))
+    except Exception as e:  # TraceError for control flow on tensors, and whatever else fx cannot follow
+        raise ModelError(f"structured pruning cannot trace {name} with torch.fx ({type(e).__name__}: {e}); it "
+                         "needs a forward without Python control flow on tensor values (if / while on a tensor, "
+                         "loops over a tensor's size)") from None
+    gm.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(*inputs)
+    except Exception as e:
+        shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+        raise ModelError(f"{name} does not run on example_input of shape {shapes} ({type(e).__name__}: "
+                         f"{str(e)[:300]})") from None
+    return gm
+
+
+def _shared_modules(gm):
+    """Names of modules called more than once or holding a parameter another module also holds:
+    slicing one would change the other."""
+    calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
+    shared = {name for name, k in calls.items() if k > 1}
+    owners = {}
+    for name, m in gm.named_modules(remove_duplicate=False):
+        for p in m.parameters(recurse=False):
+            owners.setdefault(id(p), set()).add(name)
+    for names in owners.values():
+        if len(names) > 1:
+            shared |= names
+    # a parameter read directly by the graph (F.linear(x, self.fc.weight)) is shared with its module
+    shared |= {n.target.rpartition(".")[0] for n in gm.graph.nodes if n.op == "get_attr"}
+    return shared
+
+
+def _shape(node):
+    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    return tuple(meta.shape) if isinstance(meta, TensorMetadata) else None
+
+
+def _arg(node, i, name, default=None):
+    return node.args[i] if len(node.args) > i else node.kwargs.get(name, default)
+
+
+def _op_name(node, mods):
+    if node.op == "call_module":
+        return f"`{node.target}` ({type(mods[node.target]).__name__})"
+    if node.op == "call_method":
+        return f"the tensor method .{node.target}()"
+    module = (getattr(node.target, "__module__", None) or "builtins").replace("_operator", "operator")
+    return f"{module}.{getattr(node.target, '__name__', node.target)}"
+
+
+# -----------------------------------------------------------------------------
+# following channels through the graph
+
+
+def _analyze(gm, shared):
+    """The prunable groups [(producers, norms, consumers, units)] and {layer: why it is kept whole}."""
+    mods = dict(gm.named_modules())
+    parent, why, members = {}, {}, {}  # union-find over producer nodes; reasons; what each group holds
+    flows, sizes = {}, {}              # node -> Flow of its output; x.shape / x.size() node -> (Flow, ndim)
+
+    def find(g):
+        while parent[g] != g:
+            g = parent[g]
+        return g
+
+    def block(flow, reason):
+        why.setdefault(find(flow.group), reason)
+
+    for node in gm.graph.nodes:
+        for a in node.all_input_nodes:  # a shape read for anything but a non-channel dim: x.shape[0]
+            if a in sizes:
+                f, nd = sizes[a]
+                i = node.args[1] if node.target is operator.getitem else None
+                if not isinstance(i, int) or i % nd == f.dim:
+                    block(f, f"{_op_name(node, mods)} uses its channel count")
+        ins = [flows[a] for a in node.all_input_nodes if a in flows]
+        m = mods.get(node.target) if node.op == "call_module" else None
+        if isinstance(m, PRODUCERS) and getattr(m, "groups", 1) == 1:
+            if ins:  # this layer consumes the channels it reads
+                try:
+                    consumer = _consume(m, ins[0], _shape(node.args[0]), node.target, shared)
+                    members[find(ins[0].group)][2].append(consumer)
+                except _Blocked as e:
+                    block(ins[0], str(e))
+            units, spatial = m.weight.shape[0], m.weight.dim() - 2
+            flows[node] = Flow(node.name, len(_shape(node)) - spatial - 1, 1, 1, units)
+            parent[node.name] = node.name
+            members[node.name] = ([node.target], [], [], units)
+            if node.target in shared or parametrize.is_parametrized(m):
+                block(flows[node], "it is called more than once, shares a parameter or is parametrized")
+            continue
+        if not ins:
+            continue
+        try:
+            out = _follow(node, ins, mods, shared, flows)
+        except _Blocked as e:
+            for f in ins:
+                block(f, str(e))
+            continue
+        if out == "size":
+            nd = len(_shape(node.args[0]))
+            i = _arg(node, 1, "dim") if node.op == "call_method" else None
+            if i is None:
+                sizes[node] = (ins[0], nd)
+            elif i % nd == ins[0].dim:
+                block(ins[0], f"x.size({i}) reads its channel count")
+        elif isinstance(out, list):  # residual add: one group
+            root = find(out[0].group)
+            for f in out[1:]:
+                other = find(f.group)
+                if other != root:
+                    parent[other] = root
+                    if other in why:
+                        why.setdefault(root, why.pop(other))
+            flows[node] = out[0]._replace(group=root)
+        elif out is not None:
+            if isinstance(m, NORMS):
+                members[find(out.group)][1].append(node.target)
+            flows[node] = out
+
+    found, skipped = [], {}
+    for g in parent:
+        if find(g) != g:
+            continue
+        group = [members[h] for h in parent if find(h) == g]
+        producers = tuple(name for mem in group for name in mem[0])
+        if g in why:
+            skipped.update((name, why[g]) for name in producers)
+            continue
+        found.append((producers, tuple(n for mem in group for n in mem[1]),
+                      tuple(c for mem in group for c in mem[2]), group[0][3]))
+    return found, skipped
+
+
+def _consume(m, flow, in_shape, name, shared):
+    """(name, outer, inner) of `flow` where layer `m` reads it; _Blocked if m cannot lose those inputs."""
+    if name in shared or parametrize.is_parametrized(m):
+        raise _Blocked(f"its channels go into `{name}`, which is called more than once, shares a parameter "
+                       "or is parametrized")
+    if isinstance(m, nn.Linear):
+        if flow.dim != len(in_shape) - 1:
+            raise _Blocked(f"its channels reach `{name}` (Linear) in dim {flow.dim}, not in its feature dim")
+        return name, flow.outer, flow.inner
+    spatial = m.weight.dim() - 2
+    if flow.dim != len(in_shape) - spatial - 1 or flow.outer != 1 or flow.inner != 1:
+        raise _Blocked(f"its channels reach `{name}` ({type(m).__name__}) in a reshaped form")
+    return name, 1, 1
+
+
+def _follow(node, ins, mods, shared, flows):
+    """The Flow of `node`'s output given its followed inputs `ins`: a Flow, a list of Flows to unite
+    (residual add), "size" for x.shape / x.size(); raises _Blocked if the op is not channel-wise in the
+    followed dims (a BatchNorm's Flow joins its group)."""
+    what = _op_name(node, mods)
+    if node.op == "output":
+        raise _Blocked("its channels reach the model output")
+    if node.op == "call_module":
+        m = mods[node.target]
+        if isinstance(m, NORMS):
+            f = ins[0]
+            if node.target in shared or parametrize.is_parametrized(m) or f.dim != 1 \
+                    or (f.outer, f.inner) != (1, 1) or m.num_features != f.units:
+                raise _Blocked(f"its channels reach {what} in a form it cannot be pruned with")
+            return f
+        if isinstance(m, ELEMENTWISE_MODULES):
+            return _same_shape(node, ins[0], what)
+        if isinstance(m, POOL_MODULES):
+            return _pool(node, ins[0], int(type(m).__name__[-2]), what)
+        if isinstance(m, nn.Flatten):
+            return _flatten(ins[0], _shape(node.args[0]), m.start_dim, m.end_dim)
+        raise _Blocked(f"its channels go into {what}, whose inside structured pruning does not follow")
+    if node.target in BINARY or node.op == "call_method" and node.target.rstrip("_") in BINARY_METHODS:
+        return _binary(node, what, flows)
+    if node.op == "call_method" and node.target == "size" or node.target is getattr and node.args[1] == "shape":
+        return "size"
+    if node.op == "call_method" and node.target == "dim" or node.target is getattr and node.args[1] in HARMLESS:
+        return None
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "").lstrip("_")
+    name = name[:-1] if node.op == "call_method" and name.endswith("_") else name  # x.relu_(), x.mul_(2)
+    module = getattr(node.target, "__module__", None) or ""
+    known = node.op == "call_method" or module.split(".")[0] == "torch"  # torch, F, torch._C._nn
+    tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
+    if known and node.args and node.args[0] in flows and tensors == [node.args[0]]:
+        f = flows[node.args[0]]
+        if name in ELEMENTWISE:
+            return _same_shape(node, f, what)
+        if name in POOLS and _shape(node) is not None:  # (max pooling with return_indices gives a tuple)
+            return _pool(node, f, int(name[-2]), what)
+        if name == "flatten":
+            return _flatten(f, _shape(node.args[0]), _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
+        if name in ("view", "reshape") and node.op == "call_method":
+            return _reshape(node, f, what)
+        if name in REDUCE:
+            return _reduce(node, f, what)
+    raise _Blocked(f"its channels go into {what}, which is not channel-wise (structured pruning refuses "
+                   "what it does not know)")
+
+
+def _same_shape(node, f, what):
+    if _shape(node) != _shape(node.args[0]):
+        raise _Blocked(f"{what} changes the shape of its channels")
+    return f
+
+
+def _pool(node, f, k, what):
+    """Pooling acts on the last k dims; the channels must lie before them and keep their size."""
+    shape_in, shape_out = _shape(node.args[0]), _shape(node)
+    if shape_out is None or f.dim >= len(shape_in) - k or len(shape_out) != len(shape_in):
+        raise _Blocked(f"{what} pools over its channel dim")
+    return f
+
+
+def _flatten(f, shape, start, end):
+    """Dims start..end become one: unit c of the channel dim spreads over a block of `inner` positions."""
+    nd = len(shape)
+    start, end = start % nd, end % nd
+    if f.dim < start:
+        return f
+    if f.dim > end:
+        return f._replace(dim=f.dim - (end - start))
+    return f._replace(dim=start, outer=f.outer * math.prod(shape[start:f.dim]),
+                      inner=f.inner * math.prod(shape[f.dim + 1:end + 1]))
+
+
+def _reshape(node, f, what):
+    """view / reshape that merges trailing dims, with -1 (not a fixed number) wherever the channel count
+    would be: x.view(x.size(0), -1) or x.reshape(N, -1)."""
+    shape_in, shape_out = _shape(node.args[0]), _shape(node)
+    args = node.args[1:]
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    k = len(shape_out) - 1
+    if shape_out[:k] != shape_in[:k] or len(args) != len(shape_out):
+        raise _Blocked(f"{what} reshapes its channel dim (only x.view(x.size(0), -1) style flattening is followed)")
+    fixed = isinstance(args[min(f.dim, k)], int) and args[min(f.dim, k)] != -1
+    if fixed:
+        raise _Blocked(f"{what} reshapes to a fixed size {shape_out} that the pruned model would not have; "
+                       "write x.view(x.size(0), -1) or x.flatten(1)")
+    return _flatten(f, shape_in, k, -1)
+
+
+def _reduce(node, f, what):
+    """mean / sum over dims other than the channel dim."""
+    nd = len(_shape(node.args[0]))
+    dims = _arg(node, 1, "dim")
+    if dims is None or (f.outer, f.inner) != (1, 1):
+        raise _Blocked(f"{what} reduces over its channels")
+    dims = {d % nd for d in ((dims,) if isinstance(dims, int) else dims)}
+    if f.dim in dims:
+        raise _Blocked(f"{what} reduces over its channels")
+    keepdim = _arg(node, 2, "keepdim", False)
+    return f if keepdim else f._replace(dim=f.dim - sum(d < f.dim for d in dims))
+
+
+def _binary(node, what, flows):
+    """add / sub / mul / div: followed operands must have the output's shape and lie alike (their groups
+    unite); other tensor operands must be size 1 along the channel dim (a per-sample factor, say)."""
+    out = _shape(node)
+    fs = [flows[a] for a in node.all_input_nodes if a in flows]
+    if out is None:
+        raise _Blocked(f"{what} does not give a tensor")
+    for a in node.all_input_nodes:
+        s = _shape(a)
+        if a in flows:
+            if s != out:
+                raise _Blocked(f"{what} broadcasts its channels")
+        elif s is not None:
+            f = fs[0]
+            pos = f.dim - (len(out) - len(s))  # the channel dim in this operand, aligned from the right
+            if pos >= 0 and s[pos] != 1:
+                raise _Blocked(f"{what} combines its channels with a tensor that does not come from a "
+                               f"prunable layer (`{a.name}`)")
+    if any(f[1:] != fs[0][1:] for f in fs):
+        raise _Blocked(f"{what} combines channels that lie differently")
+    return fs
+
+
+# -----------------------------------------------------------------------------
+# applying a plan
+
+
+def _unit_norms(w):
+    """L2 norm of each output unit's weights: the same numbers prune.structured_keep ranks."""
+    return torch.norm(w.detach(), p=2, dim=list(range(1, w.dim())))
+
+
+def _columns(g, outer, inner):
+    """Consumer input columns of the kept units: o*units*inner + c*inner + i, in order."""
+    o = torch.arange(outer)[:, None, None] * (g.units * inner)
+    c = g.keep[None, :, None] * inner
+    return (o + c + torch.arange(inner)[None, None, :]).reshape(-1)
+
+
+def _slice(m, attrs, dim, idx):
+    for attr in attrs:
+        t = getattr(m, attr, None)
+        if t is None:
+            continue
+        new = t.detach().index_select(dim, idx).clone()
+        setattr(m, attr, nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else new)
+
+
+def _check_fits(model, plan):
+    """ModelError unless every layer the plan names is in `model` with the sizes the plan expects."""
+    if not isinstance(plan, Plan):
+        raise ModelError(f"expected a Plan from structured.plan(), got {type(plan).__name__}")
+    mods = dict(model.named_modules())
+    for g in plan.groups:
+        checks = [(n, PRODUCERS, lambda m: m.weight.shape[0]) for n in g.producers]
+        checks += [(n, NORMS, lambda m: m.num_features) for n in g.norms]
+        checks += [(n, PRODUCERS, lambda m, o=o, i=i: m.weight.shape[1] / (o * i)) for n, o, i in g.consumers]
+        for name, kinds, units in checks:
+            m = mods.get(name)
+            if not isinstance(m, kinds) or units(m) != g.units:
+                raise ModelError(f"this plan does not fit the model: layer {name!r} is "
+                                 f"{type(m).__name__ if m is not None else 'missing'}, not a layer of "
+                                 f"{g.units} units; make the plan from this model")

@@ -1,0 +1,377 @@
+"""compress_engine.core.structured: channel dependencies traced with torch.fx, pruned models that compute
+exactly what the masked dense model computes, and clear refusals for what it cannot follow."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from compress_engine.core import prune, structured
+from compress_engine.core.errors import ModelError, RecipeError
+from compress_engine.playground import zoo
+
+
+# -----------------------------------------------------------------------------
+# a small zoo of shapes (random weights)
+
+
+class ResCNN(nn.Module):
+    """Conv-BN-ReLU stem, a residual block x + BN(conv(ReLU(BN(conv(x))))), a strided conv, global
+    average pooling, view(N, -1), Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv1, self.bn1 = nn.Conv2d(8, 12, 3, padding=1), nn.BatchNorm2d(12)
+        self.conv2, self.bn2 = nn.Conv2d(12, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv3, self.bn3 = nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn0(self.stem(x)))
+        x = F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+        x = F.relu(self.bn3(self.conv3(x)))
+        return self.fc(self.pool(x).view(x.size(0), -1))
+
+
+class Conv1dNet(nn.Module):
+    """Conv1d-BN1d-ReLU-maxpool, Conv1d-tanh scaled by 0.5, flatten into an MLP head (GELU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn = nn.Conv1d(4, 8, 3, padding=1), nn.BatchNorm1d(8)
+        self.conv2 = nn.Conv1d(8, 6, 3)
+        self.fc1, self.fc2 = nn.Linear(6 * 6, 12), nn.Linear(12, 3)
+
+    def forward(self, x):
+        h = F.max_pool1d(F.relu(self.bn(self.conv1(x))), 2)
+        h = torch.tanh(self.conv2(h)) * 0.5
+        return self.fc2(F.gelu(self.fc1(torch.flatten(h, 1))))
+
+
+class TransformerClassifier(nn.Module):
+    """Tokens -> Linear -> nn.TransformerEncoder -> mean over tokens -> Linear-ReLU-Linear head."""
+
+    def __init__(self, d=16):
+        super().__init__()
+        self.embed = nn.Linear(8, d)
+        layer = nn.TransformerEncoderLayer(d, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+        self.hidden, self.out = nn.Linear(d, 12), nn.Linear(12, 3)
+
+    def forward(self, x):
+        return self.out(F.relu(self.hidden(self.encoder(self.embed(x)).mean(1))))
+
+
+def sequential_mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.GELU(),
+                         nn.Dropout(0.1), nn.Linear(16, 10))
+
+
+# name -> (factory, example input shape, the layers whose units it removes)
+ZOO = {
+    "sequential-mlp": (sequential_mlp, (4, 1, 8, 8), {"1", "3"}),
+    "lenet5": (zoo.LeNet5, (4, 1, 28, 28), {"conv1", "conv2", "fc1"}),
+    "res-cnn": (ResCNN, (4, 3, 8, 8), {"stem", "conv1", "conv2", "conv3"}),
+    "conv1d": (Conv1dNet, (4, 4, 16), {"conv1", "conv2", "fc1"}),
+    "transformer": (TransformerClassifier, (4, 5, 8), {"hidden"}),
+}
+
+
+def make(name):
+    """A zoo model in eval mode with random weights and random BatchNorm statistics (seeded)."""
+    factory, shape, _ = ZOO[name]
+    torch.manual_seed(0)
+    model = factory()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval(), torch.randn(shape)
+
+
+def params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def zero_at_producers(model, plan):
+    """The reference: the removed units forced to zero where they are made (weight rows, biases, and the
+    scale and shift of the BatchNorm after them), so their activations are exactly 0 after the group's
+    last op, as long as each op on the way maps 0 to 0 (ReLU, GELU, tanh, pooling, x * 0.5, sums)."""
+    ref = copy.deepcopy(model)
+    mods = dict(ref.named_modules())
+    with torch.no_grad():
+        for g in plan.groups:
+            drop = torch.ones(g.units, dtype=torch.bool)
+            drop[g.keep] = False
+            for name in g.producers + g.norms:
+                mods[name].weight[drop] = 0
+                mods[name].bias[drop] = 0
+    return ref
+
+
+def apply_masks(model, masks):
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if name in masks:
+                p.mul_(masks[name])
+    return ref
+
+
+# -----------------------------------------------------------------------------
+# the zoo: exact, smaller, still runs, input untouched
+
+
+@pytest.mark.parametrize("amount", [0.5, 0.8])
+@pytest.mark.parametrize("name", ZOO)
+def test_pruned_model_equals_zeroed_units(name, amount):
+    model, x = make(name)
+    before = copy.deepcopy(model.state_dict())
+    plan = structured.plan(model, amount, x)
+    assert set(plan.keep()) == ZOO[name][2]
+    small = structured.apply(model, plan)
+    assert type(small) is type(model) and params(small) < params(model)
+    with torch.no_grad():
+        got = small(x)
+        assert torch.allclose(got, zero_at_producers(model, plan)(x), atol=1e-5)
+        assert torch.allclose(got, apply_masks(model, structured.masks(model, plan))(x), atol=1e-5)
+        assert got.shape == model(x).shape
+    # the input model is untouched
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert params(model) == sum(v.numel() for k, v in before.items() if "running" not in k and "num_batches" not in k)
+    # the pruned layers say their new sizes, so the user's class still makes sense of them
+    for g in plan.groups:
+        for layer in g.producers:
+            m = small.get_submodule(layer)
+            assert (m.out_features if isinstance(m, nn.Linear) else m.out_channels) == len(g.keep)
+        for layer in g.norms:
+            m = small.get_submodule(layer)
+            assert m.num_features == m.running_mean.numel() == len(g.keep)
+
+
+def test_one_call_equals_plan_then_apply():
+    model, x = make("res-cnn")
+    a = structured.prune_structured(model, 0.5, x).state_dict()
+    b = structured.apply(model, structured.plan(model, 0.5, x)).state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("spec", [zoo.SAMPLES["lenet-300-100"][0], zoo.SAMPLES["lenet-5"][0]])
+@pytest.mark.parametrize("amount", [0.25, 0.5, 0.9, 1.0])
+def test_sample_models_keep_what_structured_keep_keeps(spec, amount):
+    """On the sample MLP and LeNet-5, the graph gives the same units as prune.structured_keep per layer
+    and the same smaller weights as zoo.shrink (the fixed-chain version it replaces)."""
+    torch.manual_seed(0)
+    model = zoo.build(spec).eval()
+    plan = structured.plan(model, amount, torch.randn(2, 1, 28, 28))
+    hidden = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))][:-1]
+    assert [g.producers for g in plan.groups] == [(n,) for n in hidden]
+    for layer, keep in plan.keep().items():
+        assert torch.equal(keep, prune.structured_keep(model.get_submodule(layer).weight, amount))
+    mine = structured.apply(model, plan).state_dict()
+    theirs = zoo.shrink(model, lambda w: prune.structured_keep(w, amount)).state_dict()
+    assert list(mine) == list(theirs) and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_ties_are_broken_like_structured_keep():
+    layer = nn.Linear(3, 6)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, -1], [0.6, 0.8, 0], [2, 0, 0], [0, 0, 1]]))
+    model = nn.Sequential(layer, nn.ReLU(), nn.Linear(6, 2))
+    for amount in (0.2, 0.5, 0.7):
+        assert torch.equal(structured.plan(model, amount, torch.randn(1, 3)).keep()["0"],
+                           prune.structured_keep(layer.weight, amount))
+
+
+# -----------------------------------------------------------------------------
+# groups: residual additions and BatchNorm
+
+
+def test_residual_layers_are_one_group_chosen_by_summed_norms():
+    model, x = make("res-cnn")
+    plan = structured.plan(model, 0.5, x)
+    groups = {g.producers: g for g in plan.groups}
+    res = groups[("stem", "conv2")]
+    assert res.norms == ("bn0", "bn2")
+    assert {c[0] for c in res.consumers} == {"conv1", "conv3"}
+    assert groups[("conv1",)].norms == ("bn1",) and groups[("conv3",)].consumers == (("fc", 1, 1),)
+    assert plan.skipped == {"fc": "its channels reach the model output"}
+    # by hand: unit norms of stem 3,2.5,0,0 and of conv2 0,0,2,5; summed 3,2.5,2,5: keep units 0 and 3
+    # (each layer on its own would keep {0, 1} and {2, 3})
+    with torch.no_grad():
+        model.stem.weight.zero_()
+        model.conv2.weight.zero_()
+        model.stem.weight[:4, 0, 0, 0] = torch.tensor([3.0, 2.5, 0.0, 0.0])
+        model.conv2.weight[:4, 0, 0, 0] = torch.tensor([0.0, 0.0, 2.0, 5.0])
+        model.stem.weight[4:, 0, 0, 0] = model.conv2.weight[4:, 0, 0, 0] = 0.1
+    keep = structured.plan(model, 0.75, x).keep()
+    assert keep["stem"].tolist() == keep["conv2"].tolist() == [0, 3]
+
+
+def test_flatten_maps_each_channel_to_its_block_of_columns():
+    model, x = make("conv1d")
+    plan = structured.plan(model, 0.5, x)
+    g = next(g for g in plan.groups if g.producers == ("conv2",))
+    assert g.consumers == (("fc1", 1, 6),)  # 6 channels of length 6: channel c is columns 6c .. 6c+5
+    small = structured.apply(model, plan)
+    cols = torch.cat([torch.arange(6 * c, 6 * c + 6) for c in g.keep.tolist()])
+    rows = plan.keep()["fc1"]  # fc1 loses units of its own too
+    assert torch.equal(small.fc1.weight, model.fc1.weight[rows][:, cols]) and small.fc1.in_features == 18
+
+
+def test_sigmoid_gate_is_pruned_like_its_masked_inputs():
+    """sigmoid(0) = 0.5: zeroing a unit where it is made is not removing it. The pruned model is the one
+    whose consumer never sees the unit (the masks zero its input columns too), which is what removing means."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Sigmoid(), nn.Linear(8, 2)).eval()
+    x = torch.randn(3, 5)
+    plan = structured.plan(model, 0.5, x)
+    small = structured.apply(model, plan)
+    with torch.no_grad():
+        assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-6)
+        assert not torch.allclose(small(x), zero_at_producers(model, plan)(x), atol=1e-3)
+
+
+def test_plan_leaves_the_model_and_its_batchnorm_statistics_alone():
+    model, x = make("res-cnn")
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    plan = structured.plan(model, 0.5, x)
+    assert model.training and model.bn1.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    small = structured.apply(model, plan)
+    assert small.training and small(x).shape == (4, 10)
+
+
+# -----------------------------------------------------------------------------
+# what it refuses
+
+
+def test_transformer_prunes_only_the_head():
+    """Attention mixes channels across heads and tokens: the encoder is opaque to the trace, so the layer
+    that feeds it is kept whole, as is everything inside it; the MLP head behind it is pruned."""
+    model, x = make("transformer")
+    plan = structured.plan(model, 0.5, x)
+    assert list(plan.keep()) == ["hidden"]
+    assert "`encoder` (TransformerEncoder)" in plan.skipped["embed"]
+    assert "model output" in plan.skipped["out"]
+
+
+def test_nothing_prunable_is_refused_naming_the_layers():
+    class Positional(nn.Module):  # a learned position table added to the embedding, then attention
+        def __init__(self):
+            super().__init__()
+            self.embed, self.pos = nn.Linear(8, 16), nn.Parameter(torch.zeros(1, 5, 16))
+            layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.head(self.encoder(self.embed(x) + self.pos).mean(1))
+
+    with pytest.raises(ModelError, match=r"nothing.*Positional.*embed: .*tensor that does not come from a prunable"
+                                         r".*head: its channels reach the model output"):
+        structured.plan(Positional(), 0.5, torch.randn(2, 5, 8))
+    with pytest.raises(ModelError, match="nothing"):
+        structured.plan(nn.Linear(4, 2), 0.5, torch.randn(1, 4))
+    with pytest.raises(ModelError, match="no Linear/Conv layer"):
+        structured.plan(nn.ReLU(), 0.5, torch.randn(1, 4))
+
+
+def test_data_dependent_control_flow_is_refused():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = self.fc1(x)
+            if h.sum() > 0:
+                h = F.relu(h)
+            return self.fc2(h)
+
+    with pytest.raises(ModelError, match=r"cannot trace Branchy with torch\.fx.*control flow"):
+        structured.plan(Branchy(), 0.5, torch.randn(2, 4))
+
+
+class Two(nn.Module):
+    """conv a and conv b, joined by `how`, then a Linear-ReLU-Linear head that is always prunable."""
+
+    def __init__(self, how, b_groups=1):
+        super().__init__()
+        self.how = how
+        self.a, self.b = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, groups=b_groups)
+        self.fc1, self.fc2 = nn.Linear(8 * 16, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        a = F.relu(self.a(x))
+        if self.how == "cat":
+            h = torch.cat([a, self.b(a)], 1)
+        elif self.how == "transpose":
+            h = torch.cat([a.transpose(2, 3), x], 1)
+        elif self.how == "matmul":
+            h = torch.cat([a @ self.b(a), x], 1)
+        elif self.how == "fixed-view":
+            h = torch.cat([self.b(a).view(-1, 64), x.view(-1, 64)], 1)
+        elif self.how == "twice":
+            h = torch.cat([self.b(self.b(a)), x], 1)
+        elif self.how == "softmax":
+            h = torch.cat([F.softmax(self.b(a), 1), x], 1)
+        else:  # a grouped conv reads a
+            h = torch.cat([self.b(a), x], 1)
+        return self.fc2(F.relu(self.fc1(h.flatten(1))))
+
+
+@pytest.mark.parametrize("how, layer, why", [
+    ("cat", "a", "torch.cat"),
+    ("transpose", "a", ".transpose()"),
+    ("matmul", "a", "operator.matmul"),
+    ("fixed-view", "b", "fixed size"),
+    ("twice", "a", "called more than once"),
+    ("softmax", "b", "softmax"),
+    ("grouped", "a", "`b` (Conv2d), whose inside"),
+])
+def test_channel_mixing_ops_keep_their_layers_whole(how, layer, why):
+    model = Two(how, b_groups=4 if how == "grouped" else 1).eval()
+    x = torch.randn(2, 4, 4, 4)
+    plan = structured.plan(model, 0.5, x)
+    assert why in plan.skipped[layer]
+    assert "fc1" in plan.keep() and layer not in plan.keep()
+    small = structured.apply(model, plan)
+    with torch.no_grad():
+        assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-5)
+
+
+def test_shared_weights_and_direct_parameter_reads_are_kept_whole():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+            self.fc2.weight = self.fc1.weight
+
+        def forward(self, x):
+            h = F.relu(self.fc2(F.relu(self.fc1(x))))
+            return self.fc3(h) + F.linear(h, self.fc3.weight).sum()
+
+    with pytest.raises(ModelError, match=r"fc1: it is called more than once, shares a parameter.*"
+                                         r"fc2: it is called more than once"):
+        structured.plan(Tied(), 0.5, torch.randn(2, 4))
+
+
+def test_bad_arguments():
+    model, x = make("lenet5")
+    with pytest.raises(RecipeError, match="amount"):
+        structured.plan(model, 1.5, x)
+    with pytest.raises(ModelError, match="example_input must be a tensor"):
+        structured.plan(model, 0.5, [[1.0]])
+    with pytest.raises(ModelError, match=r"does not run on example_input of shape \(1, 3\)"):
+        structured.plan(model, 0.5, torch.randn(1, 3))
+    with pytest.raises(ModelError, match="plan does not fit"):
+        structured.apply(zoo.LeNet5((10, 50, 500)), structured.plan(model, 0.5, x))
