@@ -81,21 +81,26 @@ def test_mask_image_downsamples_by_blocks():
 
 
 def test_structured_masks_by_hand():
-    w1 = np.array([[3.0, 4.0], [0.1, 0.1], [1.0, 0.0]])  # row norms 5, 0.14, 1: pruning 1/3 drops row 1
-    w2 = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # last layer: rows kept, column 1 goes with unit 1
-    m = viz.structured_masks({"a.weight": w1, "a.bias": np.zeros(3), "b.weight": w2}, 1 / 3)
-    assert m["a.weight"].tolist() == [[True, True], [False, False], [True, True]]
-    assert m["b.weight"].tolist() == [[True, False, True], [True, False, True]]
-    # conv channels flattened into a Linear: each unit owns a group of 2 columns
-    c = np.array([[[[1.0]]], [[[0.5]]]])  # 2 filters: filter 1 is weaker
-    f = np.arange(8.0).reshape(2, 4)
-    m = viz.structured_masks({"c.weight": c, "f.weight": f}, 0.5)
-    assert m["c.weight"][:, 0, 0, 0].tolist() == [True, False]
-    assert m["f.weight"].tolist() == [[True, True, False, False]] * 2
+    mlp = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        mlp[0].weight.copy_(torch.tensor([[3.0, 4.0], [0.1, 0.1], [1.0, 0.0]]))  # norms 5, 0.14, 1: 1/3 drops row 1
+        mlp[2].weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))  # last layer: column 1 goes with unit 1
+    m = viz.structured_masks(mlp, 1 / 3, torch.zeros(1, 2))
+    assert list(m) == ["0.weight", "2.weight"]
+    assert m["0.weight"].tolist() == [[True, True], [False, False], [True, True]]
+    assert m["2.weight"].tolist() == [[True, False, True], [True, False, True]]
+    # conv channels flattened into a Linear: each channel owns a block of 2 columns (a 1x2 map)
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        cnn[0].weight.copy_(torch.tensor([1.0, 0.5]).view(2, 1, 1, 1))  # filter 1 is weaker
+    m = viz.structured_masks(cnn, 0.5, torch.zeros(1, 1, 1, 2))
+    assert m["0.weight"][:, 0, 0, 0].tolist() == [True, False]
+    assert m["2.weight"].tolist() == [[True, True, False, False]] * 2
 
 
 @pytest.mark.parametrize("name", ["lenet-300-100", "lenet-5"])
 def test_structured_masks_select_what_the_engine_keeps(name):
+    """The pages pass a sample model's dense weights; the masks select exactly the smaller model's weights."""
     model = ce.load_model(name)
     dense = {k: v.numpy() for k, v in model.state_dict().items()}
     for s in (0.3, 0.9):

@@ -13,8 +13,9 @@ import math
 import numpy as np
 import torch
 
-from ..core.prune import structured_keep
+from ..core import structured
 from ..core.quantize import qparams
+from . import zoo
 
 
 # -----------------------------------------------------------------------------
@@ -127,31 +128,23 @@ def mask_image(weight, max_side=300):
     return np.nanmean(blocks, axis=(1, 3)), (fr, fc)
 
 
-def structured_masks(dense_weights, sparsity):
-    """Which weights of the dense model structured pruning at `sparsity` keeps, in the dense shapes.
+def structured_masks(model, sparsity, example_input=None):
+    """Which weights of the dense model structured pruning at `sparsity` keeps, in the dense shapes:
+    {name: bool array} for every compressible weight (all True where a layer is kept whole).
 
-    Structured pruning removes whole hidden units: in each layer but the last, the rows with the
-    smallest L2 norms (prune.structured_keep, the engine's own choice), and with them the next
-    layer's input columns (a whole group of columns where conv channels are flattened into a
-    Linear: group = next layer's inputs / this layer's outputs). The compressible weights are taken
-    as a chain in model order, as for the engine's MLP and LeNet-5. Returns {name: bool array}.
+    The choice is the engine's own (compress_engine.core.structured): the units each group of coupled
+    layers keeps, traced through the model's graph, with the input columns of the layers that read
+    them. `model` is the dense nn.Module and `example_input` an input its forward takes; or, as the
+    pages hold a sample model, its dense weights {name: array}, rebuilt with zoo.infer_spec and traced
+    on one 28x28 image.
     """
-    names = compressible_names(dense_weights)
-    out, prev_keep, prev_units = {}, None, None
-    for i, name in enumerate(names):
-        w = np.asarray(dense_weights[name])
-        rows = np.arange(w.shape[0]) if i == len(names) - 1 else \
-            structured_keep(torch.from_numpy(np.ascontiguousarray(w)), sparsity).numpy()
-        if prev_keep is None:
-            cols = np.arange(w.shape[1])
-        else:
-            group = w.shape[1] // prev_units
-            cols = (prev_keep[:, None] * group + np.arange(group)).ravel()
-        m2 = np.zeros(w.shape[:2], dtype=bool)
-        m2[np.ix_(rows, cols)] = True
-        out[name] = np.broadcast_to(m2.reshape(m2.shape + (1,) * (w.ndim - 2)), w.shape).copy()
-        prev_keep, prev_units = rows, w.shape[0]
-    return out
+    if not isinstance(model, torch.nn.Module):
+        state = {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in model.items()}
+        model, example_input = zoo.from_state_dict(zoo.infer_spec(state), state), torch.zeros(1, 1, 28, 28)
+    kept = structured.masks(model, structured.plan(model, sparsity, example_input))
+    weights = {k: v.detach() for k, v in model.state_dict().items()}
+    return {name: kept[name].numpy() if name in kept else np.ones(weights[name].shape, dtype=bool)
+            for name in compressible_names(weights)}
 
 
 def layer_sparsity(metrics, dense_metrics=None):
