@@ -1,6 +1,7 @@
-"""Tests for compress_engine.core.encode: bit-exact round trips for every grid and layout, size claims
-(sparse beats dense, Huffman near the entropy bound and never worse than fixed width), and
-hostile artifacts (truncations, byte flips, random bytes, lying headers) -> ArtifactError only."""
+"""Tests for compress_engine.core.encode: bit-exact round trips for every grid, layout and dtype (a full
+state dict loads strictly into a fresh model), size claims (sparse beats dense, Huffman near the entropy
+bound and never worse than fixed width), format-version-2 artifacts still decoding, and hostile
+artifacts (truncations, byte flips, random bytes, lying headers of both versions) -> ArtifactError only."""
 
 import json
 import math
@@ -15,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors import safe_open
 
-from compress_engine.core.encode import (MAGIC, PREAMBLE, VERSION, Affine, Codebook, _huffman_lengths, _parse, _seal,
-                                    decode, encode, read_meta, size_breakdown)
+from torch import nn
+
+from compress_engine.core.encode import (DTYPES, HEADER_DICT, MAGIC, PREAMBLE, VERSION, Affine, Codebook, _parse,
+                                         _seal, decode, encode, read_meta, size_breakdown)
 from compress_engine.core.errors import ArtifactError
 from conftest import roundtrip, same
 
@@ -138,25 +141,158 @@ def test_large_tensor_crosses_chunks():
     assert size_breakdown(blob)["codes"] < 600 * 784 * 2 // 8
 
 
-def test_other_dtypes_and_meta():
+def test_meta_and_argument_errors():
     meta = {"spec": {"arch": "lenet-300-100"}, "recipe": {"sparsity": 0.9, "clusters": 16}}
-    t = {"n": torch.tensor([3, 0, -7]), "h": torch.tensor([0.5, -2.0], dtype=torch.float16)}
-    blob = encode(t, meta=meta)
+    blob = encode({"w": torch.ones(3)}, meta=meta)
     assert read_meta(blob) == meta and read_meta(encode({})) == {}
-    out = decode(blob)
-    assert out["n"].tolist() == [3.0, 0.0, -7.0] and out["n"].dtype == torch.float32
-    with pytest.raises(ArtifactError, match="exactly"):
-        encode({"x": torch.tensor([1.0 + 2 ** -40], dtype=torch.float64)})
     with pytest.raises(ArtifactError, match="unknown"):
         encode({"a": torch.zeros(2)}, {"b": None})
     with pytest.raises(ArtifactError):
         encode({"a": torch.zeros(2)}, meta={"x": object()})
 
 
+# ----------------------------------------------------------------------------- dtypes
+
+def exact(a, b):
+    """Same shape, same dtype and the same bytes (so -0.0, NaN payloads and subnormals count)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    bits = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[a.dtype.itemsize]
+    return torch.equal(a.contiguous().view(bits), b.contiguous().view(bits))
+
+
+def from_bits(patterns, dtype):
+    """A tensor of `dtype` from raw bit patterns of its width."""
+    np_bits = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[dtype.itemsize]
+    signed = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[dtype.itemsize]
+    arr = np.array(patterns, dtype=np.uint64).astype(np_bits)
+    return torch.from_numpy(arr.view({1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}[dtype.itemsize])).view(signed).view(dtype)
+
+
+def dtype_cases():
+    """Per dtype: hard values (signed zeros, NaN payloads, infinities, subnormals, extremes) and a
+    mostly-zero tensor (sparse layout)."""
+    cases = {
+        "float16": from_bits([0x8000, 0x0000, 0x7E01, 0xFE00, 0x7C01, 0x7C00, 0xFC00, 0x0001, 0x83FF, 0x7BFF], torch.float16),
+        "bfloat16": from_bits([0x8000, 0x7FC1, 0xFF81, 0x7F80, 0x0001, 0x807F, 0x7F7F, 0x3F80], torch.bfloat16),
+        "float64": from_bits([1 << 63, 0x7FF8000000000001, 0xFFF0000000000001, 0x7FF0000000000000, 1,
+                              0x800FFFFFFFFFFFFF, 0x3FF0000000000001], torch.float64),
+        "float32": from_bits([NEG0, 0x7FC00001, 0xFF800001, 1, 0x807FFFFF], torch.float32),
+    }
+    for dt in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
+        info = torch.iinfo(dt)
+        cases[str(dt).split(".")[1]] = torch.tensor([info.min, info.max, 0, -1 if info.min else 1, 1], dtype=dt)
+    cases["bool"] = torch.tensor([[True, False, True], [False, False, True]])
+    return cases
+
+
+NEG0 = 0x80000000
+
+
+def test_supported_dtypes_are_all_covered():
+    assert set(dtype_cases()) == set(DTYPES)
+
+
+@pytest.mark.parametrize("huffman", [False, True])
+def test_every_dtype_roundtrips_exactly(huffman):
+    """Every supported dtype comes back in its own dtype, bit for bit: dense, sparse (mostly zeros),
+    scalar, empty and multi-dimensional, in the original order."""
+    tensors = {}
+    for name, t in dtype_cases().items():
+        tensors[name] = t
+        z = torch.zeros(500, dtype=t.dtype)
+        z[[3, 250, 499]] = t.reshape(-1)[:3]
+        tensors[name + ".sparse"] = z.reshape(5, 100)
+        tensors[name + ".scalar"] = t.reshape(-1)[1].clone()
+        tensors[name + ".empty"] = torch.zeros(0, 3, dtype=t.dtype)
+        tensors[name + ".strided"] = t.reshape(-1).repeat(3)[::2]  # not contiguous
+    blob = encode(tensors, huffman=huffman)
+    out = decode(blob)
+    assert list(out) == list(tensors)
+    for k, t in tensors.items():
+        assert exact(out[k], t), k
+    per = size_breakdown(blob)["per_tensor"]
+    assert per["float64.sparse"]["index"] > 0 and per["float64.sparse"]["raw"] == 3 * 8  # sparse, own width
+    assert per["bool"]["raw"] + per["bool"]["index"] <= 6
+
+
+def test_float32_stays_the_default_and_integer_floats_are_not_converted():
+    out = decode(encode({"i": torch.tensor([3, 0, -7]), "x": torch.tensor([1.0 + 2 ** -40], dtype=torch.float64)}))
+    assert out["i"].dtype == torch.int64 and out["i"].tolist() == [3, 0, -7]
+    assert out["x"].dtype == torch.float64 and out["x"].item() == 1.0 + 2 ** -40
+
+
+def test_unsupported_dtypes_and_grids_on_other_dtypes_are_refused():
+    for t in (torch.zeros(2, dtype=torch.complex64), torch.zeros(2, dtype=torch.uint16),
+              torch.zeros(2, dtype=torch.float8_e4m3fn)):
+        with pytest.raises(ArtifactError, match=f"'odd'.*{str(t.dtype).split('.')[1]}"):
+            encode({"w": torch.ones(2), "odd": t})
+    with pytest.raises(ArtifactError, match="'h'.*float32.*float16"):
+        encode({"h": torch.ones(3, dtype=torch.float16)}, {"h": Codebook(np.ones(1, np.float32))})
+    with pytest.raises(ArtifactError, match="'i'.*float32.*int8"):
+        encode({"i": torch.ones(3, dtype=torch.int8)}, {"i": Affine(np.ones(1, np.float32), np.zeros(1), -8, 7)})
+
+
+class BNNet(nn.Module):
+    """Conv + BatchNorm + Linear with buffers of every other kind a state dict can carry."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(16, 3)
+        self.register_buffer("mask", torch.zeros(4, dtype=torch.bool))
+        self.register_buffer("ids", torch.zeros(5, dtype=torch.int32))
+        self.register_buffer("h16", torch.zeros(3, dtype=torch.float16))
+        self.register_buffer("bf", torch.zeros(3, dtype=torch.bfloat16))
+        self.register_buffer("scale64", torch.zeros(2, dtype=torch.float64))
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def test_batchnorm_state_dict_loads_strictly_into_a_fresh_model():
+    """The complete state dict (num_batches_tracked int64, running statistics, bool / int / half buffers)
+    with a Codebook conv and an Affine fc: decoded tensors equal the originals in value and dtype, and
+    load strictly into a fresh instance, which then computes exactly what the original did."""
+    torch.manual_seed(0)
+    net = BNNet()
+    net.train()
+    for _ in range(3):
+        net(torch.randn(8, 2, 4, 4))  # running stats move, num_batches_tracked = 3
+    net.mask[[0, 2]] = True
+    net.ids.copy_(torch.tensor([7, -2 ** 31, 2 ** 31 - 1, 0, 5]))
+    net.h16.copy_(torch.tensor([0.1, -0.0, 65504.0]))
+    net.bf.copy_(torch.tensor([1e-40, 3.0, -1.5]))
+    net.scale64.copy_(torch.tensor([1 / 3, -1e-310], dtype=torch.float64))
+    values = np.array([-0.5, 0.25, 0.75], np.float32)
+    with torch.no_grad():
+        net.conv.weight.copy_(torch.from_numpy(values[np.random.default_rng(0).integers(0, 3, (4, 2, 3, 3))]))
+        net.conv.weight[0] = 0.0
+        scale = np.full(3, 0.125, np.float32)
+        net.fc.weight.copy_(torch.randint(-8, 8, (3, 16)).float() * 0.125)
+    state = net.state_dict()
+    assert state["bn.num_batches_tracked"].dtype == torch.int64 and state["bn.num_batches_tracked"].item() == 3
+    grids = {"conv.weight": Codebook(values), "fc.weight": Affine(scale, np.zeros(3, np.int64), -8, 7)}
+    for huffman in (False, True):
+        out = decode(encode(state, grids, huffman=huffman))
+        assert list(out) == list(state)
+        for k, t in state.items():
+            assert exact(out[k], t), k
+        fresh = BNNet()
+        fresh.load_state_dict(out, strict=True)
+        for k, t in fresh.state_dict().items():
+            assert exact(t, state[k]), k
+        net.eval(), fresh.eval()
+        x = torch.randn(2, 2, 4, 4)
+        assert torch.equal(fresh(x), net(x))
+
+
 # ----------------------------------------------------------------------------- previous format
 
 DATA = Path(__file__).resolve().parent / "data"
 V2_FIXTURES = ["raw-mlp", "codebook-huffman", "affine"]
+HEADER_DICT_CRC = 0x4766D029
 
 
 @pytest.mark.parametrize("name", V2_FIXTURES)
@@ -176,6 +312,25 @@ def test_v2_artifacts_still_decode(name):
     parts = size_breakdown(blob)
     assert sum(parts[p] for p in ("header", "index", "codes", "codebook", "raw")) == len(blob)
     assert list(parts["per_tensor"]) == list(expected)
+
+
+@pytest.mark.parametrize("name", ["raw-mlp", "codebook-huffman"])
+def test_v3_is_no_larger_than_v2(name):
+    """The same float32 tensors, grids and meta re-encoded today: named fields and dtypes cost no bytes
+    (the header's preset dictionary pays for the names), the sections are the same."""
+    old = (DATA / f"v2-{name}.cpg").read_bytes()
+    meta, recs, _, _ = _parse(old)
+    tensors = decode(old)
+    grids = {r["name"]: Codebook(np.unique(tensors[r["name"]].numpy())) for r in recs if r["kind"] == "codebook"}
+    new = encode(tensors, grids, meta, huffman=name.endswith("huffman"))
+    assert {k: v for k, v in size_breakdown(new).items() if k != "header"} == \
+        {k: v for k, v in size_breakdown(old).items() if k != "header"}
+    assert len(new) <= len(old)
+
+
+def test_header_dictionary_is_frozen():
+    """Every version-3 header is compressed with HEADER_DICT: changing it breaks every artifact made."""
+    assert zlib.crc32(HEADER_DICT) == HEADER_DICT_CRC, "HEADER_DICT is part of format version 3: do not change it"
 
 
 # ----------------------------------------------------------------------------- grid checks
@@ -242,11 +397,10 @@ def test_huffman_near_entropy():
 
 
 def test_huffman_lengths_are_limited():
+    """Fibonacci counts would need codes longer than 15 bits: the limited code still round-trips."""
     fib = [1, 1]
     while len(fib) < 30:
         fib.append(fib[-1] + fib[-2])
-    lengths = _huffman_lengths(np.array(fib))
-    assert lengths.max() <= 15 and (2.0 ** -lengths.astype(float)).sum() <= 1
     values = np.arange(1, 31, dtype=np.float32)
     w = torch.from_numpy(np.repeat(values, np.minimum(fib, 20000)))
     roundtrip({"w": w}, {"w": Codebook(values)}, huffman=True)
@@ -256,9 +410,18 @@ def test_huffman_lengths_are_limited():
 
 def build(head, body=b"", magic=MAGIC, version=VERSION):
     """Hand-made artifact from a header object and body bytes, with a correct checksum: only the
-    decoder's own bounds checks stand between such a crafted file and the caller."""
-    h = zlib.compress(json.dumps(head).encode())
+    decoder's own bounds checks stand between such a crafted file and the caller. A version-3 header
+    is compressed with the format's preset dictionary, as encode does."""
+    z = zlib.compressobj(zdict=HEADER_DICT) if version == VERSION else zlib.compressobj()
+    h = z.compress(json.dumps(head).encode()) + z.flush()
     return container(len(h), h + body, magic, version)
+
+
+def header(blob):
+    """(header object, header length) of a version-3 artifact."""
+    hlen = struct.unpack("<I", blob[5:9])[0]
+    z = zlib.decompressobj(zdict=HEADER_DICT)
+    return json.loads(z.decompress(blob[PREAMBLE:PREAMBLE + hlen])), hlen
 
 
 def container(hlen, rest, magic=MAGIC, version=VERSION):
@@ -309,7 +472,7 @@ N_TRUNCATIONS = sum(len(b) + 1 for b in SMALL.values())
 
 def test_small_artifacts_cover_huffman():
     rec = _parse(SMALL["skewed-huffman"])[1][0]
-    assert rec["l"] == "s" and rec["cm"] > 0  # sparse, codes Huffman-coded
+    assert rec["layout"] == "sparse" and rec["code_coding"] != "fixed"  # codes Huffman-coded
     assert all(decode(b) for b in SMALL.values())
 
 
@@ -357,19 +520,20 @@ def test_checksum_message_and_old_versions():
     with pytest.raises(ArtifactError, match="version 1.*re-export"):
         decode(v1)
     with pytest.raises(ArtifactError, match="version 9"):
-        decode(build({"meta": {}, "t": []}, version=9))
+        decode(build({"meta": {}, "tensors": []}, version=9))
 
 
 def test_valid_checksum_does_not_bypass_the_checks():
     """A crafted file whose CRC is right is still refused when its header lies. And what the checksum
     is for: re-sealed bit flips in the sections mostly still decode, to other weights."""
     blob = SMALL["mixed"]
-    hlen = struct.unpack("<I", blob[5:9])[0]
-    head = json.loads(zlib.decompress(blob[PREAMBLE:PREAMBLE + hlen]))
+    head, hlen = header(blob)
     body = blob[PREAMBLE + hlen:]
-    for lie in ({"s": [2, 3]}, {"z": [10 ** 6] * 6}, {"m": 10 ** 6}, {"k": "r"}, {"cm": 1}):
+    assert decode(build(head, body)).keys() == decode(blob).keys()  # the untouched header is fine
+    for lie in ({"shape": [2, 3]}, {"sections": {"codes": 10 ** 6}}, {"nonzero": 10 ** 6}, {"kind": "raw"},
+                {"code_coding": "huffman"}, {"dtype": "float64"}, {"dtype": "int8"}):
         bad = json.loads(json.dumps(head))
-        bad["t"][0].update(lie)
+        bad["tensors"][0].update(lie)
         msg = refused(decode, build(bad, body))
         assert msg is not None and "checksum" not in msg, lie
     msg = refused(decode, build(head, body[:-1]))  # one byte short, re-sealed
@@ -411,9 +575,34 @@ def test_random_body_after_valid_header(data):
 
 
 def record(**kw):
+    """A version-2 record (one-letter keys); the lying-header cases below are written in this form."""
     rec = {"n": "w", "s": [4], "k": "r", "l": "d", "z": [0, 0, 0, 0, 0, 16]}
     rec.update(kw)
     return rec
+
+
+V3_KEYS = {"n": "name", "s": "shape", "k": "kind", "l": "layout", "z": "sections", "m": "nonzero", "b": "gap_bits",
+           "g": "gap_symbols", "gm": "gap_coding", "cm": "code_coding", "C": "channels", "q0": "q_low",
+           "nq": "q_levels", "sp": "extra"}
+V3_VALUES = {"k": {"r": "raw", "c": "codebook", "a": "affine"}, "l": {"d": "dense", "s": "sparse"},
+             "gm": {0: "fixed", 1: "huffman", 2: "huffman-zlib"}, "cm": {0: "fixed", 1: "huffman", 2: "huffman-zlib"}}
+SECTION_NAMES = ["codebook", "gap_table", "gaps", "code_table", "codes", "raw"]
+
+
+def to_v3(head):
+    """The same header in version 3 (named fields, float32): lies stay lies (unknown values kept)."""
+    def rec3(r):
+        if not isinstance(r, dict):
+            return r
+        out = {"dtype": "float32"}
+        for k, v in r.items():
+            if k in V3_VALUES and type(v) in (str, int) and v in V3_VALUES[k]:
+                v = V3_VALUES[k][v]
+            if k == "z" and isinstance(v, list) and len(v) == 6:
+                v = dict(zip(SECTION_NAMES, v))
+            out[V3_KEYS.get(k, k)] = v
+        return out
+    return {"meta": head["meta"], "tensors": [rec3(r) for r in head["t"]]}
 
 
 def lying(rec, body):
@@ -443,9 +632,11 @@ def lying(rec, body):
     lying(record(k="a", C=3, q0=0, nq=2, sp=[], cm=0, z=[24, 0, 0, 0, 1, 0]), b"\0" * 25),  # C != shape[0]
     lying(record(k="a", C=1, q0=0, nq=2, sp=[2 ** 40], cm=0, z=[8, 0, 0, 0, 1, 0]), b"\0" * 9),
 ])
-def test_lying_headers(head, body):
-    """Crafted headers with a correct checksum: refused by the bounds checks, not by the CRC."""
-    blob = build(head, body)
+@pytest.mark.parametrize("version", [2, 3])
+def test_lying_headers(head, body, version):
+    """Crafted headers with a correct checksum: refused by the bounds checks, not by the CRC, whether
+    written with version 2's one-letter keys or version 3's named fields."""
+    blob = build(head if version == 2 else to_v3(head), body, version=version)
     check_hostile(blob)
     with pytest.raises(ArtifactError) as e:
         decode(blob)
@@ -453,17 +644,68 @@ def test_lying_headers(head, body):
 
 
 def test_hand_made_huffman_artifact():
-    """The smallest valid Huffman artifact: 2 codebook entries, codes of 1 bit, 4 symbols."""
-    blob = build(*lying(record(k="c", z=[8, 0, 0, 1, 1, 0], cm=1),
-                        struct.pack("<2f", 0.5, -2.0) + b"\x11" + b"\x50"))
-    assert decode(blob)["w"].tolist() == [0.5, -2.0, 0.5, -2.0]
+    """The smallest valid Huffman artifact: 2 codebook entries, codes of 1 bit, 4 symbols (both versions)."""
+    head, body = lying(record(k="c", z=[8, 0, 0, 1, 1, 0], cm=1), struct.pack("<2f", 0.5, -2.0) + b"\x11" + b"\x50")
+    for blob in (build(head, body, version=2), build(to_v3(head), body)):
+        out = decode(blob)["w"]
+        assert out.tolist() == [0.5, -2.0, 0.5, -2.0] and out.dtype == torch.float32
+
+
+def raw3(**kw):
+    """A version-3 raw dense record of 4 elements."""
+    rec = {"name": "w", "shape": [4], "dtype": "float32", "kind": "raw", "layout": "dense", "sections": {"raw": 16}}
+    rec.update(kw)
+    return {"meta": {}, "tensors": [rec]}
+
+
+@pytest.mark.parametrize("head,body", [
+    (raw3(dtype="float128"), b"\0" * 16),                                        # unknown dtype name
+    (raw3(dtype="complex64", sections={"raw": 32}), b"\0" * 32),
+    (raw3(dtype=["float32"]), b"\0" * 16),                                       # not a string
+    (raw3(dtype=None), b"\0" * 16),
+    ({"meta": {}, "tensors": [{k: v for k, v in raw3()["tensors"][0].items() if k != "dtype"}]}, b"\0" * 16),
+    (raw3(dtype="float64"), b"\0" * 16),                                         # 16 bytes for 4 float64
+    (raw3(dtype="float16"), b"\0" * 16),                                         # ... for 4 float16
+    (raw3(dtype="bool"), b"\0" * 16),
+    (raw3(dtype="int8", sections={"raw": 3}), b"\0" * 3),
+    (raw3(dtype="int16", layout="sparse", nonzero=1, gap_bits=2, gap_symbols=1, gap_coding="fixed",
+          sections={"gaps": 1, "raw": 4}), b"\0" * 5),                          # 1 stored int16 in 4 bytes
+    (raw3(dtype="bool", sections={"raw": 4}), b"\0\1\2\1"),                    # bool byte 2
+    (raw3(dtype="bool", layout="sparse", nonzero=1, gap_bits=2, gap_symbols=1, gap_coding="fixed",
+          sections={"gaps": 1, "raw": 1}), b"\0\xff"),                          # stored bool 255
+    (raw3(dtype="int8", kind="codebook", code_coding="fixed", sections={"codebook": 8, "codes": 1}),
+     b"\0" * 9),                                                                 # grid on an int8 tensor
+    (raw3(dtype="float16", kind="affine", channels=1, q_low=0, q_levels=2, extra=[], code_coding="fixed",
+          sections={"codebook": 8, "codes": 1}), b"\0" * 9),
+    (raw3(sections={"raw": 16, "bogus": 0}), b"\0" * 16),                        # unknown section
+    (raw3(sections=[0, 0, 0, 0, 0, 16]), b"\0" * 16),                           # version 2's list
+    (raw3(kind="r"), b"\0" * 16),                                                # version 2's value
+    (raw3(layout="sparse", nonzero=1, gap_bits=2, gap_symbols=1, gap_coding=0, sections={"gaps": 1, "raw": 4}),
+     b"\0" * 5),                                                                 # coding as an int
+    ({"meta": {}, "t": raw3()["tensors"]}, b"\0" * 16),                          # version 2's list key
+])
+def test_lying_v3_headers(head, body):
+    """Version-3 headers that lie about dtypes (names, itemsize vs section lengths, bool bytes, grids on
+    other dtypes) or mix in version 2's spellings: ArtifactError, not the CRC."""
+    blob = build(head, body)
+    check_hostile(blob)
+    with pytest.raises(ArtifactError) as e:
+        decode(blob)
+    assert "checksum" not in str(e.value)
+
+
+def test_v2_records_cannot_claim_a_dtype():
+    """Version 2 stored float32 only: a dtype field in a version-2 record is ignored."""
+    head, body = lying(record(dtype="float64"), struct.pack("<4f", 1, 2, 3, 4))
+    out = decode(build(head, body, version=2))["w"]
+    assert out.dtype == torch.float32 and out.tolist() == [1, 2, 3, 4]
 
 
 def test_container_errors():
-    ok = build({"meta": {}, "t": []})
+    ok = build({"meta": {}, "tensors": []})
     assert decode(ok) == {} and size_breakdown(ok)["header"] == len(ok)
     assert size_breakdown(ok)["header"] == PREAMBLE + struct.unpack("<I", ok[5:9])[0]
-    for bad in (b"", b"CPG", b"XXXX" + ok[4:], build({"meta": {}, "t": []}, version=9), "not bytes", None,
+    for bad in (b"", b"CPG", b"XXXX" + ok[4:], build({"meta": {}, "tensors": []}, version=9), "not bytes", None,
                 MAGIC + bytes([VERSION]) + b"\0" * 7):
         with pytest.raises(ArtifactError):
             decode(bad)

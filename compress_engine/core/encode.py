@@ -1,34 +1,46 @@
-"""Deep Compression stage 3: store (pruned, shared or quantized) weights in as few bytes as possible.
+"""The artifact: every tensor of a state dict in as few bytes as possible, back exactly (Deep Compression stage 3).
 
 The size of a compressed model everywhere in the product is len(encode(...)), and decode gives back
-every float32 weight bit for bit. Per tensor we pick whichever layout is smallest:
+every tensor bit for bit, in its own dtype (float32, float16, bfloat16, float64, int8/16/32/64, uint8,
+bool), so a decoded state dict loads strictly into a fresh instance of the model. Per tensor we pick
+whichever layout is smallest:
 
-- dense:  every element gets a value: raw float32, or a code into the tensor's value table;
-- sparse: only elements whose bit pattern is not +0.0 are stored (so -0.0 survives), their
-  positions as relative indices (the count of zeros before each, in b bits; the all-ones symbol
-  is an escape meaning "skip 2**b - 1 zeros, no element here"), as in Deep Compression;
+- dense:  every element gets a value: its raw bytes, or a code into the tensor's value table;
+- sparse: only elements whose bit pattern is not all zeros are stored (so -0.0 survives), their
+  positions as relative indices (entropy.py: gaps of b bits with an escape symbol);
 - the code stream and the gap stream are each fixed-width bit-packed, or with huffman=True
-  canonical-Huffman coded when that is smaller (code lengths <= 15 bits, so decode is a
-  2**15-entry table lookup per symbol).
+  canonical-Huffman coded when that is smaller (entropy.py).
 
-A Codebook grid is stored as the table of the values actually used; an Affine grid as its
-scale and zero point per channel plus codes q - q0. The two signed zeros are always allowed,
-as extra table entries when the grid cannot express them.
+Grids apply to float32 tensors only. A Codebook grid is stored as the table of the values actually
+used; an Affine grid as its scale and zero point per channel plus codes q - q_low. The two signed
+zeros are always allowed, as extra values when the grid cannot express them. Every other tensor is
+stored raw, in its own little-endian bytes.
 
-Container (format version 2): b"CPG1", a version byte, a little-endian u32 header length, a
-little-endian u32 CRC-32 (zlib.crc32) of every other byte of the artifact, a zlib-compressed JSON
-header {"meta": ..., "t": [tensor records]}, then for each tensor six sections back to back:
-codebook (values f32, or scales f32 + zero points i32), gap Huffman table, gap stream,
-code Huffman table, code stream, raw float32 values. A record holds name "n", shape "s",
-kind "k" (r raw / c codebook / a affine), layout "l" (d / s), section lengths "z", and:
-sparse: "m" non-zeros, "b" gap bits, "g" gap symbols, "gm" gap mode; coded: "cm" code mode
-(0 fixed width, 1 Huffman with a nibble table, 2 Huffman with a zlib'd nibble table);
-affine: "C" channels, "q0" lowest q, "nq" q values, "sp" extra values (float32 bit patterns).
-decode / read_meta / size_breakdown take untrusted bytes. The checksum comes first: without it about
-half of all single-byte changes past the preamble (nearly all inside a code stream) still decoded,
-to other weights. Then every
-size is checked against the blob before anything is allocated (a crafted file can carry a valid
-checksum), and anything wrong raises ArtifactError. Version 1 (no checksum) is refused.
+Container (format version 3): b"CPG1", a version byte, a little-endian u32 header length, a
+little-endian u32 CRC-32 (zlib.crc32) of every other byte of the artifact, a JSON header
+{"meta": ..., "tensors": [records]} zlib-compressed with the preset dictionary HEADER_DICT (so the
+readable field names cost no more than one-letter ones did), then each tensor's sections back to back
+in the order of SECTIONS. A record's fields:
+
+  name, shape, dtype           the tensor (dtype one of DTYPES)
+  kind                         "raw" | "codebook" | "affine"
+  layout                       "dense" | "sparse"
+  sections                     {section name: byte length}, zero-length sections left out
+  sparse:  nonzero             stored elements
+           gap_bits            b, the width of a relative index (1..16)
+           gap_symbols         symbols in the gap stream (elements + escapes)
+           gap_coding          "fixed" | "huffman" | "huffman-zlib" (entropy.MODES)
+  coded:   code_coding         as gap_coding, for the code stream
+  affine:  channels            scale / zero point pairs (1, or shape[0])
+           q_low, q_levels     codes 0..q_levels-1 stand for q = q_low + code
+           extra               values (float32 bit patterns) after the grid's: the signed zeros it lacks
+
+Version 2 (one-letter record keys, float32 only) is still read: _from_v2 maps its records to this
+form. decode / read_meta / size_breakdown take untrusted bytes. The checksum comes first: without it
+about half of all single-byte changes past the preamble (nearly all inside a code stream) still
+decoded, to other weights. Then every size is checked against the blob before anything is allocated
+(a crafted file can carry a valid checksum), and anything wrong raises ArtifactError. Version 1 (no
+checksum) is refused.
 """
 
 import json
@@ -40,20 +52,41 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from compress_engine.core import entropy
+from compress_engine.core.entropy import CorruptStream, MODES
 from compress_engine.core.errors import ArtifactError
 
 MAGIC = b"CPG1"
-VERSION = 2
+VERSION = 3  # what encode writes; decode also reads version 2
 PREAMBLE = 13  # magic 4, version 1, header length u32 at [5:9], CRC-32 u32 at [9:13]
 MAX_ELEMENTS = 50_000_000  # total over all tensors an artifact may claim
 MAX_NDIM = 16
 MAX_TENSORS = 100_000
 MAX_HEADER = 16 << 20  # decompressed JSON header bytes
 MAX_SYMBOLS = 65538  # 65536 grid values + the two signed zeros
-HUFF_BITS = 15  # longest Huffman code; decode looks up 15-bit windows
-CHUNK = 1 << 18  # elements (or bits) processed per vectorised step, bounds temporary memory
 NEG_ZERO = 0x80000000
-SECTIONS = ("codebook", "index", "index", "codes", "codes", "raw")  # part each section counts in
+# Sections of a tensor, in blob order, and the size_breakdown part each counts in.
+SECTIONS = {"codebook": "codebook", "gap_table": "index", "gaps": "index", "code_table": "codes",
+            "codes": "codes", "raw": "raw"}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+          "float64": torch.float64, "int8": torch.int8, "int16": torch.int16, "int32": torch.int32,
+          "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}  # an element's bit pattern, numpy side
+_TORCH_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # same width, torch side
+_SIGNED = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}  # numpy twins of _TORCH_BITS
+# zlib preset dictionary of the version-3 header: part of the format, never to be changed. Field names,
+# values and common state-dict names; the most frequent (a raw dense float32 record) last, nearest.
+HEADER_DICT = (
+    b'running_mean running_var num_batches_tracked in_proj_weight embedding downsample conv bn fc '
+    b'"dtype":"int64""dtype":"float16""dtype":"bfloat16""dtype":"float64""dtype":"bool""dtype":"uint8"'
+    b'"kind":"affine","layout":"sparse","channels":,"q_low":,"q_levels":,"extra":[]'
+    b'"gap_coding":"huffman-zlib""code_coding":"huffman-zlib""code_coding":"huffman"'
+    b'"kind":"codebook","layout":"dense","nonzero":,"gap_bits":,"gap_symbols":,"gap_coding":"fixed",'
+    b'"code_coding":"fixed","sections":{"codebook":,"gap_table":,"gaps":,"code_table":,"codes":,"raw":}}'
+    b'{"meta":{"spec":{},"recipe":{}},"tensors":[{"name":".weight","shape":[],"dtype":"float32",'
+    b'"kind":"raw","layout":"dense","sections":{"raw":}},{"name":".bias","shape":[],"dtype":"float32",'
+    b'"kind":"raw","layout":"dense","sections":{"raw":}},{"name":"')
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,230 +108,14 @@ def _fail(msg):
     raise ArtifactError(msg)
 
 
-# ----------------------------------------------------------------------------- bit packing
-
-def _width(k):
-    """Bits of a fixed-width code for an alphabet of k symbols (at least 1)."""
-    return max(1, (int(k) - 1).bit_length())
+def _le(v):
+    """Little-endian bytes of unsigned bit patterns (or int32 zero points)."""
+    return v.astype(v.dtype.newbyteorder("<")).tobytes()
 
 
-def _pack_fixed(vals, width):
-    """Bit-pack non-negative ints MSB first, `width` (<= 17) bits each (chunks of CHUNK keep bytes aligned)."""
-    out = []
-    for a in range(0, len(vals), CHUNK):
-        bits = np.unpackbits(vals[a:a + CHUNK].astype(">u4").view(np.uint8)).reshape(-1, 32)
-        out.append(np.packbits(bits[:, 32 - width:].ravel()).tobytes())
-    return b"".join(out)
-
-
-def _unpack_fixed(data, count, width):
-    """Inverse of _pack_fixed; the caller has checked len(data) == ceil(count * width / 8), width <= 17."""
-    buf = np.frombuffer(bytes(data) + b"\0\0", np.uint8)
-    out = np.empty(count, np.int64)
-    for a in range(0, count, CHUNK):
-        o = np.arange(a, min(count, a + CHUNK), dtype=np.int64) * width
-        by = o >> 3
-        win = (buf[by].astype(np.int64) << 16) | (buf[by + 1].astype(np.int64) << 8) | buf[by + 2]
-        out[a:a + len(o)] = (win >> (24 - width - (o & 7))) & ((1 << width) - 1)
-    return out
-
-
-# ----------------------------------------------------------------------------- canonical Huffman
-
-def _tree_depths(w):
-    """Leaf depths of a Huffman tree over ascending weights w (two-queue method, O(n))."""
-    n = len(w)
-    parent, inner, i, j = [0] * (2 * n - 1), [], 0, 0
-    for k in range(n - 1):
-        total = 0
-        for _ in range(2):
-            if i < n and (j >= len(inner) or w[i] <= inner[j]):
-                node, x, i = i, w[i], i + 1
-            else:
-                node, x, j = n + j, inner[j], j + 1
-            parent[node] = n + k
-            total += x
-        inner.append(total)
-    depth = [0] * (2 * n - 1)
-    for node in range(2 * n - 3, -1, -1):
-        depth[node] = depth[parent[node]] + 1
-    return depth[:n]
-
-
-def _huffman_lengths(counts):
-    """Code length per symbol (0 = unused), all <= HUFF_BITS, halving counts until they fit; None if impossible."""
-    used = np.flatnonzero(counts)
-    lengths = np.zeros(len(counts), np.uint8)
-    if used.size == 1:
-        lengths[used] = 1
-        return lengths
-    if used.size == 0 or used.size > 1 << HUFF_BITS:
-        return None
-    c = counts[used].astype(np.int64)
-    while True:
-        order = np.argsort(c, kind="stable")
-        depth = np.array(_tree_depths(c[order].tolist()))
-        if depth.max() <= HUFF_BITS:
-            lengths[used[order]] = depth
-            return lengths
-        c = (c + 1) >> 1
-
-
-def _canonical(lengths):
-    """Canonical code as intervals: symbols sorted by (length, symbol) own consecutive slices of [0, 2**15)."""
-    syms = np.flatnonzero(lengths)
-    lens = lengths[syms].astype(np.int64)
-    order = np.lexsort((syms, lens))
-    syms, lens = syms[order], lens[order]
-    span = np.int64(1) << (HUFF_BITS - lens)
-    return syms, lens, np.cumsum(span) - span, span
-
-
-def _pack_table(lengths):
-    """Code lengths as nibbles, zlib'd when that is smaller -> (mode 1 or 2, bytes)."""
-    nib = np.zeros(len(lengths) + (len(lengths) & 1), np.uint8)
-    nib[:len(lengths)] = lengths
-    raw = ((nib[0::2] << 4) | nib[1::2]).tobytes()
-    z = zlib.compress(raw, 9)
-    return (2, z) if len(z) < len(raw) else (1, raw)
-
-
-def _inflate(data, limit, what):
-    """zlib-decompress untrusted bytes, refusing more than `limit` bytes of output or trailing input."""
-    d = zlib.decompressobj()
-    try:
-        out = d.decompress(bytes(data), limit + 1)
-    except zlib.error as e:
-        _fail(f"{what}: corrupt zlib data ({e})")
-    if len(out) > limit or not d.eof or d.unused_data:
-        _fail(f"{what}: zlib data is truncated, too long or followed by garbage")
-    return out
-
-
-def _read_table(data, mode, k, what):
-    """Parse a Huffman table (nibble code lengths for k symbols) and check it is a prefix code."""
-    need = (k + 1) // 2
-    if mode == 2:
-        data = _inflate(data, need, what)
-    if len(data) != need:
-        _fail(f"{what}: Huffman table has {len(data)} bytes, expected {need}")
-    a = np.frombuffer(bytes(data), np.uint8)
-    lengths = np.empty(2 * need, np.uint8)
-    lengths[0::2], lengths[1::2] = a >> 4, a & 15
-    if lengths[k:].any() or not lengths.any():
-        _fail(f"{what}: Huffman table is empty or has lengths for symbols past the alphabet")
-    lengths = lengths[:k]
-    _, _, start, span = _canonical(lengths)
-    if start[-1] + span[-1] > 1 << HUFF_BITS:
-        _fail(f"{what}: Huffman code lengths are not a valid prefix code")
-    return lengths
-
-
-def _huff_encode(syms, lengths):
-    """Emit the canonical codes of `syms`, vectorised: each code is the top bits of its 15-bit interval start."""
-    cs, cl, start, _ = _canonical(lengths)
-    code_of = np.zeros(len(lengths), ">u2")
-    len_of = np.zeros(len(lengths), np.uint8)
-    code_of[cs], len_of[cs] = start << 1, cl  # MSB-aligned in 16 bits
-    cols = np.arange(16, dtype=np.uint8)
-    bits = []
-    for a in range(0, len(syms), CHUNK):
-        s = syms[a:a + CHUNK]
-        mat = np.unpackbits(code_of[s].view(np.uint8)).reshape(-1, 16)
-        bits.append(mat[cols < len_of[s][:, None]])
-    return np.packbits(np.concatenate(bits)).tobytes()
-
-
-def _huff_decode(data, lengths, count, what):
-    """Decode `count` symbols: per symbol one table lookup on the next 15 bits (windows built vectorised)."""
-    syms, lens, start, span = _canonical(lengths)
-    filled = int(start[-1] + span[-1])
-    sym_tab = np.zeros(1 << HUFF_BITS, np.int64)
-    len_tab = np.zeros(1 << HUFF_BITS, np.int64)
-    sym_tab[:filled], len_tab[:filled] = np.repeat(syms, span), np.repeat(lens, span)
-    nbits = 8 * len(data)
-    buf = np.frombuffer(bytes(data) + b"\0\0", np.uint8)
-    out, p, got = [], 0, 0
-    while got < count:
-        if p >= nbits:
-            _fail(f"{what}: Huffman stream ends after {got} of {count} symbols")
-        q = np.arange(p, min(nbits, p + CHUNK), dtype=np.int64)
-        by = q >> 3
-        win = (buf[by].astype(np.int64) << 16) | (buf[by + 1].astype(np.int64) << 8) | buf[by + 2]
-        v = (win >> (24 - HUFF_BITS - (q & 7))) & ((1 << HUFF_BITS) - 1)
-        lens_at = len_tab[v].tolist()
-        i, k, lim, need, hits = 0, 0, len(q), count - got, []
-        while i < lim and k < need:
-            step = lens_at[i]
-            if not step:
-                _fail(f"{what}: bit pattern that is no Huffman code")
-            hits.append(i)
-            i += step
-            k += 1
-        out.append(sym_tab[v[hits]])
-        p, got = p + i, got + k
-    if p > nbits or (p + 7) // 8 != len(data):
-        _fail(f"{what}: Huffman stream length does not match its {count} symbols")
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
-
-
-# ----------------------------------------------------------------------------- stream choice
-
-def _stream_plan(hist, width, huffman):
-    """Cheapest coding of a symbol stream with histogram `hist`: dict(mode, size, lengths, table, fixed size)."""
-    count = int(hist.sum())
-    fixed = (count * width + 7) // 8
-    best = dict(mode=0, size=fixed, lengths=None, table=b"", fixed=fixed)
-    if huffman and count:
-        lengths = _huffman_lengths(hist)
-        if lengths is not None:
-            mode, table = _pack_table(lengths)
-            size = (int(np.dot(hist.astype(np.int64), lengths)) + 7) // 8 + len(table)
-            if size < best["size"]:
-                best = dict(mode=mode, size=size, lengths=lengths, table=table, fixed=fixed)
-    return best
-
-
-def _stream_bytes(plan, syms, width):
-    """Build (table, stream) bytes for a plan from _stream_plan."""
-    if plan["mode"] == 0:
-        return b"", _pack_fixed(syms, width)
-    return plan["table"], _huff_encode(syms, plan["lengths"])
-
-
-def _gap_plan(pos, huffman):
-    """Best gap bits b (1..16) and stream coding for sparse positions, by exact cost for every b.
-
-    "fixed" is the best size without Huffman, so encode knows what Huffman saved."""
-    d = np.diff(pos, prepend=-1) - 1  # zeros before each non-zero
-    if d.size == 0:
-        return dict(b=1, g=0, mode=0, size=0, lengths=None, table=b"", d=d, fixed=0)
-    dmax, best, fixed = int(d.max()), None, None
-    for b in range(1, 17):
-        e = (1 << b) - 1
-        q = d // e
-        esc = int(q.sum())
-        if huffman:
-            hist = np.bincount(d - q * e, minlength=e + 1)
-            hist[e] += esc
-            plan = _stream_plan(hist, b, True)
-        else:
-            plan = _stream_plan(np.array([d.size + esc]), b, False)
-        fixed = plan["fixed"] if fixed is None else min(fixed, plan["fixed"])
-        if best is None or plan["size"] < best["size"]:
-            best = dict(plan, b=b, g=d.size + esc, d=d)
-        if e > dmax:  # no escapes from here on: wider gaps only cost more
-            break
-    return dict(best, fixed=fixed)
-
-
-def _gap_symbols(d, b):
-    """Gap stream for width b: each gap d becomes d // E escapes then d % E (E = 2**b - 1)."""
-    e = (1 << b) - 1
-    q = d // e
-    syms = np.full(int(d.size + q.sum()), e, np.int64)
-    syms[np.cumsum(q + 1) - 1] = d - q * e
-    return syms
+def _from_le(data, size):
+    """Native-order unsigned array of `size`-byte elements from little-endian bytes."""
+    return np.frombuffer(data, np.dtype(_UINT[size]).newbyteorder("<")).astype(_UINT[size])
 
 
 # ----------------------------------------------------------------------------- value tables per grid
@@ -310,19 +127,9 @@ def _check_grid(name, nz_bits, ok):
         _fail(f"tensor {name!r}: {off} non-zero element(s) are not on its grid (not exactly representable)")
 
 
-def _le32(v):
-    """Little-endian bytes of 32-bit values (float32 bit patterns, int32)."""
-    return v.astype("<u4").tobytes()
-
-
 def _coded(table, fields, hist, codes):
-    """One layout's value description: codebook-section bytes, header fields, symbol histogram, codes."""
+    """One layout's value description: codebook-section bytes, record fields, symbol histogram, codes."""
     return dict(table=table, fields=fields, hist=hist, codes=codes, k=len(hist))
-
-
-def _raw_values(bits, pos):
-    """Grid None: values are raw float32, for every element (dense) or the non-zeros (sparse)."""
-    return {"d": dict(raw=bits, count=bits.size), "s": dict(raw=bits[pos], count=pos.size)}
 
 
 def _codebook_values(name, grid, bits, pos):
@@ -351,8 +158,8 @@ def _codebook_values(name, grid, bits, pos):
         c[pos] = codes
         return c
 
-    return {"d": _coded(_le32(dense_table), {}, dense_hist, dense_codes),
-            "s": _coded(_le32(table), {}, hist, lambda: codes)}
+    return {"dense": _coded(_le(dense_table), {}, dense_hist, dense_codes),
+            "sparse": _coded(_le(table), {}, hist, lambda: codes)}
 
 
 def _affine_grid(name, grid, shape):
@@ -382,7 +189,7 @@ def _affine_value(d, scale):
 
 
 def _affine_values(name, grid, shape, bits, pos):
-    """Affine grid: codes are q - q0; zeros use q = zp when that is exact, else extra table entries."""
+    """Affine grid: codes are q - q_low; zeros use q = zp when that is exact, else extra values."""
     scale, zp, qmin, qmax = _affine_grid(name, grid, shape)
     n, nch = bits.size, scale.size
     row = n // nch if nch > 1 else max(n, 1)
@@ -397,7 +204,7 @@ def _affine_values(name, grid, shape, bits, pos):
     negz = not ok.all()
     zeros = (row - np.bincount(ch, minlength=nch)) if n else np.zeros(nch, np.int64)
     zexact = (zp >= qmin) & (zp <= qmax) & (_affine_value(np.zeros(nch), scale).view(np.uint32) == 0)
-    params = scale.astype("<f4").tobytes() + zp.astype("<i4").tobytes()
+    params = _le(scale.view(np.uint32)) + _le(zp.astype(np.int32))
 
     def layout(dense):
         qs = q[ok]
@@ -420,63 +227,69 @@ def _affine_values(name, grid, shape, bits, pos):
             c[pos] = nzc
             return c
 
-        fields = {"C": nch if nq else 1, "q0": q0, "nq": nq, "sp": sp}
+        fields = {"channels": nch if nq else 1, "q_low": q0, "q_levels": nq, "extra": sp}
         return _coded(params if nq else b"", fields, hist, codes)
 
-    return {"d": layout(True), "s": layout(False)}
+    return {"dense": layout(True), "sparse": layout(False)}
 
 
 # ----------------------------------------------------------------------------- encode
 
-def _as_float32(name, t):
-    """A tensor as a contiguous float32 numpy array; other dtypes only if converting is exact."""
-    t = torch.as_tensor(t).detach().cpu()
-    if t.dtype != torch.float32:
-        f = t.to(torch.float32) if not t.is_complex() else None
-        if f is None or not torch.equal(f.to(t.dtype), t):
-            _fail(f"tensor {name!r}: dtype {t.dtype} cannot be stored exactly as float32")
-        t = f
-    return t.contiguous().numpy()
+def _element_bits(name, t):
+    """A tensor's elements as unsigned bit patterns of its own width -> (flat array, shape, dtype name)."""
+    t = torch.as_tensor(t)
+    dtype = DTYPE_NAMES.get(t.dtype)
+    if dtype is None or t.layout != torch.strided:
+        _fail(f"tensor {name!r}: dtype {t.dtype} ({t.layout}) cannot be stored; supported: {', '.join(DTYPES)}")
+    t = t.detach().cpu().contiguous()
+    size = t.dtype.itemsize
+    return t.view(_TORCH_BITS[size]).numpy().reshape(-1).view(_UINT[size]), tuple(t.shape), dtype
 
 
 def _encode_tensor(name, t, grid, huffman):
-    """Pick the smallest layout for one tensor -> (header record, six section bytes, best size without Huffman)."""
-    w = _as_float32(name, t)
-    bits = w.reshape(-1).view(np.uint32)
+    """Pick the smallest layout for one tensor -> (record, its non-empty sections' bytes in SECTIONS order,
+    best size without Huffman)."""
+    bits, shape, dtype = _element_bits(name, t)
     pos = np.flatnonzero(bits)
+    if grid is not None and dtype != "float32":
+        _fail(f"tensor {name!r}: a {type(grid).__name__} grid applies only to float32 tensors, this one is {dtype}")
     if grid is None:
-        kind, vals = "r", _raw_values(bits, pos)
+        kind, vals = "raw", None
     elif isinstance(grid, Codebook):
-        kind, vals = "c", _codebook_values(name, grid, bits, pos)
+        kind, vals = "codebook", _codebook_values(name, grid, bits, pos)
     elif isinstance(grid, Affine):
-        kind, vals = "a", _affine_values(name, grid, w.shape, bits, pos)
+        kind, vals = "affine", _affine_values(name, grid, shape, bits, pos)
     else:
         _fail(f"tensor {name!r}: grid must be Codebook, Affine or None, got {type(grid).__name__}")
     best, fixed = None, []
-    for layout in ("d", "s"):
-        v = vals[layout]
-        gap = _gap_plan(pos, huffman) if layout == "s" else dict(size=0, fixed=0)
-        stream = dict(size=4 * v["count"], fixed=4 * v["count"]) if kind == "r" else \
-            _stream_plan(v["hist"], _width(v["k"]), huffman)
-        table = 0 if kind == "r" else len(v["table"])
+    for layout in ("dense", "sparse"):
+        gap = entropy.gap_plan(pos, huffman) if layout == "sparse" else dict(size=0, fixed=0)
+        if kind == "raw":
+            v, table = None, 0
+            stream = dict(size=bits.itemsize * (pos.size if layout == "sparse" else bits.size))
+            stream["fixed"] = stream["size"]
+        else:
+            v = vals[layout]
+            table = len(v["table"])
+            stream = entropy.stream_plan(v["hist"], entropy.width(v["k"]), huffman)
         size = table + stream["size"] + gap["size"]
         fixed.append(table + stream["fixed"] + gap["fixed"])
         if best is None or size < best[0]:
-            best = (size, layout, v, gap if layout == "s" else None, stream)
+            best = (size, layout, v, gap, stream)
     _, layout, v, gap, stream = best
-    rec = {"n": name, "s": list(w.shape), "k": kind, "l": layout}
-    sec = [b""] * 6
-    if gap:
-        rec.update(m=int(pos.size), b=gap["b"], g=gap["g"], gm=gap["mode"])
-        sec[1], sec[2] = _stream_bytes(gap, _gap_symbols(gap["d"], gap["b"]), gap["b"])
-    if kind == "r":
-        sec[5] = _le32(v["raw"])
+    rec = {"name": name, "shape": list(shape), "dtype": dtype, "kind": kind, "layout": layout}
+    sec = {}
+    if layout == "sparse":
+        rec.update(nonzero=int(pos.size), gap_bits=gap["b"], gap_symbols=gap["g"], gap_coding=gap["mode"])
+        sec["gap_table"], sec["gaps"] = entropy.stream_bytes(gap, entropy.gap_symbols(gap["d"], gap["b"]), gap["b"])
+    if kind == "raw":
+        sec["raw"] = _le(bits[pos] if layout == "sparse" else bits)
     else:
-        rec.update(v["fields"], cm=stream["mode"])
-        sec[0] = v["table"]
-        sec[3], sec[4] = _stream_bytes(stream, v["codes"](), _width(v["k"]))
-    rec["z"] = [len(x) for x in sec]
-    return rec, sec, min(fixed)
+        rec.update(v["fields"], code_coding=stream["mode"])
+        sec["codebook"] = v["table"]
+        sec["code_table"], sec["codes"] = entropy.stream_bytes(stream, v["codes"](), entropy.width(v["k"]))
+    rec["sections"] = {k: len(sec[k]) for k in SECTIONS if sec.get(k)}
+    return rec, [sec[k] for k in SECTIONS if sec.get(k)], min(fixed)
 
 
 def _checksum(blob):
@@ -494,10 +307,11 @@ def _seal(blob):
 def _assemble(meta, records, sections):
     """Container bytes: magic, version, u32 header length, u32 CRC-32, zlib JSON header, sections."""
     try:
-        text = json.dumps({"meta": meta, "t": records}, separators=(",", ":"))
+        text = json.dumps({"meta": meta, "tensors": records}, separators=(",", ":"))
     except (TypeError, ValueError) as e:
         _fail(f"meta must be JSON-serialisable: {e}")
-    head = zlib.compress(text.encode("utf-8"), 9)
+    z = zlib.compressobj(9, zdict=HEADER_DICT)
+    head = z.compress(text.encode("utf-8")) + z.flush()
     return _seal(b"".join([MAGIC, bytes([VERSION]), struct.pack("<I", len(head)), b"\0" * 4, head] + sections))
 
 
@@ -513,11 +327,12 @@ def _encode(tensors, grids, meta, huffman):
 
 
 def encode(tensors, grids=None, meta=None, huffman=False):
-    """Serialize named tensors as the smallest artifact we can make; decode() restores them bit-exactly.
+    """Serialize named tensors as the smallest artifact we can make; decode() restores them bit-exactly,
+    each in its own dtype (DTYPES; anything else is an ArtifactError naming the tensor).
 
-    grids[name] (Codebook / Affine / None) says how the non-zero elements are represented; encode
-    computes the codes and refuses (ArtifactError) any element that is not exactly on its grid.
-    meta is any JSON-able dict (architecture, recipe), returned by read_meta().
+    grids[name] (Codebook / Affine / None, float32 tensors only) says how the non-zero elements are
+    represented; encode computes the codes and refuses (ArtifactError) any element that is not exactly
+    on its grid. meta is any JSON-able dict (architecture, recipe), returned by read_meta().
     """
     grids = dict(grids or {})
     meta = {} if meta is None else meta
@@ -542,76 +357,109 @@ def encode(tensors, grids=None, meta=None, huffman=False):
 
 # ----------------------------------------------------------------------------- parse (untrusted)
 
+_V2_KEYS = {"n": "name", "s": "shape", "k": "kind", "l": "layout", "z": "sections", "m": "nonzero",
+            "b": "gap_bits", "g": "gap_symbols", "gm": "gap_coding", "cm": "code_coding", "C": "channels",
+            "q0": "q_low", "nq": "q_levels", "sp": "extra"}
+_V2_VALUES = {"kind": {"r": "raw", "c": "codebook", "a": "affine"}, "layout": {"d": "dense", "s": "sparse"},
+              "gap_coding": dict(enumerate(MODES)), "code_coding": dict(enumerate(MODES))}
+
+
+def _from_v2(rec):
+    """A version-2 record (one-letter keys, float32 only, six section lengths in a list) in the named
+    form; values it cannot map become None, so _check_record refuses them as it would in version 3."""
+    if not isinstance(rec, dict):
+        return rec
+    out = {"dtype": "float32"}
+    for key, v in rec.items():
+        if key not in _V2_KEYS:
+            continue
+        key = _V2_KEYS[key]
+        if key in _V2_VALUES:
+            v = _V2_VALUES[key].get(v) if type(v) in (str, int) else None
+        elif key == "sections" and isinstance(v, list) and len(v) == len(SECTIONS):
+            v = dict(zip(SECTIONS, v))
+        out[key] = v
+    return out
+
+
 def _int(rec, key, lo, hi):
     """rec[key] as an int in [lo, hi], else ArtifactError."""
     v = rec.get(key)
     if type(v) is not int or not lo <= v <= hi:
-        _fail(f"header: tensor field {key!r} = {str(v)[:40]} is not an integer in [{lo}, {hi}]")
+        _fail(f"header: tensor {str(rec['name'])[:80]!r} field {key!r} = {str(v)[:40]} is not an integer in [{lo}, {hi}]")
     return v
 
 
-def _stream_checks(what, mode, table_len, data_len, count, width, k):
+def _one_of(rec, key, allowed):
+    """rec[key] if it is one of the strings `allowed`, else ArtifactError."""
+    v = rec.get(key)
+    if type(v) is not str or v not in allowed:
+        _fail(f"header: tensor {rec['name'][:80]!r} field {key!r} = {str(v)[:40]!r} is not one of {', '.join(allowed)}")
+    return v
+
+
+def _stream_checks(rec, what, mode, table_len, data_len, count, k):
     """Section lengths of a symbol stream must match its mode before anything is decoded."""
-    if count == 0:
-        ok = mode == 0 and table_len == 0 and data_len == 0
-    elif mode == 0:
-        ok = table_len == 0 and data_len == (count * width + 7) // 8
-    else:
-        ok = table_len > 0 and count <= 8 * data_len and (mode == 2 or table_len == (k + 1) // 2)
-    if not ok:
-        _fail(f"header: {what} section lengths do not match its symbol count / coding mode")
+    if not entropy.stream_lengths_ok(mode, table_len, data_len, count, k):
+        _fail(f"header: tensor {rec['name'][:80]!r} {what} section lengths do not match its symbol count / coding")
 
 
 def _check_record(rec, blob_len):
-    """Validate one tensor record of an untrusted header; returns its element count."""
-    if not isinstance(rec, dict) or not isinstance(rec.get("n"), str):
-        _fail("header: tensor record is not an object with a string name 'n'")
-    name, shape, z = rec["n"], rec.get("s"), rec.get("z")
+    """Validate one named tensor record of an untrusted header -> (record with "sections" as a list in
+    SECTIONS order, element count)."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("name"), str):
+        _fail("header: tensor record is not an object with a string 'name'")
+    rec = dict(rec)
+    name, shape, secs = rec["name"][:80], rec.get("shape"), rec.get("sections")
     if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(
             type(d) is int and 0 <= d <= MAX_ELEMENTS for d in shape):
-        _fail(f"header: tensor {name[:80]!r} has an invalid shape")
+        _fail(f"header: tensor {name!r} has an invalid shape")
     n = 1
     for d in shape:
         n = min(n * d, MAX_ELEMENTS + 1)
     if n > MAX_ELEMENTS:
-        _fail(f"header: tensor {name[:80]!r} claims more than {MAX_ELEMENTS} elements")
-    if not isinstance(z, list) or len(z) != 6 or not all(type(x) is int and 0 <= x <= blob_len for x in z):
-        _fail(f"header: tensor {name[:80]!r} has invalid section lengths")
-    kind, layout = rec.get("k"), rec.get("l")
-    if kind not in ("r", "c", "a") or layout not in ("d", "s"):
-        _fail(f"header: tensor {name[:80]!r} has unknown kind or layout")
+        _fail(f"header: tensor {name!r} claims more than {MAX_ELEMENTS} elements")
+    if not isinstance(secs, dict) or not all(k in SECTIONS and type(x) is int and 0 <= x <= blob_len
+                                             for k, x in secs.items()):
+        _fail(f"header: tensor {name!r} has invalid section lengths")
+    z = rec["sections"] = [secs.get(k, 0) for k in SECTIONS]
+    dtype = _one_of(rec, "dtype", tuple(DTYPES))
+    kind = _one_of(rec, "kind", ("raw", "codebook", "affine"))
+    layout = _one_of(rec, "layout", ("dense", "sparse"))
+    if kind != "raw" and dtype != "float32":
+        _fail(f"header: tensor {name!r} is {dtype} but {kind}-coded (grids are float32 only)")
     count = n
-    if layout == "s":
-        count = _int(rec, "m", 0, n)
-        b, g, gm = _int(rec, "b", 1, 16), _int(rec, "g", 0, 8 * blob_len), _int(rec, "gm", 0, 2)
+    if layout == "sparse":
+        count = _int(rec, "nonzero", 0, n)
+        b, g = _int(rec, "gap_bits", 1, 16), _int(rec, "gap_symbols", 0, 8 * blob_len)
         if (count == 0) != (g == 0) or g < count:
-            _fail(f"header: tensor {name[:80]!r} has inconsistent gap counts")
-        _stream_checks("gap", gm, z[1], z[2], g, b, 1 << b)
+            _fail(f"header: tensor {name!r} has inconsistent gap counts")
+        _stream_checks(rec, "gap", _one_of(rec, "gap_coding", MODES), z[1], z[2], g, 1 << b)
     elif z[1] or z[2]:
-        _fail(f"header: dense tensor {name[:80]!r} has index sections")
-    if kind == "r":
-        if z[0] or z[3] or z[4] or z[5] != 4 * count:
-            _fail(f"header: raw tensor {name[:80]!r} has wrong section lengths")
-        return n
+        _fail(f"header: dense tensor {name!r} has index sections")
+    if kind == "raw":
+        if z[0] or z[3] or z[4] or z[5] != DTYPES[dtype].itemsize * count:
+            _fail(f"header: raw {dtype} tensor {name!r} has wrong section lengths for {count} element(s)")
+        return rec, n
     if z[5]:
-        _fail(f"header: coded tensor {name[:80]!r} has a raw section")
-    if kind == "c":
+        _fail(f"header: coded tensor {name!r} has a raw section")
+    if kind == "codebook":
         k = z[0] // 4
         if z[0] % 4 or k > MAX_SYMBOLS:
-            _fail(f"header: tensor {name[:80]!r} has an invalid codebook length")
+            _fail(f"header: tensor {name!r} has an invalid codebook length")
     else:
-        nch, nq = _int(rec, "C", 1, MAX_ELEMENTS), _int(rec, "nq", 0, 65536)
-        _int(rec, "q0", -2 ** 31, 2 ** 31 - 1)
-        sp = rec.get("sp")
+        nch, nq = _int(rec, "channels", 1, MAX_ELEMENTS), _int(rec, "q_levels", 0, 65536)
+        _int(rec, "q_low", -2 ** 31, 2 ** 31 - 1)
+        sp = rec.get("extra")
         if not isinstance(sp, list) or len(sp) > 2 or not all(type(x) is int and 0 <= x < 2 ** 32 for x in sp):
-            _fail(f"header: tensor {name[:80]!r} has invalid extra values 'sp'")
+            _fail(f"header: tensor {name!r} has invalid extra values")
         if not (nch == 1 or (shape and nch == shape[0])) or z[0] != (8 * nch if nq else 0):
-            _fail(f"header: tensor {name[:80]!r} has an invalid channel count or parameter length")
+            _fail(f"header: tensor {name!r} has an invalid channel count or parameter length")
         k = nq + len(sp)
     if count and not k:
-        _fail(f"header: tensor {name[:80]!r} has codes but an empty value table")
-    _stream_checks("code", _int(rec, "cm", 0, 2), z[3], z[4], count, _width(k), k)
-    return n
+        _fail(f"header: tensor {name!r} has codes but an empty value table")
+    _stream_checks(rec, "code", _one_of(rec, "code_coding", MODES), z[3], z[4], count, k)
+    return rec, n
 
 
 def _check_container(blob):
@@ -621,8 +469,8 @@ def _check_container(blob):
     if blob[4] == 1:
         _fail("artifact format version 1 (from before artifacts carried a checksum) is no longer read: "
               f"re-export it to get format version {VERSION}")
-    if blob[4] != VERSION:
-        _fail(f"artifact format version {blob[4]} is not supported (expected {VERSION}): re-export it")
+    if blob[4] not in (2, VERSION):
+        _fail(f"artifact format version {blob[4]} is not supported (expected 2 or {VERSION}): re-export it")
     if len(blob) < PREAMBLE:
         _fail(f"artifact truncated: {len(blob)} bytes, shorter than its {PREAMBLE}-byte preamble; re-export it")
     (stored,) = struct.unpack("<I", blob[9:PREAMBLE])
@@ -633,7 +481,7 @@ def _check_container(blob):
 
 
 def _parse(blob):
-    """Check the container and header of untrusted bytes -> (meta, records, offset of first section, bytes)."""
+    """Check the container and header of untrusted bytes -> (meta, named records, offset of first section, bytes)."""
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         _fail(f"artifact must be bytes, got {type(blob).__name__}")
     blob = bytes(blob)
@@ -642,22 +490,28 @@ def _parse(blob):
     if PREAMBLE + hlen > len(blob):
         _fail(f"artifact truncated: header claims {hlen} bytes, only {len(blob) - PREAMBLE} present")
     try:
-        head = json.loads(_inflate(blob[PREAMBLE:PREAMBLE + hlen], MAX_HEADER, "header").decode("utf-8"))
+        zdict = HEADER_DICT if blob[4] == VERSION else b""
+        head = json.loads(entropy.inflate(blob[PREAMBLE:PREAMBLE + hlen], MAX_HEADER, zdict).decode("utf-8"))
+    except CorruptStream as e:
+        _fail(f"header: {e}")
     except (ValueError, RecursionError) as e:
-        if isinstance(e, ArtifactError):
-            raise
         _fail(f"header is not valid UTF-8 JSON: {str(e)[:80]}")
-    if not isinstance(head, dict) or not isinstance(head.get("meta"), dict) or not isinstance(head.get("t"), list):
-        _fail("header must be an object with 'meta' (object) and 't' (list)")
-    recs = head["t"]
+    key = "tensors" if blob[4] == VERSION else "t"
+    if not isinstance(head, dict) or not isinstance(head.get("meta"), dict) or not isinstance(head.get(key), list):
+        _fail(f"header must be an object with 'meta' (object) and {key!r} (list)")
+    recs = head[key]
     if len(recs) > MAX_TENSORS:
         _fail(f"header lists more than {MAX_TENSORS} tensors")
-    total = sum(_check_record(r, len(blob)) for r in recs)
+    if key == "t":
+        recs = [_from_v2(r) for r in recs]
+    checked = [_check_record(r, len(blob)) for r in recs]
+    recs = [r for r, _ in checked]
+    total = sum(n for _, n in checked)
     if total > MAX_ELEMENTS:
         _fail(f"artifact claims {total} elements, more than the limit {MAX_ELEMENTS}")
-    if len({r["n"] for r in recs}) != len(recs):
+    if len({r["name"] for r in recs}) != len(recs):
         _fail("header lists a tensor name twice")
-    body = sum(sum(r["z"]) for r in recs)
+    body = sum(sum(r["sections"]) for r in recs)
     if PREAMBLE + hlen + body != len(blob):
         _fail(f"artifact is {len(blob)} bytes but its header accounts for {PREAMBLE + hlen + body} "
               "(truncated, or trailing data)")
@@ -666,81 +520,77 @@ def _parse(blob):
 
 # ----------------------------------------------------------------------------- decode
 
-def _read_stream(what, mode, table, data, count, k):
-    """Decode `count` symbols (< k) of a fixed-width or Huffman stream."""
-    if count == 0:
-        return np.zeros(0, np.int64)
-    if mode == 0:
-        syms = _unpack_fixed(data, count, _width(k))
-    else:
-        syms = _huff_decode(data, _read_table(table, mode, k, what), count, what)
-    if syms.size and int(syms.max()) >= k:
-        _fail(f"{what}: symbol {int(syms.max())} is outside its alphabet of {k}")
-    return syms
+def _read_stream(rec, what, mode, table, data, count, k):
+    """Decode `count` symbols (< k) of a stream; a malformed one is an ArtifactError naming the tensor."""
+    try:
+        return entropy.read_stream(mode, table, data, count, k)
+    except CorruptStream as e:
+        _fail(f"tensor {rec['name'][:80]!r} {what}: {e}")
 
 
 def _positions(rec, n, table, data):
     """Flat positions of the stored elements of a sparse tensor, from its gap stream."""
-    b, m, g = rec["b"], rec["m"], rec["g"]
-    e = (1 << b) - 1
-    syms = _read_stream(f"tensor {rec['n'][:80]!r} gaps", rec["gm"], table, data, g, 1 << b)
-    el = syms != e
-    if int(el.sum()) != m or (g and not el[-1]):
-        _fail(f"tensor {rec['n'][:80]!r}: gap stream does not hold exactly {m} elements")
-    pos = np.cumsum(np.where(el, syms + 1, e))[el] - 1
-    if m and pos[-1] >= n:
-        _fail(f"tensor {rec['n'][:80]!r}: a position lies past the end of the tensor")
-    return pos
+    b = rec["gap_bits"]
+    syms = _read_stream(rec, "gaps", rec["gap_coding"], table, data, rec["gap_symbols"], 1 << b)
+    try:
+        return entropy.gap_positions(syms, b, rec["nonzero"], n)
+    except CorruptStream as e:
+        _fail(f"tensor {rec['name'][:80]!r}: {e}")
 
 
 def _values(rec, n, pos, sec):
-    """float32 bit patterns of the stored elements (all n if dense, else those at `pos`)."""
+    """Bit patterns of the stored elements (all n if dense, else those at `pos`), in the record's width."""
     count = n if pos is None else pos.size
-    if rec["k"] == "r":
-        return np.frombuffer(sec[5], "<u4").astype(np.uint32)
-    if rec["k"] == "c":
-        table = np.frombuffer(sec[0], "<u4").astype(np.uint32)
+    if rec["kind"] == "raw":
+        vals = _from_le(sec[5], DTYPES[rec["dtype"]].itemsize)
+        if rec["dtype"] == "bool" and vals.size and int(vals.max()) > 1:
+            _fail(f"tensor {rec['name'][:80]!r}: bool element with a byte other than 0 or 1")
+        return vals
+    if rec["kind"] == "codebook":
+        table = _from_le(sec[0], 4)
         k = table.size
     else:
-        nq, sp = rec["nq"], np.array(rec["sp"], np.uint32)
+        nq, sp = rec["q_levels"], np.array(rec["extra"], np.uint32)
         k = nq + sp.size
-    codes = _read_stream(f"tensor {rec['n'][:80]!r} codes", rec["cm"], sec[3], sec[4], count, k)
-    if rec["k"] == "c":
+    codes = _read_stream(rec, "codes", rec["code_coding"], sec[3], sec[4], count, k)
+    if rec["kind"] == "codebook":
         return table[codes]
     out = np.empty(count, np.uint32)
     base = codes < nq
     out[~base] = sp[codes[~base] - nq]
     idx = np.flatnonzero(base)
     if idx.size:
-        nch = rec["C"]
-        scale = np.frombuffer(sec[0][:4 * nch], "<f4").astype(np.float32)
-        zp = np.frombuffer(sec[0][4 * nch:], "<i4").astype(np.int64)
+        nch = rec["channels"]
+        scale = _from_le(sec[0][:4 * nch], 4).view(np.float32)
+        zp = _from_le(sec[0][4 * nch:], 4).view(np.int32).astype(np.int64)
         flat = idx if pos is None else pos[idx]
         ch = flat // (n // nch) if nch > 1 else np.zeros(idx.size, np.int64)
-        out[idx] = _affine_value(codes[idx] + rec["q0"] - zp[ch], scale[ch]).view(np.uint32)
+        out[idx] = _affine_value(codes[idx] + rec["q_low"] - zp[ch], scale[ch]).view(np.uint32)
     return out
 
 
 def decode(blob):
-    """Artifact bytes -> {name: float32 tensor}, exact and in the original order; ArtifactError if invalid."""
+    """Artifact bytes -> {name: tensor}, each exact in its recorded dtype and in the original order;
+    ArtifactError if invalid. Version-2 artifacts decode to float32 tensors, as they were stored."""
     _, recs, off, blob = _parse(blob)
     blob = memoryview(blob)
     out = {}
     for rec in recs:
         sec = []
-        for x in rec["z"]:
+        for x in rec["sections"]:
             sec.append(blob[off:off + x])
             off += x
-        shape = rec["s"]
+        shape, dtype = rec["shape"], DTYPES[rec["dtype"]]
         n = math.prod(shape)
-        pos = _positions(rec, n, sec[1], sec[2]) if rec["l"] == "s" else None
+        pos = _positions(rec, n, sec[1], sec[2]) if rec["layout"] == "sparse" else None
         vals = _values(rec, n, pos, sec)
         if pos is None:
             flat = vals
         else:
-            flat = np.zeros(n, np.uint32)
+            flat = np.zeros(n, vals.dtype)
             flat[pos] = vals
-        out[rec["n"]] = torch.from_numpy(flat.view(np.float32).reshape(shape))  # flat is a fresh array
+        signed = flat.view(_SIGNED[dtype.itemsize])  # flat is a fresh array: the tensor owns it
+        out[rec["name"]] = torch.from_numpy(signed).view(dtype).reshape(shape)
     return out
 
 
@@ -757,8 +607,8 @@ def size_breakdown(blob):
     parts = {"header": off, "index": 0, "codes": 0, "codebook": 0, "raw": 0, "per_tensor": {}}
     for rec in recs:
         mine = {"index": 0, "codes": 0, "codebook": 0, "raw": 0}
-        for part, x in zip(SECTIONS, rec["z"]):
+        for part, x in zip(SECTIONS.values(), rec["sections"]):
             mine[part] += x
             parts[part] += x
-        parts["per_tensor"][rec["n"]] = mine
+        parts["per_tensor"][rec["name"]] = mine
     return parts
