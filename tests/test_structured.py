@@ -66,6 +66,18 @@ class TransformerClassifier(nn.Module):
         return self.out(F.relu(self.hidden(self.encoder(self.embed(x)).mean(1))))
 
 
+class TokenMLP(nn.Module):
+    """A per-token MLP on (N, T, F), mean over tokens, a Linear head: channels in the last dim, then dim 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.head = nn.Linear(8, 16), nn.Linear(16, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.fc2(F.gelu(self.fc1(x)))
+        return self.head(torch.relu(h).mean(dim=1))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.GELU(),
                          nn.Dropout(0.1), nn.Linear(16, 10))
@@ -78,6 +90,7 @@ ZOO = {
     "res-cnn": (ResCNN, (4, 3, 8, 8), {"stem", "conv1", "conv2", "conv3"}),
     "conv1d": (Conv1dNet, (4, 4, 16), {"conv1", "conv2", "fc1"}),
     "transformer": (TransformerClassifier, (4, 5, 8), {"hidden"}),
+    "token-mlp": (TokenMLP, (4, 5, 8), {"fc1", "fc2"}),
 }
 
 
@@ -347,6 +360,17 @@ def test_channel_mixing_ops_keep_their_layers_whole(how, layer, why):
     small = structured.apply(model, plan)
     with torch.no_grad():
         assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-5)
+
+
+def test_parametrized_and_hooked_layers_are_kept_whole():
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2))
+    torch.nn.utils.parametrize.register_parametrization(model[2], "weight", prune.Masked(torch.ones(6, 6, dtype=bool)))
+    with pytest.raises(ModelError, match=r"0: its channels go into `2`, .* parametrization.*2: it .* parametrization"):
+        structured.plan(model, 0.5, torch.randn(1, 4))  # fine-tuning masks on layer 2: remove them first
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2))
+    model[4].register_forward_pre_hook(lambda m, args: None)
+    plan = structured.plan(model, 0.5, torch.randn(1, 4))
+    assert list(plan.keep()) == ["0"] and "hooks" in plan.skipped["2"]
 
 
 def test_shared_weights_and_direct_parameter_reads_are_kept_whole():

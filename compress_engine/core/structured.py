@@ -245,6 +245,12 @@ def _shared_modules(gm):
     return shared
 
 
+def _hooked(m):
+    """A parametrization (torch.nn.utils.parametrize) or hooks (old-style weight_norm) would see
+    differently sized tensors after slicing, or recompute the weight from unsliced ones."""
+    return parametrize.is_parametrized(m) or bool(m._forward_pre_hooks or m._forward_hooks)
+
+
 def _shape(node):
     meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
     return tuple(meta.shape) if isinstance(meta, TensorMetadata) else None
@@ -301,8 +307,9 @@ def _analyze(gm, shared):
             flows[node] = Flow(node.name, len(_shape(node)) - spatial - 1, 1, 1, units)
             parent[node.name] = node.name
             members[node.name] = ([node.target], [], [], units)
-            if node.target in shared or parametrize.is_parametrized(m):
-                block(flows[node], "it is called more than once, shares a parameter or is parametrized")
+            if node.target in shared or _hooked(m):
+                block(flows[node], "it is called more than once, shares a parameter, or has a parametrization "
+                                   "or hooks that slicing would break")
             continue
         if not ins:
             continue
@@ -349,9 +356,9 @@ def _analyze(gm, shared):
 
 def _consume(m, flow, in_shape, name, shared):
     """(name, outer, inner) of `flow` where layer `m` reads it; _Blocked if m cannot lose those inputs."""
-    if name in shared or parametrize.is_parametrized(m):
-        raise _Blocked(f"its channels go into `{name}`, which is called more than once, shares a parameter "
-                       "or is parametrized")
+    if name in shared or _hooked(m):
+        raise _Blocked(f"its channels go into `{name}`, which is called more than once, shares a parameter, "
+                       "or has a parametrization or hooks")
     if isinstance(m, nn.Linear):
         if flow.dim != len(in_shape) - 1:
             raise _Blocked(f"its channels reach `{name}` (Linear) in dim {flow.dim}, not in its feature dim")
@@ -373,7 +380,7 @@ def _follow(node, ins, mods, shared, flows):
         m = mods[node.target]
         if isinstance(m, NORMS):
             f = ins[0]
-            if node.target in shared or parametrize.is_parametrized(m) or f.dim != 1 \
+            if node.target in shared or _hooked(m) or f.dim != 1 \
                     or (f.outer, f.inner) != (1, 1) or m.num_features != f.units:
                 raise _Blocked(f"its channels reach {what} in a form it cannot be pruned with")
             return f
@@ -403,7 +410,7 @@ def _follow(node, ins, mods, shared, flows):
             return _pool(node, f, int(name[-2]), what)
         if name == "flatten":
             return _flatten(f, _shape(node.args[0]), _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
-        if name in ("view", "reshape") and node.op == "call_method":
+        if name in ("view", "reshape"):
             return _reshape(node, f, what)
         if name in REDUCE:
             return _reduce(node, f, what)
