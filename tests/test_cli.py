@@ -4,7 +4,10 @@ stderr naming the flag, the value and what is allowed, never a traceback."""
 import json
 import os
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from compress_engine.playground.cli import MAX_SWEEP_VALUES, main
 
@@ -158,3 +161,159 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, fmnist, case):
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert words.replace("{tmp}", str(tmp)) in err, err
     assert len(err) < 1000
+
+
+# --- the user's own model, weights and data ------------------------------------------------------
+
+NETS = '''
+import torch
+from torch import nn
+
+
+def make_model():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = make_model()
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def make_list():
+    return [1, 2]
+
+
+def broken():
+    raise RuntimeError("no GPU here")
+
+
+NOT_CALLABLE = 3
+'''
+
+
+def always(cls, model):
+    """The model's weights with its output layer answering `cls` whatever the input: a visible fingerprint."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    last = [k for k in state if k.endswith(".weight")][-1]
+    state[last].zero_()
+    state[last[:-len("weight")] + "bias"].zero_()[cls] = 5.0
+    return state
+
+
+@pytest.fixture
+def user(tmp_path):
+    """A folder with the user's model file, weight files (good and bad) and an IDX dataset of 28x28 noise."""
+    import importlib.util
+
+    from safetensors.torch import save_file
+
+    from conftest import write_idx
+    (tmp_path / "nets.py").write_text(NETS)
+    (tmp_path / "crash.py").write_text("raise ImportError('needs foo')\n")
+    (tmp_path / "exits.py").write_text("raise SystemExit(3)\n")
+    (tmp_path / "pkg.py").mkdir()
+    (tmp_path / "dir.pt").mkdir()
+    spec = importlib.util.spec_from_file_location("_test_nets", tmp_path / "nets.py")
+    nets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nets)
+    torch.manual_seed(0)
+    model = nets.make_model()
+    save_file(always(3, model), tmp_path / "mine.safetensors")
+    torch.save({"epoch": 7, "state_dict": {"body." + k: v for k, v in always(5, model).items()}},
+               tmp_path / "net.pt")
+    wrong = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10), nn.Linear(10, 10))
+    save_file(wrong.state_dict(), tmp_path / "wrong.safetensors")
+    torch.save(model, tmp_path / "code.pt")  # a pickled module: code, refused by weights_only=True
+    torch.save([torch.zeros(3)], tmp_path / "list.pt")
+    (tmp_path / "garbage.safetensors").write_bytes(b"not weights " * 20)
+    (tmp_path / "garbage.pt").write_bytes(b"not weights " * 20)
+    data = tmp_path / "idx"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 200), ("t10k", 100)):
+        write_idx(data / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(data / f"{split}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10)
+    return tmp_path
+
+
+USER_BAD = {  # (argv, words stderr must contain); {tmp} is the `user` folder. --data points nowhere: each
+    # error must come first, before any data is read
+    "model file missing": (["--model", "{tmp}/nope.py:make_model"], "'{tmp}/nope.py' does not exist"),
+    "model file is a folder": (["--model", "{tmp}/pkg.py:make"], "is not a regular file"),
+    "model without callable": (["--model", "{tmp}/nets.py"], "name the callable in that file after a colon"),
+    "model callable typo": (["--model", "{tmp}/nets.py:make_modle"], "nets.py has no 'make_modle'; it defines "
+                                                                     "make_model, Net"),
+    "model callable not a name": (["--model", "{tmp}/nets.py:1abc"], "'1abc' is not a Python name"),
+    "model returns a list": (["--model", "{tmp}/nets.py:make_list"], "make_list() returned 'list', not a torch.nn"),
+    "model callable raises": (["--model", "{tmp}/nets.py:broken"], "broken() raised RuntimeError: no GPU here"),
+    "model not callable": (["--model", "{tmp}/nets.py:NOT_CALLABLE"], "NOT_CALLABLE is not callable"),
+    "model file raises": (["--model", "{tmp}/crash.py:f"], "running crash.py failed: ImportError: needs foo"),
+    "model file exits": (["--model", "{tmp}/exits.py:f"], "running exits.py failed: SystemExit: 3"),
+    "weights missing": (["--weights", "{tmp}/nope.safetensors"], "--weights '{tmp}/nope.safetensors' does not exist"),
+    "weights folder": (["--weights", "{tmp}/dir.pt"], "--weights '{tmp}/dir.pt' is not a regular file"),
+    "weights suffix": (["--weights", "{tmp}/nets.py"], "weight files must end in .safetensors, .pt"),
+    "weights mismatch": (["--weights", "{tmp}/wrong.safetensors"],
+                         "does not fit the model from --model '{tmp}/nets.py:make_model': tensors 2 unexpected "
+                         "(4.bias, 4.weight); 3 of the wrong shape (1.weight [32, 784] vs [16, 784]"),
+    "weights missing keys": (["--weights", "{tmp}/net.pt"], "tensors 4 missing (1.weight, 1.bias, 3.weight, …"),
+    "weights code": (["--weights", "{tmp}/code.pt"], "refused: it holds code or objects other than tensors "
+                                               "(torch.nn.modules.container.Sequential)"),
+    "weights list": (["--weights", "{tmp}/list.pt"], "holds a list, not a state dict"),
+    "weights garbage safetensors": (["--weights", "{tmp}/garbage.safetensors"], "is not a readable safetensors file"),
+    "weights garbage pt": (["--weights", "{tmp}/garbage.pt"], "is not a readable torch.save file"),
+    "weights into a sample model": (["--model", "lenet-300-100", "--weights", "{tmp}/mine.safetensors"],
+                                    "does not fit the model from --model 'lenet-300-100'"),
+}
+
+
+@pytest.mark.parametrize("cmd", ["run", "sweep"])
+@pytest.mark.parametrize("case", list(USER_BAD))
+def test_bad_user_model_or_weights_exit_2(capsys, user, case, cmd):
+    argv, words = USER_BAD[case]
+    if "--model" not in argv:
+        argv = ["--model", "{tmp}/nets.py:make_model", *argv]
+    extra = ["--field", "sparsity", "--values", "0.5"] if cmd == "sweep" else []
+    code, out, err = run(capsys, cmd, *[a.replace("{tmp}", str(user)) for a in argv], *extra,
+                         "--data", f"idx:{user}/no-data")
+    assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1, err
+    assert words.replace("{tmp}", str(user)) in err, err
+
+
+def test_eval_checks_model_before_data(capsys, user):
+    (user / "empty.cpg").write_bytes(b"")
+    code, _, err = run(capsys, "eval", str(user / "empty.cpg"), "--model", f"{user}/nope.py:f",
+                       "--data", "idx:/nonexistent")
+    assert code == 2 and "nope.py' does not exist" in err, err
+
+
+# --- app --------------------------------------------------------------------------------------------
+
+class Exec(Exception):
+    pass
+
+
+def test_app_runs_streamlit_on_the_checkout(monkeypatch, tmp_path):
+    import sys
+    from pathlib import Path
+
+    def execv(path, argv):
+        raise Exec(os.getcwd(), argv)
+    monkeypatch.chdir(tmp_path)  # restored afterwards: app changes into the checkout
+    monkeypatch.setattr(os, "execv", execv)
+    with pytest.raises(Exec) as e:
+        main(["app", "--server.port", "8599"])
+    cwd, argv = e.value.args
+    assert Path(cwd) == Path(__file__).resolve().parent.parent
+    assert argv[:5] == [sys.executable, "-m", "streamlit", "run", "app.py"] and argv[-2:] == ["--server.port", "8599"]
+
+
+def test_app_outside_a_checkout_says_where_the_dashboard_is(capsys, monkeypatch, tmp_path):
+    from compress_engine.playground import cli
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site" / "compress_engine" / "playground" / "cli.py"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "app")
+    assert code == 2 and "comes with the source checkout" in err and err.count("\n") == 1, err

@@ -1,9 +1,17 @@
 """Command line: the same engine as the dashboard, JSON out.
 
-    python -m compress_engine run --model lenet-300-100 --sparsity 0.9 --clusters 16 --json
-    python -m compress_engine sweep --model lenet-300-100 --field sparsity --values 0,0.5,0.9 --clusters 16
-    python -m compress_engine train lenet-300-100
-    python -m compress_engine eval artifact.cpg
+    compression-playground app                 # the dashboard (from a checkout; see `app`)
+    compression-playground run --model lenet-300-100 --sparsity 0.9 --clusters 16 --json
+    compression-playground run --model my_models.py:make_model --weights mine.safetensors --data idx:/folder
+    compression-playground sweep --model lenet-300-100 --field sparsity --values 0,0.5,0.9 --clusters 16
+    compression-playground train lenet-300-100
+    compression-playground eval artifact.cpg [--model my_models.py:make_model]
+
+`python -m compress_engine ...` is the same program. `--model` is a sample model's name or
+`path/to/file.py:callable`, a function (or class) of the user's own file that returns an nn.Module;
+`--weights` loads a state dict into it (.safetensors, or a torch.save file read with
+weights_only=True) and must match it exactly. Running the user's own file is this command line's
+job alone: the dashboard's upload never runs code.
 
 Every Recipe field is a flag (--prune-scope global, --huffman true, --bits none, ...). Bad input (a flag,
 a model or dataset name, a file) exits with status 2 and one line on stderr naming the flag, the value
@@ -11,15 +19,18 @@ and what is allowed: never a traceback.
 """
 
 import argparse
+import importlib.util
 import json
 import os
+import pickle
+import re
 import stat
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
 from . import zoo as models
-from ..core.data import load_dataset
 from ..core.errors import ArtifactError, CompressError, ModelError, RecipeError
 from ..core.recipe import OPTIONAL, Recipe, check
 
@@ -162,14 +173,198 @@ def summary(result):
     return {"recipe": result.recipe.to_dict(), "metrics": m, "timings": result.timings}
 
 
-def parser():
-    ap = Parser(prog="python -m compress_engine", description=__doc__.split("\n")[0])
+# --- the user's own model and weights (command line only: the dashboard never runs uploaded code) ----------
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+MODEL_HELP = (f"a sample model ({', '.join(models.SAMPLES)}) or path/to/file.py:callable, a function or class "
+              "of your own file that returns a torch.nn.Module")
+DATA_HELP = "a dataset compress_engine.load_dataset accepts, e.g. 'fashion-mnist' or 'idx:/folder'"
+
+
+def few(items, n=3):
+    items = list(items)
+    return ", ".join(items[:n]) + (f", … ({len(items) - n} more)" if len(items) > n else "")
+
+
+def model_ref(text):
+    """--model's value -> ("sample", name) or ("file", path, attribute); checked without running anything."""
+    if text in models.SAMPLES:
+        return ("sample", text)
+    where = f"--model {short(text)}"
+    if "\0" in text:
+        raise ModelError(f"{where} contains a NUL byte; give a sample model or path/to/file.py:callable")
+    path, sep, attr = text.rpartition(":")
+    if not sep and text.endswith(".py"):
+        raise ModelError(f"{where}: name the callable in that file after a colon, e.g. {short(text + ':make_model')}")
+    if not sep or not path.endswith(".py"):
+        raise ModelError(f"{where}: unknown model; choose one of {', '.join(models.SAMPLES)}, or give "
+                         "path/to/file.py:callable (a function or class in your file that returns an nn.Module)")
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", attr):
+        raise ModelError(f"{where}: {short(attr)} is not a Python name; write path/to/file.py:make_model")
+    file = Path(path).expanduser()
+    if not file.is_file():
+        why = "is not a regular file" if file.exists() else "does not exist"
+        raise ModelError(f"{where}: {short(path, 300)} {why}; give your .py file, e.g. my_models.py:make_model")
+    return ("file", file, attr)
+
+
+def import_file(file, where):
+    """Run the user's .py file as a module of its own (its folder on sys.path, for its own imports)."""
+    name = "_compression_playground_user_" + re.sub(r"\W", "_", file.stem)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up by name
+    sys.path.insert(0, str(file.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as e:
+        del sys.modules[name]
+        raise ModelError(f"{where}: running {file.name} failed: {type(e).__name__}: {e}") from None
+    return module
+
+
+def build_model(ref, text):
+    """The nn.Module --model names: a trained sample model, or what the user's callable returns."""
+    import torch
+    if ref[0] == "sample":
+        return models.load_model(ref[1])
+    _, file, attr = ref
+    where = f"--model {short(text)}"
+    module = import_file(file, where)
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+                     and getattr(v, "__module__", None) == module.__name__]
+            raise ModelError(f"{where}: {file.name} has no {short(attr)}"
+                             + (f"; it defines {few(names, 8)}" if names else ""))
+        obj = getattr(obj, part)
+    if isinstance(obj, torch.nn.Module):
+        model = obj  # a module built at the file's top level
+    elif callable(obj):
+        try:
+            model = obj()
+        except (Exception, SystemExit) as e:
+            raise ModelError(f"{where}: {attr}() raised {type(e).__name__}: {e}") from None
+    else:
+        raise ModelError(f"{where}: {attr} is not callable (it is of type {type(obj).__name__}); give a function "
+                         "or class that returns an nn.Module")
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"{where}: {attr}() returned {type(model).__name__!r}, not a torch.nn.Module")
+    return model
+
+
+def check_weights(path):
+    """--weights must be an existing .safetensors / .pt / .pth / .bin file (checked before any work)."""
+    text = str(path)
+    if "\0" in text:
+        raise ModelError(f"--weights {short(text, 200)} contains a NUL byte; give a .safetensors or .pt file")
+    if path.suffix.lower() not in WEIGHT_SUFFIXES:
+        raise ModelError(f"--weights {short(text, 300)}: weight files must end in {', '.join(WEIGHT_SUFFIXES)} "
+                         "(a state dict in safetensors or torch.save format)")
+    if not path.is_file():
+        why = "is not a regular file" if path.exists() else "does not exist"
+        raise ModelError(f"--weights {short(text, 300)} {why}")
+
+
+def read_state_dict(path):
+    """{name: tensor} from a .safetensors file, or a torch.save file read with weights_only=True (no code runs)."""
+    import torch
+    where = f"--weights {short(path, 300)}"
+    safetensors = path.suffix.lower() == ".safetensors"
+    try:
+        if safetensors:
+            from safetensors.torch import load_file
+            obj = load_file(str(path))
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only's unpickler met a class or function (code), or bad bytes
+        found = re.search(r"GLOBAL ([\w.]+)|Can only build[^.\n]*", str(e))
+        if found:
+            raise ModelError(f"{where}: refused: it holds code or objects other than tensors "
+                             f"({found.group(1) or found.group(0)}), which torch.load(weights_only=True) does not "
+                             f"run; {models.SAVE_HINT}") from None
+        raise ModelError(f"{where} is not a readable torch.save file (corrupt data); {models.SAVE_HINT}") from None
+    except Exception as e:
+        detail = (str(e).splitlines() or [""])[0][:160]
+        raise ModelError(f"{where} is not a readable {'safetensors' if safetensors else 'torch.save'} file "
+                         f"({type(e).__name__}: {detail}); {models.SAVE_HINT}") from None
+    for _ in range(2):  # a training checkpoint: {"state_dict": ...} or {"model": ...}
+        if isinstance(obj, dict) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+            obj = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), dict)), obj)
+    if not (isinstance(obj, dict) and obj and
+            all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())):
+        raise ModelError(f"{where} holds {'an empty dict' if obj == {} else 'a ' + type(obj).__name__}, not a "
+                         f"state dict of tensors; {models.SAVE_HINT}")
+    if all(k.startswith("module.") for k in obj):  # saved from a DataParallel wrapper
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def load_strict(model, state, where, what):
+    """model.load_state_dict(state, strict=True), with one line naming missing, unexpected and mis-shaped tensors."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    problems = []
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    shapes = [f"{k} {list(got[k])} vs {list(want[k])}" for k in want if k in got and got[k] != want[k]]
+    if missing:
+        problems.append(f"{len(missing)} missing ({few(missing)})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected ({few(extra)})")
+    if shapes:
+        problems.append(f"{len(shapes)} of the wrong shape ({few(shapes)}; file vs model)")
+    if problems:
+        raise ModelError(f"{where} does not fit {what}: tensors {'; '.join(problems)}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ModelError(f"{where} does not fit {what}: {(str(e).splitlines() or [''])[0][:200]}") from None
+    return model
+
+
+# --- the dashboard ----------------------------------------------------------------------------------------
+
+def find_app():
+    """The dashboard's app.py: beside the package in a checkout (or `pip install -e .`), else in the current folder.
+    `pip install .` ships the engine and the sample models, not the dashboard."""
+    for folder in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (folder / "app.py").is_file() and (folder / "pages").is_dir():
+            return folder / "app.py"
+    raise CompressError("app: the dashboard (app.py and pages/) comes with the source checkout, not with "
+                        "`pip install .`: clone the repository and run `bash scripts/dev.sh app` there (or `pip "
+                        "install -e '.[dashboard]'` and `compression-playground app` inside it)")
+
+
+def start_app(extra):
+    """Replace this process with `python -m streamlit run app.py` (headless; extra arguments passed on)."""
+    app = find_app()
+    if importlib.util.find_spec("streamlit") is None:
+        raise CompressError("app: streamlit is not installed in this environment: "
+                            "pip install -e '.[dashboard]' (or run `bash scripts/dev.sh app`)")
+    os.chdir(app.parent)
+    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", app.name, "--server.headless", "true",
+                              "--browser.gatherUsageStats", "false", *extra])
+
+
+# --- the program --------------------------------------------------------------------------------------------
+
+def parser(prog="python -m compress_engine"):
+    ap = Parser(prog=prog, description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    app_help = ("start the dashboard (needs a source checkout and streamlit); further arguments go to "
+                "`streamlit run`, e.g. --server.port 8502")
+    sub.add_parser("app", help=app_help, description=app_help)
     run = sub.add_parser("run", help="compress one model with one recipe; print metrics as JSON")
     sw = sub.add_parser("sweep", help="run one recipe field over several values; print a JSON list")
     for p in (run, sw):
-        p.add_argument("--model", default="lenet-300-100", help=f"one of {', '.join(models.SAMPLES)}")
-        p.add_argument("--data", default="fashion-mnist", help="'fashion-mnist' or 'idx:/folder'")
+        p.add_argument("--model", default="lenet-300-100", help=MODEL_HELP)
+        p.add_argument("--weights", type=Path, help="a state dict for --model (.safetensors, or torch.save's "
+                       ".pt read with weights_only=True); must match the model exactly")
+        p.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
         add_recipe_flags(p)
     run.add_argument("--json", action="store_true", help="print JSON (the default; kept for scripts)")
     run.add_argument("--out", type=Path, help="also write the artifact bytes here")
@@ -178,17 +373,13 @@ def parser():
     sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.5,0.9")
     tr = sub.add_parser("train", help="retrain a sample model's checkpoint from scratch (seeded)")
     tr.add_argument("name", choices=list(models.SAMPLES))
-    tr.add_argument("--data", default="fashion-mnist")
+    tr.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
     ev = sub.add_parser("eval", help="decode an artifact file and score it on the test set")
     ev.add_argument("artifact", type=Path)
-    ev.add_argument("--data", default="fashion-mnist")
+    ev.add_argument("--model", help="decode into this module instead (strict load): needed for an artifact "
+                    "of your own model, whose architecture only your code knows; " + MODEL_HELP)
+    ev.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
     return ap
-
-
-def check_model(name):
-    if name not in models.SAMPLES:
-        raise ModelError(f"--model {short(name)}: unknown model; choose one of {', '.join(models.SAMPLES)}")
-    return name
 
 
 def one_line(message):
@@ -198,8 +389,15 @@ def one_line(message):
 
 def main(argv=None):
     """Run the command line; returns the exit status (0 ok, 2 bad input, 1 could not finish, 130 interrupted)."""
+    prog = "compression-playground" if Path(sys.argv[0]).name == "compression-playground" else None
     try:
-        out = run(parser().parse_args(argv))
+        ap = parser(prog or "python -m compress_engine")
+        args, extra = ap.parse_known_args(argv)
+        if args.cmd == "app":
+            start_app(extra)  # returns only by raising
+        if extra:
+            ap.error(f"unrecognized arguments: {' '.join(extra)}")
+        out = run(args)
     except CompressError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
@@ -215,34 +413,54 @@ def main(argv=None):
 
 def run(args):
     """Check every argument (cheap checks first), then do the work; returns what to print as JSON."""
-    from ..core.pipeline import compress, evaluate_artifact, sweep
+    import compress_engine as ce
     if args.cmd == "train":
         from .zoo import train_sample
 
         def show(step, total, loss, acc):
             if acc is not None:
                 print(f"step {step}/{total} loss {loss:.4f} test accuracy {acc:.4f}", file=sys.stderr)
-        return train_sample(args.name, load_dataset(args.data), progress=show)
+        return train_sample(args.name, ce.load_dataset(args.data), progress=show)
     if args.cmd == "eval":
         artifact = read_artifact(args.artifact)
-        data = load_dataset(args.data)
+        ref = model_ref(args.model) if args.model is not None else None
+        model = build_model(ref, args.model) if ref else None
+        data = ce.load_dataset(args.data)
+        unusable = f"{short(args.artifact, 300)} is not a usable artifact"
         try:
-            res = evaluate_artifact(artifact, data)
-        except (ArtifactError, ModelError) as e:
-            raise ArtifactError(f"{short(args.artifact, 300)} is not a usable artifact: {e}") from None
+            state = ce.decode(artifact)
+        except ArtifactError as e:
+            raise ArtifactError(f"{unusable}: {e}") from None
+        if model is not None:  # the user's own module: one line naming every mismatch, before the scoring
+            load_strict(model, state, f"artifact {short(args.artifact, 300)}",
+                        f"the model from --model {short(args.model)}")
+        try:
+            res = (ce.evaluate_artifact(artifact, data) if model is None
+                   else ce.evaluate_artifact(artifact, data, module=model))
+        except ArtifactError as e:
+            raise ArtifactError(f"{unusable}: {e}") from None
+        except ModelError as e:  # e.g. an architecture only the user's code knows
+            raise ArtifactError(f"{unusable} on its own: {e}; on the command line, give that code with "
+                                "--model path/to/file.py:callable") from None
         return {k: v for k, v in res.items() if k != "model"}
-    check_model(args.model)
+    ref = model_ref(args.model)
+    if args.weights is not None:
+        check_weights(args.weights)
     recipe = recipe_from(args)
+    if args.cmd == "run" and args.out is not None:
+        check_out(args.out)
+    values = sweep_values(recipe, args.field, args.values) if args.cmd == "sweep" else None
+    model = build_model(ref, args.model)
+    if args.weights is not None:
+        load_strict(model, read_state_dict(args.weights), f"--weights {short(args.weights, 300)}",
+                    f"the model from --model {short(args.model)}")
+    data = ce.load_dataset(args.data)
     if args.cmd == "run":
-        if args.out is not None:
-            check_out(args.out)
-        result = compress(models.load_model(args.model), recipe, load_dataset(args.data),
-                          measure_latency=args.latency)
+        result = ce.compress(model, recipe, data, measure_latency=args.latency)
         if args.out is not None:
             args.out.write_bytes(result.artifact)
         return summary(result)
-    values = sweep_values(recipe, args.field, args.values)
-    return sweep(models.load_model(args.model), recipe, load_dataset(args.data), args.field, values)
+    return ce.sweep(model, recipe, data, args.field, values)
 
 
 if __name__ == "__main__":
