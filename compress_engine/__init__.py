@@ -11,12 +11,13 @@
 It never imports streamlit: pages call it, it does not know about pages.
 """
 
-from .core.data import Dataset, load_dataset
+from .core.data import Dataset
 from .core.encode import decode, encode, read_meta, size_breakdown
 from .core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
 from .core.pipeline import Result, compress, decode_model, evaluate_artifact, sweep
 from .core.recipe import Recipe
 from .core.train import Stopped
+from .playground.sources import load_dataset
 from .playground.zoo import list_models, load_model, model_card, read_weights
 
 __all__ = ["Dataset", "load_dataset", "decode", "encode", "read_meta", "size_breakdown", "ArtifactError",

@@ -50,7 +50,8 @@ def ratio(x):
 
 @st.cache_resource(show_spinner="Loading Fashion-MNIST…")
 def _dataset(name):
-    return ce.load_dataset(name)
+    # every model on these pages (the sample zoo, uploads) takes 1×28×28 images and has 10 outputs
+    return ce.load_dataset(name).require(input_shape=(1, 28, 28), n_outputs=10)
 
 
 def dataset():

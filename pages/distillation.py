@@ -110,8 +110,8 @@ n_test = len(t_logits)
 left, right = st.columns([1, 2.2], gap="medium")
 with left:
     idx = st.number_input(f"Test image (0 to {n_test - 1:,})", 0, n_test - 1, 0, 1, key="distill_image")
-    truth = int(data.test_y[idx])
-    fig = px.imshow(data.test_x[idx].numpy(), binary_string=True)
+    truth = int(data.y("test")[idx])
+    fig = px.imshow(data.x("test")[idx, 0].numpy(), binary_string=True, zmin=0, zmax=1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(height=260, margin=dict(l=0, r=0, t=10, b=0))
@@ -170,7 +170,7 @@ if res_base is None or res_kd is None:
             "student would learn from.")
     st.stop()
 
-n = len(data.test_y)
+n = len(data.y("test"))
 for col, res, other in ((left, res_base, None), (right, res_kd, res_base)):
     mm = res["metrics"]
     errs = explain.test_errors(mm["accuracy"], n)
@@ -211,6 +211,6 @@ with right:
                 + "\n".join(f"| {name} | {theirs:,} | {ours:,} |" for name, theirs, ours in rows))
     st.caption(f"Hinton et al.: 800-800 student, {HINTON['test_images']:,} MNIST test images, long training. "
                f"Here: a {width}-{width} student trained {epochs} epoch{'s' if epochs > 1 else ''} on "
-               f"{len(data.train_y):,} images, scored on {n:,} test images. Fashion-MNIST is harder than MNIST, "
+               f"{len(data.y('train')):,} images, scored on {n:,} test images. Fashion-MNIST is harder than MNIST, "
                "so everyone makes more errors; what to look at is the gap KD closes between the student and "
                "the teacher.")

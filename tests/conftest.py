@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 import compress_engine as ce
-from compress_engine.core.data import Dataset
 from compress_engine.core.encode import decode, encode, size_breakdown
 
 
@@ -29,8 +28,7 @@ def fmnist():
 @pytest.fixture(scope="session")
 def small(fmnist):
     """4,096 training and 2,000 test images of the real data: enough to see fine-tuning work, fast."""
-    return Dataset("fashion-mnist[small]", fmnist.train_x[:4096], fmnist.train_y[:4096],
-                   fmnist.test_x[:2000], fmnist.test_y[:2000], fmnist.classes)
+    return fmnist.subset(4096, 2000, "fashion-mnist[small]")
 
 
 @pytest.fixture(scope="session")
@@ -55,14 +53,19 @@ def write_idx(path, array):
     path.write_bytes(header + array.tobytes())
 
 
+def pixels(ds, split, n):
+    """The first n images of an image dataset as uint8 N×H×W (exactly the IDX bytes it was read from)."""
+    return (ds.x(split)[:n, 0] * 255).round().to(torch.uint8).numpy()
+
+
 @pytest.fixture(scope="session")
 def tiny_idx(fmnist, tmp_path_factory):
     """512 training and 500 test images of the real data as an MNIST-format folder: "idx:<folder>"."""
     folder = tmp_path_factory.mktemp("tiny-fmnist")
-    write_idx(folder / "train-images-idx3-ubyte", fmnist.train_x[:512].numpy())
-    write_idx(folder / "train-labels-idx1-ubyte", fmnist.train_y[:512].numpy())
-    write_idx(folder / "t10k-images-idx3-ubyte", fmnist.test_x[:500].numpy())
-    write_idx(folder / "t10k-labels-idx1-ubyte", fmnist.test_y[:500].numpy())
+    write_idx(folder / "train-images-idx3-ubyte", pixels(fmnist, "train", 512))
+    write_idx(folder / "train-labels-idx1-ubyte", fmnist.y("train")[:512].numpy())
+    write_idx(folder / "t10k-images-idx3-ubyte", pixels(fmnist, "test", 500))
+    write_idx(folder / "t10k-labels-idx1-ubyte", fmnist.y("test")[:500].numpy())
     return f"idx:{folder}"
 
 

@@ -139,16 +139,16 @@ def test_pruning_fine_tune_failure_is_a_message(tiny, store, monkeypatch):
 # --- the dataset missing or broken: every page says so ----------------------------------------------
 
 def _broken_dataset(kind, folder, fmnist):
-    from conftest import write_idx
+    from conftest import pixels, write_idx
     if kind == "missing folder":
         return f"idx:{folder / 'nowhere'}"
     folder.mkdir()
     if kind == "empty folder":
         return f"idx:{folder}"
-    write_idx(folder / "train-images-idx3-ubyte", fmnist.train_x[:64].numpy())
-    write_idx(folder / "train-labels-idx1-ubyte", fmnist.train_y[:64].numpy())
-    write_idx(folder / "t10k-images-idx3-ubyte", fmnist.test_x[:32].numpy())
-    write_idx(folder / "t10k-labels-idx1-ubyte", fmnist.test_y[:32].numpy())
+    write_idx(folder / "train-images-idx3-ubyte", pixels(fmnist, "train", 64))
+    write_idx(folder / "train-labels-idx1-ubyte", fmnist.y("train")[:64].numpy())
+    write_idx(folder / "t10k-images-idx3-ubyte", pixels(fmnist, "test", 32))
+    write_idx(folder / "t10k-labels-idx1-ubyte", fmnist.y("test")[:32].numpy())
     if kind == "truncated file":
         p = folder / "t10k-images-idx3-ubyte"
         p.write_bytes(p.read_bytes()[:-500])

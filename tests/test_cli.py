@@ -240,6 +240,46 @@ def user(tmp_path):
     return tmp_path
 
 
+def test_user_model_weights_and_data_run_and_eval(capsys, user):
+    """run/eval with the user's own file, weights and IDX folder: the weights really load (the net always answers
+    3, so accuracy is the share of 3s: 10 %), and the artifact decodes into the user's module."""
+    data = f"idx:{user / 'idx'}"
+    code, out, err = run(capsys, "run", "--model", f"{user}/nets.py:make_model", "--weights",
+                         str(user / "mine.safetensors"), "--data", data, "--sparsity", "0.5",
+                         "--out", str(user / "mine.cpg"))
+    assert code == 0, err
+    metrics = json.loads(out)["metrics"]
+    assert metrics["accuracy"] == pytest.approx(0.1)
+    assert metrics["artifact_bytes"] == (user / "mine.cpg").stat().st_size
+    code, out, err = run(capsys, "eval", str(user / "mine.cpg"), "--model", f"{user}/nets.py:make_model",
+                         "--data", data)
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] == pytest.approx(0.1)
+    code, out, err = run(capsys, "eval", str(user / "mine.cpg"), "--data", data)  # no code: cannot rebuild it
+    assert code == 2 and "--model path/to/file.py:callable" in err and err.count("\n") == 1, err
+    code, out, err = run(capsys, "eval", str(user / "mine.cpg"), "--model", "lenet-300-100", "--data", data)
+    assert code == 2 and "does not fit the model from --model 'lenet-300-100'" in err, err
+
+
+def test_user_class_with_torch_checkpoint_sweeps(capsys, user):
+    """A class as the callable, a torch.save training checkpoint ({"state_dict": ...}) as the weights."""
+    code, out, err = run(capsys, "sweep", "--model", f"{user}/nets.py:Net", "--weights", str(user / "net.pt"),
+                         "--data", f"idx:{user / 'idx'}", "--field", "sparsity", "--values", "0,0.5")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["sparsity"] for r in rows] == [0, 0.5] and all(r["accuracy"] == pytest.approx(0.1) for r in rows)
+
+
+def test_data_name_goes_to_load_dataset(capsys, user, monkeypatch):
+    """--data is any name the engine's load_dataset accepts: the command line passes it through unchanged."""
+    import compress_engine as ce
+    real = ce.load_dataset(f"idx:{user / 'idx'}")
+    seen = []
+    monkeypatch.setattr(ce, "load_dataset", lambda name: seen.append(name) or real)
+    code, out, err = run(capsys, "run", "--model", f"{user}/nets.py:make_model", "--data", "npz:/some/where.npz")
+    assert code == 0 and seen == ["npz:/some/where.npz"], err
+
+
 USER_BAD = {  # (argv, words stderr must contain); {tmp} is the `user` folder. --data points nowhere: each
     # error must come first, before any data is read
     "model file missing": (["--model", "{tmp}/nope.py:make_model"], "'{tmp}/nope.py' does not exist"),

@@ -1,250 +1,157 @@
-import gzip
-import struct
+"""core.data: Dataset.from_tensors takes any input shape and any class count, and refuses bad data clearly."""
 
 import numpy as np
 import pytest
+import torch
 
-from compress_engine import DatasetError, load_dataset
-from compress_engine.core.data import FILES, read_idx
-
-
-def write_idx(path, arr, gz=True, magic=None):
-    arr = np.asarray(arr, np.uint8)
-    head = struct.pack(">I", magic if magic is not None else 0x0800 | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    raw = head + arr.tobytes()
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(raw))
-    else:
-        path.write_bytes(raw)
-    return path
+from compress_engine import Dataset, DatasetError
 
 
-def make_folder(tmp_path, n_train=50, n_test=20, gz=True, classes=3):
-    rng = np.random.default_rng(0)
-    write_idx(tmp_path / FILES["train_x"], rng.integers(0, 256, (n_train, 28, 28)), gz)
-    write_idx(tmp_path / FILES["train_y"], rng.integers(0, classes, n_train), gz)
-    write_idx(tmp_path / FILES["test_x"], rng.integers(0, 256, (n_test, 28, 28)), gz)
-    write_idx(tmp_path / FILES["test_y"], rng.integers(0, classes, n_test), gz)
-    return tmp_path
+def make(shape=(20,), classes=3, n_train=40, n_test=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((n_train, *shape), generator=g), torch.arange(n_train) % classes,
+            torch.rand((n_test, *shape), generator=g), torch.arange(n_test) % classes)
 
 
-@pytest.mark.parametrize("gz", [True, False])
-def test_any_idx_folder_loads(tmp_path, gz):
-    ds = load_dataset(f"idx:{make_folder(tmp_path, gz=gz)}")
-    assert ds.train_x.shape == (50, 28, 28) and ds.test_y.shape == (20,)
-    assert ds.x("test").shape == (20, 1, 28, 28) and float(ds.x("test").max()) <= 1.0
-    assert len(ds.classes) == 3
+@pytest.mark.parametrize("shape", [(3, 5, 7), (20,), (1, 16), (1, 28, 28)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("classes", [2, 3, 37])
+def test_any_input_shape_and_class_count(shape, classes):
+    tx, ty, vx, vy = make(shape, classes, n_train=80)
+    ds = Dataset.from_tensors(tx, ty, vx, vy)
+    assert ds.input_shape == shape and ds.n_classes == min(classes, 80) == len(ds.classes)
+    assert ds.classes == tuple(str(i) for i in range(classes))
+    for split, x, y in (("train", tx, ty), ("test", vx, vy)):
+        assert ds.x(split).dtype == torch.float32 and ds.x(split).is_contiguous() and torch.equal(ds.x(split), x)
+        assert ds.y(split).dtype == torch.int64 and torch.equal(ds.y(split), y)
+    assert ds.x() is ds.x("test") and ds.name == "tensors" and ds.source == "in-memory tensors"
 
 
-def test_env_folder_is_searched_first(tmp_path, monkeypatch):
-    load_dataset.cache_clear()
-    monkeypatch.setenv("COMPRESS_DATA_DIR", str(make_folder(tmp_path, n_train=30)))
-    try:
-        assert len(load_dataset("fashion-mnist").train_y) == 30
-    finally:
-        load_dataset.cache_clear()
+def test_float32_tensors_are_used_as_they_are_not_copied():
+    tx, ty, vx, vy = make((1, 28, 28))
+    ds = Dataset.from_tensors(tx, ty, vx, vy)
+    assert ds.x("train").data_ptr() == tx.data_ptr() and ds.x("test").data_ptr() == vx.data_ptr()
+    a = tx.numpy()
+    assert Dataset.from_tensors(a, ty, vx, vy).x("train").data_ptr() == tx.data_ptr()  # numpy float32: shared too
 
 
-def test_missing_dataset_names_paths_and_fix(tmp_path, monkeypatch):
-    load_dataset.cache_clear()
-    monkeypatch.delenv("COMPRESS_DATA_DIR", raising=False)
-    monkeypatch.setattr("compress_engine.core.data.search_dirs", lambda: [tmp_path / "nowhere"])
-    with pytest.raises(DatasetError) as e:
-        load_dataset("fashion-mnist")
-    assert "nowhere" in str(e.value) and "apt-get install dataset-fashion-mnist" in str(e.value)
-    load_dataset.cache_clear()
+def test_numpy_and_other_dtypes_are_converted():
+    tx, ty, vx, vy = make((4, 5))
+    ds = Dataset.from_tensors(tx.double().numpy(), ty.numpy().astype(np.uint8), vx.half(), vy.int(),
+                              classes=["a", "b", "c"], name="mine")
+    assert ds.x("train").dtype == ds.x("test").dtype == torch.float32
+    assert ds.y("train").dtype == ds.y("test").dtype == torch.int64
+    assert torch.equal(ds.x("train"), tx) and torch.equal(ds.y("train"), ty)
+    assert ds.classes == ("a", "b", "c") and ds.name == "mine"
+    nc = Dataset.from_tensors(tx.transpose(1, 2), ty, vx.transpose(1, 2), vy)  # non-contiguous in, contiguous out
+    assert nc.x("train").is_contiguous() and nc.input_shape == (5, 4)
+    big_endian = Dataset.from_tensors(tx.numpy().astype(">f4"), ty, vx, vy)
+    assert torch.equal(big_endian.x("train"), tx)
+    ro = tx.numpy().copy()
+    ro.flags.writeable = False
+    assert torch.equal(Dataset.from_tensors(ro, ty, vx, vy).x("train"), tx)
 
 
-def test_missing_file_in_folder(tmp_path):
-    make_folder(tmp_path)
-    (tmp_path / (FILES["test_y"] + ".gz")).unlink()
-    with pytest.raises(DatasetError, match="t10k-labels"):
-        load_dataset(f"idx:{tmp_path}")
+def test_classes_may_name_more_classes_than_the_labels_use():
+    tx, ty, vx, vy = make(classes=2)
+    ds = Dataset.from_tensors(tx, ty, vx, vy, classes=("cat", "dog", "bird"))
+    assert ds.n_classes == 3 and ds.classes == ("cat", "dog", "bird")
+    assert Dataset.from_tensors(tx, ty, vx, vy, classes=np.array([b"x", b"y"])).classes == ("x", "y")
 
 
-def test_truncated_file(tmp_path):
-    make_folder(tmp_path, gz=False)
-    p = tmp_path / FILES["train_x"]
-    p.write_bytes(p.read_bytes()[:-100])
-    with pytest.raises(DatasetError, match="truncated"):
-        read_idx(p)
+def _bad(**change):
+    args = dict(zip(("train_x", "train_y", "test_x", "test_y"), make((1, 6, 6))))
+    args.update(change)
+    return args
 
 
-def test_corrupt_gzip_and_bad_magic(tmp_path):
-    p = tmp_path / "x.gz"
-    p.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
-    with pytest.raises(DatasetError, match="cannot read"):
-        read_idx(p)
-    q = write_idx(tmp_path / "y", np.zeros((2, 2)), gz=False, magic=0x0D03)
-    with pytest.raises(DatasetError, match="magic"):
-        read_idx(q)
-
-
-def test_label_count_mismatch(tmp_path):
-    make_folder(tmp_path)
-    write_idx(tmp_path / FILES["test_y"], np.zeros(7))
-    with pytest.raises(DatasetError, match="do not match"):
-        load_dataset(f"idx:{tmp_path}")
-
-
-def test_full_fashion_mnist(fmnist):
-    assert fmnist.train_x.shape == (60000, 28, 28) and fmnist.test_x.shape == (10000, 28, 28)
-    assert fmnist.classes[0] == "T-shirt/top" and len(fmnist.classes) == 10
-    # balanced classes: 6,000 / 1,000 images each
-    assert fmnist.train_y.bincount().tolist() == [6000] * 10
-    assert fmnist.test_y.bincount().tolist() == [1000] * 10
-
-
-# --- hostile folders: every way an IDX folder can be broken, each refused with what and how to fix ------
-
-def _plain(tmp_path, key):
-    return tmp_path / FILES[key]
-
-
-def _gz(tmp_path, key):
-    return tmp_path / (FILES[key] + ".gz")
-
-
-def _rewrite(path, fn):
-    path.write_bytes(fn(path.read_bytes()))
-
-
-def _header(shape, magic=None):
-    ndim = len(shape)
-    return struct.pack(">I", magic if magic is not None else 0x0800 | ndim) + struct.pack(f">{ndim}I", *shape)
-
-
-def _loop(path):
-    a, b = path.with_name("loop-a"), path.with_name("loop-b")
-    a.symlink_to(b)
-    b.symlink_to(a)
-    path.unlink()
-    path.symlink_to(a)
-
-
-def _empty(folder):
-    for p in folder.iterdir():
-        p.unlink()
-    return folder
-
-
-def _corrupt_deflate(raw):
-    """A valid gzip header, then a deflate block of the reserved type 3: zlib.error, not a gzip error."""
-    return raw[:10] + b"\xff" + raw[11:]
-
-
-BREAK = {  # name -> (how to break a good folder of gzipped IDX files, words the error must contain)
-    "folder missing": (lambda d: _empty(d).rmdir(), "does not exist"),
-    "folder empty": (_empty, "lacks train-images-idx3-ubyte.gz"),
-    "folder is a file": (lambda d: _empty(d).rmdir() or d.write_bytes(b"not a folder"), "is a file, not a folder"),
-    "folder is a symlink loop": (lambda d: _empty(d).rmdir() or d.symlink_to(d), "symlink loop"),
-    "one file missing": (lambda d: _gz(d, "train_y").unlink(), "lacks train-labels-idx1-ubyte.gz"),
-    "file is a folder": (lambda d: (_gz(d, "test_x").unlink(), _gz(d, "test_x").mkdir()), "is a folder"),
-    "broken symlink": (lambda d: (_gz(d, "test_y").unlink(), _gz(d, "test_y").symlink_to(d / "gone")),
-                       "broken symlink or a symlink loop"),
-    "symlink loop": (lambda d: _loop(_gz(d, "train_x")), "symlink loop"),
-    "empty file": (lambda d: _gz(d, "train_x").write_bytes(b""), "bad magic number none"),
-    "truncated gzip": (lambda d: _rewrite(_gz(d, "train_x"), lambda r: r[:len(r) // 2]), "cannot read"),
-    "corrupt deflate stream": (lambda d: _rewrite(_gz(d, "train_x"), _corrupt_deflate), "invalid block type"),
-    "not gzip, not IDX": (lambda d: _gz(d, "train_y").write_bytes(b"<html>404 not found</html>"), "bad magic"),
-    "float IDX (0x0D)": (lambda d: _gz(d, "train_y").write_bytes(gzip.compress(_header((50,), 0x0D01) + bytes(200))),
-                         "bad magic"),
-    "0-dim header": (lambda d: _gz(d, "train_y").write_bytes(gzip.compress(_header((), 0x0800))), "bad magic"),
-    "5-dim header": (lambda d: _gz(d, "train_y").write_bytes(gzip.compress(_header((1,) * 5))), "bad magic"),
-    "header cut short": (lambda d: _gz(d, "train_x").write_bytes(gzip.compress(_header((50, 28, 28))[:9])),
-                         "truncated inside its header"),
-    "body truncated": (lambda d: _rewrite(_gz(d, "test_x"), lambda r: gzip.compress(gzip.decompress(r)[:-1])),
-                       "truncated"),
-    "body oversized": (lambda d: _rewrite(_gz(d, "test_x"), lambda r: gzip.compress(gzip.decompress(r) + bytes(784))),
-                       "oversized"),
-    "claims 10^9 images": (lambda d: _gz(d, "train_x").write_bytes(
-        gzip.compress(_header((10**9, 28, 28)) + bytes(784))), "784,000,000,000 bytes"),
-    "claims 2^32-1 per dim": (lambda d: _gz(d, "train_x").write_bytes(
-        gzip.compress(_header((2**32 - 1,) * 4) + bytes(16))), "truncated"),
-    "labels shorter than images": (lambda d: write_idx(d / FILES["test_y"], np.zeros(7)), "do not match"),
-    "images 2-D": (lambda d: write_idx(d / FILES["train_x"], np.zeros((50, 784))), "do not match"),
-    "no images": (lambda d: (write_idx(d / FILES["test_x"], np.zeros((0, 28, 28))),
-                             write_idx(d / FILES["test_y"], np.zeros(0))), "do not match"),
-    "images 32x32": (lambda d: (write_idx(d / FILES["train_x"], np.zeros((50, 32, 32))),
-                                write_idx(d / FILES["test_x"], np.zeros((20, 32, 32)))), "32×32"),
-    "label 10": (lambda d: write_idx(d / FILES["train_y"], np.r_[np.zeros(49), 10]), "label 10 is out of range"),
-    "label 255": (lambda d: write_idx(d / FILES["test_y"], np.full(20, 255)), "labels must be classes 0-9"),
+BAD = {  # name -> (arguments, words the error must contain)
+    "x is a list": (_bad(train_x=[[0.0]] * 40), "train_x is a list: give a torch.Tensor or a numpy array"),
+    "y is None": (_bad(test_y=None), "test_y is a NoneType"),
+    "uint8 images": (_bad(train_x=torch.zeros(40, 1, 6, 6, dtype=torch.uint8)), "train_x.float() / 255"),
+    "int numpy images": (_bad(test_x=np.zeros((10, 1, 6, 6), np.int64)), "inputs must be floating point"),
+    "bool inputs": (_bad(train_x=torch.zeros(40, 3, dtype=torch.bool)), "inputs must be floating point"),
+    "1-D inputs": (_bad(train_x=torch.zeros(40)), "inputs must be (N, *input_shape)"),
+    "0-D inputs": (_bad(test_x=torch.tensor(1.0)), "test_x has shape ()"),
+    "2-D labels": (_bad(train_y=torch.zeros(40, 1, dtype=torch.long)), "labels must be 1-D"),
+    "one-hot labels": (_bad(test_y=torch.eye(10, dtype=torch.long)), "argmax(1) for one-hot"),
+    "float labels": (_bad(train_y=torch.zeros(40)), "labels must be integer class indices"),
+    "bool labels": (_bad(train_y=torch.zeros(40, dtype=torch.bool)), "labels must be integer class indices"),
+    "fewer labels than inputs": (_bad(train_y=torch.zeros(39, dtype=torch.long)),
+                                 "train_x has 40 samples but train_y has 39 labels"),
+    "more labels than inputs": (_bad(test_y=np.zeros(11, np.int64)), "test_x has 10 samples but test_y has 11"),
+    "empty train split": (_bad(train_x=torch.zeros(0, 1, 6, 6), train_y=torch.zeros(0, dtype=torch.long)),
+                          "train_x is empty"),
+    "empty test split": (_bad(test_x=np.zeros((0, 1, 6, 6), np.float32), test_y=np.zeros(0, np.int64)),
+                         "test_x is empty"),
+    "test shape differs": (_bad(test_x=torch.zeros(10, 1, 6, 7)), "train inputs are 1×6×6 but test inputs are 1×6×7"),
+    "no values per sample": (_bad(train_x=torch.zeros(40, 0), test_x=torch.zeros(10, 0)), "hold no values"),
+    "negative label": (_bad(train_y=torch.full((40,), -1)), "label -1 is out of range"),
+    "label beyond classes": (_bad(classes=["a", "b"]), "label 2 is out of range: 2 class names were given"),
+    "label an id": (_bad(test_y=torch.full((10,), 10**9)), "implies 1,000,000,001 classes"),
+    "huge uint64 label": (_bad(test_y=np.full(10, 2**64 - 1, np.uint64)), "18,446,744,073,709,551,615"),
+    "classes a string": (_bad(classes="abc"), "classes must be a list of class names"),
+    "classes empty": (_bad(classes=[]), "classes is empty"),
+    "classes repeat": (_bad(classes=["a", "b", "a"]), "'a' appears twice"),
+    "name not a string": (_bad(name=3), "name must be a string"),
+    "NaN input": (_bad(train_x=torch.rand(40, 1, 6, 6).index_put_((torch.tensor([17]),), torch.tensor(float("nan")))),
+                  "train_x[17] holds NaN"),
+    "inf input": (_bad(test_x=torch.rand(10, 1, 6, 6).index_put_((torch.tensor([3]),), torch.tensor(float("-inf")))),
+                  "test_x[3] holds ±inf"),
+    "float64 overflow": (_bad(train_x=np.full((40, 1, 6, 6), 1e300)), "overflow float32"),
 }
 
 
-@pytest.mark.parametrize("case", list(BREAK))
-def test_broken_idx_folder_says_what_and_how_to_fix(tmp_path, case):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    make_folder(folder)
-    BREAK[case][0](folder)
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_data_is_refused_naming_what_and_how(case):
+    args, words = BAD[case]
     with pytest.raises(DatasetError) as e:
-        load_dataset(f"idx:{folder}")
+        Dataset.from_tensors(**args)
     msg = str(e.value)
     print(f"{case}: {msg}")
-    assert BREAK[case][1] in msg, msg
-    assert str(folder) in msg
-    assert "apt-get install dataset-fashion-mnist" in msg or "give 'idx:' a folder" in msg \
-        or "take 28×28" in msg, msg
-    assert "\n" not in msg
+    assert words in msg and "\n" not in msg and len(msg) < 400, msg
 
 
-def test_a_claim_of_a_billion_images_allocates_nothing_big(tmp_path):
-    import tracemalloc
-    p = tmp_path / "huge-idx3-ubyte"
-    p.write_bytes(_header((10**9, 28, 28)) + bytes(784 * 3))
-    tracemalloc.start()
-    try:
-        with pytest.raises(DatasetError, match="784,000,000,000 bytes of data but the file holds 2,352"):
-            read_idx(p)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 1 << 20
+def test_nan_is_found_past_the_first_chunk():
+    tx, ty, vx, vy = make((3,), n_train=20_000)
+    tx[19_999, 2] = float("nan")
+    with pytest.raises(DatasetError, match=r"train_x\[19999\] holds NaN"):
+        Dataset.from_tensors(tx, ty, vx, vy)
 
 
-def test_size_limits_on_disk_and_unzipped(tmp_path, monkeypatch):
-    monkeypatch.setattr("compress_engine.core.data.MAX_BYTES", 10_000)
-    big = tmp_path / "big-idx1-ubyte"
-    big.write_bytes(_header((20_000,)) + bytes(20_000))
-    with pytest.raises(DatasetError, match="too big for an IDX"):
-        read_idx(big)
-    bomb = tmp_path / "bomb-idx1-ubyte.gz"
-    bomb.write_bytes(gzip.compress(_header((20_000,)) + bytes(20_000)))  # 20 KB unzipped from ~50 bytes
-    assert bomb.stat().st_size < 10_000
-    with pytest.raises(DatasetError, match="unzips to more than 10,000 bytes"):
-        read_idx(bomb)
+def test_large_finite_values_whose_sum_overflows_are_fine():
+    tx, ty, vx, vy = make((4,))
+    ds = Dataset.from_tensors(tx + 3e38, ty, vx, vy)
+    assert torch.isinf(ds.x("train").sum()) and ds.n_classes == 3
 
 
-BAD_NAMES = {
-    "None": None, "int": 3, "float nan": float("nan"), "bytes": b"fashion-mnist",
-    "list (unhashable)": ["fashion-mnist"], "dict (unhashable)": {"idx": "/tmp"}, "empty": "", "blank": "   ",
-    "unknown": "mnist", "NUL in name": "fashion\0mnist",
-    "NUL in idx path": "idx:/tmp/a\0b", "idx: without folder": "idx:", "idx: blank folder": "idx:   ",
-    "missing folder": "idx:/no/such/folder", "10k-char name": "idx:/" + "a" * 10_000,
-}
+def test_split_must_be_train_or_test():
+    ds = Dataset.from_tensors(*make())
+    with pytest.raises(DatasetError, match="split must be 'train' or 'test'"):
+        ds.x("val")
+    with pytest.raises(DatasetError, match="split must be"):
+        ds.y(["train"])
 
 
-@pytest.mark.parametrize("name", list(BAD_NAMES.values()), ids=list(BAD_NAMES))
-def test_bad_names_are_refused_clearly(name):
-    with pytest.raises(DatasetError) as e:
-        load_dataset(name)
-    msg = str(e.value)
-    assert ("fashion-mnist" in msg or "idx:" in msg) and len(msg) < 1000 and "\0" not in msg
+def test_subset_is_a_view_of_the_first_samples():
+    ds = Dataset.from_tensors(*make((2, 3)), classes=list("abcd"), name="d")
+    sub = ds.subset(5, 4)
+    assert sub.x("train").shape == (5, 2, 3) and sub.y("test").shape == (4,) and sub.classes == ds.classes
+    assert sub.x("train").data_ptr() == ds.x("train").data_ptr() and sub.name == "d[:5/4]"
+    assert ds.subset(10_000, 1, "all").x("train").shape[0] == 40
+    with pytest.raises(DatasetError, match="n_test must be a whole number >= 1"):
+        ds.subset(5, 0)
 
 
-def test_data_dir_setting_is_used_or_refused_never_skipped(tmp_path, monkeypatch):
-    """COMPRESS_DATA_DIR set to an empty (or missing) folder is an error naming it, not a silent fallback."""
-    load_dataset.cache_clear()
-    try:
-        monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path))
-        with pytest.raises(DatasetError) as e:
-            load_dataset("fashion-mnist")
-        assert "COMPRESS_DATA_DIR" in str(e.value) and str(tmp_path) in str(e.value)
-        assert "apt-get install dataset-fashion-mnist" in str(e.value)
-        monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path / "nope"))
-        with pytest.raises(DatasetError, match="COMPRESS_DATA_DIR=.*is not a folder"):
-            load_dataset("fashion-mnist")
-    finally:
-        load_dataset.cache_clear()
+def test_require_refuses_data_a_model_cannot_take():
+    ds = Dataset.from_tensors(*make((1, 6, 6), classes=12), name="idx:/x")
+    assert ds.require((1, 6, 6), 12) is ds and ds.require() is ds
+    with pytest.raises(DatasetError, match=r"idx:/x: inputs are 1×6×6; the model takes 1×28×28"):
+        ds.require(input_shape=(1, 28, 28))
+    with pytest.raises(DatasetError, match="train label 11 is out of range: the model has 10 outputs, so labels "
+                                           "must be classes 0-9"):
+        ds.require(n_outputs=10)
+
+
+def test_repr_says_what_it_holds():
+    assert repr(Dataset.from_tensors(*make((1, 16)), name="seq")) == \
+        "Dataset('seq': 40 train + 10 test, inputs 1×16, 3 classes)"

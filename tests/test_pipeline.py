@@ -4,7 +4,6 @@ import pytest
 import torch
 
 import compress_engine as ce
-from compress_engine.core.data import Dataset
 from compress_engine.core.prune import compressible
 
 
@@ -126,8 +125,7 @@ def bits(model):
 @pytest.fixture(scope="module")
 def mini(fmnist):
     """1,024 training and 500 test images: 8 optimizer steps per epoch, enough to tell runs apart."""
-    return Dataset("fashion-mnist[mini]", fmnist.train_x[:1024], fmnist.train_y[:1024],
-                   fmnist.test_x[:500], fmnist.test_y[:500], fmnist.classes)
+    return fmnist.subset(1024, 500, "fashion-mnist[mini]")
 
 
 @pytest.mark.parametrize("name", list(TRAINING_RECIPES))

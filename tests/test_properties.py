@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from conftest import roundtrip, same
 import compress_engine as ce
 from compress_engine.playground import zoo as models
-from compress_engine.core.data import Dataset
 from compress_engine.core.encode import Affine, Codebook, decode, encode
 from compress_engine.core.quantize import qrange
 from compress_engine.core.recipe import BITS, CHOICES, RANGES, Recipe
@@ -193,7 +192,7 @@ def tiny_data(tiny_idx):
     """The conftest's tiny IDX folder, read by the engine, cut to 256 training images (2 steps an epoch)
     and 200 test images: the properties hold for any data, and the machine is shared."""
     d = ce.load_dataset(tiny_idx)
-    return Dataset(d.name, d.train_x[:256], d.train_y[:256], d.test_x[:200], d.test_y[:200], d.classes)
+    return d.subset(256, 200, d.name)
 
 
 @pytest.fixture(scope="module")

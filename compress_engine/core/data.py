@@ -1,211 +1,242 @@
-"""Datasets: full Fashion-MNIST (or any MNIST-format IDX folder) as tensors.
+"""Datasets: any classification data as tensors, validated once at the door.
 
-The IDX format is four big-endian u32s of header (magic, then one size per dimension) followed by
-raw uint8 pixels or labels. We read it with numpy (gzip or plain), check every size against the
-bytes actually there, and fail with a message that names the file and the fix.
+A `Dataset` holds a train and a test split: float32 inputs of any shape (N, *input_shape) and int64
+labels 0..C-1, plus C class names. `Dataset.from_tensors` is the one way to build one; it checks
+everything the engine later relies on (matching lengths, one input shape, integer labels in range,
+finite inputs) and says what is wrong and how to fix it before any work is done. Where the data
+comes from (Fashion-MNIST, IDX folders, .npz files) is the playground's business: see
+`compress_engine.playground.sources`.
 """
 
-import gzip
-import math
-import os
-import zlib
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .errors import DatasetError
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-INSTALL_HINT = ("install it with `sudo apt-get install dataset-fashion-mnist` (Debian), or point "
-                "COMPRESS_DATA_DIR at a folder holding train-images-idx3-ubyte.gz, "
-                "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
-FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
-         "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
-MAX_BYTES = 200_000_000  # an IDX file bigger than this (on disk or unzipped) is not an MNIST-like dataset
-MAX_NAME = 4096          # characters in a dataset name / path
-IMAGE_SHAPE = (28, 28)   # what every model here takes
-N_CLASSES = 10           # every model here has 10 outputs: labels must be 0-9
+SPLITS = ("train", "test")
+MAX_CLASSES = 100_000  # labels that imply more classes than this are ids, not class indices
+_CHUNK = 8192          # rows checked for NaN/inf at a time, so the check allocates little
 
 
-def search_dirs():
-    """Where Fashion-MNIST is looked for, in order. COMPRESS_DATA_DIR, when set, is the only place."""
-    env = os.environ.get("COMPRESS_DATA_DIR")
-    if env:
-        return [Path(env).expanduser()]
-    home = Path.home()
-    dirs = ["/usr/share/datasets/fashion-mnist",
-            home / ".keras/datasets/fashion-mnist",
-            home / ".cache/torchvision/FashionMNIST/raw",
-            home / "data/FashionMNIST/raw",
-            Path("data/FashionMNIST/raw")]
-    return [Path(d) for d in dirs]
+def _fmt(shape):
+    return "×".join(map(str, shape)) if shape else "scalar"
 
 
-@dataclass(frozen=True, eq=False)
+def _check_array(v, what):
+    if not isinstance(v, (torch.Tensor, np.ndarray)):
+        raise DatasetError(f"{what} is a {type(v).__name__}: give a torch.Tensor or a numpy array "
+                           f"(e.g. torch.as_tensor({what}))")
+    return v
+
+
+def _is_float(v):
+    return v.is_floating_point() if isinstance(v, torch.Tensor) else v.dtype.kind == "f"
+
+
+def _is_int(v):
+    if isinstance(v, torch.Tensor):
+        return not (v.is_floating_point() or v.is_complex() or v.dtype == torch.bool)
+    return v.dtype.kind in "iu"
+
+
+def _float32(v):
+    """A contiguous float32 CPU tensor; the same memory when `v` already is one (no copy)."""
+    if isinstance(v, torch.Tensor):
+        return v.detach().to("cpu", torch.float32).contiguous()
+    if v.dtype != np.float32 or not v.dtype.isnative or not v.flags.c_contiguous or not v.flags.writeable:
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, which the NaN/inf check reports
+            v = np.array(v, dtype=np.float32, order="C")  # one copy: float64 / float16 / big-endian / read-only
+    return torch.from_numpy(v)
+
+
+def _int64(v):
+    if isinstance(v, torch.Tensor):
+        return v.detach().to("cpu", torch.int64).contiguous()
+    return torch.from_numpy(np.array(v, dtype=np.int64, order="C"))
+
+
+def _label_range(v):
+    """(min, max) of an integer label array as Python ints (exact for every integer dtype)."""
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu()
+        if v.dtype not in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
+            v = v.to(torch.int64)
+        return int(v.min()), int(v.max())
+    return int(v.min()), int(v.max())
+
+
+def _first_bad_row(x):
+    """Index of the first sample holding NaN or ±inf, and which, or None; checked in chunks of rows.
+
+    A NaN or inf anywhere makes the sum non-finite, so one reduction (no allocation) clears clean data.
+    """
+    if torch.isfinite(x.sum()):
+        return None
+    for start in range(0, len(x), _CHUNK):
+        chunk = x[start:start + _CHUNK]
+        if not torch.isfinite(chunk).all():
+            bad = ~torch.isfinite(chunk.reshape(len(chunk), -1))
+            row = int(bad.any(1).nonzero()[0])
+            return start + row, "NaN" if torch.isnan(chunk[row]).any() else "±inf"
+    return None
+
+
+def _class_names(classes):
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
+        raise DatasetError(f"classes must be a list of class names, one per class, got {classes!r:.100}")
+    if len(classes) > MAX_CLASSES:
+        raise DatasetError(f"classes lists {len(classes):,} names (limit {MAX_CLASSES:,})")
+    names = tuple(c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c) for c in classes)
+    if not names:
+        raise DatasetError("classes is empty: give one name per class, or classes=None to number them")
+    seen = set()
+    for c in names:
+        if c in seen:
+            raise DatasetError(f"class name {c!r:.100} appears twice in classes: names must be distinct")
+        seen.add(c)
+    return names
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """Train/test images (uint8, N×28×28) and labels (int64), plus class names.
+    """Train/test inputs (float32, N×input_shape, contiguous) and labels (int64, 0..C-1), plus C class names.
 
-    `x(split)` gives the float32 N×1×H×W tensor in [0, 1] that the models take; it is computed
-    once per split and kept, because every evaluation needs it.
+    Build one with `Dataset.from_tensors(...)` (or a playground source, `load_dataset("fashion-mnist")`).
+    `x(split)` and `y(split)` give the tensors for "train" or "test"; `input_shape` is one sample's shape
+    (e.g. (1, 28, 28)), `n_classes` the number of classes. The tensors are shared, never copied: do
+    not modify them in place.
     """
     name: str
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
     classes: tuple
-    source: str = ""
-    _float: dict = field(default_factory=dict, repr=False)
+    source: str
+    _x: dict
+    _y: dict
+
+    @classmethod
+    def from_tensors(cls, train_x, train_y, test_x, test_y, classes=None, name=None, *, source=None):
+        """Check and wrap train/test inputs and labels (torch tensors or numpy arrays).
+
+        Inputs: floating point, shape (N, *input_shape) with the same input shape in both splits, finite.
+        float16 / float64 are converted to float32 (float32 contiguous CPU tensors are used as they are,
+        sharing memory); integer images must be scaled first, e.g. `x.float() / 255`.
+        Labels: 1-D, integer, one per input, in 0..C-1 where C = len(classes) if given, else max label + 1.
+        Raises DatasetError naming the problem and the fix before doing any work.
+        """
+        if name is None:
+            name = "tensors"
+        if not isinstance(name, str):
+            raise DatasetError(f"name must be a string, got {type(name).__name__}")
+        arrays = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
+        for what, v in arrays.items():
+            _check_array(v, what)
+        for split in SPLITS:
+            x, y, xn, yn = arrays[f"{split}_x"], arrays[f"{split}_y"], f"{split}_x", f"{split}_y"
+            if not _is_float(x):
+                raise DatasetError(f"{xn} has dtype {x.dtype}: inputs must be floating point; scale integer "
+                                   f"images first, e.g. {xn}.float() / 255 (numpy: {xn}.astype('float32') / 255)")
+            if x.ndim < 2:
+                raise DatasetError(f"{xn} has shape {tuple(x.shape)}: inputs must be (N, *input_shape), e.g. "
+                                   f"N×1×28×28 images or N×20 features; for one feature per sample use "
+                                   f"{xn}.reshape(-1, 1)")
+            if y.ndim != 1:
+                raise DatasetError(f"{yn} has shape {tuple(y.shape)}: labels must be 1-D, one class index per "
+                                   f"sample (flatten with {yn}.reshape(-1), or {yn}.argmax(1) for one-hot labels)")
+            if not _is_int(y):
+                raise DatasetError(f"{yn} has dtype {y.dtype}: labels must be integer class indices 0..C-1 "
+                                   f"(convert with {yn}.long(); map other labels with "
+                                   f"np.unique({yn}, return_inverse=True))")
+            if len(x) != len(y):
+                raise DatasetError(f"{xn} has {len(x):,} samples but {yn} has {len(y):,} labels: "
+                                   f"they must match, one label per input")
+            if len(x) == 0:
+                raise DatasetError(f"{xn} is empty: each split needs at least one sample")
+        shape = tuple(train_x.shape[1:])
+        if tuple(test_x.shape[1:]) != shape:
+            raise DatasetError(f"train inputs are {_fmt(shape)} but test inputs are {_fmt(tuple(test_x.shape[1:]))}: "
+                               f"both splits must have the same input shape")
+        if 0 in shape:
+            raise DatasetError(f"inputs of shape (N, {', '.join(map(str, shape))}) hold no values: each sample "
+                               f"needs at least one")
+
+        names = None if classes is None else _class_names(classes)
+        lo_hi = {split: _label_range(arrays[f"{split}_y"]) for split in SPLITS}
+        for split, (lo, hi) in lo_hi.items():
+            if lo < 0:
+                raise DatasetError(f"{split}_y: label {lo} is out of range: labels must be class indices 0..C-1 "
+                                   f"(map other labels with np.unique(y, return_inverse=True))")
+            if names is not None and hi >= len(names):
+                raise DatasetError(f"{split}_y: label {hi} is out of range: {len(names)} class names were given, "
+                                   f"so labels must be classes 0-{len(names) - 1}; give one name per class, "
+                                   f"or classes=None to number them")
+        if names is None:
+            top = max(hi for _, hi in lo_hi.values())
+            if top >= MAX_CLASSES:
+                raise DatasetError(f"label {top:,} implies {top + 1:,} classes (limit {MAX_CLASSES:,}): labels must "
+                                   f"be class indices 0..C-1 (map other labels with np.unique(y, return_inverse=True))")
+            names = tuple(str(i) for i in range(top + 1))
+
+        xs, ys = {}, {}
+        for split in SPLITS:
+            x = _float32(arrays[f"{split}_x"])
+            bad = _first_bad_row(x)
+            if bad:
+                was32 = str(arrays[f"{split}_x"].dtype) in ("float32", "torch.float32")
+                overflow = " (values beyond ±3.4e38 overflow float32)" if bad[1] == "±inf" and not was32 else ""
+                raise DatasetError(f"{split}_x[{bad[0]}] holds {bad[1]}{overflow}: inputs must be finite; replace "
+                                   f"such values (e.g. torch.nan_to_num) or drop those samples")
+            xs[split], ys[split] = x, _int64(arrays[f"{split}_y"])
+        return cls(name, names, "in-memory tensors" if source is None else str(source), xs, ys)
 
     def x(self, split="test"):
-        if split not in self._float:
-            u8 = self.train_x if split == "train" else self.test_x
-            self._float[split] = (u8.float() / 255.0).unsqueeze(1).contiguous()
-        return self._float[split]
+        """Inputs of "train" or "test": float32, N×input_shape, contiguous."""
+        return self._x[_split(split)]
 
     def y(self, split="test"):
-        return self.train_y if split == "train" else self.test_y
+        """Labels of "train" or "test": int64, 0..n_classes-1."""
+        return self._y[_split(split)]
+
+    @property
+    def input_shape(self):
+        """One sample's shape, e.g. (1, 28, 28) for Fashion-MNIST or (20,) for 20 tabular features."""
+        return tuple(self._x["train"].shape[1:])
+
+    @property
+    def n_classes(self):
+        return len(self.classes)
+
+    def subset(self, n_train, n_test, name=None):
+        """The first n_train training and n_test test samples (views, no copy): small data for quick runs."""
+        for what, n in (("n_train", n_train), ("n_test", n_test)):
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise DatasetError(f"{what} must be a whole number >= 1, got {n!r:.50}")
+        return Dataset(name or f"{self.name}[:{n_train}/{n_test}]", self.classes, self.source,
+                       {"train": self._x["train"][:n_train], "test": self._x["test"][:n_test]},
+                       {"train": self._y["train"][:n_train], "test": self._y["test"][:n_test]})
+
+    def require(self, input_shape=None, n_outputs=None):
+        """Refuse data a model cannot take: another input shape, or labels its outputs cannot predict.
+
+        Returns the dataset, so `load_dataset(name).require((1, 28, 28), 10)` reads naturally.
+        """
+        if input_shape is not None and tuple(input_shape) != self.input_shape:
+            raise DatasetError(f"{self.name}: inputs are {_fmt(self.input_shape)}; the model takes "
+                               f"{_fmt(tuple(input_shape))}")
+        if n_outputs is not None:
+            for split in SPLITS:
+                top = int(self._y[split].max())
+                if top >= n_outputs:
+                    raise DatasetError(f"{self.name}: {split} label {top} is out of range: the model has "
+                                       f"{n_outputs} outputs, so labels must be classes 0-{n_outputs - 1}")
+        return self
+
+    def __repr__(self):
+        return (f"Dataset({self.name!r}: {len(self._y['train']):,} train + {len(self._y['test']):,} test, "
+                f"inputs {_fmt(self.input_shape)}, {self.n_classes} classes)")
 
 
-def read_idx(path):
-    """Read one IDX file (gzip or plain) into a numpy uint8 array, checking its header against its bytes.
-
-    Nothing is allocated from what the header claims: a file that says it holds 10^9 images is
-    refused by comparing that claim with the bytes actually there (at most MAX_BYTES are read).
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise DatasetError(f"{path} is {size:,} bytes: too big for an IDX image/label file "
-                               f"(limit {MAX_BYTES:,}); {INSTALL_HINT}")
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            with gzip.open(path, "rb") as f:
-                raw = f.read(MAX_BYTES + 1)
-            if len(raw) > MAX_BYTES:
-                raise DatasetError(f"{path} unzips to more than {MAX_BYTES:,} bytes: not an MNIST-like IDX file; "
-                                   f"{INSTALL_HINT}")
-    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise DatasetError(f"cannot read {path}: {e}. Re-download or reinstall the data; {INSTALL_HINT}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
-        raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4].hex() or 'none'}, "
-                           f"need 000008 then 01-04); {INSTALL_HINT}")
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise DatasetError(f"{path} is truncated inside its header; {INSTALL_HINT}")
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    n = math.prod(shape)  # Python ints: a crafted header cannot overflow into a matching size
-    body = len(raw) - 4 - 4 * ndim
-    if body != n:
-        raise DatasetError(f"{path} header says {shape} = {n:,} bytes of data but the file holds {body:,}: "
-                           f"the file is {'truncated' if body < n else 'oversized'} or corrupt; {INSTALL_HINT}")
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def _candidates(folder, stem):
-    return [Path(folder) / (name + suffix) for name in (stem, stem.replace("-idx", ".idx")) for suffix in (".gz", "")]
-
-
-def find_file(folder, stem):
-    """The IDX file for `stem` in `folder`: .gz or plain, with '-idx' or '.idx' spelling."""
-    for p in _candidates(folder, stem):
-        if p.is_file():
-            return p
-    return None
-
-
-def _not_a_file(folder, stem):
-    """A candidate path for `stem` that exists but is no readable file (folder, broken link, link loop), or None."""
-    for p in _candidates(folder, stem):
-        if os.path.lexists(p) and not p.is_file():
-            kind = ("a folder" if p.is_dir() else "a broken symlink or a symlink loop" if p.is_symlink()
-                    else "not a regular file")
-            return f"{p.name} is {kind}"
-    return None
-
-
-def read_folder(folder, name, classes=None):
-    """Load the four IDX files of an MNIST-format folder into a Dataset, checking they agree."""
-    folder = Path(folder)
-    paths = {k: find_file(folder, stem) for k, stem in FILES.items()}
-    missing = [FILES[k] + ".gz" for k, p in paths.items() if p is None]
-    if missing:
-        odd = [why for k, p in paths.items() if p is None for why in [_not_a_file(folder, FILES[k])] if why]
-        raise DatasetError(f"{folder} lacks {', '.join(missing)}" + (f" ({'; '.join(odd)})" if odd else "")
-                           + f"; {INSTALL_HINT}")
-    arr = {k: read_idx(p) for k, p in paths.items()}
-    for split in ("train", "test"):
-        x, y = arr[f"{split}_x"], arr[f"{split}_y"]
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
-            raise DatasetError(f"{folder}: {split} images {x.shape} and labels {y.shape} do not match "
-                               f"(need N×28×28 images and N labels, N >= 1); {INSTALL_HINT}")
-        if x.shape[1:] != IMAGE_SHAPE:
-            raise DatasetError(f"{folder}: {split} images are {x.shape[1]}×{x.shape[2]} pixels; the models here "
-                               f"take {IMAGE_SHAPE[0]}×{IMAGE_SHAPE[1]} (MNIST format)")
-        top = int(y.max())
-        if top >= N_CLASSES:
-            raise DatasetError(f"{paths[f'{split}_y']}: label {top} is out of range: labels must be classes "
-                               f"0-{N_CLASSES - 1}; {INSTALL_HINT}")
-    n_classes = int(max(arr["train_y"].max(), arr["test_y"].max())) + 1
-    if classes is None or len(classes) < n_classes:
-        classes = tuple(str(i) for i in range(n_classes))
-    t = {k: torch.from_numpy(v.copy()) for k, v in arr.items()}
-    return Dataset(name, t["train_x"], t["train_y"].long(), t["test_x"], t["test_y"].long(),
-                   tuple(classes), source=str(folder))
-
-
-def load_dataset(name="fashion-mnist"):
-    """Load "fashion-mnist" (searched in `search_dirs()`) or "idx:/path/to/folder" (any MNIST-format folder).
-
-    Loaded datasets are kept (per name); `load_dataset.cache_clear()` forgets them.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise DatasetError(f"dataset must be 'fashion-mnist' or 'idx:/path/to/folder', got {name!r:.100}")
-    if len(name) > MAX_NAME:
-        raise DatasetError(f"dataset name is {len(name):,} characters long (limit {MAX_NAME}): "
-                           "use 'fashion-mnist' or 'idx:/path/to/folder'")
-    if "\0" in name:
-        raise DatasetError(f"dataset name {name!r:.200} contains a NUL byte: no file path can; "
-                           "use 'fashion-mnist' or 'idx:/path/to/folder'")
-    return _load(name)
-
-
-@lru_cache(maxsize=4)
-def _load(name):
-    if name.startswith("idx:"):
-        if not name[4:].strip():
-            raise DatasetError("'idx:' needs a folder after it, e.g. 'idx:/data/fashion-mnist', holding the four "
-                               "MNIST-format IDX files")
-        folder = Path(name[4:]).expanduser()
-        if not folder.is_dir():
-            why = ("is a file, not a folder" if folder.exists() else
-                   "is a broken symlink or a symlink loop" if os.path.lexists(folder) else "does not exist")
-            raise DatasetError(f"dataset folder {folder} {why}; give 'idx:' a folder with the four "
-                               f"MNIST-format IDX files ({', '.join(v + '.gz' for v in FILES.values())})")
-        return read_folder(folder, name)
-    if name != "fashion-mnist":
-        raise DatasetError(f"unknown dataset {name!r:.200}: use 'fashion-mnist' or 'idx:/path/to/folder'")
-    env = os.environ.get("COMPRESS_DATA_DIR")
-    if env:  # set on purpose: use it or say what is wrong with it, never silently fall back elsewhere
-        folder = Path(env).expanduser()
-        if not folder.is_dir():
-            raise DatasetError(f"COMPRESS_DATA_DIR={env!r:.300} is not a folder; point it at a folder holding "
-                               f"the four Fashion-MNIST IDX files, or unset it to use the installed copy "
-                               f"(`sudo apt-get install dataset-fashion-mnist`)")
-        try:
-            return read_folder(folder, name, FASHION_CLASSES)
-        except DatasetError as e:
-            raise DatasetError(f"COMPRESS_DATA_DIR: {e}") from None
-    tried = search_dirs()
-    for d in tried:
-        if d.is_dir() and all(find_file(d, stem) for stem in FILES.values()):
-            return read_folder(d, name, FASHION_CLASSES)
-    raise DatasetError(f"Fashion-MNIST not found (looked in {', '.join(map(str, tried))}); {INSTALL_HINT}")
-
-
-load_dataset.cache_clear = _load.cache_clear
+def _split(split):
+    if split not in SPLITS:
+        raise DatasetError(f"split must be 'train' or 'test', got {split!r:.50}")
+    return split

@@ -190,7 +190,7 @@ def model_ref(text):
     """--model's value -> ("sample", name) or ("file", path, attribute); checked without running anything."""
     if text in models.SAMPLES:
         return ("sample", text)
-    where = f"--model {short(text)}"
+    where = f"--model {short(text, 300)}"
     if "\0" in text:
         raise ModelError(f"{where} contains a NUL byte; give a sample model or path/to/file.py:callable")
     path, sep, attr = text.rpartition(":")
@@ -229,7 +229,7 @@ def build_model(ref, text):
     if ref[0] == "sample":
         return models.load_model(ref[1])
     _, file, attr = ref
-    where = f"--model {short(text)}"
+    where = f"--model {short(text, 300)}"
     module = import_file(file, where)
     obj = module
     for part in attr.split("."):
@@ -433,7 +433,7 @@ def run(args):
             raise ArtifactError(f"{unusable}: {e}") from None
         if model is not None:  # the user's own module: one line naming every mismatch, before the scoring
             load_strict(model, state, f"artifact {short(args.artifact, 300)}",
-                        f"the model from --model {short(args.model)}")
+                        f"the model from --model {short(args.model, 300)}")
         try:
             res = (ce.evaluate_artifact(artifact, data) if model is None
                    else ce.evaluate_artifact(artifact, data, module=model))
@@ -453,7 +453,7 @@ def run(args):
     model = build_model(ref, args.model)
     if args.weights is not None:
         load_strict(model, read_state_dict(args.weights), f"--weights {short(args.weights, 300)}",
-                    f"the model from --model {short(args.model)}")
+                    f"the model from --model {short(args.model, 300)}")
     data = ce.load_dataset(args.data)
     if args.cmd == "run":
         result = ce.compress(model, recipe, data, measure_latency=args.latency)

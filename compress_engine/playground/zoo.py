@@ -474,9 +474,9 @@ def train_sample(name, data, progress=None, out_dir=None):
         "parameters": param_count(model),
         "dense_bytes": 4 * param_count(model),
         "test_accuracy": round(acc, 4),
-        "test_set": f"{data.name}, all {len(data.test_y):,} test images",
+        "test_set": f"{data.name}, all {len(data.y('test')):,} test images",
         "training": dict(recipe, optimizer="Adam, linear warm-up then cosine decay", loss="cross-entropy",
-                         train_images=len(data.train_y), seconds=round(seconds, 1),
+                         train_images=len(data.y("train")), seconds=round(seconds, 1),
                          torch=torch.__version__, machine=platform.machine()),
         "reproduce": f"python -m compress_engine train {name}",
     }

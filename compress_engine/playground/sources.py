@@ -1,0 +1,208 @@
+"""Dataset sources: where the playground's data comes from, each read into a core `Dataset`.
+
+    load_dataset("fashion-mnist")          # searched in search_dirs(); COMPRESS_DATA_DIR, when set, only there
+    load_dataset("idx:/folder")            # any MNIST-format IDX folder (any image size, any class count)
+
+Images become float32 N×1×H×W in [0, 1]. Every file is untrusted: the IDX format is four big-endian
+u32s of header (magic, then one size per dimension) followed by raw uint8 pixels or labels; we read
+it with numpy (gzip or plain), check every size against the bytes actually there, and fail with a
+message that names the file and the fix.
+"""
+
+import gzip
+import math
+import os
+import zlib
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.data import Dataset
+from ..core.errors import DatasetError
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_SHAPE = (28, 28)
+INSTALL_HINT = ("install it with `sudo apt-get install dataset-fashion-mnist` (Debian), or point "
+                "COMPRESS_DATA_DIR at a folder holding train-images-idx3-ubyte.gz, "
+                "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
+FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+         "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+MAX_BYTES = 200_000_000      # an IDX file bigger than this (on disk or unzipped) is not an MNIST-like dataset
+MAX_NAME = 4096              # characters in a dataset name / path
+USAGE = "use 'fashion-mnist' or 'idx:/path/to/folder'"
+
+
+def search_dirs():
+    """Where Fashion-MNIST is looked for, in order. COMPRESS_DATA_DIR, when set, is the only place."""
+    env = os.environ.get("COMPRESS_DATA_DIR")
+    if env:
+        return [Path(env).expanduser()]
+    home = Path.home()
+    dirs = ["/usr/share/datasets/fashion-mnist",
+            home / ".keras/datasets/fashion-mnist",
+            home / ".cache/torchvision/FashionMNIST/raw",
+            home / "data/FashionMNIST/raw",
+            Path("data/FashionMNIST/raw")]
+    return [Path(d) for d in dirs]
+
+
+# --- IDX folders (Fashion-MNIST and any MNIST-format folder) -----------------------------------------
+
+def read_idx(path):
+    """Read one IDX file (gzip or plain) into a numpy uint8 array, checking its header against its bytes.
+
+    Nothing is allocated from what the header claims: a file that says it holds 10^9 images is
+    refused by comparing that claim with the bytes actually there (at most MAX_BYTES are read).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DatasetError(f"{path} is {size:,} bytes: too big for an IDX image/label file "
+                               f"(limit {MAX_BYTES:,}); {INSTALL_HINT}")
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as f:
+                raw = f.read(MAX_BYTES + 1)
+            if len(raw) > MAX_BYTES:
+                raise DatasetError(f"{path} unzips to more than {MAX_BYTES:,} bytes: not an MNIST-like IDX file; "
+                                   f"{INSTALL_HINT}")
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DatasetError(f"cannot read {path}: {e}. Re-download or reinstall the data; {INSTALL_HINT}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
+        raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4].hex() or 'none'}, "
+                           f"need 000008 then 01-04); {INSTALL_HINT}")
+    ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DatasetError(f"{path} is truncated inside its header; {INSTALL_HINT}")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    n = math.prod(shape)  # Python ints: a crafted header cannot overflow into a matching size
+    body = len(raw) - 4 - 4 * ndim
+    if body != n:
+        raise DatasetError(f"{path} header says {shape} = {n:,} bytes of data but the file holds {body:,}: "
+                           f"the file is {'truncated' if body < n else 'oversized'} or corrupt; {INSTALL_HINT}")
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _candidates(folder, stem):
+    return [Path(folder) / (name + suffix) for name in (stem, stem.replace("-idx", ".idx")) for suffix in (".gz", "")]
+
+
+def find_file(folder, stem):
+    """The IDX file for `stem` in `folder`: .gz or plain, with '-idx' or '.idx' spelling."""
+    for p in _candidates(folder, stem):
+        if p.is_file():
+            return p
+    return None
+
+
+def _not_a_file(folder, stem):
+    """A candidate path for `stem` that exists but is no readable file (folder, broken link, link loop), or None."""
+    for p in _candidates(folder, stem):
+        if os.path.lexists(p) and not p.is_file():
+            kind = ("a folder" if p.is_dir() else "a broken symlink or a symlink loop" if p.is_symlink()
+                    else "not a regular file")
+            return f"{p.name} is {kind}"
+    return None
+
+
+def images_to_float(images):
+    """uint8 N×H×W pixels -> float32 N×1×H×W in [0, 1] (one float copy, divided in place)."""
+    return torch.from_numpy(images.astype(np.float32)).div_(255.0).unsqueeze(1)
+
+
+def read_folder(folder, name, classes=None, image_shape=None):
+    """Load the four IDX files of an MNIST-format folder into a Dataset, checking they agree.
+
+    With `classes`, labels must lie in 0..len(classes)-1; with `image_shape`, images must be that size.
+    """
+    folder = Path(folder)
+    paths = {k: find_file(folder, stem) for k, stem in FILES.items()}
+    missing = [FILES[k] + ".gz" for k, p in paths.items() if p is None]
+    if missing:
+        odd = [why for k, p in paths.items() if p is None for why in [_not_a_file(folder, FILES[k])] if why]
+        raise DatasetError(f"{folder} lacks {', '.join(missing)}" + (f" ({'; '.join(odd)})" if odd else "")
+                           + f"; {INSTALL_HINT}")
+    arr = {k: read_idx(p) for k, p in paths.items()}
+    for split in ("train", "test"):
+        x, y = arr[f"{split}_x"], arr[f"{split}_y"]
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise DatasetError(f"{folder}: {split} images {x.shape} and labels {y.shape} do not match "
+                               f"(need N×H×W images and N labels, N >= 1); {INSTALL_HINT}")
+        if image_shape is not None and x.shape[1:] != tuple(image_shape):
+            raise DatasetError(f"{folder}: {split} images are {x.shape[1]}×{x.shape[2]} pixels; {name} images "
+                               f"are {image_shape[0]}×{image_shape[1]}; {INSTALL_HINT}")
+        top = int(y.max())
+        if classes is not None and top >= len(classes):
+            raise DatasetError(f"{paths[f'{split}_y']}: label {top} is out of range: labels must be classes "
+                               f"0-{len(classes) - 1}; {INSTALL_HINT}")
+    if arr["train_x"].shape[1:] != arr["test_x"].shape[1:]:
+        (h, w), (th, tw) = arr["train_x"].shape[1:], arr["test_x"].shape[1:]
+        raise DatasetError(f"{folder}: train images are {h}×{w} pixels but test images are {th}×{tw}: both "
+                           f"splits must have the same size")
+    train_x, test_x = images_to_float(arr.pop("train_x")), images_to_float(arr.pop("test_x"))
+    return Dataset.from_tensors(train_x, arr["train_y"].astype(np.int64), test_x, arr["test_y"].astype(np.int64),
+                                classes=classes, name=name, source=str(folder))
+
+
+def _fashion_mnist(name):
+    env = os.environ.get("COMPRESS_DATA_DIR")
+    if env:  # set on purpose: use it or say what is wrong with it, never silently fall back elsewhere
+        folder = Path(env).expanduser()
+        if not folder.is_dir():
+            raise DatasetError(f"COMPRESS_DATA_DIR={env!r:.300} is not a folder; point it at a folder holding "
+                               f"the four Fashion-MNIST IDX files, or unset it to use the installed copy "
+                               f"(`sudo apt-get install dataset-fashion-mnist`)")
+        try:
+            return read_folder(folder, name, FASHION_CLASSES, FASHION_SHAPE)
+        except DatasetError as e:
+            raise DatasetError(f"COMPRESS_DATA_DIR: {e}") from None
+    tried = search_dirs()
+    for d in tried:
+        if d.is_dir() and all(find_file(d, stem) for stem in FILES.values()):
+            return read_folder(d, name, FASHION_CLASSES, FASHION_SHAPE)
+    raise DatasetError(f"Fashion-MNIST not found (looked in {', '.join(map(str, tried))}); {INSTALL_HINT}")
+
+
+def _idx_folder(name):
+    if not name[4:].strip():
+        raise DatasetError("'idx:' needs a folder after it, e.g. 'idx:/data/fashion-mnist', holding the four "
+                           "MNIST-format IDX files")
+    folder = Path(name[4:]).expanduser()
+    if not folder.is_dir():
+        why = ("is a file, not a folder" if folder.exists() else
+               "is a broken symlink or a symlink loop" if os.path.lexists(folder) else "does not exist")
+        raise DatasetError(f"dataset folder {folder} {why}; give 'idx:' a folder with the four "
+                           f"MNIST-format IDX files ({', '.join(v + '.gz' for v in FILES.values())})")
+    return read_folder(folder, name)
+
+
+# --- by name ------------------------------------------------------------------------------------------
+
+def load_dataset(name="fashion-mnist"):
+    """Load a dataset by name: "fashion-mnist" or "idx:/path/to/folder".
+
+    Loaded datasets are kept (per name); `load_dataset.cache_clear()` forgets them.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise DatasetError(f"dataset must be 'fashion-mnist' or 'idx:/path/to/folder', got {name!r:.100}")
+    if len(name) > MAX_NAME:
+        raise DatasetError(f"dataset name is {len(name):,} characters long (limit {MAX_NAME}): {USAGE}")
+    if "\0" in name:
+        raise DatasetError(f"dataset name {name!r:.200} contains a NUL byte: no file path can; {USAGE}")
+    return _load(name)
+
+
+@lru_cache(maxsize=4)
+def _load(name):
+    if name.startswith("idx:"):
+        return _idx_folder(name)
+    if name == "fashion-mnist":
+        return _fashion_mnist(name)
+    raise DatasetError(f"unknown dataset {name!r:.200}: {USAGE}")
+
+
+load_dataset.cache_clear = _load.cache_clear

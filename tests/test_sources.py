@@ -1,0 +1,310 @@
+"""playground.sources: Fashion-MNIST and any IDX folder, each a Dataset, and every broken file refused
+with what is wrong and how to fix it."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from compress_engine import DatasetError, load_dataset
+from compress_engine.playground.sources import FILES, read_idx
+
+
+def write_idx(path, arr, gz=True, magic=None):
+    arr = np.asarray(arr, np.uint8)
+    head = struct.pack(">I", magic if magic is not None else 0x0800 | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    raw = head + arr.tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(raw))
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def make_folder(tmp_path, n_train=50, n_test=20, gz=True, classes=3, side=(28, 28)):
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / FILES["train_x"], rng.integers(0, 256, (n_train, *side)), gz)
+    write_idx(tmp_path / FILES["train_y"], rng.integers(0, classes, n_train), gz)
+    write_idx(tmp_path / FILES["test_x"], rng.integers(0, 256, (n_test, *side)), gz)
+    write_idx(tmp_path / FILES["test_y"], rng.integers(0, classes, n_test), gz)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    load_dataset.cache_clear()
+    yield
+    load_dataset.cache_clear()
+
+
+# --- IDX folders ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_any_idx_folder_loads(tmp_path, gz):
+    ds = load_dataset(f"idx:{make_folder(tmp_path, gz=gz)}")
+    assert ds.x("train").shape == (50, 1, 28, 28) and ds.y("test").shape == (20,)
+    assert ds.x("test").shape == (20, 1, 28, 28) and float(ds.x("test").max()) <= 1.0
+    assert len(ds.classes) == 3 and ds.input_shape == (1, 28, 28) and ds.source == str(tmp_path)
+
+
+def test_idx_round_trip_any_image_size_and_class_count(tmp_path):
+    rng = np.random.default_rng(1)
+    pixels = {s: rng.integers(0, 256, (n, 16, 12), dtype=np.uint8) for s, n in (("train", 30), ("test", 9))}
+    labels = {"train": np.arange(30) % 37, "test": np.full(9, 36)}
+    for split, (xk, yk) in {"train": ("train_x", "train_y"), "test": ("test_x", "test_y")}.items():
+        write_idx(tmp_path / FILES[xk], pixels[split])
+        write_idx(tmp_path / FILES[yk], labels[split])
+    ds = load_dataset(f"idx:{tmp_path}")
+    assert ds.input_shape == (1, 16, 12) and ds.n_classes == 37 and ds.name == f"idx:{tmp_path}"
+    for split in ("train", "test"):
+        assert torch.equal(ds.x(split), torch.from_numpy(pixels[split]).float().div(255.0).unsqueeze(1))
+        assert ds.y(split).tolist() == labels[split].tolist()
+    with pytest.raises(DatasetError, match="inputs are 1×16×12; the model takes 1×28×28"):
+        ds.require((1, 28, 28), 10)
+
+
+def test_idx_train_and_test_sizes_must_agree(tmp_path):
+    make_folder(tmp_path)
+    write_idx(tmp_path / FILES["test_x"], np.zeros((20, 32, 32)))
+    with pytest.raises(DatasetError, match="train images are 28×28 pixels but test images are 32×32"):
+        load_dataset(f"idx:{tmp_path}")
+
+
+def test_tiny_idx_folder_holds_exactly_the_real_pixels(fmnist, tiny_idx):
+    ds = load_dataset(tiny_idx)
+    assert torch.equal(ds.x("train"), fmnist.x("train")[:512]) and torch.equal(ds.y("test"), fmnist.y("test")[:500])
+
+
+def test_env_folder_is_searched_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESS_DATA_DIR", str(make_folder(tmp_path, n_train=30)))
+    ds = load_dataset("fashion-mnist")
+    assert len(ds.y("train")) == 30 and ds.classes[0] == "T-shirt/top" and ds.n_classes == 10
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: write_idx(d / FILES["train_y"], np.r_[np.zeros(49), 10]), "label 10 is out of range"),
+    (lambda d: (write_idx(d / FILES["train_x"], np.zeros((50, 32, 32))),
+                write_idx(d / FILES["test_x"], np.zeros((20, 32, 32)))), "images are 32×32 pixels; fashion-mnist"),
+], ids=["label 10", "32x32"])
+def test_fashion_mnist_is_ten_classes_of_28x28(tmp_path, monkeypatch, change, words):
+    change(make_folder(tmp_path))
+    monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path))
+    with pytest.raises(DatasetError) as e:
+        load_dataset("fashion-mnist")
+    assert words in str(e.value) and str(e.value).startswith("COMPRESS_DATA_DIR:")
+
+
+def test_missing_dataset_names_paths_and_fix(tmp_path, monkeypatch):
+    monkeypatch.delenv("COMPRESS_DATA_DIR", raising=False)
+    monkeypatch.setattr("compress_engine.playground.sources.search_dirs", lambda: [tmp_path / "nowhere"])
+    with pytest.raises(DatasetError) as e:
+        load_dataset("fashion-mnist")
+    assert "nowhere" in str(e.value) and "apt-get install dataset-fashion-mnist" in str(e.value)
+
+
+def test_missing_file_in_folder(tmp_path):
+    make_folder(tmp_path)
+    (tmp_path / (FILES["test_y"] + ".gz")).unlink()
+    with pytest.raises(DatasetError, match="t10k-labels"):
+        load_dataset(f"idx:{tmp_path}")
+
+
+def test_truncated_file(tmp_path):
+    make_folder(tmp_path, gz=False)
+    p = tmp_path / FILES["train_x"]
+    p.write_bytes(p.read_bytes()[:-100])
+    with pytest.raises(DatasetError, match="truncated"):
+        read_idx(p)
+
+
+def test_corrupt_gzip_and_bad_magic(tmp_path):
+    p = tmp_path / "x.gz"
+    p.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    with pytest.raises(DatasetError, match="cannot read"):
+        read_idx(p)
+    q = write_idx(tmp_path / "y", np.zeros((2, 2)), gz=False, magic=0x0D03)
+    with pytest.raises(DatasetError, match="magic"):
+        read_idx(q)
+
+
+def test_label_count_mismatch(tmp_path):
+    make_folder(tmp_path)
+    write_idx(tmp_path / FILES["test_y"], np.zeros(7))
+    with pytest.raises(DatasetError, match="do not match"):
+        load_dataset(f"idx:{tmp_path}")
+
+
+def test_full_fashion_mnist(fmnist):
+    assert fmnist.x("train").shape == (60000, 1, 28, 28) and fmnist.x("test").shape == (10000, 1, 28, 28)
+    assert fmnist.classes[0] == "T-shirt/top" and len(fmnist.classes) == 10 and fmnist.input_shape == (1, 28, 28)
+    assert float(fmnist.x("train").min()) == 0.0 and float(fmnist.x("train").max()) == 1.0
+    # balanced classes: 6,000 / 1,000 images each
+    assert fmnist.y("train").bincount().tolist() == [6000] * 10
+    assert fmnist.y("test").bincount().tolist() == [1000] * 10
+
+
+# --- hostile folders: every way an IDX folder can be broken, each refused with what and how to fix ------
+
+def _gz(tmp_path, key):
+    return tmp_path / (FILES[key] + ".gz")
+
+
+def _rewrite(path, fn):
+    path.write_bytes(fn(path.read_bytes()))
+
+
+def _header(shape, magic=None):
+    ndim = len(shape)
+    return struct.pack(">I", magic if magic is not None else 0x0800 | ndim) + struct.pack(f">{ndim}I", *shape)
+
+
+def _loop(path):
+    a, b = path.with_name("loop-a"), path.with_name("loop-b")
+    a.symlink_to(b)
+    b.symlink_to(a)
+    path.unlink()
+    path.symlink_to(a)
+
+
+def _empty(folder):
+    for p in folder.iterdir():
+        p.unlink()
+    return folder
+
+
+def _corrupt_deflate(raw):
+    """A valid gzip header, then a deflate block of the reserved type 3: zlib.error, not a gzip error."""
+    return raw[:10] + b"\xff" + raw[11:]
+
+
+BREAK = {  # name -> (how to break a good folder of gzipped IDX files, words the error must contain)
+    "folder missing": (lambda d: _empty(d).rmdir(), "does not exist"),
+    "folder empty": (_empty, "lacks train-images-idx3-ubyte.gz"),
+    "folder is a file": (lambda d: _empty(d).rmdir() or d.write_bytes(b"not a folder"), "is a file, not a folder"),
+    "folder is a symlink loop": (lambda d: _empty(d).rmdir() or d.symlink_to(d), "symlink loop"),
+    "one file missing": (lambda d: _gz(d, "train_y").unlink(), "lacks train-labels-idx1-ubyte.gz"),
+    "file is a folder": (lambda d: (_gz(d, "test_x").unlink(), _gz(d, "test_x").mkdir()), "is a folder"),
+    "broken symlink": (lambda d: (_gz(d, "test_y").unlink(), _gz(d, "test_y").symlink_to(d / "gone")),
+                       "broken symlink or a symlink loop"),
+    "symlink loop": (lambda d: _loop(_gz(d, "train_x")), "symlink loop"),
+    "empty file": (lambda d: _gz(d, "train_x").write_bytes(b""), "bad magic number none"),
+    "truncated gzip": (lambda d: _rewrite(_gz(d, "train_x"), lambda r: r[:len(r) // 2]), "cannot read"),
+    "corrupt deflate stream": (lambda d: _rewrite(_gz(d, "train_x"), _corrupt_deflate), "invalid block type"),
+    "not gzip, not IDX": (lambda d: _gz(d, "train_y").write_bytes(b"<html>404 not found</html>"), "bad magic"),
+    "float IDX (0x0D)": (lambda d: _gz(d, "train_y").write_bytes(gzip.compress(_header((50,), 0x0D01) + bytes(200))),
+                         "bad magic"),
+    "0-dim header": (lambda d: _gz(d, "train_y").write_bytes(gzip.compress(_header((), 0x0800))), "bad magic"),
+    "5-dim header": (lambda d: _gz(d, "train_y").write_bytes(gzip.compress(_header((1,) * 5))), "bad magic"),
+    "header cut short": (lambda d: _gz(d, "train_x").write_bytes(gzip.compress(_header((50, 28, 28))[:9])),
+                         "truncated inside its header"),
+    "body truncated": (lambda d: _rewrite(_gz(d, "test_x"), lambda r: gzip.compress(gzip.decompress(r)[:-1])),
+                       "truncated"),
+    "body oversized": (lambda d: _rewrite(_gz(d, "test_x"), lambda r: gzip.compress(gzip.decompress(r) + bytes(784))),
+                       "oversized"),
+    "claims 10^9 images": (lambda d: _gz(d, "train_x").write_bytes(
+        gzip.compress(_header((10**9, 28, 28)) + bytes(784))), "784,000,000,000 bytes"),
+    "claims 2^32-1 per dim": (lambda d: _gz(d, "train_x").write_bytes(
+        gzip.compress(_header((2**32 - 1,) * 4) + bytes(16))), "truncated"),
+    "labels shorter than images": (lambda d: write_idx(d / FILES["test_y"], np.zeros(7)), "do not match"),
+    "images 2-D": (lambda d: write_idx(d / FILES["train_x"], np.zeros((50, 784))), "do not match"),
+    "no images": (lambda d: (write_idx(d / FILES["test_x"], np.zeros((0, 28, 28))),
+                             write_idx(d / FILES["test_y"], np.zeros(0))), "do not match"),
+    "train and test sizes differ": (lambda d: write_idx(d / FILES["test_x"], np.zeros((20, 32, 32))),
+                                    "same size"),
+}
+
+
+@pytest.mark.parametrize("case", list(BREAK))
+def test_broken_idx_folder_says_what_and_how_to_fix(tmp_path, case):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    make_folder(folder)
+    BREAK[case][0](folder)
+    with pytest.raises(DatasetError) as e:
+        load_dataset(f"idx:{folder}")
+    msg = str(e.value)
+    print(f"{case}: {msg}")
+    assert BREAK[case][1] in msg, msg
+    assert str(folder) in msg
+    assert "apt-get install dataset-fashion-mnist" in msg or "give 'idx:' a folder" in msg or "must" in msg, msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("side", [(32, 32), (8, 8)])
+def test_idx_images_of_any_size_load_and_labels_beyond_9_are_classes(tmp_path, side):
+    """Formerly refused (the models here take 28×28 in 10 classes): now data; a model's fit is `require`'s job."""
+    make_folder(tmp_path, side=side)
+    write_idx(tmp_path / FILES["train_y"], np.r_[np.zeros(49), 10])
+    write_idx(tmp_path / FILES["test_y"], np.full(20, 255))
+    ds = load_dataset(f"idx:{tmp_path}")
+    assert ds.input_shape == (1, *side) and ds.n_classes == 256
+    with pytest.raises(DatasetError, match="label 10 is out of range: the model has 10 outputs, so labels must be "
+                                           "classes 0-9"):
+        ds.require(n_outputs=10)
+
+
+def test_a_claim_of_a_billion_images_allocates_nothing_big(tmp_path):
+    import tracemalloc
+    p = tmp_path / "huge-idx3-ubyte"
+    p.write_bytes(_header((10**9, 28, 28)) + bytes(784 * 3))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match="784,000,000,000 bytes of data but the file holds 2,352"):
+            read_idx(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_size_limits_on_disk_and_unzipped(tmp_path, monkeypatch):
+    monkeypatch.setattr("compress_engine.playground.sources.MAX_BYTES", 10_000)
+    big = tmp_path / "big-idx1-ubyte"
+    big.write_bytes(_header((20_000,)) + bytes(20_000))
+    with pytest.raises(DatasetError, match="too big for an IDX"):
+        read_idx(big)
+    bomb = tmp_path / "bomb-idx1-ubyte.gz"
+    bomb.write_bytes(gzip.compress(_header((20_000,)) + bytes(20_000)))  # 20 KB unzipped from ~50 bytes
+    assert bomb.stat().st_size < 10_000
+    with pytest.raises(DatasetError, match="unzips to more than 10,000 bytes"):
+        read_idx(bomb)
+
+
+BAD_NAMES = {
+    "None": None, "int": 3, "float nan": float("nan"), "bytes": b"fashion-mnist",
+    "list (unhashable)": ["fashion-mnist"], "dict (unhashable)": {"idx": "/tmp"}, "empty": "", "blank": "   ",
+    "unknown": "mnist", "NUL in name": "fashion\0mnist",
+    "NUL in idx path": "idx:/tmp/a\0b", "idx: without folder": "idx:", "idx: blank folder": "idx:   ",
+    "missing folder": "idx:/no/such/folder", "10k-char name": "idx:/" + "a" * 10_000,
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_NAMES.values()), ids=list(BAD_NAMES))
+def test_bad_names_are_refused_clearly(name):
+    with pytest.raises(DatasetError) as e:
+        load_dataset(name)
+    msg = str(e.value)
+    assert ("fashion-mnist" in msg or "idx:" in msg) and len(msg) < 1000 and "\0" not in msg
+
+
+def test_data_dir_setting_is_used_or_refused_never_skipped(tmp_path, monkeypatch):
+    """COMPRESS_DATA_DIR set to an empty (or missing) folder is an error naming it, not a silent fallback."""
+    monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path))
+    with pytest.raises(DatasetError) as e:
+        load_dataset("fashion-mnist")
+    assert "COMPRESS_DATA_DIR" in str(e.value) and str(tmp_path) in str(e.value)
+    assert "apt-get install dataset-fashion-mnist" in str(e.value)
+    monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path / "nope"))
+    with pytest.raises(DatasetError, match="COMPRESS_DATA_DIR=.*is not a folder"):
+        load_dataset("fashion-mnist")
+
+
+def test_loaded_datasets_are_cached_per_name(tmp_path):
+    name = f"idx:{make_folder(tmp_path)}"
+    assert load_dataset(name) is load_dataset(name)
+    first = load_dataset(name)
+    load_dataset.cache_clear()
+    assert load_dataset(name) is not first
