@@ -1,14 +1,17 @@
-"""playground.sources: Fashion-MNIST and any IDX folder, each a Dataset, and every broken file refused
-with what is wrong and how to fix it."""
+"""playground.sources: Fashion-MNIST, IDX folders, scikit-learn's digits and .npz files, each a Dataset,
+and every broken file refused with what is wrong and how to fix it."""
 
 import gzip
+import io
 import struct
+import sys
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 
-from compress_engine import DatasetError, load_dataset
+from compress_engine import Dataset, DatasetError, load_dataset
 from compress_engine.playground.sources import FILES, read_idx
 
 
@@ -279,6 +282,7 @@ BAD_NAMES = {
     "unknown": "mnist", "NUL in name": "fashion\0mnist",
     "NUL in idx path": "idx:/tmp/a\0b", "idx: without folder": "idx:", "idx: blank folder": "idx:   ",
     "missing folder": "idx:/no/such/folder", "10k-char name": "idx:/" + "a" * 10_000,
+    "npz: without file": "npz:", "missing npz": "npz:/no/such/file.npz", "npz is a folder": "npz:/tmp",
 }
 
 
@@ -287,7 +291,7 @@ def test_bad_names_are_refused_clearly(name):
     with pytest.raises(DatasetError) as e:
         load_dataset(name)
     msg = str(e.value)
-    assert ("fashion-mnist" in msg or "idx:" in msg) and len(msg) < 1000 and "\0" not in msg
+    assert ("fashion-mnist" in msg or "idx:" in msg or "npz:" in msg) and len(msg) < 1000 and "\0" not in msg
 
 
 def test_data_dir_setting_is_used_or_refused_never_skipped(tmp_path, monkeypatch):
@@ -308,3 +312,131 @@ def test_loaded_datasets_are_cached_per_name(tmp_path):
     first = load_dataset(name)
     load_dataset.cache_clear()
     assert load_dataset(name) is not first
+
+
+# --- scikit-learn's digits -------------------------------------------------------------------------------
+
+def test_digits_is_small_real_data():
+    pytest.importorskip("sklearn")
+    ds = load_dataset("digits")
+    assert len(ds.y("train")) + len(ds.y("test")) == 1797 and ds.n_classes == 10 and ds.input_shape == (1, 8, 8)
+    assert ds.classes == tuple("0123456789") and ds.name == "digits"
+    for split in ("train", "test"):
+        assert float(ds.x(split).min()) == 0.0 and float(ds.x(split).max()) == 1.0
+    assert ds.y("test").bincount().min() >= 35  # every class in the 20 % test split
+    load_dataset.cache_clear()
+    again = load_dataset("digits")  # a fixed seeded split: the same every time
+    assert again is not ds and torch.equal(again.y("test"), ds.y("test")) and torch.equal(again.x("train"), ds.x("train"))
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    pool = {tuple(r) for r in d.images.reshape(len(d.images), -1).tolist()}
+    assert tuple((ds.x("test")[0].flatten() * 16).round().tolist()) in pool
+
+
+def test_digits_without_scikit_learn_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails as if not installed
+    with pytest.raises(DatasetError, match="scikit-learn, which is not installed here: `pip install scikit-learn`"):
+        load_dataset("digits")
+
+
+# --- .npz files -------------------------------------------------------------------------------------------
+
+def npz(tmp_path, name="d.npz", **arrays):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def arrays(shape=(3, 5, 7), n=(12, 5), classes=4):
+    rng = np.random.default_rng(2)
+    return dict(train_x=rng.random((n[0], *shape), np.float32), train_y=np.arange(n[0]) % classes,
+                test_x=rng.random((n[1], *shape), np.float32), test_y=np.arange(n[1]) % classes)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (20,), (1, 16)])
+def test_npz_round_trip(tmp_path, shape):
+    a = arrays(shape)
+    path = npz(tmp_path, **a, classes=np.array(["ant", "bee", "cat", "dog"]))
+    ds = load_dataset(f"npz:{path}")
+    assert ds.input_shape == shape and ds.classes == ("ant", "bee", "cat", "dog") and ds.source == str(path)
+    assert ds.name == f"npz:{path}"
+    for k in ("train", "test"):
+        assert np.array_equal(ds.x(k).numpy(), a[f"{k}_x"]) and np.array_equal(ds.y(k).numpy(), a[f"{k}_y"])
+
+
+def test_npz_without_classes_numbers_them_and_float64_converts(tmp_path):
+    a = arrays((2, 2), classes=37, n=(40, 3))
+    a["train_x"] = a["train_x"].astype(np.float64)
+    ds = load_dataset(f"npz:{npz(tmp_path, **a)}")
+    assert ds.n_classes == 37 and ds.classes[-1] == "36" and ds.x("train").dtype == torch.float32
+
+
+def _zip_member(path, member, data):
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(member, data)
+
+
+def _npy(arr):
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def _flip_late_byte(raw):
+    """Change one byte of the last array's data (stored uncompressed): its CRC no longer matches."""
+    i = raw.rfind(b"test_y.npy") - 200
+    return raw[:i] + bytes([raw[i] ^ 0xFF]) + raw[i + 1:]
+
+
+def _lying_npz(tmp_path):
+    path = npz(tmp_path, **{k: v for k, v in arrays().items() if k != "train_x"})
+    header = _npy(np.zeros((10**6, 1000), np.float32))[:128]  # claims 4 GB, stores none of it
+    _zip_member(path, "train_x.npy", header)
+    return path
+
+
+BAD_NPZ = {  # name -> (how to make the file, words the error must contain)
+    "missing array": (lambda d: npz(d, **{k: v for k, v in arrays().items() if k != "test_y"}), "lacks test_y"),
+    "not a zip": (lambda d: _write(d / "d.npz", b"just text, no zip here" * 10), "cannot read"),
+    "a plain .npy": (lambda d: _write(d / "d.npz", _npy(np.zeros(3))), "cannot read"),
+    "truncated": (lambda d: _write(d / "d.npz", npz(d, **arrays()).read_bytes()[:300]), "cannot read"),
+    "corrupt member": (lambda d: _write(d / "d.npz", _flip_late_byte(npz(d, **arrays()).read_bytes())), "cannot read"),
+    "object array (pickle)": (lambda d: npz(d, **arrays(), classes=np.array(["a", 1, None, 2.0], dtype=object)),
+                              "refused"),
+    "header lies about size": (_lying_npz, "header says (1000000, 1000)"),
+    "integer images": (lambda d: npz(d, **dict(arrays(), train_x=np.zeros((12, 3, 5, 7), np.uint8))),
+                       "inputs must be floating point"),
+    "labels out of classes": (lambda d: npz(d, **arrays(classes=4), classes=np.array(["a", "b"])),
+                              "label 3 is out of range: 2 class names"),
+    "2-D classes": (lambda d: npz(d, **arrays(), classes=np.array([["a", "b"], ["c", "d"]])),
+                    "classes must be a 1-D array"),
+    "NaN in test": (lambda d: npz(d, **dict(arrays(), test_x=np.full((5, 3, 5, 7), np.nan, np.float32))),
+                    "test_x[0] holds NaN"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_NPZ))
+def test_broken_npz_says_what_and_how_to_fix(tmp_path, case):
+    path = BAD_NPZ[case][0](tmp_path)
+    with pytest.raises(DatasetError) as e:
+        load_dataset(f"npz:{path}")
+    msg = str(e.value)
+    print(f"{case}: {msg}")
+    assert BAD_NPZ[case][1] in msg and str(path) in msg and "\n" not in msg, msg
+
+
+def test_npz_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr("compress_engine.playground.sources.MAX_NPZ_BYTES", 1000)
+    with pytest.raises(DatasetError, match=r"unzips to [\d,]+ bytes \(limit 1,000\)"):
+        load_dataset(f"npz:{npz(tmp_path, **arrays())}")
+
+
+def test_every_source_gives_a_core_dataset(tmp_path):
+    (tmp_path / "idx").mkdir()
+    for name in (f"idx:{make_folder(tmp_path / 'idx')}", f"npz:{npz(tmp_path, **arrays())}"):
+        assert isinstance(load_dataset(name), Dataset)

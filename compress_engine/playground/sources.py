@@ -2,16 +2,20 @@
 
     load_dataset("fashion-mnist")          # searched in search_dirs(); COMPRESS_DATA_DIR, when set, only there
     load_dataset("idx:/folder")            # any MNIST-format IDX folder (any image size, any class count)
+    load_dataset("digits")                 # scikit-learn's bundled 8×8 digits, a fixed seeded train/test split
+    load_dataset("npz:/path/file.npz")     # arrays train_x, train_y, test_x, test_y (and optional classes)
 
 Images become float32 N×1×H×W in [0, 1]. Every file is untrusted: the IDX format is four big-endian
 u32s of header (magic, then one size per dimension) followed by raw uint8 pixels or labels; we read
 it with numpy (gzip or plain), check every size against the bytes actually there, and fail with a
-message that names the file and the fix.
+message that names the file and the fix. An .npz is read without pickles, after its headers are
+checked against its sizes the same way.
 """
 
 import gzip
 import math
 import os
+import zipfile
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -31,8 +35,10 @@ INSTALL_HINT = ("install it with `sudo apt-get install dataset-fashion-mnist` (D
 FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
          "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
 MAX_BYTES = 200_000_000      # an IDX file bigger than this (on disk or unzipped) is not an MNIST-like dataset
+MAX_NPZ_BYTES = 2_000_000_000  # total unzipped size of the arrays read from an .npz
 MAX_NAME = 4096              # characters in a dataset name / path
-USAGE = "use 'fashion-mnist' or 'idx:/path/to/folder'"
+USAGE = "use 'fashion-mnist', 'digits', 'idx:/path/to/folder' or 'npz:/path/to/file.npz'"
+DIGITS_TEST_FRACTION, DIGITS_SEED = 0.2, 0
 
 
 def search_dirs():
@@ -180,15 +186,116 @@ def _idx_folder(name):
     return read_folder(folder, name)
 
 
+# --- scikit-learn's 8×8 digits ------------------------------------------------------------------------
+
+def read_digits(name="digits"):
+    """scikit-learn's bundled 1,797 8×8 digits as N×1×8×8 in [0, 1], split per class: 20 % test, seed 0.
+
+    The split is drawn here with numpy's seeded generator, so it is the same on every machine.
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DatasetError("the 'digits' dataset ships with scikit-learn, which is not installed here: "
+                           "`pip install scikit-learn` (or the test extra, `pip install -e '.[test]'`), "
+                           f"or {USAGE}") from None
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32)).div_(16.0).unsqueeze(1)  # pixel values are 0..16
+    y = np.asarray(d.target, np.int64)
+    rng = np.random.default_rng(DIGITS_SEED)
+    test = np.zeros(len(y), bool)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        test[rng.permutation(idx)[:round(len(idx) * DIGITS_TEST_FRACTION)]] = True
+    tr, te = torch.from_numpy(np.flatnonzero(~test)), torch.from_numpy(np.flatnonzero(test))
+    return Dataset.from_tensors(x[tr], y[~test], x[te], y[test], classes=[str(c) for c in d.target_names],
+                                name=name, source="scikit-learn load_digits (UCI optical digits, 8×8)")
+
+
+# --- .npz files ---------------------------------------------------------------------------------------
+
+NPZ_ARRAYS = ("train_x", "train_y", "test_x", "test_y")
+NPZ_HINT = ("save one with np.savez(path, train_x=..., train_y=..., test_x=..., test_y=..., classes=[...]) "
+            "(classes optional)")
+
+
+def _npz_headers(path, zf):
+    """Check each array's .npy header against its stored size, before numpy allocates anything from it."""
+    names = set(zf.namelist())
+    missing = [k for k in NPZ_ARRAYS if k + ".npy" not in names]
+    if missing:
+        raise DatasetError(f"{path} lacks {', '.join(missing)} (it holds {', '.join(sorted(names))[:300] or 'nothing'}); "
+                           f"{NPZ_HINT}")
+    wanted = [k for k in NPZ_ARRAYS + ("classes",) if k + ".npy" in names]
+    total = sum(zf.getinfo(k + ".npy").file_size for k in wanted)
+    if total > MAX_NPZ_BYTES:
+        raise DatasetError(f"{path} unzips to {total:,} bytes (limit {MAX_NPZ_BYTES:,}): too big to load here")
+    for k in wanted:
+        info = zf.getinfo(k + ".npy")
+        with zf.open(info) as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0(f))
+            except ValueError as e:
+                raise DatasetError(f"{path}: {k} is not a valid .npy array ({e}); {NPZ_HINT}") from None
+            if dtype.hasobject:
+                raise DatasetError(f"{path}: {k} holds Python objects (dtype {dtype}), which would need pickle "
+                                   f"to read and are refused; store numbers (and class names as strings)")
+            need = math.prod(shape) * dtype.itemsize
+            have = info.file_size - f.tell()
+        if need != have:
+            raise DatasetError(f"{path}: {k} header says {shape} of {dtype} = {need:,} bytes but {have:,} are "
+                               f"stored: the file is truncated or corrupt")
+    return wanted
+
+
+def read_npz(path, name):
+    """Load train_x, train_y, test_x, test_y (and optional classes) from an .npz, without pickles."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            wanted = _npz_headers(path, zf)
+        with np.load(path, allow_pickle=False) as z:
+            arr = {k: z[k] for k in wanted}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, NotImplementedError) as e:
+        if isinstance(e, DatasetError):
+            raise
+        raise DatasetError(f"cannot read {path} as an .npz file: {e}; {NPZ_HINT}") from None
+    classes = arr.pop("classes", None)
+    if classes is not None and (classes.ndim != 1 or classes.dtype.kind not in "USiu"):
+        raise DatasetError(f"{path}: classes must be a 1-D array of class names, got shape {classes.shape} "
+                           f"of {classes.dtype}")
+    try:
+        return Dataset.from_tensors(arr["train_x"], arr["train_y"], arr["test_x"], arr["test_y"],
+                                    classes=None if classes is None else classes.tolist(), name=name,
+                                    source=str(path))
+    except DatasetError as e:
+        raise DatasetError(f"{path}: {e}") from None
+
+
+def _npz_file(name):
+    if not name[4:].strip():
+        raise DatasetError(f"'npz:' needs a file after it, e.g. 'npz:/data/mine.npz'; {NPZ_HINT}")
+    path = Path(name[4:]).expanduser()
+    if not path.is_file():
+        why = ("is a folder, not a file" if path.is_dir() else
+               "is a broken symlink or a symlink loop" if os.path.lexists(path) else
+               "does not exist" if not path.exists() else "is not a regular file")
+        raise DatasetError(f"dataset file {path} {why}; give 'npz:' an .npz file: {NPZ_HINT}")
+    return read_npz(path, name)
+
+
 # --- by name ------------------------------------------------------------------------------------------
 
 def load_dataset(name="fashion-mnist"):
-    """Load a dataset by name: "fashion-mnist" or "idx:/path/to/folder".
+    """Load a dataset by name: "fashion-mnist", "digits", "idx:/path/to/folder" or "npz:/path/to/file.npz".
 
     Loaded datasets are kept (per name); `load_dataset.cache_clear()` forgets them.
     """
     if not isinstance(name, str) or not name.strip():
-        raise DatasetError(f"dataset must be 'fashion-mnist' or 'idx:/path/to/folder', got {name!r:.100}")
+        raise DatasetError(f"dataset must be 'fashion-mnist', 'digits', 'idx:/path/to/folder' or "
+                           f"'npz:/path/to/file.npz', got {name!r:.100}")
     if len(name) > MAX_NAME:
         raise DatasetError(f"dataset name is {len(name):,} characters long (limit {MAX_NAME}): {USAGE}")
     if "\0" in name:
@@ -200,6 +307,10 @@ def load_dataset(name="fashion-mnist"):
 def _load(name):
     if name.startswith("idx:"):
         return _idx_folder(name)
+    if name.startswith("npz:"):
+        return _npz_file(name)
+    if name == "digits":
+        return read_digits(name)
     if name == "fashion-mnist":
         return _fashion_mnist(name)
     raise DatasetError(f"unknown dataset {name!r:.200}: {USAGE}")
