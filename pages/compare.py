@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import store as runstore
+from compress_engine.playground import store as runstore, viz
 from pages import common
 
 common.through_app()
@@ -207,7 +207,8 @@ for r in full:
     }
 st.table(pd.DataFrame(metrics_rows))
 
-layers = pd.DataFrame({label[r["id"]]: runstore.layer_sparsity(r["metrics"]) for r in full})
+layers = pd.DataFrame({label[r["id"]]: {row["name"]: row["sparsity"] for row in viz.layer_sparsity(r["metrics"])}
+                       for r in full})
 if not layers.empty:
     st.markdown("**Zero weights per layer** (weight tensors; biases are kept dense)")
     long = (100 * layers).reset_index(names="layer").melt(id_vars="layer", var_name="run", value_name="zero_pct")

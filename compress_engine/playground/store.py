@@ -16,7 +16,7 @@ Why it is built this way:
   a save that fails or is killed half-way leaves nothing behind.
 
 Also here, because they shape stored runs into what the Compare page draws (pure, no I/O on runs):
-`pareto_front` (the size-vs-accuracy frontier), `recipe_summary`, `layer_sparsity`, `reference_points`.
+`pareto_front` (the size-vs-accuracy frontier), `recipe_summary`, `reference_points`.
 """
 
 import csv
@@ -390,17 +390,6 @@ def recipe_summary(recipe_json):
     parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
              for k, v in r.to_dict().items() if v != base[k]]
     return ", ".join(parts) or "dense"
-
-
-def layer_sparsity(metrics):
-    """{layer name: fraction of zero weights} for the weight tensors (2-D and up) in a run's metrics."""
-    def ok(row):  # rows of a damaged or foreign run are skipped, not a crash
-        return (isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("shape"), list)
-                and len(row["shape"]) >= 2 and all(isinstance(row.get(k), numbers.Real) and not isinstance(
-                    row.get(k), bool) for k in ("params", "nonzero")) and row["params"] > 0)
-    layers = metrics.get("layers") if isinstance(metrics, dict) else None
-    return {row["name"]: 1 - row["nonzero"] / row["params"]
-            for row in (layers if isinstance(layers, list) else []) if ok(row)}
 
 
 def reference_points(folder):

@@ -9,6 +9,7 @@ The "compressible" weights are those the engine compresses: the `.weight` of eve
 """
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -149,11 +150,17 @@ def structured_masks(model, sparsity, example_input=None):
 
 def layer_sparsity(metrics, dense_metrics=None):
     """Per compressible layer: name, shape, params (of the dense layer when dense_metrics is given,
-    so structured pruning's removed units count as pruned), nonzero, sparsity = 1 - nonzero / params."""
-    dense = {} if dense_metrics is None else {row["name"]: row for row in dense_metrics["layers"]}
+    so structured pruning's removed units count as pruned), nonzero, sparsity = 1 - nonzero / params.
+    Rows of a damaged or foreign run (a stored run's metrics are untrusted) are skipped, not a crash."""
+    def ok(row):
+        return (isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("shape"), list)
+                and all(isinstance(row.get(k), numbers.Real) and not isinstance(row.get(k), bool)
+                        for k in ("params", "nonzero")) and row["params"] > 0)
+    dense = {} if dense_metrics is None else {row["name"]: row for row in dense_metrics["layers"] if ok(row)}
+    layers = metrics.get("layers") if isinstance(metrics, dict) else None
     rows = []
-    for row in metrics["layers"]:
-        if not row["name"].endswith("weight") or len(row["shape"]) < 2:
+    for row in layers if isinstance(layers, list) else []:
+        if not ok(row) or not row["name"].endswith("weight") or len(row["shape"]) < 2:
             continue
         params = dense.get(row["name"], row)["params"]
         rows.append({"name": row["name"], "shape": list(row["shape"]), "params": params,
