@@ -24,7 +24,7 @@ import torch
 
 from report import table  # also puts the repo on sys.path
 import compress_engine as ce  # noqa: E402
-from compress_engine.playground import zoo as models  # noqa: E402
+from compress_engine.core.model import student_mlp  # noqa: E402
 from compress_engine.core.distill import distill  # noqa: E402
 from compress_engine.core.train import accuracy  # noqa: E402
 
@@ -64,7 +64,7 @@ def main():
         return round((1 - accuracy(model, x, y)) * n)
 
     t_err = errors(teacher)
-    rows = [{"model": f"teacher {args.teacher}", "params": models.param_count(teacher),
+    rows = [{"model": f"teacher {args.teacher}", "params": ce.param_count(teacher),
              "seed": card["training"]["seed"], "T": "", "alpha": "", "epochs": card["training"]["epochs"],
              "test_errors": t_err, "accuracy": f"{100 * (1 - t_err / n):.2f}",
              "paper_errors": PAPER[("teacher", None)], "train_seconds": card["training"].get("seconds", "")}]
@@ -72,14 +72,14 @@ def main():
     def run(width, T, alpha, seed):
         """Train one fresh student (seeded init and batch order); append its row and return its errors."""
         torch.manual_seed(seed)
-        student = models.student(width)
+        student = student_mlp(width, data)
         t0 = time.perf_counter()
         distill(teacher, student, data, temperature=T or 1, alpha=alpha, epochs=epochs, lr=LR, seed=seed)
         sec = time.perf_counter() - t0
         err = errors(student)
         label = f"{width}-{width}"
         rows.append({"model": f"student {label}" + (" labels only" if alpha == 0 else " KD"),
-                     "params": models.param_count(student), "seed": seed, "T": T or "", "alpha": alpha,
+                     "params": ce.param_count(student), "seed": seed, "T": T or "", "alpha": alpha,
                      "epochs": epochs, "test_errors": err, "accuracy": f"{100 * (1 - err / n):.2f}",
                      "paper_errors": PAPER.get((label, T if alpha else 0.0), ""), "train_seconds": round(sec, 1)})
         print(f"  {label} seed {seed} T={T or '-'} alpha={alpha}: {err} errors ({sec:.0f} s)", flush=True)

@@ -21,6 +21,7 @@ import torch
 
 from report import ROOT, table
 import compress_engine as ce
+from compress_engine.core.model import student_mlp
 from compress_engine.playground.store import pareto_front, recipe_summary
 
 KS = (256, 128, 64, 32, 16, 8, 4, 2)
@@ -105,8 +106,7 @@ def result(r):
 
 def size_of(r):
     if r.temperature is not None:  # a student's size does not depend on training: skip the training
-        spec = {"arch": "mlp", "sizes": [784, r.student_width, r.student_width, 10]}
-        probe = ce.models.build(spec)
+        probe = student_mlp(r.student_width, DATA)
         quick = r.replace(temperature=None, student_width=800, distill_epochs=5)
         return ce.compress(probe, quick, DATA).metrics["artifact_bytes"]
     return result(r)["artifact_bytes"]

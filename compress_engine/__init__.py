@@ -14,13 +14,16 @@ It never imports streamlit: pages call it, it does not know about pages.
 from .core.data import Dataset
 from .core.encode import decode, encode, read_meta, size_breakdown
 from .core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
-from .core.pipeline import Result, compress, decode_model, evaluate_artifact, sweep
-from .core.recipe import Recipe
-from .core.train import Stopped
+from .core.model import arch_spec, param_count
+from .core.pipeline import Result, compress, reference, sweep
+from .core.quantize import int8_latency
+from .core.recipe import BITS, CHOICES, RANGES, Recipe
+from .core.train import Stopped, logits
 from .playground.sources import load_dataset
-from .playground.zoo import list_models, load_model, model_card, read_weights
+from .playground.zoo import decode_model, evaluate_artifact, list_models, load_model, model_card, read_weights
 
 __all__ = ["Dataset", "load_dataset", "decode", "encode", "read_meta", "size_breakdown", "ArtifactError",
            "CompressError", "DatasetError", "ModelError", "RecipeError", "list_models", "load_model",
            "model_card", "read_weights", "Result", "compress", "decode_model", "evaluate_artifact", "sweep",
-           "Recipe", "Stopped"]
+           "Recipe", "Stopped", "BITS", "CHOICES", "RANGES", "arch_spec", "param_count", "reference", "int8_latency",
+           "logits"]

@@ -250,7 +250,8 @@ def test_layer_pruned_to_nothing_still_clusters_and_encodes(small):
     """Found by tests/test_properties.py: at sparsity 0.999 a small layer keeps no weight, has no
     centroids, and encode refused its empty codebook. Its zeros need none."""
     import compress_engine as ce
-    model = ce.models.build({"arch": "mlp", "sizes": [784, 24, 12, 10]})
+    from compress_engine.core.model import MLP
+    model = MLP([784, 24, 12, 10])
     res = ce.compress(model, ce.Recipe(sparsity=0.999, clusters=2), small)
     assert res.model.layers[1].weight.count_nonzero() == 0
     decoded = ce.decode(res.artifact)

@@ -22,9 +22,12 @@ def assert_exact(artifact, model):
 def test_dense_recipe_is_the_dense_model(lenet300, fmnist):
     res = ce.compress(lenet300, ce.Recipe(), fmnist)
     m = res.metrics
-    assert m["params"] == m["nonzero_params"] == 266_610
+    # 17,779 weights of the checkpoint are exactly 0 (subnormals flushed when it was cleaned)
+    assert m["params"] == 266_610
+    assert m["nonzero_params"] == sum(int(p.count_nonzero()) for p in lenet300.parameters())
     assert m["accuracy"] == m["dense_accuracy"] and m["agreement"] == 1.0
-    assert m["artifact_bytes"] == len(res.artifact) and m["artifact_bytes"] >= m["dense_bytes"]
+    # raw float32 tensors; the exact zeros let the sparse layout win in some layers, so a little under 4 B/param
+    assert m["artifact_bytes"] == len(res.artifact) and 0.95 * m["dense_bytes"] < m["artifact_bytes"] < m["dense_bytes"] + 1024
     assert_exact(res.artifact, res.model)
 
 

@@ -23,10 +23,12 @@ import torch
 from torch import nn
 
 from compress_engine.core.errors import RecipeError
-from compress_engine.core.prune import compressible
+from compress_engine.core.model import compressible
 
-INITS = ("linear", "density", "kmeans++")
-MIN_K, MAX_K = 2, 256
+NAME = "cluster"
+
+INITS = ("linear", "density", "kmeans++")  # Recipe.cluster_init
+MIN_K, MAX_K = 2, 256                      # Recipe.clusters / conv_clusters
 
 # -----------------------------------------------------------------------------
 # argument checks
@@ -404,3 +406,32 @@ def cluster_model(model, k, init="linear", masks=None, seed=0):
             p.copy_(shared_weight(centroids, labels).to(p.dtype))
         out[name] = (centroids, labels)
     return out
+
+
+# -----------------------------------------------------------------------------
+# the pipeline stage
+
+
+def active(recipe):
+    return recipe.clusters is not None
+
+
+def epochs(recipe):
+    return recipe.finetune_epochs
+
+
+def apply(model, recipe, ctx):
+    """Share weights in each compressible layer (recipe.clusters centroids; recipe.conv_clusters for
+    convolutions if set), fine-tune the centroids, and leave each layer's codebook in ctx.grids."""
+    from compress_engine.core.encode import Codebook
+    r = recipe
+    ks = {n: r.conv_clusters if r.conv_clusters and p.dim() > 2 else r.clusters
+          for n, p in compressible(model).items()}
+    books = cluster_model(model, ks, r.cluster_init, ctx.masks, r.seed)
+    if r.finetune_epochs:
+        pars = {n: Shared(c, lab) for n, (c, lab) in books.items()}
+        ctx.finetune(model, pars, NAME, freeze_original=True)
+        books = {n: (par.centroids.detach(), par.labels) for n, par in pars.items()}
+    # a layer pruned to nothing has no centroids: its (all-zero) weights need no codebook
+    ctx.grids = {n: Codebook(c.numpy().astype("float32")) for n, (c, _) in books.items() if len(c)}
+    return model

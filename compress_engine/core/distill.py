@@ -5,10 +5,16 @@ spreads probability over the classes it finds similar ("dark knowledge"). The TÂ
 soft-target gradients the same size as the hard-target ones when T changes.
 """
 
+import copy
+
+import torch
 import torch.nn.functional as F
 
+from .model import student_mlp
 from .recipe import check
 from .train import fit, logits
+
+NAME = "distill"
 
 
 def soft_targets(teacher_logits, temperature):
@@ -27,12 +33,35 @@ def kd_loss(student_logits, teacher_logits, target, temperature, alpha):
     return alpha * T * T * soft + (1 - alpha) * hard
 
 
-def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0, progress=None):
+def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0, progress=None,
+            teacher_logits=None):
     """Train `student` on data's training split against `teacher` with kd_loss; returns the loss history.
 
     alpha=0 trains the same student on the labels alone: the baseline KD is compared against.
-    The teacher's logits for the whole training set are computed once (inference mode), not per step.
+    The teacher's logits for the whole training set are computed once, batch by batch in inference
+    mode (not at every step of every epoch), unless `teacher_logits` (N, classes) are given: a cache.
     """
-    teacher_out = logits(teacher, data.x("train"))
+    teacher_out = logits(teacher, data.x("train")) if teacher_logits is None else teacher_logits
     return fit(student, data, epochs=epochs, lr=lr, seed=seed, progress=progress,
                loss_fn=lambda out, idx, y: kd_loss(out, teacher_out[idx], y, temperature, alpha))
+
+
+# --- the pipeline stage ------------------------------------------------------------------------
+
+def active(recipe):
+    return recipe.temperature is not None
+
+
+def epochs(recipe):
+    return recipe.distill_epochs
+
+
+def apply(teacher, recipe, ctx):
+    """Distil `teacher` into ctx.student (a copy of the caller's module) or, without one, a fresh
+    MLP of recipe.student_width for the data's input shape and classes; returns the trained student."""
+    r = recipe
+    torch.manual_seed(r.seed)
+    student = copy.deepcopy(ctx.student) if ctx.student is not None else student_mlp(r.student_width, ctx.data)
+    ctx.history[NAME] = distill(teacher, student, ctx.data, r.temperature, r.alpha, r.distill_epochs, seed=r.seed,
+                                progress=ctx.tracker.stage(ctx.steps(r.distill_epochs)))
+    return student.eval()

@@ -13,8 +13,12 @@ module computes those choices as plain boolean masks (True = kept) over tensors:
 - `Masked`: a parametrization that keeps pruned weights at exactly zero during fine-tuning.
 - `sensitivity`: how much accuracy each layer loses when pruned alone.
 
-The "compressible" weights of a model are the `.weight` of every nn.Linear and nn.Conv2d, keyed
-by parameter name ("fc1.weight"); biases are never pruned.
+- `apply`: the pipeline stage (one-shot or gradual, per layer or global, or structured through
+  compress_engine.core.structured), with masked fine-tuning.
+
+The "compressible" weights of a model are the `.weight` of every nn.Linear, nn.Conv1d and nn.Conv2d
+(compress_engine.core.model.compressible), keyed by parameter name ("fc1.weight"); biases are never
+pruned.
 """
 
 import math
@@ -25,6 +29,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from compress_engine.core.errors import RecipeError
+from compress_engine.core.model import compressible
+
+NAME = "prune"
+SCOPES = ("layer", "global")         # Recipe.prune_scope
+SCHEDULES = ("oneshot", "gradual")   # Recipe.schedule
 
 # -----------------------------------------------------------------------------
 # argument checks
@@ -36,28 +45,6 @@ def _check_fraction(name, value):
     if not ok:  # NaN fails the range comparison too
         raise RecipeError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
-
-
-# -----------------------------------------------------------------------------
-# which weights are compressible
-
-
-def compressible(model):
-    """The weight Parameter of every nn.Linear and nn.Conv2d in `model`, keyed "<module>.weight".
-
-    If a weight is parametrized (e.g. with `Masked` during fine-tuning), the Parameter returned
-    is the stored original (`module.parametrizations.weight.original`), still under the plain
-    "<module>.weight" name, so masks and cluster labels keep the same keys through fine-tuning.
-    """
-    out = {}
-    for mod_name, module in model.named_modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            name = f"{mod_name}.weight" if mod_name else "weight"
-            if parametrize.is_parametrized(module, "weight"):
-                out[name] = module.parametrizations.weight.original
-            else:
-                out[name] = module.weight
-    return out
 
 
 # -----------------------------------------------------------------------------
@@ -175,7 +162,7 @@ def model_masks(model, sparsity, scope="layer"):
         return layer_masks(weights, sparsity)
     if scope == "global":
         return global_masks(weights, sparsity)
-    raise RecipeError(f"scope must be 'layer' or 'global', got {scope!r}")
+    raise RecipeError(f"scope must be one of {SCOPES}, got {scope!r}")
 
 
 class Masked(nn.Module):
@@ -220,3 +207,56 @@ def sensitivity(model, evaluate, sparsities):
             with torch.no_grad():
                 p.copy_(saved)
     return rows
+
+
+# -----------------------------------------------------------------------------
+# the pipeline stage
+
+
+def active(recipe):
+    return recipe.sparsity > 0
+
+
+def epochs(recipe):
+    return recipe.finetune_epochs
+
+
+def _gradual(model, pars, final, scope, total):
+    """on_step hook: Zhu & Gupta cubic ramp to `final` sparsity over the first 3/4 of fine-tuning,
+    re-computing magnitude masks every ~1 % of steps on the currently kept weights."""
+    ramp = max(1, int(total * 0.75))
+    every = max(1, total // 100)
+
+    def on_step(step, _total):
+        if step % every or step > ramp:
+            return
+        s = cubic_sparsity(step + every, ramp, final)
+        kept = {name: (par.mask * model.get_submodule(name.rpartition(".")[0]).parametrizations.weight.original).detach()
+                for name, par in pars.items()}
+        new = layer_masks(kept, s) if scope == "layer" else global_masks(kept, s)
+        for name, par in pars.items():
+            par.mask.copy_(new[name] & par.mask)
+    return on_step
+
+
+def apply(model, recipe, ctx):
+    """Prune `model` (in place, or a smaller copy when structured) as `recipe` says, fine-tuning with the
+    pruned weights held at zero; leaves the masks in ctx.masks for the stages after it."""
+    r = recipe
+    if r.structured:
+        from compress_engine.core.structured import prune_structured
+        model = prune_structured(model, r.sparsity, ctx.example)
+        ctx.finetune(model, {}, NAME)
+        return model
+    if r.schedule == "gradual":
+        pars = {n: Masked(torch.ones_like(p, dtype=torch.bool)) for n, p in compressible(model).items()}
+        hook = _gradual(model, pars, r.sparsity, r.prune_scope, ctx.steps(r.finetune_epochs))
+        ctx.finetune(model, pars, NAME, on_step=hook)
+        masks = {n: par.mask.clone() for n, par in pars.items()}
+        apply_masks(model, masks)
+    else:
+        masks = model_masks(model, r.sparsity, r.prune_scope)
+        apply_masks(model, masks)
+        ctx.finetune(model, {n: Masked(m) for n, m in masks.items()}, NAME)
+    ctx.masks = masks
+    return model

@@ -26,11 +26,12 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from compress_engine.core.errors import RecipeError
-from compress_engine.core.prune import compressible
+from compress_engine.core.model import compressible
 from compress_engine.core.train import median_forward_ms
 
-BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
-CALIBRATIONS = ("minmax", "mse")
+NAME = "quantize"
+BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)   # Recipe.bits
+CALIBRATIONS = ("minmax", "mse")       # Recipe.calibration
 EPS = torch.finfo(torch.float32).eps  # smallest scale, as torch's observers use
 
 # -----------------------------------------------------------------------------
@@ -279,3 +280,28 @@ def int8_latency(model, example_batch, repeats=20):
         "fp32_layers": [n for n, t in kinds.items() if t is nn.Conv2d],
         "engine": torch.backends.quantized.engine,
     }
+
+
+# -----------------------------------------------------------------------------
+# the pipeline stage
+
+
+def active(recipe):
+    return recipe.bits is not None
+
+
+def epochs(recipe):
+    return recipe.finetune_epochs
+
+
+def apply(model, recipe, ctx):
+    """Put every compressible weight on its uniform grid, fine-tune with the straight-through estimator
+    (pruned weights held at zero), and leave each layer's grid in ctx.grids."""
+    from compress_engine.core.encode import Affine
+    r = recipe
+    qp = quantize_model(model, r.bits, r.symmetric, r.per_channel, r.calibration, ctx.masks)
+    pars = {n: FakeQuantSTE(*qp[n], mask=None if ctx.masks is None else ctx.masks[n]) for n in qp}
+    ctx.finetune(model, pars, NAME)
+    ctx.grids = {n: Affine(s.numpy().astype("float32"), zp.numpy(), qmin, qmax)
+                 for n, (s, zp, qmin, qmax) in qp.items()}
+    return model

@@ -10,20 +10,22 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, fields
 
+from . import cluster, prune, quantize
 from .errors import RecipeError
 
-BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
+# Every knob list is defined by the technique that owns it; pages and the CLI read them from here.
+BITS = quantize.BITS
 CHOICES = {
-    "prune_scope": ("layer", "global"),
-    "schedule": ("oneshot", "gradual"),
-    "cluster_init": ("linear", "density", "kmeans++"),
-    "calibration": ("minmax", "mse"),
+    "prune_scope": prune.SCOPES,
+    "schedule": prune.SCHEDULES,
+    "cluster_init": cluster.INITS,
+    "calibration": quantize.CALIBRATIONS,
 }
 # field -> (low, high) inclusive, for numbers
 RANGES = {
     "sparsity": (0.0, 0.999),
-    "clusters": (2, 256),
-    "conv_clusters": (2, 256),
+    "clusters": (cluster.MIN_K, cluster.MAX_K),
+    "conv_clusters": (cluster.MIN_K, cluster.MAX_K),
     "temperature": (1.0, 20.0),
     "alpha": (0.0, 1.0),
     "student_width": (10, 2000),
@@ -53,7 +55,7 @@ class Recipe:
     calibration: str = "minmax"
     temperature: float | None = None  # set => distil the model into a student first (Hinton KD)
     alpha: float = 0.9               # weight of the soft-target loss in KD
-    student_width: int = 800
+    student_width: int = 800         # MLP student built when compress() is given no student module
     distill_epochs: int = 5
     finetune_epochs: int = 0         # fine-tuning epochs after each stage (prune; cluster or quantize)
     lr: float = 5e-4                 # fine-tuning learning rate (Adam)

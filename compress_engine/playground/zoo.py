@@ -24,7 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
+from ..core.model import MLP, arch_spec, param_count
 from ..core.train import accuracy, fit, flush_subnormals_, has_conv
 
 # Installed: compress_engine/sample_models (package data). A checkout or `pip install -e .`: the repo's sample_models/.
@@ -34,34 +36,24 @@ SAMPLE_DIR = next((d for d in (_PKG / "sample_models", _PKG.parent / "sample_mod
 MAX_UNITS = 100_000  # no layer in a spec may be wider than this (uploaded specs are untrusted)
 
 
-class MLP(nn.Module):
-    """Fully connected ReLU net: sizes = [784, h1, ..., 10]; layers named fc1, fc2, ..."""
-
-    def __init__(self, sizes, dropout=0.0):
-        super().__init__()
-        self.sizes = list(sizes)
-        self.dropout = dropout
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(self.sizes, self.sizes[1:]))
-
-    def forward(self, x):
-        x = x.flatten(1)
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.dropout(F.relu(x), self.dropout, self.training)
-        return x
-
-
 class LeNet5(nn.Module):
     """Caffe's LeNet-5: conv 20@5x5, pool, conv 50@5x5, pool, fc 500, fc 10 (ReLU after each hidden layer)."""
 
     def __init__(self, widths=(20, 50, 500), n_classes=10):
         super().__init__()
-        c1, c2, f1 = self.widths = list(widths)
+        c1, c2, f1 = widths
         self.conv1 = nn.Conv2d(1, c1, 5)
         self.conv2 = nn.Conv2d(c1, c2, 5)
         self.fc1 = nn.Linear(c2 * 4 * 4, f1)
         self.fc2 = nn.Linear(f1, n_classes)
+
+    @property
+    def widths(self):
+        """[conv1 filters, conv2 filters, fc1 units], read from the layers (so it follows structured pruning)."""
+        return [self.conv1.out_channels, self.conv2.out_channels, self.fc1.out_features]
+
+    def spec(self):
+        return {"arch": "lenet5", "widths": self.widths}
 
     def forward(self, x):
         # pool before ReLU: the same function (ReLU is monotonic, so it commutes with max) with 4x less
@@ -88,12 +80,11 @@ def build(spec):
 
 
 def spec_of(model):
-    """The spec that rebuilds `model` (its current widths)."""
-    if isinstance(model, MLP):
-        return {"arch": "mlp", "sizes": list(model.sizes)}
-    if isinstance(model, LeNet5):
-        return {"arch": "lenet5", "widths": list(model.widths)}
-    raise ModelError(f"no spec for {type(model).__name__}: the engine handles MLP and LeNet5 models")
+    """The spec that rebuilds `model` (its current widths); ModelError for a model the zoo cannot rebuild."""
+    spec = arch_spec(model)
+    if spec is None:
+        raise ModelError(f"no spec for {type(model).__name__}: the zoo rebuilds MLP and LeNet5 models")
+    return spec
 
 
 def from_state_dict(spec, state_dict):
@@ -111,10 +102,6 @@ def from_state_dict(spec, state_dict):
     model = build(spec)
     model.load_state_dict(state_dict)
     return model.eval()
-
-
-def param_count(model):
-    return sum(p.numel() for p in model.parameters())
 
 
 # --- sample models -------------------------------------------------------------------------
@@ -167,58 +154,39 @@ def load_model(name):
     return from_state_dict(card["spec"], state)
 
 
-def student(width, depth=2):
-    """A distillation student: 784-[width]*depth-10 MLP (Hinton's student is width 800)."""
-    return build({"arch": "mlp", "sizes": [784] + [int(width)] * depth + [10]})
+def decode_model(artifact, module=None):
+    """The compressed model an artifact holds, and its meta: (model, meta). Bad bytes raise ArtifactError.
 
-
-# --- structured pruning: really remove units so the dense model shrinks ------------------------
-
-def _chain(model):
-    """(layer, how its output units reach the next layer) for each hidden layer of `model`.
-
-    Returns a list of (producer, consumer, group): the consumer's input columns for producer unit j
-    are j*group ... j*group+group-1 (group > 1 where conv channels are flattened into fc1).
+    A sample-zoo architecture (the artifact's spec) is rebuilt without user code. Any other model
+    is decoded into `module`, a fresh instance of the caller's own class (strict load_state_dict);
+    without one, ModelError says so.
     """
-    if isinstance(model, MLP):
-        return [(a, b, 1) for a, b in zip(model.layers, model.layers[1:])]
-    if isinstance(model, LeNet5):
-        return [(model.conv1, model.conv2, 1), (model.conv2, model.fc1, 16), (model.fc1, model.fc2, 1)]
-    raise ModelError(f"structured pruning knows MLP and LeNet5, not {type(model).__name__}")
+    state = decode(artifact)
+    meta = read_meta(artifact)
+    spec = meta.get("spec")
+    if module is not None:
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise ModelError(f"the artifact's tensors do not fit the given {type(module).__name__} module "
+                             f"({str(e).splitlines()[0][:200]}...); pass a fresh instance of the class that was "
+                             "compressed, built with the same sizes") from None
+        return module.eval(), meta
+    if spec is None:
+        raise ModelError(f"this artifact holds a {meta.get('model_class', 'user-defined')} model, whose architecture "
+                         "only its own code knows: pass a fresh instance of that class, e.g. "
+                         "decode_model(artifact, module=MyNet()), or load ce.decode(artifact) into it")
+    return from_state_dict(spec, state), meta
 
 
-@torch.no_grad()
-def shrink(model, keep_fn):
-    """A smaller copy of `model` keeping, in each hidden layer, the output units keep_fn(weight) returns.
-
-    The kept units' incoming weights and biases are copied, and the next layer loses the input
-    columns of the removed units, so the result computes exactly what the masked model computes.
-    """
-    keeps = [keep_fn(prod.weight) for prod, _, _ in _chain(model)]
-    spec = spec_of(model)
-    if isinstance(model, MLP):
-        spec["sizes"] = [spec["sizes"][0]] + [len(k) for k in keeps] + [spec["sizes"][-1]]
-    else:
-        spec["widths"] = [len(k) for k in keeps]
-    small = build(spec)
-    # column index lists for each consumer, expanded by its group size
-    cols = {}
-    for (prod, cons, group), keep in zip(_chain(model), keeps):
-        cols[id(cons)] = (keep[:, None] * group + torch.arange(group)).flatten()
-    rows = {id(prod): keep for (prod, _, _), keep in zip(_chain(model), keeps)}
-    by_name = dict(model.named_modules())
-    for name, mod in small.named_modules():
-        if not isinstance(mod, (nn.Linear, nn.Conv2d)):
-            continue
-        old = by_name[name]
-        w, b = old.weight, old.bias
-        if id(old) in rows:
-            w, b = w[rows[id(old)]], b[rows[id(old)]]
-        if id(old) in cols:
-            w = w[:, cols[id(old)]]
-        mod.weight.copy_(w)
-        mod.bias.copy_(b)
-    return small.eval()
+def evaluate_artifact(artifact, data, module=None):
+    """Decode an artifact (into `module` when it is not a zoo architecture) and score it on data's test set."""
+    from ..core.train import fast_eval_copy, logits
+    model, meta = decode_model(artifact, module)
+    pred = logits(fast_eval_copy(model), data.x("test")).argmax(1)
+    return {"accuracy": (pred == data.y("test")).float().mean().item(), "artifact_bytes": len(artifact),
+            "params": param_count(model), "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
+            "meta": meta, "model": model}
 
 
 # --- uploaded weights: read without running code, architecture inferred -------------------------

@@ -1,0 +1,168 @@
+"""What the engine needs to know about any nn.Module: which weights it compresses, whether it can
+handle the model at all, and how constraints ride on it during fine-tuning.
+
+- Compressible: the `.weight` of every nn.Linear, nn.Conv1d and nn.Conv2d (the Linear layers inside
+  transformer blocks included). Everything else in the state dict (biases, BatchNorm statistics,
+  embeddings, attention in-projections, free parameters, buffers) is carried through exactly.
+- `check_model` refuses, before any work and naming the layer, what the engine cannot handle.
+- `constrained` registers torch parametrizations (masks, shared centroids, fake quantization) for
+  fine-tuning and bakes them into plain weights on exit.
+- `MLP` is the one architecture the engine builds itself: the distillation student of a given width.
+"""
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+import torch.nn.utils.parametrize as P
+from torch import nn
+
+from .errors import ModelError
+
+COMPRESSIBLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def compressible(model):
+    """The weight Parameter of every nn.Linear, nn.Conv1d and nn.Conv2d in `model`, keyed "<module>.weight".
+
+    If a weight is parametrized (e.g. with prune.Masked during fine-tuning), the Parameter returned
+    is the stored original (`module.parametrizations.weight.original`), still under the plain
+    "<module>.weight" name, so masks and cluster labels keep the same keys through fine-tuning.
+    """
+    out = {}
+    for mod_name, module in model.named_modules():
+        if isinstance(module, COMPRESSIBLE):
+            name = f"{mod_name}.weight" if mod_name else "weight"
+            out[name] = module.parametrizations.weight.original if P.is_parametrized(module, "weight") else module.weight
+    return out
+
+
+def param_count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def state_bytes(model):
+    """Bytes of the model's whole state dict as stored densely (float32 weights: 4 bytes each)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def arch_spec(model):
+    """The JSON-able architecture a model describes itself with (`model.spec()`), else None.
+
+    Sample-zoo models have one, so their artifacts rebuild without user code; for any other model
+    the caller supplies the module to decode into.
+    """
+    spec = getattr(model, "spec", None)
+    return spec() if callable(spec) else None
+
+
+def check_model(model, data=None, what="model"):
+    """Refuse, before any work, a model the engine cannot compress; ModelError names the layer and the fix.
+
+    With `data`, one forward pass on two test inputs must give (2, data.n_classes) logits.
+    """
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"{what} must be a torch.nn.Module, got {type(model).__name__}")
+    owners = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if isinstance(p, nn.parameter.UninitializedParameter):
+            raise ModelError(f"{what}: parameter {name!r} is not initialised (a lazy module): run one forward "
+                             "pass on a batch of your data before compressing")
+        if p.dtype != torch.float32:
+            raise ModelError(f"{what}: parameter {name!r} is {p.dtype}; the engine compresses float32 models: "
+                             "call model.float() first")
+        owners.setdefault(id(p), []).append(name)
+    for mod_name, module in model.named_modules():
+        if P.is_parametrized(module):
+            raise ModelError(f"{what}: layer {mod_name or '(root)'!r} already carries a torch parametrization; "
+                             "remove it (torch.nn.utils.parametrize.remove_parametrizations) before compressing")
+        if isinstance(module, COMPRESSIBLE):
+            shared = owners.get(id(module.weight), [])
+            if len(shared) > 1:
+                raise ModelError(f"{what}: the weight of layer {mod_name!r} is shared ({', '.join(shared)}); tied "
+                                 "weights cannot be pruned or clustered one layer at a time: untie them first")
+    if not compressible(model):
+        raise ModelError(f"{what} ({type(model).__name__}) has no nn.Linear, nn.Conv1d or nn.Conv2d layer: "
+                         "there is nothing for the engine to compress")
+    if data is not None:
+        x = data.x("test")[:2]
+        was_training = model.training
+        try:
+            with torch.inference_mode():
+                out = model.eval()(x)
+        except Exception as e:  # any failure of the user's forward: say which input it got
+            raise ModelError(f"{what} ({type(model).__name__}) fails on the data's inputs of shape "
+                             f"{tuple(x.shape)} ({type(e).__name__}: {str(e)[:200]}); it must map "
+                             f"(N, {', '.join(map(str, data.input_shape))}) inputs to (N, {data.n_classes}) logits") from None
+        finally:
+            model.train(was_training)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, data.n_classes):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ModelError(f"{what} ({type(model).__name__}) returns {got} for 2 inputs; a classifier for "
+                             f"{data.name!r} must return (N, {data.n_classes}) logits")
+    return model
+
+
+def _owner(model, name):
+    """(module, attribute) of a parameter name such as 'layers.0.weight'."""
+    path, _, attr = name.rpartition(".")
+    return model.get_submodule(path), attr
+
+
+@contextmanager
+def constrained(model, parametrizations, freeze_original=False):
+    """Register {param name: parametrization} on `model`; on exit bake them into plain weights.
+
+    Each module's parameters keep their order (removing a parametrization re-adds the weight last),
+    so the state dict, and the artifact made from it, list tensors as the model defines them."""
+    orders = {}
+    for name in parametrizations:
+        module, _ = _owner(model, name)
+        orders.setdefault(id(module), (module, list(module._parameters)))
+    for name, par in parametrizations.items():
+        module, attr = _owner(model, name)
+        P.register_parametrization(module, attr, par)
+        if freeze_original:
+            getattr(module.parametrizations, attr).original.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for name in parametrizations:
+            module, attr = _owner(model, name)
+            P.remove_parametrizations(module, attr, leave_parametrized=True)
+            getattr(module, attr).requires_grad_(True)
+        for module, order in orders.values():
+            module._parameters = {k: module._parameters[k] for k in order if k in module._parameters}
+
+
+class MLP(nn.Module):
+    """Fully connected ReLU net: sizes = [inputs, h1, ..., classes]; inputs of any shape are flattened."""
+
+    def __init__(self, sizes, dropout=0.0):
+        super().__init__()
+        self.dropout = dropout
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+
+    @property
+    def sizes(self):
+        """[inputs, h1, ..., classes], read from the layers (so it follows structured pruning)."""
+        return [self.layers[0].in_features] + [layer.out_features for layer in self.layers]
+
+    def spec(self):
+        return {"arch": "mlp", "sizes": self.sizes}
+
+    def forward(self, x):
+        x = x.flatten(1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.dropout(F.relu(x), self.dropout, self.training)
+        return x
+
+
+def student_mlp(width, data, depth=2):
+    """A distillation student for `data`: [inputs] + [width] * depth + [classes] (Hinton's is 800-800)."""
+    inputs = 1
+    for d in data.input_shape:
+        inputs *= d
+    return MLP([inputs] + [int(width)] * depth + [data.n_classes])

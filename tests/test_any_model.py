@@ -1,0 +1,230 @@
+"""compress() on models and data the engine has never seen: a Sequential MLP, a CNN with BatchNorm and a
+residual block, a Conv1d net and a tiny transformer-encoder classifier, each on scikit-learn's bundled
+8x8 digits (real data) in the input shape it takes. Every technique runs on each; the artifact decodes
+exactly into a fresh instance of the user's own class (strict), and its length is the size."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import compress_engine as ce
+from compress_engine.core.model import compressible
+from compress_engine.core.train import fit
+
+sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn supplies the 8x8 digits")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """1,797 real 8x8 digit images in [0, 1]: 1,400 to train, 397 to test (fixed split)."""
+    d = sklearn_datasets.load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32) / 16.0
+    y = torch.tensor(d.target, dtype=torch.int64)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    x, y = x[order], y[order]
+    return x[:1400], y[:1400], x[1400:], y[1400:]
+
+
+def shaped(digits, shape, name):
+    """The digits as a Dataset whose samples have `shape` (64 values each)."""
+    tx, ty, vx, vy = digits
+    return ce.Dataset.from_tensors(tx.reshape(len(tx), *shape), ty, vx.reshape(len(vx), *shape), vy, name=name)
+
+
+class ResCNN(nn.Module):
+    """conv-BN-ReLU, a residual block (h + BN(conv(h))), average pooling to 2x2, linear head."""
+
+    def __init__(self, width=16):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.head = nn.Linear(width * 4, 10)
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = F.relu(h + self.bn2(self.conv2(h)))
+        return self.head(F.adaptive_avg_pool2d(h, 2).flatten(1))
+
+
+class Conv1dNet(nn.Module):
+    """The 8 rows of a digit as 8 channels of a length-8 signal."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(8, 16, 3, padding=1)
+        self.conv2 = nn.Conv1d(16, 16, 3, padding=1)
+        self.fc = nn.Linear(16 * 4, 10)
+
+    def forward(self, x):
+        h = F.relu(self.conv1(x))
+        h = F.max_pool1d(F.relu(self.conv2(h)), 2)
+        return self.fc(h.flatten(1))
+
+
+class TinyTransformer(nn.Module):
+    """The 8 rows of a digit as 8 tokens: linear embedding + learned positions, one encoder layer, mean pool."""
+
+    def __init__(self, d=16):
+        super().__init__()
+        self.embed = nn.Linear(8, d)
+        self.pos = nn.Parameter(torch.zeros(1, 8, d))
+        layer = nn.TransformerEncoderLayer(d, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x) + self.pos).mean(1))
+
+
+def sequential_mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10))
+
+
+# name -> (factory, sample shape, can structured pruning trace it)
+ZOO = {
+    "sequential-mlp": (sequential_mlp, (64,), True),
+    "res-cnn-bn": (ResCNN, (1, 8, 8), True),
+    "conv1d": (Conv1dNet, (8, 8), True),
+    "transformer": (TinyTransformer, (8, 8), False),
+}
+RECIPES = {
+    "prune": ce.Recipe(sparsity=0.5, finetune_epochs=1),
+    "prune-global-gradual": ce.Recipe(sparsity=0.6, prune_scope="global", schedule="gradual", finetune_epochs=1),
+    "structured": ce.Recipe(sparsity=0.5, structured=True, finetune_epochs=5, lr=2e-3),
+    "cluster": ce.Recipe(sparsity=0.5, clusters=8, finetune_epochs=1, huffman=True),
+    "quantize": ce.Recipe(bits=4, per_channel=True, finetune_epochs=1),
+    "distill": ce.Recipe(temperature=2.0, alpha=0.5, distill_epochs=20, student_width=32),
+}
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    """Each zoo model briefly trained on its view of the digits (seeded), with its dataset."""
+    out = {}
+    for name, (make, shape, _) in ZOO.items():
+        torch.manual_seed(0)
+        model = make()
+        data = shaped(digits, shape, name)
+        fit(model, data, epochs=10, lr=3e-3, batch_size=64)
+        out[name] = (model.eval(), data)
+    return out
+
+
+def same_state(a, b):
+    return list(a) == list(b) and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("technique", RECIPES)
+@pytest.mark.parametrize("name", ZOO)
+def test_every_technique_on_every_model_decodes_exactly(trained, name, technique):
+    model, data = trained[name]
+    recipe = RECIPES[technique]
+    if technique == "structured" and not ZOO[name][2]:
+        with pytest.raises(ce.ModelError, match="structured pruning found nothing it can remove in TinyTransformer"):
+            ce.compress(model, recipe, data)
+        return
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = ce.compress(model, recipe, data)
+    assert same_state(model.state_dict(), before)  # the caller's model is never changed
+    assert res.metrics["artifact_bytes"] == len(res.artifact)
+    state = ce.decode(res.artifact)
+    if technique == "distill":  # the default student: an MLP for the data's input size and classes
+        assert res.model.spec() == {"arch": "mlp", "sizes": [64, 32, 32, 10]}
+        fresh = type(res.model)(res.model.sizes)
+    elif technique == "structured":  # smaller layers: the user's class with the pruned sizes
+        fresh = copy.deepcopy(res.model)
+        for t in fresh.state_dict().values():
+            t.zero_()
+    else:
+        fresh = ZOO[name][0]()
+    fresh.load_state_dict(state, strict=True)
+    assert same_state(fresh.state_dict(), res.model.state_dict())
+    x = data.x("test")
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(x), res.model.eval()(x))
+    assert res.metrics["accuracy"] > 0.2, "a compressed digits classifier should still beat chance (0.1)"
+
+    weights = compressible(res.model)
+    if technique == "structured":
+        assert res.metrics["params"] < sum(p.numel() for p in model.parameters())
+    if technique.startswith("prune"):
+        kept = sum(int((w != 0).sum()) for w in weights.values()) / sum(w.numel() for w in weights.values())
+        assert kept == pytest.approx(1 - recipe.sparsity, abs=0.02)
+    if technique == "cluster":
+        assert all(len(torch.unique(w[w != 0])) <= 8 for w in weights.values())
+    if technique == "quantize":
+        for w in weights.values():
+            assert all(len(torch.unique(row)) <= 16 for row in w.detach().flatten(1))
+
+
+def test_everything_but_the_compressed_weights_is_carried_exactly(trained):
+    """Biases, BatchNorm statistics (num_batches_tracked stays int64), attention in-projections and
+    free parameters come back bit for bit when no fine-tuning touches them."""
+    for name, (model, data) in trained.items():
+        res = ce.compress(model, ce.Recipe(clusters=16), data)
+        state, dense = ce.decode(res.artifact), model.state_dict()
+        carried = [k for k in dense if k not in compressible(model)]
+        assert carried, name
+        for k in carried:
+            assert state[k].dtype == dense[k].dtype and torch.equal(state[k], dense[k]), (name, k)
+    tracked = ce.decode(ce.compress(trained["res-cnn-bn"][0], ce.Recipe(sparsity=0.5), trained["res-cnn-bn"][1]).artifact)
+    assert tracked["bn1.num_batches_tracked"].dtype == torch.int64
+
+
+def test_distillation_into_a_student_module_of_your_own(trained, digits):
+    teacher, data = trained["conv1d"]
+    torch.manual_seed(1)
+    student = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+    data = shaped(digits, (8, 8), "digits-rows")  # the student flattens whatever shape the teacher takes
+    untouched = {k: v.clone() for k, v in student.state_dict().items()}
+    res = ce.compress(teacher, ce.Recipe(temperature=2.0, alpha=0.5, distill_epochs=20, sparsity=0.5), data,
+                      student=student)
+    assert same_state(student.state_dict(), untouched)  # trained as a copy
+    fresh = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+    fresh.load_state_dict(ce.decode(res.artifact))
+    assert res.metrics["params"] == sum(p.numel() for p in fresh.parameters())
+    assert res.metrics["accuracy"] > 0.5
+
+
+def test_a_user_model_needs_its_module_to_be_rebuilt(trained):
+    model, data = trained["conv1d"]
+    art = ce.compress(model, ce.Recipe(sparsity=0.5), data).artifact
+    with pytest.raises(ce.ModelError, match="Conv1dNet.*pass a fresh instance"):
+        ce.decode_model(art)
+    rebuilt, meta = ce.decode_model(art, module=Conv1dNet())
+    assert meta["model_class"] == "Conv1dNet"
+    assert ce.evaluate_artifact(art, data, module=Conv1dNet())["accuracy"] > 0.3
+    with pytest.raises(ce.ModelError, match="do not fit the given ResCNN"):
+        ce.decode_model(art, module=ResCNN())
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(64, 64)
+        self.b = nn.Linear(64, 64)
+        self.b.weight = self.a.weight
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.head(self.b(self.a(x)))
+
+
+@pytest.mark.parametrize("make, message", [
+    (Tied, r"weight of layer 'a' is shared \(a.weight, b.weight\)"),
+    (lambda: nn.Sequential(nn.LazyLinear(10)), r"'0.weight' is not initialised"),
+    (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
+    (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),
+    (lambda: nn.Sequential(nn.Linear(32, 10)), r"fails on the data's inputs of shape \(2, 64\)"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"no nn.Linear, nn.Conv1d or nn.Conv2d layer"),
+    (lambda: "not a model", r"must be a torch.nn.Module, got str"),
+])
+def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, message, monkeypatch):
+    data = shaped(digits, (64,), "digits-flat")
+    monkeypatch.setattr("compress_engine.core.pipeline.reference",
+                        lambda *a: pytest.fail("work started before the model was checked"))
+    with pytest.raises(ce.ModelError, match=message):
+        ce.compress(make(), ce.Recipe(sparsity=0.5), data)
