@@ -23,8 +23,5 @@ PAGES = [
 ]
 page = st.navigation(PAGES)
 common.sidebar()
-common._frame.active = True
-try:
+with common.frame():
     page.run()
-finally:
-    common._frame.active = False

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
@@ -24,7 +25,17 @@ MAX_WEIGHTS_MB = 50  # uploaded weight files (the largest sample model is 9.4 MB
 MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first
 
 
-_frame = threading.local()  # app.py marks the page run it wraps
+_frame = threading.local()  # frame() marks the page run app.py wraps
+
+
+@contextmanager
+def frame():
+    """app.py runs each page inside this, so through_app() knows the page is not running alone."""
+    _frame.active = True
+    try:
+        yield
+    finally:
+        _frame.active = False
 
 
 def through_app():
@@ -143,13 +154,11 @@ def upload_weights(data, filename):
 def add_upload(data, filename):
     """Read weights with the engine, score the model on the whole test set (its dense accuracy, as a sample
     model's card has) and add it to this session's models; returns its name. CompressError if bad."""
-    from compress_engine.core.pipeline import reference
-
     net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB << 20)
     sha = hashlib.sha256(data).hexdigest()
     name = f"upload-{_stem(filename)}-{sha[:8]}"
     ds = _dataset(DATASET)
-    _, acc = reference(net, ds)
+    _, acc = ce.reference(net, ds)
     store = uploads()
     store.pop(name, None)
     store[name] = {"model": net, "sha256": sha, "card": _upload_card(name, filename, net, acc, ds, sha, len(data))}
@@ -171,12 +180,10 @@ def _stem(filename):
 
 def _upload_card(name, filename, net, acc, ds, sha, n_bytes):
     """A model card for uploaded weights, with the same fields as a sample model's."""
-    from compress_engine.playground.zoo import param_count, spec_of
-
-    spec = spec_of(net)
+    spec = ce.arch_spec(net)
     arch = (f"MLP {'-'.join(map(str, spec['sizes']))}" if spec["arch"] == "mlp"
             else f"LeNet-5 with widths {'-'.join(map(str, spec['widths']))}")
-    params = param_count(net)
+    params = ce.param_count(net)
     return {"name": name, "description": f"Your weights from {filename}: {arch}, scored on the test set when uploaded.",
             "spec": spec, "parameters": params, "dense_bytes": 4 * params, "test_accuracy": acc,
             "test_set": f"{ds.name}, all {len(ds.y('test')):,} test images",
@@ -346,5 +353,4 @@ def predictions(model_name):
 
 @st.cache_data(show_spinner=False)
 def _predictions(model_name, weights_id, dataset_name):
-    from compress_engine.core.pipeline import reference
-    return reference(model(model_name), dataset())[0].tolist()
+    return ce.reference(model(model_name), dataset())[0].tolist()

@@ -6,7 +6,6 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import explain
-from compress_engine.core.train import logits
 from pages import common
 
 common.through_app()
@@ -20,7 +19,7 @@ HINTON = explain.HINTON_MNIST
 @st.cache_data(show_spinner="The teacher reads the test set…")
 def teacher_test_logits(dataset_name):
     """The teacher's logits for every test image (numpy, n × 10), computed once per dataset."""
-    return logits(common.model(TEACHER), common.dataset().x("test")).numpy()
+    return ce.logits(common.model(TEACHER), common.dataset().x("test")).numpy()
 
 
 def trained(recipe):

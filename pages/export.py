@@ -13,7 +13,6 @@ import plotly.express as px
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.core.recipe import BITS, RANGES
 from compress_engine.playground.store import recipe_summary
 from pages import common
 
@@ -123,16 +122,16 @@ def handle_artifact_upload(data):
 
 def recipe_form():
     """The compact recipe controls -> a Recipe (None with the error shown if invalid)."""
-    lo, hi = RANGES["sparsity"]
+    lo, hi = ce.RANGES["sparsity"]
     sparsity = st.slider("Sparsity: fraction of weights set to zero", lo, hi, 0.5, 0.001, format="%.3f",
                          key="export_sparsity")
     sharing = st.radio("Weight sharing", ["none", "k-means clusters", "uniform bits"], index=1, horizontal=True,
                        key="export_sharing")
     clusters = bits = None
     if sharing == "k-means clusters":
-        clusters = st.slider("Clusters per layer", *RANGES["clusters"], 16, key="export_clusters")
+        clusters = st.slider("Clusters per layer", *ce.RANGES["clusters"], 16, key="export_clusters")
     elif sharing == "uniform bits":
-        bits = st.select_slider("Bits per weight", options=list(BITS), value=4, key="export_bits")
+        bits = st.select_slider("Bits per weight", options=list(ce.BITS), value=4, key="export_bits")
     huffman = st.toggle("Huffman-code the index and code streams", value=True, key="export_huffman")
     return common.recipe(sparsity=sparsity, clusters=clusters, bits=bits, huffman=huffman)
 

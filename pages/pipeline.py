@@ -3,9 +3,9 @@
 import plotly.graph_objects as go
 import streamlit as st
 
+import compress_engine as ce
 from compress_engine import Recipe
 from compress_engine.playground import explain
-from compress_engine.core.recipe import BITS
 from pages import charts, common
 
 common.through_app()
@@ -77,7 +77,7 @@ with controls:
     if sharing == "cluster":
         clusters = st.select_slider("Clusters per layer (k)", KS, key="pipe_clusters")
     elif sharing == "quantize":
-        bits = st.select_slider("Bits per weight", BITS, key="pipe_bits")
+        bits = st.select_slider("Bits per weight", ce.BITS, key="pipe_bits")
     huffman = st.toggle("3. Huffman-code the indices and codes", key="pipe_huffman")
     epochs = st.slider("Fine-tune epochs (after pruning and after sharing)", 0, 10, step=1, key="pipe_epochs",
                        help="0 answers live. More runs behind a button: about 3 s per epoch and stage on "

@@ -2,26 +2,25 @@
 
 import streamlit as st
 
-from compress_engine.core import quantize
+import compress_engine as ce
 from compress_engine.playground import viz
 from pages import charts, common
 
 common.through_app()
 
-BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
 MAX_LINES = 256  # draw the grid's levels up to this many (16 bits has 65,536)
 
 
 @st.cache_data(show_spinner="Timing the int8 runtime…", max_entries=8)
 def int8_timing(model_name, dataset_name):
     """fp32 vs torch.ao int8 latency of the dense sample model on 256 test images, once per model."""
-    return quantize.int8_latency(common.model(model_name), common.dataset().x("test")[:256])
+    return ce.int8_latency(common.model(model_name), common.dataset().x("test")[:256])
 
 
 st.title("Quantization")
 controls, explain = st.columns([1, 1.25], gap="large")
 with controls:
-    bits = st.select_slider("Bit width", BITS, value=4, key="quant_bits",
+    bits = st.select_slider("Bit width", ce.BITS, value=4, key="quant_bits",
                             help="1 to 8 bits, or 16. Float32 weights use 32.")
     symmetric = st.radio("Grid", [False, True], horizontal=True, key="quant_symmetric",
                          format_func=lambda s: "Symmetric (zero point 0)" if s else "Affine (with a zero point)")
@@ -101,7 +100,7 @@ with right:
         "numbers on this page are the fake-quantized model's, which computes exactly what the integers would.")
 
 # --- accuracy and bytes vs bits -------------------------------------------------------------------
-points = [b for b in BITS if not (symmetric and b == 1)]
+points = [b for b in ce.BITS if not (symmetric and b == 1)]
 acc, size = [], []
 for b in points:
     res = common.run(recipe.replace(bits=b), spinner=f"Curve: {b} bits…")
