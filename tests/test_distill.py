@@ -51,3 +51,43 @@ def test_bad_arguments(T, alpha):
     z = torch.zeros(2, 10)
     with pytest.raises(RecipeError):
         kd_loss(z, z, torch.zeros(2, dtype=torch.long), T, alpha)
+
+
+# --- the teacher's answers, computed once: zoo.cached_logits and compress(model_logits=...) -------------
+
+import compress_engine as ce  # noqa: E402
+from compress_engine.playground import zoo  # noqa: E402
+
+
+def test_cached_logits_written_once_and_keyed(small, tmp_path, monkeypatch):
+    out = zoo.cached_logits("lenet-300-100", small, cache_dir=tmp_path)
+    assert out["train"].shape == (4096, 10) and out["test"].shape == (2000, 10)
+    assert torch.equal(out["test"], ce.logits(ce.load_model("lenet-300-100"), small.x("test")))
+    assert len(list(tmp_path.glob("lenet-300-100.*.logits.safetensors"))) == 1
+
+    import compress_engine.core.train as train
+    monkeypatch.setattr(train, "logits", lambda *a, **k: pytest.fail("recomputed a cached answer"))
+    again = zoo.cached_logits("lenet-300-100", small, cache_dir=tmp_path)
+    assert all(torch.equal(again[k], out[k]) for k in out)
+    monkeypatch.undo()
+    other = small.subset(4096, 1000, "fashion-mnist[other]")  # other data: not the cached answers
+    assert zoo.cached_logits("lenet-300-100", other, cache_dir=tmp_path)["test"].shape == (1000, 10)
+    assert len(list(tmp_path.glob("lenet-300-100.*.logits.safetensors"))) == 2
+
+
+def test_compress_with_given_logits_is_the_same_run(small):
+    """Passing the teacher's own logits changes nothing but the time: same student, same metrics."""
+    teacher = ce.load_model("lenet-300-100")
+    given = {k: ce.logits(teacher, small.x(k)) for k in ("train", "test")}
+    r = ce.Recipe(temperature=4.0, alpha=0.9, student_width=30, distill_epochs=1)
+    a = ce.compress(teacher, r, small)
+    b = ce.compress(teacher, r, small, model_logits=given)
+    assert a.artifact == b.artifact
+    assert {k: v for k, v in a.metrics.items()} == b.metrics
+
+
+@pytest.mark.parametrize("bad", [{"val": torch.zeros(4096, 10)}, {"train": torch.zeros(10, 10)},
+                                 {"test": torch.zeros(2000, 10, dtype=torch.long)}, [torch.zeros(2000, 10)]])
+def test_compress_refuses_bad_logits(small, lenet300, bad):
+    with pytest.raises(ce.CompressError, match="model_logits"):
+        ce.compress(lenet300, ce.Recipe(temperature=2.0), small, model_logits=bad)

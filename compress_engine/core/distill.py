@@ -63,5 +63,6 @@ def apply(teacher, recipe, ctx):
     torch.manual_seed(r.seed)
     student = copy.deepcopy(ctx.student) if ctx.student is not None else student_mlp(r.student_width, ctx.data)
     ctx.history[NAME] = distill(teacher, student, ctx.data, r.temperature, r.alpha, r.distill_epochs, seed=r.seed,
-                                progress=ctx.tracker.stage(ctx.steps(r.distill_epochs)))
+                                progress=ctx.tracker.stage(ctx.steps(r.distill_epochs)),
+                                teacher_logits=ctx.model_logits.get("train"))
     return student.eval()

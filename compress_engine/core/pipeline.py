@@ -21,6 +21,7 @@ import torch
 from . import cluster, distill, prune, quantize, structured
 from .encode import Affine, Codebook, encode, size_breakdown
 from .errors import CompressError, DatasetError
+from .fold import fold_batchnorm
 from .model import arch_spec, check_model, constrained, param_count, state_bytes
 from .recipe import Recipe
 from .train import fast_eval_copy, fit, has_conv, logits, median_forward_ms
@@ -85,6 +86,7 @@ class Context:
     tracker: _Progress
     example: torch.Tensor                 # a few test inputs (structured pruning traces shapes with them)
     student: torch.nn.Module | None = None
+    model_logits: dict = field(default_factory=dict)  # the input model's outputs per split, if the caller has them
     masks: dict | None = None
     grids: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
@@ -104,6 +106,13 @@ class Context:
 
 
 # --- the chain --------------------------------------------------------------------------------
+
+def deployed(model):
+    """`model` as deployment runs it: a model that declares `fold_batchnorm = True` (the zoo's ResNet) gets
+    its BatchNorms folded into its convs (fold.fold_batchnorm, same outputs), so compression acts on the
+    weights a deployed model multiplies with; any other model is returned as it is."""
+    return fold_batchnorm(model) if getattr(model, "fold_batchnorm", False) is True else model
+
 
 def _check_inputs(model, recipe, data, student):
     """Everything compress() cannot handle is refused here, before any work, with what to do instead."""
@@ -125,7 +134,24 @@ def _check_inputs(model, recipe, data, student):
     return recipe
 
 
-def compress(model, recipe, data, student=None, progress=None, measure_latency=False):
+def _check_logits(model_logits, data):
+    """model_logits: None or {"train"/"test": float tensor (len(split), >= n_classes)}; returns a dict."""
+    if model_logits is None:
+        return {}
+    if not isinstance(model_logits, dict) or not set(model_logits) <= {"train", "test"}:
+        raise CompressError("model_logits must be a dict with keys 'train' and/or 'test' (the model's logits on "
+                            f"those splits), got {type(model_logits).__name__} {list(model_logits)[:4] if isinstance(model_logits, dict) else ''}")
+    for split, t in model_logits.items():
+        n = len(data.y(split))
+        if (not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dim() != 2 or t.shape[0] != n
+                or t.shape[1] < data.n_classes):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise CompressError(f"model_logits[{split!r}] must be a float tensor of shape ({n}, {data.n_classes}): "
+                                f"the model's logits on every {split} input of {data.name!r}; got {got}")
+    return dict(model_logits)
+
+
+def compress(model, recipe, data, student=None, progress=None, measure_latency=False, model_logits=None):
     """Apply `recipe` to (a copy of) `model`, evaluate on data's full test set, encode; return a Result.
 
     `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; its nn.Linear,
@@ -135,20 +161,30 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     every training stage as one count; return False from it to stop (raises train.Stopped, nothing
     is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is refused
     (ModelError, DatasetError, RecipeError) before any work.
+    model_logits ({"train": (N, C), "test": (M, C)}, either optional; e.g. the zoo's cached_logits) are
+    `model`'s own outputs on those splits: compress() then does not run a big model over them again
+    (the test split gives the dense reference, the training split the teacher's answers for distillation).
     """
     r = _check_inputs(model, recipe, data, student)
+    given = _check_logits(model_logits, data)
     timings = {}
     t_start = time.perf_counter()
-    ref_pred, ref_acc = reference(model, data)
-    dense_params, dense_bytes = param_count(model), state_bytes(model)
-    work = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
+    if "test" in given:
+        ref_pred = given["test"].argmax(1)
+        ref_acc = (ref_pred == data.y("test")).float().mean().item()
+    else:
+        ref_pred, ref_acc = reference(model, data)
+    work = deployed(copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval())
+    dense_params, dense_bytes = param_count(work), state_bytes(work)  # the dense model as deployed (BN folded)
     stages = [s for s in STAGES if s.active(r)]
-    ctx = Context(r, data, _Progress(progress, 0), data.x("test")[:2], student)
+    ctx = Context(r, data, _Progress(progress, 0), data.x("test")[:2], student, given)
     ctx.tracker.total = sum(ctx.steps(s.epochs(r)) for s in stages)
 
     t = time.perf_counter()
     for stage in stages:
         work = stage.apply(work, r, ctx)
+        if stage is distill:
+            work = deployed(work)  # a student that asks for it is folded too, before pruning and the rest
         timings[stage.NAME] = time.perf_counter() - t
         t = time.perf_counter()
 

@@ -95,10 +95,31 @@ def cosine_lr(step, total, base, warmup=100):
     return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0,
-        loss_fn=None, progress=None, on_step=None, report_every=50, warmup=100):
-    """Train `model` on data's training split with Adam and a cosine schedule; returns the loss history.
+def crop_flip(pad=2, flip=True):
+    """Augmentation for image batches (N, C, H, W): a random H x W crop of the zero-padded image (shifts of up
+    to `pad` pixels) and (flip=True) a horizontal flip with probability 1/2, per image, drawn from fit()'s
+    seeded generator."""
+    def transform(x, gen):
+        n, c, h, w = x.shape
+        xp = F.pad(x, (pad, pad, pad, pad))
+        dy, dx = (torch.randint(0, 2 * pad + 1, (n, 1), generator=gen) for _ in range(2))
+        rows = (dy + torch.arange(h))[:, None, :, None]
+        cols = (dx + torch.arange(w))[:, None, None, :]
+        out = xp[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+        if not flip:
+            return out
+        flipped = torch.rand(n, generator=gen) < 0.5
+        return torch.where(flipped[:, None, None, None], out.flip(-1), out)
+    return transform
 
+
+def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0,
+        loss_fn=None, progress=None, on_step=None, report_every=50, warmup=100, momentum=None, transform=None):
+    """Train `model` on data's training split (Adam or SGD, warm-up + cosine schedule); returns the loss history.
+
+    momentum=None trains with Adam; a number, with SGD and that Nesterov momentum (the usual recipe
+    for BatchNorm CNNs). transform(x_batch, generator) -> x_batch augments each training batch
+    (e.g. crop_flip()), drawing from the run's seeded generator.
     loss_fn(model_logits, batch_indices, y) -> loss (default cross-entropy; distillation passes its KD loss).
     progress(step, total, loss, accuracy) is called every `report_every` steps (accuracy None) and at
     the end of each epoch (accuracy on the test set); if it returns False the run raises Stopped.
@@ -108,7 +129,8 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    opt = (torch.optim.Adam(params, lr=lr, weight_decay=weight_decay) if momentum is None else
+           torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay))
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total = epochs * steps_per_epoch
     loss_fn = loss_fn or (lambda out, idx, yb: F.cross_entropy(out, yb))
@@ -119,6 +141,8 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
         for i in range(0, len(x), batch_size):
             idx = order[i:i + batch_size]
             xb, yb = x[idx], y[idx]
+            if transform:
+                xb = transform(xb, gen)
             if on_step:
                 on_step(step, total)
             for g in opt.param_groups:

@@ -1,16 +1,19 @@
 """Model architectures, the sample-model registry and safe checkpoint loading.
 
-Every model is described by a small JSON-able `spec` ({"arch": "mlp", "sizes": [...]} or
-{"arch": "lenet5", "widths": [...]}) so an artifact can carry it and be rebuilt anywhere, even
-after structured pruning has changed the widths.
+Every model is described by a small JSON-able `spec` ({"arch": "mlp", "sizes": [...]},
+{"arch": "lenet5", "widths": [...]} or {"arch": "resnet", "widths": [...], "inner": [...], ...}) so an
+artifact can carry it and be rebuilt anywhere, even after structured pruning has changed the widths
+or BatchNorm folding has turned each BatchNorm into a conv bias.
 
 read_weights() takes a user's uploaded weight file: .safetensors, or a zip-format torch.save
 checkpoint read with weights_only=True, so an uploaded file never runs code; the architecture is
 inferred from the tensor names and shapes.
 """
 
+import hashlib
 import io
 import json
+import os
 import pickle
 import platform
 import re
@@ -27,7 +30,7 @@ import torch.nn.functional as F
 from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
-from ..core.train import accuracy, fit, flush_subnormals_, has_conv
+from ..core.train import accuracy, crop_flip, fit, flush_subnormals_, has_conv
 
 # Installed: compress_engine/sample_models (package data). A checkout or `pip install -e .`: the repo's sample_models/.
 _PKG = Path(__file__).resolve().parents[1]
@@ -63,17 +66,100 @@ class LeNet5(nn.Module):
         return self.fc2(F.relu(self.fc1(x.flatten(1))))
 
 
-def build(spec):
-    """A freshly initialised model from its spec; a clear ModelError for anything malformed."""
-    if not isinstance(spec, dict) or spec.get("arch") not in ("mlp", "lenet5"):
-        raise ModelError(f"model spec must be {{'arch': 'mlp'|'lenet5', ...}}, got {spec!r:.200}")
-    key, n = ("sizes", None) if spec["arch"] == "mlp" else ("widths", 3)
+class BasicBlock(nn.Module):
+    """He et al.'s basic residual block: conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU.
+
+    The shortcut is the identity, or (project=True, when the block changes resolution or width) a
+    strided 1x1 conv + BN. Without batchnorm (a folded model) the convs carry biases instead.
+    """
+
+    def __init__(self, cin, mid, cout, stride, project, batchnorm=True):
+        super().__init__()
+        norm = nn.BatchNorm2d if batchnorm else (lambda c: nn.Identity())
+        self.conv1 = nn.Conv2d(cin, mid, 3, stride, 1, bias=not batchnorm)
+        self.bn1 = norm(mid)
+        self.conv2 = nn.Conv2d(mid, cout, 3, 1, 1, bias=not batchnorm)
+        self.bn2 = norm(cout)
+        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=not batchnorm), norm(cout))
+                         if project else nn.Identity())
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(h)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A compact residual CNN for small images: ResNet-8 at the default widths (32, 64, 128).
+
+    stem conv3x3 -> BN -> ReLU; one basic block per stage, each later stage halving the resolution
+    (strided conv, 1x1-conv shortcut) and widening; global average pooling; fc. widths[i] is stage i's
+    residual width (stage 0 shares the stem's: they are added), inner[i] the width inside its block;
+    both are read from the layers, so the spec follows structured pruning.
+    fold_batchnorm = True asks compress() to fold every BatchNorm into its conv first, as deployment
+    does: the folded model (batchnorm=False) computes the same function with one layer fewer per conv.
+    """
+
+    fold_batchnorm = True
+
+    def __init__(self, widths=(32, 64, 128), inner=None, batchnorm=True, in_channels=1, n_classes=10):
+        super().__init__()
+        inner = inner or widths
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=not batchnorm)
+        self.bn = nn.BatchNorm2d(widths[0]) if batchnorm else nn.Identity()
+        cin, blocks = widths[0], []
+        for i, (mid, w) in enumerate(zip(inner, widths)):
+            blocks.append(BasicBlock(cin, mid, w, 1 if i == 0 else 2, project=i > 0, batchnorm=batchnorm))
+            cin = w
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(cin, n_classes)
+
+    def spec(self):
+        return {"arch": "resnet", "widths": [b.conv2.out_channels for b in self.blocks],
+                "inner": [b.conv1.out_channels for b in self.blocks],
+                "batchnorm": isinstance(self.bn, nn.BatchNorm2d),
+                "in_channels": self.stem.in_channels, "classes": self.fc.out_features}
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn(self.stem(x))))
+        return self.fc(x.mean((2, 3)))  # global average pooling
+
+
+ARCHS = ("mlp", "lenet5", "resnet")
+
+
+def _dims(spec, key, n=None):
+    """spec[key] as a list of ints in 1..MAX_UNITS (exactly n of them, or at least 2), else ModelError."""
     dims = spec.get(key)
     ok = (isinstance(dims, list) and (len(dims) == n if n else len(dims) >= 2)
           and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_UNITS for d in dims))
     if not ok:
         raise ModelError(f"model spec {key} must be a list of {n or '2 or more'} integers in 1..{MAX_UNITS}, "
                          f"got {dims!r:.200}")
+    return dims
+
+
+def _resnet(spec):
+    """A ResNet from {"widths": [...], "inner": [...] (1-6 stages each), "batchnorm", "in_channels", "classes"}."""
+    widths = spec.get("widths")
+    n = len(widths) if isinstance(widths, list) and 1 <= len(widths) <= 6 else 3
+    widths, inner = _dims(spec, "widths", n), _dims(spec, "inner", n)
+    cin, classes = spec.get("in_channels"), spec.get("classes")
+    for key, v in (("in_channels", cin), ("classes", classes)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_UNITS:
+            raise ModelError(f"model spec {key} must be an integer in 1..{MAX_UNITS}, got {v!r:.80}")
+    if not isinstance(spec.get("batchnorm"), bool):
+        raise ModelError(f"model spec batchnorm must be true or false, got {spec.get('batchnorm')!r:.80}")
+    return ResNet(widths, inner, spec["batchnorm"], cin, classes)
+
+
+def build(spec):
+    """A freshly initialised model from its spec; a clear ModelError for anything malformed."""
+    if not isinstance(spec, dict) or spec.get("arch") not in ARCHS:
+        raise ModelError(f"model spec must be {{'arch': 'mlp'|'lenet5'|'resnet', ...}}, got {spec!r:.200}")
+    if spec["arch"] == "resnet":
+        return _resnet(spec)
+    key, n = ("sizes", None) if spec["arch"] == "mlp" else ("widths", 3)
+    dims = _dims(spec, key, n)
     if spec["arch"] == "mlp":
         return MLP(dims, spec.get("dropout", 0.0))
     return LeNet5(dims)
@@ -114,11 +200,23 @@ SAMPLES = {
                 {"epochs": 20, "lr": 2e-3, "batch_size": 128, "weight_decay": 1e-4, "seed": 0}),
     "teacher-1200-1200": ({"arch": "mlp", "sizes": [784, 1200, 1200, 10], "dropout": 0.3},
                           {"epochs": 30, "lr": 1e-3, "batch_size": 128, "weight_decay": 1e-4, "seed": 0}),
+    # SGD + augmentation, the usual recipe for BatchNorm ResNets; 1 thread so a shared 2-core machine keeps a core
+    "resnet-8": ({"arch": "resnet", "widths": [32, 64, 128], "inner": [32, 64, 128], "batchnorm": True,
+                  "in_channels": 1, "classes": 10},
+                 {"epochs": 25, "lr": 0.1, "batch_size": 128, "weight_decay": 5e-4, "seed": 0,
+                  "momentum": 0.9, "warmup_steps": 469, "augment": {"crop_pad": 2, "hflip": True}, "threads": 1,
+                  "ship_logits": True}),
 }
+# the small CNN student of the Distillation page and bench: ResNet-8 at a quarter of the width (19,810 parameters)
+CNN_STUDENT = {"arch": "resnet", "widths": [8, 16, 32], "inner": [8, 16, 32], "batchnorm": True, "in_channels": 1,
+               "classes": 10}
 DESCRIPTIONS = {
     "lenet-300-100": "LeNet-300-100: a 784-300-100-10 ReLU MLP (LeCun et al. 1998; Deep Compression's first model).",
     "lenet-5": "LeNet-5, Caffe variant: conv 20@5x5, max-pool, conv 50@5x5, max-pool, fc 500, fc 10.",
     "teacher-1200-1200": "Distillation teacher: 784-1200-1200-10 MLP with dropout, as in Hinton et al. 2015.",
+    "resnet-8": ("ResNet-8: conv 32@3x3 + BN, three residual blocks (32, 64, 128 channels; BatchNorm; the last two "
+                 "halve the resolution), global average pooling, fc 10. BatchNorm is folded into the convs at "
+                 "compression time, as deployment does."),
 }
 
 
@@ -187,6 +285,57 @@ def evaluate_artifact(artifact, data, module=None):
     return {"accuracy": (pred == data.y("test")).float().mean().item(), "artifact_bytes": len(artifact),
             "params": param_count(model), "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
             "meta": meta, "model": model}
+
+
+# --- a sample model's outputs, computed once and kept on disk -------------------------------------
+
+LOGITS_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compression-playground"
+
+
+def _digest(*tensors):
+    h = hashlib.blake2b(digest_size=16)
+    for t in tensors:
+        h.update(t.contiguous().numpy())
+    return h.hexdigest()
+
+
+def cached_logits(name, data, cache_dir=None, ship=False):
+    """Sample model `name`'s logits on every training and test input of `data`: {"train": (N, C), "test": (M, C)}.
+
+    Distillation needs the teacher's answer on all 60,000 training images, and the page its accuracy
+    on the 10,000 test images: for resnet-8 that is about 80 s of convolutions at 1 thread, so it is
+    done once and kept on disk. Read from, in order: the shipped sample_models/<name>.logits.safetensors
+    (written beside the checkpoint with ship=True, as `train` does); then <name>.<data hash>.logits.safetensors
+    in `cache_dir` (default LOGITS_CACHE, ~/.cache/compression-playground). Each file records hashes of
+    the checkpoint and of the data's inputs and is used only if both match; else the logits are computed
+    and written to the cache (or, with ship=True, beside the checkpoint).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from ..core.train import logits
+    model_card(name)  # an unknown name or a missing card: a clear ModelError
+    weights = hashlib.blake2b((SAMPLE_DIR / f"{name}.safetensors").read_bytes(), digest_size=16).hexdigest()
+    key = {"model": name, "weights": weights, "data": data.name, "inputs": _digest(data.x("train"), data.x("test"))}
+    shipped = SAMPLE_DIR / f"{name}.logits.safetensors"
+    cached = Path(cache_dir or LOGITS_CACHE) / f"{name}.{key['inputs'][:16]}.logits.safetensors"
+    for path in (shipped, cached):
+        try:
+            with safe_open(path, "pt") as f:
+                if f.metadata() == key:
+                    return {k: f.get_tensor(k) for k in ("train", "test")}
+        except Exception:  # missing, unreadable or another format: the next place, or recompute below
+            pass
+    model = load_model(name)
+    out = {k: logits(model, data.x(k)).contiguous() for k in ("train", "test")}
+    path = shipped if ship else cached
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(out, tmp, metadata=key)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    except OSError:  # a read-only or full disk: the answers are still right, only not kept
+        tmp.unlink(missing_ok=True)
+    return out
 
 
 # --- uploaded weights: read without running code, architecture inferred -------------------------
@@ -420,14 +569,22 @@ def train_sample(name, data, progress=None, out_dir=None):
 
     from safetensors.torch import save_file
     spec, recipe = SAMPLES[name]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.get("threads", threads))  # recorded so a rebuild uses the same float sums
     torch.manual_seed(recipe["seed"])
     model = build(spec)
     if has_conv(model):
         model = model.to(memory_format=torch.channels_last)
-    t0 = time.perf_counter()
-    fit(model, data, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
-        weight_decay=recipe["weight_decay"], seed=recipe["seed"], progress=progress)
-    seconds = time.perf_counter() - t0
+    aug = recipe.get("augment")
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    try:
+        fit(model, data, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+            weight_decay=recipe["weight_decay"], seed=recipe["seed"], progress=progress,
+            momentum=recipe.get("momentum"), warmup=recipe.get("warmup_steps", 100),
+            transform=crop_flip(aug["crop_pad"], aug.get("hflip", True)) if aug else None)
+    finally:
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
+        torch.set_num_threads(threads)
     model = model.to(memory_format=torch.contiguous_format)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     flush_subnormals_(state.values())  # fit() flushes after each step; this keeps the saved file clean whatever trained it
@@ -443,10 +600,14 @@ def train_sample(name, data, progress=None, out_dir=None):
         "dense_bytes": 4 * param_count(model),
         "test_accuracy": round(acc, 4),
         "test_set": f"{data.name}, all {len(data.y('test')):,} test images",
-        "training": dict(recipe, optimizer="Adam, linear warm-up then cosine decay", loss="cross-entropy",
-                         train_images=len(data.y("train")), seconds=round(seconds, 1),
+        "training": dict(recipe, optimizer=(f"SGD, Nesterov momentum {recipe['momentum']}" if recipe.get("momentum")
+                                            else "Adam") + ", linear warm-up then cosine decay",
+                         loss="cross-entropy", train_images=len(data.y("train")), seconds=round(seconds, 1),
+                         cpu_seconds=round(cpu_seconds, 1), threads=recipe.get("threads", threads),
                          torch=torch.__version__, machine=platform.machine()),
         "reproduce": f"python -m compress_engine train {name}",
     }
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    if recipe.get("ship_logits") and out_dir == SAMPLE_DIR:
+        cached_logits(name, data, ship=True)  # the default distillation teacher: its answers ship with it
     return card

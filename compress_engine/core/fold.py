@@ -1,0 +1,79 @@
+"""BatchNorm folding: merge each BatchNorm into the convolution (or Linear) that feeds it, as deployment does.
+
+In eval mode a BatchNorm is a fixed per-channel affine map, y = gamma * (x - mean) / sqrt(var + eps) + beta,
+so after a layer computing x = W * input + b it folds into that layer:
+
+    W' = W * s (per output channel),   b' = (b - mean) * s + beta,   with s = gamma / sqrt(var + eps).
+
+The folded model computes the same function (up to float rounding) with fewer tensors and no
+BatchNorm pass; compression then prunes, clusters and quantizes the weights that a deployed model
+really multiplies with (quantizing W before folding would be undone by the per-channel scale s).
+torch.ao's fuse_modules and TFLite/TensorRT converters do the same.
+
+    folded = fold_batchnorm(model)   # a deep copy; each folded BatchNorm becomes nn.Identity
+
+Pairs are found on a torch.fx trace: a BatchNorm folds into the layer whose output it reads if that
+output goes nowhere else and neither module is called twice. Any other BatchNorm is left in place.
+"""
+
+import copy
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .errors import ModelError
+from .train import flush_subnormals_
+
+LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def foldable_pairs(model):
+    """[(layer name, batchnorm name)] of the BatchNorms `fold_batchnorm` would fold, in graph order."""
+    try:
+        graph = fx.Tracer().trace(model)
+    except Exception as e:  # data-dependent control flow, unsupported ops, ...
+        raise ModelError(f"cannot fold BatchNorm in {type(model).__name__}: torch.fx cannot trace it "
+                         f"({type(e).__name__}: {str(e)[:160]})") from None
+    modules = dict(model.named_modules())
+    calls = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    pairs = []
+    for node in graph.nodes:
+        norm = modules.get(node.target) if node.op == "call_module" else None
+        if not isinstance(norm, NORMS) or not norm.track_running_stats or norm.running_var is None:
+            continue
+        src = node.args[0] if node.args else None
+        layer = modules.get(src.target) if isinstance(src, fx.Node) and src.op == "call_module" else None
+        if (isinstance(layer, LAYERS) and len(src.users) == 1 and len(node.args) == 1
+                and calls[src.target] == 1 and calls[node.target] == 1
+                and layer.weight.shape[0] == norm.num_features):
+            pairs.append((src.target, node.target))
+    return pairs
+
+
+@torch.no_grad()
+def fold_batchnorm(model):
+    """A deep copy of `model` in eval mode with every BatchNorm that directly follows a conv / Linear folded
+    into it (weights rescaled per output channel, a bias added if the layer had none) and replaced by
+    nn.Identity. Outputs match the original's eval-mode outputs up to float rounding (allclose)."""
+    folded = copy.deepcopy(model).eval()
+    for layer_name, norm_name in foldable_pairs(folded):
+        layer, norm = folded.get_submodule(layer_name), folded.get_submodule(norm_name)
+        scale = (norm.weight if norm.affine else torch.ones_like(norm.running_var)) / torch.sqrt(norm.running_var + norm.eps)
+        shift = norm.bias if norm.affine else torch.zeros_like(norm.running_mean)
+        bias = layer.bias if layer.bias is not None else torch.zeros_like(norm.running_mean)
+        # weight: (out, in, ...) for convs and Linear alike; rescale each output channel
+        layer.weight.copy_(layer.weight * scale.reshape(-1, *[1] * (layer.weight.dim() - 1)))
+        new_bias = (bias - norm.running_mean) * scale + shift
+        if layer.bias is None:
+            layer.bias = nn.Parameter(new_bias.to(layer.weight.dtype))
+        else:
+            layer.bias.copy_(new_bias)
+        parent, _, attr = norm_name.rpartition(".")
+        setattr(folded.get_submodule(parent) if parent else folded, attr, nn.Identity())
+        flush_subnormals_((layer.weight, layer.bias))  # a tiny weight times a small scale can land below normal
+    return folded

@@ -1,0 +1,179 @@
+"""The zoo's residual CNN (resnet-8), BatchNorm folding, augmentation, and every compression path on the CNN.
+
+The architecture is tested at random init with randomised BatchNorm statistics (so folding has
+something to fold) on a tiny slice of the real data: fast, and independent of the shipped checkpoint.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+import compress_engine as ce
+from compress_engine.core.fold import fold_batchnorm, foldable_pairs
+from compress_engine.core.train import crop_flip, fit
+from compress_engine.playground import zoo
+
+SPEC = zoo.SAMPLES["resnet-8"][0]
+
+
+def randomised(model, seed=0):
+    """BatchNorm statistics and affine parameters away from their init (1, 0), as after training."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.2)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    torch.manual_seed(0)
+    return randomised(zoo.build(SPEC))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(fmnist):
+    return fmnist.subset(256, 200, "fashion-mnist[tiny]")
+
+
+def test_architecture(cnn):
+    assert ce.param_count(cnn) <= 1_000_000
+    assert cnn.spec() == SPEC
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in cnn.modules()) == 9  # stem, 2 per block, 2 shortcuts
+    assert cnn(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert cnn(torch.rand(2, 1, 20, 20)).shape == (2, 10)  # global pooling: any image size
+
+
+@pytest.mark.parametrize("bad", [
+    {**SPEC, "widths": [32, 64]},               # inner has 3
+    {**SPEC, "inner": [32, 0, 128]},
+    {**SPEC, "batchnorm": "yes"},
+    {**SPEC, "classes": None},
+    {**SPEC, "widths": [32, 64, 10**9]},
+])
+def test_build_refuses_bad_spec(bad):
+    with pytest.raises(ce.ModelError):
+        zoo.build(bad)
+
+
+def test_fold_batchnorm_same_outputs(cnn):
+    x = torch.rand(16, 1, 28, 28)
+    folded = fold_batchnorm(cnn)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in cnn.modules())  # the input is not changed
+    with torch.no_grad():
+        assert torch.allclose(folded(x), cnn(x), atol=1e-5, rtol=1e-4)
+    # the folded model is a zoo architecture too: it rebuilds from its spec alone
+    spec = folded.spec()
+    assert spec == {**SPEC, "batchnorm": False}
+    rebuilt = zoo.from_state_dict(spec, folded.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), folded(x))
+    assert ce.param_count(folded) < ce.param_count(cnn)
+
+
+def test_fold_any_model():
+    """Conv->BN and Linear->BN1d pairs fold; a BN not fed by a layer, or fed by a layer whose output is
+    also used elsewhere, stays."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn_in = nn.BatchNorm2d(1)
+            self.conv = nn.Conv2d(1, 4, 3, bias=True)
+            self.bn = nn.BatchNorm2d(4)
+            self.conv2 = nn.Conv2d(4, 4, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(4)
+            self.fc = nn.Linear(4, 6)
+            self.bn3 = nn.BatchNorm1d(6)
+
+        def forward(self, x):
+            h = torch.relu(self.bn(self.conv(self.bn_in(x))))
+            c = self.conv2(h)
+            h = self.bn2(c) + c                     # conv2's output is used twice: not foldable
+            return self.bn3(self.fc(h.mean((2, 3))))
+
+    net = randomised(Net(), seed=3)
+    assert foldable_pairs(net) == [("conv", "bn"), ("fc", "bn3")]
+    folded = fold_batchnorm(net)
+    assert isinstance(folded.bn, nn.Identity) and isinstance(folded.bn3, nn.Identity)
+    assert isinstance(folded.bn_in, nn.BatchNorm2d) and isinstance(folded.bn2, nn.BatchNorm2d)
+    x = torch.rand(5, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), net(x), atol=1e-5)
+
+
+def test_crop_flip_moves_pixels_not_values():
+    x = torch.rand(64, 1, 28, 28)
+    a = crop_flip(2)(x, torch.Generator().manual_seed(0))
+    b = crop_flip(2)(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)  # seeded
+    assert not torch.equal(a, x)
+    # every output pixel is an input pixel of the same image or padding (0); the centre 24x24 never pads
+    for i in range(8):
+        vals = set(x[i].flatten().tolist()) | {0.0}
+        assert set(a[i].flatten().tolist()) <= vals
+        centre = set(a[i, 0, 2:-2, 2:-2].flatten().tolist())
+        assert centre <= set(x[i].flatten().tolist())
+
+
+def test_sgd_fit_trains_and_flushes(tiny_data):
+    torch.manual_seed(0)
+    model = zoo.build(SPEC)
+    hist = fit(model, tiny_data, epochs=1, lr=0.05, batch_size=64, weight_decay=5e-4, momentum=0.9,
+               transform=crop_flip(2), warmup=1)
+    assert len(hist) == 4 and all(torch.isfinite(torch.tensor(hist)))
+    tiny = torch.finfo(torch.float32).tiny
+    assert not any(((p != 0) & (p.abs() < tiny)).any() for p in model.parameters())
+
+
+def _check(result, data):
+    """The artifact rebuilds the compressed, folded model on its own, with the same outputs."""
+    model, meta = ce.decode_model(result.artifact)
+    assert meta["spec"]["batchnorm"] is False
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    x = data.x("test")[:32]
+    with torch.no_grad():
+        assert torch.allclose(model(x), result.model(x), atol=1e-5)
+    return result.metrics
+
+
+def test_compress_folds_first(cnn, tiny_data):
+    """The plain recipe: folded, same predictions as the BatchNorm model, dense size counted as deployed."""
+    res = ce.compress(cnn, ce.Recipe(), tiny_data)
+    m = _check(res, tiny_data)
+    assert m["agreement"] == 1.0 and m["accuracy"] == m["dense_accuracy"]
+    assert m["dense_params"] == ce.param_count(fold_batchnorm(cnn)) == m["params"]
+
+
+@pytest.mark.parametrize("recipe", [
+    ce.Recipe(sparsity=0.8),
+    ce.Recipe(sparsity=0.9, prune_scope="global", clusters=16, huffman=True),
+    ce.Recipe(clusters=8, conv_clusters=32, cluster_init="density"),
+    ce.Recipe(bits=8, per_channel=True, symmetric=True),
+    ce.Recipe(sparsity=0.5, bits=4, calibration="mse"),
+], ids=["prune", "global+cluster+huffman", "cluster", "quantize8", "prune+quantize4"])
+def test_compress_paths(cnn, tiny_data, recipe):
+    m = _check(ce.compress(cnn, recipe, tiny_data), tiny_data)
+    assert m["artifact_bytes"] < m["dense_bytes"]
+    if recipe.sparsity:
+        assert m["sparsity"] >= recipe.sparsity * 0.9
+
+
+def test_structured_pruning_shrinks_the_cnn(cnn, tiny_data):
+    res = ce.compress(cnn, ce.Recipe(sparsity=0.5, structured=True), tiny_data)
+    m = _check(res, tiny_data)
+    spec = res.model.spec()
+    assert all(w < w0 for w, w0 in zip(spec["inner"], SPEC["inner"]))  # every block's inside shrank
+    assert m["params"] < 0.6 * m["dense_params"]
+
+
+def test_finetuning_the_folded_cnn(cnn, tiny_data):
+    res = ce.compress(cnn, ce.Recipe(sparsity=0.7, clusters=16, finetune_epochs=1), tiny_data)
+    m = _check(res, tiny_data)
+    w = res.model.blocks[1].conv2.weight
+    assert len(torch.unique(w[w != 0])) <= 16 and (w == 0).float().mean() >= 0.69
