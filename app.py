@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/clustering.py", title="Clustering", icon=":material/scatter_plot:"),
     st.Page("pages/quantization.py", title="Quantization", icon=":material/straighten:"),
     st.Page("pages/distillation.py", title="Distillation", icon=":material/school:"),
+    st.Page("pages/sensitivity.py", title="Sensitivity", icon=":material/tune:"),
     st.Page("pages/pipeline.py", title="Pipeline", icon=":material/account_tree:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),

@@ -292,6 +292,13 @@ def _encode_tensor(name, t, grid, huffman):
     return rec, [sec[k] for k in SECTIONS if sec.get(k)], min(fixed)
 
 
+def tensor_bytes(name, t, grid=None, huffman=True):
+    """Bytes the sections of one tensor take in an artifact (its smallest layout and coding; the header's
+    few bytes for its record not counted): what a layer costs at a setting, e.g. for a sensitivity scan."""
+    _, sections, _ = _encode_tensor(name, t, grid, huffman)
+    return sum(map(len, sections))
+
+
 def _checksum(blob):
     """CRC-32 of every byte of an artifact except its own 4-byte field at [9:13]."""
     return zlib.crc32(memoryview(blob)[PREAMBLE:], zlib.crc32(memoryview(blob)[:9])) & 0xFFFFFFFF

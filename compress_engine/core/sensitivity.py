@@ -1,0 +1,250 @@
+"""Per-layer sensitivity: how much each layer's accuracy and bytes move when only that layer is compressed.
+
+Layers differ by an order of magnitude in how much compression they take (Han et al. 2015, fig. 6;
+Distiller's and NNI's sensitivity analysis). `scan` compresses one layer at a time, the others left
+dense, over a grid of settings: magnitude pruning at each sparsity, k-means weight sharing at each
+cluster count (k clusters = log2 k bits a weight), and every pair of the two. For each point it records
+
+- accuracy on a fixed subset of a split (the same images every time, so points compare exactly),
+- KL(dense || compressed), the mean divergence of the model's predictions from the dense model's
+  (cached once per scan): a smooth measure of damage that still moves where accuracy is flat,
+- bytes: what that layer alone costs in the artifact at that setting, measured by the encoder
+  (encode.tensor_bytes), so "cheap bytes" are real bytes.
+
+The pruning and clustering are those of the pipeline (prune.magnitude_mask, cluster.cluster_weight),
+one-shot, without fine-tuning: the scan ranks layers, fine-tuning then recovers much of what it shows
+lost. budget.py turns a scan into per-layer settings under a byte budget.
+
+A scan takes seconds (LeNet-300-100) to about a minute (LeNet-5) at one thread, reports progress,
+can be stopped, and is kept on disk keyed by the model's weights, the data subset and the grid
+(`cache_dir`; default $COMPRESS_CACHE or ~/.cache/compression-playground/sensitivity), so it is
+computed once per model.
+"""
+
+import hashlib
+import json
+import math
+import numbers
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import cluster, prune
+from .encode import Codebook, tensor_bytes
+from .errors import RecipeError
+from .model import check_model, compressible
+from .train import Stopped, fast_eval_copy, logits
+
+FORMAT = 2  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
+SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
+CLUSTERS = (None, 64, 32, 16, 8, 4, 2)   # None: the kept weights stay float32
+SUBSET = 2000                            # images the scan evaluates (a fixed, seeded choice of the split)
+SPLITS = ("train", "test")
+
+
+def default_cache_dir():
+    """$COMPRESS_CACHE/sensitivity, else ($XDG_CACHE_HOME or ~/.cache)/compression-playground/sensitivity."""
+    env = os.environ.get("COMPRESS_CACHE")
+    base = Path(env).expanduser() if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compression-playground"
+    return base / "sensitivity"
+
+
+# --- arguments ------------------------------------------------------------------------------------
+
+def _check_grid(sparsities, clusters, split, subset):
+    def bad(name, value, allowed):
+        raise RecipeError(f"sensitivity {name}={str(value)[:80]}: {allowed}")
+    try:
+        sparsities = sorted({float(s) for s in sparsities})
+        clusters = list(dict.fromkeys(clusters))
+    except (TypeError, ValueError):
+        bad("grid", (sparsities, clusters), "sparsities must be numbers and clusters a list of counts or None")
+    if not sparsities or not all(0.0 <= s <= 0.999 for s in sparsities):
+        bad("sparsities", sparsities, "give one or more numbers between 0.0 and 0.999")
+    for k in clusters:
+        if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral)
+                              or not cluster.MIN_K <= k <= cluster.MAX_K):
+            bad("clusters", k, f"each must be None (float32) or an integer in {cluster.MIN_K}..{cluster.MAX_K}")
+    if not clusters:
+        bad("clusters", clusters, "give one or more cluster counts (None = float32)")
+    if split not in SPLITS:
+        bad("split", split, f"must be one of {', '.join(SPLITS)}")
+    if isinstance(subset, bool) or not isinstance(subset, numbers.Integral) or subset < 1:
+        bad("subset", subset, "must be a whole number of images >= 1")
+    clusters = [None] * (None in clusters) + sorted((k for k in clusters if k is not None), reverse=True)
+    return sparsities, clusters
+
+
+def subset_index(n, size, seed=0):
+    """The fixed images a scan evaluates: `size` of n, chosen by a seeded permutation (all n if size >= n)."""
+    if size >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+
+
+# --- the cache key --------------------------------------------------------------------------------
+
+def _hash_tensors(h, items):
+    for name, t in items:
+        t = t.detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(memoryview(t.numpy()).cast("B"))
+
+
+def scan_key(model, x, y, sparsities, clusters, split):
+    """Hash of what a scan's numbers depend on: the model's class and state, the evaluated images and labels,
+    the grid and FORMAT."""
+    h = hashlib.sha256(f"{FORMAT}|{type(model).__qualname__}|{split}|{sparsities}|{clusters}|".encode())
+    _hash_tensors(h, model.state_dict().items())
+    _hash_tensors(h, [("x", x), ("y", y)])
+    return h.hexdigest()[:32]
+
+
+def _read_cache(path):
+    try:
+        out = json.loads(path.read_text())
+        return out if isinstance(out, dict) and out.get("format") == FORMAT else None
+    except (OSError, ValueError):  # missing, unreadable or damaged: a miss, never an error
+        return None
+
+
+def _write_cache(path, result):
+    """Write atomically (temporary file, then rename): a concurrent reader sees the whole scan or none."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".scan.", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f)
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full disk: the scan is still returned, just not kept
+        pass
+
+
+def cached(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, cache_dir=None):
+    """The kept scan for these arguments, or None (never computes)."""
+    sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
+    idx = subset_index(len(data.y(split)), subset)
+    key = scan_key(model, data.x(split)[idx], data.y(split)[idx], sparsities, clusters, split)
+    return _read_cache(Path(cache_dir or default_cache_dir()) / f"{key}.json")
+
+
+# --- the scan -------------------------------------------------------------------------------------
+
+def _deployed(model):
+    """The model as compress() compresses it (BatchNorm folded into convs where the model asks for it)."""
+    from . import pipeline
+    return getattr(pipeline, "deployed", lambda m: m)(model)
+
+
+def _kl(dense_logp, out):
+    """Mean KL(dense || out) over the images, in nats."""
+    logp = F.log_softmax(out.double(), 1)
+    return float((dense_logp.exp() * (dense_logp - logp)).sum(1).mean())
+
+
+def _compressed(w, sparsity, k):
+    """`w` pruned to `sparsity` (magnitude) and, if k, its kept weights shared among k k-means centroids
+    -> (weight, Codebook or None): exactly what the pipeline's stages make of one layer, one-shot."""
+    mask = prune.magnitude_mask(w, sparsity)
+    pruned = torch.where(mask, w, 0.0)
+    if k is None or not mask.any():
+        return pruned, None
+    centroids, labels = cluster.cluster_weight(pruned, k, mask=mask)
+    return cluster.shared_weight(centroids, labels).detach(), Codebook(centroids.numpy().astype(np.float32))
+
+
+def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, progress=None,
+         cache_dir=None, use_cache=True):
+    """Scan every compressible layer alone over the grid sparsities x clusters; returns a JSON-able dict:
+
+        {"format", "key", "split", "subset", "dense_accuracy", "sparsities", "clusters", "seconds",
+         "layers": [{"name", "shape", "params", "dense_bytes"}],      # in model order
+         "rows": [{"layer", "sparsity", "clusters", "accuracy", "kl", "bytes"}]}
+
+    clusters None means the kept weights stay float32. `model` is any nn.Module compress() takes (it is
+    not changed); `data` a Dataset; the scan evaluates `subset` fixed images of `split`.
+    progress(step, total, None, accuracy) is called after each point; returning False stops the scan
+    (raises train.Stopped, nothing is kept). With use_cache, a scan already on disk in `cache_dir` is
+    returned at once, and a new one is written there.
+    """
+    sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
+    check_model(model, data)
+    idx = subset_index(len(data.y(split)), subset)
+    x, y = data.x(split)[idx], data.y(split)[idx]
+    key = scan_key(model, x, y, sparsities, clusters, split)
+    path = Path(cache_dir or default_cache_dir()) / f"{key}.json"
+    if use_cache:
+        hit = _read_cache(path)
+        if hit is not None:
+            return hit
+    t0 = time.perf_counter()
+    work = fast_eval_copy(_deployed(model))
+    dense_out = logits(work, x)
+    dense_logp = F.log_softmax(dense_out.double(), 1)
+    dense_acc = float((dense_out.argmax(1) == y).float().mean())
+    params = compressible(work)
+    layers = [{"name": n, "shape": list(p.shape), "params": p.numel(),
+               "dense_bytes": tensor_bytes(n, p.detach())} for n, p in params.items()]
+    total, step, rows = len(params) * len(sparsities) * len(clusters), 0, []
+    for name, p in params.items():
+        saved = p.detach().clone()
+        try:
+            for s in sparsities:
+                for k in clusters:
+                    w, grid = _compressed(saved, s, k)
+                    with torch.no_grad():
+                        p.copy_(w)
+                    out = logits(work, x)
+                    acc = float((out.argmax(1) == y).float().mean())
+                    rows.append({"layer": name, "sparsity": s, "clusters": k, "accuracy": acc,
+                                 "kl": _kl(dense_logp, out), "bytes": tensor_bytes(name, w, grid)})
+                    step += 1
+                    if progress is not None and progress(step, total, None, acc) is False:
+                        raise Stopped("sensitivity scan stopped by the user")
+        finally:
+            with torch.no_grad():
+                p.copy_(saved)
+    result = {"format": FORMAT, "key": key, "split": split, "subset": len(idx), "dense_accuracy": dense_acc,
+              "sparsities": sparsities, "clusters": clusters, "layers": layers, "rows": rows,
+              "seconds": time.perf_counter() - t0}
+    if use_cache:
+        _write_cache(path, result)
+    return result
+
+
+# --- reading a scan -------------------------------------------------------------------------------
+
+def curve(result, layer, sparsity=None, clusters="any"):
+    """Rows of one layer along one axis: fix sparsity (e.g. 0.0) to get accuracy vs clusters, or fix
+    clusters (e.g. None) to get accuracy vs sparsity."""
+    return [r for r in result["rows"] if r["layer"] == layer
+            and (sparsity is None or r["sparsity"] == sparsity)
+            and (clusters == "any" or r["clusters"] == clusters)]
+
+
+def summary(result, tolerance=0.005):
+    """One row per layer, what a reader needs in seconds: how fragile it is and where its cheap bytes are.
+
+    For each layer: its parameters and dense bytes; `max_sparsity`, the highest scanned sparsity that
+    loses at most `tolerance` accuracy (one-shot, float32 values); `min_clusters`, the fewest scanned
+    clusters (at sparsity 0) within the same tolerance; `cheapest_bytes`, the smallest bytes of any grid
+    point within it; and the accuracy lost at 90 % sparsity (the fragility at a glance)."""
+    base = result["dense_accuracy"]
+    out = []
+    for layer in result["layers"]:
+        rows = curve(result, layer["name"])
+        ok = [r for r in rows if base - r["accuracy"] <= tolerance]
+        prune_ok = [r["sparsity"] for r in ok if r["clusters"] is None]
+        cl_ok = [r["clusters"] for r in ok if r["sparsity"] == 0.0 and r["clusters"] is not None]
+        at90 = [r for r in rows if r["clusters"] is None and math.isclose(r["sparsity"], 0.9)]
+        out.append({"layer": layer["name"], "params": layer["params"], "dense_bytes": layer["dense_bytes"],
+                    "max_sparsity": max(prune_ok, default=0.0), "min_clusters": min(cl_ok, default=None),
+                    "cheapest_bytes": min((r["bytes"] for r in ok), default=layer["dense_bytes"]),
+                    "loss_at_90": base - at90[0]["accuracy"] if at90 else None})
+    return out

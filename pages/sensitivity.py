@@ -1,0 +1,163 @@
+"""Sensitivity: compress one layer at a time and see which layers are fragile and where the cheap bytes are."""
+
+import math
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import compress_engine as ce
+from pages import common
+
+common.through_app()
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+TOLERANCE = 0.005  # accuracy a layer may lose alone and still count as "cheap"
+
+
+def bits(k):
+    return 32 if k is None else max(1, math.ceil(math.log2(k)))
+
+
+def layout(fig, title, x_title, y_title, height=360):
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height,
+                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def loss_lines(scan, axis):
+    """Accuracy lost (points) by each layer alone, along sparsity (float32 values) or bits (no pruning)."""
+    base = scan["dense_accuracy"]
+    fig = go.Figure()
+    for i, layer in enumerate(scan["layers"]):
+        if axis == "sparsity":
+            rows = ce.sensitivity.curve(scan, layer["name"], clusters=None)
+            xs = [100 * r["sparsity"] for r in rows]
+        else:
+            rows = sorted(ce.sensitivity.curve(scan, layer["name"], sparsity=0.0), key=lambda r: bits(r["clusters"]))
+            rows = [r for r in rows if r["clusters"] is not None]
+            xs = [bits(r["clusters"]) for r in rows]
+        fig.add_scatter(x=xs, y=[100 * (base - r["accuracy"]) for r in rows], mode="lines+markers",
+                        name=f"{layer['name']} ({layer['params']:,})", line=dict(color=COLORS[i % len(COLORS)]),
+                        customdata=[r["bytes"] / 1024 for r in rows],
+                        hovertemplate="%{x}: %{y:.2f} pts lost, layer %{customdata:.1f} KB<extra></extra>")
+    fig.add_hline(y=100 * TOLERANCE, line_dash="dot", line_color="#7f7f7f",
+                  annotation_text=f"{100 * TOLERANCE:.1f} pts", annotation_position="top left")
+    if axis == "sparsity":
+        layout(fig, "Pruning one layer alone (one-shot, others dense)", "sparsity of that layer (%)",
+               "accuracy lost (points)")
+    else:
+        layout(fig, "Weight sharing in one layer alone (k clusters = log₂ k bits)", "bits per kept weight",
+               "accuracy lost (points)")
+        fig.update_xaxes(autorange="reversed", dtick=1)
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def bytes_bars(summary):
+    names = [r["layer"] for r in summary]
+    fig = go.Figure()
+    fig.add_bar(y=names, x=[r["dense_bytes"] / 1024 for r in summary], orientation="h", name="dense float32",
+                marker_color="#c7c7c7", hovertemplate="%{y}: %{x:.1f} KB dense<extra></extra>")
+    fig.add_bar(y=names, x=[r["cheapest_bytes"] / 1024 for r in summary], orientation="h",
+                name=f"smallest within {100 * TOLERANCE:.1f} pts (one-shot)", marker_color="#1f77b4",
+                text=[f"{r['dense_bytes'] / max(r['cheapest_bytes'], 1):.0f}×" for r in summary],
+                textposition="outside", hovertemplate="%{y}: %{x:.1f} KB<extra></extra>")
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(autorange="reversed")
+    return layout(fig, "Where the bytes are, and how small each layer gets alone", "KB (log scale)", "")
+
+
+def grid_heatmap(scan, layer):
+    base = scan["dense_accuracy"]
+    rows = ce.sensitivity.curve(scan, layer)
+    ks = scan["clusters"]
+    ss = scan["sparsities"]
+    z = [[None] * len(ss) for _ in ks]
+    text = [[""] * len(ss) for _ in ks]
+    for r in rows:
+        i, j = ks.index(r["clusters"]), ss.index(r["sparsity"])
+        z[i][j] = 100 * (base - r["accuracy"])
+        text[i][j] = f"{r['bytes'] / 1024:.1f}"
+    fig = go.Figure(go.Heatmap(z=z, x=[f"{100 * s:g} %" for s in ss], y=[f"{bits(k)} bit" if k else "float32" for k in ks],
+                               text=text, texttemplate="%{text}", colorscale="RdYlGn_r", zmin=0, zmax=5,
+                               colorbar=dict(title="pts lost"),
+                               hovertemplate="%{x}, %{y}: %{z:.2f} pts lost, %{text} KB<extra></extra>"))
+    return layout(fig, f"{layer}: accuracy lost at every setting (cell text: the layer's KB)",
+                  "sparsity", "weights stored as", height=330)
+
+
+st.title("Sensitivity")
+explain, note = st.columns([1.3, 1], gap="large")
+with explain:
+    st.markdown(
+        "**Layers are not equal.** Compress one layer at a time, the others left dense, and measure what the "
+        "model loses: a layer whose curve climbs early is **fragile** (prune it gently, give it more bits); a "
+        "layer that stays flat is where the **cheap bytes** are. Big layers that stay flat are the prize. "
+        "Han et al. (2015) found this by hand; mixed-precision tools (Distiller, NNI, AIMET) automate it. "
+        "Below the scan is what *Fit in N KB* (the size-budget engine) starts from.")
+with note:
+    st.caption(f"One-shot (no fine-tuning), on a fixed set of {ce.sensitivity.SUBSET:,} test images. Sparsity: "
+               "magnitude pruning of that layer; bits: k-means weight sharing with k = 2…64 clusters. Bytes are "
+               "what the encoder writes for that layer at that setting. The scan is computed once per model and "
+               "kept on disk.")
+
+data = common.dataset()
+name = common.model_name()
+net = common.model(name)
+scan = ce.sensitivity.cached(net, data)
+if scan is None:
+    bar = st.progress(0.0, text="Scanning every layer…")
+    st.button("Stop", key="sens_stop", help="Stops the scan; nothing of it is kept.")
+
+    def progress(step, total, _loss, acc):
+        bar.progress(step / total, text=f"Scanning every layer: setting {step:,} of {total:,} "
+                                         f"(last: {100 * acc:.1f} % accuracy)")
+
+    try:
+        scan = ce.sensitivity.scan(net, data, progress=progress)
+    except ce.Stopped:
+        st.info("Stopped: nothing of the scan was kept. Rerun the page to scan again.")
+        st.stop()
+    except ce.CompressError as e:
+        st.error(str(e))
+        st.stop()
+    finally:
+        bar.empty()
+
+summary = ce.sensitivity.summary(scan, TOLERANCE)
+fragile = max(summary, key=lambda r: r["loss_at_90"] or 0)
+cheap = max(summary, key=lambda r: r["dense_bytes"] - r["cheapest_bytes"])
+c = st.columns(3)
+c[0].metric("Most fragile layer", fragile["layer"], f"-{100 * fragile['loss_at_90']:.1f} pts at 90 % pruned",
+            delta_color="normal", help="The layer that loses the most accuracy when 90 % of its weights are removed alone.")
+c[1].metric("Cheapest bytes", cheap["layer"], f"{common.kb(cheap['dense_bytes'])} → {common.kb(cheap['cheapest_bytes'])}",
+            delta_color="off", help=f"The layer that sheds the most bytes while losing at most {100 * TOLERANCE:.1f} "
+                                    "points on its own.")
+c[2].metric("Scanned", f"{len(scan['rows']):,} settings", f"{scan['seconds']:.0f} s once, then from disk",
+            delta_color="off")
+
+left, right = st.columns(2, gap="medium")
+with left:
+    st.plotly_chart(loss_lines(scan, "sparsity"), width="stretch")
+with right:
+    st.plotly_chart(loss_lines(scan, "bits"), width="stretch")
+left, right = st.columns([1, 1], gap="medium")
+with left:
+    st.plotly_chart(bytes_bars(summary), width="stretch")
+with right:
+    layer = st.selectbox("Layer", [r["layer"] for r in summary], key="sens_layer")
+    st.plotly_chart(grid_heatmap(scan, layer), width="stretch")
+
+st.markdown("**Per layer, alone** (within "
+            f"{100 * TOLERANCE:.1f} points of the dense model's {100 * scan['dense_accuracy']:.2f} % on these images)")
+st.dataframe([{"layer": r["layer"], "weights": r["params"], "dense KB": r["dense_bytes"] / 1024,
+               "loss at 90 % pruned (pts)": 100 * (r["loss_at_90"] or 0),
+               "max sparsity": f"{100 * r['max_sparsity']:g} %",
+               "fewest bits": bits(r["min_clusters"]) if r["min_clusters"] else "—",
+               "smallest KB": r["cheapest_bytes"] / 1024} for r in summary],
+             hide_index=True, width="stretch",
+             column_config={"weights": st.column_config.NumberColumn(format="localized"),
+                            "dense KB": st.column_config.NumberColumn(format="%.1f"),
+                            "loss at 90 % pruned (pts)": st.column_config.NumberColumn(format="%.2f"),
+                            "smallest KB": st.column_config.NumberColumn(format="%.2f")})

@@ -1,0 +1,102 @@
+"""Sensitivity scan: one layer at a time over sparsity x clusters, exact against the stages' own functions,
+stoppable, kept on disk by model + data + grid; and the dashboard page that draws it."""
+
+import json
+
+import pytest
+import torch
+
+import compress_engine as ce
+from compress_engine.core import cluster, prune
+from compress_engine.core.encode import Codebook, tensor_bytes
+from compress_engine.core.sensitivity import scan, subset_index, summary, curve, cached
+
+GRID = dict(sparsities=(0.0, 0.9), clusters=(None, 4), subset=500)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return tmp_path / "scans"
+
+
+def test_scan_rows_match_the_stages(lenet300, small, cache):
+    before = {k: v.clone() for k, v in lenet300.state_dict().items()}
+    res = scan(lenet300, small, cache_dir=cache, **GRID)
+    assert [layer["name"] for layer in res["layers"]] == ["layers.0.weight", "layers.1.weight", "layers.2.weight"]
+    assert len(res["rows"]) == 3 * 2 * 2 and res["subset"] == 500
+    for k, v in lenet300.state_dict().items():  # the model is not changed
+        assert torch.equal(v, before[k])
+    dense = [r for r in res["rows"] if r["sparsity"] == 0.0 and r["clusters"] is None]
+    assert all(r["accuracy"] == res["dense_accuracy"] and abs(r["kl"]) < 1e-9 for r in dense)
+    # one point recomputed by hand: layer 2 pruned to 90 % and shared among 4 centroids
+    idx = subset_index(len(small.y("test")), 500)
+    x, y = small.x("test")[idx], small.y("test")[idx]
+    m = ce.load_model("lenet-300-100")
+    w = m.layers[2].weight.detach()
+    mask = prune.magnitude_mask(w, 0.9)
+    c, lab = cluster.cluster_weight(torch.where(mask, w, 0.0), 4, mask=mask)
+    with torch.no_grad():
+        m.layers[2].weight.copy_(cluster.shared_weight(c, lab))
+    acc = (m(x).argmax(1) == y).float().mean().item()
+    row = next(r for r in res["rows"] if r["layer"] == "layers.2.weight" and r["sparsity"] == 0.9 and r["clusters"] == 4)
+    assert row["accuracy"] == pytest.approx(acc, abs=1e-6)
+    assert row["bytes"] == tensor_bytes("layers.2.weight", m.layers[2].weight.detach(), Codebook(c.numpy()))
+    assert row["kl"] > 0
+    # pruning 90 % of the big first layer alone costs far fewer bytes than keeping it dense
+    big = curve(res, "layers.0.weight", clusters=None)
+    assert big[1]["bytes"] < big[0]["bytes"] / 4
+
+
+def test_scan_is_kept_on_disk_by_model_and_data(lenet300, small, cache):
+    calls = []
+    first = scan(lenet300, small, cache_dir=cache, progress=lambda *a: calls.append(a), **GRID)
+    assert len(calls) == len(first["rows"]) and calls[-1][:2] == (12, 12)
+    files = list(cache.glob("*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["key"] == first["key"]
+    again = scan(lenet300, small, cache_dir=cache, progress=lambda *a: pytest.fail("recomputed"), **GRID)
+    assert again == first
+    assert cached(lenet300, small, cache_dir=cache, **GRID) == first
+    other = ce.load_model("lenet-300-100")
+    with torch.no_grad():
+        other.layers[2].bias.add_(0.01)  # other weights: another key, not the kept scan
+    assert cached(other, small, cache_dir=cache, **GRID) is None
+    assert cached(lenet300, small, cache_dir=cache, split="train", **GRID) is None
+    files[0].write_text("{not json")  # a damaged file is a miss, never an error
+    assert cached(lenet300, small, cache_dir=cache, **GRID) is None
+
+
+def test_scan_stops_and_keeps_nothing(lenet300, small, cache):
+    with pytest.raises(ce.Stopped):
+        scan(lenet300, small, cache_dir=cache, progress=lambda step, *_: step < 3, **GRID)
+    assert not list(cache.glob("*.json")) if cache.exists() else True
+    assert torch.equal(lenet300.layers[0].weight, ce.load_model("lenet-300-100").layers[0].weight)
+
+
+@pytest.mark.parametrize("bad", [dict(sparsities=(1.5,)), dict(clusters=(1,)), dict(clusters=(True,)),
+                                 dict(split="val"), dict(subset=0), dict(sparsities=())])
+def test_scan_refuses_bad_grids(lenet300, small, cache, bad):
+    with pytest.raises(ce.RecipeError):
+        scan(lenet300, small, cache_dir=cache, **{**GRID, **bad})
+
+
+def test_summary_reads_fragility_and_cheap_bytes(lenet300, small, cache):
+    res = scan(lenet300, small, cache_dir=cache, sparsities=(0.0, 0.5, 0.9), clusters=(None, 16, 2), subset=500)
+    rows = {r["layer"]: r for r in summary(res, tolerance=0.02)}
+    assert set(rows) == {layer["name"] for layer in res["layers"]}
+    big = rows["layers.0.weight"]
+    assert big["cheapest_bytes"] < big["dense_bytes"] and big["min_clusters"] in (16, 2)
+    assert all(r["loss_at_90"] is not None for r in rows.values())
+
+
+def test_sensitivity_page(fmnist, tmp_path, monkeypatch):
+    """A fresh scan draws its charts (progress bar while it runs); the next visit reads it from disk."""
+    from test_app import page
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    at = page("sensitivity", "lenet-300-100")
+    assert [m.label for m in at.metric] == ["Most fragile layer", "Cheapest bytes", "Scanned"]
+    assert at.metric[0].value == "layers.2.weight"  # the 10-unit output layer: 1,000 weights, all needed
+    assert at.metric[1].value == "layers.0.weight"  # 92 % of the weights, and flat until high sparsity
+    assert len(at.get("plotly_chart")) == 4 and len(at.dataframe) == 1
+    assert list(tmp_path.glob("sensitivity/*.json"))
+    at.selectbox(key="sens_layer").set_value("layers.1.weight").run()
+    assert not at.exception and "layers.1.weight" in at.get("plotly_chart")[3].proto.spec
