@@ -4,6 +4,7 @@
     compression-playground run --model lenet-300-100 --sparsity 0.9 --clusters 16 --json
     compression-playground run --model my_models.py:make_model --weights mine.safetensors --data idx:/folder
     compression-playground sweep --model lenet-300-100 --field sparsity --values 0,0.5,0.9 --clusters 16
+    compression-playground sweep ... --workers 2 --store    # 2 points at a time on Ray; each saved as it finishes
     compression-playground train lenet-300-100
     compression-playground eval artifact.cpg [--model my_models.py:make_model]
 
@@ -19,6 +20,7 @@ and what is allowed: never a traceback.
 """
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -372,6 +374,14 @@ def parser(prog="python -m compress_engine"):
     run.add_argument("--latency", action="store_true", help="also time a forward pass")
     sw.add_argument("--field", required=True, help="the recipe field to vary, e.g. sparsity")
     sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.5,0.9")
+    sw.add_argument("--workers", type=int, metavar="N", help="run N points at a time on a local Ray runtime "
+                    "(pip install 'compression-playground[ray]'); the rows are the same as without it")
+    sw.add_argument("--ray-address", metavar="ADDR", help="run the points on an existing Ray cluster: 'auto' on "
+                    "one of its machines, or HOST:6379 (see the README)")
+    sw.add_argument("--threads", type=int, default=1, metavar="T", help="torch threads of each point, in every "
+                    "backend (default 1: rows are bit-identical whatever runs them)")
+    sw.add_argument("--store", nargs="?", const="", metavar="PATH", help="save each point in the run store as it "
+                    "finishes (PATH, else $COMPRESS_STORE or the default store); a rerun skips the stored points")
     tr = sub.add_parser("train", help="retrain a sample model's checkpoint from scratch (seeded)")
     tr.add_argument("name", choices=list(models.SAMPLES))
     tr.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
@@ -409,6 +419,10 @@ def main(argv=None):
         print("error: interrupted", file=sys.stderr)
         return 130
     print(json.dumps(out, indent=2))
+    if isinstance(out, list) and any("error" in row for row in out):  # a sweep with failed points
+        print(f"error: {sum('error' in row for row in out)} of {len(out)} sweep points failed (see their \"error\")",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -451,6 +465,8 @@ def run(args):
     if args.cmd == "run" and args.out is not None:
         check_out(args.out)
     values = sweep_values(recipe, args.field, args.values) if args.cmd == "sweep" else None
+    if args.cmd == "sweep":
+        check_sweep_options(args)
     model = build_model(ref, args.model)
     if args.weights is not None:
         load_strict(model, read_state_dict(args.weights), f"--weights {short(args.weights, 300)}",
@@ -461,7 +477,43 @@ def run(args):
         if args.out is not None:
             args.out.write_bytes(result.artifact)
         return summary(result)
-    return ce.sweep(model, recipe, data, args.field, values)
+    return run_sweep(args, ref, model, recipe, values)
+
+
+def check_sweep_options(args):
+    """--workers / --threads are whole numbers >= 1; Ray must be importable when asked for (before any work)."""
+    from . import sweeps
+    for name in ("workers", "threads"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= 4096:
+            raise RecipeError(f"--{name}={value}: must be a whole number from 1 to 4096")
+    if args.ray_address is not None and not args.ray_address.strip():
+        raise RecipeError("--ray-address is empty: give 'auto' (on a machine of the cluster) or HOST:6379")
+    if args.workers is not None or args.ray_address is not None:
+        sweeps.need_ray("--workers" if args.workers is not None else "--ray-address")
+
+
+def store_name(ref, args):
+    """The model's name in the run store: the sample's, or file.py:callable, plus the weights file's name."""
+    name = ref[1] if ref[0] == "sample" else f"{ref[1].name}:{ref[2]}"
+    return (name if args.weights is None else f"{name} + {args.weights.name}")[:200]
+
+
+def run_sweep(args, ref, model, recipe, values):
+    """The sweep's rows. A sample model without --weights travels by name (each worker loads it), as does
+    --data; the rows are the same in every backend. With --store, a summary line goes to stderr."""
+    from . import sweeps
+    from .store import Store
+    by_name = ref[0] == "sample" and args.weights is None
+    store = None if args.store is None else Store(args.store or None)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON alone (Ray prints notices to sys.stdout)
+        rows = sweeps.sweep(args.model if by_name else model, recipe, args.data, args.field, values,
+                            workers=args.workers, ray_address=args.ray_address, threads=args.threads, store=store,
+                            model_name=store_name(ref, args))
+    if store is not None:
+        failed = sum("error" in r for r in rows)
+        print(f"sweep: {len(rows) - failed} point(s) in {store.path}, {failed} failed", file=sys.stderr)
+    return rows
 
 
 if __name__ == "__main__":

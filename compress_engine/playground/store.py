@@ -6,6 +6,9 @@
     store.list()                                     # one dict per run, newest first, without the artifact
     store.get(run_id)["artifact"]                    # the .cpg bytes back
     store.delete([run_id])
+    sweep = store.sweep_group(key, "lenet-300-100", "fashion-mnist", "sparsity", recipe)   # sweeps.py's points:
+    store.save(..., sweep=sweep, data="fashion-mnist", point_key=key)   # saved once per key; a rerun finds them
+    store.stored_points([key]), store.save_failure(sweep, key, recipe, "ValueError: ...")
 
 Why it is built this way:
 - WAL mode lets readers (the Compare page) work while a writer saves; every connection waits for a
@@ -14,6 +17,11 @@ Why it is built this way:
   must not cross threads. Opening one costs well under a millisecond.
 - Each save is one `BEGIN IMMEDIATE ... COMMIT` transaction (the run row and its artifact row), so
   a save that fails or is killed half-way leaves nothing behind.
+- A sweep's points (compress_engine.playground.sweeps) carry a point key (model fingerprint + recipe
+  JSON + data name) under a UNIQUE index: a point is stored at most once, however often it is run or
+  retried, and a rerun asks which keys are already there. Their sweep is a row of `sweeps` (the Compare
+  page draws it as one group); points that failed are kept with their error in `sweep_failures`.
+- Schema version 2 added those; a version-1 file is upgraded in place when it is opened.
 
 Also here, because they shape stored runs into what the Compare page draws (pure, no I/O on runs):
 `pareto_front` (the size-vs-accuracy frontier), `recipe_summary`, `reference_points`.
@@ -31,10 +39,10 @@ from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..core.errors import StoreError
+from ..core.errors import CompressError, StoreError
 from ..core.recipe import Recipe
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP_ID = 0x43504753  # "CPGS": marks the file as a Compression Playground run store (PRAGMA application_id)
 BUSY_TIMEOUT_S = 30.0  # how long one statement waits for another writer's lock
 RETRIES = 8            # extra attempts (with jittered back-off) when SQLite still says "locked"/"busy"
@@ -76,11 +84,42 @@ CREATE TABLE artifacts (
     run_id   INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
     artifact BLOB NOT NULL
 );
-PRAGMA user_version = {SCHEMA_VERSION};
+PRAGMA user_version = 1;
 PRAGMA application_id = {APP_ID};
 """
+# version 1 -> 2: sweeps (run in the same transaction as _SCHEMA for a new file, alone to upgrade an old one)
+_SWEEPS = """
+CREATE TABLE sweeps (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    key     TEXT    NOT NULL UNIQUE,   -- model fingerprint + data + field + base recipe: a rerun finds its sweep
+    created TEXT    NOT NULL,
+    model   TEXT    NOT NULL,
+    data    TEXT    NOT NULL,
+    field   TEXT    NOT NULL,          -- the recipe field the sweep varies
+    recipe  TEXT    NOT NULL,          -- the base recipe's JSON
+    label   TEXT    NOT NULL           -- what the Compare page calls the group
+);
+CREATE TABLE sweep_failures (
+    point_key TEXT    PRIMARY KEY,     -- the point's latest error, removed when the point is stored
+    sweep_id  INTEGER NOT NULL,
+    created   TEXT    NOT NULL,
+    recipe    TEXT    NOT NULL,
+    error     TEXT    NOT NULL
+);
+ALTER TABLE runs ADD COLUMN sweep_id INTEGER;   -- the sweep that made this run (NULL: saved from a page)
+ALTER TABLE runs ADD COLUMN data TEXT;          -- the dataset's name (sweep points)
+ALTER TABLE runs ADD COLUMN point_key TEXT;     -- a sweep point's key (NULL for other runs)
+CREATE UNIQUE INDEX runs_point_key ON runs(point_key);
+CREATE INDEX runs_sweep ON runs(sweep_id);
+PRAGMA user_version = 2;
+"""
 COLUMNS = ("id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
-           "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement")
+           "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
+           "sweep_id", "data")
+# list()/get(): the runs columns plus the sweep's label ("sweep", None for a run saved from a page)
+_SELECT = ", ".join(f"runs.{c}" for c in COLUMNS) + ", sweeps.label AS sweep"
+_FROM = "runs LEFT JOIN sweeps ON sweeps.id = runs.sweep_id"
+MAX_ERROR = 2000               # characters of a failed point's error message
 
 
 def default_path():
@@ -160,7 +199,7 @@ class Store:
         with closing(self._connect()) as conn:
             version, app_id = (conn.execute("PRAGMA user_version").fetchone()[0],
                                conn.execute("PRAGMA application_id").fetchone()[0])
-            if version == 0:
+            if version == 0 or (version == 1 and app_id == APP_ID):
                 if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
                 self._transaction(conn)
@@ -170,10 +209,10 @@ class Store:
                     if version == 0 and tables:
                         raise StoreError(f"{self.path} is an SQLite database but not a run store (it has other "
                                          "tables). Move it away or set COMPRESS_STORE to another file path.")
-                    if version == 0:
-                        for stmt in _SCHEMA.split(";"):
-                            if stmt.strip():
-                                conn.execute(stmt)
+                    steps = {0: _SCHEMA + _SWEEPS, 1: _SWEEPS}.get(version, "")  # new file, or upgrade v1 -> v2
+                    for stmt in steps.split(";"):
+                        if stmt.strip():
+                            conn.execute(stmt)
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback(conn)
@@ -186,20 +225,35 @@ class Store:
 
     # --- API ---------------------------------------------------------------------------------
 
-    def save(self, model, recipe, metrics, artifact=None, technique=None):
-        """Store one run in one transaction; returns its id. Raises StoreError/RecipeError on bad input."""
+    def save(self, model, recipe, metrics, artifact=None, technique=None, *, sweep=None, data=None, point_key=None):
+        """Store one run in one transaction; returns its id. Raises StoreError/RecipeError on bad input.
+
+        A sweep point also gives its sweep id (sweep_group()), its data name and its point key: a key that is
+        already stored is not written again (the id of the stored run is returned), and its failure is cleared.
+        """
         row = _validate(model, recipe, metrics, artifact, technique)
+        if point_key is not None or sweep is not None or data is not None:
+            row.update(sweep_id=None if sweep is None else _as_id(sweep),
+                       data=None if data is None else _label("data", data, "fashion-mnist"),
+                       point_key=None if point_key is None else _key(point_key))
         return self._retry(self._save, row, None if artifact is None else bytes(artifact))
 
     def _save(self, row, artifact):
         with closing(self._connect()) as conn:
             self._transaction(conn)
             try:
+                key = row.get("point_key")
+                have = key and conn.execute("SELECT id FROM runs WHERE point_key = ?", (key,)).fetchone()
+                if have:  # stored already (a rerun, a retried point or another sweep got there first)
+                    conn.execute("COMMIT")
+                    return have[0]
                 cur = conn.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                    tuple(row.values()))
                 run_id = cur.lastrowid
                 if artifact is not None:
                     self._insert_artifact(conn, run_id, artifact)
+                if key:
+                    conn.execute("DELETE FROM sweep_failures WHERE point_key = ?", (key,))
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -215,7 +269,7 @@ class Store:
         def read():
             with closing(self._connect()) as conn:
                 conn.row_factory = sqlite3.Row
-                return [dict(r) for r in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY id DESC")]
+                return [dict(r) for r in conn.execute(f"SELECT {_SELECT} FROM {_FROM} ORDER BY runs.id DESC")]
         return self._retry(read)
 
     def get(self, run_id):
@@ -225,8 +279,8 @@ class Store:
         def read():
             with closing(self._connect()) as conn:
                 conn.row_factory = sqlite3.Row
-                row = conn.execute(f"SELECT {', '.join(COLUMNS)}, metrics, artifact FROM runs "
-                                   "LEFT JOIN artifacts ON artifacts.run_id = runs.id WHERE id = ?", (run_id,)).fetchone()
+                row = conn.execute(f"SELECT {_SELECT}, runs.metrics, artifact FROM {_FROM} LEFT JOIN artifacts "
+                                   "ON artifacts.run_id = runs.id WHERE runs.id = ?", (run_id,)).fetchone()
                 return None if row is None else dict(row)
         out = self._retry(read)
         if out is not None:
@@ -272,6 +326,95 @@ class Store:
                 return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
         return self._retry(read)
 
+    # --- sweeps (written by compress_engine.playground.sweeps, one point at a time) -------------------
+
+    def sweep_group(self, key, model, data, field, recipe):
+        """The id of the sweep with this key, made if new (a rerun of the same sweep gets the same group)."""
+        key, model, data = _key(key), _label("model", model, "lenet-300-100"), _label("data", data, "fashion-mnist")
+        field = _label("field", field, "sparsity")
+        recipe = Recipe.from_json(recipe) if isinstance(recipe, str) else recipe
+        if not isinstance(recipe, Recipe):
+            raise StoreError(f"recipe must be a compress_engine.Recipe or its JSON text, got {type(recipe).__name__}")
+
+        def get_or_make():
+            with closing(self._connect()) as conn:
+                self._transaction(conn)
+                try:
+                    have = conn.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()
+                    if have is None:
+                        cur = conn.execute("INSERT INTO sweeps (key, created, model, data, field, recipe, label) "
+                                           "VALUES (?, ?, ?, ?, ?, ?, '')", (key, _now(), model, data, field, recipe.to_json()))
+                        try:  # the other fields: what every point of the sweep shares
+                            base = recipe_summary(recipe.replace(**{field: getattr(Recipe(), field)}))
+                        except CompressError:
+                            base = recipe_summary(recipe)
+                        label = f"sweep #{cur.lastrowid}: {field}" + ("" if base == "dense" else f" ({base})")
+                        conn.execute("UPDATE sweeps SET label = ? WHERE id = ?", (label[:MAX_NAME], cur.lastrowid))
+                        have = (cur.lastrowid,)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                return have[0]
+        return self._retry(get_or_make)
+
+    def stored_points(self, keys):
+        """{point key: runs row (the COLUMNS above)} for those of `keys` that are stored."""
+        keys = [_key(k) for k in keys]
+
+        def read():
+            with closing(self._connect()) as conn:
+                conn.row_factory = sqlite3.Row
+                out = {}
+                for i in range(0, len(keys), DELETE_CHUNK):
+                    chunk = keys[i:i + DELETE_CHUNK]
+                    for r in conn.execute(f"SELECT {_SELECT}, runs.point_key FROM {_FROM} WHERE runs.point_key IN "
+                                          f"({', '.join('?' * len(chunk))})", chunk):
+                        out[r["point_key"]] = {k: r[k] for k in r.keys() if k != "point_key"}
+                return out
+        return self._retry(read) if keys else {}
+
+    def save_failure(self, sweep, point_key, recipe, error):
+        """Record (or replace) a sweep point's error; a point stored since is not marked failed."""
+        row = (_key(point_key), _as_id(sweep), _now(), _validate_recipe(recipe).to_json(), str(error)[:MAX_ERROR])
+
+        def write():
+            with closing(self._connect()) as conn:
+                self._transaction(conn)
+                try:
+                    if not conn.execute("SELECT 1 FROM runs WHERE point_key = ?", (row[0],)).fetchone():
+                        conn.execute("INSERT OR REPLACE INTO sweep_failures (point_key, sweep_id, created, recipe, "
+                                     "error) VALUES (?, ?, ?, ?, ?)", row)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+        self._retry(write)
+
+    def sweeps(self):
+        """Every sweep, newest first: id, created, model, data, field, recipe, label, runs (stored points), failed."""
+        def read():
+            with closing(self._connect()) as conn:
+                conn.row_factory = sqlite3.Row
+                return [dict(r) for r in conn.execute(
+                    "SELECT id, created, model, data, field, recipe, label, "
+                    "(SELECT count(*) FROM runs WHERE runs.sweep_id = sweeps.id) AS runs, "
+                    "(SELECT count(*) FROM sweep_failures f WHERE f.sweep_id = sweeps.id) AS failed "
+                    "FROM sweeps ORDER BY id DESC")]
+        return self._retry(read)
+
+    def sweep_failures(self, sweep=None):
+        """Failed points (point_key, sweep_id, created, recipe, error), of one sweep or all, oldest first."""
+        where, args = ("WHERE sweep_id = ?", (_as_id(sweep),)) if sweep is not None else ("", ())
+
+        def read():
+            with closing(self._connect()) as conn:
+                conn.row_factory = sqlite3.Row
+                return [dict(r) for r in conn.execute(
+                    f"SELECT point_key, sweep_id, created, recipe, error FROM sweep_failures {where} "
+                    "ORDER BY created, rowid", args)]
+        return self._retry(read)
+
 
 # --- validation -------------------------------------------------------------------------------
 
@@ -279,6 +422,27 @@ def _as_id(x):
     if isinstance(x, bool) or not isinstance(x, numbers.Integral) or not 1 <= x <= MAX_ID:
         raise StoreError(f"run id {x!r:.80}: must be a whole number from 1 to {MAX_ID}")
     return int(x)
+
+
+def _now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _key(key):
+    """A sweep or point key: short printable text (sweeps.py makes them as hex digests)."""
+    if not isinstance(key, str) or not key or len(key) > MAX_NAME or any(ord(c) < 33 or ord(c) == 127 for c in key):
+        raise StoreError(f"key={key!r:.80}: must be 1 to {MAX_NAME} printable characters without spaces")
+    return key
+
+
+def _validate_recipe(recipe):
+    if isinstance(recipe, str):
+        if len(recipe) > MAX_RECIPE_JSON:
+            raise StoreError(f"recipe JSON is {len(recipe):,} characters; a recipe is under {MAX_RECIPE_JSON:,}")
+        recipe = Recipe.from_json(recipe)  # RecipeError names the bad field
+    if not isinstance(recipe, Recipe):
+        raise StoreError(f"recipe must be a compress_engine.Recipe or its JSON text, got {type(recipe).__name__}")
+    return recipe
 
 
 def _label(what, value, example):
@@ -301,17 +465,12 @@ def _json_default(o):
 def _validate(model, recipe, metrics, artifact, technique):
     """Check a run before it is written; returns the runs-table row (column -> value)."""
     model = _label("model", model, "lenet-300-100")
-    if isinstance(recipe, str):
-        if len(recipe) > MAX_RECIPE_JSON:
-            raise StoreError(f"recipe JSON is {len(recipe):,} characters; a recipe is under {MAX_RECIPE_JSON:,}")
-        recipe = Recipe.from_json(recipe)  # RecipeError names the bad field
-    if not isinstance(recipe, Recipe):
-        raise StoreError(f"recipe must be a compress_engine.Recipe or its JSON text, got {type(recipe).__name__}")
+    recipe = _validate_recipe(recipe)
     technique = _label("technique", "+".join(recipe.techniques()) if technique is None else technique,
                        "prune+cluster")
     if not isinstance(metrics, dict):
         raise StoreError(f"metrics must be a dict (compress(...).metrics), got {type(metrics).__name__}")
-    row = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": model,
+    row = {"created": _now(), "model": model,
            "technique": technique, "recipe": recipe.to_json()}
     for key, required in NUMERIC.items():
         value = metrics.get(key)

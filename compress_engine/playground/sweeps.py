@@ -1,0 +1,403 @@
+"""Sweeps: compress() at every value of one recipe field, in this process or on Ray, saved as points finish.
+
+    from compress_engine.playground.sweeps import sweep
+    rows = sweep("lenet-300-100", ce.Recipe(clusters=16), "fashion-mnist", "sparsity", [0.5, 0.8, 0.9])
+    rows = sweep(..., workers=2)            # on a local Ray runtime it starts: pip install 'compression-playground[ray]'
+    rows = sweep(..., ray_address="auto")   # on the Ray cluster this machine is part of (`ray start ...`)
+    rows = sweep(..., store=Store())        # each point saved as it finishes; a rerun skips the stored points
+
+`model` is a sample model's name or any nn.Module; `data` a name load_dataset() takes or a Dataset. The rows
+come back in the order of `values` and are compress_engine.sweep()'s: the value, params, nonzero_params,
+artifact_bytes, ratio, accuracy, agreement. A point that failed is {field: value, "error": "Type: message"}.
+
+Why it is built this way:
+- The same rows, bit for bit, from every backend. A point is one compress() (seeded by its recipe) on a
+  fixed number of torch threads, `threads` (default 1), in this process and in every Ray worker alike:
+  float sums may change with the thread count, so the thread count is part of what a point is. Speed comes
+  from running points side by side; Ray gives each point `threads` CPUs, so the points running on a
+  machine never ask for more threads than it has cores.
+- Workers get the model and data the cheap way: by name (loaded once per worker process) when they have
+  one, else put once into Ray's object store (a user's own module class travels by value) and fetched once
+  per worker process.
+- Only this process writes the run store, one point as it arrives, under a key of model fingerprint +
+  recipe JSON + data name that the store keeps unique: a point retried or run again is never written twice,
+  and a rerun skips the keys already stored.
+- Failures: an exception inside compress() is the point's error (recorded, not retried: a seeded point
+  fails the same way again). A worker process that dies, or a node that is lost, makes Ray run the point
+  again (max_retries=1); a second loss is recorded as the point's error. The sweep goes on either way.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from ..core.data import Dataset
+from ..core.errors import CompressError, DatasetError, ModelError, RecipeError
+from ..core.model import check_model
+from ..core.pipeline import compress
+from ..core.recipe import Recipe
+from .sources import load_dataset
+from .store import Store
+from .zoo import SAMPLES, load_model
+
+ROW = ("params", "nonzero_params", "artifact_bytes", "ratio", "accuracy", "agreement")  # compress_engine.sweep()'s
+INSTALL = "pip install 'compression-playground[ray]'"
+MAX_RETRIES = 1        # Ray re-runs a point whose worker died or whose node was lost this many times
+MAX_ERROR = 500        # characters of an error kept in a row
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds compress_engine/
+
+
+# --- Ray, only when asked for ----------------------------------------------------------------------
+
+def need_ray(what="workers"):
+    """The ray module, or a CompressError saying how to install it (`what` names the option that asked)."""
+    try:
+        import ray
+    except ImportError:
+        raise CompressError(f"{what} runs the sweep on Ray, which is not installed in this environment: "
+                            f"{INSTALL} (or pip install ray)") from None
+    return ray
+
+
+def start_local(cpus, ray=None):
+    """Start a local Ray runtime of `cpus` CPUs on loopback, without the dashboard. Workers find this
+    checkout's compress_engine even when it is not pip-installed. Returns the ray module."""
+    ray = ray or need_ray()
+    path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    return ray
+
+
+def _connect(ray, workers, address, threads):
+    """Use the runtime this process already has, else join `address`, else start a local one.
+    Returns True if this call started or joined it (so the sweep disconnects at the end)."""
+    if ray.is_initialized():
+        return False
+    if address is not None:
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise CompressError(f"cannot reach the Ray cluster at {address!r:.200}: {_first_line(e)}; start it "
+                                "with `ray start --head` and run the sweep on one of its machines "
+                                "(--ray-address auto)") from None
+        return True
+    start_local((workers or 1) * threads, ray)
+    return True
+
+
+_TASK = None
+
+
+def _task(ray):
+    global _TASK
+    if _TASK is None:
+        _TASK = ray.remote(_attempt)
+    return _TASK
+
+
+# --- one point: the same function in this process and in a Ray worker -------------------------------
+
+def run_point(model, data, recipe, threads=1):
+    """compress(model, recipe, data) on `threads` torch threads; returns (metrics, artifact)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        res = compress(model, recipe, data)
+    finally:
+        torch.set_num_threads(before)
+    return res.metrics, res.artifact
+
+
+_CACHE = OrderedDict()  # in a worker process: models and datasets it was given, so each is loaded once
+
+
+def _resolve(src):
+    """('value', obj) -> obj; ('model'|'data', name) -> loaded by name; ('ref', [ObjectRef]) -> ray.get."""
+    kind, what = src
+    if kind == "value":
+        return what
+    key = (kind, what[0].hex() if kind == "ref" else what)
+    if key not in _CACHE:
+        if kind == "model":
+            _CACHE[key] = load_model(what)
+        elif kind == "data":
+            _CACHE[key] = load_dataset(what)
+        else:
+            import ray
+            _CACHE[key] = ray.get(what[0])
+        while len(_CACHE) > 4:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]
+
+
+def _attempt(model_src, data_src, recipe_json, threads):
+    """One point: {"metrics", "artifact"}, or {"error"} if compress() (or loading) raised. Never raises."""
+    try:
+        metrics, artifact = run_point(_resolve(model_src), _resolve(data_src), Recipe.from_json(recipe_json), threads)
+        return {"metrics": metrics, "artifact": artifact}
+    except Exception as e:
+        return {"error": f"{type(e).__name__}: {_first_line(e)}"}
+
+
+def _first_line(e):
+    return " ".join((str(e).strip().splitlines() or [""])[0].split())[:MAX_ERROR]
+
+
+# --- what a point is: keys and fingerprints ---------------------------------------------------------
+
+def _digest(h, tensor):
+    t = tensor.detach().cpu().contiguous().reshape(-1)
+    h.update(f"|{t.dtype}|{tuple(tensor.shape)}|".encode())
+    h.update(t.view(torch.uint8).numpy())
+
+
+def model_fingerprint(model):
+    """sha256 of a module's class name and state dict (names, dtypes, shapes, bytes): same weights, same id."""
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        _digest(h, t)
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(data):
+    h = hashlib.sha256(json.dumps([data.name, list(data.classes)]).encode())
+    for split in ("train", "test"):
+        _digest(h, data.x(split))
+        _digest(h, data.y(split))
+    return h.hexdigest()[:16]
+
+
+def point_key(model_id, recipe, data_id):
+    """The run store's key of one point: model fingerprint + recipe JSON + data name."""
+    return hashlib.sha256(json.dumps([model_id, recipe.to_json(), data_id]).encode()).hexdigest()
+
+
+def _count(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
+        raise CompressError(f"{name}={value!r:.50}: must be a whole number from 1 to 4096")
+    return value
+
+
+def _compact(data):
+    """A Dataset whose tensors own just their elements (a subset's views would pickle the whole storage)."""
+    def own(t):
+        return t.clone() if t.untyped_storage().nbytes() > t.numel() * t.element_size() else t
+    return Dataset(data.name, data.classes, data.source, {s: own(data.x(s)) for s in ("train", "test")},
+                   {s: own(data.y(s)) for s in ("train", "test")})
+
+
+def _user_code_by_value(ray, model):
+    """Classes from the user's own files (not importable on the workers) travel by value with the module."""
+    roots = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    for m in model.modules():
+        mod = sys.modules.get(type(m).__module__)
+        file = getattr(mod, "__file__", None)
+        if mod is None or mod.__name__ == "__main__" or not file or mod.__name__.split(".")[0] == "compress_engine":
+            continue
+        if not any(Path(file).resolve().is_relative_to(Path(r).resolve()) for r in roots):
+            ray.cloudpickle.register_pickle_by_value(mod)
+
+
+# --- the sweep ------------------------------------------------------------------------------------------
+
+def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=None, threads=1, store=None,
+          model_name=None, progress=None):
+    """compress() at each value of recipe field `field_name`; one row per value, in the order of `values`.
+
+    workers=N runs N points at a time on a local Ray runtime (started here, or the one this process already
+    has); ray_address ("auto", "HOST:6379") runs them on an existing Ray cluster (workers then caps how many
+    run at once; default: as many as the cluster's CPUs allow). threads: torch threads of each point, in
+    every backend (see the module docstring). store: a Store (or its path) that gets each point as it
+    finishes; points already in it are not run again. model_name: the model's name in the store (default:
+    the sample's name or the module's class). progress(done, total, None, accuracy): return False to stop
+    (finished points are kept; unfinished ones are left out of the rows).
+    Bad input (a value, a name, ray missing) raises CompressError before any point runs.
+    """
+    if not isinstance(recipe, Recipe):
+        raise RecipeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
+    values = list(values)
+    if not values:
+        raise RecipeError("values is empty: give the values of the field to sweep, e.g. [0.5, 0.8, 0.9]")
+    recipes = [recipe.replace(**{field_name: v}) for v in values]  # RecipeError names the field and value
+    threads = _count("threads", threads)
+    if workers is not None:
+        workers = _count("workers", workers)
+    on_ray = workers is not None or ray_address is not None
+    ray = need_ray("--ray-address" if workers is None else "--workers") if on_ray else None
+
+    model_obj, model_id, model_name = _the_model(model, model_name)
+    data_obj, data_id = _the_data(data)
+    check_model(model_obj, data_obj)  # what would fail every point is refused here, before any work
+    keys = [point_key(model_id, r, data_id) for r in recipes]
+    if store is not None and not isinstance(store, Store):
+        store = Store(store)
+    base = _base(recipe, field_name)
+    group = store.sweep_group(point_key(model_id, base, data_id) + ":" + field_name, model_name,
+                              data_id, field_name, base) if store is not None else None
+
+    rows = [None] * len(values)
+    stored = store.stored_points(keys) if store is not None else {}
+    first = {}  # key -> first index with it (a value given twice runs once)
+    for i, key in enumerate(keys):
+        if key in stored:
+            rows[i] = {field_name: values[i], **{k: stored[key][k] for k in ROW}}
+        else:
+            first.setdefault(key, i)
+    done = [sum(r is not None for r in rows)]  # points finished so far (a list: finish() counts on)
+
+    def finish(i, out):
+        """Record point i's outcome (row, store) and report progress; False means stop."""
+        if "error" in out:
+            row = {field_name: values[i], "error": out["error"]}
+            if store is not None:
+                store.save_failure(group, keys[i], recipes[i], out["error"])
+        else:
+            m = out["metrics"]
+            row = {field_name: values[i], **{k: m[k] for k in ROW}}
+            if store is not None:
+                store.save(model_name, recipes[i], m, out["artifact"], sweep=group, data=data_id, point_key=keys[i])
+        for j, key in enumerate(keys):
+            if key == keys[i]:
+                rows[j] = dict(row, **{field_name: values[j]})
+                done[0] += 1
+        if progress is not None:
+            return progress(done[0], len(values), None, row.get("accuracy"))
+
+    todo = sorted(first.values())
+    if on_ray and todo:
+        _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, workers, ray_address, threads)
+    else:
+        for i in todo:
+            if finish(i, _attempt(("value", model_obj), ("value", data_obj), recipes[i].to_json(), threads)) is False:
+                break
+    return [r for r in rows if r is not None]
+
+
+def _the_model(model, name):
+    """(module, id for keys, name for the store) of a sample name or a module."""
+    if isinstance(model, str):
+        if model not in SAMPLES:
+            raise ModelError(f"unknown sample model {model!r:.100}; choose one of {', '.join(SAMPLES)}, or pass "
+                             "an nn.Module")
+        module, name = load_model(model), name or model
+    elif isinstance(model, torch.nn.Module):
+        module, name = model, name or type(model).__name__
+    else:
+        raise ModelError(f"model must be a sample model's name or a torch.nn.Module, got {type(model).__name__}")
+    return module, f"{name}#{model_fingerprint(module)}", name
+
+
+def _base(recipe, field_name):
+    """The recipe every point shares: the swept field at its default (the sweep's identity in the store)."""
+    try:
+        return recipe.replace(**{field_name: getattr(Recipe(), field_name)})
+    except RecipeError:  # the default does not go with the other fields: keep the recipe as given
+        return recipe
+
+
+def _the_data(data):
+    """(Dataset, id for keys) of a source name (loaded here too, to check it before any work) or a Dataset."""
+    if isinstance(data, str):
+        return load_dataset(data), data
+    if isinstance(data, Dataset):
+        return data, f"{data.name}#{data_fingerprint(data)}"
+    raise DatasetError(f"data must be a name load_dataset() takes (e.g. 'fashion-mnist') or a Dataset, got "
+                       f"{type(data).__name__}")
+
+
+def _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, workers, address, threads):
+    """Run the points `todo` on Ray, at most `workers` at once; finish() each as it arrives."""
+    owned = _connect(ray, workers, address, threads)
+    pending = {}
+    try:
+        if isinstance(model, str):
+            model_src = ("model", model)
+        else:
+            _user_code_by_value(ray, model_obj)
+            model_src = ("ref", [ray.put(model_obj)])
+        data_src = ("data", data) if isinstance(data, str) else ("ref", [ray.put(_compact(data_obj))])
+        task = _task(ray).options(num_cpus=threads, max_retries=MAX_RETRIES, retry_exceptions=False)
+        window = workers or len(todo)
+        queue = iter(todo)
+
+        def top_up():
+            while len(pending) < window:
+                i = next(queue, None)
+                if i is None:
+                    return
+                pending[task.remote(model_src, data_src, recipes[i].to_json(), threads)] = i
+
+        top_up()
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ref)
+            try:
+                out = ray.get(ref)
+            except ray.exceptions.RayError as e:  # the worker died (or its node was lost) on every try
+                out = {"error": f"{type(e).__name__} after {1 + MAX_RETRIES} tries: {_first_line(e)}"}
+            if finish(i, out) is False:
+                break
+            top_up()
+    finally:
+        for ref in pending:  # stopped, interrupted or failed: leave no point running
+            ray.cancel(ref)
+        if owned:
+            ray.shutdown()
+
+
+# --- any list of independent jobs (the benchmarks' searches) ----------------------------------------------
+
+def map_jobs(fn, jobs, *, workers=None, ray_address=None, threads=1, on_result=None):
+    """[fn(*job) for job in jobs], in this process or as Ray tasks (at most `workers` at once, each on `threads`
+    torch threads and CPUs; a dead worker is retried once). on_result(i, value) is called as each finishes;
+    the list comes back in the order of `jobs`. fn must be a module-level function (or one of a script)."""
+    jobs = list(jobs)
+    out = [None] * len(jobs)
+    if workers is None and ray_address is None:
+        for i, job in enumerate(jobs):
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                out[i] = fn(*job)
+            finally:
+                torch.set_num_threads(before)
+            if on_result:
+                on_result(i, out[i])
+        return out
+    ray = need_ray("--ray-address" if workers is None else "--workers")
+    owned = _connect(ray, workers, ray_address, threads)
+    pending, queue, window = {}, iter(enumerate(jobs)), workers or len(jobs)
+    try:
+        task = ray.remote(_job).options(num_cpus=threads, max_retries=MAX_RETRIES, retry_exceptions=False)
+        while True:
+            while len(pending) < window:
+                nxt = next(queue, None)
+                if nxt is None:
+                    break
+                pending[task.remote(fn, nxt[1], threads)] = nxt[0]
+            if not pending:
+                return out
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ref)
+            out[i] = ray.get(ref)
+            if on_result:
+                on_result(i, out[i])
+    finally:
+        for ref in pending:
+            ray.cancel(ref)
+        if owned:
+            ray.shutdown()
+
+
+def _job(fn, args, threads):
+    torch.set_num_threads(threads)
+    return fn(*args)

@@ -1,0 +1,247 @@
+"""Sweeps (compress_engine/playground/sweeps.py): the same rows, bit for bit, in-process and on a local Ray
+runtime (2 CPUs); points stream into the run store and a rerun skips them; a failed point is recorded and
+the sweep goes on; a worker killed mid-point is retried once and nothing is written twice.
+
+Small real data: scikit-learn's 8x8 digits (load_dataset("digits")) and a 64-32-10 MLP trained on it for a
+few seconds; the sample LeNet-300-100 by name on a 512/500-image slice of Fashion-MNIST through the CLI.
+The Ray tests share one runtime (about 10 s to start) and are skipped, with the reason, without ray.
+"""
+
+import json
+import os
+import sqlite3
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import compress_engine as ce
+from compress_engine.core.train import fit
+from compress_engine.playground import store as S, sweeps
+from compress_engine.playground.cli import main
+from compress_engine.playground.store import Store
+
+try:
+    import ray
+except ImportError:
+    ray = None
+needs_ray = pytest.mark.skipif(ray is None, reason="ray is not installed: pip install 'compression-playground[ray]'")
+
+BASE = ce.Recipe(clusters=8)
+VALUES = [0.0, 0.5, 0.8, 0.9]
+
+
+class Net(nn.Module):
+    """64-32-10 MLP on flattened 8x8 digits."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(64, 32), nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+class Fragile(Net):
+    """Refuses to run once fc1 is more than 85 % zeros: a point-specific failure inside compress()."""
+
+    def forward(self, x):
+        if (self.fc1.weight == 0).float().mean() > 0.85:
+            raise ValueError("fc1 is too sparse for me")
+        return super().forward(x)
+
+
+class Killer(Net):
+    """Kills the process running it on its first forward pass outside the test process (a Ray worker),
+    once per `marker` file (O_EXCL: one death across all workers); `always` kills on every attempt."""
+
+    def __init__(self, marker, always=False):
+        super().__init__()
+        self.marker, self.always, self.home = str(marker), always, os.getpid()
+
+    def forward(self, x):
+        if os.getpid() != self.home:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os._exit(1)
+            except FileExistsError:
+                if self.always:
+                    os._exit(1)
+        return super().forward(x)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return ce.load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def net(digits):
+    torch.manual_seed(0)
+    model = Net()
+    fit(model, digits, epochs=8, lr=3e-3, seed=0)
+    return model.eval()
+
+
+def like(cls, net, *args):
+    m = cls(*args)
+    m.load_state_dict(net.state_dict())
+    return m.eval()
+
+
+def core_rows(model, data, values=VALUES, field="sparsity", base=BASE):
+    """compress_engine.sweep (the core's in-process loop) on 1 torch thread: the reference rows."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return ce.sweep(model, base, data, field, values)
+    finally:
+        torch.set_num_threads(before)
+
+
+def same(a, b):
+    """Rows equal bit for bit: same keys, ints equal, floats with the same bits (json keeps every bit)."""
+    return json.dumps(a) == json.dumps(b)
+
+
+# --- in-process ------------------------------------------------------------------------------------
+
+def test_in_process_rows_are_the_core_sweeps(net, digits):
+    want = core_rows(net, digits)
+    assert same(sweeps.sweep(net, BASE, "digits", "sparsity", VALUES), want)
+    assert same(sweeps.sweep(net, BASE, digits, "sparsity", VALUES), want)  # a Dataset instead of its name
+    assert want[0]["accuracy"] > 0.85 and want[-1]["nonzero_params"] < want[0]["nonzero_params"]
+
+
+def test_points_stream_into_the_store_and_a_rerun_skips_them(net, digits, tmp_path, monkeypatch):
+    store = Store(tmp_path / "runs.sqlite")
+    calls = []
+    real = sweeps.run_point
+    monkeypatch.setattr(sweeps, "run_point", lambda *a: calls.append(a[2]) or real(*a))
+    # stopped after 2 points: those 2 are stored, the rest are not
+    seen = []
+    part = sweeps.sweep(net, BASE, "digits", "sparsity", VALUES, store=store,
+                        progress=lambda done, total, _, acc: seen.append((done, total)) or done < 2)
+    assert seen == [(1, 4), (2, 4)] and len(part) == 2 and store.count() == 2
+    # the rerun runs only the other 2 (and a value given twice once); rows are the in-process rows
+    calls.clear()
+    rows = sweeps.sweep(net, BASE, "digits", "sparsity", VALUES + [0.9], store=store)
+    assert [r.sparsity for r in calls] == [0.8, 0.9]
+    assert same(rows, core_rows(net, digits, VALUES + [0.9])) and store.count() == 4
+    calls.clear()
+    assert same(sweeps.sweep(net, BASE, "digits", "sparsity", VALUES, store=store), rows[:4]) and calls == []
+    # one group in the store; each run knows its sweep, data and full metrics
+    [group] = store.sweeps()
+    assert group["runs"] == 4 and group["failed"] == 0 and group["label"] == "sweep #1: sparsity (clusters=8)"
+    runs = store.list()
+    assert {r["sweep"] for r in runs} == {group["label"]} and {r["data"] for r in runs} == {"digits"}
+    assert {r["model"] for r in runs} == {"Net"} and store.get(runs[0]["id"])["artifact"]
+    # another base recipe, model or data is another sweep (and another set of points)
+    sweeps.sweep(net, BASE.replace(clusters=4), "digits", "sparsity", [0.5], store=store)
+    assert len(store.sweeps()) == 2 and store.count() == 5
+
+
+def test_a_failed_point_is_recorded_and_the_sweep_goes_on(net, digits, tmp_path):
+    store = Store(tmp_path / "runs.sqlite")
+    rows = sweeps.sweep(like(Fragile, net), BASE, "digits", "sparsity", [0.5, 0.9, 0.8], store=store)
+    assert [r.get("error") for r in rows] == [None, "ValueError: fc1 is too sparse for me", None]
+    assert rows[1] == {"sparsity": 0.9, "error": "ValueError: fc1 is too sparse for me"}
+    assert store.count() == 2
+    [fail] = store.sweep_failures()
+    assert fail["error"] == rows[1]["error"] and ce.Recipe.from_json(fail["recipe"]).sparsity == 0.9
+    assert store.sweeps()[0]["failed"] == 1
+
+
+def test_bad_input_stops_before_any_point(net, digits, tmp_path):
+    with pytest.raises(ce.RecipeError, match="sparsity"):
+        sweeps.sweep(net, BASE, "digits", "sparsity", [0.5, 2.0])
+    with pytest.raises(ce.ModelError):  # a model for other data (10 inputs, the digits have 64)
+        sweeps.sweep(nn.Sequential(nn.Flatten(), nn.Linear(10, 10)), BASE, "digits", "sparsity", [0.5])
+    with pytest.raises(ce.CompressError, match="threads"):
+        sweeps.sweep(net, BASE, "digits", "sparsity", [0.5], threads=0)
+
+
+def test_without_ray_workers_says_how_to_install(monkeypatch, capsys, net):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ce.CompressError, match=r"pip install 'compression-playground\[ray\]'"):
+        sweeps.sweep(net, BASE, "digits", "sparsity", [0.5], workers=2)
+    code = main(["sweep", "--data", "digits", "--field", "sparsity", "--values", "0.5", "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--workers runs the sweep on Ray" in err
+    assert "pip install 'compression-playground[ray]'" in err
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:  # a store as schema version 1 made it, with one run
+        conn.executescript(S._SCHEMA)
+        conn.execute("INSERT INTO runs (created, model, technique, recipe, params, nonzero_params, artifact_bytes, "
+                     "ratio, accuracy, metrics) VALUES ('2026-01-01T00:00:00+00:00', 'm', 'prune', ?, 10, 5, 100, "
+                     "4.0, 0.5, '{}')", (ce.Recipe(sparsity=0.5).to_json(),))
+    store = Store(path)
+    [run] = store.list()
+    assert run["model"] == "m" and run["sweep"] is None and run["sweep_id"] is None
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == S.SCHEMA_VERSION == 2
+    Store(path)  # opening it again changes nothing
+
+
+# --- on Ray -----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local runtime for the module: 2 CPUs, loopback, no dashboard."""
+    sweeps.start_local(2)
+    yield ray
+    ray.shutdown()
+
+
+@needs_ray
+def test_ray_rows_are_the_in_process_rows_bit_for_bit(local_ray, net, digits, tmp_path):
+    want = core_rows(net, digits)
+    # the model travels by value (its class is this test file's), the data by name, then as an object
+    assert same(sweeps.sweep(net, BASE, "digits", "sparsity", VALUES, workers=2), want)
+    sub = digits.subset(600, 200, "digits[:600]")
+    assert same(sweeps.sweep(net, BASE, sub, "sparsity", VALUES[:2], workers=2), core_rows(net, sub, VALUES[:2]))
+    # another field, failures included: the same rows and the same recorded errors as in-process
+    store = Store(tmp_path / "runs.sqlite")
+    fragile = like(Fragile, net)
+    rows = sweeps.sweep(fragile, BASE, "digits", "sparsity", [0.9, 0.5], workers=2, store=store)
+    assert same(rows, sweeps.sweep(fragile, BASE, "digits", "sparsity", [0.9, 0.5]))
+    assert rows[0]["error"] == "ValueError: fc1 is too sparse for me" and store.count() == 1
+    assert len(store.sweep_failures()) == 1
+
+
+@needs_ray
+def test_cli_workers_print_the_same_rows(local_ray, capsys, tiny_idx, tmp_path):
+    """The sample model and the data travel by name: each worker loads them itself."""
+    argv = ["sweep", "--model", "lenet-300-100", "--data", tiny_idx, "--field", "sparsity", "--values",
+            "0.5,0.8,0.9", "--clusters", "16"]
+    assert main(argv) == 0
+    alone = capsys.readouterr().out
+    assert main(argv + ["--workers", "2", "--store", str(tmp_path / "runs.sqlite")]) == 0
+    out, err = capsys.readouterr()
+    assert out == alone and len(json.loads(out)) == 3
+    assert "3 point(s)" in err and "Ray" not in out
+    assert Store(tmp_path / "runs.sqlite").count() == 3
+
+
+@needs_ray
+def test_a_killed_worker_is_retried_once_and_nothing_is_written_twice(local_ray, net, digits, tmp_path):
+    store = Store(tmp_path / "runs.sqlite")
+    marker = tmp_path / "killed"
+    killer = like(Killer, net, marker)
+    rows = sweeps.sweep(killer, BASE, "digits", "sparsity", VALUES, workers=2, store=store)
+    assert marker.exists()  # one worker process died mid-point...
+    assert same(rows, core_rows(killer, digits))  # ...its point ran again, with the same result (in this
+    # process Killer never kills; its rows differ from Net's only in the artifact, which names the class)
+    assert store.count() == len(VALUES) and store.sweep_failures() == []
+    assert len({r["recipe"] for r in store.list()}) == len(VALUES)
+    # a point whose worker dies on every attempt is recorded as failed after the retry; the others finish
+    always = tmp_path / "always"
+    rows = sweeps.sweep(like(Killer, net, always, True), BASE, "digits", "sparsity", [0.7, 0.5], workers=1,
+                        store=store)  # (0.5 is stored already: the same weights and class make the same key)
+    assert rows[0]["sparsity"] == 0.7 and rows[0]["error"].startswith("WorkerCrashedError after 2 tries")
+    assert same(rows[1], core_rows(killer, digits)[1])
+    assert store.count() == len(VALUES) and [f["error"] for f in store.sweep_failures()] == [rows[0]["error"]]
