@@ -109,3 +109,43 @@ def test_malformed_bytes_raise_corrupt_stream():
         with pytest.raises(E.CorruptStream):
             f()
             pytest.fail(f"case {i} was accepted")
+
+
+def test_varints_and_range_streams():
+    vals = np.array([0, 1, 127, 128, 16383, 16384, 2**21, 2**27], np.int64)
+    data = E.write_varints(vals)
+    assert len(data) == int(E.varint_bytes(vals).sum())
+    assert np.array_equal(E.read_varints(data, vals.size, 2**28), vals)
+    for bad in (data[:-1], data + b"\0", b"\x80\x80\x80\x80\x01", b""):
+        with pytest.raises(E.CorruptStream):
+            E.read_varints(bad, vals.size if bad != b"\x80\x80\x80\x80\x01" else 1, 2**28)
+    with pytest.raises(E.CorruptStream):
+        E.read_varints(E.write_varints([5, 9]), 2, 8)  # a count above the stream's length
+    rng = np.random.default_rng(0)
+    syms = rng.choice(3, 5000, p=[0.9, 0.09, 0.01])
+    hist = np.bincount(syms, minlength=3)
+    plan = E.stream_plan(hist, 2, True, syms=lambda: syms)
+    assert plan["mode"] == "range" and plan["size"] < E.stream_plan(hist, 2, True)["size"]
+    table, data = E.stream_bytes(plan, syms, 2)
+    assert E.stream_lengths_ok("range", len(table), len(data), syms.size, 3)
+    assert np.array_equal(E.read_stream("range", table, data, syms.size, 3), syms)
+    for bad_table, bad_data in ((E.write_varints(hist + [1, 0, 0]), data),  # counts do not sum to the stream
+                                (E.write_varints(hist[::-1]), data),        # another model
+                                (table, data + b"\0\0\0\0"), (table, data[:-4]), (table, b"\xff" * len(data))):
+        with pytest.raises(E.CorruptStream):
+            E.read_stream("range", bad_table, bad_data, syms.size, 3)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_adaptive_bitmap(axis):
+    rng = np.random.default_rng(axis)
+    mask = (rng.random((50, 80)) < 0.1) & (rng.random(50) < 0.4)[:, None] & (rng.random(80) < 0.7)
+    data = E.bitmap_encode(mask, axis)
+    assert abs(len(data) - E.bitmap_estimate(mask, axis)) <= 8
+    assert np.array_equal(E.bitmap_decode(data, 50, 80, axis, int(mask.sum())), np.flatnonzero(mask))
+    assert len(E.bitmap_encode(mask, 0)) < mask.size / 8 / 3  # dead rows and columns are nearly free
+    for bad in (lambda: E.bitmap_decode(data, 50, 80, axis, int(mask.sum()) + 1),
+                lambda: E.bitmap_decode(data + b"\0\0\0\0", 50, 80, axis, int(mask.sum())),
+                lambda: E.bitmap_decode(data, 1, E.MAX_BITMAP_STEPS + 1, 0, 1)):
+        with pytest.raises(E.CorruptStream):
+            bad()

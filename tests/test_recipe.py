@@ -25,6 +25,9 @@ BAD = {  # field -> values that must be refused
     "lr": [0.0, -1e-3, 2.0, math.nan, None],
     "huffman": [None, "false", 1],
     "seed": [-1, 2**31, 1.5, None, "0"],
+    "bias_bits": [0, 9, 3.5, "8", True, math.nan],
+    "layers": [{"a": {"sparsity": 2}}, {"a": {}}, {"a": {"k": 1}}, [1, 2], "{", {"": {"clusters": 4}},
+               {"a": {"clusters": 1}}, 5, None, [("a", 0.5, None), ("a", 0.6, None)], {"a": {"clusters": True}}],
 }
 
 
@@ -67,6 +70,23 @@ def test_integral_floats_are_normalised():
 def test_conflicting_fields(kwargs, words):
     with pytest.raises(RecipeError, match=words):
         Recipe(**kwargs)
+
+
+def test_per_layer_overrides_round_trip_and_resolve():
+    r = Recipe(clusters=8, conv_clusters=32, bias_bits=8,
+               layers={"fc1.weight": {"sparsity": 0.97, "clusters": 4}, "conv1.weight": {"sparsity": 0.5}})
+    back = Recipe.from_json(r.to_json())
+    assert back == r and hash(back) == hash(r) and {r: 1}[back] == 1
+    assert json.loads(r.to_json())["layers"] == {"conv1.weight": {"sparsity": 0.5},
+                                                 "fc1.weight": {"clusters": 4, "sparsity": 0.97}}
+    assert Recipe(layers=r.layers) == Recipe(layers=json.loads(r.to_json())["layers"])  # canonical either way
+    assert r.layer("fc1.weight") == (0.97, 4) and r.layer("conv1.weight", conv=True) == (0.5, 32)
+    assert r.layer("fc2.weight") == (0.0, 8) and r.techniques() == ["prune", "cluster"]
+    assert Recipe(layers={"fc1.weight": {"clusters": 4}}).techniques() == ["cluster"]
+    with pytest.raises(RecipeError, match="uniform quantization"):
+        Recipe(bits=4, layers={"fc1.weight": {"clusters": 4}})
+    with pytest.raises(RecipeError, match="prune_scope"):
+        Recipe(prune_scope="global", layers={"fc1.weight": {"sparsity": 0.5}})
 
 
 @pytest.mark.parametrize("text", ["", "[1, 2]", "{", '{"sparsity": 0.5, "bogus": 1}', "null"])

@@ -24,6 +24,7 @@ from torch import nn
 
 from compress_engine.core.errors import RecipeError
 from compress_engine.core.model import compressible
+from compress_engine.core.prune import Masked
 
 NAME = "cluster"
 
@@ -397,11 +398,15 @@ class Shared(nn.Module):
 
 def cluster_model(model, k, init="linear", masks=None, seed=0):
     """Cluster every compressible weight of `model` in place (weights become centroids[labels],
-    pruned ones stay 0). `k` is one cluster count for all layers or a dict name -> count. `masks` (name -> bool tensor) says which weights are kept; without it,
+    pruned ones stay 0). `k` is one cluster count for all layers or a dict name -> count (None or missing:
+    that layer is left alone). `masks` (name -> bool tensor) says which weights are kept; without it,
     the zeros of each weight are taken as pruned. Returns {name: (centroids, labels)}."""
     out = {}
     for name, p in compressible(model).items():
-        centroids, labels = cluster_weight(p, k[name] if isinstance(k, dict) else k, init, None if masks is None else masks.get(name), seed)
+        kk = k.get(name) if isinstance(k, dict) else k
+        if kk is None:  # this layer is not clustered (a per-layer choice): its weights stay as they are
+            continue
+        centroids, labels = cluster_weight(p, kk, init, None if masks is None else masks.get(name), seed)
         with torch.no_grad():
             p.copy_(shared_weight(centroids, labels).to(p.dtype))
         out[name] = (centroids, labels)
@@ -413,7 +418,7 @@ def cluster_model(model, k, init="linear", masks=None, seed=0):
 
 
 def active(recipe):
-    return recipe.clusters is not None
+    return recipe.shares()
 
 
 def epochs(recipe):
@@ -425,12 +430,13 @@ def apply(model, recipe, ctx):
     convolutions if set), fine-tune the centroids, and leave each layer's codebook in ctx.grids."""
     from compress_engine.core.encode import Codebook
     r = recipe
-    ks = {n: r.conv_clusters if r.conv_clusters and p.dim() > 2 else r.clusters
-          for n, p in compressible(model).items()}
+    ks = {n: r.layer(n, p.dim() > 2)[1] for n, p in compressible(model).items()}
     books = cluster_model(model, ks, r.cluster_init, ctx.masks, r.seed)
     if r.finetune_epochs:
         pars = {n: Shared(c, lab) for n, (c, lab) in books.items()}
-        ctx.finetune(model, pars, NAME, freeze_original=True)
+        # layers left unclustered (per-layer choice) keep their pruning mask while the others' centroids train
+        held = {n: Masked(m) for n, m in (ctx.masks or {}).items() if n not in books}
+        ctx.finetune(model, {**pars, **held}, NAME, freeze_original=True)
         books = {n: (par.centroids.detach(), par.labels) for n, par in pars.items()}
     # a layer pruned to nothing has no centroids: its (all-zero) weights need no codebook
     ctx.grids = {n: Codebook(c.numpy().astype("float32")) for n, (c, _) in books.items() if len(c)}

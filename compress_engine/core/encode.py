@@ -8,8 +8,12 @@ whichever layout is smallest:
 - dense:  every element gets a value: its raw bytes, or a code into the tensor's value table;
 - sparse: only elements whose bit pattern is not all zeros are stored (so -0.0 survives), their
   positions as relative indices (entropy.py: gaps of b bits with an escape symbol);
+- bitmap: the same elements stored, their positions as one bit per element, range-coded (huffman=True)
+  with an adaptive probability per row or per column of the (dim 0, rest) matrix, so the dead units
+  and inputs a pruned layer has cost a few bits each (a plain bitmap is never smaller than 1-bit gaps);
 - the code stream and the gap stream are each fixed-width bit-packed, or with huffman=True
-  canonical-Huffman coded when that is smaller (entropy.py).
+  canonical-Huffman or range coded (arithmetic coding, entropy.py) when that is smaller.
+The layout and each stream's coding are chosen by measured size, per tensor.
 
 Grids apply to float32 tensors only. A Codebook grid is stored as the table of the values actually
 used; an Affine grid as its scale and zero point per channel plus codes q - q_low. The two signed
@@ -24,16 +28,23 @@ in the order of SECTIONS. A record's fields:
 
   name, shape, dtype           the tensor (dtype one of DTYPES)
   kind                         "raw" | "codebook" | "affine"
-  layout                       "dense" | "sparse"
+  layout                       "dense" | "sparse" | "bitmap"
   sections                     {section name: byte length}, zero-length sections left out
   sparse:  nonzero             stored elements
            gap_bits            b, the width of a relative index (1..16)
            gap_symbols         symbols in the gap stream (elements + escapes)
-           gap_coding          "fixed" | "huffman" | "huffman-zlib" (entropy.MODES)
+           gap_coding          "fixed" | "huffman" | "huffman-zlib" | "range" (entropy.MODES)
+  bitmap:  nonzero             stored elements; the "gaps" section holds the range-coded bitmap
+           bitmap_axis         0 = one adaptive probability per row (columns coded in turn), 1 = per column
   coded:   code_coding         as gap_coding, for the code stream
   affine:  channels            scale / zero point pairs (1, or shape[0])
            q_low, q_levels     codes 0..q_levels-1 stand for q = q_low + code
            extra               values (float32 bit patterns) after the grid's: the signed zeros it lacks
+
+The "bitmap" layout and the "range" coding were added to version 3 as new record values (readers
+from before them refuse such a record by name; every earlier version-3 artifact reads as before).
+Range coding is constriction 0.5's RangeEncoder with perfect=False models, pinned exactly, since the
+model's fixed-point rounding is part of the bytes (tests/data holds a fixture that would catch a change).
 
 Version 2 (one-letter record keys, float32 only) is still read: _from_v2 maps its records to this
 form. decode / read_meta / size_breakdown take untrusted bytes. The checksum comes first: without it
@@ -261,35 +272,68 @@ def _encode_tensor(name, t, grid, huffman):
         kind, vals = "affine", _affine_values(name, grid, shape, bits, pos)
     else:
         _fail(f"tensor {name!r}: grid must be Codebook, Affine or None, got {type(grid).__name__}")
-    best, fixed = None, []
-    for layout in ("dense", "sparse"):
-        gap = entropy.gap_plan(pos, huffman) if layout == "sparse" else dict(size=0, fixed=0)
+    best, fixed, coded = None, [], {}
+    for layout in ("dense", "sparse", "bitmap"):
+        if layout == "dense":
+            index = dict(size=0, fixed=0)
+        elif layout == "sparse":
+            index = entropy.gap_plan(pos, huffman)
+        else:
+            index = _bitmap_plan(shape, bits.size, pos, huffman)
+            if index is None:
+                continue
         if kind == "raw":
             v, table = None, 0
-            stream = dict(size=bits.itemsize * (pos.size if layout == "sparse" else bits.size))
+            stream = dict(size=bits.itemsize * (pos.size if layout != "dense" else bits.size))
             stream["fixed"] = stream["size"]
         else:
-            v = vals[layout]
+            v = vals["dense" if layout == "dense" else "sparse"]
             table = len(v["table"])
-            stream = entropy.stream_plan(v["hist"], entropy.width(v["k"]), huffman)
-        size = table + stream["size"] + gap["size"]
-        fixed.append(table + stream["fixed"] + gap["fixed"])
+            if id(v) not in coded:  # the sparse and bitmap layouts share one code stream
+                coded[id(v)] = entropy.stream_plan(v["hist"], entropy.width(v["k"]), huffman, syms=v["codes"])
+            stream = coded[id(v)]
+        size = table + stream["size"] + index["size"]
+        fixed.append(table + stream["fixed"] + index["fixed"])
         if best is None or size < best[0]:
-            best = (size, layout, v, gap, stream)
-    _, layout, v, gap, stream = best
+            best = (size, layout, v, index, stream)
+    _, layout, v, index, stream = best
     rec = {"name": name, "shape": list(shape), "dtype": dtype, "kind": kind, "layout": layout}
     sec = {}
     if layout == "sparse":
+        gap = index
         rec.update(nonzero=int(pos.size), gap_bits=gap["b"], gap_symbols=gap["g"], gap_coding=gap["mode"])
         sec["gap_table"], sec["gaps"] = entropy.stream_bytes(gap, entropy.gap_symbols(gap["d"], gap["b"]), gap["b"])
+    elif layout == "bitmap":
+        rec.update(nonzero=int(pos.size), bitmap_axis=index["axis"])
+        sec["gaps"] = index["data"]()
     if kind == "raw":
-        sec["raw"] = _le(bits[pos] if layout == "sparse" else bits)
+        sec["raw"] = _le(bits[pos] if layout != "dense" else bits)
     else:
         rec.update(v["fields"], code_coding=stream["mode"])
         sec["codebook"] = v["table"]
         sec["code_table"], sec["codes"] = entropy.stream_bytes(stream, v["codes"](), entropy.width(v["k"]))
     rec["sections"] = {k: len(sec[k]) for k in SECTIONS if sec.get(k)}
     return rec, [sec[k] for k in SECTIONS if sec.get(k)], min(fixed)
+
+
+def _bitmap_plan(shape, n, pos, huffman):
+    """The bitmap index of a tensor with `pos` stored of n elements, range-coded with an adaptive probability
+    per row or per column, whichever is smaller (estimated to a few bytes; coded when chosen) -> dict(size,
+    fixed, axis, data() -> bytes), or None: without entropy coding (a plain bitmap is never smaller than
+    1-bit gaps), with nothing to gain (no element, or all of them, stored), or too many decode steps."""
+    if not huffman or pos.size == 0 or pos.size == n:
+        return None
+    rows, cols = entropy.bitmap_shape(shape)
+    m2 = np.zeros(n, bool)
+    m2[pos] = True
+    m2 = m2.reshape(rows, cols)
+    best = None
+    for axis, steps in ((0, cols), (1, rows)):
+        if steps <= entropy.MAX_BITMAP_STEPS:
+            size = entropy.bitmap_estimate(m2, axis)
+            if best is None or size < best["size"]:
+                best = dict(axis=axis, size=size, fixed=(n + 7) // 8, data=lambda a=axis: entropy.bitmap_encode(m2, a))
+    return best
 
 
 def tensor_bytes(name, t, grid=None, huffman=True):
@@ -368,7 +412,7 @@ _V2_KEYS = {"n": "name", "s": "shape", "k": "kind", "l": "layout", "z": "section
             "b": "gap_bits", "g": "gap_symbols", "gm": "gap_coding", "cm": "code_coding", "C": "channels",
             "q0": "q_low", "nq": "q_levels", "sp": "extra"}
 _V2_VALUES = {"kind": {"r": "raw", "c": "codebook", "a": "affine"}, "layout": {"d": "dense", "s": "sparse"},
-              "gap_coding": dict(enumerate(MODES)), "code_coding": dict(enumerate(MODES))}
+              "gap_coding": dict(enumerate(MODES[:3])), "code_coding": dict(enumerate(MODES[:3]))}
 
 
 def _from_v2(rec):
@@ -432,7 +476,7 @@ def _check_record(rec, blob_len):
     z = rec["sections"] = [secs.get(k, 0) for k in SECTIONS]
     dtype = _one_of(rec, "dtype", tuple(DTYPES))
     kind = _one_of(rec, "kind", ("raw", "codebook", "affine"))
-    layout = _one_of(rec, "layout", ("dense", "sparse"))
+    layout = _one_of(rec, "layout", ("dense", "sparse", "bitmap"))
     if kind != "raw" and dtype != "float32":
         _fail(f"header: tensor {name!r} is {dtype} but {kind}-coded (grids are float32 only)")
     count = n
@@ -442,6 +486,12 @@ def _check_record(rec, blob_len):
         if (count == 0) != (g == 0) or g < count:
             _fail(f"header: tensor {name!r} has inconsistent gap counts")
         _stream_checks(rec, "gap", _one_of(rec, "gap_coding", MODES), z[1], z[2], g, 1 << b)
+    elif layout == "bitmap":
+        count = _int(rec, "nonzero", 0, n)
+        rows, cols = entropy.bitmap_shape(shape)
+        axis = _int(rec, "bitmap_axis", 0, 1)
+        if z[1] or z[2] % 4 or (cols if axis == 0 else rows) > entropy.MAX_BITMAP_STEPS:
+            _fail(f"header: tensor {name!r} has bitmap section lengths that do not match its shape / coding")
     elif z[1] or z[2]:
         _fail(f"header: dense tensor {name!r} has index sections")
     if kind == "raw":
@@ -545,6 +595,15 @@ def _positions(rec, n, table, data):
         _fail(f"tensor {rec['name'][:80]!r}: {e}")
 
 
+def _bitmap_positions(rec, shape, n, data):
+    """Flat positions of the stored elements of a bitmap tensor."""
+    try:
+        rows, cols = entropy.bitmap_shape(shape)
+        return entropy.bitmap_decode(data, rows, cols, rec["bitmap_axis"], rec["nonzero"])
+    except CorruptStream as e:
+        _fail(f"tensor {rec['name'][:80]!r}: {e}")
+
+
 def _values(rec, n, pos, sec):
     """Bit patterns of the stored elements (all n if dense, else those at `pos`), in the record's width."""
     count = n if pos is None else pos.size
@@ -589,7 +648,8 @@ def decode(blob):
             off += x
         shape, dtype = rec["shape"], DTYPES[rec["dtype"]]
         n = math.prod(shape)
-        pos = _positions(rec, n, sec[1], sec[2]) if rec["layout"] == "sparse" else None
+        pos = (_positions(rec, n, sec[1], sec[2]) if rec["layout"] == "sparse" else
+               _bitmap_positions(rec, shape, n, sec[2]) if rec["layout"] == "bitmap" else None)
         vals = _values(rec, n, pos, sec)
         if pos is None:
             flat = vals

@@ -20,9 +20,9 @@ import torch
 
 from . import cluster, distill, prune, quantize, structured
 from .encode import Affine, Codebook, encode, size_breakdown
-from .errors import CompressError, DatasetError
+from .errors import CompressError, DatasetError, RecipeError
 from .fold import fold_batchnorm
-from .model import arch_spec, check_model, constrained, param_count, state_bytes
+from .model import arch_spec, check_model, compressible, constrained, param_count, state_bytes
 from .recipe import Recipe
 from .train import fast_eval_copy, fit, has_conv, logits, median_forward_ms
 
@@ -129,6 +129,13 @@ def _check_inputs(model, recipe, data, student):
             raise CompressError("a student module was given but recipe.temperature is None: set a temperature "
                                 "to distil the model into the student, or leave student=None")
         check_model(student, data, "student")
+    if recipe.layers:  # per-layer overrides must name the compressed model's layers
+        target = student if distilling and student is not None else model
+        known = compressible(target) if not distilling or student is not None else None
+        unknown = [n for n, _, _ in recipe.layers if known is not None and n not in known]
+        if unknown:
+            raise RecipeError(f"layers names {', '.join(map(repr, unknown[:3]))}, not a compressible weight of the "
+                              f"model; its layers are: {', '.join(list(known)[:12])}")
     if recipe.structured and recipe.sparsity > 0 and (student is not None or not distilling):
         structured.plan(student if distilling else model, recipe.sparsity, data.x("test")[:2])  # traceable?
     return recipe
@@ -189,6 +196,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
         t = time.perf_counter()
 
     work.eval()
+    if r.bias_bits is not None:  # biases on a low-bit grid, after all training (they are a few hundred numbers)
+        ctx.grids.update(quantize.quantize_biases(work, r.bias_bits))
     state = {k: v.detach().contiguous() for k, v in work.state_dict().items()}
     meta = {"spec": arch_spec(work), "model_class": type(work).__qualname__, "recipe": r.to_dict()}
     artifact = encode(state, ctx.grids, meta, huffman=r.huffman)

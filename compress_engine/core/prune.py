@@ -214,7 +214,7 @@ def sensitivity(model, evaluate, sparsities):
 
 
 def active(recipe):
-    return recipe.sparsity > 0
+    return recipe.prunes()
 
 
 def epochs(recipe):
@@ -222,18 +222,22 @@ def epochs(recipe):
 
 
 def _gradual(model, pars, final, scope, total):
-    """on_step hook: Zhu & Gupta cubic ramp to `final` sparsity over the first 3/4 of fine-tuning,
-    re-computing magnitude masks every ~1 % of steps on the currently kept weights."""
+    """on_step hook: Zhu & Gupta cubic ramp to `final` sparsity (a number, or with scope "layer" a dict
+    name -> sparsity) over the first 3/4 of fine-tuning, re-computing magnitude masks every ~1 % of steps
+    on the currently kept weights."""
     ramp = max(1, int(total * 0.75))
     every = max(1, total // 100)
 
     def on_step(step, _total):
         if step % every or step > ramp:
             return
-        s = cubic_sparsity(step + every, ramp, final)
         kept = {name: (par.mask * model.get_submodule(name.rpartition(".")[0]).parametrizations.weight.original).detach()
                 for name, par in pars.items()}
-        new = layer_masks(kept, s) if scope == "layer" else global_masks(kept, s)
+        if isinstance(final, dict):
+            new = {n: magnitude_mask(w, cubic_sparsity(step + every, ramp, final[n])) for n, w in kept.items()}
+        else:
+            s = cubic_sparsity(step + every, ramp, final)
+            new = layer_masks(kept, s) if scope == "layer" else global_masks(kept, s)
         for name, par in pars.items():
             par.mask.copy_(new[name] & par.mask)
     return on_step
@@ -248,14 +252,17 @@ def apply(model, recipe, ctx):
         model = prune_structured(model, r.sparsity, ctx.example)
         ctx.finetune(model, {}, NAME)
         return model
+    weights = compressible(model)
+    per_layer = {n: r.layer(n, p.dim() > 2)[0] for n, p in weights.items()} if r.layers else None
     if r.schedule == "gradual":
-        pars = {n: Masked(torch.ones_like(p, dtype=torch.bool)) for n, p in compressible(model).items()}
-        hook = _gradual(model, pars, r.sparsity, r.prune_scope, ctx.steps(r.finetune_epochs))
+        pars = {n: Masked(torch.ones_like(p, dtype=torch.bool)) for n, p in weights.items()}
+        hook = _gradual(model, pars, per_layer or r.sparsity, r.prune_scope, ctx.steps(r.finetune_epochs))
         ctx.finetune(model, pars, NAME, on_step=hook)
         masks = {n: par.mask.clone() for n, par in pars.items()}
         apply_masks(model, masks)
     else:
-        masks = model_masks(model, r.sparsity, r.prune_scope)
+        masks = ({n: magnitude_mask(p.detach(), per_layer[n]) for n, p in weights.items()} if per_layer
+                 else model_masks(model, r.sparsity, r.prune_scope))
         apply_masks(model, masks)
         ctx.finetune(model, {n: Masked(m) for n, m in masks.items()}, NAME)
     ctx.masks = masks

@@ -247,6 +247,24 @@ def quantize_model(model, bits, symmetric=False, per_channel=False, calibration=
     return out
 
 
+def quantize_biases(model, bits):
+    """Put the bias of every compressible layer on its own per-tensor affine grid of `bits` bits (MSE
+    calibrated), in place -> {bias name: encode.Affine} for the encoder. A bias is a few hundred numbers
+    against hundreds of thousands of weights, yet stored as float32 it is a sixth of a 100x artifact;
+    at 8 bits both LeNets (90 % pruned, 16 clusters) moved by at most 0.02 points of test accuracy."""
+    from compress_engine.core.encode import Affine
+    grids = {}
+    for mod_name, module in model.named_modules():
+        bias = getattr(module, "bias", None)
+        if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)) or bias is None or bias.numel() == 0:
+            continue
+        scale, zp, qmin, qmax = qparams(bias, bits, calibration="mse")
+        with torch.no_grad():
+            bias.copy_(fake_quantize_with(bias.detach(), scale, zp, qmin, qmax))
+        grids[f"{mod_name}.bias" if mod_name else "bias"] = Affine(scale.numpy().astype("float32"), zp.numpy(), qmin, qmax)
+    return grids
+
+
 # -----------------------------------------------------------------------------
 # a real int8 runtime
 

@@ -34,9 +34,12 @@ RANGES = {
     "lr": (1e-6, 1.0),
     "seed": (0, 2**31 - 1),
 }
-INTS = {"clusters", "conv_clusters", "student_width", "distill_epochs", "finetune_epochs", "seed", "bits"}
+INTS = {"clusters", "conv_clusters", "student_width", "distill_epochs", "finetune_epochs", "seed", "bits",
+        "bias_bits"}
 BOOLS = {"structured", "symmetric", "per_channel", "huffman"}
-OPTIONAL = {"clusters", "conv_clusters", "bits", "temperature"}
+OPTIONAL = {"clusters", "conv_clusters", "bits", "temperature", "bias_bits"}
+LAYER_FIELDS = ("sparsity", "clusters")  # what `layers` may set per layer
+MAX_LAYERS, MAX_NAME = 10_000, 300
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ class Recipe:
     distill_epochs: int = 5
     finetune_epochs: int = 0         # fine-tuning epochs after each stage (prune; cluster or quantize)
     lr: float = 5e-4                 # fine-tuning learning rate (Adam)
-    huffman: bool = False            # Huffman-code the index and weight streams of the artifact
+    huffman: bool = False            # entropy-code the artifact's streams (Huffman or range coding, whichever is smaller)
+    bias_bits: int | None = None     # store the compressible layers' biases on a per-tensor grid of this many bits
+    layers: tuple = ()               # per-layer overrides {"fc1.weight": {"sparsity": 0.97, "clusters": 4}} (mixed precision)
     seed: int = 0
 
     def __post_init__(self):
@@ -68,6 +73,11 @@ class Recipe:
             if value is None and f.name in OPTIONAL:
                 continue
             object.__setattr__(self, f.name, check(f.name, value))
+        if any(k is not None for _, _, k in self.layers) and self.bits is not None:
+            raise RecipeError(f"layers sets cluster counts and bits={self.bits}: per-layer clusters need weight "
+                              "clustering, not uniform quantization (set bits to None)")
+        if any(s is not None for _, s, _ in self.layers) and (self.prune_scope == "global" or self.structured):
+            raise RecipeError("layers sets per-layer sparsities: use prune_scope='layer' and structured=False with them")
         if self.clusters is not None and self.bits is not None:
             raise RecipeError(f"clusters={self.clusters} and bits={self.bits}: choose weight clustering or "
                               "uniform quantization, not both (set the other to None)")
@@ -84,9 +94,26 @@ class Recipe:
             raise RecipeError("structured=True prunes the same fraction of units in each layer; "
                               "use prune_scope='layer' with it")
 
+    # --- per layer ---
+    def layer(self, name, conv=False):
+        """(sparsity, clusters) for the compressible weight `name`: its override in `layers`, else the recipe's
+        (clusters: conv_clusters for a convolution if set). clusters None = not clustered."""
+        over = {n: (s, k) for n, s, k in self.layers}.get(name, (None, None))
+        default_k = self.conv_clusters if conv and self.conv_clusters else self.clusters
+        return (self.sparsity if over[0] is None else over[0]), (default_k if over[1] is None else over[1])
+
+    def prunes(self):
+        return self.sparsity > 0 or any(s for _, s, _ in self.layers)
+
+    def shares(self):
+        """Does any layer get weight clustering?"""
+        return self.clusters is not None or any(k is not None for _, _, k in self.layers)
+
     # --- serialisation ---
     def to_dict(self):
-        return asdict(self)
+        d = asdict(self)
+        d["layers"] = {n: {k: v for k, v in zip(LAYER_FIELDS, (s, c)) if v is not None} for n, s, c in self.layers}
+        return d
 
     def to_json(self):
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -116,18 +143,59 @@ class Recipe:
 
     def techniques(self):
         """Short names of what this recipe does, e.g. ['prune', 'cluster']; ['dense'] if nothing."""
-        t = [name for name, on in (("distill", self.temperature is not None), ("prune", self.sparsity > 0),
-                                   ("cluster", self.clusters is not None), ("quantize", self.bits is not None),
+        t = [name for name, on in (("distill", self.temperature is not None), ("prune", self.prunes()),
+                                   ("cluster", self.shares()), ("quantize", self.bits is not None),
                                    ("huffman", self.huffman)) if on]
         return t or ["dense"]
 
 
 def _allowed(name):
-    return "one of 1-8 or 16" if name == "bits" else "between {} and {}".format(*RANGES[name])
+    return "one of 1-8 or 16" if name in ("bits", "bias_bits") else "between {} and {}".format(*RANGES[name])
+
+
+def check_layers(value):
+    """`layers` in canonical form: a sorted tuple of (name, sparsity or None, clusters or None). Accepts
+    {name: {"sparsity": s, "clusters": k}} (the JSON form), JSON text of it, or the canonical tuple."""
+    shown = str(value)[:60]
+
+    def bad(why):
+        raise RecipeError(f"layers={shown}: {why}")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            bad("not valid JSON; give {layer name: {\"sparsity\": s, \"clusters\": k}}")
+    if isinstance(value, (tuple, list)):
+        if not all(isinstance(t, (tuple, list)) and len(t) == 3 and isinstance(t[0], str) for t in value):
+            bad("give {layer name: {\"sparsity\": s, \"clusters\": k}} (or (name, s, k) triples)")
+        if len({t[0] for t in value}) != len(value):
+            bad("a layer is named twice")
+        value = {t[0]: {f: v for f, v in zip(LAYER_FIELDS, t[1:]) if v is not None} for t in value}
+    if not isinstance(value, dict):
+        bad("must be an object {layer name: {\"sparsity\": s, \"clusters\": k}}")
+    if len(value) > MAX_LAYERS:
+        bad(f"{len(value):,} entries; at most {MAX_LAYERS:,}")
+    out = []
+    for name, over in value.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
+            bad(f"layer name {str(name)[:80]!r} must be a non-empty string of at most {MAX_NAME} characters")
+        if not isinstance(over, dict) or not over or set(over) - set(LAYER_FIELDS):
+            bad(f"{name[:80]!r} must map to an object with {' and/or '.join(LAYER_FIELDS)}, got {str(over)[:60]}")
+        vals = []
+        for f in LAYER_FIELDS:
+            v = over.get(f)
+            try:
+                vals.append(None if v is None else check(f, v))
+            except RecipeError as e:
+                bad(f"layer {name[:80]!r}: {e}")
+        out.append((name, *vals))
+    return tuple(sorted(out))
 
 
 def check(name, value):
     """Validate one field's value and return it in canonical type; RecipeError names the problem."""
+    if name == "layers":
+        return check_layers(value)
     if name in BOOLS:
         if not isinstance(value, bool):
             raise RecipeError(f"{name}={value!r}: must be true or false")
@@ -148,9 +216,10 @@ def check(name, value):
         value = int(value)
     else:
         value = float(value)
-    if name == "bits":
+    if name in ("bits", "bias_bits"):
         if value not in BITS:
-            raise RecipeError(f"bits={value!r}: must be one of 1-8 or 16 (or None for no quantization)")
+            raise RecipeError(f"{name}={value!r}: must be one of 1-8 or 16 (or None for " +
+                              ("no quantization)" if name == "bits" else "float32 biases)"))
         return value
     lo, hi = RANGES[name]
     if not lo <= value <= hi:
