@@ -56,6 +56,9 @@ for col in ("params", "nonzero_params", "dense_params", "artifact_bytes", "dense
     df[col] = pd.to_numeric(df[col], errors="coerce")  # optional metrics may be missing (None -> NaN)
 df["created"] = df["created"].str.slice(0, 16).str.replace("T", " ")
 df["summary"] = df["recipe"].map(summary)
+in_sweep = df["sweep"].notna() if "sweep" in df else pd.Series(False, index=df.index)  # points of a sweep
+df.loc[in_sweep, "summary"] = [f"{str(g).split(':')[0]} · {t}" for g, t in zip(df.loc[in_sweep, "sweep"],
+                                                                         df.loc[in_sweep, "summary"])]
 df["kb"] = df["artifact_bytes"] / 1024
 df["acc_pct"] = 100 * df["accuracy"]
 df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
@@ -119,6 +122,10 @@ fig = px.scatter(shown, x="kb", y="acc_pct", color="technique", symbol="model" i
 fig.update_traces(marker=dict(size=11, line=dict(width=1, color="white")),
                   hovertemplate="Run #%{customdata[0]}<br>%{customdata[1]}<br>%{x:.1f} KB, %{customdata[2]:.1f}×"
                                 "<br>accuracy %{y:.2f} %<extra></extra>")
+for name, pts in (shown[shown["sweep"].notna()].groupby("sweep") if "sweep" in shown else []):
+    pts = pts.sort_values("kb")  # a sweep is one group: its points joined in size order, one legend entry
+    fig.add_trace(go.Scatter(x=pts["kb"], y=pts["acc_pct"], mode="lines", name=name, hoverinfo="skip",
+                             line=dict(width=1.5)))
 line = shown.loc[front]
 fig.add_trace(go.Scatter(x=line["kb"], y=line["acc_pct"], mode="lines", line_shape="hv", name="Pareto frontier",
                          line=dict(color="#444", dash="dot", width=2), hoverinfo="skip"))
