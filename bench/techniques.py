@@ -2,6 +2,8 @@
 
     python bench/techniques.py                    # LeNet-300-100, budgets 1/8 .. 1/64, ~6 min on 2 idle cores
     python bench/techniques.py --quick            # budgets 1/8 and 1/32 only, no fine-tuning
+    python bench/techniques.py --workers 2        # the (technique, budget) searches side by side on a local Ray runtime
+    python bench/techniques.py --ray-address auto # ... on the Ray cluster this machine is part of
 
 For every technique family and budget (a fraction of the dense float32 artifact), the engine searches
 the family's knob for the most accurate post-training recipe whose real artifact fits the budget
@@ -15,6 +17,7 @@ browser tests).
 
 import argparse
 import math
+import os
 
 import plotly.graph_objects as go
 import torch
@@ -23,6 +26,7 @@ from report import ROOT, table
 import compress_engine as ce
 from compress_engine.core.model import student_mlp
 from compress_engine.playground.store import pareto_front, recipe_summary
+from compress_engine.playground.sweeps import map_jobs
 
 KS = (256, 128, 64, 32, 16, 8, 4, 2)
 BITS = (8, 7, 6, 5, 4, 3, 2, 1)
@@ -148,6 +152,30 @@ def pareto_png(rows, path):
         browser.close()
 
 
+def cell(model_name, tech, frac, dense, kd_epochs, quick):
+    """One (technique, budget) search and its fine-tuned recipe: the table's row. In a Ray worker the model and
+    data are loaded here (MODEL and DATA are None in the copy of this script that travels to it)."""
+    global MODEL, DATA
+    if MODEL is None:
+        MODEL, DATA = ce.load_model(model_name), ce.load_dataset("fashion-mnist")
+    search, tuned = families(size_of, kd_epochs)[tech]
+    budget = dense["artifact_bytes"] / frac
+    r = search(budget)
+    if r is None:
+        return {"model": model_name, "technique": tech, "budget": frac, "recipe": f"{tech} @ 1/{frac}",
+                "settings": "does not fit", "artifact_bytes": "", "ratio": "", "over_budget_%": "", "accuracy_post": "",
+                "accuracy": "", "dense_bytes": dense["artifact_bytes"], "dense_accuracy": dense["accuracy"]}
+    final = r if quick else tuned(r)
+    m = result(final)
+    return {"model": model_name, "technique": tech, "budget": frac, "recipe": f"{tech} @ 1/{frac}",
+            "settings": recipe_summary(final.to_json()), "artifact_bytes": m["artifact_bytes"],
+            "ratio": dense["artifact_bytes"] / m["artifact_bytes"],
+            # fine-tuning can move weights onto or off zero, which changes the sparse layout's size
+            "over_budget_%": max(0.0, 100 * (m["artifact_bytes"] / budget - 1)),
+            "accuracy_post": accuracy_post(r) if r.temperature is None else "",
+            "accuracy": m["accuracy"], "dense_bytes": dense["artifact_bytes"], "dense_accuracy": dense["accuracy"]}
+
+
 def main():
     global MODEL, DATA
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -155,35 +183,32 @@ def main():
     ap.add_argument("--budgets", default="8,16,32,64", help="denominators: 8 means 1/8 of the dense bytes")
     ap.add_argument("--kd-epochs", type=int, default=5, help="distillation epochs of each student")
     ap.add_argument("--quick", action="store_true", help="budgets 1/8 and 1/32, no fine-tuning, 1 KD epoch")
-    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, help="torch threads of each search (default: torch's choice; with "
+                    "--workers, cores // workers)")
+    ap.add_argument("--workers", type=int, help="run N searches at a time on a local Ray runtime")
+    ap.add_argument("--ray-address", help="run the searches on an existing Ray cluster ('auto' on one of its machines)")
     args = ap.parse_args()
+    on_ray = args.workers is not None or args.ray_address is not None
     if args.threads:
         torch.set_num_threads(args.threads)
+    threads = args.threads or (max(1, (os.cpu_count() or 1) // args.workers) if args.workers else torch.get_num_threads())
     budgets = [8, 32] if args.quick else [int(b) for b in args.budgets.split(",")]
     MODEL, DATA = ce.load_model(args.model), ce.load_dataset("fashion-mnist")
     dense = result(ce.Recipe())
     print(f"torch {torch.__version__}, {args.model}: dense {dense['artifact_bytes']:,} B, accuracy {dense['accuracy']:.4f}")
-    rows = []
-    for tech, (search, tuned) in families(size_of, 1 if args.quick else args.kd_epochs).items():
-        for frac in budgets:
-            budget = dense["artifact_bytes"] / frac
-            r = search(budget)
-            if r is None:
-                rows.append({"model": args.model, "technique": tech, "budget": frac, "recipe": f"{tech} @ 1/{frac}",
-                             "settings": "does not fit", "artifact_bytes": "", "ratio": "", "over_budget_%": "", "accuracy_post": "",
-                             "accuracy": "", "dense_bytes": dense["artifact_bytes"], "dense_accuracy": dense["accuracy"]})
-                continue
-            final = r if args.quick else tuned(r)
-            m = result(final)
-            rows.append({"model": args.model, "technique": tech, "budget": frac, "recipe": f"{tech} @ 1/{frac}",
-                         "settings": recipe_summary(final.to_json()), "artifact_bytes": m["artifact_bytes"],
-                         "ratio": dense["artifact_bytes"] / m["artifact_bytes"],
-                         # fine-tuning can move weights onto or off zero, which changes the sparse layout's size
-                         "over_budget_%": max(0.0, 100 * (m["artifact_bytes"] / budget - 1)),
-                         "accuracy_post": accuracy_post(r) if r.temperature is None else "",
-                         "accuracy": m["accuracy"], "dense_bytes": dense["artifact_bytes"], "dense_accuracy": dense["accuracy"]})
-            print(f"  {tech:28} 1/{frac:<3} {rows[-1]['settings']:60} {m['artifact_bytes']:>9,} B  "
-                  f"accuracy {m['accuracy']:.4f}", flush=True)
+    kd_epochs = 1 if args.quick else args.kd_epochs
+    jobs = [(args.model, tech, frac, dense, kd_epochs, args.quick) for tech in families(size_of, kd_epochs)
+            for frac in budgets]
+    if on_ray:  # the workers load the model and data themselves: don't ship this process's copies with cell()
+        MODEL = DATA = None
+        _cache.clear()
+
+    def show(_, row):
+        size = f"{row['artifact_bytes']:>9,} B" if row["artifact_bytes"] != "" else " " * 11
+        acc = f"accuracy {row['accuracy']:.4f}" if row["accuracy"] != "" else ""
+        print(f"  {row['technique']:28} 1/{row['budget']:<3} {row['settings']:60} {size}  {acc}", flush=True)
+
+    rows = map_jobs(cell, jobs, workers=args.workers, ray_address=args.ray_address, threads=threads, on_result=show)
     table(f"Same size budgets, each technique ({args.model}, Fashion-MNIST; accuracy = after fine-tuning "
           "1 epoch per stage or distillation; accuracy_post = the same recipe without fine-tuning)",
           [{k: v for k, v in r.items() if k not in ("dense_bytes", "dense_accuracy", "technique")} for r in rows],

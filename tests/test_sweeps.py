@@ -7,11 +7,13 @@ few seconds; the sample LeNet-300-100 by name on a 512/500-image slice of Fashio
 The Ray tests share one runtime (about 10 s to start) and are skipped, with the reason, without ray.
 """
 
+import base64
 import json
 import os
 import sqlite3
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -183,7 +185,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     [run] = store.list()
     assert run["model"] == "m" and run["sweep"] is None and run["sweep_id"] is None
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == S.SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == S.SCHEMA_VERSION == 3
     Store(path)  # opening it again changes nothing
 
 
@@ -245,3 +247,24 @@ def test_a_killed_worker_is_retried_once_and_nothing_is_written_twice(local_ray,
     assert rows[0]["sparsity"] == 0.7 and rows[0]["error"].startswith("WorkerCrashedError after 2 tries")
     assert same(rows[1], core_rows(killer, digits)[1])
     assert store.count() == len(VALUES) and [f["error"] for f in store.sweep_failures()] == [rows[0]["error"]]
+
+
+# --- the Compare page ---------------------------------------------------------------------------------------
+
+def test_compare_page_shows_a_sweep_as_one_group(net, digits, tmp_path, monkeypatch, fmnist):
+    from test_app import app
+    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
+    store = Store()
+    sweeps.sweep(net, BASE, "digits", "sparsity", [0.5, 0.9, 0.8], store=store, model_name="lenet-300-100")
+    res = ce.compress(net, ce.Recipe(bits=4), digits)
+    store.save("lenet-300-100", res.recipe, res.metrics, res.artifact)  # a run saved from a page
+    at = app().run().switch_page("pages/compare.py").run()
+    assert not at.exception and not at.error
+    label = store.sweeps()[0]["label"]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    [line] = [t for t in spec["data"] if t.get("name") == label]  # one trace joins the sweep's points, by size
+    x = line["x"]
+    x = list(np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])) if isinstance(x, dict) else x
+    assert line["mode"] == "lines" and len(x) == 3 and x == sorted(x)
+    summaries = list(at.dataframe[0].value["summary"])
+    assert sum(s.startswith("sweep #1 · ") for s in summaries) == 3 and len(summaries) == 4

@@ -70,8 +70,8 @@ def start_local(cpus, ray=None):
     checkout's compress_engine even when it is not pip-installed. Returns the ray module."""
     ray = ray or need_ray()
     path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})  # "local": a new runtime, never a cluster found on disk
     return ray
 
 
