@@ -88,7 +88,7 @@ def _connect(ray, workers, address, threads):
                                 "with `ray start --head` and run the sweep on one of its machines "
                                 "(--ray-address auto)") from None
         return True
-    start_local((workers or 1) * threads, ray)
+    start_local(min((workers or 1) * threads, os.cpu_count() or 1), ray)  # never more threads than cores
     return True
 
 
@@ -213,8 +213,8 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
           model_name=None, progress=None):
     """compress() at each value of recipe field `field_name`; one row per value, in the order of `values`.
 
-    workers=N runs N points at a time on a local Ray runtime (started here, or the one this process already
-    has); ray_address ("auto", "HOST:6379") runs them on an existing Ray cluster (workers then caps how many
+    workers=N runs N points at a time on a local Ray runtime (started here with min(N * threads, cores) CPUs,
+    or the one this process already has); ray_address ("auto", "HOST:6379") runs them on an existing Ray cluster (workers then caps how many
     run at once; default: as many as the cluster's CPUs allow). threads: torch threads of each point, in
     every backend (see the module docstring). store: a Store (or its path) that gets each point as it
     finishes; points already in it are not run again. model_name: the model's name in the store (default:
