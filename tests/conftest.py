@@ -14,6 +14,13 @@ import compress_engine as ce
 from compress_engine.core.encode import decode, encode, size_breakdown
 
 
+@pytest.fixture(autouse=True)
+def _trained_results_in_tmp(tmp_path_factory, monkeypatch):
+    """Trained results (compress_engine.playground.trained) go to a fresh folder per test, never the user's:
+    a test must not find another's fine-tune, nor leave its own behind. A test may point it elsewhere."""
+    monkeypatch.setenv("COMPRESS_TRAINED", str(tmp_path_factory.mktemp("trained")))
+
+
 @pytest.fixture(scope="session")
 def fmnist():
     """Full Fashion-MNIST. CI installs it, so there a missing dataset is a failure, not a skip."""

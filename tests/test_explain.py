@@ -70,17 +70,37 @@ def test_waterfall_steps_add_up_to_the_final_size():
 
 
 def test_paper_comparison():
-    comp = explain.paper_comparison("lenet-300-100", 1_066_440, 26_661, pruned_bytes=106_644,
-                                    dense_params=266_610, pruned_nonzero=22_218)
+    comp = explain.paper_comparison("lenet-300-100", 1_066_440, 26_661, 0.90, 0.898, pruned_bytes=106_644,
+                                    pruned_accuracy=0.899, dense_params=266_610, pruned_nonzero=22_218)
     assert comp["architecture"] == "LeNet-300-100"
     prune, total = comp["rows"]
     assert (prune["paper"], total["paper"]) == (12.0, 40.0)
     assert prune["ours"] == pytest.approx(10.0) and total["ours"] == pytest.approx(40.0)
     assert prune["ours_params"] == pytest.approx(12.0, rel=1e-3)
-    assert explain.paper_comparison("lenet-5", 10, 1)["rows"][1]["paper"] == 39.0
-    no_prune = explain.paper_comparison("lenet-5", 10, 2)["rows"][0]
-    assert no_prune["ours"] is None and no_prune["ours_params"] is None
-    assert explain.paper_comparison("teacher-1200-1200", 10, 1) is None
+    assert explain.paper_comparison("lenet-5", 10, 1, 0.9, 0.9)["rows"][1]["paper"] == 39.0
+    no_prune = explain.paper_comparison("lenet-5", 10, 2, 0.9, 0.9)["rows"][0]
+    assert no_prune["ours"] is None and no_prune["ours_params"] is None and not no_prune["comparable"]
+    assert explain.paper_comparison("teacher-1200-1200", 10, 1, 0.9, 0.9) is None
+
+
+def test_paper_comparison_shows_every_loss_and_compares_only_at_equal_loss():
+    """The walkthrough's "ours 49.7x vs paper 40x" at 39.6 % accuracy: a bigger ratio at a 50-point loss is no win."""
+    collapsed = explain.paper_comparison("lenet-300-100", 1_066_800, 21_470, 0.9013, 0.3957)["rows"][1]
+    assert collapsed["paper_loss"] == pytest.approx(-0.06) and collapsed["ours_loss"] == pytest.approx(50.56)
+    assert not collapsed["comparable"]
+    assert collapsed["verdict"].startswith("whole pipeline: not comparable") and "50.56 points" in collapsed["verdict"]
+    kept = explain.paper_comparison("lenet-300-100", 1_066_800, 24_905, 0.9013, 0.8969)["rows"][1]
+    assert kept["comparable"] and kept["ours_loss"] == pytest.approx(0.44)
+    assert "at equal accuracy loss" in kept["verdict"] and "42.8×" in kept["verdict"]
+    edge = explain.EQUAL_LOSS_PTS
+    assert explain.paper_comparison("lenet-5", 100, 1, 0.9, 0.9 - edge / 100 + 1e-9)["rows"][1]["comparable"]
+    assert not explain.paper_comparison("lenet-5", 100, 1, 0.9, 0.9 - edge / 100 - 1e-4)["rows"][1]["comparable"]
+
+
+def test_rounded_to_zero_explains_the_lost_nonzero_weights():
+    assert explain.rounded_to_zero({"nonzero_params": 100}, {"nonzero_params": 100}) == ""
+    text = explain.rounded_to_zero({"nonzero_params": 56_000}, {"nonzero_params": 266_000})
+    assert "210,000 weights (78.9 %)" in text and "zero level" in text
 
 
 def test_explain_does_not_import_dashboard_libraries():

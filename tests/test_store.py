@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import threading
 import time
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -482,7 +483,7 @@ def test_pareto_front_matches_brute_force():
 def test_recipe_summary_and_layer_sparsity():
     assert S.recipe_summary(ce.Recipe().to_json()) == "dense"
     assert S.recipe_summary(ce.Recipe(sparsity=0.9, clusters=16, huffman=True).to_json()) == \
-        "sparsity=0.9, clusters=16, huffman=True"
+        "sparsity=90 %, clusters=16, huffman=True"
     m = {"layers": [{"name": "a.weight", "shape": [4, 5], "params": 20, "nonzero": 5},
                     {"name": "a.bias", "shape": [4], "params": 4, "nonzero": 4}]}
     assert {r["name"]: r["sparsity"] for r in viz.layer_sparsity(m)} == {"a.weight": 0.75}
@@ -497,3 +498,44 @@ def test_reference_points(tmp_path):
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
     assert S.reference_points(tmp_path) == [{"source": "sizes.csv", "model": "lenet-300-100", "label": "prune 90%",
                                              "artifact_bytes": 127481.0, "accuracy": 0.4357, "ratio": 8.36}]
+
+
+# --- names, and one run per model + recipe + data (issue 12: the Compare page's walkthrough) ------
+
+def test_runs_can_be_named_and_renamed(tmp_path):
+    store = Store(tmp_path / "runs.sqlite")
+    a = store.save("m", ce.Recipe(), metrics(), name="  baseline  ")
+    b = store.save("m", ce.Recipe(sparsity=0.5), metrics())
+    names = {r["id"]: r["name"] for r in store.list()}
+    assert names == {a: "baseline", b: None}
+    assert store.rename(b, "half pruned") and store.get(b)["name"] == "half pruned"
+    assert store.rename(a, "") and store.get(a)["name"] is None  # a blank name removes it
+    assert not store.rename(b + 100, "nobody")
+    with pytest.raises(StoreError, match="name="):
+        store.rename(b, "x" * 201)
+    with pytest.raises(StoreError, match="name="):
+        store.save("m", ce.Recipe(), metrics(), name="line\nbreak")
+
+
+def test_the_same_model_recipe_and_data_saved_twice_is_one_run(tmp_path):
+    store = Store(tmp_path / "runs.sqlite")
+    first = store.save("m", ce.Recipe(sparsity=0.5), metrics(), data="fashion-mnist", point_key="k1")
+    assert store.save("m", ce.Recipe(sparsity=0.5), metrics(1), data="fashion-mnist", point_key="k1") == first
+    assert store.count() == 1
+    assert store.save("m", ce.Recipe(sparsity=0.5), metrics(), data="fashion-mnist", point_key="k2") != first
+
+
+def test_a_version_2_store_gets_names_in_place(tmp_path):
+    path = tmp_path / "v2.sqlite"
+    with closing(sqlite3.connect(path)) as conn:  # a store as schema version 2 made it, with one run
+        conn.executescript(S._SCHEMA + S._SWEEPS)
+        conn.execute("INSERT INTO runs (created, model, technique, recipe, params, nonzero_params, artifact_bytes, "
+                     "ratio, accuracy, metrics) VALUES ('2026-01-01T00:00:00+00:00', 'm', 'prune', ?, 10, 5, 100, "
+                     "4.0, 0.5, '{}')", (ce.Recipe(sparsity=0.5).to_json(),))
+        conn.commit()
+    store = Store(path)
+    [run] = store.list()
+    assert run["model"] == "m" and run["name"] is None
+    assert store.rename(run["id"], "old run") and store.list()[0]["name"] == "old run"
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == S.SCHEMA_VERSION == 3

@@ -9,6 +9,7 @@
     sweep = store.sweep_group(key, "lenet-300-100", "fashion-mnist", "sparsity", recipe)   # sweeps.py's points:
     store.save(..., sweep=sweep, data="fashion-mnist", point_key=key)   # saved once per key; a rerun finds them
     store.stored_points([key]), store.save_failure(sweep, key, recipe, "ValueError: ...")
+    store.rename(run_id, "Deep Compression demo")   # the name the Compare page shows ("" removes it)
 
 Why it is built this way:
 - WAL mode lets readers (the Compare page) work while a writer saves; every connection waits for a
@@ -21,7 +22,7 @@ Why it is built this way:
   JSON + data name) under a UNIQUE index: a point is stored at most once, however often it is run or
   retried, and a rerun asks which keys are already there. Their sweep is a row of `sweeps` (the Compare
   page draws it as one group); points that failed are kept with their error in `sweep_failures`.
-- Schema version 2 added those; a version-1 file is upgraded in place when it is opened.
+- Schema version 2 added those, version 3 a run's name; an older file is upgraded in place when it is opened.
 
 Also here, because they shape stored runs into what the Compare page draws (pure, no I/O on runs):
 `pareto_front` (the size-vs-accuracy frontier), `recipe_summary`, `reference_points`.
@@ -42,7 +43,7 @@ from pathlib import Path
 from ..core.errors import CompressError, StoreError
 from ..core.recipe import Recipe
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP_ID = 0x43504753  # "CPGS": marks the file as a Compression Playground run store (PRAGMA application_id)
 BUSY_TIMEOUT_S = 30.0  # how long one statement waits for another writer's lock
 RETRIES = 8            # extra attempts (with jittered back-off) when SQLite still says "locked"/"busy"
@@ -113,9 +114,15 @@ CREATE UNIQUE INDEX runs_point_key ON runs(point_key);
 CREATE INDEX runs_sweep ON runs(sweep_id);
 PRAGMA user_version = 2;
 """
+# version 2 -> 3: a name the user gives a run (NULL: none given)
+_NAMES = """
+ALTER TABLE runs ADD COLUMN name TEXT;
+PRAGMA user_version = 3;
+"""
+_UPGRADES = {0: _SCHEMA + _SWEEPS + _NAMES, 1: _SWEEPS + _NAMES, 2: _NAMES}  # from user_version, in one transaction
 COLUMNS = ("id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
            "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
-           "sweep_id", "data")
+           "sweep_id", "data", "name")
 # list()/get(): the runs columns plus the sweep's label ("sweep", None for a run saved from a page)
 _SELECT = ", ".join(f"runs.{c}" for c in COLUMNS) + ", sweeps.label AS sweep"
 _FROM = "runs LEFT JOIN sweeps ON sweeps.id = runs.sweep_id"
@@ -199,7 +206,7 @@ class Store:
         with closing(self._connect()) as conn:
             version, app_id = (conn.execute("PRAGMA user_version").fetchone()[0],
                                conn.execute("PRAGMA application_id").fetchone()[0])
-            if version == 0 or (version == 1 and app_id == APP_ID):
+            if version == 0 or (version in _UPGRADES and app_id == APP_ID):
                 if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
                 self._transaction(conn)
@@ -209,7 +216,7 @@ class Store:
                     if version == 0 and tables:
                         raise StoreError(f"{self.path} is an SQLite database but not a run store (it has other "
                                          "tables). Move it away or set COMPRESS_STORE to another file path.")
-                    steps = {0: _SCHEMA + _SWEEPS, 1: _SWEEPS}.get(version, "")  # new file, or upgrade v1 -> v2
+                    steps = _UPGRADES.get(version, "")  # a new file, or an older one upgraded in place
                     for stmt in steps.split(";"):
                         if stmt.strip():
                             conn.execute(stmt)
@@ -225,13 +232,17 @@ class Store:
 
     # --- API ---------------------------------------------------------------------------------
 
-    def save(self, model, recipe, metrics, artifact=None, technique=None, *, sweep=None, data=None, point_key=None):
+    def save(self, model, recipe, metrics, artifact=None, technique=None, *, sweep=None, data=None, point_key=None,
+             name=None):
         """Store one run in one transaction; returns its id. Raises StoreError/RecipeError on bad input.
 
         A sweep point also gives its sweep id (sweep_group()), its data name and its point key: a key that is
         already stored is not written again (the id of the stored run is returned), and its failure is cleared.
+        The dashboard's Save buttons give a point key too (sweeps.point_key of model, recipe and data), so the
+        same run saved twice is one run. `name`: what the user calls the run (see rename()).
         """
         row = _validate(model, recipe, metrics, artifact, technique)
+        row["name"] = _name(name)
         if point_key is not None or sweep is not None or data is not None:
             row.update(sweep_id=None if sweep is None else _as_id(sweep),
                        data=None if data is None else _label("data", data, "fashion-mnist"),
@@ -319,6 +330,15 @@ class Store:
                     raise
                 return n
         return self._retry(remove) if ids else 0
+
+    def rename(self, run_id, name):
+        """Give a run a name ('' or None removes it); returns False if there is no such run."""
+        run_id, name = _as_id(run_id), _name(name)
+
+        def write():
+            with closing(self._connect()) as conn:
+                return conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id)).rowcount == 1
+        return self._retry(write)
 
     def count(self):
         def read():
@@ -426,6 +446,13 @@ def _as_id(x):
 
 def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _name(name):
+    """A run's name: None or up to MAX_NAME printable characters ('' and blanks mean no name)."""
+    if name is None or (isinstance(name, str) and not name.strip()):
+        return None
+    return _label("name", name, "Deep Compression demo")
 
 
 def _key(key):
@@ -536,7 +563,8 @@ def pareto_front(points):
 
 
 def recipe_summary(recipe_json):
-    """The recipe's non-default fields, e.g. 'sparsity=0.9, clusters=16, huffman=True' ('dense' if none).
+    """The recipe's non-default fields, e.g. 'sparsity=90 %, clusters=16, huffman=True' ('dense' if none).
+    Sparsity reads as a percentage, as everywhere on the dashboard (units.pct); the recipe keeps the fraction.
 
     A recipe that is not one (a row damaged by another program) raises RecipeError/StoreError."""
     if isinstance(recipe_json, str):
@@ -546,7 +574,7 @@ def recipe_summary(recipe_json):
     else:
         raise StoreError(f"a recipe is a Recipe or its JSON text, got {type(recipe_json).__name__}")
     base = Recipe().to_dict()
-    parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+    parts = [f"{k}={100 * v:.4g} %" if k == "sparsity" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
              for k, v in r.to_dict().items() if v != base[k]]
     return ", ".join(parts) or "dense"
 

@@ -198,3 +198,91 @@ def quant_grid(weight, bits, symmetric=False, per_channel=False, calibration="mi
 def curve_points(grid, current):
     """The sorted settings of a curve: the fixed `grid` plus the current setting."""
     return sorted(set(grid) | {current})
+
+
+# -----------------------------------------------------------------------------
+# axes
+
+LOG_STEPS = ((1,), (1, 3), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 2, 3, 4, 5, 6, 7, 8, 9))  # sparse to dense
+
+
+def log_ticks(values, max_ticks=8):
+    """Tick values and labels for a log axis over the positive `values`: [(value, label)].
+
+    Plotly's own log ticks label every digit of a short range ("8 9 10 2 3 … 100 2"); these are
+    whole numbers from the densest of 1 / 1-3 / 1-2-5 / 1-1.5-2-3-5-7 / 1-9 per decade that fits
+    `max_ticks` across the values, written out in full ("20", "50", "100", "1,000").
+    """
+    v = np.asarray([x for x in np.ravel(values) if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return []
+    lo, hi = float(v.min()), float(v.max())
+    if hi / lo < 1.0001:  # one value: a tick on it
+        return [(lo, tick_label(lo))]
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    chosen = []
+    for steps in LOG_STEPS:
+        ticks = [m * 10.0 ** d for d in decades for m in steps]
+        inside = [t for t in ticks if lo / 1.0001 <= t <= hi * 1.0001]
+        if len(inside) > max_ticks and len(chosen) >= 2:
+            break
+        chosen = inside
+    if len(chosen) < 2:  # a range too short for two whole ticks: the nearest ones around it too
+        chosen = [t for t in ticks if lo / 1.5 <= t <= hi * 1.5]
+    return [(t, tick_label(t)) for t in chosen]
+
+
+def tick_label(x):
+    """1000 -> '1,000', 20 -> '20', 0.5 -> '0.5', 1.5 -> '1.5' (float noise of 10**d removed)."""
+    x = float(f"{x:.6g}")
+    if x >= 1 and x == int(x):
+        return f"{int(x):,}"
+    return f"{x:,.6g}"
+
+
+# -----------------------------------------------------------------------------
+# colours: one palette for every chart of the dashboard and the benchmarks
+
+# Hues far apart in the order they are handed out (no blue next to light blue, no red next to pink):
+# the first six are told apart by everyone, colour-blind readers included with the marker symbols.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#222222", "#bcbd22", "#17becf",
+           "#e377c2")
+GREY = "#7f7f7f"  # references (dense lines, benchmark points): never a series colour
+
+
+# -----------------------------------------------------------------------------
+# benchmark reference points (store.reference_points rows) as labelled series
+
+REFERENCE_SETS = {"deep_compression.csv": "Deep Compression stages",
+                  "techniques.csv": "each technique at 1/8-1/64 of the dense size"}
+
+
+def reference_series(points, source):
+    """The reference points of one bench/results file as series to draw and label, one per model (Deep
+    Compression's stages) or per model and technique (the equal-budget search, "prune @ 1/8" ...).
+
+    Returns [{"name", "model", "bytes", "accuracy", "labels", "hover"}], each sorted by size, largest first;
+    "labels" names points on the chart (Deep Compression: every stage; a technique: its smallest point only,
+    "" elsewhere, so the chart stays readable), "hover" names every point in full."""
+    series = {}
+    for p in points:
+        if p["source"] != source:
+            continue
+        technique, _, budget = p["label"].partition(" @ ")
+        name = (p["model"], technique if budget else "")
+        s = series.setdefault(name, {"name": f"{p['model']}: {technique}" if budget else p["model"],
+                                     "model": p["model"], "bytes": [], "accuracy": [], "labels": [], "hover": []})
+        s["hover"].append(p["label"])
+        s["bytes"].append(p["artifact_bytes"])
+        s["accuracy"].append(p["accuracy"])
+        s["labels"].append("" if budget else p["label"])
+    out = []
+    for (_, technique), s in series.items():
+        order = sorted(range(len(s["bytes"])), key=lambda i: -s["bytes"][i])
+        for k in ("bytes", "accuracy", "labels", "hover"):
+            s[k] = [s[k][i] for i in order]
+        if technique:
+            s["labels"][-1] = technique
+        out.append(s)
+    return out

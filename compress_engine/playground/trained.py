@@ -1,0 +1,155 @@
+"""Trained results on disk: a fine-tune, a fine-tuned curve's points, a distillation — keyed by model + recipe + data.
+
+Training is the one slow thing the dashboard does (seconds to minutes; everything post-training
+answers live). So a trained result is written here once, and every later page run reads it at
+once: a reload, a second tab, another student on the same server, the next server start. A
+teacher prepares a demo by running it once beforehand.
+
+    from compress_engine.playground.sweeps import data_fingerprint, model_fingerprint
+    from compress_engine.playground.trained import TrainedCache
+    cache = TrainedCache()                            # beside the run store: <its folder>/trained/
+    key = cache.key(model_fingerprint(model), recipe, data_fingerprint(ds))
+    cache.put(key, "lenet-300-100", result)           # a compress() Result
+    cache.get(key)       # None, or {"model", "recipe", "metrics", "artifact", "history", "timings", "made"}
+    cache.metrics(key)   # just the metrics dict (reads a few KB, not the artifact)
+
+Why it is built this way:
+- The key hashes the model's weights (not just its name: a retrained checkpoint or an upload with
+  the same name is another model), the recipe's JSON and the data's tensors (the fingerprints the
+  sweeps' run-store keys use), plus FORMAT, which is bumped when training changes what a recipe produces.
+- One file per result, <key>.cpgt: an 8-byte length, that many bytes of JSON (metrics, loss
+  history, timings), then the artifact. It is written to a temporary name and renamed into place, so
+  a reader sees a whole result or none, and of concurrent writers of one key (two students pressing
+  the same button) the last rename wins with a whole file. Curves read just the JSON part. Weights
+  are not stored: decode(artifact) gives them exactly.
+- A result that does not read back (a damaged or foreign file) is a miss, never an error.
+- The folder is bounded (MAX_BYTES); the least recently written results go first.
+"""
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+from ..core.recipe import Recipe
+from . import store
+
+FORMAT = 1  # bump when the same recipe would train to different numbers (a changed optimizer, schedule, ...)
+MAX_BYTES = 2 * 1000**3  # the whole folder; a fine-tune of a sample model is 20-200 KB, a wide student a few MB
+MAX_JSON = 4 * 1000**2  # one result's metrics and loss history
+SUFFIX = ".cpgt"  # "compression playground, trained"
+
+
+def default_folder():
+    """$COMPRESS_TRAINED, else a folder `trained` beside the run store ($COMPRESS_STORE's folder or its default)."""
+    env = os.environ.get("COMPRESS_TRAINED")
+    return Path(env).expanduser() if env else store.default_path().parent / "trained"
+
+
+def trains(recipe):
+    """Does this recipe train (fine-tuning or distillation), i.e. is its result worth keeping on disk?"""
+    return bool(recipe.finetune_epochs) or recipe.temperature is not None
+
+
+class TrainedCache:
+    """A folder of trained results. Cheap to create: make one wherever you need it, on any thread."""
+
+    def __init__(self, folder=None):
+        self.folder = Path(folder).expanduser() if folder is not None else default_folder()
+
+    @staticmethod
+    def key(model_id, recipe, data_id):
+        """The file name stem of a result: sha256 of FORMAT, the model's and data's keys and the recipe JSON."""
+        recipe = Recipe.from_json(recipe) if isinstance(recipe, str) else recipe
+        text = json.dumps({"format": FORMAT, "model": str(model_id), "recipe": recipe.to_json(),
+                           "data": str(data_id)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _path(self, key):
+        if not (isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdef" for c in key)):
+            raise ValueError(f"a trained-result key is 64 hex digits (TrainedCache.key), got {key!r:.80}")
+        return self.folder / f"{key}{SUFFIX}"
+
+    def _read(self, key, with_artifact):
+        """(meta dict, artifact bytes or None) of a whole, matching file, else None."""
+        path = self._path(key)  # a bad key is the caller's bug: ValueError
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+                (n,) = struct.unpack("<Q", head) if len(head) == 8 else (MAX_JSON + 1,)
+                if n > MAX_JSON:
+                    return None
+                meta = json.loads(f.read(n).decode("utf-8"))
+                artifact = f.read() if with_artifact else None
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+        ok = (isinstance(meta, dict) and meta.get("key") == key and isinstance(meta.get("metrics"), dict)
+              and isinstance(meta["metrics"].get("artifact_bytes"), int) and isinstance(meta.get("recipe"), str)
+              and (artifact is None or len(artifact) == meta["metrics"]["artifact_bytes"]))
+        return (meta, artifact) if ok else None
+
+    def metrics(self, key):
+        """The stored result's metrics dict, or None (reads only the file's JSON part)."""
+        hit = self._read(key, with_artifact=False)
+        return None if hit is None else hit[0]["metrics"]
+
+    def get(self, key):
+        """The stored result as a dict (model, recipe JSON, metrics, artifact bytes, history, timings, made),
+        or None if there is none or it does not read back whole."""
+        hit = self._read(key, with_artifact=True)
+        if hit is None:
+            return None
+        meta, artifact = hit
+        return {"model": meta.get("model"), "recipe": meta["recipe"], "metrics": meta["metrics"], "artifact": artifact,
+                "history": meta.get("history") or {}, "timings": meta.get("timings") or {}, "made": meta.get("made")}
+
+    def put(self, key, model_name, result):
+        """Keep a compress() Result (or a dict with recipe, metrics, artifact, history, timings) under `key`.
+
+        Returns True if written. A full disk or a read-only folder is not an error for the caller (the
+        result is still shown; it is only not kept): it returns False."""
+        if isinstance(result, dict):
+            recipe, metrics, artifact = result["recipe"], result["metrics"], result["artifact"]
+            history, timings = result.get("history") or {}, result.get("timings") or {}
+        else:
+            recipe, metrics, artifact = result.recipe, result.metrics, result.artifact
+            history, timings = result.history, result.timings
+        recipe = recipe if isinstance(recipe, str) else recipe.to_json()
+        meta = {"key": key, "model": model_name, "recipe": recipe, "metrics": metrics, "history": history,
+                "timings": timings, "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        path = self._path(key)
+        try:
+            head = json.dumps(meta, default=store._json_default, allow_nan=False).encode("utf-8")
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, struct.pack("<Q", len(head)) + head + bytes(artifact))
+        except (OSError, TypeError, ValueError):
+            return False
+        self._trim()
+        return True
+
+    def _trim(self):
+        """Delete the oldest results while the folder holds more than MAX_BYTES."""
+        try:
+            files = sorted((st.st_mtime, st.st_size, p) for p in self.folder.glob(f"*{SUFFIX}") for st in [p.stat()])
+            total = sum(size for _, size, _ in files)
+            for _, size, p in files:
+                if total <= MAX_BYTES:
+                    break
+                p.unlink(missing_ok=True)
+                total -= size
+        except OSError:
+            pass
+
+
+def _write_atomic(path, data):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

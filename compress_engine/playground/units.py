@@ -1,0 +1,48 @@
+"""Units: the one convention for every size, share and ratio the dashboard and its exports show.
+
+Sizes are decimal (SI): 1 KB = 1,000 bytes and 1 MB = 1,000,000 bytes. That is what Streamlit's
+file uploader shows on Linux and macOS, so a file reads the same size in the uploader and on the
+page, and what a file manager shows. Upload limits are whole MB in this convention too.
+Sparsity, accuracy and every other share of a whole are shown as percentages ("80.0 %"), never
+as fractions; a Recipe keeps fractions (sparsity=0.8), and only the display converts.
+
+Pure formatting: no streamlit, no plotly.
+"""
+
+KB = 1000
+MB = 1000 * KB
+CONVENTION = "1 KB = 1,000 bytes"  # named wherever sizes are shown (captions, help texts)
+
+
+def kb(n_bytes, digits=1):
+    """'64.3 KB' (KB = 1,000 bytes)."""
+    return f"{n_bytes / KB:,.{digits}f} KB"
+
+
+def signed_kb(n_bytes, digits=1):
+    """A size change: '+1.2 KB', '-980.3 KB'."""
+    return f"{n_bytes / KB:+,.{digits}f} KB"
+
+
+def mb(n_bytes, digits=1):
+    """'52.4 MB' (MB = 1,000,000 bytes)."""
+    return f"{n_bytes / MB:,.{digits}f} MB"
+
+
+def size(n_bytes):
+    """A size in the largest unit that keeps it readable: '950 bytes', '64.3 KB', '1.07 MB'."""
+    if n_bytes < KB:
+        return f"{int(n_bytes):,} bytes"
+    if n_bytes < MB:
+        return kb(n_bytes)
+    return mb(n_bytes, 2)
+
+
+def pct(fraction, digits=1):
+    """A share of a whole as a percentage: pct(0.8) == '80.0 %'."""
+    return f"{100 * fraction:.{digits}f} %"
+
+
+def ratio(x):
+    """A compression ratio: '12.3×'."""
+    return f"{x:,.1f}×"
