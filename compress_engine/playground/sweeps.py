@@ -2,7 +2,7 @@
 
     from compress_engine.playground.sweeps import sweep
     rows = sweep("lenet-300-100", ce.Recipe(clusters=16), "fashion-mnist", "sparsity", [0.5, 0.8, 0.9])
-    rows = sweep(..., workers=2)            # on a local Ray runtime it starts: pip install 'compression-playground[ray]'
+    rows = sweep(..., workers=2)            # a local Ray runtime: pip install 'compression-playground[ray]'
     rows = sweep(..., ray_address="auto")   # on the Ray cluster this machine is part of (`ray start ...`)
     rows = sweep(..., store=Store())        # each point saved as it finishes; a rerun skips the stored points
 
@@ -213,13 +213,14 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
           model_name=None, progress=None):
     """compress() at each value of recipe field `field_name`; one row per value, in the order of `values`.
 
-    workers=N runs N points at a time on a local Ray runtime (started here with min(N * threads, cores) CPUs,
-    or the one this process already has); ray_address ("auto", "HOST:6379") runs them on an existing Ray cluster (workers then caps how many
-    run at once; default: as many as the cluster's CPUs allow). threads: torch threads of each point, in
-    every backend (see the module docstring). store: a Store (or its path) that gets each point as it
-    finishes; points already in it are not run again. model_name: the model's name in the store (default:
-    the sample's name or the module's class). progress(done, total, None, accuracy): return False to stop
-    (finished points are kept; unfinished ones are left out of the rows).
+    workers=N runs N points at a time on a local Ray runtime (started here with min(N * threads, cores)
+    CPUs, or the one this process already has); ray_address ("auto", "HOST:6379") runs them on an existing
+    Ray cluster (workers then caps how many run at once; default: as many as the cluster's CPUs allow).
+    threads: torch threads of each point, in every backend (see the module docstring). store: a Store (or
+    its path) that gets each point as it finishes; points already in it are not run again. model_name: the
+    model's name in the store (default: the sample's name or the module's class). progress(done, total,
+    None, accuracy): return False to stop (finished points are kept; unfinished ones are left out of the
+    rows).
     Bad input (a value, a name, ray missing) raises CompressError before any point runs.
     """
     if not isinstance(recipe, Recipe):
@@ -344,9 +345,9 @@ def _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, worker
                 out = ray.get(ref)
             except ray.exceptions.RayError as e:  # the worker died (or its node was lost) on every try
                 out = {"error": f"{type(e).__name__} after {1 + MAX_RETRIES} tries: {_first_line(e)}"}
+            top_up()  # the next point runs while this one is written to the store
             if finish(i, out) is False:
                 break
-            top_up()
     finally:
         for ref in pending:  # stopped, interrupted or failed: leave no point running
             ray.cancel(ref)
