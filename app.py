@@ -9,7 +9,12 @@ import streamlit as st
 
 from pages import common
 
-st.set_page_config(page_title="Compression Playground", page_icon=":material/compress:", layout="wide")
+# The tab icon, drawn here: a ":material/...:" page icon is fetched from fonts.gstatic.com, and the page must
+# make no request outside this server (offline classrooms, no third parties).
+ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><rect width="24" height="24" rx="5" '
+        'fill="#1f77b4"/><path d="M12 3v6M9 6l3 3 3-3M12 21v-6M9 18l3-3 3 3M5 12h14" stroke="#fff" '
+        'stroke-width="2" fill="none" stroke-linecap="round" stroke-linejoin="round"/></svg>')
+st.set_page_config(page_title="Compression Playground", page_icon=ICON, layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -7,13 +7,26 @@ of settings) and returns a go.Figure with titled axes and units; pages pass it t
 import numpy as np
 import plotly.graph_objects as go
 
-BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
+from compress_engine.playground import viz
+
+PALETTE, GREY = viz.PALETTE, viz.GREY  # the one palette (defined in viz, shared with bench/)
+BLUE, ORANGE, GREEN, RED, PURPLE = PALETTE[:5]
 HEIGHT = 360
 
 
 def _layout(fig, title, x_title, y_title, height=HEIGHT, **kw):
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height,
                       margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.22), **kw)
+    return fig
+
+
+def log_axis(fig, axis, values, ticks=None):
+    """Make the x or y axis logarithmic with readable whole-number ticks over `values` (viz.log_ticks):
+    "20 50 100 200", never Plotly's "8 9 10 2 3 … 100 2". `ticks` gives the tick values instead (e.g. the
+    powers of two of a cluster count). Every log axis of the dashboard goes through here."""
+    ticks = viz.log_ticks(values) if ticks is None else [(t, viz.tick_label(t)) for t in ticks]
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    update(type="log", tickmode="array", tickvals=[v for v, _ in ticks], ticktext=[t for _, t in ticks])
     return fig
 
 
@@ -27,7 +40,7 @@ def histogram(series, title, x_title="weight value", log_y=False, height=HEIGHT)
                     marker_color=s.get("color"), opacity=s.get("opacity", 0.6), marker_line_width=0)
     fig.update_layout(barmode="overlay", bargap=0)
     if log_y:
-        fig.update_yaxes(type="log")
+        log_axis(fig, "y", [c for s in series for c in s["counts"]])
     return _layout(fig, title, x_title, "count (log scale)" if log_y else "count", height)
 
 
@@ -45,10 +58,10 @@ def add_vlines(fig, xs, name, color=RED, width=1.0, dash=None):
 
 
 def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False, x_category=False,
-          y_percent=False, height=HEIGHT):
+          y_percent=False, height=HEIGHT, x_ticks=None):
     """Lines with markers, one per series (dicts with name, x, y, optional color, dash, text for
     hover), the current setting as a star (dict x, y, name) and an optional reference line
-    (dict y, name). y_percent: y values are fractions shown as %."""
+    (dict y, name). y_percent: y values are fractions shown as %. x_ticks: tick values of a log x axis."""
     scale = 100.0 if y_percent else 1.0
     fig = go.Figure()
     for s in series:
@@ -62,7 +75,7 @@ def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False
         fig.add_scatter(x=[current["x"]], y=[scale * current["y"]], mode="markers", name=current["name"],
                         marker=dict(symbol="star", size=16, color=RED, line=dict(color="white", width=1)))
     if x_log:
-        fig.update_xaxes(type="log")
+        log_axis(fig, "x", [x for s in series for x in s["x"]] + ([current["x"]] if current else []), x_ticks)
     if x_category:
         fig.update_xaxes(type="category")
     return _layout(fig, title, x_title, y_title, height)

@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from compress_engine.playground import viz
+from compress_engine.playground import units, viz
 from pages import charts, common
 
 common.through_app()
@@ -61,11 +61,14 @@ with left:
                + ("Pruned weights are left out: they are stored as gaps, not clustered." if pct else ""))
 with right:
     rows = [{"tensor": r["name"], "shape": "×".join(map(str, r["shape"])), "non-zero": r["nonzero"],
-             "k": r["levels"], "bits/index": max(1, math.ceil(math.log2(r["levels"]))) if r["levels"] else None,
-             "KB": round(r["bytes"] / 1024, 1)}
+             "stored as": (f"{r['levels']} centroids, {max(1, math.ceil(math.log2(r['levels'])))}-bit indices"
+                           if r["levels"] else "float32 values (not clustered)"),
+             "KB": r["bytes"] / units.KB}
             for r in m["layers"]]
     st.markdown("**What each tensor stores** (biases stay float32)")
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"non-zero": st.column_config.NumberColumn(format="localized"),
+                                "KB": st.column_config.NumberColumn("KB", format="%.1f")})
     parts = m["bytes_breakdown"]
     st.caption("Artifact bytes by part: " + ", ".join(f"{key} {common.kb(v)}" for key, v in parts.items())
                + f". Dense float32: {common.kb(m['dense_bytes'])}.")
@@ -76,20 +79,20 @@ acc, size = [], []
 for kk in points:
     res = common.run(recipe.replace(clusters=kk), spinner=f"Curve: k = {kk}…")
     acc.append(res["metrics"]["accuracy"])
-    size.append(res["metrics"]["artifact_bytes"] / 1024)
+    size.append(res["metrics"]["artifact_bytes"] / units.KB)
 left, right = st.columns(2, gap="medium")
 with left:
     fig = charts.curve([{"name": init, "x": points, "y": acc, "color": charts.BLUE}],
                        "Accuracy vs cluster count", "clusters per layer k (log scale)", "test accuracy (%)",
                        current={"x": k, "y": m["accuracy"], "name": f"current (k = {k})"},
-                       hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, x_log=True, y_percent=True)
-    fig.update_xaxes(tickvals=list(CURVE))
+                       hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, x_log=True, y_percent=True,
+                       x_ticks=CURVE)
     st.plotly_chart(fig, width="stretch")
 with right:
     fig = charts.curve([{"name": "artifact", "x": points, "y": size, "color": charts.ORANGE}],
                        "Artifact size vs cluster count", "clusters per layer k (log scale)", "artifact size (KB)",
-                       current={"x": k, "y": m["artifact_bytes"] / 1024, "name": f"current (k = {k})"}, x_log=True)
-    fig.update_xaxes(tickvals=list(CURVE))
+                       current={"x": k, "y": m["artifact_bytes"] / units.KB, "name": f"current (k = {k})"}, x_log=True,
+                       x_ticks=CURVE)
     st.plotly_chart(fig, width="stretch")
 st.caption(f"Same initialisation, pruning ({pct} %) and Huffman setting at every point. "
            f"The dense model is {common.kb(dense['metrics']['artifact_bytes'])}.")

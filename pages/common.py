@@ -19,9 +19,10 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 import compress_engine as ce
+from compress_engine.playground import sweeps, trained, units
 
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
-MAX_WEIGHTS_MB = 50  # uploaded weight files (the largest sample model is 9.4 MB)
+MAX_WEIGHTS_MB = 50  # uploaded weight files, in MB of 1,000,000 bytes (the largest sample model is 9.6 MB)
 MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first
 
 
@@ -51,12 +52,7 @@ def through_app():
         PagesManager.uses_pages_directory = False
 
 
-def kb(n_bytes):
-    return f"{n_bytes / 1024:,.1f} KB"
-
-
-def ratio(x):
-    return f"{x:,.1f}×"
+kb, ratio, pct = units.kb, units.ratio, units.pct  # the one unit convention (1 KB = 1,000 bytes)
 
 
 @st.cache_resource(show_spinner="Loading Fashion-MNIST…")
@@ -136,9 +132,9 @@ def upload_weights(data, filename):
     On success the model is added to this session's choice and selected (call this before the
     model selectbox is drawn, as the uploader's on_change callback does)."""
     filename = _safe_filename(filename)
-    if len(data) > MAX_WEIGHTS_MB << 20:  # checked before the bytes are parsed
-        return "error", (f"{filename} is {len(data):,} bytes; weight uploads are limited to {MAX_WEIGHTS_MB} MB "
-                         f"({MAX_WEIGHTS_MB << 20:,} bytes) here.")
+    if len(data) > MAX_WEIGHTS_MB * units.MB:  # checked before the bytes are parsed
+        return "error", (f"{filename} is {units.mb(len(data))} ({len(data):,} bytes); weight uploads are limited "
+                         f"to {MAX_WEIGHTS_MB} MB ({MAX_WEIGHTS_MB * units.MB:,} bytes) here.")
     try:
         name = add_upload(data, filename)
     except ce.CompressError as e:
@@ -154,7 +150,7 @@ def upload_weights(data, filename):
 def add_upload(data, filename):
     """Read weights with the engine, score the model on the whole test set (its dense accuracy, as a sample
     model's card has) and add it to this session's models; returns its name. CompressError if bad."""
-    net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB << 20)
+    net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB * units.MB)
     sha = hashlib.sha256(data).hexdigest()
     name = f"upload-{_stem(filename)}-{sha[:8]}"
     ds = _dataset(DATASET)
@@ -204,7 +200,14 @@ def card():
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _run(model_name, recipe_json, dataset_name, weights_id=""):
-    res = ce.compress(model(model_name), ce.Recipe.from_json(recipe_json), _dataset(dataset_name))
+    recipe = ce.Recipe.from_json(recipe_json)
+    if trained.trains(recipe):  # kept on disk: once trained, every session and every restart has it at once
+        hit = _trained_hit(model_name, recipe_json, dataset_name, weights_id)
+        if hit is not None:
+            return hit
+    res = ce.compress(model(model_name), recipe, _dataset(dataset_name))
+    if trained.trains(recipe):
+        _keep_trained(model_name, recipe, dataset_name, weights_id, res)
     return _pack(model_name, res)
 
 
@@ -213,6 +216,65 @@ def _pack(model_name, res):
     return {"recipe": res.recipe.to_json(), "model": model_name, "metrics": res.metrics, "artifact": res.artifact,
             "timings": res.timings, "history": res.history,
             "weights": {n: p.detach().numpy().copy() for n, p in res.model.state_dict().items()}}
+
+
+# --- trained results on disk (compress_engine.playground.trained): keyed by model weights + recipe + data ---
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _model_key(model_name, weights_id):
+    """The model's weights fingerprint (computed once per model and process)."""
+    return sweeps.model_fingerprint(model(model_name))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _data_key(dataset_name):
+    """The dataset's tensors fingerprint (about 0.15 s for Fashion-MNIST, once per process)."""
+    return sweeps.data_fingerprint(_dataset(dataset_name))
+
+
+def _trained_key(model_name, recipe_json, dataset_name, weights_id):
+    return trained.TrainedCache.key(_model_key(model_name, weights_id), recipe_json, _data_key(dataset_name))
+
+
+def _trained_hit(model_name, recipe_json, dataset_name, weights_id):
+    """A trained result from disk, packed like _pack's (weights decoded from its artifact), or None."""
+    hit = trained.TrainedCache().get(_trained_key(model_name, recipe_json, dataset_name, weights_id))
+    if hit is None:
+        return None
+    try:
+        weights = {n: t.numpy() for n, t in ce.decode(hit["artifact"]).items()}
+    except ce.CompressError:  # a damaged file: train again
+        return None
+    return {"recipe": recipe_json, "model": model_name, "metrics": hit["metrics"], "artifact": hit["artifact"],
+            "timings": hit["timings"], "history": hit["history"], "weights": weights}
+
+
+def _keep_trained(model_name, recipe, dataset_name, weights_id, res):
+    trained.TrainedCache().put(_trained_key(model_name, recipe.to_json(), dataset_name, weights_id), model_name, res)
+
+
+def cached_trained(recipe, start_from=None):
+    """The trained result of `recipe` for the sidebar's model (or `start_from`) if one is kept — in this session
+    or on disk from any earlier session — else None. Never trains. Packed like run()'s result."""
+    name = start_from or model_name()
+    key = (name, recipe.to_json())
+    found = st.session_state.get("trained", {}).get(key)
+    if found is None and trained.trains(recipe):
+        dataset()
+        found = _trained_hit(name, recipe.to_json(), DATASET, weights_id(name))
+        if found is not None:
+            st.session_state.setdefault("trained", {})[key] = found
+    return found
+
+
+def cached_trained_metrics(recipe, start_from=None):
+    """Just the metrics of a kept trained result (a small file read; for curves of many points), or None."""
+    name = start_from or model_name()
+    found = st.session_state.get("trained", {}).get((name, recipe.to_json()))
+    if found is not None:
+        return found["metrics"]
+    dataset()
+    return trained.TrainedCache().metrics(_trained_key(name, recipe.to_json(), DATASET, weights_id(name)))
 
 
 def run(recipe, spinner="Compressing…"):
@@ -255,16 +317,29 @@ def recipe(**fields):
         return None
 
 
+NO_CHANGE = "no change"
+
+
+def delta_metric(where, label, value, delta_text, fewer_is_better=False, help=None):
+    """st.metric with a delta; a change that shows as zero ("+0", "+0.0 KB", "+0.00 pts") reads "no change",
+    grey and without an arrow, instead of a red or green up-arrow."""
+    if float(delta_text.replace(",", "").split()[0]) == 0:
+        where.metric(label, value, NO_CHANGE, delta_color="off", delta_arrow="off", help=help)
+    else:
+        where.metric(label, value, delta_text, delta_color="inverse" if fewer_is_better else "normal", help=help)
+
+
 def metric_cards(metrics, dense):
     """Parameters, artifact bytes, ratio and accuracy, each with its delta against the dense model."""
     c = st.columns(4)
-    c[0].metric("Non-zero parameters", f"{metrics['nonzero_params']:,}",
-                f"{metrics['nonzero_params'] - dense['nonzero_params']:+,}", delta_color="inverse")
-    c[1].metric("Artifact size", kb(metrics["artifact_bytes"]),
-                f"{(metrics['artifact_bytes'] - dense['artifact_bytes']) / 1024:+,.1f} KB", delta_color="inverse")
+    delta_metric(c[0], "Non-zero parameters", f"{metrics['nonzero_params']:,}",
+                 f"{metrics['nonzero_params'] - dense['nonzero_params']:+,}", fewer_is_better=True)
+    delta_metric(c[1], "Artifact size", kb(metrics["artifact_bytes"]),
+                 units.signed_kb(metrics["artifact_bytes"] - dense["artifact_bytes"]), fewer_is_better=True,
+                 help=f"The length of the compressed file; {units.CONVENTION}.")
     c[2].metric("Compression ratio", ratio(metrics["ratio"]), help="dense float32 bytes / artifact bytes")
-    c[3].metric("Test accuracy", f"{100 * metrics['accuracy']:.2f} %",
-                f"{100 * (metrics['accuracy'] - dense['accuracy']):+.2f} pts")
+    delta_metric(c[3], "Test accuracy", f"{100 * metrics['accuracy']:.2f} %",
+                 f"{100 * (metrics['accuracy'] - dense['accuracy']):+.2f} pts")
 
 
 def layer_picker(dense_run, prefix):
@@ -283,8 +358,10 @@ def train_run(recipe, label="Training", start_from=None):
 
     start_from names the model to compress (default: the sidebar's; Distillation passes its teacher).
 
-    The result is cached in st.session_state by (model, recipe) so it survives reruns. Pressing any
-    button (e.g. "Stop") reruns the page, which interrupts the run: nothing half-done is kept.
+    The result is kept on disk by model weights + recipe + data (compress_engine.playground.trained), so a
+    reload, another tab or another student gets it at once, and in st.session_state for this session's
+    reruns. Pressing any button (e.g. "Stop") reruns the page, which interrupts the run: nothing half-done
+    is kept.
     Returns None (after saying why: bad recipe, stopped, or failed half-way) when there is no result.
     """
     import pandas as pd
@@ -292,8 +369,9 @@ def train_run(recipe, label="Training", start_from=None):
     store = st.session_state.setdefault("trained", {})
     name = start_from or model_name()
     key = (name, recipe.to_json())
-    if key in store:
-        return store[key]
+    found = cached_trained(recipe, start_from)
+    if found is not None:
+        return found
     bar = st.progress(0.0, text=f"{label}…")
     chart = st.empty()
     losses = []
@@ -319,6 +397,7 @@ def train_run(recipe, label="Training", start_from=None):
     finally:
         bar.empty()
         chart.empty()
+    _keep_trained(name, recipe, DATASET, weights_id(name), res)
     out = _pack(name, res)
     store[key] = out
     return out
@@ -327,22 +406,34 @@ def train_run(recipe, label="Training", start_from=None):
 def save_button(result, technique_label, key=None):
     """A "Save run" button: stores a `run` / `train_run` result in the run store (listed on the Compare page).
 
-    Returns the new run id when pressed and saved, else None. Store problems are shown with st.error.
+    A run is its model's weights + recipe + data (sweeps.point_key, the key sweeps store points under): saving
+    the same one again keeps the one stored run. Returns the run's id when pressed and saved, else None.
+    Store problems are shown with st.error.
     """
     from compress_engine.playground.store import Store
 
     if result is None:
         return None
-    if not st.button("Save run", key=key or f"save_run:{technique_label}", icon="💾",
-                     help="Keep this run (metrics, recipe and artifact) to compare it with others on the Compare page"):
+    if not st.button("Save run", key=key or f"save_run:{technique_label}", icon=":material/save:",
+                     help="Keep this run (metrics, recipe and artifact) to compare it with others on the Compare "
+                          "page, where you can also name it. The same model, recipe and data are saved once."):
         return None
+    name = result["model"]
+    point = sweeps.point_key(f"{name}#{_model_key(name, weights_id(name))}", ce.Recipe.from_json(result["recipe"]),
+                             DATASET)
     try:
-        run_id = Store().save(result["model"], result["recipe"], result["metrics"], result["artifact"],
-                              technique=technique_label)
+        store = Store()
+        saved_before = store.stored_points([point])
+        run_id = store.save(name, result["recipe"], result["metrics"], result["artifact"], technique=technique_label,
+                            data=DATASET, point_key=point)
     except ce.CompressError as e:
         st.error(f"Could not save the run: {e}")
         return None
-    st.toast(f"Saved run #{run_id} ({technique_label}): see it on the Compare page.", icon="✅")
+    if saved_before:
+        st.toast(f"Already saved as run #{run_id} (same model, recipe and data): nothing was added.",
+                 icon=":material/info:")
+    else:
+        st.toast(f"Saved run #{run_id} ({technique_label}): see it on the Compare page.", icon=":material/check_circle:")
     return run_id
 
 

@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import store as runstore, viz
-from pages import common
+from compress_engine.playground import store as runstore, units, viz
+from pages import charts, common
 
 common.through_app()
 
@@ -59,7 +59,8 @@ df["summary"] = df["recipe"].map(summary)
 in_sweep = df["sweep"].notna() if "sweep" in df else pd.Series(False, index=df.index)  # points of a sweep
 df.loc[in_sweep, "summary"] = [f"{str(g).split(':')[0]} · {t}" for g, t in zip(df.loc[in_sweep, "sweep"],
                                                                          df.loc[in_sweep, "summary"])]
-df["kb"] = df["artifact_bytes"] / 1024
+df["label"] = [n if isinstance(n, str) and n else f"#{i} {t}" for n, i, t in zip(df["name"], df["id"], df["technique"])]
+df["kb"] = df["artifact_bytes"] / units.KB
 df["acc_pct"] = 100 * df["accuracy"]
 df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
 df["agree_pct"] = 100 * df["agreement"]
@@ -71,9 +72,11 @@ with controls:
     chosen = st.multiselect("Models", models, default=models, key="compare_models",
                             help="Runs of these sample models are shown in the chart and the table")
     refs = [r for r in runstore.reference_points(BENCH) if not chosen or r["model"] in chosen]
-    show_refs = bool(refs) and st.toggle("Show benchmark reference points", value=True,
-                                         help=f"Rows of {BENCH.name}/*.csv that have sizes and accuracies: bench/techniques.py "
-                                              "and bench/deep_compression.py")
+    ref_sets = [src for src in viz.REFERENCE_SETS if any(r["source"] == src for r in refs)]
+    ref_set = st.radio("Benchmark reference points", ["none"] + ref_sets, index=min(1, len(ref_sets)), horizontal=True,
+                       format_func=lambda s: viz.REFERENCE_SETS.get(s, "none"), key="compare_refs",
+                       help="Measured by bench/deep_compression.py (the paper's three stages, fine-tuned) and "
+                            f"bench/techniques.py (the best recipe of each technique at a size budget): {BENCH}")
 with explain:
     st.markdown("A run **dominates** another if it is no larger *and* no less accurate (and better in one). "
                 "The runs no other run dominates form the **Pareto frontier** (the dotted staircase): for each "
@@ -91,23 +94,23 @@ st.subheader(f"{len(shown)} saved run{'s' * (len(shown) != 1)}")
 table_key = f"runs_table_{st.session_state.get('runs_table_gen', 0)}"  # new key after a delete = no stale rows
 event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
-    column_order=["id", "model", "technique", "summary", "kb", "ratio", "acc_pct", "delta_pts", "pareto",
-                  "agree_pct", "sparsity_pct", "nonzero_params", "created"],
+    # as many columns as fit the page's width: the rest (agreement, non-zero parameters, saved) are side by side
+    # below and in the CSV
+    column_order=["id", "name", "model", "technique", "summary", "kb", "ratio", "acc_pct", "delta_pts", "sparsity_pct",
+                  "pareto"],
     column_config={
-        "id": st.column_config.NumberColumn("Run", format="#%d"),
-        "created": st.column_config.TextColumn("Saved (UTC)"),
-        "model": "Model",
-        "technique": "Technique",
+        "id": st.column_config.NumberColumn("Run", format="#%d", width="small"),
+        "name": st.column_config.TextColumn("Name", width="small", help="Tick one run to name it below the chart"),
+        "model": st.column_config.TextColumn("Model", width="small"),
+        "technique": st.column_config.TextColumn("Technique", width="small"),
         "summary": st.column_config.TextColumn("Recipe", width="medium"),
-        "kb": st.column_config.NumberColumn("Size (KB)", format="%.1f KB"),
-        "ratio": st.column_config.NumberColumn("Ratio (×)", format="%.1f×"),
-        "acc_pct": st.column_config.NumberColumn("Accuracy (%)", format="%.2f %%"),
-        "delta_pts": st.column_config.NumberColumn("vs dense (pts)", format="%+.2f"),
-        "agree_pct": st.column_config.NumberColumn("Agreement (%)", format="%.1f %%",
-                                                   help="Test images where the run predicts what the dense model does"),
-        "sparsity_pct": st.column_config.NumberColumn("Zero weights (%)", format="%.1f %%"),
-        "nonzero_params": st.column_config.NumberColumn("Non-zero params", format="localized"),
-        "pareto": st.column_config.CheckboxColumn("On frontier"),
+        "kb": st.column_config.NumberColumn("Size", format="%.1f KB", width="small", help=units.CONVENTION),
+        "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×", width="small"),
+        "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%", width="small"),
+        "delta_pts": st.column_config.NumberColumn("vs dense", format="%+.2f pts", width="small"),
+        "sparsity_pct": st.column_config.NumberColumn("Zero weights", format="%.1f %%", width="small"),
+        "pareto": st.column_config.CheckboxColumn("Frontier", width="small",
+                                                  help="On the Pareto frontier: no run is smaller and more accurate"),
     },
 )
 rows = sorted(event.selection.rows) if event is not None else []
@@ -115,12 +118,13 @@ selected = [int(shown.loc[i, "id"]) for i in rows if i < len(shown)]
 st.caption("Tick rows (left edge of the table) to compare them side by side below, download or delete them.")
 
 # --- Pareto chart -------------------------------------------------------------------------------
-fig = px.scatter(shown, x="kb", y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None, log_x=True,
-                 custom_data=["id", "summary", "ratio"],
+fig = px.scatter(shown, x="kb", y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None,
+                 custom_data=["label", "summary", "ratio"], color_discrete_sequence=charts.PALETTE,
+                 category_orders={"technique": sorted(shown["technique"].unique())},
                  labels={"kb": "Artifact size (KB, log scale)", "acc_pct": "Test accuracy (%)",
                          "technique": "Technique", "model": "Model"})
 fig.update_traces(marker=dict(size=11, line=dict(width=1, color="white")),
-                  hovertemplate="Run #%{customdata[0]}<br>%{customdata[1]}<br>%{x:.1f} KB, %{customdata[2]:.1f}×"
+                  hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>%{x:.1f} KB, %{customdata[2]:.1f}×"
                                 "<br>accuracy %{y:.2f} %<extra></extra>")
 for name, pts in (shown[shown["sweep"].notna()].groupby("sweep") if "sweep" in shown else []):
     pts = pts.sort_values("kb")  # a sweep is one group: its points joined in size order, one legend entry
@@ -133,26 +137,44 @@ if selected:
     sel = shown[shown["id"].isin(selected)]
     fig.add_trace(go.Scatter(x=sel["kb"], y=sel["acc_pct"], mode="markers", name="selected", hoverinfo="skip",
                              marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(width=2, color="crimson"))))
-if show_refs:
-    ref = pd.DataFrame(refs)
+ref_x = []
+for s in viz.reference_series(refs, ref_set) if ref_set != "none" else []:  # grey, labelled, one legend entry each
+    ref_x += [b / units.KB for b in s["bytes"]]
     fig.add_trace(go.Scatter(
-        x=ref["artifact_bytes"] / 1024, y=100 * ref["accuracy"], mode="markers", name="benchmark (bench/results)",
-        marker=dict(symbol="x-thin", size=10, line=dict(width=2, color="gray")),
-        customdata=ref[["model", "label", "source"]],
-        hovertemplate="%{customdata[0]}: %{customdata[1]}<br>%{x:.1f} KB, accuracy %{y:.2f} %"
-                      "<br>from %{customdata[2]}<extra></extra>"))
-fig.update_layout(height=480, legend=dict(title=None), margin=dict(t=30))
+        x=[b / units.KB for b in s["bytes"]], y=[100 * a for a in s["accuracy"]], mode="lines+markers+text",
+        name=f"bench: {s['name']}", text=s["labels"], textposition="middle left", textfont=dict(size=10, color=charts.GREY),
+        line=dict(color=charts.GREY, width=1, dash="dot"), marker=dict(symbol="x-thin", size=9, line=dict(width=2, color=charts.GREY)),
+        customdata=s["hover"],
+        hovertemplate=f"bench, {s['model']}: " + "%{customdata}<br>%{x:.1f} KB, accuracy %{y:.2f} %<extra></extra>"))
+charts.log_axis(fig, "x", list(shown["kb"]) + ref_x)
+fig.update_layout(height=520, legend=dict(title=None), margin=dict(t=30))
 st.plotly_chart(fig, width="stretch")
 
 # --- actions on the whole table / the selection -----------------------------------------------
 csv = shown[["id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
              "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
              "pareto"]].to_csv(index=False)
-a, b, _ = st.columns([1, 1, 2])
-a.download_button("Download CSV", csv, file_name="compression-runs.csv", mime="text/csv", icon="⬇️",
+a, b, c = st.columns([1, 1, 2], vertical_alignment="bottom")
+a.download_button("Download CSV", csv, file_name="compression-runs.csv", mime="text/csv", icon=":material/download:",
                   on_click="ignore", help="The runs shown above, one row each, with the full recipe JSON")
-if b.button(f"Delete selected ({len(selected)})", disabled=not selected, icon="🗑️"):
+if b.button(f"Delete selected ({len(selected)})", disabled=not selected, icon=":material/delete:"):
     st.session_state["pending_delete"] = selected
+if len(selected) == 1:  # name (or rename) the one ticked run
+    run_id = selected[0]
+    current = shown.loc[shown["id"] == run_id, "name"].iloc[0]
+    with c.form(f"rename_{run_id}", border=False, enter_to_submit=True):
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        new_name = left.text_input(f"Name of run #{run_id}", value=current if isinstance(current, str) else "",
+                                   max_chars=runstore.MAX_NAME, placeholder="e.g. Deep Compression demo")
+        if right.form_submit_button("Rename", icon=":material/edit:"):
+            try:
+                store.rename(run_id, new_name)
+            except ce.CompressError as e:
+                st.error(f"Could not rename run #{run_id}: {e}")
+            else:
+                st.session_state["compare_flash"] = (f"Run #{run_id} is now called {new_name.strip()!r}."
+                                                     if new_name.strip() else f"Run #{run_id} has no name now.")
+                st.rerun()
 pending = st.session_state.get("pending_delete")
 if pending:
     st.warning(f"Delete run{'s' * (len(pending) > 1)} {', '.join(f'#{i}' for i in pending)}? This cannot be undone.")
@@ -182,7 +204,7 @@ try:
 except ce.CompressError as e:  # e.g. a row whose metrics another program damaged: it can still be deleted
     st.error(f"Cannot show the selected runs side by side: {e}")
     st.stop()
-label = {r["id"]: f"#{r['id']} {r['technique']}" for r in full}
+label = {r["id"]: f"#{r['id']} {r.get('name') or r['technique']}" for r in full}
 
 
 def is_number(x):
@@ -219,7 +241,7 @@ layers = pd.DataFrame({label[r["id"]]: {row["name"]: row["sparsity"] for row in 
 if not layers.empty:
     st.markdown("**Zero weights per layer** (weight tensors; biases are kept dense)")
     long = (100 * layers).reset_index(names="layer").melt(id_vars="layer", var_name="run", value_name="zero_pct")
-    bars = px.bar(long.dropna(), x="layer", y="zero_pct", color="run", barmode="group",
+    bars = px.bar(long.dropna(), x="layer", y="zero_pct", color="run", barmode="group", color_discrete_sequence=charts.PALETTE,
                   labels={"layer": "Layer", "zero_pct": "Zero weights (%)", "run": "Run"})
     bars.update_layout(height=360, yaxis_range=[0, 100], margin=dict(t=20))
     left, right = st.columns([3, 2])

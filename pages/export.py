@@ -13,19 +13,20 @@ import plotly.express as px
 import streamlit as st
 
 import compress_engine as ce
+from compress_engine.playground import units
 from compress_engine.playground.store import recipe_summary
 from pages import common
 
 common.through_app()
 
-MAX_ARTIFACT_MB = 32  # the largest artifact the dashboard makes, a dense 2000-wide student, is 22.4 MB
+MAX_ARTIFACT_MB = 32  # MB of 1,000,000 bytes; the largest artifact the dashboard makes (a dense 2000-wide student) is 23.5 MB
 MAX_RECIPE_KB = 64
 PARTS = ("index", "codes", "codebook", "raw")
 
 
 def breakdown_chart(parts):
     """Stacked bars: bytes of each tensor split into index / codes / codebook / raw (KB)."""
-    rows = [{"tensor": name, "part": part, "kb": mine[part] / 1024}
+    rows = [{"tensor": name, "part": part, "kb": mine[part] / units.KB}
             for name, mine in parts["per_tensor"].items() for part in PARTS if mine.get(part)]
     fig = px.bar(pd.DataFrame(rows, columns=["tensor", "part", "kb"]), x="kb", y="tensor", color="part",
                  orientation="h", category_orders={"part": list(PARTS)},
@@ -38,7 +39,7 @@ def breakdown_chart(parts):
 def show_breakdown(parts, total, key):
     """The size_breakdown of an artifact: parts table (KB and share) beside per-tensor bars."""
     left, right = st.columns([1, 2])
-    table = pd.DataFrame([{"part": p, "kb": parts[p] / 1024, "share": 100 * parts[p] / total}
+    table = pd.DataFrame([{"part": p, "kb": parts[p] / units.KB, "share": 100 * parts[p] / total}
                           for p in ("header",) + PARTS])
     left.dataframe(table, hide_index=True, width="stretch", key=f"{key}_parts", column_config={
         "part": "Part", "kb": st.column_config.NumberColumn("Size (KB)", format="%.2f KB"),
@@ -56,8 +57,8 @@ def short_hash(data):
 def recipe_from_upload(upload):
     """A Recipe from an uploaded JSON file, or None with the reason shown (size, encoding, nesting, fields)."""
     name = upload.name if len(upload.name) <= 80 else upload.name[:80] + "…"
-    if upload.size > MAX_RECIPE_KB * 1024:
-        st.error(f"{name} is {upload.size / 1024:,.0f} KB; a recipe JSON is under {MAX_RECIPE_KB} KB.")
+    if upload.size > MAX_RECIPE_KB * units.KB:
+        st.error(f"{name} is {units.kb(upload.size, 0)}; a recipe JSON is under {MAX_RECIPE_KB} KB.")
         return None
     try:
         text = upload.getvalue().decode("utf-8-sig")  # a byte-order mark (Windows editors) is fine
@@ -83,8 +84,8 @@ def check_artifact(data, dataset_name, _data):
 
 def handle_artifact_upload(data):
     """Everything the 'Check an artifact' tab shows for uploaded bytes; errors shown with st.error."""
-    if len(data) > MAX_ARTIFACT_MB << 20:
-        st.error(f"This file is {len(data) / 2**20:,.1f} MB; artifacts are limited to {MAX_ARTIFACT_MB} MB here.")
+    if len(data) > MAX_ARTIFACT_MB * units.MB:
+        st.error(f"This file is {units.mb(len(data))}; artifacts are limited to {MAX_ARTIFACT_MB} MB here.")
         return None
     ds = common.dataset()
     try:
@@ -123,8 +124,8 @@ def handle_artifact_upload(data):
 def recipe_form():
     """The compact recipe controls -> a Recipe (None with the error shown if invalid)."""
     lo, hi = ce.RANGES["sparsity"]
-    sparsity = st.slider("Sparsity: fraction of weights set to zero", lo, hi, 0.5, 0.001, format="%.3f",
-                         key="export_sparsity")
+    pct = st.slider("Sparsity: share of weights set to zero", 100 * lo, 100 * hi, 50.0, 0.1, format="%.1f %%",
+                    key="export_sparsity")
     sharing = st.radio("Weight sharing", ["none", "k-means clusters", "uniform bits"], index=1, horizontal=True,
                        key="export_sharing")
     clusters = bits = None
@@ -133,7 +134,7 @@ def recipe_form():
     elif sharing == "uniform bits":
         bits = st.select_slider("Bits per weight", options=list(ce.BITS), value=4, key="export_bits")
     huffman = st.toggle("Huffman-code the index and code streams", value=True, key="export_huffman")
-    return common.recipe(sparsity=sparsity, clusters=clusters, bits=bits, huffman=huffman)
+    return common.recipe(sparsity=round(pct / 100, 4), clusters=clusters, bits=bits, huffman=huffman)
 
 
 def make_tab():
@@ -159,8 +160,7 @@ def make_tab():
     if recipe is None:
         return
     if recipe.finetune_epochs or recipe.temperature is not None:
-        key = (common.model_name(), recipe.to_json())
-        if key not in st.session_state.get("trained", {}) and not st.button(
+        if common.cached_trained(recipe) is None and not st.button(
                 "Run this recipe (it trains: fine-tuning / distillation)", type="primary"):
             st.info("This recipe trains the model, which takes from seconds to minutes: press the button to run it.")
             return
@@ -178,9 +178,9 @@ def make_tab():
     art = result["artifact"]
     a, b, c = st.columns([2, 2, 1])
     a.download_button(f"Download artifact ({common.kb(len(art))})", art, file_name=f"{stem}.cpg",
-                      mime="application/octet-stream", icon="📦", on_click="ignore", type="primary")
+                      mime="application/octet-stream", icon=":material/deployed_code:", on_click="ignore", type="primary")
     b.download_button("Download recipe (.json)", json.dumps(recipe.to_dict(), indent=2), file_name=f"{stem}.json",
-                      mime="application/json", icon="🧾", on_click="ignore")
+                      mime="application/json", icon=":material/description:", on_click="ignore")
     with c:
         common.save_button(result, "+".join(recipe.techniques()), key="export_save")
     st.caption(f"SHA-256 of the artifact `{short_hash(art)}…`. Check it anywhere: "
@@ -196,8 +196,8 @@ def check_tab():
                               max_upload_size=MAX_ARTIFACT_MB)
     if upload is None:
         return
-    if upload.size > MAX_ARTIFACT_MB << 20:  # checked before the bytes are read or decoded
-        st.error(f"{upload.name} is {upload.size / 2**20:,.1f} MB; artifacts are limited to {MAX_ARTIFACT_MB} MB.")
+    if upload.size > MAX_ARTIFACT_MB * units.MB:  # checked before the bytes are read or decoded
+        st.error(f"{upload.name} is {units.mb(upload.size)}; artifacts are limited to {MAX_ARTIFACT_MB} MB.")
         return
     handle_artifact_upload(upload.getvalue())
 

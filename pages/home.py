@@ -36,7 +36,7 @@ fig = px.imshow(data.x("test")[:n, 0].numpy(), facet_col=0, facet_col_wrap=6, bi
 for i, ann in enumerate(fig.layout.annotations):
     j = int(ann.text.split("=")[1])
     ok = pred[j] == truth[j]
-    ann.text = f"{'✓' if ok else '✗'} {data.classes[pred[j]]}" + ("" if ok else f"<br>(is {data.classes[truth[j]]})")
+    ann.text = data.classes[pred[j]] + ("" if ok else f"<br>(wrong: is {data.classes[truth[j]]})")  # text, no glyphs
     ann.font.color = "green" if ok else "crimson"
 fig.update_xaxes(showticklabels=False)
 fig.update_yaxes(showticklabels=False)

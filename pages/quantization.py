@@ -3,7 +3,8 @@
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import viz
+from compress_engine.playground import units, viz
+from compress_engine.playground.explain import rounded_to_zero
 from pages import charts, common
 
 common.through_app()
@@ -49,6 +50,9 @@ with explain:
 recipe = common.recipe(bits=bits, symmetric=symmetric, per_channel=per_channel, calibration=calibration)
 run, dense = common.headline(recipe, "Quantizing…", key="quant_save")
 m = run["metrics"]
+zeroed = rounded_to_zero(m, dense["metrics"])
+if zeroed:
+    st.info(zeroed, icon=":material/info:")
 
 # --- one layer's weights with the grid ----------------------------------------------------------
 left, right = st.columns(2, gap="medium")
@@ -87,7 +91,8 @@ with right:
     st.markdown("**A real int8 runtime** (dense model, torch.ao dynamic quantization)")
     c = st.columns(3)
     c[0].metric("float32", f"{t['fp32_ms']:.2f} ms")
-    c[1].metric("int8", f"{t['int8_ms']:.2f} ms", f"{t['int8_ms'] - t['fp32_ms']:+.2f} ms", delta_color="inverse")
+    common.delta_metric(c[1], "int8", f"{t['int8_ms']:.2f} ms", f"{t['int8_ms'] - t['fp32_ms']:+.2f} ms",
+                        fewer_is_better=True)
     c[2].metric("Speed-up", common.ratio(t["speedup"]))
     if st.button("Measure again", key="quant_remeasure", help="Timings vary with the machine's load."):
         int8_timing.clear()
@@ -105,7 +110,7 @@ acc, size = [], []
 for b in points:
     res = common.run(recipe.replace(bits=b), spinner=f"Curve: {b} bits…")
     acc.append(res["metrics"]["accuracy"])
-    size.append(res["metrics"]["artifact_bytes"] / 1024)
+    size.append(res["metrics"]["artifact_bytes"] / units.KB)
 labels = [str(b) for b in points]
 scheme = f"{'symmetric' if symmetric else 'affine'}, {'per channel' if per_channel else 'per tensor'}, {calibration}"
 left, right = st.columns(2, gap="medium")
@@ -119,7 +124,7 @@ with left:
 with right:
     fig = charts.curve([{"name": scheme, "x": labels, "y": size, "color": charts.ORANGE}],
                        "Artifact size vs bit width", "bits per weight", "artifact size (KB)",
-                       current={"x": str(bits), "y": m["artifact_bytes"] / 1024, "name": f"current ({bits} bits)"},
+                       current={"x": str(bits), "y": m["artifact_bytes"] / units.KB, "name": f"current ({bits} bits)"},
                        x_category=True)
     st.plotly_chart(fig, width="stretch")
 st.caption(f"Same grid settings at every point. The dense float32 model is "

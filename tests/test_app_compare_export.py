@@ -121,7 +121,8 @@ def test_export_renders_and_sparsity_moves_the_metrics(store, fmnist):
     nz, size = metric(at, "Non-zero parameters"), metric(at, "Artifact size")
     labels = [b.label for b in at.get("download_button")]
     assert labels[0].startswith("Download artifact") and labels[1] == "Download recipe (.json)"
-    at = at.slider(key="export_sparsity").set_value(0.9).run()
+    assert at.slider(key="export_sparsity").value == 50.0  # a percentage, as on every other page
+    at = at.slider(key="export_sparsity").set_value(90.0).run()
     assert not at.exception
     assert int(metric(at, "Non-zero parameters").replace(",", "")) < int(nz.replace(",", ""))
     assert float(metric(at, "Artifact size").split()[0].replace(",", "")) < float(size.split()[0].replace(",", ""))
@@ -150,7 +151,7 @@ def test_export_upload_good_artifact_shows_its_accuracy(store, results):
     assert metric(at, "Test accuracy") == f"{100 * res.metrics['accuracy']:.2f} %"
     assert metric(at, "Parameters") == f"{res.metrics['params']:,}"
     assert metric(at, "Non-zero parameters") == f"{res.metrics['nonzero_params']:,}"
-    assert "sparsity=0.5, clusters=16, huffman=True" in "".join(m.value for m in at.markdown)
+    assert "sparsity=50 %, clusters=16, huffman=True" in "".join(m.value for m in at.markdown)
     assert any(json.loads(c.value) == res.recipe.to_dict() for c in at.code if c.language == "json")
 
 
@@ -182,9 +183,9 @@ def test_export_recipe_upload_reproduces_a_run(store, results):
     res = results[2]
     at = export().file_uploader(key="recipe_upload").upload("r.json", res.recipe.to_json().encode()).run()
     assert not at.exception and not at.error
-    assert "sparsity=0.9, clusters=4" in at.success[0].value
+    assert "sparsity=90 %, clusters=4" in at.success[0].value
     assert metric(at, "Test accuracy") == f"{100 * res.metrics['accuracy']:.2f} %"
-    assert metric(at, "Artifact size") == f"{res.metrics['artifact_bytes'] / 1024:,.1f} KB"
+    assert metric(at, "Artifact size") == f"{res.metrics['artifact_bytes'] / 1000:,.1f} KB"  # 1 KB = 1,000 bytes
 
 
 @pytest.mark.parametrize("content, match", [

@@ -1,0 +1,242 @@
+"""AppTests of what issue 12's walkthrough found, one per finding; each fails on the dashboard as it was.
+
+Defaults that teach, a paper comparison only at equal loss, the Compare page (one run per model + recipe
++ data, names, colours, labelled references, readable log ticks), one unit convention, clustering's
+deltas and table, 4-bit quantization's zeroed weights, Material icons, Streamlit's chrome, and trained
+results that outlive the browser session.
+"""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.proto.Metric_pb2 import Metric
+from test_app import ROOT, metric, number, page
+from test_app_compare_export import compare, export, results, seeded, select, store  # noqa: F401 (fixtures)
+from test_app_techniques import chart, finetuned_points
+
+import compress_engine as ce
+from compress_engine.playground import trained, viz
+
+PRUNING_GRID = {0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99}
+
+
+def delta_pts(at, label="Test accuracy"):
+    """The accuracy card's change against the dense model, in points ('-0.89 pts' -> -0.89)."""
+    return float(next(m.delta for m in at.metric if m.label == label).split()[0])
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """After this, any compress() that trains fails the test: what is shown must come from the disk."""
+    real = ce.compress
+
+    def guard(model, recipe, *a, **kw):
+        assert not trained.trains(recipe), f"trained again: {recipe.to_json()}"
+        return real(model, recipe, *a, **kw)
+
+    def arm():
+        st.cache_data.clear()  # as after a server restart: memory caches are gone, the disk is not
+        monkeypatch.setattr(ce, "compress", guard)
+    return arm
+
+
+# --- defaults that teach ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["lenet-300-100", "lenet-5"])
+def test_pruning_opens_on_a_sparsity_the_model_survives(fmnist, model):
+    at = page("pruning", model=model)
+    assert at.slider(key="prune_sparsity").value == 80 and at.radio(key="prune_scope").value == "global"
+    assert delta_pts(at) > -1.5  # LeNet-5 opened at 68.6 % (-23.5 points) per layer
+
+
+@pytest.mark.parametrize("model", ["lenet-300-100", "lenet-5"])
+def test_pipeline_opens_on_a_setting_the_model_survives(fmnist, model):
+    at = page("pipeline", model=model)
+    assert not at.error and at.slider(key="pipe_epochs").value == 0
+    assert delta_pts(at) > -1.5 and number(metric(at, "Compression ratio")) > 20  # it opened at -46.7 points
+
+
+def test_pipeline_opens_on_the_deep_compression_result_once_anyone_trained_it(tiny, no_training):
+    first = page("pipeline")
+    first.button(key="pipe_preset").click().run()
+    first.button(key="pipe_train").click().run()
+    assert not first.exception and not first.error
+    tuned = metric(first, "Test accuracy")
+
+    no_training()
+    at = page("pipeline")  # another student, a reload or the next server start
+    assert not at.exception and not at.error
+    assert at.slider(key="pipe_sparsity").value == 92 and at.radio(key="pipe_scope").value == "global"
+    assert at.slider(key="pipe_epochs").value == 1 and "pipe_train" not in [b.key for b in at.button]
+    assert metric(at, "Test accuracy") == tuned
+    assert any(c.value.startswith("Fine-tuned 1 epoch") for c in at.caption)
+
+
+# --- trained results outlive the browser session -----------------------------------------------------
+
+def test_the_fine_tuned_pruning_curve_is_there_for_the_next_session(tiny, no_training):
+    first = page("pruning")
+    first.button(key="prune_ft_curve").click().run()
+    assert not first.exception and finetuned_points(first) == PRUNING_GRID
+
+    no_training()
+    at = page("pruning")
+    assert not at.exception and finetuned_points(at) == PRUNING_GRID
+    assert "prune_ft_curve" not in [b.key for b in at.button]
+    tuned = at.toggle(key="prune_finetune").set_value(True).run()  # the switch answers from the disk too
+    assert not tuned.exception and not tuned.error
+
+
+def test_export_finds_a_fine_tune_trained_on_another_page(tiny, no_training):
+    first = page("pipeline")
+    first.button(key="pipe_preset").click().run()
+    first.button(key="pipe_train").click().run()
+    no_training()
+    at = export()
+    recipe = ce.Recipe(sparsity=0.92, prune_scope="global", clusters=16, huffman=True, finetune_epochs=1)
+    at = at.file_uploader(key="recipe_upload").upload("r.json", recipe.to_json().encode()).run()
+    assert not at.exception and not at.error  # no "press the button to run it": it is there
+    assert metric(at, "Test accuracy") == metric(first, "Test accuracy")
+
+
+# --- the paper comparison ----------------------------------------------------------------------------
+
+def test_the_paper_comparison_shows_every_loss_and_claims_no_win_at_a_larger_loss(fmnist):
+    at = page("pipeline")
+    at.slider(key="pipe_sparsity").set_value(90).run()
+    at = at.radio(key="pipe_scope").set_value("layer").run()  # the walkthrough's one-shot setting, ~43 %
+    assert not at.exception and delta_pts(at) < -20
+    text = " ".join(m.value for m in at.markdown)
+    assert "whole pipeline: not comparable" in text and "points of accuracy" in text
+    spec = chart(at, "Compression ratio and accuracy change")
+    bars = [t for t in spec["data"] if t.get("text")]
+    assert len(bars) == 2 and all("pts" in x for t in bars for x in t["text"] if x != "—")
+    ours = bars[1]
+    assert ours["marker"]["pattern"]["shape"][-1] == "/"  # hatched: not at equal loss
+    assert any("not comparable" in t["name"] for t in spec["data"])
+
+
+# --- Compare ----------------------------------------------------------------------------------------
+
+def test_saving_the_same_run_twice_keeps_one(tiny, store):  # noqa: F811
+    at = page("clustering")
+    at.button(key="cluster_save").click().run()
+    at.button(key="cluster_save").click().run()
+    assert not at.exception and store.count() == 1
+    assert at.toast[0].value.startswith("Already saved as run #")
+    at.slider(key="cluster_sparsity").set_value(50).run()
+    at.button(key="cluster_save").click().run()
+    assert store.count() == 2  # another recipe is another run
+    assert {r["data"] for r in store.list()} == {tiny}
+
+
+def test_a_run_can_be_named_on_the_compare_page(seeded, store):  # noqa: F811
+    at = select(compare(), [0])
+    run_id = int(at.dataframe[0].value["id"][0])
+    box = next(t for t in at.text_input if t.label == f"Name of run #{run_id}")
+    box.set_value("Baseline, dense")
+    at = next(b for b in at.button if b.label == "Rename").click().run()
+    assert not at.exception and not at.error
+    assert store.get(run_id)["name"] == "Baseline, dense"
+    assert at.success[0].value == f"Run #{run_id} is now called 'Baseline, dense'."
+    table = at.dataframe[0].value
+    assert table.loc[table["id"] == run_id, "name"].iloc[0] == "Baseline, dense"
+    at = select(at, [0])
+    assert list(at.table[0].value.columns) == [f"#{run_id} Baseline, dense"]
+
+
+def test_compare_colours_references_ticks_and_table(seeded):
+    at = compare()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    runs = [t for t in spec["data"] if t.get("mode") == "markers" and t.get("name") not in ("selected",)]
+    colours = [t["marker"]["color"] for t in runs]
+    assert colours == list(viz.PALETTE[:len(runs)]) and len(set(colours)) == len(colours) >= 3
+    refs = [t for t in spec["data"] if t.get("name", "").startswith("bench: ")]
+    assert refs and all(any(t["text"]) for t in refs)  # labelled, each its own legend entry
+    x = spec["layout"]["xaxis"]
+    assert x["type"] == "log" and x["tickmode"] == "array" and len(x["tickvals"]) >= 3
+    assert all(re.fullmatch(r"[\d,]+(\.\d+)?", t) for t in x["ticktext"])
+    assert all(b / a >= 1.4 for a, b in zip(x["tickvals"], x["tickvals"][1:]))  # never "8 9 10 2 3"
+    table = at.dataframe[0]
+    order = list(table.proto.column_order)
+    assert "created" not in order and "agree_pct" not in order and len(order) <= 11  # fits the page's width
+    t = table.value
+    assert (t["kb"] == t["artifact_bytes"] / 1000).all()
+
+
+def test_technique_pages_use_readable_log_ticks(fmnist):
+    at = page("pruning")
+    y = chart(at, "Weights before and after pruning")["layout"]["yaxis"]
+    assert y["type"] == "log" and len(y["ticktext"]) >= 3 and all(re.fullmatch(r"[\d,]+", t) for t in y["ticktext"])
+    at = page("clustering")
+    x = chart(at, "Accuracy vs cluster count")["layout"]["xaxis"]
+    assert x["type"] == "log" and x["ticktext"] == ["2", "4", "8", "16", "32", "64", "128", "256"]
+
+
+# --- units ------------------------------------------------------------------------------------------
+
+def test_one_unit_convention_kb_is_1000_bytes_and_sparsity_is_a_percentage(fmnist, store):  # noqa: F811
+    from pages import common
+    at = page("home")
+    assert metric(at, "Dense size (float32)") == f"{ce.model_card('lenet-300-100')['dense_bytes'] / 1000:,.1f} KB"
+    kind, text = common.upload_weights(b"\0" * (50 * 1000**2 + 1), "big.pt")
+    assert kind == "error" and "limited to 50 MB (50,000,000 bytes)" in text and "50.0 MB" in text
+    at = export()
+    assert at.slider(key="export_sparsity").value == 50.0 and "%" in at.slider(key="export_sparsity").proto.format
+    assert any("sparsity=50 %" in s.value for s in at.subheader)
+    size = next(b.label for b in at.get("download_button") if b.label.startswith("Download artifact"))
+    assert size.endswith(f"({metric(at, 'Artifact size')})")
+
+
+# --- clustering, quantization -----------------------------------------------------------------------
+
+def test_clustering_shows_no_plus_zero_arrow_and_no_none_cells(fmnist):
+    at = page("clustering")  # 16 clusters, no pruning: the non-zero count does not change
+    card = next(m for m in at.metric if m.label == "Non-zero parameters")
+    assert card.proto.delta == "no change" and card.proto.color == Metric.MetricColor.GRAY
+    assert card.proto.direction == Metric.MetricDirection.NONE
+    table = at.dataframe[0].value
+    assert not table.isna().any().any() and "None" not in table.astype(str).to_numpy()
+    assert set(table["stored as"]) == {"16 centroids, 4-bit indices", "float32 values (not clustered)"}
+
+
+def test_4_bit_quantization_says_why_non_zero_weights_drop(fmnist):
+    at = page("quantization")
+    assert at.select_slider(key="quant_bits").value == 4
+    lost = -int(next(m.delta for m in at.metric if m.label == "Non-zero parameters").replace(",", ""))
+    assert lost > 100_000
+    note = at.info[0].value
+    assert f"{lost:,} weights" in note and "zero level" in note and "rounding" in note
+
+
+# --- icons and chrome -------------------------------------------------------------------------------
+
+EMOJI = re.compile("[\U0001F000-\U0001FFFF\uFE0F]")  # pictographs, and the selector that makes ⬇ an emoji
+
+
+def test_no_emoji_icons_anywhere(seeded):
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        text = path.read_text(encoding="utf-8")
+        assert not EMOJI.findall(text), f"{path.name}: {EMOJI.findall(text)}"
+        icons = re.findall(r"\bicon=\"([^\"]*)\"", text)
+        assert all(i.startswith(":material/") for i in icons), f"{path.name}: {icons}"
+    for at in (select(compare(), [0]), export(), page("pipeline")):
+        buttons = list(at.button) + list(at.get("download_button"))
+        assert buttons and all(not b.proto.icon or b.proto.icon.startswith(":material/") for b in buttons)
+    assert export().button(key="export_save").proto.icon == ":material/save:"
+
+
+def test_streamlit_chrome_no_deploy_button_no_outside_requests():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "minimal"  # no Deploy button, no developer menu
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["server"]["headless"] is True
+    assert config["browser"]["serverAddress"]  # no external-IP lookup at start-up
+    app = (ROOT / "app.py").read_text()
+    assert 'page_icon=":material' not in app and "page_icon=ICON" in app  # a material favicon is fetched from Google
+    assert re.search(r"ICON = \('<svg", app)
+    assert not re.search(r"https?://", Path(ROOT / "pages" / "common.py").read_text())
