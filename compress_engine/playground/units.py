@@ -30,12 +30,12 @@ def mb(n_bytes, digits=1):
 
 
 def size(n_bytes):
-    """A size in the largest unit that keeps it readable: '950 bytes', '64.3 KB', '1.07 MB'."""
+    """A size in the largest unit that keeps it readable: '950 bytes', '64.3 KB', '1.1 MB'."""
     if n_bytes < KB:
         return f"{int(n_bytes):,} bytes"
     if n_bytes < MB:
         return kb(n_bytes)
-    return mb(n_bytes, 2)
+    return mb(n_bytes)
 
 
 def pct(fraction, digits=1):

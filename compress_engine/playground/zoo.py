@@ -31,6 +31,7 @@ from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
 from ..core.train import accuracy, crop_flip, fit, flush_subnormals_, has_conv
+from . import units
 
 # Installed: compress_engine/sample_models (package data). A checkout or `pip install -e .`: the repo's sample_models/.
 _PKG = Path(__file__).resolve().parents[1]
@@ -340,7 +341,7 @@ def cached_logits(name, data, cache_dir=None, ship=False):
 
 # --- uploaded weights: read without running code, architecture inferred -------------------------
 
-MAX_UPLOAD_BYTES = 50 << 20     # file size; the largest sample model (the teacher) is 9.4 MB
+MAX_UPLOAD_BYTES = 50 * units.MB  # file size (50 MB of 1,000,000 bytes); the largest sample model is 9.6 MB
 MAX_UPLOAD_PARAMS = 20_000_000  # elements over all tensors, checked before any tensor is touched
 MAX_UPLOAD_TENSORS = 256
 MAX_UPLOAD_INDEX = 1 << 20      # a safetensors JSON header / a checkpoint's pickle (a state dict's is KBs)
@@ -395,11 +396,11 @@ def _check_upload_size(data, name, max_bytes):
         raise ModelError(f"{name} is empty (0 bytes); {SAVE_HINT}")
     if len(data) > max_bytes:
         raise ModelError(f"{name} is {_size(len(data))}; weight uploads are limited to {_size(max_bytes)} here "
-                         "(the largest sample model is 9.4 MB)")
+                         "(the largest sample model is 9.6 MB)")
 
 
 def _size(n):
-    return f"{n / 2**20:,.1f} MB" if n >= 2**17 else f"{n:,} bytes"
+    return units.size(n)  # the dashboard's convention: 1 MB = 1,000,000 bytes
 
 
 def _load_safetensors(data, name):
