@@ -4,6 +4,7 @@
     python bench/techniques.py --quick            # budgets 1/8 and 1/32 only, no fine-tuning
     python bench/techniques.py --workers 2        # the (technique, budget) searches side by side on a local Ray runtime
     python bench/techniques.py --ray-address auto # ... on the Ray cluster this machine is part of
+    python bench/techniques.py --replot           # redraw the chart from bench/results/techniques.csv only
 
 For every technique family and budget (a fraction of the dense float32 artifact), the engine searches
 the family's knob for the most accurate post-training recipe whose real artifact fits the budget
@@ -16,6 +17,7 @@ browser tests).
 """
 
 import argparse
+import csv
 import math
 import os
 
@@ -25,6 +27,7 @@ import torch
 from report import ROOT, table
 import compress_engine as ce
 from compress_engine.core.model import student_mlp
+from compress_engine.playground import units, viz
 from compress_engine.playground.store import pareto_front, recipe_summary
 from compress_engine.playground.sweeps import map_jobs
 
@@ -124,21 +127,25 @@ def pareto_png(rows, path):
     """Accuracy vs real bytes for every (technique, budget) point, with the Pareto staircase, as a PNG."""
     from playwright.sync_api import sync_playwright
     fig = go.Figure()
-    for tech in dict.fromkeys(r["technique"] for r in rows):
+    for i, tech in enumerate(dict.fromkeys(r["technique"] for r in rows)):  # the dashboard's palette
         pts = [r for r in rows if r["technique"] == tech]
-        fig.add_trace(go.Scatter(x=[p["artifact_bytes"] / 1024 for p in pts], y=[100 * p["accuracy"] for p in pts],
-                                 mode="markers+lines", name=tech, marker=dict(size=10), line=dict(width=1)))
+        colour = viz.PALETTE[i % len(viz.PALETTE)]
+        fig.add_trace(go.Scatter(x=[p["artifact_bytes"] / units.KB for p in pts], y=[100 * p["accuracy"] for p in pts],
+                                 mode="markers+lines", name=tech, marker=dict(size=10, color=colour),
+                                 line=dict(width=1, color=colour)))
     front = [rows[i] for i in pareto_front([(r["artifact_bytes"], r["accuracy"]) for r in rows])]
-    fig.add_trace(go.Scatter(x=[p["artifact_bytes"] / 1024 for p in front], y=[100 * p["accuracy"] for p in front],
+    fig.add_trace(go.Scatter(x=[p["artifact_bytes"] / units.KB for p in front], y=[100 * p["accuracy"] for p in front],
                              mode="lines", line_shape="hv", name="Pareto frontier", line=dict(color="#444", dash="dot", width=2)))
-    dense, low = rows[0]["dense_bytes"] / 1024, max(0, min(100 * r["accuracy"] for r in rows) - 5)
+    dense, low = rows[0]["dense_bytes"] / units.KB, max(0, min(100 * r["accuracy"] for r in rows) - 5)
     for frac in sorted({r["budget"] for r in rows}):  # budget lines as traces: shapes misplace on log axes
         fig.add_trace(go.Scatter(x=[dense / frac] * 2, y=[low, 100], mode="lines+text", text=["", f"1/{frac} of dense"],
                                  textposition="bottom left", line=dict(color="#bbb", dash="dash", width=1),
                                  showlegend=False, hoverinfo="skip"))
+    ticks = viz.log_ticks([r["artifact_bytes"] / units.KB for r in rows] + [dense])  # "20 50 100", not "2 3 … 9"
     fig.update_layout(title=f"{rows[0]['model']} on Fashion-MNIST: accuracy at equal size budgets "
                             f"(dense {100 * rows[0]['dense_accuracy']:.2f} %)",
-                      xaxis=dict(type="log", title="artifact size (KB, log scale)"),
+                      xaxis=dict(type="log", title=f"artifact size (KB, log scale; {units.CONVENTION})",
+                                 tickmode="array", tickvals=[v for v, _ in ticks], ticktext=[t for _, t in ticks]),
                       yaxis=dict(title="test accuracy (%)", range=[low, 100]),
                       width=1100, height=620, template="plotly_white")
     html = fig.to_html(include_plotlyjs=True, full_html=True)
@@ -187,7 +194,10 @@ def main():
                     "--workers, cores // workers)")
     ap.add_argument("--workers", type=int, help="run N searches at a time on a local Ray runtime")
     ap.add_argument("--ray-address", help="run the searches on an existing Ray cluster ('auto' on one of its machines)")
+    ap.add_argument("--replot", action="store_true", help=f"only redraw {PNG.relative_to(ROOT)} from the last results")
     args = ap.parse_args()
+    if args.replot:
+        return replot(args.model)
     on_ray = args.workers is not None or args.ray_address is not None
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -221,6 +231,19 @@ def main():
     points = [r for r in rows if r["accuracy"] != ""]
     pareto_png(points, PNG)
     print(f"\nPareto chart: {PNG.relative_to(ROOT)}")
+
+
+def replot(model_name):
+    """Redraw the Pareto chart from bench/results/techniques.csv (no searching, no training)."""
+    with open(ROOT / "bench" / "results" / "techniques.csv", newline="") as f:
+        saved = [r for r in csv.DictReader(f) if r["model"] == model_name and r["accuracy"] not in ("", None)]
+    dense = ce.compress(ce.load_model(model_name), ce.Recipe(), ce.load_dataset("fashion-mnist")).metrics
+    dense_bytes = round(int(saved[0]["artifact_bytes"]) * float(saved[0]["ratio"]))  # the budgets' dense, as measured then
+    points = [{"model": model_name, "technique": r["recipe"].split(" @ ")[0], "budget": int(r["budget"]),
+               "artifact_bytes": int(r["artifact_bytes"]), "accuracy": float(r["accuracy"]),
+               "dense_bytes": dense_bytes, "dense_accuracy": dense["accuracy"]} for r in saved]
+    pareto_png(points, PNG)
+    print(f"Pareto chart: {PNG.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
