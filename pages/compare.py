@@ -59,7 +59,8 @@ df["summary"] = df["recipe"].map(summary)
 in_sweep = df["sweep"].notna() if "sweep" in df else pd.Series(False, index=df.index)  # points of a sweep
 df.loc[in_sweep, "summary"] = [f"{str(g).split(':')[0]} · {t}" for g, t in zip(df.loc[in_sweep, "sweep"],
                                                                          df.loc[in_sweep, "summary"])]
-df["label"] = [n if isinstance(n, str) and n else f"#{i} {t}" for n, i, t in zip(df["name"], df["id"], df["technique"])]
+df["name"] = df["name"].fillna("")  # no "None" cells for runs without a name
+df["label"] = [n or f"#{i} {t}" for n, i, t in zip(df["name"], df["id"], df["technique"])]
 df["kb"] = df["artifact_bytes"] / units.KB
 df["acc_pct"] = 100 * df["accuracy"]
 df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
@@ -94,23 +95,21 @@ st.subheader(f"{len(shown)} saved run{'s' * (len(shown) != 1)}")
 table_key = f"runs_table_{st.session_state.get('runs_table_gen', 0)}"  # new key after a delete = no stale rows
 event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
-    # as many columns as fit the page's width: the rest (agreement, non-zero parameters, saved) are side by side
-    # below and in the CSV
-    column_order=["id", "name", "model", "technique", "summary", "kb", "ratio", "acc_pct", "delta_pts", "sparsity_pct",
-                  "pareto"],
+    # as many columns as fit the page's width: the rest (technique: the chart's colours; agreement, non-zero
+    # parameters, saved) are side by side below and in the CSV
+    column_order=["id", "name", "model", "summary", "kb", "ratio", "acc_pct", "delta_pts", "sparsity_pct", "pareto"],
     column_config={
         "id": st.column_config.NumberColumn("Run", format="#%d", width="small"),
         "name": st.column_config.TextColumn("Name", width="small", help="Tick one run to name it below the chart"),
         "model": st.column_config.TextColumn("Model", width="small"),
-        "technique": st.column_config.TextColumn("Technique", width="small"),
         "summary": st.column_config.TextColumn("Recipe", width="medium"),
-        "kb": st.column_config.NumberColumn("Size", format="%.1f KB", width="small", help=units.CONVENTION),
-        "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×", width="small"),
-        "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%", width="small"),
-        "delta_pts": st.column_config.NumberColumn("vs dense", format="%+.2f pts", width="small"),
-        "sparsity_pct": st.column_config.NumberColumn("Zero weights", format="%.1f %%", width="small"),
-        "pareto": st.column_config.CheckboxColumn("Frontier", width="small",
-                                                  help="On the Pareto frontier: no run is smaller and more accurate"),
+        "kb": st.column_config.NumberColumn("Size", format="%.1f KB", help=units.CONVENTION),
+        "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×"),
+        "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%"),
+        "delta_pts": st.column_config.NumberColumn("vs dense", format="%+.2f pts"),
+        "sparsity_pct": st.column_config.NumberColumn("Zeros", format="%.1f %%", help="Share of weights that are zero"),
+        "pareto": st.column_config.CheckboxColumn("Frontier", help="On the Pareto frontier: no run is smaller and "
+                                                                  "more accurate"),
     },
 )
 rows = sorted(event.selection.rows) if event is not None else []
@@ -142,7 +141,8 @@ for s in viz.reference_series(refs, ref_set) if ref_set != "none" else []:  # gr
     ref_x += [b / units.KB for b in s["bytes"]]
     fig.add_trace(go.Scatter(
         x=[b / units.KB for b in s["bytes"]], y=[100 * a for a in s["accuracy"]], mode="lines+markers+text",
-        name=f"bench: {s['name']}", text=s["labels"], textposition="middle left", textfont=dict(size=10, color=charts.GREY),
+        name=f"bench: {s['name']}", text=s["labels"], textfont=dict(size=10, color=charts.GREY),
+        textposition=[("top center", "bottom center")[i % 2] for i in range(len(s["labels"]))],  # alternate sides
         line=dict(color=charts.GREY, width=1, dash="dot"), marker=dict(symbol="x-thin", size=9, line=dict(width=2, color=charts.GREY)),
         customdata=s["hover"],
         hovertemplate=f"bench, {s['model']}: " + "%{customdata}<br>%{x:.1f} KB, accuracy %{y:.2f} %<extra></extra>"))

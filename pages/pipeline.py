@@ -73,7 +73,7 @@ def paper_chart(comp, ours_name):
                     marker_pattern_shape="/", marker_pattern_fgcolor=charts.BLUE, hoverinfo="skip")
     best = max([r["paper"] for r in rows] + [r["ours"] or 0 for r in rows])
     fig.update_yaxes(range=[0, 1.3 * best])
-    fig.update_layout(barmode="group", title="Compression ratio and accuracy change: the paper's and ours",
+    fig.update_layout(barmode="group", title="Ratio and accuracy change: the paper's and ours",
                       xaxis_title="", yaxis_title="dense float32 bytes / compressed bytes (×)", height=430,
                       margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.15))
     return fig

@@ -112,7 +112,7 @@ def test_the_paper_comparison_shows_every_loss_and_claims_no_win_at_a_larger_los
     assert not at.exception and delta_pts(at) < -20
     text = " ".join(m.value for m in at.markdown)
     assert "whole pipeline: not comparable" in text and "points of accuracy" in text
-    spec = chart(at, "Compression ratio and accuracy change")
+    spec = chart(at, "Ratio and accuracy change")
     bars = [t for t in spec["data"] if t.get("text")]
     assert len(bars) == 2 and all("pts" in x for t in bars for x in t["text"] if x != "—")
     ours = bars[1]
@@ -232,7 +232,7 @@ def test_no_emoji_icons_anywhere(seeded):
 
 def test_streamlit_chrome_no_deploy_button_no_outside_requests():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["client"]["toolbarMode"] == "minimal"  # no Deploy button, no developer menu
+    assert config["client"]["toolbarMode"] == "viewer"  # no Deploy button, no developer options; a running indicator
     assert config["browser"]["gatherUsageStats"] is False
     assert config["server"]["headless"] is True
     assert config["browser"]["serverAddress"]  # no external-IP lookup at start-up

@@ -141,3 +141,20 @@ def test_choose_model_move_sparsity(server, browser, out_dir):
                "params_before": params_before, "params_after": params_after}
     (out_dir / "browser_timings.json").write_text(json.dumps(results, indent=2))
     print(f"\nbrowser: {results} (screenshots in {out_dir})")
+
+
+def test_no_outside_requests_and_no_deploy_button(server, browser):
+    """Offline classrooms: the page asks nothing of any other host (the walkthrough's offline console showed
+    ERR_NAME_NOT_RESOLVED: a Material favicon fetched from fonts.gstatic.com), and viewers get no Deploy button."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    outside, failed = [], []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server, "data:", "blob:")) else None)
+    page.on("console", lambda m: failed.append(m.text) if "ERR_NAME_NOT_RESOLVED" in m.text else None)
+    page.goto(server)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True).wait_for(timeout=60_000)
+    for name in ("Pipeline", "Compare", "Home"):
+        page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
+        page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
+        page.wait_for_load_state("networkidle")
+    assert not outside and not failed, (outside, failed)
+    assert page.locator('[data-testid="stAppDeployButton"]').count() == 0  # toolbarMode viewer

@@ -152,3 +152,44 @@ def test_quantized_weights_lie_on_the_grid(kw):
 def test_curve_points():
     assert viz.curve_points([0, 50, 90], 85) == [0, 50, 85, 90]
     assert viz.curve_points((2, 4, 8), 4) == [2, 4, 8]
+
+
+# --- axes, colours and reference series (issue 12) -------------------------------------------------
+
+def test_log_ticks_are_whole_readable_numbers():
+    def labels(values):
+        return [t for _, t in viz.log_ticks(values)]
+    assert labels([16, 1067]) == ["20", "50", "100", "200", "500", "1,000"]
+    assert labels([1, 100_000]) == ["1", "10", "100", "1,000", "10,000", "100,000"]
+    assert labels([20, 35]) == ["20", "30"]
+    assert labels([0.5, 3]) == ["0.5", "0.6", "0.7", "0.8", "0.9", "1", "2", "3"]
+    assert labels([21, 22]) == ["20", "30"]  # too short a range for two ticks inside: the nearest around it
+    assert labels([100, 100]) == ["100"] and labels([0, -1, None]) == []
+    for values in ([3, 7], [2, 256], [1e-3, 5], [12, 9e6]):
+        ticks = [v for v, _ in viz.log_ticks(values)]
+        assert 2 <= len(ticks) <= 8 and ticks == sorted(ticks)
+
+
+def test_palette_hues_are_far_apart():
+    import colorsys
+    assert len(set(viz.PALETTE)) == len(viz.PALETTE) >= 8 and viz.GREY not in viz.PALETTE
+    hls = [colorsys.rgb_to_hls(*(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5))) for c in viz.PALETTE[:6]]
+    for i, a in enumerate(hls):  # the colours a handful of techniques get: 25 degrees of hue apart, or grey/black
+        for b in hls[i + 1:]:
+            apart = min(abs(a[0] - b[0]), 1 - abs(a[0] - b[0])) * 360
+            assert apart >= 25 or min(a[2], b[2]) < 0.15, (a, b)
+
+
+def test_reference_series_groups_and_labels_the_benchmark_points():
+    points = [{"source": "deep_compression.csv", "model": "m", "label": "dense float32", "artifact_bytes": 1000,
+               "accuracy": 0.9},
+              {"source": "deep_compression.csv", "model": "m", "label": "+ Huffman (Deep Compression)",
+               "artifact_bytes": 25, "accuracy": 0.89},
+              {"source": "techniques.csv", "model": "m", "label": "prune @ 1/8", "artifact_bytes": 125, "accuracy": 0.8},
+              {"source": "techniques.csv", "model": "m", "label": "prune @ 1/16", "artifact_bytes": 60, "accuracy": 0.7}]
+    [dc] = viz.reference_series(points, "deep_compression.csv")
+    assert dc["labels"] == ["dense float32", "+ Huffman"] and dc["bytes"] == [1000, 25]
+    assert dc["hover"] == ["dense float32", "+ Huffman (Deep Compression)"]
+    [prune] = viz.reference_series(points, "techniques.csv")
+    assert prune["name"] == "m: prune" and prune["labels"] == ["", "prune"] and prune["bytes"] == [125, 60]
+    assert viz.reference_series(points, "other.csv") == []

@@ -135,14 +135,15 @@ def paper_comparison(model_name, dense_bytes, final_bytes, dense_accuracy, final
         paper_loss = round(paper_error - ref["error_dense"], 2)
         loss = None if ours is None or ours_accuracy is None else 100 * (dense_accuracy - ours_accuracy)
         comparable = loss is not None and loss <= max(paper_loss, 0.0) + EQUAL_LOSS_PTS
+        theirs = "none" if paper_loss <= 0 else f"{paper_loss:.2f} points"
         if ours is None:
             verdict = f"{stage}: this recipe has no such stage."
         elif comparable:
-            verdict = (f"{stage}: at equal accuracy loss ({loss:+.2f} vs the paper's {paper_loss:+.2f} points) ours "
-                       f"is {ours:,.1f}×, the paper's {paper:g}×.")
+            verdict = (f"{stage}: at equal accuracy loss (ours {max(loss, 0):.2f} points, the paper's {theirs}) ours is "
+                       f"{ours:,.1f}×, the paper's {paper:g}×.")
         else:
             verdict = (f"{stage}: not comparable. Ours ({ours:,.1f}×) loses {loss:.2f} points of accuracy, the "
-                       f"paper's {paper:g}× {paper_loss:+.2f}; a ratio counts only at equal loss (at most "
+                       f"paper's {paper:g}× lost {theirs}; a ratio counts only at equal loss (at most "
                        f"{EQUAL_LOSS_PTS:g} points more).")
         return {"stage": stage, "paper": paper, "paper_loss": paper_loss, "ours": ours, "ours_loss": loss,
                 "ours_params": ours_params, "comparable": comparable, "verdict": verdict}

@@ -244,9 +244,9 @@ def tick_label(x):
 # -----------------------------------------------------------------------------
 # colours: one palette for every chart of the dashboard and the benchmarks
 
-# Hues far apart in the order they are handed out (no blue next to light blue, no red next to pink):
-# the first six are told apart by everyone, colour-blind readers included with the marker symbols.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#222222", "#bcbd22", "#17becf",
+# Handed out in this order: the first six are five far-apart hues and black (no blue next to light blue,
+# no red next to pink, as Plotly's default sequence has); brown, olive, cyan and pink only come after them.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#222222", "#8c564b", "#bcbd22", "#17becf",
            "#e377c2")
 GREY = "#7f7f7f"  # references (dense lines, benchmark points): never a series colour
 
@@ -263,8 +263,8 @@ def reference_series(points, source):
     Compression's stages) or per model and technique (the equal-budget search, "prune @ 1/8" ...).
 
     Returns [{"name", "model", "bytes", "accuracy", "labels", "hover"}], each sorted by size, largest first;
-    "labels" names points on the chart (Deep Compression: every stage; a technique: its smallest point only,
-    "" elsewhere, so the chart stays readable), "hover" names every point in full."""
+    "labels" names points on the chart, briefly (Deep Compression: every stage, "+ Huffman"; a technique: its
+    smallest point only, "" elsewhere, so the chart stays readable), "hover" names every point in full."""
     series = {}
     for p in points:
         if p["source"] != source:
@@ -276,7 +276,7 @@ def reference_series(points, source):
         s["hover"].append(p["label"])
         s["bytes"].append(p["artifact_bytes"])
         s["accuracy"].append(p["accuracy"])
-        s["labels"].append("" if budget else p["label"])
+        s["labels"].append("" if budget else _short(p["label"]))
     out = []
     for (_, technique), s in series.items():
         order = sorted(range(len(s["bytes"])), key=lambda i: -s["bytes"][i])
@@ -286,3 +286,11 @@ def reference_series(points, source):
             s["labels"][-1] = technique
         out.append(s)
     return out
+
+
+def _short(label):
+    """A stage's label cut to its first step: '+ weight sharing + centroid tuning' -> '+ weight sharing',
+    '+ Huffman (Deep Compression)' -> '+ Huffman', 'stretch: 97% pruned, ...' -> 'stretch'."""
+    head = label.split(" (")[0].split(":")[0].strip()
+    lead = "+ " if head.startswith("+ ") else ""
+    return lead + head[len(lead):].split(" + ")[0]
