@@ -8,11 +8,13 @@
     ce.decode(result.artifact)   # the exact weights back
     ce.read_weights(data, "mine.safetensors")   # a user's weight file -> model, never running code
     ce.sensitivity.scan(model, ds)   # each layer alone: accuracy and bytes vs sparsity and bits
+    result, plan = ce.fit_budget(model, ds, 10_000)   # fit in 10 KB: per-layer sparsity and clusters, fine-tuned
 
 It never imports streamlit: pages call it, it does not know about pages.
 """
 
-from .core import sensitivity
+from .core import budget, sensitivity
+from .core.budget import fit_budget
 from .core.data import Dataset
 from .core.encode import decode, encode, read_meta, size_breakdown
 from .core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
@@ -28,4 +30,4 @@ __all__ = ["Dataset", "load_dataset", "decode", "encode", "read_meta", "size_bre
            "CompressError", "DatasetError", "ModelError", "RecipeError", "list_models", "load_model",
            "model_card", "read_weights", "Result", "compress", "decode_model", "evaluate_artifact", "sweep",
            "Recipe", "Stopped", "BITS", "CHOICES", "RANGES", "arch_spec", "param_count", "reference", "int8_latency",
-           "logits", "sensitivity"]
+           "logits", "sensitivity", "budget", "fit_budget"]

@@ -161,3 +161,75 @@ st.dataframe([{"layer": r["layer"], "weights": r["params"], "dense KB": r["dense
                             "dense KB": st.column_config.NumberColumn(format="%.1f"),
                             "loss at 90 % pruned (pts)": st.column_config.NumberColumn(format="%.2f"),
                             "smallest KB": st.column_config.NumberColumn(format="%.2f")})
+
+# --- fit in N KB: the allocation the scan leads to ------------------------------------------------
+st.divider()
+st.subheader("Fit in N KB")
+left, right = st.columns([1, 1.3], gap="large")
+dense_kb = sum(r["dense_bytes"] for r in summary) / 1000
+with left:
+    kb = st.number_input("Budget (KB, 1 KB = 1,000 bytes)", min_value=1.0, max_value=max(2.0, round(dense_kb, 1)),
+                         value=float(max(1, round(dense_kb / 64))), step=1.0, key="budget_kb")
+    epochs = st.select_slider("Fine-tuning epochs per stage", [1, 2, 4], value=1, key="budget_epochs",
+                              help="Pruning is reached gradually during the first stage, the shared centroids are "
+                                   "trained in the second. LeNet-300-100: a few seconds an epoch; LeNet-5: ~30 s.")
+    go_fit = st.button("Fit", type="primary", key="budget_go", icon=":material/compress:")
+with right:
+    st.markdown(
+        "The engine picks, for every layer, the sparsity and the number of shared values (bits) that keep the "
+        "most accuracy while the whole artifact fits: a knapsack over the scan's settings, each layer's damage "
+        "estimated after re-fitting its kept weights (what fine-tuning recovers), measured on training images. "
+        "Then it prunes gradually while fine-tuning, shares weights, stores biases in 8 bits and entropy-codes "
+        "everything. Fragile layers keep more weights and bits; big flat layers give up most of theirs.")
+
+fits = st.session_state.setdefault("budget_runs", {})
+fkey = (name, common.weights_id(name), kb, epochs)
+if go_fit and fkey not in fits:
+    bar = st.progress(0.0, text="Scanning on training images…")
+
+    def ft_progress(step, total, _loss, acc):
+        bar.progress(min(1.0, step / max(total, 1)), text=f"Fine-tuning: step {step:,} of {total:,}"
+                     + (f", test accuracy {100 * acc:.1f} %" if acc is not None else ""))
+
+    def scan_progress(step, total, _loss, _acc):
+        bar.progress(step / total, text=f"Scanning on training images (re-fitted): setting {step:,} of {total:,}")
+
+    try:
+        budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scan_progress)
+        res, plan = ce.fit_budget(net, data, int(kb * 1000), epochs=epochs, scan=budget_scan, progress=ft_progress)
+        fits[fkey] = {"metrics": res.metrics, "plan": plan}
+    except ce.Stopped:
+        st.info("Stopped: nothing of the run was kept.")
+    except ce.CompressError as e:
+        st.error(str(e))
+    finally:
+        bar.empty()
+fit = fits.get(fkey)
+if fit is None:
+    st.caption("Press **Fit** to run it (the result is kept for this session).")
+else:
+    m, plan = fit["metrics"], fit["plan"]
+    c = st.columns(4)
+    c[0].metric("Artifact", f"{m['artifact_bytes'] / 1000:,.1f} KB", f"budget {kb:g} KB", delta_color="off")
+    c[1].metric("Compression ratio", f"{m['ratio']:,.1f}×")
+    c[2].metric("Test accuracy", f"{100 * m['accuracy']:.2f} %", f"{100 * (m['accuracy'] - m['dense_accuracy']):+.2f} pts")
+    c[3].metric("Weights kept", f"{m['nonzero_params']:,}", f"of {m['dense_params']:,}", delta_color="off")
+    real = {r["name"]: r for r in m["layers"]}
+    st.dataframe([{"layer": a["layer"], "sparsity": f"{100 * a['sparsity']:g} %",
+                   "stored as": f"{a['clusters']} shared values ({bits(a['clusters'])} bit)" if a["clusters"] else "float32",
+                   "weights kept": real[a["layer"]]["nonzero"], "KB predicted": a["predicted_bytes"] / 1000,
+                   "KB in the artifact": real[a["layer"]]["bytes"] / 1000} for a in plan["allocation"]],
+                 hide_index=True, width="stretch",
+                 column_config={"weights kept": st.column_config.NumberColumn(format="localized"),
+                                "KB predicted": st.column_config.NumberColumn(format="%.2f"),
+                                "KB in the artifact": st.column_config.NumberColumn(format="%.2f")})
+    weights = {a["layer"] for a in plan["allocation"]}
+    parts = [(r["name"], r["bytes"]) for r in m["layers"] if r["name"] in weights]
+    parts.append(("biases and other tensors", sum(r["bytes"] for r in m["layers"] if r["name"] not in weights)))
+    parts.append(("header", m["bytes_breakdown"]["header"]))
+    fig = go.Figure()
+    for i, (label, b) in enumerate(parts):
+        fig.add_bar(y=["artifact"], x=[b / 1000], orientation="h", name=label, marker_color=COLORS[i % len(COLORS)],
+                    hovertemplate=f"{label}: %{{x:.2f}} KB<extra></extra>")
+    fig.update_layout(barmode="stack")
+    st.plotly_chart(layout(fig, "Where the bytes went", "KB", "", height=220), width="stretch")

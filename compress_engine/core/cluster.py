@@ -430,12 +430,16 @@ def apply(model, recipe, ctx):
     convolutions if set), fine-tune the centroids, and leave each layer's codebook in ctx.grids."""
     from compress_engine.core.encode import Codebook
     r = recipe
-    ks = {n: r.layer(n, p.dim() > 2)[1] for n, p in compressible(model).items()}
-    books = cluster_model(model, ks, r.cluster_init, ctx.masks, r.seed)
+    weights = compressible(model)
+    ks = {n: r.layer(n, p.dim() > 2)[1] for n, p in weights.items()}
+    # kept = the pruning mask, less any weight that is exactly zero (a dense layer's own zeros stay zeros, as
+    # they do when clustering runs without pruning first: the two give the same model stage by stage or at once)
+    masks = {n: (p.detach() != 0) if ctx.masks is None else ctx.masks[n] & (p.detach() != 0) for n, p in weights.items()}
+    books = cluster_model(model, ks, r.cluster_init, masks, r.seed)
     if r.finetune_epochs:
         pars = {n: Shared(c, lab) for n, (c, lab) in books.items()}
-        # layers left unclustered (per-layer choice) keep their pruning mask while the others' centroids train
-        held = {n: Masked(m) for n, m in (ctx.masks or {}).items() if n not in books}
+        # layers left unclustered (a per-layer choice) keep their zeros while the others' centroids train
+        held = {n: Masked(m) for n, m in masks.items() if n not in books}
         ctx.finetune(model, {**pars, **held}, NAME, freeze_original=True)
         books = {n: (par.centroids.detach(), par.labels) for n, par in pars.items()}
     # a layer pruned to nothing has no centroids: its (all-zero) weights need no codebook

@@ -38,6 +38,7 @@ class Result:
     recipe: Recipe
     history: dict = field(default_factory=dict)   # stage -> list of training losses
     timings: dict = field(default_factory=dict)   # wall-clock seconds per stage (not deterministic)
+    grids: dict = field(default_factory=dict)     # tensor name -> encode.Codebook / Affine the artifact used
 
 
 # --- dense reference, computed once per (model, dataset) ----------------------------------------
@@ -210,7 +211,7 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     if measure_latency:
         timings.update(latency(work, data))
     timings["total"] = time.perf_counter() - t_start
-    return Result(work, metrics, artifact, r, ctx.history, timings)
+    return Result(work, metrics, artifact, r, ctx.history, timings, ctx.grids)
 
 
 def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred, ref_acc):

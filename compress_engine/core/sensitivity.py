@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import cluster, prune
 from .encode import Codebook, tensor_bytes
@@ -40,7 +41,7 @@ from .errors import RecipeError
 from .model import check_model, compressible
 from .train import Stopped, fast_eval_copy, logits
 
-FORMAT = 2  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
+FORMAT = 3  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
 SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
 CLUSTERS = (None, 64, 32, 16, 8, 4, 2)   # None: the kept weights stay float32
 SUBSET = 2000                            # images the scan evaluates (a fixed, seeded choice of the split)
@@ -126,11 +127,13 @@ def _write_cache(path, result):
         pass
 
 
-def cached(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, cache_dir=None):
+def cached(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, cache_dir=None,
+           refit=False):
     """The kept scan for these arguments, or None (never computes)."""
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
     idx = subset_index(len(data.y(split)), subset)
-    key = scan_key(model, data.x(split)[idx], data.y(split)[idx], sparsities, clusters, split)
+    key = scan_key(model, data.x(split)[idx], data.y(split)[idx], sparsities, clusters,
+                   split + ("+refit" if refit else ""))
     return _read_cache(Path(cache_dir or default_cache_dir()) / f"{key}.json")
 
 
@@ -148,11 +151,61 @@ def _kl(dense_logp, out):
     return float((dense_logp.exp() * (dense_logp - logp)).sum(1).mean())
 
 
-def _compressed(w, sparsity, k):
-    """`w` pruned to `sparsity` (magnitude) and, if k, its kept weights shared among k k-means centroids
-    -> (weight, Codebook or None): exactly what the pipeline's stages make of one layer, one-shot."""
+def gram(model, module, x, chunk=250):
+    """G = X^T X (float64) of the inputs `module` (nn.Linear, or nn.Conv1d/2d with groups=1) sees when `model`
+    runs on x, each input patch a row (convolutions unfolded); None for any other module."""
+    conv = isinstance(module, (nn.Conv1d, nn.Conv2d))
+    if not isinstance(module, nn.Linear) and not (conv and module.groups == 1 and module.padding_mode == "zeros"):
+        return None
+    grams = []
+
+    def hook(_m, inp, _out):
+        a = inp[0].detach()
+        if isinstance(module, nn.Conv1d):
+            a = a.unsqueeze(2)
+        if conv:
+            two = (lambda v: (1, v[0]) if isinstance(module, nn.Conv1d) else v)
+            a = F.unfold(a.contiguous(), two(module.kernel_size), two(module.dilation), two(module.padding),
+                         two(module.stride)).transpose(1, 2)
+        a = a.reshape(-1, a.shape[-1]).double()
+        grams.append(a.T @ a)
+
+    handle = module.register_forward_hook(hook)
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(x), chunk):
+                model(x[i:i + chunk])
+    finally:
+        handle.remove()
+    return sum(grams) if grams else None
+
+
+def refit(w, mask, g, damp=0.01):
+    """The kept weights of each output unit re-fitted by least squares to reproduce the dense layer's outputs on
+    the inputs whose Gram matrix is g (the optimal-brain-surgeon reconstruction SparseGPT and OBC use,
+    damped by `damp` of the mean diagonal): a cheap stand-in for what fine-tuning recovers after pruning,
+    so that a scan with refit=True ranks settings by what is left after recovery, not before."""
+    w2 = w.reshape(w.shape[0], -1).double()
+    m2 = mask.reshape(mask.shape[0], -1)
+    gw = w2 @ g
+    out = torch.zeros_like(w2)
+    eye_d = damp * float(g.diagonal().mean())
+    for r in range(w2.shape[0]):
+        keep = m2[r].nonzero().squeeze(1)
+        if keep.numel():
+            a = g[keep][:, keep] + eye_d * torch.eye(keep.numel(), dtype=torch.float64)
+            out[r, keep] = torch.linalg.solve(a, gw[r, keep])
+    out = out.float().reshape(w.shape)
+    return torch.where(mask & (out != 0), out, 0.0)  # +0.0 where pruned (and a weight refitted to exactly 0)
+
+
+def _compressed(w, sparsity, k, g=None):
+    """`w` pruned to `sparsity` (magnitude; kept weights re-fitted when a Gram matrix g is given) and, if k,
+    its kept weights shared among k k-means centroids -> (weight, Codebook or None): what the pipeline's
+    stages make of one layer, before fine-tuning."""
     mask = prune.magnitude_mask(w, sparsity)
-    pruned = torch.where(mask, w, 0.0)
+    pruned = torch.where(mask, w, 0.0) if g is None or sparsity == 0 else refit(w, mask, g)
+    mask = pruned != 0
     if k is None or not mask.any():
         return pruned, None
     centroids, labels = cluster.cluster_weight(pruned, k, mask=mask)
@@ -160,7 +213,7 @@ def _compressed(w, sparsity, k):
 
 
 def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, progress=None,
-         cache_dir=None, use_cache=True):
+         cache_dir=None, use_cache=True, refit=False):
     """Scan every compressible layer alone over the grid sparsities x clusters; returns a JSON-able dict:
 
         {"format", "key", "split", "subset", "dense_accuracy", "sparsities", "clusters", "seconds",
@@ -168,7 +221,10 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
          "rows": [{"layer", "sparsity", "clusters", "accuracy", "kl", "bytes"}]}
 
     clusters None means the kept weights stay float32. `model` is any nn.Module compress() takes (it is
-    not changed); `data` a Dataset; the scan evaluates `subset` fixed images of `split`.
+    not changed); `data` a Dataset; the scan evaluates `subset` fixed images of `split`. refit=True
+    re-fits each pruned layer's kept weights by least squares on those images' activations (`refit`),
+    an estimate of the damage left after fine-tuning (what a size budget needs); refit=False is plain
+    one-shot pruning (what the page teaches: Han et al.'s sensitivity curves).
     progress(step, total, None, accuracy) is called after each point; returning False stops the scan
     (raises train.Stopped, nothing is kept). With use_cache, a scan already on disk in `cache_dir` is
     returned at once, and a new one is written there.
@@ -177,7 +233,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     check_model(model, data)
     idx = subset_index(len(data.y(split)), subset)
     x, y = data.x(split)[idx], data.y(split)[idx]
-    key = scan_key(model, x, y, sparsities, clusters, split)
+    key = scan_key(model, x, y, sparsities, clusters, split + ("+refit" if refit else ""))
     path = Path(cache_dir or default_cache_dir()) / f"{key}.json"
     if use_cache:
         hit = _read_cache(path)
@@ -192,12 +248,14 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     layers = [{"name": n, "shape": list(p.shape), "params": p.numel(),
                "dense_bytes": tensor_bytes(n, p.detach())} for n, p in params.items()]
     total, step, rows = len(params) * len(sparsities) * len(clusters), 0, []
+    modules = {f"{n}.weight" if n else "weight": m for n, m in work.named_modules()}
     for name, p in params.items():
         saved = p.detach().clone()
+        g = gram(work, modules[name], x) if refit else None
         try:
             for s in sparsities:
                 for k in clusters:
-                    w, grid = _compressed(saved, s, k)
+                    w, grid = _compressed(saved, s, k, g)
                     with torch.no_grad():
                         p.copy_(w)
                     out = logits(work, x)
@@ -210,7 +268,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
         finally:
             with torch.no_grad():
                 p.copy_(saved)
-    result = {"format": FORMAT, "key": key, "split": split, "subset": len(idx), "dense_accuracy": dense_acc,
+    result = {"format": FORMAT, "key": key, "split": split, "refit": refit, "subset": len(idx), "dense_accuracy": dense_acc,
               "sparsities": sparsities, "clusters": clusters, "layers": layers, "rows": rows,
               "seconds": time.perf_counter() - t0}
     if use_cache:

@@ -4,6 +4,7 @@
     compression-playground run --model lenet-300-100 --sparsity 0.9 --clusters 16 --json
     compression-playground run --model my_models.py:make_model --weights mine.safetensors --data idx:/folder
     compression-playground sweep --model lenet-300-100 --field sparsity --values 0,0.5,0.9 --clusters 16
+    compression-playground run --model lenet-5 --budget-kb 10 --finetune-epochs 4 --out small.cpg
     compression-playground sweep ... --workers 2 --store    # 2 points at a time on Ray; each saved as it finishes
     compression-playground train lenet-300-100
     compression-playground eval artifact.cpg [--model my_models.py:make_model]
@@ -23,6 +24,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import pickle
 import re
@@ -372,6 +374,10 @@ def parser(prog="python -m compress_engine"):
     run.add_argument("--json", action="store_true", help="print JSON (the default; kept for scripts)")
     run.add_argument("--out", type=Path, help="also write the artifact bytes here")
     run.add_argument("--latency", action="store_true", help="also time a forward pass")
+    run.add_argument("--budget-kb", dest="budget_kb", metavar="KB",
+                     help="fit the artifact in this many KB (1 KB = 1,000 bytes): the engine picks each layer's "
+                          "sparsity and cluster count from a sensitivity scan, then fine-tunes "
+                          "(--finetune-epochs per stage, default 4; --lr, --seed, --bias-bits apply too)")
     sw.add_argument("--field", required=True, help="the recipe field to vary, e.g. sparsity")
     sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.5,0.9")
     sw.add_argument("--workers", type=int, metavar="N", help="run N points at a time on a local Ray runtime "
@@ -461,6 +467,7 @@ def run(args):
     ref = model_ref(args.model)
     if args.weights is not None:
         check_weights(args.weights)
+    budget_kb = budget_from(args) if args.cmd == "run" else None
     recipe = recipe_from(args)
     if args.cmd == "run" and args.out is not None:
         check_out(args.out)
@@ -472,12 +479,53 @@ def run(args):
         load_strict(model, read_state_dict(args.weights), f"--weights {short(args.weights, 300)}",
                     f"the model from --model {short(args.model, 300)}")
     data = ce.load_dataset(args.data)
+    if args.cmd == "run" and budget_kb is not None:
+        return run_budget(args, model, data, budget_kb, recipe)
     if args.cmd == "run":
         result = ce.compress(model, recipe, data, measure_latency=args.latency)
         if args.out is not None:
             args.out.write_bytes(result.artifact)
         return summary(result)
     return run_sweep(args, ref, model, recipe, values)
+
+
+BUDGET_FLAGS = ("finetune_epochs", "lr", "seed", "bias_bits")  # recipe flags a budget run takes; it sets the rest
+MAX_BUDGET_KB = 10**7
+
+
+def budget_from(args):
+    """--budget-kb as a number of KB (or None), refusing recipe flags the budget search sets itself."""
+    text = getattr(args, "budget_kb", None)
+    if text is None:
+        return None
+    try:
+        kb = float(text) if len(text) <= MAX_FLAG_CHARS else math.nan
+    except ValueError:
+        kb = math.nan
+    if not (0 < kb <= MAX_BUDGET_KB):
+        raise RecipeError(f"--budget-kb={short(text)}: must be a number of KB above 0 and at most {MAX_BUDGET_KB:,}")
+    chosen = sorted(flag(f) for f in FIELDS - set(BUDGET_FLAGS) if hasattr(args, f))
+    if chosen:
+        raise RecipeError(f"--budget-kb chooses each layer's sparsity and clusters itself: drop {', '.join(chosen)} "
+                          f"(it takes {', '.join(flag(f) for f in BUDGET_FLAGS)})")
+    return kb
+
+
+def run_budget(args, model, data, kb, recipe):
+    """fit_budget: the result's summary plus the plan (allocation per layer, bytes predicted and real)."""
+    import compress_engine as ce
+    from .units import KB
+
+    def show(step, total, loss, acc):
+        if acc is not None:
+            print(f"step {step}/{total} loss {loss:.4f} test accuracy {acc:.4f}", file=sys.stderr)
+    epochs = recipe.finetune_epochs if hasattr(args, "finetune_epochs") else 4
+    bias = recipe.bias_bits if hasattr(args, "bias_bits") else 8
+    result, plan = ce.fit_budget(model, data, round(kb * KB), epochs=epochs, lr=recipe.lr, bias_bits=bias,
+                                 seed=recipe.seed, progress=show)
+    if args.out is not None:
+        args.out.write_bytes(result.artifact)
+    return {**summary(result), "budget": plan}
 
 
 def check_sweep_options(args):

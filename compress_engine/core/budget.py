@@ -1,0 +1,202 @@
+"""Size budgets: "make it fit in N KB" with per-layer sparsity and cluster counts (mixed precision).
+
+A uniform recipe treats every layer the same, although layers differ by an order of magnitude in what
+they tolerate (sensitivity.py). Given a byte budget, `allocate` picks one setting per layer from the
+sensitivity scan's grid -- a sparsity and a cluster count (k clusters: log2 k bits a kept weight; None
+keeps float32 values) -- so that the layers' measured bytes fit and the summed damage is least. It is a
+multiple-choice knapsack, solved exactly by dynamic programming over bytes in small units (the grid is
+a few dozen settings per layer). Damage is the scan's KL(dense || compressed) of each layer alone,
+assumed additive across layers (the usual first-order assumption of mixed-precision search, as in HAQ
+and HAWQ); bytes are the encoder's own for that layer at that setting.
+
+`fit_budget` then makes it real: scan (on a fixed subset of the *training* images, so the test set
+never chooses the allocation; kept on disk), allocate under the budget less the header and biases,
+prune gradually while fine-tuning; then choose the cluster counts again on the pruned model, whose
+index bytes are now known exactly, share weights and fine-tune the centroids, 8-bit biases, entropy
+coding. The artifact is measured: if it comes out over the budget, the cluster counts are chosen again
+for a budget smaller by the overshoot. The one Recipe it returns replays the run anywhere (CLI, Export).
+"""
+
+import copy
+import math
+import numbers
+
+import numpy as np
+import torch
+
+from . import quantize, sensitivity
+from .encode import encode
+from .errors import RecipeError
+from .model import arch_spec, compressible
+from .recipe import Recipe
+
+MAX_UNITS = 4000  # byte budget resolution of the knapsack (units of ceil(budget / MAX_UNITS) bytes)
+MARGIN = 0.02     # budget share held back in step 1 (half of it in step 2) for what fine-tuning changes
+
+
+def allocate(scan, budget_bytes, metric="kl"):
+    """Per-layer settings from a sensitivity scan whose summed bytes fit `budget_bytes` (the compressible
+    weights only) with the least summed damage -> dict:
+
+        {"layers": {name: {"sparsity": s, "clusters": k or None}}, "bytes": predicted bytes,
+         "damage": summed metric, "rows": [the chosen scan row per layer]}
+
+    metric: "kl" (default) or "accuracy" (damage = accuracy lost). RecipeError if even the smallest
+    setting of every layer does not fit."""
+    if metric not in ("kl", "accuracy"):
+        raise RecipeError(f"metric={metric!r}: must be 'kl' or 'accuracy'")
+    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real) or not budget_bytes > 0:
+        raise RecipeError(f"budget_bytes={budget_bytes!r}: must be a positive number of bytes")
+    base = scan["dense_accuracy"]
+    unit = max(1, math.ceil(budget_bytes / MAX_UNITS))
+    cap = int(budget_bytes // unit)
+    dp = np.full(cap + 1, np.inf)
+    dp[0] = 0.0
+    choices = []
+    for layer in scan["layers"]:
+        rows = sensitivity.curve(scan, layer["name"])
+        cost = np.array([max(r["kl"], 0.0) if metric == "kl" else max(base - r["accuracy"], 0.0) for r in rows])
+        size = np.array([math.ceil(r["bytes"] / unit) for r in rows])
+        new = np.full(cap + 1, np.inf)
+        arg = np.full(cap + 1, -1)
+        for i in range(len(rows)):
+            if size[i] > cap:
+                continue
+            cand = np.full(cap + 1, np.inf)
+            cand[size[i]:] = dp[:cap + 1 - size[i]] + cost[i]
+            better = cand < new
+            new[better], arg[better] = cand[better], i
+        if not np.isfinite(new).any():
+            smallest = sum(min(r["bytes"] for r in sensitivity.curve(scan, la["name"])) for la in scan["layers"])
+            raise RecipeError(f"budget of {budget_bytes:,.0f} bytes for the weights is too small: the smallest "
+                              f"setting of every layer takes {smallest:,} bytes")
+        choices.append((rows, size, arg))
+        dp = new
+    at = int(np.nanargmin(np.where(np.isfinite(dp), dp, np.nan)))
+    damage = float(dp[at])
+    picked = []
+    for rows, size, arg in reversed(choices):
+        i = int(arg[at])
+        picked.append(rows[i])
+        at -= int(size[i])
+    picked.reverse()
+    return {"layers": {r["layer"]: {"sparsity": r["sparsity"], "clusters": r["clusters"]} for r in picked},
+            "bytes": sum(r["bytes"] for r in picked), "damage": damage, "rows": picked}
+
+
+def overhead_bytes(model, recipe, data=None):
+    """Bytes of everything but the compressible weights in an artifact of `model` under `recipe`: the
+    header (records, architecture, the recipe itself) and the other tensors (biases on the recipe's
+    bias grid), measured by encoding the model with those weights zeroed."""
+    work = copy.deepcopy(model).eval()
+    grids = quantize.quantize_biases(work, recipe.bias_bits) if recipe.bias_bits is not None else {}
+    names = set(compressible(work))
+    state = {k: (torch.zeros_like(v) if k in names else v.detach()) for k, v in work.state_dict().items()}
+    meta = {"spec": arch_spec(work), "model_class": type(work).__qualname__, "recipe": recipe.to_dict()}
+    return len(encode(state, grids, meta, huffman=recipe.huffman))
+
+
+def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0):
+    """The Recipe that carries out an allocation ({"layers": {name: {"sparsity", "clusters"}}}): per-layer
+    overrides, gradual pruning while fine-tuning `epochs` epochs, then weight sharing with as many epochs of
+    centroid fine-tuning, low-bit biases, entropy coding."""
+    pruned = any(v.get("sparsity") for v in allocation["layers"].values())
+    return Recipe(layers={n: {k: v for k, v in s.items() if v is not None} or {"sparsity": 0.0}
+                          for n, s in allocation["layers"].items()},
+                  schedule="gradual" if epochs and pruned else "oneshot", finetune_epochs=epochs, lr=lr,
+                  bias_bits=bias_bits, huffman=True, seed=seed)
+
+
+class _Offset:
+    """Reports two compress() runs as one count to the caller's progress callback."""
+
+    def __init__(self, callback, total):
+        self.callback, self.total, self.done = callback, total, 0
+
+    def __call__(self, step, _total, loss, acc):
+        return self.callback(self.done + step, self.total, loss, acc) if self.callback else None
+
+
+def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0, metric="kl", scan=None,
+               progress=None, cache_dir=None, retries=2):
+    """Compress `model` to fit in `budget_bytes` (artifact bytes, header and biases included) with the
+    per-layer settings that keep the most accuracy -> (compress() Result, plan dict).
+
+    In two steps, each a compress() run: (1) per-layer sparsities from the knapsack over the re-fitted scan
+    (the cluster counts it chose are only provisional), reached by gradual pruning while fine-tuning;
+    (2) per-layer cluster counts chosen again on the pruned, fine-tuned model, whose index bytes are now
+    exact, under what the budget has left; weight sharing and centroid fine-tuning (the assignments stay
+    fixed, so the code bytes are known before training), 8-bit biases, entropy coding. The returned
+    Result carries one Recipe with both steps' per-layer settings (in the artifact too): compress(model,
+    result.recipe, data) replays the run to the same bytes.
+
+    The plan holds the budget, the allocation per layer (sparsity, clusters, predicted bytes, damage), the
+    overhead, the predicted and real bytes and the attempts. `scan`: a re-fitted sensitivity scan to use
+    (default: one on 2,000 training images, kept on disk in `cache_dir`). progress(step, total, loss,
+    accuracy) reports fine-tuning (return False to stop: train.Stopped). RecipeError if the budget cannot
+    hold even the smallest setting of every layer.
+    """
+    from . import pipeline
+    from .train import fast_eval_copy, logits
+    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real) or not budget_bytes > 0:
+        raise RecipeError(f"budget_bytes={budget_bytes!r}: must be a positive number of bytes")
+    if scan is None:
+        scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True)
+    names = [la["name"] for la in scan["layers"]]
+    probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed)
+    fixed = overhead_bytes(model, probe)
+    room = budget_bytes * (1 - MARGIN) - fixed
+    if room <= 0:
+        raise RecipeError(f"budget of {budget_bytes:,.0f} bytes is smaller than the header and biases alone "
+                          f"({fixed:,} bytes)")
+    first = allocate(scan, room, metric)
+    sparsity = {n: first["layers"][n]["sparsity"] for n in names}
+    steps = epochs * math.ceil(len(data.y("train")) / pipeline.BATCH)
+    tracker = _Offset(progress, 2 * steps)
+
+    # step 1: prune (biases stay float32 until the very end, as in one compress() run of the whole recipe)
+    prune_recipe = Recipe(layers={n: {"sparsity": s} for n, s in sparsity.items()}, lr=lr, seed=seed,
+                          finetune_epochs=epochs, schedule="gradual" if epochs and any(sparsity.values()) else "oneshot")
+    pruned = pipeline.compress(model, prune_recipe, data, progress=tracker if progress else None)
+    tracker.done = steps
+
+    # step 2: cluster counts on the pruned model, under what is left
+    cscan = sensitivity.scan(pruned.model, data, sparsities=(0.0,), clusters=scan["clusters"], split="train",
+                             subset=scan["subset"], use_cache=False)
+    target, attempts = float(budget_bytes), []
+    for _ in range(retries + 1):
+        probe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": 2} for n in names}},
+                              epochs, lr, bias_bits, seed)
+        fixed = overhead_bytes(model, probe)
+        second = allocate(cscan, target * (1 - MARGIN / 2) - fixed, metric)
+        clusters = {n: second["layers"][n]["clusters"] for n in names}
+        recipe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": clusters[n]} for n in names}},
+                               epochs, lr, bias_bits, seed)
+        share = Recipe(layers={n: {"clusters": k} for n, k in clusters.items() if k is not None}, lr=lr, seed=seed,
+                       finetune_epochs=epochs, bias_bits=bias_bits, huffman=True)
+        shared = pipeline.compress(pruned.model, share, data, progress=tracker if progress else None)
+        meta = {"spec": arch_spec(shared.model), "model_class": type(shared.model).__qualname__,
+                "recipe": recipe.to_dict()}
+        state = {k: v.detach().contiguous() for k, v in shared.model.state_dict().items()}
+        artifact = encode(state, shared.grids, meta, huffman=True)
+        attempts.append({"target": target, "predicted": second["bytes"] + fixed, "bytes": len(artifact)})
+        if len(artifact) <= budget_bytes:
+            break
+        target *= budget_bytes / len(artifact) * (1 - MARGIN / 2)  # shrink by the overshoot, and a little more
+    ref_pred, ref_acc = pipeline.reference(model, data)
+    pred = logits(fast_eval_copy(shared.model), data.x("test")).argmax(1)
+    dense = pruned.metrics
+    metrics = pipeline.measure(shared.model, shared.grids, artifact, dense["dense_params"], dense["dense_bytes"], pred,
+                               data.y("test"), ref_pred, ref_acc)
+    timings = {"prune": pruned.timings.get("prune", 0.0), "cluster": shared.timings.get("cluster", 0.0),
+               "total": pruned.timings["total"] + shared.timings["total"]}
+    result = pipeline.Result(shared.model, metrics, artifact, recipe, {**pruned.history, **shared.history}, timings,
+                             shared.grids)
+    cost = {r["layer"]: r for r in second["rows"]}
+    return result, {"budget_bytes": budget_bytes, "overhead_bytes": fixed, "predicted_bytes": second["bytes"] + fixed,
+                    "bytes": len(artifact), "fits": len(artifact) <= budget_bytes, "attempts": attempts,
+                    "recipe": recipe.to_dict(), "pruned_accuracy": pruned.metrics["accuracy"],
+                    "allocation": [{"layer": r["layer"], "sparsity": r["sparsity"], "clusters": clusters[r["layer"]],
+                                    "predicted_bytes": cost[r["layer"]]["bytes"], "kl": r["kl"] + cost[r["layer"]]["kl"],
+                                    "scan_accuracy": r["accuracy"]} for r in first["rows"]],
+                    "scan_key": scan["key"]}

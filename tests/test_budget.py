@@ -1,0 +1,95 @@
+"""Size budgets: the knapsack is exact, the result fits, the recipe replays, the command line takes --budget-kb."""
+
+import itertools
+import json
+
+import pytest
+import torch
+
+import compress_engine as ce
+from compress_engine.core import budget
+from compress_engine.core.sensitivity import scan
+from compress_engine.playground import cli
+
+GRID = dict(sparsities=(0.0, 0.8, 0.9, 0.95), clusters=(None, 16, 4), subset=500)
+
+
+def fake_scan(layers):
+    """A scan from {layer: [(bytes, kl), ...]} (all other fields made up)."""
+    rows = [{"layer": name, "sparsity": i / 10, "clusters": None, "accuracy": 0.9 - kl, "kl": kl, "bytes": b}
+            for name, opts in layers.items() for i, (b, kl) in enumerate(opts)]
+    return {"dense_accuracy": 0.9, "key": "k", "rows": rows,
+            "layers": [{"name": n, "params": 1, "shape": [1], "dense_bytes": max(b for b, _ in o)} for n, o in layers.items()]}
+
+
+@pytest.mark.parametrize("budget_bytes", [60, 100, 151, 230, 400, 10_000])
+def test_allocation_is_the_best_that_fits(budget_bytes):
+    layers = {"a": [(200, 0.0), (90, 0.01), (40, 0.2), (10, 1.0)],
+              "b": [(100, 0.0), (50, 0.05), (20, 0.06), (5, 0.5)],
+              "c": [(30, 0.0), (12, 0.3), (3, 0.31)]}
+    plan = budget.allocate(fake_scan(layers), budget_bytes)
+    best = min((sum(kl for _, kl in pick), pick) for pick in itertools.product(*layers.values())
+               if sum(b for b, _ in pick) <= budget_bytes)
+    assert plan["damage"] == pytest.approx(best[0])
+    assert plan["bytes"] <= budget_bytes and set(plan["layers"]) == set(layers)
+
+
+def test_allocation_refuses_a_budget_nothing_fits():
+    with pytest.raises(ce.RecipeError, match="too small"):
+        budget.allocate(fake_scan({"a": [(200, 0.0), (10, 1.0)], "b": [(100, 0.0), (5, 0.5)]}), 14)
+    for bad in (0, -5, "10", True):
+        with pytest.raises(ce.RecipeError):
+            budget.allocate(fake_scan({"a": [(1, 0.0)]}), bad)
+
+
+def test_fit_budget_fits_replays_and_spends_bytes_where_they_are_cheap(lenet300, small, tmp_path):
+    sc = scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)
+    result, plan = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc)
+    assert set(result.timings) >= {"prune", "cluster", "total"}
+    assert len(result.artifact) <= 20_000 and plan["fits"] and plan["bytes"] == len(result.artifact)
+    alloc = {a["layer"]: a for a in plan["allocation"]}
+    # the big first layer is pruned hardest; the 1,000-weight output layer, which every class needs, least
+    assert alloc["layers.0.weight"]["sparsity"] > alloc["layers.2.weight"]["sparsity"]
+    assert result.metrics["accuracy"] > 0.8 and result.recipe.bias_bits == 8
+    assert ce.Recipe.from_dict(plan["recipe"]) == result.recipe
+    again = ce.compress(lenet300, result.recipe, small)  # the recipe alone replays the run, byte for byte
+    assert again.artifact == result.artifact
+    state = ce.decode(result.artifact)
+    for name, a in alloc.items():
+        w = state[name]
+        assert abs(1 - int(torch.count_nonzero(w)) / w.numel() - a["sparsity"]) < 0.02  # (+ the model's own zeros)
+        if a["clusters"]:
+            assert len(torch.unique(w[w != 0])) <= a["clusters"]
+    with pytest.raises(ce.RecipeError, match="header and biases"):
+        ce.fit_budget(lenet300, small, 300, epochs=0, scan=sc)
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--budget-kb", "0"], "above 0"),
+    (["--budget-kb", "ten"], "above 0"),
+    (["--budget-kb", "nan"], "above 0"),
+    (["--budget-kb", "10", "--sparsity", "0.9"], "drop --sparsity"),
+    (["--budget-kb", "10", "--clusters", "4", "--huffman", "true"], "drop --clusters, --huffman"),
+])
+def test_cli_budget_refusals(capsys, argv, words):
+    code, out, err = run_cli(capsys, "run", "--model", "lenet-300-100", *argv)
+    assert code == 2 and not out and words in err and err.count("\n") == 1
+
+
+def test_cli_budget_run(capsys, fmnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path / "cache"))
+    out_file = tmp_path / "small.cpg"
+    code, out, err = run_cli(capsys, "run", "--model", "lenet-300-100", "--budget-kb", "25",
+                             "--finetune-epochs", "0", "--out", str(out_file))
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["metrics"]["artifact_bytes"] == len(out_file.read_bytes()) <= 25_000
+    assert res["budget"]["fits"] and {a["layer"] for a in res["budget"]["allocation"]} == {
+        "layers.0.weight", "layers.1.weight", "layers.2.weight"}
+    assert res["recipe"]["layers"]["layers.0.weight"]["sparsity"] >= 0.8
