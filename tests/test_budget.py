@@ -93,3 +93,16 @@ def test_cli_budget_run(capsys, fmnist, tmp_path, monkeypatch):
     assert res["budget"]["fits"] and {a["layer"] for a in res["budget"]["allocation"]} == {
         "layers.0.weight", "layers.1.weight", "layers.2.weight"}
     assert res["recipe"]["layers"]["layers.0.weight"]["sparsity"] >= 0.8
+
+
+def test_finetune_kd_follows_the_dense_models_soft_targets(lenet300, small):
+    """Recipe.finetune_kd: fine-tuning on the uncompressed model's soft targets (Hinton KD, weight alpha); the
+    teacher's answers may come from the caller (model_logits), with the same result."""
+    r = ce.Recipe(sparsity=0.9, finetune_epochs=1, finetune_kd=4.0, lr=1e-3)
+    kd = ce.compress(lenet300, r, small)
+    plain = ce.compress(lenet300, r.replace(finetune_kd=None), small)
+    assert not torch.equal(kd.model.layers[0].weight, plain.model.layers[0].weight)
+    assert kd.history["prune"][0] != plain.history["prune"][0]  # another loss
+    given = ce.compress(lenet300, r, small, model_logits={"train": ce.logits(lenet300, small.x("train"))})
+    assert given.artifact == kd.artifact
+    assert json.loads(ce.Recipe.from_json(r.to_json()).to_json())["finetune_kd"] == 4.0

@@ -862,3 +862,16 @@ def test_random_range_sections_after_valid_header(data):
     hlen = struct.unpack("<I", blob[5:9])[0]
     n = len(blob) - PREAMBLE - hlen
     check_hostile(_seal(blob[:PREAMBLE + hlen] + data.draw(st.binary(min_size=n, max_size=n))))
+
+
+def test_range_coded_gaps_below_one_bit_a_symbol():
+    """Found by bench/beyond.py: a lightly pruned layer's gaps are nearly all 0 and range coding spends less
+    than a bit on each, so the decoder's bound on the gap count must come from the tensor, not the blob."""
+    rng = np.random.default_rng(2)
+    w = torch.from_numpy(rng.standard_normal((300, 784)).astype(np.float32))
+    w[torch.from_numpy(rng.random((300, 784)) < 0.03)] = 0.0
+    blob = roundtrip({"w": w}, None, huffman=True)
+    rec = _parse(blob)[1][0]
+    assert rec["layout"] == "sparse" and rec["gap_coding"] == "range"
+    assert rec["gap_symbols"] > 8 * (rec["sections"][1] + rec["sections"][2])
+    assert "gap_symbols" in refused(decode, _with_record(blob, gap_symbols=2 * w.numel() + 1))

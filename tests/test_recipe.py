@@ -26,6 +26,7 @@ BAD = {  # field -> values that must be refused
     "huffman": [None, "false", 1],
     "seed": [-1, 2**31, 1.5, None, "0"],
     "bias_bits": [0, 9, 3.5, "8", True, math.nan],
+    "finetune_kd": [0.5, 0.0, 21.0, math.nan, math.inf, "4", True],
     "layers": [{"a": {"sparsity": 2}}, {"a": {}}, {"a": {"k": 1}}, [1, 2], "{", {"": {"clusters": 4}},
                {"a": {"clusters": 1}}, 5, None, [("a", 0.5, None), ("a", 0.6, None)], {"a": {"clusters": True}}],
 }

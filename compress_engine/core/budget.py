@@ -96,7 +96,7 @@ def overhead_bytes(model, recipe, data=None):
     return len(encode(state, grids, meta, huffman=recipe.huffman))
 
 
-def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0):
+def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0, kd=None):
     """The Recipe that carries out an allocation ({"layers": {name: {"sparsity", "clusters"}}}): per-layer
     overrides, gradual pruning while fine-tuning `epochs` epochs, then weight sharing with as many epochs of
     centroid fine-tuning, low-bit biases, entropy coding."""
@@ -104,7 +104,7 @@ def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0):
     return Recipe(layers={n: {k: v for k, v in s.items() if v is not None} or {"sparsity": 0.0}
                           for n, s in allocation["layers"].items()},
                   schedule="gradual" if epochs and pruned else "oneshot", finetune_epochs=epochs, lr=lr,
-                  bias_bits=bias_bits, huffman=True, seed=seed)
+                  bias_bits=bias_bits, huffman=True, seed=seed, finetune_kd=kd)
 
 
 class _Offset:
@@ -118,7 +118,7 @@ class _Offset:
 
 
 def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0, metric="kl", scan=None,
-               progress=None, cache_dir=None, retries=2):
+               progress=None, cache_dir=None, retries=2, kd=None):
     """Compress `model` to fit in `budget_bytes` (artifact bytes, header and biases included) with the
     per-layer settings that keep the most accuracy -> (compress() Result, plan dict).
 
@@ -133,8 +133,9 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     The plan holds the budget, the allocation per layer (sparsity, clusters, predicted bytes, damage), the
     overhead, the predicted and real bytes and the attempts. `scan`: a re-fitted sensitivity scan to use
     (default: one on 2,000 training images, kept on disk in `cache_dir`). progress(step, total, loss,
-    accuracy) reports fine-tuning (return False to stop: train.Stopped). RecipeError if the budget cannot
-    hold even the smallest setting of every layer.
+    accuracy) reports fine-tuning (return False to stop: train.Stopped). kd: fine-tune on the dense model's
+    soft targets at this temperature (Recipe.finetune_kd). RecipeError if the budget cannot hold even the
+    smallest setting of every layer.
     """
     from . import pipeline
     from .train import fast_eval_copy, logits
@@ -143,7 +144,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     if scan is None:
         scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True)
     names = [la["name"] for la in scan["layers"]]
-    probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed)
+    probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed, kd)
     fixed = overhead_bytes(model, probe)
     room = budget_bytes * (1 - MARGIN) - fixed
     if room <= 0:
@@ -155,9 +156,11 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     tracker = _Offset(progress, 2 * steps)
 
     # step 1: prune (biases stay float32 until the very end, as in one compress() run of the whole recipe)
-    prune_recipe = Recipe(layers={n: {"sparsity": s} for n, s in sparsity.items()}, lr=lr, seed=seed,
+    prune_recipe = Recipe(layers={n: {"sparsity": s} for n, s in sparsity.items()}, lr=lr, seed=seed, finetune_kd=kd,
                           finetune_epochs=epochs, schedule="gradual" if epochs and any(sparsity.values()) else "oneshot")
-    pruned = pipeline.compress(model, prune_recipe, data, progress=tracker if progress else None)
+    # with kd, both steps follow the dense model's soft targets (as one compress() run of the recipe would)
+    teacher = {"train": logits(fast_eval_copy(pipeline.deployed(model)), data.x("train"))} if kd and epochs else None
+    pruned = pipeline.compress(model, prune_recipe, data, progress=tracker if progress else None, model_logits=teacher)
     tracker.done = steps
 
     # step 2: cluster counts on the pruned model, under what is left
@@ -166,15 +169,16 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     target, attempts = float(budget_bytes), []
     for _ in range(retries + 1):
         probe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": 2} for n in names}},
-                              epochs, lr, bias_bits, seed)
+                              epochs, lr, bias_bits, seed, kd)
         fixed = overhead_bytes(model, probe)
         second = allocate(cscan, target * (1 - MARGIN / 2) - fixed, metric)
         clusters = {n: second["layers"][n]["clusters"] for n in names}
         recipe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": clusters[n]} for n in names}},
-                               epochs, lr, bias_bits, seed)
+                               epochs, lr, bias_bits, seed, kd)
         share = Recipe(layers={n: {"clusters": k} for n, k in clusters.items() if k is not None}, lr=lr, seed=seed,
-                       finetune_epochs=epochs, bias_bits=bias_bits, huffman=True)
-        shared = pipeline.compress(pruned.model, share, data, progress=tracker if progress else None)
+                       finetune_epochs=epochs, bias_bits=bias_bits, huffman=True, finetune_kd=kd)
+        shared = pipeline.compress(pruned.model, share, data, progress=tracker if progress else None,
+                                   model_logits=teacher)
         meta = {"spec": arch_spec(shared.model), "model_class": type(shared.model).__qualname__,
                 "recipe": recipe.to_dict()}
         state = {k: v.detach().contiguous() for k, v in shared.model.state_dict().items()}

@@ -482,7 +482,9 @@ def _check_record(rec, blob_len):
     count = n
     if layout == "sparse":
         count = _int(rec, "nonzero", 0, n)
-        b, g = _int(rec, "gap_bits", 1, 16), _int(rec, "gap_symbols", 0, 8 * blob_len)
+        # elements + escapes, each escape skipping at least one zero: at most count + n (range coding may
+        # spend less than a bit a symbol, so the blob's length is no bound here)
+        b, g = _int(rec, "gap_bits", 1, 16), _int(rec, "gap_symbols", 0, count + n)
         if (count == 0) != (g == 0) or g < count:
             _fail(f"header: tensor {name!r} has inconsistent gap counts")
         _stream_checks(rec, "gap", _one_of(rec, "gap_coding", MODES), z[1], z[2], g, 1 << b)

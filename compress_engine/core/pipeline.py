@@ -91,6 +91,7 @@ class Context:
     masks: dict | None = None
     grids: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
+    teacher_logits: torch.Tensor | None = None  # the uncompressed model on the training inputs (finetune_kd)
 
     def steps(self, epochs):
         return epochs * math.ceil(len(self.data.y("train")) / BATCH)
@@ -101,9 +102,11 @@ class Context:
         if not r.finetune_epochs:
             return
         progress = self.tracker.stage(self.steps(r.finetune_epochs))
+        t = self.teacher_logits
+        loss_fn = None if t is None else (lambda out, idx, y: distill.kd_loss(out, t[idx], y, r.finetune_kd, r.alpha))
         with constrained(model, parametrizations, freeze_original):
             self.history[stage] = fit(model, self.data, r.finetune_epochs, lr=r.lr, batch_size=BATCH, seed=r.seed,
-                                      progress=progress, on_step=on_step)
+                                      progress=progress, on_step=on_step, loss_fn=loss_fn)
 
 
 # --- the chain --------------------------------------------------------------------------------
@@ -171,7 +174,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     (ModelError, DatasetError, RecipeError) before any work.
     model_logits ({"train": (N, C), "test": (M, C)}, either optional; e.g. the zoo's cached_logits) are
     `model`'s own outputs on those splits: compress() then does not run a big model over them again
-    (the test split gives the dense reference, the training split the teacher's answers for distillation).
+    (the test split gives the dense reference, the training split the teacher's answers for distillation,
+    and for fine-tuning with recipe.finetune_kd: then it follows those soft targets, not the labels alone).
     """
     r = _check_inputs(model, recipe, data, student)
     given = _check_logits(model_logits, data)
@@ -187,6 +191,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     stages = [s for s in STAGES if s.active(r)]
     ctx = Context(r, data, _Progress(progress, 0), data.x("test")[:2], student, given)
     ctx.tracker.total = sum(ctx.steps(s.epochs(r)) for s in stages)
+    if r.finetune_kd is not None and r.finetune_epochs:  # the uncompressed model's soft targets, once
+        ctx.teacher_logits = given["train"] if "train" in given else logits(fast_eval_copy(work), data.x("train"))
 
     t = time.perf_counter()
     for stage in stages:

@@ -27,6 +27,7 @@ RANGES = {
     "clusters": (cluster.MIN_K, cluster.MAX_K),
     "conv_clusters": (cluster.MIN_K, cluster.MAX_K),
     "temperature": (1.0, 20.0),
+    "finetune_kd": (1.0, 20.0),
     "alpha": (0.0, 1.0),
     "student_width": (10, 2000),
     "distill_epochs": (1, 50),
@@ -37,7 +38,7 @@ RANGES = {
 INTS = {"clusters", "conv_clusters", "student_width", "distill_epochs", "finetune_epochs", "seed", "bits",
         "bias_bits"}
 BOOLS = {"structured", "symmetric", "per_channel", "huffman"}
-OPTIONAL = {"clusters", "conv_clusters", "bits", "temperature", "bias_bits"}
+OPTIONAL = {"clusters", "conv_clusters", "bits", "temperature", "bias_bits", "finetune_kd"}
 LAYER_FIELDS = ("sparsity", "clusters")  # what `layers` may set per layer
 MAX_LAYERS, MAX_NAME = 10_000, 300
 
@@ -62,6 +63,7 @@ class Recipe:
     distill_epochs: int = 5
     finetune_epochs: int = 0         # fine-tuning epochs after each stage (prune; cluster or quantize)
     lr: float = 5e-4                 # fine-tuning learning rate (Adam)
+    finetune_kd: float | None = None  # fine-tune on the uncompressed model's soft targets at this temperature (weight alpha)
     huffman: bool = False            # entropy-code the artifact's streams (Huffman or range coding, whichever is smaller)
     bias_bits: int | None = None     # store the compressible layers' biases on a per-tensor grid of this many bits
     layers: tuple = ()               # per-layer overrides {"fc1.weight": {"sparsity": 0.97, "clusters": 4}} (mixed precision)
