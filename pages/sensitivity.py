@@ -179,8 +179,8 @@ with right:
         "The engine picks, for every layer, the sparsity and the number of shared values (bits) that keep the "
         "most accuracy while the whole artifact fits: a knapsack over the scan's settings, each layer's damage "
         "estimated after re-fitting its kept weights (what fine-tuning recovers), measured on training images. "
-        "Then it prunes gradually while fine-tuning, shares weights, stores biases in 8 bits and entropy-codes "
-        "everything. Fragile layers keep more weights and bits; big flat layers give up most of theirs.")
+        "Then it prunes gradually while fine-tuning on the dense model's soft targets, shares weights, stores "
+        "biases in 8 bits and entropy-codes everything. Fragile layers keep more weights and bits; big flat layers give up most of theirs.")
 
 fits = st.session_state.setdefault("budget_runs", {})
 fkey = (name, common.weights_id(name), kb, epochs)
@@ -196,7 +196,8 @@ if go_fit and fkey not in fits:
 
     try:
         budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scan_progress)
-        res, plan = ce.fit_budget(net, data, int(kb * 1000), epochs=epochs, scan=budget_scan, progress=ft_progress)
+        res, plan = ce.fit_budget(net, data, int(kb * 1000), epochs=epochs, scan=budget_scan, progress=ft_progress,
+                                  kd=4.0)
         fits[fkey] = {"metrics": res.metrics, "plan": plan}
     except ce.Stopped:
         st.info("Stopped: nothing of the run was kept.")

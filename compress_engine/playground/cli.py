@@ -377,7 +377,8 @@ def parser(prog="python -m compress_engine"):
     run.add_argument("--budget-kb", dest="budget_kb", metavar="KB",
                      help="fit the artifact in this many KB (1 KB = 1,000 bytes): the engine picks each layer's "
                           "sparsity and cluster count from a sensitivity scan, then fine-tunes "
-                          "(--finetune-epochs per stage, default 4; --lr, --seed, --bias-bits apply too)")
+                          "(--finetune-epochs per stage, default 4; --lr default 0.001; --finetune-kd default 4, "
+                          "none for labels only; --bias-bits default 8; --seed)")
     sw.add_argument("--field", required=True, help="the recipe field to vary, e.g. sparsity")
     sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.5,0.9")
     sw.add_argument("--workers", type=int, metavar="N", help="run N points at a time on a local Ray runtime "
@@ -489,7 +490,7 @@ def run(args):
     return run_sweep(args, ref, model, recipe, values)
 
 
-BUDGET_FLAGS = ("finetune_epochs", "lr", "seed", "bias_bits")  # recipe flags a budget run takes; it sets the rest
+BUDGET_FLAGS = ("finetune_epochs", "lr", "seed", "bias_bits", "finetune_kd")  # recipe flags a budget run takes
 MAX_BUDGET_KB = 10**7
 
 
@@ -521,8 +522,10 @@ def run_budget(args, model, data, kb, recipe):
             print(f"step {step}/{total} loss {loss:.4f} test accuracy {acc:.4f}", file=sys.stderr)
     epochs = recipe.finetune_epochs if hasattr(args, "finetune_epochs") else 4
     bias = recipe.bias_bits if hasattr(args, "bias_bits") else 8
-    result, plan = ce.fit_budget(model, data, round(kb * KB), epochs=epochs, lr=recipe.lr, bias_bits=bias,
-                                 seed=recipe.seed, progress=show)
+    kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else 4.0
+    lr = recipe.lr if hasattr(args, "lr") else 1e-3
+    result, plan = ce.fit_budget(model, data, round(kb * KB), epochs=epochs, lr=lr, bias_bits=bias,
+                                 seed=recipe.seed, progress=show, kd=kd)
     if args.out is not None:
         args.out.write_bytes(result.artifact)
     return {**summary(result), "budget": plan}
