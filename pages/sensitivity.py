@@ -83,8 +83,9 @@ def grid_heatmap(scan, layer):
                                text=text, texttemplate="%{text}", colorscale="RdYlGn_r", zmin=0, zmax=5,
                                colorbar=dict(title="pts lost"),
                                hovertemplate="%{x}, %{y}: %{z:.2f} pts lost, %{text} KB<extra></extra>"))
-    return layout(fig, f"{layer}: accuracy lost at every setting (cell text: the layer's KB)",
-                  "sparsity", "weights stored as", height=330)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return layout(fig, f"{layer} alone: points lost (cells: its KB)", "sparsity", "weights stored as", height=330)
 
 
 st.title("Sensitivity")
