@@ -63,7 +63,7 @@ def test_installed_copy_imports_anywhere_and_finds_its_models(wheel, tmp_path):
     assert out.returncode == 0, out.stderr
     file, sample_dir, names, params = out.stdout.splitlines()
     assert file.startswith(str(site)) and sample_dir == str(site / "compress_engine" / "sample_models")
-    assert names == str(sorted(["lenet-300-100", "lenet-5", "teacher-1200-1200"])) and int(params) > 400_000
+    assert names == str(sorted(["lenet-300-100", "lenet-5", "resnet-8", "teacher-1200-1200"])) and int(params) > 400_000
     out = subprocess.run([sys.executable, "-m", "compress_engine", "--help"], cwd="/", env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and all(c in out.stdout for c in ("app", "run", "sweep", "train", "eval"))

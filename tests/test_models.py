@@ -6,7 +6,8 @@ import compress_engine as ce
 from compress_engine.playground import zoo as models
 from compress_engine.core.train import accuracy
 
-EXPECTED = {"lenet-300-100": (266_610, 0.89), "lenet-5": (431_080, 0.91), "teacher-1200-1200": (2_395_210, 0.89)}
+EXPECTED = {"lenet-300-100": (266_610, 0.89), "lenet-5": (431_080, 0.91), "teacher-1200-1200": (2_395_210, 0.89),
+            "resnet-8": (308_074, 0.935)}
 
 
 @pytest.mark.parametrize("name", list(models.SAMPLES))

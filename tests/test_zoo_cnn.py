@@ -177,3 +177,15 @@ def test_finetuning_the_folded_cnn(cnn, tiny_data):
     m = _check(res, tiny_data)
     w = res.model.blocks[1].conv2.weight
     assert len(torch.unique(w[w != 0])) <= 16 and (w == 0).float().mean() >= 0.69
+
+
+def test_shipped_resnet8_card_and_folded_checkpoint(fmnist):
+    """The card says how it was trained (recipe, threads, CPU time); folded, the checkpoint gives the same answers."""
+    card = ce.model_card("resnet-8")
+    tr = card["training"]
+    assert tr["augment"] == {"crop_pad": 2, "hflip": True} and tr["momentum"] == 0.9 and tr["threads"] == 1
+    assert tr["cpu_seconds"] > 0 and card["test_accuracy"] >= 0.935 and card["spec"] == SPEC
+    model = ce.load_model("resnet-8")
+    x = fmnist.x("test")[:500]
+    with torch.no_grad():
+        assert torch.allclose(fold_batchnorm(model)(x), model(x), atol=1e-4, rtol=1e-4)
