@@ -80,7 +80,9 @@ def test_distillation_trains_both_students(tiny):
 def test_pipeline_controls_move_size_and_parameters(fmnist):
     at = page("pipeline")
     assert not at.error
-    assert at.slider(key="pipe_sparsity").value == 90 and at.radio(key="pipe_sharing").value == "cluster"
+    assert at.slider(key="pipe_sparsity").value == 80 and at.radio(key="pipe_sharing").value == "cluster"
+    at.slider(key="pipe_sparsity").set_value(90).run()
+    at.radio(key="pipe_scope").set_value("layer").run()
     nz90, kb90 = number(metric(at, "Non-zero parameters")), number(metric(at, "Artifact size"))
     assert len(charts(at)) == 3  # waterfall, paper's ratio, byte breakdown
 
@@ -103,10 +105,10 @@ def test_pipeline_controls_move_size_and_parameters(fmnist):
     at.radio(key="pipe_scope").set_value("global").run()
     assert not at.exception and number(metric(at, "Non-zero parameters")) == nz90
 
-    # the preset: 92 % per layer, 16 clusters, Huffman, 1 epoch (which waits behind its button)
+    # the preset: 92 % global, 16 clusters, Huffman, 1 epoch (which waits behind its button)
     at.button(key="pipe_preset").click().run()
     assert not at.exception and not at.error
-    assert at.slider(key="pipe_sparsity").value == 92 and at.radio(key="pipe_scope").value == "layer"
+    assert at.slider(key="pipe_sparsity").value == 92 and at.radio(key="pipe_scope").value == "global"
     assert at.select_slider(key="pipe_clusters").value == 16 and at.toggle(key="pipe_huffman").value
     assert at.slider(key="pipe_epochs").value == 1 and at.button(key="pipe_train")
     assert number(metric(at, "Compression ratio")) > 30
@@ -123,7 +125,7 @@ def test_pipeline_fine_tunes_behind_its_button(tiny):
     assert not at.exception and not at.error
     assert number(metric(at, "Test accuracy")) != oneshot
     assert any(c.value.startswith("Fine-tuned 1 epoch") for c in at.caption)
-    recipe = Recipe(sparsity=0.9, clusters=16, huffman=True, finetune_epochs=1)
+    recipe = Recipe(sparsity=0.8, prune_scope="global", clusters=16, huffman=True, finetune_epochs=1)
     assert ("lenet-300-100", recipe.to_json()) in at.session_state["trained"]
     at.run()  # a rerun keeps the trained result; the button is gone
     assert not at.exception and "pipe_train" not in [b.key for b in at.button]
@@ -133,5 +135,5 @@ def test_pipeline_fine_tunes_behind_its_button(tiny):
 def test_pipeline_renders_for_lenet5(tiny):
     at = page("pipeline", model="lenet-5")
     assert not at.error
-    assert number(metric(at, "Non-zero parameters")) < 0.15 * 431_080
+    assert number(metric(at, "Non-zero parameters")) < 0.25 * 431_080  # 80 % pruned
     assert any("12×" in c.value for c in at.caption)

@@ -328,7 +328,7 @@ def test_export_accepts_a_recipe_with_a_byte_order_mark(fmnist, store):
     content = b"\xef\xbb\xbf" + ce.Recipe(sparsity=0.9, clusters=4).to_json().encode()
     at = at_page("export").file_uploader(key="recipe_upload").upload("recipe.json", content).run()
     assert_clean(at)
-    assert not at.error and "sparsity=0.9, clusters=4" in at.success[0].value
+    assert not at.error and "sparsity=90 %, clusters=4" in at.success[0].value
 
 
 def test_export_long_upload_name_is_cut(fmnist, store):
