@@ -120,6 +120,8 @@ def main():
     ap.add_argument("--uniform-grid", help="scope:k pairs to try for the uniform recipe, e.g. global:8,global:16")
     ap.add_argument("--quick", action="store_true", help="1 epoch per stage")
     ap.add_argument("--name", default="beyond", help="results file name (bench/results/<name>*.csv)")
+    ap.add_argument("--sparsities", help="the scan's sparsity grid (default: sensitivity.SPARSITIES), e.g. for "
+                    "budgets below what 99 %% sparsity everywhere takes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     zoo = {c["name"] for c in ce.list_models()}
@@ -139,7 +141,8 @@ def main():
         rows.append(row(name, "dense float32", dense, "", 0.0, dense_acc))
         budgets = ([float(b) for b in args.budgets.split(",")] if args.budgets else
                    [round(dense_bytes / goal / 1000, 3) for goal, _ in GOALS.get(name, [(100, None)])])
-        scan, scan_cpu = cpu_run(lambda: sensitivity.scan(model, data, split="train", refit=True))
+        grid_s = [float(v) for v in args.sparsities.split(",")] if args.sparsities else sensitivity.SPARSITIES
+        scan, scan_cpu = cpu_run(lambda: sensitivity.scan(model, data, sparsities=grid_s, split="train", refit=True))
         print(f"{name}: dense {dense_bytes:,} B, {100 * dense_acc:.2f} %; scan {scan_cpu:.0f} CPU s "
               f"(kept on disk); {epochs} epoch(s) per stage")
         grid = [(p.split(":")[0], int(p.split(":")[1])) for p in args.uniform_grid.split(",")] if args.uniform_grid else None
