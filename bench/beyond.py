@@ -120,6 +120,7 @@ def main():
     ap.add_argument("--uniform-grid", help="scope:k pairs to try for the uniform recipe, e.g. global:8,global:16")
     ap.add_argument("--quick", action="store_true", help="1 epoch per stage")
     ap.add_argument("--name", default="beyond", help="results file name (bench/results/<name>*.csv)")
+    ap.add_argument("--no-best", action="store_true", help="do not write <model>_best.cpg (e.g. for a stretch run)")
     ap.add_argument("--sparsities", help="the scan's sparsity grid (default: sensitivity.SPARSITIES), e.g. for "
                     "budgets below what 99 %% sparsity everywhere takes")
     args = ap.parse_args()
@@ -158,7 +159,7 @@ def main():
                 print(f"  budget {kb:g} KB: {res.metrics['artifact_bytes']:,} B, {res.metrics['ratio']:.1f}x, "
                       f"{100 * res.metrics['accuracy']:.2f} %, {ft:.0f} CPU s", flush=True)
                 (art / f"{name}_{kb:g}kb.cpg").write_bytes(res.artifact)
-                if i == 0:
+                if i == 0 and not args.no_best:
                     (art / f"{name}_best.cpg").write_bytes(res.artifact)
                 byte_rows.append({"model": name, "method": f"budget {kb:g} KB", "bytes": len(res.artifact), **breakdown(res)})
                 real = {r["name"]: r for r in res.metrics["layers"]}
