@@ -1,0 +1,281 @@
+"""Training jobs: one bounded worker pool per process, so concurrent fine-tunes queue instead of thrashing.
+
+Thirty students on one 2-core server may each press "Fine-tune". Run side by side, thirty training
+loops would share two cores: every one of them slow, each slider move stuck behind them. So every
+training run of the dashboard goes through this pool: a fixed number of worker threads take jobs in
+the order they came; the rest wait in line and each session shows its place in it.
+
+    from compress_engine.playground import jobs
+    job = jobs.pool().submit(key, fn)   # fn(progress) -> value; progress(step, total, loss, acc) -> bool
+    job.position()                      # 0 running, k = k-th in line, None once finished
+    job.progress, job.losses            # the last (step, total, loss, acc), [(step, loss), ...]
+    job.cancel()                        # leaves the line, or stops at the next progress report
+    job.wait(0.2); job.state            # "queued" | "running" | "done" | "failed" | "cancelled"
+    job.result()                        # fn's value (raises job.error if it failed, Cancelled if cancelled)
+
+Why it is built this way:
+- Deduplicated by key. A key is what the run produces (model weights + recipe + data): a second
+  session asking for the same thing while it is queued or running joins that job (its progress,
+  its result) instead of training it again.
+- Cancel is per submitter. Every submit() of a key counts one submitter, and job.cancel() withdraws
+  one: the job leaves the queue, or stops at the engine's next progress report (fn passes
+  `progress` to ce.compress, which raises ce.Stopped when it returns False), once nobody who asked
+  for it still wants it. One student pressing Cancel does not stop another's run.
+- An error belongs to its job. Whatever fn raises is kept as job.error (state "failed"); the
+  worker goes on with the next job, and nothing is raised into any other job or thread.
+- Torch threads per job. torch.set_num_threads is not one global switch: PyTorch keeps the count
+  per thread (OpenMP's own setting) plus a process-wide default that each *new* thread copies the
+  first time it runs an op. Streamlit runs every page rerun in a new thread, so a worker that just
+  called set_num_threads(1) would quietly hand 1 thread to every later page run. Each worker
+  therefore sets its own count at the start of each job, pins it (a get_num_threads() call makes
+  that thread keep it), and puts the process default back from a short helper thread. Measured
+  here: the job runs on exactly its threads, and page runs started meanwhile keep the default.
+- Defaults: max(1, cores // 2) workers, and half the cores for training split between them
+  (max(1, (cores // 2) // workers) threads each): on 2 cores one job at a time on one thread, and
+  the other core answers the sliders of everyone else. Set COMPRESS_TRAIN_WORKERS and
+  COMPRESS_TRAIN_THREADS (or pass workers= / threads= to Pool) to change them.
+- Threads, not processes: a job reads the model, data and cached logits the server already holds
+  (no copy of a 200 MB dataset per worker, nothing pickled), and torch releases the GIL while it
+  computes. Workers are daemon threads that start with the first job.
+
+No streamlit here: pages draw from job.position() / job.progress; the pool knows nothing of pages.
+"""
+
+import collections
+import os
+import threading
+import time
+
+import torch
+
+Progress = collections.namedtuple("Progress", "step total loss acc")
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+MAX_LOSSES = 2000  # loss points kept per job (every 50 steps: 100k training steps); older ones are thinned
+
+
+class Cancelled(Exception):
+    """job.result() of a job that was cancelled (everyone who asked for it cancelled it)."""
+
+
+def default_workers(cores=None):
+    env = os.environ.get("COMPRESS_TRAIN_WORKERS")
+    if env:
+        return max(1, int(env))
+    return max(1, (cores or os.cpu_count() or 1) // 2)
+
+
+def default_threads(workers, cores=None):
+    env = os.environ.get("COMPRESS_TRAIN_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, ((cores or os.cpu_count() or 1) // 2) // workers)
+
+
+class Job:
+    """One training run in the pool: its state, place in line, latest progress and loss curve, result.
+
+    Made by Pool.submit(); read from any thread. `fn` runs on a worker thread."""
+
+    def __init__(self, pool, key, fn):
+        self.key, self.fn, self._pool = key, fn, pool
+        self.state = QUEUED
+        self.progress = None              # Progress(step, total, loss, acc) of the last report
+        self.losses = []                  # [(step, loss)] for a live loss curve
+        self.error = None                 # what fn raised (state "failed")
+        self.value = None                 # what fn returned (state "done")
+        self.threads = None               # torch threads the job ran with
+        self.submitters = 1               # submit() calls of this key not yet withdrawn by cancel()
+        self.submitted = time.monotonic()
+        self.started = self.finished = None
+        self._stop = False
+        self._done = threading.Event()
+
+    def __repr__(self):
+        return f"Job({self.key!r:.40}, {self.state}, position={self.position()})"
+
+    def position(self):
+        """0 while running, k if k-th in line (1 = next to start), None once finished."""
+        return self._pool._position(self)
+
+    def ahead(self):
+        """How many jobs run or wait before this one starts (0 once it runs, None once finished)."""
+        return self._pool._ahead(self)
+
+    @property
+    def done(self):
+        return self._done.is_set()
+
+    def wait(self, timeout=None):
+        """Block until finished (or `timeout` seconds); True if finished."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout=None):
+        """fn's value once finished; raises job.error if fn failed, Cancelled if cancelled, TimeoutError."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.key!r:.60} still {self.state} after {timeout} s")
+        if self.state == FAILED:
+            raise self.error
+        if self.state == CANCELLED:
+            raise Cancelled(f"job {self.key!r:.60} was cancelled")
+        return self.value
+
+    def cancel(self, everyone=False):
+        """Withdraw one submitter (or, with everyone=True, all of them). When none is left the job
+        leaves the queue at once, or, if running, stops at its next progress report. Returns the state."""
+        return self._pool._cancel(self, everyone)
+
+    def report(self, step, total, loss=None, acc=None):
+        """The progress callback handed to fn (pass it to ce.compress as progress=): records the step
+        and the loss; returns False once the job is cancelled, which makes the engine stop."""
+        self.progress = Progress(step, total, loss, acc)
+        if loss is not None:
+            self.losses.append((step, float(loss)))
+            if len(self.losses) > MAX_LOSSES:
+                self.losses = self.losses[::2]
+        return not self._stop
+
+
+class Pool:
+    """A fixed number of worker threads running jobs first come, first served; jobs deduplicated by key."""
+
+    def __init__(self, workers=None, threads=None):
+        self.workers = workers or default_workers()
+        self.threads = threads or default_threads(self.workers)
+        self._lock = threading.Condition()
+        self._queue = collections.deque()  # jobs waiting, oldest first
+        self._running = []                 # jobs a worker runs now
+        self._active = {}                  # key -> queued or running job (the one a new submit joins)
+        self._threads = []
+        self.finished = 0                  # jobs finished in any state (for tests and benchmarks)
+
+    def __repr__(self):
+        return f"Pool(workers={self.workers}, threads={self.threads}, running={len(self._running)}, queued={len(self._queue)})"
+
+    def submit(self, key, fn):
+        """The job for `key`: the queued or running one (one more submitter), else a new one at the end of
+        the line. fn(progress) does the work and returns its value; it should pass `progress` to
+        ce.compress(progress=...) so that cancel() can stop it."""
+        with self._lock:
+            job = self._active.get(key)
+            if job is not None and not job._stop:
+                job.submitters += 1
+                return job
+            job = Job(self, key, fn)
+            self._active[key] = job
+            self._queue.append(job)
+            self._start_workers()
+            self._lock.notify()
+            return job
+
+    def get(self, key):
+        """The queued or running job for `key`, or None (does not count as a submitter)."""
+        with self._lock:
+            return self._active.get(key)
+
+    def running(self):
+        with self._lock:
+            return len(self._running)
+
+    def queued(self):
+        with self._lock:
+            return len(self._queue)
+
+    def _position(self, job):
+        with self._lock:
+            if job.state == RUNNING:
+                return 0
+            if job.state == QUEUED:
+                return self._queue.index(job) + 1
+            return None
+
+    def _ahead(self, job):
+        with self._lock:
+            if job.state == RUNNING:
+                return 0
+            if job.state == QUEUED:
+                return self._queue.index(job) + len(self._running)
+            return None
+
+    def _cancel(self, job, everyone):
+        with self._lock:
+            if job.state in FINISHED:
+                return job.state
+            job.submitters = 0 if everyone else max(0, job.submitters - 1)
+            if job.submitters:
+                return job.state
+            job._stop = True
+            if self._active.get(job.key) is job:
+                del self._active[job.key]   # a new submit of this key starts afresh
+            if job.state == QUEUED:
+                self._queue.remove(job)
+                self._finish(job, CANCELLED)
+            return job.state
+
+    def _finish(self, job, state):  # under self._lock
+        job.state, job.finished, job.fn = state, time.monotonic(), None
+        if self._active.get(job.key) is job:
+            del self._active[job.key]
+        self.finished += 1
+        job._done.set()
+        self._lock.notify_all()
+
+    def _start_workers(self):  # under self._lock
+        while len(self._threads) < self.workers:
+            t = threading.Thread(target=self._work, name=f"train-worker-{len(self._threads)}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _work(self):
+        while True:
+            with self._lock:
+                while not self._queue:
+                    self._lock.wait()
+                job = self._queue.popleft()
+                job.state, job.started = RUNNING, time.monotonic()
+                self._running.append(job)
+                fn = job.fn
+            job.threads = _use_threads(self.threads)
+            state = DONE
+            try:
+                job.value = fn(job.report)
+            except BaseException as e:  # noqa: BLE001 - whatever it is, it belongs to this job
+                if job._stop:
+                    state = CANCELLED
+                else:
+                    state, job.error = FAILED, e
+            with self._lock:
+                self._running.remove(job)
+                self._finish(job, state)
+
+
+def _use_threads(n):
+    """Run this thread's torch ops on n threads without changing the count other threads start with.
+
+    set_num_threads sets the calling thread's count and the process default that new threads copy;
+    get_num_threads() then pins this thread's count, and a short helper thread restores the default
+    it read before."""
+    default = []
+    reader = threading.Thread(target=lambda: default.append(torch.get_num_threads()))
+    reader.start()
+    reader.join()
+    torch.set_num_threads(n)
+    got = torch.get_num_threads()
+    writer = threading.Thread(target=torch.set_num_threads, args=(default[0],))
+    writer.start()
+    writer.join()
+    return got
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def pool():
+    """The process-wide training pool (made on first use with the default size)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = Pool()
+        return _pool

@@ -1,0 +1,213 @@
+"""The training pool (compress_engine.playground.jobs): order, bound, dedupe, cancel, errors, torch threads."""
+
+import threading
+import time
+
+import pytest
+import torch
+
+import compress_engine as ce
+from compress_engine.playground import jobs
+
+WAIT = 30  # seconds any test waits for a job at most (they take milliseconds)
+
+
+def blocker(started=None):
+    """A job fn that runs until its release event is set (and reports progress while it waits)."""
+    release = threading.Event()
+
+    def fn(progress):
+        if started is not None:
+            started.set()
+        step = 0
+        while not release.wait(0.005):
+            step += 1
+            if progress(step, 1000, 1.0 / step, None) is False:
+                raise ce.Stopped()
+        return "released"
+    return fn, release
+
+
+def until(cond, timeout=WAIT):
+    t = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t < timeout, "condition not met in time"
+        time.sleep(0.002)
+
+
+def test_first_come_first_served_with_positions():
+    pool = jobs.Pool(workers=1, threads=1)
+    order = []
+    started = threading.Event()
+    fn, release = blocker(started)
+    first = pool.submit("first", fn)
+    started.wait(WAIT)
+    rest = [pool.submit(k, lambda p, k=k: order.append(k) or k) for k in "abc"]
+    assert first.position() == 0 and first.state == jobs.RUNNING
+    assert [j.position() for j in rest] == [1, 2, 3]
+    assert [j.ahead() for j in rest] == [1, 2, 3]  # the running job counts as ahead of you
+    release.set()
+    assert [j.result(WAIT) for j in rest] == ["a", "b", "c"]
+    assert order == ["a", "b", "c"]
+    assert first.result(WAIT) == "released" and first.position() is None
+
+
+def test_never_more_jobs_at_once_than_workers():
+    pool = jobs.Pool(workers=2, threads=1)
+    now = peak = 0
+    lock = threading.Lock()
+
+    def fn(progress):
+        nonlocal now, peak
+        with lock:
+            now += 1
+            peak = max(peak, now)
+        time.sleep(0.03)
+        with lock:
+            now -= 1
+        return True
+
+    js = [pool.submit(i, fn) for i in range(8)]
+    assert all(j.result(WAIT) for j in js)
+    assert peak == 2 and pool.running() == 0 and pool.queued() == 0
+
+
+def test_same_key_joins_the_queued_or_running_job():
+    pool = jobs.Pool(workers=1, threads=1)
+    calls = []
+    started = threading.Event()
+    fn, release = blocker(started)
+    running = pool.submit("model+recipe", fn)
+    started.wait(WAIT)
+    assert pool.submit("model+recipe", lambda p: calls.append("again")) is running  # joins the running one
+    queued = pool.submit("other", lambda p: calls.append("other") or "other")
+    assert pool.submit("other", lambda p: calls.append("twice")) is queued         # joins the queued one
+    assert pool.get("other") is queued and pool.queued() == 1
+    release.set()
+    assert running.result(WAIT) == "released" and queued.result(WAIT) == "other"
+    assert calls == ["other"]
+    # once finished, the same key is a new job (its result is the caller's to keep, e.g. on disk)
+    again = pool.submit("model+recipe", lambda p: "new")
+    assert again is not running and again.result(WAIT) == "new"
+
+
+def test_cancel_a_running_job_stops_it_through_the_progress_callback():
+    pool = jobs.Pool(workers=1, threads=1)
+    started = threading.Event()
+    fn, _ = blocker(started)  # never released: only cancel ends it
+    job = pool.submit("long", fn)
+    started.wait(WAIT)
+    until(lambda: job.progress is not None)
+    job.cancel()
+    assert job.wait(WAIT) and job.state == jobs.CANCELLED and job.error is None
+    with pytest.raises(jobs.Cancelled):
+        job.result(0)
+    assert pool.get("long") is None
+    assert pool.submit("next", lambda p: 42).result(WAIT) == 42  # the worker goes on
+
+
+def test_cancel_a_queued_job_removes_it_from_the_line():
+    pool = jobs.Pool(workers=1, threads=1)
+    started = threading.Event()
+    fn, release = blocker(started)
+    first = pool.submit("first", fn)
+    started.wait(WAIT)
+    ran = []
+    a = pool.submit("a", lambda p: ran.append("a"))
+    b = pool.submit("b", lambda p: ran.append("b"))
+    assert a.cancel() == jobs.CANCELLED
+    assert a.done and a.position() is None and b.position() == 1 and pool.queued() == 1
+    release.set()
+    b.wait(WAIT)
+    assert ran == ["b"] and first.state == jobs.DONE
+
+
+def test_cancel_withdraws_one_submitter_the_job_stops_when_none_is_left():
+    pool = jobs.Pool(workers=1, threads=1)
+    started = threading.Event()
+    fn, release = blocker(started)
+    job = pool.submit("shared", fn)
+    assert pool.submit("shared", fn) is job  # a second session joins
+    started.wait(WAIT)
+    job.cancel()                             # the first one leaves: the other still wants it
+    time.sleep(0.05)
+    assert job.state == jobs.RUNNING
+    job.cancel()
+    assert job.wait(WAIT) and job.state == jobs.CANCELLED
+    # and a queued job cancelled by everyone at once
+    fn2, release2 = blocker()
+    busy = pool.submit("busy", fn2)
+    q = pool.submit("q", lambda p: 1)
+    pool.submit("q", lambda p: 1)
+    assert q.cancel(everyone=True) == jobs.CANCELLED
+    release2.set()
+    assert busy.result(WAIT) == "released"
+
+
+def test_a_failing_job_reports_its_error_and_others_run_on():
+    pool = jobs.Pool(workers=1, threads=1)
+    def boom(progress):
+        raise ValueError("bad weights")
+    bad = pool.submit("bad", boom)
+    good = pool.submit("good", lambda p: "fine")
+    assert good.result(WAIT) == "fine"
+    assert bad.state == jobs.FAILED and isinstance(bad.error, ValueError)
+    with pytest.raises(ValueError, match="bad weights"):
+        bad.result(0)
+
+
+def test_progress_and_losses_are_recorded():
+    pool = jobs.Pool(workers=1, threads=1)
+
+    def fn(progress):
+        for step in range(1, 6):
+            assert progress(step, 5, 1.0 / step, 0.5 if step == 5 else None) is True
+        return "ok"
+    job = pool.submit("p", fn)
+    assert job.result(WAIT) == "ok"
+    assert job.progress == (5, 5, 0.2, 0.5)
+    assert [s for s, _ in job.losses] == [1, 2, 3, 4, 5]
+
+
+def test_a_job_runs_on_its_torch_threads_and_leaves_other_threads_theirs():
+    default = []
+    t = threading.Thread(target=lambda: default.append(torch.get_num_threads()))
+    t.start(); t.join()
+    pool = jobs.Pool(workers=1, threads=1)
+    seen = {}
+
+    def fn(progress):
+        seen["job"] = torch.get_num_threads()
+        torch.ones(256, 256) @ torch.ones(256, 256)  # a parallel op keeps its count
+        seen["job after op"] = torch.get_num_threads()
+        other = threading.Thread(target=lambda: seen.setdefault("page run", torch.get_num_threads()))
+        other.start(); other.join()  # e.g. a Streamlit rerun starting while the job trains
+        return True
+
+    job = pool.submit("threads", fn)
+    assert job.result(WAIT)
+    assert job.threads == 1 and seen["job"] == 1 and seen["job after op"] == 1
+    assert seen["page run"] == default[0]
+
+
+def test_default_size_half_the_cores(monkeypatch):
+    monkeypatch.delenv("COMPRESS_TRAIN_WORKERS", raising=False)
+    monkeypatch.delenv("COMPRESS_TRAIN_THREADS", raising=False)
+    assert jobs.default_workers(2) == 1 and jobs.default_threads(1, 2) == 1
+    assert jobs.default_workers(1) == 1 and jobs.default_threads(1, 1) == 1
+    assert jobs.default_workers(16) == 8 and jobs.default_threads(8, 16) == 1
+    monkeypatch.setenv("COMPRESS_TRAIN_WORKERS", "3")
+    monkeypatch.setenv("COMPRESS_TRAIN_THREADS", "2")
+    assert jobs.Pool().workers == 3 and jobs.Pool().threads == 2
+    assert jobs.pool() is jobs.pool()
+
+
+def test_cancel_stops_a_real_fine_tune(lenet300, small):
+    """The engine's own loop: a cancelled job raises ce.Stopped inside compress() and nothing is returned."""
+    pool = jobs.Pool(workers=1, threads=1)
+    recipe = ce.Recipe(sparsity=0.5, finetune_epochs=3)
+    job = pool.submit("real", lambda progress: ce.compress(lenet300, recipe, small, progress=progress))
+    until(lambda: job.progress is not None)
+    job.cancel()
+    assert job.wait(WAIT) and job.state == jobs.CANCELLED
+    assert job.progress.step < job.progress.total
