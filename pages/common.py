@@ -19,7 +19,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 import compress_engine as ce
-from compress_engine.playground import sweeps, trained, units
+from compress_engine.playground import jobs, sweeps, trained, units
 
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
 MAX_WEIGHTS_MB = 50  # uploaded weight files, in MB of 1,000,000 bytes (the largest sample model is 9.6 MB)
@@ -353,54 +353,150 @@ def layer_picker(dense_run, prefix):
 STOPPED = "Stopped: nothing of the interrupted run was kept."
 
 
-def train_run(recipe, label="Training", start_from=None):
-    """Run a recipe with fine-tuning or distillation behind a progress bar and a live loss curve.
+TRAIN_POLL = 0.2  # seconds between two looks at a training job's progress (the page redraws only on change)
+
+
+def train_run(recipe, label="Training", start_from=None, student=None, model_logits=None, student_key=None):
+    """Run a recipe with fine-tuning or distillation through the training pool, behind a progress bar, a live
+    loss curve and a Cancel button.
 
     start_from names the model to compress (default: the sidebar's; Distillation passes its teacher).
+    student (a module) and model_logits (the model's cached logits) go to ce.compress; the student is part of
+    the result's key: student_key names it (e.g. "cnn 8-16-32"), else its weights' fingerprint does.
+
+    Training runs in compress_engine.playground.jobs' process-wide pool (a fixed number of workers, torch
+    threads set per job), so thirty students pressing "Fine-tune" queue instead of thrashing: the page shows
+    its place in line ("queued: 2 ahead of you"), then the run's progress. The same run asked for by another
+    session (same model weights + recipe + data) is joined, not trained twice. A rerun of the page (any
+    widget) does not stop the run: it goes on in the pool, and the next call here picks it up again (or finds
+    it on disk). Cancel withdraws this session; the run stops once no session is waiting for it, and nothing
+    of it is kept.
 
     The result is kept on disk by model weights + recipe + data (compress_engine.playground.trained), so a
-    reload, another tab or another student gets it at once, and in st.session_state for this session's
-    reruns. Pressing any button (e.g. "Stop") reruns the page, which interrupts the run: nothing half-done
-    is kept.
-    Returns None (after saying why: bad recipe, stopped, or failed half-way) when there is no result.
+    reload, another tab or another student gets it at once, and in st.session_state for this session's reruns.
+    Returns None (after saying why: bad recipe, cancelled, or failed half-way) when there is no result.
     """
-    import pandas as pd
-
     store = st.session_state.setdefault("trained", {})
+    waiting = st.session_state.setdefault("train_jobs", {})  # this session's runs in the pool, by `key`
     name = start_from or model_name()
-    key = (name, recipe.to_json())
-    found = cached_trained(recipe, start_from)
-    if found is not None:
-        return found
-    bar = st.progress(0.0, text=f"{label}…")
-    chart = st.empty()
-    losses = []
-
-    def progress(step, total, loss, acc):
-        losses.append({"step": step, "loss": loss})
-        bar.progress(min(1.0, step / max(total, 1)), text=f"{label}: step {step:,} of {total:,}"
-                     + (f", test accuracy {100 * acc:.1f} %" if acc is not None else ""))
-        chart.line_chart(pd.DataFrame(losses), x="step", y="loss", height=200)
-
-    try:
-        res = ce.compress(model(name), recipe, dataset(), progress=progress)
-    except ce.CompressError as e:
-        st.error(str(e))
-        return None
-    except ce.Stopped:
+    recipe_json = recipe.to_json()
+    student_id = None if student is None else (student_key or sweeps.model_fingerprint(student))
+    key = (name, recipe_json) if student_id is None else (name, recipe_json, student_id)
+    cancel_key = "train_cancel:" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+    if st.session_state.get(cancel_key):  # this page run is the one this session's Cancel started
+        waiting.pop(key, None)
         st.info(STOPPED)
         return None
-    except Exception as e:  # a run that fails half-way is a message, never a traceback
+    found = store.get(key)
+    if found is None and trained.trains(recipe):
+        dataset()
+        found = _trained_from_disk(_trained_disk_key(name, recipe_json, student_id), name, recipe_json)
+    if found is not None:
+        waiting.pop(key, None)
+        store[key] = found
+        return found
+
+    job = waiting.get(key)
+    if job is None:
+        job = _submit_training(name, recipe, student, student_id, model_logits)
+        waiting[key] = job
+    if not job.done:
+        _follow_training(job, label, key, cancel_key)
+    waiting.pop(key, None)
+    if job.state == jobs.DONE:
+        store[key] = job.value
+        return job.value
+    if job.state == jobs.CANCELLED or isinstance(job.error, ce.Stopped):
+        st.info(STOPPED)
+    elif isinstance(job.error, ce.CompressError):
+        st.error(str(job.error))
+    else:  # a run that fails half-way is a message, never a traceback
+        e = job.error
         st.error(f"{label} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of the run was kept; "
                  "press the button to try again.")
+    return None
+
+
+def _trained_disk_key(name, recipe_json, student_id=None):
+    """The trained-results key of `name`'s weights (+ a student's id) + recipe + this dataset: for no student
+    it is _trained_key's, so cached_trained finds what train_run kept."""
+    model_id = _model_key(name, weights_id(name)) + (f"+student:{student_id}" if student_id else "")
+    return trained.TrainedCache.key(model_id, recipe_json, _data_key(DATASET))
+
+
+def _trained_from_disk(disk_key, name, recipe_json):
+    """A kept trained result packed like _pack's (weights decoded from its artifact), or None."""
+    hit = trained.TrainedCache().get(disk_key)
+    if hit is None:
         return None
-    finally:
-        bar.empty()
-        chart.empty()
-    _keep_trained(name, recipe, DATASET, weights_id(name), res)
-    out = _pack(name, res)
-    store[key] = out
-    return out
+    try:
+        weights = {n: t.numpy() for n, t in ce.decode(hit["artifact"]).items()}
+    except ce.CompressError:  # a damaged file: train again
+        return None
+    return {"recipe": recipe_json, "model": name, "metrics": hit["metrics"], "artifact": hit["artifact"],
+            "timings": hit["timings"], "history": hit["history"], "weights": weights}
+
+
+def _submit_training(name, recipe, student, student_id, model_logits):
+    """Queue the run in the process-wide pool (or join the same run queued by another session) -> jobs.Job.
+
+    Everything session-bound (the model, the data, the disk folder) is looked up here, on the page's thread;
+    the job itself only calls the engine and keeps its result on disk before it counts as done."""
+    net, ds, cache = model(name), dataset(), trained.TrainedCache()
+    disk_key = _trained_disk_key(name, recipe.to_json(), student_id)
+
+    def work(progress):
+        res = ce.compress(net, recipe, ds, student=student, progress=progress, model_logits=model_logits)
+        cache.put(disk_key, name, res)
+        return _pack(name, res)
+
+    return jobs.pool().submit((str(cache.folder), disk_key), work)
+
+
+def _cancel_training(key):
+    """on_click of a run's Cancel button: runs before the page does, whether or not the page draws it again."""
+    job = st.session_state.get("train_jobs", {}).pop(key, None)
+    if job is not None:
+        job.cancel()
+
+
+def _follow_training(job, label, key, cancel_key):
+    """Show `job` until it is finished: its place in line, then a progress bar and the loss curve; and a Cancel
+    button. Redraws only what changed. Any widget's rerun interrupts this (the job goes on in the pool)."""
+    import pandas as pd
+
+    slot = st.empty()
+    with slot.container():
+        bar = st.progress(0.0, text=f"{label}…")
+        chart = st.empty()
+        st.button("Cancel", key=cancel_key, icon=":material/cancel:", on_click=_cancel_training, args=(key,),
+                  help="Stop waiting for this run. It stops, and nothing of it is kept, unless another session "
+                       "is waiting for the same run.")
+    shown, points = None, 0
+    while True:
+        ahead, p = job.ahead(), job.progress
+        others = job.submitters - 1
+        shared = f" (also for {others} other session{'s' if others > 1 else ''})" if others > 0 else ""
+        if ahead:
+            view = (0.0, f"{label}: queued, {ahead} training run{'s' if ahead > 1 else ''} ahead of you{shared}")
+        elif p is None:
+            view = (0.0, f"{label}: starting{shared}…")
+        else:
+            view = (min(1.0, p.step / max(p.total, 1)),
+                    f"{label}: step {p.step:,} of {p.total:,}"
+                    + (f", loss {p.loss:.3f}" if p.loss is not None else "")
+                    + (f", test accuracy {100 * p.acc:.1f} %" if p.acc is not None else "") + shared)
+        if view != shown:
+            bar.progress(*view)
+            shown = view
+        losses = job.losses
+        if len(losses) != points and len(losses) > 1:
+            points = len(losses)
+            step = max(1, points // 500)  # at most ~500 points drawn
+            chart.line_chart(pd.DataFrame(losses[::step], columns=["step", "loss"]), x="step", y="loss", height=200)
+        if job.wait(TRAIN_POLL):
+            break
+    slot.empty()
 
 
 def save_button(result, technique_label, key=None):

@@ -199,7 +199,8 @@ def test_default_size_half_the_cores(monkeypatch):
     monkeypatch.setenv("COMPRESS_TRAIN_WORKERS", "3")
     monkeypatch.setenv("COMPRESS_TRAIN_THREADS", "2")
     assert jobs.Pool().workers == 3 and jobs.Pool().threads == 2
-    assert jobs.pool() is jobs.pool()
+    monkeypatch.setattr(jobs, "_pool", None)  # the process-wide pool: made once, on first use
+    assert jobs.pool() is jobs.pool() and jobs.pool().workers == 3
 
 
 def test_cancel_stops_a_real_fine_tune(lenet300, small):
@@ -211,3 +212,108 @@ def test_cancel_stops_a_real_fine_tune(lenet300, small):
     job.cancel()
     assert job.wait(WAIT) and job.state == jobs.CANCELLED
     assert job.progress.step < job.progress.total
+
+
+# --- pages.common.train_run: the dashboard's side of the pool (AppTest sessions on the tiny data) ---------
+
+def _train_page():
+    import streamlit as st
+
+    import compress_engine as ce
+    from pages import common
+    out = common.train_run(ce.Recipe(sparsity=0.5, finetune_epochs=1), label="Fine-tuning")
+    st.metric("trained accuracy", "none" if out is None else f"{out['metrics']['accuracy']:.6f}")
+
+
+def _session():
+    from streamlit.testing.v1 import AppTest
+    return AppTest.from_function(_train_page, default_timeout=120)
+
+
+def _in_thread(at):
+    t = threading.Thread(target=at.run, daemon=True)
+    t.start()
+    return t
+
+
+def _queued_job():
+    """The one job waiting in the process-wide pool (behind the test's blocker)."""
+    pool = jobs.pool()
+    until(lambda: pool.queued() == 1)
+    return pool._queue[0]
+
+
+@pytest.fixture(autouse=True)
+def one_worker(monkeypatch):
+    """A fresh process-wide pool of one worker for each test (as on a 2-core server)."""
+    monkeypatch.setattr(jobs, "_pool", jobs.Pool(workers=1, threads=1))
+
+
+@pytest.fixture
+def busy_pool():
+    """The process-wide pool kept busy by a blocker until the test releases it (and always at the end)."""
+    started = threading.Event()
+    fn, release = blocker(started)
+    job = jobs.pool().submit(("blocker", time.monotonic()), fn)
+    started.wait(WAIT)
+    yield release
+    release.set()
+    job.wait(WAIT)
+
+
+@pytest.fixture
+def compress_calls(monkeypatch):
+    calls, real = [], ce.compress
+
+    def counting(*a, **kw):
+        calls.append(a[1])
+        return real(*a, **kw)
+    monkeypatch.setattr(ce, "compress", counting)
+    return calls
+
+
+def trained_accuracy(at):
+    return next(m.value for m in at.metric if m.label == "trained accuracy")
+
+
+def test_two_sessions_asking_for_one_fine_tune_share_one_job(tiny, busy_pool, compress_calls):
+    a, b = _session(), _session()
+    ta = _in_thread(a)
+    job = _queued_job()
+    assert job.ahead() == 1 and job.submitters == 1          # session a waits behind the blocker
+    tb = _in_thread(b)
+    until(lambda: job.submitters == 2)                        # session b joined it: no second job
+    assert jobs.pool().queued() == 1
+    busy_pool.set()
+    ta.join(WAIT * 4)
+    tb.join(WAIT * 4)
+    assert not a.exception and not b.exception
+    assert len(compress_calls) == 1
+    assert trained_accuracy(a) == trained_accuracy(b) != "none"
+    assert not a.session_state["train_jobs"] and len(a.session_state["trained"]) == 1
+    c = _session().run()                                      # the next session: from disk, no training
+    assert trained_accuracy(c) == trained_accuracy(a) and len(compress_calls) == 1
+
+
+def test_a_rerun_follows_the_sessions_running_job_instead_of_starting_another(tiny, compress_calls):
+    """A page rerun (any widget) interrupts the page, not the job: the next run finds it in the session."""
+    at = _session()
+    recipe = ce.Recipe(sparsity=0.5, finetune_epochs=1)
+    from pages import common
+    packed = {"metrics": {"accuracy": 0.123456}}
+    job = jobs.pool().submit(("rerun", time.monotonic()), lambda progress: packed)
+    at.session_state["train_jobs"] = {(common.model_name(), recipe.to_json()): job}
+    at.run()
+    assert not at.exception and trained_accuracy(at) == "0.123456"
+    assert not compress_calls and not at.session_state["train_jobs"]
+
+
+def test_a_queued_fine_tune_cancelled_keeps_nothing(tiny, busy_pool, compress_calls):
+    at = _session()
+    t = _in_thread(at)
+    job = _queued_job()
+    job.cancel()  # what the session's Cancel button does (its on_click)
+    t.join(WAIT * 4)
+    assert not at.exception and trained_accuracy(at) == "none"
+    assert any(i.value.startswith("Stopped: nothing") for i in at.info)
+    assert not at.session_state["trained"] and not at.session_state["train_jobs"] and not compress_calls
