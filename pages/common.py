@@ -253,15 +253,16 @@ def _keep_trained(model_name, recipe, dataset_name, weights_id, res):
     trained.TrainedCache().put(_trained_key(model_name, recipe.to_json(), dataset_name, weights_id), model_name, res)
 
 
-def cached_trained(recipe, start_from=None):
-    """The trained result of `recipe` for the sidebar's model (or `start_from`) if one is kept — in this session
-    or on disk from any earlier session — else None. Never trains. Packed like run()'s result."""
+def cached_trained(recipe, start_from=None, student_key=None):
+    """The trained result of `recipe` for the sidebar's model (or `start_from`; with student_key, into the student
+    train_run got under that key) if one is kept — in this session or on disk from any earlier session — else
+    None. Never trains. Packed like run()'s result."""
     name = start_from or model_name()
-    key = (name, recipe.to_json())
+    key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
     found = st.session_state.get("trained", {}).get(key)
     if found is None and trained.trains(recipe):
         dataset()
-        found = _trained_hit(name, recipe.to_json(), DATASET, weights_id(name))
+        found = _trained_from_disk(_trained_disk_key(name, recipe.to_json(), student_key), name, recipe.to_json())
         if found is not None:
             st.session_state.setdefault("trained", {})[key] = found
     return found
