@@ -187,3 +187,68 @@ def test_invalid_sparsity(bad):
     with pytest.raises(RecipeError):
         prune.sensitivity(Net(), lambda m: 1.0, [0.5, bad])
     assert issubclass(RecipeError, ValueError)
+
+
+# --- threshold lookups (magnitude_order): the same masks as topk, ties included ----------------------
+
+def tie_heavy_tensors():
+    """Tensors whose magnitudes tie a lot: small integers, +-pairs, zeros, a constant; and plain random ones."""
+    g = torch.Generator().manual_seed(5)
+    ints = torch.randint(-4, 5, (40, 25), generator=g).float()          # 9 values, |w| in 0..4: ties everywhere
+    pairs = torch.randn(300, generator=g)
+    pairs = torch.cat([pairs, -pairs])[torch.randperm(600, generator=g)]  # every |w| exactly twice
+    zeros = torch.randn(16, 6, 3, 3, generator=g)
+    zeros[zeros.abs() < 0.7] = 0.0                                       # about half exact zeros (and -0.0)
+    zeros[0, 0, 0, 0] = -0.0
+    return {"ints": ints, "pairs": pairs, "zeros": zeros, "constant": torch.full((7, 9), 0.25),
+            "random": torch.randn(100, 300, generator=g), "one": torch.tensor([3.0]),
+            "float64": torch.randn(50, 20, generator=g, dtype=torch.float64)}
+
+
+@pytest.mark.parametrize("name", list(tie_heavy_tensors()))
+def test_threshold_lookup_masks_equal_topk_masks_at_every_count(name):
+    w = tie_heavy_tensors()[name]
+    n = w.numel()
+    counts = sorted(set(range(0, n + 1, max(1, n // 97))) | {0, 1, n - 1, n})  # ~100 counts, both ends
+    for k in counts:
+        s = k / n
+        assert round(s * n) == k
+        lookup, topk = prune.magnitude_mask(w, s), prune.magnitude_mask(w, s, cache=False)
+        assert torch.equal(lookup, topk), (name, k)
+        assert int((~lookup).sum()) == k
+    layer = nn.Linear(1, 1)
+    for s in (0.0, 0.13, 0.5, 0.77, 1.0):  # and torch.nn.utils.prune's own choice
+        layer.weight = nn.Parameter(w.clone().float().reshape(w.shape[0], -1))
+        tprune.l1_unstructured(layer, "weight", amount=s)
+        assert torch.equal(prune.magnitude_mask(w.float().reshape(w.shape[0], -1), s), layer.weight_mask.bool())
+        tprune.remove(layer, "weight")
+
+
+def test_magnitude_order_is_computed_once_per_content():
+    w = torch.randn(64, 32)
+    order = prune.magnitude_order(w)
+    assert prune.magnitude_order(w.clone()) is order  # a deep copy (as compress() prunes) finds the same order
+    assert prune.magnitude_order(w.t().contiguous()) is not order  # same values, other shape: its own
+    changed = w.clone()
+    changed[0, 0] += 1.0
+    assert prune.magnitude_order(changed) is not order
+    assert torch.equal(prune.magnitude_mask(changed, 0.6), prune.magnitude_mask(changed, 0.6, cache=False))
+    assert prune.magnitude_order(torch.randint(0, 3, (4, 4))) is None  # integers: topk, as before
+
+
+def test_threshold_lookup_leaves_nan_to_topk():
+    w = torch.randn(10, 10)
+    w[3, 4] = float("nan")
+    w[7, 1] = float("nan")
+    for s in (0.1, 0.5, 0.97, 0.98, 0.99, 1.0):
+        assert torch.equal(prune.magnitude_mask(w, s), prune.magnitude_mask(w, s, cache=False)), s
+
+
+def test_model_masks_reuse_orders_and_match_topk(lenet300):
+    weights = {k: p.detach() for k, p in prune.compressible(lenet300).items()}
+    for scope in ("layer", "global"):
+        for s in (0.3, 0.8, 0.9, 0.95, 0.99):
+            got = prune.model_masks(lenet300, s, scope)
+            want = (prune.layer_masks(weights, s, cache=False) if scope == "layer"
+                    else prune.global_masks(weights, s, cache=False))
+            assert all(torch.equal(got[k], want[k]) for k in want), (scope, s)

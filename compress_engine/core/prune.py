@@ -7,6 +7,8 @@ module computes those choices as plain boolean masks (True = kept) over tensors:
 - `magnitude_mask` / `layer_masks` / `global_masks`: unstructured pruning, one layer at a time
   or with one threshold shared by all layers. They select exactly the same entries as
   `torch.nn.utils.prune.l1_unstructured` / `global_unstructured` (same count, same `topk` call).
+  Each tensor's magnitudes are sorted once (`magnitude_order`, kept by content), so a mask at any
+  other sparsity is a threshold lookup: a page's slider re-prunes the same weights many times.
 - `structured_keep`: whole output units (rows of a Linear weight, filters of a Conv weight),
   so the dense model really shrinks; same selection as `torch.nn.utils.prune.ln_structured`.
 - `cubic_sparsity`: Zhu & Gupta's (2017) gradual schedule for pruning during training.
@@ -21,8 +23,11 @@ The "compressible" weights of a model are the `.weight` of every nn.Linear, nn.C
 pruned.
 """
 
+import hashlib
 import math
 import numbers
+import threading
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -51,28 +56,91 @@ def _check_fraction(name, value):
 # unstructured magnitude pruning
 
 
-def magnitude_mask(w, sparsity):
+class MagnitudeOrder:
+    """One tensor's |w|, sorted once: the mask that drops the n smallest is then a threshold lookup.
+
+    The lookup is the topk selection itself, not an approximation: when the n-th and (n+1)-th smallest
+    magnitudes differ, the n smallest entries are one set whichever algorithm picks them. When they are
+    equal (a tie straddles the threshold) or |w| holds NaN, `mask` returns None and the caller uses
+    torch.topk, which breaks such ties its own way.
+    """
+
+    def __init__(self, w):
+        self.sorted = w.detach().abs().reshape(-1).sort().values
+        self.has_nan = self.sorted.numel() > 0 and bool(torch.isnan(self.sorted[-1]))  # NaN sorts last
+
+    def mask(self, w, n_prune):
+        """Flat bool mask keeping all but the n_prune smallest |w|, or None (a tie at the threshold, or NaN)."""
+        n = self.sorted.numel()
+        if self.has_nan:
+            return None
+        if n_prune >= n:
+            return torch.zeros(n, dtype=torch.bool, device=w.device)
+        below, above = self.sorted[n_prune - 1].item(), self.sorted[n_prune].item()
+        if not below < above:
+            return None
+        return w.detach().abs().reshape(-1) > below
+
+
+_ORDERS = OrderedDict()         # content key -> MagnitudeOrder, least recently used first
+_ORDERS_LOCK = threading.Lock()  # pages prune from several sessions' threads at once
+_ORDERS_MAX_ELEMENTS = 16_000_000  # about 64 MB of sorted float32 magnitudes
+
+
+def _content_key(w):
+    """dtype, shape and a digest of the values: compress() prunes deep copies, so identity cannot be the key."""
+    t = w.detach().contiguous()
+    return str(t.dtype), tuple(t.shape), hashlib.blake2b(t.numpy().reshape(-1).view("uint8"), digest_size=16).digest()
+
+
+def magnitude_order(w):
+    """The MagnitudeOrder of `w`, sorted once per distinct tensor content and kept (least recently used go
+    first beyond about 16M values), or None for a tensor it does not handle (not a float CPU tensor)."""
+    if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64, torch.float16) or w.numel() == 0:
+        return None
+    key = _content_key(w)
+    with _ORDERS_LOCK:
+        order = _ORDERS.get(key)
+        if order is not None:
+            _ORDERS.move_to_end(key)
+            return order
+    order = MagnitudeOrder(w)  # outside the lock: sorting takes milliseconds
+    with _ORDERS_LOCK:
+        _ORDERS[key] = order
+        total = sum(o.sorted.numel() for o in _ORDERS.values())
+        while total > _ORDERS_MAX_ELEMENTS and len(_ORDERS) > 1:
+            total -= _ORDERS.popitem(last=False)[1].sorted.numel()
+    return order
+
+
+def magnitude_mask(w, sparsity, cache=True):
     """Bool mask of `w`'s shape that drops the round(sparsity * numel) smallest-|w| entries.
 
-    The count uses Python's round (as torch.nn.utils.prune does), and the entries are chosen with
-    the same `torch.topk(|w|, k, largest=False)` call, so the mask equals l1_unstructured's,
-    ties included.
+    The count uses Python's round (as torch.nn.utils.prune does), and the entries are those of
+    `torch.topk(|w|, k, largest=False)`, so the mask equals l1_unstructured's, ties included. With
+    cache (the default) the magnitudes of `w` are sorted once (magnitude_order) and later calls with the
+    same values at any sparsity only compare against a threshold; ties at the threshold still go to topk.
+    cache=False always calls topk (for weights that change between calls, e.g. during gradual pruning).
     """
     sparsity = _check_fraction("sparsity", sparsity)
     n_prune = round(sparsity * w.numel())
-    mask = torch.ones(w.numel(), dtype=torch.bool, device=w.device)
-    if n_prune > 0:
+    if n_prune == 0:
+        return torch.ones(w.shape, dtype=torch.bool, device=w.device)
+    order = magnitude_order(w) if cache else None
+    mask = order.mask(w, n_prune) if order is not None else None
+    if mask is None:
+        mask = torch.ones(w.numel(), dtype=torch.bool, device=w.device)
         drop = torch.topk(w.detach().abs().reshape(-1), k=n_prune, largest=False).indices
         mask[drop] = False
     return mask.view(w.shape)
 
 
-def layer_masks(weights, sparsity):
+def layer_masks(weights, sparsity, cache=True):
     """Prune every tensor of `weights` (dict name -> tensor) to the same sparsity on its own."""
-    return {name: magnitude_mask(w, sparsity) for name, w in weights.items()}
+    return {name: magnitude_mask(w, sparsity, cache) for name, w in weights.items()}
 
 
-def global_masks(weights, sparsity):
+def global_masks(weights, sparsity, cache=True):
     """One magnitude threshold across all tensors of `weights`: the smallest round(sparsity * N)
     of all N weights are dropped, wherever they are, so layers with many small weights lose
     more. Same masks as prune.global_unstructured(..., pruning_method=prune.L1Unstructured),
@@ -81,7 +149,7 @@ def global_masks(weights, sparsity):
     if not weights:
         return {}
     flat = torch.cat([w.detach().reshape(-1) for w in weights.values()])
-    masks = magnitude_mask(flat, sparsity).split([w.numel() for w in weights.values()])
+    masks = magnitude_mask(flat, sparsity, cache).split([w.numel() for w in weights.values()])
     return {name: m.view(w.shape) for (name, w), m in zip(weights.items(), masks)}
 
 
@@ -234,10 +302,11 @@ def _gradual(model, pars, final, scope, total):
         kept = {name: (par.mask * model.get_submodule(name.rpartition(".")[0]).parametrizations.weight.original).detach()
                 for name, par in pars.items()}
         if isinstance(final, dict):
-            new = {n: magnitude_mask(w, cubic_sparsity(step + every, ramp, final[n])) for n, w in kept.items()}
-        else:
+            new = {n: magnitude_mask(w, cubic_sparsity(step + every, ramp, final[n]), cache=False)
+                   for n, w in kept.items()}
+        else:  # the weights change every step: nothing to reuse, so no sorted copies kept
             s = cubic_sparsity(step + every, ramp, final)
-            new = layer_masks(kept, s) if scope == "layer" else global_masks(kept, s)
+            new = layer_masks(kept, s, False) if scope == "layer" else global_masks(kept, s, False)
         for name, par in pars.items():
             par.mask.copy_(new[name] & par.mask)
     return on_step
