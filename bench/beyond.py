@@ -4,6 +4,7 @@ recipe at equal bytes, in real artifact bytes on Fashion-MNIST.
     python bench/beyond.py                      # both LeNets (and resnet-8 if the zoo has it), 1 thread
     python bench/beyond.py --models lenet-5 --budgets 10.7,4.3
     python bench/beyond.py --quick              # 1 epoch per stage: a smoke run
+    python bench/beyond.py --workers 2          # the budget and uniform runs side by side on a local Ray runtime
 
 For each model and byte budget (default: the issue's goals, 64x for LeNet-300-100 and 160x / 400x for
 LeNet-5, as KB of 1,000 bytes):
@@ -32,6 +33,7 @@ from report import OUT, table
 import compress_engine as ce
 from compress_engine.core import sensitivity
 from compress_engine.core.model import compressible
+from compress_engine.playground.sweeps import map_jobs
 
 # KB (1,000 bytes) budgets: the issue's goals, 64x / 160x / 400x of the dense float32 bytes
 GOALS = {"lenet-300-100": [(64, 1_066_800)], "lenet-5": [(160, 1_724_701), (400, 1_724_701)], "resnet-8": [(100, None)]}
@@ -107,6 +109,64 @@ def row(name, method, res, budget_bytes, cpu, dense_acc, note=""):
             "loss_pts": 100 * (dense_acc - m["accuracy"]), "cpu_s": cpu, "note": note}
 
 
+_cache = {}
+
+
+def prepare(name, sparsities):
+    """(model, data, dense result, scan, xs, ys) of a model, built once per process (the scan from its disk cache
+    after the first time), so a job on a Ray worker sets up like one in this process."""
+    if name not in _cache:
+        data = _cache.get("data") or ce.load_dataset("fashion-mnist")
+        _cache["data"] = data
+        idx = sensitivity.subset_index(len(data.y("train")), 2000, seed=1)  # not the scan's images
+        model = ce.load_model(name)
+        dense = ce.compress(model, ce.Recipe(), data)
+        scan, scan_cpu = cpu_run(lambda: sensitivity.scan(model, data, sparsities=sparsities or sensitivity.SPARSITIES,
+                                                          split="train", refit=True))
+        _cache[name] = model, data, dense, scan, data.x("train")[idx], data.y("train")[idx], scan_cpu
+    return _cache[name]
+
+
+def budget_job(name, kb, epochs, lr, kd, sparsities):
+    """ce.fit_budget at `kb` KB -> {row, layers, bytes, artifact, log}."""
+    model, data, dense, scan, _, _, _ = prepare(name, sparsities)
+    budget_bytes = int(kb * 1000)
+    (res, plan), ft = cpu_run(lambda: ce.fit_budget(model, data, budget_bytes, epochs=epochs, lr=lr, scan=scan,
+                                                    kd=kd or None))
+    layers = []
+    real = {r["name"]: r for r in res.metrics["layers"]}
+    for a in plan["allocation"]:
+        layers.append({"model": name, "budget_KB": kb, "layer": a["layer"], "params": real[a["layer"]]["params"],
+                       "kept_%": 100 * real[a["layer"]]["nonzero"] / real[a["layer"]]["params"],
+                       "clusters": a["clusters"] or "float32",
+                       "bits": math.ceil(math.log2(a["clusters"])) if a["clusters"] else 32,
+                       "bytes": real[a["layer"]]["bytes"], "predicted_bytes": a["predicted_bytes"]})
+    return {"row": row(name, f"budget {kb:g} KB (per-layer)", res, budget_bytes, ft, dense.metrics["accuracy"],
+                       f"{len(plan['attempts'])} try" + ("" if plan["fits"] else ", OVER BUDGET")),
+            "layers": layers, "artifact": res.artifact,
+            "bytes": {"model": name, "method": f"budget {kb:g} KB", "bytes": len(res.artifact), **breakdown(res)},
+            "log": f"  {name} budget {kb:g} KB: {res.metrics['artifact_bytes']:,} B, {res.metrics['ratio']:.1f}x, "
+                   f"{100 * res.metrics['accuracy']:.2f} %, {ft:.0f} CPU s"}
+
+
+def uniform_job(name, kb, epochs, lr, kd, sparsities, uniform_grid):
+    """The best uniform recipe fitting `kb` KB, fine-tuned like the budget run -> {row, bytes, log}."""
+    model, data, dense, _, xs, ys, _ = prepare(name, sparsities)
+    budget_bytes = int(kb * 1000)
+    grid = [(p.split(":")[0], int(p.split(":")[1])) for p in uniform_grid.split(",")] if uniform_grid else None
+    (recipe, _), search_cpu = cpu_run(lambda: uniform_recipe(model, data, budget_bytes * 0.97, epochs, lr, xs, ys, grid))
+    recipe = recipe.replace(finetune_kd=kd or None)
+    uni, cpu = cpu_run(lambda: ce.compress(model, recipe, data))
+    note = (f"{recipe.prune_scope} {recipe.sparsity:.1%}, k={recipe.clusters}"
+            + ("" if uni.metrics["artifact_bytes"] <= budget_bytes else ", OVER BUDGET"))
+    label = f"uniform at {kb:g} KB" + (f" ({uniform_grid})" if uniform_grid else "")
+    return {"row": row(name, label, uni, budget_bytes, cpu, dense.metrics["accuracy"], note),
+            "bytes": {"model": name, "method": f"uniform {kb:g} KB", "bytes": len(uni.artifact), **breakdown(uni)},
+            "log": f"  {name} uniform {kb:g} KB ({note}): {uni.metrics['artifact_bytes']:,} B, "
+                   f"{uni.metrics['ratio']:.1f}x, {100 * uni.metrics['accuracy']:.2f} %, {cpu:.0f} CPU s "
+                   f"(+{search_cpu:.0f} s search)"}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", help="comma-separated (default: both LeNets, and resnet-8 if in the zoo)")
@@ -114,7 +174,9 @@ def main():
     ap.add_argument("--epochs", type=int, help="fine-tuning epochs per stage (default: per model)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--kd", type=float, default=KD, help="fine-tuning KD temperature (0: labels only)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of each run (default 1)")
+    ap.add_argument("--workers", type=int, help="run N budget / uniform runs at a time on a local Ray runtime")
+    ap.add_argument("--ray-address", help="run them on an existing Ray cluster ('auto' on one of its machines)")
     ap.add_argument("--no-uniform", action="store_true", help="skip the uniform baselines")
     ap.add_argument("--no-budget", action="store_true", help="skip the budget runs (uniform baselines only)")
     ap.add_argument("--uniform-grid", help="scope:k pairs to try for the uniform recipe, e.g. global:8,global:16")
@@ -127,70 +189,61 @@ def main():
     torch.set_num_threads(args.threads)
     zoo = {c["name"] for c in ce.list_models()}
     names = args.models.split(",") if args.models else [n for n in ("lenet-300-100", "lenet-5", "resnet-8") if n in zoo]
-    data = ce.load_dataset("fashion-mnist")
-    idx = sensitivity.subset_index(len(data.y("train")), 2000, seed=1)  # not the scan's images
-    xs, ys = data.x("train")[idx], data.y("train")[idx]
+    sparsities = tuple(float(v) for v in args.sparsities.split(",")) if args.sparsities else None
     art = OUT / "artifacts"
     art.mkdir(parents=True, exist_ok=True)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-    rows, layer_rows, byte_rows = [], [], []
+    print(f"torch {torch.__version__}, {args.threads} thread(s) a run"
+          + (f", {args.workers} runs at a time on Ray" if args.workers else "")
+          + (f", on the Ray cluster at {args.ray_address}" if args.ray_address else ""))
+    rows, jobs, slots = [], [], []  # slots: where each job's row goes in `rows`, in the table's order
     for name in names:
-        model = ce.load_model(name)
-        dense = ce.compress(model, ce.Recipe(), data)
+        _, _, dense, _, _, _, scan_cpu = prepare(name, sparsities)  # the scan lands on disk before any job needs it
         dense_acc, dense_bytes = dense.metrics["accuracy"], dense.metrics["dense_bytes"]
         epochs = 1 if args.quick else args.epochs or EPOCHS.get(name, 4)
         rows.append(row(name, "dense float32", dense, "", 0.0, dense_acc))
-        budgets = ([float(b) for b in args.budgets.split(",")] if args.budgets else
-                   [round(dense_bytes / goal / 1000, 3) for goal, _ in GOALS.get(name, [(100, None)])])
-        grid_s = [float(v) for v in args.sparsities.split(",")] if args.sparsities else sensitivity.SPARSITIES
-        scan, scan_cpu = cpu_run(lambda: sensitivity.scan(model, data, sparsities=grid_s, split="train", refit=True))
         print(f"{name}: dense {dense_bytes:,} B, {100 * dense_acc:.2f} %; scan {scan_cpu:.0f} CPU s "
               f"(kept on disk); {epochs} epoch(s) per stage")
-        grid = [(p.split(":")[0], int(p.split(":")[1])) for p in args.uniform_grid.split(",")] if args.uniform_grid else None
+        budgets = ([float(b) for b in args.budgets.split(",")] if args.budgets else
+                   [round(dense_bytes / goal / 1000, 3) for goal, _ in GOALS.get(name, [(100, None)])])
         for i, kb in enumerate(budgets):
-            budget_bytes = int(kb * 1000)
-            if args.no_budget:
-                res = None
-            else:
-                (res, plan), ft = cpu_run(lambda: ce.fit_budget(model, data, budget_bytes, epochs=epochs, lr=args.lr,
-                                                             scan=scan, kd=args.kd or None))
-                rows.append(row(name, f"budget {kb:g} KB (per-layer)", res, budget_bytes, ft, dense_acc,
-                                f"{len(plan['attempts'])} try" + ("" if plan["fits"] else ", OVER BUDGET")))
-                print(f"  budget {kb:g} KB: {res.metrics['artifact_bytes']:,} B, {res.metrics['ratio']:.1f}x, "
-                      f"{100 * res.metrics['accuracy']:.2f} %, {ft:.0f} CPU s", flush=True)
-                (art / f"{name}_{kb:g}kb.cpg").write_bytes(res.artifact)
-                if i == 0 and not args.no_best:
-                    (art / f"{name}_best.cpg").write_bytes(res.artifact)
-                byte_rows.append({"model": name, "method": f"budget {kb:g} KB", "bytes": len(res.artifact), **breakdown(res)})
-                real = {r["name"]: r for r in res.metrics["layers"]}
-                for a in plan["allocation"]:
-                    layer_rows.append({"model": name, "budget_KB": kb, "layer": a["layer"], "params": real[a["layer"]]["params"],
-                                       "kept_%": 100 * real[a["layer"]]["nonzero"] / real[a["layer"]]["params"],
-                                       "clusters": a["clusters"] or "float32",
-                                       "bits": math.ceil(math.log2(a["clusters"])) if a["clusters"] else 32,
-                                       "bytes": real[a["layer"]]["bytes"], "predicted_bytes": a["predicted_bytes"]})
-            if args.no_uniform:
-                continue
-            (recipe, pre_acc), search_cpu = cpu_run(lambda: uniform_recipe(model, data, budget_bytes * 0.97, epochs,
-                                                                           args.lr, xs, ys, grid))
-            recipe = recipe.replace(finetune_kd=args.kd or None)
-            uni, cpu = cpu_run(lambda: ce.compress(model, recipe, data))
-            note = (f"{recipe.prune_scope} {recipe.sparsity:.1%}, k={recipe.clusters}"
-                    + ("" if uni.metrics["artifact_bytes"] <= budget_bytes else ", OVER BUDGET"))
-            label = f"uniform at {kb:g} KB" + (f" ({args.uniform_grid})" if args.uniform_grid else "")
-            rows.append(row(name, label, uni, budget_bytes, cpu, dense_acc, note))
-            print(f"  uniform {kb:g} KB ({note}): {uni.metrics['artifact_bytes']:,} B, {uni.metrics['ratio']:.1f}x, "
-                  f"{100 * uni.metrics['accuracy']:.2f} %, {cpu:.0f} CPU s (+{search_cpu:.0f} s search)", flush=True)
-            byte_rows.append({"model": name, "method": f"uniform {kb:g} KB", "bytes": len(uni.artifact), **breakdown(uni)})
+            if not args.no_budget:
+                jobs.append((budget_job, (name, kb, epochs, args.lr, args.kd, sparsities), (name, kb, i == 0)))
+                rows.append(None)
+                slots.append(len(rows) - 1)
+            if not args.no_uniform:
+                jobs.append((uniform_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.uniform_grid), None))
+                rows.append(None)
+                slots.append(len(rows) - 1)
         for model_name, method, ratio, note in PAPERS:
             if model_name == name:
                 rows.append({"model": name, "method": f"paper: {method}", "budget_bytes": "", "bytes": "",
                              "ratio": float(ratio), "kept_%": "", "accuracy_%": "", "loss_pts": "",
                              "cpu_s": "", "note": f"MNIST, {note}"})
+    if args.workers or args.ray_address:
+        _cache.clear()  # the workers set up themselves (the scans are on disk by now)
+
+    def finished(i, out):
+        print(out["log"], flush=True)
+        if "artifact" in out and not args.quick:  # a smoke run's artifacts are not results
+            name, kb, headline = jobs[i][2]
+            (art / f"{name}_{kb:g}kb.cpg").write_bytes(out["artifact"])
+            if headline and not args.no_best:
+                (art / f"{name}_best.cpg").write_bytes(out["artifact"])
+
+    outs = map_jobs(run_job, [(fn.__name__, a) for fn, a, _ in jobs], workers=args.workers,
+                    ray_address=args.ray_address, threads=args.threads, on_result=finished)
+    for slot, out in zip(slots, outs):
+        rows[slot] = out["row"]
     table("Size budgets vs the best uniform recipe at equal bytes (Fashion-MNIST, 10,000 test images)", rows, args.name)
+    layer_rows = [r for out in outs for r in out.get("layers", [])]
     if layer_rows:
         table("Per layer, budget runs", layer_rows, f"{args.name}_layers")
-    table("Where the bytes go", byte_rows, f"{args.name}_bytes")
+    table("Where the bytes go", [out["bytes"] for out in outs], f"{args.name}_bytes")
+
+
+def run_job(fn_name, args):
+    """One budget or uniform run by name (a job: in this process or on Ray)."""
+    return {"budget_job": budget_job, "uniform_job": uniform_job}[fn_name](*args)
 
 
 if __name__ == "__main__":
