@@ -9,66 +9,38 @@ reported by benchmarks, not enforced by tests.
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+sys.path.insert(0, str(ROOT / "bench"))
+from chromium import CHROMIUM, have_chromium, launch, streamlit_server  # noqa: E402 (the server and flags bench/ uses)
 
 pytestmark = pytest.mark.browser
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(fmnist):
-    if not Path(CHROMIUM).exists():
+    if not have_chromium():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: `bash scripts/dev.sh test` installs Debian's chromium")
         pytest.skip(f"no Chromium at {CHROMIUM} (install it with `apt-get install chromium`)")
-    port = free_port()
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            log.seek(0)
-            pytest.fail(f"streamlit did not start:\n{log.read().decode(errors='replace')[-3000:]}")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        with streamlit_server(timeout=120) as (url, _proc):
+            yield url
+    except RuntimeError as e:  # did not start: its log is in the message
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        b = launch(p)
         yield b
         b.close()
 

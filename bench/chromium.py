@@ -1,0 +1,102 @@
+"""The dashboard in a real browser: start `streamlit run app.py` on a free loopback port and Debian's headless
+Chromium (Playwright), for the browser test (tests/test_browser.py) and the browser benchmarks (bench/latency.py).
+
+One copy of the flags and the start-up check, so a test and a benchmark measure the same server. No pytest here:
+failures raise RuntimeError, and the caller decides whether that is a skip, a failure or a message.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Playwright cannot download its own browser here
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+STREAMLIT_FLAGS = ["--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+                   "--server.fileWatcherType", "none"]
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def streamlit_command(port, app_dir=ROOT, via_cli=False):
+    """The command that serves app_dir/app.py on 127.0.0.1:port: `streamlit run` itself, or (via_cli) the
+    playground's own `app` command, as a user starts it (`python -m compress_engine app`)."""
+    if via_cli:
+        return [sys.executable, "-m", "compress_engine", "app", *STREAMLIT_FLAGS[2:], "--server.port", str(port)]
+    return [sys.executable, "-m", "streamlit", "run", str(Path(app_dir) / "app.py"), *STREAMLIT_FLAGS,
+            "--server.port", str(port)]
+
+
+def wait_healthy(url, proc, timeout=60.0, log=None):
+    """Poll url's /_stcore/health until it answers "ok"; RuntimeError (with the end of the log) if the server
+    exits or does not answer within `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            break
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                return
+        except OSError:
+            time.sleep(0.05)
+    text = ""
+    if log is not None:
+        log.seek(0)
+        text = log.read().decode(errors="replace")[-3000:]
+    raise RuntimeError(f"streamlit did not start at {url} (exit code {proc.poll()}):\n{text}")
+
+
+@contextmanager
+def streamlit_server(app_dir=ROOT, env=None, via_cli=False, timeout=60.0, wait=True):
+    """Serve the dashboard on a free loopback port; yields (url, process). With wait=False the caller polls
+    wait_healthy itself (to time the start). The server is stopped on exit."""
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(streamlit_command(port, app_dir, via_cli), cwd=app_dir, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if wait:
+            wait_healthy(url, proc, timeout, log)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def have_chromium():
+    return Path(CHROMIUM).exists()
+
+
+def launch(playwright, **kw):
+    """Headless Chromium (Debian's) with the flags above."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, **kw)
+
+
+def server_env(**extra):
+    """os.environ plus `extra` (values converted to str; None removes the variable)."""
+    env = dict(os.environ)
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env

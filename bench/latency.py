@@ -1,0 +1,339 @@
+"""The dashboard's latency goals, measured in real Chromium: first paint, each page's first chart, slider -> redraw.
+
+    python bench/latency.py                  # 3 fresh servers, both sample models, every page (about 10 min)
+    python bench/latency.py --quick          # 1 server, Pruning and Pipeline only, fewer presses (about 2 min)
+    python bench/latency.py --threads 1      # torch threads of the server (default: this machine's cores)
+    python bench/latency.py --app-dir /tmp/old-checkout   # measure another checkout (before / after a change)
+
+Each repetition starts a fresh server with the playground's own command (`python -m compress_engine app`, as
+`compression-playground app` does), with OMP_NUM_THREADS set to --threads, an empty run store and an empty
+trained-results folder (so no page opens on a result trained earlier), and drives Debian's headless Chromium
+(Playwright) through it as a user would:
+
+- cold: from starting the command until Home's first chart is drawn (the browser is already open);
+- for each model: switching to it in the sidebar (on Home, until Home's chart is drawn for it), then each page
+  opened from the sidebar: until its first chart is drawn (a page that has none, e.g. Compare with no saved
+  runs, counts until its run has finished);
+- on Pruning, Clustering, Quantization and Pipeline: the first slider moved one step with the arrow key,
+  --presses times, each to a value not seen before: until the first chart shows the new data and the page's
+  run has finished;
+- a held arrow key on Pruning (LeNet-300-100): --held presses at 30 per second (a keyboard's auto-repeat),
+  until the last run has finished.
+
+"Drawn" and "finished" are read, not waited for with sleeps: the browser's websocket carries Streamlit's
+messages (ForwardMsg protobufs), so the benchmark sees each script run start and finish; a chart counts once a
+Plotly figure that is not stale (Streamlit marks elements of an older run data-stale) has drawn its SVG, and a
+redraw once that figure's data differ from before. Times are medians over the repetitions (and presses).
+
+Prints one Markdown table (what | measured (s) | goal (s) | met) and the load average, and writes
+bench/results/latency.csv (--name). Bounded: every wait has a timeout and the whole run stops after --timeout
+seconds, printing what it measured so far.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from report import ROOT, table  # also puts this checkout on sys.path
+
+from chromium import have_chromium, launch, server_env, streamlit_server, wait_healthy
+
+from playwright.sync_api import sync_playwright
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+MODELS = ("lenet-300-100", "lenet-5")
+LABELS = {"lenet-300-100": "LeNet-300-100", "lenet-5": "LeNet-5"}
+PAGES = ("Pruning", "Clustering", "Quantization", "Distillation", "Sensitivity", "Pipeline", "Compare", "Export")
+QUICK_PAGES = ("Pruning", "Pipeline")
+TITLES = {"Home": "Compression Playground", "Pruning": "Pruning", "Clustering": "Weight clustering",
+          "Quantization": "Quantization", "Distillation": "Distillation", "Sensitivity": "Sensitivity",
+          "Pipeline": "Pipeline", "Compare": "Compare runs", "Export": "Export and check artifacts"}  # st.title
+SLIDER_PAGES = ("Pruning", "Clustering", "Quantization", "Pipeline")
+GOALS = {"cold": 5.0, "first": 1.0, "switch": 1.0, "slider": {"lenet-300-100": 0.3, "lenet-5": 0.6}}
+KEY_RATE = 30.0  # presses per second of a held key (a keyboard's auto-repeat)
+VIEWPORT = {"width": 1400, "height": 1000}
+FINISHED = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
+            ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
+
+# JS run in the page: the first Plotly chart of the current run (not stale) that has drawn, and its data
+CHARTS = ("[...document.querySelectorAll('.js-plotly-plot')]"
+          ".filter(el => el.querySelector('.main-svg') && !el.closest('[data-stale=\"true\"]'))")
+FIRST_CHART = f"() => {CHARTS}.length > 0"
+SIGNATURE = (f"() => {{ const c = {CHARTS}; return c.length ? JSON.stringify((c[0].data || [])"
+             ".map(t => [t.x, t.y, t.z, t.text])) : null; }")
+TITLE = ("[...document.querySelectorAll('[data-testid=\"stMain\"] h1')]"
+         ".filter(el => !el.closest('[data-stale=\"true\"]')).map(el => el.innerText.trim())")
+PROGRESS = "() => !!document.querySelector('[data-testid=\"stProgress\"]')"
+FRAME = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
+class Timeout(Exception):
+    pass
+
+
+class Tab:
+    """One browser tab on the dashboard. Streamlit's messages on its websocket are decoded as they arrive and
+    kept with their arrival time: reruns the tab asked for, runs started and finished."""
+
+    def __init__(self, browser, deadline):
+        self.page = browser.new_page(viewport=VIEWPORT)
+        self.page.set_default_timeout(60_000)
+        self.deadline = deadline
+        self.events = []  # (perf_counter, kind, value): "rerun" (sent), "running" (True/False), "finished" (status)
+        self.page.on("websocket", self._socket)
+
+    def _socket(self, ws):
+        ws.on("framereceived", self._received)
+        ws.on("framesent", self._sent)
+
+    def _received(self, payload):
+        if isinstance(payload, str):
+            return
+        msg = ForwardMsg()
+        msg.ParseFromString(payload)
+        kind = msg.WhichOneof("type")
+        if kind == "script_finished":
+            self.events.append((time.perf_counter(), "finished", msg.script_finished))
+        elif kind == "session_status_changed":
+            self.events.append((time.perf_counter(), "running", msg.session_status_changed.script_is_running))
+
+    def _sent(self, payload):
+        if isinstance(payload, str):
+            return
+        msg = BackMsg()
+        msg.ParseFromString(payload)
+        if msg.WhichOneof("type") == "rerun_script":
+            self.events.append((time.perf_counter(), "rerun", None))
+
+    def idle_since(self, since):
+        """Arrival time of the finish that ended the last run the tab asked for after `since`, or None while a
+        run it asked for is still going (or has not started)."""
+        events = [e for e in self.events if e[0] >= since]
+        reruns = [t for t, kind, _ in events if kind == "rerun"]
+        finishes = [t for t, kind, v in events if kind == "finished" and v in FINISHED]
+        if not finishes or (reruns and finishes[-1] < reruns[-1]):
+            return None
+        running = [(t, v) for t, kind, v in events if kind == "running"]
+        if running and running[-1][1] and running[-1][0] > finishes[-1]:
+            return None
+        return finishes[-1]
+
+    def wait(self, since, ready=None, what="", timeout=120.0, settle=True):
+        """Poll until ready() (if given) and, with settle, until the runs asked for since `since` have finished.
+        Returns (seconds until ready() first held, seconds until settled); each counted from `since`."""
+        end = min(time.perf_counter() + timeout, self.deadline)
+        t_ready = None if ready else since
+        while True:
+            now = time.perf_counter()
+            if t_ready is None:
+                try:
+                    if ready():
+                        self.page.evaluate(FRAME)  # painted, not just in the DOM
+                        t_ready = time.perf_counter()
+                except Exception:  # the page is being replaced: not ready yet
+                    pass
+            t_idle = self.idle_since(since) if settle else since
+            if t_ready is not None and t_idle is not None:
+                return t_ready - since, max(t_idle, t_ready) - since
+            if now > end:
+                raise Timeout(f"{what}: nothing after {now - since:.0f} s" if now < self.deadline
+                              else f"{what}: the benchmark's --timeout ran out")
+            self.page.wait_for_timeout(15)
+
+    def js(self, expr):
+        return self.page.evaluate(expr)
+
+    def nav(self, name):
+        self.page.locator('[data-testid="stSidebarNav"] a', has_text=name).first.click()
+
+    def model(self):
+        """The model chosen in the sidebar."""
+        return self.page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"] input').first.input_value()
+
+    def slider(self):
+        return self.page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]').first
+
+
+def chart_or_settled(tab, name):
+    """A page's first chart; for a page that draws none first (Compare without runs, a scan with a progress
+    bar), its first feedback: the progress bar, or the finished run. Always below the page's own title (not
+    the previous page's, still on screen while the new one starts)."""
+    title = TITLES.get(name)
+    return lambda: ((title is None or tab.js(f"() => {TITLE}.includes({title!r})"))
+                    and (tab.js(FIRST_CHART) or tab.js(PROGRESS) or tab.idle_since(tab.opened) is not None))
+
+
+def open_page(tab, name):
+    """Open a page from the sidebar -> (seconds to its first chart, seconds until its run finished, note)."""
+    tab.opened = time.perf_counter()
+    tab.nav(name)
+    first, _ = tab.wait(tab.opened, chart_or_settled(tab, name), f"open {name}", timeout=180, settle=False)
+    note = "chart" if tab.js(FIRST_CHART) else "progress bar" if tab.js(PROGRESS) else "no chart"
+    if note == "progress bar":  # a long scan: leave it (navigating away stops it)
+        return first, None, note
+    return first, tab.wait(tab.opened, None, f"finish {name}", timeout=180)[1], note
+
+
+def press(tab, key):
+    """One key press on the focused slider -> (seconds until the first chart shows new data, until settled)."""
+    before = tab.js(SIGNATURE)
+    t = time.perf_counter()
+    tab.page.keyboard.press(key)
+    return tab.wait(t, lambda: tab.js(SIGNATURE) not in (before, None), f"slider {key}", timeout=120)
+
+
+def hold(tab, key, n):
+    """n presses of `key` at KEY_RATE per second -> seconds from the first press until the last run finished."""
+    t0 = time.perf_counter()
+    for i in range(n):
+        lag = t0 + i / KEY_RATE - time.perf_counter()
+        if lag > 0:
+            tab.page.wait_for_timeout(1000 * lag)
+        tab.page.keyboard.press(key)
+    tab.page.wait_for_timeout(500)  # the slider's last value reaches the server (the widget debounces)
+    settled = tab.wait(t0, None, f"held {key}", timeout=300)[1]
+    ev = [(k, v) for t, k, v in tab.events if t >= t0]
+    tab.held_note = (f"{sum(k == 'rerun' for k, _ in ev)} reruns asked, "
+                     f"{sum(k == 'finished' and v in FINISHED for k, v in ev)} finished")
+    return settled
+
+
+def select_model(tab, model):
+    """Choose `model` in the sidebar (on Home) -> seconds until Home's chart is drawn for it."""
+    box = tab.page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
+    params = tab.page.locator('[data-testid="stMetric"]', has_text="Parameters").first
+    before = params.inner_text()
+    box.click()
+    t = time.perf_counter()
+    tab.page.get_by_role("option", name=model, exact=True).click()
+    return tab.wait(t, lambda: params.inner_text() != before and tab.js(FIRST_CHART), f"select {model}")[0]
+
+
+def repetition(browser, args, env, rec, deadline):
+    """One fresh server: cold start, then every page and slider for each model. Appends seconds to rec[row]."""
+    with streamlit_server(args.app_dir, env=env, via_cli=True, wait=False) as (url, proc):
+        t0 = time.perf_counter()
+        tab = Tab(browser, deadline)
+        wait_healthy(url, proc, timeout=min(120.0, deadline - t0))
+        up = time.perf_counter() - t0
+        tab.page.goto(url)
+        tab.opened = t0
+        first, settled = tab.wait(t0, chart_or_settled(tab, "Home"), "cold start", timeout=180)
+        rec.add("`app` command -> Home's first chart (cold)", first, GOALS["cold"],
+                f"server up {up:.1f} s, Home finished {settled:.1f} s")
+        for model in args.models:
+            label = LABELS.get(model, model)
+            if tab.model() != model:
+                rec.add(f"switch model -> Home's chart, {label}", select_model(tab, model), GOALS["switch"])
+            for name in args.pages:
+                first, settled, note = open_page(tab, name)
+                rec.add(f"first chart: {name}, {label}", first, GOALS["first"],
+                        note if settled is None else f"{note}; page finished {settled:.2f} s")
+                if name in SLIDER_PAGES and args.presses:
+                    slider = tab.slider()
+                    slider.focus()
+                    for _ in range(args.presses):
+                        drawn, settled = press(tab, "ArrowRight")
+                        rec.add(f"slider -> redrawn: {name}, {label}", settled, GOALS["slider"].get(model, 0.6),
+                                f"chart changed {drawn:.2f} s")
+                if name == "Pruning" and model == args.models[0] and args.held:
+                    slider = tab.slider()
+                    slider.focus()
+                    press(tab, "End")
+                    goal = round(args.held / KEY_RATE + GOALS["slider"].get(model, 0.6), 2)
+                    rec.add(f"held arrow key: {args.held} presses -> settled, Pruning, {label}",
+                            hold(tab, "ArrowLeft", args.held), goal,
+                            f"typing {args.held / KEY_RATE:.1f} s (goal: that + one redraw); {tab.held_note}")
+            open_page(tab, "Home")
+        tab.page.close()
+
+
+class Record:
+    """Seconds per row, in the order rows were first measured."""
+
+    def __init__(self):
+        self.rows = {}
+
+    def add(self, what, seconds, goal, note=""):
+        row = self.rows.setdefault(what, {"times": [], "goal": goal, "notes": []})
+        row["times"].append(seconds)
+        row["notes"].append(note)
+        print(f"  {what}: {seconds:.3f} s" + (f" ({note})" if note else ""), flush=True)
+
+    def table_rows(self):
+        out = []
+        for what, r in self.rows.items():
+            med = statistics.median(r["times"])
+            mid = min(range(len(r["times"])), key=lambda i: abs(r["times"][i] - med))  # the note of the median run
+            out.append({"what": what, "measured (s)": round(med, 3), "goal (s)": r["goal"],
+                        "met": "yes" if med <= r["goal"] else "no", "n": len(r["times"]), "note": r["notes"][mid]})
+        return out
+
+
+def load():
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 server, Pruning and Pipeline, 2 presses, 30 held")
+    ap.add_argument("--repeats", type=int, help="fresh servers, each measured through (default 3; quick 1)")
+    ap.add_argument("--presses", type=int, help="slider presses measured per page and model (default 3; quick 2)")
+    ap.add_argument("--held", type=int, help="presses of the held arrow key (default 90; quick 30; 0: skip)")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL")
+    ap.add_argument("--pages", nargs="+", choices=PAGES, metavar="PAGE", help=f"default: {', '.join(PAGES)}")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(),
+                    help="torch threads of the server (OMP_NUM_THREADS; default: the machine's cores)")
+    ap.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout to serve (default: this one)")
+    ap.add_argument("--timeout", type=float, help="stop after this many seconds (default 1200; quick 400)")
+    ap.add_argument("--name", default="latency", help="bench/results/<name>.csv")
+    args = ap.parse_args(argv)
+    q = args.quick
+    args.repeats = args.repeats or (1 if q else 3)
+    args.presses = (2 if q else 3) if args.presses is None else args.presses
+    args.held = (30 if q else 90) if args.held is None else args.held
+    args.pages = args.pages or list(QUICK_PAGES if q else PAGES)
+    args.timeout = args.timeout or (400.0 if q else 1200.0)
+    args.app_dir = args.app_dir.resolve()
+    if not have_chromium():
+        sys.exit("no Chromium at /usr/bin/chromium: `apt-get install chromium` (Playwright cannot download one here)")
+
+    tmp = tempfile.TemporaryDirectory(prefix="latency-")
+    env = server_env(OMP_NUM_THREADS=args.threads, COMPRESS_STORE=Path(tmp.name) / "runs.sqlite",
+                     COMPRESS_TRAINED=Path(tmp.name) / "trained",
+                     PYTHONPATH=os.pathsep.join([str(args.app_dir), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    print(f"serving {args.app_dir} with OMP_NUM_THREADS={args.threads}; {args.repeats} fresh server(s); "
+          f"models {', '.join(args.models)}; pages {', '.join(args.pages)}; {load()}", flush=True)
+    rec = Record()
+    t_start = time.perf_counter()
+    deadline = t_start + args.timeout
+    stopped = None
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            for i in range(args.repeats):
+                print(f"repetition {i + 1} of {args.repeats}", flush=True)
+                repetition(browser, args, env, rec, deadline)
+        except Timeout as e:
+            stopped = str(e)
+        finally:
+            browser.close()
+            tmp.cleanup()
+    if not rec.rows:
+        sys.exit(f"nothing measured: {stopped}")
+    rows = rec.table_rows()
+    table(f"Dashboard latency in headless Chromium (OMP_NUM_THREADS={args.threads}, {os.cpu_count()} cores, "
+          f"median of {args.repeats} server(s); {load()})", rows, args.name)
+    print(f"\n{time.perf_counter() - t_start:.0f} s in all; {load()}")
+    if stopped:
+        print(f"stopped early: {stopped}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
