@@ -9,6 +9,7 @@
     ce.read_weights(data, "mine.safetensors")   # a user's weight file -> model, never running code
     ce.sensitivity.scan(model, ds)   # each layer alone: accuracy and bytes vs sparsity and bits
     result, plan = ce.fit_budget(model, ds, 10_000)   # fit in 10 KB: per-layer sparsity and clusters, fine-tuned
+    ce.sweep(model, ce.Recipe(clusters=16), ds, "sparsity", [0.5, 0.9], workers=2)   # in-process, or on Ray
 
 It never imports streamlit: pages call it, it does not know about pages.
 """
@@ -19,11 +20,12 @@ from .core.data import Dataset
 from .core.encode import decode, encode, read_meta, size_breakdown
 from .core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
 from .core.model import arch_spec, param_count
-from .core.pipeline import Result, compress, reference, sweep
+from .core.pipeline import Result, compress, reference
 from .core.quantize import int8_latency
 from .core.recipe import BITS, CHOICES, RANGES, Recipe
 from .core.train import Stopped, logits
 from .playground.sources import load_dataset
+from .playground.sweeps import sweep
 from .playground.zoo import decode_model, evaluate_artifact, list_models, load_model, model_card, read_weights
 
 __all__ = ["Dataset", "load_dataset", "decode", "encode", "read_meta", "size_breakdown", "ArtifactError",

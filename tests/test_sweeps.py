@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import compress_engine as ce
+from compress_engine.core.pipeline import sweep as core_sweep
 from compress_engine.core.train import fit
 from compress_engine.playground import store as S, sweeps
 from compress_engine.playground.cli import main
@@ -93,11 +94,11 @@ def like(cls, net, *args):
 
 
 def core_rows(model, data, values=VALUES, field="sparsity", base=BASE):
-    """compress_engine.sweep (the core's in-process loop) on 1 torch thread: the reference rows."""
+    """The core's in-process loop (compress_engine.core.pipeline.sweep) on 1 torch thread: the reference rows."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return ce.sweep(model, base, data, field, values)
+        return core_sweep(model, base, data, field, values)
     finally:
         torch.set_num_threads(before)
 
