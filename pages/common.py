@@ -463,8 +463,12 @@ def _cancel_training(key):
 
 def _follow_training(job, label, key, cancel_key):
     """Show `job` until it is finished: its place in line, then a progress bar and the loss curve; and a Cancel
-    button. Redraws only what changed. Any widget's rerun interrupts this (the job goes on in the pool)."""
-    import pandas as pd
+    button. Redraws only what changed. Any widget's rerun interrupts this (the job goes on in the pool).
+
+    The loss curve is a plotly figure from plain lists, not st.line_chart: that would import pandas in this page
+    run, and plotly's figure builders in other sessions' runs then find pandas half-imported in sys.modules
+    (AttributeError: partially initialized module 'pandas'), as bench/load.py found with 5 sessions."""
+    import plotly.graph_objects as go
 
     slot = st.empty()
     with slot.container():
@@ -494,7 +498,12 @@ def _follow_training(job, label, key, cancel_key):
         if len(losses) != points and len(losses) > 1:
             points = len(losses)
             step = max(1, points // 500)  # at most ~500 points drawn
-            chart.line_chart(pd.DataFrame(losses[::step], columns=["step", "loss"]), x="step", y="loss", height=200)
+            shown_losses = losses[::step]
+            fig = go.Figure(go.Scatter(x=[x for x, _ in shown_losses], y=[y for _, y in shown_losses], mode="lines",
+                                       name="loss"))
+            fig.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10), title="Training loss",
+                              xaxis_title="step", yaxis_title="loss")
+            chart.plotly_chart(fig, width="stretch")
         if job.wait(TRAIN_POLL):
             break
     slot.empty()

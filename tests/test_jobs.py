@@ -317,3 +317,21 @@ def test_a_queued_fine_tune_cancelled_keeps_nothing(tiny, busy_pool, compress_ca
     assert not at.exception and trained_accuracy(at) == "none"
     assert any(i.value.startswith("Stopped: nothing") for i in at.info)
     assert not at.session_state["trained"] and not at.session_state["train_jobs"] and not compress_calls
+
+
+def test_following_a_job_draws_its_queue_place_progress_and_loss_without_error(tiny, busy_pool):
+    """The page's loop over a queued, then running job with a loss history (the drawing is cleared at the end)."""
+    at = _session()
+    recipe = ce.Recipe(sparsity=0.5, finetune_epochs=1)
+    from pages import common
+
+    def fn(progress):
+        for step in range(1, 40):
+            progress(step, 40, 2.0 / step, 0.8 if step % 10 == 0 else None)
+            time.sleep(0.02)
+        return {"metrics": {"accuracy": 0.5}}
+    job = jobs.pool().submit(("drawn", time.monotonic()), fn)
+    at.session_state["train_jobs"] = {(common.model_name(), recipe.to_json()): job}
+    threading.Timer(0.5, busy_pool.set).start()  # queued for half a second, then it runs
+    at.run()
+    assert not at.exception and trained_accuracy(at) == "0.500000" and len(job.losses) == 39
