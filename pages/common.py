@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -307,6 +308,29 @@ def headline(recipe, spinner="Compressing…", label=None, key=None):
     metric_cards(res["metrics"], base["metrics"])
     save_button(res, label or "+".join(recipe.techniques()), key=key)
     return res, base
+
+
+BURST_PAUSE = 0.12  # s a run waits when the run before it was cut short (a held key sends a value every ~50 ms)
+
+
+def coalesce():
+    """Call once per page (or fragment) run, before its first engine call; call finished() at its end.
+
+    A held arrow key sends a new slider value every ~50 ms, and Streamlit stops a run for the next one
+    only between st calls: each run would still do one whole compress() before it notices, so 90 presses
+    meant 90 compressions (9 s of catching up after the key was let go). A run that starts while the run
+    before it never finished (it was cut short by this one) waits BURST_PAUSE first and then reads the
+    session state, which is where Streamlit stops it if a newer value has arrived in the meantime: a burst
+    costs one compress(), at its end. A single press (the run before it had finished) never waits.
+    """
+    if st.session_state.get("_run_unfinished", False):
+        time.sleep(BURST_PAUSE)
+    st.session_state["_run_unfinished"] = True  # reading or writing session state is a stop point
+
+
+def finished():
+    """The end of a page (or fragment) run that called coalesce(): the next run starts without waiting."""
+    st.session_state["_run_unfinished"] = False
 
 
 def recipe(**fields):
