@@ -5,9 +5,16 @@ and an uploader for the user's own weights) and routes to the page scripts in pa
 thin: widgets in, one engine call, charts out.
 """
 
+import pandas  # noqa: F401 - whole before any page runs: see below
 import streamlit as st
 
 from pages import common
+
+# pandas is imported here, by every run before its page, not lazily by the first st.dataframe: plotly's figure
+# builders look pandas up in sys.modules without importing it, so a session building a chart while another
+# session's run is still importing pandas got "partially initialized module 'pandas' has no attribute 'Series'"
+# (bench/load.py, 5 sessions on a fresh server). An import statement waits for an import in progress; the lookup
+# does not. It costs the server's first run about 0.4 s, once.
 
 # The tab icon, drawn here: a ":material/...:" page icon is fetched from fonts.gstatic.com, and the page must
 # make no request outside this server (offline classrooms, no third parties).
