@@ -1,0 +1,317 @@
+"""Thirty sessions on one server: N concurrent browser sessions move sliders and start short fine-tunes.
+
+    python bench/load.py                          # N = 1, 5, 10, 30; 60 s of sliding each (about 8 min)
+    python bench/load.py --sessions 5 --seconds 20
+    python bench/load.py --think 1 3 --no-finetune
+
+For each N: a fresh `streamlit run app.py` on a free loopback port (an empty run store and trained-results
+folder, so nothing trained earlier answers), one headless Chromium (Debian's, through Playwright's async API)
+and N browser contexts, one page each, all on LeNet-300-100 (the default model):
+
+- slider sessions open Pruning, Clustering or Quantization (in turn) and move that page's first slider one
+  step with the arrow keys (sweeping back and forth between its ends), wait for the redraw, think for a
+  random --think seconds, and press again, until --seconds have passed;
+- every fifth session (the 5th, 10th, ...) first starts a short fine-tune: on Pipeline it sets "Fine-tune
+  epochs" to 1 at a sparsity of its own (so the runs differ and queue in the training pool), presses the
+  button and waits for the fine-tuned result, noting whether it saw its place in the queue; then it goes to
+  Pruning and slides like the others.
+
+A redraw is read, not waited for with sleeps: after a key press the page's metric values must differ from
+before, Streamlit's status widget ([data-testid="stStatusWidget"], shown while the script runs) must be gone,
+and the page's websocket must have carried the script_finished message of the run the press started. Latency is
+from the key press to all three. An error is any of: a redraw or page open that does not come within --timeout
+seconds, an exception or st.error box on a page, a page crash, a closed websocket, a failed fine-tune.
+
+Prints per N: sessions, redraws, p50 / p95 / max slider -> redraw latency, errors, fine-tunes finished (and how
+many saw a queue position), the server's peak RSS (VmHWM of its process) and the load average; writes
+bench/results/load.csv (--name). Goal at N = 30 on 2 cores: 0 errors, p95 <= 2 s, RSS <= 6 GB.
+Bounded: at most MAX_SESSIONS sessions, loopback only, every wait has a timeout.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+from report import table  # noqa: E402  (also puts this checkout on sys.path)
+
+from chromium import CHROMIUM, FLAGS, have_chromium, server_env, streamlit_server  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+
+MAX_SESSIONS = 50
+SLIDER_PAGES = ("pruning", "clustering", "quantization")
+FINETUNE_EVERY = 5  # every fifth session starts a fine-tune first
+VIEWPORT = {"width": 1280, "height": 900}
+GOAL = {"p95 (s)": 2.0, "RSS (MB)": 6000}
+
+# JS run in the page
+METRICS = ("() => [...document.querySelectorAll('[data-testid=\"stMain\"] [data-testid=\"stMetricValue\"]')]"
+           ".map(e => e.innerText).join('|')")
+REDRAWN = ("before => { const m = [...document.querySelectorAll('[data-testid=\"stMain\"] "
+           "[data-testid=\"stMetricValue\"]')].map(e => e.innerText).join('|');"
+           " return m !== '' && m !== before && !document.querySelector('[data-testid=\"stStatusWidget\"]'); }")
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+PROBLEMS = ("() => [...document.querySelectorAll('[data-testid=\"stException\"], [data-testid=\"stAlertContentError\"]')]"
+            ".map(e => e.innerText.slice(0, 300))")
+SLIDER_STATE = "el => [Number(el.value), Number(el.min), Number(el.max)]"  # a slider's <input type="range">
+
+
+class Session:
+    """One browser session (its own context: its own Streamlit session) and what it measured."""
+
+    def __init__(self, index, browser, url, args):
+        self.index, self.browser, self.url, self.args = index, browser, url, args
+        self.deadline = None  # --seconds after its page opened (and its fine-tune finished)
+        self.finetunes = index % FINETUNE_EVERY == FINETUNE_EVERY - 1 and not args.no_finetune
+        self.page_name = "pruning" if self.finetunes else SLIDER_PAGES[index % len(SLIDER_PAGES)]
+        self.rng = random.Random(index)
+        self.latencies, self.errors, self.notes = [], 0, []
+        self.open_s = self.finetune_s = None
+        self.saw_queue = False
+        self.finished = []  # perf_counter of each script_finished message on this page's websocket
+        self.closed = False
+
+    # --- the page's websocket: when each script run finished ---------------------------------------
+    def _socket(self, ws):
+        ws.on("framereceived", self._frame)
+        ws.on("close", lambda _ws: setattr(self, "closed", True))
+
+    def _frame(self, payload):
+        if isinstance(payload, str) or len(payload) > 4096:  # script_finished is a few bytes; deltas are not
+            return
+        msg = ForwardMsg()
+        try:
+            msg.ParseFromString(payload)
+        except Exception:  # noqa: BLE001 - not a ForwardMsg: ignore
+            return
+        if msg.WhichOneof("type") == "script_finished":
+            self.finished.append(time.perf_counter())
+
+    def error(self, what):
+        self.errors += 1
+        self.notes.append(what)
+
+    async def run(self):
+        self.context = await self.browser.new_context(viewport=VIEWPORT)
+        self.page = await self.context.new_page()
+        self.page.set_default_timeout(1000 * self.args.timeout)
+        self.page.on("websocket", self._socket)
+        self.page.on("crash", lambda _p: self.error("page crashed"))
+        try:
+            if self.finetunes:
+                await self.finetune()
+            else:
+                await self.open(self.page_name)
+            self.deadline = time.perf_counter() + self.args.seconds
+            await self.slide()
+        except Exception as e:  # noqa: BLE001 - a timeout or a dead page is an error of this session, not a crash
+            self.error(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        finally:
+            await self.context.close()
+
+    async def open(self, page_name):
+        t = time.perf_counter()
+        await self.page.goto(f"{self.url}/{page_name}")
+        await self.page.locator('[data-testid="stMain"] [data-testid="stSlider"]').first.wait_for()
+        await self.settled(t)
+        self.open_s = time.perf_counter() - t
+        await self.check_page()
+
+    async def settled(self, since):
+        """Wait until the run started after `since` has finished and the page shows no running status."""
+        end = time.perf_counter() + self.args.timeout
+        while not (self.finished and self.finished[-1] > since):
+            if time.perf_counter() > end:
+                raise TimeoutError(f"no finished run within {self.args.timeout} s")
+            if self.closed:
+                raise ConnectionError("the websocket closed")
+            await asyncio.sleep(0.02)
+        await self.page.wait_for_function(IDLE, polling=50)
+
+    async def check_page(self):
+        for text in await self.page.evaluate(PROBLEMS):
+            self.error(f"on the page: {text}")
+
+    async def press(self, slider, key, measure=True):
+        """One arrow-key press on `slider`; waits for the redraw (metrics changed, run finished, status gone)."""
+        before = await self.page.evaluate(METRICS)
+        await slider.focus()
+        t = time.perf_counter()
+        await self.page.keyboard.press(key)
+        await self.page.wait_for_function(REDRAWN, arg=before, polling=25)
+        await self.settled(t)
+        if measure:
+            self.latencies.append(time.perf_counter() - t)
+        await self.check_page()
+
+    async def slide(self):
+        slider = self.page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]').first
+        direction = self.rng.choice(("ArrowRight", "ArrowLeft"))
+        while True:  # at least one press, then until the deadline
+            value, lo, hi = await slider.evaluate(SLIDER_STATE)
+            if value >= hi:
+                direction = "ArrowLeft"
+            elif value <= lo:
+                direction = "ArrowRight"
+            await self.press(slider, direction)
+            pause = self.rng.uniform(*self.args.think)
+            if time.perf_counter() + pause > self.deadline:
+                break
+            await asyncio.sleep(pause)
+
+    async def finetune(self):
+        """On Pipeline: sparsity of its own, Fine-tune epochs 1, press the button, wait for the fine-tuned result."""
+        await self.open("pipeline")
+        sliders = self.page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]')
+        sparsity = sliders.first
+        for _ in range(1 + self.index // FINETUNE_EVERY):  # 81 %, 82 %, ...: one recipe per fine-tune session
+            await self.press(sparsity, "ArrowRight", measure=False)
+        epochs = self.page.locator('[data-testid="stSlider"]', has_text="Fine-tune epochs").locator('input[type="range"]')
+        await self.press(epochs, "ArrowRight", measure=False)
+        button = self.page.get_by_role("button", name="Fine-tune 1 epoch")
+        t = time.perf_counter()
+        await button.click()
+        done = self.page.get_by_text("Fine-tuned 1 epoch", exact=False).first
+        end = t + self.args.timeout * 5
+        while not await done.is_visible():
+            if time.perf_counter() > end:
+                raise TimeoutError("the fine-tune did not finish")
+            if self.closed:
+                raise ConnectionError("the websocket closed")
+            if not self.saw_queue and await self.page.get_by_text("ahead of you").count():
+                self.saw_queue = True
+            if await self.page.evaluate(PROBLEMS):
+                break
+            await asyncio.sleep(0.1)
+        await self.settled(t)
+        self.finetune_s = time.perf_counter() - t
+        await self.check_page()
+        await self.page.locator('[data-testid="stSidebarNav"] a', has_text="Pruning").first.click()
+        await self.page.get_by_text("Sparsity: share of weights").first.wait_for()
+        await self.page.wait_for_function(IDLE, polling=50)
+
+
+def peak_rss_mb(pid):
+    """The process's peak resident set (VmHWM) in MB of 1,000,000 bytes, or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        return None
+
+
+def pct(values, q):
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+async def warm_up(browser, url, args):
+    """Before any session: one visit to Home (the server's first run loads the dataset and the model), or with
+    --warm pages also one to each page the sessions use, one after another (a teacher trying the demo first)."""
+    warm = Session(-1, browser, url, args)
+    warm.context = await browser.new_context(viewport=VIEWPORT)
+    warm.page = await warm.context.new_page()
+    warm.page.set_default_timeout(1000 * args.timeout * 4)
+    warm.page.on("websocket", warm._socket)
+    t = time.perf_counter()
+    await warm.page.goto(url)
+    await warm.page.locator('[data-testid="stMain"] [data-testid="stMetric"]').first.wait_for()
+    await warm.settled(t)
+    if args.warm == "pages":
+        for name in (*SLIDER_PAGES, "pipeline"):
+            await warm.open(name)
+    await warm.context.close()
+
+
+async def drive(url, n, args):
+    """N sessions against the server at `url` -> list of Session."""
+    from playwright.async_api import async_playwright
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            await warm_up(browser, url, args)
+            sessions = [Session(i, browser, url, args) for i in range(n)]
+            tasks = {asyncio.ensure_future(s.run()): s for s in sessions}
+            _, late = await asyncio.wait(tasks, timeout=args.seconds + args.timeout * 8)
+            for task in late:  # bounded in time: a session still going now is an error
+                tasks[task].error("did not finish in time")
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=30)
+        finally:
+            await browser.close()
+    return sessions
+
+
+def measure(n, args):
+    """Serve a fresh dashboard, drive N sessions -> (table row, sessions)."""
+    with tempfile.TemporaryDirectory(prefix="load-") as tmp:
+        env = server_env(COMPRESS_STORE=Path(tmp) / "runs.sqlite", COMPRESS_TRAINED=Path(tmp) / "trained")
+        with streamlit_server(env=env, timeout=120) as (url, proc):
+            sessions = asyncio.run(drive(url, n, args))
+            rss = peak_rss_mb(proc.pid)
+    lat = [x for s in sessions for x in s.latencies]
+    tuned = [s for s in sessions if s.finetunes]
+    row = {"sessions": n, "redraws": len(lat),
+           "p50 (s)": round(pct(lat, 0.5), 3) if lat else "-", "p95 (s)": round(pct(lat, 0.95), 3) if lat else "-",
+           "max (s)": round(max(lat), 3) if lat else "-", "errors": sum(s.errors for s in sessions),
+           "sessions without a redraw": sum(1 for s in sessions if not s.latencies),
+           "fine-tunes done": f"{sum(1 for s in tuned if s.finetune_s is not None)} of {len(tuned)}",
+           "saw queue": sum(1 for s in tuned if s.saw_queue),
+           "fine-tune max (s)": round(max((s.finetune_s for s in tuned if s.finetune_s), default=0), 1) or "-",
+           "page open p95 (s)": round(pct([s.open_s for s in sessions if s.open_s], 0.95) or 0, 2),
+           "peak RSS (MB)": round(rss) if rss else "-",
+           "load avg (1 min)": round(os.getloadavg()[0], 2)}
+    for s in sessions:
+        for note in s.notes[:3]:
+            print(f"  session {s.index} ({s.page_name}): {note}", file=sys.stderr)
+    return row, sessions
+
+
+def parse_args(argv=None):
+    """The options (also for tests: measure(5, parse_args(["--seconds", "20"])))."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sessions", type=int, nargs="+", default=[1, 5, 10, 30], help="N values (default 1 5 10 30)")
+    ap.add_argument("--seconds", type=float, default=60, help="seconds of sliding per N, after the pages opened")
+    ap.add_argument("--think", type=float, nargs=2, default=[1.0, 4.0], metavar=("MIN", "MAX"),
+                    help="seconds a session looks at the chart between two presses (uniform; default 1 4)")
+    ap.add_argument("--timeout", type=float, default=60, help="seconds one redraw or page open may take")
+    ap.add_argument("--no-finetune", action="store_true", help="sliders only")
+    ap.add_argument("--warm", choices=("home", "pages"), default="home",
+                    help="before the sessions: one visit to Home (default), or to every page they use")
+    ap.add_argument("--name", default="load", help="bench/results/<name>.csv")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not have_chromium():
+        sys.exit(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    if max(args.sessions) > MAX_SESSIONS or min(args.sessions) < 1:
+        sys.exit(f"--sessions must be 1..{MAX_SESSIONS}")
+    print(f"{os.cpu_count()} cores; think {args.think[0]:g}-{args.think[1]:g} s; {args.seconds:g} s per N; "
+          f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    rows = []
+    for n in args.sessions:
+        row, _ = measure(n, args)
+        rows.append(row)
+        print(row, flush=True)
+    table(f"{args.name}: N concurrent sessions on one server (LeNet-300-100; goal at N = 30: 0 errors, "
+          "p95 <= 2 s, peak RSS <= 6,000 MB)", rows, args.name)
+    print(f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
