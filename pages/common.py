@@ -442,6 +442,18 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
     return None
 
 
+def training(recipe, start_from=None, student_key=None):
+    """This session's queued or running train_run of `recipe` (a jobs.Job), or None.
+
+    A page that calls train_run only when its button was pressed can call it again while this is not None, so
+    that a rerun (any other widget) keeps showing the run's place in line and progress instead of dropping them.
+    Pass the same student_key as to train_run (a student given without one is keyed by its weights)."""
+    name = start_from or model_name()
+    key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
+    job = st.session_state.get("train_jobs", {}).get(key)
+    return job if job is not None and not job.done else None
+
+
 def _trained_disk_key(name, recipe_json, student_id=None):
     """The trained-results key of `name`'s weights (+ a student's id) + recipe + this dataset: for no student
     it is _trained_key's, so cached_trained finds what train_run kept."""

@@ -335,3 +335,28 @@ def test_following_a_job_draws_its_queue_place_progress_and_loss_without_error(t
     threading.Timer(0.5, busy_pool.set).start()  # queued for half a second, then it runs
     at.run()
     assert not at.exception and trained_accuracy(at) == "0.500000" and len(job.losses) == 39
+
+
+def test_training_says_which_run_this_session_waits_for(tiny):
+    """common.training(recipe): the session's unfinished job, so a page can keep following it after a rerun."""
+    def page():
+        import streamlit as st
+
+        import compress_engine as ce
+        from pages import common
+        job = common.training(ce.Recipe(sparsity=0.5, finetune_epochs=1))
+        st.metric("pending", "none" if job is None else job.state)
+
+    from pages import common
+    recipe = ce.Recipe(sparsity=0.5, finetune_epochs=1)
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_function(page, default_timeout=60)
+    started = threading.Event()
+    fn, release = blocker(started)
+    job = jobs.pool().submit(("pending", time.monotonic()), fn)
+    at.session_state["train_jobs"] = {(common.model_name(), recipe.to_json()): job}
+    started.wait(WAIT)
+    assert next(m.value for m in at.run().metric if m.label == "pending") == jobs.RUNNING
+    release.set()
+    job.wait(WAIT)
+    assert next(m.value for m in at.run().metric if m.label == "pending") == "none"
