@@ -13,95 +13,94 @@ KS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # cluster count
 CURVE = (2, 4, 8, 16, 32, 64, 128, 256)  # cluster counts of the curves (plus the current one)
 INITS = {"linear": "Linear", "density": "Density", "kmeans++": "k-means++"}
 
-st.title("Weight clustering")
-
 @st.fragment
-def live():
-    """Everything below the title: moving a control reruns only this, not app.py's sidebar and the title."""
-    common.coalesce()  # a held key: only the last value is computed
-    controls, explain = st.columns([1, 1.25], gap="large")
-    with controls:
-        k = st.select_slider("Clusters per layer (k)", KS, value=16, key="cluster_k",
-                             help="2 to 256 centroids per layer, on a log scale.")
-        init = st.radio("Centroid initialisation", list(INITS), format_func=INITS.get, horizontal=True,
-                        key="cluster_init",
-                        help="Linear: evenly spaced between the smallest and largest weight (keeps the rare large "
-                             "weights, Deep Compression's choice). Density: evenly spaced in the weights' cumulative "
-                             "distribution (many centroids near zero). k-means++: random seeds chosen far apart.")
-        pct = st.slider("Prune first (sparsity)", 0, 99, 0, 1, format="%d %%", key="cluster_sparsity",
-                        help="Per-layer magnitude pruning before clustering; only the kept weights are clustered.")
-        huffman = st.toggle("Huffman-code the indices", key="cluster_huffman",
-                            help="Frequent cluster indices (and position gaps) get shorter codes.")
-    with explain:
-        st.markdown(
-            "**Weight sharing** (Deep Compression, Han et al. 2016, §3): k-means groups each layer's weights into "
-            "*k* clusters and replaces every weight by its cluster's centroid. The layer is then stored as a "
-            "table of *k* float32 centroids plus one small index per weight: the index needs only log₂ *k* bits "
-            "instead of the 32 of a float. With pruning first, only the kept weights are clustered; the zeros are "
-            "stored as gaps between positions. Huffman coding then gives the frequent indices shorter codes.")
-        st.latex(r"\text{bits per index} = \lceil \log_2 k \rceil = \lceil \log_2 %d \rceil = %d"
-                 % (k, max(1, math.ceil(math.log2(k)))))
-        st.latex(r"\text{bytes per layer} \approx \tfrac{1}{8}\, n \lceil \log_2 k \rceil + 4k")
-        st.caption("n = weights kept; pruned models also store the gaps between kept positions.")
-
-    recipe = common.recipe(sparsity=pct / 100, clusters=k, cluster_init=init, huffman=huffman)
-    run, dense = common.headline(recipe, "Clustering…", key="cluster_save")
-    m = run["metrics"]
-
-    # --- one layer's weights with its centroids -----------------------------------------------------
-    left, right = st.columns(2, gap="medium")
-    with left:
-        layer, log_y = common.layer_picker(dense, "cluster")
-        clustered = run["weights"][layer]
-        kept = viz.kept_values(dense["weights"][layer], clustered)
-        cents = viz.centroids(clustered)
-        rng = viz.value_range(kept, cents, pad=0.02)
-        counts, edges = viz.histogram(kept, 150, rng)
-        fig = charts.histogram([{"name": f"weights before clustering ({len(kept):,})", "counts": counts,
-                                 "edges": edges, "color": charts.BLUE}],
-                               f"{layer}: weights and their {len(cents)} centroids", log_y=log_y)
-        charts.add_vlines(fig, cents, f"centroids ({len(cents)})", color=charts.RED, width=1.5)
-        st.plotly_chart(fig, width="stretch")
-        st.caption("Every weight between two red lines' midpoints becomes the line it is nearest to. "
-                   + ("Pruned weights are left out: they are stored as gaps, not clustered." if pct else ""))
-    with right:
-        rows = [{"tensor": r["name"], "shape": "×".join(map(str, r["shape"])), "non-zero": r["nonzero"],
-                 "stored as": (f"{r['levels']} centroids, {max(1, math.ceil(math.log2(r['levels'])))}-bit indices"
-                               if r["levels"] else "float32 values (not clustered)"),
-                 "KB": r["bytes"] / units.KB}
-                for r in m["layers"]]
-        st.markdown("**What each tensor stores** (biases stay float32)")
-        st.dataframe(rows, hide_index=True, width="stretch",
-                     column_config={"non-zero": st.column_config.NumberColumn(format="localized"),
-                                    "KB": st.column_config.NumberColumn("KB", format="%.1f")})
-        parts = m["bytes_breakdown"]
-        st.caption("Artifact bytes by part: " + ", ".join(f"{key} {common.kb(v)}" for key, v in parts.items())
-                   + f". Dense float32: {common.kb(m['dense_bytes'])}.")
-
-    # --- accuracy and bytes vs k --------------------------------------------------------------------
-    points = viz.curve_points(CURVE, k)
-    acc, size = [], []
-    for kk in points:
-        res = common.run(recipe.replace(clusters=kk), spinner=f"Curve: k = {kk}…")
-        acc.append(res["metrics"]["accuracy"])
-        size.append(res["metrics"]["artifact_bytes"] / units.KB)
-    left, right = st.columns(2, gap="medium")
-    with left:
-        fig = charts.curve([{"name": init, "x": points, "y": acc, "color": charts.BLUE}],
-                           "Accuracy vs cluster count", "clusters per layer k (log scale)", "test accuracy (%)",
-                           current={"x": k, "y": m["accuracy"], "name": f"current (k = {k})"},
-                           hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, x_log=True, y_percent=True,
-                           x_ticks=CURVE)
-        st.plotly_chart(fig, width="stretch")
-    with right:
-        fig = charts.curve([{"name": "artifact", "x": points, "y": size, "color": charts.ORANGE}],
-                           "Artifact size vs cluster count", "clusters per layer k (log scale)", "artifact size (KB)",
-                           current={"x": k, "y": m["artifact_bytes"] / units.KB, "name": f"current (k = {k})"}, x_log=True,
-                           x_ticks=CURVE)
-        st.plotly_chart(fig, width="stretch")
-    st.caption(f"Same initialisation, pruning ({pct} %) and Huffman setting at every point. "
-               f"The dense model is {common.kb(dense['metrics']['artifact_bytes'])}.")
-    common.finished()
+def layer_histogram(dense_weights, weights, pct):
+    """One layer's weights and centroids; choosing another layer reruns only this fragment."""
+    layer, log_y = common.layer_picker({"weights": dense_weights}, "cluster")
+    clustered = weights[layer]
+    kept = viz.kept_values(dense_weights[layer], clustered)
+    cents = viz.centroids(clustered)
+    rng = viz.value_range(kept, cents, pad=0.02)
+    counts, edges = viz.histogram(kept, 150, rng)
+    fig = charts.histogram([{"name": f"weights before clustering ({len(kept):,})", "counts": counts,
+                             "edges": edges, "color": charts.BLUE}],
+                           f"{layer}: weights and their {len(cents)} centroids", log_y=log_y)
+    charts.add_vlines(fig, cents, f"centroids ({len(cents)})", color=charts.RED, width=1.5)
+    st.plotly_chart(fig, width="stretch")
+    st.caption("Every weight between two red lines' midpoints becomes the line it is nearest to. "
+               + ("Pruned weights are left out: they are stored as gaps, not clustered." if pct else ""))
 
 
-live()
+st.title("Weight clustering")
+controls, explain = st.columns([1, 1.25], gap="large")
+with controls:
+    k = st.select_slider("Clusters per layer (k)", KS, value=16, key="cluster_k",
+                         help="2 to 256 centroids per layer, on a log scale.")
+    init = st.radio("Centroid initialisation", list(INITS), format_func=INITS.get, horizontal=True,
+                    key="cluster_init",
+                    help="Linear: evenly spaced between the smallest and largest weight (keeps the rare large "
+                         "weights, Deep Compression's choice). Density: evenly spaced in the weights' cumulative "
+                         "distribution (many centroids near zero). k-means++: random seeds chosen far apart.")
+    pct = st.slider("Prune first (sparsity)", 0, 99, 0, 1, format="%d %%", key="cluster_sparsity",
+                    help="Per-layer magnitude pruning before clustering; only the kept weights are clustered.")
+    huffman = st.toggle("Huffman-code the indices", key="cluster_huffman",
+                        help="Frequent cluster indices (and position gaps) get shorter codes.")
+with explain:
+    st.markdown(
+        "**Weight sharing** (Deep Compression, Han et al. 2016, §3): k-means groups each layer's weights into "
+        "*k* clusters and replaces every weight by its cluster's centroid. The layer is then stored as a "
+        "table of *k* float32 centroids plus one small index per weight: the index needs only log₂ *k* bits "
+        "instead of the 32 of a float. With pruning first, only the kept weights are clustered; the zeros are "
+        "stored as gaps between positions. Huffman coding then gives the frequent indices shorter codes.")
+    st.latex(r"\text{bits per index} = \lceil \log_2 k \rceil = \lceil \log_2 %d \rceil = %d"
+             % (k, max(1, math.ceil(math.log2(k)))))
+    st.latex(r"\text{bytes per layer} \approx \tfrac{1}{8}\, n \lceil \log_2 k \rceil + 4k")
+    st.caption("n = weights kept; pruned models also store the gaps between kept positions.")
+
+common.coalesce()  # a held arrow key: only its last value is compressed
+recipe = common.recipe(sparsity=pct / 100, clusters=k, cluster_init=init, huffman=huffman)
+run, dense = common.headline(recipe, "Clustering…", key="cluster_save")
+m = run["metrics"]
+
+# --- one layer's weights with its centroids -----------------------------------------------------
+left, right = st.columns(2, gap="medium")
+with left:
+    layer_histogram(dense["weights"], run["weights"], pct)
+with right:
+    rows = [{"tensor": r["name"], "shape": "×".join(map(str, r["shape"])), "non-zero": r["nonzero"],
+             "stored as": (f"{r['levels']} centroids, {max(1, math.ceil(math.log2(r['levels'])))}-bit indices"
+                           if r["levels"] else "float32 values (not clustered)"),
+             "KB": r["bytes"] / units.KB}
+            for r in m["layers"]]
+    st.markdown("**What each tensor stores** (biases stay float32)")
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"non-zero": st.column_config.NumberColumn(format="localized"),
+                                "KB": st.column_config.NumberColumn("KB", format="%.1f")})
+    parts = m["bytes_breakdown"]
+    st.caption("Artifact bytes by part: " + ", ".join(f"{key} {common.kb(v)}" for key, v in parts.items())
+               + f". Dense float32: {common.kb(m['dense_bytes'])}.")
+
+# --- accuracy and bytes vs k --------------------------------------------------------------------
+points = viz.curve_points(CURVE, k)
+acc, size = [], []
+for kk in points:
+    res = common.run(recipe.replace(clusters=kk), spinner=f"Curve: k = {kk}…")
+    acc.append(res["metrics"]["accuracy"])
+    size.append(res["metrics"]["artifact_bytes"] / units.KB)
+left, right = st.columns(2, gap="medium")
+with left:
+    fig = charts.curve([{"name": init, "x": points, "y": acc, "color": charts.BLUE}],
+                       "Accuracy vs cluster count", "clusters per layer k (log scale)", "test accuracy (%)",
+                       current={"x": k, "y": m["accuracy"], "name": f"current (k = {k})"},
+                       hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, x_log=True, y_percent=True,
+                       x_ticks=CURVE)
+    st.plotly_chart(fig, width="stretch")
+with right:
+    fig = charts.curve([{"name": "artifact", "x": points, "y": size, "color": charts.ORANGE}],
+                       "Artifact size vs cluster count", "clusters per layer k (log scale)", "artifact size (KB)",
+                       current={"x": k, "y": m["artifact_bytes"] / units.KB, "name": f"current (k = {k})"}, x_log=True,
+                       x_ticks=CURVE)
+    st.plotly_chart(fig, width="stretch")
+st.caption(f"Same initialisation, pruning ({pct} %) and Huffman setting at every point. "
+           f"The dense model is {common.kb(dense['metrics']['artifact_bytes'])}.")
+common.finished()

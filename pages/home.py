@@ -50,3 +50,5 @@ large teacher; *Pipeline* chains them like Deep Compression; *Compare* shows eve
 *Export* downloads the compressed artifact and checks an uploaded one. The same engine runs from the command line:
 `python -m compress_engine run --model lenet-300-100 --sparsity 0.9 --clusters 16 --json`.
 """)
+
+common.warm_dense()  # last, so it delays nothing on Home; every technique page starts from the dense model's run

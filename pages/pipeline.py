@@ -86,161 +86,154 @@ for key, value in DEFAULTS.items():
 
 st.title("Pipeline")
 card = common.card()
+controls, explain_col = st.columns([1, 1.25], gap="large")
+with controls:
+    st.button("Deep Compression recipe", icon=":material/auto_fix_high:", key="pipe_preset",
+              on_click=use_deep_compression,
+              help="Prune 92 % (global threshold), 16 clusters per layer, Huffman coding, fine-tune 1 epoch after "
+                   "pruning and again after clustering. The paper shared 64 values (6 bits) in fully connected "
+                   "layers and 256 (8 bits) in conv layers; 16 (4 bits) is lighter. More fine-tuning epochs win "
+                   "back more accuracy.")
+    pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity")
+    scope = st.radio("Pruning threshold", list(SCOPES), format_func=SCOPES.get, horizontal=True, key="pipe_scope",
+                     help="Per layer: every layer loses the same share. Global: one threshold for the network.")
+    sharing = st.radio("2. Share weights", list(SHARING), format_func=SHARING.get, horizontal=True,
+                       key="pipe_sharing",
+                       help="Cluster: each layer keeps k values found by k-means. Quantize: each layer's weights "
+                            "snap to an evenly spaced grid of 2^bits values.")
+    clusters = bits = None
+    if sharing == "cluster":
+        clusters = st.select_slider("Clusters per layer (k)", KS, key="pipe_clusters")
+    elif sharing == "quantize":
+        bits = st.select_slider("Bits per weight", ce.BITS, key="pipe_bits")
+    huffman = st.toggle("3. Huffman-code the indices and codes", key="pipe_huffman")
+    epochs = st.slider("Fine-tune epochs (after pruning and after sharing)", 0, 10, step=1, key="pipe_epochs",
+                       help="0 answers live. More runs behind a button: about 3 s per epoch and stage on "
+                            "LeNet-300-100, 20 s on LeNet-5. Fine-tuning keeps pruned weights at zero and shared "
+                            "weights on their values.")
+with explain_col:
+    st.markdown(
+        "**Deep Compression** (Han, Mao & Dally, ICLR 2016) chains three steps, each saving bytes the "
+        "previous one cannot: **pruning** removes most weights and stores the survivors with the gaps "
+        "between their positions; **weight sharing** (clustering or quantization) lets each layer keep only a "
+        "few distinct values, so every survivor is a short code into a small table; **Huffman coding** gives "
+        "the frequent codes and gaps fewer bits. Fine-tuning after each step wins the accuracy back. On "
+        "MNIST the paper made LeNet-300-100 40× and LeNet-5 39× smaller with no loss of accuracy.")
+    st.latex(r"\text{ratio} = \frac{32\,n}{\underbrace{m\,(b_{\text{gap}} + \lceil\log_2 k\rceil)}_{\text{per kept "
+             r"weight}} + \underbrace{32\,k}_{\text{codebook}}}")
+    st.caption("Before Huffman coding, per layer: n weights of 32 bits, m of them kept after pruning, k shared "
+               "values, b_gap bits per position gap. The sizes below are not this formula: each is the length of a "
+               "real artifact.")
 
-@st.fragment
-def live():
-    """Everything below the title: moving a control reruns only this, not app.py's sidebar and the title."""
-    common.coalesce()  # a held key: only the last value is computed
-    controls, explain_col = st.columns([1, 1.25], gap="large")
-    with controls:
-        st.button("Deep Compression recipe", icon=":material/auto_fix_high:", key="pipe_preset",
-                  on_click=use_deep_compression,
-                  help="Prune 92 % (global threshold), 16 clusters per layer, Huffman coding, fine-tune 1 epoch after "
-                       "pruning and again after clustering. The paper shared 64 values (6 bits) in fully connected "
-                       "layers and 256 (8 bits) in conv layers; 16 (4 bits) is lighter. More fine-tuning epochs win "
-                       "back more accuracy.")
-        pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity")
-        scope = st.radio("Pruning threshold", list(SCOPES), format_func=SCOPES.get, horizontal=True, key="pipe_scope",
-                         help="Per layer: every layer loses the same share. Global: one threshold for the network.")
-        sharing = st.radio("2. Share weights", list(SHARING), format_func=SHARING.get, horizontal=True,
-                           key="pipe_sharing",
-                           help="Cluster: each layer keeps k values found by k-means. Quantize: each layer's weights "
-                                "snap to an evenly spaced grid of 2^bits values.")
-        clusters = bits = None
-        if sharing == "cluster":
-            clusters = st.select_slider("Clusters per layer (k)", KS, key="pipe_clusters")
-        elif sharing == "quantize":
-            bits = st.select_slider("Bits per weight", ce.BITS, key="pipe_bits")
-        huffman = st.toggle("3. Huffman-code the indices and codes", key="pipe_huffman")
-        epochs = st.slider("Fine-tune epochs (after pruning and after sharing)", 0, 10, step=1, key="pipe_epochs",
-                           help="0 answers live. More runs behind a button: about 3 s per epoch and stage on "
-                                "LeNet-300-100, 20 s on LeNet-5. Fine-tuning keeps pruned weights at zero and shared "
-                                "weights on their values.")
-    with explain_col:
-        st.markdown(
-            "**Deep Compression** (Han, Mao & Dally, ICLR 2016) chains three steps, each saving bytes the "
-            "previous one cannot: **pruning** removes most weights and stores the survivors with the gaps "
-            "between their positions; **weight sharing** (clustering or quantization) lets each layer keep only a "
-            "few distinct values, so every survivor is a short code into a small table; **Huffman coding** gives "
-            "the frequent codes and gaps fewer bits. Fine-tuning after each step wins the accuracy back. On "
-            "MNIST the paper made LeNet-300-100 40× and LeNet-5 39× smaller with no loss of accuracy.")
-        st.latex(r"\text{ratio} = \frac{32\,n}{\underbrace{m\,(b_{\text{gap}} + \lceil\log_2 k\rceil)}_{\text{per kept "
-                 r"weight}} + \underbrace{32\,k}_{\text{codebook}}}")
-        st.caption("Before Huffman coding, per layer: n weights of 32 bits, m of them kept after pruning, k shared "
-                   "values, b_gap bits per position gap. The sizes below are not this formula: each is the length of a "
-                   "real artifact.")
+common.coalesce()  # a held arrow key: only its last value is compressed
+recipe = common.recipe(sparsity=pct / 100, prune_scope=scope, clusters=clusters, bits=bits, huffman=huffman,
+                       finetune_epochs=epochs)
+dense = common.run(Recipe(), spinner="Evaluating the dense model…")
+if recipe is None or dense is None:
+    st.stop()
+post = recipe.replace(finetune_epochs=0)
 
-    recipe = common.recipe(sparsity=pct / 100, prune_scope=scope, clusters=clusters, bits=bits, huffman=huffman,
-                           finetune_epochs=epochs)
-    dense = common.run(Recipe(), spinner="Evaluating the dense model…")
-    if recipe is None or dense is None:
+# --- the result: live post-training, or the fine-tuned run behind its button -------------------------
+tuned = None
+if epochs:
+    tuned = common.cached_trained(recipe)  # kept on disk: trained once, by anyone, it shows at once
+    if tuned is None:
+        slot = st.empty()  # the buttons go once the run is done
+        b1, b2, _ = slot.container().columns([1.3, 0.5, 3])
+        clicked = b1.button(f"Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}", type="primary",
+                            icon=":material/model_training:", key="pipe_train",
+                            help="Runs the whole recipe with fine-tuning. The result is kept on this server, "
+                                 "so a reload, another tab or another student sees it at once.")
+        stop = b2.empty()
+        if clicked:
+            stop.button("Stop", icon=":material/stop:", key="pipe_stop")
+            tuned = common.train_run(recipe, label="Fine-tuning")
+            if tuned is not None:
+                slot.empty()
+        elif st.session_state.get("pipe_stop"):
+            st.info(common.STOPPED)
+run = tuned or common.run(post, spinner="Compressing…")
+if run is None:
+    st.stop()
+m = run["metrics"]
+common.metric_cards(m, dense["metrics"])
+if epochs and tuned is None:
+    st.caption(f"Shown without fine-tuning: press **Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}** for "
+               "the fine-tuned result.")
+elif tuned is not None:
+    st.caption(f"Fine-tuned {epochs} epoch{'s' if epochs > 1 else ''} after each stage.")
+elif m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
+    st.caption("One-shot compression costs accuracy here: set **Fine-tune epochs** to 1 (or press **Deep "
+               "Compression recipe**) and let the remaining weights win it back.")
+
+# --- size waterfall beside the paper's ratios -----------------------------------------------------
+stages = explain.stage_recipes(recipe)
+results = {}
+for stage, label, r in stages:
+    results[stage] = dense if stage == "dense" else common.run(r, spinner=f"Measuring: {label}…")
+    if results[stage] is None:
         st.stop()
-    post = recipe.replace(finetune_epochs=0)
+sizes = [(label, results[stage]["metrics"]["artifact_bytes"]) for stage, label, _ in stages]
+dense_acc = dense["metrics"]["accuracy"]
+rows = [{"stage": label, "KB": results[stage]["metrics"]["artifact_bytes"] / units.KB,
+         "ratio": f"{m['dense_bytes'] / results[stage]['metrics']['artifact_bytes']:,.1f}×",
+         "accuracy (%)": 100 * results[stage]["metrics"]["accuracy"],
+         "vs dense (pts)": 100 * (results[stage]["metrics"]["accuracy"] - dense_acc)} for stage, label, _ in stages]
+if tuned is not None:
+    sizes.append(("fine-tuned", m["artifact_bytes"]))
+    rows.append({"stage": f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}",
+                 "KB": m["artifact_bytes"] / units.KB, "ratio": f"{m['ratio']:,.1f}×",
+                 "accuracy (%)": 100 * m["accuracy"], "vs dense (pts)": 100 * (m["accuracy"] - dense_acc)})
 
-    # --- the result: live post-training, or the fine-tuned run behind its button -------------------------
-    tuned = None
-    if epochs:
-        tuned = common.cached_trained(recipe)  # kept on disk: trained once, by anyone, it shows at once
-        if tuned is None:
-            slot = st.empty()  # the buttons go once the run is done
-            b1, b2, _ = slot.container().columns([1.3, 0.5, 3])
-            clicked = b1.button(f"Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}", type="primary",
-                                icon=":material/model_training:", key="pipe_train",
-                                help="Runs the whole recipe with fine-tuning. The result is kept on this server, "
-                                     "so a reload, another tab or another student sees it at once.")
-            stop = b2.empty()
-            if clicked:
-                stop.button("Stop", icon=":material/stop:", key="pipe_stop")
-                tuned = common.train_run(recipe, label="Fine-tuning")
-                if tuned is not None:
-                    slot.empty()
-            elif st.session_state.get("pipe_stop"):
-                st.info(common.STOPPED)
-    run = tuned or common.run(post, spinner="Compressing…")
-    if run is None:
-        st.stop()
-    m = run["metrics"]
-    common.metric_cards(m, dense["metrics"])
-    if epochs and tuned is None:
-        st.caption(f"Shown without fine-tuning: press **Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}** for "
-                   "the fine-tuned result.")
-    elif tuned is not None:
-        st.caption(f"Fine-tuned {epochs} epoch{'s' if epochs > 1 else ''} after each stage.")
-    elif m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
-        st.caption("One-shot compression costs accuracy here: set **Fine-tune epochs** to 1 (or press **Deep "
-                   "Compression recipe**) and let the remaining weights win it back.")
+left, right = st.columns([1.3, 1], gap="medium")
+with left:
+    st.plotly_chart(waterfall_chart(explain.waterfall(sizes)), width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"KB": st.column_config.NumberColumn(format="%.1f"),
+                                "accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+                                "vs dense (pts)": st.column_config.NumberColumn(format="%+.2f")})
+    st.caption("Each bar is the length of a real artifact: the recipe cut after that stage, post-training"
+               + ("; the fine-tuned bar is the trained artifact (fine-tuning keeps the masks and code widths, "
+                  "so only the Huffman-coded size moves)" if tuned is not None else "")
+               + f". The dense bar includes the artifact's small header. {units.CONVENTION}.")
+with right:
+    pruned = results.get("prune")
+    comp = explain.paper_comparison(
+        common.model_name(), m["dense_bytes"], m["artifact_bytes"], dense_acc, m["accuracy"],
+        pruned_bytes=None if pruned is None else pruned["metrics"]["artifact_bytes"],
+        pruned_accuracy=None if pruned is None else pruned["metrics"]["accuracy"],
+        dense_params=m["dense_params"], pruned_nonzero=None if pruned is None else pruned["metrics"]["nonzero_params"])
+    if comp is None:
+        st.info(f"Deep Compression published no figure for {card['name']}.")
+    else:
+        st.plotly_chart(paper_chart(comp, f"ours, {card['name']} on {common.dataset().name}"), width="stretch")
+        st.markdown("\n".join(f"- {r['verdict']}" for r in comp["rows"] if r["ours"] is not None))
+        prune_row = comp["rows"][0]
+        note = ("The paper's 12× for pruning alone counts weights (about 8 % kept); "
+                + (f"ours keeps 1 weight in {prune_row['ours_params']:,.1f}, and its artifact, which must also store "
+                   "where each survivor sits, is the ratio drawn. "
+                   if prune_row["ours_params"] else "this recipe does not prune. ")
+                + "Their figures are on MNIST, ours on Fashion-MNIST: sizes compare directly, and so do the points "
+                  "each loses against its own dense model, but not the accuracies themselves. Our pruning-alone "
+                  "stage is measured one-shot; more fine-tuning epochs bring the loss down "
+                  "(`bench/deep_compression.py` reaches the paper's ratios within half a point, with 12 epochs per stage).")
+        st.caption(note)
 
-    # --- size waterfall beside the paper's ratios -----------------------------------------------------
-    stages = explain.stage_recipes(recipe)
-    results = {}
-    for stage, label, r in stages:
-        results[stage] = dense if stage == "dense" else common.run(r, spinner=f"Measuring: {label}…")
-        if results[stage] is None:
-            st.stop()
-    sizes = [(label, results[stage]["metrics"]["artifact_bytes"]) for stage, label, _ in stages]
-    dense_acc = dense["metrics"]["accuracy"]
-    rows = [{"stage": label, "KB": results[stage]["metrics"]["artifact_bytes"] / units.KB,
-             "ratio": f"{m['dense_bytes'] / results[stage]['metrics']['artifact_bytes']:,.1f}×",
-             "accuracy (%)": 100 * results[stage]["metrics"]["accuracy"],
-             "vs dense (pts)": 100 * (results[stage]["metrics"]["accuracy"] - dense_acc)} for stage, label, _ in stages]
-    if tuned is not None:
-        sizes.append(("fine-tuned", m["artifact_bytes"]))
-        rows.append({"stage": f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}",
-                     "KB": m["artifact_bytes"] / units.KB, "ratio": f"{m['ratio']:,.1f}×",
-                     "accuracy (%)": 100 * m["accuracy"], "vs dense (pts)": 100 * (m["accuracy"] - dense_acc)})
-
-    left, right = st.columns([1.3, 1], gap="medium")
-    with left:
-        st.plotly_chart(waterfall_chart(explain.waterfall(sizes)), width="stretch")
-        st.dataframe(rows, hide_index=True, width="stretch",
-                     column_config={"KB": st.column_config.NumberColumn(format="%.1f"),
-                                    "accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
-                                    "vs dense (pts)": st.column_config.NumberColumn(format="%+.2f")})
-        st.caption("Each bar is the length of a real artifact: the recipe cut after that stage, post-training"
-                   + ("; the fine-tuned bar is the trained artifact (fine-tuning keeps the masks and code widths, "
-                      "so only the Huffman-coded size moves)" if tuned is not None else "")
-                   + f". The dense bar includes the artifact's small header. {units.CONVENTION}.")
-    with right:
-        pruned = results.get("prune")
-        comp = explain.paper_comparison(
-            common.model_name(), m["dense_bytes"], m["artifact_bytes"], dense_acc, m["accuracy"],
-            pruned_bytes=None if pruned is None else pruned["metrics"]["artifact_bytes"],
-            pruned_accuracy=None if pruned is None else pruned["metrics"]["accuracy"],
-            dense_params=m["dense_params"], pruned_nonzero=None if pruned is None else pruned["metrics"]["nonzero_params"])
-        if comp is None:
-            st.info(f"Deep Compression published no figure for {card['name']}.")
-        else:
-            st.plotly_chart(paper_chart(comp, f"ours, {card['name']} on {common.dataset().name}"), width="stretch")
-            st.markdown("\n".join(f"- {r['verdict']}" for r in comp["rows"] if r["ours"] is not None))
-            prune_row = comp["rows"][0]
-            note = ("The paper's 12× for pruning alone counts weights (about 8 % kept); "
-                    + (f"ours keeps 1 weight in {prune_row['ours_params']:,.1f}, and its artifact, which must also store "
-                       "where each survivor sits, is the ratio drawn. "
-                       if prune_row["ours_params"] else "this recipe does not prune. ")
-                    + "Their figures are on MNIST, ours on Fashion-MNIST: sizes compare directly, and so do the points "
-                      "each loses against its own dense model, but not the accuracies themselves. Our pruning-alone "
-                      "stage is measured one-shot; more fine-tuning epochs bring the loss down "
-                      "(`bench/deep_compression.py` reaches the paper's ratios within half a point, with 12 epochs per stage).")
-            st.caption(note)
-
-    # --- what the final artifact is made of ----------------------------------------------------------
-    left, right = st.columns([1.3, 1], gap="medium")
-    with left:
-        parts = m["bytes_breakdown"]
-        fig = charts.bars(list(parts), [v / units.KB for v in parts.values()], "What the artifact is made of",
-                          "part", "size (KB)", text=[common.kb(v) for v in parts.values()],
-                          hover=[f"{v:,} bytes" for v in parts.values()])
-        st.plotly_chart(fig, width="stretch")
-    with right:
-        st.markdown(
-            "- **header**: the architecture and the recipe, so the artifact rebuilds itself.\n"
-            "- **index**: where the kept weights sit, as gaps between positions (pruning).\n"
-            "- **codes**: each kept weight's code into its layer's codebook, bit-packed or Huffman-coded.\n"
-            "- **codebook**: each layer's shared values (clusters' centroids, or the grid's scale and zero point).\n"
-            "- **raw**: tensors stored as plain float32 (biases, and every weight the recipe leaves alone).")
-        common.save_button(run, "+".join(recipe.techniques()) + (f"+finetune{epochs}" if tuned else ""),
-                           key="pipe_save")
-    common.finished()
-
-
-live()
+# --- what the final artifact is made of ----------------------------------------------------------
+left, right = st.columns([1.3, 1], gap="medium")
+with left:
+    parts = m["bytes_breakdown"]
+    fig = charts.bars(list(parts), [v / units.KB for v in parts.values()], "What the artifact is made of",
+                      "part", "size (KB)", text=[common.kb(v) for v in parts.values()],
+                      hover=[f"{v:,} bytes" for v in parts.values()])
+    st.plotly_chart(fig, width="stretch")
+with right:
+    st.markdown(
+        "- **header**: the architecture and the recipe, so the artifact rebuilds itself.\n"
+        "- **index**: where the kept weights sit, as gaps between positions (pruning).\n"
+        "- **codes**: each kept weight's code into its layer's codebook, bit-packed or Huffman-coded.\n"
+        "- **codebook**: each layer's shared values (clusters' centroids, or the grid's scale and zero point).\n"
+        "- **raw**: tensors stored as plain float32 (biases, and every weight the recipe leaves alone).")
+    common.save_button(run, "+".join(recipe.techniques()) + (f"+finetune{epochs}" if tuned else ""),
+                       key="pipe_save")
+common.finished()

@@ -20,156 +20,161 @@ def _structured_changed():
         st.session_state["prune_scope"] = "layer"
 
 
-st.title("Pruning")
+@st.fragment
+def weights_histogram(dense_weights, weights):
+    """All layers' weights before and after; its log-scale switch reruns only this fragment."""
+    log_y = st.toggle("Log-scale counts", value=True, key="prune_log_y")
+    before = viz.values(dense_weights)
+    after = viz.nonzero_values(weights)
+    rng = viz.value_range(before, after)
+    c0, edges = viz.histogram(before, 120, rng)
+    c1, _ = viz.histogram(after, 120, rng)
+    fig = charts.histogram(
+        [{"name": f"dense ({len(before):,} weights)", "counts": c0, "edges": edges, "color": charts.GREY,
+          "opacity": 0.45},
+         {"name": f"kept, non-zero ({len(after):,})", "counts": c1, "edges": edges, "color": charts.BLUE,
+          "opacity": 0.75}],
+        "Weights before and after pruning (all layers)", log_y=log_y)
+    st.plotly_chart(fig, width="stretch")
+
 
 @st.fragment
-def live():
-    """Everything below the title: moving a control reruns only this, not app.py's sidebar and the title."""
-    common.coalesce()  # a held key: only the last value is computed
-    controls, explain = st.columns([1, 1.25], gap="large")
-    with controls:
-        pct = st.slider("Sparsity: share of weights set to zero", 0, 99, START_SPARSITY, 1, format="%d %%",
-                        key="prune_sparsity")
-        structured = st.toggle("Structured: remove whole neurons / filters", key="prune_structured",
-                               on_change=_structured_changed,
-                               help="Removes whole hidden units (rows of a Linear weight, filters of a conv), "
-                                    "so the dense model really shrinks. Always per layer.")
-        st.session_state.setdefault("prune_scope", START_SCOPE)  # not index=: the structured toggle also sets it
-        scope = st.radio("Threshold", list(SCOPES), format_func=SCOPES.get, horizontal=True, key="prune_scope",
-                         disabled=structured,
-                         help="Structured pruning removes the same fraction of units in every layer, so it is "
-                              "always per layer." if structured else
-                              "Per layer: every layer loses the same share. Global: one magnitude threshold for "
-                              "the whole network.")
-        finetune = st.toggle("Fine-tune 1 epoch (pruned weights stay zero)", key="prune_finetune",
-                             help="One epoch of Adam on the training set with the mask held fixed: about 3 s on "
-                                  "LeNet-300-100, 20 s on LeNet-5. Cached, so each setting is trained only once.")
-    with explain:
-        st.markdown(
-            "**Magnitude pruning** (Han et al. 2015) sets the weights closest to zero to exactly zero. A trained "
-            "network has many weights that barely matter, so a large share can go before the accuracy moves. "
-            "The artifact then stores only the non-zero values and the gaps between their positions.\n\n"
-            "- **Per layer**: each layer loses the same share. **Global**: one threshold for the whole network, "
-            "so big layers full of tiny weights lose more and small, crowded layers are spared.\n"
-            "- **Structured** removes whole neurons, so the dense model itself gets smaller and faster, but the "
-            "choice is coarser and accuracy falls sooner.\n"
-            "- **One-shot** pruning collapses early; one epoch of **fine-tuning** with the mask held fixed "
-            "lets the remaining weights take over the work of the removed ones.")
-        st.latex(r"w' = w \cdot \mathbf{1}\left[\,|w| \ge t\,\right], \qquad t = s\text{-quantile of } |w|")
-
-    fields = dict(sparsity=pct / 100, prune_scope="layer" if structured else scope, structured=structured)
-    recipe = common.recipe(**fields, finetune_epochs=int(finetune))
-    tuned = finetune and pct > 0
-    try:
-        run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…",
-                                     "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save")
-    except Exception as e:  # e.g. fine-tuning failing half-way: a message, never a traceback
-        st.error(f"{'Fine-tuning' if tuned else 'Pruning'} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of "
-                 "the run was kept; change a control or rerun the page to try again.")
-        st.stop()
-    m = run["metrics"]
-
-    # fine-tuned points for this model and pruning mode, {sparsity %: (accuracy, bytes)}: every one trained so far,
-    # by this session or any other (they are kept on disk), so a reload or another student sees the curve at once
-    ft_points = {0: (dense["metrics"]["accuracy"], dense["metrics"]["artifact_bytes"])}
-    for p in GRID[1:]:
-        kept = common.cached_trained_metrics(recipe.replace(sparsity=p / 100, finetune_epochs=1))
-        if kept is not None:
-            ft_points[p] = (kept["accuracy"], kept["artifact_bytes"])
-    if tuned:
-        ft_points[pct] = (m["accuracy"], m["artifact_bytes"])
-
-    # --- weights: histogram before/after, per-layer sparsity ---------------------------------------
-    left, right = st.columns(2, gap="medium")
-    with left:
-        log_y = st.toggle("Log-scale counts", value=True, key="prune_log_y")
-        before = viz.values(dense["weights"])
-        after = viz.nonzero_values(run["weights"])
-        rng = viz.value_range(before, after)
-        c0, edges = viz.histogram(before, 120, rng)
-        c1, _ = viz.histogram(after, 120, rng)
-        fig = charts.histogram(
-            [{"name": f"dense ({len(before):,} weights)", "counts": c0, "edges": edges, "color": charts.GREY,
-              "opacity": 0.45},
-             {"name": f"kept, non-zero ({len(after):,})", "counts": c1, "edges": edges, "color": charts.BLUE,
-              "opacity": 0.75}],
-            "Weights before and after pruning (all layers)", log_y=log_y)
-        st.plotly_chart(fig, width="stretch")
-    with right:
-        rows = viz.layer_sparsity(m, dense["metrics"])
-        fig = charts.bars([r["name"].removesuffix(".weight") for r in rows], [r["sparsity"] for r in rows],
-                          "Sparsity per layer", "layer", "weights removed (%)",
-                          text=[f"{100 * r['sparsity']:.1f} %" for r in rows],
-                          hover=[f"{100 * r['sparsity']:.1f} % removed: {r['nonzero']:,} of {r['params']:,} kept"
-                                 for r in rows],
-                          reference={"y": m["sparsity"], "name": f"whole model {100 * m['sparsity']:.1f} %"},
-                          y_percent=True)
-        st.plotly_chart(fig, width="stretch")
-        st.caption(("Removing a layer's units also removes the next layer's inputs from them, so inner layers "
-                    "lose more than the chosen share. " if structured else
-                    "Global pruning cuts the big layers hardest; per layer gives every layer the same share. ")
-                   + "The whole-model figure counts biases too, which are never pruned.")
-
-    # --- accuracy vs sparsity: one-shot, and fine-tuned -------------------------------------------
-    left, right = st.columns(2, gap="medium")
-    with left:
-        points = viz.curve_points(GRID, pct)
-        oneshot = {}
-        for p in points:
-            res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=0), spinner=f"One-shot curve: {p} %…")
-            oneshot[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
-        missing = [p for p in GRID if p not in ft_points]
-        if missing:
-            slot = st.empty()
-            clicked = slot.button(f"Compute the fine-tuned curve ({len(missing)} × 1 epoch)", key="prune_ft_curve",
-                                  help="About 3 s per point on LeNet-300-100 and 20 s on LeNet-5. Each point is kept "
-                                       "on this server, so everyone sees it from then on. Moving any control stops it; "
-                                       "finished points are kept.")
-            if clicked:
-                bar = st.progress(0.0, text="Fine-tuning…")
-                try:
-                    for i, p in enumerate(missing):
-                        bar.progress(i / len(missing), text=f"Fine-tuning at {p} % sparsity ({i + 1} of {len(missing)})…")
-                        res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=1), spinner=f"{p} %…")
-                        ft_points[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
-                except Exception as e:  # keep the finished points; say what failed instead of a traceback
-                    st.error(f"Fine-tuning at {p} % failed ({type(e).__name__}: {str(e)[:300]}); the points finished "
-                             "before it are kept. Press the button to try the rest again.")
-                else:
-                    slot.empty()
-                bar.empty()
-        series = [{"name": "one-shot", "x": list(oneshot), "y": [a for a, _ in oneshot.values()],
-                   "color": charts.BLUE, "text": [common.kb(b) for _, b in oneshot.values()]}]
-        if len(ft_points) > 1:
-            ft = sorted(ft_points.items())
-            series.append({"name": "fine-tuned 1 epoch", "x": [p for p, _ in ft], "y": [a for _, (a, _) in ft],
-                           "color": charts.GREEN, "text": [common.kb(b) for _, (_, b) in ft]})
-        fig = charts.curve(series, "Accuracy vs sparsity", "sparsity (%)", "test accuracy (%)",
-                           current={"x": pct, "y": m["accuracy"],
-                                    "name": f"current ({'fine-tuned' if tuned else 'one-shot'})"},
-                           hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True)
-        st.plotly_chart(fig, width="stretch")
-        if len(ft_points) == 1:
-            st.caption("Turn on “Fine-tune 1 epoch” or press the button to draw the fine-tuned curve beside the "
-                       "one-shot one.")
-    with right:
-        names = viz.compressible_names(dense["weights"])
-        layer = st.selectbox("Layer for the mask image", names, key="prune_mask_layer")
-        if structured:
-            kept = viz.structured_masks(dense["weights"], pct / 100)[layer]
-        else:
-            kept = viz.kept_mask(run["weights"][layer])
-        image, block = viz.mask_image(kept, max_side=300)
-        shape = "×".join(map(str, dense["weights"][layer].shape))
-        fig = charts.mask(image, f"Kept weights of {layer} ({shape}): {int(kept.sum()):,} of {kept.size:,}", block)
-        st.plotly_chart(fig, width="stretch")
-        note = "White = kept, black = pruned. Rows are output units, columns inputs"
-        if dense["weights"][layer].ndim == 4:
-            note += " (a conv weight drawn as out × (in·k·k))"
-        if block != (1, 1):
-            note += f"; each pixel is a {block[0]}×{block[1]} block, grey = the share of it kept"
-        st.caption(note + ".")
-    common.finished()
+def mask_chart(dense_weights, weights, structured, pct):
+    """One layer's kept weights as an image; choosing another layer reruns only this fragment."""
+    names = viz.compressible_names(dense_weights)
+    layer = st.selectbox("Layer for the mask image", names, key="prune_mask_layer")
+    if structured:
+        kept = viz.structured_masks(dense_weights, pct / 100)[layer]
+    else:
+        kept = viz.kept_mask(weights[layer])
+    image, block = viz.mask_image(kept, max_side=300)
+    shape = "×".join(map(str, dense_weights[layer].shape))
+    fig = charts.mask(image, f"Kept weights of {layer} ({shape}): {int(kept.sum()):,} of {kept.size:,}", block)
+    st.plotly_chart(fig, width="stretch")
+    note = "White = kept, black = pruned. Rows are output units, columns inputs"
+    if dense_weights[layer].ndim == 4:
+        note += " (a conv weight drawn as out × (in·k·k))"
+    if block != (1, 1):
+        note += f"; each pixel is a {block[0]}×{block[1]} block, grey = the share of it kept"
+    st.caption(note + ".")
 
 
-live()
+st.title("Pruning")
+controls, explain = st.columns([1, 1.25], gap="large")
+with controls:
+    pct = st.slider("Sparsity: share of weights set to zero", 0, 99, START_SPARSITY, 1, format="%d %%",
+                    key="prune_sparsity")
+    structured = st.toggle("Structured: remove whole neurons / filters", key="prune_structured",
+                           on_change=_structured_changed,
+                           help="Removes whole hidden units (rows of a Linear weight, filters of a conv), "
+                                "so the dense model really shrinks. Always per layer.")
+    st.session_state.setdefault("prune_scope", START_SCOPE)  # not index=: the structured toggle also sets it
+    scope = st.radio("Threshold", list(SCOPES), format_func=SCOPES.get, horizontal=True, key="prune_scope",
+                     disabled=structured,
+                     help="Structured pruning removes the same fraction of units in every layer, so it is "
+                          "always per layer." if structured else
+                          "Per layer: every layer loses the same share. Global: one magnitude threshold for "
+                          "the whole network.")
+    finetune = st.toggle("Fine-tune 1 epoch (pruned weights stay zero)", key="prune_finetune",
+                         help="One epoch of Adam on the training set with the mask held fixed: about 3 s on "
+                              "LeNet-300-100, 20 s on LeNet-5. Cached, so each setting is trained only once.")
+with explain:
+    st.markdown(
+        "**Magnitude pruning** (Han et al. 2015) sets the weights closest to zero to exactly zero. A trained "
+        "network has many weights that barely matter, so a large share can go before the accuracy moves. "
+        "The artifact then stores only the non-zero values and the gaps between their positions.\n\n"
+        "- **Per layer**: each layer loses the same share. **Global**: one threshold for the whole network, "
+        "so big layers full of tiny weights lose more and small, crowded layers are spared.\n"
+        "- **Structured** removes whole neurons, so the dense model itself gets smaller and faster, but the "
+        "choice is coarser and accuracy falls sooner.\n"
+        "- **One-shot** pruning collapses early; one epoch of **fine-tuning** with the mask held fixed "
+        "lets the remaining weights take over the work of the removed ones.")
+    st.latex(r"w' = w \cdot \mathbf{1}\left[\,|w| \ge t\,\right], \qquad t = s\text{-quantile of } |w|")
+
+common.coalesce()  # a held arrow key: only its last value is compressed
+fields = dict(sparsity=pct / 100, prune_scope="layer" if structured else scope, structured=structured)
+recipe = common.recipe(**fields, finetune_epochs=int(finetune))
+tuned = finetune and pct > 0
+try:
+    run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…",
+                                 "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save")
+except Exception as e:  # e.g. fine-tuning failing half-way: a message, never a traceback
+    st.error(f"{'Fine-tuning' if tuned else 'Pruning'} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of "
+             "the run was kept; change a control or rerun the page to try again.")
+    st.stop()
+m = run["metrics"]
+
+# fine-tuned points for this model and pruning mode, {sparsity %: (accuracy, bytes)}: every one trained so far,
+# by this session or any other (they are kept on disk), so a reload or another student sees the curve at once
+ft_points = {0: (dense["metrics"]["accuracy"], dense["metrics"]["artifact_bytes"])}
+for p in GRID[1:]:
+    kept = common.cached_trained_metrics(recipe.replace(sparsity=p / 100, finetune_epochs=1))
+    if kept is not None:
+        ft_points[p] = (kept["accuracy"], kept["artifact_bytes"])
+if tuned:
+    ft_points[pct] = (m["accuracy"], m["artifact_bytes"])
+
+# --- weights: histogram before/after, per-layer sparsity ---------------------------------------
+left, right = st.columns(2, gap="medium")
+with left:
+    weights_histogram(dense["weights"], run["weights"])
+with right:
+    rows = viz.layer_sparsity(m, dense["metrics"])
+    fig = charts.bars([r["name"].removesuffix(".weight") for r in rows], [r["sparsity"] for r in rows],
+                      "Sparsity per layer", "layer", "weights removed (%)",
+                      text=[f"{100 * r['sparsity']:.1f} %" for r in rows],
+                      hover=[f"{100 * r['sparsity']:.1f} % removed: {r['nonzero']:,} of {r['params']:,} kept"
+                             for r in rows],
+                      reference={"y": m["sparsity"], "name": f"whole model {100 * m['sparsity']:.1f} %"},
+                      y_percent=True)
+    st.plotly_chart(fig, width="stretch")
+    st.caption(("Removing a layer's units also removes the next layer's inputs from them, so inner layers "
+                "lose more than the chosen share. " if structured else
+                "Global pruning cuts the big layers hardest; per layer gives every layer the same share. ")
+               + "The whole-model figure counts biases too, which are never pruned.")
+
+# --- accuracy vs sparsity: one-shot, and fine-tuned -------------------------------------------
+left, right = st.columns(2, gap="medium")
+with left:
+    points = viz.curve_points(GRID, pct)
+    oneshot = {}
+    for p in points:
+        res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=0), spinner=f"One-shot curve: {p} %…")
+        oneshot[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
+    missing = [p for p in GRID if p not in ft_points]
+    if missing:
+        slot = st.empty()
+        clicked = slot.button(f"Compute the fine-tuned curve ({len(missing)} × 1 epoch)", key="prune_ft_curve",
+                              help="About 3 s per point on LeNet-300-100 and 20 s on LeNet-5. Each point is kept "
+                                   "on this server, so everyone sees it from then on. Moving any control stops it; "
+                                   "finished points are kept.")
+        if clicked:
+            bar = st.progress(0.0, text="Fine-tuning…")
+            try:
+                for i, p in enumerate(missing):
+                    bar.progress(i / len(missing), text=f"Fine-tuning at {p} % sparsity ({i + 1} of {len(missing)})…")
+                    res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=1), spinner=f"{p} %…")
+                    ft_points[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
+            except Exception as e:  # keep the finished points; say what failed instead of a traceback
+                st.error(f"Fine-tuning at {p} % failed ({type(e).__name__}: {str(e)[:300]}); the points finished "
+                         "before it are kept. Press the button to try the rest again.")
+            else:
+                slot.empty()
+            bar.empty()
+    series = [{"name": "one-shot", "x": list(oneshot), "y": [a for a, _ in oneshot.values()],
+               "color": charts.BLUE, "text": [common.kb(b) for _, b in oneshot.values()]}]
+    if len(ft_points) > 1:
+        ft = sorted(ft_points.items())
+        series.append({"name": "fine-tuned 1 epoch", "x": [p for p, _ in ft], "y": [a for _, (a, _) in ft],
+                       "color": charts.GREEN, "text": [common.kb(b) for _, (_, b) in ft]})
+    fig = charts.curve(series, "Accuracy vs sparsity", "sparsity (%)", "test accuracy (%)",
+                       current={"x": pct, "y": m["accuracy"],
+                                "name": f"current ({'fine-tuned' if tuned else 'one-shot'})"},
+                       hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True)
+    st.plotly_chart(fig, width="stretch")
+    if len(ft_points) == 1:
+        st.caption("Turn on “Fine-tune 1 epoch” or press the button to draw the fine-tuned curve beside the "
+                   "one-shot one.")
+with right:
+    mask_chart(dense["weights"], run["weights"], structured, pct)
+common.finished()

@@ -18,123 +18,122 @@ def int8_timing(model_name, dataset_name):
     return ce.int8_latency(common.model(model_name), common.dataset().x("test")[:256])
 
 
-st.title("Quantization")
-
 @st.fragment
-def live():
-    """Everything below the title: moving a control reruns only this, not app.py's sidebar and the title."""
-    common.coalesce()  # a held key: only the last value is computed
-    controls, explain = st.columns([1, 1.25], gap="large")
-    with controls:
-        bits = st.select_slider("Bit width", ce.BITS, value=4, key="quant_bits",
-                                help="1 to 8 bits, or 16. Float32 weights use 32.")
-        symmetric = st.radio("Grid", [False, True], horizontal=True, key="quant_symmetric",
-                             format_func=lambda s: "Symmetric (zero point 0)" if s else "Affine (with a zero point)")
-        per_channel = st.radio("Granularity", [False, True], horizontal=True, key="quant_per_channel",
-                               format_func=lambda c: "Per output channel" if c else "Per tensor")
-        calibration = st.radio("Calibration", ["minmax", "mse"], horizontal=True, key="quant_calibration",
-                               format_func={"minmax": "Min-max", "mse": "MSE (search the clipping range)"}.get)
-    with explain:
-        st.markdown(
-            "**Uniform quantization** stores each weight as a *b*-bit integer *q* on an evenly spaced grid of "
-            "$2^b$ values with step *s* (the scale): 8 bits instead of 32 is 4× smaller, 4 bits 8×.\n\n"
-            "- **Affine** grids span [min, max] of the weights and use a zero point *z* so that 0 is exactly on the "
-            "grid; **symmetric** grids are centred on 0 (*z* = 0), simpler to compute with but they waste levels when "
-            "the weights are lopsided (and at 1 bit they cannot hold a positive weight at all).\n"
-            "- **Per channel**: each output unit gets its own grid, so a unit with small weights is not forced onto "
-            "the coarse grid of the layer's largest one.\n"
-            "- **Min-max** calibration covers every weight; **MSE** shrinks the range, clipping rare outliers when "
-            "that lowers the total squared error.")
-        st.latex(r"q = \operatorname{clamp}\!\left(\operatorname{round}\!\left(\tfrac{w}{s}\right) + z,\;"
-                 r"q_{\min},\, q_{\max}\right)")
-        st.latex(r"w \approx \hat w = s\,(q - z)")
-        st.latex(r"\text{min-max: } s = \tfrac{\max w - \min w}{q_{\max} - q_{\min}},\;\; "
-                 r"z = q_{\min} - \operatorname{round}\!\left(\tfrac{\min w}{s}\right)")
-        st.latex(r"\text{symmetric: } z = 0,\;\; s = \tfrac{\max |w|}{(q_{\max} - q_{\min})/2}")
-
-    recipe = common.recipe(bits=bits, symmetric=symmetric, per_channel=per_channel, calibration=calibration)
-    run, dense = common.headline(recipe, "Quantizing…", key="quant_save")
-    m = run["metrics"]
-    zeroed = rounded_to_zero(m, dense["metrics"])
-    if zeroed:
-        st.info(zeroed, icon=":material/info:")
-
-    # --- one layer's weights with the grid ----------------------------------------------------------
-    left, right = st.columns(2, gap="medium")
-    with left:
-        layer, log_y = common.layer_picker(dense, "quant")
-        w = dense["weights"][layer]
-        grid = viz.quant_grid(w, bits, symmetric, per_channel, calibration)
-        if per_channel:
-            before, after = viz.channel_values(w, 0), viz.channel_values(run["weights"][layer], 0)
-            what = f"{layer}, output channel 0"
-        else:
-            before, after = viz.values({layer: w}), viz.values({layer: run["weights"][layer]})
-            what = layer
-        levels = grid["values"]
-        draw = len(levels) <= MAX_LINES
-        rng = viz.value_range(before, levels if draw else [], pad=0.02)
-        c0, edges = viz.histogram(before, 150, rng)
-        c1_, _ = viz.histogram(after, 150, rng)
-        fig = charts.histogram([{"name": f"float32 weights ({len(before):,})", "counts": c0, "edges": edges,
-                                 "color": charts.BLUE},
-                                {"name": "quantized weights", "counts": c1_, "edges": edges, "color": charts.ORANGE,
-                                 "opacity": 0.5}],
-                               f"{what}: weights and the {len(levels):,}-value grid", log_y=log_y)
-        if draw:
-            charts.add_vlines(fig, levels, f"grid ({len(levels)} values)", color=charts.RED, width=1)
-        st.plotly_chart(fig, width="stretch")
-        note = (f"Scale s = {grid['scale']:.3g}, zero point z = {grid['zero_point']}, q in "
-                f"[{grid['qmin']}, {grid['qmax']}].")
-        if per_channel:
-            note += (" Per channel every output unit has its own grid: shown are channel 0's weights and grid.")
-        if not draw:
-            note += f" The {len(levels):,} levels are too dense to draw; they span [{levels[0]:.3g}, {levels[-1]:.3g}]."
-        st.caption(note)
-    with right:
-        t = int8_timing(common.model_name(), common.DATASET)
-        st.markdown("**A real int8 runtime** (dense model, torch.ao dynamic quantization)")
-        c = st.columns(3)
-        c[0].metric("float32", f"{t['fp32_ms']:.2f} ms")
-        common.delta_metric(c[1], "int8", f"{t['int8_ms']:.2f} ms", f"{t['int8_ms'] - t['fp32_ms']:+.2f} ms",
-                            fewer_is_better=True)
-        c[2].metric("Speed-up", common.ratio(t["speedup"]))
-        if st.button("Measure again", key="quant_remeasure", help="Timings vary with the machine's load."):
-            int8_timing.clear()
-            st.rerun()
-        st.caption(
-            f"Median of 20 forward passes over 256 test images on this machine's CPU ({t['engine']} engine). "
-            f"int8 weights and matrix products: {', '.join(t['int8_layers']) or 'none'}; "
-            f"still float32: {', '.join(t['fp32_layers']) or 'none'} (torch's dynamic quantization covers Linear "
-            "layers only). It uses torch's own 8-bit per-tensor grid, independent of the settings above; the "
-            "numbers on this page are the fake-quantized model's, which computes exactly what the integers would.")
-
-    # --- accuracy and bytes vs bits -------------------------------------------------------------------
-    points = [b for b in ce.BITS if not (symmetric and b == 1)]
-    acc, size = [], []
-    for b in points:
-        res = common.run(recipe.replace(bits=b), spinner=f"Curve: {b} bits…")
-        acc.append(res["metrics"]["accuracy"])
-        size.append(res["metrics"]["artifact_bytes"] / units.KB)
-    labels = [str(b) for b in points]
-    scheme = f"{'symmetric' if symmetric else 'affine'}, {'per channel' if per_channel else 'per tensor'}, {calibration}"
-    left, right = st.columns(2, gap="medium")
-    with left:
-        fig = charts.curve([{"name": scheme, "x": labels, "y": acc, "color": charts.BLUE}],
-                           "Accuracy vs bit width", "bits per weight", "test accuracy (%)",
-                           current={"x": str(bits), "y": m["accuracy"], "name": f"current ({bits} bits)"},
-                           hline={"y": dense["metrics"]["accuracy"], "name": "dense float32"},
-                           x_category=True, y_percent=True)
-        st.plotly_chart(fig, width="stretch")
-    with right:
-        fig = charts.curve([{"name": scheme, "x": labels, "y": size, "color": charts.ORANGE}],
-                           "Artifact size vs bit width", "bits per weight", "artifact size (KB)",
-                           current={"x": str(bits), "y": m["artifact_bytes"] / units.KB, "name": f"current ({bits} bits)"},
-                           x_category=True)
-        st.plotly_chart(fig, width="stretch")
-    st.caption(f"Same grid settings at every point. The dense float32 model is "
-               f"{common.kb(dense['metrics']['artifact_bytes'])}.")
-    common.finished()
+def layer_histogram(dense_weights, weights, bits, symmetric, per_channel, calibration):
+    """One layer's weights and its grid; choosing another layer reruns only this fragment."""
+    layer, log_y = common.layer_picker({"weights": dense_weights}, "quant")
+    w = dense_weights[layer]
+    grid = viz.quant_grid(w, bits, symmetric, per_channel, calibration)
+    if per_channel:
+        before, after = viz.channel_values(w, 0), viz.channel_values(weights[layer], 0)
+        what = f"{layer}, output channel 0"
+    else:
+        before, after = viz.values({layer: w}), viz.values({layer: weights[layer]})
+        what = layer
+    levels = grid["values"]
+    draw = len(levels) <= MAX_LINES
+    rng = viz.value_range(before, levels if draw else [], pad=0.02)
+    c0, edges = viz.histogram(before, 150, rng)
+    c1_, _ = viz.histogram(after, 150, rng)
+    fig = charts.histogram([{"name": f"float32 weights ({len(before):,})", "counts": c0, "edges": edges,
+                             "color": charts.BLUE},
+                            {"name": "quantized weights", "counts": c1_, "edges": edges, "color": charts.ORANGE,
+                             "opacity": 0.5}],
+                           f"{what}: weights and the {len(levels):,}-value grid", log_y=log_y)
+    if draw:
+        charts.add_vlines(fig, levels, f"grid ({len(levels)} values)", color=charts.RED, width=1)
+    st.plotly_chart(fig, width="stretch")
+    note = (f"Scale s = {grid['scale']:.3g}, zero point z = {grid['zero_point']}, q in "
+            f"[{grid['qmin']}, {grid['qmax']}].")
+    if per_channel:
+        note += (" Per channel every output unit has its own grid: shown are channel 0's weights and grid.")
+    if not draw:
+        note += f" The {len(levels):,} levels are too dense to draw; they span [{levels[0]:.3g}, {levels[-1]:.3g}]."
+    st.caption(note)
 
 
-live()
+st.title("Quantization")
+controls, explain = st.columns([1, 1.25], gap="large")
+with controls:
+    bits = st.select_slider("Bit width", ce.BITS, value=4, key="quant_bits",
+                            help="1 to 8 bits, or 16. Float32 weights use 32.")
+    symmetric = st.radio("Grid", [False, True], horizontal=True, key="quant_symmetric",
+                         format_func=lambda s: "Symmetric (zero point 0)" if s else "Affine (with a zero point)")
+    per_channel = st.radio("Granularity", [False, True], horizontal=True, key="quant_per_channel",
+                           format_func=lambda c: "Per output channel" if c else "Per tensor")
+    calibration = st.radio("Calibration", ["minmax", "mse"], horizontal=True, key="quant_calibration",
+                           format_func={"minmax": "Min-max", "mse": "MSE (search the clipping range)"}.get)
+with explain:
+    st.markdown(
+        "**Uniform quantization** stores each weight as a *b*-bit integer *q* on an evenly spaced grid of "
+        "$2^b$ values with step *s* (the scale): 8 bits instead of 32 is 4× smaller, 4 bits 8×.\n\n"
+        "- **Affine** grids span [min, max] of the weights and use a zero point *z* so that 0 is exactly on the "
+        "grid; **symmetric** grids are centred on 0 (*z* = 0), simpler to compute with but they waste levels when "
+        "the weights are lopsided (and at 1 bit they cannot hold a positive weight at all).\n"
+        "- **Per channel**: each output unit gets its own grid, so a unit with small weights is not forced onto "
+        "the coarse grid of the layer's largest one.\n"
+        "- **Min-max** calibration covers every weight; **MSE** shrinks the range, clipping rare outliers when "
+        "that lowers the total squared error.")
+    st.latex(r"q = \operatorname{clamp}\!\left(\operatorname{round}\!\left(\tfrac{w}{s}\right) + z,\;"
+             r"q_{\min},\, q_{\max}\right)")
+    st.latex(r"w \approx \hat w = s\,(q - z)")
+    st.latex(r"\text{min-max: } s = \tfrac{\max w - \min w}{q_{\max} - q_{\min}},\;\; "
+             r"z = q_{\min} - \operatorname{round}\!\left(\tfrac{\min w}{s}\right)")
+    st.latex(r"\text{symmetric: } z = 0,\;\; s = \tfrac{\max |w|}{(q_{\max} - q_{\min})/2}")
+
+common.coalesce()  # a held arrow key: only its last value is compressed
+recipe = common.recipe(bits=bits, symmetric=symmetric, per_channel=per_channel, calibration=calibration)
+run, dense = common.headline(recipe, "Quantizing…", key="quant_save")
+m = run["metrics"]
+zeroed = rounded_to_zero(m, dense["metrics"])
+if zeroed:
+    st.info(zeroed, icon=":material/info:")
+
+# --- one layer's weights with the grid ----------------------------------------------------------
+left, right = st.columns(2, gap="medium")
+with left:
+    layer_histogram(dense["weights"], run["weights"], bits, symmetric, per_channel, calibration)
+with right:
+    t = int8_timing(common.model_name(), common.DATASET)
+    st.markdown("**A real int8 runtime** (dense model, torch.ao dynamic quantization)")
+    c = st.columns(3)
+    c[0].metric("float32", f"{t['fp32_ms']:.2f} ms")
+    common.delta_metric(c[1], "int8", f"{t['int8_ms']:.2f} ms", f"{t['int8_ms'] - t['fp32_ms']:+.2f} ms",
+                        fewer_is_better=True)
+    c[2].metric("Speed-up", common.ratio(t["speedup"]))
+    if st.button("Measure again", key="quant_remeasure", help="Timings vary with the machine's load."):
+        int8_timing.clear()
+        st.rerun()
+    st.caption(
+        f"Median of 20 forward passes over 256 test images on this machine's CPU ({t['engine']} engine). "
+        f"int8 weights and matrix products: {', '.join(t['int8_layers']) or 'none'}; "
+        f"still float32: {', '.join(t['fp32_layers']) or 'none'} (torch's dynamic quantization covers Linear "
+        "layers only). It uses torch's own 8-bit per-tensor grid, independent of the settings above; the "
+        "numbers on this page are the fake-quantized model's, which computes exactly what the integers would.")
+
+# --- accuracy and bytes vs bits -------------------------------------------------------------------
+points = [b for b in ce.BITS if not (symmetric and b == 1)]
+acc, size = [], []
+for b in points:
+    res = common.run(recipe.replace(bits=b), spinner=f"Curve: {b} bits…")
+    acc.append(res["metrics"]["accuracy"])
+    size.append(res["metrics"]["artifact_bytes"] / units.KB)
+labels = [str(b) for b in points]
+scheme = f"{'symmetric' if symmetric else 'affine'}, {'per channel' if per_channel else 'per tensor'}, {calibration}"
+left, right = st.columns(2, gap="medium")
+with left:
+    fig = charts.curve([{"name": scheme, "x": labels, "y": acc, "color": charts.BLUE}],
+                       "Accuracy vs bit width", "bits per weight", "test accuracy (%)",
+                       current={"x": str(bits), "y": m["accuracy"], "name": f"current ({bits} bits)"},
+                       hline={"y": dense["metrics"]["accuracy"], "name": "dense float32"},
+                       x_category=True, y_percent=True)
+    st.plotly_chart(fig, width="stretch")
+with right:
+    fig = charts.curve([{"name": scheme, "x": labels, "y": size, "color": charts.ORANGE}],
+                       "Artifact size vs bit width", "bits per weight", "artifact size (KB)",
+                       current={"x": str(bits), "y": m["artifact_bytes"] / units.KB, "name": f"current ({bits} bits)"},
+                       x_category=True)
+    st.plotly_chart(fig, width="stretch")
+st.caption(f"Same grid settings at every point. The dense float32 model is "
+           f"{common.kb(dense['metrics']['artifact_bytes'])}.")
+common.finished()
