@@ -6,7 +6,8 @@
 
 For each N: a fresh `streamlit run app.py` on a free loopback port (an empty run store and trained-results
 folder, so nothing trained earlier answers), one headless Chromium (Debian's, through Playwright's async API)
-and N browser contexts, one page each, all on LeNet-300-100 (the default model):
+and N browser contexts, one page each, all on LeNet-300-100 (the default model). After one warm-up visit to
+Home (--warm), the sessions join one after another over --ramp seconds (a class arriving), then:
 
 - slider sessions open Pruning, Clustering or Quantization (in turn) and move that page's first slider one
   step with the arrow keys (sweeping back and forth between its ends), wait for the redraw, think for a
@@ -19,13 +20,15 @@ and N browser contexts, one page each, all on LeNet-300-100 (the default model):
 A redraw is read, not waited for with sleeps: after a key press the page's metric values must differ from
 before, Streamlit's status widget ([data-testid="stStatusWidget"], shown while the script runs) must be gone,
 and the page's websocket must have carried the script_finished message of the run the press started. Latency is
-from the key press to all three. An error is any of: a redraw or page open that does not come within --timeout
-seconds, an exception or st.error box on a page, a page crash, a closed websocket, a failed fine-tune.
+from the key press to all three. An error is any of: a redraw that does not come within --timeout seconds (a
+page open: OPEN_FACTOR times that), an exception or st.error box on a page, a page crash, a closed websocket, a
+fine-tune that does not finish.
 
 Prints per N: sessions, redraws, p50 / p95 / max slider -> redraw latency, errors, fine-tunes finished (and how
-many saw a queue position), the server's peak RSS (VmHWM of its process) and the load average; writes
-bench/results/load.csv (--name). Goal at N = 30 on 2 cores: 0 errors, p95 <= 2 s, RSS <= 6 GB.
-Bounded: at most MAX_SESSIONS sessions, loopback only, every wait has a timeout.
+many saw a queue position), page-open p95, the server's peak RSS (VmHWM of its process), the CPU the server and
+the whole machine used while the sessions ran (in cores: the browser's own rendering runs on the same 2 cores)
+and the load average; writes bench/results/load.csv (--name). Goal at N = 30 on 2 cores: 0 errors, p95 <= 2 s,
+RSS <= 6 GB. Bounded: at most MAX_SESSIONS sessions, loopback only, every wait has a timeout.
 """
 
 import argparse
@@ -51,7 +54,7 @@ MAX_SESSIONS = 50
 SLIDER_PAGES = ("pruning", "clustering", "quantization")
 FINETUNE_EVERY = 5  # every fifth session starts a fine-tune first
 VIEWPORT = {"width": 1280, "height": 900}
-GOAL = {"p95 (s)": 2.0, "RSS (MB)": 6000}
+OPEN_FACTOR = 3  # a page open may take this many --timeout (the front end's first load and a whole page run)
 
 # JS run in the page
 METRICS = ("() => [...document.querySelectorAll('[data-testid=\"stMain\"] [data-testid=\"stMetricValue\"]')]"
@@ -100,7 +103,8 @@ class Session:
         self.errors += 1
         self.notes.append(what)
 
-    async def run(self):
+    async def run(self, start_delay=0.0):
+        await asyncio.sleep(start_delay)  # sessions join over --ramp seconds, as a class does
         self.context = await self.browser.new_context(viewport=VIEWPORT)
         self.page = await self.context.new_page()
         self.page.set_default_timeout(1000 * self.args.timeout)
@@ -121,17 +125,19 @@ class Session:
     async def open(self, page_name):
         t = time.perf_counter()
         await self.page.goto(f"{self.url}/{page_name}")
-        await self.page.locator('[data-testid="stMain"] [data-testid="stSlider"]').first.wait_for()
-        await self.settled(t)
+        wait = OPEN_FACTOR * self.args.timeout  # a first visit loads the whole front end and runs the whole page
+        await self.page.locator('[data-testid="stMain"] [data-testid="stSlider"]').first.wait_for(timeout=1000 * wait)
+        await self.settled(t, wait)
         self.open_s = time.perf_counter() - t
         await self.check_page()
 
-    async def settled(self, since):
+    async def settled(self, since, timeout=None):
         """Wait until the run started after `since` has finished and the page shows no running status."""
-        end = time.perf_counter() + self.args.timeout
+        timeout = timeout or self.args.timeout
+        end = time.perf_counter() + timeout
         while not (self.finished and self.finished[-1] > since):
             if time.perf_counter() > end:
-                raise TimeoutError(f"no finished run within {self.args.timeout} s")
+                raise TimeoutError(f"no finished run within {timeout:g} s")
             if self.closed:
                 raise ConnectionError("the websocket closed")
             await asyncio.sleep(0.02)
@@ -235,16 +241,31 @@ async def warm_up(browser, url, args):
     await warm.context.close()
 
 
-async def drive(url, n, args):
-    """N sessions against the server at `url` -> list of Session."""
+def cpu_seconds(pid=None):
+    """CPU seconds used so far by process `pid` (user + system), or by the whole machine (all cores, busy time)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    if pid is not None:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+    cpu = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(cpu) - cpu[3] - cpu[4]) / tick  # all but idle and iowait
+
+
+async def drive(url, n, args, server_pid=None, cpu=None):
+    """N sessions against the server at `url` -> list of Session. Fills `cpu` with the server's and the
+    machine's CPU seconds and the wall seconds while the sessions ran."""
     from playwright.async_api import async_playwright
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             await warm_up(browser, url, args)
             sessions = [Session(i, browser, url, args) for i in range(n)]
-            tasks = {asyncio.ensure_future(s.run()): s for s in sessions}
-            _, late = await asyncio.wait(tasks, timeout=args.seconds + args.timeout * 8)
+            start = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds())
+            tasks = {asyncio.ensure_future(s.run(args.ramp * i / n)): s for i, s in enumerate(sessions)}
+            _, late = await asyncio.wait(tasks, timeout=args.ramp + args.seconds + args.timeout * (OPEN_FACTOR + 8))
+            if cpu is not None:
+                end = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds())
+                cpu.update(wall=end[0] - start[0], server=end[1] - start[1], machine=end[2] - start[2])
             for task in late:  # bounded in time: a session still going now is an error
                 tasks[task].error("did not finish in time")
                 task.cancel()
@@ -260,11 +281,13 @@ def measure(n, args):
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
         env = server_env(COMPRESS_STORE=Path(tmp) / "runs.sqlite", COMPRESS_TRAINED=Path(tmp) / "trained")
         with streamlit_server(env=env, timeout=120) as (url, proc):
-            sessions = asyncio.run(drive(url, n, args))
+            cpu = {}
+            sessions = asyncio.run(drive(url, n, args, proc.pid, cpu))
             rss = peak_rss_mb(proc.pid)
     lat = [x for s in sessions for x in s.latencies]
     tuned = [s for s in sessions if s.finetunes]
     row = {"sessions": n, "redraws": len(lat),
+           "redraws/s": round(len(lat) / cpu["wall"], 2) if cpu.get("wall") else "-",
            "p50 (s)": round(pct(lat, 0.5), 3) if lat else "-", "p95 (s)": round(pct(lat, 0.95), 3) if lat else "-",
            "max (s)": round(max(lat), 3) if lat else "-", "errors": sum(s.errors for s in sessions),
            "sessions without a redraw": sum(1 for s in sessions if not s.latencies),
@@ -273,6 +296,8 @@ def measure(n, args):
            "fine-tune max (s)": round(max((s.finetune_s for s in tuned if s.finetune_s), default=0), 1) or "-",
            "page open p95 (s)": round(pct([s.open_s for s in sessions if s.open_s], 0.95) or 0, 2),
            "peak RSS (MB)": round(rss) if rss else "-",
+           "server CPU (cores)": round(cpu["server"] / cpu["wall"], 2) if cpu.get("wall") else "-",
+           "all CPU (cores)": round(cpu["machine"] / cpu["wall"], 2) if cpu.get("wall") else "-",
            "load avg (1 min)": round(os.getloadavg()[0], 2)}
     for s in sessions:
         for note in s.notes[:3]:
@@ -287,7 +312,10 @@ def parse_args(argv=None):
     ap.add_argument("--seconds", type=float, default=60, help="seconds of sliding per N, after the pages opened")
     ap.add_argument("--think", type=float, nargs=2, default=[1.0, 4.0], metavar=("MIN", "MAX"),
                     help="seconds a session looks at the chart between two presses (uniform; default 1 4)")
-    ap.add_argument("--timeout", type=float, default=60, help="seconds one redraw or page open may take")
+    ap.add_argument("--timeout", type=float, default=60,
+                    help=f"seconds one redraw may take (a page open: {OPEN_FACTOR}x as long)")
+    ap.add_argument("--ramp", type=float, default=15,
+                    help="the sessions join one after another over this many seconds (default 15)")
     ap.add_argument("--no-finetune", action="store_true", help="sliders only")
     ap.add_argument("--warm", choices=("home", "pages"), default="home",
                     help="before the sessions: one visit to Home (default), or to every page they use")
