@@ -82,11 +82,9 @@ with right:
 
 # --- accuracy and bytes vs k --------------------------------------------------------------------
 points = viz.curve_points(CURVE, k)
-acc, size = [], []
-for kk in points:
-    res = common.run(recipe.replace(clusters=kk), spinner=f"Curve: k = {kk}…")
-    acc.append(res["metrics"]["accuracy"])
-    size.append(res["metrics"]["artifact_bytes"] / units.KB)
+curve = common.curve_metrics([recipe.replace(clusters=kk) for kk in points], "Curve over k…")
+acc = [c["accuracy"] for c in curve]
+size = [c["artifact_bytes"] / units.KB for c in curve]
 left, right = st.columns(2, gap="medium")
 with left:
     fig = charts.curve([{"name": init, "x": points, "y": acc, "color": charts.BLUE}],

@@ -296,6 +296,32 @@ def run(recipe, spinner="Compressing…"):
         st.stop()
 
 
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _metrics(model_name, recipe_json, dataset_name, weights_id=""):
+    return _run(model_name, recipe_json, dataset_name, weights_id)["metrics"]
+
+
+def curve_metrics(recipes, spinner="Computing the curve…"):
+    """The metrics of run(r) for each recipe r (the sidebar's model), for curves of many points.
+
+    Cached apart from the runs: a point already computed costs a copy of a small dict, not of its weights and
+    artifact (st.cache_data hands out copies), and one spinner covers the whole curve. Between two points the
+    run checks in with Streamlit, so a moved slider stops a long curve at the next point.
+    """
+    dataset()
+    name = model_name()
+    out = []
+    with st.spinner(spinner):
+        for r in recipes:
+            st.session_state.get("_run_unfinished")  # a stop point (see coalesce)
+            try:
+                out.append(_metrics(name, r.to_json(), DATASET, weights_id(name)))
+            except ce.CompressError as e:
+                st.error(str(e))
+                st.stop()
+    return out
+
+
 def dense():
     """The uncompressed model's run (the reference every delta is measured against)."""
     return run(ce.Recipe(), spinner="Evaluating the dense model…")

@@ -168,11 +168,10 @@ elif m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
 
 # --- size waterfall beside the paper's ratios -----------------------------------------------------
 stages = explain.stage_recipes(recipe)
-results = {}
-for stage, label, r in stages:
-    results[stage] = dense if stage == "dense" else common.run(r, spinner=f"Measuring: {label}…")
-    if results[stage] is None:
-        st.stop()
+partial = [(stage, r) for stage, _, r in stages if stage != "dense"]
+results = {"dense": dense}
+for (stage, _), metrics in zip(partial, common.curve_metrics([r for _, r in partial], "Measuring each stage…")):
+    results[stage] = {"metrics": metrics}
 sizes = [(label, results[stage]["metrics"]["artifact_bytes"]) for stage, label, _ in stages]
 dense_acc = dense["metrics"]["accuracy"]
 rows = [{"stage": label, "KB": results[stage]["metrics"]["artifact_bytes"] / units.KB,

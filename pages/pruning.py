@@ -137,10 +137,9 @@ with right:
 left, right = st.columns(2, gap="medium")
 with left:
     points = viz.curve_points(GRID, pct)
-    oneshot = {}
-    for p in points:
-        res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=0), spinner=f"One-shot curve: {p} %…")
-        oneshot[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
+    curve = common.curve_metrics([recipe.replace(sparsity=p / 100, finetune_epochs=0) for p in points],
+                                 "One-shot curve…")
+    oneshot = {p: (c["accuracy"], c["artifact_bytes"]) for p, c in zip(points, curve)}
     missing = [p for p in GRID if p not in ft_points]
     if missing:
         slot = st.empty()

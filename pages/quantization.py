@@ -113,11 +113,9 @@ with right:
 
 # --- accuracy and bytes vs bits -------------------------------------------------------------------
 points = [b for b in ce.BITS if not (symmetric and b == 1)]
-acc, size = [], []
-for b in points:
-    res = common.run(recipe.replace(bits=b), spinner=f"Curve: {b} bits…")
-    acc.append(res["metrics"]["accuracy"])
-    size.append(res["metrics"]["artifact_bytes"] / units.KB)
+curve = common.curve_metrics([recipe.replace(bits=b) for b in points], "Curve over bit widths…")
+acc = [c["accuracy"] for c in curve]
+size = [c["artifact_bytes"] / units.KB for c in curve]
 labels = [str(b) for b in points]
 scheme = f"{'symmetric' if symmetric else 'affine'}, {'per channel' if per_channel else 'per tensor'}, {calibration}"
 left, right = st.columns(2, gap="medium")
