@@ -29,7 +29,7 @@ with st.expander("How it was trained" if card["reproduce"] else "Where it came f
 
 st.markdown("#### Test images and the model's predictions")
 n = 12
-pred = common.predictions(common.model_name())[:n]
+pred = common.predictions(common.model_name(), n)
 truth = data.y("test")[:n].tolist()
 fig = px.imshow(data.x("test")[:n, 0].numpy(), facet_col=0, facet_col_wrap=6, binary_string=True, zmin=0, zmax=1,
                 facet_col_spacing=0.01, facet_row_spacing=0.12)
