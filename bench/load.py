@@ -14,8 +14,9 @@ Home (--warm), the sessions join one after another over --ramp seconds (a class 
   random --think seconds, and press again, until --seconds have passed;
 - every fifth session (the 5th, 10th, ...) first starts a short fine-tune: on Pipeline it sets "Fine-tune
   epochs" to 1 at a sparsity of its own (so the runs differ and queue in the training pool), presses the
-  button and waits for the fine-tuned result, noting whether it saw its place in the queue; then it goes to
-  Pruning and slides like the others.
+  button and waits for the fine-tuned result, noting whether it saw its place in the queue (every second
+  one of them, the 10th, 20th, ..., presses Cancel instead once it sees it is queued: "fine-tunes done" counts
+  finished and cancelled ones); then it goes to Pruning and slides like the others.
 
 A redraw is read, not waited for with sleeps: after a key press the page's metric values must differ from
 before, Streamlit's status widget ([data-testid="stStatusWidget"], shown while the script runs) must be gone,
@@ -79,7 +80,7 @@ class Session:
         self.rng = random.Random(index)
         self.latencies, self.errors, self.notes = [], 0, []
         self.open_s = self.finetune_s = None
-        self.saw_queue = False
+        self.saw_queue = self.cancelled = False
         self.finished = []  # perf_counter of each script_finished message on this page's websocket
         self.closed = False
 
@@ -103,13 +104,17 @@ class Session:
         self.errors += 1
         self.notes.append(what)
 
-    async def run(self, start_delay=0.0):
-        await asyncio.sleep(start_delay)  # sessions join over --ramp seconds, as a class does
+    async def start(self):
+        """Its own browser context (cookies, so its own Streamlit session) and page."""
         self.context = await self.browser.new_context(viewport=VIEWPORT)
         self.page = await self.context.new_page()
         self.page.set_default_timeout(1000 * self.args.timeout)
         self.page.on("websocket", self._socket)
         self.page.on("crash", lambda _p: self.error("page crashed"))
+
+    async def run(self, start_delay=0.0):
+        await asyncio.sleep(start_delay)  # sessions join over --ramp seconds, as a class does
+        await self.start()
         try:
             if self.finetunes:
                 await self.finetune()
@@ -175,17 +180,28 @@ class Session:
             await asyncio.sleep(pause)
 
     async def finetune(self):
-        """On Pipeline: sparsity of its own, Fine-tune epochs 1, press the button, wait for the fine-tuned result."""
+        """Pipeline: a fine-tune of its own, followed to the end (or, every second fine-tune session, cancelled if
+        it has to queue); then Pruning."""
+        t = await self.start_finetune(1 + self.index // FINETUNE_EVERY)  # 81 %, 82 %, ...: one recipe each
+        await self.follow_finetune(t, cancel_if_queued=(self.index // FINETUNE_EVERY) % 2 == 1)
+        await self.page.locator('[data-testid="stSidebarNav"] a', has_text="Pruning").first.click()
+        await self.page.get_by_text("Sparsity: share of weights").first.wait_for()
+        await self.page.wait_for_function(IDLE, polling=50)
+
+    async def start_finetune(self, steps):
+        """On Pipeline: sparsity `steps` to the right, Fine-tune epochs 1, press the button -> when pressed."""
         await self.open("pipeline")
-        sliders = self.page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]')
-        sparsity = sliders.first
-        for _ in range(1 + self.index // FINETUNE_EVERY):  # 81 %, 82 %, ...: one recipe per fine-tune session
+        sparsity = self.page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]').first
+        for _ in range(steps):
             await self.press(sparsity, "ArrowRight", measure=False)
         epochs = self.page.locator('[data-testid="stSlider"]', has_text="Fine-tune epochs").locator('input[type="range"]')
         await self.press(epochs, "ArrowRight", measure=False)
-        button = self.page.get_by_role("button", name="Fine-tune 1 epoch")
         t = time.perf_counter()
-        await button.click()
+        await self.page.get_by_role("button", name="Fine-tune 1 epoch").click()
+        return t
+
+    async def follow_finetune(self, t, cancel_if_queued=False):
+        """Wait for the fine-tuned result (noting a queue position on the way), or press Cancel once queued."""
         done = self.page.get_by_text("Fine-tuned 1 epoch", exact=False).first
         end = t + self.args.timeout * 5
         while not await done.is_visible():
@@ -195,15 +211,26 @@ class Session:
                 raise ConnectionError("the websocket closed")
             if not self.saw_queue and await self.page.get_by_text("ahead of you").count():
                 self.saw_queue = True
+            if self.saw_queue and cancel_if_queued:
+                await self.cancel_finetune()
+                return
             if await self.page.evaluate(PROBLEMS):
                 break
             await asyncio.sleep(0.1)
         await self.settled(t)
         self.finetune_s = time.perf_counter() - t
         await self.check_page()
-        await self.page.locator('[data-testid="stSidebarNav"] a', has_text="Pruning").first.click()
-        await self.page.get_by_text("Sparsity: share of weights").first.wait_for()
-        await self.page.wait_for_function(IDLE, polling=50)
+
+    async def cancel_finetune(self):
+        """Press the run's Cancel: the page must go back to offering the fine-tune, with no progress bar."""
+        t = time.perf_counter()
+        await self.page.get_by_role("button", name="Cancel").click()
+        await self.settled(t)
+        await self.page.get_by_role("button", name="Fine-tune 1 epoch").wait_for()
+        if await self.page.locator('[data-testid="stProgress"]').count():
+            self.error("a progress bar is still shown after Cancel")
+        self.cancelled = True
+        await self.check_page()
 
 
 def peak_rss_mb(pid):
@@ -227,10 +254,8 @@ async def warm_up(browser, url, args):
     """Before any session: one visit to Home (the server's first run loads the dataset and the model), or with
     --warm pages also one to each page the sessions use, one after another (a teacher trying the demo first)."""
     warm = Session(-1, browser, url, args)
-    warm.context = await browser.new_context(viewport=VIEWPORT)
-    warm.page = await warm.context.new_page()
-    warm.page.set_default_timeout(1000 * args.timeout * 4)
-    warm.page.on("websocket", warm._socket)
+    await warm.start()
+    warm.page.set_default_timeout(1000 * args.timeout * OPEN_FACTOR)
     t = time.perf_counter()
     await warm.page.goto(url)
     await warm.page.locator('[data-testid="stMain"] [data-testid="stMetric"]').first.wait_for()
@@ -291,8 +316,9 @@ def measure(n, args):
            "p50 (s)": round(pct(lat, 0.5), 3) if lat else "-", "p95 (s)": round(pct(lat, 0.95), 3) if lat else "-",
            "max (s)": round(max(lat), 3) if lat else "-", "errors": sum(s.errors for s in sessions),
            "sessions without a redraw": sum(1 for s in sessions if not s.latencies),
-           "fine-tunes done": f"{sum(1 for s in tuned if s.finetune_s is not None)} of {len(tuned)}",
+           "fine-tunes done": f"{sum(1 for s in tuned if s.finetune_s is not None or s.cancelled)} of {len(tuned)}",
            "saw queue": sum(1 for s in tuned if s.saw_queue),
+           "cancelled": sum(1 for s in tuned if s.cancelled),
            "fine-tune max (s)": round(max((s.finetune_s for s in tuned if s.finetune_s), default=0), 1) or "-",
            "page open p95 (s)": round(pct([s.open_s for s in sessions if s.open_s], 0.95) or 0, 2),
            "peak RSS (MB)": round(rss) if rss else "-",

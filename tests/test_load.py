@@ -1,13 +1,16 @@
 """Five concurrent browser sessions on one server (bench/load.py's driver, short): every session gets its redraws
 and nothing errs. One of them starts a fine-tune on Pipeline (through the training pool) while the others move
-sliders on Pruning, Clustering and Quantization.
+sliders on Pruning, Clustering and Quantization. And the training pool as a user sees it: a second fine-tune
+shows its place in the queue and its Cancel takes it out.
 
 No timing is asserted: bench/load.py reports latencies (and N = 1 / 5 / 10 / 30); a test only checks that
 every press was answered, by a redraw, without an error.
 """
 
+import asyncio
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import load  # noqa: E402
-from chromium import CHROMIUM, have_chromium  # noqa: E402
+from chromium import CHROMIUM, FLAGS, have_chromium, server_env, streamlit_server  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -40,3 +43,36 @@ def test_five_sessions_all_get_their_redraws_without_errors(chromium, fmnist):
     assert all(len(s.latencies) >= 2 for s in sessions), {s.index: len(s.latencies) for s in sessions}
     tuned = [s for s in sessions if s.finetunes]
     assert len(tuned) == 1 and all(s.finetune_s is not None for s in tuned)
+
+
+def test_a_second_fine_tune_shows_its_queue_place_and_cancels(chromium, fmnist):
+    """Two sessions on Pipeline, one training worker: the second run waits behind the first, says so, and its
+    Cancel takes it out of the line while the first finishes."""
+    args = load.parse_args(["--timeout", "120"])
+
+    from playwright.async_api import async_playwright
+
+    async def drive(url):
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            try:
+                await load.warm_up(browser, url, args)
+                first, second = (load.Session(i, browser, url, args) for i in (4, 9))
+                for s in (first, second):
+                    await s.start()
+                t1 = await first.start_finetune(1)
+                await first.page.get_by_text("Fine-tuning: step").first.wait_for(timeout=120_000)  # it runs
+                t2 = await second.start_finetune(2)
+                await second.follow_finetune(t2, cancel_if_queued=True)
+                await first.follow_finetune(t1)
+                return first, second
+            finally:
+                await browser.close()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = server_env(COMPRESS_TRAIN_WORKERS=1, COMPRESS_STORE=f"{tmp}/runs.sqlite", COMPRESS_TRAINED=f"{tmp}/trained")
+        with streamlit_server(env=env, timeout=120) as (url, _):
+            first, second = asyncio.run(drive(url))
+    assert second.saw_queue and second.cancelled and second.finetune_s is None
+    assert first.finetune_s is not None and not first.cancelled
+    assert first.errors == second.errors == 0, first.notes + second.notes
