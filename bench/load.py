@@ -304,7 +304,8 @@ async def drive(url, n, args, server_pid=None, cpu=None):
 def measure(n, args):
     """Serve a fresh dashboard, drive N sessions -> (table row, sessions)."""
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
-        env = server_env(COMPRESS_STORE=Path(tmp) / "runs.sqlite", COMPRESS_TRAINED=Path(tmp) / "trained")
+        env = server_env(COMPRESS_STORE=Path(tmp) / "runs.sqlite", COMPRESS_TRAINED=Path(tmp) / "trained",
+                         OMP_NUM_THREADS=args.threads)
         with streamlit_server(env=env, timeout=120) as (url, proc):
             cpu = {}
             sessions = asyncio.run(drive(url, n, args, proc.pid, cpu))
@@ -345,6 +346,8 @@ def parse_args(argv=None):
     ap.add_argument("--no-finetune", action="store_true", help="sliders only")
     ap.add_argument("--warm", choices=("home", "pages"), default="home",
                     help="before the sessions: one visit to Home (default), or to every page they use")
+    ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the server: torch threads of each page run "
+                                                "(default: unset, torch's default of one per core)")
     ap.add_argument("--name", default="load", help="bench/results/<name>.csv")
     return ap.parse_args(argv)
 
@@ -355,7 +358,7 @@ def main(argv=None):
         sys.exit(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     if max(args.sessions) > MAX_SESSIONS or min(args.sessions) < 1:
         sys.exit(f"--sessions must be 1..{MAX_SESSIONS}")
-    print(f"{os.cpu_count()} cores; think {args.think[0]:g}-{args.think[1]:g} s; {args.seconds:g} s per N; "
+    print(f"{os.cpu_count()} cores; server threads {args.threads or 'default'}; think {args.think[0]:g}-{args.think[1]:g} s; {args.seconds:g} s per N; "
           f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     rows = []
     for n in args.sessions:
