@@ -4,13 +4,15 @@
     python bench/latency.py --quick          # 1 server, Pruning and Pipeline only, fewer presses (about 2 min)
     python bench/latency.py --threads 1      # torch threads of the server (default: this machine's cores)
     python bench/latency.py --app-dir /tmp/old-checkout   # measure another checkout (before / after a change)
+    STREAMLIT_RUNNER_FAST_RERUNS=false python bench/latency.py   # STREAMLIT_* settings reach the server (and the title)
 
 Each repetition starts a fresh server with the playground's own command (`python -m compress_engine app`, as
 `compression-playground app` does), with OMP_NUM_THREADS set to --threads, an empty run store and an empty
 trained-results folder (so no page opens on a result trained earlier), and drives Debian's headless Chromium
 (Playwright) through it as a user would:
 
-- cold: from starting the command until Home's first chart is drawn (the browser is already open);
+- cold: from starting the command until Home's first chart is drawn (the browser is already open); also for
+  `streamlit run app.py` itself, on a server of its own, to show what the `app` command adds;
 - for each model: switching to it in the sidebar (on Home, until Home's chart is drawn for it), then each page
   opened from the sidebar: until its first chart is drawn (a page that has none, e.g. Compare with no saved
   runs, counts until its run has finished);
@@ -214,18 +216,30 @@ def select_model(tab, model):
     return tab.wait(t, lambda: params.inner_text() != before and tab.js(FIRST_CHART), f"select {model}")[0]
 
 
+def cold_start(tab, url, proc, t0, deadline):
+    """From the server command started at t0 until Home's first chart -> (seconds, note)."""
+    wait_healthy(url, proc, timeout=min(120.0, deadline - t0))
+    up = time.perf_counter() - t0
+    tab.page.goto(url)
+    tab.opened = t0
+    first, settled = tab.wait(t0, chart_or_settled(tab, "Home"), "cold start", timeout=180)
+    return first, f"server up {up:.1f} s, Home finished {settled:.1f} s"
+
+
 def repetition(browser, args, env, rec, deadline):
-    """One fresh server: cold start, then every page and slider for each model. Appends seconds to rec[row]."""
-    with streamlit_server(args.app_dir, env=env, via_cli=True, wait=False) as (url, proc):
-        t0 = time.perf_counter()
+    """One fresh server: cold start, then every page and slider for each model. Appends seconds to rec[row].
+    First `streamlit run app.py` itself, cold too: the difference is what the `app` command adds."""
+    t0 = time.perf_counter()
+    with streamlit_server(args.app_dir, env=env, wait=False) as (url, proc):
         tab = Tab(browser, deadline)
-        wait_healthy(url, proc, timeout=min(120.0, deadline - t0))
-        up = time.perf_counter() - t0
-        tab.page.goto(url)
-        tab.opened = t0
-        first, settled = tab.wait(t0, chart_or_settled(tab, "Home"), "cold start", timeout=180)
-        rec.add("`app` command -> Home's first chart (cold)", first, GOALS["cold"],
-                f"server up {up:.1f} s, Home finished {settled:.1f} s")
+        first, note = cold_start(tab, url, proc, t0, deadline)
+        rec.add("`streamlit run app.py` -> Home's first chart (cold)", first, GOALS["cold"], note)
+        tab.page.close()
+    t0 = time.perf_counter()
+    with streamlit_server(args.app_dir, env=env, via_cli=True, wait=False) as (url, proc):
+        tab = Tab(browser, deadline)
+        first, note = cold_start(tab, url, proc, t0, deadline)
+        rec.add("`app` command -> Home's first chart (cold)", first, GOALS["cold"], note)
         for model in args.models:
             label = LABELS.get(model, model)
             if tab.model() != model:
@@ -307,8 +321,10 @@ def main(argv=None):
     env = server_env(OMP_NUM_THREADS=args.threads, COMPRESS_STORE=Path(tmp.name) / "runs.sqlite",
                      COMPRESS_TRAINED=Path(tmp.name) / "trained",
                      PYTHONPATH=os.pathsep.join([str(args.app_dir), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    print(f"serving {args.app_dir} with OMP_NUM_THREADS={args.threads}; {args.repeats} fresh server(s); "
-          f"models {', '.join(args.models)}; pages {', '.join(args.pages)}; {load()}", flush=True)
+    options = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("STREAMLIT_"))
+    print(f"serving {args.app_dir} with OMP_NUM_THREADS={args.threads}{' ' + options if options else ''}; "
+          f"{args.repeats} fresh server(s); models {', '.join(args.models)}; pages {', '.join(args.pages)}; {load()}",
+          flush=True)
     rec = Record()
     t_start = time.perf_counter()
     deadline = t_start + args.timeout
@@ -327,7 +343,8 @@ def main(argv=None):
     if not rec.rows:
         sys.exit(f"nothing measured: {stopped}")
     rows = rec.table_rows()
-    table(f"Dashboard latency in headless Chromium (OMP_NUM_THREADS={args.threads}, {os.cpu_count()} cores, "
+    table(f"Dashboard latency in headless Chromium (OMP_NUM_THREADS={args.threads}{', ' + options if options else ''}, "
+          f"{os.cpu_count()} cores, "
           f"median of {args.repeats} server(s); {load()})", rows, args.name)
     print(f"\n{time.perf_counter() - t_start:.0f} s in all; {load()}")
     if stopped:
