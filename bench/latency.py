@@ -34,6 +34,7 @@ seconds, printing what it measured so far.
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -314,6 +315,7 @@ def main(argv=None):
     args.pages = args.pages or list(QUICK_PAGES if q else PAGES)
     args.timeout = args.timeout or (400.0 if q else 1200.0)
     args.app_dir = args.app_dir.resolve()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: still stop the server and the browser
     if not have_chromium():
         sys.exit("no Chromium at /usr/bin/chromium: `apt-get install chromium` (Playwright cannot download one here)")
 
