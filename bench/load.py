@@ -129,8 +129,8 @@ class Session:
 
     async def open(self, page_name):
         t = time.perf_counter()
-        await self.page.goto(f"{self.url}/{page_name}")
         wait = OPEN_FACTOR * self.args.timeout  # a first visit loads the whole front end and runs the whole page
+        await self.page.goto(f"{self.url}/{page_name}", wait_until="commit", timeout=1000 * wait)
         await self.page.locator('[data-testid="stMain"] [data-testid="stSlider"]').first.wait_for(timeout=1000 * wait)
         await self.settled(t, wait)
         self.open_s = time.perf_counter() - t
@@ -153,13 +153,16 @@ class Session:
             self.error(f"on the page: {text}")
 
     async def press(self, slider, key, measure=True):
-        """One arrow-key press on `slider`; waits for the redraw (metrics changed, run finished, status gone)."""
+        """One arrow-key press on `slider`; waits for the redraw (metrics changed, run finished, status gone).
+        Unmeasured presses (setting up a fine-tune) wait for the run to finish only: a setting such as Fine-tune
+        epochs may leave the metrics as they were."""
         before = await self.page.evaluate(METRICS)
         await slider.focus()
         t = time.perf_counter()
         await self.page.keyboard.press(key)
-        await self.page.wait_for_function(REDRAWN, arg=before, polling=25)
-        await self.settled(t)
+        if measure:
+            await self.page.wait_for_function(REDRAWN, arg=before, polling=25)
+        await self.settled(t)  # the run this press started (nothing else runs in this session) has finished
         if measure:
             self.latencies.append(time.perf_counter() - t)
         await self.check_page()
