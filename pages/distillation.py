@@ -1,30 +1,177 @@
-"""Distillation: a small student learns from a big teacher's softened answers (Hinton, Vinyals & Dean 2015)."""
+"""Distillation: a small student learns from a big teacher's softened answers (Hinton, Vinyals & Dean 2015).
+
+The lesson shows before any training: the grid bench/distillation.py measured (every student, on the
+labels alone and distilled at each T, mean over 3 seeds). Training live adds the user's own student to it.
+The teacher's logits come from the zoo's on-disk cache, so neither the soft targets nor a training run
+ever runs the teacher over the data.
+"""
+
+import csv
+from pathlib import Path
 
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
 import compress_engine as ce
-from compress_engine.playground import explain
-from pages import common
+from compress_engine.playground import explain, zoo
+from pages import charts, common
 
 common.through_app()
 
-TEACHER = "teacher-1200-1200"
-WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800, 1200, 1600, 2000)  # hidden units per student layer
-BLUE, ORANGE, GREEN, GREY, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#9467bd"
+TEACHER = "resnet-8"
+GRID_CSV = Path(__file__).resolve().parent.parent / "bench" / "results" / "distillation_grid.csv"
+GRID_TEST = 10_000  # the grid's errors are out of Fashion-MNIST's full test set
+WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800)  # hidden units in each of an MLP student's 2 layers
+CNN = "small CNN (ResNet-8, 8-16-32 channels)"
+BLUE, ORANGE, GREEN, RED, PURPLE, GREY = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.PURPLE, charts.GREY
 HINTON = explain.HINTON_MNIST
 
 
-@st.cache_data(show_spinner="The teacher reads the test set…")
-def teacher_test_logits(dataset_name):
-    """The teacher's logits for every test image (numpy, n × 10), computed once per dataset."""
-    return ce.logits(common.model(TEACHER), common.dataset().x("test")).numpy()
+@st.cache_resource(show_spinner="Reading the teacher's answers (computed once, kept on disk)…")
+def teacher_logits(name, dataset_name):
+    """{"train", "test"}: the teacher's logits on every image (zoo.cached_logits: on disk after the first time)."""
+    return zoo.cached_logits(name, common.dataset())
 
 
-def trained(recipe):
-    """The stored result of a training run of `recipe` from the teacher, or None if not trained yet."""
-    return st.session_state.get("trained", {}).get((TEACHER, recipe.to_json()))
+@st.cache_data(show_spinner=False)
+def grid_rows(mtime):
+    """bench/results/distillation_grid.csv as a list of dicts (re-read when the file changes)."""
+    with open(GRID_CSV, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def student_module(kind):
+    """The student module for compress(): the small CNN built from a fixed seed (so the same setting gives the same
+    student everywhere), or None for an MLP (the engine builds recipe.student_width's, seeded)."""
+    if kind != CNN:
+        return None
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return zoo.build(zoo.CNN_STUDENT)
+
+
+def student_label(kind, width):
+    return "cnn 8-16-32" if kind == CNN else f"{width}-{width}"
+
+
+def student_key(kind):
+    """The trained-results key of a student module (None for an MLP: the recipe's student_width names it)."""
+    return student_label(kind, 0) if kind == CNN else None
+
+
+def kept(teacher, recipe, kind):
+    """A trained student of this setting kept from any session (this one, another tab, an earlier day), or None."""
+    return common.cached_trained(recipe, start_from=teacher, student_key=student_key(kind))
+
+
+def train(teacher, recipe, kind, label):
+    """compress(teacher, recipe) into the chosen student through the shared training pool (common.train_run:
+    queue position, progress, live loss, Cancel; the result kept on disk). The teacher's cached logits go in,
+    so the run trains the student only. None (after saying why) if cancelled or failed."""
+    return common.train_run(recipe, label, start_from=teacher, student=student_module(kind),
+                            model_logits=teacher_logits(teacher, common.DATASET), student_key=student_key(kind))
+
+
+def mine_points(res_base, res_kd):
+    """The user's trained students (stored results) as chart points."""
+    out = []
+    for res, distilled in ((res_base, False), (res_kd, True)):
+        if res is not None:
+            r = ce.Recipe.from_json(res["recipe"])
+            mm = res["metrics"]
+            out.append({"name": f"yours: {name}, {r.distill_epochs} ep, "
+                                + (f"KD T = {r.temperature:g}" if distilled else "labels only"),
+                        "bytes": mm["artifact_bytes"], "errors": explain.test_errors(mm["accuracy"], n),
+                        "accuracy": mm["accuracy"], "color": BLUE if distilled else ORANGE, "epochs": r.distill_epochs})
+    return out
+
+
+def on_grid(points, rows):
+    """The user's students trained for as many epochs as the grid rows shown (only those compare with it)."""
+    return [m for m in points if rows and m["epochs"] == int(rows[0]["epochs"])]
+
+
+def show(col, res, other):
+    """A trained student's metrics (against `other`, the labels-only one, if given) and its Save button."""
+    mm = res["metrics"]
+    errs = explain.test_errors(mm["accuracy"], n)
+    with col:
+        a, b = st.columns(2)
+        a.metric("Test accuracy", f"{100 * mm['accuracy']:.2f} %",
+                 None if other is None else f"{100 * (mm['accuracy'] - other['metrics']['accuracy']):+.2f} pts")
+        b.metric(f"Test errors (of {n:,})", f"{errs:,}",
+                 None if other is None else f"{errs - explain.test_errors(other['metrics']['accuracy'], n):+,}",
+                 delta_color="inverse")
+        a.metric("Parameters", f"{mm['params']:,}", f"{mm['params'] / tcard['parameters']:.0%} of the teacher",
+                 delta_color="off", delta_arrow="off")
+        b.metric("Artifact size", common.kb(mm["artifact_bytes"]),
+                 f"{mm['artifact_bytes'] / tcard['dense_bytes']:.0%} of the teacher's", delta_color="off",
+                 delta_arrow="off")
+        common.save_button(res, "distill" if other is not None else "student (labels only)",
+                           key=f"distill_save_{'kd' if other is not None else 'base'}")
+
+
+def grid_chart(rows, mine=()):
+    """Test errors of each student (x: its size) on the labels alone and distilled at each T: mean over
+    seeds, bars from the best to the worst seed; MLPs as lines, the CNN student as diamonds; the teacher's
+    errors as a line. `mine`: the user's trained students, as stars."""
+    fig = go.Figure()
+    teacher_errors = int(rows[0]["teacher_errors"])
+    temps = sorted({r["T"] for r in rows}, key=lambda t: (t != "", float(t or 0)))
+    colors = {"": ORANGE, **{t: c for t, c in zip([t for t in temps if t], (BLUE, PURPLE, GREEN, RED, GREY))}}
+    for T in temps:
+        everyone = sorted((r for r in rows if r["T"] == T), key=lambda r: int(r["bytes"]))
+        how = "labels only" if not T else f"KD, T = {T}"
+        # the MLPs as one line over their widths; the CNN student (a different kind) as a lone diamond
+        for pts, cnn in (([r for r in everyone if not r["student"].startswith("cnn")], False),
+                         ([r for r in everyone if r["student"].startswith("cnn")], True)):
+            if not pts:
+                continue
+            mean = [float(r["errors_mean"]) for r in pts]
+            fig.add_scatter(
+                x=[int(r["bytes"]) / 1000 for r in pts], y=mean, mode="markers" if cnn else "lines+markers",
+                name=how + (" (CNN student)" if cnn else ""), legendgroup=how, showlegend=not cnn,
+                line=dict(color=colors[T], dash="dash" if not T else "solid"),
+                marker=dict(size=12 if cnn else 9, symbol="diamond" if cnn else "circle"),
+                error_y=dict(type="data", symmetric=False, array=[int(r["errors_max"]) - m for r, m in zip(pts, mean)],
+                             arrayminus=[m - int(r["errors_min"]) for r, m in zip(pts, mean)], thickness=1.2),
+                text=[r["student"] for r in pts], hovertemplate="%{text}: %{y:,.0f} errors<extra>" + how + "</extra>")
+    fig.add_hline(y=teacher_errors, line=dict(color=GREY, dash="dot"),
+                  annotation_text=f"teacher: {teacher_errors:,} errors", annotation_position="top left")
+    for m in mine:
+        fig.add_scatter(x=[m["bytes"] / 1000], y=[m["errors"]], mode="markers", name=m["name"],
+                        marker=dict(symbol="star", size=17, color=m["color"], line=dict(color="black", width=1)),
+                        hovertemplate="%{y:,} errors<extra>" + m["name"] + "</extra>")
+    charts.log_axis(fig, "x", [int(r["bytes"]) / 1000 for r in rows] + [m["bytes"] / 1000 for m in mine])
+    fig.update_layout(title="Measured: every student, with and without KD (mean of 3 seeds; bars: best to worst seed)",
+                      xaxis_title="student size (KB of float32 weights, log scale)", yaxis_title="test errors (of 10,000)",
+                      height=420, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def tradeoff_chart(groups):
+    """groups: (name, points, style) with points dicts of label, bytes, accuracy: size vs accuracy, log size axis."""
+    fig = go.Figure()
+    sizes = []
+    for gname, pts, style in groups:
+        if not pts:
+            continue
+        pts = sorted(pts, key=lambda p: p["bytes"])
+        sizes += [p["bytes"] for p in pts]
+        fig.add_scatter(x=[p["bytes"] / 1000 for p in pts], y=[100 * p["accuracy"] for p in pts], name=gname,
+                        mode=style.get("mode", "markers+text"), text=[p["label"] for p in pts],
+                        textposition="top center", textfont=dict(size=10),
+                        line=dict(color=style["color"], dash=style.get("dash")),
+                        marker=dict(size=style.get("size", 11), color=style["color"], symbol=style["symbol"],
+                                    line=dict(color="white", width=1)),
+                        hovertemplate="%{text}: %{x:,.1f} KB, %{y:.2f} %<extra>" + gname + "</extra>")
+    charts.log_axis(fig, "x", [b / 1000 for b in sizes])
+    fig.update_layout(title="Size vs accuracy: the teacher, the students and every sample model",
+                      xaxis_title="size (KB, log scale)", yaxis_title="test accuracy (%)",
+                      height=460, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
 
 
 def soft_target_chart(classes, table, log_y):
@@ -42,46 +189,52 @@ def soft_target_chart(classes, table, log_y):
     return fig
 
 
-def tradeoff_chart(points):
-    """points: dicts with name, bytes, accuracy, color, symbol: size vs accuracy on a log size axis."""
-    fig = go.Figure()
-    for p in points:
-        fig.add_scatter(x=[p["bytes"] / 1024], y=[100 * p["accuracy"]], mode="markers", name=p["name"],
-                        marker=dict(size=14, color=p["color"], symbol=p.get("symbol", "circle"),
-                                    line=dict(color="white", width=1)),
-                        hovertemplate="%{x:,.1f} KB, %{y:.2f} %<extra>" + p["name"] + "</extra>")
-    fig.update_xaxes(type="log")
-    fig.update_layout(title="Size vs accuracy", xaxis_title="size (KB, log scale)", yaxis_title="test accuracy (%)",
-                      height=400, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
-    return fig
-
-
 st.title("Distillation")
-st.caption(f"The teacher here is always the shipped **{TEACHER}** (784-1200-1200-10), not the sidebar's model "
-           f"({common.model_name()}); the sidebar's model only appears as a reference point on the size chart.")
+names = [c["name"] for c in ce.list_models()]
+if not names:
+    st.error("No sample models in sample_models/: rebuild them with `python -m compress_engine train resnet-8`.")
+    st.stop()
+teacher = st.selectbox("Teacher", names, index=names.index(TEACHER) if TEACHER in names else 0, key="distill_teacher",
+                       help="Any sample model can teach. The default, ResNet-8, is the most accurate; the grid "
+                            "below was measured with it.")
 try:
-    tcard = ce.model_card(TEACHER)
-    common.model(TEACHER)
+    tcard = ce.model_card(teacher)
+    common.model(teacher)
 except ce.CompressError as e:
-    st.error(f"The distillation teacher is not available: {e}")
+    st.error(f"The teacher {teacher} is not available: {e}")
     st.stop()
 data = common.dataset()
+logits = teacher_logits(teacher, common.DATASET)
+n = len(data.y("test"))
+t_errors = int((logits["test"].argmax(1) != data.y("test")).sum())
+st.caption(f"The teacher is chosen here, not in the sidebar (the sidebar's {common.model_name()} appears on the "
+           "size chart). Its answers on every training and test image were computed once and are read from disk.")
+
+c = st.columns(4)
+c[0].metric("Teacher parameters", f"{tcard['parameters']:,}")
+c[1].metric("Teacher size (float32)", common.kb(tcard["dense_bytes"]))
+c[2].metric("Teacher test accuracy", f"{100 * (1 - t_errors / n):.2f} %", help=f"on all {n:,} test images")
+c[3].metric(f"Teacher test errors (of {n:,})", f"{t_errors:,}")
 
 controls, explain_col = st.columns([1, 1.25], gap="large")
 with controls:
-    width = st.select_slider("Student width (hidden units in each of its 2 layers)", WIDTHS, value=800,
-                             key="distill_width", help="Hinton et al.'s MNIST student is 800-800.")
-    T = st.slider("Temperature T", 1.0, 20.0, 2.0, 0.5, key="distill_T",
-                  help="Higher T softens the teacher's answer so the small probabilities it gives to the "
-                       "wrong classes become visible to the student. With only a few epochs a mild T (2-4) "
-                       "works best; Hinton et al.'s high temperatures pay off over long training.")
-    alpha = st.slider("α: weight of the teacher's soft targets", 0.0, 1.0, 0.5, 0.05, key="distill_alpha",
-                      help="1 − α is the weight of the ordinary loss on the true labels. Measured here with an "
-                           "800-800 student and 2 epochs: 1,275 test errors on the labels alone, 1,229 distilled "
-                           "at T = 2, α = 0.5, but 1,264 at T = 4.")
-    epochs = st.slider("Training epochs", 1, 10, 2, 1, key="distill_epochs",
-                       help="For each of the two students. An 800-800 student takes about 7 s per epoch on "
-                            "2 idle cores; a 100-100 one about 2 s.")
+    kind = st.radio("Student", ["MLP", CNN], horizontal=True, key="distill_kind",
+                    help="An MLP of two hidden layers (Hinton et al.'s student is 800-800), or ResNet-8 at a "
+                         "quarter of the teacher's channels (19,810 parameters).")
+    width = st.select_slider("MLP student width (hidden units in each of its 2 layers)", WIDTHS, value=100,
+                             key="distill_width", disabled=kind == CNN,
+                             help="100-100 has 89,610 parameters (29 % of ResNet-8's); 800-800 has 1,276,810, more "
+                                  "than the teacher, though each image costs it 29x fewer multiply-adds.")
+    T = st.slider("Temperature T", 1.0, 20.0, 1.0, 0.5, key="distill_T",
+                  help="Higher T softens the teacher's answer so the small probabilities it gives to the wrong "
+                       "classes become visible to the student. With this teacher and these students T = 1 taught "
+                       "best and T = 4 made every MLP student worse (the grid), unlike Hinton et al.'s T = 20 on MNIST.")
+    alpha = st.slider("α: weight of the teacher's soft targets", 0.0, 1.0, 1.0, 0.05, key="distill_alpha",
+                      help="1 − α is the weight of the ordinary loss on the true labels. The grid uses α = 1: the "
+                           "teacher's soft targets only.")
+    epochs = st.slider("Training epochs", 1, 20, 5, 1, key="distill_epochs",
+                       help="For each of the two students; the grid was measured at 5 and 20. A 100-100 student "
+                            "takes about 1.3 s per epoch on one core, 800-800 about 8 s, the CNN about 25 s.")
 with explain_col:
     st.markdown(
         "**Knowledge distillation** (Hinton, Vinyals & Dean 2015) trains a small *student* network to copy "
@@ -97,29 +250,56 @@ with explain_col:
                f"{HINTON['teacher']} test errors; an {HINTON['student_width']}-{HINTON['student_width']} student "
                f"made {HINTON['student']} trained on the labels alone and {HINTON['distilled']} distilled.")
 
-c = st.columns(3)
-c[0].metric("Teacher parameters", f"{tcard['parameters']:,}")
-c[1].metric("Teacher size (float32)", common.kb(tcard["dense_bytes"]))
-c[2].metric("Teacher test accuracy", f"{100 * tcard['test_accuracy']:.2f} %", help=tcard["test_set"])
+# --- the measured grid: the lesson before any training ----------------------------------------------
+st.subheader("What KD does, measured: every student, with and without the teacher")
+rows = grid_rows(GRID_CSV.stat().st_mtime) if GRID_CSV.is_file() else []
+rows = [r for r in rows if r.get("teacher") == teacher]
+measured = sorted({int(r["epochs"]) for r in rows})
+if measured:  # the longest training first: that is where KD's gain shows
+    shown = st.radio("Students trained for", measured, index=len(measured) - 1, format_func=lambda e: f"{e} epochs",
+                     horizontal=True, key="distill_grid_epochs",
+                     help="The grid was measured at each of these; a student you train lands on the grid of its "
+                          "own number of epochs.")
+    rows = [r for r in rows if int(r["epochs"]) == shown]
+grid_slot = st.empty()
+kd = common.recipe(temperature=T, alpha=alpha, student_width=width, distill_epochs=epochs)
+if kd is None:
+    st.stop()
+# with α = 0 the soft-target term is multiplied by 0: T does not matter, so one baseline serves every T
+base = kd.replace(alpha=0.0, temperature=1.0)
+stored = kept(teacher, base, kind), kept(teacher, kd, kind)
+name = student_label(kind, width)
+best_T = ""
+if rows:
+    g = next(r for r in rows if r["T"])
+    best_T = min({r["T"] for r in rows if r["T"]},
+                 key=lambda t: sum(float(r["errors_mean"]) for r in rows if r["T"] == t))
+    st.caption(f"From `bench/distillation.py` (teacher {teacher}, {g['epochs']} epochs of Adam, α = {g['alpha']} "
+               f"for KD, seeds {g['seeds']}): each point is the mean of the seeds' test errors on the full test "
+               "set. Where the solid lines lie below the dashed one, the teacher's soft targets taught the student "
+               "more than the labels alone. Your own trained students appear as stars.")
+    grid_slot.plotly_chart(grid_chart(rows, on_grid(mine_points(*stored), rows)), width="stretch")
+else:
+    st.info(f"No measured grid for the teacher {teacher}: `python bench/distillation.py --teacher {teacher}` "
+            "writes it (the shipped one is for resnet-8).")
 
 # --- soft targets of one test image ---------------------------------------------------------------
 st.subheader("What the teacher teaches: soft targets")
-t_logits = teacher_test_logits(common.DATASET)
-n_test = len(t_logits)
+t_test = logits["test"].numpy()
 left, right = st.columns([1, 2.2], gap="medium")
 with left:
-    idx = st.number_input(f"Test image (0 to {n_test - 1:,})", 0, n_test - 1, 0, 1, key="distill_image")
+    idx = st.number_input(f"Test image (0 to {n - 1:,})", 0, n - 1, 0, 1, key="distill_image")
     truth = int(data.y("test")[idx])
     fig = px.imshow(data.x("test")[idx, 0].numpy(), binary_string=True, zmin=0, zmax=1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(height=260, margin=dict(l=0, r=0, t=10, b=0))
     st.plotly_chart(fig, width="stretch")
-    answer = int(t_logits[idx].argmax())
+    answer = int(t_test[idx].argmax())
     st.caption(f"True class: **{data.classes[truth]}**. Teacher's answer: **{data.classes[answer]}** "
                + ("✓" if answer == truth else "✗"))
 with right:
-    table = explain.soft_target_table(t_logits[idx], sorted({1.0, T}))
+    table = explain.soft_target_table(t_test[idx], sorted({1.0, T}))
     log_y = st.toggle("Log-scale probabilities (shows the tiny ones)", value=True, key="distill_log")
     st.plotly_chart(soft_target_chart(data.classes, table, log_y), width="stretch")
     p1, pT = table[1.0], table[T]
@@ -131,85 +311,74 @@ with right:
                 help="How spread out the soft targets are. 0 bits: all on one class; 3.32 bits: equal on all ten.")
 
 # --- train the student twice: labels only, and distilled ------------------------------------------
-st.subheader("Train the student, without and with distillation")
-kd = common.recipe(temperature=T, alpha=alpha, student_width=width, distill_epochs=epochs)
-if kd is None:
-    st.stop()
-# with α = 0 the soft-target term is multiplied by 0: T does not matter, so one baseline serves every T
-base = kd.replace(alpha=0.0, temperature=1.0)
-done_base, done_kd = trained(base), trained(kd)
-slot = st.empty()  # the buttons go once both students are trained
-b1, b2, _ = slot.container().columns([1.2, 0.6, 3])
-clicked = (done_base is None or done_kd is None) and b1.button(
+st.subheader("Train your own student, without and with distillation")
+done_base, done_kd = stored
+slot = st.empty()  # the button goes once both students are trained
+clicked = (done_base is None or done_kd is None) and slot.button(
     "Train student", type="primary", icon=":material/school:", key="distill_train",
     help="Trains the same student twice from the same seed: on the labels alone, then distilled. Each run is kept "
-         "for this session, so each setting trains only once.")
-stop = b2.empty()
-if clicked:
-    stop.button("Stop", icon=":material/stop:", key="distill_stop")
-elif st.session_state.get("distill_stop"):
-    st.info(common.STOPPED)
+         "on disk, so each setting trains only once, for every session.")
+# a rerun while this setting trains (another widget moved) follows its runs, which go on in the pool
+clicked = clicked or any(common.training(r, start_from=teacher, student_key=student_key(kind)) for r in (base, kd))
 
 left, right = st.columns(2, gap="large")
-left.markdown(f"**Without KD**: {width}-{width} student on the labels alone (α = 0)")
+left.markdown(f"**Without KD**: {name} student on the labels alone (α = 0)")
 right.markdown(f"**With KD**: same student, T = {T:g}, α = {alpha:g}")
+
+
+# the labels-only student shows as soon as it is trained, while the distilled one trains
 res_base, res_kd = done_base, done_kd
-if clicked:
+if clicked and res_base is None:
     with left:
-        res_base = common.train_run(base, "Student without KD", start_from=TEACHER)
-    if res_base is not None:
-        with right:
-            res_kd = common.train_run(kd, "Student with KD", start_from=TEACHER)
+        res_base = train(teacher, base, kind, "Student without KD")
+if res_base is not None:
+    show(left, res_base, None)
+if clicked and res_base is not None and res_kd is None:
+    with right:
+        res_kd = train(teacher, kd, kind, "Student with KD")
 if res_base is not None and res_kd is not None:
+    show(right, res_kd, res_base)
     slot.empty()
-
+mine = mine_points(res_base, res_kd)
+if rows and clicked and on_grid(mine, rows):  # redraw the grid with the new stars
+    grid_slot.plotly_chart(grid_chart(rows, on_grid(mine, rows)), width="stretch")
+if rows and mine and not on_grid(mine, rows):
+    st.caption(f"Your students trained for {epochs} epoch{'s' if epochs > 1 else ''}: "
+               + (f"choose {epochs} epochs above the grid to see them on it." if epochs in measured else
+                  f"the grid was measured at {' and '.join(map(str, measured))} epochs; they are on the size chart below."))
 if res_base is None or res_kd is None:
-    st.info(f"Press **Train student** to train the {width}-{width} student for {epochs} epoch"
-            f"{'s' if epochs > 1 else ''}, twice. Until then, the soft targets above are what the distilled "
-            "student would learn from.")
-    st.stop()
-
-n = len(data.y("test"))
-for col, res, other in ((left, res_base, None), (right, res_kd, res_base)):
-    mm = res["metrics"]
-    errs = explain.test_errors(mm["accuracy"], n)
-    with col:
-        a, b = st.columns(2)
-        a.metric("Test accuracy", f"{100 * mm['accuracy']:.2f} %",
-                 None if other is None else f"{100 * (mm['accuracy'] - other['metrics']['accuracy']):+.2f} pts")
-        b.metric(f"Test errors (of {n:,})", f"{errs:,}",
-                 None if other is None else f"{errs - explain.test_errors(other['metrics']['accuracy'], n):+,}",
-                 delta_color="inverse")
-        a.metric("Parameters", f"{mm['params']:,}", f"{mm['params'] / tcard['parameters']:.1%} of the teacher",
-                 delta_color="off", delta_arrow="off")
-        b.metric("Artifact size", common.kb(mm["artifact_bytes"]), f"{mm['ratio']:,.1f}× smaller than the teacher",
-                 delta_color="off", delta_arrow="off")
-        common.save_button(res, "distill" if other is not None else "student (labels only)",
-                           key=f"distill_save_{'kd' if other is not None else 'base'}")
-
-left, right = st.columns([1.4, 1], gap="large")
-with left:
-    dense = common.run(ce.Recipe(), spinner="Evaluating the sidebar's model…")
-    points = [{"name": f"teacher {TEACHER.split('-', 1)[1]}", "bytes": tcard["dense_bytes"],
-               "accuracy": res_kd["metrics"]["dense_accuracy"], "color": GREY, "symbol": "diamond"},
-              {"name": f"student {width}-{width}, labels only", "bytes": res_base["metrics"]["artifact_bytes"],
-               "accuracy": res_base["metrics"]["accuracy"], "color": ORANGE},
-              {"name": f"student {width}-{width}, distilled", "bytes": res_kd["metrics"]["artifact_bytes"],
-               "accuracy": res_kd["metrics"]["accuracy"], "color": BLUE, "symbol": "star"}]
-    if dense is not None:
-        points.append({"name": f"{common.model_name()} (dense)", "bytes": dense["metrics"]["artifact_bytes"],
-                       "accuracy": dense["metrics"]["accuracy"], "color": GREEN, "symbol": "square"})
-    st.plotly_chart(tradeoff_chart(points), width="stretch")
-with right:
-    teacher_errs = explain.test_errors(res_kd["metrics"]["dense_accuracy"], n)
+    st.info(f"Press **Train student** to train the {name} student for {epochs} epoch{'s' if epochs > 1 else ''}, "
+            "twice; both land on the grid above as stars.")
+else:
     st.markdown("**Test errors, theirs and ours**")
-    rows = [("teacher", HINTON["teacher"], teacher_errs),
-            ("student, labels only", HINTON["student"], explain.test_errors(res_base["metrics"]["accuracy"], n)),
-            ("student, distilled", HINTON["distilled"], explain.test_errors(res_kd["metrics"]["accuracy"], n))]
-    st.markdown(f"| | Hinton et al., MNIST | here, {data.name} |\n|---|--:|--:|\n"
-                + "\n".join(f"| {name} | {theirs:,} | {ours:,} |" for name, theirs, ours in rows))
-    st.caption(f"Hinton et al.: 800-800 student, {HINTON['test_images']:,} MNIST test images, long training. "
-               f"Here: a {width}-{width} student trained {epochs} epoch{'s' if epochs > 1 else ''} on "
-               f"{len(data.y('train')):,} images, scored on {n:,} test images. Fashion-MNIST is harder than MNIST, "
-               "so everyone makes more errors; what to look at is the gap KD closes between the student and "
-               "the teacher.")
+    hinton = [("teacher", HINTON["teacher"], t_errors),
+              ("student, labels only", HINTON["student"], explain.test_errors(res_base["metrics"]["accuracy"], n)),
+              ("student, distilled", HINTON["distilled"], explain.test_errors(res_kd["metrics"]["accuracy"], n))]
+    st.markdown(f"| | Hinton et al., MNIST (1200-1200 → 800-800) | here, {data.name} ({teacher} → {name}) |\n"
+                "|---|--:|--:|\n" + "\n".join(f"| {k} | {theirs:,} | {ours:,} |" for k, theirs, ours in hinton))
+    st.caption("What to compare is the share of the student-teacher gap that KD closes, not the error counts: "
+               "Fashion-MNIST is much harder than MNIST.")
+
+# --- size vs accuracy: teacher, students, every sample model ------------------------------------------
+cards = ce.list_models()
+models = [{"label": c["name"], "bytes": c["dense_bytes"], "accuracy": c["test_accuracy"]} for c in cards
+          if c["name"] != teacher]
+grid_pts = {T: [{"label": r["student"], "bytes": int(r["bytes"]), "accuracy": 1 - float(r["errors_mean"]) / GRID_TEST}
+                for r in rows if r["T"] == T and not r["student"].startswith("cnn")] for T in ("", best_T)}
+cnn_pts = [{"label": f"{r['student']}, " + (f"KD T = {r['T']}" if r["T"] else "labels"), "bytes": int(r["bytes"]),
+            "accuracy": 1 - float(r["errors_mean"]) / GRID_TEST}
+           for r in rows if r["student"].startswith("cnn") and r["T"] in ("", best_T)]
+groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accuracy": tcard["test_accuracy"]}],
+           {"color": RED, "symbol": "diamond", "size": 16}),
+          ("other sample models", models, {"color": GREY, "symbol": "square"}),
+          (f"students, labels only ({rows[0]['epochs']} epochs, mean of seeds)" if rows else "", grid_pts[""],
+           {"color": ORANGE, "symbol": "circle", "mode": "lines+markers+text", "dash": "dash", "size": 9}),
+          (f"students, KD T = {best_T} (mean of seeds)" if rows else "", grid_pts[best_T] if best_T else [],
+           {"color": BLUE, "symbol": "star", "mode": "lines+markers", "size": 11}),
+          ("CNN student (mean of seeds)", cnn_pts, {"color": GREEN, "symbol": "diamond", "size": 11}),
+          ("yours", [{"label": m["name"].removeprefix("yours: "), "bytes": m["bytes"], "accuracy": m["accuracy"]}
+                     for m in mine], {"color": "black", "symbol": "star-open", "size": 16})]
+st.plotly_chart(tradeoff_chart(groups), width="stretch")
+st.caption("Sizes are the float32 bytes of each model's weights (students you train: their artifact's bytes). MLP "
+           "students up to 300-300 are smaller than ResNet-8; 800-800 is 4x larger in bytes, yet needs 29x fewer "
+           "multiply-adds per image (1.3 M against 37 M). The distilled students are drawn at the grid's best T.")

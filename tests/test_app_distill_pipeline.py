@@ -5,11 +5,15 @@ buttons (distil two students; fine-tune the pipeline) run on a tiny IDX slice of
 selected through pages.common.DATASET, so they take seconds.
 """
 
+import csv
+import statistics
+from pathlib import Path
+
 import compress_engine as ce
 from test_app import metric, number, page
 
 from compress_engine import Recipe
-TEACHER = "teacher-1200-1200"
+TEACHER = "resnet-8"
 
 
 def metrics(at, label):
@@ -20,16 +24,33 @@ def charts(at):
     return at.get("plotly_chart")
 
 
+def chart_text(at):
+    """Every plotly figure of the page as one JSON string (trace names, tick labels, titles)."""
+    return " ".join(c.proto.spec for c in charts(at))
+
+
 # --- distillation ---------------------------------------------------------------------------------
 
-def test_distillation_soft_targets_follow_the_temperature(fmnist):
+def test_distillation_shows_the_measured_grid_before_any_training(fmnist):
     at = page("distillation", model="lenet-5")
     assert not at.error
-    assert any(TEACHER in c.value and "not the sidebar's model" in c.value for c in at.caption)
-    assert metric(at, "Teacher parameters") == "2,395,210"
+    assert at.selectbox(key="distill_teacher").value == TEACHER
+    assert metric(at, "Teacher parameters") == f"{ce.param_count(ce.load_model(TEACHER)):,}"
+    assert number(metric(at, "Teacher test accuracy")) >= 93.5
     assert any("KL" in x.value and "CE" in x.value for x in at.latex)
     assert any("146" in c.value and "74" in c.value and "67" in c.value for c in at.caption)
-    assert at.select_slider(key="distill_width").value == 800
+    assert at.select_slider(key="distill_width").value == 100 and at.slider(key="distill_T").value == 1.0
+    assert at.radio(key="distill_grid_epochs").value == 20  # the longest training first: where KD's gain shows
+    # image, soft targets, the bench's grid and the size chart: all there before any training
+    assert len(charts(at)) == 4 and not metrics(at, "Test accuracy")
+    text = chart_text(at)
+    assert "labels only" in text and "KD, T = 1" in text and "teacher:" in text and "800-800" in text
+    at.radio(key="distill_grid_epochs").set_value(5).run()  # 5 epochs: every T, and the CNN student
+    text = chart_text(at)
+    assert not at.exception and "KD, T = 2" in text and "KD, T = 4" in text and "cnn 8-16-32" in text
+    for name in ("lenet-300-100", "lenet-5", "teacher-1200-1200", TEACHER):  # every sample model on the size chart
+        assert name in text
+    assert "KB" in text and "MB" in text and '"type":"log"' in text.replace(" ", "")
 
     at.slider(key="distill_T").set_value(1.0).run()
     assert not at.exception
@@ -39,7 +60,6 @@ def test_distillation_soft_targets_follow_the_temperature(fmnist):
     assert not at.exception
     soft = number(metric(at, "Top class at chosen T"))
     assert soft < sharp and number(metric(at, "Entropy at chosen T")) > 1.0
-    assert len(charts(at)) == 2  # the image and the soft targets (no training results yet)
 
     at.number_input(key="distill_image").set_value(1).run()  # test image 1 is a pullover
     at.toggle(key="distill_log").set_value(True).run()
@@ -47,13 +67,17 @@ def test_distillation_soft_targets_follow_the_temperature(fmnist):
     assert any("True class: **Pullover**" in c.value for c in at.caption)
     assert at.button(key="distill_train") and not metrics(at, "Test accuracy")
 
+    at.selectbox(key="distill_teacher").set_value("lenet-5").run()  # any sample model can teach
+    assert not at.exception and not at.error and metric(at, "Teacher parameters") == "431,080"
+    assert any("No measured grid" in i.value for i in at.info)
+
 
 def test_distillation_trains_both_students(tiny):
     at = page("distillation")
     at.select_slider(key="distill_width").set_value(30)
     at.slider(key="distill_epochs").set_value(1)
     at.slider(key="distill_T").set_value(8.0).run()
-    assert not at.exception and metric(at, "Teacher parameters") == "2,395,210"
+    assert not at.exception and at.selectbox(key="distill_teacher").value == TEACHER
 
     at.button(key="distill_train").click().run()
     assert not at.exception and not at.error
@@ -62,7 +86,9 @@ def test_distillation_trains_both_students(tiny):
     errs = metrics(at, "Test errors (of 500)")
     assert len(errs) == 2 and all(0 <= number(e) <= 500 for e in errs)
     assert metrics(at, "Parameters") == ["24,790"] * 2  # 784·30 + 30 + 30·30 + 30 + 30·10 + 10
-    assert len(charts(at)) == 3  # + the size-vs-accuracy chart
+    # 1 epoch is not on the measured grid (5 and 20): the students are on the size chart, and the page says why
+    assert "30-30, 1 ep, labels only" in chart_text(at) and "30-30, 1 ep, KD T = 8" in chart_text(at)
+    assert any("trained for 1 epoch:" in c.value and "5 and 20" in c.value for c in at.caption)
     assert any("Hinton et al., MNIST" in x.value and "| 146 |" in x.value for x in at.markdown)
     at.run()  # a rerun shows the stored students; nothing left to train
     assert not at.exception and len(metrics(at, "Test errors (of 500)")) == 2
@@ -70,9 +96,48 @@ def test_distillation_trains_both_students(tiny):
 
     # a new temperature needs a new distilled student, but the labels-only one is reused (α = 0)
     at.slider(key="distill_T").set_value(4.0).run()
-    assert not at.exception and not metrics(at, "Test accuracy")
+    assert not at.exception and len(metrics(at, "Test accuracy")) == 1  # the labels-only student, kept
     at.button(key="distill_train").click().run()
     assert not at.exception and len(at.session_state["trained"]) == 3
+
+    # the small CNN student: ResNet-8 at 8-16-32 channels, BatchNorm folded once trained
+    at.radio(key="distill_kind").set_value(at.radio(key="distill_kind").options[1]).run()
+    at.button(key="distill_train").click().run()
+    assert not at.exception and not at.error and len(at.session_state["trained"]) == 5
+    params = {number(p) for p in metrics(at, "Parameters")}
+    assert len(params) == 1 and 15_000 < params.pop() < 20_000
+
+
+def test_your_students_land_on_the_grid_of_their_epochs(tiny):
+    at = page("distillation")
+    at.select_slider(key="distill_width").set_value(30)
+    at.slider(key="distill_epochs").set_value(5)
+    at.radio(key="distill_grid_epochs").set_value(5).run()
+    at.button(key="distill_train").click().run()
+    assert not at.exception and not at.error
+    text = chart_text(at)
+    assert "yours: 30-30, 5 ep, labels only" in text and "yours: 30-30, 5 ep, KD T = 1" in text  # stars on the grid
+    at.radio(key="distill_grid_epochs").set_value(20).run()  # the 20-epoch grid: not theirs, so no stars on it
+    assert "yours: 30-30" not in chart_text(at) and any("choose 5 epochs" in c.value for c in at.caption)
+
+
+def test_the_pages_grid_is_the_benchs_runs():
+    """bench/results/distillation_grid.csv, which the page draws, is what bench/distillation.py measured: each
+    point is the mean, min and max of its seeds' runs in distillation.csv, and the teacher's errors are its own."""
+    results = Path(__file__).resolve().parent.parent / "bench" / "results"
+    with open(results / "distillation.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    with open(results / "distillation_grid.csv", newline="") as f:
+        grid = list(csv.DictReader(f))
+    teacher = next(r for r in runs if r["study"] == "teacher")
+    assert grid and {g["student"] for g in grid} >= {"30-30", "100-100", "300-300", "800-800", "cnn 8-16-32"}
+    for g in grid:
+        errs = [int(r["test_errors"]) for r in runs if r["study"] == "grid" and r["student"] == g["student"]
+                and r["T"] == g["T"] and r["epochs"] == g["epochs"]]
+        assert len(errs) == len(g["seeds"].split()) >= 3, g
+        assert (float(g["errors_mean"]), int(g["errors_min"]), int(g["errors_max"])) == (
+            round(statistics.mean(errs), 1), min(errs), max(errs)), g
+        assert g["teacher_errors"] == teacher["test_errors"] and g["teacher"] == teacher["student"]
 
 
 # --- pipeline -------------------------------------------------------------------------------------

@@ -360,7 +360,7 @@ EXTREMES = {  # page -> states, each a list of (widget kind, key, value) set bef
         [("select_slider", "quant_bits", 2)],
     ],
     "distillation": [
-        [("select_slider", "distill_width", 2000), ("slider", "distill_T", 20.0), ("slider", "distill_alpha", 1.0),
+        [("select_slider", "distill_width", 800), ("slider", "distill_T", 20.0), ("slider", "distill_alpha", 1.0),
          ("slider", "distill_epochs", 10), ("number_input", "distill_image", 499)],
         [("select_slider", "distill_width", 10), ("slider", "distill_T", 1.0), ("slider", "distill_alpha", 0.0),
          ("slider", "distill_epochs", 1), ("number_input", "distill_image", 0)],
