@@ -30,6 +30,11 @@ many saw a queue position), page-open p95, the server's peak RSS (VmHWM of its p
 the whole machine used while the sessions ran (in cores: the browser's own rendering runs on the same 2 cores)
 and the load average; writes bench/results/load.csv (--name). Goal at N = 30 on 2 cores: 0 errors, p95 <= 2 s,
 RSS <= 6 GB. Bounded: at most MAX_SESSIONS sessions, loopback only, every wait has a timeout.
+
+Read the CPU columns before the latencies: N Chromium pages render their Plotly charts on the same 2 cores as the
+server. Measured on 1 Dec (other benchmarks running too, load average 6-33), the server used 0.17-0.27 cores at
+every N while the machine was at 1.8-2.0: the latencies and the N = 30 timeouts were the clients' and the other
+processes' CPU, not the server's.
 """
 
 import argparse
