@@ -74,12 +74,18 @@ PROBLEMS = ("() => [...document.querySelectorAll('[data-testid=\"stException\"],
 SLIDER_STATE = "el => [Number(el.value), Number(el.min), Number(el.max)]"  # a slider's <input type="range">
 
 
+def epochs_text(verb, n):
+    """The Pipeline page's words for n epochs: "Fine-tune 1 epoch", "Fine-tuned 3 epochs"."""
+    return f"{verb} {n} epoch" + ("s" if n > 1 else "")
+
+
 class Session:
     """One browser session (its own context: its own Streamlit session) and what it measured."""
 
     def __init__(self, index, browser, url, args):
         self.index, self.browser, self.url, self.args = index, browser, url, args
         self.deadline = None  # --seconds after its page opened (and its fine-tune finished)
+        self.epochs = 1  # of its fine-tune (start_finetune)
         self.finetunes = index % FINETUNE_EVERY == FINETUNE_EVERY - 1 and not args.no_finetune
         self.page_name = "pruning" if self.finetunes else SLIDER_PAGES[index % len(SLIDER_PAGES)]
         self.rng = random.Random(index)
@@ -196,21 +202,23 @@ class Session:
         await self.page.get_by_text("Sparsity: share of weights").first.wait_for()
         await self.page.wait_for_function(IDLE, polling=50)
 
-    async def start_finetune(self, steps):
-        """On Pipeline: sparsity `steps` to the right, Fine-tune epochs 1, press the button -> when pressed."""
+    async def start_finetune(self, steps, n_epochs=1):
+        """On Pipeline: sparsity `steps` to the right, Fine-tune epochs `n_epochs`, press the button -> when pressed."""
         await self.open("pipeline")
         sparsity = self.page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]').first
         for _ in range(steps):
             await self.press(sparsity, "ArrowRight", measure=False)
         epochs = self.page.locator('[data-testid="stSlider"]', has_text="Fine-tune epochs").locator('input[type="range"]')
-        await self.press(epochs, "ArrowRight", measure=False)
+        for _ in range(n_epochs):
+            await self.press(epochs, "ArrowRight", measure=False)
+        self.epochs = n_epochs
         t = time.perf_counter()
-        await self.page.get_by_role("button", name="Fine-tune 1 epoch").click()
+        await self.page.get_by_role("button", name=epochs_text("Fine-tune", n_epochs)).click()
         return t
 
     async def follow_finetune(self, t, cancel_if_queued=False):
         """Wait for the fine-tuned result (noting a queue position on the way), or press Cancel once queued."""
-        done = self.page.get_by_text("Fine-tuned 1 epoch", exact=False).first
+        done = self.page.get_by_text(epochs_text("Fine-tuned", self.epochs), exact=False).first
         end = t + self.args.timeout * 5
         while not await done.is_visible():
             if time.perf_counter() > end:
@@ -234,7 +242,7 @@ class Session:
         t = time.perf_counter()
         await self.page.get_by_role("button", name="Cancel").click()
         await self.settled(t)
-        await self.page.get_by_role("button", name="Fine-tune 1 epoch").wait_for()
+        await self.page.get_by_role("button", name=epochs_text("Fine-tune", self.epochs)).wait_for()
         if await self.page.locator('[data-testid="stProgress"]').count():
             self.error("a progress bar is still shown after Cancel")
         self.cancelled = True

@@ -338,9 +338,16 @@ def warm_dense():
 
 
 def headline(recipe, spinner="Compressing…", label=None, key=None):
-    """Run `recipe`, draw its metric cards against the dense model and a Save button; return (run, dense)."""
+    """Run `recipe`, draw its metric cards against the dense model and a Save button; return (run, dense).
+    A recipe that trains goes through train_run (the training queue, progress, live loss, Cancel; kept on disk);
+    cancelled or failed, the page stops there, after train_run has said why."""
     base = dense()
-    res = run(recipe, spinner)
+    if recipe is not None and trained.trains(recipe):
+        res = train_run(recipe, label=spinner.rstrip("…"))
+        if res is None:
+            st.stop()
+    else:
+        res = run(recipe, spinner)
     metric_cards(res["metrics"], base["metrics"])
     save_button(res, label or "+".join(recipe.techniques()), key=key)
     return res, base
@@ -474,7 +481,7 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
     else:  # a run that fails half-way is a message, never a traceback
         e = job.error
         st.error(f"{label} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of the run was kept; "
-                 "press the button to try again.")
+                 "start it again to retry.")
     return None
 
 
@@ -533,6 +540,9 @@ def _cancel_training(key):
         job.cancel()
 
 
+YIELD_EVERY = 0.5  # s: the longest a followed run goes without a message to the browser
+
+
 def _follow_training(job, label, key, cancel_key):
     """Show `job` until it is finished: its place in line, then a progress bar and the loss curve; and a Cancel
     button. Redraws only what changed. Any widget's rerun interrupts this (the job goes on in the pool).
@@ -549,7 +559,7 @@ def _follow_training(job, label, key, cancel_key):
         st.button("Cancel", key=cancel_key, icon=":material/cancel:", on_click=_cancel_training, args=(key,),
                   help="Stop waiting for this run. It stops, and nothing of it is kept, unless another session "
                        "is waiting for the same run.")
-    shown, points = None, 0
+    shown, points, sent = None, 0, 0.0
     while True:
         ahead, p = job.ahead(), job.progress
         others = job.submitters - 1
@@ -563,9 +573,9 @@ def _follow_training(job, label, key, cancel_key):
                     f"{label}: step {p.step:,} of {p.total:,}"
                     + (f", loss {p.loss:.3f}" if p.loss is not None else "")
                     + (f", test accuracy {100 * p.acc:.1f} %" if p.acc is not None else "") + shared)
-        if view != shown:
-            bar.progress(*view)
-            shown = view
+        if view != shown or time.monotonic() - sent > YIELD_EVERY:
+            bar.progress(*view)  # also a yield point: with runner.fastReruns off, a rerun (Cancel) waits for one
+            shown, sent = view, time.monotonic()
         losses = job.losses
         if len(losses) != points and len(losses) > 1:
             points = len(losses)

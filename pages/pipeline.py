@@ -138,20 +138,16 @@ tuned = None
 if epochs:
     tuned = common.cached_trained(recipe)  # kept on disk: trained once, by anyone, it shows at once
     if tuned is None:
-        slot = st.empty()  # the buttons go once the run is done
-        b1, b2, _ = slot.container().columns([1.3, 0.5, 3])
-        clicked = b1.button(f"Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}", type="primary",
-                            icon=":material/model_training:", key="pipe_train",
-                            help="Runs the whole recipe with fine-tuning. The result is kept on this server, "
-                                 "so a reload, another tab or another student sees it at once.")
-        stop = b2.empty()
-        if clicked:
-            stop.button("Stop", icon=":material/stop:", key="pipe_stop")
+        slot = st.empty()  # the button goes once the run is done
+        clicked = slot.button(f"Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}", type="primary",
+                              icon=":material/model_training:", key="pipe_train",
+                              help="Runs the whole recipe with fine-tuning, in the server's training queue (with "
+                                   "its progress and a Cancel button). The result is kept on this server, so a "
+                                   "reload, another tab or another student sees it at once.")
+        if clicked or common.training(recipe) is not None:  # a rerun while it trains keeps following it
             tuned = common.train_run(recipe, label="Fine-tuning")
             if tuned is not None:
                 slot.empty()
-        elif st.session_state.get("pipe_stop"):
-            st.info(common.STOPPED)
 run = tuned or common.run(post, spinner="Compressing…")
 if run is None:
     st.stop()

@@ -128,7 +128,7 @@ def test_pruning_fine_tune_failure_is_a_message(tiny, store, monkeypatch):
     monkeypatch.setattr(pipeline, "fit", broken_fit)
     at.toggle(key="prune_finetune").set_value(True).run()
     assert_clean(at)
-    assert any(e.startswith("Fine-tuning failed") and "simulated failure" in e for e in errors(at)), errors(at)
+    assert any(e.startswith("Fine-tuning 1 epoch failed") and "simulated failure" in e for e in errors(at)), errors(at)
     assert store.count() == 0
     monkeypatch.undo()
     at.run()

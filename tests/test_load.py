@@ -60,7 +60,7 @@ def test_a_second_fine_tune_shows_its_queue_place_and_cancels(chromium, fmnist):
                 first, second = (load.Session(i, browser, url, args) for i in (4, 9))
                 for s in (first, second):
                     await s.start()
-                t1 = await first.start_finetune(1)
+                t1 = await first.start_finetune(1, n_epochs=5)  # long enough for the second to queue behind it
                 await first.page.get_by_text("Fine-tuning: step").first.wait_for(timeout=120_000)  # it runs
                 t2 = await second.start_finetune(2)
                 await second.follow_finetune(t2, cancel_if_queued=True)
