@@ -243,7 +243,10 @@ class Session:
         await self.page.get_by_role("button", name="Cancel").click()
         await self.settled(t)
         await self.page.get_by_role("button", name=epochs_text("Fine-tune", self.epochs)).wait_for()
-        if await self.page.locator('[data-testid="stProgress"]').count():
+        try:  # the interrupted run's finish can come before the rerun's: wait for the rerun to clear the bar
+            await self.page.locator('[data-testid="stProgress"]').first.wait_for(
+                state="detached", timeout=1000 * self.args.timeout)
+        except Exception:
             self.error("a progress bar is still shown after Cancel")
         self.cancelled = True
         await self.check_page()
