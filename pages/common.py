@@ -239,15 +239,7 @@ def _trained_key(model_name, recipe_json, dataset_name, weights_id):
 
 def _trained_hit(model_name, recipe_json, dataset_name, weights_id):
     """A trained result from disk, packed like _pack's (weights decoded from its artifact), or None."""
-    hit = trained.TrainedCache().get(_trained_key(model_name, recipe_json, dataset_name, weights_id))
-    if hit is None:
-        return None
-    try:
-        weights = {n: t.numpy() for n, t in ce.decode(hit["artifact"]).items()}
-    except ce.CompressError:  # a damaged file: train again
-        return None
-    return {"recipe": recipe_json, "model": model_name, "metrics": hit["metrics"], "artifact": hit["artifact"],
-            "timings": hit["timings"], "history": hit["history"], "weights": weights}
+    return _trained_from_disk(_trained_key(model_name, recipe_json, dataset_name, weights_id), model_name, recipe_json)
 
 
 def _keep_trained(model_name, recipe, dataset_name, weights_id, res):
