@@ -64,7 +64,7 @@ _cache = {}
 
 
 def label(s):
-    return "cnn 8-16-32" if s == CNN else f"{s}-{s}"
+    return zoo.CNN_STUDENT_NAME if s == CNN else f"{s}-{s}"
 
 
 def jittered(x):
@@ -98,7 +98,7 @@ def train_one(teacher, study, s, T, alpha, seed, epochs, transfer, jitter_path):
     x_test, y_test = data.x("test"), data.y("test")
     n = len(y_test)
     torch.manual_seed(seed)
-    student = zoo.build(zoo.CNN_STUDENT) if s == CNN else student_mlp(s, data)
+    student = zoo.cnn_student(seed) if s == CNN else student_mlp(s, data)
     t0 = time.process_time()
     distill(None, student, data, temperature=T or 1, alpha=alpha, epochs=epochs, lr=LR, seed=seed,
             teacher_logits=tl)

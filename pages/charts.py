@@ -108,3 +108,64 @@ def mask(image, title, block=(1, 1), height=HEIGHT + 40):
         hovertemplate="outputs %{y}…, inputs %{x}…: %{z} % kept<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, title, "input (column of the weight matrix)", "output unit (row)", height)
+
+
+def distill_grid(rows, mine=()):
+    """Test errors of each student (x: its size) on the labels alone and distilled at each T: mean over
+    seeds, bars from the best to the worst seed; MLPs as lines, the CNN student as diamonds; the teacher's
+    errors as a line. `mine`: the user's trained students, as stars."""
+    fig = go.Figure()
+    teacher_errors = int(rows[0]["teacher_errors"])
+    temps = sorted({r["T"] for r in rows}, key=lambda t: (t != "", float(t or 0)))
+    colors = {"": ORANGE, **{t: c for t, c in zip([t for t in temps if t], (BLUE, PURPLE, GREEN, RED, GREY))}}
+    for T in temps:
+        everyone = sorted((r for r in rows if r["T"] == T), key=lambda r: int(r["bytes"]))
+        how = "labels only" if not T else f"KD, T = {T}"
+        # the MLPs as one line over their widths; the CNN student (a different kind) as a lone diamond
+        for pts, cnn in (([r for r in everyone if not r["student"].startswith("cnn")], False),
+                         ([r for r in everyone if r["student"].startswith("cnn")], True)):
+            if not pts:
+                continue
+            mean = [float(r["errors_mean"]) for r in pts]
+            fig.add_scatter(
+                x=[int(r["bytes"]) / 1000 for r in pts], y=mean, mode="markers" if cnn else "lines+markers",
+                name=how + (" (CNN student)" if cnn else ""), legendgroup=how, showlegend=not cnn,
+                line=dict(color=colors[T], dash="dash" if not T else "solid"),
+                marker=dict(size=12 if cnn else 9, symbol="diamond" if cnn else "circle"),
+                error_y=dict(type="data", symmetric=False, array=[int(r["errors_max"]) - m for r, m in zip(pts, mean)],
+                             arrayminus=[m - int(r["errors_min"]) for r, m in zip(pts, mean)], thickness=1.2),
+                text=[r["student"] for r in pts], hovertemplate="%{text}: %{y:,.0f} errors<extra>" + how + "</extra>")
+    fig.add_hline(y=teacher_errors, line=dict(color=GREY, dash="dot"),
+                  annotation_text=f"teacher: {teacher_errors:,} errors", annotation_position="top left")
+    for m in mine:
+        fig.add_scatter(x=[m["bytes"] / 1000], y=[m["errors"]], mode="markers", name=m["name"],
+                        marker=dict(symbol="star", size=17, color=m["color"], line=dict(color="black", width=1)),
+                        hovertemplate="%{y:,} errors<extra>" + m["name"] + "</extra>")
+    log_axis(fig, "x", [int(r["bytes"]) / 1000 for r in rows] + [m["bytes"] / 1000 for m in mine])
+    fig.update_layout(title="Measured: every student, with and without KD (mean of 3 seeds; bars: best to worst seed)",
+                      xaxis_title="student size (KB of float32 weights, log scale)", yaxis_title="test errors (of 10,000)",
+                      height=420, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def size_accuracy(groups):
+    """groups: (name, points, style) with points dicts of label, bytes, accuracy: size vs accuracy, log size axis."""
+    fig = go.Figure()
+    sizes = []
+    for gname, pts, style in groups:
+        if not pts:
+            continue
+        pts = sorted(pts, key=lambda p: p["bytes"])
+        sizes += [p["bytes"] for p in pts]
+        fig.add_scatter(x=[p["bytes"] / 1000 for p in pts], y=[100 * p["accuracy"] for p in pts], name=gname,
+                        mode=style.get("mode", "markers+text"), text=[p["label"] for p in pts],
+                        textposition="top center", textfont=dict(size=10),
+                        line=dict(color=style["color"], dash=style.get("dash")),
+                        marker=dict(size=style.get("size", 11), color=style["color"], symbol=style["symbol"],
+                                    line=dict(color="white", width=1)),
+                        hovertemplate="%{text}: %{x:,.1f} KB, %{y:.2f} %<extra>" + gname + "</extra>")
+    log_axis(fig, "x", [b / 1000 for b in sizes])
+    fig.update_layout(title="Size vs accuracy: the teacher, the students and every sample model",
+                      xaxis_title="size (KB, log scale)", yaxis_title="test accuracy (%)",
+                      height=460, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig

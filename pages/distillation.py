@@ -12,7 +12,6 @@ from pathlib import Path
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
 import compress_engine as ce
 from compress_engine.playground import explain, zoo
@@ -25,7 +24,7 @@ GRID_CSV = Path(__file__).resolve().parent.parent / "bench" / "results" / "disti
 GRID_TEST = 10_000  # the grid's errors are out of Fashion-MNIST's full test set
 WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800)  # hidden units in each of an MLP student's 2 layers
 CNN = "small CNN (ResNet-8, 8-16-32 channels)"
-BLUE, ORANGE, GREEN, RED, PURPLE, GREY = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.PURPLE, charts.GREY
+BLUE, ORANGE, GREEN, RED, GREY = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.GREY
 HINTON = explain.HINTON_MNIST
 
 
@@ -45,15 +44,11 @@ def grid_rows(mtime):
 def student_module(kind):
     """The student module for compress(): the small CNN built from a fixed seed (so the same setting gives the same
     student everywhere), or None for an MLP (the engine builds recipe.student_width's, seeded)."""
-    if kind != CNN:
-        return None
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return zoo.build(zoo.CNN_STUDENT)
+    return zoo.cnn_student(0) if kind == CNN else None
 
 
 def student_label(kind, width):
-    return "cnn 8-16-32" if kind == CNN else f"{width}-{width}"
+    return zoo.CNN_STUDENT_NAME if kind == CNN else f"{width}-{width}"
 
 
 def student_key(kind):
@@ -111,67 +106,6 @@ def show(col, res, other):
                  delta_arrow="off")
         common.save_button(res, "distill" if other is not None else "student (labels only)",
                            key=f"distill_save_{'kd' if other is not None else 'base'}")
-
-
-def grid_chart(rows, mine=()):
-    """Test errors of each student (x: its size) on the labels alone and distilled at each T: mean over
-    seeds, bars from the best to the worst seed; MLPs as lines, the CNN student as diamonds; the teacher's
-    errors as a line. `mine`: the user's trained students, as stars."""
-    fig = go.Figure()
-    teacher_errors = int(rows[0]["teacher_errors"])
-    temps = sorted({r["T"] for r in rows}, key=lambda t: (t != "", float(t or 0)))
-    colors = {"": ORANGE, **{t: c for t, c in zip([t for t in temps if t], (BLUE, PURPLE, GREEN, RED, GREY))}}
-    for T in temps:
-        everyone = sorted((r for r in rows if r["T"] == T), key=lambda r: int(r["bytes"]))
-        how = "labels only" if not T else f"KD, T = {T}"
-        # the MLPs as one line over their widths; the CNN student (a different kind) as a lone diamond
-        for pts, cnn in (([r for r in everyone if not r["student"].startswith("cnn")], False),
-                         ([r for r in everyone if r["student"].startswith("cnn")], True)):
-            if not pts:
-                continue
-            mean = [float(r["errors_mean"]) for r in pts]
-            fig.add_scatter(
-                x=[int(r["bytes"]) / 1000 for r in pts], y=mean, mode="markers" if cnn else "lines+markers",
-                name=how + (" (CNN student)" if cnn else ""), legendgroup=how, showlegend=not cnn,
-                line=dict(color=colors[T], dash="dash" if not T else "solid"),
-                marker=dict(size=12 if cnn else 9, symbol="diamond" if cnn else "circle"),
-                error_y=dict(type="data", symmetric=False, array=[int(r["errors_max"]) - m for r, m in zip(pts, mean)],
-                             arrayminus=[m - int(r["errors_min"]) for r, m in zip(pts, mean)], thickness=1.2),
-                text=[r["student"] for r in pts], hovertemplate="%{text}: %{y:,.0f} errors<extra>" + how + "</extra>")
-    fig.add_hline(y=teacher_errors, line=dict(color=GREY, dash="dot"),
-                  annotation_text=f"teacher: {teacher_errors:,} errors", annotation_position="top left")
-    for m in mine:
-        fig.add_scatter(x=[m["bytes"] / 1000], y=[m["errors"]], mode="markers", name=m["name"],
-                        marker=dict(symbol="star", size=17, color=m["color"], line=dict(color="black", width=1)),
-                        hovertemplate="%{y:,} errors<extra>" + m["name"] + "</extra>")
-    charts.log_axis(fig, "x", [int(r["bytes"]) / 1000 for r in rows] + [m["bytes"] / 1000 for m in mine])
-    fig.update_layout(title="Measured: every student, with and without KD (mean of 3 seeds; bars: best to worst seed)",
-                      xaxis_title="student size (KB of float32 weights, log scale)", yaxis_title="test errors (of 10,000)",
-                      height=420, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
-    return fig
-
-
-def tradeoff_chart(groups):
-    """groups: (name, points, style) with points dicts of label, bytes, accuracy: size vs accuracy, log size axis."""
-    fig = go.Figure()
-    sizes = []
-    for gname, pts, style in groups:
-        if not pts:
-            continue
-        pts = sorted(pts, key=lambda p: p["bytes"])
-        sizes += [p["bytes"] for p in pts]
-        fig.add_scatter(x=[p["bytes"] / 1000 for p in pts], y=[100 * p["accuracy"] for p in pts], name=gname,
-                        mode=style.get("mode", "markers+text"), text=[p["label"] for p in pts],
-                        textposition="top center", textfont=dict(size=10),
-                        line=dict(color=style["color"], dash=style.get("dash")),
-                        marker=dict(size=style.get("size", 11), color=style["color"], symbol=style["symbol"],
-                                    line=dict(color="white", width=1)),
-                        hovertemplate="%{text}: %{x:,.1f} KB, %{y:.2f} %<extra>" + gname + "</extra>")
-    charts.log_axis(fig, "x", [b / 1000 for b in sizes])
-    fig.update_layout(title="Size vs accuracy: the teacher, the students and every sample model",
-                      xaxis_title="size (KB, log scale)", yaxis_title="test accuracy (%)",
-                      height=460, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
-    return fig
 
 
 def soft_target_chart(classes, table, log_y):
@@ -278,7 +212,7 @@ if rows:
                f"for KD, seeds {g['seeds']}): each point is the mean of the seeds' test errors on the full test "
                "set. Where the solid lines lie below the dashed one, the teacher's soft targets taught the student "
                "more than the labels alone. Your own trained students appear as stars.")
-    grid_slot.plotly_chart(grid_chart(rows, on_grid(mine_points(*stored), rows)), width="stretch")
+    grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine_points(*stored), rows)), width="stretch")
 else:
     st.info(f"No measured grid for the teacher {teacher}: `python bench/distillation.py --teacher {teacher}` "
             "writes it (the shipped one is for resnet-8).")
@@ -341,7 +275,7 @@ if res_base is not None and res_kd is not None:
     slot.empty()
 mine = mine_points(res_base, res_kd)
 if rows and clicked and on_grid(mine, rows):  # redraw the grid with the new stars
-    grid_slot.plotly_chart(grid_chart(rows, on_grid(mine, rows)), width="stretch")
+    grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine, rows)), width="stretch")
 if rows and mine and not on_grid(mine, rows):
     st.caption(f"Your students trained for {epochs} epoch{'s' if epochs > 1 else ''}: "
                + (f"choose {epochs} epochs above the grid to see them on it." if epochs in measured else
@@ -378,7 +312,7 @@ groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accura
           ("CNN student (mean of seeds)", cnn_pts, {"color": GREEN, "symbol": "diamond", "size": 11}),
           ("yours", [{"label": m["name"].removeprefix("yours: "), "bytes": m["bytes"], "accuracy": m["accuracy"]}
                      for m in mine], {"color": "black", "symbol": "star-open", "size": 16})]
-st.plotly_chart(tradeoff_chart(groups), width="stretch")
+st.plotly_chart(charts.size_accuracy(groups), width="stretch")
 st.caption("Sizes are the float32 bytes of each model's weights (students you train: their artifact's bytes). MLP "
            "students up to 300-300 are smaller than ResNet-8; 800-800 is 4x larger in bytes, yet needs 29x fewer "
            "multiply-adds per image (1.3 M against 37 M). The distilled students are drawn at the grid's best T.")

@@ -28,6 +28,16 @@ def blocker(started=None):
     return fn, release
 
 
+def busy(key="first"):
+    """A one-worker pool whose worker is held by a blocker job: (pool, that running job, its release event)."""
+    pool = jobs.Pool(workers=1, threads=1)
+    started = threading.Event()
+    fn, release = blocker(started)
+    job = pool.submit(key, fn)
+    assert started.wait(WAIT)
+    return pool, job, release
+
+
 def until(cond, timeout=WAIT):
     t = time.monotonic()
     while not cond():
@@ -36,12 +46,8 @@ def until(cond, timeout=WAIT):
 
 
 def test_first_come_first_served_with_positions():
-    pool = jobs.Pool(workers=1, threads=1)
+    pool, first, release = busy()
     order = []
-    started = threading.Event()
-    fn, release = blocker(started)
-    first = pool.submit("first", fn)
-    started.wait(WAIT)
     rest = [pool.submit(k, lambda p, k=k: order.append(k) or k) for k in "abc"]
     assert first.position() == 0 and first.state == jobs.RUNNING
     assert [j.position() for j in rest] == [1, 2, 3]
@@ -73,12 +79,8 @@ def test_never_more_jobs_at_once_than_workers():
 
 
 def test_same_key_joins_the_queued_or_running_job():
-    pool = jobs.Pool(workers=1, threads=1)
+    pool, running, release = busy("model+recipe")
     calls = []
-    started = threading.Event()
-    fn, release = blocker(started)
-    running = pool.submit("model+recipe", fn)
-    started.wait(WAIT)
     assert pool.submit("model+recipe", lambda p: calls.append("again")) is running  # joins the running one
     queued = pool.submit("other", lambda p: calls.append("other") or "other")
     assert pool.submit("other", lambda p: calls.append("twice")) is queued         # joins the queued one
@@ -92,11 +94,7 @@ def test_same_key_joins_the_queued_or_running_job():
 
 
 def test_cancel_a_running_job_stops_it_through_the_progress_callback():
-    pool = jobs.Pool(workers=1, threads=1)
-    started = threading.Event()
-    fn, _ = blocker(started)  # never released: only cancel ends it
-    job = pool.submit("long", fn)
-    started.wait(WAIT)
+    pool, job, _ = busy("long")  # never released: only cancel ends it
     until(lambda: job.progress is not None)
     job.cancel()
     assert job.wait(WAIT) and job.state == jobs.CANCELLED and job.error is None
@@ -107,11 +105,7 @@ def test_cancel_a_running_job_stops_it_through_the_progress_callback():
 
 
 def test_cancel_a_queued_job_removes_it_from_the_line():
-    pool = jobs.Pool(workers=1, threads=1)
-    started = threading.Event()
-    fn, release = blocker(started)
-    first = pool.submit("first", fn)
-    started.wait(WAIT)
+    pool, first, release = busy()
     ran = []
     a = pool.submit("a", lambda p: ran.append("a"))
     b = pool.submit("b", lambda p: ran.append("b"))

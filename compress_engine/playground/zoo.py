@@ -166,6 +166,14 @@ def build(spec):
     return LeNet5(dims)
 
 
+def cnn_student(seed=0):
+    """The small CNN distillation student (CNN_STUDENT), initialised from `seed` without touching the caller's
+    random state: the same seed gives the same student in the bench, on the page and in a test."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build(CNN_STUDENT)
+
+
 def spec_of(model):
     """The spec that rebuilds `model` (its current widths); ModelError for a model the zoo cannot rebuild."""
     spec = arch_spec(model)
@@ -211,6 +219,7 @@ SAMPLES = {
 # the small CNN student of the Distillation page and bench: ResNet-8 at a quarter of the width (19,810 parameters)
 CNN_STUDENT = {"arch": "resnet", "widths": [8, 16, 32], "inner": [8, 16, 32], "batchnorm": True, "in_channels": 1,
                "classes": 10}
+CNN_STUDENT_NAME = "cnn 8-16-32"  # how the bench's grid and the Distillation page name it
 DESCRIPTIONS = {
     "lenet-300-100": "LeNet-300-100: a 784-300-100-10 ReLU MLP (LeCun et al. 1998; Deep Compression's first model).",
     "lenet-5": "LeNet-5, Caffe variant: conv 20@5x5, max-pool, conv 50@5x5, max-pool, fc 500, fc 10.",
