@@ -31,11 +31,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def streamlit_command(port, app_dir=ROOT, via_cli=False):
-    """The command that serves app_dir/app.py on 127.0.0.1:port: `streamlit run` itself, or (via_cli) the
-    playground's own `app` command, as a user starts it (`python -m compress_engine app`)."""
-    if via_cli:
+LAUNCHERS = ("streamlit", "serve", "cli")
+
+
+def streamlit_command(port, app_dir=ROOT, how="serve"):
+    """The command that serves app_dir/app.py on 127.0.0.1:port: "streamlit" is `streamlit run app.py` itself;
+    "serve" the checkout's launcher scripts/serve.py (what `bash scripts/dev.sh app` runs: the same, with the
+    engine warmed up while the server starts); "cli" the playground's own `app` command, as a user starts it
+    (`python -m compress_engine app`, which serves through scripts/serve.py in its own process)."""
+    if how not in LAUNCHERS:
+        raise ValueError(f"how={how!r}: one of {LAUNCHERS}")
+    if how == "cli":
         return [sys.executable, "-m", "compress_engine", "app", *STREAMLIT_FLAGS[2:], "--server.port", str(port)]
+    if how == "serve":
+        return [sys.executable, str(Path(app_dir) / "scripts" / "serve.py"), *STREAMLIT_FLAGS, "--server.port", str(port)]
     return [sys.executable, "-m", "streamlit", "run", str(Path(app_dir) / "app.py"), *STREAMLIT_FLAGS,
             "--server.port", str(port)]
 
@@ -60,12 +69,12 @@ def wait_healthy(url, proc, timeout=60.0, log=None):
 
 
 @contextmanager
-def streamlit_server(app_dir=ROOT, env=None, via_cli=False, timeout=60.0, wait=True):
+def streamlit_server(app_dir=ROOT, env=None, how="serve", timeout=60.0, wait=True):
     """Serve the dashboard on a free loopback port; yields (url, process). With wait=False the caller polls
     wait_healthy itself (to time the start). The server is stopped on exit."""
     port = free_port()
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(streamlit_command(port, app_dir, via_cli), cwd=app_dir, env=env, stdout=log,
+    proc = subprocess.Popen(streamlit_command(port, app_dir, how), cwd=app_dir, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

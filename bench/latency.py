@@ -11,8 +11,9 @@ Each repetition starts a fresh server with the playground's own command (`python
 trained-results folder (so no page opens on a result trained earlier), and drives Debian's headless Chromium
 (Playwright) through it as a user would:
 
-- cold: from starting the command until Home's first chart is drawn (the browser is already open); also for
-  `streamlit run app.py` itself, on a server of its own, to show what the `app` command adds;
+- cold: from starting the command until Home's first chart is drawn (the browser is already open), for the
+  `app` command, for scripts/serve.py (what `bash scripts/dev.sh app` runs) and for `streamlit run app.py`
+  itself, each on a fresh server of its own: what the launcher's warm-up saves;
 - for each model: switching to it in the sidebar (on Home, until Home's chart is drawn for it), then each page
   opened from the sidebar: until its first chart is drawn (a page that has none, e.g. Compare with no saved
   runs, counts until its run has finished);
@@ -229,15 +230,20 @@ def cold_start(tab, url, proc, t0, deadline):
 
 def repetition(browser, args, env, rec, deadline):
     """One fresh server: cold start, then every page and slider for each model. Appends seconds to rec[row].
-    First `streamlit run app.py` itself, cold too: the difference is what the `app` command adds."""
+    First two cold starts on servers of their own: `streamlit run app.py` itself (no warm-up) and
+    scripts/serve.py (`bash scripts/dev.sh app`), if the checkout has it; then the `app` command's server
+    is measured cold and kept for the rest."""
+    for how, what in (("streamlit", "`streamlit run app.py`"), ("serve", "`bash scripts/dev.sh app` (scripts/serve.py)")):
+        if how == "serve" and not (Path(args.app_dir) / "scripts" / "serve.py").is_file():
+            continue  # an older checkout (--app-dir) without the launcher
+        t0 = time.perf_counter()
+        with streamlit_server(args.app_dir, env=env, how=how, wait=False) as (url, proc):
+            tab = Tab(browser, deadline)
+            first, note = cold_start(tab, url, proc, t0, deadline)
+            rec.add(f"{what} -> Home's first chart (cold)", first, GOALS["cold"], note)
+            tab.page.close()
     t0 = time.perf_counter()
-    with streamlit_server(args.app_dir, env=env, wait=False) as (url, proc):
-        tab = Tab(browser, deadline)
-        first, note = cold_start(tab, url, proc, t0, deadline)
-        rec.add("`streamlit run app.py` -> Home's first chart (cold)", first, GOALS["cold"], note)
-        tab.page.close()
-    t0 = time.perf_counter()
-    with streamlit_server(args.app_dir, env=env, via_cli=True, wait=False) as (url, proc):
+    with streamlit_server(args.app_dir, env=env, how="cli", wait=False) as (url, proc):
         tab = Tab(browser, deadline)
         first, note = cold_start(tab, url, proc, t0, deadline)
         rec.add("`app` command -> Home's first chart (cold)", first, GOALS["cold"], note)

@@ -72,7 +72,7 @@ case "$what" in
     # .streamlit/config.toml: headless, no usage statistics, no external-IP lookup, no Deploy button
     ip=$(hostname -I 2>/dev/null | awk '{print $1}') || true
     [ -n "${ip:-}" ] && echo "app: other machines on this network open http://$ip:8501"
-    exec "$VPY" -m streamlit run app.py ;;
+    exec "$VPY" scripts/serve.py ;;
   test)
     setup
     apt_install chromium fonts-liberation

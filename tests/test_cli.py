@@ -332,23 +332,24 @@ def test_eval_checks_model_before_data(capsys, user):
 
 # --- app --------------------------------------------------------------------------------------------
 
-class Exec(Exception):
-    pass
-
-
-def test_app_runs_streamlit_on_the_checkout(monkeypatch, tmp_path):
+def test_app_serves_the_checkout_through_its_launcher(monkeypatch, tmp_path):
     import sys
     from pathlib import Path
 
-    def execv(path, argv):
-        raise Exec(os.getcwd(), argv)
+    from streamlit.web import cli as st_cli
+    import threading
+    seen = {}
+    monkeypatch.setattr(st_cli, "main", lambda: seen.update(cwd=os.getcwd(), argv=list(sys.argv)) or 0)
+    monkeypatch.setattr(threading, "Thread", lambda **kw: seen.update(thread=kw["name"]) or type(
+        "T", (), {"start": lambda self: seen.update(started=True)})())  # no warm-up inside the test process
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # restored afterwards: the launcher sets streamlit's argv
+    monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.chdir(tmp_path)  # restored afterwards: app changes into the checkout
-    monkeypatch.setattr(os, "execv", execv)
-    with pytest.raises(Exec) as e:
-        main(["app", "--server.port", "8599"])
-    cwd, argv = e.value.args
-    assert Path(cwd) == Path(__file__).resolve().parent.parent
-    assert argv[:5] == [sys.executable, "-m", "streamlit", "run", "app.py"] and argv[-2:] == ["--server.port", "8599"]
+    assert main(["app", "--server.port", "8599"]) == 0
+    root = Path(__file__).resolve().parent.parent
+    assert Path(seen["cwd"]) == root and seen["thread"] == "warm-up" and seen["started"]
+    assert seen["argv"][:3] == ["streamlit", "run", str(root / "app.py")]
+    assert seen["argv"][-2:] == ["--server.port", "8599"] and "--server.headless" in seen["argv"]
 
 
 def test_app_outside_a_checkout_says_where_the_dashboard_is(capsys, monkeypatch, tmp_path):

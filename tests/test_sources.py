@@ -43,6 +43,24 @@ def fresh_cache():
     load_dataset.cache_clear()
 
 
+def test_racing_first_loads_decode_once_and_share_it(tmp_path, monkeypatch):
+    """The server's warm-up thread and new sessions may ask for the dataset at once: one load, the same object."""
+    import threading
+    import time
+
+    from compress_engine.playground import sources
+    folder, calls = make_folder(tmp_path), []
+    real = sources._idx_folder
+    monkeypatch.setattr(sources, "_idx_folder", lambda name: calls.append(name) or time.sleep(0.2) or real(name))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(load_dataset(f"idx:{folder}"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 4 and all(d is got[0] for d in got)
+
+
 # --- IDX folders ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("gz", [True, False])

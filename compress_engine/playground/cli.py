@@ -337,22 +337,26 @@ def find_app():
     """The dashboard's app.py: beside the package in a checkout (or `pip install -e .`), else in the current folder.
     `pip install .` ships the engine and the sample models, not the dashboard."""
     for folder in (Path(__file__).resolve().parents[2], Path.cwd()):
-        if (folder / "app.py").is_file() and (folder / "pages").is_dir():
+        if (folder / "app.py").is_file() and (folder / "pages").is_dir() and (folder / SERVE).is_file():
             return folder / "app.py"
     raise CompressError("app: the dashboard (app.py and pages/) comes with the source checkout, not with "
                         "`pip install .`: clone the repository and run `bash scripts/dev.sh app` there (or `pip "
                         "install -e '.[dashboard]'` and `compression-playground app` inside it)")
 
 
+SERVE = "scripts/serve.py"  # the checkout's launcher: `streamlit run app.py` with the engine warmed up meanwhile
+
+
 def start_app(extra):
-    """Replace this process with `python -m streamlit run app.py` (headless; extra arguments passed on)."""
+    """Serve the dashboard from this process with the checkout's scripts/serve.py (headless; extra arguments go
+    to `streamlit run`); returns its exit status. In this process, not a new one: torch is imported already."""
+    import runpy
     app = find_app()
     if importlib.util.find_spec("streamlit") is None:
         raise CompressError("app: streamlit is not installed in this environment: "
                             "pip install -e '.[dashboard]' (or run `bash scripts/dev.sh app`)")
-    os.chdir(app.parent)
-    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", app.name, "--server.headless", "true",
-                              "--browser.gatherUsageStats", "false", *extra])
+    serve = runpy.run_path(str(app.parent / SERVE))  # defines main() (it runs only as __main__)
+    return serve["main"](["--server.headless", "true", "--browser.gatherUsageStats", "false", *extra])
 
 
 # --- the program --------------------------------------------------------------------------------------------
@@ -412,7 +416,7 @@ def main(argv=None):
         ap = parser(prog or "python -m compress_engine")
         args, extra = ap.parse_known_args(argv)
         if args.cmd == "app":
-            start_app(extra)  # returns only by raising
+            return start_app(extra)  # serves until stopped
         if extra:
             ap.error(f"unrecognized arguments: {' '.join(extra)}")
         out = run(args)

@@ -15,6 +15,7 @@ checked against its sizes the same way.
 import gzip
 import math
 import os
+import threading
 import zipfile
 import zlib
 from functools import lru_cache
@@ -300,7 +301,11 @@ def load_dataset(name="fashion-mnist"):
         raise DatasetError(f"dataset name is {len(name):,} characters long (limit {MAX_NAME}): {USAGE}")
     if "\0" in name:
         raise DatasetError(f"dataset name {name!r:.200} contains a NUL byte: no file path can; {USAGE}")
-    return _load(name)
+    with _loading:  # callers racing for a first load (the server's warm-up, many new sessions) wait for one
+        return _load(name)
+
+
+_loading = threading.RLock()
 
 
 @lru_cache(maxsize=4)
