@@ -33,6 +33,7 @@ from report import OUT, table
 import compress_engine as ce
 from compress_engine.core import sensitivity
 from compress_engine.core.model import compressible
+from compress_engine.playground import zoo
 from compress_engine.playground.sweeps import map_jobs
 
 # KB (1,000 bytes) budgets: the issue's goals, 64x / 160x / 400x of the dense float32 bytes
@@ -79,24 +80,31 @@ def breakdown(res):
 def uniform_recipe(model, data, budget_bytes, epochs, lr, xs, ys, grid=None):
     """The most accurate uniform post-training recipe (one sparsity, one cluster count) fitting budget_bytes,
     judged on training images xs, ys -> (Recipe with fine-tuning, its post-training accuracy there).
-    grid: the (scope, k) pairs to try (default: both scopes x UNIFORM_K)."""
+    grid: the (scope, k) pairs to try (default: both scopes x UNIFORM_K). The bisection on sparsity only
+    needs each artifact's length, which no data changes (one-shot, no fine-tuning): its compress() runs
+    evaluate 64 images, not the 10,000 test images (a ResNet's whole test set takes seconds)."""
+    sizing = ce.Dataset.from_tensors(xs[:64], ys[:64], xs[:64], ys[:64], classes=data.classes, name="sizing")
+
+    def size(recipe):
+        return len(ce.compress(model, recipe, sizing).artifact)
+
     best = None
     for scope, k in grid or [(scope, k) for scope in ("layer", "global") for k in UNIFORM_K]:
-        if True:
-            base = ce.Recipe(prune_scope=scope, clusters=k, huffman=True, bias_bits=8)
-            lo, hi = 0.0, 0.999
-            if len(ce.compress(model, base.replace(sparsity=hi), data).artifact) > budget_bytes:
-                continue
-            for _ in range(12):  # bisection on sparsity for the smallest one that fits
-                mid = (lo + hi) / 2
-                if len(ce.compress(model, base.replace(sparsity=mid), data).artifact) > budget_bytes:
-                    lo = mid
-                else:
-                    hi = mid
-            res = ce.compress(model, base.replace(sparsity=round(hi + 0.0005, 4)), data)
-            acc = (ce.logits(res.model, xs).argmax(1) == ys).float().mean().item()
-            if best is None or acc > best[1]:
-                best = (base.replace(sparsity=round(hi + 0.0005, 4)), acc)
+        base = ce.Recipe(prune_scope=scope, clusters=k, huffman=True, bias_bits=8)
+        lo, hi = 0.0, 0.999
+        if size(base.replace(sparsity=hi)) > budget_bytes:
+            continue
+        for _ in range(12):  # bisection on sparsity for the smallest one that fits
+            mid = (lo + hi) / 2
+            if size(base.replace(sparsity=mid)) > budget_bytes:
+                lo = mid
+            else:
+                hi = mid
+        recipe = base.replace(sparsity=round(hi + 0.0005, 4))
+        res = ce.compress(model, recipe, sizing)
+        acc = (ce.logits(res.model, xs).argmax(1) == ys).float().mean().item()
+        if best is None or acc > best[1]:
+            best = (recipe, acc)
     r = best[0]
     return r.replace(schedule="gradual", finetune_epochs=epochs, lr=lr), best[1]
 
@@ -127,12 +135,18 @@ def prepare(name, sparsities):
     return _cache[name]
 
 
-def budget_job(name, kb, epochs, lr, kd, sparsities):
+def teacher_logits(teacher, data):
+    """A zoo model's logits on the training images (kept on disk beside the model or in the cache), or None."""
+    return zoo.cached_logits(teacher, data)["train"] if teacher else None
+
+
+def budget_job(name, kb, epochs, lr, kd, sparsities, teacher=None):
     """ce.fit_budget at `kb` KB -> {row, layers, bytes, artifact, log}."""
     model, data, dense, scan, _, _, _ = prepare(name, sparsities)
     budget_bytes = int(kb * 1000)
+    t = teacher_logits(teacher, data)
     (res, plan), ft = cpu_run(lambda: ce.fit_budget(model, data, budget_bytes, epochs=epochs, lr=lr, scan=scan,
-                                                    kd=kd or None))
+                                                    kd=kd or None, teacher_logits=t))
     layers = []
     real = {r["name"]: r for r in res.metrics["layers"]}
     for a in plan["allocation"]:
@@ -149,14 +163,15 @@ def budget_job(name, kb, epochs, lr, kd, sparsities):
                    f"{100 * res.metrics['accuracy']:.2f} %, {ft:.0f} CPU s"}
 
 
-def uniform_job(name, kb, epochs, lr, kd, sparsities, uniform_grid):
+def uniform_job(name, kb, epochs, lr, kd, sparsities, uniform_grid, teacher=None):
     """The best uniform recipe fitting `kb` KB, fine-tuned like the budget run -> {row, bytes, log}."""
     model, data, dense, _, xs, ys, _ = prepare(name, sparsities)
     budget_bytes = int(kb * 1000)
     grid = [(p.split(":")[0], int(p.split(":")[1])) for p in uniform_grid.split(",")] if uniform_grid else None
     (recipe, _), search_cpu = cpu_run(lambda: uniform_recipe(model, data, budget_bytes * 0.97, epochs, lr, xs, ys, grid))
     recipe = recipe.replace(finetune_kd=kd or None)
-    uni, cpu = cpu_run(lambda: ce.compress(model, recipe, data))
+    t = teacher_logits(teacher, data)
+    uni, cpu = cpu_run(lambda: ce.compress(model, recipe, data, model_logits=None if t is None else {"train": t}))
     note = (f"{recipe.prune_scope} {recipe.sparsity:.1%}, k={recipe.clusters}"
             + ("" if uni.metrics["artifact_bytes"] <= budget_bytes else ", OVER BUDGET"))
     label = f"uniform at {kb:g} KB" + (f" ({uniform_grid})" if uniform_grid else "")
@@ -174,6 +189,8 @@ def main():
     ap.add_argument("--epochs", type=int, help="fine-tuning epochs per stage (default: per model)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--kd", type=float, default=KD, help="fine-tuning KD temperature (0: labels only)")
+    ap.add_argument("--teacher", help="fine-tune both methods on this zoo model's soft targets instead of the dense "
+                    "model's (e.g. resnet-8; needs --kd > 0)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of each run (default 1)")
     ap.add_argument("--workers", type=int, help="run N budget / uniform runs at a time on a local Ray runtime")
     ap.add_argument("--ray-address", help="run them on an existing Ray cluster ('auto' on one of its machines)")
@@ -207,11 +224,12 @@ def main():
                    [round(dense_bytes / goal / 1000, 3) for goal, _ in GOALS.get(name, [(100, None)])])
         for i, kb in enumerate(budgets):
             if not args.no_budget:
-                jobs.append((budget_job, (name, kb, epochs, args.lr, args.kd, sparsities), (name, kb, i == 0)))
+                jobs.append((budget_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.teacher), (name, kb, i == 0)))
                 rows.append(None)
                 slots.append(len(rows) - 1)
             if not args.no_uniform:
-                jobs.append((uniform_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.uniform_grid), None))
+                jobs.append((uniform_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.uniform_grid, args.teacher),
+                             None))
                 rows.append(None)
                 slots.append(len(rows) - 1)
         for model_name, method, ratio, note in PAPERS:

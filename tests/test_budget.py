@@ -106,3 +106,16 @@ def test_finetune_kd_follows_the_dense_models_soft_targets(lenet300, small):
     given = ce.compress(lenet300, r, small, model_logits={"train": ce.logits(lenet300, small.x("train"))})
     assert given.artifact == kd.artifact
     assert json.loads(ce.Recipe.from_json(r.to_json()).to_json())["finetune_kd"] == 4.0
+
+
+def test_fit_budget_follows_given_teacher_logits(lenet300, small, tmp_path):
+    """teacher_logits replace the dense model's soft targets: its own logits give the same artifact as kd alone;
+    another model's give another; without kd they are refused."""
+    sc = scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)
+    own = ce.logits(lenet300, small.x("train"))
+    kd, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0)
+    given, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0, teacher_logits=own)
+    other, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0, teacher_logits=own.flip(1))
+    assert given.artifact == kd.artifact and other.artifact != kd.artifact
+    with pytest.raises(ce.RecipeError, match="give kd"):
+        ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, teacher_logits=own)

@@ -118,7 +118,7 @@ class _Offset:
 
 
 def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0, metric="kl", scan=None,
-               progress=None, cache_dir=None, retries=2, kd=None):
+               progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None):
     """Compress `model` to fit in `budget_bytes` (artifact bytes, header and biases included) with the
     per-layer settings that keep the most accuracy -> (compress() Result, plan dict).
 
@@ -134,8 +134,10 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     overhead, the predicted and real bytes and the attempts. `scan`: a re-fitted sensitivity scan to use
     (default: one on 2,000 training images, kept on disk in `cache_dir`). progress(step, total, loss,
     accuracy) reports fine-tuning (return False to stop: train.Stopped). kd: fine-tune on the dense model's
-    soft targets at this temperature (Recipe.finetune_kd). RecipeError if the budget cannot hold even the
-    smallest setting of every layer.
+    soft targets at this temperature (Recipe.finetune_kd); teacher_logits: another model's logits on every
+    training input (N, C) to follow instead (a stronger model of the zoo, as in quantized distillation,
+    Polino et al. 2018), with kd's temperature. RecipeError if the budget cannot hold even the smallest
+    setting of every layer.
     """
     from . import pipeline
     from .train import fast_eval_copy, logits
@@ -159,7 +161,11 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     prune_recipe = Recipe(layers={n: {"sparsity": s} for n, s in sparsity.items()}, lr=lr, seed=seed, finetune_kd=kd,
                           finetune_epochs=epochs, schedule="gradual" if epochs and any(sparsity.values()) else "oneshot")
     # with kd, both steps follow the dense model's soft targets (as one compress() run of the recipe would)
-    teacher = {"train": logits(fast_eval_copy(pipeline.deployed(model)), data.x("train"))} if kd and epochs else None
+    if teacher_logits is not None and not kd:
+        raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
+    teacher = None if not (kd and epochs) else {
+        "train": teacher_logits if teacher_logits is not None else
+        logits(fast_eval_copy(pipeline.deployed(model)), data.x("train"))}
     pruned = pipeline.compress(model, prune_recipe, data, progress=tracker if progress else None, model_logits=teacher)
     tracker.done = steps
 
