@@ -164,10 +164,16 @@ elif m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
 
 # --- size waterfall beside the paper's ratios -----------------------------------------------------
 stages = explain.stage_recipes(recipe)
-partial = [(stage, r) for stage, _, r in stages if stage != "dense"]
+# the shared-weights stage, when Huffman coding follows, holds the Huffman stage's very weights: its size is that
+# run's plain_bytes (fixed-width codes) and its accuracy the same, so it costs no compress() run of its own
+derived = "share" if recipe.huffman else None
+partial = [(stage, r) for stage, _, r in stages if stage not in ("dense", derived)]
 results = {"dense": dense}
 for (stage, _), metrics in zip(partial, common.curve_metrics([r for _, r in partial], "Measuring each stage…")):
     results[stage] = {"metrics": metrics}
+if derived in (s for s, _, _ in stages):
+    results[derived] = {"metrics": {**results["huffman"]["metrics"],
+                                    "artifact_bytes": results["huffman"]["metrics"]["plain_bytes"]}}
 sizes = [(label, results[stage]["metrics"]["artifact_bytes"]) for stage, label, _ in stages]
 dense_acc = dense["metrics"]["accuracy"]
 rows = [{"stage": label, "KB": results[stage]["metrics"]["artifact_bytes"] / units.KB,

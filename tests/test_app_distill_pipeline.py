@@ -9,6 +9,8 @@ import csv
 import statistics
 from pathlib import Path
 
+import pytest
+
 import compress_engine as ce
 from test_app import metric, number, page
 
@@ -150,6 +152,15 @@ def test_pipeline_controls_move_size_and_parameters(fmnist):
     at.radio(key="pipe_scope").set_value("layer").run()
     nz90, kb90 = number(metric(at, "Non-zero parameters")), number(metric(at, "Artifact size"))
     assert len(charts(at)) == 3  # waterfall, paper's ratio, byte breakdown
+    # each stage's row is that stage's own artifact (the shared stage read off the Huffman run's plain_bytes)
+    model, post = ce.load_model("lenet-300-100"), ce.Recipe(sparsity=0.9, clusters=16, huffman=True)
+    stages = at.dataframe[0].value
+    for label, r in [("pruned 90 % of weights", post.replace(clusters=None, huffman=False)),
+                     ("16 clusters (4-bit codes)", post.replace(huffman=False)), ("Huffman coded", post)]:
+        res = ce.compress(model, r, fmnist)
+        row = stages[stages["stage"] == label].iloc[0]
+        assert row["KB"] == pytest.approx(len(res.artifact) / 1000) and row["accuracy (%)"] == pytest.approx(
+            100 * res.metrics["accuracy"])
 
     at.slider(key="pipe_sparsity").set_value(0).run()
     assert not at.exception

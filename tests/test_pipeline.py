@@ -201,6 +201,8 @@ def test_huffman_is_smaller(lenet300, fmnist):
     assert huff.metrics["artifact_bytes"] < plain.metrics["artifact_bytes"]
     assert huff.metrics["accuracy"] == plain.metrics["accuracy"]
     assert_exact(huff.artifact, huff.model)
+    # plain_bytes: the Huffman run's own weights with fixed-width codes, exactly the other run's artifact
+    assert huff.metrics["plain_bytes"] == len(plain.artifact) == plain.metrics["plain_bytes"]
 
 
 def test_sweep(lenet300, fmnist):

@@ -171,7 +171,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     recipe.student_width) is distilled from it first. progress(step, total, loss, accuracy) reports
     every training stage as one count; return False from it to stop (raises train.Stopped, nothing
     is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is refused
-    (ModelError, DatasetError, RecipeError) before any work.
+    (ModelError, DatasetError, RecipeError) before any work. Result.metrics["plain_bytes"] is the artifact's
+    length with fixed-width codes instead of entropy coding (what recipe.huffman saves; the same weights).
     model_logits ({"train": (N, C), "test": (M, C)}, either optional; e.g. the zoo's cached_logits) are
     `model`'s own outputs on those splits: compress() then does not run a big model over them again
     (the test split gives the dense reference, the training split the teacher's answers for distillation,
@@ -208,12 +209,16 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     state = {k: v.detach().contiguous() for k, v in work.state_dict().items()}
     meta = {"spec": arch_spec(work), "model_class": type(work).__qualname__, "recipe": r.to_dict()}
     artifact = encode(state, ctx.grids, meta, huffman=r.huffman)
+    # the same weights with fixed-width codes: what compress(recipe.replace(huffman=False)) writes, byte for byte
+    plain = (len(encode(state, ctx.grids, {**meta, "recipe": r.replace(huffman=False).to_dict()}, huffman=False))
+             if r.huffman else len(artifact))
     timings["encode"] = time.perf_counter() - t
     t = time.perf_counter()
 
     pred = logits(fast_eval_copy(work), data.x("test")).argmax(1)
     timings["evaluate"] = time.perf_counter() - t
     metrics = measure(work, ctx.grids, artifact, dense_params, dense_bytes, pred, data.y("test"), ref_pred, ref_acc)
+    metrics["plain_bytes"] = plain
     if measure_latency:
         timings.update(latency(work, data))
     timings["total"] = time.perf_counter() - t_start
