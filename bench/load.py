@@ -1,40 +1,56 @@
-"""Thirty sessions on one server: N concurrent browser sessions move sliders and start short fine-tunes.
+"""Thirty sessions on one server: N concurrent sessions move sliders and start short fine-tunes.
 
-    python bench/load.py                          # N = 1, 5, 10, 30; 60 s of sliding each (about 8 min)
+    python bench/load.py                          # N = 1, 5, 10, 30 browser pages; 60 s of sliding each (about 8 min)
+    python bench/load.py --clients protocol       # the same sessions as Streamlit protocol clients (no browser)
     python bench/load.py --sessions 5 --seconds 20
     python bench/load.py --think 1 3 --no-finetune
 
-For each N: a fresh `streamlit run app.py` on a free loopback port (an empty run store and trained-results
-folder, so nothing trained earlier answers), one headless Chromium (Debian's, through Playwright's async API)
-and N browser contexts, one page each, all on LeNet-300-100 (the default model). After one warm-up visit to
-Home (--warm), the sessions join one after another over --ramp seconds (a class arriving), then:
+Two kinds of session (--clients), doing the same things:
+
+- browser (the default): one headless Chromium (Debian's, through Playwright's async API) and N browser
+  contexts, one page each; a press is an arrow key on the slider, the page renders what comes back.
+- protocol: each session is a websocket client of bench/protocol.py speaking Streamlit's own protocol to the
+  server, as the front end does (/_stcore/stream; rerun_script BackMsgs with the page, all widget values and a
+  changed slider's next value or a pressed button's trigger; ForwardMsgs read back run by run), with nothing
+  rendered. This measures the server, not 30 browsers rendering Plotly on the same 2 cores.
+
+For each N: a fresh dashboard (scripts/serve.py, i.e. `streamlit run app.py`) on a free loopback port (an empty run
+store and trained-results folder, so nothing trained earlier answers), all sessions on LeNet-300-100 (the default
+model). After one warm-up visit to Home (--warm), the sessions join one after another over --ramp seconds (a class
+arriving), then:
 
 - slider sessions open Pruning, Clustering or Quantization (in turn) and move that page's first slider one
-  step with the arrow keys (sweeping back and forth between its ends), wait for the redraw, think for a
-  random --think seconds, and press again, until --seconds have passed;
+  step (sweeping back and forth between its ends), wait for the redraw, think for a random --think seconds, and
+  press again, until --seconds have passed;
 - every fifth session (the 5th, 10th, ...) first starts a short fine-tune: on Pipeline it sets "Fine-tune
   epochs" to 1 at a sparsity of its own (so the runs differ and queue in the training pool), presses the
   button and waits for the fine-tuned result, noting whether it saw its place in the queue (every second
   one of them, the 10th, 20th, ..., presses Cancel instead once it sees it is queued: "fine-tunes done" counts
   finished and cancelled ones); then it goes to Pruning and slides like the others.
 
-A redraw is read, not waited for with sleeps: after a key press the page's metric values must differ from
-before, Streamlit's status widget ([data-testid="stStatusWidget"], shown while the script runs) must be gone,
-and the page's websocket must have carried the script_finished message of the run the press started. Latency is
-from the key press to all three. An error is any of: a redraw that does not come within --timeout seconds (a
-page open: OPEN_FACTOR times that), an exception or st.error box on a page, a page crash, a closed websocket, a
-fine-tune that does not finish.
+A redraw is read, not waited for with sleeps. In a browser: after a key press the page's metric values must differ
+from before, Streamlit's status widget ([data-testid="stStatusWidget"], shown while the script runs) must be gone,
+and the page's websocket must have carried the script_finished message of the run the press started; latency is
+from the key press to all three. A protocol client: the run its rerun_script started (the next new_session) must
+have finished (its script_finished received) and have sent at least one metric or Plotly chart; latency is from
+sending the BackMsg to receiving script_finished, so it holds the server's run and the messages' transfer and
+decoding, and no rendering, no front-end JavaScript and no page load (a protocol page open is the websocket's
+opening and the page's first run). An error is any of: a redraw that does not come within --timeout seconds (a
+page open: OPEN_FACTOR times that), an exception or st.error on a page, a closed websocket, a fine-tune that does
+not finish; in a browser also a page crash, for a protocol client also a script that fails to compile, a page
+not found, or a run that sends no metric or chart.
 
 Prints per N: sessions, redraws, p50 / p95 / max slider -> redraw latency, errors, fine-tunes finished (and how
 many saw a queue position), page-open p95, the server's peak RSS (VmHWM of its process), the CPU the server and
-the whole machine used while the sessions ran (in cores: the browser's own rendering runs on the same 2 cores)
-and the load average; writes bench/results/load.csv (--name). Goal at N = 30 on 2 cores: 0 errors, p95 <= 2 s,
-RSS <= 6 GB. Bounded: at most MAX_SESSIONS sessions, loopback only, every wait has a timeout.
+the whole machine used while the sessions ran (in cores: a browser's own rendering runs on the same 2 cores), the
+load average and the kind of clients; writes bench/results/load.csv (protocol clients: load_protocol.csv; --name).
+Goal at N = 30 on 2 cores: 0 errors, p95 <= 2 s, RSS <= 6 GB. Bounded: at most MAX_SESSIONS sessions, loopback
+only, every wait has a timeout.
 
 Read the CPU columns before the latencies: N Chromium pages render their Plotly charts on the same 2 cores as the
-server. Measured on 1 Dec (other benchmarks running too, load average 6-33), the server used 0.17-0.27 cores at
-every N while the machine was at 1.8-2.0: the latencies and the N = 30 timeouts were the clients' and the other
-processes' CPU, not the server's.
+server. Measured on 1 Dec with browsers (other benchmarks running too, load average 6-33), the server used
+0.17-0.27 cores at every N while the machine was at 1.8-2.0: the latencies and the N = 30 timeouts were the
+clients' and the other processes' CPU, not the server's. Protocol clients leave the cores to the server.
 """
 
 import argparse
@@ -53,6 +69,7 @@ if str(BENCH) not in sys.path:
 
 from report import table  # noqa: E402  (also puts this checkout on sys.path)
 
+import protocol  # noqa: E402
 from chromium import CHROMIUM, FLAGS, have_chromium, server_env, streamlit_server  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
@@ -79,11 +96,13 @@ def epochs_text(verb, n):
     return f"{verb} {n} epoch" + ("s" if n > 1 else "")
 
 
-class Session:
-    """One browser session (its own context: its own Streamlit session) and what it measured."""
+class BaseSession:
+    """What every session does and measured, whichever client it is (a browser page or a protocol client): join,
+    open its page (or first start a fine-tune), then press its slider until the deadline. A subclass provides
+    start / close, open(page), position() and move(direction) of its slider, and the fine-tune steps."""
 
-    def __init__(self, index, browser, url, args):
-        self.index, self.browser, self.url, self.args = index, browser, url, args
+    def __init__(self, index, args):
+        self.index, self.args = index, args
         self.deadline = None  # --seconds after its page opened (and its fine-tune finished)
         self.epochs = 1  # of its fine-tune (start_finetune)
         self.finetunes = index % FINETUNE_EVERY == FINETUNE_EVERY - 1 and not args.no_finetune
@@ -92,6 +111,58 @@ class Session:
         self.latencies, self.errors, self.notes = [], 0, []
         self.open_s = self.finetune_s = None
         self.saw_queue = self.cancelled = False
+
+    def error(self, what):
+        self.errors += 1
+        self.notes.append(what)
+
+    async def run(self, start_delay=0.0):
+        await asyncio.sleep(start_delay)  # sessions join over --ramp seconds, as a class does
+        await self.start()
+        try:
+            if self.finetunes:
+                await self.finetune()
+            else:
+                await self.open(self.page_name)
+            self.deadline = time.perf_counter() + self.args.seconds
+            await self.slide()
+        except Exception as e:  # noqa: BLE001 - a timeout or a dead page is an error of this session, not a crash
+            self.error(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+        finally:
+            await self.close()
+
+    async def slide(self):
+        """Move the page's first slider one step at a time, sweeping back and forth between its ends, thinking
+        --think seconds between presses: at least one press, then until the deadline."""
+        direction = self.rng.choice((1, -1))
+        while True:
+            value, lo, hi = await self.position()
+            if value >= hi:
+                direction = -1
+            elif value <= lo:
+                direction = 1
+            await self.move(direction)
+            pause = self.rng.uniform(*self.args.think)
+            if time.perf_counter() + pause > self.deadline:
+                break
+            await asyncio.sleep(pause)
+
+    async def finetune(self):
+        """Pipeline: a fine-tune of its own, followed to the end (or, every second fine-tune session, cancelled if
+        it has to queue); then Pruning."""
+        t = await self.start_finetune(1 + self.index // FINETUNE_EVERY)  # 81 %, 82 %, ...: one recipe each
+        await self.follow_finetune(t, cancel_if_queued=(self.index // FINETUNE_EVERY) % 2 == 1)
+        await self.goto_pruning()
+
+
+class Session(BaseSession):
+    """One browser session (its own context: its own Streamlit session) and what it measured."""
+
+    KEYS = {1: "ArrowRight", -1: "ArrowLeft"}
+
+    def __init__(self, index, browser, url, args):
+        super().__init__(index, args)
+        self.browser, self.url = browser, url
         self.finished = []  # perf_counter of each script_finished message on this page's websocket
         self.closed = False
 
@@ -111,10 +182,6 @@ class Session:
         if msg.WhichOneof("type") == "script_finished":
             self.finished.append(time.perf_counter())
 
-    def error(self, what):
-        self.errors += 1
-        self.notes.append(what)
-
     async def start(self):
         """Its own browser context (cookies, so its own Streamlit session) and page."""
         self.context = await self.browser.new_context(viewport=VIEWPORT)
@@ -123,20 +190,8 @@ class Session:
         self.page.on("websocket", self._socket)
         self.page.on("crash", lambda _p: self.error("page crashed"))
 
-    async def run(self, start_delay=0.0):
-        await asyncio.sleep(start_delay)  # sessions join over --ramp seconds, as a class does
-        await self.start()
-        try:
-            if self.finetunes:
-                await self.finetune()
-            else:
-                await self.open(self.page_name)
-            self.deadline = time.perf_counter() + self.args.seconds
-            await self.slide()
-        except Exception as e:  # noqa: BLE001 - a timeout or a dead page is an error of this session, not a crash
-            self.error(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
-        finally:
-            await self.context.close()
+    async def close(self):
+        await self.context.close()
 
     async def open(self, page_name):
         t = time.perf_counter()
@@ -178,26 +233,18 @@ class Session:
             self.latencies.append(time.perf_counter() - t)
         await self.check_page()
 
-    async def slide(self):
-        slider = self.page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]').first
-        direction = self.rng.choice(("ArrowRight", "ArrowLeft"))
-        while True:  # at least one press, then until the deadline
-            value, lo, hi = await slider.evaluate(SLIDER_STATE)
-            if value >= hi:
-                direction = "ArrowLeft"
-            elif value <= lo:
-                direction = "ArrowRight"
-            await self.press(slider, direction)
-            pause = self.rng.uniform(*self.args.think)
-            if time.perf_counter() + pause > self.deadline:
-                break
-            await asyncio.sleep(pause)
+    @property
+    def slider(self):
+        return self.page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]').first
 
-    async def finetune(self):
-        """Pipeline: a fine-tune of its own, followed to the end (or, every second fine-tune session, cancelled if
-        it has to queue); then Pruning."""
-        t = await self.start_finetune(1 + self.index // FINETUNE_EVERY)  # 81 %, 82 %, ...: one recipe each
-        await self.follow_finetune(t, cancel_if_queued=(self.index // FINETUNE_EVERY) % 2 == 1)
+    async def position(self):
+        """(value, min, max) of the page's first slider."""
+        return await self.slider.evaluate(SLIDER_STATE)
+
+    async def move(self, direction):
+        await self.press(self.slider, self.KEYS[direction])
+
+    async def goto_pruning(self):
         await self.page.locator('[data-testid="stSidebarNav"] a', has_text="Pruning").first.click()
         await self.page.get_by_text("Sparsity: share of weights").first.wait_for()
         await self.page.wait_for_function(IDLE, polling=50)
@@ -205,7 +252,7 @@ class Session:
     async def start_finetune(self, steps, n_epochs=1):
         """On Pipeline: sparsity `steps` to the right, Fine-tune epochs `n_epochs`, press the button -> when pressed."""
         await self.open("pipeline")
-        sparsity = self.page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]').first
+        sparsity = self.slider
         for _ in range(steps):
             await self.press(sparsity, "ArrowRight", measure=False)
         epochs = self.page.locator('[data-testid="stSlider"]', has_text="Fine-tune epochs").locator('input[type="range"]')
@@ -252,6 +299,121 @@ class Session:
         await self.check_page()
 
 
+class ProtocolSession(BaseSession):
+    """One session as a Streamlit protocol client (bench/protocol.py): the websocket and the messages a browser
+    tab exchanges with the server, without the browser. The same steps as a browser Session: a page open is a
+    first visit (a new connection, as page.goto is a new page load), a slider press one rerun_script with the
+    slider's next value among all widget values, a button press a trigger, Pruning is reached through the
+    navigation (the page_script_hash the server announced)."""
+
+    def __init__(self, index, url, args):
+        super().__init__(index, args)
+        self.url = url
+        self.client = self.slider = None  # the connection of its latest page open; its page's first slider (id)
+        self.training = None  # index in client.runs of the run its fine-tune button started
+
+    async def start(self):
+        pass  # a page open connects: as in a browser, its time includes the websocket's opening
+
+    async def close(self):
+        if self.client is not None:
+            await self.client.close()
+
+    def check(self, run):
+        """Count an error for each problem of a finished run (an exception, an st.error, a failed script)."""
+        for text in run.problems:
+            self.error(f"on the page: {text}")
+
+    async def open(self, page_name):
+        await self.close()
+        t = time.perf_counter()
+        self.client = protocol.Client(self.url)
+        run = await self.client.visit(page_name, OPEN_FACTOR * self.args.timeout)
+        self.open_s = time.perf_counter() - t
+        self.on_page(run)
+
+    def on_page(self, run):
+        """After a page's run: check it, and find its first slider."""
+        self.check(run)
+        self.slider = run.first_slider()
+        if self.slider is None:
+            raise RuntimeError(f"no slider in the main area of page {run.page_hash!r}")
+
+    async def position(self):
+        return self.client.slider_position(self.slider)
+
+    async def move(self, direction):
+        await self.press(self.slider, direction)
+
+    async def press(self, slider, direction, measure=True):
+        """One step of `slider` (an id): a rerun with its new value; waits for that run's script_finished. A
+        measured press must redraw (a metric or a chart in the run); unmeasured ones set up a fine-tune."""
+        mark, t = await self.client.rerun(changes=[self.client.slider_moved(slider, direction)])
+        run = await self.client.finished(mark, self.args.timeout)
+        if measure:
+            if run.redrew:
+                self.latencies.append(run.finished - t)
+            else:
+                self.error(f"a press sent no chart or metric ({sum(run.kinds.values())} elements)")
+        self.check(run)
+
+    async def goto_pruning(self):
+        mark, _ = await self.client.rerun(page="pruning")
+        self.on_page(await self.client.finished(mark, self.args.timeout))
+
+    async def start_finetune(self, steps, n_epochs=1):
+        """On Pipeline: sparsity `steps` to the right, Fine-tune epochs `n_epochs`, press the button -> when pressed."""
+        await self.open("pipeline")
+        for _ in range(steps):
+            await self.press(self.slider, 1, measure=False)
+        epochs = self.client.slider_labelled("Fine-tune epochs")
+        if epochs is None:
+            raise RuntimeError("no Fine-tune epochs slider on Pipeline")
+        for _ in range(n_epochs):
+            await self.press(epochs, 1, measure=False)
+        self.epochs = n_epochs
+        button = self.client.latest().buttons.get(epochs_text("Fine-tune", n_epochs))
+        if button is None:
+            raise RuntimeError(f"no {epochs_text('Fine-tune', n_epochs)!r} button on Pipeline")
+        self.training, t = await self.client.rerun(triggers=[button])
+        return t
+
+    async def follow_finetune(self, t, cancel_if_queued=False):
+        """Wait for the run the button started to finish with the fine-tuned result (noting a queue position on
+        the way), or press Cancel once queued."""
+        client, mark = self.client, self.training
+
+        def news():
+            run = client.runs[mark] if len(client.runs) > mark else None
+            self.saw_queue = self.saw_queue or bool(run and run.shows("ahead of you"))
+            return run is not None and (run.done or run.problems or (self.saw_queue and cancel_if_queued))
+
+        await client.until(news, t + self.args.timeout * 5 - time.perf_counter(), "fine-tuned result")
+        run = client.runs[mark]
+        if self.saw_queue and cancel_if_queued and not run.done:
+            await self.cancel_finetune(run)
+            return
+        await client.finished(mark, self.args.timeout)
+        self.check(run)
+        if not run.problems and not run.shows(epochs_text("Fine-tuned", self.epochs)):
+            last = run.texts[-1][:100] if run.texts else ""
+            raise RuntimeError(f"the fine-tune run ended without its result ({last})")
+        self.finetune_s = run.finished - t
+
+    async def cancel_finetune(self, training):
+        """Press the run's Cancel: the rerun it starts must offer the fine-tune again, with no progress bar."""
+        await self.client.until(lambda: "Cancel" in training.buttons, self.args.timeout, "Cancel button")
+        mark, _ = await self.client.rerun(triggers=[training.buttons["Cancel"]])
+        run = await self.client.finished(mark, self.args.timeout)
+        if epochs_text("Fine-tune", self.epochs) not in run.buttons:
+            self.error("no fine-tune button after Cancel")
+        if run.kinds["progress"]:
+            self.error("a progress bar is still shown after Cancel")
+        self.cancelled = True
+        self.check(training)
+        self.check(run)
+
+
 def peak_rss_mb(pid):
     """The process's peak resident set (VmHWM) in MB of 1,000,000 bytes, or None."""
     try:
@@ -295,29 +457,54 @@ def cpu_seconds(pid=None):
     return (sum(cpu) - cpu[3] - cpu[4]) / tick  # all but idle and iowait
 
 
+async def protocol_warm_up(url, args):
+    """warm_up with a protocol client: Home's first run (it must show its metrics), then with --warm pages one
+    open of each page the sessions use."""
+    warm = ProtocolSession(-1, url, args)
+    try:
+        warm.client = protocol.Client(url)
+        home = await warm.client.visit("", OPEN_FACTOR * args.timeout)
+        if not home.kinds["metric"]:
+            raise RuntimeError(f"Home showed no metric: {home.problems or home.status}")
+        if args.warm == "pages":
+            for name in (*SLIDER_PAGES, "pipeline"):
+                await warm.open(name)
+    finally:
+        await warm.close()
+
+
+async def run_sessions(sessions, args, server_pid=None, cpu=None):
+    """Run the sessions, joining over --ramp seconds, each bounded in time -> the sessions. Fills `cpu` with the
+    server's and the machine's CPU seconds and the wall seconds while they ran."""
+    n = len(sessions)
+    start = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds())
+    tasks = {asyncio.ensure_future(s.run(args.ramp * i / n)): s for i, s in enumerate(sessions)}
+    _, late = await asyncio.wait(tasks, timeout=args.ramp + args.seconds + args.timeout * (OPEN_FACTOR + 8))
+    if cpu is not None:
+        end = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds())
+        cpu.update(wall=end[0] - start[0], server=end[1] - start[1], machine=end[2] - start[2])
+    for task in late:  # bounded in time: a session still going now is an error
+        tasks[task].error("did not finish in time")
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=30)
+    return sessions
+
+
 async def drive(url, n, args, server_pid=None, cpu=None):
-    """N sessions against the server at `url` -> list of Session. Fills `cpu` with the server's and the
-    machine's CPU seconds and the wall seconds while the sessions ran."""
+    """N sessions of the --clients kind against the server at `url`, after a warm-up visit -> list of sessions
+    (Session or ProtocolSession). Fills `cpu` (run_sessions)."""
+    if args.clients == "protocol":
+        await protocol_warm_up(url, args)
+        return await run_sessions([ProtocolSession(i, url, args) for i in range(n)], args, server_pid, cpu)
     from playwright.async_api import async_playwright
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             await warm_up(browser, url, args)
-            sessions = [Session(i, browser, url, args) for i in range(n)]
-            start = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds())
-            tasks = {asyncio.ensure_future(s.run(args.ramp * i / n)): s for i, s in enumerate(sessions)}
-            _, late = await asyncio.wait(tasks, timeout=args.ramp + args.seconds + args.timeout * (OPEN_FACTOR + 8))
-            if cpu is not None:
-                end = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds())
-                cpu.update(wall=end[0] - start[0], server=end[1] - start[1], machine=end[2] - start[2])
-            for task in late:  # bounded in time: a session still going now is an error
-                tasks[task].error("did not finish in time")
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=30)
+            return await run_sessions([Session(i, browser, url, args) for i in range(n)], args, server_pid, cpu)
         finally:
             await browser.close()
-    return sessions
 
 
 def measure(n, args):
@@ -344,7 +531,8 @@ def measure(n, args):
            "peak RSS (MB)": round(rss) if rss else "-",
            "server CPU (cores)": round(cpu["server"] / cpu["wall"], 2) if cpu.get("wall") else "-",
            "all CPU (cores)": round(cpu["machine"] / cpu["wall"], 2) if cpu.get("wall") else "-",
-           "load avg (1 min)": round(os.getloadavg()[0], 2)}
+           "load avg (1 min)": round(os.getloadavg()[0], 2),
+           "clients": args.clients}
     for s in sessions:
         for note in s.notes[:3]:
             print(f"  session {s.index} ({s.page_name}): {note}", file=sys.stderr)
@@ -367,25 +555,30 @@ def parse_args(argv=None):
                     help="before the sessions: one visit to Home (default), or to every page they use")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the server: torch threads of each page run "
                                                 "(default: unset, torch's default of one per core)")
-    ap.add_argument("--name", default="load", help="bench/results/<name>.csv")
-    return ap.parse_args(argv)
+    ap.add_argument("--clients", choices=("browser", "protocol"), default="browser",
+                    help="each session a headless Chromium page (default) or a Streamlit protocol client")
+    ap.add_argument("--name", help="bench/results/<name>.csv (default: load, or load_protocol with --clients protocol)")
+    args = ap.parse_args(argv)
+    args.name = args.name or ("load" if args.clients == "browser" else "load_protocol")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if not have_chromium():
+    if args.clients == "browser" and not have_chromium():
         sys.exit(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     if max(args.sessions) > MAX_SESSIONS or min(args.sessions) < 1:
         sys.exit(f"--sessions must be 1..{MAX_SESSIONS}")
-    print(f"{os.cpu_count()} cores; server threads {args.threads or 'default'}; think {args.think[0]:g}-{args.think[1]:g} s; {args.seconds:g} s per N; "
+    print(f"{args.clients} clients; {os.cpu_count()} cores; server threads {args.threads or 'default'}; "
+          f"think {args.think[0]:g}-{args.think[1]:g} s; {args.seconds:g} s per N; "
           f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     rows = []
     for n in args.sessions:
         row, _ = measure(n, args)
         rows.append(row)
         print(row, flush=True)
-    table(f"{args.name}: N concurrent sessions on one server (LeNet-300-100; goal at N = 30: 0 errors, "
-          "p95 <= 2 s, peak RSS <= 6,000 MB)", rows, args.name)
+    table(f"{args.name}: N concurrent sessions on one server, {args.clients} clients (LeNet-300-100; goal at "
+          "N = 30: 0 errors, p95 <= 2 s, peak RSS <= 6,000 MB)", rows, args.name)
     print(f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
