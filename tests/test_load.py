@@ -1,7 +1,7 @@
-"""Five concurrent browser sessions on one server (bench/load.py's driver, short): every session gets its redraws
-and nothing errs. One of them starts a fine-tune on Pipeline (through the training pool) while the others move
-sliders on Pruning, Clustering and Quantization. And the training pool as a user sees it: a second fine-tune
-shows its place in the queue and its Cancel takes it out.
+"""Five concurrent sessions on one server (bench/load.py's driver, short), as browser pages and as Streamlit protocol
+clients: every session gets its redraws and nothing errs. One of them starts a fine-tune on Pipeline (through the
+training pool) while the others move sliders on Pruning, Clustering and Quantization. And the training pool as a
+user sees it: a second fine-tune shows its place in the queue and its Cancel takes it out.
 
 No timing is asserted: bench/load.py reports latencies (and N = 1 / 5 / 10 / 30); a test only checks that
 every press was answered, by a redraw, without an error.
@@ -21,8 +21,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 import load  # noqa: E402
 from chromium import CHROMIUM, FLAGS, have_chromium, server_env, streamlit_server  # noqa: E402
 
-pytestmark = pytest.mark.browser
-
 SESSIONS = 5
 
 
@@ -34,10 +32,8 @@ def chromium():
         pytest.skip(f"no Chromium at {CHROMIUM} (install it with `apt-get install chromium`)")
 
 
-def test_five_sessions_all_get_their_redraws_without_errors(chromium, fmnist):
-    args = load.parse_args(["--seconds", "20", "--think", "0.5", "2", "--timeout", "120"])
-    row, sessions = load.measure(SESSIONS, args)
-    print(f"\nload, {SESSIONS} sessions: {row}")
+def check_five_sessions(row, sessions):
+    """Every session answered by redraws, no error, and the one fine-tune session's run finished."""
     problems = {s.index: s.notes for s in sessions if s.notes}
     assert row["errors"] == 0, problems
     assert all(len(s.latencies) >= 2 for s in sessions), {s.index: len(s.latencies) for s in sessions}
@@ -45,6 +41,26 @@ def test_five_sessions_all_get_their_redraws_without_errors(chromium, fmnist):
     assert len(tuned) == 1 and all(s.finetune_s is not None for s in tuned)
 
 
+def test_five_protocol_sessions_all_get_their_redraws_without_errors(fmnist):
+    """The same sessions as Streamlit protocol clients (bench/protocol.py: the server's websocket, no browser)."""
+    threads = ["--threads", os.environ["OMP_NUM_THREADS"]] if os.environ.get("OMP_NUM_THREADS") else []
+    args = load.parse_args(["--clients", "protocol", "--seconds", "15", "--think", "0.5", "2", "--timeout", "120",
+                            "--ramp", "3", *threads])
+    row, sessions = load.measure(SESSIONS, args)
+    print(f"\nload, {SESSIONS} protocol sessions: {row}")
+    assert row["clients"] == "protocol" and all(isinstance(s, load.ProtocolSession) for s in sessions)
+    check_five_sessions(row, sessions)
+
+
+@pytest.mark.browser
+def test_five_sessions_all_get_their_redraws_without_errors(chromium, fmnist):
+    args = load.parse_args(["--seconds", "20", "--think", "0.5", "2", "--timeout", "120"])
+    row, sessions = load.measure(SESSIONS, args)
+    print(f"\nload, {SESSIONS} sessions: {row}")
+    check_five_sessions(row, sessions)
+
+
+@pytest.mark.browser
 def test_a_second_fine_tune_shows_its_queue_place_and_cancels(chromium, fmnist):
     """Two sessions on Pipeline, one training worker: the second run waits behind the first, says so, and its
     Cancel takes it out of the line while the first finishes."""
