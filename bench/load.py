@@ -43,7 +43,8 @@ not found, or a run that sends no metric or chart.
 Prints per N: sessions, redraws, p50 / p95 / max slider -> redraw latency, errors, fine-tunes finished (and how
 many saw a queue position), page-open p95, the server's peak RSS (VmHWM of its process), the CPU the server and
 the whole machine used while the sessions ran (in cores: a browser's own rendering runs on the same 2 cores), the
-load average and the kind of clients; writes bench/results/load.csv (protocol clients: load_protocol.csv; --name).
+load average and the kind of clients (protocol clients: also the CPU they used, all in this one process); writes
+bench/results/load.csv (protocol clients: load_protocol.csv; --name).
 Goal at N = 30 on 2 cores: 0 errors, p95 <= 2 s, RSS <= 6 GB. Bounded: at most MAX_SESSIONS sessions, loopback
 only, every wait has a timeout.
 
@@ -475,14 +476,17 @@ async def protocol_warm_up(url, args):
 
 async def run_sessions(sessions, args, server_pid=None, cpu=None):
     """Run the sessions, joining over --ramp seconds, each bounded in time -> the sessions. Fills `cpu` with the
-    server's and the machine's CPU seconds and the wall seconds while they ran."""
+    server's, the machine's and this process's CPU seconds and the wall seconds while they ran."""
     n = len(sessions)
-    start = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds())
+    start = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds(),
+             cpu_seconds(os.getpid()))
     tasks = {asyncio.ensure_future(s.run(args.ramp * i / n)): s for i, s in enumerate(sessions)}
     _, late = await asyncio.wait(tasks, timeout=args.ramp + args.seconds + args.timeout * (OPEN_FACTOR + 8))
     if cpu is not None:
-        end = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds())
-        cpu.update(wall=end[0] - start[0], server=end[1] - start[1], machine=end[2] - start[2])
+        end = (time.perf_counter(), cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds(),
+               cpu_seconds(os.getpid()))
+        cpu.update(wall=end[0] - start[0], server=end[1] - start[1], machine=end[2] - start[2],
+                   driver=end[3] - start[3])
     for task in late:  # bounded in time: a session still going now is an error
         tasks[task].error("did not finish in time")
         task.cancel()
@@ -533,6 +537,8 @@ def measure(n, args):
            "all CPU (cores)": round(cpu["machine"] / cpu["wall"], 2) if cpu.get("wall") else "-",
            "load avg (1 min)": round(os.getloadavg()[0], 2),
            "clients": args.clients}
+    if args.clients == "protocol" and cpu.get("wall"):  # in a browser run, Chromium's processes do the work
+        print(f"  the {n} protocol clients (this process) used {cpu['driver'] / cpu['wall']:.2f} cores")
     for s in sessions:
         for note in s.notes[:3]:
             print(f"  session {s.index} ({s.page_name}): {note}", file=sys.stderr)
