@@ -119,3 +119,15 @@ def test_fit_budget_follows_given_teacher_logits(lenet300, small, tmp_path):
     assert given.artifact == kd.artifact and other.artifact != kd.artifact
     with pytest.raises(ce.RecipeError, match="give kd"):
         ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, teacher_logits=own)
+
+
+def test_overhead_of_a_batchnorm_model_is_what_its_artifact_carries():
+    """compress() folds BatchNorm before encoding, so a ResNet's overhead (header + biases) holds no BN tensors:
+    an artifact with every weight nearly gone is only a little bigger than it."""
+    model = ce.load_model("resnet-8")
+    x = torch.rand(8, 1, 28, 28)
+    tiny = ce.Dataset.from_tensors(x, torch.arange(8) % 10, x, torch.arange(8) % 10, classes=[str(i) for i in range(10)])
+    r = ce.Recipe(sparsity=0.99, clusters=2, huffman=True, bias_bits=8)
+    art = ce.compress(model, r, tiny).artifact
+    over = budget.overhead_bytes(model, r)
+    assert over < len(art) < over + 6_000  # 1 % of 308k weights at 1 bit + positions

@@ -87,8 +87,10 @@ def allocate(scan, budget_bytes, metric="kl"):
 def overhead_bytes(model, recipe, data=None):
     """Bytes of everything but the compressible weights in an artifact of `model` under `recipe`: the
     header (records, architecture, the recipe itself) and the other tensors (biases on the recipe's
-    bias grid), measured by encoding the model with those weights zeroed."""
-    work = copy.deepcopy(model).eval()
+    bias grid), measured by encoding the model as compress() deploys it (BatchNorm folded into the convs:
+    no BN tensors) with those weights zeroed."""
+    from .pipeline import deployed
+    work = deployed(copy.deepcopy(model).eval())
     grids = quantize.quantize_biases(work, recipe.bias_bits) if recipe.bias_bits is not None else {}
     names = set(compressible(work))
     state = {k: (torch.zeros_like(v) if k in names else v.detach()) for k, v in work.state_dict().items()}
