@@ -14,10 +14,10 @@ Two kinds of session (--clients), doing the same things:
   changed slider's next value or a pressed button's trigger; ForwardMsgs read back run by run), with nothing
   rendered. This measures the server, not 30 browsers rendering Plotly on the same 2 cores.
 
-For each N: a fresh dashboard (scripts/serve.py, i.e. `streamlit run app.py`) on a free loopback port (an empty run
-store and trained-results folder, so nothing trained earlier answers), all sessions on LeNet-300-100 (the default
-model). After one warm-up visit to Home (--warm), the sessions join one after another over --ramp seconds (a class
-arriving), then:
+For each N: a fresh dashboard (scripts/serve.py, i.e. `streamlit run app.py`; --launcher) on a free loopback
+port (an empty run store and trained-results folder, so nothing trained earlier answers), all sessions on
+LeNet-300-100 (the default model). After one warm-up visit to Home (--warm), the sessions join one after another
+over --ramp seconds (a class arriving), then:
 
 - slider sessions open Pruning, Clustering or Quantization (in turn) and move that page's first slider one
   step (sweeping back and forth between its ends), wait for the redraw, think for a random --think seconds, and
@@ -71,7 +71,7 @@ if str(BENCH) not in sys.path:
 from report import table  # noqa: E402  (also puts this checkout on sys.path)
 
 import protocol  # noqa: E402
-from chromium import CHROMIUM, FLAGS, have_chromium, server_env, streamlit_server  # noqa: E402
+from chromium import CHROMIUM, FLAGS, LAUNCHERS, have_chromium, server_env, streamlit_server  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 MAX_SESSIONS = 50
@@ -516,7 +516,7 @@ def measure(n, args):
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
         env = server_env(COMPRESS_STORE=Path(tmp) / "runs.sqlite", COMPRESS_TRAINED=Path(tmp) / "trained",
                          OMP_NUM_THREADS=args.threads)
-        with streamlit_server(env=env, timeout=120) as (url, proc):
+        with streamlit_server(env=env, how=args.launcher, timeout=120) as (url, proc):
             cpu = {}
             sessions = asyncio.run(drive(url, n, args, proc.pid, cpu))
             rss = peak_rss_mb(proc.pid)
@@ -538,7 +538,7 @@ def measure(n, args):
            "load avg (1 min)": round(os.getloadavg()[0], 2),
            "clients": args.clients}
     if args.clients == "protocol" and cpu.get("wall"):  # in a browser run, Chromium's processes do the work
-        print(f"  the {n} protocol clients (this process) used {cpu['driver'] / cpu['wall']:.2f} cores")
+        print(f"  protocol clients (all {n} in this process): {cpu['driver'] / cpu['wall']:.2f} cores")
     for s in sessions:
         for note in s.notes[:3]:
             print(f"  session {s.index} ({s.page_name}): {note}", file=sys.stderr)
@@ -561,6 +561,8 @@ def parse_args(argv=None):
                     help="before the sessions: one visit to Home (default), or to every page they use")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the server: torch threads of each page run "
                                                 "(default: unset, torch's default of one per core)")
+    ap.add_argument("--launcher", choices=LAUNCHERS, default="serve",
+                    help="how the server starts (bench/chromium.py's streamlit_command; default: scripts/serve.py)")
     ap.add_argument("--clients", choices=("browser", "protocol"), default="browser",
                     help="each session a headless Chromium page (default) or a Streamlit protocol client")
     ap.add_argument("--name", help="bench/results/<name>.csv (default: load, or load_protocol with --clients protocol)")
