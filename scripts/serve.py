@@ -4,7 +4,7 @@
 
 `bash scripts/dev.sh app` and the `app` command (`python -m compress_engine app`) both start it this way.
 A first visit's Home page needs torch (about 1.7 s to import on the 2-core machine), the dataset (about 1 s
-to read and decode) and pandas. Under plain `streamlit run` the first session's first script run does all
+to read and decode), pandas and plotly. Under plain `streamlit run` the first session's first script run does all
 of that, after the browser has loaded the page. Here a background thread does it while the server starts
 and the browser loads Streamlit's JavaScript, so that first run finds it done. A page that asks for a
 module or the dataset while the thread is still busy with it waits for that one import or load (Python's
@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def warm():
     """Import what every first page run needs and load the dashboard's dataset (kept by load_dataset)."""
     try:
-        import pandas  # noqa: F401 - app.py imports it first thing
         import plotly.express  # noqa: F401 - Home's chart
 
         import compress_engine as ce
@@ -37,6 +36,11 @@ def main(argv=None):
     os.chdir(ROOT)  # .streamlit/config.toml (headless, runner settings, no Deploy button) is read from here
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # `pages` and, in a source checkout, `compress_engine`
+    # pandas whole before a second thread exists: plotly (which the server imports as it starts, and every chart
+    # uses) looks pandas up in sys.modules without importing it, so a pandas half-imported by the warm-up thread
+    # broke about half the starts on a busy machine (AttributeError, exit 1). An import statement waits for an
+    # import in progress; that lookup does not. torch and the engine are only imported, never looked up.
+    import pandas  # noqa: F401
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
     from streamlit.web import cli
     args = list(sys.argv[1:] if argv is None else argv)
