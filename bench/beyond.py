@@ -7,7 +7,7 @@ recipe at equal bytes, in real artifact bytes on Fashion-MNIST.
     python bench/beyond.py --workers 2          # the budget and uniform runs side by side on a local Ray runtime
 
 For each model and byte budget (default: the issue's goals, 64x for LeNet-300-100 and 160x / 400x for
-LeNet-5, as KB of 1,000 bytes):
+LeNet-5, and 40x for ResNet-8, as KB of 1,000 bytes):
   - budget: ce.fit_budget, per-layer sparsity then per-layer cluster counts from sensitivity scans on
     training images, gradual pruning and centroid fine-tuning, 8-bit biases, range / Huffman coding;
   - uniform: the best single recipe (one sparsity, per layer or one global threshold; one cluster count
