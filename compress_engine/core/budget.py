@@ -145,6 +145,8 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     from .train import fast_eval_copy, logits
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real) or not budget_bytes > 0:
         raise RecipeError(f"budget_bytes={budget_bytes!r}: must be a positive number of bytes")
+    if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
+        raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
     if scan is None:
         scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True)
     names = [la["name"] for la in scan["layers"]]
@@ -163,8 +165,6 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     prune_recipe = Recipe(layers={n: {"sparsity": s} for n, s in sparsity.items()}, lr=lr, seed=seed, finetune_kd=kd,
                           finetune_epochs=epochs, schedule="gradual" if epochs and any(sparsity.values()) else "oneshot")
     # with kd, both steps follow the dense model's soft targets (as one compress() run of the recipe would)
-    if teacher_logits is not None and not kd:
-        raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
     teacher = None if not (kd and epochs) else {
         "train": teacher_logits if teacher_logits is not None else
         logits(fast_eval_copy(pipeline.deployed(model)), data.x("train"))}
