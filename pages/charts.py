@@ -7,7 +7,7 @@ of settings) and returns a go.Figure with titled axes and units; pages pass it t
 import numpy as np
 import plotly.graph_objects as go
 
-from compress_engine.playground import viz
+from compress_engine.playground import units, viz
 
 PALETTE, GREY = viz.PALETTE, viz.GREY  # the one palette (defined in viz, shared with bench/)
 BLUE, ORANGE, GREEN, RED, PURPLE = PALETTE[:5]
@@ -128,7 +128,7 @@ def distill_grid(rows, mine=()):
                 continue
             mean = [float(r["errors_mean"]) for r in pts]
             fig.add_scatter(
-                x=[int(r["bytes"]) / 1000 for r in pts], y=mean, mode="markers" if cnn else "lines+markers",
+                x=[int(r["bytes"]) / units.KB for r in pts], y=mean, mode="markers" if cnn else "lines+markers",
                 name=how + (" (CNN student)" if cnn else ""), legendgroup=how, showlegend=not cnn,
                 line=dict(color=colors[T], dash="dash" if not T else "solid"),
                 marker=dict(size=12 if cnn else 9, symbol="diamond" if cnn else "circle"),
@@ -138,10 +138,10 @@ def distill_grid(rows, mine=()):
     fig.add_hline(y=teacher_errors, line=dict(color=GREY, dash="dot"),
                   annotation_text=f"teacher: {teacher_errors:,} errors", annotation_position="top left")
     for m in mine:
-        fig.add_scatter(x=[m["bytes"] / 1000], y=[m["errors"]], mode="markers", name=m["name"],
+        fig.add_scatter(x=[m["bytes"] / units.KB], y=[m["errors"]], mode="markers", name=m["name"],
                         marker=dict(symbol="star", size=17, color=m["color"], line=dict(color="black", width=1)),
                         hovertemplate="%{y:,} errors<extra>" + m["name"] + "</extra>")
-    log_axis(fig, "x", [int(r["bytes"]) / 1000 for r in rows] + [m["bytes"] / 1000 for m in mine])
+    log_axis(fig, "x", [int(r["bytes"]) / units.KB for r in rows] + [m["bytes"] / units.KB for m in mine])
     fig.update_layout(title="Measured: every student, with and without KD (mean of 3 seeds; bars: best to worst seed)",
                       xaxis_title="student size (KB of float32 weights, log scale)", yaxis_title="test errors (of 10,000)",
                       height=420, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
@@ -157,14 +157,14 @@ def size_accuracy(groups):
             continue
         pts = sorted(pts, key=lambda p: p["bytes"])
         sizes += [p["bytes"] for p in pts]
-        fig.add_scatter(x=[p["bytes"] / 1000 for p in pts], y=[100 * p["accuracy"] for p in pts], name=gname,
+        fig.add_scatter(x=[p["bytes"] / units.KB for p in pts], y=[100 * p["accuracy"] for p in pts], name=gname,
                         mode=style.get("mode", "markers+text"), text=[p["label"] for p in pts],
                         textposition="top center", textfont=dict(size=10),
                         line=dict(color=style["color"], dash=style.get("dash")),
                         marker=dict(size=style.get("size", 11), color=style["color"], symbol=style["symbol"],
                                     line=dict(color="white", width=1)),
                         hovertemplate="%{text}: %{x:,.1f} KB, %{y:.2f} %<extra>" + gname + "</extra>")
-    log_axis(fig, "x", [b / 1000 for b in sizes])
+    log_axis(fig, "x", [b / units.KB for b in sizes])
     fig.update_layout(title="Size vs accuracy: the teacher, the students and every sample model",
                       xaxis_title="size (KB, log scale)", yaxis_title="test accuracy (%)",
                       height=460, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
