@@ -54,10 +54,12 @@ def test_fit_budget_fits_replays_and_spends_bytes_where_they_are_cheap(lenet300,
     assert ce.Recipe.from_dict(plan["recipe"]) == result.recipe
     again = ce.compress(lenet300, result.recipe, small)  # the recipe alone replays the run, byte for byte
     assert again.artifact == result.artifact
-    state = ce.decode(result.artifact)
+    state, dense = ce.decode(result.artifact), lenet300.state_dict()
     for name, a in alloc.items():
         w = state[name]
-        assert abs(1 - int(torch.count_nonzero(w)) / w.numel() - a["sparsity"]) < 0.02  # (+ the model's own zeros)
+        own = 1 - int(torch.count_nonzero(dense[name])) / w.numel()  # the checkpoint's own zeros (flushed tiny weights)
+        # magnitude pruning takes the zeros first, so a layer ends with max(its sparsity, its own zeros) of them
+        assert abs(1 - int(torch.count_nonzero(w)) / w.numel() - max(a["sparsity"], own)) < 0.02
         if a["clusters"]:
             assert len(torch.unique(w[w != 0])) <= a["clusters"]
     with pytest.raises(ce.RecipeError, match="header and biases"):

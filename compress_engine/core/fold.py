@@ -23,7 +23,7 @@ import torch.fx as fx
 from torch import nn
 
 from .errors import ModelError
-from .train import flush_subnormals_
+from .train import flush_tiny_
 
 LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -75,5 +75,5 @@ def fold_batchnorm(model):
             layer.bias.copy_(new_bias)
         parent, _, attr = norm_name.rpartition(".")
         setattr(folded.get_submodule(parent) if parent else folded, attr, nn.Identity())
-        flush_subnormals_((layer.weight, layer.bias))  # a tiny weight times a small scale can land below normal
+        flush_tiny_((layer.weight, layer.bias))  # a tiny weight times a small scale can land below normal
     return folded

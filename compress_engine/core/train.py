@@ -15,24 +15,37 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-@torch.no_grad()
-def flush_subnormals_(tensors):
-    """Set every subnormal value (0 < |x| < the dtype's smallest normal) of floating tensors to +0, in place.
+def tiny_limit(dtype):
+    """Below this magnitude a value of `dtype` is flushed to zero: sqrt(smallest normal), 2^-63 (1.1e-19) for
+    float32 and bfloat16, so a kept weight times any activation or gradient of 2^-63 or more stays normal; for
+    float16, whose range is too narrow for that, its own smallest normal."""
+    tiny = torch.finfo(dtype).tiny
+    return tiny if dtype == torch.float16 else tiny ** 0.5
 
-    On x86 CPUs each arithmetic operation on a subnormal float takes a slow microcode path: the
-    shipped checkpoints once held 17k-185k of them and evaluated 6-12x slower for it. Training
-    makes them (weight decay shrinks unused weights geometrically towards zero), and
-    torch.set_flush_denormal only covers the calling thread, not torch's worker threads, so the
-    values themselves are flushed: after each optimizer step and when weights are loaded.
+
+@torch.no_grad()
+def flush_tiny_(tensors):
+    """Set every value of floating tensors with 0 < |x| < tiny_limit(dtype) to +0, in place: the subnormal
+    ones and those whose products are.
+
+    On x86 CPUs each arithmetic operation that takes or makes a subnormal float runs a slow microcode path.
+    The shipped checkpoints once held 17k-185k subnormal weights and evaluated 6-12x slower for it; after
+    those were flushed they still held 23k-432k weights between 2^-126 and 2^-63, whose products with
+    ordinary activations and gradients are subnormal: for them the models evaluated 1.1-2.6x slower and
+    took 1.1-1.6x longer an Adam step (bench/speed.py, section 8). Training makes both kinds (weight decay
+    shrinks unused weights geometrically towards zero), and torch.set_flush_denormal only covers the
+    calling thread, not torch's worker threads, so the values themselves are flushed: after each optimizer
+    step and when weights are loaded.
+    A float32 weight below 2^-63 changes no sum it is in unless every other term is as small.
     Returns how many values were flushed.
     """
     flushed = 0
     for t in tensors:
         if t.is_floating_point():
-            sub = (t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)
-            n = int(sub.sum())
+            small = (t != 0) & (t.abs() < tiny_limit(t.dtype))
+            n = int(small.sum())
             if n:
-                t.masked_fill_(sub, 0.0)
+                t.masked_fill_(small, 0.0)
                 flushed += n
     return flushed
 
@@ -170,7 +183,7 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                flush_subnormals_(params)
+                flush_tiny_(params)
                 step += 1
                 history.append(loss.item())
                 if (progress and step % report_every == 0 and step < total

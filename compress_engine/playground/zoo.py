@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
-from ..core.train import accuracy, crop_flip, fit, flush_subnormals_, has_conv
+from ..core.train import accuracy, crop_flip, fit, flush_tiny_, has_conv
 from . import units
 
 # Installed: compress_engine/sample_models (package data). A checkout or `pip install -e .`: the repo's sample_models/.
@@ -258,7 +258,7 @@ def load_model(name):
         state = load_file(path)
     except Exception as e:  # missing or corrupt file: say which and how to rebuild it
         raise ModelError(f"cannot read {path} ({e}); rebuild it with `python -m compress_engine train {name}`") from None
-    flush_subnormals_(state.values())  # none in the shipped files; a checkpoint rebuilt elsewhere may have them
+    flush_tiny_(state.values())  # none in the shipped files; a checkpoint rebuilt elsewhere may have them
     return from_state_dict(card["spec"], state)
 
 
@@ -382,7 +382,7 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
     loaded = _load_safetensors(data, name) if suffix == ".safetensors" else _load_torch(data, name)
     state = _as_state_dict(_unwrap(loaded), name)
     spec = infer_spec(state, name)
-    flush_subnormals_(state.values())  # they would make every evaluation of the upload several times slower
+    flush_tiny_(state.values())  # they would make every evaluation of the upload several times slower
     try:
         return from_state_dict(spec, state)
     except ModelError as e:
@@ -597,7 +597,7 @@ def train_sample(name, data, progress=None, out_dir=None):
         torch.set_num_threads(threads)
     model = model.to(memory_format=torch.contiguous_format)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    flush_subnormals_(state.values())  # fit() flushes after each step; this keeps the saved file clean whatever trained it
+    flush_tiny_(state.values())  # fit() flushes after each step; this keeps the saved file clean whatever trained it
     acc = accuracy(model, data.x("test"), data.y("test"))
     out_dir = out_dir or SAMPLE_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
