@@ -14,12 +14,17 @@ Tables (each also written to bench/results/speed_*.csv):
   5. a 40-point post-training sparsity sweep of LeNet-300-100;
   6. subnormal weights: each sample model evaluated as shipped now, and with as many of its
      smallest weights made subnormal as the checkpoints held before they were flushed;
-  7. dense float32 against int8 (torch.ao dynamic quantization) latency, same batch, same process.
+  7. dense float32 against int8 (torch.ao dynamic quantization) latency, same batch, same process;
+  8. tiny weights (normal, but below 2^-63, so their products are subnormal): each sample model evaluated,
+     and trained for a few Adam steps at 1 thread, as shipped now and as shipped before they were flushed
+     (the checkpoints of commit PRE_FLUSH, read with git).
 Times are medians of repeated runs in one process after a warm-up run.
 """
 
 import argparse
 import copy
+import subprocess
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -35,6 +40,11 @@ from compress_engine.core.train import fast_eval_copy, logits
 TARGET_S = {"lenet-300-100": 0.15, "lenet-5": 0.6}
 # subnormal weights the checkpoints held before they were flushed (commit "Subnormal weights ...")
 SHIPPED_SUBNORMALS = {"lenet-300-100": 17_779, "lenet-5": 76_884, "teacher-1200-1200": 185_181}
+# weights in (2^-126, 2^-63) they still held after that, until train.flush_tiny_ took them too (commit "Weights below
+# 2^-63 ...": flushing them changed no logit of the 10,000 test images by a single bit)
+SHIPPED_TINY = {"lenet-300-100": 23_214, "lenet-5": 30_612, "teacher-1200-1200": 432_499}
+PRE_FLUSH = "56408ec"  # the last commit whose checkpoints held them
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @torch.no_grad()
@@ -48,6 +58,65 @@ def with_subnormals(model, count):
     flat[order] = torch.sign(flat[order]) * 1e-39
     torch.nn.utils.vector_to_parameters(flat, params)
     return m
+
+
+def pre_flush(name):
+    """Sample model `name` as shipped at PRE_FLUSH (read from git: its tiny weights unflushed), or None with
+    why, when this is not a git checkout holding that commit."""
+    from safetensors.torch import load
+    from compress_engine.playground import zoo
+    try:
+        blob = subprocess.run(["git", "show", f"{PRE_FLUSH}:sample_models/{name}.safetensors"], cwd=ROOT,
+                              capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        return None, f"git show {PRE_FLUSH}:sample_models/{name}.safetensors failed ({e})"
+    return zoo.from_state_dict(zoo.model_card(name)["spec"], load(blob)).eval(), None
+
+
+def adam_step_s(model, data, steps):
+    """Seconds per Adam step (batch 128, lr 1e-5, weight decay 1e-4) of a copy of `model`, at the current thread
+    count, without fit()'s flush (so tiny weights stay as they are)."""
+    m = copy.deepcopy(model).train()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-5, weight_decay=1e-4)
+    x, y = data.x("train"), data.y("train")
+    gen = torch.Generator().manual_seed(0)
+
+    def run(n):
+        for _ in range(n):
+            idx = torch.randint(0, len(y), (128,), generator=gen)
+            loss = F.cross_entropy(m(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    run(3)
+    return median_time(lambda: run(steps), 3) / steps
+
+
+def tiny_rows(data, reps):
+    rows = []
+    threads = torch.get_num_threads()
+    for name, count in SHIPPED_TINY.items():
+        model, x = ce.load_model(name), data.x("test")
+        dirty, why = pre_flush(name)
+        if dirty is None:
+            print(f"section 8 skipped: {why}; it needs a git clone with history")
+            return []
+        held = sum(int(((p != 0) & (p.abs() < 2.0 ** -63)).sum()) for p in dirty.parameters())
+        assert held == count, f"{name} at {PRE_FLUSH} holds {held:,} tiny weights, not {count:,}"
+        row = {"model": name, "tiny_weights": count,
+               "eval_with_s": median_time(lambda: logits(fast_eval_copy(dirty), x), reps),
+               "eval_flushed_s": median_time(lambda: logits(fast_eval_copy(model), x), reps)}
+        torch.set_num_threads(1)
+        try:
+            steps = 10 if name == "lenet-5" else 30
+            row["step_with_ms"] = 1000 * adam_step_s(dirty, data, steps)
+            row["step_flushed_ms"] = 1000 * adam_step_s(model, data, steps)
+        finally:
+            torch.set_num_threads(threads)
+        row["eval_slowdown"] = row["eval_with_s"] / row["eval_flushed_s"]
+        row["step_slowdown"] = row["step_with_ms"] / row["step_flushed_ms"]
+        rows.append(row)
+    return rows
 
 
 def subnormal_rows(data, reps):
@@ -161,7 +230,7 @@ def lenet5_ops(m, x, batch, repeats):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated section numbers to run")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated section numbers to run")
     args = ap.parse_args()
     only = set(args.only.split(","))
     reps = 3 if args.quick else 9
@@ -173,6 +242,9 @@ def main():
     if "6" in only:
         table("Subnormal weights: evaluation of the 10,000 test images, as shipped now (flushed) and with the "
               "subnormals the checkpoints held before", subnormal_rows(data, reps), "speed_subnormal")
+    if "8" in only:
+        table(f"Tiny weights (normal, below 2^-63): evaluation of the 10,000 test images ({torch.get_num_threads()} "
+              "threads) and an Adam step (1 thread), as shipped now (flushed) and as shipped before, with them", tiny_rows(data, reps), "speed_tiny")
     if "7" in only:
         table("Dense float32 vs int8 (torch.ao dynamic, Linear layers) latency, batch of 256, same process",
               int8_rows(data, reps), "speed_int8")
