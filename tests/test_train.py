@@ -67,3 +67,17 @@ def test_compress_output_holds_no_tiny_weight(lenet300, small):
     r = ce.compress(lenet300, ce.Recipe(sparsity=0.8, clusters=8, finetune_epochs=1), small)
     assert tiny(r.model.state_dict().values()) == 0
     assert tiny(ce.decode(r.artifact).values()) == 0
+
+
+def test_fit_flushes_subnormal_arithmetic_on_its_thread_and_leaves_the_default_after(small):
+    sub = torch.tensor([1e-39])  # a subnormal float32
+    seen = []
+
+    def loss_fn(out, idx, y):
+        seen.append(float(sub * 1.0))  # 0 while this thread flushes denormals
+        return nn.functional.cross_entropy(out, y)
+
+    torch.manual_seed(0)
+    fit(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), small, epochs=1, lr=1e-3, loss_fn=loss_fn)
+    assert seen and set(seen) == {0.0}
+    assert float(sub * 1.0) > 0  # torch's default again afterwards
