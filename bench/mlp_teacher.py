@@ -88,7 +88,8 @@ def main():
     t0 = time.perf_counter()
     rows = map_jobs(train_one, jobs, workers=args.workers, threads=1,
                     on_result=lambda i, row: print(f"  {row}", flush=True))
-    table("A 784-1200-1200-10 MLP teacher as in Hinton et al. on Fashion-MNIST (1 thread; test errors out of 10,000)", rows + references(), "mlp_teacher")
+    table("A 784-1200-1200-10 MLP teacher as in Hinton et al. on Fashion-MNIST (1 thread; test errors out of 10,000)",
+          rows + references(), "mlp_teacher")
     print(f"\n{time.perf_counter() - t0:,.0f} s wall")
 
 

@@ -244,7 +244,8 @@ def main():
               "subnormals the checkpoints held before", subnormal_rows(data, reps), "speed_subnormal")
     if "8" in only:
         table(f"Tiny weights (normal, below 2^-63): evaluation of the 10,000 test images ({torch.get_num_threads()} "
-              "threads) and an Adam step (1 thread), as shipped now (flushed) and as shipped before, with them", tiny_rows(data, reps), "speed_tiny")
+              "threads) and an Adam step (1 thread), as shipped now (flushed) and as shipped before, with them",
+              tiny_rows(data, reps), "speed_tiny")
     if "7" in only:
         table("Dense float32 vs int8 (torch.ao dynamic, Linear layers) latency, batch of 256, same process",
               int8_rows(data, reps), "speed_int8")

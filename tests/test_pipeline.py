@@ -26,7 +26,8 @@ def test_dense_recipe_is_the_dense_model(lenet300, fmnist):
     assert m["params"] == 266_610
     assert m["nonzero_params"] == sum(int(p.count_nonzero()) for p in lenet300.parameters())
     assert m["accuracy"] == m["dense_accuracy"] and m["agreement"] == 1.0
-    # raw float32 tensors; the exact zeros let the sparse layout win in some layers: under 4 B/param, 4 B/non-zero at least
+    # raw float32 tensors; the exact zeros let the sparse layout win in some layers: under 4 B a parameter, but at
+    # least 4 B a non-zero one
     assert m["artifact_bytes"] == len(res.artifact)
     assert 4 * m["nonzero_params"] < m["artifact_bytes"] < m["dense_bytes"] + 1024
     assert_exact(res.artifact, res.model)
