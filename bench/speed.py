@@ -24,18 +24,17 @@ Times are medians of repeated runs in one process after a warm-up run.
 import argparse
 import copy
 import subprocess
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from report import median_time, table
+from report import ROOT, median_time, table
 import compress_engine as ce
 from compress_engine.core import cluster
 from compress_engine.core.prune import compressible, magnitude_mask
 from compress_engine.core.quantize import int8_latency
-from compress_engine.core.train import fast_eval_copy, logits
+from compress_engine.core.train import fast_eval_copy, logits, tiny_limit
 
 TARGET_S = {"lenet-300-100": 0.15, "lenet-5": 0.6}
 # subnormal weights the checkpoints held before they were flushed (commit "Subnormal weights ...")
@@ -44,7 +43,6 @@ SHIPPED_SUBNORMALS = {"lenet-300-100": 17_779, "lenet-5": 76_884, "teacher-1200-
 # 2^-63 ...": flushing them changed no logit of the 10,000 test images by a single bit)
 SHIPPED_TINY = {"lenet-300-100": 23_214, "lenet-5": 30_612, "teacher-1200-1200": 432_499}
 PRE_FLUSH = "56408ec"  # the last commit whose checkpoints held them
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @torch.no_grad()
@@ -101,7 +99,7 @@ def tiny_rows(data, reps):
         if dirty is None:
             print(f"section 8 skipped: {why}; it needs a git clone with history")
             return []
-        held = sum(int(((p != 0) & (p.abs() < 2.0 ** -63)).sum()) for p in dirty.parameters())
+        held = sum(int(((p != 0) & (p.abs() < tiny_limit(p.dtype))).sum()) for p in dirty.parameters())
         assert held == count, f"{name} at {PRE_FLUSH} holds {held:,} tiny weights, not {count:,}"
         row = {"model": name, "tiny_weights": count,
                "eval_with_s": median_time(lambda: logits(fast_eval_copy(dirty), x), reps),
