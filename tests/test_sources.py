@@ -81,7 +81,8 @@ def test_idx_round_trip_any_image_size_and_class_count(tmp_path):
     ds = load_dataset(f"idx:{tmp_path}")
     assert ds.input_shape == (1, 16, 12) and ds.n_classes == 37 and ds.name == f"idx:{tmp_path}"
     for split in ("train", "test"):
-        assert torch.equal(ds.x(split), torch.from_numpy(pixels[split]).float().div(255.0).unsqueeze(1))
+        ref = pixels[split].astype(np.float32) / np.float32(255)  # numpy's x / 255: the floats torch's must equal
+        assert torch.equal(ds.x(split), torch.from_numpy(ref).unsqueeze(1)) and ds.x(split).dtype == torch.float32
         assert ds.y(split).tolist() == labels[split].tolist()
     with pytest.raises(DatasetError, match="inputs are 1×16×12; the model takes 1×28×28"):
         ds.require((1, 28, 28), 10)

