@@ -14,19 +14,37 @@
 It never imports streamlit: pages call it, it does not know about pages.
 """
 
-from .core import budget, sensitivity
-from .core.budget import fit_budget
-from .core.data import Dataset
-from .core.encode import decode, encode, read_meta, size_breakdown
+import importlib
+
 from .core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
-from .core.model import arch_spec, param_count
-from .core.pipeline import Result, compress, reference
-from .core.quantize import int8_latency
-from .core.recipe import BITS, CHOICES, RANGES, Recipe
-from .core.train import Stopped, logits
-from .playground.sources import load_dataset
-from .playground.sweeps import sweep
-from .playground.zoo import decode_model, evaluate_artifact, list_models, load_model, model_card, read_weights
+
+# Everything else is imported on first use (PEP 562), so `import compress_engine` costs milliseconds, not torch's
+# 1-2 s: the `app` command starts the dashboard's server first and imports torch while the browser loads the page.
+_MODULES = {"budget": ".core.budget", "sensitivity": ".core.sensitivity"}
+_NAMES = {
+    ".core.budget": ["fit_budget"], ".core.data": ["Dataset"],
+    ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"], ".core.model": ["arch_spec", "param_count"],
+    ".core.pipeline": ["Result", "compress", "reference"], ".core.quantize": ["int8_latency"],
+    ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"], ".core.train": ["Stopped", "logits"],
+    ".playground.sources": ["load_dataset"], ".playground.sweeps": ["sweep"],
+    ".playground.zoo": ["decode_model", "evaluate_artifact", "list_models", "load_model", "model_card", "read_weights"],
+}
+_WHERE = {**{n: m for m, names in _NAMES.items() for n in names}, **_MODULES}
+
+
+def __getattr__(name):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'compress_engine' has no attribute {name!r}")
+    module = importlib.import_module(where, __name__)
+    value = module if name in _MODULES else getattr(module, name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = ["Dataset", "load_dataset", "decode", "encode", "read_meta", "size_breakdown", "ArtifactError",
            "CompressError", "DatasetError", "ModelError", "RecipeError", "list_models", "load_model",

@@ -35,6 +35,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import zoo as models
+from .launch import one_line, start_app
 from ..core.errors import ArtifactError, CompressError, ModelError, RecipeError
 from ..core.recipe import OPTIONAL, Recipe, check
 
@@ -331,34 +332,6 @@ def load_strict(model, state, where, what):
     return model
 
 
-# --- the dashboard ----------------------------------------------------------------------------------------
-
-def find_app():
-    """The dashboard's app.py: beside the package in a checkout (or `pip install -e .`), else in the current folder.
-    `pip install .` ships the engine and the sample models, not the dashboard."""
-    for folder in (Path(__file__).resolve().parents[2], Path.cwd()):
-        if (folder / "app.py").is_file() and (folder / "pages").is_dir() and (folder / SERVE).is_file():
-            return folder / "app.py"
-    raise CompressError("app: the dashboard (app.py and pages/) comes with the source checkout, not with "
-                        "`pip install .`: clone the repository and run `bash scripts/dev.sh app` there (or `pip "
-                        "install -e '.[dashboard]'` and `compression-playground app` inside it)")
-
-
-SERVE = "scripts/serve.py"  # the checkout's launcher: `streamlit run app.py` with the engine warmed up meanwhile
-
-
-def start_app(extra):
-    """Serve the dashboard from this process with the checkout's scripts/serve.py (headless; extra arguments go
-    to `streamlit run`); returns its exit status. In this process, not a new one: torch is imported already."""
-    import runpy
-    app = find_app()
-    if importlib.util.find_spec("streamlit") is None:
-        raise CompressError("app: streamlit is not installed in this environment: "
-                            "pip install -e '.[dashboard]' (or run `bash scripts/dev.sh app`)")
-    serve = runpy.run_path(str(app.parent / SERVE))  # defines main() (it runs only as __main__)
-    return serve["main"](["--server.headless", "true", "--browser.gatherUsageStats", "false", *extra])
-
-
 # --- the program --------------------------------------------------------------------------------------------
 
 def parser(prog="python -m compress_engine"):
@@ -402,11 +375,6 @@ def parser(prog="python -m compress_engine"):
                     "of your own model, whose architecture only your code knows; " + MODEL_HELP)
     ev.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
     return ap
-
-
-def one_line(message):
-    """Messages may quote user text: keep the report on one line whatever it holds."""
-    return " ".join(str(message).split())
 
 
 def main(argv=None):
