@@ -1,29 +1,50 @@
-"""Start the dashboard: `streamlit run app.py`, with the engine warmed up while the server starts.
+"""Start the dashboard: `streamlit run app.py`, with the engine warmed up as soon as the server is up.
 
     python scripts/serve.py [streamlit run options, e.g. --server.port 8502]
 
 `bash scripts/dev.sh app` and the `app` command (`python -m compress_engine app`) both start it this way.
-A first visit's Home page needs torch (about 1.7 s to import on the 2-core machine), the dataset (about 1 s
+A first visit's Home page needs torch (about 1.1-1.7 s to import on the 2-core machine), the dataset (about 0.5 s
 to read and decode), pandas and plotly. Under plain `streamlit run` the first session's first script run does all
-of that, after the browser has loaded the page. Here a background thread does it while the server starts
-and the browser loads Streamlit's JavaScript, so that first run finds it done. A page that asks for a
-module or the dataset while the thread is still busy with it waits for that one import or load (Python's
-import lock; compress_engine.load_dataset's lock), never sees half of it and never does it twice.
-bench/latency.py times the cold start both ways.
-"""
+of that, after the browser has loaded the page. Here a background thread does it once the server is listening,
+while the browser loads Streamlit's JavaScript, so that first run finds it done or under way (not before: one
+interpreter lock, so importing torch beside the server's own start delayed the server by about 2 s). A page that
+asks for a module or the dataset while the thread is still busy with it waits for that one import or load
+(Python's import lock; compress_engine.load_dataset's lock), never sees half of it and never does it twice.
+bench/latency.py times the cold start both ways."""
 
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def server_listening(timeout=15.0):
+    """Wait until Streamlit's runtime has started (its server answers), at most `timeout` seconds.
+
+    Checked in sys.modules, never imported here: importing streamlit from this thread would race the main thread's
+    import of it. Until then the warm-up does nothing: on 2 cores, importing torch beside the server's own start
+    (one interpreter lock) delayed the server, and so the browser's first request, by about 2 s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        rt = sys.modules.get("streamlit.runtime.runtime")
+        try:
+            if rt is not None and rt.Runtime.exists() and rt.Runtime.instance().state.name.endswith("CONNECTED"):
+                return True
+        except Exception:  # noqa: BLE001 - a streamlit without these internals: warm up after the timeout
+            pass
+        time.sleep(0.02)
+    return False
+
+
 def warm():
-    """Import what every first page run needs and load the dashboard's dataset (kept by load_dataset)."""
+    """Once the server is up, import what every first page run needs and load the dashboard's dataset (kept by
+    load_dataset), while the browser loads Streamlit's JavaScript."""
+    server_listening()
     try:
-        import plotly.express  # noqa: F401 - Home's chart
+        import plotly.graph_objects  # noqa: F401 - Home's chart
 
         import compress_engine as ce
         from pages import common

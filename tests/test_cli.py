@@ -3,6 +3,7 @@ stderr naming the flag, the value and what is allowed, never a traceback."""
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -352,9 +353,53 @@ def test_app_serves_the_checkout_through_its_launcher(monkeypatch, tmp_path):
     assert seen["argv"][-2:] == ["--server.port", "8599"] and "--server.headless" in seen["argv"]
 
 
+def test_import_and_the_app_command_start_without_torch(tmp_path):
+    """`import compress_engine` resolves every public name on first use, and `app` reaches streamlit before
+    anything imports torch (its server comes up first; scripts/serve.py's warm-up imports torch afterwards)."""
+    import subprocess
+    import sys
+    code = """
+import sys
+import compress_engine as ce
+assert "torch" not in sys.modules, "import compress_engine imported torch"
+from streamlit.web import cli as st_cli
+import threading
+seen = []
+st_cli.main = lambda: seen.append("torch" in sys.modules) or 0
+threading.Thread = lambda **kw: type("T", (), {"start": lambda self: None})()  # no warm-up: only the launcher
+from compress_engine.__main__ import main
+assert main(["app", "--server.port", "8599"]) == 0 and seen == [False], seen
+assert all(getattr(ce, name) is not None for name in ce.__all__) and set(ce.__all__) <= set(dir(ce))
+assert "torch" in sys.modules and ce.sensitivity.__name__ == "compress_engine.core.sensitivity"
+try:
+    ce.no_such_name
+except AttributeError as e:
+    assert "no_such_name" in str(e)
+else:
+    raise AssertionError("an unknown name resolved")
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_serve_warms_up_only_once_the_server_listens(monkeypatch):
+    import runpy
+    import sys
+    import types
+    serve = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "serve.py"))
+    state = types.SimpleNamespace(name="INITIAL")
+    runtime = types.SimpleNamespace(exists=lambda: True, instance=lambda: types.SimpleNamespace(state=state))
+    monkeypatch.setitem(sys.modules, "streamlit.runtime.runtime", types.SimpleNamespace(Runtime=runtime))
+    assert serve["server_listening"](timeout=0.1) is False  # starting: the warm-up waits (then goes on anyway)
+    state.name = "NO_SESSIONS_CONNECTED"
+    assert serve["server_listening"](timeout=5) is True
+
+
 def test_app_outside_a_checkout_says_where_the_dashboard_is(capsys, monkeypatch, tmp_path):
-    from compress_engine.playground import cli
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site" / "compress_engine" / "playground" / "cli.py"))
+    from compress_engine.playground import launch
+    monkeypatch.setattr(launch, "__file__", str(tmp_path / "site" / "compress_engine" / "playground" / "launch.py"))
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "app")
     assert code == 2 and "comes with the source checkout" in err and err.count("\n") == 1, err
