@@ -110,6 +110,29 @@ def mask(image, title, block=(1, 1), height=HEIGHT + 40):
     return _layout(fig, title, "input (column of the weight matrix)", "output unit (row)", height)
 
 
+def image_grid(images, captions, colors, cols=6, height=HEIGHT):
+    """Small grey images ([0, 1], N×H×W) as one picture, `cols` to a row, each captioned above in its colour.
+
+    One image trace (a PNG) with annotations, not a subplot per image: Home's 12 test images as 12 facets were
+    24 axes for Plotly to lay out on the first page a visitor sees."""
+    images = np.asarray(images, dtype=np.float32)
+    n, h, w = images.shape
+    rows, gap, band = -(-n // cols), max(2, w // 7), h // 2  # gap between images, caption band above each row
+    sheet = np.ones((rows * (h + band), cols * (w + gap) - gap), np.float32)  # white between the images
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        sheet[r * (h + band) + band:(r + 1) * (h + band), c * (w + gap):c * (w + gap) + w] = img
+    fig = go.Figure(go.Image(z=np.rint(255 * np.repeat(sheet[..., None], 3, axis=2)).astype(np.uint8),
+                             hoverinfo="skip"))
+    for i, (text, color) in enumerate(zip(captions, colors)):
+        r, c = divmod(i, cols)
+        fig.add_annotation(x=c * (w + gap) + w / 2, y=r * (h + band) + band - 1, text=text, showarrow=False,
+                           yanchor="bottom", font=dict(color=color, size=12))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0))
+
+
 def distill_grid(rows, mine=()):
     """Test errors of each student (x: its size) on the labels alone and distilled at each T: mean over
     seeds, bars from the best to the worst seed; MLPs as lines, the CNN student as diamonds; the teacher's

@@ -1,10 +1,9 @@
 """Home: the chosen model's card (a sample model's, or one made for uploaded weights) and a few test
 images with its predictions."""
 
-import plotly.express as px
 import streamlit as st
 
-from pages import common
+from pages import charts, common
 
 common.through_app()
 
@@ -31,16 +30,10 @@ st.markdown("#### Test images and the model's predictions")
 n = 12
 pred = common.predictions(common.model_name(), n)
 truth = data.y("test")[:n].tolist()
-fig = px.imshow(data.x("test")[:n, 0].numpy(), facet_col=0, facet_col_wrap=6, binary_string=True, zmin=0, zmax=1,
-                facet_col_spacing=0.01, facet_row_spacing=0.12)
-for i, ann in enumerate(fig.layout.annotations):
-    j = int(ann.text.split("=")[1])
-    ok = pred[j] == truth[j]
-    ann.text = data.classes[pred[j]] + ("" if ok else f"<br>(wrong: is {data.classes[truth[j]]})")  # text, no glyphs
-    ann.font.color = "green" if ok else "crimson"
-fig.update_xaxes(showticklabels=False)
-fig.update_yaxes(showticklabels=False)
-fig.update_layout(height=360, margin=dict(l=0, r=0, t=30, b=0))
+wrong = [p != t for p, t in zip(pred, truth)]
+captions = [data.classes[p] + (f"<br>(wrong: is {data.classes[t]})" if bad else "")  # text, no glyphs
+            for p, t, bad in zip(pred, truth, wrong)]
+fig = charts.image_grid(data.x("test")[:n, 0].numpy(), captions, ["crimson" if bad else "green" for bad in wrong])
 st.plotly_chart(fig, width="stretch")
 
 st.markdown("""
@@ -51,4 +44,4 @@ large teacher; *Pipeline* chains them like Deep Compression; *Compare* shows eve
 `python -m compress_engine run --model lenet-300-100 --sparsity 0.9 --clusters 16 --json`.
 """)
 
-common.warm_dense()  # last, so it delays nothing on Home; every technique page starts from the dense model's run
+common.warm_dense()  # in the background, after Home has drawn: every technique page starts from the dense run
