@@ -13,7 +13,8 @@ trained-results folder (so no page opens on a result trained earlier), and drive
 
 - cold: from starting the command until Home's first chart is drawn (the browser is already open), for the
   `app` command, for scripts/serve.py (what `bash scripts/dev.sh app` runs) and for `streamlit run app.py`
-  itself, each on a fresh server of its own: what the launcher's warm-up saves;
+  itself, each on a fresh server of its own: what the launcher's warm-up saves; and, as the floor under the goal,
+  `streamlit run` of an app that draws one small Plotly chart and nothing else;
 - for each model: switching to it in the sidebar (on Home, until Home's chart is drawn for it), then each page
   opened from the sidebar: until its first chart is drawn (a page that has none, e.g. Compare with no saved
   runs, counts until its run has finished);
@@ -228,11 +229,37 @@ def cold_start(tab, url, proc, t0, deadline):
     return first, f"server up {up:.1f} s, Home finished {settled:.1f} s"
 
 
+FLOOR_APP = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("One chart")
+st.plotly_chart(go.Figure(go.Scatter(y=[1, 3, 2])))
+"""
+
+
+def floor(browser, env, rec, deadline):
+    """The floor under the cold-start goal on this machine: `streamlit run` of a one-chart app (no torch, no data)
+    until its chart is drawn, timed as the dashboard's cold start is."""
+    with tempfile.TemporaryDirectory(prefix="floor-") as folder:
+        (Path(folder) / "app.py").write_text(FLOOR_APP)
+        t0 = time.perf_counter()
+        with streamlit_server(folder, env=env, how="streamlit", wait=False) as (url, proc):
+            tab = Tab(browser, deadline)
+            wait_healthy(url, proc, timeout=min(120.0, deadline - t0))
+            up = time.perf_counter() - t0
+            tab.page.goto(url)
+            first, _ = tab.wait(t0, lambda: tab.js(FIRST_CHART), "floor", timeout=120)
+            rec.add("floor: `streamlit run` of a one-chart app -> its chart (cold)", first, GOALS["cold"],
+                    f"server up {up:.1f} s; what the browser and Streamlit take here before any app code")
+            tab.page.close()
+
+
 def repetition(browser, args, env, rec, deadline):
     """One fresh server: cold start, then every page and slider for each model. Appends seconds to rec[row].
     First two cold starts on servers of their own: `streamlit run app.py` itself (no warm-up) and
     scripts/serve.py (`bash scripts/dev.sh app`), if the checkout has it; then the `app` command's server
-    is measured cold and kept for the rest."""
+    is measured cold and kept for the rest. Before them, the floor: a one-chart app's cold start."""
+    floor(browser, env, rec, deadline)
     for how, what in (("streamlit", "`streamlit run app.py`"), ("serve", "`bash scripts/dev.sh app` (scripts/serve.py)")):
         if how == "serve" and not (Path(args.app_dir) / "scripts" / "serve.py").is_file():
             continue  # an older checkout (--app-dir) without the launcher
