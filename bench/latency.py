@@ -16,7 +16,8 @@ trained-results folder (so no page opens on a result trained earlier), and drive
   itself, each on a fresh server of its own: what the launcher's warm-up saves; and, as the floor under the goal,
   `streamlit run` of an app that draws one small Plotly chart and nothing else;
 - for each model: switching to it in the sidebar (on Home, until Home's chart is drawn for it), then each page
-  opened from the sidebar: until its first chart is drawn (a page that has none, e.g. Compare with no saved
+  opened from the sidebar, warm (each click once the browser is idle, i.e. the page before has drawn, as when a
+  person clicks): until its first chart is drawn (a page that has none, e.g. Compare with no saved
   runs, counts until its run has finished);
 - on Pruning, Clustering, Quantization and Pipeline: the first slider moved one step with the arrow key,
   --presses times, each to a value not seen before: until the first chart shows the new data and the page's
@@ -75,6 +76,11 @@ TITLE = ("[...document.querySelectorAll('[data-testid=\"stMain\"] h1')]"
          ".filter(el => !el.closest('[data-stale=\"true\"]')).map(el => el.innerText.trim())")
 PROGRESS = "() => !!document.querySelector('[data-testid=\"stProgress\"]')"
 FRAME = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+# resolves once the page's main thread has been idle for three idle periods in a row (at most ~10 s)
+IDLE = ("() => new Promise(done => { let quiet = 0, left = 50; const step = d => {"
+        " quiet = d.timeRemaining() > 30 ? quiet + 1 : 0; left -= 1;"
+        " if (quiet >= 3 || left <= 0) done(); else requestIdleCallback(step, {timeout: 200}); };"
+        " requestIdleCallback(step, {timeout: 200}); })")
 
 
 class Timeout(Exception):
@@ -174,7 +180,9 @@ def chart_or_settled(tab, name):
 
 
 def open_page(tab, name):
-    """Open a page from the sidebar -> (seconds to its first chart, seconds until its run finished, note)."""
+    """Open a page from the sidebar -> (seconds to its first chart, seconds until its run finished, note). The
+    click comes once the browser is idle (the page before has drawn, as when a person clicks), not counted."""
+    tab.js(IDLE)
     tab.opened = time.perf_counter()
     tab.nav(name)
     first, _ = tab.wait(tab.opened, chart_or_settled(tab, name), f"open {name}", timeout=180, settle=False)
@@ -213,6 +221,7 @@ def select_model(tab, model):
     box = tab.page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
     params = tab.page.locator('[data-testid="stMetric"]', has_text="Parameters").first
     before = params.inner_text()
+    tab.js(IDLE)
     box.click()
     t = time.perf_counter()
     tab.page.get_by_role("option", name=model, exact=True).click()

@@ -34,8 +34,10 @@ _frame = threading.local()  # frame() marks the page run app.py wraps
 
 @contextmanager
 def frame():
-    """app.py runs each page inside this, so through_app() knows the page is not running alone."""
+    """app.py runs each page inside this, so through_app() knows the page is not running alone. It also counts the
+    session's runs (warm_dense treats the first one apart)."""
     _frame.active = True
+    st.session_state["_runs"] = st.session_state.get("_runs", 0) + 1
     try:
         yield
     finally:
@@ -321,37 +323,31 @@ def dense():
     return run(ce.Recipe(), spinner="Evaluating the dense model…")
 
 
-WARM_DELAY = 2.0  # seconds after Home's run before warm_dense starts: the browser draws Home's chart meanwhile
-
-
 def warm_dense():
-    """Compute the sidebar model's dense run in the background, WARM_DELAY seconds from now, drawing nothing: every
-    technique page starts from it, so the page opened next shows its first chart one evaluation sooner (LeNet-5:
-    about 0.45 s). Not inside Home's run: on 2 cores it took the CPU the browser needed to load Plotly and draw
-    Home's first chart, about 1 s of a cold start (bench/latency.py). A page that asks for the run sooner waits
-    for this one computation (st.cache_data computes each key once at a time) instead of starting a second."""
+    """Compute the sidebar model's dense run now, drawing nothing (Home calls it after its chart): every technique
+    page starts from it, so the page opened next shows its first chart one evaluation sooner (LeNet-5: ~0.45 s).
+
+    A session's first run does it in a thread instead and ends at once: its browser is still loading Plotly
+    then, and a run that kept going held Home's first chart back, 6.3-6.7 s from the command instead of 4.5-4.8
+    (bench/latency.py, headless Chromium on 2 cores). A page asking for the run meanwhile waits for this one
+    computation (st.cache_data computes a key once at a time)."""
     name = model_name()
     args = (name, ce.Recipe().to_json(), DATASET, weights_id(name))
-
     ctx = get_script_run_ctx()
-    server = Runtime.instance() if Runtime.exists() else None
-    live = type(server) is Runtime and ctx is not None and server.is_active_session(ctx.session_id)
+    first_run = st.session_state.get("_runs") == 1 and Runtime.exists() and type(Runtime.instance()) is Runtime
+    if first_run and ctx is not None:  # (AppTest's runtime is a stand-in, and no browser draws there)
+        thread = threading.Thread(target=_warm, args=args, name="warm-dense", daemon=True)
+        add_script_run_ctx(thread, ctx)  # the session's context: an uploaded model lives in its state
+        thread.start()
+    else:
+        _warm(*args)
 
-    def work(delay):
-        time.sleep(delay)
-        if live and not server.is_active_session(ctx.session_id):  # the tab was closed meanwhile
-            return
-        try:  # in the session's context: an uploaded model lives in its state
-            _run(*args)
-        except Exception:  # noqa: BLE001 - a broken model: the page that needs it says why
-            pass
 
-    if not live:  # AppTest (a stand-in runtime) and bare runs: no browser is drawing, so now
-        work(0)
-        return
-    thread = threading.Thread(target=work, args=(WARM_DELAY,), name="warm-dense", daemon=True)
-    add_script_run_ctx(thread, ctx)
-    thread.start()
+def _warm(*args):
+    try:
+        _run(*args)
+    except Exception:  # noqa: BLE001 - a missing dataset or a broken model: the page that needs the run says why
+        pass
 
 
 def headline(recipe, spinner="Compressing…", label=None, key=None):
