@@ -17,7 +17,8 @@ LeNet-5, and 40x for ResNet-8, as KB of 1,000 bytes):
 Both fine-tune on the dense model's soft targets (KD, T = 4) as well as the labels. cpu_s is CPU
 seconds of this process (torch at 1 thread) for the whole run (fit_budget: both fine-tuning steps and the
 second, cluster-count scan; uniform: its fine-tuning), the measure of the issue's 10 CPU-minute limit;
-the first scan (kept on disk, reused by every budget) is printed apart. Accuracy: all 10,000 test images. Each budget run's artifact is saved as
+the first scan (kept on disk, reused by every budget) is printed apart. --seed N fine-tunes with another batch order
+(results and artifacts then carry the seed in their names) to see run-to-run spread. Accuracy: all 10,000 test images. Each budget run's artifact is saved as
 bench/results/artifacts/<model>_<KB>kb.cpg, and the headline one (the first budget) as <model>_best.cpg;
 `compression-playground eval bench/results/artifacts/lenet-5_best.cpg` scores it anywhere.
 Writes bench/results/beyond.csv, beyond_layers.csv and beyond_bytes.csv.
@@ -143,13 +144,13 @@ def teacher_logits(teacher, data):
     return zoo.cached_logits(teacher, data)["train"] if teacher else None
 
 
-def budget_job(name, kb, epochs, lr, kd, sparsities, teacher=None):
+def budget_job(name, kb, epochs, lr, kd, sparsities, teacher=None, seed=0):
     """ce.fit_budget at `kb` KB -> {row, layers, bytes, artifact, log}."""
     model, data, dense, scan, _, _, _ = prepare(name, sparsities)
     budget_bytes = int(kb * 1000)
     t = teacher_logits(teacher, data)
     (res, plan), ft = cpu_run(lambda: ce.fit_budget(model, data, budget_bytes, epochs=epochs, lr=lr, scan=scan,
-                                                    kd=kd or None, teacher_logits=t))
+                                                    kd=kd or None, teacher_logits=t, seed=seed))
     layers = []
     real = {r["name"]: r for r in res.metrics["layers"]}
     for a in plan["allocation"]:
@@ -159,24 +160,25 @@ def budget_job(name, kb, epochs, lr, kd, sparsities, teacher=None):
                        "bits": math.ceil(math.log2(a["clusters"])) if a["clusters"] else 32,
                        "bytes": real[a["layer"]]["bytes"], "predicted_bytes": a["predicted_bytes"]})
     return {"row": row(name, f"budget {kb:g} KB (per-layer)", res, budget_bytes, ft, dense.metrics["accuracy"],
-                       f"{len(plan['attempts'])} try" + ("" if plan["fits"] else ", OVER BUDGET")),
+                       f"{len(plan['attempts'])} try" + ("" if plan["fits"] else ", OVER BUDGET")
+                       + (f", seed {seed}" if seed else "")),
             "layers": layers, "artifact": res.artifact,
             "bytes": {"model": name, "method": f"budget {kb:g} KB", "bytes": len(res.artifact), **breakdown(res)},
             "log": f"  {name} budget {kb:g} KB: {res.metrics['artifact_bytes']:,} B, {res.metrics['ratio']:.1f}x, "
                    f"{100 * res.metrics['accuracy']:.2f} %, {ft:.0f} CPU s"}
 
 
-def uniform_job(name, kb, epochs, lr, kd, sparsities, uniform_grid, teacher=None):
+def uniform_job(name, kb, epochs, lr, kd, sparsities, uniform_grid, teacher=None, seed=0):
     """The best uniform recipe fitting `kb` KB, fine-tuned like the budget run -> {row, bytes, log}."""
     model, data, dense, _, xs, ys, _ = prepare(name, sparsities)
     budget_bytes = int(kb * 1000)
     grid = [(p.split(":")[0], int(p.split(":")[1])) for p in uniform_grid.split(",")] if uniform_grid else None
     (recipe, _), search_cpu = cpu_run(lambda: uniform_recipe(model, data, budget_bytes * 0.97, epochs, lr, xs, ys, grid))
-    recipe = recipe.replace(finetune_kd=kd or None)
+    recipe = recipe.replace(finetune_kd=kd or None, seed=seed)
     t = teacher_logits(teacher, data)
     uni, cpu = cpu_run(lambda: ce.compress(model, recipe, data, model_logits=None if t is None else {"train": t}))
     note = (f"{recipe.prune_scope} {recipe.sparsity:.1%}, k={recipe.clusters}"
-            + ("" if uni.metrics["artifact_bytes"] <= budget_bytes else ", OVER BUDGET"))
+            + ("" if uni.metrics["artifact_bytes"] <= budget_bytes else ", OVER BUDGET") + (f", seed {seed}" if seed else ""))
     label = f"uniform at {kb:g} KB" + (f" ({uniform_grid})" if uniform_grid else "")
     return {"row": row(name, label, uni, budget_bytes, cpu, dense.metrics["accuracy"], note),
             "bytes": {"model": name, "method": f"uniform {kb:g} KB", "bytes": len(uni.artifact), **breakdown(uni)},
@@ -191,6 +193,7 @@ def main():
     ap.add_argument("--budgets", help="KB budgets for every model given (default: the goals per model)")
     ap.add_argument("--epochs", type=int, help="fine-tuning epochs per stage (default: per model)")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0, help="fine-tuning seed of every run (batch order; default 0)")
     ap.add_argument("--kd", type=float, default=KD, help="fine-tuning KD temperature (0: labels only)")
     ap.add_argument("--teacher", help="fine-tune both methods on this zoo model's soft targets instead of the dense "
                     "model's (e.g. resnet-8; needs --kd > 0)")
@@ -227,12 +230,13 @@ def main():
                    [round(dense_bytes / goal / 1000, 3) for goal in GOALS.get(name, [100])])
         for i, kb in enumerate(budgets):
             if not args.no_budget:
-                jobs.append((budget_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.teacher), (name, kb, i == 0)))
+                jobs.append((budget_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.teacher, args.seed),
+                             (name, kb, i == 0)))
                 rows.append(None)
                 slots.append(len(rows) - 1)
             if not args.no_uniform:
-                jobs.append((uniform_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.uniform_grid, args.teacher),
-                             None))
+                jobs.append((uniform_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.uniform_grid, args.teacher,
+                                           args.seed), None))
                 rows.append(None)
                 slots.append(len(rows) - 1)
         for model_name, method, ratio, note in PAPERS:
@@ -247,7 +251,7 @@ def main():
         print(out["log"], flush=True)
         if "artifact" in out and not args.quick:  # a smoke run's artifacts are not results
             name, kb, headline = jobs[i][2]
-            (art / f"{name}_{kb:g}kb.cpg").write_bytes(out["artifact"])
+            (art / f"{name}_{kb:g}kb{f'_seed{args.seed}' if args.seed else ''}.cpg").write_bytes(out["artifact"])
             if headline and not args.no_best:
                 (art / f"{name}_best.cpg").write_bytes(out["artifact"])
 
