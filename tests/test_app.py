@@ -38,5 +38,14 @@ def test_home_shows_card(fmnist):
     at = app().run()
     assert not at.exception
     assert at.metric[0].value == "266,610"
+    import json
+    import compress_engine as ce
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # the 12 test images: one picture, one caption each
+    assert [t["type"] for t in spec["data"]] == ["image"] and len(spec["layout"]["annotations"]) == 12
+    ds = ce.load_dataset("fashion-mnist")
+    pred = ce.logits(ce.load_model("lenet-300-100"), ds.x("test")[:12]).argmax(1).tolist()
+    for a, p, t in zip(spec["layout"]["annotations"], pred, ds.y("test")[:12].tolist()):
+        assert a["text"].startswith(ds.classes[p]) and (a["font"]["color"] == "green") == (p == t)
+        assert ("wrong: is " + ds.classes[t] in a["text"]) == (p != t)
     at.sidebar.selectbox[0].set_value("lenet-5").run()
     assert not at.exception and at.metric[0].value == "431,080"
