@@ -5,6 +5,7 @@ of settings) and returns a go.Figure with titled axes and units; pages pass it t
 """
 
 import numpy as np
+import plotly.express as px
 import plotly.graph_objects as go
 
 from compress_engine.playground import units, viz
@@ -122,8 +123,8 @@ def image_grid(images, captions, colors, cols=6, height=HEIGHT):
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
         sheet[r * (h + band) + band:(r + 1) * (h + band), c * (w + gap):c * (w + gap) + w] = img
-    fig = go.Figure(go.Image(z=np.rint(255 * np.repeat(sheet[..., None], 3, axis=2)).astype(np.uint8),
-                             hoverinfo="skip"))
+    fig = px.imshow(sheet, binary_string=True, zmin=0, zmax=1)  # sent as one PNG (~20 KB), not 200 KB of pixels
+    fig.update_traces(hoverinfo="skip", hovertemplate=None)
     for i, (text, color) in enumerate(zip(captions, colors)):
         r, c = divmod(i, cols)
         fig.add_annotation(x=c * (w + gap) + w / 2, y=r * (h + band) + band - 1, text=text, showarrow=False,
