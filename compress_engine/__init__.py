@@ -46,8 +46,4 @@ def __dir__():
     return sorted(set(globals()) | set(_WHERE))
 
 
-__all__ = ["Dataset", "load_dataset", "decode", "encode", "read_meta", "size_breakdown", "ArtifactError",
-           "CompressError", "DatasetError", "ModelError", "RecipeError", "list_models", "load_model",
-           "model_card", "read_weights", "Result", "compress", "decode_model", "evaluate_artifact", "sweep",
-           "Recipe", "Stopped", "BITS", "CHOICES", "RANGES", "arch_spec", "param_count", "reference", "int8_latency",
-           "logits", "sensitivity", "budget", "fit_budget"]
+__all__ = ["ArtifactError", "CompressError", "DatasetError", "ModelError", "RecipeError", *_WHERE]
