@@ -228,14 +228,14 @@ def select_model(tab, model):
     return tab.wait(t, lambda: params.inner_text() != before and tab.js(FIRST_CHART), f"select {model}")[0]
 
 
-def cold_start(tab, url, proc, t0, deadline):
-    """From the server command started at t0 until Home's first chart -> (seconds, note)."""
+def cold_start(tab, url, proc, t0, deadline, ready=None):
+    """From the server command started at t0 until Home's first chart (or `ready()`) -> (seconds, note)."""
     wait_healthy(url, proc, timeout=min(120.0, deadline - t0))
     up = time.perf_counter() - t0
     tab.page.goto(url)
     tab.opened = t0
-    first, settled = tab.wait(t0, chart_or_settled(tab, "Home"), "cold start", timeout=180)
-    return first, f"server up {up:.1f} s, Home finished {settled:.1f} s"
+    first, settled = tab.wait(t0, ready or chart_or_settled(tab, "Home"), "cold start", timeout=180)
+    return first, f"server up {up:.1f} s, " + ("its run" if ready else "Home") + f" finished {settled:.1f} s"
 
 
 FLOOR_APP = """import plotly.graph_objects as go
@@ -254,12 +254,9 @@ def floor(browser, env, rec, deadline):
         t0 = time.perf_counter()
         with streamlit_server(folder, env=env, how="streamlit", wait=False) as (url, proc):
             tab = Tab(browser, deadline)
-            wait_healthy(url, proc, timeout=min(120.0, deadline - t0))
-            up = time.perf_counter() - t0
-            tab.page.goto(url)
-            first, _ = tab.wait(t0, lambda: tab.js(FIRST_CHART), "floor", timeout=120)
+            first, note = cold_start(tab, url, proc, t0, deadline, ready=lambda: tab.js(FIRST_CHART))
             rec.add("floor: `streamlit run` of a one-chart app -> its chart (cold)", first, GOALS["cold"],
-                    f"server up {up:.1f} s; what the browser and Streamlit take here before any app code")
+                    f"{note}; what the browser and Streamlit take here before any app code")
             tab.page.close()
 
 
