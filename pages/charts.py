@@ -123,7 +123,7 @@ def image_grid(images, captions, colors, cols=6, height=HEIGHT):
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
         sheet[r * (h + band) + band:(r + 1) * (h + band), c * (w + gap):c * (w + gap) + w] = img
-    fig = px.imshow(sheet, binary_string=True, zmin=0, zmax=1)  # sent as one PNG (~20 KB), not 200 KB of pixels
+    fig = px.imshow(sheet, binary_string=True, zmin=0, zmax=1)  # sent as one PNG, not its pixel values
     fig.update_traces(hoverinfo="skip", hovertemplate=None)
     for i, (text, color) in enumerate(zip(captions, colors)):
         r, c = divmod(i, cols)
