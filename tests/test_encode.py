@@ -20,6 +20,7 @@ from torch import nn
 
 from compress_engine.core.encode import (DTYPES, HEADER_DICT, MAGIC, PREAMBLE, VERSION, Affine, Codebook, _parse,
                                          _seal, decode, encode, read_meta, size_breakdown)
+from compress_engine.core import entropy
 from compress_engine.core.errors import ArtifactError
 from conftest import roundtrip, same
 
@@ -740,19 +741,21 @@ def _new_codings():
 
 
 def test_range_bitmap_fixture_still_decodes():
-    """tests/data/v3-range-bitmap.cpg (made by make_range_fixture.py with constriction 0.5.0) decodes to the
-    exact tensors today, and today's encoder writes the same bytes: range coding's output depends on
+    """tests/data/v3-range-bitmap.cpg (written by make_range_fixture.py with constriction 0.5.0 before the
+    live-bitmap layout) decodes to the exact tensors today; v3-live-bitmap.cpg (the same tensors, today's
+    layouts) too, and today's encoder writes it byte for byte: range coding's output depends on
     constriction's fixed-point models, so a change there shows up here first."""
-    blob = (DATA / "v3-range-bitmap.cpg").read_bytes()
-    recs = {r["name"]: r for r in _parse(blob)[1]}
-    assert recs["rows.weight"]["layout"] == "bitmap" and recs["rows.weight"]["bitmap_axis"] == 0
-    assert recs["cols.weight"]["layout"] == "bitmap" and recs["cols.weight"]["bitmap_axis"] == 1
-    assert recs["rows.weight"]["code_coding"] == "range" and recs["bursts"]["gap_coding"] == "range"
-    out = decode(blob)
-    with safe_open(DATA / "v3-range-bitmap.safetensors", "pt") as f:
-        for name in f.keys():
-            assert same(out[name], f.get_tensor(name)), name
     t, grids = _new_codings()
+    with safe_open(DATA / "v3-range-bitmap.safetensors", "pt") as f:
+        want = {name: f.get_tensor(name) for name in f.keys()}
+    for fixture, cols_layout in (("v3-range-bitmap.cpg", "bitmap"), ("v3-live-bitmap.cpg", "live-bitmap")):
+        blob = (DATA / fixture).read_bytes()
+        recs = {r["name"]: r for r in _parse(blob)[1]}
+        assert recs["rows.weight"]["layout"] == "bitmap" and recs["rows.weight"]["bitmap_axis"] == 0
+        assert recs["cols.weight"]["layout"] == cols_layout
+        assert recs["rows.weight"]["code_coding"] == "range" and recs["bursts"]["gap_coding"] == "range"
+        out = decode(blob)
+        assert set(out) == set(want) and all(same(out[name], want[name]) for name in want), fixture
     assert encode(t, grids, meta={"fixture": "range-bitmap"}, huffman=True) == blob
 
 
@@ -781,6 +784,72 @@ def test_bitmap_and_range_roundtrip_random(seed):
     for tensor in (w, torch.where(live, w, 0.0)):
         roundtrip({"w": tensor}, {"w": g}, huffman=True)
         roundtrip({"w": tensor}, None, huffman=True)
+
+
+def _focused(rows=200, cols=300, live=(20, 40), density=0.3, seed=0):
+    """A codebook tensor whose kept weights sit in a few rows and columns (as prune focus leaves them)."""
+    rng = np.random.default_rng(seed)
+    values = np.array([-0.5, 0.5], np.float32)
+    r = rng.choice(rows, live[0], replace=False)
+    c = rng.choice(cols, live[1], replace=False)
+    w = np.zeros((rows, cols), np.float32)
+    block = np.where(rng.random(live) < density, values[rng.choice(2, live)], 0)
+    block[np.arange(live[0]), rng.integers(0, live[1], live[0])] = 0.5  # every live row and column holds one
+    block[rng.integers(0, live[0], live[1]), np.arange(live[1])] = -0.5
+    w[np.ix_(r, c)] = block
+    return torch.from_numpy(w), Codebook(values)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_live_bitmap_roundtrip_and_smaller(seed):
+    """Kept weights gathered in a few units and inputs: the live-bitmap layout is chosen, decodes exactly, and
+    its index is smaller than the plain adaptive bitmap's (measured by encoding with that layout barred)."""
+    shape, live = [((200, 300), (20, 40)), ((50, 20, 5, 5), (10, 100)), ((120, 400), (30, 50)),
+                   ((400, 120), (50, 30))][seed]
+    rows, cols = shape[0], math.prod(shape[1:])
+    w, g = _focused(rows, cols, live, seed=seed)
+    w = w.reshape(shape)
+    blob = roundtrip({"w": w}, {"w": g}, huffman=True)
+    rec = _parse(blob)[1][0]
+    assert rec["layout"] == "live-bitmap" and (rec["live_rows"], rec["live_cols"]) == live
+    m2 = (w.numpy() != 0).reshape(rows, cols)  # the whole matrix's adaptive bitmap, the layout before this one
+    whole = min(entropy.bitmap_estimate(m2, a) for a in (0, 1))
+    assert size_breakdown(blob)["index"] < 0.8 * whole
+
+
+def test_live_bitmap_on_a_pruned_layer_with_no_dead_row_or_column():
+    """A random mask with every row and column live: no flags are written (plain bitmap or relative indices)."""
+    rng = np.random.default_rng(3)
+    w = torch.from_numpy(np.where(rng.random((40, 60)) < 0.5, np.float32(0.5), np.float32(0)))
+    w[:, 0] = 0.5
+    w[0, :] = 0.5
+    assert _parse(roundtrip({"w": w}, {"w": Codebook(np.array([0.5], np.float32))}, huffman=True))[1][0]["layout"] \
+        != "live-bitmap"
+
+
+def test_lying_live_bitmap_headers_and_damaged_flags():
+    """Wrong live counts, more elements than the live block holds, flags lost or padded: refused by name."""
+    w, g = _focused()
+    blob = encode({"w": w}, {"w": g}, huffman=True)
+    rec = _parse(blob)[1][0]
+    assert rec["layout"] == "live-bitmap"
+    for lie in (dict(live_rows=rec["live_rows"] + 1), dict(live_cols=rec["live_cols"] - 1), dict(live_rows=0),
+                dict(live_cols=301), dict(live_rows=None), dict(layout="bitmap"), dict(nonzero=20 * 40 + 1),
+                dict(live_rows=1, live_cols=1)):
+        bad = _with_record(blob, **lie)
+        check_hostile(bad)
+        msg = refused(decode, bad)
+        assert msg is not None and "checksum" not in msg, lie
+    head, hlen = header(blob)
+    body = bytearray(blob[PREAMBLE + hlen:])
+    start, fb = rec["sections"][0], (200 + 300 + 7) // 8  # the flags follow the codebook
+    for i in range(start, start + fb):  # every flag byte changed: the counts, the canonical check or the bitmap notice
+        for x in (1, 0x10, 0x80):
+            b = bytearray(body)
+            b[i] ^= x
+            bad = build(head, bytes(b))
+            check_hostile(bad)
+            assert refused(decode, bad) is not None, (i, x)
 
 
 def test_entropy_coding_beats_huffman_on_small_alphabets():

@@ -11,6 +11,9 @@ whichever layout is smallest:
 - bitmap: the same elements stored, their positions as one bit per element, range-coded (huffman=True)
   with an adaptive probability per row or per column of the (dim 0, rest) matrix, so the dead units
   and inputs a pruned layer has cost a few bits each (a plain bitmap is never smaller than 1-bit gaps);
+- live-bitmap: one bit per row and per column of that matrix saying whether it holds any stored element,
+  then the bitmap of the live rows x live columns only: smaller where pruning left the kept weights in a
+  few units and inputs (prune focus, prune.magnitude_mask), as Bayesian compression's structured sparsity;
 - the code stream and the gap stream are each fixed-width bit-packed, or with huffman=True
   canonical-Huffman or range coded (arithmetic coding, entropy.py) when that is smaller.
 The layout and each stream's coding are chosen by measured size, per tensor.
@@ -28,7 +31,7 @@ in the order of SECTIONS. A record's fields:
 
   name, shape, dtype           the tensor (dtype one of DTYPES)
   kind                         "raw" | "codebook" | "affine"
-  layout                       "dense" | "sparse" | "bitmap"
+  layout                       "dense" | "sparse" | "bitmap" | "live-bitmap"
   sections                     {section name: byte length}, zero-length sections left out
   sparse:  nonzero             stored elements
            gap_bits            b, the width of a relative index (1..16)
@@ -36,12 +39,15 @@ in the order of SECTIONS. A record's fields:
            gap_coding          "fixed" | "huffman" | "huffman-zlib" | "range" (entropy.MODES)
   bitmap:  nonzero             stored elements; the "gaps" section holds the range-coded bitmap
            bitmap_axis         0 = one adaptive probability per row (columns coded in turn), 1 = per column
+  live-bitmap: as bitmap, and live_rows, live_cols: how many rows / columns hold an element; the "gaps"
+           section starts with ceil((rows + cols) / 8) bytes of flags (numpy.packbits of the row flags then
+           the column flags, zero padding bits), then the bitmap of the (live_rows, live_cols) matrix
   coded:   code_coding         as gap_coding, for the code stream
   affine:  channels            scale / zero point pairs (1, or shape[0])
            q_low, q_levels     codes 0..q_levels-1 stand for q = q_low + code
            extra               values (float32 bit patterns) after the grid's: the signed zeros it lacks
 
-The "bitmap" layout and the "range" coding were added to version 3 as new record values (readers
+The "bitmap" and "live-bitmap" layouts and the "range" coding were added to version 3 as new record values (readers
 from before them refuse such a record by name; every earlier version-3 artifact reads as before).
 Range coding is constriction 0.5's RangeEncoder with perfect=False models, pinned exactly, since the
 model's fixed-point rounding is part of the bytes (tests/data holds a fixture that would catch a change).
@@ -304,7 +310,8 @@ def _encode_tensor(name, t, grid, huffman):
         rec.update(nonzero=int(pos.size), gap_bits=gap["b"], gap_symbols=gap["g"], gap_coding=gap["mode"])
         sec["gap_table"], sec["gaps"] = entropy.stream_bytes(gap, entropy.gap_symbols(gap["d"], gap["b"]), gap["b"])
     elif layout == "bitmap":
-        rec.update(nonzero=int(pos.size), bitmap_axis=index["axis"])
+        layout = rec["layout"] = index["layout"]
+        rec.update(nonzero=int(pos.size), bitmap_axis=index["axis"], **index["fields"])
         sec["gaps"] = index["data"]()
     if kind == "raw":
         sec["raw"] = _le(bits[pos] if layout != "dense" else bits)
@@ -318,8 +325,9 @@ def _encode_tensor(name, t, grid, huffman):
 
 def _bitmap_plan(shape, n, pos, huffman):
     """The bitmap index of a tensor with `pos` stored of n elements, range-coded with an adaptive probability
-    per row or per column, whichever is smaller (estimated to a few bytes; coded when chosen) -> dict(size,
-    fixed, axis, data() -> bytes), or None: without entropy coding (a plain bitmap is never smaller than
+    per row or per column, of the whole (rows, cols) matrix or of its live rows x live columns after their
+    flags, whichever is smallest (estimated to a few bytes; coded when chosen) -> dict(size, fixed, layout,
+    axis, fields, data() -> bytes), or None: without entropy coding (a plain bitmap is never smaller than
     1-bit gaps), with nothing to gain (no element, or all of them, stored), or too many decode steps."""
     if not huffman or pos.size == 0 or pos.size == n:
         return None
@@ -327,12 +335,20 @@ def _bitmap_plan(shape, n, pos, huffman):
     m2 = np.zeros(n, bool)
     m2[pos] = True
     m2 = m2.reshape(rows, cols)
+    live_r, live_c = m2.any(1), m2.any(0)
+    sub = m2[live_r][:, live_c]
+    flags = np.packbits(np.concatenate([live_r, live_c])).tobytes()
     best = None
-    for axis, steps in ((0, cols), (1, rows)):
-        if steps <= entropy.MAX_BITMAP_STEPS:
-            size = entropy.bitmap_estimate(m2, axis)
-            if best is None or size < best["size"]:
-                best = dict(axis=axis, size=size, fixed=(n + 7) // 8, data=lambda a=axis: entropy.bitmap_encode(m2, a))
+    for layout, m, extra in (("bitmap", m2, b""), ("live-bitmap", sub, flags)):
+        if layout == "live-bitmap" and sub.shape == m2.shape:
+            continue  # no dead row or column: the flags would buy nothing
+        fields = {} if layout == "bitmap" else {"live_rows": int(sub.shape[0]), "live_cols": int(sub.shape[1])}
+        for axis, steps in ((0, m.shape[1]), (1, m.shape[0])):
+            if steps <= entropy.MAX_BITMAP_STEPS:
+                size = len(extra) + entropy.bitmap_estimate(m, axis)
+                if best is None or size < best["size"]:
+                    best = dict(size=size, fixed=(n + 7) // 8, layout=layout, axis=axis, fields=fields,
+                                data=lambda m=m, a=axis, e=extra: e + entropy.bitmap_encode(m, a))
     return best
 
 
@@ -476,7 +492,7 @@ def _check_record(rec, blob_len):
     z = rec["sections"] = [secs.get(k, 0) for k in SECTIONS]
     dtype = _one_of(rec, "dtype", tuple(DTYPES))
     kind = _one_of(rec, "kind", ("raw", "codebook", "affine"))
-    layout = _one_of(rec, "layout", ("dense", "sparse", "bitmap"))
+    layout = _one_of(rec, "layout", ("dense", "sparse", "bitmap", "live-bitmap"))
     if kind != "raw" and dtype != "float32":
         _fail(f"header: tensor {name!r} is {dtype} but {kind}-coded (grids are float32 only)")
     count = n
@@ -488,11 +504,17 @@ def _check_record(rec, blob_len):
         if (count == 0) != (g == 0) or g < count:
             _fail(f"header: tensor {name!r} has inconsistent gap counts")
         _stream_checks(rec, "gap", _one_of(rec, "gap_coding", MODES), z[1], z[2], g, 1 << b)
-    elif layout == "bitmap":
+    elif layout in ("bitmap", "live-bitmap"):
         count = _int(rec, "nonzero", 0, n)
         rows, cols = entropy.bitmap_shape(shape)
         axis = _int(rec, "bitmap_axis", 0, 1)
-        if z[1] or z[2] % 4 or (cols if axis == 0 else rows) > entropy.MAX_BITMAP_STEPS:
+        flags = 0
+        if layout == "live-bitmap":
+            rows, cols = _int(rec, "live_rows", 1, rows), _int(rec, "live_cols", 1, cols)
+            flags = _live_flag_bytes(shape)
+            if count > rows * cols:
+                _fail(f"header: tensor {name!r} stores more elements than its live rows x columns hold")
+        if z[1] or z[2] < flags or (z[2] - flags) % 4 or (cols if axis == 0 else rows) > entropy.MAX_BITMAP_STEPS:
             _fail(f"header: tensor {name!r} has bitmap section lengths that do not match its shape / coding")
     elif z[1] or z[2]:
         _fail(f"header: dense tensor {name!r} has index sections")
@@ -597,13 +619,33 @@ def _positions(rec, n, table, data):
         _fail(f"tensor {rec['name'][:80]!r}: {e}")
 
 
+def _live_flag_bytes(shape):
+    """Bytes of a live-bitmap's row and column flags."""
+    rows, cols = entropy.bitmap_shape(shape)
+    return (rows + cols + 7) // 8
+
+
 def _bitmap_positions(rec, shape, n, data):
-    """Flat positions of the stored elements of a bitmap tensor."""
+    """Flat positions of the stored elements of a bitmap or live-bitmap tensor."""
+    name = rec["name"][:80]
+    rows, cols = entropy.bitmap_shape(shape)
+    if rec["layout"] == "live-bitmap":
+        fb = _live_flag_bytes(shape)
+        bits = np.unpackbits(np.frombuffer(data[:fb], np.uint8))
+        live_r, live_c = np.flatnonzero(bits[:rows]), np.flatnonzero(bits[rows:rows + cols])
+        if bits[rows + cols:].any() or live_r.size != rec["live_rows"] or live_c.size != rec["live_cols"]:
+            _fail(f"tensor {name!r}: live-bitmap flags do not match its live row / column counts")
+        data = data[fb:]
     try:
-        rows, cols = entropy.bitmap_shape(shape)
-        return entropy.bitmap_decode(data, rows, cols, rec["bitmap_axis"], rec["nonzero"])
+        if rec["layout"] != "live-bitmap":
+            return entropy.bitmap_decode(data, rows, cols, rec["bitmap_axis"], rec["nonzero"])
+        sub = entropy.bitmap_decode(data, live_r.size, live_c.size, rec["bitmap_axis"], rec["nonzero"])
     except CorruptStream as e:
-        _fail(f"tensor {rec['name'][:80]!r}: {e}")
+        _fail(f"tensor {name!r}: {e}")
+    i, j = np.divmod(sub, live_c.size)
+    if np.unique(i).size != live_r.size or np.unique(j).size != live_c.size:  # canonical: every flagged one used
+        _fail(f"tensor {name!r}: a live-bitmap row or column flagged live holds no element")
+    return live_r[i] * cols + live_c[j]  # sorted: both maps increase
 
 
 def _values(rec, n, pos, sec):
@@ -651,7 +693,7 @@ def decode(blob):
         shape, dtype = rec["shape"], DTYPES[rec["dtype"]]
         n = math.prod(shape)
         pos = (_positions(rec, n, sec[1], sec[2]) if rec["layout"] == "sparse" else
-               _bitmap_positions(rec, shape, n, sec[2]) if rec["layout"] == "bitmap" else None)
+               _bitmap_positions(rec, shape, n, sec[2]) if rec["layout"] in ("bitmap", "live-bitmap") else None)
         vals = _values(rec, n, pos, sec)
         if pos is None:
             flat = vals

@@ -1,8 +1,10 @@
-"""How v3-range-bitmap.cpg beside this file was made (once, with constriction 0.5.0): a format-3 artifact
-whose tensors use every coding added for issue 13 -- range-coded codes and gaps, adaptive bitmaps
-(per row and per column), an 8-bit affine bias -- and v3-range-bitmap.safetensors, the tensors it
-must decode to. Range coding's bytes depend on constriction's fixed-point model, so this fixture is what
-catches a change there (tests/test_encode.py decodes it with today's decoder).
+"""How v3-live-bitmap.cpg beside this file was made (with constriction 0.5.0): a format-3 artifact whose
+tensors use every coding added for issue 13 -- range-coded codes and gaps, adaptive bitmaps (per row, and
+of the live rows x columns after their flags), an 8-bit affine bias -- and v3-range-bitmap.safetensors,
+the tensors it must decode to. Range coding's bytes depend on constriction's fixed-point model, so this
+fixture is what catches a change there (tests/test_encode.py decodes it with today's decoder, and
+checks that today's encoder writes it). v3-range-bitmap.cpg is the same tensors as this script wrote
+them before the live-bitmap layout existed (cols.weight as a per-column bitmap): it must keep decoding.
 
     PYTHONPATH=. .venv/bin/python tests/data/make_range_fixture.py
 """
@@ -45,7 +47,7 @@ def main():
     recs = {r["name"]: r for r in _parse(blob)[1]}
     print({k: (r["layout"], r.get("bitmap_coding"), r.get("bitmap_axis"), r.get("gap_coding"), r.get("code_coding"))
            for k, r in recs.items()})
-    (HERE / "v3-range-bitmap.cpg").write_bytes(blob)
+    (HERE / "v3-live-bitmap.cpg").write_bytes(blob)
     save_file({k: v.contiguous() for k, v in t.items()}, HERE / "v3-range-bitmap.safetensors")
 
 
