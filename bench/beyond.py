@@ -43,6 +43,7 @@ GOALS = {"lenet-300-100": [64], "lenet-5": [160, 400], "resnet-8": [40]}
 # epochs per stage (prune, then share), so a run stays within the issue's 10 CPU-minutes: LeNet-5 ~37 CPU s per
 # epoch of both stages (8: 0.84 points lost; 14: 0.54 and 606 CPU s, over the limit), a ResNet-8 epoch ~160 CPU s
 EPOCHS = {"lenet-300-100": 25, "lenet-5": 12, "resnet-8": 1}
+FOCUS = 0.0  # Recipe.prune_focus of the budget runs
 KD = 4.0  # fine-tuning follows the dense model's soft targets at this temperature (both methods)
 UNIFORM_K = (2, 4, 8, 16, 32)
 PAPERS = [  # (model, method, ratio, note): MNIST, real bytes unless said
@@ -124,19 +125,19 @@ def row(name, method, res, budget_bytes, cpu, dense_acc, note=""):
 _cache = {}
 
 
-def prepare(name, sparsities):
+def prepare(name, sparsities, focus=0.0):
     """(model, data, dense result, scan, xs, ys) of a model, built once per process (the scan from its disk cache
     after the first time), so a job on a Ray worker sets up like one in this process."""
-    if name not in _cache:
+    if (name, focus) not in _cache:
         data = _cache.get("data") or ce.load_dataset("fashion-mnist")
         _cache["data"] = data
         idx = sensitivity.subset_index(len(data.y("train")), 2000, seed=1)  # not the scan's images
         model = ce.load_model(name)
         dense = ce.compress(model, ce.Recipe(), data)
         scan, scan_cpu = cpu_run(lambda: sensitivity.scan(model, data, sparsities=sparsities or sensitivity.SPARSITIES,
-                                                          split="train", refit=True))
-        _cache[name] = model, data, dense, scan, data.x("train")[idx], data.y("train")[idx], scan_cpu
-    return _cache[name]
+                                                          split="train", refit=True, focus=focus))
+        _cache[name, focus] = model, data, dense, scan, data.x("train")[idx], data.y("train")[idx], scan_cpu
+    return _cache[name, focus]
 
 
 def teacher_logits(teacher, data):
@@ -144,13 +145,13 @@ def teacher_logits(teacher, data):
     return zoo.cached_logits(teacher, data)["train"] if teacher else None
 
 
-def budget_job(name, kb, epochs, lr, kd, sparsities, teacher=None, seed=0):
+def budget_job(name, kb, epochs, lr, kd, sparsities, teacher=None, seed=0, focus=0.0):
     """ce.fit_budget at `kb` KB -> {row, layers, bytes, artifact, log}."""
-    model, data, dense, scan, _, _, _ = prepare(name, sparsities)
+    model, data, dense, scan, _, _, _ = prepare(name, sparsities, focus)
     budget_bytes = int(kb * 1000)
     t = teacher_logits(teacher, data)
     (res, plan), ft = cpu_run(lambda: ce.fit_budget(model, data, budget_bytes, epochs=epochs, lr=lr, scan=scan,
-                                                    kd=kd or None, teacher_logits=t, seed=seed))
+                                                    kd=kd or None, teacher_logits=t, seed=seed, focus=focus))
     layers = []
     real = {r["name"]: r for r in res.metrics["layers"]}
     for a in plan["allocation"]:
@@ -159,7 +160,7 @@ def budget_job(name, kb, epochs, lr, kd, sparsities, teacher=None, seed=0):
                        "clusters": a["clusters"] or "float32",
                        "bits": math.ceil(math.log2(a["clusters"])) if a["clusters"] else 32,
                        "bytes": real[a["layer"]]["bytes"], "predicted_bytes": a["predicted_bytes"]})
-    return {"row": row(name, f"budget {kb:g} KB (per-layer)", res, budget_bytes, ft, dense.metrics["accuracy"],
+    return {"row": row(name, f"budget {kb:g} KB (per-layer{f', focus {focus:g}' if focus else ''})", res, budget_bytes, ft, dense.metrics["accuracy"],
                        f"{len(plan['attempts'])} try" + ("" if plan["fits"] else ", OVER BUDGET")
                        + (f", seed {seed}" if seed else "")),
             "layers": layers, "artifact": res.artifact,
@@ -197,6 +198,8 @@ def main():
     ap.add_argument("--kd", type=float, default=KD, help="fine-tuning KD temperature (0: labels only)")
     ap.add_argument("--teacher", help="fine-tune both methods on this zoo model's soft targets instead of the dense "
                     "model's (e.g. resnet-8; needs --kd > 0)")
+    ap.add_argument("--focus", type=float, default=FOCUS, help="budget runs prune with this Recipe.prune_focus "
+                    "(0: plain magnitude)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of each run (default 1)")
     ap.add_argument("--workers", type=int, help="run N budget / uniform runs at a time on a local Ray runtime")
     ap.add_argument("--ray-address", help="run them on an existing Ray cluster ('auto' on one of its machines)")
@@ -220,6 +223,8 @@ def main():
           + (f", on the Ray cluster at {args.ray_address}" if args.ray_address else ""))
     rows, jobs, slots = [], [], []  # slots: where each job's row goes in `rows`, in the table's order
     for name in names:
+        if not args.no_budget:
+            prepare(name, sparsities, args.focus)  # the budget's scan lands on disk before any job needs it
         _, _, dense, _, _, _, scan_cpu = prepare(name, sparsities)  # the scan lands on disk before any job needs it
         dense_acc, dense_bytes = dense.metrics["accuracy"], dense.metrics["dense_bytes"]
         epochs = 1 if args.quick else args.epochs or EPOCHS.get(name, 4)
@@ -230,7 +235,7 @@ def main():
                    [round(dense_bytes / goal / 1000, 3) for goal in GOALS.get(name, [100])])
         for i, kb in enumerate(budgets):
             if not args.no_budget:
-                jobs.append((budget_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.teacher, args.seed),
+                jobs.append((budget_job, (name, kb, epochs, args.lr, args.kd, sparsities, args.teacher, args.seed, args.focus),
                              (name, kb, i == 0)))
                 rows.append(None)
                 slots.append(len(rows) - 1)

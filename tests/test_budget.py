@@ -64,6 +64,18 @@ def test_fit_budget_fits_replays_and_spends_bytes_where_they_are_cheap(lenet300,
             assert len(torch.unique(w[w != 0])) <= a["clusters"]
     with pytest.raises(ce.RecipeError, match="header and biases"):
         ce.fit_budget(lenet300, small, 300, epochs=0, scan=sc)
+    with pytest.raises(ce.RecipeError, match="focus"):  # a scan priced for another pruning is refused
+        ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, focus=1.0)
+
+
+def test_fit_budget_with_focus_replays_and_fits(lenet300, small, tmp_path):
+    """prune focus: the scan prices focused masks (its own cache key), the recipe carries the focus, and the
+    run fits and replays byte for byte."""
+    sc = scan(lenet300, small, split="train", cache_dir=tmp_path, focus=1.0, **GRID)
+    assert sc["focus"] == 1.0 and sc["key"] != scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)["key"]
+    result, plan = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, focus=1.0)
+    assert plan["fits"] and result.recipe.prune_focus == 1.0
+    assert ce.compress(lenet300, result.recipe, small).artifact == result.artifact
 
 
 def run_cli(capsys, *argv):

@@ -98,7 +98,7 @@ def overhead_bytes(model, recipe, data=None):
     return len(encode(state, grids, meta, huffman=recipe.huffman))
 
 
-def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0, kd=None):
+def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0, kd=None, focus=0.0):
     """The Recipe that carries out an allocation ({"layers": {name: {"sparsity", "clusters"}}}): per-layer
     overrides, gradual pruning while fine-tuning `epochs` epochs, then weight sharing with as many epochs of
     centroid fine-tuning, low-bit biases, entropy coding."""
@@ -106,7 +106,7 @@ def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0, kd=None):
     return Recipe(layers={n: {k: v for k, v in s.items() if v is not None} or {"sparsity": 0.0}
                           for n, s in allocation["layers"].items()},
                   schedule="gradual" if epochs and pruned else "oneshot", finetune_epochs=epochs, lr=lr,
-                  bias_bits=bias_bits, huffman=True, seed=seed, finetune_kd=kd)
+                  bias_bits=bias_bits, huffman=True, seed=seed, finetune_kd=kd, prune_focus=focus)
 
 
 class _Offset:
@@ -120,7 +120,7 @@ class _Offset:
 
 
 def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0, metric="kl", scan=None,
-               progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None):
+               progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None, focus=0.0):
     """Compress `model` to fit in `budget_bytes` (artifact bytes, header and biases included) with the
     per-layer settings that keep the most accuracy -> (compress() Result, plan dict).
 
@@ -138,8 +138,9 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     accuracy) reports fine-tuning (return False to stop: train.Stopped). kd: fine-tune on the dense model's
     soft targets at this temperature (Recipe.finetune_kd); teacher_logits: another model's logits on every
     training input (N, C) to follow instead (a stronger model of the zoo, as in quantized distillation,
-    Polino et al. 2018), with kd's temperature. RecipeError if the budget cannot hold even the smallest
-    setting of every layer.
+    Polino et al. 2018), with kd's temperature. focus: prune with Recipe.prune_focus (the kept weights
+    gather in fewer units and inputs, whose positions cost less; the scan then prices that pruning too).
+    RecipeError if the budget cannot hold even the smallest setting of every layer.
     """
     from . import pipeline
     from .train import fast_eval_copy, logits
@@ -148,9 +149,13 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
         raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
     if scan is None:
-        scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True)
+        scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus)
+    elif scan.get("focus", 0.0) != focus:
+        raise RecipeError(f"the scan given was made with focus={scan.get('focus', 0.0)} and the budget prunes with "
+                          f"focus={focus}: scan with sensitivity.scan(..., focus={focus}) or leave scan=None")
     names = [la["name"] for la in scan["layers"]]
-    probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed, kd)
+    probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed, kd,
+                          focus)
     fixed = overhead_bytes(model, probe)
     room = budget_bytes * (1 - MARGIN) - fixed
     if room <= 0:
@@ -163,6 +168,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
 
     # step 1: prune (biases stay float32 until the very end, as in one compress() run of the whole recipe)
     prune_recipe = Recipe(layers={n: {"sparsity": s} for n, s in sparsity.items()}, lr=lr, seed=seed, finetune_kd=kd,
+                          prune_focus=focus,
                           finetune_epochs=epochs, schedule="gradual" if epochs and any(sparsity.values()) else "oneshot")
     # with kd, both steps follow the dense model's soft targets (as one compress() run of the recipe would)
     teacher = None if not (kd and epochs) else {
@@ -177,12 +183,12 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     target, attempts = float(budget_bytes), []
     for _ in range(retries + 1):
         probe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": 2} for n in names}},
-                              epochs, lr, bias_bits, seed, kd)
+                              epochs, lr, bias_bits, seed, kd, focus)
         fixed = overhead_bytes(model, probe)
         second = allocate(cscan, target * (1 - MARGIN / 2) - fixed, metric)
         clusters = {n: second["layers"][n]["clusters"] for n in names}
         recipe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": clusters[n]} for n in names}},
-                               epochs, lr, bias_bits, seed, kd)
+                               epochs, lr, bias_bits, seed, kd, focus)
         share = Recipe(layers={n: {"clusters": k} for n, k in clusters.items() if k is not None}, lr=lr, seed=seed,
                        finetune_epochs=epochs, bias_bits=bias_bits, huffman=True, finetune_kd=kd)
         shared = pipeline.compress(pruned.model, share, data, progress=tracker if progress else None,

@@ -5,7 +5,9 @@ with the smallest magnitude) with little loss of accuracy, especially after fine
 module computes those choices as plain boolean masks (True = kept) over tensors:
 
 - `magnitude_mask` / `layer_masks` / `global_masks`: unstructured pruning, one layer at a time
-  or with one threshold shared by all layers. They select exactly the same entries as
+  or with one threshold shared by all layers. With focus > 0 (Recipe.prune_focus) the magnitudes are
+  weighted by their row's and column's norms (`focus_scores`), so the kept weights gather in fewer
+  units and inputs, whose positions the artifact stores for less (encode.py's live-bitmap layout). They select exactly the same entries as
   `torch.nn.utils.prune.l1_unstructured` / `global_unstructured` (same count, same `topk` call).
   Each tensor's magnitudes are sorted once (`magnitude_order`, kept by content), so a mask at any
   other sparsity is a threshold lookup: a page's slider re-prunes the same weights many times.
@@ -113,8 +115,25 @@ def magnitude_order(w):
     return order
 
 
-def magnitude_mask(w, sparsity, cache=True):
-    """Bool mask of `w`'s shape that drops the round(sparsity * numel) smallest-|w| entries.
+def focus_scores(w, focus):
+    """|w| weighted toward strong units and inputs: |w_ij| * (r_i / mean r)^focus * (c_j / mean c)^focus, with
+    r and c the L2 norms of the rows and columns of w as a (dim 0, rest) matrix (a conv's filters by their
+    input-channel x kernel positions), the matrix the artifact's bitmap codes. focus=0 is |w| itself; at 1 a
+    weight in a unit half as strong as the mean must be twice as large to stay. Kept weights then gather in
+    fewer rows and columns (as group-sparse and Bayesian compression's pruning leaves them), and an empty row
+    or column costs one bit. Tensors of fewer than 2 dims score |w|."""
+    a = w.detach().abs()
+    if not focus or a.dim() < 2:
+        return a
+    m = a.reshape(a.shape[0], -1)
+    r, c = m.norm(dim=1, keepdim=True), m.norm(dim=0, keepdim=True)
+    tiny = torch.finfo(m.dtype).tiny
+    return (m * (r / r.mean().clamp_min(tiny)).pow(focus) * (c / c.mean().clamp_min(tiny)).pow(focus)).view(a.shape)
+
+
+def magnitude_mask(w, sparsity, cache=True, focus=0.0):
+    """Bool mask of `w`'s shape that drops the round(sparsity * numel) smallest-|w| entries (smallest
+    focus_scores with focus > 0: then nothing is cached).
 
     The count uses Python's round (as torch.nn.utils.prune does), and the entries are those of
     `torch.topk(|w|, k, largest=False)`, so the mask equals l1_unstructured's, ties included. With
@@ -126,6 +145,8 @@ def magnitude_mask(w, sparsity, cache=True):
     n_prune = round(sparsity * w.numel())
     if n_prune == 0:
         return torch.ones(w.shape, dtype=torch.bool, device=w.device)
+    if focus and w.dim() >= 2:
+        w, cache = focus_scores(w, focus), False
     order = magnitude_order(w) if cache else None
     mask = order.mask(w, n_prune) if order is not None else None
     if mask is None:
@@ -135,12 +156,12 @@ def magnitude_mask(w, sparsity, cache=True):
     return mask.view(w.shape)
 
 
-def layer_masks(weights, sparsity, cache=True):
+def layer_masks(weights, sparsity, cache=True, focus=0.0):
     """Prune every tensor of `weights` (dict name -> tensor) to the same sparsity on its own."""
-    return {name: magnitude_mask(w, sparsity, cache) for name, w in weights.items()}
+    return {name: magnitude_mask(w, sparsity, cache, focus) for name, w in weights.items()}
 
 
-def global_masks(weights, sparsity, cache=True):
+def global_masks(weights, sparsity, cache=True, focus=0.0):
     """One magnitude threshold across all tensors of `weights`: the smallest round(sparsity * N)
     of all N weights are dropped, wherever they are, so layers with many small weights lose
     more. Same masks as prune.global_unstructured(..., pruning_method=prune.L1Unstructured),
@@ -148,8 +169,8 @@ def global_masks(weights, sparsity, cache=True):
     """
     if not weights:
         return {}
-    flat = torch.cat([w.detach().reshape(-1) for w in weights.values()])
-    masks = magnitude_mask(flat, sparsity, cache).split([w.numel() for w in weights.values()])
+    flat = torch.cat([focus_scores(w, focus).reshape(-1) for w in weights.values()])
+    masks = magnitude_mask(flat, sparsity, cache and not focus).split([w.numel() for w in weights.values()])
     return {name: m.view(w.shape) for (name, w), m in zip(weights.items(), masks)}
 
 
@@ -220,16 +241,16 @@ def apply_masks(model, masks):
             p.copy_(torch.where(mask.to(p.device), p, 0.0))  # not w * mask: that leaves -0.0
 
 
-def model_masks(model, sparsity, scope="layer"):
+def model_masks(model, sparsity, scope="layer", focus=0.0):
     """Magnitude masks for the compressible weights of `model`.
 
     scope="layer": every layer at `sparsity`; scope="global": one threshold over all layers.
     """
     weights = {name: p.detach() for name, p in compressible(model).items()}
     if scope == "layer":
-        return layer_masks(weights, sparsity)
+        return layer_masks(weights, sparsity, focus=focus)
     if scope == "global":
-        return global_masks(weights, sparsity)
+        return global_masks(weights, sparsity, focus=focus)
     raise RecipeError(f"scope must be one of {SCOPES}, got {scope!r}")
 
 
@@ -289,7 +310,7 @@ def epochs(recipe):
     return recipe.finetune_epochs
 
 
-def _gradual(model, pars, final, scope, total):
+def _gradual(model, pars, final, scope, total, focus=0.0):
     """on_step hook: Zhu & Gupta cubic ramp to `final` sparsity (a number, or with scope "layer" a dict
     name -> sparsity) over the first 3/4 of fine-tuning, re-computing magnitude masks every ~1 % of steps
     on the currently kept weights."""
@@ -302,11 +323,11 @@ def _gradual(model, pars, final, scope, total):
         kept = {name: (par.mask * model.get_submodule(name.rpartition(".")[0]).parametrizations.weight.original).detach()
                 for name, par in pars.items()}
         if isinstance(final, dict):
-            new = {n: magnitude_mask(w, cubic_sparsity(step + every, ramp, final[n]), cache=False)
+            new = {n: magnitude_mask(w, cubic_sparsity(step + every, ramp, final[n]), cache=False, focus=focus)
                    for n, w in kept.items()}
         else:  # the weights change every step: nothing to reuse, so no sorted copies kept
             s = cubic_sparsity(step + every, ramp, final)
-            new = layer_masks(kept, s, False) if scope == "layer" else global_masks(kept, s, False)
+            new = (layer_masks(kept, s, False, focus) if scope == "layer" else global_masks(kept, s, False, focus))
         for name, par in pars.items():
             par.mask.copy_(new[name] & par.mask)
     return on_step
@@ -325,13 +346,13 @@ def apply(model, recipe, ctx):
     per_layer = {n: r.layer(n, p.dim() > 2)[0] for n, p in weights.items()} if r.layers else None
     if r.schedule == "gradual":
         pars = {n: Masked(torch.ones_like(p, dtype=torch.bool)) for n, p in weights.items()}
-        hook = _gradual(model, pars, per_layer or r.sparsity, r.prune_scope, ctx.steps(r.finetune_epochs))
+        hook = _gradual(model, pars, per_layer or r.sparsity, r.prune_scope, ctx.steps(r.finetune_epochs), r.prune_focus)
         ctx.finetune(model, pars, NAME, on_step=hook)
         masks = {n: par.mask.clone() for n, par in pars.items()}
         apply_masks(model, masks)
     else:
-        masks = ({n: magnitude_mask(p.detach(), per_layer[n]) for n, p in weights.items()} if per_layer
-                 else model_masks(model, r.sparsity, r.prune_scope))
+        masks = ({n: magnitude_mask(p.detach(), per_layer[n], focus=r.prune_focus) for n, p in weights.items()}
+                 if per_layer else model_masks(model, r.sparsity, r.prune_scope, r.prune_focus))
         apply_masks(model, masks)
         ctx.finetune(model, {n: Masked(m) for n, m in masks.items()}, NAME)
     ctx.masks = masks

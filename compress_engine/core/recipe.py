@@ -29,6 +29,7 @@ RANGES = {
     "temperature": (1.0, 20.0),
     "finetune_kd": (1.0, 20.0),
     "alpha": (0.0, 1.0),
+    "prune_focus": (0.0, 4.0),
     "student_width": (10, 2000),
     "distill_epochs": (1, 50),
     "finetune_epochs": (0, 50),
@@ -39,6 +40,7 @@ INTS = {"clusters", "conv_clusters", "student_width", "distill_epochs", "finetun
         "bias_bits"}
 BOOLS = {"structured", "symmetric", "per_channel", "huffman"}
 OPTIONAL = {"clusters", "conv_clusters", "bits", "temperature", "bias_bits", "finetune_kd"}
+NEWER = {"prune_focus": 0.0}  # fields added after the first release -> their default (see Recipe.to_dict)
 LAYER_FIELDS = ("sparsity", "clusters")  # what `layers` may set per layer
 MAX_LAYERS, MAX_NAME = 10_000, 300
 
@@ -49,6 +51,7 @@ class Recipe:
     sparsity: float = 0.0            # fraction of weights (or, structured, of hidden units) removed
     prune_scope: str = "layer"       # "layer": same sparsity in each layer; "global": one threshold
     structured: bool = False         # remove whole neurons / filters so the dense model shrinks
+    prune_focus: float = 0.0         # > 0: rank weights by |w| x their unit's and input's norms ^ focus (prune.focus_scores)
     schedule: str = "oneshot"        # "gradual": Zhu & Gupta cubic ramp during fine-tuning
     clusters: int | None = None      # k-means weight sharing with this many centroids per layer
     conv_clusters: int | None = None  # centroids per conv layer, if not `clusters` (Deep Compression: 256 conv, 32 fc)
@@ -92,6 +95,9 @@ class Recipe:
         if self.schedule == "gradual" and self.finetune_epochs == 0:
             raise RecipeError("schedule='gradual' needs finetune_epochs >= 1: the cubic schedule prunes a "
                               "little at each fine-tuning step")
+        if self.prune_focus and self.structured:
+            raise RecipeError(f"prune_focus={self.prune_focus} ranks single weights; structured=True removes whole "
+                              "units already: set prune_focus=0 with it")
         if self.structured and self.prune_scope == "global":
             raise RecipeError("structured=True prunes the same fraction of units in each layer; "
                               "use prune_scope='layer' with it")
@@ -113,7 +119,12 @@ class Recipe:
 
     # --- serialisation ---
     def to_dict(self):
+        """Every field, except those added since the first release while at their defaults (NEWER): every
+        earlier recipe keeps its JSON, so its run-store and cache keys and its artifacts' bytes stay the same."""
         d = asdict(self)
+        for name, default in NEWER.items():
+            if d[name] == default:
+                del d[name]
         d["layers"] = {n: {k: v for k, v in zip(LAYER_FIELDS, (s, c)) if v is not None} for n, s, c in self.layers}
         return d
 

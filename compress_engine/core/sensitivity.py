@@ -41,7 +41,7 @@ from .errors import RecipeError
 from .model import check_model, compressible
 from .train import Stopped, fast_eval_copy, logits
 
-FORMAT = 3  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
+FORMAT = 4  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
 SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
 CLUSTERS = (None, 64, 32, 16, 8, 4, 2)   # None: the kept weights stay float32
 SUBSET = 2000                            # images the scan evaluates (a fixed, seeded choice of the split)
@@ -127,13 +127,17 @@ def _write_cache(path, result):
         pass
 
 
+def _variant(split, refit, focus):
+    """The part of a scan's key beyond model, images and grid."""
+    return split + ("+refit" if refit else "") + (f"+focus{float(focus)!r}" if focus else "")
+
+
 def cached(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, cache_dir=None,
-           refit=False):
+           refit=False, focus=0.0):
     """The kept scan for these arguments, or None (never computes)."""
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
     idx = subset_index(len(data.y(split)), subset)
-    key = scan_key(model, data.x(split)[idx], data.y(split)[idx], sparsities, clusters,
-                   split + ("+refit" if refit else ""))
+    key = scan_key(model, data.x(split)[idx], data.y(split)[idx], sparsities, clusters, _variant(split, refit, focus))
     return _read_cache(Path(cache_dir or default_cache_dir()) / f"{key}.json")
 
 
@@ -199,11 +203,11 @@ def refit(w, mask, g, damp=0.01):
     return torch.where(mask & (out != 0), out, 0.0)  # +0.0 where pruned (and a weight refitted to exactly 0)
 
 
-def _compressed(w, sparsity, k, g=None):
-    """`w` pruned to `sparsity` (magnitude; kept weights re-fitted when a Gram matrix g is given) and, if k,
-    its kept weights shared among k k-means centroids -> (weight, Codebook or None): what the pipeline's
-    stages make of one layer, before fine-tuning."""
-    mask = prune.magnitude_mask(w, sparsity)
+def _compressed(w, sparsity, k, g=None, focus=0.0):
+    """`w` pruned to `sparsity` (magnitude, or prune.focus_scores with focus; kept weights re-fitted when a Gram
+    matrix g is given) and, if k, its kept weights shared among k k-means centroids -> (weight, Codebook or
+    None): what the pipeline's stages make of one layer, before fine-tuning."""
+    mask = prune.magnitude_mask(w, sparsity, focus=focus)
     pruned = torch.where(mask, w, 0.0) if g is None or sparsity == 0 else refit(w, mask, g)
     mask = pruned != 0
     if k is None or not mask.any():
@@ -213,7 +217,7 @@ def _compressed(w, sparsity, k, g=None):
 
 
 def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, progress=None,
-         cache_dir=None, use_cache=True, refit=False):
+         cache_dir=None, use_cache=True, refit=False, focus=0.0):
     """Scan every compressible layer alone over the grid sparsities x clusters; returns a JSON-able dict:
 
         {"format", "key", "split", "subset", "dense_accuracy", "sparsities", "clusters", "seconds",
@@ -224,7 +228,8 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     not changed); `data` a Dataset; the scan evaluates `subset` fixed images of `split`. refit=True
     re-fits each pruned layer's kept weights by least squares on those images' activations (`refit`),
     an estimate of the damage left after fine-tuning (what a size budget needs); refit=False is plain
-    one-shot pruning (what the page teaches: Han et al.'s sensitivity curves).
+    one-shot pruning (what the page teaches: Han et al.'s sensitivity curves). focus: prune as
+    Recipe.prune_focus does (prune.focus_scores), for a budget whose recipe prunes that way.
     progress(step, total, None, accuracy) is called after each point; returning False stops the scan
     (raises train.Stopped, nothing is kept). With use_cache, a scan already on disk in `cache_dir` is
     returned at once, and a new one is written there.
@@ -233,7 +238,9 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     check_model(model, data)
     idx = subset_index(len(data.y(split)), subset)
     x, y = data.x(split)[idx], data.y(split)[idx]
-    key = scan_key(model, x, y, sparsities, clusters, split + ("+refit" if refit else ""))
+    if isinstance(focus, bool) or not isinstance(focus, (int, float)) or not 0 <= focus <= 4:
+        raise RecipeError(f"focus={focus!r}: must be a number between 0 and 4 (Recipe.prune_focus)")
+    key = scan_key(model, x, y, sparsities, clusters, _variant(split, refit, focus))
     path = Path(cache_dir or default_cache_dir()) / f"{key}.json"
     if use_cache:
         hit = _read_cache(path)
@@ -255,7 +262,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
         try:
             for s in sparsities:
                 for k in clusters:
-                    w, grid = _compressed(saved, s, k, g)
+                    w, grid = _compressed(saved, s, k, g, focus)
                     with torch.no_grad():
                         p.copy_(w)
                     out = logits(work, x)
@@ -268,7 +275,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
         finally:
             with torch.no_grad():
                 p.copy_(saved)
-    result = {"format": FORMAT, "key": key, "split": split, "refit": refit, "subset": len(idx), "dense_accuracy": dense_acc,
+    result = {"format": FORMAT, "key": key, "split": split, "refit": refit, "focus": float(focus), "subset": len(idx), "dense_accuracy": dense_acc,
               "sparsities": sparsities, "clusters": clusters, "layers": layers, "rows": rows,
               "seconds": time.perf_counter() - t0}
     if use_cache:

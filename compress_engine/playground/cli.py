@@ -462,7 +462,7 @@ def run(args):
     return run_sweep(args, ref, model, recipe, values)
 
 
-BUDGET_FLAGS = ("finetune_epochs", "lr", "seed", "bias_bits", "finetune_kd")  # recipe flags a budget run takes
+BUDGET_FLAGS = ("finetune_epochs", "lr", "seed", "bias_bits", "finetune_kd", "prune_focus")  # recipe flags a budget run takes
 MAX_BUDGET_KB = 10**7
 
 
@@ -497,7 +497,7 @@ def run_budget(args, model, data, kb, recipe):
     kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else 4.0
     lr = recipe.lr if hasattr(args, "lr") else 1e-3
     result, plan = ce.fit_budget(model, data, round(kb * KB), epochs=epochs, lr=lr, bias_bits=bias,
-                                 seed=recipe.seed, progress=show, kd=kd)
+                                 seed=recipe.seed, progress=show, kd=kd, focus=recipe.prune_focus)
     if args.out is not None:
         args.out.write_bytes(result.artifact)
     return {**summary(result), "budget": plan}
