@@ -94,7 +94,7 @@ def overhead_bytes(model, recipe, data=None):
     grids = quantize.quantize_biases(work, recipe.bias_bits) if recipe.bias_bits is not None else {}
     names = set(compressible(work))
     state = {k: (torch.zeros_like(v) if k in names else v.detach()) for k, v in work.state_dict().items()}
-    meta = {"spec": arch_spec(work), "model_class": type(work).__qualname__, "recipe": recipe.to_dict()}
+    meta = {"spec": arch_spec(work), "model_class": type(work).__qualname__, "recipe": recipe.changes()}
     return len(encode(state, grids, meta, huffman=recipe.huffman))
 
 
@@ -194,7 +194,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
         shared = pipeline.compress(pruned.model, share, data, progress=tracker if progress else None,
                                    model_logits=teacher)
         meta = {"spec": arch_spec(shared.model), "model_class": type(shared.model).__qualname__,
-                "recipe": recipe.to_dict()}
+                "recipe": recipe.changes()}
         state = {k: v.detach().contiguous() for k, v in shared.model.state_dict().items()}
         artifact = encode(state, shared.grids, meta, huffman=True)
         attempts.append({"target": target, "predicted": second["bytes"] + fixed, "bytes": len(artifact)})

@@ -573,9 +573,8 @@ def recipe_summary(recipe_json):
         r = recipe_json
     else:
         raise StoreError(f"a recipe is a Recipe or its JSON text, got {type(recipe_json).__name__}")
-    base = Recipe().to_dict()
     parts = [f"{k}={100 * v:.4g} %" if k == "sparsity" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-             for k, v in r.to_dict().items() if v != base[k]]
+             for k, v in r.changes().items()]
     return ", ".join(parts) or "dense"
 
 
