@@ -12,6 +12,7 @@ common.through_app()
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 TOLERANCE = 0.005  # accuracy a layer may lose alone and still count as "cheap"
+FOCUS = 1.0  # Recipe.prune_focus of a budget run when its box is ticked (what bench/beyond.py measured on LeNet-5)
 
 
 def bits(k):
@@ -174,6 +175,11 @@ with left:
     epochs = st.select_slider("Fine-tuning epochs per stage", [1, 2, 4], value=1, key="budget_epochs",
                               help="Pruning is reached gradually during the first stage, the shared centroids are "
                                    "trained in the second. LeNet-300-100: a few seconds an epoch; LeNet-5: ~30 s.")
+    focus = FOCUS if st.checkbox(
+        "Gather the kept weights in fewer units (prune focus)", value=False, key="budget_focus",
+        help="Ranks each weight by its size times its unit's and input's strength, so whole units and inputs "
+             "empty out and the positions of the kept ones cost less: on LeNet-5 at 160x it keeps more accuracy "
+             "in the same bytes (README, bench/beyond.py). A scan of its own runs first.") else 0.0
     go_fit = st.button("Fit", type="primary", key="budget_go", icon=":material/compress:")
 with right:
     st.markdown(
@@ -184,7 +190,7 @@ with right:
         "biases in 8 bits and entropy-codes everything. Fragile layers keep more weights and bits; big flat layers give up most of theirs.")
 
 fits = st.session_state.setdefault("budget_runs", {})
-fkey = (name, common.weights_id(name), kb, epochs)
+fkey = (name, common.weights_id(name), kb, epochs, focus)
 if go_fit and fkey not in fits:
     bar = st.progress(0.0, text="Scanning on training images…")
 
@@ -196,9 +202,9 @@ if go_fit and fkey not in fits:
         bar.progress(step / total, text=f"Scanning on training images (re-fitted): setting {step:,} of {total:,}")
 
     try:
-        budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scan_progress)
+        budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scan_progress, focus=focus)
         res, plan = ce.fit_budget(net, data, int(kb * 1000), epochs=epochs, scan=budget_scan, progress=ft_progress,
-                                  kd=4.0)
+                                  kd=4.0, focus=focus)
         fits[fkey] = {"metrics": res.metrics, "plan": plan}
     except ce.Stopped:
         st.info("Stopped: nothing of the run was kept.")

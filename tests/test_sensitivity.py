@@ -146,3 +146,10 @@ def test_sensitivity_page_fits_a_budget(fmnist, tmp_path, monkeypatch):
     assert len(at.get("plotly_chart")) == 5  # + where the bytes went
     at.run()  # kept for the session: drawn again without training
     assert not at.exception and number(metric(at, "Artifact")) <= 30.0
+    plain_bytes = number(metric(at, "Artifact"))
+    at.checkbox(key="budget_focus").check().run()  # prune focus: its own scan and run, the plain one kept
+    at.button(key="budget_go").click().run()
+    assert not at.exception, at.exception
+    fits = list(at.session_state["budget_runs"].values())
+    assert len(fits) == 2 and [ce.Recipe.from_dict(f["plan"]["recipe"]).prune_focus for f in fits] == [0.0, 1.0]
+    assert number(metric(at, "Artifact")) <= 30.0 and plain_bytes <= 30.0
