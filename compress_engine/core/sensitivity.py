@@ -38,6 +38,7 @@ from torch import nn
 from . import cluster, prune
 from .encode import Codebook, tensor_bytes
 from .errors import RecipeError
+from .recipe import check
 from .model import check_model, compressible
 from .train import Stopped, fast_eval_copy, logits
 
@@ -238,8 +239,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     check_model(model, data)
     idx = subset_index(len(data.y(split)), subset)
     x, y = data.x(split)[idx], data.y(split)[idx]
-    if isinstance(focus, bool) or not isinstance(focus, (int, float)) or not 0 <= focus <= 4:
-        raise RecipeError(f"focus={focus!r}: must be a number between 0 and 4 (Recipe.prune_focus)")
+    focus = check("prune_focus", focus)  # Recipe.prune_focus's own range and message
     key = scan_key(model, x, y, sparsities, clusters, _variant(split, refit, focus))
     path = Path(cache_dir or default_cache_dir()) / f"{key}.json"
     if use_cache:
