@@ -89,6 +89,8 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
           "float64": torch.float64, "int8": torch.int8, "int16": torch.int16, "int32": torch.int32,
           "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+BITMAPS = ("bitmap", "live-bitmap")  # layouts whose positions are a range-coded bitmap
+LAYOUTS = ("dense", "sparse", *BITMAPS)
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}  # an element's bit pattern, numpy side
 _TORCH_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # same width, torch side
 _SIGNED = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}  # numpy twins of _TORCH_BITS
@@ -336,13 +338,12 @@ def _bitmap_plan(shape, n, pos, huffman):
     m2[pos] = True
     m2 = m2.reshape(rows, cols)
     live_r, live_c = m2.any(1), m2.any(0)
-    sub = m2[live_r][:, live_c]
-    flags = np.packbits(np.concatenate([live_r, live_c])).tobytes()
+    options = [("bitmap", m2, b"")]
+    if not (live_r.all() and live_c.all()):  # with no dead row or column the flags would buy nothing
+        options.append(("live-bitmap", m2[live_r][:, live_c], np.packbits(np.concatenate([live_r, live_c])).tobytes()))
     best = None
-    for layout, m, extra in (("bitmap", m2, b""), ("live-bitmap", sub, flags)):
-        if layout == "live-bitmap" and sub.shape == m2.shape:
-            continue  # no dead row or column: the flags would buy nothing
-        fields = {} if layout == "bitmap" else {"live_rows": int(sub.shape[0]), "live_cols": int(sub.shape[1])}
+    for layout, m, extra in options:
+        fields = {} if layout == "bitmap" else {"live_rows": int(m.shape[0]), "live_cols": int(m.shape[1])}
         for axis, steps in ((0, m.shape[1]), (1, m.shape[0])):
             if steps <= entropy.MAX_BITMAP_STEPS:
                 size = len(extra) + entropy.bitmap_estimate(m, axis)
@@ -492,7 +493,7 @@ def _check_record(rec, blob_len):
     z = rec["sections"] = [secs.get(k, 0) for k in SECTIONS]
     dtype = _one_of(rec, "dtype", tuple(DTYPES))
     kind = _one_of(rec, "kind", ("raw", "codebook", "affine"))
-    layout = _one_of(rec, "layout", ("dense", "sparse", "bitmap", "live-bitmap"))
+    layout = _one_of(rec, "layout", LAYOUTS)
     if kind != "raw" and dtype != "float32":
         _fail(f"header: tensor {name!r} is {dtype} but {kind}-coded (grids are float32 only)")
     count = n
@@ -504,7 +505,7 @@ def _check_record(rec, blob_len):
         if (count == 0) != (g == 0) or g < count:
             _fail(f"header: tensor {name!r} has inconsistent gap counts")
         _stream_checks(rec, "gap", _one_of(rec, "gap_coding", MODES), z[1], z[2], g, 1 << b)
-    elif layout in ("bitmap", "live-bitmap"):
+    elif layout in BITMAPS:
         count = _int(rec, "nonzero", 0, n)
         rows, cols = entropy.bitmap_shape(shape)
         axis = _int(rec, "bitmap_axis", 0, 1)
@@ -693,7 +694,7 @@ def decode(blob):
         shape, dtype = rec["shape"], DTYPES[rec["dtype"]]
         n = math.prod(shape)
         pos = (_positions(rec, n, sec[1], sec[2]) if rec["layout"] == "sparse" else
-               _bitmap_positions(rec, shape, n, sec[2]) if rec["layout"] in ("bitmap", "live-bitmap") else None)
+               _bitmap_positions(rec, shape, n, sec[2]) if rec["layout"] in BITMAPS else None)
         vals = _values(rec, n, pos, sec)
         if pos is None:
             flat = vals
