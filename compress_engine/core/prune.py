@@ -170,7 +170,7 @@ def global_masks(weights, sparsity, cache=True, focus=0.0):
     """
     if not weights:
         return {}
-    flat = torch.cat([focus_scores(w, focus).reshape(-1) for w in weights.values()])
+    flat = torch.cat([(focus_scores(w, focus) if focus else w.detach()).reshape(-1) for w in weights.values()])
     masks = magnitude_mask(flat, sparsity, cache and not focus).split([w.numel() for w in weights.values()])
     return {name: m.view(w.shape) for (name, w), m in zip(weights.items(), masks)}
 
@@ -328,7 +328,7 @@ def _gradual(model, pars, final, scope, total, focus=0.0):
                    for n, w in kept.items()}
         else:  # the weights change every step: nothing to reuse, so no sorted copies kept
             s = cubic_sparsity(step + every, ramp, final)
-            new = (layer_masks(kept, s, False, focus) if scope == "layer" else global_masks(kept, s, False, focus))
+            new = layer_masks(kept, s, False, focus) if scope == "layer" else global_masks(kept, s, False, focus)
         for name, par in pars.items():
             par.mask.copy_(new[name] & par.mask)
     return on_step
