@@ -26,7 +26,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
-PAGES = ["Home", "Pruning", "Clustering", "Quantization", "Distillation", "Pipeline", "Compare", "Export"]
+PAGES = ["Home", "Pruning", "Clustering", "Quantization", "Distillation", "Sensitivity", "Pipeline", "Compare", "Export"]
 PIPELINE_PRESET = None  # set below, once compress_engine is importable
 DEMO_RUNS = [  # (model, recipe fields): a small spread of techniques over both sample models
     ("lenet-300-100", {}), ("lenet-300-100", {"sparsity": 0.8, "prune_scope": "global"}),
@@ -108,6 +108,10 @@ def main(argv=None):
                 page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
                 page.wait_for_timeout(1000)
                 page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=300_000)
+                if name == "Sensitivity":  # press Fit with the page's defaults, so the shot shows a budget's allocation
+                    page.get_by_role("button", name="Fit", exact=True).click()
+                    page.wait_for_timeout(1000)
+                    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=600_000)
                 page.wait_for_function(  # every chart drawn, every table painted
                     "[...document.querySelectorAll('.js-plotly-plot')].every(el => el.querySelector('.main-svg')) && "
                     "[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')].every(el => el.querySelector('canvas')) && "
