@@ -122,6 +122,8 @@ def uniform_recipe(model, data, budget_bytes, epochs, lr, xs, ys, grid=None):
         acc = (ce.logits(res.model, xs).argmax(1) == ys).float().mean().item()
         if best is None or acc > best[1]:
             best = (recipe, acc)
+    if best is None:  # even 99.9 % sparsity of every shape tried is bigger
+        return None, None
     r = best[0]
     return r.replace(schedule="gradual", finetune_epochs=epochs, lr=lr), best[1]
 
@@ -135,6 +137,10 @@ def row(name, method, res, budget_bytes, cpu, dense_acc, note=""):
 
 
 _cache = {}
+
+
+class NoFit(ValueError):
+    """No uniform recipe fits the budget: main() says so and exits (from this process or a Ray worker)."""
 
 
 def prepare(name, sparsities, focus=0.0):
@@ -192,10 +198,16 @@ def uniform_job(name, kb, epochs, lr, kd, sparsities, uniform_grid, teacher=None
     t = teacher_logits(teacher, data)
     target, cpu, search_cpu, tries = budget_bytes * 0.97, 0.0, 0.0, []
     for _ in range(retries + 1):
-        (recipe, _), s = cpu_run(lambda: uniform_recipe(model, data, target, epochs, lr, xs, ys, grid))
-        recipe = recipe.replace(finetune_kd=kd or None, seed=seed)
+        (found, _), s = cpu_run(lambda: uniform_recipe(model, data, target, epochs, lr, xs, ys, grid))
+        search_cpu += s
+        if found is None and not tries:
+            raise NoFit(f"{name}: no uniform recipe fits {target:,.0f} bytes, not even at 99.9 % sparsity "
+                             f"(grid {grid or 'both scopes x ' + str(UNIFORM_K)}): give a larger budget or --no-uniform")
+        if found is None:  # the shape cannot shrink further: the last try stands, marked over the budget
+            break
+        recipe = found.replace(finetune_kd=kd or None, seed=seed)
         uni, c = cpu_run(lambda: ce.compress(model, recipe, data, model_logits=None if t is None else {"train": t}))
-        search_cpu, cpu = search_cpu + s, cpu + c
+        cpu += c
         tries.append(uni.metrics["artifact_bytes"])
         if uni.metrics["artifact_bytes"] <= budget_bytes:
             break
@@ -286,8 +298,11 @@ def main():
             if headline and not args.no_best:
                 (art / f"{name}_best.cpg").write_bytes(out["artifact"])
 
-    outs = map_jobs(run_job, [(fn.__name__, a) for fn, a, _ in jobs], workers=args.workers,
-                    ray_address=args.ray_address, threads=args.threads, on_result=finished)
+    try:
+        outs = map_jobs(run_job, [(fn.__name__, a) for fn, a, _ in jobs], workers=args.workers,
+                        ray_address=args.ray_address, threads=args.threads, on_result=finished)
+    except NoFit as e:  # on Ray, the task's error is an instance of its cause
+        raise SystemExit(f"beyond.py: {e}") from None
     for slot, out in zip(slots, outs):
         rows[slot] = out["row"]
     table("Size budgets vs the best uniform recipe at equal bytes (Fashion-MNIST, 10,000 test images)", rows, args.name)
