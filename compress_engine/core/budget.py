@@ -27,7 +27,7 @@ import torch
 from . import quantize, sensitivity
 from .encode import encode
 from .errors import RecipeError
-from .model import arch_spec, compressible
+from .model import artifact_meta, compressible
 from .recipe import Recipe
 
 MAX_UNITS = 4000  # byte budget resolution of the knapsack (units of ceil(budget / MAX_UNITS) bytes)
@@ -94,8 +94,7 @@ def overhead_bytes(model, recipe, data=None):
     grids = quantize.quantize_biases(work, recipe.bias_bits) if recipe.bias_bits is not None else {}
     names = set(compressible(work))
     state = {k: (torch.zeros_like(v) if k in names else v.detach()) for k, v in work.state_dict().items()}
-    meta = {"spec": arch_spec(work), "model_class": type(work).__qualname__, "recipe": recipe.changes()}
-    return len(encode(state, grids, meta, huffman=recipe.huffman))
+    return len(encode(state, grids, artifact_meta(work, recipe), huffman=recipe.huffman))
 
 
 def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0, kd=None, focus=0.0):
@@ -195,10 +194,8 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
                        finetune_epochs=epochs, bias_bits=bias_bits, huffman=True, finetune_kd=kd)
         shared = pipeline.compress(pruned.model, share, data, progress=tracker if progress else None,
                                    model_logits=teacher)
-        meta = {"spec": arch_spec(shared.model), "model_class": type(shared.model).__qualname__,
-                "recipe": recipe.changes()}
         state = {k: v.detach().contiguous() for k, v in shared.model.state_dict().items()}
-        artifact = encode(state, shared.grids, meta, huffman=True)
+        artifact = encode(state, shared.grids, artifact_meta(shared.model, recipe), huffman=True)
         attempts.append({"target": target, "predicted": second["bytes"] + fixed, "bytes": len(artifact)})
         if len(artifact) <= budget_bytes:
             break

@@ -56,6 +56,12 @@ def arch_spec(model):
     return spec() if callable(spec) else None
 
 
+def artifact_meta(model, recipe):
+    """The JSON an artifact's header carries about the model and how it was made: its arch_spec, its class name
+    and the recipe's changed fields (Recipe.changes(); Recipe.from_dict gives the recipe back)."""
+    return {"spec": arch_spec(model), "model_class": type(model).__qualname__, "recipe": recipe.changes()}
+
+
 def check_model(model, data=None, what="model"):
     """Refuse, before any work, a model the engine cannot compress; ModelError names the layer and the fix.
 

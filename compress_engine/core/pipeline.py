@@ -22,7 +22,7 @@ from . import cluster, distill, prune, quantize, structured
 from .encode import Affine, Codebook, encode, size_breakdown
 from .errors import CompressError, DatasetError, RecipeError
 from .fold import fold_batchnorm
-from .model import arch_spec, check_model, compressible, constrained, param_count, state_bytes
+from .model import artifact_meta, check_model, compressible, constrained, param_count, state_bytes
 from .recipe import Recipe
 from .train import fast_eval_copy, fit, has_conv, logits, median_forward_ms
 
@@ -207,10 +207,9 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     if r.bias_bits is not None:  # biases on a low-bit grid, after all training (they are a few hundred numbers)
         ctx.grids.update(quantize.quantize_biases(work, r.bias_bits))
     state = {k: v.detach().contiguous() for k, v in work.state_dict().items()}
-    meta = {"spec": arch_spec(work), "model_class": type(work).__qualname__, "recipe": r.changes()}
-    artifact = encode(state, ctx.grids, meta, huffman=r.huffman)
+    artifact = encode(state, ctx.grids, artifact_meta(work, r), huffman=r.huffman)
     # the same weights with fixed-width codes: what compress(recipe.replace(huffman=False)) writes, byte for byte
-    plain = (len(encode(state, ctx.grids, {**meta, "recipe": r.replace(huffman=False).changes()}, huffman=False))
+    plain = (len(encode(state, ctx.grids, artifact_meta(work, r.replace(huffman=False)), huffman=False))
              if r.huffman else len(artifact))
     timings["encode"] = time.perf_counter() - t
     t = time.perf_counter()
