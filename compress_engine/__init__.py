@@ -26,8 +26,9 @@ _NAMES = {
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"], ".core.model": ["arch_spec", "param_count"],
     ".core.pipeline": ["Result", "compress", "reference"], ".core.quantize": ["int8_latency"],
     ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"], ".core.train": ["Stopped", "logits"],
-    ".playground.sources": ["load_dataset"], ".playground.sweeps": ["sweep"],
-    ".playground.zoo": ["decode_model", "evaluate_artifact", "list_models", "load_model", "model_card", "read_weights"],
+    ".playground.sources": ["first_test_images", "load_dataset"], ".playground.sweeps": ["sweep"],
+    ".playground.cards": ["head_predictions", "list_models", "model_card"],
+    ".playground.zoo": ["decode_model", "evaluate_artifact", "load_model", "read_weights"],
 }
 _WHERE = {**{n: m for m, names in _NAMES.items() for n in names}, **_MODULES}
 

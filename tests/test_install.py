@@ -55,8 +55,8 @@ def test_wheel_metadata_pins_torch_and_declares_extras_and_command(wheel):
 def test_installed_copy_imports_anywhere_and_finds_its_models(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import compress_engine as ce, compress_engine.playground.zoo as zoo; "
-            "print(ce.__file__); print(zoo.SAMPLE_DIR); print(sorted(c['name'] for c in ce.list_models())); "
+    code = ("import compress_engine as ce, compress_engine.playground.cards as cards; "
+            "print(ce.__file__); print(cards.SAMPLE_DIR); print(sorted(c['name'] for c in ce.list_models())); "
             "print(sum(p.numel() for p in ce.load_model('lenet-5').parameters()))")
     env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], cwd="/", env=env, capture_output=True, text=True, timeout=120)

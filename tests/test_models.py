@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import compress_engine as ce
-from compress_engine.playground import zoo as models
+from compress_engine.playground import cards, zoo as models
 from compress_engine.core.train import accuracy
 
 EXPECTED = {"lenet-300-100": (266_610, 0.89), "lenet-5": (431_080, 0.91), "teacher-1200-1200": (2_395_210, 0.89),
@@ -33,9 +33,9 @@ def test_unknown_model():
 
 def test_corrupt_checkpoint(tmp_path, monkeypatch):
     for suffix in (".json", ".safetensors"):
-        src = models.SAMPLE_DIR / f"lenet-300-100{suffix}"
+        src = cards.SAMPLE_DIR / f"lenet-300-100{suffix}"
         (tmp_path / src.name).write_bytes(src.read_bytes()[: 200 if suffix == ".safetensors" else None])
-    monkeypatch.setattr(models, "SAMPLE_DIR", tmp_path)
+    monkeypatch.setattr(cards, "SAMPLE_DIR", tmp_path)
     with pytest.raises(ce.ModelError, match="rebuild it"):
         ce.load_model("lenet-300-100")
 
@@ -63,3 +63,55 @@ def test_huge_spec_is_refused_before_allocating():
     artifact = ce.encode(sd, meta={"spec": {"arch": "lenet5", "widths": [100_000, 100_000, 100_000]}})
     with pytest.raises(ce.ModelError, match="do not fit"):
         ce.decode_model(artifact)
+
+
+# --- what a card keeps of the model's answers: Home shows them without torch ------------------------------
+
+@pytest.mark.parametrize("name", list(models.SAMPLES))
+def test_card_keeps_the_models_own_predictions_on_the_first_test_images(name, fmnist):
+    card = ce.model_card(name)
+    x = fmnist.x("test")[:cards.HEAD]
+    with torch.no_grad():
+        want = ce.load_model(name).eval()(x).argmax(1).tolist()  # the model itself, one plain forward pass
+    assert card["test_head"]["predictions"] == want and card["test_head"]["data"] == "fashion-mnist"
+    assert ce.head_predictions(card, "fashion-mnist", x.numpy(), 12) == want[:12]
+    assert ce.head_predictions(card, "fashion-mnist", ce.first_test_images()["x"], cards.HEAD) == want
+
+
+def test_card_predictions_are_used_only_for_the_images_they_were_made_on(fmnist):
+    card = ce.model_card("lenet-5")
+    x = fmnist.x("test")[:cards.HEAD].numpy()
+    assert ce.head_predictions(card, "fashion-mnist", x, cards.HEAD) is not None
+    other = x.copy()
+    other[3, 0, 10, 10] += 1e-6  # one pixel of one image differs: another dataset, or another copy of it
+    assert ce.head_predictions(card, "fashion-mnist", other, 12) is None
+    assert ce.head_predictions(card, "mnist", x, 12) is None
+    assert ce.head_predictions(card, "fashion-mnist", x, cards.HEAD + 1) is None  # more than it keeps
+    assert ce.head_predictions(card, "fashion-mnist", x[:12], 12) is None  # too few images to check them all
+    assert ce.head_predictions({k: v for k, v in card.items() if k != "test_head"}, "fashion-mnist", x, 12) is None
+
+
+def test_training_a_sample_model_writes_its_card_with_the_head(tiny_idx, tmp_path, monkeypatch):
+    spec, recipe = models.SAMPLES["lenet-300-100"]
+    monkeypatch.setitem(models.SAMPLES, "lenet-300-100", ({**spec, "sizes": [784, 16, 10]}, {**recipe, "epochs": 1}))
+    data = ce.load_dataset(tiny_idx)
+    card = models.train_sample("lenet-300-100", data, out_dir=tmp_path)
+    model = models.from_state_dict(card["spec"], __import__("safetensors.torch").torch.load_file(
+        tmp_path / "lenet-300-100.safetensors"))
+    with torch.no_grad():
+        want = model.eval()(data.x("test")[:cards.HEAD]).argmax(1).tolist()
+    assert card["test_head"]["predictions"] == want and card["test_head"]["data"] == tiny_idx
+    assert ce.head_predictions(card, tiny_idx, ce.first_test_images(tiny_idx)["x"], 12) == want[:12]
+
+
+def test_cards_are_read_without_torch():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys, compress_engine as ce; names = [c['name'] for c in ce.list_models()]; "
+            "card = ce.model_card('lenet-5'); ce.head_predictions(card, 'fashion-mnist', [], 12); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print(names)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert out.returncode == 0 and out.stdout.strip() == str(list(models.SAMPLES)), out.stderr[-2000:]

@@ -459,3 +459,64 @@ def test_every_source_gives_a_core_dataset(tmp_path):
     (tmp_path / "idx").mkdir()
     for name in (f"idx:{make_folder(tmp_path / 'idx')}", f"npz:{npz(tmp_path, **arrays())}"):
         assert isinstance(load_dataset(name), Dataset)
+
+
+# --- the first test images, read without torch (Home's first paint) -------------------------------------
+
+def test_first_test_images_are_the_loaded_datasets_exactly(fmnist):
+    from compress_engine import first_test_images
+    head = first_test_images("fashion-mnist", 40)
+    assert head["x"].dtype == np.float32 and head["x"].shape == (40, 1, 28, 28)
+    assert np.array_equal(head["x"], fmnist.x("test")[:40].numpy())  # bit for bit, as images_to_float makes them
+    assert np.array_equal(head["y"], fmnist.y("test")[:40].numpy()) and head["classes"] == list(fmnist.classes)
+
+
+def test_first_test_images_read_no_torch(tmp_path):
+    """In a fresh interpreter: the head of a Fashion-MNIST folder, with torch never imported."""
+    import json
+    import os
+    import subprocess
+    make_folder(tmp_path, n_train=5, n_test=20, classes=10)
+    code = ("import json, sys; from compress_engine import first_test_images as f; h = f('fashion-mnist', 12); "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "print(json.dumps([h['x'].tolist(), h['y'].tolist()]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "COMPRESS_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    x, y = json.loads(out.stdout)
+    want = load_dataset(f"idx:{tmp_path}")
+    assert np.array_equal(np.array(x, np.float32), want.x("test")[:12].numpy()) and y == want.y("test")[:12].tolist()
+
+
+@pytest.mark.parametrize("case, words", [
+    ("truncated", "truncated"), ("too few", "holds 5 items"), ("bad magic", "not a 3-dimensional unsigned-byte IDX"),
+    ("corrupt gzip", "cannot read")])
+def test_first_test_images_of_broken_files_say_what_and_how(tmp_path, monkeypatch, case, words):
+    from compress_engine import first_test_images
+    make_folder(tmp_path, n_test=20, classes=10, gz=case == "corrupt gzip")
+    images = next(tmp_path.glob(FILES["test_x"] + "*"))
+    if case == "truncated":
+        images.write_bytes(images.read_bytes()[:16 + 784 * 3])
+    elif case == "too few":
+        write_idx(images.with_name(FILES["test_x"]), np.zeros((5, 28, 28)), gz=False)
+    elif case == "bad magic":
+        write_idx(images.with_name(FILES["test_x"]), np.zeros((20, 28, 28)), gz=False, magic=0x0802)
+    else:
+        images.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path))
+    with pytest.raises(DatasetError) as e:
+        first_test_images("fashion-mnist", 12)
+    assert words in str(e.value) and str(e.value).startswith("COMPRESS_DATA_DIR:"), str(e.value)
+    assert "apt-get install dataset-fashion-mnist" in str(e.value)
+
+
+def test_first_test_images_defer_odd_files_and_other_sources_to_the_full_load(tmp_path, monkeypatch):
+    from compress_engine import first_test_images
+    make_folder(tmp_path, n_test=20, classes=10)
+    write_idx(tmp_path / FILES["test_y"], np.r_[10, np.zeros(19)])  # label 10: the full load names the file
+    monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path))
+    with pytest.raises(DatasetError, match="label 10 is out of range"):
+        first_test_images("fashion-mnist", 12)
+    head = first_test_images("digits", 5)
+    digits = load_dataset("digits")
+    assert np.array_equal(head["x"], digits.x("test")[:5].numpy()) and head["classes"] == list(digits.classes)

@@ -22,10 +22,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..core.data import Dataset
 from ..core.errors import DatasetError
+from .cards import HEAD
+
+# torch (1-2 s to import) and the Dataset built on it are imported by the functions that build one, so
+# test_head() can hand a dashboard's first page its images without them.
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -121,6 +123,7 @@ def images_to_float(images):
 
     Converted by torch, not numpy's astype: 0.08 s instead of 0.5-0.7 s for Fashion-MNIST's 60,000 training
     images on 2 cores, the same floats (x / 255 either way), and a dashboard's first page waits for it."""
+    import torch
     return torch.from_numpy(np.array(images, np.uint8)).to(torch.float32).div_(255.0).unsqueeze(1)  # a writable copy
 
 
@@ -153,12 +156,14 @@ def read_folder(folder, name, classes=None, image_shape=None):
         (h, w), (th, tw) = arr["train_x"].shape[1:], arr["test_x"].shape[1:]
         raise DatasetError(f"{folder}: train images are {h}×{w} pixels but test images are {th}×{tw}: both "
                            f"splits must have the same size")
+    from ..core.data import Dataset
     train_x, test_x = images_to_float(arr.pop("train_x")), images_to_float(arr.pop("test_x"))
     return Dataset.from_tensors(train_x, arr["train_y"].astype(np.int64), test_x, arr["test_y"].astype(np.int64),
                                 classes=classes, name=name, source=str(folder))
 
 
-def _fashion_mnist(name):
+def fashion_folder():
+    """The folder Fashion-MNIST is read from, and the prefix its errors get: (folder, prefix)."""
     env = os.environ.get("COMPRESS_DATA_DIR")
     if env:  # set on purpose: use it or say what is wrong with it, never silently fall back elsewhere
         folder = Path(env).expanduser()
@@ -166,15 +171,20 @@ def _fashion_mnist(name):
             raise DatasetError(f"COMPRESS_DATA_DIR={env!r:.300} is not a folder; point it at a folder holding "
                                f"the four Fashion-MNIST IDX files, or unset it to use the installed copy "
                                f"(`sudo apt-get install dataset-fashion-mnist`)")
-        try:
-            return read_folder(folder, name, FASHION_CLASSES, FASHION_SHAPE)
-        except DatasetError as e:
-            raise DatasetError(f"COMPRESS_DATA_DIR: {e}") from None
+        return folder, "COMPRESS_DATA_DIR: "
     tried = search_dirs()
     for d in tried:
         if d.is_dir() and all(find_file(d, stem) for stem in FILES.values()):
-            return read_folder(d, name, FASHION_CLASSES, FASHION_SHAPE)
+            return d, ""
     raise DatasetError(f"Fashion-MNIST not found (looked in {', '.join(map(str, tried))}); {INSTALL_HINT}")
+
+
+def _fashion_mnist(name):
+    folder, prefix = fashion_folder()
+    try:
+        return read_folder(folder, name, FASHION_CLASSES, FASHION_SHAPE)
+    except DatasetError as e:
+        raise DatasetError(f"{prefix}{e}") from None
 
 
 def _idx_folder(name):
@@ -203,6 +213,9 @@ def read_digits(name="digits"):
         raise DatasetError("the 'digits' dataset ships with scikit-learn, which is not installed here: "
                            "`pip install scikit-learn` (or the test extra, `pip install -e '.[test]'`), "
                            f"or {USAGE}") from None
+    import torch
+
+    from ..core.data import Dataset
     d = load_digits()
     x = torch.from_numpy(d.images.astype(np.float32)).div_(16.0).unsqueeze(1)  # pixel values are 0..16
     y = np.asarray(d.target, np.int64)
@@ -266,6 +279,7 @@ def read_npz(path, name):
         if isinstance(e, DatasetError):
             raise
         raise DatasetError(f"cannot read {path} as an .npz file: {e}; {NPZ_HINT}") from None
+    from ..core.data import Dataset
     classes = arr.pop("classes", None)
     if classes is not None and (classes.ndim != 1 or classes.dtype.kind not in "USiu"):
         raise DatasetError(f"{path}: classes must be a 1-D array of class names, got shape {classes.shape} "
@@ -325,3 +339,58 @@ def _load(name):
 
 
 load_dataset.cache_clear = _load.cache_clear
+
+
+# --- the first test images, without torch ---------------------------------------------------------
+
+def read_idx_head(path, n, ndim):
+    """The first n items of an `ndim`-dimensional unsigned-byte IDX file (gzip or plain), reading only those bytes.
+
+    The header is checked as read_idx checks it; a file holding fewer than n items is refused."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            top = f.read(4 + 4 * ndim)
+            if len(top) < 4 + 4 * ndim or top[:3] != b"\0\0\x08" or top[3] != ndim:
+                raise DatasetError(f"{path} is not a {ndim}-dimensional unsigned-byte IDX file (header "
+                                   f"{top[:4].hex() or 'empty'}); {INSTALL_HINT}")
+            shape = tuple(int(d) for d in np.frombuffer(top, ">u4", count=ndim, offset=4))
+            item = math.prod(shape[1:])
+            if shape[0] < n or item * n > MAX_BYTES:
+                raise DatasetError(f"{path} holds {shape[0]:,} items of {item:,} bytes; {n:,} were asked for; "
+                                   f"{INSTALL_HINT}")
+            body = f.read(item * n)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DatasetError(f"cannot read {path}: {e}. Re-download or reinstall the data; {INSTALL_HINT}") from None
+    if len(body) != item * n:
+        raise DatasetError(f"{path} is truncated: its header says {shape} but it ends early; {INSTALL_HINT}")
+    return np.frombuffer(body, np.uint8).reshape((n, *shape[1:]))
+
+
+def first_test_images(name="fashion-mnist", n=HEAD):
+    """Dataset `name`'s first n test images and labels, as numpy: {"x": float32 n×1×H×W in [0, 1], "y": int64 n,
+    "classes": [...]}: the same values load_dataset(name) holds.
+
+    Fashion-MNIST is read without torch, and only those images' bytes (a few milliseconds, where the whole
+    dataset takes 0.5 s); any other source is loaded whole."""
+    if name != "fashion-mnist":
+        return _loaded_head(name, n)
+    folder, prefix = fashion_folder()
+    paths = [find_file(folder, FILES[k]) for k in ("test_x", "test_y")]
+    if None in paths:
+        return _loaded_head(name, n)  # the full load says what is missing, and how to fix it
+    try:
+        pixels, labels = read_idx_head(paths[0], n, 3), read_idx_head(paths[1], n, 1)
+        if pixels.shape[1:] != FASHION_SHAPE or (labels.size and int(labels.max()) >= len(FASHION_CLASSES)):
+            return _loaded_head(name, n)  # the full load names what is wrong with the files
+    except DatasetError as e:
+        raise DatasetError(f"{prefix}{e}") from None
+    x = (pixels.astype(np.float32) / np.float32(255.0))[:, None]  # as images_to_float: x / 255 in float32
+    return {"x": x, "y": labels.astype(np.int64), "classes": list(FASHION_CLASSES)}
+
+
+def _loaded_head(name, n):
+    data = load_dataset(name)
+    return {"x": data.x("test")[:n].numpy(), "y": data.y("test")[:n].numpy(), "classes": list(data.classes)}

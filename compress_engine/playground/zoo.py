@@ -31,12 +31,9 @@ from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
 from ..core.train import accuracy, crop_flip, fit, flush_tiny_, has_conv
-from . import units
+from . import cards, units
+from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
 
-# Installed: compress_engine/sample_models (package data). A checkout or `pip install -e .`: the repo's sample_models/.
-_PKG = Path(__file__).resolve().parents[1]
-SAMPLE_DIR = next((d for d in (_PKG / "sample_models", _PKG.parent / "sample_models") if d.is_dir()),
-                  _PKG.parent / "sample_models")
 MAX_UNITS = 100_000  # no layer in a spec may be wider than this (uploaded specs are untrusted)
 
 
@@ -201,59 +198,15 @@ def from_state_dict(spec, state_dict):
 
 # --- sample models -------------------------------------------------------------------------
 
-# name -> (spec, training recipe). `python -m compress_engine train NAME` reproduces the checkpoint.
-SAMPLES = {
-    "lenet-300-100": ({"arch": "mlp", "sizes": [784, 300, 100, 10]},
-                      {"epochs": 30, "lr": 2e-3, "batch_size": 128, "weight_decay": 1e-4, "seed": 0}),
-    "lenet-5": ({"arch": "lenet5", "widths": [20, 50, 500]},
-                {"epochs": 20, "lr": 2e-3, "batch_size": 128, "weight_decay": 1e-4, "seed": 0}),
-    "teacher-1200-1200": ({"arch": "mlp", "sizes": [784, 1200, 1200, 10], "dropout": 0.3},
-                          {"epochs": 30, "lr": 1e-3, "batch_size": 128, "weight_decay": 1e-4, "seed": 0}),
-    # SGD + augmentation, the usual recipe for BatchNorm ResNets; 1 thread so a shared 2-core machine keeps a core
-    "resnet-8": ({"arch": "resnet", "widths": [32, 64, 128], "inner": [32, 64, 128], "batchnorm": True,
-                  "in_channels": 1, "classes": 10},
-                 {"epochs": 25, "lr": 0.1, "batch_size": 128, "weight_decay": 5e-4, "seed": 0,
-                  "momentum": 0.9, "warmup_steps": 469, "augment": {"crop_pad": 2, "hflip": True}, "threads": 1,
-                  "ship_logits": True}),
-}
 # the small CNN student of the Distillation page and bench: ResNet-8 at a quarter of the width (19,810 parameters)
 CNN_STUDENT = {"arch": "resnet", "widths": [8, 16, 32], "inner": [8, 16, 32], "batchnorm": True, "in_channels": 1,
                "classes": 10}
 CNN_STUDENT_NAME = "cnn 8-16-32"  # how the bench's grid and the Distillation page name it
-DESCRIPTIONS = {
-    "lenet-300-100": "LeNet-300-100: a 784-300-100-10 ReLU MLP (LeCun et al. 1998; Deep Compression's first model).",
-    "lenet-5": "LeNet-5, Caffe variant: conv 20@5x5, max-pool, conv 50@5x5, max-pool, fc 500, fc 10.",
-    "teacher-1200-1200": "Distillation teacher: 784-1200-1200-10 MLP with dropout, as in Hinton et al. 2015.",
-    "resnet-8": ("ResNet-8: conv 32@3x3 + BN, three residual blocks (32, 64, 128 channels; BatchNorm; the last two "
-                 "halve the resolution), global average pooling, fc 10. BatchNorm is folded into the convs at "
-                 "compression time, as deployment does."),
-}
-
-
-def list_models():
-    """Cards of the shipped sample models (architecture, parameters, accuracy, training recipe)."""
-    cards = []
-    for name in SAMPLES:
-        path = SAMPLE_DIR / f"{name}.json"
-        if path.is_file():
-            cards.append(json.loads(path.read_text()))
-    return cards
-
-
-def model_card(name):
-    path = SAMPLE_DIR / f"{name}.json"
-    if name not in SAMPLES:
-        raise ModelError(f"unknown model {name!r}: choose one of {', '.join(SAMPLES)}")
-    if not path.is_file():
-        raise ModelError(f"{path} is missing: rebuild it with `python -m compress_engine train {name}`")
-    return json.loads(path.read_text())
-
-
 def load_model(name):
     """The trained sample model `name`, in eval mode (weights read with safetensors: no code runs)."""
     from safetensors.torch import load_file
     card = model_card(name)
-    path = SAMPLE_DIR / f"{name}.safetensors"
+    path = cards.SAMPLE_DIR / f"{name}.safetensors"
     try:
         state = load_file(path)
     except Exception as e:  # missing or corrupt file: say which and how to rebuild it
@@ -297,6 +250,16 @@ def evaluate_artifact(artifact, data, module=None):
             "meta": meta, "model": model}
 
 
+def card_head(model, data, n=cards.HEAD):
+    """What a card keeps of `model`'s answers: its predicted classes for data's first n test images, with a hash
+    of those images, so a page can show them without torch (cards.head_predictions)."""
+    from ..core.train import logits
+    x = data.x("test")[:n].contiguous()
+    with torch.no_grad():
+        pred = logits(model, x).argmax(1).tolist()
+    return {"data": data.name, "inputs": cards.inputs_digest(x.numpy()), "predictions": pred}
+
+
 # --- a sample model's outputs, computed once and kept on disk -------------------------------------
 
 LOGITS_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compression-playground"
@@ -324,9 +287,9 @@ def cached_logits(name, data, cache_dir=None, ship=False):
     from safetensors.torch import save_file
     from ..core.train import logits
     model_card(name)  # an unknown name or a missing card: a clear ModelError
-    weights = hashlib.blake2b((SAMPLE_DIR / f"{name}.safetensors").read_bytes(), digest_size=16).hexdigest()
+    weights = hashlib.blake2b((cards.SAMPLE_DIR / f"{name}.safetensors").read_bytes(), digest_size=16).hexdigest()
     key = {"model": name, "weights": weights, "data": data.name, "inputs": _digest(data.x("train"), data.x("test"))}
-    shipped = SAMPLE_DIR / f"{name}.logits.safetensors"
+    shipped = cards.SAMPLE_DIR / f"{name}.logits.safetensors"
     cached = Path(cache_dir or LOGITS_CACHE) / f"{name}.{key['inputs'][:16]}.logits.safetensors"
     for path in (shipped, cached):
         try:
@@ -599,7 +562,7 @@ def train_sample(name, data, progress=None, out_dir=None):
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     flush_tiny_(state.values())  # fit() flushes after each step; this keeps the saved file clean whatever trained it
     acc = accuracy(model, data.x("test"), data.y("test"))
-    out_dir = out_dir or SAMPLE_DIR
+    out_dir = out_dir or cards.SAMPLE_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file(state, out_dir / f"{name}.safetensors")
     card = {
@@ -616,8 +579,9 @@ def train_sample(name, data, progress=None, out_dir=None):
                          cpu_seconds=round(cpu_seconds, 1), threads=recipe.get("threads", threads),
                          torch=torch.__version__, machine=platform.machine()),
         "reproduce": f"python -m compress_engine train {name}",
+        "test_head": card_head(model, data),
     }
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    if recipe.get("ship_logits") and out_dir == SAMPLE_DIR:
+    if recipe.get("ship_logits") and out_dir == cards.SAMPLE_DIR:
         cached_logits(name, data, ship=True)  # the default distillation teacher: its answers ship with it
     return card
