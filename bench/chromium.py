@@ -36,8 +36,8 @@ LAUNCHERS = ("streamlit", "serve", "cli")
 
 def streamlit_command(port, app_dir=ROOT, how="serve"):
     """The command that serves app_dir/app.py on 127.0.0.1:port: "streamlit" is `streamlit run app.py` itself;
-    "serve" the checkout's launcher scripts/serve.py (what `bash scripts/dev.sh app` runs: the same, with the
-    engine warmed up while the server starts); "cli" the playground's own `app` command, as a user starts it
+    "serve" the checkout's launcher scripts/serve.py (what `bash scripts/dev.sh app` runs: the same, from the
+    checkout's folder, pandas imported first); "cli" the playground's own `app` command, as a user starts it
     (`python -m compress_engine app`, which serves through scripts/serve.py in its own process)."""
     if how not in LAUNCHERS:
         raise ValueError(f"how={how!r}: one of {LAUNCHERS}")

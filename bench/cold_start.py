@@ -4,8 +4,7 @@
     python bench/cold_start.py --repeats 3 --waits 0 2 5
 
 For each launcher (bench/chromium.py's "streamlit": `streamlit run app.py`; "serve": scripts/serve.py, what
-`bash scripts/dev.sh app` runs, which imports torch and loads the dataset in a background thread while the
-server starts) and each wait: a fresh server on a loopback port, then, that many seconds after it answers its
+`bash scripts/dev.sh app` runs) and each wait: a fresh server on a loopback port, then, that many seconds after it answers its
 health check, one Streamlit protocol client (bench/protocol.py, no browser) visits Home; the time is from its
 first rerun message to that run's script_finished. A browser adds its own loading (Streamlit's JavaScript and
 Plotly's) on top: bench/latency.py measures the whole cold start in Chromium. Medians over --repeats servers.

@@ -13,7 +13,7 @@ trained-results folder (so no page opens on a result trained earlier), and drive
 
 - cold: from starting the command until Home's first chart is drawn (the browser is already open), for the
   `app` command, for scripts/serve.py (what `bash scripts/dev.sh app` runs) and for `streamlit run app.py`
-  itself, each on a fresh server of its own: what the launcher's warm-up saves; and, as the floor under the goal,
+  itself, each on a fresh server of its own; and, as the floor under the goal,
   `streamlit run` of an app that draws one small Plotly chart and nothing else;
 - for each model: switching to it in the sidebar (on Home, until Home's chart is drawn for it), then each page
   opened from the sidebar, warm (each click once the browser is idle, i.e. the page before has drawn, as when a
@@ -262,7 +262,7 @@ def floor(browser, env, rec, deadline):
 
 def repetition(browser, args, env, rec, deadline):
     """One fresh server: cold start, then every page and slider for each model. Appends seconds to rec[row].
-    First two cold starts on servers of their own: `streamlit run app.py` itself (no warm-up) and
+    First two cold starts on servers of their own: `streamlit run app.py` itself and
     scripts/serve.py (`bash scripts/dev.sh app`), if the checkout has it; then the `app` command's server
     is measured cold and kept for the rest. Before them, the floor: a one-chart app's cold start."""
     floor(browser, env, rec, deadline)

@@ -9,6 +9,7 @@ only; everywhere else it is a model name like a sample's, and cache keys also ca
 """
 
 import hashlib
+import importlib
 import os
 import re
 import threading
@@ -22,7 +23,21 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 import compress_engine as ce
-from compress_engine.playground import jobs, sweeps, trained, units
+from compress_engine.playground import units
+
+
+class _OnFirstUse:
+    """A module imported when first used: jobs, sweeps and trained import torch (1-2 s on 2 cores), which Home's
+    first paint does without (the model's card, its first test images and their predictions are read from disk)."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)  # the import lock: never half a module
+
+
+jobs, sweeps, trained = (_OnFirstUse(f"compress_engine.playground.{m}") for m in ("jobs", "sweeps", "trained"))
 
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
 MAX_WEIGHTS_MB = 50  # uploaded weight files, in MB of 1,000,000 bytes (the largest sample model is 9.6 MB)
@@ -70,6 +85,21 @@ def dataset():
     """The dataset, or a clear error on the page (and the page stops) if it is missing or corrupt."""
     try:
         return _dataset(DATASET)
+    except ce.CompressError as e:
+        st.error(f"Cannot load the dataset: {e}")
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _first_images(name):
+    return ce.first_test_images(name)
+
+
+def first_test_images():
+    """The dataset's first test images and labels ({"x", "y", "classes"}, numpy), read from their files alone:
+    no torch, no whole dataset. A clear error on the page (and the page stops) if the data is missing or corrupt."""
+    try:
+        return _first_images(DATASET)
     except ce.CompressError as e:
         st.error(f"Cannot load the dataset: {e}")
         st.stop()
@@ -333,7 +363,7 @@ def warm_dense():
     (bench/latency.py, headless Chromium on 2 cores). A page asking for the run meanwhile waits for this one
     computation (st.cache_data computes a key once at a time)."""
     name = model_name()
-    args = (name, ce.Recipe().to_json(), DATASET, weights_id(name))
+    args = (name, DATASET, weights_id(name))  # the recipe is made in _warm: it imports torch, which Home did without
     ctx = get_script_run_ctx()
     first_run = st.session_state.get("_runs") == 1 and Runtime.exists() and type(Runtime.instance()) is Runtime
     if first_run and ctx is not None:  # (AppTest's runtime is a stand-in, and no browser draws there)
@@ -344,8 +374,9 @@ def warm_dense():
         _warm(*args)
 
 
-def _warm(name, recipe_json, dataset_name, wid):
+def _warm(name, dataset_name, wid):
     try:
+        recipe_json = ce.Recipe().to_json()
         _run(name, recipe_json, dataset_name, wid)
         _trained_key(name, recipe_json, dataset_name, wid)  # the data and model fingerprints trained results use
     except Exception:  # noqa: BLE001 - a missing dataset or a broken model: the page that needs the run says why
@@ -644,7 +675,13 @@ def predictions(model_name, n=None):
     """The dense model's predicted class for the first n test images (every one if n is None), a list of ints.
 
     Home shows 12: those are 12 images through the model, not the 10,000 of the dense reference, so a
-    first visit or a model switch draws at once (LeNet-5's whole test set is ~0.4 s on 2 cores)."""
+    first visit or a model switch draws at once (LeNet-5's whole test set is ~0.4 s on 2 cores). A sample model's
+    card keeps its answers for the first test images: those are read, not computed, so a server's first Home
+    page draws without importing torch."""
+    if n is not None and not weights_id(model_name):
+        kept = ce.head_predictions(ce.model_card(model_name), DATASET, first_test_images()["x"], n)
+        if kept is not None:
+            return kept
     return _predictions(model_name, weights_id(model_name), DATASET, n)
 
 

@@ -11,7 +11,6 @@ st.title("Compression Playground")
 st.caption("Prune, cluster, quantize and distil neural networks on Fashion-MNIST — sizes in real bytes, "
            "accuracy on all 10,000 test images.")
 card = common.card()
-data = common.dataset()
 st.subheader(card["name"])
 st.write(card["description"])
 c1, c2, c3 = st.columns(3)
@@ -28,12 +27,13 @@ with st.expander("How it was trained" if card["reproduce"] else "Where it came f
 
 st.markdown("#### Test images and the model's predictions")
 n = 12
+head = common.first_test_images()  # read without torch, as are the card and the predictions: a fast first paint
 pred = common.predictions(common.model_name(), n)
-truth = data.y("test")[:n].tolist()
+truth = head["y"][:n].tolist()
 wrong = [p != t for p, t in zip(pred, truth)]
-captions = [data.classes[p] + (f"<br>(wrong: is {data.classes[t]})" if bad else "")  # text, no glyphs
+captions = [head["classes"][p] + (f"<br>(wrong: is {head['classes'][t]})" if bad else "")  # text, no glyphs
             for p, t, bad in zip(pred, truth, wrong)]
-fig = charts.image_grid(data.x("test")[:n, 0].numpy(), captions, ["crimson" if bad else "green" for bad in wrong])
+fig = charts.image_grid(head["x"][:n, 0], captions, ["crimson" if bad else "green" for bad in wrong])
 st.plotly_chart(fig, width="stretch")
 
 st.markdown("""

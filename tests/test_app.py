@@ -49,3 +49,26 @@ def test_home_shows_card(fmnist):
         assert ("wrong: is " + ds.classes[t] in a["text"]) == (p != t)
     at.sidebar.selectbox[0].set_value("lenet-5").run()
     assert not at.exception and at.metric[0].value == "431,080"
+
+
+def test_home_draws_without_importing_torch(fmnist):
+    """A server's first page: the card, the first test images and a sample model's predictions for them are read
+    from disk, so Home's run imports no torch (1-2 s on 2 cores); only the dense run it starts afterwards, in the
+    background (warm_dense, left out here), does. In a fresh interpreter, as a fresh server is."""
+    import subprocess
+    code = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from streamlit.testing.v1 import AppTest
+from pages import common
+common.warm_dense = lambda: None
+at = AppTest.from_file({APP!r}, default_timeout=120).run()
+assert not at.exception, at.exception
+assert "torch" not in sys.modules, "Home imported torch"
+at.sidebar.selectbox[0].set_value("resnet-8").run()
+assert not at.exception and "torch" not in sys.modules, "a model switch on Home imported torch"
+print(at.metric[0].value, len(at.get("plotly_chart")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["308,074", "1"], out.stdout

@@ -338,24 +338,21 @@ def test_app_serves_the_checkout_through_its_launcher(monkeypatch, tmp_path):
     from pathlib import Path
 
     from streamlit.web import cli as st_cli
-    import threading
     seen = {}
     monkeypatch.setattr(st_cli, "main", lambda: seen.update(cwd=os.getcwd(), argv=list(sys.argv)) or 0)
-    monkeypatch.setattr(threading, "Thread", lambda **kw: seen.update(thread=kw["name"]) or type(
-        "T", (), {"start": lambda self: seen.update(started=True)})())  # no warm-up inside the test process
     monkeypatch.setattr(sys, "argv", list(sys.argv))  # restored afterwards: the launcher sets streamlit's argv
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.chdir(tmp_path)  # restored afterwards: app changes into the checkout
     assert main(["app", "--server.port", "8599"]) == 0
     root = Path(__file__).resolve().parent.parent
-    assert Path(seen["cwd"]) == root and seen["thread"] == "warm-up" and seen["started"]
+    assert Path(seen["cwd"]) == root
     assert seen["argv"][:3] == ["streamlit", "run", str(root / "app.py")]
     assert seen["argv"][-2:] == ["--server.port", "8599"] and "--server.headless" in seen["argv"]
 
 
 def test_import_and_the_app_command_start_without_torch(tmp_path):
     """`import compress_engine` resolves every public name on first use, and `app` reaches streamlit before
-    anything imports torch (its server comes up first; scripts/serve.py's warm-up imports torch afterwards)."""
+    anything imports torch (its server comes up first; Home's first run imports none either)."""
     import subprocess
     import sys
     code = """
@@ -363,10 +360,8 @@ import sys
 import compress_engine as ce
 assert "torch" not in sys.modules, "import compress_engine imported torch"
 from streamlit.web import cli as st_cli
-import threading
 seen = []
 st_cli.main = lambda: seen.append("torch" in sys.modules) or 0
-threading.Thread = lambda **kw: type("T", (), {"start": lambda self: None})()  # no warm-up: only the launcher
 from compress_engine.__main__ import main
 assert main(["app", "--server.port", "8599"]) == 0 and seen == [False], seen
 assert all(getattr(ce, name) is not None for name in ce.__all__) and set(ce.__all__) <= set(dir(ce))
@@ -382,19 +377,6 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
-
-
-def test_serve_warms_up_only_once_the_server_listens(monkeypatch):
-    import runpy
-    import sys
-    import types
-    serve = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "serve.py"))
-    state = types.SimpleNamespace(name="INITIAL")
-    runtime = types.SimpleNamespace(exists=lambda: True, instance=lambda: types.SimpleNamespace(state=state))
-    monkeypatch.setitem(sys.modules, "streamlit.runtime.runtime", types.SimpleNamespace(Runtime=runtime))
-    assert serve["server_listening"](timeout=0.1) is False  # starting: the warm-up waits (then goes on anyway)
-    state.name = "NO_SESSIONS_CONNECTED"
-    assert serve["server_listening"](timeout=5) is True
 
 
 def test_app_outside_a_checkout_says_where_the_dashboard_is(capsys, monkeypatch, tmp_path):

@@ -1,8 +1,8 @@
 """`compression-playground app`: serve the dashboard from a source checkout, with nothing heavy imported first.
 
 The command line (cli.py) imports torch and the zoo before it parses a single argument. The `app` command skips
-all of that (compress_engine.__main__ sends it here): the server starts at once, and scripts/serve.py imports
-torch and loads the data while the browser loads Streamlit's JavaScript (bench/latency.py times the cold start).
+all of that (compress_engine.__main__ sends it here): the server starts at once, and Home, the first page, draws
+without torch too (bench/latency.py times the cold start).
 """
 
 import importlib.util
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..core.errors import CompressError
 
-SERVE = "scripts/serve.py"  # the checkout's launcher: `streamlit run app.py` with the engine warmed up meanwhile
+SERVE = "scripts/serve.py"  # the checkout's launcher: `streamlit run app.py` from the checkout, with its settings
 
 
 def find_app():

@@ -12,11 +12,9 @@ import math
 import numbers
 
 import numpy as np
-import torch
 
-from ..core import structured
-from ..core.quantize import qparams
-from . import zoo
+# torch and the engine's modules on it are imported by the two functions that need them: a chart's ticks and
+# palette (Home's first paint) come from here without torch's 1-2 s import.
 
 
 # -----------------------------------------------------------------------------
@@ -139,6 +137,10 @@ def structured_masks(model, sparsity, example_input=None):
     pages hold a sample model, its dense weights {name: array}, rebuilt with zoo.infer_spec and traced
     on one 28x28 image.
     """
+    import torch
+
+    from ..core import structured
+    from . import zoo
     if not isinstance(model, torch.nn.Module):
         state = {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in model.items()}
         model, example_input = zoo.from_state_dict(zoo.infer_spec(state), state), torch.zeros(1, 1, 28, 28)
@@ -179,6 +181,9 @@ def quant_grid(weight, bits, symmetric=False, per_channel=False, calibration="mi
 
     Returns {"values" (float64), "scale", "zero_point", "qmin", "qmax", "channel" (None per tensor)}.
     """
+    import torch
+
+    from ..core.quantize import qparams
     w = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))
     scale, zero_point, qmin, qmax = qparams(w, bits, symmetric, per_channel, calibration)
     c = channel if per_channel else 0
