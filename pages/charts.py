@@ -4,7 +4,10 @@ Each function takes data already shaped by compress_engine.playground.viz (count
 of settings) and returns a go.Figure with titled axes and units; pages pass it to st.plotly_chart.
 """
 
+import os
+
 import numpy as np
+import plotly.colors as pc
 import plotly.express as px
 import plotly.graph_objects as go
 
@@ -12,50 +15,84 @@ from compress_engine.playground import units, viz
 
 PALETTE, GREY = viz.PALETTE, viz.GREY  # the one palette (defined in viz, shared with bench/)
 BLUE, ORANGE, GREEN, RED, PURPLE = PALETTE[:5]
+GRAY = pc.get_colorscale("gray")  # black to white, spelled out: Plotly.js itself knows no scale called "gray"
 HEIGHT = 360
+# Plotly checks every property as a figure is built: about 10 ms for a two-trace histogram, ten times the figure
+# itself, and every slider move builds 3-5 figures while all sessions share one interpreter lock (bench/load.py:
+# 30 sessions keep the server's lock busy). The builders below therefore write Plotly's JSON names as plain
+# dicts and skip that check on the server; the tests set PLAYGROUND_CHECK_CHARTS=1, so every figure an AppTest
+# draws is checked, and tests/test_charts.py checks each builder's output equals the checked build's.
+CHECK = os.environ.get("PLAYGROUND_CHECK_CHARTS") == "1"
 
 
-def _layout(fig, title, x_title, y_title, height=HEIGHT, **kw):
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height,
-                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.22), **kw)
-    return fig
+def figure(data, layout):
+    """A go.Figure of trace dicts and a layout dict (Plotly's nested names: marker={"color": ...}, no
+    "marker_color" shorthand; a None value means "not set", as for Plotly), checked only when CHECK is set."""
+    return go.Figure(data=[_set(t) for t in data], layout=_set(layout), _validate=CHECK)
+
+
+def _set(spec):
+    """A dict without its None values (nor the dicts left empty), at every level of nested dicts (and of dicts in
+    lists, e.g. shapes), as Plotly leaves them out."""
+    out = {}
+    for k, v in spec.items():
+        if isinstance(v, dict):
+            if sub := _set(v):
+                out[k] = sub
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            out[k] = [_set(x) for x in v]
+        elif v is not None:
+            out[k] = v
+    return out
+
+
+def _frame(title, x_title, y_title, height=HEIGHT, **kw):
+    """The layout every builder starts from: titles, height, margins, the legend under the plot."""
+    return {"title": {"text": title}, "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}},
+            "height": height, "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
+            "legend": {"orientation": "h", "y": -0.22}, **kw}
+
+
+def log_ticks(values, ticks=None):
+    """An axis's log type with readable whole-number ticks over `values` (viz.log_ticks): "20 50 100 200", never
+    Plotly's "8 9 10 2 3 … 100 2". `ticks` gives the tick values instead (e.g. the powers of two of a cluster
+    count). Every log axis of the dashboard goes through here."""
+    ticks = viz.log_ticks(values) if ticks is None else [(t, viz.tick_label(t)) for t in ticks]
+    return {"type": "log", "tickmode": "array", "tickvals": [v for v, _ in ticks], "ticktext": [t for _, t in ticks]}
 
 
 def log_axis(fig, axis, values, ticks=None):
-    """Make the x or y axis logarithmic with readable whole-number ticks over `values` (viz.log_ticks):
-    "20 50 100 200", never Plotly's "8 9 10 2 3 … 100 2". `ticks` gives the tick values instead (e.g. the
-    powers of two of a cluster count). Every log axis of the dashboard goes through here."""
-    ticks = viz.log_ticks(values) if ticks is None else [(t, viz.tick_label(t)) for t in ticks]
-    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
-    update(type="log", tickmode="array", tickvals=[v for v, _ in ticks], ticktext=[t for _, t in ticks])
+    """Make the x or y axis of a built figure logarithmic, with log_ticks' ticks."""
+    (fig.update_xaxes if axis == "x" else fig.update_yaxes)(**log_ticks(values, ticks))
     return fig
 
 
-def histogram(series, title, x_title="weight value", log_y=False, height=HEIGHT):
+def histogram(series, title, x_title="weight value", log_y=False, height=HEIGHT, vlines=()):
     """Overlaid histograms with shared bins. series: dicts with name, counts, edges, and optional
-    color and opacity. Bars sit at the bin centres and are one bin wide."""
-    fig = go.Figure()
+    color and opacity. Bars sit at the bin centres and are one bin wide. vlines: vline() traces on top."""
+    data = []
     for s in series:
         edges = np.asarray(s["edges"])
-        fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=s["counts"], width=np.diff(edges), name=s["name"],
-                    marker_color=s.get("color"), opacity=s.get("opacity", 0.6), marker_line_width=0)
-    fig.update_layout(barmode="overlay", bargap=0)
+        data.append({"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": np.asarray(s["counts"]),
+                     "width": np.diff(edges), "name": s["name"], "opacity": s.get("opacity", 0.6),
+                     "marker": {"color": s.get("color"), "line": {"width": 0}}})
+    layout = _frame(title, x_title, "count (log scale)" if log_y else "count", height, barmode="overlay", bargap=0)
     if log_y:
-        log_axis(fig, "y", [c for s in series for c in s["counts"]])
-    return _layout(fig, title, x_title, "count (log scale)" if log_y else "count", height)
+        layout["yaxis"].update(log_ticks([c for s in series for c in s["counts"]]))
+    if vlines:
+        layout["yaxis2"] = {"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True}
+    return figure(data + list(vlines), layout)
 
 
-def add_vlines(fig, xs, name, color=RED, width=1.0, dash=None):
-    """Vertical lines at each x across the full plot height, as one legend entry (one trace with
-    gaps rather than one shape per line, so hundreds of lines stay cheap; works with a log y axis)."""
+def vline(xs, name, color=RED, width=1.0, dash=None):
+    """Vertical lines at each x across the full plot height (histogram(vlines=...)), as one legend entry: one
+    trace with gaps rather than one shape per line, so hundreds of lines stay cheap; works with a log y axis."""
     xs = np.asarray(xs, dtype=float)
     x = np.repeat(xs, 3).astype(object)
     y = np.tile(np.array([0.0, 1.0, None], dtype=object), len(xs))
     x[2::3] = None
-    fig.add_scatter(x=x, y=y, mode="lines", name=name, yaxis="y2", hoverinfo="x",
-                    line=dict(color=color, width=width, dash=dash))
-    fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True))
-    return fig
+    return {"type": "scatter", "x": x, "y": y, "mode": "lines", "name": name, "yaxis": "y2", "hoverinfo": "x",
+            "line": {"color": color, "width": width, "dash": dash}}
 
 
 def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False, x_category=False,
@@ -64,37 +101,44 @@ def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False
     hover), the current setting as a star (dict x, y, name) and an optional reference line
     (dict y, name). y_percent: y values are fractions shown as %. x_ticks: tick values of a log x axis."""
     scale = 100.0 if y_percent else 1.0
-    fig = go.Figure()
-    for s in series:
-        fig.add_scatter(x=list(s["x"]), y=[scale * v for v in s["y"]], mode="lines+markers", name=s["name"],
-                        line=dict(color=s.get("color"), dash=s.get("dash")), text=s.get("text"),
-                        hovertemplate="%{x}: %{y:.2f}" + ("<br>%{text}" if s.get("text") else "") + "<extra></extra>")
-    if hline is not None:
-        fig.add_hline(y=scale * hline["y"], line_dash="dot", line_color=GREY,
-                      annotation_text=hline["name"], annotation_position="bottom right")
+    data = [{"type": "scatter", "x": list(s["x"]), "y": [scale * v for v in s["y"]], "mode": "lines+markers",
+             "name": s["name"], "line": {"color": s.get("color"), "dash": s.get("dash")}, "text": s.get("text"),
+             "hovertemplate": "%{x}: %{y:.2f}" + ("<br>%{text}" if s.get("text") else "") + "<extra></extra>"}
+            for s in series]
+    layout = _frame(title, x_title, y_title, height)
+    if hline is not None:  # a dotted line across the plot, labelled at its right end (as add_hline draws it)
+        y = scale * hline["y"]
+        layout["shapes"] = [{"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": y, "y1": y,
+                             "line": {"dash": "dot", "color": GREY}}]
+        layout["annotations"] = [{"text": hline["name"], "showarrow": False, "xref": "x domain", "x": 1,
+                                  "xanchor": "right", "yref": "y", "y": y, "yanchor": "top"}]
     if current is not None:
-        fig.add_scatter(x=[current["x"]], y=[scale * current["y"]], mode="markers", name=current["name"],
-                        marker=dict(symbol="star", size=16, color=RED, line=dict(color="white", width=1)))
+        data.append({"type": "scatter", "x": [current["x"]], "y": [scale * current["y"]], "mode": "markers",
+                     "name": current["name"],
+                     "marker": {"symbol": "star", "size": 16, "color": RED, "line": {"color": "white", "width": 1}}})
     if x_log:
-        log_axis(fig, "x", [x for s in series for x in s["x"]] + ([current["x"]] if current else []), x_ticks)
+        layout["xaxis"].update(log_ticks([x for s in series for x in s["x"]] + ([current["x"]] if current else []),
+                                         x_ticks))
     if x_category:
-        fig.update_xaxes(type="category")
-    return _layout(fig, title, x_title, y_title, height)
+        layout["xaxis"]["type"] = "category"
+    return figure(data, layout)
 
 
 def bars(names, ys, title, x_title, y_title, text=None, hover=None, reference=None, y_percent=False,
          height=HEIGHT):
     """One bar per name; optional text on the bars, hover text, and a dashed reference line (dict y, name)."""
     scale = 100.0 if y_percent else 1.0
-    fig = go.Figure(go.Bar(x=list(names), y=[scale * v for v in ys], text=text, textposition="inside",
-                           insidetextanchor="middle", textangle=0, marker_color=BLUE, textfont_color="white",
-                           hovertext=hover, hoverinfo="x+text" if hover else None, showlegend=False))
+    data = [{"type": "bar", "x": list(names), "y": [scale * v for v in ys], "text": text, "textposition": "inside",
+             "insidetextanchor": "middle", "textangle": 0, "marker": {"color": BLUE},
+             "textfont": {"color": "white"}, "hovertext": hover, "hoverinfo": "x+text" if hover else None,
+             "showlegend": False}]
     if reference is not None:  # its label in the legend, clear of the bars' text
-        fig.add_scatter(x=list(names), y=[scale * reference["y"]] * len(names), mode="lines",
-                        name=reference["name"], line=dict(color=RED, dash="dash"))
+        data.append({"type": "scatter", "x": list(names), "y": [scale * reference["y"]] * len(names),
+                     "mode": "lines", "name": reference["name"], "line": {"color": RED, "dash": "dash"}})
+    layout = _frame(title, x_title, y_title, height)
     if y_percent:
-        fig.update_yaxes(range=[0, 105])
-    return _layout(fig, title, x_title, y_title, height)
+        layout["yaxis"]["range"] = [0, 105]
+    return figure(data, layout)
 
 
 def mask(image, title, block=(1, 1), height=HEIGHT + 40):
@@ -103,12 +147,13 @@ def mask(image, title, block=(1, 1), height=HEIGHT + 40):
     Sent as whole percent in one byte per pixel (Plotly ships numpy arrays as binary): a 300 × 262 image is
     then 79 KB on the wire instead of the 630 KB of float64, and the browser draws it at once."""
     fr, fc = block
-    fig = go.Figure(go.Heatmap(
-        z=np.rint(100 * np.asarray(image, dtype=np.float64)).astype(np.uint8), x0=0, dx=fc, y0=0, dy=fr,
-        zmin=0, zmax=100, colorscale="gray", colorbar=dict(title="kept", ticksuffix=" %", len=0.8),
-        hovertemplate="outputs %{y}…, inputs %{x}…: %{z} % kept<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, "input (column of the weight matrix)", "output unit (row)", height)
+    data = [{"type": "heatmap", "z": np.rint(100 * np.asarray(image, dtype=np.float64)).astype(np.uint8),
+             "x0": 0, "dx": fc, "y0": 0, "dy": fr, "zmin": 0, "zmax": 100, "colorscale": GRAY,
+             "colorbar": {"title": {"text": "kept"}, "ticksuffix": " %", "len": 0.8},
+             "hovertemplate": "outputs %{y}…, inputs %{x}…: %{z} % kept<extra></extra>"}]
+    layout = _frame(title, "input (column of the weight matrix)", "output unit (row)", height)
+    layout["yaxis"]["autorange"] = "reversed"
+    return figure(data, layout)
 
 
 def image_grid(images, captions, colors, cols=6, height=HEIGHT):

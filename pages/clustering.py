@@ -24,8 +24,8 @@ def layer_histogram(dense_weights, weights, pct):
     counts, edges = viz.histogram(kept, 150, rng)
     fig = charts.histogram([{"name": f"weights before clustering ({len(kept):,})", "counts": counts,
                              "edges": edges, "color": charts.BLUE}],
-                           f"{layer}: weights and their {len(cents)} centroids", log_y=log_y)
-    charts.add_vlines(fig, cents, f"centroids ({len(cents)})", color=charts.RED, width=1.5)
+                           f"{layer}: weights and their {len(cents)} centroids", log_y=log_y,
+                           vlines=[charts.vline(cents, f"centroids ({len(cents)})", color=charts.RED, width=1.5)])
     st.plotly_chart(fig, width="stretch")
     st.caption("Every weight between two red lines' midpoints becomes the line it is nearest to. "
                + ("Pruned weights are left out: they are stored as gaps, not clustered." if pct else ""))

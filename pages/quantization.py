@@ -39,9 +39,9 @@ def layer_histogram(dense_weights, weights, bits, symmetric, per_channel, calibr
                              "color": charts.BLUE},
                             {"name": "quantized weights", "counts": c1_, "edges": edges, "color": charts.ORANGE,
                              "opacity": 0.5}],
-                           f"{what}: weights and the {len(levels):,}-value grid", log_y=log_y)
-    if draw:
-        charts.add_vlines(fig, levels, f"grid ({len(levels)} values)", color=charts.RED, width=1)
+                           f"{what}: weights and the {len(levels):,}-value grid", log_y=log_y,
+                           vlines=[charts.vline(levels, f"grid ({len(levels)} values)", color=charts.RED, width=1)]
+                           if draw else ())
     st.plotly_chart(fig, width="stretch")
     note = (f"Scale s = {grid['scale']:.3g}, zero point z = {grid['zero_point']}, q in "
             f"[{grid['qmin']}, {grid['qmax']}].")

@@ -13,6 +13,10 @@ from torch import nn
 import compress_engine as ce
 from compress_engine.core.encode import decode, encode, size_breakdown
 
+# Plotly checks every property of every figure the pages draw in these tests (and in the servers they start);
+# the dashboard itself skips that check for speed (pages/charts.py).
+os.environ["PLAYGROUND_CHECK_CHARTS"] = "1"
+
 
 @pytest.fixture(autouse=True)
 def _trained_results_in_tmp(tmp_path_factory, monkeypatch):
