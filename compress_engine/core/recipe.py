@@ -8,7 +8,7 @@ allowed range — rather than fail somewhere deep in the engine.
 import json
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 from . import cluster, prune, quantize
 from .errors import RecipeError
@@ -121,7 +121,7 @@ class Recipe:
     def to_dict(self):
         """Every field, except those added since the first release while at their defaults (NEWER): every
         earlier recipe keeps its JSON, so its run-store and cache keys and its artifacts' bytes stay the same."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}  # every field is a scalar but `layers`, replaced
         for name, default in NEWER.items():
             if d[name] == default:
                 del d[name]
