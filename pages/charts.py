@@ -46,8 +46,8 @@ def _set(spec):
     return out
 
 
-def _frame(title, x_title, y_title, height=HEIGHT, **kw):
-    """The layout every builder starts from: titles, height, margins, the legend under the plot."""
+def base_layout(title, x_title, y_title, height=HEIGHT, **kw):
+    """The layout every chart starts from (a dict for figure()): titles, height, margins, the legend under it."""
     return {"title": {"text": title}, "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}},
             "height": height, "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
             "legend": {"orientation": "h", "y": -0.22}, **kw}
@@ -76,7 +76,7 @@ def histogram(series, title, x_title="weight value", log_y=False, height=HEIGHT,
         data.append({"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": np.asarray(s["counts"]),
                      "width": np.diff(edges), "name": s["name"], "opacity": s.get("opacity", 0.6),
                      "marker": {"color": s.get("color"), "line": {"width": 0}}})
-    layout = _frame(title, x_title, "count (log scale)" if log_y else "count", height, barmode="overlay", bargap=0)
+    layout = base_layout(title, x_title, "count (log scale)" if log_y else "count", height, barmode="overlay", bargap=0)
     if log_y:
         layout["yaxis"].update(log_ticks([c for s in series for c in s["counts"]]))
     if vlines:
@@ -105,7 +105,7 @@ def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False
              "name": s["name"], "line": {"color": s.get("color"), "dash": s.get("dash")}, "text": s.get("text"),
              "hovertemplate": "%{x}: %{y:.2f}" + ("<br>%{text}" if s.get("text") else "") + "<extra></extra>"}
             for s in series]
-    layout = _frame(title, x_title, y_title, height)
+    layout = base_layout(title, x_title, y_title, height)
     if hline is not None:  # a dotted line across the plot, labelled at its right end (as add_hline draws it)
         y = scale * hline["y"]
         layout["shapes"] = [{"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": y, "y1": y,
@@ -135,7 +135,7 @@ def bars(names, ys, title, x_title, y_title, text=None, hover=None, reference=No
     if reference is not None:  # its label in the legend, clear of the bars' text
         data.append({"type": "scatter", "x": list(names), "y": [scale * reference["y"]] * len(names),
                      "mode": "lines", "name": reference["name"], "line": {"color": RED, "dash": "dash"}})
-    layout = _frame(title, x_title, y_title, height)
+    layout = base_layout(title, x_title, y_title, height)
     if y_percent:
         layout["yaxis"]["range"] = [0, 105]
     return figure(data, layout)
@@ -151,7 +151,7 @@ def mask(image, title, block=(1, 1), height=HEIGHT + 40):
              "x0": 0, "dx": fc, "y0": 0, "dy": fr, "zmin": 0, "zmax": 100, "colorscale": GRAY,
              "colorbar": {"title": {"text": "kept"}, "ticksuffix": " %", "len": 0.8},
              "hovertemplate": "outputs %{y}…, inputs %{x}…: %{z} % kept<extra></extra>"}]
-    layout = _frame(title, "input (column of the weight matrix)", "output unit (row)", height)
+    layout = base_layout(title, "input (column of the weight matrix)", "output unit (row)", height)
     layout["yaxis"]["autorange"] = "reversed"
     return figure(data, layout)
 

@@ -1,6 +1,5 @@
 """Pipeline: every technique together, like Deep Compression: prune, share weights, Huffman-code, fine-tune."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
@@ -42,17 +41,15 @@ def first_settings():
 
 
 def waterfall_chart(steps):
-    fig = go.Figure(go.Waterfall(
-        x=steps["x"], y=[v / units.KB for v in steps["y"]], measure=steps["measure"], text=steps["text"],
-        textposition="outside", cliponaxis=False, connector=dict(line=dict(color=charts.GREY, dash="dot")),
-        decreasing=dict(marker_color=charts.GREEN), increasing=dict(marker_color=charts.RED),
-        totals=dict(marker_color=charts.BLUE), hovertemplate="%{x}: %{text}<extra></extra>"))
-    top = steps["y"][0] / units.KB
-    fig.update_yaxes(range=[0, 1.15 * top])
-    fig.update_layout(title="Where the bytes go: size after each stage", xaxis_title="stage",
-                      yaxis_title="artifact size (KB)", height=400, margin=dict(l=10, r=10, t=50, b=10),
-                      showlegend=False)
-    return fig
+    data = [{"type": "waterfall", "x": steps["x"], "y": [v / units.KB for v in steps["y"]], "measure": steps["measure"],
+             "text": steps["text"], "textposition": "outside", "cliponaxis": False,
+             "connector": {"line": {"color": charts.GREY, "dash": "dot"}},
+             "decreasing": {"marker": {"color": charts.GREEN}}, "increasing": {"marker": {"color": charts.RED}},
+             "totals": {"marker": {"color": charts.BLUE}}, "hovertemplate": "%{x}: %{text}<extra></extra>"}]
+    layout = charts.base_layout("Where the bytes go: size after each stage", "stage", "artifact size (KB)", 400,
+                           showlegend=False)
+    layout["yaxis"]["range"] = [0, 1.15 * steps["y"][0] / units.KB]
+    return charts.figure(data, layout)
 
 
 def paper_chart(comp, ours_name):
@@ -60,23 +57,24 @@ def paper_chart(comp, ours_name):
     dense model; ours is hatched where the two losses are too far apart for the ratios to compare."""
     rows = comp["rows"]
     stages = [r["stage"] for r in rows]
-    fig = go.Figure()
-    fig.add_bar(x=stages, y=[r["paper"] for r in rows], name=f"Deep Compression, {comp['architecture']} on MNIST",
-                marker_color=charts.GREY, textposition="outside",
-                text=[f"{r['paper']:g}×<br>{-r['paper_loss']:+.2f} pts" for r in rows])
-    fig.add_bar(x=stages, y=[r["ours"] or 0 for r in rows], name=ours_name, marker_color=charts.BLUE,
-                marker_pattern_shape=["" if r["comparable"] else "/" for r in rows], textposition="outside",
-                text=["—" if r["ours"] is None else f"{r['ours']:,.1f}×<br>{-r['ours_loss']:+.2f} pts" for r in rows])
+    data = [{"type": "bar", "x": stages, "y": [r["paper"] for r in rows], "textposition": "outside",
+             "name": f"Deep Compression, {comp['architecture']} on MNIST", "marker": {"color": charts.GREY},
+             "text": [f"{r['paper']:g}×<br>{-r['paper_loss']:+.2f} pts" for r in rows]},
+            {"type": "bar", "x": stages, "y": [r["ours"] or 0 for r in rows], "name": ours_name,
+             "marker": {"color": charts.BLUE, "pattern": {"shape": ["" if r["comparable"] else "/" for r in rows]}},
+             "textposition": "outside", "text": ["—" if r["ours"] is None
+                                                 else f"{r['ours']:,.1f}×<br>{-r['ours_loss']:+.2f} pts" for r in rows]}]
     if not all(r["comparable"] for r in rows if r["ours"] is not None):
-        fig.add_bar(x=[stages[0]], y=[None], name=f"hatched: loses over {comp['equal_loss_pts']:g} points more, "
-                    "not comparable", marker_color="white", marker_line_color=charts.BLUE, marker_line_width=1,
-                    marker_pattern_shape="/", marker_pattern_fgcolor=charts.BLUE, hoverinfo="skip")
+        data.append({"type": "bar", "x": [stages[0]], "y": [None], "hoverinfo": "skip",
+                     "name": f"hatched: loses over {comp['equal_loss_pts']:g} points more, not comparable",
+                     "marker": {"color": "white", "line": {"color": charts.BLUE, "width": 1},
+                                "pattern": {"shape": "/", "fgcolor": charts.BLUE}}})
     best = max([r["paper"] for r in rows] + [r["ours"] or 0 for r in rows])
-    fig.update_yaxes(range=[0, 1.3 * best])
-    fig.update_layout(barmode="group", title="Ratio and accuracy change: the paper's and ours",
-                      xaxis_title="", yaxis_title="dense float32 bytes / compressed bytes (×)", height=430,
-                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.15))
-    return fig
+    layout = charts.base_layout("Ratio and accuracy change: the paper's and ours", "",
+                           "dense float32 bytes / compressed bytes (×)", 430, barmode="group",
+                           legend={"orientation": "h", "y": -0.15})
+    layout["yaxis"]["range"] = [0, 1.3 * best]
+    return charts.figure(data, layout)
 
 
 if "pipe_sparsity" not in st.session_state:
