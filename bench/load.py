@@ -16,7 +16,9 @@ Two kinds of session (--clients), doing the same things:
 
 For each N: a fresh dashboard (scripts/serve.py, i.e. `streamlit run app.py`; --launcher) on a free loopback
 port (an empty run store and trained-results folder, so nothing trained earlier answers), all sessions on
-LeNet-300-100 (the default model). After one warm-up visit to Home (--warm), the sessions join one after another
+LeNet-300-100 (the default model). After one warm-up visit to Home (--warm) and until the server has gone idle
+(Home draws without torch and then loads torch, the dataset and the model in the background), the sessions
+join one after another
 over --ramp seconds (a class arriving), then:
 
 - slider sessions open Pruning, Clustering or Quantization (in turn) and move that page's first slider one
@@ -432,9 +434,21 @@ def pct(values, q):
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+async def server_idle(pid, quiet=0.1, window=0.5, timeout=60.0):
+    """Wait until the server process used under `quiet` CPU seconds in a `window` (its background work done: after
+    Home's first run, importing torch and loading the dataset and the model), at most `timeout` seconds."""
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(window)
+        if cpu_seconds(pid) - before < quiet:
+            return
+
+
 async def warm_up(browser, url, args):
-    """Before any session: one visit to Home (the server's first run loads the dataset and the model), or with
-    --warm pages also one to each page the sessions use, one after another (a teacher trying the demo first)."""
+    """Before any session: one visit to Home (the server's first run; the dataset and the model load behind it),
+    or with --warm pages also one to each page the sessions use, one after another (a teacher trying the demo
+    first)."""
     warm = Session(-1, browser, url, args)
     await warm.start()
     warm.page.set_default_timeout(1000 * args.timeout * OPEN_FACTOR)
@@ -500,12 +514,16 @@ async def drive(url, n, args, server_pid=None, cpu=None):
     (Session or ProtocolSession). Fills `cpu` (run_sessions)."""
     if args.clients == "protocol":
         await protocol_warm_up(url, args)
+        if server_pid:
+            await server_idle(server_pid)
         return await run_sessions([ProtocolSession(i, url, args) for i in range(n)], args, server_pid, cpu)
     from playwright.async_api import async_playwright
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             await warm_up(browser, url, args)
+            if server_pid:
+                await server_idle(server_pid)
             return await run_sessions([Session(i, browser, url, args) for i in range(n)], args, server_pid, cpu)
         finally:
             await browser.close()
