@@ -27,7 +27,7 @@ from ..core.errors import DatasetError
 from .cards import HEAD
 
 # torch (1-2 s to import) and the Dataset built on it are imported by the functions that build one, so
-# test_head() can hand a dashboard's first page its images without them.
+# first_test_images() can hand a dashboard's first page its images without them.
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
-from ..core.train import accuracy, crop_flip, fit, flush_tiny_, has_conv
+from ..core.train import accuracy, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits
 from . import cards, units
 from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
 
@@ -242,7 +242,6 @@ def decode_model(artifact, module=None):
 
 def evaluate_artifact(artifact, data, module=None):
     """Decode an artifact (into `module` when it is not a zoo architecture) and score it on data's test set."""
-    from ..core.train import fast_eval_copy, logits
     model, meta = decode_model(artifact, module)
     pred = logits(fast_eval_copy(model), data.x("test")).argmax(1)
     return {"accuracy": (pred == data.y("test")).float().mean().item(), "artifact_bytes": len(artifact),
@@ -253,10 +252,8 @@ def evaluate_artifact(artifact, data, module=None):
 def card_head(model, data, n=cards.HEAD):
     """What a card keeps of `model`'s answers: its predicted classes for data's first n test images, with a hash
     of those images, so a page can show them without torch (cards.head_predictions)."""
-    from ..core.train import logits
     x = data.x("test")[:n].contiguous()
-    with torch.no_grad():
-        pred = logits(model, x).argmax(1).tolist()
+    pred = logits(model, x).argmax(1).tolist()  # logits runs in inference mode
     return {"data": data.name, "inputs": cards.inputs_digest(x.numpy()), "predictions": pred}
 
 
@@ -285,7 +282,6 @@ def cached_logits(name, data, cache_dir=None, ship=False):
     """
     from safetensors import safe_open
     from safetensors.torch import save_file
-    from ..core.train import logits
     model_card(name)  # an unknown name or a missing card: a clear ModelError
     weights = hashlib.blake2b((cards.SAMPLE_DIR / f"{name}.safetensors").read_bytes(), digest_size=16).hexdigest()
     key = {"model": name, "weights": weights, "data": data.name, "inputs": _digest(data.x("train"), data.x("test"))}
