@@ -9,7 +9,6 @@ only; everywhere else it is a model name like a sample's, and cache keys also ca
 """
 
 import hashlib
-import importlib
 import os
 import re
 import threading
@@ -24,20 +23,6 @@ from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ct
 
 import compress_engine as ce
 from compress_engine.playground import units
-
-
-class _OnFirstUse:
-    """A module imported when first used: jobs, sweeps and trained import torch (1-2 s on 2 cores), which Home's
-    first paint does without (the model's card, its first test images and their predictions are read from disk)."""
-
-    def __init__(self, name):
-        self._name = name
-
-    def __getattr__(self, attr):
-        return getattr(importlib.import_module(self._name), attr)  # the import lock: never half a module
-
-
-jobs, sweeps, trained = (_OnFirstUse(f"compress_engine.playground.{m}") for m in ("jobs", "sweeps", "trained"))
 
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
 MAX_WEIGHTS_MB = 50  # uploaded weight files, in MB of 1,000,000 bytes (the largest sample model is 9.6 MB)
@@ -236,12 +221,12 @@ def card():
 @st.cache_data(max_entries=512, show_spinner=False)
 def _run(model_name, recipe_json, dataset_name, weights_id=""):
     recipe = ce.Recipe.from_json(recipe_json)
-    if trained.trains(recipe):  # kept on disk: once trained, every session and every restart has it at once
+    if ce.trained.trains(recipe):  # kept on disk: once trained, every session and every restart has it at once
         hit = _trained_hit(model_name, recipe_json, dataset_name, weights_id)
         if hit is not None:
             return hit
     res = ce.compress(model(model_name), recipe, _dataset(dataset_name))
-    if trained.trains(recipe):
+    if ce.trained.trains(recipe):
         _keep_trained(model_name, recipe, dataset_name, weights_id, res)
     return _pack(model_name, res)
 
@@ -258,17 +243,17 @@ def _pack(model_name, res):
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _model_key(model_name, weights_id):
     """The model's weights fingerprint (computed once per model and process)."""
-    return sweeps.model_fingerprint(model(model_name))
+    return ce.sweeps.model_fingerprint(model(model_name))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _data_key(dataset_name):
     """The dataset's tensors fingerprint (about 0.15 s for Fashion-MNIST, once per process)."""
-    return sweeps.data_fingerprint(_dataset(dataset_name))
+    return ce.sweeps.data_fingerprint(_dataset(dataset_name))
 
 
 def _trained_key(model_name, recipe_json, dataset_name, weights_id):
-    return trained.TrainedCache.key(_model_key(model_name, weights_id), recipe_json, _data_key(dataset_name))
+    return ce.trained.TrainedCache.key(_model_key(model_name, weights_id), recipe_json, _data_key(dataset_name))
 
 
 def _trained_hit(model_name, recipe_json, dataset_name, weights_id):
@@ -277,7 +262,7 @@ def _trained_hit(model_name, recipe_json, dataset_name, weights_id):
 
 
 def _keep_trained(model_name, recipe, dataset_name, weights_id, res):
-    trained.TrainedCache().put(_trained_key(model_name, recipe.to_json(), dataset_name, weights_id), model_name, res)
+    ce.trained.TrainedCache().put(_trained_key(model_name, recipe.to_json(), dataset_name, weights_id), model_name, res)
 
 
 def cached_trained(recipe, start_from=None, student_key=None):
@@ -287,7 +272,7 @@ def cached_trained(recipe, start_from=None, student_key=None):
     name = start_from or model_name()
     key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
     found = st.session_state.get("trained", {}).get(key)
-    if found is None and trained.trains(recipe):
+    if found is None and ce.trained.trains(recipe):
         dataset()
         found = _trained_from_disk(_trained_disk_key(name, recipe.to_json(), student_key), name, recipe.to_json())
         if found is not None:
@@ -302,7 +287,7 @@ def cached_trained_metrics(recipe, start_from=None):
     if found is not None:
         return found["metrics"]
     dataset()
-    return trained.TrainedCache().metrics(_trained_key(name, recipe.to_json(), DATASET, weights_id(name)))
+    return ce.trained.TrainedCache().metrics(_trained_key(name, recipe.to_json(), DATASET, weights_id(name)))
 
 
 def run(recipe, spinner="Compressing…"):
@@ -388,7 +373,7 @@ def headline(recipe, spinner="Compressing…", label=None, key=None):
     A recipe that trains goes through train_run (the training queue, progress, live loss, Cancel; kept on disk);
     cancelled or failed, the page stops there, after train_run has said why."""
     base = dense()
-    if recipe is not None and trained.trains(recipe):
+    if recipe is not None and ce.trained.trains(recipe):
         res = train_run(recipe, label=spinner.rstrip("…"))
         if res is None:
             st.stop()
@@ -494,7 +479,7 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
     waiting = st.session_state.setdefault("train_jobs", {})  # this session's runs in the pool, by `key`
     name = start_from or model_name()
     recipe_json = recipe.to_json()
-    student_id = None if student is None else (student_key or sweeps.model_fingerprint(student))
+    student_id = None if student is None else (student_key or ce.sweeps.model_fingerprint(student))
     key = (name, recipe_json) if student_id is None else (name, recipe_json, student_id)
     cancel_key = "train_cancel:" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     if st.session_state.get(cancel_key):  # this page run is the one this session's Cancel started
@@ -502,7 +487,7 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
         st.info(STOPPED)
         return None
     found = store.get(key)
-    if found is None and trained.trains(recipe):
+    if found is None and ce.trained.trains(recipe):
         dataset()
         found = _trained_from_disk(_trained_disk_key(name, recipe_json, student_id), name, recipe_json)
     if found is not None:
@@ -517,10 +502,10 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
     if not job.done:
         _follow_training(job, label, key, cancel_key)
     waiting.pop(key, None)
-    if job.state == jobs.DONE:
+    if job.state == ce.jobs.DONE:
         store[key] = job.value
         return job.value
-    if job.state == jobs.CANCELLED or isinstance(job.error, ce.Stopped):
+    if job.state == ce.jobs.CANCELLED or isinstance(job.error, ce.Stopped):
         st.info(STOPPED)
     elif isinstance(job.error, ce.CompressError):
         st.error(str(job.error))
@@ -532,7 +517,7 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
 
 
 def training(recipe, start_from=None, student_key=None):
-    """This session's queued or running train_run of `recipe` (a jobs.Job), or None.
+    """This session's queued or running train_run of `recipe` (a ce.jobs.Job), or None.
 
     A page that calls train_run only when its button was pressed can call it again while this is not None, so
     that a rerun (any other widget) keeps showing the run's place in line and progress instead of dropping them.
@@ -547,12 +532,12 @@ def _trained_disk_key(name, recipe_json, student_id=None):
     """The trained-results key of `name`'s weights (+ a student's id) + recipe + this dataset: for no student
     it is _trained_key's, so cached_trained finds what train_run kept."""
     model_id = _model_key(name, weights_id(name)) + (f"+student:{student_id}" if student_id else "")
-    return trained.TrainedCache.key(model_id, recipe_json, _data_key(DATASET))
+    return ce.trained.TrainedCache.key(model_id, recipe_json, _data_key(DATASET))
 
 
 def _trained_from_disk(disk_key, name, recipe_json):
     """A kept trained result packed like _pack's (weights decoded from its artifact), or None."""
-    hit = trained.TrainedCache().get(disk_key)
+    hit = ce.trained.TrainedCache().get(disk_key)
     if hit is None:
         return None
     try:
@@ -564,11 +549,11 @@ def _trained_from_disk(disk_key, name, recipe_json):
 
 
 def _submit_training(name, recipe, student, student_id, model_logits):
-    """Queue the run in the process-wide pool (or join the same run queued by another session) -> jobs.Job.
+    """Queue the run in the process-wide pool (or join the same run queued by another session) -> ce.jobs.Job.
 
     Everything session-bound (the model, the data, the disk folder) is looked up here, on the page's thread;
     the job itself only calls the engine and keeps its result on disk before it counts as done."""
-    net, ds, cache = model(name), dataset(), trained.TrainedCache()
+    net, ds, cache = model(name), dataset(), ce.trained.TrainedCache()
     disk_key = _trained_disk_key(name, recipe.to_json(), student_id)
 
     def work(progress):
@@ -576,7 +561,7 @@ def _submit_training(name, recipe, student, student_id, model_logits):
         cache.put(disk_key, name, res)
         return _pack(name, res)
 
-    return jobs.pool().submit((str(cache.folder), disk_key), work)
+    return ce.jobs.pool().submit((str(cache.folder), disk_key), work)
 
 
 def _cancel_training(key):
@@ -640,7 +625,7 @@ def _follow_training(job, label, key, cancel_key):
 def save_button(result, technique_label, key=None):
     """A "Save run" button: stores a `run` / `train_run` result in the run store (listed on the Compare page).
 
-    A run is its model's weights + recipe + data (sweeps.point_key, the key sweeps store points under): saving
+    A run is its model's weights + recipe + data (ce.sweeps.point_key, the key sweeps store points under): saving
     the same one again keeps the one stored run. Returns the run's id when pressed and saved, else None.
     Store problems are shown with st.error.
     """
@@ -653,7 +638,7 @@ def save_button(result, technique_label, key=None):
                           "page, where you can also name it. The same model, recipe and data are saved once."):
         return None
     name = result["model"]
-    point = sweeps.point_key(f"{name}#{_model_key(name, weights_id(name))}", ce.Recipe.from_json(result["recipe"]),
+    point = ce.sweeps.point_key(f"{name}#{_model_key(name, weights_id(name))}", ce.Recipe.from_json(result["recipe"]),
                              DATASET)
     try:
         store = Store()
