@@ -30,18 +30,24 @@ MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first
 
 
 _frame = threading.local()  # frame() marks the page run app.py wraps
+_running = [0]  # page runs in progress in this process, all sessions (warm() leaves them the CPU)
+_running_lock = threading.Lock()
 
 
 @contextmanager
 def frame():
     """app.py runs each page inside this, so through_app() knows the page is not running alone. It also counts the
-    session's runs (warm_dense treats the first one apart)."""
+    session's runs (warm() treats the first one apart) and the page runs in progress, which warm() waits for."""
     _frame.active = True
     st.session_state["_runs"] = st.session_state.get("_runs", 0) + 1
+    with _running_lock:
+        _running[0] += 1
     try:
         yield
     finally:
         _frame.active = False
+        with _running_lock:
+            _running[0] -= 1
 
 
 def through_app():
@@ -338,34 +344,102 @@ def dense():
     return run(ce.Recipe(), spinner="Evaluating the dense model…")
 
 
-def warm_dense():
-    """Compute the sidebar model's dense run now, drawing nothing (Home calls it after its chart): every technique
-    page starts from it, so the page opened next shows its first chart one evaluation sooner (LeNet-5: ~0.45 s).
-    Also the fingerprints that look up trained results on disk (the dataset's takes ~0.15 s, once).
+# Each technique page's first setting, as Recipe fields (the rest are Recipe's defaults): the page's controls start
+# from these, and warm() computes their runs after Home has drawn, so the page opened next shows its first chart
+# without an evaluation first (LeNet-5: 1.3-1.9 s to its first chart when computed on the click, ~0.5 s warm).
+# Pruning and Pipeline: a sparsity both sample models survive one-shot (under a point lost at 80 % global; per
+# layer LeNet-5 falls to 69 %); sliding on to 95 % shows the collapse. Pipeline opens on the Deep Compression
+# preset instead when its fine-tuned result is kept (pipeline.first_settings).
+STARTS = {
+    "pruning": {"sparsity": 0.8, "prune_scope": "global"},
+    "clustering": {"clusters": 16},
+    "quantization": {"bits": 4},
+    "pipeline": {"sparsity": 0.8, "prune_scope": "global", "clusters": 16, "huffman": True},
+    "export": {"sparsity": 0.5, "clusters": 16, "huffman": True},
+}
 
-    A session's first run does it in a thread instead and ends at once: its browser is still loading Plotly
-    then, and a run that kept going held Home's first chart back, 6.3-6.7 s from the command instead of 4.5-4.8
-    (bench/latency.py, headless Chromium on 2 cores). A page asking for the run meanwhile waits for this one
-    computation (st.cache_data computes a key once at a time)."""
+_warmed = set()  # (model, dataset, weights id) whose page starts a warm() thread has computed or is computing
+_warmed_lock = threading.Lock()
+_warm_gen = [0]  # bumped by each warm() that computes page starts: an older one still at work then stops
+_compute_lock = threading.Lock()  # warm computations, one at a time (all threads, models and sessions)
+QUIET_WAIT = 10.0  # s a page start waits for the page runs in progress to end before it is computed anyway
+
+
+def warm():
+    """Compute the sidebar model's dense run, then each page's STARTS run, drawing nothing (Home calls it after its
+    chart): every technique page starts from the dense run and opens on its start, so the page opened next draws
+    sooner. Also the fingerprints that look up trained results on disk (the dataset's takes ~0.15 s, once).
+
+    The dense run is computed in this run, after the chart (a page clicked meanwhile waits for it, as it needs it),
+    except in a session's first run, which does it in a thread and ends at once: its browser is still loading
+    Plotly then, and a run that kept going held Home's first chart back, 6.3-6.7 s from the command instead of
+    4.5-4.8 (bench/latency.py, headless Chromium on 2 cores). A page asking for one of these runs meanwhile waits
+    for that one computation (st.cache_data computes a key once at a time).
+
+    The page starts are work a visitor may never ask for, so they give way to what visitors do ask for: a thread
+    computes them once per model and process, for every session; each on one torch thread, only once no page
+    run is in progress (or after QUIET_WAIT); one warm computation at a time; and a newer model's warm-up stops an
+    older one's (the visitor has moved on). Without these rules the first model's starts ran beside the next
+    model's dense run on both cores, and LeNet-5's Pruning page took 2.5-3.6 s to its first chart instead of 1.9.
+    Under AppTest (no browser, no server) only the dense run."""
     name = model_name()
-    args = (name, DATASET, weights_id(name))  # the recipe is made in _warm: it imports torch, which Home did without
+    args = (name, DATASET, weights_id(name))  # recipes are made in _warm: it imports torch, which Home did without
     ctx = get_script_run_ctx()
-    first_run = st.session_state.get("_runs") == 1 and Runtime.exists() and type(Runtime.instance()) is Runtime
-    if first_run and ctx is not None:  # (AppTest's runtime is a stand-in, and no browser draws there)
-        thread = threading.Thread(target=_warm, args=args, name="warm-dense", daemon=True)
+    if not (Runtime.exists() and type(Runtime.instance()) is Runtime and ctx is not None):
+        _warm_dense(*args)  # AppTest's runtime is a stand-in
+        return
+    with _warmed_lock:
+        gen = None
+        if args not in _warmed:
+            _warmed.add(args)
+            _warm_gen[0] += 1
+            gen = _warm_gen[0]
+    first_run = st.session_state.get("_runs") == 1
+    if not first_run and not _warm_dense(*args):
+        return
+    if first_run or gen is not None:
+        thread = threading.Thread(target=_warm, args=(*args, gen, first_run), name="warm", daemon=True)
         add_script_run_ctx(thread, ctx)  # the session's context: an uploaded model lives in its state
         thread.start()
-    else:
-        _warm(*args)
 
 
-def _warm(name, dataset_name, wid):
+def _warm(name, dataset_name, wid, gen, dense=True):
+    """The dense run (if `dense`), then, if `gen` is given, the page starts: see warm()."""
+    if dense and not _warm_dense(name, dataset_name, wid):
+        return
+    if gen is None:
+        return
+    ce.jobs.use_threads(1)
+    for fields in STARTS.values():
+        _wait_quiet()
+        with _compute_lock:
+            if _warm_gen[0] != gen:  # a newer model is being warmed: this one's starts wait for its next Home visit
+                with _warmed_lock:
+                    _warmed.discard((name, dataset_name, wid))
+                return
+            try:
+                _run(name, ce.Recipe(**fields).to_json(), dataset_name, wid)
+            except Exception:  # noqa: BLE001 - a model a technique cannot take: its page says why when opened
+                pass
+
+
+def _warm_dense(name, dataset_name, wid):
+    """The dense run and the fingerprints of trained results -> whether they could be computed."""
     try:
         recipe_json = ce.Recipe().to_json()
-        _run(name, recipe_json, dataset_name, wid)
-        _trained_key(name, recipe_json, dataset_name, wid)  # the data and model fingerprints trained results use
+        with _compute_lock:
+            _run(name, recipe_json, dataset_name, wid)
+            _trained_key(name, recipe_json, dataset_name, wid)  # the data and model fingerprints trained results use
+        return True
     except Exception:  # noqa: BLE001 - a missing dataset or a broken model: the page that needs the run says why
-        pass
+        return False
+
+
+def _wait_quiet(timeout=QUIET_WAIT):
+    """Return once no page run is in progress (polled every 50 ms), or after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while _running[0] > 0 and time.monotonic() < end:
+        time.sleep(0.05)
 
 
 def headline(recipe, spinner="Compressing…", label=None, key=None):

@@ -124,16 +124,17 @@ def handle_artifact_upload(data):
 def recipe_form():
     """The compact recipe controls -> a Recipe (None with the error shown if invalid)."""
     lo, hi = ce.RANGES["sparsity"]
-    pct = st.slider("Sparsity: share of weights set to zero", 100 * lo, 100 * hi, 50.0, 0.1, format="%.1f %%",
-                    key="export_sparsity")
+    start = common.STARTS["export"]
+    pct = st.slider("Sparsity: share of weights set to zero", 100 * lo, 100 * hi, 100 * start["sparsity"], 0.1,
+                    format="%.1f %%", key="export_sparsity")
     sharing = st.radio("Weight sharing", ["none", "k-means clusters", "uniform bits"], index=1, horizontal=True,
                        key="export_sharing")
     clusters = bits = None
     if sharing == "k-means clusters":
-        clusters = st.slider("Clusters per layer", *ce.RANGES["clusters"], 16, key="export_clusters")
+        clusters = st.slider("Clusters per layer", *ce.RANGES["clusters"], start["clusters"], key="export_clusters")
     elif sharing == "uniform bits":
         bits = st.select_slider("Bits per weight", options=list(ce.BITS), value=4, key="export_bits")
-    huffman = st.toggle("Huffman-code the index and code streams", value=True, key="export_huffman")
+    huffman = st.toggle("Huffman-code the index and code streams", value=start["huffman"], key="export_huffman")
     return common.recipe(sparsity=round(pct / 100, 4), clusters=clusters, bits=bits, huffman=huffman)
 
 

@@ -44,4 +44,4 @@ large teacher; *Pipeline* chains them like Deep Compression; *Compare* shows eve
 `python -m compress_engine run --model lenet-300-100 --sparsity 0.9 --clusters 16 --json`.
 """)
 
-common.warm_dense()  # in the background, after Home has drawn: every technique page starts from the dense run
+common.warm()  # in the background, after Home has drawn: the dense run and each page's first setting

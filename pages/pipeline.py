@@ -12,10 +12,12 @@ common.through_app()
 KS = (2, 4, 8, 16, 32, 64, 128, 256)
 SHARING = {"none": "None", "cluster": "Cluster (k-means)", "quantize": "Quantize (uniform grid)"}
 SCOPES = {"layer": "Per layer", "global": "Global"}
-# A one-shot recipe both sample models survive (about 25x at under 1 point lost), the page's first
-# setting unless the Deep Compression preset's fine-tuned result is already kept on disk.
-DEFAULTS = {"pipe_sparsity": 80, "pipe_scope": "global", "pipe_sharing": "cluster", "pipe_clusters": 16,
-            "pipe_bits": 6, "pipe_huffman": True, "pipe_epochs": 0}
+# The page's first setting unless the Deep Compression preset's fine-tuned result is already kept on disk:
+# common.STARTS' one-shot recipe both sample models survive (about 25x at under 1 point lost).
+_START = common.STARTS["pipeline"]
+DEFAULTS = {"pipe_sparsity": round(100 * _START["sparsity"]), "pipe_scope": _START["prune_scope"],
+            "pipe_sharing": "cluster", "pipe_clusters": _START["clusters"], "pipe_bits": 6,
+            "pipe_huffman": _START["huffman"], "pipe_epochs": 0}
 DEEP_COMPRESSION = {"pipe_sparsity": 92, "pipe_scope": "global", "pipe_sharing": "cluster", "pipe_clusters": 16,
                     "pipe_huffman": True, "pipe_epochs": 1}
 

@@ -9,9 +9,7 @@ common.through_app()
 
 GRID = (0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99)  # sparsity (%) of the accuracy-vs-sparsity curves
 SCOPES = {"layer": "Per layer", "global": "Global"}
-# The first setting: one both sample models survive one-shot (LeNet-300-100 and LeNet-5 lose under a point
-# at 80 % global; per layer, LeNet-5 falls to 69 %). Sliding on to 95 % shows the collapse.
-START_SPARSITY, START_SCOPE = 80, "global"
+START = common.STARTS["pruning"]  # the first setting (and why it is that one) is common's
 
 
 def _structured_changed():
@@ -62,13 +60,13 @@ def mask_chart(dense_weights, weights, structured, pct):
 st.title("Pruning")
 controls, explain = st.columns([1, 1.25], gap="large")
 with controls:
-    pct = st.slider("Sparsity: share of weights set to zero", 0, 99, START_SPARSITY, 1, format="%d %%",
+    pct = st.slider("Sparsity: share of weights set to zero", 0, 99, round(100 * START["sparsity"]), 1, format="%d %%",
                     key="prune_sparsity")
     structured = st.toggle("Structured: remove whole neurons / filters", key="prune_structured",
                            on_change=_structured_changed,
                            help="Removes whole hidden units (rows of a Linear weight, filters of a conv), "
                                 "so the dense model really shrinks. Always per layer.")
-    st.session_state.setdefault("prune_scope", START_SCOPE)  # not index=: the structured toggle also sets it
+    st.session_state.setdefault("prune_scope", START["prune_scope"])  # not index=: the structured toggle also sets it
     scope = st.radio("Threshold", list(SCOPES), format_func=SCOPES.get, horizontal=True, key="prune_scope",
                      disabled=structured,
                      help="Structured pruning removes the same fraction of units in every layer, so it is "

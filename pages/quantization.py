@@ -55,7 +55,7 @@ def layer_histogram(dense_weights, weights, bits, symmetric, per_channel, calibr
 st.title("Quantization")
 controls, explain = st.columns([1, 1.25], gap="large")
 with controls:
-    bits = st.select_slider("Bit width", ce.BITS, value=4, key="quant_bits",
+    bits = st.select_slider("Bit width", ce.BITS, value=common.STARTS["quantization"]["bits"], key="quant_bits",
                             help="1 to 8 bits, or 16. Float32 weights use 32.")
     symmetric = st.radio("Grid", [False, True], horizontal=True, key="quant_symmetric",
                          format_func=lambda s: "Symmetric (zero point 0)" if s else "Affine (with a zero point)")

@@ -5,7 +5,7 @@
 `bash scripts/dev.sh app` and the `app` command (`python -m compress_engine app`) both start it this way.
 Home, the page a visitor sees first, imports no torch: the model's card, the first test images and the
 model's predictions for them are read from disk (sample_models/<name>.json, the first bytes of the dataset's
-files), and once its chart has gone out it evaluates the dense model in a thread (pages/common.warm_dense), which
+files), and once its chart has gone out it evaluates the dense model in a thread (pages/common.warm), which
 imports torch and loads the dataset while the visitor looks at the page. This launcher used to import torch in a
 thread as soon as the server listened; with Home needing none, that thread only competed with Home's run and
 the browser (bench/latency.py: 5.2 s to Home's chart with it, 2.8 s without), so it is gone.

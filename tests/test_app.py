@@ -54,14 +54,14 @@ def test_home_shows_card(fmnist):
 def test_home_draws_without_importing_torch(fmnist):
     """A server's first page: the card, the first test images and a sample model's predictions for them are read
     from disk, so Home's run imports no torch (1-2 s on 2 cores); only the dense run it starts afterwards, in the
-    background (warm_dense, left out here), does. In a fresh interpreter, as a fresh server is."""
+    background (warm, left out here), does. In a fresh interpreter, as a fresh server is."""
     import subprocess
     code = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 from streamlit.testing.v1 import AppTest
 from pages import common
-common.warm_dense = lambda: None
+common.warm = lambda: None
 at = AppTest.from_file({APP!r}, default_timeout=120).run()
 assert not at.exception, at.exception
 assert "torch" not in sys.modules, "Home imported torch"

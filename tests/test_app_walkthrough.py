@@ -8,6 +8,7 @@ results that outlive the browser session.
 
 import json
 import re
+import threading
 import tomllib
 from pathlib import Path
 
@@ -51,6 +52,63 @@ def test_pruning_opens_on_a_sparsity_the_model_survives(fmnist, model):
     at = page("pruning", model=model)
     assert at.slider(key="prune_sparsity").value == 80 and at.radio(key="prune_scope").value == "global"
     assert delta_pts(at) > -1.5  # LeNet-5 opened at 68.6 % (-23.5 points) per layer
+
+
+@pytest.mark.parametrize("name", ["pruning", "clustering", "quantization", "pipeline", "export"])
+def test_each_page_opens_on_the_start_that_home_warms(tiny, monkeypatch, name):
+    """The first recipe a page computes besides the dense one is its common.STARTS entry: the run warm() computed
+    after Home, so the page draws without an evaluation first."""
+    from pages import common
+    asked, real = [], common.run
+    monkeypatch.setattr(common, "run", lambda recipe, *a, **kw: (asked.append(recipe.to_json()), real(recipe, *a, **kw))[1])
+    page(name)
+    dense = ce.Recipe().to_json()
+    assert [r for r in asked if r != dense][0] == ce.Recipe(**common.STARTS[name]).to_json()
+
+
+def test_warm_computes_the_dense_run_then_every_page_start_until_a_newer_model_comes(monkeypatch):
+    from pages import common
+    asked = []
+    failing = ce.Recipe(**common.STARTS["clustering"]).to_json()
+    newer = ce.Recipe(**common.STARTS["quantization"]).to_json()
+
+    def fake_run(name, recipe_json, dataset_name, wid=""):
+        asked.append(recipe_json)
+        if recipe_json == failing:
+            raise ce.CompressError("this model cannot be clustered")  # stops nothing
+        if recipe_json == newer and name == "old":
+            common._warm_gen[0] += 1  # meanwhile a visitor chose another model
+    monkeypatch.setattr(common, "_run", fake_run)
+    monkeypatch.setattr(common, "_trained_key", lambda *a: None)
+    monkeypatch.setattr(common, "_warm_gen", [7])
+    monkeypatch.setattr(common, "_warmed", {("m", "data", ""), ("old", "data", "")})
+    monkeypatch.setattr(ce.jobs, "use_threads", lambda n: n)  # not this test thread's torch threads
+
+    common._warm("m", "data", "", 7)
+    assert asked == [ce.Recipe().to_json()] + [ce.Recipe(**f).to_json() for f in common.STARTS.values()]
+    asked.clear()
+    common._warm("m", "data", "", None)  # already warmed: the dense run only
+    assert asked == [ce.Recipe().to_json()]
+    asked.clear()
+    common._warm("old", "data", "", 7)
+    starts = [ce.Recipe(**f).to_json() for f in common.STARTS.values()]
+    assert asked == [ce.Recipe().to_json()] + starts[:starts.index(newer) + 1]  # stopped after the newer model came
+    assert common._warmed == {("m", "data", "")}  # "old" is warmed again on its next Home visit
+
+
+def test_page_starts_wait_for_the_page_runs_in_progress(monkeypatch):
+    from pages import common
+    monkeypatch.setattr(common, "_running", [1])
+    waited = threading.Thread(target=common._wait_quiet, args=(30,))
+    waited.start()
+    waited.join(0.3)
+    assert waited.is_alive()  # a page run is in progress: the start waits
+    common._running[0] = 0
+    waited.join(5)
+    assert not waited.is_alive()  # the run ended: it goes on
+    with common.frame():
+        assert common._running[0] == 1  # frame() counts the page run it wraps
+    assert common._running[0] == 0
 
 
 @pytest.mark.parametrize("model", ["lenet-300-100", "lenet-5"])

@@ -236,7 +236,7 @@ class Pool:
                 job.state, job.started = RUNNING, time.monotonic()
                 self._running.append(job)
                 fn = job.fn
-            job.threads = _use_threads(self.threads)
+            job.threads = use_threads(self.threads)
             state = DONE
             try:
                 job.value = fn(job.report)
@@ -250,7 +250,7 @@ class Pool:
                 self._finish(job, state)
 
 
-def _use_threads(n):
+def use_threads(n):
     """Run this thread's torch ops on n threads without changing the count other threads start with.
 
     set_num_threads sets the calling thread's count and the process default that new threads copy;
