@@ -17,11 +17,12 @@ trained-results folder (so no page opens on a result trained earlier), and drive
   `streamlit run` of an app that draws one small Plotly chart and nothing else;
 - for each model: switching to it in the sidebar (on Home, until Home's chart is drawn for it), then each page
   opened from the sidebar, warm (each click once the browser is idle, i.e. the page before has drawn, as when a
-  person clicks): until its first chart is drawn (a page that has none, e.g. Compare with no saved
-  runs, counts until its run has finished);
+  person clicks, and --think seconds more, a person reading it first): until its first chart is drawn (a page
+  that has none, e.g. Compare with no saved runs, counts until its run has finished);
 - on Pruning, Clustering, Quantization and Pipeline: the first slider moved one step with the arrow key,
   --presses times, each to a value not seen before: until the first chart shows the new data and the page's
-  run has finished;
+  run has finished; and, as the floor under that goal, the same press on an app of one slider and 1 or 4
+  Plotly charts of the sizes of Pruning's, which computes nothing;
 - a held arrow key on Pruning (LeNet-300-100): --held presses at 30 per second (a keyboard's auto-repeat),
   until the last run has finished.
 
@@ -37,6 +38,7 @@ seconds, printing what it measured so far.
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -179,10 +181,13 @@ def chart_or_settled(tab, name):
                     and (tab.js(FIRST_CHART) or tab.js(PROGRESS) or tab.idle_since(tab.opened) is not None))
 
 
-def open_page(tab, name):
+def open_page(tab, name, think=0.0):
     """Open a page from the sidebar -> (seconds to its first chart, seconds until its run finished, note). The
-    click comes once the browser is idle (the page before has drawn, as when a person clicks), not counted."""
+    click comes once the browser is idle (the page before has drawn, as when a person clicks) and `think` seconds
+    more (a person reading the page before), not counted."""
     tab.js(IDLE)
+    if think:
+        tab.page.wait_for_timeout(1000 * think)
     tab.opened = time.perf_counter()
     tab.nav(name)
     first, _ = tab.wait(tab.opened, chart_or_settled(tab, name), f"open {name}", timeout=180, settle=False)
@@ -260,12 +265,59 @@ def floor(browser, env, rec, deadline):
             tab.page.close()
 
 
+SLIDER_FLOOR_APP = """import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+st.set_page_config(layout="wide")
+st.title("Charts without computation")
+v = st.slider("value", 0, 99, 50)
+rng = np.random.default_rng(v)
+edges = np.linspace(-0.3, 0.3, 121)
+hist = go.Figure([go.Bar(x=(edges[1:] + edges[:-1]) / 2, y=rng.integers(1, 5000, 120), width=0.005, opacity=o,
+                         name=f"series {i}") for i, o in enumerate((0.45, 0.75))], layout=dict(barmode="overlay"))
+bars = go.Figure(go.Bar(x=["fc1", "fc2", "fc3"], y=rng.random(3), text=["a", "b", "c"]))
+curve = go.Figure([go.Scatter(x=list(range(12)), y=rng.random(12), mode="lines+markers", name=f"curve {i}")
+                   for i in range(2)])
+curve.add_hline(y=0.5)
+mask = go.Figure(go.Heatmap(z=rng.integers(0, 101, (300, 262)).astype(np.uint8), colorscale="Greys"))
+figures = [hist, bars, curve, mask][:CHARTS]
+for i in range(0, len(figures), 2):
+    for col, fig in zip(st.columns(2), figures[i:i + 2]):
+        col.plotly_chart(fig.update_layout(height=360), width="stretch")
+"""
+
+
+def slider_floor(browser, args, env, rec, deadline):
+    """The floor under the slider goals on this machine: `streamlit run` of an app (the dashboard's Streamlit
+    settings) that draws one slider and 1 or 4 Plotly charts of the sizes of Pruning's (a 2 x 120-bar histogram, a
+    bar chart, a line chart, a 300 x 262 heatmap) from the slider's value, without computing anything; each press
+    timed as the dashboard's are."""
+    for charts in (1, 4):
+        with tempfile.TemporaryDirectory(prefix="floor-") as folder:
+            (Path(folder) / "app.py").write_text(SLIDER_FLOOR_APP.replace("CHARTS", str(charts)))
+            shutil.copytree(Path(args.app_dir) / ".streamlit", Path(folder) / ".streamlit")
+            with streamlit_server(folder, env=env, how="streamlit") as (url, proc):
+                tab = Tab(browser, deadline)
+                tab.page.goto(url)
+                tab.wait(time.perf_counter(), lambda: tab.js(FIRST_CHART), "floor app", timeout=120)
+                tab.slider().focus()
+                for _ in range(max(args.presses, 3)):
+                    tab.js(IDLE)
+                    drawn, settled = press(tab, "ArrowRight")
+                    rec.add(f"floor: slider -> redrawn, an app of {charts} chart{'s' * (charts > 1)} and no computation",
+                            settled, GOALS["slider"]["lenet-300-100"], f"chart changed {drawn:.2f} s")
+                tab.page.close()
+
+
 def repetition(browser, args, env, rec, deadline):
     """One fresh server: cold start, then every page and slider for each model. Appends seconds to rec[row].
     First two cold starts on servers of their own: `streamlit run app.py` itself and
     scripts/serve.py (`bash scripts/dev.sh app`), if the checkout has it; then the `app` command's server
     is measured cold and kept for the rest. Before them, the floor: a one-chart app's cold start."""
     floor(browser, env, rec, deadline)
+    if args.presses:
+        slider_floor(browser, args, env, rec, deadline)
     for how, what in (("streamlit", "`streamlit run app.py`"), ("serve", "`bash scripts/dev.sh app` (scripts/serve.py)")):
         if how == "serve" and not (Path(args.app_dir) / "scripts" / "serve.py").is_file():
             continue  # an older checkout (--app-dir) without the launcher
@@ -285,7 +337,7 @@ def repetition(browser, args, env, rec, deadline):
             if tab.model() != model:
                 rec.add(f"switch model -> Home's chart, {label}", select_model(tab, model), GOALS["switch"])
             for name in args.pages:
-                first, settled, note = open_page(tab, name)
+                first, settled, note = open_page(tab, name, args.think)
                 rec.add(f"first chart: {name}, {label}", first, GOALS["first"],
                         note if settled is None else f"{note}; page finished {settled:.2f} s")
                 if name in SLIDER_PAGES and args.presses:
@@ -341,6 +393,9 @@ def main(argv=None):
     ap.add_argument("--held", type=int, help="presses of the held arrow key (default 90; quick 30; 0: skip)")
     ap.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL")
     ap.add_argument("--pages", nargs="+", choices=PAGES, metavar="PAGE", help=f"default: {', '.join(PAGES)}")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="seconds a visitor reads each page (and Home after a model switch) before clicking the next "
+                         "(default 0: click once the browser is idle)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="torch threads of the server (OMP_NUM_THREADS; default: the machine's cores)")
     ap.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout to serve (default: this one)")
@@ -386,7 +441,8 @@ def main(argv=None):
     rows = rec.table_rows()
     table(f"Dashboard latency in headless Chromium (OMP_NUM_THREADS={args.threads}{', ' + options if options else ''}, "
           f"{os.cpu_count()} cores, "
-          f"median of {args.repeats} server(s); {load()})", rows, args.name)
+          f"median of {args.repeats} server(s){f'; {args.think:g} s read before each click' if args.think else ''}; "
+          f"{load()})", rows, args.name)
     print(f"\n{time.perf_counter() - t_start:.0f} s in all; {load()}")
     if stopped:
         print(f"stopped early: {stopped}")
