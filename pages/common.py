@@ -30,7 +30,7 @@ MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first
 
 
 _frame = threading.local()  # frame() marks the page run app.py wraps
-_running = [0]  # page runs in progress in this process, all sessions (warm() leaves them the CPU)
+_running = [0, 0.0]  # page runs in progress in this process (all sessions), and when the last one ended (monotonic)
 _running_lock = threading.Lock()
 
 
@@ -48,6 +48,7 @@ def frame():
         _frame.active = False
         with _running_lock:
             _running[0] -= 1
+            _running[1] = time.monotonic()
 
 
 def through_app():
@@ -362,7 +363,8 @@ _warmed = set()  # (model, dataset, weights id) whose page starts a warm() threa
 _warmed_lock = threading.Lock()
 _warm_gen = [0]  # bumped by each warm() that computes page starts: an older one still at work then stops
 _compute_lock = threading.Lock()  # warm computations, one at a time (all threads, models and sessions)
-QUIET_WAIT = 10.0  # s a page start waits for the page runs in progress to end before it is computed anyway
+QUIET = 1.0  # s without any page run before a page start is computed (a visitor reading, not pressing keys)
+PATIENCE = 300.0  # s a warm-up waits for such a pause before it gives up (a busy class computes on demand anyway)
 
 
 def warm():
@@ -378,9 +380,11 @@ def warm():
 
     The page starts are work a visitor may never ask for, so they give way to what visitors do ask for: a thread
     computes them once per model and process, for every session; each on one torch thread, only once no page
-    run is in progress (or after QUIET_WAIT); one warm computation at a time; and a newer model's warm-up stops an
-    older one's (the visitor has moved on). Without these rules the first model's starts ran beside the next
-    model's dense run on both cores, and LeNet-5's Pruning page took 2.5-3.6 s to its first chart instead of 1.9.
+    run has run for QUIET seconds (a warm-up that waits PATIENCE seconds for that gives up); one warm computation
+    at a time; and a newer model's warm-up stops an older one's (the visitor has moved on). Without these rules the
+    first model's starts ran beside the next model's dense run on both cores (LeNet-5's Pruning page: 2.5-3.6 s to
+    its first chart instead of 1.9), and, computed between slider presses, beside the next press (LeNet-5's Pruning
+    redraw: 2.0 s instead of 1.4).
     Under AppTest (no browser, no server) only the dense run."""
     name = model_name()
     args = (name, DATASET, weights_id(name))  # recipes are made in _warm: it imports torch, which Home did without
@@ -411,10 +415,10 @@ def _warm(name, dataset_name, wid, gen, dense=True):
         return
     ce.jobs.use_threads(1)
     for fields in STARTS.values():
-        _wait_quiet()
+        quiet = _wait_quiet(gen)
         with _compute_lock:
-            if _warm_gen[0] != gen:  # a newer model is being warmed: this one's starts wait for its next Home visit
-                with _warmed_lock:
+            if not quiet or _warm_gen[0] != gen:  # no pause came, or a newer model is warmed: its next Home visit
+                with _warmed_lock:                # warms the rest
                     _warmed.discard((name, dataset_name, wid))
                 return
             try:
@@ -435,11 +439,16 @@ def _warm_dense(name, dataset_name, wid):
         return False
 
 
-def _wait_quiet(timeout=QUIET_WAIT):
-    """Return once no page run is in progress (polled every 50 ms), or after `timeout` seconds."""
-    end = time.monotonic() + timeout
-    while _running[0] > 0 and time.monotonic() < end:
+def _wait_quiet(gen, quiet=QUIET, patience=PATIENCE):
+    """Whether no page run has been in progress for `quiet` seconds (polled every 50 ms) before `patience` ran out
+    (False at once when a newer warm-up than `gen` has begun)."""
+    end = time.monotonic() + patience
+    while time.monotonic() < end and _warm_gen[0] == gen:
+        with _running_lock:
+            if _running[0] == 0 and time.monotonic() - _running[1] >= quiet:
+                return True
         time.sleep(0.05)
+    return False
 
 
 def headline(recipe, spinner="Compressing…", label=None, key=None):

@@ -9,6 +9,7 @@ results that outlive the browser session.
 import json
 import re
 import threading
+import time
 import tomllib
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def test_warm_computes_the_dense_run_then_every_page_start_until_a_newer_model_c
     monkeypatch.setattr(common, "_trained_key", lambda *a: None)
     monkeypatch.setattr(common, "_warm_gen", [7])
     monkeypatch.setattr(common, "_warmed", {("m", "data", ""), ("old", "data", "")})
+    monkeypatch.setattr(common, "_running", [0, -1e9])  # no page run for ages: every start goes ahead at once
     monkeypatch.setattr(ce.jobs, "use_threads", lambda n: n)  # not this test thread's torch threads
 
     common._warm("m", "data", "", 7)
@@ -96,19 +98,27 @@ def test_warm_computes_the_dense_run_then_every_page_start_until_a_newer_model_c
     assert common._warmed == {("m", "data", "")}  # "old" is warmed again on its next Home visit
 
 
-def test_page_starts_wait_for_the_page_runs_in_progress(monkeypatch):
+def test_page_starts_wait_for_a_pause_in_the_page_runs(monkeypatch):
     from pages import common
-    monkeypatch.setattr(common, "_running", [1])
-    waited = threading.Thread(target=common._wait_quiet, args=(30,))
-    waited.start()
-    waited.join(0.3)
-    assert waited.is_alive()  # a page run is in progress: the start waits
-    common._running[0] = 0
-    waited.join(5)
-    assert not waited.is_alive()  # the run ended: it goes on
+    monkeypatch.setattr(common, "_warm_gen", [3])
+    monkeypatch.setattr(common, "_running", [1, 0.0])
+    answers = []
+    waiting = threading.Thread(target=lambda: answers.append(common._wait_quiet(3, quiet=0.5, patience=30)))
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive()  # a page run is in progress: the start waits
+    with common._running_lock:
+        common._running[:] = [0, time.monotonic()]  # it ended just now
+    waiting.join(0.2)
+    assert waiting.is_alive()  # not for `quiet` seconds yet
+    waiting.join(5)
+    assert answers == [True]  # then it goes on
+    assert common._wait_quiet(3, quiet=60, patience=0.2) is False  # no pause within its patience: it gives up
+    common._warm_gen[0] = 4
+    assert common._wait_quiet(3, quiet=0, patience=30) is False  # a newer warm-up began: it stops at once
     with common.frame():
         assert common._running[0] == 1  # frame() counts the page run it wraps
-    assert common._running[0] == 0
+    assert common._running[0] == 0 and time.monotonic() - common._running[1] < 5
 
 
 @pytest.mark.parametrize("model", ["lenet-300-100", "lenet-5"])
