@@ -155,3 +155,24 @@ def test_require_refuses_data_a_model_cannot_take():
 def test_repr_says_what_it_holds():
     assert repr(Dataset.from_tensors(*make((1, 16)), name="seq")) == \
         "Dataset('seq': 40 train + 10 test, inputs 1×16, 3 classes)"
+
+
+def test_fingerprint_covers_name_classes_and_every_tensor_and_is_computed_once(monkeypatch):
+    import hashlib
+    import json
+
+    import compress_engine.core.data as data_mod
+    tx, ty, vx, vy = make((1, 4, 4), classes=3)
+    ds = Dataset.from_tensors(tx, ty, vx, vy, name="d")
+    h = hashlib.sha256(json.dumps(["d", ["0", "1", "2"]]).encode())  # the formula run store keys were made with
+    for t in (tx, ty, vx, vy):
+        h.update(f"|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy())
+    assert ds.fingerprint() == h.hexdigest()[:16]
+    monkeypatch.setattr(data_mod, "feed_digest", lambda *a: pytest.fail("hashed the same Dataset twice"))
+    assert ds.fingerprint() == h.hexdigest()[:16]
+    monkeypatch.undo()
+    vx2 = vx.clone()
+    vx2[0, 0, 0, 0] += 1e-3  # one test input differs: another fingerprint
+    assert Dataset.from_tensors(tx, ty, vx2, vy, name="d").fingerprint() != ds.fingerprint()
+    assert Dataset.from_tensors(tx, ty, vx, vy, name="e").fingerprint() != ds.fingerprint()

@@ -8,6 +8,9 @@ comes from (Fashion-MNIST, IDX folders, .npz files) is the playground's business
 `compress_engine.playground.sources`.
 """
 
+import hashlib
+import json
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +21,16 @@ from .errors import DatasetError
 SPLITS = ("train", "test")
 MAX_CLASSES = 100_000  # labels that imply more classes than this are ids, not class indices
 _CHUNK = 8192          # rows checked for NaN/inf at a time, so the check allocates little
+
+
+_FINGERPRINTS = weakref.WeakKeyDictionary()  # Dataset -> its fingerprint: its tensors are never changed in place
+
+
+def feed_digest(h, tensor):
+    """Feed a tensor's dtype, shape and bytes to the hash `h` (the one way fingerprints read a tensor)."""
+    t = tensor.detach().cpu().contiguous().reshape(-1)
+    h.update(f"|{t.dtype}|{tuple(tensor.shape)}|".encode())
+    h.update(t.view(torch.uint8).numpy())
 
 
 def _fmt(shape):
@@ -196,6 +209,19 @@ class Dataset:
     def y(self, split="test"):
         """Labels of "train" or "test": int64, 0..n_classes-1."""
         return self._y[_split(split)]
+
+    def fingerprint(self):
+        """sha256 (16 hex digits) of the name, the class names and every input and label tensor: what a run store
+        key, a trained result or a cached teacher answer is tied to. Computed once per Dataset (about 0.15 s for
+        Fashion-MNIST's 220 MB of inputs)."""
+        fp = _FINGERPRINTS.get(self)
+        if fp is None:
+            h = hashlib.sha256(json.dumps([self.name, list(self.classes)]).encode())
+            for split in SPLITS:
+                feed_digest(h, self.x(split))
+                feed_digest(h, self.y(split))
+            fp = _FINGERPRINTS[self] = h.hexdigest()[:16]
+        return fp
 
     @property
     def input_shape(self):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.data import Dataset
+from ..core.data import Dataset, feed_digest
 from ..core.errors import CompressError, DatasetError, ModelError, RecipeError
 from ..core.model import check_model
 from ..core.pipeline import compress
@@ -153,27 +153,18 @@ def _first_line(e):
 
 # --- what a point is: keys and fingerprints ---------------------------------------------------------
 
-def _digest(h, tensor):
-    t = tensor.detach().cpu().contiguous().reshape(-1)
-    h.update(f"|{t.dtype}|{tuple(tensor.shape)}|".encode())
-    h.update(t.view(torch.uint8).numpy())
-
-
 def model_fingerprint(model):
     """sha256 of a module's class name and state dict (names, dtypes, shapes, bytes): same weights, same id."""
     h = hashlib.sha256(type(model).__qualname__.encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
-        _digest(h, t)
+        feed_digest(h, t)
     return h.hexdigest()[:16]
 
 
 def data_fingerprint(data):
-    h = hashlib.sha256(json.dumps([data.name, list(data.classes)]).encode())
-    for split in ("train", "test"):
-        _digest(h, data.x(split))
-        _digest(h, data.y(split))
-    return h.hexdigest()[:16]
+    """Dataset.fingerprint(): name, class names and every tensor (computed once per Dataset)."""
+    return data.fingerprint()
 
 
 def point_key(model_id, recipe, data_id):

@@ -262,13 +262,6 @@ def card_head(model, data, n=cards.HEAD):
 LOGITS_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compression-playground"
 
 
-def _digest(*tensors):
-    h = hashlib.blake2b(digest_size=16)
-    for t in tensors:
-        h.update(t.contiguous().numpy())
-    return h.hexdigest()
-
-
 def cached_logits(name, data, cache_dir=None, ship=False):
     """Sample model `name`'s logits on every training and test input of `data`: {"train": (N, C), "test": (M, C)}.
 
@@ -277,14 +270,14 @@ def cached_logits(name, data, cache_dir=None, ship=False):
     done once and kept on disk. Read from, in order: the shipped sample_models/<name>.logits.safetensors
     (written beside the checkpoint with ship=True, as `train` does); then <name>.<data hash>.logits.safetensors
     in `cache_dir` (default LOGITS_CACHE, ~/.cache/compression-playground). Each file records hashes of
-    the checkpoint and of the data's inputs and is used only if both match; else the logits are computed
+    the checkpoint and of the data (Dataset.fingerprint) and is used only if both match; else the logits are computed
     and written to the cache (or, with ship=True, beside the checkpoint).
     """
     from safetensors import safe_open
     from safetensors.torch import save_file
     model_card(name)  # an unknown name or a missing card: a clear ModelError
     weights = hashlib.blake2b((cards.SAMPLE_DIR / f"{name}.safetensors").read_bytes(), digest_size=16).hexdigest()
-    key = {"model": name, "weights": weights, "data": data.name, "inputs": _digest(data.x("train"), data.x("test"))}
+    key = {"model": name, "weights": weights, "data": data.name, "inputs": data.fingerprint()}  # computed once
     shipped = cards.SAMPLE_DIR / f"{name}.logits.safetensors"
     cached = Path(cache_dir or LOGITS_CACHE) / f"{name}.{key['inputs'][:16]}.logits.safetensors"
     for path in (shipped, cached):
