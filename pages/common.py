@@ -365,6 +365,7 @@ _warm_gen = [0]  # bumped by each warm() that computes page starts: an older one
 _compute_lock = threading.Lock()  # warm computations, one at a time (all threads, models and sessions)
 QUIET = 1.0  # s without any page run before a page start is computed (a visitor reading, not pressing keys)
 PATIENCE = 300.0  # s a warm-up waits for such a pause before it gives up (a busy class computes on demand anyway)
+WARM_MAX_EVAL = 2.0  # s: a model whose dense evaluation takes longer gets no page starts (ResNet-8: ~5 s each)
 
 
 def warm():
@@ -381,7 +382,9 @@ def warm():
     The page starts are work a visitor may never ask for, so they give way to what visitors do ask for: a thread
     computes them once per model and process, for every session; each on one torch thread, only once no page
     run has run for QUIET seconds (a warm-up that waits PATIENCE seconds for that gives up); one warm computation
-    at a time; and a newer model's warm-up stops an older one's (the visitor has moved on). Without these rules the
+    at a time; a newer model's warm-up stops an older one's (the visitor has moved on); and none for a model whose
+    evaluation takes over WARM_MAX_EVAL seconds (ResNet-8's five starts would be ~50 s of a core, and a page
+    clicked meanwhile would wait for its start on one thread instead of computing it on two). Without these rules the
     first model's starts ran beside the next model's dense run on both cores (LeNet-5's Pruning page: 2.5-3.6 s to
     its first chart instead of 1.9), and, computed between slider presses, beside the next press (LeNet-5's Pruning
     redraw: 2.0 s instead of 1.4).
@@ -398,21 +401,27 @@ def warm():
             _warmed.add(args)
             _warm_gen[0] += 1
             gen = _warm_gen[0]
-    first_run = st.session_state.get("_runs") == 1
-    if not first_run and not _warm_dense(*args):
-        return
-    if first_run or gen is not None:
-        thread = threading.Thread(target=_warm, args=(*args, gen, first_run), name="warm", daemon=True)
+    if st.session_state.get("_runs") == 1:
+        target, targs = _warm, (*args, gen)
+    else:
+        target, targs = _warm_starts, (*args, gen, _warm_dense(*args))
+    if target is _warm or gen is not None:
+        thread = threading.Thread(target=target, args=targs, name="warm", daemon=True)
         add_script_run_ctx(thread, ctx)  # the session's context: an uploaded model lives in its state
         thread.start()
 
 
-def _warm(name, dataset_name, wid, gen, dense=True):
-    """The dense run (if `dense`), then, if `gen` is given, the page starts: see warm()."""
-    if dense and not _warm_dense(name, dataset_name, wid):
-        return
+def _warm(name, dataset_name, wid, gen):
+    """The dense run, then the page starts if `gen` is given: see warm()."""
+    _warm_starts(name, dataset_name, wid, gen, _warm_dense(name, dataset_name, wid))
+
+
+def _warm_starts(name, dataset_name, wid, gen, seconds):
+    """Each page's start, if `gen` is given and the dense run's evaluation took `seconds` <= WARM_MAX_EVAL."""
     if gen is None:
         return
+    if seconds is None or seconds > WARM_MAX_EVAL:  # the dense run failed, or the model is too slow to speculate on:
+        return                                      # it stays in _warmed, so its Home visits stop no other warm-up
     ce.jobs.use_threads(1)
     for fields in STARTS.values():
         quiet = _wait_quiet(gen)
@@ -428,15 +437,15 @@ def _warm(name, dataset_name, wid, gen, dense=True):
 
 
 def _warm_dense(name, dataset_name, wid):
-    """The dense run and the fingerprints of trained results -> whether they could be computed."""
+    """The dense run and the fingerprints of trained results -> the run's evaluation seconds (None if it failed)."""
     try:
         recipe_json = ce.Recipe().to_json()
         with _compute_lock:
-            _run(name, recipe_json, dataset_name, wid)
+            res = _run(name, recipe_json, dataset_name, wid)
             _trained_key(name, recipe_json, dataset_name, wid)  # the data and model fingerprints trained results use
-        return True
+        return res["timings"].get("evaluate", 0.0)
     except Exception:  # noqa: BLE001 - a missing dataset or a broken model: the page that needs the run says why
-        return False
+        return None
 
 
 def _wait_quiet(gen, quiet=QUIET, patience=PATIENCE):

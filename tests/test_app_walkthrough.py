@@ -75,10 +75,13 @@ def test_warm_computes_the_dense_run_then_every_page_start_until_a_newer_model_c
 
     def fake_run(name, recipe_json, dataset_name, wid=""):
         asked.append(recipe_json)
+        if name == "slow":
+            return {"timings": {"evaluate": common.WARM_MAX_EVAL + 1}}
         if recipe_json == failing:
             raise ce.CompressError("this model cannot be clustered")  # stops nothing
         if recipe_json == newer and name == "old":
             common._warm_gen[0] += 1  # meanwhile a visitor chose another model
+        return {"timings": {"evaluate": 0.5}}
     monkeypatch.setattr(common, "_run", fake_run)
     monkeypatch.setattr(common, "_trained_key", lambda *a: None)
     monkeypatch.setattr(common, "_warm_gen", [7])
@@ -96,6 +99,11 @@ def test_warm_computes_the_dense_run_then_every_page_start_until_a_newer_model_c
     starts = [ce.Recipe(**f).to_json() for f in common.STARTS.values()]
     assert asked == [ce.Recipe().to_json()] + starts[:starts.index(newer) + 1]  # stopped after the newer model came
     assert common._warmed == {("m", "data", "")}  # "old" is warmed again on its next Home visit
+    asked.clear()
+    common._warmed.add(("slow", "data", ""))
+    common._warm("slow", "data", "", 8)
+    assert asked == [ce.Recipe().to_json()]  # its evaluation is too slow to compute starts on speculation
+    assert ("slow", "data", "") in common._warmed  # and its next Home visits bump no generation
 
 
 def test_page_starts_wait_for_a_pause_in_the_page_runs(monkeypatch):
