@@ -63,6 +63,20 @@ def test_training_leaves_no_tiny_weight(small):
     assert tiny(model.parameters()) == 0
 
 
+def test_training_flushes_every_few_steps_not_only_at_the_end(small):
+    from compress_engine.core.train import FLUSH_EVERY
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    blank = (small.x("train").flatten(1) == 0).all(0)  # pixels 0 in every training image: their weights get no
+    assert blank.sum() > 0                                # gradient (and no weight decay here), so only a flush
+    with torch.no_grad():                                 # removes them
+        model[1].weight[:, blank] = 1e-25  # normal, but below the limit (subnormals go at the first step: fit's
+    seen = {}                              # thread reads them as zero)
+    fit(model, small, epochs=1, lr=1e-3, on_step=lambda step, total: seen.setdefault(step, tiny(model.parameters())))
+    assert seen[0] == seen[FLUSH_EVERY - 1] == 10 * int(blank.sum())  # the steps between two flushes keep them
+    assert seen[FLUSH_EVERY] == 0 and tiny(model.parameters()) == 0
+
+
 def test_compress_output_holds_no_tiny_weight(lenet300, small):
     r = ce.compress(lenet300, ce.Recipe(sparsity=0.8, clusters=8, finetune_epochs=1), small)
     assert tiny(r.model.state_dict().values()) == 0

@@ -549,7 +549,7 @@ def train_sample(name, data, progress=None, out_dir=None):
         torch.set_num_threads(threads)
     model = model.to(memory_format=torch.contiguous_format)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    flush_tiny_(state.values())  # fit() flushes after each step; this keeps the saved file clean whatever trained it
+    flush_tiny_(state.values())  # fit() flushes as it trains; this keeps the saved file clean whatever trained it
     acc = accuracy(model, data.x("test"), data.y("test"))
     out_dir = out_dir or cards.SAMPLE_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
