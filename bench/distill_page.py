@@ -10,6 +10,8 @@ Each repetition starts `streamlit run app.py` on a loopback port with an empty t
   - after pressing "Train student" with the page's defaults (ResNet-8 teacher, 100-100 MLP student, 5 epochs):
     the first trained result (the labels-only student's metrics) and the second (the distilled one);
   - a third session opening the page once both are trained: the kept results shown (from disk, no training).
+Beside them, the floor under the second session's goal: a new browser session on a
+one-chart Streamlit app (the dashboard's settings, a warm server) until its chart is drawn.
 A chart counts as shown when its title is in the page; a result when its "Test accuracy" metric is. Medians
 over the repetitions; the server uses the dashboard's own thread settings. Prints the table and writes
 bench/results/distill_page.csv. The load average is printed: numbers from a busy machine are not the page's.
@@ -18,11 +20,13 @@ bench/results/distill_page.csv. The load average is printed: numbers from a busy
 import argparse
 import os
 import re
+import shutil
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
-from report import table  # also puts the repo on sys.path
+from report import ROOT, table  # also puts the repo on sys.path
 from chromium import have_chromium, launch, server_env, streamlit_server
 
 GRID_TITLE = "Measured: every student"
@@ -39,6 +43,31 @@ def result(page):
     return page.get_by_test_id("stMetricLabel").filter(has_text=RESULT)
 
 
+FLOOR_APP = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("One chart")
+st.plotly_chart(go.Figure(go.Scatter(y=[1, 3, 2])))
+"""
+
+
+def floor(browser):
+    """Seconds from a new browser session's page load to the chart of a one-chart Streamlit app (the dashboard's
+    settings, a warm server: a first session has drawn it): what any second session pays before its own page."""
+    with tempfile.TemporaryDirectory(prefix="floor-") as folder:
+        (Path(folder) / "app.py").write_text(FLOOR_APP)
+        shutil.copytree(ROOT / ".streamlit", Path(folder) / ".streamlit")
+        with streamlit_server(folder, env=server_env(), how="streamlit") as (url, _):
+            for _ in range(2):  # the first session warms the server
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                t0 = time.perf_counter()
+                page.goto(url)
+                page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT)
+                seconds = time.perf_counter() - t0
+                page.close()
+    return seconds
+
+
 def once():
     out = {}
     with tempfile.TemporaryDirectory(prefix="distill-page-") as tmp:
@@ -49,6 +78,7 @@ def once():
             from playwright.sync_api import sync_playwright
             with sync_playwright() as p:
                 browser = launch(p)
+                out["floor: a second session on a one-chart app -> its chart"] = floor(browser)
                 for visit in ("first visit (cold server)", "second session (warm)"):
                     page = browser.new_page(viewport={"width": 1400, "height": 1000})
                     t0 = time.perf_counter()
