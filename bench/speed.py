@@ -17,7 +17,9 @@ Tables (each also written to bench/results/speed_*.csv):
   7. dense float32 against int8 (torch.ao dynamic quantization) latency, same batch, same process;
   8. tiny weights (normal, but below 2^-63, so their products are subnormal): each sample model evaluated,
      and trained for a few Adam steps at 1 thread, as shipped now and as shipped before they were flushed
-     (the checkpoints of commit PRE_FLUSH, read with git).
+     (the checkpoints of commit PRE_FLUSH, read with git);
+  9. fit()'s flush of tiny weights: one epoch of the Distillation page's default student (a 784-100-100-10 MLP)
+     at 1 thread, flushing after every optimizer step (as fit() did) and every train.FLUSH_EVERY steps (as now).
 Times are medians of repeated runs in one process after a warm-up run.
 """
 
@@ -114,6 +116,25 @@ def tiny_rows(data, reps):
         row["eval_slowdown"] = row["eval_with_s"] / row["eval_flushed_s"]
         row["step_slowdown"] = row["step_with_ms"] / row["step_flushed_ms"]
         rows.append(row)
+    return rows
+
+
+def flush_rows(data, reps):
+    """Seconds per training epoch of a 100-100 MLP at 1 thread, for each flush cadence of fit()."""
+    from compress_engine.core import train
+    from compress_engine.core.model import student_mlp
+    rows, threads, cadence = [], torch.get_num_threads(), train.FLUSH_EVERY
+    torch.set_num_threads(1)
+    try:
+        for every in (1, cadence):
+            train.FLUSH_EVERY = every
+            seconds = median_time(lambda: train.fit(student_mlp(100, data), data, epochs=1), max(2, reps // 3))
+            rows.append({"flush every (steps)": every, "epoch_s": seconds})
+    finally:
+        train.FLUSH_EVERY = cadence
+        torch.set_num_threads(threads)
+    for r in rows:
+        r["vs every step"] = r["epoch_s"] / rows[0]["epoch_s"]
     return rows
 
 
@@ -228,7 +249,7 @@ def lenet5_ops(m, x, batch, repeats):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated section numbers to run")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated section numbers to run")
     args = ap.parse_args()
     only = set(args.only.split(","))
     reps = 3 if args.quick else 9
@@ -244,6 +265,9 @@ def main():
         table(f"Tiny weights (normal, below 2^-63): evaluation of the 10,000 test images ({torch.get_num_threads()} "
               "threads) and an Adam step (1 thread), as shipped now (flushed) and as shipped before, with them",
               tiny_rows(data, reps), "speed_tiny")
+    if "9" in only:
+        table("fit()'s flush of tiny weights: one epoch of a 784-100-100-10 MLP (batch 128, 1 thread)",
+              flush_rows(data, reps), "speed_flush")
     if "7" in only:
         table("Dense float32 vs int8 (torch.ao dynamic, Linear layers) latency, batch of 256, same process",
               int8_rows(data, reps), "speed_int8")
