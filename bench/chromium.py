@@ -91,6 +91,28 @@ def streamlit_server(app_dir=ROOT, env=None, how="serve", timeout=60.0, wait=Tru
         log.close()
 
 
+# The floor under the dashboard's goals: an app that draws one small Plotly chart and nothing else (no torch, no data)
+FLOOR_APP = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("One chart")
+st.plotly_chart(go.Figure(go.Scatter(y=[1, 3, 2])))
+"""
+
+
+@contextmanager
+def app_server(source, env=None, settings=None, wait=True):
+    """`streamlit run` of a throwaway app whose app.py is `source`, in a temporary folder, with the Streamlit
+    settings (.streamlit/) of the checkout `settings` beside it (None: Streamlit's defaults); yields (url, process)
+    as streamlit_server does."""
+    with tempfile.TemporaryDirectory(prefix="floor-") as folder:
+        (Path(folder) / "app.py").write_text(source)
+        if settings is not None:
+            shutil.copytree(Path(settings) / ".streamlit", Path(folder) / ".streamlit")
+        with streamlit_server(folder, env=env, how="streamlit", wait=wait) as served:
+            yield served
+
+
 def have_chromium():
     return Path(CHROMIUM).exists()
 

@@ -20,14 +20,11 @@ bench/results/distill_page.csv. The load average is printed: numbers from a busy
 import argparse
 import os
 import re
-import shutil
 import statistics
 import tempfile
 import time
-from pathlib import Path
-
 from report import ROOT, table  # also puts the repo on sys.path
-from chromium import have_chromium, launch, server_env, streamlit_server
+from chromium import FLOOR_APP, app_server, have_chromium, launch, server_env, streamlit_server
 
 GRID_TITLE = "Measured: every student"
 SIZE_TITLE = "Size vs accuracy"
@@ -43,28 +40,17 @@ def result(page):
     return page.get_by_test_id("stMetricLabel").filter(has_text=RESULT)
 
 
-FLOOR_APP = """import plotly.graph_objects as go
-import streamlit as st
-
-st.title("One chart")
-st.plotly_chart(go.Figure(go.Scatter(y=[1, 3, 2])))
-"""
-
-
 def floor(browser):
     """Seconds from a new browser session's page load to the chart of a one-chart Streamlit app (the dashboard's
     settings, a warm server: a first session has drawn it): what any second session pays before its own page."""
-    with tempfile.TemporaryDirectory(prefix="floor-") as folder:
-        (Path(folder) / "app.py").write_text(FLOOR_APP)
-        shutil.copytree(ROOT / ".streamlit", Path(folder) / ".streamlit")
-        with streamlit_server(folder, env=server_env(), how="streamlit") as (url, _):
-            for _ in range(2):  # the first session warms the server
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                t0 = time.perf_counter()
-                page.goto(url)
-                page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT)
-                seconds = time.perf_counter() - t0
-                page.close()
+    with app_server(FLOOR_APP, env=server_env(), settings=ROOT) as (url, _):
+        for _ in range(2):  # the first session warms the server
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            t0 = time.perf_counter()
+            page.goto(url)
+            page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT)
+            seconds = time.perf_counter() - t0
+            page.close()
     return seconds
 
 

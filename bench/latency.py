@@ -38,7 +38,6 @@ seconds, printing what it measured so far.
 
 import argparse
 import os
-import shutil
 import signal
 import statistics
 import sys
@@ -48,7 +47,7 @@ from pathlib import Path
 
 from report import ROOT, table  # also puts this checkout on sys.path
 
-from chromium import have_chromium, launch, server_env, streamlit_server, wait_healthy
+from chromium import FLOOR_APP, app_server, have_chromium, launch, server_env, streamlit_server, wait_healthy
 
 from playwright.sync_api import sync_playwright
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -243,26 +242,16 @@ def cold_start(tab, url, proc, t0, deadline, ready=None):
     return first, f"server up {up:.1f} s, " + ("its run" if ready else "Home") + f" finished {settled:.1f} s"
 
 
-FLOOR_APP = """import plotly.graph_objects as go
-import streamlit as st
-
-st.title("One chart")
-st.plotly_chart(go.Figure(go.Scatter(y=[1, 3, 2])))
-"""
-
-
 def floor(browser, env, rec, deadline):
     """The floor under the cold-start goal on this machine: `streamlit run` of a one-chart app (no torch, no data)
     until its chart is drawn, timed as the dashboard's cold start is."""
-    with tempfile.TemporaryDirectory(prefix="floor-") as folder:
-        (Path(folder) / "app.py").write_text(FLOOR_APP)
-        t0 = time.perf_counter()
-        with streamlit_server(folder, env=env, how="streamlit", wait=False) as (url, proc):
-            tab = Tab(browser, deadline)
-            first, note = cold_start(tab, url, proc, t0, deadline, ready=lambda: tab.js(FIRST_CHART))
-            rec.add("floor: `streamlit run` of a one-chart app -> its chart (cold)", first, GOALS["cold"],
-                    f"{note}; what the browser and Streamlit take here before any app code")
-            tab.page.close()
+    t0 = time.perf_counter()
+    with app_server(FLOOR_APP, env=env, wait=False) as (url, proc):
+        tab = Tab(browser, deadline)
+        first, note = cold_start(tab, url, proc, t0, deadline, ready=lambda: tab.js(FIRST_CHART))
+        rec.add("floor: `streamlit run` of a one-chart app -> its chart (cold)", first, GOALS["cold"],
+                f"{note}; what the browser and Streamlit take here before any app code")
+        tab.page.close()
 
 
 SLIDER_FLOOR_APP = """import numpy as np
@@ -294,20 +283,17 @@ def slider_floor(browser, args, env, rec, deadline):
     bar chart, a line chart, a 300 x 262 heatmap) from the slider's value, without computing anything; each press
     timed as the dashboard's are."""
     for charts in (1, 4):
-        with tempfile.TemporaryDirectory(prefix="floor-") as folder:
-            (Path(folder) / "app.py").write_text(SLIDER_FLOOR_APP.replace("CHARTS", str(charts)))
-            shutil.copytree(Path(args.app_dir) / ".streamlit", Path(folder) / ".streamlit")
-            with streamlit_server(folder, env=env, how="streamlit") as (url, proc):
-                tab = Tab(browser, deadline)
-                tab.page.goto(url)
-                tab.wait(time.perf_counter(), lambda: tab.js(FIRST_CHART), "floor app", timeout=120)
-                tab.slider().focus()
-                for _ in range(max(args.presses, 3)):
-                    tab.js(IDLE)
-                    drawn, settled = press(tab, "ArrowRight")
-                    rec.add(f"floor: slider -> redrawn, an app of {charts} chart{'s' * (charts > 1)} and no computation",
-                            settled, GOALS["slider"]["lenet-300-100"], f"chart changed {drawn:.2f} s")
-                tab.page.close()
+        with app_server(SLIDER_FLOOR_APP.replace("CHARTS", str(charts)), env=env, settings=args.app_dir) as (url, _):
+            tab = Tab(browser, deadline)
+            tab.page.goto(url)
+            tab.wait(time.perf_counter(), lambda: tab.js(FIRST_CHART), "floor app", timeout=120)
+            tab.slider().focus()
+            for _ in range(max(args.presses, 3)):
+                tab.js(IDLE)
+                drawn, settled = press(tab, "ArrowRight")
+                rec.add(f"floor: slider -> redrawn, an app of {charts} chart{'s' * (charts > 1)} and no computation",
+                        settled, GOALS["slider"]["lenet-300-100"], f"chart changed {drawn:.2f} s")
+            tab.page.close()
 
 
 def repetition(browser, args, env, rec, deadline):
