@@ -1,6 +1,7 @@
 """compress_engine.core.train: subnormal weights, and weights so small that their products are, never ship, never
 survive training, never come out of compress()."""
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,35 @@ def test_fit_flushes_subnormal_arithmetic_on_its_thread_and_leaves_the_default_a
     fit(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), small, epochs=1, lr=1e-3, loss_fn=loss_fn)
     assert seen and set(seen) == {0.0}
     assert float(sub * 1.0) > 0  # torch's default again afterwards
+
+
+def test_stop_when_stops_logits_before_a_batch_on_its_own_thread_only():
+    model = nn.Sequential(nn.Linear(4, 3)).train()
+    x = torch.randn(2500, 4)
+    asked = []
+
+    def check():
+        asked.append(1)
+        return len(asked) > 2
+    with ce.stop_when(check):
+        with pytest.raises(ce.Stopped):
+            ce.logits(model, x)  # batches of 1,000: asked before each, it stops before the third
+        assert len(asked) == 3 and model.training  # the model is left as it was
+        other = []
+        thread = threading.Thread(target=lambda: other.append(tuple(ce.logits(model, x).shape)))
+        thread.start()
+        thread.join()
+        assert other == [(2500, 3)] and len(asked) == 3  # another thread's evaluation is not asked about
+        with ce.stop_when(lambda: False):
+            assert ce.logits(model, x).shape == (2500, 3)  # the inner check applies
+        with pytest.raises(ce.Stopped):
+            ce.logits(model, x)  # and the outer one again after it
+    assert ce.logits(model, x).shape == (2500, 3)  # outside, nothing is asked
+
+
+def test_stop_when_abandons_a_whole_compress_run(lenet300, small):
+    batches = []
+    with ce.stop_when(lambda: batches.append(1) or len(batches) > 1):  # 2,000 test images: 2 batches each
+        with pytest.raises(ce.Stopped):
+            ce.compress(lenet300, ce.Recipe(sparsity=0.5), small)
+    assert len(batches) == 2

@@ -7,6 +7,7 @@ so this loop needs no special cases: whatever it optimizes, the forward pass sta
 import copy
 import math
 import statistics
+import threading
 import time
 from contextlib import contextmanager
 
@@ -57,7 +58,23 @@ FLUSH_EVERY = 16  # fit()'s optimizer steps between two flush_tiny_ passes over 
 
 
 class Stopped(Exception):
-    """Raised when the progress callback asks to stop; the caller keeps nothing of the run."""
+    """Raised when the progress callback (or a stop_when check) asks to stop; the caller keeps nothing of the run."""
+
+
+_stop = threading.local()
+
+
+@contextmanager
+def stop_when(check):
+    """While inside, logits() on this thread calls check() before each batch and raises Stopped once it returns
+    True, so a whole compress() can be abandoned within one batch (a run computed on speculation gives way to
+    one somebody waits for). Other threads are unaffected; the checks nest (the inner one applies)."""
+    before = getattr(_stop, "check", None)
+    _stop.check = check
+    try:
+        yield
+    finally:
+        _stop.check = before
 
 
 def has_conv(model):
@@ -81,8 +98,12 @@ def logits(model, x, batch_size=None):
     model.eval()
     conv = has_conv(model)
     batch_size = batch_size or (256 if conv else 1000)
+    check = getattr(_stop, "check", None)
     outs = []
     for i in range(0, len(x), batch_size):
+        if check is not None and check():
+            model.train(was_training)
+            raise Stopped("stopped: stop_when's check asked for it")
         xb = x[i:i + batch_size]
         if conv:
             xb = xb.contiguous(memory_format=torch.channels_last)
