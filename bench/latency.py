@@ -20,7 +20,8 @@ trained-results folder (so no page opens on a result trained earlier), and drive
   person clicks, and --think seconds more, a person reading it first): until its first chart is drawn (a page
   that has none, e.g. Compare with no saved runs, counts until its run has finished);
 - on Pruning, Clustering, Quantization and Pipeline: the first slider moved one step with the arrow key,
-  --presses times, each to a value not seen before: until the first chart shows the new data and the page's
+  --presses times, each to a value not seen before (each --think seconds after the page has settled, the chart
+  read first): until the first chart shows the new data and the page's
   run has finished; and, as the floor under that goal, the same press on an app of one slider and 1 or 4
   Plotly charts of the sizes of Pruning's, which computes nothing;
 - a held arrow key on Pruning (LeNet-300-100): --held presses at 30 per second (a keyboard's auto-repeat),
@@ -330,6 +331,8 @@ def repetition(browser, args, env, rec, deadline):
                     slider = tab.slider()
                     slider.focus()
                     for _ in range(args.presses):
+                        if args.think:
+                            tab.page.wait_for_timeout(1000 * args.think)  # the chart read before the next press
                         drawn, settled = press(tab, "ArrowRight")
                         rec.add(f"slider -> redrawn: {name}, {label}", settled, GOALS["slider"].get(model, 0.6),
                                 f"chart changed {drawn:.2f} s")
@@ -380,8 +383,8 @@ def main(argv=None):
     ap.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL")
     ap.add_argument("--pages", nargs="+", choices=PAGES, metavar="PAGE", help=f"default: {', '.join(PAGES)}")
     ap.add_argument("--think", type=float, default=0.0,
-                    help="seconds a visitor reads each page (and Home after a model switch) before clicking the next "
-                         "(default 0: click once the browser is idle)")
+                    help="seconds a visitor reads each page (and Home after a model switch) before clicking the next, "
+                         "and each chart before the next slider press (default 0: at once, once the browser is idle)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="torch threads of the server (OMP_NUM_THREADS; default: the machine's cores)")
     ap.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout to serve (default: this one)")

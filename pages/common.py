@@ -30,18 +30,21 @@ MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first
 
 
 _frame = threading.local()  # frame() marks the page run app.py wraps
-_running = [0, 0.0]  # page runs in progress in this process (all sessions), and when the last one ended (monotonic)
+_running = [0, 0.0, 0.0]  # page runs in progress in this process (all sessions); when the last one ended and
+# when the last one started (monotonic)
 _running_lock = threading.Lock()
 
 
 @contextmanager
 def frame():
     """app.py runs each page inside this, so through_app() knows the page is not running alone. It also counts the
-    session's runs (warm() treats the first one apart) and the page runs in progress, which warm() waits for."""
+    session's runs (warm() treats the first one apart) and the page runs in progress, which runs computed ahead
+    give way to (ahead())."""
     _frame.active = True
     st.session_state["_runs"] = st.session_state.get("_runs", 0) + 1
     with _running_lock:
         _running[0] += 1
+        _running[2] = time.monotonic()
     try:
         yield
     finally:
@@ -233,6 +236,7 @@ def _run(model_name, recipe_json, dataset_name, weights_id=""):
         if hit is not None:
             return hit
     res = ce.compress(model(model_name), recipe, _dataset(dataset_name))
+    _eval_seconds[(model_name, dataset_name, weights_id)] = res.timings.get("evaluate")  # see ahead()
     if ce.trained.trains(recipe):
         _keep_trained(model_name, recipe, dataset_name, weights_id, res)
     return _pack(model_name, res)
@@ -302,8 +306,9 @@ def run(recipe, spinner="Compressing…"):
         st.stop()
     dataset()
     try:
-        with st.spinner(spinner):
-            return _run(model_name(), recipe.to_json(), DATASET, weights_id(model_name()))
+        key = (model_name(), recipe.to_json(), DATASET, weights_id(model_name()))
+        with st.spinner(spinner), _asking(key):
+            return _run(*key)
     except ce.CompressError as e:
         st.error(str(e))
         st.stop()
@@ -327,8 +332,10 @@ def curve_metrics(recipes, spinner="Computing the curve…"):
     with st.spinner(spinner):
         for r in recipes:
             st.session_state.get("_run_unfinished")  # a stop point (see coalesce)
+            key = (name, r.to_json(), DATASET, weights_id(name))
             try:
-                out.append(_metrics(name, r.to_json(), DATASET, weights_id(name)))
+                with _asking(key):
+                    out.append(_metrics(*key))
             except ce.CompressError as e:
                 st.error(str(e))
                 st.stop()
@@ -354,81 +361,54 @@ STARTS = {
     "export": {"sparsity": 0.5, "clusters": 16, "huffman": True},
 }
 
-_warmed = set()  # (model, dataset, weights id) whose page starts a warm() thread has computed or is computing
-_warmed_lock = threading.Lock()
-_warm_gen = [0]  # bumped by each warm() that computes page starts: an older one still at work then stops
-_compute_lock = threading.Lock()  # warm computations, one at a time (all threads, models and sessions)
-QUIET = 1.0  # s without any page run before a page start is computed (a visitor reading, not pressing keys)
-PATIENCE = 300.0  # s a warm-up waits for such a pause before it gives up (a busy class computes on demand anyway)
-WARM_MAX_EVAL = 2.0  # s: a model whose dense evaluation takes longer gets no page starts (ResNet-8: ~5 s each)
+_compute_lock = threading.Lock()  # the dense run of warm() and the runs computed ahead, one at a time
+QUIET = 1.0  # s without any page run before a run is computed ahead (a visitor reading, not pressing keys)
+GRACE = 0.1  # s a page run may run beside a run computed ahead before that one stops (unless the page waits for it)
+AHEAD_MAX = 32  # runs waiting to be computed ahead (beyond it the oldest requests are dropped)
+AHEAD_TTL = 120.0  # s a request to compute ahead stays wanted (after that the visitor has moved on)
+WARM_MAX_EVAL = 2.0  # s: a model whose evaluation takes longer gets nothing computed ahead (ResNet-8: ~5 s each)
+_eval_seconds = {}  # (model, dataset, weights id) -> its last computed run's evaluation seconds
+_ahead = []  # [(asked at (monotonic), _run's arguments, the asking session's context)]: oldest first
+_ahead_cv = threading.Condition()
+_ahead_thread = []  # the one worker, started on first use
+_asked = {}  # _run's arguments -> page runs waiting for that run now (a run computed ahead for them goes on)
 
 
 def warm():
-    """Compute the sidebar model's dense run, then each page's STARTS run, drawing nothing (Home calls it after its
-    chart): every technique page starts from the dense run and opens on its start, so the page opened next draws
-    sooner. Also the fingerprints that look up trained results on disk (the dataset's takes ~0.15 s, once).
+    """Compute the sidebar model's dense run, then ask for each page's STARTS run ahead (ahead()), drawing nothing
+    (Home calls it after its chart): every technique page starts from the dense run and opens on its start, so the
+    page opened next draws sooner. Also the fingerprints that look up trained results on disk (the dataset's takes
+    ~0.15 s, once).
 
     The dense run is computed in this run, after the chart (a page clicked meanwhile waits for it, as it needs it),
     except in a session's first run, which does it in a thread and ends at once: its browser is still loading
     Plotly then, and a run that kept going held Home's first chart back, 6.3-6.7 s from the command instead of
     4.5-4.8 (bench/latency.py, headless Chromium on 2 cores). A page asking for one of these runs meanwhile waits
     for that one computation (st.cache_data computes a key once at a time).
-
-    The page starts are work a visitor may never ask for, so they give way to what visitors do ask for: a thread
-    computes them once per model and process, for every session; each on one torch thread, only once no page
-    run has run for QUIET seconds (a warm-up that waits PATIENCE seconds for that gives up); one warm computation
-    at a time; a newer model's warm-up stops an older one's (the visitor has moved on); and none for a model whose
-    evaluation takes over WARM_MAX_EVAL seconds (ResNet-8's five starts would be ~50 s of a core, and a page
-    clicked meanwhile would wait for its start on one thread instead of computing it on two). Without these rules the
-    first model's starts ran beside the next model's dense run on both cores (LeNet-5's Pruning page: 2.5-3.6 s to
-    its first chart instead of 1.9), and, computed between slider presses, beside the next press (LeNet-5's Pruning
-    redraw: 2.0 s instead of 1.4).
     Under AppTest (no browser, no server) only the dense run."""
     name = model_name()
-    args = (name, DATASET, weights_id(name))  # recipes are made in _warm: it imports torch, which Home did without
-    ctx = get_script_run_ctx()
-    if not (Runtime.exists() and type(Runtime.instance()) is Runtime and ctx is not None):
+    args = (name, DATASET, weights_id(name))  # recipes are made below: it imports torch, which Home did without
+    if not _served():
         _warm_dense(*args)  # AppTest's runtime is a stand-in
         return
-    with _warmed_lock:
-        gen = None
-        if args not in _warmed:
-            _warmed.add(args)
-            _warm_gen[0] += 1
-            gen = _warm_gen[0]
+    ctx = get_script_run_ctx()
     if st.session_state.get("_runs") == 1:
-        target, targs = _warm, (*args, gen)
-    else:
-        target, targs = _warm_starts, (*args, gen, _warm_dense(*args))
-    if target is _warm or gen is not None:
-        thread = threading.Thread(target=target, args=targs, name="warm", daemon=True)
+        thread = threading.Thread(target=_warm, args=(args, ctx), name="warm", daemon=True)
         add_script_run_ctx(thread, ctx)  # the session's context: an uploaded model lives in its state
         thread.start()
+    else:
+        _warm(args, ctx)
 
 
-def _warm(name, dataset_name, wid, gen):
-    """The dense run, then the page starts if `gen` is given: see warm()."""
-    _warm_starts(name, dataset_name, wid, gen, _warm_dense(name, dataset_name, wid))
+def _warm(args, ctx):
+    """The dense run of the model `args` = (name, dataset, weights id), then its page starts asked for ahead."""
+    if _warm_dense(*args) is not None:
+        _push(args, [ce.Recipe(**fields) for fields in STARTS.values()], ctx)
 
 
-def _warm_starts(name, dataset_name, wid, gen, seconds):
-    """Each page's start, if `gen` is given and the dense run's evaluation took `seconds` <= WARM_MAX_EVAL."""
-    if gen is None:
-        return
-    if seconds is None or seconds > WARM_MAX_EVAL:  # the dense run failed, or the model is too slow to speculate on:
-        return                                      # it stays in _warmed, so its Home visits stop no other warm-up
-    ce.jobs.use_threads(1)
-    for fields in STARTS.values():
-        quiet = _wait_quiet(gen)
-        with _compute_lock:
-            if not quiet or _warm_gen[0] != gen:  # no pause came, or a newer model is warmed: its next Home visit
-                with _warmed_lock:                # warms the rest
-                    _warmed.discard((name, dataset_name, wid))
-                return
-            try:
-                _run(name, ce.Recipe(**fields).to_json(), dataset_name, wid)
-            except Exception:  # noqa: BLE001 - a model a technique cannot take: its page says why when opened
-                pass
+def _served():
+    """Whether this is a real server's script run (AppTest's runtime is a stand-in, and runs no threads of ours)."""
+    return Runtime.exists() and type(Runtime.instance()) is Runtime and get_script_run_ctx() is not None
 
 
 def _warm_dense(name, dataset_name, wid):
@@ -443,16 +423,116 @@ def _warm_dense(name, dataset_name, wid):
         return None
 
 
-def _wait_quiet(gen, quiet=QUIET, patience=PATIENCE):
-    """Whether no page run has been in progress for `quiet` seconds (polled every 50 ms) before `patience` ran out
-    (False at once when a newer warm-up than `gen` has begun)."""
+def ahead(*recipes):
+    """Compute these runs of the sidebar's model ahead, in the background, the first first: what the visitor is
+    likely to ask for next (a slider's neighbouring values, each page's first setting), so that it answers from
+    the cache when asked. Recipes that train, and None, are left out. Nothing under AppTest.
+
+    This is work nobody may ask for, so it gives way to work somebody does: one thread computes every session's
+    requests, newest first, one at a time; only once no page run has been in progress for QUIET seconds; a page run
+    begun GRACE seconds ago that has not asked for the run being computed stops it before its next evaluation
+    batch (ce.stop_when; it goes back in line), while one that asks for it waits for it; a request older than
+    AHEAD_TTL is dropped, as are the oldest beyond AHEAD_MAX; and a model whose evaluation takes over WARM_MAX_EVAL
+    seconds gets none (ResNet-8's runs would be seconds of both cores each). Without these rules page starts computed
+    beside the next model's dense run made LeNet-5's Pruning page 2.5-3.6 s to its first chart instead of 1.9, and
+    computed between slider presses, beside the next press, its redraw 2.0 s instead of 1.4."""
+    if not _served():
+        return
+    name = model_name()
+    _push((name, DATASET, weights_id(name)), recipes, get_script_run_ctx())
+
+
+def _push(args, recipes, ctx):
+    """Queue recipes of the model `args` = (name, dataset, weights id) to compute ahead (see ahead())."""
+    seconds = _eval_seconds.get(args)
+    if seconds is None or seconds > WARM_MAX_EVAL:
+        return
+    now = time.monotonic()
+    with _ahead_cv:
+        for r in reversed(recipes):  # the worker takes the newest first
+            if r is None or ce.trained.trains(r):
+                continue
+            key = (args[0], r.to_json(), *args[1:])
+            _ahead[:] = [e for e in _ahead if e[1] != key]
+            _ahead.append((now, key, ctx))
+        del _ahead[:-AHEAD_MAX]
+        if not _ahead_thread:
+            _ahead_thread.append(threading.Thread(target=_ahead_worker, name="ahead", daemon=True))
+            _ahead_thread[0].start()
+        _ahead_cv.notify()
+
+
+def _ahead_worker():
+    while True:
+        with _ahead_cv:
+            while not _ahead:
+                _ahead_cv.wait()
+        if _wait_quiet(patience=1.0):
+            _compute_ahead(_next_ahead())
+
+
+def _next_ahead():
+    """The newest request not older than AHEAD_TTL (older ones are dropped), or None."""
+    with _ahead_cv:
+        now = time.monotonic()
+        _ahead[:] = [e for e in _ahead if now - e[0] <= AHEAD_TTL]
+        return _ahead.pop() if _ahead else None
+
+
+def _compute_ahead(entry):
+    """Compute one request (a no-op if it is cached); stopped by a page run, it goes back in line."""
+    if entry is None:
+        return
+    _, key, ctx = entry
+    thread, before = threading.current_thread(), get_script_run_ctx(suppress_warning=True)
+    add_script_run_ctx(thread, ctx)  # the asking session's: an uploaded model lives in its state
+    with _compute_lock:
+        try:
+            began = time.monotonic()
+            with ce.stop_when(lambda: _give_way(key, began)):
+                _run(*key)
+        except ce.Stopped:
+            with _ahead_cv:
+                _ahead.insert(sum(e[0] <= entry[0] for e in _ahead), entry)  # where it was, by time asked
+        except Exception:  # noqa: BLE001 - a model a technique cannot take: its page says why when asked
+            pass
+        finally:
+            add_script_run_ctx(thread, before)
+
+
+def _give_way(key, began):
+    """Whether the run of `key` computed ahead since `began` (monotonic) should stop: a page run began since then,
+    GRACE seconds ago or more, and no page run is waiting for this one. Also when that page run has already ended:
+    its browser is drawing it then, on the same cores when the visitor runs the dashboard on their own machine."""
+    with _running_lock:
+        started = _running[2]
+        return started > began and time.monotonic() - started >= GRACE and not _asked.get(key)
+
+
+@contextmanager
+def _asking(key):
+    """A page run waits for _run(*key) inside: a run of it computed ahead goes on (see _give_way)."""
+    with _running_lock:
+        _asked[key] = _asked.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _asked[key] -= 1
+            if not _asked[key]:
+                del _asked[key]
+
+
+def _wait_quiet(quiet=QUIET, patience=1.0):
+    """Whether no page run has been in progress for `quiet` seconds (polled every 50 ms) before `patience` ran out."""
     end = time.monotonic() + patience
-    while time.monotonic() < end and _warm_gen[0] == gen:
+    while True:
         with _running_lock:
             if _running[0] == 0 and time.monotonic() - _running[1] >= quiet:
                 return True
+        if time.monotonic() >= end:
+            return False
         time.sleep(0.05)
-    return False
 
 
 def headline(recipe, spinner="Compressing…", label=None, key=None):

@@ -31,6 +31,14 @@ def widget_recipe(state):
                   finetune_epochs=state["pipe_epochs"])
 
 
+def stage_runs(recipe):
+    """[(stage, Recipe)]: the post-training runs that measure `recipe`'s stages (explain.stage_recipes) but the dense
+    one, and but the shared-weights stage when Huffman coding follows: that stage holds the Huffman stage's very
+    weights, so its size is that run's plain_bytes (fixed-width codes) and its accuracy the same."""
+    derived = "share" if recipe.huffman else None
+    return [(stage, r) for stage, _, r in explain.stage_recipes(recipe) if stage not in ("dense", derived)]
+
+
 def use_deep_compression():
     st.session_state.update(DEEP_COMPRESSION)
 
@@ -164,10 +172,8 @@ elif m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
 
 # --- size waterfall beside the paper's ratios -----------------------------------------------------
 stages = explain.stage_recipes(recipe)
-# the shared-weights stage, when Huffman coding follows, holds the Huffman stage's very weights: its size is that
-# run's plain_bytes (fixed-width codes) and its accuracy the same, so it costs no compress() run of its own
 derived = "share" if recipe.huffman else None
-partial = [(stage, r) for stage, _, r in stages if stage not in ("dense", derived)]
+partial = stage_runs(recipe)
 results = {"dense": dense}
 for (stage, _), metrics in zip(partial, common.curve_metrics([r for _, r in partial], "Measuring each stage…")):
     results[stage] = {"metrics": metrics}
@@ -237,4 +243,11 @@ with right:
         "- **raw**: tensors stored as plain float32 (biases, and every weight the recipe leaves alone).")
     common.save_button(run, "+".join(recipe.techniques()) + (f"+finetune{epochs}" if tuned else ""),
                        key="pipe_save")
+# the sliders' next values, post-training, with their stages: they answer from the cache
+near = [post.replace(sparsity=p / 100) for p in (pct + 1, pct - 1) if 0 <= p <= 99]
+for field, values in (("clusters", KS), ("bits", ce.BITS)):
+    if getattr(post, field) is not None:
+        i = values.index(getattr(post, field))
+        near += [post.replace(**{field: values[j]}) for j in (i + 1, i - 1) if 0 <= j < len(values)]
+common.ahead(*(r for n in near for r in [n, *(r for _, r in stage_runs(n))]))
 common.finished()

@@ -6,6 +6,7 @@ deltas and table, 4-bit quantization's zeroed weights, Material icons, Streamlit
 results that outlive the browser session.
 """
 
+import copy
 import json
 import re
 import threading
@@ -67,65 +68,149 @@ def test_each_page_opens_on_the_start_that_home_warms(tiny, monkeypatch, name):
     assert [r for r in asked if r != dense][0] == ce.Recipe(**common.STARTS[name]).to_json()
 
 
-def test_warm_computes_the_dense_run_then_every_page_start_until_a_newer_model_comes(monkeypatch):
+@pytest.mark.parametrize("name, widget, key, value", [
+    ("pruning", "slider", "prune_sparsity", 81), ("pruning", "slider", "prune_sparsity", 79),
+    ("clustering", "select_slider", "cluster_k", 24), ("clustering", "select_slider", "cluster_k", 12),
+    ("pipeline", "slider", "pipe_sparsity", 81), ("pipeline", "select_slider", "pipe_clusters", 8)])
+def test_a_slider_step_computes_nothing_its_page_did_not_ask_for_ahead(tiny, monkeypatch, name, widget, key, value):
+    """Every run a page needs after its slider moves one step either way is one it asked ahead() for (the exact
+    recipe, so the cache answers), or one it had already."""
     from pages import common
+    ahead, used = [], []
+    monkeypatch.setattr(common, "ahead", lambda *rs: ahead.extend(r.to_json() for r in rs))
+    real_run, real_curve = common.run, common.curve_metrics
+    monkeypatch.setattr(common, "run", lambda r, *a, **kw: (used.append(r.to_json()), real_run(r, *a, **kw))[1])
+    monkeypatch.setattr(common, "curve_metrics",
+                        lambda rs, *a, **kw: (used.extend(r.to_json() for r in rs), real_curve(rs, *a, **kw))[1])
+    at = page(name)
+    had, asked = set(used), set(ahead)
+    getattr(at, widget)(key=key).set_value(value).run()
+    assert not at.exception, at.exception
+    new = set(used) - had
+    assert new and new <= asked, sorted(new - asked)
+
+
+@pytest.fixture
+def queue(monkeypatch):
+    """An empty queue of runs to compute ahead, no worker thread, no page run for ages; _run recorded (see fake)."""
+    from pages import common
+    monkeypatch.setattr(common, "_ahead", [])
+    monkeypatch.setattr(common, "_ahead_thread", [threading.Thread(target=lambda: None)])  # as if started
+    monkeypatch.setattr(common, "_asked", {})
+    monkeypatch.setattr(common, "_eval_seconds", {("m", "data", ""): 0.5, ("slow", "data", ""): common.WARM_MAX_EVAL + 1})
+    monkeypatch.setattr(common, "_running", [0, -1e9, -1e9])
+    monkeypatch.setattr(common, "_trained_key", lambda *a: None)
     asked = []
-    failing = ce.Recipe(**common.STARTS["clustering"]).to_json()
-    newer = ce.Recipe(**common.STARTS["quantization"]).to_json()
 
     def fake_run(name, recipe_json, dataset_name, wid=""):
-        asked.append(recipe_json)
-        if name == "slow":
-            return {"timings": {"evaluate": common.WARM_MAX_EVAL + 1}}
-        if recipe_json == failing:
-            raise ce.CompressError("this model cannot be clustered")  # stops nothing
-        if recipe_json == newer and name == "old":
-            common._warm_gen[0] += 1  # meanwhile a visitor chose another model
-        return {"timings": {"evaluate": 0.5}}
+        asked.append((name, recipe_json))
+        if name == "broken":
+            raise ce.CompressError("this model cannot be evaluated")
+        return {"timings": {"evaluate": common._eval_seconds.get((name, dataset_name, wid), 0.5)}}
     monkeypatch.setattr(common, "_run", fake_run)
-    monkeypatch.setattr(common, "_trained_key", lambda *a: None)
-    monkeypatch.setattr(common, "_warm_gen", [7])
-    monkeypatch.setattr(common, "_warmed", {("m", "data", ""), ("old", "data", "")})
-    monkeypatch.setattr(common, "_running", [0, -1e9])  # no page run for ages: every start goes ahead at once
-    monkeypatch.setattr(ce.jobs, "use_threads", lambda n: n)  # not this test thread's torch threads
+    return common, asked
 
-    common._warm("m", "data", "", 7)
-    assert asked == [ce.Recipe().to_json()] + [ce.Recipe(**f).to_json() for f in common.STARTS.values()]
-    asked.clear()
-    common._warm("m", "data", "", None)  # already warmed: the dense run only
-    assert asked == [ce.Recipe().to_json()]
-    asked.clear()
-    common._warm("old", "data", "", 7)
+
+def drain(common):
+    """Compute every queued run, newest first, as the worker does once nobody is waiting."""
+    while common._ahead:
+        common._compute_ahead(common._next_ahead())
+
+
+def test_warm_computes_the_dense_run_then_asks_for_every_page_start_in_order(queue):
+    common, asked = queue
     starts = [ce.Recipe(**f).to_json() for f in common.STARTS.values()]
-    assert asked == [ce.Recipe().to_json()] + starts[:starts.index(newer) + 1]  # stopped after the newer model came
-    assert common._warmed == {("m", "data", "")}  # "old" is warmed again on its next Home visit
+    common._warm(("m", "data", ""), None)
+    assert asked == [("m", ce.Recipe().to_json())]  # the dense run at once, the starts queued
+    drain(common)
+    assert asked[1:] == [("m", r) for r in starts]  # in STARTS' order: Pruning's first
     asked.clear()
-    common._warmed.add(("slow", "data", ""))
-    common._warm("slow", "data", "", 8)
-    assert asked == [ce.Recipe().to_json()]  # its evaluation is too slow to compute starts on speculation
-    assert ("slow", "data", "") in common._warmed  # and its next Home visits bump no generation
+    common._warm(("slow", "data", ""), None)
+    common._warm(("broken", "data", ""), None)
+    assert asked == [("slow", ce.Recipe().to_json()), ("broken", ce.Recipe().to_json())]
+    assert common._ahead == []  # too slow to compute on speculation; or its dense run failed: nothing queued
 
 
-def test_page_starts_wait_for_a_pause_in_the_page_runs(monkeypatch):
+def test_ahead_queue_takes_the_newest_first_once_each_and_leaves_out_training_and_the_old(queue, monkeypatch):
+    common, asked = queue
+    a, b, c = (ce.Recipe(sparsity=s) for s in (0.1, 0.2, 0.3))
+    common._push(("m", "data", ""), [a, None, ce.Recipe(sparsity=0.5, finetune_epochs=1), b], None)
+    common._push(("m", "data", ""), [c, a], None)  # a asked again: it moves up, and is not computed twice
+    common._push(("slow", "data", ""), [a], None)
+    common._push(("unknown", "data", ""), [a], None)  # no evaluation measured yet: nothing
+    assert [(e[1][0], e[1][1]) for e in reversed(common._ahead)] == [("m", c.to_json()), ("m", a.to_json()),
+                                                                      ("m", b.to_json())]
+    common._ahead.insert(0, (time.monotonic() - common.AHEAD_TTL - 1, ("m", "old", "data", ""), None))
+    drain(common)
+    assert asked == [("m", c.to_json()), ("m", a.to_json()), ("m", b.to_json())]  # the stale request is dropped
+    monkeypatch.setattr(common, "AHEAD_MAX", 2)
+    common._push(("m", "data", ""), [a, b, c], None)
+    assert [e[1][1] for e in common._ahead] == [b.to_json(), a.to_json()]  # the oldest beyond AHEAD_MAX dropped
+
+
+def test_a_run_computed_ahead_gives_way_to_a_page_run_unless_that_waits_for_it(queue, monkeypatch):
+    common, _ = queue
+    key, began = ("m", "recipe", "data", ""), time.monotonic() - 10
+    assert not common._give_way(key, began)  # no page run since it began
+    common._running[:] = [1, 0.0, time.monotonic()]
+    assert not common._give_way(key, began)  # a page run just began: GRACE to ask for it
+    common._running[2] -= common.GRACE
+    assert common._give_way(key, began)  # it has not asked within GRACE: stop
+    with common._asking(key):
+        assert not common._give_way(key, began)  # it waits for this very run: go on
+    assert common._asked == {} and common._give_way(key, began)
+    common._running[0] = 0
+    assert common._give_way(key, began)  # it ended without asking: its page is being drawn, on these cores
+    assert not common._give_way(key, time.monotonic())  # a page run before this one began stops nothing
+
+    stopped = []  # a run stopped half-way goes back in line, where it was
+    monkeypatch.setattr(common, "_run", lambda *k: stopped.append(k) or (_ for _ in ()).throw(ce.Stopped()))
+    older, newer = (1.0, ("m", "r1", "data", ""), None), (3.0, ("m", "r3", "data", ""), None)
+    common._ahead[:] = [older, newer]
+    common._compute_ahead((2.0, key, None))
+    assert stopped == [key] and common._ahead == [older, (2.0, key, None), newer]
+
+
+def test_a_run_computed_ahead_stops_within_one_batch_when_a_page_run_starts(lenet300, small, monkeypatch):
+    """The real engine under the real check: a page run that began GRACE ago stops compress() before its next
+    evaluation batch, and the run goes back in line."""
     from pages import common
-    monkeypatch.setattr(common, "_warm_gen", [3])
-    monkeypatch.setattr(common, "_running", [1, 0.0])
+    monkeypatch.setattr(common, "_ahead", [])
+    monkeypatch.setattr(common, "_running", [0, -1e9, -1e9])
+    batches = []
+
+    def run(*key):
+        def forward(module, inputs):
+            batches.append(len(inputs[0]))
+            if len(batches) == 2:  # a page run begins, and has asked for nothing else by GRACE
+                common._running[:] = [1, 0.0, time.monotonic()]
+                time.sleep(common.GRACE)
+        model = copy.deepcopy(lenet300)
+        model.register_forward_pre_hook(forward)
+        return ce.compress(model, ce.Recipe(sparsity=0.5), small)
+    monkeypatch.setattr(common, "_run", run)
+    entry = (time.monotonic(), ("m", "r", "data", ""), None)
+    common._compute_ahead(entry)
+    assert len(batches) == 2 and common._ahead == [entry]
+
+
+def test_runs_ahead_wait_for_a_pause_in_the_page_runs(monkeypatch):
+    from pages import common
+    monkeypatch.setattr(common, "_running", [1, 0.0, 0.0])
     answers = []
-    waiting = threading.Thread(target=lambda: answers.append(common._wait_quiet(3, quiet=0.5, patience=30)))
+    waiting = threading.Thread(target=lambda: answers.append(common._wait_quiet(quiet=0.5, patience=30)))
     waiting.start()
     waiting.join(0.3)
-    assert waiting.is_alive()  # a page run is in progress: the start waits
+    assert waiting.is_alive()  # a page run is in progress: the run waits
     with common._running_lock:
-        common._running[:] = [0, time.monotonic()]  # it ended just now
+        common._running[:2] = [0, time.monotonic()]  # it ended just now
     waiting.join(0.2)
     assert waiting.is_alive()  # not for `quiet` seconds yet
     waiting.join(5)
     assert answers == [True]  # then it goes on
-    assert common._wait_quiet(3, quiet=60, patience=0.2) is False  # no pause within its patience: it gives up
-    common._warm_gen[0] = 4
-    assert common._wait_quiet(3, quiet=0, patience=30) is False  # a newer warm-up began: it stops at once
+    assert common._wait_quiet(quiet=60, patience=0.2) is False  # no pause within its patience
     with common.frame():
-        assert common._running[0] == 1  # frame() counts the page run it wraps
+        assert common._running[0] == 1 and time.monotonic() - common._running[2] < 5  # frame() counts its page run
     assert common._running[0] == 0 and time.monotonic() - common._running[1] < 5
 
 
