@@ -31,12 +31,18 @@ def widget_recipe(state):
                   finetune_epochs=state["pipe_epochs"])
 
 
+def derived_stage(recipe):
+    """The stage read off another run instead of computed: the shared-weights stage when Huffman coding follows
+    holds the Huffman stage's very weights, so its size is that run's plain_bytes (fixed-width codes) and its
+    accuracy the same."""
+    return "share" if recipe.huffman else None
+
+
 def stage_runs(recipe):
-    """[(stage, Recipe)]: the post-training runs that measure `recipe`'s stages (explain.stage_recipes) but the dense
-    one, and but the shared-weights stage when Huffman coding follows: that stage holds the Huffman stage's very
-    weights, so its size is that run's plain_bytes (fixed-width codes) and its accuracy the same."""
-    derived = "share" if recipe.huffman else None
-    return [(stage, r) for stage, _, r in explain.stage_recipes(recipe) if stage not in ("dense", derived)]
+    """[(stage, Recipe)]: the post-training runs that measure `recipe`'s stages (explain.stage_recipes), but the
+    dense one and derived_stage's."""
+    skip = ("dense", derived_stage(recipe))
+    return [(stage, r) for stage, _, r in explain.stage_recipes(recipe) if stage not in skip]
 
 
 def use_deep_compression():
@@ -172,7 +178,7 @@ elif m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
 
 # --- size waterfall beside the paper's ratios -----------------------------------------------------
 stages = explain.stage_recipes(recipe)
-derived = "share" if recipe.huffman else None
+derived = derived_stage(recipe)
 partial = stage_runs(recipe)
 results = {"dense": dense}
 for (stage, _), metrics in zip(partial, common.curve_metrics([r for _, r in partial], "Measuring each stage…")):

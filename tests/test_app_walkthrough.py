@@ -97,7 +97,8 @@ def queue(monkeypatch):
     monkeypatch.setattr(common, "_ahead", [])
     monkeypatch.setattr(common, "_ahead_thread", [threading.Thread(target=lambda: None)])  # as if started
     monkeypatch.setattr(common, "_asked", {})
-    monkeypatch.setattr(common, "_eval_seconds", {("m", "data", ""): 0.5, ("slow", "data", ""): common.WARM_MAX_EVAL + 1})
+    monkeypatch.setattr(common, "_eval_seconds", {("m", "data", ""): 0.5,
+                                                  ("slow", "data", ""): common.WARM_MAX_EVAL + 1})
     monkeypatch.setattr(common, "_running", [0, -1e9, -1e9])
     monkeypatch.setattr(common, "_trained_key", lambda *a: None)
     asked = []
