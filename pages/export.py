@@ -187,6 +187,11 @@ def make_tab():
     st.caption(f"SHA-256 of the artifact `{short_hash(art)}…`. Check it anywhere: "
                f"`python -m compress_engine eval {stem}.cpg`.")
     show_breakdown(ce.size_breakdown(art), len(art), "made")
+    if upload is None and not recipe.finetune_epochs and recipe.temperature is None:
+        # the sparsity slider's next values (0.1 % steps): they answer from the cache
+        lo, hi = ce.RANGES["sparsity"]
+        common.ahead(*(recipe.replace(sparsity=round(s, 4)) for s in (recipe.sparsity + 0.001, recipe.sparsity - 0.001)
+                       if lo <= round(s, 4) <= hi))
 
 
 def check_tab():

@@ -71,7 +71,8 @@ def test_each_page_opens_on_the_start_that_home_warms(tiny, monkeypatch, name):
 @pytest.mark.parametrize("name, widget, key, value", [
     ("pruning", "slider", "prune_sparsity", 81), ("pruning", "slider", "prune_sparsity", 79),
     ("clustering", "select_slider", "cluster_k", 24), ("clustering", "select_slider", "cluster_k", 12),
-    ("pipeline", "slider", "pipe_sparsity", 81), ("pipeline", "select_slider", "pipe_clusters", 8)])
+    ("pipeline", "slider", "pipe_sparsity", 81), ("pipeline", "select_slider", "pipe_clusters", 8),
+    ("export", "slider", "export_sparsity", 50.1), ("export", "slider", "export_sparsity", 49.9)])
 def test_a_slider_step_computes_nothing_its_page_did_not_ask_for_ahead(tiny, monkeypatch, name, widget, key, value):
     """Every run a page needs after its slider moves one step either way is one it asked ahead() for (the exact
     recipe, so the cache answers), or one it had already."""
