@@ -19,7 +19,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime import Runtime
 from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import compress_engine as ce
 from compress_engine.playground import units
@@ -111,8 +111,9 @@ def uploads():
 
 
 def model(name):
-    """The model called `name`: one uploaded in this session, else a sample model (shared by all sessions)."""
-    up = uploads().get(name)
+    """The model called `name`: one uploaded in this session, else a sample model (shared by all sessions). In a
+    thread of our own, which has no session (warm(), ahead()), only a sample model."""
+    up = uploads().get(name) if get_script_run_ctx(suppress_warning=True) is not None else None
     return up["model"] if up is not None else _sample_model(name)
 
 
@@ -368,7 +369,7 @@ AHEAD_MAX = 32  # runs waiting to be computed ahead (beyond it the oldest reques
 AHEAD_TTL = 120.0  # s a request to compute ahead stays wanted (after that the visitor has moved on)
 WARM_MAX_EVAL = 2.0  # s: a model whose evaluation takes longer gets nothing computed ahead (ResNet-8: ~5 s each)
 _eval_seconds = {}  # (model, dataset, weights id) -> its last computed run's evaluation seconds
-_ahead = []  # [(asked at (monotonic), _run's arguments, the asking session's context)]: oldest first
+_ahead = []  # [(asked at (monotonic), _run's arguments)]: oldest first
 _ahead_cv = threading.Condition()
 _ahead_thread = []  # the one worker, started on first use
 _asked = {}  # _run's arguments -> page runs waiting for that run now (a run computed ahead for them goes on)
@@ -391,19 +392,16 @@ def warm():
     if not _served():
         _warm_dense(*args)  # AppTest's runtime is a stand-in
         return
-    ctx = get_script_run_ctx()
-    if st.session_state.get("_runs") == 1:
-        thread = threading.Thread(target=_warm, args=(args, ctx), name="warm", daemon=True)
-        add_script_run_ctx(thread, ctx)  # the session's context: an uploaded model lives in its state
-        thread.start()
+    if st.session_state.get("_runs") == 1:  # a first run has no upload yet: the thread needs no session
+        threading.Thread(target=_warm, args=(args,), name="warm", daemon=True).start()
     else:
-        _warm(args, ctx)
+        _warm(args)
 
 
-def _warm(args, ctx):
+def _warm(args):
     """The dense run of the model `args` = (name, dataset, weights id), then its page starts asked for ahead."""
     if _warm_dense(*args) is not None:
-        _push(args, [ce.Recipe(**fields) for fields in STARTS.values()], ctx)
+        _push(args, [ce.Recipe(**fields) for fields in STARTS.values()])
 
 
 def _served():
@@ -433,19 +431,21 @@ def ahead(*recipes):
     begun GRACE seconds ago that has not asked for the run being computed stops it before its next evaluation
     batch (ce.stop_when; it goes back in line), while one that asks for it waits for it; a request older than
     AHEAD_TTL is dropped, as are the oldest beyond AHEAD_MAX; and a model whose evaluation takes over WARM_MAX_EVAL
-    seconds gets none (ResNet-8's runs would be seconds of both cores each). Without these rules page starts computed
+    seconds gets none (ResNet-8's runs would be seconds of both cores each), nor does an upload: it lives in its
+    browser session, and the worker has none (a thread given a session's context could take that session's
+    rerun request: Streamlit's cache wait calls the context's stop-or-rerun check). Without these rules page starts computed
     beside the next model's dense run made LeNet-5's Pruning page 2.5-3.6 s to its first chart instead of 1.9, and
     computed between slider presses, beside the next press, its redraw 2.0 s instead of 1.4."""
     if not _served():
         return
     name = model_name()
-    _push((name, DATASET, weights_id(name)), recipes, get_script_run_ctx())
+    _push((name, DATASET, weights_id(name)), recipes)
 
 
-def _push(args, recipes, ctx):
+def _push(args, recipes):
     """Queue recipes of the model `args` = (name, dataset, weights id) to compute ahead (see ahead())."""
     seconds = _eval_seconds.get(args)
-    if seconds is None or seconds > WARM_MAX_EVAL:
+    if seconds is None or seconds > WARM_MAX_EVAL or args[2]:  # unmeasured, too slow, or an upload
         return
     now = time.monotonic()
     with _ahead_cv:
@@ -454,7 +454,7 @@ def _push(args, recipes, ctx):
                 continue
             key = (args[0], r.to_json(), *args[1:])
             _ahead[:] = [e for e in _ahead if e[1] != key]
-            _ahead.append((now, key, ctx))
+            _ahead.append((now, key))
         del _ahead[:-AHEAD_MAX]
         if not _ahead_thread:
             _ahead_thread.append(threading.Thread(target=_ahead_worker, name="ahead", daemon=True))
@@ -483,9 +483,7 @@ def _compute_ahead(entry):
     """Compute one request (a no-op if it is cached); stopped by a page run, it goes back in line."""
     if entry is None:
         return
-    _, key, ctx = entry
-    thread, before = threading.current_thread(), get_script_run_ctx(suppress_warning=True)
-    add_script_run_ctx(thread, ctx)  # the asking session's: an uploaded model lives in its state
+    key = entry[1]
     with _compute_lock:
         try:
             began = time.monotonic()
@@ -496,8 +494,6 @@ def _compute_ahead(entry):
                 _ahead.insert(sum(e[0] <= entry[0] for e in _ahead), entry)  # where it was, by time asked
         except Exception:  # noqa: BLE001 - a model a technique cannot take: its page says why when asked
             pass
-        finally:
-            add_script_run_ctx(thread, before)
 
 
 def _give_way(key, began):

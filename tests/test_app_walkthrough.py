@@ -122,13 +122,13 @@ def drain(common):
 def test_warm_computes_the_dense_run_then_asks_for_every_page_start_in_order(queue):
     common, asked = queue
     starts = [ce.Recipe(**f).to_json() for f in common.STARTS.values()]
-    common._warm(("m", "data", ""), None)
+    common._warm(("m", "data", ""))
     assert asked == [("m", ce.Recipe().to_json())]  # the dense run at once, the starts queued
     drain(common)
     assert asked[1:] == [("m", r) for r in starts]  # in STARTS' order: Pruning's first
     asked.clear()
-    common._warm(("slow", "data", ""), None)
-    common._warm(("broken", "data", ""), None)
+    common._warm(("slow", "data", ""))
+    common._warm(("broken", "data", ""))
     assert asked == [("slow", ce.Recipe().to_json()), ("broken", ce.Recipe().to_json())]
     assert common._ahead == []  # too slow to compute on speculation; or its dense run failed: nothing queued
 
@@ -136,17 +136,19 @@ def test_warm_computes_the_dense_run_then_asks_for_every_page_start_in_order(que
 def test_ahead_queue_takes_the_newest_first_once_each_and_leaves_out_training_and_the_old(queue, monkeypatch):
     common, asked = queue
     a, b, c = (ce.Recipe(sparsity=s) for s in (0.1, 0.2, 0.3))
-    common._push(("m", "data", ""), [a, None, ce.Recipe(sparsity=0.5, finetune_epochs=1), b], None)
-    common._push(("m", "data", ""), [c, a], None)  # a asked again: it moves up, and is not computed twice
-    common._push(("slow", "data", ""), [a], None)
-    common._push(("unknown", "data", ""), [a], None)  # no evaluation measured yet: nothing
+    common._push(("m", "data", ""), [a, None, ce.Recipe(sparsity=0.5, finetune_epochs=1), b])
+    common._push(("m", "data", ""), [c, a])  # a asked again: it moves up, and is not computed twice
+    common._push(("slow", "data", ""), [a])
+    common._push(("unknown", "data", ""), [a])  # no evaluation measured yet: nothing
+    common._eval_seconds[("m", "data", "sha256 of an upload")] = 0.5
+    common._push(("m", "data", "sha256 of an upload"), [a])  # an upload lives in its session, not in the worker
     assert [(e[1][0], e[1][1]) for e in reversed(common._ahead)] == [("m", c.to_json()), ("m", a.to_json()),
                                                                       ("m", b.to_json())]
-    common._ahead.insert(0, (time.monotonic() - common.AHEAD_TTL - 1, ("m", "old", "data", ""), None))
+    common._ahead.insert(0, (time.monotonic() - common.AHEAD_TTL - 1, ("m", "old", "data", "")))
     drain(common)
     assert asked == [("m", c.to_json()), ("m", a.to_json()), ("m", b.to_json())]  # the stale request is dropped
     monkeypatch.setattr(common, "AHEAD_MAX", 2)
-    common._push(("m", "data", ""), [a, b, c], None)
+    common._push(("m", "data", ""), [a, b, c])
     assert [e[1][1] for e in common._ahead] == [b.to_json(), a.to_json()]  # the oldest beyond AHEAD_MAX dropped
 
 
@@ -167,10 +169,10 @@ def test_a_run_computed_ahead_gives_way_to_a_page_run_unless_that_waits_for_it(q
 
     stopped = []  # a run stopped half-way goes back in line, where it was
     monkeypatch.setattr(common, "_run", lambda *k: stopped.append(k) or (_ for _ in ()).throw(ce.Stopped()))
-    older, newer = (1.0, ("m", "r1", "data", ""), None), (3.0, ("m", "r3", "data", ""), None)
+    older, newer = (1.0, ("m", "r1", "data", "")), (3.0, ("m", "r3", "data", ""))
     common._ahead[:] = [older, newer]
-    common._compute_ahead((2.0, key, None))
-    assert stopped == [key] and common._ahead == [older, (2.0, key, None), newer]
+    common._compute_ahead((2.0, key))
+    assert stopped == [key] and common._ahead == [older, (2.0, key), newer]
 
 
 def test_a_run_computed_ahead_stops_within_one_batch_when_a_page_run_starts(lenet300, small, monkeypatch):
@@ -191,7 +193,7 @@ def test_a_run_computed_ahead_stops_within_one_batch_when_a_page_run_starts(lene
         model.register_forward_pre_hook(forward)
         return ce.compress(model, ce.Recipe(sparsity=0.5), small)
     monkeypatch.setattr(common, "_run", run)
-    entry = (time.monotonic(), ("m", "r", "data", ""), None)
+    entry = (time.monotonic(), ("m", "r", "data", ""))
     common._compute_ahead(entry)
     assert len(batches) == 2 and common._ahead == [entry]
 
