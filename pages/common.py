@@ -432,10 +432,10 @@ def ahead(*recipes):
     batch (ce.stop_when; it goes back in line), while one that asks for it waits for it; a request older than
     AHEAD_TTL is dropped, as are the oldest beyond AHEAD_MAX; and a model whose evaluation takes over WARM_MAX_EVAL
     seconds gets none (ResNet-8's runs would be seconds of both cores each), nor does an upload: it lives in its
-    browser session, and the worker has none (a thread given a session's context could take that session's
-    rerun request: Streamlit's cache wait calls the context's stop-or-rerun check). Without these rules page starts computed
-    beside the next model's dense run made LeNet-5's Pruning page 2.5-3.6 s to its first chart instead of 1.9, and
-    computed between slider presses, beside the next press, its redraw 2.0 s instead of 1.4."""
+    browser session, and the worker has none (a thread given a session's context could take that session's rerun
+    request: Streamlit's cache wait calls the context's stop-or-rerun check). Without these rules page starts
+    computed beside the next model's dense run made LeNet-5's Pruning page 2.5-3.6 s to its first chart instead of
+    1.9, and computed between slider presses, beside the next press, its redraw 2.0 s instead of 1.4."""
     if not _served():
         return
     name = model_name()
@@ -463,6 +463,7 @@ def _push(args, recipes):
 
 
 def _ahead_worker():
+    """The one thread that computes ahead: the newest request, each time no page run has run for QUIET seconds."""
     while True:
         with _ahead_cv:
             while not _ahead:
