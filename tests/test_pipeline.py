@@ -217,3 +217,19 @@ def test_sweep(lenet300, fmnist):
 def test_not_a_recipe(lenet300, fmnist):
     with pytest.raises(ce.CompressError, match="Recipe"):
         ce.compress(lenet300, {"sparsity": 0.5}, fmnist)
+
+
+@pytest.mark.parametrize("recipe", [ce.Recipe(sparsity=0.8, prune_scope="global"),
+                                    ce.Recipe(sparsity=0.5, clusters=16, huffman=True), ce.Recipe(bits=4)])
+def test_compress_without_evaluation_is_the_same_run_less_its_accuracy(lenet300, small, recipe):
+    full = ce.compress(lenet300, recipe, small)
+    asked = []
+    with ce.stop_when(lambda: asked.append(1)):  # counts the evaluation batches
+        quick = ce.compress(lenet300, recipe, small, evaluate=False)
+    assert asked == [] and "evaluate" not in quick.timings  # not one batch evaluated
+    assert quick.artifact == full.artifact
+    skipped = {"accuracy", "dense_accuracy", "agreement"}
+    assert {k: v for k, v in quick.metrics.items() if k not in skipped} == {
+        k: v for k, v in full.metrics.items() if k not in skipped}
+    assert all(quick.metrics[k] is None for k in skipped) and full.metrics["accuracy"] > 0.5
+    assert all(torch.equal(a, b) for a, b in zip(quick.model.state_dict().values(), full.model.state_dict().values()))

@@ -162,7 +162,8 @@ def _check_logits(model_logits, data):
     return dict(model_logits)
 
 
-def compress(model, recipe, data, student=None, progress=None, measure_latency=False, model_logits=None):
+def compress(model, recipe, data, student=None, progress=None, measure_latency=False, model_logits=None,
+             evaluate=True):
     """Apply `recipe` to (a copy of) `model`, evaluate on data's full test set, encode; return a Result.
 
     `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; its nn.Linear,
@@ -177,12 +178,17 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     `model`'s own outputs on those splits: compress() then does not run a big model over them again
     (the test split gives the dense reference, the training split the teacher's answers for distillation,
     and for fine-tuning with recipe.finetune_kd: then it follows those soft targets, not the labels alone).
+    evaluate=False skips the test-set evaluations (the model's and the result's): metrics["accuracy"],
+    ["dense_accuracy"] and ["agreement"] are then None; the model, the artifact and every other metric are the same
+    (a page draws the weights and sizes first, and the accuracy when it comes).
     """
     r = _check_inputs(model, recipe, data, student)
     given = _check_logits(model_logits, data)
     timings = {}
     t_start = time.perf_counter()
-    if "test" in given:
+    if not evaluate:
+        ref_pred = ref_acc = None
+    elif "test" in given:
         ref_pred = given["test"].argmax(1)
         ref_acc = (ref_pred == data.y("test")).float().mean().item()
     else:
@@ -214,8 +220,10 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     timings["encode"] = time.perf_counter() - t
     t = time.perf_counter()
 
-    pred = logits(fast_eval_copy(work), data.x("test")).argmax(1)
-    timings["evaluate"] = time.perf_counter() - t
+    pred = None
+    if evaluate:
+        pred = logits(fast_eval_copy(work), data.x("test")).argmax(1)
+        timings["evaluate"] = time.perf_counter() - t
     metrics = measure(work, ctx.grids, artifact, dense_params, dense_bytes, pred, data.y("test"), ref_pred, ref_acc)
     metrics["plain_bytes"] = plain
     if measure_latency:
@@ -237,14 +245,14 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
                        "bytes": sum(parts["per_tensor"].get(name, {}).values())})
     params = param_count(model)
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    acc = (pred == y).float().mean().item()
+    acc = None if pred is None else (pred == y).float().mean().item()
     return {
         "params": params, "nonzero_params": nonzero, "dense_params": dense_params,
         "sparsity": 1 - nonzero / dense_params,
         "dense_bytes": dense_bytes, "artifact_bytes": len(artifact),
         "ratio": dense_bytes / len(artifact),
         "accuracy": acc, "dense_accuracy": ref_acc,
-        "agreement": (pred == ref_pred).float().mean().item(),
+        "agreement": None if pred is None else (pred == ref_pred).float().mean().item(),
         "bytes_breakdown": {k: v for k, v in parts.items() if k != "per_tensor"},
         "layers": layers,
     }
