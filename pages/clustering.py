@@ -59,7 +59,7 @@ with explain:
 
 common.coalesce()  # a held arrow key: only its last value is compressed
 recipe = common.recipe(sparsity=pct / 100, clusters=k, cluster_init=init, huffman=huffman)
-run, dense = common.headline(recipe, "Clustering…", key="cluster_save")
+run, dense = common.headline(recipe, "Clustering…", key="cluster_save", early=True)  # weights first, accuracy next
 m = run["metrics"]
 
 # --- one layer's weights with its centroids -----------------------------------------------------
@@ -81,6 +81,8 @@ with right:
                + f". Dense float32: {common.kb(m['dense_bytes'])}.")
 
 # --- accuracy and bytes vs k --------------------------------------------------------------------
+run = common.complete(run)  # evaluated now, the cards above get the accuracy
+m = run["metrics"]
 points = viz.curve_points(CURVE, k)
 curve = common.curve_metrics([recipe.replace(clusters=kk) for kk in points], "Curve over k…")
 acc = [c["accuracy"] for c in curve]

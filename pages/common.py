@@ -238,9 +238,20 @@ def _run(model_name, recipe_json, dataset_name, weights_id=""):
             return hit
     res = ce.compress(model(model_name), recipe, _dataset(dataset_name))
     _eval_seconds[(model_name, dataset_name, weights_id)] = res.timings.get("evaluate")  # see ahead()
+    _computed.add((model_name, recipe_json, dataset_name, weights_id))  # see headline(early=True)
     if ce.trained.trains(recipe):
         _keep_trained(model_name, recipe, dataset_name, weights_id, res)
     return _pack(model_name, res)
+
+
+_computed = set()  # _run's arguments it has computed in this process (st.cache_data can't be asked without computing)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _applied(model_name, recipe_json, dataset_name, weights_id=""):
+    """_run's result without the evaluation (metrics' accuracy None): what a page draws before the accuracy."""
+    return _pack(model_name, ce.compress(model(model_name), ce.Recipe.from_json(recipe_json), _dataset(dataset_name),
+                                         evaluate=False))
 
 
 def _pack(model_name, res):
@@ -307,7 +318,7 @@ def run(recipe, spinner="Compressing…"):
         st.stop()
     dataset()
     try:
-        key = (model_name(), recipe.to_json(), DATASET, weights_id(model_name()))
+        key = _key(recipe)
         with st.spinner(spinner), _asking(key):
             return _run(*key)
     except ce.CompressError as e:
@@ -532,20 +543,55 @@ def _wait_quiet(quiet=QUIET, patience=1.0):
         time.sleep(0.05)
 
 
-def headline(recipe, spinner="Compressing…", label=None, key=None):
+def headline(recipe, spinner="Compressing…", label=None, key=None, early=False):
     """Run `recipe`, draw its metric cards against the dense model and a Save button; return (run, dense).
     A recipe that trains goes through train_run (the training queue, progress, live loss, Cancel; kept on disk);
-    cancelled or failed, the page stops there, after train_run has said why."""
+    cancelled or failed, the page stops there, after train_run has said why.
+
+    early=True, for a recipe that does not train and has not been computed yet: the cards are drawn from the run
+    without its evaluation (weights and sizes; the accuracy "…"), and that run is returned at once. The page draws
+    what needs no accuracy, then calls complete(run): it evaluates, fills in the cards and adds the Save button.
+    The page's first charts then come before the evaluation (LeNet-5: 0.5 s of the test set; ResNet-8: 5 s)."""
     base = dense()
     if recipe is not None and ce.trained.trains(recipe):
         res = train_run(recipe, label=spinner.rstrip("…"))
         if res is None:
             st.stop()
+    elif early and recipe is not None and _key(recipe) not in _computed:
+        slot = st.empty()
+        try:
+            res = _applied(*_key(recipe))
+        except ce.CompressError as e:
+            st.error(str(e))
+            st.stop()
+        with slot.container():
+            metric_cards(res["metrics"], base["metrics"])
+        res["pending"] = (slot, recipe, spinner, label, key, base)
+        return res, base
     else:
         res = run(recipe, spinner)
     metric_cards(res["metrics"], base["metrics"])
     save_button(res, label or "+".join(recipe.techniques()), key=key)
     return res, base
+
+
+def complete(res):
+    """The evaluated run of one headline(early=True) returned (`res` itself if it was evaluated already): its cards
+    are drawn again with the accuracy, and the Save button is added."""
+    if "pending" not in res:
+        return res
+    slot, recipe, spinner, label, key, base = res["pending"]
+    res = run(recipe, spinner)
+    with slot.container():
+        metric_cards(res["metrics"], base["metrics"])
+        save_button(res, label or "+".join(recipe.techniques()), key=key)
+    return res
+
+
+def _key(recipe):
+    """_run's arguments for `recipe` on the sidebar's model."""
+    name = model_name()
+    return name, recipe.to_json(), DATASET, weights_id(name)
 
 
 BURST_PAUSE = 0.12  # s a run waits when the run before it was cut short (a held key sends a value every ~50 ms)
@@ -601,8 +647,11 @@ def metric_cards(metrics, dense):
                  units.signed_kb(metrics["artifact_bytes"] - dense["artifact_bytes"]), fewer_is_better=True,
                  help=f"The length of the compressed file; {units.CONVENTION}.")
     c[2].metric("Compression ratio", ratio(metrics["ratio"]), help="dense float32 bytes / artifact bytes")
-    delta_metric(c[3], "Test accuracy", f"{100 * metrics['accuracy']:.2f} %",
-                 f"{100 * (metrics['accuracy'] - dense['accuracy']):+.2f} pts")
+    if metrics["accuracy"] is None:  # headline(early=True): the evaluation comes next
+        c[3].metric("Test accuracy", "…", help="Evaluating the 10,000 test images…")
+    else:
+        delta_metric(c[3], "Test accuracy", f"{100 * metrics['accuracy']:.2f} %",
+                     f"{100 * (metrics['accuracy'] - dense['accuracy']):+.2f} pts")
 
 
 def layer_picker(dense_run, prefix):

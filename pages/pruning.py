@@ -95,7 +95,8 @@ recipe = common.recipe(**fields, finetune_epochs=int(finetune))
 tuned = finetune and pct > 0
 try:
     run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…",
-                                 "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save")
+                                 "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save",
+                                 early=True)  # the weights' charts come before the evaluation
 except Exception as e:  # e.g. fine-tuning failing half-way: a message, never a traceback
     st.error(f"{'Fine-tuning' if tuned else 'Pruning'} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of "
              "the run was kept; change a control or rerun the page to try again.")
@@ -132,6 +133,8 @@ with right:
                + "The whole-model figure counts biases too, which are never pruned.")
 
 # --- accuracy vs sparsity: one-shot, and fine-tuned -------------------------------------------
+run = common.complete(run)  # evaluated now, the cards above get the accuracy
+m = run["metrics"]
 left, right = st.columns(2, gap="medium")
 with left:
     points = viz.curve_points(GRID, pct)

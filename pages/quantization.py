@@ -83,7 +83,7 @@ with explain:
 
 common.coalesce()  # a held arrow key: only its last value is compressed
 recipe = common.recipe(bits=bits, symmetric=symmetric, per_channel=per_channel, calibration=calibration)
-run, dense = common.headline(recipe, "Quantizing…", key="quant_save")
+run, dense = common.headline(recipe, "Quantizing…", key="quant_save", early=True)  # weights first, accuracy next
 m = run["metrics"]
 zeroed = rounded_to_zero(m, dense["metrics"])
 if zeroed:
@@ -112,6 +112,8 @@ with right:
         "numbers on this page are the fake-quantized model's, which computes exactly what the integers would.")
 
 # --- accuracy and bytes vs bits -------------------------------------------------------------------
+run = common.complete(run)  # evaluated now, the cards above get the accuracy
+m = run["metrics"]
 points = [b for b in ce.BITS if not (symmetric and b == 1)]
 curve = common.curve_metrics([recipe.replace(bits=b) for b in points], "Curve over bit widths…")
 acc = [c["accuracy"] for c in curve]

@@ -91,6 +91,32 @@ def test_a_slider_step_computes_nothing_its_page_did_not_ask_for_ahead(tiny, mon
     assert new and new <= asked, sorted(new - asked)
 
 
+@pytest.mark.parametrize("name, widget, key, value", [("pruning", "slider", "prune_sparsity", 37),
+                                                      ("clustering", "select_slider", "cluster_k", 6),
+                                                      ("quantization", "radio", "quant_symmetric", True)])
+def test_a_run_not_computed_yet_draws_its_weights_before_its_evaluation(tiny, monkeypatch, name, widget, key, value):
+    """headline(early=True): the page's first chart comes from the run without its evaluation; the evaluation
+    follows, and the cards end up with the accuracy and the Save button, as when the run was computed already."""
+    events, real_compress, real_chart = [], ce.compress, st.plotly_chart
+    at = page(name)
+    monkeypatch.setattr(ce, "compress", lambda model, recipe, *a, evaluate=True, **kw: (
+        events.append(("compress", recipe.to_json(), evaluate)), real_compress(model, recipe, *a, evaluate=evaluate,
+                                                                                **kw))[1])
+    monkeypatch.setattr(st, "plotly_chart", lambda *a, **kw: (events.append(("chart",)), real_chart(*a, **kw))[1])
+    getattr(at, widget)(key=key).set_value(value).run()
+    assert not at.exception, at.exception
+    quick = [i for i, e in enumerate(events) if e[0] == "compress" and e[2] is False]
+    assert len(quick) == 1, events  # the page's run, without its evaluation
+    full = [i for i, e in enumerate(events) if e[0] == "compress" and e[1:] == (events[quick[0]][1], True)]
+    assert len(full) == 1 and ("chart",) in events[quick[0]:full[0]], events  # a chart drawn before it is evaluated
+    card = next(m for m in at.metric if m.label == "Test accuracy")
+    assert card.value != "…" and card.value.endswith("%")
+    assert at.button(key={"pruning": "prune_save", "clustering": "cluster_save", "quantization": "quant_save"}[name])
+    events.clear()
+    getattr(at, widget)(key=key).set_value(value).run()  # computed now: evaluated at once, nothing drawn early
+    assert not [e for e in events if e[0] == "compress"]
+
+
 @pytest.fixture
 def queue(monkeypatch):
     """An empty queue of runs to compute ahead, no worker thread, no page run for ages; _run recorded (see fake)."""
