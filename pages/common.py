@@ -548,7 +548,8 @@ def headline(recipe, spinner="Compressing…", label=None, key=None, early=False
     A recipe that trains goes through train_run (the training queue, progress, live loss, Cancel; kept on disk);
     cancelled or failed, the page stops there, after train_run has said why.
 
-    early=True, for a recipe that does not train and has not been computed yet: the cards are drawn from the run
+    early=True, for a recipe that does not train and has not been computed yet, on a model whose evaluation takes
+    EARLY_MIN_EVAL seconds or more: the cards are drawn from the run
     without its evaluation (weights and sizes; the accuracy "…"), and that run is returned at once. The page draws
     what needs no accuracy, then calls complete(run): it evaluates, fills in the cards and adds the Save button.
     The page's first charts then come before the evaluation (LeNet-5: 0.5 s of the test set; ResNet-8: 5 s)."""
@@ -557,7 +558,7 @@ def headline(recipe, spinner="Compressing…", label=None, key=None, early=False
         res = train_run(recipe, label=spinner.rstrip("…"))
         if res is None:
             st.stop()
-    elif early and recipe is not None and _key(recipe) not in _computed:
+    elif early and recipe is not None and _key(recipe) not in _computed and _slow(_key(recipe)):
         slot = st.empty()
         try:
             res = _applied(*_key(recipe))
@@ -573,6 +574,14 @@ def headline(recipe, spinner="Compressing…", label=None, key=None, early=False
     metric_cards(res["metrics"], base["metrics"])
     save_button(res, label or "+".join(recipe.techniques()), key=key)
     return res, base
+
+
+EARLY_MIN_EVAL = 0.2  # s: a quicker evaluation (LeNet-300-100: 0.05 s) is not worth drawing the cards twice
+
+
+def _slow(key):
+    """Whether the model of _run's arguments `key` takes EARLY_MIN_EVAL seconds or more to evaluate."""
+    return (_eval_seconds.get((key[0], *key[2:])) or 0.0) >= EARLY_MIN_EVAL
 
 
 def complete(res):
