@@ -103,6 +103,5 @@ with right:
     st.plotly_chart(fig, width="stretch")
 st.caption(f"Same initialisation, pruning ({pct} %) and Huffman setting at every point. "
            f"The dense model is {common.kb(dense['metrics']['artifact_bytes'])}.")
-i = KS.index(k)  # the slider's next values answer from the cache
-common.ahead(*(recipe.replace(clusters=KS[j]) for j in (i + 1, i - 1) if 0 <= j < len(KS)))
+common.ahead(*(recipe.replace(clusters=kk) for kk in viz.next_steps(KS, k)))  # the slider's next values
 common.finished()

@@ -339,12 +339,11 @@ def curve_metrics(recipes, spinner="Computing the curve…"):
     run checks in with Streamlit, so a moved slider stops a long curve at the next point.
     """
     dataset()
-    name = model_name()
     out = []
     with st.spinner(spinner):
         for r in recipes:
             st.session_state.get("_run_unfinished")  # a stop point (see coalesce)
-            key = (name, r.to_json(), DATASET, weights_id(name))
+            key = _key(r)
             try:
                 with _asking(key):
                     out.append(_metrics(*key))
@@ -558,10 +557,10 @@ def headline(recipe, spinner="Compressing…", label=None, key=None, early=False
         res = train_run(recipe, label=spinner.rstrip("…"))
         if res is None:
             st.stop()
-    elif early and recipe is not None and _key(recipe) not in _computed and _slow(_key(recipe)):
+    elif early and recipe is not None and (args := _key(recipe)) not in _computed and _slow(args):
         slot = st.empty()
         try:
-            res = _applied(*_key(recipe))
+            res = _applied(*args)
         except ce.CompressError as e:
             st.error(str(e))
             st.stop()

@@ -4,7 +4,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine import Recipe
-from compress_engine.playground import explain, units
+from compress_engine.playground import explain, units, viz
 from pages import charts, common
 
 common.through_app()
@@ -250,10 +250,9 @@ with right:
     common.save_button(run, "+".join(recipe.techniques()) + (f"+finetune{epochs}" if tuned else ""),
                        key="pipe_save")
 # the sliders' next values, post-training, with their stages: they answer from the cache
-near = [post.replace(sparsity=p / 100) for p in (pct + 1, pct - 1) if 0 <= p <= 99]
+near = [post.replace(sparsity=p / 100) for p in viz.next_steps(range(100), pct)]
 for field, values in (("clusters", KS), ("bits", ce.BITS)):
     if getattr(post, field) is not None:
-        i = values.index(getattr(post, field))
-        near += [post.replace(**{field: values[j]}) for j in (i + 1, i - 1) if 0 <= j < len(values)]
+        near += [post.replace(**{field: v}) for v in viz.next_steps(values, getattr(post, field))]
 common.ahead(*(r for n in near for r in [n, *(r for _, r in stage_runs(n))]))
 common.finished()

@@ -178,5 +178,5 @@ with left:
 with right:
     mask_chart(dense["weights"], run["weights"], structured, pct)
 # the slider's next values, one-shot (the curve's point there even when fine-tuning): they answer from the cache
-common.ahead(*(recipe.replace(sparsity=p / 100, finetune_epochs=0) for p in (pct + 1, pct - 1) if 0 <= p <= 99))
+common.ahead(*(recipe.replace(sparsity=p / 100, finetune_epochs=0) for p in viz.next_steps(range(100), pct)))
 common.finished()

@@ -193,3 +193,9 @@ def test_reference_series_groups_and_labels_the_benchmark_points():
     [prune] = viz.reference_series(points, "techniques.csv")
     assert prune["name"] == "m: prune" and prune["labels"] == ["", "prune"] and prune["bytes"] == [125, 60]
     assert viz.reference_series(points, "other.csv") == []
+
+
+def test_next_steps_are_a_sliders_neighbours_either_way():
+    assert viz.next_steps(range(100), 80) == [81, 79]
+    assert viz.next_steps(range(100), 0) == [1] and viz.next_steps(range(100), 99) == [98]
+    assert viz.next_steps((2, 4, 8, 16), 4) == [8, 2]

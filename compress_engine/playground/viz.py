@@ -200,6 +200,13 @@ def quant_grid(weight, bits, symmetric=False, per_channel=False, calibration="mi
 # curves
 
 
+def next_steps(options, current):
+    """A slider's next values either way from `current` among its `options` (in order): [up, down], those that exist."""
+    options = list(options)
+    i = options.index(current)
+    return [options[j] for j in (i + 1, i - 1) if 0 <= j < len(options)]
+
+
 def curve_points(grid, current):
     """The sorted settings of a curve: the fixed `grid` plus the current setting."""
     return sorted(set(grid) | {current})
