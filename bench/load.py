@@ -136,8 +136,9 @@ class BaseSession:
 
     async def slide(self):
         """Move the page's first slider one step at a time, sweeping back and forth between its ends, thinking
-        --think seconds between presses: at least one press, then until the deadline."""
+        --think seconds between presses: at least --min-presses presses, then until the deadline."""
         direction = self.rng.choice((1, -1))
+        presses = 0
         while True:
             value, lo, hi = await self.position()
             if value >= hi:
@@ -145,8 +146,9 @@ class BaseSession:
             elif value <= lo:
                 direction = 1
             await self.move(direction)
+            presses += 1
             pause = self.rng.uniform(*self.args.think)
-            if time.perf_counter() + pause > self.deadline:
+            if presses >= self.args.min_presses and time.perf_counter() + pause > self.deadline:
                 break
             await asyncio.sleep(pause)
 
@@ -570,6 +572,8 @@ def parse_args(argv=None):
     ap.add_argument("--seconds", type=float, default=60, help="seconds of sliding per N, after the pages opened")
     ap.add_argument("--think", type=float, nargs=2, default=[1.0, 4.0], metavar=("MIN", "MAX"),
                     help="seconds a session looks at the chart between two presses (uniform; default 1 4)")
+    ap.add_argument("--min-presses", type=int, default=1,
+                    help="presses each session makes even past --seconds (the tests' liveness check: default 1)")
     ap.add_argument("--timeout", type=float, default=60,
                     help=f"seconds one redraw may take (a page open: {OPEN_FACTOR}x as long)")
     ap.add_argument("--ramp", type=float, default=15,
