@@ -11,9 +11,14 @@
    seeds 0, 1, 2; the CNN student for 5 epochs. The
    teacher's logits come from zoo.cached_logits (computed once, shipped beside the checkpoint), so
    no run evaluates the teacher on the training set again.
-2. Gap study (Hinton et al.'s 800-800 student; seed 0): a transfer set with a jittered copy of every
-   training image (random 2-pixel shift and flip, the teacher's own augmentation) labelled by the
-   teacher, beside its labels-only twin on the same images, both for the steps of the 20-epoch runs.
+2. Gap study (Hinton et al.'s 800-800 student; seed 0), what else was tried to close its gap:
+   - a transfer set with a jittered copy of every training image (random 2-pixel shift and flip, the
+     teacher's own augmentation) labelled by the teacher, beside its labels-only twin on the same
+     images, both for the steps of the 20-epoch runs;
+   - "function matching" (Beyer et al. 2022): the training images plus 4 mixup views of them (each image
+     blended with a random other, weight uniform in 0..1), all labelled by the teacher, for the steps
+     of the 20-epoch runs (against the grid's 20-epoch labels-only run of the same seed);
+   - longer training: 60 epochs, on the labels alone and distilled, for the 800-800 and the 100-100.
 
 Errors are out of the 10,000 test images; "a ± b" is the mean over seeds ± half their range. The gap
 closed is (labels-only errors - KD errors) / (labels-only errors - teacher errors) of the seed means;
@@ -31,6 +36,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -60,6 +66,10 @@ PAPER = {"teacher": 67, "labels": 146, "kd": 74}
 
 
 JITTER = "train + a jittered copy"
+MIXUP = "train + 4 mixup views"
+MIX_VIEWS = 4
+LONG = 60  # epochs of the gap study's longer runs
+LONG_STUDENTS = (100, 800)
 _cache = {}
 
 
@@ -71,6 +81,18 @@ def jittered(x):
     """Every training image once more, shifted by up to 2 pixels and flipped at random (the teacher's own
     augmentation), from a fixed seed."""
     return crop_flip(2)(x, torch.Generator().manual_seed(1000))
+
+
+def mixup_views(x):
+    """MIX_VIEWS blends of the training images, each image with a random other (weight uniform in 0..1), view k
+    drawn from seed 5000 + k: the inputs of the function-matching transfer set."""
+    views = []
+    for k in range(MIX_VIEWS):
+        g = torch.Generator().manual_seed(5000 + k)
+        perm = torch.randperm(len(x), generator=g)
+        lam = torch.rand(len(x), *([1] * (x.dim() - 1)), generator=g)
+        views.append(lam * x + (1 - lam) * x[perm])
+    return views
 
 
 def _transfer(teacher, transfer, jitter_path):
@@ -87,8 +109,19 @@ def _transfer(teacher, transfer, jitter_path):
                                            torch.cat([data.y("train")] * 2), data.x("test"), data.y("test"),
                                            name="fashion-mnist+jitter")
             tl = torch.cat([tl, lg])
+        elif transfer == MIXUP:  # labels: each blend's first image's (unused: its runs learn from the teacher alone)
+            x = data.x("train")
+            lg = torch.load(mixup_path(jitter_path), weights_only=True)
+            data = ce.Dataset.from_tensors(torch.cat([x, *mixup_views(x)]), torch.cat([data.y("train")] * (1 + MIX_VIEWS)),
+                                           data.x("test"), data.y("test"), name="fashion-mnist+mixup")
+            tl = torch.cat([tl, lg])
         _cache[key] = data, tl
     return _cache[key]
+
+
+def mixup_path(jitter_path):
+    """Where the teacher's answers on the mixup views are kept (beside the jittered copy's)."""
+    return Path(str(jitter_path).replace("_jitter.tmp", "_mixup.tmp"))
 
 
 def train_one(teacher, study, s, T, alpha, seed, epochs, transfer, jitter_path):
@@ -200,6 +233,16 @@ def main():
         gap_keys.append((s, transfer, epochs, {T: [job("gap", s, T, seed, epochs, transfer)] for T in (None, 1)}))
         if not jitter_path.is_file() and any(k not in done for k, _ in jobs if JITTER in k):
             torch.save(logits(ce.load_model(args.teacher), jittered(data.x("train"))), jitter_path)
+        if not args.quick:  # function matching, and longer training
+            passes = max(1, max(grid_epochs) // (1 + MIX_VIEWS))  # the longest grid run's steps: 20 epochs = 4 x 5
+            gap_keys.append((s, MIXUP, passes, {None: [job("grid", s, None, seed, max(grid_epochs))],
+                                                1: [job("gap", s, 1, seed, passes, MIXUP)]}))
+            for w in LONG_STUDENTS:
+                gap_keys.append((w, "train", LONG, {T: [job("gap", w, T, seed, LONG)] for T in (None, 1)}))
+        path = mixup_path(jitter_path)
+        if not path.is_file() and any(k not in done for k, _ in jobs if MIXUP in k):
+            teacher = ce.load_model(args.teacher)
+            torch.save(torch.cat([logits(teacher, v) for v in mixup_views(data.x("train"))]), path)
 
     todo = [(k, a) for k, a in jobs if k not in done]
     print(f"{len(jobs)} runs, {len(jobs) - len(todo)} already finished (in {done_path.name})"
