@@ -557,13 +557,9 @@ def headline(recipe, spinner="Compressing…", label=None, key=None, early=False
         res = train_run(recipe, label=spinner.rstrip("…"))
         if res is None:
             st.stop()
-    elif early and recipe is not None and (args := _key(recipe)) not in _computed and _slow(args):
+    elif early and recipe is not None and draw_early(recipe):
         slot = st.empty()
-        try:
-            res = _applied(*args)
-        except ce.CompressError as e:
-            st.error(str(e))
-            st.stop()
+        res = unevaluated(recipe)
         with slot.container():
             metric_cards(res["metrics"], base["metrics"])
         res["pending"] = (slot, recipe, spinner, label, key, base)
@@ -576,6 +572,24 @@ def headline(recipe, spinner="Compressing…", label=None, key=None, early=False
 
 
 EARLY_MIN_EVAL = 0.2  # s: a quicker evaluation (LeNet-300-100: 0.05 s) is not worth drawing the cards twice
+
+
+def draw_early(*recipes):
+    """Whether a page should draw these runs (the sidebar's model; none of them trains) before evaluating them: one
+    of them has not been computed yet, and the model takes EARLY_MIN_EVAL seconds or more to evaluate. Such a page
+    draws unevaluated(r) first, then evaluates (run, curve_metrics) and redraws."""
+    keys = [_key(r) for r in recipes]
+    return bool(keys) and any(k not in _computed for k in keys) and _slow(keys[0])
+
+
+def unevaluated(recipe):
+    """The run of `recipe` on the sidebar's model without its evaluation (metrics' accuracy None; the same weights
+    and artifact), cached. Bad input shows the engine's message and stops the page, as run() does."""
+    try:
+        return _applied(*_key(recipe))
+    except ce.CompressError as e:
+        st.error(str(e))
+        st.stop()
 
 
 def _slow(key):

@@ -160,7 +160,9 @@ def make_tab():
             recipe = recipe_form()
     if recipe is None:
         return
-    if recipe.finetune_epochs or recipe.temperature is not None:
+    title = f"{common.model_name()}: {recipe_summary(recipe)}"
+    trains = recipe.finetune_epochs or recipe.temperature is not None
+    if trains:
         if common.cached_trained(recipe) is None and not st.button(
                 "Run this recipe (it trains: fine-tuning / distillation)", type="primary"):
             st.info("This recipe trains the model, which takes from seconds to minutes: press the button to run it.")
@@ -168,26 +170,24 @@ def make_tab():
         result = common.train_run(recipe)
         if result is None:
             return
-    else:
-        result = common.run(recipe)
-    dense = common.run(ce.Recipe())
-    if result is None or dense is None:
-        return
-    st.subheader(f"{result['model']}: {recipe_summary(recipe)}")
-    common.metric_cards(result["metrics"], dense["metrics"])
+        st.subheader(title)
+        common.metric_cards(result["metrics"], common.dense()["metrics"])
+        common.save_button(result, "+".join(recipe.techniques()), key="export_save")
+    else:  # a run not computed yet on a slow model: its artifact and breakdown first, the accuracy after them
+        st.subheader(title)
+        result, _ = common.headline(recipe, key="export_save", early=True)
     stem = f"{result['model']}-{'-'.join(recipe.techniques())}"
-    art = result["artifact"]
-    a, b, c = st.columns([2, 2, 1])
+    art = result["artifact"]  # the same bytes with or without the evaluation
+    a, b = st.columns(2)
     a.download_button(f"Download artifact ({common.kb(len(art))})", art, file_name=f"{stem}.cpg",
                       mime="application/octet-stream", icon=":material/deployed_code:", on_click="ignore", type="primary")
     b.download_button("Download recipe (.json)", json.dumps(recipe.to_dict(), indent=2), file_name=f"{stem}.json",
                       mime="application/json", icon=":material/description:", on_click="ignore")
-    with c:
-        common.save_button(result, "+".join(recipe.techniques()), key="export_save")
     st.caption(f"SHA-256 of the artifact `{short_hash(art)}…`. Check it anywhere: "
                f"`python -m compress_engine eval {stem}.cpg`.")
     show_breakdown(ce.size_breakdown(art), len(art), "made")
-    if upload is None and not recipe.finetune_epochs and recipe.temperature is None:
+    common.complete(result)  # evaluated now (if it was drawn early): the cards get the accuracy and Save
+    if upload is None and not trains:
         # the sparsity slider's next values (0.1 % steps): they answer from the cache
         lo, hi = ce.RANGES["sparsity"]
         common.ahead(*(recipe.replace(sparsity=round(s, 4)) for s in (recipe.sparsity + 0.001, recipe.sparsity - 0.001)

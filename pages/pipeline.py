@@ -98,6 +98,38 @@ if "pipe_sparsity" not in st.session_state:
 for key, value in DEFAULTS.items():
     st.session_state.setdefault(key, value)
 
+
+def points(accuracy, dense_acc):
+    """A stage's table cells: accuracy and points against the dense model (empty while it is being evaluated)."""
+    return {"accuracy (%)": None if accuracy is None else 100 * accuracy,
+            "vs dense (pts)": None if accuracy is None else 100 * (accuracy - dense_acc)}
+
+
+def paper_column(results, m, dense_acc):
+    """Our ratios and accuracy losses beside the paper's (explain.paper_comparison), for the evaluated runs."""
+    pruned = results.get("prune")
+    comp = explain.paper_comparison(
+        common.model_name(), m["dense_bytes"], m["artifact_bytes"], dense_acc, m["accuracy"],
+        pruned_bytes=None if pruned is None else pruned["metrics"]["artifact_bytes"],
+        pruned_accuracy=None if pruned is None else pruned["metrics"]["accuracy"],
+        dense_params=m["dense_params"], pruned_nonzero=None if pruned is None else pruned["metrics"]["nonzero_params"])
+    if comp is None:
+        st.info(f"Deep Compression published no figure for {card['name']}.")
+        return
+    st.plotly_chart(paper_chart(comp, f"ours, {card['name']} on {common.dataset().name}"), width="stretch")
+    st.markdown("\n".join(f"- {r['verdict']}" for r in comp["rows"] if r["ours"] is not None))
+    prune_row = comp["rows"][0]
+    note = ("The paper's 12× for pruning alone counts weights (about 8 % kept); "
+            + (f"ours keeps 1 weight in {prune_row['ours_params']:,.1f}, and its artifact, which must also store "
+               "where each survivor sits, is the ratio drawn. "
+               if prune_row["ours_params"] else "this recipe does not prune. ")
+            + "Their figures are on MNIST, ours on Fashion-MNIST: sizes compare directly, and so do the points "
+              "each loses against its own dense model, but not the accuracies themselves. Our pruning-alone "
+              "stage is measured one-shot; more fine-tuning epochs bring the loss down "
+              "(`bench/deep_compression.py` reaches the paper's ratios within half a point, with 12 epochs per stage).")
+    st.caption(note)
+
+
 st.title("Pipeline")
 card = common.card()
 controls, explain_col = st.columns([1, 1.25], gap="large")
@@ -162,9 +194,11 @@ if epochs:
             tuned = common.train_run(recipe, label="Fine-tuning")
             if tuned is not None:
                 slot.empty()
-run = tuned or common.run(post, spinner="Compressing…")
-if run is None:
-    st.stop()
+partial = stage_runs(recipe)
+# a run not computed yet on a slow model (LeNet-5): sizes and charts first from the runs without their evaluation,
+# then the evaluations, then the page again from the cache (with the accuracies, the paper's chart and Save)
+early = tuned is None and common.draw_early(post, *(r for _, r in partial))
+run = tuned or (common.unevaluated(post) if early else common.run(post, spinner="Compressing…"))
 m = run["metrics"]
 common.metric_cards(m, dense["metrics"])
 if epochs and tuned is None:
@@ -172,16 +206,16 @@ if epochs and tuned is None:
                "the fine-tuned result.")
 elif tuned is not None:
     st.caption(f"Fine-tuned {epochs} epoch{'s' if epochs > 1 else ''} after each stage.")
-elif m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
+elif not early and m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
     st.caption("One-shot compression costs accuracy here: set **Fine-tune epochs** to 1 (or press **Deep "
                "Compression recipe**) and let the remaining weights win it back.")
 
 # --- size waterfall beside the paper's ratios -----------------------------------------------------
 stages = explain.stage_recipes(recipe)
 derived = derived_stage(recipe)
-partial = stage_runs(recipe)
 results = {"dense": dense}
-for (stage, _), metrics in zip(partial, common.curve_metrics([r for _, r in partial], "Measuring each stage…")):
+for (stage, _), metrics in zip(partial, [common.unevaluated(r)["metrics"] for _, r in partial] if early else
+                               common.curve_metrics([r for _, r in partial], "Measuring each stage…")):
     results[stage] = {"metrics": metrics}
 if derived in (s for s, _, _ in stages):
     results[derived] = {"metrics": {**results["huffman"]["metrics"],
@@ -190,8 +224,8 @@ sizes = [(label, results[stage]["metrics"]["artifact_bytes"]) for stage, label, 
 dense_acc = dense["metrics"]["accuracy"]
 rows = [{"stage": label, "KB": results[stage]["metrics"]["artifact_bytes"] / units.KB,
          "ratio": f"{m['dense_bytes'] / results[stage]['metrics']['artifact_bytes']:,.1f}×",
-         "accuracy (%)": 100 * results[stage]["metrics"]["accuracy"],
-         "vs dense (pts)": 100 * (results[stage]["metrics"]["accuracy"] - dense_acc)} for stage, label, _ in stages]
+         **points(results[stage]["metrics"]["accuracy"], dense_acc)}
+        for stage, label, _ in stages]
 if tuned is not None:
     sizes.append(("fine-tuned", m["artifact_bytes"]))
     rows.append({"stage": f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}",
@@ -210,27 +244,10 @@ with left:
                   "so only the Huffman-coded size moves)" if tuned is not None else "")
                + f". The dense bar includes the artifact's small header. {units.CONVENTION}.")
 with right:
-    pruned = results.get("prune")
-    comp = explain.paper_comparison(
-        common.model_name(), m["dense_bytes"], m["artifact_bytes"], dense_acc, m["accuracy"],
-        pruned_bytes=None if pruned is None else pruned["metrics"]["artifact_bytes"],
-        pruned_accuracy=None if pruned is None else pruned["metrics"]["accuracy"],
-        dense_params=m["dense_params"], pruned_nonzero=None if pruned is None else pruned["metrics"]["nonzero_params"])
-    if comp is None:
-        st.info(f"Deep Compression published no figure for {card['name']}.")
+    if early:  # the comparison is of accuracy losses: it comes with the evaluations
+        st.info("Evaluating each stage on the test set…", icon=":material/hourglass_top:")
     else:
-        st.plotly_chart(paper_chart(comp, f"ours, {card['name']} on {common.dataset().name}"), width="stretch")
-        st.markdown("\n".join(f"- {r['verdict']}" for r in comp["rows"] if r["ours"] is not None))
-        prune_row = comp["rows"][0]
-        note = ("The paper's 12× for pruning alone counts weights (about 8 % kept); "
-                + (f"ours keeps 1 weight in {prune_row['ours_params']:,.1f}, and its artifact, which must also store "
-                   "where each survivor sits, is the ratio drawn. "
-                   if prune_row["ours_params"] else "this recipe does not prune. ")
-                + "Their figures are on MNIST, ours on Fashion-MNIST: sizes compare directly, and so do the points "
-                  "each loses against its own dense model, but not the accuracies themselves. Our pruning-alone "
-                  "stage is measured one-shot; more fine-tuning epochs bring the loss down "
-                  "(`bench/deep_compression.py` reaches the paper's ratios within half a point, with 12 epochs per stage).")
-        st.caption(note)
+        paper_column(results, m, dense_acc)
 
 # --- what the final artifact is made of ----------------------------------------------------------
 left, right = st.columns([1.3, 1], gap="medium")
@@ -247,8 +264,14 @@ with right:
         "- **codes**: each kept weight's code into its layer's codebook, bit-packed or Huffman-coded.\n"
         "- **codebook**: each layer's shared values (clusters' centroids, or the grid's scale and zero point).\n"
         "- **raw**: tensors stored as plain float32 (biases, and every weight the recipe leaves alone).")
-    common.save_button(run, "+".join(recipe.techniques()) + (f"+finetune{epochs}" if tuned else ""),
-                       key="pipe_save")
+    if not early:  # a run is saved with its accuracy
+        common.save_button(run, "+".join(recipe.techniques()) + (f"+finetune{epochs}" if tuned else ""),
+                           key="pipe_save")
+if early:  # the evaluations, then the page again from the cache: every element is redrawn in place, with them
+    common.run(post, spinner="Evaluating on the test set…")
+    common.curve_metrics([r for _, r in partial], "Evaluating each stage…")
+    common.finished()
+    st.rerun()
 # the sliders' next values, post-training, with their stages: they answer from the cache
 near = [post.replace(sparsity=p / 100) for p in viz.next_steps(range(100), pct)]
 for field, values in (("clusters", KS), ("bits", ce.BITS)):

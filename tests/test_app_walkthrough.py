@@ -93,7 +93,8 @@ def test_a_slider_step_computes_nothing_its_page_did_not_ask_for_ahead(tiny, mon
 
 @pytest.mark.parametrize("name, widget, key, value", [("pruning", "slider", "prune_sparsity", 37),
                                                       ("clustering", "select_slider", "cluster_k", 6),
-                                                      ("quantization", "radio", "quant_symmetric", True)])
+                                                      ("quantization", "radio", "quant_symmetric", True),
+                                                      ("export", "slider", "export_sparsity", 37.0)])
 def test_a_run_not_computed_yet_draws_its_weights_before_its_evaluation(tiny, monkeypatch, name, widget, key, value):
     """headline(early=True): the page's first chart comes from the run without its evaluation; the evaluation
     follows, and the cards end up with the accuracy and the Save button, as when the run was computed already."""
@@ -105,6 +106,8 @@ def test_a_run_not_computed_yet_draws_its_weights_before_its_evaluation(tiny, mo
         events.append(("compress", recipe.to_json(), evaluate)), real_compress(model, recipe, *a, evaluate=evaluate,
                                                                                 **kw))[1])
     monkeypatch.setattr(st, "plotly_chart", lambda *a, **kw: (events.append(("chart",)), real_chart(*a, **kw))[1])
+    dg, real_dg_chart = st.delta_generator.DeltaGenerator, st.delta_generator.DeltaGenerator.plotly_chart
+    monkeypatch.setattr(dg, "plotly_chart", lambda *a, **kw: (events.append(("chart",)), real_dg_chart(*a, **kw))[1])
     getattr(at, widget)(key=key).set_value(value).run()
     assert not at.exception, at.exception
     quick = [i for i, e in enumerate(events) if e[0] == "compress" and e[2] is False]
@@ -113,13 +116,45 @@ def test_a_run_not_computed_yet_draws_its_weights_before_its_evaluation(tiny, mo
     assert len(full) == 1 and ("chart",) in events[quick[0]:full[0]], events  # a chart drawn before it is evaluated
     card = next(m for m in at.metric if m.label == "Test accuracy")
     assert card.value != "…" and card.value.endswith("%")
-    assert at.button(key={"pruning": "prune_save", "clustering": "cluster_save", "quantization": "quant_save"}[name])
+    assert at.button(key={"pruning": "prune_save", "clustering": "cluster_save", "quantization": "quant_save",
+                          "export": "export_save"}[name])
     events.clear()
     getattr(at, widget)(key=key).set_value(value).run()  # computed now: evaluated at once, nothing drawn early
     assert not [e for e in events if e[0] == "compress"]
     monkeypatch.setattr(common, "EARLY_MIN_EVAL", 1e9)  # a model quicker to evaluate than that: the old way
-    getattr(at, widget)(key=key).set_value({"prune_sparsity": 38, "cluster_k": 8, "quant_symmetric": False}[key]).run()
+    getattr(at, widget)(key=key).set_value({"prune_sparsity": 38, "cluster_k": 8, "quant_symmetric": False,
+                                                   "export_sparsity": 38.0}[key]).run()
     assert [e[2] for e in events if e[0] == "compress"] in ([True], [])  # [] : computed on an earlier visit
+
+
+def test_pipeline_draws_its_stages_before_evaluating_them(tiny, monkeypatch):
+    """Pipeline on a slow model, a setting not computed yet: the run and its measured stages are drawn first
+    without their evaluations (waterfall and byte breakdown), then evaluated, then the page is drawn again from
+    the cache with the accuracies, the paper's chart and Save; each run is computed once each way."""
+    from pages import common
+    monkeypatch.setattr(common, "EARLY_MIN_EVAL", 0.0)  # the tiny test set evaluates in milliseconds
+    events, real_compress, real_chart = [], ce.compress, st.plotly_chart
+    at = page("pipeline")
+    monkeypatch.setattr(ce, "compress", lambda model, recipe, *a, evaluate=True, **kw: (
+        events.append(("compress", recipe.to_json(), evaluate)), real_compress(model, recipe, *a, evaluate=evaluate,
+                                                                                **kw))[1])
+    monkeypatch.setattr(st, "plotly_chart", lambda *a, **kw: (events.append(("chart",)), real_chart(*a, **kw))[1])
+    at.slider(key="pipe_sparsity").set_value(83).run()
+    assert not at.exception, at.exception
+    quick = [e[1] for e in events if e[0] == "compress" and e[2] is False]
+    full = [e[1] for e in events if e[0] == "compress" and e[2] is True]
+    brief = [e[0] if e[0] == "chart" else (ce.Recipe.from_json(e[1]).techniques(), e[2]) for e in events]
+    # the run (its Huffman stage; the shared stage is read off it) and its prune stage, once each way
+    assert len(quick) == 2 and sorted(quick) == sorted(full), brief
+    first_full = next(i for i, e in enumerate(events) if e[0] == "compress" and e[2] is True)
+    assert events[:first_full].count(("chart",)) >= 2, brief  # waterfall and breakdown before any evaluation
+    assert next(m for m in at.metric if m.label == "Test accuracy").value.endswith("%")
+    assert at.button(key="pipe_save") and len(at.get("plotly_chart")) == 3  # + the paper's chart
+    assert all(r is not None for r in at.dataframe[0].value["accuracy (%)"])
+    assert not [i for i in at.info if "Evaluating" in i.value]
+    events.clear()
+    at.slider(key="pipe_sparsity").set_value(83).run()  # computed now: nothing drawn early, nothing computed
+    assert not [e for e in events if e[0] == "compress"]
 
 
 @pytest.fixture
