@@ -22,7 +22,8 @@
 
 Errors are out of the 10,000 test images; "a ± b" is the mean over seeds ± half their range. The gap
 closed is (labels-only errors - KD errors) / (labels-only errors - teacher errors) of the seed means;
-"beyond seed noise" means every KD seed made fewer errors than every labels-only seed.
+"beyond seed noise" means every KD seed made fewer errors than every labels-only seed; "paired" compares each
+KD run with the labels-only run of the same seed (the same initial weights and batch order).
 Writes distillation.csv (every run), distillation_grid.csv (the page's grid) and distillation_gain.csv.
 Finished runs are also appended to bench/results/distillation_runs.tmp: a stopped run, or a second
 process sharing the work (e.g. --epochs 20 in one, --epochs 5 in another), resumes from them, and
@@ -290,7 +291,9 @@ def main():
 
 
 def gain_row(study, student, transfer, epochs, errs, t_err):
-    """Labels only vs the best T: mean ± half range, errors saved, share of the gap closed, beyond seed noise?"""
+    """Labels only vs the best T: mean ± half range, errors saved, share of the gap closed, beyond seed noise? And
+    paired by seed (a KD run and its labels-only twin share their initial weights and batch order): the errors
+    each seed's KD run saved, and whether it saved some in every seed."""
     labels = errs[None]
     best = min((T for T in errs if T is not None), key=lambda T: statistics.mean(errs[T]))
     kd = errs[best]
@@ -299,7 +302,9 @@ def gain_row(study, student, transfer, epochs, errs, t_err):
     return {"study": study, "student": student, "transfer": transfer, "epochs": epochs, "seeds": len(labels),
             "labels_errors": spread(labels), "best_T": best, "kd_errors": spread(kd), "saved": round(saved, 1),
             "gap_closed_%": f"{100 * saved / gap:.0f}" if gap > 0 else "",
-            "beyond_seed_noise": (max(kd) < min(labels)) if len(labels) > 1 else ""}
+            "beyond_seed_noise": (max(kd) < min(labels)) if len(labels) > 1 else "",
+            "paired_saved": spread([a - b for a, b in zip(labels, kd)]) if len(labels) > 1 else "",
+            "saved_in_every_seed": all(a > b for a, b in zip(labels, kd)) if len(labels) > 1 else ""}
 
 
 if __name__ == "__main__":
