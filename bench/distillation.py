@@ -113,7 +113,8 @@ def _transfer(teacher, transfer, jitter_path):
         elif transfer == MIXUP:  # labels: each blend's first image's (unused: its runs learn from the teacher alone)
             x = data.x("train")
             lg = torch.load(mixup_path(jitter_path), weights_only=True)
-            data = ce.Dataset.from_tensors(torch.cat([x, *mixup_views(x)]), torch.cat([data.y("train")] * (1 + MIX_VIEWS)),
+            data = ce.Dataset.from_tensors(torch.cat([x, *mixup_views(x)]),
+                                           torch.cat([data.y("train")] * (1 + MIX_VIEWS)),
                                            data.x("test"), data.y("test"), name="fashion-mnist+mixup")
             tl = torch.cat([tl, lg])
         _cache[key] = data, tl

@@ -100,9 +100,8 @@ for key, value in DEFAULTS.items():
 
 
 def points(accuracy, dense_acc):
-    """A stage's table cells: accuracy and points against the dense model (empty while it is being evaluated)."""
-    return {"accuracy (%)": None if accuracy is None else 100 * accuracy,
-            "vs dense (pts)": None if accuracy is None else 100 * (accuracy - dense_acc)}
+    """A stage's table cells: its accuracy and the points it lost against the dense model."""
+    return {"accuracy (%)": 100 * accuracy, "vs dense (pts)": 100 * (accuracy - dense_acc)}
 
 
 def paper_column(results, m, dense_acc):
@@ -224,13 +223,14 @@ sizes = [(label, results[stage]["metrics"]["artifact_bytes"]) for stage, label, 
 dense_acc = dense["metrics"]["accuracy"]
 rows = [{"stage": label, "KB": results[stage]["metrics"]["artifact_bytes"] / units.KB,
          "ratio": f"{m['dense_bytes'] / results[stage]['metrics']['artifact_bytes']:,.1f}×",
-         **points(results[stage]["metrics"]["accuracy"], dense_acc)}
+         # drawn early: no accuracy columns yet (rather than "None" cells)
+         **({} if early else points(results[stage]["metrics"]["accuracy"], dense_acc))}
         for stage, label, _ in stages]
 if tuned is not None:
     sizes.append(("fine-tuned", m["artifact_bytes"]))
     rows.append({"stage": f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}",
                  "KB": m["artifact_bytes"] / units.KB, "ratio": f"{m['ratio']:,.1f}×",
-                 "accuracy (%)": 100 * m["accuracy"], "vs dense (pts)": 100 * (m["accuracy"] - dense_acc)})
+                 **points(m["accuracy"], dense_acc)})
 
 left, right = st.columns([1.3, 1], gap="medium")
 with left:

@@ -139,6 +139,8 @@ def test_pipeline_draws_its_stages_before_evaluating_them(tiny, monkeypatch):
         events.append(("compress", recipe.to_json(), evaluate)), real_compress(model, recipe, *a, evaluate=evaluate,
                                                                                 **kw))[1])
     monkeypatch.setattr(st, "plotly_chart", lambda *a, **kw: (events.append(("chart",)), real_chart(*a, **kw))[1])
+    tables, real_table = [], st.dataframe
+    monkeypatch.setattr(st, "dataframe", lambda data, *a, **kw: (tables.append(data), real_table(data, *a, **kw))[1])
     at.slider(key="pipe_sparsity").set_value(83).run()
     assert not at.exception, at.exception
     quick = [e[1] for e in events if e[0] == "compress" and e[2] is False]
@@ -152,6 +154,9 @@ def test_pipeline_draws_its_stages_before_evaluating_them(tiny, monkeypatch):
     assert at.button(key="pipe_save") and len(at.get("plotly_chart")) == 3  # + the paper's chart
     assert all(r is not None for r in at.dataframe[0].value["accuracy (%)"])
     assert not [i for i in at.info if "Evaluating" in i.value]
+    early_table, final_table = tables[0], tables[-1]  # the stage table drawn early shows no "None" cells
+    assert len(tables) == 2 and all(None not in row.values() for row in early_table), tables
+    assert "accuracy (%)" not in early_table[0] and "accuracy (%)" in final_table[0]
     events.clear()
     at.slider(key="pipe_sparsity").set_value(83).run()  # computed now: nothing drawn early, nothing computed
     assert not [e for e in events if e[0] == "compress"]
