@@ -273,10 +273,10 @@ def main():
                          "bytes": row["bytes"], "T": T or "", "alpha": args.alpha if T else 0.0, "epochs": epochs,
                          "seeds": " ".join(map(str, seeds)), "errors_mean": round(statistics.mean(e), 1),
                          "errors_min": min(e), "errors_max": max(e), "teacher_errors": t_err})
-        gains.append(gain_row("grid", label(s), "train", epochs, errs, t_err))
+        gains.append(gain_row("grid", args.teacher, label(s), "train", epochs, errs, t_err))
     for s, transfer, epochs, keys in gap_keys:
         errs = {T: [done[k]["test_errors"] for k in ks] for T, ks in keys.items()}
-        gains.append(gain_row("gap", label(s), transfer, epochs, errs, t_err))
+        gains.append(gain_row("gap", args.teacher, label(s), transfer, epochs, errs, t_err))
 
     table(f"Knowledge distillation from {args.teacher} on Fashion-MNIST: every run (test errors out of {n:,})",
           runs, name)
@@ -291,7 +291,7 @@ def main():
           "(runs resumed from an earlier process not counted)")
 
 
-def gain_row(study, student, transfer, epochs, errs, t_err):
+def gain_row(study, teacher, student, transfer, epochs, errs, t_err):
     """Labels only vs the best T: mean ± half range, errors saved, share of the gap closed, beyond seed noise? And
     paired by seed (a KD run and its labels-only twin share their initial weights and batch order): the errors
     each seed's KD run saved, and whether it saved some in every seed."""
@@ -300,7 +300,8 @@ def gain_row(study, student, transfer, epochs, errs, t_err):
     kd = errs[best]
     saved = statistics.mean(labels) - statistics.mean(kd)
     gap = statistics.mean(labels) - t_err
-    return {"study": study, "student": student, "transfer": transfer, "epochs": epochs, "seeds": len(labels),
+    return {"study": study, "teacher": teacher, "student": student, "transfer": transfer, "epochs": epochs,
+            "seeds": len(labels),
             "labels_errors": spread(labels), "best_T": best, "kd_errors": spread(kd), "saved": round(saved, 1),
             "gap_closed_%": f"{100 * saved / gap:.0f}" if gap > 0 else "",
             "beyond_seed_noise": (max(kd) < min(labels)) if len(labels) > 1 else "",

@@ -21,6 +21,7 @@ common.through_app()
 
 TEACHER = "resnet-8"
 GRID_CSV = Path(__file__).resolve().parent.parent / "bench" / "results" / "distillation_grid.csv"
+GAIN_CSV = GRID_CSV.with_name("distillation_gain.csv")  # KD against labels only, per student (and paired by seed)
 GRID_TEST = 10_000  # the grid's errors are out of Fashion-MNIST's full test set
 WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800)  # hidden units in each of an MLP student's 2 layers
 CNN = "small CNN (ResNet-8, 8-16-32 channels)"
@@ -35,10 +36,14 @@ def teacher_logits(name, dataset_name):
 
 
 @st.cache_data(show_spinner=False)
-def grid_rows(mtime):
-    """bench/results/distillation_grid.csv as a list of dicts (re-read when the file changes)."""
-    with open(GRID_CSV, newline="") as f:
+def csv_rows(path, mtime):
+    """One of bench/distillation.py's tables as a list of dicts (re-read when the file changes); [] if missing."""
+    with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def bench_rows(path):
+    return csv_rows(path, path.stat().st_mtime) if path.is_file() else []
 
 
 def student_module(kind):
@@ -186,8 +191,7 @@ with explain_col:
 
 # --- the measured grid: the lesson before any training ----------------------------------------------
 st.subheader("What KD does, measured: every student, with and without the teacher")
-rows = grid_rows(GRID_CSV.stat().st_mtime) if GRID_CSV.is_file() else []
-rows = [r for r in rows if r.get("teacher") == teacher]
+rows = [r for r in bench_rows(GRID_CSV) if r.get("teacher") == teacher]
 measured = sorted({int(r["epochs"]) for r in rows})
 if measured:  # the longest training first: that is where KD's gain shows
     shown = st.radio("Students trained for", measured, index=len(measured) - 1, format_func=lambda e: f"{e} epochs",
@@ -213,6 +217,15 @@ if rows:
                "set. Where the solid lines lie below the dashed one, the teacher's soft targets taught the student "
                "more than the labels alone. Your own trained students appear as stars.")
     grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine_points(*stored), rows)), width="stretch")
+    gains = [r for r in bench_rows(GAIN_CSV) if r.get("teacher") == teacher and r["study"] == "grid"
+             and int(r["epochs"]) == int(g["epochs"]) and r["paired_saved"]]
+    if gains:
+        st.caption("Each KD run against the labels-only run of the same seed (the same starting weights, the same "
+                   "batches), the errors KD saved, mean ± half range over the seeds: "
+                   + "; ".join(f"**{r['student']}** {r['paired_saved']} at T = {r['best_T']}"
+                               + (" (fewer in every seed)" if r["saved_in_every_seed"] == "True" else "")
+                               for r in gains)
+                   + ". A negative number: KD cost errors.")
 else:
     st.info(f"No measured grid for the teacher {teacher}: `python bench/distillation.py --teacher {teacher}` "
             "writes it (the shipped one is for resnet-8).")

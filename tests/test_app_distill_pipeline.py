@@ -123,6 +123,25 @@ def test_your_students_land_on_the_grid_of_their_epochs(tiny):
     assert "yours: 30-30" not in chart_text(at) and any("choose 5 epochs" in c.value for c in at.caption)
 
 
+def test_the_page_says_what_kd_saved_paired_by_seed_as_the_bench_measured(fmnist):
+    """Under the grid, for the epochs shown: each student's errors saved by KD against its labels-only twin of the
+    same seed, read from bench/results/distillation_gain.csv, and which saved some in every seed."""
+    results = Path(__file__).resolve().parent.parent / "bench" / "results"
+    with open(results / "distillation_gain.csv", newline="") as f:
+        gains = [g for g in csv.DictReader(f) if g["study"] == "grid" and g["teacher"] == "resnet-8"]
+    at = page("distillation")
+    for epochs in (20, 5):
+        at.radio(key="distill_grid_epochs").set_value(epochs).run()
+        assert not at.exception
+        caption = next(c.value for c in at.caption if "the same seed" in c.value)
+        shown = [g for g in gains if int(g["epochs"]) == epochs]
+        assert len(shown) >= 4
+        for g in shown:
+            said = f"**{g['student']}** {g['paired_saved']} at T = {g['best_T']}"
+            assert said in caption, (said, caption)
+            assert (f"{said} (fewer in every seed)" in caption) == (g["saved_in_every_seed"] == "True")
+
+
 def test_the_pages_grid_is_the_benchs_runs():
     """bench/results/distillation_grid.csv, which the page draws, is what bench/distillation.py measured: each
     point is the mean, min and max of its seeds' runs in distillation.csv, and the teacher's errors are its own."""
