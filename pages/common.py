@@ -59,12 +59,18 @@ def through_app():
 
     Streamlit treats a folder named pages/ as "one page per file" until app.py's st.navigation has
     run once in the process: on a fresh server a first visit straight to /compare runs that page
-    alone (the model is then the default one). Switch that legacy mode off, so the next
-    interaction already runs inside app.py. No rerun here: it would drop the click that started
-    this run (and Streamlit's AppTest runs pages this way on purpose).
+    alone (no model choice in the sidebar, and every file of pages/ listed as a page). Switch that
+    legacy mode off, and run the session's first such run again: now inside app.py, on the same
+    page. Only a session's first run is run again: a later one may have been started by a click,
+    which a rerun would drop. Streamlit's AppTest runs pages alone on purpose, and gets no rerun.
     """
-    if not getattr(_frame, "active", False):
-        PagesManager.uses_pages_directory = False
+    if getattr(_frame, "active", False):
+        return
+    PagesManager.uses_pages_directory = False
+    if _served() and not st.session_state.get("_through_app"):
+        # once per session: never a loop, and a session's first run (a page load) has no click to drop
+        st.session_state["_through_app"] = True
+        st.rerun()
 
 
 kb, ratio, pct = units.kb, units.ratio, units.pct  # the one unit convention (1 KB = 1,000 bytes)

@@ -130,3 +130,22 @@ def test_no_outside_requests_and_no_deploy_button(server, browser):
         page.wait_for_load_state("networkidle")
     assert not outside and not failed, (outside, failed)
     assert page.locator('[data-testid="stAppDeployButton"]').count() == 0  # toolbarMode viewer
+
+
+def test_a_first_visit_straight_to_a_page_gets_the_apps_frame(server, browser):
+    """On a fresh server a first load of /compare used to run pages/compare.py alone, in Streamlit's "one page
+    per file" mode: the sidebar listed every file in pages/ (common, charts, ...) and had no model choice. It
+    now runs again inside app.py's frame, on the same page."""
+    with streamlit_server(timeout=120) as (url, _proc):  # its own fresh server: app.py has never run in it
+        page = browser.new_page()
+        try:
+            page.goto(f"{url}/compare")
+            page.get_by_role("heading", name="Compare").first.wait_for(timeout=60_000)
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            sidebar.locator('[data-testid="stSelectbox"]').first.wait_for(timeout=60_000)  # the model choice
+            nav = sidebar.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Pruning" in nav and "common" not in nav, nav
+            assert page.url.endswith("/compare")
+            assert not page.locator('[data-testid="stException"]').count()
+        finally:
+            page.close()
