@@ -161,7 +161,7 @@ def make_tab():
     if recipe is None:
         return
     title = f"{common.model_name()}: {recipe_summary(recipe)}"
-    trains = recipe.finetune_epochs or recipe.temperature is not None
+    trains = ce.trained.trains(recipe)
     if trains:
         if common.cached_trained(recipe) is None and not st.button(
                 "Run this recipe (it trains: fine-tuning / distillation)", type="primary"):

@@ -194,9 +194,10 @@ if epochs:
             if tuned is not None:
                 slot.empty()
 partial = stage_runs(recipe)
+measured = [r for _, r in partial]  # the stages' runs this page computes
 # a run not computed yet on a slow model (LeNet-5): sizes and charts first from the runs without their evaluation,
 # then the evaluations, then the page again from the cache (with the accuracies, the paper's chart and Save)
-early = tuned is None and common.draw_early(post, *(r for _, r in partial))
+early = tuned is None and common.draw_early(post, *measured)
 run = tuned or (common.unevaluated(post) if early else common.run(post, spinner="Compressing…"))
 m = run["metrics"]
 common.metric_cards(m, dense["metrics"])
@@ -213,8 +214,8 @@ elif not early and m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
 stages = explain.stage_recipes(recipe)
 derived = derived_stage(recipe)
 results = {"dense": dense}
-for (stage, _), metrics in zip(partial, [common.unevaluated(r)["metrics"] for _, r in partial] if early else
-                               common.curve_metrics([r for _, r in partial], "Measuring each stage…")):
+for (stage, _), metrics in zip(partial, [common.unevaluated(r)["metrics"] for r in measured] if early else
+                               common.curve_metrics(measured, "Measuring each stage…")):
     results[stage] = {"metrics": metrics}
 if derived in (s for s, _, _ in stages):
     results[derived] = {"metrics": {**results["huffman"]["metrics"],
@@ -269,7 +270,7 @@ with right:
                            key="pipe_save")
 if early:  # the evaluations, then the page again from the cache: every element is redrawn in place, with them
     common.run(post, spinner="Evaluating on the test set…")
-    common.curve_metrics([r for _, r in partial], "Evaluating each stage…")
+    common.curve_metrics(measured, "Evaluating each stage…")
     common.finished()
     st.rerun()
 # the sliders' next values, post-training, with their stages: they answer from the cache
