@@ -33,8 +33,9 @@ def layer_histogram(dense_weights, weights, pct):
 
 st.title("Weight clustering")
 controls, explain = st.columns([1, 1.25], gap="large")
+common.start_settings("clustering", lambda f: {"cluster_k": f["clusters"]})
 with controls:
-    k = st.select_slider("Clusters per layer (k)", KS, value=common.STARTS["clustering"]["clusters"], key="cluster_k",
+    k = st.select_slider("Clusters per layer (k)", KS, key="cluster_k",
                          help="2 to 256 centroids per layer, on a log scale.")
     init = st.radio("Centroid initialisation", list(INITS), format_func=INITS.get, horizontal=True,
                     key="cluster_init",

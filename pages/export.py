@@ -124,18 +124,23 @@ def handle_artifact_upload(data):
 def recipe_form():
     """The compact recipe controls -> a Recipe (None with the error shown if invalid)."""
     lo, hi = ce.RANGES["sparsity"]
-    start = common.STARTS["export"]
-    pct = st.slider("Sparsity: share of weights set to zero", 100 * lo, 100 * hi, 100 * start["sparsity"], 0.1,
-                    format="%.1f %%", key="export_sparsity")
+    common.start_settings("export", lambda f: {"export_sparsity": 100 * f["sparsity"],
+                                               "export_scope": f["prune_scope"], "export_clusters": f["clusters"],
+                                               "export_huffman": f["huffman"]})
+    pct = st.slider("Sparsity: share of weights set to zero", 100 * lo, 100 * hi, step=0.1, format="%.1f %%",
+                    key="export_sparsity")
+    scope = st.radio("Pruning threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
+                     key="export_scope", help=common.SCOPE_HELP)
     sharing = st.radio("Weight sharing", ["none", "k-means clusters", "uniform bits"], index=1, horizontal=True,
                        key="export_sharing")
     clusters = bits = None
     if sharing == "k-means clusters":
-        clusters = st.slider("Clusters per layer", *ce.RANGES["clusters"], start["clusters"], key="export_clusters")
+        clusters = st.slider("Clusters per layer", *ce.RANGES["clusters"], key="export_clusters")
     elif sharing == "uniform bits":
         bits = st.select_slider("Bits per weight", options=list(ce.BITS), value=4, key="export_bits")
-    huffman = st.toggle("Huffman-code the index and code streams", value=start["huffman"], key="export_huffman")
-    return common.recipe(sparsity=round(pct / 100, 4), clusters=clusters, bits=bits, huffman=huffman)
+    huffman = st.toggle("Huffman-code the index and code streams", key="export_huffman")
+    return common.recipe(sparsity=round(pct / 100, 4), prune_scope=scope, clusters=clusters, bits=bits,
+                         huffman=huffman)
 
 
 def make_tab():

@@ -11,13 +11,16 @@ common.through_app()
 
 KS = (2, 4, 8, 16, 32, 64, 128, 256)
 SHARING = {"none": "None", "cluster": "Cluster (k-means)", "quantize": "Quantize (uniform grid)"}
-SCOPES = {"layer": "Per layer", "global": "Global"}
-# The page's first setting unless the Deep Compression preset's fine-tuned result is already kept on disk:
-# common.STARTS' one-shot recipe both sample models survive (about 25x at under 1 point lost).
-_START = common.STARTS["pipeline"]
-DEFAULTS = {"pipe_sparsity": round(100 * _START["sparsity"]), "pipe_scope": _START["prune_scope"],
-            "pipe_sharing": "cluster", "pipe_clusters": _START["clusters"], "pipe_bits": 6,
-            "pipe_huffman": _START["huffman"], "pipe_epochs": 0}
+
+
+def defaults(start):
+    """The page's first setting from the model's start (common.starts: a one-shot recipe the model survives, about
+    25x at under 1 point lost on the LeNets), unless the Deep Compression preset's fine-tuned result is kept."""
+    return {"pipe_sparsity": round(100 * start["sparsity"]), "pipe_scope": start["prune_scope"],
+            "pipe_sharing": "cluster", "pipe_clusters": start["clusters"], "pipe_bits": 6,
+            "pipe_huffman": start["huffman"], "pipe_epochs": 0}
+
+
 DEEP_COMPRESSION = {"pipe_sparsity": 92, "pipe_scope": "global", "pipe_sharing": "cluster", "pipe_clusters": 16,
                     "pipe_huffman": True, "pipe_epochs": 1}
 
@@ -51,9 +54,10 @@ def use_deep_compression():
 
 def first_settings():
     """Open on the Deep Compression preset if its fine-tuned result is kept (trained earlier, by anyone, on
-    this server: it shows at once), else on DEFAULTS, a one-shot setting the model survives."""
-    preset = {**DEFAULTS, **DEEP_COMPRESSION}
-    return preset if common.cached_trained(widget_recipe(preset)) is not None else DEFAULTS
+    this server: it shows at once), else on the model's defaults, a one-shot setting it survives."""
+    start = defaults(common.starts()["pipeline"])
+    preset = {**start, **DEEP_COMPRESSION}
+    return preset if common.cached_trained(widget_recipe(preset)) is not None else start
 
 
 def waterfall_chart(steps):
@@ -95,8 +99,7 @@ def paper_chart(comp, ours_name):
 
 if "pipe_sparsity" not in st.session_state:
     st.session_state.update(first_settings())
-for key, value in DEFAULTS.items():
-    st.session_state.setdefault(key, value)
+common.start_settings("pipeline", defaults)  # the rest; and an untouched start follows a change of model
 
 
 def points(accuracy, dense_acc):
@@ -140,8 +143,8 @@ with controls:
                    "layers and 256 (8 bits) in conv layers; 16 (4 bits) is lighter. More fine-tuning epochs win "
                    "back more accuracy.")
     pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity")
-    scope = st.radio("Pruning threshold", list(SCOPES), format_func=SCOPES.get, horizontal=True, key="pipe_scope",
-                     help="Per layer: every layer loses the same share. Global: one threshold for the network.")
+    scope = st.radio("Pruning threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
+                     key="pipe_scope", help=common.SCOPE_HELP)
     sharing = st.radio("2. Share weights", list(SHARING), format_func=SHARING.get, horizontal=True,
                        key="pipe_sharing",
                        help="Cluster: each layer keeps k values found by k-means. Quantize: each layer's weights "

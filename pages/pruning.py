@@ -8,8 +8,6 @@ from pages import charts, common
 common.through_app()
 
 GRID = (0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99)  # sparsity (%) of the accuracy-vs-sparsity curves
-SCOPES = {"layer": "Per layer", "global": "Global"}
-START = common.STARTS["pruning"]  # the first setting (and why it is that one) is common's
 
 
 def _structured_changed():
@@ -59,20 +57,21 @@ def mask_chart(dense_weights, weights, structured, pct):
 
 st.title("Pruning")
 controls, explain = st.columns([1, 1.25], gap="large")
+# the first setting (and why it is that one) is common's: the structured toggle also sets the scope
+common.start_settings("pruning", lambda f: {"prune_sparsity": round(100 * f["sparsity"]),
+                                            "prune_scope": f["prune_scope"]})
 with controls:
-    pct = st.slider("Sparsity: share of weights set to zero", 0, 99, round(100 * START["sparsity"]), 1, format="%d %%",
-                    key="prune_sparsity")
+    pct = st.slider("Sparsity: share of weights set to zero", 0, 99, step=1, format="%d %%", key="prune_sparsity")
     structured = st.toggle("Structured: remove whole neurons / filters", key="prune_structured",
                            on_change=_structured_changed,
                            help="Removes whole hidden units (rows of a Linear weight, filters of a conv), "
                                 "so the dense model really shrinks. Always per layer.")
-    st.session_state.setdefault("prune_scope", START["prune_scope"])  # not index=: the structured toggle also sets it
-    scope = st.radio("Threshold", list(SCOPES), format_func=SCOPES.get, horizontal=True, key="prune_scope",
+    scope = st.radio("Threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
+                     key="prune_scope",
                      disabled=structured,
                      help="Structured pruning removes the same fraction of units in every layer, so it is "
                           "always per layer." if structured else
-                          "Per layer: every layer loses the same share. Global: one magnitude threshold for "
-                          "the whole network.")
+                          common.SCOPE_HELP)
     finetune = st.toggle("Fine-tune 1 epoch (pruned weights stay zero)", key="prune_finetune",
                          help="One epoch of Adam on the training set with the mask held fixed: about 3 s on "
                               "LeNet-300-100, 20 s on LeNet-5. Cached, so each setting is trained only once.")

@@ -54,8 +54,9 @@ def layer_histogram(dense_weights, weights, bits, symmetric, per_channel, calibr
 
 st.title("Quantization")
 controls, explain = st.columns([1, 1.25], gap="large")
+common.start_settings("quantization", lambda f: {"quant_bits": f["bits"]})
 with controls:
-    bits = st.select_slider("Bit width", ce.BITS, value=common.STARTS["quantization"]["bits"], key="quant_bits",
+    bits = st.select_slider("Bit width", ce.BITS, key="quant_bits",
                             help="1 to 8 bits, or 16. Float32 weights use 32.")
     symmetric = st.radio("Grid", [False, True], horizontal=True, key="quant_symmetric",
                          format_func=lambda s: "Symmetric (zero point 0)" if s else "Affine (with a zero point)")

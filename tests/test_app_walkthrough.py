@@ -56,6 +56,47 @@ def test_pruning_opens_on_a_sparsity_the_model_survives(fmnist, model):
     assert delta_pts(at) > -1.5  # LeNet-5 opened at 68.6 % (-23.5 points) per layer
 
 
+START_MAX_LOSS = 3.0  # points a page's first setting may cost (Quantization's 4 bits: 1.4-2.6 on the LeNets)
+
+
+@pytest.mark.parametrize("model", [c["name"] for c in ce.list_models()])
+def test_every_page_start_is_a_setting_each_sample_model_survives(fmnist, model):
+    """Each technique page's first setting for each sample model (common.starts) loses at most START_MAX_LOSS points
+    one-shot, on 2,000 test images. ResNet-8 at the LeNets' 80 % global fell to 10 %: it has its own starts."""
+    from pages import common
+    net, x, y = ce.load_model(model), fmnist.x("test")[:2000], fmnist.y("test")[:2000]
+
+    def accuracy(m):
+        return 100 * float((ce.logits(m, x).argmax(1) == y).float().mean())
+
+    dense = accuracy(ce.compress(net, ce.Recipe(), fmnist, evaluate=False).model)
+    for page_name, fields in common.starts(model).items():
+        loss = dense - accuracy(ce.compress(net, ce.Recipe(**fields), fmnist, evaluate=False).model)
+        assert loss <= START_MAX_LOSS, f"{model} on {page_name} ({fields}): -{loss:.1f} points"
+
+
+def test_a_start_follows_the_model_until_the_visitor_moves_it(tiny):
+    """Switching the sidebar's model moves a page's untouched start to the new model's; a setting the visitor chose
+    stays, whole (on the tiny slice of the data, so ResNet-8's page takes seconds)."""
+    from pages import common
+
+    def setting(at):
+        return at.slider(key="prune_sparsity").value, at.radio(key="prune_scope").value
+
+    at = page("pruning", "lenet-300-100")
+    assert setting(at) == (80, "global")
+    at.session_state["model"] = "resnet-8"  # the sidebar's choice (its widget key)
+    at.run()
+    start = common.starts("resnet-8")["pruning"]
+    assert not at.exception and setting(at) == (round(100 * start["sparsity"]), start["prune_scope"]) == (40, "layer")
+    at.slider(key="prune_sparsity").set_value(30).run()
+    at.session_state["model"] = "lenet-5"
+    at.run()
+    assert not at.exception and setting(at) == (30, "layer")  # chosen: kept whole, scope and all
+    at = page("export", "resnet-8")
+    assert (at.slider(key="export_sparsity").value, at.radio(key="export_scope").value) == (40.0, "layer")
+
+
 @pytest.mark.parametrize("name", ["pruning", "clustering", "quantization", "pipeline", "export"])
 def test_each_page_opens_on_the_start_that_home_warms(tiny, monkeypatch, name):
     """The first recipe a page computes besides the dense one is its common.STARTS entry: the run warm() computed
