@@ -6,11 +6,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
-from pages import common
+from compress_engine.playground import units
+from pages import charts, common
 
 common.through_app()
 
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+COLORS = charts.PALETTE  # one colour per layer (and per part of the fitted artifact)
+KB = units.KB  # every size on the page: 1 KB = 1,000 bytes, as on every other page
 TOLERANCE = 0.005  # accuracy a layer may lose alone and still count as "cheap"
 FOCUS = 1.0  # Recipe.prune_focus of a budget run when its box is ticked (what bench/beyond.py measured on LeNet-5)
 
@@ -39,9 +41,9 @@ def loss_lines(scan, axis):
             xs = [bits(r["clusters"]) for r in rows]
         fig.add_scatter(x=xs, y=[100 * (base - r["accuracy"]) for r in rows], mode="lines+markers",
                         name=f"{layer['name']} ({layer['params']:,})", line=dict(color=COLORS[i % len(COLORS)]),
-                        customdata=[r["bytes"] / 1024 for r in rows],
+                        customdata=[r["bytes"] / KB for r in rows],
                         hovertemplate="%{x}: %{y:.2f} pts lost, layer %{customdata:.1f} KB<extra></extra>")
-    fig.add_hline(y=100 * TOLERANCE, line_dash="dot", line_color="#7f7f7f",
+    fig.add_hline(y=100 * TOLERANCE, line_dash="dot", line_color=charts.GREY,
                   annotation_text=f"{100 * TOLERANCE:.1f} pts", annotation_position="top left")
     if axis == "sparsity":
         layout(fig, "Pruning one layer alone (one-shot, others dense)", "sparsity of that layer (%)",
@@ -57,16 +59,17 @@ def loss_lines(scan, axis):
 def bytes_bars(summary):
     names = [r["layer"] for r in summary]
     fig = go.Figure()
-    fig.add_bar(y=names, x=[r["dense_bytes"] / 1024 for r in summary], orientation="h", name="dense float32",
-                marker_color="#c7c7c7", hovertemplate="%{y}: %{x:.1f} KB dense<extra></extra>")
-    fig.add_bar(y=names, x=[r["cheapest_bytes"] / 1024 for r in summary], orientation="h",
-                name=f"smallest within {100 * TOLERANCE:.1f} pts (one-shot)", marker_color="#1f77b4",
+    fig.add_bar(y=names, x=[r["dense_bytes"] / KB for r in summary], orientation="h", name="dense float32",
+                marker_color=charts.GREY, opacity=0.45, hovertemplate="%{y}: %{x:.1f} KB dense<extra></extra>")
+    fig.add_bar(y=names, x=[r["cheapest_bytes"] / KB for r in summary], orientation="h",
+                name=f"smallest within {100 * TOLERANCE:.1f} pts (one-shot)", marker_color=charts.BLUE,
                 text=[f"{r['dense_bytes'] / max(r['cheapest_bytes'], 1):.0f}×" for r in summary],
                 textposition="outside", hovertemplate="%{y}: %{x:.1f} KB<extra></extra>")
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(type="log")
+    charts.log_axis(fig, "x", [r[k] / KB for r in summary for k in ("dense_bytes", "cheapest_bytes")])
     fig.update_yaxes(autorange="reversed")
-    return layout(fig, "Where the bytes are, and how small each layer gets alone", "KB (log scale)", "")
+    return layout(fig, "Where the bytes are, and how small each layer gets alone",
+                  f"KB (log scale; {units.CONVENTION})", "")
 
 
 def grid_heatmap(scan, layer):
@@ -79,7 +82,7 @@ def grid_heatmap(scan, layer):
     for r in rows:
         i, j = ks.index(r["clusters"]), ss.index(r["sparsity"])
         z[i][j] = 100 * (base - r["accuracy"])
-        text[i][j] = f"{r['bytes'] / 1024:.1f}"
+        text[i][j] = f"{r['bytes'] / KB:.1f}"
     fig = go.Figure(go.Heatmap(z=z, x=[f"{100 * s:g} %" for s in ss], y=[f"{bits(k)} bit" if k else "float32" for k in ks],
                                text=text, texttemplate="%{text}", colorscale="RdYlGn_r", zmin=0, zmax=5,
                                colorbar=dict(title="pts lost"),
@@ -134,10 +137,10 @@ c = st.columns(3)
 c[0].metric("Most fragile layer", fragile["layer"], f"-{100 * fragile['loss_at_90']:.1f} pts at 90 % pruned",
             delta_color="normal", help="The layer that loses the most accuracy when 90 % of its weights are removed alone.")
 c[1].metric("Cheapest bytes", cheap["layer"], f"{common.kb(cheap['dense_bytes'])} → {common.kb(cheap['cheapest_bytes'])}",
-            delta_color="off", help=f"The layer that sheds the most bytes while losing at most {100 * TOLERANCE:.1f} "
-                                    "points on its own.")
+            delta_color="off", delta_arrow="off",
+            help=f"The layer that sheds the most bytes while losing at most {100 * TOLERANCE:.1f} points on its own.")
 c[2].metric("Scanned", f"{len(scan['rows']):,} settings", f"{scan['seconds']:.0f} s once, then from disk",
-            delta_color="off")
+            delta_color="off", delta_arrow="off")
 
 left, right = st.columns(2, gap="medium")
 with left:
@@ -153,11 +156,11 @@ with right:
 
 st.markdown("**Per layer, alone** (within "
             f"{100 * TOLERANCE:.1f} points of the dense model's {100 * scan['dense_accuracy']:.2f} % on these images)")
-st.dataframe([{"layer": r["layer"], "weights": r["params"], "dense KB": r["dense_bytes"] / 1024,
+st.dataframe([{"layer": r["layer"], "weights": r["params"], "dense KB": r["dense_bytes"] / KB,
                "loss at 90 % pruned (pts)": 100 * (r["loss_at_90"] or 0),
                "max sparsity": f"{100 * r['max_sparsity']:g} %",
                "fewest bits": bits(r["min_clusters"]) if r["min_clusters"] else "—",
-               "smallest KB": r["cheapest_bytes"] / 1024} for r in summary],
+               "smallest KB": r["cheapest_bytes"] / KB} for r in summary],
              hide_index=True, width="stretch",
              column_config={"weights": st.column_config.NumberColumn(format="localized"),
                             "dense KB": st.column_config.NumberColumn(format="%.1f"),
@@ -168,7 +171,7 @@ st.dataframe([{"layer": r["layer"], "weights": r["params"], "dense KB": r["dense
 st.divider()
 st.subheader("Fit in N KB")
 left, right = st.columns([1, 1.3], gap="large")
-dense_kb = sum(r["dense_bytes"] for r in summary) / 1000
+dense_kb = sum(r["dense_bytes"] for r in summary) / KB
 with left:
     kb = st.number_input("Budget (KB, 1 KB = 1,000 bytes)", min_value=1.0, max_value=max(2.0, round(dense_kb, 1)),
                          value=float(max(1, round(dense_kb / 64))), step=1.0, key="budget_kb")
@@ -203,7 +206,7 @@ if go_fit and fkey not in fits:
 
     try:
         budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scan_progress, focus=focus)
-        res, plan = ce.fit_budget(net, data, int(kb * 1000), epochs=epochs, scan=budget_scan, progress=ft_progress,
+        res, plan = ce.fit_budget(net, data, int(kb * KB), epochs=epochs, scan=budget_scan, progress=ft_progress,
                                   kd=4.0, focus=focus)
         fits[fkey] = {"metrics": res.metrics, "plan": plan}
     except ce.Stopped:
@@ -218,15 +221,16 @@ if fit is None:
 else:
     m, plan = fit["metrics"], fit["plan"]
     c = st.columns(4)
-    c[0].metric("Artifact", f"{m['artifact_bytes'] / 1000:,.1f} KB", f"budget {kb:g} KB", delta_color="off")
+    c[0].metric("Artifact", common.kb(m["artifact_bytes"]), f"budget {kb:g} KB", delta_color="off", delta_arrow="off")
     c[1].metric("Compression ratio", f"{m['ratio']:,.1f}×")
     c[2].metric("Test accuracy", f"{100 * m['accuracy']:.2f} %", f"{100 * (m['accuracy'] - m['dense_accuracy']):+.2f} pts")
-    c[3].metric("Weights kept", f"{m['nonzero_params']:,}", f"of {m['dense_params']:,}", delta_color="off")
+    c[3].metric("Weights kept", f"{m['nonzero_params']:,}", f"of {m['dense_params']:,}", delta_color="off",
+                delta_arrow="off")
     real = {r["name"]: r for r in m["layers"]}
     st.dataframe([{"layer": a["layer"], "sparsity": f"{100 * a['sparsity']:g} %",
                    "stored as": f"{a['clusters']} shared values ({bits(a['clusters'])} bit)" if a["clusters"] else "float32",
-                   "weights kept": real[a["layer"]]["nonzero"], "KB predicted": a["predicted_bytes"] / 1000,
-                   "KB in the artifact": real[a["layer"]]["bytes"] / 1000} for a in plan["allocation"]],
+                   "weights kept": real[a["layer"]]["nonzero"], "KB predicted": a["predicted_bytes"] / KB,
+                   "KB in the artifact": real[a["layer"]]["bytes"] / KB} for a in plan["allocation"]],
                  hide_index=True, width="stretch",
                  column_config={"weights kept": st.column_config.NumberColumn(format="localized"),
                                 "KB predicted": st.column_config.NumberColumn(format="%.2f"),
@@ -237,7 +241,7 @@ else:
     parts.append(("header", m["bytes_breakdown"]["header"]))
     fig = go.Figure()
     for i, (label, b) in enumerate(parts):
-        fig.add_bar(y=["artifact"], x=[b / 1000], orientation="h", name=label, marker_color=COLORS[i % len(COLORS)],
+        fig.add_bar(y=["artifact"], x=[b / KB], orientation="h", name=label, marker_color=COLORS[i % len(COLORS)],
                     hovertemplate=f"{label}: %{{x:.2f}} KB<extra></extra>")
     fig.update_layout(barmode="stack")
     st.plotly_chart(layout(fig, "Where the bytes went", "KB", "", height=220), width="stretch")

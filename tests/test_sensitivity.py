@@ -89,15 +89,28 @@ def test_summary_reads_fragility_and_cheap_bytes(lenet300, small, cache):
 
 
 def test_sensitivity_page(fmnist, tmp_path, monkeypatch):
-    """A fresh scan draws its charts (progress bar while it runs); the next visit reads it from disk."""
+    """A fresh scan draws its charts (progress bar while it runs); the next visit reads it from disk.
+    Sizes in KB of 1,000 bytes, as on every page; the bytes chart's log axis with readable ticks."""
+    from streamlit.proto.Metric_pb2 import Metric
     from test_app import page
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
     at = page("sensitivity", "lenet-300-100")
     assert [m.label for m in at.metric] == ["Most fragile layer", "Cheapest bytes", "Scanned"]
     assert at.metric[0].value == "layers.2.weight"  # the 10-unit output layer: 1,000 weights, all needed
     assert at.metric[1].value == "layers.0.weight"  # 92 % of the weights, and flat until high sparsity
+    assert all(m.proto.direction == Metric.MetricDirection.NONE for m in at.metric[1:])  # no arrow on a note
     assert len(at.get("plotly_chart")) == 4 and len(at.dataframe) == 1
-    assert list(tmp_path.glob("sensitivity/*.json"))
+    (kept,) = tmp_path.glob("sensitivity/*.json")
+    rows = summary(json.loads(kept.read_text()), 0.005)
+    table = at.dataframe[0].value
+    assert list(table["dense KB"]) == [r["dense_bytes"] / 1000 for r in rows]
+    assert list(table["smallest KB"]) == [r["cheapest_bytes"] / 1000 for r in rows]
+    assert at.metric[1].proto.delta.startswith(f"{rows[0]['dense_bytes'] / 1000:,.1f} KB")  # as in the table
+    bars = json.loads(at.get("plotly_chart")[2].proto.spec)
+    assert bars["data"][0]["x"] == [r["dense_bytes"] / 1000 for r in rows]
+    x = bars["layout"]["xaxis"]
+    assert x["type"] == "log" and x["tickmode"] == "array"
+    assert all(b / a >= 1.4 for a, b in zip(x["tickvals"], x["tickvals"][1:]))  # never "8 9 10 2 3"
     at.selectbox(key="sens_layer").set_value("layers.1.weight").run()
     assert not at.exception and "layers.1.weight" in at.get("plotly_chart")[3].proto.spec
 
