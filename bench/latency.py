@@ -7,8 +7,9 @@
     STREAMLIT_RUNNER_FAST_RERUNS=false python bench/latency.py   # STREAMLIT_* settings reach the server (and the title)
 
 Each repetition starts a fresh server with the playground's own command (`python -m compress_engine app`, as
-`compression-playground app` does), with OMP_NUM_THREADS set to --threads, an empty run store and an empty
-trained-results folder (so no page opens on a result trained earlier), and drives Debian's headless Chromium
+`compression-playground app` does), with OMP_NUM_THREADS set to --threads, an empty run store, an empty
+trained-results folder and an empty sensitivity cache (so no page opens on a result computed earlier; what ships
+with the sample models, as their scans, is used), and drives Debian's headless Chromium
 (Playwright) through it as a user would:
 
 - cold: from starting the command until Home's first chart is drawn (the browser is already open), for the
@@ -55,7 +56,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 MODELS = ("lenet-300-100", "lenet-5")
-LABELS = {"lenet-300-100": "LeNet-300-100", "lenet-5": "LeNet-5"}
+LABELS = {"lenet-300-100": "LeNet-300-100", "lenet-5": "LeNet-5", "resnet-8": "ResNet-8"}
 PAGES = ("Pruning", "Clustering", "Quantization", "Distillation", "Sensitivity", "Pipeline", "Compare", "Export")
 QUICK_PAGES = ("Pruning", "Pipeline")
 TITLES = {"Home": "Compression Playground", "Pruning": "Pruning", "Clustering": "Weight clustering",
@@ -181,10 +182,12 @@ def chart_or_settled(tab, name):
                     and (tab.js(FIRST_CHART) or tab.js(PROGRESS) or tab.idle_since(tab.opened) is not None))
 
 
-def open_page(tab, name, think=0.0):
+def open_page(tab, name, think=0.0, scans=0.0):
     """Open a page from the sidebar -> (seconds to its first chart, seconds until its run finished, note). The
     click comes once the browser is idle (the page before has drawn, as when a person clicks) and `think` seconds
-    more (a person reading the page before), not counted."""
+    more (a person reading the page before), not counted. A page that first shows a progress bar (a sensitivity
+    scan) is left there, unless `scans` > 0: then it is waited for up to that many seconds, and the note gives the
+    seconds to its first real chart."""
     tab.js(IDLE)
     if think:
         tab.page.wait_for_timeout(1000 * think)
@@ -192,7 +195,10 @@ def open_page(tab, name, think=0.0):
     tab.nav(name)
     first, _ = tab.wait(tab.opened, chart_or_settled(tab, name), f"open {name}", timeout=180, settle=False)
     note = "chart" if tab.js(FIRST_CHART) else "progress bar" if tab.js(PROGRESS) else "no chart"
-    if note == "progress bar":  # a long scan: leave it (navigating away stops it)
+    if note == "progress bar" and scans:
+        chart, _ = tab.wait(tab.opened, lambda: tab.js(FIRST_CHART), f"scan {name}", timeout=scans, settle=False)
+        note = f"progress bar; first chart after the scan {chart:.2f} s"
+    if note.startswith("progress bar"):  # a long scan: leave it (navigating away stops it)
         return first, None, note
     return first, tab.wait(tab.opened, None, f"finish {name}", timeout=180)[1], note
 
@@ -324,7 +330,7 @@ def repetition(browser, args, env, rec, deadline):
             if tab.model() != model:
                 rec.add(f"switch model -> Home's chart, {label}", select_model(tab, model), GOALS["switch"])
             for name in args.pages:
-                first, settled, note = open_page(tab, name, args.think)
+                first, settled, note = open_page(tab, name, args.think, args.scans)
                 rec.add(f"first chart: {name}, {label}", first, GOALS["first"],
                         note if settled is None else f"{note}; page finished {settled:.2f} s")
                 if name in SLIDER_PAGES and args.presses:
@@ -388,6 +394,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="torch threads of the server (OMP_NUM_THREADS; default: the machine's cores)")
     ap.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout to serve (default: this one)")
+    ap.add_argument("--scans", type=float, default=0.0, metavar="S", help="wait up to S seconds for a page's "
+                    "sensitivity scan to draw its first chart (default 0: leave the page at its progress bar)")
     ap.add_argument("--timeout", type=float, help="stop after this many seconds (default 1200; quick 400)")
     ap.add_argument("--name", default="latency", help="bench/results/<name>.csv")
     args = ap.parse_args(argv)
@@ -404,7 +412,7 @@ def main(argv=None):
 
     tmp = tempfile.TemporaryDirectory(prefix="latency-")
     env = server_env(OMP_NUM_THREADS=args.threads, COMPRESS_STORE=Path(tmp.name) / "runs.sqlite",
-                     COMPRESS_TRAINED=Path(tmp.name) / "trained",
+                     COMPRESS_TRAINED=Path(tmp.name) / "trained", COMPRESS_CACHE=Path(tmp.name) / "cache",
                      PYTHONPATH=os.pathsep.join([str(args.app_dir), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     options = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("STREAMLIT_"))
     print(f"serving {args.app_dir} with OMP_NUM_THREADS={args.threads}{' ' + options if options else ''}; "

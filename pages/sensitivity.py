@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import units
+from compress_engine.playground import units, zoo
 from pages import charts, common
 
 common.through_app()
@@ -14,7 +14,7 @@ common.through_app()
 COLORS = charts.PALETTE  # one colour per layer (and per part of the fitted artifact)
 KB = units.KB  # every size on the page: 1 KB = 1,000 bytes, as on every other page
 TOLERANCE = 0.005  # accuracy a layer may lose alone and still count as "cheap"
-FOCUS = 1.0  # Recipe.prune_focus of a budget run when its box is ticked (what bench/beyond.py measured on LeNet-5)
+FOCUS = zoo.BUDGET_FOCUS  # Recipe.prune_focus of a budget run when its box is ticked (bench/beyond.py, LeNet-5)
 
 
 def bits(k):
@@ -105,12 +105,13 @@ with note:
     st.caption(f"One-shot (no fine-tuning), on a fixed set of {ce.sensitivity.SUBSET:,} test images. Sparsity: "
                "magnitude pruning of that layer; bits: k-means weight sharing with k = 2…64 clusters. Bytes are "
                "what the encoder writes for that layer at that setting. The scan is computed once per model and "
-               "kept on disk.")
+               "kept on disk; the sample models' scans ship with them, so they show at once.")
 
 data = common.dataset()
 name = common.model_name()
 net = common.model(name)
-scan = ce.sensitivity.cached(net, data)
+shipped = [] if name in common.uploads() else [zoo.scan_dir(name)]  # a sample model's scans ship beside it
+scan = ce.sensitivity.cached(net, data, shipped=shipped)
 if scan is None:
     bar = st.progress(0.0, text="Scanning every layer…")
     st.button("Stop", key="sens_stop", help="Stops the scan; nothing of it is kept.")
@@ -120,7 +121,7 @@ if scan is None:
                                          f"(last: {100 * acc:.1f} % accuracy)")
 
     try:
-        scan = ce.sensitivity.scan(net, data, progress=progress)
+        scan = ce.sensitivity.scan(net, data, progress=progress, shipped=shipped)
     except ce.Stopped:
         st.info("Stopped: nothing of the scan was kept. Rerun the page to scan again.")
         st.stop()
@@ -205,7 +206,8 @@ if go_fit and fkey not in fits:
         bar.progress(step / total, text=f"Scanning on training images (re-fitted): setting {step:,} of {total:,}")
 
     try:
-        budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scan_progress, focus=focus)
+        budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scan_progress, focus=focus,
+                                          shipped=shipped)
         res, plan = ce.fit_budget(net, data, int(kb * KB), epochs=epochs, scan=budget_scan, progress=ft_progress,
                                   kd=4.0, focus=focus)
         fits[fkey] = {"metrics": res.metrics, "plan": plan}

@@ -107,6 +107,7 @@ def test_cli_budget_run(capsys, fmnist, tmp_path, monkeypatch):
     assert res["budget"]["fits"] and {a["layer"] for a in res["budget"]["allocation"]} == {
         "layers.0.weight", "layers.1.weight", "layers.2.weight"}
     assert res["recipe"]["layers"]["layers.0.weight"]["sparsity"] >= 0.8
+    assert not list((tmp_path / "cache").rglob("*.json"))  # the scan shipped beside the model: none computed
 
 
 def test_finetune_kd_follows_the_dense_models_soft_targets(lenet300, small):

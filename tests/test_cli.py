@@ -31,6 +31,27 @@ def test_run_prints_metrics(capsys, fmnist, tmp_path):
     assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(res["metrics"]["accuracy"])
 
 
+def test_scans_ships_the_sensitivity_pages_scans_and_drops_older_ones(capsys, tiny_idx, tmp_path, monkeypatch):
+    """`scans NAME` writes the page's scans beside the model (here: a folder of the test's, one scan on the tiny
+    slice), removes scans of earlier weights, and the engine then reads them from there."""
+    import compress_engine as ce
+    from compress_engine.playground import zoo
+    folder = tmp_path / "scans" / "lenet-300-100"
+    monkeypatch.setattr(zoo, "scan_dir", lambda name: tmp_path / "scans" / name)
+    monkeypatch.setattr(zoo, "PAGE_SCANS", ({},))
+    folder.mkdir(parents=True)
+    (folder / "0123456789abcdef0123456789abcdef.json").write_text("{}")  # a scan of older weights
+    code, out, _ = run(capsys, "scans", "lenet-300-100", "--data", tiny_idx)
+    assert code == 0
+    (path,) = json.loads(out)["lenet-300-100"]
+    assert sorted(folder.iterdir()) == [Path(path)] and oct(Path(path).stat().st_mode & 0o777) == "0o644"
+    hit = ce.sensitivity.cached(ce.load_model("lenet-300-100"), ce.load_dataset(tiny_idx), cache_dir=tmp_path / "none",
+                                shipped=[folder])
+    assert hit is not None and Path(path).stem == hit["key"]
+    code, _, err = run(capsys, "scans", "no-such-model")
+    assert code == 2 and "no-such-model" in err
+
+
 def test_sweep_lists_rows(capsys, fmnist):
     code, out, _ = run(capsys, "sweep", "--field", "bits", "--values", "8,4,2", "--sparsity", "0.5")
     rows = json.loads(out)

@@ -40,6 +40,8 @@ def test_wheel_holds_every_module_and_the_sample_models(wheel):
     models = {f"compress_engine/sample_models/{p.name}" for p in (ROOT / "sample_models").iterdir()
               if p.suffix in (".json", ".safetensors")}
     assert len(models) >= 6 and models <= names
+    scans = {f"compress_engine/{p.relative_to(ROOT).as_posix()}" for p in (ROOT / "sample_models" / "scans").rglob("*.json")}
+    assert len(scans) >= 9 and scans <= names  # the Sensitivity page's scans of each sidebar model
     assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"compress_engine"}  # no tests/, pages/
 
 

@@ -65,6 +65,41 @@ def test_scan_is_kept_on_disk_by_model_and_data(lenet300, small, cache):
     assert cached(lenet300, small, cache_dir=cache, **GRID) is None
 
 
+def test_a_shipped_scan_is_read_never_written_and_the_cache_comes_first(lenet300, small, cache, tmp_path):
+    shipped = tmp_path / "shipped"
+    first = scan(lenet300, small, cache_dir=shipped, **GRID)  # as zoo.ship_scans writes one beside a model
+    assert scan(lenet300, small, cache_dir=cache, shipped=[tmp_path / "none", shipped],
+                progress=lambda *a: pytest.fail("recomputed"), **GRID) == first
+    assert cached(lenet300, small, cache_dir=cache, shipped=[shipped], **GRID) == first
+    assert not cache.exists()  # read from the shipped folder, nothing copied into the cache
+    assert cached(lenet300, small, cache_dir=cache, **GRID) is None  # not looked for unless given
+    mine = dict(first, seconds=-1.0)  # the user's own cache is read first
+    cache.mkdir()
+    (cache / f"{first['key']}.json").write_text(json.dumps(mine))
+    assert cached(lenet300, small, cache_dir=cache, shipped=[shipped], **GRID) == mine
+    (cache / f"{first['key']}.json").unlink()
+    (shipped / f"{first['key']}.json").write_text("{damaged")  # a damaged shipped file: computed again
+    calls = []
+    assert scan(lenet300, small, cache_dir=cache, shipped=[shipped], progress=lambda *a: calls.append(a),
+                **GRID)["rows"] == first["rows"]
+    assert calls and (cache / f"{first['key']}.json").is_file()
+
+
+def test_every_sidebar_model_ships_the_sensitivity_pages_scans(fmnist, tmp_path):
+    """The page's scan and its budget fit's two scans of each sample model a visitor can choose are shipped beside
+    it (zoo.ship_scans; ResNet-8's one-shot scan is about 10 minutes at one thread), for these very weights and
+    data: retraining a model without `python -m compress_engine scans NAME` fails here."""
+    from compress_engine.playground import zoo
+    for name in ("lenet-300-100", "lenet-5", "resnet-8"):
+        net = ce.load_model(name)
+        for kw in zoo.PAGE_SCANS:
+            hit = cached(net, fmnist, cache_dir=tmp_path, shipped=[zoo.scan_dir(name)], **kw)
+            assert hit is not None, f"{name} {kw}: not shipped in {zoo.scan_dir(name)}"
+            assert (hit["split"], hit["refit"], hit["focus"]) == (kw.get("split", "test"), kw.get("refit", False),
+                                                                 kw.get("focus", 0.0))
+        assert len(list(zoo.scan_dir(name).glob("*.json"))) == len(zoo.PAGE_SCANS)  # no scans of older weights
+
+
 def test_scan_stops_and_keeps_nothing(lenet300, small, cache):
     with pytest.raises(ce.Stopped):
         scan(lenet300, small, cache_dir=cache, progress=lambda step, *_: step < 3, **GRID)
@@ -89,11 +124,13 @@ def test_summary_reads_fragility_and_cheap_bytes(lenet300, small, cache):
 
 
 def test_sensitivity_page(fmnist, tmp_path, monkeypatch):
-    """A fresh scan draws its charts (progress bar while it runs); the next visit reads it from disk.
+    """A fresh scan (no shipped one) draws its charts (progress bar while it runs); the next visit reads it from disk.
     Sizes in KB of 1,000 bytes, as on every page; the bytes chart's log axis with readable ticks."""
+    from compress_engine.playground import zoo
     from streamlit.proto.Metric_pb2 import Metric
     from test_app import page
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    monkeypatch.setattr(zoo, "scan_dir", lambda name: tmp_path / "nothing shipped")
     at = page("sensitivity", "lenet-300-100")
     assert [m.label for m in at.metric] == ["Most fragile layer", "Cheapest bytes", "Scanned"]
     assert at.metric[0].value == "layers.2.weight"  # the 10-unit output layer: 1,000 weights, all needed
@@ -113,6 +150,26 @@ def test_sensitivity_page(fmnist, tmp_path, monkeypatch):
     assert all(b / a >= 1.4 for a, b in zip(x["tickvals"], x["tickvals"][1:]))  # never "8 9 10 2 3"
     at.selectbox(key="sens_layer").set_value("layers.1.weight").run()
     assert not at.exception and "layers.1.weight" in at.get("plotly_chart")[3].proto.spec
+
+
+def test_sensitivity_page_draws_a_shipped_scan_at_once(fmnist, tmp_path, monkeypatch):
+    """A sample model's scan ships beside it: the page draws it without scanning (no progress bar, nothing written)."""
+    from test_app import page
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    real = ce.sensitivity.scan
+
+    def no_scan(*a, **kw):
+        assert kw.get("shipped"), "the page did not look for the shipped scan"
+        out = real(*a, progress=lambda *_: pytest.fail("scanned"), **{k: v for k, v in kw.items() if k != "progress"})
+        return out
+    monkeypatch.setattr(ce.sensitivity, "scan", no_scan)
+    at = page("sensitivity", "lenet-5")
+    assert not at.exception and len(at.get("plotly_chart")) == 4
+    assert not at.get("progress") and not list(tmp_path.rglob("*.json"))
+    from compress_engine.playground import zoo
+    shipped = cached(ce.load_model("lenet-5"), fmnist, cache_dir=tmp_path, shipped=[zoo.scan_dir("lenet-5")])
+    fragile = max(summary(shipped, 0.005), key=lambda r: r["loss_at_90"] or 0)
+    assert at.metric[0].value == fragile["layer"] and at.metric[2].value == f"{len(shipped['rows']):,} settings"
 
 
 def test_refit_reconstructs_what_pruning_removed(lenet300, small, cache):

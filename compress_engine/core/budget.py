@@ -119,7 +119,7 @@ class _Offset:
 
 
 def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0, metric="kl", scan=None,
-               progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None, focus=0.0):
+               progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None, focus=0.0, shipped=()):
     """Compress `model` to fit in `budget_bytes` (artifact bytes, header and biases included) with the
     per-layer settings that keep the most accuracy -> (compress() Result, plan dict).
 
@@ -133,7 +133,8 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
 
     The plan holds the budget, the allocation per layer (sparsity, clusters, predicted bytes, damage), the
     overhead, the predicted and real bytes and the attempts. `scan`: a re-fitted sensitivity scan to use
-    (default: one on 2,000 training images, kept on disk in `cache_dir`); the allocation can only choose among
+    (default: one on 2,000 training images, kept on disk in `cache_dir`, or read from a `shipped` directory:
+    zoo.scan_dir of a sample model); the allocation can only choose among
     its sparsities, so a finer grid where the big layers sit (sensitivity.scan(..., sparsities=...)) lets it land
     closer: bench/beyond.py's LeNet-300-100 lost 0.27 points at 64x on average instead of 0.44 with one. progress(step, total, loss,
     accuracy) reports fine-tuning (return False to stop: train.Stopped). kd: fine-tune on the dense model's
@@ -150,7 +151,8 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
         raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
     if scan is None:
-        scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus)
+        scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus,
+                                shipped=shipped)
     elif scan.get("focus", 0.0) != focus:
         raise RecipeError(f"the scan given was made with focus={scan.get('focus', 0.0)} and the budget prunes with "
                           f"focus={focus}: scan with sensitivity.scan(..., focus={focus}) or leave scan=None")

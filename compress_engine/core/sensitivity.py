@@ -15,10 +15,11 @@ The pruning and clustering are those of the pipeline (prune.magnitude_mask, clus
 one-shot, without fine-tuning: the scan ranks layers, fine-tuning then recovers much of what it shows
 lost. budget.py turns a scan into per-layer settings under a byte budget.
 
-A scan takes seconds (LeNet-300-100) to about a minute (LeNet-5) at one thread, reports progress,
-can be stopped, and is kept on disk keyed by the model's weights, the data subset and the grid
+A scan takes seconds (LeNet-300-100) to about a minute (LeNet-5) and ten (ResNet-8) at one thread, reports
+progress, can be stopped, and is kept on disk keyed by the model's weights, the data subset and the grid
 (`cache_dir`; default $COMPRESS_CACHE or ~/.cache/compression-playground/sensitivity), so it is
-computed once per model.
+computed once per model. `shipped` directories are read after it and never written: the sample models' scans
+ship beside them (zoo.ship_scans), so the dashboard shows those at once.
 """
 
 import hashlib
@@ -134,12 +135,22 @@ def _variant(split, refit, focus):
 
 
 def cached(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, cache_dir=None,
-           refit=False, focus=0.0):
-    """The kept scan for these arguments, or None (never computes)."""
+           refit=False, focus=0.0, shipped=()):
+    """The kept scan for these arguments (in cache_dir, else in a `shipped` directory), or None (never computes)."""
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
     idx = subset_index(len(data.y(split)), subset)
     key = scan_key(model, data.x(split)[idx], data.y(split)[idx], sparsities, clusters, _variant(split, refit, focus))
-    return _read_cache(Path(cache_dir or default_cache_dir()) / f"{key}.json")
+    return _find(key, cache_dir, shipped)
+
+
+def _find(key, cache_dir, shipped):
+    """The scan called `key` in cache_dir (default_cache_dir()), else in the first of the `shipped` directories
+    that has it; None if none has (a damaged or other-format file counts as none)."""
+    for folder in (Path(cache_dir or default_cache_dir()), *map(Path, shipped)):
+        hit = _read_cache(folder / f"{key}.json")
+        if hit is not None:
+            return hit
+    return None
 
 
 # --- the scan -------------------------------------------------------------------------------------
@@ -218,7 +229,7 @@ def _compressed(w, sparsity, k, g=None, focus=0.0):
 
 
 def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, progress=None,
-         cache_dir=None, use_cache=True, refit=False, focus=0.0):
+         cache_dir=None, use_cache=True, refit=False, focus=0.0, shipped=()):
     """Scan every compressible layer alone over the grid sparsities x clusters; returns a JSON-able dict:
 
         {"format", "key", "split", "subset", "dense_accuracy", "sparsities", "clusters", "seconds",
@@ -232,8 +243,8 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     one-shot pruning (what the page teaches: Han et al.'s sensitivity curves). focus: prune as
     Recipe.prune_focus does (prune.focus_scores), for a budget whose recipe prunes that way.
     progress(step, total, None, accuracy) is called after each point; returning False stops the scan
-    (raises train.Stopped, nothing is kept). With use_cache, a scan already on disk in `cache_dir` is
-    returned at once, and a new one is written there.
+    (raises train.Stopped, nothing is kept). With use_cache, a scan already on disk in `cache_dir` or in one of
+    the read-only `shipped` directories is returned at once, and a new one is written to `cache_dir`.
     """
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
     check_model(model, data)
@@ -243,7 +254,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     key = scan_key(model, x, y, sparsities, clusters, _variant(split, refit, focus))
     path = Path(cache_dir or default_cache_dir()) / f"{key}.json"
     if use_cache:
-        hit = _read_cache(path)
+        hit = _find(key, cache_dir, shipped)
         if hit is not None:
             return hit
     t0 = time.perf_counter()

@@ -7,6 +7,7 @@
     compression-playground run --model lenet-5 --budget-kb 10 --finetune-epochs 4 --out small.cpg
     compression-playground sweep ... --workers 2 --store    # 2 points at a time on Ray; each saved as it finishes
     compression-playground train lenet-300-100
+    compression-playground scans lenet-5 resnet-8        # the Sensitivity page's scans, shipped beside them
     compression-playground eval artifact.cpg [--model my_models.py:make_model]
 
 `python -m compress_engine ...` is the same program. `--model` is a sample model's name or
@@ -369,6 +370,9 @@ def parser(prog="python -m compress_engine"):
     tr = sub.add_parser("train", help="retrain a sample model's checkpoint from scratch (seeded)")
     tr.add_argument("name", choices=list(models.SAMPLES))
     tr.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    sc = sub.add_parser("scans", help="recompute the sensitivity scans shipped beside sample models (train does it)")
+    sc.add_argument("names", nargs="+", choices=list(models.SAMPLES), metavar="NAME")
+    sc.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
     ev = sub.add_parser("eval", help="decode an artifact file and score it on the test set")
     ev.add_argument("artifact", type=Path)
     ev.add_argument("--model", help="decode into this module instead (strict load): needed for an artifact "
@@ -415,6 +419,10 @@ def run(args):
             if acc is not None:
                 print(f"step {step}/{total} loss {loss:.4f} test accuracy {acc:.4f}", file=sys.stderr)
         return train_sample(args.name, ce.load_dataset(args.data), progress=show)
+    if args.cmd == "scans":
+        from .zoo import ship_scans
+        data = ce.load_dataset(args.data)
+        return {name: [str(p) for p in ship_scans(name, data)] for name in args.names}
     if args.cmd == "eval":
         artifact = read_artifact(args.artifact)
         ref = model_ref(args.model) if args.model is not None else None
@@ -496,8 +504,9 @@ def run_budget(args, model, data, kb, recipe):
     bias = recipe.bias_bits if hasattr(args, "bias_bits") else 8
     kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else 4.0
     lr = recipe.lr if hasattr(args, "lr") else 1e-3
+    shipped = [models.scan_dir(args.model)] if args.model in models.SAMPLES else []  # its scans (keyed by weights)
     result, plan = ce.fit_budget(model, data, round(kb * KB), epochs=epochs, lr=lr, bias_bits=bias,
-                                 seed=recipe.seed, progress=show, kd=kd, focus=recipe.prune_focus)
+                                 seed=recipe.seed, progress=show, kd=kd, focus=recipe.prune_focus, shipped=shipped)
     if args.out is not None:
         args.out.write_bytes(result.artifact)
     return {**summary(result), "budget": plan}

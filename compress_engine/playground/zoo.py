@@ -573,4 +573,36 @@ def train_sample(name, data, progress=None, out_dir=None):
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     if recipe.get("ship_logits") and out_dir == cards.SAMPLE_DIR:
         cached_logits(name, data, ship=True)  # the default distillation teacher: its answers ship with it
+    if out_dir == cards.SAMPLE_DIR:
+        ship_scans(name, data)  # the Sensitivity page's scans of the new weights
     return card
+
+
+# --- the sensitivity scans shipped beside the sample models -------------------------------------------
+
+BUDGET_FOCUS = 1.0  # Recipe.prune_focus of the Sensitivity page's budget fit with its focus box ticked (bench/beyond.py)
+# The Sensitivity page's scans of a model, as sensitivity.scan's keyword arguments: the one-shot scan it draws, and
+# the re-fitted scans on training images that its "Fit in N KB" starts from, without and with prune focus.
+PAGE_SCANS = ({}, {"split": "train", "refit": True}, {"split": "train", "refit": True, "focus": BUDGET_FOCUS})
+
+
+def scan_dir(name):
+    """Where sample model `name`'s shipped sensitivity scans are (read-only to the dashboard)."""
+    return cards.SAMPLE_DIR / cards.SCAN_DIR / name
+
+
+def ship_scans(name, data, progress=None):
+    """Compute PAGE_SCANS of sample model `name` on `data` and write them to scan_dir(name), replacing what was
+    there (scans of earlier weights): the Sensitivity page then draws at once for every sample model (ResNet-8's
+    one-shot scan alone is about 10 minutes at one thread). train_sample does it after training; `python -m
+    compress_engine scans NAME` redoes it alone (e.g. after sensitivity.FORMAT changes). Returns the files written."""
+    from ..core import sensitivity
+    model, folder = load_model(name), scan_dir(name)
+    keys = [sensitivity.scan(model, data, cache_dir=folder, progress=progress, **kw)["key"] for kw in PAGE_SCANS]
+    for old in folder.glob("*.json"):
+        if old.stem not in keys:
+            old.unlink()
+    paths = [folder / f"{k}.json" for k in keys]
+    for p in paths:
+        p.chmod(0o644)  # written through a private temporary file; shipped files are for everyone to read
+    return paths
