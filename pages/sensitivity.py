@@ -21,9 +21,14 @@ def bits(k):
     return 32 if k is None else max(1, math.ceil(math.log2(k)))
 
 
-def layout(fig, title, x_title, y_title, height=360):
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height,
-                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
+def layout(fig, title, x_title, y_title, height=360, legend_rows=1):
+    """Titles and size; the legend hangs under the x axis's title in a bottom margin that grows by each legend row
+    beyond the first, so the plot keeps its height (ResNet-8's ten layers take five rows: at a fixed height they
+    were drawn over the axis)."""
+    extra = 22 * max(0, legend_rows - 1)
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height + extra,
+                      margin=dict(l=10, r=10, t=50, b=10 + extra),
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     return fig
 
 
@@ -45,12 +50,13 @@ def loss_lines(scan, axis):
                         hovertemplate="%{x}: %{y:.2f} pts lost, layer %{customdata:.1f} KB<extra></extra>")
     fig.add_hline(y=100 * TOLERANCE, line_dash="dot", line_color=charts.GREY,
                   annotation_text=f"{100 * TOLERANCE:.1f} pts", annotation_position="top left")
+    rows = math.ceil(len(scan["layers"]) / 2)  # two legend entries to a row in half the page
     if axis == "sparsity":
         layout(fig, "Pruning one layer alone (one-shot, others dense)", "sparsity of that layer (%)",
-               "accuracy lost (points)")
+               "accuracy lost (points)", legend_rows=rows)
     else:
         layout(fig, "Weight sharing in one layer alone (k clusters = log₂ k bits)", "bits per kept weight",
-               "accuracy lost (points)")
+               "accuracy lost (points)", legend_rows=rows)
         fig.update_xaxes(autorange="reversed", dtick=1)
     fig.update_yaxes(rangemode="tozero")
     return fig
@@ -135,9 +141,9 @@ summary = ce.sensitivity.summary(scan, TOLERANCE)
 fragile = max(summary, key=lambda r: r["loss_at_90"] or 0)
 cheap = max(summary, key=lambda r: r["dense_bytes"] - r["cheapest_bytes"])
 c = st.columns(3)
-c[0].metric("Most fragile layer", fragile["layer"], f"-{100 * fragile['loss_at_90']:.1f} pts at 90 % pruned",
+c[0].metric("Most fragile layer", fragile["layer"].removesuffix(".weight"), f"-{100 * fragile['loss_at_90']:.1f} pts at 90 % pruned",
             delta_color="normal", help="The layer that loses the most accuracy when 90 % of its weights are removed alone.")
-c[1].metric("Cheapest bytes", cheap["layer"], f"{common.kb(cheap['dense_bytes'])} → {common.kb(cheap['cheapest_bytes'])}",
+c[1].metric("Cheapest bytes", cheap["layer"].removesuffix(".weight"), f"{common.kb(cheap['dense_bytes'])} → {common.kb(cheap['cheapest_bytes'])}",
             delta_color="off", delta_arrow="off",
             help=f"The layer that sheds the most bytes while losing at most {100 * TOLERANCE:.1f} points on its own.")
 c[2].metric("Scanned", f"{len(scan['rows']):,} settings", f"{scan['seconds']:.0f} s once, then from disk",

@@ -133,8 +133,8 @@ def test_sensitivity_page(fmnist, tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "scan_dir", lambda name: tmp_path / "nothing shipped")
     at = page("sensitivity", "lenet-300-100")
     assert [m.label for m in at.metric] == ["Most fragile layer", "Cheapest bytes", "Scanned"]
-    assert at.metric[0].value == "layers.2.weight"  # the 10-unit output layer: 1,000 weights, all needed
-    assert at.metric[1].value == "layers.0.weight"  # 92 % of the weights, and flat until high sparsity
+    assert at.metric[0].value == "layers.2"  # the 10-unit output layer: 1,000 weights, all needed
+    assert at.metric[1].value == "layers.0"  # 92 % of the weights, and flat until high sparsity
     assert all(m.proto.direction == Metric.MetricDirection.NONE for m in at.metric[1:])  # no arrow on a note
     assert len(at.get("plotly_chart")) == 4 and len(at.dataframe) == 1
     (kept,) = tmp_path.glob("sensitivity/*.json")
@@ -165,11 +165,13 @@ def test_sensitivity_page_draws_a_shipped_scan_at_once(fmnist, tmp_path, monkeyp
     monkeypatch.setattr(ce.sensitivity, "scan", no_scan)
     at = page("sensitivity", "lenet-5")
     assert not at.exception and len(at.get("plotly_chart")) == 4
+    lines = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]  # 4 layers: 2 legend rows, the plot kept
+    assert lines["height"] - lines["margin"]["b"] == 360 - 10 and lines["legend"]["yanchor"] == "top"
     assert not at.get("progress") and not list(tmp_path.rglob("*.json"))
     from compress_engine.playground import zoo
     shipped = cached(ce.load_model("lenet-5"), fmnist, cache_dir=tmp_path, shipped=[zoo.scan_dir("lenet-5")])
     fragile = max(summary(shipped, 0.005), key=lambda r: r["loss_at_90"] or 0)
-    assert at.metric[0].value == fragile["layer"] and at.metric[2].value == f"{len(shipped['rows']):,} settings"
+    assert at.metric[0].value == fragile["layer"].removesuffix(".weight") and at.metric[2].value == f"{len(shipped['rows']):,} settings"
 
 
 def test_refit_reconstructs_what_pruning_removed(lenet300, small, cache):
