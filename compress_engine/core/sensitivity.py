@@ -15,7 +15,7 @@ The pruning and clustering are those of the pipeline (prune.magnitude_mask, clus
 one-shot, without fine-tuning: the scan ranks layers, fine-tuning then recovers much of what it shows
 lost. budget.py turns a scan into per-layer settings under a byte budget.
 
-A scan takes seconds (LeNet-300-100) to about a minute (LeNet-5) and ten (ResNet-8) at one thread, reports
+A scan takes seconds (LeNet-300-100) to about a minute (LeNet-5) and 24 (ResNet-8) at one thread, reports
 progress, can be stopped, and is kept on disk keyed by the model's weights, the data subset and the grid
 (`cache_dir`; default $COMPRESS_CACHE or ~/.cache/compression-playground/sensitivity), so it is
 computed once per model. `shipped` directories are read after it and never written: the sample models' scans
