@@ -68,10 +68,12 @@ left, right = st.columns(2, gap="medium")
 with left:
     layer_histogram(dense["weights"], run["weights"], pct)
 with right:
-    rows = [{"tensor": r["name"], "shape": "×".join(map(str, r["shape"])), "non-zero": r["nonzero"],
+    # what each tensor became first: a model of long names (ResNet-8's "blocks.2.shortcut.0.weight") overflows
+    # the half-page column, and the columns pushed out of sight are then the shape and count, not the answer
+    rows = [{"tensor": r["name"],
              "stored as": (f"{r['levels']} centroids, {max(1, math.ceil(math.log2(r['levels'])))}-bit indices"
                            if r["levels"] else "float32 values (not clustered)"),
-             "KB": r["bytes"] / units.KB}
+             "KB": r["bytes"] / units.KB, "non-zero": r["nonzero"], "shape": "×".join(map(str, r["shape"]))}
             for r in m["layers"]]
     st.markdown("**What each tensor stores** (biases stay float32)")
     st.dataframe(rows, hide_index=True, width="stretch",
