@@ -118,7 +118,7 @@ with left:
     weights_histogram(dense["weights"], run["weights"])
 with right:
     rows = viz.layer_sparsity(m, dense["metrics"])
-    fig = charts.bars([r["name"].removesuffix(".weight") for r in rows], [r["sparsity"] for r in rows],
+    fig = charts.bars([viz.layer_label(r["name"]) for r in rows], [r["sparsity"] for r in rows],
                       "Sparsity per layer", "layer", "weights removed (%)",
                       text=[f"{100 * r['sparsity']:.1f} %" for r in rows],
                       hover=[f"{100 * r['sparsity']:.1f} % removed: {r['nonzero']:,} of {r['params']:,} kept"

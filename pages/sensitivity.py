@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import units, zoo
+from compress_engine.playground import units, viz, zoo
 from pages import charts, common
 
 common.through_app()
@@ -50,13 +50,13 @@ def loss_lines(scan, axis):
                         hovertemplate="%{x}: %{y:.2f} pts lost, layer %{customdata:.1f} KB<extra></extra>")
     fig.add_hline(y=100 * TOLERANCE, line_dash="dot", line_color=charts.GREY,
                   annotation_text=f"{100 * TOLERANCE:.1f} pts", annotation_position="top left")
-    rows = math.ceil(len(scan["layers"]) / 2)  # two legend entries to a row in half the page
+    legend_rows = math.ceil(len(scan["layers"]) / 2)  # two legend entries to a row in half the page
     if axis == "sparsity":
         layout(fig, "Pruning one layer alone (one-shot, others dense)", "sparsity of that layer (%)",
-               "accuracy lost (points)", legend_rows=rows)
+               "accuracy lost (points)", legend_rows=legend_rows)
     else:
         layout(fig, "Weight sharing in one layer alone (k clusters = log₂ k bits)", "bits per kept weight",
-               "accuracy lost (points)", legend_rows=rows)
+               "accuracy lost (points)", legend_rows=legend_rows)
         fig.update_xaxes(autorange="reversed", dtick=1)
     fig.update_yaxes(rangemode="tozero")
     return fig
@@ -141,9 +141,11 @@ summary = ce.sensitivity.summary(scan, TOLERANCE)
 fragile = max(summary, key=lambda r: r["loss_at_90"] or 0)
 cheap = max(summary, key=lambda r: r["dense_bytes"] - r["cheapest_bytes"])
 c = st.columns(3)
-c[0].metric("Most fragile layer", fragile["layer"].removesuffix(".weight"), f"-{100 * fragile['loss_at_90']:.1f} pts at 90 % pruned",
+c[0].metric("Most fragile layer", viz.layer_label(fragile["layer"]),
+            f"-{100 * fragile['loss_at_90']:.1f} pts at 90 % pruned",
             delta_color="normal", help="The layer that loses the most accuracy when 90 % of its weights are removed alone.")
-c[1].metric("Cheapest bytes", cheap["layer"].removesuffix(".weight"), f"{common.kb(cheap['dense_bytes'])} → {common.kb(cheap['cheapest_bytes'])}",
+c[1].metric("Cheapest bytes", viz.layer_label(cheap["layer"]),
+            f"{common.kb(cheap['dense_bytes'])} → {common.kb(cheap['cheapest_bytes'])}",
             delta_color="off", delta_arrow="off",
             help=f"The layer that sheds the most bytes while losing at most {100 * TOLERANCE:.1f} points on its own.")
 c[2].metric("Scanned", f"{len(scan['rows']):,} settings", f"{scan['seconds']:.0f} s once, then from disk",

@@ -18,7 +18,6 @@ from ..core.errors import ModelError
 _PKG = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = next((d for d in (_PKG / "sample_models", _PKG.parent / "sample_models") if d.is_dir()),
                   _PKG.parent / "sample_models")
-SCAN_DIR = "scans"  # under SAMPLE_DIR: <model>/<key>.json, the sensitivity scans shipped with each model (zoo.ship_scans)
 
 # name -> (spec, training recipe). `python -m compress_engine train NAME` reproduces the checkpoint.
 SAMPLES = {

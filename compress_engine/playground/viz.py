@@ -26,6 +26,11 @@ def compressible_names(weights):
     return [n for n, w in weights.items() if n.endswith("weight") and np.ndim(w) >= 2]
 
 
+def layer_label(name):
+    """A weight's name as a chart or a card shows its layer: "blocks.1.conv2.weight" -> "blocks.1.conv2"."""
+    return name.removesuffix(".weight")
+
+
 def values(weights, names=None, nonzero=False):
     """All entries of the named weights (default: every compressible one) as one flat float64 array;
     only the non-zero ones if `nonzero` (the weights a pruned model still stores)."""

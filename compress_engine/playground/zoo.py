@@ -587,8 +587,8 @@ PAGE_SCANS = ({}, {"split": "train", "refit": True}, {"split": "train", "refit":
 
 
 def scan_dir(name):
-    """Where sample model `name`'s shipped sensitivity scans are (read-only to the dashboard)."""
-    return cards.SAMPLE_DIR / cards.SCAN_DIR / name
+    """Where sample model `name`'s shipped sensitivity scans are, as <key>.json (read-only to the dashboard)."""
+    return cards.SAMPLE_DIR / "scans" / name
 
 
 def ship_scans(name, data, progress=None):
