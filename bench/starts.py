@@ -3,7 +3,7 @@
     python bench/starts.py            # ~2 min on 2 idle cores (ResNet-8: 5 s an evaluation)
 
 For every model in the sidebar and every technique page, the page's first setting (pages/common.starts: STARTS,
-with the model's MODEL_STARTS) is applied without fine-tuning and evaluated on all 10,000 test images, beside the
+with its architecture's ARCH_STARTS) is applied without fine-tuning and evaluated on all 10,000 test images, beside the
 dense model. Where a model has its own start, the shared STARTS entry is measured too, to show why, and so is a
 start that changed (BEFORE). Table
 written to bench/results/starts.csv. The test (tests/test_app_walkthrough.py) checks each start loses at most

@@ -29,7 +29,7 @@ _NAMES = {
     ".core.pipeline": ["Result", "compress", "reference"], ".core.quantize": ["int8_latency"],
     ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"], ".core.train": ["Stopped", "logits", "stop_when"],
     ".playground.sources": ["first_test_images", "load_dataset"], ".playground.sweeps": ["sweep"],
-    ".playground.cards": ["head_predictions", "list_models", "model_card"],
+    ".playground.cards": ["arch_text", "head_predictions", "list_models", "model_card"],
     ".playground.zoo": ["decode_model", "evaluate_artifact", "load_model", "read_weights"],
 }
 _WHERE = {**{n: m for m, names in _NAMES.items() for n in names}, **_MODULES}

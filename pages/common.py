@@ -119,8 +119,13 @@ def uploads():
 def model(name):
     """The model called `name`: one uploaded in this session, else a sample model (shared by all sessions). In a
     thread of our own, which has no session (warm(), ahead()), only a sample model."""
-    up = uploads().get(name) if get_script_run_ctx(suppress_warning=True) is not None else None
+    up = _upload(name)
     return up["model"] if up is not None else _sample_model(name)
+
+
+def _upload(name):
+    """This session's upload called `name`, else None (always None in a thread of our own: it has no session)."""
+    return uploads().get(name) if get_script_run_ctx(suppress_warning=True) is not None else None
 
 
 def weights_id(name):
@@ -145,8 +150,8 @@ def sidebar():
     st.sidebar.file_uploader(
         "Your own weights (.safetensors / .pt, state_dict only)", type=["safetensors", "pt", "pth"],
         key="weights_upload", on_change=_on_weights_upload, max_upload_size=MAX_WEIGHTS_MB,
-        help=f"A state dict of compress_engine's MLP (784 inputs, 10 classes, any hidden sizes) or LeNet-5 "
-             f"(any widths), up to {MAX_WEIGHTS_MB} MB. It is read without running code (safetensors, or "
+        help=f"A state dict of compress_engine's MLP (784 inputs, 10 classes, any hidden sizes), LeNet-5 (any "
+             f"widths) or ResNet (1 to 6 blocks, any widths, BatchNorm or folded), up to {MAX_WEIGHTS_MB} MB. It is read without running code (safetensors, or "
              "torch.load with weights_only=True) and scored on the test set; it stays in this session only.")
     kind, text = st.session_state.get("weights_message") or (None, None)
     if kind == "error":
@@ -214,8 +219,7 @@ def _stem(filename):
 def _upload_card(name, filename, net, acc, ds, sha, n_bytes):
     """A model card for uploaded weights, with the same fields as a sample model's."""
     spec = ce.arch_spec(net)
-    arch = (f"MLP {'-'.join(map(str, spec['sizes']))}" if spec["arch"] == "mlp"
-            else f"LeNet-5 with widths {'-'.join(map(str, spec['widths']))}")
+    arch = ce.arch_text(spec)
     params = ce.param_count(net)
     return {"name": name, "description": f"Your weights from {filename}: {arch}, scored on the test set when uploaded.",
             "spec": spec, "parameters": params, "dense_bytes": 4 * params, "test_accuracy": acc,
@@ -231,8 +235,13 @@ def model_name():
 
 def card():
     """The chosen model's card: a sample model's JSON card, or the one made when the weights were uploaded."""
-    up = uploads().get(model_name())
-    return up["card"] if up is not None else ce.model_card(model_name())
+    return card_of(model_name())
+
+
+def card_of(name):
+    """Model `name`'s card (an upload's in this session, else a sample's); ModelError for a name neither knows."""
+    up = _upload(name)
+    return up["card"] if up is not None else ce.model_card(name)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
@@ -380,12 +389,11 @@ STARTS = {
     "pipeline": {"sparsity": 0.8, "prune_scope": "global", "clusters": 16, "huffman": True},
     "export": {"sparsity": 0.5, "prune_scope": "global", "clusters": 16, "huffman": True},
 }
-# A sample model that collapses at a start opens on its own. ResNet-8 is compact and its weights, BatchNorm folded
-# in, differ in scale from layer to layer, so one global threshold empties whole layers: one-shot on all 10,000 test
-# images (dense 94.03 %), 40 % global 85.1 %, 80 % global 10.0 %, 70 % per layer 19.7 %; 40 % per layer 93.5 %, and
-# with 16 clusters and Huffman coding 92.8 % at 10.1x.
-MODEL_STARTS = {"resnet-8": {page: {"sparsity": 0.4, "prune_scope": "layer"}
-                             for page in ("pruning", "pipeline", "export")}}
+# An architecture that collapses at a start opens on its own (ResNet-8, and any ResNet uploaded). ResNet-8 is compact
+# and its weights, BatchNorm folded in, differ in scale from layer to layer, so one global threshold empties whole
+# layers: one-shot on all 10,000 test images (dense 94.03 %), 40 % global 85.1 %, 80 % global 10.0 %, 70 % per layer
+# 19.7 %; 40 % per layer 93.5 %, and with 16 clusters and Huffman coding 92.8 % at 10.1x.
+ARCH_STARTS = {"resnet": {page: {"sparsity": 0.4, "prune_scope": "layer"} for page in ("pruning", "pipeline", "export")}}
 
 
 SCOPES = {"layer": "Per layer", "global": "Global"}  # Recipe.prune_scope's choices, as the controls name them
@@ -396,8 +404,11 @@ SCOPE_HELP = ("Per layer: every layer loses the same share. Global: one magnitud
 
 def starts(name=None):
     """{page: Recipe fields}: each technique page's first setting for the model `name` (default: the sidebar's),
-    STARTS with the model's own MODEL_STARTS."""
-    own = MODEL_STARTS.get(model_name() if name is None else name, {})
+    STARTS with its architecture's ARCH_STARTS (nothing more for a model no longer known: an expired upload)."""
+    try:
+        own = ARCH_STARTS.get(card_of(model_name() if name is None else name)["spec"]["arch"], {})
+    except ce.ModelError:
+        own = {}
     return {page: {**fields, **own.get(page, {})} for page, fields in STARTS.items()}
 
 

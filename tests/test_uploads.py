@@ -22,9 +22,9 @@ import compress_engine as ce
 from compress_engine.playground import zoo as models
 from compress_engine.playground.zoo import read_weights
 
-# the samples whose architecture an upload's tensor names reveal (read_weights infers MLPs and LeNet-5s)
-SAMPLES = [name for name, (spec, _) in models.SAMPLES.items() if spec["arch"] in ("mlp", "lenet5")]
+SAMPLES = list(models.SAMPLES)  # read_weights infers each one's architecture (MLP, LeNet-5, ResNet) from its names
 MLP_SMALL = {"arch": "mlp", "sizes": [784, 32, 10]}
+RESNET_SMALL = {"arch": "resnet", "widths": [4, 8], "inner": [3, 8], "batchnorm": True, "in_channels": 1, "classes": 10}
 
 
 def pt(obj, **kw):
@@ -78,12 +78,45 @@ def test_checkpoint_wrappers(wrap):
 
 
 @pytest.mark.parametrize("spec", [{"arch": "mlp", "sizes": [784, 10]}, {"arch": "mlp", "sizes": [784, 7, 5, 3, 10]},
-                                  {"arch": "lenet5", "widths": [6, 16, 120]}, {"arch": "lenet5", "widths": [1, 1, 1]}])
+                                  {"arch": "lenet5", "widths": [6, 16, 120]}, {"arch": "lenet5", "widths": [1, 1, 1]},
+                                  RESNET_SMALL, {**RESNET_SMALL, "batchnorm": False},
+                                  {**RESNET_SMALL, "widths": [2], "inner": [5]},
+                                  {**RESNET_SMALL, "widths": [2, 3, 4, 5, 6, 7], "inner": [1, 1, 1, 1, 1, 1]}])
 def test_any_sizes_and_widths(spec):
+    """Any MLP and LeNet-5, and any ResNet: 1 to 6 blocks, inner widths of structured pruning, BatchNorm folded."""
     state = small_state(spec)
     for data, fname in ((st_save(state), "m.safetensors"), (pt(state), "M.PTH")):
         model = read_weights(data, fname)
         assert models.spec_of(model) == spec and same_weights(model, state)
+        x = torch.rand(2, 1, 28, 28)
+        assert torch.equal(model(x), models.from_state_dict(spec, state).eval()(x))
+
+
+def test_arch_text_names_each_architecture():
+    assert ce.arch_text(MLP_SMALL) == "MLP 784-32-10"
+    assert ce.arch_text({"arch": "lenet5", "widths": [6, 16, 120]}) == "LeNet-5 with widths 6-16-120"
+    assert ce.arch_text({**RESNET_SMALL, "inner": [4, 8], "batchnorm": False}) == "ResNet with widths 4-8, folded"
+
+
+def test_resnet_batchnorm_counters():
+    """BatchNorm's num_batches_tracked (int64, never read in evaluation) is kept; a file saved without it, or with
+    it turned float by .half(), still loads; anything but one whole number >= 0 there is refused."""
+    state = small_state(RESNET_SMALL)
+    state["bn.num_batches_tracked"] += 7
+    model = read_weights(st_save(state), "r.safetensors")
+    assert model.bn.num_batches_tracked.dtype == torch.int64 and int(model.bn.num_batches_tracked) == 7
+    no_counters = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    model = read_weights(st_save(no_counters), "r.safetensors")
+    got = model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in no_counters.items())
+    assert int(model.blocks[1].shortcut[1].num_batches_tracked) == 0
+    halved = {k: v.half() for k, v in state.items()}
+    assert int(read_weights(pt(halved), "r.pt").bn.num_batches_tracked) == 7
+    for bad in (torch.tensor(-1), torch.tensor(2.5), torch.tensor([1, 2]), torch.tensor(True), torch.tensor(float("nan"))):
+        with pytest.raises(ce.ModelError, match="'bn.num_batches_tracked' must be one non-negative whole number"):
+            read_weights(pt({**state, "bn.num_batches_tracked": bad}), "r.pt")
+    with pytest.raises(ce.ModelError, match="dtype torch.int64"):  # only a BatchNorm's counter may be an integer
+        read_weights(pt({**state, "bn.running_mean": state["bn.running_mean"].long()}), "r.pt")
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
@@ -313,6 +346,21 @@ BAD = {
     "claims 10**10 weights by stride 0": ("w.pt", lambda: pt({"layers.0.weight": torch.zeros(1).expand(10**5, 10**5),
                                                               "layers.0.bias": torch.zeros(1)}), "limited to"),
     "a LeNet-5 wider than any spec allows": ("w.pt", lambda: pt(wide_lenet()), "1..100000"),
+    "ResNet with 3 input channels": ("w.pt", lambda: pt(with_resnet("stem.weight", torch.zeros(4, 3, 3, 3))),
+                                     "1 channel"),
+    "ResNet with 5 classes": ("w.pt", lambda: pt({**with_resnet("fc.weight", torch.zeros(5, 8)),
+                                                  "fc.bias": torch.zeros(5)}), "in 10 classes"),
+    "ResNet with a gap in its blocks": ("w.pt", lambda: pt({k.replace("blocks.1", "blocks.3"): v
+                                                            for k, v in small_state(RESNET_SMALL).items()}),
+                                        "numbered from 0"),
+    "ResNet with 7 blocks": ("w.pt", lambda: pt(seven_blocks()), "1 to 6"),
+    "ResNet missing a conv": ("w.pt", lambda: pt({k: v for k, v in small_state(RESNET_SMALL).items()
+                                                  if k != "blocks.1.conv2.weight"}), "is missing"),
+    "ResNet missing its shortcut": ("w.pt", lambda: pt({k: v for k, v in small_state(RESNET_SMALL).items()
+                                                        if not k.startswith("blocks.1.shortcut")}), "missing"),
+    "ResNet with a BatchNorm of the wrong width": ("w.pt", lambda: pt(with_resnet("bn.running_var", torch.ones(5))),
+                                                   r"bn.running_var is \[5\], expected \[4\]"),
+    "ResNet stem weight 2-D": ("w.pt", lambda: pt(with_resnet("stem.weight", torch.zeros(4, 9))), "expected 4"),
 }
 N_HOSTILE = len(BAD) + 2 * len(MALICIOUS)  # the count reported for issue 6 (plus the hypothesis examples below)
 
@@ -339,6 +387,16 @@ def lying_numel():
     big = b"J" + struct.pack("<i", 1_000_000)
     pkl = pkl.replace(b"X\x03\x00\x00\x00cpuq\x06K\x04", b"X\x03\x00\x00\x00cpuq\x06" + big)
     return replace_pickle(data, pkl.replace(b"K\x00K\x04\x85", b"K\x00" + big + b"\x85"))
+
+
+def seven_blocks():
+    """A 6-block ResNet's state dict with its last block copied as a 7th (no ResNet here has 7)."""
+    state = small_state({**RESNET_SMALL, "widths": [1] * 6, "inner": [1] * 6})
+    return {**state, **{k.replace("blocks.5.", "blocks.6."): v for k, v in state.items() if k.startswith("blocks.5.")}}
+
+
+def with_resnet(key, value):
+    return {**small_state(RESNET_SMALL), key: value}
 
 
 def with_lenet(key, value):
@@ -490,3 +548,28 @@ def test_uploaded_model_works_on_the_pages(fmnist):
         assert not at.exception and not at.error, (page, at.exception)
         nz = next(m for m in at.metric if m.label == "Non-zero parameters")
         assert int(nz.value.replace(",", "")) - int(nz.delta.replace(",", "")) == 50_890, page
+
+
+def test_uploaded_resnet_works_on_the_pages(fmnist):
+    """A ResNet upload (BatchNorm, a structured-pruned inner width): Home describes it; Pruning, Clustering and
+    Export compress it with BatchNorm folded, and Pruning and Export open on a ResNet's start (40 % per layer), as
+    the sample ResNet-8 does, not on the LeNets' 80 % global that empties a ResNet's layers."""
+    from pages import common
+
+    state = small_state(RESNET_SMALL, seed=2)
+    at = upload(app().run(), "my resnet.pt", pt(state))
+    assert not at.exception and not at.sidebar.error, (at.exception, at.sidebar.error)
+    name = at.session_state["model"]
+    assert name.startswith("upload-my-resnet-")
+    assert any("ResNet with widths 4-8 (inner 3-8), BatchNorm" in m.value for m in at.markdown)
+    n_params = models.param_count(models.from_state_dict(RESNET_SMALL, state))
+    assert {m.label: m.value for m in at.metric}["Parameters"] == f"{n_params:,}"
+    start = common.ARCH_STARTS["resnet"]
+    for page in ("pruning", "clustering", "export"):
+        at.session_state["model"] = name
+        at = at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception and not at.error, (page, at.exception)
+        if page != "clustering":
+            prefix = "prune" if page == "pruning" else "export"
+            assert at.slider(key=f"{prefix}_sparsity").value == round(100 * start[page]["sparsity"])
+            assert at.radio(key=f"{prefix}_scope").value == start[page]["prune_scope"] == "layer"

@@ -64,6 +64,18 @@ def model_card(name):
     return json.loads(path.read_text())
 
 
+def arch_text(spec):
+    """A zoo spec in a few words: "MLP 784-64-10", "LeNet-5 with widths 20-50-500", "ResNet with widths 32-64-128
+    (inner 16-64-128), BatchNorm"."""
+    dash = lambda v: "-".join(map(str, v))  # noqa: E731
+    if spec["arch"] == "mlp":
+        return f"MLP {dash(spec['sizes'])}"
+    if spec["arch"] == "lenet5":
+        return f"LeNet-5 with widths {dash(spec['widths'])}"
+    inner = f" (inner {dash(spec['inner'])})" if spec["inner"] != spec["widths"] else ""
+    return f"ResNet with widths {dash(spec['widths'])}{inner}, " + ("BatchNorm" if spec["batchnorm"] else "folded")
+
+
 HEAD = 32  # test images whose predicted classes a card keeps (Home shows 12)
 
 

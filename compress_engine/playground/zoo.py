@@ -175,7 +175,7 @@ def spec_of(model):
     """The spec that rebuilds `model` (its current widths); ModelError for a model the zoo cannot rebuild."""
     spec = arch_spec(model)
     if spec is None:
-        raise ModelError(f"no spec for {type(model).__name__}: the zoo rebuilds MLP and LeNet5 models")
+        raise ModelError(f"no spec for {type(model).__name__}: the zoo rebuilds MLP, LeNet5 and ResNet models")
     return spec
 
 
@@ -189,8 +189,11 @@ def from_state_dict(spec, state_dict):
         want = {k: tuple(v.shape) for k, v in build(spec).state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state_dict.items()}
     if want != got:
-        diff = sorted(set(want.items()) ^ set(got.items()))[:4]
-        raise ModelError(f"weights do not fit the {spec['arch']} architecture {spec}: mismatched tensors {diff}")
+        wrong = [f"{k} is {list(got[k])}, expected {list(want[k])}" for k in want if k in got and got[k] != want[k]]
+        missing, extra = [k for k in want if k not in got], [k for k in got if k not in want]
+        found = "; ".join(f"{what} {items[:4]}" + (f" and {len(items) - 4} more" if len(items) > 4 else "")
+                          for what, items in (("shapes:", wrong), ("missing", missing), ("unexpected", extra)) if items)
+        raise ModelError(f"weights do not fit the {spec['arch']} architecture {spec}: {found}")
     model = build(spec)
     model.load_state_dict(state_dict)
     return model.eval()
@@ -309,10 +312,12 @@ MAX_UPLOAD_INDEX = 1 << 20      # a safetensors JSON header / a checkpoint's pic
 INPUTS, CLASSES = 784, 10       # Fashion-MNIST: 28x28 images, 10 classes
 LENET5_KEYS = {f"{layer}.{p}" for layer in ("conv1", "conv2", "fc1", "fc2") for p in ("weight", "bias")}
 MLP_KEY = re.compile(r"layers\.(\d{1,4})\.(weight|bias)")
+RESNET_BLOCK = re.compile(r"blocks\.(\d{1,4})\.")
+BN_COUNTER = ".num_batches_tracked"  # a BatchNorm's integer count of training batches; evaluation never reads it
 SAVE_HINT = "save it with torch.save(model.state_dict(), path) or safetensors.torch.save_file(model.state_dict(), path)"
-ARCH_HINT = ("an MLP state dict (layers.0.weight, layers.0.bias, layers.1.weight, ...: 784 inputs, 10 outputs) "
-             "or a LeNet-5 one (conv1, conv2, fc1, fc2: .weight and .bias each), as compress_engine's MLP / "
-             "LeNet5 name them")
+ARCH_HINT = ("an MLP state dict (layers.0.weight, layers.0.bias, layers.1.weight, ...: 784 inputs, 10 outputs), "
+             "a LeNet-5 one (conv1, conv2, fc1, fc2: .weight and .bias each) or a ResNet one (stem, bn, blocks.0, "
+             "blocks.1, ..., fc: 1 input channel, 10 outputs), as compress_engine's MLP / LeNet5 / ResNet name them")
 
 
 def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
@@ -320,8 +325,9 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
 
     `.safetensors` is read with safetensors; `.pt` / `.pth` must be torch.save's zip format and is
     read with torch.load(weights_only=True), which refuses pickled code and objects. The content must
-    be a state dict (possibly under "state_dict" or "model") of an MLP of any sizes or a LeNet-5 of
-    any widths; the architecture is inferred from the names and shapes. Anything else (too big,
+    be a state dict (possibly under "state_dict" or "model") of an MLP of any sizes, a LeNet-5 of
+    any widths or a ResNet of 1-6 blocks at any widths (BatchNorm or folded); the architecture is
+    inferred from the names and shapes. Anything else (too big,
     empty, corrupt, code, non-tensors, unknown names, wrong shapes or dtypes, NaN/inf) raises
     ModelError naming the file, the problem and how to fix it.
     """
@@ -466,7 +472,21 @@ def _as_state_dict(obj, name):
     total = sum(v.numel() for v in obj.values())
     if total > MAX_UPLOAD_PARAMS:
         raise ModelError(f"{name} claims {total:,} weights; uploads are limited to {MAX_UPLOAD_PARAMS:,}")
-    return {k: _float_tensor(k, v, name) for k, v in obj.items()}
+    return {k: _bn_counter(k, v, name) if k.endswith(BN_COUNTER) else _float_tensor(k, v, name)
+            for k, v in obj.items()}
+
+
+def _bn_counter(key, t, name):
+    """A BatchNorm's num_batches_tracked: one non-negative whole number (a file converted with .half() holds it as a
+    float), kept as the int64 scalar BatchNorm holds."""
+    ok = (t.numel() == 1 and t.layout == torch.strided and t.device.type == "cpu" and not t.is_quantized
+          and not t.is_complex() and t.dtype != torch.bool)
+    v = float(t.reshape(())) if ok else None
+    if v is None or not (0 <= v < 2 ** 62 and v == int(v)):
+        raise ModelError(f"{name}: tensor {key!r} must be one non-negative whole number (a BatchNorm's count of "
+                         f"training batches), got a {t.dtype} tensor of shape {list(t.shape)}"
+                         + (f" holding {v}" if v is not None else ""))
+    return torch.tensor(int(v), dtype=torch.int64)
 
 
 def _float_tensor(key, t, name):
@@ -488,11 +508,13 @@ def _float_tensor(key, t, name):
 
 
 def infer_spec(state, name="weights"):
-    """The spec of an MLP or LeNet-5 state dict from its tensor names and shapes; ModelError otherwise.
+    """The spec of an MLP, LeNet-5 or ResNet state dict from its tensor names and shapes; ModelError otherwise.
 
     Only names and dimensions are read here; from_state_dict then checks every shape against the spec.
     """
     shapes = {k: tuple(v.shape) for k, v in state.items()}
+    if "stem.weight" in shapes:
+        return _resnet_spec(state, shapes, name)
     if set(shapes) == LENET5_KEYS:
         _need_ndim(shapes, name, {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 2})
         return {"arch": "lenet5", "widths": [shapes["conv1.weight"][0], shapes["conv2.weight"][0],
@@ -510,6 +532,32 @@ def infer_spec(state, name="weights"):
         raise ModelError(f"{name}: an MLP of sizes {sizes} cannot run here: the data are 28x28 images "
                          f"({INPUTS} inputs) in {CLASSES} classes, so the sizes must be [{INPUTS}, ..., {CLASSES}]")
     return {"arch": "mlp", "sizes": sizes}
+
+
+def _resnet_spec(state, shapes, name):
+    """A ResNet's spec from its stem, blocks and fc (from_state_dict then checks every other tensor). A state dict
+    saved without BatchNorm's batch counters gets them (as 0) here, in place: evaluation never reads them."""
+    blocks = sorted({int(m.group(1)) for m in map(RESNET_BLOCK.match, shapes) if m})
+    if not 1 <= len(blocks) <= 6 or blocks != list(range(len(blocks))):
+        raise ModelError(f"{name}: a ResNet state dict needs blocks.0, blocks.1, ... (1 to 6 of them, numbered from "
+                         f"0), found blocks {blocks[:8]}; expected {ARCH_HINT}")
+    convs = [f"blocks.{i}.conv{j}.weight" for i in blocks for j in (1, 2)]
+    missing = [k for k in ["fc.weight", *convs] if k not in shapes]
+    if missing:
+        raise ModelError(f"{name}: a ResNet state dict (it has stem.weight) is missing {missing[:4]}; "
+                         f"expected {ARCH_HINT}")
+    _need_ndim(shapes, name, {"stem.weight": 4, "fc.weight": 2, **{k: 4 for k in convs}})
+    spec = {"arch": "resnet", "widths": [shapes[f"blocks.{i}.conv2.weight"][0] for i in blocks],
+            "inner": [shapes[f"blocks.{i}.conv1.weight"][0] for i in blocks], "batchnorm": "bn.weight" in shapes,
+            "in_channels": shapes["stem.weight"][1], "classes": shapes["fc.weight"][0]}
+    if (spec["in_channels"], spec["classes"]) != (1, CLASSES):
+        raise ModelError(f"{name}: a ResNet with {spec['in_channels']} input channel(s) and {spec['classes']} "
+                         f"outputs cannot run here: the data are 28x28 greyscale images (1 channel) in {CLASSES} "
+                         "classes")
+    if spec["batchnorm"]:
+        for key in [k[:-len("running_mean")] for k in shapes if k.endswith(".running_mean")]:
+            state.setdefault(key + BN_COUNTER[1:], torch.tensor(0))
+    return spec
 
 
 def _need_ndim(shapes, name, ndims):
