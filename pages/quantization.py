@@ -12,10 +12,13 @@ common.through_app()
 MAX_LINES = 256  # draw the grid's levels up to this many (16 bits has 65,536)
 
 
+INT8_SECONDS = 1.0  # about how long the timing may take: ResNet-8 gets 3 calls of each kind, not 20 (8 s)
+
+
 @st.cache_data(show_spinner="Timing the int8 runtime…", max_entries=8)
 def int8_timing(model_name, dataset_name):
     """fp32 vs torch.ao int8 latency of the dense sample model on 256 test images, once per model."""
-    return ce.int8_latency(common.model(model_name), common.dataset().x("test")[:256])
+    return ce.int8_latency(common.model(model_name), common.dataset().x("test")[:256], seconds=INT8_SECONDS)
 
 
 @st.fragment
@@ -106,7 +109,7 @@ with right:
         int8_timing.clear()
         st.rerun()
     st.caption(
-        f"Median of 20 forward passes over 256 test images on this machine's CPU ({t['engine']} engine). "
+        f"Median of {t['repeats']} forward passes over 256 test images on this machine's CPU ({t['engine']} engine). "
         f"int8 weights and matrix products: {', '.join(t['int8_layers']) or 'none'}; "
         f"still float32: {', '.join(t['fp32_layers']) or 'none'} (torch's dynamic quantization covers Linear "
         "layers only). It uses torch's own 8-bit per-tensor grid, independent of the settings above; the "

@@ -242,3 +242,13 @@ def test_int8_latency_runs_torch_ao_dynamic_quantization():
     assert parametrize.is_parametrized(model.fc1)
     with pytest.raises(RecipeError, match="repeats"):
         quantize.int8_latency(model, x, repeats=0)
+    assert res["repeats"] == 3
+    # a time budget: kept when the calls fit in it, else fewer (never below 3); one call here takes far from either
+    assert quantize.int8_latency(model, x, repeats=5, seconds=1000.0)["repeats"] == 5
+    assert quantize.int8_latency(model, x, repeats=20, seconds=1e-9)["repeats"] == 3
+    for bad in (0, -1.0, "1", float("nan")):
+        with pytest.raises(RecipeError, match="seconds"):
+            quantize.int8_latency(model, x, seconds=bad)
+    # the model still works after its copies were baked (deepcopy shares the parametrized class with it)
+    assert parametrize.is_parametrized(model.fc1) and torch.equal(model.fc1.weight, model.fc1.parametrizations.weight())
+    assert model(x).shape == (32, 10)

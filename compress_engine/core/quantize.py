@@ -19,6 +19,7 @@ be evaluated (and fine-tuned) with exactly the values its integer form would giv
 import copy
 import math
 import numbers
+import time
 import warnings
 
 import torch
@@ -269,8 +270,28 @@ def quantize_biases(model, bits):
 # a real int8 runtime
 
 
-def int8_latency(model, example_batch, repeats=20):
+def _baked_copy(model):
+    """A copy of `model` in eval mode with its parametrizations baked into plain weights; `model` stays as it is.
+
+    deepcopy shares a parametrized module's generated class (ParametrizedLinear) with the original, and
+    remove_parametrizations deletes the weight's property from that class: done on the copy alone, it left the
+    original without its weight (a second int8_latency of the same model failed). Each copy gets a class of its own.
+    """
+    out = copy.deepcopy(model).eval()
+    for module in out.modules():
+        if parametrize.is_parametrized(module):
+            cls = type(module)
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+            for name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return out
+
+
+def int8_latency(model, example_batch, repeats=20, seconds=None):
     """Median latency (ms) of `model` on `example_batch` in float32 and with int8 weights.
+
+    With `seconds`, a model too slow for `repeats` timed calls of each kind (after 3 warm-up calls) in about that
+    long gets fewer: at least 3, after 1 warm-up call; one untimed call sizes them. "repeats" says how many.
 
     The int8 model is torch.ao.quantization.quantize_dynamic(copy, {nn.Linear}, torch.qint8):
     Linear layers run int8 matrix products (activations quantized on the fly), other layers
@@ -280,15 +301,22 @@ def int8_latency(model, example_batch, repeats=20):
     """
     if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
         raise RecipeError(f"repeats must be an integer >= 1, got {repeats!r}")
-    fp32 = copy.deepcopy(model).eval()
-    for module in fp32.modules():
-        for name in list(getattr(module, "parametrizations", {}) or {}):
-            parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    if seconds is not None and not (isinstance(seconds, numbers.Real) and seconds > 0):
+        raise RecipeError(f"seconds must be a number > 0, got {seconds!r}")
+    fp32 = _baked_copy(model)
+    warmup = 3
+    if seconds is not None:
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            fp32(example_batch)
+            fit = int(seconds / (2 * max(time.perf_counter() - t0, 1e-9)))  # calls of each model that fit
+        if fit < repeats + warmup:
+            warmup, repeats = 1, max(3, min(repeats, fit - 1))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*deprecated.*")
         int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {nn.Linear}, dtype=torch.qint8)
-        int8_ms = median_forward_ms(int8, example_batch, repeats)
-    fp32_ms = median_forward_ms(fp32, example_batch, repeats)
+        int8_ms = median_forward_ms(int8, example_batch, repeats, warmup)
+    fp32_ms = median_forward_ms(fp32, example_batch, repeats, warmup)
     kinds = {name: type(m) for name, m in fp32.named_modules()}
     return {
         "fp32_ms": fp32_ms,
@@ -297,6 +325,7 @@ def int8_latency(model, example_batch, repeats=20):
         "int8_layers": [n for n, t in kinds.items() if t is nn.Linear],
         "fp32_layers": [n for n, t in kinds.items() if t is nn.Conv2d],
         "engine": torch.backends.quantized.engine,
+        "repeats": repeats,
     }
 
 

@@ -112,10 +112,10 @@ def logits(model, x, batch_size=None):
     return torch.cat(outs) if outs else torch.empty(0, 10)
 
 
-def median_forward_ms(model, batch, repeats=20):
-    """Median wall time (ms) of model(batch) in inference mode, after 3 warm-up calls."""
+def median_forward_ms(model, batch, repeats=20, warmup=3):
+    """Median wall time (ms) of model(batch) in inference mode, after `warmup` warm-up calls."""
     with torch.inference_mode():
-        for _ in range(3):  # allocations, packed-weight caches
+        for _ in range(warmup):  # allocations, packed-weight caches
             model(batch)
         times = []
         for _ in range(repeats):
