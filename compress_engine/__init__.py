@@ -20,7 +20,7 @@ from .core.errors import ArtifactError, CompressError, DatasetError, ModelError,
 
 # Everything else is imported on first use (PEP 562), so `import compress_engine` costs milliseconds, not torch's
 # 1-2 s: the `app` command starts the dashboard's server first and imports torch while the browser loads the page.
-_MODULES = {"budget": ".core.budget", "sensitivity": ".core.sensitivity",
+_MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "sensitivity": ".core.sensitivity",
             # the dashboard's machinery: its training pool, the trained-results cache, sweep keys
             "jobs": ".playground.jobs", "sweeps": ".playground.sweeps", "trained": ".playground.trained"}
 _NAMES = {

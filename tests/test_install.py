@@ -42,6 +42,8 @@ def test_wheel_holds_every_module_and_the_sample_models(wheel):
     assert len(models) >= 6 and models <= names
     scans = {f"compress_engine/{p.relative_to(ROOT).as_posix()}" for p in (ROOT / "sample_models" / "scans").rglob("*.json")}
     assert len(scans) >= 9 and scans <= names  # the Sensitivity page's scans of each sidebar model
+    curves = {f"compress_engine/{p.relative_to(ROOT).as_posix()}" for p in (ROOT / "sample_models" / "curves").glob("*.json")}
+    assert curves and curves <= names  # the one-shot runs shipped for ResNet-8's pages
     assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"compress_engine"}  # no tests/, pages/
 
 

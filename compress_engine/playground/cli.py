@@ -418,7 +418,11 @@ def run(args):
         def show(step, total, loss, acc):
             if acc is not None:
                 print(f"step {step}/{total} loss {loss:.4f} test accuracy {acc:.4f}", file=sys.stderr)
-        return train_sample(args.name, ce.load_dataset(args.data), progress=show)
+        card = train_sample(args.name, ce.load_dataset(args.data), progress=show)
+        if ce.curves.path(args.name).is_file():  # made by running the pages, which the engine does not know
+            print(f"{args.name} ships its pages' one-shot runs, now of the old weights: remake them with "
+                  f"`python scripts/ship_curves.py {args.name}` from a checkout", file=sys.stderr)
+        return card
     if args.cmd == "scans":
         from .zoo import ship_scans
         data = ce.load_dataset(args.data)

@@ -1,0 +1,68 @@
+"""One-shot results shipped beside a sample model: the runs its pages ask for first, answered without evaluating.
+
+ResNet-8 takes 5-7 s to evaluate the 10,000 test images on 2 cores, and a page's curve is 8-14 runs, so its
+Pruning page took over a minute to finish. The metrics of the runs the technique pages ask for at their first
+settings are computed once (`scripts/ship_curves.py` runs the pages and records them) and shipped as
+sample_models/curves/<name>.json. A page then finds them there: a curve point is read, and a run it draws is
+applied without its evaluation (compress(evaluate=False)) and given the shipped accuracy, after every other
+metric has been checked to be the same. Anything else (another setting, an upload, other weights or data) is
+computed as before.
+
+    runs = shipped("resnet-8", model_fingerprint(model), data.fingerprint())   # {recipe JSON: metrics}, or {}
+    complete(compress(model, recipe, data, evaluate=False).metrics, runs[recipe.to_json()])
+
+File: {"format": FORMAT, "model": model fingerprint, "data": data fingerprint, "runs": {recipe JSON: metrics}}.
+The fingerprints are the run store's (playground.sweeps), so a retrained checkpoint or other data is a miss.
+A file that does not read back is a miss too, never an error.
+"""
+
+import json
+import os
+import tempfile
+
+from .cards import SAMPLE_DIR
+
+FORMAT = 1  # bump when compress() would give a shipped recipe other metrics
+EVALUATED = ("accuracy", "dense_accuracy", "agreement")  # the metrics only an evaluation gives
+
+
+def path(name):
+    """Where sample model `name`'s shipped runs are (read-only to the dashboard)."""
+    return SAMPLE_DIR / "curves" / f"{name}.json"
+
+
+def shipped(name, model_id, data_id):
+    """{recipe JSON: metrics} shipped for sample model `name` with these weights and data, else {}."""
+    try:
+        doc = json.loads(path(name).read_text())
+        ok = (doc.get("format"), doc.get("model"), doc.get("data")) == (FORMAT, model_id, data_id)
+        runs = doc.get("runs") if ok else None
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return runs if isinstance(runs, dict) and all(isinstance(m, dict) for m in runs.values()) else {}
+
+
+def complete(metrics, known):
+    """The metrics of a run applied without evaluation, given the evaluated ones `known` shipped for its recipe; None
+    unless every metric but those is the same in both (then the shipped run is not this one: evaluate it)."""
+    rest = {k: v for k, v in metrics.items() if k not in EVALUATED}
+    same = json.loads(json.dumps(rest)) == {k: v for k, v in known.items() if k not in EVALUATED}
+    if not same or any(known.get(k) is None for k in EVALUATED):
+        return None
+    return {**metrics, **{k: known[k] for k in EVALUATED}}
+
+
+def ship(name, model_id, data_id, runs):
+    """Write `runs` ({recipe JSON: evaluated metrics}) as sample model `name`'s shipped runs, replacing the file."""
+    for recipe_json, m in runs.items():
+        if any(m.get(k) is None for k in EVALUATED):
+            raise ValueError(f"{name}: the run {recipe_json} was not evaluated; only evaluated runs ship")
+    target = path(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": FORMAT, "model": model_id, "data": data_id, "runs": dict(sorted(runs.items()))}
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+    os.chmod(tmp, 0o644)  # mkstemp's file is private; a shipped file is for everyone to read
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,85 @@
+"""Ship a sample model's one-shot runs for the dashboard's technique pages (compress_engine.playground.curves).
+
+    .venv/bin/python scripts/ship_curves.py resnet-8      # ~5 min on 2 cores
+
+Runs each technique page on the model at its first setting (and Pruning at its other threshold too), in
+Streamlit's AppTest on the whole Fashion-MNIST test set, records every run the pages evaluate, and writes their
+metrics to sample_models/curves/<name>.json, keyed by the model's and the data's fingerprints. The pages compute
+them here exactly as they would for a visitor: this script asks for nothing else. Run it again after `train`
+changes the weights; tests/test_curves.py fails while the shipped runs are not the pages' current ones.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAGES = ("pruning", "clustering", "quantization", "pipeline", "export")
+# widget settings tried beside each page's start: the threshold a visitor switches to, to see why it is not the start
+VARIANTS = {"pruning": [{"prune_scope": "global"}, {"prune_scope": "layer"}]}
+
+
+def record(name, threads):
+    """Run the pages on sample model `name`; -> {recipe JSON: metrics} of every evaluated one-shot run."""
+    import torch
+    from streamlit.testing.v1 import AppTest
+
+    import compress_engine as ce
+
+    torch.set_num_threads(threads)
+    compress, runs = ce.compress, {}
+
+    def recording(model, recipe, data, *args, **kw):
+        res = compress(model, recipe, data, *args, **kw)
+        if kw.get("evaluate", True) and not ce.trained.trains(recipe) and kw.get("student") is None:
+            runs[recipe.to_json()] = res.metrics
+        return res
+
+    ce.compress = recording  # what the pages call (ce.compress), for this process
+    try:
+        for page in PAGES:
+            for variant in [{}] + VARIANTS.get(page, []):
+                t = time.perf_counter()
+                at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=1800)
+                at.session_state["model"] = name
+                at.switch_page(f"pages/{page}.py").run()
+                if variant:
+                    for key, value in variant.items():
+                        at.session_state[key] = value
+                    at.run()
+                problems = list(at.exception) + list(at.error)
+                if problems:
+                    raise SystemExit(f"{page} {variant}: {problems[0]}")
+                print(f"{page} {variant or 'start'}: {len(runs)} runs so far, {time.perf_counter() - t:.0f} s",
+                      flush=True)
+    finally:
+        ce.compress = compress
+    return runs
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="+", metavar="NAME", help="sample models, e.g. resnet-8")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:  # a private run store and trained results: nothing kept, nothing read
+        os.environ.update(COMPRESS_STORE=f"{tmp}/runs.sqlite", COMPRESS_TRAINED=f"{tmp}/trained",
+                          COMPRESS_CACHE=f"{tmp}/cache")
+        import compress_engine as ce
+        from compress_engine.playground.sweeps import model_fingerprint
+
+        data = ce.load_dataset(os.environ.get("COMPRESS_DATASET", "fashion-mnist"))
+        for name in args.names:
+            ce.curves.path(name).unlink(missing_ok=True)  # the pages must compute every run, not read the old ones
+            runs = record(name, args.threads)
+            out = ce.curves.ship(name, model_fingerprint(ce.load_model(name)), data.fingerprint(), runs)
+            print(f"{name}: {len(runs)} runs -> {out.relative_to(ROOT)} ({out.stat().st_size:,} bytes)")
+
+
+if __name__ == "__main__":
+    main()
