@@ -101,8 +101,8 @@ with right:
     t = int8_timing(common.model_name(), common.DATASET)
     st.markdown("**A real int8 runtime** (dense model, torch.ao dynamic quantization)")
     c = st.columns(3)
-    c[0].metric("float32", f"{t['fp32_ms']:.2f} ms")
-    common.delta_metric(c[1], "int8", f"{t['int8_ms']:.2f} ms", f"{t['int8_ms'] - t['fp32_ms']:+.2f} ms",
+    c[0].metric("float32", units.ms(t["fp32_ms"]))
+    common.delta_metric(c[1], "int8", units.ms(t["int8_ms"]), units.ms(t["int8_ms"] - t["fp32_ms"], signed=True),
                         fewer_is_better=True)
     c[2].metric("Speed-up", common.ratio(t["speedup"]))
     if st.button("Measure again", key="quant_remeasure", help="Timings vary with the machine's load."):

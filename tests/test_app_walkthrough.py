@@ -469,6 +469,20 @@ def test_one_unit_convention_kb_is_1000_bytes_and_sparsity_is_a_percentage(fmnis
     assert size.endswith(f"({metric(at, 'Artifact size')})")
 
 
+def test_durations_keep_three_figures_so_a_card_fits_its_column():
+    from compress_engine.playground import units
+    assert [units.ms(x) for x in (0.6234, 12.34, 215.28, 1234.5)] == ["0.62 ms", "12.3 ms", "215 ms", "1,234 ms"]
+    assert units.ms(-24.44, signed=True) == "-24.4 ms" and units.ms(0.051, signed=True) == "+0.05 ms"
+
+
+def test_quantization_int8_cards_fit(fmnist):
+    """ResNet-8's float32 pass over 256 images takes ~200 ms: '215.28 ms' was cut to '215.28 …' in its column."""
+    at = page("quantization", "resnet-8")  # its curve ships (sample_models/curves): no evaluation here
+    cards = {m.label: m.value for m in at.metric}
+    assert all(len(cards[k]) <= 8 and cards[k].endswith(" ms") for k in ("float32", "int8"))
+    assert "forward passes over 256 test images" in " ".join(c.value for c in at.caption)
+
+
 # --- clustering, quantization -----------------------------------------------------------------------
 
 def test_clustering_shows_no_plus_zero_arrow_and_no_none_cells(fmnist):

@@ -46,3 +46,11 @@ def pct(fraction, digits=1):
 def ratio(x):
     """A compression ratio: '12.3×'."""
     return f"{x:,.1f}×"
+
+
+def ms(milliseconds, signed=False):
+    """A duration in milliseconds to 3 significant figures at most (so a card's value fits its column):
+    ms(0.6234) == '0.62 ms', ms(12.34) == '12.3 ms', ms(215.28) == '215 ms'; signed: '+0.62 ms', '-24.4 ms'."""
+    size = abs(milliseconds)
+    digits = 0 if size >= 100 else 1 if size >= 10 else 2
+    return f"{milliseconds:{'+' if signed else ''},.{digits}f} ms"
