@@ -252,8 +252,11 @@ def _run(model_name, recipe_json, dataset_name, weights_id=""):
         if hit is not None:
             return hit
     res = _shipped_or_computed(model_name, recipe, dataset_name, weights_id)
+    args = (model_name, dataset_name, weights_id)
     if "evaluate" in res.timings:
-        _eval_seconds[(model_name, dataset_name, weights_id)] = res.timings["evaluate"]  # see ahead()
+        _eval_seconds[args] = res.timings["evaluate"]  # see ahead()
+    elif _eval_seconds.get(args) is None:  # a shipped run: the seconds its evaluation took when it shipped, until
+        _eval_seconds[args] = _shipped(*args)[1]  # this machine measures one
     _computed.add((model_name, recipe_json, dataset_name, weights_id))  # see headline(early=True)
     if ce.trained.trains(recipe):
         _keep_trained(model_name, recipe, dataset_name, weights_id, res)
@@ -267,7 +270,7 @@ def _shipped_or_computed(model_name, recipe, dataset_name, weights_id):
     """compress() of the model, evaluated, unless the sample model ships this run (ce.curves): then it is applied
     without the evaluation and given the shipped accuracy (ResNet-8: 0.3 s instead of 5-7 s)."""
     net, data = model(model_name), _dataset(dataset_name)
-    known = _shipped_runs(model_name, dataset_name, weights_id).get(recipe.to_json())
+    known = _shipped(model_name, dataset_name, weights_id)[0].get(recipe.to_json())
     if known is not None:
         res = ce.compress(net, recipe, data, evaluate=False)
         metrics = ce.curves.complete(res.metrics, known)
@@ -278,12 +281,14 @@ def _shipped_or_computed(model_name, recipe, dataset_name, weights_id):
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _shipped_runs(model_name, dataset_name, weights_id):
-    """The one-shot runs shipped beside a sample model for its pages' first settings: {recipe JSON: metrics}, or {}
-    (an upload; a model that ships none; other weights or data)."""
+def _shipped(model_name, dataset_name, weights_id):
+    """The one-shot runs shipped beside a sample model for its pages' first settings, and the seconds an evaluation
+    took when they were made: ({recipe JSON: metrics}, seconds), or ({}, None) for an upload, a model that ships
+    none, other weights or data."""
     if weights_id or not ce.curves.path(model_name).is_file():
-        return {}
-    return ce.curves.shipped(model_name, _model_key(model_name, weights_id), _dataset(dataset_name).fingerprint())
+        return {}, None
+    return ce.curves.shipped(model_name, _model_key(model_name, weights_id), _dataset(dataset_name).fingerprint(),
+                             with_seconds=True)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -367,7 +372,7 @@ def run(recipe, spinner="Compressing…"):
 
 @st.cache_data(max_entries=4096, show_spinner=False)
 def _metrics(model_name, recipe_json, dataset_name, weights_id=""):
-    known = _shipped_runs(model_name, dataset_name, weights_id).get(recipe_json)  # a curve point read, not computed
+    known = _shipped(model_name, dataset_name, weights_id)[0].get(recipe_json)  # a curve point read, not computed
     return known if known is not None else _run(model_name, recipe_json, dataset_name, weights_id)["metrics"]
 
 
@@ -658,9 +663,11 @@ EARLY_MIN_EVAL = 0.2  # s: a quicker evaluation (LeNet-300-100: 0.05 s) is not w
 def draw_early(*recipes):
     """Whether a page should draw these runs (the sidebar's model; none of them trains) before evaluating them: one
     of them has not been computed yet, and the model takes EARLY_MIN_EVAL seconds or more to evaluate. Such a page
-    draws unevaluated(r) first, then evaluates (run, curve_metrics) and redraws."""
+    draws unevaluated(r) first, then evaluates (run, curve_metrics) and redraws. A shipped run needs no evaluation.
+    """
     keys = [_key(r) for r in recipes]
-    return bool(keys) and any(k not in _computed for k in keys) and _slow(keys[0])
+    return (bool(keys) and any(k not in _computed and k[1] not in _shipped(k[0], *k[2:])[0] for k in keys)
+            and _slow(keys[0]))
 
 
 def unevaluated(recipe):

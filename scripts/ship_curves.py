@@ -1,6 +1,6 @@
 """Ship a sample model's one-shot runs for the dashboard's technique pages (compress_engine.playground.curves).
 
-    .venv/bin/python scripts/ship_curves.py resnet-8      # ~5 min on 2 cores
+    .venv/bin/python scripts/ship_curves.py lenet-300-100 lenet-5 resnet-8      # ~7 min on 2 cores
 
 Runs each technique page on the model at its first setting (and Pruning at its other threshold too), in
 Streamlit's AppTest on the whole Fashion-MNIST test set, records every run the pages evaluate, and writes their
@@ -11,6 +11,7 @@ changes the weights; tests/test_curves.py fails while the shipped runs are not t
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -25,19 +26,21 @@ VARIANTS = {"pruning": [{"prune_scope": "global"}, {"prune_scope": "layer"}]}
 
 
 def record(name, threads):
-    """Run the pages on sample model `name`; -> {recipe JSON: metrics} of every evaluated one-shot run."""
+    """Run the pages on sample model `name`; -> ({recipe JSON: metrics} of every evaluated one-shot run, the median
+    seconds of their evaluations)."""
     import torch
     from streamlit.testing.v1 import AppTest
 
     import compress_engine as ce
 
     torch.set_num_threads(threads)
-    compress, runs = ce.compress, {}
+    compress, runs, seconds = ce.compress, {}, []
 
     def recording(model, recipe, data, *args, **kw):
         res = compress(model, recipe, data, *args, **kw)
         if kw.get("evaluate", True) and not ce.trained.trains(recipe) and kw.get("student") is None:
             runs[recipe.to_json()] = res.metrics
+            seconds.append(res.timings["evaluate"])
         return res
 
     ce.compress = recording  # what the pages call (ce.compress), for this process
@@ -59,7 +62,7 @@ def record(name, threads):
                       flush=True)
     finally:
         ce.compress = compress
-    return runs
+    return runs, statistics.median(seconds)
 
 
 def main(argv=None):
@@ -76,8 +79,9 @@ def main(argv=None):
         data = ce.load_dataset(os.environ.get("COMPRESS_DATASET", "fashion-mnist"))
         for name in args.names:
             ce.curves.path(name).unlink(missing_ok=True)  # the pages must compute every run, not read the old ones
-            runs = record(name, args.threads)
-            out = ce.curves.ship(name, model_fingerprint(ce.load_model(name)), data.fingerprint(), runs)
+            runs, seconds = record(name, args.threads)
+            out = ce.curves.ship(name, model_fingerprint(ce.load_model(name)), data.fingerprint(), runs,
+                                 evaluate_s=round(seconds, 3))
             print(f"{name}: {len(runs)} runs -> {out.relative_to(ROOT)} ({out.stat().st_size:,} bytes)")
 
 

@@ -11,7 +11,7 @@ from compress_engine.playground import curves
 from compress_engine.playground.sweeps import model_fingerprint
 from scripts import ship_curves
 
-SHIPS = ["resnet-8"]  # the sample models whose evaluation takes seconds: their pages' runs ship
+SHIPS = ["lenet-300-100", "lenet-5", "resnet-8"]  # every sample model in the sidebar: its pages' first runs ship
 
 
 @pytest.fixture
@@ -47,6 +47,9 @@ def test_pages_open_on_shipped_runs_without_evaluating(fmnist, evaluations, name
     assert any(not ev for _, ev in evaluations)  # it did apply its runs (without their evaluation)
     accuracy = next((m.value for m in at.metric if m.label == "Test accuracy"), None)
     assert accuracy is None or accuracy.endswith("%")  # the shipped accuracy, not "…"
+    # how long this model evaluates, known without evaluating (as a hint from the file): runs computed ahead and
+    # drawn early go by it, as they did when the dense run was evaluated
+    assert common._eval_seconds.get((name, common.DATASET, "")) is not None
 
 
 @pytest.mark.parametrize("name", SHIPS)
@@ -72,9 +75,11 @@ def metrics(accuracy=0.9, nbytes=100):
 def test_ship_and_read_back(tmp_path, monkeypatch):
     monkeypatch.setattr(curves, "SAMPLE_DIR", tmp_path)
     runs = {ce.Recipe(sparsity=0.5).to_json(): metrics()}
-    path = curves.ship("m", "model-id", "data-id", runs)
+    path = curves.ship("m", "model-id", "data-id", runs, evaluate_s=0.5)
     assert path == tmp_path / "curves" / "m.json" and (path.stat().st_mode & 0o777) == 0o644
     assert curves.shipped("m", "model-id", "data-id") == runs
+    assert curves.shipped("m", "model-id", "data-id", with_seconds=True) == (runs, 0.5)
+    assert curves.shipped("m", "retrained", "data-id", with_seconds=True) == ({}, None)
     assert curves.shipped("m", "retrained", "data-id") == {} and curves.shipped("m", "model-id", "other") == {}
     assert curves.shipped("absent", "model-id", "data-id") == {}
     for damaged in (b"", b"{", b"[1, 2]", b'{"format": 99}', json.dumps(

@@ -11,7 +11,8 @@ computed as before.
     runs = shipped("resnet-8", model_fingerprint(model), data.fingerprint())   # {recipe JSON: metrics}, or {}
     complete(compress(model, recipe, data, evaluate=False).metrics, runs[recipe.to_json()])
 
-File: {"format": FORMAT, "model": model fingerprint, "data": data fingerprint, "runs": {recipe JSON: metrics}}.
+File: {"format": FORMAT, "model": model fingerprint, "data": data fingerprint, "evaluate_s": seconds one evaluation
+took when it was made (a hint, until this machine measures one), "runs": {recipe JSON: metrics}}.
 The fingerprints are the run store's (playground.sweeps), so a retrained checkpoint or other data is a miss.
 A file that does not read back is a miss too, never an error.
 """
@@ -31,15 +32,20 @@ def path(name):
     return SAMPLE_DIR / "curves" / f"{name}.json"
 
 
-def shipped(name, model_id, data_id):
-    """{recipe JSON: metrics} shipped for sample model `name` with these weights and data, else {}."""
+def shipped(name, model_id, data_id, with_seconds=False):
+    """{recipe JSON: metrics} shipped for sample model `name` with these weights and data, else {}. with_seconds:
+    (runs, the seconds one evaluation took when they were made, or None)."""
+    runs, seconds = {}, None
     try:
         doc = json.loads(path(name).read_text())
-        ok = (doc.get("format"), doc.get("model"), doc.get("data")) == (FORMAT, model_id, data_id)
-        runs = doc.get("runs") if ok else None
+        if (doc.get("format"), doc.get("model"), doc.get("data")) == (FORMAT, model_id, data_id):
+            runs, seconds = doc.get("runs"), doc.get("evaluate_s")
     except (OSError, ValueError, AttributeError):
-        return {}
-    return runs if isinstance(runs, dict) and all(isinstance(m, dict) for m in runs.values()) else {}
+        pass
+    if not (isinstance(runs, dict) and all(isinstance(m, dict) for m in runs.values())):
+        runs, seconds = {}, None
+    seconds = seconds if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0 else None
+    return (runs, seconds) if with_seconds else runs
 
 
 def complete(metrics, known):
@@ -52,14 +58,16 @@ def complete(metrics, known):
     return {**metrics, **{k: known[k] for k in EVALUATED}}
 
 
-def ship(name, model_id, data_id, runs):
-    """Write `runs` ({recipe JSON: evaluated metrics}) as sample model `name`'s shipped runs, replacing the file."""
+def ship(name, model_id, data_id, runs, evaluate_s=None):
+    """Write `runs` ({recipe JSON: evaluated metrics}) as sample model `name`'s shipped runs, replacing the file;
+    evaluate_s: the seconds one evaluation took here."""
     for recipe_json, m in runs.items():
         if any(m.get(k) is None for k in EVALUATED):
             raise ValueError(f"{name}: the run {recipe_json} was not evaluated; only evaluated runs ship")
     target = path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"format": FORMAT, "model": model_id, "data": data_id, "runs": dict(sorted(runs.items()))}
+    doc = {"format": FORMAT, "model": model_id, "data": data_id, "evaluate_s": evaluate_s,
+           "runs": dict(sorted(runs.items()))}
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(doc, f, separators=(",", ":"))
