@@ -151,8 +151,9 @@ def sidebar():
         "Your own weights (.safetensors / .pt, state_dict only)", type=["safetensors", "pt", "pth"],
         key="weights_upload", on_change=_on_weights_upload, max_upload_size=MAX_WEIGHTS_MB,
         help=f"A state dict of compress_engine's MLP (784 inputs, 10 classes, any hidden sizes), LeNet-5 (any "
-             f"widths) or ResNet (1 to 6 blocks, any widths, BatchNorm or folded), up to {MAX_WEIGHTS_MB} MB. It is read without running code (safetensors, or "
-             "torch.load with weights_only=True) and scored on the test set; it stays in this session only.")
+             f"widths) or ResNet (1 to 6 blocks, any widths, BatchNorm or folded), up to {MAX_WEIGHTS_MB} MB. It is "
+             "read without running code (safetensors, or torch.load with weights_only=True) and scored on the test "
+             "set; it stays in this session only.")
     kind, text = st.session_state.get("weights_message") or (None, None)
     if kind == "error":
         st.sidebar.error(text)
@@ -423,7 +424,8 @@ STARTS = {
 # and its weights, BatchNorm folded in, differ in scale from layer to layer, so one global threshold empties whole
 # layers: one-shot on all 10,000 test images (dense 94.03 %), 40 % global 85.1 %, 80 % global 10.0 %, 70 % per layer
 # 19.7 %; 40 % per layer 93.5 %, and with 16 clusters and Huffman coding 92.8 % at 10.1x.
-ARCH_STARTS = {"resnet": {page: {"sparsity": 0.4, "prune_scope": "layer"} for page in ("pruning", "pipeline", "export")}}
+ARCH_STARTS = {"resnet": {page: {"sparsity": 0.4, "prune_scope": "layer"}
+                          for page in ("pruning", "pipeline", "export")}}
 
 
 SCOPES = {"layer": "Per layer", "global": "Global"}  # Recipe.prune_scope's choices, as the controls name them
