@@ -43,8 +43,10 @@ def seed_demo_runs(path):
     import compress_engine as ce
     from compress_engine.playground.store import Store
 
-    global PIPELINE_PRESET  # pages/pipeline.py's DEEP_COMPRESSION as a Recipe
-    PIPELINE_PRESET = ce.Recipe(sparsity=0.92, prune_scope="global", clusters=16, huffman=True, finetune_epochs=1)
+    from pages import common
+
+    global PIPELINE_PRESET  # the Pipeline's Deep Compression button on LeNet-300-100, as a Recipe
+    PIPELINE_PRESET = ce.Recipe(**common.deep_compression("lenet-300-100"))
 
     os.environ["COMPRESS_STORE"] = str(path)
     store, data = Store(path), ce.load_dataset("fashion-mnist")

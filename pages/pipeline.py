@@ -21,8 +21,10 @@ def defaults(start):
             "pipe_huffman": start["huffman"], "pipe_epochs": 0}
 
 
-DEEP_COMPRESSION = {"pipe_sparsity": 92, "pipe_scope": "global", "pipe_sharing": "cluster", "pipe_clusters": 16,
-                    "pipe_huffman": True, "pipe_epochs": 1}
+def deep_compression():
+    """The Deep Compression button's widget values for the sidebar's model (common.deep_compression)."""
+    preset = common.deep_compression()
+    return {**defaults(preset), "pipe_epochs": preset["finetune_epochs"]}
 
 
 def widget_recipe(state):
@@ -49,14 +51,13 @@ def stage_runs(recipe):
 
 
 def use_deep_compression():
-    st.session_state.update(DEEP_COMPRESSION)
+    st.session_state.update(deep_compression())
 
 
 def first_settings():
     """Open on the Deep Compression preset if its fine-tuned result is kept (trained earlier, by anyone, on
     this server: it shows at once), else on the model's defaults, a one-shot setting it survives."""
-    start = defaults(common.starts()["pipeline"])
-    preset = {**start, **DEEP_COMPRESSION}
+    start, preset = defaults(common.starts()["pipeline"]), deep_compression()
     return preset if common.cached_trained(widget_recipe(preset)) is not None else start
 
 
@@ -135,11 +136,13 @@ def paper_column(results, m, dense_acc):
 st.title("Pipeline")
 card = common.card()
 controls, explain_col = st.columns([1, 1.25], gap="large")
+dc = common.deep_compression()
 with controls:
     st.button("Deep Compression recipe", icon=":material/auto_fix_high:", key="pipe_preset",
               on_click=use_deep_compression,
-              help="Prune 92 % (global threshold), 16 clusters per layer, Huffman coding, fine-tune 1 epoch after "
-                   "pruning and again after clustering. The paper shared 64 values (6 bits) in fully connected "
+              help=f"Prune {units.pct(dc['sparsity'], 0)} ({common.SCOPES[dc['prune_scope']].lower()} threshold), "
+                   f"{dc['clusters']} clusters per layer, Huffman coding, fine-tune {dc['finetune_epochs']} epoch "
+                   "after pruning and again after clustering. The paper shared 64 values (6 bits) in fully connected "
                    "layers and 256 (8 bits) in conv layers; 16 (4 bits) is lighter. More fine-tuning epochs win "
                    "back more accuracy.")
     pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity")

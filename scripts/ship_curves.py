@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/ship_curves.py lenet-300-100 lenet-5 resnet-8      # ~7 min on 2 cores
 
-Runs each technique page on the model at its first setting (and Pruning at its other threshold too), in
+Runs each technique page on the model at its first setting (and VARIANTS: Pruning at its other threshold, the
+Pipeline's Deep Compression button), in
 Streamlit's AppTest on the whole Fashion-MNIST test set, records every run the pages evaluate, and writes their
 metrics to sample_models/curves/<name>.json, keyed by the model's and the data's fingerprints. The pages compute
 them here exactly as they would for a visitor: this script asks for nothing else. Run it again after `train`
@@ -21,8 +22,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PAGES = ("pruning", "clustering", "quantization", "pipeline", "export")
-# widget settings tried beside each page's start: the threshold a visitor switches to, to see why it is not the start
-VARIANTS = {"pruning": [{"prune_scope": "global"}, {"prune_scope": "layer"}]}
+# what a visitor does first beside each page's start: {widget key: value} to set, or a button's key to press. Pruning:
+# the other threshold, to see why it is not the start; Pipeline: the Deep Compression button (its one-shot runs show
+# until its fine-tuning is asked for)
+VARIANTS = {"pruning": [{"prune_scope": "global"}, {"prune_scope": "layer"}], "pipeline": ["pipe_preset"]}
+
+
+def apply(at, variant):
+    """Do one VARIANTS entry in AppTest `at` and run the page again."""
+    if isinstance(variant, str):
+        at.button(key=variant).click()
+    else:
+        for key, value in variant.items():
+            at.session_state[key] = value
+    return at.run()
 
 
 def record(name, threads):
@@ -52,9 +65,7 @@ def record(name, threads):
                 at.session_state["model"] = name
                 at.switch_page(f"pages/{page}.py").run()
                 if variant:
-                    for key, value in variant.items():
-                        at.session_state[key] = value
-                    at.run()
+                    apply(at, variant)
                 problems = list(at.exception) + list(at.error)
                 if problems:
                     raise SystemExit(f"{page} {variant}: {problems[0]}")

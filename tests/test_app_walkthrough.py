@@ -330,6 +330,21 @@ def test_runs_ahead_wait_for_a_pause_in_the_page_runs(monkeypatch):
     assert common._running[0] == 0 and time.monotonic() - common._running[1] < 5
 
 
+def test_deep_compression_button_prunes_a_resnet_per_layer(fmnist):
+    """On ResNet-8 the button's preset prunes every layer alike: the LeNets' 92 % global threshold left it at 10.00 %
+    even fine-tuned (bench/starts.py --preset). Its one-shot runs ship (sample_models/curves): nothing is evaluated."""
+    from pages import common
+    at = page("pipeline", "resnet-8")
+    at.button(key="pipe_preset").click().run()
+    assert not at.exception and not at.error
+    dc = common.deep_compression("resnet-8")
+    assert dc["prune_scope"] == "layer" and dc != common.DEEP_COMPRESSION == common.deep_compression("lenet-5")
+    assert at.slider(key="pipe_sparsity").value == round(100 * dc["sparsity"])
+    assert at.radio(key="pipe_scope").value == "layer" and at.slider(key="pipe_epochs").value == 1
+    assert at.button(key="pipe_train") and f"Prune {round(100 * dc['sparsity'])} % (per layer threshold)" in \
+        at.button(key="pipe_preset").help
+
+
 @pytest.mark.parametrize("model", ["lenet-300-100", "lenet-5"])
 def test_pipeline_opens_on_a_setting_the_model_survives(fmnist, model):
     at = page("pipeline", model=model)

@@ -30,16 +30,15 @@ def evaluations(monkeypatch):
 @pytest.mark.parametrize("name", SHIPS)
 @pytest.mark.parametrize("page_name", ship_curves.PAGES)
 def test_pages_open_on_shipped_runs_without_evaluating(fmnist, evaluations, name, page_name):
-    """Each technique page at its start (Pruning at either threshold) evaluates nothing: every run it draws is
-    shipped for the current weights and data. Fails after a retrain until `scripts/ship_curves.py NAME`."""
+    """Each technique page at its start (and ship_curves.VARIANTS: Pruning at either threshold, the Pipeline's Deep
+    Compression button) evaluates nothing: every run it draws is shipped for the current weights and data. Fails
+    after a retrain until `scripts/ship_curves.py NAME`."""
     from pages import common
 
     common._run.clear(), common._metrics.clear()  # computed in this process by another test: ask again
     at = page(page_name, name)
     for variant in ship_curves.VARIANTS.get(page_name, []):
-        for key, value in variant.items():
-            at.session_state[key] = value
-        at.run()
+        at = ship_curves.apply(at, variant)
         assert not at.exception, at.exception
     assert not at.error, at.error
     evaluated = [r for r, ev in evaluations if ev]
