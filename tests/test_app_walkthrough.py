@@ -498,6 +498,28 @@ def test_quantization_int8_cards_fit(fmnist):
     assert "forward passes over 256 test images" in " ".join(c.value for c in at.caption)
 
 
+def test_quantization_times_int8_after_its_curves(fmnist, monkeypatch):
+    """The int8 timing (about 2 s on ResNet-8) is measured last: the accuracy curves below it need none of it, and
+    draw first. Its card still sits beside the histogram."""
+    from pages import common
+    order, curve_metrics, int8_latency = [], common.curve_metrics, ce.int8_latency
+
+    def curve(*args, **kw):
+        order.append("curve")
+        return curve_metrics(*args, **kw)
+
+    def timing(*args, **kw):
+        order.append("int8")
+        return int8_latency(*args, **kw)
+
+    monkeypatch.setattr(common, "curve_metrics", curve)
+    monkeypatch.setattr(ce, "int8_latency", timing)
+    st.cache_data.clear()  # the page's int8_timing is cached per model: measure again
+    at = page("quantization")
+    assert not at.exception and order == ["curve", "int8"]
+    assert [m.label for m in at.metric][-3:] == ["float32", "int8", "Speed-up"]
+
+
 # --- clustering, quantization -----------------------------------------------------------------------
 
 def test_clustering_shows_no_plus_zero_arrow_and_no_none_cells(fmnist):
