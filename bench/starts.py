@@ -82,7 +82,8 @@ def presets(name, net, data, given, dense, tried):
         t, cpu = time.perf_counter(), time.process_time()
         m = ce.compress(net, ce.Recipe(**fields), data, model_logits=given).metrics
         rows.append({"model": name, "setting": which, "recipe": ", ".join(f"{k}={v}" for k, v in fields.items()),
-                     "accuracy_%": round(100 * m["accuracy"], 2), "vs_dense_pts": round(100 * (m["accuracy"] - dense), 2),
+                     "accuracy_%": round(100 * m["accuracy"], 2),
+                     "vs_dense_pts": round(100 * (m["accuracy"] - dense), 2),
                      "ratio": round(m["ratio"], 1), "wall_s": round(time.perf_counter() - t),
                      "cpu_s": round(time.process_time() - cpu)})
         print(rows[-1], flush=True)

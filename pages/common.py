@@ -252,7 +252,8 @@ def _run(model_name, recipe_json, dataset_name, weights_id=""):
         hit = _trained_hit(model_name, recipe_json, dataset_name, weights_id)
         if hit is not None:
             return hit
-    res = _shipped_or_computed(model_name, recipe, dataset_name, weights_id)
+    res = ce.curves.compress(model(model_name), recipe, _dataset(dataset_name),  # shipped runs: no evaluation
+                             _shipped(model_name, dataset_name, weights_id)[0])
     args = (model_name, dataset_name, weights_id)
     if "evaluate" in res.timings:
         _eval_seconds[args] = res.timings["evaluate"]  # see ahead()
@@ -265,20 +266,6 @@ def _run(model_name, recipe_json, dataset_name, weights_id=""):
 
 
 _computed = set()  # _run's arguments it has computed in this process (st.cache_data can't be asked without computing)
-
-
-def _shipped_or_computed(model_name, recipe, dataset_name, weights_id):
-    """compress() of the model, evaluated, unless the sample model ships this run (ce.curves): then it is applied
-    without the evaluation and given the shipped accuracy (ResNet-8: 0.3 s instead of 5-7 s)."""
-    net, data = model(model_name), _dataset(dataset_name)
-    known = _shipped(model_name, dataset_name, weights_id)[0].get(recipe.to_json())
-    if known is not None:
-        res = ce.compress(net, recipe, data, evaluate=False)
-        metrics = ce.curves.complete(res.metrics, known)
-        if metrics is not None:
-            res.metrics = metrics
-            return res
-    return ce.compress(net, recipe, data)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

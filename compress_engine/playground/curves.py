@@ -9,7 +9,7 @@ metric has been checked to be the same. Anything else (another setting, an uploa
 computed as before.
 
     runs = shipped("resnet-8", model_fingerprint(model), data.fingerprint())   # {recipe JSON: metrics}, or {}
-    complete(compress(model, recipe, data, evaluate=False).metrics, runs[recipe.to_json()])
+    compress(model, recipe, data, runs)   # a Result: evaluated only when runs does not hold this recipe
 
 File: {"format": FORMAT, "model": model fingerprint, "data": data fingerprint, "evaluate_s": seconds one evaluation
 took when it was made (a hint, until this machine measures one), "runs": {recipe JSON: metrics}}.
@@ -56,6 +56,20 @@ def complete(metrics, known):
     if not same or any(known.get(k) is None for k in EVALUATED):
         return None
     return {**metrics, **{k: known[k] for k in EVALUATED}}
+
+
+def compress(model, recipe, data, runs):
+    """compress_engine.compress(model, recipe, data), evaluated, unless `runs` (shipped()) holds this recipe: then it
+    is applied without the evaluation and given the shipped accuracy (complete()); ResNet-8: 0.3 s instead of 5-7 s."""
+    import compress_engine as ce  # its public compress, looked up at the call (scripts/ship_curves.py records it)
+    known = runs.get(recipe.to_json())
+    if known is not None:
+        res = ce.compress(model, recipe, data, evaluate=False)
+        metrics = complete(res.metrics, known)
+        if metrics is not None:
+            res.metrics = metrics
+            return res
+    return ce.compress(model, recipe, data)
 
 
 def ship(name, model_id, data_id, runs, evaluate_s=None):
