@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import streamlit as st
@@ -364,26 +364,52 @@ def _metrics(model_name, recipe_json, dataset_name, weights_id=""):
     return known if known is not None else _run(model_name, recipe_json, dataset_name, weights_id)["metrics"]
 
 
+CURVE_PROGRESS_MIN = 3.0  # s: a curve expected to take longer shows a progress bar, not just a spinner
+
+
 def curve_metrics(recipes, spinner="Computing the curve…"):
     """The metrics of run(r) for each recipe r (the sidebar's model), for curves of many points.
 
     Cached apart from the runs: a point already computed costs a copy of a small dict, not of its weights and
     artifact (st.cache_data hands out copies), and one spinner covers the whole curve. Between two points the
-    run checks in with Streamlit, so a moved slider stops a long curve at the next point.
+    run checks in with Streamlit, so a moved slider stops a long curve at the next point. A curve whose points
+    still to compute would take CURVE_PROGRESS_MIN seconds or more (the model's last evaluation times their
+    number: an uploaded ResNet's curve, about 30 s) shows a progress bar instead: which point, and about how
+    many seconds are left, from the points computed so far.
     """
     dataset()
-    out = []
-    with st.spinner(spinner):
-        for r in recipes:
+    keys = [_key(r) for r in recipes]
+    todo = [k for k in keys if not _known(k)]
+    each = _eval_seconds.get((keys[0][0], *keys[0][2:])) if keys else None
+    bar = (st.progress(0.0, text=_curve_text(spinner, 0, len(todo), len(todo) * each))
+           if todo and each and len(todo) * each >= CURVE_PROGRESS_MIN else None)
+    out, done, began = [], 0, time.monotonic()
+    with st.spinner(spinner) if bar is None else nullcontext():
+        for k in keys:
             st.session_state.get("_run_unfinished")  # a stop point (see coalesce)
-            key = _key(r)
             try:
-                with _asking(key):
-                    out.append(_metrics(*key))
+                with _asking(k):
+                    out.append(_metrics(*k))
             except ce.CompressError as e:
                 st.error(str(e))
                 st.stop()
+            if bar is not None and k in todo:
+                done += 1
+                left = (time.monotonic() - began) / done * (len(todo) - done)
+                bar.progress(done / len(todo), text=_curve_text(spinner, done, len(todo), left))
+    if bar is not None:
+        bar.empty()
     return out
+
+
+def _known(key):
+    """Whether _run's arguments `key` need no computation: computed in this process, or a shipped run."""
+    return key in _computed or key[1] in _shipped(key[0], *key[2:])[0]
+
+
+def _curve_text(spinner, done, total, seconds):
+    """A curve's progress bar text: "One-shot curve: 3 of 12 points done, about 20 s left"."""
+    return f"{spinner.rstrip('…')}: {done} of {total} points done, about {max(1, round(seconds))} s left"
 
 
 def dense():
@@ -674,8 +700,7 @@ def draw_early(*recipes):
     draws unevaluated(r) first, then evaluates (run, curve_metrics) and redraws. A shipped run needs no evaluation.
     """
     keys = [_key(r) for r in recipes]
-    return (bool(keys) and any(k not in _computed and k[1] not in _shipped(k[0], *k[2:])[0] for k in keys)
-            and _slow(keys[0]))
+    return bool(keys) and not all(_known(k) for k in keys) and _slow(keys[0])
 
 
 def unevaluated(recipe):

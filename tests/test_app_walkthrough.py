@@ -203,6 +203,38 @@ def test_pipeline_draws_its_stages_before_evaluating_them(tiny, monkeypatch):
     assert not [e for e in events if e[0] == "compress"]
 
 
+@pytest.mark.parametrize("name, quick, slow", [
+    ("pruning", ("radio", "prune_scope", "layer"), ("toggle", "prune_structured", True)),
+    ("clustering", ("radio", "cluster_init", "density"), ("radio", "cluster_init", "kmeans++")),
+    ("quantization", ("radio", "quant_symmetric", True), ("radio", "quant_per_channel", True))])
+def test_a_slow_curve_shows_its_progress_then_clears_it(tiny, monkeypatch, name, quick, slow):
+    """A curve whose points would take CURVE_PROGRESS_MIN seconds or more (an uploaded ResNet's: ~30 s) shows a
+    progress bar counting its points and the seconds left, instead of a bare spinner, and removes it when done; a
+    quick one shows no bar. Each setting is one the page has not computed yet."""
+    from pages import common
+    bars, real_progress = [], st.delta_generator.DeltaGenerator.progress
+    monkeypatch.setattr(st.delta_generator.DeltaGenerator, "progress",
+                        lambda self, value, text=None, **kw: (bars.append((value, text)),
+                                                              real_progress(self, value, text, **kw))[1])
+    real_st_progress = st.progress  # bound to the main area when streamlit was imported
+    monkeypatch.setattr(st, "progress", lambda value, text=None, **kw: (bars.append((value, text)),
+                                                                         real_st_progress(value, text, **kw))[1])
+    at = page(name)
+    monkeypatch.setattr(common, "CURVE_PROGRESS_MIN", 1e9)  # a quick curve: the spinner alone
+    getattr(at, quick[0])(key=quick[1]).set_value(quick[2]).run()
+    assert not at.exception and not [t for _, t in bars if t and "points done" in t], bars
+    monkeypatch.setattr(common, "CURVE_PROGRESS_MIN", 0.0)  # the tiny test set evaluates in milliseconds
+    getattr(at, slow[0])(key=slow[1]).set_value(slow[2]).run()
+    assert not at.exception, at.exception
+    texts = [t for _, t in bars if t and "points done" in t]
+    assert texts, bars
+    total = int(re.search(r"of (\d+) points", texts[0]).group(1))
+    assert total >= 3 and re.fullmatch(r".+: 0 of \d+ points done, about \d+ s left", texts[0]), texts
+    assert [int(t.split(": ")[1].split()[0]) for t in texts] == list(range(total + 1)), texts  # a step a point
+    assert [v for v, t in bars if t in texts][-1] == 1.0
+    assert not at.get("progress")  # cleared: the finished page shows the curve, not a full bar
+
+
 @pytest.fixture
 def queue(monkeypatch):
     """An empty queue of runs to compute ahead, no worker thread, no page run for ages; _run recorded (see fake)."""
