@@ -1,6 +1,8 @@
 """Home: the chosen model's card (a sample model's, or one made for uploaded weights) and a few test
 images with its predictions."""
 
+import shlex
+
 import streamlit as st
 
 from pages import charts, common
@@ -36,12 +38,16 @@ captions = [head["classes"][p] + (f"<br>(wrong: is {head['classes'][t]})" if bad
 fig = charts.image_grid(head["x"][:n, 0], captions, ["crimson" if bad else "green" for bad in wrong])
 st.plotly_chart(fig, width="stretch")
 
-st.markdown("""
+# the command line for this model: a sample by name; uploaded weights need the user's own module to load into
+model_flag = (f"--model {card['name']}" if card["reproduce"] else
+              f"--model your_model.py:make_model --weights {shlex.quote(card['training']['file'])}")
+st.markdown(f"""
 **Where to go next.** *Pruning* zeroes the smallest weights; *Clustering* lets each layer keep only k
 distinct values; *Quantization* puts weights on a k-bit grid; *Distillation* trains a small student from a
-large teacher; *Pipeline* chains them like Deep Compression; *Compare* shows every saved run on one chart;
-*Export* downloads the compressed artifact and checks an uploaded one. The same engine runs from the command line:
-`python -m compress_engine run --model lenet-300-100 --sparsity 0.9 --clusters 16 --json`.
+large teacher; *Sensitivity* finds the fragile layers and fits the model in a size budget; *Pipeline* chains
+them like Deep Compression; *Compare* shows every saved run on one chart; *Export* downloads the compressed
+artifact and checks an uploaded one. The same engine runs from the command line:
+`python -m compress_engine run {model_flag} --sparsity 0.9 --clusters 16 --json`.
 """)
 
 common.warm()  # in the background, after Home has drawn: the dense run and each page's first setting

@@ -1,5 +1,6 @@
 """Streamlit AppTest: the home page, and the helpers every page's AppTest uses."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -49,6 +50,13 @@ def test_home_shows_card(fmnist):
         assert ("wrong: is " + ds.classes[t] in a["text"]) == (p != t)
     at.sidebar.selectbox[0].set_value("lenet-5").run()
     assert not at.exception and at.metric[0].value == "431,080"
+    # the command line shown is this model's, and it runs
+    import shlex
+    from compress_engine.playground import cli
+    command = next(re.search(r"`(python -m compress_engine run [^`]+)`", m.value) for m in at.markdown
+                   if "python -m compress_engine run" in m.value).group(1)
+    assert "--model lenet-5 " in command
+    assert cli.main(shlex.split(command)[3:]) == 0
 
 
 def test_home_draws_without_importing_torch(fmnist):

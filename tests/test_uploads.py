@@ -540,6 +540,8 @@ def test_uploaded_model_works_on_the_pages(fmnist):
     assert at.subheader[0].value == name and name.startswith("upload-my-mlp-")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Parameters"] == "50,890" and metrics["Test accuracy"] == f"{100 * acc:.2f} %"
+    # the command line for uploaded weights: the user's module and this file (quoted: its name has a space)
+    assert any("run --model your_model.py:make_model --weights 'my mlp.safetensors' " in m.value for m in at.markdown)
     for page in ("pruning", "quantization"):
         # After its first run AppTest runs the page script alone (no sidebar widget keeps "model"),
         # so preset the choice as test_app.page() does; the upload itself stays in session_state.
