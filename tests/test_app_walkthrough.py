@@ -219,6 +219,8 @@ def test_a_slow_curve_shows_its_progress_then_clears_it(tiny, monkeypatch, name,
     real_st_progress = st.progress  # bound to the main area when streamlit was imported
     monkeypatch.setattr(st, "progress", lambda value, text=None, **kw: (bars.append((value, text)),
                                                                          real_st_progress(value, text, **kw))[1])
+    st.cache_data.clear()  # the curves below are computed here, whichever tests ran before
+    monkeypatch.setattr(common, "_computed", set())
     at = page(name)
     monkeypatch.setattr(common, "CURVE_PROGRESS_MIN", 1e9)  # a quick curve: the spinner alone
     getattr(at, quick[0])(key=quick[1]).set_value(quick[2]).run()
