@@ -29,6 +29,37 @@ def summary(recipe_json):
         return f"unreadable recipe: {str(e)[:120]}"
 
 
+def add_references(fig, refs, ref_set):
+    """The chosen set of benchmark points on `fig`: grey, labelled, one legend entry per series; -> their sizes (KB)."""
+    xs = []
+    for s in viz.reference_series(refs, ref_set) if ref_set != "none" else []:
+        xs += [b / units.KB for b in s["bytes"]]
+        fig.add_trace(go.Scatter(
+            x=[b / units.KB for b in s["bytes"]], y=[100 * a for a in s["accuracy"]], mode="lines+markers+text",
+            name=f"bench: {s['name']}", text=s["labels"], textfont=dict(size=10, color=charts.GREY),
+            # sides alternate; the largest point's label runs left, away from the chart's right edge
+            textposition=["top left"] + [("top center", "bottom center")[i % 2] for i in range(1, len(s["labels"]))],
+            line=dict(color=charts.GREY, width=1, dash="dot"),
+            marker=dict(symbol="x-thin", size=9, line=dict(width=2, color=charts.GREY)), customdata=s["hover"],
+            hovertemplate=f"bench, {s['model']}: "
+                          + "%{customdata}<br>%{x:.1f} KB, accuracy %{y:.2f} %<extra></extra>"))
+    return xs
+
+
+def reference_choice(refs):
+    """The radio choosing which benchmark points to draw -> a viz.REFERENCE_SETS key or "none"."""
+    ref_sets = [src for src in viz.REFERENCE_SETS if any(r["source"] == src for r in refs)]
+    return st.radio("Benchmark reference points", ["none"] + ref_sets, index=min(1, len(ref_sets)), horizontal=True,
+                    format_func=lambda s: viz.REFERENCE_SETS.get(s, "none"), key="compare_refs",
+                    help="Measured by bench/deep_compression.py (the paper's three stages, fine-tuned) and "
+                         f"bench/techniques.py (the best recipe of each technique at a size budget): {BENCH}")
+
+
+def layout(fig, xs):
+    charts.log_axis(fig, "x", xs)
+    fig.update_layout(height=520, legend=dict(title=None), margin=dict(t=30))
+
+
 st.title("Compare runs")
 st.caption("Every run saved with a page's **Save run** button, measured in real artifact bytes on the full "
            "10,000-image test set.")
@@ -47,6 +78,15 @@ if flash:
 if not runs:
     st.info("No saved runs yet. Open a technique page (Pruning, Clustering, Quantization, Distillation, Pipeline "
             f"or Export), pick a setting and press **Save run**; it appears here. Runs are kept in `{store.path}`.")
+    refs = runstore.reference_points(BENCH)
+    if refs:  # what the benchmarks measured, so the chart a saved run lands on is there from the start
+        ref_set = reference_choice(refs)
+    if refs and ref_set != "none":
+        fig = go.Figure()
+        fig.update_layout(xaxis_title="Artifact size (KB, log scale)", yaxis_title="Test accuracy (%)")
+        layout(fig, add_references(fig, refs, ref_set))
+        st.plotly_chart(fig, width="stretch")
+        st.caption("Until a run is saved: what the benchmarks measured. Hover a point for its recipe.")
     st.stop()
 
 # --- which runs ---------------------------------------------------------------------------------
@@ -73,11 +113,7 @@ with controls:
     chosen = st.multiselect("Models", models, default=models, key="compare_models",
                             help="Runs of these sample models are shown in the chart and the table")
     refs = [r for r in runstore.reference_points(BENCH) if not chosen or r["model"] in chosen]
-    ref_sets = [src for src in viz.REFERENCE_SETS if any(r["source"] == src for r in refs)]
-    ref_set = st.radio("Benchmark reference points", ["none"] + ref_sets, index=min(1, len(ref_sets)), horizontal=True,
-                       format_func=lambda s: viz.REFERENCE_SETS.get(s, "none"), key="compare_refs",
-                       help="Measured by bench/deep_compression.py (the paper's three stages, fine-tuned) and "
-                            f"bench/techniques.py (the best recipe of each technique at a size budget): {BENCH}")
+    ref_set = reference_choice(refs)
 with explain:
     st.markdown("A run **dominates** another if it is no larger *and* no less accurate (and better in one). "
                 "The runs no other run dominates form the **Pareto frontier** (the dotted staircase): for each "
@@ -136,18 +172,8 @@ if selected:
     sel = shown[shown["id"].isin(selected)]
     fig.add_trace(go.Scatter(x=sel["kb"], y=sel["acc_pct"], mode="markers", name="selected", hoverinfo="skip",
                              marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(width=2, color="crimson"))))
-ref_x = []
-for s in viz.reference_series(refs, ref_set) if ref_set != "none" else []:  # grey, labelled, one legend entry each
-    ref_x += [b / units.KB for b in s["bytes"]]
-    fig.add_trace(go.Scatter(
-        x=[b / units.KB for b in s["bytes"]], y=[100 * a for a in s["accuracy"]], mode="lines+markers+text",
-        name=f"bench: {s['name']}", text=s["labels"], textfont=dict(size=10, color=charts.GREY),
-        textposition=[("top center", "bottom center")[i % 2] for i in range(len(s["labels"]))],  # alternate sides
-        line=dict(color=charts.GREY, width=1, dash="dot"), marker=dict(symbol="x-thin", size=9, line=dict(width=2, color=charts.GREY)),
-        customdata=s["hover"],
-        hovertemplate=f"bench, {s['model']}: " + "%{customdata}<br>%{x:.1f} KB, accuracy %{y:.2f} %<extra></extra>"))
-charts.log_axis(fig, "x", list(shown["kb"]) + ref_x)
-fig.update_layout(height=520, legend=dict(title=None), margin=dict(t=30))
+ref_x = add_references(fig, refs, ref_set)
+layout(fig, list(shown["kb"]) + ref_x)
 st.plotly_chart(fig, width="stretch")
 
 # --- actions on the whole table / the selection -----------------------------------------------

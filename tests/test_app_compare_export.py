@@ -5,7 +5,7 @@ import json
 import random
 
 import pytest
-from test_app import app
+from test_app import ROOT, app
 
 import compress_engine as ce
 from compress_engine.playground.store import Store, pareto_front
@@ -48,6 +48,24 @@ def test_compare_empty_store(store, fmnist):
     at = compare()
     assert not at.exception
     assert "No saved runs yet" in at.info[0].value and str(store.path) in at.info[0].value
+    # the benchmark's points are on the chart before any run is saved: the ones the radio picks, each labelled
+    from compress_engine.playground import store as runstore
+    from compress_engine.playground import viz
+    refs = runstore.reference_points(ROOT / "bench" / "results")
+    assert refs, "bench/results ships the reference CSVs"
+    assert len(at.get("plotly_chart")) == 1  # the first set, as the page opens
+    for choice in list(viz.REFERENCE_SETS) + ["none"]:
+        at.radio(key="compare_refs").set_value(choice).run()
+        assert not at.exception
+        charts = at.get("plotly_chart")
+        if choice == "none":
+            assert not charts
+            continue
+        traces = json.loads(charts[0].proto.spec)["data"]
+        expect = viz.reference_series(refs, choice)
+        assert [t["name"] for t in traces] == [f"bench: {e['name']}" for e in expect]
+        assert [t["text"] for t in traces] == [e["labels"] for e in expect]
+        assert [[100 * a for a in e["accuracy"]] for e in expect] == [t["y"] for t in traces]
 
 
 def test_compare_table_and_pareto_chart_show_the_seeded_runs(seeded, results):

@@ -193,6 +193,10 @@ def test_reference_series_groups_and_labels_the_benchmark_points():
     [prune] = viz.reference_series(points, "techniques.csv")
     assert prune["name"] == "m: prune" and prune["labels"] == ["", "prune"] and prune["bytes"] == [125, 60]
     assert viz.reference_series(points, "other.csv") == []
+    two = points + [dict(p, model="n") for p in points]  # two models' grey lines: each names its model once
+    assert [s["labels"] for s in viz.reference_series(two, "deep_compression.csv")] == [
+        ["m: dense float32", "+ Huffman"], ["n: dense float32", "+ Huffman"]]
+    assert [s["labels"] for s in viz.reference_series(two, "techniques.csv")] == [["", "m: prune"], ["", "n: prune"]]
 
 
 def test_next_steps_are_a_sliders_neighbours_either_way():

@@ -281,7 +281,8 @@ def reference_series(points, source):
 
     Returns [{"name", "model", "bytes", "accuracy", "labels", "hover"}], each sorted by size, largest first;
     "labels" names points on the chart, briefly (Deep Compression: every stage, "+ Huffman"; a technique: its
-    smallest point only, "" elsewhere, so the chart stays readable), "hover" names every point in full."""
+    smallest point only, "" elsewhere, so the chart stays readable; with more than one model, the largest labelled
+    point also names its model), "hover" names every point in full."""
     series = {}
     for p in points:
         if p["source"] != source:
@@ -302,6 +303,10 @@ def reference_series(points, source):
         if technique:
             s["labels"][-1] = technique
         out.append(s)
+    if len({s["model"] for s in out}) > 1:  # grey lines of two models: the labelled end of each names its model
+        for s in out:
+            end = -1 if s["labels"][-1] and not s["labels"][0] else 0
+            s["labels"][end] = f"{s['model']}: {s['labels'][end]}"
     return out
 
 
