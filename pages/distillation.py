@@ -7,6 +7,7 @@ ever runs the teacher over the data.
 """
 
 import csv
+import threading
 from pathlib import Path
 
 import plotly.express as px
@@ -27,12 +28,43 @@ WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800)  # hidden units in each of an MLP
 CNN = "small CNN (ResNet-8, 8-16-32 channels)"
 BLUE, ORANGE, GREEN, RED, GREY = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.GREY
 HINTON = explain.HINTON_MNIST
+UPLOAD_LOGITS_KEPT = 4  # uploaded teachers' logits kept in memory (a Fashion-MNIST teacher's: 2.8 MB)
+
+
+def teacher_logits(name, dataset_name):
+    """{"train", "test"}: the teacher's logits on every image. A sample model's are read from disk
+    (zoo.cached_logits: computed once, ever); uploaded weights' are computed once per server behind a progress
+    bar (an MLP's in under a second, a ResNet's in about a minute) and kept in memory, keyed by the weights'
+    SHA-256."""
+    wid = common.weights_id(name)
+    if not wid:
+        return _sample_logits(name, dataset_name)
+    kept, lock = _upload_logits()
+    key = (name, dataset_name, wid)
+    with lock:
+        found = kept.get(key)
+    if found is None:
+        bar = st.progress(0.0, text="Computing your teacher's answers…")
+        found = zoo.all_logits(common.model(name), common.dataset(), progress=lambda done, total: bar.progress(
+            done / total, text=f"Computing your teacher's answers: {done:,} of {total:,} images (once per server)…"))
+        bar.empty()
+        with lock:
+            kept[key] = found
+            while len(kept) > UPLOAD_LOGITS_KEPT:
+                kept.pop(next(iter(kept)))
+    return found
 
 
 @st.cache_resource(show_spinner="Reading the teacher's answers (computed once, kept on disk)…")
-def teacher_logits(name, dataset_name):
-    """{"train", "test"}: the teacher's logits on every image (zoo.cached_logits: on disk after the first time)."""
+def _sample_logits(name, dataset_name):
     return zoo.cached_logits(name, common.dataset())
+
+
+@st.cache_resource
+def _upload_logits():
+    """Uploaded teachers' logits, oldest first, shared by the server's sessions (a file uploaded again is found),
+    and the lock that guards them."""
+    return {}, threading.Lock()
 
 
 @st.cache_data(show_spinner=False)
@@ -129,15 +161,15 @@ def soft_target_chart(classes, table, log_y):
 
 
 st.title("Distillation")
-names = [c["name"] for c in ce.list_models()]
+names = [c["name"] for c in ce.list_models()] + list(common.uploads())
 if not names:
     st.error("No sample models in sample_models/: rebuild them with `python -m compress_engine train resnet-8`.")
     st.stop()
 teacher = st.selectbox("Teacher", names, index=names.index(TEACHER) if TEACHER in names else 0, key="distill_teacher",
-                       help="Any sample model can teach. The default, ResNet-8, is the most accurate; the grid "
-                            "below was measured with it.")
+                       help="Any sample model can teach, and so can weights you uploaded in the sidebar. The default, "
+                            "ResNet-8, is the most accurate; the grid below was measured with it.")
 try:
-    tcard = ce.model_card(teacher)
+    tcard = common.card_of(teacher)
     common.model(teacher)
 except ce.CompressError as e:
     st.error(f"The teacher {teacher} is not available: {e}")
@@ -147,7 +179,9 @@ logits = teacher_logits(teacher, common.DATASET)
 n = len(data.y("test"))
 t_errors = int((logits["test"].argmax(1) != data.y("test")).sum())
 st.caption(f"The teacher is chosen here, not in the sidebar (the sidebar's {common.model_name()} appears on the "
-           "size chart). Its answers on every training and test image were computed once and are read from disk.")
+           "size chart). Its answers on every training and test image were computed once and are read from "
+           + ("memory: uploaded weights are kept for this server's sessions." if common.weights_id(teacher) else
+              "disk."))
 
 c = st.columns(4)
 c[0].metric("Teacher parameters", f"{tcard['parameters']:,}")
@@ -226,6 +260,9 @@ if rows:
                                + (" (fewer in every seed)" if r["saved_in_every_seed"] == "True" else "")
                                for r in gains)
                    + ". A negative number: KD cost errors.")
+elif common.weights_id(teacher):
+    st.info(f"No measured grid for your uploaded teacher {teacher}: the grid was measured with the sample "
+            "teachers (resnet-8's is shipped). Train students below: they appear on the size chart at the bottom.")
 else:
     st.info(f"No measured grid for the teacher {teacher}: `python bench/distillation.py --teacher {teacher}` "
             "writes it (the shipped one is for resnet-8).")
@@ -295,7 +332,7 @@ if rows and mine and not on_grid(mine, rows):
                   f"the grid was measured at {' and '.join(map(str, measured))} epochs; they are on the size chart below."))
 if res_base is None or res_kd is None:
     st.info(f"Press **Train student** to train the {name} student for {epochs} epoch{'s' if epochs > 1 else ''}, "
-            "twice; both land on the grid above as stars.")
+            "twice; both land " + ("on the grid above as stars." if rows else "on the size chart below as stars."))
 else:
     st.markdown("**Test errors, theirs and ours**")
     hinton = [("teacher", HINTON["teacher"], t_errors),
@@ -307,7 +344,7 @@ else:
                "Fashion-MNIST is much harder than MNIST.")
 
 # --- size vs accuracy: teacher, students, every sample model ------------------------------------------
-cards = ce.list_models()
+cards = ce.list_models() + [up["card"] for up in common.uploads().values()]
 models = [{"label": c["name"], "bytes": c["dense_bytes"], "accuracy": c["test_accuracy"]} for c in cards
           if c["name"] != teacher]
 grid_pts = {T: [{"label": r["student"], "bytes": int(r["bytes"]), "accuracy": 1 - float(r["errors_mean"]) / GRID_TEST}
@@ -317,7 +354,7 @@ cnn_pts = [{"label": f"{r['student']}, " + (f"KD T = {r['T']}" if r["T"] else "l
            for r in rows if r["student"].startswith("cnn") and r["T"] in ("", best_T)]
 groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accuracy": tcard["test_accuracy"]}],
            {"color": RED, "symbol": "diamond", "size": 16}),
-          ("other sample models", models, {"color": GREY, "symbol": "square"}),
+          ("other models", models, {"color": GREY, "symbol": "square"}),
           (f"students, labels only ({rows[0]['epochs']} epochs, mean of seeds)" if rows else "", grid_pts[""],
            {"color": ORANGE, "symbol": "circle", "mode": "lines+markers+text", "dash": "dash", "size": 9}),
           (f"students, KD T = {best_T} (mean of seeds)" if rows else "", grid_pts[best_T] if best_T else [],

@@ -65,14 +65,21 @@ def test_cached_logits_written_once_and_keyed(small, tmp_path, monkeypatch):
     assert torch.equal(out["test"], ce.logits(ce.load_model("lenet-300-100"), small.x("test")))
     assert len(list(tmp_path.glob("lenet-300-100.*.logits.safetensors"))) == 1
 
-    import compress_engine.core.train as train
-    monkeypatch.setattr(train, "logits", lambda *a, **k: pytest.fail("recomputed a cached answer"))
+    monkeypatch.setattr(zoo, "logits", lambda *a, **k: pytest.fail("recomputed a cached answer"))
     again = zoo.cached_logits("lenet-300-100", small, cache_dir=tmp_path)
     assert all(torch.equal(again[k], out[k]) for k in out)
     monkeypatch.undo()
     other = small.subset(4096, 1000, "fashion-mnist[other]")  # other data: not the cached answers
     assert zoo.cached_logits("lenet-300-100", other, cache_dir=tmp_path)["test"].shape == (1000, 10)
     assert len(list(tmp_path.glob("lenet-300-100.*.logits.safetensors"))) == 2
+
+
+def test_all_logits_in_chunks_are_the_whole_sets_and_report_progress(small):
+    model, seen = ce.load_model("lenet-5"), []
+    out = zoo.all_logits(model, small, progress=lambda done, total: seen.append((done, total)), chunk=1500)
+    for split in ("train", "test"):  # chunking changes nothing: the same logits as one pass over each set
+        assert torch.allclose(out[split], ce.logits(model, small.x(split)), atol=1e-5, rtol=0)
+    assert seen == [(d, 6096) for d in (1500, 3000, 4096, 5596, 6096)]  # after each chunk, up to every image
 
 
 def test_compress_with_given_logits_is_the_same_run(small):
