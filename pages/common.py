@@ -409,12 +409,22 @@ def _known(key):
 
 def _curve_text(spinner, done, total, seconds):
     """A curve's progress bar text: "One-shot curve: 3 of 12 points done, about 20 s left"."""
-    return f"{spinner.rstrip('…')}: {done} of {total} points done, about {max(1, round(seconds))} s left"
+    return f"{spinner.rstrip('…')}: {done} of {total} points done, about {units.duration(seconds)} left"
 
 
 def dense():
     """The uncompressed model's run (the reference every delta is measured against)."""
     return run(ce.Recipe(), spinner="Evaluating the dense model…")
+
+
+def eval_seconds():
+    """Seconds one evaluation of the sidebar's model on the whole test set takes here: its last run's, else its
+    shipped runs' record, else measured now (the dense run, which every page needs anyway)."""
+    name = model_name()
+    args = (name, DATASET, weights_id(name))
+    if _eval_seconds.get(args) is None:
+        dense()
+    return _eval_seconds.get(args) or 0.0
 
 
 # Each technique page's first setting, as Recipe fields (the rest are Recipe's defaults): the page's controls start

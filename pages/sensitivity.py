@@ -1,6 +1,7 @@
 """Sensitivity: compress one layer at a time and see which layers are fragile and where the cheap bytes are."""
 
 import math
+import time
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -14,11 +15,18 @@ common.through_app()
 COLORS = charts.PALETTE  # one colour per layer (and per part of the fitted artifact)
 KB = units.KB  # every size on the page: 1 KB = 1,000 bytes, as on every other page
 TOLERANCE = 0.005  # accuracy a layer may lose alone and still count as "cheap"
+ASK_SECONDS = 20.0  # a scan expected to take longer starts on a button press (an uploaded ResNet's: ~25 minutes)
+GRID_SIZE = len(ce.sensitivity.SPARSITIES) * len(ce.sensitivity.CLUSTERS)  # settings per layer
 FOCUS = zoo.BUDGET_FOCUS  # Recipe.prune_focus of a budget run when its box is ticked (bench/beyond.py, LeNet-5)
 
 
 def bits(k):
     return 32 if k is None else max(1, math.ceil(math.log2(k)))
+
+
+def left(began, step, total):
+    """'about 3 min left': the time still to go at the pace since `began` (time.monotonic())."""
+    return f"about {units.duration((time.monotonic() - began) / max(step, 1) * (total - step))} left"
 
 
 def layout(fig, title, x_title, y_title, height=360, legend_rows=1):
@@ -119,12 +127,25 @@ net = common.model(name)
 shipped = [] if name in common.uploads() else [zoo.scan_dir(name)]  # a sample model's scans ship beside it
 scan = ce.sensitivity.cached(net, data, shipped=shipped)
 if scan is None:
+    settings, expected = ce.sensitivity.expected(net, common.eval_seconds(), len(data.y("test")))
+    if st.session_state.get("sens_stop"):  # this run is the one the Stop button started
+        st.info("Stopped: nothing of the scan was kept.")
+    if expected >= ASK_SECONDS or st.session_state.get("sens_stop"):  # minutes of the server's cores: ask first
+        note = st.empty()
+        if not st.button(f"Scan {name} (about {units.duration(expected)})", key="sens_go", type="primary",
+                         icon=":material/play_arrow:"):
+            note.info(f"No scan of {name} yet (only the sample models' scans ship). It compresses each of its "
+                      f"{settings // GRID_SIZE} layers alone at {GRID_SIZE} settings: {settings:,} evaluations of "
+                      f"{ce.sensitivity.SUBSET:,} test images, about {units.duration(expected)} on this machine. "
+                      "Once done it is kept on disk, for every session.")
+            st.stop()
     bar = st.progress(0.0, text="Scanning every layer…")
     st.button("Stop", key="sens_stop", help="Stops the scan; nothing of it is kept.")
+    began = time.monotonic()
 
     def progress(step, total, _loss, acc):
         bar.progress(step / total, text=f"Scanning every layer: setting {step:,} of {total:,} "
-                                         f"(last: {100 * acc:.1f} % accuracy)")
+                                         f"(last: {100 * acc:.1f} % accuracy; {left(began, step, total)})")
 
     try:
         scan = ce.sensitivity.scan(net, data, progress=progress, shipped=shipped)
@@ -210,8 +231,11 @@ if go_fit and fkey not in fits:
         bar.progress(min(1.0, step / max(total, 1)), text=f"Fine-tuning: step {step:,} of {total:,}"
                      + (f", test accuracy {100 * acc:.1f} %" if acc is not None else ""))
 
+    began = time.monotonic()
+
     def scan_progress(step, total, _loss, _acc):
-        bar.progress(step / total, text=f"Scanning on training images (re-fitted): setting {step:,} of {total:,}")
+        bar.progress(step / total, text=f"Scanning on training images (re-fitted): setting {step:,} of {total:,} "
+                                        f"({left(began, step, total)})")
 
     try:
         budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scan_progress, focus=focus,
@@ -227,7 +251,11 @@ if go_fit and fkey not in fits:
         bar.empty()
 fit = fits.get(fkey)
 if fit is None:
-    st.caption("Press **Fit** to run it (the result is kept for this session).")
+    first = ("" if ce.sensitivity.cached(net, data, split="train", refit=True, focus=focus, shipped=shipped) else
+             " It first scans every layer on training images, about "
+             f"{units.duration(ce.sensitivity.expected(net, common.eval_seconds(), len(data.y('test')))[1])} here "
+             "(then kept on disk), then fine-tunes.")
+    st.caption("Press **Fit** to run it (the result is kept for this session)." + first)
 else:
     m, plan = fit["metrics"], fit["plan"]
     c = st.columns(4)

@@ -22,7 +22,7 @@ from test_app_compare_export import compare, export, results, seeded, select, st
 from test_app_techniques import chart, finetuned_points
 
 import compress_engine as ce
-from compress_engine.playground import trained, viz
+from compress_engine.playground import trained, units, viz
 
 PRUNING_GRID = {0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99}
 
@@ -602,3 +602,8 @@ def test_streamlit_chrome_no_deploy_button_no_outside_requests():
     assert 'page_icon=":material' not in app and "page_icon=ICON" in app  # a material favicon is fetched from Google
     assert re.search(r"ICON = \('<svg", app)
     assert not re.search(r"https?://", Path(ROOT / "pages" / "common.py").read_text())
+
+
+def test_durations_read_in_the_unit_a_person_counts_in():
+    assert [units.duration(s) for s in (0.2, 8.4, 45, 89, 95, 1444, 5399, 5400, 9000)] == [
+        "1 s", "8 s", "45 s", "89 s", "2 min", "24 min", "90 min", "1.5 h", "2.5 h"]

@@ -225,3 +225,33 @@ def test_sensitivity_page_fits_a_budget(fmnist, tmp_path, monkeypatch):
     fits = list(at.session_state["budget_runs"].values())
     assert len(fits) == 2 and [ce.Recipe.from_dict(f["plan"]["recipe"]).prune_focus for f in fits] == [0.0, 1.0]
     assert number(metric(at, "Artifact")) <= 30.0 and plain_bytes <= 30.0
+
+
+def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, monkeypatch):
+    """A scan expected to take minutes (an uploaded ResNet's: ~25) does not start on its own when the page
+    opens: the page says what it would compute and about how long, and scans once the button is pressed."""
+    from compress_engine.playground import zoo
+    from test_app import page
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    monkeypatch.setattr(zoo, "scan_dir", lambda name: tmp_path / "nothing shipped")
+    monkeypatch.setattr(ce.sensitivity, "SETTING_COST", 1e5)  # as slow as a big model: hours, not seconds
+    at = page("sensitivity", "lenet-300-100")
+    assert not at.exception and not at.get("plotly_chart") and not list(tmp_path.rglob("*.json"))
+    note = next(i.value for i in at.info if "No scan of lenet-300-100 yet" in i.value)
+    assert "3 layers alone at 63 settings: 189 evaluations of 2,000 test images" in note and " h on this" in note
+    go = at.button(key="sens_go")
+    assert go.label.startswith("Scan lenet-300-100 (about ") and go.label.endswith(" h)")
+    go.click().run()
+    assert not at.exception and len(at.get("plotly_chart")) == 4 and len(list(tmp_path.rglob("*.json"))) == 1
+    fit = next(c.value for c in at.caption if c.value.startswith("Press **Fit**"))  # its own scan comes first
+    assert "first scans every layer on training images, about " in fit and " h here" in fit
+    at.run()  # kept on disk: drawn at once from now on, no button
+    assert not at.exception and len(at.get("plotly_chart")) == 4 and not [b for b in at.button if b.key == "sens_go"]
+
+
+def test_expected_scan_counts_its_settings_and_scales_with_the_evaluation(lenet5):
+    from compress_engine.core import sensitivity
+    n, seconds = sensitivity.expected(lenet5, eval_seconds=0.5, images=10_000)
+    assert n == 4 * len(sensitivity.SPARSITIES) * len(sensitivity.CLUSTERS) == 252
+    assert seconds == pytest.approx(n * sensitivity.SETTING_COST * 0.5 * sensitivity.SUBSET / 10_000)
+    assert sensitivity.expected(lenet5, 1.0, 1_000)[1] == pytest.approx(n * sensitivity.SETTING_COST)  # all images

@@ -54,3 +54,12 @@ def ms(milliseconds, signed=False):
     size = abs(milliseconds)
     digits = 0 if size >= 100 else 1 if size >= 10 else 2
     return f"{milliseconds:{'+' if signed else ''},.{digits}f} ms"
+
+
+def duration(seconds):
+    """A wait, roughly, in the unit a person counts it in: '8 s', '45 s', '3 min', '25 min', '1.5 h'."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
