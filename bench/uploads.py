@@ -1,0 +1,128 @@
+"""Your own weights in the dashboard, timed in headless Chromium: what an engineer who uploads a model waits for.
+
+    python bench/uploads.py                    # the zoo's ResNet-8, saved with torch.save and uploaded
+    python bench/uploads.py --model lenet-5    # any sample model's weights, uploaded as a file
+
+Uploaded weights have no shipped runs, scans or teacher answers: every page computes them on the spot, on a fresh
+server (empty run store, trained results and scan cache). One browser tab, as a person would go:
+
+- the sidebar's uploader -> "Added ..." (the file read, the model rebuilt and scored on all 10,000 test images);
+- each technique page -> its first chart, and -> its run finished (the one-shot curves computed, behind a progress
+  bar when they take 3 s or more: the note says whether the bar was seen);
+- Distillation, the upload chosen as teacher -> its answers on the 70,000 images computed (progress bar);
+- Sensitivity -> the page drawn, which for a scan expected to take over 20 s is a button with the estimate (the
+  note quotes it; the scan itself is not run: bench/latency.py --scans times one).
+
+Prints one table (what | seconds | note) and writes bench/results/uploads_<model>.csv. Bounded: every wait has a
+timeout.
+"""
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from report import table  # also puts this checkout on sys.path
+
+import torch  # noqa: E402
+
+import compress_engine as ce  # noqa: E402
+from chromium import have_chromium, launch, server_env, streamlit_server  # noqa: E402
+from latency import PROGRESS, Tab, Timeout, chart_or_settled, load, open_page  # noqa: E402
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+PAGES = ("Pruning", "Clustering", "Quantization", "Pipeline")
+
+
+def watch_progress(tab):
+    """Start recording every progress bar's text the page shows (polled by the browser every 100 ms)."""
+    tab.js("() => { window.__bars = []; setInterval(() => { for (const el of document.querySelectorAll("
+           "'[data-testid=\"stProgress\"]')) { const t = el.innerText.trim(); if (t && !window.__bars.includes(t))"
+           " window.__bars.push(t); } }, 100); }")
+
+
+def bars(tab):
+    return tab.js("() => window.__bars || []")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="resnet-8", help="the sample model whose weights are uploaded as a file")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the server")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds any one step may take")
+    args = ap.parse_args(argv)
+    if not have_chromium():
+        sys.exit("no Chromium at /usr/bin/chromium: `apt-get install chromium` (Playwright cannot download one here)")
+    tmp = tempfile.TemporaryDirectory(prefix="uploads-")
+    weights = Path(tmp.name) / f"my-{args.model}.pt"
+    torch.save(ce.load_model(args.model).state_dict(), weights)
+    env = server_env(OMP_NUM_THREADS=args.threads, COMPRESS_STORE=Path(tmp.name) / "runs.sqlite",
+                     COMPRESS_TRAINED=Path(tmp.name) / "trained", COMPRESS_CACHE=Path(tmp.name) / "cache")
+    print(f"uploading {weights.name} ({weights.stat().st_size:,} bytes) to a fresh server, OMP_NUM_THREADS="
+          f"{args.threads}; {load()}", flush=True)
+    rows = []
+
+    def add(what, seconds, note=""):
+        rows.append({"what": what, "seconds": round(seconds, 2), "note": note})
+        print(f"  {what}: {seconds:.2f} s" + (f" ({note})" if note else ""), flush=True)
+
+    t_start = time.perf_counter()
+    with streamlit_server(env=env) as (url, _), sync_playwright() as p:
+        browser = launch(p)
+        tab = Tab(browser, deadline=time.perf_counter() + 10 * args.timeout)
+        try:
+            tab.page.goto(url)
+            tab.opened = time.perf_counter()
+            tab.wait(tab.opened, chart_or_settled(tab, "Home"), "Home", timeout=args.timeout)
+            watch_progress(tab)
+            added = tab.page.locator('[data-testid="stSidebar"] [data-testid="stAlert"]', has_text="Added")
+            t = time.perf_counter()
+            tab.page.locator('[data-testid="stSidebar"] input[type="file"]').set_input_files(str(weights))
+            tab.wait(t, lambda: added.count() > 0, "upload", timeout=args.timeout, settle=False)
+            add("upload -> \"Added\" (read, rebuilt, scored on 10,000 images)", time.perf_counter() - t,
+                added.first.inner_text().strip()[:90])
+            name = tab.model()
+            tab.wait(t, None, "Home after the upload", timeout=args.timeout)
+            for page in PAGES:
+                tab.js("() => { window.__bars = []; }")
+                first, settled, _ = open_page(tab, page)
+                shown = [b for b in bars(tab) if "points done" in b]
+                add(f"{page}: first chart", first)
+                add(f"{page}: run finished (curves computed)", settled,
+                    f"progress bar seen, first: \"{shown[0]}\"" if shown else "no progress bar")
+            first, settled, _ = open_page(tab, "Distillation")
+            add("Distillation: page drawn (a sample teacher)", settled)
+            tab.js("() => { window.__bars = []; }")
+            tab.page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first.click()
+            t = time.perf_counter()
+            tab.page.get_by_role("option", name=name, exact=True).click()
+            errors = tab.page.locator('[data-testid="stMetric"]', has_text="Teacher test errors").first
+            tab.wait(t, lambda: tab.js(PROGRESS) or errors.count() > 0, "choose the teacher", timeout=args.timeout,
+                     settle=False)
+            settled = tab.wait(t, None, "the teacher's answers", timeout=args.timeout)[1]
+            seen = [b for b in bars(tab) if "images" in b]
+            add("Distillation: upload chosen as teacher -> its answers on 70,000 images", settled,
+                f"progress bar seen, last: \"{seen[-1]}\"" if seen else "no progress bar")
+            first, settled, _ = open_page(tab, "Sensitivity")
+            button = tab.page.locator('[data-testid="stMain"] button', has_text="Scan ")
+            label = re.search(r"Scan .*\(about [^)]+\)", button.first.inner_text()) if button.count() else None
+            add("Sensitivity: page drawn", settled, f"button \"{label.group(0)}\": the scan waits for it" if label else
+                "the scan ran at once")
+        except Timeout as e:
+            print(f"stopped: {e}")
+        finally:
+            browser.close()
+            tmp.cleanup()
+    if not rows:
+        sys.exit("nothing measured")
+    table(f"Uploaded weights ({args.model}'s, as a .pt file) in headless Chromium, a fresh server "
+          f"(OMP_NUM_THREADS={args.threads}, {os.cpu_count()} cores; {load()})", rows, f"uploads_{args.model}")
+    print(f"\n{time.perf_counter() - t_start:.0f} s in all; {load()}")
+
+
+if __name__ == "__main__":
+    main()
