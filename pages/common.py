@@ -417,6 +417,35 @@ def dense():
     return run(ce.Recipe(), spinner="Evaluating the dense model…")
 
 
+# One fine-tuning epoch in the training pool (1 thread) over one evaluation of the test set here (2 threads), per
+# architecture: `python bench/speed.py --only 10` measured LeNet-300-100 100x (Adam's steps outweigh its tiny
+# forward pass), LeNet-5 34x, ResNet-8 28x (4.6 s, 20 s and 171 s an epoch).
+EPOCH_PER_EVAL = {"mlp": 100.0, "lenet5": 34.0, "resnet": 28.0}
+
+
+def epoch_seconds():
+    """About how long one fine-tuning epoch of the sidebar's model takes in the training pool: its evaluation time
+    here times its architecture's EPOCH_PER_EVAL (the largest for an architecture the bench has not measured).
+    None until an evaluation time is known (a help text asking must not make a page wait for one)."""
+    name = model_name()
+    seconds = _eval_seconds.get((name, DATASET, weights_id(name)))
+    if seconds is None:
+        return None
+    arch = (card().get("spec") or {}).get("arch")
+    return EPOCH_PER_EVAL.get(arch, max(EPOCH_PER_EVAL.values())) * seconds
+
+
+def training_time(epochs=1, what="an epoch"):
+    """For help texts: ' About 20 s an epoch for lenet-5 here.', or for several, ' About 3 min (20 s a point) for
+    lenet-5 here.'; '' while epoch_seconds() is unknown."""
+    each = epoch_seconds()
+    if each is None:
+        return ""
+    total = (f"{units.duration(each)} {what}" if epochs == 1 else
+             f"{units.duration(epochs * each)} ({units.duration(each)} {what})")
+    return f" About {total} for {model_name()} here."
+
+
 def eval_seconds():
     """Seconds one evaluation of the sidebar's model on the whole test set takes here: its last run's, else its
     shipped runs' record, else measured now (the dense run, which every page needs anyway)."""

@@ -159,9 +159,9 @@ with controls:
         bits = st.select_slider("Bits per weight", ce.BITS, key="pipe_bits")
     huffman = st.toggle("3. Huffman-code the indices and codes", key="pipe_huffman")
     epochs = st.slider("Fine-tune epochs (after pruning and after sharing)", 0, 10, step=1, key="pipe_epochs",
-                       help="0 answers live. More runs behind a button: about 3 s per epoch and stage on "
-                            "LeNet-300-100, 20 s on LeNet-5. Fine-tuning keeps pruned weights at zero and shared "
-                            "weights on their values.")
+                       help="0 answers live. More runs behind a button: the epochs run after pruning and again "
+                            "after sharing." + common.training_time() + " Fine-tuning keeps pruned weights at zero "
+                            "and shared weights on their values.")
 with explain_col:
     st.markdown(
         "**Deep Compression** (Han, Mao & Dally, ICLR 2016) chains three steps, each saving bytes the "

@@ -73,8 +73,8 @@ with controls:
                           "always per layer." if structured else
                           common.SCOPE_HELP)
     finetune = st.toggle("Fine-tune 1 epoch (pruned weights stay zero)", key="prune_finetune",
-                         help="One epoch of Adam on the training set with the mask held fixed: about 3 s on "
-                              "LeNet-300-100, 20 s on LeNet-5. Cached, so each setting is trained only once.")
+                         help="One epoch of Adam on the training set with the mask held fixed."
+                              + common.training_time() + " Kept on disk, so each setting is trained only once.")
 with explain:
     st.markdown(
         "**Magnitude pruning** (Han et al. 2015) sets the weights closest to zero to exactly zero. A trained "
@@ -144,9 +144,9 @@ with left:
     if missing:
         slot = st.empty()
         clicked = slot.button(f"Compute the fine-tuned curve ({len(missing)} × 1 epoch)", key="prune_ft_curve",
-                              help="About 3 s per point on LeNet-300-100 and 20 s on LeNet-5. Each point is kept "
-                                   "on this server, so everyone sees it from then on. Moving any control stops it; "
-                                   "finished points are kept.")
+                              help=common.training_time(len(missing), "a point").lstrip()
+                                   + " Each point is kept on this server, so everyone sees it from then on. Moving "
+                                   "any control stops it; finished points are kept.")
         if clicked:
             bar = st.progress(0.0, text="Fine-tuning…")
             try:

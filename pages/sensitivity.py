@@ -207,7 +207,7 @@ with left:
                          value=float(max(1, round(dense_kb / 64))), step=1.0, key="budget_kb")
     epochs = st.select_slider("Fine-tuning epochs per stage", [1, 2, 4], value=1, key="budget_epochs",
                               help="Pruning is reached gradually during the first stage, the shared centroids are "
-                                   "trained in the second. LeNet-300-100: a few seconds an epoch; LeNet-5: ~30 s.")
+                                   "trained in the second." + common.training_time())
     focus = FOCUS if st.checkbox(
         "Gather the kept weights in fewer units (prune focus)", value=False, key="budget_focus",
         help="Ranks each weight by its size times its unit's and input's strength, so whole units and inputs "

@@ -607,3 +607,20 @@ def test_streamlit_chrome_no_deploy_button_no_outside_requests():
 def test_durations_read_in_the_unit_a_person_counts_in():
     assert [units.duration(s) for s in (0.2, 8.4, 45, 89, 95, 1444, 5399, 5400, 9000)] == [
         "1 s", "8 s", "45 s", "89 s", "2 min", "24 min", "90 min", "1.5 h", "2.5 h"]
+
+
+@pytest.mark.parametrize("model", ["lenet-300-100", "lenet-5"])
+def test_training_help_says_how_long_for_this_model(fmnist, model):
+    """The fine-tuning controls' help gives this model's time (its evaluation time here x its architecture's
+    ratio, bench/speed.py section 10), not LeNet timings whatever the model."""
+    from pages import common
+    at = page("pruning", model=model)
+    at.run()  # the model's evaluation time is known from the first run on
+    wid = ""
+    each = common.EPOCH_PER_EVAL[ce.model_card(model)["spec"]["arch"]] * common._eval_seconds[
+        (model, common.DATASET, wid)]
+    help_text = at.toggle(key="prune_finetune").help
+    assert f"About {units.duration(each)} an epoch for {model} here." in help_text, help_text
+    assert "LeNet" not in help_text
+    button = next(b for b in at.button if b.key == "prune_ft_curve")
+    assert button.help.startswith(f"About {units.duration(10 * each)} ({units.duration(each)} a point) for {model}")
