@@ -431,8 +431,7 @@ def epoch_seconds():
     seconds = _eval_seconds.get((name, DATASET, weights_id(name)))
     if seconds is None:
         return None
-    arch = (card().get("spec") or {}).get("arch")
-    return EPOCH_PER_EVAL.get(arch, max(EPOCH_PER_EVAL.values())) * seconds
+    return EPOCH_PER_EVAL.get(_arch(name), max(EPOCH_PER_EVAL.values())) * seconds
 
 
 def training_time(epochs=1, what="an epoch"):

@@ -144,7 +144,7 @@ with controls:
                    f"{dc['clusters']} clusters per layer, Huffman coding, fine-tune {dc['finetune_epochs']} epoch "
                    "after pruning and again after clustering. The paper shared 64 values (6 bits) in fully connected "
                    "layers and 256 (8 bits) in conv layers; 16 (4 bits) is lighter. More fine-tuning epochs win "
-                   "back more accuracy.")
+                   "back more accuracy." + common.training_time(2 * dc["finetune_epochs"]))
     pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity")
     scope = st.radio("Pruning threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
                      key="pipe_scope", help=common.SCOPE_HELP)

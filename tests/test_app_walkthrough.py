@@ -624,3 +624,7 @@ def test_training_help_says_how_long_for_this_model(fmnist, model):
     assert "LeNet" not in help_text
     button = next(b for b in at.button if b.key == "prune_ft_curve")
     assert button.help.startswith(f"About {units.duration(10 * each)} ({units.duration(each)} a point) for {model}")
+    at = page("pipeline", model=model)  # the preset: an epoch after pruning and one after clustering
+    epochs = 2 * common.deep_compression(model)["finetune_epochs"]
+    assert at.button(key="pipe_preset").help.endswith(
+        f" About {units.duration(epochs * each)} ({units.duration(each)} an epoch) for {model} here.")
