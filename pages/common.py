@@ -374,8 +374,8 @@ def curve_metrics(recipes, spinner="Computing the curve…"):
     artifact (st.cache_data hands out copies), and one spinner covers the whole curve. Between two points the
     run checks in with Streamlit, so a moved slider stops a long curve at the next point. A curve whose points
     still to compute would take CURVE_PROGRESS_MIN seconds or more (the model's last evaluation times their
-    number: an uploaded ResNet's curve, about 30 s) shows a progress bar instead: which point, and about how
-    many seconds are left, from the points computed so far.
+    number: an uploaded ResNet-8's curves take about a minute a page, bench/uploads.py) shows a progress bar
+    instead: which point, and about how long is left, from the points computed so far.
     """
     dataset()
     keys = [_key(r) for r in recipes]

@@ -15,7 +15,7 @@ common.through_app()
 COLORS = charts.PALETTE  # one colour per layer (and per part of the fitted artifact)
 KB = units.KB  # every size on the page: 1 KB = 1,000 bytes, as on every other page
 TOLERANCE = 0.005  # accuracy a layer may lose alone and still count as "cheap"
-ASK_SECONDS = 20.0  # a scan expected to take longer starts on a button press (an uploaded ResNet's: ~25 minutes)
+ASK_SECONDS = 20.0  # a scan expected to take longer starts on a button press (an uploaded ResNet-8: ~23 min)
 GRID_SIZE = len(ce.sensitivity.SPARSITIES) * len(ce.sensitivity.CLUSTERS)  # settings per layer
 FOCUS = zoo.BUDGET_FOCUS  # Recipe.prune_focus of a budget run when its box is ticked (bench/beyond.py, LeNet-5)
 
