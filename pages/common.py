@@ -234,6 +234,12 @@ def model_name():
     return st.session_state.get("model", "lenet-300-100")
 
 
+def _model_args():
+    """(name, dataset, weights id) of the sidebar's model: how _eval_seconds, warm() and ahead() key a model."""
+    name = model_name()
+    return name, DATASET, weights_id(name)
+
+
 def card():
     """The chosen model's card: a sample model's JSON card, or the one made when the weights were uploaded."""
     return card_of(model_name())
@@ -380,7 +386,7 @@ def curve_metrics(recipes, spinner="Computing the curve…"):
     dataset()
     keys = [_key(r) for r in recipes]
     todo = [k for k in keys if not _known(k)]
-    each = _eval_seconds.get((keys[0][0], *keys[0][2:])) if keys else None
+    each = _eval_seconds.get(_model_args())
     bar = (st.progress(0.0, text=_curve_text(spinner, 0, len(todo), len(todo) * each))
            if todo and each and len(todo) * each >= CURVE_PROGRESS_MIN else None)
     out, done, began = [], 0, time.monotonic()
@@ -395,7 +401,7 @@ def curve_metrics(recipes, spinner="Computing the curve…"):
                 st.stop()
             if bar is not None and k in todo:
                 done += 1
-                left = (time.monotonic() - began) / done * (len(todo) - done)
+                left = units.remaining(time.monotonic() - began, done, len(todo))
                 bar.progress(done / len(todo), text=_curve_text(spinner, done, len(todo), left))
     if bar is not None:
         bar.empty()
@@ -409,7 +415,7 @@ def _known(key):
 
 def _curve_text(spinner, done, total, seconds):
     """A curve's progress bar text: "One-shot curve: 3 of 12 points done, about 20 s left"."""
-    return f"{spinner.rstrip('…')}: {done} of {total} points done, about {units.duration(seconds)} left"
+    return f"{spinner.rstrip('…')}: {done} of {total} points done, {units.left(seconds)}"
 
 
 def dense():
@@ -427,11 +433,10 @@ def epoch_seconds():
     """About how long one fine-tuning epoch of the sidebar's model takes in the training pool: its evaluation time
     here times its architecture's EPOCH_PER_EVAL (the largest for an architecture the bench has not measured).
     None until an evaluation time is known (a help text asking must not make a page wait for one)."""
-    name = model_name()
-    seconds = _eval_seconds.get((name, DATASET, weights_id(name)))
+    seconds = _eval_seconds.get(_model_args())
     if seconds is None:
         return None
-    return EPOCH_PER_EVAL.get(_arch(name), max(EPOCH_PER_EVAL.values())) * seconds
+    return EPOCH_PER_EVAL.get(_arch(), max(EPOCH_PER_EVAL.values())) * seconds
 
 
 def training_time(epochs=1, what="an epoch"):
@@ -448,11 +453,9 @@ def training_time(epochs=1, what="an epoch"):
 def eval_seconds():
     """Seconds one evaluation of the sidebar's model on the whole test set takes here: its last run's, else its
     shipped runs' record, else measured now (the dense run, which every page needs anyway)."""
-    name = model_name()
-    args = (name, DATASET, weights_id(name))
-    if _eval_seconds.get(args) is None:
+    if _eval_seconds.get(_model_args()) is None:
         dense()
-    return _eval_seconds.get(args) or 0.0
+    return _eval_seconds.get(_model_args()) or 0.0
 
 
 # Each technique page's first setting, as Recipe fields (the rest are Recipe's defaults): the page's controls start
@@ -555,8 +558,7 @@ def warm():
     4.5-4.8 (bench/latency.py, headless Chromium on 2 cores). A page asking for one of these runs meanwhile waits
     for that one computation (st.cache_data computes a key once at a time).
     Under AppTest (no browser, no server) only the dense run."""
-    name = model_name()
-    args = (name, DATASET, weights_id(name))  # recipes are made below: it imports torch, which Home did without
+    args = _model_args()  # recipes are made below: it imports torch, which Home did without
     if not _served():
         _warm_dense(*args)  # AppTest's runtime is a stand-in
         return
@@ -606,8 +608,7 @@ def ahead(*recipes):
     1.9, and computed between slider presses, beside the next press, its redraw 2.0 s instead of 1.4."""
     if not _served():
         return
-    name = model_name()
-    _push((name, DATASET, weights_id(name)), recipes)
+    _push(_model_args(), recipes)
 
 
 def _push(args, recipes):

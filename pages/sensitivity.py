@@ -26,7 +26,7 @@ def bits(k):
 
 def left(began, step, total):
     """'about 3 min left': the time still to go at the pace since `began` (time.monotonic())."""
-    return f"about {units.duration((time.monotonic() - began) / max(step, 1) * (total - step))} left"
+    return units.left(units.remaining(time.monotonic() - began, step, total))
 
 
 def layout(fig, title, x_title, y_title, height=360, legend_rows=1):

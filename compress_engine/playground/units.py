@@ -63,3 +63,13 @@ def duration(seconds):
     if seconds < 90 * 60:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def remaining(elapsed, done, total):
+    """Seconds still to go at the pace so far: `done` of `total` steps took `elapsed` seconds."""
+    return elapsed / max(done, 1) * (total - done)
+
+
+def left(seconds):
+    """A progress bar's wait: 'about 3 min left'."""
+    return f"about {duration(seconds)} left"
