@@ -219,7 +219,7 @@ class Tied(nn.Module):
     (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
     (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),
     (lambda: nn.Sequential(nn.Linear(32, 10)), r"fails on the data's inputs of shape \(2, 64\)"),
-    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"no nn.Linear, nn.Conv1d or nn.Conv2d layer"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"no nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding or nn.EmbeddingBag layer"),
     (lambda: "not a model", r"must be a torch.nn.Module, got str"),
 ])
 def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, message, monkeypatch):

@@ -1,6 +1,7 @@
 """Datasets: any classification data as tensors, validated once at the door.
 
-A `Dataset` holds a train and a test split: float32 inputs of any shape (N, *input_shape) and int64
+A `Dataset` holds a train and a test split: inputs of any shape (N, *input_shape), float32 (images,
+features) or int64 (token ids or category indices, for models that start with an nn.Embedding), and int64
 labels 0..C-1, plus C class names. `Dataset.from_tensors` is the one way to build one; it checks
 everything the engine later relies on (matching lengths, one input shape, integer labels in range,
 finite inputs) and says what is wrong and how to fix it before any work is done. Where the data
@@ -64,6 +65,11 @@ def _float32(v):
     return torch.from_numpy(v)
 
 
+def _inputs(v):
+    """Inputs as the engine keeps them: float32, or int64 for integer inputs (what nn.Embedding takes)."""
+    return _int64(v) if _is_int(v) else _float32(v)
+
+
 def _int64(v):
     if isinstance(v, torch.Tensor):
         return v.detach().to("cpu", torch.int64).contiguous()
@@ -114,7 +120,7 @@ def _class_names(classes):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """Train/test inputs (float32, N×input_shape, contiguous) and labels (int64, 0..C-1), plus C class names.
+    """Train/test inputs (float32 or int64, N×input_shape, contiguous) and labels (int64, 0..C-1), plus C class names.
 
     Build one with `Dataset.from_tensors(...)` (or a playground source, `load_dataset("fashion-mnist")`).
     `x(split)` and `y(split)` give the tensors for "train" or "test"; `input_shape` is one sample's shape
@@ -131,9 +137,10 @@ class Dataset:
     def from_tensors(cls, train_x, train_y, test_x, test_y, classes=None, name=None, *, source=None):
         """Check and wrap train/test inputs and labels (torch tensors or numpy arrays).
 
-        Inputs: floating point, shape (N, *input_shape) with the same input shape in both splits, finite.
-        float16 / float64 are converted to float32 (float32 contiguous CPU tensors are used as they are,
-        sharing memory); integer images must be scaled first, e.g. `x.float() / 255`.
+        Inputs: shape (N, *input_shape) with the same input shape and kind in both splits; floating point and
+        finite, or integer. float16 / float64 are converted to float32 (float32 contiguous CPU tensors are used
+        as they are, sharing memory). Integer inputs (token ids, category indices) are kept as int64, for models
+        that start with an nn.Embedding; integer images must be scaled first, e.g. `x.float() / 255`.
         Labels: 1-D, integer, one per input, in 0..C-1 where C = len(classes) if given, else max label + 1.
         Raises DatasetError naming the problem and the fix before doing any work.
         """
@@ -146,9 +153,9 @@ class Dataset:
             _check_array(v, what)
         for split in SPLITS:
             x, y, xn, yn = arrays[f"{split}_x"], arrays[f"{split}_y"], f"{split}_x", f"{split}_y"
-            if not _is_float(x):
-                raise DatasetError(f"{xn} has dtype {x.dtype}: inputs must be floating point; scale integer "
-                                   f"images first, e.g. {xn}.float() / 255 (numpy: {xn}.astype('float32') / 255)")
+            if not (_is_float(x) or _is_int(x)):
+                raise DatasetError(f"{xn} has dtype {x.dtype}: inputs must be floating point (images, features) "
+                                   f"or integer (token ids for an nn.Embedding); convert with {xn}.float()")
             if x.ndim < 2:
                 raise DatasetError(f"{xn} has shape {tuple(x.shape)}: inputs must be (N, *input_shape), e.g. "
                                    f"N×1×28×28 images or N×20 features; for one feature per sample use "
@@ -165,6 +172,10 @@ class Dataset:
                                    f"they must match, one label per input")
             if len(x) == 0:
                 raise DatasetError(f"{xn} is empty: each split needs at least one sample")
+        if _is_int(train_x) != _is_int(test_x):
+            kinds = {True: "integer", False: "floating point"}
+            raise DatasetError(f"train_x is {kinds[_is_int(train_x)]} ({train_x.dtype}) but test_x is "
+                               f"{kinds[_is_int(test_x)]} ({test_x.dtype}): both splits must be the same kind of input")
         shape = tuple(train_x.shape[1:])
         if tuple(test_x.shape[1:]) != shape:
             raise DatasetError(f"train inputs are {_fmt(shape)} but test inputs are {_fmt(tuple(test_x.shape[1:]))}: "
@@ -192,8 +203,8 @@ class Dataset:
 
         xs, ys = {}, {}
         for split in SPLITS:
-            x = _float32(arrays[f"{split}_x"])
-            bad = _first_bad_row(x)
+            x = _inputs(arrays[f"{split}_x"])
+            bad = None if _is_int(x) else _first_bad_row(x)
             if bad:
                 was32 = str(arrays[f"{split}_x"].dtype) in ("float32", "torch.float32")
                 overflow = " (values beyond ±3.4e38 overflow float32)" if bad[1] == "±inf" and not was32 else ""
@@ -203,7 +214,7 @@ class Dataset:
         return cls(name, names, "in-memory tensors" if source is None else str(source), xs, ys)
 
     def x(self, split="test"):
-        """Inputs of "train" or "test": float32, N×input_shape, contiguous."""
+        """Inputs of "train" or "test": float32 (or int64 for integer inputs), N×input_shape, contiguous."""
         return self._x[_split(split)]
 
     def y(self, split="test"):
@@ -227,6 +238,11 @@ class Dataset:
     def input_shape(self):
         """One sample's shape, e.g. (1, 28, 28) for Fashion-MNIST or (20,) for 20 tabular features."""
         return tuple(self._x["train"].shape[1:])
+
+    @property
+    def integer_inputs(self):
+        """True when the inputs are integers (int64 token ids or category indices), False for float32."""
+        return not self._x["train"].is_floating_point()
 
     @property
     def n_classes(self):

@@ -1,9 +1,10 @@
 """What the engine needs to know about any nn.Module: which weights it compresses, whether it can
 handle the model at all, and how constraints ride on it during fine-tuning.
 
-- Compressible: the `.weight` of every nn.Linear, nn.Conv1d and nn.Conv2d (the Linear layers inside
-  transformer blocks included). Everything else in the state dict (biases, BatchNorm statistics,
-  embeddings, attention in-projections, free parameters, buffers) is carried through exactly.
+- Compressible: the `.weight` of every nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding and nn.EmbeddingBag
+  (the Linear layers inside transformer blocks included; an embedding table is pruned, clustered and
+  quantized like a Linear layer, one row per token). Everything else in the state dict (biases,
+  BatchNorm statistics, attention in-projections, free parameters, buffers) is carried through exactly.
 - `check_model` refuses, before any work and naming the layer, what the engine cannot handle.
 - `constrained` registers torch parametrizations (masks, shared centroids, fake quantization) for
   fine-tuning and bakes them into plain weights on exit.
@@ -19,11 +20,12 @@ from torch import nn
 
 from .errors import ModelError
 
-COMPRESSIBLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+COMPRESSIBLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, nn.EmbeddingBag)
+KINDS = "nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding or nn.EmbeddingBag"  # COMPRESSIBLE, for messages
 
 
 def compressible(model):
-    """The weight Parameter of every nn.Linear, nn.Conv1d and nn.Conv2d in `model`, keyed "<module>.weight".
+    """The weight Parameter of every compressible layer (COMPRESSIBLE) in `model`, keyed "<module>.weight".
 
     If a weight is parametrized (e.g. with prune.Masked during fine-tuning), the Parameter returned
     is the stored original (`module.parametrizations.weight.original`), still under the plain
@@ -82,13 +84,21 @@ def check_model(model, data=None, what="model"):
         if P.is_parametrized(module):
             raise ModelError(f"{what}: layer {mod_name or '(root)'!r} already carries a torch parametrization; "
                              "remove it (torch.nn.utils.parametrize.remove_parametrizations) before compressing")
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+            if module.sparse:
+                raise ModelError(f"{what}: embedding {mod_name!r} has sparse=True; the engine fine-tunes with dense "
+                                 "gradients: build it with sparse=False (the weights are the same)")
+            if module.max_norm is not None:
+                raise ModelError(f"{what}: embedding {mod_name!r} has max_norm={module.max_norm}, which rewrites "
+                                 "its rows in place at every forward pass, so the compressed weights would not "
+                                 "stay as stored: build it with max_norm=None (renormalise in forward instead)")
         if isinstance(module, COMPRESSIBLE):
             shared = owners.get(id(module.weight), [])
             if len(shared) > 1:
                 raise ModelError(f"{what}: the weight of layer {mod_name!r} is shared ({', '.join(shared)}); tied "
                                  "weights cannot be pruned or clustered one layer at a time: untie them first")
     if not compressible(model):
-        raise ModelError(f"{what} ({type(model).__name__}) has no nn.Linear, nn.Conv1d or nn.Conv2d layer: "
+        raise ModelError(f"{what} ({type(model).__name__}) has no {KINDS} layer: "
                          "there is nothing for the engine to compress")
     if data is not None:
         x = data.x("test")[:2]
@@ -97,9 +107,13 @@ def check_model(model, data=None, what="model"):
             with torch.inference_mode():
                 out = model.eval()(x)
         except Exception as e:  # any failure of the user's forward: say which input it got
+            ints = (f"; the data's inputs are integers (int64), which only a model that starts with an "
+                    f"nn.Embedding takes: if they are images or features, make them floats before "
+                    f"Dataset.from_tensors, e.g. x.float() / 255" if data.integer_inputs else "")
             raise ModelError(f"{what} ({type(model).__name__}) fails on the data's inputs of shape "
                              f"{tuple(x.shape)} ({type(e).__name__}: {str(e)[:200]}); it must map "
-                             f"(N, {', '.join(map(str, data.input_shape))}) inputs to (N, {data.n_classes}) logits") from None
+                             f"(N, {', '.join(map(str, data.input_shape))}) inputs to (N, {data.n_classes}) logits"
+                             f"{ints}") from None
         finally:
             model.train(was_training)
         # at least one logit per class (a 10-output model may score a folder whose labels reach only 0-2)

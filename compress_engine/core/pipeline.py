@@ -128,6 +128,10 @@ def _check_inputs(model, recipe, data, student):
                                f"load_dataset(...)), got {type(data).__name__}")
     distilling = recipe.temperature is not None
     check_model(model, data, "teacher model" if distilling else "model")
+    if distilling and student is None and not data.x("test").is_floating_point():
+        raise CompressError(f"the default student is an MLP of recipe.student_width over float inputs, but "
+                            f"{data.name!r} has integer inputs ({data.x('test').dtype}, e.g. token ids): pass "
+                            f"student= a module that takes them (one that starts with an nn.Embedding)")
     if student is not None:
         if not distilling:
             raise CompressError("a student module was given but recipe.temperature is None: set a temperature "
@@ -166,8 +170,9 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
              evaluate=True):
     """Apply `recipe` to (a copy of) `model`, evaluate on data's full test set, encode; return a Result.
 
-    `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; its nn.Linear,
-    nn.Conv1d and nn.Conv2d weights are compressed and everything else is carried exactly. With a
+    `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; the weights of its
+    nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding and nn.EmbeddingBag layers are compressed and everything else is
+    carried exactly. With a
     temperature set, `model` is the teacher and `student` (any module; default an MLP of
     recipe.student_width) is distilled from it first. progress(step, total, loss, accuracy) reports
     every training stage as one count; return False from it to stop (raises train.Stopped, nothing
@@ -259,9 +264,11 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
 
 
 def latency(model, data, batch_size=256, repeats=20):
-    """Median CPU wall time of one forward pass over a batch of the data's input shape (milliseconds)."""
+    """Median CPU wall time of one forward pass over a batch of the data's test inputs (milliseconds); fewer
+    test inputs than batch_size are repeated to fill it."""
     m = fast_eval_copy(model)
-    x = torch.rand(batch_size, *data.input_shape)
+    test = data.x("test")
+    x = test[torch.arange(batch_size) % len(test)]
     if has_conv(m) and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return {"latency_ms": median_forward_ms(m, x, repeats), "latency_batch": batch_size}

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from compress_engine.core.errors import RecipeError
-from compress_engine.core.model import compressible
+from compress_engine.core.model import COMPRESSIBLE, compressible
 from compress_engine.core.train import median_forward_ms
 
 NAME = "quantize"
@@ -295,7 +295,7 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
 
     The int8 model is torch.ao.quantization.quantize_dynamic(copy, {nn.Linear}, torch.qint8):
     Linear layers run int8 matrix products (activations quantized on the fly), other layers
-    (Conv2d included) stay float32; the returned "int8_layers" / "fp32_layers" name them. The
+    (convolutions and embeddings included) stay float32; the returned "int8_layers" / "fp32_layers" name them. The
     model is copied (parametrizations baked in), never changed. torch.ao's deprecation
     warnings are silenced here: it is still the only int8 CPU runtime inside torch itself.
     """
@@ -323,7 +323,7 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
         "int8_ms": int8_ms,
         "speedup": fp32_ms / int8_ms if int8_ms > 0 else math.inf,
         "int8_layers": [n for n, t in kinds.items() if t is nn.Linear],
-        "fp32_layers": [n for n, t in kinds.items() if t is nn.Conv2d],
+        "fp32_layers": [n for n, t in kinds.items() if issubclass(t, COMPRESSIBLE) and t is not nn.Linear],
         "engine": torch.backends.quantized.engine,
         "repeats": repeats,
     }
