@@ -3,7 +3,6 @@ residual block, a Conv1d net and a tiny transformer-encoder classifier, each on 
 8x8 digits (real data) in the input shape it takes. Every technique runs on each; the artifact decodes
 exactly into a fresh instance of the user's own class (strict), and its length is the size."""
 
-import copy
 
 import pytest
 import torch
@@ -134,8 +133,8 @@ def test_every_technique_on_every_model_decodes_exactly(trained, name, technique
     if technique == "distill":  # the default student: an MLP for the data's input size and classes
         assert res.model.spec() == {"arch": "mlp", "sizes": [64, 32, 32, 10]}
         fresh = type(res.model)(res.model.sizes)
-    elif technique == "structured":  # smaller layers: the user's class with the pruned sizes
-        fresh = copy.deepcopy(res.model)
+    elif technique == "structured":  # smaller layers: decode_model resizes a fresh instance of the user's class
+        fresh, _ = ce.decode_model(res.artifact, module=ZOO[name][0]())
         for t in fresh.state_dict().values():
             t.zero_()
     else:
@@ -199,6 +198,20 @@ def test_a_user_model_needs_its_module_to_be_rebuilt(trained):
     assert ce.evaluate_artifact(art, data, module=Conv1dNet())["accuracy"] > 0.3
     with pytest.raises(ce.ModelError, match="do not fit the given ResCNN"):
         ce.decode_model(art, module=ResCNN())
+
+
+def test_a_structured_artifact_resizes_only_what_structured_pruning_shrinks(trained):
+    """decode_model resizes a fresh instance to a structured-pruned artifact's layers; a module of another class,
+    or one built smaller than the artifact, still gets the clear refusal."""
+    model, data = trained["res-cnn-bn"]
+    art = ce.compress(model, ce.Recipe(sparsity=0.5, structured=True), data).artifact
+    rebuilt, _ = ce.decode_model(art, module=ResCNN())
+    assert rebuilt.conv1.out_channels == rebuilt.bn1.num_features == rebuilt.conv2.in_channels == 8
+    assert ce.evaluate_artifact(art, data, module=ResCNN())["params"] < sum(p.numel() for p in model.parameters())
+    with pytest.raises(ce.ModelError, match="do not fit the given Conv1dNet"):
+        ce.decode_model(art, module=Conv1dNet())
+    with pytest.raises(ce.ModelError, match="do not fit the given ResCNN"):
+        ce.decode_model(art, module=ResCNN(width=4))  # smaller than the artifact: never grown
 
 
 class Tied(nn.Module):

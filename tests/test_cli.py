@@ -283,6 +283,23 @@ def test_user_model_weights_and_data_run_and_eval(capsys, user):
     assert code == 2 and "does not fit the model from --model 'lenet-300-100'" in err, err
 
 
+def test_a_structured_pruned_user_model_evals_with_its_own_file(capsys, user):
+    """Structured pruning makes the user's layers smaller than make_model() builds them: eval still decodes the
+    artifact into the file's model, resized to the artifact's layers (16 -> 8 hidden units)."""
+    data = f"idx:{user / 'idx'}"
+    code, out, err = run(capsys, "run", "--model", f"{user}/nets.py:make_model", "--weights",
+                         str(user / "mine.safetensors"), "--data", data, "--sparsity", "0.5", "--structured", "true",
+                         "--out", str(user / "small.cpg"))
+    assert code == 0, err
+    metrics = json.loads(out)["metrics"]
+    assert metrics["params"] == 784 * 8 + 8 + 8 * 10 + 10
+    code, out, err = run(capsys, "eval", str(user / "small.cpg"), "--model", f"{user}/nets.py:make_model",
+                         "--data", data)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["params"] == metrics["params"] and res["accuracy"] == pytest.approx(metrics["accuracy"])
+
+
 def test_user_class_with_torch_checkpoint_sweeps(capsys, user):
     """A class as the callable, a torch.save training checkpoint ({"state_dict": ...}) as the weights."""
     code, out, err = run(capsys, "sweep", "--model", f"{user}/nets.py:Net", "--weights", str(user / "net.pt"),

@@ -175,6 +175,19 @@ def test_int8_runtime_keeps_embeddings_float(tokens, trained):
     assert res["int8_layers"] == ["mix", "head"] and res["fp32_layers"] == ["tokens", "positions"]
 
 
+def test_structured_pruning_keeps_the_tables_whole_and_decodes_into_the_users_class(tokens, trained):
+    """The embedding dims reach positions' add and so stay whole; `mix` loses half its units (and `head` the
+    matching columns). The artifact decodes into a fresh TokenNet() built at the original sizes."""
+    model = trained[TokenNet]
+    res = ce.compress(model, ce.Recipe(sparsity=0.5, structured=True, finetune_epochs=1), tokens)
+    assert res.model.mix.weight.shape == (16, 16) and res.model.head.weight.shape == (10, LENGTH * 16)
+    assert res.model.tokens.weight.shape == (VOCAB, 16)
+    rebuilt, meta = ce.decode_model(res.artifact, module=TokenNet())
+    assert (rebuilt.mix.out_features, rebuilt.head.in_features) == (16, LENGTH * 16)
+    assert same_state(rebuilt.state_dict(), res.model.state_dict())
+    assert torch.equal(rebuilt(tokens.x("test")), res.model.eval()(tokens.x("test")))
+
+
 def test_latency_is_timed_on_the_datas_own_inputs(tokens, trained):
     """Token ids, not random floats (an embedding cannot look those up); the 397 test inputs repeat to fill 512."""
     res = ce.compress(trained[TokenNet], ce.Recipe(), tokens, measure_latency=True)

@@ -161,6 +161,39 @@ def apply(model, plan):
     return small
 
 
+@torch.no_grad()
+def resize_to(module, state):
+    """Give the Linear / Conv / BatchNorm layers of `module` the smaller shapes their tensors have in `state`, in
+    place, as apply() made them: a fresh instance of the user's class, built at its original sizes, then takes a
+    structured-pruned artifact's state dict with load_state_dict(strict=True). Only what apply() shrinks is
+    resized (a weight's first two dims, a bias, a norm's four vectors; never larger, never another dim); the new
+    tensors are empty until loaded. Any other mismatch is left as it is, for load_state_dict to report.
+    Returns the names of the resized tensors."""
+    mods = dict(module.named_modules())
+    resized = []
+    for key, t in state.items():
+        path, _, attr = key.rpartition(".")
+        m = mods.get(path)
+        shrinks = (attr in ("weight", "bias") and isinstance(m, PRODUCERS) or
+                   attr in ("weight", "bias", "running_mean", "running_var") and isinstance(m, NORMS))
+        cur = getattr(m, attr, None) if shrinks else None
+        if (not isinstance(t, torch.Tensor) or not isinstance(cur, torch.Tensor) or t.shape == cur.shape
+                or t.dim() != cur.dim() or t.shape[2:] != cur.shape[2:]
+                or any(a > b for a, b in zip(t.shape, cur.shape))):
+            continue
+        new = torch.empty(t.shape, dtype=cur.dtype)
+        setattr(m, attr, nn.Parameter(new, requires_grad=cur.requires_grad) if isinstance(cur, nn.Parameter) else new)
+        resized.append(key)
+    for m in mods.values():
+        if isinstance(m, nn.Linear):
+            m.out_features, m.in_features = m.weight.shape
+        elif isinstance(m, PRODUCERS):
+            m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
+        elif isinstance(m, NORMS) and (m.running_mean is not None or m.weight is not None):
+            m.num_features = len(m.running_mean if m.running_mean is not None else m.weight)
+    return resized
+
+
 def prune_structured(model, amount, example_input):
     """plan() then apply(): a smaller copy of `model` with round(amount * units) units of every
     prunable group removed."""

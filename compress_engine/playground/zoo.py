@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
+from ..core.structured import resize_to
 from ..core.train import accuracy, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits
 from . import cards, units
 from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
@@ -218,6 +219,16 @@ def load_model(name):
     return from_state_dict(card["spec"], state)
 
 
+def fit_shapes(module, state, meta):
+    """A structured-pruned artifact (its recipe has structured=True) has smaller layers than the user's class
+    builds: give `module`'s layers the artifact's shapes (structured.resize_to) so that it loads strictly.
+    Any other artifact leaves `module` as it is."""
+    recipe = meta.get("recipe") if isinstance(meta, dict) else None
+    if isinstance(recipe, dict) and recipe.get("structured") is True:
+        resize_to(module, state)
+    return module
+
+
 def decode_model(artifact, module=None):
     """The compressed model an artifact holds, and its meta: (model, meta). Bad bytes raise ArtifactError.
 
@@ -229,6 +240,7 @@ def decode_model(artifact, module=None):
     meta = read_meta(artifact)
     spec = meta.get("spec")
     if module is not None:
+        fit_shapes(module, state, meta)
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as e:
