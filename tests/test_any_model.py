@@ -1,12 +1,13 @@
 """compress() on models and data the engine has never seen: a Sequential MLP, a CNN with BatchNorm and a
-residual block, a Conv1d net and a tiny transformer-encoder classifier, each on scikit-learn's bundled
-8x8 digits (real data) in the input shape it takes. Every technique runs on each; the artifact decodes
+residual block, a Conv1d net, a tiny transformer-encoder classifier and a cross-attention pooling net, each on
+scikit-learn's bundled 8x8 digits (real data) in the input shape it takes. Every technique runs on each; the artifact decodes
 exactly into a fresh instance of the user's own class (strict), and its length is the size."""
 
 
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.prune as tprune
 from torch import nn
 
 import compress_engine as ce
@@ -78,6 +79,21 @@ class TinyTransformer(nn.Module):
         return self.head(self.encoder(self.embed(x) + self.pos).mean(1))
 
 
+class AttentionPool(nn.Module):
+    """The 8 rows of a digit as 8 tokens of 8 values, pooled by a learned query in cross-attention whose keys and
+    values keep their own size (kdim = vdim = 8, so q_proj_weight, k_proj_weight and v_proj_weight), then a head."""
+
+    def __init__(self, d=16):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, d) * 0.1)
+        self.attend = nn.MultiheadAttention(d, num_heads=2, kdim=8, vdim=8, batch_first=True)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x):
+        pooled, _ = self.attend(self.query.expand(x.shape[0], -1, -1), x, x, need_weights=False)
+        return self.head(pooled[:, 0])
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10))
 
@@ -88,6 +104,7 @@ ZOO = {
     "res-cnn-bn": (ResCNN, (1, 8, 8), True),
     "conv1d": (Conv1dNet, (8, 8), True),
     "transformer": (TinyTransformer, (8, 8), False),
+    "attention-pool": (AttentionPool, (8, 8), False),
 }
 RECIPES = {
     "prune": ce.Recipe(sparsity=0.5, finetune_epochs=1),
@@ -122,7 +139,7 @@ def test_every_technique_on_every_model_decodes_exactly(trained, name, technique
     model, data = trained[name]
     recipe = RECIPES[technique]
     if technique == "structured" and not ZOO[name][2]:
-        with pytest.raises(ce.ModelError, match="structured pruning found nothing it can remove in TinyTransformer"):
+        with pytest.raises(ce.ModelError, match=f"structured pruning found nothing it can remove in {type(model).__name__}"):
             ce.compress(model, recipe, data)
         return
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -188,6 +205,29 @@ def test_distillation_into_a_student_module_of_your_own(trained, digits):
     assert res.metrics["accuracy"] > 0.5
 
 
+ATTENTION = {"transformer": ["encoder.layers.0.self_attn.in_proj_weight"],
+             "attention-pool": ["attend.q_proj_weight", "attend.k_proj_weight", "attend.v_proj_weight"]}
+
+
+@pytest.mark.parametrize("name", ATTENTION)
+def test_attention_projections_are_compressed_as_torch_would(trained, name):
+    """The in-projections of nn.MultiheadAttention (packed, or q/k/v apart) are pruned like torch's l1_unstructured
+    and quantized per output row like torch.fake_quantize_per_channel_affine."""
+    model, data = trained[name]
+    assert set(ATTENTION[name]) <= set(compressible(model))
+    pruned = compressible(ce.compress(model, ce.Recipe(sparsity=0.6), data).model)
+    quantized = compressible(ce.compress(model, ce.Recipe(bits=3, per_channel=True), data).model)
+    for key in ATTENTION[name]:
+        w = compressible(model)[key].detach()
+        ref = nn.Module()
+        ref.weight = nn.Parameter(w.clone())
+        tprune.l1_unstructured(ref, "weight", amount=0.6)
+        assert torch.equal(pruned[key] != 0, ref.weight_mask.bool()), key
+        scale, zp, qmin, qmax = ce.core.quantize.qparams(w, 3, per_channel=True)
+        fq = torch.fake_quantize_per_channel_affine(w, scale.reshape(-1), zp.reshape(-1).to(torch.int32), 0, qmin, qmax)
+        assert torch.equal(quantized[key], fq), key
+
+
 def test_a_user_model_needs_its_module_to_be_rebuilt(trained):
     model, data = trained["conv1d"]
     art = ce.compress(model, ce.Recipe(sparsity=0.5), data).artifact
@@ -232,7 +272,7 @@ class Tied(nn.Module):
     (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
     (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),
     (lambda: nn.Sequential(nn.Linear(32, 10)), r"fails on the data's inputs of shape \(2, 64\)"),
-    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"no nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding or nn.EmbeddingBag layer"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"no nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, nn.EmbeddingBag or nn.MultiheadAttention layer"),
     (lambda: "not a model", r"must be a torch.nn.Module, got str"),
 ])
 def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, message, monkeypatch):

@@ -1,10 +1,12 @@
 """What the engine needs to know about any nn.Module: which weights it compresses, whether it can
 handle the model at all, and how constraints ride on it during fine-tuning.
 
-- Compressible: the `.weight` of every nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding and nn.EmbeddingBag
-  (the Linear layers inside transformer blocks included; an embedding table is pruned, clustered and
-  quantized like a Linear layer, one row per token). Everything else in the state dict (biases,
-  BatchNorm statistics, attention in-projections, free parameters, buffers) is carried through exactly.
+- Compressible: the `.weight` of every nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding and nn.EmbeddingBag, and
+  the input projections of every nn.MultiheadAttention (`in_proj_weight`, or `q_/k_/v_proj_weight` when keys
+  and values have their own sizes). So a transformer block is compressed whole: attention in-projections,
+  out-projection and feed-forward layers; an embedding table is pruned, clustered and quantized like a Linear
+  layer, one row per token. Everything else in the state dict (biases, BatchNorm and LayerNorm parameters and
+  statistics, free parameters, buffers) is carried through exactly.
 - `check_model` refuses, before any work and naming the layer, what the engine cannot handle.
 - `constrained` registers torch parametrizations (masks, shared centroids, fake quantization) for
   fine-tuning and bakes them into plain weights on exit.
@@ -20,12 +22,22 @@ from torch import nn
 
 from .errors import ModelError
 
-COMPRESSIBLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, nn.EmbeddingBag)
-KINDS = "nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding or nn.EmbeddingBag"  # COMPRESSIBLE, for messages
+# layer kind -> the weights of it that the engine compresses (subclasses included; a None attribute is skipped)
+WEIGHTS = {nn.Linear: ("weight",), nn.Conv1d: ("weight",), nn.Conv2d: ("weight",), nn.Embedding: ("weight",),
+           nn.EmbeddingBag: ("weight",),
+           nn.MultiheadAttention: ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")}
+COMPRESSIBLE = tuple(WEIGHTS)
+KINDS = ", ".join(f"nn.{k.__name__}" for k in COMPRESSIBLE[:-1]) + f" or nn.{COMPRESSIBLE[-1].__name__}"
+
+
+def weight_names(module):
+    """The names of the weights of `module` (itself, not its children) that the engine compresses."""
+    return next((names for kind, names in WEIGHTS.items() if isinstance(module, kind)), ())
 
 
 def compressible(model):
-    """The weight Parameter of every compressible layer (COMPRESSIBLE) in `model`, keyed "<module>.weight".
+    """Every weight Parameter the engine compresses in `model` (WEIGHTS), keyed by its state-dict name
+    ("fc1.weight", "encoder.layers.0.self_attn.in_proj_weight").
 
     If a weight is parametrized (e.g. with prune.Masked during fine-tuning), the Parameter returned
     is the stored original (`module.parametrizations.weight.original`), still under the plain
@@ -33,9 +45,11 @@ def compressible(model):
     """
     out = {}
     for mod_name, module in model.named_modules():
-        if isinstance(module, COMPRESSIBLE):
-            name = f"{mod_name}.weight" if mod_name else "weight"
-            out[name] = module.parametrizations.weight.original if P.is_parametrized(module, "weight") else module.weight
+        for attr in weight_names(module):
+            p = (getattr(module.parametrizations, attr).original if P.is_parametrized(module, attr)
+                 else getattr(module, attr, None))
+            if p is not None:
+                out[f"{mod_name}.{attr}" if mod_name else attr] = p
     return out
 
 
@@ -92,10 +106,11 @@ def check_model(model, data=None, what="model"):
                 raise ModelError(f"{what}: embedding {mod_name!r} has max_norm={module.max_norm}, which rewrites "
                                  "its rows in place at every forward pass, so the compressed weights would not "
                                  "stay as stored: build it with max_norm=None (renormalise in forward instead)")
-        if isinstance(module, COMPRESSIBLE):
-            shared = owners.get(id(module.weight), [])
+        for attr in weight_names(module):
+            shared = owners.get(id(getattr(module, attr, None)), [])
             if len(shared) > 1:
-                raise ModelError(f"{what}: the weight of layer {mod_name!r} is shared ({', '.join(shared)}); tied "
+                which = "the weight" if attr == "weight" else attr
+                raise ModelError(f"{what}: {which} of layer {mod_name!r} is shared ({', '.join(shared)}); tied "
                                  "weights cannot be pruned or clustered one layer at a time: untie them first")
     if not compressible(model):
         raise ModelError(f"{what} ({type(model).__name__}) has no {KINDS} layer: "
@@ -124,7 +139,7 @@ def check_model(model, data=None, what="model"):
     return model
 
 
-def _owner(model, name):
+def owner(model, name):
     """(module, attribute) of a parameter name such as 'layers.0.weight'."""
     path, _, attr = name.rpartition(".")
     return model.get_submodule(path), attr
@@ -138,10 +153,10 @@ def constrained(model, parametrizations, freeze_original=False):
     so the state dict, and the artifact made from it, list tensors as the model defines them."""
     orders = {}
     for name in parametrizations:
-        module, _ = _owner(model, name)
+        module, _ = owner(model, name)
         orders.setdefault(id(module), (module, list(module._parameters)))
     for name, par in parametrizations.items():
-        module, attr = _owner(model, name)
+        module, attr = owner(model, name)
         P.register_parametrization(module, attr, par)
         if freeze_original:
             getattr(module.parametrizations, attr).original.requires_grad_(False)
@@ -149,7 +164,7 @@ def constrained(model, parametrizations, freeze_original=False):
         yield model
     finally:
         for name in parametrizations:
-            module, attr = _owner(model, name)
+            module, attr = owner(model, name)
             P.remove_parametrizations(module, attr, leave_parametrized=True)
             getattr(module, attr).requires_grad_(True)
         for module, order in orders.values():

@@ -170,11 +170,10 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
              evaluate=True):
     """Apply `recipe` to (a copy of) `model`, evaluate on data's full test set, encode; return a Result.
 
-    `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; the weights of its
-    nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding and nn.EmbeddingBag layers are compressed and everything else is
-    carried exactly. With a
-    temperature set, `model` is the teacher and `student` (any module; default an MLP of
-    recipe.student_width) is distilled from it first. progress(step, total, loss, accuracy) reports
+    `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; its compressible
+    weights (model.WEIGHTS: Linear, Conv1d/2d, embedding and attention-projection weights) are compressed and
+    everything else is carried exactly. With a temperature set, `model` is the teacher and `student` (any
+    module; default an MLP of recipe.student_width) is distilled from it first. progress(step, total, loss, accuracy) reports
     every training stage as one count; return False from it to stop (raises train.Stopped, nothing
     is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is refused
     (ModelError, DatasetError, RecipeError) before any work. Result.metrics["plain_bytes"] is the artifact's

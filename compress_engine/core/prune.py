@@ -22,8 +22,8 @@ module computes those choices as plain boolean masks (True = kept) over tensors:
   compress_engine.core.structured), with masked fine-tuning.
 
 The "compressible" weights of a model are the `.weight` of every nn.Linear, nn.Conv1d, nn.Conv2d and
-embedding table (compress_engine.core.model.compressible), keyed by parameter name ("fc1.weight"); biases are never
-pruned.
+embedding table and the attention in-projections (compress_engine.core.model.compressible), keyed by parameter
+name ("fc1.weight"); biases are never pruned.
 """
 
 import hashlib
@@ -321,8 +321,8 @@ def _gradual(model, pars, final, scope, total, focus=0.0):
     def on_step(step, _total):
         if step % every or step > ramp:
             return
-        kept = {name: (par.mask * model.get_submodule(name.rpartition(".")[0]).parametrizations.weight.original).detach()
-                for name, par in pars.items()}
+        weights = compressible(model)  # the originals under the masks
+        kept = {name: (par.mask * weights[name]).detach() for name, par in pars.items()}
         if isinstance(final, dict):
             new = {n: magnitude_mask(w, cubic_sparsity(step + every, ramp, final[n]), cache=False, focus=focus)
                    for n, w in kept.items()}

@@ -40,7 +40,7 @@ from . import cluster, prune
 from .encode import Codebook, tensor_bytes
 from .errors import RecipeError
 from .recipe import check
-from .model import check_model, compressible
+from .model import check_model, compressible, owner
 from .train import Stopped, fast_eval_copy, logits
 
 FORMAT = 4  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
@@ -266,10 +266,9 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     layers = [{"name": n, "shape": list(p.shape), "params": p.numel(),
                "dense_bytes": tensor_bytes(n, p.detach())} for n, p in params.items()]
     total, step, rows = len(params) * len(sparsities) * len(clusters), 0, []
-    modules = {f"{n}.weight" if n else "weight": m for n, m in work.named_modules()}
     for name, p in params.items():
         saved = p.detach().clone()
-        g = gram(work, modules[name], x) if refit else None
+        g = gram(work, owner(work, name)[0], x) if refit else None
         try:
             for s in sparsities:
                 for k in clusters:
