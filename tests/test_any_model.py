@@ -1,8 +1,11 @@
 """compress() on models and data the engine has never seen: a Sequential MLP, a CNN with BatchNorm and a
-residual block, a Conv1d net, a tiny transformer-encoder classifier and a cross-attention pooling net, each on
-scikit-learn's bundled 8x8 digits (real data) in the input shape it takes. Every technique runs on each; the artifact decodes
-exactly into a fresh instance of the user's own class (strict), and its length is the size."""
+residual block, a Conv1d net, a tiny transformer-encoder classifier, a cross-attention pooling net, a 2-layer
+LSTM and a bidirectional GRU, each on scikit-learn's bundled 8x8 digits (real data) in the input shape it takes.
+Every technique runs on each; the artifact decodes exactly into a fresh instance of the user's own class
+(strict), and its length is the size."""
 
+
+import copy
 
 import pytest
 import torch
@@ -94,6 +97,32 @@ class AttentionPool(nn.Module):
         return self.head(pooled[:, 0])
 
 
+class RowLSTM(nn.Module):
+    """The 8 rows of a digit read top to bottom by a 2-layer LSTM; its last hidden state to a head."""
+
+    def __init__(self, hidden=24):
+        super().__init__()
+        self.lstm = nn.LSTM(8, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+class ColumnGRU(nn.Module):
+    """The 8 columns of a digit read both ways by a bidirectional GRU, mean-pooled to a head."""
+
+    def __init__(self, hidden=16):
+        super().__init__()
+        self.gru = nn.GRU(8, hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, 10)
+
+    def forward(self, x):
+        out, _ = self.gru(x.transpose(1, 2))
+        return self.head(out.mean(1))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10))
 
@@ -105,6 +134,8 @@ ZOO = {
     "conv1d": (Conv1dNet, (8, 8), True),
     "transformer": (TinyTransformer, (8, 8), False),
     "attention-pool": (AttentionPool, (8, 8), False),
+    "lstm": (RowLSTM, (8, 8), False),
+    "bi-gru": (ColumnGRU, (8, 8), False),
 }
 RECIPES = {
     "prune": ce.Recipe(sparsity=0.5, finetune_epochs=1),
@@ -205,19 +236,21 @@ def test_distillation_into_a_student_module_of_your_own(trained, digits):
     assert res.metrics["accuracy"] > 0.5
 
 
-ATTENTION = {"transformer": ["encoder.layers.0.self_attn.in_proj_weight"],
-             "attention-pool": ["attend.q_proj_weight", "attend.k_proj_weight", "attend.v_proj_weight"]}
+PROJECTIONS = {"transformer": ["encoder.layers.0.self_attn.in_proj_weight"],
+               "attention-pool": ["attend.q_proj_weight", "attend.k_proj_weight", "attend.v_proj_weight"],
+               "lstm": ["lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l1", "lstm.weight_hh_l1"],
+               "bi-gru": ["gru.weight_ih_l0", "gru.weight_hh_l0", "gru.weight_ih_l0_reverse", "gru.weight_hh_l0_reverse"]}
 
 
-@pytest.mark.parametrize("name", ATTENTION)
-def test_attention_projections_are_compressed_as_torch_would(trained, name):
-    """The in-projections of nn.MultiheadAttention (packed, or q/k/v apart) are pruned like torch's l1_unstructured
-    and quantized per output row like torch.fake_quantize_per_channel_affine."""
+@pytest.mark.parametrize("name", PROJECTIONS)
+def test_attention_and_recurrent_weights_are_compressed_as_torch_would(trained, name):
+    """The in-projections of nn.MultiheadAttention (packed, or q/k/v apart) and the matrices of an LSTM / GRU are
+    pruned like torch's l1_unstructured and quantized per output row like torch.fake_quantize_per_channel_affine."""
     model, data = trained[name]
-    assert set(ATTENTION[name]) <= set(compressible(model))
+    assert set(PROJECTIONS[name]) <= set(compressible(model))
     pruned = compressible(ce.compress(model, ce.Recipe(sparsity=0.6), data).model)
     quantized = compressible(ce.compress(model, ce.Recipe(bits=3, per_channel=True), data).model)
-    for key in ATTENTION[name]:
+    for key in PROJECTIONS[name]:
         w = compressible(model)[key].detach()
         ref = nn.Module()
         ref.weight = nn.Parameter(w.clone())
@@ -226,6 +259,22 @@ def test_attention_projections_are_compressed_as_torch_would(trained, name):
         scale, zp, qmin, qmax = ce.core.quantize.qparams(w, 3, per_channel=True)
         fq = torch.fake_quantize_per_channel_affine(w, scale.reshape(-1), zp.reshape(-1).to(torch.int32), 0, qmin, qmax)
         assert torch.equal(quantized[key], fq), key
+
+
+def test_a_recurrent_layer_runs_on_its_parametrized_weights(trained):
+    """Fine-tuning rides on parametrizations: an LSTM must read its weights through them at every forward (it
+    keeps a cached list of its weights), or masks and shared centroids would not be what it trains."""
+    from compress_engine.core.model import constrained
+    from compress_engine.core.prune import Masked
+    model, data = trained["lstm"]
+    x = data.x("test")[:32]
+    mask = torch.rand(model.lstm.weight_hh_l1.shape, generator=torch.Generator().manual_seed(0)) < 0.5
+    zeroed = copy.deepcopy(model)
+    with torch.no_grad():
+        zeroed.lstm.weight_hh_l1.mul_(mask)
+    work = copy.deepcopy(model)
+    with torch.no_grad(), constrained(work, {"lstm.weight_hh_l1": Masked(mask)}):
+        assert torch.equal(work(x), zeroed(x)) and not torch.equal(work(x), model(x))
 
 
 def test_a_user_model_needs_its_module_to_be_rebuilt(trained):
@@ -272,7 +321,7 @@ class Tied(nn.Module):
     (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
     (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),
     (lambda: nn.Sequential(nn.Linear(32, 10)), r"fails on the data's inputs of shape \(2, 64\)"),
-    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"no nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, nn.EmbeddingBag or nn.MultiheadAttention layer"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM or nn.GRU layer"),
     (lambda: "not a model", r"must be a torch.nn.Module, got str"),
 ])
 def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, message, monkeypatch):

@@ -1,12 +1,13 @@
 """What the engine needs to know about any nn.Module: which weights it compresses, whether it can
 handle the model at all, and how constraints ride on it during fine-tuning.
 
-- Compressible: the `.weight` of every nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding and nn.EmbeddingBag, and
+- Compressible: the `.weight` of every nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding and nn.EmbeddingBag,
   the input projections of every nn.MultiheadAttention (`in_proj_weight`, or `q_/k_/v_proj_weight` when keys
-  and values have their own sizes). So a transformer block is compressed whole: attention in-projections,
-  out-projection and feed-forward layers; an embedding table is pruned, clustered and quantized like a Linear
-  layer, one row per token. Everything else in the state dict (biases, BatchNorm and LayerNorm parameters and
-  statistics, free parameters, buffers) is carried through exactly.
+  and values have their own sizes) and the weight matrices of every nn.RNN, nn.LSTM and nn.GRU. So a
+  transformer block is compressed whole (attention in-projections, out-projection, feed-forward); an embedding
+  table is pruned, clustered and quantized like a Linear layer, one row per token; a recurrent layer, one row
+  per gate unit. Everything else in the state dict (biases, BatchNorm and LayerNorm parameters and statistics,
+  free parameters, buffers) is carried through exactly.
 - `check_model` refuses, before any work and naming the layer, what the engine cannot handle.
 - `constrained` registers torch parametrizations (masks, shared centroids, fake quantization) for
   fine-tuning and bakes them into plain weights on exit.
@@ -22,17 +23,27 @@ from torch import nn
 
 from .errors import ModelError
 
-# layer kind -> the weights of it that the engine compresses (subclasses included; a None attribute is skipped)
+def _rnn_weights(rnn):
+    """weight_ih_l0, weight_hh_l0 (and weight_hr_l0 with proj_size), ... with _reverse for a bidirectional RNN."""
+    kinds = ("ih", "hh", "hr") if rnn.proj_size > 0 else ("ih", "hh")
+    return tuple(f"weight_{kind}_l{layer}{suffix}" for layer in range(rnn.num_layers)
+                 for suffix in ("", "_reverse")[:1 + rnn.bidirectional] for kind in kinds)
+
+
+# layer kind -> the weights of it that the engine compresses (subclasses included; a None attribute is skipped):
+# a tuple of names, or a function of the layer that gives them
 WEIGHTS = {nn.Linear: ("weight",), nn.Conv1d: ("weight",), nn.Conv2d: ("weight",), nn.Embedding: ("weight",),
            nn.EmbeddingBag: ("weight",),
-           nn.MultiheadAttention: ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")}
+           nn.MultiheadAttention: ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"),
+           nn.RNNBase: _rnn_weights}  # nn.RNN, nn.LSTM, nn.GRU
 COMPRESSIBLE = tuple(WEIGHTS)
-KINDS = ", ".join(f"nn.{k.__name__}" for k in COMPRESSIBLE[:-1]) + f" or nn.{COMPRESSIBLE[-1].__name__}"
+KINDS = "nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding(Bag), nn.MultiheadAttention, nn.RNN, nn.LSTM or nn.GRU"
 
 
 def weight_names(module):
     """The names of the weights of `module` (itself, not its children) that the engine compresses."""
-    return next((names for kind, names in WEIGHTS.items() if isinstance(module, kind)), ())
+    names = next((names for kind, names in WEIGHTS.items() if isinstance(module, kind)), ())
+    return names(module) if callable(names) else names
 
 
 def compressible(model):
