@@ -390,6 +390,15 @@ def test_npz_without_classes_numbers_them_and_float64_converts(tmp_path):
     assert ds.n_classes == 37 and ds.classes[-1] == "36" and ds.x("train").dtype == torch.float32
 
 
+def test_npz_of_token_ids_keeps_them_integers(tmp_path):
+    """Token ids (int32 in the file) stay integers, as int64: what an nn.Embedding model takes."""
+    a = arrays((12,))
+    ids = {k: (a[k] * 1000).astype(np.int32) for k in ("train_x", "test_x")}
+    ds = load_dataset(f"npz:{npz(tmp_path, **{**a, **ids})}")
+    assert ds.integer_inputs and ds.x("train").dtype == torch.int64
+    assert np.array_equal(ds.x("test").numpy(), ids["test_x"])
+
+
 def _zip_member(path, member, data):
     with zipfile.ZipFile(path, "a") as zf:
         zf.writestr(member, data)
