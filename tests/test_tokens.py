@@ -144,8 +144,20 @@ def test_distilling_a_token_model_needs_a_student_that_takes_tokens(tokens, trai
 
 def test_a_float_model_on_integer_inputs_is_told_to_scale_them(tokens):
     images = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(144, 10))
-    with pytest.raises(ce.ModelError, match=r"inputs are integers \(int64\).*x.float\(\) / 255"):
+    with pytest.raises(ce.ModelError, match=r"inputs are integers \(int64, ids 0 to 16\).*x.float\(\) / 255"):
         ce.compress(images, ce.Recipe(sparsity=0.5), tokens)
+
+
+@pytest.mark.parametrize("bad_id", [VOCAB, -1])
+def test_an_id_beyond_the_table_is_refused_before_any_work(tokens, bad_id):
+    """One sample deep in the training split holds an id the table does not have: refused up front (the check runs
+    the samples with each split's smallest and largest id), not by an IndexError minutes into training."""
+    x = tokens.x("train").clone()
+    x[777, 5] = bad_id
+    data = ce.Dataset.from_tensors(x, tokens.y("train"), tokens.x("test"), tokens.y("test"))
+    lo, hi = min(bad_id, 0), max(bad_id, VOCAB - 1)
+    with pytest.raises(ce.ModelError, match=rf"TokenNet\) fails .*index out of range.*ids {lo} to {hi}"):
+        ce.compress(TokenNet(), ce.Recipe(sparsity=0.5, finetune_epochs=1), data)
 
 
 class Tied(nn.Module):

@@ -128,24 +128,35 @@ def check_model(model, data=None, what="model"):
                          "there is nothing for the engine to compress")
     if data is not None:
         x = data.x("test")[:2]
+        ids = ""
+        if not x.is_floating_point():  # ids: also the samples holding the smallest and largest id of each split
+            rows, lows, highs = [x], [], []
+            for split in ("train", "test"):
+                t = data.x(split)
+                lo, hi = t.reshape(len(t), -1).min(1).values, t.reshape(len(t), -1).max(1).values
+                rows.append(t[torch.stack([lo.argmin(), hi.argmax()])])
+                lows.append(int(lo.min()))
+                highs.append(int(hi.max()))
+            x = torch.cat(rows)
+            ids = (f"; the data's inputs are integers (int64, ids {min(lows):,} to {max(highs):,}), which only a model "
+                   f"that starts with an nn.Embedding takes (one of n rows takes ids 0 to n-1): if they are images "
+                   f"or features, make them floats before Dataset.from_tensors, e.g. x.float() / 255")
         was_training = model.training
         try:
             with torch.inference_mode():
                 out = model.eval()(x)
         except Exception as e:  # any failure of the user's forward: say which input it got
-            ints = (f"; the data's inputs are integers (int64), which only a model that starts with an "
-                    f"nn.Embedding takes: if they are images or features, make them floats before "
-                    f"Dataset.from_tensors, e.g. x.float() / 255" if data.integer_inputs else "")
             raise ModelError(f"{what} ({type(model).__name__}) fails on the data's inputs of shape "
                              f"{tuple(x.shape)} ({type(e).__name__}: {str(e)[:200]}); it must map "
                              f"(N, {', '.join(map(str, data.input_shape))}) inputs to (N, {data.n_classes}) logits"
-                             f"{ints}") from None
+                             f"{ids}") from None
         finally:
             model.train(was_training)
         # at least one logit per class (a 10-output model may score a folder whose labels reach only 0-2)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2 or out.shape[1] < data.n_classes:
+        n = len(x)
+        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != n or out.shape[1] < data.n_classes:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ModelError(f"{what} ({type(model).__name__}) returns {got} for 2 inputs; a classifier for "
+            raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a classifier for "
                              f"{data.name!r} must return (N, {data.n_classes}) logits")
     return model
 
