@@ -330,3 +330,12 @@ def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, 
                         lambda *a: pytest.fail("work started before the model was checked"))
     with pytest.raises(ce.ModelError, match=message):
         ce.compress(make(), ce.Recipe(sparsity=0.5), data)
+
+
+def test_int8_runtime_runs_recurrent_layers_in_int8(trained):
+    """torch's dynamic quantization has int8 LSTM and GRU kernels: the int8 latency runs them and the heads in int8,
+    and leaves nothing compressible in float32."""
+    for name, layers in (("lstm", ["lstm", "head"]), ("bi-gru", ["gru", "head"])):
+        model, data = trained[name]
+        res = ce.int8_latency(model, data.x("test")[:64], repeats=2)
+        assert res["int8_layers"] == layers and res["fp32_layers"] == [], name

@@ -287,15 +287,19 @@ def _baked_copy(model):
     return out
 
 
+INT8_DYNAMIC = (nn.Linear, nn.LSTM, nn.GRU)  # the layer classes torch's dynamic quantization runs in int8 (exactly
+# these: a subclass such as attention's out-projection is left alone by quantize_dynamic)
+
+
 def int8_latency(model, example_batch, repeats=20, seconds=None):
     """Median latency (ms) of `model` on `example_batch` in float32 and with int8 weights.
 
     With `seconds`, a model too slow for `repeats` timed calls of each kind (after 3 warm-up calls) in about that
     long gets fewer: at least 3, after 1 warm-up call; one untimed call sizes them. "repeats" says how many.
 
-    The int8 model is torch.ao.quantization.quantize_dynamic(copy, {nn.Linear}, torch.qint8):
-    Linear layers run int8 matrix products (activations quantized on the fly), other layers
-    (convolutions and embeddings included) stay float32; the returned "int8_layers" / "fp32_layers" name them. The
+    The int8 model is torch.ao.quantization.quantize_dynamic(copy, INT8_DYNAMIC, torch.qint8):
+    Linear, LSTM and GRU layers run int8 matrix products (activations quantized on the fly), other layers
+    (convolutions, embeddings and attention in-projections included) stay float32; the returned "int8_layers" / "fp32_layers" name them. The
     model is copied (parametrizations baked in), never changed. torch.ao's deprecation
     warnings are silenced here: it is still the only int8 CPU runtime inside torch itself.
     """
@@ -314,7 +318,7 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
             warmup, repeats = 1, max(3, min(repeats, fit - 1))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*deprecated.*")
-        int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {nn.Linear}, dtype=torch.qint8)
+        int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), set(INT8_DYNAMIC), dtype=torch.qint8)
         int8_ms = median_forward_ms(int8, example_batch, repeats, warmup)
     fp32_ms = median_forward_ms(fp32, example_batch, repeats, warmup)
     kinds = {name: type(m) for name, m in fp32.named_modules()}
@@ -322,8 +326,8 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
         "fp32_ms": fp32_ms,
         "int8_ms": int8_ms,
         "speedup": fp32_ms / int8_ms if int8_ms > 0 else math.inf,
-        "int8_layers": [n for n, t in kinds.items() if t is nn.Linear],
-        "fp32_layers": [n for n, t in kinds.items() if issubclass(t, COMPRESSIBLE) and t is not nn.Linear],
+        "int8_layers": [n for n, t in kinds.items() if t in INT8_DYNAMIC],
+        "fp32_layers": [n for n, t in kinds.items() if issubclass(t, COMPRESSIBLE) and t not in INT8_DYNAMIC],
         "engine": torch.backends.quantized.engine,
         "repeats": repeats,
     }
