@@ -339,3 +339,31 @@ def test_int8_runtime_runs_recurrent_layers_in_int8(trained):
         model, data = trained[name]
         res = ce.int8_latency(model, data.x("test")[:64], repeats=2)
         assert res["int8_layers"] == layers and res["fp32_layers"] == [], name
+
+
+def test_int8_runtime_leaves_torchs_transformer_layers_float(trained):
+    """An int8 Linear's weight is a method, and torch's transformer layer reads linear1/2.weight as tensors to pick
+    its eval-mode fast path: their feed-forward stays float32 (out_proj, an nn.Linear subclass, stays too), the
+    head runs in int8."""
+    model, data = trained["transformer"]
+    res = ce.int8_latency(model, data.x("test")[:64], repeats=2)
+    assert res["int8_layers"] == ["embed", "head"]
+    assert res["fp32_layers"] == ["encoder.layers.0.self_attn", "encoder.layers.0.self_attn.out_proj",
+                                  "encoder.layers.0.linear1", "encoder.layers.0.linear2"]
+
+
+class ReadsItsWeight(nn.Module):
+    """A forward that reads a Linear's weight itself, as tied or custom layers do: torch's int8 Linear cannot."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return F.linear(x.flatten(1), self.fc.weight, self.fc.bias)
+
+
+def test_int8_runtime_refuses_clearly_what_torchs_int8_layers_cannot_run(digits):
+    x = shaped(digits, (64,), "digits-flat").x("test")[:8]
+    with pytest.raises(ce.ModelError, match=r"int8 dynamic quantization of fc cannot run ReadsItsWeight"):
+        ce.int8_latency(ReadsItsWeight(), x, repeats=1)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compress_engine.core.errors import RecipeError
+from compress_engine.core.errors import ModelError, RecipeError
 from compress_engine.core.model import COMPRESSIBLE, compressible
 from compress_engine.core.train import median_forward_ms
 
@@ -289,6 +289,17 @@ def _baked_copy(model):
 
 INT8_DYNAMIC = (nn.Linear, nn.LSTM, nn.GRU)  # the layer classes torch's dynamic quantization runs in int8 (exactly
 # these: a subclass such as attention's out-projection is left alone by quantize_dynamic)
+# torch's transformer layers read linear1/2.weight as tensors before choosing their fast path in eval mode, and an
+# int8 Linear's weight is a method: those two stay float32
+TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+
+
+def int8_plan(model):
+    """{layer name: class} of the layers int8_latency quantizes: every INT8_DYNAMIC layer outside torch's
+    transformer layers' feed-forward pair."""
+    kept = {f"{name}.{child}" for name, m in model.named_modules() if isinstance(m, TRANSFORMER_LAYERS)
+            for child in ("linear1", "linear2")}
+    return {name: type(m) for name, m in model.named_modules() if type(m) in INT8_DYNAMIC and name not in kept}
 
 
 def int8_latency(model, example_batch, repeats=20, seconds=None):
@@ -297,11 +308,12 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
     With `seconds`, a model too slow for `repeats` timed calls of each kind (after 3 warm-up calls) in about that
     long gets fewer: at least 3, after 1 warm-up call; one untimed call sizes them. "repeats" says how many.
 
-    The int8 model is torch.ao.quantization.quantize_dynamic(copy, INT8_DYNAMIC, torch.qint8):
-    Linear, LSTM and GRU layers run int8 matrix products (activations quantized on the fly), other layers
-    (convolutions, embeddings and attention in-projections included) stay float32; the returned "int8_layers" / "fp32_layers" name them. The
-    model is copied (parametrizations baked in), never changed. torch.ao's deprecation
-    warnings are silenced here: it is still the only int8 CPU runtime inside torch itself.
+    The int8 model is torch.ao.quantization.quantize_dynamic(copy, int8_plan(copy), torch.qint8): Linear, LSTM and
+    GRU layers run int8 matrix products (activations quantized on the fly), other layers (convolutions,
+    embeddings, attention in-projections, and the feed-forward Linears of torch's own transformer layers) stay
+    float32; the returned "int8_layers" / "fp32_layers" name the compressible ones. The model is copied
+    (parametrizations baked in), never changed. A model torch's int8 layers cannot run raises ModelError. torch.ao's
+    deprecation warnings are silenced here: it is still the only int8 CPU runtime inside torch itself.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
         raise RecipeError(f"repeats must be an integer >= 1, got {repeats!r}")
@@ -316,18 +328,24 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
             fit = int(seconds / (2 * max(time.perf_counter() - t0, 1e-9)))  # calls of each model that fit
         if fit < repeats + warmup:
             warmup, repeats = 1, max(3, min(repeats, fit - 1))
+    plan = int8_plan(fp32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*deprecated.*")
-        int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), set(INT8_DYNAMIC), dtype=torch.qint8)
-        int8_ms = median_forward_ms(int8, example_batch, repeats, warmup)
+        qconfig = torch.ao.quantization.default_dynamic_qconfig
+        int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), dict.fromkeys(plan, qconfig),
+                                                      dtype=torch.qint8)
+        try:
+            int8_ms = median_forward_ms(int8, example_batch, repeats, warmup)
+        except Exception as e:  # torch's int8 modules inside a forward that expects float ones
+            raise ModelError(f"torch's int8 dynamic quantization of {', '.join(plan) or 'no layer'} cannot run "
+                             f"{type(model).__name__} ({type(e).__name__}: {str(e)[:200]})") from None
     fp32_ms = median_forward_ms(fp32, example_batch, repeats, warmup)
-    kinds = {name: type(m) for name, m in fp32.named_modules()}
     return {
         "fp32_ms": fp32_ms,
         "int8_ms": int8_ms,
         "speedup": fp32_ms / int8_ms if int8_ms > 0 else math.inf,
-        "int8_layers": [n for n, t in kinds.items() if t in INT8_DYNAMIC],
-        "fp32_layers": [n for n, t in kinds.items() if issubclass(t, COMPRESSIBLE) and t not in INT8_DYNAMIC],
+        "int8_layers": list(plan),
+        "fp32_layers": [n for n, m in fp32.named_modules() if isinstance(m, COMPRESSIBLE) and n not in plan],
         "engine": torch.backends.quantized.engine,
         "repeats": repeats,
     }
