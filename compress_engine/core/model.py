@@ -37,6 +37,7 @@ WEIGHTS = {nn.Linear: ("weight",), nn.Conv1d: ("weight",), nn.Conv2d: ("weight",
            nn.MultiheadAttention: ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"),
            nn.RNNBase: _rnn_weights}  # nn.RNN, nn.LSTM, nn.GRU
 COMPRESSIBLE = tuple(WEIGHTS)
+# WEIGHTS' layer kinds in words, for messages
 KINDS = "nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding(Bag), nn.MultiheadAttention, nn.RNN, nn.LSTM or nn.GRU"
 
 
