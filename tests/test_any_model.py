@@ -1,7 +1,7 @@
 """compress() on models and data the engine has never seen: a Sequential MLP, a CNN with BatchNorm and a
 residual block, a Conv1d net, a tiny transformer-encoder classifier, a cross-attention pooling net, a 2-layer
-LSTM and a bidirectional GRU, each on scikit-learn's bundled 8x8 digits (real data) in the input shape it takes.
-Every technique runs on each; the artifact decodes exactly into a fresh instance of the user's own class
+LSTM, a bidirectional GRU and a 3-D CNN, each on scikit-learn's bundled 8x8 digits (real data) in the input
+shape it takes. Every technique runs on each; the artifact decodes exactly into a fresh instance of the user's own class
 (strict), and its length is the size."""
 
 
@@ -123,6 +123,20 @@ class ColumnGRU(nn.Module):
         return self.head(out.mean(1))
 
 
+class VolumeNet(nn.Module):
+    """A digit's 64 values as a 4x4x4 volume: two 3-D convolutions (the second with BatchNorm), then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv3d(1, 8, 3, padding=1)
+        self.conv2, self.bn = nn.Conv3d(8, 8, 3, padding=1), nn.BatchNorm3d(8)
+        self.head = nn.Linear(8 * 8, 10)
+
+    def forward(self, x):
+        h = F.relu(self.bn(self.conv2(F.relu(self.conv1(x)))))
+        return self.head(F.max_pool3d(h, 2).flatten(1))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10))
 
@@ -136,6 +150,7 @@ ZOO = {
     "attention-pool": (AttentionPool, (8, 8), False),
     "lstm": (RowLSTM, (8, 8), False),
     "bi-gru": (ColumnGRU, (8, 8), False),
+    "conv3d": (VolumeNet, (1, 4, 4, 4), False),
 }
 RECIPES = {
     "prune": ce.Recipe(sparsity=0.5, finetune_epochs=1),
@@ -321,7 +336,7 @@ class Tied(nn.Module):
     (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
     (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),
     (lambda: nn.Sequential(nn.Linear(32, 10)), r"fails on the data's inputs of shape \(2, 64\)"),
-    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM or nn.GRU layer"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d/2d/3d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM or nn.GRU layer"),
     (lambda: "not a model", r"must be a torch.nn.Module, got str"),
 ])
 def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, message, monkeypatch):

@@ -171,7 +171,7 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     """Apply `recipe` to (a copy of) `model`, evaluate on data's full test set, encode; return a Result.
 
     `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; its compressible
-    weights (model.WEIGHTS: Linear, Conv1d/2d, embedding, attention-projection and recurrent weights) are compressed and
+    weights (model.WEIGHTS: Linear, Conv1d/2d/3d, embedding, attention-projection and recurrent weights) are compressed and
     everything else is carried exactly. With a temperature set, `model` is the teacher and `student` (any
     module; default an MLP of recipe.student_width) is distilled from it first. progress(step, total, loss, accuracy) reports
     every training stage as one count; return False from it to stop (raises train.Stopped, nothing

@@ -257,7 +257,7 @@ def quantize_biases(model, bits):
     grids = {}
     for mod_name, module in model.named_modules():
         bias = getattr(module, "bias", None)
-        if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)) or bias is None or bias.numel() == 0:
+        if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) or bias is None or bias.numel() == 0:
             continue
         scale, zp, qmin, qmax = qparams(bias, bits, calibration="mse")
         with torch.no_grad():
