@@ -1,0 +1,129 @@
+"""Your own model, not a sample one: a recurrent net and a small vision transformer, compressed by the engine.
+
+    python bench/any_model.py            # both models, full Fashion-MNIST, 1 thread, about 20 min
+    python bench/any_model.py --quick    # 1 training epoch, 10,000 training images: a smoke run of a few minutes
+
+Each model is defined here as a user would write it (nothing in the zoo knows it), trained from a fixed seed on
+Fashion-MNIST's 60,000 training images, then compressed with the same recipes: Deep Compression's shape (prune,
+share weights, Huffman; fine-tuned), 4-bit quantization-aware fine-tuning, and the engine's size-budget search
+(ce.fit_budget: a sensitivity scan, per-layer sparsity and cluster counts, fine-tuned on the dense model's soft
+targets) held to the bytes of the 90 % recipe. "compressed share" is the part of
+the model's parameters the engine compresses (the rest, biases and norms, is carried exactly); accuracy is on
+all 10,000 test images, bytes are the artifact's length, and every artifact is decoded into a fresh instance of
+the model's class and re-scored. The dense row also times 256 test images in float32 and with torch's int8
+dynamic quantization (ce.int8_latency: the LSTM and Linear layers in int8). Prints one table and writes
+bench/results/any_model.csv.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+from report import table
+import compress_engine as ce
+from compress_engine.core.model import compressible
+from compress_engine.core.train import fit
+
+
+class RowLSTM(nn.Module):
+    """The 28 rows of an image, top to bottom, through an LSTM; its last hidden state to a linear head."""
+
+    def __init__(self, hidden=128):
+        super().__init__()
+        self.lstm = nn.LSTM(28, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        out, _ = self.lstm(x.reshape(-1, 28, 28))
+        return self.head(out[:, -1])
+
+
+class TinyViT(nn.Module):
+    """7x7 patches (16 tokens) embedded to 64 dims, learned positions, 2 pre-norm transformer layers, mean pool."""
+
+    def __init__(self, d=64, layers=2, heads=4, ff=128):
+        super().__init__()
+        self.patch = nn.Linear(49, d)
+        self.pos = nn.Parameter(torch.zeros(1, 16, d))
+        layer = nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, 10)
+
+    def forward(self, x):
+        p = x.reshape(-1, 4, 7, 4, 7).permute(0, 1, 3, 2, 4).reshape(-1, 16, 49)
+        return self.head(self.norm(self.encoder(self.patch(p) + self.pos)).mean(1))
+
+
+MODELS = {"LSTM (28 rows, 128 units)": (RowLSTM, 3e-3), "ViT (16 patches, 2 layers, 64 dims)": (TinyViT, 2e-3)}
+RECIPES = {
+    "prune 80 % + 16 clusters + Huffman, 1 epoch each": ce.Recipe(sparsity=0.8, clusters=16, huffman=True,
+                                                                  finetune_epochs=1),
+    "prune 90 % + 8 clusters + Huffman, 2 epochs each": ce.Recipe(sparsity=0.9, clusters=8, huffman=True,
+                                                                  finetune_epochs=2),
+    "4-bit per channel, 1 epoch QAT": ce.Recipe(bits=4, per_channel=True, finetune_epochs=1),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 epoch on 10,000 training images")
+    ap.add_argument("--epochs", type=int, default=15, help="training epochs of each model (default 15)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    data = ce.load_dataset("fashion-mnist")
+    if args.quick:
+        data = data.subset(10_000, 10_000)
+    epochs = 1 if args.quick else args.epochs
+    rows = []
+    for label, (make, lr) in MODELS.items():
+        torch.manual_seed(0)
+        model = make()
+        t = time.process_time()
+        fit(model, data, epochs=epochs, lr=lr, seed=0)
+        train_s = time.process_time() - t
+        params = sum(p.numel() for p in model.parameters())
+        share = sum(p.numel() for p in compressible(model).values()) / params
+        dense = ce.compress(model, ce.Recipe(), data)
+        t8 = ce.int8_latency(model, data.x("test")[:256], repeats=20)
+        rows.append({"model": label, "recipe": f"dense float32 (trained {epochs} epochs, {train_s:,.0f} CPU s)",
+                     "params": params, "compressed share": f"{share:.1%}", "bytes": len(dense.artifact),
+                     "ratio": "1x", "accuracy": f"{dense.metrics['accuracy']:.2%}", "loss": "",
+                     "decoded = reported": "", "CPU s": "",
+                     "256 images: float32 / int8 ms": f"{t8['fp32_ms']:.1f} / {t8['int8_ms']:.1f}"})
+        for name, recipe in RECIPES.items():
+            t = time.process_time()
+            res = ce.compress(model, recipe, data)
+            cpu = time.process_time() - t
+            again = ce.evaluate_artifact(res.artifact, data, module=make())["accuracy"]
+            rows.append({"model": "", "recipe": name, "params": "", "compressed share": "",
+                         "bytes": len(res.artifact), "ratio": f"{len(dense.artifact) / len(res.artifact):.1f}x",
+                         "accuracy": f"{res.metrics['accuracy']:.2%}",
+                         "loss": f"{100 * (dense.metrics['accuracy'] - res.metrics['accuracy']):.2f}",
+                         "decoded = reported": "yes" if again == res.metrics["accuracy"] else f"no ({again:.2%})",
+                         "CPU s": f"{cpu:,.0f}", "256 images: float32 / int8 ms": ""})
+            print(f"  {label}: {name}: {rows[-1]['bytes']:,} B, {rows[-1]['accuracy']}", flush=True)
+        budget = rows[-2]["bytes"]  # the 90 % recipe's bytes: the same size, each layer's settings picked for it
+        t = time.process_time()
+        with tempfile.TemporaryDirectory() as scans:
+            res, _ = ce.fit_budget(model, data, budget, epochs=2, kd=4.0, cache_dir=scans)
+        cpu = time.process_time() - t
+        again = ce.evaluate_artifact(res.artifact, data, module=make())["accuracy"]
+        rows.append({"model": "", "recipe": f"fit in {budget:,} B (ce.fit_budget: per-layer settings, 2 epochs a step)",
+                     "params": "", "compressed share": "", "bytes": len(res.artifact),
+                     "ratio": f"{len(dense.artifact) / len(res.artifact):.1f}x",
+                     "accuracy": f"{res.metrics['accuracy']:.2%}",
+                     "loss": f"{100 * (dense.metrics['accuracy'] - res.metrics['accuracy']):.2f}",
+                     "decoded = reported": "yes" if again == res.metrics["accuracy"] else f"no ({again:.2%})",
+                     "CPU s": f"{cpu:,.0f}", "256 images: float32 / int8 ms": ""})
+        print(f"  {label}: budget: {rows[-1]['bytes']:,} B, {rows[-1]['accuracy']}", flush=True)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    table(f"Models the zoo does not know, on Fashion-MNIST{' (--quick)' if args.quick else ''} "
+          f"(1 thread; load average {load})", rows, "any_model_quick" if args.quick else "any_model")
+
+
+if __name__ == "__main__":
+    main()
