@@ -252,8 +252,6 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
     acc = None if pred is None else (pred == y).float().mean().item()
     return {
         "params": params, "nonzero_params": nonzero, "dense_params": dense_params,
-        # parameters outside WEIGHTS (biases, norms, free parameters): stored exactly, never compressed
-        "carried_params": params - sum(p.numel() for p in compressible(model).values()),
         "sparsity": 1 - nonzero / dense_params,
         "dense_bytes": dense_bytes, "artifact_bytes": len(artifact),
         "ratio": dense_bytes / len(artifact),
