@@ -453,9 +453,10 @@ def training_time(epochs=1, what="an epoch"):
 def eval_seconds():
     """Seconds one evaluation of the sidebar's model on the whole test set takes here: its last run's, else its
     shipped runs' record, else measured now (the dense run, which every page needs anyway)."""
-    if _eval_seconds.get(_model_args()) is None:
+    args = _model_args()
+    if _eval_seconds.get(args) is None:
         dense()
-    return _eval_seconds.get(_model_args()) or 0.0
+    return _eval_seconds.get(args) or 0.0
 
 
 # Each technique page's first setting, as Recipe fields (the rest are Recipe's defaults): the page's controls start

@@ -37,8 +37,8 @@ def int8_card():
         f"Median of {t['repeats']} forward passes over 256 test images on this machine's CPU ({t['engine']} engine). "
         f"int8 weights and matrix products: {', '.join(t['int8_layers']) or 'none'}; "
         f"still float32: {', '.join(t['fp32_layers']) or 'none'} (torch's dynamic quantization covers Linear, "
-        "LSTM and GRU layers only). It uses torch's own 8-bit per-tensor grid, independent of the settings above; the "
-        "numbers on this page are the fake-quantized model's, which computes exactly what the integers would.")
+        "LSTM and GRU layers only). It uses torch's own 8-bit per-tensor grid, independent of the settings above; "
+        "the numbers on this page are the fake-quantized model's, which computes exactly what the integers would.")
 
 
 @st.fragment

@@ -134,14 +134,15 @@ def check_model(model, data=None, what="model"):
             rows, lows, highs = [x], [], []
             for split in ("train", "test"):
                 t = data.x(split)
-                lo, hi = t.reshape(len(t), -1).min(1).values, t.reshape(len(t), -1).max(1).values
+                flat = t.reshape(len(t), -1)
+                lo, hi = flat.min(1).values, flat.max(1).values
                 rows.append(t[torch.stack([lo.argmin(), hi.argmax()])])
                 lows.append(int(lo.min()))
                 highs.append(int(hi.max()))
             x = torch.cat(rows)
-            ids = (f"; the data's inputs are integers (int64, ids {min(lows):,} to {max(highs):,}), which only a model "
-                   f"that starts with an nn.Embedding takes (one of n rows takes ids 0 to n-1): if they are images "
-                   f"or features, make them floats before Dataset.from_tensors, e.g. x.float() / 255")
+            ids = (f"; the data's inputs are integers (int64, ids {min(lows):,} to {max(highs):,}), which only a "
+                   f"model that starts with an nn.Embedding takes (one of n rows takes ids 0 to n-1): if they are "
+                   f"images or features, make them floats before Dataset.from_tensors, e.g. x.float() / 255")
         was_training = model.training
         try:
             with torch.inference_mode():

@@ -170,12 +170,12 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
              evaluate=True):
     """Apply `recipe` to (a copy of) `model`, evaluate on data's full test set, encode; return a Result.
 
-    `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; its compressible
-    weights (model.WEIGHTS: Linear, Conv1d/2d/3d, embedding, attention-projection and recurrent weights) are compressed and
-    everything else is carried exactly. With a temperature set, `model` is the teacher and `student` (any
-    module; default an MLP of recipe.student_width) is distilled from it first. progress(step, total, loss, accuracy) reports
-    every training stage as one count; return False from it to stop (raises train.Stopped, nothing
-    is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is refused
+    `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; its compressible weights
+    (model.WEIGHTS: Linear, Conv1d/2d/3d, embedding, attention-projection and recurrent weights) are compressed
+    and everything else is carried exactly. With a temperature set, `model` is the teacher and `student` (any
+    module; default an MLP of recipe.student_width) is distilled from it first. progress(step, total, loss,
+    accuracy) reports every training stage as one count; return False from it to stop (raises train.Stopped,
+    nothing is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is refused
     (ModelError, DatasetError, RecipeError) before any work. Result.metrics["plain_bytes"] is the artifact's
     length with fixed-width codes instead of entropy coding (what recipe.huffman saves; the same weights).
     model_logits ({"train": (N, C), "test": (M, C)}, either optional; e.g. the zoo's cached_logits) are

@@ -148,17 +148,25 @@ def apply(model, plan):
     mods = dict(small.named_modules())
     for g in plan.groups:
         for name in g.producers:
-            m = mods[name]
-            _slice(m, ("weight", "bias"), 0, g.keep)
-            setattr(m, "out_features" if isinstance(m, nn.Linear) else "out_channels", len(g.keep))
+            _slice(mods[name], ("weight", "bias"), 0, g.keep)
         for name in g.norms:
             _slice(mods[name], ("weight", "bias", "running_mean", "running_var"), 0, g.keep)
-            mods[name].num_features = len(g.keep)
         for name, outer, inner in g.consumers:
-            m = mods[name]
-            _slice(m, ("weight",), 1, _columns(g, outer, inner))
-            setattr(m, "in_features" if isinstance(m, nn.Linear) else "in_channels", m.weight.shape[1])
+            _slice(mods[name], ("weight",), 1, _columns(g, outer, inner))
+        for name in [*g.producers, *g.norms, *(c[0] for c in g.consumers)]:
+            _sync_sizes(mods[name])
     return small
+
+
+def _sync_sizes(m):
+    """Set a Linear / Conv / BatchNorm layer's size attributes (in_/out_features, in_/out_channels,
+    num_features) from its tensors, after apply() or resize_to() changed them."""
+    if isinstance(m, nn.Linear):
+        m.out_features, m.in_features = m.weight.shape
+    elif isinstance(m, PRODUCERS):
+        m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
+    elif isinstance(m, NORMS) and (m.running_mean is not None or m.weight is not None):
+        m.num_features = len(m.running_mean if m.running_mean is not None else m.weight)
 
 
 @torch.no_grad()
@@ -167,10 +175,8 @@ def resize_to(module, state):
     place, as apply() made them: a fresh instance of the user's class, built at its original sizes, then takes a
     structured-pruned artifact's state dict with load_state_dict(strict=True). Only what apply() shrinks is
     resized (a weight's first two dims, a bias, a norm's four vectors; never larger, never another dim); the new
-    tensors are empty until loaded. Any other mismatch is left as it is, for load_state_dict to report.
-    Returns the names of the resized tensors."""
-    mods = dict(module.named_modules())
-    resized = []
+    tensors are empty until loaded. Any other mismatch is left as it is, for load_state_dict to report."""
+    mods, resized = dict(module.named_modules()), set()
     for key, t in state.items():
         path, _, attr = key.rpartition(".")
         m = mods.get(path)
@@ -183,15 +189,9 @@ def resize_to(module, state):
             continue
         new = torch.empty(t.shape, dtype=cur.dtype)
         setattr(m, attr, nn.Parameter(new, requires_grad=cur.requires_grad) if isinstance(cur, nn.Parameter) else new)
-        resized.append(key)
-    for m in mods.values():
-        if isinstance(m, nn.Linear):
-            m.out_features, m.in_features = m.weight.shape
-        elif isinstance(m, PRODUCERS):
-            m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
-        elif isinstance(m, NORMS) and (m.running_mean is not None or m.weight is not None):
-            m.num_features = len(m.running_mean if m.running_mean is not None else m.weight)
-    return resized
+        resized.add(path)
+    for path in resized:
+        _sync_sizes(mods[path])
 
 
 def prune_structured(model, amount, example_input):
