@@ -2,7 +2,10 @@
 
 A `Dataset` holds a train and a test split: inputs of any shape (N, *input_shape), float32 (images,
 features) or int64 (token ids or category indices, for models that start with an nn.Embedding), and int64
-labels 0..C-1, plus C class names. `Dataset.from_tensors` is the one way to build one; it checks
+labels 0..C-1, plus C class names. Labels are one per sample (N,), or one per position (N, *label_shape):
+a class per token (tagging) or per pixel (segmentation), for a model that returns (N, C, *label_shape)
+logits, as torch's cross_entropy takes them. A label of IGNORE (-100, cross_entropy's ignore_index) is not
+scored: padding tokens, void pixels. `Dataset.from_tensors` is the one way to build one; it checks
 everything the engine later relies on (matching lengths, one input shape, integer labels in range,
 finite inputs) and says what is wrong and how to fix it before any work is done. Where the data
 comes from (Fashion-MNIST, IDX folders, .npz files) is the playground's business: see
@@ -21,6 +24,7 @@ from .errors import DatasetError
 
 SPLITS = ("train", "test")
 MAX_CLASSES = 100_000  # labels that imply more classes than this are ids, not class indices
+IGNORE = -100          # a label that is not scored (torch's cross_entropy ignore_index): padding, void pixels
 _CHUNK = 8192          # rows checked for NaN/inf at a time, so the check allocates little
 
 
@@ -32,6 +36,14 @@ def feed_digest(h, tensor):
     t = tensor.detach().cpu().contiguous().reshape(-1)
     h.update(f"|{t.dtype}|{tuple(tensor.shape)}|".encode())
     h.update(t.view(torch.uint8).numpy())
+
+
+def _labels(shape):
+    """How a label array's shape reads in a message: '(N,), one label per sample' or '(N, 20), a label per position'."""
+    shape = tuple(shape)
+    if len(shape) == 1:
+        return f"({shape[0]:,},), one label per sample"
+    return f"{shape}, a label per position"
 
 
 def _fmt(shape):
@@ -77,13 +89,19 @@ def _int64(v):
 
 
 def _label_range(v):
-    """(min, max) of an integer label array as Python ints (exact for every integer dtype)."""
+    """(min, max) of an integer label array as Python ints (exact for every integer dtype), leaving out the
+    IGNORE labels; (None, None) if every label is IGNORE."""
     if isinstance(v, torch.Tensor):
         v = v.detach().cpu()
         if v.dtype not in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
             v = v.to(torch.int64)
-        return int(v.min()), int(v.max())
-    return int(v.min()), int(v.max())
+    lo = int(v.min())
+    if lo == IGNORE:  # uncommon: only then is a copy without the ignored labels made
+        v = v[v != IGNORE]
+        if v.size == 0 if isinstance(v, np.ndarray) else v.numel() == 0:
+            return None, None
+        lo = int(v.min())
+    return lo, int(v.max())
 
 
 def _first_bad_row(x):
@@ -141,7 +159,9 @@ class Dataset:
         finite, or integer. float16 / float64 are converted to float32 (float32 contiguous CPU tensors are used
         as they are, sharing memory). Integer inputs (token ids, category indices) are kept as int64, for models
         that start with an nn.Embedding; integer images must be scaled first, e.g. `x.float() / 255`.
-        Labels: 1-D, integer, one per input, in 0..C-1 where C = len(classes) if given, else max label + 1.
+        Labels: integer, in 0..C-1 where C = len(classes) if given, else max label + 1, or IGNORE (-100, not
+        scored); one per input (N,), or one per position (N, *label_shape) for tagging and segmentation, the same
+        label shape in both splits.
         Raises DatasetError naming the problem and the fix before doing any work.
         """
         if name is None:
@@ -160,9 +180,9 @@ class Dataset:
                 raise DatasetError(f"{xn} has shape {tuple(x.shape)}: inputs must be (N, *input_shape), e.g. "
                                    f"N×1×28×28 images or N×20 features; for one feature per sample use "
                                    f"{xn}.reshape(-1, 1)")
-            if y.ndim != 1:
-                raise DatasetError(f"{yn} has shape {tuple(y.shape)}: labels must be 1-D, one class index per "
-                                   f"sample (flatten with {yn}.reshape(-1), or {yn}.argmax(1) for one-hot labels)")
+            if y.ndim == 0:
+                raise DatasetError(f"{yn} is a scalar: labels must be (N,), one class index per sample, or "
+                                   f"(N, *positions), one per token or pixel")
             if not _is_int(y):
                 raise DatasetError(f"{yn} has dtype {y.dtype}: labels must be integer class indices 0..C-1 "
                                    f"(convert with {yn}.long(); map other labels with "
@@ -180,6 +200,10 @@ class Dataset:
         if tuple(test_x.shape[1:]) != shape:
             raise DatasetError(f"train inputs are {_fmt(shape)} but test inputs are {_fmt(tuple(test_x.shape[1:]))}: "
                                f"both splits must have the same input shape")
+        if tuple(test_y.shape[1:]) != tuple(train_y.shape[1:]):
+            one_hot = " (for one-hot labels, give y.argmax(1))" if 2 in (train_y.ndim, test_y.ndim) else ""
+            raise DatasetError(f"train_y is {_labels(train_y.shape)} but test_y is {_labels(test_y.shape)}: both "
+                               f"splits must have the same label shape{one_hot}")
         if 0 in shape:
             raise DatasetError(f"inputs of shape (N, {', '.join(map(str, shape))}) hold no values: each sample "
                                f"needs at least one")
@@ -187,9 +211,13 @@ class Dataset:
         names = None if classes is None else _class_names(classes)
         lo_hi = {split: _label_range(arrays[f"{split}_y"]) for split in SPLITS}
         for split, (lo, hi) in lo_hi.items():
+            if hi is None:
+                raise DatasetError(f"{split}_y: every label is {IGNORE} (ignored, not scored): each split needs "
+                                   f"at least one label 0..C-1")
             if lo < 0:
-                raise DatasetError(f"{split}_y: label {lo} is out of range: labels must be class indices 0..C-1 "
-                                   f"(map other labels with np.unique(y, return_inverse=True))")
+                raise DatasetError(f"{split}_y: label {lo} is out of range: labels must be class indices 0..C-1, "
+                                   f"or {IGNORE} for one that is not scored (map other labels with "
+                                   f"np.unique(y, return_inverse=True))")
             if names is not None and hi >= len(names):
                 raise DatasetError(f"{split}_y: label {hi} is out of range: {len(names)} class names were given, "
                                    f"so labels must be classes 0-{len(names) - 1}; give one name per class, "
@@ -218,7 +246,7 @@ class Dataset:
         return self._x[_split(split)]
 
     def y(self, split="test"):
-        """Labels of "train" or "test": int64, 0..n_classes-1."""
+        """Labels of "train" or "test": int64, 0..n_classes-1 or IGNORE, (N,) or (N, *label_shape)."""
         return self._y[_split(split)]
 
     def fingerprint(self):
@@ -238,6 +266,11 @@ class Dataset:
     def input_shape(self):
         """One sample's shape, e.g. (1, 28, 28) for Fashion-MNIST or (20,) for 20 tabular features."""
         return tuple(self._x["train"].shape[1:])
+
+    @property
+    def label_shape(self):
+        """() for one label per sample; e.g. (20,) for a label per token of 20, (28, 28) for one per pixel."""
+        return tuple(self._y["train"].shape[1:])
 
     @property
     def integer_inputs(self):
@@ -275,7 +308,8 @@ class Dataset:
 
     def __repr__(self):
         return (f"Dataset({self.name!r}: {len(self._y['train']):,} train + {len(self._y['test']):,} test, "
-                f"inputs {_fmt(self.input_shape)}, {self.n_classes} classes)")
+                f"inputs {_fmt(self.input_shape)}, {self.n_classes} classes"
+                + (f", labels {_fmt(self.label_shape)} per sample)" if self.label_shape else ")"))
 
 
 def _split(split):

@@ -10,6 +10,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from .data import IGNORE
 from .model import student_mlp
 from .recipe import check
 from .train import fit, logits
@@ -23,9 +24,23 @@ def soft_targets(teacher_logits, temperature):
 
 
 def kd_loss(student_logits, teacher_logits, target, temperature, alpha):
-    """alpha·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1 − alpha)·CE(s, y), averaged over the batch."""
+    """alpha·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1 − alpha)·CE(s, y), averaged over the batch.
+
+    Logits are (N, C) with labels (N,), or (N, C, *positions) with labels (N, *positions) (a class per token
+    or pixel): then every position is a sample of its own, and those labelled IGNORE are left out of both terms.
+    """
     T = check("temperature", temperature)
     alpha = check("alpha", alpha)
+    if student_logits.dim() > 2:  # positions become rows: (N, C, *S) -> (N·S, C), labels (N·S,)
+        c = student_logits.shape[1]
+        student_logits = student_logits.movedim(1, -1).reshape(-1, c)
+        teacher_logits = teacher_logits.movedim(1, -1).reshape(-1, c)
+        target = target.reshape(-1)
+    scored = target != IGNORE
+    if not bool(scored.all()):
+        if not bool(scored.any()):  # a batch of padding only: nothing to learn from (not NaN)
+            return student_logits.sum() * 0.0
+        student_logits, teacher_logits, target = student_logits[scored], teacher_logits[scored], target[scored]
     log_p_s = F.log_softmax(student_logits / T, dim=-1)
     log_p_t = F.log_softmax(teacher_logits / T, dim=-1)
     soft = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean")
@@ -39,7 +54,7 @@ def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0,
 
     alpha=0 trains the same student on the labels alone: the baseline KD is compared against.
     The teacher's logits for the whole training set are computed once, batch by batch in inference
-    mode (not at every step of every epoch), unless `teacher_logits` (N, classes) are given: a cache.
+    mode (not at every step of every epoch), unless `teacher_logits` (N, classes, *positions) are given: a cache.
     """
     teacher_out = logits(teacher, data.x("train")) if teacher_logits is None else teacher_logits
     return fit(student, data, epochs=epochs, lr=lr, seed=seed, progress=progress,

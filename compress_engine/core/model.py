@@ -93,7 +93,7 @@ def artifact_meta(model, recipe):
 def check_model(model, data=None, what="model"):
     """Refuse, before any work, a model the engine cannot compress; ModelError names the layer and the fix.
 
-    With `data`, one forward pass on two test inputs must give (2, data.n_classes) logits.
+    With `data`, one forward pass on two test inputs must give (2, data.n_classes, *data.label_shape) logits.
     """
     if not isinstance(model, nn.Module):
         raise ModelError(f"{what} must be a torch.nn.Module, got {type(model).__name__}")
@@ -150,17 +150,40 @@ def check_model(model, data=None, what="model"):
         except Exception as e:  # any failure of the user's forward: say which input it got
             raise ModelError(f"{what} ({type(model).__name__}) fails on the data's inputs of shape "
                              f"{tuple(x.shape)} ({type(e).__name__}: {str(e)[:200]}); it must map "
-                             f"(N, {', '.join(map(str, data.input_shape))}) inputs to (N, {data.n_classes}) logits"
+                             f"(N, {', '.join(map(str, data.input_shape))}) inputs to {logits_shape(data)} logits"
                              f"{ids}") from None
         finally:
             model.train(was_training)
         # at least one logit per class (a 10-output model may score a folder whose labels reach only 0-2)
         n = len(x)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != n or out.shape[1] < data.n_classes:
+        if not fits_logits(out, n, data):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            if getattr(data, "label_shape", ()) and isinstance(out, torch.Tensor) and out.dim() == 2:
+                hint = (f": the data has a label per position ({tuple(data.label_shape)} per sample); if those are "
+                        f"one-hot labels, give Dataset.from_tensors y.argmax(1)")
+            elif getattr(data, "label_shape", ()):
+                hint = (", class scores on dim 1 as torch's cross_entropy takes them (a model that puts them last "
+                        "returns out.movedim(-1, 1))")
+            elif isinstance(out, torch.Tensor) and out.dim() > 2:
+                hint = "; for a class per token or pixel, give labels of shape (N, *positions)"
+            else:
+                hint = ""
             raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a classifier for "
-                             f"{data.name!r} must return (N, {data.n_classes}) logits")
+                             f"{data.name!r} must return {logits_shape(data)} logits{hint}")
     return model
+
+
+def logits_shape(data):
+    """The logits a model must return for `data`, as text: '(N, 10)', or '(N, 10, 28, 28)' for per-pixel labels."""
+    return "(N, " + ", ".join(map(str, (data.n_classes, *getattr(data, "label_shape", ())))) + ")"
+
+
+def fits_logits(out, n, data):
+    """True if `out` can be `n` samples' logits for `data`: (n, >= n_classes, *label_shape), float (a model may
+    have more outputs than the data has classes, e.g. a 10-class model scoring a folder labelled 0-2)."""
+    labels = tuple(getattr(data, "label_shape", ()))
+    return (isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() == 2 + len(labels)
+            and out.shape[0] == n and out.shape[1] >= data.n_classes and tuple(out.shape[2:]) == labels)
 
 
 def owner(model, name):

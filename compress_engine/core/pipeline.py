@@ -22,9 +22,10 @@ from . import cluster, distill, prune, quantize, structured
 from .encode import Affine, Codebook, encode, size_breakdown
 from .errors import CompressError, DatasetError, RecipeError
 from .fold import fold_batchnorm
-from .model import artifact_meta, check_model, compressible, constrained, param_count, state_bytes
+from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
+                    state_bytes)
 from .recipe import Recipe
-from .train import fast_eval_copy, fit, has_conv, logits, median_forward_ms
+from .train import fast_eval_copy, fit, has_conv, logits, match_rate, median_forward_ms
 
 STAGES = (distill, prune, cluster, quantize)
 BATCH = 128  # fine-tuning batch size (train.fit's default)
@@ -54,7 +55,7 @@ def reference(model, data):
     hit = _reference.get(model)
     if hit is None or hit[0] is not data:
         pred = logits(fast_eval_copy(model), data.x("test")).argmax(1)
-        hit = (data, pred, (pred == data.y("test")).float().mean().item())
+        hit = (data, pred, match_rate(pred, data.y("test"), data.y("test")))
         _reference[model] = hit
     return hit[1], hit[2]
 
@@ -132,6 +133,10 @@ def _check_inputs(model, recipe, data, student):
         raise CompressError(f"the default student is an MLP of recipe.student_width over float inputs, but "
                             f"{data.name!r} has integer inputs ({data.x('test').dtype}, e.g. token ids): pass "
                             f"student= a module that takes them (one that starts with an nn.Embedding)")
+    if distilling and student is None and getattr(data, "label_shape", ()):
+        raise CompressError(f"the default student is an MLP that gives one prediction per sample, but {data.name!r} "
+                            f"has a label per position (labels {tuple(data.label_shape)} per sample): pass student= "
+                            f"a module that returns {logits_shape(data)} logits")
     if student is not None:
         if not distilling:
             raise CompressError("a student module was given but recipe.temperature is None: set a temperature "
@@ -150,7 +155,7 @@ def _check_inputs(model, recipe, data, student):
 
 
 def _check_logits(model_logits, data):
-    """model_logits: None or {"train"/"test": float tensor (len(split), >= n_classes)}; returns a dict."""
+    """model_logits: None or {"train"/"test": float tensor (len(split), >= n_classes, *label_shape)}; returns a dict."""
     if model_logits is None:
         return {}
     if not isinstance(model_logits, dict) or not set(model_logits) <= {"train", "test"}:
@@ -158,11 +163,11 @@ def _check_logits(model_logits, data):
                             f"those splits), got {type(model_logits).__name__} {list(model_logits)[:4] if isinstance(model_logits, dict) else ''}")
     for split, t in model_logits.items():
         n = len(data.y(split))
-        if (not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dim() != 2 or t.shape[0] != n
-                or t.shape[1] < data.n_classes):
+        if not fits_logits(t, n, data):
             got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise CompressError(f"model_logits[{split!r}] must be a float tensor of shape ({n}, {data.n_classes}): "
-                                f"the model's logits on every {split} input of {data.name!r}; got {got}")
+            raise CompressError(f"model_logits[{split!r}] must be a float tensor of shape "
+                                f"{logits_shape(data).replace('N', str(n), 1)}: the model's logits on every {split} "
+                                f"input of {data.name!r}; got {got}")
     return dict(model_logits)
 
 
@@ -170,7 +175,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
              evaluate=True):
     """Apply `recipe` to (a copy of) `model`, evaluate on data's full test set, encode; return a Result.
 
-    `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits; its compressible weights
+    `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits, or (N, classes, *positions) for
+    labels per token or pixel (then accuracy and agreement count every scored position); its compressible weights
     (model.WEIGHTS: Linear, Conv1d/2d/3d, embedding, attention-projection and recurrent weights) are compressed
     and everything else is carried exactly. With a temperature set, `model` is the teacher and `student` (any
     module; default an MLP of recipe.student_width) is distilled from it first. progress(step, total, loss,
@@ -194,7 +200,7 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
         ref_pred = ref_acc = None
     elif "test" in given:
         ref_pred = given["test"].argmax(1)
-        ref_acc = (ref_pred == data.y("test")).float().mean().item()
+        ref_acc = match_rate(ref_pred, data.y("test"), data.y("test"))
     else:
         ref_pred, ref_acc = reference(model, data)
     work = deployed(copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval())
@@ -249,14 +255,14 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
                        "bytes": sum(parts["per_tensor"].get(name, {}).values())})
     params = param_count(model)
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    acc = None if pred is None else (pred == y).float().mean().item()
+    acc = None if pred is None else match_rate(pred, y, y)
     return {
         "params": params, "nonzero_params": nonzero, "dense_params": dense_params,
         "sparsity": 1 - nonzero / dense_params,
         "dense_bytes": dense_bytes, "artifact_bytes": len(artifact),
         "ratio": dense_bytes / len(artifact),
         "accuracy": acc, "dense_accuracy": ref_acc,
-        "agreement": None if pred is None else (pred == ref_pred).float().mean().item(),
+        "agreement": None if pred is None else match_rate(pred, ref_pred, y),
         "bytes_breakdown": {k: v for k, v in parts.items() if k != "per_tensor"},
         "layers": layers,
     }

@@ -38,10 +38,11 @@ from torch import nn
 
 from . import cluster, prune
 from .encode import Codebook, tensor_bytes
+from .data import IGNORE
 from .errors import RecipeError
 from .recipe import check
 from .model import check_model, compressible, owner
-from .train import Stopped, fast_eval_copy, logits
+from .train import Stopped, fast_eval_copy, logits, match_rate
 
 FORMAT = 4  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
 SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
@@ -161,10 +162,12 @@ def _deployed(model):
     return getattr(pipeline, "deployed", lambda m: m)(model)
 
 
-def _kl(dense_logp, out):
-    """Mean KL(dense || out) over the images, in nats."""
+def _kl(dense_logp, out, y):
+    """Mean KL(dense || out) over the images (or over the scored positions of per-position labels `y`), in nats."""
     logp = F.log_softmax(out.double(), 1)
-    return float((dense_logp.exp() * (dense_logp - logp)).sum(1).mean())
+    kl = (dense_logp.exp() * (dense_logp - logp)).sum(1)
+    scored = y != IGNORE
+    return float((kl if bool(scored.all()) else kl[scored]).mean())
 
 
 def gram(model, module, x, chunk=250):
@@ -261,7 +264,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     work = fast_eval_copy(_deployed(model))
     dense_out = logits(work, x)
     dense_logp = F.log_softmax(dense_out.double(), 1)
-    dense_acc = float((dense_out.argmax(1) == y).float().mean())
+    dense_acc = match_rate(dense_out.argmax(1), y, y)
     params = compressible(work)
     layers = [{"name": n, "shape": list(p.shape), "params": p.numel(),
                "dense_bytes": tensor_bytes(n, p.detach())} for n, p in params.items()]
@@ -276,9 +279,9 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
                     with torch.no_grad():
                         p.copy_(w)
                     out = logits(work, x)
-                    acc = float((out.argmax(1) == y).float().mean())
+                    acc = match_rate(out.argmax(1), y, y)
                     rows.append({"layer": name, "sparsity": s, "clusters": k, "accuracy": acc,
-                                 "kl": _kl(dense_logp, out), "bytes": tensor_bytes(name, w, grid)})
+                                 "kl": _kl(dense_logp, out, y), "bytes": tensor_bytes(name, w, grid)})
                     step += 1
                     if progress is not None and progress(step, total, None, acc) is False:
                         raise Stopped("sensitivity scan stopped by the user")

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .data import IGNORE
+
 
 def tiny_limit(dtype):
     """Below this magnitude a value of `dtype` is flushed to zero: sqrt(smallest normal), 2^-63 (1.1e-19) for
@@ -125,8 +127,27 @@ def median_forward_ms(model, batch, repeats=20, warmup=3):
     return 1000 * statistics.median(times)
 
 
+def match_rate(pred, other, y):
+    """Share of the scored labels (those of `y` that are not IGNORE) at which `pred` equals `other`: the accuracy
+    when `other` is `y`, the agreement with another model when it is that model's predictions. Labels are one per
+    sample or one per position (token, pixel): every scored position counts once. The one definition of both."""
+    same = pred == other
+    scored = y != IGNORE
+    if not bool(scored.all()):
+        same = same[scored]
+    return same.float().mean().item()
+
+
+def cross_entropy(out, y):
+    """torch's cross-entropy, averaged over the scored labels; 0 (not NaN) for a batch whose labels are all
+    IGNORE (padding only), so such a batch gives no gradient rather than NaN weights."""
+    if not bool((y != IGNORE).any()):
+        return out.sum() * 0.0
+    return F.cross_entropy(out, y)
+
+
 def accuracy(model, x, y, batch_size=None):
-    return (logits(model, x, batch_size).argmax(1) == y).float().mean().item()
+    return match_rate(logits(model, x, batch_size).argmax(1), y, y)
 
 
 def cosine_lr(step, total, base, warmup=100):
@@ -203,7 +224,7 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
            torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay))
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total = epochs * steps_per_epoch
-    loss_fn = loss_fn or (lambda out, idx, yb: F.cross_entropy(out, yb))
+    loss_fn = loss_fn or (lambda out, idx, yb: cross_entropy(out, yb))
     history, step = [], 0
     with channels_last(model, nhwc), flush_denormal():
         for epoch in range(epochs):

@@ -31,7 +31,7 @@ from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
 from ..core.structured import resize_to
-from ..core.train import accuracy, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits
+from ..core.train import accuracy, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits, match_rate
 from . import cards, units
 from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
 
@@ -259,7 +259,7 @@ def evaluate_artifact(artifact, data, module=None):
     """Decode an artifact (into `module` when it is not a zoo architecture) and score it on data's test set."""
     model, meta = decode_model(artifact, module)
     pred = logits(fast_eval_copy(model), data.x("test")).argmax(1)
-    return {"accuracy": (pred == data.y("test")).float().mean().item(), "artifact_bytes": len(artifact),
+    return {"accuracy": match_rate(pred, data.y("test"), data.y("test")), "artifact_bytes": len(artifact),
             "params": param_count(model), "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
             "meta": meta, "model": model}
 
