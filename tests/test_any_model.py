@@ -330,8 +330,22 @@ class Tied(nn.Module):
         return self.head(self.b(self.a(x)))
 
 
+class WithAux(nn.Module):
+    """Returns (logits, features), as many models do (auxiliary heads, embeddings for retrieval)."""
+
+    def __init__(self, as_dict=False):
+        super().__init__()
+        self.body, self.head, self.as_dict = nn.Linear(64, 32), nn.Linear(32, 10), as_dict
+
+    def forward(self, x):
+        h = self.body(x)
+        return {"logits": self.head(h), "features": h} if self.as_dict else (self.head(h), h)
+
+
 @pytest.mark.parametrize("make, message", [
     (Tied, r"weight of layer 'a' is shared \(a.weight, b.weight\)"),
+    (WithAux, r"returns tuple .* it returns more than the logits: wrap it .* e.g. model\(x\)\[0\]"),
+    (lambda: WithAux(as_dict=True), r"returns dict .* e.g. model\(x\)\['logits'\]"),
     (lambda: nn.Sequential(nn.LazyLinear(10)), r"'0.weight' is not initialised"),
     (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
     (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),

@@ -166,6 +166,11 @@ def check_model(model, data=None, what="model"):
                         "returns out.movedim(-1, 1))")
             elif isinstance(out, torch.Tensor) and out.dim() > 2:
                 hint = "; for a class per token or pixel, give labels of shape (N, *positions)"
+            elif isinstance(out, (tuple, list, dict)) or hasattr(out, "logits"):
+                pick = ("['logits']" if isinstance(out, dict) and "logits" in out else ".logits"
+                        if hasattr(out, "logits") else "[0]")
+                hint = (f"; it returns more than the logits: wrap it in a module whose forward returns them alone, "
+                        f"e.g. model(x){pick}")
             else:
                 hint = ""
             raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a classifier for "
