@@ -98,7 +98,7 @@ def _label_range(v):
     lo = int(v.min())
     if lo == IGNORE:  # uncommon: only then is a copy without the ignored labels made
         v = v[v != IGNORE]
-        if v.size == 0 if isinstance(v, np.ndarray) else v.numel() == 0:
+        if len(v) == 0:  # boolean indexing gives 1-D
             return None, None
         lo = int(v.min())
     return lo, int(v.max())

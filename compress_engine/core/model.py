@@ -158,24 +158,27 @@ def check_model(model, data=None, what="model"):
         n = len(x)
         if not fits_logits(out, n, data):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            if getattr(data, "label_shape", ()) and isinstance(out, torch.Tensor) and out.dim() == 2:
-                hint = (f": the data has a label per position ({tuple(data.label_shape)} per sample); if those are "
-                        f"one-hot labels, give Dataset.from_tensors y.argmax(1)")
-            elif getattr(data, "label_shape", ()):
-                hint = (", class scores on dim 1 as torch's cross_entropy takes them (a model that puts them last "
-                        "returns out.movedim(-1, 1))")
-            elif isinstance(out, torch.Tensor) and out.dim() > 2:
-                hint = "; for a class per token or pixel, give labels of shape (N, *positions)"
-            elif isinstance(out, (tuple, list, dict)) or hasattr(out, "logits"):
-                pick = ("['logits']" if isinstance(out, dict) and "logits" in out else ".logits"
-                        if hasattr(out, "logits") else "[0]")
-                hint = (f"; it returns more than the logits: wrap it in a module whose forward returns them alone, "
-                        f"e.g. model(x){pick}")
-            else:
-                hint = ""
             raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a classifier for "
-                             f"{data.name!r} must return {logits_shape(data)} logits{hint}")
+                             f"{data.name!r} must return {logits_shape(data)} logits{_output_hint(out, data)}")
     return model
+
+
+def _output_hint(out, data):
+    """What to do about outputs that are not the logits `data` needs, for check_model's message ('' if nothing)."""
+    per_position = getattr(data, "label_shape", ())
+    tensor = isinstance(out, torch.Tensor)
+    if per_position and tensor and out.dim() == 2:
+        return (f": the data has a label per position ({tuple(per_position)} per sample); if those are one-hot "
+                f"labels, give Dataset.from_tensors y.argmax(1)")
+    if per_position:
+        return ", class scores on dim 1 as torch's cross_entropy takes them (a model that puts them last returns " \
+               "out.movedim(-1, 1))"
+    if tensor and out.dim() > 2:
+        return "; for a class per token or pixel, give labels of shape (N, *positions)"
+    if isinstance(out, (tuple, list, dict)) or hasattr(out, "logits"):
+        pick = "['logits']" if isinstance(out, dict) and "logits" in out else ".logits" if hasattr(out, "logits") else "[0]"
+        return f"; it returns more than the logits: wrap it in a module whose forward returns them alone, e.g. model(x){pick}"
+    return ""
 
 
 def logits_shape(data):
