@@ -24,7 +24,7 @@ _MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "sensitivi
             # the dashboard's machinery: its training pool, the trained-results cache, sweep keys
             "jobs": ".playground.jobs", "sweeps": ".playground.sweeps", "trained": ".playground.trained"}
 _NAMES = {
-    ".core.budget": ["fit_budget"], ".core.data": ["Dataset"],
+    ".core.budget": ["fit_budget"], ".core.data": ["Dataset", "IGNORE"],
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"], ".core.model": ["arch_spec", "param_count"],
     ".core.pipeline": ["Result", "compress", "reference"], ".core.quantize": ["int8_latency"],
     ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"], ".core.train": ["Stopped", "logits", "stop_when"],

@@ -109,6 +109,10 @@ def _predict(model, x):
         return model.eval()(x).argmax(1).numpy()
 
 
+def test_the_ignored_label_is_torchs_own():
+    assert ce.IGNORE == IGNORE == nn.CrossEntropyLoss().ignore_index
+
+
 def test_labels_per_position_are_kept_with_their_shape(seg, tags):
     assert seg.label_shape == (8, 8) and tags.label_shape == (LENGTH,) and seg.n_classes == CLASSES
     assert seg.y("train").shape == (1400, 8, 8) and seg.y("train").dtype == torch.int64
