@@ -1,9 +1,10 @@
 """Your own model, not a sample one: a recurrent net, a small vision transformer and a segmentation net (a class
 per pixel), compressed by the engine.
 
-    python bench/any_model.py            # both models, full Fashion-MNIST, 1 thread, about 20 min
-    python bench/any_model.py --quick    # 1 training epoch, 10,000 training images: a smoke run of a few minutes
-    python bench/any_model.py --models pixels   # one model (lstm, vit, pixels)
+    python bench/any_model.py            # all three models, full Fashion-MNIST, 1 thread, about an hour
+    python bench/any_model.py --quick    # 1 training epoch, 10,000 training images: a smoke run (the size-budget
+                                         # searches still scan their whole grids: 10+ min for pixels)
+    python bench/any_model.py --models pixels   # one model (lstm, vit, pixels): the segmentation net, about 40 min
 
 Each model is defined here as a user would write it (nothing in the zoo knows it), trained from a fixed seed on
 Fashion-MNIST's 60,000 training images (for the segmentation net, labelled per pixel: see pixel_labels; its
