@@ -119,7 +119,7 @@ def uniform_recipe(model, data, budget_bytes, epochs, lr, xs, ys, grid=None):
                 hi = mid
         recipe = base.replace(sparsity=round(hi + 0.0005, 4))
         res = ce.compress(model, recipe, sizing)
-        acc = (ce.logits(res.model, xs).argmax(1) == ys).float().mean().item()
+        acc = (ce.predictions(res.model, xs) == ys).float().mean().item()
         if best is None or acc > best[1]:
             best = (recipe, acc)
     if best is None:  # even 99.9 % sparsity of every shape tried is bigger

@@ -27,7 +27,7 @@ _NAMES = {
     ".core.budget": ["fit_budget"], ".core.data": ["Dataset", "IGNORE"],
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"], ".core.model": ["arch_spec", "param_count"],
     ".core.pipeline": ["Result", "compress", "reference"], ".core.quantize": ["int8_latency"],
-    ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"], ".core.train": ["Stopped", "logits", "stop_when"],
+    ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"], ".core.train": ["Stopped", "logits", "predictions", "stop_when"],
     ".playground.sources": ["first_test_images", "load_dataset"], ".playground.sweeps": ["sweep"],
     ".playground.cards": ["arch_text", "head_predictions", "list_models", "model_card"],
     ".playground.zoo": ["decode_model", "evaluate_artifact", "load_model", "read_weights"],

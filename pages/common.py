@@ -1070,4 +1070,4 @@ def predictions(model_name, n=None):
 def _predictions(model_name, weights_id, dataset_name, n=None):
     if n is None:
         return ce.reference(model(model_name), dataset())[0].tolist()
-    return ce.logits(model(model_name), dataset().x("test")[:n]).argmax(1).tolist()
+    return ce.predictions(model(model_name), dataset().x("test")[:n]).tolist()

@@ -150,6 +150,15 @@ def test_metrics_count_every_scored_position_and_decode_exactly(which, seg, segn
         assert torch.equal(fresh.state_dict()[name], t), name
 
 
+def test_predictions_are_the_logits_argmax_taken_batch_by_batch(seg, segnet, tags, tagger):
+    for data, model in ((seg, segnet), (tags, tagger)):
+        x = data.x("test")[:50]
+        whole = logits(model, x).argmax(1)
+        for batch in (7, 50, 1000):
+            assert torch.equal(ce.predictions(model, x, batch), whole)
+        assert whole.shape == (50, *data.label_shape)
+
+
 def test_kd_loss_per_position_is_hintons_formula_over_the_scored_positions():
     g = torch.Generator().manual_seed(0)
     s, t = torch.randn(6, 5, 3, 4, generator=g), torch.randn(6, 5, 3, 4, generator=g)

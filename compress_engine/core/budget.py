@@ -145,7 +145,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     RecipeError if the budget cannot hold even the smallest setting of every layer.
     """
     from . import pipeline
-    from .train import fast_eval_copy, logits
+    from .train import fast_eval_copy, logits, predictions
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real) or not budget_bytes > 0:
         raise RecipeError(f"budget_bytes={budget_bytes!r}: must be a positive number of bytes")
     if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
@@ -203,7 +203,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
             break
         target *= budget_bytes / len(artifact) * (1 - MARGIN / 2)  # shrink by the overshoot, and a little more
     ref_pred, ref_acc = pipeline.reference(model, data)
-    pred = logits(fast_eval_copy(shared.model), data.x("test")).argmax(1)
+    pred = predictions(fast_eval_copy(shared.model), data.x("test"))
     dense = pruned.metrics
     metrics = pipeline.measure(shared.model, shared.grids, artifact, dense["dense_params"], dense["dense_bytes"], pred,
                                data.y("test"), ref_pred, ref_acc)

@@ -25,7 +25,7 @@ from .fold import fold_batchnorm
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     state_bytes)
 from .recipe import Recipe
-from .train import fast_eval_copy, fit, has_conv, logits, match_rate, median_forward_ms
+from .train import fast_eval_copy, fit, has_conv, logits, match_rate, median_forward_ms, predictions
 
 STAGES = (distill, prune, cluster, quantize)
 BATCH = 128  # fine-tuning batch size (train.fit's default)
@@ -54,7 +54,7 @@ def reference(model, data):
     """
     hit = _reference.get(model)
     if hit is None or hit[0] is not data:
-        pred = logits(fast_eval_copy(model), data.x("test")).argmax(1)
+        pred = predictions(fast_eval_copy(model), data.x("test"))
         hit = (data, pred, match_rate(pred, data.y("test"), data.y("test")))
         _reference[model] = hit
     return hit[1], hit[2]
@@ -232,7 +232,7 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
 
     pred = None
     if evaluate:
-        pred = logits(fast_eval_copy(work), data.x("test")).argmax(1)
+        pred = predictions(fast_eval_copy(work), data.x("test"))
         timings["evaluate"] = time.perf_counter() - t
     metrics = measure(work, ctx.grids, artifact, dense_params, dense_bytes, pred, data.y("test"), ref_pred, ref_acc)
     metrics["plain_bytes"] = plain

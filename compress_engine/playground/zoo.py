@@ -31,7 +31,8 @@ from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
 from ..core.structured import resize_to
-from ..core.train import accuracy, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits, match_rate
+from ..core.train import (accuracy, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits, match_rate,
+                          predictions)
 from . import cards, units
 from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
 
@@ -258,7 +259,7 @@ def decode_model(artifact, module=None):
 def evaluate_artifact(artifact, data, module=None):
     """Decode an artifact (into `module` when it is not a zoo architecture) and score it on data's test set."""
     model, meta = decode_model(artifact, module)
-    pred = logits(fast_eval_copy(model), data.x("test")).argmax(1)
+    pred = predictions(fast_eval_copy(model), data.x("test"))
     return {"accuracy": match_rate(pred, data.y("test"), data.y("test")), "artifact_bytes": len(artifact),
             "params": param_count(model), "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
             "meta": meta, "model": model}
@@ -268,7 +269,7 @@ def card_head(model, data, n=cards.HEAD):
     """What a card keeps of `model`'s answers: its predicted classes for data's first n test images, with a hash
     of those images, so a page can show them without torch (cards.head_predictions)."""
     x = data.x("test")[:n].contiguous()
-    pred = logits(model, x).argmax(1).tolist()  # logits runs in inference mode
+    pred = predictions(model, x).tolist()  # runs in inference mode
     return {"data": data.name, "inputs": cards.inputs_digest(x.numpy()), "predictions": pred}
 
 
