@@ -19,9 +19,10 @@ from torch import nn
 import compress_engine as ce
 from compress_engine.core import sensitivity
 from compress_engine.core.distill import kd_loss
-from compress_engine.core.train import cross_entropy, fit, logits
+from compress_engine.core.train import cross_entropy, fit, logits, mean_iou
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn supplies the 8x8 digits")
+jaccard_score = pytest.importorskip("sklearn.metrics", reason="scikit-learn gives the reference IoU").jaccard_score
 IGNORE, CLASSES, PAD, LENGTH = -100, 11, 17, 64
 
 
@@ -98,6 +99,12 @@ def tagger(tags):
     return _train(Tagger, tags, 15, 1e-2)
 
 
+def _classifier():
+    """A one-label-per-sample model and data, for what per-position labels add to the metrics."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), ce.load_dataset("digits").subset(200, 100)
+
+
 def _scored_mean(a, b, y):
     a, b, y = (np.asarray(t) for t in (a, b, y))
     keep = y != IGNORE
@@ -145,6 +152,11 @@ def test_metrics_count_every_scored_position_and_decode_exactly(which, seg, segn
     assert m["dense_accuracy"] == pytest.approx(_scored_mean(dense_pred, y, y), abs=1e-7)
     assert m["agreement"] == pytest.approx(_scored_mean(pred, dense_pred, y), abs=1e-7)
     assert m["accuracy"] != pytest.approx((pred == y.numpy()).mean(), abs=1e-4)  # the mask matters here
+    keep = y.numpy() != IGNORE
+    for key, p in (("mean_iou", pred), ("dense_mean_iou", dense_pred)):
+        assert m[key] == pytest.approx(jaccard_score(y.numpy()[keep], p[keep], average="macro"), abs=1e-12)
+    flat, digits = _classifier()
+    assert "mean_iou" not in ce.compress(flat, ce.Recipe(sparsity=0.5), digits).metrics
     assert m["artifact_bytes"] == len(result.artifact) and m["ratio"] > 4
     for name, t in result.model.state_dict().items():
         assert torch.equal(fresh.state_dict()[name], t), name
@@ -157,6 +169,17 @@ def test_predictions_are_the_logits_argmax_taken_batch_by_batch(seg, segnet, tag
         for batch in (7, 50, 1000):
             assert torch.equal(ce.predictions(model, x, batch), whole)
         assert whole.shape == (50, *data.label_shape)
+
+
+def test_mean_iou_is_scikit_learns_macro_jaccard_over_the_scored_positions():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 4, (30, 5, 5), generator=g)
+    pred = torch.randint(0, 6, (30, 5, 5), generator=g)  # classes 4 and 5: predicted, never labelled
+    y[:, 0] = IGNORE
+    keep = (y != IGNORE).numpy()
+    want = jaccard_score(y.numpy()[keep], pred.numpy()[keep], average="macro")
+    assert mean_iou(pred, y) == pytest.approx(want, abs=1e-12)
+    assert mean_iou(y, y) == 1.0
 
 
 def test_kd_loss_per_position_is_hintons_formula_over_the_scored_positions():
@@ -270,5 +293,6 @@ def test_an_npz_of_per_pixel_labels_runs_and_evals_through_the_cli(seg, segnet, 
     assert main(["eval", str(tmp_path / "seg.cpg"), "--model", model, "--data", data]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["accuracy"] == ran["accuracy"] and evaluated["artifact_bytes"] == ran["artifact_bytes"]
+    assert evaluated["mean_iou"] == ran["mean_iou"] and 0 < ran["mean_iou"] <= 1 and 0 < ran["dense_mean_iou"] <= 1
     y = seg.y("test")
     assert ran["dense_accuracy"] == pytest.approx(_scored_mean(_predict(segnet, seg.x("test")), y, y), abs=1e-7)

@@ -25,7 +25,8 @@ from .fold import fold_batchnorm
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     state_bytes)
 from .recipe import Recipe
-from .train import fast_eval_copy, fit, has_conv, logits, match_rate, median_forward_ms, predictions
+from .train import (fast_eval_copy, fit, has_conv, logits, match_rate, mean_iou, median_forward_ms,
+                    predictions)
 
 STAGES = (distill, prune, cluster, quantize)
 BATCH = 128  # fine-tuning batch size (train.fit's default)
@@ -243,7 +244,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
 
 
 def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred, ref_acc):
-    """Deterministic metrics of a compressed model: counts, real bytes, ratio, accuracy, agreement."""
+    """Deterministic metrics of a compressed model: counts, real bytes, ratio, accuracy, agreement; for labels per
+    position also mean_iou and dense_mean_iou."""
     layers = []
     parts = size_breakdown(artifact)
     for name, p in model.state_dict().items():  # every tensor the artifact holds, buffers included
@@ -256,6 +258,10 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
     params = param_count(model)
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     acc = None if pred is None else match_rate(pred, y, y)
+    per_position = {}
+    if y.dim() > 1:  # a label per token or pixel: segmentation's mean IoU too, of the result and the dense model
+        per_position = {"mean_iou": None if pred is None else mean_iou(pred, y),
+                        "dense_mean_iou": None if ref_pred is None else mean_iou(ref_pred, y)}
     return {
         "params": params, "nonzero_params": nonzero, "dense_params": dense_params,
         "sparsity": 1 - nonzero / dense_params,
@@ -265,6 +271,7 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
         "agreement": None if pred is None else match_rate(pred, ref_pred, y),
         "bytes_breakdown": {k: v for k, v in parts.items() if k != "per_tensor"},
         "layers": layers,
+        **per_position,
     }
 
 

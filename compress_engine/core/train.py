@@ -151,6 +151,20 @@ def match_rate(pred, other, y):
     return same.float().mean().item()
 
 
+def mean_iou(pred, y):
+    """Mean over classes of intersection / union of the predicted and the labelled positions, on the scored labels
+    (segmentation's usual score, which the commonest class cannot dominate as it does accuracy). Classes that
+    neither the labels nor the predictions hold are left out, as scikit-learn's jaccard_score(average="macro")
+    does."""
+    scored = y != IGNORE
+    p, t = pred[scored].long(), y[scored].long()
+    k = int(max(p.max(), t.max())) + 1
+    confusion = torch.bincount(t * k + p, minlength=k * k).reshape(k, k).double()
+    hits = confusion.diagonal()
+    union = confusion.sum(0) + confusion.sum(1) - hits
+    return float((hits[union > 0] / union[union > 0]).mean())
+
+
 def cross_entropy(out, y):
     """torch's cross-entropy, averaged over the scored labels; 0 (not NaN) for a batch whose labels are all
     IGNORE (padding only), so such a batch gives no gradient rather than NaN weights."""

@@ -32,7 +32,7 @@ from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
 from ..core.structured import resize_to
 from ..core.train import (accuracy, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits, match_rate,
-                          predictions)
+                          mean_iou, predictions)
 from . import cards, units
 from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
 
@@ -260,7 +260,9 @@ def evaluate_artifact(artifact, data, module=None):
     """Decode an artifact (into `module` when it is not a zoo architecture) and score it on data's test set."""
     model, meta = decode_model(artifact, module)
     pred = predictions(fast_eval_copy(model), data.x("test"))
-    return {"accuracy": match_rate(pred, data.y("test"), data.y("test")), "artifact_bytes": len(artifact),
+    y = data.y("test")
+    per_position = {"mean_iou": mean_iou(pred, y)} if y.dim() > 1 else {}  # labels per token or pixel
+    return {"accuracy": match_rate(pred, y, y), **per_position, "artifact_bytes": len(artifact),
             "params": param_count(model), "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
             "meta": meta, "model": model}
 
