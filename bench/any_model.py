@@ -113,6 +113,17 @@ def iou(result):
     return "" if v is None else f"{v:.2%}"
 
 
+def compressed_row(recipe, res, dense, cpu, make, data):
+    """A compressed run's table row, its artifact decoded into a fresh make() and scored again."""
+    again = ce.evaluate_artifact(res.artifact, data, module=make())["accuracy"]
+    return {"model": "", "recipe": recipe, "params": "", "compressed share": "",
+            "bytes": len(res.artifact), "ratio": f"{len(dense.artifact) / len(res.artifact):.1f}x",
+            "accuracy": f"{res.metrics['accuracy']:.2%}", "mean IoU": iou(res),
+            "loss": f"{100 * (dense.metrics['accuracy'] - res.metrics['accuracy']):.2f}",
+            "decoded = reported": "yes" if again == res.metrics["accuracy"] else f"no ({again:.2%})",
+            "CPU s": f"{cpu:,.0f}", "256 images: float32 / int8 ms": ""}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 epoch on 10,000 training images")
@@ -146,28 +157,14 @@ def main():
         for name, recipe in RECIPES.items():
             t = time.process_time()
             res = ce.compress(model, recipe, data)
-            cpu = time.process_time() - t
-            again = ce.evaluate_artifact(res.artifact, data, module=make())["accuracy"]
-            rows.append({"model": "", "recipe": name, "params": "", "compressed share": "",
-                         "bytes": len(res.artifact), "ratio": f"{len(dense.artifact) / len(res.artifact):.1f}x",
-                         "accuracy": f"{res.metrics['accuracy']:.2%}", "mean IoU": iou(res),
-                         "loss": f"{100 * (dense.metrics['accuracy'] - res.metrics['accuracy']):.2f}",
-                         "decoded = reported": "yes" if again == res.metrics["accuracy"] else f"no ({again:.2%})",
-                         "CPU s": f"{cpu:,.0f}", "256 images: float32 / int8 ms": ""})
+            rows.append(compressed_row(name, res, dense, time.process_time() - t, make, data))
             print(f"  {label}: {name}: {rows[-1]['bytes']:,} B, {rows[-1]['accuracy']}", flush=True)
         budget = rows[-2]["bytes"]  # the 90 % recipe's bytes: the same size, each layer's settings picked for it
         t = time.process_time()
         with tempfile.TemporaryDirectory() as scans:
             res, _ = ce.fit_budget(model, data, budget, epochs=2, kd=4.0, cache_dir=scans)
-        cpu = time.process_time() - t
-        again = ce.evaluate_artifact(res.artifact, data, module=make())["accuracy"]
-        rows.append({"model": "", "recipe": f"fit in {budget:,} B (ce.fit_budget: per-layer settings, 2 epochs a step)",
-                     "params": "", "compressed share": "", "bytes": len(res.artifact),
-                     "ratio": f"{len(dense.artifact) / len(res.artifact):.1f}x",
-                     "accuracy": f"{res.metrics['accuracy']:.2%}", "mean IoU": iou(res),
-                     "loss": f"{100 * (dense.metrics['accuracy'] - res.metrics['accuracy']):.2f}",
-                     "decoded = reported": "yes" if again == res.metrics["accuracy"] else f"no ({again:.2%})",
-                     "CPU s": f"{cpu:,.0f}", "256 images: float32 / int8 ms": ""})
+        rows.append(compressed_row(f"fit in {budget:,} B (ce.fit_budget: per-layer settings, 2 epochs a step)", res,
+                                   dense, time.process_time() - t, make, data))
         print(f"  {label}: budget: {rows[-1]['bytes']:,} B, {rows[-1]['accuracy']}", flush=True)
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     name = "any_model" + ("" if set(args.models) == set(KEYS) else "_" + "_".join(args.models))
