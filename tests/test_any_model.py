@@ -1,6 +1,6 @@
 """compress() on models and data the engine has never seen: a Sequential MLP, a CNN with BatchNorm and a
 residual block, a Conv1d net, a tiny transformer-encoder classifier, a cross-attention pooling net, a 2-layer
-LSTM, a bidirectional GRU and a 3-D CNN, each on scikit-learn's bundled 8x8 digits (real data) in the input
+LSTM, a bidirectional GRU, a 3-D CNN and an encoder-decoder with transposed convs, each on scikit-learn's bundled 8x8 digits (real data) in the input
 shape it takes. Every technique runs on each; the artifact decodes exactly into a fresh instance of the user's own class
 (strict), and its length is the size."""
 
@@ -137,6 +137,22 @@ class VolumeNet(nn.Module):
         return self.head(F.max_pool3d(h, 2).flatten(1))
 
 
+class UpsampleNet(nn.Module):
+    """An encoder-decoder: a strided conv halves the 8x8 digit, a transposed conv (with BatchNorm) brings it back
+    to 8x8 (a segmentation decoder's upsampling), a 1-D transposed conv over its rows, then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.up, self.bn = nn.ConvTranspose2d(8, 8, 2, stride=2), nn.BatchNorm2d(8)
+        self.rows = nn.ConvTranspose1d(8 * 8, 16, 3, groups=2)
+        self.head = nn.Linear(16 * 10, 10)
+
+    def forward(self, x):
+        h = F.relu(self.bn(self.up(F.relu(self.down(x)))))
+        return self.head(F.relu(self.rows(h.flatten(1, 2))).flatten(1))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10))
 
@@ -151,6 +167,7 @@ ZOO = {
     "lstm": (RowLSTM, (8, 8), False),
     "bi-gru": (ColumnGRU, (8, 8), False),
     "conv3d": (VolumeNet, (1, 4, 4, 4), False),
+    "conv-transpose": (UpsampleNet, (1, 8, 8), False),
 }
 RECIPES = {
     "prune": ce.Recipe(sparsity=0.5, finetune_epochs=1),
@@ -254,13 +271,15 @@ def test_distillation_into_a_student_module_of_your_own(trained, digits):
 PROJECTIONS = {"transformer": ["encoder.layers.0.self_attn.in_proj_weight"],
                "attention-pool": ["attend.q_proj_weight", "attend.k_proj_weight", "attend.v_proj_weight"],
                "lstm": ["lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l1", "lstm.weight_hh_l1"],
-               "bi-gru": ["gru.weight_ih_l0", "gru.weight_hh_l0", "gru.weight_ih_l0_reverse", "gru.weight_hh_l0_reverse"]}
+               "bi-gru": ["gru.weight_ih_l0", "gru.weight_hh_l0", "gru.weight_ih_l0_reverse", "gru.weight_hh_l0_reverse"],
+               "conv-transpose": ["up.weight", "rows.weight"]}
 
 
 @pytest.mark.parametrize("name", PROJECTIONS)
-def test_attention_and_recurrent_weights_are_compressed_as_torch_would(trained, name):
-    """The in-projections of nn.MultiheadAttention (packed, or q/k/v apart) and the matrices of an LSTM / GRU are
-    pruned like torch's l1_unstructured and quantized per output row like torch.fake_quantize_per_channel_affine."""
+def test_attention_recurrent_and_transposed_weights_are_compressed_as_torch_would(trained, name):
+    """The in-projections of nn.MultiheadAttention (packed, or q/k/v apart), the matrices of an LSTM / GRU and the
+    weights of transposed convs are pruned like torch's l1_unstructured and quantized per slice of dim 0 (a
+    transposed conv's input channels) like torch.fake_quantize_per_channel_affine(axis=0)."""
     model, data = trained[name]
     assert set(PROJECTIONS[name]) <= set(compressible(model))
     pruned = compressible(ce.compress(model, ce.Recipe(sparsity=0.6), data).model)
@@ -350,7 +369,7 @@ class WithAux(nn.Module):
     (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
     (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),
     (lambda: nn.Sequential(nn.Linear(32, 10)), r"fails on the data's inputs of shape \(2, 64\)"),
-    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d/2d/3d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM or nn.GRU layer"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM or nn.GRU layer"),
     (lambda: "not a model", r"must be a torch.nn.Module, got str"),
 ])
 def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, message, monkeypatch):

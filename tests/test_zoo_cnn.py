@@ -4,9 +4,12 @@ The architecture is tested at random init with randomised BatchNorm statistics (
 something to fold) on a tiny slice of the real data: fast, and independent of the shipped checkpoint.
 """
 
+import copy
+
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 import compress_engine as ce
 from compress_engine.core.fold import fold_batchnorm, foldable_pairs
@@ -21,7 +24,7 @@ def randomised(model, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
                 n = m.num_features
                 m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
                 m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.2)
@@ -105,6 +108,25 @@ def test_fold_any_model():
     x = torch.rand(5, 1, 8, 8)
     with torch.no_grad():
         assert torch.allclose(folded(x), net(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_transposed_convs_fold_as_torchs_own_fusion(dims):
+    """A BatchNorm after a transposed conv (weight (in, out / groups, *k)) scales the conv's dim 1: the folded
+    weights equal torch.nn.utils.fusion.fuse_conv_bn_eval(transpose=True), and a grouped one (which torch's
+    fusion does not take) gives the same outputs as the unfolded model."""
+    conv, norm = getattr(nn, f"ConvTranspose{dims}d"), getattr(nn, f"BatchNorm{dims}d")
+    net = randomised(nn.Sequential(conv(4, 6, 3, stride=2), norm(6), nn.ReLU(),
+                                   conv(6, 8, 2, groups=2, bias=False), norm(8)), seed=dims)
+    assert foldable_pairs(net) == [("0", "1"), ("3", "4")]
+    folded = fold_batchnorm(net)
+    ref = fuse_conv_bn_eval(copy.deepcopy(net[0]), net[1], transpose=True)
+    assert torch.allclose(folded[0].weight, ref.weight, rtol=1e-6, atol=1e-7)
+    assert torch.allclose(folded[0].bias, ref.bias, rtol=1e-6, atol=1e-7)
+    assert isinstance(folded[4], nn.Identity) and folded[3].bias is not None
+    x = torch.rand(3, 4, *[5] * dims)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), net(x), atol=1e-5, rtol=1e-4)
 
 
 def test_crop_flip_moves_pixels_not_values():

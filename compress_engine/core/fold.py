@@ -1,4 +1,5 @@
-"""BatchNorm folding: merge each BatchNorm into the convolution (or Linear) that feeds it, as deployment does.
+"""BatchNorm folding: merge each BatchNorm into the convolution (plain or transposed) or Linear that feeds it, as
+deployment does.
 
 In eval mode a BatchNorm is a fixed per-channel affine map, y = gamma * (x - mean) / sqrt(var + eps) + beta,
 so after a layer computing x = W * input + b it folds into that layer:
@@ -23,10 +24,27 @@ import torch.fx as fx
 from torch import nn
 
 from .errors import ModelError
+from .model import CONVS, TRANSPOSED
 from .train import flush_tiny_
 
-LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+LAYERS = (*CONVS, nn.Linear)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _out_channels(layer):
+    """Output channels of a conv / Linear: weight dim 0, or, transposed (in, out / groups, *k), dim 1 x groups."""
+    w = layer.weight
+    return w.shape[1] * layer.groups if isinstance(layer, TRANSPOSED) else w.shape[0]
+
+
+def _scaled(layer, scale):
+    """layer.weight with output channel c multiplied by scale[c] (grouped transposed convs included)."""
+    w = layer.weight
+    if not isinstance(layer, TRANSPOSED):
+        return w * scale.reshape(-1, *[1] * (w.dim() - 1))
+    g = layer.groups  # weight (in, out / g, *k): output channel j of group i is weight[i * in / g:(i + 1) * in / g, j]
+    grouped = w.reshape(g, w.shape[0] // g, *w.shape[1:])
+    return (grouped * scale.reshape(g, 1, -1, *[1] * (w.dim() - 2))).reshape(w.shape)
 
 
 def foldable_pairs(model):
@@ -50,7 +68,7 @@ def foldable_pairs(model):
         layer = modules.get(src.target) if isinstance(src, fx.Node) and src.op == "call_module" else None
         if (isinstance(layer, LAYERS) and len(src.users) == 1 and len(node.args) == 1
                 and calls[src.target] == 1 and calls[node.target] == 1
-                and layer.weight.shape[0] == norm.num_features):
+                and _out_channels(layer) == norm.num_features):
             pairs.append((src.target, node.target))
     return pairs
 
@@ -66,8 +84,7 @@ def fold_batchnorm(model):
         scale = (norm.weight if norm.affine else torch.ones_like(norm.running_var)) / torch.sqrt(norm.running_var + norm.eps)
         shift = norm.bias if norm.affine else torch.zeros_like(norm.running_mean)
         bias = layer.bias if layer.bias is not None else torch.zeros_like(norm.running_mean)
-        # weight: (out, in, ...) for convs and Linear alike; rescale each output channel
-        layer.weight.copy_(layer.weight * scale.reshape(-1, *[1] * (layer.weight.dim() - 1)))
+        layer.weight.copy_(_scaled(layer, scale))  # rescale each output channel
         new_bias = (bias - norm.running_mean) * scale + shift
         if layer.bias is None:
             layer.bias = nn.Parameter(new_bias.to(layer.weight.dtype))

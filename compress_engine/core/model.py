@@ -1,7 +1,8 @@
 """What the engine needs to know about any nn.Module: which weights it compresses, whether it can
 handle the model at all, and how constraints ride on it during fine-tuning.
 
-- Compressible: the `.weight` of every nn.Linear, nn.Conv1d/2d/3d, nn.Embedding and nn.EmbeddingBag,
+- Compressible: the `.weight` of every nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding and
+  nn.EmbeddingBag,
   the input projections of every nn.MultiheadAttention (`in_proj_weight`, or `q_/k_/v_proj_weight` when keys
   and values have their own sizes) and the weight matrices of every nn.RNN, nn.LSTM and nn.GRU. So a
   transformer block is compressed whole (attention in-projections, out-projection, feed-forward); an embedding
@@ -32,13 +33,18 @@ def _rnn_weights(rnn):
 
 # layer kind -> the weights of it that the engine compresses (subclasses included; a None attribute is skipped):
 # a tuple of names, or a function of the layer that gives them
-WEIGHTS = {nn.Linear: ("weight",), nn.Conv1d: ("weight",), nn.Conv2d: ("weight",), nn.Conv3d: ("weight",),
+TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, *TRANSPOSED)
+# a transposed conv's weight is (in, out / groups, *kernel): its dim 0, along which "per channel" grids and weight
+# rows go as for every other layer here, is its input channels
+WEIGHTS = {nn.Linear: ("weight",), **dict.fromkeys(CONVS, ("weight",)),
            nn.Embedding: ("weight",), nn.EmbeddingBag: ("weight",),
            nn.MultiheadAttention: ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"),
            nn.RNNBase: _rnn_weights}  # nn.RNN, nn.LSTM, nn.GRU
 COMPRESSIBLE = tuple(WEIGHTS)
 # WEIGHTS' layer kinds in words, for messages
-KINDS = "nn.Linear, nn.Conv1d/2d/3d, nn.Embedding(Bag), nn.MultiheadAttention, nn.RNN, nn.LSTM or nn.GRU"
+KINDS = ("nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding(Bag), nn.MultiheadAttention, nn.RNN, "
+         "nn.LSTM or nn.GRU")
 
 
 def weight_names(module):

@@ -21,8 +21,8 @@ module computes those choices as plain boolean masks (True = kept) over tensors:
 - `apply`: the pipeline stage (one-shot or gradual, per layer or global, or structured through
   compress_engine.core.structured), with masked fine-tuning.
 
-The "compressible" weights of a model are the `.weight` of every nn.Linear, nn.Conv1d/2d/3d and
-embedding table and the attention in-projections (compress_engine.core.model.compressible), keyed by parameter
+The "compressible" weights of a model are the `.weight` of every nn.Linear, nn.Conv1d/2d/3d, transposed conv
+and embedding table and the attention in-projections (compress_engine.core.model.compressible), keyed by parameter
 name ("fc1.weight"); biases are never pruned.
 """
 

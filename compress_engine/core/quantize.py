@@ -6,7 +6,7 @@ be evaluated (and fine-tuned) with exactly the values its integer form would giv
 
 - `qrange` / `qparams`: the grid. Affine grids use [0, 2^b - 1] and a zero point; symmetric
   ones use [-2^(b-1), 2^(b-1) - 1] with zero point 0. One grid per tensor or one per output
-  channel (dim 0). Calibrated by min/max (as torch.ao's MinMaxObserver) or by searching the
+  channel (dim 0: a unit, a filter, an embedding's row; a transposed conv's dim 0 is its input channels). Calibrated by min/max (as torch.ao's MinMaxObserver) or by searching the
   clipping range that minimises the squared error (outliers stop stretching the grid).
 - `fake_quantize_with` / `quantize_codes`: plain torch ops, ordered like torch's CPU kernel
   (float32 1/scale, round half to even), so results equal torch.fake_quantize_per_*_affine
@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from compress_engine.core.errors import ModelError, RecipeError
-from compress_engine.core.model import COMPRESSIBLE, compressible
+from compress_engine.core.model import COMPRESSIBLE, CONVS, compressible
 from compress_engine.core.train import median_forward_ms
 
 NAME = "quantize"
@@ -257,7 +257,7 @@ def quantize_biases(model, bits):
     grids = {}
     for mod_name, module in model.named_modules():
         bias = getattr(module, "bias", None)
-        if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) or bias is None or bias.numel() == 0:
+        if not isinstance(module, (nn.Linear, *CONVS)) or bias is None or bias.numel() == 0:
             continue
         scale, zp, qmin, qmax = qparams(bias, bits, calibration="mse")
         with torch.no_grad():

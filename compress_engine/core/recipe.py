@@ -58,7 +58,7 @@ class Recipe:
     cluster_init: str = "linear"
     bits: int | None = None          # uniform quantization bit width (1-8 or 16)
     symmetric: bool = False
-    per_channel: bool = False
+    per_channel: bool = False        # a grid per slice of the weight's dim 0: unit, filter, token row (transposed conv: input channel)
     calibration: str = "minmax"
     temperature: float | None = None  # set => distil the model into a student first (Hinton KD)
     alpha: float = 0.9               # weight of the soft-target loss in KD
