@@ -167,7 +167,7 @@ ZOO = {
     "lstm": (RowLSTM, (8, 8), False),
     "bi-gru": (ColumnGRU, (8, 8), False),
     "conv3d": (VolumeNet, (1, 4, 4, 4), False),
-    "conv-transpose": (UpsampleNet, (1, 8, 8), False),
+    "conv-transpose": (UpsampleNet, (1, 8, 8), True),
 }
 RECIPES = {
     "prune": ce.Recipe(sparsity=0.5, finetune_epochs=1),

@@ -6,6 +6,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.prune as torch_prune
 from torch import nn
 
 from compress_engine.core import prune, structured
@@ -78,6 +79,33 @@ class TokenMLP(nn.Module):
         return self.head(torch.relu(h).mean(dim=1))
 
 
+class UpNet(nn.Module):
+    """A strided conv down, a transposed conv (weight (in, out, k, k)) with BatchNorm back up, a 1x1 head per
+    pixel: the transposed conv reads the conv's channels and makes its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.up, self.bn = nn.ConvTranspose2d(8, 12, 2, stride=2), nn.BatchNorm2d(12)
+        self.head = nn.Conv2d(12, 5, 1)
+
+    def forward(self, x):
+        return self.head(F.relu(self.bn(self.up(F.relu(self.down(x))))))
+
+
+class Up1d(nn.Module):
+    """Conv1d, a 1-D transposed conv (stride 2, output_padding 1) without bias, mean over time, a Linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 3)
+        self.up = nn.ConvTranspose1d(8, 6, 3, stride=2, output_padding=1, bias=False)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.up(F.relu(self.conv(x)))).mean(2))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.GELU(),
                          nn.Dropout(0.1), nn.Linear(16, 10))
@@ -91,6 +119,8 @@ ZOO = {
     "conv1d": (Conv1dNet, (4, 4, 16), {"conv1", "conv2", "fc1"}),
     "transformer": (TransformerClassifier, (4, 5, 8), {"hidden"}),
     "token-mlp": (TokenMLP, (4, 5, 8), {"fc1", "fc2"}),
+    "conv-transpose": (UpNet, (4, 3, 8, 8), {"down", "up"}),
+    "conv-transpose-1d": (Up1d, (4, 4, 16), {"conv", "up"}),
 }
 
 
@@ -114,18 +144,19 @@ def params(model):
 
 
 def zero_at_producers(model, plan):
-    """The reference: the removed units forced to zero where they are made (weight rows, biases, and the
-    scale and shift of the BatchNorm after them), so their activations are exactly 0 after the group's
-    last op, as long as each op on the way maps 0 to 0 (ReLU, GELU, tanh, pooling, x * 0.5, sums)."""
+    """The reference: the removed units' outputs forced to zero where they are made (a forward hook on each
+    producer and on the BatchNorm after it, blind to how the layer lays out its weight), so their activations
+    are exactly 0 after the group's last op, as long as each op on the way maps 0 to 0 (ReLU, GELU, tanh,
+    pooling, x * 0.5, sums)."""
     ref = copy.deepcopy(model)
-    mods = dict(ref.named_modules())
-    with torch.no_grad():
-        for g in plan.groups:
-            drop = torch.ones(g.units, dtype=torch.bool)
-            drop[g.keep] = False
-            for name in g.producers + g.norms:
-                mods[name].weight[drop] = 0
-                mods[name].bias[drop] = 0
+    for g in plan.groups:
+        keep = torch.zeros(g.units)
+        keep[g.keep] = 1
+        for name in g.producers + g.norms:
+            m = ref.get_submodule(name)
+            trailing = 0 if isinstance(m, nn.Linear) else m.weight.dim() - 2 if name in g.producers else None
+            m.register_forward_hook(lambda _m, _in, out, keep=keep, t=trailing:
+                                    out * keep.reshape(-1, *[1] * (out.dim() - 2 if t is None else t)))
     return ref
 
 
@@ -192,6 +223,21 @@ def test_sample_models_keep_what_structured_keep_keeps(spec, amount):
     mine = small.state_dict()
     rebuilt = zoo.from_state_dict(small.spec(), mine).state_dict()
     assert list(mine) == list(rebuilt) and all(torch.equal(mine[k], rebuilt[k]) for k in mine)
+
+
+@pytest.mark.parametrize("amount", [0.25, 0.5, 0.75])
+def test_a_transposed_conv_drops_the_output_channels_torchs_ln_structured_drops(amount):
+    """A transposed conv's output channels are its weight's dim 1: the plan keeps exactly the channels that torch's
+    prune.ln_structured(n=2, dim=1) leaves unmasked, and the smaller layer holds those slices of the weight."""
+    model, x = make("conv-transpose")
+    ref = copy.deepcopy(model.up)
+    torch_prune.ln_structured(ref, "weight", amount=amount, n=2, dim=1)
+    kept = ref.weight_mask.flatten(2).any(2).any(0).nonzero().squeeze(1)
+    plan = structured.plan(model, amount, x)
+    assert torch.equal(plan.keep()["up"], kept)
+    small = structured.apply(model, plan).up
+    assert small.out_channels == len(kept) and small.in_channels == len(plan.keep()["down"])
+    assert torch.equal(small.weight, model.up.weight[plan.keep()["down"]][:, kept])
 
 
 def test_ties_are_broken_like_structured_keep():

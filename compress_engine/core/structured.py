@@ -6,7 +6,8 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 
 1. `torch.fx.symbolic_trace` the model and run ShapeProp on `example_input`, so every value has a shape.
 2. Walk the graph in order, following each prunable layer's channels ("producers": nn.Linear,
-   nn.Conv1d, nn.Conv2d with groups=1) through the ops that keep channels apart:
+   nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d with groups=1; a transposed conv's weight is
+   (in, out, *k), so its units are weight dim 1) through the ops that keep channels apart:
    - elementwise ops (relu, gelu, sigmoid, tanh, dropout, identity, ...) and pooling over spatial dims;
    - BatchNorm1d/2d, which is pruned with its producer (weight, bias, running mean and variance);
    - flatten / view(N, -1) / reshape(N, -1): conv channel c of a C x H x W map becomes the Linear input
@@ -45,7 +46,8 @@ from torch.nn.utils import parametrize
 from compress_engine.core.errors import ModelError
 from compress_engine.core.prune import _check_fraction
 
-PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d)
+PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, *TRANSPOSED)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 ELEMENTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
                        nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign,
@@ -110,6 +112,11 @@ class Plan:
         return "\n".join(lines)
 
 
+def _axes(m):
+    """(output axis, input axis) of a producer's weight: (0, 1), or (1, 0) for a transposed conv's (in, out, *k)."""
+    return (1, 0) if isinstance(m, TRANSPOSED) else (0, 1)
+
+
 # -----------------------------------------------------------------------------
 # public API
 
@@ -131,7 +138,7 @@ def plan(model, amount, example_input):
     mods = dict(gm.named_modules())
     groups = []
     for producers, norms, consumers, units in found:
-        score = sum(_unit_norms(mods[name].weight) for name in producers)
+        score = sum(_unit_norms(mods[name]) for name in producers)
         n_drop = min(round(amount * units), units - 1)
         keep = torch.topk(score, k=units - n_drop, largest=True).indices.sort().values
         groups.append(Group(producers, norms, consumers, units, keep))
@@ -148,11 +155,12 @@ def apply(model, plan):
     mods = dict(small.named_modules())
     for g in plan.groups:
         for name in g.producers:
-            _slice(mods[name], ("weight", "bias"), 0, g.keep)
+            _slice(mods[name], ("weight",), _axes(mods[name])[0], g.keep)
+            _slice(mods[name], ("bias",), 0, g.keep)
         for name in g.norms:
             _slice(mods[name], ("weight", "bias", "running_mean", "running_var"), 0, g.keep)
         for name, outer, inner in g.consumers:
-            _slice(mods[name], ("weight",), 1, _columns(g, outer, inner))
+            _slice(mods[name], ("weight",), _axes(mods[name])[1], _columns(g, outer, inner))
         for name in [*g.producers, *g.norms, *(c[0] for c in g.consumers)]:
             _sync_sizes(mods[name])
     return small
@@ -163,6 +171,8 @@ def _sync_sizes(m):
     num_features) from its tensors, after apply() or resize_to() changed them."""
     if isinstance(m, nn.Linear):
         m.out_features, m.in_features = m.weight.shape
+    elif isinstance(m, TRANSPOSED):
+        m.in_channels, m.out_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
     elif isinstance(m, PRODUCERS):
         m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
     elif isinstance(m, NORMS) and (m.running_mean is not None or m.weight is not None):
@@ -219,12 +229,14 @@ def masks(model, plan):
         drop[g.keep] = False
         for name in g.producers + g.norms:
             for attr in ("weight", "bias"):
-                if getattr(mods[name], attr, None) is not None:
-                    mask(name, attr)[drop] = False
+                if getattr(mods[name], attr, None) is not None:  # a transposed conv's units lie along weight dim 1
+                    axis = _axes(mods[name])[0] if attr == "weight" and name in g.producers else 0
+                    mask(name, attr).movedim(axis, 0)[drop] = False
         for name, outer, inner in g.consumers:
-            dropped = torch.ones(mods[name].weight.shape[1], dtype=torch.bool)
+            axis = _axes(mods[name])[1]
+            dropped = torch.ones(mods[name].weight.shape[axis], dtype=torch.bool)
             dropped[_columns(g, outer, inner)] = False
-            mask(name, "weight")[:, dropped] = False
+            mask(name, "weight").movedim(axis, 0)[dropped] = False
     return out
 
 
@@ -336,7 +348,7 @@ def _analyze(gm, shared):
                     members[find(ins[0].group)][2].append(consumer)
                 except _Blocked as e:
                     block(ins[0], str(e))
-            units, spatial = m.weight.shape[0], m.weight.dim() - 2
+            units, spatial = m.weight.shape[_axes(m)[0]], m.weight.dim() - 2
             flows[node] = Flow(node.name, len(_shape(node)) - spatial - 1, 1, 1, units)
             parent[node.name] = node.name
             members[node.name] = ([node.target], [], [], units)
@@ -534,9 +546,11 @@ def _binary(node, what, flows):
 # applying a plan
 
 
-def _unit_norms(w):
-    """L2 norm of each output unit's weights: the same numbers prune.structured_keep ranks."""
-    return torch.norm(w.detach(), p=2, dim=list(range(1, w.dim())))
+def _unit_norms(m):
+    """L2 norm of each output unit's weights of producer `m`: for a Linear or conv, the same numbers
+    prune.structured_keep ranks."""
+    w = m.weight.detach().movedim(_axes(m)[0], 0)
+    return torch.norm(w, p=2, dim=list(range(1, w.dim())))
 
 
 def _columns(g, outer, inner):
@@ -561,9 +575,9 @@ def _check_fits(model, plan):
         raise ModelError(f"expected a Plan from structured.plan(), got {type(plan).__name__}")
     mods = dict(model.named_modules())
     for g in plan.groups:
-        checks = [(n, PRODUCERS, lambda m: m.weight.shape[0]) for n in g.producers]
+        checks = [(n, PRODUCERS, lambda m: m.weight.shape[_axes(m)[0]]) for n in g.producers]
         checks += [(n, NORMS, lambda m: m.num_features) for n in g.norms]
-        checks += [(n, PRODUCERS, lambda m, o=o, i=i: m.weight.shape[1] / (o * i)) for n, o, i in g.consumers]
+        checks += [(n, PRODUCERS, lambda m, o=o, i=i: m.weight.shape[_axes(m)[1]] / (o * i)) for n, o, i in g.consumers]
         for name, kinds, units in checks:
             m = mods.get(name)
             if not isinstance(m, kinds) or units(m) != g.units:
