@@ -139,18 +139,20 @@ class VolumeNet(nn.Module):
 
 class UpsampleNet(nn.Module):
     """An encoder-decoder: a strided conv halves the 8x8 digit, a transposed conv (with BatchNorm) brings it back
-    to 8x8 (a segmentation decoder's upsampling), a 1-D transposed conv over its rows, then a head."""
+    to 8x8 (a segmentation decoder's upsampling), joined by torch.cat to a full-size conv's map (a U-Net's skip
+    connection) and merged by a 1x1 conv; a grouped 1-D transposed conv over its rows, then a head."""
 
     def __init__(self):
         super().__init__()
-        self.down = nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.down, self.skip = nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.Conv2d(1, 4, 3, padding=1)
         self.up, self.bn = nn.ConvTranspose2d(8, 8, 2, stride=2), nn.BatchNorm2d(8)
+        self.merge = nn.Conv2d(12, 8, 1)
         self.rows = nn.ConvTranspose1d(8 * 8, 16, 3, groups=2)
         self.head = nn.Linear(16 * 10, 10)
 
     def forward(self, x):
-        h = F.relu(self.bn(self.up(F.relu(self.down(x)))))
-        return self.head(F.relu(self.rows(h.flatten(1, 2))).flatten(1))
+        h = torch.cat([F.relu(self.bn(self.up(F.relu(self.down(x))))), F.relu(self.skip(x))], 1)
+        return self.head(F.relu(self.rows(F.relu(self.merge(h)).flatten(1, 2))).flatten(1))
 
 
 def sequential_mlp():

@@ -106,6 +106,40 @@ class Up1d(nn.Module):
         return self.head(torch.tanh(self.up(F.relu(self.conv(x)))).mean(2))
 
 
+class TinyUNet(nn.Module):
+    """A U-Net of two levels: the encoder's map (with BatchNorm) skips over a down / transposed-up pair and is
+    joined to the upsampled map by torch.cat; a conv with BatchNorm reads both; a 1x1 head per pixel."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc, self.bn_enc = nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6)
+        self.down = nn.Conv2d(6, 8, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(8, 5, 2, stride=2)
+        self.dec, self.bn_dec = nn.Conv2d(11, 7, 3, padding=1), nn.BatchNorm2d(7)
+        self.head = nn.Conv2d(7, 4, 1)
+
+    def forward(self, x):
+        e = F.relu(self.bn_enc(self.enc(x)))
+        u = F.relu(self.up(F.relu(self.down(e))))
+        return self.head(F.relu(self.bn_dec(self.dec(torch.cat([e, u], 1)))))
+
+
+class DenseBlock(nn.Module):
+    """DenseNet-style: each conv reads the input and every map before it, joined by torch.cat (so the input's
+    channels, which no layer makes, sit among them); one BatchNorm over all 11 joined channels; global average
+    pooling; a Linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(7, 4, 3, padding=1)
+        self.bn, self.head = nn.BatchNorm2d(11), nn.Linear(11, 3)
+
+    def forward(self, x):
+        h = torch.cat([x, F.relu(self.c1(x))], 1)
+        h = torch.concat((h, F.relu(self.c2(h))), dim=1)
+        return self.head(F.relu(self.bn(h)).mean((2, 3)))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.GELU(),
                          nn.Dropout(0.1), nn.Linear(16, 10))
@@ -121,6 +155,8 @@ ZOO = {
     "token-mlp": (TokenMLP, (4, 5, 8), {"fc1", "fc2"}),
     "conv-transpose": (UpNet, (4, 3, 8, 8), {"down", "up"}),
     "conv-transpose-1d": (Up1d, (4, 4, 16), {"conv", "up"}),
+    "unet": (TinyUNet, (4, 3, 8, 8), {"enc", "down", "up", "dec"}),
+    "dense-block": (DenseBlock, (4, 3, 6, 6), {"c1", "c2"}),
 }
 
 
@@ -149,14 +185,21 @@ def zero_at_producers(model, plan):
     are exactly 0 after the group's last op, as long as each op on the way maps 0 to 0 (ReLU, GELU, tanh,
     pooling, x * 0.5, sums)."""
     ref = copy.deepcopy(model)
+
+    def zero(name, keep, trailing=None):
+        ref.get_submodule(name).register_forward_hook(lambda _m, _in, out: out * keep.reshape(
+            -1, *[1] * (out.dim() - 2 if trailing is None else trailing)))
+
     for g in plan.groups:
-        keep = torch.zeros(g.units)
-        keep[g.keep] = 1
-        for name in g.producers + g.norms:
+        drop = torch.ones(g.units, dtype=torch.bool)
+        drop[g.keep] = False
+        for name in g.producers:
             m = ref.get_submodule(name)
-            trailing = 0 if isinstance(m, nn.Linear) else m.weight.dim() - 2 if name in g.producers else None
-            m.register_forward_hook(lambda _m, _in, out, keep=keep, t=trailing:
-                                    out * keep.reshape(-1, *[1] * (out.dim() - 2 if t is None else t)))
+            zero(name, (~drop).float(), 0 if isinstance(m, nn.Linear) else m.weight.dim() - 2)
+        for name, offset, span in g.norms:  # its features offset .. offset + units - 1 are the group's
+            keep = torch.ones(span)
+            keep[offset:offset + g.units][drop] = 0
+            zero(name, keep)
     return ref
 
 
@@ -195,9 +238,10 @@ def test_pruned_model_equals_zeroed_units(name, amount):
         for layer in g.producers:
             m = small.get_submodule(layer)
             assert (m.out_features if isinstance(m, nn.Linear) else m.out_channels) == len(g.keep)
-        for layer in g.norms:
+        for layer, offset, span in g.norms:
             m = small.get_submodule(layer)
-            assert m.num_features == m.running_mean.numel() == len(g.keep)
+            assert m.num_features == m.running_mean.numel() == m.weight.numel() <= span
+            assert (offset, span) != (0, g.units) or m.num_features == len(g.keep)
 
 
 def test_one_call_equals_plan_then_apply():
@@ -259,9 +303,9 @@ def test_residual_layers_are_one_group_chosen_by_summed_norms():
     plan = structured.plan(model, 0.5, x)
     groups = {g.producers: g for g in plan.groups}
     res = groups[("stem", "conv2")]
-    assert res.norms == ("bn0", "bn2")
+    assert res.norms == (("bn0", 0, 8), ("bn2", 0, 8))
     assert {c[0] for c in res.consumers} == {"conv1", "conv3"}
-    assert groups[("conv1",)].norms == ("bn1",) and groups[("conv3",)].consumers == (("fc", 1, 1),)
+    assert groups[("conv1",)].norms == (("bn1", 0, 12),) and groups[("conv3",)].consumers == (("fc", 1, 1, 0, 16),)
     assert plan.skipped == {"fc": "its channels reach the model output"}
     # by hand: unit norms of stem 3,2.5,0,0 and of conv2 0,0,2,5; summed 3,2.5,2,5: keep units 0 and 3
     # (each layer on its own would keep {0, 1} and {2, 3})
@@ -279,7 +323,7 @@ def test_flatten_maps_each_channel_to_its_block_of_columns():
     model, x = make("conv1d")
     plan = structured.plan(model, 0.5, x)
     g = next(g for g in plan.groups if g.producers == ("conv2",))
-    assert g.consumers == (("fc1", 1, 6),)  # 6 channels of length 6: channel c is columns 6c .. 6c+5
+    assert g.consumers == (("fc1", 1, 6, 0, 6),)  # 6 channels of length 6: channel c is columns 6c .. 6c+5
     small = structured.apply(model, plan)
     cols = torch.cat([torch.arange(6 * c, 6 * c + 6) for c in g.keep.tolist()])
     rows = plan.keep()["fc1"]  # fc1 loses units of its own too
@@ -372,8 +416,13 @@ class Two(nn.Module):
 
     def forward(self, x):
         a = F.relu(self.a(x))
-        if self.how == "cat":
-            h = torch.cat([a, self.b(a)], 1)
+        if self.how == "cat-rows":
+            h = torch.cat([a, self.b(a)], 2)
+        elif self.how == "cat-flat":
+            h = torch.cat([a.flatten(1), self.b(a).flatten(1)], 1)
+        elif self.how == "cat-add":
+            b = self.b(a)
+            h = torch.cat([a, b], 1) + torch.cat([b, a], 1)
         elif self.how == "transpose":
             h = torch.cat([a.transpose(2, 3), x], 1)
         elif self.how == "matmul":
@@ -390,7 +439,9 @@ class Two(nn.Module):
 
 
 @pytest.mark.parametrize("how, layer, why", [
-    ("cat", "a", "torch.cat"),
+    ("cat-rows", "a", "torch.cat joins its channels along another dim"),
+    ("cat-flat", "b", "torch.cat joins its channels after a flatten"),
+    ("cat-add", "a", "combines channels joined by torch.cat with others"),
     ("transpose", "a", ".transpose()"),
     ("matmul", "a", "operator.matmul"),
     ("fixed-view", "b", "fixed size"),

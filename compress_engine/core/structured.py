@@ -14,10 +14,15 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
      columns c*H*W ... c*H*W + H*W - 1;
    - mean / sum over other dims; mul / div / add / sub with a scalar;
    - residual additions (and products) of two followed tensors: their producers become ONE group that
-     keeps the same channels, chosen by their summed importance.
+     keeps the same channels, chosen by their summed importance;
+   - torch.cat of feature maps along their channel dim (a U-Net's skip connections, a DenseNet block): each
+     group keeps its offset among the joined channels, and a BatchNorm or layer after the join loses each
+     group's removed channels at that offset (inputs no layer makes, such as the model's input, only take
+     up room).
    The channels end at "consumers" (Linear / Conv layers that read them), which lose input columns.
 3. Everything else that a followed channel reaches blocks its group, with a reason: the model output
-   (so the final layer and any channel that reaches the output are never pruned), cat, split,
+   (so the final layer and any channel that reaches the output are never pruned), cat along another dim
+   or after a flatten, a residual add of joined channels, split,
    transpose, matmul, attention, grouped convs, LayerNorm, embeddings, any module whose inside the
    trace does not show (nn.TransformerEncoder, nn.MultiheadAttention) and any unknown function. A
    layer called twice or a parameter shared between layers blocks too. Unknown means refused: Torch-
@@ -65,9 +70,14 @@ BINARY_METHODS = {"add", "sub", "mul", "div"}
 REDUCE = {"mean", "sum"}
 HARMLESS = {"dtype", "device", "ndim", "is_cuda", "requires_grad"}  # tensor attributes that say nothing of channels
 
+CATS = {"cat", "concat", "concatenate"}  # torch.cat and its aliases: channels joined along their dim
+
 # The channels of one group, as they lie in a value: along dimension `dim`, unit c of `units` occupies
-# positions o*units*inner + c*inner + i for o < outer, i < inner (outer = inner = 1 until a flatten).
-Flow = namedtuple("Flow", "group dim outer inner units")
+# positions o*span*inner + (offset + c)*inner + i for o < outer, i < inner (outer = inner = 1 until a flatten;
+# offset = 0 and span = units until a torch.cat puts other channels beside them). A followed value is a tuple
+# of Flows, one per group whose channels it holds: one, or several side by side after a torch.cat; they share
+# dim, outer, inner and span.
+Flow = namedtuple("Flow", "group dim outer inner units offset span")
 
 
 class _Blocked(Exception):
@@ -79,8 +89,10 @@ class Group:
     """Layers whose output units are kept or removed together.
 
     producers: the layers whose output units (weight rows / filters, and bias entries) are removed;
-    norms: the BatchNorms pruned with them; consumers: (layer, outer, inner) for each layer that reads
-    the units: it keeps input columns o*units*inner + c*inner + i for every kept unit c;
+    norms: (BatchNorm, offset, span) for each BatchNorm pruned with them: it keeps features offset + c of its
+    span for every kept unit c (offset 0 and span = units, unless a torch.cat put other channels beside them);
+    consumers: (layer, outer, inner, offset, span) for each layer that reads the units: it keeps input columns
+    o*span*inner + (offset + c)*inner + i for every kept unit c;
     keep: the kept unit indices (sorted LongTensor), out of `units`.
     """
     producers: tuple
@@ -106,7 +118,7 @@ class Plan:
         lines = [f"structured pruning at {self.amount:g}:"]
         for g in self.groups:
             lines.append(f"  keep {len(g.keep)} of {g.units} units of {' + '.join(g.producers)}"
-                         + (f" (with {', '.join(g.norms)})" if g.norms else "")
+                         + (f" (with {', '.join(n[0] for n in g.norms)})" if g.norms else "")
                          + f"; inputs of {', '.join(c[0] for c in g.consumers) or 'nothing'} follow")
         lines += [f"  {name} kept whole: {why}" for name, why in self.skipped.items()]
         return "\n".join(lines)
@@ -153,16 +165,16 @@ def apply(model, plan):
     _check_fits(model, plan)
     small = copy.deepcopy(model)
     mods = dict(small.named_modules())
-    for g in plan.groups:
-        for name in g.producers:
-            _slice(mods[name], ("weight",), _axes(mods[name])[0], g.keep)
-            _slice(mods[name], ("bias",), 0, g.keep)
-        for name in g.norms:
-            _slice(mods[name], ("weight", "bias", "running_mean", "running_var"), 0, g.keep)
-        for name, outer, inner in g.consumers:
-            _slice(mods[name], ("weight",), _axes(mods[name])[1], _columns(g, outer, inner))
-        for name in [*g.producers, *g.norms, *(c[0] for c in g.consumers)]:
-            _sync_sizes(mods[name])
+    units, features, columns = _kept(small, plan)
+    for name, keep in units.items():
+        _slice(mods[name], ("weight",), _axes(mods[name])[0], keep.nonzero().squeeze(1))
+        _slice(mods[name], ("bias",), 0, keep.nonzero().squeeze(1))
+    for name, keep in features.items():
+        _slice(mods[name], ("weight", "bias", "running_mean", "running_var"), 0, keep.nonzero().squeeze(1))
+    for name, keep in columns.items():
+        _slice(mods[name], ("weight",), _axes(mods[name])[1], keep.nonzero().squeeze(1))
+    for name in {*units, *features, *columns}:
+        _sync_sizes(mods[name])
     return small
 
 
@@ -224,20 +236,35 @@ def masks(model, plan):
             out[key] = torch.ones_like(getattr(mods[name], attr), dtype=torch.bool)
         return out[key]
 
+    units, features, columns = _kept(model, plan)
+    for kept, axis_of, attrs in ((units, lambda m: _axes(m)[0], ("weight", "bias")),
+                                 (features, lambda m: 0, ("weight", "bias")),
+                                 (columns, lambda m: _axes(m)[1], ("weight",))):
+        for name, keep in kept.items():
+            for attr in attrs:  # a transposed conv's units lie along weight dim 1, its inputs along dim 0
+                if getattr(mods[name], attr, None) is not None:
+                    mask(name, attr).movedim(axis_of(mods[name]) if attr == "weight" else 0, 0)[~keep] = False
+    return out
+
+
+def _kept(model, plan):
+    """What the plan keeps, as bool masks by layer name: producers' output units, BatchNorm features, and
+    consumers' input columns (a layer after a torch.cat reads several groups: each one clears its own)."""
+    mods = dict(model.named_modules())
+    units, features, columns = {}, {}, {}
     for g in plan.groups:
         drop = torch.ones(g.units, dtype=torch.bool)
         drop[g.keep] = False
-        for name in g.producers + g.norms:
-            for attr in ("weight", "bias"):
-                if getattr(mods[name], attr, None) is not None:  # a transposed conv's units lie along weight dim 1
-                    axis = _axes(mods[name])[0] if attr == "weight" and name in g.producers else 0
-                    mask(name, attr).movedim(axis, 0)[drop] = False
-        for name, outer, inner in g.consumers:
-            axis = _axes(mods[name])[1]
-            dropped = torch.ones(mods[name].weight.shape[axis], dtype=torch.bool)
-            dropped[_columns(g, outer, inner)] = False
-            mask(name, "weight").movedim(axis, 0)[dropped] = False
-    return out
+        dropped = drop.nonzero().squeeze(1)
+        for name in g.producers:
+            units[name] = ~drop
+        for name, offset, span in g.norms:
+            features.setdefault(name, torch.ones(span, dtype=torch.bool))[offset + dropped] = False
+        for name, outer, inner, offset, span in g.consumers:
+            m = mods[name]
+            keep = columns.setdefault(name, torch.ones(m.weight.shape[_axes(m)[1]], dtype=torch.bool))
+            keep[_columns(dropped, outer, inner, offset, span)] = False
+    return units, features, columns
 
 
 # -----------------------------------------------------------------------------
@@ -329,27 +356,28 @@ def _analyze(gm, shared):
             g = parent[g]
         return g
 
-    def block(flow, reason):
-        why.setdefault(find(flow.group), reason)
+    def block(value, reason):
+        for f in value:
+            why.setdefault(find(f.group), reason)
 
     for node in gm.graph.nodes:
         for a in node.all_input_nodes:  # a shape read for anything but a non-channel dim: x.shape[0]
             if a in sizes:
-                f, nd = sizes[a]
+                v, nd = sizes[a]
                 i = node.args[1] if node.target is operator.getitem else None
-                if not isinstance(i, int) or i % nd == f.dim:
-                    block(f, f"{_op_name(node, mods)} uses its channel count")
+                if not isinstance(i, int) or i % nd == v[0].dim:
+                    block(v, f"{_op_name(node, mods)} uses its channel count")
         ins = [flows[a] for a in node.all_input_nodes if a in flows]
         m = mods.get(node.target) if node.op == "call_module" else None
         if isinstance(m, PRODUCERS) and getattr(m, "groups", 1) == 1:
             if ins:  # this layer consumes the channels it reads
                 try:
-                    consumer = _consume(m, ins[0], _shape(node.args[0]), node.target, shared)
-                    members[find(ins[0].group)][2].append(consumer)
+                    for f, consumer in _consume(m, ins[0], _shape(node.args[0]), node.target, shared):
+                        members[find(f.group)][2].append(consumer)
                 except _Blocked as e:
                     block(ins[0], str(e))
             units, spatial = m.weight.shape[_axes(m)[0]], m.weight.dim() - 2
-            flows[node] = Flow(node.name, len(_shape(node)) - spatial - 1, 1, 1, units)
+            flows[node] = (Flow(node.name, len(_shape(node)) - spatial - 1, 1, 1, units, 0, units),)
             parent[node.name] = node.name
             members[node.name] = ([node.target], [], [], units)
             if node.target in shared or _hooked(m):
@@ -369,20 +397,21 @@ def _analyze(gm, shared):
             i = _arg(node, 1, "dim") if node.op == "call_method" else None
             if i is None:
                 sizes[node] = (ins[0], nd)
-            elif i % nd == ins[0].dim:
+            elif i % nd == ins[0][0].dim:
                 block(ins[0], f"x.size({i}) reads its channel count")
-        elif isinstance(out, list):  # residual add: one group
-            root = find(out[0].group)
-            for f in out[1:]:
+        elif isinstance(out, list):  # residual add of one group's channels each: one group
+            root = find(out[0][0].group)
+            for (f,) in out[1:]:
                 other = find(f.group)
                 if other != root:
                     parent[other] = root
                     if other in why:
                         why.setdefault(root, why.pop(other))
-            flows[node] = out[0]._replace(group=root)
+            flows[node] = (out[0][0]._replace(group=root),)
         elif out is not None:
             if isinstance(m, NORMS):
-                members[find(out.group)][1].append(node.target)
+                for f in out:
+                    members[find(f.group)][1].append((node.target, f.offset, f.span))
             flows[node] = out
 
     found, skipped = [], {}
@@ -399,19 +428,19 @@ def _analyze(gm, shared):
     return found, skipped
 
 
-def _consume(m, flow, in_shape, name, shared):
-    """(name, outer, inner) of `flow` where layer `m` reads it; _Blocked if m cannot lose those inputs."""
+def _consume(m, value, in_shape, name, shared):
+    """[(flow, (name, outer, inner, offset, span))] for each group of `value` that layer `m` reads; _Blocked if m
+    cannot lose those inputs."""
     if name in shared or _hooked(m):
         raise _Blocked(f"its channels go into `{name}`, which is called more than once, shares a parameter, "
                        "or has a parametrization or hooks")
+    f = value[0]
     if isinstance(m, nn.Linear):
-        if flow.dim != len(in_shape) - 1:
-            raise _Blocked(f"its channels reach `{name}` (Linear) in dim {flow.dim}, not in its feature dim")
-        return name, flow.outer, flow.inner
-    spatial = m.weight.dim() - 2
-    if flow.dim != len(in_shape) - spatial - 1 or flow.outer != 1 or flow.inner != 1:
+        if f.dim != len(in_shape) - 1:
+            raise _Blocked(f"its channels reach `{name}` (Linear) in dim {f.dim}, not in its feature dim")
+    elif f.dim != len(in_shape) - (m.weight.dim() - 2) - 1 or f.outer != 1 or f.inner != 1:
         raise _Blocked(f"its channels reach `{name}` ({type(m).__name__}) in a reshaped form")
-    return name, 1, 1
+    return [(f, (name, f.outer, f.inner, f.offset, f.span)) for f in value]
 
 
 def _follow(node, ins, mods, shared, flows):
@@ -424,11 +453,11 @@ def _follow(node, ins, mods, shared, flows):
     if node.op == "call_module":
         m = mods[node.target]
         if isinstance(m, NORMS):
-            f = ins[0]
+            f = ins[0][0]
             if node.target in shared or _hooked(m) or f.dim != 1 \
-                    or (f.outer, f.inner) != (1, 1) or m.num_features != f.units:
+                    or (f.outer, f.inner) != (1, 1) or m.num_features != f.span:
                 raise _Blocked(f"its channels reach {what} in a form it cannot be pruned with")
-            return f
+            return ins[0]
         if isinstance(m, ELEMENTWISE_MODULES):
             return _same_shape(node, ins[0], what)
         if isinstance(m, POOL_MODULES):
@@ -447,49 +476,73 @@ def _follow(node, ins, mods, shared, flows):
     module = getattr(node.target, "__module__", None) or ""
     known = node.op == "call_method" or module.split(".")[0] == "torch"  # torch, F, torch._C._nn
     tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
+    if known and node.op == "call_function" and name in CATS:
+        return _cat(node, flows, what)
     if known and node.args and node.args[0] in flows and tensors == [node.args[0]]:
-        f = flows[node.args[0]]
+        v = flows[node.args[0]]
         if name in ELEMENTWISE:
-            return _same_shape(node, f, what)
+            return _same_shape(node, v, what)
         if name in POOLS and _shape(node) is not None:  # (max pooling with return_indices gives a tuple)
-            return _pool(node, f, int(name[-2]), what)
+            return _pool(node, v, int(name[-2]), what)
         if name == "flatten":
-            return _flatten(f, _shape(node.args[0]), _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
+            return _flatten(v, _shape(node.args[0]), _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
         if name in ("view", "reshape"):
-            return _reshape(node, f, what)
+            return _reshape(node, v, what)
         if name in REDUCE:
-            return _reduce(node, f, what)
+            return _reduce(node, v, what)
     raise _Blocked(f"its channels go into {what}, which is not channel-wise (structured pruning refuses "
                    "what it does not know)")
 
 
-def _same_shape(node, f, what):
+def _same_shape(node, v, what):
     if _shape(node) != _shape(node.args[0]):
         raise _Blocked(f"{what} changes the shape of its channels")
-    return f
+    return v
 
 
-def _pool(node, f, k, what):
+def _pool(node, v, k, what):
     """Pooling acts on the last k dims; the channels must lie before them and keep their size."""
     shape_in, shape_out = _shape(node.args[0]), _shape(node)
-    if shape_out is None or f.dim >= len(shape_in) - k or len(shape_out) != len(shape_in):
+    if shape_out is None or v[0].dim >= len(shape_in) - k or len(shape_out) != len(shape_in):
         raise _Blocked(f"{what} pools over its channel dim")
-    return f
+    return v
 
 
-def _flatten(f, shape, start, end):
+def _flatten(v, shape, start, end):
     """Dims start..end become one: unit c of the channel dim spreads over a block of `inner` positions."""
     nd = len(shape)
     start, end = start % nd, end % nd
+    f = v[0]
     if f.dim < start:
-        return f
+        return v
     if f.dim > end:
-        return f._replace(dim=f.dim - (end - start))
-    return f._replace(dim=start, outer=f.outer * math.prod(shape[start:f.dim]),
-                      inner=f.inner * math.prod(shape[f.dim + 1:end + 1]))
+        return tuple(f._replace(dim=f.dim - (end - start)) for f in v)
+    outer, inner = math.prod(shape[start:f.dim]), math.prod(shape[f.dim + 1:end + 1])
+    return tuple(f._replace(dim=start, outer=f.outer * outer, inner=f.inner * inner) for f in v)
 
 
-def _reshape(node, f, what):
+def _cat(node, flows, what):
+    """torch.cat along the channel dim of feature maps (skip connections, as in a U-Net or DenseNet): each
+    followed input's channels keep their group at their offset in the joined channels; other inputs only take
+    up room. Joining along another dim, or after a flatten, is not followed."""
+    tensors, dim = _arg(node, 0, "tensors"), _arg(node, 1, "dim", 0)
+    out = _shape(node)
+    if not isinstance(tensors, (list, tuple)) or not isinstance(dim, int) or out is None:
+        raise _Blocked(f"its channels go into {what} in a form structured pruning does not follow")
+    dim %= len(out)
+    joined, offset = [], 0
+    for t in tensors:
+        if t in flows:
+            if any(f.dim != dim for f in flows[t]):
+                raise _Blocked(f"{what} joins its channels along another dim")
+            if any((f.outer, f.inner) != (1, 1) for f in flows[t]):
+                raise _Blocked(f"{what} joins its channels after a flatten or reshape")
+            joined += [f._replace(offset=offset + f.offset) for f in flows[t]]
+        offset += _shape(t)[dim]
+    return tuple(f._replace(span=offset) for f in joined)
+
+
+def _reshape(node, v, what):
     """view / reshape that merges trailing dims, with -1 (not a fixed number) wherever the channel count
     would be: x.view(x.size(0), -1) or x.reshape(N, -1)."""
     shape_in, shape_out = _shape(node.args[0]), _shape(node)
@@ -499,31 +552,32 @@ def _reshape(node, f, what):
     k = len(shape_out) - 1
     if shape_out[:k] != shape_in[:k] or len(args) != len(shape_out):
         raise _Blocked(f"{what} reshapes its channel dim (only x.view(x.size(0), -1) style flattening is followed)")
-    fixed = isinstance(args[min(f.dim, k)], int) and args[min(f.dim, k)] != -1
+    fixed = isinstance(args[min(v[0].dim, k)], int) and args[min(v[0].dim, k)] != -1
     if fixed:
         raise _Blocked(f"{what} reshapes to a fixed size {shape_out} that the pruned model would not have; "
                        "write x.view(x.size(0), -1) or x.flatten(1)")
-    return _flatten(f, shape_in, k, -1)
+    return _flatten(v, shape_in, k, -1)
 
 
-def _reduce(node, f, what):
+def _reduce(node, v, what):
     """mean / sum over dims other than the channel dim."""
     nd = len(_shape(node.args[0]))
-    dims = _arg(node, 1, "dim")
+    dims, f = _arg(node, 1, "dim"), v[0]
     if dims is None or (f.outer, f.inner) != (1, 1):
         raise _Blocked(f"{what} reduces over its channels")
     dims = {d % nd for d in ((dims,) if isinstance(dims, int) else dims)}
     if f.dim in dims:
         raise _Blocked(f"{what} reduces over its channels")
     keepdim = _arg(node, 2, "keepdim", False)
-    return f if keepdim else f._replace(dim=f.dim - sum(d < f.dim for d in dims))
+    return v if keepdim else tuple(f._replace(dim=f.dim - sum(d < f.dim for d in dims)) for f in v)
 
 
 def _binary(node, what, flows):
     """add / sub / mul / div: followed operands must have the output's shape and lie alike (their groups
-    unite); other tensor operands must be size 1 along the channel dim (a per-sample factor, say)."""
+    unite: a list of values); other tensor operands must be size 1 along the channel dim (a per-sample factor,
+    say). One followed operand gives its value back as it is."""
     out = _shape(node)
-    fs = [flows[a] for a in node.all_input_nodes if a in flows]
+    vs = [flows[a] for a in node.all_input_nodes if a in flows]
     if out is None:
         raise _Blocked(f"{what} does not give a tensor")
     for a in node.all_input_nodes:
@@ -532,14 +586,17 @@ def _binary(node, what, flows):
             if s != out:
                 raise _Blocked(f"{what} broadcasts its channels")
         elif s is not None:
-            f = fs[0]
-            pos = f.dim - (len(out) - len(s))  # the channel dim in this operand, aligned from the right
+            pos = vs[0][0].dim - (len(out) - len(s))  # the channel dim in this operand, aligned from the right
             if pos >= 0 and s[pos] != 1:
                 raise _Blocked(f"{what} combines its channels with a tensor that does not come from a "
                                f"prunable layer (`{a.name}`)")
-    if any(f[1:] != fs[0][1:] for f in fs):
+    if all(v == vs[0] for v in vs):  # one followed operand, or the same one twice (x * sigmoid(x))
+        return vs[0]
+    if any(len(v) > 1 for v in vs):
+        raise _Blocked(f"{what} combines channels joined by torch.cat with others")
+    if any(v[0][1:] != vs[0][0][1:] for v in vs):
         raise _Blocked(f"{what} combines channels that lie differently")
-    return fs
+    return vs
 
 
 # -----------------------------------------------------------------------------
@@ -553,10 +610,10 @@ def _unit_norms(m):
     return torch.norm(w, p=2, dim=list(range(1, w.dim())))
 
 
-def _columns(g, outer, inner):
-    """Consumer input columns of the kept units: o*units*inner + c*inner + i, in order."""
-    o = torch.arange(outer)[:, None, None] * (g.units * inner)
-    c = g.keep[None, :, None] * inner
+def _columns(units, outer, inner, offset, span):
+    """A consumer's input columns of the given units: o*span*inner + (offset + c)*inner + i, in order."""
+    o = torch.arange(outer)[:, None, None] * (span * inner)
+    c = (offset + units)[None, :, None] * inner
     return (o + c + torch.arange(inner)[None, None, :]).reshape(-1)
 
 
@@ -575,12 +632,13 @@ def _check_fits(model, plan):
         raise ModelError(f"expected a Plan from structured.plan(), got {type(plan).__name__}")
     mods = dict(model.named_modules())
     for g in plan.groups:
-        checks = [(n, PRODUCERS, lambda m: m.weight.shape[_axes(m)[0]]) for n in g.producers]
-        checks += [(n, NORMS, lambda m: m.num_features) for n in g.norms]
-        checks += [(n, PRODUCERS, lambda m, o=o, i=i: m.weight.shape[_axes(m)[1]] / (o * i)) for n, o, i in g.consumers]
-        for name, kinds, units in checks:
+        checks = [(n, PRODUCERS, lambda m: m.weight.shape[_axes(m)[0]], g.units) for n in g.producers]
+        checks += [(n, NORMS, lambda m: m.num_features, span) for n, _, span in g.norms]
+        checks += [(n, PRODUCERS, lambda m, o=o, i=i: m.weight.shape[_axes(m)[1]] / (o * i), span)
+                   for n, o, i, _, span in g.consumers]
+        for name, kinds, units, want in checks:
             m = mods.get(name)
-            if not isinstance(m, kinds) or units(m) != g.units:
+            if not isinstance(m, kinds) or units(m) != want:
                 raise ModelError(f"this plan does not fit the model: layer {name!r} is "
                                  f"{type(m).__name__ if m is not None else 'missing'}, not a layer of "
-                                 f"{g.units} units; make the plan from this model")
+                                 f"{want} units; make the plan from this model")
