@@ -325,6 +325,28 @@ def test_a_user_model_needs_its_module_to_be_rebuilt(trained):
         ce.decode_model(art, module=ResCNN())
 
 
+class FoldedResCNN(ResCNN):
+    fold_batchnorm = True  # compress() folds its BatchNorms into the convs first, as deployment does
+
+
+@pytest.mark.parametrize("recipe", [ce.Recipe(clusters=8), ce.Recipe(sparsity=0.5, structured=True)])
+def test_a_class_that_asks_for_folding_decodes_into_a_fresh_instance(trained, recipe):
+    """A user class with fold_batchnorm = True is compressed folded (no BatchNorm in the artifact); decode_model
+    folds the fresh instance alike, so it loads strictly and computes what compress() returned."""
+    model, data = trained["res-cnn-bn"]
+    mine = FoldedResCNN()
+    mine.load_state_dict(model.state_dict())
+    res = ce.compress(mine.eval(), recipe, data)
+    assert not any(k.startswith("bn") for k in ce.decode(res.artifact))
+    fresh = FoldedResCNN()
+    rebuilt, _ = ce.decode_model(res.artifact, module=fresh)
+    assert isinstance(fresh.bn1, nn.BatchNorm2d)  # the caller's instance is left as it was; a folded copy is returned
+    x = data.x("test")
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), res.model.eval()(x))
+    assert ce.evaluate_artifact(res.artifact, data, module=FoldedResCNN())["accuracy"] == res.metrics["accuracy"]
+
+
 def test_a_structured_artifact_resizes_only_what_structured_pruning_shrinks(trained):
     """decode_model resizes a fresh instance to a structured-pruned artifact's layers; a module of another class,
     or one built smaller than the artifact, still gets the clear refusal."""

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
+from ..core.pipeline import deployed
 from ..core.structured import resize_to
 from ..core.train import (accuracy, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits, match_rate,
                           mean_iou, predictions)
@@ -235,12 +236,14 @@ def decode_model(artifact, module=None):
 
     A sample-zoo architecture (the artifact's spec) is rebuilt without user code. Any other model
     is decoded into `module`, a fresh instance of the caller's own class (strict load_state_dict);
-    without one, ModelError says so.
+    without one, ModelError says so. A class that declares `fold_batchnorm = True` was compressed with its
+    BatchNorms folded into its convs, so a folded copy of `module` is what is returned.
     """
     state = decode(artifact)
     meta = read_meta(artifact)
     spec = meta.get("spec")
     if module is not None:
+        module = deployed(module)
         fit_shapes(module, state, meta)
         try:
             module.load_state_dict(state, strict=True)
