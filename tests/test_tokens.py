@@ -148,6 +148,58 @@ def test_a_float_model_on_integer_inputs_is_told_to_scale_them(tokens):
         ce.compress(images, ce.Recipe(sparsity=0.5), tokens)
 
 
+class Masked(nn.Module):
+    """Two inputs, as text models take them: token ids and an attention mask (1 = a real token, 0 = padding);
+    the real tokens' embeddings (padding zeroed) to a head over all positions."""
+
+    def __init__(self, d=8):
+        super().__init__()
+        self.tokens, self.positions = nn.Embedding(VOCAB, d), nn.Embedding(LENGTH, d)
+        self.head = nn.Linear(LENGTH * d, 10)
+
+    def forward(self, ids, mask):
+        h = torch.relu(self.tokens(ids) + self.positions.weight) * mask.unsqueeze(-1)
+        return self.head(h.flatten(1))
+
+
+class Stacked(nn.Module):
+    """The wrapper the refusal asks for: ids and mask stacked into one input, split again for the model."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = Masked()
+
+    def forward(self, x):
+        return self.model(x[:, 0], x[:, 1])
+
+
+def test_a_model_with_two_inputs_is_told_to_stack_them_and_then_compresses(tokens):
+    """The digits as ids cut to 40-64 tokens and padded (the mask says where): a forward(ids, mask) is refused
+    with the fix, and the stacked wrapper it names trains, compresses, and decodes exactly; the padding's ids do
+    not change its answers."""
+    g = torch.Generator().manual_seed(0)
+
+    def stacked(split):
+        ids = tokens.x(split)
+        mask = (torch.arange(LENGTH) < torch.randint(40, LENGTH + 1, (len(ids), 1), generator=g)).to(torch.int64)
+        return torch.stack([ids * mask, mask], 1)
+
+    data = ce.Dataset.from_tensors(stacked("train"), tokens.y("train"), stacked("test"), tokens.y("test"))
+    with pytest.raises(ce.ModelError, match=r"forward takes 2 inputs \(ids, mask\).*torch.stack\(\[ids, mask\], 1\)"):
+        ce.compress(Masked(), ce.Recipe(sparsity=0.5), data)
+    torch.manual_seed(0)
+    model = Stacked()
+    fit(model, data, epochs=10, lr=3e-3, batch_size=64)
+    res = ce.compress(model.eval(), ce.Recipe(sparsity=0.5, clusters=8, finetune_epochs=1), data)
+    fresh, _ = ce.decode_model(res.artifact, module=Stacked())
+    x = data.x("test")
+    noisy = x.clone()
+    noisy[:, 0] = torch.where(x[:, 1] == 1, x[:, 0], torch.randint(0, VOCAB, x[:, 0].shape, generator=g))
+    with torch.no_grad():
+        assert torch.equal(fresh(x), res.model(x)) and torch.allclose(fresh(noisy), fresh(x), atol=1e-6)
+    assert res.metrics["accuracy"] > 0.7 and res.metrics["artifact_bytes"] < res.metrics["dense_bytes"] / 4
+
+
 @pytest.mark.parametrize("bad_id", [VOCAB, -1])
 def test_an_id_beyond_the_table_is_refused_before_any_work(tokens, bad_id):
     """One sample deep in the training split holds an id the table does not have: refused up front (the check runs

@@ -15,6 +15,7 @@ handle the model at all, and how constraints ride on it during fine-tuning.
 - `MLP` is the one architecture the engine builds itself: the distillation student of a given width.
 """
 
+import inspect
 from contextlib import contextmanager
 
 import torch
@@ -157,7 +158,7 @@ def check_model(model, data=None, what="model"):
             raise ModelError(f"{what} ({type(model).__name__}) fails on the data's inputs of shape "
                              f"{tuple(x.shape)} ({type(e).__name__}: {str(e)[:200]}); it must map "
                              f"(N, {', '.join(map(str, data.input_shape))}) inputs to {logits_shape(data)} logits"
-                             f"{ids}") from None
+                             f"{_inputs_hint(model)}{ids}") from None
         finally:
             model.train(was_training)
         # at least one logit per class (a 10-output model may score a folder whose labels reach only 0-2)
@@ -167,6 +168,21 @@ def check_model(model, data=None, what="model"):
             raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a classifier for "
                              f"{data.name!r} must return {logits_shape(data)} logits{_output_hint(out, data)}")
     return model
+
+
+def _inputs_hint(model):
+    """A forward that needs several inputs (token ids and an attention mask, say), for check_model's message."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    needed = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(needed) < 2:
+        return ""
+    names = ", ".join(needed)
+    return (f"; its forward takes {len(needed)} inputs ({names}) and the engine gives it one tensor: stack them "
+            f"into one (e.g. torch.stack([{names}], 1) as the Dataset's inputs) and compress a wrapper module whose "
+            f"forward(x) calls the model on x[:, 0], x[:, 1], ...")
 
 
 def _output_hint(out, data):
