@@ -126,6 +126,7 @@ BAD = {  # what is wrong -> (argv, words stderr must contain); {tmp} is a folder
     "model path": (["run", "--model", "../sample_models/lenet-5"], "unknown model"),
     "data missing folder": (["run", "--data", "idx:/nonexistent"], "does not exist"),
     "data empty idx": (["run", "--data", "idx:"], "'idx:' needs a folder"),
+    "data missing image folder": (["run", "--data", "images:/nonexistent"], "image folder /nonexistent does not exist"),
     "data NUL": (["run", "--data", "idx:/tmp/a\0b"], "contains a NUL byte"),
     "data unknown": (["run", "--data", "mnist"], "unknown dataset 'mnist'"),
     "data empty folder": (["run", "--data", "idx:{tmp}/folder.cpg"], "lacks train-images-idx3-ubyte.gz"),
@@ -281,6 +282,26 @@ def test_user_model_weights_and_data_run_and_eval(capsys, user):
     assert code == 2 and "--model path/to/file.py:callable" in err and err.count("\n") == 1, err
     code, out, err = run(capsys, "eval", str(user / "mine.cpg"), "--model", "lenet-300-100", "--data", data)
     assert code == 2 and "does not fit the model from --model 'lenet-300-100'" in err, err
+
+
+def test_user_model_runs_on_a_folder_of_images(capsys, user):
+    """--data images:/folder: ten class folders of 28x28 greyscale PNGs (sorted names: c0 .. c9), ten test images
+    each; the user's net always answers class 3, so accuracy is exactly 10 %, and eval reads the folder again."""
+    image = pytest.importorskip("PIL.Image", reason="Pillow reads image folders")
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 3), ("test", 10)):
+        for c in range(10):
+            (user / "pngs" / split / f"c{c}").mkdir(parents=True)
+            for i in range(n):
+                image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), "L").save(
+                    user / "pngs" / split / f"c{c}" / f"{i}.png")
+    data = f"images:{user / 'pngs'}"
+    code, out, err = run(capsys, "run", "--model", f"{user}/nets.py:make_model", "--weights",
+                         str(user / "mine.safetensors"), "--data", data, "--clusters", "8", "--out", str(user / "p.cpg"))
+    assert code == 0, err
+    assert json.loads(out)["metrics"]["accuracy"] == pytest.approx(0.1)
+    code, out, err = run(capsys, "eval", str(user / "p.cpg"), "--model", f"{user}/nets.py:make_model", "--data", data)
+    assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(0.1), err
 
 
 def test_a_structured_pruned_user_model_evals_with_its_own_file(capsys, user):

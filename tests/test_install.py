@@ -51,7 +51,7 @@ def test_wheel_metadata_pins_torch_and_declares_extras_and_command(wheel):
     z = zipfile.ZipFile(wheel)
     meta = z.read(next(n for n in z.namelist() if n.endswith("dist-info/METADATA"))).decode()
     assert "Requires-Dist: torch==2.13.0" in meta  # a looser pin pulls a multi-GB CUDA build
-    assert {"dashboard", "test", "bench"} <= set(re.findall(r"^Provides-Extra: (\S+)", meta, re.M))
+    assert {"dashboard", "images", "test", "bench"} <= set(re.findall(r"^Provides-Extra: (\S+)", meta, re.M))
     entry = z.read(next(n for n in z.namelist() if n.endswith("dist-info/entry_points.txt"))).decode()
     assert "compression-playground = compress_engine.__main__:main" in entry
 

@@ -1,11 +1,12 @@
-"""playground.sources: Fashion-MNIST, IDX folders, scikit-learn's digits and .npz files, each a Dataset,
-and every broken file refused with what is wrong and how to fix it."""
+"""playground.sources: Fashion-MNIST, IDX folders, scikit-learn's digits, .npz files and image folders, each a
+Dataset, and every broken file refused with what is wrong and how to fix it."""
 
 import gzip
 import io
 import struct
 import sys
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -302,6 +303,7 @@ BAD_NAMES = {
     "NUL in idx path": "idx:/tmp/a\0b", "idx: without folder": "idx:", "idx: blank folder": "idx:   ",
     "missing folder": "idx:/no/such/folder", "10k-char name": "idx:/" + "a" * 10_000,
     "npz: without file": "npz:", "missing npz": "npz:/no/such/file.npz", "npz is a folder": "npz:/tmp",
+    "images: without folder": "images:", "missing image folder": "images:/no/such/folder",
 }
 
 
@@ -310,7 +312,8 @@ def test_bad_names_are_refused_clearly(name):
     with pytest.raises(DatasetError) as e:
         load_dataset(name)
     msg = str(e.value)
-    assert ("fashion-mnist" in msg or "idx:" in msg or "npz:" in msg) and len(msg) < 1000 and "\0" not in msg
+    assert ("fashion-mnist" in msg or "idx:" in msg or "npz:" in msg or "images:" in msg) and len(msg) < 1000 \
+        and "\0" not in msg
 
 
 def test_data_dir_setting_is_used_or_refused_never_skipped(tmp_path, monkeypatch):
@@ -466,8 +469,113 @@ def test_npz_size_limit(tmp_path, monkeypatch):
 
 def test_every_source_gives_a_core_dataset(tmp_path):
     (tmp_path / "idx").mkdir()
-    for name in (f"idx:{make_folder(tmp_path / 'idx')}", f"npz:{npz(tmp_path, **arrays())}"):
+    for name in (f"idx:{make_folder(tmp_path / 'idx')}", f"npz:{npz(tmp_path, **arrays())}",
+                 f"images:{image_folder(tmp_path / 'images')[0]}"):
         assert isinstance(load_dataset(name), Dataset)
+
+
+# --- image folders (torchvision's ImageFolder layout, per split) ------------------------------------------
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow reads image folders")
+CLASSES = ("cat", "dog", "zebra")
+
+
+def image_folder(root, n=(9, 6), side=(5, 7), mode="L", ext=".png", rng_seed=0):
+    """root/train/<class>/*.png and root/test/<class>/*.png of random pixels; returns (root, {split: (x, y)}),
+    x the uint8 pixels N×H×W(×3) in the order the loader reads them (class folders sorted, then file names)."""
+    rng = np.random.default_rng(rng_seed)
+    out = {}
+    for split, count in zip(("train", "test"), n):
+        xs, ys = [], []
+        for c, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                a = rng.integers(0, 256, (side[1], side[0], 3) if mode == "RGB" else (side[1], side[0]), np.uint8)
+                Image.fromarray(a, mode).save(folder / f"{i:03d}{ext}")
+                xs.append(a)
+                ys.append(c)
+        out[split] = (np.stack(xs), np.array(ys))
+    return root, out
+
+
+def test_an_image_folder_holds_exactly_its_pixels_and_its_folders_are_the_classes(tmp_path):
+    root, arrays_ = image_folder(tmp_path)
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")  # skipped, as torchvision skips it
+    (root / "train" / "cat" / ".DS_Store").write_bytes(b"\0\1")
+    ds = load_dataset(f"images:{root}")
+    assert ds.classes == CLASSES and ds.input_shape == (1, 7, 5)
+    for split, (x, y) in arrays_.items():
+        assert torch.equal(ds.x(split), torch.from_numpy(x).float().div(255).unsqueeze(1))
+        assert torch.equal(ds.y(split), torch.from_numpy(y))
+
+
+def test_colour_and_16_bit_images(tmp_path):
+    root, arrays_ = image_folder(tmp_path / "rgb", mode="RGB")
+    ds = load_dataset(f"images:{root}")
+    assert ds.input_shape == (3, 7, 5)
+    assert torch.equal(ds.x("test"), torch.from_numpy(arrays_["test"][0]).permute(0, 3, 1, 2).float().div(255))
+    # one greyscale image among colour ones is read as RGB (its value in all three channels)
+    grey = np.full((7, 5), 77, np.uint8)
+    Image.fromarray(grey, "L").save(root / "test" / "dog" / "zz-grey.png")
+    load_dataset.cache_clear()
+    last = load_dataset(f"images:{root}").x("test")[2 * 6]  # the last of dog/ (classes and files sorted)
+    assert torch.equal(last, torch.full((3, 7, 5), 77 / 255))
+    # 16-bit greyscale PNGs keep their precision: value / 65,535
+    deep = tmp_path / "deep"
+    for split in ("train", "test"):
+        (deep / split / "a").mkdir(parents=True)
+        Image.fromarray(np.array([[0, 1000], [40000, 65535]], np.uint16)).save(deep / split / "a" / "x.png")
+    x = load_dataset(f"images:{deep}").x("train")
+    assert torch.equal(x, torch.tensor([[[[0, 1000], [40000, 65535]]]]) / 65535.0)
+
+
+def _png_claiming(path, width, height):
+    """A 1×1 PNG whose header (IHDR, CRC fixed) claims width × height pixels."""
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((1, 1), np.uint8), "L").save(buf, "PNG")
+    raw = bytearray(buf.getvalue())
+    at = raw.index(b"IHDR")
+    raw[at + 4:at + 12] = struct.pack(">II", width, height)
+    raw[at + 17:at + 21] = struct.pack(">I", zlib.crc32(bytes(raw[at:at + 17])))
+    path.write_bytes(bytes(raw))
+
+
+BAD_IMAGES = {
+    "no train folder": (lambda r: __import__("shutil").rmtree(r / "train"), "has no train/ folder"),
+    "no class folders": (lambda r: [__import__("shutil").rmtree(d) for d in (r / "test").iterdir()],
+                         "test has no class folders"),
+    "an empty class": (lambda r: (r / "train" / "emu").mkdir(), "class folder emu holds no image"),
+    "a class only in test": (lambda r: (r / "test" / "emu").mkdir(), "test has class folders that train/ lacks (emu)"),
+    "text named .png": (lambda r: (r / "train" / "dog" / "000.png").write_text("hello"), "cannot read image"),
+    "truncated png": (lambda r: (r / "test" / "cat" / "001.png").write_bytes((r / "test" / "cat" / "001.png")
+                                                                          .read_bytes()[:60]), "cannot read image"),
+    "two sizes": (lambda r: Image.fromarray(np.zeros((9, 9), np.uint8), "L").save(r / "test" / "dog" / "big.png"),
+                  "not all one size (5×7"),
+    "a bomb's header": (lambda r: _png_claiming(r / "train" / "cat" / "bomb.png", 5_000, 5_000),
+                        "says it is 5,000×5,000 pixels"),
+    "16-bit among colour": (lambda r: [Image.fromarray(np.zeros((7, 5), np.uint16)).save(r / "test" / "dog" / "w.png"),
+                                       Image.fromarray(np.zeros((7, 5, 3), np.uint8), "RGB").save(
+                                           r / "test" / "dog" / "c.png")], "mixes 16-bit greyscale"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IMAGES))
+def test_a_broken_image_folder_says_what_and_how_to_fix(tmp_path, case):
+    root, _ = image_folder(tmp_path)
+    BAD_IMAGES[case][0](root)
+    with pytest.raises(DatasetError) as e:
+        load_dataset(f"images:{root}")
+    msg = str(e.value)
+    print(f"{case}: {msg}")
+    assert BAD_IMAGES[case][1] in msg and str(root) in msg and "\n" not in msg, msg
+
+
+def test_an_image_folder_without_pillow_says_how_to_install_it(tmp_path, monkeypatch):
+    root, _ = image_folder(tmp_path)
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(DatasetError, match=r"needs Pillow.*pip install pillow"):
+        load_dataset(f"images:{root}")
 
 
 # --- the first test images, read without torch (Home's first paint) -------------------------------------

@@ -4,8 +4,9 @@
     load_dataset("idx:/folder")            # any MNIST-format IDX folder (any image size, any class count)
     load_dataset("digits")                 # scikit-learn's bundled 8×8 digits, a fixed seeded train/test split
     load_dataset("npz:/path/file.npz")     # arrays train_x, train_y, test_x, test_y (and optional classes)
+    load_dataset("images:/folder")         # train/<class>/*.png and test/<class>/*.png (PNG, JPEG, ...; Pillow)
 
-Images become float32 N×1×H×W in [0, 1]. Every file is untrusted: the IDX format is four big-endian
+Images become float32 N×1×H×W in [0, 1] (N×3×H×W for colour image folders). Every file is untrusted: the IDX format is four big-endian
 u32s of header (magic, then one size per dimension) followed by raw uint8 pixels or labels; we read
 it with numpy (gzip or plain), check every size against the bytes actually there, and fail with a
 message that names the file and the fix. An .npz is read without pickles, after its headers are
@@ -18,6 +19,7 @@ import os
 import threading
 import zipfile
 import zlib
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,7 +42,7 @@ FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-uby
 MAX_BYTES = 200_000_000      # an IDX file bigger than this (on disk or unzipped) is not an MNIST-like dataset
 MAX_NPZ_BYTES = 2_000_000_000  # total unzipped size of the arrays read from an .npz
 MAX_NAME = 4096              # characters in a dataset name / path
-USAGE = "use 'fashion-mnist', 'digits', 'idx:/path/to/folder' or 'npz:/path/to/file.npz'"
+USAGE = "use 'fashion-mnist', 'digits', 'idx:/path/to/folder', 'npz:/path/to/file.npz' or 'images:/path/to/folder'"
 DIGITS_TEST_FRACTION, DIGITS_SEED = 0.2, 0
 
 
@@ -304,16 +306,140 @@ def _npz_file(name):
     return read_npz(path, name)
 
 
+# --- image folders: <folder>/train/<class>/<images>, <folder>/test/<class>/<images> --------------------
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"}
+MAX_IMAGES = 1_000_000           # files in one image folder
+MAX_IMAGE_PIXELS = 4096 * 4096   # one image: its header is read first, and a larger one is never decoded
+GRAY = {"1", "L", "LA", "La"}    # 8-bit modes with one channel (and alpha, dropped)
+GRAY16 = {"I;16", "I;16B", "I;16L", "I;16N"}  # 16-bit greyscale (PNG, TIFF): scaled by 65,535
+IMAGES_HINT = ("lay it out as <folder>/train/<class name>/<images> and <folder>/test/<class name>/<images> "
+               "(PNG, JPEG, BMP, GIF, WebP, TIFF or PGM/PPM), all of one size")
+
+
+def _image_files(folder, split):
+    """{class name: [image paths, sorted]} of one split: its sub-folders, sorted, are the classes (as torchvision's
+    ImageFolder); files whose extension is no image's, and hidden files and folders, are left out."""
+    root = folder / split
+    if not root.is_dir():
+        raise DatasetError(f"{folder} has no {split}/ folder; {IMAGES_HINT}")
+    out = {}
+    for d in sorted(root.iterdir()):
+        if d.name.startswith(".") or not d.is_dir():
+            continue
+        files = []
+        for top, dirs, names in os.walk(d):  # symlinked folders are not followed: no loops
+            dirs[:] = sorted(n for n in dirs if not n.startswith("."))
+            files += [Path(top, n) for n in sorted(names)
+                      if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS]
+            if len(files) > MAX_IMAGES:
+                raise DatasetError(f"{root} holds more than {MAX_IMAGES:,} images: too many to load here")
+        out[d.name] = files
+    if not out:
+        raise DatasetError(f"{root} has no class folders; {IMAGES_HINT}")
+    return out
+
+
+def _image_error(path, e):
+    return DatasetError(f"cannot read image {path} ({type(e).__name__}: {str(e)[:200]}): replace or remove the file")
+
+
+def read_image_folder(folder, name):
+    """Load an image folder (torchvision's ImageFolder layout, per split) into a Dataset: float32 in [0, 1],
+    N×1×H×W when every image is greyscale (8 or 16 bits), else N×3×H×W (RGB; alpha dropped). Classes are train/'s
+    sub-folders, sorted; test/ may lack some but may not add any. Every file is untrusted: sizes and modes come
+    from the headers first, and nothing is decoded until every image is known to be one size and small enough."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise DatasetError("reading an image folder needs Pillow, which is not installed here: `pip install pillow` "
+                           f"(or the images extra, `pip install -e '.[images]'`), or {USAGE}") from None
+    import torch
+
+    from ..core.data import Dataset
+    folder = Path(folder)
+    splits = {split: _image_files(folder, split) for split in ("train", "test")}
+    classes = list(splits["train"])
+    empty = [c for c, files in splits["train"].items() if not files]
+    if empty:
+        raise DatasetError(f"{folder}/train: class folder{'s' * (len(empty) > 1)} {', '.join(empty)[:300]} "
+                           f"hold{'s' * (len(empty) == 1)} no image; add images or remove the folder")
+    extra = [c for c in splits["test"] if c not in splits["train"]]
+    if extra:
+        raise DatasetError(f"{folder}/test has class folders that train/ lacks ({', '.join(extra)[:300]}): a model "
+                           f"cannot learn a class it never sees; add them to train/ or remove them from test/")
+    items = {split: [(p, classes.index(c)) for c, files in by_class.items() for p in files]
+             for split, by_class in splits.items()}
+    if not items["test"]:
+        raise DatasetError(f"{folder}/test holds no image; {IMAGES_HINT}")
+    if sum(map(len, items.values())) > MAX_IMAGES:
+        raise DatasetError(f"{folder} holds more than {MAX_IMAGES:,} images: too many to load here")
+    sizes, modes = {}, Counter()
+    for p, _ in (item for split in items.values() for item in split):
+        try:
+            with Image.open(p) as im:  # reads the header only
+                size, mode = im.size, im.mode
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise _image_error(p, e) from None
+        if size[0] * size[1] > MAX_IMAGE_PIXELS or 0 in size:
+            raise DatasetError(f"image {p} says it is {size[0]:,}×{size[1]:,} pixels (limit {MAX_IMAGE_PIXELS:,} "
+                               f"pixels): too big to be one sample; replace or remove the file")
+        sizes.setdefault(size, p)
+        modes[mode] += 1
+    if len(sizes) > 1:
+        seen = "; ".join(f"{w}×{h} (e.g. {p})" for (w, h), p in list(sizes.items())[:4])
+        raise DatasetError(f"{folder}: the images are not all one size ({seen}): resize them to one size first")
+    (w, h), = sizes
+    gray = set(modes) <= GRAY | GRAY16
+    wide = set(modes) & GRAY16
+    channels = 1 if gray else 3
+    n = sum(map(len, items.values()))
+    if n * channels * h * w * 4 > MAX_NPZ_BYTES:
+        raise DatasetError(f"{folder}: {n:,} images of {channels}×{h}×{w} are {n * channels * h * w * 4:,} bytes as "
+                           f"float32 (limit {MAX_NPZ_BYTES:,}): too big to load here")
+    if wide and not gray:
+        raise DatasetError(f"{folder} mixes 16-bit greyscale images with colour ones: save them all as 8-bit")
+    out = {}
+    for split, pairs in items.items():
+        x = np.empty((len(pairs), h, w, channels), np.uint16 if wide else np.uint8)
+        for i, (p, _) in enumerate(pairs):
+            try:
+                with Image.open(p) as im:
+                    if im.mode in GRAY16:
+                        x[i, ..., 0] = np.asarray(im, dtype=np.uint16)
+                    else:
+                        a = np.asarray(im.convert("L" if gray else "RGB"))
+                        x[i] = (a.astype(np.uint16) * 257 if wide else a).reshape(h, w, channels)
+            except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+                raise _image_error(p, e) from None
+        scale = 65535.0 if wide else 255.0
+        out[split] = (torch.from_numpy(x).permute(0, 3, 1, 2).to(torch.float32).div_(scale).contiguous(),
+                      np.array([c for _, c in pairs], np.int64))
+    return Dataset.from_tensors(*out["train"], *out["test"], classes=classes, name=name, source=str(folder))
+
+
+def _image_folder(name):
+    if not name[7:].strip():
+        raise DatasetError(f"'images:' needs a folder after it, e.g. 'images:/data/pets'; {IMAGES_HINT}")
+    folder = Path(name[7:]).expanduser()
+    if not folder.is_dir():
+        why = ("is a file, not a folder" if folder.exists() else
+               "is a broken symlink or a symlink loop" if os.path.lexists(folder) else "does not exist")
+        raise DatasetError(f"image folder {folder} {why}; give 'images:' a folder: {IMAGES_HINT}")
+    return read_image_folder(folder, name)
+
+
 # --- by name ------------------------------------------------------------------------------------------
 
 def load_dataset(name="fashion-mnist"):
-    """Load a dataset by name: "fashion-mnist", "digits", "idx:/path/to/folder" or "npz:/path/to/file.npz".
+    """Load a dataset by name: "fashion-mnist", "digits", "idx:/path/to/folder", "npz:/path/to/file.npz" or
+    "images:/path/to/folder".
 
     Loaded datasets are kept (per name); `load_dataset.cache_clear()` forgets them.
     """
     if not isinstance(name, str) or not name.strip():
-        raise DatasetError(f"dataset must be 'fashion-mnist', 'digits', 'idx:/path/to/folder' or "
-                           f"'npz:/path/to/file.npz', got {name!r:.100}")
+        raise DatasetError(f"dataset must be 'fashion-mnist', 'digits', 'idx:/path/to/folder', "
+                           f"'npz:/path/to/file.npz' or 'images:/path/to/folder', got {name!r:.100}")
     if len(name) > MAX_NAME:
         raise DatasetError(f"dataset name is {len(name):,} characters long (limit {MAX_NAME}): {USAGE}")
     if "\0" in name:
@@ -331,6 +457,8 @@ def _load(name):
         return _idx_folder(name)
     if name.startswith("npz:"):
         return _npz_file(name)
+    if name.startswith("images:"):
+        return _image_folder(name)
     if name == "digits":
         return read_digits(name)
     if name == "fashion-mnist":
