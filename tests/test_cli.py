@@ -126,7 +126,7 @@ BAD = {  # what is wrong -> (argv, words stderr must contain); {tmp} is a folder
     "model path": (["run", "--model", "../sample_models/lenet-5"], "unknown model"),
     "data missing folder": (["run", "--data", "idx:/nonexistent"], "does not exist"),
     "data empty idx": (["run", "--data", "idx:"], "'idx:' needs a folder"),
-    "data missing image folder": (["run", "--data", "images:/nonexistent"], "image folder /nonexistent does not exist"),
+    "data missing image folder": (["run", "--data", "images:/nonexistent"], "dataset folder /nonexistent does not exist; give 'images:' a folder of images"),
     "data NUL": (["run", "--data", "idx:/tmp/a\0b"], "contains a NUL byte"),
     "data unknown": (["run", "--data", "mnist"], "unknown dataset 'mnist'"),
     "data empty folder": (["run", "--data", "idx:{tmp}/folder.cpg"], "lacks train-images-idx3-ubyte.gz"),

@@ -37,6 +37,16 @@ def make_folder(tmp_path, n_train=50, n_test=20, gz=True, classes=3, side=(28, 2
     return tmp_path
 
 
+def refusal(name, words, path):
+    """load_dataset(name)'s DatasetError: one line naming `path` and holding `words` (printed, for -s runs)."""
+    with pytest.raises(DatasetError) as e:
+        load_dataset(name)
+    msg = str(e.value)
+    print(f"{name}: {msg}")
+    assert words in msg and str(path) in msg and "\n" not in msg, msg
+    return msg
+
+
 @pytest.fixture(autouse=True)
 def fresh_cache():
     load_dataset.cache_clear()
@@ -246,14 +256,8 @@ def test_broken_idx_folder_says_what_and_how_to_fix(tmp_path, case):
     folder.mkdir()
     make_folder(folder)
     BREAK[case][0](folder)
-    with pytest.raises(DatasetError) as e:
-        load_dataset(f"idx:{folder}")
-    msg = str(e.value)
-    print(f"{case}: {msg}")
-    assert BREAK[case][1] in msg, msg
-    assert str(folder) in msg
+    msg = refusal(f"idx:{folder}", BREAK[case][1], folder)
     assert "apt-get install dataset-fashion-mnist" in msg or "give 'idx:' a folder" in msg or "must" in msg, msg
-    assert "\n" not in msg
 
 
 @pytest.mark.parametrize("side", [(32, 32), (8, 8)])
@@ -454,11 +458,7 @@ BAD_NPZ = {  # name -> (how to make the file, words the error must contain)
 @pytest.mark.parametrize("case", list(BAD_NPZ))
 def test_broken_npz_says_what_and_how_to_fix(tmp_path, case):
     path = BAD_NPZ[case][0](tmp_path)
-    with pytest.raises(DatasetError) as e:
-        load_dataset(f"npz:{path}")
-    msg = str(e.value)
-    print(f"{case}: {msg}")
-    assert BAD_NPZ[case][1] in msg and str(path) in msg and "\n" not in msg, msg
+    refusal(f"npz:{path}", BAD_NPZ[case][1], path)
 
 
 def test_npz_size_limit(tmp_path, monkeypatch):
@@ -564,11 +564,7 @@ BAD_IMAGES = {
 def test_a_broken_image_folder_says_what_and_how_to_fix(tmp_path, case):
     root, _ = image_folder(tmp_path)
     BAD_IMAGES[case][0](root)
-    with pytest.raises(DatasetError) as e:
-        load_dataset(f"images:{root}")
-    msg = str(e.value)
-    print(f"{case}: {msg}")
-    assert BAD_IMAGES[case][1] in msg and str(root) in msg and "\n" not in msg, msg
+    refusal(f"images:{root}", BAD_IMAGES[case][1], root)
 
 
 def test_an_image_folder_without_pillow_says_how_to_install_it(tmp_path, monkeypatch):

@@ -189,17 +189,22 @@ def _fashion_mnist(name):
         raise DatasetError(f"{prefix}{e}") from None
 
 
-def _idx_folder(name):
-    if not name[4:].strip():
-        raise DatasetError("'idx:' needs a folder after it, e.g. 'idx:/data/fashion-mnist', holding the four "
-                           "MNIST-format IDX files")
-    folder = Path(name[4:]).expanduser()
+def _folder_named(name, prefix, example, needs):
+    """The folder a dataset name gives after its prefix ('idx:', 'images:'); DatasetError if there is none, saying
+    what the folder `needs`."""
+    if not name[len(prefix):].strip():
+        raise DatasetError(f"'{prefix}' needs a folder after it, e.g. '{prefix}{example}', {needs}")
+    folder = Path(name[len(prefix):]).expanduser()
     if not folder.is_dir():
         why = ("is a file, not a folder" if folder.exists() else
                "is a broken symlink or a symlink loop" if os.path.lexists(folder) else "does not exist")
-        raise DatasetError(f"dataset folder {folder} {why}; give 'idx:' a folder with the four "
-                           f"MNIST-format IDX files ({', '.join(v + '.gz' for v in FILES.values())})")
-    return read_folder(folder, name)
+        raise DatasetError(f"dataset folder {folder} {why}; give '{prefix}' a folder {needs}")
+    return folder
+
+
+def _idx_folder(name):
+    return read_folder(_folder_named(name, "idx:", "/data/fashion-mnist", "holding the four MNIST-format IDX "
+                                     f"files ({', '.join(v + '.gz' for v in FILES.values())})"), name)
 
 
 # --- scikit-learn's 8×8 digits ------------------------------------------------------------------------
@@ -419,14 +424,7 @@ def read_image_folder(folder, name):
 
 
 def _image_folder(name):
-    if not name[7:].strip():
-        raise DatasetError(f"'images:' needs a folder after it, e.g. 'images:/data/pets'; {IMAGES_HINT}")
-    folder = Path(name[7:]).expanduser()
-    if not folder.is_dir():
-        why = ("is a file, not a folder" if folder.exists() else
-               "is a broken symlink or a symlink loop" if os.path.lexists(folder) else "does not exist")
-        raise DatasetError(f"image folder {folder} {why}; give 'images:' a folder: {IMAGES_HINT}")
-    return read_image_folder(folder, name)
+    return read_image_folder(_folder_named(name, "images:", "/data/pets", f"of images: {IMAGES_HINT}"), name)
 
 
 # --- by name ------------------------------------------------------------------------------------------
