@@ -1,6 +1,7 @@
 """compress() on models and data the engine has never seen: a Sequential MLP, a CNN with BatchNorm and a
 residual block, a Conv1d net, a tiny transformer-encoder classifier, a cross-attention pooling net, a 2-layer
-LSTM, a bidirectional GRU, a 3-D CNN and an encoder-decoder with transposed convs, each on scikit-learn's bundled 8x8 digits (real data) in the input
+LSTM, a bidirectional GRU, an LSTMCell and a GRUCell in a loop of its own, a 3-D CNN and an encoder-decoder with
+transposed convs, each on scikit-learn's bundled 8x8 digits (real data) in the input
 shape it takes. Every technique runs on each; the artifact decodes exactly into a fresh instance of the user's own class
 (strict), and its length is the size."""
 
@@ -123,6 +124,27 @@ class ColumnGRU(nn.Module):
         return self.head(out.mean(1))
 
 
+class CellLoop(nn.Module):
+    """The 8 rows of a digit fed one by one to an nn.LSTMCell in a loop of its own (as a decoder steps), then a
+    GRUCell over the LSTM's states in reverse; the last state to a head."""
+
+    def __init__(self, hidden=24):
+        super().__init__()
+        self.cell, self.back = nn.LSTMCell(8, hidden), nn.GRUCell(hidden, hidden)
+        self.head = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        h = c = x.new_zeros(x.size(0), self.cell.hidden_size)
+        states = []
+        for t in range(8):
+            h, c = self.cell(x[:, t], (h, c))
+            states.append(h)
+        g = torch.zeros_like(h)
+        for s in reversed(states):
+            g = self.back(s, g)
+        return self.head(g)
+
+
 class VolumeNet(nn.Module):
     """A digit's 64 values as a 4x4x4 volume: two 3-D convolutions (the second with BatchNorm), then a head."""
 
@@ -168,6 +190,7 @@ ZOO = {
     "attention-pool": (AttentionPool, (8, 8), False),
     "lstm": (RowLSTM, (8, 8), False),
     "bi-gru": (ColumnGRU, (8, 8), False),
+    "lstm-cell": (CellLoop, (8, 8), False),
     "conv3d": (VolumeNet, (1, 4, 4, 4), False),
     "conv-transpose": (UpsampleNet, (1, 8, 8), True),
 }
@@ -274,7 +297,8 @@ PROJECTIONS = {"transformer": ["encoder.layers.0.self_attn.in_proj_weight"],
                "attention-pool": ["attend.q_proj_weight", "attend.k_proj_weight", "attend.v_proj_weight"],
                "lstm": ["lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l1", "lstm.weight_hh_l1"],
                "bi-gru": ["gru.weight_ih_l0", "gru.weight_hh_l0", "gru.weight_ih_l0_reverse", "gru.weight_hh_l0_reverse"],
-               "conv-transpose": ["up.weight", "rows.weight"]}
+               "conv-transpose": ["up.weight", "rows.weight"],
+               "lstm-cell": ["cell.weight_ih", "cell.weight_hh", "back.weight_ih", "back.weight_hh"]}
 
 
 @pytest.mark.parametrize("name", PROJECTIONS)
@@ -393,7 +417,7 @@ class WithAux(nn.Module):
     (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
     (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),
     (lambda: nn.Sequential(nn.Linear(32, 10)), r"fails on the data's inputs of shape \(2, 64\)"),
-    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM or nn.GRU layer"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM, nn.GRU or their cells layer"),
     (lambda: "not a model", r"must be a torch.nn.Module, got str"),
 ])
 def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, message, monkeypatch):
@@ -405,9 +429,9 @@ def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, 
 
 
 def test_int8_runtime_runs_recurrent_layers_in_int8(trained):
-    """torch's dynamic quantization has int8 LSTM and GRU kernels: the int8 latency runs them and the heads in int8,
-    and leaves nothing compressible in float32."""
-    for name, layers in (("lstm", ["lstm", "head"]), ("bi-gru", ["gru", "head"])):
+    """torch's dynamic quantization has int8 LSTM and GRU kernels (and cells): the int8 latency runs them and the
+    heads in int8, and leaves nothing compressible in float32."""
+    for name, layers in (("lstm", ["lstm", "head"]), ("bi-gru", ["gru", "head"]), ("lstm-cell", ["cell", "back", "head"])):
         model, data = trained[name]
         res = ce.int8_latency(model, data.x("test")[:64], repeats=2)
         assert res["int8_layers"] == layers and res["fp32_layers"] == [], name

@@ -4,7 +4,8 @@ handle the model at all, and how constraints ride on it during fine-tuning.
 - Compressible: the `.weight` of every nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding and
   nn.EmbeddingBag,
   the input projections of every nn.MultiheadAttention (`in_proj_weight`, or `q_/k_/v_proj_weight` when keys
-  and values have their own sizes) and the weight matrices of every nn.RNN, nn.LSTM and nn.GRU. So a
+  and values have their own sizes) and the weight matrices of every nn.RNN, nn.LSTM and nn.GRU (and of their
+  cells, nn.RNNCell, nn.LSTMCell, nn.GRUCell, for a loop of one's own). So a
   transformer block is compressed whole (attention in-projections, out-projection, feed-forward); an embedding
   table is pruned, clustered and quantized like a Linear layer, one row per token; a recurrent layer, one row
   per gate unit. Everything else in the state dict (biases, BatchNorm and LayerNorm parameters and statistics,
@@ -41,11 +42,12 @@ CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, *TRANSPOSED)
 WEIGHTS = {nn.Linear: ("weight",), **dict.fromkeys(CONVS, ("weight",)),
            nn.Embedding: ("weight",), nn.EmbeddingBag: ("weight",),
            nn.MultiheadAttention: ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"),
-           nn.RNNBase: _rnn_weights}  # nn.RNN, nn.LSTM, nn.GRU
+           nn.RNNBase: _rnn_weights,  # nn.RNN, nn.LSTM, nn.GRU
+           nn.RNNCellBase: ("weight_ih", "weight_hh")}  # nn.RNNCell, nn.LSTMCell, nn.GRUCell (a loop of your own)
 COMPRESSIBLE = tuple(WEIGHTS)
 # WEIGHTS' layer kinds in words, for messages
 KINDS = ("nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding(Bag), nn.MultiheadAttention, nn.RNN, "
-         "nn.LSTM or nn.GRU")
+         "nn.LSTM, nn.GRU or their cells")
 
 
 def weight_names(module):

@@ -287,8 +287,9 @@ def _baked_copy(model):
     return out
 
 
-INT8_DYNAMIC = (nn.Linear, nn.LSTM, nn.GRU)  # the layer classes torch's dynamic quantization runs in int8 (exactly
-# these: a subclass such as attention's out-projection is left alone by quantize_dynamic)
+# the layer classes torch's dynamic quantization runs in int8 (exactly these: a subclass such as attention's
+# out-projection is left alone by quantize_dynamic)
+INT8_DYNAMIC = (nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell)
 # torch's transformer layers read linear1/2.weight as tensors before choosing their fast path in eval mode, and an
 # int8 Linear's weight is a method: those two stay float32
 TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
@@ -309,7 +310,7 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
     long gets fewer: at least 3, after 1 warm-up call; one untimed call sizes them. "repeats" says how many.
 
     The int8 model is torch.ao.quantization.quantize_dynamic(copy, int8_plan(copy), torch.qint8): Linear, LSTM and
-    GRU layers run int8 matrix products (activations quantized on the fly), other layers (convolutions,
+    GRU layers (and their cells) run int8 matrix products (activations quantized on the fly), other layers (convolutions,
     embeddings, attention in-projections, and the feed-forward Linears of torch's own transformer layers) stay
     float32; the returned "int8_layers" / "fp32_layers" name the compressible ones. The model is copied
     (parametrizations baked in), never changed. A model torch's int8 layers cannot run raises ModelError. torch.ao's
