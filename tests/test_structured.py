@@ -140,6 +140,21 @@ class DenseBlock(nn.Module):
         return self.head(F.relu(self.bn(h)).mean((2, 3)))
 
 
+class Pyramid(nn.Module):
+    """An FPN-style decoder: a strided conv, upsampled back by F.interpolate to the size of the first map
+    (size=x.shape[2:]) and added to it (one group), then nn.Upsample (bilinear) and a 1x1 head."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 3, stride=2, padding=1)
+        self.up, self.head = nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(6, 2, 1)
+
+    def forward(self, x):
+        a = F.relu(self.c1(x))
+        b = F.interpolate(F.relu(self.c2(a)), size=a.shape[2:], mode="nearest")
+        return self.head(self.up(a + b))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.GELU(),
                          nn.Dropout(0.1), nn.Linear(16, 10))
@@ -157,6 +172,7 @@ ZOO = {
     "conv-transpose-1d": (Up1d, (4, 4, 16), {"conv", "up"}),
     "unet": (TinyUNet, (4, 3, 8, 8), {"enc", "down", "up", "dec"}),
     "dense-block": (DenseBlock, (4, 3, 6, 6), {"c1", "c2"}),
+    "pyramid": (Pyramid, (4, 3, 8, 8), {"c1", "c2"}),
 }
 
 
@@ -431,6 +447,9 @@ class Two(nn.Module):
             h = torch.cat([self.b(a).view(-1, 64), x.view(-1, 64)], 1)
         elif self.how == "twice":
             h = torch.cat([self.b(self.b(a)), x], 1)
+        elif self.how == "shape-slice":  # b.shape[1:3] holds b's channel count (4, as its height)
+            b = self.b(a)
+            h = torch.cat([F.interpolate(b, size=b.shape[1:3]), x], 1)
         elif self.how == "softmax":
             h = torch.cat([F.softmax(self.b(a), 1), x], 1)
         else:  # a grouped conv reads a
@@ -447,6 +466,7 @@ class Two(nn.Module):
     ("fixed-view", "b", "fixed size"),
     ("twice", "a", "called more than once"),
     ("softmax", "b", "softmax"),
+    ("shape-slice", "b", "uses its channel count"),
     ("grouped", "a", "`b` (Conv2d), whose inside"),
 ])
 def test_channel_mixing_ops_keep_their_layers_whole(how, layer, why):

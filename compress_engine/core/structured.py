@@ -8,7 +8,8 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 2. Walk the graph in order, following each prunable layer's channels ("producers": nn.Linear,
    nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d with groups=1; a transposed conv's weight is
    (in, out, *k), so its units are weight dim 1) through the ops that keep channels apart:
-   - elementwise ops (relu, gelu, sigmoid, tanh, dropout, identity, ...) and pooling over spatial dims;
+   - elementwise ops (relu, gelu, sigmoid, tanh, dropout, identity, ...), pooling over spatial dims and
+     resizing them (F.interpolate, nn.Upsample);
    - BatchNorm1d/2d, which is pruned with its producer (weight, bias, running mean and variance);
    - flatten / view(N, -1) / reshape(N, -1): conv channel c of a C x H x W map becomes the Linear input
      columns c*H*W ... c*H*W + H*W - 1;
@@ -63,6 +64,9 @@ POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.Adapt
 ELEMENTWISE = {"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish",
                "hardsigmoid", "hardtanh", "sigmoid", "tanh", "softplus", "softsign", "dropout", "dropout1d",
                "dropout2d", "alpha_dropout", "contiguous", "clone", "neg", "abs"}
+# resizing over every dim after the channels (N, C, *spatial): nn.Upsample (and its Nearest / Bilinear subclasses)
+RESIZE_MODULES = (nn.Upsample,)
+RESIZE = {"interpolate", "upsample", "upsample_nearest", "upsample_bilinear"}
 POOLS = {"max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
          "adaptive_max_pool1d", "adaptive_max_pool2d", "lp_pool1d", "lp_pool2d"}
 BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.div}
@@ -361,11 +365,12 @@ def _analyze(gm, shared):
             why.setdefault(find(f.group), reason)
 
     for node in gm.graph.nodes:
-        for a in node.all_input_nodes:  # a shape read for anything but a non-channel dim: x.shape[0]
+        for a in node.all_input_nodes:  # a shape read for anything but non-channel dims: x.shape[0], x.shape[2:]
             if a in sizes:
                 v, nd = sizes[a]
                 i = node.args[1] if node.target is operator.getitem else None
-                if not isinstance(i, int) or i % nd == v[0].dim:
+                dims = [i % nd] if isinstance(i, int) else range(nd)[i] if isinstance(i, slice) else None
+                if dims is None or v[0].dim in dims:
                     block(v, f"{_op_name(node, mods)} uses its channel count")
         ins = [flows[a] for a in node.all_input_nodes if a in flows]
         m = mods.get(node.target) if node.op == "call_module" else None
@@ -462,6 +467,8 @@ def _follow(node, ins, mods, shared, flows):
             return _same_shape(node, ins[0], what)
         if isinstance(m, POOL_MODULES):
             return _pool(node, ins[0], int(type(m).__name__[-2]), what)
+        if isinstance(m, RESIZE_MODULES):
+            return _pool(node, ins[0], len(_shape(node.args[0])) - 2, what)
         if isinstance(m, nn.Flatten):
             return _flatten(ins[0], _shape(node.args[0]), m.start_dim, m.end_dim)
         raise _Blocked(f"its channels go into {what}, whose inside structured pruning does not follow")
@@ -484,6 +491,8 @@ def _follow(node, ins, mods, shared, flows):
             return _same_shape(node, v, what)
         if name in POOLS and _shape(node) is not None:  # (max pooling with return_indices gives a tuple)
             return _pool(node, v, int(name[-2]), what)
+        if name in RESIZE:
+            return _pool(node, v, len(_shape(node.args[0])) - 2, what)
         if name == "flatten":
             return _flatten(v, _shape(node.args[0]), _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
         if name in ("view", "reshape"):
