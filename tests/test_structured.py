@@ -155,6 +155,25 @@ class Pyramid(nn.Module):
         return self.head(self.up(a + b))
 
 
+class SqueezeExcite(nn.Module):
+    """A conv gated by squeeze-and-excitation (global pool, Linear down, Linear up, sigmoid; h * g[:, :, None, None]),
+    a second conv with a global-context vector added back over its map (c[..., None].unsqueeze(3)), pooling, a
+    head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.conv2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 6, 3, padding=1)
+        self.down, self.up = nn.Linear(8, 4), nn.Linear(4, 8)
+        self.context, self.head = nn.Linear(6, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = F.relu(self.conv(x))
+        h = h * torch.sigmoid(self.up(F.relu(self.down(h.mean((2, 3))))))[:, :, None, None]
+        h = F.relu(self.conv2(h))
+        h = h + self.context(h.mean((2, 3)))[..., None].unsqueeze(3)
+        return self.head(h.mean((2, 3)))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.GELU(),
                          nn.Dropout(0.1), nn.Linear(16, 10))
@@ -173,6 +192,7 @@ ZOO = {
     "unet": (TinyUNet, (4, 3, 8, 8), {"enc", "down", "up", "dec"}),
     "dense-block": (DenseBlock, (4, 3, 6, 6), {"c1", "c2"}),
     "pyramid": (Pyramid, (4, 3, 8, 8), {"c1", "c2"}),
+    "squeeze-excite": (SqueezeExcite, (4, 3, 8, 8), {"conv", "down", "up", "conv2", "context"}),
 }
 
 
@@ -450,6 +470,8 @@ class Two(nn.Module):
         elif self.how == "shape-slice":  # b.shape[1:3] holds b's channel count (4, as its height)
             b = self.b(a)
             h = torch.cat([F.interpolate(b, size=b.shape[1:3]), x], 1)
+        elif self.how == "pick":  # two of b's channels, picked by index
+            h = torch.cat([self.b(a)[:, :2], x, x[:, :2]], 1)
         elif self.how == "softmax":
             h = torch.cat([F.softmax(self.b(a), 1), x], 1)
         else:  # a grouped conv reads a
@@ -466,6 +488,7 @@ class Two(nn.Module):
     ("fixed-view", "b", "fixed size"),
     ("twice", "a", "called more than once"),
     ("softmax", "b", "softmax"),
+    ("pick", "b", "operator.getitem picks or slices along its dims"),
     ("shape-slice", "b", "uses its channel count"),
     ("grouped", "a", "`b` (Conv2d), whose inside"),
 ])

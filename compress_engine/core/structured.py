@@ -15,7 +15,8 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
      columns c*H*W ... c*H*W + H*W - 1;
    - mean / sum over other dims; mul / div / add / sub with a scalar;
    - residual additions (and products) of two followed tensors: their producers become ONE group that
-     keeps the same channels, chosen by their summed importance;
+     keeps the same channels, chosen by their summed importance; one of them may be size 1 in every other dim
+     (a squeeze-and-excitation gate or a global-context vector, x * g[:, :, None, None], unsqueezed);
    - torch.cat of feature maps along their channel dim (a U-Net's skip connections, a DenseNet block): each
      group keeps its offset among the joined channels, and a BatchNorm or layer after the join loses each
      group's removed channels at that offset (inputs no layer makes, such as the model's input, only take
@@ -483,6 +484,8 @@ def _follow(node, ins, mods, shared, flows):
     module = getattr(node.target, "__module__", None) or ""
     known = node.op == "call_method" or module.split(".")[0] == "torch"  # torch, F, torch._C._nn
     tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
+    if node.target is operator.getitem and node.args[0] in flows and _shape(node) is not None:
+        return _new_dims(node, flows[node.args[0]], what)
     if known and node.op == "call_function" and name in CATS:
         return _cat(node, flows, what)
     if known and node.args and node.args[0] in flows and tensors == [node.args[0]]:
@@ -499,6 +502,8 @@ def _follow(node, ins, mods, shared, flows):
             return _reshape(node, v, what)
         if name in REDUCE:
             return _reduce(node, v, what)
+        if name == "unsqueeze":
+            return _new_dims(node, v, what)
     raise _Blocked(f"its channels go into {what}, which is not channel-wise (structured pruning refuses "
                    "what it does not know)")
 
@@ -581,10 +586,30 @@ def _reduce(node, v, what):
     return v if keepdim else tuple(f._replace(dim=f.dim - sum(d < f.dim for d in dims)) for f in v)
 
 
+def _new_dims(node, v, what):
+    """x[:, :, None, None], x[..., None] and x.unsqueeze(d): new size-1 dims, every existing one kept whole (a
+    per-channel gate or context vector about to be broadcast over a map); the channel dim moves to its new place."""
+    f, nd = v[0], len(_shape(node.args[0]))
+    if node.target is operator.getitem:
+        idx = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+        if idx.count(Ellipsis) > 1 or not all(i is None or i is Ellipsis or i == slice(None) for i in idx):
+            raise _Blocked(f"{what} picks or slices along its dims")
+        if Ellipsis in idx:
+            at = idx.index(Ellipsis)
+            idx = idx[:at] + (slice(None),) * (nd - sum(i is not None for i in idx) + 1) + idx[at + 1:]
+        kept = [k for k, i in enumerate(idx) if i is not None]  # where the input's leading dims land
+        new = kept[f.dim] if f.dim < len(kept) else len(idx) + f.dim - len(kept)
+    else:
+        d = _arg(node, 1, "dim") % (nd + 1)
+        new = f.dim + (d <= f.dim)
+    return tuple(g._replace(dim=new) for g in v)
+
+
 def _binary(node, what, flows):
-    """add / sub / mul / div: followed operands must have the output's shape and lie alike (their groups
-    unite: a list of values); other tensor operands must be size 1 along the channel dim (a per-sample factor,
-    say). One followed operand gives its value back as it is."""
+    """add / sub / mul / div: followed operands must lie alike (their groups unite: a list of values) and have the
+    output's shape, or size 1 in every dim but the channels' (a per-channel gate, x * g[:, :, None, None]); other
+    tensor operands must be size 1 along the channel dim (a per-sample factor, say). One followed operand gives
+    its value back as it is."""
     out = _shape(node)
     vs = [flows[a] for a in node.all_input_nodes if a in flows]
     if out is None:
@@ -592,7 +617,8 @@ def _binary(node, what, flows):
     for a in node.all_input_nodes:
         s = _shape(a)
         if a in flows:
-            if s != out:
+            f = flows[a][0]  # broadcast along other dims only: its channels stay where they are
+            if s != out and (len(s) != len(out) or s[f.dim] != out[f.dim] or (f.outer, f.inner) != (1, 1)):
                 raise _Blocked(f"{what} broadcasts its channels")
         elif s is not None:
             pos = vs[0][0].dim - (len(out) - len(s))  # the channel dim in this operand, aligned from the right
