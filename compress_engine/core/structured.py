@@ -546,6 +546,8 @@ def _cat(node, flows, what):
     dim %= len(out)
     joined, offset = [], 0
     for t in tensors:
+        if _shape(t) is None:
+            raise _Blocked(f"its channels go into {what} beside something that is not a traced tensor")
         if t in flows:
             if any(f.dim != dim for f in flows[t]):
                 raise _Blocked(f"{what} joins its channels along another dim")
