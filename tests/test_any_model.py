@@ -191,7 +191,7 @@ ZOO = {
     "lstm": (RowLSTM, (8, 8), False),
     "bi-gru": (ColumnGRU, (8, 8), False),
     "lstm-cell": (CellLoop, (8, 8), False),
-    "conv3d": (VolumeNet, (1, 4, 4, 4), False),
+    "conv3d": (VolumeNet, (1, 4, 4, 4), True),
     "conv-transpose": (UpsampleNet, (1, 8, 8), True),
 }
 RECIPES = {

@@ -174,6 +174,19 @@ class SqueezeExcite(nn.Module):
         return self.head(h.mean((2, 3)))
 
 
+class Volume(nn.Module):
+    """3-D: a conv with BatchNorm, max-pooled, a 3-D transposed conv back up, mean over the volume, a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.bn = nn.Conv3d(2, 6, 3, padding=1), nn.BatchNorm3d(6)
+        self.up, self.head = nn.ConvTranspose3d(6, 4, 2, stride=2), nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = F.max_pool3d(F.relu(self.bn(self.c1(x))), 2)
+        return self.head(F.relu(self.up(h)).mean((2, 3, 4)))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.GELU(),
                          nn.Dropout(0.1), nn.Linear(16, 10))
@@ -193,6 +206,7 @@ ZOO = {
     "dense-block": (DenseBlock, (4, 3, 6, 6), {"c1", "c2"}),
     "pyramid": (Pyramid, (4, 3, 8, 8), {"c1", "c2"}),
     "squeeze-excite": (SqueezeExcite, (4, 3, 8, 8), {"conv", "down", "up", "conv2", "context"}),
+    "volume": (Volume, (4, 2, 4, 4, 4), {"c1", "up"}),
 }
 
 

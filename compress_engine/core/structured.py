@@ -6,11 +6,11 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 
 1. `torch.fx.symbolic_trace` the model and run ShapeProp on `example_input`, so every value has a shape.
 2. Walk the graph in order, following each prunable layer's channels ("producers": nn.Linear,
-   nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d with groups=1; a transposed conv's weight is
-   (in, out, *k), so its units are weight dim 1) through the ops that keep channels apart:
+   nn.Conv1d/2d/3d and nn.ConvTranspose1d/2d/3d with groups=1; a transposed conv's weight is (in, out, *k), so
+   its units are weight dim 1) through the ops that keep channels apart:
    - elementwise ops (relu, gelu, sigmoid, tanh, dropout, identity, ...), pooling over spatial dims and
      resizing them (F.interpolate, nn.Upsample);
-   - BatchNorm1d/2d, which is pruned with its producer (weight, bias, running mean and variance);
+   - BatchNorm1d/2d/3d, which is pruned with its producer (weight, bias, running mean and variance);
    - flatten / view(N, -1) / reshape(N, -1): conv channel c of a C x H x W map becomes the Linear input
      columns c*H*W ... c*H*W + H*W - 1;
    - mean / sum over other dims; mul / div / add / sub with a scalar;
@@ -53,23 +53,23 @@ from torch.nn.utils import parametrize
 from compress_engine.core.errors import ModelError
 from compress_engine.core.prune import _check_fraction
 
-TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d)
-PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, *TRANSPOSED)
-NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *TRANSPOSED)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 ELEMENTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
                        nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign,
-                       nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
-POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
-                nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.LPPool1d, nn.LPPool2d)
+                       nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)
+POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+                nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+                nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool2d, nn.LPPool3d)
 # functions and tensor methods, by name (torch.relu, F.relu, x.relu(), ...)
 ELEMENTWISE = {"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish",
                "hardsigmoid", "hardtanh", "sigmoid", "tanh", "softplus", "softsign", "dropout", "dropout1d",
-               "dropout2d", "alpha_dropout", "contiguous", "clone", "neg", "abs"}
+               "dropout2d", "dropout3d", "alpha_dropout", "contiguous", "clone", "neg", "abs"}
 # resizing over every dim after the channels (N, C, *spatial): nn.Upsample (and its Nearest / Bilinear subclasses)
 RESIZE_MODULES = (nn.Upsample,)
 RESIZE = {"interpolate", "upsample", "upsample_nearest", "upsample_bilinear"}
-POOLS = {"max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-         "adaptive_max_pool1d", "adaptive_max_pool2d", "lp_pool1d", "lp_pool2d"}
+POOLS = {f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_avg", "adaptive_max", "lp") for d in (1, 2, 3)}
 BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.div}
 BINARY_METHODS = {"add", "sub", "mul", "div"}
 REDUCE = {"mean", "sum"}
