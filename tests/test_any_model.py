@@ -1,5 +1,5 @@
 """compress() on models and data the engine has never seen: a Sequential MLP, a CNN with BatchNorm and a
-residual block, a Conv1d net, a tiny transformer-encoder classifier, a cross-attention pooling net, a 2-layer
+residual block, a Conv1d net, a MobileNetV2 block (depthwise conv), a tiny transformer-encoder classifier, a cross-attention pooling net, a 2-layer
 LSTM, a bidirectional GRU, an LSTMCell and a GRUCell in a loop of its own, a 3-D CNN and an encoder-decoder with
 transposed convs, each on scikit-learn's bundled 8x8 digits (real data) in the input
 shape it takes. Every technique runs on each; the artifact decodes exactly into a fresh instance of the user's own class
@@ -145,6 +145,24 @@ class CellLoop(nn.Module):
         return self.head(g)
 
 
+class MobileBlock(nn.Module):
+    """A MobileNetV2 inverted residual on the digit: stem, 1x1 expand, 3x3 depthwise (groups = channels), 1x1
+    project added back, each with BatchNorm; pooling to 2x2; a head."""
+
+    def __init__(self, width=8, hidden=24):
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.expand, self.bn1 = nn.Conv2d(width, hidden, 1, bias=False), nn.BatchNorm2d(hidden)
+        self.dw, self.bn2 = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False), nn.BatchNorm2d(hidden)
+        self.project, self.bn3 = nn.Conv2d(hidden, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.head = nn.Linear(width * 4, 10)
+
+    def forward(self, x):
+        x = F.relu6(self.bn0(self.stem(x)))
+        h = F.relu6(self.bn2(self.dw(F.relu6(self.bn1(self.expand(x))))))
+        return self.head(F.adaptive_avg_pool2d(x + self.bn3(self.project(h)), 2).flatten(1))
+
+
 class VolumeNet(nn.Module):
     """A digit's 64 values as a 4x4x4 volume: two 3-D convolutions (the second with BatchNorm), then a head."""
 
@@ -186,6 +204,7 @@ ZOO = {
     "sequential-mlp": (sequential_mlp, (64,), True),
     "res-cnn-bn": (ResCNN, (1, 8, 8), True),
     "conv1d": (Conv1dNet, (8, 8), True),
+    "mobile": (MobileBlock, (1, 8, 8), True),
     "transformer": (TinyTransformer, (8, 8), False),
     "attention-pool": (AttentionPool, (8, 8), False),
     "lstm": (RowLSTM, (8, 8), False),

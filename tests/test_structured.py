@@ -187,6 +187,25 @@ class Volume(nn.Module):
         return self.head(F.relu(self.up(h)).mean((2, 3, 4)))
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block after a stem: 1x1 expand + BN + ReLU6, 3x3 depthwise (groups = 12) + BN + ReLU6, 1x1
+    project + BN added to the block's input; a strided depthwise conv, pooling and a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6)
+        self.expand, self.bn1 = nn.Conv2d(6, 12, 1, bias=False), nn.BatchNorm2d(12)
+        self.dw, self.bn2 = nn.Conv2d(12, 12, 3, padding=1, groups=12, bias=False), nn.BatchNorm2d(12)
+        self.project, self.bn3 = nn.Conv2d(12, 6, 1, bias=False), nn.BatchNorm2d(6)
+        self.down, self.head = nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = F.relu6(self.bn0(self.stem(x)))
+        h = F.relu6(self.bn2(self.dw(F.relu6(self.bn1(self.expand(x))))))
+        x = x + self.bn3(self.project(h))
+        return self.head(F.relu(self.down(x)).mean((2, 3)))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.GELU(),
                          nn.Dropout(0.1), nn.Linear(16, 10))
@@ -207,6 +226,7 @@ ZOO = {
     "pyramid": (Pyramid, (4, 3, 8, 8), {"c1", "c2"}),
     "squeeze-excite": (SqueezeExcite, (4, 3, 8, 8), {"conv", "down", "up", "conv2", "context"}),
     "volume": (Volume, (4, 2, 4, 4, 4), {"c1", "up"}),
+    "inverted-residual": (InvertedResidual, (4, 3, 8, 8), {"stem", "expand", "project"}),
 }
 
 
@@ -288,10 +308,12 @@ def test_pruned_model_equals_zeroed_units(name, amount):
         for layer in g.producers:
             m = small.get_submodule(layer)
             assert (m.out_features if isinstance(m, nn.Linear) else m.out_channels) == len(g.keep)
-        for layer, offset, span in g.norms:
+        for layer, offset, span in g.norms:  # BatchNorms, and depthwise convs (one filter per channel)
             m = small.get_submodule(layer)
-            assert m.num_features == m.running_mean.numel() == m.weight.numel() <= span
-            assert (offset, span) != (0, g.units) or m.num_features == len(g.keep)
+            n = m.num_features if isinstance(m, nn.modules.batchnorm._BatchNorm) else m.groups
+            assert n == len(m.weight) <= span
+            assert isinstance(m, nn.modules.batchnorm._BatchNorm) or m.in_channels == m.out_channels == n
+            assert (offset, span) != (0, g.units) or n == len(g.keep)
 
 
 def test_one_call_equals_plan_then_apply():
@@ -507,7 +529,7 @@ class Two(nn.Module):
     ("grouped", "a", "`b` (Conv2d), whose inside"),
 ])
 def test_channel_mixing_ops_keep_their_layers_whole(how, layer, why):
-    model = Two(how, b_groups=4 if how == "grouped" else 1).eval()
+    model = Two(how, b_groups=2 if how == "grouped" else 1).eval()  # 2 groups of 2 channels: not depthwise
     x = torch.randn(2, 4, 4, 4)
     plan = structured.plan(model, 0.5, x)
     assert why in plan.skipped[layer]

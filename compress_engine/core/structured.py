@@ -10,7 +10,8 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
    its units are weight dim 1) through the ops that keep channels apart:
    - elementwise ops (relu, gelu, sigmoid, tanh, dropout, identity, ...), pooling over spatial dims and
      resizing them (F.interpolate, nn.Upsample);
-   - BatchNorm1d/2d/3d, which is pruned with its producer (weight, bias, running mean and variance);
+   - BatchNorm1d/2d/3d, which is pruned with its producer (weight, bias, running mean and variance), and
+     depthwise convs (groups = channels, as in MobileNet's blocks), whose filters are pruned with it alike;
    - flatten / view(N, -1) / reshape(N, -1): conv channel c of a C x H x W map becomes the Linear input
      columns c*H*W ... c*H*W + H*W - 1;
    - mean / sum over other dims; mul / div / add / sub with a scalar;
@@ -94,7 +95,8 @@ class Group:
     """Layers whose output units are kept or removed together.
 
     producers: the layers whose output units (weight rows / filters, and bias entries) are removed;
-    norms: (BatchNorm, offset, span) for each BatchNorm pruned with them: it keeps features offset + c of its
+    norms: (layer, offset, span) for each BatchNorm or depthwise conv pruned with them: it keeps features (or
+    filters) offset + c of its
     span for every kept unit c (offset 0 and span = units, unless a torch.cat put other channels beside them);
     consumers: (layer, outer, inner, offset, span) for each layer that reads the units: it keeps input columns
     o*span*inner + (offset + c)*inner + i for every kept unit c;
@@ -127,6 +129,23 @@ class Plan:
                          + f"; inputs of {', '.join(c[0] for c in g.consumers) or 'nothing'} follow")
         lines += [f"  {name} kept whole: {why}" for name, why in self.skipped.items()]
         return "\n".join(lines)
+
+
+def _depthwise(m):
+    """A depthwise conv (groups = in = out channels > 1, as in MobileNet): filter c reads channel c alone, so it is
+    channel-wise, and pruned with the channels it reads, as a BatchNorm is."""
+    return (isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and m.groups > 1
+            and m.groups == m.in_channels == m.out_channels)
+
+
+def _channelwise(m):
+    """A BatchNorm or depthwise conv: a layer with one slice of parameters per channel, sliced with its group."""
+    return isinstance(m, NORMS) or _depthwise(m)
+
+
+def _features(m):
+    """The channels a channel-wise layer has now (its weight's dim 0 for a depthwise conv)."""
+    return m.num_features if isinstance(m, NORMS) else m.weight.shape[0]
 
 
 def _axes(m):
@@ -188,6 +207,8 @@ def _sync_sizes(m):
     num_features) from its tensors, after apply() or resize_to() changed them."""
     if isinstance(m, nn.Linear):
         m.out_features, m.in_features = m.weight.shape
+    elif _depthwise(m):
+        m.in_channels = m.out_channels = m.groups = m.weight.shape[0]
     elif isinstance(m, TRANSPOSED):
         m.in_channels, m.out_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
     elif isinstance(m, PRODUCERS):
@@ -415,7 +436,7 @@ def _analyze(gm, shared):
                         why.setdefault(root, why.pop(other))
             flows[node] = (out[0][0]._replace(group=root),)
         elif out is not None:
-            if isinstance(m, NORMS):
+            if _channelwise(m):
                 for f in out:
                     members[find(f.group)][1].append((node.target, f.offset, f.span))
             flows[node] = out
@@ -458,10 +479,10 @@ def _follow(node, ins, mods, shared, flows):
         raise _Blocked("its channels reach the model output")
     if node.op == "call_module":
         m = mods[node.target]
-        if isinstance(m, NORMS):
-            f = ins[0][0]
-            if node.target in shared or _hooked(m) or f.dim != 1 \
-                    or (f.outer, f.inner) != (1, 1) or m.num_features != f.span:
+        if _channelwise(m):
+            f, spatial = ins[0][0], len(_shape(node.args[0])) - 2
+            if node.target in shared or _hooked(m) or f.dim != 1 or (f.outer, f.inner) != (1, 1) \
+                    or _features(m) != f.span or _depthwise(m) and m.weight.dim() - 2 != spatial:
                 raise _Blocked(f"its channels reach {what} in a form it cannot be pruned with")
             return ins[0]
         if isinstance(m, ELEMENTWISE_MODULES):
@@ -670,7 +691,8 @@ def _check_fits(model, plan):
     mods = dict(model.named_modules())
     for g in plan.groups:
         checks = [(n, PRODUCERS, lambda m: m.weight.shape[_axes(m)[0]], g.units) for n in g.producers]
-        checks += [(n, NORMS, lambda m: m.num_features, span) for n, _, span in g.norms]
+        checks += [(n, (*NORMS, *PRODUCERS), lambda m: _features(m) if _channelwise(m) else None, span)
+                   for n, _, span in g.norms]
         checks += [(n, PRODUCERS, lambda m, o=o, i=i: m.weight.shape[_axes(m)[1]] / (o * i), span)
                    for n, o, i, _, span in g.consumers]
         for name, kinds, units, want in checks:
