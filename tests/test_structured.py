@@ -526,7 +526,7 @@ class Two(nn.Module):
     ("softmax", "b", "softmax"),
     ("pick", "b", "operator.getitem picks or slices along its dims"),
     ("shape-slice", "b", "uses its channel count"),
-    ("grouped", "a", "`b` (Conv2d), whose inside"),
+    ("grouped", "a", "`b` (Conv2d), a grouped conv (2 groups)"),
 ])
 def test_channel_mixing_ops_keep_their_layers_whole(how, layer, why):
     model = Two(how, b_groups=2 if how == "grouped" else 1).eval()  # 2 groups of 2 channels: not depthwise

@@ -493,6 +493,9 @@ def _follow(node, ins, mods, shared, flows):
             return _pool(node, ins[0], len(_shape(node.args[0])) - 2, what)
         if isinstance(m, nn.Flatten):
             return _flatten(ins[0], _shape(node.args[0]), m.start_dim, m.end_dim)
+        if isinstance(m, PRODUCERS) and m.groups > 1:
+            raise _Blocked(f"its channels go into {what}, a grouped conv ({m.groups} groups) whose filters each read "
+                           "several of them (a depthwise conv, one channel each, is followed)")
         raise _Blocked(f"its channels go into {what}, whose inside structured pruning does not follow")
     if node.target in BINARY or node.op == "call_method" and node.target.rstrip("_") in BINARY_METHODS:
         return _binary(node, what, flows)
