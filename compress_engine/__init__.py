@@ -6,6 +6,7 @@
     result = ce.compress(model, ce.Recipe(sparsity=0.9, clusters=16), ds)
     result.metrics["artifact_bytes"] == len(result.artifact)
     ce.decode(result.artifact)   # the exact weights back
+    ce.describe(model, ds)       # what compress() would compress, carry and structurally prune, before any work
     ce.read_weights(data, "mine.safetensors")   # a user's weight file -> model, never running code
     ce.sensitivity.scan(model, ds)   # each layer alone: accuracy and bytes vs sparsity and bits
     result, plan = ce.fit_budget(model, ds, 10_000)   # fit in 10 KB: per-layer sparsity and clusters, fine-tuned
@@ -26,7 +27,7 @@ _MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "sensitivi
 _NAMES = {
     ".core.budget": ["fit_budget"], ".core.data": ["Dataset", "IGNORE"],
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"], ".core.model": ["arch_spec", "param_count"],
-    ".core.pipeline": ["Result", "compress", "reference"], ".core.quantize": ["int8_latency"],
+    ".core.pipeline": ["Result", "compress", "describe", "reference"], ".core.quantize": ["int8_latency"],
     ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"], ".core.train": ["Stopped", "logits", "predictions", "stop_when"],
     ".playground.sources": ["first_test_images", "load_dataset"], ".playground.sweeps": ["sweep"],
     ".playground.cards": ["arch_text", "head_predictions", "list_models", "model_card"],

@@ -15,6 +15,8 @@ import torch.nn.utils.prune as tprune
 from torch import nn
 
 import compress_engine as ce
+from compress_engine.core import structured
+from compress_engine.core.fold import fold_batchnorm
 from compress_engine.core.model import compressible
 from compress_engine.core.train import fit
 
@@ -388,6 +390,43 @@ def test_a_class_that_asks_for_folding_decodes_into_a_fresh_instance(trained, re
     with torch.no_grad():
         assert torch.equal(rebuilt(x), res.model.eval()(x))
     assert ce.evaluate_artifact(res.artifact, data, module=FoldedResCNN())["accuracy"] == res.metrics["accuracy"]
+
+
+class FreeParameter(nn.Module):
+    """A learned position map added to the input (a free nn.Parameter) and an nn.Bilinear: weights the engine has
+    no rule for, carried as float32."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(1, 8, 8))
+        self.fc, self.pair, self.head = nn.Linear(64, 16), nn.Bilinear(16, 16, 8), nn.Linear(8, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.fc((x + self.pos).flatten(1)))
+        return self.head(torch.relu(self.pair(h, h)))
+
+
+def test_describe_says_what_compress_would_compress_carry_fold_and_prune(trained, digits):
+    """ce.describe, before any work: the compressed weights and their share (counted here from the parameters),
+    the weights it would carry as float32, the BatchNorms it would fold, what structured pruning would keep (as
+    structured.plan says) and the int8 layers; a model that does not fit the data is refused as compress refuses."""
+    data = shaped(digits, (8, 8), "digits-rows")
+    free = ce.describe(FreeParameter(), data)
+    assert set(free["compressed"]) == {"fc.weight", "head.weight"}
+    assert free["carried_weights"] == {"pos": [1, 8, 8], "pair.weight": [8, 16, 16]}
+    assert free["compressed_share"] == (64 * 16 + 8 * 10) / sum(p.numel() for p in FreeParameter().parameters())
+    assert "fc: its channels go into `pair` (Bilinear)" in free["structured"]["refused"]
+    model, data = trained["res-cnn-bn"]
+    mine = FoldedResCNN()
+    mine.load_state_dict(model.state_dict())
+    folded = ce.describe(mine, data)
+    assert folded["folded"] == {"bn1": "conv1", "bn2": "conv2"} and folded["int8_layers"] == ["head"]
+    plan = structured.plan(fold_batchnorm(mine), 0.5, data.x("test")[:2])
+    assert folded["structured"]["prunable"] == {n: f"{len(g.keep)} of {g.units}" for g in plan.groups
+                                                for n in g.producers}
+    with pytest.raises(ce.ModelError, match="fails on the data's inputs"):
+        ce.describe(ResCNN(), shaped(digits, (64,), "digits-flat"))
+    assert ce.describe(FreeParameter())["structured"] == "give data to trace the model"
 
 
 def test_a_structured_artifact_resizes_only_what_structured_pruning_shrinks(trained):

@@ -284,6 +284,20 @@ def test_user_model_weights_and_data_run_and_eval(capsys, user):
     assert code == 2 and "does not fit the model from --model 'lenet-300-100'" in err, err
 
 
+def test_inspect_says_what_run_would_do_before_any_work(capsys, user):
+    """inspect: the user's file and weights, checked on the data as run checks them; the JSON names the compressed
+    weights, the carried parameters and what structured pruning would keep. Data the model cannot take is refused."""
+    data = f"idx:{user / 'idx'}"
+    code, out, err = run(capsys, "inspect", "--model", f"{user}/nets.py:make_model", "--weights",
+                         str(user / "mine.safetensors"), "--data", data)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["compressed"] == {"1.weight": [16, 784], "3.weight": [10, 16]} and report["carried_params"] == 26
+    assert report["structured"]["prunable"] == {"1": "8 of 16"} and report["int8_layers"] == ["1", "3"]
+    code, out, err = run(capsys, "inspect", "--model", f"{user}/nets.py:make_model", "--data", "digits")
+    assert code == 2 and "fails on the data's inputs of shape (2, 1, 8, 8)" in err, err
+
+
 def test_user_model_runs_on_a_folder_of_images(capsys, user):
     """--data images:/folder: ten class folders of 28x28 greyscale PNGs (sorted names: c0 .. c9), ten test images
     each; the user's net always answers class 3, so accuracy is exactly 10 %, and eval reads the folder again."""

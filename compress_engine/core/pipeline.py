@@ -21,7 +21,7 @@ import torch
 from . import cluster, distill, prune, quantize, structured
 from .encode import Affine, Codebook, encode, size_breakdown
 from .errors import CompressError, DatasetError, RecipeError
-from .fold import fold_batchnorm
+from .fold import fold_batchnorm, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     state_bytes)
 from .recipe import Recipe
@@ -296,3 +296,42 @@ def sweep(model, recipe, data, field_name, values, progress=None):
         if progress and progress(i + 1, len(values), None, res.metrics["accuracy"]) is False:
             break
     return rows
+
+
+def describe(model, data=None, structured_at=0.5):
+    """What compress() would do with `model`, without doing it: a JSON-able dict. The same refusals as compress()
+    come first (check_model, on `data` when given).
+
+    - "compressed": {tensor: shape} of the weights the engine prunes, clusters and quantizes (model.WEIGHTS), and
+      their share of the parameters; "carried_weights": {tensor: shape} of parameters of two or more dims it
+      carries exactly as float32 (a free nn.Parameter, a layer kind it does not know), "carried_params" all those
+      carried (biases, norms included);
+    - "folded": {BatchNorm: layer} when the class declares fold_batchnorm = True (deployed());
+    - "structured": with `data`, what structured pruning at `structured_at` would keep ({layer: "kept of units"}),
+      which layers it keeps whole and why, or why it cannot trace the model;
+    - "int8_layers": the layers int8_latency runs in int8.
+    """
+    check_model(model, data)
+    work = deployed(model)
+    weights = compressible(work)
+    total = param_count(work)
+    carried = {name: p for name, p in work.named_parameters() if name not in weights}
+    out = {"model_class": type(model).__qualname__, "params": total, "dense_bytes": state_bytes(work),
+           "compressed": {name: list(p.shape) for name, p in weights.items()},
+           "compressed_share": sum(p.numel() for p in weights.values()) / total,
+           "carried_params": sum(p.numel() for p in carried.values()),
+           "carried_weights": {name: list(p.shape) for name, p in carried.items() if p.dim() >= 2},
+           "folded": {} if work is model else {norm: layer for layer, norm in foldable_pairs(model)},
+           "int8_layers": list(quantize.int8_plan(work))}
+    if data is None:
+        out["structured"] = "give data to trace the model"
+        return out
+    try:
+        plan = structured.plan(work, structured_at, data.x("test")[:2])
+        out["structured"] = {"sparsity": structured_at,
+                             "prunable": {name: f"{len(g.keep)} of {g.units}" for g in plan.groups
+                                          for name in g.producers},
+                             "kept_whole": dict(plan.skipped)}
+    except CompressError as e:
+        out["structured"] = {"sparsity": structured_at, "refused": str(e)}
+    return out

@@ -343,11 +343,14 @@ def parser(prog="python -m compress_engine"):
     sub.add_parser("app", help=app_help, description=app_help)
     run = sub.add_parser("run", help="compress one model with one recipe; print metrics as JSON")
     sw = sub.add_parser("sweep", help="run one recipe field over several values; print a JSON list")
-    for p in (run, sw):
+    ins = sub.add_parser("inspect", help="what run would compress, carry as float32 and structurally prune in "
+                         "--model, before any work (JSON)")
+    for p in (run, sw, ins):
         p.add_argument("--model", default="lenet-300-100", help=MODEL_HELP)
         p.add_argument("--weights", type=Path, help="a state dict for --model (.safetensors, or torch.save's "
                        ".pt read with weights_only=True); must match the model exactly")
         p.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    for p in (run, sw):
         add_recipe_flags(p)
     run.add_argument("--json", action="store_true", help="print JSON (the default; kept for scripts)")
     run.add_argument("--out", type=Path, help="also write the artifact bytes here")
@@ -453,6 +456,8 @@ def run(args):
     ref = model_ref(args.model)
     if args.weights is not None:
         check_weights(args.weights)
+    if args.cmd == "inspect":
+        return ce.describe(user_model(args, ref), ce.load_dataset(args.data))
     budget_kb = budget_from(args) if args.cmd == "run" else None
     recipe = recipe_from(args)
     if args.cmd == "run" and args.out is not None:
@@ -460,10 +465,7 @@ def run(args):
     values = sweep_values(recipe, args.field, args.values) if args.cmd == "sweep" else None
     if args.cmd == "sweep":
         check_sweep_options(args)
-    model = build_model(ref, args.model)
-    if args.weights is not None:
-        load_strict(model, read_state_dict(args.weights), f"--weights {short(args.weights, 300)}",
-                    f"the model from --model {short(args.model, 300)}")
+    model = user_model(args, ref)
     data = ce.load_dataset(args.data)
     if args.cmd == "run" and budget_kb is not None:
         return run_budget(args, model, data, budget_kb, recipe)
@@ -473,6 +475,15 @@ def run(args):
             args.out.write_bytes(result.artifact)
         return summary(result)
     return run_sweep(args, ref, model, recipe, values)
+
+
+def user_model(args, ref):
+    """The module --model builds, with --weights loaded into it (strictly) when given."""
+    model = build_model(ref, args.model)
+    if args.weights is not None:
+        load_strict(model, read_state_dict(args.weights), f"--weights {short(args.weights, 300)}",
+                    f"the model from --model {short(args.model, 300)}")
+    return model
 
 
 BUDGET_FLAGS = ("finetune_epochs", "lr", "seed", "bias_bits", "finetune_kd", "prune_focus")  # recipe flags a budget run takes
