@@ -1,10 +1,10 @@
-"""Your own model, not a sample one: a recurrent net, a small vision transformer and a segmentation net (a class
+"""Your own model, not a sample one: a recurrent net, a small vision transformer and two segmentation nets (a class
 per pixel), compressed by the engine.
 
-    python bench/any_model.py            # all three models, full Fashion-MNIST, 1 thread, about an hour
+    python bench/any_model.py            # all four models, full Fashion-MNIST, 1 thread, about two hours
     python bench/any_model.py --quick    # 1 training epoch, 10,000 training images: a smoke run (the size-budget
                                          # searches still scan their whole grids: 10+ min for pixels)
-    python bench/any_model.py --models pixels   # one model (lstm, vit, pixels): the segmentation net, about 40 min
+    python bench/any_model.py --models pixels   # one model (lstm, vit, pixels, unet): the segmentation net, about 40 min
 
 Each model is defined here as a user would write it (nothing in the zoo knows it), trained from a fixed seed on
 Fashion-MNIST's 60,000 training images (for the segmentation net, labelled per pixel: see pixel_labels; its
@@ -14,7 +14,9 @@ share weights, Huffman; fine-tuned), 4-bit quantization-aware fine-tuning, and t
 targets) held to the bytes of the 90 % recipe. "compressed share" is the part of
 the model's parameters the engine compresses (the rest, biases and norms, is carried exactly); accuracy is on
 all 10,000 test images, bytes are the artifact's length, and every artifact is decoded into a fresh instance of
-the model's class and re-scored. The dense row also times 256 test images in float32 and with torch's int8
+the model's class and re-scored. The two segmentation nets (the U-Net has transposed convs, skip connections
+joined by torch.cat and BatchNorm folded into the convs as deployment does) also get structured pruning: whole
+channels removed, so the dense float32 model itself shrinks. The dense row also times 256 test images in float32 and with torch's int8
 dynamic quantization (ce.int8_latency: the LSTM and Linear layers in int8). Prints one table and writes
 bench/results/any_model.csv.
 """
@@ -84,6 +86,31 @@ class PixelNet(nn.Module):
         return self.head(torch.relu(f1 + self.lat1(F.interpolate(u2, scale_factor=2))))
 
 
+class UNet(nn.Module):
+    """A U-Net for a class per pixel: two levels down (3x3 conv + BatchNorm + ReLU, max-pooled), a bottleneck, two
+    levels back up by 2x2 transposed convs, each joined by torch.cat to the encoder's map of its size (the skip
+    connections) and merged by a conv block; a 1x1 head of 11 classes. It asks compress() to fold its
+    BatchNorms into the convs first (fold_batchnorm), as deployment does."""
+    fold_batchnorm = True
+
+    def __init__(self, widths=(12, 24, 48), classes=11):
+        super().__init__()
+        a, b, c = widths
+
+        def block(i, o):
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU())
+        self.e1, self.e2, self.mid = block(1, a), block(a, b), block(b, c)
+        self.up2, self.d2 = nn.ConvTranspose2d(c, b, 2, stride=2), block(2 * b, b)
+        self.up1, self.d1 = nn.ConvTranspose2d(b, a, 2, stride=2), block(2 * a, a)
+        self.head = nn.Conv2d(a, classes, 1)
+
+    def forward(self, x):
+        f1 = self.e1(x)
+        f2 = self.e2(F.max_pool2d(f1, 2))
+        u2 = self.d2(torch.cat([f2, self.up2(self.mid(F.max_pool2d(f2, 2)))], 1))
+        return self.head(self.d1(torch.cat([f1, self.up1(u2)], 1)))
+
+
 def pixel_labels(data):
     """Fashion-MNIST as segmentation: every pixel labelled background (intensity <= 0.02) or its garment
     (1 + class, intensity > 0.15); the faint edge pixels between are -100, not scored (as void borders are)."""
@@ -96,8 +123,11 @@ def pixel_labels(data):
 
 
 MODELS = {"LSTM (28 rows, 128 units)": (RowLSTM, 3e-3), "ViT (16 patches, 2 layers, 64 dims)": (TinyViT, 2e-3),
-          "segmentation: a class per pixel (encoder-decoder CNN)": (PixelNet, 3e-3)}
-KEYS = dict(zip(("lstm", "vit", "pixels"), MODELS))  # --models names
+          "segmentation: a class per pixel (encoder-decoder CNN)": (PixelNet, 3e-3),
+          "segmentation: a U-Net (transposed convs, torch.cat skips, BatchNorm folded)": (UNet, 3e-3)}
+KEYS = dict(zip(("lstm", "vit", "pixels", "unet"), MODELS))  # --models names
+PER_PIXEL = (PixelNet, UNet)
+BUDGET = "prune 90 % + 8 clusters + Huffman, 2 epochs each"  # fit_budget is held to this recipe's bytes
 RECIPES = {
     "prune 80 % + 16 clusters + Huffman, 1 epoch each": ce.Recipe(sparsity=0.8, clusters=16, huffman=True,
                                                                   finetune_epochs=1),
@@ -105,6 +135,9 @@ RECIPES = {
                                                                   finetune_epochs=2),
     "4-bit per channel, 1 epoch QAT": ce.Recipe(bits=4, per_channel=True, finetune_epochs=1),
 }
+HALF = {"structured: half of every layer's channels removed, 2 epochs": ce.Recipe(structured=True, sparsity=0.5,
+                                                                                  finetune_epochs=2, lr=1e-3)}
+STRUCTURED = {PixelNet: HALF, UNet: HALF}  # models structured pruning can follow through -> recipes run on them too
 
 
 def iou(result):
@@ -116,7 +149,9 @@ def iou(result):
 def compressed_row(recipe, res, dense, cpu, make, data):
     """A compressed run's table row, its artifact decoded into a fresh make() and scored again."""
     again = ce.evaluate_artifact(res.artifact, data, module=make())["accuracy"]
-    return {"model": "", "recipe": recipe, "params": "", "compressed share": "",
+    params = res.metrics["params"]  # fewer than the dense model's only when structured pruning removed channels
+    return {"model": "", "recipe": recipe, "params": f"{params:,}" if params != dense.metrics["params"] else "",
+            "compressed share": "",
             "bytes": len(res.artifact), "ratio": f"{len(dense.artifact) / len(res.artifact):.1f}x",
             "accuracy": f"{res.metrics['accuracy']:.2%}", "mean IoU": iou(res),
             "loss": f"{100 * (dense.metrics['accuracy'] - res.metrics['accuracy']):.2f}",
@@ -139,27 +174,29 @@ def main():
     rows = []
     for key in sorted(args.models, key=list(KEYS).index):
         label, (make, lr) = KEYS[key], MODELS[KEYS[key]]
-        data = pixel_labels(fmnist) if make is PixelNet else fmnist
+        data = pixel_labels(fmnist) if make in PER_PIXEL else fmnist
         torch.manual_seed(0)
         model = make()
         t = time.process_time()
         fit(model, data, epochs=epochs, lr=lr, seed=0)
         train_s = time.process_time() - t
-        params = sum(p.numel() for p in model.parameters())
-        share = sum(p.numel() for p in compressible(model).values()) / params
-        dense = ce.compress(model, ce.Recipe(), data)
+        dense = ce.compress(model, ce.Recipe(), data)  # dense.model is the model as deployed (the U-Net's BN folded)
+        params = dense.metrics["params"]
+        share = sum(p.numel() for p in compressible(dense.model).values()) / params
         t8 = ce.int8_latency(model, data.x("test")[:256], repeats=20)
         rows.append({"model": label, "recipe": f"dense float32 (trained {epochs} epochs, {train_s:,.0f} CPU s)",
-                     "params": params, "compressed share": f"{share:.1%}", "bytes": len(dense.artifact),
+                     "params": f"{params:,}", "compressed share": f"{share:.1%}", "bytes": len(dense.artifact),
                      "ratio": "1x", "accuracy": f"{dense.metrics['accuracy']:.2%}", "mean IoU": iou(dense), "loss": "",
                      "decoded = reported": "", "CPU s": "",
                      "256 images: float32 / int8 ms": f"{t8['fp32_ms']:.1f} / {t8['int8_ms']:.1f}"})
-        for name, recipe in RECIPES.items():
+        done = {}
+        for name, recipe in {**RECIPES, **STRUCTURED.get(make, {})}.items():
             t = time.process_time()
             res = ce.compress(model, recipe, data)
             rows.append(compressed_row(name, res, dense, time.process_time() - t, make, data))
+            done[name] = len(res.artifact)
             print(f"  {label}: {name}: {rows[-1]['bytes']:,} B, {rows[-1]['accuracy']}", flush=True)
-        budget = rows[-2]["bytes"]  # the 90 % recipe's bytes: the same size, each layer's settings picked for it
+        budget = done[BUDGET]  # the 90 % recipe's bytes: the same size, each layer's settings picked for it
         t = time.process_time()
         with tempfile.TemporaryDirectory() as scans:
             res, _ = ce.fit_budget(model, data, budget, epochs=2, kd=4.0, cache_dir=scans)
