@@ -6,11 +6,12 @@
     load_dataset("npz:/path/file.npz")     # arrays train_x, train_y, test_x, test_y (and optional classes)
     load_dataset("images:/folder")         # train/<class>/*.png and test/<class>/*.png (PNG, JPEG, ...; Pillow)
 
-Images become float32 N×1×H×W in [0, 1] (N×3×H×W for colour image folders). Every file is untrusted: the IDX format is four big-endian
-u32s of header (magic, then one size per dimension) followed by raw uint8 pixels or labels; we read
-it with numpy (gzip or plain), check every size against the bytes actually there, and fail with a
-message that names the file and the fix. An .npz is read without pickles, after its headers are
-checked against its sizes the same way.
+Images become float32 N×1×H×W in [0, 1] (N×3×H×W for colour image folders). Every file is untrusted:
+the IDX format is four big-endian u32s of header (magic, then one size per dimension) followed by raw
+uint8 pixels or labels; we read it with numpy (gzip or plain), check every size against the bytes
+actually there, and fail with a message that names the file and the fix. An .npz is read without
+pickles, after its headers are checked against its sizes the same way; an image folder's headers
+(sizes, modes) are all read before any image is decoded.
 """
 
 import gzip
