@@ -200,8 +200,10 @@ def _output_hint(out, data):
     if tensor and out.dim() > 2:
         return "; for a class per token or pixel, give labels of shape (N, *positions)"
     if isinstance(out, (tuple, list, dict)) or hasattr(out, "logits"):
-        pick = "['logits']" if isinstance(out, dict) and "logits" in out else ".logits" if hasattr(out, "logits") else "[0]"
-        return f"; it returns more than the logits: wrap it in a module whose forward returns them alone, e.g. model(x){pick}"
+        pick = ("['logits']" if isinstance(out, dict) and "logits" in out
+                else ".logits" if hasattr(out, "logits") else "[0]")
+        return (f"; it returns more than the logits: wrap it in a module whose forward returns them alone, "
+                f"e.g. model(x){pick}")
     return ""
 
 

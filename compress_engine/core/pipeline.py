@@ -178,8 +178,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
 
     `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits, or (N, classes, *positions) for
     labels per token or pixel (then accuracy and agreement count every scored position); its compressible weights
-    (model.WEIGHTS: Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, embedding, attention-projection and recurrent weights) are compressed
-    and everything else is carried exactly. With a temperature set, `model` is the teacher and `student` (any
+    (model.WEIGHTS: Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, embedding, attention-projection and recurrent
+    weights) are compressed and everything else is carried exactly. With a temperature set, `model` is the teacher and `student` (any
     module; default an MLP of recipe.student_width) is distilled from it first. progress(step, total, loss,
     accuracy) reports every training stage as one count; return False from it to stop (raises train.Stopped,
     nothing is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is refused

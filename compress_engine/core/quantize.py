@@ -6,8 +6,9 @@ be evaluated (and fine-tuned) with exactly the values its integer form would giv
 
 - `qrange` / `qparams`: the grid. Affine grids use [0, 2^b - 1] and a zero point; symmetric
   ones use [-2^(b-1), 2^(b-1) - 1] with zero point 0. One grid per tensor or one per output
-  channel (dim 0: a unit, a filter, an embedding's row; a transposed conv's dim 0 is its input channels). Calibrated by min/max (as torch.ao's MinMaxObserver) or by searching the
-  clipping range that minimises the squared error (outliers stop stretching the grid).
+  channel (dim 0: a unit, a filter, an embedding's row; a transposed conv's dim 0 is its input
+  channels). Calibrated by min/max (as torch.ao's MinMaxObserver) or by searching the clipping
+  range that minimises the squared error (outliers stop stretching the grid).
 - `fake_quantize_with` / `quantize_codes`: plain torch ops, ordered like torch's CPU kernel
   (float32 1/scale, round half to even), so results equal torch.fake_quantize_per_*_affine
   bit for bit.
@@ -310,9 +311,9 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
     long gets fewer: at least 3, after 1 warm-up call; one untimed call sizes them. "repeats" says how many.
 
     The int8 model is torch.ao.quantization.quantize_dynamic(copy, int8_plan(copy), torch.qint8): Linear, LSTM and
-    GRU layers (and their cells) run int8 matrix products (activations quantized on the fly), other layers (convolutions,
-    embeddings, attention in-projections, and the feed-forward Linears of torch's own transformer layers) stay
-    float32; the returned "int8_layers" / "fp32_layers" name the compressible ones. The model is copied
+    GRU layers (and their cells) run int8 matrix products (activations quantized on the fly), other layers
+    (convolutions, embeddings, attention in-projections, and the feed-forward Linears of torch's own transformer
+    layers) stay float32; the returned "int8_layers" / "fp32_layers" name the compressible ones. The model is copied
     (parametrizations baked in), never changed. A model torch's int8 layers cannot run raises ModelError. torch.ao's
     deprecation warnings are silenced here: it is still the only int8 CPU runtime inside torch itself.
     """
