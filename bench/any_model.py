@@ -4,21 +4,21 @@ per pixel), compressed by the engine.
     python bench/any_model.py            # all four models, full Fashion-MNIST, 1 thread, about two hours
     python bench/any_model.py --quick    # 1 training epoch, 10,000 training images: a smoke run (the size-budget
                                          # searches still scan their whole grids: 10+ min for pixels)
-    python bench/any_model.py --models pixels   # one model (lstm, vit, pixels, unet): the segmentation net, about 40 min
+    python bench/any_model.py --models pixels   # one model (lstm, vit, pixels, unet): a segmentation net, 40+ min
 
 Each model is defined here as a user would write it (nothing in the zoo knows it), trained from a fixed seed on
-Fashion-MNIST's 60,000 training images (for the segmentation net, labelled per pixel: see pixel_labels; its
-accuracy is over the scored pixels, and its mean IoU has a column of its own), then compressed with the same recipes: Deep Compression's shape (prune,
-share weights, Huffman; fine-tuned), 4-bit quantization-aware fine-tuning, and the engine's size-budget search
-(ce.fit_budget: a sensitivity scan, per-layer sparsity and cluster counts, fine-tuned on the dense model's soft
-targets) held to the bytes of the 90 % recipe. "compressed share" is the part of
-the model's parameters the engine compresses (the rest, biases and norms, is carried exactly); accuracy is on
-all 10,000 test images, bytes are the artifact's length, and every artifact is decoded into a fresh instance of
-the model's class and re-scored. The two segmentation nets (the U-Net has transposed convs, skip connections
-joined by torch.cat and BatchNorm folded into the convs as deployment does) also get structured pruning: whole
-channels removed, so the dense float32 model itself shrinks. The dense row also times 256 test images in float32 and with torch's int8
-dynamic quantization (ce.int8_latency: the LSTM and Linear layers in int8). Prints one table and writes
-bench/results/any_model.csv.
+Fashion-MNIST's 60,000 training images (for the segmentation nets, labelled per pixel: see pixel_labels; their
+accuracy is over the scored pixels, and their mean IoU has a column of its own), then compressed with the same
+recipes: Deep Compression's shape (prune, share weights, Huffman; fine-tuned), 4-bit quantization-aware
+fine-tuning, and the engine's size-budget search (ce.fit_budget: a sensitivity scan, per-layer sparsity and
+cluster counts, fine-tuned on the dense model's soft targets) held to the bytes of the 90 % recipe. "compressed
+share" is the part of the model's parameters the engine compresses (the rest, biases and norms, is carried
+exactly); accuracy is on all 10,000 test images, bytes are the artifact's length, and every artifact is decoded
+into a fresh instance of the model's class and re-scored. The two segmentation nets (the U-Net has transposed
+convs, skip connections joined by torch.cat and BatchNorm folded into the convs as deployment does) also get
+structured pruning: whole channels removed, so the dense float32 model itself shrinks. The dense row also times
+256 test images in float32 and with torch's int8 dynamic quantization (ce.int8_latency: the LSTM and Linear
+layers in int8). Prints one table and writes bench/results/any_model.csv.
 """
 
 import argparse
@@ -72,7 +72,8 @@ class PixelNet(nn.Module):
     def __init__(self, widths=(16, 32, 64), classes=11):
         super().__init__()
         a, b, c = widths
-        self.e1, self.e2, self.e3 = nn.Conv2d(1, a, 3, padding=1), nn.Conv2d(a, b, 3, padding=1), nn.Conv2d(b, c, 3, padding=1)
+        self.e1, self.e2 = nn.Conv2d(1, a, 3, padding=1), nn.Conv2d(a, b, 3, padding=1)
+        self.e3 = nn.Conv2d(b, c, 3, padding=1)
         self.context = nn.Linear(c, c)
         self.lat2, self.d2 = nn.Conv2d(c, b, 1), nn.Conv2d(b, b, 3, padding=1)
         self.lat1, self.head = nn.Conv2d(b, a, 1), nn.Conv2d(a, classes, 1)
@@ -135,9 +136,9 @@ RECIPES = {
                                                                   finetune_epochs=2),
     "4-bit per channel, 1 epoch QAT": ce.Recipe(bits=4, per_channel=True, finetune_epochs=1),
 }
-HALF = {"structured: half of every layer's channels removed, 2 epochs": ce.Recipe(structured=True, sparsity=0.5,
-                                                                                  finetune_epochs=2, lr=1e-3)}
-STRUCTURED = {PixelNet: HALF, UNet: HALF}  # models structured pruning can follow through -> recipes run on them too
+# run on the segmentation nets too: structured pruning follows both through
+STRUCTURED = {"structured: half of every layer's channels removed, 2 epochs": ce.Recipe(structured=True, sparsity=0.5,
+                                                                                        finetune_epochs=2, lr=1e-3)}
 
 
 def iou(result):
@@ -190,7 +191,7 @@ def main():
                      "decoded = reported": "", "CPU s": "",
                      "256 images: float32 / int8 ms": f"{t8['fp32_ms']:.1f} / {t8['int8_ms']:.1f}"})
         done = {}
-        for name, recipe in {**RECIPES, **STRUCTURED.get(make, {})}.items():
+        for name, recipe in {**RECIPES, **(STRUCTURED if make in PER_PIXEL else {})}.items():
             t = time.process_time()
             res = ce.compress(model, recipe, data)
             rows.append(compressed_row(name, res, dense, time.process_time() - t, make, data))
