@@ -374,7 +374,8 @@ def read_image_folder(folder, name):
     if extra:
         raise DatasetError(f"{folder}/test has class folders that train/ lacks ({', '.join(extra)[:300]}): a model "
                            f"cannot learn a class it never sees; add them to train/ or remove them from test/")
-    items = {split: [(p, classes.index(c)) for c, files in by_class.items() for p in files]
+    label = {c: i for i, c in enumerate(classes)}
+    items = {split: [(p, label[c]) for c, files in by_class.items() for p in files]
              for split, by_class in splits.items()}
     if not items["test"]:
         raise DatasetError(f"{folder}/test holds no image; {IMAGES_HINT}")
