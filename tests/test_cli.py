@@ -299,17 +299,19 @@ def test_inspect_says_what_run_would_do_before_any_work(capsys, user):
 
 
 def test_user_model_runs_on_a_folder_of_images(capsys, user):
-    """--data images:/folder: ten class folders of 28x28 greyscale PNGs (sorted names: c0 .. c9), ten test images
-    each; the user's net always answers class 3, so accuracy is exactly 10 %, and eval reads the folder again."""
+    """--data images:/folder?size=28: ten class folders of greyscale PNGs of three sizes, loaded at 28x28 (sorted
+    names: c0 .. c9), ten test images each; the user's net always answers class 3, so accuracy is exactly 10 %, and
+    eval reads the folder again."""
     image = pytest.importorskip("PIL.Image", reason="Pillow reads image folders")
     rng = np.random.default_rng(1)
     for split, n in (("train", 3), ("test", 10)):
         for c in range(10):
             (user / "pngs" / split / f"c{c}").mkdir(parents=True)
             for i in range(n):
-                image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), "L").save(
+                side = (28, 40, 21)[i % 3]
+                image.fromarray(rng.integers(0, 256, (side, side + i), dtype=np.uint8), "L").save(
                     user / "pngs" / split / f"c{c}" / f"{i}.png")
-    data = f"images:{user / 'pngs'}"
+    data = f"images:{user / 'pngs'}?size=28"
     code, out, err = run(capsys, "run", "--model", f"{user}/nets.py:make_model", "--weights",
                          str(user / "mine.safetensors"), "--data", data, "--clusters", "8", "--out", str(user / "p.cpg"))
     assert code == 0, err

@@ -552,6 +552,8 @@ BAD_IMAGES = {
                                                                           .read_bytes()[:60]), "cannot read image"),
     "two sizes": (lambda r: Image.fromarray(np.zeros((9, 9), np.uint8), "L").save(r / "test" / "dog" / "big.png"),
                   "not all one size (5×7"),
+    "two sizes, the fix": (lambda r: Image.fromarray(np.zeros((9, 9), np.uint8), "L").save(
+        r / "test" / "dog" / "b.png"), "?size=5' (each scaled to cover 5×5"),
     "a bomb's header": (lambda r: _png_claiming(r / "train" / "cat" / "bomb.png", 5_000, 5_000),
                         "says it is 5,000×5,000 pixels"),
     "16-bit among colour": (lambda r: [Image.fromarray(np.zeros((7, 5), np.uint16)).save(r / "test" / "dog" / "w.png"),
@@ -633,3 +635,94 @@ def test_first_test_images_defer_odd_files_and_other_sources_to_the_full_load(tm
     head = first_test_images("digits", 5)
     digits = load_dataset("digits")
     assert np.array_equal(head["x"], digits.x("test")[:5].numpy()) and head["classes"] == list(digits.classes)
+
+
+# --- image folders of many sizes, loaded at one ('?size=') -----------------------------------------------
+
+def _resized_reference(a, h, w):
+    """torchvision's Resize + CenterCrop of one H×W(×C) image, from torch alone: F.interpolate (bilinear,
+    antialiased, which is made to match Pillow's) to cover h × w with the aspect kept, then the centre h × w."""
+    x = torch.from_numpy(a.astype(np.float64))
+    x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
+    H, W = x.shape[-2:]
+    scale = max(h / H, w / W)
+    nh, nw = max(h, round(H * scale)), max(w, round(W * scale))
+    x = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    top, left = int(round((nh - h) / 2.0)), int(round((nw - w) / 2.0))
+    return x[0, :, top:top + h, left:left + w]
+
+
+@pytest.mark.parametrize("mode, depth", [("L", 255), ("RGB", 255), ("I;16", 65535)])
+def test_images_of_many_sizes_load_at_one_as_torchvisions_resize_and_centre_crop(tmp_path, mode, depth):
+    rng = np.random.default_rng(1)
+    shapes = [(30, 50), (64, 48), (12, 12), (7, 5), (12, 40)]  # (H, W): wide, tall, the size itself, smaller, crop
+    written = {}
+    for split in ("train", "test"):
+        for c, cls in enumerate(("a", "b")):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i, (H, W) in enumerate(shapes):
+                shape = (H, W, 3) if mode == "RGB" else (H, W)
+                a = rng.integers(0, depth + 1, shape).astype(np.uint16 if depth > 255 else np.uint8)
+                Image.fromarray(a).save(tmp_path / split / cls / f"{i}.png")
+                written[split, c, i] = a
+    ds = load_dataset(f"images:{tmp_path}?size=12")
+    channels = 3 if mode == "RGB" else 1
+    assert ds.input_shape == (channels, 12, 12) and ds.classes == ("a", "b")
+    x = ds.x("test")
+    for (split, c, i), a in written.items():
+        if split == "test":
+            got = x[c * len(shapes) + i].double() * depth
+            ref = _resized_reference(a, 12, 12)
+            assert (got - ref).abs().max() <= 1.0 + 1e-6, (shapes[i], float((got - ref).abs().max()))
+    assert torch.equal(x[2], torch.from_numpy(written["test", 0, 2].astype(np.float32)).reshape(-1, 12, 12)
+                       .div(depth) if mode != "RGB" else
+                       torch.from_numpy(written["test", 0, 2]).permute(2, 0, 1).float().div(255))  # kept as it is
+    assert torch.equal(load_dataset(f"images:{tmp_path}?size=12x12").x("train"), ds.x("train"))
+
+
+def test_a_size_of_height_by_width_crops_the_centre_and_keeps_the_aspect(tmp_path):
+    a = np.zeros((10, 30), np.uint8)
+    a[:, :10], a[:, 10:20], a[:, 20:] = 50, np.arange(10)[:, None] * 20 + np.arange(10), 200
+    for split in ("train", "test"):
+        (tmp_path / split / "only").mkdir(parents=True)
+        Image.fromarray(a).save(tmp_path / split / "only" / "wide.png")
+    square = load_dataset(f"images:{tmp_path}?size=10").x("test")[0, 0]
+    assert torch.equal(square, torch.from_numpy(a[:, 10:20]).float() / 255)  # no scaling needed: the middle third
+    flat = load_dataset(f"images:{tmp_path}?size=5x30").x("test")[0, 0]    # 5 high: the middle rows, full width
+    assert torch.equal(flat, torch.from_numpy(a[2:7]).float() / 255)
+
+
+def test_big_jpeg_photos_decode_at_a_reduced_size_and_match_the_full_decode(tmp_path):
+    yy, xx = np.mgrid[0:600, 0:800]
+    photo = np.stack([xx * 255 // 799, yy * 255 // 599, (xx + yy) * 255 // 1398], -1).astype(np.uint8)
+    for split in ("train", "test"):
+        (tmp_path / "jpg" / split / "sky").mkdir(parents=True)
+        (tmp_path / "png" / split / "sky").mkdir(parents=True)
+        Image.fromarray(photo).save(tmp_path / "jpg" / split / "sky" / "a.jpg", quality=95)
+        Image.open(tmp_path / "jpg" / split / "sky" / "a.jpg").save(tmp_path / "png" / split / "sky" / "a.png")
+    jpg = load_dataset(f"images:{tmp_path / 'jpg'}?size=24x32").x("test")  # decoded at 1/8 size by draft()
+    png = load_dataset(f"images:{tmp_path / 'png'}?size=24x32").x("test")  # the same pixels decoded in full
+    assert jpg.shape == png.shape == (1, 3, 24, 32)
+    assert float((jpg - png).abs().mean()) * 255 < 2.0
+
+
+def test_a_folder_whose_name_holds_size_is_read_as_that_folder(tmp_path):
+    root, _ = image_folder(tmp_path / "odd?size=3")
+    assert load_dataset(f"images:{root}").input_shape == (1, 7, 5)
+
+
+BAD_SIZES = {"?size=0": "out of range", "?size=4097": "out of range", "?size=12x0": "out of range",
+             "?size=abc": "is not a size", "?size=3x4x5": "is not a size", "?size=": "is not a size",
+             "?size=-3": "is not a size"}
+
+
+@pytest.mark.parametrize("suffix", list(BAD_SIZES))
+def test_a_bad_size_says_what_sizes_are(tmp_path, suffix):
+    root, _ = image_folder(tmp_path)
+    refusal(f"images:{root}{suffix}", BAD_SIZES[suffix], root)
+
+
+def test_a_resized_load_still_refuses_a_bombs_header(tmp_path):
+    root, _ = image_folder(tmp_path)
+    _png_claiming(root / "train" / "cat" / "bomb.png", 10_000, 10_000)
+    refusal(f"images:{root}?size=8", "says it is 10,000×10,000 pixels (limit 89,478,485", root)

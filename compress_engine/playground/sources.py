@@ -5,6 +5,7 @@
     load_dataset("digits")                 # scikit-learn's bundled 8×8 digits, a fixed seeded train/test split
     load_dataset("npz:/path/file.npz")     # arrays train_x, train_y, test_x, test_y (and optional classes)
     load_dataset("images:/folder")         # train/<class>/*.png and test/<class>/*.png (PNG, JPEG, ...; Pillow)
+    load_dataset("images:/folder?size=64") # the same, images of any sizes, each scaled and centre-cropped to 64×64
 
 Images become float32 N×1×H×W in [0, 1] (N×3×H×W for colour image folders). Every file is untrusted:
 the IDX format is four big-endian u32s of header (magic, then one size per dimension) followed by raw
@@ -18,6 +19,7 @@ import gzip
 import math
 import os
 import threading
+import warnings
 import zipfile
 import zlib
 from collections import Counter
@@ -317,10 +319,15 @@ def _npz_file(name):
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"}
 MAX_IMAGES = 1_000_000           # files in one image folder
 MAX_IMAGE_PIXELS = 4096 * 4096   # one image: its header is read first, and a larger one is never decoded
+MAX_RESIZED_PIXELS = 89_478_485  # the same for an image that is scaled down as it loads ('?size='): Pillow's own
+# decompression-bomb threshold (a 48-megapixel phone photo is under it); each is decoded alone, then scaled
+MAX_IMAGE_SIDE = 4096            # either side of a '?size=' asked for
 GRAY = {"1", "L", "LA", "La"}    # 8-bit modes with one channel (and alpha, dropped)
 GRAY16 = {"I;16", "I;16B", "I;16L", "I;16N"}  # 16-bit greyscale (PNG, TIFF): scaled by 65,535
 IMAGES_HINT = ("lay it out as <folder>/train/<class name>/<images> and <folder>/test/<class name>/<images> "
-               "(PNG, JPEG, BMP, GIF, WebP, TIFF or PGM/PPM), all of one size")
+               "(PNG, JPEG, BMP, GIF, WebP, TIFF or PGM/PPM), all of one size or loaded at one with '?size=64'")
+SIZE_HINT = ("'?size=64' (64×64) or '?size=48x64' (48 high, 64 wide) after the folder: each image is scaled to "
+             "cover that size and its centre cropped, as torchvision's Resize + CenterCrop")
 
 
 def _image_files(folder, split):
@@ -350,11 +357,44 @@ def _image_error(path, e):
     return DatasetError(f"cannot read image {path} ({type(e).__name__}: {str(e)[:200]}): replace or remove the file")
 
 
-def read_image_folder(folder, name):
+def _fit(im, h, w):
+    """`im` scaled (bilinear, antialiased when shrinking) so that it covers h × w, then its centre h × w:
+    torchvision's Resize + CenterCrop, with the shorter side's scale applied to both (aspect kept) and its rounding
+    of the crop."""
+    W, H = im.size
+    scale = max(h / H, w / W)
+    nw, nh = max(w, round(W * scale)), max(h, round(H * scale))
+    if (nw, nh) != (W, H):
+        im = im.resize((nw, nh), resample=2)  # 2 = Image.Resampling.BILINEAR
+    left, top = int(round((nw - w) / 2.0)), int(round((nh - h) / 2.0))
+    return im.crop((left, top, left + w, top + h)) if (nw, nh) != (w, h) else im
+
+
+def _pixels(im, h, w, gray, wide):
+    """One image's pixels as an h × w × channels array: uint8, or uint16 when the folder holds 16-bit greyscale
+    (8-bit images among them scaled by 257); scaled and cropped to h × w if it is another size."""
+    if im.size != (w, h):
+        scale = max(h / im.height, w / im.width)  # a JPEG decodes straight at the smallest 1/2^k size that still
+        im.draft("L" if gray else "RGB", (math.ceil(im.width * scale), math.ceil(im.height * scale)))  # covers it
+    deep = im.mode in GRAY16
+    im = im.convert("I" if deep else "L" if gray else "RGB")  # I;16 -> I (int32) is exact, and scales
+    if im.size != (w, h):
+        im = _fit(im, h, w)
+    a = np.asarray(im)
+    if deep:
+        a = a.clip(0, 65535).astype(np.uint16)
+    elif wide:
+        a = a.astype(np.uint16) * 257
+    return a.reshape(h, w, -1)
+
+
+def read_image_folder(folder, name, size=None):
     """Load an image folder (torchvision's ImageFolder layout, per split) into a Dataset: float32 in [0, 1],
     N×1×H×W when every image is greyscale (8 or 16 bits), else N×3×H×W (RGB; alpha dropped). Classes are train/'s
-    sub-folders, sorted; test/ may lack some but may not add any. Every file is untrusted: sizes and modes come
-    from the headers first, and nothing is decoded until every image is known to be one size and small enough."""
+    sub-folders, sorted; test/ may lack some but may not add any. size=(h, w) loads images of any sizes at h × w,
+    each scaled to cover it and centre-cropped (_fit); without it they must all be one size. Every file is
+    untrusted: sizes and modes come from the headers first, and nothing is decoded until every image is known to
+    be small enough (and, without `size`, one size)."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
@@ -381,29 +421,38 @@ def read_image_folder(folder, name):
         raise DatasetError(f"{folder}/test holds no image; {IMAGES_HINT}")
     if sum(map(len, items.values())) > MAX_IMAGES:
         raise DatasetError(f"{folder} holds more than {MAX_IMAGES:,} images: too many to load here")
+    limit = MAX_IMAGE_PIXELS if size is None else MAX_RESIZED_PIXELS
     sizes, modes = {}, Counter()
     for p, _ in (item for split in items.values() for item in split):
         try:
-            with Image.open(p) as im:  # reads the header only
-                size, mode = im.size, im.mode
+            with warnings.catch_warnings():  # Pillow's bomb warning: the limit below is the one that applies
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(p) as im:  # reads the header only
+                    dims, mode = im.size, im.mode
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise _image_error(p, e) from None
-        if size[0] * size[1] > MAX_IMAGE_PIXELS or 0 in size:
-            raise DatasetError(f"image {p} says it is {size[0]:,}×{size[1]:,} pixels (limit {MAX_IMAGE_PIXELS:,} "
-                               f"pixels): too big to be one sample; replace or remove the file")
-        sizes.setdefault(size, p)
+        if dims[0] * dims[1] > limit or 0 in dims:
+            shrink = f", or load it scaled down with {SIZE_HINT}" if size is None and dims[0] * dims[1] else ""
+            raise DatasetError(f"image {p} says it is {dims[0]:,}×{dims[1]:,} pixels (limit {limit:,} "
+                               f"pixels): too big to be one sample; replace or remove the file{shrink}")
+        sizes.setdefault(dims, p)
         modes[mode] += 1
-    if len(sizes) > 1:
+    if size is None and len(sizes) > 1:
         seen = "; ".join(f"{w}×{h} (e.g. {p})" for (w, h), p in list(sizes.items())[:4])
-        raise DatasetError(f"{folder}: the images are not all one size ({seen}): resize them to one size first")
-    (w, h), = sizes
+        side = min(224, min(min(dims) for dims in sizes))
+        raise DatasetError(f"{folder}: the images are not all one size ({seen}): load them at one size with "
+                           f"'{name}?size={side}' (each scaled to cover {side}×{side} and its centre cropped, as "
+                           f"torchvision's Resize + CenterCrop; '?size=48x64' is 48 high, 64 wide), or resize them "
+                           f"yourself")
+    h, w = size if size is not None else next(iter(sizes))[::-1]
     gray = set(modes) <= GRAY | GRAY16
     wide = set(modes) & GRAY16
     channels = 1 if gray else 3
     n = sum(map(len, items.values()))
     if n * channels * h * w * 4 > MAX_NPZ_BYTES:
         raise DatasetError(f"{folder}: {n:,} images of {channels}×{h}×{w} are {n * channels * h * w * 4:,} bytes as "
-                           f"float32 (limit {MAX_NPZ_BYTES:,}): too big to load here")
+                           f"float32 (limit {MAX_NPZ_BYTES:,}): too big to load here; load them smaller with "
+                           f"{SIZE_HINT}")
     if wide and not gray:
         raise DatasetError(f"{folder} mixes 16-bit greyscale images with colour ones: save them all as 8-bit")
     out = {}
@@ -412,11 +461,7 @@ def read_image_folder(folder, name):
         for i, (p, _) in enumerate(pairs):
             try:
                 with Image.open(p) as im:
-                    if im.mode in GRAY16:
-                        x[i, ..., 0] = np.asarray(im, dtype=np.uint16)
-                    else:
-                        a = np.asarray(im.convert("L" if gray else "RGB"))
-                        x[i] = (a.astype(np.uint16) * 257 if wide else a).reshape(h, w, channels)
+                    x[i] = _pixels(im, h, w, gray, wide)
             except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
                 raise _image_error(p, e) from None
         scale = 65535.0 if wide else 255.0
@@ -425,15 +470,31 @@ def read_image_folder(folder, name):
     return Dataset.from_tensors(*out["train"], *out["test"], classes=classes, name=name, source=str(folder))
 
 
+def _image_size(text, name):
+    """(height, width) of a '?size=' value: '64' is 64×64, '48x64' 48 high and 64 wide; DatasetError otherwise."""
+    parts = text.strip().lower().replace("×", "x").split("x")
+    if not (1 <= len(parts) <= 2 and all(q.strip().isdigit() for q in parts)):
+        raise DatasetError(f"{name!r:.300}: size {text!r:.50} is not a size; give {SIZE_HINT}")
+    h, w = (int(parts[0]),) * 2 if len(parts) == 1 else map(int, parts)
+    if not (1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE):
+        raise DatasetError(f"{name!r:.300}: size {text!r:.50} is out of range: each side must be 1 to "
+                           f"{MAX_IMAGE_SIDE:,} pixels")
+    return h, w
+
+
 def _image_folder(name):
-    return read_image_folder(_folder_named(name, "images:", "/data/pets", f"of images: {IMAGES_HINT}"), name)
+    path, size = name, None
+    if "?size=" in name and not Path(name[len("images:"):]).expanduser().is_dir():  # a folder may be named so
+        path, _, text = name.rpartition("?size=")
+        size = _image_size(text, name)
+    return read_image_folder(_folder_named(path, "images:", "/data/pets", f"of images: {IMAGES_HINT}"), name, size)
 
 
 # --- by name ------------------------------------------------------------------------------------------
 
 def load_dataset(name="fashion-mnist"):
     """Load a dataset by name: "fashion-mnist", "digits", "idx:/path/to/folder", "npz:/path/to/file.npz" or
-    "images:/path/to/folder".
+    "images:/path/to/folder" (with "?size=64" or "?size=48x64" after it, images of any sizes load at that size).
 
     Loaded datasets are kept (per name); `load_dataset.cache_clear()` forgets them.
     """
