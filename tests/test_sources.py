@@ -726,3 +726,101 @@ def test_a_resized_load_still_refuses_a_bombs_header(tmp_path):
     root, _ = image_folder(tmp_path)
     _png_claiming(root / "train" / "cat" / "bomb.png", 10_000, 10_000)
     refusal(f"images:{root}?size=8", "says it is 10,000×10,000 pixels (limit 89,478,485", root)
+
+
+# --- a folder of class folders, no train/ and test/: a test share held out by a hash of each path -----------
+
+def class_folders(root, counts, side=6, seed=0):
+    """root/<class>/<i>.png of random 8-bit pixels, `counts` images per class (classes c0, c1, ...); returns
+    {pixel bytes: (class index, relative path)}, each image's pixels unique."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    for c, n in enumerate(counts):
+        (root / f"c{c}").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            a = rng.integers(0, 256, (side, side), np.uint8)
+            Image.fromarray(a).save(root / f"c{c}" / f"{i:03d}.png")
+            written[a.tobytes()] = (c, f"c{c}/{i:03d}.png")
+    return written
+
+
+def split_of(name):
+    """{split: {relative path}} of a loaded image folder, each image found by its pixels; checks every label."""
+    ds, found = load_dataset(name), {}
+    for split in ("train", "test"):
+        x, y = ds.x(split), ds.y(split)
+        found[split] = {}
+        for img, label in zip((x * 255).round().to(torch.uint8).numpy(), y.tolist()):
+            found[split][img[0].tobytes()] = label
+    return ds, found
+
+
+def test_a_folder_of_class_folders_holds_out_a_fifth_of_each_class_the_same_way_everywhere(tmp_path):
+    written = class_folders(tmp_path / "a", (60, 60, 60))
+    ds, found = split_of(f"images:{tmp_path / 'a'}")
+    assert ds.classes == ("c0", "c1", "c2")
+    assert found["train"].keys() | found["test"].keys() == written.keys()       # every image, once
+    assert not found["train"].keys() & found["test"].keys()
+    assert all(written[k][0] == label for part in found.values() for k, label in part.items())
+    for c in range(3):  # a fifth of each class, 12 of 60: some, and within 4 binomial standard deviations (3.1)
+        assert 1 <= sum(written[k][0] == c for k in found["test"]) <= 12 + 12
+    # the split depends on the paths inside the folder, not where it is: a copy elsewhere splits the same
+    __import__("shutil").copytree(tmp_path / "a", tmp_path / "elsewhere" / "b")
+    assert split_of(f"images:{tmp_path / 'elsewhere' / 'b'}")[1] == found
+    # adding images moves none of the others between train and test
+    __import__("shutil").copytree(tmp_path / "a", tmp_path / "c")
+    rng, paths = np.random.default_rng(7), dict(written)
+    for i in range(60, 70):
+        a = rng.integers(0, 256, (6, 6), np.uint8)
+        Image.fromarray(a).save(tmp_path / "c" / "c0" / f"{i:03d}.png")
+        paths[a.tobytes()] = (0, f"c0/{i:03d}.png")
+    _, again = split_of(f"images:{tmp_path / 'c'}")
+    before = {written[k][1]: split for split in found for k in found[split]}
+    after = {paths[k][1]: split for split in again for k in again[split]}
+    assert len(after) == 190 and {p: after[p] for p in before} == before
+    # a larger share holds out a superset: the same hash, a higher threshold
+    _, half = split_of(f"images:{tmp_path / 'a'}?test=0.5")
+    _, fifth = split_of(f"images:{tmp_path / 'a'}?test=0.2")
+    assert fifth["test"].keys() < half["test"].keys()
+
+
+def test_a_class_too_small_to_hold_out_keeps_its_image_for_training(tmp_path):
+    written = class_folders(tmp_path, (40, 1))
+    for share in ("0.2", "0.9"):
+        load_dataset.cache_clear()
+        ds, found = split_of(f"images:{tmp_path}?test={share}")
+        lone = next(k for k, (c, _) in written.items() if c == 1)
+        assert lone in found["train"] and ds.classes == ("c0", "c1")
+
+
+def test_class_folders_of_many_sizes_load_with_both_options(tmp_path):
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        for i in range(10):
+            Image.fromarray(np.full((10 + i, 20 - i), 9 * i, np.uint8)).save(tmp_path / c / f"{i}.png")
+    ds = load_dataset(f"images:{tmp_path}?size=8&test=0.5")
+    assert ds.input_shape == (1, 8, 8) and len(ds.y("train")) + len(ds.y("test")) == 20
+    assert torch.equal(load_dataset(f"images:{tmp_path}?test=0.5&size=8").x("test"), ds.x("test"))
+
+
+BAD_OPTIONS = {"?test=0": "must be a number between 0 and 1", "?test=1": "must be a number between 0 and 1",
+               "?test=nan": "must be a number between 0 and 1", "?test=a fifth": "must be a number between 0 and 1",
+               "?colour=rgb": "'colour=rgb' is not an option of an image folder",
+               "?size": "'size' is not an option", "?size=4&size=5": "'size=' is given twice"}
+
+
+@pytest.mark.parametrize("suffix", list(BAD_OPTIONS))
+def test_a_bad_option_says_which_options_there_are(tmp_path, suffix):
+    class_folders(tmp_path, (5, 5))
+    refusal(f"images:{tmp_path}{suffix}", BAD_OPTIONS[suffix], tmp_path)
+
+
+def test_a_test_share_of_a_folder_with_its_own_test_folder_or_too_few_images_is_refused(tmp_path):
+    root, _ = image_folder(tmp_path / "split")
+    refusal(f"images:{root}?test=0.2", "has its own test/ folder, so there is nothing to hold out", root)
+    class_folders(tmp_path / "few", (2, 2))
+    names = [f"{c}/{i:03d}.png" for c in ("c0", "c1") for i in range(2)]
+    share = next(s for s in ("0.01", "0.02", "0.05") if not any(
+        int.from_bytes(__import__("hashlib").sha256(n.encode()).digest()[:8], "big") < float(s) * 2 ** 64
+        for n in names))  # a share at which none of the four images is held out
+    refusal(f"images:{tmp_path / 'few'}?test={share}", "no image fell in the held-out test share", tmp_path / "few")

@@ -6,6 +6,7 @@
     load_dataset("npz:/path/file.npz")     # arrays train_x, train_y, test_x, test_y (and optional classes)
     load_dataset("images:/folder")         # train/<class>/*.png and test/<class>/*.png (PNG, JPEG, ...; Pillow)
     load_dataset("images:/folder?size=64") # the same, images of any sizes, each scaled and centre-cropped to 64×64
+    load_dataset("images:/folder")         # or <class>/*.png with no train/ and test/: a fifth held out ('?test=0.2')
 
 Images become float32 N×1×H×W in [0, 1] (N×3×H×W for colour image folders). Every file is untrusted:
 the IDX format is four big-endian u32s of header (magic, then one size per dimension) followed by raw
@@ -16,6 +17,7 @@ pickles, after its headers are checked against its sizes the same way; an image 
 """
 
 import gzip
+import hashlib
 import math
 import os
 import threading
@@ -324,18 +326,17 @@ MAX_RESIZED_PIXELS = 89_478_485  # the same for an image that is scaled down as 
 MAX_IMAGE_SIDE = 4096            # either side of a '?size=' asked for
 GRAY = {"1", "L", "LA", "La"}    # 8-bit modes with one channel (and alpha, dropped)
 GRAY16 = {"I;16", "I;16B", "I;16L", "I;16N"}  # 16-bit greyscale (PNG, TIFF): scaled by 65,535
-IMAGES_HINT = ("lay it out as <folder>/train/<class name>/<images> and <folder>/test/<class name>/<images> "
-               "(PNG, JPEG, BMP, GIF, WebP, TIFF or PGM/PPM), all of one size or loaded at one with '?size=64'")
+IMAGES_HINT = ("lay it out as <folder>/train/<class name>/<images> and <folder>/test/<class name>/<images>, or "
+               "<folder>/<class name>/<images> to hold out a test share (PNG, JPEG, BMP, GIF, WebP, TIFF or "
+               "PGM/PPM), all of one size or loaded at one with '?size=64'")
+TEST_SHARE = 0.2                 # of each class's images held out for testing when a folder has no train/ and test/
 SIZE_HINT = ("'?size=64' (64×64) or '?size=48x64' (48 high, 64 wide) after the folder: each image is scaled to "
              "cover that size and its centre cropped, as torchvision's Resize + CenterCrop")
 
 
-def _image_files(folder, split):
-    """{class name: [image paths, sorted]} of one split: its sub-folders, sorted, are the classes (as torchvision's
-    ImageFolder); files whose extension is no image's, and hidden files and folders, are left out."""
-    root = folder / split
-    if not root.is_dir():
-        raise DatasetError(f"{folder} has no {split}/ folder; {IMAGES_HINT}")
+def _image_files(root):
+    """{class name: [image paths, sorted]} of a folder of class folders: its sub-folders, sorted, are the classes (as
+    torchvision's ImageFolder); files whose extension is no image's, and hidden files and folders, are left out."""
     out = {}
     for d in sorted(root.iterdir()):
         if d.name.startswith(".") or not d.is_dir():
@@ -388,10 +389,43 @@ def _pixels(im, h, w, gray, wide):
     return a.reshape(h, w, -1)
 
 
-def read_image_folder(folder, name, size=None):
+def _held_out(path, root, share):
+    """Whether an image belongs to the held-out test share: by a hash of its path inside the folder, so the split is
+    the same on every machine and adding or removing images moves no other image between train and test."""
+    key = Path(path).relative_to(root).as_posix().encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") < share * 2 ** 64
+
+
+def _image_splits(folder, test_share):
+    """{"train": {class: [paths]}, "test": {class: [paths]}} of an image folder: its train/ and test/ folders, or, when
+    it has neither, its class folders with `test_share` (default TEST_SHARE) of each class's images held out for
+    testing (_held_out; a class too small to keep any for training keeps them all)."""
+    has = {split: (folder / split).is_dir() for split in ("train", "test")}
+    if has["train"] or has["test"]:
+        missing = [split for split, there in has.items() if not there]
+        if missing:
+            raise DatasetError(f"{folder} has no {missing[0]}/ folder; {IMAGES_HINT}")
+        if test_share is not None:
+            raise DatasetError(f"{folder} has its own test/ folder, so there is nothing to hold out: drop '?test=' "
+                               f"from the name, or lay the images out as <folder>/<class name>/<images>")
+        return {split: _image_files(folder / split) for split in has}
+    share = TEST_SHARE if test_share is None else test_share
+    splits = {"train": {}, "test": {}}
+    for c, files in _image_files(folder).items():
+        held = [_held_out(p, folder, share) for p in files]
+        if all(held):
+            held = [False] * len(files)
+        splits["test"][c] = [p for p, h in zip(files, held) if h]
+        splits["train"][c] = [p for p, h in zip(files, held) if not h]
+    return splits
+
+
+def read_image_folder(folder, name, size=None, test_share=None):
     """Load an image folder (torchvision's ImageFolder layout, per split) into a Dataset: float32 in [0, 1],
     N×1×H×W when every image is greyscale (8 or 16 bits), else N×3×H×W (RGB; alpha dropped). Classes are train/'s
-    sub-folders, sorted; test/ may lack some but may not add any. size=(h, w) loads images of any sizes at h × w,
+    sub-folders, sorted; test/ may lack some but may not add any. A folder of class folders with no train/ and test/
+    holds out test_share (default TEST_SHARE) of each class's images for testing, chosen by a hash of each image's
+    path (_held_out). size=(h, w) loads images of any sizes at h × w,
     each scaled to cover it and centre-cropped (_fit); without it they must all be one size. Every file is
     untrusted: sizes and modes come from the headers first, and nothing is decoded until every image is known to
     be small enough (and, without `size`, one size)."""
@@ -404,7 +438,7 @@ def read_image_folder(folder, name, size=None):
 
     from ..core.data import Dataset
     folder = Path(folder)
-    splits = {split: _image_files(folder, split) for split in ("train", "test")}
+    splits = _image_splits(folder, test_share)
     classes = list(splits["train"])
     empty = [c for c, files in splits["train"].items() if not files]
     if empty:
@@ -418,7 +452,9 @@ def read_image_folder(folder, name, size=None):
     items = {split: [(p, label[c]) for c, files in by_class.items() for p in files]
              for split, by_class in splits.items()}
     if not items["test"]:
-        raise DatasetError(f"{folder}/test holds no image; {IMAGES_HINT}")
+        raise DatasetError(f"{folder}/test holds no image; {IMAGES_HINT}" if (folder / "test").is_dir() else
+                           f"{folder}: no image fell in the held-out test share: it holds too few images; add images, "
+                           f"raise the share ('?test=0.5'), or lay them out as train/ and test/ folders")
     if sum(map(len, items.values())) > MAX_IMAGES:
         raise DatasetError(f"{folder} holds more than {MAX_IMAGES:,} images: too many to load here")
     limit = MAX_IMAGE_PIXELS if size is None else MAX_RESIZED_PIXELS
@@ -482,19 +518,46 @@ def _image_size(text, name):
     return h, w
 
 
+def _test_share(text, name):
+    """The share of a '?test=' value: a number strictly between 0 and 1 ('0.2': a fifth of each class's images)."""
+    try:
+        share = float(text)
+    except ValueError:
+        share = math.nan
+    if not 0 < share < 1:  # NaN too
+        raise DatasetError(f"{name!r:.300}: test share {text!r:.50} must be a number between 0 and 1, e.g. "
+                           f"'?test=0.2' to hold out a fifth of each class's images for testing")
+    return share
+
+
+IMAGE_OPTIONS = {"size": _image_size, "test": _test_share}  # what may follow an image folder's name: ?size=64&test=0.2
+
+
 def _image_folder(name):
-    path, size = name, None
-    if "?size=" in name and not Path(name[len("images:"):]).expanduser().is_dir():  # a folder may be named so
-        path, _, text = name.rpartition("?size=")
-        size = _image_size(text, name)
-    return read_image_folder(_folder_named(path, "images:", "/data/pets", f"of images: {IMAGES_HINT}"), name, size)
+    """read_image_folder of an 'images:' name: the folder, then optionally '?' and options (IMAGE_OPTIONS) joined by
+    '&'. A folder whose own name holds a '?' is read as that folder."""
+    path, options = name, {}
+    if "?" in name and not Path(name[len("images:"):]).expanduser().is_dir():
+        path, _, query = name.rpartition("?")
+        for item in query.split("&"):
+            key, eq, value = item.partition("=")
+            if key not in IMAGE_OPTIONS or not eq:
+                raise DatasetError(f"{name!r:.300}: {item!r:.50} is not an option of an image folder; after the "
+                                   f"folder give '?size=64' to load images at one size, '?test=0.2' to hold out a "
+                                   f"test share, or both: '?size=64&test=0.2'")
+            if key in options:
+                raise DatasetError(f"{name!r:.300}: '{key}=' is given twice; give it once")
+            options[key] = IMAGE_OPTIONS[key](value, name)
+    folder = _folder_named(path, "images:", "/data/pets", f"of images: {IMAGES_HINT}")
+    return read_image_folder(folder, name, options.get("size"), options.get("test"))
 
 
 # --- by name ------------------------------------------------------------------------------------------
 
 def load_dataset(name="fashion-mnist"):
     """Load a dataset by name: "fashion-mnist", "digits", "idx:/path/to/folder", "npz:/path/to/file.npz" or
-    "images:/path/to/folder" (with "?size=64" or "?size=48x64" after it, images of any sizes load at that size).
+    "images:/path/to/folder" (with "?size=64" or "?size=48x64" after it, images of any sizes load at that size; with
+    "?test=0.2", a folder of class folders holds out that share of each class for testing; "?size=64&test=0.2").
 
     Loaded datasets are kept (per name); `load_dataset.cache_clear()` forgets them.
     """
