@@ -824,3 +824,117 @@ def test_a_test_share_of_a_folder_with_its_own_test_folder_or_too_few_images_is_
         int.from_bytes(__import__("hashlib").sha256(n.encode()).digest()[:8], "big") < float(s) * 2 ** 64
         for n in names))  # a share at which none of the four images is held out
     refusal(f"images:{tmp_path / 'few'}?test={share}", "no image fell in the held-out test share", tmp_path / "few")
+
+
+# --- CSV tables ------------------------------------------------------------------------------------------
+
+def iris_csv(path, delimiter=",", extra=""):
+    """scikit-learn's bundled iris (150 flowers, 4 measurements) as a CSV with an id column and the species by name;
+    returns (x float32 150×4, species names, target_names)."""
+    from sklearn.datasets import load_iris
+    d = load_iris()
+    names = [d.target_names[t] for t in d.target]
+    lines = [delimiter.join(["id", *d.feature_names, "species"])]
+    lines += [delimiter.join([str(i), *(repr(float(v)) for v in row), sp]) for i, (row, sp) in
+              enumerate(zip(d.data, names))]
+    path.write_text(extra + "\n".join(lines) + "\n", encoding="utf-8")
+    return d.data.astype(np.float32), names, tuple(d.target_names)
+
+
+def rows_of(ds, split):
+    return [(tuple(r), ds.classes[c]) for r, c in zip(ds.x(split).tolist(), ds.y(split).tolist())]
+
+
+def test_a_csv_table_loads_every_row_once_with_a_fifth_of_each_class_held_out(tmp_path):
+    x, names, target_names = iris_csv(tmp_path / "iris.csv")
+    ds = load_dataset(f"csv:{tmp_path / 'iris.csv'}?drop=id")
+    assert ds.classes == target_names and ds.input_shape == (4,)      # species sorted: scikit-learn's order too
+    train, test = rows_of(ds, "train"), rows_of(ds, "test")
+    expected = [(tuple(r), sp) for r, sp in zip(x.tolist(), names)]
+    assert sorted(train + test) == sorted(expected)                    # every row once, with its own label
+    assert [r for r in expected if r in test] == test                  # file order kept within a split
+    for sp in target_names:  # a fifth of each class, 10 of 50: some, within 4 binomial standard deviations (2.8)
+        assert 1 <= sum(s == sp for _, s in test) <= 10 + 11
+    # the same with semicolons, a byte-order mark and blank lines: the same dataset
+    iris_csv(tmp_path / "semi.csv", ";", extra="\ufeff\n")
+    again = load_dataset(f"csv:{tmp_path / 'semi.csv'}?drop=id")
+    assert rows_of(again, "test") == test and rows_of(again, "train") == train
+    # a larger share holds out a superset
+    half = rows_of(load_dataset(f"csv:{tmp_path / 'iris.csv'}?drop=id&test=0.5"), "test")
+    assert set(test) < set(half)
+
+
+def test_equal_rows_are_never_split_between_train_and_test(tmp_path):
+    lines = ["a,b,label"] + [f"{i % 7},{i % 5},{i % 2}" for i in range(300)]  # 35 distinct rows, each many times
+    (tmp_path / "dups.csv").write_text("\n".join(lines))
+    ds = load_dataset(f"csv:{tmp_path / 'dups.csv'}")
+    assert ds.classes == ("0", "1") and len(ds.y("train")) + len(ds.y("test")) == 300
+    assert not set(rows_of(ds, "train")) & set(rows_of(ds, "test")) and rows_of(ds, "test")
+
+
+def test_a_folder_of_train_and_test_csv_keeps_numeric_labels_as_class_indices(tmp_path):
+    rng = np.random.default_rng(0)
+    data = {}
+    for split, n in (("train", 40), ("test", 15)):
+        x = rng.normal(size=(n, 3)).astype(np.float32)
+        y = rng.choice([0, 1, 2, 3, 5], n)  # class 4 never appears: 5 stays class 5
+        lines = ["f1,f2,f3,target"] + [",".join([*(repr(float(v)) for v in row), f"{c}.0" if c == 3 else str(c)])
+                                       for row, c in zip(x, y)]
+        (tmp_path / f"{split}.csv").write_text("\n".join(lines))
+        data[split] = x, y
+    ds = load_dataset(f"csv:{tmp_path}")
+    assert ds.classes == tuple("012345")
+    for split, (x, y) in data.items():
+        assert torch.equal(ds.x(split), torch.from_numpy(x)) and torch.equal(ds.y(split), torch.from_numpy(y))
+
+
+def test_a_csv_dataset_trains_compresses_and_decodes_exactly(tmp_path):
+    import compress_engine as ce
+    from compress_engine.core.train import accuracy, fit
+    iris_csv(tmp_path / "iris.csv")
+    ds = load_dataset(f"csv:{tmp_path / 'iris.csv'}?drop=id&label=species")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    fit(model, ds, epochs=20, lr=1e-2, batch_size=16)
+    res = ce.compress(model, ce.Recipe(sparsity=0.5, clusters=4, huffman=True), ds)
+    fresh = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    decoded, _ = ce.decode_model(res.artifact, module=fresh)
+    assert all(torch.equal(a, b) for a, b in zip(decoded.state_dict().values(), res.model.state_dict().values()))
+    assert all(float((layer.weight == 0).float().mean()) >= 0.49 for layer in (decoded[0], decoded[2]))
+    assert accuracy(decoded, ds.x("test"), ds.y("test")) == res.metrics["accuracy"]  # what the artifact scores
+
+
+BAD_CSV = {
+    "no header": ("1,2,3\n4,5,6\n", "", "the first row holds numbers (1, 2, 3), not column names"),
+    "header only": ("a,b,label\n", "", "holds a header row only"),
+    "a ragged row": ("a,b,label\n1,2,0\n3,0\n", "", "row 3 has 2 fields but the header has 3"),
+    "an empty cell": ("a,b,label\n1,2,0\n3,,1\n", "", "row 3, column 'b' is empty"),
+    "a word among numbers": ("a,colour,label\n1,red,0\n", "", "column 'colour' holds 'red', not a finite number"),
+    "a column twice": ("a,a,label\n1,2,0\n", "", "names column 'a' twice"),
+    "an unknown label": ("a,b,label\n1,2,0\n", "?label=kind", "has no column 'kind' (its columns: a, b, label)"),
+    "the label dropped": ("a,b,label\n1,2,0\n", "?drop=label", "is both the label and dropped"),
+    "two labels": ("a,b,label\n1,2,0\n", "?label=a,b", "names 2 columns: the label is one column"),
+    "a continuous target": ("a,b,target\n1,2,0.5\n3,4,1.5\n", "", "label '0.5' is not a class"),
+    "an empty label": ("a,b,label\n1,2,cat\n3,4,\n", "", "a label is empty (row 3)"),
+    "latin-1 bytes": (b"a,b,label\n1,2,caf\xe9\n", "", "is not UTF-8 text"),
+    "no features left": ("a,label\n1,0\n", "?drop=a", "no feature column is left"),
+    "a bad share": ("a,label\n1,0\n", "?test=2", "must be a number between 0 and 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CSV))
+def test_a_broken_csv_says_what_and_how_to_fix(tmp_path, case):
+    text, options, words = BAD_CSV[case]
+    path = tmp_path / "t.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    refusal(f"csv:{path}{options}", words, path)
+
+
+def test_a_broken_csv_folder_says_what_and_how_to_fix(tmp_path):
+    (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n")
+    refusal(f"csv:{tmp_path}", "has no test.csv", tmp_path)
+    (tmp_path / "test.csv").write_text("a,c,label\n1,2,0\n")
+    refusal(f"csv:{tmp_path}", "feature columns (a, b) and test.csv's (a, c) differ", tmp_path)
+    (tmp_path / "test.csv").write_text("a,b,label\n1,2,0\n")
+    refusal(f"csv:{tmp_path}?test=0.2", "has its own test.csv, so there is nothing to hold out", tmp_path)
+    refusal(f"csv:{tmp_path / 'none.csv'}", "does not exist", tmp_path / "none.csv")

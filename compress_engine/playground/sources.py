@@ -7,6 +7,7 @@
     load_dataset("images:/folder")         # train/<class>/*.png and test/<class>/*.png (PNG, JPEG, ...; Pillow)
     load_dataset("images:/folder?size=64") # the same, images of any sizes, each scaled and centre-cropped to 64×64
     load_dataset("images:/folder")         # or <class>/*.png with no train/ and test/: a fifth held out ('?test=0.2')
+    load_dataset("csv:/file.csv")          # a table: numeric feature columns and a label column; a fifth held out
 
 Images become float32 N×1×H×W in [0, 1] (N×3×H×W for colour image folders). Every file is untrusted:
 the IDX format is four big-endian u32s of header (magic, then one size per dimension) followed by raw
@@ -47,7 +48,8 @@ FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-uby
 MAX_BYTES = 200_000_000      # an IDX file bigger than this (on disk or unzipped) is not an MNIST-like dataset
 MAX_NPZ_BYTES = 2_000_000_000  # total unzipped size of the arrays read from an .npz
 MAX_NAME = 4096              # characters in a dataset name / path
-USAGE = "use 'fashion-mnist', 'digits', 'idx:/path/to/folder', 'npz:/path/to/file.npz' or 'images:/path/to/folder'"
+USAGE = ("use 'fashion-mnist', 'digits', 'idx:/path/to/folder', 'npz:/path/to/file.npz', 'images:/path/to/folder' "
+         "or 'csv:/path/to/file.csv'")
 DIGITS_TEST_FRACTION, DIGITS_SEED = 0.2, 0
 
 
@@ -389,11 +391,16 @@ def _pixels(im, h, w, gray, wide):
     return a.reshape(h, w, -1)
 
 
-def _held_out(path, root, share):
-    """Whether an image belongs to the held-out test share: by a hash of its path inside the folder, so the split is
-    the same on every machine and adding or removing images moves no other image between train and test."""
-    key = Path(path).relative_to(root).as_posix().encode()
+def _held_out_key(key, share):
+    """Whether the sample whose key (bytes: an image's path, a table row's text) is `key` belongs to the held-out
+    test share: the first 8 bytes of its SHA-256 below share × 2^64. The split is the same on every machine, adding
+    or removing samples moves no other between train and test, and a larger share holds out a superset."""
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") < share * 2 ** 64
+
+
+def _held_out(path, root, share):
+    """_held_out_key of an image's path inside its folder."""
+    return _held_out_key(Path(path).relative_to(root).as_posix().encode(), share)
 
 
 def _image_splits(folder, test_share):
@@ -526,44 +533,232 @@ def _test_share(text, name):
         share = math.nan
     if not 0 < share < 1:  # NaN too
         raise DatasetError(f"{name!r:.300}: test share {text!r:.50} must be a number between 0 and 1, e.g. "
-                           f"'?test=0.2' to hold out a fifth of each class's images for testing")
+                           f"'?test=0.2' to hold out a fifth of each class's samples for testing")
     return share
 
 
 IMAGE_OPTIONS = {"size": _image_size, "test": _test_share}  # what may follow an image folder's name: ?size=64&test=0.2
 
 
+def _options(name, prefix, parsers, usage):
+    """(the name without its options, {option: parsed value}) of a dataset name that may end in '?' and options
+    joined by '&' ('images:/pets?size=64&test=0.2'); parsers maps each allowed option to a function(text, name)
+    that parses its value or raises DatasetError. A path that exists with its '?' is read as that path."""
+    options = {}
+    if "?" not in name or Path(name[len(prefix):]).expanduser().exists():
+        return name, options
+    path, _, query = name.rpartition("?")
+    for item in query.split("&"):
+        key, eq, value = item.partition("=")
+        if key not in parsers or not eq:
+            raise DatasetError(f"{name!r:.300}: {item!r:.50} is not an option of {usage}")
+        if key in options:
+            raise DatasetError(f"{name!r:.300}: '{key}=' is given twice; give it once")
+        options[key] = parsers[key](value, name)
+    return path, options
+
+
 def _image_folder(name):
-    """read_image_folder of an 'images:' name: the folder, then optionally '?' and options (IMAGE_OPTIONS) joined by
-    '&'. A folder whose own name holds a '?' is read as that folder."""
-    path, options = name, {}
-    if "?" in name and not Path(name[len("images:"):]).expanduser().is_dir():
-        path, _, query = name.rpartition("?")
-        for item in query.split("&"):
-            key, eq, value = item.partition("=")
-            if key not in IMAGE_OPTIONS or not eq:
-                raise DatasetError(f"{name!r:.300}: {item!r:.50} is not an option of an image folder; after the "
-                                   f"folder give '?size=64' to load images at one size, '?test=0.2' to hold out a "
-                                   f"test share, or both: '?size=64&test=0.2'")
-            if key in options:
-                raise DatasetError(f"{name!r:.300}: '{key}=' is given twice; give it once")
-            options[key] = IMAGE_OPTIONS[key](value, name)
+    """read_image_folder of an 'images:' name: the folder, then optionally '?' and options (IMAGE_OPTIONS)."""
+    path, options = _options(name, "images:", IMAGE_OPTIONS, "an image folder; after the folder give '?size=64' to "
+                             "load images at one size, '?test=0.2' to hold out a test share, or both: "
+                             "'?size=64&test=0.2'")
     folder = _folder_named(path, "images:", "/data/pets", f"of images: {IMAGES_HINT}")
     return read_image_folder(folder, name, options.get("size"), options.get("test"))
+
+
+# --- CSV tables: one row per sample, numeric feature columns and a label column -----------------------------
+
+CSV_HINT = ("give a CSV file with a header row, one row per sample, numbers in every feature column and a label "
+            "column (named label, class, target or y, else the last one; '?label=species' picks another), or a "
+            "folder holding train.csv and test.csv")
+LABEL_NAMES = ("label", "labels", "class", "target", "y")  # a column so named is the label column by default
+
+
+def _column_names(text, name):
+    names = [c.strip() for c in text.split(",")]
+    if not all(names):
+        raise DatasetError(f"{name!r:.300}: {text!r:.100} is not a list of column names: give them joined by "
+                           f"commas, e.g. '?drop=id,name'")
+    return names
+
+
+def _column_name(text, name):
+    names = _column_names(text, name)
+    if len(names) > 1:
+        raise DatasetError(f"{name!r:.300}: label={text!r:.100} names {len(names)} columns: the label is one column")
+    return names[0]
+
+
+CSV_OPTIONS = {"label": _column_name, "drop": _column_names, "test": _test_share}
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_rows(path):
+    """(header, rows) of a CSV file, every field a stripped string; the delimiter (comma, semicolon, tab or bar) is
+    sniffed from the start. DatasetError for a file too big, not text, empty, ragged or with repeated columns."""
+    import csv
+    size = path.stat().st_size
+    if size > MAX_NPZ_BYTES:
+        raise DatasetError(f"{path} is {size:,} bytes (limit {MAX_NPZ_BYTES:,}): too big to load here")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            head = f.read(65536)
+            try:
+                dialect = csv.Sniffer().sniff(head, delimiters=",;\t|")
+            except csv.Error:
+                dialect = csv.excel
+            f.seek(0)
+            rows = [[v.strip() for v in row] for row in csv.reader(f, dialect) if any(v.strip() for v in row)]
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path} is not UTF-8 text (byte {e.start:,}): save it as UTF-8 CSV") from None
+    except csv.Error as e:
+        raise DatasetError(f"cannot read {path} as CSV ({e}); {CSV_HINT}") from None
+    if len(rows) < 2:
+        raise DatasetError(f"{path} holds {'no rows' if not rows else 'a header row only'}: {CSV_HINT}")
+    header = rows[0]
+    if all(_is_number(c) for c in header):
+        raise DatasetError(f"{path}: the first row holds numbers ({', '.join(header)[:100]}), not column names: add a "
+                           f"header row naming each column")
+    seen = set()
+    for c in header:
+        if c in seen or not c:
+            what = f"names column {c!r:.100} twice" if c else "has a column without a name"
+            raise DatasetError(f"{path}: the header row {what}: every column needs its own name")
+        seen.add(c)
+    for i, row in enumerate(rows[1:], 2):
+        if len(row) != len(header):
+            raise DatasetError(f"{path}: row {i:,} has {len(row)} fields but the header has {len(header)}: fix or "
+                               f"remove that row")
+    return header, rows[1:]
+
+
+def _csv_table(path, label, drop):
+    """(features float32 N×F, label strings, feature names) of one CSV file."""
+    header, rows = _csv_rows(path)
+    if label is None:
+        named = [c for c in header if c.lower() in LABEL_NAMES]
+        label = named[0] if len(named) == 1 else header[-1]
+    for c in [label, *drop]:
+        if c not in header:
+            raise DatasetError(f"{path} has no column {c!r:.100} (its columns: {', '.join(header)[:300]}): name one "
+                               f"of those")
+    if label in drop:
+        raise DatasetError(f"{path}: column {label!r:.100} is both the label and dropped: drop another")
+    at = header.index(label)
+    features = [j for j, c in enumerate(header) if j != at and c not in drop]
+    if not features:
+        raise DatasetError(f"{path}: no feature column is left besides the label {label!r:.100}: {CSV_HINT}")
+    x = np.empty((len(rows), len(features)), np.float32)
+    for i, row in enumerate(rows):
+        for k, j in enumerate(features):
+            v = row[j]
+            try:
+                x[i, k] = float(v)
+            except ValueError:
+                x[i, k] = np.nan
+            if not math.isfinite(x[i, k]):
+                what = "is empty" if not v else f"holds {v!r:.40}, not a finite number"
+                raise DatasetError(f"{path}: row {i + 2:,}, column {header[j]!r:.100} {what}: fill or remove such "
+                                   f"rows, encode the column as numbers, or drop it with '?drop={header[j]}'")
+    return x, [row[at] for row in rows], [header[j] for j in features]
+
+
+def _class_indices(labels, where):
+    """(class index per label, class names) of label strings: whole numbers 0, 1, 2, ... are the class indices
+    themselves (classes '0'..'max', so a class missing from the data keeps the others' indices); any other labels
+    are names, sorted."""
+    numbers = [float(v) for v in labels] if all(map(_is_number, labels)) else None
+    if numbers is not None:
+        odd = next((v for v in labels if not (float(v) >= 0 and float(v).is_integer())), None)
+        if odd is not None:
+            raise DatasetError(f"{where}: label {odd!r:.40} is not a class: numeric labels must be class indices "
+                               f"0, 1, 2, ... (a continuous target is regression, which the engine does not score); "
+                               f"pick the label column with '?label=name'")
+        idx = np.array(numbers, np.int64)
+        return idx, [str(i) for i in range(int(idx.max()) + 1)]
+    if any(not v for v in labels):
+        raise DatasetError(f"{where}: a label is empty (row {labels.index('') + 2:,}): every row needs one")
+    names = sorted(set(labels))
+    at = {c: i for i, c in enumerate(names)}
+    return np.array([at[v] for v in labels], np.int64), names
+
+
+def read_csv(path, name, label=None, drop=(), test_share=None):
+    """Load a CSV table (one row per sample) or a folder holding train.csv and test.csv into a Dataset: the feature
+    columns (every column but the label and `drop`) as float32 N×F, the label column as classes (_class_indices).
+    A single file holds out test_share (default TEST_SHARE) of each class's rows for testing, chosen by a hash of
+    each row's text, so the split is the same everywhere, adding rows moves no other row, and equal rows are never
+    split between train and test. The delimiter is sniffed; nothing in the file is run or evaluated."""
+    from ..core.data import Dataset
+    path = Path(path)
+    if path.is_dir():
+        files = {split: path / f"{split}.csv" for split in ("train", "test")}
+        missing = [f.name for f in files.values() if not f.is_file()]
+        if missing:
+            raise DatasetError(f"{path} has no {' or '.join(missing)}; {CSV_HINT}")
+        if test_share is not None:
+            raise DatasetError(f"{path} has its own test.csv, so there is nothing to hold out: drop '?test=' from "
+                               f"the name, or give a single CSV file")
+        tables = {split: _csv_table(f, label, drop) for split, f in files.items()}
+        if tables["train"][2] != tables["test"][2]:
+            raise DatasetError(f"{path}: train.csv's feature columns ({', '.join(tables['train'][2])[:200]}) and "
+                               f"test.csv's ({', '.join(tables['test'][2])[:200]}) differ: give both the same columns")
+        y, classes = _class_indices(tables["train"][1] + tables["test"][1], path)
+        n = len(tables["train"][1])
+        split = {"train": (tables["train"][0], y[:n]), "test": (tables["test"][0], y[n:])}
+    else:
+        x, labels, _ = _csv_table(path, label, drop)
+        y, classes = _class_indices(labels, path)
+        share = TEST_SHARE if test_share is None else test_share
+        held = np.array([_held_out_key("\x1f".join(map(str, r)).encode(), share)
+                         for r in zip(labels, *x.T.tolist())])
+        for c in np.unique(y):
+            if held[y == c].all():
+                held[y == c] = False
+        if not held.any():
+            raise DatasetError(f"{path}: no row fell in the held-out test share: it holds too few rows; add rows, "
+                               f"raise the share ('?test=0.5'), or give a folder holding train.csv and test.csv")
+        split = {"train": (x[~held], y[~held]), "test": (x[held], y[held])}
+    try:
+        return Dataset.from_tensors(*split["train"], *split["test"], classes=classes, name=name, source=str(path))
+    except DatasetError as e:
+        raise DatasetError(f"{path}: {e}") from None
+
+
+def _csv_file(name):
+    path, options = _options(name, "csv:", CSV_OPTIONS, "a CSV table; after the file give '?label=species' to pick "
+                             "the label column, '?drop=id,name' to leave columns out, '?test=0.2' to hold out a "
+                             "test share, joined by '&'")
+    if not path[4:].strip():
+        raise DatasetError(f"'csv:' needs a file after it, e.g. 'csv:/data/iris.csv'; {CSV_HINT}")
+    target = Path(path[4:]).expanduser()
+    if not (target.is_file() or target.is_dir()):
+        why = ("is a broken symlink or a symlink loop" if os.path.lexists(target) else
+               "does not exist" if not target.exists() else "is not a regular file")
+        raise DatasetError(f"dataset file {target} {why}; {CSV_HINT}")
+    return read_csv(target, name, options.get("label"), options.get("drop", ()), options.get("test"))
 
 
 # --- by name ------------------------------------------------------------------------------------------
 
 def load_dataset(name="fashion-mnist"):
-    """Load a dataset by name: "fashion-mnist", "digits", "idx:/path/to/folder", "npz:/path/to/file.npz" or
+    """Load a dataset by name: "fashion-mnist", "digits", "idx:/path/to/folder", "npz:/path/to/file.npz",
     "images:/path/to/folder" (with "?size=64" or "?size=48x64" after it, images of any sizes load at that size; with
-    "?test=0.2", a folder of class folders holds out that share of each class for testing; "?size=64&test=0.2").
+    "?test=0.2", a folder of class folders holds out that share of each class for testing; "?size=64&test=0.2") or
+    "csv:/path/to/file.csv" (a table, a row per sample; "?label=species", "?drop=id", "?test=0.2").
 
     Loaded datasets are kept (per name); `load_dataset.cache_clear()` forgets them.
     """
     if not isinstance(name, str) or not name.strip():
-        raise DatasetError(f"dataset must be 'fashion-mnist', 'digits', 'idx:/path/to/folder', "
-                           f"'npz:/path/to/file.npz' or 'images:/path/to/folder', got {name!r:.100}")
+        raise DatasetError(f"dataset must be a name: {USAGE}; got {name!r:.100}")
     if len(name) > MAX_NAME:
         raise DatasetError(f"dataset name is {len(name):,} characters long (limit {MAX_NAME}): {USAGE}")
     if "\0" in name:
@@ -583,6 +778,8 @@ def _load(name):
         return _npz_file(name)
     if name.startswith("images:"):
         return _image_folder(name)
+    if name.startswith("csv:"):
+        return _csv_file(name)
     if name == "digits":
         return read_digits(name)
     if name == "fashion-mnist":
