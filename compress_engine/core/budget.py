@@ -148,6 +148,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     from .train import fast_eval_copy, logits, predictions
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real) or not budget_bytes > 0:
         raise RecipeError(f"budget_bytes={budget_bytes!r}: must be a positive number of bytes")
+    sensitivity.classes_only(data, "a size budget")
     if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
         raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
     if scan is None:

@@ -5,7 +5,10 @@ features) or int64 (token ids or category indices, for models that start with an
 labels 0..C-1, plus C class names. Labels are one per sample (N,), or one per position (N, *label_shape):
 a class per token (tagging) or per pixel (segmentation), for a model that returns (N, C, *label_shape)
 logits, as torch's cross_entropy takes them. A label of IGNORE (-100, cross_entropy's ignore_index) is not
-scored: padding tokens, void pixels. `Dataset.from_tensors` is the one way to build one; it checks
+scored: padding tokens, void pixels. Floating-point labels are regression targets instead (one value per
+sample (N,), or several (N, *target_shape)): no classes, a model that returns one output per target value,
+trained on mean squared error and scored by R² (`Dataset.regression`).
+`Dataset.from_tensors` is the one way to build one; it checks
 everything the engine later relies on (matching lengths, one input shape, integer labels in range,
 finite inputs) and says what is wrong and how to fix it before any work is done. Where the data
 comes from (Fashion-MNIST, IDX folders, .npz files) is the playground's business: see
@@ -183,10 +186,10 @@ class Dataset:
             if y.ndim == 0:
                 raise DatasetError(f"{yn} is a scalar: labels must be (N,), one class index per sample, or "
                                    f"(N, *positions), one per token or pixel")
-            if not _is_int(y):
+            if not (_is_int(y) or _is_float(y)):
                 raise DatasetError(f"{yn} has dtype {y.dtype}: labels must be integer class indices 0..C-1 "
                                    f"(convert with {yn}.long(); map other labels with "
-                                   f"np.unique({yn}, return_inverse=True))")
+                                   f"np.unique({yn}, return_inverse=True)), or floats for regression targets")
             if len(x) != len(y):
                 raise DatasetError(f"{xn} has {len(x):,} samples but {yn} has {len(y):,} labels: "
                                    f"they must match, one label per input")
@@ -207,6 +210,11 @@ class Dataset:
         if 0 in shape:
             raise DatasetError(f"inputs of shape (N, {', '.join(map(str, shape))}) hold no values: each sample "
                                f"needs at least one")
+        if _is_float(train_y) != _is_float(test_y):
+            raise DatasetError(f"train_y is {train_y.dtype} but test_y is {test_y.dtype}: both splits must be class "
+                               f"indices (integers) or both regression targets (floats)")
+        if _is_float(train_y):
+            return cls._regression(arrays, name, classes, source)
 
         names = None if classes is None else _class_names(classes)
         lo_hi = {split: _label_range(arrays[f"{split}_y"]) for split in SPLITS}
@@ -241,12 +249,35 @@ class Dataset:
             xs[split], ys[split] = x, _int64(arrays[f"{split}_y"])
         return cls(name, names, "in-memory tensors" if source is None else str(source), xs, ys)
 
+    @classmethod
+    def _regression(cls, arrays, name, classes, source):
+        """from_tensors for float labels: regression targets, float32 and finite, no classes."""
+        if classes is not None:
+            raise DatasetError("classes were given but the labels are floats, which are regression targets: give "
+                               "integer class indices (y.long()) for classes, or classes=None for regression")
+        if 0 in tuple(arrays["train_y"].shape[1:]):
+            raise DatasetError(f"targets of shape {tuple(arrays['train_y'].shape)} hold no values: each sample "
+                               f"needs at least one")
+        xs, ys = {}, {}
+        for split in SPLITS:
+            for kind in ("x", "y"):
+                v = arrays[f"{split}_{kind}"]
+                t = _inputs(v) if kind == "x" else _float32(v)
+                bad = None if not t.is_floating_point() else _first_bad_row(t.reshape(len(t), -1))
+                if bad:
+                    what = "inputs" if kind == "x" else "regression targets"
+                    raise DatasetError(f"{split}_{kind}[{bad[0]}] holds {bad[1]}: {what} must be finite; replace "
+                                       f"such values (e.g. torch.nan_to_num) or drop those samples")
+                (xs if kind == "x" else ys)[split] = t
+        return cls(name, (), "in-memory tensors" if source is None else str(source), xs, ys)
+
     def x(self, split="test"):
         """Inputs of "train" or "test": float32 (or int64 for integer inputs), N×input_shape, contiguous."""
         return self._x[_split(split)]
 
     def y(self, split="test"):
-        """Labels of "train" or "test": int64, 0..n_classes-1 or IGNORE, (N,) or (N, *label_shape)."""
+        """Labels of "train" or "test": int64, 0..n_classes-1 or IGNORE, (N,) or (N, *label_shape); for regression
+        data, float32 targets."""
         return self._y[_split(split)]
 
     def fingerprint(self):
@@ -279,7 +310,13 @@ class Dataset:
 
     @property
     def n_classes(self):
+        """How many classes; 0 for regression data."""
         return len(self.classes)
+
+    @property
+    def regression(self):
+        """True when the labels are float regression targets, False for integer class labels."""
+        return self._y["train"].is_floating_point()
 
     def subset(self, n_train, n_test, name=None):
         """The first n_train training and n_test test samples (views, no copy): small data for quick runs."""
@@ -298,6 +335,9 @@ class Dataset:
         if input_shape is not None and tuple(input_shape) != self.input_shape:
             raise DatasetError(f"{self.name}: inputs are {_fmt(self.input_shape)}; the model takes "
                                f"{_fmt(tuple(input_shape))}")
+        if n_outputs is not None and self.regression:
+            raise DatasetError(f"{self.name}: the labels are regression targets (floats), but the model predicts "
+                               f"{n_outputs} classes: give integer class labels")
         if n_outputs is not None:
             for split in SPLITS:
                 top = int(self._y[split].max())
@@ -307,6 +347,10 @@ class Dataset:
         return self
 
     def __repr__(self):
+        if self.regression:
+            targets = _fmt(self.label_shape) if self.label_shape else "1"
+            return (f"Dataset({self.name!r}: {len(self._y['train']):,} train + {len(self._y['test']):,} test, "
+                    f"inputs {_fmt(self.input_shape)}, regression targets {targets} per sample)")
         return (f"Dataset({self.name!r}: {len(self._y['train']):,} train + {len(self._y['test']):,} test, "
                 f"inputs {_fmt(self.input_shape)}, {self.n_classes} classes"
                 + (f", labels {_fmt(self.label_shape)} per sample)" if self.label_shape else ")"))

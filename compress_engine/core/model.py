@@ -17,6 +17,7 @@ handle the model at all, and how constraints ride on it during fine-tuning.
 """
 
 import inspect
+import math
 from contextlib import contextmanager
 
 import torch
@@ -167,6 +168,10 @@ def check_model(model, data=None, what="model"):
         n = len(x)
         if not fits_logits(out, n, data):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            if getattr(data, "regression", False):
+                raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a regression model "
+                                 f"for {data.name!r} must return {logits_shape(data)}, one output per target value "
+                                 f"(if the labels are class indices, give them as integers: y.long())")
             raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a classifier for "
                              f"{data.name!r} must return {logits_shape(data)} logits{_output_hint(out, data)}")
     return model
@@ -208,16 +213,25 @@ def _output_hint(out, data):
 
 
 def logits_shape(data):
-    """The logits a model must return for `data`, as text: '(N, 10)', or '(N, 10, 28, 28)' for per-pixel labels."""
-    return "(N, " + ", ".join(map(str, (data.n_classes, *getattr(data, "label_shape", ())))) + ")"
+    """The logits a model must return for `data`, as text: '(N, 10)', or '(N, 10, 28, 28)' for per-pixel labels;
+    for regression targets, '(N, 1)' or '(N, *target_shape)'."""
+    labels = tuple(getattr(data, "label_shape", ()))
+    if getattr(data, "regression", False):
+        return "(N, " + ", ".join(map(str, labels or (1,))) + ")"
+    return "(N, " + ", ".join(map(str, (data.n_classes, *labels))) + ")"
 
 
 def fits_logits(out, n, data):
     """True if `out` can be `n` samples' logits for `data`: (n, >= n_classes, *label_shape), float (a model may
-    have more outputs than the data has classes, e.g. a 10-class model scoring a folder labelled 0-2)."""
+    have more outputs than the data has classes, e.g. a 10-class model scoring a folder labelled 0-2). For
+    regression targets: n samples of as many floats as each sample's targets, in any shape ((N,) or (N, 1) for one
+    target each; outputs(out, data) reshapes them to the targets')."""
     labels = tuple(getattr(data, "label_shape", ()))
-    return (isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() == 2 + len(labels)
-            and out.shape[0] == n and out.shape[1] >= data.n_classes and tuple(out.shape[2:]) == labels)
+    if not (isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() >= 1 and out.shape[0] == n):
+        return False
+    if getattr(data, "regression", False):
+        return out[0].numel() == math.prod(labels)
+    return out.dim() == 2 + len(labels) and out.shape[1] >= data.n_classes and tuple(out.shape[2:]) == labels
 
 
 def owner(model, name):

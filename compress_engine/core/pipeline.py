@@ -25,8 +25,8 @@ from .fold import fold_batchnorm, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     state_bytes)
 from .recipe import Recipe
-from .train import (fast_eval_copy, fit, has_conv, logits, match_rate, mean_iou, median_forward_ms,
-                    predictions)
+from .train import (answers, fast_eval_copy, fit, has_conv, logits, match_rate, mean_iou, median_forward_ms, r2_score,
+                    rmse)
 
 STAGES = (distill, prune, cluster, quantize)
 BATCH = 128  # fine-tuning batch size (train.fit's default)
@@ -49,14 +49,15 @@ _reference = weakref.WeakKeyDictionary()
 
 
 def reference(model, data):
-    """Predictions and accuracy of the uncompressed `model` on the test set (cached per model object).
+    """Predictions and accuracy of the uncompressed `model` on the test set (cached per model object); for
+    regression data, its outputs (answers()) and None.
 
     The cache assumes models are not changed in place; compress() never changes its input.
     """
     hit = _reference.get(model)
     if hit is None or hit[0] is not data:
-        pred = predictions(fast_eval_copy(model), data.x("test"))
-        hit = (data, pred, match_rate(pred, data.y("test"), data.y("test")))
+        pred = answers(fast_eval_copy(model), data.x("test"), data)
+        hit = (data, pred, None if data.regression else match_rate(pred, data.y("test"), data.y("test")))
         _reference[model] = hit
     return hit[1], hit[2]
 
@@ -129,6 +130,11 @@ def _check_inputs(model, recipe, data, student):
             raise DatasetError(f"data must be a compress_engine.Dataset (Dataset.from_tensors(...) or "
                                f"load_dataset(...)), got {type(data).__name__}")
     distilling = recipe.temperature is not None
+    if getattr(data, "regression", False) and (distilling or recipe.finetune_kd is not None):
+        which = "temperature" if distilling else "finetune_kd"
+        raise RecipeError(f"recipe.{which} softens a teacher's class probabilities, but {data.name!r} holds "
+                          f"regression targets, which have none: leave {which} unset (fine-tuning then follows the "
+                          f"targets)")
     check_model(model, data, "teacher model" if distilling else "model")
     if distilling and student is None and not data.x("test").is_floating_point():
         raise CompressError(f"the default student is an MLP of recipe.student_width over float inputs, but "
@@ -199,6 +205,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     t_start = time.perf_counter()
     if not evaluate:
         ref_pred = ref_acc = None
+    elif "test" in given and data.regression:
+        ref_pred, ref_acc = given["test"].reshape(data.y("test").shape), None
     elif "test" in given:
         ref_pred = given["test"].argmax(1)
         ref_acc = match_rate(ref_pred, data.y("test"), data.y("test"))
@@ -233,7 +241,7 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
 
     pred = None
     if evaluate:
-        pred = predictions(fast_eval_copy(work), data.x("test"))
+        pred = answers(fast_eval_copy(work), data.x("test"), data)
         timings["evaluate"] = time.perf_counter() - t
     metrics = measure(work, ctx.grids, artifact, dense_params, dense_bytes, pred, data.y("test"), ref_pred, ref_acc)
     metrics["plain_bytes"] = plain
@@ -245,7 +253,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
 
 def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred, ref_acc):
     """Deterministic metrics of a compressed model: counts, real bytes, ratio, accuracy, agreement; for labels per
-    position also mean_iou and dense_mean_iou."""
+    position also mean_iou and dense_mean_iou. For regression targets (float `y`) accuracy, dense_accuracy and
+    agreement are None, and r2, dense_r2, rmse and dense_rmse score the result and the dense model instead."""
     layers = []
     parts = size_breakdown(artifact)
     for name, p in model.state_dict().items():  # every tensor the artifact holds, buffers included
@@ -257,9 +266,15 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
                        "bytes": sum(parts["per_tensor"].get(name, {}).values())})
     params = param_count(model)
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    acc = None if pred is None else match_rate(pred, y, y)
+    regression = y.is_floating_point()
+    acc = None if pred is None or regression else match_rate(pred, y, y)
     per_position = {}
-    if y.dim() > 1:  # a label per token or pixel: segmentation's mean IoU too, of the result and the dense model
+    if regression:  # no classes: R² and RMSE of the result and of the dense model
+        per_position = {"r2": None if pred is None else r2_score(pred, y),
+                        "dense_r2": None if ref_pred is None else r2_score(ref_pred, y),
+                        "rmse": None if pred is None else rmse(pred, y),
+                        "dense_rmse": None if ref_pred is None else rmse(ref_pred, y)}
+    elif y.dim() > 1:  # a label per token or pixel: segmentation's mean IoU too, of the result and the dense model
         per_position = {"mean_iou": None if pred is None else mean_iou(pred, y),
                         "dense_mean_iou": None if ref_pred is None else mean_iou(ref_pred, y)}
     return {
@@ -268,7 +283,7 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
         "dense_bytes": dense_bytes, "artifact_bytes": len(artifact),
         "ratio": dense_bytes / len(artifact),
         "accuracy": acc, "dense_accuracy": ref_acc,
-        "agreement": None if pred is None else match_rate(pred, ref_pred, y),
+        "agreement": None if pred is None or regression else match_rate(pred, ref_pred, y),
         "bytes_breakdown": {k: v for k, v in parts.items() if k != "per_tensor"},
         "layers": layers,
         **per_position,
@@ -292,7 +307,8 @@ def sweep(model, recipe, data, field_name, values, progress=None):
     for i, v in enumerate(values):
         res = compress(model, recipe.replace(**{field_name: v}), data)
         rows.append({field_name: v, **{k: res.metrics[k] for k in
-                     ("params", "nonzero_params", "artifact_bytes", "ratio", "accuracy", "agreement")}})
+                     ("params", "nonzero_params", "artifact_bytes", "ratio", "accuracy", "agreement", "r2", "rmse")
+                     if k in res.metrics}})
         if progress and progress(i + 1, len(values), None, res.metrics["accuracy"]) is False:
             break
     return rows

@@ -39,7 +39,7 @@ from torch import nn
 from . import cluster, prune
 from .encode import Codebook, tensor_bytes
 from .data import IGNORE
-from .errors import RecipeError
+from .errors import DatasetError, RecipeError
 from .recipe import check
 from .model import check_model, compressible, owner
 from .train import Stopped, fast_eval_copy, logits, match_rate
@@ -231,6 +231,14 @@ def _compressed(w, sparsity, k, g=None, focus=0.0):
     return cluster.shared_weight(centroids, labels).detach(), Codebook(centroids.numpy().astype(np.float32))
 
 
+def classes_only(data, what):
+    """Refuse regression data for `what`: scans rank a layer's settings by the class probabilities they change."""
+    if getattr(data, "regression", False):
+        raise DatasetError(f"{what} ranks each layer's settings by how much they change the class probabilities, but "
+                           f"{data.name!r} holds regression targets: compress it with a recipe of your own (sparsity, "
+                           f"clusters, bits, structured) instead")
+
+
 def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, progress=None,
          cache_dir=None, use_cache=True, refit=False, focus=0.0, shipped=()):
     """Scan every compressible layer alone over the grid sparsities x clusters; returns a JSON-able dict:
@@ -250,6 +258,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     the read-only `shipped` directories is returned at once, and a new one is written to `cache_dir`.
     """
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
+    classes_only(data, "a sensitivity scan")
     check_model(model, data)
     idx = subset_index(len(data.y(split)), subset)
     x, y = data.x(split)[idx], data.y(split)[idx]

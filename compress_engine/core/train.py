@@ -105,6 +105,14 @@ def predictions(model, x, batch_size=None):
     return _outputs(model, x, batch_size, lambda out: out.argmax(1))
 
 
+def answers(model, x, data, batch_size=None):
+    """What `model` answers for inputs `x` of `data`: the class each output scores highest (predictions()), or, for
+    regression targets (data.regression), its outputs in the targets' shape (N, *data.label_shape)."""
+    if getattr(data, "regression", False):
+        return _outputs(model, x, batch_size, None).reshape(len(x), *data.label_shape)
+    return predictions(model, x, batch_size)
+
+
 @torch.inference_mode()
 def _outputs(model, x, batch_size, keep):
     """logits() and predictions(): keep(output) of each batch (the output itself if keep is None), concatenated."""
@@ -163,6 +171,42 @@ def mean_iou(pred, y):
     hits = confusion.diagonal()
     union = confusion.sum(0) + confusion.sum(1) - hits
     return float((hits[union > 0] / union[union > 0]).mean())
+
+
+def r2_score(pred, y):
+    """Coefficient of determination of regression predictions: 1 - (sum of squared errors) / (sum of squares about
+    the mean), per target value (trailing dims), averaged over them; a target constant on the set scores 1 if
+    predicted exactly, else 0. scikit-learn's r2_score (multioutput="uniform_average", force_finite=True)."""
+    p, t = pred.reshape(len(pred), -1).double(), y.reshape(len(y), -1).double()
+    sse = ((t - p) ** 2).sum(0)
+    sst = ((t - t.mean(0)) ** 2).sum(0)
+    r2 = torch.where(sst > 0, 1 - sse / sst.clamp_min(1e-300), (sse == 0).double())
+    return float(r2.mean())
+
+
+def rmse(pred, y):
+    """Root mean squared error of regression predictions over every target value."""
+    return float(((pred.double() - y.double()) ** 2).mean().sqrt())
+
+
+def mse(out, y):
+    """Regression training loss: mean squared error of the outputs, reshaped to the targets' shape, against them."""
+    return F.mse_loss(out.reshape(y.shape), y)
+
+
+def task_loss(data):
+    """fit()'s default loss for `data`, loss(outputs, batch_indices, y): cross-entropy for class labels, mean
+    squared error for regression targets."""
+    if getattr(data, "regression", False):
+        return lambda out, idx, yb: mse(out, yb)
+    return lambda out, idx, yb: cross_entropy(out, yb)
+
+
+def quality(model, data, split="test"):
+    """The one number a progress report gives after an epoch: accuracy on `split`, or R² for regression data."""
+    pred = answers(model, data.x(split), data)
+    return r2_score(pred, data.y(split)) if getattr(data, "regression", False) else match_rate(pred, data.y(split),
+                                                                                                 data.y(split))
 
 
 def cross_entropy(out, y):
@@ -237,9 +281,10 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     momentum=None trains with Adam; a number, with SGD and that Nesterov momentum (the usual recipe
     for BatchNorm CNNs). transform(x_batch, generator) -> x_batch augments each training batch
     (e.g. crop_flip()), drawing from the run's seeded generator.
-    loss_fn(model_logits, batch_indices, y) -> loss (default cross-entropy; distillation passes its KD loss).
+    loss_fn(model_logits, batch_indices, y) -> loss (default task_loss(data): cross-entropy, or mean squared error
+    for regression targets; distillation passes its KD loss).
     progress(step, total, loss, accuracy) is called every `report_every` steps (accuracy None) and at
-    the end of each epoch (accuracy on the test set); if it returns False the run raises Stopped.
+    the end of each epoch (accuracy on the test set, R² for regression); if it returns False the run raises Stopped.
     on_step(step, total) runs before each optimizer step's forward pass (gradual pruning uses it).
     """
     x, y = data.x("train"), data.y("train")
@@ -251,7 +296,7 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
            torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay))
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total = epochs * steps_per_epoch
-    loss_fn = loss_fn or (lambda out, idx, yb: cross_entropy(out, yb))
+    loss_fn = loss_fn or task_loss(data)
     history, step = [], 0
     with channels_last(model, nhwc), flush_denormal():
         for epoch in range(epochs):
@@ -281,7 +326,7 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
                     raise Stopped("stopped by the user")
             flush_tiny_(params)  # every epoch ends clean: its evaluation, and the weights fit() returns
             if progress:
-                acc = accuracy(model, data.x("test"), data.y("test"))
+                acc = quality(model, data)
                 if progress(step, total, history[-1], acc) is False:  # also after the last epoch: later
                     raise Stopped("stopped by the user")                # stages of a recipe must not start
     model.eval()

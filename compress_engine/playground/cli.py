@@ -37,7 +37,7 @@ from pathlib import Path
 
 from . import zoo as models
 from .launch import one_line, start_app
-from ..core.errors import ArtifactError, CompressError, ModelError, RecipeError
+from ..core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
 from ..core.recipe import OPTIONAL, Recipe, check
 
 MAX_FLAG_CHARS = 200       # a flag's value; every real one is a few characters
@@ -469,6 +469,9 @@ def run(args):
         check_sweep_options(args)
     model = user_model(args, ref)
     data = ce.load_dataset(args.data)
+    if args.cmd == "sweep" and args.store is not None and data.regression:
+        raise DatasetError(f"--store keeps runs for the Compare page, which charts accuracy, but {short(args.data)} "
+                           f"holds regression targets: drop --store (the rows, with R² and RMSE, are printed)")
     if args.cmd == "run" and budget_kb is not None:
         return run_budget(args, model, data, budget_kb, recipe)
     if args.cmd == "run":

@@ -590,7 +590,20 @@ def _column_name(text, name):
     return names[0]
 
 
-CSV_OPTIONS = {"label": _column_name, "drop": _column_names, "test": _test_share}
+TASKS = ("classes", "regression")  # what a CSV's label column holds ('?task='); by default, regression targets when
+# its values are numbers that are not all class indices 0, 1, 2, ..., else classes
+AUTO_CLASSES = 50  # more different whole numbers than this, and a label column must say ('?task=') what they are: a
+# score or a count (regression) as often as classes
+
+
+def _task(text, name):
+    if text not in TASKS:
+        raise DatasetError(f"{name!r:.300}: task {text!r:.50} is not one: give '?task=classes' (the labels are "
+                           f"classes) or '?task=regression' (they are numbers to predict)")
+    return text
+
+
+CSV_OPTIONS = {"label": _column_name, "drop": _column_names, "test": _test_share, "task": _task}
 
 
 def _is_number(text):
@@ -671,19 +684,38 @@ def _csv_table(path, label, drop):
     return x, [row[at] for row in rows], [header[j] for j in features]
 
 
-def _class_indices(labels, where):
-    """(class index per label, class names) of label strings: whole numbers 0, 1, 2, ... are the class indices
-    themselves (classes '0'..'max', so a class missing from the data keeps the others' indices); any other labels
-    are names, sorted."""
-    numbers = [float(v) for v in labels] if all(map(_is_number, labels)) else None
-    if numbers is not None:
-        odd = next((v for v in labels if not (float(v) >= 0 and float(v).is_integer())), None)
-        if odd is not None:
-            raise DatasetError(f"{where}: label {odd!r:.40} is not a class: numeric labels must be class indices "
-                               f"0, 1, 2, ... (a continuous target is regression, which the engine does not score); "
-                               f"pick the label column with '?label=name'")
-        idx = np.array(numbers, np.int64)
+def _label_values(labels, where, task=None):
+    """(y, class names) of a label column's strings: class indices and names (_class_indices), or float32
+    regression targets and None. task None: regression if every label is a number and some are not whole numbers
+    0, 1, 2, ... (a price, a temperature), classes if they are, and a DatasetError asking which if they are more than
+    AUTO_CLASSES different whole numbers."""
+    numeric = all(map(_is_number, labels))
+    index_like = numeric and all(float(v) >= 0 and float(v).is_integer() for v in labels)
+    values = {float(v) for v in labels} if index_like else ()
+    if task is None and len(values) > AUTO_CLASSES:
+        raise DatasetError(f"{where}: the label column holds {len(values):,} different whole numbers, "
+                           f"{min(values):.0f} to {max(values):.0f}: say what they are, '?task=regression' (numbers to "
+                           f"predict) or '?task=classes' (class indices)")
+    if task == "regression" or (task is None and numeric and not index_like):
+        at = next((i for i, v in enumerate(labels) if not (_is_number(v) and math.isfinite(float(v)))), None)
+        if at is not None:
+            raise DatasetError(f"{where}: row {at + 2:,}'s label {labels[at]!r:.40} is not a finite number, which a "
+                               f"regression target must be: fix or remove such rows, or give '?task=classes'")
+        return np.array([float(v) for v in labels], np.float32), None
+    return _class_indices(labels, where, index_like)
+
+
+def _class_indices(labels, where, index_like):
+    """(class index per label, class names) of label strings: whole numbers 0, 1, 2, ... (index_like) are the class
+    indices themselves (classes '0'..'max', so a class missing from the data keeps the others' indices); any other
+    labels are names, sorted, unless they are all numbers (then '?task=classes' was asked of a continuous column)."""
+    if index_like:
+        idx = np.array([float(v) for v in labels], np.int64)
         return idx, [str(i) for i in range(int(idx.max()) + 1)]
+    if all(map(_is_number, labels)):
+        odd = next(v for v in labels if not (float(v) >= 0 and float(v).is_integer()))
+        raise DatasetError(f"{where}: label {odd!r:.40} is not a class: numeric class labels must be class indices "
+                           f"0, 1, 2, ...; drop '?task=classes' to load the column as regression targets")
     if any(not v for v in labels):
         raise DatasetError(f"{where}: a label is empty (row {labels.index('') + 2:,}): every row needs one")
     names = sorted(set(labels))
@@ -691,10 +723,12 @@ def _class_indices(labels, where):
     return np.array([at[v] for v in labels], np.int64), names
 
 
-def read_csv(path, name, label=None, drop=(), test_share=None):
+def read_csv(path, name, label=None, drop=(), test_share=None, task=None):
     """Load a CSV table (one row per sample) or a folder holding train.csv and test.csv into a Dataset: the feature
-    columns (every column but the label and `drop`) as float32 N×F, the label column as classes (_class_indices).
-    A single file holds out test_share (default TEST_SHARE) of each class's rows for testing, chosen by a hash of
+    columns (every column but the label and `drop`) as float32 N×F, the label column as classes or as regression
+    targets (_label_values; task "classes" or "regression" decides, else its values do).
+    A single file holds out test_share (default TEST_SHARE) of each class's rows (of all rows, for regression)
+    for testing, chosen by a hash of
     each row's text, so the split is the same everywhere, adding rows moves no other row, and equal rows are never
     split between train and test. The delimiter is sniffed; nothing in the file is run or evaluated."""
     from ..core.data import Dataset
@@ -711,18 +745,21 @@ def read_csv(path, name, label=None, drop=(), test_share=None):
         if tables["train"][2] != tables["test"][2]:
             raise DatasetError(f"{path}: train.csv's feature columns ({', '.join(tables['train'][2])[:200]}) and "
                                f"test.csv's ({', '.join(tables['test'][2])[:200]}) differ: give both the same columns")
-        y, classes = _class_indices(tables["train"][1] + tables["test"][1], path)
+        y, classes = _label_values(tables["train"][1] + tables["test"][1], path, task)
         n = len(tables["train"][1])
         split = {"train": (tables["train"][0], y[:n]), "test": (tables["test"][0], y[n:])}
     else:
         x, labels, _ = _csv_table(path, label, drop)
-        y, classes = _class_indices(labels, path)
+        y, classes = _label_values(labels, path, task)
         share = TEST_SHARE if test_share is None else test_share
         held = np.array([_held_out_key("\x1f".join(map(str, r)).encode(), share)
                          for r in zip(labels, *x.T.tolist())])
-        for c in np.unique(y):
+        for c in np.unique(y) if classes is not None else ():
             if held[y == c].all():
                 held[y == c] = False
+        if held.all():
+            raise DatasetError(f"{path}: every row fell in the held-out test share, leaving none to train on: lower "
+                               f"the share ('?test=0.2') or add rows")
         if not held.any():
             raise DatasetError(f"{path}: no row fell in the held-out test share: it holds too few rows; add rows, "
                                f"raise the share ('?test=0.5'), or give a folder holding train.csv and test.csv")
@@ -736,7 +773,8 @@ def read_csv(path, name, label=None, drop=(), test_share=None):
 def _csv_file(name):
     path, options = _options(name, "csv:", CSV_OPTIONS, "a CSV table; after the file give '?label=species' to pick "
                              "the label column, '?drop=id,name' to leave columns out, '?test=0.2' to hold out a "
-                             "test share, joined by '&'")
+                             "test share, '?task=regression' or '?task=classes' to say what the labels are, joined "
+                             "by '&'")
     if not path[4:].strip():
         raise DatasetError(f"'csv:' needs a file after it, e.g. 'csv:/data/iris.csv'; {CSV_HINT}")
     target = Path(path[4:]).expanduser()
@@ -744,7 +782,8 @@ def _csv_file(name):
         why = ("is a broken symlink or a symlink loop" if os.path.lexists(target) else
                "does not exist" if not target.exists() else "is not a regular file")
         raise DatasetError(f"dataset file {target} {why}; {CSV_HINT}")
-    return read_csv(target, name, options.get("label"), options.get("drop", ()), options.get("test"))
+    return read_csv(target, name, options.get("label"), options.get("drop", ()), options.get("test"),
+                    options.get("task"))
 
 
 # --- by name ------------------------------------------------------------------------------------------

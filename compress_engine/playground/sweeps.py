@@ -8,7 +8,8 @@
 
 `model` is a sample model's name or any nn.Module; `data` a name load_dataset() takes or a Dataset. The rows
 come back in the order of `values` and are compress_engine.sweep()'s: the value, params, nonzero_params,
-artifact_bytes, ratio, accuracy, agreement. A point that failed is {field: value, "error": "Type: message"}.
+artifact_bytes, ratio, accuracy, agreement (and r2, rmse for regression targets). A point that failed is
+{field: value, "error": "Type: message"}.
 
 Why it is built this way:
 - The same rows, bit for bit, from every backend. A point is one compress() (seeded by its recipe) on a
@@ -47,6 +48,7 @@ from .store import Store
 from .zoo import SAMPLES, load_model
 
 ROW = ("params", "nonzero_params", "artifact_bytes", "ratio", "accuracy", "agreement")  # compress_engine.sweep()'s
+SCORES = ("r2", "rmse")  # and, for regression targets (whose accuracy and agreement are None), these
 INSTALL = "pip install 'compression-playground[ray]'"
 MAX_RETRIES = 1        # Ray re-runs a point whose worker died or whose node was lost this many times
 MAX_ERROR = 500        # characters of an error kept in a row
@@ -254,7 +256,7 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                 store.save_failure(group, keys[i], recipes[i], out["error"])
         else:
             m = out["metrics"]
-            row = {field_name: values[i], **{k: m[k] for k in ROW}}
+            row = {field_name: values[i], **{k: m[k] for k in ROW + SCORES if k in m}}
             if store is not None:
                 store.save(model_name, recipes[i], m, out["artifact"], sweep=group, data=data_id, point_key=keys[i])
         for j, key in enumerate(keys):
