@@ -5,8 +5,9 @@ they tolerate (sensitivity.py). Given a byte budget, `allocate` picks one settin
 sensitivity scan's grid -- a sparsity and a cluster count (k clusters: log2 k bits a kept weight; None
 keeps float32 values) -- so that the layers' measured bytes fit and the summed damage is least. It is a
 multiple-choice knapsack, solved exactly by dynamic programming over bytes in small units (the grid is
-a few dozen settings per layer). Damage is the scan's KL(dense || compressed) of each layer alone,
-assumed additive across layers (the usual first-order assumption of mixed-precision search, as in HAQ
+a few dozen settings per layer). Damage is the scan's KL(dense || compressed) of each layer alone (for
+regression targets, the mean squared change of the outputs over the targets' variance), assumed additive across
+layers (the usual first-order assumption of mixed-precision search, as in HAQ
 and HAWQ); bytes are the encoder's own for that layer at that setting.
 
 `fit_budget` then makes it real: scan (on a fixed subset of the *training* images, so the test set
@@ -145,10 +146,12 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     RecipeError if the budget cannot hold even the smallest setting of every layer.
     """
     from . import pipeline
-    from .train import fast_eval_copy, logits, predictions
+    from .train import answers, fast_eval_copy, logits
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real) or not budget_bytes > 0:
         raise RecipeError(f"budget_bytes={budget_bytes!r}: must be a positive number of bytes")
-    sensitivity.classes_only(data, "a size budget")
+    if getattr(data, "regression", False) and (kd or teacher_logits is not None):
+        raise RecipeError(f"kd fine-tunes on a teacher's softened class probabilities, but {data.name!r} holds "
+                          f"regression targets, which have none: leave kd and teacher_logits unset")
     if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
         raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
     if scan is None:
@@ -204,7 +207,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
             break
         target *= budget_bytes / len(artifact) * (1 - MARGIN / 2)  # shrink by the overshoot, and a little more
     ref_pred, ref_acc = pipeline.reference(model, data)
-    pred = predictions(fast_eval_copy(shared.model), data.x("test"))
+    pred = answers(fast_eval_copy(shared.model), data.x("test"), data)
     dense = pruned.metrics
     metrics = pipeline.measure(shared.model, shared.grids, artifact, dense["dense_params"], dense["dense_bytes"], pred,
                                data.y("test"), ref_pred, ref_acc)
@@ -216,6 +219,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     return result, {"budget_bytes": budget_bytes, "overhead_bytes": fixed, "predicted_bytes": second["bytes"] + fixed,
                     "bytes": len(artifact), "fits": len(artifact) <= budget_bytes, "attempts": attempts,
                     "recipe": recipe.to_dict(), "pruned_accuracy": pruned.metrics["accuracy"],
+                    **({"pruned_r2": pruned.metrics["r2"]} if "r2" in pruned.metrics else {}),
                     "allocation": [{"layer": r["layer"], "sparsity": r["sparsity"], "clusters": clusters[r["layer"]],
                                     "predicted_bytes": cost[r["layer"]]["bytes"], "kl": r["kl"] + cost[r["layer"]]["kl"],
                                     "scan_accuracy": r["accuracy"]} for r in first["rows"]],

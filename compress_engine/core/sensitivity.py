@@ -42,7 +42,7 @@ from .data import IGNORE
 from .errors import DatasetError, RecipeError
 from .recipe import check
 from .model import check_model, compressible, owner
-from .train import Stopped, fast_eval_copy, logits, match_rate
+from .train import Stopped, fast_eval_copy, logits, match_rate, r2_score
 
 FORMAT = 4  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
 SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
@@ -231,12 +231,13 @@ def _compressed(w, sparsity, k, g=None, focus=0.0):
     return cluster.shared_weight(centroids, labels).detach(), Codebook(centroids.numpy().astype(np.float32))
 
 
-def classes_only(data, what):
-    """Refuse regression data for `what`: scans rank a layer's settings by the class probabilities they change."""
-    if getattr(data, "regression", False):
-        raise DatasetError(f"{what} ranks each layer's settings by how much they change the class probabilities, but "
-                           f"{data.name!r} holds regression targets: compress it with a recipe of your own (sparsity, "
-                           f"clusters, bits, structured) instead")
+def _damage(dense_out, out, y, dense_logp, scale):
+    """(score, damage) of a model's outputs `out` on a scan's samples: accuracy and KL(dense || out) for class
+    labels; for regression targets (scale = their mean variance), R² and the mean squared change of the outputs
+    over that variance, the R² the change would cost if it added to the dense model's error independently."""
+    if dense_logp is None:
+        return r2_score(out.reshape(y.shape), y), float(((out.double() - dense_out.double()) ** 2).mean()) / scale
+    return match_rate(out.argmax(1), y, y), _kl(dense_logp, out, y)
 
 
 def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, progress=None,
@@ -246,6 +247,9 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
         {"format", "key", "split", "subset", "dense_accuracy", "sparsities", "clusters", "seconds",
          "layers": [{"name", "shape", "params", "dense_bytes"}],      # in model order
          "rows": [{"layer", "sparsity", "clusters", "accuracy", "kl", "bytes"}]}
+
+    For regression targets (then also "score": "r2") the accuracy fields hold R² and "kl" holds the mean squared
+    change of the outputs over the targets' variance (_damage): both rank settings as they do for classes.
 
     clusters None means the kept weights stay float32. `model` is any nn.Module compress() takes (it is
     not changed); `data` a Dataset; the scan evaluates `subset` fixed images of `split`. refit=True
@@ -258,7 +262,6 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     the read-only `shipped` directories is returned at once, and a new one is written to `cache_dir`.
     """
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
-    classes_only(data, "a sensitivity scan")
     check_model(model, data)
     idx = subset_index(len(data.y(split)), subset)
     x, y = data.x(split)[idx], data.y(split)[idx]
@@ -272,8 +275,10 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     t0 = time.perf_counter()
     work = fast_eval_copy(_deployed(model))
     dense_out = logits(work, x)
-    dense_logp = F.log_softmax(dense_out.double(), 1)
-    dense_acc = match_rate(dense_out.argmax(1), y, y)
+    regression = getattr(data, "regression", False)
+    dense_logp = None if regression else F.log_softmax(dense_out.double(), 1)
+    scale = max(float(y.double().var(0, correction=0).mean()), 1e-12) if regression else None
+    dense_acc = _damage(dense_out, dense_out, y, dense_logp, scale)[0]
     params = compressible(work)
     layers = [{"name": n, "shape": list(p.shape), "params": p.numel(),
                "dense_bytes": tensor_bytes(n, p.detach())} for n, p in params.items()]
@@ -288,9 +293,9 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
                     with torch.no_grad():
                         p.copy_(w)
                     out = logits(work, x)
-                    acc = match_rate(out.argmax(1), y, y)
+                    acc, damage = _damage(dense_out, out, y, dense_logp, scale)
                     rows.append({"layer": name, "sparsity": s, "clusters": k, "accuracy": acc,
-                                 "kl": _kl(dense_logp, out, y), "bytes": tensor_bytes(name, w, grid)})
+                                 "kl": damage, "bytes": tensor_bytes(name, w, grid)})
                     step += 1
                     if progress is not None and progress(step, total, None, acc) is False:
                         raise Stopped("sensitivity scan stopped by the user")
@@ -298,6 +303,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
             with torch.no_grad():
                 p.copy_(saved)
     result = {"format": FORMAT, "key": key, "split": split, "refit": refit, "focus": float(focus), "subset": len(idx), "dense_accuracy": dense_acc,
+              **({"score": "r2"} if regression else {}),
               "sparsities": sparsities, "clusters": clusters, "layers": layers, "rows": rows,
               "seconds": time.perf_counter() - t0}
     if use_cache:

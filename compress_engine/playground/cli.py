@@ -419,11 +419,8 @@ def run(args):
     import compress_engine as ce
     if args.cmd == "train":
         from .zoo import train_sample
-
-        def show(step, total, loss, acc):
-            if acc is not None:
-                print(f"step {step}/{total} loss {loss:.4f} test accuracy {acc:.4f}", file=sys.stderr)
-        card = train_sample(args.name, ce.load_dataset(args.data), progress=show)
+        data = ce.load_dataset(args.data)
+        card = train_sample(args.name, data, progress=epoch_lines(data))
         if ce.curves.path(args.name).is_file():  # made by running the pages, which the engine does not know
             print(f"{args.name} ships its pages' one-shot runs, now of the old weights: remake them with "
                   f"`python scripts/ship_curves.py {args.name}` from a checkout", file=sys.stderr)
@@ -482,6 +479,17 @@ def run(args):
     return run_sweep(args, ref, model, recipe, values)
 
 
+def epoch_lines(data):
+    """A progress callback that prints a line to stderr at the end of each training epoch: the step, the loss and
+    the test score (accuracy, or R² for regression targets)."""
+    score = "R²" if data.regression else "accuracy"
+
+    def show(step, total, loss, acc):
+        if acc is not None:
+            print(f"step {step}/{total} loss {loss:.4f} test {score} {acc:.4f}", file=sys.stderr)
+    return show
+
+
 def user_model(args, ref):
     """The module --model builds, with --weights loaded into it (strictly) when given."""
     model = build_model(ref, args.model)
@@ -517,13 +525,10 @@ def run_budget(args, model, data, kb, recipe):
     """fit_budget: the result's summary plus the plan (allocation per layer, bytes predicted and real)."""
     import compress_engine as ce
     from .units import KB
-
-    def show(step, total, loss, acc):
-        if acc is not None:
-            print(f"step {step}/{total} loss {loss:.4f} test accuracy {acc:.4f}", file=sys.stderr)
+    show = epoch_lines(data)
     epochs = recipe.finetune_epochs if hasattr(args, "finetune_epochs") else 4
     bias = recipe.bias_bits if hasattr(args, "bias_bits") else 8
-    kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else 4.0
+    kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else None if data.regression else 4.0
     lr = recipe.lr if hasattr(args, "lr") else 1e-3
     shipped = [models.scan_dir(args.model)] if args.model in models.SAMPLES else []  # its scans (keyed by weights)
     result, plan = ce.fit_budget(model, data, round(kb * KB), epochs=epochs, lr=lr, bias_bits=bias,
