@@ -56,7 +56,7 @@ def test_float_labels_are_regression_targets(diabetes):
 @pytest.mark.parametrize("bad, words", [
     (dict(classes=["low", "high"]), "classes were given but the labels are floats"),
     (dict(test_y=np.array([0.5, np.nan, 1.0], np.float32)), "test_y[1] holds NaN: regression targets must be finite"),
-    (dict(test_y=np.array([0, 1, 1])), "both splits must be class indices (integers) or both regression targets"),
+    (dict(test_y=np.array([0, 1, 1])), "train_y holds regression targets (floats) but test_y holds class indices"),
 ])
 def test_bad_regression_data_is_refused_with_the_fix(bad, words):
     args = dict(train_x=np.zeros((4, 2), np.float32), train_y=np.array([0.1, 0.2, 0.3, 0.4], np.float32),
@@ -249,3 +249,11 @@ def test_the_command_line_compresses_evaluates_and_sweeps_a_regression_model(tmp
     report = json.loads(out)
     assert report["budget"]["fits"] and report["metrics"]["artifact_bytes"] <= 4000 and "r2" in report["metrics"]
     assert "test R²" in err
+
+
+def test_an_npz_of_float_targets_is_regression_data(tmp_path, diabetes):
+    _, (x, y, test) = diabetes
+    np.savez(tmp_path / "d.npz", train_x=x[~test], train_y=y[~test].astype(np.float64), test_x=x[test],
+             test_y=y[test].astype(np.float64))
+    ds = ce.load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    assert ds.regression and torch.equal(ds.y("test"), torch.from_numpy(y[test]))

@@ -7,7 +7,9 @@ a class per token (tagging) or per pixel (segmentation), for a model that return
 logits, as torch's cross_entropy takes them. A label of IGNORE (-100, cross_entropy's ignore_index) is not
 scored: padding tokens, void pixels. Floating-point labels are regression targets instead (one value per
 sample (N,), or several (N, *target_shape)): no classes, a model that returns one output per target value,
-trained on mean squared error and scored by R² (`Dataset.regression`).
+trained on mean squared error and scored by R² (`Dataset.regression`). Boolean labels (N, C) are multi-label:
+C tags, each present or not in each sample, for a model that returns (N, C) logits, trained on binary
+cross-entropy and scored per tag (`Dataset.multilabel`).
 `Dataset.from_tensors` is the one way to build one; it checks
 everything the engine later relies on (matching lengths, one input shape, integer labels in range,
 finite inputs) and says what is wrong and how to fix it before any work is done. Where the data
@@ -62,6 +64,10 @@ def _check_array(v, what):
 
 def _is_float(v):
     return v.is_floating_point() if isinstance(v, torch.Tensor) else v.dtype.kind == "f"
+
+
+def _is_bool(v):
+    return v.dtype == torch.bool if isinstance(v, torch.Tensor) else v.dtype.kind == "b"
 
 
 def _is_int(v):
@@ -186,10 +192,11 @@ class Dataset:
             if y.ndim == 0:
                 raise DatasetError(f"{yn} is a scalar: labels must be (N,), one class index per sample, or "
                                    f"(N, *positions), one per token or pixel")
-            if not (_is_int(y) or _is_float(y)):
+            if not (_is_int(y) or _is_float(y) or _is_bool(y)):
                 raise DatasetError(f"{yn} has dtype {y.dtype}: labels must be integer class indices 0..C-1 "
                                    f"(convert with {yn}.long(); map other labels with "
-                                   f"np.unique({yn}, return_inverse=True)), or floats for regression targets")
+                                   f"np.unique({yn}, return_inverse=True)), floats for regression targets, or "
+                                   f"booleans (N, C) for multi-label tags")
             if len(x) != len(y):
                 raise DatasetError(f"{xn} has {len(x):,} samples but {yn} has {len(y):,} labels: "
                                    f"they must match, one label per input")
@@ -210,11 +217,16 @@ class Dataset:
         if 0 in shape:
             raise DatasetError(f"inputs of shape (N, {', '.join(map(str, shape))}) hold no values: each sample "
                                f"needs at least one")
-        if _is_float(train_y) != _is_float(test_y):
-            raise DatasetError(f"train_y is {train_y.dtype} but test_y is {test_y.dtype}: both splits must be class "
-                               f"indices (integers) or both regression targets (floats)")
+        kinds = {split: "regression targets (floats)" if _is_float(y) else "multi-label tags (booleans)"
+                 if _is_bool(y) else "class indices (integers)" for split, y in (("train", train_y), ("test", test_y))}
+        if kinds["train"] != kinds["test"]:
+            raise DatasetError(f"train_y holds {kinds['train']} but test_y holds {kinds['test']}: both splits must be "
+                               f"class indices (integers), both regression targets (floats) or both multi-label tags "
+                               f"(booleans)")
         if _is_float(train_y):
             return cls._regression(arrays, name, classes, source)
+        if _is_bool(train_y):
+            return cls._multilabel(arrays, name, classes, source)
 
         names = None if classes is None else _class_names(classes)
         lo_hi = {split: _label_range(arrays[f"{split}_y"]) for split in SPLITS}
@@ -271,6 +283,30 @@ class Dataset:
                 (xs if kind == "x" else ys)[split] = t
         return cls(name, (), "in-memory tensors" if source is None else str(source), xs, ys)
 
+    @classmethod
+    def _multilabel(cls, arrays, name, classes, source):
+        """from_tensors for boolean labels: (N, C) tags, C names (given, or '0'..'C-1')."""
+        c = tuple(arrays["train_y"].shape[1:])
+        if len(c) != 1 or c[0] == 0:
+            raise DatasetError(f"train_y is {_labels(arrays['train_y'].shape)} of booleans: multi-label tags must be "
+                               f"(N, C), a column per tag (True where the sample has it)")
+        names = tuple(str(i) for i in range(c[0])) if classes is None else _class_names(classes)
+        if len(names) != c[0]:
+            raise DatasetError(f"classes names {len(names)} tags but the labels have {c[0]} columns: give one name "
+                               f"per column, or classes=None to number them")
+        xs, ys = {}, {}
+        for split in SPLITS:
+            x = _inputs(arrays[f"{split}_x"])
+            bad = None if not x.is_floating_point() else _first_bad_row(x)
+            if bad:
+                raise DatasetError(f"{split}_x[{bad[0]}] holds {bad[1]}: inputs must be finite; replace such values "
+                                   f"(e.g. torch.nan_to_num) or drop those samples")
+            y = arrays[f"{split}_y"]
+            y = y.detach().cpu() if isinstance(y, torch.Tensor) else torch.from_numpy(np.array(y, dtype=bool))
+            ys[split] = y.contiguous()
+            xs[split] = x
+        return cls(name, names, "in-memory tensors" if source is None else str(source), xs, ys)
+
     def x(self, split="test"):
         """Inputs of "train" or "test": float32 (or int64 for integer inputs), N×input_shape, contiguous."""
         return self._x[_split(split)]
@@ -315,8 +351,13 @@ class Dataset:
 
     @property
     def regression(self):
-        """True when the labels are float regression targets, False for integer class labels."""
+        """True when the labels are float regression targets, False for class labels or multi-label tags."""
         return self._y["train"].is_floating_point()
+
+    @property
+    def multilabel(self):
+        """True when the labels are boolean multi-label tags (N, C), False otherwise."""
+        return self._y["train"].dtype == torch.bool
 
     def subset(self, n_train, n_test, name=None):
         """The first n_train training and n_test test samples (views, no copy): small data for quick runs."""
@@ -335,9 +376,10 @@ class Dataset:
         if input_shape is not None and tuple(input_shape) != self.input_shape:
             raise DatasetError(f"{self.name}: inputs are {_fmt(self.input_shape)}; the model takes "
                                f"{_fmt(tuple(input_shape))}")
-        if n_outputs is not None and self.regression:
-            raise DatasetError(f"{self.name}: the labels are regression targets (floats), but the model predicts "
-                               f"{n_outputs} classes: give integer class labels")
+        if n_outputs is not None and (self.regression or self.multilabel):
+            what = "regression targets (floats)" if self.regression else "multi-label tags (booleans)"
+            raise DatasetError(f"{self.name}: the labels are {what}, but the model predicts one of {n_outputs} "
+                               f"classes: give integer class labels")
         if n_outputs is not None:
             for split in SPLITS:
                 top = int(self._y[split].max())
@@ -347,6 +389,9 @@ class Dataset:
         return self
 
     def __repr__(self):
+        if self.multilabel:
+            return (f"Dataset({self.name!r}: {len(self._y['train']):,} train + {len(self._y['test']):,} test, "
+                    f"inputs {_fmt(self.input_shape)}, {self.n_classes} multi-label tags)")
         if self.regression:
             targets = _fmt(self.label_shape) if self.label_shape else "1"
             return (f"Dataset({self.name!r}: {len(self._y['train']):,} train + {len(self._y['test']):,} test, "

@@ -28,9 +28,16 @@ def kd_loss(student_logits, teacher_logits, target, temperature, alpha):
 
     Logits are (N, C) with labels (N,), or (N, C, *positions) with labels (N, *positions) (a class per token
     or pixel): then every position is a sample of its own, and those labelled IGNORE are left out of both terms.
+    With multi-label tags (boolean labels (N, C)), each tag is a two-way softmax of its own: the soft term is the
+    mean over tags of KL(Bernoulli(sigmoid(t/T)) ‖ Bernoulli(sigmoid(s/T))), the hard one binary cross-entropy.
     """
     T = check("temperature", temperature)
     alpha = check("alpha", alpha)
+    if target.dtype == torch.bool:  # multi-label tags: each tag's yes/no softened alike (BCE against sigmoid(t/T))
+        soft = F.binary_cross_entropy_with_logits(student_logits / T, torch.sigmoid(teacher_logits / T))
+        soft = soft - F.binary_cross_entropy_with_logits(teacher_logits / T, torch.sigmoid(teacher_logits / T))
+        hard = F.binary_cross_entropy_with_logits(student_logits, target.to(student_logits.dtype))
+        return alpha * T * T * soft + (1 - alpha) * hard
     if student_logits.dim() > 2:  # positions become rows: (N, C, *S) -> (N·S, C), labels (N·S,)
         c = student_logits.shape[1]
         student_logits = student_logits.movedim(1, -1).reshape(-1, c)

@@ -168,6 +168,10 @@ def check_model(model, data=None, what="model"):
         n = len(x)
         if not fits_logits(out, n, data):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            if getattr(data, "multilabel", False):
+                raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a multi-label model "
+                                 f"for {data.name!r} must return {logits_shape(data)}, a logit per tag (positive "
+                                 f"where the tag is present)")
             if getattr(data, "regression", False):
                 raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a regression model "
                                  f"for {data.name!r} must return {logits_shape(data)}, one output per target value "
@@ -218,6 +222,8 @@ def logits_shape(data):
     labels = tuple(getattr(data, "label_shape", ()))
     if getattr(data, "regression", False):
         return "(N, " + ", ".join(map(str, labels or (1,))) + ")"
+    if getattr(data, "multilabel", False):
+        return f"(N, {data.n_classes})"
     return "(N, " + ", ".join(map(str, (data.n_classes, *labels))) + ")"
 
 
@@ -225,12 +231,14 @@ def fits_logits(out, n, data):
     """True if `out` can be `n` samples' logits for `data`: (n, >= n_classes, *label_shape), float (a model may
     have more outputs than the data has classes, e.g. a 10-class model scoring a folder labelled 0-2). For
     regression targets: n samples of as many floats as each sample's targets, in any shape ((N,) or (N, 1) for one
-    target each; outputs(out, data) reshapes them to the targets')."""
+    target each; outputs(out, data) reshapes them to the targets'). For multi-label tags: (n, C), a logit per tag."""
     labels = tuple(getattr(data, "label_shape", ()))
     if not (isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() >= 1 and out.shape[0] == n):
         return False
     if getattr(data, "regression", False):
         return out[0].numel() == math.prod(labels)
+    if getattr(data, "multilabel", False):  # a logit per tag
+        return tuple(out.shape) == (n, data.n_classes)
     return out.dim() == 2 + len(labels) and out.shape[1] >= data.n_classes and tuple(out.shape[2:]) == labels
 
 

@@ -25,8 +25,8 @@ from .fold import fold_batchnorm, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     state_bytes)
 from .recipe import Recipe
-from .train import (answers, fast_eval_copy, fit, has_conv, logits, match_rate, mean_iou, median_forward_ms, r2_score,
-                    rmse)
+from .train import (answers, exact_match, fast_eval_copy, fit, has_conv, logits, match_rate, mean_iou,
+                    median_forward_ms, r2_score, rmse)
 
 STAGES = (distill, prune, cluster, quantize)
 BATCH = 128  # fine-tuning batch size (train.fit's default)
@@ -140,7 +140,8 @@ def _check_inputs(model, recipe, data, student):
         raise CompressError(f"the default student is an MLP of recipe.student_width over float inputs, but "
                             f"{data.name!r} has integer inputs ({data.x('test').dtype}, e.g. token ids): pass "
                             f"student= a module that takes them (one that starts with an nn.Embedding)")
-    if distilling and student is None and getattr(data, "label_shape", ()):
+    per_position = getattr(data, "label_shape", ()) and not getattr(data, "multilabel", False)
+    if distilling and student is None and per_position:
         raise CompressError(f"the default student is an MLP that gives one prediction per sample, but {data.name!r} "
                             f"has a label per position (labels {tuple(data.label_shape)} per sample): pass student= "
                             f"a module that returns {logits_shape(data)} logits")
@@ -207,6 +208,9 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
         ref_pred = ref_acc = None
     elif "test" in given and data.regression:
         ref_pred, ref_acc = given["test"].reshape(data.y("test").shape), None
+    elif "test" in given and data.multilabel:
+        ref_pred = given["test"] > 0
+        ref_acc = match_rate(ref_pred, data.y("test"), data.y("test"))
     elif "test" in given:
         ref_pred = given["test"].argmax(1)
         ref_acc = match_rate(ref_pred, data.y("test"), data.y("test"))
@@ -254,7 +258,9 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
 def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred, ref_acc):
     """Deterministic metrics of a compressed model: counts, real bytes, ratio, accuracy, agreement; for labels per
     position also mean_iou and dense_mean_iou. For regression targets (float `y`) accuracy, dense_accuracy and
-    agreement are None, and r2, dense_r2, rmse and dense_rmse score the result and the dense model instead."""
+    agreement are None, and r2, dense_r2, rmse and dense_rmse score the result and the dense model instead. For
+    multi-label tags (boolean `y`) accuracy and agreement are over every tag of every sample, and exact_match and
+    dense_exact_match are the shares of samples with every tag right."""
     layers = []
     parts = size_breakdown(artifact)
     for name, p in model.state_dict().items():  # every tensor the artifact holds, buffers included
@@ -269,7 +275,10 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
     regression = y.is_floating_point()
     acc = None if pred is None or regression else match_rate(pred, y, y)
     per_position = {}
-    if regression:  # no classes: R² and RMSE of the result and of the dense model
+    if y.dtype == torch.bool:  # multi-label: accuracy is over every tag; exact match, over whole samples
+        per_position = {"exact_match": None if pred is None else exact_match(pred, y),
+                        "dense_exact_match": None if ref_pred is None else exact_match(ref_pred, y)}
+    elif regression:  # no classes: R² and RMSE of the result and of the dense model
         per_position = {"r2": None if pred is None else r2_score(pred, y),
                         "dense_r2": None if ref_pred is None else r2_score(ref_pred, y),
                         "rmse": None if pred is None else rmse(pred, y),

@@ -233,10 +233,16 @@ def _compressed(w, sparsity, k, g=None, focus=0.0):
 
 def _damage(dense_out, out, y, dense_logp, scale):
     """(score, damage) of a model's outputs `out` on a scan's samples: accuracy and KL(dense || out) for class
-    labels; for regression targets (scale = their mean variance), R² and the mean squared change of the outputs
-    over that variance, the R² the change would cost if it added to the dense model's error independently."""
+    labels (for multi-label tags, over every tag, and the tags' Bernoulli KLs summed); for regression targets
+    (scale = their mean variance), R² and the mean squared change of the outputs over that variance, the R² the
+    change would cost if it added to the dense model's error independently."""
     if dense_logp is None:
         return r2_score(out.reshape(y.shape), y), float(((out.double() - dense_out.double()) ** 2).mean()) / scale
+    if y.dtype == torch.bool:  # multi-label: each tag a yes/no of its own, the KL of each summed over the tags
+        p, q = torch.sigmoid(dense_out.double()), out.double()
+        kl = p * (F.logsigmoid(dense_out.double()) - F.logsigmoid(q)) + (1 - p) * (
+            F.logsigmoid(-dense_out.double()) - F.logsigmoid(-q))
+        return match_rate(out > 0, y, y), float(kl.sum(1).mean())
     return match_rate(out.argmax(1), y, y), _kl(dense_logp, out, y)
 
 
@@ -276,7 +282,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     work = fast_eval_copy(_deployed(model))
     dense_out = logits(work, x)
     regression = getattr(data, "regression", False)
-    dense_logp = None if regression else F.log_softmax(dense_out.double(), 1)
+    dense_logp = None if regression else F.log_softmax(dense_out.double(), 1)  # (unused for multi-label tags)
     scale = max(float(y.double().var(0, correction=0).mean()), 1e-12) if regression else None
     dense_acc = _damage(dense_out, dense_out, y, dense_logp, scale)[0]
     params = compressible(work)

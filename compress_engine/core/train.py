@@ -106,10 +106,13 @@ def predictions(model, x, batch_size=None):
 
 
 def answers(model, x, data, batch_size=None):
-    """What `model` answers for inputs `x` of `data`: the class each output scores highest (predictions()), or, for
-    regression targets (data.regression), its outputs in the targets' shape (N, *data.label_shape)."""
+    """What `model` answers for inputs `x` of `data`: the class each output scores highest (predictions()); for
+    regression targets (data.regression), its outputs in the targets' shape (N, *data.label_shape); for multi-label
+    tags (data.multilabel), which tags it finds (logit > 0), (N, C) booleans."""
     if getattr(data, "regression", False):
         return _outputs(model, x, batch_size, None).reshape(len(x), *data.label_shape)
+    if getattr(data, "multilabel", False):  # each tag present where its logit is positive (probability > 1/2)
+        return _outputs(model, x, batch_size, lambda out: out > 0)
     return predictions(model, x, batch_size)
 
 
@@ -184,6 +187,12 @@ def r2_score(pred, y):
     return float(r2.mean())
 
 
+def exact_match(pred, y):
+    """Share of samples whose every label is predicted right (scikit-learn's accuracy_score on multi-label
+    indicator arrays, 'subset accuracy')."""
+    return float((pred == y).reshape(len(y), -1).all(1).float().mean())
+
+
 def rmse(pred, y):
     """Root mean squared error of regression predictions over every target value."""
     return float(((pred.double() - y.double()) ** 2).mean().sqrt())
@@ -196,14 +205,17 @@ def mse(out, y):
 
 def task_loss(data):
     """fit()'s default loss for `data`, loss(outputs, batch_indices, y): cross-entropy for class labels, mean
-    squared error for regression targets."""
+    squared error for regression targets, binary cross-entropy of each tag's logit for multi-label tags."""
     if getattr(data, "regression", False):
         return lambda out, idx, yb: mse(out, yb)
+    if getattr(data, "multilabel", False):
+        return lambda out, idx, yb: F.binary_cross_entropy_with_logits(out, yb.to(out.dtype))
     return lambda out, idx, yb: cross_entropy(out, yb)
 
 
 def quality(model, data, split="test"):
-    """The one number a progress report gives after an epoch: accuracy on `split`, or R² for regression data."""
+    """The one number a progress report gives after an epoch: accuracy on `split` (for multi-label tags, over every
+    tag of every sample), or R² for regression data."""
     pred = answers(model, data.x(split), data)
     return r2_score(pred, data.y(split)) if getattr(data, "regression", False) else match_rate(pred, data.y(split),
                                                                                                  data.y(split))

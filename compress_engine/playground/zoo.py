@@ -32,8 +32,8 @@ from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
 from ..core.pipeline import deployed
 from ..core.structured import resize_to
-from ..core.train import (accuracy, answers, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits,
-                          match_rate, mean_iou, predictions, r2_score, rmse)
+from ..core.train import (accuracy, answers, crop_flip, exact_match, fast_eval_copy, fit, flush_tiny_, has_conv,
+                          logits, match_rate, mean_iou, predictions, r2_score, rmse)
 from . import cards, units
 from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
 
@@ -261,12 +261,15 @@ def decode_model(artifact, module=None):
 
 def evaluate_artifact(artifact, data, module=None):
     """Decode an artifact (into `module` when it is not a zoo architecture) and score it on data's test set: its
-    accuracy (and mean IoU for labels per position), or R² and RMSE for regression targets."""
+    accuracy (and mean IoU for labels per position, exact match for multi-label tags), or R² and RMSE for regression
+    targets."""
     model, meta = decode_model(artifact, module)
     pred = answers(fast_eval_copy(model), data.x("test"), data)
     y = data.y("test")
     if data.regression:  # no classes: R² and RMSE
         scores = {"r2": r2_score(pred, y), "rmse": rmse(pred, y)}
+    elif data.multilabel:  # accuracy over every tag, and the share of samples with all their tags right
+        scores = {"accuracy": match_rate(pred, y, y), "exact_match": exact_match(pred, y)}
     else:
         per_position = {"mean_iou": mean_iou(pred, y)} if y.dim() > 1 else {}  # labels per token or pixel
         scores = {"accuracy": match_rate(pred, y, y), **per_position}
