@@ -912,8 +912,11 @@ BAD_CSV = {
     "a word among numbers": ("a,colour,label\n1,red,0\n", "", "column 'colour' holds 'red', not a finite number"),
     "a column twice": ("a,a,label\n1,2,0\n", "", "names column 'a' twice"),
     "an unknown label": ("a,b,label\n1,2,0\n", "?label=kind", "has no column 'kind' (its columns: a, b, label)"),
-    "the label dropped": ("a,b,label\n1,2,0\n", "?drop=label", "is both the label and dropped"),
-    "two labels": ("a,b,label\n1,2,0\n", "?label=a,b", "names 2 columns: the label is one column"),
+    "the label dropped": ("a,b,label\n1,2,0\n", "?drop=label", "is both a label and dropped"),
+    "a label named twice": ("a,b,label\n1,2,0\n", "?label=b,b", "names a column twice"),
+    "a word among tags": ("a,b,c\n1,0,1\n2,1,maybe\n", "?label=b,c", "row 3, column 'c' holds 'maybe': several "
+                          "label columns are multi-label tags, each 0 or 1"),
+    "several columns as classes": ("a,b,c\n1,0,1\n", "?label=b,c&task=classes", "takes one label column"),
     "a continuous target as classes": ("a,b,target\n1,2,0.5\n3,4,1.5\n", "?task=classes",
                                        "label '0.5' is not a class"),
     "a word as a regression target": ("a,b,target\n1,2,0.5\n3,4,cat\n", "?task=regression",
@@ -942,3 +945,23 @@ def test_a_broken_csv_folder_says_what_and_how_to_fix(tmp_path):
     (tmp_path / "test.csv").write_text("a,b,label\n1,2,0\n")
     refusal(f"csv:{tmp_path}?test=0.2", "has its own test.csv, so there is nothing to hold out", tmp_path)
     refusal(f"csv:{tmp_path / 'none.csv'}", "does not exist", tmp_path / "none.csv")
+
+
+def test_several_label_columns_of_yes_and_no_are_multi_label_tags(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 3)).round(3)
+    tags = rng.random((200, 2)) < 0.4
+    words = {True: ("1", "yes", "True"), False: ("0", "no", "false")}
+    lines = ["f1,f2,f3,indoor,people"] + [",".join([*map(str, r), words[bool(a)][i % 3], words[bool(b)][i % 3]])
+                                          for i, (r, (a, b)) in enumerate(zip(x, tags))]
+    (tmp_path / "t.csv").write_text("\n".join(lines))
+    ds = load_dataset(f"csv:{tmp_path / 't.csv'}?label=indoor,people")
+    assert ds.multilabel and ds.classes == ("indoor", "people") and ds.input_shape == (3,)
+    got = {tuple(np.float32(r).tolist()): tuple(t) for split in ("train", "test")
+           for r, t in zip(ds.x(split).numpy(), ds.y(split).tolist())}
+    assert got == {tuple(np.float32(r).tolist()): tuple(map(bool, t)) for r, t in zip(x, tags)}
+    # numbers beyond 0 and 1 in several columns are regression targets, one per column
+    lines = ["f1,lat,lon"] + [f"{i},{i / 7:.4f},{-i / 3:.4f}" for i in range(50)]
+    (tmp_path / "geo.csv").write_text("\n".join(lines))
+    geo = load_dataset(f"csv:{tmp_path / 'geo.csv'}?label=lat,lon")
+    assert geo.regression and geo.label_shape == (2,)

@@ -570,8 +570,8 @@ def _image_folder(name):
 # --- CSV tables: one row per sample, numeric feature columns and a label column -----------------------------
 
 CSV_HINT = ("give a CSV file with a header row, one row per sample, numbers in every feature column and a label "
-            "column (named label, class, target or y, else the last one; '?label=species' picks another), or a "
-            "folder holding train.csv and test.csv")
+            "column (named label, class, target or y, else the last one; '?label=species' picks another, "
+            "'?label=a,b' several), or a folder holding train.csv and test.csv")
 LABEL_NAMES = ("label", "labels", "class", "target", "y")  # a column so named is the label column by default
 
 
@@ -581,13 +581,6 @@ def _column_names(text, name):
         raise DatasetError(f"{name!r:.300}: {text!r:.100} is not a list of column names: give them joined by "
                            f"commas, e.g. '?drop=id,name'")
     return names
-
-
-def _column_name(text, name):
-    names = _column_names(text, name)
-    if len(names) > 1:
-        raise DatasetError(f"{name!r:.300}: label={text!r:.100} names {len(names)} columns: the label is one column")
-    return names[0]
 
 
 TASKS = ("classes", "regression")  # what a CSV's label column holds ('?task='); by default, regression targets when
@@ -603,7 +596,7 @@ def _task(text, name):
     return text
 
 
-CSV_OPTIONS = {"label": _column_name, "drop": _column_names, "test": _test_share, "task": _task}
+CSV_OPTIONS = {"label": _column_names, "drop": _column_names, "test": _test_share, "task": _task}
 
 
 def _is_number(text):
@@ -653,22 +646,27 @@ def _csv_rows(path):
     return header, rows[1:]
 
 
-def _csv_table(path, label, drop):
-    """(features float32 N×F, label strings, feature names) of one CSV file."""
+def _csv_table(path, labels, drop):
+    """(features float32 N×F, label strings per row: one per label column, feature names, label names) of a CSV;
+    `labels` the label columns' names (None: the one named as LABEL_NAMES, else the last column)."""
     header, rows = _csv_rows(path)
-    if label is None:
+    if labels is None:
         named = [c for c in header if c.lower() in LABEL_NAMES]
-        label = named[0] if len(named) == 1 else header[-1]
-    for c in [label, *drop]:
+        labels = [named[0] if len(named) == 1 else header[-1]]
+    for c in [*labels, *drop]:
         if c not in header:
             raise DatasetError(f"{path} has no column {c!r:.100} (its columns: {', '.join(header)[:300]}): name one "
                                f"of those")
-    if label in drop:
-        raise DatasetError(f"{path}: column {label!r:.100} is both the label and dropped: drop another")
-    at = header.index(label)
-    features = [j for j, c in enumerate(header) if j != at and c not in drop]
+    both = [c for c in labels if c in drop]
+    if both:
+        raise DatasetError(f"{path}: column {both[0]!r:.100} is both a label and dropped: drop another")
+    if len(set(labels)) < len(labels):
+        raise DatasetError(f"{path}: '?label=' names a column twice: name each label column once")
+    at = [header.index(c) for c in labels]
+    features = [j for j, c in enumerate(header) if j not in at and c not in drop]
     if not features:
-        raise DatasetError(f"{path}: no feature column is left besides the label {label!r:.100}: {CSV_HINT}")
+        raise DatasetError(f"{path}: no feature column is left besides the label {', '.join(labels)[:100]}: "
+                           f"{CSV_HINT}")
     x = np.empty((len(rows), len(features)), np.float32)
     for i, row in enumerate(rows):
         for k, j in enumerate(features):
@@ -681,7 +679,38 @@ def _csv_table(path, label, drop):
                 what = "is empty" if not v else f"holds {v!r:.40}, not a finite number"
                 raise DatasetError(f"{path}: row {i + 2:,}, column {header[j]!r:.100} {what}: fill or remove such "
                                    f"rows, encode the column as numbers, or drop it with '?drop={header[j]}'")
-    return x, [row[at] for row in rows], [header[j] for j in features]
+    return x, [tuple(row[j] for j in at) for row in rows], [header[j] for j in features], labels
+
+
+TAG_WORDS = {"1": True, "0": False, "1.0": True, "0.0": False, "true": True, "false": False, "yes": True,
+             "no": False}  # what a multi-label tag column may hold (any case)
+
+
+def _csv_labels(rows, names, where, task=None):
+    """(y, class names) of the label strings of a CSV's rows (a tuple per row, one per label column `names`): one
+    column, _label_values; several, multi-label tags (every value 0/1, true/false or yes/no: boolean (N, C), the
+    columns' names as the tags) or, for numbers that are not all 0 and 1 or with task "regression", regression
+    targets (N, C)."""
+    if len(names) == 1:
+        return _label_values([r[0] for r in rows], where, task)
+    if task == "classes":
+        raise DatasetError(f"{where}: '?task=classes' takes one label column of classes, and {len(names)} are named "
+                           f"({', '.join(names)[:100]}): several columns are tags (0/1) or regression targets")
+    flat = [v for r in rows for v in r]
+    numbers = all(map(_is_number, flat))
+    if task == "regression" or (numbers and any(v.lower() not in TAG_WORDS for v in flat)):
+        at = next((i for i, v in enumerate(flat) if not (_is_number(v) and math.isfinite(float(v)))), None)
+        if at is not None:
+            raise DatasetError(f"{where}: row {at // len(names) + 2:,}, column {names[at % len(names)]!r:.100} holds "
+                               f"{flat[at]!r:.40}, not a finite number, which a regression target must be: fix or "
+                               f"remove such rows")
+        return np.array([[float(v) for v in r] for r in rows], np.float32), None
+    at = next((i for i, v in enumerate(flat) if v.lower() not in TAG_WORDS), None)
+    if at is not None:
+        raise DatasetError(f"{where}: row {at // len(names) + 2:,}, column {names[at % len(names)]!r:.100} holds "
+                           f"{flat[at]!r:.40}: several label columns are multi-label tags, each 0 or 1 (true/false, "
+                           f"yes/no), or numbers to predict with '?task=regression'")
+    return np.array([[TAG_WORDS[v.lower()] for v in r] for r in rows], bool), list(names)
 
 
 def _label_values(labels, where, task=None):
@@ -726,7 +755,8 @@ def _class_indices(labels, where, index_like):
 def read_csv(path, name, label=None, drop=(), test_share=None, task=None):
     """Load a CSV table (one row per sample) or a folder holding train.csv and test.csv into a Dataset: the feature
     columns (every column but the label and `drop`) as float32 N×F, the label column as classes or as regression
-    targets (_label_values; task "classes" or "regression" decides, else its values do).
+    targets (_label_values; task "classes" or "regression" decides, else its values do); several label columns
+    (`label` a list) as multi-label tags or regression targets (_csv_labels).
     A single file holds out test_share (default TEST_SHARE) of each class's rows (of all rows, for regression)
     for testing, chosen by a hash of
     each row's text, so the split is the same everywhere, adding rows moves no other row, and equal rows are never
@@ -745,16 +775,17 @@ def read_csv(path, name, label=None, drop=(), test_share=None, task=None):
         if tables["train"][2] != tables["test"][2]:
             raise DatasetError(f"{path}: train.csv's feature columns ({', '.join(tables['train'][2])[:200]}) and "
                                f"test.csv's ({', '.join(tables['test'][2])[:200]}) differ: give both the same columns")
-        y, classes = _label_values(tables["train"][1] + tables["test"][1], path, task)
+        y, classes = _csv_labels(tables["train"][1] + tables["test"][1], tables["train"][3], path, task)
         n = len(tables["train"][1])
         split = {"train": (tables["train"][0], y[:n]), "test": (tables["test"][0], y[n:])}
     else:
-        x, labels, _ = _csv_table(path, label, drop)
-        y, classes = _label_values(labels, path, task)
+        table = _csv_table(path, label, drop)
+        x, labels = table[0], table[1]
+        y, classes = _csv_labels(labels, table[3], path, task)
         share = TEST_SHARE if test_share is None else test_share
         held = np.array([_held_out_key("\x1f".join(map(str, r)).encode(), share)
-                         for r in zip(labels, *x.T.tolist())])
-        for c in np.unique(y) if classes is not None else ():
+                         for r in zip(("\x1e".join(t) for t in labels), *x.T.tolist())])
+        for c in np.unique(y) if classes is not None and y.ndim == 1 else ():
             if held[y == c].all():
                 held[y == c] = False
         if held.all():
