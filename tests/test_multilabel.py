@@ -149,3 +149,7 @@ def test_a_multi_label_model_fits_a_size_budget(digit_tags, trained):
 def test_answers_are_the_tags_whose_logit_is_positive(digit_tags, trained):
     got = answers(trained, digit_tags.x("test"), digit_tags)
     assert got.dtype == torch.bool and torch.equal(got, trained(digit_tags.x("test")) > 0)
+
+
+def test_describe_says_what_the_labels_ask(digit_tags, trained):
+    assert ce.describe(trained, digit_tags)["task"].startswith("multi-label tags (4): binary cross-entropy")

@@ -257,3 +257,7 @@ def test_an_npz_of_float_targets_is_regression_data(tmp_path, diabetes):
              test_y=y[test].astype(np.float64))
     ds = ce.load_dataset(f"npz:{tmp_path / 'd.npz'}")
     assert ds.regression and torch.equal(ds.y("test"), torch.from_numpy(y[test]))
+
+
+def test_describe_says_what_the_labels_ask(diabetes, trained):
+    assert ce.describe(trained, diabetes[0])["task"] == "regression: mean squared error, scored by R² and RMSE"

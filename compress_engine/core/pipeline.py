@@ -274,17 +274,17 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     regression = y.is_floating_point()
     acc = None if pred is None or regression else match_rate(pred, y, y)
-    per_position = {}
+    extra = {}
     if y.dtype == torch.bool:  # multi-label: accuracy is over every tag; exact match, over whole samples
-        per_position = {"exact_match": None if pred is None else exact_match(pred, y),
+        extra = {"exact_match": None if pred is None else exact_match(pred, y),
                         "dense_exact_match": None if ref_pred is None else exact_match(ref_pred, y)}
     elif regression:  # no classes: R² and RMSE of the result and of the dense model
-        per_position = {"r2": None if pred is None else r2_score(pred, y),
+        extra = {"r2": None if pred is None else r2_score(pred, y),
                         "dense_r2": None if ref_pred is None else r2_score(ref_pred, y),
                         "rmse": None if pred is None else rmse(pred, y),
                         "dense_rmse": None if ref_pred is None else rmse(ref_pred, y)}
     elif y.dim() > 1:  # a label per token or pixel: segmentation's mean IoU too, of the result and the dense model
-        per_position = {"mean_iou": None if pred is None else mean_iou(pred, y),
+        extra = {"mean_iou": None if pred is None else mean_iou(pred, y),
                         "dense_mean_iou": None if ref_pred is None else mean_iou(ref_pred, y)}
     return {
         "params": params, "nonzero_params": nonzero, "dense_params": dense_params,
@@ -295,7 +295,7 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
         "agreement": None if pred is None or regression else match_rate(pred, ref_pred, y),
         "bytes_breakdown": {k: v for k, v in parts.items() if k != "per_tensor"},
         "layers": layers,
-        **per_position,
+        **extra,
     }
 
 
@@ -310,17 +310,36 @@ def latency(model, data, batch_size=256, repeats=20):
     return {"latency_ms": median_forward_ms(m, x, repeats), "latency_batch": batch_size}
 
 
+SWEEP_ROW = ("params", "nonzero_params", "artifact_bytes", "ratio", "accuracy", "agreement")  # a sweep's columns,
+SWEEP_SCORES = ("r2", "rmse")  # and, for regression targets (whose accuracy and agreement are None), these
+
+
+def sweep_row(field_name, value, metrics):
+    """One sweep point's row: the value, then SWEEP_ROW (and any SWEEP_SCORES) of its metrics."""
+    return {field_name: value, **{k: metrics[k] for k in SWEEP_ROW + SWEEP_SCORES if k in metrics}}
+
+
 def sweep(model, recipe, data, field_name, values, progress=None):
     """compress() at each value of one recipe field; returns one metrics dict per value (plus the value)."""
     rows = []
     for i, v in enumerate(values):
         res = compress(model, recipe.replace(**{field_name: v}), data)
-        rows.append({field_name: v, **{k: res.metrics[k] for k in
-                     ("params", "nonzero_params", "artifact_bytes", "ratio", "accuracy", "agreement", "r2", "rmse")
-                     if k in res.metrics}})
+        rows.append(sweep_row(field_name, v, res.metrics))
         if progress and progress(i + 1, len(values), None, res.metrics["accuracy"]) is False:
             break
     return rows
+
+
+def task(data):
+    """What `data`'s labels ask of a model, in words: 'classes' (one per sample), 'a class per position',
+    'regression' or 'multi-label tags', with what is trained and scored."""
+    if data.regression:
+        return "regression: mean squared error, scored by R² and RMSE"
+    if data.multilabel:
+        return f"multi-label tags ({data.n_classes}): binary cross-entropy, scored per tag and by exact match"
+    if data.label_shape:
+        return f"a class per position ({data.n_classes} classes): cross-entropy, scored by accuracy and mean IoU"
+    return f"classes ({data.n_classes}): cross-entropy, scored by accuracy"
 
 
 def describe(model, data=None, structured_at=0.5):
@@ -334,7 +353,8 @@ def describe(model, data=None, structured_at=0.5):
     - "folded": {BatchNorm: layer} when the class declares fold_batchnorm = True (deployed());
     - "structured": with `data`, what structured pruning at `structured_at` would keep ({layer: "kept of units"}),
       which layers it keeps whole and why, or why it cannot trace the model;
-    - "int8_layers": the layers int8_latency runs in int8.
+    - "int8_layers": the layers int8_latency runs in int8;
+    - "task": with `data`, what its labels ask of the model (task()).
     """
     check_model(model, data)
     work = deployed(model)
@@ -351,6 +371,7 @@ def describe(model, data=None, structured_at=0.5):
     if data is None:
         out["structured"] = "give data to trace the model"
         return out
+    out["task"] = task(data)
     try:
         plan = structured.plan(work, structured_at, data.x("test")[:2])
         out["structured"] = {"sparsity": structured_at,

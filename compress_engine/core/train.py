@@ -216,9 +216,8 @@ def task_loss(data):
 def quality(model, data, split="test"):
     """The one number a progress report gives after an epoch: accuracy on `split` (for multi-label tags, over every
     tag of every sample), or R² for regression data."""
-    pred = answers(model, data.x(split), data)
-    return r2_score(pred, data.y(split)) if getattr(data, "regression", False) else match_rate(pred, data.y(split),
-                                                                                                 data.y(split))
+    pred, y = answers(model, data.x(split), data), data.y(split)
+    return r2_score(pred, y) if getattr(data, "regression", False) else match_rate(pred, y, y)
 
 
 def cross_entropy(out, y):
@@ -293,8 +292,8 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     momentum=None trains with Adam; a number, with SGD and that Nesterov momentum (the usual recipe
     for BatchNorm CNNs). transform(x_batch, generator) -> x_batch augments each training batch
     (e.g. crop_flip()), drawing from the run's seeded generator.
-    loss_fn(model_logits, batch_indices, y) -> loss (default task_loss(data): cross-entropy, or mean squared error
-    for regression targets; distillation passes its KD loss).
+    loss_fn(model_logits, batch_indices, y) -> loss (default task_loss(data): cross-entropy, mean squared error for
+    regression targets, binary cross-entropy for multi-label tags; distillation passes its KD loss).
     progress(step, total, loss, accuracy) is called every `report_every` steps (accuracy None) and at
     the end of each epoch (accuracy on the test set, R² for regression); if it returns False the run raises Stopped.
     on_step(step, total) runs before each optimizer step's forward pass (gradual pruning uses it).

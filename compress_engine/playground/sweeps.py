@@ -41,14 +41,12 @@ import torch
 from ..core.data import Dataset, feed_digest
 from ..core.errors import CompressError, DatasetError, ModelError, RecipeError
 from ..core.model import check_model
-from ..core.pipeline import compress
+from ..core.pipeline import SWEEP_ROW, compress, sweep_row
 from ..core.recipe import Recipe
 from .sources import load_dataset
 from .store import Store
 from .zoo import SAMPLES, load_model
 
-ROW = ("params", "nonzero_params", "artifact_bytes", "ratio", "accuracy", "agreement")  # compress_engine.sweep()'s
-SCORES = ("r2", "rmse")  # and, for regression targets (whose accuracy and agreement are None), these
 INSTALL = "pip install 'compression-playground[ray]'"
 MAX_RETRIES = 1        # Ray re-runs a point whose worker died or whose node was lost this many times
 MAX_ERROR = 500        # characters of an error kept in a row
@@ -243,7 +241,7 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     first = {}  # key -> first index with it (a value given twice runs once)
     for i, key in enumerate(keys):
         if key in stored:
-            rows[i] = {field_name: values[i], **{k: stored[key][k] for k in ROW}}
+            rows[i] = {field_name: values[i], **{k: stored[key][k] for k in SWEEP_ROW}}
         else:
             first.setdefault(key, i)
     done = [sum(r is not None for r in rows)]  # points finished so far (a list: finish() counts on)
@@ -256,7 +254,7 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                 store.save_failure(group, keys[i], recipes[i], out["error"])
         else:
             m = out["metrics"]
-            row = {field_name: values[i], **{k: m[k] for k in ROW + SCORES if k in m}}
+            row = sweep_row(field_name, values[i], m)
             if store is not None:
                 store.save(model_name, recipes[i], m, out["artifact"], sweep=group, data=data_id, point_key=keys[i])
         for j, key in enumerate(keys):
