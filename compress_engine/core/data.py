@@ -1,4 +1,4 @@
-"""Datasets: any classification data as tensors, validated once at the door.
+"""Datasets: any labelled data as tensors (classes, regression targets or multi-label tags), validated once at the door.
 
 A `Dataset` holds a train and a test split: inputs of any shape (N, *input_shape), float32 (images,
 features) or int64 (token ids or category indices, for models that start with an nn.Embedding), and int64
@@ -147,7 +147,8 @@ def _class_names(classes):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """Train/test inputs (float32 or int64, N×input_shape, contiguous) and labels (int64, 0..C-1), plus C class names.
+    """Train/test inputs (float32 or int64, N×input_shape, contiguous) and labels (int64, 0..C-1), plus C class names;
+    or float32 regression targets (no classes), or boolean multi-label tags (N, C) with C tag names.
 
     Build one with `Dataset.from_tensors(...)` (or a playground source, `load_dataset("fashion-mnist")`).
     `x(split)` and `y(split)` give the tensors for "train" or "test"; `input_shape` is one sample's shape
