@@ -965,3 +965,61 @@ def test_several_label_columns_of_yes_and_no_are_multi_label_tags(tmp_path):
     (tmp_path / "geo.csv").write_text("\n".join(lines))
     geo = load_dataset(f"csv:{tmp_path / 'geo.csv'}?label=lat,lon")
     assert geo.regression and geo.label_shape == (2,)
+
+
+# --- image folders whose labels are in a CSV manifest ('?labels=labels.csv') ----------------------------------
+
+def manifest_folder(root, n=40, side=6, seed=0):
+    """root/img/<i>.png of random pixels and root/labels.csv: file, age (a float), indoor and people (yes/no tags)
+    and kind (a word); returns {pixel bytes: (age, indoor, people, kind)}."""
+    rng = np.random.default_rng(seed)
+    (root / "img").mkdir(parents=True)
+    lines, written = ["file,age,indoor,people,kind"], {}
+    for i in range(n):
+        a = rng.integers(0, 256, (side, side), np.uint8)
+        Image.fromarray(a).save(root / "img" / f"{i:03d}.png")
+        row = (round(float(rng.uniform(1, 90)), 2), bool(rng.random() < 0.5), bool(rng.random() < 0.3),
+               ("cat", "dog")[i % 2])
+        lines.append(f"img/{i:03d}.png,{row[0]},{'yes' if row[1] else 'no'},{'yes' if row[2] else 'no'},{row[3]}")
+        written[a.tobytes()] = row
+    (root / "labels.csv").write_text("\n".join(lines))
+    return written
+
+
+def pixels_and_labels(ds):
+    return [((x * 255).round().to(torch.uint8).numpy()[0].tobytes(), y) for split in ("train", "test")
+            for x, y in zip(ds.x(split), ds.y(split).tolist())]
+
+
+def test_an_image_folder_with_a_labels_csv_holds_regression_targets_tags_or_classes(tmp_path):
+    written = manifest_folder(tmp_path)
+    ages = load_dataset(f"images:{tmp_path}?labels=labels.csv&label=age")
+    assert ages.regression and ages.input_shape == (1, 6, 6)
+    got = pixels_and_labels(ages)
+    assert len(got) == 40 and all(y == pytest.approx(written[k][0], abs=1e-5) for k, y in got)
+    tags = load_dataset(f"images:{tmp_path}?labels=labels.csv&label=indoor,people")
+    assert tags.multilabel and tags.classes == ("indoor", "people")
+    assert all(tuple(y) == written[k][1:3] for k, y in pixels_and_labels(tags))
+    kinds = load_dataset(f"images:{tmp_path}?labels={tmp_path / 'labels.csv'}&label=kind&size=4")
+    assert kinds.classes == ("cat", "dog") and kinds.input_shape == (1, 4, 4)
+    # the held-out images are chosen by their paths: the same whichever columns are the labels
+    assert len(ages.y("test")) == len(tags.y("test")) and 0 < len(ages.y("test")) < 40
+
+
+@pytest.mark.parametrize("edit, options, words", [
+    (lambda r: (r / "labels.csv").write_text("file,age\n../outside.png,3\n"), "", "which is outside"),
+    (lambda r: (r / "labels.csv").write_text("file,age\nimg/none.png,3\n"), "", "does not exist: fix the path"),
+    (lambda r: (r / "labels.csv").write_text("file\nimg/000.png\n"), "", "has only the column 'file'"),
+    (lambda r: None, "&label=height", "has no label column 'height'"),
+    (lambda r: None, "&label=file", "has no label column 'file'"),
+    (lambda r: (r / "labels.csv").unlink(), "", "the manifest"),
+])
+def test_a_broken_labels_csv_says_what_and_how_to_fix(tmp_path, edit, options, words):
+    manifest_folder(tmp_path)
+    edit(tmp_path)
+    refusal(f"images:{tmp_path}?labels=labels.csv{options}", words, tmp_path)
+
+
+def test_a_label_column_without_a_labels_csv_is_refused(tmp_path):
+    root, _ = image_folder(tmp_path)
+    refusal(f"images:{root}?label=age", "'?label=' picks a column of a labels CSV, and none is given", root)

@@ -186,7 +186,8 @@ MODEL_HELP = (f"a sample model ({', '.join(models.SAMPLES)}) or path/to/file.py:
               "of your own file that returns a torch.nn.Module")
 DATA_HELP = ("any name compress_engine.load_dataset accepts, e.g. 'fashion-mnist', 'digits', 'idx:/folder', "
              "'npz:/file.npz' or 'images:/folder' (train/<class>/*.png and test/<class>/*.png, or <class>/*.png "
-             "with a fifth held out for testing; 'images:/folder?size=64' loads images of any sizes at 64×64) or "
+             "with a fifth held out for testing; 'images:/folder?size=64' loads images of any sizes at 64×64; "
+             "'images:/folder?labels=labels.csv' reads each image's labels from a CSV) or "
              "'csv:/file.csv' (a row per sample: numeric features and a label column; '?label=species&drop=id')")
 
 

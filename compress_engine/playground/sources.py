@@ -427,6 +427,14 @@ def _image_splits(folder, test_share):
     return splits
 
 
+def _need_pillow():
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        raise DatasetError("reading an image folder needs Pillow, which is not installed here: `pip install pillow` "
+                           f"(or the images extra, `pip install -e '.[images]'`), or {USAGE}") from None
+
+
 def read_image_folder(folder, name, size=None, test_share=None):
     """Load an image folder (torchvision's ImageFolder layout, per split) into a Dataset: float32 in [0, 1],
     N×1×H×W when every image is greyscale (8 or 16 bits), else N×3×H×W (RGB; alpha dropped). Classes are train/'s
@@ -436,13 +444,7 @@ def read_image_folder(folder, name, size=None, test_share=None):
     each scaled to cover it and centre-cropped (_fit); without it they must all be one size. Every file is
     untrusted: sizes and modes come from the headers first, and nothing is decoded until every image is known to
     be small enough (and, without `size`, one size)."""
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError:
-        raise DatasetError("reading an image folder needs Pillow, which is not installed here: `pip install pillow` "
-                           f"(or the images extra, `pip install -e '.[images]'`), or {USAGE}") from None
-    import torch
-
+    _need_pillow()
     from ..core.data import Dataset
     folder = Path(folder)
     splits = _image_splits(folder, test_share)
@@ -462,11 +464,22 @@ def read_image_folder(folder, name, size=None, test_share=None):
         raise DatasetError(f"{folder}/test holds no image; {IMAGES_HINT}" if (folder / "test").is_dir() else
                            f"{folder}: no image fell in the held-out test share: it holds too few images; add images, "
                            f"raise the share ('?test=0.5'), or lay them out as train/ and test/ folders")
-    if sum(map(len, items.values())) > MAX_IMAGES:
+    x = _decode_images(folder, name, {split: [p for p, _ in pairs] for split, pairs in items.items()}, size)
+    y = {split: np.array([c for _, c in pairs], np.int64) for split, pairs in items.items()}
+    return Dataset.from_tensors(x["train"], y["train"], x["test"], y["test"], classes=classes, name=name,
+                                source=str(folder))
+
+
+def _decode_images(folder, name, paths, size):
+    """{split: float32 N×C×H×W in [0, 1]} of the image files `paths` ({split: [path]}) of an image folder: every
+    header first (sizes, modes, limits), then each image decoded (and, with size=(h, w), scaled and cropped)."""
+    from PIL import Image, UnidentifiedImageError
+    import torch
+    if sum(map(len, paths.values())) > MAX_IMAGES:
         raise DatasetError(f"{folder} holds more than {MAX_IMAGES:,} images: too many to load here")
     limit = MAX_IMAGE_PIXELS if size is None else MAX_RESIZED_PIXELS
     sizes, modes = {}, Counter()
-    for p, _ in (item for split in items.values() for item in split):
+    for p in (p for ps in paths.values() for p in ps):
         try:
             with warnings.catch_warnings():  # Pillow's bomb warning: the limit below is the one that applies
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -491,7 +504,7 @@ def read_image_folder(folder, name, size=None, test_share=None):
     gray = set(modes) <= GRAY | GRAY16
     wide = set(modes) & GRAY16
     channels = 1 if gray else 3
-    n = sum(map(len, items.values()))
+    n = sum(map(len, paths.values()))
     if n * channels * h * w * 4 > MAX_NPZ_BYTES:
         raise DatasetError(f"{folder}: {n:,} images of {channels}×{h}×{w} are {n * channels * h * w * 4:,} bytes as "
                            f"float32 (limit {MAX_NPZ_BYTES:,}): too big to load here; load them smaller with "
@@ -499,18 +512,72 @@ def read_image_folder(folder, name, size=None, test_share=None):
     if wide and not gray:
         raise DatasetError(f"{folder} mixes 16-bit greyscale images with colour ones: save them all as 8-bit")
     out = {}
-    for split, pairs in items.items():
-        x = np.empty((len(pairs), h, w, channels), np.uint16 if wide else np.uint8)
-        for i, (p, _) in enumerate(pairs):
+    for split, ps in paths.items():
+        x = np.empty((len(ps), h, w, channels), np.uint16 if wide else np.uint8)
+        for i, p in enumerate(ps):
             try:
                 with Image.open(p) as im:
                     x[i] = _pixels(im, h, w, gray, wide)
             except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
                 raise _image_error(p, e) from None
         scale = 65535.0 if wide else 255.0
-        out[split] = (torch.from_numpy(x).permute(0, 3, 1, 2).to(torch.float32).div_(scale).contiguous(),
-                      np.array([c for _, c in pairs], np.int64))
-    return Dataset.from_tensors(*out["train"], *out["test"], classes=classes, name=name, source=str(folder))
+        out[split] = torch.from_numpy(x).permute(0, 3, 1, 2).to(torch.float32).div_(scale).contiguous()
+    return out
+
+
+FILE_NAMES = ("file", "filename", "image", "path")  # a manifest column so named holds the image files (else the first)
+
+
+def read_image_manifest(folder, name, manifest, size=None, test_share=None, label=None, task=None):
+    """Load the images of `folder` listed in the CSV `manifest` (a path inside `folder`, or absolute) with their
+    labels: one row per image, a column of image paths relative to the folder (named as FILE_NAMES, else the first)
+    and label columns read as a CSV table's (?label=, ?task=: classes, regression targets or multi-label tags;
+    _csv_labels); other columns are left out. test_share of the images (default TEST_SHARE) are held out for
+    testing by a hash of each path (_hold_out). Every path must stay inside the folder and name an image."""
+    _need_pillow()
+    from ..core.data import Dataset
+    folder = Path(folder)
+    path = Path(manifest).expanduser()
+    path = path if path.is_absolute() else folder / path
+    if not path.is_file():
+        raise DatasetError(f"{folder}: the manifest {path} {'is not a file' if path.exists() else 'does not exist'}: "
+                           f"give '?labels=' a CSV inside the folder, one row per image (its path and its labels)")
+    header, rows = _csv_rows(path)
+    named = [c for c in header if c.lower() in FILE_NAMES]
+    files = named[0] if named else header[0]
+    if label is None:
+        rest = [c for c in header if c != files]
+        tagged = [c for c in rest if c.lower() in LABEL_NAMES]
+        label = [tagged[0] if len(tagged) == 1 else rest[-1]] if rest else []
+    for c in label:
+        if c not in header or c == files:
+            raise DatasetError(f"{path} has no label column {c!r:.100} (its columns: {', '.join(header)[:300]}; "
+                               f"{files!r:.100} holds the files): name one of the others with '?label='")
+    if not label:
+        raise DatasetError(f"{path} has only the column {files!r:.100}: add a label column")
+    root = folder.resolve()
+    images, labels = [], []
+    for i, row in enumerate(rows, 2):
+        rel = row[header.index(files)]
+        p = (folder / rel).resolve()
+        if not rel or not p.is_relative_to(root):
+            raise DatasetError(f"{path}: row {i:,} names {rel!r:.100}, which is {'empty' if not rel else 'outside'} "
+                               f"{folder}: give each image's path relative to the folder")
+        if not p.is_file():
+            why = "is not a file" if p.exists() else "does not exist"
+            raise DatasetError(f"{path}: row {i:,} names {rel!r:.100}, but {p} {why}: fix the path or remove the row")
+        images.append(p)
+        labels.append(tuple(row[header.index(c)] for c in label))
+    y, classes = _csv_labels(labels, label, path, task)
+    keys = [p.relative_to(root).as_posix().encode() for p in images]
+    held = _hold_out(keys, y, classes, test_share, path, "images", "add images")
+    x = _decode_images(folder, name, {"train": [p for p, h in zip(images, held) if not h],
+                                      "test": [p for p, h in zip(images, held) if h]}, size)
+    try:
+        return Dataset.from_tensors(x["train"], y[~held], x["test"], y[held], classes=classes, name=name,
+                                    source=str(path))
+    except DatasetError as e:
+        raise DatasetError(f"{path}: {e}") from None
 
 
 def _image_size(text, name):
@@ -537,9 +604,6 @@ def _test_share(text, name):
     return share
 
 
-IMAGE_OPTIONS = {"size": _image_size, "test": _test_share}  # what may follow an image folder's name: ?size=64&test=0.2
-
-
 def _options(name, prefix, parsers, usage):
     """(the name without its options, {option: parsed value}) of a dataset name that may end in '?' and options
     joined by '&' ('images:/pets?size=64&test=0.2'); parsers maps each allowed option to a function(text, name)
@@ -561,9 +625,17 @@ def _options(name, prefix, parsers, usage):
 def _image_folder(name):
     """read_image_folder of an 'images:' name: the folder, then optionally '?' and options (IMAGE_OPTIONS)."""
     path, options = _options(name, "images:", IMAGE_OPTIONS, "an image folder; after the folder give '?size=64' to "
-                             "load images at one size, '?test=0.2' to hold out a test share, or both: "
-                             "'?size=64&test=0.2'")
+                             "load images at one size, '?test=0.2' to hold out a test share, '?labels=labels.csv' "
+                             "to read the labels from a CSV (with '?label=' and '?task=' as for a CSV table), "
+                             "joined by '&'")
     folder = _folder_named(path, "images:", "/data/pets", f"of images: {IMAGES_HINT}")
+    if "labels" in options:
+        return read_image_manifest(folder, name, options["labels"], options.get("size"), options.get("test"),
+                                   options.get("label"), options.get("task"))
+    needs = [k for k in ("label", "task") if k in options]
+    if needs:
+        raise DatasetError(f"{name!r:.300}: '?{needs[0]}=' picks a column of a labels CSV, and none is given: add "
+                           f"'?labels=labels.csv', or drop '?{needs[0]}=' (class folders are the labels)")
     return read_image_folder(folder, name, options.get("size"), options.get("test"))
 
 
@@ -594,6 +666,17 @@ def _task(text, name):
         raise DatasetError(f"{name!r:.300}: task {text!r:.50} is not one: give '?task=classes' (the labels are "
                            f"classes) or '?task=regression' (they are numbers to predict)")
     return text
+
+
+def _manifest_name(text, name):
+    if not text.strip():
+        raise DatasetError(f"{name!r:.300}: '?labels=' needs a CSV file, e.g. '?labels=labels.csv'")
+    return text.strip()
+
+
+# what may follow an image folder's name: ?size=64&test=0.2; ?labels=labels.csv&label=age&task=regression
+IMAGE_OPTIONS = {"size": _image_size, "test": _test_share, "labels": _manifest_name, "label": _column_names,
+                 "task": _task}
 
 
 CSV_OPTIONS = {"label": _column_names, "drop": _column_names, "test": _test_share, "task": _task}
@@ -752,6 +835,25 @@ def _class_indices(labels, where, index_like):
     return np.array([at[v] for v in labels], np.int64), names
 
 
+def _hold_out(keys, y, classes, test_share, where, what, other):
+    """Which samples are held out for testing (a boolean array), each by _held_out_key of its key (bytes), at
+    test_share (default TEST_SHARE); a class (single-label classes only) that would keep none for training keeps all
+    of its samples. DatasetError if none are left to train on or none are held out (naming `what` the samples are
+    and `other`, the way to give a test split instead)."""
+    share = TEST_SHARE if test_share is None else test_share
+    held = np.array([_held_out_key(k, share) for k in keys])
+    for c in np.unique(y) if classes is not None and y.ndim == 1 else ():
+        if held[y == c].all():
+            held[y == c] = False
+    if held.all():
+        raise DatasetError(f"{where}: every one of its {what} fell in the held-out test share, leaving none to train "
+                           f"on: lower the share ('?test=0.2') or add {what}")
+    if not held.any():
+        raise DatasetError(f"{where}: none of its {what} fell in the held-out test share: it holds too few; add "
+                           f"{what}, raise the share ('?test=0.5'), or {other}")
+    return held
+
+
 def read_csv(path, name, label=None, drop=(), test_share=None, task=None):
     """Load a CSV table (one row per sample) or a folder holding train.csv and test.csv into a Dataset: the feature
     columns (every column but the label and `drop`) as float32 N×F, the label column as classes or as regression
@@ -782,18 +884,9 @@ def read_csv(path, name, label=None, drop=(), test_share=None, task=None):
         table = _csv_table(path, label, drop)
         x, labels = table[0], table[1]
         y, classes = _csv_labels(labels, table[3], path, task)
-        share = TEST_SHARE if test_share is None else test_share
-        held = np.array([_held_out_key("\x1f".join(map(str, r)).encode(), share)
-                         for r in zip(("\x1e".join(t) for t in labels), *x.T.tolist())])
-        for c in np.unique(y) if classes is not None and y.ndim == 1 else ():
-            if held[y == c].all():
-                held[y == c] = False
-        if held.all():
-            raise DatasetError(f"{path}: every row fell in the held-out test share, leaving none to train on: lower "
-                               f"the share ('?test=0.2') or add rows")
-        if not held.any():
-            raise DatasetError(f"{path}: no row fell in the held-out test share: it holds too few rows; add rows, "
-                               f"raise the share ('?test=0.5'), or give a folder holding train.csv and test.csv")
+        keys = ["\x1f".join(map(str, r)).encode() for r in zip(("\x1e".join(t) for t in labels), *x.T.tolist())]
+        held = _hold_out(keys, y, classes, test_share, path, "rows",
+                         "give a folder holding train.csv and test.csv")
         split = {"train": (x[~held], y[~held]), "test": (x[held], y[held])}
     try:
         return Dataset.from_tensors(*split["train"], *split["test"], classes=classes, name=name, source=str(path))
