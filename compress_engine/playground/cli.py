@@ -407,7 +407,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2, ensure_ascii=False))
     if isinstance(out, list) and any("error" in row for row in out):  # a sweep with failed points
         print(f"error: {sum('error' in row for row in out)} of {len(out)} sweep points failed (see their \"error\")",
               file=sys.stderr)
