@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from any_model import BUDGET, RECIPES as ANY_MODEL_RECIPES, STRUCTURED
 from report import table
 import compress_engine as ce
 from compress_engine.core.train import fit
@@ -63,16 +64,7 @@ def rotated(data, seed=0):
     return ce.Dataset.from_tensors(*out["train"], *out["test"], name=f"{data.name} rotated")
 
 
-BUDGET = "prune 90 % + 8 clusters + Huffman, 2 epochs each"  # fit_budget is held to this recipe's bytes
-RECIPES = {
-    "prune 80 % + 16 clusters + Huffman, 1 epoch each": ce.Recipe(sparsity=0.8, clusters=16, huffman=True,
-                                                                  finetune_epochs=1),
-    "prune 90 % + 8 clusters + Huffman, 2 epochs each": ce.Recipe(sparsity=0.9, clusters=8, huffman=True,
-                                                                  finetune_epochs=2),
-    "4-bit per channel, 1 epoch QAT": ce.Recipe(bits=4, per_channel=True, finetune_epochs=1),
-    "structured: half of every layer's channels removed, 2 epochs": ce.Recipe(structured=True, sparsity=0.5,
-                                                                              finetune_epochs=2, lr=1e-3),
-}
+RECIPES = {**ANY_MODEL_RECIPES, **STRUCTURED}  # bench/any_model.py's recipes, its structured one included
 
 
 def row(recipe, res, dense, cpu, data):
