@@ -392,6 +392,30 @@ def test_a_class_that_asks_for_folding_decodes_into_a_fresh_instance(trained, re
     assert ce.evaluate_artifact(res.artifact, data, module=FoldedResCNN())["accuracy"] == res.metrics["accuracy"]
 
 
+def test_structured_pruning_removes_what_the_folded_model_ranks_and_fine_tunes_through_batchnorm(trained):
+    """For a class that folds its BatchNorms, structured pruning ranks units by the folded weights (one-shot, the
+    result is exactly the folded model pruned), then fine-tunes with the BatchNorms still there and folds after:
+    the same as doing those steps by hand."""
+    model, data = trained["res-cnn-bn"]
+    mine = FoldedResCNN()
+    mine.load_state_dict(model.state_dict())
+    mine.eval()
+    example = data.x("test")[:2]
+    one_shot = ce.compress(mine, ce.Recipe(sparsity=0.5, structured=True), data)
+    by_hand = structured.prune_structured(fold_batchnorm(mine), 0.5, example)
+    assert one_shot.model.state_dict().keys() == by_hand.state_dict().keys()
+    assert all(torch.equal(a, by_hand.state_dict()[k]) for k, a in one_shot.model.state_dict().items())
+    recipe = ce.Recipe(sparsity=0.5, structured=True, finetune_epochs=1, lr=1e-3, seed=3)
+    tuned = ce.compress(mine, recipe, data)
+    small = structured.prune_structured(mine, 0.5, example, rank_by=fold_batchnorm(mine))
+    assert isinstance(small.bn1, nn.BatchNorm2d)  # fine-tuned through its BatchNorms
+    fit(small, data, 1, lr=1e-3, batch_size=128, seed=3)
+    expected = fold_batchnorm(small).state_dict()
+    assert tuned.model.state_dict().keys() == expected.keys()
+    assert all(torch.equal(a, expected[k]) for k, a in tuned.model.state_dict().items())
+    assert not any(k.startswith("bn") for k in ce.decode(tuned.artifact))
+
+
 class FreeParameter(nn.Module):
     """A learned position map added to the input (a free nn.Parameter) and an nn.Bilinear: weights the engine has
     no rule for, carried as float32."""

@@ -94,3 +94,10 @@ def fold_batchnorm(model):
         setattr(folded.get_submodule(parent) if parent else folded, attr, nn.Identity())
         flush_tiny_((layer.weight, layer.bias))  # a tiny weight times a small scale can land below normal
     return folded
+
+
+def deployed(model):
+    """`model` as deployment runs it: a model that declares `fold_batchnorm = True` (the zoo's ResNet) gets
+    its BatchNorms folded into its convs (fold_batchnorm, same outputs), so compression acts on the
+    weights a deployed model multiplies with; any other model is returned as it is."""
+    return fold_batchnorm(model) if getattr(model, "fold_batchnorm", False) is True else model

@@ -21,7 +21,7 @@ import torch
 from . import cluster, distill, prune, quantize, structured
 from .encode import Affine, Codebook, encode, size_breakdown
 from .errors import CompressError, DatasetError, RecipeError
-from .fold import fold_batchnorm, foldable_pairs
+from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     state_bytes)
 from .recipe import Recipe
@@ -113,13 +113,6 @@ class Context:
 
 
 # --- the chain --------------------------------------------------------------------------------
-
-def deployed(model):
-    """`model` as deployment runs it: a model that declares `fold_batchnorm = True` (the zoo's ResNet) gets
-    its BatchNorms folded into its convs (fold.fold_batchnorm, same outputs), so compression acts on the
-    weights a deployed model multiplies with; any other model is returned as it is."""
-    return fold_batchnorm(model) if getattr(model, "fold_batchnorm", False) is True else model
-
 
 def _check_inputs(model, recipe, data, student):
     """Everything compress() cannot handle is refused here, before any work, with what to do instead."""
@@ -216,8 +209,16 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
         ref_acc = match_rate(ref_pred, data.y("test"), data.y("test"))
     else:
         ref_pred, ref_acc = reference(model, data)
-    work = deployed(copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval())
-    dense_params, dense_bytes = param_count(work), state_bytes(work)  # the dense model as deployed (BN folded)
+    work = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
+    folded = deployed(work)
+    dense_params, dense_bytes = param_count(folded), state_bytes(folded)  # the dense model as deployed (BN folded)
+    # BatchNorms are folded into their convs before compression, as deployment runs the model, except through
+    # structured pruning: it removes a BatchNorm's channels with its conv's (ranked by the folded weights, so one-shot
+    # it removes the same units) and fine-tunes through them, which keeps far more accuracy (bench/any_model.py's
+    # U-Net, README); folding after it is exact. A distilled student is folded after distillation.
+    fold_after = prune if r.structured and r.sparsity > 0 else distill
+    if fold_after is distill:
+        work = folded
     stages = [s for s in STAGES if s.active(r)]
     ctx = Context(r, data, _Progress(progress, 0), data.x("test")[:2], student, given)
     ctx.tracker.total = sum(ctx.steps(s.epochs(r)) for s in stages)
@@ -227,8 +228,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     t = time.perf_counter()
     for stage in stages:
         work = stage.apply(work, r, ctx)
-        if stage is distill:
-            work = deployed(work)  # a student that asks for it is folded too, before pruning and the rest
+        if stage is fold_after:
+            work = deployed(work)
         timings[stage.NAME] = time.perf_counter() - t
         t = time.perf_counter()
 

@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from compress_engine.core.errors import RecipeError
+from compress_engine.core.fold import deployed
 from compress_engine.core.model import compressible
 
 NAME = "prune"
@@ -338,9 +339,10 @@ def apply(model, recipe, ctx):
     """Prune `model` (in place, or a smaller copy when structured) as `recipe` says, fine-tuning with the
     pruned weights held at zero; leaves the masks in ctx.masks for the stages after it."""
     r = recipe
-    if r.structured:
+    if r.structured:  # a model that folds its BatchNorms still has them here (compress folds after this stage)
         from compress_engine.core.structured import prune_structured
-        model = prune_structured(model, r.sparsity, ctx.example)
+        folded = deployed(model)
+        model = prune_structured(model, r.sparsity, ctx.example, rank_by=None if folded is model else folded)
         ctx.finetune(model, {}, NAME)
         return model
     weights = compressible(model)

@@ -157,12 +157,14 @@ def _axes(m):
 # public API
 
 
-def plan(model, amount, example_input):
+def plan(model, amount, example_input, rank_by=None):
     """Trace `model` on `example_input` and choose, per group of coupled layers, the units to keep.
 
     Importance of a unit is the L2 norm of its weights in each producer, summed over the group's
     producers; round(amount * units) units are dropped, at least one kept, ties broken as
     prune.structured_keep breaks them (so a single layer keeps exactly what structured_keep keeps).
+    rank_by: another model whose producers have the same names and shapes to take those norms from (the model
+    with its BatchNorms folded, whose weights are what each unit really multiplies with).
     Raises ModelError, before any work, if the model cannot be traced or nothing in it is prunable.
     """
     amount = _check_fraction("amount", amount)
@@ -171,7 +173,7 @@ def plan(model, amount, example_input):
     if not found:
         why = "; ".join(f"{name}: {reason}" for name, reason in skipped.items()) or "it has no Linear/Conv layer"
         raise ModelError(f"structured pruning found nothing it can remove in {type(model).__name__}: {why}")
-    mods = dict(gm.named_modules())
+    mods = dict(gm.named_modules() if rank_by is None else rank_by.named_modules())
     groups = []
     for producers, norms, consumers, units in found:
         score = sum(_unit_norms(mods[name]) for name in producers)
@@ -242,10 +244,10 @@ def resize_to(module, state):
         _sync_sizes(mods[path])
 
 
-def prune_structured(model, amount, example_input):
+def prune_structured(model, amount, example_input, rank_by=None):
     """plan() then apply(): a smaller copy of `model` with round(amount * units) units of every
-    prunable group removed."""
-    return apply(model, plan(model, amount, example_input))
+    prunable group removed (ranked by rank_by's weights, if given: see plan())."""
+    return apply(model, plan(model, amount, example_input, rank_by))
 
 
 def masks(model, plan):
