@@ -214,8 +214,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     dense_params, dense_bytes = param_count(folded), state_bytes(folded)  # the dense model as deployed (BN folded)
     # BatchNorms are folded into their convs before compression, as deployment runs the model, except through
     # structured pruning: it removes a BatchNorm's channels with its conv's (ranked by the folded weights, so one-shot
-    # it removes the same units) and fine-tunes through them, which keeps far more accuracy (bench/any_model.py's
-    # U-Net, README); folding after it is exact. A distilled student is folded after distillation.
+    # it removes the same units) and fine-tunes through them, which keeps more accuracy (bench/any_model.py's
+    # U-Net: README); folding after it is exact. A distilled student is folded after distillation.
     fold_after = prune if r.structured and r.sparsity > 0 else distill
     if fold_after is distill:
         work = folded
