@@ -91,7 +91,7 @@ class UNet(nn.Module):
     """A U-Net for a class per pixel: two levels down (3x3 conv + BatchNorm + ReLU, max-pooled), a bottleneck, two
     levels back up by 2x2 transposed convs, each joined by torch.cat to the encoder's map of its size (the skip
     connections) and merged by a conv block; a 1x1 head of 11 classes. It asks compress() to fold its
-    BatchNorms into the convs first (fold_batchnorm), as deployment does."""
+    BatchNorms into the convs (fold_batchnorm), as deployment does: first, or after structured pruning."""
     fold_batchnorm = True
 
     def __init__(self, widths=(12, 24, 48), classes=11):
