@@ -113,6 +113,19 @@ def _label_range(v):
     return lo, int(v.max())
 
 
+def _checked_inputs(arrays, split):
+    """The split's inputs as the engine keeps them (_inputs); DatasetError naming the first sample that holds NaN or
+    ±inf."""
+    x = _inputs(arrays[f"{split}_x"])
+    bad = None if not x.is_floating_point() else _first_bad_row(x)
+    if bad:
+        was32 = str(arrays[f"{split}_x"].dtype) in ("float32", "torch.float32")
+        overflow = " (values beyond ±3.4e38 overflow float32)" if bad[1] == "±inf" and not was32 else ""
+        raise DatasetError(f"{split}_x[{bad[0]}] holds {bad[1]}{overflow}: inputs must be finite; replace "
+                           f"such values (e.g. torch.nan_to_num) or drop those samples")
+    return x
+
+
 def _first_bad_row(x):
     """Index of the first sample holding NaN or ±inf, and which, or None; checked in chunks of rows.
 
@@ -250,16 +263,13 @@ class Dataset:
                                    f"be class indices 0..C-1 (map other labels with np.unique(y, return_inverse=True))")
             names = tuple(str(i) for i in range(top + 1))
 
-        xs, ys = {}, {}
-        for split in SPLITS:
-            x = _inputs(arrays[f"{split}_x"])
-            bad = None if _is_int(x) else _first_bad_row(x)
-            if bad:
-                was32 = str(arrays[f"{split}_x"].dtype) in ("float32", "torch.float32")
-                overflow = " (values beyond ±3.4e38 overflow float32)" if bad[1] == "±inf" and not was32 else ""
-                raise DatasetError(f"{split}_x[{bad[0]}] holds {bad[1]}{overflow}: inputs must be finite; replace "
-                                   f"such values (e.g. torch.nan_to_num) or drop those samples")
-            xs[split], ys[split] = x, _int64(arrays[f"{split}_y"])
+        return cls._built(arrays, name, names, source, lambda split: _int64(arrays[f"{split}_y"]))
+
+    @classmethod
+    def _built(cls, arrays, name, names, source, labels):
+        """The Dataset of both splits' inputs (_checked_inputs) and labels(split), as from_tensors keeps them."""
+        xs = {split: _checked_inputs(arrays, split) for split in SPLITS}
+        ys = {split: labels(split) for split in SPLITS}
         return cls(name, names, "in-memory tensors" if source is None else str(source), xs, ys)
 
     @classmethod
@@ -271,18 +281,14 @@ class Dataset:
         if 0 in tuple(arrays["train_y"].shape[1:]):
             raise DatasetError(f"targets of shape {tuple(arrays['train_y'].shape)} hold no values: each sample "
                                f"needs at least one")
-        xs, ys = {}, {}
-        for split in SPLITS:
-            for kind in ("x", "y"):
-                v = arrays[f"{split}_{kind}"]
-                t = _inputs(v) if kind == "x" else _float32(v)
-                bad = None if not t.is_floating_point() else _first_bad_row(t.reshape(len(t), -1))
-                if bad:
-                    what = "inputs" if kind == "x" else "regression targets"
-                    raise DatasetError(f"{split}_{kind}[{bad[0]}] holds {bad[1]}: {what} must be finite; replace "
-                                       f"such values (e.g. torch.nan_to_num) or drop those samples")
-                (xs if kind == "x" else ys)[split] = t
-        return cls(name, (), "in-memory tensors" if source is None else str(source), xs, ys)
+        def targets(split):
+            y = _float32(arrays[f"{split}_y"])
+            bad = _first_bad_row(y.reshape(len(y), -1))
+            if bad:
+                raise DatasetError(f"{split}_y[{bad[0]}] holds {bad[1]}: regression targets must be finite; replace "
+                                   f"such values (e.g. torch.nan_to_num) or drop those samples")
+            return y
+        return cls._built(arrays, name, (), source, targets)
 
     @classmethod
     def _multilabel(cls, arrays, name, classes, source):
@@ -295,18 +301,11 @@ class Dataset:
         if len(names) != c[0]:
             raise DatasetError(f"classes names {len(names)} tags but the labels have {c[0]} columns: give one name "
                                f"per column, or classes=None to number them")
-        xs, ys = {}, {}
-        for split in SPLITS:
-            x = _inputs(arrays[f"{split}_x"])
-            bad = None if not x.is_floating_point() else _first_bad_row(x)
-            if bad:
-                raise DatasetError(f"{split}_x[{bad[0]}] holds {bad[1]}: inputs must be finite; replace such values "
-                                   f"(e.g. torch.nan_to_num) or drop those samples")
+        def tags(split):
             y = arrays[f"{split}_y"]
             y = y.detach().cpu() if isinstance(y, torch.Tensor) else torch.from_numpy(np.array(y, dtype=bool))
-            ys[split] = y.contiguous()
-            xs[split] = x
-        return cls(name, names, "in-memory tensors" if source is None else str(source), xs, ys)
+            return y.contiguous()
+        return cls._built(arrays, name, names, source, tags)
 
     def x(self, split="test"):
         """Inputs of "train" or "test": float32 (or int64 for integer inputs), N×input_shape, contiguous."""
