@@ -398,15 +398,10 @@ def _held_out_key(key, share):
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") < share * 2 ** 64
 
 
-def _held_out(path, root, share):
-    """_held_out_key of an image's path inside its folder."""
-    return _held_out_key(Path(path).relative_to(root).as_posix().encode(), share)
-
-
 def _image_splits(folder, test_share):
     """{"train": {class: [paths]}, "test": {class: [paths]}} of an image folder: its train/ and test/ folders, or, when
     it has neither, its class folders with `test_share` (default TEST_SHARE) of each class's images held out for
-    testing (_held_out; a class too small to keep any for training keeps them all)."""
+    testing (_hold_out; a class too small to keep any for training keeps them all)."""
     has = {split: (folder / split).is_dir() for split in ("train", "test")}
     if has["train"] or has["test"]:
         missing = [split for split, there in has.items() if not there]
@@ -416,14 +411,16 @@ def _image_splits(folder, test_share):
             raise DatasetError(f"{folder} has its own test/ folder, so there is nothing to hold out: drop '?test=' "
                                f"from the name, or lay the images out as <folder>/<class name>/<images>")
         return {split: _image_files(folder / split) for split in has}
-    share = TEST_SHARE if test_share is None else test_share
-    splits = {"train": {}, "test": {}}
-    for c, files in _image_files(folder).items():
-        held = [_held_out(p, folder, share) for p in files]
-        if all(held):
-            held = [False] * len(files)
-        splits["test"][c] = [p for p, h in zip(files, held) if h]
-        splits["train"][c] = [p for p, h in zip(files, held) if not h]
+    by_class = _image_files(folder)
+    splits = {split: {c: [] for c in by_class} for split in ("train", "test")}
+    flat = [(p, c) for c, files in by_class.items() for p in files]
+    if flat:  # (class folders that are all empty are refused by the caller, naming them)
+        index = {c: i for i, c in enumerate(by_class)}
+        y = np.array([index[c] for _, c in flat])
+        held = _hold_out([Path(p).relative_to(folder).as_posix().encode() for p, _ in flat], y, by_class,
+                         test_share, folder, "image", "lay them out as train/ and test/ folders")
+        for (p, c), h in zip(flat, held):
+            splits["test" if h else "train"][c].append(p)
     return splits
 
 
@@ -440,7 +437,7 @@ def read_image_folder(folder, name, size=None, test_share=None):
     N×1×H×W when every image is greyscale (8 or 16 bits), else N×3×H×W (RGB; alpha dropped). Classes are train/'s
     sub-folders, sorted; test/ may lack some but may not add any. A folder of class folders with no train/ and test/
     holds out test_share (default TEST_SHARE) of each class's images for testing, chosen by a hash of each image's
-    path (_held_out). size=(h, w) loads images of any sizes at h × w,
+    path (_hold_out). size=(h, w) loads images of any sizes at h × w,
     each scaled to cover it and centre-cropped (_fit); without it they must all be one size. Every file is
     untrusted: sizes and modes come from the headers first, and nothing is decoded until every image is known to
     be small enough (and, without `size`, one size)."""
@@ -460,10 +457,8 @@ def read_image_folder(folder, name, size=None, test_share=None):
     label = {c: i for i, c in enumerate(classes)}
     items = {split: [(p, label[c]) for c, files in by_class.items() for p in files]
              for split, by_class in splits.items()}
-    if not items["test"]:
-        raise DatasetError(f"{folder}/test holds no image; {IMAGES_HINT}" if (folder / "test").is_dir() else
-                           f"{folder}: no image fell in the held-out test share: it holds too few images; add images, "
-                           f"raise the share ('?test=0.5'), or lay them out as train/ and test/ folders")
+    if not items["test"]:  # (a held-out share that holds nothing is refused by _hold_out)
+        raise DatasetError(f"{folder}/test holds no image; {IMAGES_HINT}")
     x = _decode_images(folder, name, {split: [p for p, _ in pairs] for split, pairs in items.items()}, size)
     y = {split: np.array([c for _, c in pairs], np.int64) for split, pairs in items.items()}
     return Dataset.from_tensors(x["train"], y["train"], x["test"], y["test"], classes=classes, name=name,
@@ -546,9 +541,7 @@ def read_image_manifest(folder, name, manifest, size=None, test_share=None, labe
     named = [c for c in header if c.lower() in FILE_NAMES]
     files = named[0] if named else header[0]
     if label is None:
-        rest = [c for c in header if c != files]
-        tagged = [c for c in rest if c.lower() in LABEL_NAMES]
-        label = [tagged[0] if len(tagged) == 1 else rest[-1]] if rest else []
+        label = _default_label([c for c in header if c != files])
     for c in label:
         if c not in header or c == files:
             raise DatasetError(f"{path} has no label column {c!r:.100} (its columns: {', '.join(header)[:300]}; "
@@ -570,7 +563,7 @@ def read_image_manifest(folder, name, manifest, size=None, test_share=None, labe
         labels.append(tuple(row[header.index(c)] for c in label))
     y, classes = _csv_labels(labels, label, path, task)
     keys = [p.relative_to(root).as_posix().encode() for p in images]
-    held = _hold_out(keys, y, classes, test_share, path, "images", "add images")
+    held = _hold_out(keys, y, classes, test_share, path, "image", "give a folder of train/ and test/ class folders")
     x = _decode_images(folder, name, {"train": [p for p, h in zip(images, held) if not h],
                                       "test": [p for p, h in zip(images, held) if h]}, size)
     try:
@@ -645,6 +638,13 @@ CSV_HINT = ("give a CSV file with a header row, one row per sample, numbers in e
             "column (named label, class, target or y, else the last one; '?label=species' picks another, "
             "'?label=a,b' several), or a folder holding train.csv and test.csv")
 LABEL_NAMES = ("label", "labels", "class", "target", "y")  # a column so named is the label column by default
+
+
+def _default_label(columns):
+    """[the label column] of a table's `columns` when '?label=' names none: the one named as LABEL_NAMES, else the
+    last; [] if there are no columns."""
+    named = [c for c in columns if c.lower() in LABEL_NAMES]
+    return [named[0] if len(named) == 1 else columns[-1]] if columns else []
 
 
 def _column_names(text, name):
@@ -733,9 +733,7 @@ def _csv_table(path, labels, drop):
     """(features float32 N×F, label strings per row: one per label column, feature names, label names) of a CSV;
     `labels` the label columns' names (None: the one named as LABEL_NAMES, else the last column)."""
     header, rows = _csv_rows(path)
-    if labels is None:
-        named = [c for c in header if c.lower() in LABEL_NAMES]
-        labels = [named[0] if len(named) == 1 else header[-1]]
+    labels = _default_label(header) if labels is None else labels
     for c in [*labels, *drop]:
         if c not in header:
             raise DatasetError(f"{path} has no column {c!r:.100} (its columns: {', '.join(header)[:300]}): name one "
@@ -838,19 +836,19 @@ def _class_indices(labels, where, index_like):
 def _hold_out(keys, y, classes, test_share, where, what, other):
     """Which samples are held out for testing (a boolean array), each by _held_out_key of its key (bytes), at
     test_share (default TEST_SHARE); a class (single-label classes only) that would keep none for training keeps all
-    of its samples. DatasetError if none are left to train on or none are held out (naming `what` the samples are
-    and `other`, the way to give a test split instead)."""
+    of its samples. DatasetError if none are left to train on or none are held out (naming `what` a sample is,
+    'row' or 'image', and `other`, the way to give a test split instead)."""
     share = TEST_SHARE if test_share is None else test_share
     held = np.array([_held_out_key(k, share) for k in keys])
     for c in np.unique(y) if classes is not None and y.ndim == 1 else ():
         if held[y == c].all():
             held[y == c] = False
     if held.all():
-        raise DatasetError(f"{where}: every one of its {what} fell in the held-out test share, leaving none to train "
-                           f"on: lower the share ('?test=0.2') or add {what}")
+        raise DatasetError(f"{where}: every {what} fell in the held-out test share, leaving none to train on: lower "
+                           f"the share ('?test=0.2') or add {what}s")
     if not held.any():
-        raise DatasetError(f"{where}: none of its {what} fell in the held-out test share: it holds too few; add "
-                           f"{what}, raise the share ('?test=0.5'), or {other}")
+        raise DatasetError(f"{where}: no {what} fell in the held-out test share: it holds too few {what}s; add "
+                           f"{what}s, raise the share ('?test=0.5'), or {other}")
     return held
 
 
@@ -885,7 +883,7 @@ def read_csv(path, name, label=None, drop=(), test_share=None, task=None):
         x, labels = table[0], table[1]
         y, classes = _csv_labels(labels, table[3], path, task)
         keys = ["\x1f".join(map(str, r)).encode() for r in zip(("\x1e".join(t) for t in labels), *x.T.tolist())]
-        held = _hold_out(keys, y, classes, test_share, path, "rows",
+        held = _hold_out(keys, y, classes, test_share, path, "row",
                          "give a folder holding train.csv and test.csv")
         split = {"train": (x[~held], y[~held]), "test": (x[held], y[held])}
     try:
