@@ -25,7 +25,7 @@ from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     state_bytes)
 from .recipe import Recipe
-from .train import (answers, exact_match, fast_eval_copy, fit, has_conv, logits, match_rate, mean_iou,
+from .train import (answer_of, answers, exact_match, fast_eval_copy, fit, has_conv, logits, match_rate, mean_iou,
                     median_forward_ms, r2_score, rmse)
 
 STAGES = (distill, prune, cluster, quantize)
@@ -199,14 +199,9 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     t_start = time.perf_counter()
     if not evaluate:
         ref_pred = ref_acc = None
-    elif "test" in given and data.regression:
-        ref_pred, ref_acc = given["test"].reshape(data.y("test").shape), None
-    elif "test" in given and data.multilabel:
-        ref_pred = given["test"] > 0
-        ref_acc = match_rate(ref_pred, data.y("test"), data.y("test"))
     elif "test" in given:
-        ref_pred = given["test"].argmax(1)
-        ref_acc = match_rate(ref_pred, data.y("test"), data.y("test"))
+        ref_pred = answer_of(data)(given["test"])
+        ref_acc = None if data.regression else match_rate(ref_pred, data.y("test"), data.y("test"))
     else:
         ref_pred, ref_acc = reference(model, data)
     work = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
@@ -256,6 +251,22 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     return Result(work, metrics, artifact, r, ctx.history, timings, ctx.grids)
 
 
+def scores(pred, y, accuracy=True):
+    """The test-set scores of answers `pred` (answers(); None: not evaluated, every score None) to labels `y`:
+    accuracy (if asked for), plus mean_iou for a class per position or exact_match for multi-label tags; for
+    regression targets, r2 and rmse instead. The one rule compress()'s metrics and evaluate_artifact() share."""
+    def of(score):
+        return None if pred is None else score(pred, y)
+    if y.is_floating_point():
+        return {"r2": of(r2_score), "rmse": of(rmse)}
+    out = {"accuracy": of(lambda p, t: match_rate(p, t, t))} if accuracy else {}
+    if y.dtype == torch.bool:  # multi-label: accuracy is over every tag; exact match, over whole samples
+        out["exact_match"] = of(exact_match)
+    elif y.dim() > 1:  # a label per token or pixel: segmentation's mean IoU too
+        out["mean_iou"] = of(mean_iou)
+    return out
+
+
 def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred, ref_acc):
     """Deterministic metrics of a compressed model: counts, real bytes, ratio, accuracy, agreement; for labels per
     position also mean_iou and dense_mean_iou. For regression targets (float `y`) accuracy, dense_accuracy and
@@ -274,19 +285,9 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
     params = param_count(model)
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     regression = y.is_floating_point()
-    acc = None if pred is None or regression else match_rate(pred, y, y)
-    extra = {}
-    if y.dtype == torch.bool:  # multi-label: accuracy is over every tag; exact match, over whole samples
-        extra = {"exact_match": None if pred is None else exact_match(pred, y),
-                        "dense_exact_match": None if ref_pred is None else exact_match(ref_pred, y)}
-    elif regression:  # no classes: R² and RMSE of the result and of the dense model
-        extra = {"r2": None if pred is None else r2_score(pred, y),
-                        "dense_r2": None if ref_pred is None else r2_score(ref_pred, y),
-                        "rmse": None if pred is None else rmse(pred, y),
-                        "dense_rmse": None if ref_pred is None else rmse(ref_pred, y)}
-    elif y.dim() > 1:  # a label per token or pixel: segmentation's mean IoU too, of the result and the dense model
-        extra = {"mean_iou": None if pred is None else mean_iou(pred, y),
-                        "dense_mean_iou": None if ref_pred is None else mean_iou(ref_pred, y)}
+    extra = scores(pred, y)
+    acc = extra.pop("accuracy", None)
+    extra.update((f"dense_{k}", v) for k, v in scores(ref_pred, y, accuracy=False).items())  # (ref_acc: cached)
     return {
         "params": params, "nonzero_params": nonzero, "dense_params": dense_params,
         "sparsity": 1 - nonzero / dense_params,

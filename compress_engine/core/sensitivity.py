@@ -39,7 +39,7 @@ from torch import nn
 from . import cluster, prune
 from .encode import Codebook, tensor_bytes
 from .data import IGNORE
-from .errors import DatasetError, RecipeError
+from .errors import RecipeError
 from .recipe import check
 from .model import check_model, compressible, owner
 from .train import Stopped, fast_eval_copy, logits, match_rate, r2_score

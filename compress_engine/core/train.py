@@ -105,15 +105,20 @@ def predictions(model, x, batch_size=None):
     return _outputs(model, x, batch_size, lambda out: out.argmax(1))
 
 
-def answers(model, x, data, batch_size=None):
-    """What `model` answers for inputs `x` of `data`: the class each output scores highest (predictions()); for
-    regression targets (data.regression), its outputs in the targets' shape (N, *data.label_shape); for multi-label
-    tags (data.multilabel), which tags it finds (logit > 0), (N, C) booleans."""
+def answer_of(data):
+    """answer(outputs) -> what a model's outputs answer for `data`: the class each scores highest (argmax over dim
+    1); for regression targets (data.regression), the outputs in the targets' shape (N, *data.label_shape); for
+    multi-label tags (data.multilabel), which tags it finds (logit > 0), (N, C) booleans."""
     if getattr(data, "regression", False):
-        return _outputs(model, x, batch_size, None).reshape(len(x), *data.label_shape)
+        return lambda out: out.reshape(len(out), *data.label_shape)
     if getattr(data, "multilabel", False):  # each tag present where its logit is positive (probability > 1/2)
-        return _outputs(model, x, batch_size, lambda out: out > 0)
-    return predictions(model, x, batch_size)
+        return lambda out: out > 0
+    return lambda out: out.argmax(1)
+
+
+def answers(model, x, data, batch_size=None):
+    """What `model` answers for inputs `x` of `data` (answer_of), batch by batch, as predictions() does."""
+    return _outputs(model, x, batch_size, answer_of(data))
 
 
 @torch.inference_mode()

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
-from ..core.pipeline import deployed
+from ..core.pipeline import deployed, scores
 from ..core.structured import resize_to
-from ..core.train import (accuracy, answers, crop_flip, exact_match, fast_eval_copy, fit, flush_tiny_, has_conv,
-                          logits, match_rate, mean_iou, predictions, r2_score, rmse)
+from ..core.train import (accuracy, answers, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits,
+                          predictions)
 from . import cards, units
 from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
 
@@ -265,15 +265,7 @@ def evaluate_artifact(artifact, data, module=None):
     targets."""
     model, meta = decode_model(artifact, module)
     pred = answers(fast_eval_copy(model), data.x("test"), data)
-    y = data.y("test")
-    if data.regression:  # no classes: R² and RMSE
-        scores = {"r2": r2_score(pred, y), "rmse": rmse(pred, y)}
-    elif data.multilabel:  # accuracy over every tag, and the share of samples with all their tags right
-        scores = {"accuracy": match_rate(pred, y, y), "exact_match": exact_match(pred, y)}
-    else:
-        per_position = {"mean_iou": mean_iou(pred, y)} if y.dim() > 1 else {}  # labels per token or pixel
-        scores = {"accuracy": match_rate(pred, y, y), **per_position}
-    return {**scores, "artifact_bytes": len(artifact),
+    return {**scores(pred, data.y("test")), "artifact_bytes": len(artifact),
             "params": param_count(model), "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
             "meta": meta, "model": model}
 
