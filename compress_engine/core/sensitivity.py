@@ -236,7 +236,7 @@ def _damage(dense_out, out, y, dense_logp, scale):
     labels (for multi-label tags, over every tag, and the tags' Bernoulli KLs summed); for regression targets
     (scale = their mean variance), R² and the mean squared change of the outputs over that variance, the R² the
     change would cost if it added to the dense model's error independently."""
-    if dense_logp is None:
+    if y.is_floating_point():
         return r2_score(out.reshape(y.shape), y), float(((out.double() - dense_out.double()) ** 2).mean()) / scale
     if y.dtype == torch.bool:  # multi-label: each tag a yes/no of its own, the KL of each summed over the tags
         p, q = torch.sigmoid(dense_out.double()), out.double()
@@ -282,7 +282,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     work = fast_eval_copy(_deployed(model))
     dense_out = logits(work, x)
     regression = getattr(data, "regression", False)
-    dense_logp = None if regression else F.log_softmax(dense_out.double(), 1)  # (unused for multi-label tags)
+    dense_logp = F.log_softmax(dense_out.double(), 1) if y.dtype == torch.int64 else None  # classes' KL only
     scale = max(float(y.double().var(0, correction=0).mean()), 1e-12) if regression else None
     dense_acc = _damage(dense_out, dense_out, y, dense_logp, scale)[0]
     params = compressible(work)
