@@ -207,7 +207,7 @@ ZOO = {
     "res-cnn-bn": (ResCNN, (1, 8, 8), True),
     "conv1d": (Conv1dNet, (8, 8), True),
     "mobile": (MobileBlock, (1, 8, 8), True),
-    "transformer": (TinyTransformer, (8, 8), False),
+    "transformer": (TinyTransformer, (8, 8), True),
     "attention-pool": (AttentionPool, (8, 8), False),
     "lstm": (RowLSTM, (8, 8), False),
     "bi-gru": (ColumnGRU, (8, 8), False),

@@ -67,6 +67,22 @@ class TransformerClassifier(nn.Module):
         return self.out(F.relu(self.hidden(self.encoder(self.embed(x)).mean(1))))
 
 
+class Seq2Seq(nn.Module):
+    """torch's whole nn.Transformer (pre-norm, GELU, two layers each side): the source tokens are also the
+    decoder's input, mean-pooled to a Linear head."""
+
+    def __init__(self, d=16):
+        super().__init__()
+        self.embed = nn.Linear(8, d)
+        self.t = nn.Transformer(d, nhead=2, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=24,
+                                dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        self.out = nn.Linear(d, 3)
+
+    def forward(self, x):
+        h = self.embed(x)
+        return self.out(self.t(h, h).mean(1))
+
+
 class TokenMLP(nn.Module):
     """A per-token MLP on (N, T, F), mean over tokens, a Linear head: channels in the last dim, then dim 1."""
 
@@ -217,7 +233,8 @@ ZOO = {
     "lenet5": (zoo.LeNet5, (4, 1, 28, 28), {"conv1", "conv2", "fc1"}),
     "res-cnn": (ResCNN, (4, 3, 8, 8), {"stem", "conv1", "conv2", "conv3"}),
     "conv1d": (Conv1dNet, (4, 4, 16), {"conv1", "conv2", "fc1"}),
-    "transformer": (TransformerClassifier, (4, 5, 8), {"hidden"}),
+    "transformer": (TransformerClassifier, (4, 5, 8), {"hidden", "encoder.layers.0.linear1"}),
+    "seq2seq": (Seq2Seq, (4, 5, 8), {f"t.{side}.layers.{i}.linear1" for side in ("encoder", "decoder") for i in (0, 1)}),
     "token-mlp": (TokenMLP, (4, 5, 8), {"fc1", "fc2"}),
     "conv-transpose": (UpNet, (4, 3, 8, 8), {"down", "up"}),
     "conv-transpose-1d": (Up1d, (4, 4, 16), {"conv", "up"}),
@@ -295,9 +312,11 @@ def test_pruned_model_equals_zeroed_units(name, amount):
     assert set(plan.keep()) == ZOO[name][2]
     small = structured.apply(model, plan)
     assert type(small) is type(model) and params(small) < params(model)
+    with torch.enable_grad():  # not torch's fast path for a transformer layer, which calls no linear1 module
+        want = zero_at_producers(model, plan)(x).detach()
     with torch.no_grad():
         got = small(x)
-        assert torch.allclose(got, zero_at_producers(model, plan)(x), atol=1e-5)
+        assert torch.allclose(got, want, atol=1e-5)
         assert torch.allclose(got, apply_masks(model, structured.masks(model, plan))(x), atol=1e-5)
         assert got.shape == model(x).shape
     # the input model is untouched
@@ -430,14 +449,108 @@ def test_plan_leaves_the_model_and_its_batchnorm_statistics_alone():
 # what it refuses
 
 
-def test_transformer_prunes_only_the_head():
-    """Attention mixes channels across heads and tokens: the encoder is opaque to the trace, so the layer
-    that feeds it is kept whole, as is everything inside it; the MLP head behind it is pruned."""
+def test_transformer_prunes_its_feed_forward_units_and_the_head():
+    """Attention and LayerNorm mix channels across heads and tokens: the encoder is opaque to the trace, so the layer
+    that feeds it is kept whole; the hidden units of its feed-forward block, which only its linear2 reads, are
+    pruned, and so is the MLP head behind it."""
     model, x = make("transformer")
     plan = structured.plan(model, 0.5, x)
-    assert list(plan.keep()) == ["hidden"]
-    assert "`encoder` (TransformerEncoder)" in plan.skipped["embed"]
+    assert list(plan.keep()) == ["hidden", "encoder.layers.0.linear1"]
+    assert ("`encoder` (TransformerEncoder), whose attention and LayerNorms mix them (only the feed-forward units "
+            "inside it are pruned)") in plan.skipped["embed"]
     assert "model output" in plan.skipped["out"]
+    ff = [g for g in plan.groups if g.producers == ("encoder.layers.0.linear1",)][0]
+    assert ff.norms == () and ff.consumers == (("encoder.layers.0.linear2", 1, 1, 0, 32),)
+
+
+@pytest.mark.parametrize("amount", [0.25, 0.5, 0.75])
+def test_a_feed_forward_block_keeps_the_units_torchs_ln_structured_keeps(amount):
+    """Each transformer layer's linear1 keeps the rows torch's prune.ln_structured(n=2, dim=0) leaves unmasked; the
+    smaller layer holds those rows (and bias entries) and linear2 those columns; every other tensor of the layer is
+    untouched; the pruned model runs torch's fast path and its slow one alike."""
+    model, x = make("seq2seq")
+    plan = structured.plan(model, amount, x)
+    small = structured.apply(model, plan)
+    for i in range(2):
+        for side in ("encoder", "decoder"):
+            name = f"t.{side}.layers.{i}"
+            dense, pruned = model.get_submodule(name), small.get_submodule(name)
+            ref = copy.deepcopy(dense.linear1)
+            torch_prune.ln_structured(ref, "weight", amount=amount, n=2, dim=0)
+            kept = ref.weight_mask.any(1).nonzero().squeeze(1)
+            assert torch.equal(plan.keep()[f"{name}.linear1"], kept)
+            assert torch.equal(pruned.linear1.weight, dense.linear1.weight[kept])
+            assert torch.equal(pruned.linear1.bias, dense.linear1.bias[kept])
+            assert torch.equal(pruned.linear2.weight, dense.linear2.weight[:, kept])
+            assert (pruned.linear1.out_features, pruned.linear2.in_features) == (len(kept), len(kept))
+            rest = {k: v for k, v in dense.state_dict().items() if "linear" not in k}
+            assert all(torch.equal(v, pruned.state_dict()[k]) for k, v in rest.items())
+    layer = nn.TransformerEncoderLayer(16, 2, 24, dropout=0.0, batch_first=True).eval()
+    wrapped = nn.Sequential(layer)
+    small = structured.apply(wrapped, structured.plan(wrapped, amount, torch.randn(2, 5, 16)))
+    tokens = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        fast = small(tokens)
+    assert torch.allclose(fast, small(tokens).detach(), atol=1e-5)  # with gradients: the slow path
+
+
+class FeedForwardUse(nn.Module):
+    """One encoder layer, used by the model's forward in a way that must keep its feed-forward block whole."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        act = (lambda h: torch.softmax(h, -1)) if how == "softmax" else nn.Sigmoid() if how == "sigmoid" else "relu"
+        self.layer = nn.TransformerEncoderLayer(8, 2, 12, dropout=0.0, activation=act, batch_first=True)
+        self.other = nn.TransformerEncoderLayer(8, 2, 12, dropout=0.0, batch_first=True)
+        if how == "tied":
+            self.other.linear1.weight = self.layer.linear1.weight
+        if how == "hooked":
+            self.layer.linear2.register_forward_hook(lambda m, i, o: o)
+
+    def forward(self, x):
+        h = self.other(self.layer(x))
+        return h + self.layer.linear2(self.layer.linear1(h)) if self.how == "direct" else h
+
+
+@pytest.mark.parametrize("how, why", [
+    ("softmax", "its activation (<lambda>) is not one structured pruning knows to act on each unit alone"),
+    ("direct", "the model's forward also uses its linear1 or linear2 directly"),
+    ("tied", "shares a parameter"),
+    ("hooked", "hooks that slicing would break"),
+])
+def test_a_feed_forward_block_that_is_not_unit_by_unit_is_kept_whole(how, why):
+    model, x = FeedForwardUse(how).eval(), torch.randn(2, 5, 8)
+    if how == "tied":  # both layers hold the tied weight: nothing is left to prune
+        with pytest.raises(ModelError, match=f"nothing.*layer.linear1: .*{why}.*other.linear1: .*{why}"):
+            structured.plan(model, 0.5, x)
+        return
+    plan = structured.plan(model, 0.5, x)
+    assert why in plan.skipped["layer.linear1"]
+    assert "layer.linear1" not in plan.keep() and "other.linear1" in plan.keep()
+    small = structured.apply(model, plan)
+    with torch.no_grad():
+        assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-5)
+    plan = structured.plan(FeedForwardUse("sigmoid").eval(), 0.5, x)  # an nn.Module that acts on each unit alone
+    assert {"layer.linear1", "other.linear1"} <= set(plan.keep())
+
+
+def test_a_layer_called_directly_and_inside_a_module_the_trace_keeps_whole_is_kept_whole():
+    """The forward calls a transformer layer's linear2 itself: removing its output units would break the layer,
+    which also adds linear2's output to its input."""
+    class Borrow(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.TransformerEncoderLayer(8, 2, 12, dropout=0.0, batch_first=True)
+            self.proj, self.head = nn.Linear(8, 12), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(F.relu(self.layer.linear2(self.proj(self.layer(x))))).mean(1)
+
+    with pytest.raises(ModelError, match=r"nothing.*proj: its channels go into `layer.linear2`, which is called more "
+                                         r"than once.*layer.linear2: it is called more than once.*layer.linear1: the "
+                                         r"model's forward also uses its linear1 or linear2 directly"):
+        structured.plan(Borrow().eval(), 0.5, torch.randn(2, 5, 8))
 
 
 def test_nothing_prunable_is_refused_naming_the_layers():
@@ -445,12 +558,12 @@ def test_nothing_prunable_is_refused_naming_the_layers():
         def __init__(self):
             super().__init__()
             self.embed, self.pos = nn.Linear(8, 16), nn.Parameter(torch.zeros(1, 5, 16))
-            layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
-            self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+            self.attention = nn.MultiheadAttention(16, 2, batch_first=True)
             self.head = nn.Linear(16, 3)
 
         def forward(self, x):
-            return self.head(self.encoder(self.embed(x) + self.pos).mean(1))
+            h = self.embed(x) + self.pos
+            return self.head(self.attention(h, h, h)[0].mean(1))
 
     with pytest.raises(ModelError, match=r"nothing.*Positional.*embed: .*tensor that does not come from a prunable"
                                          r".*head: its channels reach the model output"):

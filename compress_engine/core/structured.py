@@ -30,6 +30,9 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
    trace does not show (nn.TransformerEncoder, nn.MultiheadAttention) and any unknown function. A
    layer called twice or a parameter shared between layers blocks too. Unknown means refused: Torch-
    Pruning treats unknown ops as elementwise, which silently breaks e.g. attention.
+4. Inside torch's own transformer layers (nn.TransformerEncoderLayer / DecoderLayer, alone or in an
+   nn.TransformerEncoder, nn.Transformer, ...), which the trace shows as one call, the feed-forward block's hidden
+   units are a group of their own: linear1's rows and bias, linear2's input columns (see TRANSFORMER_LAYERS).
 
 The pruned model computes exactly what the dense model computes with the removed units' weights,
 biases and BatchNorm scales zeroed and the consumers' matching input columns zeroed (`masks`).
@@ -77,6 +80,13 @@ REDUCE = {"mean", "sum"}
 HARMLESS = {"dtype", "device", "ndim", "is_cuda", "requires_grad"}  # tensor attributes that say nothing of channels
 
 CATS = {"cat", "concat", "concatenate"}  # torch.cat and its aliases: channels joined along their dim
+
+# torch's transformer layers (alone, or inside nn.TransformerEncoder / Decoder / nn.Transformer): torch.fx keeps
+# them whole, as it keeps every torch.nn module, but the hidden units of their feed-forward block (linear1 ->
+# activation -> dropout -> linear2, in their own forward) are read by linear2 alone, so they form a group of their
+# own wherever the layer is used. Attention heads are not pruned: nn.MultiheadAttention projects queries, keys
+# and values to exactly embed_dim, so it cannot drop a head.
+TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 # The channels of one group, as they lie in a value: along dimension `dim`, unit c of `units` occupies
 # positions o*span*inner + (offset + c)*inner + i for o < outer, i < inner (outer = inner = 1 until a flatten;
@@ -169,7 +179,10 @@ def plan(model, amount, example_input, rank_by=None):
     """
     amount = _check_fraction("amount", amount)
     gm = _trace(model, example_input)
-    found, skipped = _analyze(gm, _shared_modules(gm))
+    shared = _shared_modules(gm)
+    found, skipped = _analyze(gm, shared)
+    inner, why = _feed_forwards(gm, shared)
+    found, skipped = found + inner, {**skipped, **why}
     if not found:
         why = "; ".join(f"{name}: {reason}" for name, reason in skipped.items()) or "it has no Linear/Conv layer"
         raise ModelError(f"structured pruning found nothing it can remove in {type(model).__name__}: {why}")
@@ -333,6 +346,8 @@ def _shared_modules(gm):
     slicing one would change the other."""
     calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
     shared = {name for name, k in calls.items() if k > 1}
+    # a layer called by the forward and also inside a module the trace keeps whole (a transformer layer's linear1)
+    shared |= {name for name in calls if any(name.startswith(outer + ".") for outer in calls)}
     owners = {}
     for name, m in gm.named_modules(remove_duplicate=False):
         for p in m.parameters(recurse=False):
@@ -457,6 +472,40 @@ def _analyze(gm, shared):
     return found, skipped
 
 
+def _feed_forwards(gm, shared):
+    """The feed-forward blocks of torch's transformer layers in `gm` ([(producers, norms, consumers, units)],
+    {layer: why it is kept whole}): linear1's output units, read by linear2's input columns and nothing else."""
+    found, skipped = [], {}
+    direct = {n.target for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
+    for name, m in gm.named_modules():
+        if type(m) not in TRANSFORMER_LAYERS:  # a subclass may change the forward (and fx traces into it)
+            continue
+        ff1, ff2 = f"{name}.linear1", f"{name}.linear2"
+        if type(m.linear1) is not nn.Linear or type(m.linear2) is not nn.Linear:
+            why = "its linear1 / linear2 are not plain nn.Linear layers"
+        elif not _unitwise(m.activation):
+            why = (f"its activation ({getattr(m.activation, '__name__', type(m.activation).__name__)}) is not one "
+                   "structured pruning knows to act on each unit alone (ReLU, GELU, SiLU, tanh, ...)")
+        elif any(t == f or t.startswith(f + ".") for t in direct for f in (ff1, ff2)):
+            why = "the model's forward also uses its linear1 or linear2 directly"
+        elif {ff1, ff2} & shared or _hooked(m.linear1) or _hooked(m.linear2):
+            why = "its linear1 or linear2 shares a parameter, or has a parametrization or hooks that slicing would break"
+        else:
+            units = m.linear1.out_features
+            found.append(((ff1,), (), ((ff2, 1, 1, 0, units),), units))
+            continue
+        skipped[ff1] = why
+    return found, skipped
+
+
+def _unitwise(f):
+    """Whether a transformer layer's activation acts on each feed-forward unit alone."""
+    if isinstance(f, nn.Module):
+        return isinstance(f, ELEMENTWISE_MODULES)
+    return ((getattr(f, "__module__", None) or "").split(".")[0] == "torch"
+            and getattr(f, "__name__", "").lstrip("_") in ELEMENTWISE)
+
+
 def _consume(m, value, in_shape, name, shared):
     """[(flow, (name, outer, inner, offset, span))] for each group of `value` that layer `m` reads; _Blocked if m
     cannot lose those inputs."""
@@ -498,6 +547,9 @@ def _follow(node, ins, mods, shared, flows):
         if isinstance(m, PRODUCERS) and m.groups > 1:
             raise _Blocked(f"its channels go into {what}, a grouped conv ({m.groups} groups) whose filters each read "
                            "several of them (a depthwise conv, one channel each, is followed)")
+        if any(isinstance(s, TRANSFORMER_LAYERS) for s in m.modules()):
+            raise _Blocked(f"its channels go into {what}, whose attention and LayerNorms mix them (only the "
+                           "feed-forward units inside it are pruned)")
         raise _Blocked(f"its channels go into {what}, whose inside structured pruning does not follow")
     if node.target in BINARY or node.op == "call_method" and node.target.rstrip("_") in BINARY_METHODS:
         return _binary(node, what, flows)
