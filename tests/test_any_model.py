@@ -165,6 +165,24 @@ class MobileBlock(nn.Module):
         return self.head(F.adaptive_avg_pool2d(x + self.bn3(self.project(h)), 2).flatten(1))
 
 
+class ResNeXtBlock(nn.Module):
+    """ResNeXt's bottleneck on the digit: stem, 1x1 reduce, 3x3 conv of 4 groups, 1x1 expand added back, each with
+    BatchNorm; pooling to 2x2; a head."""
+
+    def __init__(self, width=16, inner=32):
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.reduce, self.bn1 = nn.Conv2d(width, inner, 1, bias=False), nn.BatchNorm2d(inner)
+        self.grouped, self.bn2 = nn.Conv2d(inner, inner, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(inner)
+        self.expand, self.bn3 = nn.Conv2d(inner, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.head = nn.Linear(width * 4, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn0(self.stem(x)))
+        h = F.relu(self.bn2(self.grouped(F.relu(self.bn1(self.reduce(x))))))
+        return self.head(F.adaptive_avg_pool2d(F.relu(x + self.bn3(self.expand(h))), 2).flatten(1))
+
+
 class VolumeNet(nn.Module):
     """A digit's 64 values as a 4x4x4 volume: two 3-D convolutions (the second with BatchNorm), then a head."""
 
@@ -207,6 +225,7 @@ ZOO = {
     "res-cnn-bn": (ResCNN, (1, 8, 8), True),
     "conv1d": (Conv1dNet, (8, 8), True),
     "mobile": (MobileBlock, (1, 8, 8), True),
+    "resnext": (ResNeXtBlock, (1, 8, 8), True),
     "transformer": (TinyTransformer, (8, 8), True),
     "attention-pool": (AttentionPool, (8, 8), False),
     "lstm": (RowLSTM, (8, 8), False),

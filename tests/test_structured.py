@@ -83,6 +83,26 @@ class Seq2Seq(nn.Module):
         return self.out(self.t(h, h).mean(1))
 
 
+class ResNeXtBlock(nn.Module):
+    """ResNeXt's bottleneck (1x1, 3x3 grouped conv of 4 groups, 1x1, each with BatchNorm, added back), then a
+    grouped 1x1 conv (2 groups) whose own filters are pruned, pooling and a head."""
+
+    def __init__(self, width=16, inner=24):
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.reduce, self.bn1 = nn.Conv2d(width, inner, 1, bias=False), nn.BatchNorm2d(inner)
+        self.grouped, self.bn2 = nn.Conv2d(inner, inner, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(inner)
+        self.expand, self.bn3 = nn.Conv2d(inner, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.mix = nn.Conv2d(width, 12, 1, groups=2)
+        self.head = nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = F.relu(self.bn0(self.stem(x)))
+        h = F.relu(self.bn2(self.grouped(F.relu(self.bn1(self.reduce(x))))))
+        x = F.relu(x + self.bn3(self.expand(h)))
+        return self.head(F.relu(self.mix(x)).mean((2, 3)))
+
+
 class TokenMLP(nn.Module):
     """A per-token MLP on (N, T, F), mean over tokens, a Linear head: channels in the last dim, then dim 1."""
 
@@ -236,6 +256,7 @@ ZOO = {
     "transformer": (TransformerClassifier, (4, 5, 8), {"hidden", "encoder.layers.0.linear1"}),
     "seq2seq": (Seq2Seq, (4, 5, 8), {f"t.{side}.layers.{i}.linear1" for side in ("encoder", "decoder") for i in (0, 1)}),
     "token-mlp": (TokenMLP, (4, 5, 8), {"fc1", "fc2"}),
+    "resnext": (ResNeXtBlock, (4, 3, 8, 8), {"stem", "expand", "reduce", "grouped", "mix"}),
     "conv-transpose": (UpNet, (4, 3, 8, 8), {"down", "up"}),
     "conv-transpose-1d": (Up1d, (4, 4, 16), {"conv", "up"}),
     "unet": (TinyUNet, (4, 3, 8, 8), {"enc", "down", "up", "dec"}),
@@ -593,10 +614,10 @@ def test_data_dependent_control_flow_is_refused():
 class Two(nn.Module):
     """conv a and conv b, joined by `how`, then a Linear-ReLU-Linear head that is always prunable."""
 
-    def __init__(self, how, b_groups=1):
+    def __init__(self, how):
         super().__init__()
         self.how = how
-        self.a, self.b = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, groups=b_groups)
+        self.a, self.b = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
         self.fc1, self.fc2 = nn.Linear(8 * 16, 6), nn.Linear(6, 2)
 
     def forward(self, x):
@@ -621,10 +642,8 @@ class Two(nn.Module):
             h = torch.cat([F.interpolate(b, size=b.shape[1:3]), x], 1)
         elif self.how == "pick":  # two of b's channels, picked by index
             h = torch.cat([self.b(a)[:, :2], x, x[:, :2]], 1)
-        elif self.how == "softmax":
+        else:
             h = torch.cat([F.softmax(self.b(a), 1), x], 1)
-        else:  # a grouped conv reads a
-            h = torch.cat([self.b(a), x], 1)
         return self.fc2(F.relu(self.fc1(h.flatten(1))))
 
 
@@ -639,14 +658,81 @@ class Two(nn.Module):
     ("softmax", "b", "softmax"),
     ("pick", "b", "operator.getitem picks or slices along its dims"),
     ("shape-slice", "b", "uses its channel count"),
-    ("grouped", "a", "`b` (Conv2d), a grouped conv (2 groups)"),
 ])
 def test_channel_mixing_ops_keep_their_layers_whole(how, layer, why):
-    model = Two(how, b_groups=2 if how == "grouped" else 1).eval()  # 2 groups of 2 channels: not depthwise
+    model = Two(how).eval()
     x = torch.randn(2, 4, 4, 4)
     plan = structured.plan(model, 0.5, x)
     assert why in plan.skipped[layer]
     assert "fc1" in plan.keep() and layer not in plan.keep()
+    small = structured.apply(model, plan)
+    with torch.no_grad():
+        assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("amount", [0.25, 0.5, 0.75])
+def test_grouped_convs_keep_as_many_channels_in_every_group_the_ones_torch_ranks_first(amount):
+    """A grouped conv's filters and input channels are pruned group by group: each group keeps the same count, the
+    filters torch's prune.ln_structured(n=2, dim=0) keeps among that group's alone, and its filters keep the kept
+    inputs of their own group, in order."""
+    model, x = make("resnext")
+    plan = structured.plan(model, amount, x)
+    by = {g.producers: g for g in plan.groups}
+    for producer, groups in (("reduce", 4), ("grouped", 4), ("mix", 2)):
+        g = by[(producer,)]
+        assert g.blocks == groups and g.units % groups == 0
+        per = g.units // groups
+        for b in range(groups):  # torch's reference on this group's filters alone
+            rows = model.get_submodule(producer).weight[b * per:(b + 1) * per]
+            ref = nn.Conv2d(rows.shape[1], per, rows.shape[2:])
+            with torch.no_grad():
+                ref.weight.copy_(rows)
+            torch_prune.ln_structured(ref, "weight", amount=amount, n=2, dim=0)
+            kept = ref.weight_mask.flatten(1).any(1).nonzero().squeeze(1) + b * per
+            assert torch.equal(g.keep[(g.keep >= b * per) & (g.keep < (b + 1) * per)], kept)
+    small = structured.apply(model, plan)
+    inputs, filters = plan.keep()["reduce"], plan.keep()["grouped"]
+    dense, pruned = model.grouped.weight, small.grouped.weight
+    assert pruned.shape == (len(filters), len(inputs) // 4, 3, 3) and small.grouped.groups == 4
+    assert (small.grouped.in_channels, small.grouped.out_channels) == (len(inputs), len(filters))
+    for o, f in enumerate(filters.tolist()):  # filter f of group b reads its group's kept inputs
+        b = f // 6
+        mine = inputs[(inputs >= 6 * b) & (inputs < 6 * (b + 1))] - 6 * b
+        assert torch.equal(pruned[o], dense[f, mine])
+    mix = plan.keep()["stem"]  # mix (2 groups of 8 inputs) reads the residual channels: 2 x as many kept
+    assert by[("stem", "expand")].blocks == 2 and (mix < 8).sum() == (mix >= 8).sum()
+
+
+@pytest.mark.parametrize("how, why", [
+    ("nest", None),
+    ("clash", "grouped convs of 2 and 3 groups share its channels, and no equal count per group suits them all"),
+    ("cat", "a grouped conv (2 groups), beside other channels joined by torch.cat"),
+    ("transposed", "a grouped conv (2 groups) whose groups it cannot shrink alike"),
+])
+def test_channels_grouped_convs_cannot_share_alike_are_kept_whole(how, why):
+    class Readers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 12, 1)
+            second = {"nest": 4, "clash": 3}.get(how, 2)
+            self.g1 = nn.Conv2d(24 if how == "cat" else 12, 6, 1, groups=2)
+            self.g2 = (nn.ConvTranspose2d(12, 6, 2, stride=2, groups=2) if how == "transposed"
+                       else nn.Conv2d(12, 12, 1, groups=second))
+            self.head = nn.Linear(6 + (6 if how == "transposed" else 12), 2)
+
+        def forward(self, x):
+            h = F.relu(self.a(x))
+            one = self.g1(torch.cat([h, h.neg()], 1) if how == "cat" else h).mean((2, 3))
+            return self.head(torch.cat([one, self.g2(h).mean((2, 3))], 1))
+
+    model, x = Readers().eval(), torch.randn(2, 3, 4, 4)
+    plan = structured.plan(model, 0.5, x)
+    if why is None:  # groups of 2 and 4 nest: 4 equal runs of 3 channels suit both
+        g = [g for g in plan.groups if g.producers == ("a",)][0]
+        assert g.blocks == 4  # each drops round(0.5 * 3) = 2 of its 3
+        assert [int(((g.keep >= 3 * b) & (g.keep < 3 * b + 3)).sum()) for b in range(4)] == [1] * 4
+    else:
+        assert why in plan.skipped["a"] and "a" not in plan.keep()
     small = structured.apply(model, plan)
     with torch.no_grad():
         assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-5)

@@ -7,7 +7,8 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 1. `torch.fx.symbolic_trace` the model and run ShapeProp on `example_input`, so every value has a shape.
 2. Walk the graph in order, following each prunable layer's channels ("producers": nn.Linear,
    nn.Conv1d/2d/3d and nn.ConvTranspose1d/2d/3d with groups=1; a transposed conv's weight is (in, out, *k), so
-   its units are weight dim 1) through the ops that keep channels apart:
+   its units are weight dim 1; grouped convs as in ResNeXt and RegNet, whose every group keeps as many filters and
+   input channels as the others) through the ops that keep channels apart:
    - elementwise ops (relu, gelu, sigmoid, tanh, dropout, identity, ...), pooling over spatial dims and
      resizing them (F.interpolate, nn.Upsample);
    - BatchNorm1d/2d/3d, which is pruned with its producer (weight, bias, running mean and variance), and
@@ -26,7 +27,7 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 3. Everything else that a followed channel reaches blocks its group, with a reason: the model output
    (so the final layer and any channel that reaches the output are never pruned), cat along another dim
    or after a flatten, a residual add of joined channels, split,
-   transpose, matmul, attention, grouped convs, LayerNorm, embeddings, any module whose inside the
+   transpose, matmul, attention, grouped transposed convs, LayerNorm, embeddings, any module whose inside the
    trace does not show (nn.TransformerEncoder, nn.MultiheadAttention) and any unknown function. A
    layer called twice or a parameter shared between layers blocks too. Unknown means refused: Torch-
    Pruning treats unknown ops as elementwise, which silently breaks e.g. attention.
@@ -110,13 +111,16 @@ class Group:
     span for every kept unit c (offset 0 and span = units, unless a torch.cat put other channels beside them);
     consumers: (layer, outer, inner, offset, span) for each layer that reads the units: it keeps input columns
     o*span*inner + (offset + c)*inner + i for every kept unit c;
-    keep: the kept unit indices (sorted LongTensor), out of `units`.
+    keep: the kept unit indices (sorted LongTensor), out of `units`;
+    blocks: the units fall into this many equal runs (c // (units / blocks)) that keep as many units each: a grouped
+    conv among the producers or consumers (groups = blocks, or a divisor of it) needs the same count in every group.
     """
     producers: tuple
     norms: tuple
     consumers: tuple
     units: int
     keep: torch.Tensor = field(compare=False)
+    blocks: int = 1
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class Plan:
         lines = [f"structured pruning at {self.amount:g}:"]
         for g in self.groups:
             lines.append(f"  keep {len(g.keep)} of {g.units} units of {' + '.join(g.producers)}"
+                         + (f" ({len(g.keep) // g.blocks} in each of {g.blocks} conv groups)" if g.blocks > 1 else "")
                          + (f" (with {', '.join(n[0] for n in g.norms)})" if g.norms else "")
                          + f"; inputs of {', '.join(c[0] for c in g.consumers) or 'nothing'} follow")
         lines += [f"  {name} kept whole: {why}" for name, why in self.skipped.items()]
@@ -146,6 +151,13 @@ def _depthwise(m):
     channel-wise, and pruned with the channels it reads, as a BatchNorm is."""
     return (isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and m.groups > 1
             and m.groups == m.in_channels == m.out_channels)
+
+
+def _grouped(m):
+    """A conv with groups > 1 that is not depthwise (ResNeXt's, RegNet's): output channel o reads input channels
+    g * in / groups ... (g + 1) * in / groups - 1 of its group g = o // (out / groups) alone. Each group's filters and
+    inputs are pruned alike, so every group keeps as many of each."""
+    return isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and m.groups > 1 and not _depthwise(m)
 
 
 def _channelwise(m):
@@ -172,7 +184,9 @@ def plan(model, amount, example_input, rank_by=None):
 
     Importance of a unit is the L2 norm of its weights in each producer, summed over the group's
     producers; round(amount * units) units are dropped, at least one kept, ties broken as
-    prune.structured_keep breaks them (so a single layer keeps exactly what structured_keep keeps).
+    prune.structured_keep breaks them (so a single layer keeps exactly what structured_keep keeps). Where grouped
+    convs make or read the units, each of the group's `blocks` runs of units drops round(amount * units / blocks)
+    of its own.
     rank_by: another model whose producers have the same names and shapes to take those norms from (the model
     with its BatchNorms folded, whose weights are what each unit really multiplies with).
     Raises ModelError, before any work, if the model cannot be traced or nothing in it is prunable.
@@ -188,11 +202,12 @@ def plan(model, amount, example_input, rank_by=None):
         raise ModelError(f"structured pruning found nothing it can remove in {type(model).__name__}: {why}")
     mods = dict(gm.named_modules() if rank_by is None else rank_by.named_modules())
     groups = []
-    for producers, norms, consumers, units in found:
-        score = sum(_unit_norms(mods[name]) for name in producers)
-        n_drop = min(round(amount * units), units - 1)
-        keep = torch.topk(score, k=units - n_drop, largest=True).indices.sort().values
-        groups.append(Group(producers, norms, consumers, units, keep))
+    for producers, norms, consumers, units, blocks in found:
+        score = sum(_unit_norms(mods[name]) for name in producers).reshape(blocks, units // blocks)
+        n_drop = min(round(amount * score.shape[1]), score.shape[1] - 1)
+        best = torch.topk(score, k=score.shape[1] - n_drop, dim=1, largest=True).indices
+        keep = (best + torch.arange(blocks)[:, None] * score.shape[1]).reshape(-1).sort().values
+        groups.append(Group(producers, norms, consumers, units, keep, blocks))
     return Plan(amount, tuple(groups), skipped)
 
 
@@ -211,7 +226,15 @@ def apply(model, plan):
     for name, keep in features.items():
         _slice(mods[name], ("weight", "bias", "running_mean", "running_var"), 0, keep.nonzero().squeeze(1))
     for name, keep in columns.items():
-        _slice(mods[name], ("weight",), _axes(mods[name])[1], keep.nonzero().squeeze(1))
+        m = mods[name]
+        if _grouped(m):  # weight (out, in / groups, *k): each group's rows keep their group's kept inputs
+            per_group = keep.reshape(m.groups, -1)
+            idx = per_group.nonzero()[:, 1].reshape(m.groups, -1).repeat_interleave(m.weight.shape[0] // m.groups, 0)
+            m.weight = nn.Parameter(m.weight.detach().gather(1, idx.reshape(*idx.shape, *[1] * (m.weight.dim() - 2))
+                                                             .expand(-1, -1, *m.weight.shape[2:])).clone(),
+                                    requires_grad=m.weight.requires_grad)
+        else:
+            _slice(m, ("weight",), _axes(m)[1], keep.nonzero().squeeze(1))
     for name in {*units, *features, *columns}:
         _sync_sizes(mods[name])
     return small
@@ -278,6 +301,12 @@ def masks(model, plan):
         return out[key]
 
     units, features, columns = _kept(model, plan)
+    for name, keep in list(columns.items()):
+        m = mods[name]
+        if _grouped(m):  # input column j of group g's rows is input channel g * in / groups + j
+            per_row = keep.reshape(m.groups, -1).repeat_interleave(m.weight.shape[0] // m.groups, 0)
+            mask(name, "weight")[~per_row] = False
+            del columns[name]
     for kept, axis_of, attrs in ((units, lambda m: _axes(m)[0], ("weight", "bias")),
                                  (features, lambda m: 0, ("weight", "bias")),
                                  (columns, lambda m: _axes(m)[1], ("weight",))):
@@ -303,7 +332,7 @@ def _kept(model, plan):
             features.setdefault(name, torch.ones(span, dtype=torch.bool))[offset + dropped] = False
         for name, outer, inner, offset, span in g.consumers:
             m = mods[name]
-            keep = columns.setdefault(name, torch.ones(m.weight.shape[_axes(m)[1]], dtype=torch.bool))
+            keep = columns.setdefault(name, torch.ones(_inputs(m), dtype=torch.bool))
             keep[_columns(dropped, outer, inner, offset, span)] = False
     return units, features, columns
 
@@ -389,7 +418,7 @@ def _op_name(node, mods):
 
 
 def _analyze(gm, shared):
-    """The prunable groups [(producers, norms, consumers, units)] and {layer: why it is kept whole}."""
+    """The prunable groups [(producers, norms, consumers, units, blocks)] and {layer: why it is kept whole}."""
     mods = dict(gm.named_modules())
     parent, why, members = {}, {}, {}  # union-find over producer nodes; reasons; what each group holds
     flows, sizes = {}, {}              # node -> Flow of its output; x.shape / x.size() node -> (Flow, ndim)
@@ -413,17 +442,18 @@ def _analyze(gm, shared):
                     block(v, f"{_op_name(node, mods)} uses its channel count")
         ins = [flows[a] for a in node.all_input_nodes if a in flows]
         m = mods.get(node.target) if node.op == "call_module" else None
-        if isinstance(m, PRODUCERS) and getattr(m, "groups", 1) == 1:
+        if isinstance(m, PRODUCERS) and (getattr(m, "groups", 1) == 1 or _grouped(m)):
             if ins:  # this layer consumes the channels it reads
                 try:
                     for f, consumer in _consume(m, ins[0], _shape(node.args[0]), node.target, shared):
                         members[find(f.group)][2].append(consumer)
+                        members[find(f.group)][4].append(getattr(m, "groups", 1))
                 except _Blocked as e:
                     block(ins[0], str(e))
             units, spatial = m.weight.shape[_axes(m)[0]], m.weight.dim() - 2
             flows[node] = (Flow(node.name, len(_shape(node)) - spatial - 1, 1, 1, units, 0, units),)
             parent[node.name] = node.name
-            members[node.name] = ([node.target], [], [], units)
+            members[node.name] = ([node.target], [], [], units, [getattr(m, "groups", 1)])
             if node.target in shared or _hooked(m):
                 block(flows[node], "it is called more than once, shares a parameter, or has a parametrization "
                                    "or hooks that slicing would break")
@@ -464,16 +494,20 @@ def _analyze(gm, shared):
             continue
         group = [members[h] for h in parent if find(h) == g]
         producers = tuple(name for mem in group for name in mem[0])
+        blocks = sorted({b for mem in group for b in mem[4]})  # grouped convs among them and their readers
+        if any(b % a for a, b in zip(blocks, blocks[1:])):
+            why.setdefault(g, f"grouped convs of {' and '.join(str(b) for b in blocks if b > 1)} groups share its channels, "
+                              "and no equal count per group suits them all")
         if g in why:
             skipped.update((name, why[g]) for name in producers)
             continue
         found.append((producers, tuple(n for mem in group for n in mem[1]),
-                      tuple(c for mem in group for c in mem[2]), group[0][3]))
+                      tuple(c for mem in group for c in mem[2]), group[0][3], blocks[-1]))
     return found, skipped
 
 
 def _feed_forwards(gm, shared):
-    """The feed-forward blocks of torch's transformer layers in `gm` ([(producers, norms, consumers, units)],
+    """The feed-forward blocks of torch's transformer layers in `gm` ([(producers, norms, consumers, units, 1)],
     {layer: why it is kept whole}): linear1's output units, read by linear2's input columns and nothing else."""
     found, skipped = [], {}
     direct = {n.target for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
@@ -492,7 +526,7 @@ def _feed_forwards(gm, shared):
             why = "its linear1 or linear2 shares a parameter, or has a parametrization or hooks that slicing would break"
         else:
             units = m.linear1.out_features
-            found.append(((ff1,), (), ((ff2, 1, 1, 0, units),), units))
+            found.append(((ff1,), (), ((ff2, 1, 1, 0, units),), units, 1))
             continue
         skipped[ff1] = why
     return found, skipped
@@ -518,6 +552,9 @@ def _consume(m, value, in_shape, name, shared):
             raise _Blocked(f"its channels reach `{name}` (Linear) in dim {f.dim}, not in its feature dim")
     elif f.dim != len(in_shape) - (m.weight.dim() - 2) - 1 or f.outer != 1 or f.inner != 1:
         raise _Blocked(f"its channels reach `{name}` ({type(m).__name__}) in a reshaped form")
+    elif _grouped(m) and (len(value) > 1 or (f.offset, f.span) != (0, f.units)):
+        raise _Blocked(f"its channels reach `{name}`, a grouped conv ({m.groups} groups), beside other channels "
+                       "joined by torch.cat")
     return [(f, (name, f.outer, f.inner, f.offset, f.span)) for f in value]
 
 
@@ -545,8 +582,9 @@ def _follow(node, ins, mods, shared, flows):
         if isinstance(m, nn.Flatten):
             return _flatten(ins[0], _shape(node.args[0]), m.start_dim, m.end_dim)
         if isinstance(m, PRODUCERS) and m.groups > 1:
-            raise _Blocked(f"its channels go into {what}, a grouped conv ({m.groups} groups) whose filters each read "
-                           "several of them (a depthwise conv, one channel each, is followed)")
+            raise _Blocked(f"its channels go into {what}, a grouped conv ({m.groups} groups) whose groups it cannot "
+                           "shrink alike (followed: plain and depthwise convs, and grouped ones that are not "
+                           "transposed and have more than one input channel per group)")
         if any(isinstance(s, TRANSFORMER_LAYERS) for s in m.modules()):
             raise _Blocked(f"its channels go into {what}, whose attention and LayerNorms mix them (only the "
                            "feed-forward units inside it are pruned)")
@@ -718,6 +756,11 @@ def _binary(node, what, flows):
 # applying a plan
 
 
+def _inputs(m):
+    """A Linear / conv layer's input features or channels (a grouped conv's weight holds in / groups of them)."""
+    return m.in_features if isinstance(m, nn.Linear) else m.in_channels
+
+
 def _unit_norms(m):
     """L2 norm of each output unit's weights of producer `m`: for a Linear or conv, the same numbers
     prune.structured_keep ranks."""
@@ -750,7 +793,7 @@ def _check_fits(model, plan):
         checks = [(n, PRODUCERS, lambda m: m.weight.shape[_axes(m)[0]], g.units) for n in g.producers]
         checks += [(n, (*NORMS, *PRODUCERS), lambda m: _features(m) if _channelwise(m) else None, span)
                    for n, _, span in g.norms]
-        checks += [(n, PRODUCERS, lambda m, o=o, i=i: m.weight.shape[_axes(m)[1]] / (o * i), span)
+        checks += [(n, PRODUCERS, lambda m, o=o, i=i: _inputs(m) / (o * i), span)
                    for n, o, i, _, span in g.consumers]
         for name, kinds, units, want in checks:
             m = mods.get(name)
