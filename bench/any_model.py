@@ -16,7 +16,9 @@ share" is the part of the model's parameters the engine compresses (the rest, bi
 exactly); accuracy is on all 10,000 test images, bytes are the artifact's length, and every artifact is decoded
 into a fresh instance of the model's class and re-scored. The two segmentation nets (the U-Net has transposed
 convs, skip connections joined by torch.cat and BatchNorm folded into the convs as deployment does) also get
-structured pruning: whole channels removed, so the dense float32 model itself shrinks. The dense row also times
+structured pruning: whole channels removed, so the dense float32 model itself shrinks; so does the ViT, whose
+transformer layers lose half their feed-forward units (torch's nn.TransformerEncoderLayer, whose attention and
+LayerNorms keep every channel). The dense row also times
 256 test images in float32 and with torch's int8 dynamic quantization (ce.int8_latency: the LSTM and Linear
 layers in int8). Prints one table and writes bench/results/any_model.csv.
 """
@@ -136,9 +138,18 @@ RECIPES = {
                                                                   finetune_epochs=2),
     "4-bit per channel, 1 epoch QAT": ce.Recipe(bits=4, per_channel=True, finetune_epochs=1),
 }
-# run on the segmentation nets too: structured pruning follows both through
+# structured pruning follows the segmentation nets through (bench/regression.py runs it too); in the ViT it removes
+# feed-forward units alone (attention, LayerNorms and the residual stream keep every channel); the LSTM has nothing
+# it can remove
 STRUCTURED = {"structured: half of every layer's channels removed, 2 epochs": ce.Recipe(structured=True, sparsity=0.5,
                                                                                         finetune_epochs=2, lr=1e-3)}
+TRANSFORMER_STRUCTURED = {"structured: half of each transformer layer's feed-forward units removed, 2 epochs":
+                          STRUCTURED["structured: half of every layer's channels removed, 2 epochs"]}
+
+
+def structured_recipes(make):
+    """The structured-pruning row(s) of model class `make`: {label: recipe}."""
+    return STRUCTURED if make in PER_PIXEL else TRANSFORMER_STRUCTURED if make is TinyViT else {}
 
 
 def iou(result):
@@ -191,7 +202,7 @@ def main():
                      "decoded = reported": "", "CPU s": "",
                      "256 images: float32 / int8 ms": f"{t8['fp32_ms']:.1f} / {t8['int8_ms']:.1f}"})
         done = {}
-        for name, recipe in {**RECIPES, **(STRUCTURED if make in PER_PIXEL else {})}.items():
+        for name, recipe in {**RECIPES, **structured_recipes(make)}.items():
             t = time.process_time()
             res = ce.compress(model, recipe, data)
             rows.append(compressed_row(name, res, dense, time.process_time() - t, make, data))
