@@ -18,7 +18,7 @@ import compress_engine as ce
 from compress_engine.core import structured
 from compress_engine.core.fold import fold_batchnorm
 from compress_engine.core.model import compressible
-from compress_engine.core.train import fit
+from compress_engine.core.train import fit, recalibrate_batchnorm
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn supplies the 8x8 digits")
 
@@ -412,22 +412,28 @@ def test_a_class_that_asks_for_folding_decodes_into_a_fresh_instance(trained, re
 
 
 def test_structured_pruning_removes_what_the_folded_model_ranks_and_fine_tunes_through_batchnorm(trained):
-    """For a class that folds its BatchNorms, structured pruning ranks units by the folded weights (one-shot, the
-    result is exactly the folded model pruned), then fine-tunes with the BatchNorms still there and folds after:
-    the same as doing those steps by hand."""
+    """For a class that folds its BatchNorms, structured pruning ranks units by the folded weights (one-shot, it
+    removes the units the folded model's own ranking removes), recalibrates the BatchNorms' statistics on training
+    inputs, fine-tunes with the BatchNorms still there and folds after: the same as doing those steps by hand."""
     model, data = trained["res-cnn-bn"]
     mine = FoldedResCNN()
     mine.load_state_dict(model.state_dict())
     mine.eval()
     example = data.x("test")[:2]
     one_shot = ce.compress(mine, ce.Recipe(sparsity=0.5, structured=True), data)
-    by_hand = structured.prune_structured(fold_batchnorm(mine), 0.5, example)
+    small = structured.prune_structured(mine, 0.5, example, rank_by=fold_batchnorm(mine))
+    assert recalibrate_batchnorm(small, data.x("train"), seed=0) == 2
+    by_hand = fold_batchnorm(small)
     assert one_shot.model.state_dict().keys() == by_hand.state_dict().keys()
     assert all(torch.equal(a, by_hand.state_dict()[k]) for k, a in one_shot.model.state_dict().items())
+    ranked = structured.plan(mine, 0.5, example, rank_by=fold_batchnorm(mine)).keep()
+    folded = structured.plan(fold_batchnorm(mine), 0.5, example).keep()  # the folded model's own ranking
+    assert ranked.keys() == folded.keys() and all(torch.equal(ranked[k], folded[k]) for k in ranked)
     recipe = ce.Recipe(sparsity=0.5, structured=True, finetune_epochs=1, lr=1e-3, seed=3)
     tuned = ce.compress(mine, recipe, data)
     small = structured.prune_structured(mine, 0.5, example, rank_by=fold_batchnorm(mine))
     assert isinstance(small.bn1, nn.BatchNorm2d)  # fine-tuned through its BatchNorms
+    recalibrate_batchnorm(small, data.x("train"), seed=3)
     fit(small, data, 1, lr=1e-3, batch_size=128, seed=3)
     expected = fold_batchnorm(small).state_dict()
     assert tuned.model.state_dict().keys() == expected.keys()

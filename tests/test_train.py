@@ -1,15 +1,18 @@
 """compress_engine.core.train: subnormal weights, and weights so small that their products are, never ship, never
 survive training, never come out of compress()."""
 
+import copy
 import threading
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+import torch.nn.functional as F
 from torch import nn
 
 import compress_engine as ce
+from compress_engine.core import train
 from compress_engine.core.train import fit, flush_tiny_, tiny_limit
 
 SAMPLES = sorted((Path(__file__).resolve().parent.parent / "sample_models").glob("*.safetensors"))
@@ -128,3 +131,67 @@ def test_stop_when_abandons_a_whole_compress_run(lenet300, small):
         with pytest.raises(ce.Stopped):
             ce.compress(lenet300, ce.Recipe(sparsity=0.5), small)
     assert len(batches) == 2
+
+
+# -----------------------------------------------------------------------------
+# recalibrate_batchnorm: the statistics of the inputs each BatchNorm now sees
+
+
+class NormNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)
+        self.drop = nn.Dropout(0.5)
+        self.fc, self.bn1d = nn.Linear(4 * 6 * 6, 5), nn.BatchNorm1d(5)
+
+    def forward(self, x):
+        return self.bn1d(self.fc(self.drop(F.relu(self.bn(self.conv(x)))).flatten(1)))
+
+
+def test_recalibrated_statistics_are_the_average_of_each_batchs_as_torch_computes_them():
+    """Each BatchNorm's running mean and variance become the average over the drawn batches of that batch's mean
+    and unbiased variance of its input (the earlier BatchNorms normalizing by their batch's statistics, as in
+    training), computed here with hooks and torch.var; dropout stays off, weights and modes are left as they
+    were, and the momenta come back."""
+    torch.manual_seed(0)
+    model, x = NormNet().eval(), torch.randn(300, 1, 8, 8) * 3 + 1
+    weights = {k: v.clone() for k, v in model.named_parameters()}
+    seen = {"bn": [], "bn1d": []}
+    ref = copy.deepcopy(model)
+    for name in seen:
+        ref.get_submodule(name).register_forward_pre_hook(lambda m, inp, name=name: seen[name].append(inp[0]))
+        ref.get_submodule(name).train()  # batch statistics, as recalibration runs it; dropout stays in eval
+    chosen = torch.randperm(300, generator=torch.Generator().manual_seed(7))[:256]
+    with torch.no_grad():
+        for c in chosen.split(64):
+            ref(x[c])
+    assert train.recalibrate_batchnorm(model, x, inputs=256, batch_size=64, seed=7) == 2
+    for name, dims in (("bn", (0, 2, 3)), ("bn1d", (0,))):
+        bn = model.get_submodule(name)
+        mean = torch.stack([t.mean(dims) for t in seen[name]]).mean(0)
+        var = torch.stack([t.var(dims, unbiased=True) for t in seen[name]]).mean(0)
+        assert torch.allclose(bn.running_mean, mean, atol=1e-5) and torch.allclose(bn.running_var, var, rtol=1e-4)
+        assert bn.momentum == 0.1 and bn.num_batches_tracked == 4 and not bn.training
+    assert not model.training and all(torch.equal(p, weights[k]) for k, p in model.named_parameters())
+    first = model.bn.running_mean.clone()  # the same draw, the same statistics
+    train.recalibrate_batchnorm(model.train(), x, inputs=256, batch_size=64, seed=7)
+    assert torch.equal(model.bn.running_mean, first) and model.training and model.drop.training
+
+
+def test_recalibration_skips_models_without_statistics_and_single_inputs():
+    class Refuses(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.ln = nn.Linear(4, 4), nn.LayerNorm(4)
+            self.bn = nn.BatchNorm1d(4, track_running_stats=False)
+
+        def forward(self, x):
+            raise AssertionError("no forward pass for a model without running statistics")
+
+    assert train.recalibrate_batchnorm(Refuses(), torch.randn(10, 4)) == 0
+    model = NormNet().eval()
+    before = model.bn.running_mean.clone()
+    assert train.recalibrate_batchnorm(model, torch.randn(1, 1, 8, 8)) == 0  # one input: no statistics to take
+    assert torch.equal(model.bn.running_mean, before)
+    assert train.recalibrate_batchnorm(model, torch.randn(129, 1, 8, 8)) == 2  # 128 + a lone input, which is left out
+    assert model.bn.num_batches_tracked == 1

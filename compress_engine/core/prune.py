@@ -39,6 +39,7 @@ from torch.nn.utils import parametrize
 from compress_engine.core.errors import RecipeError
 from compress_engine.core.fold import deployed
 from compress_engine.core.model import compressible
+from compress_engine.core.train import recalibrate_batchnorm
 
 NAME = "prune"
 SCOPES = ("layer", "global")         # Recipe.prune_scope
@@ -343,6 +344,7 @@ def apply(model, recipe, ctx):
         from compress_engine.core.structured import prune_structured
         folded = deployed(model)
         model = prune_structured(model, r.sparsity, ctx.example, rank_by=None if folded is model else folded)
+        recalibrate_batchnorm(model, ctx.data.x("train"), seed=r.seed)  # what each BatchNorm sees has changed
         ctx.finetune(model, {}, NAME)
         return model
     weights = compressible(model)

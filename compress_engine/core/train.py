@@ -156,6 +156,39 @@ def median_forward_ms(model, batch, repeats=20, warmup=3):
     return 1000 * statistics.median(times)
 
 
+RECALIBRATION_INPUTS = 1024  # training inputs recalibrate_batchnorm averages over (8 batches of 128)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model, x, inputs=RECALIBRATION_INPUTS, batch_size=128, seed=0):
+    """Re-estimate the running mean and variance of every BatchNorm of `model` (in place) from `inputs` of `x`, drawn
+    by `seed`: the plain average over those batches (momentum None). After structured pruning removed channels,
+    what each BatchNorm sees has changed and its statistics from training no longer fit; recomputing them is the
+    adaptive BatchNorm of EagleEye (Li et al., ECCV 2020); bench/structured.py measures what it restores before any
+    fine-tuning. Nothing else changes (dropout stays off, no weight moves); a model without a BatchNorm that tracks
+    statistics gets no forward pass. Returns how many BatchNorms were recalibrated."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    chunks = [c for c in torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:inputs]
+              .split(batch_size) if len(c) > 1]  # a BatchNorm cannot take the statistics of one input
+    if not norms or not chunks:
+        return 0
+    was, momenta = model.training, [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        for c in chunks:
+            model(x[c])
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was)
+    flush_tiny_([t for m in norms for t in (m.running_mean, m.running_var)])
+    return len(norms)
+
+
 def match_rate(pred, other, y):
     """Share of the scored labels (those of `y` that are not IGNORE) at which `pred` equals `other`: the accuracy
     when `other` is `y`, the agreement with another model when it is that model's predictions. Labels are one per

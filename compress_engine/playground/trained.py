@@ -37,8 +37,9 @@ from pathlib import Path
 from ..core.recipe import Recipe
 from . import store
 
-FORMAT = 2  # bump when the same recipe would train to different numbers (a changed optimizer, schedule, ...);
-# 2: structured pruning fine-tunes through the BatchNorms of a model that folds them
+FORMAT = 3  # bump when the same recipe would train to different numbers (a changed optimizer, schedule, ...);
+# 2: structured pruning fine-tunes through the BatchNorms of a model that folds them; 3: and recalibrates their
+# statistics first
 MAX_BYTES = 2 * 1000**3  # the whole folder; a fine-tune of a sample model is 20-200 KB, a wide student a few MB
 MAX_JSON = 4 * 1000**2  # one result's metrics and loss history
 SUFFIX = ".cpgt"  # "compression playground, trained"
