@@ -254,7 +254,7 @@ ZOO = {
     "res-cnn": (ResCNN, (4, 3, 8, 8), {"stem", "conv1", "conv2", "conv3"}),
     "conv1d": (Conv1dNet, (4, 4, 16), {"conv1", "conv2", "fc1"}),
     "transformer": (TransformerClassifier, (4, 5, 8), {"hidden", "encoder.layers.0.linear1"}),
-    "seq2seq": (Seq2Seq, (4, 5, 8), {f"t.{side}.layers.{i}.linear1" for side in ("encoder", "decoder") for i in (0, 1)}),
+    "seq2seq": (Seq2Seq, (4, 5, 8), {f"t.{s}.layers.{i}.linear1" for s in ("encoder", "decoder") for i in (0, 1)}),
     "token-mlp": (TokenMLP, (4, 5, 8), {"fc1", "fc2"}),
     "resnext": (ResNeXtBlock, (4, 3, 8, 8), {"stem", "expand", "reduce", "grouped", "mix"}),
     "conv-transpose": (UpNet, (4, 3, 8, 8), {"down", "up"}),

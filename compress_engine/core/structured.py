@@ -496,8 +496,9 @@ def _analyze(gm, shared):
         producers = tuple(name for mem in group for name in mem[0])
         blocks = sorted({b for mem in group for b in mem[4]})  # grouped convs among them and their readers
         if any(b % a for a, b in zip(blocks, blocks[1:])):
-            why.setdefault(g, f"grouped convs of {' and '.join(str(b) for b in blocks if b > 1)} groups share its channels, "
-                              "and no equal count per group suits them all")
+            counts = " and ".join(str(b) for b in blocks if b > 1)
+            why.setdefault(g, f"grouped convs of {counts} groups share its channels, and no equal count per group "
+                              "suits them all")
         if g in why:
             skipped.update((name, why[g]) for name in producers)
             continue
@@ -523,7 +524,8 @@ def _feed_forwards(gm, shared):
         elif any(t == f or t.startswith(f + ".") for t in direct for f in (ff1, ff2)):
             why = "the model's forward also uses its linear1 or linear2 directly"
         elif {ff1, ff2} & shared or _hooked(m.linear1) or _hooked(m.linear2):
-            why = "its linear1 or linear2 shares a parameter, or has a parametrization or hooks that slicing would break"
+            why = ("its linear1 or linear2 shares a parameter, or has a parametrization or hooks that slicing would "
+                   "break")
         else:
             units = m.linear1.out_features
             found.append(((ff1,), (), ((ff2, 1, 1, 0, units),), units, 1))
