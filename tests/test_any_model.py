@@ -19,6 +19,7 @@ from compress_engine.core import structured
 from compress_engine.core.fold import fold_batchnorm
 from compress_engine.core.model import compressible
 from compress_engine.core.train import fit, recalibrate_batchnorm
+from test_structured import ResNeXtBlock
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn supplies the 8x8 digits")
 
@@ -165,22 +166,9 @@ class MobileBlock(nn.Module):
         return self.head(F.adaptive_avg_pool2d(x + self.bn3(self.project(h)), 2).flatten(1))
 
 
-class ResNeXtBlock(nn.Module):
-    """ResNeXt's bottleneck on the digit: stem, 1x1 reduce, 3x3 conv of 4 groups, 1x1 expand added back, each with
-    BatchNorm; pooling to 2x2; a head."""
-
-    def __init__(self, width=16, inner=32):
-        super().__init__()
-        self.stem, self.bn0 = nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width)
-        self.reduce, self.bn1 = nn.Conv2d(width, inner, 1, bias=False), nn.BatchNorm2d(inner)
-        self.grouped, self.bn2 = nn.Conv2d(inner, inner, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(inner)
-        self.expand, self.bn3 = nn.Conv2d(inner, width, 1, bias=False), nn.BatchNorm2d(width)
-        self.head = nn.Linear(width * 4, 10)
-
-    def forward(self, x):
-        x = F.relu(self.bn0(self.stem(x)))
-        h = F.relu(self.bn2(self.grouped(F.relu(self.bn1(self.reduce(x))))))
-        return self.head(F.adaptive_avg_pool2d(F.relu(x + self.bn3(self.expand(h))), 2).flatten(1))
+def resnext():
+    """test_structured's ResNeXt block (a grouped 3x3 conv, then a grouped 1x1 one) on the digit."""
+    return ResNeXtBlock(cin=1, classes=10)
 
 
 class VolumeNet(nn.Module):
@@ -225,7 +213,7 @@ ZOO = {
     "res-cnn-bn": (ResCNN, (1, 8, 8), True),
     "conv1d": (Conv1dNet, (8, 8), True),
     "mobile": (MobileBlock, (1, 8, 8), True),
-    "resnext": (ResNeXtBlock, (1, 8, 8), True),
+    "resnext": (resnext, (1, 8, 8), True),
     "transformer": (TinyTransformer, (8, 8), True),
     "attention-pool": (AttentionPool, (8, 8), False),
     "lstm": (RowLSTM, (8, 8), False),

@@ -87,14 +87,14 @@ class ResNeXtBlock(nn.Module):
     """ResNeXt's bottleneck (1x1, 3x3 grouped conv of 4 groups, 1x1, each with BatchNorm, added back), then a
     grouped 1x1 conv (2 groups) whose own filters are pruned, pooling and a head."""
 
-    def __init__(self, width=16, inner=24):
+    def __init__(self, cin=3, classes=3, width=16, inner=24):
         super().__init__()
-        self.stem, self.bn0 = nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.stem, self.bn0 = nn.Conv2d(cin, width, 3, padding=1), nn.BatchNorm2d(width)
         self.reduce, self.bn1 = nn.Conv2d(width, inner, 1, bias=False), nn.BatchNorm2d(inner)
         self.grouped, self.bn2 = nn.Conv2d(inner, inner, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(inner)
         self.expand, self.bn3 = nn.Conv2d(inner, width, 1, bias=False), nn.BatchNorm2d(width)
         self.mix = nn.Conv2d(width, 12, 1, groups=2)
-        self.head = nn.Linear(12, 3)
+        self.head = nn.Linear(12, classes)
 
     def forward(self, x):
         x = F.relu(self.bn0(self.stem(x)))
