@@ -19,7 +19,7 @@ module computes those choices as plain boolean masks (True = kept) over tensors:
 - `sensitivity`: how much accuracy each layer loses when pruned alone.
 
 - `apply`: the pipeline stage (one-shot or gradual, per layer or global, or structured through
-  compress_engine.core.structured), with masked fine-tuning.
+  compress_engine.core.structured, then the BatchNorms' statistics measured again), with masked fine-tuning.
 
 The "compressible" weights of a model are the `.weight` of every nn.Linear, nn.Conv1d/2d/3d, transposed conv
 and embedding table and the attention in-projections (compress_engine.core.model.compressible), keyed by parameter
