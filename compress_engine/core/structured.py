@@ -228,8 +228,8 @@ def apply(model, plan):
     for name, keep in columns.items():
         m = mods[name]
         if _grouped(m):  # weight (out, in / groups, *k): each group's rows keep their group's kept inputs
-            per_group = keep.reshape(m.groups, -1)
-            idx = per_group.nonzero()[:, 1].reshape(m.groups, -1).repeat_interleave(m.weight.shape[0] // m.groups, 0)
+            per_row = _grouped_columns(m, keep)
+            idx = per_row.nonzero()[:, 1].reshape(len(per_row), -1)
             m.weight = nn.Parameter(m.weight.detach().gather(1, idx.reshape(*idx.shape, *[1] * (m.weight.dim() - 2))
                                                              .expand(-1, -1, *m.weight.shape[2:])).clone(),
                                     requires_grad=m.weight.requires_grad)
@@ -303,9 +303,8 @@ def masks(model, plan):
     units, features, columns = _kept(model, plan)
     for name, keep in list(columns.items()):
         m = mods[name]
-        if _grouped(m):  # input column j of group g's rows is input channel g * in / groups + j
-            per_row = keep.reshape(m.groups, -1).repeat_interleave(m.weight.shape[0] // m.groups, 0)
-            mask(name, "weight")[~per_row] = False
+        if _grouped(m):
+            mask(name, "weight")[~_grouped_columns(m, keep)] = False
             del columns[name]
     for kept, axis_of, attrs in ((units, lambda m: _axes(m)[0], ("weight", "bias")),
                                  (features, lambda m: 0, ("weight", "bias")),
@@ -756,6 +755,12 @@ def _binary(node, what, flows):
 
 # -----------------------------------------------------------------------------
 # applying a plan
+
+
+def _grouped_columns(m, keep):
+    """(out, in / groups) bool: which of its weight's input columns each filter of grouped conv `m` keeps, given the
+    kept input channels `keep` (input column j of group g's filters is input channel g * in / groups + j)."""
+    return keep.reshape(m.groups, -1).repeat_interleave(m.weight.shape[0] // m.groups, 0)
 
 
 def _inputs(m):
