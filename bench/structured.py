@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from report import median_time, table
+from report import table
 import compress_engine as ce
 from compress_engine.core import structured
 from compress_engine.core.fold import deployed
-from compress_engine.core.train import accuracy, fit
+from compress_engine.core.train import accuracy, fit, median_forward_ms
 from any_model import TinyViT
 
 SPARSITIES = (0.25, 0.5, 0.75)
@@ -82,11 +82,6 @@ def flops(model, x):
     with FlopCounterMode(display=False) as counter, torch.enable_grad():
         model(x[:1])
     return counter.get_total_flops()
-
-
-def latency_ms(model, x):
-    with torch.inference_mode():
-        return 1000 * median_time(lambda: model(x), 20)
 
 
 def stale_statistics(model, sparsity, data):
@@ -152,7 +147,7 @@ def main():
             print(f"  {label}: {s:.0%}: {r['params']} params, {r['fine-tuned']}", flush=True)
     # latency last, all models in a row: nothing of this run (training, evaluation) runs beside the timing
     for r, net, _ in timed:
-        r["ms / 256 images"] = latency_ms(net.eval(), x)
+        r["ms / 256 images"] = median_forward_ms(net.eval(), x)
     for r, _, base in timed:
         r["speed-up"] = f"{base['ms / 256 images'] / r['ms / 256 images']:.2f}x"
     for r, _, _ in timed:
