@@ -242,6 +242,20 @@ class InvertedResidual(nn.Module):
         return self.head(F.relu(self.down(x)).mean((2, 3)))
 
 
+class TokenConv(nn.Module):
+    """Token features embedded by a Linear, turned to a Conv1d's channels with transpose(1, 2), then permuted back
+    for a Linear over each position, pooled."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.conv, self.mix, self.head = nn.Linear(8, 12), nn.Conv1d(12, 10, 3, padding=1), \
+            nn.Linear(10, 6), nn.Linear(6, 3)
+
+    def forward(self, x):  # (N, T, 8)
+        h = F.relu(self.conv(F.relu(self.embed(x)).transpose(1, 2)))  # (N, 10, T)
+        return self.head(F.relu(self.mix(h.permute(0, 2, 1))).mean(1))
+
+
 def sequential_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.GELU(),
                          nn.Dropout(0.1), nn.Linear(16, 10))
@@ -256,6 +270,7 @@ ZOO = {
     "transformer": (TransformerClassifier, (4, 5, 8), {"hidden", "encoder.layers.0.linear1"}),
     "seq2seq": (Seq2Seq, (4, 5, 8), {f"t.{s}.layers.{i}.linear1" for s in ("encoder", "decoder") for i in (0, 1)}),
     "token-mlp": (TokenMLP, (4, 5, 8), {"fc1", "fc2"}),
+    "token-conv": (TokenConv, (4, 5, 8), {"embed", "conv", "mix"}),
     "resnext": (ResNeXtBlock, (4, 3, 8, 8), {"stem", "expand", "reduce", "grouped", "mix"}),
     "conv-transpose": (UpNet, (4, 3, 8, 8), {"down", "up"}),
     "conv-transpose-1d": (Up1d, (4, 4, 16), {"conv", "up"}),
@@ -630,7 +645,7 @@ class Two(nn.Module):
             b = self.b(a)
             h = torch.cat([a, b], 1) + torch.cat([b, a], 1)
         elif self.how == "transpose":
-            h = torch.cat([a.transpose(2, 3), x], 1)
+            h = torch.cat([a.transpose(1, 2), x.transpose(1, 2)], 1)  # a's channels now lie in dim 2
         elif self.how == "matmul":
             h = torch.cat([a @ self.b(a), x], 1)
         elif self.how == "fixed-view":
@@ -651,12 +666,12 @@ class Two(nn.Module):
     ("cat-rows", "a", "torch.cat joins its channels along another dim"),
     ("cat-flat", "b", "torch.cat joins its channels after a flatten"),
     ("cat-add", "a", "combines channels joined by torch.cat with others"),
-    ("transpose", "a", ".transpose()"),
+    ("transpose", "a", "torch.cat joins its channels along another dim"),
     ("matmul", "a", "operator.matmul"),
     ("fixed-view", "b", "fixed size"),
     ("twice", "a", "called more than once"),
     ("softmax", "b", "softmax"),
-    ("pick", "b", "operator.getitem picks or slices along its dims"),
+    ("pick", "b", "operator.getitem picks or slices along its channel dim"),
     ("shape-slice", "b", "uses its channel count"),
 ])
 def test_channel_mixing_ops_keep_their_layers_whole(how, layer, why):
@@ -775,3 +790,170 @@ def test_bad_arguments():
         structured.plan(model, 0.5, torch.randn(1, 3))
     with pytest.raises(ModelError, match="plan does not fit"):
         structured.apply(zoo.LeNet5((10, 50, 500)), structured.plan(model, 0.5, x))
+
+
+# -----------------------------------------------------------------------------
+# recurrent layers: hidden units of nn.RNN / LSTM / GRU
+
+
+class Recurrent(nn.Module):
+    """A Linear embedding, then an RNN of `kind` read as `how`, then a head."""
+
+    def __init__(self, kind=nn.LSTM, layers=2, bidirectional=False, batch_first=True, how="last", hidden=10):
+        super().__init__()
+        self.how, self.batch_first, self.lstm = how, batch_first, kind is nn.LSTM
+        self.embed = nn.Linear(6, 12)
+        self.rnn = kind(12, hidden, num_layers=layers, batch_first=batch_first, bidirectional=bidirectional)
+        d = 2 if bidirectional else 1
+        self.head = nn.Linear({"states": 2 * hidden, "h_n": hidden, "h_n-all": hidden}.get(how, d * hidden), 3)
+
+    def forward(self, x):  # x: (N, T, 6)
+        h = torch.tanh(self.embed(x))
+        if not self.batch_first:
+            h = h.transpose(0, 1)
+        if self.how == "initial-state":
+            out, _ = self.rnn(h, self.state)
+            return self.head(out[:, -1])
+        out, state = self.rnn(h)
+        if self.how in ("states", "h_n", "h_n-all"):
+            s = state[0] if self.lstm else state
+            if self.how == "h_n-all":
+                return self.head(s.mean(0))
+            return self.head(torch.cat([s[-1], s[0]], 1) if self.how == "states" else s[-1])
+        if self.how == "output":
+            return out
+        if self.how == "mean":
+            return self.head(out.mean(1 if self.batch_first else 0))
+        return self.head(out[:, -1] if self.batch_first else out[-1])
+
+
+RECURRENT = {
+    "lstm": dict(),
+    "gru-3-layers": dict(kind=nn.GRU, layers=3),
+    "rnn": dict(kind=nn.RNN, layers=1),
+    "bi-lstm": dict(bidirectional=True, how="mean"),
+    "bi-gru-time-first": dict(kind=nn.GRU, bidirectional=True, batch_first=False),
+    "lstm-h_n": dict(how="h_n"),
+    "gru-every-layers-state": dict(kind=nn.GRU, how="states"),
+}
+
+
+def recurrent(name, **change):
+    torch.manual_seed(0)
+    return Recurrent(**{**RECURRENT[name], **change}).eval(), torch.randn(5, 7, 6)
+
+
+def gate_norms(rnn, k, suffix):
+    """The reference ranking: unit j's L2 norm over its rows of every gate in weight_ih and weight_hh, summed
+    gate by gate in a loop."""
+    w_ih, w_hh = getattr(rnn, f"weight_ih_l{k}{suffix}"), getattr(rnn, f"weight_hh_l{k}{suffix}")
+    h, gates = rnn.hidden_size, w_hh.shape[0] // rnn.hidden_size
+    return torch.stack([sum(w_ih[g * h + j].pow(2).sum() + w_hh[g * h + j].pow(2).sum() for g in range(gates))
+                        for j in range(h)]).sqrt()
+
+
+@pytest.mark.parametrize("amount", [0.3, 0.5, 0.8])
+@pytest.mark.parametrize("name", RECURRENT)
+def test_recurrent_layers_lose_hidden_units_exactly(name, amount):
+    """Every layer and direction keeps as many units as the others (one hidden size), the ones with the largest
+    gate norms; the pruned model computes exactly what the dense one does with the removed units' rows, biases
+    and columns zeroed, and the embedding before it loses the inputs of layer 0."""
+    model, x = recurrent(name)
+    plan = structured.plan(model, amount, x)
+    rnn, dirs = model.rnn, 2 if model.rnn.bidirectional else 1
+    kept = round((1 - amount) * rnn.hidden_size)
+    for k in range(rnn.num_layers):
+        keep = plan.keep()[f"rnn[{k}]"]
+        assert len(keep) == dirs * kept
+        for d, suffix in enumerate(("", "_reverse")[:dirs]):
+            want = torch.topk(gate_norms(rnn, k, suffix), kept).indices.sort().values + d * rnn.hidden_size
+            assert torch.equal(keep[d * kept:(d + 1) * kept], want)
+    assert "embed" in plan.keep() and "head" in plan.skipped
+    small = structured.apply(model, plan)
+    assert small.rnn.hidden_size == kept and small.rnn.input_size == len(plan.keep()["embed"])
+    assert params(small) < params(model)
+    with torch.no_grad():
+        assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-6)
+    fresh = Recurrent(**RECURRENT[name])  # decodes into a fresh instance, resized
+    structured.resize_to(fresh, small.state_dict())
+    fresh.load_state_dict(small.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(x), small(x))
+
+
+@pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU, nn.RNN])
+def test_a_pruned_rnn_is_torchs_rnn_of_the_kept_units(kind):
+    """The reference slicing: torch's own RNN of the smaller hidden size, its every gate's rows copied by hand from
+    the dense one's kept units, computes what the pruned RNN computes."""
+    model, x = recurrent("lstm", kind=kind, layers=1)
+    small = structured.prune_structured(model, 0.5, x)
+    keep = structured.plan(model, 0.5, x).keep()["rnn[0]"]
+    inputs = structured.plan(model, 0.5, x).keep()["embed"]
+    ref = kind(len(inputs), len(keep), batch_first=True)
+    gates, h = model.rnn.weight_hh_l0.shape[0] // model.rnn.hidden_size, model.rnn.hidden_size
+    rows = torch.cat([g * h + keep for g in range(gates)])
+    with torch.no_grad():
+        ref.weight_ih_l0.copy_(model.rnn.weight_ih_l0[rows][:, inputs])
+        ref.weight_hh_l0.copy_(model.rnn.weight_hh_l0[rows][:, keep])
+        ref.bias_ih_l0.copy_(model.rnn.bias_ih_l0[rows])
+        ref.bias_hh_l0.copy_(model.rnn.bias_hh_l0[rows])
+        seq = torch.randn(4, 7, len(inputs))
+        assert torch.allclose(small.rnn(seq)[0], ref(seq)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("change, why", [
+    (dict(how="output"), "its channels reach the model output"),
+    (dict(how="initial-state"), "it is given an initial state"),
+    (dict(bidirectional=True, how="h_n"), "h_n[k] of a bidirectional RNN holds one direction's units"),
+    (dict(how="h_n-all"), "reads an RNN's outputs or final state, which hold every layer's units"),
+    (dict(proj_size=4), "proj_size"),
+])
+def test_an_rnn_it_cannot_follow_is_kept_whole_with_every_layer(change, why):
+    """One hidden size for all layers: the reason one layer is kept whole keeps them all whole."""
+    torch.manual_seed(0)
+    proj = change.pop("proj_size", 0)
+    model = Recurrent(**change).eval()
+    if proj:
+        model.rnn = nn.LSTM(12, 10, num_layers=2, batch_first=True, proj_size=proj)
+        model.head = nn.Linear(proj, 3)
+    if change.get("how") == "initial-state":
+        model.state = (torch.zeros(2, 5, 10), torch.zeros(2, 5, 10))
+    x = torch.randn(5, 7, 6)
+    if change.get("how") == "initial-state" or proj:  # the embedding feeds it too: nothing is left to prune
+        with pytest.raises(ModelError, match=f"nothing it can remove in Recurrent: embed: its channels go into `rnn` "
+                                             f"\\(LSTM\\) and .*{why}.*rnn\\[0\\]: .*{why}"):
+            structured.plan(model, 0.5, x)
+        return
+    plan = structured.plan(model, 0.5, x)
+    assert why in plan.skipped["rnn[0]"] + plan.skipped["rnn[1]"], plan.skipped
+    assert not any(name.startswith("rnn") for name in plan.keep())
+    small = structured.apply(model, plan)
+    with torch.no_grad():
+        assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-6)
+
+
+def test_picks_and_slices_along_other_dims_are_followed():
+    """x[:, -1] and x[:, 2:] (time steps of a sequence) keep the channel dim whole; picking channels does not."""
+    class Seq(nn.Module):
+        def __init__(self, pick):
+            super().__init__()
+            self.pick, self.conv, self.head = pick, nn.Conv1d(4, 8, 3, padding=1), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = F.relu(self.conv(x))  # (N, 8, T)
+            if self.pick == "last":
+                return self.head(h[:, :, -1])
+            if self.pick == "tail":
+                return self.head(h[..., 2:].mean(2))
+            return self.head(h[:, 0, None, :].mean(2).expand(-1, 8))
+
+    x = torch.randn(3, 4, 6)
+    for pick in ("last", "tail"):
+        model = Seq(pick).eval()
+        plan = structured.plan(model, 0.5, x)
+        assert "conv" in plan.keep()
+        with torch.no_grad():
+            want = apply_masks(model, structured.masks(model, plan))(x)
+            assert torch.allclose(structured.apply(model, plan)(x), want, atol=1e-6)
+    with pytest.raises(ModelError, match="picks or slices along its channel dim"):
+        structured.plan(Seq("channel").eval(), 0.5, x)

@@ -15,7 +15,8 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
      depthwise convs (groups = channels, as in MobileNet's blocks), whose filters are pruned with it alike;
    - flatten / view(N, -1) / reshape(N, -1): conv channel c of a C x H x W map becomes the Linear input
      columns c*H*W ... c*H*W + H*W - 1;
-   - mean / sum over other dims; mul / div / add / sub with a scalar;
+   - mean / sum over other dims; mul / div / add / sub with a scalar; transpose / permute (the channels move with
+     the dim that holds them); picking or slicing other dims (x[:, -1], the last step of a sequence);
    - residual additions (and products) of two followed tensors: their producers become ONE group that
      keeps the same channels, chosen by their summed importance; one of them may be size 1 in every other dim
      (a squeeze-and-excitation gate or a global-context vector, x * g[:, :, None, None], unsqueezed);
@@ -27,11 +28,14 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 3. Everything else that a followed channel reaches blocks its group, with a reason: the model output
    (so the final layer and any channel that reaches the output are never pruned), cat along another dim
    or after a flatten, a residual add of joined channels, split,
-   transpose, matmul, attention, grouped transposed convs, LayerNorm, embeddings, any module whose inside the
+   matmul, attention, grouped transposed convs, LayerNorm, embeddings, any module whose inside the
    trace does not show (nn.TransformerEncoder, nn.MultiheadAttention) and any unknown function. A
    layer called twice or a parameter shared between layers blocks too. Unknown means refused: Torch-
    Pruning treats unknown ops as elementwise, which silently breaks e.g. attention.
-4. Inside torch's own transformer layers (nn.TransformerEncoderLayer / DecoderLayer, alone or in an
+4. nn.RNN, nn.LSTM and nn.GRU (any number of layers, one or two directions): each layer's hidden units are a group
+   of its own (`rnn[k]`, see _RNNLayer), read by the next layer, and the last layer's by whatever reads the output
+   sequence (or h_n[k], one direction); a layer before the RNN loses the inputs of its layer 0.
+5. Inside torch's own transformer layers (nn.TransformerEncoderLayer / DecoderLayer, alone or in an
    nn.TransformerEncoder, nn.Transformer, ...), which the trace shows as one call, the feed-forward block's hidden
    units are a group of their own: linear1's rows and bias, linear2's input columns (see TRANSFORMER_LAYERS).
 
@@ -46,6 +50,7 @@ biases and BatchNorm scales zeroed and the consumers' matching input columns zer
 import copy
 import math
 import operator
+import re
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 
@@ -89,12 +94,32 @@ CATS = {"cat", "concat", "concatenate"}  # torch.cat and its aliases: channels j
 # and values to exactly embed_dim, so it cannot drop a head.
 TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
+# Recurrent layers (torch.fx keeps them whole too): layer k of an nn.RNN / LSTM / GRU, all its directions, is a
+# producer named `rnn[k]` (see _RNNLayer), each of its hidden units a row per gate of weight_ih_lk and weight_hh_lk
+# (and their biases) plus a column of weight_hh_lk; layer k + 1 reads them through weight_ih_l(k+1)'s columns.
+RNN_GATES = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}  # rows per hidden unit in each weight matrix, gate-major
+
 # The channels of one group, as they lie in a value: along dimension `dim`, unit c of `units` occupies
 # positions o*span*inner + (offset + c)*inner + i for o < outer, i < inner (outer = inner = 1 until a flatten;
 # offset = 0 and span = units until a torch.cat puts other channels beside them). A followed value is a tuple
 # of Flows, one per group whose channels it holds: one, or several side by side after a torch.cat; they share
 # dim, outer, inner and span.
 Flow = namedtuple("Flow", "group dim outer inner units offset span")
+
+
+@dataclass(frozen=True)
+class _RNNValue:
+    """What a call of an nn.RNN / LSTM / GRU gives before a getitem picks a tensor out of it: the (output, state)
+    pair (kind "call"), an LSTM's (h_n, c_n) (kind "states") or a final state h_n / c_n (kind "state", shape
+    (layers * D, N, H)). `layers`: the Flow of each layer's units. Iterating gives those Flows, so blocking the
+    value blocks the whole RNN."""
+    kind: str
+    layers: tuple
+    dirs: int
+    lstm: bool
+
+    def __iter__(self):
+        return iter(self.layers)
 
 
 class _Blocked(Exception):
@@ -139,7 +164,9 @@ class Plan:
         lines = [f"structured pruning at {self.amount:g}:"]
         for g in self.groups:
             lines.append(f"  keep {len(g.keep)} of {g.units} units of {' + '.join(g.producers)}"
-                         + (f" ({len(g.keep) // g.blocks} in each of {g.blocks} conv groups)" if g.blocks > 1 else "")
+                         + (f" ({len(g.keep) // g.blocks} in each of {g.blocks} "
+                            f"{'directions' if any(map(_rnn_of, g.producers)) else 'conv groups'})"
+                            if g.blocks > 1 else "")
                          + (f" (with {', '.join(n[0] for n in g.norms)})" if g.norms else "")
                          + f"; inputs of {', '.join(c[0] for c in g.consumers) or 'nothing'} follow")
         lines += [f"  {name} kept whole: {why}" for name, why in self.skipped.items()]
@@ -170,6 +197,61 @@ def _features(m):
     return m.num_features if isinstance(m, NORMS) else m.weight.shape[0]
 
 
+class _RNNLayer:
+    """Layer k of an nn.RNN / LSTM / GRU with all its directions (producer name `rnn[k]`), as structured pruning
+    sees it: D * H output units in D blocks (direction d's hidden unit j is unit d * H + j, where the layer's output
+    puts it), and D * H (or the input size, for k = 0) input features. One hidden size holds for every layer and
+    direction, so each keeps as many units (they drop round(amount * H) each) and the RNN is pruned whole or not
+    at all. A removed unit's rows (every gate) and biases are gone with its column of weight_hh: with them zeroed,
+    the dense RNN holds that unit at 0 (its cell and state start at 0 and stay there), so masks() are exact."""
+
+    def __init__(self, rnn, k):
+        self.rnn, self.k = rnn, k
+        self.dirs = 2 if rnn.bidirectional else 1
+        self.gates = RNN_GATES[type(rnn)]
+        self.hidden = getattr(rnn, f"weight_hh_l{k}").shape[1]
+        self.units = self.dirs * self.hidden
+        self.inputs = getattr(rnn, f"weight_ih_l{k}").shape[1]
+        self.suffixes = ("", "_reverse")[:self.dirs]
+
+    def norms(self):
+        """L2 norm of each unit's rows (every gate) of weight_ih and weight_hh together, direction by direction."""
+        out = []
+        for s in self.suffixes:
+            w = torch.cat([getattr(self.rnn, f"weight_{m}_l{self.k}{s}").detach() for m in ("ih", "hh")], 1)
+            out.append(w.reshape(self.gates, self.hidden, -1).pow(2).sum((0, 2)).sqrt())
+        return torch.cat(out)
+
+    def unit_slices(self, keep):
+        """[(attribute, dim, bool mask along that dim)] of what keeping units `keep` (bool, D * H) keeps."""
+        out = []
+        for d, s in enumerate(self.suffixes):
+            j = keep[d * self.hidden:(d + 1) * self.hidden]
+            rows = j.repeat(self.gates)  # row g * H + j of every gate g
+            out += [(f"{name}_l{self.k}{s}", 0, rows) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                    if getattr(self.rnn, f"{name}_l{self.k}{s}", None) is not None]
+            out.append((f"weight_hh_l{self.k}{s}", 1, j))
+        return out
+
+    def input_slices(self, keep):
+        """[(attribute, dim, mask)] of what keeping input features `keep` (bool) keeps: weight_ih's columns."""
+        return [(f"weight_ih_l{self.k}{s}", 1, keep) for s in self.suffixes]
+
+
+def _layer(mods, name):
+    """The layer a plan names: a module, or an _RNNLayer for `rnn[k]`; None if there is none."""
+    part = re.fullmatch(r"(.*)\[(\d+)\]", name)
+    if part and type(mods.get(part[1])) in RNN_GATES and int(part[2]) < mods[part[1]].num_layers:
+        return _RNNLayer(mods[part[1]], int(part[2]))
+    return mods.get(name)
+
+
+def _rnn_of(name):
+    """The RNN module's name in a producer name `rnn[k]`, else None."""
+    part = re.fullmatch(r"(.*)\[(\d+)\]", name)
+    return part[1] if part else None
+
+
 def _axes(m):
     """(output axis, input axis) of a producer's weight: (0, 1), or (1, 0) for a transposed conv's (in, out, *k)."""
     return (1, 0) if isinstance(m, TRANSPOSED) else (0, 1)
@@ -196,14 +278,14 @@ def plan(model, amount, example_input, rank_by=None):
     shared = _shared_modules(gm)
     found, skipped = _analyze(gm, shared)
     inner, why = _feed_forwards(gm, shared)
-    found, skipped = found + inner, {**skipped, **why}
+    found, skipped = _whole_rnns(found + inner, {**skipped, **why})
     if not found:
         why = "; ".join(f"{name}: {reason}" for name, reason in skipped.items()) or "it has no Linear/Conv layer"
         raise ModelError(f"structured pruning found nothing it can remove in {type(model).__name__}: {why}")
     mods = dict(gm.named_modules() if rank_by is None else rank_by.named_modules())
     groups = []
     for producers, norms, consumers, units, blocks in found:
-        score = sum(_unit_norms(mods[name]) for name in producers).reshape(blocks, units // blocks)
+        score = sum(_unit_norms(_layer(mods, name)) for name in producers).reshape(blocks, units // blocks)
         n_drop = min(round(amount * score.shape[1]), score.shape[1] - 1)
         best = torch.topk(score, k=score.shape[1] - n_drop, dim=1, largest=True).indices
         keep = (best + torch.arange(blocks)[:, None] * score.shape[1]).reshape(-1).sort().values
@@ -221,13 +303,20 @@ def apply(model, plan):
     mods = dict(small.named_modules())
     units, features, columns = _kept(small, plan)
     for name, keep in units.items():
+        if isinstance(layer := _layer(mods, name), _RNNLayer):
+            for attr, dim, kept in layer.unit_slices(keep):
+                _slice(layer.rnn, (attr,), dim, kept.nonzero().squeeze(1))
+            continue
         _slice(mods[name], ("weight",), _axes(mods[name])[0], keep.nonzero().squeeze(1))
         _slice(mods[name], ("bias",), 0, keep.nonzero().squeeze(1))
     for name, keep in features.items():
         _slice(mods[name], ("weight", "bias", "running_mean", "running_var"), 0, keep.nonzero().squeeze(1))
     for name, keep in columns.items():
-        m = mods[name]
-        if _grouped(m):  # weight (out, in / groups, *k): each group's rows keep their group's kept inputs
+        m = _layer(mods, name)
+        if isinstance(m, _RNNLayer):
+            for attr, dim, kept in m.input_slices(keep):
+                _slice(m.rnn, (attr,), dim, kept.nonzero().squeeze(1))
+        elif _grouped(m):  # weight (out, in / groups, *k): each group's rows keep their group's kept inputs
             per_row = _grouped_columns(m, keep)
             idx = per_row.nonzero()[:, 1].reshape(len(per_row), -1)
             m.weight = nn.Parameter(m.weight.detach().gather(1, idx.reshape(*idx.shape, *[1] * (m.weight.dim() - 2))
@@ -236,7 +325,7 @@ def apply(model, plan):
         else:
             _slice(m, ("weight",), _axes(m)[1], keep.nonzero().squeeze(1))
     for name in {*units, *features, *columns}:
-        _sync_sizes(mods[name])
+        _sync_sizes(mods[_rnn_of(name) or name])
     return small
 
 
@@ -245,6 +334,8 @@ def _sync_sizes(m):
     num_features) from its tensors, after apply() or resize_to() changed them."""
     if isinstance(m, nn.Linear):
         m.out_features, m.in_features = m.weight.shape
+    elif type(m) in RNN_GATES:
+        m.hidden_size, m.input_size = m.weight_hh_l0.shape[1], m.weight_ih_l0.shape[1]
     elif _depthwise(m):
         m.in_channels = m.out_channels = m.groups = m.weight.shape[0]
     elif isinstance(m, TRANSPOSED):
@@ -267,7 +358,8 @@ def resize_to(module, state):
         path, _, attr = key.rpartition(".")
         m = mods.get(path)
         shrinks = (attr in ("weight", "bias") and isinstance(m, PRODUCERS) or
-                   attr in ("weight", "bias", "running_mean", "running_var") and isinstance(m, NORMS))
+                   attr in ("weight", "bias", "running_mean", "running_var") and isinstance(m, NORMS) or
+                   type(m) in RNN_GATES and attr in m._flat_weights_names)
         cur = getattr(m, attr, None) if shrinks else None
         if (not isinstance(t, torch.Tensor) or not isinstance(cur, torch.Tensor) or t.shape == cur.shape
                 or t.dim() != cur.dim() or t.shape[2:] != cur.shape[2:]
@@ -301,6 +393,11 @@ def masks(model, plan):
         return out[key]
 
     units, features, columns = _kept(model, plan)
+    for kept, slices in ((units, "unit_slices"), (columns, "input_slices")):
+        for name in [n for n in kept if _rnn_of(n) is not None]:
+            layer, rnn = _layer(mods, name), _rnn_of(name)
+            for attr, dim, keep in getattr(layer, slices)(kept.pop(name)):
+                mask(rnn, attr).movedim(dim, 0)[~keep] = False
     for name, keep in list(columns.items()):
         m = mods[name]
         if _grouped(m):
@@ -330,8 +427,7 @@ def _kept(model, plan):
         for name, offset, span in g.norms:
             features.setdefault(name, torch.ones(span, dtype=torch.bool))[offset + dropped] = False
         for name, outer, inner, offset, span in g.consumers:
-            m = mods[name]
-            keep = columns.setdefault(name, torch.ones(_inputs(m), dtype=torch.bool))
+            keep = columns.setdefault(name, torch.ones(_inputs(_layer(mods, name)), dtype=torch.bool))
             keep[_columns(dropped, outer, inner, offset, span)] = False
     return units, features, columns
 
@@ -441,6 +537,47 @@ def _analyze(gm, shared):
                     block(v, f"{_op_name(node, mods)} uses its channel count")
         ins = [flows[a] for a in node.all_input_nodes if a in flows]
         m = mods.get(node.target) if node.op == "call_module" else None
+        if any(isinstance(v, _RNNValue) for v in ins):  # only a getitem takes a tensor out of an RNN's outputs
+            try:
+                if node.target is not operator.getitem or len(ins) > 1:
+                    raise _Blocked(f"{_op_name(node, mods)} reads an RNN's outputs or final state, which hold every "
+                                   "layer's units (take the output sequence, out[:, -1], or h_n[-1] instead)")
+                flows[node] = _unpack(node, ins[0])
+            except _Blocked as e:
+                for v in ins:
+                    block(v, str(e))
+            continue
+        if type(m) in RNN_GATES:
+            rnn = _RNNLayer(m, 0)
+            keys = [f"{node.name}[{k}]" for k in range(m.num_layers)]
+            names = [f"{node.target}[{k}]" for k in range(m.num_layers)]
+            for k, key in enumerate(keys):
+                parent[key] = key
+                members[key] = ([names[k]], [], [(names[k + 1], 1, 1, 0, rnn.units)] if k + 1 < len(keys) else [],
+                                rnn.units, [rnn.dirs])
+            reason = None
+            if m.proj_size:
+                reason = "it is an LSTM with proj_size, whose projections structured pruning does not follow"
+            elif node.target in shared or _hooked(m):
+                reason = ("it is called more than once, shares a parameter, or has a parametrization or hooks that "
+                          "slicing would break")
+            elif len(node.args) + len(node.kwargs) > 1:
+                reason = "it is given an initial state, which would have to shrink with it"
+            for key in keys:
+                if reason:
+                    why.setdefault(key, reason)
+            if ins:  # its layer 0 reads the followed features through weight_ih_l0's columns
+                f = ins[0][0]
+                if reason or f.dim != len(_shape(node.args[0])) - 1:
+                    block(ins[0], f"its channels go into `{node.target}` ({type(m).__name__}) "
+                                  + (f"and {reason}" if reason else "not in its feature dim"))
+                else:
+                    for f in ins[0]:
+                        members[find(f.group)][2].append((names[0], f.outer, f.inner, f.offset, f.span))
+                        members[find(f.group)][4].append(1)
+            flows[node] = _RNNValue("call", tuple(Flow(key, -1, 1, 1, rnn.units, 0, rnn.units) for key in keys),
+                                    rnn.dirs, isinstance(m, nn.LSTM))
+            continue
         if isinstance(m, PRODUCERS) and (getattr(m, "groups", 1) == 1 or _grouped(m)):
             if ins:  # this layer consumes the channels it reads
                 try:
@@ -494,6 +631,9 @@ def _analyze(gm, shared):
         group = [members[h] for h in parent if find(h) == g]
         producers = tuple(name for mem in group for name in mem[0])
         blocks = sorted({b for mem in group for b in mem[4]})  # grouped convs among them and their readers
+        if any(_rnn_of(mem[0][0]) and mem[4][0] != blocks[-1] for mem in group):  # an RNN layer's own D blocks
+            why.setdefault(g, "grouped convs share its units, and each direction of the RNN must keep as many units "
+                              "as every other layer of it")
         if any(b % a for a, b in zip(blocks, blocks[1:])):
             counts = " and ".join(str(b) for b in blocks if b > 1)
             why.setdefault(g, f"grouped convs of {counts} groups share its channels, and no equal count per group "
@@ -504,6 +644,30 @@ def _analyze(gm, shared):
         found.append((producers, tuple(n for mem in group for n in mem[1]),
                       tuple(c for mem in group for c in mem[2]), group[0][3], blocks[-1]))
     return found, skipped
+
+
+def _unpack(node, v):
+    """The value getitem `node` takes out of an RNN's value `v`: the output sequence (its last layer's units in
+    its last dim), the state pair or a state, or layer k's units from h_n[k] (one direction only)."""
+    i = node.args[1]
+    if v.kind == "call" and i in (0, 1, -1, -2):
+        if i % 2 == 0:
+            if _shape(node) is None:
+                raise _Blocked("the RNN's output sequence is not a tensor (a PackedSequence?), which structured "
+                               "pruning does not follow")
+            return (v.layers[-1]._replace(dim=len(_shape(node)) - 1),)
+        return _RNNValue("states" if v.lstm else "state", v.layers, v.dirs, v.lstm)
+    if v.kind == "states" and i in (0, 1, -1, -2):
+        return _RNNValue("state", v.layers, v.dirs, v.lstm)
+    first = i[0] if isinstance(i, tuple) and all(j == slice(None) for j in i[1:]) else i
+    if v.kind == "state" and isinstance(first, int) and _shape(node) is not None:
+        if v.dirs > 1:
+            raise _Blocked("h_n[k] of a bidirectional RNN holds one direction's units (structured pruning follows "
+                           "the output sequence, out[:, -1] or out.mean(1), instead)")
+        k = first % len(v.layers)
+        return (v.layers[k]._replace(dim=len(_shape(node)) - 1),)
+    raise _Blocked(f"the tensor getitem {i!r} takes from an RNN's outputs or state is not one structured pruning "
+                   "follows")
 
 
 def _feed_forwards(gm, shared):
@@ -531,6 +695,23 @@ def _feed_forwards(gm, shared):
             continue
         skipped[ff1] = why
     return found, skipped
+
+
+def _whole_rnns(found, skipped):
+    """An RNN's layers share one hidden size: if any of them is kept whole, all are, and so is every layer whose
+    units are removed alike with theirs (a residual add). Returns (found, skipped) with those moved."""
+    found = list(found)
+    while True:
+        whole = {_rnn_of(name): name for name in skipped if _rnn_of(name) is not None}
+        drop = [g for g in found if any(_rnn_of(name) in whole for name in g[0])]
+        if not drop:
+            return found, skipped
+        for g in drop:
+            found.remove(g)
+            rnn = next(_rnn_of(name) for name in g[0] if _rnn_of(name) in whole)
+            for name in g[0]:
+                skipped.setdefault(name, f"the layers of `{rnn}` share one hidden size, and {whole[rnn]} is kept "
+                                         f"whole: {skipped[whole[rnn]]}")
 
 
 def _unitwise(f):
@@ -621,6 +802,8 @@ def _follow(node, ins, mods, shared, flows):
             return _reduce(node, v, what)
         if name == "unsqueeze":
             return _new_dims(node, v, what)
+        if name in ("transpose", "swapaxes", "swapdims", "permute"):
+            return _moved(node, v, name)
     raise _Blocked(f"its channels go into {what}, which is not channel-wise (structured pruning refuses "
                    "what it does not know)")
 
@@ -711,17 +894,44 @@ def _new_dims(node, v, what):
     f, nd = v[0], len(_shape(node.args[0]))
     if node.target is operator.getitem:
         idx = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
-        if idx.count(Ellipsis) > 1 or not all(i is None or i is Ellipsis or i == slice(None) for i in idx):
-            raise _Blocked(f"{what} picks or slices along its dims")
+        constant = all(i is None or i is Ellipsis or isinstance(i, int) and not isinstance(i, bool)
+                       or isinstance(i, slice) and not any(isinstance(j, fx.Node) for j in (i.start, i.stop, i.step))
+                       for i in idx)
+        if idx.count(Ellipsis) > 1 or not constant:
+            raise _Blocked(f"{what} indexes its dims with tensors or in a way structured pruning does not follow")
         if Ellipsis in idx:
             at = idx.index(Ellipsis)
             idx = idx[:at] + (slice(None),) * (nd - sum(i is not None for i in idx) + 1) + idx[at + 1:]
-        kept = [k for k, i in enumerate(idx) if i is not None]  # where the input's leading dims land
-        new = kept[f.dim] if f.dim < len(kept) else len(idx) + f.dim - len(kept)
+        new, at = None, 0  # where the channel dim lands; the output dim the next index item makes
+        for k, i in enumerate([i for i in idx if i is not None]):  # picks (x[:, -1]) and slices of other dims
+            if k == f.dim:
+                if i != slice(None):
+                    raise _Blocked(f"{what} picks or slices along its channel dim")
+                new = at + sum(j is None for j in idx[:_position(idx, k)])
+            at += not isinstance(i, int)
+        if new is None:  # the channel dim lies after every indexed one
+            new = len(_shape(node)) - (nd - f.dim)
     else:
         d = _arg(node, 1, "dim") % (nd + 1)
         new = f.dim + (d <= f.dim)
     return tuple(g._replace(dim=new) for g in v)
+
+
+def _moved(node, v, name):
+    """transpose / permute: the channel dim moves to where the op puts it (x.transpose(1, 2) turns a sequence's
+    (N, T, C) features into a Conv1d's (N, C, T) channels)."""
+    nd = len(_shape(node.args[0]))
+    if name == "permute":
+        order = node.args[1:] if not isinstance(_arg(node, 1, "dims"), (tuple, list)) else _arg(node, 1, "dims")
+        order = [d % nd for d in order]
+        return tuple(f._replace(dim=order.index(f.dim)) for f in v)
+    a, b = _arg(node, 1, "dim0") % nd, _arg(node, 2, "dim1") % nd
+    return tuple(f._replace(dim={a: b, b: a}.get(f.dim, f.dim)) for f in v)
+
+
+def _position(idx, k):
+    """Where the k-th item that is not None stands in index tuple `idx`."""
+    return [j for j, i in enumerate(idx) if i is not None][k]
 
 
 def _binary(node, what, flows):
@@ -765,12 +975,16 @@ def _grouped_columns(m, keep):
 
 def _inputs(m):
     """A Linear / conv layer's input features or channels (a grouped conv's weight holds in / groups of them)."""
+    if isinstance(m, _RNNLayer):
+        return m.inputs
     return m.in_features if isinstance(m, nn.Linear) else m.in_channels
 
 
 def _unit_norms(m):
     """L2 norm of each output unit's weights of producer `m`: for a Linear or conv, the same numbers
     prune.structured_keep ranks."""
+    if isinstance(m, _RNNLayer):
+        return m.norms()
     w = m.weight.detach().movedim(_axes(m)[0], 0)
     return torch.norm(w, p=2, dim=list(range(1, w.dim())))
 
@@ -797,13 +1011,14 @@ def _check_fits(model, plan):
         raise ModelError(f"expected a Plan from structured.plan(), got {type(plan).__name__}")
     mods = dict(model.named_modules())
     for g in plan.groups:
-        checks = [(n, PRODUCERS, lambda m: m.weight.shape[_axes(m)[0]], g.units) for n in g.producers]
+        checks = [(n, (*PRODUCERS, _RNNLayer), lambda m: m.units if isinstance(m, _RNNLayer)
+                   else m.weight.shape[_axes(m)[0]], g.units) for n in g.producers]
         checks += [(n, (*NORMS, *PRODUCERS), lambda m: _features(m) if _channelwise(m) else None, span)
                    for n, _, span in g.norms]
-        checks += [(n, PRODUCERS, lambda m, o=o, i=i: _inputs(m) / (o * i), span)
+        checks += [(n, (*PRODUCERS, _RNNLayer), lambda m, o=o, i=i: _inputs(m) / (o * i), span)
                    for n, o, i, _, span in g.consumers]
         for name, kinds, units, want in checks:
-            m = mods.get(name)
+            m = _layer(mods, name)
             if not isinstance(m, kinds) or units(m) != want:
                 raise ModelError(f"this plan does not fit the model: layer {name!r} is "
                                  f"{type(m).__name__ if m is not None else 'missing'}, not a layer of "
