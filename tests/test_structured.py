@@ -805,7 +805,8 @@ class Recurrent(nn.Module):
         self.embed = nn.Linear(6, 12)
         self.rnn = kind(12, hidden, num_layers=layers, batch_first=batch_first, bidirectional=bidirectional)
         d = 2 if bidirectional else 1
-        self.head = nn.Linear({"states": 2 * hidden, "h_n": hidden, "h_n-all": hidden}.get(how, d * hidden), 3)
+        self.head = nn.Linear({"states": 2 * hidden, "final-both": 2 * hidden, "h_n": hidden, "h_n-all": hidden}
+                              .get(how, d * hidden), 3)
 
     def forward(self, x):  # x: (N, T, 6)
         h = torch.tanh(self.embed(x))
@@ -815,10 +816,12 @@ class Recurrent(nn.Module):
             out, _ = self.rnn(h, self.state)
             return self.head(out[:, -1])
         out, state = self.rnn(h)
-        if self.how in ("states", "h_n", "h_n-all"):
+        if self.how in ("states", "h_n", "h_n-all", "final-both"):
             s = state[0] if self.lstm else state
             if self.how == "h_n-all":
                 return self.head(s.mean(0))
+            if self.how == "final-both":  # a bidirectional classifier's usual head: both directions' last states
+                return self.head(torch.cat([s[-2], s[-1]], 1))
             return self.head(torch.cat([s[-1], s[0]], 1) if self.how == "states" else s[-1])
         if self.how == "output":
             return out
@@ -835,6 +838,9 @@ RECURRENT = {
     "bi-gru-time-first": dict(kind=nn.GRU, bidirectional=True, batch_first=False),
     "lstm-h_n": dict(how="h_n"),
     "gru-every-layers-state": dict(kind=nn.GRU, how="states"),
+    "bi-lstm-final-states": dict(bidirectional=True, how="final-both"),
+    "bi-gru-two-layers-states": dict(kind=nn.GRU, bidirectional=True, how="states"),  # layer 1 backward, layer 0 forward
+    "bi-lstm-backward-state": dict(bidirectional=True, how="h_n"),
 }
 
 
@@ -904,7 +910,6 @@ def test_a_pruned_rnn_is_torchs_rnn_of_the_kept_units(kind):
 @pytest.mark.parametrize("change, why", [
     (dict(how="output"), "its channels reach the model output"),
     (dict(how="initial-state"), "it is given an initial state"),
-    (dict(bidirectional=True, how="h_n"), "h_n[k] of a bidirectional RNN holds one direction's units"),
     (dict(how="h_n-all"), "reads an RNN's outputs or final state, which hold every layer's units"),
     (dict(proj_size=4), "proj_size"),
 ])

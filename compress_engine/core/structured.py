@@ -33,8 +33,9 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
    layer called twice or a parameter shared between layers blocks too. Unknown means refused: Torch-
    Pruning treats unknown ops as elementwise, which silently breaks e.g. attention.
 4. nn.RNN, nn.LSTM and nn.GRU (any number of layers, one or two directions): each layer's hidden units are a group
-   of its own (`rnn[k]`, see _RNNLayer), read by the next layer, and the last layer's by whatever reads the output
-   sequence (or h_n[k], one direction); a layer before the RNN loses the inputs of its layer 0.
+   of its own (`rnn[k]`, see _RNNLayer), read by the next layer, the last layer's by whatever reads the output
+   sequence, and any layer's by whatever reads its final state (h_n[k], one direction's units); a layer before the
+   RNN loses the inputs of its layer 0.
 5. Inside torch's own transformer layers (nn.TransformerEncoderLayer / DecoderLayer, alone or in an
    nn.TransformerEncoder, nn.Transformer, ...), which the trace shows as one call, the feed-forward block's hidden
    units are a group of their own: linear1's rows and bias, linear2's input columns (see TRANSFORMER_LAYERS).
@@ -101,9 +102,10 @@ RNN_GATES = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}  # rows per hidden unit in each w
 
 # The channels of one group, as they lie in a value: along dimension `dim`, unit c of `units` occupies
 # positions o*span*inner + (offset + c)*inner + i for o < outer, i < inner (outer = inner = 1 until a flatten;
-# offset = 0 and span = units until a torch.cat puts other channels beside them). A followed value is a tuple
-# of Flows, one per group whose channels it holds: one, or several side by side after a torch.cat; they share
-# dim, outer, inner and span.
+# offset = 0 and span = units until a torch.cat puts other channels beside them; units with offset + c outside
+# 0 .. span - 1 are not in the value: h_n[k] of a bidirectional RNN holds one direction's). A followed value is a
+# tuple of Flows, one per group whose channels it holds: one, or several side by side after a torch.cat; they
+# share dim, outer, inner and span.
 Flow = namedtuple("Flow", "group dim outer inner units offset span")
 
 
@@ -425,7 +427,7 @@ def _kept(model, plan):
         for name in g.producers:
             units[name] = ~drop
         for name, offset, span in g.norms:
-            features.setdefault(name, torch.ones(span, dtype=torch.bool))[offset + dropped] = False
+            features.setdefault(name, torch.ones(span, dtype=torch.bool))[_here(dropped, offset, span) + offset] = False
         for name, outer, inner, offset, span in g.consumers:
             keep = columns.setdefault(name, torch.ones(_inputs(_layer(mods, name)), dtype=torch.bool))
             keep[_columns(dropped, outer, inner, offset, span)] = False
@@ -660,12 +662,10 @@ def _unpack(node, v):
     if v.kind == "states" and i in (0, 1, -1, -2):
         return _RNNValue("state", v.layers, v.dirs, v.lstm)
     first = i[0] if isinstance(i, tuple) and all(j == slice(None) for j in i[1:]) else i
-    if v.kind == "state" and isinstance(first, int) and _shape(node) is not None:
-        if v.dirs > 1:
-            raise _Blocked("h_n[k] of a bidirectional RNN holds one direction's units (structured pruning follows "
-                           "the output sequence, out[:, -1] or out.mean(1), instead)")
-        k = first % len(v.layers)
-        return (v.layers[k]._replace(dim=len(_shape(node)) - 1),)
+    if v.kind == "state" and isinstance(first, int) and _shape(node) is not None:  # h_n[k]: layer, direction
+        k, d = divmod(first % (len(v.layers) * v.dirs), v.dirs)
+        f = v.layers[k]
+        return (f._replace(dim=len(_shape(node)) - 1, offset=-d * (f.units // v.dirs), span=f.units // v.dirs),)
     raise _Blocked(f"the tensor getitem {i!r} takes from an RNN's outputs or state is not one structured pruning "
                    "follows")
 
@@ -989,8 +989,15 @@ def _unit_norms(m):
     return torch.norm(w, p=2, dim=list(range(1, w.dim())))
 
 
+def _here(units, offset, span):
+    """The units that lie in a value at `offset` among `span` channels (all of them, but for one direction of a
+    bidirectional RNN's h_n[k], which holds the units offset + c in 0 .. span - 1 alone)."""
+    return units[(offset + units >= 0) & (offset + units < span)]
+
+
 def _columns(units, outer, inner, offset, span):
     """A consumer's input columns of the given units: o*span*inner + (offset + c)*inner + i, in order."""
+    units = _here(units, offset, span)
     o = torch.arange(outer)[:, None, None] * (span * inner)
     c = (offset + units)[None, :, None] * inner
     return (o + c + torch.arange(inner)[None, None, :]).reshape(-1)
