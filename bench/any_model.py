@@ -139,8 +139,8 @@ RECIPES = {
     "4-bit per channel, 1 epoch QAT": ce.Recipe(bits=4, per_channel=True, finetune_epochs=1),
 }
 # structured pruning follows the segmentation nets through (bench/regression.py runs it too); in the ViT it removes
-# feed-forward units alone (attention, LayerNorms and the residual stream keep every channel); the LSTM has nothing
-# it can remove
+# feed-forward units alone (attention, LayerNorms and the residual stream keep every channel); the LSTM's hidden
+# units go too, in bench/structured.py (with their FLOPs and latency)
 STRUCTURED = {"structured: half of every layer's channels removed, 2 epochs": ce.Recipe(structured=True, sparsity=0.5,
                                                                                         finetune_epochs=2, lr=1e-3)}
 TRANSFORMER_STRUCTURED = {"structured: half of each transformer layer's feed-forward units removed, 2 epochs":

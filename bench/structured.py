@@ -1,19 +1,21 @@
 """Structured pruning: whole channels, units and feed-forward units removed, so the dense float32 model itself gets
-smaller and faster, on three kinds of model.
+smaller and faster, on four kinds of model.
 
-    python bench/structured.py                   # all three, full Fashion-MNIST, 1 thread, about an hour
+    python bench/structured.py                   # all four, full Fashion-MNIST, 1 thread, about an hour and a quarter
     python bench/structured.py --quick           # 1 training epoch on 10,000 images, 1 fine-tuning epoch: a smoke run
-    python bench/structured.py --models resnext  # one or two of: resnet-8, resnext, vit
+    python bench/structured.py --models resnext  # some of: resnet-8, resnext, vit, lstm
 
-The models: the zoo's ResNet-8 as shipped (BatchNorm folded into the convs, as deployment does); a ResNeXt-style
-CNN written here as a user would (bottlenecks around 3x3 convs of 8 groups, BatchNorm, projection shortcuts); and
-bench/any_model.py's small vision transformer (torch's nn.TransformerEncoderLayer, whose feed-forward units are
-what structured pruning can remove). The last two are trained here from a fixed seed. Each is pruned at 25, 50 and
-75 % of the units of every group structured pruning finds (ce.describe lists them), once one-shot and once
-fine-tuned for 2 epochs (Adam, lr 1e-3). Both recalibrate the BatchNorms' statistics on 1,024 training images
-right after the pruning (train.recalibrate_batchnorm); the column before "one-shot" leaves them as trained.
-Accuracy is on all 10,000 test images; every fine-tuned artifact is decoded into a fresh instance of the model's
-class and scored again. FLOPs are counted by torch's FlopCounterMode for one image; latency is the median of 20
+The models: the zoo's ResNet-8 as shipped (BatchNorm folded into the convs, as deployment does); a ResNeXt-style CNN
+written here as a user would (bottlenecks around 3x3 convs of 8 groups, BatchNorm, projection shortcuts);
+bench/any_model.py's small vision transformer (torch's nn.TransformerEncoderLayer, whose feed-forward units are what
+structured pruning can remove); and bench/any_model.py's LSTM, which reads an image's 28 rows (its hidden units go:
+every gate's rows and the recurrent columns). The last three are trained here from a fixed seed. Each is pruned at
+25, 50 and 75 % of the units of every group structured pruning finds (ce.describe lists them), once one-shot and
+once fine-tuned for 2 epochs (Adam, lr 1e-3). Both recalibrate the BatchNorms' statistics on 1,024 training images
+right after the pruning (train.recalibrate_batchnorm); the column before "one-shot" leaves them as trained. Accuracy
+is on all 10,000 test images; every fine-tuned artifact is decoded into a fresh instance of the model's class and
+scored again. FLOPs are counted by torch's FlopCounterMode for one image (an LSTM's from its weight matrices' sizes
+and the sequence length: FlopCounterMode does not see inside torch's fused RNN op); latency is the median of 20
 forward passes of 256 test images on 1 thread (the model as deployed, float32, in inference mode), measured one
 model at a time, after all the training (so run nothing else meanwhile). Prints one table and writes
 bench/results/structured.csv (structured_<names>.csv for a subset).
@@ -33,7 +35,7 @@ import compress_engine as ce
 from compress_engine.core import structured
 from compress_engine.core.fold import deployed
 from compress_engine.core.train import accuracy, fit, median_forward_ms
-from any_model import TinyViT
+from any_model import RowLSTM, TinyViT
 
 SPARSITIES = (0.25, 0.5, 0.75)
 
@@ -73,15 +75,27 @@ class ResNeXt(nn.Module):
 # --models name -> (label, class or None for the zoo's resnet-8, training lr, training epochs)
 MODELS = {"resnet-8": ("the zoo's ResNet-8 (BatchNorm folded)", None, None, 0),
           "resnext": ("ResNeXt-style CNN (3x3 convs of 8 groups)", ResNeXt, 3e-3, 8),
-          "vit": ("ViT (torch's transformer layers, 2 of them)", TinyViT, 2e-3, 15)}
+          "vit": ("ViT (torch's transformer layers, 2 of them)", TinyViT, 2e-3, 15),
+          "lstm": ("LSTM (28 rows, 128 hidden units)", RowLSTM, 3e-3, 15)}
 
 
 def flops(model, x):
     """Forward FLOPs of one input, as torch's FlopCounterMode counts them (with gradients on, so torch's
-    transformer layers take the path of plain ops it can count)."""
-    with FlopCounterMode(display=False) as counter, torch.enable_grad():
-        model(x[:1])
-    return counter.get_total_flops()
+    transformer layers take the path of plain ops it can count), plus the matrix products of every recurrent
+    layer, which it does not see inside torch's fused RNN op: 2 FLOPs per multiply-add, per time step, layer and
+    direction, of its weight_ih and weight_hh (gates * hidden x (inputs + hidden))."""
+    steps = []
+    hooks = [m.register_forward_pre_hook(lambda m, args: steps.append((m, args[0].shape[1 if m.batch_first else 0])))
+             for m in model.modules() if isinstance(m, nn.RNNBase)]
+    try:
+        with FlopCounterMode(display=False) as counter, torch.enable_grad():
+            model(x[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    rnn = sum(2 * t * sum(w.numel() for name, w in m.named_parameters() if name.startswith("weight_"))
+              for m, t in steps)
+    return counter.get_total_flops() + rnn
 
 
 def stale_statistics(model, sparsity, data):
