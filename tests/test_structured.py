@@ -962,3 +962,75 @@ def test_picks_and_slices_along_other_dims_are_followed():
             assert torch.allclose(structured.apply(model, plan)(x), want, atol=1e-6)
     with pytest.raises(ModelError, match="picks or slices along its channel dim"):
         structured.plan(Seq("channel").eval(), 0.5, x)
+
+
+class TextLSTM(nn.Module):
+    """A text classifier: token ids embedded (0 pads), an LSTM, its last step to a head."""
+
+    def __init__(self, vocab=30, dims=12, hidden=10, max_norm=None):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dims, padding_idx=0, max_norm=max_norm)
+        self.rnn, self.head = nn.LSTM(dims, hidden, batch_first=True), nn.Linear(hidden, 3)
+
+    def forward(self, ids):
+        out, _ = self.rnn(self.embed(ids))
+        return self.head(out[:, -1])
+
+
+class Bag(nn.Module):
+    """Bags of 9 ids averaged by an nn.EmbeddingBag (or summed, weighted by a Linear's output), then a head."""
+
+    def __init__(self, weighted=False):
+        super().__init__()
+        self.weighted = weighted
+        self.bag = nn.EmbeddingBag(40, 16, mode="sum" if weighted else "mean")
+        self.score, self.head = nn.Linear(9, 9), nn.Linear(16, 4)
+
+    def forward(self, ids):
+        w = self.score(ids.float()) if self.weighted else None  # a weight for each of the 9 ids
+        return self.head(torch.relu(self.bag(ids, per_sample_weights=w)))
+
+
+@pytest.mark.parametrize("amount", [0.25, 0.5, 0.75])
+def test_an_embedding_loses_the_dims_torchs_ln_structured_drops_along_them(amount):
+    """An embedding's units are its dims (weight columns), ranked by their L2 norm over the whole table:
+    torch's ln_structured(n=2, dim=1) keeps the same ones."""
+    torch.manual_seed(0)
+    model, ids = Bag().eval(), torch.randint(0, 40, (6, 9))
+    plan = structured.plan(model, amount, ids)
+    ref = copy.deepcopy(model.bag)
+    torch_prune.ln_structured(ref, "weight", amount=amount, n=2, dim=1)
+    assert torch.equal(plan.keep()["bag"], ref.weight_mask.any(0).nonzero().squeeze(1))
+    small = structured.apply(model, plan)
+    assert small.bag.embedding_dim == small.bag.weight.shape[1] == small.head.in_features == len(plan.keep()["bag"])
+    with torch.no_grad():
+        assert torch.allclose(small(ids), apply_masks(model, structured.masks(model, plan))(ids), atol=1e-6)
+
+
+def test_a_text_classifier_shrinks_from_its_embedding_to_its_head():
+    """Embedding dims go with the LSTM's input columns, hidden units with the head's: the pruned classifier equals
+    the masked one (the padding row stays zero) and decodes into a fresh TextLSTM."""
+    torch.manual_seed(0)
+    model, ids = TextLSTM().eval(), torch.randint(0, 30, (5, 8))
+    plan = structured.plan(model, 0.5, ids)
+    assert set(plan.keep()) == {"embed", "rnn[0]"} and "head" in plan.skipped
+    small = structured.apply(model, plan)
+    assert small.embed.weight.shape == (30, 6) and small.rnn.input_size == 6 and small.rnn.hidden_size == 5
+    assert not small.embed.weight[0].any()
+    with torch.no_grad():
+        assert torch.allclose(small(ids), apply_masks(model, structured.masks(model, plan))(ids), atol=1e-6)
+    fresh = TextLSTM()
+    structured.resize_to(fresh, small.state_dict())
+    fresh.load_state_dict(small.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(ids), small(ids))
+
+
+def test_embeddings_it_cannot_slice_are_kept_whole():
+    torch.manual_seed(0)
+    ids = torch.randint(1, 30, (5, 8))
+    plan = structured.plan(TextLSTM(max_norm=1.0).eval(), 0.5, ids)
+    assert "max_norm rescales each looked-up row" in plan.skipped["embed"] and "rnn[0]" in plan.keep()
+    plan = structured.plan(Bag(weighted=True).eval(), 0.5, torch.randint(0, 40, (6, 9)))
+    assert "its channels go into `bag` (EmbeddingBag) as its weights per id" in plan.skipped["score"]
+    assert "bag" in plan.keep()

@@ -252,6 +252,18 @@ def test_structured_pruning_keeps_the_tables_whole_and_decodes_into_the_users_cl
     assert torch.equal(rebuilt(tokens.x("test")), res.model.eval()(tokens.x("test")))
 
 
+def test_structured_pruning_narrows_an_embedding_bag_and_decodes(tokens, trained):
+    """BagNet's 32 embedding dims feed its head alone: half of them go (the table's columns, the head's inputs),
+    after fine-tuning the artifact decodes into a fresh BagNet() resized to them."""
+    model = trained[BagNet]
+    res = ce.compress(model, ce.Recipe(sparsity=0.5, structured=True, finetune_epochs=1), tokens)
+    assert res.model.bag.weight.shape == (VOCAB * LENGTH, 16) and res.model.head.in_features == 16
+    rebuilt, _ = ce.decode_model(res.artifact, module=BagNet())
+    assert rebuilt.bag.embedding_dim == 16 and same_state(rebuilt.state_dict(), res.model.state_dict())
+    assert torch.equal(rebuilt(tokens.x("test")), res.model.eval()(tokens.x("test")))
+    assert res.metrics["accuracy"] > 0.5
+
+
 def test_latency_is_timed_on_the_datas_own_inputs(tokens, trained):
     """Token ids, not random floats (an embedding cannot look those up); the 397 test inputs repeat to fill 512."""
     res = ce.compress(trained[TokenNet], ce.Recipe(), tokens, measure_latency=True)

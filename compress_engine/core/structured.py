@@ -7,7 +7,7 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 1. `torch.fx.symbolic_trace` the model and run ShapeProp on `example_input`, so every value has a shape.
 2. Walk the graph in order, following each prunable layer's channels ("producers": nn.Linear,
    nn.Conv1d/2d/3d and nn.ConvTranspose1d/2d/3d with groups=1; a transposed conv's weight is (in, out, *k), so
-   its units are weight dim 1; grouped convs as in ResNeXt and RegNet, whose every group keeps as many filters and
+   its units are weight dim 1, and so are an nn.Embedding's or nn.EmbeddingBag's (num_embeddings, dims); grouped convs as in ResNeXt and RegNet, whose every group keeps as many filters and
    input channels as the others) through the ops that keep channels apart:
    - elementwise ops (relu, gelu, sigmoid, tanh, dropout, identity, ...), pooling over spatial dims and
      resizing them (F.interpolate, nn.Upsample);
@@ -65,7 +65,9 @@ from compress_engine.core.errors import ModelError
 from compress_engine.core.prune import _check_fraction
 
 TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *TRANSPOSED)
+# an embedding table's units are its dims, weight columns (num_embeddings, embedding_dim): an embedding-bag's too
+EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *TRANSPOSED, *EMBEDDINGS)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 ELEMENTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
                        nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign,
@@ -256,7 +258,7 @@ def _rnn_of(name):
 
 def _axes(m):
     """(output axis, input axis) of a producer's weight: (0, 1), or (1, 0) for a transposed conv's (in, out, *k)."""
-    return (1, 0) if isinstance(m, TRANSPOSED) else (0, 1)
+    return (1, 0) if isinstance(m, (*TRANSPOSED, *EMBEDDINGS)) else (0, 1)
 
 
 # -----------------------------------------------------------------------------
@@ -336,6 +338,8 @@ def _sync_sizes(m):
     num_features) from its tensors, after apply() or resize_to() changed them."""
     if isinstance(m, nn.Linear):
         m.out_features, m.in_features = m.weight.shape
+    elif isinstance(m, EMBEDDINGS):
+        m.embedding_dim = m.weight.shape[1]
     elif type(m) in RNN_GATES:
         m.hidden_size, m.input_size = m.weight_hh_l0.shape[1], m.weight_ih_l0.shape[1]
     elif _depthwise(m):
@@ -581,7 +585,9 @@ def _analyze(gm, shared):
                                     rnn.dirs, isinstance(m, nn.LSTM))
             continue
         if isinstance(m, PRODUCERS) and (getattr(m, "groups", 1) == 1 or _grouped(m)):
-            if ins:  # this layer consumes the channels it reads
+            if ins and isinstance(m, EMBEDDINGS):  # an embedding bag's per-sample weights
+                block(ins[0], f"its channels go into `{node.target}` ({type(m).__name__}) as its weights per id")
+            elif ins:  # this layer consumes the channels it reads
                 try:
                     for f, consumer in _consume(m, ins[0], _shape(node.args[0]), node.target, shared):
                         members[find(f.group)][2].append(consumer)
@@ -595,6 +601,8 @@ def _analyze(gm, shared):
             if node.target in shared or _hooked(m):
                 block(flows[node], "it is called more than once, shares a parameter, or has a parametrization "
                                    "or hooks that slicing would break")
+            elif getattr(m, "max_norm", None) is not None:
+                block(flows[node], "its max_norm rescales each looked-up row by the norm over all its dims")
             continue
         if not ins:
             continue
