@@ -839,7 +839,7 @@ RECURRENT = {
     "lstm-h_n": dict(how="h_n"),
     "gru-every-layers-state": dict(kind=nn.GRU, how="states"),
     "bi-lstm-final-states": dict(bidirectional=True, how="final-both"),
-    "bi-gru-two-layers-states": dict(kind=nn.GRU, bidirectional=True, how="states"),  # layer 1 backward, layer 0 forward
+    "bi-gru-two-layers-states": dict(kind=nn.GRU, bidirectional=True, how="states"),  # layer 1 back, layer 0 forth
     "bi-lstm-backward-state": dict(bidirectional=True, how="h_n"),
 }
 

@@ -7,8 +7,9 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 1. `torch.fx.symbolic_trace` the model and run ShapeProp on `example_input`, so every value has a shape.
 2. Walk the graph in order, following each prunable layer's channels ("producers": nn.Linear,
    nn.Conv1d/2d/3d and nn.ConvTranspose1d/2d/3d with groups=1; a transposed conv's weight is (in, out, *k), so
-   its units are weight dim 1, and so are an nn.Embedding's or nn.EmbeddingBag's (num_embeddings, dims); grouped convs as in ResNeXt and RegNet, whose every group keeps as many filters and
-   input channels as the others) through the ops that keep channels apart:
+   its units are weight dim 1, and so are an nn.Embedding's or nn.EmbeddingBag's (num_embeddings, dims); grouped
+   convs as in ResNeXt and RegNet, whose every group keeps as many filters and input channels as the others)
+   through the ops that keep channels apart:
    - elementwise ops (relu, gelu, sigmoid, tanh, dropout, identity, ...), pooling over spatial dims and
      resizing them (F.interpolate, nn.Upsample);
    - BatchNorm1d/2d/3d, which is pruned with its producer (weight, bias, running mean and variance), and
@@ -28,7 +29,7 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 3. Everything else that a followed channel reaches blocks its group, with a reason: the model output
    (so the final layer and any channel that reaches the output are never pruned), cat along another dim
    or after a flatten, a residual add of joined channels, split,
-   matmul, attention, grouped transposed convs, LayerNorm, embeddings, any module whose inside the
+   matmul, attention, grouped transposed convs, LayerNorm, any module whose inside the
    trace does not show (nn.TransformerEncoder, nn.MultiheadAttention) and any unknown function. A
    layer called twice or a parameter shared between layers blocks too. Unknown means refused: Torch-
    Pruning treats unknown ops as elementwise, which silently breaks e.g. attention.
@@ -431,7 +432,8 @@ def _kept(model, plan):
         for name in g.producers:
             units[name] = ~drop
         for name, offset, span in g.norms:
-            features.setdefault(name, torch.ones(span, dtype=torch.bool))[_here(dropped, offset, span) + offset] = False
+            feats = features.setdefault(name, torch.ones(span, dtype=torch.bool))
+            feats[_here(dropped, offset, span) + offset] = False
         for name, outer, inner, offset, span in g.consumers:
             keep = columns.setdefault(name, torch.ones(_inputs(_layer(mods, name)), dtype=torch.bool))
             keep[_columns(dropped, outer, inner, offset, span)] = False
