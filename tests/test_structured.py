@@ -1034,3 +1034,52 @@ def test_embeddings_it_cannot_slice_are_kept_whole():
     plan = structured.plan(Bag(weighted=True).eval(), 0.5, torch.randint(0, 40, (6, 9)))
     assert "its channels go into `bag` (EmbeddingBag) as its weights per id" in plan.skipped["score"]
     assert "bag" in plan.keep()
+
+
+class Pooled(nn.Module):
+    """Embedded ids through a GRU, read as `how`: pooled over time, its final state squeezed, into a Conv1d."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.embed, self.gru = nn.Embedding(50, 16), nn.GRU(16, 12, batch_first=True)
+        self.conv, self.head = nn.Conv1d(12, 8, 3, padding=1), nn.Linear(12 if how != "conv-max" else 8, 4)
+
+    def forward(self, ids):
+        out, h = self.gru(self.embed(ids))  # (N, T, 12), (1, N, 12)
+        if self.how == "max-over-time":
+            return self.head(torch.max(out, 1)[0])
+        if self.how == "max-values":
+            return self.head(out.max(dim=1, keepdim=True).values[:, 0])
+        if self.how == "amax":
+            return self.head(out.amax(1))
+        if self.how == "state-squeezed":
+            return self.head(h.squeeze(0))
+        if self.how == "conv-max":  # a 1-D CNN over the GRU's outputs, max over time
+            return self.head(F.relu(self.conv(out.permute(0, 2, 1))).max(dim=2)[0])
+        if self.how == "indices":
+            return self.head(out.max(1)[1].float())
+        return self.head(out.mean(1, keepdim=True).squeeze(1))
+
+
+@pytest.mark.parametrize("how, pruned, why", [
+    ("max-over-time", {"embed", "gru[0]"}, None),
+    ("max-values", {"embed", "gru[0]"}, None),
+    ("amax", {"embed", "gru[0]"}, None),
+    ("state-squeezed", {"embed", "gru[0]"}, None),
+    ("conv-max", {"embed", "gru[0]", "conv"}, None),
+    ("mean-squeezed", {"embed", "gru[0]"}, None),
+    ("indices", {"embed"}, "takes the indices of a max / min over other dims"),
+])
+def test_max_over_time_and_squeezes_are_followed(how, pruned, why):
+    """Max (and min) over other dims keep the channels apart, as mean does; squeeze of other size-1 dims too. The
+    pruned model equals the masked one."""
+    torch.manual_seed(0)
+    model, ids = Pooled(how).eval(), torch.randint(0, 50, (4, 9))
+    plan = structured.plan(model, 0.5, ids)
+    assert set(plan.keep()) == pruned, plan.skipped
+    if why:
+        assert why in plan.skipped["gru[0]"]
+    with torch.no_grad():
+        want = apply_masks(model, structured.masks(model, plan))(ids)
+        assert torch.allclose(structured.apply(model, plan)(ids), want, atol=1e-6)

@@ -16,8 +16,9 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
      depthwise convs (groups = channels, as in MobileNet's blocks), whose filters are pruned with it alike;
    - flatten / view(N, -1) / reshape(N, -1): conv channel c of a C x H x W map becomes the Linear input
      columns c*H*W ... c*H*W + H*W - 1;
-   - mean / sum over other dims; mul / div / add / sub with a scalar; transpose / permute (the channels move with
-     the dim that holds them); picking or slicing other dims (x[:, -1], the last step of a sequence);
+   - mean / sum / amax / amin, and max / min (values), over other dims; squeezing other size-1 dims; mul / div /
+     add / sub with a scalar; transpose / permute (the channels move with the dim that holds them); picking or
+     slicing other dims (x[:, -1], the last step of a sequence);
    - residual additions (and products) of two followed tensors: their producers become ONE group that
      keeps the same channels, chosen by their summed importance; one of them may be size 1 in every other dim
      (a squeeze-and-excitation gate or a global-context vector, x * g[:, :, None, None], unsqueezed);
@@ -86,7 +87,8 @@ RESIZE = {"interpolate", "upsample", "upsample_nearest", "upsample_bilinear"}
 POOLS = {f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_avg", "adaptive_max", "lp") for d in (1, 2, 3)}
 BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.div}
 BINARY_METHODS = {"add", "sub", "mul", "div"}
-REDUCE = {"mean", "sum"}
+REDUCE = {"mean", "sum", "amax", "amin"}
+PAIRS = {"max", "min"}  # along a dim: (values, indices), the values reduced as REDUCE reduces
 HARMLESS = {"dtype", "device", "ndim", "is_cuda", "requires_grad"}  # tensor attributes that say nothing of channels
 
 CATS = {"cat", "concat", "concatenate"}  # torch.cat and its aliases: channels joined along their dim
@@ -125,6 +127,15 @@ class _RNNValue:
 
     def __iter__(self):
         return iter(self.layers)
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """x.max(dim) / x.min(dim) before a getitem or .values picks the values out: `values` is their Flows."""
+    values: tuple
+
+    def __iter__(self):
+        return iter(self.values)
 
 
 class _Blocked(Exception):
@@ -545,12 +556,11 @@ def _analyze(gm, shared):
                     block(v, f"{_op_name(node, mods)} uses its channel count")
         ins = [flows[a] for a in node.all_input_nodes if a in flows]
         m = mods.get(node.target) if node.op == "call_module" else None
-        if any(isinstance(v, _RNNValue) for v in ins):  # only a getitem takes a tensor out of an RNN's outputs
+        if any(isinstance(v, (_RNNValue, _Pair)) for v in ins):  # a getitem takes a tensor out of a tuple
             try:
-                if node.target is not operator.getitem or len(ins) > 1:
-                    raise _Blocked(f"{_op_name(node, mods)} reads an RNN's outputs or final state, which hold every "
-                                   "layer's units (take the output sequence, out[:, -1], or h_n[-1] instead)")
-                flows[node] = _unpack(node, ins[0])
+                if len(ins) > 1:
+                    raise _Blocked(f"{_op_name(node, mods)} takes a tuple of results as a whole")
+                flows[node] = _unpack(node, ins[0], mods)
             except _Blocked as e:
                 for v in ins:
                     block(v, str(e))
@@ -658,9 +668,21 @@ def _analyze(gm, shared):
     return found, skipped
 
 
-def _unpack(node, v):
-    """The value getitem `node` takes out of an RNN's value `v`: the output sequence (its last layer's units in
-    its last dim), the state pair or a state, or layer k's units from h_n[k] (one direction only)."""
+def _unpack(node, v, mods):
+    """The value `node` takes out of a tuple of results `v`: a max / min's values (getitem 0, .values); from an
+    RNN's, by getitem, the output sequence (its last layer's units in its last dim), the state pair or a state, or
+    layer k's units from h_n[k] (one direction only), or, by h_n.squeeze(0), a one-layer RNN's."""
+    what = _op_name(node, mods)
+    if isinstance(v, _Pair):
+        if node.target is operator.getitem and node.args[1] == 0 or node.target is getattr and node.args[1] == "values":
+            return v.values
+        raise _Blocked(f"{what} takes the indices of a max / min over other dims, not its values")
+    if node.op == "call_method" and node.target == "squeeze" and v.kind == "state" and _shape(node) is not None \
+            and len(v.layers) * v.dirs == 1 and _arg(node, 1, "dim") in (0, -len(_shape(node.args[0]))):
+        return (v.layers[0]._replace(dim=len(_shape(node)) - 1),)
+    if node.target is not operator.getitem:
+        raise _Blocked(f"{what} reads an RNN's outputs or final state, which hold every layer's units (take the "
+                       "output sequence, out[:, -1], or h_n[-1] instead)")
     i = node.args[1]
     if v.kind == "call" and i in (0, 1, -1, -2):
         if i % 2 == 0:
@@ -810,6 +832,10 @@ def _follow(node, ins, mods, shared, flows):
             return _reshape(node, v, what)
         if name in REDUCE:
             return _reduce(node, v, what)
+        if name in PAIRS and isinstance(_arg(node, 1, "dim"), int):
+            return _Pair(_reduce(node, v, what))
+        if name == "squeeze":
+            return _squeeze(node, v, what)
         if name == "unsqueeze":
             return _new_dims(node, v, what)
         if name in ("transpose", "swapaxes", "swapdims", "permute"):
@@ -896,6 +922,17 @@ def _reduce(node, v, what):
         raise _Blocked(f"{what} reduces over its channels")
     keepdim = _arg(node, 2, "keepdim", False)
     return v if keepdim else tuple(f._replace(dim=f.dim - sum(d < f.dim for d in dims)) for f in v)
+
+
+def _squeeze(node, v, what):
+    """squeeze(d) / squeeze(): size-1 dims go; the channel dim must not be one of them."""
+    shape = _shape(node.args[0])
+    d = _arg(node, 1, "dim")
+    dims = range(len(shape)) if d is None else [j % len(shape) for j in (d if isinstance(d, (tuple, list)) else (d,))]
+    gone = {j for j in dims if shape[j] == 1}
+    if v[0].dim in gone:
+        raise _Blocked(f"{what} squeezes away its channel dim")
+    return tuple(f._replace(dim=f.dim - sum(j < f.dim for j in gone)) for f in v)
 
 
 def _new_dims(node, v, what):
