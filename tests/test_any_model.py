@@ -558,3 +558,17 @@ def test_int8_runtime_refuses_clearly_what_torchs_int8_layers_cannot_run(digits)
     x = shaped(digits, (64,), "digits-flat").x("test")[:8]
     with pytest.raises(ce.ModelError, match=r"int8 dynamic quantization of fc cannot run ReadsItsWeight"):
         ce.int8_latency(ReadsItsWeight(), x, repeats=1)
+
+
+def test_structured_pruning_takes_a_fraction_per_layer_from_the_recipe(trained):
+    """Recipe.layers with structured=True: conv1 drops a quarter of its filters, conv2 the recipe's half; the
+    artifact decodes into a fresh Conv1dNet. Naming a layer whose units it cannot remove stops before any work."""
+    model, data = trained["conv1d"]
+    recipe = ce.Recipe(sparsity=0.5, structured=True, layers={"conv1.weight": {"sparsity": 0.25}})
+    res = ce.compress(model, recipe, data)
+    assert (res.model.conv1.out_channels, res.model.conv2.out_channels) == (12, 8)
+    fresh, _ = ce.decode_model(res.artifact, module=Conv1dNet())
+    assert same_state(fresh.state_dict(), res.model.state_dict())
+    with pytest.raises(ce.ModelError, match="given to 'fc', but structured pruning removes no units there"):
+        ce.compress(model, ce.Recipe(sparsity=0.5, structured=True, layers={"fc.weight": {"sparsity": 0.2}}), data,
+                    progress=lambda *a: pytest.fail("work started"))

@@ -1083,3 +1083,47 @@ def test_max_over_time_and_squeezes_are_followed(how, pruned, why):
     with torch.no_grad():
         want = apply_masks(model, structured.masks(model, plan))(ids)
         assert torch.allclose(structured.apply(model, plan)(ids), want, atol=1e-6)
+
+
+# -----------------------------------------------------------------------------
+# a fraction per group
+
+
+def test_a_group_given_its_own_fraction_drops_that_many_and_the_rest_the_default():
+    """amounts={producer: fraction}: that group drops round(fraction * units) (the units structured_keep's ranking
+    puts first kept), every other group the default; still exact against the masked model."""
+    model, x = make("res-cnn")
+    plan = structured.plan(model, 0.5, x, amounts={"conv3": 0.75, "stem": 0.0})
+    keep = plan.keep()
+    assert len(keep["stem"]) == len(keep["conv2"]) == 8 and len(keep["conv1"]) == 6 and len(keep["conv3"]) == 4
+    assert torch.equal(keep["conv3"], prune.structured_keep(model.conv3.weight.detach(), 0.75))
+    small = structured.apply(model, plan)
+    with torch.no_grad():
+        assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-5)
+
+
+def test_a_recipes_per_layer_sparsities_become_the_groups_fractions():
+    """Recipe.layers speaks of weights: fc1.weight for fc1, an RNN's weight_ih_lk / weight_hh_lk for its layer k."""
+    assert structured.weight_amounts({"conv1.weight": 0.2, "rnn.weight_ih_l1": 0.3, "rnn.weight_hh_l1_reverse": 0.3,
+                                      "weight": 0.1}) == {"conv1": 0.2, "rnn[1]": 0.3, "": 0.1}
+    with pytest.raises(ModelError, match=r"weights of rnn\[0\] different fractions \(0.2 and 0.4\)"):
+        structured.weight_amounts({"rnn.weight_ih_l0": 0.2, "rnn.weight_hh_l0": 0.4})
+
+
+@pytest.mark.parametrize("amounts, why", [
+    ({"fc": 0.2}, r"given to 'fc', but structured pruning removes no units there \(fc is kept whole: its channels "
+                  r"reach the model output\); it removes units of conv1, conv2, conv3, stem"),
+    ({"stem": 0.2, "conv2": 0.5}, r"stem \+ conv2 are given different fractions, but they lose the same units"),
+    ({"conv1": 1.5}, r"amounts\['conv1'\]"),
+])
+def test_fractions_it_cannot_honour_are_refused(amounts, why):
+    model, x = make("res-cnn")
+    with pytest.raises((ModelError, RecipeError), match=why):
+        structured.plan(model, 0.5, x, amounts=amounts)
+
+
+def test_an_rnns_layers_take_one_fraction():
+    model, x = recurrent("lstm")
+    assert len(structured.plan(model, 0.5, x, amounts={"rnn[0]": 0.25, "rnn[1]": 0.25}).keep()["rnn[1]"]) == 8
+    with pytest.raises(ModelError, match="the layers of `rnn` are given different fractions"):
+        structured.plan(model, 0.5, x, amounts={"rnn[0]": 0.25})

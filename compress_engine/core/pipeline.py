@@ -150,8 +150,9 @@ def _check_inputs(model, recipe, data, student):
         if unknown:
             raise RecipeError(f"layers names {', '.join(map(repr, unknown[:3]))}, not a compressible weight of the "
                               f"model; its layers are: {', '.join(list(known)[:12])}")
-    if recipe.structured and recipe.sparsity > 0 and (student is not None or not distilling):
-        structured.plan(student if distilling else model, recipe.sparsity, data.x("test")[:2])  # traceable?
+    if recipe.structured and recipe.prunes() and (student is not None or not distilling):  # traceable? layers known?
+        structured.plan(student if distilling else model, recipe.sparsity, data.x("test")[:2],
+                        amounts=structured.weight_amounts({n: s for n, s, _ in recipe.layers if s is not None}))
     return recipe
 
 
@@ -211,7 +212,7 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     # structured pruning: it removes a BatchNorm's channels with its conv's (ranked by the folded weights, so one-shot
     # it removes the same units) and fine-tunes through them, which keeps more accuracy (bench/any_model.py's
     # U-Net: README); folding after it is exact. A distilled student is folded after distillation.
-    fold_after = prune if r.structured and r.sparsity > 0 else distill
+    fold_after = prune if r.structured and r.prunes() else distill
     if fold_after is distill:
         work = folded
     stages = [s for s in STAGES if s.active(r)]

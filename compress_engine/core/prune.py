@@ -341,9 +341,10 @@ def apply(model, recipe, ctx):
     pruned weights held at zero; leaves the masks in ctx.masks for the stages after it."""
     r = recipe
     if r.structured:  # a model that folds its BatchNorms still has them here (compress folds after this stage)
-        from compress_engine.core.structured import prune_structured
+        from compress_engine.core.structured import prune_structured, weight_amounts
         folded = deployed(model)
-        model = prune_structured(model, r.sparsity, ctx.example, rank_by=None if folded is model else folded)
+        model = prune_structured(model, r.sparsity, ctx.example, rank_by=None if folded is model else folded,
+                                 amounts=weight_amounts({n: s for n, s, _ in r.layers if s is not None}))
         recalibrate_batchnorm(model, ctx.data.x("train"), seed=r.seed)  # what each BatchNorm sees has changed
         ctx.finetune(model, {}, NAME)
         return model

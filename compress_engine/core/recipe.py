@@ -81,8 +81,8 @@ class Recipe:
         if any(k is not None for _, _, k in self.layers) and self.bits is not None:
             raise RecipeError(f"layers sets cluster counts and bits={self.bits}: per-layer clusters need weight "
                               "clustering, not uniform quantization (set bits to None)")
-        if any(s is not None for _, s, _ in self.layers) and (self.prune_scope == "global" or self.structured):
-            raise RecipeError("layers sets per-layer sparsities: use prune_scope='layer' and structured=False with them")
+        if any(s is not None for _, s, _ in self.layers) and self.prune_scope == "global":
+            raise RecipeError("layers sets per-layer sparsities: use prune_scope='layer' with them")
         if self.clusters is not None and self.bits is not None:
             raise RecipeError(f"clusters={self.clusters} and bits={self.bits}: choose weight clustering or "
                               "uniform quantization, not both (set the other to None)")

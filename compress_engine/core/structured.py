@@ -277,7 +277,7 @@ def _axes(m):
 # public API
 
 
-def plan(model, amount, example_input, rank_by=None):
+def plan(model, amount, example_input, rank_by=None, amounts=None):
     """Trace `model` on `example_input` and choose, per group of coupled layers, the units to keep.
 
     Importance of a unit is the L2 norm of its weights in each producer, summed over the group's
@@ -287,9 +287,12 @@ def plan(model, amount, example_input, rank_by=None):
     of its own.
     rank_by: another model whose producers have the same names and shapes to take those norms from (the model
     with its BatchNorms folded, whose weights are what each unit really multiplies with).
+    amounts: {producer: fraction} for groups to prune by another amount than `amount` (a producer is a layer's
+    name, or `rnn[k]` for layer k of an RNN): every producer a group names must agree, as must an RNN's layers.
     Raises ModelError, before any work, if the model cannot be traced or nothing in it is prunable.
     """
     amount = _check_fraction("amount", amount)
+    amounts = {name: _check_fraction(f"amounts[{name!r}]", a) for name, a in (amounts or {}).items()}
     gm = _trace(model, example_input)
     shared = _shared_modules(gm)
     found, skipped = _analyze(gm, shared)
@@ -299,14 +302,55 @@ def plan(model, amount, example_input, rank_by=None):
         why = "; ".join(f"{name}: {reason}" for name, reason in skipped.items()) or "it has no Linear/Conv layer"
         raise ModelError(f"structured pruning found nothing it can remove in {type(model).__name__}: {why}")
     mods = dict(gm.named_modules() if rank_by is None else rank_by.named_modules())
+    fractions = _group_amounts(found, skipped, amount, amounts)
     groups = []
-    for producers, norms, consumers, units, blocks in found:
+    for (producers, norms, consumers, units, blocks), share in zip(found, fractions):
         score = sum(_unit_norms(_layer(mods, name)) for name in producers).reshape(blocks, units // blocks)
-        n_drop = min(round(amount * score.shape[1]), score.shape[1] - 1)
+        n_drop = min(round(share * score.shape[1]), score.shape[1] - 1)
         best = torch.topk(score, k=score.shape[1] - n_drop, dim=1, largest=True).indices
         keep = (best + torch.arange(blocks)[:, None] * score.shape[1]).reshape(-1).sort().values
         groups.append(Group(producers, norms, consumers, units, keep, blocks))
     return Plan(amount, tuple(groups), skipped)
+
+
+def weight_amounts(sparsities):
+    """{compressible weight name: fraction} (a recipe's per-layer sparsities) as plan()'s amounts: fc1.weight
+    speaks for producer fc1, lstm.weight_ih_l0 and weight_hh_l0 (and their _reverse) for lstm[0]."""
+    out = {}
+    for name, share in sparsities.items():
+        path, _, attr = name.rpartition(".")
+        rnn = re.fullmatch(r"weight_(?:ih|hh)_l(\d+)(?:_reverse)?", attr)
+        producer = f"{path}[{rnn[1]}]" if rnn else path
+        if out.setdefault(producer, share) != share:
+            raise ModelError(f"the per-layer sparsities give the weights of {producer} different fractions "
+                             f"({out[producer]:g} and {share:g}); structured pruning removes its units whole: give "
+                             "them one")
+    return out
+
+
+def _group_amounts(found, skipped, amount, amounts):
+    """The fraction each found group drops: `amount`, or what `amounts` says for its producers. ModelError for a
+    name that is no producer, for producers of one group (or layers of one RNN) given different fractions."""
+    named = {name for g in found for name in g[0]}
+    unknown = [name for name in amounts if name not in named]
+    if unknown:
+        why = "; ".join(f"{n} is kept whole: {skipped[n]}" for n in unknown[:3] if n in skipped)
+        raise ModelError(f"a fraction of its own is given to {', '.join(map(repr, unknown[:3]))}, but structured "
+                         f"pruning removes no units there{f' ({why})' if why else ''}; it removes units of "
+                         f"{', '.join(sorted(named))}")
+    out, per_rnn = [], {}
+    for producers, *_ in found:
+        given = {amounts[name] for name in producers if name in amounts}
+        if len(given) > 1:
+            raise ModelError(f"{' + '.join(producers)} are given different fractions, but they lose the same units "
+                             "(their outputs are added together): give them one fraction")
+        share = given.pop() if given else amount
+        for name in producers:
+            if _rnn_of(name) is not None and per_rnn.setdefault(_rnn_of(name), share) != share:
+                raise ModelError(f"the layers of `{_rnn_of(name)}` are given different fractions, but they share one "
+                                 "hidden size: give them one fraction")
+        out.append(share)
+    return out
 
 
 @torch.no_grad()
@@ -390,10 +434,10 @@ def resize_to(module, state):
         _sync_sizes(mods[path])
 
 
-def prune_structured(model, amount, example_input, rank_by=None):
+def prune_structured(model, amount, example_input, rank_by=None, amounts=None):
     """plan() then apply(): a smaller copy of `model` with round(amount * units) units of every
-    prunable group removed (ranked by rank_by's weights, if given: see plan())."""
-    return apply(model, plan(model, amount, example_input, rank_by))
+    prunable group removed (or as `amounts` says for some; ranked by rank_by's weights, if given: see plan())."""
+    return apply(model, plan(model, amount, example_input, rank_by, amounts))
 
 
 def masks(model, plan):
