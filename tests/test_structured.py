@@ -1024,6 +1024,11 @@ def test_a_text_classifier_shrinks_from_its_embedding_to_its_head():
     fresh.load_state_dict(small.state_dict(), strict=True)
     with torch.no_grad():
         assert torch.equal(fresh.eval()(ids), small(ids))
+    other = TextLSTM(vocab=40)  # a table of another vocabulary is no pruning's: it is left for load_state_dict
+    structured.resize_to(other, small.state_dict())
+    assert other.embed.weight.shape == (40, 12)
+    with pytest.raises(RuntimeError, match="size mismatch for embed.weight"):
+        other.load_state_dict(small.state_dict(), strict=True)
 
 
 def test_embeddings_it_cannot_slice_are_kept_whole():

@@ -413,8 +413,9 @@ def resize_to(module, state):
     """Give the Linear / Conv / BatchNorm layers of `module` the smaller shapes their tensors have in `state`, in
     place, as apply() made them: a fresh instance of the user's class, built at its original sizes, then takes a
     structured-pruned artifact's state dict with load_state_dict(strict=True). Only what apply() shrinks is
-    resized (a weight's first two dims, a bias, a norm's four vectors; never larger, never another dim); the new
-    tensors are empty until loaded. Any other mismatch is left as it is, for load_state_dict to report."""
+    resized (a weight's first two dims, an embedding table's dims but never its rows, a bias, a norm's four vectors,
+    an RNN's matrices; never larger, never another dim); the new tensors are empty until loaded. Any other mismatch
+    is left as it is, for load_state_dict to report."""
     mods, resized = dict(module.named_modules()), set()
     for key, t in state.items():
         path, _, attr = key.rpartition(".")
@@ -425,7 +426,8 @@ def resize_to(module, state):
         cur = getattr(m, attr, None) if shrinks else None
         if (not isinstance(t, torch.Tensor) or not isinstance(cur, torch.Tensor) or t.shape == cur.shape
                 or t.dim() != cur.dim() or t.shape[2:] != cur.shape[2:]
-                or any(a > b for a, b in zip(t.shape, cur.shape))):
+                or any(a > b for a, b in zip(t.shape, cur.shape))
+                or isinstance(m, EMBEDDINGS) and t.shape[0] != cur.shape[0]):  # another vocabulary: not pruning's
             continue
         new = torch.empty(t.shape, dtype=cur.dtype)
         setattr(m, attr, nn.Parameter(new, requires_grad=cur.requires_grad) if isinstance(cur, nn.Parameter) else new)
