@@ -218,7 +218,7 @@ ZOO = {
     "attention-pool": (AttentionPool, (8, 8), False),
     "lstm": (RowLSTM, (8, 8), True),
     "bi-gru": (ColumnGRU, (8, 8), True),
-    "lstm-cell": (CellLoop, (8, 8), False),
+    "lstm-cell": (CellLoop, (8, 8), True),
     "conv3d": (VolumeNet, (1, 4, 4, 4), True),
     "conv-transpose": (UpsampleNet, (1, 8, 8), True),
 }

@@ -1132,3 +1132,75 @@ def test_an_rnns_layers_take_one_fraction():
     assert len(structured.plan(model, 0.5, x, amounts={"rnn[0]": 0.25, "rnn[1]": 0.25}).keep()["rnn[1]"]) == 8
     with pytest.raises(ModelError, match="the layers of `rnn` are given different fractions"):
         structured.plan(model, 0.5, x, amounts={"rnn[0]": 0.25})
+
+
+# -----------------------------------------------------------------------------
+# cells stepped in a loop of one's own
+
+
+class Decoder(nn.Module):
+    """An encoder Linear makes a cell's first state; the cell then steps over 5 inputs (the whole (h, c) of an
+    LSTMCell passed on as it is); its last state to a head. `mixed`: the first step reads the encoder's output as
+    input, the others the data."""
+
+    def __init__(self, kind=nn.GRUCell, mixed=False):
+        super().__init__()
+        self.kind, self.mixed = kind, mixed
+        self.enc, self.head = nn.Linear(8, 6 if mixed else 16), nn.Linear(16, 3)
+        self.cell = kind(6, 16)
+
+    def forward(self, x):  # (N, 8, 8)
+        e = torch.tanh(self.enc(x[:, 0]))
+        if self.mixed:
+            state = self.cell(e)
+            for t in range(2, 6):
+                state = self.cell(x[:, t, :6], state)
+            return self.head(state)
+        state = (e, torch.zeros_like(e)) if self.kind is nn.LSTMCell else e
+        for t in range(1, 6):
+            state = self.cell(x[:, t, :6], state)
+        return self.head(state[0] if self.kind is nn.LSTMCell else state)
+
+
+@pytest.mark.parametrize("kind", [nn.GRUCell, nn.LSTMCell, nn.RNNCell])
+def test_a_cell_stepped_in_a_loop_loses_units_with_what_makes_its_state(kind):
+    """The cell is one producer over all its steps; the encoder that makes its first state loses the same units.
+    The pruned decoder equals the masked one and decodes into a fresh, resized instance."""
+    torch.manual_seed(0)
+    model, x = Decoder(kind).eval(), torch.randn(4, 8, 8)
+    plan = structured.plan(model, 0.5, x)
+    (group,) = plan.groups
+    assert set(group.producers) == {"enc", "cell"} and len(group.keep) == 8
+    small = structured.apply(model, plan)
+    assert small.cell.hidden_size == 8 and small.enc.out_features == 8
+    with torch.no_grad():
+        assert torch.allclose(small(x), apply_masks(model, structured.masks(model, plan))(x), atol=1e-6)
+    fresh = Decoder(kind)
+    structured.resize_to(fresh, small.state_dict())
+    fresh.load_state_dict(small.state_dict(), strict=True)
+
+
+def test_a_cell_reading_a_layer_at_some_steps_only_keeps_that_layer_whole():
+    torch.manual_seed(0)
+    plan = structured.plan(Decoder(mixed=True).eval(), 0.5, torch.randn(4, 8, 8))
+    assert "reads them at some steps and other inputs at others" in plan.skipped["enc"]
+    assert "cell" in plan.keep()
+
+
+def test_a_smaller_model_that_no_longer_runs_is_refused_with_the_fix():
+    """A learned initial state keeps the cell's old size, which the trace cannot see: the pruned model is run once,
+    and its failure is a ModelError that says what to do."""
+    class LearnedStart(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell, self.h0, self.head = nn.GRUCell(8, 16), nn.Parameter(torch.zeros(16)), nn.Linear(16, 3)
+
+        def forward(self, x):
+            h = self.h0.expand(x.size(0), -1)
+            for t in range(4):
+                h = self.cell(x[:, t], h)
+            return self.head(h)
+
+    with pytest.raises(ModelError, match=r"removed units of cell, but the smaller LearnedStart no longer runs "
+                                         r"\(RuntimeError: .*\): its forward makes a tensor of a layer's old size"):
+        structured.prune_structured(LearnedStart(), 0.5, torch.randn(4, 8, 8))

@@ -37,7 +37,10 @@ DepGraph (Fang et al., CVPR 2023) does, but on a torch.fx trace instead of an au
 4. nn.RNN, nn.LSTM and nn.GRU (any number of layers, one or two directions): each layer's hidden units are a group
    of its own (`rnn[k]`, see _RNNLayer), read by the next layer, the last layer's by whatever reads the output
    sequence, and any layer's by whatever reads its final state (h_n[k], one direction's units); a layer before the
-   RNN loses the inputs of its layer 0.
+   RNN loses the inputs of its layer 0. Their cells (nn.RNNCell, LSTMCell, GRUCell) stepped in a loop of the user's
+   own are one producer over all their steps, with whatever makes their state (an encoder's Linear) in its group.
+After pruning, prune_structured runs the smaller model once on example_input: a tensor of a layer's old size that
+the trace cannot see (a learned initial state) is a ModelError saying so, not a crash later.
 5. Inside torch's own transformer layers (nn.TransformerEncoderLayer / DecoderLayer, alone or in an
    nn.TransformerEncoder, nn.Transformer, ...), which the trace shows as one call, the feed-forward block's hidden
    units are a group of their own: linear1's rows and bias, linear2's input columns (see TRANSFORMER_LAYERS).
@@ -80,7 +83,8 @@ POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPo
 # functions and tensor methods, by name (torch.relu, F.relu, x.relu(), ...)
 ELEMENTWISE = {"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish",
                "hardsigmoid", "hardtanh", "sigmoid", "tanh", "softplus", "softsign", "dropout", "dropout1d",
-               "dropout2d", "dropout3d", "alpha_dropout", "contiguous", "clone", "neg", "abs"}
+               "dropout2d", "dropout3d", "alpha_dropout", "contiguous", "clone", "neg", "abs",
+               "zeros_like", "ones_like"}  # (a fresh state of a value's shape: its channels are that value's)
 # resizing over every dim after the channels (N, C, *spatial): nn.Upsample (and its Nearest / Bilinear subclasses)
 RESIZE_MODULES = (nn.Upsample,)
 RESIZE = {"interpolate", "upsample", "upsample_nearest", "upsample_bilinear"}
@@ -104,6 +108,9 @@ TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 # producer named `rnn[k]` (see _RNNLayer), each of its hidden units a row per gate of weight_ih_lk and weight_hh_lk
 # (and their biases) plus a column of weight_hh_lk; layer k + 1 reads them through weight_ih_l(k+1)'s columns.
 RNN_GATES = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}  # rows per hidden unit in each weight matrix, gate-major
+# their cells, stepped in a loop of the user's own (a decoder): each call's state feeds the next call, so the cell
+# is one producer however often the trace calls it, its units read by its own weight_hh and whatever reads them
+CELL_GATES = {nn.RNNCell: 1, nn.GRUCell: 3, nn.LSTMCell: 4}
 
 # The channels of one group, as they lie in a value: along dimension `dim`, unit c of `units` occupies
 # positions o*span*inner + (offset + c)*inner + i for o < outer, i < inner (outer = inner = 1 until a flatten;
@@ -221,20 +228,20 @@ class _RNNLayer:
     at all. A removed unit's rows (every gate) and biases are gone with its column of weight_hh: with them zeroed,
     the dense RNN holds that unit at 0 (its cell and state start at 0 and stay there), so masks() are exact."""
 
-    def __init__(self, rnn, k):
+    def __init__(self, rnn, k):  # k None: an nn.RNNCell / LSTMCell / GRUCell (weight_ih, weight_hh, ...)
         self.rnn, self.k = rnn, k
-        self.dirs = 2 if rnn.bidirectional else 1
-        self.gates = RNN_GATES[type(rnn)]
-        self.hidden = getattr(rnn, f"weight_hh_l{k}").shape[1]
+        self.dirs = 2 if getattr(rnn, "bidirectional", False) else 1
+        self.gates = {**RNN_GATES, **CELL_GATES}[type(rnn)]
+        self.suffixes = tuple(("" if k is None else f"_l{k}") + d for d in ("", "_reverse")[:self.dirs])
+        self.hidden = getattr(rnn, f"weight_hh{self.suffixes[0]}").shape[1]
         self.units = self.dirs * self.hidden
-        self.inputs = getattr(rnn, f"weight_ih_l{k}").shape[1]
-        self.suffixes = ("", "_reverse")[:self.dirs]
+        self.inputs = getattr(rnn, f"weight_ih{self.suffixes[0]}").shape[1]
 
     def norms(self):
         """L2 norm of each unit's rows (every gate) of weight_ih and weight_hh together, direction by direction."""
         out = []
         for s in self.suffixes:
-            w = torch.cat([getattr(self.rnn, f"weight_{m}_l{self.k}{s}").detach() for m in ("ih", "hh")], 1)
+            w = torch.cat([getattr(self.rnn, f"weight_{m}{s}").detach() for m in ("ih", "hh")], 1)
             out.append(w.reshape(self.gates, self.hidden, -1).pow(2).sum((0, 2)).sqrt())
         return torch.cat(out)
 
@@ -244,14 +251,14 @@ class _RNNLayer:
         for d, s in enumerate(self.suffixes):
             j = keep[d * self.hidden:(d + 1) * self.hidden]
             rows = j.repeat(self.gates)  # row g * H + j of every gate g
-            out += [(f"{name}_l{self.k}{s}", 0, rows) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-                    if getattr(self.rnn, f"{name}_l{self.k}{s}", None) is not None]
-            out.append((f"weight_hh_l{self.k}{s}", 1, j))
+            out += [(f"{name}{s}", 0, rows) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                    if getattr(self.rnn, f"{name}{s}", None) is not None]
+            out.append((f"weight_hh{s}", 1, j))
         return out
 
     def input_slices(self, keep):
         """[(attribute, dim, mask)] of what keeping input features `keep` (bool) keeps: weight_ih's columns."""
-        return [(f"weight_ih_l{self.k}{s}", 1, keep) for s in self.suffixes]
+        return [(f"weight_ih{s}", 1, keep) for s in self.suffixes]
 
 
 def _layer(mods, name):
@@ -259,7 +266,7 @@ def _layer(mods, name):
     part = re.fullmatch(r"(.*)\[(\d+)\]", name)
     if part and type(mods.get(part[1])) in RNN_GATES and int(part[2]) < mods[part[1]].num_layers:
         return _RNNLayer(mods[part[1]], int(part[2]))
-    return mods.get(name)
+    return _RNNLayer(mods[name], None) if type(mods.get(name)) in CELL_GATES else mods.get(name)
 
 
 def _rnn_of(name):
@@ -398,6 +405,8 @@ def _sync_sizes(m):
         m.embedding_dim = m.weight.shape[1]
     elif type(m) in RNN_GATES:
         m.hidden_size, m.input_size = m.weight_hh_l0.shape[1], m.weight_ih_l0.shape[1]
+    elif type(m) in CELL_GATES:
+        m.hidden_size, m.input_size = m.weight_hh.shape[1], m.weight_ih.shape[1]
     elif _depthwise(m):
         m.in_channels = m.out_channels = m.groups = m.weight.shape[0]
     elif isinstance(m, TRANSPOSED):
@@ -422,7 +431,8 @@ def resize_to(module, state):
         m = mods.get(path)
         shrinks = (attr in ("weight", "bias") and isinstance(m, PRODUCERS) or
                    attr in ("weight", "bias", "running_mean", "running_var") and isinstance(m, NORMS) or
-                   type(m) in RNN_GATES and attr in m._flat_weights_names)
+                   type(m) in RNN_GATES and attr in m._flat_weights_names or
+                   type(m) in CELL_GATES and attr in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
         cur = getattr(m, attr, None) if shrinks else None
         if (not isinstance(t, torch.Tensor) or not isinstance(cur, torch.Tensor) or t.shape == cur.shape
                 or t.dim() != cur.dim() or t.shape[2:] != cur.shape[2:]
@@ -438,8 +448,23 @@ def resize_to(module, state):
 
 def prune_structured(model, amount, example_input, rank_by=None, amounts=None):
     """plan() then apply(): a smaller copy of `model` with round(amount * units) units of every
-    prunable group removed (or as `amounts` says for some; ranked by rank_by's weights, if given: see plan())."""
-    return apply(model, plan(model, amount, example_input, rank_by, amounts))
+    prunable group removed (or as `amounts` says for some; ranked by rank_by's weights, if given: see plan()).
+    ModelError if the smaller model no longer runs on example_input: its forward made a tensor of a pruned layer's
+    old size that the trace cannot see (a learned initial state, a size written as a number)."""
+    p = plan(model, amount, example_input, rank_by, amounts)
+    small = apply(model, p)
+    inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    try:
+        with torch.no_grad():
+            copy.deepcopy(small).eval()(*inputs)
+    except Exception as e:
+        pruned = ", ".join(name for g in p.groups if len(g.keep) < g.units for name in g.producers)
+        raise ModelError(f"structured pruning removed units of {pruned}, but the smaller {type(model).__name__} no "
+                         f"longer runs ({type(e).__name__}: {str(e)[:200]}): its forward makes a tensor of a layer's "
+                         "old size (a learned initial state, or a size written as a number, say); size it from the "
+                         "layer (x.new_zeros(n, self.cell.hidden_size)), or keep that layer whole with a fraction of "
+                         "0 for it") from None
+    return small
 
 
 def masks(model, plan):
@@ -458,8 +483,8 @@ def masks(model, plan):
 
     units, features, columns = _kept(model, plan)
     for kept, slices in ((units, "unit_slices"), (columns, "input_slices")):
-        for name in [n for n in kept if _rnn_of(n) is not None]:
-            layer, rnn = _layer(mods, name), _rnn_of(name)
+        for name in [n for n in kept if isinstance(_layer(mods, n), _RNNLayer)]:
+            layer, rnn = _layer(mods, name), _rnn_of(name) or name
             for attr, dim, keep in getattr(layer, slices)(kept.pop(name)):
                 mask(rnn, attr).movedim(dim, 0)[~keep] = False
     for name, keep in list(columns.items()):
@@ -534,7 +559,8 @@ def _shared_modules(gm):
     """Names of modules called more than once or holding a parameter another module also holds:
     slicing one would change the other."""
     calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
-    shared = {name for name, k in calls.items() if k > 1}
+    mods = dict(gm.named_modules())  # a cell is called once a step: _analyze checks that its steps chain
+    shared = {name for name, k in calls.items() if k > 1 and type(mods.get(name)) not in CELL_GATES}
     # a layer called by the forward and also inside a module the trace keeps whole (a transformer layer's linear1)
     shared |= {name for name in calls if any(name.startswith(outer + ".") for outer in calls)}
     owners = {}
@@ -582,6 +608,7 @@ def _analyze(gm, shared):
     mods = dict(gm.named_modules())
     parent, why, members = {}, {}, {}  # union-find over producer nodes; reasons; what each group holds
     flows, sizes = {}, {}              # node -> Flow of its output; x.shape / x.size() node -> (Flow, ndim)
+    cell_inputs = {}                   # cell -> what each of its steps read as input (a followed value or None)
 
     def find(g):
         while parent[g] != g:
@@ -602,6 +629,60 @@ def _analyze(gm, shared):
                     block(v, f"{_op_name(node, mods)} uses its channel count")
         ins = [flows[a] for a in node.all_input_nodes if a in flows]
         m = mods.get(node.target) if node.op == "call_module" else None
+        if type(m) in CELL_GATES:  # one step of a cell: one group for all its steps
+            key, cell = f"cell:{node.target}", _RNNLayer(m, None)
+            own = Flow(key, -1, 1, 1, cell.units, 0, cell.units)
+            if key not in parent:
+                parent[key] = key
+                members[key] = ([node.target], [], [], cell.units, [1])
+                if node.target in shared or _hooked(m):
+                    why.setdefault(key, "it shares a parameter, or has a parametrization or hooks that slicing "
+                                        "would break")
+            x, hx = _arg(node, 0, "input"), _arg(node, 1, "hx")
+            steps = cell_inputs.setdefault(node.target, [])
+            steps.append(flows.get(x) if isinstance(x, fx.Node) else None)
+            followed = [v for v in steps if v is not None]
+            if followed and len(followed) < len(steps):  # some steps read a pruned layer's channels, some not
+                for v in followed:
+                    block(v, f"`{node.target}` ({type(m).__name__}) reads them at some steps and other inputs at "
+                             "others, through the same columns")
+            elif steps[-1] is not None:  # weight_ih's columns lose the units every step's input loses
+                v = steps[-1]
+                if len(v) > 1 or v[0].dim != len(_shape(x)) - 1 or v[0][1:] != followed[0][0][1:]:
+                    for w in followed:
+                        block(w, f"its channels reach `{node.target}` ({type(m).__name__}) laid out differently "
+                                 "at different steps, or not in its feature dim")
+                else:
+                    root, other = find(followed[0][0].group), find(v[0].group)
+                    if other != root:  # every step's input loses the same columns: one group
+                        parent[other] = root
+                        if other in why:
+                            why.setdefault(root, why.pop(other))
+                    consumer = (node.target, v[0].outer, v[0].inner, v[0].offset, v[0].span)
+                    if consumer not in members[root][2]:
+                        members[root][2].append(consumer)
+                        members[root][4].append(1)
+            for state in hx if isinstance(hx, (tuple, list)) else () if hx is None else (hx,):
+                v = flows.get(state) if isinstance(state, fx.Node) else None
+                if v is None:
+                    continue  # a state of its own making (zeros of its hidden_size, say)
+                if isinstance(v, _RNNValue) and v.kind == "cell":  # an LSTMCell's (h, c) passed on whole
+                    v = (v.layers[0]._replace(dim=own.dim),)
+                elif not isinstance(v, _RNNValue):
+                    v = tuple(f._replace(dim=f.dim - len(_shape(state))) for f in v)  # from the right, as own's
+                if isinstance(v, _RNNValue) or len(v) > 1 or v[0][1:] != own[1:]:
+                    block(v, f"its channels become the state of `{node.target}` ({type(m).__name__}) laid out "
+                             "differently from its hidden units")
+                    why.setdefault(find(key), "its state comes from channels laid out differently")
+                    continue
+                root, other = find(key), find(v[0].group)
+                if other != root:  # a state made by another layer (an encoder's): its units are the cell's
+                    parent[other] = root
+                    if other in why:
+                        why.setdefault(root, why.pop(other))
+            flows[node] = (_RNNValue("cell", (own,), 1, True) if isinstance(m, nn.LSTMCell)
+                           else (own._replace(dim=len(_shape(node)) - 1),))
+            continue
         if any(isinstance(v, (_RNNValue, _Pair)) for v in ins):  # a getitem takes a tensor out of a tuple
             try:
                 if len(ins) > 1:
@@ -710,7 +791,7 @@ def _analyze(gm, shared):
             skipped.update((name, why[g]) for name in producers)
             continue
         found.append((producers, tuple(n for mem in group for n in mem[1]),
-                      tuple(c for mem in group for c in mem[2]), group[0][3], blocks[-1]))
+                      tuple(dict.fromkeys(c for mem in group for c in mem[2])), group[0][3], blocks[-1]))
     return found, skipped
 
 
@@ -730,6 +811,8 @@ def _unpack(node, v, mods):
         raise _Blocked(f"{what} reads an RNN's outputs or final state, which hold every layer's units (take the "
                        "output sequence, out[:, -1], or h_n[-1] instead)")
     i = node.args[1]
+    if v.kind == "cell" and i in (0, 1, -1, -2) and _shape(node) is not None:  # an LSTMCell's (h, c)
+        return (v.layers[0]._replace(dim=len(_shape(node)) - 1),)
     if v.kind == "call" and i in (0, 1, -1, -2):
         if i % 2 == 0:
             if _shape(node) is None:
