@@ -152,8 +152,7 @@ def _check_inputs(model, recipe, data, student):
                               f"model; its layers are: {', '.join(list(known)[:12])}")
     if recipe.structured and recipe.prunes() and (student is not None or not distilling):  # traceable? layers known?
         structured.prune_structured(student if distilling else model, recipe.sparsity, data.x("test")[:2],
-                                    amounts=structured.weight_amounts({n: s for n, s, _ in recipe.layers
-                                                                       if s is not None}))  # and still runs?
+                                    amounts=structured.weight_amounts(recipe.layer_sparsities()))  # still runs?
     return recipe
 
 

@@ -344,7 +344,7 @@ def apply(model, recipe, ctx):
         from compress_engine.core.structured import prune_structured, weight_amounts
         folded = deployed(model)
         model = prune_structured(model, r.sparsity, ctx.example, rank_by=None if folded is model else folded,
-                                 amounts=weight_amounts({n: s for n, s, _ in r.layers if s is not None}))
+                                 amounts=weight_amounts(r.layer_sparsities()))
         recalibrate_batchnorm(model, ctx.data.x("train"), seed=r.seed)  # what each BatchNorm sees has changed
         ctx.finetune(model, {}, NAME)
         return model

@@ -110,6 +110,10 @@ class Recipe:
         default_k = self.conv_clusters if conv and self.conv_clusters else self.clusters
         return (self.sparsity if over[0] is None else over[0]), (default_k if over[1] is None else over[1])
 
+    def layer_sparsities(self):
+        """{compressible weight name: sparsity} of the layers whose sparsity `layers` sets."""
+        return {n: s for n, s, _ in self.layers if s is not None}
+
     def prunes(self):
         return self.sparsity > 0 or any(s for _, s, _ in self.layers)
 

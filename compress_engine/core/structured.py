@@ -261,9 +261,12 @@ class _RNNLayer:
         return [(f"weight_ih{s}", 1, keep) for s in self.suffixes]
 
 
+RNN_LAYER = re.compile(r"(.*)\[(\d+)\]")  # the producer name of layer k of an RNN: `rnn[k]`
+
+
 def _layer(mods, name):
-    """The layer a plan names: a module, or an _RNNLayer for `rnn[k]`; None if there is none."""
-    part = re.fullmatch(r"(.*)\[(\d+)\]", name)
+    """The layer a plan names: a module, or an _RNNLayer for `rnn[k]` or a cell; None if there is none."""
+    part = RNN_LAYER.fullmatch(name)
     if part and type(mods.get(part[1])) in RNN_GATES and int(part[2]) < mods[part[1]].num_layers:
         return _RNNLayer(mods[part[1]], int(part[2]))
     return _RNNLayer(mods[name], None) if type(mods.get(name)) in CELL_GATES else mods.get(name)
@@ -271,7 +274,7 @@ def _layer(mods, name):
 
 def _rnn_of(name):
     """The RNN module's name in a producer name `rnn[k]`, else None."""
-    part = re.fullmatch(r"(.*)\[(\d+)\]", name)
+    part = RNN_LAYER.fullmatch(name)
     return part[1] if part else None
 
 
@@ -619,6 +622,14 @@ def _analyze(gm, shared):
         for f in value:
             why.setdefault(find(f.group), reason)
 
+    def unite(root, group):  # `group` loses the same units as `root` from now on (a reason to keep it whole too)
+        root, other = find(root), find(group)
+        if other != root:
+            parent[other] = root
+            if other in why:
+                why.setdefault(root, why.pop(other))
+        return root
+
     for node in gm.graph.nodes:
         for a in node.all_input_nodes:  # a shape read for anything but non-channel dims: x.shape[0], x.shape[2:]
             if a in sizes:
@@ -652,12 +663,8 @@ def _analyze(gm, shared):
                     for w in followed:
                         block(w, f"its channels reach `{node.target}` ({type(m).__name__}) laid out differently "
                                  "at different steps, or not in its feature dim")
-                else:
-                    root, other = find(followed[0][0].group), find(v[0].group)
-                    if other != root:  # every step's input loses the same columns: one group
-                        parent[other] = root
-                        if other in why:
-                            why.setdefault(root, why.pop(other))
+                else:  # every step's input loses the same columns: one group
+                    root = unite(followed[0][0].group, v[0].group)
                     consumer = (node.target, v[0].outer, v[0].inner, v[0].offset, v[0].span)
                     if consumer not in members[root][2]:
                         members[root][2].append(consumer)
@@ -675,11 +682,7 @@ def _analyze(gm, shared):
                              "differently from its hidden units")
                     why.setdefault(find(key), "its state comes from channels laid out differently")
                     continue
-                root, other = find(key), find(v[0].group)
-                if other != root:  # a state made by another layer (an encoder's): its units are the cell's
-                    parent[other] = root
-                    if other in why:
-                        why.setdefault(root, why.pop(other))
+                unite(key, v[0].group)  # a state made by another layer (an encoder's): its units are the cell's
             flows[node] = (_RNNValue("cell", (own,), 1, True) if isinstance(m, nn.LSTMCell)
                            else (own._replace(dim=len(_shape(node)) - 1),))
             continue
@@ -761,11 +764,7 @@ def _analyze(gm, shared):
         elif isinstance(out, list):  # residual add of one group's channels each: one group
             root = find(out[0][0].group)
             for (f,) in out[1:]:
-                other = find(f.group)
-                if other != root:
-                    parent[other] = root
-                    if other in why:
-                        why.setdefault(root, why.pop(other))
+                unite(root, f.group)
             flows[node] = (out[0][0]._replace(group=root),)
         elif out is not None:
             if _channelwise(m):
