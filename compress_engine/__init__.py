@@ -10,6 +10,7 @@
     ce.read_weights(data, "mine.safetensors")   # a user's weight file -> model, never running code
     ce.sensitivity.scan(model, ds)   # each layer alone: accuracy and bytes vs sparsity and bits
     result, plan = ce.fit_budget(model, ds, 10_000)   # fit in 10 KB: per-layer sparsity and clusters, fine-tuned
+    result, plan = ce.fit_flops(model, ds, 0.25)      # a quarter of the FLOPs: whole units, per-group fractions searched
     ce.sweep(model, ce.Recipe(clusters=16), ds, "sparsity", [0.5, 0.9], workers=2)   # in-process, or on Ray
 
 It never imports streamlit: pages call it, it does not know about pages.
@@ -21,11 +22,12 @@ from .core.errors import ArtifactError, CompressError, DatasetError, ModelError,
 
 # Everything else is imported on first use (PEP 562), so `import compress_engine` costs milliseconds, not torch's
 # 1-2 s: the `app` command starts the dashboard's server first and imports torch while the browser loads the page.
-_MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "sensitivity": ".core.sensitivity",
+_MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "flops": ".core.flops",
+            "sensitivity": ".core.sensitivity",
             # the dashboard's machinery: its training pool, the trained-results cache, sweep keys
             "jobs": ".playground.jobs", "sweeps": ".playground.sweeps", "trained": ".playground.trained"}
 _NAMES = {
-    ".core.budget": ["fit_budget"], ".core.data": ["Dataset", "IGNORE"],
+    ".core.budget": ["fit_budget"], ".core.data": ["Dataset", "IGNORE"], ".core.flops": ["fit_flops"],
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"], ".core.model": ["arch_spec", "param_count"],
     ".core.pipeline": ["Result", "compress", "describe", "reference"], ".core.quantize": ["int8_latency"],
     ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"], ".core.train": ["Stopped", "logits", "predictions", "stop_when"],

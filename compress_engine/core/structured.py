@@ -316,11 +316,30 @@ def plan(model, amount, example_input, rank_by=None, amounts=None):
     groups = []
     for (producers, norms, consumers, units, blocks), share in zip(found, fractions):
         score = sum(_unit_norms(_layer(mods, name)) for name in producers).reshape(blocks, units // blocks)
-        n_drop = min(round(share * score.shape[1]), score.shape[1] - 1)
-        best = torch.topk(score, k=score.shape[1] - n_drop, dim=1, largest=True).indices
+        best = torch.topk(score, k=kept_units(units, blocks, share) // blocks, dim=1, largest=True).indices
         keep = (best + torch.arange(blocks)[:, None] * score.shape[1]).reshape(-1).sort().values
         groups.append(Group(producers, norms, consumers, units, keep, blocks))
     return Plan(amount, tuple(groups), skipped)
+
+
+def kept_units(units, blocks, share):
+    """How many of a group's `units` plan() keeps at fraction `share`: each of its `blocks` runs of units drops
+    round(share * units / blocks) of its own, and keeps at least one."""
+    per = units // blocks
+    return (per - min(round(share * per), per - 1)) * blocks
+
+
+def producer_weights(model, amounts):
+    """plan()'s amounts ({producer: fraction}) as a recipe's per-layer sparsities ({compressible weight name:
+    fraction}), the inverse of weight_amounts: fc1 -> fc1.weight, lstm[0] -> lstm.weight_ih_l0, a cell -> its
+    weight_ih."""
+    mods = dict(model.named_modules())
+    out = {}
+    for name, share in amounts.items():
+        part = RNN_LAYER.fullmatch(name)
+        attr = (f"weight_ih_l{part[2]}" if part else "weight_ih" if type(mods.get(name)) in CELL_GATES else "weight")
+        out[f"{part[1] if part else name}.{attr}"] = share
+    return out
 
 
 def weight_amounts(sparsities):

@@ -363,6 +363,11 @@ def parser(prog="python -m compress_engine"):
                           "sparsity and cluster count from a sensitivity scan, then fine-tunes "
                           "(--finetune-epochs per stage, default 4; --lr default 0.001; --finetune-kd default 4, "
                           "none for labels only; --bias-bits default 8; --seed)")
+    run.add_argument("--flops", metavar="SHARE",
+                     help="prune whole units (structured) until the model needs at most this share of its FLOPs "
+                          "(0.25 = a quarter): the engine picks each group's fraction by a search that measures the "
+                          "damage, then fine-tunes (--finetune-epochs, default 2; --lr default 0.001; --finetune-kd; "
+                          "--seed)")
     sw.add_argument("--field", required=True, help="the recipe field to vary, e.g. sparsity")
     sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.5,0.9")
     sw.add_argument("--workers", type=int, metavar="N", help="run N points at a time on a local Ray runtime "
@@ -459,6 +464,7 @@ def run(args):
     if args.cmd == "inspect":
         return ce.describe(user_model(args, ref), ce.load_dataset(args.data))
     budget_kb = budget_from(args) if args.cmd == "run" else None
+    flops_share = flops_from(args) if args.cmd == "run" else None
     recipe = recipe_from(args)
     if args.cmd == "run" and args.out is not None:
         check_out(args.out)
@@ -472,6 +478,8 @@ def run(args):
                            f"holds regression targets: drop --store (the rows, with R² and RMSE, are printed)")
     if args.cmd == "run" and budget_kb is not None:
         return run_budget(args, model, data, budget_kb, recipe)
+    if args.cmd == "run" and flops_share is not None:
+        return run_flops(args, model, data, flops_share, recipe)
     if args.cmd == "run":
         result = ce.compress(model, recipe, data, measure_latency=args.latency)
         if args.out is not None:
@@ -486,7 +494,7 @@ def epoch_lines(data):
     score = "R²" if data.regression else "accuracy"
 
     def show(step, total, loss, acc):
-        if acc is not None:
+        if acc is not None and loss is not None:  # (a search's steps report no loss: only training's are printed)
             print(f"step {step}/{total} loss {loss:.4f} test {score} {acc:.4f}", file=sys.stderr)
     return show
 
@@ -504,22 +512,51 @@ BUDGET_FLAGS = ("finetune_epochs", "lr", "seed", "bias_bits", "finetune_kd", "pr
 MAX_BUDGET_KB = 10**7
 
 
-def budget_from(args):
-    """--budget-kb as a number of KB (or None), refusing recipe flags the budget search sets itself."""
-    text = getattr(args, "budget_kb", None)
+FLOPS_FLAGS = ("finetune_epochs", "lr", "seed", "finetune_kd")  # recipe flags a --flops run takes
+
+
+def _target(args, name, what, ok, sets, allowed):
+    """The number a --budget-kb / --flops flag gives (or None), refusing recipe flags that search sets itself."""
+    text = getattr(args, name, None)
     if text is None:
         return None
     try:
-        kb = float(text) if len(text) <= MAX_FLAG_CHARS else math.nan
+        value = float(text) if len(text) <= MAX_FLAG_CHARS else math.nan
     except ValueError:
-        kb = math.nan
-    if not (0 < kb <= MAX_BUDGET_KB):
-        raise RecipeError(f"--budget-kb={short(text)}: must be a number of KB above 0 and at most {MAX_BUDGET_KB:,}")
-    chosen = sorted(flag(f) for f in FIELDS - set(BUDGET_FLAGS) if hasattr(args, f))
+        value = math.nan
+    if not ok(value):
+        raise RecipeError(f"{flag(name)}={short(text)}: must be {what}")
+    chosen = sorted(flag(f) for f in FIELDS - set(allowed) if hasattr(args, f))
     if chosen:
-        raise RecipeError(f"--budget-kb chooses each layer's sparsity and clusters itself: drop {', '.join(chosen)} "
-                          f"(it takes {', '.join(flag(f) for f in BUDGET_FLAGS)})")
-    return kb
+        raise RecipeError(f"{flag(name)} chooses {sets} itself: drop {', '.join(chosen)} "
+                          f"(it takes {', '.join(flag(f) for f in allowed)})")
+    return value
+
+
+def budget_from(args):
+    """--budget-kb as a number of KB (or None), refusing recipe flags the budget search sets itself."""
+    return _target(args, "budget_kb", f"a number of KB above 0 and at most {MAX_BUDGET_KB:,}",
+                   lambda kb: 0 < kb <= MAX_BUDGET_KB, "each layer's sparsity and clusters", BUDGET_FLAGS)
+
+
+def flops_from(args):
+    """--flops as a share of the dense FLOPs (or None), refusing recipe flags the search sets itself."""
+    if getattr(args, "flops", None) is not None and getattr(args, "budget_kb", None) is not None:
+        raise RecipeError("--flops and --budget-kb each choose every layer's pruning: give one of them")
+    return _target(args, "flops", "a share of the model's FLOPs above 0 and below 1 (0.25 = a quarter)",
+                   lambda share: 0 < share < 1, "each group's fraction of whole units", FLOPS_FLAGS)
+
+
+def run_flops(args, model, data, share, recipe):
+    """fit_flops: the result's summary plus the plan (FLOPs dense, budgeted and counted; each group's fraction)."""
+    import compress_engine as ce
+    show = epoch_lines(data)
+    kw = {f: getattr(recipe, f) for f in FLOPS_FLAGS if hasattr(args, f)}
+    result, plan = ce.fit_flops(model, data, share, epochs=kw.get("finetune_epochs", 2), lr=kw.get("lr", 1e-3),
+                                seed=recipe.seed, kd=kw.get("finetune_kd"), progress=show)
+    if args.out is not None:
+        args.out.write_bytes(result.artifact)
+    return {**summary(result), "flops": plan}
 
 
 def run_budget(args, model, data, kb, recipe):
