@@ -129,7 +129,8 @@ with right:
     st.caption(("Removing a layer's units also removes the next layer's inputs from them, so inner layers "
                 "lose more than the chosen share. " if structured else
                 "Global pruning cuts the big layers hardest; per layer gives every layer the same share. ")
-               + "The whole-model figure counts biases too, which are never pruned.")
+               + "The whole-model figure counts biases too, which are never pruned."
+               + (" " + viz.flops_text(m.get("flops"), dense["metrics"].get("flops")) if structured else ""))
 
 # --- accuracy vs sparsity: one-shot, and fine-tuned -------------------------------------------
 run = common.complete(run)  # evaluated now, the cards above get the accuracy

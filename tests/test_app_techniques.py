@@ -7,7 +7,11 @@ selected through pages.common.DATASET, so it takes seconds.
 
 import json
 
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 import compress_engine as ce
+from compress_engine.core import structured
 from test_app import metric, number, page
 
 
@@ -50,6 +54,14 @@ def test_pruning_sparsity_scope_and_structure(fmnist):
     assert not at.exception and not at.error
     assert at.radio(key="prune_scope").value == "layer" and at.radio(key="prune_scope").disabled
     assert number(metric(at, "Non-zero parameters")) < 0.2 * dense_nz
+    # what the smaller model costs to run, as FlopCounterMode counts the model torch's own pruning would leave
+    model, x = ce.load_model("lenet-300-100"), torch.zeros(1, 1, 28, 28)
+    small = structured.prune_structured(model, 0.9, x)
+    with FlopCounterMode(display=False) as counter:
+        small(x)
+    said = [c.value for c in at.caption if "MFLOPs per image" in c.value]
+    assert said and f"needs {counter.get_total_flops() / 1e6:,.2f} MFLOPs per image against the dense model's 0.53" \
+        in said[0], said
 
     at.selectbox(key="prune_mask_layer").set_value("layers.1.weight").run()
     assert not at.exception

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import cluster, distill, prune, quantize, structured
+from . import cluster, distill, flops, prune, quantize, structured
 from .encode import Affine, Codebook, encode, size_breakdown
 from .errors import CompressError, DatasetError, RecipeError
 from .fold import deployed, foldable_pairs
@@ -184,7 +184,9 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     module; default an MLP of recipe.student_width) is distilled from it first. progress(step, total, loss,
     accuracy) reports every training stage as one count; return False from it to stop (raises train.Stopped,
     nothing is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is refused
-    (ModelError, DatasetError, RecipeError) before any work. Result.metrics["plain_bytes"] is the artifact's
+    (ModelError, DatasetError, RecipeError) before any work. Result.metrics["flops"] and ["dense_flops"] are the
+    compressed and the dense model's forward FLOPs of one input (flops.count; None if it cannot count them).
+    Result.metrics["plain_bytes"] is the artifact's
     length with fixed-width codes instead of entropy coding (what recipe.huffman saves; the same weights).
     model_logits ({"train": (N, C), "test": (M, C)}, either optional; e.g. the zoo's cached_logits) are
     `model`'s own outputs on those splits: compress() then does not run a big model over them again
@@ -246,6 +248,10 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
         timings["evaluate"] = time.perf_counter() - t
     metrics = measure(work, ctx.grids, artifact, dense_params, dense_bytes, pred, data.y("test"), ref_pred, ref_acc)
     metrics["plain_bytes"] = plain
+    # forward FLOPs of one input, the compressed model's (only structured pruning and distillation change them: zeros
+    # and shared values are still multiplied) and the dense model's as deployed
+    metrics["flops"] = flops.count_or_none(work, ctx.example)
+    metrics["dense_flops"] = flops.count_or_none(folded, ctx.example)
     if measure_latency:
         timings.update(latency(work, data))
     timings["total"] = time.perf_counter() - t_start
