@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 import torch.nn.utils.prune as tprune
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import compress_engine as ce
 from compress_engine.core import structured
@@ -461,6 +462,13 @@ def test_describe_says_what_compress_would_compress_carry_fold_and_prune(trained
     plan = structured.plan(fold_batchnorm(mine), 0.5, data.x("test")[:2])
     assert folded["structured"]["prunable"] == {n: f"{len(g.keep)} of {g.units}" for g in plan.groups
                                                 for n in g.producers}
+    # FLOPs of one input, dense and after that pruning, as torch's counter counts them on the models themselves
+    counts = []
+    for net in (fold_batchnorm(mine), structured.apply(fold_batchnorm(mine), plan)):
+        with FlopCounterMode(display=False) as counter:
+            net.eval()(data.x("test")[:1])
+        counts.append(counter.get_total_flops())
+    assert [folded["flops"], folded["structured"]["flops"]] == counts and counts[1] < counts[0]
     with pytest.raises(ce.ModelError, match="fails on the data's inputs"):
         ce.describe(ResCNN(), shaped(digits, (64,), "digits-flat"))
     assert ce.describe(FreeParameter())["structured"] == "give data to trace the model"

@@ -360,8 +360,9 @@ def describe(model, data=None, structured_at=0.5):
       carries exactly as float32 (a free nn.Parameter, a layer kind it does not know), "carried_params" all those
       carried (biases, norms included);
     - "folded": {BatchNorm: layer} when the class declares fold_batchnorm = True (deployed());
+    - "flops": with `data`, the forward FLOPs of one input (flops.count; None if it cannot count them);
     - "structured": with `data`, what structured pruning at `structured_at` would keep ({layer: "kept of units"}),
-      which layers it keeps whole and why, or why it cannot trace the model;
+      the FLOPs the smaller model would need, which layers it keeps whole and why, or why it cannot trace the model;
     - "int8_layers": the layers int8_latency runs in int8;
     - "task": with `data`, what its labels ask of the model (task()).
     """
@@ -381,12 +382,15 @@ def describe(model, data=None, structured_at=0.5):
         out["structured"] = "give data to trace the model"
         return out
     out["task"] = task(data)
+    example = data.x("test")[:2]
+    out["flops"] = flops.count_or_none(work, example)
     try:
-        plan = structured.plan(work, structured_at, data.x("test")[:2])
+        plan = structured.plan(work, structured_at, example)
         out["structured"] = {"sparsity": structured_at,
                              "prunable": {name: f"{len(g.keep)} of {g.units}" for g in plan.groups
                                           for name in g.producers},
-                             "kept_whole": dict(plan.skipped)}
+                             "kept_whole": dict(plan.skipped),
+                             "flops": flops.Costs(work, example).of_plan(plan)}
     except CompressError as e:
         out["structured"] = {"sparsity": structured_at, "refused": str(e)}
     return out
