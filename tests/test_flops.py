@@ -17,6 +17,7 @@ from compress_engine.core import flops, structured
 from compress_engine.core.sensitivity import subset_index
 from compress_engine.core.train import fit
 from compress_engine.playground import cli
+from test_any_model import CellLoop
 from test_structured import ZOO, make, recurrent, sequential_mlp
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn supplies the 8x8 digits")
@@ -30,9 +31,18 @@ def with_amounts(model, x, seed):
     return structured.plan(model, 0.0, x, amounts=flops._amounts(knobs, shares))
 
 
-@pytest.mark.parametrize("name", list(ZOO) + ["lstm", "bi-gru-time-first", "gru-3-layers"])
+def model_of(name):
+    """A structured-pruning test model and an input for it: test_structured's, its RNNs, or test_any_model's cells
+    stepped in a loop (an LSTMCell, then a GRUCell)."""
+    if name == "cell-loop":
+        torch.manual_seed(0)
+        return CellLoop().eval(), torch.randn(3, 8, 8)
+    return make(name) if name in ZOO else recurrent(name)
+
+
+@pytest.mark.parametrize("name", list(ZOO) + ["lstm", "bi-gru-time-first", "gru-3-layers", "cell-loop"])
 def test_a_plans_flops_equal_what_flopcountermode_counts_on_the_smaller_model(name):
-    model, x = make(name) if name in ZOO else recurrent(name)
+    model, x = model_of(name)
     costs = flops.Costs(model, x)
     assert costs.dense == flops.count(model, x)
     for p in [structured.plan(model, a, x) for a in (0.25, 0.5, 0.75)] + [with_amounts(model, x, s) for s in (1, 2)]:
@@ -165,11 +175,11 @@ def test_fit_flops_lands_under_the_target_replays_and_decodes(trained, searched)
     assert [s for s, *_ in seen] == sorted(s for s, *_ in seen) and seen[-1][0] == seen[-1][1]
 
 
-@pytest.mark.parametrize("name", ["resnext", "unet", "lstm"])
+@pytest.mark.parametrize("name", ["resnext", "unet", "lstm", "cell-loop"])
 def test_uniform_is_the_smallest_fraction_that_fits(name):
     """Against a brute-force grid of fractions, each pruned model counted by FlopCounterMode: the fraction found keeps
     the most FLOPs of any that fit, so no uniform fraction keeps more units within the budget."""
-    model, x = make(name) if name in ZOO else recurrent(name)
+    model, x = model_of(name)
     dense = flops.count(model, x)
     grid = [flops.count(structured.prune_structured(model, i / 64, x), x) for i in range(64)]
     for target in (0.8, 0.5, 0.3):

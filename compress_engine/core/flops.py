@@ -105,6 +105,9 @@ class Costs:
                 for attr, w in m.named_parameters():
                     if attr.startswith("weight_"):
                         self.per_weight[f"{name}.{attr}"] = 2 * steps[name]
+            elif isinstance(m, nn.RNNCellBase) and per_module.get(name):  # every step it was called, counted
+                for attr in ("weight_ih", "weight_hh"):
+                    self.per_weight[f"{name}.{attr}"] = per_module[name] / (m.weight_ih.numel() + m.weight_hh.numel())
             elif (not any(True for _ in m.children()) and isinstance(getattr(m, "weight", None), torch.Tensor)
                   and per_module.get(name)):
                 self.per_weight[f"{name}.weight"] = per_module[name] / m.weight.numel()
