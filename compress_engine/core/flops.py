@@ -289,8 +289,8 @@ def uniform(model, example, budget, costs=None):
     # round() takes halves to even, so at s = (d + 1/2) / units exactly some groups drop d units and others d + 1: a
     # point that fits by itself, which bisection steps over
     pers = {g.units // g.blocks for g in structured.plan(model, 0.0, example).groups}
-    tie = max((d + 0.5) / per for per in pers for d in range(per) if (d + 0.5) / per <= hi)
-    if at(tie) <= budget:
+    tie = max(((d + 0.5) / per for per in pers for d in range(per) if (d + 0.5) / per <= hi), default=None)
+    if tie is not None and at(tie) <= budget:
         hi = tie
     kept = [len(g.keep) for g in structured.plan(model, hi, example).groups]
     for digits in (2, 3, 4, 6):  # a readable fraction that keeps the same units, if one does
