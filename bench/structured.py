@@ -14,7 +14,7 @@ every gate's rows and the recurrent columns). The last three are trained here fr
 once fine-tuned for 2 epochs (Adam, lr 1e-3). Both recalibrate the BatchNorms' statistics on 1,024 training images
 right after the pruning (train.recalibrate_batchnorm); the column before "one-shot" leaves them as trained. Accuracy
 is on all 10,000 test images; every fine-tuned artifact is decoded into a fresh instance of the model's class and
-scored again. FLOPs are counted by torch's FlopCounterMode for one image (an LSTM's from its weight matrices' sizes
+scored again. FLOPs are ce.flops.count's: torch's FlopCounterMode for one image (plus an LSTM's from its weight matrices' sizes
 and the sequence length: FlopCounterMode does not see inside torch's fused RNN op); latency is the median of 20
 forward passes of 256 test images on 1 thread (the model as deployed, float32, in inference mode), measured one
 model at a time, after all the training (so run nothing else meanwhile). Prints one table and writes
@@ -28,13 +28,13 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from report import table
+from report import table, time_rows
 import compress_engine as ce
 from compress_engine.core import structured
+from compress_engine.core.flops import count as flops
 from compress_engine.core.fold import deployed
-from compress_engine.core.train import accuracy, fit, median_forward_ms
+from compress_engine.core.train import accuracy, fit
 from any_model import RowLSTM, TinyViT
 
 SPARSITIES = (0.25, 0.5, 0.75)
@@ -77,25 +77,6 @@ MODELS = {"resnet-8": ("the zoo's ResNet-8 (BatchNorm folded)", None, None, 0),
           "resnext": ("ResNeXt-style CNN (3x3 convs of 8 groups)", ResNeXt, 3e-3, 8),
           "vit": ("ViT (torch's transformer layers, 2 of them)", TinyViT, 2e-3, 15),
           "lstm": ("LSTM (28 rows, 128 hidden units)", RowLSTM, 3e-3, 15)}
-
-
-def flops(model, x):
-    """Forward FLOPs of one input, as torch's FlopCounterMode counts them (with gradients on, so torch's
-    transformer layers take the path of plain ops it can count), plus the matrix products of every recurrent
-    layer, which it does not see inside torch's fused RNN op: 2 FLOPs per multiply-add, per time step, layer and
-    direction, of its weight_ih and weight_hh (gates * hidden x (inputs + hidden))."""
-    steps = []
-    hooks = [m.register_forward_pre_hook(lambda m, args: steps.append((m, args[0].shape[1 if m.batch_first else 0])))
-             for m in model.modules() if isinstance(m, nn.RNNBase)]
-    try:
-        with FlopCounterMode(display=False) as counter, torch.enable_grad():
-            model(x[:1])
-    finally:
-        for h in hooks:
-            h.remove()
-    rnn = sum(2 * t * sum(w.numel() for name, w in m.named_parameters() if name.startswith("weight_"))
-              for m, t in steps)
-    return counter.get_total_flops() + rnn
 
 
 def stale_statistics(model, sparsity, data):
@@ -159,13 +140,7 @@ def main():
             rows.append(r)
             timed.append((r, res.model, base))
             print(f"  {label}: {s:.0%}: {r['params']} params, {r['fine-tuned']}", flush=True)
-    # latency last, all models in a row: nothing of this run (training, evaluation) runs beside the timing
-    for r, net, _ in timed:
-        r["ms / 256 images"] = median_forward_ms(net.eval(), x)
-    for r, _, base in timed:
-        r["speed-up"] = f"{base['ms / 256 images'] / r['ms / 256 images']:.2f}x"
-    for r, _, _ in timed:
-        r["ms / 256 images"] = f"{r['ms / 256 images']:.1f}"
+    time_rows(timed, x)  # latency last, one model after another: nothing of this run beside the timing
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     name = "structured" + ("" if args.models == list(MODELS) else "_" + "_".join(args.models))
     table(f"Structured pruning: smaller and faster dense models{' (--quick)' if args.quick else ''} "
