@@ -16,8 +16,8 @@ import compress_engine as ce
 from compress_engine.core import flops, structured
 from compress_engine.core.sensitivity import subset_index
 from compress_engine.core.train import fit
-from compress_engine.playground import cli
 from test_any_model import CellLoop
+from test_budget import run_cli
 from test_structured import ZOO, make, recurrent, sequential_mlp
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn supplies the 8x8 digits")
@@ -249,12 +249,6 @@ def test_what_cannot_be_reached_or_pruned_is_refused(trained, searched):
 
 
 # --- the command line -----------------------------------------------------------------------------
-
-def run_cli(capsys, *argv):
-    code = cli.main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 @pytest.mark.parametrize("argv,words", [
     (["--flops", "0"], "above 0 and below 1"),
