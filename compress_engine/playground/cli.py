@@ -365,9 +365,8 @@ def parser(prog="python -m compress_engine"):
                           "none for labels only; --bias-bits default 8; --seed)")
     run.add_argument("--flops", metavar="SHARE",
                      help="prune whole units (structured) until the model needs at most this share of its FLOPs "
-                          "(0.25 = a quarter): the engine picks each group's fraction by a search that measures the "
-                          "damage, then fine-tunes (--finetune-epochs, default 2; --lr default 0.001; --finetune-kd; "
-                          "--seed)")
+                          "(0.25 = a quarter): the same fraction of every group's units, the smallest that fits, "
+                          "then fine-tuning (--finetune-epochs, default 2; --lr default 0.001; --finetune-kd; --seed)")
     sw.add_argument("--field", required=True, help="the recipe field to vary, e.g. sparsity")
     sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.5,0.9")
     sw.add_argument("--workers", type=int, metavar="N", help="run N points at a time on a local Ray runtime "
