@@ -16,7 +16,7 @@ prunes whole units (structured.py) until the dense model needs at most a quarter
   fine-tuning; the loss is sensitivity.scan's KL(dense || pruned) on 1,000 training images, the adaptive-BatchNorm
   evaluation of EagleEye, Li et al. 2020, inside NetAdapt's greedy loop, Yang et al. 2018). Any budget reads its point off
   the one path (`pick`), which is kept on disk. bench/flops.py measures it against uniform pruning at equal FLOPs,
-  both fine-tuned: on ResNet-8 it did not win, so it is an option to compare, not the default (README).
+  both fine-tuned: on ResNet-8 and a ResNeXt it did not win, so it is an option to compare, not the default (README).
 """
 
 import copy
