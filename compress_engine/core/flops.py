@@ -45,8 +45,9 @@ SUBSET = 1000  # training images the search evaluates each candidate on (a fixed
 # --- counting ---------------------------------------------------------------------------------------
 
 def _counted(model, example):
-    """(total FLOPs of one input, {module name: FLOPs}, {RNN module name: time steps}) of a deep copy in eval mode;
-    with gradients on, so torch's transformer layers take the path of plain ops the counter sees."""
+    """(FLOPs of one input, {module name: FLOPs the counter saw}, {RNN module name: time steps}, the copy) of a deep
+    copy in eval mode; with gradients on, so torch's transformer layers take the path of plain ops the counter sees.
+    The total adds what the counter misses inside torch's fused LSTM op (_rnn_flops)."""
     work = copy.deepcopy(model).eval()
     steps = {}
     names = {m: n for n, m in work.named_modules()}
@@ -63,7 +64,9 @@ def _counted(model, example):
     root = type(work).__name__
     per_module = {name[len(root) + 1:]: sum(ops.values()) for name, ops in counter.get_flop_counts().items()
                   if name.startswith(root + ".")}
-    return counter.get_total_flops(), per_module, steps, work
+    mods = dict(work.named_modules())
+    missed = sum(_rnn_flops(mods[name], t, per_module.get(name, 0)) for name, t in steps.items())
+    return counter.get_total_flops() + missed, per_module, steps, work
 
 
 def _rnn_flops(rnn, steps, counted):
@@ -77,9 +80,7 @@ def _rnn_flops(rnn, steps, counted):
 def count(model, example):
     """Forward FLOPs of `model` on one input (example[:1]): FlopCounterMode's count, plus the matrix products of
     every recurrent layer it does not see inside torch's fused RNN op."""
-    total, per_module, steps, work = _counted(model, example)
-    mods = dict(work.named_modules())
-    return total + sum(_rnn_flops(mods[name], t, per_module.get(name, 0)) for name, t in steps.items())
+    return _counted(model, example)[0]
 
 
 def count_or_none(model, example):
@@ -113,8 +114,7 @@ class Costs:
                 self.per_weight[f"{name}.weight"] = per_module[name] / m.weight.numel()
         params = dict(work.named_parameters())
         self.numel = {n: params[n].numel() for n in self.per_weight}
-        mods = dict(work.named_modules())
-        self.dense = total + sum(_rnn_flops(mods[n], t, per_module.get(n, 0)) for n, t in steps.items())
+        self.dense = total
         self.fixed = self.dense - sum(c * self.numel[n] for n, c in self.per_weight.items())
 
     def of(self, kept):
@@ -241,13 +241,13 @@ def search(model, data, fractions=FRACTIONS, subset=SUBSET, split="train", progr
     return result
 
 
-def pick(result, target, model, example):
+def pick(result, target, model, example, costs=None):
     """Per-group fractions from a search()'s path within `target` (a share of the dense FLOPs) -> (point, amounts):
     the first point of the path that fits, with its last move taken only as far as the budget needs (the group it
     moved keeps as many more units as still fit; their FLOPs are exact, their damage lies between the two points').
     `point` is the path's point, with "flops" and "kept" of what is picked; amounts ({producer: fraction} of the
-    groups that lose units) is plan()'s. RecipeError if no point fits: the path ends at the fewest FLOPs the
-    searched fractions reach."""
+    groups that lose units) is plan()'s. costs: the model's Costs, if the caller has them. RecipeError if no point
+    fits: the path ends at the fewest FLOPs the searched fractions reach."""
     budget = target * result["dense_flops"]
     path = result["path"]
     at = next((i for i, p in enumerate(path) if p["flops"] <= budget), None)
@@ -259,7 +259,7 @@ def pick(result, target, model, example):
     if at:  # the group the last move thinned: try each drop between the two points, the fewest first
         before = path[at - 1]["fractions"]
         i = next(i for i, (a, b) in enumerate(zip(before, fractions)) if a != b)
-        costs = Costs(model, example)
+        costs = costs or Costs(model, example)
         per = groups[i]["units"] // groups[i]["blocks"]
         low, high = per - path[at - 1]["kept"][i] // groups[i]["blocks"], per - point["kept"][i] // groups[i]["blocks"]
         for drop in range(low + 1, high):
@@ -340,7 +340,7 @@ def fit_flops(model, data, target, epochs=2, lr=1e-3, seed=0, kd=None, searched=
             search_result = search(model, data, fractions, progress=tracker if progress else None,
                                    cache_dir=cache_dir)
         tracker.done = evaluations
-        point, amounts = pick(search_result, target, model, example)
+        point, amounts = pick(search_result, target, model, example, costs)
         recipe = Recipe(structured=True, layers={name: {"sparsity": f} for name, f in
                                                  structured.producer_weights(model, amounts).items()}, **recipe_of)
         shares, predicted = point["fractions"], point["flops"]

@@ -248,10 +248,11 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
         timings["evaluate"] = time.perf_counter() - t
     metrics = measure(work, ctx.grids, artifact, dense_params, dense_bytes, pred, data.y("test"), ref_pred, ref_acc)
     metrics["plain_bytes"] = plain
-    # forward FLOPs of one input, the compressed model's (only structured pruning and distillation change them: zeros
-    # and shared values are still multiplied) and the dense model's as deployed
-    metrics["flops"] = flops.count_or_none(work, ctx.example)
+    # forward FLOPs of one input, the dense model's as deployed and the compressed model's: only structured pruning and
+    # distillation change its shapes (zeros and shared values are still multiplied), so only they are counted again
     metrics["dense_flops"] = flops.count_or_none(folded, ctx.example)
+    reshaped = r.structured and r.prunes() or r.temperature is not None
+    metrics["flops"] = flops.count_or_none(work, ctx.example) if reshaped else metrics["dense_flops"]
     if measure_latency:
         timings.update(latency(work, data))
     timings["total"] = time.perf_counter() - t_start
