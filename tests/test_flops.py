@@ -5,6 +5,9 @@ clear refusals."""
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -291,3 +294,30 @@ def test_flops_text_says_how_many_fewer_and_nothing_for_runs_without_counts():
                                                 "model's 0.53: 4.0x fewer.")
     for bad in ((None, 532_400), (132_000, None), (0, 5), ("1", 5), (True, 5)):
         assert viz.flops_text(*bad) == ""
+
+
+def test_counting_never_imports_torch_dynamo_and_leaves_the_counter_as_shipped():
+    """torch's dispatch modes import torch._dynamo on first use (1.2 s a process here); a count must not, in a fresh
+    process, through compress(): the counts are FlopCounterMode's all the same (above), and afterwards torch's own
+    FlopCounterMode works as torch ships it (it loads torch._dynamo itself)."""
+    code = """if True:
+        import sys, torch
+        from torch.utils import flop_counter
+        import compress_engine as ce
+        from compress_engine.core import flops
+        x, y = torch.rand(64, 1, 8, 8), torch.arange(64) % 10
+        data = ce.Dataset.from_tensors(x, y, x, y, name="random")
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+        res = ce.compress(model, ce.Recipe(structured=True, sparsity=0.5), data)
+        assert res.metrics["flops"] == 2 * (64 * 16 + 16 * 10) and res.metrics["dense_flops"] == 2 * (64 * 32 + 32 * 10)
+        assert "torch._dynamo" not in sys.modules
+        raw = flop_counter._FlopCounterMode.__torch_dispatch__.__wrapped__
+        assert getattr(raw, "__dynamo_disable", None) is None
+        with flop_counter.FlopCounterMode(display=False) as counter:
+            model(x[:1])
+        assert counter.get_total_flops() == res.metrics["dense_flops"] and "torch._dynamo" in sys.modules
+        print("ok")
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

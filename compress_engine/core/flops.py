@@ -22,12 +22,16 @@ prunes whole units (structured.py) until the dense model needs at most a quarter
 import copy
 import math
 import numbers
+import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import structured
@@ -44,6 +48,39 @@ SUBSET = 1000  # training images the search evaluates each candidate on (a fixed
 
 # --- counting ---------------------------------------------------------------------------------------
 
+_plain = [0, None]  # counts running now, and the handler _plain_dispatch let run plain (None: it did not)
+_plain_lock = threading.Lock()
+
+
+@contextmanager
+def _plain_dispatch():
+    """While counting, FlopCounterMode's dispatch handler runs as it is, not through torch._disable_dynamo.
+
+    torch wraps every dispatch mode's handler in _disable_dynamo, which imports torch._dynamo (and sympy) the first
+    time it is called: 1.2 s on this machine, once per process, which every dashboard server, command and worker
+    paid on its first compress() (that counts FLOPs) for nothing: no count runs torch.compile. That wrapper keeps
+    the "disabled" handler it made on the handler itself; while any count runs, the handler is given itself as that,
+    and afterwards the wrapper is back as it was. Where torch._dynamo is loaded already (it then costs nothing), or
+    where this torch lays the wrapper out otherwise, the counter runs as torch ships it."""
+    raw = getattr(getattr(flop_counter, "_FlopCounterMode", None), "__torch_dispatch__", None)
+    raw = getattr(raw, "__wrapped__", None)
+    with _plain_lock:
+        if _plain[0] == 0 and raw is not None and "torch._dynamo" not in sys.modules \
+                and getattr(raw, "__dynamo_disable", None) is None:
+            raw.__dynamo_disable = raw
+            _plain[1] = raw
+        _plain[0] += 1
+    try:
+        yield
+    finally:
+        with _plain_lock:
+            _plain[0] -= 1
+            if _plain[0] == 0 and _plain[1] is not None:
+                if getattr(_plain[1], "__dynamo_disable", None) is _plain[1]:
+                    del _plain[1].__dynamo_disable
+                _plain[1] = None
+
+
 def _counted(model, example):
     """(FLOPs of one input, {module name: FLOPs the counter saw}, {RNN module name: time steps}, the copy) of a deep
     copy in eval mode; with gradients on, so torch's transformer layers take the path of plain ops the counter sees.
@@ -56,7 +93,7 @@ def _counted(model, example):
         for m in work.modules() if isinstance(m, nn.RNNBase)]
     inputs = tuple(x[:1] for x in example) if isinstance(example, (tuple, list)) else (example[:1],)
     try:
-        with FlopCounterMode(display=False) as counter, torch.enable_grad():
+        with _plain_dispatch(), FlopCounterMode(display=False) as counter, torch.enable_grad():
             work(*inputs)
     finally:
         for h in hooks:
