@@ -26,7 +26,10 @@ with the sample models, as their scans, is used), and drives Debian's headless C
   run has finished; and, as the floor under that goal, the same press on an app of one slider and 1 or 4
   Plotly charts of the sizes of Pruning's, which computes nothing;
 - a held arrow key on Pruning (LeNet-300-100): --held presses at 30 per second (a keyboard's auto-repeat),
-  until the last run has finished.
+  until the last run has finished;
+- on Pruning, for each model: structured mode switched on, then its FLOPs budget's Fit pressed (25 % of the
+  FLOPs; --flops-fit 0 skips it): until the first chart shows the fitted sparsity and the run has finished.
+  Structured mode is switched off again after.
 
 "Drawn" and "finished" are read, not waited for with sleeps: the browser's websocket carries Streamlit's
 messages (ForwardMsg protobufs), so the benchmark sees each script run start and finish; a chart counts once a
@@ -235,6 +238,31 @@ def hold(tab, key, n):
     return settled
 
 
+def flops_fit(tab, budget):
+    """On Pruning: structured mode on (settled, not timed), the FLOPs budget set to `budget` % and Fit clicked ->
+    (seconds until the first chart shows the fitted sparsity, until settled, the fit's caption); then structured
+    mode off again (settled)."""
+    switch = tab.page.get_by_text("Structured: remove whole neurons / filters", exact=True)
+    tab.js(IDLE)
+    switch.click()  # its label: Streamlit's toggle draws over its input
+    tab.wait(time.perf_counter(), None, "structured on", timeout=120)
+    box = tab.page.get_by_label("FLOPs budget: % of the dense model's FLOPs per image", exact=True)
+    if float(box.input_value()) != budget:  # an unchanged value starts no run to wait for
+        box.fill(f"{budget:g}")
+        box.press("Enter")
+        tab.wait(time.perf_counter(), None, "budget set", timeout=120)
+    before = tab.js(SIGNATURE)
+    tab.js(IDLE)
+    t = time.perf_counter()
+    tab.page.get_by_role("button", name="Fit", exact=True).click()
+    drawn, settled = tab.wait(t, lambda: tab.js(SIGNATURE) not in (before, None), "FLOPs fit", timeout=120)
+    said = tab.page.get_by_text("is the smallest sparsity that fits").first.inner_text()
+    tab.js(IDLE)
+    switch.click()
+    tab.wait(time.perf_counter(), None, "structured off", timeout=120)
+    return drawn, settled, said
+
+
 def select_model(tab, model):
     """Choose `model` in the sidebar (on Home) -> seconds until Home's chart is drawn for it."""
     box = tab.page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
@@ -358,6 +386,10 @@ def repetition(browser, args, env, rec, deadline):
                     rec.add(f"held arrow key: {args.held} presses -> settled, Pruning, {label}",
                             hold(tab, "ArrowLeft", args.held), goal,
                             f"typing {args.held / KEY_RATE:.1f} s (goal: that + one redraw); {tab.held_note}")
+                if name == "Pruning" and args.flops_fit:
+                    drawn, settled, said = flops_fit(tab, args.flops_fit)
+                    rec.add(f"structured, FLOPs budget {args.flops_fit:g} % -> Fit -> settled: Pruning, {label}",
+                            settled, GOALS["first"], f"chart changed {drawn:.2f} s; {said}")
             open_page(tab, "Home")
         tab.page.close()
 
@@ -394,6 +426,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, help="fresh servers, each measured through (default 3; quick 1)")
     ap.add_argument("--presses", type=int, help="slider presses measured per page and model (default 3; quick 2)")
     ap.add_argument("--held", type=int, help="presses of the held arrow key (default 90; quick 30; 0: skip)")
+    ap.add_argument("--flops-fit", type=float, default=25.0, metavar="PCT",
+                    help="Pruning's structured FLOPs budget pressed with Fit, in %% of the FLOPs (default 25; 0: skip)")
     ap.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL")
     ap.add_argument("--pages", nargs="+", choices=PAGES, metavar="PAGE", help=f"default: {', '.join(PAGES)}")
     ap.add_argument("--think", type=float, default=0.0,

@@ -10,7 +10,7 @@
     ce.read_weights(data, "mine.safetensors")   # a user's weight file -> model, never running code
     ce.sensitivity.scan(model, ds)   # each layer alone: accuracy and bytes vs sparsity and bits
     result, plan = ce.fit_budget(model, ds, 10_000)   # fit in 10 KB: per-layer sparsity and clusters, fine-tuned
-    result, plan = ce.fit_flops(model, ds, 0.25)      # a quarter of the FLOPs: whole units, per-group fractions searched
+    result, plan = ce.fit_flops(model, ds, 0.25)      # a quarter of the FLOPs: whole units, every group alike
     ce.sweep(model, ce.Recipe(clusters=16), ds, "sparsity", [0.5, 0.9], workers=2)   # in-process, or on Ray
 
 It never imports streamlit: pages call it, it does not know about pages.

@@ -1,12 +1,16 @@
 """Pruning: set the smallest weights to zero; watch the size fall and the accuracy hold, then collapse."""
 
+import math
+
 import streamlit as st
 
+import compress_engine as ce
 from compress_engine.playground import viz
 from pages import charts, common
 
 common.through_app()
 
+TOP = 99  # the sparsity slider's largest value (%)
 GRID = (0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99)  # sparsity (%) of the accuracy-vs-sparsity curves
 
 
@@ -14,6 +18,28 @@ def _structured_changed():
     # structured pruning removes the same fraction of units in every layer: force the per-layer scope
     if st.session_state.get("prune_structured"):
         st.session_state["prune_scope"] = "layer"
+
+
+def _fit_flops():
+    """The FLOPs budget's "Fit" button: move the sparsity slider to the smallest whole % whose structured pruning needs
+    at most the budget's share of the dense model's FLOPs (counted exactly, ce.flops), or say why none does."""
+    budget = st.session_state["prune_flops_pct"]
+    try:
+        net, example = common.model(common.model_name()), common.dataset().x("test")[:2]
+        costs = ce.flops.Costs(net, example)
+        floor = costs.of_sparsity(TOP / 100)
+        if floor > budget / 100 * costs.dense:
+            raise ce.RecipeError(f"with {TOP} % of every layer's units removed (whole layers never go, nor the "
+                                 f"classes), the model still needs {100 * floor / costs.dense:.3g} % of its FLOPs: "
+                                 f"ask for at least {math.ceil(1000 * floor / costs.dense) / 10:g} %")
+        share, _ = ce.flops.uniform(net, example, budget / 100 * costs.dense, costs)
+    except ce.CompressError as e:
+        st.session_state["prune_flops_message"] = ("error", f"A budget of {budget:g} % of the FLOPs is out of reach: {e}.")
+        return
+    pct = math.ceil(round(100 * share, 9))  # the slider's whole % at or above the fraction: it fits too
+    st.session_state["prune_sparsity"] = pct
+    st.session_state["prune_flops_message"] = ("fit", f"{pct} % is the smallest sparsity that fits {budget:g} % of "
+                                               "the FLOPs.", pct, common.model_name())
 
 
 @st.fragment
@@ -61,7 +87,7 @@ controls, explain = st.columns([1, 1.25], gap="large")
 common.start_settings("pruning", lambda f: {"prune_sparsity": round(100 * f["sparsity"]),
                                             "prune_scope": f["prune_scope"]})
 with controls:
-    pct = st.slider("Sparsity: share of weights set to zero", 0, 99, step=1, format="%d %%", key="prune_sparsity")
+    pct = st.slider("Sparsity: share of weights set to zero", 0, TOP, step=1, format="%d %%", key="prune_sparsity")
     structured = st.toggle("Structured: remove whole neurons / filters", key="prune_structured",
                            on_change=_structured_changed,
                            help="Removes whole hidden units (rows of a Linear weight, filters of a conv), "
@@ -72,6 +98,20 @@ with controls:
                      help="Structured pruning removes the same fraction of units in every layer, so it is "
                           "always per layer." if structured else
                           common.SCOPE_HELP)
+    if structured:  # a budget of what the model costs to run, rather than a share of units
+        left_col, right_col = st.columns([3, 1], vertical_alignment="bottom")
+        left_col.number_input("FLOPs budget: % of the dense model's FLOPs per image", min_value=0.1, max_value=100.0,
+                              value=25.0, step=5.0, format="%.1f", key="prune_flops_pct",
+                              help="Fit sets the sparsity above to the smallest whole % whose smaller model needs at "
+                                   "most this share of the dense model's forward FLOPs (multiply-adds count 2), "
+                                   "counted exactly on this model.")
+        right_col.button("Fit", key="prune_flops_fit", on_click=_fit_flops, icon=":material/speed:",
+                         help="Move the sparsity slider to the smallest share that fits the budget.")
+        said = st.session_state.get("prune_flops_message")
+        if said and said[0] == "error":
+            st.error(st.session_state.pop("prune_flops_message")[1])
+        elif said and said[2:] == (pct, common.model_name()):  # only while the slider holds the fitted value
+            st.caption(said[1])
     finetune = st.toggle("Fine-tune 1 epoch (pruned weights stay zero)", key="prune_finetune",
                          help="One epoch of Adam on the training set with the mask held fixed."
                               + common.training_time() + " Kept on disk, so each setting is trained only once.")

@@ -6,6 +6,7 @@ selected through pages.common.DATASET, so it takes seconds.
 """
 
 import json
+import math
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -67,6 +68,36 @@ def test_pruning_sparsity_scope_and_structure(fmnist):
     assert not at.exception
     assert at.button(key="prune_ft_curve")  # the fine-tuned curve waits behind its button
     assert at.button(key="prune_save")
+
+
+def test_pruning_fits_a_flops_budget(fmnist):
+    """Structured mode's FLOPs budget moves the slider to the smallest whole % whose model, as compress() builds and
+    counts it, fits; one % less does not. A budget no sparsity reaches says what to ask for, and nothing moves."""
+    at = page("pruning", model="lenet-5")
+    assert not at.number_input  # a FLOPs budget means whole units: only in structured mode
+    at.toggle(key="prune_structured").set_value(True).run()
+    at.number_input(key="prune_flops_pct").set_value(25.0).run()
+    at.button(key="prune_flops_fit").click().run()
+    assert not at.exception and not at.error
+    pct = at.slider(key="prune_sparsity").value
+    model = ce.load_model("lenet-5")
+    flops = {p: ce.compress(model, ce.Recipe(structured=True, sparsity=p / 100), fmnist, evaluate=False).metrics
+             for p in (pct - 1, pct)}
+    dense = flops[pct]["dense_flops"]
+    assert flops[pct]["flops"] <= 0.25 * dense < flops[pct - 1]["flops"]
+    assert f"{pct} % is the smallest sparsity that fits 25 % of the FLOPs." in [c.value for c in at.caption]
+    assert any(f"needs {flops[pct]['flops'] / 1e6:,.2f} MFLOPs per image" in c.value for c in at.caption)
+
+    at.number_input(key="prune_flops_pct").set_value(0.1).run()
+    at.button(key="prune_flops_fit").click().run()
+    assert not at.exception
+    assert at.slider(key="prune_sparsity").value == pct
+    (error,) = at.error
+    assert "A budget of 0.1 % of the FLOPs is out of reach: with 99 % of every layer's units removed" in error.value
+    floor = ce.compress(model, ce.Recipe(structured=True, sparsity=0.99), fmnist, evaluate=False).metrics["flops"]
+    assert f"ask for at least {math.ceil(1000 * floor / dense) / 10:g} %" in error.value, error.value
+    at.slider(key="prune_sparsity").set_value(60).run()  # said once; and the fit's caption goes with its value
+    assert not at.error and not any("smallest sparsity" in c.value for c in at.caption)
 
 
 def test_pruning_fine_tune_switch_and_curve(tiny):

@@ -283,6 +283,11 @@ def test_compress_reports_the_flops_of_the_model_it_returns(trained):
     with FlopCounterMode(display=False) as counter:
         res.model(x)
     assert res.metrics["flops"] == counter.get_total_flops() < res.metrics["dense_flops"] == flops.count(model, x)
+    # what the Pruning page's FLOPs budget reads, without building anything: the same count, BatchNorms and all
+    costs = flops.Costs(model, x)
+    for s in (0.0, 0.2, 0.5, 0.77, 0.99):
+        built = res if s == 0.5 else ce.compress(model, ce.Recipe(structured=True, sparsity=s), data, evaluate=False)
+        assert costs.of_sparsity(s) == built.metrics["flops"], s
     same = ce.compress(model, ce.Recipe(sparsity=0.9, clusters=4), data)  # zeros and shared values still multiply
     assert same.metrics["flops"] == same.metrics["dense_flops"]
     assert flops.count_or_none(nn.Linear(3, 2), torch.zeros(1, 4)) is None  # an input it cannot take: no figure

@@ -136,7 +136,7 @@ class Costs:
 
     def __init__(self, model, example):
         total, per_module, steps, work = _counted(model, example)
-        self.model = model
+        self.model, self.example = model, example
         self.per_weight = {}  # parameter name -> FLOPs per weight it keeps
         for name, m in work.named_modules():
             if isinstance(m, nn.RNNBase) and name in steps:
@@ -161,6 +161,11 @@ class Costs:
     def of_plan(self, plan):
         """FLOPs of structured.apply(model, plan)."""
         return self.of({n: int(m.sum()) for n, m in structured.masks(self.model, plan).items()})
+
+    def of_sparsity(self, s):
+        """FLOPs of uniform structured pruning at `s` (Recipe(structured=True, sparsity=s): every group loses round(s * its
+        units)), what compress() reports as metrics["flops"] for that recipe before any distillation."""
+        return self.of_plan(structured.plan(self.model, s, self.example))
 
 
 # --- the search -------------------------------------------------------------------------------------
@@ -315,7 +320,7 @@ def uniform(model, example, budget, costs=None):
     round(s * its units)) costs at most `budget` FLOPs, found by bisection on exact FLOPs (they only fall as s
     grows) -> (s, FLOPs at s). RecipeError if even the largest fraction a recipe takes does not fit."""
     costs = costs or Costs(model, example)
-    at = lambda s: costs.of_plan(structured.plan(model, s, example))  # noqa: E731
+    at = costs.of_sparsity
     top = RANGES["sparsity"][1]
     if (floor := at(top)) > budget:
         raise _out_of_reach(budget / costs.dense, floor, costs.dense, f"with {top:g} of every group's units removed")
