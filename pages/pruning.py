@@ -1,5 +1,6 @@
 """Pruning: set the smallest weights to zero; watch the size fall and the accuracy hold, then collapse."""
 
+import bisect
 import math
 
 import streamlit as st
@@ -25,18 +26,19 @@ def _fit_flops():
     at most the budget's share of the dense model's FLOPs (counted exactly, ce.flops), or say why none does."""
     budget = st.session_state["prune_flops_pct"]
     try:
-        net, example = common.model(common.model_name()), common.dataset().x("test")[:2]
-        costs = ce.flops.Costs(net, example)
+        costs = ce.flops.Costs(common.model(common.model_name()), common.dataset().x("test")[:2])
         floor = costs.of_sparsity(TOP / 100)
         if floor > budget / 100 * costs.dense:
             raise ce.RecipeError(f"with {TOP} % of every layer's units removed (whole layers never go, nor the "
                                  f"classes), the model still needs {100 * floor / costs.dense:.3g} % of its FLOPs: "
                                  f"ask for at least {math.ceil(1000 * floor / costs.dense) / 10:g} %")
-        share, _ = ce.flops.uniform(net, example, budget / 100 * costs.dense, costs)
+        # FLOPs only fall as the sparsity grows: bisection over the slider's values, about 7 plans costed
+        fits = lambda p: costs.of_sparsity(p / 100) <= budget / 100 * costs.dense  # noqa: E731
+        pct = bisect.bisect_left(range(TOP + 1), True, key=fits)
     except ce.CompressError as e:
-        st.session_state["prune_flops_message"] = ("error", f"A budget of {budget:g} % of the FLOPs is out of reach: {e}.")
+        st.session_state["prune_flops_message"] = ("error",
+                                                   f"A budget of {budget:g} % of the FLOPs is out of reach: {e}.")
         return
-    pct = math.ceil(round(100 * share, 9))  # the slider's whole % at or above the fraction: it fits too
     st.session_state["prune_sparsity"] = pct
     st.session_state["prune_flops_message"] = ("fit", f"{pct} % is the smallest sparsity that fits {budget:g} % of "
                                                "the FLOPs.", pct, common.model_name())
