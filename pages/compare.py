@@ -19,6 +19,8 @@ from pages import charts, common
 common.through_app()
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"
+# what the chart (and its frontier, and the table's leading columns) measure cost in: {key: (radio label, column)}
+COSTS = {"bytes": ("Artifact size", "kb"), "flops": ("FLOPs per image", "mflops")}
 
 
 def summary(recipe_json):
@@ -92,7 +94,7 @@ if not runs:
 # --- which runs ---------------------------------------------------------------------------------
 df = pd.DataFrame(runs)
 for col in ("params", "nonzero_params", "dense_params", "artifact_bytes", "dense_bytes", "ratio", "sparsity",
-            "accuracy", "dense_accuracy", "agreement"):
+            "accuracy", "dense_accuracy", "agreement", "flops", "dense_flops"):
     df[col] = pd.to_numeric(df[col], errors="coerce")  # optional metrics may be missing (None -> NaN)
 df["created"] = df["created"].str.slice(0, 16).str.replace("T", " ")
 df["summary"] = df["recipe"].map(summary)
@@ -106,24 +108,34 @@ df["acc_pct"] = 100 * df["accuracy"]
 df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
 df["agree_pct"] = 100 * df["agreement"]
 df["sparsity_pct"] = 100 * df["sparsity"]
+df["mflops"] = df["flops"] / 1e6
+df["flops_x"] = df["dense_flops"] / df["flops"]
 
 controls, explain = st.columns([2, 3], gap="large")
 with controls:
     models = sorted(df["model"].unique())
     chosen = st.multiselect("Models", models, default=models, key="compare_models",
                             help="Runs of these sample models are shown in the chart and the table")
-    refs = [r for r in runstore.reference_points(BENCH) if not chosen or r["model"] in chosen]
-    ref_set = reference_choice(refs)
+    cost = st.radio("Cost", list(COSTS), format_func=lambda c: COSTS[c][0], horizontal=True, key="compare_cost",
+                    help="What a run costs on the chart and its frontier: the artifact's bytes (what pruning, "
+                         "clustering and quantization shrink), or the forward FLOPs of one image (what only removing "
+                         "whole units, structured pruning or a smaller student, cuts: zeros still get multiplied)")
+    if cost == "bytes":
+        refs = [r for r in runstore.reference_points(BENCH) if not chosen or r["model"] in chosen]
+        ref_set = reference_choice(refs)
+    else:  # the benchmarks' points have sizes, not FLOPs
+        refs, ref_set = [], "none"
 with explain:
-    st.markdown("A run **dominates** another if it is no larger *and* no less accurate (and better in one). "
+    st.markdown("A run **dominates** another if it costs no more *and* is no less accurate (and better in one). "
                 "The runs no other run dominates form the **Pareto frontier** (the dotted staircase): for each "
-                "size it is the best accuracy seen so far. A point below the line is beaten by one on it.")
+                "cost it is the best accuracy seen so far. A point below the line is beaten by one on it.")
 
 shown = df[df["model"].isin(chosen)].reset_index(drop=True)
 if shown.empty:
     st.info("No saved runs of the chosen models: pick one or more above.")
     st.stop()
-front = runstore.pareto_front(list(zip(shown["artifact_bytes"], shown["accuracy"])))
+x_col = COSTS[cost][1]
+front = runstore.pareto_front(list(zip(shown[x_col], shown["accuracy"])))  # runs without the cost are left out
 shown["pareto"] = shown.index.isin(front)
 
 # --- table (select rows here) -------------------------------------------------------------------
@@ -133,7 +145,8 @@ event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
     # as many columns as fit the page's width: the rest (technique: the chart's colours; agreement, non-zero
     # parameters, saved) are side by side below and in the CSV
-    column_order=["id", "name", "model", "summary", "kb", "ratio", "acc_pct", "delta_pts", "sparsity_pct", "pareto"],
+    column_order=["id", "name", "model", "summary", *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")),
+                  "acc_pct", "delta_pts", "sparsity_pct", "pareto"],
     column_config={
         "id": st.column_config.NumberColumn("Run", format="#%d", width="small"),
         "name": st.column_config.TextColumn("Name", width="small", help="Tick one run to name it below the chart"),
@@ -141,11 +154,15 @@ event = st.dataframe(
         "summary": st.column_config.TextColumn("Recipe", width="medium"),
         "kb": st.column_config.NumberColumn("Size", format="%.1f KB", help=units.CONVENTION),
         "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×"),
+        "mflops": st.column_config.NumberColumn("MFLOPs", format="%.3f", help="Forward FLOPs of one image, in "
+                                                "millions (a multiply-add counts 2); empty for runs saved before "
+                                                "they were counted"),
+        "flops_x": st.column_config.NumberColumn("Fewer", format="%.1f×", help="The dense model's FLOPs / this run's"),
         "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%"),
         "delta_pts": st.column_config.NumberColumn("vs dense", format="%+.2f pts"),
         "sparsity_pct": st.column_config.NumberColumn("Zeros", format="%.1f %%", help="Share of weights that are zero"),
-        "pareto": st.column_config.CheckboxColumn("Frontier", help="On the Pareto frontier: no run is smaller and "
-                                                                  "more accurate"),
+        "pareto": st.column_config.CheckboxColumn("Frontier", help="On the Pareto frontier: no run costs less "
+                                                                  "and is more accurate"),
     },
 )
 rows = sorted(event.selection.rows) if event is not None else []
@@ -153,33 +170,44 @@ selected = [int(shown.loc[i, "id"]) for i in rows if i < len(shown)]
 st.caption("Tick rows (left edge of the table) to compare them side by side below, download or delete them.")
 
 # --- Pareto chart -------------------------------------------------------------------------------
-fig = px.scatter(shown, x="kb", y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None,
-                 custom_data=["label", "summary", "ratio"], color_discrete_sequence=charts.PALETTE,
-                 category_orders={"technique": sorted(shown["technique"].unique())},
-                 labels={"kb": "Artifact size (KB, log scale)", "acc_pct": "Test accuracy (%)",
-                         "technique": "Technique", "model": "Model"})
-fig.update_traces(marker=dict(size=11, line=dict(width=1, color="white")),
-                  hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>%{x:.1f} KB, %{customdata[2]:.1f}×"
-                                "<br>accuracy %{y:.2f} %<extra></extra>")
-for name, pts in (shown[shown["sweep"].notna()].groupby("sweep") if "sweep" in shown else []):
-    pts = pts.sort_values("kb")  # a sweep is one group: its points joined in size order, one legend entry
-    fig.add_trace(go.Scatter(x=pts["kb"], y=pts["acc_pct"], mode="lines", name=name, hoverinfo="skip",
-                             line=dict(width=1.5)))
-line = shown.loc[front]
-fig.add_trace(go.Scatter(x=line["kb"], y=line["acc_pct"], mode="lines", line_shape="hv", name="Pareto frontier",
-                         line=dict(color="#444", dash="dot", width=2), hoverinfo="skip"))
-if selected:
-    sel = shown[shown["id"].isin(selected)]
-    fig.add_trace(go.Scatter(x=sel["kb"], y=sel["acc_pct"], mode="markers", name="selected", hoverinfo="skip",
-                             marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(width=2, color="crimson"))))
-ref_x = add_references(fig, refs, ref_set)
-layout(fig, list(shown["kb"]) + ref_x)
-st.plotly_chart(fig, width="stretch")
+plotted = shown[shown[x_col].notna()]  # a run saved before FLOPs were counted has no place on the FLOPs chart
+if plotted.empty:
+    st.info("None of these runs has its FLOPs counted: they were saved before the playground counted them. Choose "
+            "**Artifact size** above to chart them.")
+else:
+    per_run = ("%{x:.1f} KB, %{customdata[2]:.1f}×" if cost == "bytes" else
+               "%{x:.3f} MFLOPs, %{customdata[3]:.1f}× fewer than dense")
+    fig = px.scatter(plotted, x=x_col, y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None,
+                     custom_data=["label", "summary", "ratio", "flops_x"], color_discrete_sequence=charts.PALETTE,
+                     category_orders={"technique": sorted(plotted["technique"].unique())},
+                     labels={"kb": "Artifact size (KB, log scale)", "mflops": "Forward MFLOPs per image (log scale)",
+                             "acc_pct": "Test accuracy (%)", "technique": "Technique", "model": "Model"})
+    fig.update_traces(marker=dict(size=11, line=dict(width=1, color="white")),
+                      hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>" + per_run
+                                    + "<br>accuracy %{y:.2f} %<extra></extra>")
+    for name, pts in (plotted[plotted["sweep"].notna()].groupby("sweep") if "sweep" in plotted else []):
+        pts = pts.sort_values(x_col)  # a sweep is one group: its points joined in cost order, one legend entry
+        fig.add_trace(go.Scatter(x=pts[x_col], y=pts["acc_pct"], mode="lines", name=name, hoverinfo="skip",
+                                 line=dict(width=1.5)))
+    line = shown.loc[front]
+    fig.add_trace(go.Scatter(x=line[x_col], y=line["acc_pct"], mode="lines", line_shape="hv", name="Pareto frontier",
+                             line=dict(color="#444", dash="dot", width=2), hoverinfo="skip"))
+    if selected:
+        sel = plotted[plotted["id"].isin(selected)]
+        fig.add_trace(go.Scatter(x=sel[x_col], y=sel["acc_pct"], mode="markers", name="selected", hoverinfo="skip",
+                                 marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(width=2, color="crimson"))))
+    ref_x = add_references(fig, refs, ref_set)
+    layout(fig, list(plotted[x_col]) + ref_x)
+    st.plotly_chart(fig, width="stretch")
+    if len(plotted) < len(shown):
+        n = len(shown) - len(plotted)
+        st.caption(f"{n} of these runs {'were' if n != 1 else 'was'} saved before FLOPs were counted: "
+                   f"{'they are' if n != 1 else 'it is'} not on this chart.")
 
 # --- actions on the whole table / the selection -----------------------------------------------
 csv = shown[["id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
              "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
-             "pareto"]].to_csv(index=False)
+             "flops", "dense_flops", "pareto"]].to_csv(index=False)
 a, b, c = st.columns([1, 1, 2], vertical_alignment="bottom")
 a.download_button("Download CSV", csv, file_name="compression-runs.csv", mime="text/csv", icon=":material/download:",
                   on_click="ignore", help="The runs shown above, one row each, with the full recipe JSON")
@@ -257,6 +285,9 @@ for r in full:
         "Agreement with dense": pct(r["agreement"]),
         "Parameters": show(r["params"], "{:,}".format), "Non-zero parameters": show(r["nonzero_params"], "{:,}".format),
         "Zero weights": pct(r["sparsity"]),
+        "Forward FLOPs per image": show(r["flops"], lambda f: f"{f / 1e6:,.3f} M"),
+        "FLOPs vs dense": (show(r["dense_flops"] / r["flops"], "{:.1f}× fewer".format)
+                           if is_number(r["flops"]) and is_number(r["dense_flops"]) and r["flops"] > 0 else "–"),
         **{f"Bytes: {k}": common.kb(v) for k, v in parts.items()},
         "Saved (UTC)": r["created"][:16].replace("T", " "),
     }

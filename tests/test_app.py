@@ -1,9 +1,11 @@
 """Streamlit AppTest: the home page, and the helpers every page's AppTest uses."""
 
+import base64
 import re
 import sys
 from pathlib import Path
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,6 +16,11 @@ TIMEOUT = 180
 
 def app():
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def plotly_values(v):
+    """A trace's x or y as a list: Plotly sends numeric arrays as {"dtype", "bdata": base64}, others as lists."""
+    return list(np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])) if isinstance(v, dict) else v
 
 
 def page(name, model=None):

@@ -5,7 +5,7 @@ import json
 import random
 
 import pytest
-from test_app import ROOT, app
+from test_app import ROOT, app, plotly_values
 
 import compress_engine as ce
 from compress_engine.playground.store import Store, pareto_front
@@ -218,6 +218,40 @@ def test_export_bad_recipe_upload_shows_the_error(store, fmnist, content, match)
     at = export().file_uploader(key="recipe_upload").upload("r.json", content).run()
     assert not at.exception
     assert match in at.error[0].value
+
+
+def test_compare_charts_runs_against_flops(seeded, store, results, fmnist, lenet300):
+    """Cost: FLOPs. Only structured pruning moves a run left (zeros still get multiplied); the frontier is
+    pareto_front over (FLOPs, accuracy); a run saved before FLOPs were counted is left off and said to be."""
+    thin = ce.compress(lenet300, ce.Recipe(structured=True, sparsity=0.5), fmnist)
+    thin_id = store.save("lenet-300-100", thin.recipe, thin.metrics, thin.artifact)
+    res = results[0]
+    store.save("lenet-300-100", ce.Recipe(sparsity=0.3), {k: res.metrics[k] for k in
+                                                          ("params", "nonzero_params", "artifact_bytes", "ratio",
+                                                           "accuracy")})
+    at = compare()
+    at.radio(key="compare_cost").set_value("flops").run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    counted = table[table["flops"].notna()]
+    assert len(counted) == len(seeded) + 1
+    assert set(counted["flops"]) == {thin.metrics["flops"], results[0].metrics["dense_flops"]}
+    assert thin.metrics["flops"] < thin.metrics["dense_flops"] == results[0].metrics["flops"]
+    expect = pareto_front(list(zip(table["flops"], table["accuracy"])))
+    assert list(table.index[table["pareto"]]) == sorted(expect)
+    assert thin_id in set(table.loc[table["pareto"], "id"])  # the only run that is cheaper to run
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["xaxis"]["type"] == "log" and "MFLOPs" in spec["layout"]["xaxis"]["title"]["text"]
+    points = [x for t in spec["data"] if t.get("mode") == "markers" for x in plotly_values(t["x"])]
+    assert sorted(points) == sorted(counted["flops"] / 1e6)
+    assert not any(t.get("name", "").startswith("bench:") for t in spec["data"])  # they have sizes, not FLOPs
+    assert "1 of these runs was saved before FLOPs were counted" in " ".join(c.value for c in at.caption)
+
+    at = select(at, [int(table.index[table["id"] == thin_id][0])])
+    side = at.table[0].value
+    col = side.columns[0]
+    assert side.loc["Forward FLOPs per image", col] == f"{thin.metrics['flops'] / 1e6:,.3f} M"
+    assert side.loc["FLOPs vs dense", col] == f"{thin.metrics['dense_flops'] / thin.metrics['flops']:.1f}× fewer"
 
 
 def test_compare_model_filter_and_runs_without_optional_metrics(store, results):

@@ -207,6 +207,22 @@ def test_delete_many_ids_at_once(store):
     assert store.count() == 0 and store.delete(ids) == 0
 
 
+def test_list_reads_each_runs_flops_out_of_its_metrics(store, small, lenet300):
+    """The Compare page charts runs against FLOPs: list() gives compress()'s counts, and None where there are none
+    (a run saved before they were counted) or where another program damaged the metrics, without failing."""
+    res = ce.compress(lenet300, ce.Recipe(structured=True, sparsity=0.5), small)
+    counted = store.save("lenet-300-100", res.recipe, res.metrics)
+    old = store.save("lenet-300-100", ce.Recipe(), metrics())
+    damaged = store.save("lenet-300-100", ce.Recipe(sparsity=0.5), metrics())
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE runs SET metrics = '{not json' WHERE id = ?", (damaged,))
+    rows = {r["id"]: r for r in store.list()}
+    assert (rows[counted]["flops"], rows[counted]["dense_flops"]) == (res.metrics["flops"], res.metrics["dense_flops"])
+    assert 0 < rows[counted]["flops"] < rows[counted]["dense_flops"]
+    assert rows[old]["flops"] is rows[old]["dense_flops"] is rows[damaged]["flops"] is None
+    assert store.get(counted)["flops"] == res.metrics["flops"]
+
+
 def test_rows_damaged_by_another_program_give_a_clear_error(store):
     run_id = store.save("m", ce.Recipe(), metrics())
     with sqlite3.connect(store.path) as conn:

@@ -7,13 +7,11 @@ few seconds; the sample LeNet-300-100 by name on a 512/500-image slice of Fashio
 The Ray tests share one runtime (about 10 s to start) and are skipped, with the reason, without ray.
 """
 
-import base64
 import json
 import os
 import sqlite3
 import sys
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -253,7 +251,7 @@ def test_a_killed_worker_is_retried_once_and_nothing_is_written_twice(local_ray,
 # --- the Compare page ---------------------------------------------------------------------------------------
 
 def test_compare_page_shows_a_sweep_as_one_group(net, digits, tmp_path, monkeypatch, fmnist):
-    from test_app import app
+    from test_app import app, plotly_values
     monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
     store = Store()
     sweeps.sweep(net, BASE, "digits", "sparsity", [0.5, 0.9, 0.8], store=store, model_name="lenet-300-100")
@@ -264,8 +262,7 @@ def test_compare_page_shows_a_sweep_as_one_group(net, digits, tmp_path, monkeypa
     label = store.sweeps()[0]["label"]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     [line] = [t for t in spec["data"] if t.get("name") == label]  # one trace joins the sweep's points, by size
-    x = line["x"]
-    x = list(np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])) if isinstance(x, dict) else x
+    x = plotly_values(line["x"])
     assert line["mode"] == "lines" and len(x) == 3 and x == sorted(x)
     summaries = list(at.dataframe[0].value["summary"])
     assert sum(s.startswith("sweep #1 · ") for s in summaries) == 3 and len(summaries) == 4

@@ -123,8 +123,13 @@ _UPGRADES = {0: _SCHEMA + _SWEEPS + _NAMES, 1: _SWEEPS + _NAMES, 2: _NAMES}  # f
 COLUMNS = ("id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
            "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
            "sweep_id", "data", "name")
-# list()/get(): the runs columns plus the sweep's label ("sweep", None for a run saved from a page)
-_SELECT = ", ".join(f"runs.{c}" for c in COLUMNS) + ", sweeps.label AS sweep"
+# list()/get(): the runs columns plus the sweep's label ("sweep", None for a run saved from a page) and the forward
+# FLOPs of one input and the dense model's ("flops", "dense_flops"), read out of the metrics JSON, so no column is
+# added: None for a run stored before compress() counted them, or whose metrics another program damaged
+METRIC_COLUMNS = ("flops", "dense_flops")
+_SELECT = (", ".join(f"runs.{c}" for c in COLUMNS) + ", sweeps.label AS sweep, "
+           + ", ".join(f"CASE WHEN json_valid(runs.metrics) THEN json_extract(runs.metrics, '$.{k}') END AS {k}"
+                       for k in METRIC_COLUMNS))
 _FROM = "runs LEFT JOIN sweeps ON sweeps.id = runs.sweep_id"
 MAX_ERROR = 2000               # characters of a failed point's error message
 
@@ -276,7 +281,8 @@ class Store:
         conn.execute("INSERT INTO artifacts (run_id, artifact) VALUES (?, ?)", (run_id, artifact))
 
     def list(self):
-        """Every run, newest first, as dicts (the COLUMNS above, without metrics JSON or artifact bytes)."""
+        """Every run, newest first, as dicts (the COLUMNS and METRIC_COLUMNS above, without the rest of the metrics
+        JSON or artifact bytes)."""
         def read():
             with closing(self._connect()) as conn:
                 conn.row_factory = sqlite3.Row
