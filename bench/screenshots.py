@@ -34,6 +34,8 @@ DEMO_RUNS = [  # (model, recipe fields): a small spread of techniques over both 
     ("lenet-300-100", {"clusters": 8}), ("lenet-300-100", {"bits": 4}), ("lenet-300-100", {"bits": 2}),
     ("lenet-300-100", {"sparsity": 0.95, "prune_scope": "global"}),
     ("lenet-5", {"sparsity": 0.8, "prune_scope": "global"}), ("lenet-5", {"bits": 4, "huffman": True}),
+    # structured pruning: the only runs that move left on Compare's FLOPs chart
+    ("lenet-300-100", {"sparsity": 0.5, "structured": True}), ("lenet-5", {"sparsity": 0.5, "structured": True}),
 ]
 
 
@@ -67,6 +69,23 @@ def seed_demo_runs(path):
     cache.put(cache.key(model_fingerprint(model), PIPELINE_PRESET, data_fingerprint(data)), "lenet-300-100", res)
     print(f"trained the Pipeline's Deep Compression preset: {100 * res.metrics['accuracy']:.2f} %, "
           f"{res.metrics['ratio']:.1f}x")
+
+
+def shoot(page, path, full_page):
+    """A screenshot of the page once every chart has drawn and every table painted."""
+    page.wait_for_function(
+        "[...document.querySelectorAll('.js-plotly-plot')].every(el => el.querySelector('.main-svg')) && "
+        "[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')].every(el => el.querySelector('canvas')) && "
+        "!document.querySelector('[data-testid=\"stSkeleton\"]')",
+        timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    for table in page.locator('[data-testid="stDataFrame"]').all():  # a table's canvas paints on hover
+        table.hover()
+        page.wait_for_timeout(500)
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(2500)
+    page.screenshot(path=str(path), full_page=full_page)
+    print("wrote", path.relative_to(ROOT))
 
 
 def main(argv=None):
@@ -114,20 +133,12 @@ def main(argv=None):
                     page.get_by_role("button", name="Fit", exact=True).click()
                     page.wait_for_timeout(1000)
                     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=600_000)
-                page.wait_for_function(  # every chart drawn, every table painted
-                    "[...document.querySelectorAll('.js-plotly-plot')].every(el => el.querySelector('.main-svg')) && "
-                    "[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')].every(el => el.querySelector('canvas')) && "
-                    "!document.querySelector('[data-testid=\"stSkeleton\"]')",
-                    timeout=60_000)
-                page.wait_for_load_state("networkidle")
-                for table in page.locator('[data-testid="stDataFrame"]').all():  # a table's canvas paints on hover
-                    table.hover()
-                    page.wait_for_timeout(500)
-                page.mouse.move(0, 0)
-                page.wait_for_timeout(2500)
-                path = OUT / f"{name.lower()}{args.suffix}.png"
-                page.screenshot(path=str(path), full_page=args.full_page)
-                print("wrote", path.relative_to(ROOT))
+                shoot(page, OUT / f"{name.lower()}{args.suffix}.png", args.full_page)
+                if name == "Compare":  # and the same runs against FLOPs
+                    page.get_by_text("FLOPs per image", exact=True).click()
+                    page.wait_for_timeout(1000)
+                    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=300_000)
+                    shoot(page, OUT / f"compare-flops{args.suffix}.png", args.full_page)
             browser.close()
     finally:
         server.terminate()
