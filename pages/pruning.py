@@ -89,7 +89,9 @@ controls, explain = st.columns([1, 1.25], gap="large")
 common.start_settings("pruning", lambda f: {"prune_sparsity": round(100 * f["sparsity"]),
                                             "prune_scope": f["prune_scope"]})
 with controls:
-    pct = st.slider("Sparsity: share of weights set to zero", 0, TOP, step=1, format="%d %%", key="prune_sparsity")
+    # structured pruning's share is of each layer's units (the toggle below, read before it is drawn)
+    pct = st.slider("Sparsity: share of each layer's units removed" if st.session_state.get("prune_structured") else
+                    "Sparsity: share of weights set to zero", 0, TOP, step=1, format="%d %%", key="prune_sparsity")
     structured = st.toggle("Structured: remove whole neurons / filters", key="prune_structured",
                            on_change=_structured_changed,
                            help="Removes whole hidden units (rows of a Linear weight, filters of a conv), "
@@ -183,6 +185,7 @@ with left:
     curve = common.curve_metrics([recipe.replace(sparsity=p / 100, finetune_epochs=0) for p in points],
                                  "One-shot curve…")
     oneshot = {p: (c["accuracy"], c["artifact_bytes"]) for p, c in zip(points, curve)}
+    mflops = {p: c.get("flops") for p, c in zip(points, curve)}  # what each one-shot model costs to run
     missing = [p for p in GRID if p not in ft_points]
     if missing:
         slot = st.empty()
@@ -204,12 +207,15 @@ with left:
                 slot.empty()
             bar.empty()
     series = [{"name": "one-shot", "x": list(oneshot), "y": [a for a, _ in oneshot.values()],
-               "color": charts.BLUE, "text": [common.kb(b) for _, b in oneshot.values()]}]
+               "color": charts.BLUE, "text": [common.kb(b) + (f", {mflops[p] / 1e6:,.2f} MFLOPs"
+                                                              if structured and mflops[p] else "")
+                                              for p, (_, b) in oneshot.items()]}]
     if len(ft_points) > 1:
         ft = sorted(ft_points.items())
         series.append({"name": "fine-tuned 1 epoch", "x": [p for p, _ in ft], "y": [a for _, (a, _) in ft],
                        "color": charts.GREEN, "text": [common.kb(b) for _, (_, b) in ft]})
-    fig = charts.curve(series, "Accuracy vs sparsity", "sparsity (%)", "test accuracy (%)",
+    fig = charts.curve(series, "Accuracy vs sparsity",
+                       "units removed per layer (%)" if structured else "sparsity (%)", "test accuracy (%)",
                        current={"x": pct, "y": m["accuracy"],
                                 "name": f"current ({'fine-tuned' if tuned else 'one-shot'})"},
                        hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True)

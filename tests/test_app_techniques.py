@@ -63,6 +63,12 @@ def test_pruning_sparsity_scope_and_structure(fmnist):
     said = [c.value for c in at.caption if "MFLOPs per image" in c.value]
     assert said and f"needs {counter.get_total_flops() / 1e6:,.2f} MFLOPs per image against the dense model's 0.53" \
         in said[0], said
+    # the slider and the curve speak of units now, and each one-shot point says what its model costs to run
+    assert at.slider(key="prune_sparsity").label == "Sparsity: share of each layer's units removed"
+    curve = chart(at, "Accuracy vs sparsity")
+    assert curve["layout"]["xaxis"]["title"]["text"] == "units removed per layer (%)"
+    oneshot = next(t for t in curve["data"] if t.get("name") == "one-shot")
+    assert oneshot["text"][oneshot["x"].index(90)].endswith(f", {counter.get_total_flops() / 1e6:,.2f} MFLOPs")
 
     at.selectbox(key="prune_mask_layer").set_value("layers.1.weight").run()
     assert not at.exception
