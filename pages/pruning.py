@@ -6,7 +6,7 @@ import math
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import viz
+from compress_engine.playground import units, viz
 from pages import charts, common
 
 common.through_app()
@@ -42,6 +42,42 @@ def _fit_flops():
     st.session_state["prune_sparsity"] = pct
     st.session_state["prune_flops_message"] = ("fit", f"{pct} % is the smallest sparsity that fits {budget:g} % of "
                                                "the FLOPs.", pct, common.model_name())
+
+
+SPEED_SECONDS = 1.0  # about how long timing the two models may take (ResNet-8: 4 turns, not 20)
+
+
+def _time_both(key, artifact):
+    """The timing button's on_click (it runs before the fragment is drawn again, so the button then says "Time
+    again"): the dense model against the artifact's smaller dense model, rebuilt, on this CPU now."""
+    smaller, _ = ce.decode_model(artifact)
+    st.session_state.setdefault("prune_speed", {})[key] = ce.speedup(common.model(key[0]), smaller, common.dataset(),
+                                                                     seconds=SPEED_SECONDS)
+
+
+@st.fragment
+def speed_card(run, dense_metrics):
+    """Structured mode: how much faster the smaller model really runs on this CPU, timed on request (its button
+    reruns only this fragment); each setting's timing is kept for the session."""
+    name = common.model_name()
+    key = (name, common.weights_id(name), common.DATASET, run["recipe"])
+    timed = st.session_state.get("prune_speed", {})
+    st.button("Time again" if key in timed else "Time the dense and the pruned model on this CPU",
+              key="prune_speed_go", icon=":material/timer:", on_click=_time_both, args=(key, run["artifact"]),
+              help="Runs both on 256 test images, in turns, for about a second. Timings vary with the machine's "
+                   "load (every visitor's runs share its cores).")
+    t = timed.get(key)
+    if t is None:
+        return
+    c = st.columns(3)
+    c[0].metric("Dense", units.ms(t["dense_ms"]))
+    common.delta_metric(c[1], "Pruned", units.ms(t["ms"]), units.ms(t["ms"] - t["dense_ms"], signed=True),
+                        fewer_is_better=True)
+    c[2].metric("Speed-up", common.ratio(t["speedup"]))
+    fewer = viz.flops_ratio(run["metrics"].get("flops"), dense_metrics.get("flops"))
+    st.caption(f"Median of {t['repeats']} forward passes each over {t['batch']} test images, the two models in turns, "
+               "on this machine's CPU now." + (f" The FLOPs fall {fewer:.1f}x; time also goes to moving data and to "
+                                               "each layer's fixed costs, so the two differ." if fewer else ""))
 
 
 @st.fragment
@@ -175,6 +211,8 @@ with right:
                 "Global pruning cuts the big layers hardest; per layer gives every layer the same share. ")
                + "The whole-model figure counts biases too, which are never pruned."
                + (" " + viz.flops_text(m.get("flops"), dense["metrics"].get("flops")) if structured else ""))
+    if structured and pct > 0:
+        speed_card(run, dense["metrics"])
 
 # --- accuracy vs sparsity: one-shot, and fine-tuned -------------------------------------------
 run = common.complete(run)  # evaluated now, the cards above get the accuracy

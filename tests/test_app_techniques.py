@@ -94,6 +94,15 @@ def test_pruning_fits_a_flops_budget(fmnist):
     assert f"{pct} % is the smallest sparsity that fits 25 % of the FLOPs." in [c.value for c in at.caption]
     assert any(f"needs {flops[pct]['flops'] / 1e6:,.2f} MFLOPs per image" in c.value for c in at.caption)
 
+    # and how much faster it really runs here: timed on request, beside what the FLOPs say
+    assert not [m for m in at.metric if m.label == "Speed-up"]
+    at.button(key="prune_speed_go").click().run()
+    assert not at.exception and not at.error
+    (timed,) = at.session_state["prune_speed"].values()
+    assert metric(at, "Speed-up") == f"{timed['speedup']:.1f}×" and timed["speedup"] == timed["dense_ms"] / timed["ms"]
+    assert any(f"The FLOPs fall {dense / flops[pct]['flops']:.1f}x" in c.value for c in at.caption)
+    assert at.button(key="prune_speed_go").label == "Time again"
+
     at.number_input(key="prune_flops_pct").set_value(0.1).run()
     at.button(key="prune_flops_fit").click().run()
     assert not at.exception

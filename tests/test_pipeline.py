@@ -105,6 +105,35 @@ def test_structured_really_shrinks(lenet5, fmnist):
     assert ce.evaluate_artifact(res.artifact, fmnist)["accuracy"] == res.metrics["accuracy"]
 
 
+def test_speedup_times_both_models_as_deployed_in_turns_and_changes_neither(small):
+    """ce.speedup: medians of forward passes of the dense and the pruned model, timed in turns. The timings themselves
+    are the machine's (bench/structured.py measures speed-ups); here what is timed, how often, and that nothing moves."""
+    model = ce.load_model("resnet-8")  # BatchNorms: timed folded, as the pruned model (folded by compress) runs
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    smaller = ce.compress(model, ce.Recipe(structured=True, sparsity=0.5), small, evaluate=False).model
+    small_state = {k: v.clone() for k, v in smaller.state_dict().items()}
+    from compress_engine.core import fold
+    calls = []  # which model each call reached, in order (the timed copies keep the hooks)
+    hooks = [net.register_forward_pre_hook(lambda m, args, name=name: calls.append((name, len(args[0]))))
+             for net, name in ((model, "dense"), (smaller, "pruned"))]
+    t = ce.speedup(model, smaller, small, batch_size=16, seconds=None, repeats=4)
+    for h in hooks:
+        h.remove()
+    assert set(t) == {"dense_ms", "ms", "speedup", "repeats", "batch"} and (t["repeats"], t["batch"]) == (4, 16)
+    assert t["dense_ms"] > 0 and t["ms"] > 0 and t["speedup"] == t["dense_ms"] / t["ms"]
+    assert calls == [("dense", 16), ("pruned", 16)] * 5  # a warm-up call of each, then 4 turns
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items()) and model.training is False
+    assert all(torch.equal(v, small_state[k]) for k, v in smaller.state_dict().items())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # still the unfolded model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fold.deployed(model).modules())
+    assert ce.speedup(model, smaller, small, batch_size=16, seconds=1e-9)["repeats"] == 3  # too slow: 3 turns
+    for bad in (0, -1.0, "1", float("nan"), True):
+        with pytest.raises(ce.RecipeError, match="seconds"):
+            ce.speedup(model, smaller, small, seconds=bad)
+    with pytest.raises(ce.RecipeError, match="repeats"):
+        ce.speedup(model, smaller, small, repeats=0)
+
+
 def test_distillation_trains_a_student(small):
     teacher = ce.load_model("teacher-1200-1200")
     res = ce.compress(teacher, ce.Recipe(temperature=4.0, alpha=0.9, student_width=50, distill_epochs=5, bits=8), small)

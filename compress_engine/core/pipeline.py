@@ -12,6 +12,7 @@ it gives the exact final tensors.
 
 import copy
 import math
+import statistics
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -313,11 +314,44 @@ def latency(model, data, batch_size=256, repeats=20):
     """Median CPU wall time of one forward pass over a batch of the data's test inputs (milliseconds); fewer
     test inputs than batch_size are repeated to fill it."""
     m = fast_eval_copy(model)
+    return {"latency_ms": median_forward_ms(m, _latency_batch(m, data, batch_size), repeats),
+            "latency_batch": batch_size}
+
+
+def _latency_batch(model, data, batch_size):
+    """batch_size of the data's test inputs (repeated if there are fewer), channels-last for a conv model."""
     test = data.x("test")
     x = test[torch.arange(batch_size) % len(test)]
-    if has_conv(m) and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return {"latency_ms": median_forward_ms(m, x, repeats), "latency_batch": batch_size}
+    return x.contiguous(memory_format=torch.channels_last) if has_conv(model) and x.dim() == 4 else x
+
+
+def speedup(model, smaller, data, batch_size=256, seconds=1.0, repeats=20):
+    """How much faster `smaller` (say compress()'s structurally pruned model) runs than `model` on this CPU: the
+    median wall time of one forward pass over batch_size of the data's test inputs for each, both as deployed
+    (BatchNorms folded, convs channels-last), timed in turns (a call of one, then of the other, `repeats` times), so
+    a load that comes and goes on a shared machine falls on both alike. Models too slow for `repeats` turns in about
+    `seconds` get fewer, at least 3 (seconds=None: always `repeats`). Neither model is changed.
+    -> {"dense_ms", "ms", "speedup" (dense_ms / ms), "repeats", "batch"}."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise RecipeError(f"repeats must be an integer >= 1, got {repeats!r}")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0):
+        raise RecipeError(f"seconds must be a number > 0 (or None), got {seconds!r}")
+    pair = [fast_eval_copy(deployed(m)) for m in (model, smaller)]
+    x = _latency_batch(pair[0], data, batch_size)
+    times = ([], [])
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        for m in pair:  # a warm-up call of each (allocations, packed weights), which also sizes the turns
+            m(x)
+        if seconds is not None:
+            repeats = max(3, min(repeats, int(seconds / max(time.perf_counter() - t0, 1e-9))))
+        for _ in range(repeats):
+            for m, kept in zip(pair, times):
+                t = time.perf_counter()
+                m(x)
+                kept.append(time.perf_counter() - t)
+    dense_ms, ms = (1000 * statistics.median(t) for t in times)
+    return {"dense_ms": dense_ms, "ms": ms, "speedup": dense_ms / ms, "repeats": repeats, "batch": batch_size}
 
 
 SWEEP_ROW = ("params", "nonzero_params", "artifact_bytes", "ratio", "accuracy", "agreement")  # a sweep's columns,

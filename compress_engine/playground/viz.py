@@ -175,14 +175,21 @@ def layer_sparsity(metrics, dense_metrics=None):
     return rows
 
 
-def flops_text(flops, dense_flops):
-    """One sentence on what a model's forward pass costs against the dense model's, from compress()'s metrics
-    ("flops", "dense_flops"); empty if either is missing (a run stored before they were counted) or not a count."""
+def flops_ratio(flops, dense_flops):
+    """How many times fewer FLOPs than the dense model's, from compress()'s metrics ("flops", "dense_flops"); None if
+    either is missing (a run stored before they were counted) or not a count."""
     ok = all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in (flops, dense_flops))
-    if not ok:
+    return dense_flops / flops if ok else None
+
+
+def flops_text(flops, dense_flops):
+    """One sentence on what a model's forward pass costs against the dense model's (flops_ratio's metrics); empty
+    without both counts."""
+    fewer = flops_ratio(flops, dense_flops)
+    if fewer is None:
         return ""
     return (f"The smaller model needs {flops / 1e6:,.2f} MFLOPs per image against the dense model's "
-            f"{dense_flops / 1e6:,.2f}: {dense_flops / flops:.1f}x fewer.")
+            f"{dense_flops / 1e6:,.2f}: {fewer:.1f}x fewer.")
 
 
 # -----------------------------------------------------------------------------
