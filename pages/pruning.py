@@ -50,9 +50,12 @@ SPEED_SECONDS = 1.0  # about how long timing the two models may take (ResNet-8: 
 def _time_both(key, artifact):
     """The timing button's on_click (it runs before the fragment is drawn again, so the button then says "Time
     again"): the dense model against the artifact's smaller dense model, rebuilt, on this CPU now."""
-    smaller, _ = ce.decode_model(artifact)
-    st.session_state.setdefault("prune_speed", {})[key] = ce.speedup(common.model(key[0]), smaller, common.dataset(),
-                                                                     seconds=SPEED_SECONDS)
+    timed = st.session_state.setdefault("prune_speed", {})
+    try:
+        smaller, _ = ce.decode_model(artifact)
+        timed[key] = ce.speedup(common.model(key[0]), smaller, common.dataset(), seconds=SPEED_SECONDS)
+    except Exception as e:  # noqa: BLE001 - a message on the page, never a traceback
+        timed[key] = {"error": f"Timing failed ({type(e).__name__}: {str(e)[:200]}); press the button to try again."}
 
 
 @st.fragment
@@ -62,12 +65,15 @@ def speed_card(run, dense_metrics):
     name = common.model_name()
     key = (name, common.weights_id(name), common.DATASET, run["recipe"])
     timed = st.session_state.get("prune_speed", {})
-    st.button("Time again" if key in timed else "Time the dense and the pruned model on this CPU",
+    st.button("Time again" if "ms" in timed.get(key, {}) else "Time the dense and the pruned model on this CPU",
               key="prune_speed_go", icon=":material/timer:", on_click=_time_both, args=(key, run["artifact"]),
               help="Runs both on 256 test images, in turns, for about a second. Timings vary with the machine's "
                    "load (every visitor's runs share its cores).")
     t = timed.get(key)
     if t is None:
+        return
+    if "error" in t:
+        st.error(timed.pop(key)["error"])
         return
     c = st.columns(3)
     c[0].metric("Dense", units.ms(t["dense_ms"]))

@@ -102,6 +102,15 @@ def test_pruning_fits_a_flops_budget(fmnist):
     assert metric(at, "Speed-up") == f"{timed['speedup']:.1f}×" and timed["speedup"] == timed["dense_ms"] / timed["ms"]
     assert any(f"The FLOPs fall {dense / flops[pct]['flops']:.1f}x" in c.value for c in at.caption)
     assert at.button(key="prune_speed_go").label == "Time again"
+    timing = ce.speedup
+    try:  # a timing that fails says so on the page, and the button stays
+        ce.speedup = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("out of memory"))
+        at.button(key="prune_speed_go").click().run()
+    finally:
+        ce.speedup = timing
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Timing failed (RuntimeError: out of memory); press the button to try again."]
+    assert at.button(key="prune_speed_go").label == "Time the dense and the pruned model on this CPU"
 
     at.number_input(key="prune_flops_pct").set_value(0.1).run()
     at.button(key="prune_flops_fit").click().run()
