@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -326,3 +327,42 @@ def test_counting_never_imports_torch_dynamo_and_leaves_the_counter_as_shipped()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_a_count_leaves_other_threads_modules_alone():
+    """FlopCounterMode tracks modules with hooks every module of the process runs: in a dashboard server, a training
+    step in another thread ran them and failed (test_load: "'ParametrizedLinear' object has no attribute 'weight'").
+    While a count runs, no global module hook is registered, and a parametrized training step in another thread runs
+    as usual, its FLOPs not counted (dispatch modes are per thread)."""
+    from torch.nn.modules import module as torch_module
+    from torch.nn.utils import parametrize
+    seen, done = {}, threading.Event()
+
+    class Double(nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    def training_step():
+        try:
+            net = nn.Linear(8, 8)
+            parametrize.register_parametrization(net, "weight", Double())
+            net(torch.randn(4, 8)).sum().backward()
+            seen["other thread"] = "ok" if net.parametrizations.weight.original.grad is not None else "no gradient"
+        except Exception as e:  # noqa: BLE001 - reported below
+            seen["other thread"] = repr(e)
+        finally:
+            done.set()
+
+    class StepsElsewhere(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):
+            seen["global hooks"] = len(torch_module._global_forward_pre_hooks) + len(torch_module._global_forward_hooks)
+            threading.Thread(target=training_step).start()
+            assert done.wait(60)
+            return self.fc(x)
+
+    assert flops.count(StepsElsewhere(), torch.zeros(1, 8)) == 2 * 8 * 4  # the other thread's products not among them
+    assert seen == {"global hooks": 0, "other thread": "ok"}

@@ -22,17 +22,14 @@ prunes whole units (structured.py) until the dense model needs at most a quarter
 import copy
 import math
 import numbers
-import sys
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils import flop_counter
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from . import structured
 from .errors import RecipeError
@@ -48,37 +45,51 @@ SUBSET = 1000  # training images the search evaluates each candidate on (a fixed
 
 # --- counting ---------------------------------------------------------------------------------------
 
-_plain = [0, None]  # counts running now, and the handler _plain_dispatch let run plain (None: it did not)
-_plain_lock = threading.Lock()
+class _Counter(TorchDispatchMode):
+    """FlopCounterMode's count, made safe beside other threads: torch's own formulas (flop_registry), applied as its
+    dispatch handler applies them (an op that decomposes counts as its parts), with each op's FLOPs added to every
+    module of the counted copy that is running.
 
+    FlopCounterMode finds the running modules with hooks that every module of the process runs
+    (register_module_forward_pre_hook). In a dashboard server, a training step in another thread then went through
+    them and failed ("'ParametrizedLinear' object has no attribute 'weight'", tests/test_load.py). Here the hooks are
+    on the counted copy's own modules, which no other thread has, and a dispatch mode is per thread. The counts equal
+    FlopCounterMode's (tests/test_flops.py, on every kind of model the engine prunes)."""
 
-@contextmanager
-def _plain_dispatch():
-    """While counting, FlopCounterMode's dispatch handler runs as it is, not through torch._disable_dynamo.
+    @classmethod
+    def _should_skip_dynamo(cls):
+        # torch's opt-out (TorchDispatchMode._should_skip_dynamo): otherwise the handler is wrapped in
+        # torch._disable_dynamo, whose first call imports torch._dynamo (1.2 s here, once per process) for nothing:
+        # no count runs torch.compile
+        return False
 
-    torch wraps every dispatch mode's handler in _disable_dynamo, which imports torch._dynamo (and sympy) the first
-    time it is called: 1.2 s on this machine, once per process, which every dashboard server, command and worker
-    paid on its first compress() (that counts FLOPs) for nothing: no count runs torch.compile. That wrapper keeps
-    the "disabled" handler it made on the handler itself; while any count runs, the handler is given itself as that,
-    and afterwards the wrapper is back as it was. Where torch._dynamo is loaded already (it then costs nothing), or
-    where this torch lays the wrapper out otherwise, the counter runs as torch ships it."""
-    raw = getattr(getattr(flop_counter, "_FlopCounterMode", None), "__torch_dispatch__", None)
-    raw = getattr(raw, "__wrapped__", None)
-    with _plain_lock:
-        if _plain[0] == 0 and raw is not None and "torch._dynamo" not in sys.modules \
-                and getattr(raw, "__dynamo_disable", None) is None:
-            raw.__dynamo_disable = raw
-            _plain[1] = raw
-        _plain[0] += 1
-    try:
-        yield
-    finally:
-        with _plain_lock:
-            _plain[0] -= 1
-            if _plain[0] == 0 and _plain[1] is not None:
-                if getattr(_plain[1], "__dynamo_disable", None) is _plain[1]:
-                    del _plain[1].__dynamo_disable
-                _plain[1] = None
+    def __init__(self, model):
+        super().__init__()
+        self.total, self.per_module, self.inside = 0, {}, []
+        self.hooks = [h for name, m in model.named_modules() if name for h in (
+            m.register_forward_pre_hook(self._enter(name)), m.register_forward_hook(self._leave))]
+
+    def _enter(self, name):
+        return lambda module, args: self.inside.append(name)  # None: the module's inputs stay
+
+    def _leave(self, module, args, out):
+        self.inside.pop()  # returns None: the module's output stays
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not torch.ops.prim.device.default:
+            with self:
+                out = func.decompose(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            n = formula(*args, **kwargs, out_val=out)
+            self.total += n
+            for name in set(self.inside):
+                self.per_module[name] = self.per_module.get(name, 0) + n
+        return out
 
 
 def _counted(model, example):
@@ -92,18 +103,18 @@ def _counted(model, example):
         lambda m, args: steps.__setitem__(names[m], args[0].shape[1 if m.batch_first else 0]))
         for m in work.modules() if isinstance(m, nn.RNNBase)]
     inputs = tuple(x[:1] for x in example) if isinstance(example, (tuple, list)) else (example[:1],)
+    counter = _Counter(work)
+    hooks += counter.hooks
     try:
-        with _plain_dispatch(), FlopCounterMode(display=False) as counter, torch.enable_grad():
+        with counter, torch.enable_grad():
             work(*inputs)
     finally:
         for h in hooks:
             h.remove()
-    root = type(work).__name__
-    per_module = {name[len(root) + 1:]: sum(ops.values()) for name, ops in counter.get_flop_counts().items()
-                  if name.startswith(root + ".")}
+    per_module = counter.per_module
     mods = dict(work.named_modules())
     missed = sum(_rnn_flops(mods[name], t, per_module.get(name, 0)) for name, t in steps.items())
-    return counter.get_total_flops() + missed, per_module, steps, work
+    return counter.total + missed, per_module, steps, work
 
 
 def _rnn_flops(rnn, steps, counted):
