@@ -286,8 +286,7 @@ for r in full:
         "Parameters": show(r["params"], "{:,}".format), "Non-zero parameters": show(r["nonzero_params"], "{:,}".format),
         "Zero weights": pct(r["sparsity"]),
         "Forward FLOPs per image": show(r["flops"], lambda f: f"{f / 1e6:,.3f} M"),
-        "FLOPs vs dense": (show(r["dense_flops"] / r["flops"], "{:.1f}× fewer".format)
-                           if is_number(r["flops"]) and is_number(r["dense_flops"]) and r["flops"] > 0 else "–"),
+        "FLOPs vs dense": show(viz.flops_ratio(r["flops"], r["dense_flops"]), "{:.1f}× fewer".format),
         **{f"Bytes: {k}": common.kb(v) for k, v in parts.items()},
         "Saved (UTC)": r["created"][:16].replace("T", " "),
     }

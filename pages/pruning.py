@@ -1,6 +1,5 @@
 """Pruning: set the smallest weights to zero; watch the size fall and the accuracy hold, then collapse."""
 
-import bisect
 import math
 
 import streamlit as st
@@ -27,14 +26,13 @@ def _fit_flops():
     budget = st.session_state["prune_flops_pct"]
     try:
         costs = ce.flops.Costs(common.model(common.model_name()), common.dataset().x("test")[:2])
-        floor = costs.of_sparsity(TOP / 100)
-        if floor > budget / 100 * costs.dense:
+        share = costs.smallest_sparsity(budget / 100 * costs.dense, [p / 100 for p in range(TOP + 1)])
+        if share is None:
+            floor = costs.of_sparsity(TOP / 100) / costs.dense
             raise ce.RecipeError(f"with {TOP} % of every layer's units removed (whole layers never go, nor the "
-                                 f"classes), the model still needs {100 * floor / costs.dense:.3g} % of its FLOPs: "
-                                 f"ask for at least {math.ceil(1000 * floor / costs.dense) / 10:g} %")
-        # FLOPs only fall as the sparsity grows: bisection over the slider's values, about 7 plans costed
-        fits = lambda p: costs.of_sparsity(p / 100) <= budget / 100 * costs.dense  # noqa: E731
-        pct = bisect.bisect_left(range(TOP + 1), True, key=fits)
+                                 f"classes), the model still needs {100 * floor:.3g} % of its FLOPs: "
+                                 f"ask for at least {math.ceil(1000 * floor) / 10:g} %")
+        pct = round(100 * share)
     except ce.CompressError as e:
         st.session_state["prune_flops_message"] = ("error",
                                                    f"A budget of {budget:g} % of the FLOPs is out of reach: {e}.")

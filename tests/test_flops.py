@@ -294,6 +294,18 @@ def test_compress_reports_the_flops_of_the_model_it_returns(trained):
     assert flops.count_or_none(nn.Linear(3, 2), torch.zeros(1, 4)) is None  # an input it cannot take: no figure
 
 
+def test_smallest_sparsity_is_the_first_slider_value_that_fits(trained):
+    model, data = trained
+    costs = flops.Costs(model, data.x("test")[:1])
+    grid = [p / 100 for p in range(0, 100, 3)]
+    for share in (1.0, 0.6, 0.3, 0.05):
+        budget = share * costs.dense
+        scan = next((s for s in grid if costs.of_sparsity(s) <= budget), None)  # the reference: try every value
+        assert costs.smallest_sparsity(budget, grid) == scan, share
+    assert costs.smallest_sparsity(costs.dense, grid) == 0.0
+    assert costs.smallest_sparsity(0, grid) is None  # nothing costs no FLOPs at all
+
+
 def test_flops_text_says_how_many_fewer_and_nothing_for_runs_without_counts():
     from compress_engine.playground import viz
     assert viz.flops_text(132_000, 532_400) == ("The smaller model needs 0.13 MFLOPs per image against the dense "

@@ -19,6 +19,7 @@ prunes whole units (structured.py) until the dense model needs at most a quarter
   both fine-tuned: on ResNet-8 and a ResNeXt it did not win, so it is an option to compare, not the default (README).
 """
 
+import bisect
 import copy
 import math
 import numbers
@@ -177,6 +178,13 @@ class Costs:
         """FLOPs of uniform structured pruning at `s` (Recipe(structured=True, sparsity=s): every group loses round(s * its
         units)), what compress() reports as metrics["flops"] for that recipe before any distillation."""
         return self.of_plan(structured.plan(self.model, s, self.example))
+
+    def smallest_sparsity(self, budget, sparsities):
+        """The first of `sparsities` (ascending; a slider's values, say) whose uniform structured pruning costs at
+        most `budget` FLOPs, None if even the last does not: a bisection, as FLOPs only fall as the sparsity grows
+        (about log2(len) plans costed)."""
+        i = bisect.bisect_left(sparsities, True, key=lambda s: self.of_sparsity(s) <= budget)
+        return sparsities[i] if i < len(sparsities) else None
 
 
 # --- the search -------------------------------------------------------------------------------------

@@ -328,8 +328,9 @@ def _latency_batch(model, data, batch_size):
 def speedup(model, smaller, data, batch_size=256, seconds=1.0, repeats=20):
     """How much faster `smaller` (say compress()'s structurally pruned model) runs than `model` on this CPU: the
     median wall time of one forward pass over batch_size of the data's test inputs for each, both as deployed
-    (deployed(): BatchNorms folded where the model declares it, as compress() does; convs channels-last), timed in turns (a call of one, then of the other, `repeats` times), so
-    a load that comes and goes on a shared machine falls on both alike. Models too slow for `repeats` turns in about
+    (deployed(): BatchNorms folded where the model declares it, as compress() does; convs channels-last), timed in
+    turns (a call of one, then of the other, `repeats` times), so a load that comes and goes on a shared machine
+    falls on both alike. Models too slow for `repeats` turns in about
     `seconds` get fewer, at least 3 (seconds=None: always `repeats`). Neither model is changed.
     -> {"dense_ms", "ms", "speedup" (dense_ms / ms), "repeats", "batch"}."""
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
