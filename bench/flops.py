@@ -13,7 +13,8 @@ statistics measured again on 1,000 training images; computed once per model and 
 are fine-tuned alike: 2 epochs, Adam, lr 1e-3, seed 0 (`--seeds 3` repeats the fine-tuning of both with seeds 0-2
 and reports mean and spread). Accuracy is on all 10,000 test images; every artifact is decoded into a fresh instance
 of the model's class and scored again. Latency: median of 20 forward passes of 256 test images, float32, 1 thread,
-the models as deployed, measured one after another after all the training (run nothing else meanwhile). Prints one
+the models as deployed, each pruned model timed in turns with its dense one (ce.speedup, as the dashboard times
+them) after all the training (run nothing else meanwhile). Prints one
 table and writes bench/results/flops.csv (flops_<names>.csv for a subset).
 """
 
@@ -64,7 +65,7 @@ def main():
     data = ce.load_dataset("fashion-mnist")
     if args.quick:
         data = data.subset(10_000, 10_000)
-    x, example = data.x("test")[:256], data.x("test")[:2]
+    example = data.x("test")[:2]
     tune = 1 if args.quick else 2
     seeds = range(args.seeds)
     rows, timed = [], []
@@ -121,7 +122,7 @@ def main():
                 print(f"  {label}: {s:.0%} {name}: {r['FLOPs share']} of the FLOPs, {text}", flush=True)
         rows.append({**{k: "" for k in base}, "model": f"(the search: {len(path['path'])} points, {search_cpu:,.0f} "
                                                         "CPU s, once per model)"})
-    time_rows(timed, x)  # latency last, one model after another: nothing of this run beside the timing
+    time_rows(timed, data)  # latency last, each model in turns with its dense one, nothing else running
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     name = "flops" + ("" if args.models == list(CHOICES) else "_" + "_".join(args.models))
     name += f"_seeds{args.seeds}" if args.seeds > 1 else ""

@@ -16,8 +16,9 @@ right after the pruning (train.recalibrate_batchnorm); the column before "one-sh
 is on all 10,000 test images; every fine-tuned artifact is decoded into a fresh instance of the model's class and
 scored again. FLOPs are ce.flops.count's: torch's FlopCounterMode for one image (plus an LSTM's from its weight matrices' sizes
 and the sequence length: FlopCounterMode does not see inside torch's fused RNN op); latency is the median of 20
-forward passes of 256 test images on 1 thread (the model as deployed, float32, in inference mode), measured one
-model at a time, after all the training (so run nothing else meanwhile). Prints one table and writes
+forward passes of 256 test images on 1 thread (the model as deployed, float32, in inference mode), each pruned
+model timed in turns with its dense one (ce.speedup, as the dashboard times them), after all the training (so run
+nothing else meanwhile; bench/speedup.py times the same shapes alone, without training). Prints one table and writes
 bench/results/structured.csv (structured_<names>.csv for a subset).
 """
 
@@ -140,7 +141,7 @@ def main():
             rows.append(r)
             timed.append((r, res.model, base))
             print(f"  {label}: {s:.0%}: {r['params']} params, {r['fine-tuned']}", flush=True)
-    time_rows(timed, x)  # latency last, one model after another: nothing of this run beside the timing
+    time_rows(timed, data)  # latency last, each model in turns with its dense one, nothing else running
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     name = "structured" + ("" if args.models == list(MODELS) else "_" + "_".join(args.models))
     table(f"Structured pruning: smaller and faster dense models{' (--quick)' if args.quick else ''} "
