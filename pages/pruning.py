@@ -42,16 +42,20 @@ def _fit_flops():
                                                "the FLOPs.", pct, common.model_name())
 
 
-SPEED_SECONDS = 1.0  # about how long timing the two models may take (ResNet-8: 4 turns, not 20)
+SPEED_SECONDS = 1.0  # about how long timing the two models on a batch may take (ResNet-8: 4 turns, not 20)
+ONE_SECONDS, ONE_REPEATS = 0.5, 200  # and on one image at a time, where a call takes about a millisecond
 
 
 def _time_both(key, artifact):
     """The timing button's on_click (it runs before the fragment is drawn again, so the button then says "Time
-    again"): the dense model against the artifact's smaller dense model, rebuilt, on this CPU now."""
+    again"): the dense model against the artifact's smaller dense model, rebuilt, on this CPU now, on a batch of test
+    images and on one image (a single request, where a layer's fixed costs weigh more: bench/speedup.py)."""
     timed = st.session_state.setdefault("prune_speed", {})
     try:
         smaller, _ = ce.decode_model(artifact)
-        timed[key] = ce.speedup(common.model(key[0]), smaller, common.dataset(), seconds=SPEED_SECONDS)
+        dense, data = common.model(key[0]), common.dataset()
+        timed[key] = {**ce.speedup(dense, smaller, data, seconds=SPEED_SECONDS),
+                      "one": ce.speedup(dense, smaller, data, batch_size=1, seconds=ONE_SECONDS, repeats=ONE_REPEATS)}
     except Exception as e:  # noqa: BLE001 - a message on the page, never a traceback
         timed[key] = {"error": f"Timing failed ({type(e).__name__}: {str(e)[:200]}); press the button to try again."}
 
@@ -79,9 +83,13 @@ def speed_card(run, dense_metrics):
                         fewer_is_better=True)
     c[2].metric("Speed-up", common.ratio(t["speedup"]))
     fewer = viz.flops_ratio(run["metrics"].get("flops"), dense_metrics.get("flops"))
+    one = t["one"]
     st.caption(f"Median of {t['repeats']} forward passes each over {t['batch']} test images, the two models in turns, "
                "on this machine's CPU now." + (f" The FLOPs fall {fewer:.1f}x; time also goes to moving data and to "
-                                               "each layer's fixed costs, so the two differ." if fewer else ""))
+                                               "each layer's fixed costs, so the two differ." if fewer else "")
+               + f" One image at a time (a single request, {one['repeats']} turns): {units.ms(one['dense_ms'])} "
+                 f"dense, {units.ms(one['ms'])} pruned, {common.ratio(one['speedup'])} faster; there the fixed "
+                 "costs weigh most.")
 
 
 @st.fragment

@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import compress_engine as ce
 from compress_engine.core import structured
+from compress_engine.playground import units
 from test_app import metric, number, page
 
 
@@ -101,6 +102,10 @@ def test_pruning_fits_a_flops_budget(fmnist):
     (timed,) = at.session_state["prune_speed"].values()
     assert metric(at, "Speed-up") == f"{timed['speedup']:.1f}×" and timed["speedup"] == timed["dense_ms"] / timed["ms"]
     assert any(f"The FLOPs fall {dense / flops[pct]['flops']:.1f}x" in c.value for c in at.caption)
+    one = timed["one"]  # and one image at a time, a single request
+    assert one["batch"] == 1 and one["speedup"] == one["dense_ms"] / one["ms"]
+    assert any(f"One image at a time (a single request, {one['repeats']} turns)" in c.value
+               and f"{units.ratio(one['speedup'])} faster" in c.value for c in at.caption)
     assert at.button(key="prune_speed_go").label == "Time again"
     timing = ce.speedup
     try:  # a timing that fails says so on the page, and the button stays
