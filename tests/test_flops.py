@@ -268,9 +268,12 @@ def test_cli_flops_refusals(capsys, argv, words):
 
 def test_cli_flops_run(capsys, fmnist, tmp_path, monkeypatch):
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path / "cache"))
-    code, out, err = run_cli(capsys, "run", "--model", "lenet-300-100", "--flops", "0.3", "--finetune-epochs", "0")
+    code, out, err = run_cli(capsys, "run", "--model", "lenet-300-100", "--flops", "0.3", "--finetune-epochs", "0",
+                             "--latency")
     assert code == 0, err
     res = json.loads(out)
+    t = res["timings"]  # --latency: the smaller model timed in turns with the dense one
+    assert t["latency_batch"] == 256 and t["speedup"] == t["dense_latency_ms"] / t["latency_ms"] > 0
     plan = res["flops"]
     assert plan["flops"] <= 0.3 * plan["dense_flops"] and res["recipe"]["structured"]
     assert res["metrics"]["params"] < res["metrics"]["dense_params"]

@@ -105,9 +105,27 @@ def test_structured_really_shrinks(lenet5, fmnist):
     assert ce.evaluate_artifact(res.artifact, fmnist)["accuracy"] == res.metrics["accuracy"]
 
 
+def test_measure_latency_times_a_smaller_model_in_turns_with_its_dense_one(small, monkeypatch):
+    """compress(measure_latency=True): a model that structured pruning made smaller is timed against the one it came
+    from, through speedup() (in turns); a model of the same shape alone, through latency()."""
+    from compress_engine.core import pipeline
+    model = ce.load_model("lenet-300-100")
+    paired = []
+    real = pipeline.speedup
+    monkeypatch.setattr(pipeline, "speedup", lambda *a, **k: paired.append((a, k)) or real(*a, **k))
+    res = ce.compress(model, ce.Recipe(structured=True, sparsity=0.5), small, measure_latency=True, evaluate=False)
+    t = res.timings
+    assert t["latency_batch"] == 256 and t["speedup"] == t["dense_latency_ms"] / t["latency_ms"] > 0
+    ((args, kw),) = paired
+    assert args[0] is model and args[1] is res.model
+    assert (kw["batch_size"], kw["seconds"], kw["repeats"]) == (256, None, 20)
+    same = ce.compress(model, ce.Recipe(sparsity=0.5), small, measure_latency=True, evaluate=False).timings
+    assert same["latency_ms"] > 0 and "speedup" not in same and len(paired) == 1
+
+
 def test_speedup_times_both_models_as_deployed_in_turns_and_changes_neither(small):
     """ce.speedup: medians of forward passes of the dense and the pruned model, timed in turns. The timings themselves
-    are the machine's (bench/structured.py measures speed-ups); here what is timed, how often, and that nothing moves."""
+    are the machine's (bench/speedup.py measures speed-ups); here what is timed, how often, and that nothing moves."""
     model = ce.load_model("resnet-8")  # BatchNorms: timed folded, as the pruned model (folded by compress) runs
     state = {k: v.clone() for k, v in model.state_dict().items()}
     smaller = ce.compress(model, ce.Recipe(structured=True, sparsity=0.5), small, evaluate=False).model

@@ -196,6 +196,9 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     evaluate=False skips the test-set evaluations (the model's and the result's): metrics["accuracy"],
     ["dense_accuracy"] and ["agreement"] are then None; the model, the artifact and every other metric are the same
     (a page draws the weights and sizes first, and the accuracy when it comes).
+    measure_latency=True adds Result.timings["latency_ms"] (latency()); when structured pruning or distillation made
+    a smaller model, it is timed in turns with `model` and ["dense_latency_ms"] and ["speedup"] come too
+    (latency_against()).
     """
     r = _check_inputs(model, recipe, data, student)
     given = _check_logits(model_logits, data)
@@ -254,8 +257,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     metrics["dense_flops"] = flops.count_or_none(folded, ctx.example)
     reshaped = r.structured and r.prunes() or r.temperature is not None
     metrics["flops"] = flops.count_or_none(work, ctx.example) if reshaped else metrics["dense_flops"]
-    if measure_latency:
-        timings.update(latency(work, data))
+    if measure_latency:  # a model that got smaller is timed in turns with the one it came from
+        timings.update(latency_against(model, work, data) if reshaped else latency(work, data))
     timings["total"] = time.perf_counter() - t_start
     return Result(work, metrics, artifact, r, ctx.history, timings, ctx.grids)
 
@@ -316,6 +319,14 @@ def latency(model, data, batch_size=256, repeats=20):
     m = fast_eval_copy(model)
     return {"latency_ms": median_forward_ms(m, _latency_batch(m, data, batch_size), repeats),
             "latency_batch": batch_size}
+
+
+def latency_against(model, smaller, data, batch_size=256, repeats=20):
+    """latency() of `smaller` (a structurally pruned model, a distilled student), timed in turns with `model`, the
+    one it came from (speedup()): {"latency_ms", "latency_batch", "dense_latency_ms", "speedup"}."""
+    t = speedup(model, smaller, data, batch_size=batch_size, seconds=None, repeats=repeats)
+    return {"latency_ms": t["ms"], "latency_batch": batch_size, "dense_latency_ms": t["dense_ms"],
+            "speedup": t["speedup"]}
 
 
 def _latency_batch(model, data, batch_size):
