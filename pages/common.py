@@ -812,13 +812,66 @@ def recipe(**fields):
 NO_CHANGE = "no change"
 
 
-def delta_metric(where, label, value, delta_text, fewer_is_better=False, help=None):
+def delta_metric(where, label, value, delta_text, fewer_is_better=False, help=None, neutral=False):
     """st.metric with a delta; a change that shows as zero ("+0", "+0.0 KB", "+0.00 pts") reads "no change",
-    grey and without an arrow, instead of a red or green up-arrow."""
+    grey and without an arrow, instead of a red or green up-arrow. neutral: a change that is neither good nor bad
+    (grey either way)."""
     if float(delta_text.replace(",", "").split()[0]) == 0:
         where.metric(label, value, NO_CHANGE, delta_color="off", delta_arrow="off", help=help)
     else:
-        where.metric(label, value, delta_text, delta_color="inverse" if fewer_is_better else "normal", help=help)
+        where.metric(label, value, delta_text, help=help,
+                     delta_color="off" if neutral else "inverse" if fewer_is_better else "normal")
+
+
+SPEED_SECONDS = 1.0  # about how long timing two models on a batch may take (ResNet-8: 4 turns, not 20)
+ONE_SECONDS, ONE_REPEATS = 0.5, 200  # and on one image at a time, where a call takes about a millisecond
+
+
+def _time_pair(state, key, artifact):
+    """speed_card's button (on_click: it runs before the fragment is drawn again, so the button then says "Time
+    again"): the model named key[0] against the artifact's model, rebuilt, on this CPU now, on a batch of test images
+    and on one image (a single request, where a layer's fixed costs weigh more: bench/speedup.py)."""
+    timed = st.session_state.setdefault(state, {})
+    try:
+        smaller, _ = ce.decode_model(artifact)
+        big, data = model(key[0]), dataset()
+        timed[key] = {**ce.speedup(big, smaller, data, seconds=SPEED_SECONDS),
+                      "one": ce.speedup(big, smaller, data, batch_size=1, seconds=ONE_SECONDS, repeats=ONE_REPEATS)}
+    except Exception as e:  # noqa: BLE001 - a message on the page, never a traceback
+        timed[key] = {"error": f"Timing failed ({type(e).__name__}: {str(e)[:200]}); press the button to try again."}
+
+
+@st.fragment
+def speed_card(state, key, run, names):
+    """How much faster a smaller model (structured pruning's, a distilled student) really runs on this CPU than the
+    model named key[0], timed on request (its button reruns only this fragment); each setting's timing is kept for
+    the session in st.session_state[state]. key: (model name, its weights' id, the dataset, the recipe);
+    names: (the big model's label, the small one's, the small one in a sentence)."""
+    timed = st.session_state.get(state, {})
+    st.button("Time again" if "ms" in timed.get(key, {}) else f"Time the {names[0].lower()} and {names[2]} on this CPU",
+              key=f"{state}_go", icon=":material/timer:", on_click=_time_pair, args=(state, key, run["artifact"]),
+              help="Runs both on 256 test images, in turns, for about a second, then on one image at a time. Timings "
+                   "vary with the machine's load (every visitor's runs share its cores).")
+    t = timed.get(key)
+    if t is None:
+        return
+    if "error" in t:
+        st.error(timed.pop(key)["error"])
+        return
+    c = st.columns(3)
+    c[0].metric(names[0], units.ms(t["dense_ms"]))
+    delta_metric(c[1], names[1], units.ms(t["ms"]), units.ms(t["ms"] - t["dense_ms"], signed=True),
+                 fewer_is_better=True)
+    c[2].metric("Speed-up", ratio(t["speedup"]))
+    from compress_engine.playground import viz
+    fewer = viz.flops_ratio(run["metrics"].get("flops"), run["metrics"].get("dense_flops"))
+    one = t["one"]
+    st.caption(f"Median of {t['repeats']} forward passes each over {t['batch']} test images, the two models in turns, "
+               "on this machine's CPU now." + (f" The FLOPs fall {fewer:.1f}x; time also goes to moving data and to "
+                                               "each layer's fixed costs, so the two differ." if fewer else "")
+               + f" One image at a time (a single request, {one['repeats']} turns): {units.ms(one['dense_ms'])} "
+                 f"{names[0].lower()}, {units.ms(one['ms'])} {names[1].lower()}, {ratio(one['speedup'])} faster; "
+                 "there the fixed costs weigh most.")
 
 
 def metric_cards(metrics, dense):

@@ -143,6 +143,9 @@ def show(col, res, other):
                  delta_arrow="off")
         common.save_button(res, "distill" if other is not None else "student (labels only)",
                            key=f"distill_save_{'kd' if other is not None else 'base'}")
+        if other is not None:  # the two students have one architecture: how much faster than the teacher it answers
+            common.speed_card("distill_speed", (teacher, common.weights_id(teacher), common.DATASET, res["recipe"]),
+                              res, ("Teacher", "Student", "the student"))
 
 
 def soft_target_chart(classes, table, log_y):
@@ -289,8 +292,8 @@ with right:
     p1, pT = table[1.0], table[T]
     m = st.columns(3)
     m[0].metric("Top class at T = 1", f"{100 * p1.max():.1f} %")
-    m[1].metric("Top class at chosen T", f"{100 * pT.max():.1f} %",
-                f"{100 * (pT.max() - p1.max()):+.1f} pts", delta_color="off")
+    common.delta_metric(m[1], "Top class at chosen T", f"{100 * pT.max():.1f} %",
+                        f"{100 * (pT.max() - p1.max()):+.1f} pts", neutral=True)
     m[2].metric("Entropy at chosen T", f"{explain.entropy_bits(pT):.2f} bits",
                 help="How spread out the soft targets are. 0 bits: all on one class; 3.32 bits: equal on all ten.")
 

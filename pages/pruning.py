@@ -5,7 +5,7 @@ import math
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import units, viz
+from compress_engine.playground import viz
 from pages import charts, common
 
 common.through_app()
@@ -40,56 +40,6 @@ def _fit_flops():
     st.session_state["prune_sparsity"] = pct
     st.session_state["prune_flops_message"] = ("fit", f"{pct} % is the smallest sparsity that fits {budget:g} % of "
                                                "the FLOPs.", pct, common.model_name())
-
-
-SPEED_SECONDS = 1.0  # about how long timing the two models on a batch may take (ResNet-8: 4 turns, not 20)
-ONE_SECONDS, ONE_REPEATS = 0.5, 200  # and on one image at a time, where a call takes about a millisecond
-
-
-def _time_both(key, artifact):
-    """The timing button's on_click (it runs before the fragment is drawn again, so the button then says "Time
-    again"): the dense model against the artifact's smaller dense model, rebuilt, on this CPU now, on a batch of test
-    images and on one image (a single request, where a layer's fixed costs weigh more: bench/speedup.py)."""
-    timed = st.session_state.setdefault("prune_speed", {})
-    try:
-        smaller, _ = ce.decode_model(artifact)
-        dense, data = common.model(key[0]), common.dataset()
-        timed[key] = {**ce.speedup(dense, smaller, data, seconds=SPEED_SECONDS),
-                      "one": ce.speedup(dense, smaller, data, batch_size=1, seconds=ONE_SECONDS, repeats=ONE_REPEATS)}
-    except Exception as e:  # noqa: BLE001 - a message on the page, never a traceback
-        timed[key] = {"error": f"Timing failed ({type(e).__name__}: {str(e)[:200]}); press the button to try again."}
-
-
-@st.fragment
-def speed_card(run, dense_metrics):
-    """Structured mode: how much faster the smaller model really runs on this CPU, timed on request (its button
-    reruns only this fragment); each setting's timing is kept for the session."""
-    name = common.model_name()
-    key = (name, common.weights_id(name), common.DATASET, run["recipe"])
-    timed = st.session_state.get("prune_speed", {})
-    st.button("Time again" if "ms" in timed.get(key, {}) else "Time the dense and the pruned model on this CPU",
-              key="prune_speed_go", icon=":material/timer:", on_click=_time_both, args=(key, run["artifact"]),
-              help="Runs both on 256 test images, in turns, for about a second. Timings vary with the machine's "
-                   "load (every visitor's runs share its cores).")
-    t = timed.get(key)
-    if t is None:
-        return
-    if "error" in t:
-        st.error(timed.pop(key)["error"])
-        return
-    c = st.columns(3)
-    c[0].metric("Dense", units.ms(t["dense_ms"]))
-    common.delta_metric(c[1], "Pruned", units.ms(t["ms"]), units.ms(t["ms"] - t["dense_ms"], signed=True),
-                        fewer_is_better=True)
-    c[2].metric("Speed-up", common.ratio(t["speedup"]))
-    fewer = viz.flops_ratio(run["metrics"].get("flops"), dense_metrics.get("flops"))
-    one = t["one"]
-    st.caption(f"Median of {t['repeats']} forward passes each over {t['batch']} test images, the two models in turns, "
-               "on this machine's CPU now." + (f" The FLOPs fall {fewer:.1f}x; time also goes to moving data and to "
-                                               "each layer's fixed costs, so the two differ." if fewer else "")
-               + f" One image at a time (a single request, {one['repeats']} turns): {units.ms(one['dense_ms'])} "
-                 f"dense, {units.ms(one['ms'])} pruned, {common.ratio(one['speedup'])} faster; there the fixed "
-                 "costs weigh most.")
 
 
 @st.fragment
@@ -224,7 +174,8 @@ with right:
                + "The whole-model figure counts biases too, which are never pruned."
                + (" " + viz.flops_text(m.get("flops"), dense["metrics"].get("flops")) if structured else ""))
     if structured and pct > 0:
-        speed_card(run, dense["metrics"])
+        common.speed_card("prune_speed", (common.model_name(), common.weights_id(common.model_name()),
+                                          common.DATASET, run["recipe"]), run, ("Dense", "Pruned", "the pruned model"))
 
 # --- accuracy vs sparsity: one-shot, and fine-tuned -------------------------------------------
 run = common.complete(run)  # evaluated now, the cards above get the accuracy

@@ -10,8 +10,10 @@ import statistics
 from pathlib import Path
 
 import pytest
+from streamlit.proto.Metric_pb2 import Metric
 
 import compress_engine as ce
+from compress_engine.playground import units
 from test_app import metric, number, page
 
 from compress_engine import Recipe
@@ -58,9 +60,13 @@ def test_distillation_shows_the_measured_grid_before_any_training(fmnist):
     assert not at.exception
     sharp = number(metric(at, "Top class at chosen T"))
     assert sharp == number(metric(at, "Top class at T = 1"))
+    card = next(m for m in at.metric if m.label == "Top class at chosen T")  # the same T: no change, no arrow
+    assert card.proto.delta == "no change" and card.proto.direction == Metric.MetricDirection.NONE
     at.slider(key="distill_T").set_value(20.0).run()
     assert not at.exception
     soft = number(metric(at, "Top class at chosen T"))
+    card = next(m for m in at.metric if m.label == "Top class at chosen T")  # softer, neither good nor bad: grey
+    assert card.proto.delta.startswith("-") and card.proto.color == Metric.MetricColor.GRAY
     assert soft < sharp and number(metric(at, "Entropy at chosen T")) > 1.0
 
     at.number_input(key="distill_image").set_value(1).run()  # test image 1 is a pullover
@@ -95,6 +101,19 @@ def test_distillation_trains_both_students(tiny):
     at.run()  # a rerun shows the stored students; nothing left to train
     assert not at.exception and len(metrics(at, "Test errors (of 500)")) == 2
     assert "distill_train" not in [b.key for b in at.button]
+    # how much faster the student answers than the teacher: timed on request, in turns, on a batch and on one image
+    assert at.button(key="distill_speed_go").label == "Time the teacher and the student on this CPU"
+    at.button(key="distill_speed_go").click().run()
+    assert not at.exception and not at.error
+    ((key, timed),) = at.session_state["distill_speed"].items()
+    assert key[0] == TEACHER and timed["batch"] == 256 and timed["one"]["batch"] == 1
+    assert metric(at, "Speed-up") == units.ratio(timed["speedup"])
+    assert timed["speedup"] == timed["dense_ms"] / timed["ms"]
+    kd_flops = [r for k, r in trained.items() if ce.Recipe.from_json(r["recipe"]).temperature][0]["metrics"]
+    fewer = kd_flops["dense_flops"] / kd_flops["flops"]
+    assert fewer > 10 and any(f"The FLOPs fall {fewer:.1f}x" in c.value and "One image at a time" in c.value
+                              for c in at.caption)
+    assert at.button(key="distill_speed_go").label == "Time again"
 
     # a new temperature needs a new distilled student, but the labels-only one is reused (α = 0)
     at.slider(key="distill_T").set_value(4.0).run()
