@@ -1,7 +1,7 @@
 """Structured pruning's real speed-up on this CPU: each model against its structurally pruned copies, timed as the
 dashboard's Pruning page times them, at 1 and 2 threads, on a batch of 256 test images and on one image.
 
-    python bench/speedup.py                                  # every model, about 10 minutes
+    python bench/speedup.py                                  # every model and student, about 12 minutes
     python bench/speedup.py --models resnet-8 lenet-5 --rounds 9
     python bench/speedup.py --students only                  # distillation's students against their teacher
 
