@@ -109,7 +109,8 @@ df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
 df["agree_pct"] = 100 * df["agreement"]
 df["sparsity_pct"] = 100 * df["sparsity"]
 df["mflops"] = df["flops"] / 1e6
-df["flops_x"] = df["dense_flops"] / df["flops"]
+df["flops_x"] = pd.to_numeric(pd.Series([viz.flops_ratio(f, d) for f, d in zip(df["flops"], df["dense_flops"])],
+                                         index=df.index, dtype=object))  # None (no counts) -> NaN
 
 controls, explain = st.columns([2, 3], gap="large")
 with controls:
