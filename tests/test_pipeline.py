@@ -280,3 +280,61 @@ def test_compress_without_evaluation_is_the_same_run_less_its_accuracy(lenet300,
         k: v for k, v in full.metrics.items() if k not in skipped}
     assert all(quick.metrics[k] is None for k in skipped) and full.metrics["accuracy"] > 0.5
     assert all(torch.equal(a, b) for a, b in zip(quick.model.state_dict().values(), full.model.state_dict().values()))
+
+
+@pytest.fixture(scope="module")
+def pruned_lenet300(lenet300, fmnist):
+    """LeNet-300-100 pruned one-shot per layer: 50 % (it lost 0.2 points: few images change their answer) and 85 %
+    (14 points: many do)."""
+    return {s: ce.compress(lenet300, ce.Recipe(sparsity=s), fmnist) for s in (0.5, 0.85)}
+
+
+def test_an_estimate_over_the_whole_test_set_is_the_evaluation(lenet300, fmnist, pruned_lenet300):
+    res = pruned_lenet300[0.85]
+    ref = ce.reference(lenet300, fmnist)[0]
+    for kw in ({}, {"reference": ref}):
+        est = ce.estimate(res.model, fmnist, inputs=10**6, **kw)
+        assert est["inputs"] == est["of"] == len(fmnist.y("test"))
+        assert est["accuracy"] == pytest.approx(res.metrics["accuracy"], abs=1e-7) and est["margin"] == 0
+    # the reference itself: its accuracy exactly, and as margin the rule of three (no disagreement seen in 1,000 of
+    # 10,000 cannot tell a rate below 3/1,000 from none), not a claim of 0
+    same = ce.estimate(lenet300, fmnist, reference=ref)
+    assert same["accuracy"] == pytest.approx(ce.reference(lenet300, fmnist)[1], abs=1e-7)
+    assert same["margin"] == pytest.approx(3 / 1000 * (1 - 1000 / 10_000))
+
+
+@pytest.mark.parametrize("sparsity, narrower", [(0.5, 2.0), (0.85, 1.0)])
+def test_estimate_intervals_hold_the_whole_test_sets_accuracy_about_95_percent_of_the_time(lenet300, fmnist,
+                                                                                            pruned_lenet300,
+                                                                                            sparsity, narrower):
+    """Over 100 seeded samples of 500 of the 10,000 test images, the 95 % interval holds the accuracy on all of them
+    in about 95 of 100 (at least 88: a binomial 95 % has 1 % of falling below that); with the dense model's answers
+    as the reference, as often, and narrower: much narrower for a model that mostly agrees with it, never wider for
+    one that does not. Without a reference, the margin is the textbook one for a proportion sampled without
+    replacement."""
+    res, ref = pruned_lenet300[sparsity], ce.reference(lenet300, fmnist)[0]
+    truth = res.metrics["accuracy"]
+    plain, sharp = [], []
+    for seed in range(100):
+        p = ce.estimate(res.model, fmnist, inputs=500, seed=seed)
+        n, big = p["inputs"], p["of"]
+        a = p["accuracy"]
+        assert p["margin"] == pytest.approx(1.96 * (a * (1 - a) / (n - 1) * (big - n) / big) ** 0.5, rel=1e-9)
+        r = ce.estimate(res.model, fmnist, inputs=500, seed=seed, reference=ref)
+        plain.append((abs(a - truth) <= p["margin"], p["margin"]))
+        sharp.append((abs(r["accuracy"] - truth) <= r["margin"], r["margin"]))
+    assert sum(c for c, _ in plain) >= 88 and sum(c for c, _ in sharp) >= 88, (plain, sharp)
+    assert narrower * sum(m for _, m in sharp) <= sum(m for _, m in plain)
+
+
+def test_estimate_refuses_bad_input_and_gives_regression_scores_without_a_margin():
+    x, y = torch.randn(40, 3), torch.randn(40)
+    ds = ce.Dataset.from_tensors(x[:30], y[:30], x[30:], y[30:], name="noise")
+    model = torch.nn.Linear(3, 1)
+    est = ce.estimate(model, ds, inputs=5)
+    assert set(est) == {"r2", "rmse", "inputs", "of", "margin"} and est["margin"] is None and est["inputs"] == 5
+    for bad in (0, True, 2.5, "10"):
+        with pytest.raises(ValueError, match="inputs must be a whole number"):
+            ce.estimate(model, ds, inputs=bad)
+    with pytest.raises(ValueError, match="reference holds answers for 3 inputs; the test set has 10"):
+        ce.estimate(model, ds, reference=torch.zeros(3, 1))

@@ -21,6 +21,7 @@ import torch
 
 from . import cluster, distill, flops, prune, quantize, structured
 from .encode import Affine, Codebook, encode, size_breakdown
+from .data import IGNORE
 from .errors import CompressError, DatasetError, RecipeError
 from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
@@ -277,6 +278,72 @@ def scores(pred, y, accuracy=True):
     elif y.dim() > 1:  # a label per token or pixel: segmentation's mean IoU too
         out["mean_iou"] = of(mean_iou)
     return out
+
+
+ESTIMATE_INPUTS = 1000  # test inputs estimate() scores by default: ResNet-8's 1,000 take ~0.6 s of its 5-7 s on 2 cores
+
+
+def estimate(model, data, inputs=ESTIMATE_INPUTS, seed=0, reference=None):
+    """`model`'s test-set scores estimated from a seeded random sample of `inputs` test inputs, in that share of a
+    full evaluation's time (what a page shows while the full evaluation runs).
+
+    Returns scores() of the sample (accuracy, and mean_iou / exact_match, or r2 and rmse for regression targets) plus
+    "inputs" (the sample's size), "of" (the test set's) and "margin": the half-width of a 95 % interval for the
+    accuracy on the whole test set (None for regression targets or a sample under 3; 0 when the sample is the whole
+    test set). `reference`, the uncompressed model's answers on the whole test set (reference()[0], or answer_of(data)
+    of its logits), sharpens the accuracy: where the two models agree, the sample's luck is the reference's too, and
+    the reference's accuracy on everything is known, so the estimate is corrected by how far the sample put the
+    reference off (the regression estimator; ResNet-8 pruned 30 % per layer: +-0.59 points instead of +-1.39, and
+    never wider than without). seed fixes the sample, the same for every model of a dataset."""
+    x, y = data.x("test"), data.y("test")
+    total = len(y)
+    if isinstance(inputs, bool) or not isinstance(inputs, int) or inputs < 1:
+        raise ValueError(f"inputs must be a whole number of at least 1, got {inputs!r}")
+    if reference is not None and len(reference) != total:
+        raise ValueError(f"reference holds answers for {len(reference)} inputs; the test set has {total}")
+    n = min(inputs, total)
+    idx = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    pred, ys = answers(fast_eval_copy(model), x[idx], data), y[idx]
+    out = {**scores(pred, ys), "inputs": n, "of": total, "margin": None}
+    if ys.is_floating_point():
+        return out
+    hits, counts = _hits(pred, ys)
+    ref = None if reference is None else (_hits(reference[idx], ys)[0], match_rate(reference, y, y))
+    out["accuracy"], out["margin"] = _regression_estimate(hits, counts, total, ref)
+    return out
+
+
+def _hits(pred, y):
+    """Per input: how many of its scored labels `pred` gets right, and how many it has (float64; one label: 0/1, 1)."""
+    scored = y != IGNORE
+    n = len(y)
+    return ((pred == y) & scored).reshape(n, -1).sum(1).double(), scored.reshape(n, -1).sum(1).double()
+
+
+def _regression_estimate(hits, counts, total, ref=None, z=1.96):
+    """estimate()'s accuracy and 95 % half-width from a random sample of len(hits) of `total` inputs: the ratio
+    R = sum(hits) / sum(counts); with ref = (the reference's hits on the sample, its accuracy on all `total`), the
+    regression estimator R + b (R_ref,all - R_ref,sample), b fitted on the sample's ratio residuals
+    u = h - R k, v = h_ref - R_ref k (Cochran, Sampling Techniques, 6.9 and 7.1):
+    Var ~ (1 - n/N) / (n kbar^2) * sum (u - b v)^2 / (n - 1 - [ref]). One label per input, no reference: the
+    textbook z sqrt(p (1 - p) / (n - 1) * (N - n) / N), up to the n / (n - 1). At least 3/n (1 - n/N): a sample
+    whose answers all agree with the reference's (or are all right) would otherwise claim a margin of 0."""
+    n = len(hits)
+    r = (hits.sum() / counts.sum()).item() if counts.sum() > 0 else float("nan")
+    dof = n - 1 - (ref is not None)
+    if dof < 1 or counts.sum() == 0:
+        return r, None
+    u = hits - r * counts
+    if ref is not None:
+        ref_hits, ref_all = ref
+        r_ref = (ref_hits.sum() / counts.sum()).item()
+        v = ref_hits - r_ref * counts
+        b = (u * v).sum() / (v * v).sum() if (v * v).sum() > 0 else torch.zeros((), dtype=torch.float64)
+        r, u = r + b.item() * (ref_all - r_ref), u - b * v
+    var = (1 - n / total) * (u * u).sum().item() / dof / (n * counts.mean().item() ** 2)
+    # never narrower than the rule of three: a sample that saw no disagreement (or no error) cannot tell a rate
+    # below 3/n from zero at 95 % (times the finite-population correction, 0 for the whole test set)
+    return r, max(z * math.sqrt(max(var, 0.0)), 3 / n * (1 - n / total))
 
 
 def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred, ref_acc):
