@@ -206,7 +206,9 @@ measured = [r for _, r in partial]  # the stages' runs this page computes
 early = tuned is None and common.draw_early(post, *measured)
 run = tuned or (common.unevaluated(post) if early else common.run(post, spinner="Compressing…"))
 m = run["metrics"]
-common.metric_cards(m, dense["metrics"])
+cards = st.empty()
+with cards.container():
+    common.metric_cards(m, dense["metrics"])
 if epochs and tuned is None:
     st.caption(f"Shown without fine-tuning: press **Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}** for "
                "the fine-tuned result.")
@@ -275,6 +277,7 @@ with right:
         common.save_button(run, "+".join(recipe.techniques()) + (f"+finetune{epochs}" if tuned else ""),
                            key="pipe_save")
 if early:  # the evaluations, then the page again from the cache: every element is redrawn in place, with them
+    common.show_estimate(cards, post, m, dense["metrics"])  # a slow model's accuracy estimated on a sample first
     common.run(post, spinner="Evaluating on the test set…")
     common.curve_metrics(measured, "Evaluating each stage…")
     common.finished()

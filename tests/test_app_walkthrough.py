@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+import torch
 from streamlit.proto.Metric_pb2 import Metric
 from test_app import ROOT, metric, number, page
 from test_app_compare_export import compare, export, results, seeded, select, store  # noqa: F401 (fixtures)
@@ -166,6 +167,39 @@ def test_a_run_not_computed_yet_draws_its_weights_before_its_evaluation(tiny, mo
     getattr(at, widget)(key=key).set_value({"prune_sparsity": 38, "cluster_k": 8, "quant_symmetric": False,
                                                    "export_sparsity": 38.0}[key]).run()
     assert [e[2] for e in events if e[0] == "compress"] in ([True], [])  # [] : computed on an earlier visit
+
+
+@pytest.mark.parametrize("name, key, value", [("pruning", "prune_sparsity", 33), ("pipeline", "pipe_sparsity", 67)])
+def test_a_slow_models_accuracy_is_estimated_on_a_sample_before_it_is_evaluated(tiny, monkeypatch, name, key, value):
+    """On a model slower to evaluate than ESTIMATE_MIN_EVAL (ResNet-8: 5-7 s), a run not computed yet shows its cards
+    three times: accuracy pending, then estimated on a sample of the test set (ce.estimate of the run's weights,
+    against the dense model's answers on the whole test set), then evaluated; the estimate card says what it is. A
+    model quicker than that goes from pending to evaluated."""
+    from pages import common
+    monkeypatch.setattr(common, "EARLY_MIN_EVAL", 0.0)  # the tiny test set evaluates in milliseconds
+    monkeypatch.setattr(common, "ESTIMATE_MIN_EVAL", 0.0)
+    at = page(name)
+    shown, asked, real_cards, real_estimate = [], [], common.metric_cards, ce.estimate
+    monkeypatch.setattr(common, "metric_cards", lambda m, d, estimate=None: (
+        shown.append(("evaluated" if m["accuracy"] is not None else "estimated" if estimate else "pending", estimate)),
+        real_cards(m, d, estimate))[1])
+    # 100 of the tiny set's 500 test images (the default 1,000 would be all of them: an exact "estimate")
+    monkeypatch.setattr(ce, "estimate", lambda model, data, **kw: (
+        asked.append((model, kw)), real_estimate(model, data, inputs=100, **kw))[1])
+    at.slider(key=key).set_value(value).run()
+    assert not at.exception, at.exception
+    assert [k for k, _ in shown][:3] == ["pending", "estimated", "evaluated"], shown
+    (model, kw), = asked
+    ds = ce.load_dataset(tiny)
+    assert torch.equal(kw["reference"], ce.reference(ce.load_model("lenet-300-100"), ds)[0])  # the dense answers
+    est = shown[1][1]
+    assert est == real_estimate(model, ds, inputs=100, **kw) and 0 < est["margin"] < 0.2 and est["inputs"] == 100
+    evaluated = 100 * ce.predictions(model, ds.x("test")).eq(ds.y("test")).float().mean().item()
+    assert f"{evaluated:.2f} %" == metric(at, "Test accuracy")  # the estimated model is the run evaluated after
+    shown.clear()
+    monkeypatch.setattr(common, "ESTIMATE_MIN_EVAL", 1e9)  # a quick model: no estimate
+    at.slider(key=key).set_value(value - 10).run()  # (not a neighbour of a value any test sets: none computed ahead)
+    assert [k for k, _ in shown][:2] == ["pending", "evaluated"], shown
 
 
 def test_pipeline_draws_its_stages_before_evaluating_them(tiny, monkeypatch):

@@ -70,6 +70,8 @@ def test_cached_logits_written_once_and_keyed(small, tmp_path, monkeypatch):
     assert all(torch.equal(again[k], out[k]) for k in out)
     monkeypatch.undo()
     other = small.subset(4096, 1000, "fashion-mnist[other]")  # other data: not the cached answers
+    assert zoo.cached_logits("lenet-300-100", other, cache_dir=tmp_path, compute=False) is None  # nor computed
+    assert len(list(tmp_path.glob("lenet-300-100.*.logits.safetensors"))) == 1
     assert zoo.cached_logits("lenet-300-100", other, cache_dir=tmp_path)["test"].shape == (1000, 10)
     assert len(list(tmp_path.glob("lenet-300-100.*.logits.safetensors"))) == 2
 

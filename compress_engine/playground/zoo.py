@@ -283,7 +283,7 @@ def card_head(model, data, n=cards.HEAD):
 LOGITS_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compression-playground"
 
 
-def cached_logits(name, data, cache_dir=None, ship=False):
+def cached_logits(name, data, cache_dir=None, ship=False, compute=True):
     """Sample model `name`'s logits on every training and test input of `data`: {"train": (N, C), "test": (M, C)}.
 
     Distillation needs the teacher's answer on all 60,000 training images, and the page its accuracy
@@ -292,7 +292,7 @@ def cached_logits(name, data, cache_dir=None, ship=False):
     (written beside the checkpoint with ship=True, as `train` does); then <name>.<data hash>.logits.safetensors
     in `cache_dir` (default LOGITS_CACHE, ~/.cache/compression-playground). Each file records hashes of
     the checkpoint and of the data (Dataset.fingerprint) and is used only if both match; else the logits are computed
-    and written to the cache (or, with ship=True, beside the checkpoint).
+    and written to the cache (or, with ship=True, beside the checkpoint). compute=False: None instead of computing.
     """
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -308,6 +308,8 @@ def cached_logits(name, data, cache_dir=None, ship=False):
                     return {k: f.get_tensor(k) for k in ("train", "test")}
         except Exception:  # missing, unreadable or another format: the next place, or recompute below
             pass
+    if not compute:
+        return None
     out = all_logits(load_model(name), data)
     path = shipped if ship else cached
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
