@@ -23,7 +23,9 @@ with the sample models, as their scans, is used), and drives Debian's headless C
 - on Pruning, Clustering, Quantization and Pipeline: the first slider moved one step with the arrow key,
   --presses times, each to a value not seen before (each --think seconds after the page has settled, the chart
   read first): until the first chart shows the new data and the page's
-  run has finished; and, as the floor under that goal, the same press on an app of one slider and 1 or 4
+  run has finished, and until the accuracy card shows a number for the new setting (an estimate on a sample of
+  the test set, which a model slow to evaluate shows first, counts: it is what a visitor reads; "showed" in the
+  note); and, as the floor under that goal, the same press on an app of one slider and 1 or 4
   Plotly charts of the sizes of Pruning's, which computes nothing;
 - a held arrow key on Pruning (LeNet-300-100): --held presses at 30 per second (a keyboard's auto-repeat),
   until the last run has finished;
@@ -81,6 +83,11 @@ SIGNATURE = (f"() => {{ const c = {CHARTS}; return c.length ? JSON.stringify((c[
 TITLE = ("[...document.querySelectorAll('[data-testid=\"stMain\"] h1')]"
          ".filter(el => !el.closest('[data-stale=\"true\"]')).map(el => el.innerText.trim())")
 PROGRESS = "() => !!document.querySelector('[data-testid=\"stProgress\"]')"
+# the accuracy card of the current run (not stale), once it shows a number: estimated ("≈ 93.4 %") or evaluated
+ACCURACY = ("() => { const m = [...document.querySelectorAll('[data-testid=\"stMetric\"]')].find(el => "
+            "el.innerText.startsWith('Test accuracy') && !el.closest('[data-stale=\"true\"]')); const v = m && "
+            "m.querySelector('[data-testid=\"stMetricValue\"]'); return v && /[0-9]/.test(v.innerText) ? "
+            "v.innerText : null; }")
 FRAME = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 # resolves once the page's main thread has been idle for three idle periods in a row (at most ~10 s)
 IDLE = ("() => new Promise(done => { let quiet = 0, left = 50; const step = d => {"
@@ -206,12 +213,20 @@ def open_page(tab, name, think=0.0, scans=0.0):
     return first, tab.wait(tab.opened, None, f"finish {name}", timeout=180)[1], note
 
 
-def press(tab, key):
-    """One key press on the focused slider -> (seconds until the first chart shows new data, until settled)."""
+def press(tab, key, accuracy=False):
+    """One key press on the focused slider -> (seconds until the first chart shows new data, until settled); with
+    accuracy=True, (chart, (seconds until the accuracy card shows a number for the new run, that number), settled):
+    an estimate on a sample counts, as a visitor reads it."""
     before = tab.js(SIGNATURE)
     t = time.perf_counter()
     tab.page.keyboard.press(key)
-    return tab.wait(t, lambda: tab.js(SIGNATURE) not in (before, None), f"slider {key}", timeout=120)
+    if not accuracy:
+        return tab.wait(t, lambda: tab.js(SIGNATURE) not in (before, None), f"slider {key}", timeout=120)
+    drawn, _ = tab.wait(t, lambda: tab.js(SIGNATURE) not in (before, None), f"slider {key}", timeout=120,
+                        settle=False)
+    shown, _ = tab.wait(t, lambda: tab.js(ACCURACY), f"accuracy after {key}", timeout=120, settle=False)
+    text = tab.js(ACCURACY)
+    return drawn, (shown, text), tab.wait(t, None, f"slider {key} settled", timeout=120)[1]
 
 
 def hold(tab, key, n):
@@ -375,9 +390,10 @@ def repetition(browser, args, env, rec, deadline):
                     for _ in range(args.presses):
                         if args.think:
                             tab.page.wait_for_timeout(1000 * args.think)  # the chart read before the next press
-                        drawn, settled = press(tab, "ArrowRight")
-                        rec.add(f"slider -> redrawn: {name}, {label}", settled, GOALS["slider"].get(model, 0.6),
-                                f"chart changed {drawn:.2f} s")
+                        drawn, (shown, text), settled = press(tab, "ArrowRight", accuracy=True)
+                        goal = GOALS["slider"].get(model, 0.6)
+                        rec.add(f"slider -> redrawn: {name}, {label}", settled, goal, f"chart changed {drawn:.2f} s")
+                        rec.add(f"slider -> accuracy shown: {name}, {label}", shown, goal, f"showed {text}")
                 if name == "Pruning" and model == args.models[0] and args.held:
                     slider = tab.slider()
                     slider.focus()
