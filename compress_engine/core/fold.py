@@ -23,6 +23,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from . import tracing
 from .errors import ModelError
 from .model import CONVS, TRANSPOSED
 from .train import flush_tiny_
@@ -50,7 +51,7 @@ def _scaled(layer, scale):
 def foldable_pairs(model):
     """[(layer name, batchnorm name)] of the BatchNorms `fold_batchnorm` would fold, in graph order."""
     try:
-        graph = fx.Tracer().trace(model)
+        graph = tracing.trace(model)
     except Exception as e:  # data-dependent control flow, unsupported ops, ...
         raise ModelError(f"cannot fold BatchNorm in {type(model).__name__}: torch.fx cannot trace it "
                          f"({type(e).__name__}: {str(e)[:160]})") from None

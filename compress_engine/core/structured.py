@@ -66,6 +66,7 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from torch.nn.utils import parametrize
 
+from compress_engine.core import tracing
 from compress_engine.core.errors import ModelError
 from compress_engine.core.prune import _check_fraction
 
@@ -561,7 +562,7 @@ def _trace(model, example_input):
                          f"got {type(example_input).__name__}")
     name = type(model).__name__
     try:
-        gm = fx.symbolic_trace(copy.deepcopy(model))
+        gm = tracing.symbolic_trace(copy.deepcopy(model))
     except Exception as e:  # TraceError for control flow on tensors, and whatever else fx cannot follow
         raise ModelError(f"structured pruning cannot trace {name} with torch.fx ({type(e).__name__}: {e}); it "
                          "needs a forward without Python control flow on tensor values (if / while on a tensor, "
