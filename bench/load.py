@@ -16,7 +16,8 @@ Two kinds of session (--clients), doing the same things:
 
 For each N: a fresh dashboard (scripts/serve.py, i.e. `streamlit run app.py`; --launcher) on a free loopback
 port (an empty run store and trained-results folder, so nothing trained earlier answers), all sessions on
-LeNet-300-100 (the default model). After one warm-up visit to Home (--warm) and until the server has gone idle
+LeNet-300-100 (the default model; --model picks another in the sidebar of each page a session opens). After one
+warm-up visit to Home (--warm) and until the server has gone idle
 (Home draws without torch and then loads torch, the dataset and the model in the background), the sessions
 join one after another
 over --ramp seconds (a class arriving), then:
@@ -75,8 +76,10 @@ from report import table  # noqa: E402  (also puts this checkout on sys.path)
 import protocol  # noqa: E402
 from chromium import CHROMIUM, FLAGS, LAUNCHERS, have_chromium, server_env, streamlit_server  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+from streamlit.proto.WidgetStates_pb2 import WidgetState  # noqa: E402
 
 MAX_SESSIONS = 50
+DEFAULT_MODEL = "lenet-300-100"  # the sidebar's first model: what a session uses unless --model names another
 SLIDER_PAGES = ("pruning", "clustering", "quantization")
 FINETUNE_EVERY = 5  # every fifth session starts a fine-tune first
 VIEWPORT = {"width": 1280, "height": 900}
@@ -204,6 +207,11 @@ class Session(BaseSession):
         await self.page.goto(f"{self.url}/{page_name}", wait_until="commit", timeout=1000 * wait)
         await self.page.locator('[data-testid="stMain"] [data-testid="stSlider"]').first.wait_for(timeout=1000 * wait)
         await self.settled(t, wait)
+        if self.args.model != DEFAULT_MODEL:  # the sidebar's picker, as a visitor chooses it
+            await self.page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+            chose = time.perf_counter()
+            await self.page.get_by_role("option", name=self.args.model, exact=True).click()
+            await self.settled(chose, wait)
         self.open_s = time.perf_counter() - t
         await self.check_page()
 
@@ -334,6 +342,11 @@ class ProtocolSession(BaseSession):
         t = time.perf_counter()
         self.client = protocol.Client(self.url)
         run = await self.client.visit(page_name, OPEN_FACTOR * self.args.timeout)
+        if self.args.model != DEFAULT_MODEL:  # the sidebar's picker set, as a visitor chooses it
+            picker = next(i for i, (kind, p, _) in self.client.widgets.items()
+                          if kind == "selectbox" and p.label == "Sample model")
+            mark, _ = await self.client.rerun(changes=[WidgetState(id=picker, string_value=self.args.model)])
+            run = await self.client.finished(mark, OPEN_FACTOR * self.args.timeout)
         self.open_s = time.perf_counter() - t
         self.on_page(run)
 
@@ -556,7 +569,7 @@ def measure(n, args):
            "server CPU (cores)": round(cpu["server"] / cpu["wall"], 2) if cpu.get("wall") else "-",
            "all CPU (cores)": round(cpu["machine"] / cpu["wall"], 2) if cpu.get("wall") else "-",
            "load avg (1 min)": round(os.getloadavg()[0], 2),
-           "clients": args.clients}
+           "clients": args.clients, "model": args.model}
     if args.clients == "protocol" and cpu.get("wall"):  # in a browser run, Chromium's processes do the work
         print(f"  protocol clients (all {n} in this process): {cpu['driver'] / cpu['wall']:.2f} cores")
     for s in sessions:
@@ -579,6 +592,9 @@ def parse_args(argv=None):
     ap.add_argument("--ramp", type=float, default=15,
                     help="the sessions join one after another over this many seconds (default 15)")
     ap.add_argument("--no-finetune", action="store_true", help="sliders only")
+    ap.add_argument("--model", default=DEFAULT_MODEL,
+                    help=f"the sample model every session picks in the sidebar on each page it opens (default "
+                         f"{DEFAULT_MODEL}); a slow one such as resnet-8 is best with --no-finetune")
     ap.add_argument("--warm", choices=("home", "pages"), default="home",
                     help="before the sessions: one visit to Home (default), or to every page they use")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the server: torch threads of each page run "
@@ -607,7 +623,7 @@ def main(argv=None):
         row, _ = measure(n, args)
         rows.append(row)
         print(row, flush=True)
-    table(f"{args.name}: N concurrent sessions on one server, {args.clients} clients (LeNet-300-100; goal at "
+    table(f"{args.name}: N concurrent sessions on one server, {args.clients} clients ({args.model}; goal at "
           "N = 30: 0 errors, p95 <= 2 s, peak RSS <= 6,000 MB)", rows, args.name)
     print(f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
