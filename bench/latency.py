@@ -25,7 +25,8 @@ with the sample models, as their scans, is used), and drives Debian's headless C
   read first): until the first chart shows the new data and the page's
   run has finished, and until the accuracy card shows a number for the new setting (an estimate on a sample of
   the test set, which a model slow to evaluate shows first, counts: it is what a visitor reads; "showed" in the
-  note); and, as the floor under that goal, the same press on an app of one slider and 1 or 4
+  note); with --double S, each measured press comes S seconds after another press, whose run is still going;
+  and, as the floor under that goal, the same press on an app of one slider and 1 or 4
   Plotly charts of the sizes of Pruning's, which computes nothing;
 - a held arrow key on Pruning (LeNet-300-100): --held presses at 30 per second (a keyboard's auto-repeat),
   until the last run has finished;
@@ -390,6 +391,9 @@ def repetition(browser, args, env, rec, deadline):
                     for _ in range(args.presses):
                         if args.think:
                             tab.page.wait_for_timeout(1000 * args.think)  # the chart read before the next press
+                        if args.double:  # a press before: its run is still going when the measured one comes
+                            tab.page.keyboard.press("ArrowRight")
+                            tab.page.wait_for_timeout(1000 * args.double)
                         drawn, (shown, text), settled = press(tab, "ArrowRight", accuracy=True)
                         goal = GOALS["slider"].get(model, 0.6)
                         rec.add(f"slider -> redrawn: {name}, {label}", settled, goal, f"chart changed {drawn:.2f} s")
@@ -449,6 +453,9 @@ def main(argv=None):
     ap.add_argument("--think", type=float, default=0.0,
                     help="seconds a visitor reads each page (and Home after a model switch) before clicking the next, "
                          "and each chart before the next slider press (default 0: at once, once the browser is idle)")
+    ap.add_argument("--double", type=float, default=0.0, metavar="S",
+                    help="each measured slider press comes S seconds after an unmeasured one, whose run is then "
+                         "still going (a visitor pressing again before the page has settled; default 0: no)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="torch threads of the server (OMP_NUM_THREADS; default: the machine's cores)")
     ap.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout to serve (default: this one)")

@@ -202,6 +202,31 @@ def test_a_slow_models_accuracy_is_estimated_on_a_sample_before_it_is_evaluated(
     assert [k for k, _ in shown][:2] == ["pending", "evaluated"], shown
 
 
+@pytest.mark.parametrize("name, widget, key, value", [("pruning", "slider", "prune_sparsity", 46),
+                                                      ("clustering", "select_slider", "cluster_k", 3)])
+def test_a_page_runs_evaluation_stops_where_streamlit_stops_a_replaced_run(tiny, monkeypatch, name, widget, key, value):
+    """While a page run evaluates (its run and its curve's points), each batch first reads session state: the stop
+    point where Streamlit raises its RerunException once the visitor has pressed again, so a replaced ResNet-8 run
+    stops within a batch instead of holding the next one up for 5-7 s (train.stop_when's check, which is also how
+    work computed ahead gives way)."""
+    from compress_engine.core import train
+    at = page(name)
+    checks, reads, real_compress = [], [], ce.compress
+    monkeypatch.setattr(ce, "compress", lambda model, recipe, *a, evaluate=True, **kw: (
+        checks.append(getattr(train._stop, "check", None)) if evaluate else None,
+        real_compress(model, recipe, *a, evaluate=evaluate, **kw))[1])
+    getattr(at, widget)(key=key).set_value(value).run()
+    assert not at.exception, at.exception
+    assert checks and all(c is not None for c in checks), checks  # every evaluation of the run has a check
+    real_get = type(st.session_state).get
+    monkeypatch.setattr(type(st.session_state), "get", lambda self, k, *a: (reads.append(k), real_get(self, k, *a))[1])
+    try:
+        checks[0]()
+    except Exception:  # noqa: BLE001 - outside a script run there is no session to read: the read is what counts
+        pass
+    assert reads == ["_run_unfinished"]
+
+
 def test_pipeline_draws_its_stages_before_evaluating_them(tiny, monkeypatch):
     """Pipeline on a slow model, a setting not computed yet: the run and its measured stages are drawn first
     without their evaluations (waterfall and byte breakdown), then evaluated, then the page is drawn again from
