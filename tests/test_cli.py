@@ -31,6 +31,19 @@ def test_run_prints_metrics(capsys, fmnist, tmp_path):
     assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(res["metrics"]["accuracy"])
 
 
+def test_run_on_a_sample_model_takes_the_dense_answers_from_its_kept_logits(capsys, fmnist, monkeypatch):
+    """resnet-8 ships its logits on Fashion-MNIST: `run` reads the dense model's answers from them rather than
+    evaluating the dense model (5-7 s); the metrics against the dense model are what that evaluation gives."""
+    import compress_engine as ce
+    from compress_engine.core import pipeline
+    monkeypatch.setattr(pipeline, "reference", lambda *a, **k: pytest.fail("evaluated the dense model again"))
+    code, out, _ = run(capsys, "run", "--model", "resnet-8", "--sparsity", "0.3", "--json")
+    assert code == 0
+    m = json.loads(out)["metrics"]
+    assert m["dense_accuracy"] == pytest.approx(ce.model_card("resnet-8")["test_accuracy"], abs=1e-6)
+    assert 0.9 < m["agreement"] < 1 and m["accuracy"] > 0.9
+
+
 def test_scans_ships_the_sensitivity_pages_scans_and_drops_older_ones(capsys, tiny_idx, tmp_path, monkeypatch):
     """`scans NAME` writes the page's scans beside the model (here: a folder of the test's, one scan on the tiny
     slice), removes scans of earlier weights, and the engine then reads them from there."""
