@@ -30,12 +30,12 @@ _MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "flops": "
 _NAMES = {
     ".core.budget": ["fit_budget"], ".core.data": ["Dataset", "IGNORE"], ".core.flops": ["fit_flops"],
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"], ".core.model": ["arch_spec", "param_count"],
-    ".core.pipeline": ["Result", "compress", "describe", "estimate", "reference", "speedup"],
+    ".core.pipeline": ["Result", "compress", "dense_reference", "describe", "estimate", "reference", "speedup"],
     ".core.quantize": ["int8_latency"], ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"],
-    ".core.train": ["Stopped", "answer_of", "logits", "predictions", "stop_when"],
+    ".core.train": ["Stopped", "logits", "predictions", "stop_when"],
     ".playground.sources": ["first_test_images", "load_dataset"], ".playground.sweeps": ["sweep"],
     ".playground.cards": ["arch_text", "head_predictions", "list_models", "model_card"],
-    ".playground.zoo": ["cached_logits", "decode_model", "evaluate_artifact", "load_model", "read_weights"],
+    ".playground.zoo": ["decode_model", "evaluate_artifact", "kept_test_logits", "load_model", "read_weights"],
 }
 _WHERE = {**{n: m for m, names in _NAMES.items() for n in names}, **_MODULES}
 

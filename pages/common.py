@@ -314,8 +314,8 @@ def _estimated(model_name, recipe_json, dataset_name, weights_id=""):
 def _dense_answers(model_name, dataset_name, weights_id):
     """The dense model's answers on the whole test set: a sample model's from the logits kept beside it, else
     ce.reference's (kept since the dense run's evaluation: an upload's was scored when it was added)."""
-    ds, kept = _dataset(dataset_name), _kept_logits(model_name, dataset_name, weights_id)
-    return ce.answer_of(ds)(kept["test"]) if kept else ce.reference(model(model_name), ds)[0]
+    return ce.dense_reference(model(model_name), _dataset(dataset_name),
+                              _kept_logits(model_name, dataset_name, weights_id))[0]
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -323,8 +323,7 @@ def _kept_logits(model_name, dataset_name, weights_id):
     """{"test": a sample model's logits on the test set} when they are kept on disk (ResNet-8 ships them), else None.
     compress() takes its dense reference from them: ResNet-8's dense run is shipped, not evaluated, so the first run
     a server evaluated for it also evaluated the dense model (5-7 s more)."""
-    kept = None if weights_id else ce.cached_logits(model_name, _dataset(dataset_name), compute=False)
-    return {"test": kept["test"]} if kept else None
+    return None if weights_id else ce.kept_test_logits(model_name, _dataset(dataset_name))
 
 
 def _pack(model_name, res):

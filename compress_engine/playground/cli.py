@@ -482,8 +482,8 @@ def run(args):
     if args.cmd == "run" and flops_share is not None:
         return run_flops(args, model, data, flops_share, recipe)
     if args.cmd == "run":
-        result = ce.compress(model, recipe, data, measure_latency=args.latency,
-                             model_logits=kept_logits(ref, args, data))
+        kept = models.kept_test_logits(ref[1], data) if ref[0] == "sample" and args.weights is None else None
+        result = ce.compress(model, recipe, data, measure_latency=args.latency, model_logits=kept)
         if args.out is not None:
             args.out.write_bytes(result.artifact)
         return summary(result)
@@ -499,16 +499,6 @@ def epoch_lines(data):
         if acc is not None and loss is not None:  # (a search's steps report no loss: only training's are printed)
             print(f"step {step}/{total} loss {loss:.4f} test {score} {acc:.4f}", file=sys.stderr)
     return show
-
-
-def kept_logits(ref, args, data):
-    """{"test": a sample model's logits on data's test set} when they are kept on disk (resnet-8 ships them), so
-    compress() takes the dense model's answers from them instead of evaluating it once more (a whole pass over the
-    test set); None for a model of your own, --weights, or logits not kept for this data."""
-    if ref[0] != "sample" or args.weights is not None:
-        return None
-    kept = models.cached_logits(ref[1], data, compute=False)
-    return {"test": kept["test"]} if kept else None
 
 
 def user_model(args, ref):
