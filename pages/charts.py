@@ -98,13 +98,24 @@ def vline(xs, name, color=RED, width=1.0, dash=None):
 def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False, x_category=False,
           y_percent=False, height=HEIGHT, x_ticks=None):
     """Lines with markers, one per series (dicts with name, x, y, optional color, dash, text for
-    hover), the current setting as a star (dict x, y, name) and an optional reference line
-    (dict y, name). y_percent: y values are fractions shown as %. x_ticks: tick values of a log x axis."""
+    hover, and margin: a 95 % half-width per point, None where y is exact), the current setting as a star (dict x,
+    y, name) and an optional reference line (dict y, name). y_percent: y values are fractions shown as %. x_ticks:
+    tick values of a log x axis. A point with a margin is an estimate: an open marker with an error bar."""
     scale = 100.0 if y_percent else 1.0
-    data = [{"type": "scatter", "x": list(s["x"]), "y": [scale * v for v in s["y"]], "mode": "lines+markers",
-             "name": s["name"], "line": {"color": s.get("color"), "dash": s.get("dash")}, "text": s.get("text"),
-             "hovertemplate": "%{x}: %{y:.2f}" + ("<br>%{text}" if s.get("text") else "") + "<extra></extra>"}
-            for s in series]
+    data = []
+    for s in series:
+        margin = s.get("margin") or ()
+        estimated = any(e is not None for e in margin)
+        trace = {"type": "scatter", "x": list(s["x"]), "y": [scale * v for v in s["y"]], "mode": "lines+markers",
+                 "name": s["name"], "line": {"color": s.get("color"), "dash": s.get("dash")}, "text": s.get("text"),
+                 "hovertemplate": "%{x}: %{y:.2f}" + ("%{customdata}" if estimated else "")
+                                  + ("<br>%{text}" if s.get("text") else "") + "<extra></extra>"}
+        if estimated:
+            trace["error_y"] = {"type": "data", "array": [None if e is None else scale * e for e in margin],
+                                "visible": True, "thickness": 1, "width": 3}
+            trace["marker"] = {"symbol": ["circle" if e is None else "circle-open" for e in margin], "size": 8}
+            trace["customdata"] = ["" if e is None else f" ± {scale * e:.2f} (estimated)" for e in margin]
+        data.append(trace)
     layout = base_layout(title, x_title, y_title, height)
     if hline is not None:  # a dotted line across the plot, labelled at its right end (as add_hline draws it)
         y = scale * hline["y"]

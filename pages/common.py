@@ -418,7 +418,7 @@ def _metrics(model_name, recipe_json, dataset_name, weights_id=""):
 CURVE_PROGRESS_MIN = 3.0  # s: a curve expected to take longer shows a progress bar, not just a spinner
 
 
-def curve_metrics(recipes, spinner="Computing the curve…"):
+def curve_metrics(recipes, spinner="Computing the curve…", draw=None, pending=None):
     """The metrics of run(r) for each recipe r (the sidebar's model), for curves of many points.
 
     Cached apart from the runs: a point already computed costs a copy of a small dict, not of its weights and
@@ -427,16 +427,33 @@ def curve_metrics(recipes, spinner="Computing the curve…"):
     still to compute would take CURVE_PROGRESS_MIN seconds or more (the model's last evaluation times their
     number: an uploaded ResNet-8's curves take about a minute a page, bench/uploads.py) shows a progress bar
     instead: which point, and about how long is left, from the points computed so far.
+
+    draw(curve, margins, key), if given, draws the page's charts of the curve (a list of metrics, as returned) in a
+    slot here, `key` prefixing its charts' keys. On a model that takes ESTIMATE_MIN_EVAL seconds or more to
+    evaluate, with points still to compute, it is called first with those points' accuracy estimated (ce.estimate
+    on a sample of the test set: ~1 s a point for ResNet-8 instead of 5-7) and margins[i] their 95 % half-widths
+    (None for an evaluated point), then again as each point is evaluated: the curve shows in seconds, and sharpens.
+    Otherwise it is called once, margins all None.
+    pending: the page's run as headline(early=True) returned it, completed here (in place, see complete()) once the
+    estimated curve is drawn, else first: an uploaded ResNet's page shows its curve ~7 s sooner than if it waited for
+    its own run's evaluation. Until then draw() gets it unevaluated (current_accuracy()).
     """
     dataset()
     keys = [_key(r) for r in recipes]
     todo = [k for k in keys if not _known(k)]
+    slot = (st.empty(), st.empty()) if draw is not None else None
+    shown = _estimated_curve(keys, todo) if slot is not None and todo and _estimates_first() else None
+    if shown is not None:
+        _draw_curve(slot, draw, shown)
+    if pending is not None:
+        complete(pending)
+        todo = [k for k in todo if not _known(k)]  # the run is a point of its curve
     each = _eval_seconds.get(_model_args())
     bar = (st.progress(0.0, text=_curve_text(spinner, 0, len(todo), len(todo) * each))
            if todo and each and len(todo) * each >= CURVE_PROGRESS_MIN else None)
     out, done, began = [], 0, time.monotonic()
     with st.spinner(spinner) if bar is None else nullcontext():
-        for k in keys:
+        for i, k in enumerate(keys):
             st.session_state.get("_run_unfinished")  # a stop point (see coalesce)
             try:
                 with _asking(k), _superseded():
@@ -444,13 +461,73 @@ def curve_metrics(recipes, spinner="Computing the curve…"):
             except ce.CompressError as e:
                 st.error(str(e))
                 st.stop()
+            if shown is not None and shown[i][1] is not None:  # an estimated point, now evaluated
+                shown[i] = (out[-1], None)
+                _draw_curve(slot, draw, shown, i + 1)
             if bar is not None and k in todo:
                 done += 1
                 left = units.remaining(time.monotonic() - began, done, len(todo))
                 bar.progress(done / len(todo), text=_curve_text(spinner, done, len(todo), left))
     if bar is not None:
         bar.empty()
+    if slot is not None and shown is None:
+        _draw_curve(slot, draw, [(m, None) for m in out])
     return out
+
+
+ESTIMATED_CURVE = ("Open points with bars are estimated on {inputs:,} of the {of:,} test images (95 % interval); "
+                   "each is replaced as it is evaluated on all of them.")
+
+
+def _estimates_first():
+    """Whether a curve's points still to compute are estimated first: the sidebar's model is slow to evaluate."""
+    return eval_seconds() >= ESTIMATE_MIN_EVAL
+
+
+def _estimated_curve(keys, todo):
+    """[(metrics, estimate)] of a curve: its points known already as they are (estimate None), the others with their
+    accuracy estimated (_estimated_point), behind a progress bar. None if there is no accuracy to estimate."""
+    bar = st.progress(0.0, text=f"Estimating the curve: 0 of {len(todo)} points")
+    out, done = [], 0
+    for k in keys:
+        st.session_state.get("_run_unfinished")  # a stop point (see coalesce)
+        try:
+            with _superseded():
+                out.append((_metrics(*k), None) if k not in todo else _estimated_point(*k))
+        except ce.CompressError as e:
+            st.error(str(e))
+            st.stop()
+        if k in todo:
+            if out[-1][1].get("margin") is None:
+                bar.empty()
+                return None
+            done += 1
+            bar.progress(done / len(todo), text=f"Estimating the curve: {done} of {len(todo)} points")
+    bar.empty()
+    return out
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _estimated_point(model_name, recipe_json, dataset_name, weights_id=""):
+    """A curve point not evaluated yet: (the run's metrics with its accuracy estimated, the ce.estimate)."""
+    est = _estimated(model_name, recipe_json, dataset_name, weights_id)
+    metrics = dict(_applied_result(model_name, recipe_json, dataset_name, weights_id).metrics)
+    metrics["accuracy"] = est["accuracy"]
+    return metrics, est
+
+
+def _draw_curve(slot, draw, shown, n=0):
+    """draw(curve, margins, key) in `slot` (an st.empty and the one below it, for a caption while some points are
+    estimated), `shown` being [(metrics, estimate or None)]. The n-th drawing in a run: the charts' keys, unique within
+    the run, as Streamlit requires of identical elements (a size curve drawn again unchanged)."""
+    est = [e for _, e in shown]
+    with slot[0].container():
+        draw([m for m, _ in shown], [None if e is None else e["margin"] for e in est], f"{draw.__name__}_{n}")
+    first = next((e for e in est if e is not None), None)
+    if first is not None:
+        slot[1].caption(ESTIMATED_CURVE.format(**first))
+    else:
+        slot[1].empty()
 
 
 def _known(key):
@@ -804,18 +881,28 @@ def _slow(key):
 
 
 def complete(res):
-    """The evaluated run of one headline(early=True) returned (`res` itself if it was evaluated already): its cards
-    are drawn again with the accuracy, and the Save button is added. On a model that takes ESTIMATE_MIN_EVAL
-    seconds or more to evaluate, the cards show an estimate first (show_estimate)."""
+    """The evaluated run of one headline(early=True) returned, in place of `res` (the same dict, so what holds it
+    sees it evaluated; `res` as it was if it was evaluated already): its cards are drawn again with the accuracy, and
+    the Save button is added. On a model that takes ESTIMATE_MIN_EVAL seconds or more to evaluate, the cards show an
+    estimate first (show_estimate)."""
     if "pending" not in res:
         return res
     slot, recipe, spinner, label, key, base = res["pending"]
     show_estimate(slot, recipe, res["metrics"], base["metrics"])
-    res = run(recipe, spinner)
+    done = run(recipe, spinner)
     with slot.container():
-        metric_cards(res["metrics"], base["metrics"])
-        save_button(res, label or "+".join(recipe.techniques()), key=key)
+        metric_cards(done["metrics"], base["metrics"])
+        save_button(done, label or "+".join(recipe.techniques()), key=key)
+    res.clear()
+    res.update(done)
     return res
+
+
+def current_accuracy(res, point):
+    """The accuracy a curve's "current" marker shows: the page's run's, or while that is not evaluated yet (see
+    curve_metrics(pending=)), the curve's own `point` at that setting (estimated or evaluated)."""
+    accuracy = res["metrics"]["accuracy"]
+    return point["accuracy"] if accuracy is None else accuracy
 
 
 def show_estimate(slot, recipe, metrics, dense_metrics):

@@ -178,15 +178,8 @@ with right:
                                           common.DATASET, run["recipe"]), run, ("Dense", "Pruned", "the pruned model"))
 
 # --- accuracy vs sparsity: one-shot, and fine-tuned -------------------------------------------
-run = common.complete(run)  # evaluated now, the cards above get the accuracy
-m = run["metrics"]
 left, right = st.columns(2, gap="medium")
 with left:
-    points = viz.curve_points(GRID, pct)
-    curve = common.curve_metrics([recipe.replace(sparsity=p / 100, finetune_epochs=0) for p in points],
-                                 "One-shot curve…")
-    oneshot = {p: (c["accuracy"], c["artifact_bytes"]) for p, c in zip(points, curve)}
-    mflops = {p: c.get("flops") for p, c in zip(points, curve)}  # what each one-shot model costs to run
     missing = [p for p in GRID if p not in ft_points]
     if missing:
         slot = st.empty()
@@ -207,20 +200,28 @@ with left:
             else:
                 slot.empty()
             bar.empty()
-    series = [{"name": "one-shot", "x": list(oneshot), "y": [a for a, _ in oneshot.values()],
-               "color": charts.BLUE, "text": [common.kb(b) + (f", {mflops[p] / 1e6:,.2f} MFLOPs"
-                                                              if structured and mflops[p] else "")
-                                              for p, (_, b) in oneshot.items()]}]
-    if len(ft_points) > 1:
-        ft = sorted(ft_points.items())
-        series.append({"name": "fine-tuned 1 epoch", "x": [p for p, _ in ft], "y": [a for _, (a, _) in ft],
-                       "color": charts.GREEN, "text": [common.kb(b) for _, (_, b) in ft]})
-    fig = charts.curve(series, "Accuracy vs sparsity",
-                       "units removed per layer (%)" if structured else "sparsity (%)", "test accuracy (%)",
-                       current={"x": pct, "y": m["accuracy"],
-                                "name": f"current ({'fine-tuned' if tuned else 'one-shot'})"},
-                       hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True)
-    st.plotly_chart(fig, width="stretch")
+    points = viz.curve_points(GRID, pct)
+
+    def accuracy_curve(curve, margins, key):
+        """Accuracy vs sparsity: one-shot (points not evaluated yet estimated, with their margins) and fine-tuned."""
+        text = [common.kb(c["artifact_bytes"]) + (f", {c['flops'] / 1e6:,.2f} MFLOPs"  # what each model costs to run
+                                                   if structured and c.get("flops") else "") for c in curve]
+        series = [{"name": "one-shot", "x": points, "y": [c["accuracy"] for c in curve], "margin": margins,
+                   "color": charts.BLUE, "text": text}]
+        if len(ft_points) > 1:
+            ft = sorted(ft_points.items())
+            series.append({"name": "fine-tuned 1 epoch", "x": [p for p, _ in ft], "y": [a for _, (a, _) in ft],
+                           "color": charts.GREEN, "text": [common.kb(b) for _, (_, b) in ft]})
+        st.plotly_chart(charts.curve(series, "Accuracy vs sparsity",
+                                     "units removed per layer (%)" if structured else "sparsity (%)",
+                                     "test accuracy (%)",
+                                     current={"x": pct, "y": common.current_accuracy(run, curve[points.index(pct)]),
+                                              "name": f"current ({'fine-tuned' if tuned else 'one-shot'})"},
+                                     hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True),
+                        width="stretch", key=f"{key}_accuracy")
+
+    common.curve_metrics([recipe.replace(sparsity=p / 100, finetune_epochs=0) for p in points], "One-shot curve…",
+                         draw=accuracy_curve, pending=run)  # the run evaluated once the curve is drawn estimated
     if len(ft_points) == 1:
         st.caption("Turn on “Fine-tune 1 epoch” or press the button to draw the fine-tuned curve beside the "
                    "one-shot one.")

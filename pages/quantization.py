@@ -120,28 +120,35 @@ with left:
 int8_slot = right.container()  # filled last (int8_card): its timing takes ~2 s on ResNet-8, and nothing else needs it
 
 # --- accuracy and bytes vs bits -------------------------------------------------------------------
-run = common.complete(run)  # evaluated now, the cards above get the accuracy
-m = run["metrics"]
 points = [b for b in ce.BITS if not (symmetric and b == 1)]
-curve = common.curve_metrics([recipe.replace(bits=b) for b in points], "Curve over bit widths…")
-acc = [c["accuracy"] for c in curve]
-size = [c["artifact_bytes"] / units.KB for c in curve]
 labels = [str(b) for b in points]
 scheme = f"{'symmetric' if symmetric else 'affine'}, {'per channel' if per_channel else 'per tensor'}, {calibration}"
-left, right = st.columns(2, gap="medium")
-with left:
-    fig = charts.curve([{"name": scheme, "x": labels, "y": acc, "color": charts.BLUE}],
-                       "Accuracy vs bit width", "bits per weight", "test accuracy (%)",
-                       current={"x": str(bits), "y": m["accuracy"], "name": f"current ({bits} bits)"},
-                       hline={"y": dense["metrics"]["accuracy"], "name": "dense float32"},
-                       x_category=True, y_percent=True)
-    st.plotly_chart(fig, width="stretch")
-with right:
-    fig = charts.curve([{"name": scheme, "x": labels, "y": size, "color": charts.ORANGE}],
-                       "Artifact size vs bit width", "bits per weight", "artifact size (KB)",
-                       current={"x": str(bits), "y": m["artifact_bytes"] / units.KB, "name": f"current ({bits} bits)"},
-                       x_category=True)
-    st.plotly_chart(fig, width="stretch")
+
+
+def bit_curves(curve, margins, key):
+    """Accuracy (points not evaluated yet estimated, with their margins) and artifact size vs bits."""
+    left, right = st.columns(2, gap="medium")
+    with left:
+        fig = charts.curve([{"name": scheme, "x": labels, "y": [c["accuracy"] for c in curve], "margin": margins,
+                             "color": charts.BLUE}],
+                           "Accuracy vs bit width", "bits per weight", "test accuracy (%)",
+                           current={"x": str(bits), "y": common.current_accuracy(run, curve[points.index(bits)]),
+                                    "name": f"current ({bits} bits)"},
+                           hline={"y": dense["metrics"]["accuracy"], "name": "dense float32"},
+                           x_category=True, y_percent=True)
+        st.plotly_chart(fig, width="stretch", key=f"{key}_accuracy")
+    with right:
+        fig = charts.curve([{"name": scheme, "x": labels, "y": [c["artifact_bytes"] / units.KB for c in curve],
+                             "color": charts.ORANGE}],
+                           "Artifact size vs bit width", "bits per weight", "artifact size (KB)",
+                           current={"x": str(bits), "y": m["artifact_bytes"] / units.KB,
+                                    "name": f"current ({bits} bits)"},
+                           x_category=True)
+        st.plotly_chart(fig, width="stretch", key=f"{key}_bytes")
+
+
+common.curve_metrics([recipe.replace(bits=b) for b in points], "Curve over bit widths…", draw=bit_curves,
+                     pending=run)  # the run evaluated once the curve is drawn estimated
 st.caption(f"Same grid settings at every point. The dense float32 model is "
            f"{common.kb(dense['metrics']['artifact_bytes'])}.")
 with int8_slot:

@@ -189,7 +189,7 @@ def test_a_slow_models_accuracy_is_estimated_on_a_sample_before_it_is_evaluated(
     at.slider(key=key).set_value(value).run()
     assert not at.exception, at.exception
     assert [k for k, _ in shown][:3] == ["pending", "estimated", "evaluated"], shown
-    (model, kw), = asked
+    (model, kw) = asked[0]  # the page's run (Pruning's curve then estimates its new points too)
     ds = ce.load_dataset(tiny)
     assert torch.equal(kw["reference"], ce.reference(ce.load_model("lenet-300-100"), ds)[0])  # the dense answers
     est = shown[1][1]
@@ -200,6 +200,58 @@ def test_a_slow_models_accuracy_is_estimated_on_a_sample_before_it_is_evaluated(
     monkeypatch.setattr(common, "ESTIMATE_MIN_EVAL", 1e9)  # a quick model: no estimate
     at.slider(key=key).set_value(value - 10).run()  # (not a neighbour of a value any test sets: none computed ahead)
     assert [k for k, _ in shown][:2] == ["pending", "evaluated"], shown
+
+
+@pytest.mark.parametrize("name, title, first, then", [
+    ("pruning", "Accuracy vs sparsity", ("radio", "prune_scope", "layer"), ("toggle", "prune_structured", True)),
+    ("clustering", "Accuracy vs cluster count", ("slider", "cluster_sparsity", 20), ("slider", "cluster_sparsity", 30)),
+    ("quantization", "Accuracy vs bit width", ("radio", "quant_calibration", "mse"),
+     ("radio", "quant_per_channel", True))])
+def test_a_slow_models_curve_is_drawn_estimated_first_and_each_point_then_evaluated(tiny, monkeypatch, name, title,
+                                                                                   first, then):
+    """On a model slower to evaluate than ESTIMATE_MIN_EVAL (an uploaded ResNet: a minute for a page's curve), a
+    curve with points not computed yet is drawn first with those points' accuracy estimated on a sample (ce.estimate of
+    the point's weights against the dense answers; open points with error bars), then again as each point is
+    evaluated, ending on every point's evaluated accuracy. The page's own run is evaluated once the estimated curve is
+    drawn, not before it. A model quicker than that draws the evaluated curve once."""
+    from pages import charts, common
+    at = page(name)
+    monkeypatch.setattr(common, "EARLY_MIN_EVAL", 0.0)  # the tiny test set evaluates in milliseconds
+    monkeypatch.setattr(common, "ESTIMATE_MIN_EVAL", 0.0)
+    real_estimate, real_curve, real_point, drawn, asked = ce.estimate, charts.curve, common._estimated_point, [], []
+    monkeypatch.setattr(ce, "estimate", lambda model, data, **kw: real_estimate(model, data, inputs=100, **kw))
+    monkeypatch.setattr(charts, "curve", lambda series, t, *a, **kw: (
+        t == title and drawn.append(copy.deepcopy(series[0])), real_curve(series, t, *a, **kw))[1])
+    monkeypatch.setattr(common, "_estimated_point", lambda *key: (asked.append(key[1]), real_point(*key))[1])
+    real_cards, cards = common.metric_cards, []  # (curves drawn so far, whether the cards had the evaluated accuracy)
+    monkeypatch.setattr(common, "metric_cards", lambda m, d, estimate=None: (
+        cards.append((len(drawn), m["accuracy"] is not None)), real_cards(m, d, estimate))[1])
+    widget, key, value = first
+    getattr(at, widget)(key=key).set_value(value).run()
+    assert not at.exception, at.exception
+    assert cards[0] == (0, False) and next(n for n, evaluated in cards if evaluated) == 1, cards  # the page's run
+    # is evaluated after its curve is drawn estimated, not before
+    estimated = [i for i, e in enumerate(drawn[0]["margin"]) if e is not None]
+    assert len(estimated) == len(asked) > 0 and all(e is None for e in drawn[-1]["margin"]), drawn
+    assert len(drawn) == 1 + len(estimated)  # drawn estimated, then again as each point is evaluated
+    for before, after in zip(drawn, drawn[1:]):  # one point more evaluated each time
+        assert sum(e is not None for e in after["margin"]) == sum(e is not None for e in before["margin"]) - 1
+    captions = [c.value for c in at.caption]
+    assert captions and not any("estimated on" in c for c in captions), "\n".join(captions)
+    ds, dense_model = ce.load_dataset(tiny), ce.load_model("lenet-300-100")
+    reference = ce.reference(dense_model, ds)[0]
+    for i, recipe_json in zip(estimated, asked):  # against the point's weights, and then its evaluation
+        recipe = ce.Recipe.from_json(recipe_json)
+        weights = ce.compress(dense_model, recipe, ds, evaluate=False).model
+        est = real_estimate(weights, ds, inputs=100, reference=reference)
+        assert drawn[0]["y"][i] == est["accuracy"] and drawn[0]["margin"][i] == est["margin"] > 0
+        assert drawn[-1]["y"][i] == ce.compress(dense_model, recipe, ds).metrics["accuracy"]
+    drawn.clear()
+    monkeypatch.setattr(common, "ESTIMATE_MIN_EVAL", 1e9)  # a quick model: the evaluated curve, once
+    widget, key, value = then
+    getattr(at, widget)(key=key).set_value(value).run()
+    assert not at.exception, at.exception
+    assert len(drawn) == 1 and not any(drawn[0].get("margin") or []), drawn
 
 
 @pytest.mark.parametrize("name, widget, key, value", [("pruning", "slider", "prune_sparsity", 46),

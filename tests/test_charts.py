@@ -31,6 +31,10 @@ BUILDERS = {
     "curve, log x": lambda: charts.curve([{"name": "kmeans", "x": [2, 4, 16, 256], "y": [0.3, 0.7, 0.89, 0.9],
                                            "dash": "dot"}], "k", "clusters", "accuracy", x_log=True,
                                          x_ticks=[2, 4, 16, 256]),
+    "curve, estimated points": lambda: charts.curve([{"name": "one-shot", "x": [0, 50, 90], "y": [0.9, 0.89, 0.7],
+                                                      "margin": [None, 0.012, 0.02], "text": ["1 KB", "2 KB", "3 KB"]}],
+                                                    "Accuracy vs sparsity", "sparsity (%)", "accuracy (%)",
+                                                    y_percent=True),
     "curve, categories": lambda: charts.curve([{"name": "s", "x": ["2", "4", "8"], "y": [1, 2, 3]}], "bits", "b", "KB",
                                               x_category=True),
     "bars": lambda: charts.bars(["fc1", "fc2"], [0.9, 0.5], "sparsity", "layer", "%", text=["90 %", "50 %"],
@@ -62,3 +66,13 @@ def test_log_ticks_read_as_whole_numbers():
     spec = charts.log_ticks([8, 9, 10, 20, 100, 200])
     assert spec["type"] == "log" and spec["tickmode"] == "array"
     assert all(t.replace(",", "").isdigit() for t in spec["ticktext"]) and spec["tickvals"] == sorted(spec["tickvals"])
+
+
+def test_a_curves_estimated_points_are_open_with_error_bars_and_exact_points_are_not():
+    fig = BUILDERS["curve, estimated points"]()
+    trace = fig.data[0]
+    assert list(trace.error_y.array) == [None, 1.2, 2.0] and trace.error_y.visible  # in % points, as y
+    assert list(trace.marker.symbol) == ["circle", "circle-open", "circle-open"]
+    assert [c.strip() for c in trace.customdata] == ["", "± 1.20 (estimated)", "± 2.00 (estimated)"]
+    plain = BUILDERS["curve"]().data[0]
+    assert plain.error_y.array is None and plain.marker.symbol is None
