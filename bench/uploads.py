@@ -2,13 +2,15 @@
 
     python bench/uploads.py                    # the zoo's ResNet-8, saved with torch.save and uploaded
     python bench/uploads.py --model lenet-5    # any sample model's weights, uploaded as a file
+    python bench/uploads.py --app-dir /tmp/old-checkout --name uploads_before   # another checkout, served
 
 Uploaded weights have no shipped runs, scans or teacher answers: every page computes them on the spot, on a fresh
 server (empty run store, trained results and scan cache). One browser tab, as a person would go:
 
 - the sidebar's uploader -> "Added ..." (the file read, the model rebuilt and scored on all 10,000 test images);
-- each technique page -> its first chart, and -> its run finished (the one-shot curves computed, behind a progress
-  bar when they take 3 s or more: the note says whether the bar was seen);
+- each technique page -> its first chart, -> its accuracy curve shown (estimated first on a model slow to evaluate:
+  the note says which), and -> its run finished (the one-shot curves computed, behind a progress bar when they take
+  3 s or more: the note says whether the bar was seen);
 - Distillation, the upload chosen as teacher -> its answers on the 70,000 images computed (progress bar);
 - Sensitivity -> the page drawn, which for a scan expected to take over 20 s is a button with the estimate (the
   note quotes it; the scan itself is not run: bench/latency.py --scans times one).
@@ -25,17 +27,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from report import table  # also puts this checkout on sys.path
+from report import ROOT, table  # also puts this checkout on sys.path
 
 import torch  # noqa: E402
 
 import compress_engine as ce  # noqa: E402
 from chromium import have_chromium, launch, server_env, streamlit_server  # noqa: E402
-from latency import PROGRESS, Tab, Timeout, chart_or_settled, load, open_page  # noqa: E402
+from latency import CHARTS, IDLE, PROGRESS, TITLE, TITLES, Tab, Timeout, chart_or_settled, load, open_page  # noqa: E402
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 PAGES = ("Pruning", "Clustering", "Quantization", "Pipeline")
+CURVE_PAGES = ("Pruning", "Clustering", "Quantization")  # pages with an accuracy curve ("Accuracy vs ...")
+# the page's accuracy curve, drawn in this run: "estimated" while any point has an error bar, else "evaluated"
+ACCURACY_CURVE = (f"() => {{ const c = {CHARTS}.find(el => (((el.layout || {{}}).title || {{}}).text || '')"
+                  ".includes('Accuracy vs')); return c ? (c.data.some(t => t.error_y && t.error_y.visible) ? "
+                  "'estimated' : 'evaluated') : null; }")
 
 
 def watch_progress(tab):
@@ -49,11 +56,31 @@ def bars(tab):
     return tab.js("() => window.__bars || []")
 
 
+def open_curve_page(tab, name, timeout=300):
+    """Open a page with an accuracy curve -> seconds to (its first chart, its accuracy curve, its run finished) and
+    how that curve first showed: "estimated" (points not evaluated yet drawn from a sample, with error bars) or
+    "evaluated". Counted from the click, made once the browser is idle."""
+    tab.js(IDLE)
+    tab.opened = time.perf_counter()
+    tab.nav(name)
+    first, _ = tab.wait(tab.opened, chart_or_settled(tab, name), f"open {name}", timeout=timeout, settle=False)
+    how = []
+
+    def shown():  # below this page's own title (not the page before's, still on screen at first)
+        how.append(tab.js(f"() => {TITLE}.includes({TITLES[name]!r})") and tab.js(ACCURACY_CURVE))
+        return bool(how[-1])
+    curve, _ = tab.wait(tab.opened, shown, f"{name}'s accuracy curve", timeout=timeout, settle=False)
+    settled = tab.wait(tab.opened, None, f"finish {name}", timeout=timeout)[1]
+    return first, curve, how[-1], settled
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="resnet-8", help="the sample model whose weights are uploaded as a file")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the server")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds any one step may take")
+    ap.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout to serve (default: this one)")
+    ap.add_argument("--name", default=None, help="results file name (default: uploads_<model>)")
     args = ap.parse_args(argv)
     if not have_chromium():
         sys.exit("no Chromium at /usr/bin/chromium: `apt-get install chromium` (Playwright cannot download one here)")
@@ -71,7 +98,7 @@ def main(argv=None):
         print(f"  {what}: {seconds:.2f} s" + (f" ({note})" if note else ""), flush=True)
 
     t_start = time.perf_counter()
-    with streamlit_server(env=env) as (url, _), sync_playwright() as p:
+    with streamlit_server(args.app_dir, env=env) as (url, _), sync_playwright() as p:
         browser = launch(p)
         tab = Tab(browser, deadline=time.perf_counter() + 10 * args.timeout)
         try:
@@ -89,9 +116,14 @@ def main(argv=None):
             tab.wait(t, None, "Home after the upload", timeout=args.timeout)
             for page in PAGES:
                 tab.js("() => { window.__bars = []; }")
-                first, settled, _ = open_page(tab, page)
+                if page in CURVE_PAGES:
+                    first, curve, how, settled = open_curve_page(tab, page)
+                else:
+                    (first, settled, _), curve = open_page(tab, page), None
                 shown = [b for b in bars(tab) if "points done" in b]
                 add(f"{page}: first chart", first)
+                if curve is not None:
+                    add(f"{page}: accuracy curve shown", curve, how)
                 add(f"{page}: run finished (curves computed)", settled,
                     f"progress bar seen, first: \"{shown[0]}\"" if shown else "no progress bar")
             first, settled, _ = open_page(tab, "Distillation")
@@ -120,7 +152,8 @@ def main(argv=None):
     if not rows:
         sys.exit("nothing measured")
     table(f"Uploaded weights ({args.model}'s, as a .pt file) in headless Chromium, a fresh server "
-          f"(OMP_NUM_THREADS={args.threads}, {os.cpu_count()} cores; {load()})", rows, f"uploads_{args.model}")
+          f"(OMP_NUM_THREADS={args.threads}, {os.cpu_count()} cores; {load()})", rows,
+          args.name or f"uploads_{args.model}")
     print(f"\n{time.perf_counter() - t_start:.0f} s in all; {load()}")
 
 
