@@ -848,8 +848,9 @@ def headline(recipe, spinner="Compressing…", label=None, key=None, early=False
         return res, base
     else:
         res = run(recipe, spinner)
-    metric_cards(res["metrics"], base["metrics"])
-    save_button(res, label or "+".join(recipe.techniques()), key=key)
+    with st.empty().container():  # one element, as early=True's slot: the page below keeps its place either way
+        metric_cards(res["metrics"], base["metrics"])
+        save_button(res, label or "+".join(recipe.techniques()), key=key)
     return res, base
 
 

@@ -179,6 +179,8 @@ with right:
 
 # --- accuracy vs sparsity: one-shot, and fine-tuned -------------------------------------------
 left, right = st.columns(2, gap="medium")
+with right:  # first: the curve on the left may take a while to evaluate (a slow model), the mask needs none
+    mask_chart(dense["weights"], run["weights"], structured, pct)
 with left:
     missing = [p for p in GRID if p not in ft_points]
     if missing:
@@ -225,8 +227,6 @@ with left:
     if len(ft_points) == 1:
         st.caption("Turn on “Fine-tune 1 epoch” or press the button to draw the fine-tuned curve beside the "
                    "one-shot one.")
-with right:
-    mask_chart(dense["weights"], run["weights"], structured, pct)
 # the slider's next values, one-shot (the curve's point there even when fine-tuning): they answer from the cache
 common.ahead(*(recipe.replace(sparsity=p / 100, finetune_epochs=0) for p in viz.next_steps(range(100), pct)))
 common.finished()
