@@ -88,24 +88,9 @@ points = viz.curve_points(CURVE, k)
 
 
 def k_curves(curve, margins, key):
-    """Accuracy (points not evaluated yet estimated, with their margins) and artifact size vs k."""
-    left, right = st.columns(2, gap="medium")
-    with left:
-        fig = charts.curve([{"name": init, "x": points, "y": [c["accuracy"] for c in curve], "margin": margins,
-                             "color": charts.BLUE}],
-                           "Accuracy vs cluster count", "clusters per layer k (log scale)", "test accuracy (%)",
-                           current={"x": k, "y": common.current_accuracy(run, curve[points.index(k)]),
-                                    "name": f"current (k = {k})"},
-                           hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, x_log=True, y_percent=True,
-                           x_ticks=CURVE)
-        st.plotly_chart(fig, width="stretch", key=f"{key}_accuracy")
-    with right:
-        fig = charts.curve([{"name": "artifact", "x": points, "y": [c["artifact_bytes"] / units.KB for c in curve],
-                             "color": charts.ORANGE}],
-                           "Artifact size vs cluster count", "clusters per layer k (log scale)", "artifact size (KB)",
-                           current={"x": k, "y": m["artifact_bytes"] / units.KB, "name": f"current (k = {k})"},
-                           x_log=True, x_ticks=CURVE)
-        st.plotly_chart(fig, width="stretch", key=f"{key}_bytes")
+    common.accuracy_and_size(curve, margins, key, run, dense, points, k, "cluster count",
+                             "clusters per layer k (log scale)", (init, "artifact"), f"current (k = {k})",
+                             x_log=True, x_ticks=CURVE)
 
 
 common.curve_metrics([recipe.replace(clusters=kk) for kk in points], "Curve over k…", draw=k_curves,

@@ -906,6 +906,26 @@ def current_accuracy(res, point):
     return point["accuracy"] if accuracy is None else accuracy
 
 
+def accuracy_and_size(curve, margins, key, res, dense_res, x, at, what, x_title, names, now, dense_name="dense",
+                      **axis):
+    """Clustering's and Quantization's pair of curves side by side, a curve_metrics(draw=) drawing: accuracy (points
+    with a margin estimated) and artifact size vs `what`, at settings `x` (the page's run `res` at `at`, labelled
+    `now`), against the dense run. names: the two series' names; axis: charts.curve's x axis options."""
+    from pages import charts
+    point = curve[list(x).index(at)]
+    pairs = [("accuracy", "Accuracy", "test accuracy (%)", [c["accuracy"] for c in curve], margins,
+              current_accuracy(res, point), charts.BLUE,
+              {"hline": {"y": dense_res["metrics"]["accuracy"], "name": dense_name}, "y_percent": True}),
+             ("bytes", "Artifact size", "artifact size (KB)", [c["artifact_bytes"] / units.KB for c in curve], None,
+              res["metrics"]["artifact_bytes"] / units.KB, charts.ORANGE, {})]
+    for column, name, (part, title, y_title, ys, margin, y_now, color, extra) in zip(
+            st.columns(2, gap="medium"), names, pairs):
+        fig = charts.curve([{"name": name, "x": list(x), "y": ys, "margin": margin, "color": color}],
+                           f"{title} vs {what}", x_title, y_title, current={"x": at, "y": y_now, "name": now},
+                           **extra, **axis)
+        column.plotly_chart(fig, width="stretch", key=f"{key}_{part}")
+
+
 def show_estimate(slot, recipe, metrics, dense_metrics):
     """Before a slow evaluation (ESTIMATE_MIN_EVAL seconds or more; a run not computed yet), the metric cards in
     `slot` again, with the accuracy estimated on a sample of the test set (ce.estimate): ResNet-8's accuracy shows

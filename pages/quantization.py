@@ -126,25 +126,8 @@ scheme = f"{'symmetric' if symmetric else 'affine'}, {'per channel' if per_chann
 
 
 def bit_curves(curve, margins, key):
-    """Accuracy (points not evaluated yet estimated, with their margins) and artifact size vs bits."""
-    left, right = st.columns(2, gap="medium")
-    with left:
-        fig = charts.curve([{"name": scheme, "x": labels, "y": [c["accuracy"] for c in curve], "margin": margins,
-                             "color": charts.BLUE}],
-                           "Accuracy vs bit width", "bits per weight", "test accuracy (%)",
-                           current={"x": str(bits), "y": common.current_accuracy(run, curve[points.index(bits)]),
-                                    "name": f"current ({bits} bits)"},
-                           hline={"y": dense["metrics"]["accuracy"], "name": "dense float32"},
-                           x_category=True, y_percent=True)
-        st.plotly_chart(fig, width="stretch", key=f"{key}_accuracy")
-    with right:
-        fig = charts.curve([{"name": scheme, "x": labels, "y": [c["artifact_bytes"] / units.KB for c in curve],
-                             "color": charts.ORANGE}],
-                           "Artifact size vs bit width", "bits per weight", "artifact size (KB)",
-                           current={"x": str(bits), "y": m["artifact_bytes"] / units.KB,
-                                    "name": f"current ({bits} bits)"},
-                           x_category=True)
-        st.plotly_chart(fig, width="stretch", key=f"{key}_bytes")
+    common.accuracy_and_size(curve, margins, key, run, dense, labels, str(bits), "bit width", "bits per weight",
+                             (scheme, scheme), f"current ({bits} bits)", "dense float32", x_category=True)
 
 
 common.curve_metrics([recipe.replace(bits=b) for b in points], "Curve over bit widths…", draw=bit_curves,
