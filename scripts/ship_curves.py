@@ -3,7 +3,7 @@
     .venv/bin/python scripts/ship_curves.py lenet-300-100 lenet-5 resnet-8      # ~7 min on 2 cores
 
 Runs each technique page on the model at its first setting (and VARIANTS: Pruning at its other threshold, the
-Pipeline's Deep Compression button), in
+Pipeline's Deep Compression button; for a model too slow to compute ahead, every value of SLIDERS), in
 Streamlit's AppTest on the whole Fashion-MNIST test set, records every run the pages evaluate, and writes their
 metrics to sample_models/curves/<name>.json, keyed by the model's and the data's fingerprints. The pages compute
 them here exactly as they would for a visitor: this script asks for nothing else. Run it again after `train`
@@ -26,6 +26,9 @@ PAGES = ("pruning", "clustering", "quantization", "pipeline", "export")
 # the other threshold, to see why it is not the start; Pipeline: the Deep Compression button (its one-shot runs show
 # until its fine-tuning is asked for)
 VARIANTS = {"pruning": [{"prune_scope": "global"}, {"prune_scope": "layer"}], "pipeline": ["pipe_preset"]}
+# a model too slow to evaluate for the pages to compute ahead (pages.common.WARM_MAX_EVAL: ResNet-8) ships every value
+# of these sliders at its page's start as well, so a class moving them gets answers, not 6-7 s evaluations each
+SLIDERS = {"pruning": "prune_sparsity", "clustering": "cluster_k"}
 
 
 def apply(at, variant):
@@ -36,6 +39,16 @@ def apply(at, variant):
         for key, value in variant.items():
             at.session_state[key] = value
     return at.run()
+
+
+def slider_values(at, key):
+    """Every value the page's slider (or select slider) `key` offers, in AppTest `at`, of the type it holds."""
+    sliders = [w for w in at.slider if w.key == key]
+    widget = sliders[0] if sliders else at.select_slider(key=key)
+    kind = type(widget.value)
+    if sliders:
+        return [kind(v) for v in range(int(widget.min), int(widget.max) + 1, int(widget.step))]
+    return [kind(o) for o in widget.options]
 
 
 def record(name, threads):
@@ -71,6 +84,20 @@ def record(name, threads):
                     raise SystemExit(f"{page} {variant}: {problems[0]}")
                 print(f"{page} {variant or 'start'}: {len(runs)} runs so far, {time.perf_counter() - t:.0f} s",
                       flush=True)
+        from pages import common
+        if statistics.median(seconds) > common.WARM_MAX_EVAL:
+            for page, key in SLIDERS.items():
+                t = time.perf_counter()
+                at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=1800)
+                at.session_state["model"] = name
+                at.switch_page(f"pages/{page}.py").run()
+                for value in slider_values(at, key):
+                    at.session_state[key] = value
+                    at.run()
+                    problems = list(at.exception) + list(at.error)
+                    if problems:
+                        raise SystemExit(f"{page} {key}={value}: {problems[0]}")
+                print(f"{page}: every {key}: {len(runs)} runs so far, {time.perf_counter() - t:.0f} s", flush=True)
     finally:
         ce.compress = compress
     return runs, statistics.median(seconds)

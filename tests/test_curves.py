@@ -51,6 +51,25 @@ def test_pages_open_on_shipped_runs_without_evaluating(fmnist, evaluations, name
     assert common._eval_seconds.get((name, common.DATASET, "")) is not None
 
 
+@pytest.mark.parametrize("page_name, key", ship_curves.SLIDERS.items())
+def test_a_slow_models_slider_values_ship_too(fmnist, evaluations, page_name, key):
+    """ResNet-8 (too slow to evaluate for the pages to compute ahead) ships every value of Pruning's and Clustering's
+    slider at the page's start: a class moving them evaluates nothing. Checked at the slider's ends and either side
+    of its start (every value would be 115 page runs)."""
+    from pages import common
+
+    common._run.clear(), common._metrics.clear()
+    at = page(page_name, "resnet-8")
+    values = ship_curves.slider_values(at, key)
+    start = values.index(at.session_state[key])
+    for i in sorted({0, start - 1, start + 1, len(values) - 1}):
+        at.session_state[key] = values[i]
+        at.run()
+        assert not at.exception and not at.error, (values[i], at.exception, at.error)
+    evaluated = [r for r, ev in evaluations if ev]
+    assert not evaluated, f"evaluated {evaluated[:2]}: run scripts/ship_curves.py resnet-8"
+
+
 @pytest.mark.parametrize("name", SHIPS)
 def test_shipped_runs_are_the_engines(fmnist, name):
     """The page's first Pruning run, computed afresh with its evaluation, has exactly the shipped metrics."""
