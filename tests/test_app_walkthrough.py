@@ -215,6 +215,9 @@ def test_a_slow_models_curve_is_drawn_estimated_first_and_each_point_then_evalua
     evaluated, ending on every point's evaluated accuracy. The page's own run is evaluated once the estimated curve is
     drawn, not before it. A model quicker than that draws the evaluated curve once."""
     from pages import charts, common
+    for cached in (common._run, common._metrics, common._estimated, common._estimated_point):
+        cached.clear()  # runs other tests computed in this process: the page's runs must be new here
+    monkeypatch.setattr(common, "_computed", set())
     at = page(name)
     monkeypatch.setattr(common, "EARLY_MIN_EVAL", 0.0)  # the tiny test set evaluates in milliseconds
     monkeypatch.setattr(common, "ESTIMATE_MIN_EVAL", 0.0)
