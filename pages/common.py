@@ -454,13 +454,8 @@ def curve_metrics(recipes, spinner="Computing the curve…", draw=None, pending=
     out, done, began = [], 0, time.monotonic()
     with st.spinner(spinner) if bar is None else nullcontext():
         for i, k in enumerate(keys):
-            st.session_state.get("_run_unfinished")  # a stop point (see coalesce)
-            try:
-                with _asking(k), _superseded():
-                    out.append(_metrics(*k))
-            except ce.CompressError as e:
-                st.error(str(e))
-                st.stop()
+            with _asking(k):
+                out.append(_point(_metrics, k))
             if shown is not None and shown[i][1] is not None:  # an estimated point, now evaluated
                 shown[i] = (out[-1], None)
                 _draw_curve(slot, draw, shown, i + 1)
@@ -490,13 +485,7 @@ def _estimated_curve(keys, todo):
     bar = st.progress(0.0, text=f"Estimating the curve: 0 of {len(todo)} points")
     out, done = [], 0
     for k in keys:
-        st.session_state.get("_run_unfinished")  # a stop point (see coalesce)
-        try:
-            with _superseded():
-                out.append((_metrics(*k), None) if k not in todo else _estimated_point(*k))
-        except ce.CompressError as e:
-            st.error(str(e))
-            st.stop()
+        out.append((_point(_metrics, k), None) if k not in todo else _point(_estimated_point, k))
         if k in todo:
             if out[-1][1].get("margin") is None:
                 bar.empty()
@@ -505,6 +494,18 @@ def _estimated_curve(keys, todo):
             bar.progress(done / len(todo), text=f"Estimating the curve: {done} of {len(todo)} points")
     bar.empty()
     return out
+
+
+def _point(compute, key):
+    """compute(*key) for one point of a curve, after a stop point (see coalesce) and stopping within an evaluation
+    once superseded; bad input shows the engine's message and stops the page, as run() does."""
+    st.session_state.get("_run_unfinished")
+    try:
+        with _superseded():
+            return compute(*key)
+    except ce.CompressError as e:
+        st.error(str(e))
+        st.stop()
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
