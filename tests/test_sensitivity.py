@@ -87,7 +87,7 @@ def test_a_shipped_scan_is_read_never_written_and_the_cache_comes_first(lenet300
 
 def test_every_sidebar_model_ships_the_sensitivity_pages_scans(fmnist, tmp_path):
     """The page's scan and its budget fit's two scans of each sample model a visitor can choose are shipped beside
-    it (zoo.ship_scans; ResNet-8's one-shot scan took 24 minutes at one thread), for these very weights and
+    it (zoo.ship_scans; ResNet-8's one-shot scan takes 11 minutes at one thread), for these very weights and
     data: retraining a model without `python -m compress_engine scans NAME` fails here."""
     from compress_engine.playground import zoo
     for name in ("lenet-300-100", "lenet-5", "resnet-8"):
@@ -228,7 +228,7 @@ def test_sensitivity_page_fits_a_budget(fmnist, tmp_path, monkeypatch):
 
 
 def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, monkeypatch):
-    """A scan expected to take minutes (an uploaded ResNet's: ~25) does not start on its own when the page
+    """A scan expected to take minutes (an uploaded ResNet's: ~12) does not start on its own when the page
     opens: the page says what it would compute and about how long, and scans once the button is pressed."""
     from compress_engine.playground import zoo
     from test_app import page

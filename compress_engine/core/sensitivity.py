@@ -15,8 +15,10 @@ The pruning and clustering are those of the pipeline (prune.magnitude_mask, clus
 one-shot, without fine-tuning: the scan ranks layers, fine-tuning then recovers much of what it shows
 lost. budget.py turns a scan into per-layer settings under a byte budget.
 
-A scan takes seconds (LeNet-300-100) to about a minute (LeNet-5) and 24 (ResNet-8) at one thread, reports
-progress, can be stopped, and is kept on disk keyed by the model's weights, the data subset and the grid
+Each setting recomputes only the part of the model downstream of its layer (rerun.Reruns: the same bits as
+evaluating the whole model), so a scan at one thread takes 4 s (LeNet-300-100), 27 s (LeNet-5) and 11 min
+(ResNet-8), where whole evaluations took 5 s, 49 s and 22 min (bench/scans.py); the Sensitivity page's, at 2
+threads, 6 min for an uploaded ResNet-8 (15 before). It reports progress, can be stopped, and is kept on disk keyed by the model's weights, the data subset and the grid
 (`cache_dir`; default $COMPRESS_CACHE or ~/.cache/compression-playground/sensitivity), so it is
 computed once per model. `shipped` directories are read after it and never written: the sample models' scans
 ship beside them (zoo.ship_scans), so the dashboard shows those at once.
@@ -41,6 +43,7 @@ from .encode import Codebook, tensor_bytes
 from .data import IGNORE
 from .errors import RecipeError
 from .recipe import check
+from .rerun import Reruns
 from .model import check_model, compressible, owner
 from .train import Stopped, fast_eval_copy, logits, match_rate, r2_score
 
@@ -289,16 +292,18 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     layers = [{"name": n, "shape": list(p.shape), "params": p.numel(),
                "dense_bytes": tensor_bytes(n, p.detach())} for n, p in params.items()]
     total, step, rows = len(params) * len(sparsities) * len(clusters), 0, []
+    reruns = Reruns(work)
     for name, p in params.items():
         saved = p.detach().clone()
         g = gram(work, owner(work, name)[0], x) if refit else None
+        evaluate = reruns.of(name, x, dense_out) or (lambda: logits(work, x))  # only what depends on this layer
         try:
             for s in sparsities:
                 for k in clusters:
                     w, grid = _compressed(saved, s, k, g, focus)
                     with torch.no_grad():
                         p.copy_(w)
-                    out = logits(work, x)
+                    out = evaluate()
                     acc, damage = _damage(dense_out, out, y, dense_logp, scale)
                     rows.append({"layer": name, "sparsity": s, "clusters": k, "accuracy": acc,
                                  "kl": damage, "bytes": tensor_bytes(name, w, grid)})
@@ -306,6 +311,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
                     if progress is not None and progress(step, total, None, acc) is False:
                         raise Stopped("sensitivity scan stopped by the user")
         finally:
+            evaluate = None  # this layer's kept values go before the next layer's are computed
             with torch.no_grad():
                 p.copy_(saved)
     result = {"format": FORMAT, "key": key, "split": split, "refit": refit, "focus": float(focus), "subset": len(idx), "dense_accuracy": dense_acc,
@@ -317,16 +323,23 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     return result
 
 
-SETTING_COST = 2.0  # a scan's setting costs about this many evaluations of its images (compress, encode, KL):
-# 2.3 s a setting against 1.2 s for 2,000 images on ResNet-8, 0.18 against 0.09 on LeNet-5 (the shipped scans)
+SETTING_COST = 1.2  # a scan's setting costs about this many evaluations of its images, times its layer's share of
+# the model (Reruns.shares), both at the page's 2 threads, with compress, encode and KL: measured 19.9 s for LeNet-5's
+# scan where 1.2 predicts 18.7 (bench/scans.py --threads 2), 6.3 min for an uploaded ResNet-8's on the page where it
+# predicts 7.2 (bench/uploads.py --scan)
 
 
-def expected(model, eval_seconds, images, sparsities=SPARSITIES, clusters=CLUSTERS, subset=SUBSET):
+def expected(model, eval_seconds, images, sparsities=SPARSITIES, clusters=CLUSTERS, subset=SUBSET, example=None):
     """(settings, seconds): how many settings scan() evaluates for `model` (each compressible layer alone, at
     every sparsity x cluster count) and about how long it takes, given that evaluating `images` images took
-    `eval_seconds` here. A page can ask before starting a scan that takes minutes."""
-    n = len(compressible(model)) * len(sparsities) * len(clusters)
-    return n, n * SETTING_COST * eval_seconds * min(subset, images) / max(images, 1)
+    `eval_seconds` here. With an `example` input (one image), each layer's settings cost only the share of the
+    model that depends on it (Reruns.shares), as scan() evaluates them; without, a whole evaluation each. A page
+    can ask before starting a scan that takes minutes."""
+    layers = compressible(model)
+    shares = Reruns(model).shares(example) if example is not None else {}
+    per_setting = SETTING_COST * eval_seconds * min(subset, images) / max(images, 1)
+    grid = len(sparsities) * len(clusters)
+    return len(layers) * grid, sum(grid * per_setting * shares.get(name, 1.0) for name in layers)
 
 
 # --- reading a scan -------------------------------------------------------------------------------

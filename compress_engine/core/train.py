@@ -79,6 +79,13 @@ def stop_when(check):
         _stop.check = before
 
 
+def stop_point():
+    """Raise Stopped if this thread is inside stop_when and its check asks to stop (called before each batch)."""
+    check = getattr(_stop, "check", None)
+    if check is not None and check():
+        raise Stopped("stopped: stop_when's check asked for it")
+
+
 def has_conv(model):
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
@@ -121,25 +128,26 @@ def answers(model, x, data, batch_size=None):
     return _outputs(model, x, batch_size, answer_of(data))
 
 
+def batches(model, x, batch_size=None):
+    """The batches logits() feeds `model`: 256 images laid out channels-last for a conv net, else 1,000 (or
+    batch_size), each yielded after stop_when's check, which raises Stopped once it asks to stop."""
+    conv = has_conv(model)
+    batch_size = batch_size or (256 if conv else 1000)
+    for i in range(0, len(x), batch_size):
+        stop_point()
+        xb = x[i:i + batch_size]
+        yield xb.contiguous(memory_format=torch.channels_last) if conv else xb
+
+
 @torch.inference_mode()
 def _outputs(model, x, batch_size, keep):
     """logits() and predictions(): keep(output) of each batch (the output itself if keep is None), concatenated."""
     was_training = model.training
     model.eval()
-    conv = has_conv(model)
-    batch_size = batch_size or (256 if conv else 1000)
-    check = getattr(_stop, "check", None)
-    outs = []
-    for i in range(0, len(x), batch_size):
-        if check is not None and check():
-            model.train(was_training)
-            raise Stopped("stopped: stop_when's check asked for it")
-        xb = x[i:i + batch_size]
-        if conv:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        out = model(xb)
-        outs.append(out if keep is None else keep(out))
-    model.train(was_training)
+    try:
+        outs = [out if keep is None else keep(out) for out in map(model, batches(model, x, batch_size))]
+    finally:
+        model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0, 10)
 
 
