@@ -3,6 +3,7 @@
     python bench/uploads.py                    # the zoo's ResNet-8, saved with torch.save and uploaded
     python bench/uploads.py --model lenet-5    # any sample model's weights, uploaded as a file
     python bench/uploads.py --app-dir /tmp/old-checkout --name uploads_before   # another checkout, served
+    python bench/uploads.py --steps sensitivity --scan --timeout 3000            # the upload's scan, run and timed
 
 Uploaded weights have no shipped runs, scans or teacher answers: every page computes them on the spot, on a fresh
 server (empty run store, trained results and scan cache). One browser tab, as a person would go:
@@ -13,7 +14,9 @@ server (empty run store, trained results and scan cache). One browser tab, as a 
   3 s or more: the note says whether the bar was seen);
 - Distillation, the upload chosen as teacher -> its answers on the 70,000 images computed (progress bar);
 - Sensitivity -> the page drawn, which for a scan expected to take over 20 s is a button with the estimate (the
-  note quotes it; the scan itself is not run: bench/latency.py --scans times one).
+  note quotes it); with --scan, the button pressed -> the scan's heat map drawn (minutes for a ResNet).
+
+--steps picks which of the three (curves: the technique pages; distillation; sensitivity) run after the upload.
 
 Prints one table (what | seconds | note) and writes bench/results/uploads_<model>.csv. Bounded: every wait has a
 timeout.
@@ -33,11 +36,12 @@ import torch  # noqa: E402
 
 import compress_engine as ce  # noqa: E402
 from chromium import have_chromium, launch, server_env, streamlit_server  # noqa: E402
-from latency import CHARTS, IDLE, PROGRESS, TITLE, TITLES, Tab, Timeout, chart_or_settled, load, open_page  # noqa: E402
+from latency import CHARTS, FIRST_CHART, IDLE, PROGRESS, TITLE, TITLES, Tab, Timeout, chart_or_settled, load, open_page  # noqa: E402
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 PAGES = ("Pruning", "Clustering", "Quantization", "Pipeline")
+STEPS = ("curves", "distillation", "sensitivity")
 CURVE_PAGES = ("Pruning", "Clustering", "Quantization")  # pages with an accuracy curve ("Accuracy vs ...")
 # the page's accuracy curve, drawn in this run: "estimated" while any point has an error bar, else "evaluated"
 ACCURACY_CURVE = (f"() => {{ const c = {CHARTS}.find(el => (((el.layout || {{}}).title || {{}}).text || '')"
@@ -74,6 +78,41 @@ def open_curve_page(tab, name, timeout=300):
     return first, curve, how[-1], settled
 
 
+def distillation(tab, name, timeout, add):
+    """Distillation: the page drawn, then the upload chosen as teacher -> its answers on every image computed."""
+    first, settled, _ = open_page(tab, "Distillation")
+    add("Distillation: page drawn (a sample teacher)", settled)
+    tab.js("() => { window.__bars = []; }")
+    tab.page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first.click()
+    t = time.perf_counter()
+    tab.page.get_by_role("option", name=name, exact=True).click()
+    errors = tab.page.locator('[data-testid="stMetric"]', has_text="Teacher test errors").first
+    tab.wait(t, lambda: tab.js(PROGRESS) or errors.count() > 0, "choose the teacher", timeout=timeout, settle=False)
+    settled = tab.wait(t, None, "the teacher's answers", timeout=timeout)[1]
+    seen = [b for b in bars(tab) if "images" in b]
+    add("Distillation: upload chosen as teacher -> its answers on 70,000 images", settled,
+        f"progress bar seen, last: \"{seen[-1]}\"" if seen else "no progress bar")
+
+
+def sensitivity(tab, scan, timeout, add):
+    """Sensitivity: the page drawn (a button with the scan's estimate, for a long scan); with `scan`, the button
+    pressed -> the scan's first chart (its heat map) drawn."""
+    first, settled, _ = open_page(tab, "Sensitivity")
+    button = tab.page.locator('[data-testid="stMain"] button', has_text="Scan ")
+    label = re.search(r"Scan .*\(about [^)]+\)", button.first.inner_text()) if button.count() else None
+    add("Sensitivity: page drawn", settled, f"button \"{label.group(0)}\": the scan waits for it" if label else
+        "the scan ran at once")
+    if scan and label:
+        tab.js("() => { window.__bars = []; }")
+        t = time.perf_counter()
+        button.first.click()
+        chart = tab.wait(t, lambda: tab.js(FIRST_CHART), "the scan", timeout=timeout, settle=False)[0]
+        seen = [b for b in bars(tab) if b]
+        estimate = label.group(0).split("(about ")[1].rstrip(")")
+        add("Sensitivity: Scan pressed -> its heat map drawn", chart,
+            f"the button said about {estimate}" + (f"; first progress bar: \"{seen[0]}\"" if seen else ""))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="resnet-8", help="the sample model whose weights are uploaded as a file")
@@ -81,6 +120,8 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds any one step may take")
     ap.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout to serve (default: this one)")
     ap.add_argument("--name", default=None, help="results file name (default: uploads_<model>)")
+    ap.add_argument("--steps", nargs="+", choices=STEPS, default=STEPS, help="what to time after the upload")
+    ap.add_argument("--scan", action="store_true", help="on Sensitivity, press Scan and time the scan to its chart")
     args = ap.parse_args(argv)
     if not have_chromium():
         sys.exit("no Chromium at /usr/bin/chromium: `apt-get install chromium` (Playwright cannot download one here)")
@@ -114,7 +155,7 @@ def main(argv=None):
                 added.first.inner_text().strip()[:90])
             name = tab.model()
             tab.wait(t, None, "Home after the upload", timeout=args.timeout)
-            for page in PAGES:
+            for page in PAGES if "curves" in args.steps else ():
                 tab.js("() => { window.__bars = []; }")
                 if page in CURVE_PAGES:
                     first, curve, how, settled = open_curve_page(tab, page)
@@ -126,24 +167,10 @@ def main(argv=None):
                     add(f"{page}: accuracy curve shown", curve, how)
                 add(f"{page}: run finished (curves computed)", settled,
                     f"progress bar seen, first: \"{shown[0]}\"" if shown else "no progress bar")
-            first, settled, _ = open_page(tab, "Distillation")
-            add("Distillation: page drawn (a sample teacher)", settled)
-            tab.js("() => { window.__bars = []; }")
-            tab.page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first.click()
-            t = time.perf_counter()
-            tab.page.get_by_role("option", name=name, exact=True).click()
-            errors = tab.page.locator('[data-testid="stMetric"]', has_text="Teacher test errors").first
-            tab.wait(t, lambda: tab.js(PROGRESS) or errors.count() > 0, "choose the teacher", timeout=args.timeout,
-                     settle=False)
-            settled = tab.wait(t, None, "the teacher's answers", timeout=args.timeout)[1]
-            seen = [b for b in bars(tab) if "images" in b]
-            add("Distillation: upload chosen as teacher -> its answers on 70,000 images", settled,
-                f"progress bar seen, last: \"{seen[-1]}\"" if seen else "no progress bar")
-            first, settled, _ = open_page(tab, "Sensitivity")
-            button = tab.page.locator('[data-testid="stMain"] button', has_text="Scan ")
-            label = re.search(r"Scan .*\(about [^)]+\)", button.first.inner_text()) if button.count() else None
-            add("Sensitivity: page drawn", settled, f"button \"{label.group(0)}\": the scan waits for it" if label else
-                "the scan ran at once")
+            if "distillation" in args.steps:
+                distillation(tab, name, args.timeout, add)
+            if "sensitivity" in args.steps:
+                sensitivity(tab, args.scan, args.timeout, add)
         except Timeout as e:
             print(f"stopped: {e}")
         finally:

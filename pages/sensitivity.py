@@ -126,8 +126,15 @@ name = common.model_name()
 net = common.model(name)
 shipped = [] if name in common.uploads() else [zoo.scan_dir(name)]  # a sample model's scans ship beside it
 scan = ce.sensitivity.cached(net, data, shipped=shipped)
+
+
+def expected_scan():
+    """(settings, seconds) of a scan of this model on this machine (each layer's share of the model re-evaluated)."""
+    return ce.sensitivity.expected(net, common.eval_seconds(), len(data.y("test")), example=data.x("test")[:1])
+
+
 if scan is None:
-    settings, expected = ce.sensitivity.expected(net, common.eval_seconds(), len(data.y("test")))
+    settings, expected = expected_scan()
     if st.session_state.get("sens_stop"):  # this run is the one the Stop button started
         st.info("Stopped: nothing of the scan was kept.")
     if expected >= ASK_SECONDS or st.session_state.get("sens_stop"):  # minutes of the server's cores: ask first
@@ -253,7 +260,7 @@ fit = fits.get(fkey)
 if fit is None:
     first = ("" if ce.sensitivity.cached(net, data, split="train", refit=True, focus=focus, shipped=shipped) else
              " It first scans every layer on training images, about "
-             f"{units.duration(ce.sensitivity.expected(net, common.eval_seconds(), len(data.y('test')))[1])} here "
+             f"{units.duration(expected_scan()[1])} here "
              "(then kept on disk), then fine-tunes.")
     st.caption("Press **Fit** to run it (the result is kept for this session)." + first)
 else:
