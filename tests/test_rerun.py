@@ -144,3 +144,14 @@ def test_shares_of_an_mlp_are_the_multiply_adds_from_its_layer_on(fmnist):
     grid = len(sensitivity.SPARSITIES) * len(sensitivity.CLUSTERS)
     assert n == 3 * grid
     assert seconds == pytest.approx(grid * sensitivity.SETTING_COST * sum(shares[k] for k in compressible(work)))
+
+
+def test_the_pages_estimate_leaves_the_model_as_it_was(resnet8, fmnist):
+    """expected() runs the model once for its shapes: on a copy, so a model in training mode (whose BatchNorms would
+    update their running statistics) shared with other sessions is not changed."""
+    import copy
+    net = copy.deepcopy(resnet8).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    n, seconds = sensitivity.expected(net, 1.0, 10_000, example=fmnist.x("test")[:1])
+    assert n == 630 and 0 < seconds < sensitivity.expected(net, 1.0, 10_000)[1]  # less than a whole model a setting
+    assert net.training and all(torch.equal(v, before[k]) for k, v in net.state_dict().items())

@@ -18,9 +18,9 @@ lost. budget.py turns a scan into per-layer settings under a byte budget.
 Each setting recomputes only the part of the model downstream of its layer (rerun.Reruns: the same bits as
 evaluating the whole model), so a scan at one thread takes 4 s (LeNet-300-100), 27 s (LeNet-5) and 11 min
 (ResNet-8), where whole evaluations took 5 s, 49 s and 22 min (bench/scans.py); the Sensitivity page's, at 2
-threads, 6 min for an uploaded ResNet-8 (15 before). It reports progress, can be stopped, and is kept on disk keyed by the model's weights, the data subset and the grid
-(`cache_dir`; default $COMPRESS_CACHE or ~/.cache/compression-playground/sensitivity), so it is
-computed once per model. `shipped` directories are read after it and never written: the sample models' scans
+threads, 6 min for an uploaded ResNet-8 (15 before). It reports progress, can be stopped, and is kept on disk
+keyed by the model's weights, the data subset and the grid (`cache_dir`; default $COMPRESS_CACHE or
+~/.cache/compression-playground/sensitivity), so it is computed once per model. `shipped` directories are read after it and never written: the sample models' scans
 ship beside them (zoo.ship_scans), so the dashboard shows those at once.
 """
 
@@ -336,7 +336,7 @@ def expected(model, eval_seconds, images, sparsities=SPARSITIES, clusters=CLUSTE
     model that depends on it (Reruns.shares), as scan() evaluates them; without, a whole evaluation each. A page
     can ask before starting a scan that takes minutes."""
     layers = compressible(model)
-    shares = Reruns(model).shares(example) if example is not None else {}
+    shares = Reruns(fast_eval_copy(model)).shares(example) if example is not None else {}  # a copy: run, not changed
     per_setting = SETTING_COST * eval_seconds * min(subset, images) / max(images, 1)
     grid = len(sparsities) * len(clusters)
     return len(layers) * grid, sum(grid * per_setting * shares.get(name, 1.0) for name in layers)
