@@ -155,3 +155,30 @@ def test_the_pages_estimate_leaves_the_model_as_it_was(resnet8, fmnist):
     n, seconds = sensitivity.expected(net, 1.0, 10_000, example=fmnist.x("test")[:1])
     assert n == 630 and 0 < seconds < sensitivity.expected(net, 1.0, 10_000)[1]  # less than a whole model a setting
     assert net.training and all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("name", ["sequential-mlp", "res-cnn-bn", "conv1d", "mobile", "resnext", "transformer",
+                                  "attention-pool", "lstm", "bi-gru", "lstm-cell", "conv3d", "conv-transpose"])
+def test_every_model_of_the_any_model_zoo_reruns_exactly(name):
+    """Attention, recurrent, grouped, depthwise, 1-D / 3-D and transposed convolutions, BatchNorm folded: for each
+    layer a rerun is either refused or, after the layer's weights change, the whole model's outputs bit for bit."""
+    from test_any_model import ZOO
+    make, shape, _ = ZOO[name]
+    torch.manual_seed(0)
+    work = evaluated(make().eval())
+    x = torch.randn(300, *shape)
+    reruns, used = rerun.Reruns(work), 0
+    for pname, p in compressible(work).items():
+        f = reruns.of(pname, x, logits(work, x))
+        if f is None:
+            continue
+        used += 1
+        saved = p.detach().clone()
+        with torch.no_grad():
+            p.mul_(0.3)
+        try:
+            assert torch.equal(f(), logits(work, x)), pname
+        finally:
+            with torch.no_grad():
+                p.copy_(saved)
+    assert used >= 1  # every one of these models has a layer whose upstream part is kept
