@@ -15,6 +15,7 @@ whole model, as before.
 """
 
 import math
+from operator import attrgetter
 
 import torch
 import torch.fx as fx
@@ -33,19 +34,12 @@ def _uses(gm, node, param):
     if node.op not in ("call_module", "get_attr"):
         return False
     try:
-        target = gm.get_submodule(node.target) if node.op == "call_module" else _attr(gm, node.target)
+        target = gm.get_submodule(node.target) if node.op == "call_module" else attrgetter(node.target)(gm)
     except AttributeError:
         return True  # cannot tell: count it as reading the parameter (recomputed, never wrong)
     if isinstance(target, torch.nn.Module):
         return any(q is param for q in target.parameters())
     return target is param
-
-
-def _attr(gm, path):
-    obj = gm
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 class Reruns:

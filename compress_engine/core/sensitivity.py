@@ -20,8 +20,9 @@ evaluating the whole model), so a scan at one thread takes 4 s (LeNet-300-100), 
 (ResNet-8), where whole evaluations took 5 s, 49 s and 22 min (bench/scans.py); the Sensitivity page's, at 2
 threads, 6 min for an uploaded ResNet-8 (15 before). It reports progress, can be stopped, and is kept on disk
 keyed by the model's weights, the data subset and the grid (`cache_dir`; default $COMPRESS_CACHE or
-~/.cache/compression-playground/sensitivity), so it is computed once per model. `shipped` directories are read after it and never written: the sample models' scans
-ship beside them (zoo.ship_scans), so the dashboard shows those at once.
+~/.cache/compression-playground/sensitivity), so it is computed once per model. `shipped` directories are read
+after it and never written: the sample models' scans ship beside them (zoo.ship_scans), so the dashboard shows
+those at once.
 """
 
 import hashlib
