@@ -361,13 +361,17 @@ def cached_trained(recipe, start_from=None, student_key=None):
     None. Never trains. Packed like run()'s result."""
     name = start_from or model_name()
     key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
-    found = st.session_state.get("trained", {}).get(key)
-    if found is None and ce.trained.trains(recipe):
+    return kept(key, _trained_reader(name, recipe, student_key))
+
+
+def _trained_reader(name, recipe, student_id=None):
+    """from_disk for pooled() and kept(): the kept trained result of `recipe` on `name` (+ a student), or None."""
+    def from_disk():
+        if not ce.trained.trains(recipe):
+            return None
         dataset()
-        found = _trained_from_disk(_trained_disk_key(name, recipe.to_json(), student_key), name, recipe.to_json())
-        if found is not None:
-            st.session_state.setdefault("trained", {})[key] = found
-    return found
+        return _trained_from_disk(_trained_disk_key(name, recipe.to_json(), student_id), name, recipe.to_json())
+    return from_disk
 
 
 def cached_trained_metrics(recipe, start_from=None):
@@ -1086,40 +1090,59 @@ TRAIN_POLL = 0.2  # seconds between two looks at a training job's progress (the 
 
 
 def train_run(recipe, label="Training", start_from=None, student=None, model_logits=None, student_key=None):
-    """Run a recipe with fine-tuning or distillation through the training pool, behind a progress bar, a live
-    loss curve and a Cancel button.
+    """Run a recipe with fine-tuning or distillation through the training pool (pooled()), behind a progress bar, a
+    live loss curve and a Cancel button.
 
     start_from names the model to compress (default: the sidebar's; Distillation passes its teacher).
     student (a module) and model_logits (the model's cached logits) go to ce.compress; the student is part of
     the result's key: student_key names it (e.g. "cnn 8-16-32"), else its weights' fingerprint does.
 
-    Training runs in compress_engine.playground.jobs' process-wide pool (a fixed number of workers, torch
-    threads set per job), so thirty students pressing "Fine-tune" queue instead of thrashing: the page shows
-    its place in line ("queued: 2 ahead of you"), then the run's progress. The same run asked for by another
-    session (same model weights + recipe + data) is joined, not trained twice. A rerun of the page (any
-    widget) does not stop the run: it goes on in the pool, and the next call here picks it up again (or finds
-    it on disk). Cancel withdraws this session; the run stops once no session is waiting for it, and nothing
-    of it is kept.
-
     The result is kept on disk by model weights + recipe + data (compress_engine.playground.trained), so a
     reload, another tab or another student gets it at once, and in st.session_state for this session's reruns.
     Returns None (after saying why: bad recipe, cancelled, or failed half-way) when there is no result.
     """
-    store = st.session_state.setdefault("trained", {})
-    waiting = st.session_state.setdefault("train_jobs", {})  # this session's runs in the pool, by `key`
     name = start_from or model_name()
     recipe_json = recipe.to_json()
     student_id = None if student is None else (student_key or ce.sweeps.model_fingerprint(student))
     key = (name, recipe_json) if student_id is None else (name, recipe_json, student_id)
+    return pooled(key, label, _trained_reader(name, recipe, student_id),
+                  lambda: _submit_training(name, recipe, student, student_id, model_logits))
+
+
+def training(recipe, start_from=None, student_key=None):
+    """This session's queued or running train_run of `recipe` (a ce.jobs.Job), or None.
+
+    A page that calls train_run only when its button was pressed can call it again while this is not None, so
+    that a rerun (any other widget) keeps showing the run's place in line and progress instead of dropping them.
+    Pass the same student_key as to train_run (a student given without one is keyed by its weights)."""
+    name = start_from or model_name()
+    return pooled_job((name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key))
+
+
+def pooled(key, label, from_disk, submit):
+    """The result of the long job `key` (a hashable naming what it produces), run in the process-wide training pool
+    behind its place in line, a progress bar, a live loss curve and a Cancel button; or None (after saying why:
+    cancelled, a CompressError, or failed half-way).
+
+    from_disk() gives the result if it is kept on disk (else None); submit() queues the job (ce.jobs.pool().submit,
+    whose work keeps its result on disk before it returns) -> ce.jobs.Job.
+
+    Training runs in compress_engine.playground.jobs' pool (a fixed number of workers, torch threads set per job),
+    so thirty students pressing "Fine-tune" queue instead of thrashing: the page shows its place in line ("queued: 2
+    ahead of you"), then the run's progress. The same run asked for by another session (the same key of the pool)
+    is joined, not trained twice. A rerun of the page (any widget) does not stop the run: it goes on in the pool, and
+    the next call here picks it up again (or finds it on disk). Cancel withdraws this session; the run stops once no
+    session is waiting for it, and nothing of it is kept."""
+    store = st.session_state.setdefault("trained", {})
+    waiting = st.session_state.setdefault("train_jobs", {})  # this session's runs in the pool, by `key`
     cancel_key = "train_cancel:" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     if st.session_state.get(cancel_key):  # this page run is the one this session's Cancel started
         waiting.pop(key, None)
         st.info(STOPPED)
         return None
     found = store.get(key)
-    if found is None and ce.trained.trains(recipe):
-        dataset()
-        found = _trained_from_disk(_trained_disk_key(name, recipe_json, student_id), name, recipe_json)
+    if found is None:
+        found = from_disk()
     if found is not None:
         waiting.pop(key, None)
         store[key] = found
@@ -1127,7 +1150,7 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
 
     job = waiting.get(key)
     if job is None:
-        job = _submit_training(name, recipe, student, student_id, model_logits)
+        job = submit()
         waiting[key] = job
     if not job.done:
         _follow_training(job, label, key, cancel_key)
@@ -1146,16 +1169,20 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
     return None
 
 
-def training(recipe, start_from=None, student_key=None):
-    """This session's queued or running train_run of `recipe` (a ce.jobs.Job), or None.
-
-    A page that calls train_run only when its button was pressed can call it again while this is not None, so
-    that a rerun (any other widget) keeps showing the run's place in line and progress instead of dropping them.
-    Pass the same student_key as to train_run (a student given without one is keyed by its weights)."""
-    name = start_from or model_name()
-    key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
+def pooled_job(key):
+    """This session's queued or running pooled() job of `key` (a ce.jobs.Job), or None."""
     job = st.session_state.get("train_jobs", {}).get(key)
     return job if job is not None and not job.done else None
+
+
+def kept(key, from_disk):
+    """pooled()'s result of `key` if this session has it or from_disk() finds it, else None. Never runs anything."""
+    found = st.session_state.get("trained", {}).get(key)
+    if found is None:
+        found = from_disk()
+        if found is not None:
+            st.session_state.setdefault("trained", {})[key] = found
+    return found
 
 
 def _trained_disk_key(name, recipe_json, student_id=None):
@@ -1163,6 +1190,13 @@ def _trained_disk_key(name, recipe_json, student_id=None):
     it is _trained_key's, so cached_trained finds what train_run kept."""
     model_id = _model_key(name, weights_id(name)) + (f"+student:{student_id}" if student_id else "")
     return ce.trained.TrainedCache.key(model_id, recipe_json, _dataset(DATASET).fingerprint())
+
+
+def request_key(request, name=None):
+    """The trained-results key of a trained request that no Recipe names (a dict, e.g. {"fit_budget": {...}}) on
+    `name`'s weights (default the sidebar's model) and this dataset: what a page keeps such a result under."""
+    name = name or model_name()
+    return ce.trained.TrainedCache.key(_model_key(name, weights_id(name)), request, dataset().fingerprint())
 
 
 def _trained_from_disk(disk_key, name, recipe_json):
@@ -1204,6 +1238,17 @@ def _cancel_training(key):
 YIELD_EVERY = 0.5  # s: the longest a followed run goes without a message to the browser
 
 
+def progress_text(label, p, now=None):
+    """A running job's progress line from its ce.jobs.Progress `p`: "Fit in 20 KB: fine-tuning, step 300 of 938,
+    loss 0.412 (about 2 min left)"; the time left is at the pace of the part running (p.phase) since it began."""
+    now = time.monotonic() if now is None else now
+    left = units.remaining(now - p.began, p.step, p.total) if p.began is not None and 0 < p.step < p.total else None
+    return (f"{label}: {p.phase or 'step'} {p.step:,} of {p.total:,}"
+            + (f", loss {p.loss:.3f}" if p.loss is not None else "")
+            + (f", test accuracy {100 * p.acc:.1f} %" if p.acc is not None else "")
+            + (f" ({units.left(left)})" if left is not None else ""))
+
+
 def _follow_training(job, label, key, cancel_key):
     """Show `job` until it is finished: its place in line, then a progress bar and the loss curve; and a Cancel
     button. Redraws only what changed. Any widget's rerun interrupts this (the job goes on in the pool).
@@ -1230,10 +1275,7 @@ def _follow_training(job, label, key, cancel_key):
         elif p is None:
             view = (0.0, f"{label}: starting{shared}…")
         else:
-            view = (min(1.0, p.step / max(p.total, 1)),
-                    f"{label}: step {p.step:,} of {p.total:,}"
-                    + (f", loss {p.loss:.3f}" if p.loss is not None else "")
-                    + (f", test accuracy {100 * p.acc:.1f} %" if p.acc is not None else "") + shared)
+            view = (min(1.0, p.step / max(p.total, 1)), progress_text(label, p) + shared)
         if view != shown or time.monotonic() - sent > YIELD_EVERY:
             bar.progress(*view)  # also a yield point: with runner.fastReruns off, a rerun (Cancel) waits for one
             shown, sent = view, time.monotonic()

@@ -18,6 +18,7 @@ TOLERANCE = 0.005  # accuracy a layer may lose alone and still count as "cheap"
 ASK_SECONDS = 20.0  # a scan expected to take longer starts on a button press (an uploaded ResNet-8: ~23 min)
 GRID_SIZE = len(ce.sensitivity.SPARSITIES) * len(ce.sensitivity.CLUSTERS)  # settings per layer
 FOCUS = zoo.BUDGET_FOCUS  # Recipe.prune_focus of a budget run when its box is ticked (bench/beyond.py, LeNet-5)
+KD = 4.0  # a budget run fine-tunes on the dense model's soft targets at this temperature (fit_budget's kd)
 
 
 def bits(k):
@@ -229,40 +230,48 @@ with right:
         "Then it prunes gradually while fine-tuning on the dense model's soft targets, shares weights, stores "
         "biases in 8 bits and entropy-codes everything. Fragile layers keep more weights and bits; big flat layers give up most of theirs.")
 
-fits = st.session_state.setdefault("budget_runs", {})
-fkey = (name, common.weights_id(name), kb, epochs, focus)
-if go_fit and fkey not in fits:
-    bar = st.progress(0.0, text="Scanning on training images…")
+# a fit trains (minutes on ResNet-8): it runs in the server's training queue and is kept on disk, like a fine-tune
+request = {"fit_budget": {"bytes": int(kb * KB), "epochs": epochs, "kd": KD, "focus": focus}}
+fkey = ("fit_budget", name, common.weights_id(name), repr(request))
+disk_key, kept_fits = common.request_key(request), ce.trained.TrainedCache()
 
-    def ft_progress(step, total, _loss, acc):
-        bar.progress(min(1.0, step / max(total, 1)), text=f"Fine-tuning: step {step:,} of {total:,}"
-                     + (f", test accuracy {100 * acc:.1f} %" if acc is not None else ""))
 
-    began = time.monotonic()
+def fit_from_disk():
+    hit = kept_fits.get(disk_key)
+    plan = (hit.get("extra") or {}).get("plan") if hit is not None else None
+    return None if not isinstance(plan, dict) else {"metrics": hit["metrics"], "plan": plan}
 
-    def scan_progress(step, total, _loss, _acc):
-        bar.progress(step / total, text=f"Scanning on training images (re-fitted): setting {step:,} of {total:,} "
-                                        f"({left(began, step, total)})")
 
-    try:
-        budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scan_progress, focus=focus,
+def submit_fit():
+    budget, n_epochs, prune_focus = int(kb * KB), epochs, focus  # this page run's values, for the worker thread
+
+    def work(progress):
+        def scanning(step, total, _loss, _acc):  # its accuracies are on training images, not the test set
+            return progress(step, total, phase="scanning each layer on training images, setting")
+
+        def tuning(step, total, loss, acc):
+            return progress(step, total, loss, acc, phase="fine-tuning, step")
+
+        budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scanning, focus=prune_focus,
                                           shipped=shipped)
-        res, plan = ce.fit_budget(net, data, int(kb * KB), epochs=epochs, scan=budget_scan, progress=ft_progress,
-                                  kd=4.0, focus=focus)
-        fits[fkey] = {"metrics": res.metrics, "plan": plan}
-    except ce.Stopped:
-        st.info("Stopped: nothing of the run was kept.")
-    except ce.CompressError as e:
-        st.error(str(e))
-    finally:
-        bar.empty()
-fit = fits.get(fkey)
+        res, plan = ce.fit_budget(net, data, budget, epochs=n_epochs, scan=budget_scan, progress=tuning, kd=KD,
+                                  focus=prune_focus)
+        kept_fits.put(disk_key, name, res, extra={"plan": plan})
+        return {"metrics": res.metrics, "plan": plan}
+
+    return ce.jobs.pool().submit((str(kept_fits.folder), disk_key), work)
+
+
+fit = common.kept(fkey, fit_from_disk)
+if fit is None and (go_fit or common.pooled_job(fkey) is not None):  # a rerun while it runs keeps following it
+    fit = common.pooled(fkey, f"Fit in {kb:g} KB", fit_from_disk, submit_fit)
 if fit is None:
     first = ("" if ce.sensitivity.cached(net, data, split="train", refit=True, focus=focus, shipped=shipped) else
              " It first scans every layer on training images, about "
              f"{units.duration(expected_scan()[1])} here "
              "(then kept on disk), then fine-tunes.")
-    st.caption("Press **Fit** to run it (the result is kept for this session)." + first)
+    st.caption("Press **Fit** to run it in the server's training queue. The result is kept on this server, so a "
+               "reload, another tab or another student sees it at once." + first)
 else:
     m, plan = fit["metrics"], fit["plan"]
     c = st.columns(4)

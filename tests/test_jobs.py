@@ -159,8 +159,28 @@ def test_progress_and_losses_are_recorded():
         return "ok"
     job = pool.submit("p", fn)
     assert job.result(WAIT) == "ok"
-    assert job.progress == (5, 5, 0.2, 0.5)
+    assert job.progress[:5] == (5, 5, 0.2, 0.5, None) and job.progress.began <= time.monotonic()
     assert [s for s, _ in job.losses] == [1, 2, 3, 4, 5]
+
+
+def test_a_job_of_several_parts_names_each_and_times_it_from_its_own_start():
+    """A page shows "scanning ..., setting 3 of 9 (about 1 min left)", then "fine-tuning, step 1 of 5": each part's
+    pace (Progress.began) counts from that part's first report, not from the job's."""
+    pool = jobs.Pool(workers=1, threads=1)
+    seen = []
+
+    def fn(progress):
+        for step in (1, 2):
+            progress(step, 2, phase="setting")
+            seen.append(job.progress)
+        time.sleep(0.05)
+        progress(1, 5, 0.3, phase="step")
+        seen.append(job.progress)
+        return "ok"
+    job = pool.submit("parts", fn)
+    assert job.result(WAIT) == "ok"
+    assert [(p.phase, p.step, p.total) for p in seen] == [("setting", 1, 2), ("setting", 2, 2), ("step", 1, 5)]
+    assert seen[0].began == seen[1].began and seen[2].began >= seen[1].began + 0.05
 
 
 def test_a_job_runs_on_its_torch_threads_and_leaves_other_threads_theirs():
@@ -329,6 +349,17 @@ def test_following_a_job_draws_its_queue_place_progress_and_loss_without_error(t
     threading.Timer(0.5, busy_pool.set).start()  # queued for half a second, then it runs
     at.run()
     assert not at.exception and trained_accuracy(at) == "0.500000" and len(job.losses) == 39
+
+
+def test_a_running_jobs_line_names_its_part_and_the_time_that_part_has_left():
+    from pages.common import progress_text
+    scan = jobs.Progress(3, 9, None, None, "scanning each layer, setting", began=100.0)
+    assert progress_text("Fit in 20 KB", scan, now=130.0) == \
+        "Fit in 20 KB: scanning each layer, setting 3 of 9 (about 60 s left)"  # 10 s a setting, 6 to go
+    tune = jobs.Progress(300, 900, 0.4123, 0.871, "fine-tuning, step", began=130.0)
+    assert progress_text("Fit in 20 KB", tune, now=190.0) == \
+        "Fit in 20 KB: fine-tuning, step 300 of 900, loss 0.412, test accuracy 87.1 % (about 2 min left)"
+    assert progress_text("Fine-tuning", jobs.Progress(0, 10, None, None), now=5.0) == "Fine-tuning: step 0 of 10"
 
 
 def test_training_says_which_run_this_session_waits_for(tiny):

@@ -2,6 +2,8 @@
 stoppable, kept on disk by model + data + grid; and the dashboard page that draws it."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -222,9 +224,35 @@ def test_sensitivity_page_fits_a_budget(fmnist, tmp_path, monkeypatch):
     at.checkbox(key="budget_focus").check().run()  # prune focus: its own scan and run, the plain one kept
     at.button(key="budget_go").click().run()
     assert not at.exception, at.exception
-    fits = list(at.session_state["budget_runs"].values())
+    fits = [v for k, v in at.session_state["trained"].items() if k[0] == "fit_budget"]
     assert len(fits) == 2 and [ce.Recipe.from_dict(f["plan"]["recipe"]).prune_focus for f in fits] == [0.0, 1.0]
     assert number(metric(at, "Artifact")) <= 30.0 and plain_bytes <= 30.0
+
+
+def test_a_budget_fit_runs_in_the_training_queue_and_is_kept_on_disk(fmnist, tmp_path, monkeypatch):
+    """Fit trains, so it goes through the server's training pool (place in line, progress, Cancel; a rerun does not
+    stop it) and its result is kept on disk: a reload or another session shows it at once, without training."""
+    from test_app import metric, page
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    jobs = ce.jobs.pool().finished
+    at = page("sensitivity", "lenet-300-100")
+    at.number_input(key="budget_kb").set_value(25.0)
+    at.button(key="budget_go").click().run()
+    assert not at.exception and ce.jobs.pool().finished == jobs + 1  # it ran as a job of the pool
+    shown = metric(at, "Artifact"), metric(at, "Test accuracy")
+    files = list(Path(os.environ["COMPRESS_TRAINED"]).glob("*.cpgt"))
+    assert len(files) == 1
+
+    def no_training(*a, **kw):
+        raise AssertionError("a kept fit was trained again")
+    monkeypatch.setattr(ce, "fit_budget", no_training)
+    again = page("sensitivity", "lenet-300-100")  # another session: nothing pressed
+    again.number_input(key="budget_kb").set_value(25.0).run()
+    assert not again.exception and (metric(again, "Artifact"), metric(again, "Test accuracy")) == shown
+    assert not [c for c in again.caption if c.value.startswith("Press **Fit**")]
+    other = page("sensitivity", "lenet-300-100")  # another budget is another fit: not kept, so it asks for Fit
+    other.number_input(key="budget_kb").set_value(26.0).run()
+    assert not other.exception and [c for c in other.caption if c.value.startswith("Press **Fit**")]
 
 
 def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, monkeypatch):

@@ -29,6 +29,22 @@ def test_key_depends_on_model_recipe_data_and_format(monkeypatch):
     assert TrainedCache.key("m", r, "d") != k
 
 
+def test_a_request_no_recipe_names_has_its_own_key_and_keeps_its_extra(tmp_path):
+    """A size budget's fit is asked for by a dict, not a Recipe: its key hashes that dict, never equals a recipe's,
+    and what it comes with besides its Result (its plan) reads back as get()["extra"]."""
+    fit = {"fit_budget": {"bytes": 20_000, "epochs": 1, "kd": 4.0, "focus": 0.0}}
+    k = TrainedCache.key("m", fit, "d")
+    assert len(k) == 64 and k == TrainedCache.key("m", dict(fit), "d")
+    assert k != TrainedCache.key("m", {"fit_budget": {**fit["fit_budget"], "bytes": 20_001}}, "d")
+    assert k != TrainedCache.key("m", ce.Recipe(), "d") and k != TrainedCache.key("m2", fit, "d")
+    cache = TrainedCache(tmp_path)
+    plan = {"budget_bytes": 20_000, "allocation": [{"layer": "a", "sparsity": 0.9, "clusters": None}]}
+    assert cache.put(k, "lenet-300-100", fake(500), extra={"plan": plan})
+    assert cache.get(k)["extra"] == {"plan": plan}
+    plain = TrainedCache.key("m", ce.Recipe(sparsity=0.5, finetune_epochs=1), "d")
+    assert cache.put(plain, "lenet-300-100", fake(500)) and cache.get(plain)["extra"] is None
+
+
 def test_put_then_get_round_trips(tmp_path):
     cache = TrainedCache(tmp_path)
     key = TrainedCache.key("m", ce.Recipe(sparsity=0.5, finetune_epochs=1), "d")

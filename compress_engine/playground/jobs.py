@@ -48,7 +48,9 @@ import time
 
 import torch
 
-Progress = collections.namedtuple("Progress", "step total loss acc")
+# phase: what the steps count when a job has several parts (e.g. "setting" while it scans, then "step"); None: steps
+# of the one training run. began: time.monotonic() when that phase (or the job) reported its first step.
+Progress = collections.namedtuple("Progress", "step total loss acc phase began", defaults=(None, None))
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -126,10 +128,13 @@ class Job:
         leaves the queue at once, or, if running, stops at its next progress report. Returns the state."""
         return self._pool._cancel(self, everyone)
 
-    def report(self, step, total, loss=None, acc=None):
+    def report(self, step, total, loss=None, acc=None, phase=None):
         """The progress callback handed to fn (pass it to ce.compress as progress=): records the step
-        and the loss; returns False once the job is cancelled, which makes the engine stop."""
-        self.progress = Progress(step, total, loss, acc)
+        and the loss; returns False once the job is cancelled, which makes the engine stop. A job of several
+        parts names each one's steps with `phase` (fn wraps report for each part)."""
+        last = self.progress
+        began = last.began if last is not None and last.phase == phase else time.monotonic()
+        self.progress = Progress(step, total, loss, acc, phase, began)
         if loss is not None:
             self.losses.append((step, float(loss)))
             if len(self.losses) > MAX_LOSSES:

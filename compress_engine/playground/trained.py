@@ -10,7 +10,7 @@ teacher prepares a demo by running it once beforehand.
     cache = TrainedCache()                            # beside the run store: <its folder>/trained/
     key = cache.key(model_fingerprint(model), recipe, data_fingerprint(ds))
     cache.put(key, "lenet-300-100", result)           # a compress() Result
-    cache.get(key)       # None, or {"model", "recipe", "metrics", "artifact", "history", "timings", "made"}
+    cache.get(key)       # None, or {"model", "recipe", "metrics", "artifact", "history", "timings", "made", "extra"}
     cache.metrics(key)   # just the metrics dict (reads a few KB, not the artifact)
 
 Why it is built this way:
@@ -64,10 +64,14 @@ class TrainedCache:
 
     @staticmethod
     def key(model_id, recipe, data_id):
-        """The file name stem of a result: sha256 of FORMAT, the model's and data's keys and the recipe JSON."""
-        recipe = Recipe.from_json(recipe) if isinstance(recipe, str) else recipe
-        text = json.dumps({"format": FORMAT, "model": str(model_id), "recipe": recipe.to_json(),
-                           "data": str(data_id)}, sort_keys=True)
+        """The file name stem of a result: sha256 of FORMAT, the model's and data's keys and the recipe JSON. A
+        trained result that no one Recipe asks for (a size budget's fit: budget.fit_budget) passes a dict naming
+        the request instead, e.g. {"fit_budget": {"bytes": 20000, "epochs": 1}}: it is hashed as JSON."""
+        if isinstance(recipe, dict):
+            what = {"request": recipe}
+        else:
+            what = {"recipe": (Recipe.from_json(recipe) if isinstance(recipe, str) else recipe).to_json()}
+        text = json.dumps({"format": FORMAT, "model": str(model_id), **what, "data": str(data_id)}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _path(self, key):
@@ -106,10 +110,12 @@ class TrainedCache:
             return None
         meta, artifact = hit
         return {"model": meta.get("model"), "recipe": meta["recipe"], "metrics": meta["metrics"], "artifact": artifact,
-                "history": meta.get("history") or {}, "timings": meta.get("timings") or {}, "made": meta.get("made")}
+                "history": meta.get("history") or {}, "timings": meta.get("timings") or {}, "made": meta.get("made"),
+                "extra": meta.get("extra")}
 
-    def put(self, key, model_name, result):
-        """Keep a compress() Result (or a dict with recipe, metrics, artifact, history, timings) under `key`.
+    def put(self, key, model_name, result, extra=None):
+        """Keep a compress() Result (or a dict with recipe, metrics, artifact, history, timings) under `key`, with
+        `extra`: anything else JSON the result comes with (a fit's plan), given back as get()["extra"].
 
         Returns True if written. A full disk or a read-only folder is not an error for the caller (the
         result is still shown; it is only not kept): it returns False."""
@@ -121,7 +127,7 @@ class TrainedCache:
             history, timings = result.history, result.timings
         recipe = recipe if isinstance(recipe, str) else recipe.to_json()
         meta = {"key": key, "model": model_name, "recipe": recipe, "metrics": metrics, "history": history,
-                "timings": timings, "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "timings": timings, "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "extra": extra}
         path = self._path(key)
         try:
             head = json.dumps(meta, default=store._json_default, allow_nan=False).encode("utf-8")
