@@ -85,7 +85,7 @@ def shoot(page, path, full_page):
     page.mouse.move(0, 0)
     page.wait_for_timeout(2500)
     page.screenshot(path=str(path), full_page=full_page)
-    print("wrote", path.relative_to(ROOT))
+    print("wrote", path)
 
 
 def main(argv=None):
@@ -95,8 +95,10 @@ def main(argv=None):
     ap.add_argument("--demo-runs", action="store_true", help="a temporary run store filled with demo runs")
     ap.add_argument("--full-page", action="store_true", help="shoot the whole page, not the first screen")
     ap.add_argument("--height", type=int, default=1000, help="browser window height in pixels (default 1000)")
+    ap.add_argument("--model", help="the sample model to pick in the sidebar first (default: the page's first)")
+    ap.add_argument("--out", type=Path, default=OUT, help="the folder the shots go to (default docs/screenshots)")
     args = ap.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     tmp = tempfile.TemporaryDirectory(prefix="screenshots-")
     if args.demo_runs:
@@ -125,6 +127,11 @@ def main(argv=None):
             # the first run of app.py replaces Streamlit's pages/-folder listing with the app's navigation
             page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True).wait_for(timeout=120_000)
             page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=300_000)
+            if args.model:  # as a visitor does: open the sidebar's picker on Home and choose
+                page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+                page.get_by_role("option", name=args.model, exact=True).click()
+                page.wait_for_timeout(1000)
+                page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=300_000)
             for name in args.pages:
                 page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
                 page.wait_for_timeout(1000)
@@ -133,12 +140,12 @@ def main(argv=None):
                     page.get_by_role("button", name="Fit", exact=True).click()
                     page.wait_for_timeout(1000)
                     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=600_000)
-                shoot(page, OUT / f"{name.lower()}{args.suffix}.png", args.full_page)
+                shoot(page, args.out / f"{name.lower()}{args.suffix}.png", args.full_page)
                 if name == "Compare":  # and the same runs against FLOPs
                     page.get_by_text("FLOPs per image", exact=True).click()
                     page.wait_for_timeout(1000)
                     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=300_000)
-                    shoot(page, OUT / f"compare-flops{args.suffix}.png", args.full_page)
+                    shoot(page, args.out / f"compare-flops{args.suffix}.png", args.full_page)
             browser.close()
     finally:
         server.terminate()
