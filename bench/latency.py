@@ -193,18 +193,24 @@ def chart_or_settled(tab, name):
                     and (tab.js(FIRST_CHART) or tab.js(PROGRESS) or tab.idle_since(tab.opened) is not None))
 
 
+def click_page(tab, name, think=0.0, timeout=180):
+    """Click `name` in the sidebar once the browser is idle and `think` seconds more (not counted) -> seconds from
+    the click to the page's first chart (or first feedback: chart_or_settled); tab.opened is the click."""
+    tab.js(IDLE)
+    if think:
+        tab.page.wait_for_timeout(1000 * think)
+    tab.opened = time.perf_counter()
+    tab.nav(name)
+    return tab.wait(tab.opened, chart_or_settled(tab, name), f"open {name}", timeout=timeout, settle=False)[0]
+
+
 def open_page(tab, name, think=0.0, scans=0.0):
     """Open a page from the sidebar -> (seconds to its first chart, seconds until its run finished, note). The
     click comes once the browser is idle (the page before has drawn, as when a person clicks) and `think` seconds
     more (a person reading the page before), not counted. A page that first shows a progress bar (a sensitivity
     scan) is left there, unless `scans` > 0: then it is waited for up to that many seconds, and the note gives the
     seconds to its first real chart."""
-    tab.js(IDLE)
-    if think:
-        tab.page.wait_for_timeout(1000 * think)
-    tab.opened = time.perf_counter()
-    tab.nav(name)
-    first, _ = tab.wait(tab.opened, chart_or_settled(tab, name), f"open {name}", timeout=180, settle=False)
+    first = click_page(tab, name, think)
     note = "chart" if tab.js(FIRST_CHART) else "progress bar" if tab.js(PROGRESS) else "no chart"
     if note == "progress bar" and scans:
         chart, _ = tab.wait(tab.opened, lambda: tab.js(FIRST_CHART), f"scan {name}", timeout=scans, settle=False)

@@ -36,7 +36,8 @@ import torch  # noqa: E402
 
 import compress_engine as ce  # noqa: E402
 from chromium import have_chromium, launch, server_env, streamlit_server  # noqa: E402
-from latency import CHARTS, FIRST_CHART, IDLE, PROGRESS, TITLE, TITLES, Tab, Timeout, chart_or_settled, load, open_page  # noqa: E402
+from latency import (CHARTS, FIRST_CHART, PROGRESS, TITLE, TITLES, Tab, Timeout, chart_or_settled, click_page,  # noqa: E402
+                     load, open_page)
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
@@ -64,10 +65,7 @@ def open_curve_page(tab, name, timeout=300):
     """Open a page with an accuracy curve -> seconds to (its first chart, its accuracy curve, its run finished) and
     how that curve first showed: "estimated" (points not evaluated yet drawn from a sample, with error bars) or
     "evaluated". Counted from the click, made once the browser is idle."""
-    tab.js(IDLE)
-    tab.opened = time.perf_counter()
-    tab.nav(name)
-    first, _ = tab.wait(tab.opened, chart_or_settled(tab, name), f"open {name}", timeout=timeout, settle=False)
+    first = click_page(tab, name, timeout=timeout)
     how = []
 
     def shown():  # below this page's own title (not the page before's, still on screen at first)
