@@ -255,6 +255,19 @@ def test_a_budget_fit_runs_in_the_training_queue_and_is_kept_on_disk(fmnist, tmp
     assert not other.exception and [c for c in other.caption if c.value.startswith("Press **Fit**")]
 
 
+def test_a_budget_too_small_to_fit_says_so_and_keeps_nothing(fmnist, tmp_path, monkeypatch):
+    """1 KB cannot hold LeNet-300-100 even at its smallest setting of every layer: the engine's message, in the page,
+    after the job failed in the pool; no traceback, nothing kept on disk, and Fit can be pressed again."""
+    from test_app import page
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    at = page("sensitivity", "lenet-300-100")
+    at.number_input(key="budget_kb").set_value(1.0)
+    at.button(key="budget_go").click().run()
+    assert not at.exception and any("budget" in e.value and "bytes" in e.value for e in at.error), at.error
+    assert not list(Path(os.environ["COMPRESS_TRAINED"]).glob("*.cpgt"))
+    assert [c for c in at.caption if c.value.startswith("Press **Fit**")]
+
+
 def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, monkeypatch):
     """A scan expected to take minutes (an uploaded ResNet's: ~12) does not start on its own when the page
     opens: the page says what it would compute and about how long, and scans once the button is pressed."""
