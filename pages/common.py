@@ -1328,6 +1328,24 @@ def save_button(result, technique_label, key=None):
     return run_id
 
 
+def short_hash(data):
+    """The first 16 hex digits of bytes' SHA-256: enough for a person to match a download against a page."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def downloads(artifact, recipe, stem):
+    """The artifact's and its recipe's download buttons side by side, and how to check the artifact anywhere."""
+    import json
+
+    a, b = st.columns(2)
+    a.download_button(f"Download artifact ({kb(len(artifact))})", artifact, file_name=f"{stem}.cpg",
+                      mime="application/octet-stream", icon=":material/deployed_code:", on_click="ignore", type="primary")
+    b.download_button("Download recipe (.json)", json.dumps(recipe.to_dict(), indent=2), file_name=f"{stem}.json",
+                      mime="application/json", icon=":material/description:", on_click="ignore")
+    st.caption(f"SHA-256 of the artifact `{short_hash(artifact)}…`. Check it anywhere: "
+               f"`python -m compress_engine eval {stem}.cpg`.")
+
+
 def predictions(model_name, n=None):
     """The dense model's predicted class for the first n test images (every one if n is None), a list of ints.
 

@@ -5,7 +5,6 @@ Uploaded files are only read by the engine's own checked decoder (ce.evaluate_ar
 (ce.Recipe.from_json): nothing uploaded is ever unpickled or executed.
 """
 
-import hashlib
 import json
 
 import pandas as pd
@@ -48,10 +47,6 @@ def show_breakdown(parts, total, key):
                  "non-zero weights as relative gaps; **codes**: each weight's index into its codebook or grid; "
                  "**codebook**: the shared values / scales; **raw**: float32 values stored as they are.")
     right.plotly_chart(breakdown_chart(parts), width="stretch", key=f"{key}_chart")
-
-
-def short_hash(data):
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def recipe_from_upload(upload):
@@ -102,7 +97,7 @@ def handle_artifact_upload(data):
     c[2].metric("Parameters", f"{out['params']:,}")
     c[3].metric("Non-zero parameters", f"{out['nonzero_params']:,}")
     meta = out["meta"] if isinstance(out["meta"], dict) else {}
-    st.caption(f"SHA-256 `{short_hash(data)}…` — the same bytes as a download whose hash matches.")
+    st.caption(f"SHA-256 `{common.short_hash(data)}…` — the same bytes as a download whose hash matches.")
     carried = meta.get("recipe")
     if carried is not None:
         try:
@@ -181,15 +176,8 @@ def make_tab():
     else:  # a run not computed yet on a slow model: its artifact and breakdown first, the accuracy after them
         st.subheader(title)
         result, _ = common.headline(recipe, key="export_save", early=True)
-    stem = f"{result['model']}-{'-'.join(recipe.techniques())}"
     art = result["artifact"]  # the same bytes with or without the evaluation
-    a, b = st.columns(2)
-    a.download_button(f"Download artifact ({common.kb(len(art))})", art, file_name=f"{stem}.cpg",
-                      mime="application/octet-stream", icon=":material/deployed_code:", on_click="ignore", type="primary")
-    b.download_button("Download recipe (.json)", json.dumps(recipe.to_dict(), indent=2), file_name=f"{stem}.json",
-                      mime="application/json", icon=":material/description:", on_click="ignore")
-    st.caption(f"SHA-256 of the artifact `{short_hash(art)}…`. Check it anywhere: "
-               f"`python -m compress_engine eval {stem}.cpg`.")
+    common.downloads(art, recipe, f"{result['model']}-{'-'.join(recipe.techniques())}")
     show_breakdown(ce.size_breakdown(art), len(art), "made")
     common.complete(result)  # evaluated now (if it was drawn early): the cards get the accuracy and Save
     if upload is None and not trains:

@@ -239,7 +239,8 @@ disk_key, kept_fits = common.request_key(request), ce.trained.TrainedCache()
 def fit_from_disk():
     hit = kept_fits.get(disk_key)
     plan = (hit.get("extra") or {}).get("plan") if hit is not None else None
-    return None if not isinstance(plan, dict) else {"metrics": hit["metrics"], "plan": plan}
+    return None if not isinstance(plan, dict) else {"model": name, "recipe": hit["recipe"], "metrics": hit["metrics"],
+                                                     "artifact": hit["artifact"], "plan": plan}
 
 
 def submit_fit():
@@ -257,7 +258,8 @@ def submit_fit():
         res, plan = ce.fit_budget(net, data, budget, epochs=n_epochs, scan=budget_scan, progress=tuning, kd=KD,
                                   focus=prune_focus)
         kept_fits.put(disk_key, name, res, extra={"plan": plan})
-        return {"metrics": res.metrics, "plan": plan}
+        return {"model": name, "recipe": res.recipe.to_json(), "metrics": res.metrics, "artifact": res.artifact,
+                "plan": plan}
 
     return ce.jobs.pool().submit((str(kept_fits.folder), disk_key), work)
 
@@ -280,6 +282,9 @@ else:
     c[2].metric("Test accuracy", f"{100 * m['accuracy']:.2f} %", f"{100 * (m['accuracy'] - m['dense_accuracy']):+.2f} pts")
     c[3].metric("Weights kept", f"{m['nonzero_params']:,}", f"of {m['dense_params']:,}", delta_color="off",
                 delta_arrow="off")
+    # the fitted run as a file, replayable from its recipe (per-layer settings: compress() gives the same bytes)
+    common.downloads(fit["artifact"], ce.Recipe.from_json(fit["recipe"]), f"{name}-fit-{kb:g}kb")
+    common.save_button(fit, f"fit {kb:g} KB", key="budget_save")
     real = {r["name"]: r for r in m["layers"]}
     st.dataframe([{"layer": a["layer"], "sparsity": f"{100 * a['sparsity']:g} %",
                    "stored as": f"{a['clusters']} shared values ({bits(a['clusters'])} bit)" if a["clusters"] else "float32",

@@ -250,6 +250,23 @@ def test_a_budget_fit_runs_in_the_training_queue_and_is_kept_on_disk(fmnist, tmp
     again.number_input(key="budget_kb").set_value(25.0).run()
     assert not again.exception and (metric(again, "Artifact"), metric(again, "Test accuracy")) == shown
     assert not [c for c in again.caption if c.value.startswith("Press **Fit**")]
+    # the fitted artifact is the user's to take: downloads, and Save for the Compare page
+    assert [b.label.split(" (")[0] for b in again.get("download_button")] == ["Download artifact", "Download recipe"]
+    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
+    again.button(key="budget_save").click().run()
+    from compress_engine.playground.store import Store
+    saved = Store().list()
+    assert not again.exception and len(saved) == 1 and saved[0]["technique"] == "fit 25 KB"
+    fitted = Store().get(saved[0]["id"])
+    assert len(fitted["artifact"]) == saved[0]["artifact_bytes"] <= 25_000
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ce.jobs.pool().threads)  # as the pool trained it: the sums' order depends on the threads
+    try:
+        replay = ce.compress(ce.load_model("lenet-300-100"), ce.Recipe.from_json(saved[0]["recipe"]), fmnist,
+                             evaluate=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert replay.artifact == fitted["artifact"]  # its recipe gives the same bytes again
     other = page("sensitivity", "lenet-300-100")  # another budget is another fit: not kept, so it asks for Fit
     other.number_input(key="budget_kb").set_value(26.0).run()
     assert not other.exception and [c for c in other.caption if c.value.startswith("Press **Fit**")]
