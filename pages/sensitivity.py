@@ -1,7 +1,6 @@
 """Sensitivity: compress one layer at a time and see which layers are fragile and where the cheap bytes are."""
 
 import math
-import time
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -23,11 +22,6 @@ KD = 4.0  # a budget run fine-tunes on the dense model's soft targets at this te
 
 def bits(k):
     return 32 if k is None else max(1, math.ceil(math.log2(k)))
-
-
-def left(began, step, total):
-    """'about 3 min left': the time still to go at the pace since `began` (time.monotonic())."""
-    return units.left(units.remaining(time.monotonic() - began, step, total))
 
 
 def layout(fig, title, x_title, y_title, height=360, legend_rows=1):
@@ -134,37 +128,32 @@ def expected_scan():
     return ce.sensitivity.expected(net, common.eval_seconds(), len(data.y("test")), example=data.x("test")[:1])
 
 
-if scan is None:
+def submit_scan():
+    """The scan as a job of the server's training pool, at the page's threads (as fast as a page run computed it),
+    kept on disk by sensitivity.scan itself."""
+    def work(progress):
+        return ce.sensitivity.scan(net, data, progress=lambda step, total, *_: progress(step, total, phase="setting"),
+                                   shipped=shipped)
+    return ce.jobs.pool().submit(("sensitivity scan", name, common.weights_id(name)), work,
+                                 threads=ce.jobs.process_threads())
+
+
+if scan is None:  # an upload (only the sample models' scans ship): scanned in the training queue, kept on disk
     settings, expected = expected_scan()
-    if st.session_state.get("sens_stop"):  # this run is the one the Stop button started
-        st.info("Stopped: nothing of the scan was kept.")
-    if expected >= ASK_SECONDS or st.session_state.get("sens_stop"):  # minutes of the server's cores: ask first
+    skey = ("sensitivity scan", name, common.weights_id(name))
+    if expected >= ASK_SECONDS and common.pooled_job(skey) is None:  # minutes of the server's cores: ask first
         note = st.empty()
         if not st.button(f"Scan {name} (about {units.duration(expected)})", key="sens_go", type="primary",
                          icon=":material/play_arrow:"):
             note.info(f"No scan of {name} yet (only the sample models' scans ship). It compresses each of its "
                       f"{settings // GRID_SIZE} layers alone at {GRID_SIZE} settings: {settings:,} evaluations of "
                       f"{ce.sensitivity.SUBSET:,} test images, about {units.duration(expected)} on this machine. "
-                      "Once done it is kept on disk, for every session.")
+                      "It runs in the server's training queue; once done it is kept on disk, for every session.")
             st.stop()
-    bar = st.progress(0.0, text="Scanning every layer…")
-    st.button("Stop", key="sens_stop", help="Stops the scan; nothing of it is kept.")
-    began = time.monotonic()
-
-    def progress(step, total, _loss, acc):
-        bar.progress(step / total, text=f"Scanning every layer: setting {step:,} of {total:,} "
-                                         f"(last: {100 * acc:.1f} % accuracy; {left(began, step, total)})")
-
-    try:
-        scan = ce.sensitivity.scan(net, data, progress=progress, shipped=shipped)
-    except ce.Stopped:
-        st.info("Stopped: nothing of the scan was kept. Rerun the page to scan again.")
+    scan = common.pooled(skey, "Scanning every layer", lambda: ce.sensitivity.cached(net, data, shipped=shipped),
+                         submit_scan)
+    if scan is None:  # cancelled, or the engine refused the model: pooled said why
         st.stop()
-    except ce.CompressError as e:
-        st.error(str(e))
-        st.stop()
-    finally:
-        bar.empty()
 
 summary = ce.sensitivity.summary(scan, TOLERANCE)
 fragile = max(summary, key=lambda r: r["loss_at_90"] or 0)

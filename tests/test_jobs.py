@@ -204,6 +204,20 @@ def test_a_job_runs_on_its_torch_threads_and_leaves_other_threads_theirs():
     assert seen["page run"] == default[0]
 
 
+def test_a_job_may_ask_for_its_own_thread_count_and_the_next_gets_the_pools_again():
+    """A scan a page used to run at the page's threads asks for them (process_threads()); the pool's next job is back
+    on the pool's count, and other threads keep the process default."""
+    pool = jobs.Pool(workers=1, threads=1)
+    default = jobs.process_threads()
+    seen = []
+
+    def fn(progress):
+        seen.append(torch.get_num_threads())
+        return True
+    assert pool.submit("mine", fn, threads=3).result(WAIT) and pool.submit("pool's", fn).result(WAIT)
+    assert seen == [3, 1] and jobs.process_threads() == default
+
+
 def test_default_size_half_the_cores(monkeypatch):
     monkeypatch.delenv("COMPRESS_TRAIN_WORKERS", raising=False)
     monkeypatch.delenv("COMPRESS_TRAIN_THREADS", raising=False)

@@ -286,8 +286,9 @@ def test_a_budget_too_small_to_fit_says_so_and_keeps_nothing(fmnist, tmp_path, m
 
 
 def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, monkeypatch):
-    """A scan expected to take minutes (an uploaded ResNet's: ~12) does not start on its own when the page
-    opens: the page says what it would compute and about how long, and scans once the button is pressed."""
+    """A scan expected to take minutes (an uploaded ResNet's: ~7) does not start on its own when the page
+    opens: the page says what it would compute and about how long, and scans once the button is pressed, in the
+    server's training queue at the page's threads (so leaving the page does not stop it)."""
     from compress_engine.playground import zoo
     from test_app import page
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
@@ -299,8 +300,17 @@ def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, mo
     assert "3 layers alone at 63 settings: 189 evaluations of 2,000 test images" in note and " h on this" in note
     go = at.button(key="sens_go")
     assert go.label.startswith("Scan lenet-300-100 (about ") and go.label.endswith(" h)")
+    real, ran = ce.sensitivity.scan, []
+
+    def where(*a, **kw):  # the scan runs as a job of the training pool, at the page's threads
+        import threading
+        ran.append((threading.current_thread().name, torch.get_num_threads()))
+        return real(*a, **kw)
+    monkeypatch.setattr(ce.sensitivity, "scan", where)
+    page_threads = ce.jobs.process_threads()
     go.click().run()
     assert not at.exception and len(at.get("plotly_chart")) == 4 and len(list(tmp_path.rglob("*.json"))) == 1
+    assert len(ran) == 1 and ran[0][0].startswith("train-worker") and ran[0][1] == page_threads
     fit = next(c.value for c in at.caption if c.value.startswith("Press **Fit**"))  # its own scan comes first
     assert "first scans every layer on training images, about " in fit and " h here" in fit
     at.run()  # kept on disk: drawn at once from now on, no button

@@ -88,6 +88,7 @@ class Job:
         self.error = None                 # what fn raised (state "failed")
         self.value = None                 # what fn returned (state "done")
         self.threads = None               # torch threads the job ran with
+        self.wanted = None                # torch threads asked for at submit (None: the pool's)
         self.submitters = 1               # submit() calls of this key not yet withdrawn by cancel()
         self.submitted = time.monotonic()
         self.started = self.finished = None
@@ -158,16 +159,18 @@ class Pool:
     def __repr__(self):
         return f"Pool(workers={self.workers}, threads={self.threads}, running={len(self._running)}, queued={len(self._queue)})"
 
-    def submit(self, key, fn):
+    def submit(self, key, fn, threads=None):
         """The job for `key`: the queued or running one (one more submitter), else a new one at the end of
         the line. fn(progress) does the work and returns its value; it should pass `progress` to
-        ce.compress(progress=...) so that cancel() can stop it."""
+        ce.compress(progress=...) so that cancel() can stop it. threads: this job's torch threads instead of the
+        pool's (a long evaluation a page used to run itself, at process_threads(), as fast as it ran there)."""
         with self._lock:
             job = self._active.get(key)
             if job is not None and not job._stop:
                 job.submitters += 1
                 return job
             job = Job(self, key, fn)
+            job.wanted = threads
             self._active[key] = job
             self._queue.append(job)
             self._start_workers()
@@ -241,7 +244,7 @@ class Pool:
                 job.state, job.started = RUNNING, time.monotonic()
                 self._running.append(job)
                 fn = job.fn
-            job.threads = use_threads(self.threads)
+            job.threads = use_threads(job.wanted or self.threads)
             state = DONE
             try:
                 job.value = fn(job.report)
@@ -255,19 +258,25 @@ class Pool:
                 self._finish(job, state)
 
 
+def process_threads():
+    """The torch threads a new thread starts with (the process default): what a page run computes on."""
+    default = []
+    reader = threading.Thread(target=lambda: default.append(torch.get_num_threads()))
+    reader.start()
+    reader.join()
+    return default[0]
+
+
 def use_threads(n):
     """Run this thread's torch ops on n threads without changing the count other threads start with.
 
     set_num_threads sets the calling thread's count and the process default that new threads copy;
     get_num_threads() then pins this thread's count, and a short helper thread restores the default
     it read before."""
-    default = []
-    reader = threading.Thread(target=lambda: default.append(torch.get_num_threads()))
-    reader.start()
-    reader.join()
+    default = process_threads()
     torch.set_num_threads(n)
     got = torch.get_num_threads()
-    writer = threading.Thread(target=torch.set_num_threads, args=(default[0],))
+    writer = threading.Thread(target=torch.set_num_threads, args=(default,))
     writer.start()
     writer.join()
     return got
