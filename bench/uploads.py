@@ -4,6 +4,7 @@
     python bench/uploads.py --model lenet-5    # any sample model's weights, uploaded as a file
     python bench/uploads.py --app-dir /tmp/old-checkout --name uploads_before   # another checkout, served
     python bench/uploads.py --steps sensitivity --scan --timeout 3000            # the upload's scan, run and timed
+    python bench/uploads.py --steps sensitivity --scan --leave 30 --timeout 3000 # and the visitor leaves meanwhile
 
 Uploaded weights have no shipped runs, scans or teacher answers: every page computes them on the spot, on a fresh
 server (empty run store, trained results and scan cache). One browser tab, as a person would go:
@@ -87,14 +88,15 @@ def distillation(tab, name, timeout, add):
     errors = tab.page.locator('[data-testid="stMetric"]', has_text="Teacher test errors").first
     tab.wait(t, lambda: tab.js(PROGRESS) or errors.count() > 0, "choose the teacher", timeout=timeout, settle=False)
     settled = tab.wait(t, None, "the teacher's answers", timeout=timeout)[1]
-    seen = [b for b in bars(tab) if "images" in b]
+    seen = [b for b in bars(tab) if "teacher's answers" in b]
     add("Distillation: upload chosen as teacher -> its answers on 70,000 images", settled,
         f"progress bar seen, last: \"{seen[-1]}\"" if seen else "no progress bar")
 
 
-def sensitivity(tab, scan, timeout, add):
+def sensitivity(tab, scan, timeout, add, leave=0.0):
     """Sensitivity: the page drawn (a button with the scan's estimate, for a long scan); with `scan`, the button
-    pressed -> the scan's first chart (its heat map) drawn."""
+    pressed -> the scan's first chart (its heat map) drawn. With `leave`, that many seconds after the press the
+    visitor opens Compare, and comes back once it has drawn: the note says whether the scan ran on or was lost."""
     first, settled, _ = open_page(tab, "Sensitivity")
     button = tab.page.locator('[data-testid="stMain"] button', has_text="Scan ")
     label = re.search(r"Scan .*\(about [^)]+\)", button.first.inner_text()) if button.count() else None
@@ -104,11 +106,24 @@ def sensitivity(tab, scan, timeout, add):
         tab.js("() => { window.__bars = []; }")
         t = time.perf_counter()
         button.first.click()
-        chart = tab.wait(t, lambda: tab.js(FIRST_CHART), "the scan", timeout=timeout, settle=False)[0]
+        what, fate = "Sensitivity: Scan pressed -> its heat map drawn", ""
+        if leave:
+            tab.page.wait_for_timeout(1000 * leave)
+            tab.nav("Compare")
+            tab.wait(time.perf_counter(), None, "Compare", timeout=timeout)
+            tab.nav("Sensitivity")
+            what = f"Sensitivity: Scan pressed, Compare opened {leave:g} s later and back -> its heat map drawn"
+        here = f"() => {TITLE}.includes({TITLES['Sensitivity']!r})"
+        chart = tab.wait(t, lambda: tab.js(here) and (tab.js(FIRST_CHART) or (button.count() > 0 and not tab.js(
+            PROGRESS))), "the scan", timeout=timeout, settle=False)[0]
+        if not tab.js(FIRST_CHART):  # the button again: the scan was stopped when the page was left
+            add(what, float("nan"), "the scan was lost: the page asks for Scan again")
+            return
+        fate = "; the scan ran on while the visitor was away" if leave else ""
         seen = [b for b in bars(tab) if b]
         estimate = label.group(0).split("(about ")[1].rstrip(")")
-        add("Sensitivity: Scan pressed -> its heat map drawn", chart,
-            f"the button said about {estimate}" + (f"; first progress bar: \"{seen[0]}\"" if seen else ""))
+        add(what, chart, f"the button said about {estimate}" + (f"; first progress bar: \"{seen[0]}\"" if seen else "")
+            + fate)
 
 
 def main(argv=None):
@@ -120,6 +135,8 @@ def main(argv=None):
     ap.add_argument("--name", default=None, help="results file name (default: uploads_<model>)")
     ap.add_argument("--steps", nargs="+", choices=STEPS, default=STEPS, help="what to time after the upload")
     ap.add_argument("--scan", action="store_true", help="on Sensitivity, press Scan and time the scan to its chart")
+    ap.add_argument("--leave", type=float, default=0.0,
+                    help="with --scan: open Compare this many seconds after pressing Scan, then come back")
     args = ap.parse_args(argv)
     if not have_chromium():
         sys.exit("no Chromium at /usr/bin/chromium: `apt-get install chromium` (Playwright cannot download one here)")
@@ -168,7 +185,7 @@ def main(argv=None):
             if "distillation" in args.steps:
                 distillation(tab, name, args.timeout, add)
             if "sensitivity" in args.steps:
-                sensitivity(tab, args.scan, args.timeout, add)
+                sensitivity(tab, args.scan, args.timeout, add, args.leave)
         except Timeout as e:
             print(f"stopped: {e}")
         finally:

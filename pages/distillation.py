@@ -33,26 +33,34 @@ UPLOAD_LOGITS_KEPT = 4  # uploaded teachers' logits kept in memory (a Fashion-MN
 
 def teacher_logits(name, dataset_name):
     """{"train", "test"}: the teacher's logits on every image. A sample model's are read from disk
-    (zoo.cached_logits: computed once, ever); uploaded weights' are computed once per server behind a progress
-    bar (an MLP's in under a second, a ResNet's in about a minute) and kept in memory, keyed by the weights'
-    SHA-256."""
+    (zoo.cached_logits: computed once, ever); uploaded weights' are computed once per server (an MLP's in under a
+    second, a ResNet's in about a minute) in the training pool at the page's threads, behind its progress bar and
+    Cancel (leaving the page does not stop it), and kept in memory, keyed by the weights' SHA-256. None (after
+    saying why) if cancelled."""
     wid = common.weights_id(name)
     if not wid:
         return _sample_logits(name, dataset_name)
     kept, lock = _upload_logits()
     key = (name, dataset_name, wid)
-    with lock:
-        found = kept.get(key)
-    if found is None:
-        bar = st.progress(0.0, text="Computing your teacher's answers…")
-        found = zoo.all_logits(common.model(name), common.dataset(), progress=lambda done, total: bar.progress(
-            done / total, text=f"Computing your teacher's answers: {done:,} of {total:,} images (once per server)…"))
-        bar.empty()
+
+    def from_memory():
         with lock:
-            kept[key] = found
-            while len(kept) > UPLOAD_LOGITS_KEPT:
-                kept.pop(next(iter(kept)))
-    return found
+            return kept.get(key)
+
+    def submit():
+        net, data = common.model(name), common.dataset()
+
+        def work(progress):
+            found = zoo.all_logits(net, data, progress=lambda done, total: progress(done, total, phase="image"))
+            with lock:
+                kept[key] = found
+                while len(kept) > UPLOAD_LOGITS_KEPT:
+                    kept.pop(next(iter(kept)))
+            return found
+        return ce.jobs.pool().submit(("teacher logits", *key), work, threads=ce.jobs.process_threads())
+
+    return common.pooled(("teacher logits", *key), "Computing your teacher's answers (once per server)", from_memory,
+                         submit)
 
 
 @st.cache_resource(show_spinner="Reading the teacher's answers (computed once, kept on disk)…")
@@ -179,6 +187,8 @@ except ce.CompressError as e:
     st.stop()
 data = common.dataset()
 logits = teacher_logits(teacher, common.DATASET)
+if logits is None:  # cancelled: pooled said so
+    st.stop()
 n = len(data.y("test"))
 t_errors = int((logits["test"].argmax(1) != data.y("test")).sum())
 st.caption(f"The teacher is chosen here, not in the sidebar (the sidebar's {common.model_name()} appears on the "

@@ -82,6 +82,10 @@ def test_all_logits_in_chunks_are_the_whole_sets_and_report_progress(small):
     for split in ("train", "test"):  # chunking changes nothing: the same logits as one pass over each set
         assert torch.allclose(out[split], ce.logits(model, small.x(split)), atol=1e-5, rtol=0)
     assert seen == [(d, 6096) for d in (1500, 3000, 4096, 5596, 6096)]  # after each chunk, up to every image
+    seen.clear()  # a progress callback returning False stops it (a Cancel in the training pool)
+    with pytest.raises(ce.Stopped):
+        zoo.all_logits(model, small, progress=lambda done, total: seen.append(done) or done < 3000, chunk=1500)
+    assert seen == [1500, 3000]
 
 
 def test_compress_with_given_logits_is_the_same_run(small):

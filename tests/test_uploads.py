@@ -581,13 +581,16 @@ def test_uploaded_weights_can_teach_on_the_distillation_page(fmnist, lenet300, m
     """Distillation takes an upload as teacher: its answers are computed from the uploaded weights (the
     page's test errors are theirs), two students train against them, and the upload is on the size chart.
     The measured grid belongs to the sample teachers, and the page says so."""
-    import streamlit
-    bars, real_progress = [], streamlit.delta_generator.DeltaGenerator.progress
-    monkeypatch.setattr(streamlit.delta_generator.DeltaGenerator, "progress", lambda self, value, text=None, **kw: (
-        bars.append(text), real_progress(self, value, text, **kw))[1])
-    real_st_progress = streamlit.progress
-    monkeypatch.setattr(streamlit, "progress", lambda value, text=None, **kw: (bars.append(text),
-                                                                                real_st_progress(value, text, **kw))[1])
+    import threading
+
+    from compress_engine.playground import zoo
+    real, computed = zoo.all_logits, []
+
+    def counting(*a, **kw):  # where and how the teacher's answers are computed
+        computed.append((threading.current_thread().name, torch.get_num_threads()))
+        return real(*a, **kw)
+    monkeypatch.setattr(zoo, "all_logits", counting)
+    page_threads = ce.jobs.process_threads()
     at = upload(app().run(), "my teacher.pt", pt(lenet300.state_dict()))
     name = at.session_state["model"]
     at = at.switch_page("pages/distillation.py").run()
@@ -600,12 +603,12 @@ def test_uploaded_weights_can_teach_on_the_distillation_page(fmnist, lenet300, m
     errors = int((ce.logits(lenet300, fmnist.x("test")).argmax(1) != fmnist.y("test")).sum())
     assert metrics["Teacher parameters"] == "266,610" and metrics["Teacher test errors (of 10,000)"] == f"{errors:,}"
     assert any("No measured grid for your uploaded teacher" in i.value for i in at.info)
-    counted = [t for t in bars if t and "images (once per server)" in t]  # computed behind a progress bar, once
-    assert counted[-1] == "Computing your teacher's answers: 70,000 of 70,000 images (once per server)…", bars
-    assert len(counted) == 14 and not at.get("progress")  # 5,000 images a step; the bar gone once done
+    # computed once, in the training pool at the page's threads (leaving the page does not stop it); the bar gone
+    assert computed == [(computed[0][0], page_threads)] and computed[0][0].startswith("train-worker")
+    assert not at.get("progress")
     at.button(key="distill_train").click().run()
     assert not at.exception and not at.error, (at.exception, at.error)
-    assert sorted(k[0] for k in at.session_state["trained"]) == [name, name]
-    assert len([m for m in at.metric if m.label == "Test accuracy"]) == 2
+    assert sorted(k[0] for k in at.session_state["trained"] if k[0] != "teacher logits") == [name, name]
+    assert len([m for m in at.metric if m.label == "Test accuracy"]) == 2 and len(computed) == 1
     sizes = " ".join(c.proto.spec for c in at.get("plotly_chart"))
     assert f'"{name}"' in sizes and '"lenet-5"' in sizes  # the teacher, and the other models beside it

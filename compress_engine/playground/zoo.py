@@ -32,8 +32,8 @@ from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
 from ..core.pipeline import deployed, scores
 from ..core.structured import resize_to
-from ..core.train import (accuracy, answers, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv, logits,
-                          predictions)
+from ..core.train import (Stopped, accuracy, answers, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv,
+                          logits, predictions)
 from . import cards, units
 from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
 
@@ -332,16 +332,17 @@ def kept_test_logits(name, data):
 
 def all_logits(model, data, progress=None, chunk=5_000):
     """`model`'s logits on every training and test input of `data`: {"train": (N, C), "test": (M, C)}, computed
-    `chunk` inputs at a time; progress(done, total) after each chunk (a ResNet takes about half a minute for
-    Fashion-MNIST's 70,000 images on 2 cores, so a page can show how far it got)."""
+    `chunk` inputs at a time; progress(done, total) after each chunk (a ResNet takes about a minute for
+    Fashion-MNIST's 70,000 images on 2 cores, so a page can show how far it got); returning False from it stops
+    (train.Stopped, nothing returned)."""
     total, done, out = len(data.x("train")) + len(data.x("test")), 0, {}
     for split in ("train", "test"):
         x, parts = data.x(split), []
         for i in range(0, len(x), chunk):
             parts.append(logits(model, x[i:i + chunk]))
             done += len(parts[-1])
-            if progress is not None:
-                progress(done, total)
+            if progress is not None and progress(done, total) is False:
+                raise Stopped("computing the model's answers stopped by the user")
         out[split] = (torch.cat(parts) if parts else logits(model, x)).contiguous()
     return out
 
