@@ -27,8 +27,9 @@ PAGES = ("pruning", "clustering", "quantization", "pipeline", "export")
 # until its fine-tuning is asked for)
 VARIANTS = {"pruning": [{"prune_scope": "global"}, {"prune_scope": "layer"}], "pipeline": ["pipe_preset"]}
 # a model too slow to evaluate for the pages to compute ahead (pages.common.WARM_MAX_EVAL: ResNet-8) ships every value
-# of these sliders at its page's start as well, so a class moving them gets answers, not 6-7 s evaluations each
-SLIDERS = {"pruning": "prune_sparsity", "clustering": "cluster_k"}
+# of these sliders at its page's start as well (each slider moved alone), so a class moving them gets answers, not
+# 5-7 s evaluations each. Not Export's sparsity: its 0.1 % steps are 1,000 values.
+SLIDERS = {"pruning": ("prune_sparsity",), "clustering": ("cluster_k",), "pipeline": ("pipe_sparsity", "pipe_clusters")}
 
 
 def apply(at, variant):
@@ -86,7 +87,7 @@ def record(name, threads):
                       flush=True)
         from pages import common
         if statistics.median(seconds) > common.WARM_MAX_EVAL:
-            for page, key in SLIDERS.items():
+            for page, key in ((page, key) for page, keys in SLIDERS.items() for key in keys):
                 t = time.perf_counter()
                 at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=1800)
                 at.session_state["model"] = name

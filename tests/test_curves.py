@@ -51,11 +51,11 @@ def test_pages_open_on_shipped_runs_without_evaluating(fmnist, evaluations, name
     assert common._eval_seconds.get((name, common.DATASET, "")) is not None
 
 
-@pytest.mark.parametrize("page_name, key", ship_curves.SLIDERS.items())
+@pytest.mark.parametrize("page_name, key", [(p, k) for p, keys in ship_curves.SLIDERS.items() for k in keys])
 def test_a_slow_models_slider_values_ship_too(fmnist, evaluations, page_name, key):
-    """ResNet-8 (too slow to evaluate for the pages to compute ahead) ships every value of Pruning's and Clustering's
-    slider at the page's start: a class moving them evaluates nothing. Checked at the slider's ends and either side
-    of its start (every value would be 115 page runs)."""
+    """ResNet-8 (too slow to evaluate for the pages to compute ahead) ships every value of Pruning's, Clustering's
+    and Pipeline's sliders at the page's start: a class moving them evaluates nothing. Checked at the slider's ends
+    and either side of its start (every value would be up to 100 page runs a slider)."""
     from pages import common
 
     common._run.clear(), common._metrics.clear()
