@@ -1,6 +1,6 @@
 """Ship a sample model's one-shot runs for the dashboard's technique pages (compress_engine.playground.curves).
 
-    .venv/bin/python scripts/ship_curves.py lenet-300-100 lenet-5 resnet-8      # ~7 min on 2 cores
+    .venv/bin/python scripts/ship_curves.py lenet-300-100 lenet-5 resnet-8      # ~30 min on 2 cores, 26 of them ResNet-8
 
 Runs each technique page on the model at its first setting (and VARIANTS: Pruning at its other threshold, the
 Pipeline's Deep Compression button; for a model too slow to compute ahead, every value of SLIDERS), in
