@@ -365,7 +365,7 @@ def cached_trained(recipe, start_from=None, student_key=None):
 
 
 def _trained_reader(name, recipe, student_id=None):
-    """from_disk for pooled() and kept(): the kept trained result of `recipe` on `name` (+ a student), or None."""
+    """lookup for pooled() and kept(): the kept trained result of `recipe` on `name` (+ a student), or None."""
     def from_disk():
         if not ce.trained.trains(recipe):
             return None
@@ -1119,16 +1119,16 @@ def training(recipe, start_from=None, student_key=None):
     return pooled_job((name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key))
 
 
-def pooled(key, label, from_disk, submit):
+def pooled(key, label, lookup, submit):
     """The result of the long job `key` (a hashable naming what it produces), run in the process-wide training pool
     behind its place in line, a progress bar, a live loss curve and a Cancel button; or None (after saying why:
     cancelled, a CompressError, or failed half-way).
 
-    from_disk() gives the result if it is kept on disk (else None); submit() queues the job (ce.jobs.pool().submit,
-    whose work keeps its result on disk before it returns) -> ce.jobs.Job.
+    lookup() gives the result if it is kept already (on disk, or in the server's memory), else None; submit()
+    queues the job (ce.jobs.pool().submit, whose work keeps its result before it returns) -> ce.jobs.Job.
 
-    Training runs in compress_engine.playground.jobs' pool (a fixed number of workers, torch threads set per job),
-    so thirty students pressing "Fine-tune" queue instead of thrashing: the page shows its place in line ("queued: 2
+    Jobs run in compress_engine.playground.jobs' pool (a fixed number of workers, torch threads set per job), so
+    thirty students pressing "Fine-tune" queue instead of thrashing: the page shows its place in line ("queued: 2
     ahead of you"), then the run's progress. The same run asked for by another session (the same key of the pool)
     is joined, not trained twice. A rerun of the page (any widget) does not stop the run: it goes on in the pool, and
     the next call here picks it up again (or finds it on disk). Cancel withdraws this session; the run stops once no
@@ -1142,7 +1142,7 @@ def pooled(key, label, from_disk, submit):
         return None
     found = store.get(key)
     if found is None:
-        found = from_disk()
+        found = lookup()
     if found is not None:
         waiting.pop(key, None)
         store[key] = found
@@ -1175,11 +1175,11 @@ def pooled_job(key):
     return job if job is not None and not job.done else None
 
 
-def kept(key, from_disk):
-    """pooled()'s result of `key` if this session has it or from_disk() finds it, else None. Never runs anything."""
+def kept(key, lookup):
+    """pooled()'s result of `key` if this session has it or lookup() finds it kept, else None. Never runs anything."""
     found = st.session_state.get("trained", {}).get(key)
     if found is None:
-        found = from_disk()
+        found = lookup()
         if found is not None:
             st.session_state.setdefault("trained", {})[key] = found
     return found
