@@ -140,6 +140,7 @@ def main(argv=None):
                     page.get_by_role("button", name="Fit", exact=True).click()
                     page.wait_for_timeout(1000)
                     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=600_000)
+                    page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()  # the fit's last chart in view
                 shoot(page, args.out / f"{name.lower()}{args.suffix}.png", args.full_page)
                 if name == "Compare":  # and the same runs against FLOPs
                     page.get_by_text("FLOPs per image", exact=True).click()

@@ -292,4 +292,6 @@ else:
         fig.add_bar(y=["artifact"], x=[b / KB], orientation="h", name=label, marker_color=COLORS[i % len(COLORS)],
                     hovertemplate=f"{label}: %{{x:.2f}} KB<extra></extra>")
     fig.update_layout(barmode="stack")
-    st.plotly_chart(layout(fig, "Where the bytes went", "KB", "", height=220), width="stretch")
+    fig = layout(fig, f"Where the bytes went (KB, {units.CONVENTION})", "", "", height=220)
+    fig.update_layout(legend_traceorder="normal")  # the artifact's parts left to right, as the bar stacks them
+    st.plotly_chart(fig, width="stretch")
