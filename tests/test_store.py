@@ -500,6 +500,10 @@ def test_recipe_summary_and_layer_sparsity():
     assert S.recipe_summary(ce.Recipe().to_json()) == "dense"
     assert S.recipe_summary(ce.Recipe(sparsity=0.9, clusters=16, huffman=True).to_json()) == \
         "sparsity=90 %, clusters=16, huffman=True"
+    fit = ce.Recipe(layers={"a.weight": {"sparsity": 0.95, "clusters": 8}, "b.weight": {"sparsity": 0.0, "clusters": 64}},
+                    huffman=True, bias_bits=8)
+    assert S.recipe_summary(fit) == ("huffman=True, bias_bits=8, a.weight (sparsity=95 %, clusters=8), "
+                                     "b.weight (sparsity=0 %, clusters=64)")
     m = {"layers": [{"name": "a.weight", "shape": [4, 5], "params": 20, "nonzero": 5},
                     {"name": "a.bias", "shape": [4], "params": 4, "nonzero": 4}]}
     assert {r["name"]: r["sparsity"] for r in viz.layer_sparsity(m)} == {"a.weight": 0.75}

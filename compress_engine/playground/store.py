@@ -569,7 +569,8 @@ def pareto_front(points):
 
 
 def recipe_summary(recipe_json):
-    """The recipe's non-default fields, e.g. 'sparsity=90 %, clusters=16, huffman=True' ('dense' if none).
+    """The recipe's non-default fields, e.g. 'sparsity=90 %, clusters=16, huffman=True' ('dense' if none); per-layer
+    settings last, one group a layer: 'fc1.weight (sparsity=95 %, clusters=8)'.
     Sparsity reads as a percentage, as everywhere on the dashboard (units.pct); the recipe keeps the fraction.
 
     A recipe that is not one (a row damaged by another program) raises RecipeError/StoreError."""
@@ -579,8 +580,14 @@ def recipe_summary(recipe_json):
         r = recipe_json
     else:
         raise StoreError(f"a recipe is a Recipe or its JSON text, got {type(recipe_json).__name__}")
-    parts = [f"{k}={100 * v:.4g} %" if k == "sparsity" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-             for k, v in r.changes().items()]
+    def field(k, v):
+        return f"{k}={100 * v:.4g} %" if k == "sparsity" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+
+    changes = r.changes()
+    layers = changes.pop("layers", None) or {}  # per-layer settings (a size budget's fit): one group per layer
+    parts = [field(k, v) for k, v in changes.items()]
+    parts += [f"{name} ({', '.join(field(k, v) for k, v in fields.items() if v is not None) or 'dense'})"
+              for name, fields in layers.items()]
     return ", ".join(parts) or "dense"
 
 
