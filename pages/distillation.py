@@ -42,6 +42,7 @@ def teacher_logits(name, dataset_name):
         return _sample_logits(name, dataset_name)
     kept, lock = _upload_logits()
     key = (name, dataset_name, wid)
+    job_key = ("teacher logits", *key)  # in the pool and in this session
 
     def from_memory():
         with lock:
@@ -57,10 +58,9 @@ def teacher_logits(name, dataset_name):
                 while len(kept) > UPLOAD_LOGITS_KEPT:
                     kept.pop(next(iter(kept)))
             return found
-        return ce.jobs.pool().submit(("teacher logits", *key), work, threads=ce.jobs.process_threads())
+        return ce.jobs.pool().submit(job_key, work, threads=ce.jobs.process_threads())
 
-    return common.pooled(("teacher logits", *key), "Computing your teacher's answers (once per server)", from_memory,
-                         submit)
+    return common.pooled(job_key, "Computing your teacher's answers (once per server)", from_memory, submit)
 
 
 @st.cache_resource(show_spinner="Reading the teacher's answers (computed once, kept on disk)…")

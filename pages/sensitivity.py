@@ -128,19 +128,20 @@ def expected_scan():
     return ce.sensitivity.expected(net, common.eval_seconds(), len(data.y("test")), example=data.x("test")[:1])
 
 
+skey = ("sensitivity scan", name, common.weights_id(name))  # the scan's job: in the pool and in this session
+
+
 def submit_scan():
     """The scan as a job of the server's training pool, at the page's threads (as fast as a page run computed it),
     kept on disk by sensitivity.scan itself."""
     def work(progress):
         return ce.sensitivity.scan(net, data, progress=lambda step, total, *_: progress(step, total, phase="setting"),
                                    shipped=shipped)
-    return ce.jobs.pool().submit(("sensitivity scan", name, common.weights_id(name)), work,
-                                 threads=ce.jobs.process_threads())
+    return ce.jobs.pool().submit(skey, work, threads=ce.jobs.process_threads())
 
 
 if scan is None:  # an upload (only the sample models' scans ship): scanned in the training queue, kept on disk
     settings, expected = expected_scan()
-    skey = ("sensitivity scan", name, common.weights_id(name))
     if expected >= ASK_SECONDS and common.pooled_job(skey) is None:  # minutes of the server's cores: ask first
         note = st.empty()
         if not st.button(f"Scan {name} (about {units.duration(expected)})", key="sens_go", type="primary",

@@ -80,7 +80,7 @@ class Job:
 
     Made by Pool.submit(); read from any thread. `fn` runs on a worker thread."""
 
-    def __init__(self, pool, key, fn):
+    def __init__(self, pool, key, fn, threads=None):
         self.key, self.fn, self._pool = key, fn, pool
         self.state = QUEUED
         self.progress = None              # Progress(step, total, loss, acc) of the last report
@@ -88,7 +88,7 @@ class Job:
         self.error = None                 # what fn raised (state "failed")
         self.value = None                 # what fn returned (state "done")
         self.threads = None               # torch threads the job ran with
-        self.wanted = None                # torch threads asked for at submit (None: the pool's)
+        self.wanted = threads             # torch threads asked for at submit (None: the pool's)
         self.submitters = 1               # submit() calls of this key not yet withdrawn by cancel()
         self.submitted = time.monotonic()
         self.started = self.finished = None
@@ -169,8 +169,7 @@ class Pool:
             if job is not None and not job._stop:
                 job.submitters += 1
                 return job
-            job = Job(self, key, fn)
-            job.wanted = threads
+            job = Job(self, key, fn, threads)
             self._active[key] = job
             self._queue.append(job)
             self._start_workers()
