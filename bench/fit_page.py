@@ -26,7 +26,6 @@ from chromium import have_chromium, launch, server_env, streamlit_server
 
 RESULT = "Weights kept"  # the fit's result card (no other card on the page has this label)
 RUNNING = ("Fit in ", "queued", "starting", "Fine-tuning", "Scanning")  # a fit's progress bar, now or before
-ASK = "Press **Fit**"  # the caption when there is no fit to show (its Markdown is rendered: "Press Fit")
 TIMEOUT = 600  # s: one fit
 
 
