@@ -197,6 +197,33 @@ def test_refit_reconstructs_what_pruning_removed(lenet300, small, cache):
         assert two["kl"] < one["kl"] / 2, name
 
 
+def test_a_refitted_scan_refits_each_layer_once_per_sparsity_and_shares_it_among_cluster_counts(lenet300, small,
+                                                                                                  cache, monkeypatch):
+    """The re-fit does not depend on the cluster count, so the scan solves it once per (layer, sparsity) and clusters
+    that for every k: each row is what re-fitting and then clustering that layer alone gives."""
+    from compress_engine.core import sensitivity
+    real, calls = sensitivity.refit, []
+
+    def counting(w, mask, g, *a, **kw):
+        calls.append(w.shape)
+        return real(w, mask, g, *a, **kw)
+    monkeypatch.setattr(sensitivity, "refit", counting)
+    grid = dict(sparsities=(0.0, 0.5, 0.9), clusters=(None, 8, 4), subset=500)
+    res = scan(lenet300, small, cache_dir=cache, refit=True, **grid)
+    assert len(calls) == 3 * 2  # 3 layers x the 2 sparsities that prune (nothing to re-fit at 0)
+    idx = subset_index(len(small.y("test")), 500)
+    x, y = small.x("test")[idx], small.y("test")[idx]
+    m = ce.load_model("lenet-300-100")
+    w = m.layers[1].weight.detach().clone()
+    fitted = real(w, prune.magnitude_mask(w, 0.5), sensitivity.gram(m, m.layers[1], x))
+    centroids, labels = cluster.cluster_weight(fitted, 4, mask=fitted != 0)
+    with torch.no_grad():
+        m.layers[1].weight.copy_(cluster.shared_weight(centroids, labels))
+    row = next(r for r in res["rows"] if r["layer"] == "layers.1.weight" and r["sparsity"] == 0.5 and r["clusters"] == 4)
+    assert row["accuracy"] == pytest.approx((m(x).argmax(1) == y).float().mean().item(), abs=1e-6)
+    assert row["bytes"] == tensor_bytes("layers.1.weight", m.layers[1].weight.detach(), Codebook(centroids.numpy()))
+
+
 def test_gram_of_a_convolution_is_its_unfolded_patches(lenet5, small):
     from compress_engine.core.sensitivity import gram
     x = small.x("test")[:20]
