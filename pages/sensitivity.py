@@ -235,6 +235,7 @@ def fit_from_disk():
 
 def submit_fit():
     budget, n_epochs, prune_focus = int(kb * KB), epochs, focus  # this page run's values, for the worker thread
+    scan_threads = ce.jobs.process_threads()  # an upload's scan at the page's threads (as its estimate assumes)
 
     def work(progress):
         def scanning(step, total, _loss, _acc):  # its accuracies are on training images, not the test set
@@ -243,8 +244,9 @@ def submit_fit():
         def tuning(step, total, loss, acc):
             return progress(step, total, loss, acc, phase="fine-tuning, step")
 
-        budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scanning, focus=prune_focus,
-                                          shipped=shipped)
+        with ce.jobs.on_threads(scan_threads):  # then the training at the pool's, leaving a core to the sliders
+            budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scanning,
+                                              focus=prune_focus, shipped=shipped)
         res, plan = ce.fit_budget(net, data, budget, epochs=n_epochs, scan=budget_scan, progress=tuning, kd=KD,
                                   focus=prune_focus)
         kept_fits.put(disk_key, name, res, extra={"plan": plan})

@@ -218,6 +218,29 @@ def test_a_job_may_ask_for_its_own_thread_count_and_the_next_gets_the_pools_agai
     assert seen == [3, 1] and jobs.process_threads() == default
 
 
+def test_a_part_of_a_job_runs_on_its_own_threads_then_the_job_is_back_on_its(monkeypatch):
+    """jobs.on_threads: a fit's scan at the page's count inside a job that trains at the pool's; the count new threads
+    start with is untouched throughout, and an error in the part still puts the job's count back."""
+    pool = jobs.Pool(workers=1, threads=1)
+    default = jobs.process_threads()
+    seen = []
+
+    def fn(progress):
+        seen.append(torch.get_num_threads())
+        with jobs.on_threads(3) as got:
+            torch.ones(256, 256) @ torch.ones(256, 256)
+            seen.extend([got, torch.get_num_threads(), jobs.process_threads()])
+        seen.append(torch.get_num_threads())
+        try:
+            with jobs.on_threads(2):
+                raise ValueError("the scan failed")
+        except ValueError:
+            seen.append(torch.get_num_threads())
+        return True
+    assert pool.submit("parts", fn).result(WAIT)
+    assert seen == [1, 3, 3, default, 1, 1] and jobs.process_threads() == default
+
+
 def test_default_size_half_the_cores(monkeypatch):
     monkeypatch.delenv("COMPRESS_TRAIN_WORKERS", raising=False)
     monkeypatch.delenv("COMPRESS_TRAIN_THREADS", raising=False)

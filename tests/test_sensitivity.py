@@ -305,6 +305,45 @@ def test_a_budget_fit_runs_in_the_training_queue_and_is_kept_on_disk(fmnist, tmp
     assert not other.exception and [c for c in other.caption if c.value.startswith("Press **Fit**")]
 
 
+def test_an_uploads_fit_scans_at_the_pages_threads_and_trains_at_the_pools(fmnist, tmp_path, monkeypatch):
+    """A model whose scans do not ship (an upload) scans every layer on training images first, inside the Fit's job:
+    at the page's torch threads, as the page's estimate of it assumes, then trains at the pool's (leaving a core to
+    everyone's sliders)."""
+    import threading
+
+    from compress_engine.playground import zoo
+    from test_app import metric, page
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    monkeypatch.setattr(zoo, "scan_dir", lambda name: tmp_path / "nothing shipped")
+
+    def default_threads(n):  # the count a new thread (a page run) starts with
+        t = threading.Thread(target=torch.set_num_threads, args=(n,))
+        t.start()
+        t.join()
+    before = ce.jobs.process_threads()
+    page_threads = ce.jobs.pool().threads + 2  # unlike the pool's on any machine
+    default_threads(page_threads)
+    ran = []
+
+    def recording(fn, what):
+        def wrapped(*a, **kw):
+            ran.append((what, kw.get("split", "test"), threading.current_thread().name, torch.get_num_threads()))
+            return fn(*a, **kw)
+        return wrapped
+    monkeypatch.setattr(ce.sensitivity, "scan", recording(ce.sensitivity.scan, "scan"))
+    monkeypatch.setattr(ce, "fit_budget", recording(ce.fit_budget, "fit"))
+    try:
+        at = page("sensitivity", "lenet-300-100")
+        at.number_input(key="budget_kb").set_value(30.0)
+        at.button(key="budget_go").click().run()
+    finally:
+        default_threads(before)
+    assert not at.exception and metric(at, "Artifact")
+    jobs = [r for r in ran if r[2].startswith("train-worker")]  # then fit_budget's own scan of its pruned model
+    assert [(what, split, threads) for what, split, _, threads in jobs[:3]] == [
+        ("scan", "test", page_threads), ("scan", "train", page_threads), ("fit", "test", ce.jobs.pool().threads)]
+
+
 def test_a_budget_too_small_to_fit_says_so_and_keeps_nothing(fmnist, tmp_path, monkeypatch):
     """1 KB cannot hold LeNet-300-100 even at its smallest setting of every layer: the engine's message, in the page,
     after the job failed in the pool; no traceback, nothing kept on disk, and Fit can be pressed again."""

@@ -12,6 +12,7 @@ the order they came; the rest wait in line and each session shows its place in i
     job.cancel()                        # leaves the line, or stops at the next progress report
     job.wait(0.2); job.state            # "queued" | "running" | "done" | "failed" | "cancelled"
     job.result()                        # fn's value (raises job.error if it failed, Cancelled if cancelled)
+    with jobs.on_threads(n): ...        # inside fn: a part of the job on n torch threads instead of the job's
 
 Why it is built this way:
 - Deduplicated by key. A key is what the run produces (model weights + recipe + data): a second
@@ -42,6 +43,7 @@ No streamlit here: pages draw from job.position() / job.progress; the pool knows
 """
 
 import collections
+import contextlib
 import os
 import threading
 import time
@@ -279,6 +281,19 @@ def use_threads(n):
     writer.start()
     writer.join()
     return got
+
+
+@contextlib.contextmanager
+def on_threads(n):
+    """Within the block this thread's torch ops run on n threads, then on the count it had: a job of several parts
+    runs each on its own count (a size-budget fit scans at the page's threads, as a page run scanned, then trains at
+    the pool's). Other threads, and the count new threads start with, are left as they were."""
+    before = torch.get_num_threads()
+    got = use_threads(n)
+    try:
+        yield got
+    finally:
+        use_threads(before)
 
 
 _pool = None
