@@ -5,6 +5,7 @@
     python bench/uploads.py --app-dir /tmp/old-checkout --name uploads_before   # another checkout, served
     python bench/uploads.py --steps sensitivity --scan --timeout 3000            # the upload's scan, run and timed
     python bench/uploads.py --steps sensitivity --scan --leave 30 --timeout 3000 # and the visitor leaves meanwhile
+    python bench/uploads.py --model lenet-5 --steps sensitivity --fit            # then Fit in N KB, pressed and timed
 
 Uploaded weights have no shipped runs, scans or teacher answers: every page computes them on the spot, on a fresh
 server (empty run store, trained results and scan cache). One browser tab, as a person would go:
@@ -15,7 +16,9 @@ server (empty run store, trained results and scan cache). One browser tab, as a 
   3 s or more: the note says whether the bar was seen);
 - Distillation, the upload chosen as teacher -> its answers on the 70,000 images computed (progress bar);
 - Sensitivity -> the page drawn, which for a scan expected to take over 20 s is a button with the estimate (the
-  note quotes it); with --scan, the button pressed -> the scan's heat map drawn (minutes for a ResNet).
+  note quotes it); with --scan, the button pressed -> the scan's heat map drawn (minutes for a ResNet); with
+  --fit, then Fit in N KB pressed (the page's defaults) -> the Fit's own scan on training images done (the note
+  quotes the page's estimate of it) -> its fine-tuning began -> its result drawn.
 
 --steps picks which of the three (curves: the technique pages; distillation; sensitivity) run after the upload.
 
@@ -97,11 +100,13 @@ def sensitivity(tab, scan, timeout, add, leave=0.0):
     """Sensitivity: the page drawn (a button with the scan's estimate, for a long scan); with `scan`, the button
     pressed -> the scan's first chart (its heat map) drawn. With `leave`, that many seconds after the press the
     visitor opens Compare, and comes back once it has drawn: the note says whether the scan ran on or was lost."""
-    first, settled, _ = open_page(tab, "Sensitivity")
+    first, settled, how = open_page(tab, "Sensitivity", scans=timeout)
+    if settled is None:  # a short scan runs at once, behind a progress bar (open_page waited for its chart)
+        settled = tab.wait(tab.opened, None, "Sensitivity", timeout=timeout)[1]
     button = tab.page.locator('[data-testid="stMain"] button', has_text="Scan ")
     label = re.search(r"Scan .*\(about [^)]+\)", button.first.inner_text()) if button.count() else None
     add("Sensitivity: page drawn", settled, f"button \"{label.group(0)}\": the scan waits for it" if label else
-        "the scan ran at once")
+        f"the scan ran at once ({how})")
     if scan and label:
         tab.js("() => { window.__bars = []; }")
         t = time.perf_counter()
@@ -113,6 +118,8 @@ def sensitivity(tab, scan, timeout, add, leave=0.0):
             tab.wait(time.perf_counter(), None, "Compare", timeout=timeout)
             tab.nav("Sensitivity")
             what = f"Sensitivity: Scan pressed, Compare opened {leave:g} s later and back -> its heat map drawn"
+        if not leave:  # the press's run has begun (a scan in progress), before the button can count as "asks again"
+            tab.wait(t, lambda: tab.js(PROGRESS) or button.count() == 0, "Scan pressed", timeout=timeout, settle=False)
         here = f"() => {TITLE}.includes({TITLES['Sensitivity']!r})"
         chart = tab.wait(t, lambda: tab.js(here) and (tab.js(FIRST_CHART) or (button.count() > 0 and not tab.js(
             PROGRESS))), "the scan", timeout=timeout, settle=False)[0]
@@ -126,6 +133,39 @@ def sensitivity(tab, scan, timeout, add, leave=0.0):
             + fate)
 
 
+def fit(tab, timeout, add):
+    """Sensitivity's Fit with the page's defaults, on the upload (whose scans do not ship): pressed -> its scan of
+    every layer on training images done (the page's caption gives its estimate) -> its fine-tuning began -> its
+    result drawn."""
+    result = tab.page.locator('[data-testid="stMetricLabel"]', has_text="Weights kept")
+    tuning = tab.page.get_by_test_id("stProgress").filter(has_text="fine-tuning")
+    scanned = tab.page.get_by_test_id("stProgress").filter(has_text=re.compile(r"setting (\S+) of \1\b"))
+    tab.js("() => { window.__bars = []; }")
+    seen = {}
+
+    def done():
+        for what, bar in (("scanned", scanned), ("tuning", tuning)):
+            if what not in seen and bar.count():
+                seen[what] = time.perf_counter()
+        return result.count() > 0
+    button = tab.page.locator('[data-testid="stMain"] button', has_text="Fit")
+    tab.wait(time.perf_counter(), lambda: button.count() > 0, "the Fit button", timeout=timeout, settle=False)
+    caption = tab.page.locator('[data-testid="stCaptionContainer"]', has_text="Press Fit")
+    told = re.search(r"training images, about ([^(]+?) here", caption.first.inner_text()) if caption.count() else None
+    t = time.perf_counter()
+    button.first.click()
+    shown = tab.wait(t, done, "the fit", timeout=timeout, settle=False)[0]
+    scanning = [b for b in bars(tab) if "scanning" in b]
+    if "scanned" in seen:
+        add("Sensitivity: Fit pressed -> its scan on training images done (its last setting shown)",
+            seen["scanned"] - t, (f"the caption said about {told.group(1).strip()}" if told else "no estimate shown")
+            + (f"; first progress bar: \"{scanning[0]}\"" if scanning else ""))
+    if "tuning" in seen:
+        add("Sensitivity: Fit pressed -> its fine-tuning began", seen["tuning"] - t)
+    add("Sensitivity: Fit pressed -> its result drawn", shown,
+        "the fine-tuning's progress bar was not seen" if "tuning" not in seen else "")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="resnet-8", help="the sample model whose weights are uploaded as a file")
@@ -135,6 +175,8 @@ def main(argv=None):
     ap.add_argument("--name", default=None, help="results file name (default: uploads_<model>)")
     ap.add_argument("--steps", nargs="+", choices=STEPS, default=STEPS, help="what to time after the upload")
     ap.add_argument("--scan", action="store_true", help="on Sensitivity, press Scan and time the scan to its chart")
+    ap.add_argument("--fit", action="store_true",
+                    help="on Sensitivity, press Fit (the page's defaults) and time it (Scan pressed first if asked)")
     ap.add_argument("--leave", type=float, default=0.0,
                     help="with --scan: open Compare this many seconds after pressing Scan, then come back")
     args = ap.parse_args(argv)
@@ -185,7 +227,9 @@ def main(argv=None):
             if "distillation" in args.steps:
                 distillation(tab, name, args.timeout, add)
             if "sensitivity" in args.steps:
-                sensitivity(tab, args.scan, args.timeout, add, args.leave)
+                sensitivity(tab, args.scan or args.fit, args.timeout, add, args.leave)  # a Fit needs the scan
+                if args.fit:
+                    fit(tab, args.timeout, add)
         except Timeout as e:
             print(f"stopped: {e}")
         finally:
