@@ -397,6 +397,8 @@ def test_a_running_jobs_line_names_its_part_and_the_time_that_part_has_left():
     assert progress_text("Fit in 20 KB", tune, now=190.0) == \
         "Fit in 20 KB: fine-tuning, step 300 of 900, loss 0.412, test accuracy 87.1 % (about 2 min left)"
     assert progress_text("Fine-tuning", jobs.Progress(0, 10, None, None), now=5.0) == "Fine-tuning: step 0 of 10"
+    answers = jobs.Progress(0, 0, None, None, "the dense model's answers", began=190.0)  # a part with no steps
+    assert progress_text("Fit in 20 KB", answers, now=200.0) == "Fit in 20 KB: the dense model's answers…"
 
 
 def test_training_says_which_run_this_session_waits_for(tiny):

@@ -266,12 +266,15 @@ def test_a_budget_fit_runs_in_the_training_queue_and_is_kept_on_disk(fmnist, tmp
 
     def where(*a, **kw):
         ran.append(threading.current_thread().name)
+        phases.extend(j.progress.phase for j in ce.jobs.pool()._running if j.progress)  # what the bar says meanwhile
         return real(*a, **kw)
+    phases = []
     monkeypatch.setattr(ce, "fit_budget", where)
     at = page("sensitivity", "lenet-300-100")
     at.number_input(key="budget_kb").set_value(25.0)
     at.button(key="budget_go").click().run()
     assert not at.exception and len(ran) == 1 and ran[0].startswith("train-worker")  # a job of the pool
+    assert phases == ["the dense model's answers on 60,000 training images"]  # computed first, named, not stuck
     shown = metric(at, "Artifact"), metric(at, "Test accuracy")
     files = list(Path(os.environ["COMPRESS_TRAINED"]).glob("*.cpgt"))
     assert len(files) == 1
