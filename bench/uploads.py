@@ -139,7 +139,8 @@ def fit(tab, timeout, add):
     result drawn."""
     result = tab.page.locator('[data-testid="stMetricLabel"]', has_text="Weights kept")
     tuning = tab.page.get_by_test_id("stProgress").filter(has_text="fine-tuning")
-    scanned = tab.page.get_by_test_id("stProgress").filter(has_text=re.compile(r"setting (\S+) of \1\b"))
+    # the scan's last setting, or the part after it (which may replace that setting before the bar is redrawn)
+    scanned = tab.page.get_by_test_id("stProgress").filter(has_text=re.compile(r"setting (\S+) of \1\b|answers on"))
     tab.js("() => { window.__bars = []; }")
     seen = {}
 
@@ -161,7 +162,9 @@ def fit(tab, timeout, add):
             seen["scanned"] - t, (f"the caption said about {told.group(1).strip()}" if told else "no estimate shown")
             + (f"; first progress bar: \"{scanning[0]}\"" if scanning else ""))
     if "tuning" in seen:
-        add("Sensitivity: Fit pressed -> its fine-tuning began", seen["tuning"] - t)
+        between = [b for b in bars(tab) if "scanning" not in b and "fine-tuning" not in b]  # what the bar said then
+        add("Sensitivity: Fit pressed -> its fine-tuning began", seen["tuning"] - t,
+            f"the bar before it: \"{between[-1]}\"" if between else "")
     add("Sensitivity: Fit pressed -> its result drawn", shown,
         "the fine-tuning's progress bar was not seen" if "tuning" not in seen else "")
 
