@@ -248,8 +248,10 @@ def submit_fit():
             budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scanning,
                                               focus=prune_focus, shipped=shipped)
         # fit_budget first computes the dense model's answers on the training images, its soft targets, with no
-        # steps to report (a minute for ResNet-8 at the pool's thread): named, so the bar does not look stuck
-        progress(0, 0, phase=f"the dense model's answers on {len(data.y('train')):,} training images")
+        # steps to report (7 s for LeNet-5 at the pool's thread, bench/uploads.py --fit): named, so the bar does
+        # not look stuck; a Cancel pressed during the scan stops here
+        if progress(0, 0, phase=f"the dense model's answers on {len(data.y('train')):,} training images") is False:
+            raise ce.Stopped("the fit was cancelled")
         res, plan = ce.fit_budget(net, data, budget, epochs=n_epochs, scan=budget_scan, progress=tuning, kd=KD,
                                   focus=prune_focus)
         kept_fits.put(disk_key, name, res, extra={"plan": plan})
