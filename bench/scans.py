@@ -7,15 +7,15 @@ against evaluating the whole model, and whether the numbers are the same.
     python bench/scans.py --variant budget --ways rerun    # the scan a size-budget Fit starts from
 
 For each sample model, the page's scan (sensitivity.scan's default grid on 2,000 test images; no cache read or
-written) at --threads torch threads (default 1; the Sensitivity page scans in its own run, at the server's 2):
+written) at --threads torch threads (default 1; the Sensitivity page scans at the server's 2, in its training queue):
 - rerun: as scan() does now (rerun.Reruns: the graph upstream of the changed layer and its side branches are run
   once per layer, each setting recomputes only what is downstream of the layer);
 - whole: each setting evaluates the whole model, as scan() did before (Reruns.of disabled).
 --variant budget times the scan "Fit in N KB" (fit_budget) starts from instead: 2,000 training images, each pruned
-layer's kept weights re-fitted by least squares (refit=True). Each is checked against the scan shipped beside the model (zoo.scan_dir, computed whole when the model was
-trained): "same rows" means every row's accuracy, KL and bytes are equal, bit for bit. "page says" is what the
-page announces before a scan starts (sensitivity.expected, from one evaluation of the 10,000 test images timed
-here at 2 threads, as the page's own runs are).
+layer's kept weights re-fitted by least squares (refit=True). Each is checked against the scan shipped beside the
+model (zoo.scan_dir, computed whole when the model was trained): "same rows" means every row's accuracy, KL and
+bytes are equal, bit for bit. "page says" is what the page announces before a scan starts (sensitivity.expected,
+from one evaluation of the 10,000 test images timed here at 2 threads, as the page's own runs are).
 
 Prints one Markdown table and writes bench/results/scans.csv (--name).
 """
