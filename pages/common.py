@@ -9,6 +9,7 @@ only; everywhere else it is a model name like a sample's, and cache keys also ca
 """
 
 import hashlib
+import json
 import os
 import re
 import threading
@@ -1140,12 +1141,9 @@ def pooled(key, label, lookup, submit):
         waiting.pop(key, None)
         st.info(STOPPED)
         return None
-    found = store.get(key)
-    if found is None:
-        found = lookup()
+    found = kept(key, lookup)
     if found is not None:
         waiting.pop(key, None)
-        store[key] = found
         return found
 
     job = waiting.get(key)
@@ -1337,8 +1335,6 @@ def short_hash(data):
 
 def downloads(artifact, recipe, stem):
     """The artifact's and its recipe's download buttons side by side, and how to check the artifact anywhere."""
-    import json
-
     a, b = st.columns(2)
     a.download_button(f"Download artifact ({kb(len(artifact))})", artifact, file_name=f"{stem}.cpg",
                       mime="application/octet-stream", icon=":material/deployed_code:", on_click="ignore", type="primary")
