@@ -1239,7 +1239,7 @@ YIELD_EVERY = 0.5  # s: the longest a followed run goes without a message to the
 def progress_text(label, p, now=None):
     """A running job's progress line from its ce.jobs.Progress `p`: "Fit in 20 KB: fine-tuning, step 300 of 938,
     loss 0.412 (about 2 min left)"; the time left is at the pace of the part running (p.phase) since it began."""
-    if not p.total:  # a part with no steps to count (a Fit's soft targets, computed first): its name alone
+    if not p.total:  # a part with no steps to count: its name alone
         return f"{label}: {p.phase or 'starting'}…"
     now = time.monotonic() if now is None else now
     left = units.remaining(now - p.began, p.step, p.total) if p.began is not None and 0 < p.step < p.total else None

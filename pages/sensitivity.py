@@ -244,16 +244,14 @@ def submit_fit():
         def tuning(step, total, loss, acc):
             return progress(step, total, loss, acc, phase="fine-tuning, step")
 
+        def answering(done, total):  # before fine-tuning, fit_budget computes the dense model's soft targets
+            return progress(done, total, phase="the dense model's answers on training images, image")
+
         with ce.jobs.on_threads(scan_threads):  # then the training at the pool's, leaving a core to the sliders
             budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scanning,
                                               focus=prune_focus, shipped=shipped)
-        # fit_budget first computes the dense model's answers on the training images, its soft targets, with no
-        # steps to report (7 s for LeNet-5 at the pool's thread, bench/uploads.py --fit): named, so the bar does
-        # not look stuck; a Cancel pressed during the scan stops here
-        if progress(0, 0, phase=f"the dense model's answers on {len(data.y('train')):,} training images") is False:
-            raise ce.Stopped("the fit was cancelled")
         res, plan = ce.fit_budget(net, data, budget, epochs=n_epochs, scan=budget_scan, progress=tuning, kd=KD,
-                                  focus=prune_focus)
+                                  focus=prune_focus, answers_progress=answering)
         kept_fits.put(disk_key, name, res, extra={"plan": plan})
         return {"model": name, "recipe": res.recipe.to_json(), "metrics": res.metrics, "artifact": res.artifact,
                 "plan": plan}

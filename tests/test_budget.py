@@ -125,13 +125,22 @@ def test_finetune_kd_follows_the_dense_models_soft_targets(lenet300, small):
 
 def test_fit_budget_follows_given_teacher_logits(lenet300, small, tmp_path):
     """teacher_logits replace the dense model's soft targets: its own logits give the same artifact as kd alone;
-    another model's give another; without kd they are refused."""
+    another model's give another; without kd they are refused. Computing its own, it counts them
+    (answers_progress), and a False from that stops the fit before any fine-tuning."""
     sc = scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)
     own = ce.logits(lenet300, small.x("train"))
-    kd, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0)
-    given, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0, teacher_logits=own)
+    counted, tuned = [], []
+    kd, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0,
+                          answers_progress=lambda done, total: counted.append((done, total)))
+    assert counted == [(1000, 4096), (2000, 4096), (3000, 4096), (4000, 4096), (4096, 4096)]  # batches of 1,000
+    given, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0, teacher_logits=own,
+                             answers_progress=lambda *_: counted.append("given"))  # nothing to compute or count
     other, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0, teacher_logits=own.flip(1))
-    assert given.artifact == kd.artifact and other.artifact != kd.artifact
+    assert given.artifact == kd.artifact and other.artifact != kd.artifact and "given" not in counted
+    with pytest.raises(ce.Stopped):
+        ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0, answers_progress=lambda d, t: d < 2000,
+                      progress=lambda *a: tuned.append(a))
+    assert tuned == []
     with pytest.raises(ce.RecipeError, match="give kd"):
         ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, teacher_logits=own)
 

@@ -76,16 +76,19 @@ def test_cached_logits_written_once_and_keyed(small, tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("lenet-300-100.*.logits.safetensors"))) == 2
 
 
-def test_all_logits_in_chunks_are_the_whole_sets_and_report_progress(small):
+def test_all_logits_report_progress_per_batch_and_stop(small):
     model, seen = ce.load_model("lenet-5"), []
-    out = zoo.all_logits(model, small, progress=lambda done, total: seen.append((done, total)), chunk=1500)
-    for split in ("train", "test"):  # chunking changes nothing: the same logits as one pass over each set
-        assert torch.allclose(out[split], ce.logits(model, small.x(split)), atol=1e-5, rtol=0)
-    assert seen == [(d, 6096) for d in (1500, 3000, 4096, 5596, 6096)]  # after each chunk, up to every image
+    out = zoo.all_logits(model, small, progress=lambda done, total: seen.append((done, total)))
+    for split in ("train", "test"):  # the same logits as one pass over each set
+        assert torch.equal(out[split], ce.logits(model, small.x(split)))
+    # after each batch of 256 (a conv net's), over both sets, up to every image
+    train = [256 * i for i in range(1, 17)]  # 4,096 training images: 16 batches
+    test = [4096 + 256 * i for i in range(1, 8)] + [6096]  # then 2,000 test images: 7 batches and the rest
+    assert seen == [(done, 6096) for done in train + test]
     seen.clear()  # a progress callback returning False stops it (a Cancel in the training pool)
     with pytest.raises(ce.Stopped):
-        zoo.all_logits(model, small, progress=lambda done, total: seen.append(done) or done < 3000, chunk=1500)
-    assert seen == [1500, 3000]
+        zoo.all_logits(model, small, progress=lambda done, total: seen.append(done) or done < 1000)
+    assert seen == [256, 512, 768, 1024]
 
 
 def test_compress_with_given_logits_is_the_same_run(small):

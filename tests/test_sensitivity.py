@@ -266,15 +266,22 @@ def test_a_budget_fit_runs_in_the_training_queue_and_is_kept_on_disk(fmnist, tmp
 
     def where(*a, **kw):
         ran.append(threading.current_thread().name)
-        phases.extend(j.progress.phase for j in ce.jobs.pool()._running if j.progress)  # what the bar says meanwhile
-        return real(*a, **kw)
-    phases = []
+        answering = kw["answers_progress"]
+
+        def seen(done, total):  # what the bar says while the dense model's answers are computed, before fine-tuning
+            going = answering(done, total)
+            bars.extend((j.progress.phase, j.progress.step, j.progress.total) for j in ce.jobs.pool()._running)
+            return going
+        return real(*a, **{**kw, "answers_progress": seen})
+    bars = []
     monkeypatch.setattr(ce, "fit_budget", where)
     at = page("sensitivity", "lenet-300-100")
     at.number_input(key="budget_kb").set_value(25.0)
     at.button(key="budget_go").click().run()
     assert not at.exception and len(ran) == 1 and ran[0].startswith("train-worker")  # a job of the pool
-    assert phases == ["the dense model's answers on 60,000 training images"]  # computed first, named, not stuck
+    # computed first, named and counted (an MLP's batches of 1,000), not stuck on the scan's last setting
+    assert bars == [("the dense model's answers on training images, image", done, 60_000)
+                    for done in range(1_000, 60_001, 1_000)]
     shown = metric(at, "Artifact"), metric(at, "Test accuracy")
     files = list(Path(os.environ["COMPRESS_TRAINED"]).glob("*.cpgt"))
     assert len(files) == 1

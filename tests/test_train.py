@@ -125,6 +125,15 @@ def test_stop_when_stops_logits_before_a_batch_on_its_own_thread_only():
     assert ce.logits(model, x).shape == (2500, 3)  # outside, nothing is asked
 
 
+def test_logits_report_each_batch_and_stop_when_told_with_the_same_numbers():
+    model, x, seen = nn.Sequential(nn.Linear(4, 3)).train(), torch.randn(2500, 4), []
+    out = ce.logits(model, x, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1000, 2500), (2000, 2500), (2500, 2500)] and torch.equal(out, ce.logits(model, x))
+    with pytest.raises(ce.Stopped):  # False after the second batch: no third
+        ce.logits(model, x, progress=lambda done, total: seen.append(done) or done < 2000)
+    assert seen[3:] == [1000, 2000] and model.training  # the model is left as it was
+
+
 def test_stop_when_abandons_a_whole_compress_run(lenet300, small):
     batches = []
     with ce.stop_when(lambda: batches.append(1) or len(batches) > 1):  # 2,000 test images: 2 batches each

@@ -120,7 +120,8 @@ class _Offset:
 
 
 def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0, metric="kl", scan=None,
-               progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None, focus=0.0, shipped=()):
+               progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None, focus=0.0, shipped=(),
+               answers_progress=None):
     """Compress `model` to fit in `budget_bytes` (artifact bytes, header and biases included) with the
     per-layer settings that keep the most accuracy -> (compress() Result, plan dict).
 
@@ -141,7 +142,9 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     accuracy) reports fine-tuning (return False to stop: train.Stopped). kd: fine-tune on the dense model's
     soft targets at this temperature (Recipe.finetune_kd); teacher_logits: another model's logits on every
     training input (N, C) to follow instead (a stronger model of the zoo, as in quantized distillation,
-    Polino et al. 2018), with kd's temperature. focus: prune with Recipe.prune_focus (the kept weights
+    Polino et al. 2018), with kd's temperature. With kd and no teacher_logits, the dense model's own answers on
+    every training input are computed first (ResNet-8's 60,000: about a minute), with no fine-tuning step to
+    report: answers_progress(done, total) follows them in inputs (return False to stop: train.Stopped). focus: prune with Recipe.prune_focus (the kept weights
     gather in fewer units and inputs, whose positions cost less; the scan then prices that pruning too).
     RecipeError if the budget cannot hold even the smallest setting of every layer.
     """
@@ -180,7 +183,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     # with kd, both steps follow the dense model's soft targets (as one compress() run of the recipe would)
     teacher = None if not (kd and epochs) else {
         "train": teacher_logits if teacher_logits is not None else
-        logits(fast_eval_copy(pipeline.deployed(model)), data.x("train"))}
+        logits(fast_eval_copy(pipeline.deployed(model)), data.x("train"), progress=answers_progress)}
     pruned = pipeline.compress(model, prune_recipe, data, progress=tracker if progress else None, model_logits=teacher)
     tracker.done = steps
 

@@ -96,13 +96,15 @@ def fast_eval_copy(model):
     return m.to(memory_format=torch.channels_last) if has_conv(m) else m
 
 
-def logits(model, x, batch_size=None):
+def logits(model, x, batch_size=None, progress=None):
     """Model outputs for all of `x`, in batches.
 
     Conv nets run channels-last in batches of 256 (measured on 2 cores: about 2x faster than the
     default layout in batches of 1,000, whose 460 MB of first-layer activations miss every cache).
+    progress(done, total) after each batch, in inputs (a ResNet's answers on 60,000 images take a minute);
+    returning False from it stops (raises Stopped). The batches, and so the numbers, are the same either way.
     """
-    return _outputs(model, x, batch_size, None)
+    return _outputs(model, x, batch_size, None, progress)
 
 
 def predictions(model, x, batch_size=None):
@@ -140,12 +142,19 @@ def batches(model, x, batch_size=None):
 
 
 @torch.inference_mode()
-def _outputs(model, x, batch_size, keep):
-    """logits() and predictions(): keep(output) of each batch (the output itself if keep is None), concatenated."""
+def _outputs(model, x, batch_size, keep, progress=None):
+    """logits() and predictions(): keep(output) of each batch (the output itself if keep is None), concatenated;
+    progress(done, total) after each batch (False: raise Stopped)."""
     was_training = model.training
     model.eval()
+    outs, done = [], 0
     try:
-        outs = [out if keep is None else keep(out) for out in map(model, batches(model, x, batch_size))]
+        for xb in batches(model, x, batch_size):
+            out = model(xb)
+            outs.append(out if keep is None else keep(out))
+            done += len(xb)
+            if progress is not None and progress(done, len(x)) is False:
+                raise Stopped("computing the model's outputs stopped by the user")
     finally:
         model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0, 10)
