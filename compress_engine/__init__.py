@@ -35,7 +35,8 @@ _NAMES = {
     ".core.train": ["Stopped", "logits", "predictions", "stop_when"],
     ".playground.sources": ["first_test_images", "load_dataset"], ".playground.sweeps": ["sweep"],
     ".playground.cards": ["arch_text", "head_predictions", "list_models", "model_card"],
-    ".playground.zoo": ["decode_model", "evaluate_artifact", "kept_test_logits", "load_model", "read_weights"],
+    ".playground.zoo": ["card_sizes", "decode_model", "evaluate_artifact", "kept_test_logits", "load_model",
+                        "read_weights"],
 }
 _WHERE = {**{n: m for m, names in _NAMES.items() for n in names}, **_MODULES}
 

@@ -96,6 +96,6 @@ def k_curves(curve, margins, key):
 common.curve_metrics([recipe.replace(clusters=kk) for kk in points], "Curve over k…", draw=k_curves,
                      pending=run)  # the run evaluated once the curve is drawn estimated
 st.caption(f"Same initialisation, pruning ({pct} %) and Huffman setting at every point. "
-           f"The dense model is {common.kb(dense['metrics']['artifact_bytes'])}.")
+           f"The dense float32 model is {common.kb(dense['metrics']['dense_bytes'])}.")
 common.ahead(*(recipe.replace(clusters=kk) for kk in viz.next_steps(KS, k)))  # the slider's next values
 common.finished()

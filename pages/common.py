@@ -224,7 +224,7 @@ def _upload_card(name, filename, net, acc, ds, sha, n_bytes):
     arch = ce.arch_text(spec)
     params = ce.param_count(net)
     return {"name": name, "description": f"Your weights from {filename}: {arch}, scored on the test set when uploaded.",
-            "spec": spec, "parameters": params, "dense_bytes": 4 * params, "test_accuracy": acc,
+            "spec": spec, "parameters": params, **ce.card_sizes(net), "test_accuracy": acc,
             "test_set": f"{ds.name}, all {len(ds.y('test')):,} test images",
             "training": {"source": "uploaded in this browser session", "file": filename, "bytes": n_bytes,
                          "sha256": sha},
@@ -1058,8 +1058,9 @@ def metric_cards(metrics, dense, estimate=None):
     delta_metric(c[0], "Non-zero parameters", f"{metrics['nonzero_params']:,}",
                  f"{metrics['nonzero_params'] - dense['nonzero_params']:+,}", fewer_is_better=True)
     delta_metric(c[1], "Artifact size", kb(metrics["artifact_bytes"]),
-                 units.signed_kb(metrics["artifact_bytes"] - dense["artifact_bytes"]), fewer_is_better=True,
-                 help=f"The length of the compressed file; {units.CONVENTION}.")
+                 units.signed_kb(metrics["artifact_bytes"] - metrics["dense_bytes"]), fewer_is_better=True,
+                 help=f"The length of the compressed file, against the dense model's float32 weights "
+                      f"({kb(metrics['dense_bytes'])}), as the ratio is; {units.CONVENTION}.")
     c[2].metric("Compression ratio", ratio(metrics["ratio"]), help="dense float32 bytes / artifact bytes")
     if metrics["accuracy"] is None and estimate is not None and estimate.get("margin") is not None:
         n, of, margin = estimate["inputs"], estimate["of"], 100 * estimate["margin"]

@@ -16,8 +16,14 @@ card = common.card()
 st.subheader(card["name"])
 st.write(card["description"])
 c1, c2, c3 = st.columns(3)
-c1.metric("Parameters", f"{card['parameters']:,}")
-c2.metric("Dense size (float32)", common.kb(card["dense_bytes"]))
+nonzero = card.get("nonzero_parameters")
+c1.metric("Parameters", f"{card['parameters']:,}", None if nonzero is None else f"{nonzero:,} non-zero",
+          delta_color="off", delta_arrow="off",
+          help="Non-zero: counted on the model as deployed (a BatchNorm folded into the convolution before it), as "
+               "every page counts the dense model. Training leaves some weights at exactly zero: weight decay drives "
+               "those of pixels that are blank in every image there.")
+c2.metric("Dense size (float32)", common.kb(card["dense_bytes"]),
+          help="4 bytes a parameter of the model as deployed: the base of every compression ratio the pages show.")
 c3.metric("Test accuracy", f"{100 * card['test_accuracy']:.2f} %", help=card["test_set"])
 with st.expander("How it was trained" if card["reproduce"] else "Where it came from"):
     st.json(card["training"])

@@ -228,10 +228,15 @@ for (stage, _), metrics in zip(partial, [common.unevaluated(r)["metrics"] for r 
 if derived in (s for s, _, _ in stages):
     results[derived] = {"metrics": {**results["huffman"]["metrics"],
                                     "artifact_bytes": results["huffman"]["metrics"]["plain_bytes"]}}
-sizes = [(label, results[stage]["metrics"]["artifact_bytes"]) for stage, label, _ in stages]
+
+def stage_bytes(stage):
+    """A stage's bar: the dense model's float32 weights (every ratio's base), then each cut recipe's artifact."""
+    return m["dense_bytes"] if stage == "dense" else results[stage]["metrics"]["artifact_bytes"]
+
+
+sizes = [(label, stage_bytes(stage)) for stage, label, _ in stages]
 dense_acc = dense["metrics"]["accuracy"]
-rows = [{"stage": label, "KB": results[stage]["metrics"]["artifact_bytes"] / units.KB,
-         "ratio": f"{m['dense_bytes'] / results[stage]['metrics']['artifact_bytes']:,.1f}×",
+rows = [{"stage": label, "KB": stage_bytes(stage) / units.KB, "ratio": f"{m['dense_bytes'] / stage_bytes(stage):,.1f}×",
          # drawn early: no accuracy columns yet (rather than "None" cells)
          **({} if early else points(results[stage]["metrics"]["accuracy"], dense_acc))}
         for stage, label, _ in stages]
@@ -248,10 +253,11 @@ with left:
                  column_config={"KB": st.column_config.NumberColumn(format="%.1f"),
                                 "accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
                                 "vs dense (pts)": st.column_config.NumberColumn(format="%+.2f")})
-    st.caption("Each bar is the length of a real artifact: the recipe cut after that stage, post-training"
+    st.caption("The dense bar is the model's float32 weights, the base of every ratio. Each bar after it is the "
+               "length of a real artifact: the recipe cut after that stage, post-training"
                + ("; the fine-tuned bar is the trained artifact (fine-tuning keeps the masks and code widths, "
                   "so only the Huffman-coded size moves)" if tuned is not None else "")
-               + f". The dense bar includes the artifact's small header. {units.CONVENTION}.")
+               + f". {units.CONVENTION}.")
 with right:
     if early:  # the comparison is of accuracy losses: it comes with the evaluations
         st.info("Evaluating each stage on the test set…", icon=":material/hourglass_top:")

@@ -134,7 +134,7 @@ def bit_curves(curve, margins, key):
 common.curve_metrics([recipe.replace(bits=b) for b in points], "Curve over bit widths…", draw=bit_curves,
                      pending=run)  # the run evaluated once the curve is drawn estimated
 st.caption(f"Same grid settings at every point. The dense float32 model is "
-           f"{common.kb(dense['metrics']['artifact_bytes'])}.")
+           f"{common.kb(dense['metrics']['dense_bytes'])}.")
 with int8_slot.container():
     int8_card()
 common.finished()

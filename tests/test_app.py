@@ -48,6 +48,10 @@ def test_home_shows_card(fmnist):
     assert at.metric[0].value == "266,610"
     import json
     import compress_engine as ce
+    # the weights training left at zero, counted as the pages count the dense model's non-zero parameters
+    dense = ce.compress(ce.load_model("lenet-300-100"), ce.Recipe(), ce.load_dataset("fashion-mnist"), evaluate=False)
+    assert at.metric[0].delta == f"{dense.metrics['nonzero_params']:,} non-zero" != "266,610 non-zero"
+    assert at.metric[1].value == f"{dense.metrics['dense_bytes'] / 1000:,.1f} KB"
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # the 12 test images: one picture, one caption each
     assert [t["type"] for t in spec["data"]] == ["image"] and len(spec["layout"]["annotations"]) == 12
     ds = ce.load_dataset("fashion-mnist")

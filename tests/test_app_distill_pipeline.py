@@ -199,6 +199,10 @@ def test_pipeline_controls_move_size_and_parameters(fmnist):
         row = stages[stages["stage"] == label].iloc[0]
         assert row["KB"] == pytest.approx(len(res.artifact) / 1000) and row["accuracy (%)"] == pytest.approx(
             100 * res.metrics["accuracy"])
+    # the dense bar is the float32 weights every ratio divides (not the unchanged weights' artifact, which skips the
+    # weights training left at zero): 1.0x, and the size Home's card gives
+    dense_row = stages[stages["stage"] == "dense float32"].iloc[0]
+    assert dense_row["ratio"] == "1.0×" and dense_row["KB"] == ce.model_card("lenet-300-100")["dense_bytes"] / 1000
 
     at.slider(key="pipe_sparsity").set_value(0).run()
     assert not at.exception

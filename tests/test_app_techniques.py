@@ -8,6 +8,7 @@ selected through pages.common.DATASET, so it takes seconds.
 import json
 import math
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -44,6 +45,11 @@ def test_pruning_sparsity_scope_and_structure(fmnist):
     assert not at.exception and not at.error
     nz, kb = number(metric(at, "Non-zero parameters")), number(metric(at, "Artifact size"))
     assert nz < 0.15 * dense_nz and kb < dense_kb / 4
+    # the size's change and the ratio have one base: the dense float32 bytes Home's card gives
+    dense_float = ce.model_card("lenet-300-100")["dense_bytes"] / 1000
+    size_card = next(m for m in at.metric if m.label == "Artifact size")
+    assert number(size_card.delta) == pytest.approx(kb - dense_float, abs=0.051)
+    assert number(metric(at, "Compression ratio")) == pytest.approx(dense_float / kb, abs=0.051)
     layer_acc = number(metric(at, "Test accuracy"))
 
     at.radio(key="prune_scope").set_value("global").run()

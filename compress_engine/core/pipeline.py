@@ -472,6 +472,9 @@ def describe(model, data=None, structured_at=0.5):
     """What compress() would do with `model`, without doing it: a JSON-able dict. The same refusals as compress()
     come first (check_model, on `data` when given).
 
+    - "params", "nonzero_params" and "dense_bytes": the model as deployed (deployed()), as compress() counts the
+      dense model: its parameters, those not zero (training can leave weights at exactly 0), its float32 bytes
+      (every compression ratio's base);
     - "compressed": {tensor: shape} of the weights the engine prunes, clusters and quantizes (model.WEIGHTS), and
       their share of the parameters; "carried_weights": {tensor: shape} of parameters of two or more dims it
       carries exactly as float32 (a free nn.Parameter, a layer kind it does not know), "carried_params" all those
@@ -489,6 +492,7 @@ def describe(model, data=None, structured_at=0.5):
     total = param_count(work)
     carried = {name: p for name, p in work.named_parameters() if name not in weights}
     out = {"model_class": type(model).__qualname__, "params": total, "dense_bytes": state_bytes(work),
+           "nonzero_params": sum(int(torch.count_nonzero(p)) for p in work.parameters()),
            "compressed": {name: list(p.shape) for name, p in weights.items()},
            "compressed_share": sum(p.numel() for p in weights.values()) / total,
            "carried_params": sum(p.numel() for p in carried.values()),

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
 from ..core.model import MLP, arch_spec, param_count
-from ..core.pipeline import deployed, scores
+from ..core.pipeline import deployed, describe, scores
 from ..core.structured import resize_to
 from ..core.train import (accuracy, answers, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv,
                           logits, predictions)
@@ -268,6 +268,14 @@ def evaluate_artifact(artifact, data, module=None):
     return {**scores(pred, data.y("test")), "artifact_bytes": len(artifact),
             "params": param_count(model), "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
             "meta": meta, "model": model}
+
+
+def card_sizes(model):
+    """A card's sizes of `model`, as compress() counts the dense model (the model as deployed: a ResNet's BatchNorms
+    folded): "dense_bytes", its float32 bytes, every ratio's base; "nonzero_parameters", those not exactly zero
+    (weight decay drives the weights of pixels blank in every image there)."""
+    d = describe(model)
+    return {"dense_bytes": d["dense_bytes"], "nonzero_parameters": d["nonzero_params"]}
 
 
 def card_head(model, data, n=cards.HEAD):
@@ -646,7 +654,7 @@ def train_sample(name, data, progress=None, out_dir=None):
         "description": DESCRIPTIONS[name],
         "spec": spec,
         "parameters": param_count(model),
-        "dense_bytes": 4 * param_count(model),
+        **card_sizes(model),
         "test_accuracy": round(acc, 4),
         "test_set": f"{data.name}, all {len(data.y('test')):,} test images",
         "training": dict(recipe, optimizer=(f"SGD, Nesterov momentum {recipe['momentum']}" if recipe.get("momentum")
