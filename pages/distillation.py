@@ -25,7 +25,7 @@ GRID_CSV = Path(__file__).resolve().parent.parent / "bench" / "results" / "disti
 GAIN_CSV = GRID_CSV.with_name("distillation_gain.csv")  # KD against labels only, per student (and paired by seed)
 GRID_TEST = 10_000  # the grid's errors are out of Fashion-MNIST's full test set
 WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800)  # hidden units in each of an MLP student's 2 layers
-CNN = "small CNN (ResNet-8, 8-16-32 channels)"
+CNN = "small CNN (a ResNet of 8-16-32 channels)"
 BLUE, ORANGE, GREEN, RED, GREY = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.GREY
 HINTON = explain.HINTON_MNIST
 UPLOAD_LOGITS_KEPT = 4  # uploaded teachers' logits kept in memory (a Fashion-MNIST teacher's: 2.8 MB)
@@ -90,6 +90,13 @@ def student_module(kind):
     """The student module for compress(): the small CNN built from a fixed seed (so the same setting gives the same
     student everywhere), or None for an MLP (the engine builds recipe.student_width's, seeded)."""
     return zoo.cnn_student(0) if kind == CNN else None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def student_params(kind, width=None):
+    """Parameters of the student of this kind (and MLP width), as the engine builds it."""
+    return ce.param_count(zoo.cnn_student(0) if kind == CNN else
+                          zoo.build({"arch": "mlp", "sizes": [784, width, width, 10]}))
 
 
 def student_label(kind, width):
@@ -205,12 +212,13 @@ c[3].metric(f"Teacher test errors (of {n:,})", f"{t_errors:,}")
 controls, explain_col = st.columns([1, 1.25], gap="large")
 with controls:
     kind = st.radio("Student", ["MLP", CNN], horizontal=True, key="distill_kind",
-                    help="An MLP of two hidden layers (Hinton et al.'s student is 800-800), or ResNet-8 at a "
-                         "quarter of the teacher's channels (19,810 parameters).")
+                    help="An MLP of two hidden layers (Hinton et al.'s student is 800-800), or a small ResNet with a "
+                         f"quarter of the zoo's ResNet-8's channels ({student_params(CNN):,} parameters).")
     width = st.select_slider("MLP student width (hidden units in each of its 2 layers)", WIDTHS, value=100,
                              key="distill_width", disabled=kind == CNN,
-                             help="100-100 has 89,610 parameters (29 % of ResNet-8's); 800-800 has 1,276,810, more "
-                                  "than the teacher, though each image costs it 29x fewer multiply-adds.")
+                             help=", ".join(f"{w}-{w} has {student_params('MLP', w):,} parameters "
+                                            f"({student_params('MLP', w) / tcard['parameters']:.0%} of {teacher}'s)"
+                                            for w in (WIDTHS[0], 100, WIDTHS[-1])) + ".")
     T = st.slider("Temperature T", 1.0, 20.0, 1.0, 0.5, key="distill_T",
                   help="Higher T softens the teacher's answer so the small probabilities it gives to the wrong "
                        "classes become visible to the student. With this teacher and these students T = 1 taught "
@@ -376,6 +384,10 @@ groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accura
           ("yours", [{"label": m["name"].removeprefix("yours: "), "bytes": m["bytes"], "accuracy": m["accuracy"]}
                      for m in mine], {"color": "black", "symbol": "star-open", "size": 16})]
 st.plotly_chart(charts.size_accuracy(groups), width="stretch")
-st.caption("Sizes are the float32 bytes of each model's weights (students you train: their artifact's bytes). MLP "
-           "students up to 300-300 are smaller than ResNet-8; 800-800 is 4x larger in bytes, yet needs 29x fewer "
-           "multiply-adds per image (1.3 M against 37 M). The distilled students are drawn at the grid's best T.")
+smaller = [p["label"] for p in grid_pts[""] if p["bytes"] < tcard["dense_bytes"]]
+larger = [p["label"] for p in grid_pts[""] if p["bytes"] >= tcard["dense_bytes"]]
+st.caption("Sizes are the float32 bytes of each model's weights (students you train: their artifact's bytes). "
+           + (f"Students smaller than {teacher}: {', '.join(smaller) or 'none'}; as large or larger: "
+              f"{', '.join(larger) or 'none'}. " if grid_pts[""] else "")
+           + "What a student buys is speed more than bytes: train one, and the page times it against its teacher. "
+             "The distilled students are drawn at the grid's best T.")
