@@ -75,14 +75,26 @@ def layer_histogram(dense_weights, weights, bits, symmetric, per_channel, calibr
     st.caption(note)
 
 
+ONE_BIT = ("A symmetric 1-bit grid has two levels, 0 and a negative one (-2 × the largest |weight|), so every "
+           "positive weight would become 0: 1-bit weights always use the affine grid, from the smallest weight to "
+           "the largest.")
+
+
+def _bits_changed():
+    # a symmetric grid cannot hold 1-bit weights (the engine refuses it): 1 bit forces the affine grid
+    if st.session_state.get("quant_bits") == 1:
+        st.session_state["quant_symmetric"] = False
+
+
 st.title("Quantization")
 controls, explain = st.columns([1, 1.25], gap="large")
 common.start_settings("quantization", lambda f: {"quant_bits": f["bits"]})
 with controls:
-    bits = st.select_slider("Bit width", ce.BITS, key="quant_bits",
+    bits = st.select_slider("Bit width", ce.BITS, key="quant_bits", on_change=_bits_changed,
                             help="1 to 8 bits, or 16. Float32 weights use 32.")
-    symmetric = st.radio("Grid", [False, True], horizontal=True, key="quant_symmetric",
-                         format_func=lambda s: "Symmetric (zero point 0)" if s else "Affine (with a zero point)")
+    symmetric = st.radio("Grid", [False, True], horizontal=True, key="quant_symmetric", disabled=bits == 1,
+                         format_func=lambda s: "Symmetric (zero point 0)" if s else "Affine (with a zero point)",
+                         help=ONE_BIT if bits == 1 else None) and bits != 1
     per_channel = st.radio("Granularity", [False, True], horizontal=True, key="quant_per_channel",
                            format_func=lambda c: "Per output channel" if c else "Per tensor")
     calibration = st.radio("Calibration", ["minmax", "mse"], horizontal=True, key="quant_calibration",

@@ -199,11 +199,14 @@ def test_quantization_bits_scheme_and_int8(fmnist):
     assert not at.exception and not at.error
     assert any("channel 0" in c.value for c in at.caption)
 
-    # 1-bit symmetric is refused by the Recipe: its message, not a traceback
-    at.select_slider(key="quant_bits").set_value(1).run()
+    # the Recipe refuses a symmetric 1-bit grid: moving to 1 bit switches the grid to affine and disables it, saying
+    # why, instead of blanking the page with the refusal
     at.radio(key="quant_symmetric").set_value(True).run()
-    assert not at.exception
-    assert len(at.error) == 1 and "symmetric" in at.error[0].value
+    at.select_slider(key="quant_bits").set_value(1).run()
+    assert not at.exception and not at.error
+    grid = at.radio(key="quant_symmetric")
+    assert grid.value is False and grid.disabled and "affine" in grid.help
+    assert "q in [0, 1]" in " ".join(c.value for c in at.caption)  # the histogram's grid: affine 1-bit
 
     at.select_slider(key="quant_bits").set_value(16).run()
     assert not at.exception and not at.error

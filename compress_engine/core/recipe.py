@@ -90,8 +90,9 @@ class Recipe:
             raise RecipeError(f"conv_clusters={self.conv_clusters} needs clusters set too: it overrides the "
                               "cluster count of convolution layers only")
         if self.bits == 1 and self.symmetric:
-            raise RecipeError("bits=1 with symmetric=True: a symmetric 1-bit grid is {-2m, 0}, which loses every "
-                              "positive weight; use symmetric=False (affine) for 1-bit weights")
+            raise RecipeError("bits=1 with symmetric=True: a symmetric 1-bit grid is {-2m, 0} (m = the largest "
+                              "|weight|), which loses every positive weight; use symmetric=False (affine) for 1-bit "
+                              "weights")
         if self.schedule == "gradual" and self.finetune_epochs == 0:
             raise RecipeError("schedule='gradual' needs finetune_epochs >= 1: the cubic schedule prunes a "
                               "little at each fine-tuning step")
