@@ -71,11 +71,12 @@ with right:
     # what each tensor became first: a model of long names (ResNet-8's "blocks.2.shortcut.0.weight") overflows
     # the half-page column, and the columns pushed out of sight are then the shape and count, not the answer
     rows = [{"tensor": r["name"],
-             "stored as": (f"{r['levels']} centroids, {max(1, math.ceil(math.log2(r['levels'])))}-bit indices"
-                           if r["levels"] else "float32 values (not clustered)"),
+             "stored as": (f"{r['levels']} centroids, {max(1, math.ceil(math.log2(r['levels'])))} bit"
+                           if r["levels"] else "float32"),
              "KB": r["bytes"] / units.KB, "non-zero": r["nonzero"], "shape": "×".join(map(str, r["shape"]))}
             for r in m["layers"]]
-    st.markdown("**What each tensor stores** (biases stay float32)")
+    st.markdown("**What each tensor stores** (a clustered one: its centroids and an index of so many bits per "
+                "kept weight; biases stay float32)")
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"non-zero": st.column_config.NumberColumn(format="localized"),
                                 "KB": st.column_config.NumberColumn("KB", format="%.1f")})

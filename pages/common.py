@@ -1044,7 +1044,7 @@ def speed_card(state, key, run, names):
     fewer = viz.flops_ratio(run["metrics"].get("flops"), run["metrics"].get("dense_flops"))
     one = t["one"]
     st.caption(f"Median of {t['repeats']} forward passes each over {t['batch']} test images, the two models in turns, "
-               "on this machine's CPU now." + (f" The FLOPs fall {fewer:.1f}x; time also goes to moving data and to "
+               "on this machine's CPU now." + (f" The FLOPs fall {fewer:.1f}×; time also goes to moving data and to "
                                                "each layer's fixed costs, so the two differ." if fewer else "")
                + f" One image at a time (a single request, {one['repeats']} turns): {units.ms(one['dense_ms'])} "
                  f"{names[0].lower()}, {units.ms(one['ms'])} {names[1].lower()}, {ratio(one['speedup'])} faster; "

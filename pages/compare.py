@@ -146,12 +146,14 @@ event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
     # as many columns as fit the page's width: the rest (technique: the chart's colours; agreement, non-zero
     # parameters, saved) are side by side below and in the CSV
-    column_order=["id", "name", "model", "summary", *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")),
+    # (the Name column only once a run has a name; the Model column as wide as its longest name)
+    column_order=["id", *(["name"] if (shown["name"] != "").any() else []), "model", "summary",
+                  *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")),
                   "acc_pct", "delta_pts", "sparsity_pct", "pareto"],
     column_config={
         "id": st.column_config.NumberColumn("Run", format="#%d", width="small"),
         "name": st.column_config.TextColumn("Name", width="small", help="Tick one run to name it below the chart"),
-        "model": st.column_config.TextColumn("Model", width="small"),
+        "model": st.column_config.TextColumn("Model", width=min(220, 24 + 8 * int(shown["model"].str.len().max()))),
         "summary": st.column_config.TextColumn("Recipe", width="medium"),
         "kb": st.column_config.NumberColumn("Size", format="%.1f KB", help=units.CONVENTION),
         "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×"),
@@ -168,7 +170,8 @@ event = st.dataframe(
 )
 rows = sorted(event.selection.rows) if event is not None else []
 selected = [int(shown.loc[i, "id"]) for i in rows if i < len(shown)]
-st.caption("Tick rows (left edge of the table) to compare them side by side below, download or delete them.")
+st.caption("Tick rows (left edge of the table) to compare them side by side below, download or delete them; tick "
+           "one to name it.")
 
 # --- Pareto chart -------------------------------------------------------------------------------
 plotted = shown[shown[x_col].notna()]  # a run saved before FLOPs were counted has no place on the FLOPs chart

@@ -111,7 +111,7 @@ def test_distillation_trains_both_students(tiny):
     assert timed["speedup"] == timed["dense_ms"] / timed["ms"]
     kd_flops = [r for k, r in trained.items() if ce.Recipe.from_json(r["recipe"]).temperature][0]["metrics"]
     fewer = kd_flops["dense_flops"] / kd_flops["flops"]
-    assert fewer > 10 and any(f"The FLOPs fall {fewer:.1f}x" in c.value and "One image at a time" in c.value
+    assert fewer > 10 and any(f"The FLOPs fall {fewer:.1f}×" in c.value and "One image at a time" in c.value
                               for c in at.caption)
     assert at.button(key="distill_speed_go").label == "Time again"
 

@@ -107,7 +107,7 @@ def test_pruning_fits_a_flops_budget(fmnist):
     assert not at.exception and not at.error
     (timed,) = at.session_state["prune_speed"].values()
     assert metric(at, "Speed-up") == f"{timed['speedup']:.1f}×" and timed["speedup"] == timed["dense_ms"] / timed["ms"]
-    assert any(f"The FLOPs fall {dense / flops[pct]['flops']:.1f}x" in c.value for c in at.caption)
+    assert any(f"The FLOPs fall {dense / flops[pct]['flops']:.1f}×" in c.value for c in at.caption)
     one = timed["one"]  # and one image at a time, a single request
     assert one["batch"] == 1 and one["speedup"] == one["dense_ms"] / one["ms"]
     assert any(f"One image at a time (a single request, {one['repeats']} turns)" in c.value

@@ -677,7 +677,7 @@ def test_clustering_shows_no_plus_zero_arrow_and_no_none_cells(fmnist):
     assert card.proto.direction == Metric.MetricDirection.NONE
     table = at.dataframe[0].value
     assert not table.isna().any().any() and "None" not in table.astype(str).to_numpy()
-    assert set(table["stored as"]) == {"16 centroids, 4-bit indices", "float32 values (not clustered)"}
+    assert set(table["stored as"]) == {"16 centroids, 4 bit", "float32"}
 
 
 def test_4_bit_quantization_says_why_non_zero_weights_drop(fmnist):

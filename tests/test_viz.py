@@ -162,6 +162,7 @@ def test_log_ticks_are_whole_readable_numbers():
     assert labels([16, 1067]) == ["20", "50", "100", "200", "500", "1,000"]
     assert labels([1, 100_000]) == ["1", "10", "100", "1,000", "10,000", "100,000"]
     assert labels([20, 35]) == ["20", "30"]
+    assert labels([20.4, 26.1, 243.1, 1066.4])[:2] == ["20", "50"]  # a tick just beyond the smallest run, not 50 alone
     assert labels([0.5, 3]) == ["0.5", "0.6", "0.7", "0.8", "0.9", "1", "2", "3"]
     assert labels([21, 22]) == ["20", "30"]  # too short a range for two ticks inside: the nearest around it
     assert labels([100, 100]) == ["100"] and labels([0, -1, None]) == []
