@@ -95,12 +95,13 @@ def vline(xs, name, color=RED, width=1.0, dash=None):
             "line": {"color": color, "width": width, "dash": dash}}
 
 
-def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False, x_category=False,
-          y_percent=False, height=HEIGHT, x_ticks=None):
+def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False, y_percent=False, height=HEIGHT,
+          x_ticks=None):
     """Lines with markers, one per series (dicts with name, x, y, optional color, dash, text for
     hover, and margin: a 95 % half-width per point, None where y is exact), the current setting as a star (dict x,
     y, name) and an optional reference line (dict y, name). y_percent: y values are fractions shown as %. x_ticks:
-    tick values of a log x axis. A point with a margin is an estimate: an open marker with an error bar."""
+    the x axis's tick values (on a linear axis, e.g. the bit widths 1-8 and 16 at their true distances).
+    A point with a margin is an estimate: an open marker with an error bar."""
     scale = 100.0 if y_percent else 1.0
     data = []
     for s in series:
@@ -130,8 +131,8 @@ def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False
     if x_log:
         layout["xaxis"].update(log_ticks([x for s in series for x in s["x"]] + ([current["x"]] if current else []),
                                          x_ticks))
-    if x_category:
-        layout["xaxis"]["type"] = "category"
+    elif x_ticks is not None:
+        layout["xaxis"].update(tickmode="array", tickvals=list(x_ticks), ticktext=[viz.tick_label(t) for t in x_ticks])
     return figure(data, layout)
 
 
@@ -147,6 +148,8 @@ def bars(names, ys, title, x_title, y_title, text=None, hover=None, reference=No
         data.append({"type": "scatter", "x": list(names), "y": [scale * reference["y"]] * len(names),
                      "mode": "lines", "name": reference["name"], "line": {"color": RED, "dash": "dash"}})
     layout = base_layout(title, x_title, y_title, height)
+    if reference is not None:  # above the plot, right of the title: under it, long tilted names ran into it
+        layout["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}
     if y_percent:
         layout["yaxis"]["range"] = [0, 105]
     return figure(data, layout)
@@ -229,7 +232,9 @@ def distill_grid(rows, mine=()):
 
 
 def size_accuracy(groups):
-    """groups: (name, points, style) with points dicts of label, bytes, accuracy: size vs accuracy, log size axis."""
+    """groups: (name, points, style) with points dicts of label, bytes, accuracy: size vs accuracy, log size axis.
+    style: color, symbol, and optionally mode, dash, size and text_at, where the labels go (default above the
+    points: "bottom center" keeps one group's labels clear of another's drawn above nearby points)."""
     fig = go.Figure()
     sizes = []
     for gname, pts, style in groups:
@@ -239,7 +244,7 @@ def size_accuracy(groups):
         sizes += [p["bytes"] for p in pts]
         fig.add_scatter(x=[p["bytes"] / units.KB for p in pts], y=[100 * p["accuracy"] for p in pts], name=gname,
                         mode=style.get("mode", "markers+text"), text=[p["label"] for p in pts],
-                        textposition="top center", textfont=dict(size=10),
+                        textposition=style.get("text_at", "top center"), textfont=dict(size=10),
                         line=dict(color=style["color"], dash=style.get("dash")),
                         marker=dict(size=style.get("size", 11), color=style["color"], symbol=style["symbol"],
                                     line=dict(color="white", width=1)),

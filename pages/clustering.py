@@ -22,7 +22,7 @@ def layer_histogram(dense_weights, weights, pct):
     cents = viz.centroids(clustered)
     rng = viz.value_range(kept, cents, pad=0.02)
     counts, edges = viz.histogram(kept, 150, rng)
-    fig = charts.histogram([{"name": f"weights before clustering ({len(kept):,})", "counts": counts,
+    fig = charts.histogram([{"name": f"non-zero weights before clustering ({len(kept):,})", "counts": counts,
                              "edges": edges, "color": charts.BLUE}],
                            f"{layer}: weights and their {len(cents)} centroids", log_y=log_y,
                            vlines=[charts.vline(cents, f"centroids ({len(cents)})", color=charts.RED, width=1.5)])

@@ -375,14 +375,14 @@ cnn_pts = [{"label": f"{r['student']}, " + (f"KD T = {r['T']}" if r["T"] else "l
            for r in rows if r["student"].startswith("cnn") and r["T"] in ("", best_T)]
 groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accuracy": tcard["test_accuracy"]}],
            {"color": RED, "symbol": "diamond", "size": 16}),
-          ("other models", models, {"color": GREY, "symbol": "square"}),
+          ("other models", models, {"color": GREY, "symbol": "square", "text_at": "bottom center"}),
           (f"students, labels only ({rows[0]['epochs']} epochs, mean of seeds)" if rows else "", grid_pts[""],
            {"color": ORANGE, "symbol": "circle", "mode": "lines+markers+text", "dash": "dash", "size": 9}),
           (f"students, KD T = {best_T} (mean of seeds)" if rows else "", grid_pts[best_T] if best_T else [],
            {"color": BLUE, "symbol": "star", "mode": "lines+markers", "size": 11}),
           ("CNN student (mean of seeds)", cnn_pts, {"color": GREEN, "symbol": "diamond", "size": 11}),
           ("yours", [{"label": m["name"].removeprefix("yours: "), "bytes": m["bytes"], "accuracy": m["accuracy"]}
-                     for m in mine], {"color": "black", "symbol": "star-open", "size": 16})]
+                     for m in mine], {"color": "black", "symbol": "star-open", "size": 16, "text_at": "middle right"})]
 st.plotly_chart(charts.size_accuracy(groups), width="stretch")
 smaller = [p["label"] for p in grid_pts[""] if p["bytes"] < tcard["dense_bytes"]]
 larger = [p["label"] for p in grid_pts[""] if p["bytes"] >= tcard["dense_bytes"]]

@@ -134,13 +134,13 @@ int8_slot.caption("A real int8 runtime is timed here once the curves below are c
 
 # --- accuracy and bytes vs bits -------------------------------------------------------------------
 points = [b for b in ce.BITS if not (symmetric and b == 1)]
-labels = [str(b) for b in points]
 scheme = f"{'symmetric' if symmetric else 'affine'}, {'per channel' if per_channel else 'per tensor'}, {calibration}"
 
 
 def bit_curves(curve, margins, key):
-    common.accuracy_and_size(curve, margins, key, run, dense, labels, str(bits), "bit width", "bits per weight",
-                             (scheme, scheme), f"current ({bits} bits)", "dense float32", x_category=True)
+    # bit widths at their true distances (8 -> 16 is 8 bits, not one step): the size grows in a straight line
+    common.accuracy_and_size(curve, margins, key, run, dense, points, bits, "bit width", "bits per weight",
+                             (scheme, scheme), f"current ({bits} bit{'s' * (bits != 1)})", "dense float32", x_ticks=points)
 
 
 common.curve_metrics([recipe.replace(bits=b) for b in points], "Curve over bit widths…", draw=bit_curves,

@@ -24,6 +24,9 @@ def bits(k):
     return 32 if k is None else max(1, math.ceil(math.log2(k)))
 
 
+LEGEND_WIDTH = 430  # px a legend has in half the page's width; an entry takes about 40 + 7 px a character
+
+
 def layout(fig, title, x_title, y_title, height=360, legend_rows=1):
     """Titles and size; the legend hangs under the x axis's title in a bottom margin that grows by each legend row
     beyond the first, so the plot keeps its height (ResNet-8's ten layers take five rows: at a fixed height they
@@ -53,7 +56,9 @@ def loss_lines(scan, axis):
                         hovertemplate="%{x}: %{y:.2f} pts lost, layer %{customdata:.1f} KB<extra></extra>")
     fig.add_hline(y=100 * TOLERANCE, line_dash="dot", line_color=charts.GREY,
                   annotation_text=f"{100 * TOLERANCE:.1f} pts", annotation_position="top left")
-    legend_rows = math.ceil(len(scan["layers"]) / 2)  # two legend entries to a row in half the page
+    # as many legend entries to a row of half the page as their names allow: ResNet-8's long ones take a row each
+    longest = max(len(f"{la['name']} ({la['params']:,})") for la in scan["layers"])
+    legend_rows = math.ceil(len(scan["layers"]) / max(1, LEGEND_WIDTH // (40 + 7 * longest)))
     if axis == "sparsity":
         layout(fig, "Pruning one layer alone (one-shot, others dense)", "sparsity of that layer (%)",
                "accuracy lost (points)", legend_rows=legend_rows)

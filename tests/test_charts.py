@@ -35,8 +35,8 @@ BUILDERS = {
                                                       "margin": [None, 0.012, 0.02], "text": ["1 KB", "2 KB", "3 KB"]}],
                                                     "Accuracy vs sparsity", "sparsity (%)", "accuracy (%)",
                                                     y_percent=True),
-    "curve, categories": lambda: charts.curve([{"name": "s", "x": ["2", "4", "8"], "y": [1, 2, 3]}], "bits", "b", "KB",
-                                              x_category=True),
+    "curve, linear ticks": lambda: charts.curve([{"name": "s", "x": [1, 2, 8, 16], "y": [1, 2, 8, 16]}], "bits", "b",
+                                                "KB", x_ticks=[1, 2, 8, 16]),
     "bars": lambda: charts.bars(["fc1", "fc2"], [0.9, 0.5], "sparsity", "layer", "%", text=["90 %", "50 %"],
                                 hover=["a", "b"], reference={"y": 0.8, "name": "asked"}, y_percent=True),
     "mask": lambda: charts.mask(IMAGE, "kept", block=(2, 3)),
@@ -60,6 +60,13 @@ def test_the_check_refuses_a_bad_property(monkeypatch):
         charts.figure([], {"heigth": 300})
     monkeypatch.setattr(charts, "CHECK", False)
     charts.figure([{"type": "bar", "x": [1], "y": [2], "colour": "red"}], {})  # unchecked: the server's path
+
+
+def test_bit_widths_sit_at_their_true_distances():
+    """A linear axis with ticks at the bit widths: 8 -> 16 spans eight bits, not one step as a category axis drew it."""
+    axis = BUILDERS["curve, linear ticks"]().layout.xaxis
+    assert axis.type != "category" and list(axis.tickvals) == [1, 2, 8, 16] and list(axis.ticktext) == ["1", "2", "8",
+                                                                                                      "16"]
 
 
 def test_log_ticks_read_as_whole_numbers():
