@@ -162,9 +162,11 @@ def fit(tab, timeout, add):
             seen["scanned"] - t, (f"the caption said about {told.group(1).strip()}" if told else "no estimate shown")
             + (f"; first progress bar: \"{scanning[0]}\"" if scanning else ""))
     if "tuning" in seen:
-        between = [b for b in bars(tab) if "scanning" not in b and "fine-tuning" not in b]  # what the bar said then
+        # what the bar said in between, while the dense model's soft targets were computed
+        between = [b for b in bars(tab) if "scanning" not in b and "fine-tuning" not in b and "starting" not in b]
         add("Sensitivity: Fit pressed -> its fine-tuning began", seen["tuning"] - t,
-            f"the bar before it: \"{between[-1]}\"" if between else "")
+            (f"the bar between, {len(set(between))} texts: first \"{between[0]}\", last \"{between[-1]}\""
+             if between else ""))
     add("Sensitivity: Fit pressed -> its result drawn", shown,
         "the fine-tuning's progress bar was not seen" if "tuning" not in seen else "")
 

@@ -1243,7 +1243,9 @@ def progress_text(label, p, now=None):
     if not p.total:  # a part with no steps to count: its name alone
         return f"{label}: {p.phase or 'starting'}…"
     now = time.monotonic() if now is None else now
-    left = units.remaining(now - p.began, p.step, p.total) if p.began is not None and 0 < p.step < p.total else None
+    # at the pace of the steps since this part's first report (jobs.Progress): none to go by until a second one
+    left = (units.remaining(now - p.began, p.step - p.first, p.total - p.first)
+            if p.began is not None and p.first is not None and p.first < p.step < p.total else None)
     return (f"{label}: {p.phase or 'step'} {p.step:,} of {p.total:,}"
             + (f", loss {p.loss:.3f}" if p.loss is not None else "")
             + (f", test accuracy {100 * p.acc:.1f} %" if p.acc is not None else "")

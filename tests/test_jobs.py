@@ -181,6 +181,7 @@ def test_a_job_of_several_parts_names_each_and_times_it_from_its_own_start():
     assert job.result(WAIT) == "ok"
     assert [(p.phase, p.step, p.total) for p in seen] == [("setting", 1, 2), ("setting", 2, 2), ("step", 1, 5)]
     assert seen[0].began == seen[1].began and seen[2].began >= seen[1].began + 0.05
+    assert [p.first for p in seen] == [1, 1, 1]  # the step each part first reported: its pace counts after it
 
 
 def test_a_job_runs_on_its_torch_threads_and_leaves_other_threads_theirs():
@@ -390,10 +391,13 @@ def test_following_a_job_draws_its_queue_place_progress_and_loss_without_error(t
 
 def test_a_running_jobs_line_names_its_part_and_the_time_that_part_has_left():
     from pages.common import progress_text
-    scan = jobs.Progress(3, 9, None, None, "scanning each layer, setting", began=100.0)
+    scan = jobs.Progress(3, 9, None, None, "scanning each layer, setting", began=100.0, first=1)
     assert progress_text("Fit in 20 KB", scan, now=130.0) == \
-        "Fit in 20 KB: scanning each layer, setting 3 of 9 (about 60 s left)"  # 10 s a setting, 6 to go
-    tune = jobs.Progress(300, 900, 0.4123, 0.871, "fine-tuning, step", began=130.0)
+        "Fit in 20 KB: scanning each layer, setting 3 of 9 (about 2 min left)"  # 15 s a setting since the 1st: 90 s
+    # the part's first report alone gives no pace (its time since the part began is not in `began`)
+    assert progress_text("Fit in 20 KB", scan._replace(step=1), now=100.0) == \
+        "Fit in 20 KB: scanning each layer, setting 1 of 9"
+    tune = jobs.Progress(300, 900, 0.4123, 0.871, "fine-tuning, step", began=130.0, first=0)
     assert progress_text("Fit in 20 KB", tune, now=190.0) == \
         "Fit in 20 KB: fine-tuning, step 300 of 900, loss 0.412, test accuracy 87.1 % (about 2 min left)"
     assert progress_text("Fine-tuning", jobs.Progress(0, 10, None, None), now=5.0) == "Fine-tuning: step 0 of 10"
