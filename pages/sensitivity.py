@@ -271,9 +271,11 @@ if fit is None:
     first = ("" if ce.sensitivity.cached(net, data, split="train", refit=True, focus=focus, shipped=shipped) else
              " It first scans every layer on training images, about "
              f"{units.duration(expected_scan()[1])} here "
-             "(then kept on disk), then fine-tunes.")
+             "(then kept on disk).")
+    tune = (f" It fine-tunes in two stages of {epochs} epoch{'s' * (epochs > 1)} on the dense model's soft targets."
+            + common.training_time(2 * epochs))  # (the time once this machine has evaluated the model)
     st.caption("Press **Fit** to run it in the server's training queue. The result is kept on this server, so a "
-               "reload, another tab or another student sees it at once." + first)
+               "reload, another tab or another student sees it at once." + first + tune)
 else:
     m, plan = fit["metrics"], fit["plan"]
     c = st.columns(4)

@@ -395,6 +395,12 @@ def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, mo
     assert len(ran) == 1 and ran[0][0].startswith("train-worker") and ran[0][1] == page_threads
     fit = next(c.value for c in at.caption if c.value.startswith("Press **Fit**"))  # its own scan comes first
     assert "first scans every layer on training images, about " in fit and " h here" in fit
+    # then its fine-tuning: 2 stages of the page's 1 epoch, at the epoch time the pages estimate for this model here
+    from compress_engine.playground import units
+    from pages import common
+    epoch = common.EPOCH_PER_EVAL["mlp"] * common._eval_seconds[("lenet-300-100", common.DATASET, "")]
+    assert fit.endswith("It fine-tunes in two stages of 1 epoch on the dense model's soft targets. About "
+                        f"{units.duration(2 * epoch)} ({units.duration(epoch)} an epoch) for lenet-300-100 here.")
     at.run()  # kept on disk: drawn at once from now on, no button
     assert not at.exception and len(at.get("plotly_chart")) == 4 and not [b for b in at.button if b.key == "sens_go"]
 
