@@ -16,8 +16,11 @@ card = common.card()
 st.subheader(card["name"])
 st.write(card["description"])
 c1, c2, c3 = st.columns(3)
-nonzero = card.get("nonzero_parameters")
-c1.metric("Parameters", f"{card['parameters']:,}", None if nonzero is None else f"{nonzero:,} non-zero",
+nonzero, deployed = card.get("nonzero_parameters"), card.get("deployed_parameters", card["parameters"])
+folded = " once BatchNorm is folded" if deployed != card["parameters"] else ""
+c1.metric("Parameters", f"{card['parameters']:,}",
+          None if nonzero is None else f"{deployed:,}{folded}" if nonzero == deployed and folded else
+          f"{nonzero:,} non-zero" + (f" of {deployed:,}{folded}" if folded else ""),
           delta_color="off", delta_arrow="off",
           help="Non-zero: counted on the model as deployed (a BatchNorm folded into the convolution before it), as "
                "every page counts the dense model. Training leaves some weights at exactly zero: weight decay drives "

@@ -68,6 +68,11 @@ def test_home_shows_card(fmnist):
                    if "python -m compress_engine run" in m.value).group(1)
     assert "--model lenet-5 " in command
     assert cli.main(shlex.split(command)[3:]) == 0
+    resnet = app()
+    resnet.session_state["model"] = "resnet-8"
+    resnet.run()  # BatchNorm folded: fewer parameters, none of them zero
+    assert not resnet.exception and (resnet.metric[0].value, resnet.metric[0].delta) == (
+        "308,074", "307,402 once BatchNorm is folded")
 
 
 def test_home_draws_without_importing_torch(fmnist):

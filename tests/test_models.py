@@ -18,7 +18,8 @@ def test_shipped_checkpoint_scores_its_card(name, fmnist):
     assert ce.param_count(model) == card["parameters"] == params
     # the card's sizes are the dense model's as compress() counts it (a ResNet's BatchNorms folded)
     dense = ce.compress(model, ce.Recipe(), fmnist, evaluate=False).metrics
-    assert (card["dense_bytes"], card["nonzero_parameters"]) == (dense["dense_bytes"], dense["nonzero_params"])
+    assert (card["dense_bytes"], card["deployed_parameters"], card["nonzero_parameters"]) == (
+        dense["dense_bytes"], dense["dense_params"], dense["nonzero_params"])
     acc = accuracy(model, fmnist.x("test"), fmnist.y("test"))
     assert acc == pytest.approx(card["test_accuracy"], abs=2e-4)
     assert acc >= floor
