@@ -830,10 +830,11 @@ def _wait_quiet(quiet=QUIET, patience=1.0):
         time.sleep(0.05)
 
 
-def headline(recipe, spinner="Compressing…", label=None, key=None, early=False):
+def headline(recipe, spinner="Compressing…", label=None, key=None, early=False, cancel_resets=None):
     """Run `recipe`, draw its metric cards against the dense model and a Save button; return (run, dense).
     A recipe that trains goes through train_run (the training queue, progress, live loss, Cancel; kept on disk);
-    cancelled or failed, the page stops there, after train_run has said why.
+    cancelled or failed, the page stops there, after train_run has said why. cancel_resets: the key of the toggle
+    that asked for the training, turned off by Cancel, so the page draws again without it (not blank).
 
     early=True, for a recipe that does not train and has not been computed yet, on a model whose evaluation takes
     EARLY_MIN_EVAL seconds or more: the cards are drawn from the run
@@ -842,7 +843,7 @@ def headline(recipe, spinner="Compressing…", label=None, key=None, early=False
     The page's first charts then come before the evaluation (LeNet-5: 0.5 s of the test set; ResNet-8: 5 s)."""
     base = dense()
     if recipe is not None and ce.trained.trains(recipe):
-        res = train_run(recipe, label=spinner.rstrip("…"))
+        res = train_run(recipe, label=spinner.rstrip("…"), cancel_resets=cancel_resets)
         if res is None:
             st.stop()
     elif early and recipe is not None and draw_early(recipe):
@@ -1091,7 +1092,8 @@ STOPPED = "Stopped: nothing of the interrupted run was kept."
 TRAIN_POLL = 0.2  # seconds between two looks at a training job's progress (the page redraws only on change)
 
 
-def train_run(recipe, label="Training", start_from=None, student=None, model_logits=None, student_key=None):
+def train_run(recipe, label="Training", start_from=None, student=None, model_logits=None, student_key=None,
+              cancel_resets=None):
     """Run a recipe with fine-tuning or distillation through the training pool (pooled()), behind a progress bar, a
     live loss curve and a Cancel button.
 
@@ -1102,13 +1104,14 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
     The result is kept on disk by model weights + recipe + data (compress_engine.playground.trained), so a
     reload, another tab or another student gets it at once, and in st.session_state for this session's reruns.
     Returns None (after saying why: bad recipe, cancelled, or failed half-way) when there is no result.
+    cancel_resets: see pooled().
     """
     name = start_from or model_name()
     recipe_json = recipe.to_json()
     student_id = None if student is None else (student_key or ce.sweeps.model_fingerprint(student))
     key = (name, recipe_json) if student_id is None else (name, recipe_json, student_id)
     return pooled(key, label, _trained_reader(name, recipe, student_id),
-                  lambda: _submit_training(name, recipe, student, student_id, model_logits))
+                  lambda: _submit_training(name, recipe, student, student_id, model_logits), cancel_resets)
 
 
 def training(recipe, start_from=None, student_key=None):
@@ -1121,7 +1124,7 @@ def training(recipe, start_from=None, student_key=None):
     return pooled_job((name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key))
 
 
-def pooled(key, label, lookup, submit):
+def pooled(key, label, lookup, submit, cancel_resets=None):
     """The result of the long job `key` (a hashable naming what it produces), run in the process-wide training pool
     behind its place in line, a progress bar, a live loss curve and a Cancel button; or None (after saying why:
     cancelled, a CompressError, or failed half-way).
@@ -1134,7 +1137,9 @@ def pooled(key, label, lookup, submit):
     ahead of you"), then the run's progress. The same run asked for by another session (the same key of the pool)
     is joined, not trained twice. A rerun of the page (any widget) does not stop the run: it goes on in the pool, and
     the next call here picks it up again (or finds it on disk). Cancel withdraws this session; the run stops once no
-    session is waiting for it, and nothing of it is kept."""
+    session is waiting for it, and nothing of it is kept. cancel_resets: the key of a toggle that asked for the job,
+    which Cancel turns off (and says it stopped in a toast): the page then draws as without it, not an empty page
+    under "Stopped"."""
     store = st.session_state.setdefault("trained", {})
     waiting = st.session_state.setdefault("train_jobs", {})  # this session's runs in the pool, by `key`
     cancel_key = "train_cancel:" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
@@ -1152,7 +1157,7 @@ def pooled(key, label, lookup, submit):
         job = submit()
         waiting[key] = job
     if not job.done:
-        _follow_training(job, label, key, cancel_key)
+        _follow_training(job, label, key, cancel_key, cancel_resets)
     waiting.pop(key, None)
     if job.state == ce.jobs.DONE:
         store[key] = job.value
@@ -1227,11 +1232,15 @@ def _submit_training(name, recipe, student, student_id, model_logits):
     return ce.jobs.pool().submit((str(cache.folder), disk_key), work)
 
 
-def _cancel_training(key):
-    """on_click of a run's Cancel button: runs before the page does, whether or not the page draws it again."""
+def _cancel_training(key, resets=None):
+    """on_click of a run's Cancel button: runs before the page does, whether or not the page draws it again; turns
+    off the toggle `resets` (pooled's cancel_resets), saying so."""
     job = st.session_state.get("train_jobs", {}).pop(key, None)
     if job is not None:
         job.cancel()
+    if resets is not None:
+        st.session_state[resets] = False
+        st.toast(STOPPED, icon=":material/cancel:")
 
 
 YIELD_EVERY = 0.5  # s: the longest a followed run goes without a message to the browser
@@ -1252,7 +1261,7 @@ def progress_text(label, p, now=None):
             + (f" ({units.left(left)})" if left is not None else ""))
 
 
-def _follow_training(job, label, key, cancel_key):
+def _follow_training(job, label, key, cancel_key, cancel_resets=None):
     """Show `job` until it is finished: its place in line, then a progress bar and the loss curve; and a Cancel
     button. Redraws only what changed. Any widget's rerun interrupts this (the job goes on in the pool).
 
@@ -1265,7 +1274,8 @@ def _follow_training(job, label, key, cancel_key):
     with slot.container():
         bar = st.progress(0.0, text=f"{label}…")
         chart = st.empty()
-        st.button("Cancel", key=cancel_key, icon=":material/cancel:", on_click=_cancel_training, args=(key,),
+        st.button("Cancel", key=cancel_key, icon=":material/cancel:", on_click=_cancel_training,
+                  args=(key, cancel_resets),
                   help="Stop waiting for this run. It stops, and nothing of it is kept, unless another session "
                        "is waiting for the same run.")
     shown, points, sent = None, 0, 0.0

@@ -137,7 +137,8 @@ tuned = finetune and pct > 0
 try:
     run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…",
                                  "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save",
-                                 early=True)  # the weights' charts come before the evaluation
+                                 early=True,  # the weights' charts come before the evaluation
+                                 cancel_resets="prune_finetune")  # Cancel: the one-shot page, not an empty one
 except Exception as e:  # e.g. fine-tuning failing half-way: a message, never a traceback
     st.error(f"{'Fine-tuning' if tuned else 'Pruning'} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of "
              "the run was kept; change a control or rerun the page to try again.")

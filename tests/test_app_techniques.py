@@ -135,12 +135,16 @@ def test_pruning_fits_a_flops_budget(fmnist):
     assert not at.error and not any("smallest sparsity" in c.value for c in at.caption)
 
 
-def test_pruning_fine_tune_switch_and_curve(tiny):
+def test_pruning_fine_tune_switch_and_curve(tiny, monkeypatch):
+    from pages import common
     at = page("pruning")
     at.slider(key="prune_sparsity").set_value(95).run()
     oneshot = number(metric(at, "Test accuracy"))
+    real, asked = common.train_run, []
+    monkeypatch.setattr(common, "train_run", lambda *a, **kw: asked.append(kw.get("cancel_resets")) or real(*a, **kw))
     at.toggle(key="prune_finetune").set_value(True).run()
     assert not at.exception and not at.error
+    assert asked == ["prune_finetune"]  # its Cancel turns the switch off: the one-shot page again, not an empty one
     assert number(metric(at, "Test accuracy")) != oneshot
     assert finetuned_points(at) == {0, 95}
 

@@ -277,6 +277,36 @@ def _train_page():
     st.metric("trained accuracy", "none" if out is None else f"{out['metrics']['accuracy']:.6f}")
 
 
+def _cancel_page():
+    import streamlit as st
+
+    from pages import common
+    st.toggle("Fine-tune 1 epoch", key="finetune")
+    st.button("Cancel", key="cancel", on_click=common._cancel_training, args=(("k",), "finetune"))
+
+
+def test_cancel_withdraws_the_job_and_turns_off_the_switch_that_asked_for_it():
+    """A page whose toggle asked for the training (Pruning's "Fine-tune 1 epoch") passes it as cancel_resets: Cancel
+    then stops the job, turns the toggle off and says so in a toast, and the page draws as without it, where it used
+    to show only "Stopped" until a control was moved (and moving one trained again)."""
+    from streamlit.testing.v1 import AppTest
+
+    from pages import common
+    at = AppTest.from_function(_cancel_page, default_timeout=60)
+    at.run().toggle(key="finetune").set_value(True).run()
+    started = threading.Event()
+    fn, release = blocker(started)
+    job = jobs.pool().submit(("cancel_resets", time.monotonic()), fn)
+    started.wait(WAIT)
+    at.session_state["train_jobs"] = {("k",): job}
+    at.button(key="cancel").click().run()
+    assert not at.exception and at.toggle(key="finetune").value is False
+    assert [t.value for t in at.toast] == [common.STOPPED]
+    assert job.wait(WAIT) and job.state == jobs.CANCELLED  # its only session withdrew: it stopped
+    assert ("k",) not in at.session_state["train_jobs"]
+    release.set()
+
+
 def _session():
     from streamlit.testing.v1 import AppTest
     return AppTest.from_function(_train_page, default_timeout=120)
