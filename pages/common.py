@@ -156,10 +156,11 @@ def sidebar():
              "read without running code (safetensors, or torch.load with weights_only=True) and scored on the test "
              "set; it stays in this session only.")
     kind, text = st.session_state.get("weights_message") or (None, None)
-    if kind == "error":
+    if kind == "error":  # until the file is removed or replaced: it says why the file shown was refused
         st.sidebar.error(text)
-    elif kind == "success":
+    elif kind == "success":  # once: "it is selected above" stops being true when another model is chosen
         st.sidebar.success(text)
+        st.session_state.pop("weights_message")
 
 
 def _on_weights_upload():

@@ -498,6 +498,8 @@ def test_sidebar_upload_adds_and_selects_the_model(fmnist, lenet300):
     assert at.sidebar.selectbox(key="model").options[-1] == name
     assert "test accuracy 90.13 %" in at.sidebar.success[0].value  # scored by the engine on all 10k images
     assert any(m.value.startswith(f"card: {name} `0.901") for m in at.markdown)
+    at.run()  # said once: "it is selected above" would not stay true once another model is chosen
+    assert not at.exception and not at.sidebar.success and at.session_state["model"] == name
 
 
 @pytest.mark.parametrize("filename, data, match", [
