@@ -144,8 +144,8 @@ st.subheader(f"{len(shown)} saved run{'s' * (len(shown) != 1)}")
 table_key = f"runs_table_{st.session_state.get('runs_table_gen', 0)}"  # new key after a delete = no stale rows
 event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
-    # as many columns as fit the page's width: the rest (technique: the chart's colours; agreement, non-zero
-    # parameters, saved) are side by side below and in the CSV
+    # as many columns as fit the page's width (1,400 px, a run named and an upload's long name included): the rest
+    # (technique: the chart's colours; agreement, non-zero parameters, saved) are side by side below and in the CSV
     # (the Name column only once a run has a name; the Model column as wide as its longest name)
     column_order=["id", *(["name"] if (shown["name"] != "").any() else []), "model", "summary",
                   *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")),
@@ -153,19 +153,20 @@ event = st.dataframe(
     column_config={
         "id": st.column_config.NumberColumn("Run", format="#%d", width="small"),
         "name": st.column_config.TextColumn("Name", width="small", help="Tick one run to name it below the chart"),
-        "model": st.column_config.TextColumn("Model", width=min(220, 24 + 8 * int(shown["model"].str.len().max()))),
-        "summary": st.column_config.TextColumn("Recipe", width="medium"),
-        "kb": st.column_config.NumberColumn("Size", format="%.1f KB", help=units.CONVENTION),
-        "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×"),
+        "model": st.column_config.TextColumn("Model", width=min(130, 24 + 8 * int(shown["model"].str.len().max()))),
+        "summary": st.column_config.TextColumn("Recipe", width=170),
+        "kb": st.column_config.NumberColumn("Size", format="%.1f KB", help=units.CONVENTION, width="small"),
+        "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×", width="small"),
         "mflops": st.column_config.NumberColumn("MFLOPs", format="%.3f", help="Forward FLOPs of one image, in "
                                                 "millions (a multiply-add counts 2); empty for runs saved before "
                                                 "they were counted"),
         "flops_x": st.column_config.NumberColumn("Fewer", format="%.1f×", help="The dense model's FLOPs / this run's"),
-        "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%"),
-        "delta_pts": st.column_config.NumberColumn("vs dense", format="%+.2f pts"),
-        "sparsity_pct": st.column_config.NumberColumn("Zeros", format="%.1f %%", help="Share of weights that are zero"),
+        "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%", width="small"),
+        "delta_pts": st.column_config.NumberColumn("vs dense", format="%+.2f pts", width="small"),
+        "sparsity_pct": st.column_config.NumberColumn("Zeros", format="%.1f %%", help="Share of weights that are zero",
+                                                      width="small"),
         "pareto": st.column_config.CheckboxColumn("Frontier", help="On the Pareto frontier: no run costs less "
-                                                                  "and is more accurate"),
+                                                                  "and is more accurate", width="small"),
     },
 )
 rows = sorted(event.selection.rows) if event is not None else []
@@ -290,7 +291,8 @@ for r in full:
         "Parameters": show(r["params"], "{:,}".format), "Non-zero parameters": show(r["nonzero_params"], "{:,}".format),
         "Zero weights": pct(r["sparsity"]),
         "Forward FLOPs per image": show(r["flops"], lambda f: f"{f / 1e6:,.3f} M"),
-        "FLOPs vs dense": show(viz.flops_ratio(r["flops"], r["dense_flops"]), "{:.1f}× fewer".format),
+        "FLOPs vs dense": show(viz.flops_ratio(r["flops"], r["dense_flops"]),
+                               lambda x: "the same" if round(x, 1) == 1 else f"{x:.1f}× fewer"),
         **{f"Bytes: {k}": common.kb(v) for k, v in parts.items()},
         "Saved (UTC)": r["created"][:16].replace("T", " "),
     }
@@ -306,8 +308,9 @@ if not layers.empty:
     bars.update_layout(height=360, yaxis_range=[0, 100], margin=dict(t=20))
     left, right = st.columns([3, 2])
     left.plotly_chart(bars, width="stretch")
-    right.dataframe((100 * layers), width="stretch",
-                    column_config={c: st.column_config.NumberColumn(c, format="%.1f %%") for c in layers.columns})
+    short = {c: c.split()[0] for c in layers.columns}  # "#4": the chart's legend names the run in full
+    right.dataframe((100 * layers).rename(columns=short), width="stretch",
+                    column_config={c: st.column_config.NumberColumn(c, format="%.1f %%") for c in short.values()})
 
 cols = st.columns(min(4, len(full)))
 for i, r in enumerate(full):
