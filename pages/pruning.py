@@ -128,7 +128,8 @@ with explain:
         "choice is coarser and accuracy falls sooner.\n"
         "- **One-shot** pruning collapses early; one epoch of **fine-tuning** with the mask held fixed "
         "lets the remaining weights take over the work of the removed ones.")
-    st.latex(r"w' = w \cdot \mathbf{1}\left[\,|w| \ge t\,\right], \qquad t = s\text{-quantile of } |w|")
+    st.latex(r"w' = w \cdot \mathbf{1}\left[\,|w| \ge t\,\right]")  # two lines: one was cut at its right end
+    st.latex(r"t = s\text{-quantile of } |w|")
 
 common.coalesce()  # a held arrow key: only its last value is compressed
 fields = dict(sparsity=pct / 100, prune_scope="layer" if structured else scope, structured=structured)
