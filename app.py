@@ -22,6 +22,10 @@ ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><rect width
         'fill="#1f77b4"/><path d="M12 3v6M9 6l3 3 3-3M12 21v-6M9 18l3-3 3 3M5 12h14" stroke="#fff" '
         'stroke-width="2" fill="none" stroke-linecap="round" stroke-linejoin="round"/></svg>')
 st.set_page_config(page_title="Compression Playground", page_icon=ICON, layout="wide")
+# A classroom projector is often 1,024 px wide: there four metric cards cut their values ("243.1 …") and long switch
+# labels were cut short ("Structured: remove who…"). Below 1,280 px the values get a smaller font, and labels wrap.
+st.html("<style>@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
+        "[data-testid='stWidgetLabel'] p, [data-testid='stCheckbox'] label p { white-space: normal; }</style>")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
