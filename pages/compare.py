@@ -116,7 +116,9 @@ controls, explain = st.columns([2, 3], gap="large")
 with controls:
     models = sorted(df["model"].unique())
     chosen = st.multiselect("Models", models, default=models, key="compare_models",
-                            help="Runs of these sample models are shown in the chart and the table")
+                            help="Runs of these models (sample models and your uploads) are shown in the chart and "
+                                 "the table. With several, the frontier is over all of them: the best accuracy for "
+                                 "its cost, whichever model it takes. Choose one model for its own frontier.")
     cost = st.radio("Cost", list(COSTS), format_func=lambda c: COSTS[c][0], horizontal=True, key="compare_cost",
                     help="What a run costs on the chart and its frontier: the artifact's bytes (what pruning, "
                          "clustering and quantization shrink), or the forward FLOPs of one image (what only removing "
