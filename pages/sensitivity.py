@@ -165,9 +165,14 @@ summary = ce.sensitivity.summary(scan, TOLERANCE)
 fragile = max(summary, key=lambda r: r["loss_at_90"] or 0)
 cheap = max(summary, key=lambda r: r["dense_bytes"] - r["cheapest_bytes"])
 c = st.columns(3)
-c[0].metric("Most fragile layer", viz.layer_label(fragile["layer"]),
-            f"-{100 * fragile['loss_at_90']:.1f} pts at 90 % pruned",
-            delta_color="normal", help="The layer that loses the most accuracy when 90 % of its weights are removed alone.")
+if (fragile["loss_at_90"] or 0) > TOLERANCE:
+    c[0].metric("Most fragile layer", viz.layer_label(fragile["layer"]),
+                f"-{100 * fragile['loss_at_90']:.1f} pts at 90 % pruned", delta_color="normal",
+                help="The layer that loses the most accuracy when 90 % of its weights are removed alone.")
+else:  # e.g. an untrained upload, at chance whatever is pruned: no layer to single out
+    c[0].metric("Most fragile layer", "none", f"none loses over {100 * TOLERANCE:.1f} pts at 90 % pruned",
+                delta_color="off", delta_arrow="off",
+                help="No layer loses more than the tolerance when 90 % of its weights are removed alone.")
 c[1].metric("Cheapest bytes", viz.layer_label(cheap["layer"]),
             f"{common.kb(cheap['dense_bytes'])} → {common.kb(cheap['cheapest_bytes'])}",
             delta_color="off", delta_arrow="off",

@@ -411,3 +411,17 @@ def test_expected_scan_counts_its_settings_and_scales_with_the_evaluation(lenet5
     assert n == 4 * len(sensitivity.SPARSITIES) * len(sensitivity.CLUSTERS) == 252
     assert seconds == pytest.approx(n * sensitivity.SETTING_COST * 0.5 * sensitivity.SUBSET / 10_000)
     assert sensitivity.expected(lenet5, 1.0, 1_000)[1] == pytest.approx(n * sensitivity.SETTING_COST)  # all images
+
+
+def test_no_layer_is_called_fragile_when_none_loses_anything(fmnist, monkeypatch):
+    """An untrained upload is at chance whatever is pruned: the page said 'Most fragile layer layers.0, -0.0 pts at
+    90 % pruned'. With no layer over the tolerance it names none."""
+    from test_app import page
+    real = ce.sensitivity.summary
+    monkeypatch.setattr(ce.sensitivity, "summary", lambda *a, **kw: [dict(r, loss_at_90=0.0) for r in real(*a, **kw)])
+    at = page("sensitivity", "lenet-300-100")
+    card = next(m for m in at.metric if m.label == "Most fragile layer")
+    assert not at.exception and card.value == "none" and card.delta == "none loses over 0.5 pts at 90 % pruned"
+    monkeypatch.setattr(ce.sensitivity, "summary", real)
+    at.run()
+    assert next(m for m in at.metric if m.label == "Most fragile layer").value != "none"  # the shipped scan has one
