@@ -170,11 +170,11 @@ with explain_col:
         "few distinct values, so every survivor is a short code into a small table; **Huffman coding** gives "
         "the frequent codes and gaps fewer bits. Fine-tuning after each step wins the accuracy back. On "
         "MNIST the paper made LeNet-300-100 40× and LeNet-5 39× smaller with no loss of accuracy.")
-    st.latex(r"\text{ratio} = \frac{32\,n}{\underbrace{m\,(b_{\text{gap}} + \lceil\log_2 k\rceil)}_{\text{per kept "
-             r"weight}} + \underbrace{32\,k}_{\text{codebook}}}")
-    st.caption("Before Huffman coding, per layer: n weights of 32 bits, m of them kept after pruning, k shared "
-               "values, b_gap bits per position gap. The sizes below are not this formula: each is the length of a "
-               "real artifact.")
+    # no underbraces: with them the formula was cut at the column's edge on a 1,024-px screen; the caption names them
+    st.latex(r"\text{ratio} = \frac{32\,n}{m\,(b_{\text{gap}} + \lceil\log_2 k\rceil) + 32\,k}")
+    st.caption("Before Huffman coding, per layer: n weights of 32 bits, m of them kept after pruning, each with a "
+               "position gap of b_gap bits and a code of ⌈log₂ k⌉ bits into k shared values, and a codebook of k "
+               "float32 values. The sizes below are not this formula: each is the length of a real artifact.")
 
 common.coalesce()  # a held arrow key: only its last value is compressed
 recipe = common.recipe(sparsity=pct / 100, prune_scope=scope, clusters=clusters, bits=bits, huffman=huffman,
