@@ -221,8 +221,9 @@ with controls:
                                             for w in (WIDTHS[0], 100, WIDTHS[-1])) + ".")
     T = st.slider("Temperature T", 1.0, 20.0, 1.0, 0.5, key="distill_T",
                   help="Higher T softens the teacher's answer so the small probabilities it gives to the wrong "
-                       "classes become visible to the student. With this teacher and these students T = 1 taught "
-                       "best and T = 4 made every MLP student worse (the grid), unlike Hinton et al.'s T = 20 on MNIST.")
+                       f"classes become visible to the student. With {TEACHER} teaching these students T = 1 "
+                       "taught best and T = 4 made every MLP student worse (the grid), unlike Hinton et al.'s T = 20 "
+                       "on MNIST.")
     alpha = st.slider("α: weight of the teacher's soft targets", 0.0, 1.0, 1.0, 0.05, key="distill_alpha",
                       help="1 − α is the weight of the ordinary loss on the true labels. The grid uses α = 1: the "
                            "teacher's soft targets only.")
