@@ -1,10 +1,9 @@
 """Weight clustering: every weight of a layer shares one of k centroids and is stored as a small index."""
 
-import math
-
 import streamlit as st
 
 from compress_engine.playground import units, viz
+from compress_engine.playground.explain import code_bits
 from pages import charts, common
 
 common.through_app()
@@ -54,7 +53,7 @@ with explain:
         "instead of the 32 of a float. With pruning first, only the kept weights are clustered; the zeros are "
         "stored as gaps between positions. Huffman coding then gives the frequent indices shorter codes.")
     st.latex(r"\text{bits per index} = \lceil \log_2 k \rceil = \lceil \log_2 %d \rceil = %d"
-             % (k, max(1, math.ceil(math.log2(k)))))
+             % (k, code_bits(k)))
     st.latex(r"\text{bytes per layer} \approx \tfrac{1}{8}\, n \lceil \log_2 k \rceil + 4k")
     st.caption("n = weights kept; pruned models also store the gaps between kept positions.")
 
@@ -71,7 +70,7 @@ with right:
     # what each tensor became first: a model of long names (ResNet-8's "blocks.2.shortcut.0.weight") overflows
     # the half-page column, and the columns pushed out of sight are then the shape and count, not the answer
     rows = [{"tensor": r["name"],
-             "stored as": (f"{r['levels']} centroids, {max(1, math.ceil(math.log2(r['levels'])))} bit"
+             "stored as": (f"{r['levels']} centroids, {code_bits(r['levels'])} bit"
                            if r["levels"] else "float32"),
              "KB": r["bytes"] / units.KB, "non-zero": r["nonzero"], "shape": "×".join(map(str, r["shape"]))}
             for r in m["layers"]]

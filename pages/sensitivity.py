@@ -7,6 +7,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import units, viz, zoo
+from compress_engine.playground.explain import code_bits
 from pages import charts, common
 
 common.through_app()
@@ -21,7 +22,8 @@ KD = 4.0  # a budget run fine-tunes on the dense model's soft targets at this te
 
 
 def bits(k):
-    return 32 if k is None else max(1, math.ceil(math.log2(k)))
+    """Bits a weight of k shared values takes (explain.code_bits), 32 for float32 (k None)."""
+    return 32 if k is None else code_bits(k)
 
 
 LEGEND_WIDTH = 430  # px a legend has in half the page's width; an entry takes about 40 + 7 px a character
