@@ -17,11 +17,14 @@ st.subheader(card["name"])
 st.write(card["description"])
 c1, c2, c3 = st.columns(3)
 nonzero, deployed = card.get("nonzero_parameters"), card.get("deployed_parameters", card["parameters"])
-folded = " once BatchNorm is folded" if deployed != card["parameters"] else ""
-c1.metric("Parameters", f"{card['parameters']:,}",
-          None if nonzero is None else f"{deployed:,}{folded}" if nonzero == deployed and folded else
-          f"{nonzero:,} non-zero" + (f" of {deployed:,}{folded}" if folded else ""),
-          delta_color="off", delta_arrow="off",
+if nonzero is None:  # a card without the counts
+    counted = None
+elif deployed == card["parameters"]:
+    counted = f"{nonzero:,} non-zero"
+else:  # BatchNorm folded: fewer parameters as deployed
+    counted = (f"{deployed:,}" if nonzero == deployed else f"{nonzero:,} non-zero of {deployed:,}") + \
+        " once BatchNorm is folded"
+c1.metric("Parameters", f"{card['parameters']:,}", counted, delta_color="off", delta_arrow="off",
           help="Non-zero: counted on the model as deployed (a BatchNorm folded into the convolution before it), as "
                "every page counts the dense model. Training leaves some weights at exactly zero: weight decay drives "
                "those of pixels that are blank in every image there.")
