@@ -531,6 +531,37 @@ def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, 
         ce.compress(make(), ce.Recipe(sparsity=0.5), data)
 
 
+class FlatConv(nn.Module):
+    """A conv net fed flat rows (CSV or npz data), or token ids through an embedding: its forward makes the 4-D
+    tensor the conv takes, so the engine's batches must keep the inputs' own layout."""
+
+    def __init__(self, tokens=False):
+        super().__init__()
+        self.embed = nn.Embedding(17, 8) if tokens else None
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 64, 10)
+
+    def forward(self, x):
+        x = self.embed(x) if self.embed is not None else x.view(-1, 1, 8, 8)
+        return self.head(torch.relu(self.conv(x.reshape(-1, 1, 8, 8))).flatten(1))
+
+
+@pytest.mark.parametrize("tokens", [False, True], ids=["flat-rows", "token-ids"])
+def test_a_conv_net_on_inputs_that_are_not_images_runs(digits, tokens):
+    flat = shaped(digits, (64,), "digits-flat")
+    data = (ce.Dataset.from_tensors((flat.x("train")[:, :8] * 16).long(), flat.y("train"),
+                                    (flat.x("test")[:, :8] * 16).long(), flat.y("test")) if tokens else flat)
+    torch.manual_seed(0)
+    model = FlatConv(tokens)
+    expected = model(data.x("test")).argmax(1)
+    assert torch.equal(ce.predictions(model, data.x("test")), expected)
+    result = ce.compress(model, ce.Recipe(sparsity=0.5, finetune_epochs=1), data)
+    fresh = FlatConv(tokens)
+    fresh.load_state_dict(ce.decode(result.artifact))
+    assert torch.equal(ce.predictions(fresh, data.x("test")), fresh(data.x("test")).argmax(1))
+    assert result.metrics["accuracy"] == (ce.predictions(fresh, data.x("test")) == data.y("test")).float().mean().item()
+
+
 def test_int8_runtime_runs_recurrent_layers_in_int8(trained):
     """torch's dynamic quantization has int8 LSTM and GRU kernels (and cells): the int8 latency runs them and the
     heads in int8, and leaves nothing compressible in float32."""

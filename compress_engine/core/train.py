@@ -132,13 +132,15 @@ def answers(model, x, data, batch_size=None):
 
 def batches(model, x, batch_size=None):
     """The batches logits() feeds `model`: 256 images laid out channels-last for a conv net, else 1,000 (or
-    batch_size), each yielded after stop_when's check, which raises Stopped once it asks to stop."""
+    batch_size), each yielded after stop_when's check, which raises Stopped once it asks to stop. Inputs that are
+    not 4-D (flat rows or token ids a forward reshapes for its convs) keep their layout."""
     conv = has_conv(model)
     batch_size = batch_size or (256 if conv else 1000)
+    nhwc = conv and x.dim() == 4
     for i in range(0, len(x), batch_size):
         stop_point()
         xb = x[i:i + batch_size]
-        yield xb.contiguous(memory_format=torch.channels_last) if conv else xb
+        yield xb.contiguous(memory_format=torch.channels_last) if nhwc else xb
 
 
 @torch.inference_mode()
