@@ -512,8 +512,26 @@ class WithAux(nn.Module):
         return {"logits": self.head(h), "features": h} if self.as_dict else (self.head(h), h)
 
 
+def poisoned(tensor_name, value, model=None):
+    """A Linear-ReLU-Linear model (or `model`) with one value of parameter or buffer `tensor_name` set to `value`."""
+    model = model or nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    with torch.no_grad():
+        model.state_dict()[tensor_name].view(-1)[3] = value
+    return model
+
+
 @pytest.mark.parametrize("make, message", [
     (Tied, r"weight of layer 'a' is shared \(a.weight, b.weight\)"),
+    (lambda: poisoned("0.weight", float("nan")), r"parameter '0.weight' holds 1 NaN value among its 2,048"),
+    (lambda: poisoned("2.bias", float("-inf")), r"parameter '2.bias' holds 1 infinite value among its 10"),
+    (lambda: poisoned("1.running_var", float("inf"), nn.Sequential(nn.Linear(64, 32), nn.BatchNorm1d(32),
+                                                                   nn.Linear(32, 10))),
+     r"buffer '1.running_var' holds 1 infinite value"),
+    (lambda: nn.Sequential(nn.utils.weight_norm(nn.Linear(64, 10))),
+     r"weight of layer '0' is not a parameter but is computed from others \(bias, weight_g, weight_v\).*"
+     r"remove_weight_norm"),
+    (lambda: nn.Sequential(nn.utils.spectral_norm(nn.Linear(64, 10))),
+     r"weight of layer '0' is not a parameter .*\(bias, weight_orig\).*remove_spectral_norm"),
     (WithAux, r"returns tuple .* it returns more than the logits: wrap it .* e.g. model\(x\)\[0\]"),
     (lambda: WithAux(as_dict=True), r"returns dict .* e.g. model\(x\)\['logits'\]"),
     (lambda: nn.Sequential(nn.LazyLinear(10)), r"'0.weight' is not initialised"),
@@ -523,6 +541,7 @@ class WithAux(nn.Module):
     (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM, nn.GRU or their cells layer"),
     (lambda: "not a model", r"must be a torch.nn.Module, got str"),
 ])
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
 def test_what_the_engine_cannot_handle_is_refused_before_any_work(digits, make, message, monkeypatch):
     data = shaped(digits, (64,), "digits-flat")
     monkeypatch.setattr("compress_engine.core.pipeline.reference",

@@ -100,6 +100,19 @@ def artifact_meta(model, recipe):
     return {"spec": arch_spec(model), "model_class": type(model).__qualname__, "recipe": recipe.changes()}
 
 
+def refuse_nonfinite(t, where):
+    """ModelError naming `where` if tensor `t` holds a NaN or an infinity (no result computed from it would mean
+    anything)."""
+    bad = ~torch.isfinite(t.detach())
+    if bad.any():
+        n_nan = int(t.detach().isnan().sum())
+        n_inf = int(bad.sum()) - n_nan
+        which = " and ".join(f"{n:,} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n)
+        raise ModelError(f"{where} holds {which} value{'s' if n_nan + n_inf > 1 else ''} among its {t.numel():,}: "
+                         "the model diverged or was loaded wrongly; load weights that are all finite (e.g. an "
+                         "earlier checkpoint, or retrain with a lower learning rate)")
+
+
 def check_model(model, data=None, what="model"):
     """Refuse, before any work, a model the engine cannot compress; ModelError names the layer and the fix.
 
@@ -115,7 +128,11 @@ def check_model(model, data=None, what="model"):
         if p.dtype != torch.float32:
             raise ModelError(f"{what}: parameter {name!r} is {p.dtype}; the engine compresses float32 models: "
                              "call model.float() first")
+        refuse_nonfinite(p, f"{what}: parameter {name!r}")
         owners.setdefault(id(p), []).append(name)
+    for name, b in model.named_buffers():
+        if b.is_floating_point():
+            refuse_nonfinite(b, f"{what}: buffer {name!r}")
     for mod_name, module in model.named_modules():
         if P.is_parametrized(module):
             raise ModelError(f"{what}: layer {mod_name or '(root)'!r} already carries a torch parametrization; "
@@ -129,6 +146,12 @@ def check_model(model, data=None, what="model"):
                                  "its rows in place at every forward pass, so the compressed weights would not "
                                  "stay as stored: build it with max_norm=None (renormalise in forward instead)")
         for attr in weight_names(module):
+            if attr not in module._parameters and isinstance(getattr(module, attr, None), torch.Tensor):
+                raise ModelError(f"{what}: the {attr} of layer {mod_name!r} is not a parameter but is computed "
+                                 f"from others ({', '.join(n for n, _ in module.named_parameters(recurse=False))}) "
+                                 "by a forward hook, as torch.nn.utils.weight_norm and spectral_norm do: remove it "
+                                 "first (torch.nn.utils.remove_weight_norm or remove_spectral_norm; the layer "
+                                 "then holds the same weight as one parameter)")
             shared = owners.get(id(getattr(module, attr, None)), [])
             if len(shared) > 1:
                 which = "the weight" if attr == "weight" else attr
