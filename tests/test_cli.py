@@ -171,6 +171,8 @@ BAD = {  # what is wrong -> (argv, words stderr must contain); {tmp} is a folder
     "train unknown name": (["train", "nope"], "invalid choice: 'nope' (choose from 'lenet-300-100'"),
     "train path as name": (["train", "../../etc/passwd"], "invalid choice"),
     "train bad data": (["train", "lenet-5", "--data", "idx:/nonexistent"], "does not exist"),
+    "train out-dir a file": (["train", "lenet-5", "--out-dir", "{tmp}/text.cpg"], "is a file; give a folder"),
+    "train out-dir unmakeable": (["train", "lenet-5", "--out-dir", "{tmp}/text.cpg/sub"], "cannot be made"),
     # eval
     "eval no path": (["eval"], "required: artifact"),
     "eval missing file": (["eval", "/nonexistent.cpg"], "artifact file '/nonexistent.cpg' does not exist"),
@@ -197,6 +199,17 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, fmnist, case):
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert words.replace("{tmp}", str(tmp)) in err, err
     assert len(err) < 1000
+
+
+def test_train_refuses_to_replace_an_installed_packages_sample_model(capsys, monkeypatch):
+    """A checkout rebuilds sample_models/ in place; an installed package's copy is every user's, so train wants
+    --out-dir there, and says how to use what it writes."""
+    monkeypatch.setattr("compress_engine.playground.cards.INSTALLED", True)
+    monkeypatch.setattr("compress_engine.playground.zoo.train_sample", lambda *a, **k: pytest.fail("it trained"))
+    code, out, err = run(capsys, "train", "lenet-5")
+    assert code == 2 and out == ""
+    assert "train would replace lenet-5, shipped inside the installed package" in err
+    assert "--out-dir DIR" in err and "--model lenet-5 --weights DIR/lenet-5.safetensors" in err
 
 
 # --- the user's own model, weights and data ------------------------------------------------------

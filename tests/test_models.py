@@ -106,6 +106,9 @@ def test_training_a_sample_model_writes_its_card_with_the_head(tiny_idx, tmp_pat
         want = model.eval()(data.x("test")[:cards.HEAD]).argmax(1).tolist()
     assert card["test_head"]["predictions"] == want and card["test_head"]["data"] == tiny_idx
     assert ce.head_predictions(card, tiny_idx, ce.first_test_images(tiny_idx)["x"], 12) == want[:12]
+    for written in ("lenet-300-100.safetensors", "lenet-300-100.json"):  # readable by all, as a shipped file is
+        assert (tmp_path / written).stat().st_mode & 0o777 == 0o644, written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet-300-100.json", "lenet-300-100.safetensors"]
 
 
 def test_cards_are_read_without_torch():

@@ -30,7 +30,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from . import cluster, prune
 from .encode import Codebook, tensor_bytes
 from .data import IGNORE
 from .errors import RecipeError
+from .files import write_atomic
 from .recipe import check
 from .rerun import Reruns
 from .model import check_model, compressible, owner
@@ -123,13 +123,9 @@ def _read_cache(path):
 
 
 def _write_cache(path, result):
-    """Write atomically (temporary file, then rename): a concurrent reader sees the whole scan or none."""
+    """Write atomically: a concurrent reader sees the whole scan or none."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".scan.", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(result))
     except OSError:  # a read-only or full disk: the scan is still returned, just not kept
         pass
 

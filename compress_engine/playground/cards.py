@@ -18,6 +18,7 @@ from ..core.errors import ModelError
 _PKG = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = next((d for d in (_PKG / "sample_models", _PKG.parent / "sample_models") if d.is_dir()),
                   _PKG.parent / "sample_models")
+INSTALLED = SAMPLE_DIR == _PKG / "sample_models"  # inside an installed package, not a checkout's files
 
 # name -> (spec, training recipe). `python -m compress_engine train NAME` reproduces the checkpoint.
 SAMPLES = {

@@ -174,6 +174,21 @@ def check_out(path):
         raise RecipeError(f"--out {short(text, 300)} is not writable; choose another path")
 
 
+def check_out_dir(path):
+    """train's --out-dir must be a folder we can write (made if missing), checked before training."""
+    text = short(str(path), 300)
+    if "\0" in str(path):
+        raise RecipeError(f"--out-dir {short(str(path), 200)} contains a NUL byte; give a folder")
+    if path.exists() and not path.is_dir():
+        raise RecipeError(f"--out-dir {text} is a file; give a folder (it is made if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RecipeError(f"--out-dir {text} cannot be made: {e.strerror or e}; choose another folder") from None
+    if not os.access(path, os.W_OK):
+        raise RecipeError(f"--out-dir {text} is not writable; choose another folder")
+
+
 def summary(result):
     m = dict(result.metrics)
     return {"recipe": result.recipe.to_dict(), "metrics": m, "timings": result.timings}
@@ -382,6 +397,9 @@ def parser(prog="python -m compress_engine"):
     tr = sub.add_parser("train", help="retrain a sample model's checkpoint from scratch (seeded)")
     tr.add_argument("name", choices=list(models.SAMPLES))
     tr.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    tr.add_argument("--out-dir", type=Path, metavar="DIR", help="write the checkpoint and card here (use it with "
+                    "--model NAME --weights DIR/NAME.safetensors) instead of replacing the shipped ones, which only "
+                    "a checkout's sample_models/ may be")
     sc = sub.add_parser("scans", help="recompute the sensitivity scans shipped beside sample models (train does it)")
     sc.add_argument("names", nargs="+", choices=list(models.SAMPLES), metavar="NAME")
     sc.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
@@ -425,10 +443,18 @@ def run(args):
     """Check every argument (cheap checks first), then do the work; returns what to print as JSON."""
     import compress_engine as ce
     if args.cmd == "train":
+        from .cards import INSTALLED, SAMPLE_DIR
         from .zoo import train_sample
+        if args.out_dir is None and INSTALLED:
+            raise RecipeError(f"train would replace {args.name}, shipped inside the installed package ({SAMPLE_DIR}), "
+                              f"for every user of it: give --out-dir DIR to write the new checkpoint and card there, "
+                              f"then use it with --model {args.name} --weights DIR/{args.name}.safetensors (a "
+                              "checkout's sample_models/ is rebuilt in place)")
+        if args.out_dir is not None:
+            check_out_dir(args.out_dir)
         data = ce.load_dataset(args.data)
-        card = train_sample(args.name, data, progress=epoch_lines(data))
-        if ce.curves.path(args.name).is_file():  # made by running the pages, which the engine does not know
+        card = train_sample(args.name, data, progress=epoch_lines(data), out_dir=args.out_dir)
+        if args.out_dir is None and ce.curves.path(args.name).is_file():  # made by running the pages, which the engine does not know
             print(f"{args.name} ships its pages' one-shot runs, now of the old weights: remake them with "
                   f"`python scripts/ship_curves.py {args.name}` from a checkout", file=sys.stderr)
         return card

@@ -18,9 +18,8 @@ A file that does not read back is a miss too, never an error.
 """
 
 import json
-import os
-import tempfile
 
+from ..core.files import write_atomic
 from .cards import SAMPLE_DIR
 
 FORMAT = 2  # bump when compress() would give a shipped recipe other metrics (2: flops, dense_flops)
@@ -80,12 +79,7 @@ def ship(name, model_id, data_id, runs, evaluate_s=None):
         if any(m.get(k) is None for k in EVALUATED):
             raise ValueError(f"{name}: the run {recipe_json} was not evaluated; only evaluated runs ship")
     target = path(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, "model": model_id, "data": data_id, "evaluate_s": evaluate_s,
            "runs": dict(sorted(runs.items()))}
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, separators=(",", ":"))
-    os.chmod(tmp, 0o644)  # mkstemp's file is private; a shipped file is for everyone to read
-    os.replace(tmp, target)
+    write_atomic(target, json.dumps(doc, separators=(",", ":")))
     return target

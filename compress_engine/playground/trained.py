@@ -30,10 +30,10 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import time
 from pathlib import Path
 
+from ..core.files import write_atomic
 from ..core.recipe import Recipe
 from . import store
 
@@ -132,7 +132,7 @@ class TrainedCache:
         try:
             head = json.dumps(meta, default=store._json_default, allow_nan=False).encode("utf-8")
             self.folder.mkdir(parents=True, exist_ok=True)
-            _write_atomic(path, struct.pack("<Q", len(head)) + head + bytes(artifact))
+            write_atomic(path, struct.pack("<Q", len(head)) + head + bytes(artifact))
         except (OSError, TypeError, ValueError):
             return False
         self._trim()
@@ -152,12 +152,3 @@ class TrainedCache:
             pass
 
 
-def _write_atomic(path, data):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

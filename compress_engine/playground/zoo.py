@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ..core.encode import decode, read_meta
 from ..core.errors import ModelError
+from ..core.files import write_atomic
 from ..core.model import MLP, arch_spec, param_count
 from ..core.pipeline import deployed, describe, scores
 from ..core.structured import resize_to
@@ -305,7 +306,7 @@ def cached_logits(name, data, cache_dir=None, ship=False, compute=True):
     and written to the cache (or, with ship=True, beside the checkpoint). compute=False: None instead of computing.
     """
     from safetensors import safe_open
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
     model_card(name)  # an unknown name or a missing card: a clear ModelError
     weights = hashlib.blake2b((cards.SAMPLE_DIR / f"{name}.safetensors").read_bytes(), digest_size=16).hexdigest()
     key = {"model": name, "weights": weights, "data": data.name, "inputs": data.fingerprint()}  # computed once
@@ -321,14 +322,10 @@ def cached_logits(name, data, cache_dir=None, ship=False, compute=True):
     if not compute:
         return None
     out = all_logits(load_model(name), data)
-    path = shipped if ship else cached
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(out, tmp, metadata=key)
-        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    try:  # atomic: a concurrent reader never sees half a file
+        write_atomic(shipped if ship else cached, safetensors_bytes(out, metadata=key))
     except OSError:  # a read-only or full disk: the answers are still right, only not kept
-        tmp.unlink(missing_ok=True)
+        pass
     return out
 
 
@@ -621,12 +618,13 @@ def _need_ndim(shapes, name, ndims):
 # --- training the sample models -------------------------------------------------------------
 
 def train_sample(name, data, progress=None, out_dir=None):
-    """Train sample model `name` from scratch with its recorded recipe; write its checkpoint and card.
+    """Train sample model `name` from scratch with its recorded recipe; write its checkpoint and card to `out_dir`
+    (default: the shipped ones, replaced, with its scans and, for the teacher, its logits).
 
     Seeded, so the same machine reproduces the same weights. Returns the card (a dict).
     """
 
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
     spec, recipe = SAMPLES[name]
     threads = torch.get_num_threads()
     torch.set_num_threads(recipe.get("threads", threads))  # recorded so a rebuild uses the same float sums
@@ -648,9 +646,8 @@ def train_sample(name, data, progress=None, out_dir=None):
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     flush_tiny_(state.values())  # fit() flushes as it trains; this keeps the saved file clean whatever trained it
     acc = accuracy(model, data.x("test"), data.y("test"))
-    out_dir = out_dir or cards.SAMPLE_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(state, out_dir / f"{name}.safetensors")
+    out_dir = Path(out_dir) if out_dir else cards.SAMPLE_DIR
+    write_atomic(out_dir / f"{name}.safetensors", safetensors_bytes(state))
     card = {
         "name": name,
         "description": DESCRIPTIONS[name],
@@ -667,7 +664,7 @@ def train_sample(name, data, progress=None, out_dir=None):
         "reproduce": f"python -m compress_engine train {name}",
         "test_head": card_head(model, data),
     }
-    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_atomic(out_dir / f"{name}.json", json.dumps(card, indent=2) + "\n")
     if recipe.get("ship_logits") and out_dir == cards.SAMPLE_DIR:
         cached_logits(name, data, ship=True)  # the default distillation teacher: its answers ship with it
     if out_dir == cards.SAMPLE_DIR:
