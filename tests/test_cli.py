@@ -201,6 +201,25 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, fmnist, case):
     assert len(err) < 1000
 
 
+def test_a_reader_that_stops_early_and_a_warning_give_one_line_each(tiny_idx):
+    """`... | head` closes the pipe before the JSON is written: no BrokenPipeError traceback. An engine warning (a
+    student bigger than its teacher) prints as one 'warning:' line, as errors do, not Python's file:line form."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "compress_engine", "run", "--model", "lenet-300-100",
+                             "--temperature", "2", "--distill-epochs", "1", "--data", tiny_idx],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert err.splitlines() == ["warning: the default student, an MLP of recipe.student_width=800, has 1,276,810 "
+                                "parameters, no fewer than the teacher's 266,610: distilling into it makes the model "
+                                "bigger; give a smaller student (student=, or student_width; --student-width on the "
+                                "command line)"], err
+
+
 def test_train_refuses_to_replace_an_installed_packages_sample_model(capsys, monkeypatch):
     """A checkout rebuilds sample_models/ in place; an installed package's copy is every user's, so train wants
     --out-dir there, and says how to use what it writes."""

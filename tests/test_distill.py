@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -107,3 +109,18 @@ def test_compress_with_given_logits_is_the_same_run(small):
 def test_compress_refuses_bad_logits(small, lenet300, bad):
     with pytest.raises(ce.CompressError, match="model_logits"):
         ce.compress(lenet300, ce.Recipe(temperature=2.0), small, model_logits=bad)
+
+
+def test_a_student_no_smaller_than_its_teacher_is_warned_of(small):
+    """Distilling a 25,450-parameter model into the default 800-800 MLP (1.3 M) makes it 50x bigger: the engine says
+    so, naming both counts; a smaller student is not warned of."""
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    with pytest.warns(UserWarning, match=r"the default student, an MLP of recipe.student_width=800, has 1,276,810 "
+                                         r"parameters, no fewer than the teacher's 25,450"):
+        ce.compress(teacher, ce.Recipe(temperature=2.0, distill_epochs=1), small)
+    with pytest.warns(UserWarning, match=r"the student given has 31,810 parameters"):
+        ce.compress(teacher, ce.Recipe(temperature=2.0, distill_epochs=1), small, student=torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(784, 40), torch.nn.ReLU(), torch.nn.Linear(40, 10)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ce.compress(teacher, ce.Recipe(temperature=2.0, distill_epochs=1, student_width=10), small)

@@ -14,6 +14,7 @@ import copy
 import math
 import statistics
 import time
+import warnings
 import weakref
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from .data import IGNORE
 from .errors import CompressError, DatasetError, RecipeError
 from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
-                    state_bytes)
+                    state_bytes, student_mlp)
 from .recipe import Recipe
 from .train import (answer_of, answers, exact_match, fast_eval_copy, fit, has_conv, logits, match_rate, mean_iou,
                     median_forward_ms, r2_score, rmse)
@@ -164,7 +165,25 @@ def _check_inputs(model, recipe, data, student):
     if recipe.structured and recipe.prunes() and (student is not None or not distilling):  # traceable? layers known?
         structured.prune_structured(student if distilling else model, recipe.sparsity, data.x("test")[:2],
                                     amounts=structured.weight_amounts(recipe.layer_sparsities()))  # still runs?
+    if distilling:
+        warn_if_not_smaller(model, student, recipe, data)
     return recipe
+
+
+def warn_if_not_smaller(teacher, student, recipe, data):
+    """A UserWarning when the student has no fewer parameters than its teacher, which distillation then does not
+    shrink (the default 800-800 MLP student is 1.3 M parameters on 28x28 images, more than many a model given)."""
+    which = "the student given"
+    if student is None:
+        which = f"the default student, an MLP of recipe.student_width={recipe.student_width},"
+        with torch.device("meta"):  # counted without allocating its weights
+            student = student_mlp(recipe.student_width, data)
+    n_student, n_teacher = param_count(student), param_count(teacher)
+    if n_student >= n_teacher:
+        warnings.warn(f"{which} has {n_student:,} parameters, no fewer than the teacher's {n_teacher:,}: distilling "
+                      f"into it makes the model bigger; give a smaller student (student=, or student_width; --student-width on the "
+                      f"command line)", UserWarning,
+                      stacklevel=4)
 
 
 def _check_logits(model_logits, data):

@@ -411,8 +411,19 @@ def parser(prog="python -m compress_engine"):
     return ap
 
 
+def warning_line(message, category, filename, lineno, file=None, line=None):
+    """The engine's warnings as one line each, like its errors (not Python's file:line: Category: source line)."""
+    print(f"warning: {one_line(message)}", file=sys.stderr)
+
+
 def main(argv=None):
     """Run the command line; returns the exit status (0 ok, 2 bad input, 1 could not finish, 130 interrupted)."""
+    with warnings.catch_warnings():  # restores the process's own warning display afterwards
+        warnings.showwarning = warning_line
+        return _main(argv)
+
+
+def _main(argv):
     prog = "compression-playground" if Path(sys.argv[0]).name == "compression-playground" else None
     try:
         ap = parser(prog or "python -m compress_engine")
@@ -431,7 +442,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(out, indent=2, ensure_ascii=False))
+    try:
+        print(json.dumps(out, indent=2, ensure_ascii=False), flush=True)
+    except BrokenPipeError:  # the reader stopped early (| head): no traceback (Python's docs' recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     if isinstance(out, list) and any("error" in row for row in out):  # a sweep with failed points
         print(f"error: {sum('error' in row for row in out)} of {len(out)} sweep points failed (see their \"error\")",
               file=sys.stderr)
