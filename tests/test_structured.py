@@ -626,6 +626,22 @@ def test_data_dependent_control_flow_is_refused():
         structured.plan(Branchy(), 0.5, torch.randn(2, 4))
 
 
+def test_a_submodule_named_by_a_python_keyword_is_named_as_the_cause():
+    """torch.fx writes `self.blocks.in(x)` for nn.ModuleDict key 'in', which does not compile: the refusal quotes that
+    line and says to rename the submodule, not to remove control flow the forward does not have."""
+    class Keyed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleDict({"in": nn.Linear(4, 8), "head": nn.Linear(8, 2)})
+
+        def forward(self, x):
+            return self.blocks["head"](F.relu(self.blocks["in"](x)))
+
+    with pytest.raises(ModelError, match=r"cannot trace Keyed with torch\.fx: the code fx wrote for its graph does "
+                                         r"not compile \('blocks_in = self\.blocks\.in\(x\).*rename that submodule"):
+        structured.plan(Keyed(), 0.5, torch.randn(2, 4))
+
+
 class Two(nn.Module):
     """conv a and conv b, joined by `how`, then a Linear-ReLU-Linear head that is always prunable."""
 
