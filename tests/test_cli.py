@@ -142,7 +142,7 @@ BAD = {  # what is wrong -> (argv, words stderr must contain); {tmp} is a folder
     "data missing image folder": (["run", "--data", "images:/nonexistent"], "dataset folder /nonexistent does not exist; give 'images:' a folder of images"),
     "data NUL": (["run", "--data", "idx:/tmp/a\0b"], "contains a NUL byte"),
     "data unknown": (["run", "--data", "mnist"], "unknown dataset 'mnist'"),
-    "data empty folder": (["run", "--data", "idx:{tmp}/folder.cpg"], "lacks train-images-idx3-ubyte.gz"),
+    "data empty folder": (["run", "--data", "idx:{tmp}/folder.cpg"], "lacks train-images-idx3-ubyte(.gz)"),
     # --out
     "out is a folder": (["run", "--out", "{tmp}"], "is a folder; give a file path"),
     "out in missing folder": (["run", "--out", "{tmp}/no/such/a.cpg"], "does not exist; create it"),

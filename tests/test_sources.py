@@ -215,10 +215,10 @@ def _corrupt_deflate(raw):
 
 BREAK = {  # name -> (how to break a good folder of gzipped IDX files, words the error must contain)
     "folder missing": (lambda d: _empty(d).rmdir(), "does not exist"),
-    "folder empty": (_empty, "lacks train-images-idx3-ubyte.gz"),
+    "folder empty": (_empty, "lacks train-images-idx3-ubyte(.gz)"),
     "folder is a file": (lambda d: _empty(d).rmdir() or d.write_bytes(b"not a folder"), "is a file, not a folder"),
     "folder is a symlink loop": (lambda d: _empty(d).rmdir() or d.symlink_to(d), "symlink loop"),
-    "one file missing": (lambda d: _gz(d, "train_y").unlink(), "lacks train-labels-idx1-ubyte.gz"),
+    "one file missing": (lambda d: _gz(d, "train_y").unlink(), "lacks train-labels-idx1-ubyte(.gz)"),
     "file is a folder": (lambda d: (_gz(d, "test_x").unlink(), _gz(d, "test_x").mkdir()), "is a folder"),
     "broken symlink": (lambda d: (_gz(d, "test_y").unlink(), _gz(d, "test_y").symlink_to(d / "gone")),
                        "broken symlink or a symlink loop"),
@@ -257,7 +257,7 @@ def test_broken_idx_folder_says_what_and_how_to_fix(tmp_path, case):
     make_folder(folder)
     BREAK[case][0](folder)
     msg = refusal(f"idx:{folder}", BREAK[case][1], folder)
-    assert "apt-get install dataset-fashion-mnist" in msg or "give 'idx:' a folder" in msg or "must" in msg, msg
+    assert "apt-get" not in msg, msg  # the user's own folder: installing Fashion-MNIST would not fix it
 
 
 @pytest.mark.parametrize("side", [(32, 32), (8, 8)])

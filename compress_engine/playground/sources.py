@@ -80,28 +80,27 @@ def read_idx(path):
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise DatasetError(f"{path} is {size:,} bytes: too big for an IDX image/label file "
-                               f"(limit {MAX_BYTES:,}); {INSTALL_HINT}")
+                               f"(limit {MAX_BYTES:,})")
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             with gzip.open(path, "rb") as f:
                 raw = f.read(MAX_BYTES + 1)
             if len(raw) > MAX_BYTES:
-                raise DatasetError(f"{path} unzips to more than {MAX_BYTES:,} bytes: not an MNIST-like IDX file; "
-                                   f"{INSTALL_HINT}")
+                raise DatasetError(f"{path} unzips to more than {MAX_BYTES:,} bytes: not an MNIST-like IDX file")
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise DatasetError(f"cannot read {path}: {e}. Re-download or reinstall the data; {INSTALL_HINT}") from None
+        raise DatasetError(f"cannot read {path}: {e}. copy the file again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4].hex() or 'none'}, "
-                           f"need 000008 then 01-04); {INSTALL_HINT}")
+                           f"need 000008 then 01-04): replace it with a good copy")
     ndim = raw[3]
     if len(raw) < 4 + 4 * ndim:
-        raise DatasetError(f"{path} is truncated inside its header; {INSTALL_HINT}")
+        raise DatasetError(f"{path} is truncated inside its header: replace it with a good copy")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     n = math.prod(shape)  # Python ints: a crafted header cannot overflow into a matching size
     body = len(raw) - 4 - 4 * ndim
     if body != n:
         raise DatasetError(f"{path} header says {shape} = {n:,} bytes of data but the file holds {body:,}: "
-                           f"the file is {'truncated' if body < n else 'oversized'} or corrupt; {INSTALL_HINT}")
+                           f"the file is {'truncated' if body < n else 'oversized'} or corrupt: replace it with a good copy")
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -143,24 +142,24 @@ def read_folder(folder, name, classes=None, image_shape=None):
     """
     folder = Path(folder)
     paths = {k: find_file(folder, stem) for k, stem in FILES.items()}
-    missing = [FILES[k] + ".gz" for k, p in paths.items() if p is None]
+    missing = [FILES[k] + "(.gz)" for k, p in paths.items() if p is None]
     if missing:
         odd = [why for k, p in paths.items() if p is None for why in [_not_a_file(folder, FILES[k])] if why]
         raise DatasetError(f"{folder} lacks {', '.join(missing)}" + (f" ({'; '.join(odd)})" if odd else "")
-                           + f"; {INSTALL_HINT}")
+                           + " (each gzipped or not)")
     arr = {k: read_idx(p) for k, p in paths.items()}
     for split in ("train", "test"):
         x, y = arr[f"{split}_x"], arr[f"{split}_y"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
             raise DatasetError(f"{folder}: {split} images {x.shape} and labels {y.shape} do not match "
-                               f"(need N×H×W images and N labels, N >= 1); {INSTALL_HINT}")
+                               f"(need N×H×W images and N labels, N >= 1)")
         if image_shape is not None and x.shape[1:] != tuple(image_shape):
             raise DatasetError(f"{folder}: {split} images are {x.shape[1]}×{x.shape[2]} pixels; {name} images "
-                               f"are {image_shape[0]}×{image_shape[1]}; {INSTALL_HINT}")
+                               f"are {image_shape[0]}×{image_shape[1]}")
         top = int(y.max())
         if classes is not None and top >= len(classes):
             raise DatasetError(f"{paths[f'{split}_y']}: label {top} is out of range: labels must be classes "
-                               f"0-{len(classes) - 1}; {INSTALL_HINT}")
+                               f"0-{len(classes) - 1}")
     if arr["train_x"].shape[1:] != arr["test_x"].shape[1:]:
         (h, w), (th, tw) = arr["train_x"].shape[1:], arr["test_x"].shape[1:]
         raise DatasetError(f"{folder}: train images are {h}×{w} pixels but test images are {th}×{tw}: both "
@@ -193,7 +192,7 @@ def _fashion_mnist(name):
     try:
         return read_folder(folder, name, FASHION_CLASSES, FASHION_SHAPE)
     except DatasetError as e:
-        raise DatasetError(f"{prefix}{e}") from None
+        raise DatasetError(f"{prefix}{e}; {INSTALL_HINT}") from None
 
 
 def _folder_named(name, prefix, example, needs):
@@ -211,7 +210,7 @@ def _folder_named(name, prefix, example, needs):
 
 def _idx_folder(name):
     return read_folder(_folder_named(name, "idx:", "/data/fashion-mnist", "holding the four MNIST-format IDX "
-                                     f"files ({', '.join(v + '.gz' for v in FILES.values())})"), name)
+                                     f"files ({', '.join(v + '(.gz)' for v in FILES.values())})"), name)
 
 
 # --- scikit-learn's 8×8 digits ------------------------------------------------------------------------
@@ -965,17 +964,16 @@ def read_idx_head(path, n, ndim):
             top = f.read(4 + 4 * ndim)
             if len(top) < 4 + 4 * ndim or top[:3] != b"\0\0\x08" or top[3] != ndim:
                 raise DatasetError(f"{path} is not a {ndim}-dimensional unsigned-byte IDX file (header "
-                                   f"{top[:4].hex() or 'empty'}); {INSTALL_HINT}")
+                                   f"{top[:4].hex() or 'empty'})")
             shape = tuple(int(d) for d in np.frombuffer(top, ">u4", count=ndim, offset=4))
             item = math.prod(shape[1:])
             if shape[0] < n or item * n > MAX_BYTES:
-                raise DatasetError(f"{path} holds {shape[0]:,} items of {item:,} bytes; {n:,} were asked for; "
-                                   f"{INSTALL_HINT}")
+                raise DatasetError(f"{path} holds {shape[0]:,} items of {item:,} bytes; {n:,} were asked for")
             body = f.read(item * n)
     except (OSError, EOFError, zlib.error) as e:
-        raise DatasetError(f"cannot read {path}: {e}. Re-download or reinstall the data; {INSTALL_HINT}") from None
+        raise DatasetError(f"cannot read {path}: {e}. copy the file again") from None
     if len(body) != item * n:
-        raise DatasetError(f"{path} is truncated: its header says {shape} but it ends early; {INSTALL_HINT}")
+        raise DatasetError(f"{path} is truncated: its header says {shape} but it ends early")
     return np.frombuffer(body, np.uint8).reshape((n, *shape[1:]))
 
 
@@ -996,7 +994,7 @@ def first_test_images(name="fashion-mnist", n=HEAD):
         if pixels.shape[1:] != FASHION_SHAPE or (labels.size and int(labels.max()) >= len(FASHION_CLASSES)):
             return _loaded_head(name, n)  # the full load names what is wrong with the files
     except DatasetError as e:
-        raise DatasetError(f"{prefix}{e}") from None
+        raise DatasetError(f"{prefix}{e}; {INSTALL_HINT}") from None
     x = (pixels.astype(np.float32) / np.float32(255.0))[:, None]  # as images_to_float: x / 255 in float32
     return {"x": x, "y": labels.astype(np.int64), "classes": list(FASHION_CLASSES)}
 
