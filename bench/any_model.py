@@ -172,7 +172,7 @@ def compressed_row(recipe, res, dense, cpu, make, data):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--quick", action="store_true", help="1 epoch on 10,000 training images")
     ap.add_argument("--epochs", type=int, default=15, help="training epochs of each model (default 15)")
     ap.add_argument("--models", nargs="+", choices=sorted(KEYS), default=sorted(KEYS),

@@ -112,3 +112,14 @@ def test_bad_json(text):
 def test_frozen():
     with pytest.raises(Exception):
         Recipe().sparsity = 0.5
+
+
+def test_a_field_the_recipe_does_not_have_is_a_recipe_error_naming_the_one_meant():
+    """Python's own TypeError ("unexpected keyword argument") before; now the engine's error, as from JSON."""
+    with pytest.raises(RecipeError, match=r"unknown recipe field\(s\) 'sparsty' \(did you mean 'sparsity'\?\)"):
+        Recipe(sparsty=0.9)
+    with pytest.raises(RecipeError, match=r"unknown recipe field\(s\) 'bogus'; allowed: \['alpha'"):
+        Recipe(bogus=1)
+    with pytest.raises(RecipeError, match=r"'pruning'"):
+        Recipe.from_json('{"pruning": 0.5}')
+    assert Recipe(sparsity=0.5).sparsity == 0.5

@@ -5,6 +5,7 @@ must refuse bad values when it is built — with a message naming the field, the
 allowed range — rather than fail somewhere deep in the engine.
 """
 
+import difflib
 import json
 import math
 import numbers
@@ -146,10 +147,6 @@ class Recipe:
     def from_dict(cls, d):
         if not isinstance(d, dict):
             raise RecipeError(f"a recipe must be a JSON object of fields, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(map(repr, set(d) - known))
-        if unknown:
-            raise RecipeError(f"unknown recipe field(s) {', '.join(unknown)}; allowed: {sorted(known)}")
         return cls(**d)
 
     @classmethod
@@ -249,3 +246,21 @@ def check(name, value):
     if not lo <= value <= hi:
         raise RecipeError(f"{name}={value!r}: must be between {lo} and {hi}")
     return value
+
+
+_dataclass_init = Recipe.__init__
+
+
+def _recipe_init(self, *args, **kwargs):
+    """Recipe(...) with a field it does not have is a RecipeError naming it and the field meant (Recipe(sparsty=0.9):
+    did you mean 'sparsity'?), as from_dict's and the JSON's are, not Python's TypeError."""
+    known = [f.name for f in fields(Recipe)]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        meant = [f"{u!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(u, known, 1)) else repr(u)
+                 for u in unknown]
+        raise RecipeError(f"unknown recipe field(s) {', '.join(meant)}; allowed: {sorted(known)}")
+    _dataclass_init(self, *args, **kwargs)
+
+
+Recipe.__init__ = _recipe_init

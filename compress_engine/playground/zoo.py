@@ -367,7 +367,8 @@ ARCH_HINT = ("an MLP state dict (layers.0.weight, layers.0.bias, layers.1.weight
 
 
 def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
-    """An uploaded weight file -> the model it holds (eval mode); no byte of it can run code.
+    """An uploaded weight file (`data`: its bytes; `filename`: its name) -> the model it holds (eval mode); no byte of
+    it can run code.
 
     `.safetensors` is read with safetensors; `.pt` / `.pth` must be torch.save's zip format and is
     read with torch.load(weights_only=True), which refuses pickled code and objects. The content must
