@@ -279,6 +279,12 @@ BAD = {
     "safetensors: 300 tensors": ("w.safetensors", lambda: st_save({f"t{i}": torch.zeros(1) for i in range(300)}),
                                  "holds 300 tensors; .* at most 256"),
     "safetensors: random bytes": ("w.safetensors", lambda: bytes(range(256)) * 4, "safetensors"),
+    # another kind of file, renamed: named for what it is, not for its first bytes read as a header length
+    "a PNG renamed .safetensors": ("w.safetensors", lambda: b"\x89PNG\r\n\x1a\n" + bytes(100),
+                                   "is a PNG image, not a weight file, though its name ends in .safetensors"),
+    "a JPEG renamed .pt": ("w.pt", lambda: b"\xff\xd8\xff\xe0" + bytes(100), "is a JPEG image, not a weight file"),
+    "an artifact renamed .pt": ("w.pt", lambda: b"CPG1" + bytes(100),
+                                "is a compressed artifact \\(.cpg: the Export page opens those\\)"),
     # torch framing
     "pt: random bytes": ("w.pt", lambda: bytes((i * 7 + 3) % 256 for i in range(1024)), "not a PyTorch checkpoint"),
     "pt: zip magic then junk": ("w.pt", lambda: b"PK\x03\x04" + b"\x01" * 500, "corrupt zip"),

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.encode import decode, read_meta
+from ..core.encode import MAGIC, decode, read_meta
 from ..core.errors import ModelError
 from ..core.files import write_atomic
 from ..core.model import MLP, arch_spec, param_count
@@ -384,6 +384,9 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
         raise ModelError(f"{name}: weight files must end in .safetensors, .pt or .pth; {SAVE_HINT}")
     _check_upload_size(data, name, max_bytes)
     data = bytes(data)
+    kind = next((k for magic, k in OTHER_FILES if data.startswith(magic)), None)
+    if kind:  # a renamed file: say what it is, not what its first bytes mean read as a weight file's header
+        raise ModelError(f"{name} is {kind}, not a weight file, though its name ends in {suffix}; {SAVE_HINT}")
     loaded = _load_safetensors(data, name) if suffix == ".safetensors" else _load_torch(data, name)
     state = _as_state_dict(_unwrap(loaded), name)
     spec = infer_spec(state, name)
@@ -392,6 +395,12 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
         return from_state_dict(spec, state)
     except ModelError as e:
         raise ModelError(f"{name}: {e}") from None
+
+
+# The first bytes of files people upload by mistake (torch.save's .pt is a zip: "PK" is not among them).
+OTHER_FILES = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+               (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"),
+               (MAGIC, "a compressed artifact (.cpg: the Export page opens those)"))
 
 
 def _file_label(filename):
