@@ -1,5 +1,7 @@
 """core.data: Dataset.from_tensors takes any input shape and any class count, and refuses bad data clearly."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -190,3 +192,20 @@ def test_fingerprint_covers_name_classes_and_every_tensor_and_is_computed_once(m
     vx2[0, 0, 0, 0] += 1e-3  # one test input differs: another fingerprint
     assert Dataset.from_tensors(tx, ty, vx2, vy, name="d").fingerprint() != ds.fingerprint()
     assert Dataset.from_tensors(tx, ty, vx, vy, name="e").fingerprint() != ds.fingerprint()
+
+
+def test_labels_that_are_likely_a_mistake_are_warned_of():
+    """Accepted as documented, but said: float one-hot labels are regression targets (scored by R², not accuracy),
+    and codes such as 0, 20, ..., 180 make 181 classes, 171 of them never seen."""
+    y = torch.arange(50) % 10
+    one_hot = torch.nn.functional.one_hot(y, 10).float()
+    with pytest.warns(UserWarning, match=r"train_y looks one-hot \(10 columns .* for classes give y.argmax\(1\)"):
+        data = Dataset.from_tensors(torch.randn(50, 4), one_hot, torch.randn(50, 4), one_hot)
+    assert data.regression
+    with pytest.warns(UserWarning, match=r"the labels take 10 values up to 180, so the data has 181 classes, 171 of "
+                                         r"them never seen"):
+        assert Dataset.from_tensors(torch.randn(50, 4), y * 20, torch.randn(50, 4), y * 20).n_classes == 181
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Dataset.from_tensors(torch.randn(50, 4), y, torch.randn(50, 4), y)  # 0..9: nothing to say
+        Dataset.from_tensors(torch.randn(50, 4), one_hot * 0.5, torch.randn(50, 4), one_hot)  # real targets

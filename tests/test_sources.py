@@ -266,7 +266,8 @@ def test_idx_images_of_any_size_load_and_labels_beyond_9_are_classes(tmp_path, s
     make_folder(tmp_path, side=side)
     write_idx(tmp_path / FILES["train_y"], np.r_[np.zeros(49), 10])
     write_idx(tmp_path / FILES["test_y"], np.full(20, 255))
-    ds = load_dataset(f"idx:{tmp_path}")
+    with pytest.warns(UserWarning, match="the labels take 3 values up to 255, so the data has 256 classes"):
+        ds = load_dataset(f"idx:{tmp_path}")
     assert ds.input_shape == (1, *side) and ds.n_classes == 256
     with pytest.raises(DatasetError, match="label 10 is out of range: the model has 10 outputs, so labels must be "
                                            "classes 0-9"):

@@ -19,6 +19,7 @@ comes from (Fashion-MNIST, IDX folders, .npz files) is the playground's business
 
 import hashlib
 import json
+import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -262,6 +263,13 @@ class Dataset:
                 raise DatasetError(f"label {top:,} implies {top + 1:,} classes (limit {MAX_CLASSES:,}): labels must "
                                    f"be class indices 0..C-1 (map other labels with np.unique(y, return_inverse=True))")
             names = tuple(str(i) for i in range(top + 1))
+            seen = np.unique(np.concatenate([np.asarray(_int64(arrays[f"{s}_y"])).ravel() for s in SPLITS]))
+            seen = seen[seen != IGNORE]
+            if top >= 10 and len(seen) <= (top + 1) // 2:
+                warnings.warn(f"the labels take {len(seen):,} values up to {top:,}, so the data has {top + 1:,} "
+                              f"classes, {top + 1 - len(seen):,} of them never seen and each a model output: if "
+                              f"the labels are codes rather than 0..C-1, map them with np.unique(y, "
+                              f"return_inverse=True)", UserWarning, stacklevel=2)
 
         return cls._built(arrays, name, names, source, lambda split: _int64(arrays[f"{split}_y"]))
 
@@ -288,7 +296,13 @@ class Dataset:
                 raise DatasetError(f"{split}_y[{bad[0]}] holds {bad[1]}: regression targets must be finite; replace "
                                    f"such values (e.g. torch.nan_to_num) or drop those samples")
             return y
-        return cls._built(arrays, name, (), source, targets)
+        out = cls._built(arrays, name, (), source, targets)
+        y = out.y("train")
+        if y.dim() == 2 and y.shape[1] > 1 and bool(((y == 0) | (y == 1)).all()) and bool((y.sum(1) == 1).all()):
+            warnings.warn(f"train_y looks one-hot ({y.shape[1]} columns of 0 and 1, one 1 a row), but as floats it is "
+                          f"{y.shape[1]} regression targets a sample, scored by R²: for classes give y.argmax(1)",
+                          UserWarning, stacklevel=3)
+        return out
 
     @classmethod
     def _multilabel(cls, arrays, name, classes, source):
