@@ -42,6 +42,16 @@ def test_allocation_refuses_a_budget_nothing_fits():
             budget.allocate(fake_scan({"a": [(1, 0.0)]}), bad)
 
 
+def test_fit_budget_refuses_a_budget_the_dense_model_already_fits(lenet300, small, monkeypatch):
+    """A budget of 1,066,440 bytes for LeNet-300-100's 1,066,440 float32 bytes (kilobytes typed as bytes, say)
+    gave an artifact bigger than the dense model; it is refused before the minutes of scanning, naming the size."""
+    monkeypatch.setattr(budget.sensitivity, "scan", lambda *a, **k: pytest.fail("it scanned"))
+    dense = sum(t.numel() * 4 for t in lenet300.state_dict().values())
+    with pytest.raises(ce.RecipeError, match=f"budget_bytes={dense:,} is no smaller than the dense model "
+                                             f"\\({dense:,} bytes of float32\\): it fits as it is"):
+        ce.fit_budget(lenet300, small, dense)
+
+
 def test_fit_budget_fits_replays_and_spends_bytes_where_they_are_cheap(lenet300, small, tmp_path):
     sc = scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)
     result, plan = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc)

@@ -28,7 +28,7 @@ import torch
 from . import quantize, sensitivity
 from .encode import encode
 from .errors import RecipeError
-from .model import artifact_meta, compressible
+from .model import artifact_meta, compressible, state_bytes
 from .recipe import Recipe
 
 MAX_UNITS = 4000  # byte budget resolution of the knapsack (units of ceil(budget / MAX_UNITS) bytes)
@@ -157,6 +157,10 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
                           f"regression targets, which have none: leave kd and teacher_logits unset")
     if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
         raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
+    dense = state_bytes(model)
+    if budget_bytes >= dense:  # e.g. kilobytes given as bytes' thousands: there is nothing to fit
+        raise RecipeError(f"budget_bytes={budget_bytes:,.0f} is no smaller than the dense model ({dense:,} bytes of "
+                          f"float32): it fits as it is; give a budget below {dense:,} bytes")
     if scan is None:
         scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus,
                                 shipped=shipped)
