@@ -647,12 +647,34 @@ def starts(name=None):
     return {page: {**fields, **own.get(page, {})} for page, fields in STARTS.items()}
 
 
+def md_text(text):
+    """User text (a run's name) shown literally where Streamlit renders Markdown (st.table cells, button labels,
+    alerts): every character Markdown, LaTeX or Streamlit's directives give a meaning backslash-escaped, so
+    '**bold**', '$x^2$' or ':red[red]' in a name stay as typed (CommonMark lets any punctuation be escaped)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!$~|<>:^=&])", r"\\\1", str(text))
+
+
+def setting(key, default, scope=None):
+    """key= for a widget drawn without a value of its own: `default` until the visitor sets one, and again when
+    `scope` changes (what the default or the widget's range depends on, e.g. the sidebar's model). The pages'
+    settings are drawn with persist_state="session": Streamlit otherwise drops the state of a widget a run does not
+    draw, so a teacher who set 5 bits, showed another page and came back found the start (4 bits) again, and a
+    Fit's budget was gone while it trained on. A widget given both value= and a state warns, hence this."""
+    mark = f"_scope_{key}"
+    if key not in st.session_state or st.session_state.get(mark, scope) != scope:
+        st.session_state[key] = default
+    st.session_state[mark] = scope
+    return key
+
+
 def start_settings(page, values):
     """Start a page's controls on the sidebar model's first setting. values(fields) -> {session_state key: widget
-    value} for the Recipe fields of starts(model)[page]. A key gets its value when the page has none (the page's
-    first run, or back on it); when the sidebar's model changed since, and every key still holds the previous
-    model's start, they all move to the new model's: an untouched start follows the model, a setting the visitor
-    chose stays whole. Widgets set this way take no value= (Streamlit warns about a widget given both)."""
+    value} for the Recipe fields of starts(model)[page]. A key gets its value when the page has none (its first
+    run); its widget keeps it when the visitor leaves the page (persist_state="session", setting()). When the
+    sidebar's model changed since, and every
+    key still holds the previous model's start, they all move to the new model's: an untouched start follows the
+    model, a setting the visitor chose stays whole. Widgets set this way take no value= (Streamlit warns about a
+    widget given both)."""
     name, mark = model_name(), f"_start_model_{page}"
     prev = st.session_state.get(mark)
     old = values(starts(prev)[page]) if prev not in (None, name) else {}

@@ -120,6 +120,7 @@ with controls:
                                  "the table. With several, the frontier is over all of them: the best accuracy for "
                                  "its cost, whichever model it takes. Choose one model for its own frontier.")
     cost = st.radio("Cost", list(COSTS), format_func=lambda c: COSTS[c][0], horizontal=True, key="compare_cost",
+                    persist_state="session",
                     help="What a run costs on the chart and its frontier: the artifact's bytes (what pruning, "
                          "clustering and quantization shrink), or the forward FLOPs of one image (what only removing "
                          "whole units, structured pruning or a smaller student, cuts: zeros still get multiplied)")

@@ -183,7 +183,9 @@ names = [c["name"] for c in ce.list_models()] + list(common.uploads())
 if not names:
     st.error("No sample models in sample_models/: rebuild them with `python -m compress_engine train resnet-8`.")
     st.stop()
-teacher = st.selectbox("Teacher", names, index=names.index(TEACHER) if TEACHER in names else 0, key="distill_teacher",
+teacher = st.selectbox("Teacher", names, persist_state="session",
+                       key=common.setting("distill_teacher", TEACHER if TEACHER in names else names[0],
+                                          scope=tuple(names)),
                        help="Any sample model can teach, and so can weights you uploaded in the sidebar. The default, "
                             "ResNet-8, is the most accurate; the grid below was measured with it.")
 try:
@@ -211,23 +213,24 @@ c[3].metric(f"Teacher test errors (of {n:,})", f"{t_errors:,}")
 
 controls, explain_col = st.columns([1, 1.25], gap="large")
 with controls:
-    kind = st.radio("Student", ["MLP", CNN], horizontal=True, key="distill_kind",
+    kind = st.radio("Student", ["MLP", CNN], horizontal=True, key="distill_kind", persist_state="session",
                     help="An MLP of two hidden layers (Hinton et al.'s student is 800-800), or a small ResNet with a "
                          f"quarter of the zoo's ResNet-8's channels ({student_params(CNN):,} parameters).")
     width = st.select_slider("MLP student width (hidden units in each of its 2 layers)", WIDTHS, value=100,
-                             key="distill_width", disabled=kind == CNN,
+                             key="distill_width", persist_state="session", disabled=kind == CNN,
                              help=", ".join(f"{w}-{w} has {student_params('MLP', w):,} parameters "
                                             f"({student_params('MLP', w) / tcard['parameters']:.0%} of {teacher}'s)"
                                             for w in (WIDTHS[0], 100, WIDTHS[-1])) + ".")
-    T = st.slider("Temperature T", 1.0, 20.0, 1.0, 0.5, key="distill_T",
+    T = st.slider("Temperature T", 1.0, 20.0, 1.0, 0.5, key="distill_T", persist_state="session",
                   help="Higher T softens the teacher's answer so the small probabilities it gives to the wrong "
                        f"classes become visible to the student. With {TEACHER} teaching these students T = 1 "
                        "taught best and T = 4 made every MLP student worse (the grid), unlike Hinton et al.'s T = 20 "
                        "on MNIST.")
     alpha = st.slider("α: weight of the teacher's soft targets", 0.0, 1.0, 1.0, 0.05, key="distill_alpha",
+                      persist_state="session",
                       help="1 − α is the weight of the ordinary loss on the true labels. The grid uses α = 1: the "
                            "teacher's soft targets only.")
-    epochs = st.slider("Training epochs", 1, 20, 5, 1, key="distill_epochs",
+    epochs = st.slider("Training epochs", 1, 20, 5, 1, key="distill_epochs", persist_state="session",
                        help="For each of the two students; the grid was measured at 5 and 20. A 100-100 student "
                             "takes about 1.3 s per epoch on one core, 800-800 about 8 s, the CNN about 25 s.")
 with explain_col:
@@ -250,8 +253,9 @@ st.subheader("What KD does, measured: every student, with and without the teache
 rows = [r for r in bench_rows(GRID_CSV) if r.get("teacher") == teacher]
 measured = sorted({int(r["epochs"]) for r in rows})
 if measured:  # the longest training first: that is where KD's gain shows
-    shown = st.radio("Students trained for", measured, index=len(measured) - 1, format_func=lambda e: f"{e} epochs",
-                     horizontal=True, key="distill_grid_epochs",
+    shown = st.radio("Students trained for", measured, format_func=lambda e: f"{e} epochs", horizontal=True,
+                     key=common.setting("distill_grid_epochs", measured[-1], scope=tuple(measured)),
+                     persist_state="session",
                      help="The grid was measured at each of these; a student you train lands on the grid of its "
                           "own number of epochs.")
     rows = [r for r in rows if int(r["epochs"]) == shown]
@@ -294,7 +298,8 @@ st.subheader("What the teacher teaches: soft targets")
 t_test = logits["test"].numpy()
 left, right = st.columns([1, 2.2], gap="medium")
 with left:
-    idx = st.number_input(f"Test image (0 to {n - 1:,})", 0, n - 1, 0, 1, key="distill_image")
+    idx = st.number_input(f"Test image (0 to {n - 1:,})", 0, n - 1, 0, 1, key="distill_image",
+                          persist_state="session")
     truth = int(data.y("test")[idx])
     fig = px.imshow(data.x("test")[idx, 0].numpy(), binary_string=True, zmin=0, zmax=1)
     fig.update_xaxes(showticklabels=False)
@@ -306,7 +311,8 @@ with left:
                + ("✓" if answer == truth else "✗"))
 with right:
     table = explain.soft_target_table(t_test[idx], sorted({1.0, T}))
-    log_y = st.toggle("Log-scale probabilities (shows the tiny ones)", value=True, key="distill_log")
+    log_y = st.toggle("Log-scale probabilities (shows the tiny ones)", value=True, key="distill_log",
+                      persist_state="session")
     st.plotly_chart(soft_target_chart(data.classes, table, log_y), width="stretch")
     p1, pT = table[1.0], table[T]
     m = st.columns(3)

@@ -123,17 +123,19 @@ def recipe_form():
                                                "export_scope": f["prune_scope"], "export_clusters": f["clusters"],
                                                "export_huffman": f["huffman"]})
     pct = st.slider("Sparsity: share of weights set to zero", 100 * lo, 100 * hi, step=0.1, format="%.1f %%",
-                    key="export_sparsity")
+                    key="export_sparsity", persist_state="session")
     scope = st.radio("Pruning threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
-                     key="export_scope", help=common.SCOPE_HELP)
+                     key="export_scope", persist_state="session", help=common.SCOPE_HELP)
     sharing = st.radio("Weight sharing", ["none", "k-means clusters", "uniform bits"], index=1, horizontal=True,
-                       key="export_sharing")
+                       key="export_sharing", persist_state="session")
     clusters = bits = None
     if sharing == "k-means clusters":
-        clusters = st.slider("Clusters per layer", *ce.RANGES["clusters"], key="export_clusters")
+        clusters = st.slider("Clusters per layer", *ce.RANGES["clusters"], key="export_clusters",
+                             persist_state="session")
     elif sharing == "uniform bits":
-        bits = st.select_slider("Bits per weight", options=list(ce.BITS), value=4, key="export_bits")
-    huffman = st.toggle("Huffman-code the index and code streams", key="export_huffman")
+        bits = st.select_slider("Bits per weight", options=list(ce.BITS), value=4, key="export_bits",
+                                persist_state="session")
+    huffman = st.toggle("Huffman-code the index and code streams", key="export_huffman", persist_state="session")
     return common.recipe(sparsity=round(pct / 100, 4), prune_scope=scope, clusters=clusters, bits=bits,
                          huffman=huffman)
 

@@ -145,20 +145,21 @@ with controls:
                    "after pruning and again after clustering. The paper shared 64 values (6 bits) in fully connected "
                    "layers and 256 (8 bits) in conv layers; 16 (4 bits) is lighter. More fine-tuning epochs win "
                    "back more accuracy." + common.training_time(2 * dc["finetune_epochs"]))
-    pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity")
+    pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity", persist_state="session")
     scope = st.radio("Pruning threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
-                     key="pipe_scope", help=common.SCOPE_HELP)
+                     key="pipe_scope", persist_state="session", help=common.SCOPE_HELP)
     sharing = st.radio("2. Share weights", list(SHARING), format_func=SHARING.get, horizontal=True,
-                       key="pipe_sharing",
+                       key="pipe_sharing", persist_state="session",
                        help="Cluster: each layer keeps k values found by k-means. Quantize: each layer's weights "
                             "snap to an evenly spaced grid of 2^bits values.")
     clusters = bits = None
     if sharing == "cluster":
-        clusters = st.select_slider("Clusters per layer (k)", KS, key="pipe_clusters")
+        clusters = st.select_slider("Clusters per layer (k)", KS, key="pipe_clusters", persist_state="session")
     elif sharing == "quantize":
-        bits = st.select_slider("Bits per weight", ce.BITS, key="pipe_bits")
-    huffman = st.toggle("3. Huffman-code the indices and codes", key="pipe_huffman")
+        bits = st.select_slider("Bits per weight", ce.BITS, key="pipe_bits", persist_state="session")
+    huffman = st.toggle("3. Huffman-code the indices and codes", key="pipe_huffman", persist_state="session")
     epochs = st.slider("Fine-tune epochs (after pruning and after sharing)", 0, 10, step=1, key="pipe_epochs",
+                       persist_state="session",
                        help="0 answers live. More runs behind a button: the epochs run after pruning and again "
                             "after sharing." + common.training_time() + " Fine-tuning keeps pruned weights at zero "
                             "and shared weights on their values.")

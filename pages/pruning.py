@@ -89,13 +89,15 @@ common.start_settings("pruning", lambda f: {"prune_sparsity": round(100 * f["spa
 with controls:
     # structured pruning's share is of each layer's units (the toggle below, read before it is drawn)
     pct = st.slider("Sparsity: share of each layer's units removed" if st.session_state.get("prune_structured") else
-                    "Sparsity: share of weights set to zero", 0, TOP, step=1, format="%d %%", key="prune_sparsity")
+                    "Sparsity: share of weights set to zero", 0, TOP, step=1, format="%d %%", key="prune_sparsity",
+                    persist_state="session")
     structured = st.toggle("Structured: remove whole neurons / filters", key="prune_structured",
+                           persist_state="session",
                            on_change=_structured_changed,
                            help="Removes whole hidden units (rows of a Linear weight, filters of a conv), "
                                 "so the dense model really shrinks. Always per layer.")
     scope = st.radio("Threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
-                     key="prune_scope",
+                     key="prune_scope", persist_state="session",
                      disabled=structured,
                      help="Structured pruning removes the same fraction of units in every layer, so it is "
                           "always per layer." if structured else
@@ -103,7 +105,7 @@ with controls:
     if structured:  # a budget of what the model costs to run, rather than a share of units
         left_col, right_col = st.columns([3, 1], vertical_alignment="bottom")
         left_col.number_input("FLOPs budget: % of the dense model's FLOPs per image", min_value=0.1, max_value=100.0,
-                              value=25.0, step=5.0, format="%.1f", key="prune_flops_pct",
+                              value=25.0, step=5.0, format="%.1f", key="prune_flops_pct", persist_state="session",
                               help="Fit sets the sparsity above to the smallest whole % whose smaller model needs at "
                                    "most this share of the dense model's forward FLOPs (multiply-adds count 2), "
                                    "counted exactly on this model.")
@@ -114,7 +116,9 @@ with controls:
             st.error(st.session_state.pop("prune_flops_message")[1])
         elif said and said[2:] == (pct, common.model_name()):  # only while the slider holds the fitted value
             st.caption(said[1])
-    finetune = st.toggle("Fine-tune 1 epoch (pruned weights stay zero)", key="prune_finetune",
+    finetune = st.toggle("Fine-tune 1 epoch (pruned weights stay zero)",  # off again for another model: it trains
+                         key=common.setting("prune_finetune", False, scope=common.model_name()),
+                         persist_state="session",
                          help="One epoch of Adam on the training set with the mask held fixed."
                               + common.training_time() + " Kept on disk, so each setting is trained only once.")
 with explain:

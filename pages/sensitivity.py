@@ -214,12 +214,16 @@ left, right = st.columns([1, 1.3], gap="large")
 dense_kb = sum(r["dense_bytes"] for r in summary) / KB
 with left:
     kb = st.number_input("Budget (KB, 1 KB = 1,000 bytes)", min_value=1.0, max_value=max(2.0, round(dense_kb, 1)),
-                         value=float(max(1, round(dense_kb / 64))), step=1.0, key="budget_kb")
+                         step=1.0, persist_state="session",
+                         key=common.setting("budget_kb", float(max(1, round(dense_kb / 64))),
+                                            scope=common.model_name()))
     epochs = st.select_slider("Fine-tuning epochs per stage", [1, 2, 4], value=1, key="budget_epochs",
+                              persist_state="session",
                               help="Pruning is reached gradually during the first stage, the shared centroids are "
                                    "trained in the second." + common.training_time())
     focus = FOCUS if st.checkbox(
         "Gather the kept weights in fewer units (prune focus)", value=False, key="budget_focus",
+        persist_state="session",
         help="Ranks each weight by its size times its unit's and input's strength, so whole units and inputs "
              "empty out and the positions of the kept ones cost less: on LeNet-5 at 160x it keeps more accuracy "
              "in the same bytes (README, bench/beyond.py). A scan of its own runs first.") else 0.0

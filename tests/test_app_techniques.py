@@ -227,3 +227,46 @@ def test_pages_render_for_lenet5(tiny):
     at.selectbox(key="prune_mask_layer").set_value("conv2.weight").run()
     at.toggle(key="prune_structured").set_value(True).run()
     assert not at.exception and not at.error
+
+
+# --- settings outlive leaving a page -------------------------------------------------------------
+
+def test_a_pages_settings_are_there_when_the_visitor_comes_back(tiny):
+    """Streamlit drops the state of widgets a run does not draw: a teacher who set 6 bits, showed Pruning and came
+    back found the start (4 bits) again, and a Fit's budget was gone while it trained on. Kept settings come back,
+    whether the page starts them (quant_bits), gives a default (cluster_sparsity, budget_kb) or neither (the grid)."""
+    at = page("quantization")
+    at.select_slider(key="quant_bits").set_value(6).run()
+    at.radio(key="quant_calibration").set_value("mse").run()
+    at.switch_page("pages/clustering.py").run()
+    at.slider(key="cluster_sparsity").set_value(30).run()
+    at.switch_page("pages/sensitivity.py").run()
+    at.number_input(key="budget_kb").set_value(20.0).run()
+    at.switch_page("pages/pruning.py").run()
+    at.toggle(key="prune_finetune").set_value(True).run()
+    at.switch_page("pages/home.py").run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/quantization.py").run()
+    assert at.select_slider(key="quant_bits").value == 6 and at.radio(key="quant_calibration").value == "mse"
+    at.switch_page("pages/clustering.py").run()
+    assert at.slider(key="cluster_sparsity").value == 30
+    at.switch_page("pages/sensitivity.py").run()
+    assert at.number_input(key="budget_kb").value == 20.0
+    at.switch_page("pages/pruning.py").run()
+    assert at.toggle(key="prune_finetune").value is True
+    assert not at.exception, at.exception
+
+
+def test_a_setting_tied_to_the_model_starts_again_for_another_model(tiny):
+    """The fine-tune switch trains, and the budget's range is the model's: another model starts them afresh."""
+    at = page("pruning")
+    at.toggle(key="prune_finetune").set_value(True).run()
+    at.switch_page("pages/sensitivity.py").run()
+    start = at.number_input(key="budget_kb").value
+    at.number_input(key="budget_kb").set_value(start + 3).run()
+    at.session_state["model"] = "lenet-5"
+    at.switch_page("pages/pruning.py").run()
+    assert at.toggle(key="prune_finetune").value is False
+    at.switch_page("pages/sensitivity.py").run()
+    assert at.number_input(key="budget_kb").value != start + 3
+    assert not at.exception, at.exception
