@@ -199,7 +199,7 @@ else:
                                  line=dict(width=1.5)))
     line = shown.loc[front]
     fig.add_trace(go.Scatter(x=line[x_col], y=line["acc_pct"], mode="lines", line_shape="hv", name="Pareto frontier",
-                             line=dict(color="#444", dash="dot", width=2), hoverinfo="skip"))
+                             line=dict(color=charts.GREY, dash="dot", width=2), hoverinfo="skip"))
     if selected:
         sel = plotted[plotted["id"].isin(selected)]
         fig.add_trace(go.Scatter(x=sel[x_col], y=sel["acc_pct"], mode="markers", name="selected", hoverinfo="skip",
@@ -234,8 +234,9 @@ if len(selected) == 1:  # name (or rename) the one ticked run
             except ce.CompressError as e:
                 st.error(f"Could not rename run #{run_id}: {e}")
             else:
-                st.session_state["compare_flash"] = (f"Run #{run_id} is now called {new_name.strip()!r}."
-                                                     if new_name.strip() else f"Run #{run_id} has no name now.")
+                named = common.md_text(new_name.strip())  # st.success renders Markdown: the name stays as typed
+                st.session_state["compare_flash"] = (f"Run #{run_id} is now called “{named}”." if new_name.strip()
+                                                     else f"Run #{run_id} has no name now.")
                 st.rerun()
 pending = st.session_state.get("pending_delete")
 if pending:
@@ -266,7 +267,8 @@ try:
 except ce.CompressError as e:  # e.g. a row whose metrics another program damaged: it can still be deleted
     st.error(f"Cannot show the selected runs side by side: {e}")
     st.stop()
-label = {r["id"]: f"#{r['id']} {r.get('name') or r['technique']}" for r in full}
+label = {r["id"]: f"#{r['id']} {r.get('name') or r['technique']}" for r in full}  # plain text: charts, dataframes
+LEGEND_CHARS = 32  # a run's name in the chart's legend: longer ones squeezed the plot to 60 px (200 are allowed)
 
 
 def is_number(x):
@@ -286,7 +288,7 @@ for r in full:
     m = r["metrics"]
     parts = m.get("bytes_breakdown")
     parts = {k: v for k, v in parts.items() if is_number(v)} if isinstance(parts, dict) else {}
-    metrics_rows[label[r["id"]]] = {
+    metrics_rows[common.md_text(label[r["id"]])] = {  # st.table renders its headers as Markdown
         "Model": r["model"], "Technique": r["technique"], "Recipe": summary(r["recipe"]),
         "Artifact size": show(r["artifact_bytes"], common.kb), "Compression ratio": show(r["ratio"], common.ratio),
         "Test accuracy": pct(r["accuracy"]), "Dense accuracy": pct(r["dense_accuracy"]),
@@ -306,6 +308,7 @@ layers = pd.DataFrame({label[r["id"]]: {row["name"]: row["sparsity"] for row in 
 if not layers.empty:
     st.markdown("**Zero weights per layer** (weight tensors; biases are kept dense)")
     long = (100 * layers).reset_index(names="layer").melt(id_vars="layer", var_name="run", value_name="zero_pct")
+    long["run"] = [n if len(n) <= LEGEND_CHARS else n[:LEGEND_CHARS - 1] + "…" for n in long["run"]]
     bars = px.bar(long.dropna(), x="layer", y="zero_pct", color="run", barmode="group", color_discrete_sequence=charts.PALETTE,
                   labels={"layer": "Layer", "zero_pct": "Zero weights (%)", "run": "Run"})
     bars.update_layout(height=360, yaxis_range=[0, 100], margin=dict(t=20))
@@ -318,6 +321,7 @@ if not layers.empty:
 cols = st.columns(min(4, len(full)))
 for i, r in enumerate(full):
     if r["artifact"] is not None:
-        cols[i % len(cols)].download_button(f"Artifact {label[r['id']]} (.cpg)", r["artifact"], on_click="ignore",
+        cols[i % len(cols)].download_button(f"Artifact {common.md_text(label[r['id']])} (.cpg)", r["artifact"],
+                                            on_click="ignore",
                                             file_name=f"{r['model']}-run{r['id']}.cpg", mime="application/octet-stream",
                                             key=f"dl_artifact_{r['id']}")

@@ -9,6 +9,7 @@ from test_app import ROOT, app, plotly_values
 
 import compress_engine as ce
 from compress_engine.playground.store import Store, pareto_front
+from pages import common
 
 RECIPES = [ce.Recipe(), ce.Recipe(sparsity=0.5, clusters=16, huffman=True), ce.Recipe(sparsity=0.9, clusters=4),
            ce.Recipe(bits=4, huffman=True)]
@@ -95,7 +96,8 @@ def test_compare_side_by_side(seeded):
     assert not at.exception
     ids = list(at.dataframe[0].value["id"][:2])
     side = at.table[0].value
-    assert list(side.columns) == [f"#{i} {t}" for i, t in zip(ids, at.dataframe[0].value["technique"][:2])]
+    techniques = at.dataframe[0].value["technique"][:2]
+    assert list(side.columns) == [common.md_text(f"#{i} {t}") for i, t in zip(ids, techniques)]  # st.table: Markdown
     assert {"Test accuracy", "Artifact size", "Recipe", "Zero weights"} <= set(side.index)
     layers = at.dataframe[1].value
     assert list(layers.index) == ["layers.0.weight", "layers.1.weight", "layers.2.weight"]

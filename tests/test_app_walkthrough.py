@@ -582,11 +582,28 @@ def test_a_run_can_be_named_on_the_compare_page(seeded, store):  # noqa: F811
     at = next(b for b in at.button if b.label == "Rename").click().run()
     assert not at.exception and not at.error
     assert store.get(run_id)["name"] == "Baseline, dense"
-    assert at.success[0].value == f"Run #{run_id} is now called 'Baseline, dense'."
+    assert at.success[0].value == f"Run #{run_id} is now called “Baseline, dense”."
     table = at.dataframe[0].value
     assert table.loc[table["id"] == run_id, "name"].iloc[0] == "Baseline, dense"
     at = select(at, [0])
-    assert list(at.table[0].value.columns) == [f"#{run_id} Baseline, dense"]
+    assert list(at.table[0].value.columns) == [f"\\#{run_id} Baseline, dense"]  # escaped: st.table renders Markdown
+
+
+def test_a_runs_name_shows_as_typed_not_as_markdown(seeded, store):  # noqa: F811
+    """A student named a run '**bold** $x^2$ :red[red]': the message, the side-by-side table's header and the
+    download button drew it bold, as a formula and red. Where Streamlit renders Markdown the name is escaped; the
+    chart's legend (plain text) shortens a long name instead of squeezing the plot."""
+    at = select(compare(), [0])
+    run_id = int(at.dataframe[0].value["id"][0])
+    name = "**bold** $x^2$ :red[red] " + "x" * 60
+    store.rename(run_id, name)
+    at = select(compare(), [0])
+    escaped = r"\*\*bold\*\* \$x\^2\$ \:red\[red\] " + "x" * 60
+    assert list(at.table[0].value.columns) == [f"\\#{run_id} {escaped}"]
+    assert any(b.label == f"Artifact \\#{run_id} {escaped} (.cpg)" for b in at.get("download_button"))
+    bars = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if any(t.get("type") == "bar" for t in json.loads(c.proto.spec)["data"]))
+    assert [t["name"] for t in bars["data"]] == [f"#{run_id} {name}"[:31] + "…"]
 
 
 def test_compare_colours_references_ticks_and_table(seeded):

@@ -535,6 +535,9 @@ def test_runs_can_be_named_and_renamed(tmp_path):
         store.rename(b, "x" * 201)
     with pytest.raises(StoreError, match="name="):
         store.save("m", ce.Recipe(), metrics(), name="line\nbreak")
+    with pytest.raises(StoreError, match="no text-direction controls"):  # "\u202eevil\u202c" would show as "live"
+        store.rename(b, "a \u202eevil\u202c end")
+    assert store.rename(b, "名前 ümlaut 👨\u200d👩\u200d👧 **not bold**")  # joiners of emoji are text, not controls
 
 
 def test_the_same_model_recipe_and_data_saved_twice_is_one_run(tmp_path):

@@ -478,12 +478,16 @@ def _validate_recipe(recipe):
     return recipe
 
 
+BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # reorder the text around them
+
+
 def _label(what, value, example):
-    """A model name / technique label: short, non-empty, printable text."""
+    """A model name / technique label: short, non-empty, printable text, without the controls that make text show
+    in another order than it is ("‮evil‬" shows as "live")."""
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME \
-            or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            or any(ord(c) < 32 or ord(c) == 127 or c in BIDI for c in value):
         raise StoreError(f"{what}={value!r:.80}: must be non-empty text of up to {MAX_NAME} printable "
-                         f"characters, such as {example!r}")
+                         f"characters (no text-direction controls), such as {example!r}")
     return value.strip()
 
 
