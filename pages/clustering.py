@@ -56,7 +56,9 @@ with explain:
     st.latex(r"\text{bits per index} = \lceil \log_2 k \rceil = \lceil \log_2 %d \rceil = %d"
              % (k, code_bits(k)))
     st.latex(r"\text{bytes per layer} \approx \tfrac{1}{8}\, n \lceil \log_2 k \rceil + 4k")
-    st.caption("n = weights kept; pruned models also store the gaps between kept positions.")
+    st.caption("n = non-zero weights kept; the bytes per layer also store the gaps between their positions whenever "
+               "a layer has zeros, which a trained model has even unpruned (weight decay leaves some weights at "
+               "exactly zero).")
 
 common.coalesce()  # a held arrow key: only its last value is compressed
 recipe = common.recipe(sparsity=pct / 100, clusters=k, cluster_init=init, huffman=huffman)

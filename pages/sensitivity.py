@@ -75,8 +75,8 @@ def loss_lines(scan, axis):
 def bytes_bars(summary):
     names = [r["layer"] for r in summary]
     fig = go.Figure()
-    fig.add_bar(y=names, x=[r["dense_bytes"] / KB for r in summary], orientation="h", name="dense float32",
-                marker_color=charts.GREY, opacity=0.45, hovertemplate="%{y}: %{x:.1f} KB dense<extra></extra>")
+    fig.add_bar(y=names, x=[r["dense_bytes"] / KB for r in summary], orientation="h", name="unchanged",
+                marker_color=charts.GREY, opacity=0.45, hovertemplate="%{y}: %{x:.1f} KB unchanged<extra></extra>")
     fig.add_bar(y=names, x=[r["cheapest_bytes"] / KB for r in summary], orientation="h",
                 name=f"smallest within {100 * TOLERANCE:.1f} pts (one-shot)", marker_color=charts.BLUE,
                 text=[f"{r['dense_bytes'] / max(r['cheapest_bytes'], 1):.0f}×" for r in summary],
@@ -105,7 +105,7 @@ def grid_heatmap(scan, layer):
                                hovertemplate="%{x}, %{y}: %{z:.2f} pts lost, %{text} KB<extra></extra>"))
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category")
-    return layout(fig, f"{layer} alone: points lost (cells: its KB)", "sparsity", "weights stored as", height=330)
+    return layout(fig, f"{layer} alone: colour = points lost, number = its KB", "sparsity", "weights stored as", height=330)
 
 
 st.title("Sensitivity")
@@ -196,16 +196,23 @@ with right:
 
 st.markdown("**Per layer, alone** (within "
             f"{100 * TOLERANCE:.1f} points of the dense model's {100 * scan['dense_accuracy']:.2f} % on these images)")
-st.dataframe([{"layer": r["layer"], "weights": r["params"], "dense KB": r["dense_bytes"] / KB,
+st.dataframe([{"layer": r["layer"], "weights": r["params"], "unchanged KB": r["dense_bytes"] / KB,
                "loss at 90 % pruned (pts)": 100 * (r["loss_at_90"] or 0),
                "max sparsity": f"{100 * r['max_sparsity']:g} %",
                "fewest bits": bits(r["min_clusters"]) if r["min_clusters"] else "—",
                "smallest KB": r["cheapest_bytes"] / KB} for r in summary],
              hide_index=True, width="stretch",
              column_config={"weights": st.column_config.NumberColumn(format="localized"),
-                            "dense KB": st.column_config.NumberColumn(format="%.1f"),
+                            "unchanged KB": st.column_config.NumberColumn(format="%.1f"),
                             "loss at 90 % pruned (pts)": st.column_config.NumberColumn(format="%.2f"),
                             "smallest KB": st.column_config.NumberColumn(format="%.2f")})
+card = common.card()
+zero = 1 - card.get("nonzero_parameters", card["parameters"]) / card["parameters"]
+st.caption("Unchanged: the layer's bytes in an artifact with its weights as trained, the heat map's float32, 0 % cell"
+           + (f". Training left {units.pct(zero, 0)} of {card['name']}'s weights at exactly zero (weight decay drives "
+              "the weights of always-blank pixels there), and an artifact skips zeros, so a layer takes less than "
+              "its float32 size (4 bytes a weight, as the other pages count the dense model)." if zero >= 0.005 else
+              ": its float32 size, 4 bytes a weight."))
 
 # --- fit in N KB: the allocation the scan leads to ------------------------------------------------
 st.divider()

@@ -142,7 +142,7 @@ def test_sensitivity_page(fmnist, tmp_path, monkeypatch):
     (kept,) = tmp_path.glob("sensitivity/*.json")
     rows = summary(json.loads(kept.read_text()), 0.005)
     table = at.dataframe[0].value
-    assert list(table["dense KB"]) == [r["dense_bytes"] / 1000 for r in rows]
+    assert list(table["unchanged KB"]) == [r["dense_bytes"] / 1000 for r in rows]
     assert list(table["smallest KB"]) == [r["cheapest_bytes"] / 1000 for r in rows]
     assert at.metric[1].proto.delta.startswith(f"{rows[0]['dense_bytes'] / 1000:,.1f} KB")  # as in the table
     bars = json.loads(at.get("plotly_chart")[2].proto.spec)
