@@ -222,7 +222,7 @@ def distill_grid(rows, mine=()):
                   annotation_text=f"teacher: {teacher_errors:,} errors", annotation_position="top left")
     for m in mine:
         fig.add_scatter(x=[m["bytes"] / units.KB], y=[m["errors"]], mode="markers", name=m["name"],
-                        marker=dict(symbol="star", size=17, color=m["color"], line=dict(color="black", width=1)),
+                        marker=dict(symbol="star", size=17, color=m["color"], line=dict(color="white", width=1)),
                         hovertemplate="%{y:,} errors<extra>" + m["name"] + "</extra>")
     log_axis(fig, "x", [int(r["bytes"]) / units.KB for r in rows] + [m["bytes"] / units.KB for m in mine])
     fig.update_layout(title="Measured: every student, with and without KD (mean of 3 seeds; bars: best to worst seed)",

@@ -26,7 +26,8 @@ GAIN_CSV = GRID_CSV.with_name("distillation_gain.csv")  # KD against labels only
 GRID_TEST = 10_000  # the grid's errors are out of Fashion-MNIST's full test set
 WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800)  # hidden units in each of an MLP student's 2 layers
 CNN = "small CNN (a ResNet of 8-16-32 channels)"
-BLUE, ORANGE, GREEN, RED, GREY = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.GREY
+BLUE, ORANGE, GREEN, RED, PURPLE = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.PURPLE
+GREY = charts.GREY
 HINTON = explain.HINTON_MNIST
 UPLOAD_LOGITS_KEPT = 4  # uploaded teachers' logits kept in memory (a Fashion-MNIST teacher's: 2.8 MB)
 
@@ -389,7 +390,7 @@ groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accura
            {"color": BLUE, "symbol": "star", "mode": "lines+markers", "size": 11}),
           ("CNN student (mean of seeds)", cnn_pts, {"color": GREEN, "symbol": "diamond", "size": 11}),
           ("yours", [{"label": m["name"].removeprefix("yours: "), "bytes": m["bytes"], "accuracy": m["accuracy"]}
-                     for m in mine], {"color": "black", "symbol": "star-open", "size": 16, "text_at": "middle right"})]
+                     for m in mine], {"color": PURPLE, "symbol": "star-open", "size": 16, "text_at": "middle right"})]
 st.plotly_chart(charts.size_accuracy(groups), width="stretch")
 smaller = [p["label"] for p in grid_pts[""] if p["bytes"] < tcard["dense_bytes"]]
 larger = [p["label"] for p in grid_pts[""] if p["bytes"] >= tcard["dense_bytes"]]

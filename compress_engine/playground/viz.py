@@ -283,10 +283,10 @@ def tick_label(x):
 # -----------------------------------------------------------------------------
 # colours: one palette for every chart of the dashboard and the benchmarks
 
-# Handed out in this order: the first six are five far-apart hues and black (no blue next to light blue,
-# no red next to pink, as Plotly's default sequence has); brown, olive, cyan and pink only come after them.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#222222", "#8c564b", "#bcbd22", "#17becf",
-           "#e377c2")
+# Handed out in this order: the first six are far-apart hues (no blue next to light blue, no red next to pink, as
+# Plotly's default sequence has); brown, cyan and pink only come after them. No black: Streamlit's dark theme draws
+# charts on a near-black background, where a black series vanished.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#bcbd22", "#8c564b", "#17becf", "#e377c2")
 GREY = "#7f7f7f"  # references (dense lines, benchmark points): never a series colour
 
 
