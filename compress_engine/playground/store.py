@@ -483,7 +483,7 @@ BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u
 
 def _label(what, value, example):
     """A model name / technique label: short, non-empty, printable text, without the controls that make text show
-    in another order than it is ("‮evil‬" shows as "live")."""
+    in another order than it is (with U+202E before it, "evil" shows as "live")."""
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME \
             or any(ord(c) < 32 or ord(c) == 127 or c in BIDI for c in value):
         raise StoreError(f"{what}={value!r:.80}: must be non-empty text of up to {MAX_NAME} printable "
