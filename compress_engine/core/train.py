@@ -16,7 +16,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import IGNORE
-from .errors import ModelError
 
 
 def tiny_limit(dtype):
@@ -153,14 +152,7 @@ def _outputs(model, x, batch_size, keep, progress=None):
     outs, done = [], 0
     try:
         for xb in batches(model, x, batch_size):
-            try:
-                out = model(xb)
-            except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                if done:  # it ran on earlier batches: not the inputs' shape, the model's own failure
-                    raise
-                raise ModelError(f"{type(model).__name__} fails on inputs of shape {tuple(xb.shape)} "
-                                 f"({type(e).__name__}: {str(e)[:200]}): give it inputs of the shape its forward "
-                                 "takes") from e
+            out = model(xb)
             outs.append(out if keep is None else keep(out))
             done += len(xb)
             if progress is not None and progress(done, len(x)) is False:
