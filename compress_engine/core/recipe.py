@@ -147,6 +147,7 @@ class Recipe:
     def from_dict(cls, d):
         if not isinstance(d, dict):
             raise RecipeError(f"a recipe must be a JSON object of fields, got {type(d).__name__}")
+        refuse_unknown(d)  # its keys may be other than text, which Recipe(**d) could not even be called with
         return cls(**d)
 
     @classmethod
@@ -251,15 +252,21 @@ def check(name, value):
 _dataclass_init = Recipe.__init__
 
 
-def _recipe_init(self, *args, **kwargs):
-    """Recipe(...) with a field it does not have is a RecipeError naming it and the field meant (Recipe(sparsty=0.9):
-    did you mean 'sparsity'?), as from_dict's and the JSON's are, not Python's TypeError."""
+def refuse_unknown(names):
+    """RecipeError naming every one of `names` that is not a Recipe field, with the field meant (Recipe(sparsty=0.9):
+    did you mean 'sparsity'?)."""
     known = [f.name for f in fields(Recipe)]
-    unknown = sorted(set(kwargs) - set(known))
+    unknown = sorted((repr(n) for n in names if n not in known))
     if unknown:
-        meant = [f"{u!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(u, known, 1)) else repr(u)
-                 for u in unknown]
+        meant = [f"{u} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(u.strip("'"), known, 1))
+                 else u for u in unknown]
         raise RecipeError(f"unknown recipe field(s) {', '.join(meant)}; allowed: {sorted(known)}")
+
+
+def _recipe_init(self, *args, **kwargs):
+    """Recipe(...) with a field it does not have is a RecipeError (refuse_unknown), as from_dict's and the JSON's
+    are, not Python's TypeError."""
+    refuse_unknown(kwargs)
     _dataclass_init(self, *args, **kwargs)
 
 
