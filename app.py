@@ -24,8 +24,11 @@ ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><rect width
 st.set_page_config(page_title="Compression Playground", page_icon=ICON, layout="wide")
 # A classroom projector is often 1,024 px wide: there four metric cards cut their values ("243.1 …") and long switch
 # labels were cut short ("Structured: remove who…"). Below 1,280 px the values get a smaller font, and labels wrap.
-# A formula wider than its column (an 800-px projector, 150 % zoom) scrolls sideways instead of being cut off.
+# A formula wider than its column (an 800-px projector, 150 % zoom) scrolls sideways instead of being cut off; below
+# 1,000 px (800 px: the sidebar leaves 500) the values shrink again and metric labels wrap ("Non-zero para…").
 st.html("<style>@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
+        "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } "
+        "[data-testid='stMetricLabel'] p { white-space: normal; } } "
         "[data-testid='stWidgetLabel'] p, [data-testid='stCheckbox'] label p { white-space: normal; } "
         ".katex-display { overflow-x: auto; overflow-y: hidden; }</style>")
 
