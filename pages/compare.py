@@ -107,7 +107,9 @@ df["kb"] = df["artifact_bytes"] / units.KB
 df["acc_pct"] = 100 * df["accuracy"]
 df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
 df["agree_pct"] = 100 * df["agreement"]
-df["sparsity_pct"] = 100 * df["sparsity"]
+# zeros among the run's own parameters: the engine's sparsity counts against the dense model, so the units structured
+# pruning removed, or a student's missing layers, read as zeros ("64.0 %" for a run whose every weight is non-zero)
+df["sparsity_pct"] = 100 * (1 - df["nonzero_params"] / df["params"])
 df["mflops"] = df["flops"] / 1e6
 df["flops_x"] = pd.to_numeric(pd.Series([viz.flops_ratio(f, d) for f, d in zip(df["flops"], df["dense_flops"])],
                                          index=df.index, dtype=object))  # None (no counts) -> NaN
@@ -166,8 +168,9 @@ event = st.dataframe(
         "flops_x": st.column_config.NumberColumn("Fewer", format="%.1f×", help="The dense model's FLOPs / this run's"),
         "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%", width="small"),
         "delta_pts": st.column_config.NumberColumn("vs dense", format="%+.2f pts", width="small"),
-        "sparsity_pct": st.column_config.NumberColumn("Zeros", format="%.1f %%", help="Share of weights that are zero",
-                                                      width="small"),
+        "sparsity_pct": st.column_config.NumberColumn("Zeros", format="%.1f %%", width="small",
+                                                      help="Share of its own parameters that are exactly zero (a "
+                                                           "structured-pruned run or a student has fewer instead)"),
         "pareto": st.column_config.CheckboxColumn("Frontier", help="On the Pareto frontier: no run costs less "
                                                                   "and is more accurate", width="small"),
     },
@@ -294,7 +297,8 @@ for r in full:
         "Test accuracy": pct(r["accuracy"]), "Dense accuracy": pct(r["dense_accuracy"]),
         "Agreement with dense": pct(r["agreement"]),
         "Parameters": show(r["params"], "{:,}".format), "Non-zero parameters": show(r["nonzero_params"], "{:,}".format),
-        "Zero weights": pct(r["sparsity"]),
+        "Zero weights": pct(1 - r["nonzero_params"] / r["params"]) if is_number(r["nonzero_params"])
+        and is_number(r["params"]) and r["params"] else "–",
         "Forward FLOPs per image": show(r["flops"], lambda f: f"{f / 1e6:,.3f} M"),
         "FLOPs vs dense": show(viz.flops_ratio(r["flops"], r["dense_flops"]),
                                lambda x: "the same" if round(x, 1) == 1 else f"{x:.1f}× fewer"),
@@ -306,7 +310,8 @@ st.table(pd.DataFrame(metrics_rows))
 layers = pd.DataFrame({label[r["id"]]: {row["name"]: row["sparsity"] for row in viz.layer_sparsity(r["metrics"])}
                        for r in full})
 if not layers.empty:
-    st.markdown("**Zero weights per layer** (weight tensors; biases are kept dense)")
+    st.markdown("**Zero weights per layer**, of each layer's own weights (a structured-pruned layer has fewer "
+                "instead, a student other layers: see Parameters above)")
     long = (100 * layers).reset_index(names="layer").melt(id_vars="layer", var_name="run", value_name="zero_pct")
     long["run"] = [n if len(n) <= LEGEND_CHARS else n[:LEGEND_CHARS - 1] + "…" for n in long["run"]]
     bars = px.bar(long.dropna(), x="layer", y="zero_pct", color="run", barmode="group", color_discrete_sequence=charts.PALETTE,
@@ -315,8 +320,8 @@ if not layers.empty:
     left, right = st.columns([3, 2])
     left.plotly_chart(bars, width="stretch")
     short = {c: c.split()[0] for c in layers.columns}  # "#4": the chart's legend names the run in full
-    right.dataframe((100 * layers).rename(columns=short), width="stretch",
-                    column_config={c: st.column_config.NumberColumn(c, format="%.1f %%") for c in short.values()})
+    right.dataframe((100 * layers).rename(columns=short).map(lambda v: "—" if pd.isna(v) else f"{v:.1f} %"),
+                    width="stretch")  # "—": a layer this run does not have (not "None")
 
 cols = st.columns(min(4, len(full)))
 for i, r in enumerate(full):

@@ -91,6 +91,22 @@ def select(at, rows):
     return at.run()
 
 
+def test_zeros_are_a_runs_own_not_the_units_structured_pruning_removed(store, fmnist, lenet300):
+    """A structured-pruned run has every weight it keeps non-zero: Compare read 64.0 % "Zeros" for one (the engine's
+    sparsity counts against the dense model) and 0.0 % in every layer of its chart beside it."""
+    res = ce.compress(lenet300, ce.Recipe(structured=True, sparsity=0.5), fmnist)
+    m = res.metrics
+    assert m["params"] < m["dense_params"] and m["sparsity"] > 0.4  # what the column used to show
+    store.save("lenet-300-100", res.recipe, m, res.artifact)
+    at = select(compare(), [0])
+    table = at.dataframe[0].value
+    zero = 100 * (1 - m["nonzero_params"] / m["params"])
+    assert table["sparsity_pct"][0] == pytest.approx(zero) and zero < 20
+    side = at.table[0].value
+    assert side.loc["Zero weights"].iloc[0] == f"{zero:.2f} %"
+    assert "None" not in at.dataframe[1].value.to_string()
+
+
 def test_compare_side_by_side(seeded):
     at = select(compare(), [0, 1])
     assert not at.exception
