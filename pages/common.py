@@ -1080,7 +1080,8 @@ def metric_cards(metrics, dense, estimate=None):
     evaluated yet (accuracy None) shows "…", or the `estimate` (ce.estimate) marked as one, with its margin."""
     c = st.columns(4)
     delta_metric(c[0], "Non-zero parameters", f"{metrics['nonzero_params']:,}",
-                 f"{metrics['nonzero_params'] - dense['nonzero_params']:+,}", fewer_is_better=True)
+                 f"{metrics['nonzero_params'] - dense['nonzero_params']:+,}", fewer_is_better=True,
+                 help=f"Parameters not exactly zero, against the dense model's {dense['nonzero_params']:,}.")
     delta_metric(c[1], "Artifact size", kb(metrics["artifact_bytes"]),
                  units.signed_kb(metrics["artifact_bytes"] - metrics["dense_bytes"]), fewer_is_better=True,
                  help=f"The length of the compressed file, against the dense model's float32 weights "
@@ -1099,6 +1100,11 @@ def metric_cards(metrics, dense, estimate=None):
     else:
         delta_metric(c[3], "Test accuracy", f"{100 * metrics['accuracy']:.2f} %",
                      f"{100 * (metrics['accuracy'] - dense['accuracy']):+.2f} pts")
+    own = card()
+    if own["parameters"] != dense["params"]:  # BatchNorms folded: the dense model as deployed is every change's base
+        st.caption(f"{own['name']} is compressed as deployed, its BatchNorms folded into the convolutions: "
+                   f"{dense['params']:,} parameters ({own['parameters']:,} unfolded), {kb(dense['dense_bytes'])} of "
+                   "float32, the base of every change above.")
 
 
 def layer_picker(dense_run, prefix):

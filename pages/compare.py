@@ -188,8 +188,12 @@ if plotted.empty:
 else:
     per_run = ("%{x:.1f} KB, %{customdata[2]:.1f}×" if cost == "bytes" else
                "%{x:.3f} MFLOPs, %{customdata[3]:.1f}× fewer than dense")
+    # a technique keeps its colour as runs come and go: colours go in the order techniques were first saved (the
+    # legend's alphabetical order gave "quantize" another colour once "prune+cluster+huffman" was saved)
+    first_saved = df.groupby("technique")["id"].min().sort_values().index
+    colours = {t: charts.PALETTE[i % len(charts.PALETTE)] for i, t in enumerate(first_saved)}
     fig = px.scatter(plotted, x=x_col, y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None,
-                     custom_data=["label", "summary", "ratio", "flops_x"], color_discrete_sequence=charts.PALETTE,
+                     custom_data=["label", "summary", "ratio", "flops_x"], color_discrete_map=colours,
                      category_orders={"technique": sorted(plotted["technique"].unique())},
                      labels={"kb": "Artifact size (KB, log scale)", "mflops": "Forward MFLOPs per image (log scale)",
                              "acc_pct": "Test accuracy (%)", "technique": "Technique", "model": "Model"})

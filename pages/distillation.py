@@ -147,10 +147,11 @@ def show(col, res, other):
     errs = explain.test_errors(mm["accuracy"], n)
     with col:
         a, b = st.columns(2)
+        vs = "" if other is None else " vs labels only"  # not against the dense model, as every other page's change
         a.metric("Test accuracy", f"{100 * mm['accuracy']:.2f} %",
-                 None if other is None else f"{100 * (mm['accuracy'] - other['metrics']['accuracy']):+.2f} pts")
+                 None if other is None else f"{100 * (mm['accuracy'] - other['metrics']['accuracy']):+.2f} pts{vs}")
         b.metric(f"Test errors (of {n:,})", f"{errs:,}",
-                 None if other is None else f"{errs - explain.test_errors(other['metrics']['accuracy'], n):+,}",
+                 None if other is None else f"{errs - explain.test_errors(other['metrics']['accuracy'], n):+,}{vs}",
                  delta_color="inverse")
         a.metric("Parameters", f"{mm['params']:,}", f"{mm['params'] / tcard['parameters']:.0%} of the teacher",
                  delta_color="off", delta_arrow="off")

@@ -24,10 +24,11 @@ elif deployed == card["parameters"]:
 else:  # BatchNorm folded: fewer parameters as deployed
     counted = (f"{deployed:,}" if nonzero == deployed else f"{nonzero:,} non-zero of {deployed:,}") + \
         " once BatchNorm is folded"
-c1.metric("Parameters", f"{card['parameters']:,}", counted, delta_color="off", delta_arrow="off",
-          help="Non-zero: counted on the model as deployed (a BatchNorm folded into the convolution before it), as "
-               "every page counts the dense model. Training leaves some weights at exactly zero: weight decay drives "
-               "those of pixels that are blank in every image there.")
+said = (("Below: counted on the model as deployed, each BatchNorm folded into the convolution before it, as every "
+         "page counts the dense model (its size beside is of those). " if deployed != card["parameters"] else "")
+        + ("Training left some weights at exactly zero: weight decay drives there those that see pixels blank in "
+           "every image." if nonzero is not None and nonzero < deployed else ""))
+c1.metric("Parameters", f"{card['parameters']:,}", counted, delta_color="off", delta_arrow="off", help=said or None)
 c2.metric("Dense size (float32)", common.kb(card["dense_bytes"]),
           help="4 bytes a parameter of the model as deployed: the base of every compression ratio the pages show.")
 c3.metric("Test accuracy", f"{100 * card['test_accuracy']:.2f} %", help=card["test_set"])

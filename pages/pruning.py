@@ -5,7 +5,7 @@ import math
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import viz
+from compress_engine.playground import units, viz
 from pages import charts, common
 
 common.through_app()
@@ -174,10 +174,15 @@ with right:
                       reference={"y": m["sparsity"], "name": f"whole model {100 * m['sparsity']:.1f} %"},
                       y_percent=True)
     st.plotly_chart(fig, width="stretch")
+    hardest, biggest = max(rows, key=lambda r: r["sparsity"]), max(rows, key=lambda r: r["params"])
     st.caption(("Removing a layer's units also removes the next layer's inputs from them, so inner layers "
-                "lose more than the chosen share. " if structured else
-                "Global pruning cuts the big layers hardest; per layer gives every layer the same share. ")
-               + "The whole-model figure counts biases too, which are never pruned."
+                "lose more than the chosen share. The whole-model figure counts biases too: a removed unit's "
+                "bias goes with it." if structured else
+                (f"One threshold for every layer: here {viz.layer_label(hardest['name'])} lost the most "
+                 f"({units.pct(hardest['sparsity'])}), the biggest layer, {viz.layer_label(biggest['name'])}, "
+                 f"{units.pct(biggest['sparsity'])}: a layer whose weights are small overall loses more. "
+                 if scope == "global" and rows else "Per layer gives every layer the same share. ")
+                + "The whole-model figure counts biases too, which are never pruned.")
                + (" " + viz.flops_text(m.get("flops"), dense["metrics"].get("flops")) if structured else ""))
     if structured and pct > 0:
         common.speed_card("prune_speed", (common.model_name(), common.weights_id(common.model_name()),

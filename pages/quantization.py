@@ -24,7 +24,10 @@ def int8_timing(model_name, dataset_name):
 def int8_card():
     """fp32 vs int8 latency of the dense model, measured on this machine (once per model; "Measure again")."""
     t = int8_timing(common.model_name(), common.DATASET)
-    st.markdown("**A real int8 runtime** (dense model, torch.ao dynamic quantization)")
+    n_int8, n_all = len(t["int8_layers"]), len(t["int8_layers"]) + len(t["fp32_layers"])
+    st.markdown("**A real int8 runtime** (dense model, torch.ao dynamic quantization" +
+                (f"; **only {n_int8} of its {n_all} layers run in int8**: convolutions stay float32, so the "
+                 "times below are mostly float32's)" if t["fp32_layers"] else ")"))
     c = st.columns(3)
     c[0].metric("float32", units.ms(t["fp32_ms"]))
     common.delta_metric(c[1], "int8", units.ms(t["int8_ms"]), units.ms(t["int8_ms"] - t["fp32_ms"], signed=True),

@@ -56,6 +56,12 @@ def test_pruning_sparsity_scope_and_structure(fmnist):
     assert not at.exception
     assert number(metric(at, "Non-zero parameters")) == nz  # same count, other weights
     assert number(metric(at, "Test accuracy")) != layer_acc
+    # the caption names the layer the one threshold cut hardest, read off the chart beside it (it said "the big
+    # layers hardest" under a ResNet-8 chart where the biggest layer lost least)
+    bars = next(b for b in chart(at, "Sparsity per layer")["data"] if b["type"] == "bar")
+    hardest = bars["x"][max(range(len(bars["text"])), key=lambda i: float(bars["text"][i].split()[0]))]
+    said = next(c.value for c in at.caption if c.value.startswith("One threshold for every layer"))
+    assert said.startswith(f"One threshold for every layer: here {hardest} lost the most"), said
 
     # structured forces the per-layer scope (the Recipe refuses global + structured)
     at.toggle(key="prune_structured").set_value(True).run()

@@ -606,12 +606,18 @@ def test_a_runs_name_shows_as_typed_not_as_markdown(seeded, store):  # noqa: F81
     assert [t["name"] for t in bars["data"]] == [f"#{run_id} {name}"[:31] + "…"]
 
 
-def test_compare_colours_references_ticks_and_table(seeded):
+def test_compare_colours_references_ticks_and_table(seeded, store, results):  # noqa: F811
+    def colours(at):
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        return {t["name"]: t["marker"]["color"] for t in spec["data"]
+                if t.get("mode") == "markers" and t.get("name") not in ("selected",)}
     at = compare()
+    first = colours(at)  # in the order the techniques were first saved: the seeded runs' order
+    assert first == {"+".join(r.recipe.techniques()): viz.PALETTE[i] for i, r in enumerate(results)}
+    assert len(set(first.values())) == len(first) >= 3
+    store.save("lenet-300-100", ce.Recipe(sparsity=0.3), results[0].metrics, technique="prune")  # sorts before them
+    assert colours(compare()) == {**first, "prune": viz.PALETTE[len(first)]}  # theirs stay, the new one is next
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    runs = [t for t in spec["data"] if t.get("mode") == "markers" and t.get("name") not in ("selected",)]
-    colours = [t["marker"]["color"] for t in runs]
-    assert colours == list(viz.PALETTE[:len(runs)]) and len(set(colours)) == len(colours) >= 3
     refs = [t for t in spec["data"] if t.get("name", "").startswith("bench: ")]
     assert refs and all(any(t["text"]) for t in refs)  # labelled, each its own legend entry
     x = spec["layout"]["xaxis"]
@@ -661,6 +667,12 @@ def test_quantization_int8_cards_fit(fmnist):
     cards = {m.label: m.value for m in at.metric}
     assert all(len(cards[k]) <= 8 and cards[k].endswith(" ms") for k in ("float32", "int8"))
     assert "forward passes over 256 test images" in " ".join(c.value for c in at.caption)
+    # ResNet-8's convolutions stay float32 in torch's dynamic int8, and its BatchNorms are folded: both are said
+    assert any("**only 1 of its " in m.value and "layers run in int8**" in m.value for m in at.markdown)
+    folded = ce.model_card("resnet-8")
+    assert any(c.value.startswith(f"resnet-8 is compressed as deployed, its BatchNorms folded into the convolutions: "
+                                  f"{folded['deployed_parameters']:,} parameters ({folded['parameters']:,} unfolded)")
+               for c in at.caption)
 
 
 def test_quantization_times_int8_after_its_curves(fmnist, monkeypatch):

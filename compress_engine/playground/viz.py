@@ -189,7 +189,7 @@ def flops_text(flops, dense_flops):
     if fewer is None:
         return ""
     return (f"The smaller model needs {flops / 1e6:,.2f} MFLOPs per image against the dense model's "
-            f"{dense_flops / 1e6:,.2f}: {fewer:.1f}× fewer.")
+            f"{dense_flops / 1e6:,.2f} MFLOPs: {fewer:.1f}× fewer.")
 
 
 # -----------------------------------------------------------------------------
