@@ -312,7 +312,7 @@ def test_smallest_sparsity_is_the_first_slider_value_that_fits(trained):
 def test_flops_text_says_how_many_fewer_and_nothing_for_runs_without_counts():
     from compress_engine.playground import viz
     assert viz.flops_text(132_000, 532_400) == ("The smaller model needs 0.13 MFLOPs per image against the dense "
-                                                "model's 0.53: 4.0× fewer.")
+                                                "model's 0.53 MFLOPs: 4.0× fewer.")
     for bad in ((None, 532_400), (132_000, None), (0, 5), ("1", 5), (True, 5)):
         assert viz.flops_text(*bad) == ""
 
