@@ -671,10 +671,9 @@ def start_settings(page, values):
     """Start a page's controls on the sidebar model's first setting. values(fields) -> {session_state key: widget
     value} for the Recipe fields of starts(model)[page]. A key gets its value when the page has none (its first
     run); its widget keeps it when the visitor leaves the page (persist_state="session", setting()). When the
-    sidebar's model changed since, and every
-    key still holds the previous model's start, they all move to the new model's: an untouched start follows the
-    model, a setting the visitor chose stays whole. Widgets set this way take no value= (Streamlit warns about a
-    widget given both)."""
+    sidebar's model changed since, and every key still holds the previous model's start, they all move to the new
+    model's: an untouched start follows the model, a setting the visitor chose stays whole. Widgets set this way
+    take no value= (Streamlit warns about a widget given both)."""
     name, mark = model_name(), f"_start_model_{page}"
     prev = st.session_state.get(mark)
     old = values(starts(prev)[page]) if prev not in (None, name) else {}

@@ -181,9 +181,8 @@ def warn_if_not_smaller(teacher, student, recipe, data):
     n_student, n_teacher = param_count(student), param_count(teacher)
     if n_student >= n_teacher:
         warnings.warn(f"{which} has {n_student:,} parameters, no fewer than the teacher's {n_teacher:,}: distilling "
-                      f"into it makes the model bigger; give a smaller student (student=, or student_width; --student-width on the "
-                      f"command line)", UserWarning,
-                      stacklevel=4)
+                      "into it makes the model bigger; give a smaller student (student=, or student_width; "
+                      "--student-width on the command line)", UserWarning, stacklevel=4)
 
 
 def _check_logits(model_logits, data):

@@ -564,9 +564,10 @@ def _trace(model, example_input):
     try:
         gm = tracing.symbolic_trace(copy.deepcopy(model))
     except SyntaxError as e:  # fx writes the graph as Python; a module path it cannot spell fails to compile
+        line = " ".join(str(e.text or "").split())[:120]
         raise ModelError(f"structured pruning cannot trace {name} with torch.fx: the code fx wrote for its graph "
-                         f"does not compile ({' '.join(str(e.text or '').split())[:120]!r}), as when a submodule's name is a Python keyword "
-                         "(an nn.ModuleDict key such as 'in' or 'class'): rename that submodule") from None
+                         f"does not compile ({line!r}), as when a submodule's name is a Python keyword (an "
+                         "nn.ModuleDict key such as 'in' or 'class'): rename that submodule") from None
     except Exception as e:  # TraceError for control flow on tensors, and whatever else fx cannot follow
         raise ModelError(f"structured pruning cannot trace {name} with torch.fx ({type(e).__name__}: {e}); it "
                          "needs a forward without Python control flow on tensor values (if / while on a tensor, "

@@ -469,7 +469,8 @@ def run(args):
             check_out_dir(args.out_dir)
         data = ce.load_dataset(args.data)
         card = train_sample(args.name, data, progress=epoch_lines(data), out_dir=args.out_dir)
-        if args.out_dir is None and ce.curves.path(args.name).is_file():  # made by running the pages, which the engine does not know
+        # the pages' shipped runs are made by running them, which the engine does not know
+        if args.out_dir is None and ce.curves.path(args.name).is_file():
             print(f"{args.name} ships its pages' one-shot runs, now of the old weights: remake them with "
                   f"`python scripts/ship_curves.py {args.name}` from a checkout", file=sys.stderr)
         return card

@@ -88,7 +88,7 @@ def read_idx(path):
             if len(raw) > MAX_BYTES:
                 raise DatasetError(f"{path} unzips to more than {MAX_BYTES:,} bytes: not an MNIST-like IDX file")
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise DatasetError(f"cannot read {path}: {e}. copy the file again") from None
+        raise DatasetError(f"cannot read {path}: {e}: copy the file again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4].hex() or 'none'}, "
                            f"need 000008 then 01-04): replace it with a good copy")
@@ -100,7 +100,8 @@ def read_idx(path):
     body = len(raw) - 4 - 4 * ndim
     if body != n:
         raise DatasetError(f"{path} header says {shape} = {n:,} bytes of data but the file holds {body:,}: "
-                           f"the file is {'truncated' if body < n else 'oversized'} or corrupt: replace it with a good copy")
+                           f"the file is {'truncated' if body < n else 'oversized'} or corrupt: replace it with a good "
+                           "copy")
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -971,7 +972,7 @@ def read_idx_head(path, n, ndim):
                 raise DatasetError(f"{path} holds {shape[0]:,} items of {item:,} bytes; {n:,} were asked for")
             body = f.read(item * n)
     except (OSError, EOFError, zlib.error) as e:
-        raise DatasetError(f"cannot read {path}: {e}. copy the file again") from None
+        raise DatasetError(f"cannot read {path}: {e}: copy the file again") from None
     if len(body) != item * n:
         raise DatasetError(f"{path} is truncated: its header says {shape} but it ends early")
     return np.frombuffer(body, np.uint8).reshape((n, *shape[1:]))

@@ -131,7 +131,6 @@ class TrainedCache:
         path = self._path(key)
         try:
             head = json.dumps(meta, default=store._json_default, allow_nan=False).encode("utf-8")
-            self.folder.mkdir(parents=True, exist_ok=True)
             write_atomic(path, struct.pack("<Q", len(head)) + head + bytes(artifact))
         except (OSError, TypeError, ValueError):
             return False
@@ -150,5 +149,3 @@ class TrainedCache:
                 total -= size
         except OSError:
             pass
-
-
