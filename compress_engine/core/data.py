@@ -263,8 +263,9 @@ class Dataset:
                 raise DatasetError(f"label {top:,} implies {top + 1:,} classes (limit {MAX_CLASSES:,}): labels must "
                                    f"be class indices 0..C-1 (map other labels with np.unique(y, return_inverse=True))")
             names = tuple(str(i) for i in range(top + 1))
-            seen = np.unique(np.concatenate([np.asarray(_int64(arrays[f"{s}_y"])).ravel() for s in SPLITS]))
-            seen = seen[seen != IGNORE]
+            seen = () if top < 10 else np.unique(np.concatenate(  # 0..9 (Fashion-MNIST): nothing to count
+                [np.asarray(_int64(arrays[f"{s}_y"])).ravel() for s in SPLITS]))
+            seen = [v for v in seen if v != IGNORE]
             if top >= 10 and len(seen) <= (top + 1) // 2:
                 warnings.warn(f"the labels take {len(seen):,} values up to {top:,}, so the data has {top + 1:,} "
                               f"classes, {top + 1 - len(seen):,} of them never seen and each a model output: if "

@@ -250,17 +250,17 @@ def check(name, value):
 
 
 _dataclass_init = Recipe.__init__
+FIELD_NAMES = frozenset(f.name for f in fields(Recipe))  # every Recipe() checks its keywords against them
 
 
 def refuse_unknown(names):
     """RecipeError naming every one of `names` that is not a Recipe field, with the field meant (Recipe(sparsty=0.9):
     did you mean 'sparsity'?)."""
-    known = [f.name for f in fields(Recipe)]
-    unknown = sorted((repr(n) for n in names if n not in known))
+    unknown = sorted(repr(n) for n in names if n not in FIELD_NAMES)
     if unknown:
-        meant = [f"{u} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(u.strip("'"), known, 1))
-                 else u for u in unknown]
-        raise RecipeError(f"unknown recipe field(s) {', '.join(meant)}; allowed: {sorted(known)}")
+        meant = [f"{u} (did you mean {close[0]!r}?)"
+                 if (close := difflib.get_close_matches(u.strip("'"), FIELD_NAMES, 1)) else u for u in unknown]
+        raise RecipeError(f"unknown recipe field(s) {', '.join(meant)}; allowed: {sorted(FIELD_NAMES)}")
 
 
 def _recipe_init(self, *args, **kwargs):
