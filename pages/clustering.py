@@ -56,11 +56,9 @@ with explain:
     st.latex(r"\text{bits per index} = \lceil \log_2 k \rceil = \lceil \log_2 %d \rceil = %d"
              % (k, code_bits(k)))
     st.latex(r"\text{bytes per layer} \approx \tfrac{1}{8}\, n \lceil \log_2 k \rceil + 4k")
-    own = common.card()
-    trained_zeros = own.get("nonzero_parameters", 0) < own.get("deployed_parameters", own["parameters"])
     st.caption("n = non-zero weights kept; the bytes per layer also store the gaps between their positions whenever "
-               "a layer has zeros" + (f", which {own['name']} has even unpruned (training left some of its weights "
-                                      "at exactly zero)." if trained_zeros else "."))
+               "a layer has zeros" + (f", which {common.model_name()} has even unpruned (training left some of its "
+                                      "weights at exactly zero)." if common.trained_zeros() else "."))
 
 common.coalesce()  # a held arrow key: only its last value is compressed
 recipe = common.recipe(sparsity=pct / 100, clusters=k, cluster_init=init, huffman=huffman)

@@ -647,6 +647,14 @@ def starts(name=None):
     return {page: {**fields, **own.get(page, {})} for page, fields in STARTS.items()}
 
 
+def trained_zeros():
+    """The share of the sidebar model's parameters (as deployed) that training left at exactly zero (weight decay
+    drives there the weights of pixels blank in every image): 0 for a card without the count."""
+    from compress_engine.playground import viz
+    own = card()
+    return viz.zero_share(own.get("nonzero_parameters"), own.get("deployed_parameters", own["parameters"])) or 0.0
+
+
 def md_text(text):
     """User text (a run's name) shown literally where Streamlit renders Markdown (st.table cells, button labels,
     alerts): every character Markdown, LaTeX or Streamlit's directives give a meaning backslash-escaped, so

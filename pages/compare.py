@@ -109,7 +109,9 @@ df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
 df["agree_pct"] = 100 * df["agreement"]
 # zeros among the run's own parameters: the engine's sparsity counts against the dense model, so the units structured
 # pruning removed, or a student's missing layers, read as zeros ("64.0 %" for a run whose every weight is non-zero)
-df["sparsity_pct"] = 100 * (1 - df["nonzero_params"] / df["params"])
+df["sparsity_pct"] = 100 * pd.to_numeric(pd.Series([viz.zero_share(z, p) for z, p in zip(df["nonzero_params"],
+                                                                                         df["params"])],
+                                                    index=df.index, dtype=object))  # None (no counts) -> NaN
 df["mflops"] = df["flops"] / 1e6
 df["flops_x"] = pd.to_numeric(pd.Series([viz.flops_ratio(f, d) for f, d in zip(df["flops"], df["dense_flops"])],
                                          index=df.index, dtype=object))  # None (no counts) -> NaN
@@ -301,8 +303,7 @@ for r in full:
         "Test accuracy": pct(r["accuracy"]), "Dense accuracy": pct(r["dense_accuracy"]),
         "Agreement with dense": pct(r["agreement"]),
         "Parameters": show(r["params"], "{:,}".format), "Non-zero parameters": show(r["nonzero_params"], "{:,}".format),
-        "Zero weights": pct(1 - r["nonzero_params"] / r["params"]) if is_number(r["nonzero_params"])
-        and is_number(r["params"]) and r["params"] else "–",
+        "Zero weights": pct(viz.zero_share(r["nonzero_params"], r["params"])),
         "Forward FLOPs per image": show(r["flops"], lambda f: f"{f / 1e6:,.3f} M"),
         "FLOPs vs dense": show(viz.flops_ratio(r["flops"], r["dense_flops"]),
                                lambda x: "the same" if round(x, 1) == 1 else f"{x:.1f}× fewer"),

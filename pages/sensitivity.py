@@ -207,7 +207,7 @@ st.dataframe([{"layer": r["layer"], "weights": r["params"], "unchanged KB": r["d
                             "loss at 90 % pruned (pts)": st.column_config.NumberColumn(format="%.2f"),
                             "smallest KB": st.column_config.NumberColumn(format="%.2f")})
 card = common.card()
-zero = 1 - card.get("nonzero_parameters", card["parameters"]) / card["parameters"]
+zero = common.trained_zeros()
 st.caption("Unchanged: the layer's bytes in an artifact with its weights as trained, the heat map's float32, 0 % cell"
            + (f". Training left {units.pct(zero, 0)} of {card['name']}'s weights at exactly zero (weight decay drives "
               "the weights of always-blank pixels there), and an artifact skips zeros, so a layer takes less than "

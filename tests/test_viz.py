@@ -206,3 +206,9 @@ def test_next_steps_are_a_sliders_neighbours_either_way():
     assert viz.next_steps(range(100), 80) == [81, 79]
     assert viz.next_steps(range(100), 0) == [1] and viz.next_steps(range(100), 99) == [98]
     assert viz.next_steps((2, 4, 8, 16), 4) == [8, 2]
+
+
+def test_zero_share_is_of_a_models_own_parameters():
+    assert viz.zero_share(75, 100) == 0.25
+    assert viz.zero_share(110_688, 110_688) == 0  # a structured-pruned model: fewer parameters, none of them zero
+    assert viz.zero_share(None, 100) is None and viz.zero_share(5, 0) is None and viz.zero_share(True, 4) is None

@@ -175,6 +175,14 @@ def layer_sparsity(metrics, dense_metrics=None):
     return rows
 
 
+def zero_share(nonzero, params):
+    """The share of a model's own parameters that are exactly zero, from compress()'s metrics ("nonzero_params",
+    "params") or a card's counts; None if either is missing or not a count. Not metrics["sparsity"], which counts
+    against the dense model: there the units structured pruning removed, or a student's missing layers, are zeros."""
+    ok = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (nonzero, params)) and params > 0
+    return 1 - nonzero / params if ok else None
+
+
 def flops_ratio(flops, dense_flops):
     """How many times fewer FLOPs than the dense model's, from compress()'s metrics ("flops", "dense_flops"); None if
     either is missing (a run stored before they were counted) or not a count."""
