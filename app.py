@@ -30,7 +30,10 @@ st.html("<style>@media (max-width: 1280px) { [data-testid='stMetricValue'] { fon
         "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } "
         "[data-testid='stMetricLabel'] p { white-space: normal; } } "
         "[data-testid='stWidgetLabel'] p, [data-testid='stCheckbox'] label p { white-space: normal; } "
-        ".katex-display { overflow-x: auto; overflow-y: hidden; }</style>")
+        ".katex-display { overflow-x: auto; overflow-y: hidden; } "
+        "@media (max-width: 1000px) { [data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) "
+        "{ flex-wrap: wrap; } [data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) > "
+        "[data-testid='stColumn'] { min-width: 100%; } }</style>")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
