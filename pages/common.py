@@ -1343,12 +1343,14 @@ def _follow_training(job, label, key, cancel_key, cancel_resets=None):
     slot.empty()
 
 
-def save_button(result, technique_label, key=None):
+def save_button(result, technique_label, key=None, student=None, student_key=None):
     """A "Save run" button: stores a `run` / `train_run` result in the run store (listed on the Compare page).
 
     A run is its model's weights + recipe + data (ce.sweeps.point_key, the key sweeps store points under): saving
     the same one again keeps the one stored run. Returns the run's id when pressed and saved, else None.
-    Store problems are shown with st.error.
+    A distilled student is stored under its teacher's name: `student` (e.g. "100-100") becomes the run's name,
+    and `student_key` (train_run's, for a student module the recipe does not name) is part of its key, so a CNN
+    student is not taken for the MLP student of the same recipe. Store problems are shown with st.error.
     """
     from compress_engine.playground.store import Store
 
@@ -1359,13 +1361,13 @@ def save_button(result, technique_label, key=None):
                           "page, where you can also name it. The same model, recipe and data are saved once."):
         return None
     name = result["model"]
-    point = ce.sweeps.point_key(f"{name}#{_model_key(name, weights_id(name))}", ce.Recipe.from_json(result["recipe"]),
-                             DATASET)
+    model_id = f"{name}#{_model_key(name, weights_id(name))}" + ("" if student_key is None else f"+{student_key}")
+    point = ce.sweeps.point_key(model_id, ce.Recipe.from_json(result["recipe"]), DATASET)
     try:
         store = Store()
         saved_before = store.stored_points([point])
         run_id = store.save(name, result["recipe"], result["metrics"], result["artifact"], technique=technique_label,
-                            data=DATASET, point_key=point)
+                            data=DATASET, point_key=point, name=None if student is None else f"{student} student")
     except ce.CompressError as e:
         st.error(f"Could not save the run: {e}")
         return None

@@ -159,7 +159,8 @@ def show(col, res, other):
                  f"{mm['artifact_bytes'] / tcard['dense_bytes']:.0%} of the teacher's", delta_color="off",
                  delta_arrow="off")
         common.save_button(res, "distill" if other is not None else "student (labels only)",
-                           key=f"distill_save_{'kd' if other is not None else 'base'}")
+                           key=f"distill_save_{'kd' if other is not None else 'base'}", student=name,
+                           student_key=student_key(kind))
         if other is not None:  # the two students have one architecture: how much faster than the teacher it answers
             common.speed_card("distill_speed", (teacher, common.weights_id(teacher), common.DATASET, res["recipe"]),
                               res, ("Teacher", "Student", "the student"))

@@ -142,6 +142,27 @@ def test_your_students_land_on_the_grid_of_their_epochs(tiny):
     assert "yours: 30-30" not in chart_text(at) and any("choose 5 epochs" in c.value for c in at.caption)
 
 
+def test_saved_students_are_named_and_the_cnn_is_not_taken_for_the_mlp(tiny, tmp_path, monkeypatch):
+    """A student is stored under its teacher's name. The CNN student's recipe is the MLP's (its width is unused),
+    so saving it after the MLP of the same setting said "Already saved" and kept nothing: its key now names it."""
+    from compress_engine.playground.store import Store
+    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
+    at = page("distillation")
+    at.select_slider(key="distill_width").set_value(30)
+    at.slider(key="distill_epochs").set_value(1).run()
+    at.button(key="distill_train").click().run()
+    at.button(key="distill_save_kd").click().run()
+    at.radio(key="distill_kind").set_value(at.radio(key="distill_kind").options[1]).run()
+    at.button(key="distill_train").click().run()
+    at.button(key="distill_save_kd").click().run()
+    at.button(key="distill_save_kd").click().run()  # the same CNN student again: still one run
+    assert not at.exception and not at.error
+    rows = Store().list()
+    assert sorted(r["name"] for r in rows) == ["30-30 student", "cnn 8-16-32 student"]
+    assert {r["model"] for r in rows} == {TEACHER} and {r["technique"] for r in rows} == {"distill"}
+    assert len({r["params"] for r in rows}) == 2
+
+
 def test_the_page_says_what_kd_saved_paired_by_seed_as_the_bench_measured(fmnist):
     """Under the grid, for the epochs shown: each student's errors saved by KD against its labels-only twin of the
     same seed, read from bench/results/distillation_gain.csv, and which saved some in every seed."""
