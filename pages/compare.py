@@ -76,6 +76,8 @@ except ce.CompressError as e:
 flash = st.session_state.pop("compare_flash", None)
 if flash:
     st.success(flash)
+if st.session_state.get("compare_warning"):
+    st.warning(st.session_state.pop("compare_warning"))
 
 if not runs:
     st.info("No saved runs yet. Open a technique page (Pruning, Clustering, Quantization, Distillation, Pipeline "
@@ -148,9 +150,16 @@ shown["pareto"] = shown.index.isin(front)
 
 # --- table (select rows here) -------------------------------------------------------------------
 st.subheader(f"{len(shown)} saved run{'s' * (len(shown) != 1)}")
-table_key = f"runs_table_{st.session_state.get('runs_table_gen', 0)}"  # new key after a delete = no stale rows
+# Ticks are kept as run ids, not row positions. Another tab's save or delete, or a change of the models shown, moves
+# the rows: a tick on #12 moved to the new #13, and "Delete selected" offered to delete #13. The table is a new widget
+# whenever its runs change, with the runs still ticked ticked again.
+ids = [int(i) for i in shown["id"]]
+ticked = set(st.session_state.get("compare_ticked", ()))
+table_key = "runs_table_" + common.short_hash(",".join(map(str, ids)).encode())
+again = [row for row, run in enumerate(ids) if run in ticked]
 event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
+    selection_default={"selection": {"rows": again}} if again else None,
     # as many columns as fit the page's width (1,400 px, a run named and an upload's long name included): the rest
     # (technique: the chart's colours; agreement, non-zero parameters, saved) are side by side below and in the CSV
     # (the Name column only once a run has a name; the Model column as wide as its longest name)
@@ -178,7 +187,8 @@ event = st.dataframe(
     },
 )
 rows = sorted(event.selection.rows) if event is not None else []
-selected = [int(shown.loc[i, "id"]) for i in rows if i < len(shown)]
+selected = [ids[i] for i in rows if i < len(ids)]
+st.session_state["compare_ticked"] = sorted(ticked - set(ids) | set(selected))  # runs of models hidden stay ticked
 st.caption("Tick rows (left edge of the table) to compare them side by side below, download or delete them; tick "
            "one to name it.")
 
@@ -222,6 +232,24 @@ else:
                    f"{'they are' if n != 1 else 'it is'} not on this chart.")
 
 # --- actions on the whole table / the selection -----------------------------------------------
+def rename(run_id):
+    """The Rename button's callback: name run #run_id as typed, and say what happened at the top of the page."""
+    new_name = st.session_state.get(f"rename_to_{run_id}") or ""
+    try:
+        renamed = store.rename(run_id, new_name)
+    except ce.CompressError as e:
+        st.session_state["compare_warning"] = f"Could not rename run #{run_id}: {e}"
+        return
+    if not renamed:  # deleted meanwhile (another tab, another program)
+        st.session_state["compare_warning"] = f"Run #{run_id} was not renamed: it is no longer stored (deleted in " \
+                                              "another tab?)."
+    else:
+        named = common.md_text(new_name.strip())  # st.success renders Markdown: the name stays as typed
+        st.session_state["compare_flash"] = (f"Run #{run_id} is now called “{named}”." if new_name.strip()
+                                             else f"Run #{run_id} has no name now.")
+
+
+
 csv = shown[["id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
              "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
              "flops", "dense_flops", "pareto"]].to_csv(index=False)
@@ -235,18 +263,10 @@ if len(selected) == 1:  # name (or rename) the one ticked run
     current = shown.loc[shown["id"] == run_id, "name"].iloc[0]
     with c.form(f"rename_{run_id}", border=False, enter_to_submit=True):
         left, right = st.columns([3, 1], vertical_alignment="bottom")
-        new_name = left.text_input(f"Name of run #{run_id}", value=current if isinstance(current, str) else "",
-                                   max_chars=runstore.MAX_NAME, placeholder="e.g. Deep Compression demo")
-        if right.form_submit_button("Rename", icon=":material/edit:"):
-            try:
-                store.rename(run_id, new_name)
-            except ce.CompressError as e:
-                st.error(f"Could not rename run #{run_id}: {e}")
-            else:
-                named = common.md_text(new_name.strip())  # st.success renders Markdown: the name stays as typed
-                st.session_state["compare_flash"] = (f"Run #{run_id} is now called “{named}”." if new_name.strip()
-                                                     else f"Run #{run_id} has no name now.")
-                st.rerun()
+        left.text_input(f"Name of run #{run_id}", value=current if isinstance(current, str) else "",
+                        max_chars=runstore.MAX_NAME, placeholder="e.g. Deep Compression demo", key=f"rename_to_{run_id}")
+        # a callback: it runs even when the rerun no longer draws this form (the run deleted in another tab)
+        right.form_submit_button("Rename", icon=":material/edit:", on_click=rename, args=(run_id,))
 pending = st.session_state.get("pending_delete")
 if pending:
     st.warning(f"Delete run{'s' * (len(pending) > 1)} {', '.join(f'#{i}' for i in pending)}? This cannot be undone.")
@@ -258,7 +278,6 @@ if pending:
             st.error(f"Could not delete: {e}")
         else:
             st.session_state["compare_flash"] = f"Deleted {n} run{'s' * (n != 1)}."
-            st.session_state["runs_table_gen"] = st.session_state.get("runs_table_gen", 0) + 1
         st.session_state.pop("pending_delete", None)
         st.rerun()
     if no.button("Cancel"):

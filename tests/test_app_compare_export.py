@@ -140,6 +140,35 @@ def test_compare_delete_with_confirmation(seeded, store):
     assert victim not in list(at.dataframe[0].value["id"]) and len(at.dataframe[0].value) == 3
 
 
+def test_a_tick_stays_on_its_run_when_another_tab_saves_or_the_models_shown_change(seeded, store, results):
+    """Ticks were row positions: a run saved in another tab became row 0, the tick moved onto it, and "Delete
+    selected" offered to delete the run never chosen. They now follow the run."""
+    store.save("lenet-5", results[0].recipe, results[0].metrics, results[0].artifact)  # row 0, above the ticked
+    at = select(compare(), [1])
+    ticked = int(at.dataframe[0].value["id"][1])
+    newer = store.save("lenet-300-100", results[1].recipe, results[1].metrics, results[1].artifact)  # "another tab"
+    at.run()
+    assert int(at.dataframe[0].value["id"][0]) == newer  # rows moved down one
+    side = list(at.table[0].value.columns)
+    assert len(side) == 1 and side[0].startswith(common.md_text(f"#{ticked} "))  # side by side: still the ticked run
+    at = next(b for b in at.button if b.label.startswith("Delete selected")).click().run()
+    assert f"Delete run #{ticked}?" in at.warning[0].value
+    at = next(b for b in at.button if b.label == "Cancel").click().run()
+    at.multiselect(key="compare_models").set_value(["lenet-300-100"]).run()  # lenet-5's run hidden: rows move up
+    side = list(at.table[0].value.columns)
+    assert len(side) == 1 and side[0].startswith(common.md_text(f"#{ticked} "))
+
+
+def test_renaming_a_run_another_tab_deleted_says_so(seeded, store):
+    at = select(compare(), [0])
+    run_id = int(at.dataframe[0].value["id"][0])
+    store.delete([run_id])  # "another tab"
+    at.text_input[0].input("demo")
+    at = next(b for b in at.get("form_submit_button") if b.label == "Rename").click().run()
+    assert not at.exception and f"Run #{run_id} was not renamed" in at.warning[0].value
+    assert not at.success
+
+
 def test_compare_corrupt_store_is_an_error_not_a_traceback(tmp_path, monkeypatch, fmnist):
     bad = tmp_path / "runs.sqlite"
     bad.write_bytes(b"garbage " * 1000)
