@@ -400,6 +400,23 @@ def test_a_class_that_asks_for_folding_decodes_into_a_fresh_instance(trained, re
     assert ce.evaluate_artifact(res.artifact, data, module=FoldedResCNN())["accuracy"] == res.metrics["accuracy"]
 
 
+def test_a_folded_artifact_decodes_into_the_users_class_that_does_not_ask_for_folding(trained):
+    """The dashboard folds an uploaded ResNet's BatchNorms (it runs as the zoo's class). The user's own class, which
+    does not declare fold_batchnorm, then failed to load the artifact with "missing bn1.weight, ...", and
+    decode_model told them to pass a fresh instance of their class, which they had. It is folded alike now."""
+    model, data = trained["res-cnn-bn"]
+    mine = FoldedResCNN()
+    mine.load_state_dict(model.state_dict())
+    res = ce.compress(mine.eval(), ce.Recipe(sparsity=0.5, clusters=8), data)
+    rebuilt, _ = ce.decode_model(res.artifact, module=ResCNN())  # their class: BatchNorms, no fold_batchnorm
+    x = data.x("test")
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), res.model.eval()(x))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in rebuilt.modules())
+    with pytest.raises(ce.ModelError, match="do not fit"):  # an artifact that kept its BatchNorms is not folded away
+        ce.decode_model(ce.compress(model, ce.Recipe(clusters=8), data).artifact, module=Conv1dNet())
+
+
 def test_structured_pruning_removes_what_the_folded_model_ranks_and_fine_tunes_through_batchnorm(trained):
     """For a class that folds its BatchNorms, structured pruning ranks units by the folded weights (one-shot, it
     removes the units the folded model's own ranking removes), recalibrates the BatchNorms' statistics on training

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ..core.encode import MAGIC, decode, read_meta
 from ..core.errors import ModelError
+from ..core.fold import NORMS, fold_batchnorm, foldable_pairs
 from ..core.files import write_atomic
 from ..core.model import MLP, arch_spec, param_count
 from ..core.pipeline import deployed, describe, scores
@@ -238,13 +239,16 @@ def decode_model(artifact, module=None):
     A sample-zoo architecture (the artifact's spec) is rebuilt without user code. Any other model
     is decoded into `module`, a fresh instance of the caller's own class (strict load_state_dict);
     without one, ModelError says so. A class that declares `fold_batchnorm = True` was compressed with its
-    BatchNorms folded into its convs, so a folded copy of `module` is what is returned.
+    BatchNorms folded into its convs, so a folded copy of `module` is what is returned; so is it when the artifact
+    holds none of the module's BatchNorms (the dashboard folds an uploaded ResNet's, as the zoo's).
     """
     state = decode(artifact)
     meta = read_meta(artifact)
     spec = meta.get("spec")
     if module is not None:
         module = deployed(module)
+        if folded_away(module, state):
+            module = fold_batchnorm(module)
         fit_shapes(module, state, meta)
         try:
             module.load_state_dict(state, strict=True)
@@ -258,6 +262,17 @@ def decode_model(artifact, module=None):
                          "only its own code knows: pass a fresh instance of that class, e.g. "
                          "decode_model(artifact, module=MyNet()), or load ce.decode(artifact) into it")
     return from_state_dict(spec, state), meta
+
+
+def folded_away(module, state):
+    """Whether `state` lacks every tensor of the BatchNorms fold_batchnorm would fold into `module`'s layers (and
+    has every one of those layers' weights): then it holds the folded model. False for a model fx cannot trace."""
+    try:
+        pairs = foldable_pairs(module) if any(isinstance(m, NORMS) for m in module.modules()) else []
+    except ModelError:
+        return False
+    return bool(pairs) and all(f"{layer}.weight" in state for layer, _ in pairs) and not any(
+        k.startswith(f"{norm}.") for _, norm in pairs for k in state)
 
 
 def evaluate_artifact(artifact, data, module=None):
