@@ -329,6 +329,20 @@ def test_user_model_weights_and_data_run_and_eval(capsys, user):
     assert code == 2 and "does not fit the model from --model 'lenet-300-100'" in err, err
 
 
+def test_eval_with_model_of_a_folded_artifact(capsys, user):
+    """`run` folds ResNet-8's BatchNorms into its convs; `eval ... --model resnet-8` checked the artifact against
+    the unfolded module and refused it: "tensors 45 missing (..., bn1.running_mean, ...)". It loads as decode_model
+    does now, and scores what run reported."""
+    data = f"idx:{user / 'idx'}"
+    code, out, err = run(capsys, "run", "--model", "resnet-8", "--data", data, "--sparsity", "0.5",
+                         "--out", str(user / "r8.cpg"))
+    assert code == 0, err
+    reported = json.loads(out)["metrics"]["accuracy"]
+    code, out, err = run(capsys, "eval", str(user / "r8.cpg"), "--model", "resnet-8", "--data", data)
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] == reported
+
+
 def test_inspect_says_what_run_would_do_before_any_work(capsys, user):
     """inspect: the user's file and weights, checked on the data as run checks them; the JSON names the compressed
     weights, the carried parameters and what structured pruning would keep. Data the model cannot take is refused."""

@@ -489,7 +489,7 @@ def run(args):
         except ArtifactError as e:
             raise ArtifactError(f"{unusable}: {e}") from None
         if model is not None:  # the user's own module: one line naming every mismatch, before the scoring
-            models.fit_shapes(model, state, ce.read_meta(artifact))
+            model = models.load_target(model, state, ce.read_meta(artifact))  # folded, resized, as decode_model
             load_strict(model, state, f"artifact {short(args.artifact, 300)}",
                         f"the model from --model {short(args.model, 300)}")
         try:

@@ -246,10 +246,7 @@ def decode_model(artifact, module=None):
     meta = read_meta(artifact)
     spec = meta.get("spec")
     if module is not None:
-        module = deployed(module)
-        if folded_away(module, state):
-            module = fold_batchnorm(module)
-        fit_shapes(module, state, meta)
+        module = load_target(module, state, meta)
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as e:
@@ -262,6 +259,17 @@ def decode_model(artifact, module=None):
                          "only its own code knows: pass a fresh instance of that class, e.g. "
                          "decode_model(artifact, module=MyNet()), or load ce.decode(artifact) into it")
     return from_state_dict(spec, state), meta
+
+
+def load_target(module, state, meta):
+    """The module an artifact's tensors (`state`, with its `meta`) load into, made from a fresh `module`: as deployed
+    (folded if its class asks), folded if the artifact holds none of its BatchNorms, resized to a structured-pruned
+    artifact's smaller layers."""
+    module = deployed(module)
+    if folded_away(module, state):
+        module = fold_batchnorm(module)
+    fit_shapes(module, state, meta)
+    return module
 
 
 def folded_away(module, state):
