@@ -413,8 +413,12 @@ def test_a_folded_artifact_decodes_into_the_users_class_that_does_not_ask_for_fo
     with torch.no_grad():
         assert torch.equal(rebuilt(x), res.model.eval()(x))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in rebuilt.modules())
-    with pytest.raises(ce.ModelError, match="do not fit"):  # an artifact that kept its BatchNorms is not folded away
-        ce.decode_model(ce.compress(model, ce.Recipe(clusters=8), data).artifact, module=Conv1dNet())
+    kept = ce.compress(model, ce.Recipe(clusters=8), data).artifact  # kept its BatchNorms: not folded away
+    named = r"do not fit the given Conv1dNet module \(2 missing \(fc\.weight, fc\.bias\); 12 unexpected"
+    with pytest.raises(ce.ModelError, match=named):
+        ce.decode_model(kept, module=Conv1dNet())  # the tensors named, not torch's first line
+    with pytest.raises(ce.ModelError, match="not the class ResCNN itself"):
+        ce.decode_model(kept, module=ResCNN)
 
 
 def test_structured_pruning_removes_what_the_folded_model_ranks_and_fine_tunes_through_batchnorm(trained):

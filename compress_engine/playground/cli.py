@@ -36,6 +36,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import zoo as models
+from .zoo import few
 from .launch import one_line, start_app
 from ..core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
 from ..core.recipe import OPTIONAL, Recipe, check
@@ -206,11 +207,6 @@ DATA_HELP = ("any name compress_engine.load_dataset accepts, e.g. 'fashion-mnist
              "'csv:/file.csv' (a row per sample: numeric features and a label column; '?label=species&drop=id')")
 
 
-def few(items, n=3):
-    items = list(items)
-    return ", ".join(items[:n]) + (f", … ({len(items) - n} more)" if len(items) > n else "")
-
-
 def model_ref(text):
     """--model's value -> ("sample", name) or ("file", path, attribute); checked without running anything."""
     if text in models.SAMPLES:
@@ -330,20 +326,9 @@ def read_state_dict(path):
 
 def load_strict(model, state, where, what):
     """model.load_state_dict(state, strict=True), with one line naming missing, unexpected and mis-shaped tensors."""
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    problems = []
-    missing = [k for k in want if k not in got]
-    extra = [k for k in got if k not in want]
-    shapes = [f"{k} {list(got[k])} vs {list(want[k])}" for k in want if k in got and got[k] != want[k]]
-    if missing:
-        problems.append(f"{len(missing)} missing ({few(missing)})")
-    if extra:
-        problems.append(f"{len(extra)} unexpected ({few(extra)})")
-    if shapes:
-        problems.append(f"{len(shapes)} of the wrong shape ({few(shapes)}; file vs model)")
+    problems = models.state_mismatch(model, state)
     if problems:
-        raise ModelError(f"{where} does not fit {what}: tensors {'; '.join(problems)}")
+        raise ModelError(f"{where} does not fit {what}: tensors {problems}")
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, ValueError) as e:

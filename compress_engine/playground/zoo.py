@@ -246,19 +246,49 @@ def decode_model(artifact, module=None):
     meta = read_meta(artifact)
     spec = meta.get("spec")
     if module is not None:
+        if not isinstance(module, nn.Module):
+            given = f"the class {module.__name__} itself" if isinstance(module, type) else f"a {type(module).__name__}"
+            raise ModelError(f"module= takes a fresh instance of your model's class, e.g. module=MyNet(), not {given}")
         module = load_target(module, state, meta)
+        problems = state_mismatch(module, state)
         try:
+            if problems:
+                raise RuntimeError(problems)
             module.load_state_dict(state, strict=True)
         except RuntimeError as e:
             raise ModelError(f"the artifact's tensors do not fit the given {type(module).__name__} module "
-                             f"({str(e).splitlines()[0][:200]}...); pass a fresh instance of the class that was "
-                             "compressed, built with the same sizes") from None
+                             f"({problems or str(e).splitlines()[0][:200] + '...'}); pass a fresh instance of the "
+                             "class that was compressed, built with the same sizes") from None
         return module.eval(), meta
     if spec is None:
         raise ModelError(f"this artifact holds a {meta.get('model_class', 'user-defined')} model, whose architecture "
                          "only its own code knows: pass a fresh instance of that class, e.g. "
                          "decode_model(artifact, module=MyNet()), or load ce.decode(artifact) into it")
     return from_state_dict(spec, state), meta
+
+
+def few(items, n=3):
+    """The first n items, and how many more: "a, b, c, … (42 more)"."""
+    items = list(items)
+    return ", ".join(items[:n]) + (f", … ({len(items) - n} more)" if len(items) > n else "")
+
+
+def state_mismatch(model, state):
+    """How `state` fails to fit `model` strictly, in one line naming the missing, unexpected and mis-shaped tensors
+    ('10 missing (bn1.weight, …); 2 unexpected (…)'); '' if it fits."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    problems = []
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    shapes = [f"{k} {list(got[k])} vs {list(want[k])}" for k in want if k in got and got[k] != want[k]]
+    if missing:
+        problems.append(f"{len(missing)} missing ({few(missing)})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected ({few(extra)})")
+    if shapes:
+        problems.append(f"{len(shapes)} of the wrong shape ({few(shapes)}; file vs model)")
+    return "; ".join(problems)
 
 
 def load_target(module, state, meta):
