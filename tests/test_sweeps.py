@@ -173,6 +173,36 @@ def test_without_ray_workers_says_how_to_install(monkeypatch, capsys, net):
     assert "pip install 'compression-playground[ray]'" in err
 
 
+def test_only_the_users_own_code_travels_to_ray_workers_by_value(monkeypatch, tmp_path):
+    """With torch outside the interpreter's own folders (PYTHONPATH, Debian's python3-torch, pip --user), torch.nn's
+    modules were sent by value: the workers built their own nn.Linear, and every point failed with "has no nn.Linear
+    ... layer". Only the user's file travels by value; torch, found in a site-packages on the path, does not."""
+    import importlib.util
+    import site
+    import sysconfig
+    elsewhere = str(tmp_path / "interpreter")  # the interpreter's folders hold no torch
+    monkeypatch.setattr(sysconfig, "get_paths", lambda: dict.fromkeys(("stdlib", "platstdlib", "purelib", "platlib"),
+                                                                       elsewhere))
+    monkeypatch.setattr(site, "getsitepackages", lambda: [elsewhere])
+    (tmp_path / "mynet.py").write_text("from torch import nn\n"
+                                       "class Mine(nn.Module):\n"
+                                       "    def __init__(self):\n"
+                                       "        super().__init__()\n"
+                                       "        self.fc, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)\n")
+    spec = importlib.util.spec_from_file_location("mynet", tmp_path / "mynet.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mynet", mod)
+    spec.loader.exec_module(mod)
+    sent = []
+
+    class FakeRay:
+        class cloudpickle:
+            register_pickle_by_value = staticmethod(lambda m: sent.append(m.__name__))
+
+    sweeps._user_code_by_value(FakeRay, mod.Mine())
+    assert sent == ["mynet"]
+
+
 def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as conn:  # a store as schema version 1 made it, with one run

@@ -31,6 +31,7 @@ Why it is built this way:
 import hashlib
 import json
 import os
+import site
 import sys
 import sysconfig
 from collections import OrderedDict
@@ -186,9 +187,19 @@ def _compact(data):
                    {s: own(data.y(s)) for s in ("train", "test")})
 
 
-def _user_code_by_value(ray, model):
-    """Classes from the user's own files (not importable on the workers) travel by value with the module."""
+def _installed_roots():
+    """The folders installed packages are imported from: the interpreter's own, and any site- or dist-packages on
+    the path (torch reached through PYTHONPATH or a .pth file, Debian's python3-torch, `pip install --user`)."""
     roots = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots |= {*getattr(site, "getsitepackages", list)(), site.getusersitepackages()}
+    roots |= {p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")}
+    return roots
+
+
+def _user_code_by_value(ray, model):
+    """Classes from the user's own files (not importable on the workers) travel by value with the module. Installed
+    packages do not: a worker given its own copy of torch.nn's classes saw no nn.Linear in the model."""
+    roots = _installed_roots()
     for m in model.modules():
         mod = sys.modules.get(type(m).__module__)
         file = getattr(mod, "__file__", None)
