@@ -173,6 +173,18 @@ def test_without_ray_workers_says_how_to_install(monkeypatch, capsys, net):
     assert "pip install 'compression-playground[ray]'" in err
 
 
+def test_a_ray_address_nothing_answers_at_is_refused_at_once(net):
+    """ray.init retries an address with no server for ever: --ray-address 127.0.0.1:1 hung a sweep past ten
+    minutes. A HOST:PORT that refuses or does not answer within 5 s is refused, naming it."""
+    pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'compression-playground[ray]')")
+    import socket
+    with socket.socket() as s:  # a port nothing listens on: bound, then closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ce.CompressError, match=f"cannot reach the Ray cluster at '127.0.0.1:{port}': nothing answers"):
+        sweeps.sweep(net, BASE, "digits", "sparsity", [0.5], ray_address=f"127.0.0.1:{port}")
+
+
 def test_only_the_users_own_code_travels_to_ray_workers_by_value(monkeypatch, tmp_path):
     """With torch outside the interpreter's own folders (PYTHONPATH, Debian's python3-torch, pip --user), torch.nn's
     modules were sent by value: the workers built their own nn.Linear, and every point failed with "has no nn.Linear

@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import site
+import socket
 import sys
 import sysconfig
 from collections import OrderedDict
@@ -83,6 +84,7 @@ def _connect(ray, workers, address, threads):
         return False
     if address is not None:
         try:
+            _reachable(address)
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise CompressError(f"cannot reach the Ray cluster at {address!r:.200}: {_first_line(e)}; start it "
@@ -91,6 +93,18 @@ def _connect(ray, workers, address, threads):
         return True
     start_local(min((workers or 1) * threads, os.cpu_count() or 1), ray)  # never more threads than cores
     return True
+
+
+def _reachable(address, timeout=5.0):
+    """Refuse a HOST:PORT (or ray://HOST:PORT) no server answers within `timeout` s: ray.init retries such an
+    address for ever (a typo'd port hung a sweep for ten minutes). "auto" and other forms are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {host}:{port} within {timeout:g} s ({e.strerror or e})") from None
 
 
 _TASK = None
