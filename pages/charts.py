@@ -15,6 +15,9 @@ from compress_engine.playground import units, viz
 
 PALETTE, GREY = viz.PALETTE, viz.GREY  # the one palette (defined in viz, shared with bench/)
 BLUE, ORANGE, GREEN, RED, PURPLE = PALETTE[:5]
+# one marker shape a model: Plotly Express cycles 5 shapes, so a sixth model was drawn as the first one's circles
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down", "pentagon", "hexagon",
+           "star", "hourglass", "bowtie", "triangle-left", "triangle-right", "star-diamond", "octagon")
 GRAY = pc.get_colorscale("gray")  # black to white, spelled out: Plotly.js itself knows no scale called "gray"
 HEIGHT = 360
 # Plotly checks every property as a figure is built: about 10 ms for a two-trace histogram, ten times the figure

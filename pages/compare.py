@@ -204,8 +204,11 @@ else:
     # legend's alphabetical order gave "quantize" another colour once "prune+cluster+huffman" was saved)
     first_saved = df.groupby("technique")["id"].min().sort_values().index
     colours = {t: charts.PALETTE[i % len(charts.PALETTE)] for i, t in enumerate(first_saved)}
+    # a model keeps its shape too, whichever models are chosen: shapes go in the order models were first saved
+    shapes = {m: charts.SYMBOLS[i % len(charts.SYMBOLS)]
+              for i, m in enumerate(df.groupby("model")["id"].min().sort_values().index)}
     fig = px.scatter(plotted, x=x_col, y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None,
-                     custom_data=["label", "summary", "ratio", "flops_x"], color_discrete_map=colours,
+                     symbol_map=shapes, custom_data=["label", "summary", "ratio", "flops_x"], color_discrete_map=colours,
                      category_orders={"technique": sorted(plotted["technique"].unique())},
                      labels={"kb": "Artifact size (KB, log scale)", "mflops": "Forward MFLOPs per image (log scale)",
                              "acc_pct": "Test accuracy (%)", "technique": "Technique", "model": "Model"})

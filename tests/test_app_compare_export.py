@@ -159,6 +159,24 @@ def test_a_tick_stays_on_its_run_when_another_tab_saves_or_the_models_shown_chan
     assert len(side) == 1 and side[0].startswith(common.md_text(f"#{ticked} "))
 
 
+def test_every_model_has_its_own_marker_shape_whichever_are_shown(store, results, fmnist):
+    """Plotly Express cycles 5 marker shapes: a sixth model's runs were drawn as the first one's circles, in the
+    same colour for the same technique. Each model now keeps one shape of its own, also when others are hidden."""
+    names = [f"upload-m{i}" for i in range(7)]
+    for name in names:
+        store.save(name, results[0].recipe, results[0].metrics, results[0].artifact)
+
+    def shapes(at):
+        traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+        return {t["legendgroup"].split(", ")[-1]: t["marker"]["symbol"] for t in traces if t.get("legendgroup")}
+
+    at = compare()
+    every = shapes(at)
+    assert sorted(every) == names and len(set(every.values())) == 7
+    at.multiselect(key="compare_models").set_value(names[3:]).run()
+    assert shapes(at) == {n: every[n] for n in names[3:]}
+
+
 def test_renaming_a_run_another_tab_deleted_says_so(seeded, store):
     at = select(compare(), [0])
     run_id = int(at.dataframe[0].value["id"][0])
