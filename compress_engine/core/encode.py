@@ -55,9 +55,11 @@ model's fixed-point rounding is part of the bytes (tests/data holds a fixture th
 Version 2 (one-letter record keys, float32 only) is still read: _from_v2 maps its records to this
 form. decode / read_meta / size_breakdown take untrusted bytes. The checksum comes first: without it
 about half of all single-byte changes past the preamble (nearly all inside a code stream) still
-decoded, to other weights. Then every size is checked against the blob before anything is allocated
-(a crafted file can carry a valid checksum), and anything wrong raises ArtifactError. Version 1 (no
-checksum) is refused.
+decoded, to other weights. Then every size is checked before anything is allocated (a crafted file can carry a
+valid checksum), and anything wrong raises ArtifactError: sizes a layout's bytes bound are checked against the blob,
+and what a tensor claims against MAX_ELEMENTS in all. An entropy-coded stream is the exception to the first: it can
+spend less than a bit a symbol, so a 125-byte blob may rightly decode to 50 M zeros (200 MB of float32); the
+elements limit is what bounds it. Version 1 (no checksum) is refused.
 """
 
 import json
