@@ -196,6 +196,27 @@ def test_code_refusal_names_what_it_found(tmp_path):
         read_weights(pt(models.build(MLP_SMALL)), "module.pt")
 
 
+@pytest.mark.parametrize("name", [n for n in MALICIOUS if "(zip)" in n or "TorchScript" in n])
+def test_pickled_code_named_safetensors_is_refused_and_never_runs(tmp_path, name):
+    """A torch.save zip named .safetensors is read as the zip it is: still by torch.load(weights_only=True)."""
+    marker = tmp_path / "pwned"
+    with pytest.raises(ce.ModelError, match="refused|TorchScript"):
+        read_weights(MALICIOUS[name](marker), "evil.safetensors")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("spec", [MLP_SMALL, RESNET_SMALL])
+def test_a_file_named_for_the_other_format_is_read_by_its_content(spec):
+    """A safetensors file saved as .pt / .pth, and a torch.save zip saved as .safetensors, load as they are."""
+    state = small_state(spec)
+    for data, fname in ((st_save(state), "w.pt"), (st_save(state), "w.PTH"), (pt(state), "w.safetensors")):
+        model = read_weights(data, fname)
+        assert models.spec_of(model) == spec and same_weights(model, state), fname
+    cut = st_save(state)[:-9]  # a truncated safetensors file named .pt is reported as one
+    with pytest.raises(ce.ModelError, match="'w.pt' is not a readable safetensors file"):
+        read_weights(cut, "w.pt")
+
+
 # ----------------------------------------------------------------------------- broken and hostile files
 
 def st_with_header(header, body=b""):

@@ -424,7 +424,9 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
     it can run code.
 
     `.safetensors` is read with safetensors; `.pt` / `.pth` must be torch.save's zip format and is
-    read with torch.load(weights_only=True), which refuses pickled code and objects. The content must
+    read with torch.load(weights_only=True), which refuses pickled code and objects. Which of the two reads a file
+    is decided by its first bytes when they say (a zip, or a safetensors header), so a file saved under the other
+    format's suffix is read all the same; by the suffix otherwise. The content must
     be a state dict (possibly under "state_dict" or "model") of an MLP of any sizes, a LeNet-5 of
     any widths or a ResNet of 1-6 blocks at any widths (BatchNorm or folded); the architecture is
     inferred from the names and shapes. Anything else (too big,
@@ -440,7 +442,13 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
     kind = next((k for magic, k in OTHER_FILES if data.startswith(magic)), None)
     if kind:  # a renamed file: say what it is, not what its first bytes mean read as a weight file's header
         raise ModelError(f"{name} is {kind}, not a weight file, though its name ends in {suffix}; {SAVE_HINT}")
-    loaded = _load_safetensors(data, name) if suffix == ".safetensors" else _load_torch(data, name)
+    # read by what the bytes are, not by the name: a safetensors file saved as .pt, or a torch.save zip saved as
+    # .safetensors, is the other format's reader's job (each reader keeps its safety: safetensors never unpickles,
+    # a zip goes through _check_zip and torch.load(weights_only=True)); other bytes, by the name's suffix
+    kind = "torch" if data[:4] == ZIP_MAGIC else "safetensors" if _looks_safetensors(data) else None
+    if kind is None:
+        kind = "safetensors" if suffix == ".safetensors" else "torch"
+    loaded = _load_safetensors(data, name) if kind == "safetensors" else _load_torch(data, name)
     state = _as_state_dict(_unwrap(loaded), name)
     spec = infer_spec(state, name)
     flush_tiny_(state.values())  # they would make every evaluation of the upload several times slower
@@ -454,6 +462,15 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
 OTHER_FILES = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
                (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"),
                (MAGIC, "a compressed artifact (.cpg: the Export page opens those)"))
+
+
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6 is a zip file
+
+
+def _looks_safetensors(data):
+    """Whether `data` begins as a safetensors file does: an 8-byte little-endian header length (at most
+    MAX_UPLOAD_INDEX, so a zip's or a pickle's first bytes never pass) and then the JSON header's '{'."""
+    return len(data) >= 10 and struct.unpack("<Q", data[:8])[0] <= MAX_UPLOAD_INDEX and data[8:9] == b"{"
 
 
 def _file_label(filename):
@@ -510,7 +527,7 @@ def _load_torch(data, name):
     if data[:1] == b"\x80":  # pickle protocol 2+: a bare pickle, or torch.save's pre-1.6 format
         raise ModelError(f"refused: {name} is a bare pickle or a pre-1.6 PyTorch checkpoint; only torch.save's "
                          f"zip format is read (with weights_only=True, so no code can run): {SAVE_HINT}")
-    if data[:4] != b"PK\x03\x04":
+    if data[:4] != ZIP_MAGIC:
         raise ModelError(f"{name} is not a PyTorch checkpoint (torch.save writes a zip file; this one starts "
                          f"with {data[:4]!r}); {SAVE_HINT}")
     _check_zip(data, name)
