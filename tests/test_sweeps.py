@@ -143,6 +143,28 @@ def test_points_stream_into_the_store_and_a_rerun_skips_them(net, digits, tmp_pa
     assert len(store.sweeps()) == 2 and store.count() == 5
 
 
+def test_a_data_file_that_changed_under_its_name_is_run_again(net, digits, tmp_path):
+    """Points were keyed by the data's name: after 'npz:dig.npz' was rewritten (labels permuted), a rerun with the
+    store served the old file's accuracies. The key now holds the data's fingerprint too; the store still names
+    the data by its name."""
+    import numpy as np
+    path, store = tmp_path / "dig.npz", Store(tmp_path / "runs.sqlite")
+    name = f"npz:{path}"
+
+    def write(y_test):
+        np.savez(path, train_x=digits.x("train").numpy(), train_y=digits.y("train").numpy(),
+                 test_x=digits.x("test").numpy(), test_y=y_test)
+        ce.load_dataset.cache_clear()  # a new process would read the file again
+
+    write(digits.y("test").numpy())
+    first = sweeps.sweep(net, BASE, name, "sparsity", [0.5], store=store)
+    write(np.roll(digits.y("test").numpy(), 1))
+    fresh = sweeps.sweep(net, BASE, name, "sparsity", [0.5])
+    assert fresh[0]["accuracy"] < first[0]["accuracy"] - 0.3
+    assert same(sweeps.sweep(net, BASE, name, "sparsity", [0.5], store=store), fresh)
+    assert store.count() == 2 and {r["data"] for r in store.list()} == {name}
+    ce.load_dataset.cache_clear()
+
 def test_a_failed_point_is_recorded_and_the_sweep_goes_on(net, digits, tmp_path):
     store = Store(tmp_path / "runs.sqlite")
     rows = sweeps.sweep(like(Fragile, net), BASE, "digits", "sparsity", [0.5, 0.9, 0.8], store=store)

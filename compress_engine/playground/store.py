@@ -19,7 +19,7 @@ Why it is built this way:
 - Each save is one `BEGIN IMMEDIATE ... COMMIT` transaction (the run row and its artifact row), so
   a save that fails or is killed half-way leaves nothing behind.
 - A sweep's points (compress_engine.playground.sweeps) carry a point key (model fingerprint + recipe
-  JSON + data name) under a UNIQUE index: a point is stored at most once, however often it is run or
+  JSON + data name and fingerprint) under a UNIQUE index: a point is stored at most once, however often it is run or
   retried, and a rerun asks which keys are already there. Their sweep is a row of `sweeps` (the Compare
   page draws it as one group); points that failed are kept with their error in `sweep_failures`.
 - Schema version 2 added those, version 3 a run's name; an older file is upgraded in place when it is opened.

@@ -13,15 +13,17 @@ artifact_bytes, ratio, accuracy, agreement (and r2, rmse for regression targets)
 
 Why it is built this way:
 - The same rows, bit for bit, from every backend. A point is one compress() (seeded by its recipe) on a
-  fixed number of torch threads, `threads` (default 1), in this process and in every Ray worker alike:
-  float sums may change with the thread count, so the thread count is part of what a point is. Speed comes
+  fixed number of torch threads, `threads` (default 1), in this process and in every Ray worker alike, since
+  float sums may change with the thread count. The thread count says how a point is computed, not what it is:
+  it is not part of a point's key, so a rerun with other `threads` takes the points stored before. Speed comes
   from running points side by side; Ray gives each point `threads` CPUs, so the points running on a
   machine never ask for more threads than it has cores.
 - Workers get the model and data the cheap way: by name (loaded once per worker process) when they have
   one, else put once into Ray's object store (a user's own module class travels by value) and fetched once
   per worker process.
 - Only this process writes the run store, one point as it arrives, under a key of model fingerprint +
-  recipe JSON + data name that the store keeps unique: a point retried or run again is never written twice,
+  recipe JSON + data name and fingerprint (its class names and tensors, so a data file that changed under the
+  same name is new data) that the store keeps unique: a point retried or run again is never written twice,
   and a rerun skips the keys already stored.
 - Failures: an exception inside compress() is the point's error (recorded, not retried: a seeded point
   fails the same way again). A worker process that dies, or a node that is lost, makes Ray run the point
@@ -182,8 +184,16 @@ def data_fingerprint(data):
     return data.fingerprint()
 
 
+def data_id(name, data):
+    """A sweep point's data id: `name` (the source name, or the Dataset's) and the content's fingerprint. A name
+    alone served a file's old results after the file changed ('npz:/data.npz' rewritten, a relative path run
+    from another folder, another COMPRESS_DATA_DIR)."""
+    return f"{name}#{data_fingerprint(data)}"
+
+
 def point_key(model_id, recipe, data_id):
-    """The run store's key of one point: model fingerprint + recipe JSON + data name."""
+    """The run store's key of one point: model id + recipe JSON + data id (a sweep's: the data's name and
+    fingerprint, data_id(); the dashboard's Save: its data name)."""
     return hashlib.sha256(json.dumps([model_id, recipe.to_json(), data_id]).encode()).hexdigest()
 
 
@@ -252,14 +262,14 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     ray = need_ray("--ray-address" if workers is None else "--workers") if on_ray else None
 
     model_obj, model_id, model_name = _the_model(model, model_name)
-    data_obj, data_id = _the_data(data)
+    data_obj, data_key, data_name = _the_data(data)
     check_model(model_obj, data_obj)  # what would fail every point is refused here, before any work
-    keys = [point_key(model_id, r, data_id) for r in recipes]
+    keys = [point_key(model_id, r, data_key) for r in recipes]
     if store is not None and not isinstance(store, Store):
         store = Store(store)
     base = _base(recipe, field_name)
-    group = store.sweep_group(point_key(model_id, base, data_id) + ":" + field_name, model_name,
-                              data_id, field_name, base) if store is not None else None
+    group = store.sweep_group(point_key(model_id, base, data_key) + ":" + field_name, model_name,
+                              data_name, field_name, base) if store is not None else None
 
     rows = [None] * len(values)
     stored = store.stored_points(keys) if store is not None else {}
@@ -281,7 +291,8 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
             m = out["metrics"]
             row = sweep_row(field_name, values[i], m)
             if store is not None:
-                store.save(model_name, recipes[i], m, out["artifact"], sweep=group, data=data_id, point_key=keys[i])
+                store.save(model_name, recipes[i], m, out["artifact"], sweep=group, data=data_name,
+                           point_key=keys[i])
         for j, key in enumerate(keys):
             if key == keys[i]:
                 rows[j] = dict(row, **{field_name: values[j]})
@@ -322,11 +333,14 @@ def _base(recipe, field_name):
 
 
 def _the_data(data):
-    """(Dataset, id for keys) of a source name (loaded here too, to check it before any work) or a Dataset."""
+    """(Dataset, id for keys, name for the store) of a source name (loaded here too, to check it before any work)
+    or a Dataset. Both are keyed by content too (data_id); the store names a source by its name."""
     if isinstance(data, str):
-        return load_dataset(data), data
+        ds = load_dataset(data)
+        return ds, data_id(data, ds), data
     if isinstance(data, Dataset):
-        return data, f"{data.name}#{data_fingerprint(data)}"
+        key = data_id(data.name, data)
+        return data, key, key
     raise DatasetError(f"data must be a name load_dataset() takes (e.g. 'fashion-mnist') or a Dataset, got "
                        f"{type(data).__name__}")
 
