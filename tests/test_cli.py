@@ -343,6 +343,18 @@ def test_eval_with_model_of_a_folded_artifact(capsys, user):
     assert json.loads(out)["accuracy"] == reported
 
 
+def test_eval_on_data_the_model_cannot_take_is_one_line(capsys, user):
+    """`eval zoo.cpg --data digits` of a 28x28 LeNet-5 printed torch's traceback (exit 1): the artifact's model is
+    checked against the data before scoring, as run and sweep do, with or without --model."""
+    code, out, err = run(capsys, "run", "--model", "lenet-5", "--data", f"idx:{user / 'idx'}", "--sparsity", "0.5",
+                         "--out", str(user / "l5.cpg"))
+    assert code == 0, err
+    for extra in ([], ["--model", "lenet-5"]):
+        code, out, err = run(capsys, "eval", str(user / "l5.cpg"), "--data", "digits", *extra)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith("error: artifact ") and "cannot be scored on --data 'digits'" in err
+        assert "(2, 1, 8, 8)" in err and "give --data the dataset it was compressed on" in err
+
 def test_inspect_says_what_run_would_do_before_any_work(capsys, user):
     """inspect: the user's file and weights, checked on the data as run checks them; the JSON names the compressed
     weights, the carried parameters and what structured pruning would keep. Data the model cannot take is refused."""

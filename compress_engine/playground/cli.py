@@ -469,22 +469,28 @@ def run(args):
         model = build_model(ref, args.model) if ref else None
         data = ce.load_dataset(args.data)
         unusable = f"{short(args.artifact, 300)} is not a usable artifact"
+        own = "; on the command line, give that code with --model path/to/file.py:callable"
         try:
-            state = ce.decode(artifact)
+            if model is None:
+                decoded = models.decode_model(artifact)[0]  # a zoo architecture, rebuilt from the artifact's spec
+            else:
+                state = ce.decode(artifact)
         except ArtifactError as e:
             raise ArtifactError(f"{unusable}: {e}") from None
+        except ModelError as e:  # e.g. an architecture only the user's code knows
+            raise ArtifactError(f"{unusable} on its own: {e}{own}") from None
         if model is not None:  # the user's own module: one line naming every mismatch, before the scoring
             model = models.load_target(model, state, ce.read_meta(artifact))  # folded, resized, as decode_model
-            load_strict(model, state, f"artifact {short(args.artifact, 300)}",
-                        f"the model from --model {short(args.model, 300)}")
+            decoded = load_strict(model, state, f"artifact {short(args.artifact, 300)}",
+                                  f"the model from --model {short(args.model, 300)}")
+        check_eval_data(args, decoded, data)
         try:
             res = (ce.evaluate_artifact(artifact, data) if model is None
                    else ce.evaluate_artifact(artifact, data, module=model))
         except ArtifactError as e:
             raise ArtifactError(f"{unusable}: {e}") from None
-        except ModelError as e:  # e.g. an architecture only the user's code knows
-            raise ArtifactError(f"{unusable} on its own: {e}; on the command line, give that code with "
-                                "--model path/to/file.py:callable") from None
+        except ModelError as e:
+            raise ArtifactError(f"{unusable} on its own: {e}{own}") from None
         return {k: v for k, v in res.items() if k != "model"}
     ref = model_ref(args.model)
     if args.weights is not None:
@@ -515,6 +521,17 @@ def run(args):
             args.out.write_bytes(result.artifact)
         return summary(result)
     return run_sweep(args, ref, model, recipe, values)
+
+
+def check_eval_data(args, model, data):
+    """The artifact's model must take --data's inputs, as run and sweep check: a 28x28 model scored on the 8x8
+    digits printed torch's traceback. One line naming the shapes and the fix, before the scoring."""
+    from ..core.model import check_model
+    try:
+        check_model(model, data, what="its model")
+    except ModelError as e:
+        raise ModelError(f"artifact {short(args.artifact, 300)} cannot be scored on --data {short(args.data, 300)}: "
+                         f"{e}; give --data the dataset it was compressed on (default fashion-mnist)") from None
 
 
 def epoch_lines(data):
