@@ -6,6 +6,7 @@ ModelError with a message, never another exception, and a pickle never runs its 
 import io
 import os
 import pickle
+import re
 import struct
 import warnings
 import zipfile
@@ -65,16 +66,106 @@ def test_sample_models_round_trip(sample_states, name, fmt):
     assert torch.equal(model(x), reference(x))
 
 
-@pytest.mark.parametrize("wrap", ["state_dict", "model", "checkpoint", "module.", "ordered"])
-def test_checkpoint_wrappers(wrap):
-    """A training checkpoint's state dict under "state_dict" / "model", a DataParallel prefix, an OrderedDict."""
-    state = small_state()
+@pytest.mark.parametrize("wrap", ["state_dict", "model", "checkpoint", "module.", "ordered", "lightning", "net.",
+                                  "module.model."])
+@pytest.mark.parametrize("spec", [MLP_SMALL, RESNET_SMALL, {"arch": "lenet5", "widths": [6, 16, 120]}])
+def test_checkpoint_wrappers(wrap, spec):
+    """A training checkpoint's state dict under "state_dict" / "model", an OrderedDict, and any prefix its training
+    code put before every name: DataParallel's module., Lightning's model. (in its checkpoint's "state_dict"), net.,
+    several of them."""
+    state = small_state(spec)
     obj = {"state_dict": state, "model": state,
            "checkpoint": {"model": state, "epoch": 3, "optimizer": {"lr": 0.1}, "note": "hi"},
            "module.": {f"module.{k}": v for k, v in state.items()},
-           "ordered": type(state)(state)}[wrap]
+           "ordered": type(state)(state),
+           "lightning": {"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 1},
+           "net.": {f"net.{k}": v for k, v in state.items()},
+           "module.model.": {f"module.model.{k}": v for k, v in state.items()}}[wrap]
     model = read_weights(pt(obj), "ckpt.pt")
-    assert models.spec_of(model) == MLP_SMALL and same_weights(model, state)
+    assert models.spec_of(model) == spec and same_weights(model, state)
+
+
+def test_a_prefix_is_kept_when_the_names_fit_without_stripping():
+    """A one-layer MLP's names all start with 'layers.': they fit as they are, and are not stripped to '0.weight'."""
+    state = small_state({"arch": "mlp", "sizes": [784, 10]})
+    assert models.spec_of(read_weights(pt(state), "one.pt")) == {"arch": "mlp", "sizes": [784, 10]}
+
+
+def renamed_as_told(message, state):
+    """`state` renamed as a refusal's "rename a.* to b.*, c.* to d.* and upload it again" says."""
+    pairs = re.findall(r"(\S+)\.\* to (\S+)\.\*", re.search(r"rename (.*?) and upload it again", message).group(1))
+    assert pairs, message
+    out = {}
+    for k, v in state.items():
+        old = next(a for a, _ in pairs if k.startswith(a + "."))
+        out[k.replace(old + ".", dict(pairs)[old] + ".", 1)] = v
+    return out
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_a_sequential_mlp_is_refused_with_the_renaming_that_makes_it_one(first):
+    """nn.Sequential(Flatten, Linear, ReLU, Linear, ...) saves 1.weight, 3.weight, ... (0., 2., ... without the
+    Flatten): the weights cannot say a ReLU is between the layers, so the refusal says so and how to rename them;
+    renamed as it says, the file loads as that MLP."""
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(*[torch.nn.Flatten()][:first], torch.nn.Linear(784, 32), torch.nn.ReLU(),
+                              torch.nn.Linear(32, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    state = seq.state_dict()
+    with pytest.raises(ce.ModelError, match="do not fit") as e:
+        read_weights(pt(state), "seq.pt")
+    message = str(e.value)
+    assert "MLP 784-32-16-10" in message and "ReLU" in message and "conv1" not in message.split("The sidebar")[0]
+    model = read_weights(pt(renamed_as_told(message, state)), "seq.pt")
+    x = torch.rand(5, 1, 28, 28)
+    assert models.spec_of(model) == {"arch": "mlp", "sizes": [784, 32, 16, 10]}
+    assert torch.equal(model(x), seq(x.flatten(1)))
+
+
+def test_a_renamed_lenet_is_refused_with_the_renaming_that_makes_it_one():
+    torch.manual_seed(0)
+    spec = {"arch": "lenet5", "widths": [6, 16, 120]}
+    lenet = models.build(spec)
+    names = {"conv1": "features.0", "conv2": "features.3", "fc1": "classifier.1", "fc2": "classifier.3"}
+    state = {names[k.split(".")[0]] + "." + k.split(".")[1]: v for k, v in lenet.state_dict().items()}
+    with pytest.raises(ce.ModelError, match="shapes are those of a LeNet-5") as e:
+        read_weights(pt(state), "cnn.pt")
+    model = read_weights(pt(renamed_as_told(str(e.value), state)), "cnn.pt")
+    assert models.spec_of(model) == spec and same_weights(model, lenet.state_dict())
+
+
+class DepthwiseGroupNorm(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.GroupNorm(2, 8), torch.nn.ReLU(),
+                                            torch.nn.Conv2d(8, 8, 3, groups=8), torch.nn.Conv2d(8, 16, 1))
+        self.classifier = torch.nn.Linear(16, 10)
+
+
+class RowLSTM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm, self.fc = torch.nn.LSTM(28, 16), torch.nn.Linear(16, 10)
+
+
+@pytest.mark.parametrize("module, why", [(RowLSTM, r"recurrent layers \(lstm.weight_ih_l0\)"),
+                                         (DepthwiseGroupNorm, r"depthwise or grouped convolutions \(features.3.weight "
+                                                              r"\[8, 1, 3, 3\]\), norms without running statistics")])
+def test_a_model_the_sidebar_cannot_take_points_to_the_command_line(tmp_path, module, why):
+    """An LSTM or depthwise convolutions with GroupNorm: the refusal says the shapes fit none of the architectures
+    (not LeNet-5's missing names) and gives the command line that compresses any model, which its parser takes."""
+    import shlex
+
+    from compress_engine.playground import cli
+    with pytest.raises(ce.ModelError, match="do not fit a known architecture, and its shapes come closest to none "
+                                            f"of them: it has {why}") as e:
+        read_weights(pt(module().state_dict()), "mine.pt")
+    message = str(e.value)
+    assert "missing" not in message and "'conv1" not in message
+    command = re.search(r"python -m compress_engine (run --model \S+ --weights '[^']+')", message).group(1)
+    (tmp_path / "your_model.py").write_text("")
+    argv = [a.replace("your_model.py", str(tmp_path / "your_model.py")) for a in shlex.split(command)]
+    args = cli.parser().parse_args(argv)
+    assert args.cmd == "run" and str(args.weights) == "mine.pt" and cli.model_ref(args.model)[0] == "file"
 
 
 @pytest.mark.parametrize("spec", [{"arch": "mlp", "sizes": [784, 10]}, {"arch": "mlp", "sizes": [784, 7, 5, 3, 10]},

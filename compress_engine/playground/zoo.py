@@ -427,7 +427,8 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
     read with torch.load(weights_only=True), which refuses pickled code and objects. Which of the two reads a file
     is decided by its first bytes when they say (a zip, or a safetensors header), so a file saved under the other
     format's suffix is read all the same; by the suffix otherwise. The content must
-    be a state dict (possibly under "state_dict" or "model") of an MLP of any sizes, a LeNet-5 of
+    be a state dict (possibly under "state_dict" or "model", its names possibly behind a prefix such as
+    'module.' or 'model.') of an MLP of any sizes, a LeNet-5 of
     any widths or a ResNet of 1-6 blocks at any widths (BatchNorm or folded); the architecture is
     inferred from the names and shapes. Anything else (too big,
     empty, corrupt, code, non-tensors, unknown names, wrong shapes or dtypes, NaN/inf) raises
@@ -449,7 +450,7 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
     if kind is None:
         kind = "safetensors" if suffix == ".safetensors" else "torch"
     loaded = _load_safetensors(data, name) if kind == "safetensors" else _load_torch(data, name)
-    state = _as_state_dict(_unwrap(loaded), name)
+    state = _strip_prefix(_as_state_dict(_unwrap(loaded), name))
     spec = infer_spec(state, name)
     flush_tiny_(state.values())  # they would make every evaluation of the upload several times slower
     try:
@@ -593,8 +594,6 @@ def _as_state_dict(obj, name):
         if not isinstance(v, torch.Tensor):
             raise ModelError(f"{name}: entry {k[:60]!r} is a {type(v).__name__}, not a tensor; a state dict holds "
                              f"only tensors ({SAVE_HINT})")
-    if all(k.startswith("module.") for k in obj):  # saved from a DataParallel wrapper
-        obj = {k[len("module."):]: v for k, v in obj.items()}
     total = sum(v.numel() for v in obj.values())
     if total > MAX_UPLOAD_PARAMS:
         raise ModelError(f"{name} claims {total:,} weights; uploads are limited to {MAX_UPLOAD_PARAMS:,}")
@@ -633,6 +632,25 @@ def _float_tensor(key, t, name):
     return f
 
 
+def _known_names(keys):
+    """Whether tensor names are those of an architecture infer_spec reads (its shapes are checked later)."""
+    return "stem.weight" in keys or set(keys) == LENET5_KEYS or all(MLP_KEY.fullmatch(k) for k in keys)
+
+
+def _strip_prefix(state):
+    """`state` without the name prefix its training code put before every tensor (DataParallel's 'module.',
+    Lightning's 'model.', a wrapper's 'net.', one or several of them) when the names left are those of a known
+    architecture; else `state` as it is (the refusal then quotes the names as the file has them)."""
+    names = state
+    while not _known_names(names):
+        heads = {k.partition(".")[0] for k in names}
+        if len(heads) != 1 or not all("." in k for k in names):
+            return state
+        cut = len(next(iter(heads))) + 1
+        names = {k[cut:]: v for k, v in names.items()}
+    return names
+
+
 def infer_spec(state, name="weights"):
     """The spec of an MLP, LeNet-5 or ResNet state dict from its tensor names and shapes; ModelError otherwise.
 
@@ -647,6 +665,8 @@ def infer_spec(state, name="weights"):
                                              shapes["fc1.weight"][0]]}
     layers = sorted({int(m.group(1)) for m in map(MLP_KEY.fullmatch, shapes) if m})
     expect = {f"layers.{i}.{p}" for i in range(len(layers)) for p in ("weight", "bias")}
+    if not layers and not LENET5_KEYS & set(shapes):  # names of neither: say what the shapes look like
+        raise ModelError(_unknown_layout(shapes, name))
     if not layers or set(shapes) != expect:
         near = expect if layers else LENET5_KEYS
         extra, missing = sorted(set(shapes) - near)[:4], sorted(near - set(shapes))[:4]
@@ -658,6 +678,49 @@ def infer_spec(state, name="weights"):
         raise ModelError(f"{name}: an MLP of sizes {sizes} cannot run here: the data are 28x28 images "
                          f"({INPUTS} inputs) in {CLASSES} classes, so the sizes must be [{INPUTS}, ..., {CLASSES}]")
     return {"arch": "mlp", "sizes": sizes}
+
+
+def _unknown_layout(shapes, name):
+    """The refusal of a state dict whose names are none of the sidebar's architectures: which one its shapes come
+    closest to (an MLP or a LeNet-5 under other names: the renaming that makes it one; a ResNet), or none (an
+    LSTM, depthwise convolutions, GroupNorm, ...), and that the engine and the command line take any model."""
+    weights = [k for k, s in shapes.items() if k.endswith("weight") and len(s) >= 2]  # Linear / conv, file order
+    linear = [shapes[k] for k in weights if len(shapes[k]) == 2]
+    convs = [shapes[k] for k in weights if len(shapes[k]) == 4]
+    layers = [k[:-len("weight")] for k in weights]  # 'net.1.', 'features.0.', ...
+    bias_only = all(k in weights or (len(s) == 1 and k.endswith("bias") and k[:-4] in layers)
+                    for k, s in shapes.items())  # nothing but Linear / conv weights and their biases
+    chain = all(a[0] == b[1] for a, b in zip(linear, linear[1:]))
+    odd = ([f"recurrent layers ({k})" for k in shapes if re.search(r"weight_[ih]h", k)][:1]
+           + [f"depthwise or grouped convolutions ({k} {list(shapes[k])})" for k, prev in zip(weights[1:], weights)
+              if len(shapes[k]) == 4 and len(shapes[prev]) == 4 and shapes[k][1] != shapes[prev][0]][:1]
+           + [f"norms without running statistics (GroupNorm or LayerNorm: {k})" for k, s in shapes.items()
+              if k.endswith("weight") and len(s) == 1 and k[:-len("weight")] + "running_mean" not in shapes][:1]
+           + [f"a {len(s)}-D tensor ({k} {list(s)})" for k, s in shapes.items() if len(s) not in (1, 2, 4)][:1])
+
+    def rename(target):
+        return ", ".join(f"{a}* to {b}.*" for a, b in list(zip(layers, target))[:4]) + (", ..." if len(layers) > 4
+                                                                                         else "")
+    if not odd and bias_only and not convs and linear and chain:
+        sizes = [linear[0][1]] + [w[0] for w in linear]
+        near = (f"its shapes are those of an MLP {'-'.join(map(str, sizes))} (Linear layers only, as "
+                "nn.Sequential(Flatten, Linear, ReLU, Linear, ...) saves them); the weights do not say which "
+                "activation is between the layers, and the MLP here has ReLU: if yours does too, rename "
+                f"{rename(f'layers.{i}' for i in range(len(linear)))} and upload it again")
+    elif not odd and bias_only and [len(shapes[k]) for k in weights] == [4, 4, 2, 2]:
+        near = ("its shapes are those of a LeNet-5 (two convolutions, then two Linear layers); if it computes what "
+                "compress_engine's LeNet5 does (5x5 conv, 2x2 max-pool, ReLU, twice, then fc1, ReLU, fc2), rename "
+                f"{rename(['conv1', 'conv2', 'fc1', 'fc2'])} and upload it again")
+    elif not odd and convs and any(k.endswith("running_mean") for k in shapes):
+        near = ("its shapes (convolutions with BatchNorm) come closest to the ResNet here, whose tensors are named "
+                "stem, bn, blocks.0.conv1, blocks.0.bn1, ..., fc (compress_engine.playground.zoo.ResNet)")
+    else:
+        near = "its shapes come closest to none of them" + (f": it has {', '.join(odd)}" if odd else "")
+    found = few(shapes, 4)
+    return (f"{name}: tensor names ({found}) do not fit a known architecture, and {near}. The sidebar takes "
+            f"{ARCH_HINT}. Any other PyTorch model is compressed by the engine (ce.compress) and the command line, "
+            f"which run your own code: python -m compress_engine run --model your_model.py:make_model --weights "
+            f"{name} (make_model returns your nn.Module; see the README's Command line)")
 
 
 def _resnet_spec(state, shapes, name):
