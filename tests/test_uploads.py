@@ -458,7 +458,16 @@ BAD = {
     "LeNet-5 with 3x3 kernels": ("w.pt", lambda: pt(with_lenet("conv1.weight", torch.zeros(6, 1, 3, 3))),
                                  "do not fit"),
     "LeNet-5 with 3 input channels": ("w.pt", lambda: pt(with_lenet("conv1.weight", torch.zeros(6, 3, 5, 5))),
-                                      "do not fit"),
+                                      r"3 input channel\(s\) .* cannot run here: .* greyscale images \(1 channel\)"),
+    "LeNet-5 for 32x32 images": ("w.pt", lambda: pt(with_lenet("fc1.weight", torch.zeros(120, 400))),
+                                 r"fc1 takes 400 inputs cannot run here: it was built for 32x32 images .* 28x28 "
+                                 r"images .* fc1.weight must be \[.., 256\]"),
+    "LeNet-5 with 3 classes": ("w.pt", lambda: pt({**with_lenet("fc2.weight", torch.zeros(3, 120)),
+                                                   "fc2.bias": torch.zeros(3)}), "3 outputs cannot run here: .* in 10 "
+                                                                                 "classes"),
+    "LeNet-5 with conv2 of the wrong depth": ("w.pt", lambda: pt(with_lenet("conv2.weight", torch.zeros(16, 8, 5, 5))),
+                                              r"as \(LeNet-5 with widths 6-16-120\): "
+                                              r".*conv2.weight is \[16, 8, 5, 5\]"),
     "LeNet-5 conv weight 2-D": ("w.pt", lambda: pt(with_lenet("conv2.weight", torch.zeros(16, 150))), "expected 4"),
     "claims a 1.6 GB model from tiny storages": ("w.pt", lambda: pt(expanded_mlp()), "do not fit"),
     "claims 10**10 weights by stride 0": ("w.pt", lambda: pt({"layers.0.weight": torch.zeros(1).expand(10**5, 10**5),
@@ -529,7 +538,7 @@ def test_bad_upload_is_refused_with_a_message(case):
     limit = 1000 if case == "over the size limit" else models.MAX_UPLOAD_BYTES
     with pytest.raises(ce.ModelError, match=match) as e:
         read_weights(make(), filename, max_bytes=limit)
-    assert repr(filename) in str(e.value)
+    assert repr(filename) in str(e.value) and "{'arch'" not in str(e.value)  # a spec in words, not a Python dict
 
 
 @pytest.mark.parametrize("bad", [None, 3, b"x.pt", ""])

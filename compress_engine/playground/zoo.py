@@ -198,7 +198,7 @@ def from_state_dict(spec, state_dict):
         missing, extra = [k for k in want if k not in got], [k for k in got if k not in want]
         found = "; ".join(f"{what} {items[:4]}" + (f" and {len(items) - 4} more" if len(items) > 4 else "")
                           for what, items in (("shapes:", wrong), ("missing", missing), ("unexpected", extra)) if items)
-        raise ModelError(f"weights do not fit the {spec['arch']} architecture {spec}: {found}")
+        raise ModelError(f"weights do not fit the architecture they were read as ({cards.arch_text(spec)}): {found}")
     model = build(spec)
     model.load_state_dict(state_dict)
     return model.eval()
@@ -660,7 +660,8 @@ def infer_spec(state, name="weights"):
     if "stem.weight" in shapes:
         return _resnet_spec(state, shapes, name)
     if set(shapes) == LENET5_KEYS:
-        _need_ndim(shapes, name, {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 2})
+        _need_ndim(shapes, name, {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 2, "fc2.weight": 2})
+        _lenet_fits_the_data(shapes, name)
         return {"arch": "lenet5", "widths": [shapes["conv1.weight"][0], shapes["conv2.weight"][0],
                                              shapes["fc1.weight"][0]]}
     layers = sorted({int(m.group(1)) for m in map(MLP_KEY.fullmatch, shapes) if m})
@@ -678,6 +679,25 @@ def infer_spec(state, name="weights"):
         raise ModelError(f"{name}: an MLP of sizes {sizes} cannot run here: the data are 28x28 images "
                          f"({INPUTS} inputs) in {CLASSES} classes, so the sizes must be [{INPUTS}, ..., {CLASSES}]")
     return {"arch": "mlp", "sizes": sizes}
+
+
+def _lenet_fits_the_data(shapes, name):
+    """A LeNet-5 made for other images or classes, refused saying so (as an MLP's or a ResNet's is): its input
+    channels, its outputs, and fc1's inputs, which give the image size it was built for (each 5x5 conv takes 4
+    pixels off a side, each 2x2 pool halves it: 28x28 images leave conv2's channels 4x4 each, 32x32 ones 5x5)."""
+    cin, c2, fc1_in, classes = (shapes["conv1.weight"][1], shapes["conv2.weight"][0], shapes["fc1.weight"][1],
+                                shapes["fc2.weight"][0])
+    data = f"the data are 28x28 greyscale images (1 channel) in {CLASSES} classes"
+    if cin != 1 or classes != CLASSES:
+        raise ModelError(f"{name}: a LeNet-5 with {cin} input channel(s) and {classes} outputs cannot run here: "
+                         f"{data}, so conv1.weight must be [.., 1, 5, 5] and fc2.weight [{CLASSES}, ..]")
+    side = round((fc1_in / c2) ** 0.5)
+    if fc1_in != c2 * 16 and shapes["conv1.weight"][2:] == shapes["conv2.weight"][2:] == (5, 5):
+        built = (f"it was built for {4 * side + 12}x{4 * side + 12} images (conv2's {c2} channels {side}x{side} "
+                 "each after the second pooling)" if side > 0 and c2 * side * side == fc1_in else
+                 f"that is not conv2's {c2} channels times a square image")
+        raise ModelError(f"{name}: a LeNet-5 whose fc1 takes {fc1_in} inputs cannot run here: {built}; {data}; "
+                         f"28x28 images leave conv2's channels 4x4 each, so fc1.weight must be [.., {c2 * 16}]")
 
 
 def _unknown_layout(shapes, name):
