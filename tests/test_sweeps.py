@@ -185,6 +185,26 @@ def test_bad_input_stops_before_any_point(net, digits, tmp_path):
         sweeps.sweep(net, BASE, "digits", "sparsity", [0.5], threads=0)
 
 
+def test_what_compress_would_refuse_at_one_point_stops_the_sweep_before_any(net, digits, tmp_path, monkeypatch):
+    """A `layers` value naming no layer of the model was every point's error (run refuses it up front), and a store
+    with regression targets ran the first point, then raised StoreError (no accuracy to store) and left an empty
+    sweep in the store. Both are refused before any point runs, naming the value or the fix."""
+    monkeypatch.setattr(sweeps, "run_point", lambda *a: pytest.fail("a point ran"))
+    store = Store(tmp_path / "runs.sqlite")
+    layers = [{"fc1.weight": {"sparsity": 0.5}}, {"fc9.weight": {"sparsity": 0.5}}]
+    with pytest.raises(ce.RecipeError, match=r"^layers=\{'fc9.weight'.*: layers names 'fc9.weight', not a "
+                                             r"compressible weight of the model; its layers are: fc1.weight"):
+        sweeps.sweep(net, BASE, digits, "layers", layers, store=store)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 8, generator=g)
+    targets = ce.Dataset.from_tensors(x[:200], x[:200].sum(1), x[200:], x[200:].sum(1), name="sums")
+    model = nn.Sequential(nn.Linear(8, 1), nn.Flatten(0))
+    with pytest.raises(ce.DatasetError, match="'sums' holds regression targets: leave store out"):
+        sweeps.sweep(model, ce.Recipe(), targets, "sparsity", [0.2, 0.5], store=store)
+    with pytest.raises(ce.RecipeError, match="^temperature=2.0: recipe.temperature softens"):
+        sweeps.sweep(model, ce.Recipe(), targets, "temperature", [2.0])
+    assert store.sweeps() == [] and store.count() == 0
+
 def test_without_ray_workers_says_how_to_install(monkeypatch, capsys, net):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ce.CompressError, match=r"pip install 'compression-playground\[ray\]'"):

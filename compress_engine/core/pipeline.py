@@ -135,12 +135,31 @@ def _check_inputs(model, recipe, data, student):
             raise DatasetError(f"data must be a compress_engine.Dataset (Dataset.from_tensors(...) or "
                                f"load_dataset(...)), got {type(data).__name__}")
     distilling = recipe.temperature is not None
+    check_targets(recipe, data)
+    check_model(model, data, "teacher model" if distilling else "model")
+    check_recipe(model, recipe, data, student)
+    if recipe.structured and recipe.prunes() and (student is not None or not distilling):  # traceable? layers known?
+        structured.prune_structured(student if distilling else model, recipe.sparsity, data.x("test")[:2],
+                                    amounts=structured.weight_amounts(recipe.layer_sparsities()))  # still runs?
+    if distilling:
+        warn_if_not_smaller(model, student, recipe, data)
+    return recipe
+
+
+def check_targets(recipe, data):
+    """A temperature or finetune_kd on regression targets, which have no class probabilities, is refused."""
+    distilling = recipe.temperature is not None
     if getattr(data, "regression", False) and (distilling or recipe.finetune_kd is not None):
         which = "temperature" if distilling else "finetune_kd"
         raise RecipeError(f"recipe.{which} softens a teacher's class probabilities, but {data.name!r} holds "
                           f"regression targets, which have none: leave {which} unset (fine-tuning then follows the "
                           f"targets)")
-    check_model(model, data, "teacher model" if distilling else "model")
+
+
+def check_recipe(model, recipe, data, student=None):
+    """The recipe against a model that takes the data (check_model): a student it can distil into, per-layer
+    settings that name the compressed model's layers. Cheap without a student: a sweep checks every point's."""
+    distilling = recipe.temperature is not None
     if distilling and student is None and not data.x("test").is_floating_point():
         raise CompressError(f"the default student is an MLP of recipe.student_width over float inputs, but "
                             f"{data.name!r} has integer inputs ({data.x('test').dtype}, e.g. token ids): pass "
@@ -162,12 +181,6 @@ def _check_inputs(model, recipe, data, student):
         if unknown:
             raise RecipeError(f"layers names {', '.join(map(repr, unknown[:3]))}, not a compressible weight of the "
                               f"model; its layers are: {', '.join(list(known)[:12])}")
-    if recipe.structured and recipe.prunes() and (student is not None or not distilling):  # traceable? layers known?
-        structured.prune_structured(student if distilling else model, recipe.sparsity, data.x("test")[:2],
-                                    amounts=structured.weight_amounts(recipe.layer_sparsities()))  # still runs?
-    if distilling:
-        warn_if_not_smaller(model, student, recipe, data)
-    return recipe
 
 
 def warn_if_not_smaller(teacher, student, recipe, data):

@@ -45,7 +45,7 @@ import torch
 from ..core.data import Dataset, feed_digest
 from ..core.errors import CompressError, DatasetError, ModelError, RecipeError
 from ..core.model import check_model
-from ..core.pipeline import SWEEP_ROW, compress, sweep_row
+from ..core.pipeline import SWEEP_ROW, check_recipe, check_targets, compress, sweep_row
 from ..core.recipe import Recipe
 from .sources import load_dataset
 from .store import Store
@@ -247,7 +247,9 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     model's name in the store (default: the sample's name or the module's class). progress(done, total,
     None, accuracy): return False to stop (finished points are kept; unfinished ones are left out of the
     rows).
-    Bad input (a value, a name, ray missing) raises CompressError before any point runs.
+    Bad input (a value, a name, ray missing, a model that does not take the data, a value compress() would refuse
+    with them, such as `layers` naming no layer of the model, a store for regression targets) raises
+    CompressError before any point runs.
     """
     if not isinstance(recipe, Recipe):
         raise RecipeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
@@ -263,7 +265,7 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
 
     model_obj, model_id, model_name = _the_model(model, model_name)
     data_obj, data_key, data_name = _the_data(data)
-    check_model(model_obj, data_obj)  # what would fail every point is refused here, before any work
+    _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
     keys = [point_key(model_id, r, data_key) for r in recipes]
     if store is not None and not isinstance(store, Store):
         store = Store(store)
@@ -308,6 +310,29 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
             if finish(i, _attempt(("value", model_obj), ("value", data_obj), recipes[i].to_json(), threads)) is False:
                 break
     return [r for r in rows if r is not None]
+
+
+def _refuse_before_any_point(model, data, field_name, values, recipes, store):
+    """What would fail every point, or one point, is refused here, before any work: a model that does not take the
+    data, a recipe compress() would refuse with this model and data (a `layers` value naming no layer of it was
+    each point's error), and a store for regression targets (their rows have no accuracy to store: the first point
+    ran, then StoreError, leaving an empty sweep in the store)."""
+    if store is not None and getattr(data, "regression", False):
+        raise DatasetError(f"store= keeps runs for the Compare page, which charts accuracy, but {data.name!r:.200} "
+                           "holds regression targets: leave store out (the rows, with R² and RMSE, are returned)")
+    points = {}  # recipe JSON -> (value, recipe): a value given twice is checked once
+    for value, r in zip(values, recipes):
+        points.setdefault(r.to_json(), (value, r))
+
+    def each(check, *args):
+        for value, r in points.values():
+            try:
+                check(*args, r, data)
+            except CompressError as e:  # which point: "layers=[...]: layers names 'fc1.weight', not ..."
+                raise type(e)(f"{field_name}={value!r:.100}: {e}") from None
+    each(check_targets)
+    check_model(model, data)
+    each(check_recipe, model)
 
 
 def _the_model(model, name):
