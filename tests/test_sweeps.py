@@ -257,6 +257,45 @@ def test_only_the_users_own_code_travels_to_ray_workers_by_value(monkeypatch, tm
     assert sent == ["mynet"]
 
 
+def test_the_users_helper_modules_travel_to_ray_workers_by_value_too(monkeypatch, tmp_path):
+    """A model whose file does `from helpers import act` failed every point on Ray with "No module named 'helpers'":
+    only the files of the model's classes travelled. The user's modules those need go too: the loaded ones in the
+    folder tree of the model's file, and those its globals name wherever they are; nothing else, and not torch."""
+    import importlib
+    proj, lib, other = tmp_path / "proj", tmp_path / "lib", tmp_path / "other"
+    for folder in (proj / "sub", lib, other):
+        folder.mkdir(parents=True)
+    (proj / "helpers.py").write_text("import torch\nfrom sub.deep import twice\n"
+                                     "def act(x):\n    return twice(torch.relu(x))\n")
+    (proj / "sub" / "deep.py").write_text("def twice(x):\n    return 2 * x\n")
+    (lib / "farutil.py").write_text("def ident(x):\n    return x\n")
+    (other / "unrelated.py").write_text("X = 1\n")
+    (proj / "netfile.py").write_text("from torch import nn\nfrom helpers import act\nfrom farutil import ident\n"
+                                     "class Net(nn.Module):\n"
+                                     "    def __init__(self):\n"
+                                     "        super().__init__()\n"
+                                     "        self.fc = nn.Linear(4, 4)\n"
+                                     "    def forward(self, x):\n"
+                                     "        return ident(act(self.fc(x)))\n")
+    for folder in (proj, lib, other):
+        monkeypatch.syspath_prepend(str(folder))
+    for name in ("netfile", "helpers", "sub", "sub.deep", "farutil", "unrelated"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    importlib.import_module("unrelated")  # loaded, but no part of the model's code
+    net = importlib.import_module("netfile").Net()
+    try:
+        sent = []
+
+        class FakeRay:
+            class cloudpickle:
+                register_pickle_by_value = staticmethod(lambda m: sent.append(m.__name__))
+
+        sweeps._user_code_by_value(FakeRay, net)
+        assert sorted(sent) == ["farutil", "helpers", "netfile", "sub.deep"]  # "sub": a namespace package, no file
+    finally:
+        for name in ("netfile", "helpers", "sub", "sub.deep", "farutil", "unrelated"):
+            sys.modules.pop(name, None)
+
 def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as conn:  # a store as schema version 1 made it, with one run

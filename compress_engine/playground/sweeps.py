@@ -37,6 +37,7 @@ import site
 import socket
 import sys
 import sysconfig
+import types
 from collections import OrderedDict
 from pathlib import Path
 
@@ -221,16 +222,55 @@ def _installed_roots():
 
 
 def _user_code_by_value(ray, model):
-    """Classes from the user's own files (not importable on the workers) travel by value with the module. Installed
-    packages do not: a worker given its own copy of torch.nn's classes saw no nn.Linear in the model."""
-    roots = _installed_roots()
-    for m in model.modules():
-        mod = sys.modules.get(type(m).__module__)
-        file = getattr(mod, "__file__", None)
-        if mod is None or mod.__name__ == "__main__" or not file or mod.__name__.split(".")[0] == "compress_engine":
-            continue
-        if not any(Path(file).resolve().is_relative_to(Path(r).resolve()) for r in roots):
+    """The user's own code (not importable on the workers) travels by value with the module: the files of the model's
+    classes, and the user's modules those need, which a worker could not import either (a forward calling a helper
+    function of a sibling file failed every point with "No module named 'helpers'"): every loaded module in the folder
+    of one of those files or below it, and every module their globals name (`from helpers import act`), over and
+    over. Installed packages do not travel: a worker given its own copy of torch.nn's classes saw no nn.Linear in
+    the model. Returns the names registered."""
+    roots = [Path(r).resolve() for r in _installed_roots()]
+    paths = {}  # module name -> its file if it is the user's own code, else None
+
+    def own(name, mod):
+        if name not in paths:
+            file = getattr(mod, "__file__", None)
+            path = Path(file).resolve() if isinstance(file, str) and name != "__main__" else None
+            if name.split(".")[0] == "compress_engine" or (path and any(path.is_relative_to(r) for r in roots)):
+                path = None
+            paths[name] = path
+        return paths[name]
+
+    seeds = {type(m).__module__ for m in model.modules()}
+    main = sys.modules.get("__main__") if "__main__" in seeds else None  # cloudpickle sends __main__'s by value
+    folders = {Path(main.__file__).resolve().parent} if isinstance(getattr(main, "__file__", None), str) else set()
+    named = set(seeds) | (_names_in(main) if main is not None else set())
+    sent = []
+    while True:
+        new = [(n, m) for n, m in list(sys.modules.items()) if n not in sent and m is not None and own(n, m)
+               and (n in named or any(own(n, m).is_relative_to(f) for f in folders))]
+        if not new:
+            return sent
+        for name, mod in new:
             ray.cloudpickle.register_pickle_by_value(mod)
+            sent.append(name)
+            folders.add(own(name, mod).parent)
+            named |= _names_in(mod)
+
+
+def _names_in(mod):
+    """The modules a module's globals come from: imported modules, and the modules of its functions and classes
+    (not its __loader__ and other dunders, which are Python's machinery)."""
+    out = set()
+    for k, v in list(vars(mod).items()):
+        if k.startswith("__"):
+            continue
+        try:
+            name = v.__name__ if isinstance(v, types.ModuleType) else getattr(v, "__module__", None)
+        except Exception:  # an object whose attributes run code (a lazy proxy): not a module's
+            continue
+        if isinstance(name, str):
+            out.add(name)
+    return out
 
 
 # --- the sweep ------------------------------------------------------------------------------------------
