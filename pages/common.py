@@ -154,7 +154,8 @@ def sidebar():
         help=f"A state dict of compress_engine's MLP (784 inputs, 10 classes, any hidden sizes), LeNet-5 (any "
              f"widths) or ResNet (1 to 6 blocks, any widths, BatchNorm or folded), up to {MAX_WEIGHTS_MB} MB. It is "
              "read without running code (safetensors, or torch.load with weights_only=True) and scored on the test "
-             "set; it stays in this session only.")
+             f"set; it stays in this session only. A session keeps {MAX_UPLOADS} uploads: another one drops the "
+             "oldest (the message says which).")
     kind, text = st.session_state.get("weights_message") or (None, None)
     if kind == "error":  # until the file is removed or replaced: it says why the file shown was refused
         st.sidebar.error(text)
@@ -180,6 +181,7 @@ def upload_weights(data, filename):
     if len(data) > MAX_WEIGHTS_MB * units.MB:  # checked before the bytes are parsed
         return "error", (f"{filename} is {units.mb(len(data))} ({len(data):,} bytes); weight uploads are limited "
                          f"to {MAX_WEIGHTS_MB} MB ({MAX_WEIGHTS_MB * units.MB:,} bytes) here.")
+    before = len(dropped())
     try:
         name = add_upload(data, filename)
     except ce.CompressError as e:
@@ -188,8 +190,11 @@ def upload_weights(data, filename):
         return "error", f"Could not read {filename} ({type(e).__name__}: {str(e)[:200]})."
     st.session_state["model"] = name
     c = uploads()[name]["card"]
+    gone = dropped()[before:]
     return "success", (f"Added **{name}** ({c['parameters']:,} parameters, test accuracy "
-                       f"{100 * c['test_accuracy']:.2f} %); it is selected above.")
+                       f"{100 * c['test_accuracy']:.2f} %); it is selected above."
+                       + (f" Dropped **{', '.join(gone)}**, the oldest: a session keeps at most {MAX_UPLOADS} "
+                          "uploads; upload that file again to use it." if gone else ""))
 
 
 def add_upload(data, filename):
@@ -202,10 +207,19 @@ def add_upload(data, filename):
     _, acc = ce.reference(net, ds)
     store = uploads()
     store.pop(name, None)
+    if name in dropped():  # uploaded again
+        dropped().remove(name)
     store[name] = {"model": net, "sha256": sha, "card": _upload_card(name, filename, net, acc, ds, sha, len(data))}
     while len(store) > MAX_UPLOADS:
-        store.pop(next(iter(store)))
+        gone = next(iter(store))
+        store.pop(gone)
+        dropped().append(gone)
     return name
+
+
+def dropped():
+    """The uploads this session dropped to keep MAX_UPLOADS, oldest first (a page that had chosen one says so)."""
+    return st.session_state.setdefault("dropped_uploads", [])
 
 
 def _safe_filename(filename):

@@ -186,11 +186,20 @@ names = [c["name"] for c in ce.list_models()] + list(common.uploads())
 if not names:
     st.error("No sample models in sample_models/: rebuild them with `python -m compress_engine train resnet-8`.")
     st.stop()
+default = TEACHER if TEACHER in names else names[0]
+chosen = st.session_state.get("distill_teacher")
+if chosen is not None and chosen not in names:  # an upload this session dropped (or one of another session)
+    st.session_state["distill_teacher"] = default
+    why = (f"the sidebar dropped it, the oldest upload, when another was added (a session keeps "
+           f"{common.MAX_UPLOADS} uploads); upload it again to choose it" if chosen in common.dropped()
+           else "it is no longer in this session")
+    st.warning(f"The teacher went back to the default, {default}: your teacher {common.md_text(chosen)} is gone, "
+               f"as {why}.")
 teacher = st.selectbox("Teacher", names, persist_state="session",
-                       key=common.setting("distill_teacher", TEACHER if TEACHER in names else names[0],
-                                          scope=tuple(names)),
-                       help="Any sample model can teach, and so can weights you uploaded in the sidebar. The default, "
-                            "ResNet-8, is the most accurate; the grid below was measured with it.")
+                       key=common.setting("distill_teacher", default),
+                       help="Any sample model can teach, and so can weights you uploaded in the sidebar (a session "
+                            f"keeps {common.MAX_UPLOADS}: another drops the oldest). The default, ResNet-8, is the "
+                            "most accurate; the grid below was measured with it.")
 try:
     tcard = common.card_of(teacher)
     common.model(teacher)

@@ -741,3 +741,48 @@ def test_uploaded_weights_can_teach_on_the_distillation_page(fmnist, lenet300, m
     assert len([m for m in at.metric if m.label == "Test accuracy"]) == 2 and len(computed) == 1
     sizes = " ".join(c.proto.spec for c in at.get("plotly_chart"))
     assert f'"{name}"' in sizes and '"lenet-5"' in sizes  # the teacher, and the other models beside it
+
+
+SIDEBAR_AND_DISTILLATION = SIDEBAR_ONLY + f"""
+import runpy
+if st.session_state.get("test_page") == "distillation":  # as app.py runs a page: after the sidebar, in its frame
+    with common.frame():
+        runpy.run_path({str(ROOT / "pages" / "distillation.py")!r}, run_name="__main__")
+"""
+
+
+def test_a_dropped_upload_is_named_and_a_teacher_it_was_goes_back_to_the_default_saying_so(fmnist):
+    """A session keeps common.MAX_UPLOADS uploads: another drops the oldest, and the sidebar says which. The
+    Distillation teacher stays what was chosen while it is still there, and when the dropped upload was the
+    teacher, the page says the teacher went back to the default."""
+    from pages import common
+
+    at = AppTest.from_string(SIDEBAR_AND_DISTILLATION, default_timeout=TIMEOUT).run()
+    names = []
+
+    def add(seed):
+        nonlocal at
+        at = upload(at, f"m{seed}.pt", pt(small_state({"arch": "mlp", "sizes": [784, 8, 10]}, seed=seed)))
+        assert not at.exception and not at.sidebar.error, (at.exception, at.sidebar.error)
+        names.append(at.session_state["model"])
+        return at.sidebar.success[0].value
+
+    for seed in range(common.MAX_UPLOADS):
+        assert "Dropped" not in add(seed)
+    at.session_state["test_page"] = "distillation"
+    at.run()
+    at.selectbox(key="distill_teacher").set_value(names[1]).run()
+    assert not at.exception and at.selectbox(key="distill_teacher").value == names[1]
+    said = add(common.MAX_UPLOADS)  # drops names[0]; the teacher, names[1], stays
+    assert f"Dropped **{names[0]}**, the oldest: a session keeps at most {common.MAX_UPLOADS} uploads" in said
+    assert names[0] not in at.sidebar.selectbox(key="model").options
+    assert at.selectbox(key="distill_teacher").value == names[1] and not at.warning
+    said = add(common.MAX_UPLOADS + 1)  # drops names[1], the teacher
+    assert f"Dropped **{names[1]}**" in said and not at.exception
+    assert at.selectbox(key="distill_teacher").value == "resnet-8"
+    warned = [w.value for w in at.warning]
+    assert len(warned) == 1 and "The teacher went back to the default, resnet-8" in warned[0]
+    assert "dropped it, the oldest upload" in warned[0]
+    at.run()  # said once: the teacher is now resnet-8, as chosen
+    assert not at.warning and at.selectbox(key="distill_teacher").value == "resnet-8"
+
