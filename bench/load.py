@@ -344,7 +344,7 @@ class ProtocolSession(BaseSession):
         run = await self.client.visit(page_name, OPEN_FACTOR * self.args.timeout)
         if self.args.model != DEFAULT_MODEL:  # the sidebar's picker set, as a visitor chooses it
             picker = next(i for i, (kind, p, _) in self.client.widgets.items()
-                          if kind == "selectbox" and p.label == "Sample model")
+                          if kind == "selectbox" and p.label == "Model")
             mark, _ = await self.client.rerun(changes=[WidgetState(id=picker, string_value=self.args.model)])
             run = await self.client.finished(mark, OPEN_FACTOR * self.args.timeout)
         self.open_s = time.perf_counter() - t

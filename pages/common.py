@@ -146,7 +146,7 @@ def sidebar():
         st.stop()
     if st.session_state.get("model", names[0]) not in names:  # an upload of another (or an expired) session
         st.session_state["model"] = names[0]
-    st.sidebar.selectbox("Sample model", names, key="model",
+    st.sidebar.selectbox("Model", names, key="model",
                          help="The shipped sample models, and any weights you uploaded below in this session.")
     st.sidebar.file_uploader(
         "Your own weights (.safetensors / .pt, state_dict only)", type=["safetensors", "pt", "pth"],
@@ -158,7 +158,7 @@ def sidebar():
              "oldest (the message says which).")
     kind, text = st.session_state.get("weights_message") or (None, None)
     if kind == "error":  # until the file is removed or replaced: it says why the file shown was refused
-        st.sidebar.error(text)
+        st.sidebar.error(md_text(text))  # literally: a refusal quotes names such as __main__.MyMLP
     elif kind == "success":  # once: "it is selected above" stops being true when another model is chosen
         st.sidebar.success(text)
         st.session_state.pop("weights_message")

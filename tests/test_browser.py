@@ -81,7 +81,7 @@ def test_choose_model_move_sparsity(server, browser, out_dir):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     # Home: pick the model in the sidebar
     page.goto(server)
-    page.get_by_text("Sample model").wait_for(timeout=60_000)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Model", exact=True).wait_for(timeout=60_000)
     page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
     page.get_by_role("option", name="lenet-300-100").click()
     page.locator('[data-testid="stMetric"]', has_text="Parameters").wait_for()

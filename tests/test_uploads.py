@@ -640,7 +640,7 @@ def test_sidebar_bad_upload_shows_the_error(fmnist, tmp_path, filename, data, ma
     marker = tmp_path / "pwned"
     at = upload(sidebar_app(), filename, data(marker))
     assert not at.exception and not marker.exists()
-    errors = [e.value for e in at.sidebar.error]
+    errors = [re.sub(r"\\(.)", r"\1", e.value) for e in at.sidebar.error]  # as read: Markdown's escapes undone
     assert len(errors) == 1 and match in errors[0]
     options = at.sidebar.selectbox(key="model").options
     assert at.session_state["model"] == "lenet-300-100" and not any(o.startswith("upload-") for o in options)
@@ -786,3 +786,15 @@ def test_a_dropped_upload_is_named_and_a_teacher_it_was_goes_back_to_the_default
     at.run()  # said once: the teacher is now resnet-8, as chosen
     assert not at.warning and at.selectbox(key="distill_teacher").value == "resnet-8"
 
+
+def test_sidebar_refusals_show_names_literally_and_the_picker_is_not_only_for_samples(fmnist, monkeypatch):
+    """A whole pickled model is refused naming __main__.MyMLP: shown as typed, not as Markdown's bold 'main'. The
+    picker lists uploads too, so it is labelled Model, not Sample model."""
+    import sys
+    main = type("MyMLP", (torch.nn.Module,), {"__module__": "__main__"})  # a class of the user's training script
+    monkeypatch.setattr(sys.modules["__main__"], "MyMLP", main, raising=False)
+    data = pt(main())
+    at = upload(sidebar_app(), "whole.pt", data)
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and "__main__" not in errors[0] and r"\_\_main\_\_\.MyMLP" in errors[0]
+    assert at.sidebar.selectbox(key="model").label == "Model"
