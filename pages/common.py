@@ -1139,6 +1139,14 @@ def layer_picker(dense_run, prefix):
 STOPPED = "Stopped: nothing of the interrupted run was kept."
 
 
+def stopped_text(others):
+    """What Cancel did: the run stopped, or (asked for by `others` other sessions too) it goes on for them."""
+    if not others:
+        return STOPPED
+    return (f"You stopped waiting: the run goes on for {others} other session{'s' if others > 1 else ''} that asked "
+            "for it, and is kept when it finishes (come back to see it).")
+
+
 TRAIN_POLL = 0.2  # seconds between two looks at a training job's progress (the page redraws only on change)
 
 
@@ -1195,7 +1203,7 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
     cancel_key = "train_cancel:" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     if st.session_state.get(cancel_key):  # this page run is the one this session's Cancel started
         waiting.pop(key, None)
-        st.info(STOPPED)
+        st.info(st.session_state.get("cancel_said", {}).pop(key, STOPPED))
         return None
     found = kept(key, lookup)
     if found is not None:
@@ -1288,9 +1296,11 @@ def _cancel_training(key, resets=None):
     job = st.session_state.get("train_jobs", {}).pop(key, None)
     if job is not None:
         job.cancel()
+    said = stopped_text(job.submitters if job is not None else 0)  # others still waiting: it goes on, kept
+    st.session_state.setdefault("cancel_said", {})[key] = said
     if resets is not None:
         st.session_state[resets] = False
-        st.toast(STOPPED, icon=":material/cancel:")
+        st.toast(said, icon=":material/cancel:")
 
 
 YIELD_EVERY = 0.5  # s: the longest a followed run goes without a message to the browser
@@ -1406,7 +1416,10 @@ def downloads(artifact, recipe, stem):
     b.download_button("Download recipe (.json)", json.dumps(recipe.to_dict(), indent=2), file_name=f"{stem}.json",
                       mime="application/json", icon=":material/description:", on_click="ignore")
     st.caption(f"SHA-256 of the artifact `{short_hash(artifact)}…`. Check it anywhere: "
-               f"`python -m compress_engine eval {stem}.cpg`.")
+               f"`python -m compress_engine eval {stem}.cpg`. Load it in Python: `model, meta = "
+               f"compress_engine.decode_model(open('{stem}.cpg', 'rb').read())` rebuilds the model it holds (as "
+               "compressed: BatchNorms folded, pruned units removed), or add `module=YourNet()` to load it into a "
+               "fresh instance of your own class.")
 
 
 def predictions(model_name, n=None):

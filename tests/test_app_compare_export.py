@@ -223,6 +223,25 @@ def test_export_save_button_writes_a_run(store, fmnist):
     assert store.get(run["id"])["artifact"][:4] == b"CPG1"
 
 
+def test_exports_python_line_loads_the_downloaded_artifact(store, fmnist, tmp_path, monkeypatch):
+    """The caption under the downloads says how to load the artifact in Python; run as written, on the file as the
+    page names it, it rebuilds the model the page measured."""
+    import re
+    at = export()
+    caption = next(c.value for c in at.caption if "decode_model" in c.value)
+    stem = re.search(r"compress_engine eval (\S+)\.cpg", caption).group(1)
+    line = re.search(r"`(model, meta = [^`]+)`", caption).group(1)
+    at = at.button(key="export_save").click().run()
+    run = store.get(store.list()[0]["id"])
+    (tmp_path / f"{stem}.cpg").write_bytes(run["artifact"])
+    monkeypatch.chdir(tmp_path)
+    scope = {"compress_engine": ce}
+    exec(line, scope)
+    model = scope["model"]
+    assert ce.param_count(model) == run["metrics"]["params"]
+    assert sum(int((p != 0).sum()) for p in model.parameters()) == run["metrics"]["nonzero_params"]
+
+
 def upload_artifact(at, data, name="model.cpg"):
     return at.file_uploader(key="artifact_upload").upload(name, data).run()
 

@@ -307,6 +307,29 @@ def test_cancel_withdraws_the_job_and_turns_off_the_switch_that_asked_for_it():
     release.set()
 
 
+def test_cancel_of_a_run_another_session_waits_for_says_it_goes_on():
+    """Two tabs fine-tuning the same run: Cancel in one said "nothing of the interrupted run was kept", while the run
+    went on for the other tab and was kept. It now says the run goes on for the other session and is kept."""
+    from streamlit.testing.v1 import AppTest
+
+    from pages import common
+    at = AppTest.from_function(_cancel_page, default_timeout=60)
+    at.run().toggle(key="finetune").set_value(True).run()
+    started = threading.Event()
+    fn, release = blocker(started)
+    key = ("shared", time.monotonic())
+    job = jobs.pool().submit(key, fn)
+    assert jobs.pool().submit(key, fn) is job  # the other tab joined it
+    started.wait(WAIT)
+    at.session_state["train_jobs"] = {("k",): job}
+    at.button(key="cancel").click().run()
+    assert not at.exception and at.toggle(key="finetune").value is False
+    assert [t.value for t in at.toast] == [common.stopped_text(1)]
+    assert "the run goes on for 1 other session" in at.toast[0].value
+    release.set()
+    assert job.wait(WAIT) and job.state == jobs.DONE  # the other tab's run finished
+
+
 def _session():
     from streamlit.testing.v1 import AppTest
     return AppTest.from_function(_train_page, default_timeout=120)
