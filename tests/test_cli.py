@@ -355,6 +355,31 @@ def test_eval_on_data_the_model_cannot_take_is_one_line(capsys, user):
         assert err.startswith("error: artifact ") and "cannot be scored on --data 'digits'" in err
         assert "(2, 1, 8, 8)" in err and "give --data the dataset it was compressed on" in err
 
+def test_sweep_shows_each_point_and_ctrl_c_prints_the_finished_rows(capsys, user, monkeypatch):
+    """A CLI sweep showed nothing until its end, and Ctrl-C without --store lost every finished point (stdout empty).
+    Each point now prints a line on stderr as it finishes; Ctrl-C prints the finished rows, as a full run prints
+    them, says on stderr that they are partial, and exits 130."""
+    from compress_engine.playground import sweeps
+    argv = ["sweep", "--model", f"{user}/nets.py:make_model", "--weights", str(user / "mine.safetensors"),
+            "--data", f"idx:{user / 'idx'}", "--field", "sparsity", "--values", "0.5,0.8,0.9,0.95"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    full = json.loads(out)
+    lines = err.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("point 1/4: sparsity=0.5 accuracy 0.1000, ")
+    assert lines[3].startswith("point 4/4: sparsity=0.95 accuracy ") and lines[3].endswith(" s")
+    real, calls = sweeps.run_point, []
+
+    def interrupted_at_the_third(*a):
+        calls.append(a)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a)
+    monkeypatch.setattr(sweeps, "run_point", interrupted_at_the_third)
+    code, out, err = run(capsys, *argv)
+    assert code == 130 and json.loads(out) == full[:2]
+    assert err.splitlines()[-1] == "interrupted: 2 of 4 points finished; only their rows are printed"
+
 def test_inspect_says_what_run_would_do_before_any_work(capsys, user):
     """inspect: the user's file and weights, checked on the data as run checks them; the JSON names the compressed
     weights, the carried parameters and what structured pruning would keep. Data the model cannot take is refused."""

@@ -37,6 +37,7 @@ import site
 import socket
 import sys
 import sysconfig
+import time
 import types
 from collections import OrderedDict
 from pathlib import Path
@@ -157,12 +158,24 @@ def _resolve(src):
 
 
 def _attempt(model_src, data_src, recipe_json, threads):
-    """One point: {"metrics", "artifact"}, or {"error"} if compress() (or loading) raised. Never raises."""
+    """One point: {"metrics", "artifact"}, or {"error"} if compress() (or loading) raised, with the "seconds" it took.
+    Never raises (but on KeyboardInterrupt)."""
+    start = time.perf_counter()
     try:
         metrics, artifact = run_point(_resolve(model_src), _resolve(data_src), Recipe.from_json(recipe_json), threads)
-        return {"metrics": metrics, "artifact": artifact}
+        out = {"metrics": metrics, "artifact": artifact}
     except Exception as e:
-        return {"error": f"{type(e).__name__}: {_first_line(e)}"}
+        out = {"error": f"{type(e).__name__}: {_first_line(e)}"}
+    return dict(out, seconds=time.perf_counter() - start)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A sweep stopped by Ctrl-C (KeyboardInterrupt): `rows` are the points finished, in the order of the values
+    (stored ones too), of `total`."""
+
+    def __init__(self, rows, total):
+        super().__init__(f"interrupted: {len(rows)} of {total} points finished")
+        self.rows, self.total = rows, total
 
 
 def _first_line(e):
@@ -276,7 +289,7 @@ def _names_in(mod):
 # --- the sweep ------------------------------------------------------------------------------------------
 
 def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=None, threads=1, store=None,
-          model_name=None, progress=None):
+          model_name=None, progress=None, on_point=None):
     """compress() at each value of recipe field `field_name`; one row per value, in the order of `values`.
 
     workers=N runs N points at a time on a local Ray runtime (started here with min(N * threads, cores)
@@ -286,7 +299,8 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     its path) that gets each point as it finishes; points already in it are not run again. model_name: the
     model's name in the store (default: the sample's name or the module's class). progress(done, total,
     None, accuracy): return False to stop (finished points are kept; unfinished ones are left out of the
-    rows).
+    rows). on_point(done, total, row, seconds): each row as it is known (seconds None for a point found in the
+    store), in this process. Ctrl-C raises Interrupted, a KeyboardInterrupt holding the rows finished so far.
     Bad input (a value, a name, ray missing, a model that does not take the data, a value compress() would refuse
     with them, such as `layers` naming no layer of the model, a store for regression targets) raises
     CompressError before any point runs.
@@ -321,7 +335,12 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
             rows[i] = {field_name: values[i], **{k: stored[key][k] for k in SWEEP_ROW}}
         else:
             first.setdefault(key, i)
-    done = [sum(r is not None for r in rows)]  # points finished so far (a list: finish() counts on)
+    done = [0]  # points finished so far (a list: finish() counts on)
+    for row in rows:
+        if row is not None:
+            done[0] += 1
+            if on_point is not None:
+                on_point(done[0], len(values), row, None)
 
     def finish(i, out):
         """Record point i's outcome (row, store) and report progress; False means stop."""
@@ -339,16 +358,22 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
             if key == keys[i]:
                 rows[j] = dict(row, **{field_name: values[j]})
                 done[0] += 1
+                if on_point is not None:
+                    on_point(done[0], len(values), rows[j], out.get("seconds"))
         if progress is not None:
             return progress(done[0], len(values), None, row.get("accuracy"))
 
     todo = sorted(first.values())
-    if on_ray and todo:
-        _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, workers, ray_address, threads)
-    else:
-        for i in todo:
-            if finish(i, _attempt(("value", model_obj), ("value", data_obj), recipes[i].to_json(), threads)) is False:
-                break
+    try:
+        if on_ray and todo:
+            _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, workers, ray_address, threads)
+        else:
+            for i in todo:
+                out = _attempt(("value", model_obj), ("value", data_obj), recipes[i].to_json(), threads)
+                if finish(i, out) is False:
+                    break
+    except KeyboardInterrupt:  # Ctrl-C: the finished points are not lost with the rest
+        raise Interrupted([r for r in rows if r is not None], len(values)) from None
     return [r for r in rows if r is not None]
 
 
