@@ -438,7 +438,26 @@ def test_corrupt_file_names_path_and_fix(tmp_path):
     with pytest.raises(StoreError) as e:
         Store(bad)
     msg = str(e.value)
-    assert str(bad) in msg and "Move that file away" in msg and "COMPRESS_STORE" in msg
+    assert str(bad) in msg and "Move that file away" in msg and "give the run store another file path" in msg
+
+
+def test_a_store_error_names_the_setting_that_chose_the_path(tmp_path, monkeypatch, capsys):
+    """Every store error said "set COMPRESS_STORE to another file path", also for a path given with --store or
+    Store(path). It names the setting that chose the path."""
+    from compress_engine.playground.cli import main
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(StoreError, match="is a folder, not a file: give the run store a file path"):
+        Store(folder)
+    monkeypatch.setenv("COMPRESS_STORE", str(folder))
+    with pytest.raises(StoreError, match="is a folder, not a file: set COMPRESS_STORE to a file path"):
+        Store()
+    base = ["sweep", "--data", "digits", "--field", "sparsity", "--values", "0.5"]
+    assert main(base + ["--store", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "give --store a file path" in err and "COMPRESS_STORE" not in err
+    assert main(base + ["--store"]) == 2
+    assert "set COMPRESS_STORE to a file path" in capsys.readouterr().err
 
 
 def test_damaged_store_after_creation(tmp_path):
@@ -447,7 +466,7 @@ def test_damaged_store_after_creation(tmp_path):
     path.write_bytes(os.urandom(8192))
     for f in tmp_path.glob("runs.sqlite-*"):
         f.unlink()
-    with pytest.raises(StoreError, match="COMPRESS_STORE"):
+    with pytest.raises(StoreError, match="give the run store another file path"):
         Store(path)
 
 

@@ -682,7 +682,7 @@ def run_sweep(args, ref, model, recipe, values):
     from . import sweeps
     from .store import Store
     by_name = ref[0] == "sample" and args.weights is None
-    store = None if args.store is None else Store(args.store or None)
+    store = None if args.store is None else Store(args.store or None, source="--store" if args.store else None)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON alone (Ray prints notices to sys.stdout)
         rows = sweeps.sweep(args.model if by_name else model, recipe, args.data, args.field, values,
                             workers=args.workers, ray_address=args.ray_address, threads=args.threads, store=store,

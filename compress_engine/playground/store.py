@@ -159,22 +159,26 @@ def _rollback(conn):
 class Store:
     """A SQLite file of saved runs. Cheap to create: make one wherever you need it, on any thread."""
 
-    def __init__(self, path=None):
+    def __init__(self, path=None, *, source=None):
+        """`path`: the SQLite file (default: default_path()). `source`: where that path came from, named in errors
+        ("--store" on the command line); an error names COMPRESS_STORE only when the path is its or the default."""
         if path is not None and not isinstance(path, (str, os.PathLike)):
             raise StoreError(f"run store path must be a file path (str or Path), got {type(path).__name__}")
         self.path = Path(path).expanduser() if path is not None else default_path()
         self.busy_retries = 0  # how often a locked/busy database made a call wait and try again
+        self._fix = ("set COMPRESS_STORE to" if path is None else f"give {source}" if source else
+                     "give the run store")  # + " another file path": the setting that chose this path
         if "\0" in str(self.path):
-            raise StoreError(f"run store path {str(self.path)!r:.300} contains a NUL byte; set COMPRESS_STORE to a "
+            raise StoreError(f"run store path {str(self.path)!r:.300} contains a NUL byte; {self._fix} a "
                              "file path such as ~/runs.sqlite")
         if self.path.is_dir():
-            raise StoreError(f"run store path {self.path} is a folder, not a file: set COMPRESS_STORE to a file "
+            raise StoreError(f"run store path {self.path} is a folder, not a file: {self._fix} a file "
                              "path such as ~/runs.sqlite")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create the run store's folder {self.path.parent}: {e.strerror or e}; "
-                             "set COMPRESS_STORE to a writable file path") from None
+                             f"{self._fix} a writable file path") from None
         self._retry(self._init_schema)
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -191,7 +195,7 @@ class Store:
         if _locked(e):
             return StoreError(f"run store {self.path} stayed locked by another writer for too long ({e}); try again")
         return StoreError(f"{self.path} is not a usable run store ({e}). Move that file away (the dashboard makes "
-                          "a new store there) or set COMPRESS_STORE to another file path.")
+                          f"a new store there) or {self._fix} another file path.")
 
     def _retry(self, fn, *args):
         """Run fn(*args); on 'database is locked/busy' wait a little (jittered, growing) and try again."""
@@ -220,7 +224,7 @@ class Store:
                     tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
                     if version == 0 and tables:
                         raise StoreError(f"{self.path} is an SQLite database but not a run store (it has other "
-                                         "tables). Move it away or set COMPRESS_STORE to another file path.")
+                                         f"tables). Move it away or {self._fix} another file path.")
                     steps = _UPGRADES.get(version, "")  # a new file, or an older one upgraded in place
                     for stmt in steps.split(";"):
                         if stmt.strip():
@@ -233,7 +237,7 @@ class Store:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
             if app_id != APP_ID or version != SCHEMA_VERSION:
                 raise StoreError(f"{self.path} is not a run store of this version (application_id={app_id:#x}, "
-                                 f"user_version={version}). Move it away or set COMPRESS_STORE to another file path.")
+                                 f"user_version={version}). Move it away or {self._fix} another file path.")
 
     # --- API ---------------------------------------------------------------------------------
 
