@@ -13,6 +13,7 @@
     result, plan = ce.fit_budget(model, ds, 10_000)   # fit in 10 KB: per-layer sparsity and clusters, fine-tuned
     result, plan = ce.fit_flops(model, ds, 0.25)      # a quarter of the FLOPs: whole units, every group alike
     ce.sweep(model, ce.Recipe(clusters=16), ds, "sparsity", [0.5, 0.9], workers=2)   # in-process, or on Ray
+    ce.sweep(..., store=ce.Store())   # each point saved in the run store (the Compare page's) as it finishes
 
 It never imports streamlit: pages call it, it does not know about pages.
 """
@@ -33,7 +34,8 @@ _NAMES = {
     ".core.pipeline": ["Result", "compress", "dense_reference", "describe", "estimate", "reference", "speedup"],
     ".core.quantize": ["int8_latency"], ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"],
     ".core.train": ["Stopped", "logits", "predictions", "stop_when"],
-    ".playground.sources": ["first_test_images", "load_dataset"], ".playground.sweeps": ["sweep"],
+    ".playground.sources": ["first_test_images", "load_dataset"], ".playground.store": ["Store"],
+    ".playground.sweeps": ["sweep"],
     ".playground.cards": ["arch_text", "head_predictions", "list_models", "model_card"],
     ".playground.zoo": ["card_sizes", "decode_model", "evaluate_artifact", "kept_test_logits", "load_model",
                         "read_weights"],

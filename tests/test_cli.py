@@ -380,6 +380,26 @@ def test_sweep_shows_each_point_and_ctrl_c_prints_the_finished_rows(capsys, user
     assert code == 130 and json.loads(out) == full[:2]
     assert err.splitlines()[-1] == "interrupted: 2 of 4 points finished; only their rows are printed"
 
+def test_negative_values_are_read_and_floats_print_as_float32_holds_them(capsys, user):
+    """'--values -0.1,0.5' gave argparse's 'expected one argument' with no hint; it is read as --values=-0.1,0.5 (and
+    refused for its range, naming the item). Accuracies printed with float32's noise (0.8981999754905701): a float
+    that is a float32 prints as the shortest decimal of that float32; the rows stay equal as floats32."""
+    import struct
+    for argv in (["--values", "-0.1,0.5"], ["--values=-0.1,0.5"]):
+        code, out, err = run(capsys, "sweep", "--field", "sparsity", *argv)
+        assert code == 2 and err == "error: --values item 1 of 2, sparsity='-0.1': must be between 0.0 and 0.999\n"
+    from compress_engine.playground.cli import float32_short
+    code, out, err = run(capsys, "run", "--model", f"{user}/nets.py:make_model", "--data", f"idx:{user / 'idx'}",
+                         "--weights", str(user / "mine.safetensors"), "--sparsity", "0.5")
+    assert code == 0, err
+    metrics = json.loads(out)["metrics"]
+    assert metrics["accuracy"] == 0.1 and metrics["dense_accuracy"] == 0.1  # float32(0.1) is 0.10000000149011612
+    noisy = {"a": [0.8981999754905701, 1.3259972489683631, 3, True]}  # a float32, a float64, an int, a bool
+    assert float32_short(noisy) == {"a": [0.8982, 1.3259972489683631, 3, True]}
+    for x in (0.8981999754905701, 1e-45, 3.3e38, 3.4028234663852886e38, -0.0, 0.1234567):
+        f32 = struct.unpack("<f", struct.pack("<f", x))[0]
+        assert struct.pack("<f", float32_short(f32)) == struct.pack("<f", f32) and len(repr(float32_short(f32))) < 16
+
 def test_inspect_says_what_run_would_do_before_any_work(capsys, user):
     """inspect: the user's file and weights, checked on the data as run checks them; the JSON names the compressed
     weights, the carried parameters and what structured pruning would keep. Data the model cannot take is refused."""

@@ -205,6 +205,14 @@ def test_what_compress_would_refuse_at_one_point_stops_the_sweep_before_any(net,
         sweeps.sweep(model, ce.Recipe(), targets, "temperature", [2.0])
     assert store.sweeps() == [] and store.count() == 0
 
+def test_values_must_be_a_list_and_the_store_is_ce_store(net, digits):
+    """ce.sweep(..., "sparsity", "0.5") swept '0', '.', '5' ("sparsity='0': must be a number") and 0.5 raised a raw
+    TypeError; both say values is a list. The README's store=Store() is ce.Store."""
+    for values in ("0.5", 0.5, b"0.5"):
+        with pytest.raises(ce.RecipeError, match=r"^values is a list of sparsity values, e.g. \[0.5, 0.8, 0.9\]"):
+            ce.sweep(net, BASE, digits, "sparsity", values)
+    assert ce.Store is Store and "Store" in dir(ce)
+
 def test_without_ray_workers_says_how_to_install(monkeypatch, capsys, net):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ce.CompressError, match=r"pip install 'compression-playground\[ray\]'"):

@@ -30,6 +30,7 @@ import os
 import pickle
 import re
 import stat
+import struct
 import sys
 import warnings
 from dataclasses import fields
@@ -408,11 +409,28 @@ def main(argv=None):
         return _main(argv)
 
 
+NEGATIVE = re.compile(r"-\.?\d")  # a value such as -0.1,0.5 or -.5 (no option starts with a digit)
+
+
+def join_negative(argv):
+    """'--values -0.1,0.5' -> '--values=-0.1,0.5': argparse takes '-0.1' alone for a number but '-0.1,0.5' for an
+    option, and said 'argument --values: expected one argument'. (Not for `app`, whose arguments go to streamlit.)"""
+    if argv[:1] == ["app"]:
+        return argv
+    out = []
+    for item in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and out[-1] != "--" and NEGATIVE.match(item):
+            out[-1] += "=" + item
+        else:
+            out.append(item)
+    return out
+
+
 def _main(argv):
     prog = "compression-playground" if Path(sys.argv[0]).name == "compression-playground" else None
     try:
         ap = parser(prog or "python -m compress_engine")
-        args, extra = ap.parse_known_args(argv)
+        args, extra = ap.parse_known_args(join_negative(sys.argv[1:] if argv is None else list(argv)))
         if args.cmd == "app":
             return start_app(extra)  # serves until stopped
         if extra:
@@ -441,11 +459,32 @@ def _main(argv):
     return 0
 
 
+def float32_short(o):
+    """`o` with every float that is a float32 value written as the shortest decimal giving that float32: accuracies
+    printed as 0.8981999754905701, 0.8982 as float32. Other floats, and what is stored, are left as they are."""
+    if isinstance(o, dict):
+        return {k: float32_short(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [float32_short(v) for v in o]
+    if type(o) is float and math.isfinite(o):
+        try:
+            f32 = struct.pack("<f", o)
+        except OverflowError:  # beyond float32's range: not one
+            return o
+        if struct.unpack("<f", f32)[0] == o:
+            for digits in range(1, 10):  # 9 significant digits tell every float32 apart
+                short = float(f"{o:.{digits}g}")
+                with contextlib.suppress(OverflowError):  # rounded past float32's largest
+                    if struct.pack("<f", short) == f32:
+                        return short
+    return o
+
+
 def print_json(out):
-    """Print `out` as JSON on stdout; False if the reader stopped early (| head): no traceback (Python's docs'
-    recipe)."""
+    """Print `out` as JSON on stdout (float32 values short: float32_short); False if the reader stopped early
+    (| head): no traceback (Python's docs' recipe)."""
     try:
-        print(json.dumps(out, indent=2, ensure_ascii=False), flush=True)
+        print(json.dumps(float32_short(out), indent=2, ensure_ascii=False), flush=True)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return False

@@ -4,7 +4,7 @@
     rows = sweep("lenet-300-100", ce.Recipe(clusters=16), "fashion-mnist", "sparsity", [0.5, 0.8, 0.9])
     rows = sweep(..., workers=2)            # a local Ray runtime: pip install 'compression-playground[ray]'
     rows = sweep(..., ray_address="auto")   # on the Ray cluster this machine is part of (`ray start ...`)
-    rows = sweep(..., store=Store())        # each point saved as it finishes; a rerun skips the stored points
+    rows = sweep(..., store=ce.Store())     # each point saved as it finishes; a rerun skips the stored points
 
 `model` is a sample model's name or any nn.Module; `data` a name load_dataset() takes or a Dataset. The rows
 come back in the order of `values` and are compress_engine.sweep()'s: the value, params, nonzero_params,
@@ -307,6 +307,9 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     """
     if not isinstance(recipe, Recipe):
         raise RecipeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):  # '0.5' went by character: '0', '.'
+        raise RecipeError(f"values is a list of {field_name!s:.50} values, e.g. [0.5, 0.8, 0.9]; got "
+                          f"{type(values).__name__} {values!r:.50} (one value: [{values!r:.50}])")
     values = list(values)
     if not values:
         raise RecipeError("values is empty: give the values of the field to sweep, e.g. [0.5, 0.8, 0.9]")
