@@ -1386,7 +1386,8 @@ def save_button(result, technique_label, key=None, student=None, student_key=Non
         return None
     name = result["model"]
     model_id = f"{name}#{_model_key(name, weights_id(name))}" + ("" if student_key is None else f"+{student_key}")
-    point = ce.sweeps.point_key(model_id, ce.Recipe.from_json(result["recipe"]), DATASET)
+    # the data's name and content, as a sweep keys its points: the same run from a sweep or a Save is stored once
+    point = ce.sweeps.point_key(model_id, ce.Recipe.from_json(result["recipe"]), ce.sweeps.data_id(DATASET, dataset()))
     try:
         store = Store()
         saved_before = store.stored_points([point])

@@ -169,6 +169,11 @@ def test_save_run_from_a_technique_page(tiny, tmp_path, monkeypatch):
     assert not at.exception and not at.error
     rows = Store().list()
     assert len(rows) == 1 and rows[0]["technique"] == "prune+cluster" and rows[0]["model"] == "lenet-300-100"
+    # keyed as a sweep keys the same point (model, recipe, the data's name and content): stored once, either way
+    from compress_engine.playground import sweeps
+    _, model_id, _ = sweeps._the_model("lenet-300-100", None)
+    _, data_id, _ = sweeps._the_data(tiny)
+    assert Store().stored_points([sweeps.point_key(model_id, ce.Recipe.from_json(rows[0]["recipe"]), data_id)])
 
 
 # --- clustering -----------------------------------------------------------------------------------
