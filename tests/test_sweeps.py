@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import sys
+import warnings
 
 import pytest
 import torch
@@ -50,6 +51,15 @@ class Fragile(Net):
     def forward(self, x):
         if (self.fc1.weight == 0).float().mean() > 0.85:
             raise ValueError("fc1 is too sparse for me")
+        return super().forward(x)
+
+
+class Chatty(Net):
+    """Warns once it is more than 85 % zeros (each forward pass, as a user's model might)."""
+
+    def forward(self, x):
+        if (self.fc1.weight == 0).float().mean() > 0.85:
+            warnings.warn("Chatty: fc1 is mostly zeros", RuntimeWarning)
         return super().forward(x)
 
 
@@ -343,6 +353,20 @@ def test_ray_rows_are_the_in_process_rows_bit_for_bit(local_ray, net, digits, tm
     assert same(rows, sweeps.sweep(fragile, BASE, "digits", "sparsity", [0.9, 0.5]))
     assert rows[0]["error"] == "ValueError: fc1 is too sparse for me" and store.count() == 1
     assert len(store.sweep_failures()) == 1
+
+
+@needs_ray
+def test_a_points_warnings_reach_the_caller_from_ray_workers_too(local_ray, net, digits):
+    """A point's warnings (the engine's, or the model's own) showed in-process and never on Ray, whose workers'
+    output is not sent back. Each point now brings its warnings back, once per message, in either backend."""
+    chatty = like(Chatty, net)
+    for workers in (None, 2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sweeps.sweep(chatty, BASE, digits, "sparsity", [0.5, 0.9, 0.95], workers=workers)
+        said = [str(w.message) for w in caught if "Chatty" in str(w.message)]
+        assert said == ["Chatty: fc1 is mostly zeros"] * 2, (workers, said)  # one per point that warned
+        assert all(w.category is RuntimeWarning for w in caught if "Chatty" in str(w.message))
 
 
 @needs_ray

@@ -30,6 +30,7 @@ Why it is built this way:
   again (max_retries=1); a second loss is recorded as the point's error. The sweep goes on either way.
 """
 
+import builtins
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ import sys
 import sysconfig
 import time
 import types
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -161,12 +163,27 @@ def _attempt(model_src, data_src, recipe_json, threads):
     """One point: {"metrics", "artifact"}, or {"error"} if compress() (or loading) raised, with the "seconds" it took.
     Never raises (but on KeyboardInterrupt)."""
     start = time.perf_counter()
-    try:
-        metrics, artifact = run_point(_resolve(model_src), _resolve(data_src), Recipe.from_json(recipe_json), threads)
-        out = {"metrics": metrics, "artifact": artifact}
-    except Exception as e:
-        out = {"error": f"{type(e).__name__}: {_first_line(e)}"}
-    return dict(out, seconds=time.perf_counter() - start)
+    with warnings.catch_warnings(record=True) as caught:  # brought back to the caller: a Ray worker's are lost
+        warnings.simplefilter("always")
+        try:
+            metrics, artifact = run_point(_resolve(model_src), _resolve(data_src), Recipe.from_json(recipe_json),
+                                          threads)
+            out = {"metrics": metrics, "artifact": artifact}
+        except Exception as e:
+            out = {"error": f"{type(e).__name__}: {_first_line(e)}"}
+    said = {}  # one of each (category, message): a model's forward may warn at every batch
+    for w in caught:
+        said.setdefault((w.category.__name__, str(w.message)), None)
+    return dict(out, seconds=time.perf_counter() - start, warnings=list(said))
+
+
+def _warn_again(said):
+    """The warnings a point recorded (_attempt), warned here: a builtin category as itself, any other as
+    UserWarning (its class may exist only on the worker)."""
+    for category, message in said or ():
+        kind = getattr(builtins, category, None)
+        kind = kind if isinstance(kind, type) and issubclass(kind, Warning) else UserWarning
+        warnings.warn(message, kind, stacklevel=3)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -347,6 +364,7 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
 
     def finish(i, out):
         """Record point i's outcome (row, store) and report progress; False means stop."""
+        _warn_again(out.get("warnings"))
         if "error" in out:
             row = {field_name: values[i], "error": out["error"]}
             if store is not None:
