@@ -121,6 +121,13 @@ df["flops_x"] = pd.to_numeric(pd.Series([viz.flops_ratio(f, d) for f, d in zip(d
 controls, explain = st.columns([2, 3], gap="large")
 with controls:
     models = sorted(df["model"].unique())
+    # a model whose first run was saved since this page last drew (another tab, another page) is shown too; one whose
+    # runs are all gone leaves the choice
+    known = st.session_state.get("compare_known_models")
+    if known is not None and "compare_models" in st.session_state:
+        kept = [m for m in st.session_state["compare_models"] if m in models]
+        st.session_state["compare_models"] = kept + [m for m in models if m not in known and m not in kept]
+    st.session_state["compare_known_models"] = models
     chosen = st.multiselect("Models", models, default=models, key="compare_models",
                             help="Runs of these models (sample models and your uploads) are shown in the chart and "
                                  "the table. With several, the frontier is over all of them: the best accuracy for "

@@ -177,6 +177,24 @@ def test_every_model_has_its_own_marker_shape_whichever_are_shown(store, results
     assert shapes(at) == {n: every[n] for n in names[3:]}
 
 
+def test_a_model_first_saved_in_another_tab_is_shown_and_a_hidden_one_stays_hidden(seeded, store, results):
+    """The Models choice kept what it had: a run of a new model saved in another tab while Compare was open stayed
+    off the table and chart until the user added its model by hand."""
+    at = compare()
+    assert at.multiselect(key="compare_models").value == ["lenet-300-100"]
+    store.save("lenet-5", results[0].recipe, results[0].metrics, results[0].artifact)  # "another tab"
+    at.run()
+    assert at.multiselect(key="compare_models").value == ["lenet-300-100", "lenet-5"]
+    assert "lenet-5" in set(at.dataframe[0].value["model"])
+    at.multiselect(key="compare_models").set_value(["lenet-5"]).run()  # the user hides one: it stays hidden
+    newest = store.save("resnet-8", results[0].recipe, results[0].metrics, results[0].artifact)
+    at.run()
+    assert at.multiselect(key="compare_models").value == ["lenet-5", "resnet-8"]
+    store.delete([newest])  # its only run gone: the model leaves the choice, without an error
+    at.run()
+    assert not at.exception and at.multiselect(key="compare_models").value == ["lenet-5"]
+
+
 def test_renaming_a_run_another_tab_deleted_says_so(seeded, store):
     at = select(compare(), [0])
     run_id = int(at.dataframe[0].value["id"][0])
