@@ -181,7 +181,7 @@ def upload_weights(data, filename):
     if len(data) > MAX_WEIGHTS_MB * units.MB:  # checked before the bytes are parsed
         return "error", (f"{filename} is {units.mb(len(data))} ({len(data):,} bytes); weight uploads are limited "
                          f"to {MAX_WEIGHTS_MB} MB ({MAX_WEIGHTS_MB * units.MB:,} bytes) here.")
-    before = len(dropped())
+    before = set(uploads())
     try:
         name = add_upload(data, filename)
     except ce.CompressError as e:
@@ -190,7 +190,7 @@ def upload_weights(data, filename):
         return "error", f"Could not read {filename} ({type(e).__name__}: {str(e)[:200]})."
     st.session_state["model"] = name
     c = uploads()[name]["card"]
-    gone = dropped()[before:]
+    gone = sorted(before - set(uploads()))  # what this upload pushed out (a file uploaded again is not new)
     return "success", (f"Added **{name}** ({c['parameters']:,} parameters, test accuracy "
                        f"{100 * c['test_accuracy']:.2f} %); it is selected above."
                        + (f" Dropped **{', '.join(gone)}**, the oldest: a session keeps at most {MAX_UPLOADS} "

@@ -785,6 +785,10 @@ def test_a_dropped_upload_is_named_and_a_teacher_it_was_goes_back_to_the_default
     assert "dropped it, the oldest upload" in warned[0]
     at.run()  # said once: the teacher is now resnet-8, as chosen
     assert not at.warning and at.selectbox(key="distill_teacher").value == "resnet-8"
+    kept = [n for n in at.sidebar.selectbox(key="model").options if n.startswith("upload-")]
+    said = add(0)  # names[0] uploaded again: it comes back and pushes out the oldest kept one, saying which
+    assert at.session_state["model"] == names[0] and kept[0] not in at.sidebar.selectbox(key="model").options
+    assert f"Dropped **{kept[0]}**, the oldest" in said, said
 
 
 def test_sidebar_refusals_show_names_literally_and_the_picker_is_not_only_for_samples(fmnist, monkeypatch):
