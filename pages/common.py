@@ -1139,8 +1139,11 @@ def layer_picker(dense_run, prefix):
 STOPPED = "Stopped: nothing of the interrupted run was kept."
 
 
-def stopped_text(others):
-    """What Cancel did: the run stopped, or (asked for by `others` other sessions too) it goes on for them."""
+def stopped_text(others, finished=False):
+    """What Cancel did: the run stopped, or (asked for by `others` other sessions too) it goes on for them, or it had
+    `finished` already (and is kept)."""
+    if finished:
+        return "The run had finished as you pressed Cancel: it is kept, and shows at once when you ask for it again."
     if not others:
         return STOPPED
     return (f"You stopped waiting: the run goes on for {others} other session{'s' if others > 1 else ''} that asked "
@@ -1294,9 +1297,10 @@ def _cancel_training(key, resets=None):
     """on_click of a run's Cancel button: runs before the page does, whether or not the page draws it again; turns
     off the toggle `resets` (pooled's cancel_resets), saying so."""
     job = st.session_state.get("train_jobs", {}).pop(key, None)
-    if job is not None:
-        job.cancel()
-    said = stopped_text(job.submitters if job is not None else 0)  # others still waiting: it goes on, kept
+    state = job.cancel() if job is not None else None
+    # others still waiting: it goes on, and is kept (a job that had finished keeps its count: nobody waits for it)
+    said = stopped_text(job.submitters if state in (ce.jobs.QUEUED, ce.jobs.RUNNING) else 0,
+                        finished=state == ce.jobs.DONE)
     st.session_state.setdefault("cancel_said", {})[key] = said
     if resets is not None:
         st.session_state[resets] = False

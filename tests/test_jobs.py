@@ -328,6 +328,15 @@ def test_cancel_of_a_run_another_session_waits_for_says_it_goes_on():
     assert "the run goes on for 1 other session" in at.toast[0].value
     release.set()
     assert job.wait(WAIT) and job.state == jobs.DONE  # the other tab's run finished
+    # Cancel pressed as a run finishes: nobody is waiting for it any more, and it is kept (it said "goes on for 1
+    # other session": a finished job keeps its count of sessions)
+    done = jobs.pool().submit(("finished", time.monotonic()), lambda job: 1)
+    assert done.wait(WAIT) and done.state == jobs.DONE
+    at.toggle(key="finetune").set_value(True).run()
+    at.session_state["train_jobs"] = {("k",): done}
+    at.button(key="cancel").click().run()
+    assert [t.value for t in at.toast] == [common.stopped_text(0, finished=True)]
+    assert "had finished" in at.toast[0].value
 
 
 def _session():
