@@ -490,7 +490,7 @@ USER_BAD = {  # (argv, words stderr must contain); {tmp} is the `user` folder. -
     "weights suffix": (["--weights", "{tmp}/nets.py"], "weight files must end in .safetensors, .pt"),
     "weights mismatch": (["--weights", "{tmp}/wrong.safetensors"],
                          # (the --model path is cut at 80 characters, so the tail after it is what is checked)
-                         "tensors 2 unexpected (4.bias, 4.weight); 3 of the wrong shape (1.weight [32, 784] vs [16, 784]"),
+                         "tensors 2 unexpected (4.bias, 4.weight); 3 of the wrong shape (1.weight is [32, 784], expected [16, 784]"),
     "weights missing keys": (["--weights", "{tmp}/net.pt"], "tensors 4 missing (1.weight, 1.bias, 3.weight, …"),
     "weights code": (["--weights", "{tmp}/code.pt"], "refused: it holds code or objects other than tensors "
                                                "(torch.nn.modules.container.Sequential)"),

@@ -133,6 +133,21 @@ def test_a_renamed_lenet_is_refused_with_the_renaming_that_makes_it_one():
     assert models.spec_of(model) == spec and same_weights(model, lenet.state_dict())
 
 
+def test_a_file_that_does_not_fit_its_spec_is_worded_as_every_other_mismatch():
+    """from_state_dict (an upload's or an artifact's spec) names missing, unexpected and mis-shaped tensors as
+    state_mismatch does for a user's module: one wording, with the counts, the names and both shapes."""
+    state = dict(small_state())
+    state["layers.0.weight"] = torch.zeros(31, 784)
+    del state["layers.1.bias"]
+    state["extra.weight"] = torch.zeros(2)
+    with pytest.raises(ce.ModelError) as e:
+        models.from_state_dict(MLP_SMALL, state)
+    message = str(e.value)
+    assert message.endswith(": " + models.state_mismatch(models.build(MLP_SMALL), state)), message
+    assert ("1 missing (layers.1.bias); 1 unexpected (extra.weight); 1 of the wrong shape (layers.0.weight is "
+            "[31, 784], expected [32, 784])") in message, message
+
+
 class DepthwiseGroupNorm(torch.nn.Module):
     def __init__(self):
         super().__init__()

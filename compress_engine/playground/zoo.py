@@ -191,13 +191,8 @@ def from_state_dict(spec, state_dict):
     (an artifact's or an upload's) allocates nothing unless the given tensors really have that size.
     """
     with torch.device("meta"):
-        want = {k: tuple(v.shape) for k, v in build(spec).state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state_dict.items()}
-    if want != got:
-        wrong = [f"{k} is {list(got[k])}, expected {list(want[k])}" for k in want if k in got and got[k] != want[k]]
-        missing, extra = [k for k in want if k not in got], [k for k in got if k not in want]
-        found = "; ".join(f"{what} {items[:4]}" + (f" and {len(items) - 4} more" if len(items) > 4 else "")
-                          for what, items in (("shapes:", wrong), ("missing", missing), ("unexpected", extra)) if items)
+        found = state_mismatch(build(spec), state_dict)
+    if found:
         raise ModelError(f"weights do not fit the architecture they were read as ({cards.arch_text(spec)}): {found}")
     model = build(spec)
     model.load_state_dict(state_dict)
@@ -267,27 +262,28 @@ def decode_model(artifact, module=None):
     return from_state_dict(spec, state), meta
 
 
-def few(items, n=3):
+def few(items, n=3, sep=", "):
     """The first n items, and how many more: "a, b, c, … (42 more)"."""
     items = list(items)
-    return ", ".join(items[:n]) + (f", … ({len(items) - n} more)" if len(items) > n else "")
+    return sep.join(items[:n]) + (f"{sep}… ({len(items) - n} more)" if len(items) > n else "")
 
 
 def state_mismatch(model, state):
     """How `state` fails to fit `model` strictly, in one line naming the missing, unexpected and mis-shaped tensors
-    ('10 missing (bn1.weight, …); 2 unexpected (…)'); '' if it fits."""
+    ('10 missing (bn1.weight, …); 2 unexpected (…); 1 of the wrong shape (fc.weight is [10, 8], expected [10, 16])');
+    '' if it fits. Only shapes are read: `model` may be on the meta device (an untrusted spec allocates nothing)."""
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     problems = []
     missing = [k for k in want if k not in got]
     extra = [k for k in got if k not in want]
-    shapes = [f"{k} {list(got[k])} vs {list(want[k])}" for k in want if k in got and got[k] != want[k]]
+    shapes = [f"{k} is {list(got[k])}, expected {list(want[k])}" for k in want if k in got and got[k] != want[k]]
     if missing:
         problems.append(f"{len(missing)} missing ({few(missing)})")
     if extra:
         problems.append(f"{len(extra)} unexpected ({few(extra)})")
     if shapes:
-        problems.append(f"{len(shapes)} of the wrong shape ({few(shapes)}; file vs model)")
+        problems.append(f"{len(shapes)} of the wrong shape ({few(shapes, sep='; ')})")
     return "; ".join(problems)
 
 
