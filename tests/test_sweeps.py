@@ -358,15 +358,20 @@ def test_ray_rows_are_the_in_process_rows_bit_for_bit(local_ray, net, digits, tm
 @needs_ray
 def test_a_points_warnings_reach_the_caller_from_ray_workers_too(local_ray, net, digits):
     """A point's warnings (the engine's, or the model's own) showed in-process and never on Ray, whose workers'
-    output is not sent back. Each point now brings its warnings back, once per message, in either backend."""
+    output is not sent back. A worker's come back as raised there, after the point is kept: the caller's filters
+    decide, by module too ("default": once a sweep; "always": once a point; "ignore" for the model's module)."""
     chatty = like(Chatty, net)
-    for workers in (None, 2):
+
+    def said(workers, *how, **where):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            warnings.filterwarnings(*how, **where)
             sweeps.sweep(chatty, BASE, digits, "sparsity", [0.5, 0.9, 0.95], workers=workers)
-        said = [str(w.message) for w in caught if "Chatty" in str(w.message)]
-        assert said == ["Chatty: fc1 is mostly zeros"] * 2, (workers, said)  # one per point that warned
-        assert all(w.category is RuntimeWarning for w in caught if "Chatty" in str(w.message))
+        return [str(w.message) for w in caught if "Chatty" in str(w.message)]
+
+    assert said(2, "always") == ["Chatty: fc1 is mostly zeros"] * 2  # one per point that warned
+    assert said(2, "default") == ["Chatty: fc1 is mostly zeros"] == said(None, "default")  # as in this process
+    assert said(2, "ignore", module="test_sweeps") == [] == said(None, "ignore", module="test_sweeps")
 
 
 @needs_ray
@@ -396,9 +401,12 @@ def test_a_killed_worker_is_retried_once_and_nothing_is_written_twice(local_ray,
     assert len({r["recipe"] for r in store.list()}) == len(VALUES)
     # a point whose worker dies on every attempt is recorded as failed after the retry; the others finish
     always = tmp_path / "always"
+    seen = {}
     rows = sweeps.sweep(like(Killer, net, always, True), BASE, "digits", "sparsity", [0.7, 0.5], workers=1,
-                        store=store)  # (0.5 is stored already: the same weights and class make the same key)
+                        store=store,  # (0.5 is stored already: the same weights and class make the same key)
+                        on_point=lambda done, total, row, seconds: seen.setdefault(row["sparsity"], seconds))
     assert rows[0]["sparsity"] == 0.7 and rows[0]["error"].startswith("WorkerCrashedError after 2 tries")
+    assert seen[0.5] is None and seen[0.7] > 0  # the point that ran and died is not "stored" (seconds None)
     assert same(rows[1], core_rows(killer, digits)[1])
     assert store.count() == len(VALUES) and [f["error"] for f in store.sweep_failures()] == [rows[0]["error"]]
 

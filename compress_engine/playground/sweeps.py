@@ -31,6 +31,7 @@ Why it is built this way:
 """
 
 import builtins
+import contextlib
 import hashlib
 import json
 import os
@@ -159,31 +160,40 @@ def _resolve(src):
     return _CACHE[key]
 
 
-def _attempt(model_src, data_src, recipe_json, threads):
+def _attempt(model_src, data_src, recipe_json, threads, record=False):
     """One point: {"metrics", "artifact"}, or {"error"} if compress() (or loading) raised, with the "seconds" it took.
-    Never raises (but on KeyboardInterrupt)."""
+    Never raises (but on KeyboardInterrupt). record=True (a Ray worker, whose own warnings reach no one): also the
+    point's "warnings", one of each, for the sweep to warn again (_warn_again); in this process they show as they
+    come, under the caller's filters."""
     start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:  # brought back to the caller: a Ray worker's are lost
-        warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) if record else contextlib.nullcontext() as caught:
+        if record:
+            warnings.simplefilter("always")
         try:
             metrics, artifact = run_point(_resolve(model_src), _resolve(data_src), Recipe.from_json(recipe_json),
                                           threads)
             out = {"metrics": metrics, "artifact": artifact}
         except Exception as e:
             out = {"error": f"{type(e).__name__}: {_first_line(e)}"}
-    said = {}  # one of each (category, message): a model's forward may warn at every batch
-    for w in caught:
-        said.setdefault((w.category.__name__, str(w.message)), None)
-    return dict(out, seconds=time.perf_counter() - start, warnings=list(said))
+    out["seconds"] = time.perf_counter() - start
+    if record:
+        modules = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
+        said = {}  # one of each (category, message, where): a model's forward may warn at every batch
+        for w in caught:
+            module = modules.get(w.filename) or Path(w.filename).stem  # a file sent by value is no module there
+            said.setdefault((w.category.__name__, str(w.message), w.filename, w.lineno, module))
+        out["warnings"] = list(said)
+    return out
 
 
-def _warn_again(said):
-    """The warnings a point recorded (_attempt), warned here: a builtin category as itself, any other as
-    UserWarning (its class may exist only on the worker)."""
-    for category, message in said or ():
+def _warn_again(said, registry):
+    """The warnings a Ray worker recorded for a point (_attempt), warned here as raised there: the same message, line
+    and module (so the caller's filters apply, and "default" shows each once a sweep: `registry`); a builtin
+    category as itself, any other as UserWarning (its class may exist only on the worker)."""
+    for category, message, filename, lineno, module in said or ():
         kind = getattr(builtins, category, None)
         kind = kind if isinstance(kind, type) and issubclass(kind, Warning) else UserWarning
-        warnings.warn(message, kind, stacklevel=3)
+        warnings.warn_explicit(message, kind, filename, lineno, module=module, registry=registry)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -318,9 +328,10 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     None, accuracy): return False to stop (finished points are kept; unfinished ones are left out of the
     rows). on_point(done, total, row, seconds): each row as it is known (seconds None for a point found in the
     store), in this process. Ctrl-C raises Interrupted, a KeyboardInterrupt holding the rows finished so far.
-    Bad input (a value, a name, ray missing, a model that does not take the data, a value compress() would refuse
-    with them, such as `layers` naming no layer of the model, a store for regression targets) raises
-    CompressError before any point runs.
+    Bad input (a value, a name, ray missing, a model that does not take the data, a recipe value compress() refuses
+    for this model and data before it runs, such as `layers` naming no layer of the model, a store for regression
+    targets) raises CompressError before any point runs. What compress() finds only while it works (structured
+    pruning of a graph torch.fx cannot trace, a layer too small for the sparsity asked) is that point's error.
     """
     if not isinstance(recipe, Recipe):
         raise RecipeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
@@ -362,9 +373,10 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
             if on_point is not None:
                 on_point(done[0], len(values), row, None)
 
+    said = {}  # the warnings registry of this sweep's points (those from Ray workers)
+
     def finish(i, out):
         """Record point i's outcome (row, store) and report progress; False means stop."""
-        _warn_again(out.get("warnings"))
         if "error" in out:
             row = {field_name: values[i], "error": out["error"]}
             if store is not None:
@@ -381,6 +393,7 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                 done[0] += 1
                 if on_point is not None:
                     on_point(done[0], len(values), rows[j], out.get("seconds"))
+        _warn_again(out.get("warnings"), said)  # after the point is kept: an "error" filter stops only the rest
         if progress is not None:
             return progress(done[0], len(values), None, row.get("accuracy"))
 
@@ -470,13 +483,15 @@ def _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, worker
         task = _task(ray).options(num_cpus=threads, max_retries=MAX_RETRIES, retry_exceptions=False)
         window = workers or len(todo)
         queue = iter(todo)
+        began = {}  # point -> when it was handed to Ray
 
         def top_up():
             while len(pending) < window:
                 i = next(queue, None)
                 if i is None:
                     return
-                pending[task.remote(model_src, data_src, recipes[i].to_json(), threads)] = i
+                pending[task.remote(model_src, data_src, recipes[i].to_json(), threads, True)] = i
+                began[i] = time.perf_counter()
 
         top_up()
         while pending:
@@ -485,7 +500,8 @@ def _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, worker
             try:
                 out = ray.get(ref)
             except ray.exceptions.RayError as e:  # the worker died (or its node was lost) on every try
-                out = {"error": f"{type(e).__name__} after {1 + MAX_RETRIES} tries: {_first_line(e)}"}
+                out = {"error": f"{type(e).__name__} after {1 + MAX_RETRIES} tries: {_first_line(e)}",
+                       "seconds": time.perf_counter() - began[i]}  # it ran (a point without seconds was stored)
             top_up()  # the next point runs while this one is written to the store
             if finish(i, out) is False:
                 break
