@@ -162,6 +162,45 @@ class RowLSTM(torch.nn.Module):
         self.lstm, self.fc = torch.nn.LSTM(28, 16), torch.nn.Linear(16, 10)
 
 
+class BatchNormCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                            torch.nn.Conv2d(8, 16, 3), torch.nn.BatchNorm2d(16), torch.nn.ReLU())
+        self.fc = torch.nn.Linear(16, 10)
+
+
+class ShortcutBlock(torch.nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv1, self.bn1 = torch.nn.Conv2d(cin, cout, 3, 2, 1, bias=False), torch.nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = torch.nn.Conv2d(cout, cout, 3, 1, 1, bias=False), torch.nn.BatchNorm2d(cout)
+        self.downsample = torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 1, 2, bias=False), torch.nn.BatchNorm2d(cout))
+
+
+class ShortcutResNet(torch.nn.Module):
+    """torchvision's BasicBlock layout: the 1x1 downsample takes the block's input (8 channels), not conv2's 16."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.bn = torch.nn.Conv2d(1, 8, 3, 1, 1, bias=False), torch.nn.BatchNorm2d(8)
+        self.layer1 = torch.nn.Sequential(ShortcutBlock(8, 16), ShortcutBlock(16, 32))
+        self.fc = torch.nn.Linear(32, 10)
+
+
+@pytest.mark.parametrize("module", [BatchNormCNN, ShortcutResNet])
+@pytest.mark.parametrize("counters", [True, False])
+def test_a_batchnorm_cnn_or_resnet_under_other_names_is_told_the_resnet_comes_closest(module, counters):
+    """A BatchNorm saved the usual way has a 0-D num_batches_tracked, and a ResNet's 1x1 downsample takes its block's
+    input: neither is an odd layer (a '0-D tensor', 'grouped convolutions'), so the refusal names the ResNet."""
+    state = {k: v for k, v in module().state_dict().items() if counters or not k.endswith("num_batches_tracked")}
+    with pytest.raises(ce.ModelError) as e:
+        read_weights(pt(state), "cnn.pt")
+    message = str(e.value).split(". The sidebar")[0]
+    assert "(convolutions with BatchNorm) come closest to the ResNet here" in message, message
+    assert "0-D" not in message and "grouped" not in message, message
+
+
 @pytest.mark.parametrize("module, why", [(RowLSTM, r"recurrent layers \(lstm.weight_ih_l0\)"),
                                          (DepthwiseGroupNorm, r"depthwise or grouped convolutions \(features.3.weight "
                                                               r"\[8, 1, 3, 3\]\), norms without running statistics")])

@@ -707,12 +707,19 @@ def _unknown_layout(shapes, name):
     bias_only = all(k in weights or (len(s) == 1 and k.endswith("bias") and k[:-4] in layers)
                     for k, s in shapes.items())  # nothing but Linear / conv weights and their biases
     chain = all(a[0] == b[1] for a, b in zip(linear, linear[1:]))
+    # depthwise: a conv taking 1 channel per group ([out, 1, k, k]) that is not the first conv (whose 1 channel is
+    # the greyscale image's) and follows no layer of 1 output; in file order, as the model saves them. A grouped
+    # conv of g > 1 channels per group is not told apart: its weight's [out, in / groups, k, k] looks like a plain
+    # conv's, and matching in / groups against the earlier layers' outputs calls a ResNet's 1x1 shortcut (its
+    # block's input, not the conv before it) or a conv after a concatenation grouped, which they are not
+    depthwise = [k for i, k in enumerate(weights) if len(shapes[k]) == 4 and shapes[k][1] == 1 < shapes[k][0]
+                 and any(len(shapes[w]) == 4 for w in weights[:i]) and all(shapes[w][0] != 1 for w in weights[:i])]
     odd = ([f"recurrent layers ({k})" for k in shapes if re.search(r"weight_[ih]h", k)][:1]
-           + [f"depthwise or grouped convolutions ({k} {list(shapes[k])})" for k, prev in zip(weights[1:], weights)
-              if len(shapes[k]) == 4 and len(shapes[prev]) == 4 and shapes[k][1] != shapes[prev][0]][:1]
+           + [f"depthwise or grouped convolutions ({k} {list(shapes[k])})" for k in depthwise][:1]
            + [f"norms without running statistics (GroupNorm or LayerNorm: {k})" for k, s in shapes.items()
               if k.endswith("weight") and len(s) == 1 and k[:-len("weight")] + "running_mean" not in shapes][:1]
-           + [f"a {len(s)}-D tensor ({k} {list(s)})" for k, s in shapes.items() if len(s) not in (1, 2, 4)][:1])
+           + [f"a {len(s)}-D tensor ({k} {list(s)})" for k, s in shapes.items()
+              if len(s) not in (1, 2, 4) and not k.endswith(BN_COUNTER[1:])][:1])  # a BatchNorm's counter is 0-D
 
     def rename(target):
         return ", ".join(f"{a}* to {b}.*" for a, b in list(zip(layers, target))[:4]) + (", ..." if len(layers) > 4
