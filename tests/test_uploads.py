@@ -179,12 +179,13 @@ class ShortcutBlock(torch.nn.Module):
 
 
 class ShortcutResNet(torch.nn.Module):
-    """torchvision's BasicBlock layout: the 1x1 downsample takes the block's input (8 channels), not conv2's 16."""
+    """torchvision's BasicBlock layout: the 1x1 downsample takes the block's input (8 channels), not conv2's 16.
+    The stem is registered last: a file's order need not be the forward's."""
 
     def __init__(self):
         super().__init__()
-        self.first, self.bn = torch.nn.Conv2d(1, 8, 3, 1, 1, bias=False), torch.nn.BatchNorm2d(8)
         self.layer1 = torch.nn.Sequential(ShortcutBlock(8, 16), ShortcutBlock(16, 32))
+        self.first, self.bn = torch.nn.Conv2d(1, 8, 3, 1, 1, bias=False), torch.nn.BatchNorm2d(8)
         self.fc = torch.nn.Linear(32, 10)
 
 

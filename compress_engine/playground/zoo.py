@@ -707,13 +707,12 @@ def _unknown_layout(shapes, name):
     bias_only = all(k in weights or (len(s) == 1 and k.endswith("bias") and k[:-4] in layers)
                     for k, s in shapes.items())  # nothing but Linear / conv weights and their biases
     chain = all(a[0] == b[1] for a, b in zip(linear, linear[1:]))
-    # depthwise: a conv taking 1 channel per group ([out, 1, k, k]) that is not the first conv (whose 1 channel is
-    # the greyscale image's) and follows no layer of 1 output; in file order, as the model saves them. A grouped
+    # depthwise: a conv taking 1 channel per group ([out, 1, k, k], out > 1) when there are several: one of them may
+    # take the greyscale image (and the file's order need not be the forward's), the others are depthwise. A grouped
     # conv of g > 1 channels per group is not told apart: its weight's [out, in / groups, k, k] looks like a plain
     # conv's, and matching in / groups against the earlier layers' outputs calls a ResNet's 1x1 shortcut (its
     # block's input, not the conv before it) or a conv after a concatenation grouped, which they are not
-    depthwise = [k for i, k in enumerate(weights) if len(shapes[k]) == 4 and shapes[k][1] == 1 < shapes[k][0]
-                 and any(len(shapes[w]) == 4 for w in weights[:i]) and all(shapes[w][0] != 1 for w in weights[:i])]
+    depthwise = [k for k in weights if len(shapes[k]) == 4 and shapes[k][1] == 1 < shapes[k][0]][1:]
     odd = ([f"recurrent layers ({k})" for k in shapes if re.search(r"weight_[ih]h", k)][:1]
            + [f"depthwise or grouped convolutions ({k} {list(shapes[k])})" for k in depthwise][:1]
            + [f"norms without running statistics (GroupNorm or LayerNorm: {k})" for k, s in shapes.items()
