@@ -202,6 +202,31 @@ def test_a_batchnorm_cnn_or_resnet_under_other_names_is_told_the_resnet_comes_cl
     assert "0-D" not in message and "grouped" not in message, message
 
 
+class TorchvisionNames(ShortcutResNet):
+    """torchvision's ResNet names: conv1, bn1, layer1, ..., fc; conv1.weight is also a LeNet-5 name."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = self.first, self.bn
+        del self.first, self.bn
+
+
+def test_a_file_sharing_a_name_with_lenet5_is_not_compared_with_its_names():
+    """A torchvision-style ResNet has conv1.weight: the refusal says what its shapes come closest to, not that it
+    misses LeNet-5's conv1.bias, conv2.weight, ...; a near LeNet-5 (a bias missing, a layer more) is still compared
+    with LeNet-5's names, which says what to change."""
+    with pytest.raises(ce.ModelError) as e:
+        read_weights(pt(TorchvisionNames().state_dict()), "resnet18.pt")
+    message = str(e.value).split(". The sidebar")[0]
+    assert "come closest to the ResNet here" in message, message
+    assert "missing" not in message and "conv1.bias" not in message and "conv2" not in message, message
+    lenet = small_state({"arch": "lenet5", "widths": [6, 16, 120]})
+    for state, words in (({k: v for k, v in lenet.items() if k != "fc2.bias"}, "missing ['fc2.bias']"),
+                         ({**lenet, "fc3.weight": torch.zeros(10, 10)}, "unexpected ['fc3.weight']")):
+        with pytest.raises(ce.ModelError, match=re.escape(words)):
+            read_weights(pt(state), "lenet.pt")
+
+
 @pytest.mark.parametrize("module, why", [(RowLSTM, r"recurrent layers \(lstm.weight_ih_l0\)"),
                                          (DepthwiseGroupNorm, r"depthwise or grouped convolutions \(features.3.weight "
                                                               r"\[8, 1, 3, 3\]\), norms without running statistics")])
