@@ -148,6 +148,36 @@ def test_a_file_that_does_not_fit_its_spec_is_worded_as_every_other_mismatch():
             "[31, 784], expected [32, 784])") in message, message
 
 
+def lenet_under_other_names(**shapes):
+    """A LeNet-5 6-16-120 saved as nn.Sequential features / classifier, with some tensors of other shapes."""
+    torch.manual_seed(0)
+    state = {**models.build({"arch": "lenet5", "widths": [6, 16, 120]}).state_dict(),
+             **{k.replace("_", "."): torch.zeros(s) for k, s in shapes.items()}}
+    names = {"conv1": "features.0", "conv2": "features.3", "fc1": "classifier.1", "fc2": "classifier.3"}
+    return {names[k.split(".")[0]] + "." + k.split(".")[1]: v for k, v in state.items()}
+
+
+@pytest.mark.parametrize("state, why", [
+    (torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 3)).state_dict(),
+     r"an MLP 20-64-3 .*, which the sidebar cannot take under any names: an MLP of sizes \[20, 64, 3\] cannot run "
+     r"here: .* must be \[784, \.\.\., 10\]"),
+    (lenet_under_other_names(conv1_weight=(6, 3, 5, 5)),
+     r"a LeNet-5 .*, which the sidebar cannot take under any names: a LeNet-5 with 3 input channel\(s\)"),
+    (lenet_under_other_names(fc2_weight=(3, 120), fc2_bias=(3,)), r"cannot take under any names: .* 3 outputs"),
+    (lenet_under_other_names(conv1_weight=(6, 1, 3, 3), conv2_weight=(16, 6, 3, 3), fc1_weight=(120, 400)),
+     r"cannot take under any names: its tensors would not fit \(3 of the wrong shape \(conv1.weight is "
+     r"\[6, 1, 3, 3\], expected \[6, 1, 5, 5\]")])
+def test_renaming_is_suggested_only_when_the_renamed_file_would_load(state, why):
+    """A 20-64-3 tabular MLP, or a LeNet-5 for RGB images, 3 classes or 3x3 kernels, under other names: renamed, the
+    sidebar would refuse it too, so the refusal says why and points to the command line and its --data instead."""
+    with pytest.raises(ce.ModelError) as e:
+        read_weights(pt(state), "mine.pt")
+    message = str(e.value)
+    assert re.search(why, message), message
+    assert "rename" not in message and "--data" in message, message
+    assert "python -m compress_engine run --model your_model.py:make_model --weights 'mine.pt'" in message, message
+
+
 class DepthwiseGroupNorm(torch.nn.Module):
     def __init__(self):
         super().__init__()

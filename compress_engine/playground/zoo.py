@@ -726,16 +726,40 @@ def _unknown_layout(shapes, name):
     def rename(target):
         return ", ".join(f"{a}* to {b}.*" for a, b in list(zip(layers, target))[:4]) + (", ..." if len(layers) > 4
                                                                                          else "")
+
+    def refused_renamed(target):
+        """Why the file, renamed layer by layer to `target`, would still be refused ('' if it would load): renaming is
+        suggested only then. Its shapes go through infer_spec and from_state_dict's check, on the meta device."""
+        fake = {}
+        for k, s in shapes.items():
+            i = next(i for i, p in enumerate(layers) if k.startswith(p) and k[len(p):] in ("weight", "bias"))
+            fake[f"{target[i]}.{k[len(layers[i]):]}"] = torch.empty(s, device="meta")
+        try:
+            spec = infer_spec(fake, name)
+            with torch.device("meta"):
+                problems = state_mismatch(build(spec), fake)
+        except ModelError as e:
+            return str(e).removeprefix(f"{name}: ")
+        return f"its tensors would not fit ({problems})" if problems else ""
+
+    own_data = ("the command line below runs it as your code defines it, without renaming, on these data or your own "
+                "(--data, e.g. csv:/file.csv or npz:/file.npz)")
     if not odd and bias_only and not convs and linear and chain:
         sizes = [linear[0][1]] + [w[0] for w in linear]
+        target = [f"layers.{i}" for i in range(len(linear))]
         near = (f"its shapes are those of an MLP {'-'.join(map(str, sizes))} (Linear layers only, as "
-                "nn.Sequential(Flatten, Linear, ReLU, Linear, ...) saves them); the weights do not say which "
-                "activation is between the layers, and the MLP here has ReLU: if yours does too, rename "
-                f"{rename(f'layers.{i}' for i in range(len(linear)))} and upload it again")
+                "nn.Sequential(Flatten, Linear, ReLU, Linear, ...) saves them)")
+        why = refused_renamed(target)
+        near += (f", which the sidebar cannot take under any names: {why}; {own_data}" if why else
+                 "; the weights do not say which activation is between the layers, and the MLP here has ReLU: if "
+                 f"yours does too, rename {rename(target)} and upload it again")
     elif not odd and bias_only and [len(shapes[k]) for k in weights] == [4, 4, 2, 2]:
-        near = ("its shapes are those of a LeNet-5 (two convolutions, then two Linear layers); if it computes what "
-                "compress_engine's LeNet5 does (5x5 conv, 2x2 max-pool, ReLU, twice, then fc1, ReLU, fc2), rename "
-                f"{rename(['conv1', 'conv2', 'fc1', 'fc2'])} and upload it again")
+        target = ["conv1", "conv2", "fc1", "fc2"]
+        near = "its shapes are those of a LeNet-5 (two convolutions, then two Linear layers)"
+        why = refused_renamed(target)
+        near += (f", which the sidebar cannot take under any names: {why}; {own_data}" if why else
+                 "; if it computes what compress_engine's LeNet5 does (5x5 conv, 2x2 max-pool, ReLU, twice, then "
+                 f"fc1, ReLU, fc2), rename {rename(target)} and upload it again")
     elif not odd and convs and any(k.endswith("running_mean") for k in shapes):
         near = ("its shapes (convolutions with BatchNorm) come closest to the ResNet here, whose tensors are named "
                 "stem, bn, blocks.0.conv1, blocks.0.bn1, ..., fc (compress_engine.playground.zoo.ResNet)")
