@@ -299,6 +299,9 @@ def user(tmp_path):
     torch.save([torch.zeros(3)], tmp_path / "list.pt")
     (tmp_path / "garbage.safetensors").write_bytes(b"not weights " * 20)
     (tmp_path / "garbage.pt").write_bytes(b"not weights " * 20)
+    torch.save({"state_dict": {"head.0.weight": torch.zeros(16, 784)}}, tmp_path / "half.pt")
+    torch.save(model.state_dict(), tmp_path / "bare.pt", _use_new_zipfile_serialization=False)  # pre-1.6 format
+    (tmp_path / "empty.pt").write_bytes(b"")
     data = tmp_path / "idx"
     data.mkdir()
     rng = np.random.default_rng(0)
@@ -462,6 +465,36 @@ def test_user_class_with_torch_checkpoint_sweeps(capsys, user):
     assert [r["sparsity"] for r in rows] == [0, 0.5] and all(r["accuracy"] == pytest.approx(0.1) for r in rows)
 
 
+@pytest.mark.parametrize("callable_, file, save", [
+    ("make_model", "st_named.pt", "safetensors"),             # read by content, not by its suffix
+    ("make_model", "zip_named.safetensors", "torch"),
+    ("make_model", "lightning.pt", {"state_dict": "model."}),  # a Lightning checkpoint
+    ("make_model", "net.pt", "body."),                         # Net's weights: the wrapper's attribute is dropped
+    ("Net", "dp.bin", "module.body."),                         # DataParallel around Net: module. only is dropped
+    ("Net", "net.pt", "body.")])                               # Net's own names: nothing is dropped
+def test_weights_are_read_as_uploads_are_with_the_prefix_the_model_needs_dropped(user, callable_, file, save):
+    """--weights reads a file as the sidebar reads an upload (zoo.read_state): by what its bytes are, a training
+    checkpoint's state dict taken out; a prefix before every name is dropped as far as the names then match the
+    --model's, whatever they are (not only the zoo's architectures). The loaded model answers 5 whatever the input."""
+    from safetensors.torch import save_file
+
+    from compress_engine.playground import cli
+    torch.manual_seed(0)
+    state = always(5, nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)))
+    path = user / file
+    if save == "safetensors":
+        save_file(state, path)
+    elif isinstance(save, dict):
+        torch.save({"epoch": 3, "state_dict": {save["state_dict"] + k: v for k, v in state.items()}}, path)
+    elif save == "torch":
+        torch.save(state, path)
+    elif file != "net.pt":
+        torch.save({save + k: v for k, v in state.items()}, path)
+    args = cli.parser().parse_args(["run", "--model", f"{user}/nets.py:{callable_}", "--weights", str(path)])
+    model = cli.user_model(args, cli.model_ref(args.model))
+    assert model(torch.rand(4, 1, 28, 28)).argmax(1).tolist() == [5] * 4
+
+
 def test_data_name_goes_to_load_dataset(capsys, user, monkeypatch):
     """--data is any name the engine's load_dataset accepts: the command line passes it through unchanged."""
     import compress_engine as ce
@@ -490,13 +523,19 @@ USER_BAD = {  # (argv, words stderr must contain); {tmp} is the `user` folder. -
     "weights suffix": (["--weights", "{tmp}/nets.py"], "weight files must end in .safetensors, .pt"),
     "weights mismatch": (["--weights", "{tmp}/wrong.safetensors"],
                          # (the --model path is cut at 80 characters, so the tail after it is what is checked)
-                         "tensors 2 unexpected (4.bias, 4.weight); 3 of the wrong shape (1.weight is [32, 784], expected [16, 784]"),
-    "weights missing keys": (["--weights", "{tmp}/net.pt"], "tensors 4 missing (1.weight, 1.bias, 3.weight, …"),
-    "weights code": (["--weights", "{tmp}/code.pt"], "refused: it holds code or objects other than tensors "
-                                               "(torch.nn.modules.container.Sequential)"),
+                         "tensors 2 unexpected (4.bias, 4.weight); 3 of the wrong shape (1.weight is [32, 784], "
+                         "expected [16, 784]"),
+    "weights missing keys": (["--weights", "{tmp}/half.pt"], "tensors 4 missing (1.weight, 1.bias, 3.weight, … "
+                                                              "(1 more)); 1 unexpected (head.0.weight)"),
+    "weights code": (["--weights", "{tmp}/code.pt"], "refused: --weights '{tmp}/code.pt' contains code/objects other "
+                                                     "than tensors (torch.nn.modules.container.Sequential)"),
     "weights list": (["--weights", "{tmp}/list.pt"], "holds a list, not a state dict"),
-    "weights garbage safetensors": (["--weights", "{tmp}/garbage.safetensors"], "is not a readable safetensors file"),
-    "weights garbage pt": (["--weights", "{tmp}/garbage.pt"], "is not a readable torch.save file"),
+    "weights garbage safetensors": (["--weights", "{tmp}/garbage.safetensors"], "garbage.safetensors': its "
+                                    "safetensors header claims"),
+    "weights garbage pt": (["--weights", "{tmp}/garbage.pt"], "garbage.pt' is not a PyTorch checkpoint (torch.save "
+                                                              "writes a zip file; this one starts with b'not '"),
+    "weights bare pickle": (["--weights", "{tmp}/bare.pt"], "refused: --weights '{tmp}/bare.pt' is a bare pickle"),
+    "weights empty": (["--weights", "{tmp}/empty.pt"], "--weights '{tmp}/empty.pt' is empty (0 bytes)"),
     "weights into a sample model": (["--model", "lenet-300-100", "--weights", "{tmp}/mine.safetensors"],
                                     "does not fit the model from --model 'lenet-300-100'"),
 }

@@ -178,6 +178,14 @@ def test_renaming_is_suggested_only_when_the_renamed_file_would_load(state, why)
     assert "python -m compress_engine run --model your_model.py:make_model --weights 'mine.pt'" in message, message
 
 
+def test_a_safetensors_file_is_read_in_its_own_order():
+    """safetensors' load returns a hash map's order, another at each call: the names come in the file's order, so a
+    refusal lists them the same way each time (the command line's --weights reads files here too)."""
+    data = st_save(small_state(RESNET_SMALL))
+    orders = {tuple(models.read_state(data, "'w.safetensors'", ".safetensors")) for _ in range(20)}
+    assert len(orders) == 1 and set(next(iter(orders))) == set(small_state(RESNET_SMALL)), orders
+
+
 class DepthwiseGroupNorm(torch.nn.Module):
     def __init__(self):
         super().__init__()

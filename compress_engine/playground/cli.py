@@ -27,7 +27,6 @@ import importlib.util
 import json
 import math
 import os
-import pickle
 import re
 import stat
 import struct
@@ -289,40 +288,20 @@ def check_weights(path):
         raise ModelError(f"--weights {short(text, 300)} {why}")
 
 
-def read_state_dict(path):
-    """{name: tensor} from a .safetensors file, or a torch.save file read with weights_only=True (no code runs)."""
-    import torch
+def read_state_dict(path, model_names=None):
+    """{name: tensor} from --weights: read as the sidebar reads an upload (zoo.read_state: the reader chosen by the
+    file's first bytes, safetensors or torch.load(weights_only=True) after checking its zip entries, so no code runs),
+    without the upload's size caps. A prefix before every name ('module.', Lightning's 'model.', ...) is dropped when
+    the names left match more of `model_names` (the --model's state_dict names)."""
     where = f"--weights {short(path, 300)}"
-    safetensors = path.suffix.lower() == ".safetensors"
     try:
-        if safetensors:
-            from safetensors.torch import load_file
-            obj = load_file(str(path))
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # weights_only's unpickler met a class or function (code), or bad bytes
-        found = re.search(r"GLOBAL ([\w.]+)|Can only build[^.\n]*", str(e))
-        if found:
-            raise ModelError(f"{where}: refused: it holds code or objects other than tensors "
-                             f"({found.group(1) or found.group(0)}), which torch.load(weights_only=True) does not "
-                             f"run; {models.SAVE_HINT}") from None
-        raise ModelError(f"{where} is not a readable torch.save file (corrupt data); {models.SAVE_HINT}") from None
-    except Exception as e:
-        detail = (str(e).splitlines() or [""])[0][:160]
-        raise ModelError(f"{where} is not a readable {'safetensors' if safetensors else 'torch.save'} file "
-                         f"({type(e).__name__}: {detail}); {models.SAVE_HINT}") from None
-    for _ in range(2):  # a training checkpoint: {"state_dict": ...} or {"model": ...}
-        if isinstance(obj, dict) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
-            obj = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), dict)), obj)
-    if not (isinstance(obj, dict) and obj and
-            all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())):
-        raise ModelError(f"{where} holds {'an empty dict' if obj == {} else 'a ' + type(obj).__name__}, not a "
-                         f"state dict of tensors; {models.SAVE_HINT}")
-    if all(k.startswith("module.") for k in obj):  # saved from a DataParallel wrapper
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{where} cannot be read ({e.strerror or e}); give a file you can read") from None
+    if not data:
+        raise ModelError(f"{where} is empty (0 bytes); {models.SAVE_HINT}")
+    state = models.read_state(data, where, path.suffix.lower(), caps=models.OWN_FILE_CAPS)
+    return state if model_names is None else models.strip_prefix_for(state, model_names)
 
 
 def load_strict(model, state, where, what):
@@ -601,7 +580,8 @@ def user_model(args, ref):
     """The module --model builds, with --weights loaded into it (strictly) when given."""
     model = build_model(ref, args.model)
     if args.weights is not None:
-        load_strict(model, read_state_dict(args.weights), f"--weights {short(args.weights, 300)}",
+        state = read_state_dict(args.weights, model.state_dict())
+        load_strict(model, state, f"--weights {short(args.weights, 300)}",
                     f"the model from --model {short(args.model, 300)}")
     return model
 

@@ -404,6 +404,9 @@ MAX_UPLOAD_BYTES = 50 * units.MB  # file size (50 MB of 1,000,000 bytes); the la
 MAX_UPLOAD_PARAMS = 20_000_000  # elements over all tensors, checked before any tensor is touched
 MAX_UPLOAD_TENSORS = 256
 MAX_UPLOAD_INDEX = 1 << 20      # a safetensors JSON header / a checkpoint's pickle (a state dict's is KBs)
+# read_state's caps (tensors, index bytes): an upload's; the command line's --weights, the user's own file of any
+# model (no cap a real state dict meets; safetensors itself reads headers of up to 100 MB)
+UPLOAD_CAPS, OWN_FILE_CAPS = (MAX_UPLOAD_TENSORS, MAX_UPLOAD_INDEX), (1 << 20, 100 << 20)
 INPUTS, CLASSES = 784, 10       # Fashion-MNIST: 28x28 images, 10 classes
 LENET5_KEYS = {f"{layer}.{p}" for layer in ("conv1", "conv2", "fc1", "fc2") for p in ("weight", "bias")}
 MLP_KEY = re.compile(r"layers\.(\d{1,4})\.(weight|bias)")
@@ -435,24 +438,33 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
     if suffix not in (".safetensors", ".pt", ".pth"):
         raise ModelError(f"{name}: weight files must end in .safetensors, .pt or .pth; {SAVE_HINT}")
     _check_upload_size(data, name, max_bytes)
-    data = bytes(data)
-    kind = next((k for magic, k in OTHER_FILES if data.startswith(magic)), None)
-    if kind:  # a renamed file: say what it is, not what its first bytes mean read as a weight file's header
-        raise ModelError(f"{name} is {kind}, not a weight file, though its name ends in {suffix}; {SAVE_HINT}")
-    # read by what the bytes are, not by the name: a safetensors file saved as .pt, or a torch.save zip saved as
-    # .safetensors, is the other format's reader's job (each reader keeps its safety: safetensors never unpickles,
-    # a zip goes through _check_zip and torch.load(weights_only=True)); other bytes, by the name's suffix
-    kind = "torch" if data[:4] == ZIP_MAGIC else "safetensors" if _looks_safetensors(data) else None
-    if kind is None:
-        kind = "safetensors" if suffix == ".safetensors" else "torch"
-    loaded = _load_safetensors(data, name) if kind == "safetensors" else _load_torch(data, name)
-    state = _strip_prefix(_as_state_dict(_unwrap(loaded), name))
+    state = _strip_prefix(_as_state_dict(read_state(bytes(data), name, suffix), name))
     spec = infer_spec(state, name)
     flush_tiny_(state.values())  # they would make every evaluation of the upload several times slower
     try:
         return from_state_dict(spec, state)
     except ModelError as e:
         raise ModelError(f"{name}: {e}") from None
+
+
+def read_state(data, name, suffix, caps=UPLOAD_CAPS):
+    """{tensor name: tensor} from a weight file's bytes (`name` says which file in messages, `suffix` is its name's),
+    no byte of it running code: the sidebar's uploads (read_weights) and the command line's --weights read files here.
+
+    Which reader takes the file is decided by what its first bytes are, not by its name: a zip is torch.save's (its
+    entries checked, then torch.load(weights_only=True)), a safetensors header is safetensors' (which never
+    unpickles), so a file saved under the other format's suffix is read all the same; other bytes by `suffix`. A
+    training checkpoint's state dict under "state_dict" / "model" is taken out. `caps` (tensors, header or pickle
+    bytes) bound what is read before any tensor is built: UPLOAD_CAPS for an upload, OWN_FILE_CAPS for a user's own
+    file. ModelError names the file, what is wrong and how to save it."""
+    kind = next((k for magic, k in OTHER_FILES if data.startswith(magic)), None)
+    if kind:  # a renamed file: say what it is, not what its first bytes mean read as a weight file's header
+        raise ModelError(f"{name} is {kind}, not a weight file, though its name ends in {suffix}; {SAVE_HINT}")
+    kind = "torch" if data[:4] == ZIP_MAGIC else "safetensors" if _looks_safetensors(data, caps) else None
+    if kind is None:
+        kind = "safetensors" if suffix == ".safetensors" else "torch"
+    loaded = _load_safetensors(data, name, caps) if kind == "safetensors" else _load_torch(data, name, caps)
+    return _tensor_dict(_unwrap(loaded), name, caps)
 
 
 # The first bytes of files people upload by mistake (torch.save's .pt is a zip: "PK" is not among them).
@@ -464,10 +476,10 @@ OTHER_FILES = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6 is a zip file
 
 
-def _looks_safetensors(data):
-    """Whether `data` begins as a safetensors file does: an 8-byte little-endian header length (at most
-    MAX_UPLOAD_INDEX, so a zip's or a pickle's first bytes never pass) and then the JSON header's '{'."""
-    return len(data) >= 10 and struct.unpack("<Q", data[:8])[0] <= MAX_UPLOAD_INDEX and data[8:9] == b"{"
+def _looks_safetensors(data, caps=UPLOAD_CAPS):
+    """Whether `data` begins as a safetensors file does: an 8-byte little-endian header length (at most caps' index
+    bytes, so a zip's or a pickle's first bytes never pass) and then the JSON header's '{'."""
+    return len(data) >= 10 and struct.unpack("<Q", data[:8])[0] <= caps[1] and data[8:9] == b"{"
 
 
 def _file_label(filename):
@@ -493,7 +505,7 @@ def _size(n):
     return units.size(n)  # the dashboard's convention: 1 MB = 1,000,000 bytes
 
 
-def _load_safetensors(data, name):
+def _load_safetensors(data, name, caps=UPLOAD_CAPS):
     """{name: tensor} from safetensors bytes, after checking the header length it claims."""
     from safetensors.torch import load
     if len(data) < 8:
@@ -502,24 +514,25 @@ def _load_safetensors(data, name):
     if hlen > len(data) - 8:
         raise ModelError(f"{name}: its safetensors header claims {hlen:,} bytes but only {len(data) - 8:,} follow "
                          "(truncated, or not a safetensors file)")
-    if hlen > MAX_UPLOAD_INDEX:
-        raise ModelError(f"{name}: its safetensors header is {hlen:,} bytes; more than {MAX_UPLOAD_INDEX:,} bytes "
+    if hlen > caps[1]:
+        raise ModelError(f"{name}: its safetensors header is {hlen:,} bytes; more than {caps[1]:,} bytes "
                          "of tensor names and metadata is refused")
     try:
         header = json.loads(data[8:8 + hlen])
     except (ValueError, TypeError, RecursionError):
         header = {}  # safetensors itself explains what is wrong with the header, below
     entries = sum(k != "__metadata__" for k in header) if isinstance(header, dict) else 0
-    if entries > MAX_UPLOAD_TENSORS:
-        raise ModelError(f"{name} holds {entries:,} tensors; the architectures here have at most "
-                         f"{MAX_UPLOAD_TENSORS}")
+    if entries > caps[0]:
+        raise ModelError(f"{name} holds {entries:,} tensors; the architectures here have at most {caps[0]:,}")
     try:
-        return load(data)
+        loaded = load(data)
     except Exception as e:  # safetensors raises its own SafetensorError (and others) for any corruption
         raise ModelError(f"{name} is not a readable safetensors file ({str(e)[:160]}); {SAVE_HINT}") from None
+    # in the file's order (load's is a hash map's, another at each call): messages list names in a stable order
+    return {k: loaded[k] for k in sorted(loaded, key=lambda k: (header[k]["data_offsets"][0], k))}
 
 
-def _load_torch(data, name):
+def _load_torch(data, name, caps=UPLOAD_CAPS):
     """torch.load(weights_only=True) of a zip-format checkpoint whose zip entries were checked first."""
     if data[:1] == b"\x80":  # pickle protocol 2+: a bare pickle, or torch.save's pre-1.6 format
         raise ModelError(f"refused: {name} is a bare pickle or a pre-1.6 PyTorch checkpoint; only torch.save's "
@@ -527,7 +540,7 @@ def _load_torch(data, name):
     if data[:4] != ZIP_MAGIC:
         raise ModelError(f"{name} is not a PyTorch checkpoint (torch.save writes a zip file; this one starts "
                          f"with {data[:4]!r}); {SAVE_HINT}")
-    _check_zip(data, name)
+    _check_zip(data, name, caps)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "pickle protocol 4", TorchScript notices: the errors say it
@@ -546,7 +559,7 @@ def _load_torch(data, name):
                          f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'}); {SAVE_HINT}") from None
 
 
-def _check_zip(data, name):
+def _check_zip(data, name, caps=UPLOAD_CAPS):
     """Bound what torch.load may allocate, before it reads anything: torch.save writes uncompressed
     entries (a compressed one could claim gigabytes), one per tensor storage, and a small pickle."""
     try:
@@ -557,9 +570,9 @@ def _check_zip(data, name):
         raise ModelError(f"refused: {name} has compressed or oversized zip entries, which torch.save never "
                          f"writes; {SAVE_HINT}")
     pickles = [i.file_size for i in entries if i.filename.endswith(".pkl")]
-    if len(entries) > 4 * MAX_UPLOAD_TENSORS or sum(pickles) > MAX_UPLOAD_INDEX:
+    if len(entries) > 4 * caps[0] or sum(pickles) > caps[1]:
         raise ModelError(f"refused: {name} has {len(entries):,} zip entries and {sum(pickles):,} bytes of pickle; "
-                         f"a state dict of at most {MAX_UPLOAD_TENSORS} tensors needs far fewer; {SAVE_HINT}")
+                         f"a state dict of at most {caps[0]:,} tensors needs far fewer; {SAVE_HINT}")
 
 
 def _unwrap(obj):
@@ -574,15 +587,15 @@ def _unwrap(obj):
     return obj
 
 
-def _as_state_dict(obj, name):
-    """Validate a loaded object as {str: finite floating tensor} -> {name: contiguous float32 tensor}."""
+def _tensor_dict(obj, name, caps=UPLOAD_CAPS):
+    """`obj` if it is a state dict: {str: tensor}, not empty, of at most caps' tensors; else ModelError."""
     if not isinstance(obj, dict):
         raise ModelError(f"{name} holds a {type(obj).__name__}, not a state dict (tensor names -> tensors); "
                          f"{SAVE_HINT}")
     if not obj:
         raise ModelError(f"{name} holds an empty state dict: no tensors to load; {SAVE_HINT}")
-    if len(obj) > MAX_UPLOAD_TENSORS:
-        raise ModelError(f"{name} holds {len(obj):,} entries; the architectures here have at most {MAX_UPLOAD_TENSORS}")
+    if len(obj) > caps[0]:
+        raise ModelError(f"{name} holds {len(obj):,} entries; the architectures here have at most {caps[0]:,}")
     for k, v in obj.items():
         if not isinstance(k, str):
             raise ModelError(f"{name}: entry name {k!r:.60} is a {type(k).__name__}; a state dict's names are "
@@ -590,6 +603,12 @@ def _as_state_dict(obj, name):
         if not isinstance(v, torch.Tensor):
             raise ModelError(f"{name}: entry {k[:60]!r} is a {type(v).__name__}, not a tensor; a state dict holds "
                              f"only tensors ({SAVE_HINT})")
+    return obj
+
+
+def _as_state_dict(obj, name):
+    """A state dict read_state returned, as an upload's: at most MAX_UPLOAD_PARAMS weights -> {name: contiguous float32
+    tensor} (finite; a BatchNorm's counter an int64 scalar)."""
     total = sum(v.numel() for v in obj.values())
     if total > MAX_UPLOAD_PARAMS:
         raise ModelError(f"{name} claims {total:,} weights; uploads are limited to {MAX_UPLOAD_PARAMS:,}")
@@ -633,18 +652,32 @@ def _known_names(keys):
     return "stem.weight" in keys or set(keys) == LENET5_KEYS or all(MLP_KEY.fullmatch(k) for k in keys)
 
 
-def _strip_prefix(state):
-    """`state` without the name prefix its training code put before every tensor (DataParallel's 'module.',
-    Lightning's 'model.', a wrapper's 'net.', one or several of them) when the names left are those of a known
-    architecture; else `state` as it is (the refusal then quotes the names as the file has them)."""
+def _prefix_cuts(state):
+    """`state`, then `state` with the first part of every name dropped (DataParallel's 'module.', Lightning's
+    'model.', a wrapper's 'net.'), and so on, while every name has a first part and they all share it."""
     names = state
-    while not _known_names(names):
+    while True:
+        yield names
         heads = {k.partition(".")[0] for k in names}
         if len(heads) != 1 or not all("." in k for k in names):
-            return state
+            return
         cut = len(next(iter(heads))) + 1
         names = {k[cut:]: v for k, v in names.items()}
-    return names
+
+
+def _strip_prefix(state):
+    """`state` without the name prefix its training code put before every tensor (one or several parts) when the names
+    left are those of a known architecture; else `state` as it is (the refusal then quotes the names as the file has
+    them)."""
+    return next((names for names in _prefix_cuts(state) if _known_names(names)), state)
+
+
+def strip_prefix_for(state, model_names):
+    """`state` without the name prefix its training code put before every tensor, for a model whose names are known
+    (the command line's --model): the cut whose names are most of `model_names` (the fewest cuts on a tie), so
+    `state` as it is when no cut matches more of them; a mismatch is then named in the model's terms."""
+    want = set(model_names)
+    return max(_prefix_cuts(state), key=lambda names: len(want & set(names)))
 
 
 def infer_spec(state, name="weights"):
