@@ -241,6 +241,10 @@ rows = [{"stage": label, "KB": stage_bytes(stage) / units.KB, "ratio": f"{m['den
          # drawn early: no accuracy columns yet (rather than "None" cells)
          **({} if early else points(results[stage]["metrics"]["accuracy"], dense_acc))}
         for stage, label, _ in stages]
+if len(stages) == 1 and tuned is None:  # no stage on: the artifact, as the cards say, skips the trained zeros
+    sizes.append(("artifact", m["artifact_bytes"]))
+    rows.append({"stage": "artifact (the trained zeros skipped)", "KB": m["artifact_bytes"] / units.KB,
+                 "ratio": f"{m['ratio']:,.1f}×", **({} if early else points(m["accuracy"], dense_acc))})
 if tuned is not None:
     sizes.append(("fine-tuned", m["artifact_bytes"]))
     rows.append({"stage": f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}",

@@ -244,6 +244,14 @@ def test_pipeline_controls_move_size_and_parameters(fmnist):
     at.radio(key="pipe_scope").set_value("global").run()
     assert not at.exception and number(metric(at, "Non-zero parameters")) == nz90
 
+    # no stage on: the waterfall ends at the artifact the cards show (the dense bar alone said 1.0x beside 1.1x)
+    at.slider(key="pipe_sparsity").set_value(0)
+    at.radio(key="pipe_sharing").set_value("none").run()
+    stages = at.dataframe[0].value
+    assert list(stages["stage"]) == ["dense float32", "artifact (the trained zeros skipped)"]
+    assert stages["KB"].iloc[-1] == pytest.approx(number(metric(at, "Artifact size")), abs=0.05)
+    assert stages["ratio"].iloc[-1] == metric(at, "Compression ratio")
+
     # the preset: 92 % global, 16 clusters, Huffman, 1 epoch (which waits behind its button)
     at.button(key="pipe_preset").click().run()
     assert not at.exception and not at.error
