@@ -662,8 +662,8 @@ def starts(name=None):
 
 
 def trained_zeros():
-    """The share of the sidebar model's parameters (as deployed) that training left at exactly zero (weight decay
-    drives there the weights of pixels blank in every image): 0 for a card without the count."""
+    """The share of the sidebar model's parameters (as deployed) that training left at exactly zero (cards.WHY_ZEROS):
+    0 for a card without the count."""
     from compress_engine.playground import viz
     own = card()
     return viz.zero_share(own.get("nonzero_parameters"), own.get("deployed_parameters", own["parameters"])) or 0.0

@@ -5,6 +5,7 @@ import shlex
 
 import streamlit as st
 
+from compress_engine.playground import cards
 from pages import charts, common
 
 common.through_app()
@@ -26,8 +27,8 @@ else:  # BatchNorm folded: fewer parameters as deployed
         " once BatchNorm is folded"
 said = (("Below: counted on the model as deployed, each BatchNorm folded into the convolution before it, as every "
          "page counts the dense model (its size beside is of those). " if deployed != card["parameters"] else "")
-        + ("Training left some weights at exactly zero: weight decay drives there those that see pixels blank in "
-           "every image." if nonzero is not None and nonzero < deployed else ""))
+        + (f"Training left some weights at exactly zero: {cards.WHY_ZEROS}."
+           if nonzero is not None and nonzero < deployed else ""))
 c1.metric("Parameters", f"{card['parameters']:,}", counted, delta_color="off", delta_arrow="off", help=said or None)
 c2.metric("Dense size (float32)", common.kb(card["dense_bytes"]),
           help="4 bytes a parameter of the model as deployed: the base of every compression ratio the pages show.")

@@ -7,6 +7,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import units, viz, zoo
+from compress_engine.playground import cards
 from compress_engine.playground.explain import code_bits
 from pages import charts, common
 
@@ -209,8 +210,8 @@ st.dataframe([{"layer": r["layer"], "weights": r["params"], "unchanged KB": r["d
 card = common.card()
 zero = common.trained_zeros()
 st.caption("Unchanged: the layer's bytes in an artifact with its weights as trained, the heat map's float32, 0 % cell"
-           + (f". Training left {units.pct(zero, 0)} of {card['name']}'s weights at exactly zero (weight decay drives "
-              "the weights of always-blank pixels there), and an artifact skips zeros, so a layer takes less than "
+           + (f". Training left {units.pct(zero, 0)} of {card['name']}'s weights at exactly zero ({cards.WHY_ZEROS}), "
+              "and an artifact skips zeros, so a layer takes less than "
               "its float32 size (4 bytes a weight, as the other pages count the dense model)." if zero >= 0.005 else
               ": its float32 size, 4 bytes a weight."))
 

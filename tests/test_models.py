@@ -122,3 +122,20 @@ def test_cards_are_read_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert out.returncode == 0 and out.stdout.strip() == str(list(models.SAMPLES)), out.stderr[-2000:]
+
+
+def test_why_the_shipped_weights_hold_zeros_is_what_the_pages_say(fmnist):
+    """The pages said training zeroed "the weights of pixels blank in every image"; no Fashion-MNIST pixel is blank in
+    every training image. What cards.WHY_ZEROS says now holds for LeNet-300-100: zeros gather on the pixels lit in
+    fewest images, and fill the rows of hidden units that never fire."""
+    x = fmnist.x("train").flatten(1)
+    assert int((x != 0).any(0).logical_not().sum()) == 0  # no pixel blank in every image
+    lit = (x != 0).float().mean(0)
+    w = models.load_model("lenet-300-100").layers[0].weight.detach()
+    dead = (w == 0).all(1)
+    assert int(dead.sum()) > 0  # units that never fire: whole rows of zeros
+    zeros = (w[~dead] == 0).float().mean(0)  # each pixel's share of zero weights, among live units
+    order = torch.argsort(lit)
+    rare, common_ = order[:78], order[-78:]  # the tenth of pixels lit in fewest / most images
+    assert zeros[rare].mean() > 5 * zeros[common_].mean()
+    assert "blank in nearly every image" in cards.WHY_ZEROS and "never fire" in cards.WHY_ZEROS

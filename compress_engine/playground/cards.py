@@ -14,6 +14,13 @@ import numpy as np
 
 from ..core.errors import ModelError
 
+# why a trained sample model holds weights at exactly zero (its card's nonzero_parameters): no pixel of Fashion-MNIST
+# is blank in every training image, but the zeros gather on the pixels lit in fewest images and fill the rows of
+# hidden units that never fire, where gradients seldom come
+WHY_ZEROS = ("weight decay shrinks the weights that seldom get a gradient (of hidden units that never fire, and of "
+             "pixels blank in nearly every image) below float32's smallest normal value, where training flushes "
+             "them to zero")
+
 # Installed: compress_engine/sample_models (package data). A checkout or `pip install -e .`: the repo's sample_models/.
 _PKG = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = next((d for d in (_PKG / "sample_models", _PKG.parent / "sample_models") if d.is_dir()),

@@ -323,8 +323,8 @@ def evaluate_artifact(artifact, data, module=None):
 def card_sizes(model):
     """A card's sizes of `model`, as compress() counts the dense model (the model as deployed: a ResNet's BatchNorms
     folded): "dense_bytes", its float32 bytes, every ratio's base; "deployed_parameters", its parameters (the card's
-    "parameters" are the module's, BatchNorms included); "nonzero_parameters", those not exactly zero (weight decay
-    drives the weights of pixels blank in every image there)."""
+    "parameters" are the module's, BatchNorms included); "nonzero_parameters", those not exactly zero (cards.WHY_ZEROS
+    says why a trained model has zeros)."""
     d = describe(model)
     return {"dense_bytes": d["dense_bytes"], "deployed_parameters": d["params"],
             "nonzero_parameters": d["nonzero_params"]}
