@@ -6,8 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import units, viz, zoo
-from compress_engine.playground import cards
+from compress_engine.playground import cards, units, viz, zoo
 from compress_engine.playground.explain import code_bits
 from pages import charts, common
 
