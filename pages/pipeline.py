@@ -142,8 +142,9 @@ with controls:
               on_click=use_deep_compression,
               help=f"Prune {units.pct(dc['sparsity'], 0)} ({common.SCOPES[dc['prune_scope']].lower()} threshold), "
                    f"{dc['clusters']} clusters per layer, Huffman coding, fine-tune {dc['finetune_epochs']} epoch "
-                   "after pruning and again after clustering. The paper shared 64 values (6 bits) in fully connected "
-                   "layers and 256 (8 bits) in conv layers; 16 (4 bits) is lighter. More fine-tuning epochs win "
+                   "after pruning and again after clustering. The paper shared 256 values (8 bits) in conv layers "
+                   "and 32 (5 bits) in fully connected ones (64, 6 bits, in LeNet-300-100); 16 (4 bits) is "
+                   "lighter. More fine-tuning epochs win "
                    "back more accuracy." + common.training_time(2 * dc["finetune_epochs"]))
     pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity", persist_state="session")
     scope = st.radio("Pruning threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
