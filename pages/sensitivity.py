@@ -283,9 +283,12 @@ def submit_fit():
 
 
 fit = common.kept(fkey, fit_from_disk)
-if fit is None and (go_fit or common.pooled_job(fkey) is not None):  # a rerun while it runs keeps following it
+asked = fit is None and (go_fit or common.pooled_job(fkey) is not None)  # a rerun while it runs keeps following it
+if asked:
     fit = common.pooled(fkey, f"Fit in {kb:g} KB", fit_from_disk, submit_fit)
-if fit is None:
+if fit is None and asked:
+    pass  # pooled() said why (a refusal naming the budget that works, or Stopped): no "Press Fit" under it
+elif fit is None:
     first = ("" if ce.sensitivity.cached(net, data, split="train", refit=True, focus=focus, shipped=shipped) else
              " It first scans every layer on training images, about "
              f"{units.duration(expected_scan()[1])} here "

@@ -2,12 +2,13 @@
 
 import itertools
 import json
+import re
 
 import pytest
 import torch
 
 import compress_engine as ce
-from compress_engine.core import budget
+from compress_engine.core import budget, pipeline
 from compress_engine.core.sensitivity import scan
 from compress_engine.playground import cli
 
@@ -76,6 +77,32 @@ def test_fit_budget_fits_replays_and_spends_bytes_where_they_are_cheap(lenet300,
         ce.fit_budget(lenet300, small, 300, epochs=0, scan=sc)
     with pytest.raises(ce.RecipeError, match="focus"):  # a scan priced for another pruning is refused
         ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, focus=1.0)
+
+
+def test_fit_budget_refuses_before_training_a_budget_it_would_refuse_after(lenet300, small, tmp_path, monkeypatch):
+    """Sensitivity page, 3.3 KB for LeNet-300-100: the check before training passed by a few bytes, a whole stage
+    trained, and then the budget was refused in bytes 'for the weights'. A budget that only just holds the scan's
+    smallest settings and the header is refused before any training now, in KB, naming a budget that passes."""
+    sc = scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)
+    names = [la["name"] for la in sc["layers"]]
+    smallest = sum(min(r["bytes"] for r in budget.sensitivity.curve(sc, n)) for n in names)
+    probe = budget.budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, 1)
+    just = int((smallest + budget.overhead_bytes(lenet300, probe)) / (1 - budget.MARGIN)) + 20  # held it before
+
+    class Trained(Exception):
+        pass
+
+    def train(*a, **k):
+        raise Trained
+    monkeypatch.setattr(pipeline, "compress", train)
+    with pytest.raises(ce.RecipeError) as e:
+        ce.fit_budget(lenet300, small, just, epochs=1, scan=sc)
+    said = str(e.value)
+    assert f"a budget of {just / 1000:,.4g} KB is too small" in said and "for the weights" not in said
+    give = re.search(r"give ([0-9.]+) KB or more", said)
+    assert give, said
+    with pytest.raises(Trained):  # the budget it names passes the check: training starts
+        ce.fit_budget(lenet300, small, round(float(give.group(1)) * 1000), epochs=1, scan=sc)
 
 
 def test_fit_budget_with_focus_replays_and_fits(lenet300, small, tmp_path):
