@@ -242,6 +242,11 @@ rows = [{"stage": label, "KB": stage_bytes(stage) / units.KB, "ratio": f"{m['den
          # drawn early: no accuracy columns yet (rather than "None" cells)
          **({} if early else points(results[stage]["metrics"]["accuracy"], dense_acc))}
         for stage, label, _ in stages]
+if bits is not None and not early:  # quantized: the weights rounded onto the grid's zero level (at 1 bit, all)
+    zeroed = explain.rounded_to_zero(results["share"]["metrics"], results.get("prune", dense)["metrics"],
+                                     pruned="prune" in results)
+    if zeroed:
+        st.info(zeroed, icon=":material/info:")
 if len(stages) == 1 and tuned is None:  # no stage on: the artifact, as the cards say, skips the trained zeros
     sizes.append(("artifact", m["artifact_bytes"]))
     rows.append({"stage": "artifact (the trained zeros skipped)", "KB": m["artifact_bytes"] / units.KB,

@@ -243,6 +243,11 @@ def test_pipeline_controls_move_size_and_parameters(fmnist):
     assert number(metric(at, "Artifact size")) < unshared
     at.radio(key="pipe_scope").set_value("global").run()
     assert not at.exception and number(metric(at, "Non-zero parameters")) == nz90
+    at.select_slider(key="pipe_bits").set_value(1).run()  # 1 bit: every kept weight rounds onto the zero level
+    kept = number(metric(at, "Non-zero parameters"))
+    said = [i.value for i in at.info if "are now exactly zero" in i.value]
+    assert len(said) == 1 and "beyond the pruned ones" in said[0] and kept < nz90 / 10, (said, kept)
+    at.select_slider(key="pipe_bits").set_value(6).run()
 
     # no stage on: the waterfall ends at the artifact the cards show (the dense bar alone said 1.0x beside 1.1x)
     at.slider(key="pipe_sparsity").set_value(0)

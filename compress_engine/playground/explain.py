@@ -156,14 +156,16 @@ def paper_comparison(model_name, dense_bytes, final_bytes, dense_accuracy, final
                          final_accuracy)]}
 
 
-def rounded_to_zero(metrics, dense_metrics):
-    """Why a quantized (or clustered) model has fewer non-zero parameters than the dense one, when it does:
-    the weights within half a step of zero round onto the grid's zero level. '' when none did."""
+def rounded_to_zero(metrics, dense_metrics, pruned=False):
+    """Why a quantized (or clustered) model has fewer non-zero parameters than the dense one (or, `pruned`, than
+    the pruned one it was quantized from), when it does: the weights within half a step of zero round onto the
+    grid's zero level. '' when none did."""
     lost = dense_metrics["nonzero_params"] - metrics["nonzero_params"]
     if lost <= 0:
         return ""
     share = lost / max(1, dense_metrics["nonzero_params"])
-    return (f"**{lost:,} weights ({units.pct(share)}) are now exactly zero**, with no pruning: they lay within half a "
+    return (f"**{lost:,} weights ({units.pct(share)}{' of those pruning kept' if pruned else ''}) are now exactly "
+            f"zero**, {'beyond the pruned ones' if pruned else 'with no pruning'}: they lay within half a "
             "grid step of 0, so rounding put them on the grid's zero level (q = z, which stands for 0). The "
             "fewer the bits, the wider the step and the more weights land there. The artifact stores them as "
             "gaps between the non-zero positions, as it does for pruned weights, so they cost almost nothing.")
