@@ -14,6 +14,7 @@ the demo would); the user's own store is never touched. --full-page shoots the w
 import argparse
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+
+FIT_BUTTON = re.compile(r"^Fit in ")  # Sensitivity's button names its budget: "Fit in 14 KB"
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -137,7 +140,7 @@ def main(argv=None):
                 page.wait_for_timeout(1000)
                 page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=300_000)
                 if name == "Sensitivity":  # press Fit with the page's defaults, so the shot shows a budget's allocation
-                    page.get_by_role("button", name="Fit", exact=True).click()
+                    page.get_by_role("button", name=FIT_BUTTON).click()
                     page.wait_for_timeout(1000)
                     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=600_000)
                     page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()  # the fit's last chart in view

@@ -222,6 +222,9 @@ dense_kb = sum(r["dense_bytes"] for r in summary) / KB
 with left:
     kb = st.number_input("Budget (KB, 1 KB = 1,000 bytes)", min_value=1.0, max_value=max(2.0, round(dense_kb, 1)),
                          step=1.0, persist_state="session",
+                         help=f"From 1 KB up to {dense_kb:,.1f} KB, the layers' weights unchanged (an artifact skips "
+                              "the zeros training left): a budget that large needs no compressing. The Fit button "
+                              "names the budget it fits.",
                          key=common.setting("budget_kb", float(max(1, round(dense_kb / 64))),
                                             scope=common.model_name()))
     epochs = st.select_slider("Fine-tuning epochs per stage", [1, 2, 4], value=1, key="budget_epochs",
@@ -234,7 +237,8 @@ with left:
         help="Ranks each weight by its size times its unit's and input's strength, so whole units and inputs "
              "empty out and the positions of the kept ones cost less: on LeNet-5 at 160x it keeps more accuracy "
              "in the same bytes (README, bench/beyond.py). A scan of its own runs first.") else 0.0
-    go_fit = st.button("Fit", type="primary", key="budget_go", icon=":material/compress:")
+    # the budget it fits on the button: a number typed out of range is refused by the box, which keeps the last one
+    go_fit = st.button(f"Fit in {kb:,.4g} KB", type="primary", key="budget_go", icon=":material/compress:")
 with right:
     st.markdown(
         "The engine picks, for every layer, the sparsity and the number of shared values (bits) that keep the "
