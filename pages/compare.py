@@ -207,13 +207,14 @@ if plotted.empty:
 else:
     per_run = ("%{x:.1f} KB, %{customdata[2]:.1f}×" if cost == "bytes" else
                "%{x:.3f} MFLOPs, %{customdata[3]:.1f}× fewer than dense")
-    # a technique keeps its colour as runs come and go: colours go in the order techniques were first saved (the
-    # legend's alphabetical order gave "quantize" another colour once "prune+cluster+huffman" was saved)
-    first_saved = df.groupby("technique")["id"].min().sort_values().index
-    colours = {t: charts.PALETTE[i % len(charts.PALETTE)] for i, t in enumerate(first_saved)}
-    # a model keeps its shape too, whichever models are chosen: shapes go in the order models were first saved
-    shapes = {m: charts.SYMBOLS[i % len(charts.SYMBOLS)]
-              for i, m in enumerate(df.groupby("model")["id"].min().sort_values().index)}
+    def in_order_saved(column, styles):
+        """{value of `column`: a style} in the order its values were first saved, over every run (not only those
+        shown): a technique keeps its colour and a model its shape as runs come and go (the legend's alphabetical
+        order gave "quantize" another colour once "prune+cluster+huffman" was saved)."""
+        first = df.groupby(column)["id"].min().sort_values().index
+        return {v: styles[i % len(styles)] for i, v in enumerate(first)}
+
+    colours, shapes = in_order_saved("technique", charts.PALETTE), in_order_saved("model", charts.SYMBOLS)
     fig = px.scatter(plotted, x=x_col, y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None,
                      symbol_map=shapes, custom_data=["label", "summary", "ratio", "flops_x"], color_discrete_map=colours,
                      category_orders={"technique": sorted(plotted["technique"].unique())},
@@ -257,7 +258,6 @@ def rename(run_id):
         named = common.md_text(new_name.strip())  # st.success renders Markdown: the name stays as typed
         st.session_state["compare_flash"] = (f"Run #{run_id} is now called “{named}”." if new_name.strip()
                                              else f"Run #{run_id} has no name now.")
-
 
 
 csv = shown[["id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",

@@ -247,15 +247,14 @@ if bits is not None and not early:  # quantized: the weights rounded onto the gr
                                      pruned="prune" in results)
     if zeroed:
         st.info(zeroed, icon=":material/info:")
-if len(stages) == 1 and tuned is None:  # no stage on: the artifact, as the cards say, skips the trained zeros
-    sizes.append(("artifact", m["artifact_bytes"]))
-    rows.append({"stage": "artifact (the trained zeros skipped)", "KB": m["artifact_bytes"] / units.KB,
-                 "ratio": f"{m['ratio']:,.1f}×", **({} if early else points(m["accuracy"], dense_acc))})
-if tuned is not None:
-    sizes.append(("fine-tuned", m["artifact_bytes"]))
-    rows.append({"stage": f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}",
-                 "KB": m["artifact_bytes"] / units.KB, "ratio": f"{m['ratio']:,.1f}×",
-                 **points(m["accuracy"], dense_acc)})
+# the cards' artifact closes the waterfall when no stage bar is it: the fine-tuned one, or with no stage on the
+# unchanged weights' (it skips the zeros training left, where the dense bar is their float32 size)
+last = (("fine-tuned", f"fine-tuned {epochs} epoch{'s' if epochs > 1 else ''}") if tuned is not None else
+        ("artifact", "artifact (the trained zeros skipped)") if len(stages) == 1 else None)
+if last is not None:
+    sizes.append((last[0], m["artifact_bytes"]))
+    rows.append({"stage": last[1], "KB": m["artifact_bytes"] / units.KB, "ratio": f"{m['ratio']:,.1f}×",
+                 **({} if early else points(m["accuracy"], dense_acc))})
 
 left, right = st.columns([1.3, 1], gap="medium")
 with left:

@@ -246,14 +246,15 @@ def decode_model(artifact, module=None):
             raise ModelError(f"module= takes a fresh instance of your model's class, e.g. module=MyNet(), not {given}")
         module = load_target(module, state, meta)
         problems = state_mismatch(module, state)
-        try:
-            if problems:
-                raise RuntimeError(problems)
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as e:
+        if not problems:
+            try:
+                module.load_state_dict(state, strict=True)
+            except RuntimeError as e:  # names and shapes fit, yet torch refused (a dtype, say): its own words
+                problems = str(e).splitlines()[0][:200] + "..."
+        if problems:
             raise ModelError(f"the artifact's tensors do not fit the given {type(module).__name__} module "
-                             f"({problems or str(e).splitlines()[0][:200] + '...'}); pass a fresh instance of the "
-                             "class that was compressed, built with the same sizes") from None
+                             f"({problems}); pass a fresh instance of the class that was compressed, built with the "
+                             "same sizes")
         return module.eval(), meta
     if spec is None:
         raise ModelError(f"this artifact holds a {meta.get('model_class', 'user-defined')} model, whose architecture "
