@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import compress_engine as ce
 from compress_engine.playground.cli import MAX_SWEEP_VALUES, main
 
 
@@ -344,6 +345,33 @@ def test_eval_with_model_of_a_folded_artifact(capsys, user):
     code, out, err = run(capsys, "eval", str(user / "r8.cpg"), "--model", "resnet-8", "--data", data)
     assert code == 0, err
     assert json.loads(out)["accuracy"] == reported
+
+
+def test_eval_decodes_the_artifact_once(capsys, user, monkeypatch):
+    """eval decoded every artifact twice: once to check the data fits, again to score it. Counted at the one
+    decoder both paths (zoo spec, the user's --model) go through."""
+    from compress_engine.core import encode
+    from compress_engine.playground import zoo
+    data = f"idx:{user / 'idx'}"
+    code, out, err = run(capsys, "run", "--model", "lenet-300-100", "--data", data, "--sparsity", "0.5",
+                         "--out", str(user / "l3.cpg"))
+    assert code == 0, err
+    reported = json.loads(out)["metrics"]["accuracy"]
+    calls = []
+    real = encode.decode
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr(encode, "decode", counted)
+    monkeypatch.setattr(zoo, "decode", counted)
+    monkeypatch.setattr(ce, "decode", counted)
+    for extra in ([], ["--model", "lenet-300-100"]):
+        calls.clear()
+        code, out, err = run(capsys, "eval", str(user / "l3.cpg"), "--data", data, *extra)
+        assert code == 0, err
+        assert json.loads(out)["accuracy"] == reported
+        assert len(calls) == 1, (extra, len(calls))
 
 
 def test_eval_on_data_the_model_cannot_take_is_one_line(capsys, user):

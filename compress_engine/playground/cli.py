@@ -503,25 +503,19 @@ def run(args):
         own = "; on the command line, give that code with --model path/to/file.py:callable"
         try:
             if model is None:
-                decoded = models.decode_model(artifact)[0]  # a zoo architecture, rebuilt from the artifact's spec
+                decoded, meta = models.decode_model(artifact)  # a zoo architecture, rebuilt from the artifact's spec
             else:
-                state = ce.decode(artifact)
+                state, meta = ce.decode(artifact), ce.read_meta(artifact)
         except ArtifactError as e:
             raise ArtifactError(f"{unusable}: {e}") from None
         except ModelError as e:  # e.g. an architecture only the user's code knows
             raise ArtifactError(f"{unusable} on its own: {e}{own}") from None
         if model is not None:  # the user's own module: one line naming every mismatch, before the scoring
-            model = models.load_target(model, state, ce.read_meta(artifact))  # folded, resized, as decode_model
+            model = models.load_target(model, state, meta)  # folded, resized, as decode_model
             decoded = load_strict(model, state, f"artifact {short(args.artifact, 300)}",
-                                  f"the model from --model {short(args.model, 300)}")
+                                  f"the model from --model {short(args.model, 300)}").eval()
         check_eval_data(args, decoded, data)
-        try:
-            res = (ce.evaluate_artifact(artifact, data) if model is None
-                   else ce.evaluate_artifact(artifact, data, module=model))
-        except ArtifactError as e:
-            raise ArtifactError(f"{unusable}: {e}") from None
-        except ModelError as e:
-            raise ArtifactError(f"{unusable} on its own: {e}{own}") from None
+        res = models.score_decoded(decoded, meta, len(artifact), data)  # decoded once, not again to score
         return {k: v for k, v in res.items() if k != "model"}
     ref = model_ref(args.model)
     if args.weights is not None:

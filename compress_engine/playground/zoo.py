@@ -315,8 +315,14 @@ def evaluate_artifact(artifact, data, module=None):
     accuracy (and mean IoU for labels per position, exact match for multi-label tags), or R² and RMSE for regression
     targets."""
     model, meta = decode_model(artifact, module)
+    return score_decoded(model, meta, len(artifact), data)
+
+
+def score_decoded(model, meta, artifact_bytes, data):
+    """evaluate_artifact's scores of a model already decoded from an artifact of artifact_bytes bytes (the CLI's
+    eval decodes first to check the data fits, and then scores that model rather than decoding it again)."""
     pred = answers(fast_eval_copy(model), data.x("test"), data)
-    return {**scores(pred, data.y("test")), "artifact_bytes": len(artifact),
+    return {**scores(pred, data.y("test")), "artifact_bytes": artifact_bytes,
             "params": param_count(model), "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
             "meta": meta, "model": model}
 
