@@ -204,8 +204,16 @@ st.dataframe([{"layer": r["layer"], "weights": r["params"], "unchanged KB": r["d
              hide_index=True, width="stretch",
              column_config={"weights": st.column_config.NumberColumn(format="localized"),
                             "unchanged KB": st.column_config.NumberColumn(format="%.1f"),
-                            "loss at 90 % pruned (pts)": st.column_config.NumberColumn(format="%.2f"),
-                            "smallest KB": st.column_config.NumberColumn(format="%.2f")})
+                            "loss at 90 % pruned (pts)": st.column_config.NumberColumn(
+                                format="%.2f", help="Accuracy lost with this layer alone 90 % pruned, one-shot, "
+                                                    "weights not quantized"),
+                            "max sparsity": st.column_config.TextColumn(
+                                help="The highest scanned sparsity within tolerance, weights not quantized"),
+                            "fewest bits": st.column_config.TextColumn(
+                                help="The fewest scanned bits within tolerance, nothing pruned"),
+                            "smallest KB": st.column_config.NumberColumn(
+                                format="%.2f", help="The smallest heat-map cell within tolerance: a sparsity and a "
+                                                    "bit width together, so neither need be the two columns before")})
 card = common.card()
 zero = common.trained_zeros()
 st.caption("Unchanged: the layer's bytes in an artifact with its weights as trained, the heat map's float32, 0 % cell"
