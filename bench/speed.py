@@ -1,4 +1,5 @@
-"""Engine speed against DESIGN.md §7: recipes, evaluation GFLOP/s, clustering vs scikit-learn, a sweep.
+"""Engine speed against the targets in README.md's Speed section: recipes, evaluation GFLOP/s, clustering vs
+scikit-learn, a sweep.
 
     python bench/speed.py             # ~4 min on 2 idle cores; run it with nothing else busy
     python bench/speed.py --quick     # fewer repeats and no scikit-learn n_init=10
