@@ -78,9 +78,11 @@ def layer_histogram(dense_weights, weights, bits, symmetric, per_channel, calibr
     st.caption(note)
 
 
-ONE_BIT = ("A symmetric 1-bit grid has two levels, 0 and a negative one (-2 × the largest |weight|), so every "
-           "positive weight would become 0: 1-bit weights always use the affine grid, from the smallest weight to "
-           "the largest.")
+ONE_BIT = ("Both grids keep 0 exactly (so pruned weights stay pruned, as PyTorch's fake-quantize does), so a 1-bit "
+           "grid is 0 and one other level. The symmetric grid would put it at -2 × the largest |weight| and make "
+           "every positive weight 0, so 1-bit weights use the affine grid: its level, max − min away from 0, lies "
+           "on the side where the weights reach further, and every weight of the other sign still becomes 0 (per "
+           "channel, each unit keeps its own side).")
 
 
 def _bits_changed():
@@ -111,7 +113,8 @@ with explain:
         "$2^b$ values with step *s* (the scale): 8 bits instead of 32 is 4× smaller, 4 bits 8×.\n\n"
         "- **Affine** grids span [min, max] of the weights and use a zero point *z* so that 0 is exactly on the "
         "grid; **symmetric** grids are centred on 0 (*z* = 0), simpler to compute with but they waste levels when "
-        "the weights are lopsided (and at 1 bit they cannot hold a positive weight at all).\n"
+        "the weights are lopsided. At 1 bit a grid that keeps 0 has one other level, so it keeps the weights of "
+        "one sign only (symmetric: the negative ones).\n"
         "- **Per channel**: each output unit gets its own grid, so a unit with small weights is not forced onto "
         "the coarse grid of the layer's largest one.\n"
         "- **Min-max** calibration covers every weight; **MSE** shrinks the range, clipping rare outliers when "

@@ -152,6 +152,24 @@ def test_symmetric_one_bit_is_refused():
         quantize.qparams(torch.randn(5), 1, symmetric=True)
 
 
+def test_one_bit_affine_keeps_one_sign_as_the_page_says():
+    """The Quantization page's 1-bit help (pages/quantization.py ONE_BIT) said the affine grid spans "from the
+    smallest weight to the largest"; it is 0 and one level max - min away, on the side reaching further, as torch's
+    own fake-quantize computes it, and every weight of the other sign becomes 0. Per channel, each row its side."""
+    w = torch.tensor([-0.822, -0.3, -0.01, 0.0, 0.2, 0.525])
+    q = quantize.fake_quantize(w, 1)
+    scale, zp, qmin, qmax = quantize.qparams(w, 1)
+    ref = torch.fake_quantize_per_tensor_affine(w, float(scale[0]), int(zp[0]), qmin, qmax)
+    assert torch.equal(q, ref)
+    levels = set(q.tolist())
+    assert 0.0 in levels and len(levels) == 2
+    level = (levels - {0.0}).pop()
+    assert level < 0 and level == pytest.approx(-(0.525 + 0.822), rel=1e-6)  # max - min, on the negative side
+    assert (q[w > 0] == 0).all()  # every positive weight lost
+    rows = quantize.fake_quantize(torch.tensor([[-0.9, 0.1, 0.3], [-0.1, 0.2, 0.8]]), 1, per_channel=True)
+    assert (rows[0] <= 0).all() and (rows[1] >= 0).all() and rows[0, 0] < 0 and rows[1, 2] > 0
+
+
 def test_bad_calibration_and_per_channel():
     with pytest.raises(RecipeError, match="calibration"):
         quantize.qparams(torch.randn(5), 8, calibration="percentile")
