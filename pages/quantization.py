@@ -32,12 +32,15 @@ def int8_card():
     c[0].metric("float32", units.ms(t["fp32_ms"]))
     common.delta_metric(c[1], "int8", units.ms(t["int8_ms"]), units.ms(t["int8_ms"] - t["fp32_ms"], signed=True),
                         fewer_is_better=True)
-    c[2].metric("Speed-up", common.ratio(t["speedup"]))
+    lo, hi = t["speedup_spread"]
+    c[2].metric("Speed-up", common.ratio(t["speedup"]), help="float32's median time / int8's (the spread is below)")
     if st.button("Measure again", key="quant_remeasure", help="Timings vary with the machine's load."):
         int8_timing.clear()
         st.rerun()
     st.caption(
-        f"Median of {t['repeats']} forward passes over 256 test images on this machine's CPU ({t['engine']} engine). "
+        f"Median of {t['repeats']} forward passes of each over 256 test images on this machine's CPU "
+        f"({t['engine']} engine), float32 and int8 in turns; the turns' speed-ups spread from {lo:.1f}× to "
+        f"{hi:.1f}× (middle half)" + ("; no difference is measurable here now" if lo < 1 < hi else "") + ". "
         f"int8 weights and matrix products: {', '.join(t['int8_layers']) or 'none'}; "
         f"still float32: {', '.join(t['fp32_layers']) or 'none'} (torch's dynamic quantization covers Linear, "
         "LSTM and GRU layers only). It uses torch's own 8-bit per-tensor grid, independent of the settings above; "

@@ -666,7 +666,8 @@ def test_quantization_int8_cards_fit(fmnist):
     at = page("quantization", "resnet-8")  # its curve ships (sample_models/curves): no evaluation here
     cards = {m.label: m.value for m in at.metric}
     assert all(len(cards[k]) <= 8 and cards[k].endswith(" ms") for k in ("float32", "int8"))
-    assert "forward passes over 256 test images" in " ".join(c.value for c in at.caption)
+    text = " ".join(c.value for c in at.caption)
+    assert "forward passes of each over 256 test images" in text and "float32 and int8 in turns" in text
     # ResNet-8's convolutions stay float32 in torch's dynamic int8, and its BatchNorms are folded: both are said
     assert any("**only 1 of its " in m.value and "layers run in int8**" in m.value for m in at.markdown)
     folded = ce.model_card("resnet-8")

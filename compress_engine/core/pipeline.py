@@ -28,8 +28,8 @@ from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     state_bytes, student_mlp)
 from .recipe import Recipe
-from .train import (answer_of, answers, exact_match, fast_eval_copy, fit, has_conv, logits, match_rate, mean_iou,
-                    median_forward_ms, r2_score, rmse)
+from .train import (answer_of, answers, exact_match, fast_eval_copy, fit, forward_ms_in_turns, has_conv, logits,
+                    match_rate, mean_iou, median_forward_ms, r2_score, rmse)
 
 STAGES = (distill, prune, cluster, quantize)
 BATCH = 128  # fine-tuning batch size (train.fit's default)
@@ -450,20 +450,9 @@ def speedup(model, smaller, data, batch_size=256, seconds=1.0, repeats=20):
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0):
         raise RecipeError(f"seconds must be a number > 0 (or None), got {seconds!r}")
     pair = [fast_eval_copy(deployed(m)) for m in (model, smaller)]
-    x = _latency_batch(pair[0], data, batch_size)
-    times = ([], [])
-    with torch.inference_mode():
-        t0 = time.perf_counter()
-        for m in pair:  # a warm-up call of each (allocations, packed weights), which also sizes the turns
-            m(x)
-        if seconds is not None:
-            repeats = max(3, min(repeats, int(seconds / max(time.perf_counter() - t0, 1e-9))))
-        for _ in range(repeats):
-            for m, kept in zip(pair, times):
-                t = time.perf_counter()
-                m(x)
-                kept.append(time.perf_counter() - t)
-    dense_ms, ms = (1000 * statistics.median(t) for t in times)
+    times = forward_ms_in_turns(pair, _latency_batch(pair[0], data, batch_size), repeats, seconds)
+    dense_ms, ms = (statistics.median(t) for t in times)
+    repeats = len(times[0])
     return {"dense_ms": dense_ms, "ms": ms, "speedup": dense_ms / ms, "repeats": repeats, "batch": batch_size}
 
 

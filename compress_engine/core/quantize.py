@@ -20,7 +20,7 @@ be evaluated (and fine-tuned) with exactly the values its integer form would giv
 import copy
 import math
 import numbers
-import time
+import statistics
 import warnings
 
 import torch
@@ -29,7 +29,7 @@ from torch.nn.utils import parametrize
 
 from compress_engine.core.errors import ModelError, RecipeError
 from compress_engine.core.model import COMPRESSIBLE, CONVS, compressible
-from compress_engine.core.train import median_forward_ms
+from compress_engine.core.train import forward_ms_in_turns
 
 NAME = "quantize"
 BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)   # Recipe.bits
@@ -305,10 +305,12 @@ def int8_plan(model):
 
 
 def int8_latency(model, example_batch, repeats=20, seconds=None):
-    """Median latency (ms) of `model` on `example_batch` in float32 and with int8 weights.
+    """Median latency (ms) of `model` on `example_batch` in float32 and with int8 weights, timed in turns (a call of
+    each, `repeats` times, after a warm-up call of each), so a load that comes and goes falls on both alike.
 
-    With `seconds`, a model too slow for `repeats` timed calls of each kind (after 3 warm-up calls) in about that
-    long gets fewer: at least 3, after 1 warm-up call; one untimed call sizes them. "repeats" says how many.
+    With `seconds`, a model too slow for `repeats` turns in about that long gets fewer, at least 3; "repeats" says
+    how many. "speedup" is fp32_ms / int8_ms; "speedup_spread" the lower and upper quartiles of the turns' own
+    ratios, how far one measurement can be trusted on this machine now.
 
     The int8 model is torch.ao.quantization.quantize_dynamic(copy, int8_plan(copy), torch.qint8): Linear, LSTM and
     GRU layers (and their cells) run int8 matrix products (activations quantized on the fly), other layers
@@ -322,14 +324,6 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
     if seconds is not None and not (isinstance(seconds, numbers.Real) and seconds > 0):
         raise RecipeError(f"seconds must be a number > 0, got {seconds!r}")
     fp32 = _baked_copy(model)
-    warmup = 3
-    if seconds is not None:
-        with torch.inference_mode():
-            t0 = time.perf_counter()
-            fp32(example_batch)
-            fit = int(seconds / (2 * max(time.perf_counter() - t0, 1e-9)))  # calls of each model that fit
-        if fit < repeats + warmup:
-            warmup, repeats = 1, max(3, min(repeats, fit - 1))
     plan = int8_plan(fp32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*deprecated.*")
@@ -337,19 +331,24 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
         int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), dict.fromkeys(plan, qconfig),
                                                       dtype=torch.qint8)
         try:
-            int8_ms = median_forward_ms(int8, example_batch, repeats, warmup)
+            with torch.inference_mode():
+                int8(example_batch)
         except Exception as e:  # torch's int8 modules inside a forward that expects float ones
             raise ModelError(f"torch's int8 dynamic quantization of {', '.join(plan) or 'no layer'} cannot run "
                              f"{type(model).__name__} ({type(e).__name__}: {str(e)[:200]})") from None
-    fp32_ms = median_forward_ms(fp32, example_batch, repeats, warmup)
+        fp32_times, int8_times = forward_ms_in_turns([fp32, int8], example_batch, int(repeats), seconds)
+    fp32_ms, int8_ms = statistics.median(fp32_times), statistics.median(int8_times)
+    ratios = [f / max(i, 1e-9) for f, i in zip(fp32_times, int8_times)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
     return {
         "fp32_ms": fp32_ms,
         "int8_ms": int8_ms,
         "speedup": fp32_ms / int8_ms if int8_ms > 0 else math.inf,
+        "speedup_spread": (q1, q3),
         "int8_layers": list(plan),
         "fp32_layers": [n for n, m in fp32.named_modules() if isinstance(m, COMPRESSIBLE) and n not in plan],
         "engine": torch.backends.quantized.engine,
-        "repeats": repeats,
+        "repeats": len(fp32_times),
     }
 
 

@@ -175,6 +175,27 @@ def median_forward_ms(model, batch, repeats=20, warmup=3):
     return 1000 * statistics.median(times)
 
 
+def forward_ms_in_turns(models, batch, repeats=20, seconds=None):
+    """Wall times (ms) of each model(batch) in inference mode, timed in turns: a call of each model in order,
+    `repeats` times, after one warm-up call of each (allocations, packed weights), which also sizes the turns: with
+    `seconds`, models too slow for `repeats` turns in about that long get fewer, at least 3. A load that comes and
+    goes on a shared machine then falls on every model alike; timing one model's calls, then the other's, put a
+    passing load on one side only. -> one list of `repeats` times per model, in the order given."""
+    times = [[] for _ in models]
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        for m in models:
+            m(batch)
+        if seconds is not None:
+            repeats = max(3, min(repeats, int(seconds / max(time.perf_counter() - t0, 1e-9))))
+        for _ in range(repeats):
+            for m, kept in zip(models, times):
+                t = time.perf_counter()
+                m(batch)
+                kept.append(1000 * (time.perf_counter() - t))
+    return times
+
+
 RECALIBRATION_INPUTS = 1024  # training inputs recalibrate_batchnorm averages over (8 batches of 128)
 
 
