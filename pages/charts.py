@@ -5,6 +5,7 @@ of settings) and returns a go.Figure with titled axes and units; pages pass it t
 """
 
 import os
+import re
 
 import numpy as np
 import plotly.colors as pc
@@ -56,6 +57,22 @@ def base_layout(title, x_title, y_title, height=HEIGHT, **kw):
             "legend": {"orientation": "h", "y": -0.22}, **kw}
 
 
+def quantity(title, percent=False):
+    """An axis title split into what it measures and its unit, for hover texts: the title is where a chart names
+    its unit (units.py's convention: "%", "KB"), so the hover says the same. "artifact size (KB)" -> ("artifact
+    size", " KB"); "sparsity (%)" -> ("sparsity", " %"); "clusters per layer k (log scale)" -> ("clusters per layer
+    k", ""); a note that is not a unit stays in the name: "test errors (of 10,000)". percent: the values are
+    shown as % whatever the title says."""
+    m = re.fullmatch(r"(.*?)\s*\(([^()]*)\)", title.strip())
+    if not m:
+        return title, " %" if percent else ""
+    notes = [n.strip() for n in m[2].split(", ") if n.strip() != "log scale"]
+    if notes and " " in notes[0]:  # a remark, not a unit
+        return title, " %" if percent else ""
+    unit = notes[0] if notes else ("%" if percent else "")
+    return m[1], f" {unit}" if unit else ""
+
+
 def log_ticks(values, ticks=None):
     """An axis's log type with readable whole-number ticks over `values` (viz.log_ticks): "20 50 100 200", never
     Plotly's "8 9 10 2 3 … 100 2". `ticks` gives the tick values instead (e.g. the powers of two of a cluster
@@ -73,13 +90,20 @@ def log_axis(fig, axis, values, ticks=None):
 def histogram(series, title, x_title="weight value", log_y=False, height=HEIGHT, vlines=()):
     """Overlaid histograms with shared bins. series: dicts with name, counts, edges, and optional
     color and opacity. Bars sit at the bin centres and are one bin wide. vlines: vline() traces on top."""
+    y_title = "count (log scale)" if log_y else "count"
+    (x_name, x_unit), (y_name, _) = quantity(x_title), quantity(y_title)
     data = []
     for s in series:
         edges = np.asarray(s["edges"])
         data.append({"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": np.asarray(s["counts"]),
                      "width": np.diff(edges), "name": s["name"], "opacity": s.get("opacity", 0.6),
-                     "marker": {"color": s.get("color"), "line": {"width": 0}}})
-    layout = base_layout(title, x_title, "count (log scale)" if log_y else "count", height, barmode="overlay", bargap=0)
+                     "marker": {"color": s.get("color"), "line": {"width": 0}},
+                     "customdata": np.stack([edges[:-1], edges[1:]], axis=1),  # each bar's bin
+                     "hovertemplate": f"{s['name']}<br>{x_name} %{{customdata[0]:.4g}} to %{{customdata[1]:.4g}}"
+                                      f"{x_unit}<br>{y_name}: %{{y:,}}<extra></extra>"})
+    # the lines' names with their x: Plotly's default named them in its side box, cut to 15 characters
+    vlines = [{**v, "hovertemplate": f"{v['name']}<br>{x_name}: %{{x:.4g}}{x_unit}<extra></extra>"} for v in vlines]
+    layout = base_layout(title, x_title, y_title, height, barmode="overlay", bargap=0)
     if log_y:
         layout["yaxis"].update(log_ticks([c for s in series for c in s["counts"]]))
     if vlines:
@@ -94,7 +118,7 @@ def vline(xs, name, color=RED, width=1.0, dash=None):
     x = np.repeat(xs, 3).astype(object)
     y = np.tile(np.array([0.0, 1.0, None], dtype=object), len(xs))
     x[2::3] = None
-    return {"type": "scatter", "x": x, "y": y, "mode": "lines", "name": name, "yaxis": "y2", "hoverinfo": "x",
+    return {"type": "scatter", "x": x, "y": y, "mode": "lines", "name": name, "yaxis": "y2",
             "line": {"color": color, "width": width, "dash": dash}}
 
 
@@ -106,19 +130,24 @@ def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False
     the x axis's tick values (on a linear axis, e.g. the bit widths 1-8 and 16 at their true distances).
     A point with a margin is an estimate: an open marker with an error bar."""
     scale = 100.0 if y_percent else 1.0
+    (x_name, x_unit), (y_name, y_unit) = quantity(x_title), quantity(y_title, y_percent)
+
+    def hover(name, more=""):  # the series, the knob's value and the measure's, each with its unit
+        return f"{name}<br>{x_name}: %{{x}}{x_unit}<br>{y_name}: %{{y:.2f}}{y_unit}{more}<extra></extra>"
+
     data = []
     for s in series:
         margin = s.get("margin") or ()
         estimated = any(e is not None for e in margin)
         trace = {"type": "scatter", "x": list(s["x"]), "y": [scale * v for v in s["y"]], "mode": "lines+markers",
                  "name": s["name"], "line": {"color": s.get("color"), "dash": s.get("dash")}, "text": s.get("text"),
-                 "hovertemplate": "%{x}: %{y:.2f}" + ("%{customdata}" if estimated else "")
-                                  + ("<br>%{text}" if s.get("text") else "") + "<extra></extra>"}
+                 "hovertemplate": hover(s["name"], ("%{customdata}" if estimated else "")
+                                        + ("<br>%{text}" if s.get("text") else ""))}
         if estimated:
             trace["error_y"] = {"type": "data", "array": [None if e is None else scale * e for e in margin],
                                 "visible": True, "thickness": 1, "width": 3}
             trace["marker"] = {"symbol": ["circle" if e is None else "circle-open" for e in margin], "size": 8}
-            trace["customdata"] = ["" if e is None else f" ± {scale * e:.2f} (estimated)" for e in margin]
+            trace["customdata"] = ["" if e is None else f" ± {scale * e:.2f}{y_unit} (estimated)" for e in margin]
         data.append(trace)
     layout = base_layout(title, x_title, y_title, height)
     if hline is not None:  # a dotted line across the plot, labelled at its right end (as add_hline draws it)
@@ -129,7 +158,7 @@ def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False
                                   "xanchor": "right", "yref": "y", "y": y, "yanchor": "top"}]
     if current is not None:
         data.append({"type": "scatter", "x": [current["x"]], "y": [scale * current["y"]], "mode": "markers",
-                     "name": current["name"],
+                     "name": current["name"], "hovertemplate": hover(current["name"]),
                      "marker": {"symbol": "star", "size": 16, "color": RED, "line": {"color": "white", "width": 1}}})
     if x_log:
         layout["xaxis"].update(log_ticks([x for s in series for x in s["x"]] + ([current["x"]] if current else []),
@@ -143,13 +172,18 @@ def bars(names, ys, title, x_title, y_title, text=None, hover=None, reference=No
          height=HEIGHT):
     """One bar per name; optional text on the bars, hover text, and a dashed reference line (dict y, name)."""
     scale = 100.0 if y_percent else 1.0
+    (x_name, x_unit), (y_name, y_unit) = quantity(x_title), quantity(y_title, y_percent)
+    value = f"{y_name}: %{{y:.2f}}{y_unit}"
     data = [{"type": "bar", "x": list(names), "y": [scale * v for v in ys], "text": text, "textposition": "inside",
              "insidetextanchor": "middle", "textangle": 0, "marker": {"color": BLUE},
-             "textfont": {"color": "white"}, "hovertext": hover, "hoverinfo": "x+text" if hover else None,
+             "textfont": {"color": "white"}, "customdata": None if hover is None else list(hover),
+             "hovertemplate": f"{x_name}: %{{x}}{x_unit}<br>" + ("%{customdata}" if hover else value)
+                              + "<extra></extra>",
              "showlegend": False}]
     if reference is not None:  # its label in the legend, clear of the bars' text
         data.append({"type": "scatter", "x": list(names), "y": [scale * reference["y"]] * len(names),
-                     "mode": "lines", "name": reference["name"], "line": {"color": RED, "dash": "dash"}})
+                     "mode": "lines", "name": reference["name"], "line": {"color": RED, "dash": "dash"},
+                     "hovertemplate": f"{reference['name']}<br>{value}<extra></extra>"})
     layout = base_layout(title, x_title, y_title, height)
     if reference is not None:  # above the plot, right of the title: under it, long tilted names ran into it
         layout["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}
@@ -220,13 +254,14 @@ def distill_grid(rows, mine=()):
                 marker=dict(size=12 if cnn else 9, symbol="diamond" if cnn else "circle"),
                 error_y=dict(type="data", symmetric=False, array=[int(r["errors_max"]) - m for r, m in zip(pts, mean)],
                              arrayminus=[m - int(r["errors_min"]) for r, m in zip(pts, mean)], thickness=1.2),
-                text=[r["student"] for r in pts], hovertemplate="%{text}: %{y:,.0f} errors<extra>" + how + "</extra>")
+                text=[r["student"] for r in pts],
+                hovertemplate="%{text}, %{x:,.1f} KB: %{y:,.0f} errors<extra>" + how + "</extra>")
     fig.add_hline(y=teacher_errors, line=dict(color=GREY, dash="dot"),
                   annotation_text=f"teacher: {teacher_errors:,} errors", annotation_position="top left")
     for m in mine:
         fig.add_scatter(x=[m["bytes"] / units.KB], y=[m["errors"]], mode="markers", name=m["name"],
                         marker=dict(symbol="star", size=17, color=m["color"], line=dict(color="white", width=1)),
-                        hovertemplate="%{y:,} errors<extra>" + m["name"] + "</extra>")
+                        hovertemplate="%{x:,.1f} KB: %{y:,} errors<extra>" + m["name"] + "</extra>")
     log_axis(fig, "x", [int(r["bytes"]) / units.KB for r in rows] + [m["bytes"] / units.KB for m in mine])
     fig.update_layout(title="Measured: every student, with and without KD (mean of 3 seeds; bars: best to worst seed)",
                       xaxis_title="student size (KB of float32 weights, log scale)", yaxis_title="test errors (of 10,000)",

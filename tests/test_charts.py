@@ -80,6 +80,6 @@ def test_a_curves_estimated_points_are_open_with_error_bars_and_exact_points_are
     trace = fig.data[0]
     assert list(trace.error_y.array) == [None, 1.2, 2.0] and trace.error_y.visible  # in % points, as y
     assert list(trace.marker.symbol) == ["circle", "circle-open", "circle-open"]
-    assert [c.strip() for c in trace.customdata] == ["", "± 1.20 (estimated)", "± 2.00 (estimated)"]
+    assert [c.strip() for c in trace.customdata] == ["", "± 1.20 % (estimated)", "± 2.00 % (estimated)"]
     plain = BUILDERS["curve"]().data[0]
     assert plain.error_y.array is None and plain.marker.symbol is None

@@ -1,0 +1,70 @@
+"""Mends from a review of the dashboard in Chromium: hover texts with units, the Export page's tensor order, its
+formula's width and Clustering's per-tensor label with Huffman coding on."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pages import charts  # noqa: E402
+
+
+def templates(fig):
+    return [t.hovertemplate for t in fig.data]
+
+
+def test_every_curve_trace_names_its_knob_and_its_value_with_the_unit():
+    """The review saw "16: 89.76" and "16: 147.86" on the curves, and Plotly's default "(16, 147.863)" on the star."""
+    series = [{"name": "linear", "x": [2, 16, 256], "y": [0.5, 0.8976, 0.9]}]
+    acc = charts.curve(series, "Accuracy vs cluster count", "clusters per layer k (log scale)", "test accuracy (%)",
+                       current={"x": 16, "y": 0.8976, "name": "current (k = 16)"}, y_percent=True, x_log=True)
+    size = charts.curve([{**series[0], "y": [40.1, 147.86, 300.0]}], "Artifact size vs cluster count",
+                        "clusters per layer k (log scale)", "artifact size (KB)",
+                        current={"x": 16, "y": 147.863, "name": "current (k = 16)"}, x_log=True)
+    for fig, unit, name in ((acc, " %", "test accuracy"), (size, " KB", "artifact size")):
+        assert len(fig.data) == 2  # the series and the star
+        for t in fig.data:
+            assert t.hovertemplate.startswith(t.name + "<br>")  # the trace's name in the text: not cut in a side box
+            assert "clusters per layer k: %{x}<br>" in t.hovertemplate
+            assert f"{name}: %{{y:.2f}}{unit}" in t.hovertemplate
+            assert t.hovertemplate.endswith("<extra></extra>")
+
+
+def test_sparsity_curve_has_its_percent_on_x_too():
+    fig = charts.curve([{"name": "one-shot", "x": [0, 50], "y": [0.9, 0.8]}], "Accuracy vs sparsity", "sparsity (%)",
+                       "test accuracy (%)", y_percent=True)
+    assert "sparsity: %{x} %<br>test accuracy: %{y:.2f} %" in fig.data[0].hovertemplate
+
+
+def test_histogram_bars_and_lines_say_what_they_are():
+    """The review saw "non-zero wei...(0.06166496, 2915)": the name cut to 15 characters, a bare pair of numbers."""
+    edges = np.linspace(-0.5, 0.5, 11)
+    fig = charts.histogram([{"name": "non-zero weights before clustering (2,915)", "counts": np.arange(10),
+                             "edges": edges}], "w", vlines=[charts.vline([0.1, 0.2], "centroids (2)")])
+    bars, lines = fig.data
+    assert bars.hovertemplate == ("non-zero weights before clustering (2,915)<br>weight value %{customdata[0]:.4g} to "
+                                  "%{customdata[1]:.4g}<br>count: %{y:,}<extra></extra>")
+    assert np.allclose(np.asarray(bars.customdata), np.stack([edges[:-1], edges[1:]], axis=1))  # each bar's bin
+    assert lines.hovertemplate == "centroids (2)<br>weight value: %{x:.4g}<extra></extra>"
+    log = charts.histogram([{"name": "a", "counts": np.arange(1, 11), "edges": edges}], "w", log_y=True)
+    assert "<br>count: %{y:,}" in log.data[0].hovertemplate  # "(log scale)" is not a unit
+
+
+def test_bars_and_their_reference_line_carry_units():
+    fig = charts.bars(["fc1", "fc2"], [0.9, 0.5], "Sparsity per layer", "layer", "weights removed (%)",
+                      reference={"y": 0.8, "name": "whole model 80.0 %"}, y_percent=True)
+    assert fig.data[0].hovertemplate == "layer: %{x}<br>weights removed: %{y:.2f} %<extra></extra>"
+    assert fig.data[1].hovertemplate == "whole model 80.0 %<br>weights removed: %{y:.2f} %<extra></extra>"
+    told = charts.bars(["codes"], [1.5], "parts", "part", "size (KB)", hover=["1,500 bytes"])
+    assert told.data[0].hovertemplate == "part: %{x}<br>%{customdata}<extra></extra>"
+    assert list(told.data[0].customdata) == ["1,500 bytes"]
+
+
+def test_quantity_reads_the_unit_from_an_axis_title():
+    assert charts.quantity("artifact size (KB)") == ("artifact size", " KB")
+    assert charts.quantity("size (KB, log scale)") == ("size", " KB")
+    assert charts.quantity("count (log scale)") == ("count", "")
+    assert charts.quantity("test errors (of 10,000)") == ("test errors (of 10,000)", "")
+    assert charts.quantity("accuracy", percent=True) == ("accuracy", " %")
+    assert charts.quantity("bits per weight") == ("bits per weight", "")
