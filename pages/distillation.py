@@ -241,7 +241,8 @@ with controls:
     alpha = st.slider("α: weight of the teacher's soft targets", 0.0, 1.0, 1.0, 0.05, key="distill_alpha",
                       persist_state="session",
                       help="1 − α is the weight of the ordinary loss on the true labels. The grid uses α = 1: the "
-                           "teacher's soft targets only.")
+                           "teacher's soft targets only. At α = 0 the teacher gets no weight: that is the labels-only "
+                           "student, so only it is trained.")
     epochs = st.slider("Training epochs", 1, 20, 5, 1, key="distill_epochs", persist_state="session",
                        help="For each of the two students; the grid was measured at 5 and 20. A 100-100 student "
                             "takes about 1.3 s per epoch on one core, 800-800 about 8 s, the CNN about 25 s.")
@@ -272,12 +273,13 @@ if measured:  # the longest training first: that is where KD's gain shows
                           "own number of epochs.")
     rows = [r for r in rows if int(r["epochs"]) == shown]
 grid_slot = st.empty()
-kd = common.recipe(temperature=T, alpha=alpha, student_width=width, distill_epochs=epochs)
-if kd is None:
+chosen_recipe = common.recipe(temperature=T, alpha=alpha, student_width=width, distill_epochs=epochs)
+if chosen_recipe is None:
     st.stop()
 # with α = 0 the soft-target term is multiplied by 0: T does not matter, so one baseline serves every T
-base = kd.replace(alpha=0.0, temperature=1.0)
-stored = kept(teacher, base, kind), kept(teacher, kd, kind)
+base = chosen_recipe.replace(alpha=0.0, temperature=1.0)
+kd = chosen_recipe if alpha > 0 else None  # at α = 0 the chosen setting is the labels-only run: no second student
+stored = kept(teacher, base, kind), None if kd is None else kept(teacher, kd, kind)
 name = student_label(kind, width)
 best_T = ""
 if rows:
@@ -338,16 +340,23 @@ with right:
 st.subheader("Train your own student, without and with distillation")
 done_base, done_kd = stored
 slot = st.empty()  # the button goes once both students are trained
-clicked = (done_base is None or done_kd is None) and slot.button(
+clicked = (done_base is None or (kd is not None and done_kd is None)) and slot.button(
     "Train student", type="primary", icon=":material/school:", key="distill_train",
-    help="Trains the same student twice from the same seed: on the labels alone, then distilled. Each run is kept "
-         "on disk, so each setting trains only once, for every session.")
+    help=("Trains the same student twice from the same seed: on the labels alone, then distilled. " if kd is not None else
+          "Trains the student on the labels alone: at α = 0 the teacher gets no weight. ")
+         + "Each run is kept on disk, so each setting trains only once, for every session.")
 # a rerun while this setting trains (another widget moved) follows its runs, which go on in the pool
-clicked = clicked or any(common.training(r, start_from=teacher, student_key=student_key(kind)) for r in (base, kd))
+clicked = clicked or any(common.training(r, start_from=teacher, student_key=student_key(kind))
+                         for r in (base, kd) if r is not None)
 
 left, right = st.columns(2, gap="large")
 left.markdown(f"**Without KD**: {name} student on the labels alone (α = 0)")
-right.markdown(f"**With KD**: same student, T = {T:g}, α = {alpha:g}")
+if kd is not None:
+    right.markdown(f"**With KD**: same student, T = {T:g}, α = {alpha:g}")
+else:
+    right.info("**α = 0 is the labels-only run**: the teacher's soft targets get no weight, so a student trained "
+               "at this setting is the one on the left (T does nothing at α = 0). Raise α to distil.",
+               icon=":material/info:")
 
 
 # the labels-only student shows as soon as it is trained, while the distilled one trains
@@ -357,11 +366,12 @@ if clicked and res_base is None:
         res_base = train(teacher, base, kind, "Student without KD")
 if res_base is not None:
     show(left, res_base, None)
-if clicked and res_base is not None and res_kd is None:
+if clicked and res_base is not None and kd is not None and res_kd is None:
     with right:
         res_kd = train(teacher, kd, kind, "Student with KD")
 if res_base is not None and res_kd is not None:
     show(right, res_kd, res_base)
+if res_base is not None and (kd is None or res_kd is not None):
     slot.empty()
 mine = mine_points(res_base, res_kd)
 if rows and clicked and on_grid(mine, rows):  # redraw the grid with the new stars
@@ -370,10 +380,11 @@ if rows and mine and not on_grid(mine, rows):
     st.caption(f"Your students trained for {epochs} epoch{'s' if epochs > 1 else ''}: "
                + (f"choose {epochs} epochs above the grid to see them on it." if epochs in measured else
                   f"the grid was measured at {' and '.join(map(str, measured))} epochs; they are on the size chart below."))
-if res_base is None or res_kd is None:
+if res_base is None or (kd is not None and res_kd is None):
     st.info(f"Press **Train student** to train the {name} student for {epochs} epoch{'s' if epochs > 1 else ''}, "
-            "twice; both land " + ("on the grid above as stars." if rows else "on the size chart below as stars."))
-else:
+            + ("twice; both land " if kd is not None else "on the labels alone; it lands ")
+            + ("on the grid above" if rows else "on the size chart below") + (" as stars." if kd is not None else " as a star."))
+elif res_kd is not None:
     st.markdown("**Test errors, theirs and ours**")
     hinton = [("teacher", HINTON["teacher"], t_errors),
               ("student, labels only", HINTON["student"], explain.test_errors(res_base["metrics"]["accuracy"], n)),

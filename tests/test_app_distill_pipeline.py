@@ -142,6 +142,32 @@ def test_your_students_land_on_the_grid_of_their_epochs(tiny):
     assert "yours: 30-30" not in chart_text(at) and any("choose 5 epochs" in c.value for c in at.caption)
 
 
+def test_alpha_zero_is_the_labels_only_run_trained_once_and_never_called_kd(tiny):
+    """At α = 0 the teacher's soft targets get no weight: the page trained a second, identical student and called it
+    "With KD" ("student, distilled", "+0.00 pts vs labels only"). It now says α = 0 is the labels-only run and
+    trains only that student; raising α brings the distilled one back."""
+    at = page("distillation")
+    at.select_slider(key="distill_width").set_value(30)
+    at.slider(key="distill_epochs").set_value(1)
+    at.slider(key="distill_T").set_value(4.0)
+    at.slider(key="distill_alpha").set_value(0.0).run()
+    assert not at.exception and not at.error
+    assert any("α = 0 is the labels-only run" in i.value for i in at.info)
+    assert not any("With KD" in m.value for m in at.markdown)
+    at.button(key="distill_train").click().run()
+    assert not at.exception and not at.error
+    trained = at.session_state["trained"]
+    assert len(trained) == 1 and [Recipe.from_json(r["recipe"]).alpha for r in trained.values()] == [0.0]
+    assert len(metrics(at, "Test accuracy")) == 1 and not any(m.delta for m in at.metric if m.label == "Test accuracy")
+    assert "30-30, 1 ep, labels only" in chart_text(at) and "30-30, 1 ep, KD" not in chart_text(at)
+    assert not any("distilled" in m.value for m in at.markdown)  # no "student, distilled" row
+    assert "distill_train" not in [b.key for b in at.button]  # nothing left to train at α = 0
+    at.slider(key="distill_alpha").set_value(0.5).run()  # a teacher with weight: the distilled student, once
+    assert any("With KD" in m.value for m in at.markdown) and len(metrics(at, "Test accuracy")) == 1
+    at.button(key="distill_train").click().run()
+    assert not at.exception and len(at.session_state["trained"]) == 2 and len(metrics(at, "Test accuracy")) == 2
+
+
 def test_saved_students_are_named_and_the_cnn_is_not_taken_for_the_mlp(tiny, tmp_path, monkeypatch):
     """A student is stored under its teacher's name. The CNN student's recipe is the MLP's (its width is unused),
     so saving it after the MLP of the same setting said "Already saved" and kept nothing: its key now names it."""
