@@ -95,9 +95,10 @@ def student_module(kind):
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def student_params(kind, width=None):
-    """Parameters of the student of this kind (and MLP width), as the engine builds it."""
-    return ce.param_count(zoo.cnn_student(0) if kind == CNN else
-                          zoo.build({"arch": "mlp", "sizes": [784, width, width, 10]}))
+    """Parameters of the student of this kind (and MLP width), as the engine builds it, counted as deployed (the
+    CNN's BatchNorms folded), as a trained student's and the teacher's are counted on this page."""
+    return ce.describe(zoo.cnn_student(0) if kind == CNN else
+                       zoo.build({"arch": "mlp", "sizes": [784, width, width, 10]}))["params"]
 
 
 def student_label(kind, width):
@@ -153,7 +154,7 @@ def show(col, res, other):
         b.metric(f"Test errors (of {n:,})", f"{errs:,}",
                  None if other is None else f"{errs - explain.test_errors(other['metrics']['accuracy'], n):+,}{vs}",
                  delta_color="inverse")
-        a.metric("Parameters", f"{mm['params']:,}", f"{mm['params'] / tcard['parameters']:.0%} of the teacher",
+        a.metric("Parameters", f"{mm['params']:,}", f"{mm['params'] / t_params:.0%} of the teacher's",
                  delta_color="off", delta_arrow="off")
         b.metric("Artifact size", common.kb(mm["artifact_bytes"]),
                  f"{mm['artifact_bytes'] / tcard['dense_bytes']:.0%} of the teacher's", delta_color="off",
@@ -217,8 +218,15 @@ st.caption(f"The teacher is chosen here, not in the sidebar (the sidebar's {comm
            + ("memory: uploaded weights are kept for this server's sessions." if common.weights_id(teacher) else
               "disk."))
 
+# counted as deployed, each BatchNorm folded (as its size is, and every student's): the module's own count is larger
+t_params = tcard.get("deployed_parameters", tcard["parameters"])
+folded = t_params != tcard["parameters"]
 c = st.columns(4)
-c[0].metric("Teacher parameters", f"{tcard['parameters']:,}")
+c[0].metric("Teacher parameters", f"{t_params:,}", "once BatchNorm is folded" if folded else None,
+            delta_color="off", delta_arrow="off",
+            help=(f"The model as deployed, each BatchNorm folded into the convolution before it (the module has "
+                  f"{tcard['parameters']:,} while it trains), as the size beside and every student are counted."
+                  if folded else None))
 c[1].metric("Teacher size (float32)", common.kb(tcard["dense_bytes"]))
 c[2].metric("Teacher test accuracy", f"{100 * (1 - t_errors / n):.2f} %", help=f"on all {n:,} test images")
 c[3].metric(f"Teacher test errors (of {n:,})", f"{t_errors:,}")
@@ -231,7 +239,7 @@ with controls:
     width = st.select_slider("MLP student width (hidden units in each of its 2 layers)", WIDTHS, value=100,
                              key="distill_width", persist_state="session", disabled=kind == CNN,
                              help=", ".join(f"{w}-{w} has {student_params('MLP', w):,} parameters "
-                                            f"({student_params('MLP', w) / tcard['parameters']:.0%} of {teacher}'s)"
+                                            f"({student_params('MLP', w) / t_params:.0%} of {teacher}'s)"
                                             for w in (WIDTHS[0], 100, WIDTHS[-1])) + ".")
     T = st.slider("Temperature T", 1.0, 20.0, 1.0, 0.5, key="distill_T", persist_state="session",
                   help="Higher T softens the teacher's answer so the small probabilities it gives to the wrong "

@@ -39,7 +39,7 @@ def test_distillation_shows_the_measured_grid_before_any_training(fmnist):
     at = page("distillation", model="lenet-5")
     assert not at.error
     assert at.selectbox(key="distill_teacher").value == TEACHER
-    assert metric(at, "Teacher parameters") == f"{ce.param_count(ce.load_model(TEACHER)):,}"
+    assert metric(at, "Teacher parameters") == f"{ce.describe(ce.load_model(TEACHER))['params']:,}"  # as deployed
     assert number(metric(at, "Teacher test accuracy")) >= 93.5
     assert any("KL" in x.value and "CE" in x.value for x in at.latex)
     assert any("146" in c.value and "74" in c.value and "67" in c.value for c in at.caption)
@@ -166,6 +166,34 @@ def test_alpha_zero_is_the_labels_only_run_trained_once_and_never_called_kd(tiny
     assert any("With KD" in m.value for m in at.markdown) and len(metrics(at, "Test accuracy")) == 1
     at.button(key="distill_train").click().run()
     assert not at.exception and len(at.session_state["trained"]) == 2 and len(metrics(at, "Test accuracy")) == 2
+
+
+def test_the_teacher_and_students_are_counted_as_deployed_as_their_sizes_are(tiny):
+    """ResNet-8's card showed 308,074 parameters (the module's, BatchNorms included) beside 1,229.6 KB, which is
+    4 bytes for each of the 307,402 it has once BatchNorm is folded. The card, and every student's share of the
+    teacher, now count the model as deployed, as the size does."""
+    from compress_engine.playground import zoo
+    card = ce.model_card(TEACHER)
+    deployed = ce.describe(ce.load_model(TEACHER))["params"]
+    assert deployed == card["deployed_parameters"] < card["parameters"] and 4 * deployed == card["dense_bytes"]
+    at = page("distillation")
+    shown = next(m for m in at.metric if m.label == "Teacher parameters")
+    assert shown.value == f"{deployed:,}" and shown.proto.delta == "once BatchNorm is folded"
+    assert f"{card['parameters']:,}" in shown.proto.help
+    wide = 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10  # 800-800 has no BatchNorm: as built, as deployed
+    assert f"800-800 has {wide:,} parameters ({wide / deployed:.0%} of {TEACHER}'s)" in \
+        at.select_slider(key="distill_width").help
+    at.select_slider(key="distill_width").set_value(30)
+    at.slider(key="distill_epochs").set_value(1).run()
+    at.button(key="distill_train").click().run()
+    card_of = next(m for m in at.metric if m.label == "Parameters")
+    assert card_of.value == "24,790" and card_of.proto.delta == f"{24_790 / deployed:.0%} of the teacher's"
+    # the CNN student: the count its help gives is the count it shows once trained (BatchNorm folded in both)
+    cnn = ce.describe(zoo.cnn_student(0))["params"]
+    assert cnn < ce.param_count(zoo.cnn_student(0)) and f"({cnn:,} parameters)" in at.radio(key="distill_kind").help
+    at.radio(key="distill_kind").set_value(at.radio(key="distill_kind").options[1]).run()
+    at.button(key="distill_train").click().run()
+    assert not at.exception and not at.error and metrics(at, "Parameters") == [f"{cnn:,}"] * 2
 
 
 def test_saved_students_are_named_and_the_cnn_is_not_taken_for_the_mlp(tiny, tmp_path, monkeypatch):
