@@ -24,13 +24,15 @@ PARTS = ("index", "codes", "codebook", "raw")
 
 
 def breakdown_chart(parts):
-    """Stacked bars: bytes of each tensor split into index / codes / codebook / raw (KB)."""
+    """Stacked bars: bytes of each tensor split into index / codes / codebook / raw (KB), the tensors in the
+    artifact's order (the model's): Plotly Express lists each part's tensors in turn, which put every bias (raw
+    only) after all the weights."""
     rows = [{"tensor": name, "part": part, "kb": mine[part] / units.KB}
             for name, mine in parts["per_tensor"].items() for part in PARTS if mine.get(part)]
     fig = px.bar(pd.DataFrame(rows, columns=["tensor", "part", "kb"]), x="kb", y="tensor", color="part",
-                 orientation="h", category_orders={"part": list(PARTS)},
+                 orientation="h", category_orders={"part": list(PARTS), "tensor": list(parts["per_tensor"])},
                  labels={"kb": "Bytes in the artifact (KB)", "tensor": "Tensor", "part": "Part"})
-    fig.update_layout(height=120 + 28 * len(parts["per_tensor"]), yaxis=dict(autorange="reversed"),
+    fig.update_layout(height=120 + 28 * len(parts["per_tensor"]),  # the first tensor on top (category_orders)
                       legend=dict(orientation="h", y=1.12, title=None), margin=dict(t=40, b=10))
     return fig
 

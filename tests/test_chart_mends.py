@@ -1,10 +1,12 @@
 """Mends from a review of the dashboard in Chromium: hover texts with units, the Export page's tensor order, its
 formula's width and Clustering's per-tensor label with Huffman coding on."""
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from test_app import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pages import charts  # noqa: E402
@@ -68,3 +70,18 @@ def test_quantity_reads_the_unit_from_an_axis_title():
     assert charts.quantity("test errors (of 10,000)") == ("test errors (of 10,000)", "")
     assert charts.quantity("accuracy", percent=True) == ("accuracy", " %")
     assert charts.quantity("bits per weight") == ("bits per weight", "")
+
+
+
+
+def test_export_breakdown_keeps_the_artifacts_tensor_order(tmp_path, monkeypatch, fmnist, lenet300):
+    """The review saw layers.0.weight, layers.1.weight, layers.1.bias, layers.2.weight, layers.0.bias, ...: the
+    biases (raw float32 only) drawn after the weights (index and codes)."""
+    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
+    at = app().run().switch_page("pages/export.py").run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    axis = spec["layout"]["yaxis"]
+    drawn = axis["categoryarray"]  # bottom to top, unless the axis is reversed
+    drawn = drawn if axis.get("autorange") == "reversed" else drawn[::-1]  # top to bottom
+    assert drawn == list(lenet300.state_dict()) and any(n.endswith("bias") for n in drawn)
