@@ -151,8 +151,9 @@ def make_tab():
             "or Huffman-coded, and the codebook the codes point into. Its length is the size shown everywhere, "
             "and decoding it gives back every weight bit for bit. The **recipe** JSON rebuilds it: the same "
             "recipe and seed give the same bytes.")
-        st.latex(r"\text{bytes} = \text{header} + \sum_{\text{tensors}} (\text{index} + \text{codes} + "
-                 r"\text{codebook} + \text{raw})")
+        # two lines: at 1,280 px the column is 460 px and one line (478 px) was cut at "+ rav"
+        st.latex(r"\begin{aligned} \text{bytes} = {} & \text{header} + \sum_{\text{tensors}} (\text{index} + "
+                 r"\text{codes} \\ & {} + \text{codebook} + \text{raw}) \end{aligned}")
     with controls:
         upload = st.file_uploader("Reproduce a recipe (.json), optional", type=["json"], key="recipe_upload",
                                   max_upload_size=1, help="A recipe downloaded here or written by hand")

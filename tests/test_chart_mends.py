@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_app import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -85,3 +86,30 @@ def test_export_breakdown_keeps_the_artifacts_tensor_order(tmp_path, monkeypatch
     drawn = axis["categoryarray"]  # bottom to top, unless the axis is reversed
     drawn = drawn if axis.get("autorange") == "reversed" else drawn[::-1]  # top to bottom
     assert drawn == list(lenet300.state_dict()) and any(n.endswith("bias") for n in drawn)
+
+
+@pytest.mark.browser
+def test_export_formula_fits_its_column_at_1280_by_720(fmnist):
+    """At 1,280 × 720 the Make-an-artifact formula was 478 px in a 460-px column and read "… + codebook + rav": it
+    now breaks over two lines, and no formula of a page overflows its box (KaTeX's 2-px end spacer is padded)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from chromium import have_chromium, launch, streamlit_server
+    from playwright.sync_api import sync_playwright
+
+    if not have_chromium():
+        pytest.skip("no Chromium")
+    fit = ("[...document.querySelectorAll('.katex-display')].map(e => [e.innerText.split('\\n')[0], e.scrollWidth, "
+           "e.clientWidth])")
+    with streamlit_server(timeout=120) as (url, _proc), sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(url)
+            page.locator('[data-testid="stSidebarNav"] a', has_text="Export").click()
+            page.locator(".katex-display").first.wait_for(timeout=120_000)
+            page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
+            page.wait_for_timeout(500)
+            formulas = page.evaluate(fit)
+            assert formulas and all(sw <= cw for _, sw, cw in formulas), formulas
+        finally:
+            browser.close()
