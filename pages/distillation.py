@@ -333,8 +333,12 @@ name = student_label(kind, width)
 best_T = ""
 if rows:
     g = next(r for r in rows if r["T"])
-    best_T = min({r["T"] for r in rows if r["T"]},
-                 key=lambda t: sum(float(r["errors_mean"]) for r in rows if r["T"] == t))
+    # the T with the fewest errors summed over the students tried at every T (the CNN, tried at one, would tilt it)
+    temps = {r["T"] for r in rows if r["T"]}
+    everywhere = [s for s in dict.fromkeys(r["student"] for r in rows)
+                  if temps <= {r["T"] for r in rows if r["student"] == s}]
+    best_T = min(sorted(temps, key=float), key=lambda t: sum(float(r["errors_mean"]) for r in rows
+                                                             if r["T"] == t and r["student"] in everywhere))
     st.caption(f"From `bench/distillation.py` (teacher {teacher}, {g['epochs']} epochs of Adam, α = {g['alpha']} "
                f"for KD, seeds {g['seeds']}): each point is the mean of the seeds' test errors on the full test "
                "set. Where the solid lines lie below the dashed one, the teacher's soft targets taught the student "

@@ -226,6 +226,23 @@ def test_the_temperature_help_says_only_what_the_grid_measured(fmnist):
     assert not at.exception and "grid" not in at.slider(key="distill_T").help
 
 
+def test_the_size_chart_draws_the_students_at_the_grids_best_t(fmnist):
+    """The size chart draws the distilled students "at the grid's best T". At 5 epochs it drew T = 2: each T's errors
+    were summed over the students tried at it, and T = 1's sum alone held the CNN student's (tried at T = 1 only).
+    The best T is now the fewest errors over the students tried at every T."""
+    results = Path(__file__).resolve().parent.parent / "bench" / "results"
+    with open(results / "distillation_grid.csv", newline="") as f:
+        grid = [r for r in csv.DictReader(f) if r["teacher"] == TEACHER and r["epochs"] == "5" and r["T"]]
+    temps = {r["T"] for r in grid}
+    tried = {s for s in {r["student"] for r in grid} if {r["T"] for r in grid if r["student"] == s} == temps}
+    total = {t: sum(float(r["errors_mean"]) for r in grid if r["T"] == t and r["student"] in tried) for t in temps}
+    best = min(total, key=total.get)
+    assert best == "1" and len(temps) > 1 and "cnn 8-16-32" not in tried
+    at = page("distillation")
+    at.radio(key="distill_grid_epochs").set_value(5).run()
+    assert not at.exception and f"students, KD T = {best} (mean of seeds)" in chart_text(at)
+
+
 def test_saved_students_are_named_and_the_cnn_is_not_taken_for_the_mlp(tiny, tmp_path, monkeypatch):
     """A student is stored under its teacher's name. The CNN student's recipe is the MLP's (its width is unused),
     so saving it after the MLP of the same setting said "Already saved" and kept nothing: its key now names it."""
