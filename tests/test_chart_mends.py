@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 from test_app import app
 
+from compress_engine.playground import units
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pages import charts  # noqa: E402
-
-
-def templates(fig):
-    return [t.hovertemplate for t in fig.data]
 
 
 def test_every_curve_trace_names_its_knob_and_its_value_with_the_unit():
@@ -113,3 +111,24 @@ def test_export_formula_fits_its_column_at_1280_by_720(fmnist):
             assert formulas and all(sw <= cw for _, sw, cw in formulas), formulas
         finally:
             browser.close()
+
+
+def test_clustering_table_claims_no_fixed_bit_width_with_huffman_on(fmnist):
+    """With Huffman on the table said "16 centroids, 4 bit" beside 36.3 KB for 47,040 weights (6.2 bits each): it
+    now gives the bits its bytes measure per kept weight; with Huffman off the fixed width stays."""
+    from test_app import page
+
+    at = page("clustering")
+    table = next(d.value for d in at.dataframe if "stored as" in d.value.columns)
+    fixed = table[table["stored as"] != "float32"]
+    assert len(fixed) and all(s.endswith(" bit") for s in fixed["stored as"])  # ceil(log2 16) = 4 bit, exact
+
+    at.toggle(key="cluster_huffman").set_value(True).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "stored as" in d.value.columns)
+    coded = table[table["stored as"] != "float32"]
+    assert len(coded)
+    for _, row in coded.iterrows():
+        assert not row["stored as"].endswith(" bit")
+        measured = float(row["stored as"].split(": ")[1].split()[0])
+        assert measured == pytest.approx(8 * row["KB"] * units.KB / row["non-zero"], abs=0.06)
