@@ -338,3 +338,26 @@ def test_estimate_refuses_bad_input_and_gives_regression_scores_without_a_margin
             ce.estimate(model, ds, inputs=bad)
     with pytest.raises(ValueError, match="reference holds answers for 3 inputs; the test set has 10"):
         ce.estimate(model, ds, reference=torch.zeros(3, 1))
+
+
+def test_dense_reference_follows_a_model_changed_in_place(small):
+    """A library user trains, compresses, trains the same object more (or loads another checkpoint into it) and
+    compresses again: the dense accuracy stayed the first weights' (cached per model object), and the unchanged
+    model's agreement with its own 'dense' self read 0.88. The reference is recomputed when the weights change."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    first = ce.compress(model, ce.Recipe(), small).metrics
+    assert first["agreement"] == 1.0
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    x, y = small.x("train")[:1024].flatten(1), small.y("train")[:1024]
+    for _ in range(5):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    trained = ce.compress(model, ce.Recipe(), small).metrics
+    assert trained["dense_accuracy"] == trained["accuracy"] != first["dense_accuracy"]
+    assert trained["agreement"] == 1.0
+    other = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    model.load_state_dict(other.state_dict())  # another checkpoint into the same object
+    loaded = ce.compress(model, ce.Recipe(), small).metrics
+    assert loaded["dense_accuracy"] == loaded["accuracy"] and loaded["agreement"] == 1.0

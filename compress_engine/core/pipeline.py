@@ -52,17 +52,26 @@ _reference = weakref.WeakKeyDictionary()
 
 
 def reference(model, data):
-    """Predictions and accuracy of the uncompressed `model` on the test set (cached per model object); for
+    """Predictions and accuracy of the uncompressed `model` on the test set (cached per model object and state); for
     regression data, its outputs (answers()) and None.
 
-    The cache assumes models are not changed in place; compress() never changes its input.
+    compress() never changes its input, but its caller may: train the same object more, or load_state_dict another
+    checkpoint into it. The cache is then stale, and the dense accuracy and agreement were the old weights'; each
+    hit is checked against weights_state(model), so a model changed in place is evaluated again.
     """
+    state = weights_state(model)
     hit = _reference.get(model)
-    if hit is None or hit[0] is not data:
+    if hit is None or hit[0] is not data or hit[3] != state:
         pred = answers(fast_eval_copy(model), data.x("test"), data)
-        hit = (data, pred, None if data.regression else match_rate(pred, data.y("test"), data.y("test")))
+        hit = (data, pred, None if data.regression else match_rate(pred, data.y("test"), data.y("test")), state)
         _reference[model] = hit
     return hit[1], hit[2]
+
+
+def weights_state(model):
+    """What changes when `model`'s weights do, without reading them: each tensor of its state dict, its identity and
+    torch's version counter, which every in-place write bumps (an optimizer's step, load_state_dict's copy_)."""
+    return tuple((k, id(t), t._version) for k, t in model.state_dict(keep_vars=True).items())
 
 
 def dense_reference(model, data, model_logits=None):
