@@ -53,6 +53,25 @@ def test_fit_budget_refuses_a_budget_the_dense_model_already_fits(lenet300, smal
         ce.fit_budget(lenet300, small, dense)
 
 
+def test_fit_budget_refuses_a_budget_below_the_header_and_biases_before_scanning(lenet300, small, monkeypatch):
+    """`--budget-kb 0.01` with a model of one's own scanned for 5 minutes, silent, then said the budget is smaller
+    than the header and biases alone: that depends on the model and the recipe's form only, so it is refused before
+    the scan, in KB as the budget is given."""
+    monkeypatch.setattr(budget.sensitivity, "scan", lambda *a, **k: pytest.fail("it scanned"))
+    with pytest.raises(ce.RecipeError, match=r"a budget of 0\.01 KB \(10 bytes\) is smaller than this model's "
+                                             r"header and biases alone \([0-9,]+ bytes\), before any weight: give "
+                                             r"more than [0-9.]+ KB"):
+        ce.fit_budget(lenet300, small, 10)
+
+
+def test_fit_budget_reports_its_scans_progress(lenet300, small, tmp_path):
+    """The scan before a fit takes minutes on a model of one's own; scan_progress follows it point by point."""
+    seen = []
+    with pytest.raises(ce.RecipeError, match="too small"):  # after the scan, before any training
+        ce.fit_budget(lenet300, small, 2000, cache_dir=tmp_path, scan_progress=lambda *a: seen.append(a[:2]))
+    assert seen and seen[-1][0] == seen[-1][1] and [s for s, _ in seen] == list(range(1, len(seen) + 1))
+
+
 def test_fit_budget_fits_replays_and_spends_bytes_where_they_are_cheap(lenet300, small, tmp_path):
     sc = scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)
     result, plan = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc)
@@ -131,6 +150,23 @@ def run_cli(capsys, *argv):
 def test_cli_budget_refusals(capsys, argv, words):
     code, out, err = run_cli(capsys, "run", "--model", "lenet-300-100", *argv)
     assert code == 2 and not out and words in err and err.count("\n") == 1
+
+
+def test_cli_budget_below_the_header_is_refused_at_once_and_a_scan_shows_progress(capsys, tmp_path, monkeypatch):
+    """--budget-kb 0.01 is refused in one line before any scan; a scan of the user's own model (minutes, silent
+    before) prints its progress on stderr."""
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "net.py").write_text("from torch import nn\n\ndef make():\n    return nn.Sequential(nn.Flatten(), "
+                                     "nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))\n")
+    model = f"{tmp_path / 'net.py'}:make"
+    code, out, err = run_cli(capsys, "run", "--model", model, "--data", "digits", "--budget-kb", "0.01")
+    assert code == 2 and not out and err.count("\n") == 1 and "header and biases alone" in err, err
+    assert "sensitivity scan" not in err
+    code, out, err = run_cli(capsys, "run", "--model", model, "--data", "digits", "--budget-kb", "0.9",
+                             "--finetune-epochs", "0")
+    lines = err.splitlines()
+    assert any(re.fullmatch(r"sensitivity scan: (\d+)/\1 settings", ln) for ln in lines), err
+    assert 2 <= sum(ln.startswith("sensitivity scan: ") for ln in lines) <= 11
 
 
 def test_cli_budget_run(capsys, fmnist, tmp_path, monkeypatch):

@@ -133,7 +133,7 @@ class _Offset:
 
 def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0, metric="kl", scan=None,
                progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None, focus=0.0, shipped=(),
-               answers_progress=None):
+               answers_progress=None, scan_progress=None):
     """Compress `model` to fit in `budget_bytes` (artifact bytes, header and biases included) with the
     per-layer settings that keep the most accuracy -> (compress() Result, plan dict).
 
@@ -174,20 +174,25 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     if budget_bytes >= dense:  # e.g. kilobytes given as bytes' thousands: there is nothing to fit
         raise RecipeError(f"budget_bytes={budget_bytes:,.0f} is no smaller than the dense model ({dense:,} bytes of "
                           f"float32): it fits as it is; give a budget below {dense:,} bytes")
-    if scan is None:
-        scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus,
-                                shipped=shipped)
-    elif scan.get("focus", 0.0) != focus:
+    if scan is not None and scan.get("focus", 0.0) != focus:
         raise RecipeError(f"the scan given was made with focus={scan.get('focus', 0.0)} and the budget prunes with "
                           f"focus={focus}: scan with sensitivity.scan(..., focus={focus}) or leave scan=None")
-    names = [la["name"] for la in scan["layers"]]
+    # the header and biases depend on the model and the recipe's form only: a budget they alone overflow is refused
+    # before the scan (minutes on a model of one's own: a 10-byte budget ran 5 minutes, silent, then was refused)
+    names = ([la["name"] for la in scan["layers"]] if scan is not None
+             else list(compressible(pipeline.deployed(copy.deepcopy(model).eval()))))
     probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed, kd,
                           focus)
     fixed = overhead_bytes(model, probe)
     room = budget_bytes * (1 - MARGIN) - fixed
     if room <= 0:
-        raise RecipeError(f"budget of {budget_bytes:,.0f} bytes is smaller than the header and biases alone "
-                          f"({fixed:,} bytes)")
+        raise RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB ({budget_bytes:,.0f} bytes) is smaller than this "
+                          f"model's header and biases alone ({fixed:,} bytes), before any weight: give more than "
+                          f"{fixed / KB:,.1f} KB")
+    if scan is None:
+        scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus,
+                                shipped=shipped, progress=scan_progress)
+        names = [la["name"] for la in scan["layers"]]
     # refused here, before any training, with a safe need: after pruning and fine-tuning, the smallest settings'
     # bytes, the header and the entropy coding all come out a little larger than the scan predicts, and a budget
     # that only just holds the prediction trained a whole stage and was then refused (3.3 KB on LeNet-300-100)

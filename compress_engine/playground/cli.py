@@ -570,6 +570,15 @@ def epoch_lines(data):
     return show
 
 
+def scan_lines():
+    """A progress callback for fit_budget's sensitivity scan (minutes on a model of one's own): a line to stderr at
+    every tenth of its settings."""
+    def show(step, total, _loss, _acc):
+        if step == total or step * 10 // total != (step - 1) * 10 // total:
+            print(f"sensitivity scan: {step}/{total} settings", file=sys.stderr)
+    return show
+
+
 def user_model(args, ref):
     """The module --model builds, with --weights loaded into it (strictly) when given."""
     model = build_model(ref, args.model)
@@ -645,7 +654,8 @@ def run_budget(args, model, data, kb, recipe):
     lr = recipe.lr if hasattr(args, "lr") else 1e-3
     shipped = [models.scan_dir(args.model)] if args.model in models.SAMPLES else []  # its scans (keyed by weights)
     result, plan = ce.fit_budget(model, data, round(kb * KB), epochs=epochs, lr=lr, bias_bits=bias,
-                                 seed=recipe.seed, progress=show, kd=kd, focus=recipe.prune_focus, shipped=shipped)
+                                 seed=recipe.seed, progress=show, kd=kd, focus=recipe.prune_focus, shipped=shipped,
+                                 scan_progress=scan_lines())
     if args.out is not None:
         args.out.write_bytes(result.artifact)
     return {**summary(result), "budget": plan}
