@@ -557,6 +557,7 @@ def poisoned(tensor_name, value, model=None):
     (lambda: WithAux(as_dict=True), r"returns dict .* e.g. model\(x\)\['logits'\]"),
     (lambda: nn.Sequential(nn.LazyLinear(10)), r"'0.weight' is not initialised"),
     (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
+    (lambda: nn.Sequential(nn.Linear(64, 10)).to("meta"), r"'0.weight' is on the meta device.*load real weights"),
     (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),
     (lambda: nn.Sequential(nn.Linear(32, 10)), r"fails on the data's inputs of shape \(2, 64\)"),
     (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM, nn.GRU or their cells layer"),

@@ -125,6 +125,11 @@ def check_model(model, data=None, what="model"):
         if isinstance(p, nn.parameter.UninitializedParameter):
             raise ModelError(f"{what}: parameter {name!r} is not initialised (a lazy module): run one forward "
                              "pass on a batch of your data before compressing")
+        if p.device.type != "cpu":  # a meta tensor has no values; a GPU one is not where the data are
+            raise ModelError(f"{what}: parameter {name!r} is on the {p.device.type} device; the engine compresses "
+                             "on the CPU: " + ("load real weights into it first (a meta-device model has none), "
+                                               "e.g. model.to_empty(device='cpu') then load_state_dict"
+                                               if p.device.type == "meta" else "call model.cpu() first"))
         if p.dtype != torch.float32:
             raise ModelError(f"{what}: parameter {name!r} is {p.dtype}; the engine compresses float32 models: "
                              "call model.float() first")
