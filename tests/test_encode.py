@@ -944,3 +944,15 @@ def test_range_coded_gaps_below_one_bit_a_symbol():
     assert rec["layout"] == "sparse" and rec["gap_coding"] == "range"
     assert rec["gap_symbols"] > 8 * (rec["sections"][1] + rec["sections"][2])
     assert "gap_symbols" in refused(decode, _with_record(blob, gap_symbols=2 * w.numel() + 1))
+
+
+def test_a_path_given_for_an_artifact_is_told_to_be_read(tmp_path):
+    """decode_model('x.cpg', ...) said only 'artifact must be bytes, got str'."""
+    import compress_engine as ce
+    for given in ("x.cpg", tmp_path / "x.cpg"):
+        with pytest.raises(ce.ArtifactError, match=r"got (str|PosixPath): read the file first, e\.g\. "
+                                                   r"pathlib\.Path\(path\)\.read_bytes\(\)"):
+            ce.decode_model(given)
+    with pytest.raises(ce.ArtifactError) as e:
+        ce.decode([1, 2])
+    assert "read the file" not in str(e.value)

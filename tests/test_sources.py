@@ -1026,3 +1026,21 @@ def test_a_broken_labels_csv_says_what_and_how_to_fix(tmp_path, edit, options, w
 def test_a_label_column_without_a_labels_csv_is_refused(tmp_path):
     root, _ = image_folder(tmp_path)
     refusal(f"images:{root}?label=age", "'?label=' picks a column of a labels CSV, and none is given", root)
+
+
+def test_a_bare_folder_is_pointed_to_its_prefix(tmp_path):
+    """`--data /path/to/folder` said only "unknown dataset": the folder exists, and holds IDX files or images, so
+    the refusal names the prefix that reads it."""
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    (idx / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    with pytest.raises(DatasetError, match=f"did you mean 'idx:{idx}'"):
+        load_dataset(str(idx))
+    pics = tmp_path / "pics" / "train" / "cat"
+    pics.mkdir(parents=True)
+    (pics / "1.png").write_bytes(b"")
+    with pytest.raises(DatasetError, match=f"did you mean 'images:{tmp_path / 'pics'}'"):
+        load_dataset(str(tmp_path / "pics"))
+    with pytest.raises(DatasetError, match="unknown dataset") as e:
+        load_dataset(str(tmp_path / "absent"))
+    assert "did you mean" not in str(e.value)

@@ -567,7 +567,9 @@ def _check_container(blob):
 def _parse(blob):
     """Check the container and header of untrusted bytes -> (meta, named records, offset of first section, bytes)."""
     if not isinstance(blob, (bytes, bytearray, memoryview)):
-        _fail(f"artifact must be bytes, got {type(blob).__name__}")
+        path = isinstance(blob, str) or hasattr(blob, "__fspath__")
+        _fail(f"artifact must be bytes, got {type(blob).__name__}" + (
+            ": read the file first, e.g. pathlib.Path(path).read_bytes()" if path else ""))
     blob = bytes(blob)
     _check_container(blob)
     (hlen,) = struct.unpack("<I", blob[5:9])

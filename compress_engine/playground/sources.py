@@ -19,6 +19,7 @@ pickles, after its headers are checked against its sizes the same way; an image 
 
 import gzip
 import hashlib
+import itertools
 import math
 import os
 import threading
@@ -225,7 +226,7 @@ def read_digits(name="digits"):
         from sklearn.datasets import load_digits
     except ImportError:
         raise DatasetError("the 'digits' dataset ships with scikit-learn, which is not installed here: "
-                           "`pip install scikit-learn` (or the test extra, `pip install -e '.[test]'`), "
+                           "`pip install scikit-learn`, "
                            f"or {USAGE}") from None
     import torch
 
@@ -429,7 +430,7 @@ def _need_pillow():
         import PIL.Image  # noqa: F401
     except ImportError:
         raise DatasetError("reading an image folder needs Pillow, which is not installed here: `pip install pillow` "
-                           f"(or the images extra, `pip install -e '.[images]'`), or {USAGE}") from None
+                           f"(or the images extra, `pip install 'compression-playground[images]'`), or {USAGE}") from None
 
 
 def read_image_folder(folder, name, size=None, test_share=None):
@@ -945,6 +946,16 @@ def _load(name):
         return read_digits(name)
     if name == "fashion-mnist":
         return _fashion_mnist(name)
+    try:
+        folder = Path(name).expanduser()
+        is_dir = folder.is_dir()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a name too long, ~user unknown
+        is_dir = False
+    if is_dir:  # a bare folder: say which prefix reads what is in it
+        kind = "images" if any(f.suffix.lower() in IMAGE_EXTENSIONS
+                               for f in itertools.islice(folder.rglob("*"), 500)) else "idx"
+        raise DatasetError(f"unknown dataset {name!r:.200}: a folder is read with a prefix naming its format; did "
+                           f"you mean '{kind}:{name:.200}'? {USAGE}")
     raise DatasetError(f"unknown dataset {name!r:.200}: {USAGE}")
 
 
