@@ -115,7 +115,11 @@ def test_export_formula_fits_its_column_at_1280_by_720(fmnist):
 
 def test_clustering_table_claims_no_fixed_bit_width_with_huffman_on(fmnist):
     """With Huffman on the table said "16 centroids, 4 bit" beside 36.3 KB for 47,040 weights (6.2 bits each): it
-    now gives the bits its bytes measure per kept weight; with Huffman off the fixed width stays."""
+    now gives the bits its bytes measure per kept weight; with Huffman off the fixed width stays. The label names
+    the coding the artifact holds: the encoder keeps a fixed width where entropy coding would not pay (99 %
+    pruned, k = 2, read 'Huffman-coded' over fixed 1-bit codes), and range-codes where that is smaller."""
+    import compress_engine as ce
+    from compress_engine.core.encode import breakdown_and_codings
     from test_app import page
 
     at = page("clustering")
@@ -123,12 +127,32 @@ def test_clustering_table_claims_no_fixed_bit_width_with_huffman_on(fmnist):
     fixed = table[table["stored as"] != "float32"]
     assert len(fixed) and all(s.endswith(" bit") for s in fixed["stored as"])  # ceil(log2 16) = 4 bit, exact
 
-    at.toggle(key="cluster_huffman").set_value(True).run()
-    assert not at.exception
-    table = next(d.value for d in at.dataframe if "stored as" in d.value.columns)
-    coded = table[table["stored as"] != "float32"]
+    def labels_and_codings(k, pct):
+        at.select_slider(key="cluster_k").set_value(k)
+        at.slider(key="cluster_sparsity").set_value(pct)
+        at.toggle(key="cluster_huffman").set_value(True).run()
+        assert not at.exception
+        table = next(d.value for d in at.dataframe if "stored as" in d.value.columns)
+        recipe = ce.Recipe(sparsity=pct / 100, clusters=k, huffman=True)
+        artifact = ce.compress(ce.load_model("lenet-300-100"), recipe, fmnist).artifact
+        _, codings = breakdown_and_codings(artifact)
+        return table[table["stored as"] != "float32"], codings
+
+    coded, codings = labels_and_codings(16, 0)
     assert len(coded)
     for _, row in coded.iterrows():
-        assert not row["stored as"].endswith(" bit")
+        word = {"range": "range-coded", "huffman": "Huffman-coded", "huffman-zlib": "Huffman-coded"}.get(
+            codings[row["tensor"]])
+        if word is None:
+            assert row["stored as"] == "16 centroids, 4 bit (entropy coding would not pay)"
+            continue
+        assert row["stored as"].startswith(f"16 centroids, {word}: ")
         measured = float(row["stored as"].split(": ")[1].split()[0])
         assert measured == pytest.approx(8 * row["KB"] * units.KB / row["non-zero"], abs=0.06)
+    coded, codings = labels_and_codings(2, 99)
+    plain = [n for n, c in codings.items() if c == "fixed"]
+    assert plain  # 99 % pruned, 2 centroids: some codes stay 1 bit wide
+    for _, row in coded.iterrows():
+        assert ("Huffman" in row["stored as"]) == (codings[row["tensor"]] in ("huffman", "huffman-zlib"))
+        if row["tensor"] in plain:
+            assert row["stored as"] == "2 centroids, 1 bit (entropy coding would not pay)"

@@ -719,12 +719,21 @@ def size_breakdown(blob):
     """Bytes per part (header, index, codes, codebook, raw) overall and per tensor; the parts sum to len(blob).
 
     "header" counts the 13-byte preamble (magic, version, header length, checksum) and the zlib'd JSON."""
+    return breakdown_and_codings(blob)[0]
+
+
+def breakdown_and_codings(blob):
+    """(size_breakdown(blob), {tensor name: how its code stream is stored}): a coded tensor's code_coding, one of
+    entropy.MODES ("fixed" when entropy coding would not pay, as the encoder chooses per tensor), None for a tensor
+    stored raw. One parse for both."""
     _, recs, off, _ = _parse(blob)
     parts = {"header": off, "index": 0, "codes": 0, "codebook": 0, "raw": 0, "per_tensor": {}}
+    codings = {}
     for rec in recs:
         mine = {"index": 0, "codes": 0, "codebook": 0, "raw": 0}
         for part, x in zip(SECTIONS.values(), rec["sections"]):
             mine[part] += x
             parts[part] += x
         parts["per_tensor"][rec["name"]] = mine
-    return parts
+        codings[rec["name"]] = rec.get("code_coding")
+    return parts, codings

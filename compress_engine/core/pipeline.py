@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import cluster, distill, flops, prune, quantize, structured
-from .encode import Affine, Codebook, encode, size_breakdown
+from .encode import Affine, Codebook, breakdown_and_codings, encode
 from .data import IGNORE
 from .errors import CompressError, DatasetError, RecipeError
 from .fold import deployed, foldable_pairs
@@ -396,14 +396,14 @@ def measure(model, grids, artifact, dense_params, dense_bytes, pred, y, ref_pred
     multi-label tags (boolean `y`) accuracy and agreement are over every tag of every sample, and exact_match and
     dense_exact_match are the shares of samples with every tag right."""
     layers = []
-    parts = size_breakdown(artifact)
+    parts, codings = breakdown_and_codings(artifact)
     for name, p in model.state_dict().items():  # every tensor the artifact holds, buffers included
         g = grids.get(name)
         levels = (len(g.values) if isinstance(g, Codebook) else
                   g.qmax - g.qmin + 1 if isinstance(g, Affine) else None)
         layers.append({"name": name, "shape": list(p.shape), "params": p.numel(),
                        "nonzero": int(torch.count_nonzero(p)), "levels": levels,
-                       "bytes": sum(parts["per_tensor"].get(name, {}).values())})
+                       "bytes": sum(parts["per_tensor"].get(name, {}).values()), "coding": codings.get(name)})
     params = param_count(model)
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     regression = y.is_floating_point()

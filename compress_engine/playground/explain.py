@@ -71,6 +71,10 @@ def code_bits(levels):
     return max(1, math.ceil(math.log2(levels)))
 
 
+# how an entropy-coded tensor's code stream is stored (a metrics layer's "coding"; "fixed" and None: a fixed width)
+CODINGS = {"huffman": "Huffman-coded", "huffman-zlib": "Huffman-coded", "range": "range-coded"}
+
+
 def stage_recipes(recipe):
     """The partial recipes whose artifacts measure each step of `recipe`: [(stage, label, Recipe)].
 
