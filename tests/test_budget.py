@@ -59,9 +59,19 @@ def test_fit_budget_refuses_a_budget_below_the_header_and_biases_before_scanning
     the scan, in KB as the budget is given."""
     monkeypatch.setattr(budget.sensitivity, "scan", lambda *a, **k: pytest.fail("it scanned"))
     with pytest.raises(ce.RecipeError, match=r"a budget of 0\.01 KB \(10 bytes\) is smaller than this model's "
-                                             r"header and biases alone \([0-9,]+ bytes\), before any weight: give "
-                                             r"more than [0-9.]+ KB"):
+                                             r"header and biases alone \([0-9,]+ bytes\), before any weight: the "
+                                             r"budget must hold those and the weights' smallest settings on top"):
         ce.fit_budget(lenet300, small, 10)
+
+
+def test_fit_budget_refuses_an_unusable_model_in_words_first(small, monkeypatch):
+    """The check before the scan copied and encoded the model before anything had checked it: a float64 model got
+    'a Affine grid applies only to float32 tensors', a meta-device one a traceback."""
+    monkeypatch.setattr(budget.sensitivity, "scan", lambda *a, **k: pytest.fail("it scanned"))
+    net = lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    for model, words in ((net().double(), r"call model\.float\(\) first"), (net().to("meta"), "on the meta device")):
+        with pytest.raises(ce.ModelError, match=words):
+            ce.fit_budget(model, small, 2000)
 
 
 def test_fit_budget_reports_its_scans_progress(lenet300, small, tmp_path):

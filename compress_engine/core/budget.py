@@ -28,7 +28,7 @@ import torch
 from . import quantize, sensitivity
 from .encode import encode
 from .errors import RecipeError
-from .model import artifact_meta, compressible, state_bytes
+from .model import artifact_meta, check_model, compressible, state_bytes
 from .recipe import Recipe
 
 MAX_UNITS = 4000  # byte budget resolution of the knapsack (units of ceil(budget / MAX_UNITS) bytes)
@@ -170,6 +170,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
                           f"regression targets, which have none: leave kd and teacher_logits unset")
     if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
         raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
+    check_model(model, data)  # before the model is copied and encoded below: a float64 or meta model, in words
     dense = state_bytes(model)
     if budget_bytes >= dense:  # e.g. kilobytes given as bytes' thousands: there is nothing to fit
         raise RecipeError(f"budget_bytes={budget_bytes:,.0f} is no smaller than the dense model ({dense:,} bytes of "
@@ -187,8 +188,9 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     room = budget_bytes * (1 - MARGIN) - fixed
     if room <= 0:
         raise RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB ({budget_bytes:,.0f} bytes) is smaller than this "
-                          f"model's header and biases alone ({fixed:,} bytes), before any weight: give more than "
-                          f"{fixed / KB:,.1f} KB")
+                          f"model's header and biases alone ({fixed:,} bytes), before any weight: the budget must "
+                          f"hold those and the weights' smallest settings on top (a scan of every layer, which "
+                          f"follows, names how much)")
     if scan is None:
         scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus,
                                 shipped=shipped, progress=scan_progress)
