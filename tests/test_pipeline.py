@@ -361,3 +361,10 @@ def test_dense_reference_follows_a_model_changed_in_place(small):
     model.load_state_dict(other.state_dict())  # another checkpoint into the same object
     loaded = ce.compress(model, ce.Recipe(), small).metrics
     assert loaded["dense_accuracy"] == loaded["accuracy"] and loaded["agreement"] == 1.0
+    for change in (lambda: model[1].weight.data.mul_(0.5),  # writes that bump no version counter
+                   lambda: model[1].weight.detach().numpy().__setitem__((0, slice(None)), 3.0),
+                   lambda: torch.nn.utils.vector_to_parameters(
+                       torch.randn(sum(p.numel() for p in model.parameters())), model.parameters())):
+        change()
+        after = ce.compress(model, ce.Recipe(), small).metrics
+        assert after["dense_accuracy"] == after["accuracy"] and after["agreement"] == 1.0
