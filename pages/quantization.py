@@ -12,7 +12,8 @@ common.through_app()
 MAX_LINES = 256  # draw the grid's levels up to this many (16 bits has 65,536)
 
 
-INT8_SECONDS = 1.0  # about how long the timing may take: ResNet-8 gets 3 calls of each kind, not 20 (8 s)
+INT8_SECONDS = 3.0  # about how long the timing may take: ResNet-8 gets 8 or so turns, not 20 (7 s)
+TURNS_TO_TELL = 7  # fewer turns than this (a slow model) give no spread worth a claim: the card says so instead
 
 
 @st.cache_data(show_spinner="Timing the int8 runtime…", max_entries=8)
@@ -32,15 +33,18 @@ def int8_card():
     c[0].metric("float32", units.ms(t["fp32_ms"]))
     common.delta_metric(c[1], "int8", units.ms(t["int8_ms"]), units.ms(t["int8_ms"] - t["fp32_ms"], signed=True),
                         fewer_is_better=True)
-    lo, hi = t["speedup_spread"]
-    c[2].metric("Speed-up", common.ratio(t["speedup"]), help="float32's median time / int8's (the spread is below)")
+    lo, hi, n = *t["speedup_spread"], t["repeats"]
+    verdict = (f"only {n} turns fit in about {INT8_SECONDS:g} s for this model: too few to tell a difference"
+               if n < TURNS_TO_TELL else "no difference is measurable here now" if lo <= 1 <= hi else "")
+    c[2].metric("Speed-up", "—" if n < TURNS_TO_TELL else common.ratio(t["speedup"]),
+                help="float32's median time / int8's (the spread is below)")
     if st.button("Measure again", key="quant_remeasure", help="Timings vary with the machine's load."):
         int8_timing.clear()
         st.rerun()
     st.caption(
-        f"Median of {t['repeats']} forward passes of each over 256 test images on this machine's CPU "
-        f"({t['engine']} engine), float32 and int8 in turns; the turns' speed-ups spread from {lo:.1f}× to "
-        f"{hi:.1f}× (middle half)" + ("; no difference is measurable here now" if lo < 1 < hi else "") + ". "
+        f"Median of {n} forward passes of each over 256 test images on this machine's CPU "
+        f"({t['engine']} engine), float32 and int8 in turns; the turns' speed-ups spread from {common.ratio(lo)} "
+        f"to {common.ratio(hi)} (middle half)" + (f"; {verdict}" if verdict else "") + ". "
         f"int8 weights and matrix products: {', '.join(t['int8_layers']) or 'none'}; "
         f"still float32: {', '.join(t['fp32_layers']) or 'none'} (torch's dynamic quantization covers Linear, "
         "LSTM and GRU layers only). It uses torch's own 8-bit per-tensor grid, independent of the settings above; "

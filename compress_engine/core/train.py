@@ -178,7 +178,8 @@ def median_forward_ms(model, batch, repeats=20, warmup=3):
 def forward_ms_in_turns(models, batch, repeats=20, seconds=None):
     """Wall times (ms) of each model(batch) in inference mode, timed in turns: a call of each model in order,
     `repeats` times, after one warm-up call of each (allocations, packed weights), which also sizes the turns: with
-    `seconds`, models too slow for `repeats` turns in about that long get fewer, at least 3. A load that comes and
+    `seconds`, models too slow for `repeats` turns in about that long get fewer, at least 3 (never more than
+    `repeats`). A load that comes and
     goes on a shared machine then falls on every model alike; timing one model's calls, then the other's, put a
     passing load on one side only. -> one list of `repeats` times per model, in the order given."""
     times = [[] for _ in models]
@@ -187,7 +188,7 @@ def forward_ms_in_turns(models, batch, repeats=20, seconds=None):
         for m in models:
             m(batch)
         if seconds is not None:
-            repeats = max(3, min(repeats, int(seconds / max(time.perf_counter() - t0, 1e-9))))
+            repeats = min(repeats, max(3, int(seconds / max(time.perf_counter() - t0, 1e-9))))
         for _ in range(repeats):
             for m, kept in zip(models, times):
                 t = time.perf_counter()
