@@ -1034,13 +1034,22 @@ def test_a_bare_folder_is_pointed_to_its_prefix(tmp_path):
     idx = tmp_path / "idx"
     idx.mkdir()
     (idx / "train-images-idx3-ubyte.gz").write_bytes(b"")
-    with pytest.raises(DatasetError, match=f"did you mean 'idx:{idx}'"):
+    with pytest.raises(DatasetError, match=rf"did you mean 'idx:{idx}'\?\)"):
         load_dataset(str(idx))
     pics = tmp_path / "pics" / "train" / "cat"
     pics.mkdir(parents=True)
     (pics / "1.png").write_bytes(b"")
     with pytest.raises(DatasetError, match=f"did you mean 'images:{tmp_path / 'pics'}'"):
         load_dataset(str(tmp_path / "pics"))
-    with pytest.raises(DatasetError, match="unknown dataset") as e:
-        load_dataset(str(tmp_path / "absent"))
-    assert "did you mean" not in str(e.value)
+    many = tmp_path / "many"  # 600 class folders before the one image: folders are not counted
+    for i in range(600):
+        (many / f"c{i:03d}").mkdir(parents=True)
+    (many / "c599" / "1.png").write_bytes(b"")
+    with pytest.raises(DatasetError, match=f"did you mean 'images:{many}'"):
+        load_dataset(str(many))
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "a.csv").write_text("x,y\n")
+    for plain in (tmp_path / "absent", tmp_path / "tables"):  # nothing to tell from: no guess
+        with pytest.raises(DatasetError, match="unknown dataset") as e:
+            load_dataset(str(plain))
+        assert "did you mean" not in str(e.value)

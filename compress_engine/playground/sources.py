@@ -951,11 +951,16 @@ def _load(name):
         is_dir = folder.is_dir()
     except (OSError, ValueError, RuntimeError):  # a NUL byte, a name too long, ~user unknown
         is_dir = False
-    if is_dir:  # a bare folder: say which prefix reads what is in it
-        kind = "images" if any(f.suffix.lower() in IMAGE_EXTENSIONS
-                               for f in itertools.islice(folder.rglob("*"), 500)) else "idx"
-        raise DatasetError(f"unknown dataset {name!r:.200}: a folder is read with a prefix naming its format; did "
-                           f"you mean '{kind}:{name:.200}'? {USAGE}")
+    if is_dir:  # a bare folder: say which prefix reads what is in it, when its files say
+        try:
+            files = [f for f in itertools.islice(folder.rglob("*"), 2000) if f.is_file()]
+        except OSError:  # an unreadable folder inside: no guess
+            files = []
+        kind = ("idx" if any("ubyte" in f.name for f in files) else
+                "images" if any(f.suffix.lower() in IMAGE_EXTENSIONS for f in files) else None)
+        guess = f" (did you mean '{kind}:{name:.200}'?)" if kind else ""
+        raise DatasetError(f"unknown dataset {name!r:.200}: a folder is read with a prefix naming its format{guess}; "
+                           f"{USAGE}")
     raise DatasetError(f"unknown dataset {name!r:.200}: {USAGE}")
 
 
