@@ -24,6 +24,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import compress_engine as ce
 from compress_engine.playground import units
+from compress_engine.playground.cards import deployed_parameters
 
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
 MAX_WEIGHTS_MB = 50  # uploaded weight files, in MB of 1,000,000 bytes (the largest sample model is 9.6 MB)
@@ -666,7 +667,7 @@ def trained_zeros():
     0 for a card without the count."""
     from compress_engine.playground import viz
     own = card()
-    return viz.zero_share(own.get("nonzero_parameters"), own.get("deployed_parameters", own["parameters"])) or 0.0
+    return viz.zero_share(own.get("nonzero_parameters"), deployed_parameters(own)) or 0.0
 
 
 def md_text(text):

@@ -16,6 +16,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import explain, zoo
+from compress_engine.playground.cards import deployed_parameters
 from pages import charts, common
 
 common.through_app()
@@ -259,7 +260,7 @@ st.caption(f"The teacher is chosen here, not in the sidebar (the sidebar's {comm
               "disk."))
 
 # counted as deployed, each BatchNorm folded (as its size is, and every student's): the module's own count is larger
-t_params = tcard.get("deployed_parameters", tcard["parameters"])
+t_params = deployed_parameters(tcard)
 folded = t_params != tcard["parameters"]
 c = st.columns(4)
 c[0].metric("Teacher parameters", f"{t_params:,}", "once BatchNorm is folded" if folded else None,

@@ -17,7 +17,7 @@ card = common.card()
 st.subheader(card["name"])
 st.write(card["description"])
 c1, c2, c3 = st.columns(3)
-nonzero, deployed = card.get("nonzero_parameters"), card.get("deployed_parameters", card["parameters"])
+nonzero, deployed = card.get("nonzero_parameters"), cards.deployed_parameters(card)
 if nonzero is None:  # a card without the counts
     counted = None
 elif deployed == card["parameters"]:

@@ -541,6 +541,14 @@ def poisoned(tensor_name, value, model=None):
     return model
 
 
+def MetaBuffer():
+    """A BatchNorm whose statistics were left on the meta device: torch's 'Tensor.item() cannot be called on meta
+    tensors' from deep inside, before check_model looked at buffers."""
+    model = nn.Sequential(nn.Linear(64, 10), nn.BatchNorm1d(10))
+    model[1].running_mean = torch.empty(10, device="meta")
+    return model
+
+
 @pytest.mark.parametrize("make, message", [
     (Tied, r"weight of layer 'a' is shared \(a.weight, b.weight\)"),
     (lambda: poisoned("0.weight", float("nan")), r"parameter '0.weight' holds 1 NaN value among its 2,048"),
@@ -557,7 +565,8 @@ def poisoned(tensor_name, value, model=None):
     (lambda: WithAux(as_dict=True), r"returns dict .* e.g. model\(x\)\['logits'\]"),
     (lambda: nn.Sequential(nn.LazyLinear(10)), r"'0.weight' is not initialised"),
     (lambda: nn.Sequential(nn.Linear(64, 10)).double(), r"'0.weight' is torch.float64.*model.float\(\)"),
-    (lambda: nn.Sequential(nn.Linear(64, 10)).to("meta"), r"'0.weight' is on the meta device.*load real weights"),
+    (lambda: nn.Sequential(nn.Linear(64, 10)).to("meta"), r"'0.weight' is on the meta device.*load real values"),
+    (lambda: MetaBuffer(), r"buffer '1.running_mean' is on the meta device.*load real values"),
     (lambda: nn.Sequential(nn.Linear(64, 7)), r"returns \(2, 7\).*\(N, 10\) logits"),
     (lambda: nn.Sequential(nn.Linear(32, 10)), r"fails on the data's inputs of shape \(2, 64\)"),
     (lambda: nn.Sequential(nn.Flatten(), nn.ReLU()), r"has no nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding\(Bag\), nn.MultiheadAttention, nn.RNN, nn.LSTM, nn.GRU or their cells layer"),

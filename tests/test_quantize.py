@@ -293,3 +293,10 @@ def test_int8_latency_runs_torch_ao_dynamic_quantization():
     # the model still works after its copies were baked (deepcopy shares the parametrized class with it)
     assert parametrize.is_parametrized(model.fc1) and torch.equal(model.fc1.weight, model.fc1.parametrizations.weight())
     assert model(x).shape == (32, 10)
+
+
+def test_int8_latency_refuses_a_meta_device_model_in_words():
+    """int8_latency copies the model before timing it: a meta-device one escaped with torch's own error."""
+    from compress_engine.core.errors import ModelError
+    with pytest.raises(ModelError, match="'conv.weight' is on the meta device"):
+        quantize.int8_latency(Net().to("meta"), torch.randn(2, 1, 12, 12))

@@ -113,6 +113,18 @@ def refuse_nonfinite(t, where):
                          "earlier checkpoint, or retrain with a lower learning rate)")
 
 
+def check_device(model, what="model"):
+    """Every parameter and buffer of `model` on the CPU, where the engine works: a meta tensor has no values, a GPU
+    one is not where the data are. ModelError names the first that is not, and the fix."""
+    for kind, tensors in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, t in tensors:
+            if t.device.type != "cpu":
+                raise ModelError(f"{what}: {kind} {name!r} is on the {t.device.type} device; the engine compresses on "
+                                 "the CPU: " + ("load real values into it first (a meta-device model has none), e.g. "
+                                               "model.to_empty(device='cpu') then load_state_dict"
+                                               if t.device.type == "meta" else "call model.cpu() first"))
+
+
 def check_model(model, data=None, what="model"):
     """Refuse, before any work, a model the engine cannot compress; ModelError names the layer and the fix.
 
@@ -120,16 +132,12 @@ def check_model(model, data=None, what="model"):
     """
     if not isinstance(model, nn.Module):
         raise ModelError(f"{what} must be a torch.nn.Module, got {type(model).__name__}")
+    check_device(model, what)
     owners = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         if isinstance(p, nn.parameter.UninitializedParameter):
             raise ModelError(f"{what}: parameter {name!r} is not initialised (a lazy module): run one forward "
                              "pass on a batch of your data before compressing")
-        if p.device.type != "cpu":  # a meta tensor has no values; a GPU one is not where the data are
-            raise ModelError(f"{what}: parameter {name!r} is on the {p.device.type} device; the engine compresses "
-                             "on the CPU: " + ("load real weights into it first (a meta-device model has none), "
-                                               "e.g. model.to_empty(device='cpu') then load_state_dict"
-                                               if p.device.type == "meta" else "call model.cpu() first"))
         if p.dtype != torch.float32:
             raise ModelError(f"{what}: parameter {name!r} is {p.dtype}; the engine compresses float32 models: "
                              "call model.float() first")

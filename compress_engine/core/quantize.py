@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from compress_engine.core.errors import ModelError, RecipeError
-from compress_engine.core.model import COMPRESSIBLE, CONVS, compressible
+from compress_engine.core.model import COMPRESSIBLE, CONVS, check_device, compressible
 from compress_engine.core.train import forward_ms_in_turns
 
 NAME = "quantize"
@@ -323,6 +323,7 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
         raise RecipeError(f"repeats must be an integer >= 1, got {repeats!r}")
     if seconds is not None and not (isinstance(seconds, numbers.Real) and seconds > 0):
         raise RecipeError(f"seconds must be a number > 0, got {seconds!r}")
+    check_device(model)  # a meta-device (or GPU) model, refused in words before it is copied
     fp32 = _baked_copy(model)
     plan = int8_plan(fp32)
     with warnings.catch_warnings():

@@ -72,6 +72,12 @@ def model_card(name):
     return json.loads(path.read_text())
 
 
+def deployed_parameters(card):
+    """A card's parameters as the model is deployed (a ResNet's BatchNorms folded into its convs), the count its
+    float32 size is 4 bytes each of; a card from before that count was kept gives the module's."""
+    return card.get("deployed_parameters", card["parameters"])
+
+
 def arch_text(spec):
     """A zoo spec in a few words: "MLP 784-64-10", "LeNet-5 with widths 20-50-500", "ResNet with widths 32-64-128
     (inner 16-64-128), BatchNorm"."""
