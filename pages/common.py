@@ -1093,7 +1093,7 @@ def speed_card(state, key, run, names):
                "on this machine's CPU now." + (f" The FLOPs fall {fewer:.1f}×; time also goes to moving data and to "
                                                "each layer's fixed costs, so the two differ." if fewer else "")
                + f" One image at a time (a single request, {one['repeats']} turns): {units.ms(one['dense_ms'])} "
-                 f"{names[0].lower()}, {units.ms(one['ms'])} {names[1].lower()}, {ratio(one['speedup'])} faster; "
+                 f"{names[0].lower()}, {units.ms(one['ms'])} {names[1].lower()}, {units.faster(one['speedup'])}; "
                  "there the fixed costs weigh most.")
 
 

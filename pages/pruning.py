@@ -178,9 +178,12 @@ with right:
     st.caption(("Removing a layer's units also removes the next layer's inputs from them, so inner layers "
                 "lose more than the chosen share. The whole-model figure counts biases too: a removed unit's "
                 "bias goes with it." if structured else
-                (f"One threshold for every layer: here {viz.layer_label(hardest['name'])} lost the most "
-                 f"({units.pct(hardest['sparsity'])}), the biggest layer, {viz.layer_label(biggest['name'])}, "
-                 f"{units.pct(biggest['sparsity'])}: a layer whose weights are small overall loses more. "
+                ((f"One threshold for every layer: here the biggest layer, {viz.layer_label(hardest['name'])}, "
+                  f"lost the most ({units.pct(hardest['sparsity'])}): a layer whose weights are small overall loses "
+                  "more. " if hardest is biggest else
+                  f"One threshold for every layer: here {viz.layer_label(hardest['name'])} lost the most "
+                  f"({units.pct(hardest['sparsity'])}), the biggest layer, {viz.layer_label(biggest['name'])}, "
+                  f"{units.pct(biggest['sparsity'])}: a layer whose weights are small overall loses more. ")
                  if scope == "global" and rows else "Per layer gives every layer the same share. ")
                 + "The whole-model figure counts biases too, which are never pruned.")
                + (" " + viz.flops_text(m.get("flops"), dense["metrics"].get("flops")) if structured else ""))

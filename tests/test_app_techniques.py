@@ -61,7 +61,9 @@ def test_pruning_sparsity_scope_and_structure(fmnist):
     bars = next(b for b in chart(at, "Sparsity per layer")["data"] if b["type"] == "bar")
     hardest = bars["x"][max(range(len(bars["text"])), key=lambda i: float(bars["text"][i].split()[0]))]
     said = next(c.value for c in at.caption if c.value.startswith("One threshold for every layer"))
-    assert said.startswith(f"One threshold for every layer: here {hardest} lost the most"), said
+    assert (said.startswith(f"One threshold for every layer: here {hardest} lost the most")
+            or said.startswith(f"One threshold for every layer: here the biggest layer, {hardest}, lost the most")), said
+    assert said.count(hardest) == 1, said  # it named the layer twice when the hardest hit was the biggest
 
     # structured forces the per-layer scope (the Recipe refuses global + structured)
     at.toggle(key="prune_structured").set_value(True).run()

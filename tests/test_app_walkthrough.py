@@ -661,6 +661,14 @@ def test_durations_keep_three_figures_so_a_card_fits_its_column():
     assert units.ms(-24.44, signed=True) == "-24.4 ms" and units.ms(0.051, signed=True) == "+0.05 ms"
 
 
+def test_a_speed_up_reads_in_words_as_it_rounds():
+    """Pruning's speed card said '0.05 ms dense, 0.05 ms pruned, 1.0× faster' (a projector walkthrough), and would
+    have said '0.9× faster' for a slower model."""
+    from compress_engine.playground import units
+    assert [units.faster(x) for x in (3.21, 1.04, 0.96, 0.8)] == ["3.2× faster", "about as fast", "about as fast",
+                                                                  "1.2× slower"]
+
+
 def test_quantization_int8_cards_fit(fmnist):
     """ResNet-8's float32 pass over 256 images takes ~200 ms: '215.28 ms' was cut to '215.28 …' in its column."""
     at = page("quantization", "resnet-8")  # its curve ships (sample_models/curves): no evaluation here

@@ -73,3 +73,10 @@ def remaining(elapsed, done, total):
 def left(seconds):
     """A progress bar's wait: 'about 3 min left'."""
     return f"about {duration(seconds)} left"
+
+
+def faster(speedup):
+    """How a speed-up reads in words, as it rounds: '3.2× faster', 'about as fast' (1.0×), '1.3× slower'."""
+    if round(speedup, 1) == 1.0:
+        return "about as fast"
+    return f"{speedup:,.1f}× faster" if speedup > 1 else f"{1 / speedup:,.1f}× slower"
