@@ -31,6 +31,14 @@ def summary(recipe_json):
         return f"unreadable recipe: {str(e)[:120]}"
 
 
+def fewer_flops(x):
+    """A run's FLOPs against the dense model's (viz.flops_ratio) in words, as the side-by-side table and the chart's
+    hover say it: "the same" when it rounds to 1.0×, else "2.1× fewer"; "–" without both counts."""
+    if x is None or pd.isna(x):
+        return "–"
+    return "the same" if round(x, 1) == 1 else f"{x:.1f}× fewer"
+
+
 def add_references(fig, refs, ref_set):
     """The chosen set of benchmark points on `fig`: grey, labelled, one legend entry per series; -> their sizes (KB)."""
     xs = []
@@ -117,6 +125,7 @@ df["sparsity_pct"] = 100 * pd.to_numeric(pd.Series([viz.zero_share(z, p) for z, 
 df["mflops"] = df["flops"] / 1e6
 df["flops_x"] = pd.to_numeric(pd.Series([viz.flops_ratio(f, d) for f, d in zip(df["flops"], df["dense_flops"])],
                                          index=df.index, dtype=object))  # None (no counts) -> NaN
+df["flops_words"] = df["flops_x"].map(fewer_flops)
 
 controls, explain = st.columns([2, 3], gap="large")
 with controls:
@@ -206,7 +215,7 @@ if plotted.empty:
             "**Artifact size** above to chart them.")
 else:
     per_run = ("%{x:.1f} KB, %{customdata[2]:.1f}×" if cost == "bytes" else
-               "%{x:.3f} MFLOPs, %{customdata[3]:.1f}× fewer than dense")
+               "%{x:.3f} MFLOPs, vs dense: %{customdata[3]}")
     def in_order_saved(column, styles):
         """{value of `column`: a style} in the order its values were first saved, over every run (not only those
         shown): a technique keeps its colour and a model its shape as runs come and go (the legend's alphabetical
@@ -216,7 +225,8 @@ else:
 
     colours, shapes = in_order_saved("technique", charts.PALETTE), in_order_saved("model", charts.SYMBOLS)
     fig = px.scatter(plotted, x=x_col, y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None,
-                     symbol_map=shapes, custom_data=["label", "summary", "ratio", "flops_x"], color_discrete_map=colours,
+                     symbol_map=shapes, custom_data=["label", "summary", "ratio", "flops_words"],
+                     color_discrete_map=colours,
                      category_orders={"technique": sorted(plotted["technique"].unique())},
                      labels={"kb": "Artifact size (KB, log scale)", "mflops": "Forward MFLOPs per image (log scale)",
                              "acc_pct": "Test accuracy (%)", "technique": "Technique", "model": "Model"})
@@ -334,8 +344,7 @@ for r in full:
         "Parameters": show(r["params"], "{:,}".format), "Non-zero parameters": show(r["nonzero_params"], "{:,}".format),
         "Zero weights": pct(viz.zero_share(r["nonzero_params"], r["params"])),
         "Forward FLOPs per image": show(r["flops"], lambda f: f"{f / 1e6:,.3f} M"),
-        "FLOPs vs dense": show(viz.flops_ratio(r["flops"], r["dense_flops"]),
-                               lambda x: "the same" if round(x, 1) == 1 else f"{x:.1f}× fewer"),
+        "FLOPs vs dense": show(viz.flops_ratio(r["flops"], r["dense_flops"]), fewer_flops),
         **{f"Bytes: {k}": common.kb(v) for k, v in parts.items()},
         "Saved (UTC)": r["created"][:16].replace("T", " "),
     }
