@@ -80,11 +80,13 @@ def paper_chart(comp, ours_name):
     stages = [r["stage"] for r in rows]
     data = [{"type": "bar", "x": stages, "y": [r["paper"] for r in rows], "textposition": "outside",
              "name": f"Deep Compression, {comp['architecture']} on MNIST", "marker": {"color": charts.GREY},
-             "text": [f"{r['paper']:g}×<br>{-r['paper_loss']:+.2f} pts" for r in rows]},
+             "text": [f"{r['paper']:g}×<br>{-r['paper_loss']:+.2f} pts" for r in rows],
+             "hovertemplate": "Deep Compression, %{x}: %{text}<extra></extra>"},
             {"type": "bar", "x": stages, "y": [r["ours"] or 0 for r in rows], "name": ours_name,
              "marker": {"color": charts.BLUE, "pattern": {"shape": ["" if r["comparable"] else "/" for r in rows]}},
              "textposition": "outside", "text": ["—" if r["ours"] is None
-                                                 else f"{r['ours']:,.1f}×<br>{-r['ours_loss']:+.2f} pts" for r in rows]}]
+                                                 else f"{r['ours']:,.1f}×<br>{-r['ours_loss']:+.2f} pts" for r in rows],
+             "hovertemplate": "ours, %{x}: %{text}<extra></extra>"}]
     if not all(r["comparable"] for r in rows if r["ours"] is not None):
         data.append({"type": "bar", "x": [stages[0]], "y": [None], "hoverinfo": "skip",
                      "name": f"hatched: loses over {comp['equal_loss_pts']:g} points more, not comparable",

@@ -55,7 +55,9 @@ def loss_lines(scan, axis):
         fig.add_scatter(x=xs, y=[100 * (base - r["accuracy"]) for r in rows], mode="lines+markers",
                         name=f"{layer['name']} ({layer['params']:,})", line=dict(color=COLORS[i % len(COLORS)]),
                         customdata=[r["bytes"] / KB for r in rows],
-                        hovertemplate="%{x}: %{y:.2f} pts lost, layer %{customdata:.1f} KB<extra></extra>")
+                        hovertemplate=(f"{layer['name']}<br>" + ("%{x:g} % pruned" if axis == "sparsity"
+                                                                            else "%{x} bits")
+                                       + ": %{y:.2f} pts lost, layer %{customdata:.1f} KB<extra></extra>"))
     fig.add_hline(y=100 * TOLERANCE, line_dash="dot", line_color=charts.GREY,
                   annotation_text=f"{100 * TOLERANCE:.1f} pts", annotation_position="top left")
     # as many legend entries to a row of half the page as their names allow: ResNet-8's long ones take a row each

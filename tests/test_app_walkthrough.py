@@ -661,6 +661,14 @@ def test_durations_keep_three_figures_so_a_card_fits_its_column():
     assert units.ms(-24.44, signed=True) == "-24.4 ms" and units.ms(0.051, signed=True) == "+0.05 ms"
 
 
+def test_a_size_change_too_small_for_kb_reads_in_bytes():
+    """Pipeline's waterfall labelled Huffman's few added bytes '+0.0 KB' beside a ratio that fell (374.8x to 373.9x,
+    a projector walkthrough)."""
+    from compress_engine.playground import units
+    assert [units.signed_kb(x) for x in (7, -30, 0, 49, 51, 1234)] == ["+7 B", "-30 B", "+0.0 KB", "+49 B",
+                                                                       "+0.1 KB", "+1.2 KB"]
+
+
 def test_a_speed_up_reads_in_words_as_it_rounds():
     """Pruning's speed card said '0.05 ms dense, 0.05 ms pruned, 1.0× faster' (a projector walkthrough), and would
     have said '0.9× faster' for a slower model."""

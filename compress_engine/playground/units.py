@@ -20,7 +20,9 @@ def kb(n_bytes, digits=1):
 
 
 def signed_kb(n_bytes, digits=1):
-    """A size change: '+1.2 KB', '-980.3 KB'."""
+    """A size change: '+1.2 KB', '-980.3 KB'; one too small to show in KB, in bytes ('+7 B', not '+0.0 KB')."""
+    if n_bytes and round(n_bytes / KB, digits) == 0:
+        return f"{n_bytes:+,.0f} B"
     return f"{n_bytes / KB:+,.{digits}f} KB"
 
 
