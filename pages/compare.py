@@ -356,9 +356,12 @@ if not layers.empty:
     st.markdown("**Zero weights per layer**, of each layer's own weights (a structured-pruned layer has fewer "
                 "instead, a student other layers: see Parameters above)")
     long = (100 * layers).reset_index(names="layer").melt(id_vars="layer", var_name="run", value_name="zero_pct")
+    long["full"] = long["run"]  # the hover names the run in full
     long["run"] = [n if len(n) <= LEGEND_CHARS else n[:LEGEND_CHARS - 1] + "…" for n in long["run"]]
     bars = px.bar(long.dropna(), x="layer", y="zero_pct", color="run", barmode="group", color_discrete_sequence=charts.PALETTE,
-                  labels={"layer": "Layer", "zero_pct": "Zero weights (%)", "run": "Run"})
+                  custom_data=["full"], labels={"layer": "Layer", "zero_pct": "Zero weights (%)", "run": "Run"})
+    # the table beside it rounds to 0.1 %, and so does the hover (plotly express's showed "zero_pct=79.86111")
+    bars.update_traces(hovertemplate="Run %{customdata[0]}<br>Layer %{x}<br>%{y:.1f} % zero weights<extra></extra>")
     bars.update_layout(height=360, yaxis_range=[0, 100], margin=dict(t=20))
     left, right = st.columns([3, 2])
     left.plotly_chart(bars, width="stretch")

@@ -30,3 +30,15 @@ def test_the_flops_hover_says_what_the_side_by_side_table_says(seeded):
         if label.split(" ", 1)[0] in labels:
             assert words == labels[label.split(" ", 1)[0]]
     assert set(hovered.values()) == {"the same"}
+
+
+def test_the_per_layer_bars_hover_names_run_layer_and_value_with_its_unit(seeded):
+    """Plotly express's default hover read "Run=#18 prune+cluster+huffmanLayer=stem.weightZero weights (%)=79.86111"."""
+    at = select(compare(), [0, 1])
+    assert not at.exception
+    bars = spec(at, 1)["data"]
+    assert len(bars) == 2
+    for t in bars:
+        assert t["hovertemplate"] == "Run %{customdata[0]}<br>Layer %{x}<br>%{y:.1f} % zero weights<extra></extra>"
+        assert {c[0] for c in t["customdata"]} == {t["name"]}  # the run's label (in full: these are short)
+        assert len(t["customdata"]) == len(t["x"])
