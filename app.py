@@ -27,12 +27,14 @@ st.set_page_config(page_title="Compression Playground", page_icon=ICON, layout="
 # A formula wider than its column (an 800-px projector, 150 % zoom) scrolls sideways instead of being cut off; below
 # 1,000 px (800 px: the sidebar leaves 500) the values shrink again and metric labels wrap ("Non-zero para…").
 # KaTeX ends a formula of several lines with a 2-px spacer beyond its box: padded, so such a formula does not scroll.
+# Charts side by side stack, one a row, below 1,100 px: at 1,024 the sidebar left them 266 px each, and their titles
+# ran past their right edge (a projector walkthrough).
 st.html("<style>@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
         "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } "
         "[data-testid='stMetricLabel'] p { white-space: normal; } } "
         "[data-testid='stWidgetLabel'] p, [data-testid='stCheckbox'] label p { white-space: normal; } "
         ".katex-display { overflow-x: auto; overflow-y: hidden; } .katex-display > .katex { padding-right: 2px; } "
-        "@media (max-width: 1000px) { [data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) "
+        "@media (max-width: 1100px) { [data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) "
         "{ flex-wrap: wrap; } [data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) > "
         "[data-testid='stColumn'] { min-width: 100%; } }</style>")
 

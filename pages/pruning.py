@@ -71,7 +71,7 @@ def mask_chart(dense_weights, weights, structured, pct):
         kept = viz.kept_mask(weights[layer])
     image, block = viz.mask_image(kept, max_side=300)
     shape = "×".join(map(str, dense_weights[layer].shape))
-    fig = charts.mask(image, f"Kept weights of {layer} ({shape}): {int(kept.sum()):,} of {kept.size:,}", block)
+    fig = charts.mask(image, f"Kept weights of {layer} ({shape})<br><sup>{int(kept.sum()):,} of {kept.size:,}</sup>", block)
     st.plotly_chart(fig, width="stretch")
     note = "White = kept, black = pruned. Rows are output units, columns inputs"
     if dense_weights[layer].ndim == 4:

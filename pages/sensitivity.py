@@ -64,10 +64,10 @@ def loss_lines(scan, axis):
     longest = max(len(f"{la['name']} ({la['params']:,})") for la in scan["layers"])
     legend_rows = math.ceil(len(scan["layers"]) / max(1, LEGEND_WIDTH // (40 + 7 * longest)))
     if axis == "sparsity":
-        layout(fig, "Pruning one layer alone (one-shot, others dense)", "sparsity of that layer (%)",
+        layout(fig, "Pruning one layer alone (one-shot)", "sparsity of that layer (%)",
                "accuracy lost (points)", legend_rows=legend_rows)
     else:
-        layout(fig, "Weight sharing in one layer alone (k clusters = log₂ k bits)", "bits per kept weight",
+        layout(fig, "Sharing one layer's weights (k clusters)", "bits per kept weight (log₂ k)",
                "accuracy lost (points)", legend_rows=legend_rows)
         fig.update_xaxes(autorange="reversed", dtick=1)
     fig.update_yaxes(rangemode="tozero")
@@ -86,7 +86,7 @@ def bytes_bars(summary):
     fig.update_layout(barmode="overlay")
     charts.log_axis(fig, "x", [r[k] / KB for r in summary for k in ("dense_bytes", "cheapest_bytes")])
     fig.update_yaxes(autorange="reversed")
-    return layout(fig, "Where the bytes are, and how small each layer gets alone",
+    return layout(fig, "Each layer's bytes, and its smallest alone",
                   f"KB (log scale; {units.CONVENTION})", "")
 
 
@@ -107,7 +107,7 @@ def grid_heatmap(scan, layer):
                                hovertemplate="%{x}, %{y}: %{z:.2f} pts lost, %{text} KB<extra></extra>"))
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category")
-    return layout(fig, f"{layer} alone: colour = points lost, number = its KB", "sparsity", "weights stored as", height=330)
+    return layout(fig, f"{layer} alone: points lost (colour), KB", "sparsity", "weights stored as", height=330)
 
 
 st.title("Sensitivity")
