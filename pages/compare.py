@@ -176,23 +176,25 @@ again = [row for row, run in enumerate(ids) if run in ticked]
 event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
     selection_default={"selection": {"rows": again}} if again else None,
-    # as many columns as fit the page's width (1,400 px, a run named and an upload's long name included): the rest
-    # (technique: the chart's colours; agreement, non-zero parameters, saved) are side by side below and in the CSV
-    # (the Name column only once a run has a name; the Model column as wide as its longest name)
-    column_order=["id", *(["name"] if (shown["name"] != "").any() else []), "model", "summary",
-                  *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")),
-                  "acc_pct", "delta_pts", "sparsity_pct", "pareto"],
+    # a projector's 1024 px shows about 560 px of table, 1280 px about 820: the numbers lead (accuracy first, then the
+    # cost) and the recipe comes last, the one column cut where the page is narrow (it is in full side by side below).
+    # The rest (technique: the chart's colours; agreement, non-zero parameters, saved) are side by side below and in
+    # the CSV (the Name column only once a run has a name; the Model column as wide as its longest name)
+    column_order=["id", *(["name"] if (shown["name"] != "").any() else []), "model", "acc_pct", "delta_pts",
+                  *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")), "sparsity_pct", "pareto",
+                  "summary"],
     column_config={
         "id": st.column_config.NumberColumn("Run", format="#%d", width="small"),
         "name": st.column_config.TextColumn("Name", width="small", help="Tick one run to name it below the chart"),
         "model": st.column_config.TextColumn("Model", width=min(130, 24 + 8 * int(shown["model"].str.len().max()))),
-        "summary": st.column_config.TextColumn("Recipe", width=170),
+        "summary": st.column_config.TextColumn("Recipe", width=120),
         "kb": st.column_config.NumberColumn("Size", format="%.1f KB", help=units.CONVENTION, width="small"),
         "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×", width="small"),
-        "mflops": st.column_config.NumberColumn("MFLOPs", format="%.3f", help="Forward FLOPs of one image, in "
-                                                "millions (a multiply-add counts 2); empty for runs saved before "
-                                                "they were counted"),
-        "flops_x": st.column_config.NumberColumn("Fewer", format="%.1f×", help="The dense model's FLOPs / this run's"),
+        "mflops": st.column_config.NumberColumn("MFLOPs", format="%.3f", width="small",
+                                                help="Forward FLOPs of one image, in millions (a multiply-add counts "
+                                                     "2); empty for runs saved before they were counted"),
+        "flops_x": st.column_config.NumberColumn("Fewer", format="%.1f×", width="small",
+                                                 help="The dense model's FLOPs / this run's"),
         "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%", width="small"),
         "delta_pts": st.column_config.NumberColumn("vs dense", format="%+.2f pts", width="small"),
         "sparsity_pct": st.column_config.NumberColumn("Zeros", format="%.1f %%", width="small",

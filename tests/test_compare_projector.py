@@ -4,6 +4,8 @@ Pareto chart's legend."""
 
 import json
 
+import pytest
+
 from test_app_compare_export import compare, results, seeded, select, store  # noqa: F401 (fixtures)
 
 
@@ -42,3 +44,43 @@ def test_the_per_layer_bars_hover_names_run_layer_and_value_with_its_unit(seeded
         assert t["hovertemplate"] == "Run %{customdata[0]}<br>Layer %{x}<br>%{y:.1f} % zero weights<extra></extra>"
         assert {c[0] for c in t["customdata"]} == {t["name"]}  # the run's label (in full: these are short)
         assert len(t["customdata"]) == len(t["x"])
+
+
+# the runs table's visible width, measured in headless Chromium with the sidebar open: 562 px at 1024x768, 818 px at
+# 1280x720; Streamlit's "small" column is 75 px, the row-selection column 32 px
+VISIBLE = {1024: 562, 1280: 818}
+SMALL, TICKS = 75, 32
+
+
+def pixels(config):
+    return sum(SMALL if c["width"] == "small" else c["width"] for c in config) + TICKS
+
+
+@pytest.mark.parametrize("cost", ["bytes", "flops"])
+def test_accuracy_is_on_screen_at_1024_and_only_the_recipe_is_cut_at_1280(store, results, cost):
+    """The table was sized for 1,400 px: at 1024 Accuracy, "vs dense", Zeros and Frontier were off to the right, at
+    1280 Frontier half hidden. The numbers lead, the recipe is last (the column a narrow page cuts)."""
+    for i, res in enumerate(results):  # an upload's long model name: the widest Model column
+        store.save("upload-resnet-ckpt-c11913bf" if i == 0 else "lenet-300-100", res.recipe, res.metrics, res.artifact)
+    at = compare()
+    at.radio(key="compare_cost").set_value(cost).run()
+    for named in (False, True):
+        assert not at.exception
+        proto = at.dataframe[0].proto
+        order, config = list(proto.column_order), json.loads(proto.columns)
+        columns = [config[c] for c in order]
+        assert order[-1] == "summary" and len(order) == len(set(order))
+        lead = order.index("delta_pts") + 1
+        assert order[lead - 2] == "acc_pct" and order[lead - 3] == "model"
+        assert pixels(columns[:lead]) <= VISIBLE[1024]  # accuracy and vs dense, a run named or not
+        if not named:
+            assert pixels(columns[:lead + 2]) <= VISIBLE[1024]  # and the two cost columns
+            assert pixels(columns) <= VISIBLE[1280]  # everything, the recipe too
+        else:
+            assert "name" in order and pixels(columns[:-1]) <= VISIBLE[1280]  # all but the recipe
+        if not named:  # name a run: a Name column joins
+            at = select(at, [0])
+            at.text_input(key=f"rename_to_{int(at.dataframe[0].value['id'][0])}").input("demo")
+            at.button[[b.label for b in at.button].index("Rename")].click().run()
+            at = compare()
+            at.radio(key="compare_cost").set_value(cost).run()
