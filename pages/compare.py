@@ -66,8 +66,11 @@ def reference_choice(refs):
 
 
 def layout(fig, xs):
+    """The size (or FLOPs) axis on a log scale and the legend under the plot, in rows: beside it, its technique, model
+    and bench entries took over half a 1024 px page's width and left the plot a strip with upright ticks."""
     charts.log_axis(fig, "x", xs)
-    fig.update_layout(height=520, legend=dict(title=None), margin=dict(t=30))
+    fig.update_layout(height=620, legend=dict(title=None, orientation="h", x=0, xanchor="left", y=-0.14,
+                                              yanchor="top"), margin=dict(t=30))
 
 
 st.title("Compare runs")
