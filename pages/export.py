@@ -12,7 +12,7 @@ import plotly.express as px
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import units
+from compress_engine.playground import explain, units
 from compress_engine.playground.store import recipe_summary
 from pages import common
 
@@ -45,9 +45,7 @@ def show_breakdown(parts, total, key):
     left.dataframe(table, hide_index=True, width="stretch", key=f"{key}_parts", column_config={
         "part": "Part", "kb": st.column_config.NumberColumn("Size (KB)", format="%.2f KB"),
         "share": st.column_config.ProgressColumn("Share", format="%.1f %%", min_value=0, max_value=100)})
-    left.caption("**header**: zlib'd JSON (architecture, recipe, tensor records); **index**: positions of the "
-                 "non-zero weights as relative gaps; **codes**: each weight's index into its codebook or grid; "
-                 "**codebook**: the shared values / scales; **raw**: float32 values stored as they are.")
+    left.caption("; ".join(f"**{part}**: {what}" for part, what in explain.ARTIFACT_PARTS.items()) + ".")
     right.plotly_chart(breakdown_chart(parts), width="stretch", key=f"{key}_chart")
 
 

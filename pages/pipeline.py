@@ -285,12 +285,7 @@ with left:
                       hover=[f"{v:,} bytes" for v in parts.values()])
     st.plotly_chart(fig, width="stretch")
 with right:
-    st.markdown(
-        "- **header**: the architecture and the recipe, so the artifact rebuilds itself.\n"
-        "- **index**: where the kept weights sit, as gaps between positions (pruning).\n"
-        "- **codes**: each kept weight's code into its layer's codebook, bit-packed or Huffman-coded.\n"
-        "- **codebook**: each layer's shared values (clusters' centroids, or the grid's scale and zero point).\n"
-        "- **raw**: tensors stored as plain float32 (biases, and every weight the recipe leaves alone).")
+    st.markdown("\n".join(f"- **{part}**: {what}." for part, what in explain.ARTIFACT_PARTS.items()))
     if not early:  # a run is saved with its accuracy
         common.save_button(run, "+".join(recipe.techniques()) + (f"+finetune{epochs}" if tuned else ""),
                            key="pipe_save")

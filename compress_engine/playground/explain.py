@@ -71,6 +71,18 @@ def code_bits(levels):
     return max(1, math.ceil(math.log2(levels)))
 
 
+# what each part of an artifact holds (encode.size_breakdown's parts), for the pages that show them
+ARTIFACT_PARTS = {
+    "header": "the architecture, the recipe and each tensor's record (zlib'd JSON), so the artifact rebuilds itself",
+    "index": "where the kept weights sit (pruning): gaps between their positions, or a bitmap where that is smaller",
+    "codes": "each kept weight's code into its layer's codebook or grid: fixed-width, or Huffman- or range-coded "
+             "where that is smaller",
+    "codebook": "each layer's shared values (clusters' centroids, or a grid's scale and zero point)",
+    "raw": "float32 values stored as they are (a pruned layer's kept weights when nothing shares them, biases "
+           "unless quantized, and every tensor the recipe leaves alone)",
+}
+
+
 # how an entropy-coded tensor's code stream is stored (a metrics layer's "coding"; "fixed" and None: a fixed width)
 CODINGS = {"huffman": "Huffman-coded", "huffman-zlib": "Huffman-coded", "range": "range-coded"}
 
