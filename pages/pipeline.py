@@ -62,8 +62,13 @@ def first_settings():
 
 
 def waterfall_chart(steps):
+    # a step falling to near 0 (1-bit quantization of the dense weights) put its label outside, under the bar's lower
+    # end: over the axis's stage name. A step over a third of the chart's height is labelled inside its bar instead
+    top = steps["y"][0]
+    where = ["inside" if m == "relative" and abs(v) > top / 3 else "outside"
+             for m, v in zip(steps["measure"], steps["y"])]
     data = [{"type": "waterfall", "x": steps["x"], "y": [v / units.KB for v in steps["y"]], "measure": steps["measure"],
-             "text": steps["text"], "textposition": "outside", "cliponaxis": False,
+             "text": steps["text"], "textposition": where, "cliponaxis": False,
              "connector": {"line": {"color": charts.GREY, "dash": "dot"}},
              "decreasing": {"marker": {"color": charts.GREEN}}, "increasing": {"marker": {"color": charts.RED}},
              "totals": {"marker": {"color": charts.BLUE}}, "hovertemplate": "%{x}: %{text}<extra></extra>"}]

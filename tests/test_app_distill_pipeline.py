@@ -6,6 +6,7 @@ selected through pages.common.DATASET, so they take seconds.
 """
 
 import csv
+import json
 import statistics
 from pathlib import Path
 
@@ -348,6 +349,11 @@ def test_pipeline_controls_move_size_and_parameters(fmnist):
     kept = number(metric(at, "Non-zero parameters"))
     said = [i.value for i in at.info if "are now exactly zero" in i.value]
     assert len(said) == 1 and "beyond the pruned ones" in said[0] and kept < nz90 / 10, (said, kept)
+    # the 1-bit step falls to near 0: its label goes inside the bar, not under it over the axis's stage names
+    fall = next(t for t in (json.loads(c.proto.spec)["data"][0] for c in charts(at)) if t["type"] == "waterfall")
+    big = [i for i, (m, v) in enumerate(zip(fall["measure"], fall["y"])) if m == "relative" and v < -fall["y"][0] / 3]
+    assert big and all(fall["textposition"][i] == "inside" for i in big), fall["textposition"]
+    assert fall["textposition"][0] == "outside"
     at.select_slider(key="pipe_bits").set_value(6).run()
 
     # no stage on: the waterfall ends at the artifact the cards show (the dense bar alone said 1.0x beside 1.1x)
