@@ -49,12 +49,25 @@ def shipped(name, model_id, data_id, with_seconds=False):
 
 def complete(metrics, known):
     """The metrics of a run applied without evaluation, given the evaluated ones `known` shipped for its recipe; None
-    unless every metric but those is the same in both (then the shipped run is not this one: evaluate it)."""
-    rest = {k: v for k, v in metrics.items() if k not in EVALUATED}
-    same = json.loads(json.dumps(rest)) == {k: v for k, v in known.items() if k not in EVALUATED}
-    if not same or any(known.get(k) is None for k in EVALUATED):
+    unless every metric but those that the shipped run has is the same in both (then the shipped run is not this
+    one: evaluate it). A metric compress() gained after the file was made (a layer's "coding") is not in it, and
+    comes from the run itself: it never depends on an evaluation."""
+    rest = json.loads(json.dumps({k: v for k, v in metrics.items() if k not in EVALUATED}))
+    if not _holds(rest, {k: v for k, v in known.items() if k not in EVALUATED}) or any(
+            known.get(k) is None for k in EVALUATED):
         return None
     return {**metrics, **{k: known[k] for k in EVALUATED}}
+
+
+def _holds(fresh, shipped):
+    """Whether `fresh` has every value `shipped` has, the same (dicts key by key, recursively; lists item by item, of
+    the same length): keys only `fresh` has are metrics added since."""
+    if isinstance(shipped, dict):
+        return isinstance(fresh, dict) and all(k in fresh and _holds(fresh[k], v) for k, v in shipped.items())
+    if isinstance(shipped, list):
+        return (isinstance(fresh, list) and len(fresh) == len(shipped)
+                and all(_holds(a, b) for a, b in zip(fresh, shipped)))
+    return fresh == shipped
 
 
 def compress(model, recipe, data, runs, model_logits=None):
