@@ -138,46 +138,6 @@ def mine_points(res_base, res_kd):
     return out
 
 
-def said_list(items):
-    items = list(items)
-    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
-
-
-def temperature_lesson(grid, teacher):
-    """What the measured grid says of T, for each training length at which it tried more than one T: the T at which
-    each student made the fewest errors (mean of the seeds), and any T that left every student trained at it with
-    more errors than the labels alone. "" if the grid tried one T or none."""
-    said = []
-    for epochs in sorted({int(r["epochs"]) for r in grid}):
-        at = [r for r in grid if int(r["epochs"]) == epochs]
-        labels = {r["student"]: float(r["errors_mean"]) for r in at if not r["T"]}
-        kd = {}  # student: {T: mean errors}, in the grid's order
-        for r in at:
-            if r["T"]:
-                kd.setdefault(r["student"], {})[r["T"]] = float(r["errors_mean"])
-        temps = sorted({t for errs in kd.values() for t in errs}, key=float)
-        if len(temps) < 2:
-            continue
-        best = {}
-        for student, errs in kd.items():
-            if len(errs) > 1:
-                best.setdefault(min(errs, key=errs.get), []).append(student)
-        groups = [f"at T = {t} for {said_list(best[t])}" for t in sorted(best, key=float)]
-        text = (f"In the grid ({teacher} teaching, {epochs} epochs, mean of {len(at[0]['seeds'].split())} seeds), "
-                "of the temperatures tried, the fewest errors came "
-                + (", ".join(groups[:-1]) + ", and " + groups[-1] if len(groups) > 1 else "".join(groups)) + ".")
-        behind = [s for t in best for s in best[t] if s in labels and kd[s][t] > labels[s]]
-        if behind:
-            text += f" Even at its best T, {said_list(behind)} made more errors than on the labels alone."
-        for t in temps:
-            tried = [s for s, errs in kd.items() if t in errs and s in labels]
-            if tried and all(kd[s][t] > labels[s] for s in tried):
-                text += (f" At T = {t} " + (f"all {len(tried)} students trained at it" if len(tried) > 1 else tried[0])
-                         + " made more errors than on the labels alone.")
-        said.append(text)
-    return " ".join(said)
-
-
 def on_grid(points, rows):
     """The user's students trained for as many epochs as the grid rows shown (only those compare with it)."""
     return [m for m in points if rows and m["epochs"] == int(rows[0]["epochs"])]
@@ -286,7 +246,7 @@ with controls:
     T = st.slider("Temperature T", 1.0, 20.0, 1.0, 0.5, key="distill_T", persist_state="session",
                   help=" ".join(filter(None, (
                       "Higher T softens the teacher's answer so the small probabilities it gives to the wrong classes "
-                      "become visible to the student.", temperature_lesson(grid, teacher),
+                      "become visible to the student.", explain.temperature_lesson(grid, teacher),
                       "Hinton et al. distilled at T = 20 on MNIST."))))
     alpha = st.slider("α: weight of the teacher's soft targets", 0.0, 1.0, 1.0, 0.05, key="distill_alpha",
                       persist_state="session",
@@ -334,12 +294,7 @@ name = student_label(kind, width)
 best_T = ""
 if rows:
     g = next(r for r in rows if r["T"])
-    # the T with the fewest errors summed over the students tried at every T (the CNN, tried at one, would tilt it)
-    temps = {r["T"] for r in rows if r["T"]}
-    everywhere = [s for s in dict.fromkeys(r["student"] for r in rows)
-                  if temps <= {r["T"] for r in rows if r["student"] == s}]
-    best_T = min(sorted(temps, key=float), key=lambda t: sum(float(r["errors_mean"]) for r in rows
-                                                             if r["T"] == t and r["student"] in everywhere))
+    best_T = explain.grid_best_T(rows)
     st.caption(f"From `bench/distillation.py` (teacher {teacher}, {g['epochs']} epochs of Adam, α = {g['alpha']} "
                f"for KD, seeds {g['seeds']}): each point is the mean of the seeds' test errors on the full test "
                "set. Where the solid lines lie below the dashed one, the teacher's soft targets taught the student "

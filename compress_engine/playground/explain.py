@@ -185,3 +185,56 @@ def rounded_to_zero(metrics, dense_metrics, pruned=False):
             "grid step of 0, so rounding put them on the grid's zero level (q = z, which stands for 0). The "
             "fewer the bits, the wider the step and the more weights land there. The artifact stores them as "
             "gaps between the non-zero positions, as it does for pruned weights, so they cost almost nothing.")
+
+
+# --- distillation: what bench/distillation.py's grid (distillation_grid.csv rows) says ---------------------
+
+def said_list(items):
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def temperature_lesson(grid, teacher):
+    """What the measured grid says of T, for each training length at which it tried more than one T: the T at which
+    each student made the fewest errors (mean of the seeds), and any T that left every student trained at it with
+    more errors than the labels alone. "" if the grid tried one T or none."""
+    said = []
+    for epochs in sorted({int(r["epochs"]) for r in grid}):
+        at = [r for r in grid if int(r["epochs"]) == epochs]
+        labels = {r["student"]: float(r["errors_mean"]) for r in at if not r["T"]}
+        kd = {}  # student: {T: mean errors}, in the grid's order
+        for r in at:
+            if r["T"]:
+                kd.setdefault(r["student"], {})[r["T"]] = float(r["errors_mean"])
+        temps = sorted({t for errs in kd.values() for t in errs}, key=float)
+        if len(temps) < 2:
+            continue
+        best = {}
+        for student, errs in kd.items():
+            if len(errs) > 1:
+                best.setdefault(min(errs, key=errs.get), []).append(student)
+        groups = [f"at T = {t} for {said_list(best[t])}" for t in sorted(best, key=float)]
+        text = (f"In the grid ({teacher} teaching, {epochs} epochs, mean of {len(at[0]['seeds'].split())} seeds), "
+                "of the temperatures tried, the fewest errors came "
+                + (", ".join(groups[:-1]) + ", and " + groups[-1] if len(groups) > 1 else "".join(groups)) + ".")
+        behind = [s for t in best for s in best[t] if s in labels and kd[s][t] > labels[s]]
+        if behind:
+            text += f" Even at its best T, {said_list(behind)} made more errors than on the labels alone."
+        for t in temps:
+            tried = [s for s, errs in kd.items() if t in errs and s in labels]
+            if tried and all(kd[s][t] > labels[s] for s in tried):
+                text += (f" At T = {t} " + (f"all {len(tried)} students trained at it" if len(tried) > 1 else tried[0])
+                         + " made more errors than on the labels alone.")
+        said.append(text)
+    return " ".join(said)
+
+
+def grid_best_T(rows):
+    """The T of a distillation grid's rows (one training length) with the fewest errors summed over the students
+    tried at every T: the CNN student, tried at one, would tilt a plain sum towards it."""
+    temps = {r["T"] for r in rows if r["T"]}
+    everywhere = [s for s in dict.fromkeys(r["student"] for r in rows)
+                  if temps <= {r["T"] for r in rows if r["student"] == s}]
+    return min(sorted(temps, key=float), key=lambda t: sum(float(r["errors_mean"]) for r in rows
+                                                           if r["T"] == t and r["student"] in everywhere))
