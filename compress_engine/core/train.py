@@ -179,9 +179,8 @@ def forward_ms_in_turns(models, batch, repeats=20, seconds=None):
     """Wall times (ms) of each model(batch) in inference mode, timed in turns: a call of each model in order,
     `repeats` times, after one warm-up call of each (allocations, packed weights), which also sizes the turns: with
     `seconds`, models too slow for `repeats` turns in about that long get fewer, at least 3 (never more than
-    `repeats`). A load that comes and
-    goes on a shared machine then falls on every model alike; timing one model's calls, then the other's, put a
-    passing load on one side only. -> one list of `repeats` times per model, in the order given."""
+    `repeats`). A load that comes and goes on a shared machine then falls on every model alike; timing one model's
+    calls, then the other's, put a passing load on one side only. -> one list of times per model, in order."""
     times = [[] for _ in models]
     with torch.inference_mode():
         t0 = time.perf_counter()
