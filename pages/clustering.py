@@ -3,7 +3,7 @@
 import streamlit as st
 
 from compress_engine.playground import units, viz
-from compress_engine.playground.explain import CODINGS, code_bits
+from compress_engine.playground.explain import code_bits, stored_as
 from pages import charts, common
 
 common.through_app()
@@ -72,21 +72,7 @@ with left:
 with right:
     # what each tensor became first: a model of long names (ResNet-8's "blocks.2.shortcut.0.weight") overflows
     # the half-page column, and the columns pushed out of sight are then the shape and count, not the answer
-    def stored_as(r):
-        """A tensor's storage as the artifact holds it: the encoder codes each tensor's codes as is cheapest (fixed
-        width when entropy coding would not pay, else Huffman or range coding), and an entropy-coded tensor has no
-        fixed width, so it says what its bytes measure per kept weight."""
-        if not r["levels"]:
-            return "float32"
-        coding = CODINGS.get(r.get("coding"))
-        if coding is None:  # fixed width (or a record from before metrics named the coding, without Huffman)
-            return f"{r['levels']} centroids, {code_bits(r['levels'])} bit" + (
-                " (entropy coding would not pay)" if huffman and r.get("coding") == "fixed" else "")
-        if not r["nonzero"]:
-            return f"{r['levels']} centroids, {coding}"
-        return f"{r['levels']} centroids, {coding}: {8 * r['bytes'] / r['nonzero']:.1f} bits a kept weight"
-
-    rows = [{"tensor": r["name"], "stored as": stored_as(r), "KB": r["bytes"] / units.KB, "non-zero": r["nonzero"],
+    rows = [{"tensor": r["name"], "stored as": stored_as(r, huffman), "KB": r["bytes"] / units.KB, "non-zero": r["nonzero"],
              "shape": "×".join(map(str, r["shape"]))} for r in m["layers"]]
     st.markdown("**What each tensor stores** (a clustered one: its centroids and "
                 + ("codes Huffman- or range-coded where that is smaller, of varying length: bits a kept weight are "

@@ -4,7 +4,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import units, viz
-from compress_engine.playground.explain import rounded_to_zero
+from compress_engine.playground.explain import int8_verdict, rounded_to_zero
 from pages import charts, common
 
 common.through_app()
@@ -13,7 +13,6 @@ MAX_LINES = 256  # draw the grid's levels up to this many (16 bits has 65,536)
 
 
 INT8_SECONDS = 3.0  # about how long the timing may take: ResNet-8 gets 8 or so turns, not 20 (7 s)
-TURNS_TO_TELL = 7  # fewer turns than this (a slow model) give no spread worth a claim: the card says so instead
 
 
 @st.cache_data(show_spinner="Timing the int8 runtime…", max_entries=8)
@@ -34,9 +33,8 @@ def int8_card():
     common.delta_metric(c[1], "int8", units.ms(t["int8_ms"]), units.ms(t["int8_ms"] - t["fp32_ms"], signed=True),
                         fewer_is_better=True)
     lo, hi, n = *t["speedup_spread"], t["repeats"]
-    verdict = (f"only {n} turns fit in about {INT8_SECONDS:g} s for this model: too few to tell a difference"
-               if n < TURNS_TO_TELL else "no difference is measurable here now" if lo <= 1 <= hi else "")
-    c[2].metric("Speed-up", "—" if n < TURNS_TO_TELL else common.ratio(t["speedup"]),
+    tells, verdict = int8_verdict(t, INT8_SECONDS)
+    c[2].metric("Speed-up", common.ratio(t["speedup"]) if tells else "—",
                 help="float32's median time / int8's (the spread is below)")
     if st.button("Measure again", key="quant_remeasure", help="Timings vary with the machine's load."):
         int8_timing.clear()

@@ -300,9 +300,8 @@ fit = common.kept(fkey, fit_from_disk)
 asked = fit is None and (go_fit or common.pooled_job(fkey) is not None)  # a rerun while it runs keeps following it
 if asked:
     fit = common.pooled(fkey, f"Fit in {kb:g} KB", fit_from_disk, submit_fit)
-if fit is None and asked:
-    pass  # pooled() said why (a refusal naming the budget that works, or Stopped): no "Press Fit" under it
-elif fit is None:
+# asked with no result: pooled() said why (a refusal naming the budget that works, or Stopped), no "Press Fit"
+if fit is None and not asked:
     first = ("" if ce.sensitivity.cached(net, data, split="train", refit=True, focus=focus, shipped=shipped) else
              " It first scans every layer on training images, about "
              f"{units.duration(expected_scan()[1])} here "
@@ -311,7 +310,7 @@ elif fit is None:
             + common.training_time(2 * epochs))  # (the time once this machine has evaluated the model)
     st.caption("Press **Fit** to run it in the server's training queue. The result is kept on this server, so a "
                "reload, another tab or another student sees it at once." + first + tune)
-else:
+elif fit is not None:
     m, plan = fit["metrics"], fit["plan"]
     c = st.columns(4)
     c[0].metric("Artifact", common.kb(m["artifact_bytes"]), f"budget {kb:g} KB", delta_color="off", delta_arrow="off")

@@ -87,6 +87,34 @@ ARTIFACT_PARTS = {
 CODINGS = {"huffman": "Huffman-coded", "huffman-zlib": "Huffman-coded", "range": "range-coded"}
 
 
+def stored_as(r, huffman):
+    """A tensor's storage as the artifact holds it: the encoder codes each tensor's codes as is cheapest (fixed
+    width when entropy coding would not pay, else Huffman or range coding), and an entropy-coded tensor has no
+    fixed width, so it says what its bytes measure per kept weight. `r`: a compress() metrics layer; huffman: the
+    recipe's (Clustering's per-tensor table)."""
+    if not r["levels"]:
+        return "float32"
+    coding = CODINGS.get(r.get("coding"))
+    if coding is None:  # fixed width (or a record from before metrics named the coding, without Huffman)
+        return f"{r['levels']} centroids, {code_bits(r['levels'])} bit" + (
+            " (entropy coding would not pay)" if huffman and r.get("coding") == "fixed" else "")
+    if not r["nonzero"]:
+        return f"{r['levels']} centroids, {coding}"
+    return f"{r['levels']} centroids, {coding}: {8 * r['bytes'] / r['nonzero']:.1f} bits a kept weight"
+
+
+TURNS_TO_TELL = 7  # fewer turns than this (a slow model) give no spread worth a claim
+
+
+def int8_verdict(timing, seconds):
+    """(whether quantize.int8_latency's `timing`, taken in about `seconds`, had turns enough to show its speed-up,
+    what to say of it: '' for a difference its spread shows)."""
+    lo, hi, n = *timing["speedup_spread"], timing["repeats"]
+    if n < TURNS_TO_TELL:
+        return False, f"only {n} turns fit in about {seconds:g} s for this model: too few to tell a difference"
+    return True, "no difference is measurable here now" if lo <= 1 <= hi else ""
+
+
 def stage_recipes(recipe):
     """The partial recipes whose artifacts measure each step of `recipe`: [(stage, label, Recipe)].
 
