@@ -182,16 +182,14 @@ def upload_weights(data, filename):
     if len(data) > MAX_WEIGHTS_MB * units.MB:  # checked before the bytes are parsed
         return "error", (f"{filename} is {units.mb(len(data))} ({len(data):,} bytes); weight uploads are limited "
                          f"to {MAX_WEIGHTS_MB} MB ({MAX_WEIGHTS_MB * units.MB:,} bytes) here.")
-    before = set(uploads())
     try:
-        name = add_upload(data, filename)
+        name, gone = add_upload(data, filename)
     except ce.CompressError as e:
         return "error", f"Cannot use these weights: {e}"
     except Exception as e:  # defence in depth: an upload must never show a traceback
         return "error", f"Could not read {filename} ({type(e).__name__}: {str(e)[:200]})."
     st.session_state["model"] = name
     c = uploads()[name]["card"]
-    gone = sorted(before - set(uploads()))  # what this upload pushed out (a file uploaded again is not new)
     return "success", (f"Added **{name}** ({c['parameters']:,} parameters, test accuracy "
                        f"{100 * c['test_accuracy']:.2f} %); it is selected above."
                        + (f" Dropped **{', '.join(gone)}**, the oldest: a session keeps at most {MAX_UPLOADS} "
@@ -200,7 +198,8 @@ def upload_weights(data, filename):
 
 def add_upload(data, filename):
     """Read weights with the engine, score the model on the whole test set (its dense accuracy, as a sample
-    model's card has) and add it to this session's models; returns its name. CompressError if bad."""
+    model's card has) and add it to this session's models; returns its name and the uploads it pushed out, oldest
+    first (a file uploaded again is not new). CompressError if bad."""
     net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB * units.MB)
     sha = hashlib.sha256(data).hexdigest()
     name = f"upload-{_stem(filename)}-{sha[:8]}"
@@ -211,11 +210,12 @@ def add_upload(data, filename):
     if name in dropped():  # uploaded again
         dropped().remove(name)
     store[name] = {"model": net, "sha256": sha, "card": _upload_card(name, filename, net, acc, ds, sha, len(data))}
+    gone = []
     while len(store) > MAX_UPLOADS:
-        gone = next(iter(store))
-        store.pop(gone)
-        dropped().append(gone)
-    return name
+        gone.append(next(iter(store)))
+        store.pop(gone[-1])
+        dropped().append(gone[-1])
+    return name, gone
 
 
 def dropped():
