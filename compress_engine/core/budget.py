@@ -47,6 +47,11 @@ def too_small(budget_bytes, weights, other, need):
                        f"needs some room beside it; give {up:,.1f} KB or more")
 
 
+def smallest_bytes(scan, names):
+    """The bytes of the named layers at their smallest scanned settings: the least any allocation can spend."""
+    return sum(min(r["bytes"] for r in sensitivity.curve(scan, n)) for n in names)
+
+
 def allocate(scan, budget_bytes, metric="kl"):
     """Per-layer settings from a sensitivity scan whose summed bytes fit `budget_bytes` (the compressible
     weights only) with the least summed damage -> dict:
@@ -80,7 +85,7 @@ def allocate(scan, budget_bytes, metric="kl"):
             better = cand < new
             new[better], arg[better] = cand[better], i
         if not np.isfinite(new).any():
-            smallest = sum(min(r["bytes"] for r in sensitivity.curve(scan, la["name"])) for la in scan["layers"])
+            smallest = smallest_bytes(scan, [la["name"] for la in scan["layers"]])
             raise RecipeError(f"budget of {budget_bytes:,.0f} bytes for the weights is too small: the smallest "
                               f"setting of every layer takes {smallest:,} bytes")
         choices.append((rows, size, arg))
@@ -180,8 +185,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
                           f"focus={focus}: scan with sensitivity.scan(..., focus={focus}) or leave scan=None")
     # the header and biases depend on the model and the recipe's form only: a budget they alone overflow is refused
     # before the scan (minutes on a model of one's own: a 10-byte budget ran 5 minutes, silent, then was refused)
-    names = ([la["name"] for la in scan["layers"]] if scan is not None
-             else list(compressible(pipeline.deployed(copy.deepcopy(model).eval()))))
+    names = [la["name"] for la in scan["layers"]] if scan is not None else list(compressible(model))
     probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed, kd,
                           focus)
     fixed = overhead_bytes(model, probe)
@@ -198,7 +202,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     # refused here, before any training, with a safe need: after pruning and fine-tuning, the smallest settings'
     # bytes, the header and the entropy coding all come out a little larger than the scan predicts, and a budget
     # that only just holds the prediction trained a whole stage and was then refused (3.3 KB on LeNet-300-100)
-    smallest = sum(min(r["bytes"] for r in sensitivity.curve(scan, n)) for n in names)
+    smallest = smallest_bytes(scan, names)
     need = (smallest + fixed) * (1 + SLACK) / (1 - MARGIN)
     if budget_bytes < need:
         raise too_small(budget_bytes, smallest, fixed, need)
@@ -222,11 +226,10 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     cscan = sensitivity.scan(pruned.model, data, sparsities=(0.0,), clusters=scan["clusters"], split="train",
                              subset=scan["subset"], use_cache=False)
     target, attempts = float(budget_bytes), []
+    probe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": 2} for n in names}},
+                          epochs, lr, bias_bits, seed, kd, focus)
+    fixed, least = overhead_bytes(model, probe), smallest_bytes(cscan, names)  # the same at every try
     for _ in range(retries + 1):
-        probe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": 2} for n in names}},
-                              epochs, lr, bias_bits, seed, kd, focus)
-        fixed = overhead_bytes(model, probe)
-        least = sum(min(r["bytes"] for r in sensitivity.curve(cscan, n)) for n in names)
         if target * (1 - MARGIN / 2) - fixed < least:  # (rare past the check above) before step 2's training
             over = max([a["bytes"] / a["predicted"] for a in attempts] + [1.0])  # what the real artifacts added
             raise too_small(budget_bytes, least, fixed, (least + fixed) * over / (1 - MARGIN / 2))
