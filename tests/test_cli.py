@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-import compress_engine as ce
 from compress_engine.playground.cli import MAX_SWEEP_VALUES, main
 
 
@@ -349,23 +348,22 @@ def test_eval_with_model_of_a_folded_artifact(capsys, user):
 
 def test_eval_decodes_the_artifact_once(capsys, user, monkeypatch):
     """eval decoded every artifact twice: once to check the data fits, again to score it. Counted at the one
-    decoder both paths (zoo spec, the user's --model) go through."""
+    decoder both paths (zoo spec, the user's --model) go through (encode.decode_with_meta, under decode too)."""
     from compress_engine.core import encode
-    from compress_engine.playground import zoo
+    from compress_engine.playground import cli, zoo
     data = f"idx:{user / 'idx'}"
     code, out, err = run(capsys, "run", "--model", "lenet-300-100", "--data", data, "--sparsity", "0.5",
                          "--out", str(user / "l3.cpg"))
     assert code == 0, err
     reported = json.loads(out)["metrics"]["accuracy"]
     calls = []
-    real = encode.decode
+    real = encode.decode_with_meta
 
     def counted(*a, **k):
         calls.append(1)
         return real(*a, **k)
-    monkeypatch.setattr(encode, "decode", counted)
-    monkeypatch.setattr(zoo, "decode", counted)
-    monkeypatch.setattr(ce, "decode", counted)
+    for where in (encode, zoo, cli):  # decode() and decode_model go through it too
+        monkeypatch.setattr(where, "decode_with_meta", counted)
     for extra in ([], ["--model", "lenet-300-100"]):
         calls.clear()
         code, out, err = run(capsys, "eval", str(user / "l3.cpg"), "--data", data, *extra)

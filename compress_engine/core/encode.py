@@ -687,7 +687,12 @@ def _values(rec, n, pos, sec):
 def decode(blob):
     """Artifact bytes -> {name: tensor}, each exact in its recorded dtype and in the original order;
     ArtifactError if invalid. Version-2 artifacts decode to float32 tensors, as they were stored."""
-    _, recs, off, blob = _parse(blob)
+    return decode_with_meta(blob)[0]
+
+
+def decode_with_meta(blob):
+    """(decode(blob), read_meta(blob)) from one check of the container (its checksum over the whole blob)."""
+    meta, recs, off, blob = _parse(blob)
     blob = memoryview(blob)
     out = {}
     for rec in recs:
@@ -707,7 +712,7 @@ def decode(blob):
             flat[pos] = vals
         signed = flat.view(_SIGNED[dtype.itemsize])  # flat is a fresh array: the tensor owns it
         out[rec["name"]] = torch.from_numpy(signed).view(dtype).reshape(shape)
-    return out
+    return out, meta
 
 
 def read_meta(blob):

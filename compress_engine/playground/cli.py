@@ -38,6 +38,7 @@ from pathlib import Path
 from . import zoo as models
 from .zoo import few
 from .launch import one_line, start_app
+from ..core.encode import decode_with_meta
 from ..core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
 from ..core.recipe import OPTIONAL, Recipe, check
 
@@ -298,8 +299,6 @@ def read_state_dict(path, model_names=None):
         data = path.read_bytes()
     except OSError as e:
         raise ModelError(f"{where} cannot be read ({e.strerror or e}); give a file you can read") from None
-    if not data:
-        raise ModelError(f"{where} is empty (0 bytes); {models.SAVE_HINT}")
     state = models.read_state(data, where, path.suffix.lower(), caps=models.OWN_FILE_CAPS)
     return state if model_names is None else models.strip_prefix_for(state, model_names)
 
@@ -505,7 +504,7 @@ def run(args):
             if model is None:
                 decoded, meta = models.decode_model(artifact)  # a zoo architecture, rebuilt from the artifact's spec
             else:
-                state, meta = ce.decode(artifact), ce.read_meta(artifact)
+                state, meta = decode_with_meta(artifact)
         except ArtifactError as e:
             raise ArtifactError(f"{unusable}: {e}") from None
         except ModelError as e:  # e.g. an architecture only the user's code knows

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.encode import MAGIC, decode, read_meta
+from ..core.encode import MAGIC, decode_with_meta
 from ..core.errors import ModelError
 from ..core.fold import NORMS, fold_batchnorm, foldable_pairs
 from ..core.files import write_atomic
@@ -237,8 +237,7 @@ def decode_model(artifact, module=None):
     BatchNorms folded into its convs, so a folded copy of `module` is what is returned; so is it when the artifact
     holds none of the module's BatchNorms (the dashboard folds an uploaded ResNet's, as the zoo's).
     """
-    state = decode(artifact)
-    meta = read_meta(artifact)
+    state, meta = decode_with_meta(artifact)
     spec = meta.get("spec")
     if module is not None:
         if not isinstance(module, nn.Module):
@@ -464,6 +463,8 @@ def read_state(data, name, suffix, caps=UPLOAD_CAPS):
     training checkpoint's state dict under "state_dict" / "model" is taken out. `caps` (tensors, header or pickle
     bytes) bound what is read before any tensor is built: UPLOAD_CAPS for an upload, OWN_FILE_CAPS for a user's own
     file. ModelError names the file, what is wrong and how to save it."""
+    if not data:
+        raise ModelError(f"{name} is empty (0 bytes); {SAVE_HINT}")
     kind = next((k for magic, k in OTHER_FILES if data.startswith(magic)), None)
     if kind:  # a renamed file: say what it is, not what its first bytes mean read as a weight file's header
         raise ModelError(f"{name} is {kind}, not a weight file, though its name ends in {suffix}; {SAVE_HINT}")
@@ -498,11 +499,9 @@ def _file_label(filename):
 
 
 def _check_upload_size(data, name, max_bytes):
-    """Bytes, not empty, at most max_bytes."""
+    """Bytes, at most max_bytes (read_state refuses an empty file)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ModelError(f"{name}: weight data must be bytes, got {type(data).__name__}")
-    if len(data) == 0:
-        raise ModelError(f"{name} is empty (0 bytes); {SAVE_HINT}")
     if len(data) > max_bytes:
         raise ModelError(f"{name} is {_size(len(data))}; weight uploads are limited to {_size(max_bytes)} here "
                          "(the largest sample model is 9.6 MB)")
