@@ -384,7 +384,8 @@ class Shared(nn.Module):
     torch's optimizers skip such parameters entirely (weight decay included), so passing
     model.parameters() is harmless. Freezing it (original.requires_grad_(False)) or leaving it
     out of the optimizer is tidier; remove the parametrization with leave_parametrized=True to
-    get a plain weight back.
+    get a plain weight back. The centroids train; model.constrained, which the pipeline registers
+    this with, freezes them (requires_grad False) when the weight they replace was frozen.
     """
 
     def __init__(self, centroids, labels):

@@ -288,24 +288,31 @@ def owner(model, name):
 def constrained(model, parametrizations, freeze_original=False):
     """Register {param name: parametrization} on `model`; on exit bake them into plain weights.
 
+    A weight its owner froze (requires_grad False) stays frozen: its stored original and the
+    parametrization's own parameters (clustering's centroids) get no gradient, so no fine-tuning moves
+    it. On exit every weight gets back the requires_grad it came in with.
+
     Each module's parameters keep their order (removing a parametrization re-adds the weight last),
     so the state dict, and the artifact made from it, list tensors as the model defines them."""
-    orders = {}
+    orders, trainable = {}, {}
     for name in parametrizations:
-        module, _ = owner(model, name)
+        module, attr = owner(model, name)
         orders.setdefault(id(module), (module, list(module._parameters)))
+        trainable[name] = getattr(module, attr).requires_grad
     for name, par in parametrizations.items():
         module, attr = owner(model, name)
         P.register_parametrization(module, attr, par)
-        if freeze_original:
+        if freeze_original or not trainable[name]:
             getattr(module.parametrizations, attr).original.requires_grad_(False)
+        if not trainable[name]:
+            par.requires_grad_(False)
     try:
         yield model
     finally:
         for name in parametrizations:
             module, attr = owner(model, name)
             P.remove_parametrizations(module, attr, leave_parametrized=True)
-            getattr(module, attr).requires_grad_(True)
+            getattr(module, attr).requires_grad_(trainable[name])
         for module, order in orders.values():
             module._parameters = {k: module._parameters[k] for k in order if k in module._parameters}
 
