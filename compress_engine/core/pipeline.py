@@ -14,6 +14,7 @@ import copy
 import hashlib
 import math
 import statistics
+import sys
 import time
 import warnings
 import weakref
@@ -143,6 +144,19 @@ class Context:
 
 # --- the chain --------------------------------------------------------------------------------
 
+COMPILED = "_orig_mod"  # the attribute torch.compile's wrapper (OptimizedModule) keeps the module it compiles in
+
+
+def plain_module(model):
+    """The module torch.compile wrapped (model._orig_mod), else `model`: the engine compresses that one, so tensor
+    names, model_class, tracing and fine-tuning speed are the plain class's (through the wrapper, names carry an
+    '_orig_mod.' prefix, fx cannot trace it and every fine-tuning step recompiles)."""
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # not imported: nothing was compiled
+    while dynamo is not None and isinstance(model, dynamo.OptimizedModule):
+        model = getattr(model, COMPILED)
+    return model
+
+
 def _check_inputs(model, recipe, data, student):
     """Everything compress() cannot handle is refused here, before any work, with what to do instead."""
     if not isinstance(recipe, Recipe):
@@ -256,8 +270,10 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     (a page draws the weights and sizes first, and the accuracy when it comes).
     measure_latency=True adds Result.timings["latency_ms"] (latency()); when structured pruning or distillation made
     a smaller model, it is timed in turns with `model` and ["dense_latency_ms"] and ["speedup"] come too
-    (latency_against()).
+    (latency_against()). A torch.compile'd `model` (or student) is compressed as the module it wraps (plain_module()):
+    its names (recipe.layers names its layers as they are) and class are the artifact's.
     """
+    model, student = plain_module(model), plain_module(student)
     r = _check_inputs(model, recipe, data, student)
     given = _check_logits(model_logits, data)
     timings = {}
@@ -522,7 +538,10 @@ def describe(model, data=None, structured_at=0.5):
       the FLOPs the smaller model would need, which layers it keeps whole and why, or why it cannot trace the model;
     - "int8_layers": the layers int8_latency runs in int8;
     - "task": with `data`, what its labels ask of the model (task()).
+
+    A torch.compile'd model is described as the module it wraps (plain_module()), as compress() compresses it.
     """
+    model = plain_module(model)
     check_model(model, data)
     work = deployed(model)
     weights = compressible(work)

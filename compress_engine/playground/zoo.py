@@ -32,7 +32,7 @@ from ..core.errors import ModelError
 from ..core.fold import NORMS, fold_batchnorm, foldable_pairs
 from ..core.files import write_atomic
 from ..core.model import MLP, arch_spec, param_count
-from ..core.pipeline import deployed, describe, scores
+from ..core.pipeline import deployed, describe, plain_module, scores
 from ..core.structured import resize_to
 from ..core.train import (accuracy, answers, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv,
                           logits, predictions)
@@ -288,9 +288,17 @@ def state_mismatch(model, state):
 
 
 def load_target(module, state, meta):
-    """The module an artifact's tensors (`state`, with its `meta`) load into, made from a fresh `module`: as deployed
-    (folded if its class asks), folded if the artifact holds none of its BatchNorms, resized to a structured-pruned
-    artifact's smaller layers."""
+    """The module an artifact's tensors (`state`, with its `meta`) load into, made from a fresh `module`: the one a
+    torch.compile wrapper holds (plain_module, as compress() compresses it), as deployed (folded if its class asks),
+    folded if the artifact holds none of its BatchNorms, resized to a structured-pruned artifact's smaller layers.
+    A prefix every name of `state` carries is dropped from it, in place, when the module's names are those without
+    it, as CLI run --weights reads a state dict (strip_prefix_for): an artifact written from a torch.compile'd
+    model names its tensors '_orig_mod.c1.weight'."""
+    module = plain_module(module)
+    names = strip_prefix_for(state, module.state_dict())
+    if names is not state:
+        state.clear()
+        state.update(names)
     module = deployed(module)
     if folded_away(module, state):
         module = fold_batchnorm(module)

@@ -1,0 +1,84 @@
+"""A torch.compile'd model is compressed as the module it wraps (model._orig_mod): the artifact names its tensors and
+class as the plain class does, so it decodes into a fresh instance of that class; structured pruning traces it; an
+artifact written earlier from the wrapper ('_orig_mod.' before every name) decodes into the plain class too, in the
+engine and on the command line."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import compress_engine as ce
+from compress_engine.core.encode import encode
+from compress_engine.playground.cli import main
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 4 * 4, 3)
+
+    def forward(self, x):
+        return self.fc(F.max_pool2d(F.relu(self.c1(x)), 2).flatten(1))
+
+
+def data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 1, 8, 8, generator=g)
+    y = (x[:, 0, :4].mean((1, 2)) > 0).long() + (x[:, 0, :, :4].mean((1, 2)) > 0).long()
+    return ce.Dataset.from_tensors(x[:64], y[:64], x[64:], y[64:], name="toy")
+
+
+def test_a_compiled_model_is_compressed_as_the_module_it_wraps():
+    torch.manual_seed(0)
+    ds = data()
+    res = ce.compress(torch.compile(Net()), ce.Recipe(clusters=4, finetune_epochs=1), ds)
+    assert list(ce.decode(res.artifact)) == list(Net().state_dict())
+    assert ce.read_meta(res.artifact)["model_class"] == "Net" and type(res.model) is Net
+    fresh, _ = ce.decode_model(res.artifact, module=Net())
+    assert torch.equal(ce.logits(fresh, ds.x("test")), ce.logits(res.model, ds.x("test")))
+    assert ce.describe(torch.compile(Net()), ds)["model_class"] == "Net"
+    assert list(ce.describe(torch.compile(Net()))["compressed"]) == ["c1.weight", "fc.weight"]
+
+
+def test_a_compiled_model_is_pruned_structurally():
+    torch.manual_seed(0)
+    res = ce.compress(torch.compile(Net()), ce.Recipe(structured=True, sparsity=0.5), data())
+    assert res.model.c1.out_channels == 4
+
+
+def old_artifact():
+    """An artifact as compress() wrote it from a torch.compile'd model before: every name after '_orig_mod.'."""
+    torch.manual_seed(0)
+    net = Net()
+    state = {f"_orig_mod.{k}": v for k, v in net.state_dict().items()}
+    artifact = encode(state, {}, {"spec": None, "model_class": "OptimizedModule", "recipe": {}})
+    return net, artifact
+
+
+def test_an_artifact_of_a_compiled_model_decodes_into_the_plain_class(tmp_path):
+    net, artifact = old_artifact()
+    fresh, meta = ce.decode_model(artifact, module=Net())
+    assert meta["model_class"] == "OptimizedModule"
+    x = data().x("test")
+    assert torch.equal(ce.logits(fresh, x), ce.logits(net, x))
+
+
+def test_cli_eval_decodes_an_artifact_of_a_compiled_model_into_the_plain_class(tmp_path, capsys):
+    net, artifact = old_artifact()
+    (tmp_path / "a.cpg").write_bytes(artifact)
+    (tmp_path / "mine.py").write_text("import sys\nsys.path.insert(0, %r)\nfrom test_compiled import Net\n\n"
+                                      "def make():\n    return Net()\n" % str(Path(__file__).parent))
+    ds = data()
+    np.savez(tmp_path / "toy.npz", train_x=ds.x("train").numpy(), train_y=ds.y("train").numpy(),
+             test_x=ds.x("test").numpy(), test_y=ds.y("test").numpy())
+    code = main(["eval", str(tmp_path / "a.cpg"), "--model", f"{tmp_path / 'mine.py'}:make",
+                 "--data", f"npz:{tmp_path / 'toy.npz'}"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    want = (ce.logits(net, ds.x("test")).argmax(1) == ds.y("test")).float().mean().item()
+    assert json.loads(out.out)["accuracy"] == want
