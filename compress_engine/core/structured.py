@@ -53,10 +53,13 @@ biases and BatchNorm scales zeroed and the consumers' matching input columns zer
     small = prune_structured(model, 0.5, example_input)   # both in one call
 """
 
+import contextlib
 import copy
+import io
 import math
 import operator
 import re
+import sys
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 
@@ -569,18 +572,73 @@ def _trace(model, example_input):
                          f"does not compile ({line!r}), as when a submodule's name is a Python keyword (an "
                          "nn.ModuleDict key such as 'in' or 'class'): rename that submodule") from None
     except Exception as e:  # TraceError for control flow on tensors, and whatever else fx cannot follow
-        raise ModelError(f"structured pruning cannot trace {name} with torch.fx ({type(e).__name__}: {e}); it "
-                         "needs a forward without Python control flow on tensor values (if / while on a tensor, "
-                         "loops over a tensor's size)") from None
+        raise ModelError(f"structured pruning cannot trace {name} with torch.fx ({type(e).__name__}: "
+                         f"{_one_line(e)}); {_trace_advice(e)}") from None
     gm.eval()
+    shapes, printed = _Shapes(gm), io.StringIO()
+    try:  # torch's ShapeProp prints a traceback to stderr before it raises: the refusal below says it in one line
+        with torch.no_grad(), contextlib.redirect_stderr(printed):
+            shapes.propagate(*inputs)
+    except Exception as e:
+        raise _propagate_error(model, inputs, shapes.node, e) from None
+    sys.stderr.write(printed.getvalue())  # what the forward itself printed (warnings), as it printed it
+    return gm
+
+
+class _Shapes(ShapeProp):
+    """ShapeProp that keeps the node it is running: after an error, the one that failed."""
+    node = None
+
+    def run_node(self, n):
+        self.node = n
+        return super().run_node(n)
+
+
+def _one_line(e, limit=300):
+    return " ".join(str(e).split())[:limit]
+
+
+def _trace_advice(e):
+    """What a forward needs for fx to trace it, for the cause of TraceError `e` where it can be told."""
+    text = str(e)
+    if "control flow" in text:
+        return ("it needs a forward without Python control flow on tensor values (if / while on a tensor, loops "
+                "over a tensor's size)")
+    if "'len' is not supported" in text or "cannot be iterated" in text:
+        return ("fx runs forward on stand-ins for tensors, on which Python's len() and iteration (a for loop, "
+                "unpacking) do not run: it needs a forward (and layers) without them on computed values, e.g. "
+                "x.size(0) for len(x)")
+    return ("fx runs forward on stand-ins for tensors, and this call needs real values (as pack_padded_sequence, "
+            ".item(), .tolist() and NumPy do): structured pruning needs a forward without such calls")
+
+
+def _propagate_error(model, inputs, node, e):
+    """The ModelError for a traced graph that fails on `inputs` at `node`: if `model` itself runs on them, the trace
+    computes something else than the forward (Python checks such as isinstance or len were fixed when fx traced it);
+    else the model does not take such inputs."""
+    cause = e.__cause__ if e.__cause__ is not None and str(e).startswith("ShapeProp error") else e
+    shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+    where = ""
+    if node is not None:
+        got = [tuple(a.meta["tensor_meta"].shape) for a in node.all_input_nodes
+               if isinstance(a.meta.get("tensor_meta"), TensorMetadata)]
+        what = (f"layer {node.target!r}" if node.op == "call_module" else
+                f"{getattr(node.target, '__name__', node.target)} ({node.name})")
+        where = f" at {what}" + (f" on input{'s' if len(got) > 1 else ''} of shape {', '.join(map(str, got))}"
+                                 if got else "")
+    why = f"{type(cause).__name__}: {_one_line(cause, 200)}"
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(*inputs)
-    except Exception as e:
-        shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
-        raise ModelError(f"{name} does not run on example_input of shape {shapes} ({type(e).__name__}: "
-                         f"{str(e)[:300]})") from None
-    return gm
+            copy.deepcopy(model).eval()(*inputs)
+    except Exception:
+        return ModelError(f"{type(model).__name__} does not run on example_input of shape {shapes}: it fails{where} "
+                          f"({why})")
+    return ModelError(f"structured pruning cannot use the torch.fx trace of {type(model).__name__}: it computes "
+                      f"something different from running forward, which runs on example_input of shape {shapes} "
+                      f"while the trace fails{where} ({why}). fx fixes the outcome of Python checks on computed values "
+                      "(isinstance, len, pack_padded_sequence's) when it traces, so its graph can take another path: "
+                      "structured pruning needs a forward that takes the same path without them (e.g. "
+                      "`out, (h, c) = self.rnn(x)` for an LSTM)")
 
 
 def _shared_modules(gm):
