@@ -11,8 +11,8 @@ layers (the usual first-order assumption of mixed-precision search, as in HAQ
 and HAWQ); bytes are the encoder's own for that layer at that setting.
 
 `fit_budget` then makes it real: scan (on a fixed subset of the *training* images, so the test set
-never chooses the allocation; kept on disk), allocate under the budget less the header and biases,
-prune gradually while fine-tuning; then choose the cluster counts again on the pruned model, whose
+never chooses the allocation; kept on disk), allocate under the budget less the header and carried
+tensors (biases, free parameters), prune gradually while fine-tuning; then choose the cluster counts again on the pruned model, whose
 index bytes are now known exactly, share weights and fine-tune the centroids, 8-bit biases, entropy
 coding. The artifact is measured: if it comes out over the budget, the cluster counts are chosen again
 for a budget smaller by the overshoot. The one Recipe it returns replays the run anywhere (CLI, Export).
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from . import quantize, sensitivity
-from .encode import encode
+from .encode import encode, size_breakdown
 from .errors import RecipeError
 from .model import artifact_meta, check_model, compressible, state_bytes
 from .recipe import Recipe
@@ -37,14 +37,48 @@ SLACK = 0.08      # what training may add to the smallest artifact the scan pred
 KB = 1000         # the dashboard's and README's unit (playground.units)
 
 
-def too_small(budget_bytes, weights, other, need):
+def need_bytes(weights, other):
+    """The least budget fit_budget takes before training: the smallest artifact (`weights` bytes of the weights'
+    smallest settings + `other` of header and carried tensors), what training may add to it (SLACK), and the share
+    of the budget held back (MARGIN)."""
+    return (weights + other) * (1 + SLACK) / (1 - MARGIN)
+
+
+def carried_words(other, largest=None):
+    """'8,453 bytes of header and carried tensors (the largest: w1, 32×64, 8,192 bytes)': what an artifact holds
+    beside the compressible weights (overhead()); `largest` is overhead()'s (name, shape, bytes) or None."""
+    words = f"{other:,.0f} bytes of header and carried tensors"
+    if largest is not None:
+        name, shape, size = largest
+        words += f" (the largest: {name}, {'×'.join(map(str, shape)) or 'one value'}, {size:,} bytes)"
+    return words
+
+
+def too_small(budget_bytes, weights, other, need, largest=None):
     """The RecipeError for a budget below `need` bytes, in KB (as the budget is given on the page and command
-    line): the smallest artifact is `weights` bytes of the weights' smallest settings + `other` of the rest."""
+    line): the smallest artifact is `weights` bytes of the weights' smallest settings + `other` of the rest
+    (`largest`: the largest tensor in it, overhead()'s)."""
     up = math.ceil(need / 100) / 10  # KB rounded up to 0.1 KB, so the advice given works
     return RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB is too small for this model and recipe: its smallest "
                        f"artifact is about {(weights + other) / KB:,.1f} KB (the weights' smallest settings "
-                       f"{weights:,.0f} bytes + {other:,.0f} bytes of header and carried tensors), and fine-tuning "
+                       f"{weights:,.0f} bytes + {carried_words(other, largest)}), and fine-tuning "
                        f"needs some room beside it; give {up:,.1f} KB or more")
+
+
+def too_small_before_weights(budget_bytes, other, largest=None):
+    """The RecipeError for a budget under need_bytes(0, other): refused before the scan, which would only add the
+    weights' bytes to what it needs. Says which rule refuses it: the header and carried tensors alone, or the room
+    held beside them."""
+    need = need_bytes(0, other)
+    need_kb = math.ceil(need / 10) / 100  # KB rounded up to 0.01 KB, so the budget named passes
+    carried = carried_words(other, largest)
+    why = (f"is smaller than this model's {carried} alone" if budget_bytes < other else
+           f"holds this model's {carried}, but not the room fit_budget keeps beside them ({SLACK:.0%} for what "
+           f"training may add, {MARGIN:.0%} of the budget held back)")
+    return RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB ({budget_bytes:,.0f} bytes) {why}, before any "
+                       f"weight: only a budget of {need_kb:,.2f} KB ({math.ceil(need):,} bytes) or more passes "
+                       f"this check, and the weights' smallest settings come on top (given such a budget, a "
+                       f"sensitivity scan of every layer measures them and names the budget that holds them)")
 
 
 def smallest_bytes(scan, names):
@@ -102,17 +136,27 @@ def allocate(scan, budget_bytes, metric="kl"):
             "bytes": sum(r["bytes"] for r in picked), "damage": damage, "rows": picked}
 
 
-def overhead_bytes(model, recipe, data=None):
-    """Bytes of everything but the compressible weights in an artifact of `model` under `recipe`: the
-    header (records, architecture, the recipe itself) and the other tensors (biases on the recipe's
-    bias grid), measured by encoding the model as compress() deploys it (BatchNorm folded into the convs:
-    no BN tensors) with those weights zeroed."""
+def overhead(model, recipe):
+    """(bytes, largest) of everything but the compressible weights in an artifact of `model` under `recipe`: the
+    header (records, architecture, the recipe itself) and the carried tensors (biases on the recipe's bias grid,
+    free parameters, buffers), measured by encoding the model as compress() deploys it (BatchNorm folded into the
+    convs: no BN tensors) with those weights zeroed. largest: (name, shape, bytes) of the carried tensor that takes
+    the most bytes in it, None if there is none."""
     from .pipeline import deployed
     work = deployed(copy.deepcopy(model).eval())
     grids = quantize.quantize_biases(work, recipe.bias_bits) if recipe.bias_bits is not None else {}
     names = set(compressible(work))
     state = {k: (torch.zeros_like(v) if k in names else v.detach()) for k, v in work.state_dict().items()}
-    return len(encode(state, grids, artifact_meta(work, recipe), huffman=recipe.huffman))
+    blob = encode(state, grids, artifact_meta(work, recipe), huffman=recipe.huffman)
+    per = size_breakdown(blob)["per_tensor"]
+    carried = {k: sum(per[k].values()) for k in state if k not in names}
+    big = max(carried, key=carried.get, default=None)
+    return len(blob), None if big is None else (big, tuple(state[big].shape), carried[big])
+
+
+def overhead_bytes(model, recipe, data=None):
+    """Bytes of everything but the compressible weights in an artifact of `model` under `recipe` (overhead())."""
+    return overhead(model, recipe)[0]
 
 
 def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0, kd=None, focus=0.0):
@@ -183,18 +227,16 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     if scan is not None and scan.get("focus", 0.0) != focus:
         raise RecipeError(f"the scan given was made with focus={scan.get('focus', 0.0)} and the budget prunes with "
                           f"focus={focus}: scan with sensitivity.scan(..., focus={focus}) or leave scan=None")
-    # the header and biases depend on the model and the recipe's form only: a budget they alone overflow is refused
-    # before the scan (minutes on a model of one's own: a 10-byte budget ran 5 minutes, silent, then was refused)
+    # the header and carried tensors depend on the model and the recipe's form only: a budget that cannot hold them
+    # with the room kept beside them, whatever the weights take, is refused before the scan (minutes on a model of
+    # one's own: a 10-byte budget ran 5 minutes, silent, then was refused)
     names = [la["name"] for la in scan["layers"]] if scan is not None else list(compressible(model))
     probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed, kd,
                           focus)
-    fixed = overhead_bytes(model, probe)
+    fixed, largest = overhead(model, probe)
+    if budget_bytes < need_bytes(0, fixed):
+        raise too_small_before_weights(budget_bytes, fixed, largest)
     room = budget_bytes * (1 - MARGIN) - fixed
-    if room <= 0:
-        raise RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB ({budget_bytes:,.0f} bytes) is smaller than this "
-                          f"model's header and biases alone ({fixed:,} bytes), before any weight: the budget must "
-                          f"hold those and the weights' smallest settings on top (a scan of every layer, which "
-                          f"follows, names how much)")
     if scan is None:
         scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus,
                                 shipped=shipped, progress=scan_progress)
@@ -203,9 +245,9 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     # bytes, the header and the entropy coding all come out a little larger than the scan predicts, and a budget
     # that only just holds the prediction trained a whole stage and was then refused (3.3 KB on LeNet-300-100)
     smallest = smallest_bytes(scan, names)
-    need = (smallest + fixed) * (1 + SLACK) / (1 - MARGIN)
+    need = need_bytes(smallest, fixed)
     if budget_bytes < need:
-        raise too_small(budget_bytes, smallest, fixed, need)
+        raise too_small(budget_bytes, smallest, fixed, need, largest)
     first = allocate(scan, room, metric)
     sparsity = {n: first["layers"][n]["sparsity"] for n in names}
     steps = epochs * math.ceil(len(data.y("train")) / pipeline.BATCH)
@@ -232,7 +274,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     for _ in range(retries + 1):
         if target * (1 - MARGIN / 2) - fixed < least:  # (rare past the check above) before step 2's training
             over = max([a["bytes"] / a["predicted"] for a in attempts] + [1.0])  # what the real artifacts added
-            raise too_small(budget_bytes, least, fixed, (least + fixed) * over / (1 - MARGIN / 2))
+            raise too_small(budget_bytes, least, fixed, (least + fixed) * over / (1 - MARGIN / 2), largest)
         second = allocate(cscan, target * (1 - MARGIN / 2) - fixed, metric)
         clusters = {n: second["layers"][n]["clusters"] for n in names}
         recipe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": clusters[n]} for n in names}},
