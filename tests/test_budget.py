@@ -110,6 +110,23 @@ def test_a_budget_refused_before_the_scan_is_told_the_truth_and_a_budget_that_pa
         ce.fit_budget(model, digits, need)
 
 
+def test_fit_budget_carries_every_metric_a_compress_result_has_as_its_replay_computes_them(tmp_path):
+    """fit_budget's metrics lacked dense_flops, flops and plain_bytes, which every compress() result carries; now they
+    are there, equal to those of compress(model, result.recipe, data), which replays the fit byte for byte."""
+    digits = ce.load_dataset("digits")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    dense = sum(t.numel() * 4 for t in model.state_dict().values())
+    result, plan = ce.fit_budget(model, digits, dense // 6, epochs=1, cache_dir=tmp_path)
+    replay = ce.compress(model, result.recipe, digits)
+    assert plan["fits"] and replay.artifact == result.artifact
+    assert set(replay.metrics) <= set(result.metrics)
+    for key in ("plain_bytes", "dense_flops", "flops"):
+        assert result.metrics[key] == replay.metrics[key], key
+    assert result.metrics["plain_bytes"] != len(result.artifact) and result.metrics["flops"] > 0
+
+
 def test_fit_budget_refuses_an_unusable_model_in_words_first(small, monkeypatch):
     """The check before the scan copied and encoded the model before anything had checked it: a float64 model got
     'a Affine grid applies only to float32 tensors', a meta-device one a traceback."""

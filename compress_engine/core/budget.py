@@ -10,12 +10,13 @@ regression targets, the mean squared change of the outputs over the targets' var
 layers (the usual first-order assumption of mixed-precision search, as in HAQ
 and HAWQ); bytes are the encoder's own for that layer at that setting.
 
-`fit_budget` then makes it real: scan (on a fixed subset of the *training* images, so the test set
-never chooses the allocation; kept on disk), allocate under the budget less the header and carried
-tensors (biases, free parameters), prune gradually while fine-tuning; then choose the cluster counts again on the pruned model, whose
-index bytes are now known exactly, share weights and fine-tune the centroids, 8-bit biases, entropy
-coding. The artifact is measured: if it comes out over the budget, the cluster counts are chosen again
-for a budget smaller by the overshoot. The one Recipe it returns replays the run anywhere (CLI, Export).
+`fit_budget` then makes it real: scan (on a fixed subset of the *training* images, so the test set never
+chooses the allocation; kept on disk), allocate under the budget less the header and carried tensors
+(biases, free parameters), prune gradually while fine-tuning; then choose the cluster counts again on
+the pruned model, whose index bytes are now known exactly, share weights and fine-tune the centroids,
+8-bit biases, entropy coding. The artifact is measured: if it comes out over the budget, the cluster
+counts are chosen again for a budget smaller by the overshoot. The one Recipe it returns replays the run
+anywhere (CLI, Export).
 """
 
 import copy
@@ -294,6 +295,11 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     dense = pruned.metrics
     metrics = pipeline.measure(shared.model, shared.grids, artifact, dense["dense_params"], dense["dense_bytes"], pred,
                                data.y("test"), ref_pred, ref_acc)
+    # and what every compress() result carries beside, as compress(model, recipe, data), the replay, computes them:
+    # the artifact with fixed-width codes (the recipe entropy-codes), the dense (input) and the compressed model's FLOPs
+    metrics["plain_bytes"] = len(encode(state, shared.grids, artifact_meta(shared.model, recipe.replace(huffman=False)),
+                                        huffman=False))
+    metrics["dense_flops"], metrics["flops"] = dense["dense_flops"], shared.metrics["flops"]
     timings = {"prune": pruned.timings.get("prune", 0.0), "cluster": shared.timings.get("cluster", 0.0),
                "total": pruned.timings["total"] + shared.timings["total"]}
     result = pipeline.Result(shared.model, metrics, artifact, recipe, {**pruned.history, **shared.history}, timings,
