@@ -29,7 +29,7 @@ import torch
 from . import quantize, sensitivity
 from .encode import encode, size_breakdown
 from .errors import RecipeError
-from .model import artifact_meta, check_model, compressible, state_bytes
+from .model import artifact_meta, check_model, compressible, plain_module, state_bytes
 from .recipe import Recipe
 
 MAX_UNITS = 4000  # byte budget resolution of the knapsack (units of ceil(budget / MAX_UNITS) bytes)
@@ -220,6 +220,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
                           f"regression targets, which have none: leave kd and teacher_logits unset")
     if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
         raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
+    model = plain_module(model)
     check_model(model, data)  # before the model is copied and encoded below: a float64 or meta model, in words
     dense = state_bytes(model)
     if budget_bytes >= dense:  # e.g. kilobytes given as bytes' thousands: there is nothing to fit

@@ -35,7 +35,7 @@ from torch.utils.flop_counter import flop_registry
 from . import structured
 from .errors import RecipeError
 from .fold import deployed
-from .model import check_model
+from .model import check_model, plain_module
 from .recipe import RANGES, Recipe
 from .sensitivity import FORMAT, _damage, _find, _write_cache, default_cache_dir, scan_key, subset_index
 from .train import Stopped, fast_eval_copy, logits, recalibrate_batchnorm
@@ -243,6 +243,7 @@ def search(model, data, fractions=FRACTIONS, subset=SUBSET, split="train", progr
     images and the fractions. progress(step, total, None, accuracy) after each model evaluated (return False to
     stop: raises train.Stopped). ModelError if structured pruning finds nothing to remove."""
     fractions = _check_fractions(fractions)
+    model = plain_module(model)
     check_model(model, data)
     idx = subset_index(len(data.y(split)), subset)
     x, y = data.x(split)[idx], data.y(split)[idx]
@@ -387,6 +388,7 @@ def fit_flops(model, data, target, epochs=2, lr=1e-3, seed=0, kd=None, searched=
     if isinstance(target, bool) or not isinstance(target, numbers.Real) or not 0 < target < 1:
         raise RecipeError(f"target={target!r}: must be the share of the dense model's FLOPs to keep, above 0 and "
                           f"below 1 (0.5 = half)")
+    model = plain_module(model)  # as compress() does: what the path and the replay compress is the same module
     recipe_of = dict(finetune_epochs=epochs, lr=lr, seed=seed, finetune_kd=kd)
     Recipe(structured=True, **recipe_of)  # its fields refused before any work
     example = data.x("test")[:2]

@@ -18,6 +18,7 @@ handle the model at all, and how constraints ride on it during fine-tuning.
 
 import inspect
 import math
+import sys
 from contextlib import contextmanager
 
 import torch
@@ -26,6 +27,20 @@ import torch.nn.utils.parametrize as P
 from torch import nn
 
 from .errors import ModelError
+
+
+COMPILED = "_orig_mod"  # the attribute torch.compile's wrapper (OptimizedModule) keeps the module it compiles in
+
+
+def plain_module(model):
+    """The module torch.compile wrapped (model._orig_mod), else `model`: the engine compresses that one, so tensor
+    names, model_class, tracing and fine-tuning speed are the plain class's (through the wrapper, names carry an
+    '_orig_mod.' prefix, fx cannot trace it and every fine-tuning step recompiles)."""
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # not imported: nothing was compiled
+    while dynamo is not None and isinstance(model, dynamo.OptimizedModule):
+        model = getattr(model, COMPILED)
+    return model
+
 
 def _rnn_weights(rnn):
     """weight_ih_l0, weight_hh_l0 (and weight_hr_l0 with proj_size), ... with _reverse for a bidirectional RNN."""

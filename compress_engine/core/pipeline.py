@@ -14,7 +14,6 @@ import copy
 import hashlib
 import math
 import statistics
-import sys
 import time
 import warnings
 import weakref
@@ -28,7 +27,7 @@ from .data import IGNORE
 from .errors import CompressError, DatasetError, RecipeError
 from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
-                    state_bytes, student_mlp)
+                    plain_module, state_bytes, student_mlp)
 from .recipe import Recipe
 from .train import (answer_of, answers, exact_match, fast_eval_copy, fit, forward_ms_in_turns, has_conv, logits,
                     match_rate, mean_iou, median_forward_ms, r2_score, rmse)
@@ -143,19 +142,6 @@ class Context:
 
 
 # --- the chain --------------------------------------------------------------------------------
-
-COMPILED = "_orig_mod"  # the attribute torch.compile's wrapper (OptimizedModule) keeps the module it compiles in
-
-
-def plain_module(model):
-    """The module torch.compile wrapped (model._orig_mod), else `model`: the engine compresses that one, so tensor
-    names, model_class, tracing and fine-tuning speed are the plain class's (through the wrapper, names carry an
-    '_orig_mod.' prefix, fx cannot trace it and every fine-tuning step recompiles)."""
-    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # not imported: nothing was compiled
-    while dynamo is not None and isinstance(model, dynamo.OptimizedModule):
-        model = getattr(model, COMPILED)
-    return model
-
 
 def _check_inputs(model, recipe, data, student):
     """Everything compress() cannot handle is refused here, before any work, with what to do instead."""

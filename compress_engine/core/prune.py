@@ -34,7 +34,6 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from compress_engine.core.errors import RecipeError
 from compress_engine.core.fold import deployed

@@ -45,7 +45,7 @@ from .errors import RecipeError
 from .files import write_atomic
 from .recipe import check
 from .rerun import Reruns
-from .model import check_model, compressible, owner
+from .model import check_model, compressible, owner, plain_module
 from .train import Stopped, fast_eval_copy, logits, match_rate, r2_score
 
 FORMAT = 4  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
@@ -273,6 +273,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     the read-only `shipped` directories is returned at once, and a new one is written to `cache_dir`.
     """
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
+    model = plain_module(model)
     check_model(model, data)
     idx = subset_index(len(data.y(split)), subset)
     x, y = data.x(split)[idx], data.y(split)[idx]

@@ -49,7 +49,7 @@ import torch
 
 from ..core.data import Dataset, feed_digest
 from ..core.errors import CompressError, DatasetError, ModelError, RecipeError
-from ..core.model import check_model
+from ..core.model import check_model, plain_module
 from ..core.pipeline import SWEEP_ROW, check_recipe, check_targets, compress, sweep_row
 from ..core.recipe import Recipe
 from .sources import load_dataset
@@ -430,8 +430,8 @@ def _refuse_before_any_point(model, data, field_name, values, recipes, store):
             except CompressError as e:  # which point: "layers=[...]: layers names 'fc1.weight', not ..."
                 raise type(e)(f"{field_name}={value!r:.100}: {e}") from None
     each(check_targets)
-    check_model(model, data)
-    each(check_recipe, model)
+    check_model(plain_module(model), data)
+    each(check_recipe, plain_module(model))
 
 
 def _the_model(model, name):
