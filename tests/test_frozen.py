@@ -78,3 +78,20 @@ def test_fit_budgets_centroid_step_leaves_a_frozen_layer_on_its_k_means_centroid
     # pruning a frozen layer only zeroes some of its weights; clustering puts the rest on their k-means centroids
     assert torch.equal(w[kept], model.fc1.weight[kept]) if k is None else torch.equal(
         w, clustered(model.fc1.weight, k, res.recipe, kept))
+
+
+@pytest.mark.parametrize("recipe", [ce.Recipe(sparsity=0.5, finetune_epochs=1), ce.Recipe(clusters=4, finetune_epochs=1),
+                                    ce.Recipe(temperature=2.0)], ids=["prune", "cluster", "distil"])
+def test_a_wholly_frozen_model_or_student_is_refused_in_words_before_training(digits, recipe):
+    """Nothing left to train: torch's 'optimizer got an empty parameter list' escaped after the compression ran."""
+    net = Net().requires_grad_(False)
+    student = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).requires_grad_(False)
+    with pytest.raises(ce.RecipeError, match=r"every parameter of the (model|student) is frozen"):
+        ce.compress(Net() if recipe.temperature else net, recipe, digits,
+                    student=student if recipe.temperature else None)
+
+
+def test_a_wholly_frozen_model_compresses_without_training(digits):
+    net = Net().requires_grad_(False)
+    res = ce.compress(net, ce.Recipe(sparsity=0.5, clusters=4), digits)
+    assert not any(p.requires_grad for p in res.model.parameters()) and res.metrics["accuracy"] is not None

@@ -191,6 +191,13 @@ def check_recipe(model, recipe, data, student=None):
             raise CompressError("a student module was given but recipe.temperature is None: set a temperature "
                                 "to distil the model into the student, or leave student=None")
         check_model(student, data, "student")
+    learner = student if distilling else model  # None: the default student, made trainable
+    if ((distilling or recipe.finetune_epochs) and learner is not None
+            and not any(p.requires_grad for p in learner.parameters())):
+        which, what = ("student", "distillation") if distilling else ("model", f"finetune_epochs={recipe.finetune_epochs}")
+        raise RecipeError(f"every parameter of the {which} is frozen (requires_grad=False), so {what} has nothing to "
+                          f"train: unfreeze the layers that should learn (requires_grad_(True))"
+                          + ("" if distilling else ", or set finetune_epochs=0"))
     if recipe.layers:  # per-layer overrides must name the compressed model's layers
         target = student if distilling and student is not None else model
         known = compressible(target) if not distilling or student is not None else None
