@@ -95,3 +95,13 @@ def test_a_wholly_frozen_model_compresses_without_training(digits):
     net = Net().requires_grad_(False)
     res = ce.compress(net, ce.Recipe(sparsity=0.5, clusters=4), digits)
     assert not any(p.requires_grad for p in res.model.parameters()) and res.metrics["accuracy"] is not None
+
+
+def test_a_folded_frozen_batchnorm_gives_its_conv_a_frozen_bias():
+    """Folding a BatchNorm into a conv without a bias adds one, standing in for the norm's shift: it is frozen when
+    the norm was (a frozen backbone stays frozen once folded), trainable when the norm was."""
+    from compress_engine.core.fold import fold_batchnorm
+    for frozen in (True, False):
+        net = nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4))
+        net.requires_grad_(not frozen)
+        assert fold_batchnorm(net)[0].bias.requires_grad is not frozen

@@ -88,7 +88,9 @@ def fold_batchnorm(model):
         layer.weight.copy_(_scaled(layer, scale))  # rescale each output channel
         new_bias = (bias - norm.running_mean) * scale + shift
         if layer.bias is None:
-            layer.bias = nn.Parameter(new_bias.to(layer.weight.dtype))
+            # it stands in for the norm's shift: trainable as that was (as the layer's weight, without one)
+            layer.bias = nn.Parameter(new_bias.to(layer.weight.dtype),
+                                      requires_grad=(norm.bias if norm.affine else layer.weight).requires_grad)
         else:
             layer.bias.copy_(new_bias)
         parent, _, attr = norm_name.rpartition(".")
