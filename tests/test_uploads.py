@@ -920,3 +920,24 @@ def test_sidebar_refusals_show_names_literally_and_the_picker_is_not_only_for_sa
     errors = [e.value for e in at.sidebar.error]
     assert len(errors) == 1 and "__main__" not in errors[0] and r"\_\_main\_\_\.MyMLP" in errors[0]
     assert at.sidebar.selectbox(key="model").label == "Model"
+
+
+def test_a_checkpoint_with_a_flipped_byte_is_refused_as_damaged():
+    """torch.load reads no checksum: one byte flipped inside a tensor's data loaded as a wrong weight, silently.
+    The zip's CRC-32 of every entry is checked first (the reference: zipfile's own testzip names the entry)."""
+    state = small_state()
+    data = bytearray(pt(state))
+    entry = next(i for i in zipfile.ZipFile(io.BytesIO(bytes(data))).infolist() if i.filename.endswith("data/0"))
+    start = entry.header_offset + 30 + len(entry.filename) + len(entry.extra)  # the local header, then the data
+    data[start + entry.file_size // 2] ^= 0x40
+    assert zipfile.ZipFile(io.BytesIO(bytes(data))).testzip() == entry.filename
+    with pytest.raises(ce.ModelError, match=rf"'?w.pt'? is damaged: its zip entry {re.escape(entry.filename)} fails its "
+                                            r"CRC-32 check.*download it again"):
+        read_weights(bytes(data), "w.pt")
+    read_weights(pt(state), "w.pt")  # the undamaged file still loads
+
+
+def test_a_torchscript_archive_is_refused_with_how_to_get_its_state_dict():
+    with pytest.raises(ce.ModelError, match=r"TorchScript archive.*torch\.jit\.load\(path\).*torch\.save\(model\."
+                                            r"state_dict\(\), path\)"):
+        read_weights(torchscript_bytes(), "scripted.pt")

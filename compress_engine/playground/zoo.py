@@ -577,9 +577,14 @@ def _check_zip(data, name, caps=UPLOAD_CAPS):
     """Bound what torch.load may allocate, before it reads anything: torch.save writes uncompressed
     entries (a compressed one could claim gigabytes), one per tensor storage, and a small pickle."""
     try:
-        entries = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        entries = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as e:
         raise ModelError(f"{name} is not a readable PyTorch checkpoint (corrupt zip: {e}); {SAVE_HINT}") from None
+    if any(i.filename.rsplit("/", 1)[-1] == "constants.pkl" or "/code/" in i.filename for i in entries):
+        raise ModelError(f"refused: {name} is a TorchScript archive (torch.jit.save writes code with the weights), "
+                         f"not a state dict: load it in your own Python with model = torch.jit.load(path), then "
+                         f"{SAVE_HINT}")
     if any(i.compress_type != zipfile.ZIP_STORED for i in entries) or sum(i.file_size for i in entries) > len(data):
         raise ModelError(f"refused: {name} has compressed or oversized zip entries, which torch.save never "
                          f"writes; {SAVE_HINT}")
@@ -587,6 +592,13 @@ def _check_zip(data, name, caps=UPLOAD_CAPS):
     if len(entries) > 4 * caps[0] or sum(pickles) > caps[1]:
         raise ModelError(f"refused: {name} has {len(entries):,} zip entries and {sum(pickles):,} bytes of pickle; "
                          f"a state dict of at most {caps[0]:,} tensors needs far fewer; {SAVE_HINT}")
+    try:  # torch.load reads no checksum: a flipped byte in a tensor would load as a wrong weight
+        bad = archive.testzip()
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        bad = f"? ({e})"
+    if bad is not None:
+        raise ModelError(f"{name} is damaged: its zip entry {bad} fails its CRC-32 check (the file changed after "
+                         f"torch.save wrote it, e.g. a broken download or copy); save or download it again")
 
 
 def _unwrap(obj):
