@@ -27,13 +27,21 @@ def deep_compression():
     return {**defaults(preset), "pipe_epochs": preset["finetune_epochs"]}
 
 
+def recipe_fields(state):
+    """The Recipe fields the controls below set, from their session-state values. The pruning threshold only when
+    the recipe prunes: at 0 % it is left at Recipe's default, so the same setting is the same recipe (run, bytes and
+    saved run) as on the other pages (0 %, 16 clusters was another run than Clustering's 16 clusters)."""
+    sharing = state["pipe_sharing"]
+    return {"sparsity": state["pipe_sparsity"] / 100,
+            **({"prune_scope": state["pipe_scope"]} if state["pipe_sparsity"] else {}),
+            "clusters": state["pipe_clusters"] if sharing == "cluster" else None,
+            "bits": state["pipe_bits"] if sharing == "quantize" else None, "huffman": state["pipe_huffman"],
+            "finetune_epochs": state["pipe_epochs"]}
+
+
 def widget_recipe(state):
     """The Recipe the controls below build from their session-state values."""
-    sharing = state["pipe_sharing"]
-    return Recipe(sparsity=state["pipe_sparsity"] / 100, prune_scope=state["pipe_scope"],
-                  clusters=state["pipe_clusters"] if sharing == "cluster" else None,
-                  bits=state["pipe_bits"] if sharing == "quantize" else None, huffman=state["pipe_huffman"],
-                  finetune_epochs=state["pipe_epochs"])
+    return Recipe(**recipe_fields(state))
 
 
 def derived_stage(recipe):
@@ -186,8 +194,9 @@ with explain_col:
                "float32 values. The sizes below are not this formula: each is the length of a real artifact.")
 
 common.coalesce()  # a held arrow key: only its last value is compressed
-recipe = common.recipe(sparsity=pct / 100, prune_scope=scope, clusters=clusters, bits=bits, huffman=huffman,
-                       finetune_epochs=epochs)
+settings = {"pipe_sparsity": pct, "pipe_scope": scope, "pipe_sharing": sharing, "pipe_clusters": clusters,
+            "pipe_bits": bits, "pipe_huffman": huffman, "pipe_epochs": epochs}
+recipe = common.recipe(**recipe_fields(settings))
 dense = common.run(Recipe(), spinner="Evaluating the dense model…")
 if recipe is None or dense is None:
     st.stop()
@@ -301,7 +310,7 @@ if early:  # the evaluations, then the page again from the cache: every element 
     common.finished()
     st.rerun()
 # the sliders' next values, post-training, with their stages: they answer from the cache
-near = [post.replace(sparsity=p / 100) for p in viz.next_steps(range(100), pct)]
+near = [widget_recipe({**settings, "pipe_sparsity": p, "pipe_epochs": 0}) for p in viz.next_steps(range(100), pct)]
 for field, values in (("clusters", KS), ("bits", ce.BITS)):
     if getattr(post, field) is not None:
         near += [post.replace(**{field: v}) for v in viz.next_steps(values, getattr(post, field))]
