@@ -283,7 +283,7 @@ BAD_RECIPES = {  # file content -> words of the error
     "1e308": (b'{"sparsity": 1e308}', "sparsity=1e+308: must be between 0.0 and 0.999"),
     "1e999 (inf)": (b'{"temperature": 1e999}', "temperature=inf: must be a finite number"),
     "-1e308": (b'{"lr": -1e308}', "must be between 1e-06 and 1.0"),
-    "5000-digit integer": (b'{"seed": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    "5000-digit integer": (b'{"seed": ' + b"9" * 5000 + b"}", "a whole number of 5,000 digits"),
     "unknown field": (b'{"pruning": 0.5}', "unknown recipe field"),
     "many unknown fields": (b'{"zz_a": 1, "zz_b": 2, "sparsity": 0.5}', "zz_b"),
     "sparsity as text": (b'{"sparsity": "0.5"}', "sparsity='0.5': must be a number"),

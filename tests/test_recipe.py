@@ -123,3 +123,14 @@ def test_a_field_the_recipe_does_not_have_is_a_recipe_error_naming_the_one_meant
     with pytest.raises(RecipeError, match=r"'pruning'"):
         Recipe.from_json('{"pruning": 0.5}')
     assert Recipe(sparsity=0.5).sparsity == 0.5
+
+
+def test_a_huge_whole_number_is_refused_by_its_length_not_by_pythons_digit_limit():
+    """Python's own refusal ('use sys.set_int_max_str_digits() to increase the limit') is no help to whoever wrote
+    the JSON; 30 digits still parse, and then meet the field's range."""
+    with pytest.raises(RecipeError, match=r"whole number of 5,000 digits.*seed, is at most 2,147,483,647") as e:
+        Recipe.from_json('{"seed": ' + "9" * 5000 + "}")
+    assert "set_int_max_str_digits" not in str(e.value)
+    with pytest.raises(RecipeError, match="seed"):
+        Recipe.from_json('{"seed": ' + "9" * 30 + "}")
+    assert Recipe.from_json('{"seed": 7}').seed == 7

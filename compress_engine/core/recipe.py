@@ -153,7 +153,9 @@ class Recipe:
     @classmethod
     def from_json(cls, text):
         try:
-            d = json.loads(text)
+            d = json.loads(text, parse_int=_json_int)
+        except RecipeError:
+            raise
         except (ValueError, TypeError) as e:
             raise RecipeError(f"recipe is not valid JSON: {e}") from None
         except RecursionError:
@@ -169,6 +171,18 @@ class Recipe:
                                    ("cluster", self.shares()), ("quantize", self.bits is not None),
                                    ("huffman", self.huffman)) if on]
         return t or ["dense"]
+
+
+MAX_DIGITS = 30  # a whole number in a recipe's JSON: every field's range (seed's 2**31 - 1 included) is far below it
+
+
+def _json_int(text):
+    """A whole number of a recipe's JSON; a longer one than any field takes is refused by its length (Python's own
+    limit on converting digits says to raise sys.set_int_max_str_digits, of no use to whoever wrote the file)."""
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise RecipeError(f"recipe JSON holds a whole number of {len(text.lstrip('-')):,} digits ({text[:12]}…); no "
+                          f"recipe field takes more than {MAX_DIGITS} digits (the largest, seed, is at most {RANGES['seed'][1]:,})")
+    return int(text)
 
 
 def _allowed(name):
