@@ -29,11 +29,14 @@ def int8_card():
                 (f"; **only {n_int8} of its {n_all} layers run in int8**: convolutions stay float32, so the "
                  "times below are mostly float32's)" if t["fp32_layers"] else ")"))
     c = st.columns(3)
-    c[0].metric("float32", units.ms(t["fp32_ms"]))
-    common.delta_metric(c[1], "int8", units.ms(t["int8_ms"]), units.ms(t["int8_ms"] - t["fp32_ms"], signed=True),
-                        fewer_is_better=True)
     lo, hi, n = *t["speedup_spread"], t["repeats"]
     tells, verdict = int8_verdict(t, INT8_SECONDS)
+    c[0].metric("float32", units.ms(t["fp32_ms"]))
+    if tells and not verdict:  # a difference its turns show: green or red beside the time
+        common.delta_metric(c[1], "int8", units.ms(t["int8_ms"]), units.ms(t["int8_ms"] - t["fp32_ms"], signed=True),
+                            fewer_is_better=True)
+    else:  # none they can tell: no coloured change that the Speed-up card's "—" or the caption contradicts
+        c[1].metric("int8", units.ms(t["int8_ms"]))
     c[2].metric("Speed-up", common.ratio(t["speedup"]) if tells else "—",
                 help="float32's median time / int8's (the spread is below)")
     if st.button("Measure again", key="quant_remeasure", help="Timings vary with the machine's load."):

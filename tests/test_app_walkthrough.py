@@ -711,6 +711,8 @@ def test_the_int8_card_claims_only_what_its_turns_can_tell(fmnist, monkeypatch, 
     at = page("quantization")
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Speed-up"] == shown
+    # a green "-186 ms" beside "Speed-up —" once told a class what the caption then denied
+    assert bool({m.label: m.delta for m in at.metric}["int8"]) == (shown == "2.4×")
     text = " ".join(c.value for c in at.caption)
     assert said in text
     if repeats >= 7 and spread[0] > 1:
