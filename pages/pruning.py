@@ -168,10 +168,10 @@ with right:
     rows = viz.layer_sparsity(m, dense["metrics"])
     fig = charts.bars([viz.layer_label(r["name"]) for r in rows], [r["sparsity"] for r in rows],
                       "Sparsity per layer", "layer", "weights removed (%)",
-                      text=[f"{100 * r['sparsity']:.1f} %" for r in rows],
-                      hover=[f"{100 * r['sparsity']:.1f} % removed: {r['nonzero']:,} of {r['params']:,} kept"
+                      text=[units.pct(r["sparsity"]) for r in rows],
+                      hover=[f"{units.pct(r['sparsity'])} removed: {r['nonzero']:,} of {r['params']:,} kept"
                              for r in rows],
-                      reference={"y": m["sparsity"], "name": f"whole model {100 * m['sparsity']:.1f} %"},
+                      reference={"y": m["sparsity"], "name": f"whole model {units.pct(m['sparsity'])}"},
                       y_percent=True)
     st.plotly_chart(fig, width="stretch")
     hardest, biggest = max(rows, key=lambda r: r["sparsity"]), max(rows, key=lambda r: r["params"])

@@ -677,6 +677,14 @@ def test_a_speed_up_reads_in_words_as_it_rounds():
                                                                   "1.2× slower"]
 
 
+def test_a_share_short_of_all_or_above_none_never_reads_100_or_0_percent():
+    """Pruning's per-layer chart said 'whole model 100.0 %' for ResNet-8 structured at 99 %, with 94 non-zero
+    parameters left (a hostile-input walkthrough)."""
+    from compress_engine.playground import units
+    assert [units.pct(x) for x in (0.8, 1.0, 0.0, 1 - 94 / 307_402, 0.00001, 1 - 1e-9, 1e-9)] == [
+        "80.0 %", "100.0 %", "0.0 %", "99.97 %", "0.001 %", "just under 100 %", "just over 0 %"]
+
+
 def test_quantization_int8_cards_fit(fmnist):
     """ResNet-8's float32 pass over 256 images takes ~200 ms: '215.28 ms' was cut to '215.28 …' in its column."""
     at = page("quantization", "resnet-8")  # its curve ships (sample_models/curves): no evaluation here
