@@ -51,7 +51,7 @@ def show_breakdown(parts, total, key):
 
 def recipe_from_upload(upload):
     """A Recipe from an uploaded JSON file, or None with the reason shown (size, encoding, nesting, fields)."""
-    name = upload.name if len(upload.name) <= 80 else upload.name[:80] + "…"
+    name = common.md_text(upload.name if len(upload.name) <= 80 else upload.name[:80] + "…")  # shown as typed
     if upload.size > MAX_RECIPE_KB * units.KB:
         st.error(f"{name} is {units.kb(upload.size, 0)}; a recipe JSON is under {MAX_RECIPE_KB} KB.")
         return None
@@ -64,7 +64,7 @@ def recipe_from_upload(upload):
     try:
         return ce.Recipe.from_json(text)
     except ce.CompressError as e:
-        st.error(f"Cannot use {name}: {e}")
+        st.error(f"Cannot use {name}: {common.md_text(e)}")  # it quotes the file's fields and layer names
     return None
 
 
@@ -86,10 +86,10 @@ def handle_artifact_upload(data):
     try:
         out = check_artifact(data, common.DATASET, ds)
     except ce.CompressError as e:
-        st.error(f"This file is not a valid artifact: {e}")
+        st.error(f"This file is not a valid artifact: {common.md_text(e)}")  # it quotes the file's tensor names
         return None
     except Exception as e:  # defence in depth: an upload must never show a traceback
-        st.error(f"Could not decode this file as an artifact ({type(e).__name__}: {e}).")
+        st.error(f"Could not decode this file as an artifact ({type(e).__name__}: {common.md_text(e)}).")
         return None
     c = st.columns(4)
     c[0].metric("Test accuracy", f"{100 * out['accuracy']:.2f} %", help=f"on the {common.DATASET} test set")
@@ -102,11 +102,11 @@ def handle_artifact_upload(data):
     if carried is not None:
         try:
             r = ce.Recipe.from_dict(carried)
-            st.markdown(f"**Recipe it carries:** {recipe_summary(r)}")
+            st.markdown(f"**Recipe it carries:** {common.md_text(recipe_summary(r))}")  # its layer names as written
             with st.expander("Its recipe as JSON (upload it under *Make an artifact* to rebuild the artifact)"):
                 st.code(json.dumps(r.to_dict(), indent=2), language="json")
         except ce.CompressError as e:
-            st.warning(f"The artifact decodes, but the recipe it carries is not valid here: {e}")
+            st.warning(f"The artifact decodes, but the recipe it carries is not valid here: {common.md_text(e)}")
     else:
         st.info("This artifact carries no recipe.")
     if meta.get("spec") is not None:
@@ -158,7 +158,7 @@ def make_tab():
         if upload is not None:
             recipe = recipe_from_upload(upload)
             if recipe is not None:
-                st.success(f"Using the uploaded recipe: {recipe_summary(recipe)}")
+                st.success(f"Using the uploaded recipe: {common.md_text(recipe_summary(recipe))}")
         else:
             recipe = recipe_form()
     if recipe is None:
@@ -173,11 +173,11 @@ def make_tab():
         result = common.train_run(recipe)
         if result is None:
             return
-        st.subheader(title)
+        st.subheader(common.md_text(title))
         common.metric_cards(result["metrics"], common.dense()["metrics"])
         common.save_button(result, "+".join(recipe.techniques()), key="export_save")
     else:  # a run not computed yet on a slow model: its artifact and breakdown first, the accuracy after them
-        st.subheader(title)
+        st.subheader(common.md_text(title))
         result, _ = common.headline(recipe, key="export_save", early=True)
     art = result["artifact"]  # the same bytes with or without the evaluation
     common.downloads(art, recipe, f"{result['model']}-{'-'.join(recipe.techniques())}")
@@ -199,7 +199,7 @@ def check_tab():
     if upload is None:
         return
     if upload.size > MAX_ARTIFACT_MB * units.MB:  # checked before the bytes are read or decoded
-        st.error(f"{upload.name} is {units.mb(upload.size)}; artifacts are limited to {MAX_ARTIFACT_MB} MB.")
+        st.error(f"{common.md_text(upload.name)} is {units.mb(upload.size)}; artifacts are limited to {MAX_ARTIFACT_MB} MB.")
         return
     handle_artifact_upload(upload.getvalue())
 

@@ -3,6 +3,7 @@
 
 import json
 import random
+import re
 
 import pytest
 from test_app import ROOT, app, plotly_values
@@ -272,7 +273,7 @@ def test_export_upload_good_artifact_shows_its_accuracy(store, results):
     assert metric(check, "Test accuracy") == f"{100 * res.metrics['accuracy']:.2f} %"
     assert metric(check, "Parameters") == f"{res.metrics['params']:,}"
     assert metric(check, "Non-zero parameters") == f"{res.metrics['nonzero_params']:,}"
-    assert "sparsity=50 %, clusters=16, huffman=True" in "".join(m.value for m in at.markdown)
+    assert "sparsity=50 %, clusters=16, huffman=True" in literal("".join(m.value for m in at.markdown))
     assert any(json.loads(c.value) == res.recipe.to_dict() for c in at.code if c.language == "json")
 
 
@@ -289,7 +290,7 @@ def test_export_upload_bad_artifact_shows_the_engine_error(store, results, mangl
     assert len(errors) == 1 and errors[0].startswith("This file is not a valid artifact:")
     with pytest.raises(ce.ArtifactError) as e:
         ce.decode(data)
-    assert str(e.value) in errors[0]
+    assert str(e.value) in literal(errors[0])
 
 
 def test_export_upload_oversized_artifact_is_refused_before_decoding(store, fmnist, monkeypatch):
@@ -304,7 +305,7 @@ def test_export_recipe_upload_reproduces_a_run(store, results):
     res = results[2]
     at = export().file_uploader(key="recipe_upload").upload("r.json", res.recipe.to_json().encode()).run()
     assert not at.exception and not at.error
-    assert "sparsity=90 %, clusters=4" in at.success[0].value
+    assert "sparsity=90 %, clusters=4" in literal(at.success[0].value)
     assert metric(at, "Test accuracy") == f"{100 * res.metrics['accuracy']:.2f} %"
     assert metric(at, "Artifact size") == f"{res.metrics['artifact_bytes'] / 1000:,.1f} KB"  # 1 KB = 1,000 bytes
 
@@ -319,7 +320,61 @@ def test_export_recipe_upload_reproduces_a_run(store, results):
 def test_export_bad_recipe_upload_shows_the_error(store, fmnist, content, match):
     at = export().file_uploader(key="recipe_upload").upload("r.json", content).run()
     assert not at.exception
-    assert match in at.error[0].value
+    assert match in literal(at.error[0].value)
+
+
+def shown_texts(at):
+    """The Markdown source of every alert, heading and text element on the page."""
+    return [e.value for kind in ("error", "warning", "success", "info", "markdown", "subheader", "caption")
+            for e in getattr(at, kind)]
+
+
+def literal(text):
+    """What Markdown shows for `text` once common.md_text's backslash escapes are read."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def assert_no_markdown_from(at, *user_texts):
+    """No element renders a Markdown image or link (which the browser would fetch), and each user text shows as typed."""
+    texts = shown_texts(at)
+    assert not any("](" in t for t in texts), texts
+    for u in user_texts:
+        assert any(u in literal(t) for t in texts), (u, texts)
+
+
+EVIL_NAME = "**BOLD** :red[RED] ![p](https:evil.invalid) $x^2$.json"
+EVIL_LAYER = "![t](https:evil3.invalid) :red[**gotcha**]"
+
+
+def test_export_recipe_upload_names_show_literally(store, fmnist):
+    at = export().file_uploader(key="recipe_upload").upload(EVIL_NAME, b"\xff\xfe\x00\x01").run()
+    assert not at.exception and len(at.error) == 1
+    assert_no_markdown_from(at, EVIL_NAME)
+    at = export().file_uploader(key="recipe_upload").upload(EVIL_NAME, b'{"sparsity": 1.5}').run()
+    assert not at.exception and len(at.error) == 1
+    assert_no_markdown_from(at, EVIL_NAME)
+
+
+def crafted(artifact, rename=None, recipe=None):
+    """An artifact (valid CRC) with its first tensor renamed to `rename` or carrying `recipe` (a dict)."""
+    tensors, meta = ce.decode(artifact), dict(ce.read_meta(artifact))
+    if rename is not None:
+        tensors = {(rename if i == 0 else k): v for i, (k, v) in enumerate(tensors.items())}
+    if recipe is not None:
+        meta["recipe"] = recipe
+    return ce.encode(tensors, None, meta)
+
+
+def test_export_check_shows_crafted_artifact_texts_literally(store, results):
+    art = results[1].artifact
+    evil_tensor = "![y](https:evil4.invalid) layers.0.weight"
+    at = upload_artifact(export(), crafted(art, rename=evil_tensor))
+    assert not at.exception and len(at.error) == 1
+    assert_no_markdown_from(at, evil_tensor)
+    carried = {**results[1].recipe.to_dict(), "prune_scope": "layer", "layers": {EVIL_LAYER: {"sparsity": 0.5}}}
+    at = upload_artifact(export(), crafted(art, recipe=carried))
+    assert not at.exception and not at.error
+    assert_no_markdown_from(at, EVIL_LAYER)
 
 
 def test_compare_charts_runs_against_flops(seeded, store, results, fmnist, lenet300):
