@@ -50,7 +50,8 @@ def show_breakdown(parts, total, key):
 
 
 def recipe_from_upload(upload):
-    """A Recipe from an uploaded JSON file, or None with the reason shown (size, encoding, nesting, fields)."""
+    """A Recipe from an uploaded JSON file, or None with the reason shown (size, encoding, nesting, fields, or what
+    the sidebar's model refuses)."""
     name = common.md_text(upload.name if len(upload.name) <= 80 else upload.name[:80] + "…")  # shown as typed
     if upload.size > MAX_RECIPE_KB * units.KB:
         st.error(f"{name} is {units.kb(upload.size, 0)}; a recipe JSON is under {MAX_RECIPE_KB} KB.")
@@ -62,7 +63,11 @@ def recipe_from_upload(upload):
                  '{"sparsity": 0.9, "clusters": 16, "huffman": true}.')
         return None
     try:
-        return ce.Recipe.from_json(text)
+        recipe = ce.Recipe.from_json(text)
+        # compress()'s own check against this model, before anything says the recipe is in use: layers naming no
+        # layer of it were "Using the uploaded recipe" in green, then refused in red
+        ce.sweeps.check_recipe(common.model(common.model_name()), recipe, common.dataset())
+        return recipe
     except ce.CompressError as e:
         st.error(f"Cannot use {name}: {common.md_text(e)}")  # it quotes the file's fields and layer names
     return None

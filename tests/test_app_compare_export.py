@@ -355,6 +355,16 @@ def test_export_recipe_upload_names_show_literally(store, fmnist):
     assert_no_markdown_from(at, EVIL_NAME)
 
 
+@pytest.mark.parametrize("layer", ["nonexistent.weight", EVIL_LAYER])
+def test_export_recipe_for_other_layers_shows_only_the_error(store, fmnist, layer):
+    """A recipe whose layers name no layer of the sidebar's model is refused before anything says it is in use."""
+    bad = json.dumps({"sparsity": 0.5, "prune_scope": "layer", "layers": {layer: {"sparsity": 0.9}}}).encode()
+    at = export().file_uploader(key="recipe_upload").upload("layers_bad.json", bad).run()
+    assert not at.exception and not at.success and not at.subheader and not at.get("download_button")
+    assert len(at.error) == 1 and "not a compressible weight of the model" in literal(at.error[0].value)
+    assert_no_markdown_from(at, layer)
+
+
 def crafted(artifact, rename=None, recipe=None):
     """An artifact (valid CRC) with its first tensor renamed to `rename` or carrying `recipe` (a dict)."""
     tensors, meta = ce.decode(artifact), dict(ce.read_meta(artifact))
