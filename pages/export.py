@@ -6,20 +6,28 @@ Uploaded files are only read by the engine's own checked decoder (ce.evaluate_ar
 """
 
 import json
+import math
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import explain, units
+from compress_engine.playground import explain, units, zoo
 from compress_engine.playground.store import recipe_summary
 from pages import common
 
 common.through_app()
 
-MAX_ARTIFACT_MB = 32  # MB of 1,000,000 bytes; the largest artifact the dashboard makes (a dense 2000-wide student) is 23.5 MB
 MAX_RECIPE_KB = 64
+# The Check tab takes any artifact the dashboard makes. The largest is a dense export of the largest model the sidebar
+# takes: every one of its weights (at most zoo.MAX_UPLOAD_PARAMS) as float32, 4 bytes each (a float16 file is read
+# as float32, so its artifact is twice its size: common.MAX_WEIGHTS_MB alone does not bound it), plus the header:
+# the architecture, the recipe (an uploaded one is under MAX_RECIPE_KB) and a record of each tensor (at most
+# zoo.MAX_UPLOAD_TENSORS, each well under a KB). A student of the Distillation page is far smaller. The engine keeps
+# and evaluates larger ones (store.MAX_ARTIFACT, the command line's MAX_ARTIFACT_MB).
+HEADER_ROOM = MAX_RECIPE_KB * units.KB + zoo.MAX_UPLOAD_TENSORS * units.KB
+MAX_ARTIFACT_MB = math.ceil((4 * zoo.MAX_UPLOAD_PARAMS + HEADER_ROOM) / units.MB)  # MB of 1,000,000 bytes
 PARTS = ("index", "codes", "codebook", "raw")
 
 

@@ -293,12 +293,33 @@ def test_export_upload_bad_artifact_shows_the_engine_error(store, results, mangl
     assert str(e.value) in literal(errors[0])
 
 
+def artifact_limit_mb(at):
+    """The Check tab's limit, as it tells the user ("Limit 81 MB")."""
+    return int(re.search(r"Limit (\d+) MB", "".join(m.value for m in at.markdown)).group(1))
+
+
 def test_export_upload_oversized_artifact_is_refused_before_decoding(store, fmnist, monkeypatch):
     at = export()
+    limit = artifact_limit_mb(at)
     monkeypatch.setattr(ce, "evaluate_artifact", lambda *a: pytest.fail("decoded an oversized upload"))
-    at = upload_artifact(at, b"\0" * ((32 << 20) + 1))
+    at = upload_artifact(at, b"\0" * (limit * 1000**2 + 1))
     assert not at.exception
-    assert "limited to 32 MB" in at.error[0].value
+    assert f"limited to {limit} MB" in at.error[0].value
+
+
+def test_export_check_takes_every_artifact_the_dashboard_makes(store, results):
+    """The largest: a dense float32 export of the largest upload the sidebar takes (a 47.7 MB MLP made a
+    47,640,180-byte artifact, which a 32 MB limit refused), with its header; the run store keeps it too."""
+    from compress_engine.playground import store as runstore
+    from compress_engine.playground import zoo
+    at = export()
+    limit = artifact_limit_mb(at) * 1000**2
+    header = ce.size_breakdown(results[1].artifact)["header"]
+    assert 4 * zoo.MAX_UPLOAD_PARAMS + header <= limit <= runstore.MAX_ARTIFACT
+    assert limit >= common.MAX_WEIGHTS_MB * 1000**2
+    at = upload_artifact(at, b"\0" * 47_640_180)  # as big as that artifact: refused by the decoder, not its size
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith("This file is not a valid artifact")
 
 
 def test_export_recipe_upload_reproduces_a_run(store, results):
