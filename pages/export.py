@@ -90,6 +90,26 @@ def check_artifact(data, dataset_name, _data):
     return out
 
 
+def model_text(spec):
+    """A model's architecture in a few words (ce.arch_text), or None for a spec it cannot read."""
+    try:
+        return ce.arch_text(spec)
+    except Exception:  # a spec only the decoder checked: no name is better than a traceback
+        return None
+
+
+def artifact_model_text(meta):
+    """The Check tab's caption: the model the artifact holds (its header's architecture), which is what was scored,
+    and whether it is the sidebar's: a LeNet-5 artifact checked with LeNet-300-100 in the sidebar scored under
+    the page's "Model: lenet-300-100"."""
+    own = model_text(meta.get("spec")) or meta.get("model_class") or "not named in its header"
+    sidebar, name = model_text(common.card().get("spec")), common.md_text(common.model_name())
+    text = f"Model: **{common.md_text(own)}** (from the artifact's header)"
+    if own == sidebar:
+        return f"{text}, the architecture of the sidebar's {name}."
+    return f"{text}: not the sidebar's {name} ({common.md_text(sidebar)}), which plays no part in this check."
+
+
 def handle_artifact_upload(data):
     """Everything the 'Check an artifact' tab shows for uploaded bytes; errors shown with st.error."""
     if len(data) > MAX_ARTIFACT_MB * units.MB:
@@ -104,12 +124,13 @@ def handle_artifact_upload(data):
     except Exception as e:  # defence in depth: an upload must never show a traceback
         st.error(f"Could not decode this file as an artifact ({type(e).__name__}: {common.md_text(e)}).")
         return None
+    meta = out["meta"] if isinstance(out["meta"], dict) else {}
+    st.caption(artifact_model_text(meta))
     c = st.columns(4)
     c[0].metric("Test accuracy", f"{100 * out['accuracy']:.2f} %", help=f"on the {common.DATASET} test set")
     c[1].metric("Artifact size", common.kb(out["artifact_bytes"]))
     c[2].metric("Parameters", f"{out['params']:,}")
     c[3].metric("Non-zero parameters", f"{out['nonzero_params']:,}")
-    meta = out["meta"] if isinstance(out["meta"], dict) else {}
     st.caption(f"SHA-256 `{common.short_hash(data)}…` — the same bytes as a download whose hash matches.")
     carried = meta.get("recipe")
     if carried is not None:
@@ -218,7 +239,8 @@ def check_tab():
 
 
 st.title("Export and check artifacts")
-st.caption(f"Model: **{common.model_name()}** (change it in the sidebar).")
+st.caption(f"Model: **{common.model_name()}** (change it in the sidebar). *Check an artifact* scores the model "
+           "the artifact holds.")
 make, check = st.tabs(["Make an artifact", "Check an artifact"])
 with make:
     make_tab()

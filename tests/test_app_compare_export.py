@@ -277,6 +277,23 @@ def test_export_upload_good_artifact_shows_its_accuracy(store, results):
     assert any(json.loads(c.value) == res.recipe.to_dict() for c in at.code if c.language == "json")
 
 
+@pytest.mark.parametrize("sidebar", ["lenet-300-100", "lenet-5"])
+def test_export_check_names_the_artifacts_own_model(store, results, sidebar):
+    """The score is the artifact's model's (a LeNet-300-100 artifact), whatever the sidebar holds: the caption
+    names that model from the header and says when the sidebar's is another."""
+    at = app()
+    at.session_state["model"] = sidebar
+    at = upload_artifact(at.switch_page("pages/export.py").run(), results[1].artifact)
+    assert not at.exception and not at.error
+    captions = [literal(c.value) for c in at.tabs[1].caption]
+    mine = [c for c in captions if c.startswith("Model: **MLP 784-300-100-10** (from the artifact's header)")]
+    assert len(mine) == 1, captions
+    if sidebar == "lenet-300-100":
+        assert "the architecture of the sidebar's lenet-300-100" in mine[0]
+    else:
+        assert "not the sidebar's lenet-5 (LeNet-5 with widths 20-50-500)" in mine[0]
+
+
 @pytest.mark.parametrize("mangle", ["truncated", "header", "random", "empty", "text"])
 def test_export_upload_bad_artifact_shows_the_engine_error(store, results, mangle):
     art = results[1].artifact
