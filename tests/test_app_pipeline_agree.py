@@ -1,7 +1,7 @@
 """AppTests of the Pipeline page agreeing with the other pages (a reviewer's walk across pages, /tmp/s47/consist):
 the same setting is the same recipe, and a model switch moves what the page itself set."""
 
-from test_app import page
+from test_app import metric, page
 from test_app_compare_export import store  # noqa: F401 (fixture)
 
 import compress_engine as ce
@@ -64,3 +64,16 @@ def test_a_pressed_preset_follows_the_model_and_a_moved_control_stays(tiny):
     at.slider(key="pipe_sparsity").set_value(91).run()  # the visitor's own setting
     switch(at, "lenet-300-100")
     assert controls(at) == (91, "global", 1)
+
+
+def test_a_pipeline_result_at_chance_level_says_the_model_collapsed(fmnist):
+    """ResNet-8 at 92 % global showed 48.6x and 10.00 % (chance for ten classes) with nothing saying it collapsed."""
+    at = page("pipeline", "lenet-300-100")
+    assert not at.warning  # its start: 80 % global, a setting it survives
+    at.slider(key="pipe_sparsity").set_value(99).run()
+    at.radio(key="pipe_scope").set_value("layer").run()
+    at.select_slider(key="pipe_clusters").set_value(2).run()
+    assert not at.exception and not at.error
+    assert metric(at, "Test accuracy") == "10.00 %"
+    (warning,) = at.warning
+    assert "collapsed" in warning.value and "10.00 %" in warning.value
