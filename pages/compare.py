@@ -275,7 +275,7 @@ def rename(run_id):
                                              else f"Run #{run_id} has no name now.")
 
 
-csv = shown[["id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
+csv = shown[["id", "name", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
              "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
              "flops", "dense_flops", "pareto"]].to_csv(index=False)
 a, b, c = st.columns([1, 1, 2], vertical_alignment="bottom")
