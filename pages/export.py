@@ -57,10 +57,18 @@ def show_breakdown(parts, total, key):
     right.plotly_chart(breakdown_chart(parts), width="stretch", key=f"{key}_chart")
 
 
+KEPT_RECIPE = "export_uploaded_recipe"  # session state: (file name, recipe JSON) of the recipe uploaded last
+
+
+def file_label(filename):
+    """An uploaded file's name as the page shows it: cut to 80 characters, literal (md_text)."""
+    return common.md_text(filename if len(filename) <= 80 else filename[:80] + "…")
+
+
 def recipe_from_upload(upload):
     """A Recipe from an uploaded JSON file, or None with the reason shown (size, encoding, nesting, fields, or what
     the sidebar's model refuses)."""
-    name = common.md_text(upload.name if len(upload.name) <= 80 else upload.name[:80] + "…")  # shown as typed
+    name = file_label(upload.name)
     if upload.size > MAX_RECIPE_KB * units.KB:
         st.error(f"{name} is {units.kb(upload.size, 0)}; a recipe JSON is under {MAX_RECIPE_KB} KB.")
         return None
@@ -71,14 +79,57 @@ def recipe_from_upload(upload):
                  '{"sparsity": 0.9, "clusters": 16, "huffman": true}.')
         return None
     try:
-        recipe = ce.Recipe.from_json(text)
-        # compress()'s own check against this model, before anything says the recipe is in use: layers naming no
-        # layer of it were "Using the uploaded recipe" in green, then refused in red
-        ce.sweeps.check_recipe(common.model(common.model_name()), recipe, common.dataset())
-        return recipe
+        return checked(ce.Recipe.from_json(text), name)
     except ce.CompressError as e:
         st.error(f"Cannot use {name}: {common.md_text(e)}")  # it quotes the file's fields and layer names
     return None
+
+
+def checked(recipe, name):
+    """`recipe` if the sidebar's model takes it, else None with the engine's reason shown.
+
+    compress()'s own check against the model, before anything says the recipe is in use: layers naming no layer of
+    it were "Using the uploaded recipe" in green, then refused in red. A kept recipe is checked again: the sidebar's
+    model may have changed since it was uploaded."""
+    try:
+        ce.sweeps.check_recipe(common.model(common.model_name()), recipe, common.dataset())
+        return recipe
+    except ce.CompressError as e:
+        st.error(f"Cannot use {name}: {common.md_text(e)}")
+    return None
+
+
+def forget_recipe():
+    """on_change of the recipe uploader: a file removed or replaced no longer counts (a new one is kept once read)."""
+    st.session_state.pop(KEPT_RECIPE, None)
+
+
+def uploaded_recipe():
+    """The uploaded recipe the Make tab uses -> (recipe or None, whether one was uploaded).
+
+    Kept in the session (KEPT_RECIPE) once read: Streamlit empties the uploader when the page is left, and coming
+    back showed the default recipe while the uploaded one's run went on in the pool; now the page shows it again,
+    and its run's progress (make_tab finds the job with common.training), until Clear or another upload."""
+    upload = st.file_uploader("Reproduce a recipe (.json), optional", type=["json"], key="recipe_upload",
+                              max_upload_size=1, help="A recipe downloaded here or written by hand",
+                              on_change=forget_recipe)
+    if upload is not None:
+        recipe = recipe_from_upload(upload)
+        if recipe is not None:
+            st.session_state[KEPT_RECIPE] = (upload.name, recipe.to_json())
+            st.success(f"Using the uploaded recipe {file_label(upload.name)}: "
+                       f"{common.md_text(recipe_summary(recipe))}")
+        return recipe, True
+    if KEPT_RECIPE not in st.session_state:
+        return None, False
+    filename, text = st.session_state[KEPT_RECIPE]
+    recipe = checked(ce.Recipe.from_json(text), file_label(filename))
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    if recipe is not None:
+        left.success(f"Using the uploaded recipe {file_label(filename)}: {common.md_text(recipe_summary(recipe))}")
+    right.button("Clear", key="export_recipe_clear", on_click=forget_recipe,
+                 help="Forget the uploaded recipe and use the controls")
+    return recipe, True
 
 
 @st.cache_data(max_entries=8, show_spinner="Decoding the artifact and scoring it on the test set…")
@@ -187,20 +238,16 @@ def make_tab():
         st.latex(r"\begin{aligned} \text{bytes} = {} & \text{header} + \sum_{\text{tensors}} (\text{index} + "
                  r"\text{codes} \\ & {} + \text{codebook} + \text{raw}) \end{aligned}")
     with controls:
-        upload = st.file_uploader("Reproduce a recipe (.json), optional", type=["json"], key="recipe_upload",
-                                  max_upload_size=1, help="A recipe downloaded here or written by hand")
-        if upload is not None:
-            recipe = recipe_from_upload(upload)
-            if recipe is not None:
-                st.success(f"Using the uploaded recipe: {common.md_text(recipe_summary(recipe))}")
-        else:
+        recipe, uploaded = uploaded_recipe()
+        if not uploaded:
             recipe = recipe_form()
     if recipe is None:
         return
     title = f"{common.model_name()}: {recipe_summary(recipe)}"
     trains = ce.trained.trains(recipe)
     if trains:
-        if common.cached_trained(recipe) is None and not st.button(
+        # its run still going (started before the page was left, or before another widget's rerun): followed again
+        if common.cached_trained(recipe) is None and common.training(recipe) is None and not st.button(
                 "Run this recipe (it trains: fine-tuning / distillation)", type="primary"):
             st.info("This recipe trains the model, which takes from seconds to minutes: press the button to run it.")
             return
@@ -217,7 +264,7 @@ def make_tab():
     common.downloads(art, recipe, f"{result['model']}-{'-'.join(recipe.techniques())}")
     show_breakdown(ce.size_breakdown(art), len(art), "made")
     common.complete(result)  # evaluated now (if it was drawn early): the cards get the accuracy and Save
-    if upload is None and not trains:
+    if not uploaded and not trains:
         # the sparsity slider's next values (0.1 % steps): they answer from the cache
         lo, hi = ce.RANGES["sparsity"]
         common.ahead(*(recipe.replace(sparsity=round(s, 4)) for s in (recipe.sparsity + 0.001, recipe.sparsity - 0.001)

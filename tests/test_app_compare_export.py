@@ -348,6 +348,28 @@ def test_export_recipe_upload_reproduces_a_run(store, results):
     assert metric(at, "Artifact size") == f"{res.metrics['artifact_bytes'] / 1000:,.1f} KB"  # 1 KB = 1,000 bytes
 
 
+def test_export_keeps_an_uploaded_recipe_and_its_run_across_pages(store, fmnist, monkeypatch):
+    """Leaving the page empties the uploader; coming back showed the default recipe while the uploaded one's run
+    went on. The recipe is kept in the session (with Clear), and its running job is followed again."""
+    recipe = ce.Recipe(sparsity=0.9, finetune_epochs=50)
+    at = export().file_uploader(key="recipe_upload").upload("train_many.json", recipe.to_json().encode()).run()
+    assert not at.exception and "press the button" in at.info[0].value
+    followed = []
+    # as if "Run this recipe" had started it and it still runs in the pool
+    monkeypatch.setattr(common, "training", lambda r, **kw: object() if r == recipe else None)
+    monkeypatch.setattr(common, "train_run", lambda r, *a, **kw: followed.append(r))
+    at = at.switch_page("pages/home.py").run().switch_page("pages/export.py").run()
+    assert not at.exception and not at.error
+    assert followed == [recipe]  # no button pressed: the page found its run again
+    assert at.file_uploader(key="recipe_upload").value is None
+    assert any(literal(s.value).startswith("Using the uploaded recipe train_many.json: sparsity=90 %")
+               for s in at.success)
+    assert not any(s.key == "export_sparsity" for s in at.slider)  # not the default recipe's controls
+    monkeypatch.setattr(common, "training", lambda r, **kw: None)
+    at = at.button(key="export_recipe_clear").click().run()
+    assert not at.exception and not at.success and at.slider(key="export_sparsity").value == 50.0
+
+
 @pytest.mark.parametrize("content, match", [
     (b"{not json", "not valid JSON"),
     (b'{"sparsity": 1.5}', "sparsity=1.5"),
