@@ -395,7 +395,7 @@ def literal(text):
 
 
 def assert_no_markdown_from(at, *user_texts):
-    """No element renders a Markdown image or link (which the browser would fetch), and each user text shows as typed."""
+    """No element renders a Markdown image or link (which the browser would fetch); each user text shows as typed."""
     texts = shown_texts(at)
     assert not any("](" in t for t in texts), texts
     for u in user_texts:
