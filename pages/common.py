@@ -1199,9 +1199,9 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
     ahead of you"), then the run's progress. The same run asked for by another session (the same key of the pool)
     is joined, not trained twice. A rerun of the page (any widget) does not stop the run: it goes on in the pool, and
     the next call here picks it up again (or finds it on disk). Cancel withdraws this session; the run stops once no
-    session is waiting for it, and nothing of it is kept. cancel_resets: the key of a toggle that asked for the job,
-    which Cancel turns off (and says it stopped in a toast): the page then draws as without it, not an empty page
-    under "Stopped"."""
+    session is waiting for it (a closed tab stops waiting SESSION_GRACE s after it went), and nothing of it is kept.
+    cancel_resets: the key of a toggle that asked for the job, which Cancel turns off (and says it stopped in a
+    toast): the page then draws as without it, not an empty page under "Stopped"."""
     store = st.session_state.setdefault("trained", {})
     waiting = st.session_state.setdefault("train_jobs", {})  # this session's runs in the pool, by `key`
     cancel_key = "train_cancel:" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
@@ -1294,13 +1294,46 @@ def _submit_training(name, recipe, student, student_id, model_logits):
     return ce.jobs.pool().submit((str(cache.folder), disk_key), work)
 
 
+# s a session may be disconnected and still count as waiting for its training runs: a network blip, or a tab that
+# reconnects to the same session, must not stop a run, while a closed tab (it never presses Cancel) must not hold the
+# training worker, the only one on a 2-core server, for everyone else for long
+SESSION_GRACE = 15.0
+_gone_since = {}  # session id -> time.monotonic() when it was first found disconnected
+
+
+def _session_alive(session_id):
+    """Whether the Streamlit session `session_id` still counts as waiting for its runs (the pool's alive(): called on a
+    worker thread). Disconnected for SESSION_GRACE s, it is gone; with no real server (AppTest's stand-in runtime,
+    a script) every session is alive."""
+    if not Runtime.exists() or type(Runtime.instance()) is not Runtime:
+        return True
+    if Runtime.instance().is_active_session(session_id):
+        _gone_since.pop(session_id, None)
+        return True
+    now = time.monotonic()
+    return now - _gone_since.setdefault(session_id, now) < SESSION_GRACE
+
+
+def _whoami():
+    """ce.jobs.whoami: the submitter of the calling thread's script run (its session id, and whether that session is
+    still there), or None off a script run."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None:
+        return None
+    session_id = ctx.session_id
+    return session_id, lambda: _session_alive(session_id)
+
+
+ce.jobs.whoami = _whoami  # every page's pool().submit, cancel() and others() is its session's
+
+
 def _cancel_training(key, resets=None):
     """on_click of a run's Cancel button: runs before the page does, whether or not the page draws it again; turns
     off the toggle `resets` (pooled's cancel_resets), saying so."""
     job = st.session_state.get("train_jobs", {}).pop(key, None)
     state = job.cancel() if job is not None else None
-    # others still waiting: it goes on, and is kept (a job that had finished keeps its count: nobody waits for it)
-    said = stopped_text(job.submitters if state in (ce.jobs.QUEUED, ce.jobs.RUNNING) else 0,
+    # others still waiting (live sessions): it goes on, and is kept; a finished job has nobody waiting for it
+    said = stopped_text(job.others() if state in (ce.jobs.QUEUED, ce.jobs.RUNNING) else 0,
                         finished=state == ce.jobs.DONE)
     st.session_state.setdefault("cancel_said", {})[key] = said
     if resets is not None:
@@ -1346,7 +1379,7 @@ def _follow_training(job, label, key, cancel_key, cancel_resets=None):
     shown, points, sent = None, 0, 0.0
     while True:
         ahead, p = job.ahead(), job.progress
-        others = job.submitters - 1
+        others = job.others()  # other sessions still there that wait for it (a closed tab stops counting)
         shared = f" (also for {others} other session{'s' if others > 1 else ''})" if others > 0 else ""
         if ahead:
             view = (0.0, f"{label}: queued, {ahead} training run{'s' if ahead > 1 else ''} ahead of you{shared}")

@@ -138,6 +138,125 @@ def test_cancel_withdraws_one_submitter_the_job_stops_when_none_is_left():
     assert busy.result(WAIT) == "released"
 
 
+class Tab:
+    """A fake submitter's alive(): a browser tab that is open until closed."""
+
+    def __init__(self):
+        self.open = True
+
+    def __call__(self):
+        return self.open
+
+
+def test_a_queued_job_whose_submitters_are_all_gone_is_skipped():
+    """A tab closed while its run waits in line: the worker does not start it, and goes on with the next job."""
+    pool, first, release = busy()
+    ran, tab = [], Tab()
+    orphan = pool.submit("orphan", lambda p: ran.append("orphan"), who="closed", alive=tab)
+    nxt = pool.submit("next", lambda p: ran.append("next") or "next", who="open", alive=Tab())
+    tab.open = False
+    release.set()
+    assert nxt.result(WAIT) == "next" and ran == ["next"]
+    assert orphan.state == jobs.CANCELLED and pool.get("orphan") is None
+
+
+def test_a_running_job_whose_only_submitter_is_gone_stops(monkeypatch):
+    """A closed tab's run held the worker (the only one on 2 cores) and could never be stopped: it now stops at its
+    next progress report once its submitter is gone, and the next job runs."""
+    monkeypatch.setattr(jobs, "ALIVE_EVERY", 0.01)
+    pool = jobs.Pool(workers=1, threads=1)
+    started, tab = threading.Event(), Tab()
+    fn, _ = blocker(started)  # never released
+    job = pool.submit("long", fn, who="tab", alive=tab)
+    assert started.wait(WAIT)
+    time.sleep(0.05)
+    assert job.state == jobs.RUNNING
+    tab.open = False
+    assert job.wait(WAIT) and job.state == jobs.CANCELLED and pool.get("long") is None
+    assert pool.submit("next", lambda p: 42).result(WAIT) == 42
+
+
+def test_a_running_job_goes_on_while_one_submitter_is_alive(monkeypatch):
+    monkeypatch.setattr(jobs, "ALIVE_EVERY", 0.01)
+    pool = jobs.Pool(workers=1, threads=1)
+    started, closed, still = threading.Event(), Tab(), Tab()
+    fn, release = blocker(started)
+    job = pool.submit("shared", fn, who="closed", alive=closed)
+    assert pool.submit("shared", fn, who="still", alive=still) is job
+    assert started.wait(WAIT)
+    closed.open = False
+    until(lambda: job.submitters == 1)  # the closed tab was dropped at a progress report...
+    time.sleep(0.05)
+    assert job.state == jobs.RUNNING    # ...and the open one keeps the run going
+    release.set()
+    assert job.result(WAIT) == "released"
+
+
+def test_cancel_withdraws_the_callers_own_submission(monkeypatch):
+    """Session b pressing Cancel withdraws b's submission, not a's: with a's tab then closed, the run stops (had a's
+    been withdrawn, b's open tab would keep it going)."""
+    monkeypatch.setattr(jobs, "ALIVE_EVERY", 0.01)
+    pool = jobs.Pool(workers=1, threads=1)
+    started, a, b = threading.Event(), Tab(), Tab()
+    fn, release = blocker(started)
+    job = pool.submit("shared", fn, who="a", alive=a)
+    assert pool.submit("shared", fn, who="b", alive=b) is job
+    assert started.wait(WAIT)
+    assert job.cancel(who="c") == jobs.RUNNING and job.submitters == 2  # c never asked for it: nothing withdrawn
+    assert job.cancel(who="b") == jobs.RUNNING and job.submitters == 1
+    assert job.others(who="b") == 1 and job.others(who="a") == 0
+    a.open = False
+    assert job.wait(WAIT) and job.state == jobs.CANCELLED
+    release.set()
+
+
+def test_other_sessions_count_only_live_ones_once_each():
+    """"(also for N other sessions)": a closed tab is not another session waiting, and one session's two submissions
+    are one session."""
+    pool, first, release = busy()
+    gone = Tab()
+    job = pool.submit("q", lambda p: 1, who="me", alive=Tab())
+    pool.submit("q", lambda p: 1, who="other", alive=Tab())
+    pool.submit("q", lambda p: 1, who="other", alive=Tab())
+    pool.submit("q", lambda p: 1, who="closed", alive=gone)
+    assert job.others(who="me") == 2   # "other", and the tab not yet known closed
+    gone.open = False
+    assert job.others(who="me") == 1 and job.others(who="other") == 1  # "other"; "me"
+    release.set()
+    assert job.result(WAIT) == 1 and job.others(who="me") == 0
+
+
+def test_a_session_counts_as_gone_only_after_the_grace_period(monkeypatch):
+    """pages.common's alive(): a disconnected session (a closed tab) is gone after SESSION_GRACE s, not at once (a
+    network blip or a reconnect must not stop its run), and it counts again once it reconnects. No real server
+    (AppTest's stand-in runtime): always alive."""
+    from streamlit.runtime import Runtime
+
+    from pages import common
+
+    class Sessions:
+        active = {"s"}
+
+        def is_active_session(self, session_id):
+            return session_id in self.active
+
+    server = object.__new__(Runtime)
+    server._session_mgr = Sessions()
+    monkeypatch.setattr(Runtime, "_instance", server)
+    monkeypatch.setattr(common, "SESSION_GRACE", 0.3)
+    assert common._session_alive("s")
+    Sessions.active = set()                       # the tab closed
+    assert common._session_alive("s")             # within the grace period: still waiting
+    time.sleep(0.35)
+    assert not common._session_alive("s")         # gone
+    Sessions.active = {"s"}                       # it reconnected
+    assert common._session_alive("s")
+    Sessions.active = set()
+    assert common._session_alive("s")             # a new grace period
+    monkeypatch.setattr(Runtime, "_instance", None)
+    assert common._session_alive("nobody")        # no server: alive
+
+
 def test_a_failing_job_reports_its_error_and_others_run_on():
     pool = jobs.Pool(workers=1, threads=1)
     def boom(progress):
@@ -337,6 +456,29 @@ def test_cancel_of_a_run_another_session_waits_for_says_it_goes_on():
     at.button(key="cancel").click().run()
     assert [t.value for t in at.toast] == [common.stopped_text(0, finished=True)]
     assert "had finished" in at.toast[0].value
+
+
+def test_cancel_does_not_count_a_closed_tab_as_another_session_waiting(monkeypatch):
+    """The closed tab that had asked for the same run was "1 other session" for Cancel, which then said the run goes on
+    for it, and it did, for nobody. Cancel now says it stopped, and the run stops."""
+    from streamlit.testing.v1 import AppTest
+
+    from pages import common
+    monkeypatch.setattr(jobs, "ALIVE_EVERY", 0.01)
+    at = AppTest.from_function(_cancel_page, default_timeout=60)
+    at.run().toggle(key="finetune").set_value(True).run()
+    started, closed = threading.Event(), Tab()
+    fn, release = blocker(started)
+    key = ("orphaned", time.monotonic())
+    job = jobs.pool().submit(key, fn)                                    # this session's
+    assert jobs.pool().submit(key, fn, who="closed tab", alive=closed) is job
+    started.wait(WAIT)
+    closed.open = False
+    at.session_state["train_jobs"] = {("k",): job}
+    at.button(key="cancel").click().run()
+    assert not at.exception and [t.value for t in at.toast] == [common.STOPPED]
+    assert job.wait(WAIT) and job.state == jobs.CANCELLED
+    release.set()
 
 
 def _session():

@@ -7,9 +7,11 @@ the order they came; the rest wait in line and each session shows its place in i
 
     from compress_engine.playground import jobs
     job = jobs.pool().submit(key, fn)   # fn(progress) -> value; progress(step, total, loss, acc) -> bool
+    job = jobs.pool().submit(key, fn, who=sid, alive=lambda: connected(sid))  # a session's, gone once not alive
     job.position()                      # 0 running, k = k-th in line, None once finished
     job.progress, job.losses            # the last (step, total, loss, acc), [(step, loss), ...]
     job.cancel()                        # leaves the line, or stops at the next progress report
+    job.others()                        # how many other live submitters still want it
     job.wait(0.2); job.state            # "queued" | "running" | "done" | "failed" | "cancelled"
     job.result()                        # fn's value (raises job.error if it failed, Cancelled if cancelled)
     with jobs.on_threads(n): ...        # inside fn: a part of the job on n torch threads instead of the job's
@@ -19,9 +21,21 @@ Why it is built this way:
   session asking for the same thing while it is queued or running joins that job (its progress,
   its result) instead of training it again.
 - Cancel is per submitter. Every submit() of a key counts one submitter, and job.cancel() withdraws
-  one: the job leaves the queue, or stops at the engine's next progress report (fn passes
-  `progress` to ce.compress, which raises ce.Stopped when it returns False), once nobody who asked
-  for it still wants it. One student pressing Cancel does not stop another's run.
+  the caller's own (`who`: a session's id): the job leaves the queue, or stops at the engine's next
+  progress report (fn passes `progress` to ce.compress, which raises ce.Stopped when it returns
+  False), once nobody who asked for it still wants it. One student pressing Cancel does not stop
+  another's run. A caller with no submission of its own withdraws one made with no `who`, and a
+  caller with no `who` at all (a script, outside any session) withdraws one, as before sessions.
+- A submitter that is gone stops counting. A closed browser tab never presses Cancel, and its run
+  would hold the worker (on 2 cores, the only one) for everyone. So each submitter may give
+  `alive`, a callable -> bool (None: always alive); the pool drops those whose alive() is False
+  when a worker is about to start their job (one left with nobody is skipped, "cancelled") and,
+  while it runs, at its progress reports (at most every ALIVE_EVERY s): a running job left with
+  nobody stops as cancel() stops it. The pool only calls alive(): what "gone" means (a session
+  disconnected for some seconds) is the caller's.
+- whoami: the dashboard sets it to a callable giving (who, alive) of the calling thread's session,
+  or None; submit(), cancel() and others() called without `who` ask it, so every page's submit()
+  is its session's without each page passing it.
 - An error belongs to its job. Whatever fn raises is kept as job.error (state "failed"); the
   worker goes on with the next job, and nothing is raised into any other job or thread.
 - Torch threads per job. torch.set_num_threads is not one global switch: PyTorch keeps the count
@@ -59,6 +73,26 @@ Progress = collections.namedtuple("Progress", "step total loss acc phase began f
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 MAX_LOSSES = 2000  # loss points kept per job (every 50 steps: 100k training steps); older ones are thinned
+ALIVE_EVERY = 1.0  # s: a running job asks its submitters' alive() at most this often (at its progress reports)
+
+whoami = None  # () -> (who, alive) or None: the calling thread's submitter when submit/cancel/others get no `who`
+
+
+def _caller(who, alive):
+    """(who, alive) as given, else whoami()'s (for who=None), else (None, alive)."""
+    if who is None and whoami is not None:
+        me = whoami()
+        if me is not None:
+            return me[0], alive if alive is not None else me[1]
+    return who, alive
+
+
+def _alive(alive):
+    """alive() of a submission; None, or one that raises (it is not the job's to fail on), counts as alive."""
+    try:
+        return alive is None or bool(alive())
+    except Exception:  # noqa: BLE001
+        return True
 
 
 class Cancelled(Exception):
@@ -93,8 +127,9 @@ class Job:
         self.value = None                 # what fn returned (state "done")
         self.threads = None               # torch threads the job ran with
         self.wanted = threads             # torch threads asked for at submit (None: the pool's)
-        self.submitters = 1               # submit() calls of this key not yet withdrawn by cancel()
+        self._subs = []                   # [(who, alive)] of the submit() calls not withdrawn (cancel, gone)
         self.submitted = time.monotonic()
+        self._looked = self.submitted     # when report() last asked the submitters' alive()
         self.started = self.finished = None
         self._stop = False
         self._done = threading.Event()
@@ -128,10 +163,26 @@ class Job:
             raise Cancelled(f"job {self.key!r:.60} was cancelled")
         return self.value
 
-    def cancel(self, everyone=False):
-        """Withdraw one submitter (or, with everyone=True, all of them). When none is left the job
-        leaves the queue at once, or, if running, stops at its next progress report. Returns the state."""
-        return self._pool._cancel(self, everyone)
+    @property
+    def submitters(self):
+        """How many submit() calls of this key are not withdrawn (by cancel, or as gone)."""
+        return len(self._subs)
+
+    def others(self, who=None):
+        """How many other submitters than `who` (default whoami()'s) still want this job and are alive: one per
+        session (submissions with no `who` count one each). 0 once finished."""
+        who, _ = _caller(who, None)
+        with self._pool._lock:
+            if self.state in FINISHED:
+                return 0
+            live = [w for w, alive in self._subs if (w is None or w != who) and _alive(alive)]
+        return sum(w is None for w in live) + len({w for w in live if w is not None})
+
+    def cancel(self, everyone=False, who=None):
+        """Withdraw the caller's submission (`who`, default whoami()'s; one made with no `who` if the caller has
+        none; a caller with no `who` at all withdraws one), or with everyone=True all of them. When none is left
+        the job leaves the queue at once, or, if running, stops at its next progress report. Returns the state."""
+        return self._pool._cancel(self, everyone, _caller(who, None)[0])
 
     def report(self, step, total, loss=None, acc=None, phase=None):
         """The progress callback handed to fn (pass it to ce.compress as progress=): records the step
@@ -145,6 +196,10 @@ class Job:
             self.losses.append((step, float(loss)))
             if len(self.losses) > MAX_LOSSES:
                 self.losses = self.losses[::2]
+        now = time.monotonic()
+        if now - self._looked >= ALIVE_EVERY:
+            self._looked = now
+            self._pool._drop_gone(self)
         return not self._stop
 
 
@@ -164,17 +219,21 @@ class Pool:
     def __repr__(self):
         return f"Pool(workers={self.workers}, threads={self.threads}, running={len(self._running)}, queued={len(self._queue)})"
 
-    def submit(self, key, fn, threads=None):
+    def submit(self, key, fn, threads=None, alive=None, who=None):
         """The job for `key`: the queued or running one (one more submitter), else a new one at the end of
         the line. fn(progress) does the work and returns its value; it should pass `progress` to
         ce.compress(progress=...) so that cancel() can stop it. threads: this job's torch threads instead of the
-        pool's (a long evaluation a page used to run itself, at process_threads(), as fast as it ran there)."""
+        pool's (a long evaluation a page used to run itself, at process_threads(), as fast as it ran there).
+        who: the submitter (a session's id; default whoami()'s), whose cancel() withdraws this submission;
+        alive() -> bool: False once the submitter is gone, which withdraws it (None: always alive)."""
+        sub = _caller(who, alive)
         with self._lock:
             job = self._active.get(key)
             if job is not None and not job._stop:
-                job.submitters += 1
+                job._subs.append(sub)
                 return job
             job = Job(self, key, fn, threads)
+            job._subs.append(sub)
             self._active[key] = job
             self._queue.append(job)
             self._start_workers()
@@ -210,20 +269,38 @@ class Pool:
                 return self._queue.index(job) + len(self._running)
             return None
 
-    def _cancel(self, job, everyone):
+    def _cancel(self, job, everyone, who):
         with self._lock:
             if job.state in FINISHED:
                 return job.state
-            job.submitters = 0 if everyone else max(0, job.submitters - 1)
-            if job.submitters:
+            if everyone:
+                job._subs.clear()
+            else:
+                own = [i for i, (w, _) in enumerate(job._subs) if w == who]
+                # else one made with no `who`; a caller with no `who` (a script) withdraws any one
+                rest = [i for i, (w, _) in enumerate(job._subs) if w is None or who is None]
+                for i in (own or rest)[-1:]:
+                    del job._subs[i]
+            return self._left(job)
+
+    def _drop_gone(self, job):
+        """Withdraw the submitters of `job` whose alive() is False; stop it if none is left. Returns its state."""
+        with self._lock:
+            if job.state in FINISHED:
                 return job.state
-            job._stop = True
-            if self._active.get(job.key) is job:
-                del self._active[job.key]   # a new submit of this key starts afresh
-            if job.state == QUEUED:
-                self._queue.remove(job)
-                self._finish(job, CANCELLED)
+            job._subs[:] = [(w, alive) for w, alive in job._subs if _alive(alive)]
+            return self._left(job)
+
+    def _left(self, job):  # under self._lock: a job nobody wants any more leaves the line or stops
+        if job._subs:
             return job.state
+        job._stop = True
+        if self._active.get(job.key) is job:
+            del self._active[job.key]   # a new submit of this key starts afresh
+        if job.state == QUEUED:
+            self._queue.remove(job)
+            self._finish(job, CANCELLED)
+        return job.state
 
     def _finish(self, job, state):  # under self._lock
         job.state, job.finished, job.fn = state, time.monotonic(), None
@@ -244,7 +321,10 @@ class Pool:
             with self._lock:
                 while not self._queue:
                     self._lock.wait()
-                job = self._queue.popleft()
+                job = self._queue[0]
+                if self._drop_gone(job) == CANCELLED:  # all who asked for it are gone: the next one
+                    continue
+                self._queue.popleft()
                 job.state, job.started = RUNNING, time.monotonic()
                 self._running.append(job)
                 fn = job.fn
