@@ -312,16 +312,20 @@ if fit is None and not asked:
                "reload, another tab or another student sees it at once." + first + tune)
 elif fit is not None:
     m, plan = fit["metrics"], fit["plan"]
+    real = {r["name"]: r for r in m["layers"]}
+    fitted = [real[a["layer"]] for a in plan["allocation"]]  # the weights the table below lists, one layer a row
     c = st.columns(4)
     c[0].metric("Artifact", common.kb(m["artifact_bytes"]), f"budget {kb:g} KB", delta_color="off", delta_arrow="off")
     c[1].metric("Compression ratio", f"{m['ratio']:,.1f}×")
     c[2].metric("Test accuracy", f"{100 * m['accuracy']:.2f} %", f"{100 * (m['accuracy'] - m['dense_accuracy']):+.2f} pts")
-    c[3].metric("Weights kept", f"{m['nonzero_params']:,}", f"of {m['dense_params']:,}", delta_color="off",
-                delta_arrow="off")
+    c[3].metric("Weights kept", f"{sum(r['nonzero'] for r in fitted):,}", f"of {sum(r['params'] for r in fitted):,}",
+                delta_color="off", delta_arrow="off",
+                help=f"The weights kept in the layers below, summed. With the biases and every other parameter: "
+                     f"{m['nonzero_params']:,} non-zero parameters of {m['dense_params']:,}, as the other pages "
+                     "count them.")
     # the fitted run as a file, replayable from its recipe (per-layer settings: compress() gives the same bytes)
     common.downloads(fit["artifact"], ce.Recipe.from_json(fit["recipe"]), f"{name}-fit-{kb:g}kb")
     common.save_button(fit, f"fit {kb:g} KB", key="budget_save")
-    real = {r["name"]: r for r in m["layers"]}
     st.dataframe([{"layer": a["layer"], "sparsity": f"{100 * a['sparsity']:g} %",
                    "stored as": f"{a['clusters']} shared values ({bits(a['clusters'])} bit)" if a["clusters"] else "float32",
                    "weights kept": real[a["layer"]]["nonzero"], "KB predicted": a["predicted_bytes"] / KB,
