@@ -31,7 +31,8 @@ _MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "flops": "
 _NAMES = {
     ".core.budget": ["fit_budget"], ".core.data": ["Dataset", "IGNORE"], ".core.flops": ["fit_flops"],
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"], ".core.model": ["arch_spec", "param_count"],
-    ".core.pipeline": ["Result", "compress", "dense_reference", "describe", "estimate", "reference", "speedup"],
+    ".core.pipeline": ["Result", "check_recipe", "compress", "dense_reference", "describe", "estimate", "reference",
+                       "speedup"],
     ".core.quantize": ["int8_latency"], ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"],
     ".core.train": ["Stopped", "logits", "predictions", "stop_when"],
     ".playground.sources": ["first_test_images", "load_dataset"], ".playground.store": ["Store"],

@@ -92,7 +92,7 @@ def checked(recipe, name):
     it were "Using the uploaded recipe" in green, then refused in red. A kept recipe is checked again: the sidebar's
     model may have changed since it was uploaded."""
     try:
-        ce.sweeps.check_recipe(common.model(common.model_name()), recipe, common.dataset())
+        ce.check_recipe(common.model(common.model_name()), recipe, common.dataset())
         return recipe
     except ce.CompressError as e:
         st.error(f"Cannot use {name}: {common.md_text(e)}")
