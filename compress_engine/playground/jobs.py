@@ -62,8 +62,6 @@ import os
 import threading
 import time
 
-import torch
-
 # phase: what the steps count when a job has several parts (e.g. "setting" while it scans, then "step"); None: steps
 # of the one training run. began: time.monotonic() when that phase (or the job) reported its first step, and first:
 # that step. The pace is of the steps after it (the first one's time is not in began; dividing by every step made a
@@ -344,6 +342,7 @@ class Pool:
 
 def process_threads():
     """The torch threads a new thread starts with (the process default): what a page run computes on."""
+    import torch  # on first use, not at import: Home sets the pool's session hook (pages/common) before torch loads
     default = []
     reader = threading.Thread(target=lambda: default.append(torch.get_num_threads()))
     reader.start()
@@ -357,6 +356,7 @@ def use_threads(n):
     set_num_threads sets the calling thread's count and the process default that new threads copy;
     get_num_threads() then pins this thread's count, and a short helper thread restores the default
     it read before."""
+    import torch
     default = process_threads()
     torch.set_num_threads(n)
     got = torch.get_num_threads()
@@ -371,6 +371,7 @@ def on_threads(n):
     """Within the block this thread's torch ops run on n threads, then on the count it had: a job of several parts
     runs each on its own count (a size-budget fit scans at the page's threads, as a page run scanned, then trains at
     the pool's). Other threads, and the count new threads start with, are left as they were."""
+    import torch
     before = torch.get_num_threads()
     got = use_threads(n)
     try:
