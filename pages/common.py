@@ -89,7 +89,7 @@ def dataset():
     try:
         return _dataset(DATASET)
     except ce.CompressError as e:
-        st.error(f"Cannot load the dataset: {e}")
+        st.error(f"Cannot load the dataset: {md_text(e)}")
         st.stop()
 
 
@@ -104,7 +104,7 @@ def first_test_images():
     try:
         return _first_images(DATASET)
     except ce.CompressError as e:
-        st.error(f"Cannot load the dataset: {e}")
+        st.error(f"Cannot load the dataset: {md_text(e)}")
         st.stop()
 
 
@@ -415,7 +415,7 @@ def run(recipe, spinner="Compressing…"):
         with st.spinner(spinner), _asking(key), _superseded():
             return _run(*key)
     except ce.CompressError as e:
-        st.error(str(e))
+        st.error(md_text(e))
         st.stop()
 
 
@@ -525,7 +525,7 @@ def _point(compute, key):
         with _superseded():
             return compute(*key)
     except ce.CompressError as e:
-        st.error(str(e))
+        st.error(md_text(e))
         st.stop()
 
 
@@ -924,7 +924,7 @@ def unevaluated(recipe):
     try:
         return _applied(*_key(recipe))
     except ce.CompressError as e:
-        st.error(str(e))
+        st.error(md_text(e))
         st.stop()
 
 
@@ -1028,7 +1028,7 @@ def recipe(**fields):
     try:
         return ce.Recipe(**fields)
     except ce.CompressError as e:
-        st.error(str(e))
+        st.error(md_text(e))
         return None
 
 
@@ -1079,7 +1079,7 @@ def speed_card(state, key, run, names):
     if t is None:
         return
     if "error" in t:
-        st.error(timed.pop(key)["error"])
+        st.error(md_text(timed.pop(key)["error"]))
         return
     c = st.columns(3)
     c[0].metric(names[0], units.ms(t["dense_ms"]))
@@ -1227,10 +1227,10 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
     if job.state == ce.jobs.CANCELLED or isinstance(job.error, ce.Stopped):
         st.info(STOPPED)
     elif isinstance(job.error, ce.CompressError):
-        st.error(str(job.error))
+        st.error(md_text(job.error))
     else:  # a run that fails half-way is a message, never a traceback
         e = job.error
-        st.error(f"{label} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of the run was kept; "
+        st.error(f"{label} failed ({type(e).__name__}: {md_text(str(e)[:300])}). Nothing of the run was kept; "
                  "start it again to retry.")
     return None
 
@@ -1432,7 +1432,7 @@ def save_button(result, technique_label, key=None, student=None, student_key=Non
         run_id = store.save(name, result["recipe"], result["metrics"], result["artifact"], technique=technique_label,
                             data=DATASET, point_key=point, name=None if student is None else f"{student} student")
     except ce.CompressError as e:
-        st.error(f"Could not save the run: {e}")
+        st.error(f"Could not save the run: {md_text(e)}")
         return None
     if saved_before:
         st.toast(f"Already saved as run #{run_id} (same model, recipe and data): nothing was added.",

@@ -36,7 +36,8 @@ def at_page(name, model=None):
 
 
 def errors(at):
-    return [e.value for e in at.error]
+    """The error boxes' texts as shown: the pages backslash-escape user text (common.md_text), Markdown undoes it."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in at.error]
 
 
 def assert_clean(at):
@@ -320,7 +321,7 @@ def test_export_refuses_every_bad_recipe_upload(fmnist, store, case):
     content, words = BAD_RECIPES[case]
     at = at_page("export").file_uploader(key="recipe_upload").upload("recipe.json", content).run()
     assert_clean(at)
-    msgs = [re.sub(r"\\(.)", r"\1", m) for m in errors(at)]  # as shown: the page escapes what the file says (md_text)
+    msgs = errors(at)
     assert len(msgs) == 1 and words in msgs[0], msgs
     assert not at.get("download_button")  # nothing made from a bad recipe
     assert store.count() == 0
