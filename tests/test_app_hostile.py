@@ -402,3 +402,20 @@ def test_every_control_at_its_ends(tiny, store, name):
         assert not at.error, (state, errors(at))
         assert at.get("plotly_chart"), state
         assert TRAINED.get((name, i), lambda at: True)(at), state
+
+
+def test_an_engine_error_quoting_user_text_is_shown_literally(fmnist, store, monkeypatch):
+    """An engine message quotes names from the user's files (an upload's layer names): shown as Markdown, a name
+    '![x](https://evil.invalid/x.png)' became an image fetched from outside and ':red[**x**]' lost its characters."""
+    import streamlit as st_mod
+    from pages import common
+    said = "layer '![x](https://evil.invalid/x.png) :red[**x**]' cannot be compressed"
+
+    def refuse(*args, **kw):
+        raise ce.ModelError(said)
+    monkeypatch.setattr(common.ce.curves, "compress", refuse)
+    monkeypatch.setattr(common.ce, "compress", refuse)
+    st_mod.cache_data.clear()
+    at = at_page("clustering")
+    assert_clean(at)
+    assert [e.value for e in at.error] == [common.md_text(said)] and errors(at) == [said]
