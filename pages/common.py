@@ -27,7 +27,7 @@ from compress_engine.playground import units
 from compress_engine.playground.cards import deployed_parameters
 
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
-MAX_WEIGHTS_MB = 50  # uploaded weight files, in MB of 1,000,000 bytes (the largest sample model is 9.6 MB)
+MAX_WEIGHTS_MB = units.MAX_UPLOAD_MB  # uploaded weight files, in MB of 1,000,000 bytes
 MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first
 
 

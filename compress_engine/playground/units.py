@@ -12,6 +12,9 @@ Pure formatting: no streamlit, no plotly.
 KB = 1000
 MB = 1000 * KB
 CONVENTION = "1 KB = 1,000 bytes"  # named wherever sizes are shown (captions, help texts)
+# weight files a visitor may upload, in MB: the sidebar's uploader and zoo.read_weights (here, as both need it and the
+# sidebar draws before torch, which zoo imports, has loaded); the largest sample model is 9.6 MB
+MAX_UPLOAD_MB = 50
 
 
 def kb(n_bytes, digits=1):

@@ -414,7 +414,7 @@ def all_logits(model, data, progress=None):
 
 # --- uploaded weights: read without running code, architecture inferred -------------------------
 
-MAX_UPLOAD_BYTES = 50 * units.MB  # file size (50 MB of 1,000,000 bytes); the largest sample model is 9.6 MB
+MAX_UPLOAD_BYTES = units.MAX_UPLOAD_MB * units.MB  # file size, in bytes
 MAX_UPLOAD_PARAMS = 20_000_000  # elements over all tensors, checked before any tensor is touched
 MAX_UPLOAD_TENSORS = 256
 MAX_UPLOAD_INDEX = 1 << 20      # a safetensors JSON header / a checkpoint's pickle (a state dict's is KBs)
