@@ -4,6 +4,7 @@ Each function takes data already shaped by compress_engine.playground.viz (count
 of settings) and returns a go.Figure with titled axes and units; pages pass it to st.plotly_chart.
 """
 
+import colorsys
 import os
 import re
 
@@ -16,6 +17,39 @@ from compress_engine.playground import units, viz
 
 PALETTE, GREY = viz.PALETTE, viz.GREY  # the one palette (defined in viz, shared with bench/)
 BLUE, ORANGE, GREEN, RED, PURPLE = PALETTE[:5]
+
+
+def _rgb(colour):
+    return tuple(int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+
+
+def _apart(colour, others, least=0.3):
+    """True if `colour` (#rrggbb) is at least `least` from each of `others` in RGB (0-1 a channel), and neither too
+    dark nor too light to tell from the axes' black and the page's white."""
+    far = all(sum((a - b) ** 2 for a, b in zip(_rgb(colour), _rgb(o))) ** 0.5 >= least for o in others)
+    return far and 0.25 <= colorsys.rgb_to_hls(*_rgb(colour))[1] <= 0.7
+
+
+def _longer(base, candidates):
+    out = list(base)
+    for c in candidates:
+        if _apart(c, out + [GREY]):
+            out.append(c)
+    return tuple(out)
+
+
+# PALETTE, then the colours of Plotly's longer qualitative palettes that stand apart from it, from each other and from
+# GREY: for charts with more series than PALETTE has (ResNet-8's fit: 10 layers, biases, header; with PALETTE's 9,
+# cycling gave stem.weight and fc.weight the same blue)
+MANY = _longer(PALETTE, px.colors.qualitative.Dark24 + px.colors.qualitative.Light24 + px.colors.qualitative.Alphabet)
+
+
+def colours(n):
+    """n colours, each its own: MANY's first n, then (past MANY) hues evenly around the colour wheel."""
+    extra = max(0, n - len(MANY))
+    wheel = ["#%02x%02x%02x" % tuple(round(255 * v) for v in colorsys.hls_to_rgb(i / extra, 0.45, 0.7))
+             for i in range(extra)]
+    return list(MANY[:n]) + wheel
 # one marker shape a model: Plotly Express cycles 5 shapes, so a sixth model was drawn as the first one's circles
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down", "pentagon", "hexagon",
            "star", "hourglass", "bowtie", "triangle-left", "triangle-right", "star-diamond", "octagon")

@@ -12,7 +12,6 @@ from pages import charts, common
 
 common.through_app()
 
-COLORS = charts.PALETTE  # one colour per layer (and per part of the fitted artifact)
 KB = units.KB  # every size on the page: 1 KB = 1,000 bytes, as on every other page
 TOLERANCE = 0.005  # accuracy a layer may lose alone and still count as "cheap"
 ASK_SECONDS = 20.0  # a scan expected to take longer starts on a button press (an uploaded ResNet-8: ~23 min)
@@ -44,6 +43,7 @@ def loss_lines(scan, axis):
     """Accuracy lost (points) by each layer alone, along sparsity (float32 values) or bits (no pruning)."""
     base = scan["dense_accuracy"]
     fig = go.Figure()
+    colours = charts.colours(len(scan["layers"]))  # one a layer: ResNet-8 has ten
     for i, layer in enumerate(scan["layers"]):
         if axis == "sparsity":
             rows = ce.sensitivity.curve(scan, layer["name"], clusters=None)
@@ -53,7 +53,7 @@ def loss_lines(scan, axis):
             rows = [r for r in rows if r["clusters"] is not None]
             xs = [bits(r["clusters"]) for r in rows]
         fig.add_scatter(x=xs, y=[100 * (base - r["accuracy"]) for r in rows], mode="lines+markers",
-                        name=f"{layer['name']} ({layer['params']:,})", line=dict(color=COLORS[i % len(COLORS)]),
+                        name=f"{layer['name']} ({layer['params']:,})", line=dict(color=colours[i]),
                         customdata=[r["bytes"] / KB for r in rows],
                         hovertemplate=(f"{layer['name']}<br>" + ("%{x:g} % pruned" if axis == "sparsity"
                                                                             else "%{x} bits")
@@ -339,8 +339,9 @@ elif fit is not None:
     parts.append(("biases and other tensors", sum(r["bytes"] for r in m["layers"] if r["name"] not in weights)))
     parts.append(("header", m["bytes_breakdown"]["header"]))
     fig = go.Figure()
+    colours = charts.colours(len(parts))  # one a part: ResNet-8's fit has twelve
     for i, (label, b) in enumerate(parts):
-        fig.add_bar(y=["artifact"], x=[b / KB], orientation="h", name=label, marker_color=COLORS[i % len(COLORS)],
+        fig.add_bar(y=["artifact"], x=[b / KB], orientation="h", name=label, marker_color=colours[i],
                     hovertemplate=f"{label}: %{{x:.2f}} KB<extra></extra>")
     fig.update_layout(barmode="stack")
     fig = layout(fig, f"Where the bytes went (KB, {units.CONVENTION})", "", "", height=220)

@@ -26,3 +26,21 @@ def test_the_fits_weights_kept_card_is_the_tables_weights_kept(fitted):
     assert card.delta == f"of {sum(layers[name] for name in table['layer']):,}"  # the table's layers' weights
     assert f"{fit['metrics']['nonzero_params']:,} non-zero parameters" in card.help
     assert number(metric(fitted, "Artifact")) <= 30.0
+
+
+def test_every_layer_and_every_part_of_a_fit_gets_its_own_colour(fmnist):
+    """ResNet-8's ten layers and its fit's twelve parts were coloured from a 9-colour palette, cycling: stem.weight and
+    fc.weight were both blue. Each line of the scan's charts has its own colour, and charts.colours gives n apart."""
+    import json
+
+    from pages import charts
+
+    at = page("sensitivity", "resnet-8")
+    assert not at.exception and not at.error
+    for chart in at.get("plotly_chart")[:2]:  # accuracy lost by pruning, by sharing: one line a layer
+        lines = [t for t in json.loads(chart.proto.spec)["data"] if t.get("mode") == "lines+markers"]
+        assert len(lines) == 10
+        assert len({t["line"]["color"] for t in lines}) == len(lines), [t["line"]["color"] for t in lines]
+    many = charts.colours(12)  # the fit's parts on ResNet-8
+    assert many[:len(charts.PALETTE)] == list(charts.PALETTE) and len(set(many)) == 12
+    assert charts.GREY not in many and len(set(charts.colours(40))) == 40
