@@ -44,6 +44,20 @@ def _longer(base, candidates):
 MANY = _longer(PALETTE, px.colors.qualitative.Dark24 + px.colors.qualitative.Light24 + px.colors.qualitative.Alphabet)
 
 
+FIT = "fit to a size budget"  # the technique Compare groups every Fit under, whatever its budget
+
+
+def fit_technique(kb):
+    """The technique a Fit in `kb` KB is saved under (the run store's technique column): "fit 14 KB"."""
+    return f"fit {kb:g} KB"
+
+
+def technique_group(technique):
+    """A saved run's technique as Compare's legend groups it: every fit_technique(kb) is FIT (each budget was a
+    technique and a colour of its own, so the legend grew with every Fit saved); any other stays as it is."""
+    return FIT if re.fullmatch(r"fit \d[\d.e+]* KB", technique or "") else technique
+
+
 def colours(n):
     """n colours, each its own: MANY's first n, then (past MANY) hues evenly around the colour wheel."""
     extra = max(0, n - len(MANY))

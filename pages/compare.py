@@ -116,6 +116,10 @@ df.loc[in_sweep, "summary"] = [f"{str(g).split(':')[0]} · {t}" for g, t in zip(
                                                                          df.loc[in_sweep, "summary"])]
 df["name"] = df["name"].fillna("")  # no "None" cells for runs without a name
 df["label"] = [n or f"#{i} {t}" for n, i, t in zip(df["name"], df["id"], df["technique"])]
+# the chart's colour: every Fit is one technique, whatever its budget; a named Fit's hover still names its budget
+df["group"] = df["technique"].map(charts.technique_group)
+df["hover"] = [lab if g == t or t in lab else f"{lab} ({t})"
+               for lab, g, t in zip(df["label"], df["group"], df["technique"])]
 df["kb"] = df["artifact_bytes"] / units.KB
 df["acc_pct"] = 100 * df["accuracy"]
 df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
@@ -228,13 +232,13 @@ else:
         first = df.groupby(column)["id"].min().sort_values().index
         return {v: styles[i % len(styles)] for i, v in enumerate(first)}
 
-    colours, shapes = in_order_saved("technique", charts.PALETTE), in_order_saved("model", charts.SYMBOLS)
-    fig = px.scatter(plotted, x=x_col, y="acc_pct", color="technique", symbol="model" if len(chosen) > 1 else None,
-                     symbol_map=shapes, custom_data=["label", "summary", "ratio", "flops_words"],
+    colours, shapes = in_order_saved("group", charts.PALETTE), in_order_saved("model", charts.SYMBOLS)
+    fig = px.scatter(plotted, x=x_col, y="acc_pct", color="group", symbol="model" if len(chosen) > 1 else None,
+                     symbol_map=shapes, custom_data=["hover", "summary", "ratio", "flops_words"],
                      color_discrete_map=colours,
-                     category_orders={"technique": sorted(plotted["technique"].unique())},
+                     category_orders={"group": sorted(plotted["group"].unique())},
                      labels={"kb": "Artifact size (KB, log scale)", "mflops": "Forward MFLOPs per image (log scale)",
-                             "acc_pct": "Test accuracy (%)", "technique": "Technique", "model": "Model"})
+                             "acc_pct": "Test accuracy (%)", "group": "Technique", "model": "Model"})
     fig.update_traces(marker=dict(size=11, line=dict(width=1, color="white")),
                       hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>" + per_run
                                     + "<br>accuracy %{y:.2f} %<extra></extra>")

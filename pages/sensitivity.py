@@ -325,7 +325,7 @@ elif fit is not None:
                      "count them.")
     # the fitted run as a file, replayable from its recipe (per-layer settings: compress() gives the same bytes)
     common.downloads(fit["artifact"], ce.Recipe.from_json(fit["recipe"]), f"{name}-fit-{kb:g}kb")
-    common.save_button(fit, f"fit {kb:g} KB", key="budget_save")
+    common.save_button(fit, charts.fit_technique(kb), key="budget_save")
     st.dataframe([{"layer": a["layer"], "sparsity": f"{100 * a['sparsity']:g} %",
                    "stored as": f"{a['clusters']} shared values ({bits(a['clusters'])} bit)" if a["clusters"] else "float32",
                    "weights kept": real[a["layer"]]["nonzero"], "KB predicted": a["predicted_bytes"] / KB,
