@@ -552,8 +552,8 @@ class FeedForwardUse(nn.Module):
 @pytest.mark.parametrize("how, why", [
     ("softmax", "its activation (<lambda>) is not one structured pruning knows to act on each unit alone"),
     ("direct", "the model's forward also uses its linear1 or linear2 directly"),
-    ("tied", "shares a parameter"),
-    ("hooked", "hooks that slicing would break"),
+    ("tied", "shares a parameter with `"),
+    ("hooked", "its linear2: it has forward hooks (as the old weight_norm adds), which slicing would break"),
 ])
 def test_a_feed_forward_block_that_is_not_unit_by_unit_is_kept_whole(how, why):
     model, x = FeedForwardUse(how).eval(), torch.randn(2, 5, 8)
@@ -583,8 +583,9 @@ def test_a_layer_called_directly_and_inside_a_module_the_trace_keeps_whole_is_ke
         def forward(self, x):
             return self.head(F.relu(self.layer.linear2(self.proj(self.layer(x))))).mean(1)
 
-    with pytest.raises(ModelError, match=r"nothing.*proj: its channels go into `layer.linear2`, which is called more "
-                                         r"than once.*layer.linear2: it is called more than once.*layer.linear1: the "
+    with pytest.raises(ModelError, match=r"nothing.*proj: its channels go into `layer.linear2`, which cannot lose "
+                                         r"them: it is called by the forward and also inside `layer`.*layer.linear2: "
+                                         r"it is called by the forward and also inside `layer`.*layer.linear1: the "
                                          r"model's forward also uses its linear1 or linear2 directly"):
         structured.plan(Borrow().eval(), 0.5, torch.randn(2, 5, 8))
 
@@ -685,7 +686,7 @@ class Two(nn.Module):
     ("transpose", "a", "torch.cat joins its channels along another dim"),
     ("matmul", "a", "operator.matmul"),
     ("fixed-view", "b", "fixed size"),
-    ("twice", "a", "called more than once"),
+    ("twice", "a", "its channels go into `b`, which cannot lose them: it is called 2 times"),
     ("softmax", "b", "softmax"),
     ("pick", "b", "operator.getitem picks or slices along its channel dim"),
     ("shape-slice", "b", "uses its channel count"),
@@ -791,8 +792,9 @@ def test_shared_weights_and_direct_parameter_reads_are_kept_whole():
             h = F.relu(self.fc2(F.relu(self.fc1(x))))
             return self.fc3(h) + F.linear(h, self.fc3.weight).sum()
 
-    with pytest.raises(ModelError, match=r"fc1: it is called more than once, shares a parameter.*"
-                                         r"fc2: it is called more than once"):
+    with pytest.raises(ModelError, match=r"fc1: it shares a parameter with `fc2`, which slicing would break.*"
+                                         r"fc2: it shares a parameter with `fc1`.*fc3: the forward reads `fc3.weight` "
+                                         r"directly"):
         structured.plan(Tied(), 0.5, torch.randn(2, 4))
 
 

@@ -642,29 +642,43 @@ def _propagate_error(model, inputs, node, e):
 
 
 def _shared_modules(gm):
-    """Names of modules called more than once or holding a parameter another module also holds:
-    slicing one would change the other."""
+    """{name: why} of the modules that slicing would change something else with: called more than once, holding a
+    parameter another module also holds, or read directly by the graph. Each says which (a describe() reader asked
+    'called more than once, shares a parameter, or has hooks?' of a layer that was one of them)."""
     calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
     mods = dict(gm.named_modules())  # a cell is called once a step: _analyze checks that its steps chain
-    shared = {name for name, k in calls.items() if k > 1 and type(mods.get(name)) not in CELL_GATES}
+    shared = {name: f"it is called {k} times" for name, k in calls.items()
+              if k > 1 and type(mods.get(name)) not in CELL_GATES}
     # a layer called by the forward and also inside a module the trace keeps whole (a transformer layer's linear1)
-    shared |= {name for name in calls if any(name.startswith(outer + ".") for outer in calls)}
+    for name in calls:
+        outer = next((outer for outer in calls if name.startswith(outer + ".")), None)
+        if outer is not None:
+            shared.setdefault(name, f"it is called by the forward and also inside `{outer}`")
     owners = {}
     for name, m in gm.named_modules(remove_duplicate=False):
         for p in m.parameters(recurse=False):
             owners.setdefault(id(p), set()).add(name)
     for names in owners.values():
-        if len(names) > 1:
-            shared |= names
+        for name in sorted(names) if len(names) > 1 else ():
+            shared.setdefault(name, f"it shares a parameter with `{min(names - {name})}`")
     # a parameter read directly by the graph (F.linear(x, self.fc.weight)) is shared with its module
-    shared |= {n.target.rpartition(".")[0] for n in gm.graph.nodes if n.op == "get_attr"}
+    for n in gm.graph.nodes:
+        if n.op == "get_attr":
+            shared.setdefault(n.target.rpartition(".")[0], f"the forward reads `{n.target}` directly")
     return shared
 
 
-def _hooked(m):
-    """A parametrization (torch.nn.utils.parametrize) or hooks (old-style weight_norm) would see
-    differently sized tensors after slicing, or recompute the weight from unsliced ones."""
-    return parametrize.is_parametrized(m) or bool(m._forward_pre_hooks or m._forward_hooks)
+def _untouchable(name, m, shared):
+    """Why layer `name` (module `m`) must not be sliced, or None: what _shared_modules says of it, or a
+    parametrization (torch.nn.utils.parametrize) or hooks (old-style weight_norm), which would see differently sized
+    tensors after slicing, or recompute the weight from unsliced ones."""
+    if name in shared:
+        return shared[name]
+    if parametrize.is_parametrized(m):
+        return "it has a torch parametrization"
+    if m._forward_pre_hooks or m._forward_hooks:
+        return "it has forward hooks (as the old weight_norm adds)"
+    return None
 
 
 def _shape(node):
@@ -729,9 +743,8 @@ def _analyze(gm, shared):
             if key not in parent:
                 parent[key] = key
                 members[key] = ([node.target], [], [], cell.units, [1])
-                if node.target in shared or _hooked(m):
-                    why.setdefault(key, "it shares a parameter, or has a parametrization or hooks that slicing "
-                                        "would break")
+                if (untouchable := _untouchable(node.target, m, shared)):
+                    why.setdefault(key, f"{untouchable}, which slicing would break")
             x, hx = _arg(node, 0, "input"), _arg(node, 1, "hx")
             steps = cell_inputs.setdefault(node.target, [])
             steps.append(flows.get(x) if isinstance(x, fx.Node) else None)
@@ -789,9 +802,8 @@ def _analyze(gm, shared):
             reason = None
             if m.proj_size:
                 reason = "it is an LSTM with proj_size, whose projections structured pruning does not follow"
-            elif node.target in shared or _hooked(m):
-                reason = ("it is called more than once, shares a parameter, or has a parametrization or hooks that "
-                          "slicing would break")
+            elif (untouchable := _untouchable(node.target, m, shared)):
+                reason = f"{untouchable}, which slicing would break"
             elif len(node.args) + len(node.kwargs) > 1:
                 reason = "it is given an initial state, which would have to shrink with it"
             for key in keys:
@@ -823,9 +835,8 @@ def _analyze(gm, shared):
             flows[node] = (Flow(node.name, len(_shape(node)) - spatial - 1, 1, 1, units, 0, units),)
             parent[node.name] = node.name
             members[node.name] = ([node.target], [], [], units, [getattr(m, "groups", 1)])
-            if node.target in shared or _hooked(m):
-                block(flows[node], "it is called more than once, shares a parameter, or has a parametrization "
-                                   "or hooks that slicing would break")
+            if (untouchable := _untouchable(node.target, m, shared)):
+                block(flows[node], f"{untouchable}, which slicing would break")
             elif getattr(m, "max_norm", None) is not None:
                 block(flows[node], "its max_norm rescales each looked-up row by the norm over all its dims")
             continue
@@ -929,9 +940,9 @@ def _feed_forwards(gm, shared):
                    "structured pruning knows to act on each unit alone (ReLU, GELU, SiLU, tanh, ...)")
         elif any(t == f or t.startswith(f + ".") for t in direct for f in (ff1, ff2)):
             why = "the model's forward also uses its linear1 or linear2 directly"
-        elif {ff1, ff2} & shared or _hooked(m.linear1) or _hooked(m.linear2):
-            why = ("its linear1 or linear2 shares a parameter, or has a parametrization or hooks that slicing would "
-                   "break")
+        elif (untouchable := _untouchable(ff1, m.linear1, shared) or _untouchable(ff2, m.linear2, shared)):
+            which = ff1 if _untouchable(ff1, m.linear1, shared) else ff2
+            why = f"its {which.rpartition('.')[2]}: {untouchable}, which slicing would break"
         else:
             units = m.linear1.out_features
             found.append(((ff1,), (), ((ff2, 1, 1, 0, units),), units, 1))
@@ -968,9 +979,8 @@ def _unitwise(f):
 def _consume(m, value, in_shape, name, shared):
     """[(flow, (name, outer, inner, offset, span))] for each group of `value` that layer `m` reads; _Blocked if m
     cannot lose those inputs."""
-    if name in shared or _hooked(m):
-        raise _Blocked(f"its channels go into `{name}`, which is called more than once, shares a parameter, "
-                       "or has a parametrization or hooks")
+    if (untouchable := _untouchable(name, m, shared)):
+        raise _Blocked(f"its channels go into `{name}`, which cannot lose them: {untouchable}")
     f = value[0]
     if isinstance(m, nn.Linear):
         if f.dim != len(in_shape) - 1:
@@ -994,7 +1004,7 @@ def _follow(node, ins, mods, shared, flows):
         m = mods[node.target]
         if _channelwise(m):
             f, spatial = ins[0][0], len(_shape(node.args[0])) - 2
-            if node.target in shared or _hooked(m) or f.dim != 1 or (f.outer, f.inner) != (1, 1) \
+            if _untouchable(node.target, m, shared) or f.dim != 1 or (f.outer, f.inner) != (1, 1) \
                     or _features(m) != f.span or _depthwise(m) and m.weight.dim() - 2 != spatial:
                 raise _Blocked(f"its channels reach {what} in a form it cannot be pruned with")
             return ins[0]
