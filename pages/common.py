@@ -1061,7 +1061,8 @@ def _time_pair(state, key, artifact):
         timed[key] = {**ce.speedup(big, smaller, data, seconds=SPEED_SECONDS),
                       "one": ce.speedup(big, smaller, data, batch_size=1, seconds=ONE_SECONDS, repeats=ONE_REPEATS)}
     except Exception as e:  # noqa: BLE001 - a message on the page, never a traceback
-        timed[key] = {"error": f"Timing failed ({type(e).__name__}: {str(e)[:200]}); press the button to try again."}
+        timed[key] = {"error": f"Timing failed ({type(e).__name__}: {md_text(str(e)[:200])}); press the button to "
+                                "try again."}
 
 
 @st.fragment
@@ -1079,7 +1080,7 @@ def speed_card(state, key, run, names):
     if t is None:
         return
     if "error" in t:
-        st.error(md_text(timed.pop(key)["error"]))
+        st.error(timed.pop(key)["error"])
         return
     c = st.columns(3)
     c[0].metric(names[0], units.ms(t["dense_ms"]))
