@@ -229,14 +229,32 @@ st.divider()
 st.subheader("Fit in N KB")
 left, right = st.columns([1, 1.3], gap="large")
 dense_kb = sum(r["dense_bytes"] for r in summary) / KB
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def fit_floor(_net, _train_scan, names, model_key, n_epochs, prune_focus, scanned):
+    """(fixed, largest, smallest) of fit_budget's checks before any training, for this model and the Fit's settings:
+    the bytes of the header and carried tensors and their largest tensor (budget.overhead, with the probe recipe
+    fit_budget builds), and once the training images' scan is on disk (`scanned`), the bytes of the weights'
+    smallest scanned settings (else None). model_key, n_epochs, prune_focus and scanned key the cache."""
+    probe = ce.budget.budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, n_epochs,
+                                    kd=KD, focus=prune_focus)  # fit_budget's, at its lr, bias_bits and seed
+    fixed, largest = ce.budget.overhead(_net, probe)
+    return fixed, largest, ce.budget.smallest_bytes(_train_scan, names) if scanned else None
+
+
+def refusal(budget_bytes, fixed, largest, smallest):
+    """The RecipeError fit_budget raises for `budget_bytes` before any training, in its words, or None if it passes:
+    under need_bytes(0, fixed) it is refused before the scan, then under what the smallest settings need too."""
+    if budget_bytes < ce.budget.need_bytes(0, fixed):
+        return ce.budget.too_small_before_weights(budget_bytes, fixed, largest)
+    if smallest is not None and budget_bytes < ce.budget.need_bytes(smallest, fixed):
+        return ce.budget.too_small(budget_bytes, smallest, fixed, ce.budget.need_bytes(smallest, fixed), largest)
+    return None
+
+
 with left:
-    kb = st.number_input("Budget (KB, 1 KB = 1,000 bytes)", min_value=1.0, max_value=max(2.0, round(dense_kb, 1)),
-                         step=1.0, persist_state="session",
-                         help=f"From 1 KB up to {dense_kb:,.1f} KB, the layers' weights unchanged (an artifact skips "
-                              "the zeros training left): a budget that large needs no compressing. The Fit button "
-                              "names the budget it fits.",
-                         key=common.setting("budget_kb", float(max(1, round(dense_kb / 64))),
-                                            scope=common.model_name()))
+    budget_box = st.container()  # the budget's box first; its least value depends on the two settings under it
     epochs = st.select_slider("Fine-tuning epochs per stage", [1, 2, 4], value=1, key="budget_epochs",
                               persist_state="session",
                               help="Pruning is reached gradually during the first stage, the shared centroids are "
@@ -247,6 +265,26 @@ with left:
         help="Ranks each weight by its size times its unit's and input's strength, so whole units and inputs "
              "empty out and the positions of the kept ones cost less: on LeNet-5 at 160x it keeps more accuracy "
              "in the same bytes (README, bench/beyond.py). A scan of its own runs first.") else 0.0
+    train_scan = ce.sensitivity.cached(net, data, split="train", refit=True, focus=focus, shipped=shipped)
+    floor = fit_floor(net, train_scan, [la["name"] for la in (train_scan or scan)["layers"]],
+                      (name, common.weights_id(name)), epochs, focus, train_scan is not None)
+    fixed, _, smallest = floor
+    top_kb = max(2.0, round(dense_kb, 1))
+    # the least budget the engine takes before any training, as its refusal names it (0.01 KB before the scan,
+    # 0.1 KB once the weights' smallest settings count): the box's least value, rounded up so it passes
+    need = ce.budget.need_bytes(smallest or 0, fixed)
+    least_kb = min(math.ceil(need / 10) / 100 if smallest is None else math.ceil(need / 100) / 10, top_kb)
+    with budget_box:
+        kb = st.number_input("Budget (KB, 1 KB = 1,000 bytes)", min_value=least_kb, max_value=top_kb,
+                             step=1.0, persist_state="session",
+                             help=f"From {least_kb:,.2f} KB, the least budget the engine takes for {name} with these "
+                                  f"settings (the header and carried tensors"
+                                  + (", the weights' smallest scanned settings" if train_scan is not None else "")
+                                  + f" and some room for fine-tuning), up to {dense_kb:,.1f} KB, the layers' weights "
+                                  "unchanged (an artifact skips the zeros training left): a budget that large needs "
+                                  "no compressing. The Fit button names the budget it fits.",
+                             key=common.setting("budget_kb", float(max(math.ceil(least_kb), round(dense_kb / 64))),
+                                                scope=common.model_name()))
     # the budget it fits on the button: a number typed out of range is refused by the box, which keeps the last one
     go_fit = st.button(f"Fit in {kb:,.4g} KB", type="primary", key="budget_go", icon=":material/compress:")
 with right:
@@ -258,7 +296,8 @@ with right:
         "biases in 8 bits and entropy-codes everything. Fragile layers keep more weights and bits; big flat layers give up most of theirs.")
 
 # a fit trains (minutes on ResNet-8): it runs in the server's training queue and is kept on disk, like a fine-tune
-request = {"fit_budget": {"bytes": int(kb * KB), "epochs": epochs, "kd": KD, "focus": focus}}
+budget_bytes = round(kb * KB)  # rounded, not cut: int(4.35 * 1000) is 4,349
+request = {"fit_budget": {"bytes": budget_bytes, "epochs": epochs, "kd": KD, "focus": focus}}
 fkey = ("fit_budget", name, common.weights_id(name), repr(request))
 disk_key, kept_fits = common.request_key(request), ce.trained.TrainedCache()
 
@@ -271,7 +310,7 @@ def fit_from_disk():
 
 
 def submit_fit():
-    budget, n_epochs, prune_focus = int(kb * KB), epochs, focus  # this page run's values, for the worker thread
+    budget, n_epochs, prune_focus = budget_bytes, epochs, focus  # this page run's values, for the worker thread
     scan_threads = ce.jobs.process_threads()  # an upload's scan at the page's threads (as its estimate assumes)
 
     def work(progress):
@@ -298,11 +337,14 @@ def submit_fit():
 
 fit = common.kept(fkey, fit_from_disk)
 asked = fit is None and (go_fit or common.pooled_job(fkey) is not None)  # a rerun while it runs keeps following it
-if asked:
+refused = refusal(budget_bytes, *floor) if asked and common.pooled_job(fkey) is None else None
+if refused is not None:  # refused here, as fit_budget would, not after a wait in the training queue
+    st.error(common.md_text(refused))
+elif asked:
     fit = common.pooled(fkey, f"Fit in {kb:g} KB", fit_from_disk, submit_fit)
 # asked with no result: pooled() said why (a refusal naming the budget that works, or Stopped), no "Press Fit"
 if fit is None and not asked:
-    first = ("" if ce.sensitivity.cached(net, data, split="train", refit=True, focus=focus, shipped=shipped) else
+    first = ("" if train_scan is not None else
              " It first scans every layer on training images, about "
              f"{units.duration(expected_scan()[1])} here "
              "(then kept on disk).")

@@ -44,3 +44,56 @@ def test_every_layer_and_every_part_of_a_fit_gets_its_own_colour(fmnist):
     many = charts.colours(12)  # the fit's parts on ResNet-8
     assert many[:len(charts.PALETTE)] == list(charts.PALETTE) and len(set(many)) == 12
     assert charts.GREY not in many and len(set(charts.colours(40))) == 40
+
+
+def fit_check(budget_bytes, model="lenet-300-100"):
+    """fit_budget's own verdict on a budget before any training: its RecipeError, or None when it would start
+    training (stopped at its first step here)."""
+    import compress_engine as ce
+    from compress_engine.playground import zoo
+
+    net, data = ce.load_model(model), ce.load_dataset("fashion-mnist")
+    scan = ce.sensitivity.cached(net, data, split="train", refit=True, shipped=[zoo.scan_dir(model)])
+    stop = lambda *_: False  # noqa: E731
+    try:
+        ce.fit_budget(net, data, budget_bytes, epochs=1, scan=scan, kd=4.0, progress=stop, answers_progress=stop)
+    except ce.RecipeError as e:
+        return e
+    except ce.Stopped:
+        return None
+
+
+def test_the_budget_box_starts_at_the_least_budget_the_engine_takes(fmnist):
+    """The box went down to 1 KB, which the engine refuses for LeNet-300-100 (it names 3.6 KB or more); its least value
+    is now the least budget fit_budget's checks let through, computed for the sidebar's model."""
+    at = page("sensitivity", "lenet-300-100")
+    box = at.number_input(key="budget_kb")
+    least = box.min
+    assert least > 1.0 and f"From {least:,.2f} KB" in box.help
+    assert fit_check(round(least * 1000)) is None
+    assert fit_check(round(least * 1000) - 100) is not None
+
+
+def test_an_impossible_budget_is_refused_before_anything_is_queued(fmnist, monkeypatch):
+    """Fit in 1 KB on LeNet-300-100 waited ~100 s in the training queue behind another run, then was refused. A budget
+    kept from before is raised to the box's least value, so the Fit button never names one the engine refuses; and
+    where even the dense size is too small a budget (here: the engine's room for training made huge), the page
+    refuses it at once, in the engine's words, and queues nothing."""
+    import compress_engine as ce
+    from pages import common
+
+    queued = []
+    monkeypatch.setattr(type(ce.jobs.pool()), "submit", lambda self, key, *a, **k: queued.append(key))
+    at = page("sensitivity", "lenet-300-100")
+    at.session_state["budget_kb"] = 1.0  # e.g. kept from before the box had its least value
+    at.run()
+    least = at.number_input(key="budget_kb").min
+    assert at.number_input(key="budget_kb").value == least and fit_check(round(least * 1000)) is None
+    assert at.button(key="budget_go").label == f"Fit in {least:,.4g} KB"
+
+    monkeypatch.setattr(ce.budget, "SLACK", 1000.0)  # no budget under the dense size passes now
+    at.run()
+    at.button(key="budget_go").click().run()
+    assert not at.exception and not queued
+    budget = round(at.number_input(key="budget_kb").value * 1000)
+    assert [e.value for e in at.error] == [common.md_text(fit_check(budget))]
