@@ -1259,6 +1259,16 @@ def _trained_disk_key(name, recipe_json, student_id=None):
     return ce.trained.TrainedCache.key(model_id, recipe_json, _dataset(DATASET).fingerprint())
 
 
+def keep_under_recipe(name=None):
+    """On the page's thread: a function keep(result) for a job's worker thread that keeps a trained compress()
+    Result also under its own recipe's trained-results key, where train_run looks: a size-budget fit's result is
+    compress(model, result.recipe, data)'s, byte for byte, so replaying its recipe (Export) shows it at once
+    instead of training it again."""
+    name = name or model_name()
+    model_id, data_id, cache = _model_key(name, weights_id(name)), dataset().fingerprint(), ce.trained.TrainedCache()
+    return lambda res: cache.put(ce.trained.TrainedCache.key(model_id, res.recipe.to_json(), data_id), name, res)
+
+
 def request_key(request, name=None):
     """The trained-results key of a trained request that no Recipe names (a dict, e.g. {"fit_budget": {...}}) on
     `name`'s weights (default the sidebar's model) and this dataset: what a page keeps such a result under."""

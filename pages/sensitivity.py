@@ -312,6 +312,7 @@ def fit_from_disk():
 def submit_fit():
     budget, n_epochs, prune_focus = budget_bytes, epochs, focus  # this page run's values, for the worker thread
     scan_threads = ce.jobs.process_threads()  # an upload's scan at the page's threads (as its estimate assumes)
+    also_keep = common.keep_under_recipe(name)  # its recipe replayed (Export) finds it: the same bytes
 
     def work(progress):
         def scanning(step, total, _loss, _acc):  # its accuracies are on training images, not the test set
@@ -329,6 +330,7 @@ def submit_fit():
         res, plan = ce.fit_budget(net, data, budget, epochs=n_epochs, scan=budget_scan, progress=tuning, kd=KD,
                                   focus=prune_focus, answers_progress=answering)
         kept_fits.put(disk_key, name, res, extra={"plan": plan})
+        also_keep(res)
         return {"model": name, "recipe": res.recipe.to_json(), "metrics": res.metrics, "artifact": res.artifact,
                 "plan": plan}
 
