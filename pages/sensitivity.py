@@ -234,12 +234,10 @@ dense_kb = sum(r["dense_bytes"] for r in summary) / KB
 @st.cache_data(show_spinner=False, max_entries=64)
 def fit_floor(_net, _train_scan, names, model_key, n_epochs, prune_focus, scanned):
     """(fixed, largest, smallest) of fit_budget's checks before any training, for this model and the Fit's settings:
-    the bytes of the header and carried tensors and their largest tensor (budget.overhead, with the probe recipe
-    fit_budget builds), and once the training images' scan is on disk (`scanned`), the bytes of the weights'
+    the bytes of the header and carried tensors and their largest tensor (budget.probe_overhead, as
+    fit_budget measures them), and once the training images' scan is on disk (`scanned`), the bytes of the weights'
     smallest scanned settings (else None). model_key, n_epochs, prune_focus and scanned key the cache."""
-    probe = ce.budget.budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, n_epochs,
-                                    kd=KD, focus=prune_focus)  # fit_budget's, at its lr, bias_bits and seed
-    fixed, largest = ce.budget.overhead(_net, probe)
+    fixed, largest = ce.budget.probe_overhead(_net, names, n_epochs, kd=KD, focus=prune_focus)  # fit_budget's reserve
     return fixed, largest, ce.budget.smallest_bytes(_train_scan, names) if scanned else None
 
 

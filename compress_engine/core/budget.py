@@ -155,6 +155,15 @@ def overhead(model, recipe):
     return len(blob), None if big is None else (big, tuple(state[big].shape), carried[big])
 
 
+def probe_overhead(model, names, epochs=4, lr=1e-3, bias_bits=8, seed=0, kd=None, focus=0.0):
+    """overhead() of the recipe fit_budget probes with (layers `names` at its smallest settings, its other fields
+    fit_budget's of these arguments) -> (bytes, largest): what fit_budget's checks before any training reserve, so a
+    page can offer the least budget they pass (need_bytes) without running one."""
+    probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed,
+                          kd, focus)
+    return overhead(model, probe)
+
+
 def overhead_bytes(model, recipe, data=None):
     """Bytes of everything but the compressible weights in an artifact of `model` under `recipe` (overhead())."""
     return overhead(model, recipe)[0]
@@ -233,9 +242,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     # with the room kept beside them, whatever the weights take, is refused before the scan (minutes on a model of
     # one's own: a 10-byte budget ran 5 minutes, silent, then was refused)
     names = [la["name"] for la in scan["layers"]] if scan is not None else list(compressible(model))
-    probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed, kd,
-                          focus)
-    fixed, largest = overhead(model, probe)
+    fixed, largest = probe_overhead(model, names, epochs, lr, bias_bits, seed, kd, focus)
     if budget_bytes < need_bytes(0, fixed):
         raise too_small_before_weights(budget_bytes, fixed, largest)
     room = budget_bytes * (1 - MARGIN) - fixed
