@@ -176,15 +176,20 @@ def test_a_running_job_whose_only_submitter_is_gone_stops(monkeypatch):
     assert pool.submit("next", lambda p: 42).result(WAIT) == 42
 
 
-def test_a_running_job_goes_on_while_one_submitter_is_alive(monkeypatch):
+def shared_run(monkeypatch, *whos):
+    """A pool running one job that each of `whos` asked for from a Tab of its own -> (job, release, {who: Tab})."""
     monkeypatch.setattr(jobs, "ALIVE_EVERY", 0.01)
     pool = jobs.Pool(workers=1, threads=1)
-    started, closed, still = threading.Event(), Tab(), Tab()
+    started, tabs = threading.Event(), {who: Tab() for who in whos}
     fn, release = blocker(started)
-    job = pool.submit("shared", fn, who="closed", alive=closed)
-    assert pool.submit("shared", fn, who="still", alive=still) is job
-    assert started.wait(WAIT)
-    closed.open = False
+    asked = [pool.submit("shared", fn, who=who, alive=tab) for who, tab in tabs.items()]
+    assert all(job is asked[0] for job in asked) and started.wait(WAIT)
+    return asked[0], release, tabs
+
+
+def test_a_running_job_goes_on_while_one_submitter_is_alive(monkeypatch):
+    job, release, tabs = shared_run(monkeypatch, "closed", "still")
+    tabs["closed"].open = False
     until(lambda: job.submitters == 1)  # the closed tab was dropped at a progress report...
     time.sleep(0.05)
     assert job.state == jobs.RUNNING    # ...and the open one keeps the run going
@@ -195,17 +200,11 @@ def test_a_running_job_goes_on_while_one_submitter_is_alive(monkeypatch):
 def test_cancel_withdraws_the_callers_own_submission(monkeypatch):
     """Session b pressing Cancel withdraws b's submission, not a's: with a's tab then closed, the run stops (had a's
     been withdrawn, b's open tab would keep it going)."""
-    monkeypatch.setattr(jobs, "ALIVE_EVERY", 0.01)
-    pool = jobs.Pool(workers=1, threads=1)
-    started, a, b = threading.Event(), Tab(), Tab()
-    fn, release = blocker(started)
-    job = pool.submit("shared", fn, who="a", alive=a)
-    assert pool.submit("shared", fn, who="b", alive=b) is job
-    assert started.wait(WAIT)
+    job, release, tabs = shared_run(monkeypatch, "a", "b")
     assert job.cancel(who="c") == jobs.RUNNING and job.submitters == 2  # c never asked for it: nothing withdrawn
     assert job.cancel(who="b") == jobs.RUNNING and job.submitters == 1
     assert job.others(who="b") == 1 and job.others(who="a") == 0
-    a.open = False
+    tabs["a"].open = False
     assert job.wait(WAIT) and job.state == jobs.CANCELLED
     release.set()
 
