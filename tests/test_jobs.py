@@ -160,6 +160,20 @@ def test_a_queued_job_whose_submitters_are_all_gone_is_skipped():
     assert orphan.state == jobs.CANCELLED and pool.get("orphan") is None
 
 
+def test_a_queued_job_whose_submitters_are_all_gone_does_not_count_as_ahead():
+    """A closed tab's run waiting in line counted in every later session's "N ahead of you" until a worker reached
+    it: it now leaves the line as soon as anyone asks their place."""
+    pool, first, release = busy()
+    tab = Tab()
+    orphan = pool.submit("orphan", lambda p: "orphan", who="closed", alive=tab)
+    mine = pool.submit("mine", lambda p: "mine", who="open", alive=Tab())
+    assert (mine.position(), mine.ahead()) == (2, 2)  # the running job and the closed tab's, still open
+    tab.open = False
+    assert (mine.position(), mine.ahead()) == (1, 1) and orphan.state == jobs.CANCELLED
+    release.set()
+    assert mine.result(WAIT) == "mine"
+
+
 def test_a_running_job_whose_only_submitter_is_gone_stops(monkeypatch):
     """A closed tab's run held the worker (the only one on 2 cores) and could never be stopped: it now stops at its
     next progress report once its submitter is gone, and the next job runs."""

@@ -256,7 +256,7 @@ class Pool:
             if job.state == RUNNING:
                 return 0
             if job.state == QUEUED:
-                return self._queue.index(job) + 1
+                return self._in_line_before(job) + 1
             return None
 
     def _ahead(self, job):
@@ -264,8 +264,15 @@ class Pool:
             if job.state == RUNNING:
                 return 0
             if job.state == QUEUED:
-                return self._queue.index(job) + len(self._running)
+                return self._in_line_before(job) + len(self._running)
             return None
+
+    def _in_line_before(self, job):  # under self._lock, `job` queued
+        """How many queued jobs are before `job`, once those whose submitters are all gone have left the line: a
+        closed tab's run waiting there would otherwise count in everyone's "N ahead of you" until its turn."""
+        for other in list(self._queue)[:self._queue.index(job)]:
+            self._drop_gone(other)
+        return self._queue.index(job)
 
     def _cancel(self, job, everyone, who):
         with self._lock:
