@@ -661,3 +661,43 @@ def test_structured_pruning_takes_a_fraction_per_layer_from_the_recipe(trained):
     with pytest.raises(ce.ModelError, match="given to 'fc', but structured pruning removes no units there"):
         ce.compress(model, ce.Recipe(sparsity=0.5, structured=True, layers={"fc.weight": {"sparsity": 0.2}}), data,
                     progress=lambda *a: pytest.fail("work started"))
+
+
+class QATNet(nn.Module):
+    """conv+bn+relu prepared for quantization-aware training with torch.ao: its FakeQuantize observers resize their
+    per-channel scale and zero point as they load a state dict."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.relu = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.fc = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def qat_net():
+    import torch.ao.quantization as tq
+    torch.manual_seed(0)
+    m = tq.fuse_modules_qat(QATNet().train(), [["conv", "bn", "relu"]])
+    m.qconfig = tq.get_default_qat_qconfig("fbgemm")
+    return tq.prepare_qat(m)
+
+
+def test_an_artifact_decodes_into_whatever_torchs_strict_load_takes(digits):
+    """decode_model refused a QAT model's artifact ('conv.weight_fake_quant.scale is [8], expected [1]') that torch's
+    own load_state_dict(strict=True) takes: a fresh observer's scale is resized as it loads. The reference is that
+    load: the decoded module computes what torch's loaded one does."""
+    data = shaped(digits, (1, 8, 8), "digits")
+    model = qat_net()
+    model(data.x("train")[:64])  # a calibration pass, as QAT training makes: the per-channel scales get 8 values
+    res = ce.compress(model, ce.Recipe(clusters=4), data)
+    fresh, _ = ce.decode_model(res.artifact, module=qat_net())
+    by_torch = qat_net()
+    by_torch.load_state_dict(ce.decode(res.artifact), strict=True)
+    x = data.x("test")
+    assert torch.equal(ce.logits(fresh, x), ce.logits(by_torch.eval(), x))
+    with pytest.raises(ce.ModelError, match=r"1 of the wrong shape \(fc\.weight is \[10, 512\], expected \[10, 64\]\)"):
+        wrong = QATNet()
+        wrong.fc = nn.Linear(64, 10)
+        ce.decode_model(ce.compress(QATNet(), ce.Recipe(clusters=4), data).artifact, module=wrong)

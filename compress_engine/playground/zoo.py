@@ -244,12 +244,11 @@ def decode_model(artifact, module=None):
             given = f"the class {module.__name__} itself" if isinstance(module, type) else f"a {type(module).__name__}"
             raise ModelError(f"module= takes a fresh instance of your model's class, e.g. module=MyNet(), not {given}")
         module = load_target(module, state, meta)
-        problems = state_mismatch(module, state)
-        if not problems:
-            try:
-                module.load_state_dict(state, strict=True)
-            except RuntimeError as e:  # names and shapes fit, yet torch refused (a dtype, say): its own words
-                problems = str(e).splitlines()[0][:200] + "..."
+        try:  # what torch's strict load takes is taken: a module may resize a buffer as it loads (a QAT observer's
+            module.load_state_dict(state, strict=True)  # per-channel scale), which a shape check beforehand refused
+            problems = ""
+        except RuntimeError as e:  # named in one line: missing, unexpected, mis-shaped; else torch's own words
+            problems = state_mismatch(module, state) or str(e).splitlines()[0][:200] + "..."
         if problems:
             raise ModelError(f"the artifact's tensors do not fit the given {type(module).__name__} module "
                              f"({problems}); pass a fresh instance of the class that was compressed, built with the "
