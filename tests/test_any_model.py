@@ -701,3 +701,17 @@ def test_an_artifact_decodes_into_whatever_torchs_strict_load_takes(digits):
         wrong = QATNet()
         wrong.fc = nn.Linear(64, 10)
         ce.decode_model(ce.compress(QATNet(), ce.Recipe(clusters=4), data).artifact, module=wrong)
+
+
+def test_describe_and_compress_leave_the_callers_model_as_it_was(digits):
+    """compress works on a copy, but its check of the caller's model ran a forward on the model itself: a QAT model's
+    FakeQuantize observers (which update in eval mode too) came back with other scales and min/max."""
+    data = shaped(digits, (1, 8, 8), "digits")
+    model = qat_net()
+    model(data.x("train")[:64])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ce.describe(model, data)
+    ce.compress(model, ce.Recipe(clusters=4), data)
+    after = model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    assert model.training  # and in the mode it was given in

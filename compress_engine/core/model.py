@@ -206,7 +206,7 @@ def check_model(model, data=None, what="model"):
                    f"images or features, make them floats before Dataset.from_tensors, e.g. x.float() / 255")
         was_training = model.training
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), buffers_kept(model):
                 out = model.eval()(x)
         except Exception as e:  # any failure of the user's forward: say which input it got
             raise ModelError(f"{what} ({type(model).__name__}) fails on the data's inputs of shape "
@@ -230,6 +230,27 @@ def check_model(model, data=None, what="model"):
             raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a classifier for "
                              f"{data.name!r} must return {logits_shape(data)} logits{_output_hint(out, data)}")
     return model
+
+
+@contextmanager
+def buffers_kept(model):
+    """`model`'s buffers after the block as they were before it: a forward that only checks the caller's model must not
+    change it (a FakeQuantize observer of a model prepared for quantization-aware training updates its scale and
+    min/max at every forward, in eval mode too, and may resize them)."""
+    saved = {name: b.detach().clone() for name, b in model.named_buffers()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, b in list(model.named_buffers()):
+                old = saved.get(name)
+                if old is None or (b.shape == old.shape and torch.equal(b, old)):
+                    continue
+                if b.shape == old.shape:
+                    b.copy_(old)
+                else:
+                    owner, _, attr = name.rpartition(".")
+                    setattr(model.get_submodule(owner) if owner else model, attr, old)
 
 
 def _inputs_hint(model):
