@@ -36,8 +36,10 @@ def plain_module(model):
     """The module torch.compile wrapped (model._orig_mod), else `model`: the engine compresses that one, so tensor
     names, model_class, tracing and fine-tuning speed are the plain class's (through the wrapper, names carry an
     '_orig_mod.' prefix, fx cannot trace it and every fine-tuning step recompiles)."""
-    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # not imported: nothing was compiled
-    while dynamo is not None and isinstance(model, dynamo.OptimizedModule):
+    # not imported, nothing was compiled; still being imported by another thread (a server's page runs), its class is
+    # not defined yet, and reading it raised "partially initialized module" in the middle of a page run
+    compiled = getattr(sys.modules.get("torch._dynamo.eval_frame"), "OptimizedModule", None)
+    while compiled is not None and isinstance(model, compiled):
         model = getattr(model, COMPILED)
     return model
 
