@@ -70,24 +70,12 @@ def first_settings():
     return preset if common.cached_trained(widget_recipe(preset)) is not None else start
 
 
-CHANCE_MARGIN = 0.02  # an accuracy this close to chance (as a fraction) is a collapse: one class answered, or nearly
-
-
-def chance_level(data):
-    """The test accuracy of answering the test set's most frequent class for every input (about 1 / classes): what
-    a model that has collapsed scores. None for data scored otherwise (regression, multi-label)."""
-    if data.regression or data.multilabel:
-        return None
-    y = data.y("test")
-    counts = y[y >= 0].flatten().bincount(minlength=data.n_classes)
-    return counts.max().item() / max(counts.sum().item(), 1)
-
-
 def collapse_warning(accuracy, dense_accuracy, data):
-    """A warning when `accuracy` is at chance level and the dense model's is not: the ratio beside it is of a model
-    that no longer classifies (ResNet-8 at 92 % global showed 48.6x and 10.00 % with nothing saying so)."""
-    chance = chance_level(data)
-    if accuracy is None or chance is None or not accuracy <= chance + CHANCE_MARGIN < dense_accuracy:
+    """A warning when `accuracy` is at chance level and the dense model's is not (explain.collapsed): the ratio beside
+    it is of a model that no longer classifies (ResNet-8 at 92 % global showed 48.6x and 10.00 % with nothing saying
+    so)."""
+    chance = explain.collapsed(accuracy, dense_accuracy, data)
+    if chance is None:
         return
     st.warning(f"**The model has collapsed**: {units.pct(accuracy, 2)} is chance level. Answering the test set's most "
                f"frequent class for every input scores {units.pct(chance, 2)} ({data.n_classes:,} classes), so this "
@@ -139,26 +127,7 @@ def paper_chart(comp, ours_name):
     return charts.figure(data, layout)
 
 
-def page_set(name):
-    """Whether the controls hold what the page itself set for the model `name`: its start or its Deep Compression
-    preset (opened on, or the button pressed), not a setting of the visitor's."""
-    return any(all(st.session_state.get(k) == v for k, v in own.items())
-               for own in (defaults(common.starts(name)["pipeline"]), deep_compression(name)))
-
-
-def follow_model():
-    """Open on first_settings, and again when the sidebar's model changed while the controls held what the page set
-    for the previous one: common.start_settings moves only an untouched start, so the preset stayed, and LeNet-300-100's
-    92 % global, opened on, was ResNet-8's too, collapsed at 10.00 %. A setting the visitor chose stays whole."""
-    name, mark = common.model_name(), "_pipe_model"
-    prev = st.session_state.get(mark)
-    if "pipe_sparsity" not in st.session_state or (prev not in (None, name) and page_set(prev)):
-        st.session_state.update(first_settings())
-    st.session_state[mark] = name
-
-
-follow_model()
-common.start_settings("pipeline", defaults)  # the rest
+common.start_settings("pipeline", defaults, first=first_settings, presets=lambda name: [deep_compression(name)])
 
 
 def points(accuracy, dense_acc):

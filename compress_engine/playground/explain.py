@@ -266,3 +266,25 @@ def grid_best_T(rows):
                   if temps <= {r["T"] for r in rows if r["student"] == s}]
     return min(sorted(temps, key=float), key=lambda t: sum(float(r["errors_mean"]) for r in rows
                                                            if r["T"] == t and r["student"] in everywhere))
+
+
+CHANCE_MARGIN = 0.02  # an accuracy this close to chance (as a fraction) is a collapse: one class answered, or nearly
+
+
+def chance_level(data):
+    """The test accuracy of answering the test set's most frequent class for every input (about 1 / classes): what
+    a model that has collapsed scores. None for data scored otherwise (regression, multi-label)."""
+    if data.regression or data.multilabel:
+        return None
+    y = data.y("test")
+    counts = y[y >= 0].flatten().bincount(minlength=data.n_classes)
+    return counts.max().item() / max(counts.sum().item(), 1)
+
+
+def collapsed(accuracy, dense_accuracy, data):
+    """data's chance level (chance_level) if `accuracy` is within CHANCE_MARGIN of it and `dense_accuracy` is not,
+    else None: a compressed model that no longer tells the classes apart, where the dense one did."""
+    chance = chance_level(data)
+    if accuracy is None or chance is None or not accuracy <= chance + CHANCE_MARGIN < dense_accuracy:
+        return None
+    return chance
