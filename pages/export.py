@@ -104,6 +104,11 @@ def forget_recipe():
     st.session_state.pop(KEPT_RECIPE, None)
 
 
+def using(filename, recipe):
+    """What the page says of an uploaded recipe it uses, read from the uploader or kept from an earlier visit."""
+    return f"Using the uploaded recipe {file_label(filename)}: {common.md_text(recipe_summary(recipe))}"
+
+
 def uploaded_recipe():
     """The uploaded recipe the Make tab uses -> (recipe or None, whether one was uploaded).
 
@@ -117,8 +122,7 @@ def uploaded_recipe():
         recipe = recipe_from_upload(upload)
         if recipe is not None:
             st.session_state[KEPT_RECIPE] = (upload.name, recipe.to_json())
-            st.success(f"Using the uploaded recipe {file_label(upload.name)}: "
-                       f"{common.md_text(recipe_summary(recipe))}")
+            st.success(using(upload.name, recipe))
         return recipe, True
     if KEPT_RECIPE not in st.session_state:
         return None, False
@@ -126,7 +130,7 @@ def uploaded_recipe():
     recipe = checked(ce.Recipe.from_json(text), file_label(filename))
     left, right = st.columns([5, 1], vertical_alignment="center")
     if recipe is not None:
-        left.success(f"Using the uploaded recipe {file_label(filename)}: {common.md_text(recipe_summary(recipe))}")
+        left.success(using(filename, recipe))
     right.button("Clear", key="export_recipe_clear", on_click=forget_recipe,
                  help="Forget the uploaded recipe and use the controls")
     return recipe, True

@@ -241,16 +241,6 @@ def fit_floor(_net, _train_scan, names, model_key, n_epochs, prune_focus, scanne
     return fixed, largest, ce.budget.smallest_bytes(_train_scan, names) if scanned else None
 
 
-def refusal(budget_bytes, fixed, largest, smallest):
-    """The RecipeError fit_budget raises for `budget_bytes` before any training, in its words, or None if it passes:
-    under need_bytes(0, fixed) it is refused before the scan, then under what the smallest settings need too."""
-    if budget_bytes < ce.budget.need_bytes(0, fixed):
-        return ce.budget.too_small_before_weights(budget_bytes, fixed, largest)
-    if smallest is not None and budget_bytes < ce.budget.need_bytes(smallest, fixed):
-        return ce.budget.too_small(budget_bytes, smallest, fixed, ce.budget.need_bytes(smallest, fixed), largest)
-    return None
-
-
 with left:
     budget_box = st.container()  # the budget's box first; its least value depends on the two settings under it
     epochs = st.select_slider("Fine-tuning epochs per stage", [1, 2, 4], value=1, key="budget_epochs",
@@ -337,7 +327,7 @@ def submit_fit():
 
 fit = common.kept(fkey, fit_from_disk)
 asked = fit is None and (go_fit or common.pooled_job(fkey) is not None)  # a rerun while it runs keeps following it
-refused = refusal(budget_bytes, *floor) if asked and common.pooled_job(fkey) is None else None
+refused = ce.budget.refusal(budget_bytes, *floor) if asked and common.pooled_job(fkey) is None else None
 if refused is not None:  # refused here, as fit_budget would, not after a wait in the training queue
     st.error(common.md_text(refused))
 elif asked:

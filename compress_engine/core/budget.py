@@ -82,6 +82,17 @@ def too_small_before_weights(budget_bytes, other, largest=None):
                        f"sensitivity scan of every layer measures them and names the budget that holds them)")
 
 
+def refusal(budget_bytes, other, largest=None, weights=None):
+    """The RecipeError fit_budget raises for `budget_bytes` before any training, or None if it passes: under
+    need_bytes(0, other) it is refused before the scan; with `weights` (the bytes of the weights' smallest scanned
+    settings, smallest_bytes()) also under need_bytes(weights, other). A page asks it before queueing a fit."""
+    if budget_bytes < need_bytes(0, other):
+        return too_small_before_weights(budget_bytes, other, largest)
+    if weights is not None and budget_bytes < need_bytes(weights, other):
+        return too_small(budget_bytes, weights, other, need_bytes(weights, other), largest)
+    return None
+
+
 def smallest_bytes(scan, names):
     """The bytes of the named layers at their smallest scanned settings: the least any allocation can spend."""
     return sum(min(r["bytes"] for r in sensitivity.curve(scan, n)) for n in names)
@@ -243,8 +254,8 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     # one's own: a 10-byte budget ran 5 minutes, silent, then was refused)
     names = [la["name"] for la in scan["layers"]] if scan is not None else list(compressible(model))
     fixed, largest = probe_overhead(model, names, epochs, lr, bias_bits, seed, kd, focus)
-    if budget_bytes < need_bytes(0, fixed):
-        raise too_small_before_weights(budget_bytes, fixed, largest)
+    if (refused := refusal(budget_bytes, fixed, largest)) is not None:
+        raise refused
     room = budget_bytes * (1 - MARGIN) - fixed
     if scan is None:
         scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus,
@@ -254,9 +265,8 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
     # bytes, the header and the entropy coding all come out a little larger than the scan predicts, and a budget
     # that only just holds the prediction trained a whole stage and was then refused (3.3 KB on LeNet-300-100)
     smallest = smallest_bytes(scan, names)
-    need = need_bytes(smallest, fixed)
-    if budget_bytes < need:
-        raise too_small(budget_bytes, smallest, fixed, need, largest)
+    if (refused := refusal(budget_bytes, fixed, largest, smallest)) is not None:
+        raise refused
     first = allocate(scan, room, metric)
     sparsity = {n: first["layers"][n]["sparsity"] for n in names}
     steps = epochs * math.ceil(len(data.y("train")) / pipeline.BATCH)
