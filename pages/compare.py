@@ -39,22 +39,10 @@ def fewer_flops(x):
     return "the same" if round(x, 1) == 1 else f"{x:.1f}× fewer"
 
 
-DENSE = "dense float32"  # the recipe column bench/ writes for the model's unchanged weights
-
-
-def dense_float32(refs):
-    """The benchmark points with each DENSE point at the dense model's float32 bytes, the size every card, caption and
-    ratio measures against (README, "One dense size"): deep_compression.csv's artifact_bytes of that row are the
-    artifact of the unchanged weights, header included (LeNet-5: 1,724.701 KB where the cards say 1,724.3 KB). A
-    point's ratio is the dense float32 bytes over its artifact bytes, so those bytes are artifact_bytes × ratio."""
-    return [{**r, "artifact_bytes": round(r["artifact_bytes"] * r["ratio"])} if r["label"] == DENSE and r["ratio"]
-            else r for r in refs]
-
-
 def add_references(fig, refs, ref_set):
     """The chosen set of benchmark points on `fig`: grey, labelled, one legend entry per series; -> their sizes (KB)."""
     xs = []
-    series = viz.reference_series(dense_float32(refs), ref_set) if ref_set != "none" else []
+    series = viz.reference_series(refs, ref_set) if ref_set != "none" else []
     # the largest points' labels run left, away from the chart's right edge: above the point for the most accurate
     # series, then below, above... (LeNet-300-100's and LeNet-5's "dense float32", 0.2 decades and 2 points apart,
     # were written over each other)

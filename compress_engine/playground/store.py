@@ -599,10 +599,17 @@ def recipe_summary(recipe_json):
     return ", ".join(parts) or "dense"
 
 
+DENSE = "dense float32"  # the recipe column bench/ writes for a model's unchanged weights
+
+
 def reference_points(folder):
     """Rows of every CSV in `folder` that has numeric artifact_bytes and accuracy columns (e.g. bench/results).
 
     Returns dicts: source (file name), model, label (its recipe column), artifact_bytes, accuracy, ratio.
+    A DENSE row (the model's unchanged weights) is put at the dense float32 bytes every card, caption and ratio
+    measures against (README, "One dense size"): its artifact_bytes are the unchanged weights' artifact, header
+    included (LeNet-5: 1,724.701 KB where the cards say 1,724.3 KB); its ratio is dense float32 bytes over those,
+    so the float32 bytes are artifact_bytes x ratio.
     Missing folder, unreadable files and other CSVs are skipped silently: these points are optional context.
     """
     rows = []
@@ -624,7 +631,10 @@ def reference_points(folder):
                         ratio = float(ratio) if ratio not in (None, "") else None
                     except ValueError:
                         ratio = None
-                    rows.append({"source": path.name, "model": rec.get("model") or "", "label": rec.get("recipe") or "",
+                    label = rec.get("recipe") or ""
+                    if label == DENSE and ratio:
+                        size = round(size * ratio)
+                    rows.append({"source": path.name, "model": rec.get("model") or "", "label": label,
                                  "artifact_bytes": size, "accuracy": acc, "ratio": ratio})
         except (OSError, UnicodeDecodeError, csv.Error):
             continue
