@@ -188,7 +188,7 @@ def main():
     t_start, cpu_start = time.perf_counter(), time.process_time()
 
     data = _cache["data"] = ce.load_dataset("fashion-mnist")  # this process's runs use it too
-    x_test, y_test = data.x("test"), data.y("test")
+    y_test = data.y("test")
     n = len(y_test)
     teacher_logits = zoo.cached_logits(args.teacher, data)  # {"train", "test"}: computed once, kept on disk
     t_err = int((teacher_logits["test"].argmax(1) != y_test).sum())

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import compress_engine as ce
-from compress_engine.core import prune, quantize, structured
-from compress_engine.playground import zoo as models, viz
+from compress_engine.core import quantize, structured
+from compress_engine.playground import viz
 W = {"fc1.weight": np.array([[0.0, 1.0, -2.0], [0.5, 0.0, 0.0]]), "fc1.bias": np.array([3.0, 0.0]),
      "conv.weight": np.array([[[[0.0, 4.0], [0.0, -1.0]]]])}  # conv: 1 out, 1 in, 2x2 kernel
 
