@@ -263,7 +263,7 @@ with left:
     need = ce.budget.need_bytes(smallest or 0, fixed)
     least_kb = min(math.ceil(need / 10) / 100 if smallest is None else math.ceil(need / 100) / 10, top_kb)
     with budget_box:
-        kb = st.number_input("Budget (KB, 1 KB = 1,000 bytes)", min_value=least_kb, max_value=top_kb,
+        kb = st.number_input(f"Budget (KB, {units.CONVENTION})", min_value=least_kb, max_value=top_kb,
                              step=1.0, persist_state="session",
                              help=f"From {least_kb:,.2f} KB, the least budget the engine takes for {name} with these "
                                   f"settings (the header and carried tensors"

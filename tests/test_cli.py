@@ -182,7 +182,7 @@ BAD = {  # what is wrong -> (argv, words stderr must contain); {tmp} is a folder
     "eval symlink loop": (["eval", "{tmp}/loop.cpg"], "cannot read artifact file"),
     "eval unreadable path": (["eval", "{tmp}/text.cpg/inside"], "cannot read artifact file"),
     "eval NUL": (["eval", "a\0b.cpg"], "contains a NUL byte"),
-    "eval 257 MB": (["eval", "{tmp}/huge.cpg"], "is 257.0 MB; artifacts are at most 256 MB"),
+    "eval 257 MiB": (["eval", "{tmp}/huge.cpg"], "is 269.5 MB; artifacts are at most 268.4 MB"),  # 1 MB = 10⁶ bytes
     "eval empty file": (["eval", "{tmp}/empty.cpg"], "is not a usable artifact"),
     "eval JSON text": (["eval", "{tmp}/text.cpg"], "is not a usable artifact"),
     "eval random bytes": (["eval", "{tmp}/random.cpg"], "is not a usable artifact"),

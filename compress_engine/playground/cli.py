@@ -38,13 +38,14 @@ from pathlib import Path
 from . import zoo as models
 from .zoo import few
 from .launch import one_line, start_app
+from .store import MAX_ARTIFACT  # an artifact file to eval: the run store's limit, one definition
+from .units import CONVENTION, mb
 from ..core.encode import decode_with_meta
 from ..core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
 from ..core.recipe import OPTIONAL, Recipe, check
 
 MAX_FLAG_CHARS = 200       # a flag's value; every real one is a few characters
 MAX_SWEEP_VALUES = 100     # each value is a whole compress() run
-MAX_ARTIFACT_MB = 256      # an artifact file to eval (the largest real one is ~22 MB)
 FIELDS = {f.name for f in fields(Recipe)}
 
 
@@ -147,17 +148,18 @@ def read_artifact(path):
         raise ArtifactError(f"{short(text, 300)} is a folder, not an artifact file: give the path of a .cpg file")
     if not stat.S_ISREG(st.st_mode):
         raise ArtifactError(f"{short(text, 300)} is not a regular file (a device, pipe or socket): give a .cpg file")
-    limit = MAX_ARTIFACT_MB << 20
+    limit = MAX_ARTIFACT
     if st.st_size > limit:
-        raise ArtifactError(f"{short(text, 300)} is {st.st_size / 2**20:,.1f} MB; artifacts are at most "
-                            f"{MAX_ARTIFACT_MB} MB")
+        raise ArtifactError(f"{short(text, 300)} is {mb(st.st_size)}; artifacts are at most {mb(limit)} "
+                            f"({limit:,} bytes)")
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
     except OSError as e:
         raise ArtifactError(f"cannot read artifact file {short(text, 300)}: {e.strerror or e}") from None
     if len(data) > limit:  # it grew after the stat
-        raise ArtifactError(f"{short(text, 300)} is more than {MAX_ARTIFACT_MB} MB; artifacts are at most that")
+        raise ArtifactError(f"{short(text, 300)} is more than {mb(limit)} ({limit:,} bytes); artifacts are at most "
+                            "that")
     return data
 
 
@@ -340,7 +342,7 @@ def parser(prog="python -m compress_engine"):
                      help="also time a forward pass over 256 test images (a model made smaller by structured "
                           "pruning, --flops or distillation: in turns with the dense one, with the speed-up)")
     run.add_argument("--budget-kb", dest="budget_kb", metavar="KB",
-                     help="fit the artifact in this many KB (1 KB = 1,000 bytes): the engine picks each layer's "
+                     help=f"fit the artifact in this many KB ({CONVENTION}): the engine picks each layer's "
                           "sparsity and cluster count from a sensitivity scan, then fine-tunes "
                           "(--finetune-epochs per stage, default 4; --lr default 0.001; --finetune-kd default 4, "
                           "none for labels only; --bias-bits default 8; --seed)")
