@@ -239,7 +239,9 @@ else:
         first = df.groupby(column)["id"].min().sort_values().index
         return {v: styles[i % len(styles)] for i, v in enumerate(first)}
 
-    colours, shapes = in_order_saved("group", charts.PALETTE), in_order_saved("model", charts.SYMBOLS)
+    # one colour a technique, however many there are (cycling PALETTE's 9 gave a 10th the first one's blue)
+    colours = in_order_saved("group", charts.colours(df["group"].nunique()))
+    shapes = in_order_saved("model", charts.SYMBOLS)
     fig = px.scatter(plotted, x=x_col, y="acc_pct", color="group", symbol="model" if len(chosen) > 1 else None,
                      symbol_map=shapes, custom_data=["hover", "summary", "ratio", "flops_words"],
                      color_discrete_map=colours,
@@ -374,7 +376,8 @@ if not layers.empty:
     long = (100 * layers).reset_index(names="layer").melt(id_vars="layer", var_name="run", value_name="zero_pct")
     long["full"] = long["run"]  # the hover names the run in full
     long["run"] = [n if len(n) <= LEGEND_CHARS else n[:LEGEND_CHARS - 1] + "…" for n in long["run"]]
-    bars = px.bar(long.dropna(), x="layer", y="zero_pct", color="run", barmode="group", color_discrete_sequence=charts.PALETTE,
+    bars = px.bar(long.dropna(), x="layer", y="zero_pct", color="run", barmode="group",
+                  color_discrete_sequence=charts.colours(len(layers.columns)),  # one colour a run, however many
                   custom_data=["full"], labels={"layer": "Layer", "zero_pct": "Zero weights (%)", "run": "Run"})
     # the table beside it rounds to 0.1 %, and so does the hover (plotly express's showed "zero_pct=79.86111")
     bars.update_traces(hovertemplate="Run %{customdata[0]}<br>Layer %{x}<br>%{y:.1f} % zero weights<extra></extra>")
