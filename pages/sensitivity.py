@@ -7,7 +7,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import cards, units, viz, zoo
-from compress_engine.playground.explain import code_bits
+from compress_engine.playground.explain import code_bits, stored_as
 from pages import charts, common
 
 common.through_app()
@@ -356,10 +356,12 @@ elif fit is not None:
                      f"{m['nonzero_params']:,} non-zero parameters of {m['dense_params']:,}, as the other pages "
                      "count them.")
     # the fitted run as a file, replayable from its recipe (per-layer settings: compress() gives the same bytes)
-    common.downloads(fit["artifact"], ce.Recipe.from_json(fit["recipe"]), f"{name}-fit-{kb:g}kb")
+    fit_recipe = ce.Recipe.from_json(fit["recipe"])
+    common.downloads(fit["artifact"], fit_recipe, f"{name}-fit-{kb:g}kb")
     common.save_button(fit, charts.fit_technique(kb), key="budget_save")
+    # each layer as the artifact stores it, in Clustering's words (an entropy-coded tensor has no fixed width)
     st.dataframe([{"layer": a["layer"], "sparsity": f"{100 * a['sparsity']:g} %",
-                   "stored as": f"{a['clusters']} shared values ({bits(a['clusters'])} bit)" if a["clusters"] else "float32",
+                   "stored as": stored_as(real[a["layer"]], fit_recipe.huffman),
                    "weights kept": real[a["layer"]]["nonzero"], "KB predicted": a["predicted_bytes"] / KB,
                    "KB in the artifact": real[a["layer"]]["bytes"] / KB} for a in plan["allocation"]],
                  hide_index=True, width="stretch",

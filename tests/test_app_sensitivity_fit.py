@@ -97,3 +97,17 @@ def test_an_impossible_budget_is_refused_before_anything_is_queued(fmnist, monke
     assert not at.exception and not queued
     budget = round(at.number_input(key="budget_kb").value * 1000)
     assert [e.value for e in at.error] == [common.md_text(fit_check(budget))]
+
+
+def test_the_fits_table_says_how_each_layer_is_stored_as_clustering_does(fitted):
+    """An entropy-coded layer of LeNet-300-100's fit read '16 shared values (4 bit)' where Clustering's table, of the
+    same tensor, says '16 centroids, Huffman-coded: 7.0 bits a kept weight': the Fit table now uses explain.stored_as,
+    so a coded tensor says what its bytes measure per kept weight."""
+    from compress_engine.playground.explain import stored_as
+
+    table = fitted.dataframe[1].value
+    fit = next(v for k, v in fitted.session_state["trained"].items() if k[0] == "fit_budget")
+    real = {r["name"]: r for r in fit["metrics"]["layers"]}
+    assert list(table["stored as"]) == [stored_as(real[n], True) for n in table["layer"]]
+    assert any(real[n].get("coding") not in (None, "fixed") for n in table["layer"])  # one coded layer at least
+    assert not any("shared values" in s for s in table["stored as"])
