@@ -258,10 +258,8 @@ with left:
                       (name, common.weights_id(name)), epochs, focus, train_scan is not None)
     fixed, _, smallest = floor
     top_kb = max(2.0, round(dense_kb, 1))
-    # the least budget the engine takes before any training, as its refusal names it (0.01 KB before the scan,
-    # 0.1 KB once the weights' smallest settings count): the box's least value, rounded up so it passes
-    need = ce.budget.need_bytes(smallest or 0, fixed)
-    least_kb = min(math.ceil(need / 10) / 100 if smallest is None else math.ceil(need / 100) / 10, top_kb)
+    # the least budget the engine takes before any training, in KB as its refusal names it: the box's least value
+    least_kb = min(ce.budget.least_kb(fixed, smallest), top_kb)
     with budget_box:
         kb = st.number_input(f"Budget (KB, {units.CONVENTION})", min_value=least_kb, max_value=top_kb,
                              step=1.0, persist_state="session",

@@ -45,6 +45,18 @@ def need_bytes(weights, other):
     return (weights + other) * (1 + SLACK) / (1 - MARGIN)
 
 
+def up_kb(n_bytes, digits):
+    """`n_bytes` in KB rounded up to `digits` decimals, so a budget of that many KB holds them."""
+    return math.ceil(n_bytes / (KB // 10**digits)) / 10**digits
+
+
+def least_kb(other, weights=None):
+    """The least budget fit_budget's checks before training pass (need_bytes), in KB as its refusals name it: rounded
+    up to 0.01 KB while the weights' bytes are unknown (`weights` None: refused before the scan), to 0.1 KB once
+    they count. `other`: the header and carried tensors' bytes (probe_overhead()); `weights`: smallest_bytes()."""
+    return up_kb(need_bytes(weights or 0, other), 2 if weights is None else 1)
+
+
 def carried_words(other, largest=None):
     """'8,453 bytes of header and carried tensors (the largest: w1, 32×64, 8,192 bytes)': what an artifact holds
     beside the compressible weights (overhead()); `largest` is overhead()'s (name, shape, bytes) or None."""
@@ -59,7 +71,7 @@ def too_small(budget_bytes, weights, other, need, largest=None):
     """The RecipeError for a budget below `need` bytes, in KB (as the budget is given on the page and command
     line): the smallest artifact is `weights` bytes of the weights' smallest settings + `other` of the rest
     (`largest`: the largest tensor in it, overhead()'s)."""
-    up = math.ceil(need / 100) / 10  # KB rounded up to 0.1 KB, so the advice given works
+    up = up_kb(need, 1)  # KB rounded up to 0.1 KB, so the advice given works (least_kb)
     return RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB is too small for this model and recipe: its smallest "
                        f"artifact is about {(weights + other) / KB:,.1f} KB (the weights' smallest settings "
                        f"{weights:,.0f} bytes + {carried_words(other, largest)}), and fine-tuning "
@@ -71,7 +83,7 @@ def too_small_before_weights(budget_bytes, other, largest=None):
     weights' bytes to what it needs. Says which rule refuses it: the header and carried tensors alone, or the room
     held beside them."""
     need = need_bytes(0, other)
-    need_kb = math.ceil(need / 10) / 100  # KB rounded up to 0.01 KB, so the budget named passes
+    need_kb = least_kb(other)  # KB rounded up to 0.01 KB, so the budget named passes
     carried = carried_words(other, largest)
     why = (f"is smaller than this model's {carried} alone" if budget_bytes < other else
            f"holds this model's {carried}, but not the room fit_budget keeps beside them ({SLACK:.0%} for what "
