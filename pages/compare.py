@@ -21,6 +21,8 @@ common.through_app()
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"
 # what the chart (and its frontier, and the table's leading columns) measure cost in: {key: (radio label, column)}
 COSTS = {"bytes": ("Artifact size", "kb"), "flops": ("FLOPs per image", "mflops")}
+# why a run has no FLOPs count (compress_engine.core.flops.count_or_none gives None when counting fails)
+NO_FLOPS = "saved before FLOPs were counted, or of a model the FLOPs counter cannot run"
 
 
 def summary(recipe_json):
@@ -113,8 +115,7 @@ if not runs:
 
 # --- which runs ---------------------------------------------------------------------------------
 df = pd.DataFrame(runs)
-for col in ("params", "nonzero_params", "dense_params", "artifact_bytes", "dense_bytes", "ratio", "sparsity",
-            "accuracy", "dense_accuracy", "agreement", "flops", "dense_flops"):
+for col in (*runstore.NUMERIC, *runstore.METRIC_COLUMNS):
     df[col] = pd.to_numeric(df[col], errors="coerce")  # optional metrics may be missing (None -> NaN)
 df["created"] = df["created"].str.slice(0, 16).str.replace("T", " ")
 df["summary"] = df["recipe"].map(summary)
@@ -206,7 +207,8 @@ event = st.dataframe(
         "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×", width="small"),
         "mflops": st.column_config.NumberColumn("MFLOPs", format="%.3f", width="small",
                                                 help="Forward FLOPs of one image, in millions (a multiply-add counts "
-                                                     "2); empty for runs saved before they were counted"),
+                                                     "2); empty where none was counted: "
+                                                     f"{NO_FLOPS}"),
         "flops_x": st.column_config.NumberColumn("Fewer", format="%.1f×", width="small",
                                                  help="The dense model's FLOPs / this run's"),
         "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%", width="small"),
@@ -225,10 +227,9 @@ st.caption("Tick rows (left edge of the table) to compare them side by side belo
            "one to name it.")
 
 # --- Pareto chart -------------------------------------------------------------------------------
-plotted = shown[shown[x_col].notna()]  # a run saved before FLOPs were counted has no place on the FLOPs chart
+plotted = shown[shown[x_col].notna()]  # a run without a FLOPs count has no place on the FLOPs chart
 if plotted.empty:
-    st.info("None of these runs has its FLOPs counted: they were saved before the playground counted them. Choose "
-            "**Artifact size** above to chart them.")
+    st.info(f"None of these runs has its FLOPs counted ({NO_FLOPS}). Choose **Artifact size** above to chart them.")
 else:
     per_run = ("%{x:.1f} KB, %{customdata[2]:.1f}×" if cost == "bytes" else
                "%{x:.3f} MFLOPs, vs dense: %{customdata[3]}")
@@ -267,7 +268,7 @@ else:
     st.plotly_chart(fig, width="stretch")
     if len(plotted) < len(shown):
         n = len(shown) - len(plotted)
-        st.caption(f"{n} of these runs {'were' if n != 1 else 'was'} saved before FLOPs were counted: "
+        st.caption(f"{n} of these runs {'have' if n != 1 else 'has'} no FLOPs count ({NO_FLOPS}): "
                    f"{'they are' if n != 1 else 'it is'} not on this chart.")
 
 # --- actions on the whole table / the selection -----------------------------------------------
@@ -288,9 +289,9 @@ def rename(run_id):
                                              else f"Run #{run_id} has no name now.")
 
 
-csv = shown[["id", "name", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
-             "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
-             "flops", "dense_flops", "pareto"]].to_csv(index=False)
+# the store's columns (a run's name after its id; its sweep's label, not the sweep's row id), then the frontier
+csv = shown[["id", "name", *(c for c in runstore.COLUMNS if c not in ("id", "name", "sweep_id")), "sweep",
+             *runstore.METRIC_COLUMNS, "pareto"]].to_csv(index=False)
 a, b, c = st.columns([1, 1, 2], vertical_alignment="bottom")
 a.download_button("Download CSV", csv, file_name="compression-runs.csv", mime="text/csv", icon=":material/download:",
                   on_click="ignore", help="The runs shown above, one row each, with the full recipe JSON")
@@ -341,8 +342,8 @@ def is_number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def pct(x):  # values another program wrote may be missing or text: shown as "–", not a crash
-    return f"{100 * x:.2f} %" if is_number(x) else "–"
+def share(x):  # values another program wrote may be missing or text: shown as "–", not a crash
+    return show(x, lambda f: units.pct(f, digits=2))
 
 
 def show(x, fmt):
@@ -357,10 +358,10 @@ for r in full:
     metrics_rows[common.md_text(label[r["id"]])] = {  # st.table renders its headers as Markdown
         "Model": r["model"], "Technique": r["technique"], "Recipe": summary(r["recipe"]),
         "Artifact size": show(r["artifact_bytes"], common.kb), "Compression ratio": show(r["ratio"], common.ratio),
-        "Test accuracy": pct(r["accuracy"]), "Dense accuracy": pct(r["dense_accuracy"]),
-        "Agreement with dense": pct(r["agreement"]),
+        "Test accuracy": share(r["accuracy"]), "Dense accuracy": share(r["dense_accuracy"]),
+        "Agreement with dense": share(r["agreement"]),
         "Parameters": show(r["params"], "{:,}".format), "Non-zero parameters": show(r["nonzero_params"], "{:,}".format),
-        "Zero weights": pct(viz.zero_share(r["nonzero_params"], r["params"])),
+        "Zero weights": share(viz.zero_share(r["nonzero_params"], r["params"])),
         "Forward FLOPs per image": show(r["flops"], lambda f: f"{f / 1e6:,.3f} M"),
         "FLOPs vs dense": show(viz.flops_ratio(r["flops"], r["dense_flops"]), fewer_flops),
         **{f"Bytes: {k}": common.kb(v) for k, v in parts.items()},

@@ -26,3 +26,38 @@ def test_more_than_nine_techniques_and_runs_each_get_their_own_colour(store, res
     bars = [t for t in json.loads(at.get("plotly_chart")[1].proto.spec)["data"] if t.get("type") == "bar"]
     assert len(bars) == len(TECHNIQUES)
     assert len({t["marker"]["color"] for t in bars}) == len(TECHNIQUES)
+
+
+def test_the_csv_has_the_stores_columns_and_shares_keep_their_digits(store, results, monkeypatch):  # noqa: F811
+    """Compare listed the store's columns again for its CSV and left out the data set a run was measured on; and its
+    own pct() showed a run with 2 of 266,610 weights left as "100.00 %" zero weights (units.pct keeps the digits
+    that say it is not all)."""
+    import io
+
+    import pandas as pd
+    from streamlit.delta_generator import DeltaGenerator
+
+    from compress_engine.playground import store as runstore
+
+    res = results[0]
+    run = store.save("lenet-300-100", res.recipe, dict(res.metrics, nonzero_params=2), res.artifact,
+                     technique="prune", data="fashion-mnist")
+    sent = {}
+    real = DeltaGenerator.download_button
+
+    def spy(self, label, data, *args, **kwargs):
+        sent[label] = data
+        return real(self, label, data, *args, **kwargs)
+    monkeypatch.setattr(DeltaGenerator, "download_button", spy)
+    at = compare()
+    assert not at.exception and not at.error
+    table = pd.read_csv(io.StringIO(sent["Download CSV"]))
+    assert list(table.columns[:2]) == ["id", "name"]
+    assert set(runstore.COLUMNS) - {"sweep_id"} <= set(table.columns)
+    assert set(runstore.METRIC_COLUMNS) <= set(table.columns)
+    assert table.loc[table["id"] == run, "data"].item() == "fashion-mnist"
+    at = select(at, [0])
+    assert not at.exception and not at.error
+    side = at.table[0].value
+    zeros = side.loc["Zero weights"].iloc[0]
+    assert zeros != "100.00 %" and zeros.startswith("99.99"), zeros
