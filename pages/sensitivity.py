@@ -17,7 +17,7 @@ TOLERANCE = 0.005  # accuracy a layer may lose alone and still count as "cheap"
 ASK_SECONDS = 20.0  # a scan expected to take longer starts on a button press (an uploaded ResNet-8: ~23 min)
 GRID_SIZE = len(ce.sensitivity.SPARSITIES) * len(ce.sensitivity.CLUSTERS)  # settings per layer
 FOCUS = zoo.BUDGET_FOCUS  # Recipe.prune_focus of a budget run when its box is ticked (bench/beyond.py, LeNet-5)
-KD = 4.0  # a budget run fine-tunes on the dense model's soft targets at this temperature (fit_budget's kd)
+KD = ce.budget.KD  # a budget run fine-tunes on the dense model's soft targets at this temperature (fit_budget's kd)
 
 
 def bits(k):

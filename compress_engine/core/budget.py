@@ -36,6 +36,11 @@ MAX_UNITS = 4000  # byte budget resolution of the knapsack (units of ceil(budget
 MARGIN = 0.02     # budget share held back in step 1 (half of it in step 2) for what fine-tuning changes
 SLACK = 0.08      # what training may add to the smallest artifact the scan predicts (measured: up to ~6 % on LeNets)
 KB = 1000         # the dashboard's and README's unit (playground.units)
+# fit_budget's defaults, one definition for it, its probe and its recipe, and for the command line's help
+EPOCHS = 4        # fine-tuning epochs per stage
+LR = 1e-3         # fine-tuning learning rate
+BIAS_BITS = 8     # biases on a grid of this many bits
+KD = 4.0          # the soft-target temperature the Sensitivity page and the command line fit with (fit_budget's kd)
 
 
 def need_bytes(weights, other):
@@ -178,7 +183,7 @@ def overhead(model, recipe):
     return len(blob), None if big is None else (big, tuple(state[big].shape), carried[big])
 
 
-def probe_overhead(model, names, epochs=4, lr=1e-3, bias_bits=8, seed=0, kd=None, focus=0.0):
+def probe_overhead(model, names, epochs=EPOCHS, lr=LR, bias_bits=BIAS_BITS, seed=0, kd=None, focus=0.0):
     """overhead() of the recipe fit_budget probes with (layers `names` at its smallest settings, its other fields
     fit_budget's of these arguments) -> (bytes, largest): what fit_budget's checks before any training reserve, so a
     page can offer the least budget they pass (need_bytes) without running one."""
@@ -192,7 +197,7 @@ def overhead_bytes(model, recipe, data=None):
     return overhead(model, recipe)[0]
 
 
-def budget_recipe(allocation, epochs, lr=1e-3, bias_bits=8, seed=0, kd=None, focus=0.0):
+def budget_recipe(allocation, epochs, lr=LR, bias_bits=BIAS_BITS, seed=0, kd=None, focus=0.0):
     """The Recipe that carries out an allocation ({"layers": {name: {"sparsity", "clusters"}}}): per-layer
     overrides, gradual pruning while fine-tuning `epochs` epochs, then weight sharing with as many epochs of
     centroid fine-tuning, low-bit biases, entropy coding."""
@@ -213,7 +218,7 @@ class _Offset:
         return self.callback(self.done + step, self.total, loss, acc) if self.callback else None
 
 
-def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0, metric="kl", scan=None,
+def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_BITS, seed=0, metric="kl", scan=None,
                progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None, focus=0.0, shipped=(),
                answers_progress=None, scan_progress=None):
     """Compress `model` to fit in `budget_bytes` (artifact bytes, header and biases included) with the
@@ -251,7 +256,7 @@ def fit_budget(model, data, budget_bytes, epochs=4, lr=1e-3, bias_bits=8, seed=0
         raise RecipeError(f"kd fine-tunes on a teacher's softened class probabilities, but {data.name!r} holds "
                           f"regression targets, which have none: leave kd and teacher_logits unset")
     if teacher_logits is not None and not kd:  # refused before any work (the scan takes minutes)
-        raise RecipeError("teacher_logits are followed at kd's temperature: give kd (e.g. 4.0) as well")
+        raise RecipeError(f"teacher_logits are followed at kd's temperature: give kd (e.g. {KD}) as well")
     model = plain_module(model)
     check_model(model, data)  # before the model is copied and encoded below: a float64 or meta model, in words
     dense = state_bytes(model)

@@ -24,6 +24,7 @@ and what is allowed: never a traceback.
 import argparse
 import contextlib
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -40,13 +41,16 @@ from .zoo import few
 from .launch import one_line, start_app
 from .store import MAX_ARTIFACT  # an artifact file to eval: the run store's limit, one definition
 from .units import CONVENTION, mb
+from ..core import budget
 from ..core.encode import decode_with_meta
 from ..core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
 from ..core.recipe import OPTIONAL, Recipe, check
+from ..core.flops import fit_flops
 
 MAX_FLAG_CHARS = 200       # a flag's value; every real one is a few characters
 MAX_SWEEP_VALUES = 100     # each value is a whole compress() run
 FIELDS = {f.name for f in fields(Recipe)}
+FLOPS_DEFAULTS = {n: p.default for n, p in inspect.signature(fit_flops).parameters.items()}  # fit_flops's own
 
 
 class Parser(argparse.ArgumentParser):
@@ -344,12 +348,14 @@ def parser(prog="python -m compress_engine"):
     run.add_argument("--budget-kb", dest="budget_kb", metavar="KB",
                      help=f"fit the artifact in this many KB ({CONVENTION}): the engine picks each layer's "
                           "sparsity and cluster count from a sensitivity scan, then fine-tunes "
-                          "(--finetune-epochs per stage, default 4; --lr default 0.001; --finetune-kd default 4, "
-                          "none for labels only; --bias-bits default 8; --seed)")
+                          f"(--finetune-epochs per stage, default {budget.EPOCHS}; --lr default {budget.LR:g}; "
+                          f"--finetune-kd default {budget.KD:g}, none for labels only; --bias-bits default "
+                          f"{budget.BIAS_BITS}; --seed)")
     run.add_argument("--flops", metavar="SHARE",
                      help="prune whole units (structured) until the model needs at most this share of its FLOPs "
                           "(0.25 = a quarter): the same fraction of every group's units, the smallest that fits, "
-                          "then fine-tuning (--finetune-epochs, default 2; --lr default 0.001; --finetune-kd; --seed)")
+                          f"then fine-tuning (--finetune-epochs, default {FLOPS_DEFAULTS['epochs']}; --lr default "
+                          f"{FLOPS_DEFAULTS['lr']:g}; --finetune-kd; --seed)")
     sw.add_argument("--field", required=True, help="the recipe field to vary, e.g. sparsity")
     sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.5,0.9")
     sw.add_argument("--workers", type=int, metavar="N", help="run N points at a time on a local Ray runtime "
@@ -633,9 +639,9 @@ def run_flops(args, model, data, share, recipe):
     """fit_flops: the result's summary plus the plan (FLOPs dense, budgeted and counted; each group's fraction)."""
     import compress_engine as ce
     show = epoch_lines(data)
-    kw = {f: getattr(recipe, f) for f in FLOPS_FLAGS if hasattr(args, f)}
-    result, plan = ce.fit_flops(model, data, share, epochs=kw.get("finetune_epochs", 2), lr=kw.get("lr", 1e-3),
-                                seed=recipe.seed, kd=kw.get("finetune_kd"), progress=show)
+    given = {f: getattr(recipe, f) for f in FLOPS_FLAGS if hasattr(args, f)}  # the rest: fit_flops's defaults
+    kw = {arg: given[f] for f, arg in (("finetune_epochs", "epochs"), ("lr", "lr")) if f in given}
+    result, plan = ce.fit_flops(model, data, share, seed=recipe.seed, kd=given.get("finetune_kd"), progress=show, **kw)
     if args.latency:
         from ..core.pipeline import latency_against
         result.timings.update(latency_against(model, result.model, data))
@@ -649,14 +655,13 @@ def run_budget(args, model, data, kb, recipe):
     import compress_engine as ce
     from .units import KB
     show = epoch_lines(data)
-    epochs = recipe.finetune_epochs if hasattr(args, "finetune_epochs") else 4
-    bias = recipe.bias_bits if hasattr(args, "bias_bits") else 8
-    kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else None if data.regression else 4.0
-    lr = recipe.lr if hasattr(args, "lr") else 1e-3
+    # the flags given; the rest are fit_budget's defaults, but for kd: soft targets at budget.KD unless regression
+    kw = {arg: getattr(recipe, f) for f, arg in (("finetune_epochs", "epochs"), ("lr", "lr"), ("bias_bits", "bias_bits"))
+          if hasattr(args, f)}
+    kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else None if data.regression else budget.KD
     shipped = [models.scan_dir(args.model)] if args.model in models.SAMPLES else []  # its scans (keyed by weights)
-    result, plan = ce.fit_budget(model, data, round(kb * KB), epochs=epochs, lr=lr, bias_bits=bias,
-                                 seed=recipe.seed, progress=show, kd=kd, focus=recipe.prune_focus, shipped=shipped,
-                                 scan_progress=scan_lines())
+    result, plan = ce.fit_budget(model, data, round(kb * KB), seed=recipe.seed, progress=show, kd=kd,
+                                 focus=recipe.prune_focus, shipped=shipped, scan_progress=scan_lines(), **kw)
     if args.out is not None:
         args.out.write_bytes(result.artifact)
     return {**summary(result), "budget": plan}
