@@ -192,7 +192,7 @@ def probe_overhead(model, names, epochs=EPOCHS, lr=LR, bias_bits=BIAS_BITS, seed
     return overhead(model, probe)
 
 
-def overhead_bytes(model, recipe, data=None):
+def overhead_bytes(model, recipe):
     """Bytes of everything but the compressible weights in an artifact of `model` under `recipe` (overhead())."""
     return overhead(model, recipe)[0]
 
