@@ -1029,12 +1029,24 @@ def finished():
 
 
 def recipe(**fields):
-    """Build a Recipe from widget values; shows the engine's message and returns None if invalid."""
+    """Build a Recipe from widget values (as scoped() has it); shows the engine's message and returns None if
+    invalid."""
     try:
-        return ce.Recipe(**fields)
+        return scoped(ce.Recipe(**fields))
     except ce.CompressError as e:
         st.error(md_text(e))
         return None
+
+
+def scoped(recipe):
+    """`recipe` as every page builds one: a pruning threshold (prune_scope) only when it prunes; at 0 % it is
+    Recipe's default, so the same setting is the same recipe (run, artifact bytes and saved run) on every page.
+    Export at 0 %, global, saved another run than Clustering's (its header longer), and Pruning's 0 %
+    was not the dense run. Recipe.to_json keeps every field: the keys of runs already shipped and kept stay."""
+    default = ce.Recipe().prune_scope
+    if recipe is None or recipe.prunes() or recipe.prune_scope == default:
+        return recipe
+    return recipe.replace(prune_scope=default)
 
 
 NO_CHANGE = "no change"

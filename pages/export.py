@@ -271,8 +271,8 @@ def make_tab():
     if not uploaded and not trains:
         # the sparsity slider's next values (0.1 % steps): they answer from the cache
         lo, hi = ce.RANGES["sparsity"]
-        common.ahead(*(recipe.replace(sparsity=round(s, 4)) for s in (recipe.sparsity + 0.001, recipe.sparsity - 0.001)
-                       if lo <= round(s, 4) <= hi))
+        common.ahead(*(common.scoped(recipe.replace(sparsity=round(s, 4)))
+                       for s in (recipe.sparsity + 0.001, recipe.sparsity - 0.001) if lo <= round(s, 4) <= hi))
 
 
 def check_tab():

@@ -29,12 +29,10 @@ def deep_compression(name=None):
 
 
 def recipe_fields(state):
-    """The Recipe fields the controls below set, from their session-state values. The pruning threshold only when
-    the recipe prunes: at 0 % it is left at Recipe's default, so the same setting is the same recipe (run, bytes and
-    saved run) as on the other pages (0 %, 16 clusters was another run than Clustering's 16 clusters)."""
+    """The Recipe fields the controls below set, from their session-state values (common.scoped drops the pruning
+    threshold at 0 %)."""
     sharing = state["pipe_sharing"]
-    return {"sparsity": state["pipe_sparsity"] / 100,
-            **({"prune_scope": state["pipe_scope"]} if state["pipe_sparsity"] else {}),
+    return {"sparsity": state["pipe_sparsity"] / 100, "prune_scope": state["pipe_scope"],
             "clusters": state["pipe_clusters"] if sharing == "cluster" else None,
             "bits": state["pipe_bits"] if sharing == "quantize" else None, "huffman": state["pipe_huffman"],
             "finetune_epochs": state["pipe_epochs"]}
@@ -42,7 +40,7 @@ def recipe_fields(state):
 
 def widget_recipe(state):
     """The Recipe the controls below build from their session-state values."""
-    return Recipe(**recipe_fields(state))
+    return common.scoped(Recipe(**recipe_fields(state)))
 
 
 def derived_stage(recipe):

@@ -139,6 +139,13 @@ common.coalesce()  # a held arrow key: only its last value is compressed
 fields = dict(sparsity=pct / 100, prune_scope="layer" if structured else scope, structured=structured)
 recipe = common.recipe(**fields, finetune_epochs=int(finetune))
 tuned = finetune and pct > 0
+
+
+def at(p, epochs=0):
+    """The page's recipe at p % sparsity (a curve's point), fine-tuned `epochs`: at 0 % the dense run's (scoped)."""
+    return common.scoped(recipe.replace(sparsity=p / 100, finetune_epochs=epochs))
+
+
 try:
     run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…",
                                  "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save",
@@ -154,7 +161,7 @@ m = run["metrics"]
 # by this session or any other (they are kept on disk), so a reload or another student sees the curve at once
 ft_points = {0: (dense["metrics"]["accuracy"], dense["metrics"]["artifact_bytes"])}
 for p in GRID[1:]:
-    kept = common.cached_trained_metrics(recipe.replace(sparsity=p / 100, finetune_epochs=1))
+    kept = common.cached_trained_metrics(at(p, 1))
     if kept is not None:
         ft_points[p] = (kept["accuracy"], kept["artifact_bytes"])
 if tuned:
@@ -208,7 +215,7 @@ with left:
             try:
                 for i, p in enumerate(missing):
                     bar.progress(i / len(missing), text=f"Fine-tuning at {p} % sparsity ({i + 1} of {len(missing)})…")
-                    res = common.run(recipe.replace(sparsity=p / 100, finetune_epochs=1), spinner=f"{p} %…")
+                    res = common.run(at(p, 1), spinner=f"{p} %…")
                     ft_points[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
             except Exception as e:  # keep the finished points; say what failed instead of a traceback
                 st.error(f"Fine-tuning at {p} % failed ({type(e).__name__}: {str(e)[:300]}); the points finished "
@@ -236,11 +243,11 @@ with left:
                                      hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True),
                         width="stretch", key=f"{key}_accuracy")
 
-    common.curve_metrics([recipe.replace(sparsity=p / 100, finetune_epochs=0) for p in points], "One-shot curve…",
+    common.curve_metrics([at(p) for p in points], "One-shot curve…",
                          draw=accuracy_curve, pending=run)  # the run evaluated once the curve is drawn estimated
     if len(ft_points) == 1:
         st.caption("Turn on “Fine-tune 1 epoch” or press the button to draw the fine-tuned curve beside the "
                    "one-shot one.")
 # the slider's next values, one-shot (the curve's point there even when fine-tuning): they answer from the cache
-common.ahead(*(recipe.replace(sparsity=p / 100, finetune_epochs=0) for p in viz.next_steps(range(100), pct)))
+common.ahead(*(at(p) for p in viz.next_steps(range(100), pct)))
 common.finished()
