@@ -16,6 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import IGNORE
+from .errors import DatasetError
+from .model import NORMS
 
 
 def tiny_limit(dtype):
@@ -363,6 +365,27 @@ def channels_last(model, on=True):
             model.to(memory_format=torch.contiguous_format)
 
 
+def batch_bounds(n, batch_size):
+    """(start, stop) of each of fit()'s batches over `n` training samples: `batch_size` at a time, except that a
+    last batch of one sample joins the one before it (a BatchNorm cannot take the statistics of one input, and
+    merging drops no sample). The one rule for how many steps an epoch takes: len(batch_bounds(n, batch_size))."""
+    starts = list(range(0, n, batch_size)) + [n]
+    if len(starts) > 2 and starts[-1] - starts[-2] == 1:
+        del starts[-2]
+    return list(zip(starts, starts[1:]))
+
+
+def check_trainable(model, data):
+    """Refuse, before any step, to train a model with a BatchNorm on a training split of one sample: in training
+    mode a BatchNorm takes each batch's statistics, which one input does not have."""
+    n = len(data.y("train"))
+    norm = next((name for name, m in model.named_modules() if isinstance(m, NORMS)), None)
+    if n == 1 and norm is not None:
+        raise DatasetError(f"{getattr(data, 'name', 'the data')}: the training split holds 1 sample, but the model's "
+                           f"BatchNorm {norm!r} needs at least 2 inputs a batch to train: give at least 2 training "
+                           f"samples, or a recipe without training epochs")
+
+
 def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0,
         loss_fn=None, progress=None, on_step=None, report_every=50, warmup=100, momentum=None, transform=None):
     """Train `model` on data's training split (Adam or SGD, warm-up + cosine schedule); returns the loss history.
@@ -383,7 +406,9 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.Adam(params, lr=lr, weight_decay=weight_decay) if momentum is None else
            torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay))
-    steps_per_epoch = math.ceil(len(x) / batch_size)
+    check_trainable(model, data)
+    bounds = batch_bounds(len(x), batch_size)
+    steps_per_epoch = len(bounds)
     total = epochs * steps_per_epoch
     loss_fn = loss_fn or task_loss(data)
     history, step = [], 0
@@ -391,8 +416,8 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), batch_size):
-                idx = order[i:i + batch_size]
+            for start, stop in bounds:
+                idx = order[start:stop]
                 xb, yb = x[idx], y[idx]
                 if transform:
                     xb = transform(xb, gen)
