@@ -25,11 +25,10 @@ from torch import nn
 
 from . import tracing
 from .errors import ModelError
-from .model import CONVS, TRANSPOSED
+from .model import CONVS, NORMS, TRANSPOSED
 from .train import flush_tiny_
 
 LAYERS = (*CONVS, nn.Linear)
-NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def _out_channels(layer):

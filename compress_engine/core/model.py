@@ -66,6 +66,11 @@ COMPRESSIBLE = tuple(WEIGHTS)
 # WEIGHTS' layer kinds in words, for messages
 KINDS = ("nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, nn.Embedding(Bag), nn.MultiheadAttention, nn.RNN, "
          "nn.LSTM, nn.GRU or their cells")
+# batch norms: what fold.py folds into the layer before them and structured.py prunes with its producer's units
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# torch's transformer layers (alone, or inside nn.TransformerEncoder / Decoder / nn.Transformer): see quantize.py
+# and structured.py for what each does with them
+TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
 def weight_names(module):

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from compress_engine.core.errors import ModelError, RecipeError
-from compress_engine.core.model import COMPRESSIBLE, CONVS, check_device, compressible
+from compress_engine.core.model import COMPRESSIBLE, CONVS, TRANSFORMER_LAYERS, check_device, compressible
 from compress_engine.core.train import forward_ms_in_turns
 
 NAME = "quantize"
@@ -292,8 +292,7 @@ def _baked_copy(model):
 # out-projection is left alone by quantize_dynamic)
 INT8_DYNAMIC = (nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell)
 # torch's transformer layers read linear1/2.weight as tensors before choosing their fast path in eval mode, and an
-# int8 Linear's weight is a method: those two stay float32
-TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+# int8 Linear's weight is a method: those two stay float32 (in the TRANSFORMER_LAYERS of model.py)
 
 
 def int8_plan(model):

@@ -40,7 +40,7 @@ from torch import nn
 
 from . import cluster, prune
 from .encode import Codebook, tensor_bytes
-from .data import IGNORE
+from .data import IGNORE, SPLITS
 from .errors import RecipeError
 from .files import write_atomic
 from .recipe import check
@@ -52,7 +52,6 @@ FORMAT = 4  # bump when the same model and grid would scan to different numbers 
 SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
 CLUSTERS = (None, 64, 32, 16, 8, 4, 2)   # None: the kept weights stay float32
 SUBSET = 2000                            # images the scan evaluates (a fixed, seeded choice of the split)
-SPLITS = ("train", "test")
 
 
 def default_cache_dir():

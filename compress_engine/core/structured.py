@@ -71,13 +71,12 @@ from torch.nn.utils import parametrize
 
 from compress_engine.core import tracing
 from compress_engine.core.errors import ModelError
+from compress_engine.core.model import NORMS, TRANSFORMER_LAYERS, TRANSPOSED
 from compress_engine.core.prune import _check_fraction
 
-TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 # an embedding table's units are its dims, weight columns (num_embeddings, embedding_dim): an embedding-bag's too
 EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
 PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *TRANSPOSED, *EMBEDDINGS)
-NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 ELEMENTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
                        nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign,
                        nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)
@@ -105,8 +104,7 @@ CATS = {"cat", "concat", "concatenate"}  # torch.cat and its aliases: channels j
 # them whole, as it keeps every torch.nn module, but the hidden units of their feed-forward block (linear1 ->
 # activation -> dropout -> linear2, in their own forward) are read by linear2 alone, so they form a group of their
 # own wherever the layer is used. Attention heads are not pruned: nn.MultiheadAttention projects queries, keys
-# and values to exactly embed_dim, so it cannot drop a head.
-TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+# and values to exactly embed_dim, so it cannot drop a head. (TRANSFORMER_LAYERS: model.py)
 
 # Recurrent layers (torch.fx keeps them whole too): layer k of an nn.RNN / LSTM / GRU, all its directions, is a
 # producer named `rnn[k]` (see _RNNLayer), each of its hidden units a row per gate of weight_ih_lk and weight_hh_lk

@@ -9,12 +9,11 @@ return). Sizes are never computed from formulas here: the pipeline's stages are 
 page runs, and each bar of the waterfall is the length of a real artifact.
 """
 
-import math
-
 import numpy as np
 import torch
 
 from ..core.distill import soft_targets
+from ..core.entropy import width
 from ..core.recipe import Recipe
 from . import units
 
@@ -67,8 +66,9 @@ def test_errors(accuracy, n_test):
 
 
 def code_bits(levels):
-    """Bits of a fixed-width index into `levels` shared values: ceil(log2 levels), at least 1."""
-    return max(1, math.ceil(math.log2(levels)))
+    """Bits of a fixed-width index into `levels` shared values: ceil(log2 levels), at least 1 (entropy.width, the
+    width the artifact's fixed-width codes take)."""
+    return width(levels)
 
 
 # what each part of an artifact holds (encode.size_breakdown's parts), for the pages that show them
