@@ -6,7 +6,6 @@ The teacher's logits come from the zoo's on-disk cache, so neither the soft targ
 ever runs the teacher over the data.
 """
 
-import csv
 import threading
 from pathlib import Path
 
@@ -15,15 +14,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import explain, zoo
+from compress_engine.playground import bench_results, explain, zoo
 from compress_engine.playground.cards import deployed_parameters
 from pages import charts, common
 
 common.through_app()
 
 TEACHER = "resnet-8"
-GRID_CSV = Path(__file__).resolve().parent.parent / "bench" / "results" / "distillation_grid.csv"
-GAIN_CSV = GRID_CSV.with_name("distillation_gain.csv")  # KD against labels only, per student (and paired by seed)
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"  # bench/distillation.py's grid and gains
 WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800)  # hidden units in each of an MLP student's 2 layers
 CNN = "small CNN (a ResNet of 8-16-32 channels)"
 BLUE, ORANGE, GREEN, RED, PURPLE = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.PURPLE
@@ -74,17 +72,6 @@ def _upload_logits():
     """Uploaded teachers' logits, oldest first, shared by the server's sessions (a file uploaded again is found),
     and the lock that guards them."""
     return {}, threading.Lock()
-
-
-@st.cache_data(show_spinner=False)
-def csv_rows(path, mtime):
-    """One of bench/distillation.py's tables as a list of dicts (re-read when the file changes); [] if missing."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def bench_rows(path):
-    return csv_rows(path, path.stat().st_mtime) if path.is_file() else []
 
 
 def student_module(kind):
@@ -231,7 +218,7 @@ c[1].metric("Teacher size (float32)", common.kb(tcard["dense_bytes"]))
 c[2].metric("Teacher test accuracy", f"{100 * (1 - t_errors / n):.2f} %", help=f"on all {n:,} test images")
 c[3].metric(f"Teacher test errors (of {n:,})", f"{t_errors:,}")
 
-grid = [r for r in bench_rows(GRID_CSV) if r.get("teacher") == teacher]  # the measured grid, every epochs
+grid = bench_results.distill_grid(BENCH, teacher)  # the measured grid, every epochs
 controls, explain_col = st.columns([1, 1.25], gap="large")
 with controls:
     kind = st.radio("Student", ["MLP", CNN], horizontal=True, key="distill_kind", persist_state="session",
@@ -299,13 +286,12 @@ if rows:
                "set. Where the solid lines lie below the dashed one, the teacher's soft targets taught the student "
                "more than the labels alone. Your own trained students appear as stars.")
     grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine_points(*stored), rows)), width="stretch")
-    gains = [r for r in bench_rows(GAIN_CSV) if r.get("teacher") == teacher and r["study"] == "grid"
-             and int(r["epochs"]) == int(g["epochs"]) and r["paired_saved"]]
+    gains = bench_results.distill_gains(BENCH, teacher, g["epochs"])
     if gains:
         st.caption("Each KD run against the labels-only run of the same seed (the same starting weights, the same "
                    "batches), the errors KD saved, mean ± half range over the seeds: "
                    + "; ".join(f"**{r['student']}** {r['paired_saved']} at T = {r['best_T']}"
-                               + (" (fewer in every seed)" if r["saved_in_every_seed"] == "True" else "")
+                               + (" (fewer in every seed)" if r["fewer_in_every_seed"] else "")
                                for r in gains)
                    + ". A negative number: KD cost errors.")
 elif common.weights_id(teacher):
