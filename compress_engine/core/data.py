@@ -52,6 +52,19 @@ def _labels(shape):
     return f"{shape}, a label per position"
 
 
+def labels_hint(shape):
+    """How to give labels of `shape` (N, *rest) as they are probably meant, for a message: labels with only size-1
+    dimensions after N (a column, e.g. pandas' df[["label"]].values) are one label per sample, to reshape 1-D (what
+    argmax(1) would make all 0); labels (N, C) may be one-hot, for argmax(1); '' for other shapes."""
+    shape = tuple(shape)
+    if len(shape) >= 2 and all(d == 1 for d in shape[1:]):
+        return ("if they hold one label per sample in a column (e.g. pandas' df[['label']].values), give "
+                "Dataset.from_tensors y.reshape(-1) (in a .npz file, save the labels 1-D: y.reshape(-1))")
+    if len(shape) == 2:
+        return "if those are one-hot labels, give Dataset.from_tensors y.argmax(1)"
+    return ""
+
+
 def _fmt(shape):
     return "×".join(map(str, shape)) if shape else "scalar"
 
@@ -226,9 +239,9 @@ class Dataset:
             raise DatasetError(f"train inputs are {_fmt(shape)} but test inputs are {_fmt(tuple(test_x.shape[1:]))}: "
                                f"both splits must have the same input shape")
         if tuple(test_y.shape[1:]) != tuple(train_y.shape[1:]):
-            one_hot = " (for one-hot labels, give y.argmax(1))" if 2 in (train_y.ndim, test_y.ndim) else ""
+            hint = next((h for h in map(labels_hint, (train_y.shape, test_y.shape)) if h), "")
             raise DatasetError(f"train_y is {_labels(train_y.shape)} but test_y is {_labels(test_y.shape)}: both "
-                               f"splits must have the same label shape{one_hot}")
+                               f"splits must have the same label shape" + (f" ({hint})" if hint else ""))
         if 0 in shape:
             raise DatasetError(f"inputs of shape (N, {', '.join(map(str, shape))}) hold no values: each sample "
                                f"needs at least one")
@@ -243,6 +256,10 @@ class Dataset:
         if _is_bool(train_y):
             return cls._multilabel(arrays, name, classes, source)
 
+        if tuple(train_y.shape[1:]) and all(d == 1 for d in train_y.shape[1:]):
+            logits = ", ".join(["N", "C", *map(str, train_y.shape[1:])])
+            warnings.warn(f"train_y of shape {tuple(train_y.shape)} is read as a label per position, for a model that "
+                          f"returns ({logits}) logits; {labels_hint(train_y.shape)}", UserWarning, stacklevel=2)
         names = None if classes is None else _class_names(classes)
         lo_hi = {split: _label_range(arrays[f"{split}_y"]) for split in SPLITS}
         for split, (lo, hi) in lo_hi.items():
