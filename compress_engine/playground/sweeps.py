@@ -225,6 +225,13 @@ def data_fingerprint(data):
     return data.fingerprint()
 
 
+def model_id(name, fingerprint, student_key=None):
+    """A point's model id: the model's `name` and its weights' model_fingerprint(), then a distilled student's key
+    (its module's fingerprint, or what names it) after a "+". A sweep's points and the dashboard's Save both key
+    with it, so the same run from either is stored once."""
+    return f"{name}#{fingerprint}" + ("" if student_key is None else f"+{student_key}")
+
+
 def data_id(name, data):
     """A sweep point's data id: `name` (the source name, or the Dataset's) and the content's fingerprint. A name
     alone served a file's old results after the file changed ('npz:/data.npz' rewritten, a relative path run
@@ -445,7 +452,7 @@ def _the_model(model, name):
         module, name = model, name or type(model).__name__
     else:
         raise ModelError(f"model must be a sample model's name or a torch.nn.Module, got {type(model).__name__}")
-    return module, f"{name}#{model_fingerprint(module)}", name
+    return module, model_id(name, model_fingerprint(module)), name
 
 
 def _base(recipe, field_name):
