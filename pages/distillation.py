@@ -392,11 +392,10 @@ elif res_kd is not None:
 cards = ce.list_models() + [up["card"] for up in common.uploads().values()]
 models = [{"label": c["name"], "bytes": c["dense_bytes"], "accuracy": c["test_accuracy"]} for c in cards
           if c["name"] != teacher]
-# the grid's errors are out of the full test set it was measured on, the page's own (its students' errors are of n)
-grid_pts = {T: [{"label": r["student"], "bytes": int(r["bytes"]), "accuracy": 1 - float(r["errors_mean"]) / n}
+grid_pts = {T: [{"label": r["student"], "bytes": int(r["bytes"]), "accuracy": r["accuracy"]}
                 for r in rows if r["T"] == T and not r["student"].startswith("cnn")] for T in ("", best_T)}
 cnn_pts = [{"label": f"{r['student']}, " + (f"KD T = {r['T']}" if r["T"] else "labels"), "bytes": int(r["bytes"]),
-            "accuracy": 1 - float(r["errors_mean"]) / n}
+            "accuracy": r["accuracy"]}
            for r in rows if r["student"].startswith("cnn") and r["T"] in ("", best_T)]
 groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accuracy": tcard["test_accuracy"]}],
            {"color": RED, "symbol": "diamond", "size": 16}),
