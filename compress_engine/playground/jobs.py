@@ -8,6 +8,7 @@ the order they came; the rest wait in line and each session shows its place in i
     from compress_engine.playground import jobs
     job = jobs.pool().submit(key, fn)   # fn(progress) -> value; progress(step, total, loss, acc) -> bool
     job = jobs.pool().submit(key, fn, who=sid, alive=lambda: connected(sid))  # a session's, gone once not alive
+    job.ahead()                         # jobs running or waiting before it: 0 once it runs, None once finished
     job.position()                      # 0 running, k = k-th in line, None once finished
     job.progress, job.losses            # the last (step, total, loss, acc), [(step, loss), ...]
     job.cancel()                        # leaves the line, or stops at the next progress report
@@ -53,7 +54,7 @@ Why it is built this way:
   (no copy of a 200 MB dataset per worker, nothing pickled), and torch releases the GIL while it
   computes. Workers are daemon threads that start with the first job.
 
-No streamlit here: pages draw from job.position() / job.progress; the pool knows nothing of pages.
+No streamlit here: pages draw from job.ahead() / job.progress; the pool knows nothing of pages.
 """
 
 import collections

@@ -240,8 +240,8 @@ def data_id(name, data):
 
 
 def point_key(model_id, recipe, data_id):
-    """The run store's key of one point: model id + recipe JSON + data id (a sweep's: the data's name and
-    fingerprint, data_id(); the dashboard's Save: its data name)."""
+    """The run store's key of one point: model id (model_id()) + recipe JSON + data id (the data's name and
+    fingerprint, data_id(), for a sweep's points and the dashboard's Save alike)."""
     return hashlib.sha256(json.dumps([model_id, recipe.to_json(), data_id]).encode()).hexdigest()
 
 
