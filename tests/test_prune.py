@@ -1,4 +1,4 @@
-"""Pruning masks against torch.nn.utils.prune, the cubic schedule, Masked and sensitivity."""
+"""Pruning masks against torch.nn.utils.prune, the cubic schedule and Masked."""
 
 import math
 
@@ -141,35 +141,6 @@ def test_masked_trains_the_kept_weights():
     assert torch.all(after[mask] != before[mask])
 
 
-def test_sensitivity_restores_weights():
-    torch.manual_seed(2)
-    model = Net()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    weights = prune.compressible(model)
-    sizes = {k: p.numel() for k, p in weights.items()}
-    total = sum(sizes.values())
-
-    def evaluate(m):  # a stand-in "accuracy": the fraction of weights still non-zero
-        return sum(int((p != 0).sum()) for p in prune.compressible(m).values()) / total
-
-    rows = prune.sensitivity(model, evaluate, [0.0, 0.5, 1.0])
-    assert [(r["layer"], r["sparsity"]) for r in rows] == [
-        (name, s) for name in ["conv.weight", "fc1.weight", "fc2.weight"] for s in [0.0, 0.5, 1.0]
-    ]
-    for r in rows:  # only the scanned layer was pruned, to the asked sparsity
-        assert r["accuracy"] == pytest.approx(1 - round(r["sparsity"] * sizes[r["layer"]]) / total)
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k])
-
-    def failing(m):
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        prune.sensitivity(model, failing, [0.9])
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k])
-
-
 @pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan, "0.5", True, None])
 def test_invalid_sparsity(bad):
     w = torch.randn(4, 4)
@@ -184,8 +155,6 @@ def test_invalid_sparsity(bad):
         prune.structured_keep(w, bad)
     with pytest.raises(RecipeError):
         prune.cubic_sparsity(1, 10, bad)
-    with pytest.raises(RecipeError):
-        prune.sensitivity(Net(), lambda m: 1.0, [0.5, bad])
     assert issubclass(RecipeError, ValueError)
 
 

@@ -12,11 +12,14 @@ module computes those choices as plain boolean masks (True = kept) over tensors:
   With focus > 0 (Recipe.prune_focus) the magnitudes are weighted by their row's and column's norms
   (`focus_scores`), so the kept weights gather in fewer units and inputs, whose positions the
   artifact stores for less (encode.py's live-bitmap layout).
-- `structured_keep`: whole output units (rows of a Linear weight, filters of a Conv weight),
-  so the dense model really shrinks; same selection as `torch.nn.utils.prune.ln_structured`.
 - `cubic_sparsity`: Zhu & Gupta's (2017) gradual schedule for pruning during training.
 - `Masked`: a parametrization that keeps pruned weights at exactly zero during fine-tuning.
-- `sensitivity`: how much accuracy each layer loses when pruned alone.
+- `structured_keep`: the output units (rows of a Linear weight, filters of a Conv weight) one layer alone would
+  keep, the selection of `torch.nn.utils.prune.ln_structured`: the reference the tests hold structured pruning to.
+  The product removes whole units with compress_engine.core.structured.plan, which ranks them the same way but
+  keeps the layers a residual, a concat or a norm ties together in step.
+
+How much each layer loses when pruned alone is compress_engine.core.sensitivity.scan (accuracy and bytes).
 
 - `apply`: the pipeline stage (one-shot or gradual, per layer or global, or structured through
   compress_engine.core.structured, then the BatchNorms' statistics measured again), with masked fine-tuning.
@@ -272,32 +275,6 @@ class Masked(nn.Module):
 
     def forward(self, w):
         return torch.where(self.mask, w, 0.0)  # +0.0 where pruned (w * mask gives -0.0)
-
-
-# -----------------------------------------------------------------------------
-# sensitivity analysis
-
-
-def sensitivity(model, evaluate, sparsities):
-    """Prune one layer at a time at each sparsity and record evaluate(model).
-
-    Returns rows {"layer", "sparsity", "accuracy"}, layers in model order. Each layer's weight is
-    restored after its scan (even if `evaluate` raises), so `model` is unchanged at the end.
-    The curves show which layers tolerate pruning (prune them harder) and which do not.
-    """
-    sparsities = [_check_fraction("sparsity", s) for s in sparsities]
-    rows = []
-    for name, p in compressible(model).items():
-        saved = p.detach().clone()
-        try:
-            for s in sparsities:
-                with torch.no_grad():
-                    p.copy_(saved * magnitude_mask(saved, s))
-                rows.append({"layer": name, "sparsity": s, "accuracy": float(evaluate(model))})
-        finally:
-            with torch.no_grad():
-                p.copy_(saved)
-    return rows
 
 
 # -----------------------------------------------------------------------------
