@@ -28,7 +28,7 @@ import constriction
 import numpy as np
 
 HUFF_BITS = 15  # longest Huffman code; decode looks up 15-bit windows
-MAX_WIDTH = 17  # widest fixed-width symbol (alphabets up to 2**17)
+MAX_WIDTH = 17  # widest fixed-width symbol (alphabets up to 2**17): unpack_fixed reads 24-bit windows
 CHUNK = 1 << 18  # elements (or bits) processed per vectorised step, bounds temporary memory
 MODES = ("fixed", "huffman", "huffman-zlib", "range")
 MAX_BITMAP_STEPS = 1 << 16  # sequential decode steps of an adaptive bitmap (rows or columns), bounds decode time
@@ -47,8 +47,14 @@ def width(k):
 
 # ----------------------------------------------------------------------------- fixed width
 
+def _check_width(bits, error):
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= MAX_WIDTH:
+        raise error(f"a fixed-width code takes 1 to {MAX_WIDTH} bits a symbol, not {bits!r:.40}")
+
+
 def pack_fixed(vals, bits):
-    """Bit-pack non-negative ints MSB first, `bits` (<= 17) each (chunks of CHUNK keep bytes aligned)."""
+    """Bit-pack non-negative ints MSB first, `bits` (1 to MAX_WIDTH) each (chunks of CHUNK keep bytes aligned)."""
+    _check_width(bits, ValueError)
     out = []
     for a in range(0, len(vals), CHUNK):
         mat = np.unpackbits(vals[a:a + CHUNK].astype(">u4").view(np.uint8)).reshape(-1, 32)
@@ -57,7 +63,9 @@ def pack_fixed(vals, bits):
 
 
 def unpack_fixed(data, count, bits):
-    """Inverse of pack_fixed; the caller has checked len(data) == ceil(count * bits / 8), bits <= 17."""
+    """Inverse of pack_fixed; the caller has checked len(data) == ceil(count * bits / 8). `bits` past MAX_WIDTH
+    (an alphabet no encoder here writes) raises CorruptStream."""
+    _check_width(bits, CorruptStream)
     buf = np.frombuffer(bytes(data) + b"\0\0", np.uint8)
     out = np.empty(count, np.int64)
     for a in range(0, count, CHUNK):
