@@ -26,3 +26,13 @@ def test_columns_of_labels_in_both_splits_warn_to_reshape():
         ce.Dataset.from_tensors(x, y, xt, yt)
     with pytest.warns(UserWarning, match=r"\(N, C, 1, 1\) logits"):
         ce.Dataset.from_tensors(x, y[:, :, None].numpy(), xt, yt[:, :, None].numpy())
+
+
+def test_a_model_refused_for_a_column_of_labels_is_told_to_reshape_them():
+    (x, y), (xt, yt) = _xy(30, 0), _xy(10, 1)
+    with pytest.warns(UserWarning):
+        data = ce.Dataset.from_tensors(x, y, xt, yt)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    with pytest.raises(ce.ModelError, match=r"must return \(N, 3, 1\) logits.*y\.reshape\(-1\)") as e:
+        ce.compress(model, ce.Recipe(sparsity=0.5), data)
+    assert "argmax" not in str(e.value)

@@ -52,17 +52,20 @@ def _labels(shape):
     return f"{shape}, a label per position"
 
 
+def column(shape):
+    """Whether labels of `shape` (N, *rest) have only size-1 dimensions after N, as a column of labels (pandas'
+    df[["label"]].values) has."""
+    return len(shape) >= 2 and all(d == 1 for d in tuple(shape)[1:])
+
+
 def labels_hint(shape):
-    """How to give labels of `shape` (N, *rest) as they are probably meant, for a message: labels with only size-1
-    dimensions after N (a column, e.g. pandas' df[["label"]].values) are one label per sample, to reshape 1-D (what
-    argmax(1) would make all 0); labels (N, C) may be one-hot, for argmax(1); '' for other shapes."""
-    shape = tuple(shape)
-    if len(shape) >= 2 and all(d == 1 for d in shape[1:]):
+    """How to give labels of `shape` (N, *rest) that a message refuses as they probably are meant: a column of labels
+    (column(shape)) is one label per sample, to reshape 1-D (argmax(1) would make every label 0); other labels may be
+    one-hot, for argmax(1). The one text of both hints (from_tensors, check_model)."""
+    if column(shape):
         return ("if they hold one label per sample in a column (e.g. pandas' df[['label']].values), give "
                 "Dataset.from_tensors y.reshape(-1) (in a .npz file, save the labels 1-D: y.reshape(-1))")
-    if len(shape) == 2:
-        return "if those are one-hot labels, give Dataset.from_tensors y.argmax(1)"
-    return ""
+    return "if those are one-hot labels, give Dataset.from_tensors y.argmax(1)"
 
 
 def _fmt(shape):
@@ -239,7 +242,7 @@ class Dataset:
             raise DatasetError(f"train inputs are {_fmt(shape)} but test inputs are {_fmt(tuple(test_x.shape[1:]))}: "
                                f"both splits must have the same input shape")
         if tuple(test_y.shape[1:]) != tuple(train_y.shape[1:]):
-            hint = next((h for h in map(labels_hint, (train_y.shape, test_y.shape)) if h), "")
+            hint = next((labels_hint(s) for s in (train_y.shape, test_y.shape) if len(s) == 2 or column(s)), "")
             raise DatasetError(f"train_y is {_labels(train_y.shape)} but test_y is {_labels(test_y.shape)}: both "
                                f"splits must have the same label shape" + (f" ({hint})" if hint else ""))
         if 0 in shape:
@@ -256,7 +259,7 @@ class Dataset:
         if _is_bool(train_y):
             return cls._multilabel(arrays, name, classes, source)
 
-        if tuple(train_y.shape[1:]) and all(d == 1 for d in train_y.shape[1:]):
+        if column(train_y.shape):
             logits = ", ".join(["N", "C", *map(str, train_y.shape[1:])])
             warnings.warn(f"train_y of shape {tuple(train_y.shape)} is read as a label per position, for a model that "
                           f"returns ({logits}) logits; {labels_hint(train_y.shape)}", UserWarning, stacklevel=2)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import torch.nn.utils.parametrize as P
 from torch import nn
 
+from .data import labels_hint
 from .errors import ModelError
 
 
@@ -280,8 +281,8 @@ def _output_hint(out, data):
     per_position = getattr(data, "label_shape", ())
     tensor = isinstance(out, torch.Tensor)
     if per_position and tensor and out.dim() == 2:
-        return (f": the data has a label per position ({tuple(per_position)} per sample); if those are one-hot "
-                f"labels, give Dataset.from_tensors y.argmax(1)")
+        return (f": the data has a label per position ({tuple(per_position)} per sample); "
+                f"{labels_hint((len(out), *per_position))}")
     if per_position:
         return ", class scores on dim 1 as torch's cross_entropy takes them (a model that puts them last returns " \
                "out.movedim(-1, 1))"
