@@ -30,7 +30,8 @@ _MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "flops": "
             "jobs": ".playground.jobs", "sweeps": ".playground.sweeps", "trained": ".playground.trained"}
 _NAMES = {
     ".core.budget": ["fit_budget"], ".core.data": ["Dataset", "IGNORE"], ".core.flops": ["fit_flops"],
-    ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"], ".core.model": ["arch_spec", "param_count"],
+    ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"],
+    ".core.model": ["arch_spec", "param_count", "student_mlp"],
     ".core.pipeline": ["Result", "check_recipe", "compress", "dense_reference", "describe", "estimate", "reference",
                        "speedup"],
     ".core.quantize": ["int8_latency"], ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"],

@@ -84,8 +84,7 @@ def student_module(kind):
 def student_params(kind, width=None):
     """Parameters of the student of this kind (and MLP width), as the engine builds it, counted as deployed (the
     CNN's BatchNorms folded), as a trained student's and the teacher's are counted on this page."""
-    return ce.describe(zoo.cnn_student(0) if kind == CNN else
-                       zoo.build({"arch": "mlp", "sizes": [784, width, width, 10]}))["params"]
+    return ce.describe(zoo.cnn_student(0) if kind == CNN else ce.student_mlp(width, common.dataset()))["params"]
 
 
 def student_label(kind, width):
