@@ -44,18 +44,19 @@ def _longer(base, candidates):
 MANY = _longer(PALETTE, px.colors.qualitative.Dark24 + px.colors.qualitative.Light24 + px.colors.qualitative.Alphabet)
 
 
-FIT = "fit to a size budget"  # the technique Compare groups every Fit under, whatever its budget
-
+# A saved run's technique label, and Compare's grouping of labels, are the run store's (store.technique_label and
+# technique_group: one definition for every page). Imported when called: the store imports torch, Home does not.
 
 def fit_technique(kb):
     """The technique a Fit in `kb` KB is saved under (the run store's technique column): "fit 14 KB"."""
-    return f"fit {kb:g} KB"
+    from compress_engine.playground.store import technique_label
+    return technique_label(None, budget_kb=kb)
 
 
 def technique_group(technique):
-    """A saved run's technique as Compare's legend groups it: every fit_technique(kb) is FIT (each budget was a
-    technique and a colour of its own, so the legend grew with every Fit saved); any other stays as it is."""
-    return FIT if re.fullmatch(r"fit \d[\d.e+]* KB", technique or "") else technique
+    """A saved run's technique as Compare's legend groups it (store.technique_group): every Fit's is one."""
+    from compress_engine.playground.store import technique_group as group
+    return group(technique)
 
 
 def colours(n):

@@ -907,7 +907,7 @@ def headline(recipe, spinner="Compressing…", label=None, key=None, early=False
         res = run(recipe, spinner)
     with st.empty().container():  # one element, as early=True's slot: the page below keeps its place either way
         metric_cards(res["metrics"], base["metrics"])
-        save_button(res, label or "+".join(recipe.techniques()), key=key)
+        save_button(res, label, key=key)
     return res, base
 
 
@@ -950,7 +950,7 @@ def complete(res):
     done = run(recipe, spinner)
     with slot.container():
         metric_cards(done["metrics"], base["metrics"])
-        save_button(done, label or "+".join(recipe.techniques()), key=key)
+        save_button(done, label, key=key)
     res.clear()
     res.update(done)
     return res
@@ -1276,14 +1276,18 @@ def _trained_disk_key(name, recipe_json, student_id=None):
     return ce.trained.TrainedCache.key(model_id, recipe_json, _dataset(DATASET).fingerprint())
 
 
-def keep_under_recipe(name=None):
+def keep_under_recipe(name=None, budget_kb=None):
     """On the page's thread: a function keep(result) for a job's worker thread that keeps a trained compress()
     Result also under its own recipe's trained-results key, where train_run looks: a size-budget fit's result is
     compress(model, result.recipe, data)'s, byte for byte, so replaying its recipe (Export) shows it at once
-    instead of training it again."""
+    instead of training it again. budget_kb: the Fit's budget, kept with it, so that replay is saved under the
+    Fit's technique (store.technique_label), not its recipe's."""
     name = name or model_name()
     model_id, data_id, cache = _model_key(name, weights_id(name)), dataset().fingerprint(), ce.trained.TrainedCache()
-    return lambda res: cache.put(ce.trained.TrainedCache.key(model_id, res.recipe.to_json(), data_id), name, res)
+    from compress_engine.playground.store import technique_label
+    extra = None if budget_kb is None else {"technique": technique_label(None, budget_kb=budget_kb)}
+    return lambda res: cache.put(ce.trained.TrainedCache.key(model_id, res.recipe.to_json(), data_id), name, res,
+                                 extra=extra)
 
 
 def request_key(request, name=None):
@@ -1302,8 +1306,10 @@ def _trained_from_disk(disk_key, name, recipe_json):
         weights = {n: t.numpy() for n, t in ce.decode(hit["artifact"]).items()}
     except ce.CompressError:  # a damaged file: train again
         return None
+    technique = (hit.get("extra") or {}).get("technique")  # a Fit's, kept with it (keep_under_recipe)
     return {"recipe": recipe_json, "model": name, "metrics": hit["metrics"], "artifact": hit["artifact"],
-            "timings": hit["timings"], "history": hit["history"], "weights": weights}
+            "timings": hit["timings"], "history": hit["history"], "weights": weights,
+            **({"technique": technique} if isinstance(technique, str) else {})}
 
 
 def _submit_training(name, recipe, student, student_id, model_logits):
@@ -1433,8 +1439,9 @@ def _follow_training(job, label, key, cancel_key, cancel_resets=None):
     slot.empty()
 
 
-def save_button(result, technique_label, key=None, student=None, student_key=None):
-    """A "Save run" button: stores a `run` / `train_run` result in the run store (listed on the Compare page).
+def save_button(result, technique=None, key=None, student=None, student_key=None):
+    """A "Save run" button: stores a `run` / `train_run` result in the run store (listed on the Compare page),
+    under `technique`, by default the label store.technique_label gives its recipe (a replayed Fit's: its own).
 
     A run is its model's weights + recipe + data (ce.sweeps.point_key, the key sweeps store points under): saving
     the same one again keeps the one stored run. Returns the run's id when pressed and saved, else None.
@@ -1442,11 +1449,12 @@ def save_button(result, technique_label, key=None, student=None, student_key=Non
     and `student_key` (train_run's, for a student module the recipe does not name) is part of its key, so a CNN
     student is not taken for the MLP student of the same recipe. Store problems are shown with st.error.
     """
-    from compress_engine.playground.store import Store
+    from compress_engine.playground.store import Store, technique_label
 
     if result is None:
         return None
-    if not st.button("Save run", key=key or f"save_run:{technique_label}", icon=":material/save:",
+    label = technique or result.get("technique") or technique_label(result["recipe"])
+    if not st.button("Save run", key=key or f"save_run:{label}", icon=":material/save:",
                      help="Keep this run (metrics, recipe and artifact) to compare it with others on the Compare "
                           "page, where you can also name it. The same model, recipe and data are saved once."):
         return None
@@ -1457,7 +1465,7 @@ def save_button(result, technique_label, key=None, student=None, student_key=Non
     try:
         store = Store()
         saved_before = store.stored_points([point])
-        run_id = store.save(name, result["recipe"], result["metrics"], result["artifact"], technique=technique_label,
+        run_id = store.save(name, result["recipe"], result["metrics"], result["artifact"], technique=label,
                             data=DATASET, point_key=point, name=None if student is None else f"{student} student")
     except ce.CompressError as e:
         st.error(f"Could not save the run: {md_text(e)}")
@@ -1466,7 +1474,7 @@ def save_button(result, technique_label, key=None, student=None, student_key=Non
         st.toast(f"Already saved as run #{run_id} (same model, recipe and data): nothing was added.",
                  icon=":material/info:")
     else:
-        st.toast(f"Saved run #{run_id} ({technique_label}): see it on the Compare page.", icon=":material/check_circle:")
+        st.toast(f"Saved run #{run_id} ({label}): see it on the Compare page.", icon=":material/check_circle:")
     return run_id
 
 

@@ -260,7 +260,7 @@ def make_tab():
             return
         st.subheader(common.md_text(title))
         common.metric_cards(result["metrics"], common.dense()["metrics"])
-        common.save_button(result, "+".join(recipe.techniques()), key="export_save")
+        common.save_button(result, key="export_save")
     else:  # a run not computed yet on a slow model: its artifact and breakdown first, the accuracy after them
         st.subheader(common.md_text(title))
         result, _ = common.headline(recipe, key="export_save", early=True)

@@ -312,8 +312,7 @@ with left:
 with right:
     st.markdown("\n".join(f"- **{part}**: {what}." for part, what in explain.ARTIFACT_PARTS.items()))
     if not early:  # a run is saved with its accuracy
-        common.save_button(run, "+".join(recipe.techniques()) + (f"+finetune{epochs}" if tuned else ""),
-                           key="pipe_save")
+        common.save_button(run, key="pipe_save")
 if early:  # the evaluations, then the page again from the cache: every element is redrawn in place, with them
     common.show_estimate(cards, post, m, dense["metrics"])  # a slow model's accuracy estimated on a sample first
     common.run(post, spinner="Evaluating on the test set…")

@@ -147,8 +147,7 @@ def at(p, epochs=0):
 
 
 try:
-    run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…",
-                                 "+".join(recipe.techniques()) + ("+finetune1" if tuned else ""), key="prune_save",
+    run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…", key="prune_save",
                                  early=True,  # the weights' charts come before the evaluation
                                  cancel_resets="prune_finetune")  # Cancel: the one-shot page, not an empty one
 except Exception as e:  # e.g. fine-tuning failing half-way: a message, never a traceback

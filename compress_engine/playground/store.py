@@ -34,6 +34,7 @@ import math
 import numbers
 import os
 import random
+import re
 import sqlite3
 import time
 from contextlib import closing
@@ -507,7 +508,7 @@ def _validate(model, recipe, metrics, artifact, technique):
     """Check a run before it is written; returns the runs-table row (column -> value)."""
     model = _label("model", model, "lenet-300-100")
     recipe = _validate_recipe(recipe)
-    technique = _label("technique", "+".join(recipe.techniques()) if technique is None else technique,
+    technique = _label("technique", technique_label(recipe) if technique is None else technique,
                        "prune+cluster")
     if not isinstance(metrics, dict):
         raise StoreError(f"metrics must be a dict (compress(...).metrics), got {type(metrics).__name__}")
@@ -574,6 +575,28 @@ def pareto_front(points):
             front.append(i)
             best = acc
     return front
+
+
+FIT = "fit to a size budget"  # the technique Compare groups every Fit under, whatever its budget
+_FIT = re.compile(r"fit \d[\d.e+]* KB")  # what technique_label(budget_kb=...) gives: "fit 14 KB", "fit 2.5e+03 KB"
+
+
+def technique_label(recipe, budget_kb=None):
+    """The technique a run is saved under (the run store's technique column), the same whichever page saves it: a
+    size-budget Fit's "fit 14 KB" (budget_kb: the budget it was fitted to, in KB of 1,000 bytes), else the recipe's
+    techniques joined by "+" ("prune+cluster+huffman"), with "+finetune3" when it fine-tunes 3 epochs (its own
+    finetune_epochs). `recipe`: a Recipe or its JSON."""
+    if budget_kb is not None:
+        return f"fit {budget_kb:g} KB"
+    recipe = _validate_recipe(recipe)
+    return "+".join(recipe.techniques()) + (f"+finetune{recipe.finetune_epochs}" if recipe.finetune_epochs else "")
+
+
+def technique_group(technique):
+    """A saved run's technique as Compare's legend groups it: every Fit's (technique_label with a budget) is FIT
+    (each budget was a technique and a colour of its own, so the legend grew with every Fit saved); any other stays
+    as it is. Labels saved before technique_label had these same forms."""
+    return FIT if _FIT.fullmatch(technique or "") else technique
 
 
 def recipe_summary(recipe_json):
