@@ -108,6 +108,17 @@ def _inputs(v):
     return _int64(v) if _is_int(v) else _float32(v)
 
 
+def as_inputs(v, what="x"):
+    """Inputs (a torch tensor or numpy array) converted as a Dataset keeps them: float32 (from float64, float16, ...)
+    or int64 for integer inputs, contiguous on the CPU; DatasetError for anything else. The one converter of
+    from_tensors and of logits() / predictions() on a caller's inputs."""
+    return _inputs(_check_array(v, what))
+
+
+IDS_HINT = ("integer inputs are taken as ids (int64), which only a model that starts with an nn.Embedding takes: if "
+            "they are images or features, make them floats, e.g. x.float() / 255")
+
+
 def _int64(v):
     if isinstance(v, torch.Tensor):
         return v.detach().to("cpu", torch.int64).contiguous()

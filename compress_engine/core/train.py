@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import IGNORE
-from .errors import DatasetError
+from .data import IDS_HINT, IGNORE, as_inputs
+from .errors import DatasetError, ModelError
 from .model import NORMS
 
 
@@ -106,14 +106,14 @@ def logits(model, x, batch_size=None, progress=None):
     progress(done, total) after each batch, in inputs (a ResNet's answers on 60,000 images take a minute);
     returning False from it stops (raises Stopped). The batches, and so the numbers, are the same either way.
     """
-    return _outputs(model, x, batch_size, None, progress)
+    return _outputs(model, x, batch_size, None, progress, given=True)
 
 
 def predictions(model, x, batch_size=None):
     """The class each output scores highest for all of `x` (argmax over dim 1: one per sample, or one per token or
     pixel), taken batch by batch, so the logits of the whole set are never held at once (with a class per pixel
     they are the largest tensor of a run). The same as logits(model, x).argmax(1)."""
-    return _outputs(model, x, batch_size, lambda out: out.argmax(1))
+    return _outputs(model, x, batch_size, lambda out: out.argmax(1), given=True)
 
 
 def answer_of(data):
@@ -146,22 +146,40 @@ def batches(model, x, batch_size=None):
 
 
 @torch.inference_mode()
-def _outputs(model, x, batch_size, keep, progress=None):
+def _outputs(model, x, batch_size, keep, progress=None, given=False):
     """logits() and predictions(): keep(output) of each batch (the output itself if keep is None), concatenated;
-    progress(done, total) after each batch (False: raise Stopped)."""
+    progress(done, total) after each batch (False: raise Stopped). No inputs give the output of a forward pass of
+    zero rows, so its shape and dtype are the model's.
+
+    given=True for a caller's inputs (the public logits() and predictions()): they are converted as a Dataset keeps
+    them (data.as_inputs: numpy arrays, float64, ...), and a model that fails on the first batch raises ModelError
+    naming the inputs' shape."""
+    if given:
+        x = as_inputs(x)
     was_training = model.training
     model.eval()
     outs, done = [], 0
     try:
-        for xb in batches(model, x, batch_size):
-            out = model(xb)
+        for xb in batches(model, x, batch_size) if len(x) else [x]:
+            out = _first_forward(model, xb) if given and not outs else model(xb)
             outs.append(out if keep is None else keep(out))
             done += len(xb)
             if progress is not None and progress(done, len(x)) is False:
                 raise Stopped("computing the model's outputs stopped by the user")
     finally:
         model.train(was_training)
-    return torch.cat(outs) if outs else torch.empty(0, 10)
+    return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+
+def _first_forward(model, x):
+    """model(x) on the first batch of a caller's inputs; ModelError naming their shape (and the fix) if it fails."""
+    try:
+        return model(x)
+    except Exception as e:  # any failure of the user's forward on the user's inputs
+        ids = "" if x.is_floating_point() else f"; {IDS_HINT}"
+        raise ModelError(f"{type(model).__name__} fails on inputs of shape {tuple(x.shape)} ({type(e).__name__}: "
+                         f"{str(e)[:200]}): give a batch (N, *input_shape) as the model takes it (for one sample x, "
+                         f"give x[None]){ids}") from None
 
 
 def median_forward_ms(model, batch, repeats=20, warmup=3):
