@@ -14,19 +14,18 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import explain, units, zoo
-from compress_engine.playground.store import recipe_summary
+from compress_engine.playground.store import MAX_RECIPE_JSON, MAX_RECIPE_KB, recipe_summary
 from pages import common
 
 common.through_app()
 
-MAX_RECIPE_KB = 64
 # The Check tab takes any artifact the dashboard makes. The largest is a dense export of the largest model the sidebar
 # takes: every one of its weights (at most zoo.MAX_UPLOAD_PARAMS) as float32, 4 bytes each (a float16 file is read
 # as float32, so its artifact is twice its size: common.MAX_WEIGHTS_MB alone does not bound it), plus the header:
 # the architecture, the recipe (an uploaded one is under MAX_RECIPE_KB) and a record of each tensor (at most
 # zoo.MAX_UPLOAD_TENSORS, each well under a KB). A student of the Distillation page is far smaller. The engine keeps
 # and evaluates larger ones (store.MAX_ARTIFACT, the command line's MAX_ARTIFACT_MB).
-HEADER_ROOM = MAX_RECIPE_KB * units.KB + zoo.MAX_UPLOAD_TENSORS * units.KB
+HEADER_ROOM = MAX_RECIPE_JSON + zoo.MAX_UPLOAD_TENSORS * units.KB
 MAX_ARTIFACT_MB = math.ceil((4 * zoo.MAX_UPLOAD_PARAMS + HEADER_ROOM) / units.MB)  # MB of 1,000,000 bytes
 PARTS = ("index", "codes", "codebook", "raw")
 
@@ -69,7 +68,7 @@ def recipe_from_upload(upload):
     """A Recipe from an uploaded JSON file, or None with the reason shown (size, encoding, nesting, fields, or what
     the sidebar's model refuses)."""
     name = file_label(upload.name)
-    if upload.size > MAX_RECIPE_KB * units.KB:
+    if upload.size > MAX_RECIPE_JSON:  # the run store's limit: a recipe used here can be saved
         st.error(f"{name} is {units.kb(upload.size, 0)}; a recipe JSON is under {MAX_RECIPE_KB} KB.")
         return None
     try:

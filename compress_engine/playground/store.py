@@ -43,6 +43,7 @@ from pathlib import Path
 
 from ..core.errors import CompressError, StoreError
 from ..core.recipe import Recipe
+from . import units
 
 SCHEMA_VERSION = 3
 APP_ID = 0x43504753  # "CPGS": marks the file as a Compression Playground run store (PRAGMA application_id)
@@ -56,7 +57,8 @@ NUMERIC = {"params": True, "nonzero_params": True, "artifact_bytes": True, "rati
 COUNTS = {"params", "nonzero_params", "artifact_bytes", "dense_params", "dense_bytes"}
 FRACTIONS = {"accuracy", "dense_accuracy", "agreement", "sparsity"}
 MAX_NAME = 200                 # characters in a model name or technique label
-MAX_RECIPE_JSON = 64 << 10     # a recipe is a few hundred bytes of JSON
+MAX_RECIPE_KB = 64             # a recipe is a few hundred bytes of JSON; Export takes uploads up to this too
+MAX_RECIPE_JSON = MAX_RECIPE_KB * units.KB  # characters (units: 1 KB = 1,000 bytes)
 MAX_METRICS_JSON = 4 << 20     # real metrics are a few KB (one row per layer)
 MAX_ARTIFACT = 256 << 20       # the largest real artifact (a dense 2000-wide student) is ~22 MB
 MAX_COUNT = 2**53              # counts above this are not exact as floats, let alone real
