@@ -68,6 +68,12 @@ def search_dirs():
     return [Path(d) for d in dirs]
 
 
+def denied(path):
+    """The DatasetError for a file or folder this user may not read (a PermissionError): no copy mends that."""
+    return DatasetError(f"cannot read {path}: permission denied: change its permissions (chmod) or run as a user "
+                        f"that can read it")
+
+
 # --- IDX folders (Fashion-MNIST and any MNIST-format folder) -----------------------------------------
 
 def read_idx(path):
@@ -88,6 +94,8 @@ def read_idx(path):
                 raw = f.read(MAX_BYTES + 1)
             if len(raw) > MAX_BYTES:
                 raise DatasetError(f"{path} unzips to more than {MAX_BYTES:,} bytes: not an MNIST-like IDX file")
+    except PermissionError:
+        raise denied(path) from None
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DatasetError(f"cannot read {path}: {e}: copy the file again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
@@ -113,8 +121,11 @@ def _candidates(folder, stem):
 def find_file(folder, stem):
     """The IDX file for `stem` in `folder`: .gz or plain, with '-idx' or '.idx' spelling."""
     for p in _candidates(folder, stem):
-        if p.is_file():
-            return p
+        try:
+            if p.is_file():
+                return p
+        except PermissionError:  # a folder this user may not search
+            raise denied(folder) from None
     return None
 
 
@@ -293,6 +304,8 @@ def read_npz(path, name):
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, NotImplementedError) as e:
         if isinstance(e, DatasetError):
             raise
+        if isinstance(e, PermissionError):
+            raise denied(path) from None
         raise DatasetError(f"cannot read {path} as an .npz file: {e}; {NPZ_HINT}") from None
     from ..core.data import Dataset
     classes = arr.pop("classes", None)
@@ -358,6 +371,8 @@ def _image_files(root):
 
 
 def _image_error(path, e):
+    if isinstance(e, PermissionError):
+        return denied(path)
     return DatasetError(f"cannot read image {path} ({type(e).__name__}: {str(e)[:200]}): replace or remove the file")
 
 
@@ -987,6 +1002,8 @@ def read_idx_head(path, n, ndim):
             if shape[0] < n or item * n > MAX_BYTES:
                 raise DatasetError(f"{path} holds {shape[0]:,} items of {item:,} bytes; {n:,} were asked for")
             body = f.read(item * n)
+    except PermissionError:
+        raise denied(path) from None
     except (OSError, EOFError, zlib.error) as e:
         raise DatasetError(f"cannot read {path}: {e}: copy the file again") from None
     if len(body) != item * n:

@@ -1,0 +1,65 @@
+"""sources.py on data the user cannot read, and IDX folders' shape refusals."""
+
+import errno
+import os
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+from compress_engine import DatasetError, load_dataset
+from compress_engine.playground import sources
+from test_sources import make_folder as _make
+
+
+def make_folder(folder, **kw):
+    folder.mkdir()
+    return _make(folder, **kw)
+
+DENIED = "permission denied: change its permissions (chmod) or run as a user that can read it"
+
+
+def _denied(path):
+    return PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_loads():
+    load_dataset.cache_clear()
+    yield
+    load_dataset.cache_clear()
+
+
+def test_a_folder_that_may_not_be_searched_is_named_with_the_fix(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path / "locked")
+    is_file = pathlib.Path.is_file
+
+    def locked(self):  # what stat() inside a folder of mode 0600 gives a user who is not root
+        if self.parent == folder:
+            raise _denied(self)
+        return is_file(self)
+    monkeypatch.setattr(pathlib.Path, "is_file", locked)
+    with pytest.raises(DatasetError, match=re.escape(f"cannot read {folder}: {DENIED}")):
+        load_dataset(f"idx:{folder}")
+
+
+def test_a_file_that_may_not_be_read_is_named_with_the_fix_not_copy_again(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path / "f", gz=False)
+    target = folder / sources.FILES["test_x"]
+    read_bytes = pathlib.Path.read_bytes
+
+    def locked(self):
+        if self == target:
+            raise _denied(self)
+        return read_bytes(self)
+    monkeypatch.setattr(pathlib.Path, "read_bytes", locked)
+    with pytest.raises(DatasetError, match=re.escape(f"cannot read {target}: {DENIED}")) as e:
+        load_dataset(f"idx:{folder}")
+    assert "copy the file again" not in str(e.value)
+
+    def no_open(path, *args, **kwargs):
+        raise _denied(path)
+    monkeypatch.setattr(sources, "open", no_open, raising=False)
+    with pytest.raises(DatasetError, match=re.escape(f"cannot read {target}: {DENIED}")):
+        sources.read_idx_head(target, 2, 3)
