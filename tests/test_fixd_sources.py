@@ -10,7 +10,7 @@ import pytest
 
 from compress_engine import DatasetError, load_dataset
 from compress_engine.playground import sources
-from test_sources import make_folder as _make
+from test_sources import make_folder as _make, write_idx
 
 
 def make_folder(folder, **kw):
@@ -63,3 +63,24 @@ def test_a_file_that_may_not_be_read_is_named_with_the_fix_not_copy_again(tmp_pa
     monkeypatch.setattr(sources, "open", no_open, raising=False)
     with pytest.raises(DatasetError, match=re.escape(f"cannot read {target}: {DENIED}")):
         sources.read_idx_head(target, 2, 3)
+
+
+def test_first_test_images_of_an_odd_folder_say_the_prefix_and_the_hint_once(tmp_path, monkeypatch):
+    from compress_engine import first_test_images
+    make_folder(tmp_path / "d", n_test=20, classes=10)
+    write_idx(tmp_path / "d" / sources.FILES["test_x"], np.zeros((20, 32, 32)))  # not 28×28: the full load says so
+    monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path / "d"))
+    with pytest.raises(DatasetError) as e:
+        first_test_images("fashion-mnist", 12)
+    msg = str(e.value)
+    assert msg.startswith("COMPRESS_DATA_DIR: ") and msg.count("COMPRESS_DATA_DIR: ") == 1, msg
+    assert msg.count("install it with") == 1 and "32×32" in msg, msg
+
+
+def test_first_test_images_of_a_folder_with_one_test_image_are_what_load_dataset_holds(tmp_path, monkeypatch):
+    from compress_engine import first_test_images
+    make_folder(tmp_path / "one", n_test=1, classes=10)
+    monkeypatch.setenv("COMPRESS_DATA_DIR", str(tmp_path / "one"))
+    head = first_test_images("fashion-mnist", 12)
+    full = load_dataset("fashion-mnist")
+    assert np.array_equal(head["x"], full.x("test").numpy()) and head["y"].tolist() == full.y("test").tolist()

@@ -607,7 +607,7 @@ def test_first_test_images_read_no_torch(tmp_path):
 
 
 @pytest.mark.parametrize("case, words", [
-    ("truncated", "truncated"), ("too few", "holds 5 items"), ("bad magic", "not a 3-dimensional unsigned-byte IDX"),
+    ("truncated", "truncated"), ("too few", "(5, 28, 28)"), ("bad magic", "not a 3-dimensional unsigned-byte IDX"),
     ("corrupt gzip", "cannot read")])
 def test_first_test_images_of_broken_files_say_what_and_how(tmp_path, monkeypatch, case, words):
     from compress_engine import first_test_images

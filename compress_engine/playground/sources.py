@@ -985,9 +985,8 @@ load_dataset.cache_clear = _load.cache_clear
 # --- the first test images, without torch ---------------------------------------------------------
 
 def read_idx_head(path, n, ndim):
-    """The first n items of an `ndim`-dimensional unsigned-byte IDX file (gzip or plain), reading only those bytes.
-
-    The header is checked as read_idx checks it; a file holding fewer than n items is refused."""
+    """The first n items of an `ndim`-dimensional unsigned-byte IDX file (gzip or plain), reading only those bytes;
+    all of them if it holds fewer. The header is checked as read_idx checks it."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -999,7 +998,8 @@ def read_idx_head(path, n, ndim):
                                    f"{top[:4].hex() or 'empty'})")
             shape = tuple(int(d) for d in np.frombuffer(top, ">u4", count=ndim, offset=4))
             item = math.prod(shape[1:])
-            if shape[0] < n or item * n > MAX_BYTES:
+            n = min(n, shape[0])
+            if item * n > MAX_BYTES:
                 raise DatasetError(f"{path} holds {shape[0]:,} items of {item:,} bytes; {n:,} were asked for")
             body = f.read(item * n)
     except PermissionError:
@@ -1012,8 +1012,8 @@ def read_idx_head(path, n, ndim):
 
 
 def first_test_images(name="fashion-mnist", n=HEAD):
-    """Dataset `name`'s first n test images and labels, as numpy: {"x": float32 n×1×H×W in [0, 1], "y": int64 n,
-    "classes": [...]}: the same values load_dataset(name) holds.
+    """Dataset `name`'s first n test images and labels (all of them if it has fewer), as numpy: {"x": float32
+    n×1×H×W in [0, 1], "y": int64 n, "classes": [...]}: the same values load_dataset(name) holds.
 
     Fashion-MNIST is read without torch, and only those images' bytes (a few milliseconds, where the whole
     dataset takes 0.5 s); any other source is loaded whole."""
@@ -1025,10 +1025,11 @@ def first_test_images(name="fashion-mnist", n=HEAD):
         return _loaded_head(name, n)  # the full load says what is missing, and how to fix it
     try:
         pixels, labels = read_idx_head(paths[0], n, 3), read_idx_head(paths[1], n, 1)
-        if pixels.shape[1:] != FASHION_SHAPE or (labels.size and int(labels.max()) >= len(FASHION_CLASSES)):
-            return _loaded_head(name, n)  # the full load names what is wrong with the files
     except DatasetError as e:
         raise DatasetError(f"{prefix}{e}; {INSTALL_HINT}") from None
+    if (pixels.shape[1:] != FASHION_SHAPE or not len(pixels) or len(pixels) != len(labels)
+            or int(labels.max()) >= len(FASHION_CLASSES)):
+        return _loaded_head(name, n)  # the full load names what is wrong with the files (its errors say the fix)
     x = (pixels.astype(np.float32) / np.float32(255.0))[:, None]  # as images_to_float: x / 255 in float32
     return {"x": x, "y": labels.astype(np.int64), "classes": list(FASHION_CLASSES)}
 
