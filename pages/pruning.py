@@ -1,7 +1,5 @@
 """Pruning: set the smallest weights to zero; watch the size fall and the accuracy hold, then collapse."""
 
-import math
-
 import streamlit as st
 
 import compress_engine as ce
@@ -28,14 +26,12 @@ def _fit_flops():
         costs = ce.flops.Costs(common.model(common.model_name()), common.dataset().x("test")[:2])
         share = costs.smallest_sparsity(budget / 100 * costs.dense, [p / 100 for p in range(TOP + 1)])
         if share is None:
-            floor = costs.of_sparsity(TOP / 100) / costs.dense
-            raise ce.RecipeError(f"with {TOP} % of every layer's units removed (whole layers never go, nor the "
-                                 f"classes), the model still needs {100 * floor:.3g} % of its FLOPs: "
-                                 f"ask for at least {math.ceil(1000 * floor) / 10:g} %")
+            raise ce.flops.out_of_reach(budget / 100, costs.of_sparsity(TOP / 100), costs.dense,
+                                        f"with {TOP} % of every layer's units removed (whole layers never go, nor "
+                                        "the classes),", percent=True)
         pct = round(100 * share)
     except ce.CompressError as e:
-        st.session_state["prune_flops_message"] = ("error",
-                                                   f"A budget of {budget:g} % of the FLOPs is out of reach: {e}.")
+        st.session_state["prune_flops_message"] = ("error", f"{e}.")
         return
     st.session_state["prune_sparsity"] = pct
     st.session_state["prune_flops_message"] = ("fit", f"{pct} % is the smallest sparsity that fits {budget:g} % of "

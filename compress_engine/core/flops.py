@@ -314,7 +314,7 @@ def pick(result, target, model, example, costs=None):
     path = result["path"]
     at = next((i for i, p in enumerate(path) if p["flops"] <= budget), None)
     if at is None:
-        raise _out_of_reach(target, path[-1]["flops"], result["dense_flops"],
+        raise out_of_reach(target, path[-1]["flops"], result["dense_flops"],
                             f"with every group at the largest fraction searched ({result['fractions'][-1]:g})")
     point, groups = dict(path[at]), result["groups"]
     fractions = list(point["fractions"])
@@ -343,7 +343,7 @@ def uniform(model, example, budget, costs=None):
     at = costs.of_sparsity
     top = RANGES["sparsity"][1]
     if (floor := at(top)) > budget:
-        raise _out_of_reach(budget / costs.dense, floor, costs.dense, f"with {top:g} of every group's units removed")
+        raise out_of_reach(budget / costs.dense, floor, costs.dense, f"with {top:g} of every group's units removed")
     lo, hi = 0.0, top
     for _ in range(40):  # far finer than any group's units
         mid = (lo + hi) / 2
@@ -362,9 +362,15 @@ def uniform(model, example, budget, costs=None):
     return hi, at(hi)
 
 
-def _out_of_reach(target, floor, dense, how):
-    return RecipeError(f"target={target:g} of the FLOPs is out of reach: {how} the model still needs {floor:,} of its "
-                       f"{dense:,} FLOPs; ask for at least {math.ceil(1000 * floor / dense) / 1000:g}")
+def out_of_reach(target, floor, dense, how, percent=False):
+    """The RecipeError refusing a FLOPs target (a share of the dense model's `dense` FLOPs) that `floor` FLOPs, the
+    fewest `how` leaves, still exceed: it names the least target that fits, rounded up to a thousandth (0.1 %).
+    percent=True writes the shares in % (the Pruning page's budget box), else as fractions (fit_flops' target)."""
+    least = math.ceil(1000 * floor / dense) / 1000
+    share = (lambda s: f"{100 * s:g} %") if percent else (lambda s: f"{s:g}")
+    asked = f"A budget of {share(target)}" if percent else f"target={share(target)}"
+    return RecipeError(f"{asked} of the FLOPs is out of reach: {how} the model still needs {floor:,} of its "
+                       f"{dense:,} FLOPs; ask for at least {share(least)}")
 
 
 def fit_flops(model, data, target, epochs=2, lr=1e-3, seed=0, kd=None, searched=False, fractions=FRACTIONS,
