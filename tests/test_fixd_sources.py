@@ -84,3 +84,19 @@ def test_first_test_images_of_a_folder_with_one_test_image_are_what_load_dataset
     head = first_test_images("fashion-mnist", 12)
     full = load_dataset("fashion-mnist")
     assert np.array_equal(head["x"], full.x("test").numpy()) and head["y"].tolist() == full.y("test").tolist()
+
+
+@pytest.mark.parametrize("files, words", [
+    ({"train_x": np.zeros((50, 784))}, "train-images-idx3-ubyte.gz holds a 2-dimensional array (50, 784), not N×H×W"),
+    ({"train_x": np.zeros((50, 3, 28, 28))}, "4-dimensional array (50, 3, 28, 28), not N×H×W images"),
+    ({"train_y": np.zeros((50, 2))}, "train-labels-idx1-ubyte.gz holds a 2-dimensional array (50, 2), not N labels"),
+    ({"test_x": np.zeros((0, 28, 28)), "test_y": np.zeros(0)}, "the test split is empty (0 images and labels)"),
+    ({"test_y": np.zeros(7)}, "the test split has 20 images but 7 labels"),
+])
+def test_idx_folders_of_the_wrong_dimensions_or_an_empty_split_say_so(tmp_path, files, words):
+    folder = make_folder(tmp_path / "d", n_train=50, n_test=20)
+    for key, arr in files.items():
+        write_idx(folder / sources.FILES[key], arr)
+    with pytest.raises(DatasetError) as e:
+        load_dataset(f"idx:{folder}")
+    assert words in str(e.value) and "do not match" not in str(e.value), str(e.value)

@@ -166,7 +166,7 @@ def test_corrupt_gzip_and_bad_magic(tmp_path):
 def test_label_count_mismatch(tmp_path):
     make_folder(tmp_path)
     write_idx(tmp_path / FILES["test_y"], np.zeros(7))
-    with pytest.raises(DatasetError, match="do not match"):
+    with pytest.raises(DatasetError, match="the test split has 20 images but 7 labels"):
         load_dataset(f"idx:{tmp_path}")
 
 
@@ -241,10 +241,11 @@ BREAK = {  # name -> (how to break a good folder of gzipped IDX files, words the
         gzip.compress(_header((10**9, 28, 28)) + bytes(784))), "784,000,000,000 bytes"),
     "claims 2^32-1 per dim": (lambda d: _gz(d, "train_x").write_bytes(
         gzip.compress(_header((2**32 - 1,) * 4) + bytes(16))), "truncated"),
-    "labels shorter than images": (lambda d: write_idx(d / FILES["test_y"], np.zeros(7)), "do not match"),
-    "images 2-D": (lambda d: write_idx(d / FILES["train_x"], np.zeros((50, 784))), "do not match"),
+    "labels shorter than images": (lambda d: write_idx(d / FILES["test_y"], np.zeros(7)), "has 20 images but 7 labels"),
+    "images 2-D": (lambda d: write_idx(d / FILES["train_x"], np.zeros((50, 784))),
+                   "2-dimensional array (50, 784), not N×H×W images"),
     "no images": (lambda d: (write_idx(d / FILES["test_x"], np.zeros((0, 28, 28))),
-                             write_idx(d / FILES["test_y"], np.zeros(0))), "do not match"),
+                             write_idx(d / FILES["test_y"], np.zeros(0))), "the test split is empty"),
     "train and test sizes differ": (lambda d: write_idx(d / FILES["test_x"], np.zeros((20, 32, 32))),
                                     "same size"),
 }
@@ -607,7 +608,7 @@ def test_first_test_images_read_no_torch(tmp_path):
 
 
 @pytest.mark.parametrize("case, words", [
-    ("truncated", "truncated"), ("too few", "(5, 28, 28)"), ("bad magic", "not a 3-dimensional unsigned-byte IDX"),
+    ("truncated", "truncated"), ("too few", "has 5 images but 20 labels"), ("bad magic", "not a 3-dimensional unsigned-byte IDX"),
     ("corrupt gzip", "cannot read")])
 def test_first_test_images_of_broken_files_say_what_and_how(tmp_path, monkeypatch, case, words):
     from compress_engine import first_test_images

@@ -163,9 +163,21 @@ def read_folder(folder, name, classes=None, image_shape=None):
     arr = {k: read_idx(p) for k, p in paths.items()}
     for split in ("train", "test"):
         x, y = arr[f"{split}_x"], arr[f"{split}_y"]
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
-            raise DatasetError(f"{folder}: {split} images {x.shape} and labels {y.shape} do not match "
-                               f"(need N×H×W images and N labels, N >= 1)")
+        if x.ndim != 3:
+            colour = "; colour images can be read as an 'images:' folder instead" if x.ndim == 4 else ""
+            raise DatasetError(f"{paths[f'{split}_x']} holds a {x.ndim}-dimensional array {x.shape}, not N×H×W images: "
+                               f"an IDX image file holds grayscale images in 3 dimensions (count, height, width); "
+                               f"save them so, e.g. x.reshape(N, H, W){colour}")
+        if y.ndim != 1:
+            raise DatasetError(f"{paths[f'{split}_y']} holds a {y.ndim}-dimensional array {y.shape}, not N labels: an "
+                               f"IDX label file holds one class index per image in 1 dimension; save them so, e.g. "
+                               f"y.reshape(-1) for a column of labels")
+        if len(x) != len(y):
+            raise DatasetError(f"{folder}: the {split} split has {len(x):,} images but {len(y):,} labels: they must "
+                               f"match, one label per image")
+        if len(x) == 0:
+            raise DatasetError(f"{folder}: the {split} split is empty (0 images and labels): each split needs at "
+                               f"least one image")
         if image_shape is not None and x.shape[1:] != tuple(image_shape):
             raise DatasetError(f"{folder}: {split} images are {x.shape[1]}×{x.shape[2]} pixels; {name} images "
                                f"are {image_shape[0]}×{image_shape[1]}")
