@@ -10,6 +10,7 @@ only; everywhere else it is a model name like a sample's, and cache keys also ca
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -29,6 +30,7 @@ from compress_engine.playground.cards import deployed_parameters
 DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
 MAX_WEIGHTS_MB = units.MAX_UPLOAD_MB  # uploaded weight files, in MB of 1,000,000 bytes
 MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first
+log = logging.getLogger(__name__)  # what work in threads of our own (warm(), ahead()) could not do: the server's log
 
 
 _frame = threading.local()  # frame() marks the page run app.py wraps
@@ -767,6 +769,7 @@ def _warm_dense(name, dataset_name, wid):
             _trained_key(name, recipe_json, dataset_name, wid)  # the data and model fingerprints trained results use
         return res["timings"].get("evaluate", 0.0)
     except Exception:  # noqa: BLE001 - a missing dataset or a broken model: the page that needs the run says why
+        log.exception("warming %s on %s: its dense run failed (the page that needs it shows why)", name, dataset_name)
         return None
 
 
@@ -842,7 +845,7 @@ def _compute_ahead(entry):
             with _ahead_cv:
                 _ahead.insert(sum(e[0] <= entry[0] for e in _ahead), entry)  # where it was, by time asked
         except Exception:  # noqa: BLE001 - a model a technique cannot take: its page says why when asked
-            pass
+            log.exception("computing ahead %s %s failed (its page shows why when asked)", key[0], key[1])
 
 
 def _give_way(key, began):
