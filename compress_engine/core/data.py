@@ -19,6 +19,8 @@ comes from (Fashion-MNIST, IDX folders, .npz files) is the playground's business
 
 import hashlib
 import json
+import math
+import os
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -72,10 +74,31 @@ def _fmt(shape):
     return "×".join(map(str, shape)) if shape else "scalar"
 
 
+def memory_bytes():
+    """This machine's physical memory in bytes (os.sysconf), or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def _check_array(v, what):
     if not isinstance(v, (torch.Tensor, np.ndarray)):
         raise DatasetError(f"{what} is a {type(v).__name__}: give a torch.Tensor or a numpy array "
                            f"(e.g. torch.as_tensor({what}))")
+    if isinstance(v, torch.Tensor) and v.is_meta:
+        raise DatasetError(f"{what} is on the meta device, which holds shapes but no values: give a tensor holding "
+                           f"the data (on the CPU)")
+    # what the engine keeps: float32, int64 (ids, class indices) or booleans, every value stored (an expanded view,
+    # stride 0, holds one row for them all)
+    width = 4 if _is_float(v) else 8 if _is_int(v) else 1
+    need, memory = math.prod(v.shape) * width, memory_bytes()
+    if memory is not None and need > memory:
+        view = (" (an expanded view stores few of them, but the engine keeps each)"
+                if 0 in (v.stride() if isinstance(v, torch.Tensor) else v.strides) else "")
+        raise DatasetError(f"{what} of shape {tuple(v.shape)} holds {math.prod(v.shape):,} values, "
+                           f"{need / 1e9:,.1f} GB as the engine keeps them{view}, more than this machine's "
+                           f"{memory / 1e9:,.1f} GB of memory: give fewer or smaller samples")
     return v
 
 
