@@ -100,3 +100,15 @@ def test_idx_folders_of_the_wrong_dimensions_or_an_empty_split_say_so(tmp_path, 
     with pytest.raises(DatasetError) as e:
         load_dataset(f"idx:{folder}")
     assert words in str(e.value) and "do not match" not in str(e.value), str(e.value)
+
+
+def test_an_idx_file_over_200_mb_reads_as_an_npz_of_that_size_does(tmp_path):
+    n = 200_000_001  # one byte over the limit IDX files once had; .npz arrays were allowed 2 GB
+    path = tmp_path / "big-labels-idx1-ubyte.gz"
+    with sources.gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big"))
+        chunk = bytes(10_000_000)
+        for _ in range(n // len(chunk)):
+            f.write(chunk)
+        f.write(bytes(n % len(chunk)))
+    assert len(sources.read_idx(path)) == n

@@ -290,10 +290,10 @@ def test_a_claim_of_a_billion_images_allocates_nothing_big(tmp_path):
 
 
 def test_size_limits_on_disk_and_unzipped(tmp_path, monkeypatch):
-    monkeypatch.setattr("compress_engine.playground.sources.MAX_BYTES", 10_000)
+    monkeypatch.setattr("compress_engine.playground.sources.MAX_DATA_BYTES", 10_000)
     big = tmp_path / "big-idx1-ubyte"
     big.write_bytes(_header((20_000,)) + bytes(20_000))
-    with pytest.raises(DatasetError, match="too big for an IDX"):
+    with pytest.raises(DatasetError, match=r"is 20,008 bytes \(limit 10,000\): too big to load here"):
         read_idx(big)
     bomb = tmp_path / "bomb-idx1-ubyte.gz"
     bomb.write_bytes(gzip.compress(_header((20_000,)) + bytes(20_000)))  # 20 KB unzipped from ~50 bytes
@@ -466,7 +466,7 @@ def test_broken_npz_says_what_and_how_to_fix(tmp_path, case):
 
 
 def test_npz_size_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr("compress_engine.playground.sources.MAX_NPZ_BYTES", 1000)
+    monkeypatch.setattr("compress_engine.playground.sources.MAX_DATA_BYTES", 1000)
     with pytest.raises(DatasetError, match=r"unzips to [\d,]+ bytes \(limit 1,000\)"):
         load_dataset(f"npz:{npz(tmp_path, **arrays())}")
 

@@ -46,8 +46,8 @@ INSTALL_HINT = ("install it with `sudo apt-get install dataset-fashion-mnist` (D
                 "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
 FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
          "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
-MAX_BYTES = 200_000_000      # an IDX file bigger than this (on disk or unzipped) is not an MNIST-like dataset
-MAX_NPZ_BYTES = 2_000_000_000  # total unzipped size of the arrays read from an .npz
+MAX_DATA_BYTES = 2_000_000_000  # the most bytes one source brings into memory: an IDX file (on disk and unzipped), the
+# arrays of an .npz (unzipped), a CSV file, an image folder's float32 pixels
 MAX_NAME = 4096              # characters in a dataset name / path
 USAGE = ("use 'fashion-mnist', 'digits', 'idx:/path/to/folder', 'npz:/path/to/file.npz', 'images:/path/to/folder' "
          "or 'csv:/path/to/file.csv'")
@@ -80,20 +80,20 @@ def read_idx(path):
     """Read one IDX file (gzip or plain) into a numpy uint8 array, checking its header against its bytes.
 
     Nothing is allocated from what the header claims: a file that says it holds 10^9 images is
-    refused by comparing that claim with the bytes actually there (at most MAX_BYTES are read).
+    refused by comparing that claim with the bytes actually there (at most MAX_DATA_BYTES are read).
     """
     path = Path(path)
     try:
         size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise DatasetError(f"{path} is {size:,} bytes: too big for an IDX image/label file "
-                               f"(limit {MAX_BYTES:,})")
+        if size > MAX_DATA_BYTES:
+            raise DatasetError(f"{path} is {size:,} bytes (limit {MAX_DATA_BYTES:,}): too big to load here")
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             with gzip.open(path, "rb") as f:
-                raw = f.read(MAX_BYTES + 1)
-            if len(raw) > MAX_BYTES:
-                raise DatasetError(f"{path} unzips to more than {MAX_BYTES:,} bytes: not an MNIST-like IDX file")
+                raw = f.read(MAX_DATA_BYTES + 1)
+            if len(raw) > MAX_DATA_BYTES:
+                raise DatasetError(f"{path} unzips to more than {MAX_DATA_BYTES:,} bytes (limit "
+                                   f"{MAX_DATA_BYTES:,}): too big to load here")
     except PermissionError:
         raise denied(path) from None
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
@@ -283,8 +283,8 @@ def _npz_headers(path, zf):
                            f"{NPZ_HINT}")
     wanted = [k for k in NPZ_ARRAYS + ("classes",) if k + ".npy" in names]
     total = sum(zf.getinfo(k + ".npy").file_size for k in wanted)
-    if total > MAX_NPZ_BYTES:
-        raise DatasetError(f"{path} unzips to {total:,} bytes (limit {MAX_NPZ_BYTES:,}): too big to load here")
+    if total > MAX_DATA_BYTES:
+        raise DatasetError(f"{path} unzips to {total:,} bytes (limit {MAX_DATA_BYTES:,}): too big to load here")
     for k in wanted:
         info = zf.getinfo(k + ".npy")
         with zf.open(info) as f:
@@ -528,9 +528,9 @@ def _decode_images(folder, name, paths, size):
     wide = set(modes) & GRAY16
     channels = 1 if gray else 3
     n = sum(map(len, paths.values()))
-    if n * channels * h * w * 4 > MAX_NPZ_BYTES:
+    if n * channels * h * w * 4 > MAX_DATA_BYTES:
         raise DatasetError(f"{folder}: {n:,} images of {channels}×{h}×{w} are {n * channels * h * w * 4:,} bytes as "
-                           f"float32 (limit {MAX_NPZ_BYTES:,}): too big to load here; load them smaller with "
+                           f"float32 (limit {MAX_DATA_BYTES:,}): too big to load here; load them smaller with "
                            f"{SIZE_HINT}")
     if wide and not gray:
         raise DatasetError(f"{folder} mixes 16-bit greyscale images with colour ones: save them all as 8-bit")
@@ -723,8 +723,8 @@ def _csv_rows(path):
     sniffed from the start. DatasetError for a file too big, not text, empty, ragged or with repeated columns."""
     import csv
     size = path.stat().st_size
-    if size > MAX_NPZ_BYTES:
-        raise DatasetError(f"{path} is {size:,} bytes (limit {MAX_NPZ_BYTES:,}): too big to load here")
+    if size > MAX_DATA_BYTES:
+        raise DatasetError(f"{path} is {size:,} bytes (limit {MAX_DATA_BYTES:,}): too big to load here")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             head = f.read(65536)
@@ -1011,7 +1011,7 @@ def read_idx_head(path, n, ndim):
             shape = tuple(int(d) for d in np.frombuffer(top, ">u4", count=ndim, offset=4))
             item = math.prod(shape[1:])
             n = min(n, shape[0])
-            if item * n > MAX_BYTES:
+            if item * n > MAX_DATA_BYTES:
                 raise DatasetError(f"{path} holds {shape[0]:,} items of {item:,} bytes; {n:,} were asked for")
             body = f.read(item * n)
     except PermissionError:
