@@ -1462,7 +1462,7 @@ def save_button(result, technique=None, key=None, student=None, student_key=None
                           "page, where you can also name it. The same model, recipe and data are saved once."):
         return None
     name = result["model"]
-    model_id = f"{name}#{_model_key(name, weights_id(name))}" + ("" if student_key is None else f"+{student_key}")
+    model_id = ce.sweeps.model_id(name, _model_key(name, weights_id(name)), student_key)
     # the data's name and content, as a sweep keys its points: the same run from a sweep or a Save is stored once
     point = ce.sweeps.point_key(model_id, ce.Recipe.from_json(result["recipe"]), ce.sweeps.data_id(DATASET, dataset()))
     try:

@@ -24,7 +24,7 @@ common.through_app()
 # as float32, so its artifact is twice its size: common.MAX_WEIGHTS_MB alone does not bound it), plus the header:
 # the architecture, the recipe (an uploaded one is under MAX_RECIPE_KB) and a record of each tensor (at most
 # zoo.MAX_UPLOAD_TENSORS, each well under a KB). A student of the Distillation page is far smaller. The engine keeps
-# and evaluates larger ones (store.MAX_ARTIFACT, the command line's MAX_ARTIFACT_MB).
+# and evaluates larger ones (store.MAX_ARTIFACT, which the command line's eval applies too).
 HEADER_ROOM = MAX_RECIPE_JSON + zoo.MAX_UPLOAD_TENSORS * units.KB
 MAX_ARTIFACT_MB = math.ceil((4 * zoo.MAX_UPLOAD_PARAMS + HEADER_ROOM) / units.MB)  # MB of 1,000,000 bytes
 PARTS = ("index", "codes", "codebook", "raw")

@@ -298,7 +298,7 @@ def fit_from_disk():
 def submit_fit():
     budget, n_epochs, prune_focus = budget_bytes, epochs, focus  # this page run's values, for the worker thread
     scan_threads = ce.jobs.process_threads()  # an upload's scan at the page's threads (as its estimate assumes)
-    also_keep = common.keep_under_recipe(name)  # its recipe replayed (Export) finds it: the same bytes
+    also_keep = common.keep_under_recipe(name, budget_kb=kb)  # replayed (Export): the same bytes and label
 
     def work(progress):
         def scanning(step, total, _loss, _acc):  # its accuracies are on training images, not the test set

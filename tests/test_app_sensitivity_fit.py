@@ -111,3 +111,17 @@ def test_the_fits_table_says_how_each_layer_is_stored_as_clustering_does(fitted)
     assert list(table["stored as"]) == [stored_as(real[n], True) for n in table["layer"]]
     assert any(real[n].get("coding") not in (None, "fixed") for n in table["layer"])  # one coded layer at least
     assert not any("shared values" in s for s in table["stored as"])
+
+
+def test_a_real_fit_replayed_through_export_is_saved_as_the_fit(fitted, tmp_path, monkeypatch):
+    """The Fit kept its result under its recipe without its budget, so Export's replay saved it as the recipe's
+    techniques ('prune+cluster+...+finetune4'), not as the 'fit 30 KB' Compare groups with the Fit's own Save."""
+    from compress_engine.playground import store
+    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
+    fit = next(v for k, v in fitted.session_state["trained"].items() if k[0] == "fit_budget")
+    at = page("export", "lenet-300-100")
+    at.session_state["export_uploaded_recipe"] = ("fit.json", fit["recipe"])
+    at.run()
+    at.button(key="export_save").click().run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert [r["technique"] for r in store.Store().list()] == ["fit 30 KB"]
