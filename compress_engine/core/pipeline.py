@@ -144,21 +144,10 @@ class Context:
 # --- the chain --------------------------------------------------------------------------------
 
 def _check_inputs(model, recipe, data, student):
-    """Everything compress() cannot handle is refused here, before any work, with what to do instead."""
-    if not isinstance(recipe, Recipe):
-        raise CompressError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
-    for need in ("x", "y", "input_shape", "n_classes"):
-        if not hasattr(data, need):
-            raise DatasetError(f"data must be a compress_engine.Dataset (Dataset.from_tensors(...) or "
-                               f"load_dataset(...)), got {type(data).__name__}")
-    distilling = recipe.temperature is not None
-    check_targets(recipe, data)
-    check_model(model, data, "teacher model" if distilling else "model")
+    """Everything compress() cannot handle is refused here, before any work (check_recipe(), the one check), and a
+    student no smaller than its teacher is warned of."""
     check_recipe(model, recipe, data, student)
-    if recipe.structured and recipe.prunes() and (student is not None or not distilling):  # traceable? layers known?
-        structured.prune_structured(student if distilling else model, recipe.sparsity, data.x("test")[:2],
-                                    amounts=structured.weight_amounts(recipe.layer_sparsities()))  # still runs?
-    if distilling:
+    if recipe.temperature is not None:
         warn_if_not_smaller(model, student, recipe, data)
     return recipe
 
@@ -174,9 +163,23 @@ def check_targets(recipe, data):
 
 
 def check_recipe(model, recipe, data, student=None):
-    """The recipe against a model that takes the data (check_model): a student it can distil into, per-layer
-    settings that name the compressed model's layers. Cheap without a student: a sweep checks every point's."""
+    """Refuse, before any work, what compress(model, recipe, data, student) would refuse, with what to do instead;
+    None when it would start. The very checks compress() runs first (no evaluation, no training, so it is quick):
+    the recipe and data types, the recipe against the targets (check_targets), the model (and a student) against
+    the data (check_model: one forward pass on two test inputs), a student it can distil into, per-layer settings
+    that name the compressed model's layers, and with recipe.structured the structured pruning itself (the model
+    is traced and a pruned copy must still run). Raises the error compress() would: ModelError, DatasetError,
+    RecipeError (all CompressError)."""
+    model, student = plain_module(model), plain_module(student)
+    if not isinstance(recipe, Recipe):
+        raise CompressError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
+    for need in ("x", "y", "input_shape", "n_classes"):
+        if not hasattr(data, need):
+            raise DatasetError(f"data must be a compress_engine.Dataset (Dataset.from_tensors(...) or "
+                               f"load_dataset(...)), got {type(data).__name__}")
     distilling = recipe.temperature is not None
+    check_targets(recipe, data)
+    check_model(model, data, "teacher model" if distilling else "model")
     if distilling and student is None and not data.x("test").is_floating_point():
         raise CompressError(f"the default student is an MLP of recipe.student_width over float inputs, but "
                             f"{data.name!r} has integer inputs ({data.x('test').dtype}, e.g. token ids): pass "
@@ -205,6 +208,9 @@ def check_recipe(model, recipe, data, student=None):
         if unknown:
             raise RecipeError(f"layers names {', '.join(map(repr, unknown[:3]))}, not a compressible weight of the "
                               f"model; its layers are: {', '.join(list(known)[:12])}")
+    if recipe.structured and recipe.prunes() and (student is not None or not distilling):  # traceable? layers known?
+        structured.prune_structured(student if distilling else model, recipe.sparsity, data.x("test")[:2],
+                                    amounts=structured.weight_amounts(recipe.layer_sparsities()))  # still runs?
 
 
 def warn_if_not_smaller(teacher, student, recipe, data):
