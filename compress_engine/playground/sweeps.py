@@ -348,64 +348,64 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     values = list(values)
     if not values:
         raise RecipeError("values is empty: give the values of the field to sweep, e.g. [0.5, 0.8, 0.9]")
-    recipes = [recipe.replace(**{field_name: v}) for v in values]  # RecipeError names the field and value
-    threads = _count("threads", threads)
-    if workers is not None:
-        workers = _count("workers", workers)
-    on_ray = workers is not None or ray_address is not None
-    ray = need_ray("--ray-address" if workers is None else "--workers") if on_ray else None
+    rows = [None] * len(values)  # the points finished (stored ones too), whenever Ctrl-C comes
+    try:  # Ctrl-C from here on (loading the data or Ray, the checks, the points) keeps the finished points
+        recipes = [recipe.replace(**{field_name: v}) for v in values]  # RecipeError names the field and value
+        threads = _count("threads", threads)
+        if workers is not None:
+            workers = _count("workers", workers)
+        on_ray = workers is not None or ray_address is not None
+        ray = need_ray("--ray-address" if workers is None else "--workers") if on_ray else None
 
-    model_obj, model_id, model_name = _the_model(model, model_name)
-    data_obj, data_key, data_name = _the_data(data)
-    _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
-    keys = [point_key(model_id, r, data_key) for r in recipes]
-    if store is not None and not isinstance(store, Store):
-        store = Store(store)
-    base = _base(recipe, field_name)
-    group = store.sweep_group(point_key(model_id, base, data_key) + ":" + field_name, model_name,
-                              data_name, field_name, base) if store is not None else None
+        model_obj, model_id, model_name = _the_model(model, model_name)
+        data_obj, data_key, data_name = _the_data(data)
+        _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
+        keys = [point_key(model_id, r, data_key) for r in recipes]
+        if store is not None and not isinstance(store, Store):
+            store = Store(store)
+        base = _base(recipe, field_name)
+        group = store.sweep_group(point_key(model_id, base, data_key) + ":" + field_name, model_name,
+                                  data_name, field_name, base) if store is not None else None
 
-    rows = [None] * len(values)
-    stored = store.stored_points(keys) if store is not None else {}
-    first = {}  # key -> first index with it (a value given twice runs once)
-    for i, key in enumerate(keys):
-        if key in stored:
-            rows[i] = {field_name: values[i], **{k: stored[key][k] for k in SWEEP_ROW}}
-        else:
-            first.setdefault(key, i)
-    done = [0]  # points finished so far (a list: finish() counts on)
-    for row in rows:
-        if row is not None:
-            done[0] += 1
-            if on_point is not None:
-                on_point(done[0], len(values), row, None)
-
-    said = {}  # the warnings registry of this sweep's points (those from Ray workers)
-
-    def finish(i, out):
-        """Record point i's outcome (row, store) and report progress; False means stop."""
-        if "error" in out:
-            row = {field_name: values[i], "error": out["error"]}
-            if store is not None:
-                store.save_failure(group, keys[i], recipes[i], out["error"])
-        else:
-            m = out["metrics"]
-            row = sweep_row(field_name, values[i], m)
-            if store is not None:
-                store.save(model_name, recipes[i], m, out["artifact"], sweep=group, data=data_name,
-                           point_key=keys[i])
-        for j, key in enumerate(keys):
-            if key == keys[i]:
-                rows[j] = dict(row, **{field_name: values[j]})
+        stored = store.stored_points(keys) if store is not None else {}
+        first = {}  # key -> first index with it (a value given twice runs once)
+        for i, key in enumerate(keys):
+            if key in stored:
+                rows[i] = {field_name: values[i], **{k: stored[key][k] for k in SWEEP_ROW}}
+            else:
+                first.setdefault(key, i)
+        done = [0]  # points finished so far (a list: finish() counts on)
+        for row in rows:
+            if row is not None:
                 done[0] += 1
                 if on_point is not None:
-                    on_point(done[0], len(values), rows[j], out.get("seconds"))
-        _warn_again(out.get("warnings"), said)  # after the point is kept: an "error" filter stops only the rest
-        if progress is not None:
-            return progress(done[0], len(values), None, row.get("accuracy"))
+                    on_point(done[0], len(values), row, None)
 
-    todo = sorted(first.values())
-    try:
+        said = {}  # the warnings registry of this sweep's points (those from Ray workers)
+
+        def finish(i, out):
+            """Record point i's outcome (row, store) and report progress; False means stop."""
+            if "error" in out:
+                row = {field_name: values[i], "error": out["error"]}
+                if store is not None:
+                    store.save_failure(group, keys[i], recipes[i], out["error"])
+            else:
+                m = out["metrics"]
+                row = sweep_row(field_name, values[i], m)
+                if store is not None:
+                    store.save(model_name, recipes[i], m, out["artifact"], sweep=group, data=data_name,
+                               point_key=keys[i])
+            for j, key in enumerate(keys):
+                if key == keys[i]:
+                    rows[j] = dict(row, **{field_name: values[j]})
+                    done[0] += 1
+                    if on_point is not None:
+                        on_point(done[0], len(values), rows[j], out.get("seconds"))
+            _warn_again(out.get("warnings"), said)  # after the point is kept: an "error" filter stops only the rest
+            if progress is not None:
+                return progress(done[0], len(values), None, row.get("accuracy"))
+
+        todo = sorted(first.values())
         if on_ray and todo:
             _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, workers, ray_address, threads)
         else:
@@ -413,9 +413,9 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                 out = _attempt(("value", model_obj), ("value", data_obj), recipes[i].to_json(), threads)
                 if finish(i, out) is False:
                     break
+        return [r for r in rows if r is not None]
     except KeyboardInterrupt:  # Ctrl-C: the finished points are not lost with the rest
         raise Interrupted([r for r in rows if r is not None], len(values)) from None
-    return [r for r in rows if r is not None]
 
 
 def _refuse_before_any_point(model, data, field_name, values, recipes, store):
