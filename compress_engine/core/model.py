@@ -151,7 +151,8 @@ def check_device(model, what="model"):
 def check_model(model, data=None, what="model"):
     """Refuse, before any work, a model the engine cannot compress; ModelError names the layer and the fix.
 
-    With `data`, one forward pass on two test inputs must give (2, data.n_classes, *data.label_shape) logits.
+    With `data`, one forward pass on two test inputs must give (2, C, *data.label_shape) logits with C >= data.n_classes
+    (fits_logits: a model may score more classes than the data holds).
     """
     if not isinstance(model, nn.Module):
         raise ModelError(f"{what} must be a torch.nn.Module, got {type(model).__name__}")
@@ -236,7 +237,8 @@ def check_model(model, data=None, what="model"):
                                  f"for {data.name!r} must return {logits_shape(data)}, one output per target value "
                                  f"(if the labels are class indices, give them as integers: y.long())")
             raise ModelError(f"{what} ({type(model).__name__}) returns {got} for {n} inputs; a classifier for "
-                             f"{data.name!r} must return {logits_shape(data)} logits{_output_hint(out, data)}")
+                             f"{data.name!r} must return {logits_shape(data)} logits (at least {data.n_classes} "
+                             f"class scores on dim 1; more are fine){_output_hint(out, data)}")
     return model
 
 
