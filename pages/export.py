@@ -164,6 +164,17 @@ def artifact_model_text(meta):
     return f"{text}: not the sidebar's {name} ({common.md_text(sidebar)}), which plays no part in this check."
 
 
+def own_model_text(meta):
+    """What the Check tab says of a valid artifact whose header carries no architecture (a model of the user's own
+    code, made by `run --model file.py:callable` or compress() on their module): only that code can rebuild it."""
+    return (f"This is a valid artifact of a **{common.md_text(meta.get('model_class') or 'user-defined')}** model of "
+            "your own code: its header does not describe the architecture, so only the code that builds the model can "
+            "rebuild and score it, which this page does not have. Check it on the command line with "
+            f"`python -m compress_engine eval FILE.cpg --model file.py:callable --data {common.DATASET}` (the file and "
+            "function or class that builds the model), or in Python with "
+            "`ce.decode_model(artifact, module=MyNet())`, a fresh instance of its class.")
+
+
 def handle_artifact_upload(data):
     """Everything the 'Check an artifact' tab shows for uploaded bytes; errors shown with st.error."""
     if len(data) > MAX_ARTIFACT_MB * units.MB:
@@ -173,7 +184,12 @@ def handle_artifact_upload(data):
     try:
         out = check_artifact(data, common.DATASET, ds)
     except ce.CompressError as e:
-        st.error(f"This file is not a valid artifact: {common.md_text(e)}")  # it quotes the file's tensor names
+        # a ModelError comes after the bytes decoded (damaged ones are an ArtifactError); with no architecture in
+        # the header, the file is fine and holds a model of the user's own code, which only that code rebuilds
+        if isinstance(e, ce.ModelError) and ce.read_meta(data).get("spec") is None:
+            st.warning(own_model_text(ce.read_meta(data)))
+        else:
+            st.error(f"This file is not a valid artifact: {common.md_text(e)}")  # it quotes the file's tensor names
         return None
     except Exception as e:  # defence in depth: an upload must never show a traceback
         st.error(f"Could not decode this file as an artifact ({type(e).__name__}: {common.md_text(e)}).")
