@@ -61,3 +61,24 @@ def test_export_shows_a_structured_refusal_of_an_uploaded_recipe(fmnist, tmp_pat
     assert not at.success
     assert any("Cannot use r.json" in e and "kept whole: its channels reach the model output" in e
                for e in errors(at)), errors(at)
+
+
+def test_a_structured_sweep_of_a_model_fx_cannot_trace_stops_before_any_point(monkeypatch):
+    """The sweep runs check_recipe on every point before any: a structured plan compress() cannot make is refused
+    there, naming the point, not recorded as every point's error."""
+    from compress_engine.playground import sweeps
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.h = nn.Linear(64, 32), nn.Linear(32, 4)
+
+        def forward(self, x):
+            x = x.flatten(1)
+            if x.sum() > 0:  # Python control flow on a tensor's value: torch.fx cannot trace it
+                x = x * 2
+            return self.h(torch.relu(self.a(x)))
+
+    monkeypatch.setattr(sweeps, "run_point", lambda *a: pytest.fail("a point ran"))
+    with pytest.raises(ce.ModelError, match=r"^sparsity=0.5: structured pruning cannot trace Branchy"):
+        ce.sweep(Branchy(), ce.Recipe(structured=True), data(), "sparsity", [0.5, 0.9])

@@ -337,8 +337,9 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     store), in this process. Ctrl-C raises Interrupted, a KeyboardInterrupt holding the rows finished so far.
     Bad input (a value, a name, ray missing, a model that does not take the data, a recipe value compress() refuses
     for this model and data before it runs, such as `layers` naming no layer of the model, a store for regression
-    targets) raises CompressError before any point runs. What compress() finds only while it works (structured
-    pruning of a graph torch.fx cannot trace, a layer too small for the sparsity asked) is that point's error.
+    targets) raises CompressError before any point runs: check_recipe(), compress()'s own up-front check, on every
+    point (structured pruning of a graph torch.fx cannot trace, or of a layer it cannot shrink, included). What
+    compress() finds only while it works (training that fails, say) is that point's error.
     """
     if not isinstance(recipe, Recipe):
         raise RecipeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
@@ -420,9 +421,9 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
 
 def _refuse_before_any_point(model, data, field_name, values, recipes, store):
     """What would fail every point, or one point, is refused here, before any work: a model that does not take the
-    data, a recipe compress() would refuse with this model and data (a `layers` value naming no layer of it was
-    each point's error), and a store for regression targets (their rows have no accuracy to store: the first point
-    ran, then StoreError, leaving an empty sweep in the store)."""
+    data, a recipe compress() would refuse with this model and data (check_recipe: a `layers` value naming no layer
+    of it, a structured plan it cannot make, were each point's error), and a store for regression targets (their
+    rows have no accuracy to store: the first point ran, then StoreError, leaving an empty sweep in the store)."""
     if store is not None and getattr(data, "regression", False):
         raise DatasetError(f"store= keeps runs for the Compare page, which charts accuracy, but {data.name!r:.200} "
                            "holds regression targets: leave store out (the rows, with R² and RMSE, are returned)")
