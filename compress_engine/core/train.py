@@ -55,6 +55,7 @@ def flush_tiny_(tensors):
     return flushed
 
 
+REPORT_SECONDS = 1.0  # fit() reports progress at least this often (besides every report_every steps and the first)
 FLUSH_EVERY = 16  # fit()'s optimizer steps between two flush_tiny_ passes over the weights. After every step, the
 # pass made a small MLP's epoch 1.4x longer (100-100 student, 1 thread: 1.16 vs 0.83 s, bench/speed.py section 9);
 # a value that drifts below the limit meanwhile changes no sum for a few steps, and is gone before anything is
@@ -413,7 +414,8 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     (e.g. crop_flip()), drawing from the run's seeded generator.
     loss_fn(model_logits, batch_indices, y) -> loss (default task_loss(data): cross-entropy, mean squared error for
     regression targets, binary cross-entropy for multi-label tags; distillation passes its KD loss).
-    progress(step, total, loss, accuracy) is called every `report_every` steps (accuracy None) and at
+    progress(step, total, loss, accuracy) is called after the first step, every `report_every` steps, whenever
+    REPORT_SECONDS have passed since the last call (accuracy None; a large model's 50 steps take a minute), and at
     the end of each epoch (accuracy on the test set, R² for regression); if it returns False the run raises Stopped.
     on_step(step, total) runs before each optimizer step's forward pass (gradual pruning uses it).
     """
@@ -430,6 +432,7 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     total = epochs * steps_per_epoch
     loss_fn = loss_fn or task_loss(data)
     history, step = [], 0
+    reported = time.monotonic()
     with channels_last(model, nhwc), flush_denormal():
         for epoch in range(epochs):
             model.train()
@@ -453,9 +456,11 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
                 if step % FLUSH_EVERY == 0:
                     flush_tiny_(params)
                 history.append(loss.item())
-                if (progress and step % report_every == 0 and step < total
-                        and progress(step, total, history[-1], None) is False):
-                    raise Stopped("stopped by the user")
+                if progress and step < total and (step == 1 or step % report_every == 0
+                                                  or time.monotonic() - reported >= REPORT_SECONDS):
+                    reported = time.monotonic()
+                    if progress(step, total, history[-1], None) is False:
+                        raise Stopped("stopped by the user")
             flush_tiny_(params)  # every epoch ends clean: its evaluation, and the weights fit() returns
             if progress:
                 acc = quality(model, data)
