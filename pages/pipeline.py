@@ -68,19 +68,6 @@ def first_settings():
     return preset if common.cached_trained(widget_recipe(preset)) is not None else start
 
 
-def collapse_warning(accuracy, dense_accuracy, data):
-    """A warning when `accuracy` is at chance level and the dense model's is not (explain.collapsed): the ratio beside
-    it is of a model that no longer classifies (ResNet-8 at 92 % global showed 48.6x and 10.00 % with nothing saying
-    so)."""
-    chance = explain.collapsed(accuracy, dense_accuracy, data)
-    if chance is None:
-        return
-    st.warning(f"**The model has collapsed**: {units.pct(accuracy, 2)} is chance level. Answering the test set's most "
-               f"frequent class for every input scores {units.pct(chance, 2)} ({data.n_classes:,} classes), so this "
-               "ratio is of a model that no longer tells the classes apart: step the controls back until the "
-               "accuracy returns.", icon=":material/warning:")
-
-
 def waterfall_chart(steps):
     # a step falling to near 0 (1-bit quantization of the dense weights) put its label outside, under the bar's lower
     # end: over the axis's stage name. A step over a third of the chart's height is labelled inside its bar instead
@@ -236,8 +223,7 @@ run = tuned or (common.unevaluated(post) if early else common.run(post, spinner=
 m = run["metrics"]
 cards = st.empty()
 with cards.container():
-    common.metric_cards(m, dense["metrics"])
-    collapse_warning(m["accuracy"], dense["metrics"]["accuracy"], common.dataset())
+    common.metric_cards(m, dense["metrics"])  # with its collapse warning (common.collapse_warning)
 if epochs and tuned is None:
     st.caption(f"Shown without fine-tuning: press **Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}** for "
                "the fine-tuned result.")
