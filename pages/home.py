@@ -55,13 +55,19 @@ st.plotly_chart(fig, width="stretch")
 # the command line for this model: a sample by name; uploaded weights need the user's own module to load into
 model_flag = (f"--model {card['name']}" if card["reproduce"] else
               f"--model your_model.py:make_model --weights {shlex.quote(card['training']['file'])}")
+# and the Pipeline page's first setting for this model (common.starts: one the model survives; ResNet-8 falls to
+# chance at 90 % pruned), each Recipe field as the CLI spells its flag (cli.flag; cli itself imports torch, which Home
+# does without) and a value its parser reads back (true/false for a bool)
+start = common.starts(card["name"])["pipeline"]
+start_flags = " ".join(f"--{field.replace('_', '-')} {str(value).lower() if isinstance(value, bool) else value}"
+                       for field, value in start.items())
 st.markdown(f"""
 **Where to go next.** *Pruning* zeroes the smallest weights; *Clustering* lets each layer keep only k
 distinct values; *Quantization* puts weights on a k-bit grid; *Distillation* trains a small student from a
 large teacher; *Sensitivity* finds the fragile layers and fits the model in a size budget; *Pipeline* chains
 them like Deep Compression; *Compare* shows every saved run on one chart; *Export* downloads the compressed
 artifact and checks an uploaded one. The same engine runs from the command line:
-`python -m compress_engine run {model_flag} --sparsity 0.9 --clusters 16 --json`.
+`python -m compress_engine run {model_flag} {start_flags} --json` (the Pipeline page's first setting for this model).
 """)
 
 common.warm()  # in the background, after Home has drawn: the dense run and each page's first setting
