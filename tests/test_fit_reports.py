@@ -36,3 +36,12 @@ def test_a_quick_run_still_reports_every_report_every_steps():
     train.fit(nn.Linear(6, 3), _data(120), epochs=1, batch_size=1, report_every=50,
               progress=lambda step, total, loss, acc: seen.append(step) if acc is None else None)
     assert seen[0] == 1 and {50, 100} <= set(seen)
+
+
+def test_a_runs_progress_counts_to_the_steps_it_takes_when_a_last_batch_of_one_joins():
+    """129 training samples are one batch (a last batch of one joins the one before it), but compress() counted
+    ceil(129 / 128) = 2 steps an epoch: its progress never reached its total."""
+    seen = []
+    ce.compress(nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)), ce.Recipe(sparsity=0.5, finetune_epochs=2),
+                _data(129), progress=lambda step, total, *rest: seen.append((step, total)))
+    assert seen and seen[-1][0] == seen[-1][1] == 2

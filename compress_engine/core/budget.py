@@ -286,7 +286,7 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
         raise refused
     first = allocate(scan, room, metric)
     sparsity = {n: first["layers"][n]["sparsity"] for n in names}
-    steps = epochs * math.ceil(len(data.y("train")) / pipeline.BATCH)
+    steps = pipeline.train_steps(data, epochs)
     tracker = _Offset(progress, 2 * steps)
 
     # step 1: prune (biases stay float32 until the very end, as in one compress() run of the whole recipe)

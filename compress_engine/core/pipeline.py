@@ -29,11 +29,17 @@ from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     plain_module, state_bytes, student_mlp)
 from .recipe import Recipe
-from .train import (answer_of, answers, exact_match, fast_eval_copy, fit, forward_ms_in_turns, has_conv, logits,
-                    match_rate, mean_iou, median_forward_ms, r2_score, rmse)
+from .train import (answer_of, answers, batch_bounds, exact_match, fast_eval_copy, fit, forward_ms_in_turns, has_conv,
+                    logits, match_rate, mean_iou, median_forward_ms, r2_score, rmse)
 
 STAGES = (distill, prune, cluster, quantize)
 BATCH = 128  # fine-tuning batch size (train.fit's default)
+
+
+def train_steps(data, epochs):
+    """The optimizer steps of `epochs` of fit() over data's training split, BATCH at a time (a last batch of one
+    joins the one before it: train.batch_bounds): what a run's progress counts to."""
+    return epochs * len(batch_bounds(len(data.y("train")), BATCH))
 
 
 @dataclass
@@ -126,7 +132,7 @@ class Context:
     teacher_logits: torch.Tensor | None = None  # the uncompressed model on the training inputs (finetune_kd)
 
     def steps(self, epochs):
-        return epochs * math.ceil(len(self.data.y("train")) / BATCH)
+        return train_steps(self.data, epochs)
 
     def finetune(self, model, parametrizations, stage, on_step=None, freeze_original=False):
         """recipe.finetune_epochs of training with the given constraints held (nothing if 0 epochs)."""
