@@ -27,6 +27,7 @@ CNN = "small CNN (a ResNet of 8-16-32 channels)"
 BLUE, ORANGE, GREEN, RED, PURPLE = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.PURPLE
 GREY = charts.GREY
 HINTON = explain.HINTON_MNIST
+GAP_CLOSED = "(labels-only errors − KD errors) / (labels-only errors − teacher errors)"  # gap_closed(), in words
 UPLOAD_LOGITS_KEPT = 4  # uploaded teachers' logits kept in memory (a Fashion-MNIST teacher's: 2.8 MB)
 
 
@@ -107,6 +108,14 @@ def train(teacher, recipe, kind, label):
     so the run trains the student only. None (after saying why) if cancelled or failed."""
     return common.train_run(recipe, label, start_from=teacher, student=student_module(kind),
                             model_logits=teacher_logits(teacher, common.DATASET), student_key=student_key(kind))
+
+
+def gap_closed(labels_errors, kd_errors, teacher_errors):
+    """The share of the student-teacher gap KD closed: (labels-only errors - KD errors) / (labels-only errors - teacher
+    errors), as bench/distillation.py's gap_closed_% is; None when the labels-only student is no worse than the
+    teacher (no gap to close). Negative: KD made more errors than the labels alone."""
+    gap = labels_errors - teacher_errors
+    return (labels_errors - kd_errors) / gap if gap > 0 else None
 
 
 def mine_points(res_base, res_kd):
@@ -218,6 +227,7 @@ c[2].metric("Teacher test accuracy", f"{100 * (1 - t_errors / n):.2f} %", help=f
 c[3].metric(f"Teacher test errors (of {n:,})", f"{t_errors:,}")
 
 grid = bench_results.distill_grid(BENCH, teacher)  # the measured grid, every epochs
+measured = sorted({int(r["epochs"]) for r in grid})  # the epochs it was measured at
 controls, explain_col = st.columns([1, 1.25], gap="large")
 with controls:
     kind = st.radio("Student", ["MLP", CNN], horizontal=True, key="distill_kind", persist_state="session",
@@ -239,8 +249,10 @@ with controls:
                            "teacher's soft targets only. At α = 0 the teacher gets no weight: that is the labels-only "
                            "student, so only it is trained.")
     epochs = st.slider("Training epochs", 1, 20, 5, 1, key="distill_epochs", persist_state="session",
-                       help="For each of the two students; the grid was measured at 5 and 20. A 100-100 student "
-                            "takes about 1.3 s per epoch on one core, 800-800 about 8 s, the CNN about 25 s.")
+                       help="For each of the two students"
+                            + (f"; the grid was measured at {' and '.join(map(str, measured))}" if measured else "")
+                            + ". A 100-100 student takes about 1.3 s per epoch on one core, 800-800 about 8 s, the "
+                              "CNN about 25 s.")
 with explain_col:
     st.markdown(
         "**Knowledge distillation** (Hinton, Vinyals & Dean 2015) trains a small *student* network to copy "
@@ -259,13 +271,16 @@ with explain_col:
 # --- the measured grid: the lesson before any training ----------------------------------------------
 st.subheader("What KD does, measured: every student, with and without the teacher")
 rows = grid
-measured = sorted({int(r["epochs"]) for r in rows})
-if measured:  # the longest training first: that is where KD's gain shows
+if measured:  # the grid of the epochs slider's students (the nearest measured), so the students trained land on it
+    follow = min(measured, key=lambda e: (abs(e - epochs), -e))
+    key = common.setting("distill_grid_epochs", follow, scope=tuple(measured))
+    if st.session_state.get("_distill_grid_picked") != tuple(measured):  # it follows the slider until picked here
+        st.session_state[key] = follow
     shown = st.radio("Students trained for", measured, format_func=lambda e: f"{e} epochs", horizontal=True,
-                     key=common.setting("distill_grid_epochs", measured[-1], scope=tuple(measured)),
-                     persist_state="session",
-                     help="The grid was measured at each of these; a student you train lands on the grid of its "
-                          "own number of epochs.")
+                     key=key, persist_state="session",
+                     on_change=lambda: st.session_state.update(_distill_grid_picked=tuple(measured)),
+                     help="The grid was measured at each of these. It shows the grid nearest the training epochs "
+                          "above, where a student you train lands, until you pick one here.")
     rows = [r for r in rows if int(r["epochs"]) == shown]
 grid_slot = st.empty()
 chosen_recipe = common.recipe(temperature=T, alpha=alpha, student_width=width, distill_epochs=epochs)
@@ -291,8 +306,10 @@ if rows:
                    "batches), the errors KD saved, mean ± half range over the seeds: "
                    + "; ".join(f"**{r['student']}** {r['paired_saved']} at T = {r['best_T']}"
                                + (" (fewer in every seed)" if r["fewer_in_every_seed"] else "")
+                               + (f", {r['gap_closed_%']} % of its gap to the teacher closed"
+                                  if r.get("gap_closed_%") else "")
                                for r in gains)
-                   + ". A negative number: KD cost errors.")
+                   + f". A negative number: KD cost errors. The gap closed is {GAP_CLOSED}, of the seeds' means.")
 elif common.weights_id(teacher):
     st.info(f"No measured grid for your uploaded teacher {teacher}: the grid was measured with the sample "
             "teachers (resnet-8's is shipped). Train students below: they appear on the size chart at the bottom.")
@@ -376,16 +393,21 @@ if rows and mine and not on_grid(mine, rows):
 if res_base is None or (kd is not None and res_kd is None):
     st.info(f"Press **Train student** to train the {name} student for {epochs} epoch{'s' if epochs > 1 else ''}, "
             + ("twice; both land " if kd is not None else "on the labels alone; it lands ")
-            + ("on the grid above" if rows else "on the size chart below") + (" as stars." if kd is not None else " as a star."))
+            + ("on the grid above" if rows and int(rows[0]["epochs"]) == epochs else "on the size chart below")
+            + (" as stars." if kd is not None else " as a star."))
 elif res_kd is not None:
     st.markdown("**Test errors, theirs and ours**")
     hinton = [("teacher", HINTON["teacher"], t_errors),
               ("student, labels only", HINTON["student"], explain.test_errors(res_base["metrics"]["accuracy"], n)),
               ("student, distilled", HINTON["distilled"], explain.test_errors(res_kd["metrics"]["accuracy"], n))]
+    closed = [gap_closed(hinton[1][i], hinton[2][i], hinton[0][i]) for i in (1, 2)]  # theirs, ours
+    share = ["no gap (the labels-only student is no worse than the teacher)" if c is None else f"{100 * c:.0f} %"
+             for c in closed]
     st.markdown(f"| | Hinton et al., MNIST (1200-1200 → 800-800) | here, {data.name} ({teacher} → {name}) |\n"
-                "|---|--:|--:|\n" + "\n".join(f"| {k} | {theirs:,} | {ours:,} |" for k, theirs, ours in hinton))
-    st.caption("What to compare is the share of the student-teacher gap that KD closes, not the error counts: "
-               "Fashion-MNIST is much harder than MNIST.")
+                "|---|--:|--:|\n" + "\n".join(f"| {k} | {theirs:,} | {ours:,} |" for k, theirs, ours in hinton)
+                + f"\n| share of the student-teacher gap KD closed | {share[0]} | {share[1]} |")
+    st.caption(f"What to compare is the share of the student-teacher gap that KD closes (the last row: {GAP_CLOSED}), "
+               "not the error counts: Fashion-MNIST is much harder than MNIST.")
 
 # --- size vs accuracy: teacher, students, every sample model ------------------------------------------
 cards = ce.list_models() + [up["card"] for up in common.uploads().values()]

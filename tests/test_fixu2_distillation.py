@@ -1,0 +1,52 @@
+"""Distillation: the grid opens on (and follows) the epochs the students train for, so the students trained land on
+it as the page promises; and the share of the student-teacher gap KD closed, which the page tells the reader to
+compare, is shown for the user's pair and the grid's students."""
+
+import csv
+from pathlib import Path
+
+from test_app import number, page
+
+RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
+
+
+def test_the_grid_follows_the_training_epochs_until_picked(fmnist):
+    at = page("distillation")
+    assert not at.exception
+    grid = at.radio(key="distill_grid_epochs")
+    assert at.slider(key="distill_epochs").value == 5 and grid.value == 5  # it opened on 20
+    assert sorted(grid.options) == ["20 epochs", "5 epochs"]
+    at.slider(key="distill_epochs").set_value(20).run()
+    assert not at.exception and at.radio(key="distill_grid_epochs").value == 20
+    at.slider(key="distill_epochs").set_value(2).run()  # not measured: the nearest grid
+    assert at.radio(key="distill_grid_epochs").value == 5
+    assert any("size chart below as stars" in i.value for i in at.info)  # not on the grid: not promised there
+    at.slider(key="distill_epochs").set_value(5).run()
+    assert any("grid above as stars" in i.value for i in at.info)
+    at.radio(key="distill_grid_epochs").set_value(20).run()  # picked here: it stays
+    at.slider(key="distill_epochs").set_value(6).run()
+    assert not at.exception and at.radio(key="distill_grid_epochs").value == 20
+
+
+def test_the_grids_gap_closed_is_the_benchs(fmnist):
+    with open(RESULTS / "distillation_gain.csv", newline="") as f:
+        gains = [g for g in csv.DictReader(f) if g["study"] == "grid" and g["teacher"] == "resnet-8"
+                 and int(g["epochs"]) == 5 and g["paired_saved"] and g["gap_closed_%"]]
+    at = page("distillation")
+    caption = next(c.value for c in at.caption if "the same seed" in c.value)
+    assert gains and all(f"**{g['student']}** {g['paired_saved']} at T = {g['best_T']}" in caption
+                         and f"{g['gap_closed_%']} % of its gap to the teacher closed" in caption for g in gains)
+
+
+def test_your_pair_shows_the_share_of_the_gap_kd_closed(tiny):
+    at = page("distillation")
+    at.select_slider(key="distill_width").set_value(30)
+    at.slider(key="distill_epochs").set_value(1).run()
+    at.button(key="distill_train").click().run()
+    assert not at.exception and not at.error
+    teacher = number(next(m.value for m in at.metric if m.label == "Teacher test errors (of 500)"))
+    base, kd = (number(m.value) for m in at.metric if m.label == "Test errors (of 500)")
+    table = next(m.value for m in at.markdown if "Hinton et al., MNIST" in m.value)
+    row = next(line for line in table.splitlines() if "gap KD closed" in line)
+    assert base > teacher
+    assert row.split("|")[2:4] == [f" {100 * (146 - 74) / (146 - 67):.0f} % ", f" {100 * (base - kd) / (base - teacher):.0f} % "]
