@@ -1219,9 +1219,19 @@ def training(recipe, start_from=None, student_key=None):
 
     A page that calls train_run only when its button was pressed can call it again while this is not None, so
     that a rerun (any other widget) keeps showing the run's place in line and progress instead of dropping them.
+    A run of `recipe` that another session started (this tab before a reload: a reload is a new session) and that is
+    still queued or running in the pool is joined here: this session follows it, keeps it running and may cancel it,
+    as if it had asked for it itself. Nothing new is started.
     Pass the same student_key as to train_run (a student given without one is keyed by its weights)."""
     name = start_from or model_name()
-    return pooled_job((name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key))
+    key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
+    job = pooled_job(key)
+    if job is None and ce.trained.trains(recipe):
+        dataset()
+        job = ce.jobs.pool().join(_pool_key(name, recipe.to_json(), student_key))
+        if job is not None:  # pooled() follows it as this session's own
+            st.session_state.setdefault("train_jobs", {})[key] = job
+    return job
 
 
 def pooled(key, label, lookup, submit, cancel_resets=None):
@@ -1338,14 +1348,21 @@ def _submit_training(name, recipe, student, student_id, model_logits):
     Everything session-bound (the model, the data, the disk folder) is looked up here, on the page's thread;
     the job itself only calls the engine and keeps its result on disk before it counts as done."""
     net, ds, cache = model(name), dataset(), ce.trained.TrainedCache()
-    disk_key = _trained_disk_key(name, recipe.to_json(), student_id)
+    pool_key = _pool_key(name, recipe.to_json(), student_id)
+    disk_key = pool_key[1]
 
     def work(progress):
         res = ce.compress(net, recipe, ds, student=student, progress=progress, model_logits=model_logits)
         cache.put(disk_key, name, res)
         return _pack(name, res)
 
-    return ce.jobs.pool().submit((str(cache.folder), disk_key), work)
+    return ce.jobs.pool().submit(pool_key, work)
+
+
+def _pool_key(name, recipe_json, student_id=None):
+    """The training pool's key of train_run's run of `recipe_json` on `name` (+ a student): the trained-results folder
+    and its key there, what the run produces (so the same run asked for twice, by any session, is one job)."""
+    return str(ce.trained.TrainedCache().folder), _trained_disk_key(name, recipe_json, student_id)
 
 
 # s a session may be disconnected and still count as waiting for its training runs: a network blip, or a tab that

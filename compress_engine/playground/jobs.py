@@ -8,6 +8,7 @@ the order they came; the rest wait in line and each session shows its place in i
     from compress_engine.playground import jobs
     job = jobs.pool().submit(key, fn)   # fn(progress) -> value; progress(step, total, loss, acc) -> bool
     job = jobs.pool().submit(key, fn, who=sid, alive=lambda: connected(sid))  # a session's, gone once not alive
+    job = jobs.pool().join(key)         # the queued or running job of `key`, joined (never started), or None
     job.ahead()                         # jobs running or waiting before it: 0 once it runs, None once finished
     job.position()                      # 0 running, k = k-th in line, None once finished
     job.progress, job.losses            # the last (step, total, loss, acc), [(step, loss), ...]
@@ -237,6 +238,21 @@ class Pool:
             self._queue.append(job)
             self._start_workers()
             self._lock.notify()
+            return job
+
+    def join(self, key, alive=None, who=None):
+        """The queued or running job for `key` with the caller as one more submitter (who, alive as for submit()),
+        or None when there is none: it never starts a job. A session that finds a run it did not ask for itself (a
+        reload is a new session: the tab's old one stops counting SESSION_GRACE s after it went) follows it, keeps it
+        running and may cancel it, as the session that submitted it could. A caller already waiting for it is not
+        counted twice (one Cancel withdraws it)."""
+        sub = _caller(who, alive)
+        with self._lock:
+            job = self._active.get(key)
+            if job is None or job._stop:
+                return None
+            if sub[0] is None or all(w != sub[0] for w, _ in job._subs):
+                job._subs.append(sub)
             return job
 
     def get(self, key):
