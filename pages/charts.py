@@ -320,24 +320,42 @@ def distill_grid(rows, mine=()):
 
 def size_accuracy(groups):
     """groups: (name, points, style) with points dicts of label, bytes, accuracy: size vs accuracy, log size axis.
-    style: color, symbol, and optionally mode, dash, size and text_at, where the labels go (default above the
-    points: "bottom center" keeps one group's labels clear of another's drawn above nearby points)."""
+    style: color, symbol, and optionally mode, dash, size, text_at, where the labels go (default above the points:
+    "bottom left" keeps one group's labels clear of another's drawn above nearby points), and hover_only (the labels
+    in the hover alone: for points that sit on others', named by the group's legend entry). A label near either end
+    of the axis reaches inwards, so none is cut at the plot's edge."""
     fig = go.Figure()
-    sizes = []
+    sizes = [p["bytes"] for _, pts, _ in groups for p in pts]
+    lo, hi = (np.log10(min(sizes)), np.log10(max(sizes))) if sizes else (0.0, 0.0)
+
+    def text_at(default, size):
+        """`default` ("top center", ...) turned inwards at the axis's ends (the outer tenth of its log span)."""
+        where = (np.log10(size) - lo) / (hi - lo) if hi > lo else 0.5
+        vertical, horizontal = default.split()
+        return f"{vertical} {'left' if where > 0.9 else 'right' if where < 0.1 else horizontal}"
+
     for gname, pts, style in groups:
         if not pts:
             continue
         pts = sorted(pts, key=lambda p: p["bytes"])
-        sizes += [p["bytes"] for p in pts]
+        mode = style.get("mode", "markers+text")
         fig.add_scatter(x=[p["bytes"] / units.KB for p in pts], y=[100 * p["accuracy"] for p in pts], name=gname,
-                        mode=style.get("mode", "markers+text"), text=[p["label"] for p in pts],
-                        textposition=style.get("text_at", "top center"), textfont=dict(size=10),
-                        line=dict(color=style["color"], dash=style.get("dash")),
+                        mode=mode.replace("+text", "") if style.get("hover_only") else mode,
+                        text=[p["label"] for p in pts],
+                        textposition=[text_at(style.get("text_at", "top center"), p["bytes"]) for p in pts],
+                        textfont=dict(size=10), line=dict(color=style["color"], dash=style.get("dash")),
                         marker=dict(size=style.get("size", 11), color=style["color"], symbol=style["symbol"],
                                     line=dict(color="white", width=1)),
                         hovertemplate="%{text}: %{x:,.1f} KB, %{y:.2f} %<extra>" + gname + "</extra>")
     log_axis(fig, "x", [b / units.KB for b in sizes])
+    ys = [100 * p["accuracy"] for _, pts, _ in groups for p in pts]
+    if ys:  # room above the top point for its label (Plotly's autorange leaves text out)
+        span = max(max(ys) - min(ys), 1.0)
+        fig.update_yaxes(range=[min(ys) - 0.08 * span, max(ys) + 0.15 * span])
+    # the legend (a line an entry, below the plot) grows with the groups: the figure grows with it, the plot keeps
+    # its height
     fig.update_layout(title="Size vs accuracy: the teacher, the students and every sample model",
                       xaxis_title="size (KB, log scale)", yaxis_title="test accuracy (%)",
-                      height=460, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
+                      height=360 + 22 * len(fig.data), margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.25))
     return fig

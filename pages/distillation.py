@@ -24,8 +24,9 @@ TEACHER = "resnet-8"
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"  # bench/distillation.py's grid and gains
 WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800)  # hidden units in each of an MLP student's 2 layers
 CNN = "small CNN (a ResNet of 8-16-32 channels)"
-BLUE, ORANGE, GREEN, RED, PURPLE = charts.BLUE, charts.ORANGE, charts.GREEN, charts.RED, charts.PURPLE
+BLUE, ORANGE, RED = charts.BLUE, charts.ORANGE, charts.RED
 GREY = charts.GREY
+OTHER_SYMBOLS = ("square", "triangle-up", "cross", "x", "pentagon", "hexagon")  # the size chart's other models
 HINTON = explain.HINTON_MNIST
 GAP_CLOSED = "(labels-only errors − KD errors) / (labels-only errors − teacher errors)"  # gap_closed(), in words
 UPLOAD_LOGITS_KEPT = 4  # uploaded teachers' logits kept in memory (a Fashion-MNIST teacher's: 2.8 MB)
@@ -415,19 +416,25 @@ models = [{"label": c["name"], "bytes": c["dense_bytes"], "accuracy": c["test_ac
           if c["name"] != teacher]
 grid_pts = {T: [{"label": r["student"], "bytes": int(r["bytes"]), "accuracy": r["accuracy"]}
                 for r in rows if r["T"] == T and not r["student"].startswith("cnn")] for T in ("", best_T)}
-cnn_pts = [{"label": f"{r['student']}, " + (f"KD T = {r['T']}" if r["T"] else "labels"), "bytes": int(r["bytes"]),
-            "accuracy": r["accuracy"]}
+# the CNN's two points and your two students each sit on one size, nearly on one accuracy: their labels would
+# overlap, so each is a legend entry of its own (KD blue, labels only orange, as on the grid) named there, hover-only
+cnn_pts = [(f"CNN student, {'KD T = ' + r['T'] if r['T'] else 'labels only'} (mean of seeds)",
+            [{"label": r["student"], "bytes": int(r["bytes"]), "accuracy": r["accuracy"]}],
+            {"color": BLUE if r["T"] else ORANGE, "symbol": "diamond", "size": 11, "hover_only": True})
            for r in rows if r["student"].startswith("cnn") and r["T"] in ("", best_T)]
 groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accuracy": tcard["test_accuracy"]}],
            {"color": RED, "symbol": "diamond", "size": 16}),
-          ("other models", models, {"color": GREY, "symbol": "square", "text_at": "bottom center"}),
+          # each a legend entry of its own, hover-only: a label by the point fell on the grid students' points
+          # (lenet-300-100 on 300-300's) and labels, and teacher-1200-1200's ran off the plot's right edge
+          *((m["label"], [m], {"color": GREY, "symbol": OTHER_SYMBOLS[i % len(OTHER_SYMBOLS)], "hover_only": True})
+            for i, m in enumerate(models)),
           (f"students, labels only ({rows[0]['epochs']} epochs, mean of seeds)" if rows else "", grid_pts[""],
            {"color": ORANGE, "symbol": "circle", "mode": "lines+markers+text", "dash": "dash", "size": 9}),
           (f"students, KD T = {best_T} (mean of seeds)" if rows else "", grid_pts[best_T] if best_T else [],
            {"color": BLUE, "symbol": "star", "mode": "lines+markers", "size": 11}),
-          ("CNN student (mean of seeds)", cnn_pts, {"color": GREEN, "symbol": "diamond", "size": 11}),
-          ("yours", [{"label": m["name"].removeprefix("yours: "), "bytes": m["bytes"], "accuracy": m["accuracy"]}
-                     for m in mine], {"color": PURPLE, "symbol": "star-open", "size": 16, "text_at": "middle right"})]
+          *cnn_pts,
+          *((m["name"], [{"label": m["name"], "bytes": m["bytes"], "accuracy": m["accuracy"]}],
+             {"color": m["color"], "symbol": "star-open", "size": 16, "hover_only": True}) for m in mine)]
 st.plotly_chart(charts.size_accuracy(groups), width="stretch")
 smaller = [p["label"] for p in grid_pts[""] if p["bytes"] < tcard["dense_bytes"]]
 larger = [p["label"] for p in grid_pts[""] if p["bytes"] >= tcard["dense_bytes"]]

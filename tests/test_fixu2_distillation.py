@@ -50,3 +50,33 @@ def test_your_pair_shows_the_share_of_the_gap_kd_closed(tiny):
     row = next(line for line in table.splitlines() if "gap KD closed" in line)
     assert base > teacher
     assert row.split("|")[2:4] == [f" {100 * (146 - 74) / (146 - 67):.0f} % ", f" {100 * (base - kd) / (base - teacher):.0f} % "]
+
+
+def test_the_size_charts_labels_neither_overlap_nor_leave_the_plot(fmnist):
+    """At 1024x768 the two 'yours' labels lay on each other, lenet-300-100's on the 300-300 point and
+    teacher-1200-1200's ran off the right edge. Points that share a place are legend entries of their own, their
+    labels in the hover; a label left by a point at the axis's right end reaches inwards; the top label has room."""
+    import json
+    import math
+    from pages import charts
+    at = page("distillation")
+    for epochs in (5, 20):
+        at.radio(key="distill_grid_epochs").set_value(epochs).run()
+        spec = json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "Size vs accuracy" in c.proto.spec))
+        traces = {t["name"]: t for t in spec["data"]}
+        for name in ("lenet-300-100", "lenet-5", "teacher-1200-1200"):  # each named in the legend, not by its point
+            assert "text" not in traces[name]["mode"]
+        assert all("text" not in t["mode"] for n, t in traces.items() if n.startswith("CNN student"))
+        labelled = [(x, pos) for t in spec["data"] if "text" in t["mode"]
+                    for x, pos in zip(t["x"], t["textposition"])]
+        right = max(math.log10(x) for t in spec["data"] for x in t["x"])
+        left = min(math.log10(x) for t in spec["data"] for x in t["x"])
+        assert all(pos.endswith("left") for x, pos in labelled if math.log10(x) > right - 0.1 * (right - left))
+        ys = [y for t in spec["data"] for y in t["y"]]
+        assert spec["layout"]["yaxis"]["range"][1] > max(ys)
+    # your two students: one size, nearly one accuracy; each its own legend entry, its label in the hover only
+    fig = charts.size_accuracy([(f"yours: {k}", [{"label": k, "bytes": 358_600, "accuracy": a}],
+                                 {"color": "blue", "symbol": "star-open", "hover_only": True})
+                                for k, a in (("labels only", 0.8641), ("KD T = 1", 0.8667))])
+    assert all(t.mode == "markers" for t in fig.data) and {t.name for t in fig.data} == {
+        "yours: labels only", "yours: KD T = 1"}
