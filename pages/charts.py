@@ -329,10 +329,11 @@ def size_accuracy(groups):
     lo, hi = (np.log10(min(sizes)), np.log10(max(sizes))) if sizes else (0.0, 0.0)
 
     def text_at(default, size):
-        """`default` ("top center", ...) turned inwards at the axis's ends (the outer tenth of its log span)."""
+        """`default` ("top center", ...) turned inwards at the axis's ends (the outer tenth of its log span); at the
+        left end below the point too, clear of the lines that rise from it to the right (the grid students')."""
         where = (np.log10(size) - lo) / (hi - lo) if hi > lo else 0.5
         vertical, horizontal = default.split()
-        return f"{vertical} {'left' if where > 0.9 else 'right' if where < 0.1 else horizontal}"
+        return "bottom right" if where < 0.1 else f"{vertical} {'left' if where > 0.9 else horizontal}"
 
     for gname, pts, style in groups:
         if not pts:
