@@ -23,18 +23,29 @@ ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><rect width
         'stroke-width="2" fill="none" stroke-linecap="round" stroke-linejoin="round"/></svg>')
 st.set_page_config(page_title="Compression Playground", page_icon=ICON, layout="wide")
 # A classroom projector is often 1,024 px wide: there four metric cards cut their values ("243.1 …") and long switch
-# labels were cut short ("Structured: remove who…"). Below 1,280 px the values get a smaller font, and labels wrap.
-# A formula wider than its column (an 800-px projector, 150 % zoom) scrolls sideways instead of being cut off; below
-# 1,000 px (800 px: the sidebar leaves 500) the values shrink again and metric labels wrap ("Non-zero para…").
-# KaTeX ends a formula of several lines with a 2-px spacer beyond its box: padded, so such a formula does not scroll.
+# labels were cut short ("Structured: remove who…"). Below 1,280 px the values get a smaller font, and labels wrap;
+# below 1,000 px (800 px: the sidebar leaves 500) the values shrink again.
+# Metric labels and deltas wrap at every width: at 1,024 px ResNet-8's cards read "Teacher parame…", "Non-zero
+# para…", "once BatchNorm …" (wrapping only below 1,000 px missed them). A taller card is fine; a cut one is not.
+# Below 1,100 px a label takes two lines' height, its text at the bottom, so the values of a row stay on one line
+# when one of its labels wraps (at 1,280 px none does, and cards keep their height).
+# A display formula fits its column instead of scrolling sideways (at 1,024 px Distillation's loss ended
+# "KL(softmax(t/T) ‖ softm" and Quantization's "q_min, q_", the rest behind a scroll bar nobody saw on a projector):
+# it breaks after = + , as inline KaTeX does, and its font is at most 5 % of its column's width (cqi), which shrinks
+# it only in a column narrower than about 390 px, enough for the widest formula that cannot break (an aligned one,
+# 19 em). The scroll bar stays only as a last resort. KaTeX ends a formula of several lines with a 2-px spacer beyond
+# its box: padded, so such a formula does not scroll.
 # Charts side by side stack, one a row, below 1,100 px: at 1,024 the sidebar left them 266 px each, and their titles
 # ran past their right edge (a projector walkthrough).
 st.html("<style>@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
-        "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } "
-        "[data-testid='stMetricLabel'] p { white-space: normal; } } "
+        "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } } "
+        "[data-testid='stMetricLabel'] p, [data-testid='stMetricDelta'] p { white-space: normal; } "
         "[data-testid='stWidgetLabel'] p, [data-testid='stCheckbox'] label p { white-space: normal; } "
-        ".katex-display { overflow-x: auto; overflow-y: hidden; } .katex-display > .katex { padding-right: 2px; } "
-        "@media (max-width: 1100px) { [data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) "
+        "[data-testid='stMarkdown']:has(.katex-display) { container-type: inline-size; } "
+        ".katex-display { overflow-x: auto; overflow-y: hidden; } "
+        ".katex-display > .katex { padding-right: 2px; white-space: normal; font-size: min(1.21em, 5cqi); } "
+        "@media (max-width: 1100px) { [data-testid='stMetricLabel'] { min-height: 2lh; align-content: end; } "
+        "[data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) "
         "{ flex-wrap: wrap; } [data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) > "
         "[data-testid='stColumn'] { min-width: 100%; } }</style>")
 
