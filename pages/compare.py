@@ -292,10 +292,13 @@ def rename(run_id):
 # the store's columns (a run's name after its id; its sweep's label, not the sweep's row id), then the frontier
 csv = shown[["id", "name", *(c for c in runstore.COLUMNS if c not in ("id", "name", "sweep_id")), "sweep",
              *runstore.METRIC_COLUMNS, "pareto"]].to_csv(index=False)
-a, b, c = st.columns([1, 1, 2], vertical_alignment="bottom")
-a.download_button("Download CSV", csv, file_name="compression-runs.csv", mime="text/csv", icon=":material/download:",
-                  on_click="ignore", help="The runs shown above, one row each, with the full recipe JSON")
-if b.button(f"Delete selected ({len(selected)})", disabled=not selected, icon=":material/delete:"):
+# the two buttons side by side in half the width, or one under the other where it is narrower (1,024 px: side by
+# side in [1, 1, 2] columns each was cut by a few pixels)
+buttons, c = st.columns([2, 2], vertical_alignment="bottom")
+row = buttons.container(horizontal=True)
+row.download_button("Download CSV", csv, file_name="compression-runs.csv", mime="text/csv", icon=":material/download:",
+                    on_click="ignore", help="The runs shown above, one row each, with the full recipe JSON")
+if row.button(f"Delete selected ({len(selected)})", disabled=not selected, icon=":material/delete:"):
     st.session_state["pending_delete"] = selected
 if len(selected) == 1:  # name (or rename) the one ticked run
     run_id = selected[0]
