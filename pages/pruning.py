@@ -135,6 +135,15 @@ common.coalesce()  # a held arrow key: only its last value is compressed
 fields = dict(sparsity=pct / 100, prune_scope="layer" if structured else scope, structured=structured)
 recipe = common.recipe(**fields, finetune_epochs=int(finetune))
 tuned = finetune and pct > 0
+# while this sparsity's fine-tune is queued or running, the page shows its one-shot run, labelled so, and follows the
+# run at its end (then draws again, fine-tuned): a ResNet-8 epoch takes minutes, and the cards and charts of the
+# sparsity before the slider moved stayed greyed out all that time
+training_now = tuned and common.cached_trained(recipe) is None
+if training_now:  # queued at the page's end, once the one-shot run is drawn: a burst of arrow-key presses queues
+    follow = st.empty()  # only its last value; its place in line, progress and Cancel show here, above the cards
+    st.info(f"Fine-tuning 1 epoch at {pct} % sparsity: until it finishes, the cards and charts below show the "
+            f"**one-shot** result at {pct} %.", icon=":material/hourglass_top:")
+tuned_shown = tuned and not training_now  # the run below is the fine-tuned one
 
 
 def at(p, epochs=0):
@@ -143,11 +152,12 @@ def at(p, epochs=0):
 
 
 try:
-    run, dense = common.headline(recipe, "Fine-tuning 1 epoch…" if tuned else "Pruning…", key="prune_save",
+    run, dense = common.headline(at(pct) if training_now else recipe,
+                                 "Fine-tuning 1 epoch…" if tuned_shown else "Pruning…", key="prune_save",
                                  early=True,  # the weights' charts come before the evaluation
                                  cancel_resets="prune_finetune")  # Cancel: the one-shot page, not an empty one
 except Exception as e:  # e.g. fine-tuning failing half-way: a message, never a traceback
-    st.error(f"{'Fine-tuning' if tuned else 'Pruning'} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of "
+    st.error(f"{'Fine-tuning' if tuned_shown else 'Pruning'} failed ({type(e).__name__}: {str(e)[:300]}). Nothing of "
              "the run was kept; change a control or rerun the page to try again.")
     st.stop()
 m = run["metrics"]
@@ -159,7 +169,7 @@ for p in GRID[1:]:
     kept = common.cached_trained_metrics(at(p, 1))
     if kept is not None:
         ft_points[p] = (kept["accuracy"], kept["artifact_bytes"])
-if tuned:
+if tuned_shown:
     ft_points[pct] = (m["accuracy"], m["artifact_bytes"])
 
 # --- weights: histogram before/after, per-layer sparsity ---------------------------------------
@@ -234,15 +244,21 @@ with left:
                                      "units removed per layer (%)" if structured else "sparsity (%)",
                                      "test accuracy (%)",
                                      current={"x": pct, "y": common.current_accuracy(run, curve[points.index(pct)]),
-                                              "name": f"current ({'fine-tuned' if tuned else 'one-shot'})"},
+                                              "name": f"current ({'fine-tuned' if tuned_shown else 'one-shot'}"
+                                                      + (", fine-tuning…)" if training_now else ")")},
                                      hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True),
                         width="stretch", key=f"{key}_accuracy")
 
     common.curve_metrics([at(p) for p in points], "One-shot curve…",
                          draw=accuracy_curve, pending=run)  # the run evaluated once the curve is drawn estimated
-    if len(ft_points) == 1:
+    if len(ft_points) == 1 and not training_now:
         st.caption("Turn on “Fine-tune 1 epoch” or press the button to draw the fine-tuned curve beside the "
                    "one-shot one.")
 # the slider's next values, one-shot (the curve's point there even when fine-tuning): they answer from the cache
 common.ahead(*(at(p) for p in viz.next_steps(range(100), pct)))
 common.finished()
+if training_now:  # the page is drawn: queue (or join) the fine-tune and follow it, then draw again, fine-tuned
+    with follow.container():
+        tuned_run = common.train_run(recipe, label="Fine-tuning 1 epoch", cancel_resets="prune_finetune")
+    if tuned_run is not None:
+        st.rerun()

@@ -152,7 +152,7 @@ def test_pruning_fine_tune_switch_and_curve(tiny, monkeypatch):
     monkeypatch.setattr(common, "train_run", lambda *a, **kw: asked.append(kw.get("cancel_resets")) or real(*a, **kw))
     at.toggle(key="prune_finetune").set_value(True).run()
     assert not at.exception and not at.error
-    assert asked == ["prune_finetune"]  # its Cancel turns the switch off: the one-shot page again, not an empty one
+    assert set(asked) == {"prune_finetune"}  # its Cancel turns the switch off: the one-shot page again, not an empty one
     assert number(metric(at, "Test accuracy")) != oneshot
     assert finetuned_points(at) == {0, 95}
 
@@ -280,6 +280,7 @@ def test_a_setting_tied_to_the_model_starts_again_for_another_model(tiny):
     at.session_state["model"] = "lenet-5"
     at.switch_page("pages/pruning.py").run()
     assert at.toggle(key="prune_finetune").value is False
+    at.session_state["model"] = "lenet-5"  # again: AppTest keeps the sidebar widget's last value once a run reran
     at.switch_page("pages/sensitivity.py").run()
     assert at.number_input(key="budget_kb").value != start + 3
     assert not at.exception, at.exception
