@@ -31,10 +31,10 @@ LEGEND_WIDTH = 430  # px a legend has in half the page's width; an entry takes a
 def layout(fig, title, x_title, y_title, height=360, legend_rows=1):
     """Titles and size; the legend hangs under the x axis's title in a bottom margin that grows by each legend row
     beyond the first, so the plot keeps its height (ResNet-8's ten layers take five rows: at a fixed height they
-    were drawn over the axis)."""
+    were drawn over the axis), and a top margin that grows by each title line after the first (<br>)."""
     extra = 22 * max(0, legend_rows - 1)
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height + extra,
-                      margin=dict(l=10, r=10, t=50, b=10 + extra),
+                      margin=dict(l=10, r=10, t=50 + 20 * title.count("<br>"), b=10 + extra),
                       legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     return fig
 
@@ -110,7 +110,7 @@ def grid_heatmap(scan, layer):
                                              "<extra></extra>"))
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category")
-    return layout(fig, f"{layer} alone: points lost (colour and number; its KB in the hover)", "sparsity",
+    return layout(fig, f"{layer} alone: points lost<br><sup>colour and number; its KB in the hover</sup>", "sparsity",
                   "weights stored as", height=330)
 
 

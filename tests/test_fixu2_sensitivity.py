@@ -29,4 +29,4 @@ def test_the_heat_maps_numbers_are_its_colours(fmnist):
     assert cells and all(float(t) == round(z, 1) for z, t in cells)
     assert any(z > 5 for z, _ in cells)  # red cells: they read as points lost, not a layer's KB of "0.0"
     title = spec["layout"]["title"]["text"]
-    assert "points lost (colour and number" in title and "KB in the hover" in title
+    assert "points lost<br><sup>colour and number" in title and "KB in the hover" in title

@@ -1,8 +1,9 @@
 """A class demo on a 1,024 × 768 projector, ResNet-8 chosen: metric cards read "Teacher parame…", "Non-zero para…",
 "once BatchNorm …", and formulas were cut at their column's edge ("KL(softmax(t/T) ‖ softm", "q_min, q_",
-"⌈log₂ 1"), the rest behind a sideways scroll bar. In a real browser (bench/chromium.py's server and Chromium), no
-metric label or delta is cut, no display formula is wider than its box or its column, and a row's values share one
-line, at 1,024 × 768 and at 1,280 × 720.
+"⌈log₂ 1"), the rest behind a sideways scroll bar, and a chart title at the chart's edge ("bars: best to wo"). In a
+real browser (bench/chromium.py's server and Chromium), no metric label or delta is cut, no display formula is wider
+than its box or its column, no chart title is wider than its chart, and a row's values share one line, at 1,024 × 768
+and at 1,280 × 720.
 """
 
 import sys
@@ -25,7 +26,10 @@ CUT = """() => {
     .filter(r => !r.querySelector('[data-testid=stHorizontalBlock]'))
     .map(r => [...r.querySelectorAll('[data-testid=stMetricValue]')].map(v => Math.round(v.getBoundingClientRect().top)))
     .filter(tops => tops.length > 1 && Math.max(...tops) - Math.min(...tops) > 2);
-  return {metrics, formulas, rows};
+  const titles = [...document.querySelectorAll('.js-plotly-plot .gtitle')].filter(t =>
+      t.getBoundingClientRect().width > t.closest('.js-plotly-plot').getBoundingClientRect().width + 1)
+    .map(t => [t.textContent, Math.round(t.getBoundingClientRect().width)]);
+  return {metrics, formulas, rows, titles};
 }"""
 
 
