@@ -46,7 +46,7 @@ import compress_engine as ce  # noqa: E402
 from compress_engine.core.distill import distill  # noqa: E402
 from compress_engine.core.model import state_bytes, student_mlp  # noqa: E402
 from compress_engine.core.train import accuracy, crop_flip, logits  # noqa: E402
-from compress_engine.playground import zoo  # noqa: E402
+from compress_engine.playground import explain, zoo  # noqa: E402
 from compress_engine.playground.sweeps import map_jobs  # noqa: E402
 
 TEACHER = "resnet-8"
@@ -299,11 +299,11 @@ def gain_row(study, teacher, student, transfer, epochs, errs, t_err):
     best = min((T for T in errs if T is not None), key=lambda T: statistics.mean(errs[T]))
     kd = errs[best]
     saved = statistics.mean(labels) - statistics.mean(kd)
-    gap = statistics.mean(labels) - t_err
+    closed = explain.gap_closed(statistics.mean(labels), statistics.mean(kd), t_err)
     return {"study": study, "teacher": teacher, "student": student, "transfer": transfer, "epochs": epochs,
             "seeds": len(labels),
             "labels_errors": spread(labels), "best_T": best, "kd_errors": spread(kd), "saved": round(saved, 1),
-            "gap_closed_%": f"{100 * saved / gap:.0f}" if gap > 0 else "",
+            "gap_closed_%": "" if closed is None else f"{100 * closed:.0f}",
             "beyond_seed_noise": (max(kd) < min(labels)) if len(labels) > 1 else "",
             "paired_saved": spread([a - b for a, b in zip(labels, kd)]) if len(labels) > 1 else "",
             "saved_in_every_seed": all(a > b for a, b in zip(labels, kd)) if len(labels) > 1 else ""}

@@ -28,7 +28,6 @@ BLUE, ORANGE, RED = charts.BLUE, charts.ORANGE, charts.RED
 GREY = charts.GREY
 OTHER_SYMBOLS = ("square", "triangle-up", "cross", "x", "pentagon", "hexagon")  # the size chart's other models
 HINTON = explain.HINTON_MNIST
-GAP_CLOSED = "(labels-only errors − KD errors) / (labels-only errors − teacher errors)"  # gap_closed(), in words
 UPLOAD_LOGITS_KEPT = 4  # uploaded teachers' logits kept in memory (a Fashion-MNIST teacher's: 2.8 MB)
 
 
@@ -109,14 +108,6 @@ def train(teacher, recipe, kind, label):
     so the run trains the student only. None (after saying why) if cancelled or failed."""
     return common.train_run(recipe, label, start_from=teacher, student=student_module(kind),
                             model_logits=teacher_logits(teacher, common.DATASET), student_key=student_key(kind))
-
-
-def gap_closed(labels_errors, kd_errors, teacher_errors):
-    """The share of the student-teacher gap KD closed: (labels-only errors - KD errors) / (labels-only errors - teacher
-    errors), as bench/distillation.py's gap_closed_% is; None when the labels-only student is no worse than the
-    teacher (no gap to close). Negative: KD made more errors than the labels alone."""
-    gap = labels_errors - teacher_errors
-    return (labels_errors - kd_errors) / gap if gap > 0 else None
 
 
 def mine_points(res_base, res_kd):
@@ -310,7 +301,7 @@ if rows:
                                + (f", {r['gap_closed_%']} % of its gap to the teacher closed"
                                   if r.get("gap_closed_%") else "")
                                for r in gains)
-                   + f". A negative number: KD cost errors. The gap closed is {GAP_CLOSED}, of the seeds' means.")
+                   + f". A negative number: KD cost errors. The gap closed is {explain.GAP_CLOSED}, of the seeds' means.")
 elif common.weights_id(teacher):
     st.info(f"No measured grid for your uploaded teacher {teacher}: the grid was measured with the sample "
             "teachers (resnet-8's is shipped). Train students below: they appear on the size chart at the bottom.")
@@ -401,13 +392,14 @@ elif res_kd is not None:
     hinton = [("teacher", HINTON["teacher"], t_errors),
               ("student, labels only", HINTON["student"], explain.test_errors(res_base["metrics"]["accuracy"], n)),
               ("student, distilled", HINTON["distilled"], explain.test_errors(res_kd["metrics"]["accuracy"], n))]
-    closed = [gap_closed(hinton[1][i], hinton[2][i], hinton[0][i]) for i in (1, 2)]  # theirs, ours
+    closed = [explain.gap_closed(hinton[1][i], hinton[2][i], hinton[0][i]) for i in (1, 2)]  # theirs, ours
     share = ["no gap (the labels-only student is no worse than the teacher)" if c is None else f"{100 * c:.0f} %"
              for c in closed]
     st.markdown(f"| | Hinton et al., MNIST (1200-1200 → 800-800) | here, {data.name} ({teacher} → {name}) |\n"
                 "|---|--:|--:|\n" + "\n".join(f"| {k} | {theirs:,} | {ours:,} |" for k, theirs, ours in hinton)
                 + f"\n| share of the student-teacher gap KD closed | {share[0]} | {share[1]} |")
-    st.caption(f"What to compare is the share of the student-teacher gap that KD closes (the last row: {GAP_CLOSED}), "
+    st.caption(f"What to compare is the share of the student-teacher gap that KD closes (the last row: "
+               f"{explain.GAP_CLOSED}), "
                "not the error counts: Fashion-MNIST is much harder than MNIST.")
 
 # --- size vs accuracy: teacher, students, every sample model ------------------------------------------

@@ -3,6 +3,7 @@ it as the page promises; and the share of the student-teacher gap KD closed, whi
 compare, is shown for the user's pair and the grid's students."""
 
 import csv
+import sys
 from pathlib import Path
 
 from test_app import number, page
@@ -80,3 +81,14 @@ def test_the_size_charts_labels_neither_overlap_nor_leave_the_plot(fmnist):
                                 for k, a in (("labels only", 0.8641), ("KD T = 1", 0.8667))])
     assert all(t.mode == "markers" for t in fig.data) and {t.name for t in fig.data} == {
         "yours: labels only", "yours: KD T = 1"}
+
+
+def test_gap_closed_is_one_formula_for_the_page_and_the_bench():
+    """The page and bench/distillation.py each wrote the share of the gap KD closes: explain.gap_closed is the one."""
+    from compress_engine.playground import explain
+    assert round(explain.gap_closed(146, 74, 67), 2) == 0.91  # Hinton et al. on MNIST
+    assert explain.gap_closed(100, 120, 60) == -0.5 and explain.gap_closed(60, 50, 60) is None
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import distillation as bench
+    row = bench.gain_row("grid", "t", "s", "train", 5, {None: [146, 146], 20: [74, 74]}, 67)
+    assert row["gap_closed_%"] == "91"

@@ -115,6 +115,14 @@ def int8_verdict(timing, seconds):
     return True, "no difference is measurable here now" if lo <= 1 <= hi else ""
 
 
+def training_epochs(recipe):
+    """The epochs compress() trains for `recipe`, as its progress counts them: finetune_epochs after each stage that
+    trains (pruning, then clustering or quantization), and a distillation's own. Deep Compression's "1 epoch" is 2:
+    one after pruning, one after clustering (938 steps for ResNet-8)."""
+    from ..core.pipeline import STAGES
+    return sum(stage.epochs(recipe) for stage in STAGES if stage.active(recipe))
+
+
 def stage_recipes(recipe):
     """The partial recipes whose artifacts measure each step of `recipe`: [(stage, label, Recipe)].
 
@@ -266,6 +274,17 @@ def grid_best_T(rows):
                   if temps <= {r["T"] for r in rows if r["student"] == s}]
     return min(sorted(temps, key=float), key=lambda t: sum(float(r["errors_mean"]) for r in rows
                                                            if r["T"] == t and r["student"] in everywhere))
+
+
+GAP_CLOSED = "(labels-only errors − KD errors) / (labels-only errors − teacher errors)"  # gap_closed(), in words
+
+
+def gap_closed(labels_errors, kd_errors, teacher_errors):
+    """The share of the student-teacher gap KD closed, GAP_CLOSED (Hinton et al.: 146 -> 74 errors, teacher 67:
+    0.91); None when the labels-only student is no worse than the teacher (no gap to close). Negative: KD made
+    more errors than the labels alone."""
+    gap = labels_errors - teacher_errors
+    return (labels_errors - kd_errors) / gap if gap > 0 else None
 
 
 CHANCE_MARGIN = 0.02  # an accuracy this close to chance (as a fraction) is a collapse: one class answered, or nearly
