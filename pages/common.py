@@ -591,9 +591,13 @@ def training_time(epochs=1, what="an epoch"):
     each = epoch_seconds()
     if each is None:
         return ""
-    total = (f"{units.duration(each)} {what}" if epochs == 1 else
-             f"{units.duration(epochs * each)} ({units.duration(each)} {what})")
-    return f" About {total} for {model_name()} here."
+    per = units.duration(each)
+    if epochs == 1:
+        return f" About {per} {what} for {model_name()} here."
+    total = units.duration(epochs * each)
+    if per.endswith(" min") and total.endswith(" min") and int(total.split()[0]) != epochs * int(per.split()[0]):
+        per = f"{each / 60:.1f} min"  # each rounded apart: "5 min (2 min an epoch)" for 2 epochs of 2.5 min
+    return f" About {total} ({per} {what}) for {model_name()} here."
 
 
 def eval_seconds():

@@ -57,6 +57,15 @@ def stage_runs(recipe):
     return [(stage, r) for stage, _, r in explain.stage_recipes(recipe) if stage not in skip]
 
 
+def train_label(recipe):
+    """The Fine-tune button's words for `recipe`, true to what it trains (explain.training_epochs): "Fine-tune 1 epoch
+    after each stage (2 in all)" when pruning and sharing each train; the button said "Fine-tune 1 epoch" and trained
+    2 (938 steps for ResNet-8)."""
+    each, total = recipe.finetune_epochs, explain.training_epochs(recipe)
+    words = f"Fine-tune {each} epoch{'s' if each > 1 else ''}"
+    return words if total == each else f"{words} after each stage ({total} in all)"
+
+
 def use_deep_compression():
     st.session_state.update(deep_compression())
 
@@ -149,15 +158,16 @@ st.title("Pipeline")
 card = common.card()
 controls, explain_col = st.columns([1, 1.25], gap="large")
 dc = common.deep_compression()
+dc_epochs = explain.training_epochs(Recipe(**dc))  # after pruning and again after clustering
 with controls:
     st.button("Deep Compression recipe", icon=":material/auto_fix_high:", key="pipe_preset",
               on_click=use_deep_compression,
               help=f"Prune {units.pct(dc['sparsity'], 0)} ({common.SCOPES[dc['prune_scope']].lower()} threshold), "
                    f"{dc['clusters']} clusters per layer, Huffman coding, fine-tune {dc['finetune_epochs']} epoch "
-                   "after pruning and again after clustering. The paper shared 256 values (8 bits) in conv layers "
-                   "and 32 (5 bits) in fully connected ones (64, 6 bits, in LeNet-300-100); 16 (4 bits) is "
-                   "lighter. More fine-tuning epochs win "
-                   "back more accuracy." + common.training_time(2 * dc["finetune_epochs"]))
+                   f"after pruning and again after clustering ({dc_epochs} epochs in all). The paper shared 256 "
+                   "values (8 bits) in conv layers and 32 (5 bits) in fully connected ones (64, 6 bits, in "
+                   "LeNet-300-100); 16 (4 bits) is lighter. More fine-tuning epochs win back more accuracy."
+                   + common.training_time(dc_epochs))
     pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity", persist_state="session")
     scope = st.radio("Pruning threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
                      key="pipe_scope", persist_state="session", help=common.SCOPE_HELP)
@@ -205,10 +215,14 @@ if epochs:
     tuned = common.cached_trained(recipe)  # kept on disk: trained once, by anyone, it shows at once
     if tuned is None:
         slot = st.empty()  # the button goes once the run is done
-        clicked = slot.button(f"Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}", type="primary",
+        total = explain.training_epochs(recipe)
+        clicked = slot.button(train_label(recipe), type="primary",
                               icon=":material/model_training:", key="pipe_train",
                               help="Runs the whole recipe with fine-tuning, in the server's training queue (with "
-                                   "its progress and a Cancel button). The result is kept on this server, so a "
+                                   "its progress and a Cancel button): "
+                                   + (f"{epochs} epoch{'s' if epochs > 1 else ''} after each stage, {total} in all."
+                                      if total != epochs else f"{total} epoch{'s' if total > 1 else ''}.")
+                                   + common.training_time(total) + " The result is kept on this server, so a "
                                    "reload, another tab or another student sees it at once.")
         if clicked or common.training(recipe) is not None:  # a rerun while it trains keeps following it
             tuned = common.train_run(recipe, label="Fine-tuning")
@@ -225,8 +239,7 @@ cards = st.empty()
 with cards.container():
     common.metric_cards(m, dense["metrics"])  # with its collapse warning (common.collapse_warning)
 if epochs and tuned is None:
-    st.caption(f"Shown without fine-tuning: press **Fine-tune {epochs} epoch{'s' if epochs > 1 else ''}** for "
-               "the fine-tuned result.")
+    st.caption(f"Shown without fine-tuning: press **{train_label(recipe)}** for the fine-tuned result.")
 elif tuned is not None:
     st.caption(f"Fine-tuned {epochs} epoch{'s' if epochs > 1 else ''} after each stage.")
 elif not early and m["accuracy"] < dense["metrics"]["accuracy"] - 0.05:
