@@ -97,8 +97,14 @@ SLIDER_STATE = "el => [Number(el.value), Number(el.min), Number(el.max)]"  # a s
 
 
 def epochs_text(verb, n):
-    """The Pipeline page's words for n epochs: "Fine-tune 1 epoch", "Fine-tuned 3 epochs"."""
+    """The Pipeline page's words for n epochs: "Fine-tune 1 epoch", "Fine-tuned 3 epochs" (the start of the button's
+    label, which may go on: "Fine-tune 1 epoch after each stage (2 in all)")."""
     return f"{verb} {n} epoch" + ("s" if n > 1 else "")
+
+
+def finetune_button(buttons, n):
+    """The id of the Fine-tune button for n epochs among a run's {label: id}, or None."""
+    return next((bid for label, bid in buttons.items() if label.startswith(epochs_text("Fine-tune", n))), None)
 
 
 class BaseSession:
@@ -389,7 +395,7 @@ class ProtocolSession(BaseSession):
         for _ in range(n_epochs):
             await self.press(epochs, 1, measure=False)
         self.epochs = n_epochs
-        button = self.client.latest().buttons.get(epochs_text("Fine-tune", n_epochs))
+        button = finetune_button(self.client.latest().buttons, n_epochs)
         if button is None:
             raise RuntimeError(f"no {epochs_text('Fine-tune', n_epochs)!r} button on Pipeline")
         self.training, t = await self.client.rerun(triggers=[button])
@@ -422,7 +428,7 @@ class ProtocolSession(BaseSession):
         await self.client.until(lambda: "Cancel" in training.buttons, self.args.timeout, "Cancel button")
         mark, _ = await self.client.rerun(triggers=[training.buttons["Cancel"]])
         run = await self.client.finished(mark, self.args.timeout)
-        if epochs_text("Fine-tune", self.epochs) not in run.buttons:
+        if finetune_button(run.buttons, self.epochs) is None:
             self.error("no fine-tune button after Cancel")
         if run.kinds["progress"]:
             self.error("a progress bar is still shown after Cancel")
