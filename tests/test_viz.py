@@ -212,3 +212,12 @@ def test_zero_share_is_of_a_models_own_parameters():
     assert viz.zero_share(75, 100) == 0.25
     assert viz.zero_share(110_688, 110_688) == 0  # a structured-pruned model: fewer parameters, none of them zero
     assert viz.zero_share(None, 100) is None and viz.zero_share(5, 0) is None and viz.zero_share(True, 4) is None
+
+
+def test_a_stage_named_by_the_bench_is_labelled_by_what_it_did():
+    """Compare labelled LeNet-5's '97 % pruned, 16 conv / 8 fc clusters' point 'stretch' (the bench's name for it),
+    which told a class nothing; the hover keeps the whole label."""
+    points = [{"source": "deep_compression.csv", "model": "m", "label": "stretch: 97% pruned, 16 conv / 8 fc clusters",
+               "artifact_bytes": 16043, "accuracy": 0.91}]
+    [dc] = viz.reference_series(points, "deep_compression.csv")
+    assert dc["labels"] == ["97% pruned"] and dc["hover"] == [points[0]["label"]]

@@ -342,7 +342,9 @@ def reference_series(points, source):
 
 def _short(label):
     """A stage's label cut to its first step: '+ weight sharing + centroid tuning' -> '+ weight sharing',
-    '+ Huffman (Deep Compression)' -> '+ Huffman', 'stretch: 97% pruned, ...' -> 'stretch'."""
-    head = label.split(" (")[0].split(":")[0].strip()
+    '+ Huffman (Deep Compression)' -> '+ Huffman', 'stretch: 97% pruned, ...' -> '97% pruned' (what a student can
+    read on the chart; 'stretch', the bench's name for it, told a class nothing)."""
+    name, _, details = label.split(" (")[0].partition(":")
+    head = (details.split(",")[0] if details.strip() else name).strip()
     lead = "+ " if head.startswith("+ ") else ""
     return lead + head[len(lead):].split(" + ")[0]
