@@ -46,3 +46,22 @@ def test_no_inputs_give_the_models_output_width_and_dtype():
     assert empty.shape == (0, 3) and empty.dtype == torch.float32
     pred = ce.predictions(model, np.zeros((0, 12)))
     assert pred.shape == (0,) and pred.dtype == torch.int64
+
+
+class _ViewNet(nn.Module):
+    """Reshapes by x.size(0), as many hand-written models do: a forward of zero rows fails in it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x):
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_no_inputs_to_a_model_that_reshapes_by_the_batch_size():
+    """A zero-row forward made view(x.size(0), -1) fail ('cannot reshape tensor of 0 elements'), and the error blamed
+    the inputs' shape, which was right: no inputs give no rows of the output of one zero input."""
+    empty = ce.logits(_ViewNet(), torch.zeros(0, 1, 3, 4))
+    assert empty.shape == (0, 3) and empty.dtype == torch.float32
+    assert ce.predictions(_ViewNet(), torch.zeros(0, 1, 3, 4)).shape == (0,)

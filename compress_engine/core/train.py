@@ -149,8 +149,9 @@ def batches(model, x, batch_size=None):
 @torch.inference_mode()
 def _outputs(model, x, batch_size, keep, progress=None, given=False):
     """logits() and predictions(): keep(output) of each batch (the output itself if keep is None), concatenated;
-    progress(done, total) after each batch (False: raise Stopped). No inputs give the output of a forward pass of
-    zero rows, so its shape and dtype are the model's.
+    progress(done, total) after each batch (False: raise Stopped). No inputs give no rows of the output of one
+    all-zero input, so its shape and dtype are the model's (a forward of zero rows fails in models that reshape by
+    x.size(0), such as view(x.size(0), -1)).
 
     given=True for a caller's inputs (the public logits() and predictions()): they are converted as a Dataset keeps
     them (data.as_inputs: numpy arrays, float64, ...), and a model that fails on the first batch raises ModelError
@@ -161,7 +162,10 @@ def _outputs(model, x, batch_size, keep, progress=None, given=False):
     model.eval()
     outs, done = [], 0
     try:
-        for xb in batches(model, x, batch_size) if len(x) else [x]:
+        if not len(x):  # the output's shape and dtype from one zero input (ids: 0, a valid one), none of its rows
+            out = model(torch.zeros((1, *x.shape[1:]), dtype=x.dtype))
+            return (out if keep is None else keep(out))[:0]
+        for xb in batches(model, x, batch_size):
             out = _first_forward(model, xb) if given and not outs else model(xb)
             outs.append(out if keep is None else keep(out))
             done += len(xb)
