@@ -1223,16 +1223,17 @@ def training(recipe, start_from=None, student_key=None):
 
     A page that calls train_run only when its button was pressed can call it again while this is not None, so
     that a rerun (any other widget) keeps showing the run's place in line and progress instead of dropping them.
-    A run of `recipe` that another session started (this tab before a reload: a reload is a new session) and that is
-    still queued or running in the pool is joined here: this session follows it, keeps it running and may cancel it,
-    as if it had asked for it itself. Nothing new is started.
+    A run of `recipe` still queued or running in the pool that nobody who asked for it is connected to any more (this
+    tab before a reload: a reload is a new session) is joined here: this session follows it, keeps it running and may
+    cancel it, as if it had asked for it itself. Nothing new is started; another user's run is not joined, nor one
+    this session cancelled (until it presses the button again).
     Pass the same student_key as to train_run (a student given without one is keyed by its weights)."""
     name = start_from or model_name()
     key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
     job = pooled_job(key)
-    if job is None and ce.trained.trains(recipe):
+    if job is None and ce.trained.trains(recipe) and key not in st.session_state.get("declined_runs", ()):
         dataset()
-        job = ce.jobs.pool().join(_pool_key(name, recipe.to_json(), student_key))
+        job = ce.jobs.pool().join(_pool_key(name, recipe.to_json(), student_key), present=_session_present)
         if job is not None:  # pooled() follows it as this session's own
             st.session_state.setdefault("train_jobs", {})[key] = job
     return job
@@ -1270,6 +1271,7 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
     if job is None:
         job = submit()
         waiting[key] = job
+        st.session_state.get("declined_runs", set()).discard(key)  # asked for again: training() follows it again
     if not job.done:
         _follow_training(job, label, key, cancel_key, cancel_resets)
     waiting.pop(key, None)
@@ -1389,6 +1391,15 @@ def _session_alive(session_id):
     return now - _gone_since.setdefault(session_id, now) < SESSION_GRACE
 
 
+def _session_present(session_id, alive):
+    """The pool's join(present=): whether the session that asked for a run is there now, a tab connected to it (a
+    reloaded tab's old session is not, though it counts as waiting for SESSION_GRACE s); with no real server
+    (AppTest's stand-in runtime, a script), its alive()."""
+    if not Runtime.exists() or type(Runtime.instance()) is not Runtime:
+        return bool(alive is None or alive())
+    return Runtime.instance().is_active_session(session_id)
+
+
 def _whoami():
     """ce.jobs.whoami: the submitter of the calling thread's script run (its session id, and whether that session is
     still there), or None off a script run."""
@@ -1407,6 +1418,7 @@ def _cancel_training(key, resets=None):
     off the toggle `resets` (pooled's cancel_resets), saying so."""
     job = st.session_state.get("train_jobs", {}).pop(key, None)
     state = job.cancel() if job is not None else None
+    st.session_state.setdefault("declined_runs", set()).add(key)  # training() joins it no more: Cancel is meant
     # others still waiting (live sessions): it goes on, and is kept; a finished job has nobody waiting for it
     said = stopped_text(job.others() if state in (ce.jobs.QUEUED, ce.jobs.RUNNING) else 0,
                         finished=state == ce.jobs.DONE)

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from streamlit.testing.v1 import AppTest
 from test_app import page
 
 import compress_engine as ce
@@ -60,7 +61,9 @@ def test_join_follows_a_running_job_and_never_starts_one():
     fn, release = blocker()
     old, new = Tab(), Tab()
     job = pool.submit("run", fn, who="old tab", alive=old)
-    assert pool.join("run", who="new tab", alive=new) is job
+    gone = lambda who, alive: who != "old tab"  # noqa: E731 - its tab reloaded: within its grace, but not there
+    assert pool.join("run", who="new tab", alive=new) is None  # the old tab is there: its run is its own
+    assert pool.join("run", who="new tab", alive=new, present=gone) is job
     assert pool.join("run", who="new tab", alive=new) is job and job.submitters == 2  # one session counts once
     assert job.others(who="new tab") == 1
     old.open = False                      # the reloaded tab's old session is gone
@@ -76,8 +79,8 @@ def test_the_new_session_can_cancel_the_job_it_joined():
     fn, release = blocker()
     old = Tab()
     job = pool.submit("run", fn, who="old tab", alive=old)
-    assert pool.join("run", who="new tab") is job
     old.open = False
+    assert pool.join("run", who="new tab") is job
     assert job.cancel(who="new tab") in (jobs.QUEUED, jobs.RUNNING, jobs.CANCELLED)
     assert job.wait(WAIT) and job.state == jobs.CANCELLED
     release.set()
@@ -126,3 +129,48 @@ def test_a_reloaded_pipeline_page_follows_the_fine_tune_its_old_session_started(
     assert job.state == jobs.DONE and len(trainings) == 1      # it ran on for the new session; nothing else trained
     assert any("Fine-tuned" in c.value for c in new.caption)   # the fine-tuned result, shown without a press
     assert "pipe_train" not in [b.key for b in new.button]    # its button gone with the run done
+
+
+def test_another_users_run_is_not_joined():
+    """A second student opening the same preset was enrolled in the first one's run: the first one's Cancel no longer
+    freed the worker ('the run goes on for 1 other session'), and the second was held under a progress bar it never
+    asked for. A run is joined only when nobody who asked for it is there."""
+    pool = jobs.Pool(workers=1, threads=1)
+    fn, release = blocker()
+    job = pool.submit("run", fn, who="student A", alive=Tab())
+    assert pool.join("run", who="student B", present=lambda who, alive: True) is None
+    assert job.submitters == 1 and job.cancel(who="student A") in (jobs.QUEUED, jobs.RUNNING, jobs.CANCELLED)
+    assert job.wait(WAIT) and job.state == jobs.CANCELLED
+    release.set()
+
+
+def _cancel_then_rerun():
+    import streamlit as st
+
+    import compress_engine as ce
+    from pages import common
+    name, recipe = "lenet-300-100", ce.Recipe(sparsity=0.5, finetune_epochs=1)
+    joined = common.training(recipe, start_from=name)   # the reloaded tab's page: it follows the old tab's run
+    common._cancel_training((name, recipe.to_json()))   # its Cancel
+    again = common.training(recipe, start_from=name)    # the rerun the Cancel click causes
+    st.write(f"joined {joined is not None}, again {again is not None}")
+
+
+def test_a_cancelled_run_is_not_joined_again_on_the_next_rerun(fmnist, monkeypatch):
+    """After a reload, the new session's Cancel withdrew it, and the rerun the click caused joined the run again
+    through training(): with the old tab's grace still running, the run then went on for nobody."""
+    from pages import common
+    fn, release = blocker()
+    old = Tab()
+    key = common._pool_key("lenet-300-100", ce.Recipe(sparsity=0.5, finetune_epochs=1).to_json())
+    job = jobs.pool().submit(key, fn, who="old tab", alive=old)
+    monkeypatch.setattr(common, "_session_present", lambda who, alive: who != "old tab")  # reloaded, in its grace
+    try:
+        at = AppTest.from_function(_cancel_then_rerun, default_timeout=60).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [m.value for m in at.markdown] == ["joined True, again False"]
+        assert [w for w, _ in job._subs] == ["old tab"]
+        old.open = False  # its grace over: nobody wants the run, it stops
+        assert job.wait(WAIT) and job.state == jobs.CANCELLED
+    finally:
+        release.set()

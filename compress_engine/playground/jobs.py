@@ -8,7 +8,7 @@ the order they came; the rest wait in line and each session shows its place in i
     from compress_engine.playground import jobs
     job = jobs.pool().submit(key, fn)   # fn(progress) -> value; progress(step, total, loss, acc) -> bool
     job = jobs.pool().submit(key, fn, who=sid, alive=lambda: connected(sid))  # a session's, gone once not alive
-    job = jobs.pool().join(key)         # the queued or running job of `key`, joined (never started), or None
+    job = jobs.pool().join(key)         # the job of `key` nobody is still there for, joined (never started), or None
     job.ahead()                         # jobs running or waiting before it: 0 once it runs, None once finished
     job.position()                      # 0 running, k = k-th in line, None once finished
     job.progress, job.losses            # the last (step, total, loss, acc), [(step, loss), ...]
@@ -72,7 +72,7 @@ Progress = collections.namedtuple("Progress", "step total loss acc phase began f
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
-MAX_LOSSES = 2000  # loss points kept per job (every 50 steps: 100k training steps); older ones are thinned
+MAX_LOSSES = 2000  # loss points kept per job (one a report: every 50 steps, or every second of a slow run); older ones are thinned
 ALIVE_EVERY = 1.0  # s: a running job asks its submitters' alive() at most this often (at its progress reports)
 
 whoami = None  # () -> (who, alive) or None: the calling thread's submitter when submit/cancel/others get no `who`
@@ -240,19 +240,26 @@ class Pool:
             self._lock.notify()
             return job
 
-    def join(self, key, alive=None, who=None):
+    def join(self, key, alive=None, who=None, present=None):
         """The queued or running job for `key` with the caller as one more submitter (who, alive as for submit()),
-        or None when there is none: it never starts a job. A session that finds a run it did not ask for itself (a
-        reload is a new session: the tab's old one stops counting SESSION_GRACE s after it went) follows it, keeps it
-        running and may cancel it, as the session that submitted it could. A caller already waiting for it is not
-        counted twice (one Cancel withdraws it)."""
+        when nobody who asked for it is still there; None otherwise: it never starts a job. The run of a tab that
+        reloaded (a reload is a new session, and the tab's old one counts as waiting SESSION_GRACE s after it went)
+        is followed by the new session, kept running and may be cancelled by it, as by the session that submitted
+        it; another user's run is theirs (a second student on the same preset sees it only if they press its button
+        themselves, and then shares it). present(who, alive) -> whether a submitter is there now (a tab connected,
+        not merely within its grace); default: its alive(). A caller already waiting for it is not counted twice
+        (one Cancel withdraws it)."""
         sub = _caller(who, alive)
+        present = present or (lambda _who, alive: _alive(alive))
         with self._lock:
             job = self._active.get(key)
             if job is None or job._stop:
                 return None
-            if sub[0] is None or all(w != sub[0] for w, _ in job._subs):
-                job._subs.append(sub)
+            if sub[0] is not None and any(w == sub[0] for w, _ in job._subs):
+                return job
+            if any(w is None or present(w, a) for w, a in job._subs):
+                return None
+            job._subs.append(sub)
             return job
 
     def get(self, key):
