@@ -369,6 +369,7 @@ elif fit is not None:
                 help=f"The weights kept in the layers below, summed. With the biases and every other parameter: "
                      f"{m['nonzero_params']:,} non-zero parameters of {m['dense_params']:,}, as the other pages "
                      "count them.")
+    common.collapse_warning(m["accuracy"], m["dense_accuracy"])  # a fit at chance level: its ratio means nothing
     # the fitted run as a file, replayable from its recipe (per-layer settings: compress() gives the same bytes)
     fit_recipe = ce.Recipe.from_json(fit["recipe"])
     common.downloads(fit["artifact"], fit_recipe, f"{name}-fit-{kb:g}kb")

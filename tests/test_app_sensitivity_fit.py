@@ -125,3 +125,12 @@ def test_a_real_fit_replayed_through_export_is_saved_as_the_fit(fitted, tmp_path
     at.button(key="export_save").click().run()
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     assert [r["technique"] for r in store.Store().list()] == ["fit 30 KB"]
+
+
+def test_a_fit_at_chance_level_says_the_model_has_collapsed(fitted):
+    """Every page warned of a result at chance level but the Sensitivity page's Fit (9997a50)."""
+    assert not any("has collapsed" in w.value for w in fitted.warning)
+    key, fit = next((k, v) for k, v in fitted.session_state["trained"].items() if k[0] == "fit_budget")
+    fit["metrics"]["accuracy"] = 0.1  # Fashion-MNIST's test set: 1,000 images of each of 10 classes
+    fitted.run()
+    assert any("has collapsed" in w.value for w in fitted.warning)
