@@ -35,20 +35,14 @@ def test_the_csv_has_the_stores_columns_and_shares_keep_their_digits(store, resu
     import io
 
     import pandas as pd
-    from streamlit.delta_generator import DeltaGenerator
+    from test_app_compare_csv import spy_downloads
 
     from compress_engine.playground import store as runstore
 
     res = results[0]
     run = store.save("lenet-300-100", res.recipe, dict(res.metrics, nonzero_params=2), res.artifact,
                      technique="prune", data="fashion-mnist")
-    sent = {}
-    real = DeltaGenerator.download_button
-
-    def spy(self, label, data, *args, **kwargs):
-        sent[label] = data
-        return real(self, label, data, *args, **kwargs)
-    monkeypatch.setattr(DeltaGenerator, "download_button", spy)
+    sent = spy_downloads(monkeypatch)
     at = compare()
     assert not at.exception and not at.error
     table = pd.read_csv(io.StringIO(sent["Download CSV"]))

@@ -9,19 +9,12 @@ import threading
 import time
 
 import pytest
-from test_app import metric, page
+from test_jobs import WAIT, until
+from test_app import page
 
 import compress_engine as ce
 from compress_engine.playground import jobs
 
-WAIT = 30
-
-
-def until(cond, timeout=WAIT):
-    t = time.monotonic()
-    while not cond():
-        assert time.monotonic() - t < timeout, "condition not met in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture(autouse=True)

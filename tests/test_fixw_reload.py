@@ -6,23 +6,15 @@ waiter gone, stopped. A page that renders a recipe whose run is queued or runnin
 (jobs.Pool.join, through common.training): it follows it, keeps it running and can cancel it; nothing new starts."""
 
 import threading
-import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_jobs import WAIT, until
 from test_app import page
 
 import compress_engine as ce
 from compress_engine.playground import jobs
 
-WAIT = 30
-
-
-def until(cond, timeout=WAIT):
-    t = time.monotonic()
-    while not cond():
-        assert time.monotonic() - t < timeout, "condition not met in time"
-        time.sleep(0.01)
 
 
 class Tab:
