@@ -33,3 +33,23 @@ def test_ctrl_c_before_any_point_on_the_command_line(monkeypatch, capsys, fmnist
     assert code == 130
     assert json.loads(out) == []
     assert "interrupted: 0 of 3 points finished" in err and "error: interrupted" not in err
+
+
+@pytest.mark.parametrize("where", ["user_model", "load_dataset"])
+def test_ctrl_c_while_the_command_line_loads_the_model_or_data(monkeypatch, capsys, fmnist, where):
+    """The command line loads the model and the data before sweep() and its handler start: Ctrl-C there said
+    'error: interrupted' with nothing on stdout."""
+    from compress_engine.playground import cli
+    monkeypatch.setattr(*((cli, "user_model") if where == "user_model" else (ce, "load_dataset")), ctrl_c)
+    code = main(["sweep", "--model", "lenet-300-100", "--field", "sparsity", "--values", "0.5,0.8,0.9"])
+    out, err = capsys.readouterr()
+    assert code == 130 and json.loads(out) == []
+    assert "interrupted: 0 of 3 points finished" in err and "error: interrupted" not in err
+
+
+def test_ctrl_c_in_a_run_is_still_a_plain_interrupt(monkeypatch, capsys, fmnist):
+    from compress_engine.playground import cli
+    monkeypatch.setattr(cli, "user_model", ctrl_c)
+    assert main(["run", "--model", "lenet-300-100", "--sparsity", "0.5"]) == 130
+    out, err = capsys.readouterr()
+    assert out == "" and "error: interrupted" in err

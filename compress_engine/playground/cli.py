@@ -537,6 +537,18 @@ def run(args):
     values = sweep_values(recipe, args.field, args.values) if args.cmd == "sweep" else None
     if args.cmd == "sweep":
         check_sweep_options(args)
+    try:
+        return _run_loaded(args, ref, recipe, budget_kb, flops_share, values)
+    except KeyboardInterrupt as e:  # a sweep's Ctrl-C before its own handler (loading the model, the data, the store)
+        from .sweeps import Interrupted
+        if args.cmd != "sweep" or isinstance(e, Interrupted):
+            raise
+        raise Interrupted([], len(values)) from None
+
+
+def _run_loaded(args, ref, recipe, budget_kb, flops_share, values):
+    """run's commands once their flags are checked: the model and data loaded, then the run, fit or sweep."""
+    import compress_engine as ce
     model = user_model(args, ref)
     data = ce.load_dataset(args.data)
     if args.cmd == "sweep" and args.store is not None and data.regression:
