@@ -69,10 +69,10 @@ def test_join_follows_a_running_job_and_never_starts_one():
 def test_the_new_session_can_cancel_the_job_it_joined():
     pool = jobs.Pool(workers=1, threads=1)
     fn, release = blocker()
-    old = Tab()
+    old = Tab()  # the reloaded tab's old session: still waiting (its grace), but no tab is connected to it
     job = pool.submit("run", fn, who="old tab", alive=old)
-    old.open = False
-    assert pool.join("run", who="new tab") is job
+    assert pool.join("run", who="new tab", present=lambda who, alive: who != "old tab") is job
+    old.open = False  # its grace over
     assert job.cancel(who="new tab") in (jobs.QUEUED, jobs.RUNNING, jobs.CANCELLED)
     assert job.wait(WAIT) and job.state == jobs.CANCELLED
     release.set()
