@@ -170,11 +170,7 @@ if scan is None:  # an upload (only the sample models' scans ship): scanned in t
         st.stop()
 
 summary = ce.sensitivity.summary(scan, TOLERANCE)
-# the most fragile layer as the table below ranks them: the lowest max sparsity within the tolerance, and of those the
-# one that loses most at 90 % pruned (ranked by that loss alone, the card named ResNet-8's blocks.1.conv2, 50 %
-# within it, while the table showed stem.weight at 0 %)
-fragile = min(summary, key=lambda r: (r["max_sparsity"], -(r["loss_at_90"] or 0)))
-cheap = max(summary, key=lambda r: r["dense_bytes"] - r["cheapest_bytes"])
+fragile, cheap = ce.sensitivity.most_fragile(summary), ce.sensitivity.cheapest(summary)  # as the table ranks them
 top = max(scan["sparsities"])
 steps = ", ".join(f"{100 * s:g}" for s in scan["sparsities"])
 c = st.columns(3)
