@@ -759,9 +759,15 @@ def _warm(args):
         _push(args, [ce.Recipe(**fields) for fields in starts(args[0]).values()])
 
 
+def _real_server():
+    """Whether a real Streamlit server runs here (AppTest's runtime is a stand-in: it runs no threads of ours, and
+    its sessions have no tabs to connect or go)."""
+    return Runtime.exists() and type(Runtime.instance()) is Runtime
+
+
 def _served():
-    """Whether this is a real server's script run (AppTest's runtime is a stand-in, and runs no threads of ours)."""
-    return Runtime.exists() and type(Runtime.instance()) is Runtime and get_script_run_ctx() is not None
+    """Whether this is a real server's script run."""
+    return _real_server() and get_script_run_ctx() is not None
 
 
 def _warm_dense(name, dataset_name, wid):
@@ -1382,7 +1388,7 @@ def _session_alive(session_id):
     """Whether the Streamlit session `session_id` still counts as waiting for its runs (the pool's alive(): called on a
     worker thread). Disconnected for SESSION_GRACE s, it is gone; with no real server (AppTest's stand-in runtime,
     a script) every session is alive."""
-    if not Runtime.exists() or type(Runtime.instance()) is not Runtime:
+    if not _real_server():
         return True
     if Runtime.instance().is_active_session(session_id):
         _gone_since.pop(session_id, None)
@@ -1395,7 +1401,7 @@ def _session_present(session_id, alive):
     """The pool's join(present=): whether the session that asked for a run is there now, a tab connected to it (a
     reloaded tab's old session is not, though it counts as waiting for SESSION_GRACE s); with no real server
     (AppTest's stand-in runtime, a script), its alive()."""
-    if not Runtime.exists() or type(Runtime.instance()) is not Runtime:
+    if not _real_server():
         return bool(alive is None or alive())
     return Runtime.instance().is_active_session(session_id)
 
