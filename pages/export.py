@@ -186,8 +186,9 @@ def handle_artifact_upload(data):
     except ce.CompressError as e:
         # a ModelError comes after the bytes decoded (damaged ones are an ArtifactError); with no architecture in
         # the header, the file is fine and holds a model of the user's own code, which only that code rebuilds
-        if isinstance(e, ce.ModelError) and ce.read_meta(data).get("spec") is None:
-            st.warning(own_model_text(ce.read_meta(data)))
+        meta = ce.read_meta(data) if isinstance(e, ce.ModelError) else None  # the header, read once
+        if meta is not None and meta.get("spec") is None:
+            st.warning(own_model_text(meta))
         else:
             st.error(f"This file is not a valid artifact: {common.md_text(e)}")  # it quotes the file's tensor names
         return None
