@@ -65,9 +65,11 @@ def colours(n):
     wheel = ["#%02x%02x%02x" % tuple(round(255 * v) for v in colorsys.hls_to_rgb(i / extra, 0.45, 0.7))
              for i in range(extra)]
     return list(MANY[:n]) + wheel
-# one marker shape a model: Plotly Express cycles 5 shapes, so a sixth model was drawn as the first one's circles
+# one marker shape a model (Plotly Express cycles 5 shapes, so a sixth model was drawn as the first one's circles), or
+# a series: with DASHES, what tells series apart where colour cannot (a colour-blind reader, a grey printout)
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down", "pentagon", "hexagon",
            "star", "hourglass", "bowtie", "triangle-left", "triangle-right", "star-diamond", "octagon")
+DASHES = ("solid", "dot", "dash", "longdash", "dashdot", "longdashdot")  # Plotly's line dashes
 GRAY = pc.get_colorscale("gray")  # black to white, spelled out: Plotly.js itself knows no scale called "gray"
 HEIGHT = 360
 # Plotly checks every property as a figure is built: about 10 ms for a two-trace histogram, ten times the figure

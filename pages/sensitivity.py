@@ -53,7 +53,10 @@ def loss_lines(scan, axis):
             rows = [r for r in rows if r["clusters"] is not None]
             xs = [bits(r["clusters"]) for r in rows]
         fig.add_scatter(x=xs, y=[100 * (base - r["accuracy"]) for r in rows], mode="lines+markers",
-                        name=f"{layer['name']} ({layer['params']:,})", line=dict(color=colours[i]),
+                        name=f"{layer['name']} ({layer['params']:,})",
+                        # a shape and a dash a layer too: ten colours alone were hard to tell apart
+                        line=dict(color=colours[i], dash=charts.DASHES[i % len(charts.DASHES)]),
+                        marker=dict(symbol=charts.SYMBOLS[i % len(charts.SYMBOLS)], size=7),
                         customdata=[r["bytes"] / KB for r in rows],
                         hovertemplate=(f"{layer['name']}<br>" + ("%{x:g} % pruned" if axis == "sparsity"
                                                                             else "%{x} bits")
