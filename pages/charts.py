@@ -284,11 +284,15 @@ def image_grid(images, captions, colors, cols=6, height=HEIGHT):
 def distill_grid(rows, mine=()):
     """Test errors of each student (x: its size) on the labels alone and distilled at each T: mean over
     seeds, bars from the best to the worst seed; MLPs as lines, the CNN student as diamonds; the teacher's
-    errors as a line. `mine`: the user's trained students, as stars."""
+    errors as a line. `mine`: the user's trained students, as stars. Each T has its own colour and marker shape
+    (the MLPs' SYMBOLS but the diamond, the CNN's a diamond of its own kind), so none is told by colour alone."""
     fig = go.Figure()
     teacher_errors = int(rows[0]["teacher_errors"])
     temps = sorted({r["T"] for r in rows}, key=lambda t: (t != "", float(t or 0)))
     colors = {"": ORANGE, **{t: c for t, c in zip([t for t in temps if t], (BLUE, PURPLE, GREEN, RED, GREY))}}
+    shapes, diamonds = [s for s in SYMBOLS if s not in ("diamond", "star")], ("diamond", "diamond-open",
+                                                                           "diamond-cross", "diamond-x", "diamond-tall")
+    shapes, diamonds = ({t: kinds[i % len(kinds)] for i, t in enumerate(temps)} for kinds in (shapes, diamonds))
     for T in temps:
         everyone = sorted((r for r in rows if r["T"] == T), key=lambda r: int(r["bytes"]))
         how = "labels only" if not T else f"KD, T = {T}"
@@ -302,7 +306,7 @@ def distill_grid(rows, mine=()):
                 x=[int(r["bytes"]) / units.KB for r in pts], y=mean, mode="markers" if cnn else "lines+markers",
                 name=how + (" (CNN student)" if cnn else ""), legendgroup=how, showlegend=not cnn,
                 line=dict(color=colors[T], dash="dash" if not T else "solid"),
-                marker=dict(size=12 if cnn else 9, symbol="diamond" if cnn else "circle"),
+                marker=dict(size=12 if cnn else 9, symbol=diamonds[T] if cnn else shapes[T]),
                 error_y=dict(type="data", symmetric=False, array=[int(r["errors_max"]) - m for r, m in zip(pts, mean)],
                              arrayminus=[m - int(r["errors_min"]) for r, m in zip(pts, mean)], thickness=1.2),
                 text=[r["student"] for r in pts],
