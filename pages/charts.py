@@ -221,13 +221,16 @@ def curve(series, title, x_title, y_title, current=None, hline=None, x_log=False
 
 def bars(names, ys, title, x_title, y_title, text=None, hover=None, reference=None, y_percent=False,
          height=HEIGHT):
-    """One bar per name; optional text on the bars, hover text, and a dashed reference line (dict y, name)."""
+    """One bar per name; optional text on the bars, hover text, and a dashed reference line (dict y, name).
+
+    A label sits inside its bar (white), turned or outside it (the theme's colour) where the bar is too small for
+    it, never below 10 px: forced inside, Plotly shrank ResNet-8's eleven sparsity labels to specks."""
     scale = 100.0 if y_percent else 1.0
     (x_name, x_unit), (y_name, y_unit) = quantity(x_title), quantity(y_title, y_percent)
     value = f"{y_name}: %{{y:.2f}}{y_unit}"
-    data = [{"type": "bar", "x": list(names), "y": [scale * v for v in ys], "text": text, "textposition": "inside",
-             "insidetextanchor": "middle", "textangle": 0, "marker": {"color": BLUE},
-             "textfont": {"color": "white"}, "customdata": None if hover is None else list(hover),
+    data = [{"type": "bar", "x": list(names), "y": [scale * v for v in ys], "text": text, "textposition": "auto",
+             "marker": {"color": BLUE}, "insidetextfont": {"color": "white"},
+             "customdata": None if hover is None else list(hover),
              "hovertemplate": f"{x_name}: %{{x}}{x_unit}<br>" + ("%{customdata}" if hover else value)
                               + "<extra></extra>",
              "showlegend": False}]
@@ -235,7 +238,7 @@ def bars(names, ys, title, x_title, y_title, text=None, hover=None, reference=No
         data.append({"type": "scatter", "x": list(names), "y": [scale * reference["y"]] * len(names),
                      "mode": "lines", "name": reference["name"], "line": {"color": RED, "dash": "dash"},
                      "hovertemplate": f"{reference['name']}<br>{value}<extra></extra>"})
-    layout = base_layout(title, x_title, y_title, height)
+    layout = base_layout(title, x_title, y_title, height, uniformtext={"minsize": 10, "mode": "show"})
     if reference is not None:  # above the plot, right of the title: under it, long tilted names ran into it
         layout["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}
     if y_percent:
