@@ -29,8 +29,8 @@ from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     plain_module, state_bytes, student_mlp)
 from .recipe import Recipe
-from .train import (answer_of, answers, batch_bounds, exact_match, fast_eval_copy, fit, forward_ms_in_turns, has_conv,
-                    logits, match_rate, mean_iou, median_forward_ms, r2_score, rmse)
+from .train import (answer_of, answers, batch_bounds, channels_last_ok, exact_match, fast_eval_copy, fit,
+                    forward_ms_in_turns, logits, match_rate, mean_iou, median_forward_ms, r2_score, rmse)
 
 STAGES = (distill, prune, cluster, quantize)
 BATCH = 128  # fine-tuning batch size (train.fit's default)
@@ -456,7 +456,7 @@ def latency(model, data, batch_size=256, repeats=20):
     """Median CPU wall time of one forward pass over a batch of the data's test inputs (milliseconds); fewer
     test inputs than batch_size are repeated to fill it."""
     m = fast_eval_copy(model)
-    return {"latency_ms": median_forward_ms(m, _latency_batch(m, data, batch_size), repeats),
+    return {"latency_ms": median_forward_ms(m, _latency_batch([m], data, batch_size), repeats),
             "latency_batch": batch_size}
 
 
@@ -468,11 +468,13 @@ def latency_against(model, smaller, data, batch_size=256, repeats=20):
             "speedup": t["speedup"]}
 
 
-def _latency_batch(model, data, batch_size):
-    """batch_size of the data's test inputs (repeated if there are fewer), channels-last for a conv model."""
+def _latency_batch(models, data, batch_size):
+    """batch_size of the data's test inputs (repeated if there are fewer), channels-last if every one of `models`
+    (fast_eval_copy's copies, timed on it) runs so (channels_last_ok)."""
     test = data.x("test")
     x = test[torch.arange(batch_size) % len(test)]
-    return x.contiguous(memory_format=torch.channels_last) if has_conv(model) and x.dim() == 4 else x
+    nhwc = [channels_last_ok(m, x) for m in models]  # each decided, so each copy is laid out as it runs
+    return x.contiguous(memory_format=torch.channels_last) if all(nhwc) else x
 
 
 def speedup(model, smaller, data, batch_size=256, seconds=1.0, repeats=20):
@@ -488,7 +490,7 @@ def speedup(model, smaller, data, batch_size=256, seconds=1.0, repeats=20):
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0):
         raise RecipeError(f"seconds must be a number > 0 (or None), got {seconds!r}")
     pair = [fast_eval_copy(deployed(m)) for m in (model, smaller)]
-    times = forward_ms_in_turns(pair, _latency_batch(pair[0], data, batch_size), repeats, seconds)
+    times = forward_ms_in_turns(pair, _latency_batch(pair, data, batch_size), repeats, seconds)
     dense_ms, ms = (statistics.median(t) for t in times)
     repeats = len(times[0])
     return {"dense_ms": dense_ms, "ms": ms, "speedup": dense_ms / ms, "repeats": repeats, "batch": batch_size}

@@ -8,6 +8,7 @@ import copy
 import math
 import statistics
 import threading
+import weakref
 import time
 from contextlib import contextmanager
 
@@ -93,17 +94,100 @@ def has_conv(model):
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+_nhwc = weakref.WeakKeyDictionary()  # model -> whether it runs channels-last (channels_last_ok's verdict)
+_copies = weakref.WeakKeyDictionary()  # fast_eval_copy's copies not yet laid out -> (a weak reference to) the original
+
+
 def fast_eval_copy(model):
-    """A copy laid out for fast CPU inference (channels-last convolutions), in eval mode."""
+    """A copy laid out for fast CPU inference, in eval mode: a conv net's copy holds its weights channels-last once
+    channels_last_ok has found (on the first batch it is given, or before, for the model copied) that its forward
+    takes that layout."""
     m = copy.deepcopy(model).eval()
-    return m.to(memory_format=torch.channels_last) if has_conv(m) else m
+    if has_conv(m):
+        known = _nhwc.get(model)
+        if known is None:
+            _copies[m] = weakref.ref(model)
+        else:
+            _nhwc[m] = known
+            if known:
+                m.to(memory_format=torch.channels_last)
+    return m
+
+
+def channels_last_ok(model, x):
+    """Whether the engine runs `model` on inputs like `x` channels-last (and, in fit() and in fast_eval_copy's
+    copies, its weights too): for a conv net on 4-D inputs, if its forward, tried once on two of them, gives the
+    same outputs (to float rounding) in that layout as in the default one. A forward written for the default layout,
+    such as x.view(x.size(0), -1) after a convolution (the tutorial LeNet's flatten), fails or differs in
+    channels-last: such a model runs in the default layout, slower but right. Decided once per model (its
+    fast_eval_copy inherits the verdict); the model's weights are left in the default layout (a copy of
+    fast_eval_copy's that passes is laid out channels-last)."""
+    if not (x.dim() == 4 and x.is_floating_point() and len(x) and has_conv(model)):
+        return False
+    known = _nhwc.get(model)
+    if known is None:
+        known = _probe_channels_last(model, x[:2])
+        if known is None:  # the default layout fails too: the forward's own error is the caller's to report
+            return False
+        _nhwc[model] = known
+        original = _copies.pop(model, None)
+        original = original() if original is not None else None
+        if original is not None:
+            _nhwc.setdefault(original, known)
+        if known and original is not None:
+            with torch.inference_mode(False):
+                model.to(memory_format=torch.channels_last)
+    return known
+
+
+_HOOKS = ("_forward_pre_hooks", "_forward_hooks")  # the module dicts of forward hooks a trial leaves out
+
+
+@contextmanager
+def _no_forward_hooks(model):
+    """Inside the block, the forward hooks of `model`'s modules are set aside (back after it): a trial forward pass
+    of the engine's is not one of the model's, and hooks that record activations or count calls (a user's, a test's)
+    see only the real ones."""
+    kept = [(m, name, getattr(m, name)) for m in model.modules() for name in _HOOKS]
+    for m, name, hooks in kept:
+        setattr(m, name, type(hooks)())
+    try:
+        yield
+    finally:
+        for m, name, hooks in kept:
+            setattr(m, name, hooks)
+
+
+def _probe_channels_last(model, xb):
+    """channels_last_ok's trial: model(xb) with weights and inputs in the default layout, then both channels-last,
+    in eval mode without gradients (outside any inference mode, so the weights laid out stay ordinary tensors) nor
+    forward hooks; whether the two agree, None if the first fails. The weights are left in the default layout, the
+    mode as it was."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(False), torch.no_grad(), _no_forward_hooks(model):
+            model.to(memory_format=torch.contiguous_format)
+            try:
+                plain = model(xb.contiguous())
+            except Exception:  # noqa: BLE001 -- the caller's forward raises it again, with its own message
+                return None
+            try:
+                with channels_last(model):
+                    out = model(xb.contiguous(memory_format=torch.channels_last))
+            except Exception:  # noqa: BLE001 -- e.g. view() of a channels-last activation: the default layout
+                return False
+            return (isinstance(out, torch.Tensor) and isinstance(plain, torch.Tensor) and out.shape == plain.shape
+                    and bool(torch.allclose(out.float(), plain.float(), rtol=1e-3, atol=1e-4, equal_nan=True)))
+    finally:
+        model.train(was)
 
 
 def logits(model, x, batch_size=None, progress=None):
     """Model outputs for all of `x`, in batches.
 
-    Conv nets run channels-last in batches of 256 (measured on 2 cores: about 2x faster than the
-    default layout in batches of 1,000, whose 460 MB of first-layer activations miss every cache).
+    Conv nets run in batches of 256, channels-last where channels_last_ok (measured on 2 cores: about 2x faster
+    than the default layout in batches of 1,000, whose 460 MB of first-layer activations miss every cache).
     progress(done, total) after each batch, in inputs (a ResNet's answers on 60,000 images take a minute);
     returning False from it stops (raises Stopped). The batches, and so the numbers, are the same either way.
     """
@@ -134,12 +218,11 @@ def answers(model, x, data, batch_size=None):
 
 
 def batches(model, x, batch_size=None):
-    """The batches logits() feeds `model`: 256 images laid out channels-last for a conv net, else 1,000 (or
-    batch_size), each yielded after stop_when's check, which raises Stopped once it asks to stop. Inputs that are
-    not 4-D (flat rows or token ids a forward reshapes for its convs) keep their layout."""
-    conv = has_conv(model)
-    batch_size = batch_size or (256 if conv else 1000)
-    nhwc = conv and x.dim() == 4
+    """The batches logits() feeds `model`: 256 images for a conv net, laid out channels-last if channels_last_ok,
+    else 1,000 (or batch_size), each yielded after stop_when's check, which raises Stopped once it asks to stop.
+    Inputs that are not 4-D (flat rows or token ids a forward reshapes for its convs) keep their layout."""
+    batch_size = batch_size or (256 if has_conv(model) else 1000)
+    nhwc = channels_last_ok(model, x)
     for i in range(0, len(x), batch_size):
         stop_point()
         xb = x[i:i + batch_size]
@@ -424,7 +507,7 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     on_step(step, total) runs before each optimizer step's forward pass (gradual pruning uses it).
     """
     x, y = data.x("train"), data.y("train")
-    nhwc = has_conv(model) and x.dim() == 4
+    nhwc = channels_last_ok(model, x)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
