@@ -37,7 +37,14 @@ st.set_page_config(page_title="Compression Playground", page_icon=ICON, layout="
 # its box: padded, so such a formula does not scroll.
 # Charts side by side stack, one a row, below 1,100 px: at 1,024 the sidebar left them 266 px each, and their titles
 # ran past their right edge (a projector walkthrough).
-st.html("<style>@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
+# Charts' tick labels and axis titles (every axis's and colour bar's; and bar labels outside their bars) take the
+# page's text colour, a little faded: Streamlit's chart theme drew them rgb(128, 132, 149) on the light theme's white,
+# 3.7:1, under the 4.5:1 small text needs (WCAG AA). Now 7.2:1 on the light theme's white, 10:1 on the dark theme's
+# near-black (tests/test_fix49_f5_browser.py measures both). CSS follows a switch of theme at once; a colour set in
+# the figure, built before the switch, would not (and st.context.theme may be stale right after one, as its docs say).
+st.html("<style>[data-testid='stPlotlyChart'] :is([class$='tick'] > text, text[class$='title']:not(.gtitle), "
+        ".bartext-outside) { fill: currentColor !important; fill-opacity: 0.8 !important; } "
+        "@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
         "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } } "
         "[data-testid='stMetricLabel'] p, [data-testid='stMetricDelta'] p { white-space: normal; } "
         "[data-testid='stWidgetLabel'] p, [data-testid='stCheckbox'] label p { white-space: normal; } "
