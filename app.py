@@ -42,8 +42,13 @@ st.set_page_config(page_title="Compression Playground", page_icon=ICON, layout="
 # 3.7:1, under the 4.5:1 small text needs (WCAG AA). Now 7.2:1 on the light theme's white, 10:1 on the dark theme's
 # near-black (tests/test_fix49_f5_browser.py measures both). CSS follows a switch of theme at once; a colour set in
 # the figure, built before the switch, would not (and st.context.theme may be stale right after one, as its docs say).
+# A page link, a radio option or a switch reached with the keyboard gets an outline in the text colour: Streamlit
+# marked it only with the faint background that also marks the current page.
 st.html("<style>[data-testid='stPlotlyChart'] :is([class$='tick'] > text, text[class$='title']:not(.gtitle), "
         ".bartext-outside) { fill: currentColor !important; fill-opacity: 0.8 !important; } "
+        "[data-testid='stSidebarNav'] a:focus-visible, [data-testid='stRadio'] label:has(input:focus-visible), "
+        "[data-testid='stCheckbox'] label:has(input:focus-visible) "
+        "{ outline: 2px solid currentColor; outline-offset: 2px; border-radius: 4px; } "
         "@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
         "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } } "
         "[data-testid='stMetricLabel'] p, [data-testid='stMetricDelta'] p { white-space: normal; } "
