@@ -15,13 +15,15 @@ chooses the allocation; kept on disk), allocate under the budget less the header
 (biases, free parameters), prune gradually while fine-tuning; then choose the cluster counts again on
 the pruned model, whose index bytes are now known exactly, share weights and fine-tune the centroids,
 8-bit biases, entropy coding. The artifact is measured: if it comes out over the budget, the cluster
-counts are chosen again for a budget smaller by the overshoot. The one Recipe it returns replays the run
+counts are chosen again for a budget smaller by the overshoot; if none of the tries fits, the last is returned with
+plan["fits"] False and an OverBudget warning. The one Recipe it returns replays the run
 anywhere (CLI, Export).
 """
 
 import copy
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -29,7 +31,7 @@ import torch
 from . import quantize, sensitivity
 from .encode import encode, size_breakdown
 from .errors import RecipeError
-from .model import artifact_meta, check_model, compressible, plain_module, state_bytes
+from .model import NORMS, artifact_meta, check_model, compressible, plain_module, state_bytes
 from .recipe import Recipe
 
 MAX_UNITS = 4000  # byte budget resolution of the knapsack (units of ceil(budget / MAX_UNITS) bytes)
@@ -169,10 +171,12 @@ def overhead(model, recipe):
     """(bytes, largest) of everything but the compressible weights in an artifact of `model` under `recipe`: the
     header (records, architecture, the recipe itself) and the carried tensors (biases on the recipe's bias grid,
     free parameters, buffers), measured by encoding the model as compress() deploys it (BatchNorm folded into the
-    convs: no BN tensors) with those weights zeroed. largest: (name, shape, bytes) of the carried tensor that takes
-    the most bytes in it, None if there is none."""
+    convs where it declares so) with those weights zeroed, and the carried tensors training moves at what they cost
+    once trained (as_trained_). largest: (name, shape, bytes) of the carried tensor that takes the most bytes in it,
+    None if there is none."""
     from .pipeline import deployed
     work = deployed(copy.deepcopy(model).eval())
+    as_trained_(work, set(compressible(work)))
     grids = quantize.quantize_biases(work, recipe.bias_bits) if recipe.bias_bits is not None else {}
     names = set(compressible(work))
     state = {k: (torch.zeros_like(v) if k in names else v.detach()) for k, v in work.state_dict().items()}
@@ -181,6 +185,28 @@ def overhead(model, recipe):
     carried = {k: sum(per[k].values()) for k in state if k not in names}
     big = max(carried, key=carried.get, default=None)
     return len(blob), None if big is None else (big, tuple(state[big].shape), carried[big])
+
+
+@torch.no_grad()
+def as_trained_(model, names):
+    """Give the carried tensors of `model` (all but `names`) that fine-tuning moves (trainable parameters, BatchNorm
+    running statistics) and that still hold one value throughout (an untrained model's zero biases and BatchNorm
+    means, its BatchNorm scales and variances of 1) distinct values about it, in place, drawn by a fixed seed: the
+    encoder stores zeros for nothing and one repeated value for a few bytes, but training makes them as many
+    different values, which cost their full coded size (counted as they were, an untrained MobileNet-like net's
+    artifacts came out over a small budget at every try). Tensors already varied keep their values: they cost about
+    the same after fine-tuning."""
+    gen = torch.Generator().manual_seed(0)
+    moving = {n for n, p in model.named_parameters() if p.requires_grad}
+    moving |= {f"{m}.{b}" if m else b for m, mod in model.named_modules() if isinstance(mod, NORMS)
+               for b in ("running_mean", "running_var") if getattr(mod, b, None) is not None}
+    for name, t in model.state_dict(keep_vars=True).items():
+        if name in names or name not in moving or not t.is_floating_point() or not t.numel():
+            continue
+        flat = t.detach().reshape(-1)
+        if bool((flat == flat[0]).all()):
+            scale = max(abs(float(flat[0])), 1.0) * 0.01
+            t.data.copy_(flat[0] + scale * torch.randn(t.shape, generator=gen).to(t.dtype))
 
 
 def probe_overhead(model, names, epochs=EPOCHS, lr=LR, bias_bits=BIAS_BITS, seed=0, kd=None, focus=0.0):
@@ -208,6 +234,17 @@ def budget_recipe(allocation, epochs, lr=LR, bias_bits=BIAS_BITS, seed=0, kd=Non
                   bias_bits=bias_bits, huffman=True, seed=seed, finetune_kd=kd, prune_focus=focus)
 
 
+class OverBudget(UserWarning):
+    """fit_budget's warning that its artifact is over the budget after every try (plan["fits"] is False)."""
+
+
+def over_budget(budget_bytes, n_bytes, tries):
+    """Why fit_budget's result does not fit: its artifact's bytes against the budget, after `tries` tries."""
+    return (f"the artifact is {n_bytes:,} bytes, {n_bytes - budget_bytes:,.0f} over the budget of "
+            f"{budget_bytes:,.0f} bytes after {tries} {'try' if tries == 1 else 'tries'} (plan['fits'] is False): "
+            f"give a larger budget, or more retries")
+
+
 class _Offset:
     """Reports two compress() runs as one count to the caller's progress callback."""
 
@@ -233,7 +270,10 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     result.recipe, data) replays the run to the same bytes.
 
     The plan holds the budget, the allocation per layer (sparsity, clusters, predicted bytes, damage), the
-    overhead, the predicted and real bytes and the attempts. `scan`: a re-fitted sensitivity scan to use
+    overhead, the predicted and real bytes, the attempts and "fits": whether the artifact is within the budget. A
+    try that comes out over it is made again for a budget smaller by the overshoot (`retries` more times at most);
+    if the last is still over, its Result is returned with plan["fits"] False and an OverBudget warning saying by
+    how much (the command line exits with status 1). `scan`: a re-fitted sensitivity scan to use
     (default: one on 2,000 training images, kept on disk in `cache_dir`, or read from a `shipped` directory:
     zoo.scan_dir of a sample model); the allocation can only choose among
     its sparsities, so a finer grid where the big layers sit (sensitivity.scan(..., sparsities=...)) lets it land
@@ -324,7 +364,9 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
         attempts.append({"target": target, "predicted": second["bytes"] + fixed, "bytes": len(artifact)})
         if len(artifact) <= budget_bytes:
             break
-        target *= budget_bytes / len(artifact) * (1 - MARGIN / 2)  # shrink by the overshoot, and a little more
+        # the miss is mostly an offset (carried tensors, coding that training changed), whatever the weights take:
+        # take it off what the weights are given, and a little more
+        target -= (len(artifact) - budget_bytes) / (1 - MARGIN / 2) + budget_bytes * MARGIN / 2
     ref_pred, ref_acc = pipeline.reference(model, data)
     pred = answers(fast_eval_copy(shared.model), data.x("test"), data)
     dense = pruned.metrics
@@ -340,6 +382,8 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     result = pipeline.Result(shared.model, metrics, artifact, recipe, {**pruned.history, **shared.history}, timings,
                              shared.grids)
     cost = {r["layer"]: r for r in second["rows"]}
+    if len(artifact) > budget_bytes:
+        warnings.warn(over_budget(budget_bytes, len(artifact), len(attempts)), OverBudget, stacklevel=2)
     return result, {"budget_bytes": budget_bytes, "overhead_bytes": fixed, "predicted_bytes": second["bytes"] + fixed,
                     "bytes": len(artifact), "fits": len(artifact) <= budget_bytes, "attempts": attempts,
                     "recipe": recipe.to_dict(), "pruned_accuracy": pruned.metrics["accuracy"],

@@ -438,6 +438,9 @@ def _main(argv):
         return 130
     if not print_json(out):
         return 1
+    if (line := over_budget_line(args, out)) is not None:
+        print(line, file=sys.stderr)
+        return 1
     if isinstance(out, list) and any("error" in row for row in out):  # a sweep with failed points
         print(f"error: {sum('error' in row for row in out)} of {len(out)} sweep points failed (see their \"error\")",
               file=sys.stderr)
@@ -662,6 +665,17 @@ def run_flops(args, model, data, share, recipe):
     return {**summary(result), "flops": plan}
 
 
+def over_budget_line(args, out):
+    """The error line for a --budget-kb run whose artifact is still over the budget after fit_budget's tries (its
+    OverBudget warning, which run_budget holds back for this line), or None: the JSON printed is that artifact's,
+    and it was written to --out (the run took minutes), but the exit status is 1."""
+    plan = out.get("budget") if isinstance(out, dict) else None
+    if not isinstance(plan, dict) or plan.get("fits") is not False:
+        return None
+    written = f"; it was written to {args.out} all the same" if getattr(args, "out", None) is not None else ""
+    return f"error: {budget.over_budget(plan['budget_bytes'], plan['bytes'], len(plan['attempts']))}{written}"
+
+
 def run_budget(args, model, data, kb, recipe):
     """fit_budget: the result's summary plus the plan (allocation per layer, bytes predicted and real)."""
     import compress_engine as ce
@@ -672,8 +686,10 @@ def run_budget(args, model, data, kb, recipe):
           if hasattr(args, f)}
     kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else None if data.regression else budget.KD
     shipped = [models.scan_dir(args.model)] if args.model in models.SAMPLES else []  # its scans (keyed by weights)
-    result, plan = ce.fit_budget(model, data, round(kb * KB), seed=recipe.seed, progress=show, kd=kd,
-                                 focus=recipe.prune_focus, shipped=shipped, scan_progress=scan_lines(), **kw)
+    with warnings.catch_warnings():  # said once, as the error line of over_budget_line
+        warnings.simplefilter("ignore", budget.OverBudget)
+        result, plan = ce.fit_budget(model, data, round(kb * KB), seed=recipe.seed, progress=show, kd=kd,
+                                     focus=recipe.prune_focus, shipped=shipped, scan_progress=scan_lines(), **kw)
     if args.out is not None:
         args.out.write_bytes(result.artifact)
     return {**summary(result), "budget": plan}
