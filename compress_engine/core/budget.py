@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from . import quantize, sensitivity
+from .data import check_dataset
 from .encode import encode, size_breakdown
 from .errors import RecipeError
 from .model import NORMS, artifact_meta, check_model, compressible, plain_module, state_bytes
@@ -290,6 +291,7 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     """
     from . import pipeline
     from .train import answers, fast_eval_copy, logits
+    check_dataset(data)
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real) or not budget_bytes > 0:
         raise RecipeError(f"budget_bytes={budget_bytes!r}: must be a positive number of bytes")
     if getattr(data, "regression", False) and (kd or teacher_logits is not None):

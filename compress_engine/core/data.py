@@ -470,6 +470,15 @@ class Dataset:
                 + (f", labels {_fmt(self.label_shape)} per sample)" if self.label_shape else ")"))
 
 
+def check_dataset(data):
+    """Refuse, with what to give instead, data that is not a Dataset (one that lacks a Dataset's x, y, input_shape and
+    n_classes: a tuple of tensors, a Recipe in its place): the engine's functions that take data check it so."""
+    for need in ("x", "y", "input_shape", "n_classes"):
+        if not hasattr(data, need):
+            raise DatasetError(f"data must be a compress_engine.Dataset (Dataset.from_tensors(...) or "
+                               f"load_dataset(...)), got {type(data).__name__}")
+
+
 def _split(split):
     if split not in SPLITS:
         raise DatasetError(f"split must be 'train' or 'test', got {split!r:.50}")

@@ -23,8 +23,8 @@ import torch
 
 from . import cluster, distill, flops, prune, quantize, structured
 from .encode import Affine, Codebook, breakdown_and_codings, encode
-from .data import IGNORE
-from .errors import CompressError, DatasetError, RecipeError
+from .data import IGNORE, check_dataset
+from .errors import CompressError, RecipeError
 from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     plain_module, state_bytes, student_mlp)
@@ -67,6 +67,7 @@ def reference(model, data):
     hit is checked against weights_state(model), a digest of its weights, so a model changed in place is evaluated
     again.
     """
+    check_dataset(data)
     state = weights_state(model)
     hit = _reference.get(model)
     if hit is None or hit[0] is not data or hit[3] != state:
@@ -179,10 +180,7 @@ def check_recipe(model, recipe, data, student=None):
     model, student = plain_module(model), plain_module(student)
     if not isinstance(recipe, Recipe):
         raise CompressError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
-    for need in ("x", "y", "input_shape", "n_classes"):
-        if not hasattr(data, need):
-            raise DatasetError(f"data must be a compress_engine.Dataset (Dataset.from_tensors(...) or "
-                               f"load_dataset(...)), got {type(data).__name__}")
+    check_dataset(data)
     distilling = recipe.temperature is not None
     check_targets(recipe, data)
     check_model(model, data, "teacher model" if distilling else "model")
@@ -367,10 +365,15 @@ def estimate(model, data, inputs=ESTIMATE_INPUTS, seed=0, reference=None):
     the reference's accuracy on everything is known, so the estimate is corrected by how far the sample put the
     reference off (the regression estimator; ResNet-8 pruned 30 % per layer: +-0.59 points instead of +-1.39, and
     never wider than without). seed fixes the sample, the same for every model of a dataset."""
+    check_dataset(data)
     x, y = data.x("test"), data.y("test")
     total = len(y)
     if isinstance(inputs, bool) or not isinstance(inputs, int) or inputs < 1:
         raise ValueError(f"inputs must be a whole number of at least 1, got {inputs!r}")
+    if isinstance(reference, (tuple, list)):  # reference()'s whole (answers, accuracy) pair
+        raise CompressError(f"reference must be the dense model's answers, a tensor: got a {type(reference).__name__}"
+                            f" (ce.reference(model, data) returns (answers, accuracy)): pass ce.reference(model, "
+                            f"data)[0]")
     if reference is not None and len(reference) != total:
         raise ValueError(f"reference holds answers for {len(reference)} inputs; the test set has {total}")
     n = min(inputs, total)
@@ -549,6 +552,8 @@ def describe(model, data=None, structured_at=0.5):
     A torch.compile'd model is described as the module it wraps (plain_module()), as compress() compresses it.
     """
     model = plain_module(model)
+    if data is not None:
+        check_dataset(data)
     check_model(model, data)
     work = deployed(model)
     weights = compressible(work)

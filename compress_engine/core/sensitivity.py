@@ -40,7 +40,7 @@ from torch import nn
 
 from . import cluster, prune
 from .encode import Codebook, tensor_bytes
-from .data import IGNORE, SPLITS
+from .data import IGNORE, SPLITS, check_dataset
 from .errors import RecipeError
 from .files import write_atomic
 from .recipe import check
@@ -273,6 +273,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     """
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
     model = plain_module(model)
+    check_dataset(data)
     check_model(model, data)
     idx = subset_index(len(data.y(split)), subset)
     x, y = data.x(split)[idx], data.y(split)[idx]
