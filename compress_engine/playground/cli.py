@@ -558,16 +558,32 @@ def _run_loaded(args, ref, recipe, budget_kb, flops_share, values):
         raise DatasetError(f"--store keeps runs for the Compare page, which charts accuracy, but {short(args.data)} "
                            f"holds regression targets: drop --store (the rows, with R² and RMSE, are printed)")
     if args.cmd == "run" and budget_kb is not None:
-        return run_budget(args, model, data, budget_kb, recipe)
+        return warn_collapse(run_budget(args, model, data, budget_kb, recipe), data)
     if args.cmd == "run" and flops_share is not None:
-        return run_flops(args, model, data, flops_share, recipe)
+        return warn_collapse(run_flops(args, model, data, flops_share, recipe), data)
     if args.cmd == "run":
         kept = models.kept_test_logits(ref[1], data) if ref[0] == "sample" and args.weights is None else None
         result = ce.compress(model, recipe, data, measure_latency=args.latency, model_logits=kept)
         if args.out is not None:
             args.out.write_bytes(result.artifact)
-        return summary(result)
+        return warn_collapse(summary(result), data)
     return run_sweep(args, ref, model, recipe, values)
+
+
+def warn_collapse(out, data):
+    """`out` (run's summary), after a warning line on stderr if the compressed model has collapsed to chance level
+    where the dense one had not (explain.collapsed, as every dashboard page warns): its ratio is then of a model that
+    no longer classifies. The exit status is unchanged."""
+    from .explain import collapsed
+    from .units import pct
+    m = out["metrics"]
+    chance = collapsed(m.get("accuracy"), m.get("dense_accuracy"), data)
+    if chance is not None:
+        print(f"warning: the compressed model has collapsed: its test accuracy {pct(m['accuracy'], 2)} is chance level "
+              f"(answering the test set's most frequent class for every input scores {pct(chance, 2)}, "
+              f"{data.n_classes:,} classes; the dense model's is {pct(m['dense_accuracy'], 2)}), so its ratio is of a "
+              f"model that no longer tells the classes apart: compress less", file=sys.stderr)
+    return out
 
 
 def check_eval_data(args, model, data):
