@@ -9,7 +9,7 @@
     ce.describe(model, ds)       # what compress() would compress, carry and structurally prune, before any work
     ce.estimate(result.model, ds)   # the accuracy on 1,000 test images, with its 95 % margin: a tenth of the time
     ce.read_weights(file_bytes, "mine.safetensors")   # a weight file of a zoo architecture -> model, running no code
-    ce.sensitivity.scan(model, ds)   # each layer alone: accuracy and bytes vs sparsity and bits
+    ce.sensitivity.scan(model, ds)   # each layer alone: accuracy, KL and bytes at each sparsity x cluster count
     result, plan = ce.fit_budget(model, ds, 10_000)   # fit in 10 KB: per-layer sparsity and clusters, fine-tuned
     result, plan = ce.fit_flops(model, ds, 0.25)      # a quarter of the FLOPs: whole units, every group alike
     ce.sweep(model, ce.Recipe(clusters=16), ds, "sparsity", [0.5, 0.9], workers=2)   # in-process, or on Ray

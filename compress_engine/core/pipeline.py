@@ -263,7 +263,9 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     (ModelError, DatasetError, RecipeError) before any work. Result.metrics["flops"] and ["dense_flops"] are the
     compressed and the dense model's forward FLOPs of one input (flops.count; None if it cannot count them).
     Result.metrics["plain_bytes"] is the artifact's
-    length with fixed-width codes instead of entropy coding (what recipe.huffman saves; the same weights).
+    length with fixed-width codes instead of entropy coding (the same weights): with recipe.huffman each tensor's codes
+    take the smaller of the two codings, but the header records the recipe, so where entropy coding saves nothing
+    the artifact can be a few bytes larger than plain_bytes. The README lists every metric.
     model_logits ({"train": (N, C), "test": (M, C)}, either optional; e.g. the zoo's cached_logits) are
     `model`'s own outputs on those splits: compress() then does not run a big model over them again
     (the test split gives the dense reference, the training split the teacher's answers for distillation,
