@@ -46,7 +46,7 @@ def breakdown_chart(parts):
 
 def show_breakdown(parts, total, key):
     """The size_breakdown of an artifact: parts table (KB and share) beside per-tensor bars."""
-    left, right = st.columns([1, 2])
+    left, right = st.columns(2)
     table = pd.DataFrame([{"part": p, "kb": parts[p] / units.KB, "share": 100 * parts[p] / total}
                           for p in ("header",) + PARTS])
     left.dataframe(table, hide_index=True, width="stretch", key=f"{key}_parts", column_config={

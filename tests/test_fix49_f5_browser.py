@@ -94,3 +94,23 @@ def test_keyboard_focus_on_a_page_link_and_a_radio_option_is_outlined(server, br
         assert all(style == "solid" and width >= 2 for style, width in seen.values()), seen
     finally:
         context.close()
+
+
+def test_export_parts_table_shows_its_share_column_whole(server, browser):
+    """At 1,280 px the parts table's column was a third of the page: its Share column was cut ("29" of "29.5 %"),
+    the rest behind a sideways scroll. Now it fits down to 1,100 px (below, the chart goes under it)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    scroll = ("() => [...document.querySelectorAll('[data-testid=stDataFrame] .dvn-scroller')]"
+              ".map(s => [s.scrollWidth, s.clientWidth])")
+    try:
+        page.goto(server)
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Export").click()
+        page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
+        page.locator('[data-testid="stDataFrame"] .dvn-scroller').first.wait_for(timeout=60_000)
+        for width in (1280, 1110):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.wait_for_timeout(1000)
+            tables = page.evaluate(scroll)
+            assert tables and all(whole <= shown for whole, shown in tables), (width, tables)
+    finally:
+        page.close()
