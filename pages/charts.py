@@ -258,6 +258,10 @@ def mask(image, title, block=(1, 1), height=HEIGHT + 40):
              "hovertemplate": "outputs %{y}…, inputs %{x}…: %{z} % kept<extra></extra>"}]
     layout = base_layout(title, "input (column of the weight matrix)", "output unit (row)", height)
     layout["yaxis"]["autorange"] = "reversed"
+    # a grey frame on the matrix's edge: on the dark theme's page its black (pruned) edge rows merged into the page
+    rows, cols = np.shape(image)
+    layout["shapes"] = [{"type": "rect", "xref": "x", "yref": "y", "x0": -fc / 2, "x1": (cols - 0.5) * fc,
+                         "y0": -fr / 2, "y1": (rows - 0.5) * fr, "line": {"color": GREY, "width": 1}}]
     return figure(data, layout)
 
 
