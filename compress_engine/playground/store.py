@@ -8,7 +8,7 @@
     store.delete([run_id])
     sweep = store.sweep_group(key, "lenet-300-100", "fashion-mnist", "sparsity", recipe)   # sweeps.py's points:
     store.save(..., sweep=sweep, data="fashion-mnist", point_key=key)   # saved once per key; a rerun finds them
-    store.stored_points([key]), store.save_failure(sweep, key, recipe, "ValueError: ...")
+    store.stored_points([key], sweep=sweep), store.save_failure(sweep, key, recipe, "ValueError: ...")
     store.rename(run_id, "Deep Compression demo")   # the name the Compare page shows ("" removes it)
 
 Why it is built this way:
@@ -249,7 +249,8 @@ class Store:
         """Store one run in one transaction; returns its id. Raises StoreError/RecipeError on bad input.
 
         A sweep point also gives its sweep id (sweep_group()), its data name and its point key: a key that is
-        already stored is not written again (the id of the stored run is returned), and its failure is cleared.
+        already stored is not written again (the id of the stored run is returned; a run saved from a page, in no
+        sweep, joins this one), and its failure is cleared.
         The dashboard's Save buttons give a point key too (sweeps.point_key of model, recipe and data), so the
         same run saved twice is one run. `name`: what the user calls the run (see rename()).
         """
@@ -267,7 +268,13 @@ class Store:
             try:
                 key = row.get("point_key")
                 have = key and conn.execute("SELECT id FROM runs WHERE point_key = ?", (key,)).fetchone()
-                if have:  # stored already (a rerun, a retried point or another sweep got there first)
+                if have:  # stored already (a rerun, a retried point, another sweep or a page's Save run got there first)
+                    if row.get("sweep_id") is not None:
+                        # a run saved from a page joins the sweep that reaches it: the sweep said "4 points stored"
+                        # and drew 3 when one was Pipeline's saved default. A run already in another sweep stays
+                        # there (a run is in one sweep)
+                        conn.execute("UPDATE runs SET sweep_id = ?, data = coalesce(data, ?) WHERE id = ? AND "
+                                     "sweep_id IS NULL", (row["sweep_id"], row.get("data"), have[0]))
                     conn.execute("COMMIT")
                     return have[0]
                 cur = conn.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -391,9 +398,12 @@ class Store:
                 return have[0]
         return self._retry(get_or_make)
 
-    def stored_points(self, keys):
-        """{point key: runs row (the COLUMNS above)} for those of `keys` that are stored."""
+    def stored_points(self, keys, sweep=None):
+        """{point key: runs row (the COLUMNS above)} for those of `keys` that are stored. With `sweep` (a
+        sweep_group() id), those of them in no sweep (saved from a page's Save run) join it, as save() does: a sweep
+        that finds a point already stored still draws it."""
         keys = [_key(k) for k in keys]
+        sweep = None if sweep is None else _as_id(sweep)
 
         def read():
             with closing(self._connect()) as conn:
@@ -401,6 +411,9 @@ class Store:
                 out = {}
                 for i in range(0, len(keys), DELETE_CHUNK):
                     chunk = keys[i:i + DELETE_CHUNK]
+                    if sweep is not None:
+                        conn.execute(f"UPDATE runs SET sweep_id = ? WHERE sweep_id IS NULL AND point_key IN "
+                                     f"({', '.join('?' * len(chunk))})", (sweep, *chunk))
                     for r in conn.execute(f"SELECT {_SELECT}, runs.point_key FROM {_FROM} WHERE runs.point_key IN "
                                           f"({', '.join('?' * len(chunk))})", chunk):
                         out[r["point_key"]] = {k: r[k] for k in r.keys() if k != "point_key"}
