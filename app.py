@@ -44,7 +44,10 @@ st.set_page_config(page_title="Compression Playground", page_icon=ICON, layout="
 # the figure, built before the switch, would not (and st.context.theme may be stale right after one, as its docs say).
 # A page link, a radio option or a switch reached with the keyboard gets an outline in the text colour: Streamlit
 # marked it only with the faint background that also marks the current page.
-st.html("<style>[data-testid='stPlotlyChart'] :is([class$='tick'] > text, text[class$='title']:not(.gtitle), "
+# A page's sections are h2 (st.header) under its h1 title, as a screen reader's outline expects, where they were h3
+# (st.subheader) or h4: drawn at the size of Streamlit's h3, so they look as before.
+st.html("<style>[data-testid='stMain'] [data-testid='stHeading'] h2 { font-size: 1.75rem; padding-top: 0.75rem; } "
+        "[data-testid='stPlotlyChart'] :is([class$='tick'] > text, text[class$='title']:not(.gtitle), "
         ".bartext-outside) { fill: currentColor !important; fill-opacity: 0.8 !important; } "
         "[data-testid='stSidebarNav'] a:focus-visible, [data-testid='stRadio'] label:has(input:focus-visible), "
         "[data-testid='stCheckbox'] label:has(input:focus-visible) "

@@ -261,7 +261,7 @@ with explain_col:
                f"made {HINTON['student']} trained on the labels alone and {HINTON['distilled']} distilled.")
 
 # --- the measured grid: the lesson before any training ----------------------------------------------
-st.subheader("What KD does, measured: every student, with and without the teacher")
+st.header("What KD does, measured: every student, with and without the teacher")
 rows = grid
 if measured:  # the grid of the epochs slider's students (the nearest measured), so the students trained land on it
     follow = min(measured, key=lambda e: (abs(e - epochs), -e))
@@ -310,7 +310,7 @@ else:
             "writes it (the shipped one is for resnet-8).")
 
 # --- soft targets of one test image ---------------------------------------------------------------
-st.subheader("What the teacher teaches: soft targets")
+st.header("What the teacher teaches: soft targets")
 t_test = logits["test"].numpy()
 left, right = st.columns([1, 2.2], gap="medium")
 with left:
@@ -339,7 +339,7 @@ with right:
                 help="How spread out the soft targets are. 0 bits: all on one class; 3.32 bits: equal on all ten.")
 
 # --- train the student twice: labels only, and distilled ------------------------------------------
-st.subheader("Train your own student, without and with distillation")
+st.header("Train your own student, without and with distillation")
 done_base, done_kd = stored
 slot = st.empty()  # the button goes once both students are trained
 clicked = (done_base is None or (kd is not None and done_kd is None)) and slot.button(

@@ -14,7 +14,7 @@ st.title("Compression Playground")
 st.caption("Prune, cluster, quantize and distil neural networks on Fashion-MNIST — sizes in real bytes, "
            "accuracy on all 10,000 test images.")
 card = common.card()
-st.subheader(card["name"])
+st.header(card["name"])
 st.write(card["description"])
 c1, c2, c3 = st.columns(3)
 nonzero, deployed = card.get("nonzero_parameters"), cards.deployed_parameters(card)
@@ -41,7 +41,7 @@ with st.expander("How it was trained" if card["reproduce"] else "Where it came f
         st.caption("Uploaded weights: how they were trained is not known here. Their test accuracy above was "
                    "measured when you uploaded them; every page compresses them like a sample model.")
 
-st.markdown("#### Test images and the model's predictions")
+st.header("Test images and the model's predictions")
 n = 12
 head = common.first_test_images()  # read without torch, as are the card and the predictions: a fast first paint
 pred = common.predictions(common.model_name(), n)

@@ -241,7 +241,7 @@ st.caption("Unchanged: the layer's bytes in an artifact with its weights as trai
 
 # --- fit in N KB: the allocation the scan leads to ------------------------------------------------
 st.divider()
-st.subheader("Fit in N KB")
+st.header("Fit in N KB")
 left, right = st.columns([1, 1.3], gap="large")
 dense_kb = sum(r["dense_bytes"] for r in summary) / KB
 
