@@ -320,7 +320,7 @@ with left:
     fig = px.imshow(data.x("test")[idx, 0].numpy(), binary_string=True, zmin=0, zmax=1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
-    fig.update_layout(height=260, margin=dict(l=0, r=0, t=10, b=0))
+    fig.update_layout(title=f"Test image {idx:,}", height=290, margin=dict(l=0, r=0, t=40, b=0))
     st.plotly_chart(fig, width="stretch")
     answer = int(t_test[idx].argmax())
     st.caption(f"True class: **{data.classes[truth]}**. Teacher's answer: **{data.classes[answer]}** "

@@ -39,8 +39,10 @@ def breakdown_chart(parts):
     fig = px.bar(pd.DataFrame(rows, columns=["tensor", "part", "kb"]), x="kb", y="tensor", color="part",
                  orientation="h", category_orders={"part": list(PARTS), "tensor": list(parts["per_tensor"])},
                  labels={"kb": "Bytes in the artifact (KB)", "tensor": "Tensor", "part": "Part"})
-    fig.update_layout(height=120 + 28 * len(parts["per_tensor"]),  # the first tensor on top (category_orders)
-                      legend=dict(orientation="h", y=1.12, title=None), margin=dict(t=40, b=10))
+    fig.update_layout(title=dict(text="Each tensor's bytes, by part", yref="container", y=1, yanchor="top",
+                                 pad=dict(t=8)), height=170 + 28 * len(parts["per_tensor"]),
+                      # the first tensor on top (category_orders); the legend (up to two rows) under the title
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, title=None), margin=dict(t=100, b=10))
     return fig
 
 
