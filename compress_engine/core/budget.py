@@ -349,7 +349,10 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     probe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": 2} for n in names}},
                           epochs, lr, bias_bits, seed, kd, focus)
     fixed, least = overhead_bytes(model, probe), smallest_bytes(cscan, names)  # the same at every try
-    for _ in range(retries + 1):
+    for attempt in range(retries + 1):
+        if attempt:  # a try again trains stage 2 once more: its steps count on from the last try's, out of a larger
+            # total (they went back from step 901 of 938 to 535 of 938, which read as a stall or a restart)
+            tracker.done, tracker.total = tracker.total, tracker.total + steps
         if target * (1 - MARGIN / 2) - fixed < least:  # (rare past the check above) before step 2's training
             over = max([a["bytes"] / a["predicted"] for a in attempts] + [1.0])  # what the real artifacts added
             raise too_small(budget_bytes, least, fixed, (least + fixed) * over / (1 - MARGIN / 2), largest)
