@@ -140,7 +140,7 @@ def uploaded_recipe():
 @st.cache_data(max_entries=8, show_spinner="Decoding the artifact and scoring it on the test set…")
 def check_artifact(data, dataset_name, _data):
     """Decode + score an uploaded artifact (cached by its bytes). Raises the engine's CompressError if bad."""
-    out = ce.evaluate_artifact(data, _data)
+    out = ce.evaluate_artifact(data, _data, max_params=zoo.MAX_UPLOAD_PARAMS)  # no larger model than an upload's
     out.pop("model")
     out["breakdown"] = ce.size_breakdown(data)
     return out
@@ -185,6 +185,9 @@ def handle_artifact_upload(data):
     ds = common.dataset()
     try:
         out = check_artifact(data, common.DATASET, ds)
+    except zoo.OverLimit as e:  # a valid artifact, refused from its header before anything is decoded
+        st.error(f"This artifact is too large to check here: {common.md_text(e)}.")
+        return None
     except ce.CompressError as e:
         # a ModelError comes after the bytes decoded (damaged ones are an ArtifactError); with no architecture in
         # the header, the file is fine and holds a model of the user's own code, which only that code rebuilds
@@ -295,7 +298,8 @@ def make_tab():
 
 def check_tab():
     st.markdown("Upload an artifact made here (or by `python -m compress_engine run`): it is decoded with the "
-                f"engine's checked decoder, rebuilt and scored on the test set. Limit {MAX_ARTIFACT_MB} MB; a "
+                f"engine's checked decoder, rebuilt and scored on the test set. Limit {MAX_ARTIFACT_MB} MB and "
+                f"{zoo.MAX_UPLOAD_PARAMS:,} weights, as for an uploaded model; a "
                 "truncated or tampered file is refused with the reason.")
     upload = st.file_uploader("Upload an artifact (.cpg)", type=["cpg"], key="artifact_upload",
                               max_upload_size=MAX_ARTIFACT_MB)

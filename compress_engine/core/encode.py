@@ -720,6 +720,13 @@ def read_meta(blob):
     return _parse(blob)[0]
 
 
+def read_shapes(blob):
+    """(meta, {tensor name: shape as a tuple}) from the header, after checking the container: what decoding would
+    allocate, known before any tensor is decoded."""
+    meta, recs, _, _ = _parse(blob)
+    return meta, {r["name"]: tuple(r["shape"]) for r in recs}
+
+
 def size_breakdown(blob):
     """Bytes per part (header, index, codes, codebook, raw) overall and per tensor; the parts sum to len(blob).
 

@@ -10,8 +10,10 @@ checkpoint read with weights_only=True, so an uploaded file never runs code; the
 inferred from the tensor names and shapes.
 """
 
+import functools
 import hashlib
 import io
+import math
 import json
 import os
 import pickle
@@ -27,7 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.encode import MAGIC, decode_with_meta
+from ..core import flops
+from ..core.encode import MAGIC, decode_with_meta, read_shapes
 from ..core.errors import ModelError
 from ..core.fold import NORMS, fold_batchnorm, foldable_pairs
 from ..core.files import write_atomic
@@ -316,10 +319,22 @@ def folded_away(module, state):
         k.startswith(f"{norm}.") for _, norm in pairs for k in state)
 
 
-def evaluate_artifact(artifact, data, module=None):
+def evaluate_artifact(artifact, data, module=None, max_params=None):
     """Decode an artifact (into `module` when it is not a zoo architecture) and score it on data's test set: its
     accuracy (and mean IoU for labels per position, exact match for multi-label tags), or R² and RMSE for regression
-    targets."""
+    targets.
+
+    max_params (the dashboard passes MAX_UPLOAD_PARAMS: it checks what it would take as an upload) refuses, from the
+    header alone, before any tensor is decoded, an artifact whose tensors hold more values, or whose zoo architecture
+    costs more per input than check_cost allows an upload: OverLimit, naming the count and the limit."""
+    if max_params is not None:
+        meta, shapes = read_shapes(artifact)
+        total = sum(math.prod(s) for s in shapes.values())
+        if total > max_params:
+            raise OverLimit(f"the artifact's model has {total:,} weights; artifacts checked here are limited to "
+                            f"{max_params:,}, as uploads are")
+        if module is None and meta.get("spec") is not None:
+            check_cost(meta["spec"], tuple(data.x("test").shape[1:]), "the artifact's model")
     model, meta = decode_model(artifact, module)
     return score_decoded(model, meta, len(artifact), data)
 
@@ -420,7 +435,8 @@ MAX_UPLOAD_INDEX = 1 << 20      # a safetensors JSON header / a checkpoint's pic
 # read_state's caps (tensors, index bytes): an upload's; the command line's --weights, the user's own file of any
 # model (no cap a real state dict meets; safetensors itself reads headers of up to 100 MB)
 UPLOAD_CAPS, OWN_FILE_CAPS = (MAX_UPLOAD_TENSORS, MAX_UPLOAD_INDEX), (1 << 20, 100 << 20)
-INPUTS, CLASSES = 784, 10       # Fashion-MNIST: 28x28 images, 10 classes
+IMAGE, CLASSES = (1, 28, 28), 10  # Fashion-MNIST: 28x28 images of one channel, 10 classes
+INPUTS = math.prod(IMAGE)
 LENET5_KEYS = {f"{layer}.{p}" for layer in ("conv1", "conv2", "fc1", "fc2") for p in ("weight", "bias")}
 MLP_KEY = re.compile(r"layers\.(\d{1,4})\.(weight|bias)")
 RESNET_BLOCK = re.compile(r"blocks\.(\d{1,4})\.")
@@ -429,6 +445,59 @@ SAVE_HINT = "save it with torch.save(model.state_dict(), path) or safetensors.to
 ARCH_HINT = ("an MLP state dict (layers.0.weight, layers.0.bias, layers.1.weight, ...: 784 inputs, 10 outputs), "
              "a LeNet-5 one (conv1, conv2, fc1, fc2: .weight and .bias each) or a ResNet one (stem, bn, blocks.0, "
              "blocks.1, ..., fc: 1 input channel, 10 outputs), as compress_engine's MLP / LeNet5 / ResNet name them")
+
+
+class OverLimit(ModelError):
+    """A valid upload or artifact whose model is larger, or costs more to run, than the dashboard takes."""
+
+
+# What an upload's (or a checked artifact's) model may cost per input, as a multiple of the largest sample model's:
+# scoring it runs the whole test set, in the session's own thread (the samples' costs: sample_costs)
+COST_FACTOR = 4
+
+
+def cost(spec, shape=IMAGE):
+    """(FLOPs, the largest output of any layer in values) of one input of `shape` through `spec`'s model, as
+    flops.count counts FLOPs; counted on the meta device, so nothing is allocated whatever sizes the spec claims.
+    None for a model that does not run on such an input (its evaluation fails at the first batch, saying why)."""
+    with torch.device("meta"):
+        model = build(spec).eval()
+        x = torch.empty(1, *shape)
+    sizes = [0]
+    hooks = [m.register_forward_hook(lambda m, args, out: sizes.append(out.numel() if isinstance(out, torch.Tensor)
+                                                                       else 0)) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(x)
+    except Exception:  # noqa: BLE001 -- a mismatch of model and data, refused where it is evaluated
+        return None
+    finally:
+        for h in hooks:
+            h.remove()
+    return flops.count(model, x), max(sizes)
+
+
+@functools.cache
+def sample_costs():
+    """{"flops": (the most FLOPs per input of a sample model, its name), "values": (the largest layer output of one,
+    its name)}, counted by cost() on a Fashion-MNIST image."""
+    costs = {name: cost(spec) for name, (spec, _) in cards.SAMPLES.items()}
+    return {what: max(((c[i], name) for name, c in costs.items()), key=lambda t: t[0])
+            for i, what in enumerate(("flops", "values"))}
+
+
+def check_cost(spec, shape, what):
+    """Refuse (OverLimit) `spec`'s model if one input of `shape` costs more FLOPs, or makes a larger layer output,
+    than COST_FACTOR times the largest sample model's: evaluating it would hold the session for minutes and GBs
+    (a LeNet-5 of 4,000 first filters needs GBs of activations for one batch)."""
+    got = cost(spec, shape)
+    if got is None:
+        return
+    for (n, unit), (most, sample) in zip(zip(got, ("FLOPs per input", "values in its largest layer output")),
+                                          sample_costs().values()):
+        if n > COST_FACTOR * most:
+            raise OverLimit(f"{what} needs {n:,} {unit}; models here are limited to {COST_FACTOR * most:,} "
+                            f"({COST_FACTOR}x the largest sample model's, {sample}: {most:,})")
 
 
 def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
@@ -455,9 +524,11 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
     spec = infer_spec(state, name)
     flush_tiny_(state.values())  # they would make every evaluation of the upload several times slower
     try:
-        return from_state_dict(spec, state)
+        model = from_state_dict(spec, state)
     except ModelError as e:
         raise ModelError(f"{name}: {e}") from None
+    check_cost(spec, IMAGE, name)  # before anything runs it; an upload is read as a Fashion-MNIST model
+    return model
 
 
 def read_state(data, name, suffix, caps=UPLOAD_CAPS):
