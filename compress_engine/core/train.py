@@ -492,6 +492,18 @@ def check_trainable(model, data):
                            f"samples, or a recipe without training epochs")
 
 
+def frozen_norms(model):
+    """The BatchNorm (and InstanceNorm with running statistics) layers of `model` whose parameters are all frozen
+    (requires_grad=False, as in a pretrained backbone): fit() runs them in eval mode, so their running statistics stay
+    as given, like their parameters. A norm layer without parameters (affine=False) is not frozen by this rule."""
+    out = []
+    for m in model.modules():
+        own = list(m.parameters(recurse=False))
+        if isinstance(m, nn.modules.batchnorm._NormBase) and own and not any(p.requires_grad for p in own):
+            out.append(m)
+    return out
+
+
 def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0,
         loss_fn=None, progress=None, on_step=None, report_every=50, warmup=100, momentum=None, transform=None):
     """Train `model` on data's training split (Adam or SGD, warm-up + cosine schedule); returns the loss history.
@@ -520,9 +532,12 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     loss_fn = loss_fn or task_loss(data)
     history, step = [], 0
     reported = time.monotonic()
+    frozen = frozen_norms(model)
     with channels_last(model, nhwc), flush_denormal():
         for epoch in range(epochs):
             model.train()
+            for m in frozen:  # a frozen backbone's BatchNorm keeps its statistics as well as its parameters
+                m.eval()
             order = torch.randperm(len(x), generator=gen)
             for start, stop in bounds:
                 idx = order[start:stop]
