@@ -5,6 +5,7 @@ Runs come from the run store (compress_engine.playground.store, SQLite); each te
 its "Save run" button.
 """
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,18 @@ def summary(recipe_json):
         return runstore.recipe_summary(recipe_json)
     except ce.CompressError as e:
         return f"unreadable recipe: {str(e)[:120]}"
+
+
+# where GitHub-flavoured Markdown makes a link of plain text (an URL, "www.", an e-mail address): st.table linked a run
+# named '<a href="https://evil.example/x">' whatever common.md_text escaped, as it finds links in the unescaped text
+AUTOLINK = re.compile(r"(?i)\b(?:https?|mailto|xmpp)(?=:)|\bwww(?=\.)|@")
+
+
+def md_literal(text):
+    """User text (a run's name, model, recipe) shown as typed where Streamlit renders Markdown (st.table's cells and
+    headers, alerts, button labels): common.md_text, and an invisible word joiner (U+2060) after "https", "www" or "@"
+    so no link is made of it."""
+    return common.md_text(AUTOLINK.sub(lambda m: m.group(0) + "\u2060", str(text)))
 
 
 def fewer_flops(x):
@@ -128,6 +141,11 @@ df["label"] = [n or f"#{i} {t}" for n, i, t in zip(df["name"], df["id"], df["tec
 df["group"] = df["technique"].map(charts.technique_group)
 df["hover"] = [lab if g == t or t in lab else f"{lab} ({t})"
                for lab, g, t in zip(df["label"], df["group"], df["technique"])]
+# what the chart shows of user text (names, techniques, models, an upload's layer names in a recipe), escaped: Plotly
+# renders HTML in hovers and legends, and the run store is shared by every session (viz.chart_text)
+for col in ("hover", "group"):
+    df[col] = df[col].map(viz.chart_text)
+df["model_text"], df["summary_text"] = df["model"].map(viz.chart_text), df["summary"].map(viz.chart_text)
 df["kb"] = df["artifact_bytes"] / units.KB
 df["acc_pct"] = 100 * df["accuracy"]
 df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
@@ -242,19 +260,20 @@ else:
 
     # one colour a technique, however many there are (cycling PALETTE's 9 gave a 10th the first one's blue)
     colours = in_order_saved("group", charts.colours(df["group"].nunique()))
-    shapes = in_order_saved("model", charts.SYMBOLS)
-    fig = px.scatter(plotted, x=x_col, y="acc_pct", color="group", symbol="model" if len(chosen) > 1 else None,
-                     symbol_map=shapes, custom_data=["hover", "summary", "ratio", "flops_words"],
+    shapes = in_order_saved("model_text", charts.SYMBOLS)
+    fig = px.scatter(plotted, x=x_col, y="acc_pct", color="group", symbol="model_text" if len(chosen) > 1 else None,
+                     symbol_map=shapes, custom_data=["hover", "summary_text", "ratio", "flops_words"],
                      color_discrete_map=colours,
                      category_orders={"group": sorted(plotted["group"].unique())},
                      labels={"kb": "Artifact size (KB, log scale)", "mflops": "Forward MFLOPs per image (log scale)",
-                             "acc_pct": "Test accuracy (%)", "group": "Technique", "model": "Model"})
+                             "acc_pct": "Test accuracy (%)", "group": "Technique", "model_text": "Model"})
     fig.update_traces(marker=dict(size=11, line=dict(width=1, color="white")),
                       hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>" + per_run
                                     + "<br>accuracy %{y:.2f} %<extra></extra>")
     for name, pts in (plotted[plotted["sweep"].notna()].groupby("sweep") if "sweep" in plotted else []):
         pts = pts.sort_values(x_col)  # a sweep is one group: its points joined in cost order, one legend entry
-        fig.add_trace(go.Scatter(x=pts[x_col], y=pts["acc_pct"], mode="lines", name=name, hoverinfo="skip",
+        fig.add_trace(go.Scatter(x=pts[x_col], y=pts["acc_pct"], mode="lines", name=viz.chart_text(name),
+                                 hoverinfo="skip",
                                  line=dict(width=1.5)))
     line = shown.loc[front]
     fig.add_trace(go.Scatter(x=line[x_col], y=line["acc_pct"], mode="lines", line_shape="hv", name="Pareto frontier",
@@ -284,7 +303,7 @@ def rename(run_id):
         st.session_state["compare_warning"] = f"Run #{run_id} was not renamed: it is no longer stored (deleted in " \
                                               "another tab?)."
     else:
-        named = common.md_text(new_name.strip())  # st.success renders Markdown: the name stays as typed
+        named = md_literal(new_name.strip())  # st.success renders Markdown: the name stays as typed
         st.session_state["compare_flash"] = (f"Run #{run_id} is now called “{named}”." if new_name.strip()
                                              else f"Run #{run_id} has no name now.")
 
@@ -358,8 +377,9 @@ for r in full:
     m = r["metrics"]
     parts = m.get("bytes_breakdown")
     parts = {k: v for k, v in parts.items() if is_number(v)} if isinstance(parts, dict) else {}
-    metrics_rows[common.md_text(label[r["id"]])] = {  # st.table renders its headers as Markdown
-        "Model": r["model"], "Technique": r["technique"], "Recipe": summary(r["recipe"]),
+    metrics_rows[md_literal(label[r["id"]])] = {  # st.table renders its headers and cells as Markdown
+        "Model": md_literal(r["model"]), "Technique": md_literal(r["technique"]),
+        "Recipe": md_literal(summary(r["recipe"])),
         "Artifact size": show(r["artifact_bytes"], common.kb), "Compression ratio": show(r["ratio"], common.ratio),
         "Test accuracy": share(r["accuracy"]), "Dense accuracy": share(r["dense_accuracy"]),
         "Agreement with dense": share(r["agreement"]),
@@ -378,8 +398,9 @@ if not layers.empty:
     st.markdown("**Zero weights per layer**, of each layer's own weights (a structured-pruned layer has fewer "
                 "instead, a student other layers: see Parameters above)")
     long = (100 * layers).reset_index(names="layer").melt(id_vars="layer", var_name="run", value_name="zero_pct")
-    long["full"] = long["run"]  # the hover names the run in full
-    long["run"] = [n if len(n) <= LEGEND_CHARS else n[:LEGEND_CHARS - 1] + "…" for n in long["run"]]
+    long["full"] = long["run"].map(viz.chart_text)  # the hover names the run in full
+    long["run"] = [viz.chart_text(n if len(n) <= LEGEND_CHARS else n[:LEGEND_CHARS - 1] + "…") for n in long["run"]]
+    long["layer"] = long["layer"].map(viz.chart_text)  # an upload's own layer names
     bars = px.bar(long.dropna(), x="layer", y="zero_pct", color="run", barmode="group",
                   color_discrete_sequence=charts.colours(len(layers.columns)),  # one colour a run, however many
                   custom_data=["full"], labels={"layer": "Layer", "zero_pct": "Zero weights (%)", "run": "Run"})
@@ -395,7 +416,7 @@ if not layers.empty:
 cols = st.columns(min(4, len(full)))
 for i, r in enumerate(full):
     if r["artifact"] is not None:
-        cols[i % len(cols)].download_button(f"Artifact {common.md_text(label[r['id']])} (.cpg)", r["artifact"],
+        cols[i % len(cols)].download_button(f"Artifact {md_literal(label[r['id']])} (.cpg)", r["artifact"],
                                             on_click="ignore",
                                             file_name=f"{r['model']}-run{r['id']}.cpg", mime="application/octet-stream",
                                             key=f"dl_artifact_{r['id']}")

@@ -8,6 +8,7 @@ The "compressible" weights are those the engine compresses: the `.weight` of eve
 (out x in) and Conv2d (out x in x k x k) layer, i.e. the arrays named "*weight" with 2+ dims.
 """
 
+import html
 import math
 import numbers
 
@@ -296,6 +297,14 @@ def tick_label(x):
 # charts on a near-black background, where a black series vanished.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#bcbd22", "#8c564b", "#17becf", "#e377c2")
 GREY = "#7f7f7f"  # references (dense lines, benchmark points): never a series colour
+
+
+def chart_text(text):
+    """User text (a run's name, a model's, a layer's) for a Plotly chart's hover, legend or axis, shown as typed:
+    Plotly renders a subset of HTML there, so a run named '<a href="https://evil.example">x</a>' was a link and
+    '<b>' bold in every session sharing the run store. '&', '<' and '>' become the entities Plotly writes back as
+    those characters (it does not know '&quot;': quotes stay, harmless once no tag can open)."""
+    return html.escape(str(text), quote=False)
 
 
 # -----------------------------------------------------------------------------
