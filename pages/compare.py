@@ -22,6 +22,12 @@ common.through_app()
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"
 # what the chart (and its frontier, and the table's leading columns) measure cost in: {key: (radio label, column)}
 COSTS = {"bytes": ("Artifact size", "kb"), "flops": ("FLOPs per image", "mflops")}
+# what the chart's y axis measures a run's accuracy by: {key: (radio label, column, axis title)}. Loss against its own
+# dense model compares runs of models of different dense accuracy at equal loss (LeNet-5 at 90 % lost 1 point where
+# LeNet-300-100 at 89 % lost none)
+ACCURACY = {"accuracy": ("Accuracy", "acc_pct", "Test accuracy (%)"),
+            "loss": ("Accuracy lost vs its dense model", "loss_pts", "Accuracy lost vs its dense model (points)")}
+FRONTIER_DASHES = ("dash", "longdash", "dashdot", "longdashdot")  # each model's frontier; benchmark lines are dotted
 # why a run has no FLOPs count (compress_engine.core.flops.count_or_none gives None when counting fails)
 NO_FLOPS = "saved before FLOPs were counted, or of a model the FLOPs counter cannot run"
 
@@ -148,7 +154,9 @@ for col in ("hover", "group"):
 df["model_text"], df["summary_text"] = df["model"].map(viz.chart_text), df["summary"].map(viz.chart_text)
 df["kb"] = df["artifact_bytes"] / units.KB
 df["acc_pct"] = 100 * df["accuracy"]
-df["delta_pts"] = 100 * (df["accuracy"] - df["dense_accuracy"])
+df["loss_pts"] = pd.to_numeric(pd.Series([viz.points_lost(a, d) for a, d in zip(df["accuracy"], df["dense_accuracy"])],
+                                         index=df.index, dtype=object))  # None (no dense accuracy) -> NaN
+df["delta_pts"] = -df["loss_pts"]
 df["agree_pct"] = 100 * df["agreement"]
 # zeros among the run's own parameters: the engine's sparsity counts against the dense model, so the units structured
 # pruning removed, or a student's missing layers, read as zeros ("64.0 %" for a run whose every weight is non-zero)
@@ -172,30 +180,46 @@ with controls:
     st.session_state["compare_known_models"] = models
     chosen = st.multiselect("Models", models, default=models, key="compare_models",
                             help="Runs of these models (sample models and your uploads) are shown in the chart and "
-                                 "the table. With several, the frontier is over all of them: the best accuracy for "
-                                 "its cost, whichever model it takes. Choose one model for its own frontier.")
+                                 "the table. Each model has its own frontier: its runs are compared with each "
+                                 "other, not with another model's.")
     cost = st.radio("Cost", list(COSTS), format_func=lambda c: COSTS[c][0], horizontal=True, key="compare_cost",
                     persist_state="session",
                     help="What a run costs on the chart and its frontier: the artifact's bytes (what pruning, "
                          "clustering and quantization shrink), or the forward FLOPs of one image (what only removing "
                          "whole units, structured pruning or a smaller student, cuts: zeros still get multiplied)")
-    if cost == "bytes":
+    y_key = st.radio("Accuracy as", list(ACCURACY), format_func=lambda c: ACCURACY[c][0], horizontal=True,
+                     key="compare_accuracy", persist_state="session",
+                     help="The chart's height: test accuracy, or the points of accuracy a run lost against its own "
+                          "dense model (lower is better, drawn upwards), to compare models of different dense "
+                          "accuracy at equal loss")
+    max_loss = st.number_input("Lost at most (points)", min_value=0.0, max_value=100.0, value=None, step=0.5,
+                               format="%.1f", key="compare_max_loss", placeholder="any loss",
+                               help="Show only the runs that lost at most this many points of accuracy against "
+                                    "their dense model (empty: all runs)")
+    if cost == "bytes" and y_key == "accuracy":
         refs = [r for r in runstore.reference_points(BENCH) if not chosen or r["model"] in chosen]
         ref_set = reference_choice(refs)
-    else:  # the benchmarks' points have sizes, not FLOPs
+    else:  # the benchmarks' points have sizes and accuracies, not FLOPs or losses
         refs, ref_set = [], "none"
 with explain:
     st.markdown("A run **dominates** another if it costs no more *and* is no less accurate (and better in one). "
-                "The runs no other run dominates form the **Pareto frontier** (the dotted staircase): for each "
-                "cost it is the best accuracy seen so far. A point below the line is beaten by one on it.")
+                "The runs no other run of the same model dominates form its **Pareto frontier** (the dashed "
+                "staircase): for each cost it is the best accuracy seen so far. A point below the line is beaten by "
+                "one on it.")
 
-shown = df[df["model"].isin(chosen)].reset_index(drop=True)
+shown = df[df["model"].isin(chosen)]
+if max_loss is not None:
+    shown = shown[shown["loss_pts"] <= max_loss + 1e-9]  # a run without its dense accuracy has no loss: left out
+shown = shown.reset_index(drop=True)
 if shown.empty:
-    st.info("No saved runs of the chosen models: pick one or more above.")
+    st.info("No saved runs of the chosen models" + ("" if max_loss is None else f" lost at most {max_loss:g} points")
+            + ": pick one or more models above" + ("" if max_loss is None else " or allow a larger loss") + ".")
     st.stop()
-x_col = COSTS[cost][1]
-front = runstore.pareto_front(list(zip(shown[x_col], shown["accuracy"])))  # runs without the cost are left out
-shown["pareto"] = shown.index.isin(front)
+x_col, y_col = COSTS[cost][1], ACCURACY[y_key][1]
+merit = shown["accuracy"] if y_key == "accuracy" else -shown["loss_pts"]  # higher is better
+fronts = {model: [rows.index[i] for i in runstore.pareto_front(list(zip(rows[x_col], merit[rows.index])))]
+          for model, rows in shown.groupby("model")}  # one a model; runs without the cost (or loss) are left out
+shown["pareto"] = shown.index.isin([i for f in fronts.values() for i in f])
 
 # --- table (select rows here) -------------------------------------------------------------------
 st.subheader(f"{len(shown)} saved run{'s' * (len(shown) != 1)}")
@@ -245,9 +269,13 @@ st.caption("Tick rows (left edge of the table) to compare them side by side belo
            "one to name it.")
 
 # --- Pareto chart -------------------------------------------------------------------------------
-plotted = shown[shown[x_col].notna()]  # a run without a FLOPs count has no place on the FLOPs chart
+# a run without a FLOPs count has no place on the FLOPs chart, one without its dense accuracy none on the loss chart
+plotted = shown[shown[x_col].notna() & shown[y_col].notna()]
+NO_LOSS = "saved without its dense model's accuracy"
 if plotted.empty:
-    st.info(f"None of these runs has its FLOPs counted ({NO_FLOPS}). Choose **Artifact size** above to chart them.")
+    st.info(f"None of these runs has its FLOPs counted ({NO_FLOPS}). Choose **Artifact size** above to chart them."
+            if shown[x_col].isna().all() else f"None of these runs has a loss ({NO_LOSS}). Choose **Accuracy** "
+                                               "above to chart them.")
 else:
     per_run = ("%{x:.1f} KB, %{customdata[2]:.1f}×" if cost == "bytes" else
                "%{x:.3f} MFLOPs, vs dense: %{customdata[3]}")
@@ -261,34 +289,42 @@ else:
     # one colour a technique, however many there are (cycling PALETTE's 9 gave a 10th the first one's blue)
     colours = in_order_saved("group", charts.colours(df["group"].nunique()))
     shapes = in_order_saved("model_text", charts.SYMBOLS)
-    fig = px.scatter(plotted, x=x_col, y="acc_pct", color="group", symbol="model_text" if len(chosen) > 1 else None,
-                     symbol_map=shapes, custom_data=["hover", "summary_text", "ratio", "flops_words"],
+    fig = px.scatter(plotted, x=x_col, y=y_col, color="group", symbol="model_text" if len(chosen) > 1 else None,
+                     symbol_map=shapes, custom_data=["hover", "summary_text", "ratio", "flops_words", "acc_pct"],
                      color_discrete_map=colours,
                      category_orders={"group": sorted(plotted["group"].unique())},
                      labels={"kb": "Artifact size (KB, log scale)", "mflops": "Forward MFLOPs per image (log scale)",
-                             "acc_pct": "Test accuracy (%)", "group": "Technique", "model_text": "Model"})
+                             "acc_pct": ACCURACY["accuracy"][2], "loss_pts": ACCURACY["loss"][2],
+                             "group": "Technique", "model_text": "Model"})
     fig.update_traces(marker=dict(size=11, line=dict(width=1, color="white")),
                       hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>" + per_run
-                                    + "<br>accuracy %{y:.2f} %<extra></extra>")
+                                    + "<br>accuracy %{customdata[4]:.2f} %"
+                                    + ("" if y_key == "accuracy" else ", %{y:.2f} points lost") + "<extra></extra>")
     for name, pts in (plotted[plotted["sweep"].notna()].groupby("sweep") if "sweep" in plotted else []):
         pts = pts.sort_values(x_col)  # a sweep is one group: its points joined in cost order, one legend entry
-        fig.add_trace(go.Scatter(x=pts[x_col], y=pts["acc_pct"], mode="lines", name=viz.chart_text(name),
+        fig.add_trace(go.Scatter(x=pts[x_col], y=pts[y_col], mode="lines", name=viz.chart_text(name),
                                  hoverinfo="skip",
                                  line=dict(width=1.5)))
-    line = shown.loc[front]
-    fig.add_trace(go.Scatter(x=line[x_col], y=line["acc_pct"], mode="lines", line_shape="hv", name="Pareto frontier",
-                             line=dict(color=charts.GREY, dash="dot", width=2), hoverinfo="skip"))
+    for n, (model, front) in enumerate(fronts.items()):  # dashed (the benchmarks' lines are dotted), a dash a model
+        line = shown.loc[front]
+        fig.add_trace(go.Scatter(x=line[x_col], y=line[y_col], mode="lines", line_shape="hv",
+                                 name="Pareto frontier" + (f": {viz.chart_text(model)}" if len(fronts) > 1 else ""),
+                                 line=dict(color=charts.GREY, dash=FRONTIER_DASHES[n % len(FRONTIER_DASHES)],
+                                           width=2), hoverinfo="skip"))
     if selected:
         sel = plotted[plotted["id"].isin(selected)]
-        fig.add_trace(go.Scatter(x=sel[x_col], y=sel["acc_pct"], mode="markers", name="selected", hoverinfo="skip",
+        fig.add_trace(go.Scatter(x=sel[x_col], y=sel[y_col], mode="markers", name="selected", hoverinfo="skip",
                                  marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(width=2, color="crimson"))))
     ref_x = add_references(fig, refs, ref_set)
     layout(fig, list(plotted[x_col]) + ref_x)
+    if y_key == "loss":  # less lost is better: up, as on the accuracy chart
+        fig.update_yaxes(autorange="reversed")
     st.plotly_chart(fig, width="stretch")
-    if len(plotted) < len(shown):
-        n = len(shown) - len(plotted)
-        st.caption(f"{n} of these runs {'have' if n != 1 else 'has'} no FLOPs count ({NO_FLOPS}): "
-                   f"{'they are' if n != 1 else 'it is'} not on this chart.")
+    for missing, why in ((shown[x_col].isna(), f"no FLOPs count ({NO_FLOPS})"),
+                         (shown[x_col].notna() & shown[y_col].isna(), f"no loss ({NO_LOSS})")):
+        if n := int(missing.sum()):
+            st.caption(f"{n} of these runs {'have' if n != 1 else 'has'} {why}: "
+                       f"{'they are' if n != 1 else 'it is'} not on this chart.")
 
 # --- actions on the whole table / the selection -----------------------------------------------
 def rename(run_id):

@@ -65,3 +65,35 @@ def test_user_text_is_no_link_side_by_side(store):
     assert "https\u2060" in heads and "https:" not in heads.replace("\\", "") and "me@\u2060evil" in heads
     bars = at.get("plotly_chart")[1].proto.spec
     assert "<a href" not in bars and "<b>x" not in bars and "&lt;a href" in bars and "&lt;b&gt;x" in bars
+
+
+def test_equal_loss_axis_frontier_per_model_and_loss_filter(store):
+    """Compare drew accuracy only, with one frontier across models of different dense accuracy: LeNet-300-100's runs
+    (dense 89.5 %) were never on it beside LeNet-5's (dense 91 %). It can chart the points lost against each run's
+    own dense model, with a frontier a model, and show only runs that lost at most N points."""
+    five = [store.save("lenet-5", ce.Recipe(sparsity=s), metrics(a, b, 0.91))
+            for s, a, b in ((0.5, 0.905, 2000), (0.8, 0.90, 1000), (0.9, 0.88, 500))]
+    mlp = [store.save("lenet-300-100", ce.Recipe(bits=b), metrics(a, n, 0.895))
+           for b, a, n in ((8, 0.895, 1500), (4, 0.88, 800))]
+    at = compare()
+    assert not at.exception
+    table = at.dataframe[0].value
+    on = set(table.loc[table["pareto"], "id"])
+    assert on == {*five, *mlp}  # each model's runs against each other: all five are on their model's frontier
+    fronts = [t for t in traces(at) if (t.get("name") or "").startswith("Pareto frontier")]
+    assert sorted(t["name"] for t in fronts) == ["Pareto frontier: lenet-300-100", "Pareto frontier: lenet-5"]
+    at.radio(key="compare_accuracy").set_value("loss").run()
+    assert not at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["yaxis"]["title"]["text"] == "Accuracy lost vs its dense model (points)"
+    assert fig["layout"]["yaxis"]["autorange"] == "reversed"
+    from test_app import plotly_values
+    ys = sorted(round(float(y), 6) for t in fig["data"] if t.get("mode") == "markers" and t.get("name") != "selected"
+                for y in plotly_values(t["y"]))
+    assert ys == sorted(round(v, 6) for v in (0.5, 1.0, 3.0, 0.0, 1.5))
+    at.number_input(key="compare_max_loss").set_value(1.0).run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["id"]) == {five[0], five[1], mlp[0]}
+    # the frontiers are dashed, a dash a model, and not dotted as the benchmark lines are
+    dashes = [t["line"]["dash"] for t in fronts]
+    assert len(set(dashes)) == 2 and "dot" not in dashes

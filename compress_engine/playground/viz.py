@@ -184,6 +184,14 @@ def zero_share(nonzero, params):
     return 1 - nonzero / params if ok else None
 
 
+def points_lost(accuracy, dense_accuracy):
+    """Accuracy points a compressed model lost against its own dense model, 100 x (dense - accuracy) (negative: it
+    gained); None without both. Runs of models of different dense accuracy compare at equal loss by it."""
+    ok = [isinstance(a, numbers.Real) and not isinstance(a, bool) and math.isfinite(a)
+          for a in (accuracy, dense_accuracy)]
+    return 100 * (dense_accuracy - accuracy) if all(ok) else None
+
+
 def flops_ratio(flops, dense_flops):
     """How many times fewer FLOPs than the dense model's, from compress()'s metrics ("flops", "dense_flops"); None if
     either is missing (a run stored before they were counted) or not a count."""
