@@ -225,10 +225,12 @@ shown["pareto"] = shown.index.isin([i for f in fronts.values() for i in f])
 st.subheader(f"{len(shown)} saved run{'s' * (len(shown) != 1)}")
 # Ticks are kept as run ids, not row positions. Another tab's save or delete, or a change of the models shown, moves
 # the rows: a tick on #12 moved to the new #13, and "Delete selected" offered to delete #13. The table is a new widget
-# whenever its runs change, with the runs still ticked ticked again.
+# whenever its runs change, with the runs still ticked ticked again; and whenever runs are picked in "Selected runs"
+# below it (the keyboard's way: a table's rows are ticked by mouse only), which bumps compare_table_version.
 ids = [int(i) for i in shown["id"]]
 ticked = set(st.session_state.get("compare_ticked", ()))
-table_key = "runs_table_" + common.short_hash(",".join(map(str, ids)).encode())
+table_key = ("runs_table_" + common.short_hash(",".join(map(str, ids)).encode())
+             + f"_{st.session_state.get('compare_table_version', 0)}")
 again = [row for row, run in enumerate(ids) if run in ticked]
 event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
@@ -265,8 +267,25 @@ event = st.dataframe(
 rows = sorted(event.selection.rows) if event is not None else []
 selected = [ids[i] for i in rows if i < len(ids)]
 st.session_state["compare_ticked"] = sorted(ticked - set(ids) | set(selected))  # runs of models hidden stay ticked
-st.caption("Tick rows (left edge of the table) to compare them side by side below, download or delete them; tick "
-           "one to name it.")
+
+
+def picked():
+    """"Selected runs" changed: its runs are the ticked ones of those shown, and the table is drawn anew with them
+    ticked (a table keeps its own ticks otherwise)."""
+    shown_ids = set(st.session_state.get("compare_shown_ids", ()))
+    st.session_state["compare_ticked"] = sorted(set(st.session_state.get("compare_ticked", ())) - shown_ids
+                                                | set(st.session_state.get("compare_pick", ())))
+    st.session_state["compare_table_version"] = st.session_state.get("compare_table_version", 0) + 1
+
+
+names = {i: f"#{i} {n or t} · {m}" for i, n, t, m in zip(ids, shown["name"], shown["technique"], shown["model"])}
+st.session_state["compare_shown_ids"] = ids
+st.session_state["compare_pick"] = selected  # the table's ticks (a widget's state may be set before it is drawn)
+st.multiselect("Selected runs", ids, key="compare_pick", on_change=picked, placeholder="Type a run's number or name",
+               format_func=names.get,
+               help="The runs ticked in the table, and a way to pick them by keyboard: Tab here, type, Enter")
+st.caption("Tick rows (left edge of the table) or pick runs in **Selected runs** to compare them side by side "
+           "below, download or delete them; select one to name it.")
 
 # --- Pareto chart -------------------------------------------------------------------------------
 # a run without a FLOPs count has no place on the FLOPs chart, one without its dense accuracy none on the loss chart

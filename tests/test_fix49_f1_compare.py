@@ -97,3 +97,22 @@ def test_equal_loss_axis_frontier_per_model_and_loss_filter(store):
     # the frontiers are dashed, a dash a model, and not dotted as the benchmark lines are
     dashes = [t["line"]["dash"] for t in fronts]
     assert len(set(dashes)) == 2 and "dot" not in dashes
+
+
+def test_runs_can_be_selected_without_the_mouse(store):
+    """Runs were selected only by clicking the table's row ticks, which a keyboard cannot reach: "Selected runs" (a
+    multiselect: Tab, type, Enter) picks them too, and it and the table tick the same runs."""
+    a = store.save("lenet-5", ce.Recipe(sparsity=0.5), metrics(), name="mine")
+    b = store.save("lenet-5", ce.Recipe(sparsity=0.9), metrics(0.7, 500))
+    at = compare()
+    pick = at.multiselect(key="compare_pick")
+    assert pick.value == [] and f"#{a} mine · lenet-5" in pick.options
+    pick.set_value([a, b]).run()
+    assert not at.exception
+    assert len(at.table) == 1 and len(at.table[0].value.columns) == 2  # side by side
+    assert at.session_state[at.dataframe[0].key]["selection"]["rows"] == [0, 1]  # ticked in the table too
+    assert "Delete selected (2)" in [x.label for x in at.button]
+    at.multiselect(key="compare_pick").set_value([b]).run()
+    assert len(at.table[0].value.columns) == 1 and at.text_input(key=f"rename_to_{b}")  # one: it can be named
+    select(at, [])  # unticked in the table: gone from the multiselect too
+    assert at.multiselect(key="compare_pick").value == [] and not at.table
