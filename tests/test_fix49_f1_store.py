@@ -36,3 +36,15 @@ def test_saved_run_joins_sweep_when_found_stored(tmp_path):
     store.stored_points(["k80"], sweep=g2)
     store.save("lenet-5", recipe, metrics(), sweep=g2, data="fashion-mnist", point_key="k80")
     assert store.list()[0]["sweep_id"] == group and store.count() == 1
+
+
+def test_structured_pruning_is_its_own_technique(tmp_path):
+    """A structured-pruned run (whole units removed) was saved as "prune", like single weights pruned: README treats
+    "structured prune" as a technique of its own, and Compare coloured the two alike."""
+    from compress_engine.playground.store import technique_label
+    assert technique_label(ce.Recipe(sparsity=0.5, structured=True)) == "structured prune"
+    assert technique_label(ce.Recipe(sparsity=0.5, structured=True, bits=4)) == "structured prune+quantize"
+    assert technique_label(ce.Recipe(sparsity=0.5)) == "prune"
+    store = Store(tmp_path / "runs.sqlite")
+    store.save("lenet-5", ce.Recipe(sparsity=0.5, structured=True), metrics())
+    assert store.list()[0]["technique"] == "structured prune"

@@ -600,11 +600,13 @@ def technique_label(recipe, budget_kb=None):
     """The technique a run is saved under (the run store's technique column), the same whichever page saves it: a
     size-budget Fit's "fit 14 KB" (budget_kb: the budget it was fitted to, in KB of 1,000 bytes), else the recipe's
     techniques joined by "+" ("prune+cluster+huffman"), with "+finetune3" when it fine-tunes 3 epochs (its own
-    finetune_epochs). `recipe`: a Recipe or its JSON."""
+    finetune_epochs). Removing whole units is "structured prune" (README's technique of its own, with other costs:
+    fewer FLOPs, no zeros), not "prune" as single weights are. `recipe`: a Recipe or its JSON."""
     if budget_kb is not None:
         return f"fit {budget_kb:g} KB"
     recipe = _validate_recipe(recipe)
-    return "+".join(recipe.techniques()) + (f"+finetune{recipe.finetune_epochs}" if recipe.finetune_epochs else "")
+    names = ["structured prune" if t == "prune" and recipe.structured else t for t in recipe.techniques()]
+    return "+".join(names) + (f"+finetune{recipe.finetune_epochs}" if recipe.finetune_epochs else "")
 
 
 def technique_group(technique):
