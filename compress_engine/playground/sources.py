@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import itertools
 import math
+import operator
 import os
 import threading
 import warnings
@@ -769,26 +770,41 @@ def _is_number(text):
 def _csv_rows(path):
     """(header, rows) of a CSV file, every field a stripped string; the delimiter (comma, semicolon, tab or bar) is
     sniffed from the start. DatasetError for a file too big, not text, empty, ragged or with repeated columns."""
+    header, rows = _csv_stream(path)
+    return header, [row for _, row in rows]
+
+
+def _csv_stream(path):
+    """(header, the rows as they are read: (line number, fields) each) of a CSV file, as _csv_rows checks them; no
+    row is kept, so a caller that stores less than the strings (a table's floats) needs less memory."""
     import csv
     size = path.stat().st_size
     if size > MAX_DATA_BYTES:
         raise DatasetError(f"{path} is {size:,} bytes (limit {MAX_DATA_BYTES:,}): too big to load here")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            head = f.read(65536)
-            try:
-                dialect = csv.Sniffer().sniff(head, delimiters=",;\t|")
-            except csv.Error:
-                dialect = csv.excel
-            f.seek(0)
-            rows = [[v.strip() for v in row] for row in csv.reader(f, dialect) if any(v.strip() for v in row)]
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"{path} is not UTF-8 text (byte {e.start:,}): save it as UTF-8 CSV") from None
-    except csv.Error as e:
-        raise DatasetError(f"cannot read {path} as CSV ({e}); {CSV_HINT}") from None
-    if len(rows) < 2:
-        raise DatasetError(f"{path} holds {'no rows' if not rows else 'a header row only'}: {CSV_HINT}")
-    header = rows[0]
+
+    def read():
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                head = f.read(65536)
+                try:
+                    dialect = csv.Sniffer().sniff(head, delimiters=",;\t|")
+                except csv.Error:
+                    dialect = csv.excel
+                f.seek(0)
+                for row in csv.reader(f, dialect):
+                    row = [v.strip() for v in row]
+                    if any(row):
+                        yield row
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"{path} is not UTF-8 text (byte {e.start:,}): save it as UTF-8 CSV") from None
+        except csv.Error as e:
+            raise DatasetError(f"cannot read {path} as CSV ({e}); {CSV_HINT}") from None
+
+    rows = read()
+    header = next(rows, None)
+    first = next(rows, None)
+    if first is None:
+        raise DatasetError(f"{path} holds {'no rows' if header is None else 'a header row only'}: {CSV_HINT}")
     if all(_is_number(c) for c in header):
         raise DatasetError(f"{path}: the first row holds numbers ({', '.join(header)[:100]}), not column names: add a "
                            f"header row naming each column")
@@ -798,17 +814,31 @@ def _csv_rows(path):
             what = f"names column {c!r:.100} twice" if c else "has a column without a name"
             raise DatasetError(f"{path}: the header row {what}: every column needs its own name")
         seen.add(c)
-    for i, row in enumerate(rows[1:], 2):
-        if len(row) != len(header):
-            raise DatasetError(f"{path}: row {i:,} has {len(row)} fields but the header has {len(header)}: fix or "
-                               f"remove that row")
-    return header, rows[1:]
+
+    def checked():
+        for i, row in enumerate(itertools.chain([first], rows), 2):
+            if len(row) != len(header):
+                raise DatasetError(f"{path}: row {i:,} has {len(row)} fields but the header has {len(header)}: fix or "
+                                   f"remove that row")
+            yield i, row
+    return header, checked()
+
+
+def _lines(path, chunk=1 << 20):
+    """How many lines `path` has (newlines, and one more for a last line without one): at least its CSV rows."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            n, last = n + block.count(b"\n"), block[-1:]
+    return n + (last != b"\n")
 
 
 def _csv_table(path, labels, drop):
     """(features float32 N×F, label strings per row: one per label column, feature names, label names) of a CSV;
-    `labels` the label columns' names (None: the one named as LABEL_NAMES, else the last column)."""
-    header, rows = _csv_rows(path)
+    `labels` the label columns' names (None: the one named as LABEL_NAMES, else the last column). The features'
+    bytes (at most a row per line) are checked against MAX_DATA_BYTES before any is read, and each row's fields
+    become float32 as it is read: no string of the file is kept but the labels'."""
+    header, rows = _csv_stream(path)
     labels = _default_label(header) if labels is None else labels
     for c in [*labels, *drop]:
         if c not in header:
@@ -824,19 +854,43 @@ def _csv_table(path, labels, drop):
     if not features:
         raise DatasetError(f"{path}: no feature column is left besides the label {', '.join(labels)[:100]}: "
                            f"{CSV_HINT}")
-    x = np.empty((len(rows), len(features)), np.float32)
-    for i, row in enumerate(rows):
-        for k, j in enumerate(features):
-            v = row[j]
-            try:
-                x[i, k] = float(v)
-            except ValueError:
-                x[i, k] = np.nan
-            if not math.isfinite(x[i, k]):
-                what = "is empty" if not v else f"holds {v!r:.40}, not a finite number"
-                raise DatasetError(f"{path}: row {i + 2:,}, column {header[j]!r:.100} {what}: fill or remove such "
-                                   f"rows, encode the column as numbers, or drop it with '?drop={header[j]}'")
-    return x, [tuple(row[j] for j in at) for row in rows], [header[j] for j in features], labels
+    most = _lines(path) - 1  # rows after the header, at most
+    if most * len(features) * 4 > MAX_DATA_BYTES:
+        raise DatasetError(f"{path} has up to {most:,} rows of {len(features):,} feature columns: "
+                           f"{most * len(features) * 4:,} bytes as float32 (limit {MAX_DATA_BYTES:,}): too big to load "
+                           "here; drop columns with '?drop=' or load fewer rows")
+    x = np.empty((most, len(features)), np.float32)
+    pick, label_of, kept = operator.itemgetter(*features, 0), operator.itemgetter(*at, 0), []
+    n = 0
+    for i, row in rows:
+        try:
+            x[n] = pick(row)[:-1]  # numpy parses the strings (the 0 makes one feature a tuple too)
+            ok = np.isfinite(x[n]).all()
+        except ValueError:
+            ok = False
+        if not ok:
+            x[n] = _csv_row_floats(path, header, features, i, row)
+        kept.append(label_of(row)[:-1])
+        n += 1
+    x = x[:n] if n == most else x[:n].copy()
+    return x, kept, [header[j] for j in features], labels
+
+
+def _csv_row_floats(path, header, features, i, row):
+    """A CSV row's (line `i`) feature fields as float() reads them, one by one, as float32; a DatasetError naming the
+    first that is empty or not a finite number."""
+    out = np.empty(len(features), np.float32)
+    for k, j in enumerate(features):
+        v = row[j]
+        try:
+            out[k] = float(v)
+        except ValueError:
+            out[k] = np.nan
+        if not math.isfinite(out[k]):
+            what = "is empty" if not v else f"holds {v!r:.40}, not a finite number"
+            raise DatasetError(f"{path}: row {i:,}, column {header[j]!r:.100} {what}: fill or remove such "
+                               f"rows, encode the column as numbers, or drop it with '?drop={header[j]}'")
+    return out
 
 
 TAG_WORDS = {"1": True, "0": False, "1.0": True, "0.0": False, "true": True, "false": False, "yes": True,
@@ -919,10 +973,18 @@ def _hold_out(keys, y, classes, test_share, where, what, other):
     for c in np.unique(y) if classes is not None and y.ndim == 1 else ():
         if held[y == c].all():
             held[y == c] = False
-    if held.all():
-        raise DatasetError(f"{where}: every {what} fell in the held-out test share, leaving none to train on: lower "
-                           f"the share ('?test=0.2') or add {what}s")
-    if not held.any():
+    if held.all() or not held.any():
+        distinct = len(set(keys))
+        why = ("" if distinct == len(keys) else
+               f" its {len(keys):,} {what}s are only {distinct:,} different one{'s' if distinct > 1 else ''}, and the "
+               f"split hashes each {what}'s content, so equal {what}s always fall on the same side;")
+        if held.all():
+            raise DatasetError(f"{where}: every {what} fell in the held-out test share, leaving none to train on:"
+                               + (f"{why} add different {what}s, or {other}" if why else
+                                  f" lower the share ('?test=0.2') or add {what}s"))
+        if why:
+            raise DatasetError(f"{where}: no {what} fell in the held-out test share:{why} add different {what}s, or "
+                               f"{other}")
         raise DatasetError(f"{where}: no {what} fell in the held-out test share: it holds too few {what}s; add "
                            f"{what}s, raise the share ('?test=0.5'), or {other}")
     return held
@@ -958,7 +1020,8 @@ def read_csv(path, name, label=None, drop=(), test_share=None, task=None):
         table = _csv_table(path, label, drop)
         x, labels = table[0], table[1]
         y, classes = _csv_labels(labels, table[3], path, task)
-        keys = ["\x1f".join(map(str, r)).encode() for r in zip(("\x1e".join(t) for t in labels), *x.T.tolist())]
+        keys = ["\x1f".join([lab, *map(str, row.tolist())]).encode()  # row by row: no Python float of all x at once
+                for lab, row in zip(("\x1e".join(t) for t in labels), x)]
         held = _hold_out(keys, y, classes, test_share, path, "row",
                          "give a folder holding train.csv and test.csv")
         split = {"train": (x[~held], y[~held]), "test": (x[held], y[held])}
