@@ -85,21 +85,42 @@ def start_local(cpus, ray=None):
 
 
 def _connect(ray, workers, address, threads):
-    """Use the runtime this process already has, else join `address`, else start a local one.
-    Returns True if this call started or joined it (so the sweep disconnects at the end)."""
-    if ray.is_initialized():
-        return False
-    if address is not None:
-        try:
-            _reachable(address)
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise CompressError(f"cannot reach the Ray cluster at {address!r:.200}: {_first_line(e)}; start it "
-                                "with `ray start --head` and run the sweep on one of its machines "
-                                "(--ray-address auto)") from None
-        return True
-    start_local(min((workers or 1) * threads, os.cpu_count() or 1), ray)  # never more threads than cores
-    return True
+    """Use the runtime this process already has, else join `address`, else start a local
+    one. Refuses `threads` no node has CPUs for (a point's task would wait for ever). Returns True if this call
+    started or joined it (so the sweep disconnects at the end)."""
+    owned = False
+    if not ray.is_initialized():
+        if address is not None:
+            try:
+                _reachable(address)
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise CompressError(f"cannot reach the Ray cluster at {address!r:.200}: {_first_line(e)}; start it "
+                                    "with `ray start --head` and run the sweep on one of its machines "
+                                    "(--ray-address auto)") from None
+        else:
+            cores = os.cpu_count() or 1
+            if threads > cores:  # refused before the runtime starts
+                raise CompressError(too_few_cpus(threads, cores, "this machine"))
+            start_local(min((workers or 1) * threads, cores), ray)  # never more threads than cores
+        owned = True
+    try:
+        largest = int(max((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0))
+        if threads > largest:
+            where = "this Ray runtime" if address is None else f"the Ray cluster at {address!r:.200}"
+            raise CompressError(too_few_cpus(threads, largest, f"the largest node of {where}"))
+    except BaseException:
+        if owned:
+            ray.shutdown()
+        raise
+    return owned
+
+
+def too_few_cpus(threads, cpus, where):
+    """The refusal of --threads more than one node's CPUs: Ray gives each point `threads` CPUs of one node, and waits
+    for ever for a node that has them."""
+    fix = f"give --threads {cpus} or fewer" if cpus >= 1 else "add a node with CPUs (ray start --num-cpus)"
+    return f"--threads {threads} needs {threads} CPUs on one node (a point runs on one node); {where} has {cpus}: {fix}"
 
 
 def _reachable(address, timeout=5.0):
