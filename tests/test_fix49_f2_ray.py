@@ -49,6 +49,38 @@ def double(x):
     return 2 * x
 
 
+# --- the messages, from the exceptions the reviewer saw ------------------------------------------------------
+
+def test_a_cluster_that_wants_a_token_says_so():
+    """ray.init against a RAY_AUTH_MODE=token head, from a shell without it, raised ConnectionError("Failed to
+    connect to Ray cluster at ...") from a RuntimeError holding the real reason; the sweep said "start it with
+    `ray start --head`" of a cluster that was running."""
+    cause = RuntimeError(
+        "Failed to connect to GCS. Last connection error: Traceback (most recent call last):\n  File \"node.py\", "
+        "line 996, in _init_gcs_client\nray.exceptions.AuthenticationError: RPC error: InvalidAuthToken: "
+        "Authentication token is missing or incorrect. Note: RAY_AUTH_MODE is currently 'disabled' (not 'token').")
+    try:
+        raise ConnectionError("Failed to connect to Ray cluster at 192.0.2.2:6399") from cause
+    except ConnectionError as e:
+        msg = sweeps.connect_error("192.0.2.2:6399", e)
+    assert msg.startswith("cannot reach the Ray cluster at '192.0.2.2:6399': it uses token authentication")
+    assert "RAY_AUTH_MODE=token" in msg and "~/.ray/auth_token" in msg and "ray start --head" not in msg
+    assert "RAY_AUTH_MODE=token" in (ROOT / "README.md").read_text()  # the set-up it points to
+
+
+def test_rays_advice_is_not_pasted_naming_a_flag_this_command_lacks():
+    e = ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by setting "
+                        "`--address` flag or `RAY_ADDRESS` environment variable.")
+    msg = sweeps.connect_error("auto", e)
+    assert "`--address`" not in msg and "RAY_ADDRESS" not in msg and ".;" not in msg
+    assert "--ray-address" in msg and "ray start --head" in msg
+    # any other failure: Ray's first line, then the advice, joined without ".;"
+    msg = sweeps.connect_error("192.0.2.2:6399", ConnectionError("Failed to connect to Ray cluster at 192.0.2.2:6399."))
+    assert msg == ("cannot reach the Ray cluster at '192.0.2.2:6399': Failed to connect to Ray cluster at "
+                   "192.0.2.2:6399; start it with `ray start --head` and run the sweep on one of its machines "
+                   "(--ray-address auto)")
+
+
 # --- --threads that no node has CPUs for; a model's warning, once --------------------------------------------
 
 def test_threads_more_than_this_machines_cores_are_refused_before_ray_starts(monkeypatch):

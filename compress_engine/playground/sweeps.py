@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import site
 import socket
 import sys
@@ -95,9 +96,7 @@ def _connect(ray, workers, address, threads):
                 _reachable(address)
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise CompressError(f"cannot reach the Ray cluster at {address!r:.200}: {_first_line(e)}; start it "
-                                    "with `ray start --head` and run the sweep on one of its machines "
-                                    "(--ray-address auto)") from None
+                raise CompressError(connect_error(address, e)) from None
         else:
             cores = os.cpu_count() or 1
             if threads > cores:  # refused before the runtime starts
@@ -121,6 +120,35 @@ def too_few_cpus(threads, cpus, where):
     for ever for a node that has them."""
     fix = f"give --threads {cpus} or fewer" if cpus >= 1 else "add a node with CPUs (ray start --num-cpus)"
     return f"--threads {threads} needs {threads} CPUs on one node (a point runs on one node); {where} has {cpus}: {fix}"
+
+
+_AUTH_SIGNS = ("Unauthenticated", "InvalidAuthToken", "AuthenticationError", "auth_token", "token")
+
+
+def connect_error(address, e):
+    """What to tell a user whose --ray-address could not be joined: ray.init's error (`e`, with the errors it was
+    raised from, where Ray puts the real reason) and what to do. A cluster that wants a token says so; Ray's own
+    advice names its flags, not this command's."""
+    chain, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(str(e))
+        e = e.__cause__ or e.__context__
+    text = " ".join(chain)
+    where = f"cannot reach the Ray cluster at {address!r:.200}"
+    if any(sign.lower() in text.lower() for sign in _AUTH_SIGNS):
+        return (f"{where}: it uses token authentication, and this process has no valid token: copy the head's "
+                "~/.ray/auth_token to the same path here (or set RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token "
+                "before the sweep, as `ray start` on the cluster's machines had it")
+    first = _first_line(chain[0]) if chain else ""
+    # Ray's advice ("... by setting `--address` flag or `RAY_ADDRESS` environment variable") names its own flag
+    sentences = [x for x in re.split(r"(?<=\.)\s+", first) if "--address" not in x and "RAY_ADDRESS" not in x]
+    reason = " ".join(sentences).rstrip(" .;:")
+    if "Could not find any running Ray instance" in first:
+        return (f"{where}: no Ray instance runs on this machine (--ray-address auto joins one started here): start "
+                "one with `ray start --head`, or give its head's HOST:PORT with --ray-address")
+    return (f"{where}: {reason}; start it with `ray start --head` and run the sweep on one of its machines "
+            "(--ray-address auto)")
 
 
 def _reachable(address, timeout=5.0):
