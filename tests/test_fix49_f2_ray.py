@@ -81,6 +81,53 @@ def test_rays_advice_is_not_pasted_naming_a_flag_this_command_lacks():
                    "(--ray-address auto)")
 
 
+# --- an address where another service listens ------------------------------------------------------------------
+
+@needs_ray
+def test_an_address_where_another_service_listens_stops_at_the_deadline_and_ctrl_c_works(tmp_path):
+    """ray.init on an HTTP server's port retried for many minutes. Joining has a deadline (CONNECT_DEADLINE, 4 s
+    here) after which the sweep stops naming the address; Ctrl-C during the wait stops it at once."""
+    server = HTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    script = tmp_path / "run.py"
+    (tmp_path / "mine.py").write_text("from torch import nn\ndef make():\n"
+                                      "    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))\n")
+    script.write_text(
+        "import sys, warnings\n"
+        f"sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from compress_engine.playground import sweeps\n"
+        "from compress_engine.playground.cli import main\n"
+        "sweeps.CONNECT_DEADLINE = float(sys.argv[2])\n"
+        f"sys.exit(main(['sweep', '--model', {str(tmp_path / 'mine.py') + ':make'!r}, '--data', 'digits', "
+        "'--field', 'sparsity', '--values', '0.5', '--ray-address', sys.argv[1]]))\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HOME=str(tmp_path), RAY_TMPDIR=str(tmp_path))
+    try:
+        start = time.monotonic()
+        run = subprocess.run([sys.executable, str(script), address, "4"], capture_output=True, text=True, env=env,
+                             timeout=300)
+        took = time.monotonic() - start
+        assert run.returncode == 2 and took < 60, (run.returncode, took, run.stderr[-2000:])
+        [line] = [x for x in run.stderr.splitlines() if x.startswith("error: ")]  # (Ray's own log lines aside)
+        assert line.startswith(f"error: cannot reach the Ray cluster at '{address}': no Ray cluster answered there "
+                               "within 4 s"), line
+        # Ctrl-C while waiting for ray.init (a deadline of 10 minutes): the command stops, status 130
+        p = subprocess.Popen([sys.executable, str(script), address, "600"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        time.sleep(12)  # torch, the data, Ray imported; ray.init under way
+        os.killpg(p.pid, signal.SIGINT)
+        sent = time.monotonic()
+        try:
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+        assert p.returncode == 130 and time.monotonic() - sent < 30, (p.returncode, err[-2000:])
+        assert "interrupted: 0 of 1 points finished" in err
+    finally:
+        server.shutdown()
+
+
 # --- --threads that no node has CPUs for; a model's warning, once --------------------------------------------
 
 def test_threads_more_than_this_machines_cores_are_refused_before_ray_starts(monkeypatch):

@@ -61,6 +61,8 @@ INSTALL = "pip install 'compression-playground[ray]'"
 MAX_RETRIES = 1        # Ray re-runs a point whose worker died or whose node was lost this many times
 MAX_ERROR = 500        # characters of an error kept in a row
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds compress_engine/
+CONNECT_DEADLINE = 60  # s: the longest joining a cluster at --ray-address may take before the sweep stops (ray.init
+#                        retried a port where another service listens, an HTTP server say, for many minutes)
 
 
 # --- Ray, only when asked for ----------------------------------------------------------------------
@@ -86,7 +88,7 @@ def start_local(cpus, ray=None):
 
 
 def _connect(ray, workers, address, threads):
-    """Use the runtime this process already has, else join `address`, else start a local
+    """Use the runtime this process already has, else join `address` (within CONNECT_DEADLINE s), else start a local
     one. Refuses `threads` no node has CPUs for (a point's task would wait for ever). Returns True if this call
     started or joined it (so the sweep disconnects at the end)."""
     owned = False
@@ -94,7 +96,7 @@ def _connect(ray, workers, address, threads):
         if address is not None:
             try:
                 _reachable(address)
-                ray.init(address=address, log_to_driver=False, configure_logging=False)
+                _init_within(ray, address, CONNECT_DEADLINE)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise CompressError(connect_error(address, e)) from None
         else:
@@ -120,6 +122,38 @@ def too_few_cpus(threads, cpus, where):
     for ever for a node that has them."""
     fix = f"give --threads {cpus} or fewer" if cpus >= 1 else "add a node with CPUs (ray start --num-cpus)"
     return f"--threads {threads} needs {threads} CPUs on one node (a point runs on one node); {where} has {cpus}: {fix}"
+
+
+def _init_within(ray, address, deadline):
+    """ray.init(address) that gives up after `deadline` s. It runs in a helper thread (ray.init cannot be stopped from
+    outside), so Ctrl-C still stops the wait; a call given up on may go on trying in that thread until Ray's own
+    retries end, but the sweep does not wait for it."""
+    import logging
+    import threading
+    out = []
+
+    def quiet(record):  # Ray's notice that a thread other than the main one has no SIGTERM handler to set
+        return "SIGTERM handler" not in record.getMessage()
+
+    def join():
+        log = logging.getLogger("ray._private.worker")
+        log.addFilter(quiet)
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            out.append(None)
+        except BaseException as e:  # handed to the caller's thread
+            out.append(e)
+        finally:
+            log.removeFilter(quiet)
+
+    thread = threading.Thread(target=join, name="ray.init", daemon=True)
+    thread.start()
+    thread.join(deadline)  # a timed join: Ctrl-C interrupts it
+    if not out:
+        raise ConnectionError(f"no Ray cluster answered there within {deadline:g} s (another service may be "
+                              "listening on that port)")
+    if out[0] is not None:
+        raise out[0]
 
 
 _AUTH_SIGNS = ("Unauthenticated", "InvalidAuthToken", "AuthenticationError", "auth_token", "token")
