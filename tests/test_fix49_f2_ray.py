@@ -81,6 +81,18 @@ def test_rays_advice_is_not_pasted_naming_a_flag_this_command_lacks():
                    "(--ray-address auto)")
 
 
+def test_without_ray_the_hint_installs_from_the_checkout(monkeypatch, capsys):
+    """`pip install 'compression-playground[ray]'` fails: the package is not on PyPI. The hint installs the extra
+    from this checkout, or the Ray version requirements.txt pins."""
+    pin = next(line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+               if line.startswith("ray=="))
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ce.CompressError) as info:
+        sweeps.sweep(Warny(), BASE, "digits", "sparsity", [0.5], workers=2)
+    assert "pip install -e '.[ray]'" in str(info.value) and f"pip install {pin}" in str(info.value)
+    assert "compression-playground[ray]" not in str(info.value)
+
+
 # --- an address where another service listens ------------------------------------------------------------------
 
 @needs_ray

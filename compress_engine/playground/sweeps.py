@@ -2,7 +2,7 @@
 
     from compress_engine.playground.sweeps import sweep
     rows = sweep("lenet-300-100", ce.Recipe(clusters=16), "fashion-mnist", "sparsity", [0.5, 0.8, 0.9])
-    rows = sweep(..., workers=2)            # a local Ray runtime: pip install 'compression-playground[ray]'
+    rows = sweep(..., workers=2)            # a local Ray runtime: pip install -e '.[ray]' (install_hint())
     rows = sweep(..., ray_address="auto")   # on the Ray cluster this machine is part of (`ray start ...`)
     rows = sweep(..., store=ce.Store())     # each point saved as it finishes; a rerun skips the stored points
 
@@ -57,12 +57,22 @@ from .sources import load_dataset
 from .store import Store
 from .zoo import SAMPLES, load_model
 
-INSTALL = "pip install 'compression-playground[ray]'"
 MAX_RETRIES = 1        # Ray re-runs a point whose worker died or whose node was lost this many times
 MAX_ERROR = 500        # characters of an error kept in a row
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds compress_engine/
 CONNECT_DEADLINE = 60  # s: the longest joining a cluster at --ray-address may take before the sweep stops (ray.init
 #                        retried a port where another service listens, an HTTP server say, for many minutes)
+
+
+def install_hint():
+    """How to install Ray here: the package is not on PyPI, so from the checkout (`pip install -e '.[ray]'`), or the
+    exact Ray that requirements.txt pins (CI's); outside a checkout, pip install ray."""
+    req = Path(_PACKAGE_ROOT, "requirements.txt")
+    pins = [line.split("#")[0].strip() for line in req.read_text().splitlines()] if req.is_file() else []
+    pin = next((p for p in pins if p.startswith("ray==")), None)
+    if pin is None:
+        return "pip install ray"
+    return f"pip install -e '.[ray]' in {_PACKAGE_ROOT} (or pip install {pin})"
 
 
 # --- Ray, only when asked for ----------------------------------------------------------------------
@@ -73,7 +83,7 @@ def need_ray(what="workers"):
         import ray
     except ImportError:
         raise CompressError(f"{what} runs the sweep on Ray, which is not installed in this environment: "
-                            f"{INSTALL} (or pip install ray)") from None
+                            f"{install_hint()}") from None
     return ray
 
 
