@@ -185,3 +185,16 @@ def test_threads_more_than_any_nodes_cpus_are_refused_and_a_feasible_sweep_runs(
     code = main(["sweep", "--data", tiny_idx, "--model", "lenet-300-100", "--field", "sparsity", "--values", "0.5",
                  "--workers", "1", "--threads", "3"])
     assert code == 2 and "--threads 3 needs 3 CPUs on one node" in capsys.readouterr().err
+
+
+@needs_ray
+def test_a_models_own_warning_shows_once_a_sweep_on_ray_too(local_ray):
+    """The up-front check runs the model here (its warning shows), then each worker's came back again: twice,
+    though the README says once a sweep each. Both go through the sweep's registry: once, as in-process."""
+    def said(workers):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            sweeps.sweep(Warny(), BASE, "digits", "sparsity", [0.5, 0.8], workers=workers)
+        return [str(w.message) for w in caught if "Warny" in str(w.message)]
+
+    assert said(1) == ["Warny: my model's own warning"] == said(None)

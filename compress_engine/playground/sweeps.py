@@ -270,13 +270,19 @@ def _attempt(model_src, data_src, recipe_json, threads, record=False):
             out = {"error": f"{type(e).__name__}: {_first_line(e)}"}
     out["seconds"] = time.perf_counter() - start
     if record:
-        modules = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
-        said = {}  # one of each (category, message, where): a model's forward may warn at every batch
-        for w in caught:
-            module = modules.get(w.filename) or Path(w.filename).stem  # a file sent by value is no module there
-            said.setdefault((w.category.__name__, str(w.message), w.filename, w.lineno, module))
-        out["warnings"] = list(said)
+        out["warnings"] = _recorded(caught)
     return out
+
+
+def _recorded(caught):
+    """Warnings caught (catch_warnings(record=True)) as _warn_again takes them: one of each (category, message, where),
+    since a model's forward may warn at every batch."""
+    modules = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
+    said = {}
+    for w in caught:
+        module = modules.get(w.filename) or Path(w.filename).stem  # a file sent by value is no module there
+        said.setdefault((w.category.__name__, str(w.message), w.filename, w.lineno, module))
+    return list(said)
 
 
 def _warn_again(said, registry):
@@ -453,7 +459,14 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
 
         model_obj, model_id, model_name = _the_model(model, model_name)
         data_obj, data_key, data_name = _the_data(data)
-        _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
+        said = {}  # the warnings registry of this sweep's points on Ray (_warn_again)
+        if on_ray:  # the check's warnings (it runs the model) share that registry: a model's own shows once a sweep,
+            with warnings.catch_warnings(record=True) as caught:  # not here and again from a worker
+                warnings.simplefilter("always")
+                _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
+            _warn_again(_recorded(caught), said)
+        else:
+            _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
         keys = [point_key(model_id, r, data_key) for r in recipes]
         if store is not None and not isinstance(store, Store):
             store = Store(store)
@@ -474,8 +487,6 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                 done[0] += 1
                 if on_point is not None:
                     on_point(done[0], len(values), row, None)
-
-        said = {}  # the warnings registry of this sweep's points (those from Ray workers)
 
         def finish(i, out):
             """Record point i's outcome (row, store) and report progress; False means stop."""
