@@ -254,7 +254,8 @@ def _resolve(src):
 
 
 def _attempt(model_src, data_src, recipe_json, threads, record=False):
-    """One point: {"metrics", "artifact"}, or {"error"} if compress() (or loading) raised, with the "seconds" it took.
+    """One point: {"metrics", "artifact"}, or {"error"} if compress() (or loading) raised, with the "seconds" it took
+    (compress() alone: not loading the model and data, which a worker does before its first point only).
     Never raises (but on KeyboardInterrupt). record=True (a Ray worker, whose own warnings reach no one): also the
     point's "warnings", one of each, for the sweep to warn again (_warn_again); in this process they show as they
     come, under the caller's filters."""
@@ -263,8 +264,9 @@ def _attempt(model_src, data_src, recipe_json, threads, record=False):
         if record:
             warnings.simplefilter("always")
         try:
-            metrics, artifact = run_point(_resolve(model_src), _resolve(data_src), Recipe.from_json(recipe_json),
-                                          threads)
+            model, data = _resolve(model_src), _resolve(data_src)
+            start = time.perf_counter()  # a worker's first point loaded them: its time is the point's alone
+            metrics, artifact = run_point(model, data, Recipe.from_json(recipe_json), threads)
             out = {"metrics": metrics, "artifact": artifact}
         except Exception as e:
             out = {"error": f"{type(e).__name__}: {_first_line(e)}"}
