@@ -153,7 +153,7 @@ class Recipe:
     @classmethod
     def from_json(cls, text):
         try:
-            d = json.loads(text, parse_int=_json_int)
+            d = json.loads(text, parse_int=_json_int, object_pairs_hook=_unique_keys)
         except RecipeError:
             raise
         except (ValueError, TypeError) as e:
@@ -185,6 +185,25 @@ def _json_int(text):
     return int(text)
 
 
+def _brief(value):
+    """A number far out of any field's range, briefly: 1e+308, 1.23e+25, or an int beyond float's range by its
+    digits (str() of one with thousands of digits is itself refused by Python)."""
+    if isinstance(value, numbers.Integral) and abs(value) >= 10**308:
+        return f"{'-' if value < 0 else ''}a number of about {int(abs(value)).bit_length() * math.log10(2):,.0f} digits"
+    return f"{float(value):.3g}"
+
+
+def _unique_keys(pairs):
+    """A JSON object of a recipe as a dict, refusing a key given twice (json.loads would keep the last silently:
+    {"sparsity": 0.5, "sparsity": 0.9} is 0.9)."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise RecipeError(f"recipe JSON gives {k[:80]!r} twice: give each field once")
+        out[k] = v
+    return out
+
+
 def _allowed(name):
     return "one of 1-8 or 16" if name in ("bits", "bias_bits") else "between {} and {}".format(*RANGES[name])
 
@@ -198,7 +217,9 @@ def check_layers(value):
         raise RecipeError(f"layers={shown}: {why}")
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json.loads(value, object_pairs_hook=_unique_keys)
+        except RecipeError as e:
+            bad(str(e).replace("recipe JSON", "its JSON"))
         except (ValueError, RecursionError):
             bad("not valid JSON; give {layer name: {\"sparsity\": s, \"clusters\": k}}")
     if isinstance(value, (tuple, list)):
@@ -244,8 +265,8 @@ def check(name, value):
         raise RecipeError(f"{name}={value!r}: must be a number" + (" or None" if name in OPTIONAL else ""))
     if not isinstance(value, numbers.Integral) and not math.isfinite(value):
         raise RecipeError(f"{name}={value!r}: must be a finite number")
-    if isinstance(value, numbers.Integral) and abs(value) > 2**63:  # also beyond float range
-        raise RecipeError(f"{name}={str(value)[:20]}…: far out of range ({_allowed(name)})")
+    if abs(value) > 2**63:  # beyond every field's range (clusters=1e308 would print 309 digits as a whole number)
+        raise RecipeError(f"{name}={_brief(value)}: far out of range ({_allowed(name)})")
     if name in INTS:
         if value != int(value):
             raise RecipeError(f"{name}={value!r}: must be a whole number")

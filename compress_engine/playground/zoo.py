@@ -131,6 +131,8 @@ class ResNet(nn.Module):
 
 
 ARCHS = ("mlp", "lenet5", "resnet")
+SPEC_KEYS = {"mlp": {"arch", "sizes", "dropout"}, "lenet5": {"arch", "widths"},  # what build() reads of a spec
+             "resnet": {"arch", "widths", "inner", "batchnorm", "in_channels", "classes"}}
 
 
 def _dims(spec, key, n=None):
@@ -162,6 +164,10 @@ def build(spec):
     """A freshly initialised model from its spec; a clear ModelError for anything malformed."""
     if not isinstance(spec, dict) or spec.get("arch") not in ARCHS:
         raise ModelError(f"model spec must be {{'arch': 'mlp'|'lenet5'|'resnet', ...}}, got {spec!r:.200}")
+    unknown = [k for k in spec if k not in SPEC_KEYS[spec["arch"]]]
+    if unknown:  # an artifact's header is shown to the user: nothing in it goes unread (a 15 MB 'junk' key)
+        raise ModelError(f"model spec of a {spec['arch']} has unknown key(s) {few(repr(str(k)[:40]) for k in unknown)}; "
+                         f"it takes {', '.join(sorted(SPEC_KEYS[spec['arch']]))}")
     if spec["arch"] == "resnet":
         return _resnet(spec)
     key, n = ("sizes", None) if spec["arch"] == "mlp" else ("widths", 3)
@@ -547,6 +553,8 @@ def read_state(data, name, suffix, caps=UPLOAD_CAPS):
     if kind:  # a renamed file: say what it is, not what its first bytes mean read as a weight file's header
         raise ModelError(f"{name} is {kind}, not a weight file, though its name ends in {suffix}; {SAVE_HINT}")
     kind = "torch" if data[:4] == ZIP_MAGIC else "safetensors" if _looks_safetensors(data, caps) else None
+    if kind is None and data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        kind = "torch"  # a pickle (protocol 2-5) under any name: the torch reader says what it is and refuses it
     if kind is None:
         kind = "safetensors" if suffix == ".safetensors" else "torch"
     loaded = _load_safetensors(data, name, caps) if kind == "safetensors" else _load_torch(data, name, caps)
