@@ -225,12 +225,12 @@ def test_values_must_be_a_list_and_the_store_is_ce_store(net, digits):
 
 def test_without_ray_workers_says_how_to_install(monkeypatch, capsys, net):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(ce.CompressError, match=r"pip install 'compression-playground\[ray\]'"):
+    with pytest.raises(ce.CompressError, match=r"pip install -e '\.\[ray\]'"):
         sweeps.sweep(net, BASE, "digits", "sparsity", [0.5], workers=2)
     code = main(["sweep", "--data", "digits", "--field", "sparsity", "--values", "0.5", "--workers", "2"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--workers runs the sweep on Ray" in err
-    assert "pip install 'compression-playground[ray]'" in err
+    assert "pip install -e '.[ray]'" in err
 
 
 def test_a_ray_address_nothing_answers_at_is_refused_at_once(net):
