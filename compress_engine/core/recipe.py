@@ -265,7 +265,8 @@ def check(name, value):
         raise RecipeError(f"{name}={value!r}: must be a number" + (" or None" if name in OPTIONAL else ""))
     if not isinstance(value, numbers.Integral) and not math.isfinite(value):
         raise RecipeError(f"{name}={value!r}: must be a finite number")
-    if abs(value) > 2**63:  # beyond every field's range (clusters=1e308 would print 309 digits as a whole number)
+    if abs(value) > 2**63 and (isinstance(value, numbers.Integral) or name in INTS):  # beyond every field's range:
+        # as a whole number, clusters=1e308 would print 309 digits
         raise RecipeError(f"{name}={_brief(value)}: far out of range ({_allowed(name)})")
     if name in INTS:
         if value != int(value):
