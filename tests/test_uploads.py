@@ -784,7 +784,7 @@ def test_uploaded_model_works_on_the_pages(fmnist):
     at = upload(app().run(), "my mlp.safetensors", st_save(state))
     assert not at.exception, at.exception
     name = at.session_state["model"]
-    assert at.subheader[0].value == name and name.startswith("upload-my-mlp-")
+    assert at.header[0].value == name and name.startswith("upload-my-mlp-")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Parameters"] == "50,890" and metrics["Test accuracy"] == f"{100 * acc:.2f} %"
     # the command line for uploaded weights: the user's module and this file (quoted: its name has a space)
