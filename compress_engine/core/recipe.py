@@ -68,7 +68,9 @@ class Recipe:
     finetune_epochs: int = 0         # fine-tuning epochs after each stage (prune; cluster or quantize)
     lr: float = 5e-4                 # fine-tuning learning rate (Adam)
     finetune_kd: float | None = None  # fine-tune on the uncompressed model's soft targets at this temperature (weight alpha)
-    huffman: bool = False            # entropy-code the artifact's streams (Huffman or range coding, whichever is smaller)
+    huffman: bool = False            # entropy-code each of the weights' streams where that is smaller (Huffman or range
+    #                                  coding); the header records the recipe, so with nothing to save the artifact can
+    #                                  be a few bytes larger than without
     bias_bits: int | None = None     # store the compressible layers' biases on a per-tensor grid of this many bits
     layers: tuple = ()               # per-layer overrides {"fc1.weight": {"sparsity": 0.97, "clusters": 4}} (mixed precision)
     seed: int = 0
