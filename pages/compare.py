@@ -26,8 +26,10 @@ COSTS = {"bytes": ("Artifact size", "kb"), "flops": ("FLOPs per image", "mflops"
 # dense model compares runs of models of different dense accuracy at equal loss (LeNet-5 at 90 % lost 1 point where
 # LeNet-300-100 at 89 % lost none)
 ACCURACY = {"accuracy": ("Accuracy", "acc_pct", "Test accuracy (%)"),
-            "loss": ("Accuracy lost vs its dense model", "loss_pts", "Accuracy lost vs its dense model (points)")}
+            "loss": ("Points lost vs dense", "loss_pts", "Accuracy lost vs its dense model (points)")}
 FRONTIER_DASHES = ("dash", "longdash", "dashdot", "longdashdot")  # each model's frontier; benchmark lines are dotted
+# the runs table's columns (px): Streamlit's "small" is 75, its row ticks 32; 1280 px shows 818 of the table
+TABLE_PX, TICKS_PX, SMALL_PX, RUN_PX, RATIO_PX, RECIPE_PX = 818, 32, 75, 56, 60, 90
 # why a run has no FLOPs count (compress_engine.core.flops.count_or_none gives None when counting fails)
 NO_FLOPS = "saved before FLOPs were counted, or of a model the FLOPs counter cannot run"
 
@@ -50,6 +52,17 @@ def md_literal(text):
     headers, alerts, button labels): common.md_text, and an invisible word joiner (U+2060) after "https", "www" or "@"
     so no link is made of it."""
     return common.md_text(AUTOLINK.sub(lambda m: m.group(0) + "\u2060", str(text)))
+
+
+def sweep_summary(recipe_json, sweep, field):
+    """A sweep point's recipe, the value it was swept to first: 'sparsity=90 % · sweep #3 · clusters=16, huffman=True'
+    (the sweep's points differ there; at 1,280 px the rest of the column is cut)."""
+    try:
+        recipe = ce.Recipe.from_json(recipe_json)
+        rest = runstore.recipe_summary(recipe.replace(**{field: getattr(ce.Recipe(), field)}))
+        return f"{runstore.field_text(field, getattr(recipe, field))} · {str(sweep).split(':')[0]} · {rest}"
+    except (ce.CompressError, AttributeError, TypeError):  # damaged row, or a field this engine no longer has
+        return f"{str(sweep).split(':')[0]} · {summary(recipe_json)}"
 
 
 def fewer_flops(x):
@@ -139,8 +152,9 @@ for col in (*runstore.NUMERIC, *runstore.METRIC_COLUMNS):
 df["created"] = df["created"].str.slice(0, 16).str.replace("T", " ")
 df["summary"] = df["recipe"].map(summary)
 in_sweep = df["sweep"].notna() if "sweep" in df else pd.Series(False, index=df.index)  # points of a sweep
-df.loc[in_sweep, "summary"] = [f"{str(g).split(':')[0]} · {t}" for g, t in zip(df.loc[in_sweep, "sweep"],
-                                                                         df.loc[in_sweep, "summary"])]
+df.loc[in_sweep, "summary"] = [sweep_summary(r, g, f) for r, g, f in zip(df.loc[in_sweep, "recipe"],
+                                                                          df.loc[in_sweep, "sweep"],
+                                                                          df.loc[in_sweep, "sweep_field"])]
 df["name"] = df["name"].fillna("")  # no "None" cells for runs without a name
 df["label"] = [n or f"#{i} {t}" for n, i, t in zip(df["name"], df["id"], df["technique"])]
 # the chart's colour: every Fit is one technique, whatever its budget; a named Fit's hover still names its budget
@@ -232,28 +246,32 @@ ticked = set(st.session_state.get("compare_ticked", ()))
 table_key = ("runs_table_" + common.short_hash(",".join(map(str, ids)).encode())
              + f"_{st.session_state.get('compare_table_version', 0)}")
 again = [row for row, run in enumerate(ids) if run in ticked]
+model_px = min(130, 24 + 8 * int(shown["model"].str.len().max()))
+technique_px = min(150, 24 + 7 * int(shown["technique"].str.len().max()))
 event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
     selection_default={"selection": {"rows": again}} if again else None,
-    # a projector's 1024 px shows about 560 px of table, 1280 px about 820: the numbers lead (accuracy first, then the
-    # cost) and the recipe comes last, the one column cut where the page is narrow (it is in full side by side below).
-    # The rest (technique: the chart's colours; agreement, non-zero parameters, saved) are side by side below and in
-    # the CSV (the Name column only once a run has a name; the Model column as wide as its longest name)
+    # a projector's 1024 px shows about 560 px of table, 1280 px about 820 (TABLE_PX): the numbers lead (accuracy
+    # first, then the cost), then what tells runs apart, the technique (the chart's colours) and the recipe, last, in
+    # what 1280 px leaves (a sweep point's starts with its swept value; it is in full side by side below). The rest
+    # (zeros, agreement, non-zero parameters, saved) are side by side below and in the CSV (the Name column only once
+    # a run has a name; the Model and Technique columns as wide as their longest)
     column_order=["id", *(["name"] if (shown["name"] != "").any() else []), "model", "acc_pct", "delta_pts",
-                  *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")), "sparsity_pct", "pareto",
-                  "summary"],
+                  *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")), "pareto", "technique", "summary"],
     column_config={
-        "id": st.column_config.NumberColumn("Run", format="#%d", width="small"),
+        "id": st.column_config.NumberColumn("Run", format="#%d", width=RUN_PX),
         "name": st.column_config.TextColumn("Name", width="small", help="Tick one run to name it below the chart"),
-        "model": st.column_config.TextColumn("Model", width=min(130, 24 + 8 * int(shown["model"].str.len().max()))),
-        "summary": st.column_config.TextColumn("Recipe", width=120),
+        "model": st.column_config.TextColumn("Model", width=model_px),
+        "technique": st.column_config.TextColumn("Technique", width=technique_px),
+        "summary": st.column_config.TextColumn("Recipe", width=max(RECIPE_PX, TABLE_PX - TICKS_PX - RUN_PX - model_px
+                                                                   - 4 * SMALL_PX - RATIO_PX - technique_px)),
         "kb": st.column_config.NumberColumn("Size", format="%.1f KB", help=units.CONVENTION, width="small"),
-        "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×", width="small"),
+        "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×", width=RATIO_PX),
         "mflops": st.column_config.NumberColumn("MFLOPs", format="%.3f", width="small",
                                                 help="Forward FLOPs of one image, in millions (a multiply-add counts "
                                                      "2); empty where none was counted: "
                                                      f"{NO_FLOPS}"),
-        "flops_x": st.column_config.NumberColumn("Fewer", format="%.1f×", width="small",
+        "flops_x": st.column_config.NumberColumn("Fewer", format="%.1f×", width=RATIO_PX,
                                                  help="The dense model's FLOPs / this run's"),
         "acc_pct": st.column_config.NumberColumn("Accuracy", format="%.2f %%", width="small"),
         "delta_pts": st.column_config.NumberColumn("vs dense", format="%+.2f pts", width="small"),

@@ -116,3 +116,23 @@ def test_runs_can_be_selected_without_the_mouse(store):
     assert len(at.table[0].value.columns) == 1 and at.text_input(key=f"rename_to_{b}")  # one: it can be named
     select(at, [])  # unticked in the table: gone from the multiselect too
     assert at.multiselect(key="compare_pick").value == [] and not at.table
+
+
+def test_the_table_tells_runs_apart(store):
+    """At 1,280 px the runs table showed model, numbers and a cut recipe ("sparsity=80 %, prune_…" for two different
+    runs), and a sweep's rows all began "sweep #1 · ": a Technique column joins, and a sweep point's recipe starts
+    with the value it was swept to."""
+    store.save("lenet-5", ce.Recipe(sparsity=0.8, clusters=16, huffman=True), metrics())
+    base = ce.Recipe(clusters=16, huffman=True)
+    group = store.sweep_group("g", "lenet-5", "fashion-mnist", "sparsity", base)
+    store.save("lenet-5", base.replace(sparsity=0.9), metrics(0.7, 500), sweep=group, data="fashion-mnist",
+               point_key="p90")
+    at = compare()
+    assert not at.exception
+    proto = at.dataframe[0].proto
+    order, config = list(proto.column_order), json.loads(proto.columns)
+    assert "technique" in order and config["technique"]["label"] == "Technique"
+    assert order.index("technique") < order.index("summary")
+    table = at.dataframe[0].value
+    swept = table.loc[table["sweep"].notna(), "summary"].iloc[0]
+    assert swept.startswith(f"sparsity=90 % · sweep #{group} · ") and swept.endswith("clusters=16, huffman=True")

@@ -126,11 +126,12 @@ _UPGRADES = {0: _SCHEMA + _SWEEPS + _NAMES, 1: _SWEEPS + _NAMES, 2: _NAMES}  # f
 COLUMNS = ("id", "created", "model", "technique", "recipe", "params", "nonzero_params", "dense_params",
            "artifact_bytes", "dense_bytes", "ratio", "sparsity", "accuracy", "dense_accuracy", "agreement",
            "sweep_id", "data", "name")
-# list()/get(): the runs columns plus the sweep's label ("sweep", None for a run saved from a page) and the forward
-# FLOPs of one input and the dense model's ("flops", "dense_flops"), read out of the metrics JSON, so no column is
-# added: None for a run stored before compress() counted them, or whose metrics another program damaged
+# list()/get(): the runs columns plus the sweep's label ("sweep", None for a run saved from a page) and the recipe field
+# it varies ("sweep_field"), and the forward FLOPs of one input and the dense model's ("flops", "dense_flops"), read
+# out of the metrics JSON, so no column is added: None for a run stored before compress() counted them, or whose
+# metrics another program damaged
 METRIC_COLUMNS = ("flops", "dense_flops")
-_SELECT = (", ".join(f"runs.{c}" for c in COLUMNS) + ", sweeps.label AS sweep, "
+_SELECT = (", ".join(f"runs.{c}" for c in COLUMNS) + ", sweeps.label AS sweep, sweeps.field AS sweep_field, "
            + ", ".join(f"CASE WHEN json_valid(runs.metrics) THEN json_extract(runs.metrics, '$.{k}') END AS {k}"
                        for k in METRIC_COLUMNS))
 _FROM = "runs LEFT JOIN sweeps ON sweeps.id = runs.sweep_id"
@@ -616,6 +617,13 @@ def technique_group(technique):
     return FIT if _FIT.fullmatch(technique or "") else technique
 
 
+def field_text(name, value):
+    """One recipe field as recipe_summary writes it: 'sparsity=90 %' (a percentage, units.pct's way), 'clusters=16'."""
+    if name == "sparsity":
+        return f"{name}={100 * value:.4g} %"
+    return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+
+
 def recipe_summary(recipe_json):
     """The recipe's non-default fields, e.g. 'sparsity=90 %, clusters=16, huffman=True' ('dense' if none); per-layer
     settings last, one group a layer: 'fc1.weight (sparsity=95 %, clusters=8)'.
@@ -628,13 +636,10 @@ def recipe_summary(recipe_json):
         r = recipe_json
     else:
         raise StoreError(f"a recipe is a Recipe or its JSON text, got {type(recipe_json).__name__}")
-    def field(k, v):
-        return f"{k}={100 * v:.4g} %" if k == "sparsity" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-
     changes = r.changes()
     layers = changes.pop("layers", None) or {}  # per-layer settings (a size budget's fit): one group per layer
-    parts = [field(k, v) for k, v in changes.items()]
-    parts += [f"{name} ({', '.join(field(k, v) for k, v in fields.items() if v is not None) or 'dense'})"
+    parts = [field_text(k, v) for k, v in changes.items()]
+    parts += [f"{name} ({', '.join(field_text(k, v) for k, v in fields.items() if v is not None) or 'dense'})"
               for name, fields in layers.items()]
     return ", ".join(parts) or "dense"
 
