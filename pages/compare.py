@@ -2,7 +2,7 @@
 pick runs to see them side by side (metrics and per-layer sparsity), download the table, delete runs.
 
 Runs come from the run store (compress_engine.playground.store, SQLite); each technique page saves one with
-its "Save run" button.
+its "Save run" button, and a sweep (compress_engine.playground.sweeps, the command line's sweep --store) one a point.
 """
 
 import re
@@ -115,8 +115,8 @@ def layout(fig, xs):
 
 
 st.title("Compare runs")
-st.caption("Every run saved with a page's **Save run** button, measured in real artifact bytes on the full "
-           "10,000-image test set.")
+st.caption("Every run saved with a page's **Save run** button or by a sweep (`compression-playground sweep ... "
+           "--store`), measured in real artifact bytes on the full 10,000-image test set.")
 
 try:
     store = runstore.Store()
@@ -192,7 +192,7 @@ with controls:
         kept = [m for m in st.session_state["compare_models"] if m in models]
         st.session_state["compare_models"] = kept + [m for m in models if m not in known and m not in kept]
     st.session_state["compare_known_models"] = models
-    chosen = st.multiselect("Models", models, default=models, key="compare_models",
+    chosen = st.multiselect("Models", models, key=common.setting("compare_models", models),
                             help="Runs of these models (sample models and your uploads) are shown in the chart and "
                                  "the table. Each model has its own frontier: its runs are compared with each "
                                  "other, not with another model's.")
@@ -278,8 +278,9 @@ event = st.dataframe(
         "sparsity_pct": st.column_config.NumberColumn("Zeros", format="%.1f %%", width="small",
                                                       help="Share of its own parameters that are exactly zero (a "
                                                            "structured-pruned run or a student has fewer instead)"),
-        "pareto": st.column_config.CheckboxColumn("Frontier", help="On the Pareto frontier: no run costs less "
-                                                                  "and is more accurate", width="small"),
+        "pareto": st.column_config.CheckboxColumn("Frontier", help="On its model's Pareto frontier: no run of "
+                                                                  "that model costs less and is more accurate",
+                                                  width="small"),
     },
 )
 rows = sorted(event.selection.rows) if event is not None else []
@@ -339,9 +340,9 @@ else:
                                     + ("" if y_key == "accuracy" else ", %{y:.2f} points lost") + "<extra></extra>")
     for name, pts in (plotted[plotted["sweep"].notna()].groupby("sweep") if "sweep" in plotted else []):
         pts = pts.sort_values(x_col)  # a sweep is one group: its points joined in cost order, one legend entry
+        # in its points' technique colour (the most of them: a sparsity sweep from 0 starts with unpruned ones)
         fig.add_trace(go.Scatter(x=pts[x_col], y=pts[y_col], mode="lines", name=viz.chart_text(name),
-                                 hoverinfo="skip",
-                                 line=dict(width=1.5)))
+                                 hoverinfo="skip", line=dict(width=1.5, color=colours[pts["group"].mode()[0]])))
     for n, (model, front) in enumerate(fronts.items()):  # dashed (the benchmarks' lines are dotted), a dash a model
         line = shown.loc[front]
         fig.add_trace(go.Scatter(x=line[x_col], y=line[y_col], mode="lines", line_shape="hv",
@@ -362,6 +363,17 @@ else:
         if n := int(missing.sum()):
             st.caption(f"{n} of these runs {'have' if n != 1 else 'has'} {why}: "
                        f"{'they are' if n != 1 else 'it is'} not on this chart.")
+
+# a sweep's points that failed (the run store's sweep_failures) are on no chart: say so, with the first error
+try:
+    failing = [s for s in store.sweeps() if s["failed"] and s["model"] in chosen]
+    for s in failing:
+        first = store.sweep_failures(s["id"])[:1]
+        why = f": {first[0]['error'].splitlines()[0][:160]}" if first and first[0]["error"].strip() else ""
+        st.caption(f"{md_literal(s['label'])}: {s['failed']} of {s['runs'] + s['failed']} points failed"
+                   f"{md_literal(why)} (not on the chart; the sweep retries them when run again).")
+except ce.CompressError as e:
+    st.caption(f"Could not read the sweeps' failed points: {md_literal(e)}")
 
 # --- actions on the whole table / the selection -----------------------------------------------
 def rename(run_id):

@@ -136,3 +136,30 @@ def test_the_table_tells_runs_apart(store):
     table = at.dataframe[0].value
     swept = table.loc[table["sweep"].notna(), "summary"].iloc[0]
     assert swept.startswith(f"sparsity=90 % · sweep #{group} · ") and swept.endswith("clusters=16, huffman=True")
+
+
+def test_sweep_lines_failed_points_and_no_widget_warning(store, monkeypatch):
+    """A sweep's line had a colour of its own, unrelated to its points'; a failed point was on no chart and nowhere
+    said; Streamlit warned that compare_models had a default and a value set through Session State."""
+    from streamlit.elements.lib import policies
+    warned = []
+    monkeypatch.setattr(policies._LOGGER, "warning", lambda *a, **k: warned.append(a))
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)  # Streamlit warns once a process
+    store.save("lenet-5", ce.Recipe(bits=4), metrics(0.85, 300))
+    base = ce.Recipe(clusters=16, huffman=True)
+    group = store.sweep_group("g", "lenet-5", "fashion-mnist", "sparsity", base)
+    for i, sp in enumerate((0.7, 0.8, 0.9)):
+        store.save("lenet-5", base.replace(sparsity=sp), metrics(0.9 - 0.01 * i, 1000 - 200 * i), sweep=group,
+                   data="fashion-mnist", point_key=f"p{i}")
+    store.save_failure(group, "p3", base.replace(sparsity=0.95), "ValueError: boom\nmore")
+    at = compare()
+    at.run()
+    assert not at.exception and not warned
+    data = traces(at)
+    label = store.sweeps()[0]["label"]
+    [line] = [t for t in data if t.get("name") == label]
+    [points] = [t for t in data if t.get("name") == "prune+cluster+huffman"]
+    assert line["line"]["color"] == points["marker"]["color"]
+    said = [c.value for c in at.caption if "points failed" in c.value]
+    assert len(said) == 1 and "1 of 4 points failed" in said[0] and "boom" in said[0] and "more" not in said[0]
+    assert "sweep" in at.caption[0].value  # the subtitle: runs come from sweeps too
