@@ -476,7 +476,7 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
         group = store.sweep_group(point_key(model_id, base, data_key) + ":" + field_name, model_name,
                                   data_name, field_name, base) if store is not None else None
 
-        stored = store.stored_points(keys) if store is not None else {}
+        stored = store.stored_points(keys, sweep=group) if store is not None else {}
         first = {}  # key -> first index with it (a value given twice runs once)
         for i, key in enumerate(keys):
             if key in stored:
