@@ -676,11 +676,17 @@ def trained_zeros():
     return viz.zero_share(own.get("nonzero_parameters"), deployed_parameters(own)) or 0.0
 
 
+# where GitHub-flavoured Markdown makes a link of plain text, escapes or not ("https:", "www.", "a@b")
+AUTOLINK = re.compile(r"(?i)\b(?:https?|mailto|xmpp)(?=:)|\bwww(?=\.)|@")
+
+
 def md_text(text):
     """User text (a run's name) shown literally where Streamlit renders Markdown (st.table cells, button labels,
     alerts): every character Markdown, LaTeX or Streamlit's directives give a meaning backslash-escaped, so
-    '**bold**', '$x^2$' or ':red[red]' in a name stay as typed (CommonMark lets any punctuation be escaped)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!$~|<>:^=&])", r"\\\1", str(text))
+    '**bold**', '$x^2$' or ':red[red]' in a name stay as typed (CommonMark lets any punctuation be escaped), and an
+    invisible word joiner (U+2060) after "https", "www" or "@", so no link is made of a URL or an address."""
+    text = AUTOLINK.sub(lambda m: m.group(0) + "\u2060", str(text))
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!$~|<>:^=&])", r"\\\1", text)
 
 
 def setting(key, default, scope=None):

@@ -5,7 +5,6 @@ Runs come from the run store (compress_engine.playground.store, SQLite); each te
 its "Save run" button, and a sweep (compress_engine.playground.sweeps, the command line's sweep --store) one a point.
 """
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -44,16 +43,6 @@ def summary(recipe_json):
 
 # where GitHub-flavoured Markdown makes a link of plain text (an URL, "www.", an e-mail address): st.table linked a run
 # named '<a href="https://evil.example/x">' whatever common.md_text escaped, as it finds links in the unescaped text
-AUTOLINK = re.compile(r"(?i)\b(?:https?|mailto|xmpp)(?=:)|\bwww(?=\.)|@")
-
-
-def md_literal(text):
-    """User text (a run's name, model, recipe) shown as typed where Streamlit renders Markdown (st.table's cells and
-    headers, alerts, button labels): common.md_text, and an invisible word joiner (U+2060) after "https", "www" or "@"
-    so no link is made of it."""
-    return common.md_text(AUTOLINK.sub(lambda m: m.group(0) + "\u2060", str(text)))
-
-
 def sweep_summary(recipe_json, sweep, field):
     """A sweep point's recipe, the value it was swept to first: 'sparsity=90 % · sweep #3 · clusters=16, huffman=True'
     (the sweep's points differ there; at 1,280 px the rest of the column is cut)."""
@@ -370,10 +359,10 @@ try:
     for s in failing:
         first = store.sweep_failures(s["id"])[:1]
         why = f": {first[0]['error'].splitlines()[0][:160]}" if first and first[0]["error"].strip() else ""
-        st.caption(f"{md_literal(s['label'])}: {s['failed']} of {s['runs'] + s['failed']} points failed"
-                   f"{md_literal(why)} (not on the chart; the sweep retries them when run again).")
+        st.caption(f"{common.md_text(s['label'])}: {s['failed']} of {s['runs'] + s['failed']} points failed"
+                   f"{common.md_text(why)} (not on the chart; the sweep retries them when run again).")
 except ce.CompressError as e:
-    st.caption(f"Could not read the sweeps' failed points: {md_literal(e)}")
+    st.caption(f"Could not read the sweeps' failed points: {common.md_text(e)}")
 
 # --- actions on the whole table / the selection -----------------------------------------------
 def rename(run_id):
@@ -388,7 +377,7 @@ def rename(run_id):
         st.session_state["compare_warning"] = f"Run #{run_id} was not renamed: it is no longer stored (deleted in " \
                                               "another tab?)."
     else:
-        named = md_literal(new_name.strip())  # st.success renders Markdown: the name stays as typed
+        named = common.md_text(new_name.strip())  # st.success renders Markdown: the name stays as typed
         st.session_state["compare_flash"] = (f"Run #{run_id} is now called “{named}”." if new_name.strip()
                                              else f"Run #{run_id} has no name now.")
 
@@ -462,9 +451,9 @@ for r in full:
     m = r["metrics"]
     parts = m.get("bytes_breakdown")
     parts = {k: v for k, v in parts.items() if is_number(v)} if isinstance(parts, dict) else {}
-    metrics_rows[md_literal(label[r["id"]])] = {  # st.table renders its headers and cells as Markdown
-        "Model": md_literal(r["model"]), "Technique": md_literal(r["technique"]),
-        "Recipe": md_literal(summary(r["recipe"])),
+    metrics_rows[common.md_text(label[r["id"]])] = {  # st.table renders its headers and cells as Markdown
+        "Model": common.md_text(r["model"]), "Technique": common.md_text(r["technique"]),
+        "Recipe": common.md_text(summary(r["recipe"])),
         "Artifact size": show(r["artifact_bytes"], common.kb), "Compression ratio": show(r["ratio"], common.ratio),
         "Test accuracy": share(r["accuracy"]), "Dense accuracy": share(r["dense_accuracy"]),
         "Agreement with dense": share(r["agreement"]),
@@ -501,7 +490,7 @@ if not layers.empty:
 cols = st.columns(min(4, len(full)))
 for i, r in enumerate(full):
     if r["artifact"] is not None:
-        cols[i % len(cols)].download_button(f"Artifact {md_literal(label[r['id']])} (.cpg)", r["artifact"],
+        cols[i % len(cols)].download_button(f"Artifact {common.md_text(label[r['id']])} (.cpg)", r["artifact"],
                                             on_click="ignore",
                                             file_name=f"{r['model']}-run{r['id']}.cpg", mime="application/octet-stream",
                                             key=f"dl_artifact_{r['id']}")

@@ -390,8 +390,9 @@ def shown_texts(at):
 
 
 def literal(text):
-    """What Markdown shows for `text` once common.md_text's backslash escapes are read."""
-    return re.sub(r"\\(.)", r"\1", text)
+    """What Markdown shows for `text` once common.md_text's backslash escapes are read (and its invisible word
+    joiners, which keep a URL from becoming a link, are not seen)."""
+    return re.sub(r"\\(.)", r"\1", text).replace("\u2060", "")
 
 
 def assert_no_markdown_from(at, *user_texts):
