@@ -91,8 +91,9 @@ def reference_choice(refs):
     ref_sets = [src for src in viz.REFERENCE_SETS if any(r["source"] == src for r in refs)]
     return st.radio("Benchmark reference points", ["none"] + ref_sets, index=min(1, len(ref_sets)), horizontal=True,
                     format_func=lambda s: viz.REFERENCE_SETS.get(s, "none"), key="compare_refs",
-                    help="Measured by bench/deep_compression.py (the paper's three stages, fine-tuned) and "
-                         f"bench/techniques.py (the best recipe of each technique at a size budget): {BENCH}")
+                    help="Measured by bench/deep_compression.py (the paper's three stages, fine-tuned), "
+                         "bench/techniques.py (the best recipe of each technique at a size budget) and bench/beyond.py "
+                         f"(a size budget fit layer by layer, each sample model ResNet-8 included): {BENCH}")
 
 
 def layout(fig, xs):

@@ -645,12 +645,18 @@ def recipe_summary(recipe_json):
 
 
 DENSE = "dense float32"  # the recipe column bench/ writes for a model's unchanged weights
+# the source of bench/beyond.py's points: its table of each model (beyond_<model>.csv: a size budget fit per layer,
+# beside the dense model; its variants (seeds, settings tried) are not reference points)
+BEYOND = "beyond"
 
 
 def reference_points(folder):
-    """Rows of every CSV in `folder` that has numeric artifact_bytes and accuracy columns (e.g. bench/results).
+    """Rows of every CSV in `folder` that has numeric artifact_bytes and accuracy columns (e.g. bench/results), and
+    those of bench/beyond.py's table of each model (beyond_<model>.csv: bytes, accuracy_% and method columns), as
+    source BEYOND.
 
-    Returns dicts: source (file name), model, label (its recipe column), artifact_bytes, accuracy, ratio.
+    Returns dicts: source (file name, or BEYOND), model, label (its recipe or method column), artifact_bytes,
+    accuracy (a fraction), ratio.
     A DENSE row (the model's unchanged weights) is put at the dense float32 bytes every card, caption and ratio
     measures against (README, "One dense size"): its artifact_bytes are the unchanged weights' artifact, header
     included (LeNet-5: 1,724.701 KB where the cards say 1,724.3 KB); its ratio is dense float32 bytes over those,
@@ -665,9 +671,16 @@ def reference_points(folder):
         try:
             with open(path, newline="", encoding="utf-8") as f:
                 for rec in csv.DictReader(f):
+                    source, label = path.name, rec.get("recipe") or ""
                     try:
-                        size, acc = float(rec["artifact_bytes"]), float(rec["accuracy"])
-                    except (KeyError, TypeError, ValueError):
+                        if "artifact_bytes" in rec:
+                            size, acc = float(rec["artifact_bytes"]), float(rec["accuracy"])
+                        elif path.name == f"beyond_{rec.get('model')}.csv":
+                            size, acc = float(rec["bytes"]), float(rec["accuracy_%"]) / 100
+                            source, label = BEYOND, rec.get("method") or ""
+                        else:
+                            continue
+                    except (KeyError, TypeError, ValueError):  # a paper's row (a ratio, no bytes), a broken one
                         continue
                     if not (math.isfinite(size) and math.isfinite(acc)) or size <= 0:
                         continue
@@ -676,10 +689,9 @@ def reference_points(folder):
                         ratio = float(ratio) if ratio not in (None, "") else None
                     except ValueError:
                         ratio = None
-                    label = rec.get("recipe") or ""
                     if label == DENSE and ratio:
                         size = round(size * ratio)
-                    rows.append({"source": path.name, "model": rec.get("model") or "", "label": label,
+                    rows.append({"source": source, "model": rec.get("model") or "", "label": label,
                                  "artifact_bytes": size, "accuracy": acc, "ratio": ratio})
         except (OSError, UnicodeDecodeError, csv.Error):
             continue

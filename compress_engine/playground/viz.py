@@ -14,6 +14,8 @@ import numbers
 
 import numpy as np
 
+from .store import BEYOND
+
 # torch and the engine's modules on it are imported by the two functions that need them: a chart's ticks and
 # palette (Home's first paint) come from here without torch's 1-2 s import.
 
@@ -319,7 +321,8 @@ def chart_text(text):
 # benchmark reference points (store.reference_points rows) as labelled series
 
 REFERENCE_SETS = {"deep_compression.csv": "Deep Compression stages",
-                  "techniques.csv": "each technique at 1/8-1/64 of the dense size"}
+                  "techniques.csv": "each technique at 1/8-1/64 of the dense size",
+                  BEYOND: "a size budget fit per layer"}  # bench/beyond.py's table of each sample model
 
 
 def reference_series(points, source):
