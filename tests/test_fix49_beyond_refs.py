@@ -41,3 +41,11 @@ def test_resnet8_runs_alone_get_reference_points(tmp_path, monkeypatch, fmnist):
     assert [t["name"] for t in refs] == ["bench: resnet-8"]
     assert "budget 30.74 KB" in refs[0]["text"]  # bench/results/beyond_resnet-8.csv's fit
     assert (ROOT / "bench" / "results" / "beyond_resnet-8.csv").exists()
+
+
+def test_compare_says_the_sidebar_model_does_not_filter_it(tmp_path, monkeypatch):
+    """The sidebar's model picker has no effect on Compare (it has its own Models filter): a reviewer switched it and
+    wondered why nothing changed. The sidebar says so on this page."""
+    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
+    at = app().run().switch_page("pages/compare.py").run()
+    assert any("Compare shows the saved runs of every model" in c.value for c in at.sidebar.caption)
