@@ -396,6 +396,13 @@ def _encode(tensors, grids, meta, huffman):
     return _assemble(meta, records, sections), fixed - sum(map(len, sections))
 
 
+def fits_limits(shapes):
+    """Whether tensors of these shapes fit the format's caps: MAX_ELEMENTS in total, MAX_NDIM dims each (encode()
+    refuses anything else; compress() checks its model against this before any work)."""
+    shapes = list(shapes)
+    return sum(math.prod(s) for s in shapes) <= MAX_ELEMENTS and all(len(s) <= MAX_NDIM for s in shapes)
+
+
 def encode(tensors, grids=None, meta=None, huffman=False):
     """Serialize named tensors as the smallest artifact we can make; decode() restores them bit-exactly,
     each in its own dtype (DTYPES; anything else is an ArtifactError naming the tensor).
@@ -414,7 +421,7 @@ def encode(tensors, grids=None, meta=None, huffman=False):
     if unknown:
         _fail(f"grids given for unknown tensors: {unknown[:5]}")
     shapes = {k: tuple(torch.as_tensor(t).shape) for k, t in tensors.items()}
-    if sum(math.prod(s) for s in shapes.values()) > MAX_ELEMENTS or any(len(s) > MAX_NDIM for s in shapes.values()):
+    if not fits_limits(shapes.values()):
         _fail(f"artifact limit: at most {MAX_ELEMENTS} elements in total and {MAX_NDIM} dimensions per tensor")
     blob, saved = _encode(tensors, grids, meta, huffman)
     if huffman and saved < 64 * (len(tensors) + 1):

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import torch
 
 from . import cluster, distill, flops, prune, quantize, structured
+from . import encode as artifact_format
 from .encode import Affine, Codebook, breakdown_and_codings, encode
 from .data import IGNORE, check_dataset
-from .errors import CompressError, RecipeError
+from .errors import CompressError, ModelError, RecipeError
 from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     plain_module, state_bytes, student_mlp)
@@ -212,9 +213,51 @@ def check_recipe(model, recipe, data, student=None):
         if unknown:
             raise RecipeError(f"layers names {', '.join(map(repr, unknown[:3]))}, not a compressible weight of the "
                               f"model; its layers are: {', '.join(list(known)[:12])}")
+    pruned = None
     if recipe.structured and recipe.prunes() and (student is not None or not distilling):  # traceable? layers known?
-        structured.prune_structured(student if distilling else model, recipe.sparsity, data.x("test")[:2],
-                                    amounts=structured.weight_amounts(recipe.layer_sparsities()))  # still runs?
+        pruned = structured.prune_structured(student if distilling else model, recipe.sparsity, data.x("test")[:2],
+                                             amounts=structured.weight_amounts(recipe.layer_sparsities()))  # runs?
+    check_artifact_limit(recipe, data, student if distilling else model, pruned)
+
+
+def check_artifact_limit(recipe, data, target, pruned=None):
+    """Refuse, before any work, a model whose state the artifact format cannot hold (encode.fits_limits: at most
+    encode.MAX_ELEMENTS numbers in all), which encode() would refuse only after pruning and fine-tuning. `target` is
+    the model compress() compresses (the student when distilling; None: the default student), `pruned` its
+    structured-pruned copy when the recipe prunes units: the artifact holds that smaller model, so a recipe whose
+    structured pruning brings the model under the cap goes through. A default student that structured pruning
+    shrinks after distillation is not checked here (encode() still refuses it)."""
+    if target is None:
+        if recipe.structured and recipe.prunes():
+            return
+        with torch.device("meta"):  # counted without allocating its weights
+            target = student_mlp(recipe.student_width, data)
+    module = target if pruned is None else pruned
+    if artifact_format.fits_limits(t.shape for t in module.state_dict().values()):
+        return
+    module = deployed(module)  # BatchNorms folded, as compress() encodes the model: fewer tensors
+    shapes = {k: tuple(t.shape) for k, t in module.state_dict().items()}
+    if artifact_format.fits_limits(shapes.values()):
+        return
+    cap, ndim = artifact_format.MAX_ELEMENTS, artifact_format.MAX_NDIM
+    deep = [k for k, shape in shapes.items() if len(shape) > ndim]
+    if deep:
+        raise ModelError(f"tensor {deep[0]!r} has {len(shapes[deep[0]])} dimensions; the artifact format holds at most "
+                         f"{ndim} per tensor (encode.MAX_NDIM), so compress() could not write it: reshape it to "
+                         "fewer dimensions")
+    n = sum(math.prod(shape) for shape in shapes.values())
+    which = "the student" if recipe.temperature is not None else "the model"
+    if pruned is not None:
+        raise RecipeError(f"structured pruning at sparsity={recipe.sparsity} leaves {which} {n:,} numbers (parameters "
+                          f"and buffers), more than {cap:,}, the artifact format's cap on the numbers an artifact "
+                          f"holds (encode.MAX_ELEMENTS), so compress() could not write it: remove more units (a "
+                          f"higher sparsity; a layer the recipe keeps whole with layers= counts in full)")
+    raise ModelError(f"{which} holds {n:,} numbers (parameters and buffers), more than {cap:,}, the artifact format's "
+                     f"cap on the numbers an artifact holds (encode.MAX_ELEMENTS), so compress() would fail at its "
+                     f"last step, after pruning and fine-tuning: unstructured pruning, clustering and quantization "
+                     f"keep every tensor's shape, so they cannot bring it under; structured pruning "
+                     f"(Recipe(structured=True, sparsity=...)) removes whole units and can, or distil it into a "
+                     f"smaller student (a temperature, with student= or student_width)")
 
 
 def warn_if_not_smaller(teacher, student, recipe, data):
