@@ -825,12 +825,15 @@ def _csv_stream(path):
 
 
 def _lines(path, chunk=1 << 20):
-    """How many lines `path` has (newlines, and one more for a last line without one): at least its CSV rows."""
+    """How many lines `path` has, ended as the csv module ends them (\\n, \\r\\n or a lone \\r, as Excel for Mac's
+    "CSV (Macintosh)" writes), and one more for a last line without an end: at least its CSV rows."""
     n, last = 0, b"\n"
     with open(path, "rb") as f:
         while block := f.read(chunk):
-            n, last = n + block.count(b"\n"), block[-1:]
-    return n + (last != b"\n")
+            n += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+            n -= last == b"\r" and block[:1] == b"\n"  # a CR LF split between two blocks is one line end
+            last = block[-1:]
+    return n + (last not in (b"\n", b"\r"))
 
 
 def _csv_table(path, labels, drop):
@@ -863,6 +866,8 @@ def _csv_table(path, labels, drop):
     pick, label_of, kept = operator.itemgetter(*features, 0), operator.itemgetter(*at, 0), []
     n = 0
     for i, row in rows:
+        if n == len(x):  # more rows than line ends counted (none should be): room for as many again
+            x = np.concatenate([x, np.empty((max(n, 1), len(features)), np.float32)])
         try:
             x[n] = pick(row)[:-1]  # numpy parses the strings (the 0 makes one feature a tuple too)
             ok = np.isfinite(x[n]).all()
