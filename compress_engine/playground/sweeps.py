@@ -137,10 +137,11 @@ def too_few_cpus(threads, cpus, where):
 def _init_within(ray, address, deadline):
     """ray.init(address) that gives up after `deadline` s. It runs in a helper thread (ray.init cannot be stopped from
     outside), so Ctrl-C still stops the wait; a call given up on may go on trying in that thread until Ray's own
-    retries end, but the sweep does not wait for it."""
+    retries end, but the sweep does not wait for it, and if it joins after all it leaves at once (ray.shutdown):
+    a later sweep of this process must not find a runtime nobody owns."""
     import logging
     import threading
-    out = []
+    out, lock, gave_up = [], threading.Lock(), []
 
     def quiet(record):  # Ray's notice that a thread other than the main one has no SIGTERM handler to set
         return "SIGTERM handler" not in record.getMessage()
@@ -150,23 +151,35 @@ def _init_within(ray, address, deadline):
         log.addFilter(quiet)
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
-            out.append(None)
+            result = None
         except BaseException as e:  # handed to the caller's thread
-            out.append(e)
+            result = e
         finally:
             log.removeFilter(quiet)
+        with lock:
+            late = bool(gave_up)
+            out.append(result)
+        if late and result is None:
+            ray.shutdown()
 
     thread = threading.Thread(target=join, name="ray.init", daemon=True)
     thread.start()
-    thread.join(deadline)  # a timed join: Ctrl-C interrupts it
-    if not out:
+    try:
+        thread.join(deadline)  # a timed join: Ctrl-C interrupts it
+    finally:
+        with lock:
+            if not out:  # given up (the deadline, or Ctrl-C): a join that comes later leaves at once
+                gave_up.append(True)
+    if gave_up:
         raise ConnectionError(f"no Ray cluster answered there within {deadline:g} s (another service may be "
                               "listening on that port)")
     if out[0] is not None:
         raise out[0]
 
 
-_AUTH_SIGNS = ("Unauthenticated", "InvalidAuthToken", "AuthenticationError", "auth_token", "token")
+# Ray's words for a cluster that wants a token this process lacks (not "token" alone: a JSON parser's "unexpected
+# token" is no authentication problem)
+_AUTH_SIGNS = ("Unauthenticated", "InvalidAuthToken", "AuthenticationError", "auth_token", "authentication token")
 
 
 def connect_error(address, e):
