@@ -41,8 +41,6 @@ def summary(recipe_json):
         return f"unreadable recipe: {str(e)[:120]}"
 
 
-# where GitHub-flavoured Markdown makes a link of plain text (an URL, "www.", an e-mail address): st.table linked a run
-# named '<a href="https://evil.example/x">' whatever common.md_text escaped, as it finds links in the unescaped text
 def sweep_summary(recipe_json, sweep, field):
     """A sweep point's recipe, the value it was swept to first: 'sparsity=90 % · sweep #3 · clusters=16, huffman=True'
     (the sweep's points differ there; at 1,280 px the rest of the column is cut)."""
@@ -412,8 +410,8 @@ if pending:
     if yes.button("Yes, delete", type="primary"):
         try:
             n = store.delete(pending)
-        except ce.CompressError as e:
-            st.error(f"Could not delete: {e}")
+        except ce.CompressError as e:  # said after the rerun below (an error drawn here would vanish with it)
+            st.session_state["compare_warning"] = common.md_text(f"Could not delete: {e}")
         else:
             st.session_state["compare_flash"] = f"Deleted {n} run{'s' * (n != 1)}."
         st.session_state.pop("pending_delete", None)
@@ -425,13 +423,14 @@ if pending:
 # --- side by side -------------------------------------------------------------------------------
 st.subheader("Side by side")
 if not selected:
-    st.info("Select runs in the table to compare their metrics and per-layer sparsity here.")
+    st.info("Select runs in the table (or by number or name in **Selected runs** under it) to compare their metrics "
+            "and per-layer sparsity here.")
     st.stop()
 
 try:
     full = [r for r in (store.get(i) for i in selected) if r is not None]
 except ce.CompressError as e:  # e.g. a row whose metrics another program damaged: it can still be deleted
-    st.error(f"Cannot show the selected runs side by side: {e}")
+    st.error(common.md_text(f"Cannot show the selected runs side by side: {e}"))
     st.stop()
 label = {r["id"]: f"#{r['id']} {r.get('name') or r['technique']}" for r in full}  # plain text: charts, dataframes
 LEGEND_CHARS = 32  # a run's name in the chart's legend: longer ones squeezed the plot to 60 px (200 are allowed)
