@@ -197,11 +197,13 @@ def _brief(value):
 
 def _unique_keys(pairs):
     """A JSON object of a recipe as a dict, refusing a key given twice (json.loads would keep the last silently:
-    {"sparsity": 0.5, "sparsity": 0.9} is 0.9)."""
+    {"sparsity": 0.5, "sparsity": 0.9} is 0.9). The message calls the key a layer when it names one in `layers`
+    (an object of a layer's fields, under a name no field has), a field otherwise."""
     out = {}
     for k, v in pairs:
         if k in out:
-            raise RecipeError(f"recipe JSON gives {k[:80]!r} twice: give each field once")
+            what = "layer" if isinstance(v, dict) and k not in FIELD_NAMES else "field"
+            raise RecipeError(f"recipe JSON gives {k[:80]!r} twice: give each {what} once")
         out[k] = v
     return out
 
