@@ -279,12 +279,14 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     zoo.scan_dir of a sample model); the allocation can only choose among
     its sparsities, so a finer grid where the big layers sit (sensitivity.scan(..., sparsities=...)) lets it land
     closer: bench/beyond.py's LeNet-300-100 lost 0.27 points at 64x on average instead of 0.44 with one. progress(step, total, loss,
-    accuracy) reports fine-tuning (return False to stop: train.Stopped). kd: fine-tune on the dense model's
+    accuracy) reports fine-tuning (return False to stop: train.Stopped), and the cluster scan between its two steps
+    as (the steps done, total, None, None). kd: fine-tune on the dense model's
     soft targets at this temperature (Recipe.finetune_kd); teacher_logits: another model's logits on every
     training input (N, C) to follow instead (a stronger model of the zoo, as in quantized distillation,
     Polino et al. 2018), with kd's temperature. With kd and no teacher_logits, the dense model's own answers on
     every training input are computed first (ResNet-8's 60,000: about a minute), with no fine-tuning step to
-    report: answers_progress(done, total) follows them in inputs (return False to stop: train.Stopped). focus: prune with Recipe.prune_focus (the kept weights
+    report: answers_progress(done, total) follows them in inputs (return False to stop: train.Stopped). scan_progress(
+    step, total, None, accuracy) follows the scan it makes when not given one, point by point (False stops it). focus: prune with Recipe.prune_focus (the kept weights
     gather in fewer units and inputs, whose positions cost less; the scan then prices that pruning too).
     RecipeError, before any training, if the budget cannot hold the smallest setting of every layer with some room
     (the message names the smallest budget that does, in KB).
@@ -317,8 +319,10 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
         raise refused
     room = budget_bytes * (1 - MARGIN) - fixed
     if scan is None:
+        points = None if scan_progress is None else (  # point by point: the scan's reports inside a point are not
+            lambda step, total, loss, acc: None if acc is None else scan_progress(step, total, loss, acc))  # passed on
         scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus,
-                                shipped=shipped, progress=scan_progress)
+                                shipped=shipped, progress=points)
         names = [la["name"] for la in scan["layers"]]
     # refused here, before any training, with a safe need: after pruning and fine-tuning, the smallest settings'
     # bytes, the header and the entropy coding all come out a little larger than the scan predicts, and a budget
@@ -343,8 +347,11 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     tracker.done = steps
 
     # step 2: cluster counts on the pruned model, under what is left
+    # the cluster scan between the two stages: progress hears from it at the count fine-tuning reached (loss and
+    # accuracy None, as fit() reports between its steps), and can stop it
     cscan = sensitivity.scan(pruned.model, data, sparsities=(0.0,), clusters=scan["clusters"], split="train",
-                             subset=scan["subset"], use_cache=False)
+                             subset=scan["subset"], use_cache=False,
+                             progress=(lambda *_: tracker(0, None, None, None)) if progress else None)
     target, attempts = float(budget_bytes), []
     probe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": 2} for n in names}},
                           epochs, lr, bias_bits, seed, kd, focus)

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cluster, prune
+from . import cluster, prune, train
 from .encode import Codebook, tensor_bytes
 from .data import IGNORE, SPLITS, check_dataset
 from .errors import RecipeError
@@ -169,9 +169,9 @@ def _kl(dense_logp, out, y):
     return float((kl if bool(scored.all()) else kl[scored]).mean())
 
 
-def gram(model, module, x, chunk=250):
+def gram(model, module, x, chunk=250, tick=None):
     """G = X^T X (float64) of the inputs `module` (nn.Linear, or nn.Conv1d/2d with groups=1) sees when `model`
-    runs on x, each input patch a row (convolutions unfolded); None for any other module."""
+    runs on x, each input patch a row (convolutions unfolded); None for any other module. tick() after each chunk."""
     conv = isinstance(module, (nn.Conv1d, nn.Conv2d))
     if not isinstance(module, nn.Linear) and not (conv and module.groups == 1 and module.padding_mode == "zeros"):
         return None
@@ -193,36 +193,53 @@ def gram(model, module, x, chunk=250):
         with torch.inference_mode():
             for i in range(0, len(x), chunk):
                 model(x[i:i + chunk])
+                if tick is not None:
+                    tick()
     finally:
         handle.remove()
     return sum(grams) if grams else None
 
 
-def refit(w, mask, g, damp=0.01):
+REFIT_MAX_INPUTS = 1200  # refit solves a kept x kept system per output unit (O(kept^3)): a unit keeping more inputs
+# keeps its magnitude-pruned weights instead. Every sample model's units are within it (the largest fan-in,
+# teacher-1200-1200's, is 1,200), so their scans are as before.
+
+
+def refit(w, mask, g, damp=0.01, tick=None):
     """The kept weights of each output unit re-fitted by least squares to reproduce the dense layer's outputs on
     the inputs whose Gram matrix is g (the optimal-brain-surgeon reconstruction SparseGPT and OBC use,
     damped by `damp` of the mean diagonal): a cheap stand-in for what fine-tuning recovers after pruning,
-    so that a scan with refit=True ranks settings by what is left after recovery, not before."""
+    so that a scan with refit=True ranks settings by what is left after recovery, not before.
+    Each unit costs a solve of its kept inputs (O(kept^3)): a unit that keeps more than REFIT_MAX_INPUTS inputs is
+    left as magnitude pruning left it (its kept weights as they were), which bounds a big layer's cost.
+    tick(), if given, is called after each unit solved (scan reports progress from it)."""
     w2 = w.reshape(w.shape[0], -1).double()
     m2 = mask.reshape(mask.shape[0], -1)
+    kept = m2.sum(1)
+    if not bool(((kept > 0) & (kept <= REFIT_MAX_INPUTS)).any()):  # no unit to solve
+        return torch.where(mask & (w != 0), w, 0.0)
     gw = w2 @ g
     out = torch.zeros_like(w2)
     eye_d = damp * float(g.diagonal().mean())
     for r in range(w2.shape[0]):
         keep = m2[r].nonzero().squeeze(1)
-        if keep.numel():
+        if keep.numel() > REFIT_MAX_INPUTS:
+            out[r, keep] = w2[r, keep]
+        elif keep.numel():
             a = g[keep][:, keep] + eye_d * torch.eye(keep.numel(), dtype=torch.float64)
             out[r, keep] = torch.linalg.solve(a, gw[r, keep])
+            if tick is not None:
+                tick()
     out = out.float().reshape(w.shape)
     return torch.where(mask & (out != 0), out, 0.0)  # +0.0 where pruned (and a weight refitted to exactly 0)
 
 
-def _pruned(w, sparsity, g=None, focus=0.0):
+def _pruned(w, sparsity, g=None, focus=0.0, tick=None):
     """`w` pruned to `sparsity` (magnitude, or prune.focus_scores with focus), its kept weights re-fitted when a
     Gram matrix g is given: the first of the pipeline's stages on one layer. The same for every cluster count, so a
     scan computes it once per sparsity (bench/scans.py --variant budget: LeNet-5's scan 30.8 -> 17.2 s at 2 threads)."""
     mask = prune.magnitude_mask(w, sparsity, focus=focus)
-    return torch.where(mask, w, 0.0) if g is None or sparsity == 0 else refit(w, mask, g)
+    return torch.where(mask, w, 0.0) if g is None or sparsity == 0 else refit(w, mask, g, tick=tick)
 
 
 def _shared(pruned, k):
@@ -267,9 +284,11 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     an estimate of the damage left after fine-tuning (what a size budget needs); refit=False is plain
     one-shot pruning (what the page teaches: Han et al.'s sensitivity curves). focus: prune as
     Recipe.prune_focus does (prune.focus_scores), for a budget whose recipe prunes that way.
-    progress(step, total, None, accuracy) is called after each point; returning False stops the scan
-    (raises train.Stopped, nothing is kept). With use_cache, a scan already on disk in `cache_dir` or in one of
-    the read-only `shipped` directories is returned at once, and a new one is written to `cache_dir`.
+    progress(step, total, None, accuracy) is called after each point, and progress(step, total, None, None) (the
+    points done so far) inside a long one, at least every train.REPORT_SECONDS (a big layer's Gram matrix and
+    refit); returning False stops the scan (raises train.Stopped, nothing is kept). With use_cache, a scan already
+    on disk in `cache_dir` or in one of the read-only `shipped` directories is returned at once, and a new one is
+    written to `cache_dir`.
     """
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
     model = plain_module(model)
@@ -295,14 +314,23 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     layers = [{"name": n, "shape": list(p.shape), "params": p.numel(),
                "dense_bytes": tensor_bytes(n, p.detach())} for n, p in params.items()]
     total, step, rows = len(params) * len(sparsities) * len(clusters), 0, []
+    reported = time.monotonic()
+
+    def alive():  # inside a long setting (a big layer's refit), progress(step, total, None, None) as fit() reports
+        nonlocal reported  # between its steps: at least every train.REPORT_SECONDS
+        if progress is not None and time.monotonic() - reported >= train.REPORT_SECONDS:
+            reported = time.monotonic()
+            if progress(step, total, None, None) is False:
+                raise Stopped("sensitivity scan stopped by the user")
+
     reruns = Reruns(work)
     for name, p in params.items():
         saved = p.detach().clone()
-        g = gram(work, owner(work, name)[0], x) if refit else None
+        g = gram(work, owner(work, name)[0], x, tick=alive) if refit else None
         evaluate = reruns.of(name, x, dense_out) or (lambda: logits(work, x))  # only what depends on this layer
         try:
             for s in sparsities:
-                pruned = _pruned(saved, s, g, focus)
+                pruned = _pruned(saved, s, g, focus, tick=alive)
                 for k in clusters:
                     w, grid = _shared(pruned, k)
                     with torch.no_grad():
@@ -312,6 +340,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
                     rows.append({"layer": name, "sparsity": s, "clusters": k, "accuracy": acc,
                                  "kl": damage, "bytes": tensor_bytes(name, w, grid)})
                     step += 1
+                    reported = time.monotonic()
                     if progress is not None and progress(step, total, None, acc) is False:
                         raise Stopped("sensitivity scan stopped by the user")
         finally:
