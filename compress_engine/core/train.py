@@ -120,8 +120,9 @@ def channels_last_ok(model, x):
     same outputs (to float rounding) in that layout as in the default one. A forward written for the default layout,
     such as x.view(x.size(0), -1) after a convolution (the tutorial LeNet's flatten), fails or differs in
     channels-last: such a model runs in the default layout, slower but right. Decided once per model (its
-    fast_eval_copy inherits the verdict); the model's weights are left in the default layout (a copy of
-    fast_eval_copy's that passes is laid out channels-last)."""
+    fast_eval_copy inherits the verdict), by a trial of the model's own forward on 2 of the inputs
+    (_probe_channels_last); the model's weights are left in the layout they had (a copy of fast_eval_copy's that
+    passes is laid out channels-last)."""
     if not (x.dim() == 4 and x.is_floating_point() and len(x) and has_conv(model)):
         return False
     known = _nhwc.get(model)
@@ -158,15 +159,33 @@ def _no_forward_hooks(model):
             setattr(m, name, hooks)
 
 
+@contextmanager
+def _layouts_kept(model):
+    """Inside the block, module.to(memory_format=...) may lay out `model`'s weights as it likes: after it, every
+    parameter holds its own tensor again and every buffer is its own again, in the layout the caller gave them (a
+    model the user put channels-last stays so)."""
+    kept = [(m, name, p, p.data) for m in model.modules() for name, p in m._parameters.items() if p is not None]
+    bufs = [(m, name, b) for m in model.modules() for name, b in m._buffers.items() if b is not None]
+    try:
+        yield
+    finally:
+        for m, name, p, data in kept:
+            p.data = data
+            m._parameters[name] = p
+        for m, name, b in bufs:
+            m._buffers[name] = b
+
+
 def _probe_channels_last(model, xb):
     """channels_last_ok's trial: model(xb) with weights and inputs in the default layout, then both channels-last,
     in eval mode without gradients (outside any inference mode, so the weights laid out stay ordinary tensors) nor
-    forward hooks; whether the two agree, None if the first fails. The weights are left in the default layout, the
-    mode as it was."""
+    forward hooks; whether the two agree, None if the first fails. It runs the model's own forward on these 2 inputs
+    (a forward that counts its inputs, or an observer in it, sees them); the weights are left as they were, each in
+    the layout it had, and the mode too."""
     was = model.training
     model.eval()
     try:
-        with torch.inference_mode(False), torch.no_grad(), _no_forward_hooks(model):
+        with torch.inference_mode(False), torch.no_grad(), _no_forward_hooks(model), _layouts_kept(model):
             model.to(memory_format=torch.contiguous_format)
             try:
                 plain = model(xb.contiguous())
