@@ -267,9 +267,9 @@ def _element_bits(name, t):
     return t.view(_TORCH_BITS[size]).numpy().reshape(-1).view(_UINT[size]), tuple(t.shape), dtype
 
 
-def _encode_tensor(name, t, grid, huffman):
-    """Pick the smallest layout for one tensor -> (record, its non-empty sections' bytes in SECTIONS order,
-    best size without Huffman)."""
+def _tensor_values(name, t, grid):
+    """What a tensor's coding is chosen from, whatever the coding: (bits, stored positions, shape, dtype name,
+    kind, the grid's values per layout or None)."""
     bits, shape, dtype = _element_bits(name, t)
     pos = np.flatnonzero(bits)
     if grid is not None and dtype != "float32":
@@ -282,6 +282,16 @@ def _encode_tensor(name, t, grid, huffman):
         kind, vals = "affine", _affine_values(name, grid, shape, bits, pos)
     else:
         _fail(f"tensor {name!r}: grid must be Codebook, Affine or None, got {type(grid).__name__}")
+    return bits, pos, shape, dtype, kind, vals
+
+
+def _encode_tensor(name, t, grid, huffman, values=None, write=True):
+    """Pick the smallest layout for one tensor -> (record, its non-empty sections' bytes in SECTIONS order,
+    best size without Huffman). `values`: _tensor_values' answer, if already computed. write=False (fixed-width
+    codes only: huffman=False) gives the sections' total length instead of their bytes, which are not written."""
+    bits, pos, shape, dtype, kind, vals = values or _tensor_values(name, t, grid)
+    if not write and huffman:
+        raise ValueError("write=False measures fixed-width codes only: huffman=False")
     best, fixed, coded = None, [], {}
     for layout in ("dense", "sparse", "bitmap"):
         if layout == "dense":
@@ -312,19 +322,22 @@ def _encode_tensor(name, t, grid, huffman):
     if layout == "sparse":
         gap = index
         rec.update(nonzero=int(pos.size), gap_bits=gap["b"], gap_symbols=gap["g"], gap_coding=gap["mode"])
-        sec["gap_table"], sec["gaps"] = entropy.stream_bytes(gap, entropy.gap_symbols(gap["d"], gap["b"]), gap["b"])
+        sec["gap_table"], sec["gaps"] = (entropy.stream_bytes(gap, entropy.gap_symbols(gap["d"], gap["b"]), gap["b"])
+                                         if write else (0, gap["size"]))  # fixed width: no table, size bytes
     elif layout == "bitmap":
         layout = rec["layout"] = index["layout"]
         rec.update(nonzero=int(pos.size), bitmap_axis=index["axis"], **index["fields"])
         sec["gaps"] = index["data"]()
     if kind == "raw":
-        sec["raw"] = _le(bits[pos] if layout != "dense" else bits)
+        sec["raw"] = _le(bits[pos] if layout != "dense" else bits) if write else stream["size"]
     else:
         rec.update(v["fields"], code_coding=stream["mode"])
         sec["codebook"] = v["table"]
-        sec["code_table"], sec["codes"] = entropy.stream_bytes(stream, v["codes"](), entropy.width(v["k"]))
-    rec["sections"] = {k: len(sec[k]) for k in SECTIONS if sec.get(k)}
-    return rec, [sec[k] for k in SECTIONS if sec.get(k)], min(fixed)
+        sec["code_table"], sec["codes"] = (entropy.stream_bytes(stream, v["codes"](), entropy.width(v["k"]))
+                                           if write else (0, stream["size"]))
+    lengths = {k: b if isinstance(b, int) else len(b) for k, b in sec.items()}
+    rec["sections"] = {k: lengths[k] for k in SECTIONS if lengths.get(k)}
+    return rec, [sec[k] for k in SECTIONS if lengths.get(k)] if write else sum(lengths.values()), min(fixed)
 
 
 def _bitmap_plan(shape, n, pos, huffman):
@@ -403,13 +416,33 @@ def fits_limits(shapes):
     return sum(math.prod(s) for s in shapes) <= MAX_ELEMENTS and all(len(s) <= MAX_NDIM for s in shapes)
 
 
-def encode(tensors, grids=None, meta=None, huffman=False):
+def _encode_both(tensors, grids, meta, plain_meta):
+    """_encode(tensors, grids, meta, True) and the length of _encode(tensors, grids, plain_meta, False), each
+    tensor's values computed once and the fixed-width sections measured, not written."""
+    records, sections, fixed, plain_records, plain_size = [], [], 0, [], 0
+    for name, t in tensors.items():
+        values = _tensor_values(name, t, grids.get(name))
+        rec, sec, fix = _encode_tensor(name, t, grids.get(name), True, values)
+        records.append(rec)
+        sections += sec
+        fixed += fix
+        rec, size, _ = _encode_tensor(name, t, grids.get(name), False, values, write=False)
+        plain_records.append(rec)
+        plain_size += size
+        del values, rec, sec
+    return (_assemble(meta, records, sections), fixed - sum(map(len, sections)),
+            len(_assemble(plain_meta, plain_records, [])) + plain_size)
+
+
+def encode(tensors, grids=None, meta=None, huffman=False, plain_meta=None):
     """Serialize named tensors as the smallest artifact we can make; decode() restores them bit-exactly,
     each in its own dtype (DTYPES; anything else is an ArtifactError naming the tensor).
 
     grids[name] (Codebook / Affine / None, float32 tensors only) says how the non-zero elements are
     represented; encode computes the codes and refuses (ArtifactError) any element that is not exactly
     on its grid. meta is any JSON-able dict (architecture, recipe), returned by read_meta().
+    With huffman=True and plain_meta (a dict) given, returns (artifact, plain length): the length of
+    encode(tensors, grids, plain_meta, huffman=False), measured in the same pass without writing it.
     """
     grids = dict(grids or {})
     meta = {} if meta is None else meta
@@ -423,13 +456,19 @@ def encode(tensors, grids=None, meta=None, huffman=False):
     shapes = {k: tuple(torch.as_tensor(t).shape) for k, t in tensors.items()}
     if not fits_limits(shapes.values()):
         _fail(f"artifact limit: at most {MAX_ELEMENTS} elements in total and {MAX_NDIM} dimensions per tensor")
-    blob, saved = _encode(tensors, grids, meta, huffman)
+    measure = huffman and plain_meta is not None
+    if measure:
+        if not isinstance(plain_meta, dict):
+            _fail(f"plain_meta must be a dict, got {type(plain_meta).__name__}")
+        blob, saved, plain = _encode_both(tensors, grids, meta, plain_meta)
+    else:
+        blob, saved = _encode(tensors, grids, meta, huffman)
     if huffman and saved < 64 * (len(tensors) + 1):
         # Huffman won by less than the header could have grown (a few bytes per changed field):
         # compare with the fixed-width artifact so huffman=True is never larger.
         fixed, _ = _encode(tensors, grids, meta, False)
         blob = fixed if len(fixed) <= len(blob) else blob
-    return blob
+    return (blob, plain) if measure else blob
 
 
 # ----------------------------------------------------------------------------- parse (untrusted)

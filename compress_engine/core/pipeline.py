@@ -355,10 +355,13 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     if r.bias_bits is not None:  # biases on a low-bit grid, after all training (they are a few hundred numbers)
         ctx.grids.update(quantize.quantize_biases(work, r.bias_bits))
     state = {k: v.detach().contiguous() for k, v in work.state_dict().items()}
-    artifact = encode(state, ctx.grids, artifact_meta(work, r), huffman=r.huffman)
-    # the same weights with fixed-width codes: what compress(recipe.replace(huffman=False)) writes, byte for byte
-    plain = (len(encode(state, ctx.grids, artifact_meta(work, r.replace(huffman=False)), huffman=False))
-             if r.huffman else len(artifact))
+    if r.huffman:  # and the length of the same weights with fixed-width codes: what compress(recipe.replace(
+        # huffman=False)) writes, byte for byte (measured in the same pass, not written)
+        artifact, plain = encode(state, ctx.grids, artifact_meta(work, r), huffman=True,
+                                 plain_meta=artifact_meta(work, r.replace(huffman=False)))
+    else:
+        artifact = encode(state, ctx.grids, artifact_meta(work, r), huffman=False)
+        plain = len(artifact)
     timings["encode"] = time.perf_counter() - t
     t = time.perf_counter()
 
