@@ -160,14 +160,19 @@ def _codebook_values(name, grid, bits, pos):
         _fail(f"tensor {name!r}: Codebook.values must be 1-D with 1..65536 entries, got shape {cb.shape}")
     cb = np.unique(cb.view(np.uint32))
     nz = bits[pos]
-    idx = np.minimum(np.searchsorted(cb, nz), cb.size - 1)
+    idx = np.searchsorted(cb, nz)
+    np.minimum(idx, cb.size - 1, out=idx)
+    idx = idx.astype(np.int32)  # codes are int32 (at most 65538 symbols): the same bytes as int64, half the memory
     ok = cb[idx] == nz
     _check_grid(name, nz, ok)
+    del nz
     used = np.bincount(idx[ok], minlength=cb.size) > 0
     table = cb[used]
     if not ok.all():
         table = np.append(table, np.uint32(NEG_ZERO))
-    codes = np.where(ok, (np.cumsum(used) - 1)[idx], table.size - 1)
+    codes = (np.cumsum(used) - 1).astype(np.int32)[idx]
+    del idx
+    codes[~ok] = table.size - 1
     hist = np.bincount(codes, minlength=table.size)
     n, m = bits.size, pos.size
     dense_table, dense_hist = table, hist
@@ -175,7 +180,7 @@ def _codebook_values(name, grid, bits, pos):
         dense_table, dense_hist = np.append(table, np.uint32(0)), np.append(hist, n - m)
 
     def dense_codes():
-        c = np.full(n, table.size, np.int64)
+        c = np.full(n, table.size, np.int32)
         c[pos] = codes
         return c
 
@@ -210,31 +215,55 @@ def _affine_value(d, scale):
 
 
 def _affine_values(name, grid, shape, bits, pos):
-    """Affine grid: codes are q - q_low; zeros use q = zp when that is exact, else extra values."""
+    """Affine grid: codes are q - q_low; zeros use q = zp when that is exact, else extra values.
+    Full-length temporaries are kept few and narrow (a per-tensor grid's scale and zero point stay scalars, codes
+    are int32, the float64 quotient is computed in place): the bytes are the same as with int64 and float64 copies."""
     scale, zp, qmin, qmax = _affine_grid(name, grid, shape)
     n, nch = bits.size, scale.size
     row = n // nch if nch > 1 else max(n, 1)
-    ch = pos // row
-    s, z, nz = scale[ch], zp[ch], bits[pos]
+    ch = (pos // row).astype(np.int32) if nch > 1 else None
+    s, z = (scale[ch], zp[ch]) if nch > 1 else (scale[:1], zp[:1])  # one channel: broadcast, not repeated
+    nz = bits[pos]
     with np.errstate(all="ignore"):
-        qf = np.rint(nz.view(np.float32).astype(np.float64) / s.astype(np.float64)) + z
-    inr = (qf >= qmin) & (qf <= qmax)
-    q = np.where(inr, qf, 0).astype(np.int64)
-    ok = inr & (_affine_value(q - z, s).view(np.uint32) == nz)
+        qf = nz.view(np.float32).astype(np.float64)
+        qf /= s.astype(np.float64)
+        np.rint(qf, out=qf)
+        qf += z
+        inr = (qf >= qmin) & (qf <= qmax)
+        q = qf.astype(np.int32)  # in range: an integer within int32 (_affine_grid); out of range: set to 0 below
+    del qf
+    q[~inr] = 0
+    d = q - z  # int64 (z is): q - zp, as the pipeline dequantizes
+    ok = _affine_value(d, s).view(np.uint32) == nz
+    del d
+    ok &= inr
+    del inr
     _check_grid(name, nz, ok)
+    del nz, s, z
     negz = not ok.all()
-    zeros = (row - np.bincount(ch, minlength=nch)) if n else np.zeros(nch, np.int64)
+    zeros = (row - np.bincount(ch, minlength=nch)) if n and nch > 1 else (
+        np.full(nch, row - pos.size, np.int64) if n else np.zeros(nch, np.int64))
+    del ch
     zexact = (zp >= qmin) & (zp <= qmax) & (_affine_value(np.zeros(nch), scale).view(np.uint32) == 0)
     params = _le(scale.view(np.uint32)) + _le(zp.astype(np.int32))
+    big = np.iinfo(np.int32)
+    qlo = int(np.min(q, initial=big.max, where=ok))  # the kept codes' range, without copying them out
+    qhi = int(np.max(q, initial=big.min, where=ok))
+    stored = int(np.count_nonzero(ok))
+    made = {}  # (q0, extra code) -> the nonzero elements' codes: layouts that agree share one array
 
     def layout(dense):
-        qs = q[ok]
         zq = zp[zexact & (zeros > 0)] if dense else zp[:0]
-        allq = np.concatenate([qs, zq])
-        q0, nq = (int(allq.min()), int(allq.max() - allq.min() + 1)) if allq.size else (0, 0)
+        lo = min([qlo] * bool(stored) + zq.tolist(), default=0)
+        hi = max([qhi] * bool(stored) + zq.tolist(), default=-1)
+        q0, nq = (lo, hi - lo + 1) if stored + zq.size else (0, 0)
         sp = ([0] if dense and (zeros[~zexact] > 0).any() else []) + ([NEG_ZERO] if negz else [])
         k = nq + len(sp)
-        nzc = np.where(ok, q - q0, nq + len(sp) - 1)
+        if (q0, k - 1) not in made:
+            nzc = q - np.int32(q0)
+            nzc[~ok] = k - 1
+            made[q0, k - 1] = nzc
+        nzc = made[q0, k - 1]
         zc = np.where(zexact, zp - q0, nq)  # code of a zero per channel (nq = the +0.0 extra value)
         hist = np.bincount(nzc, minlength=k)
         if dense:
@@ -244,7 +273,7 @@ def _affine_values(name, grid, shape, bits, pos):
         def codes():
             if not dense:
                 return nzc
-            c = np.repeat(zc, row)[:n] if nch > 1 else np.full(n, zc[0], np.int64)
+            c = np.repeat(zc.astype(np.int32), row)[:n] if nch > 1 else np.full(n, zc[0], np.int32)
             c[pos] = nzc
             return c
 
