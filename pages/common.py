@@ -202,7 +202,7 @@ def add_upload(data, filename):
     """Read weights with the engine, score the model on the whole test set (its dense accuracy, as a sample
     model's card has) and add it to this session's models; returns its name and the uploads it pushed out, oldest
     first (a file uploaded again is not new). CompressError if bad."""
-    net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB * units.MB)
+    net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB * units.MB, cost_limit=True)
     sha = hashlib.sha256(data).hexdigest()
     name = f"upload-{_stem(filename)}-{sha[:8]}"
     ds = _dataset(DATASET)

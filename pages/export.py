@@ -140,7 +140,7 @@ def uploaded_recipe():
 @st.cache_data(max_entries=8, show_spinner="Decoding the artifact and scoring it on the test set…")
 def check_artifact(data, dataset_name, _data):
     """Decode + score an uploaded artifact (cached by its bytes). Raises the engine's CompressError if bad."""
-    out = ce.evaluate_artifact(data, _data, max_params=zoo.MAX_UPLOAD_PARAMS)  # no larger model than an upload's
+    out = ce.evaluate_artifact(data, _data, max_params=zoo.MAX_UPLOAD_PARAMS, cost_limit=True)  # as an upload
     out.pop("model")
     out["breakdown"] = ce.size_breakdown(data)
     return out

@@ -10,7 +10,6 @@ checkpoint read with weights_only=True, so an uploaded file never runs code; the
 inferred from the tensor names and shapes.
 """
 
-import functools
 import hashlib
 import io
 import math
@@ -325,22 +324,26 @@ def folded_away(module, state):
         k.startswith(f"{norm}.") for _, norm in pairs for k in state)
 
 
-def evaluate_artifact(artifact, data, module=None, max_params=None):
+def evaluate_artifact(artifact, data, module=None, max_params=None, cost_limit=False):
     """Decode an artifact (into `module` when it is not a zoo architecture) and score it on data's test set: its
     accuracy (and mean IoU for labels per position, exact match for multi-label tags), or R² and RMSE for regression
     targets.
 
-    max_params (the dashboard passes MAX_UPLOAD_PARAMS: it checks what it would take as an upload) refuses, from the
-    header alone, before any tensor is decoded, an artifact whose tensors hold more values, or whose zoo architecture
-    costs more per input than check_cost allows an upload: OverLimit, naming the count and the limit."""
-    if max_params is not None:
+    The dashboard checks only what it would take as an upload, before any tensor is decoded: max_params (it passes
+    MAX_UPLOAD_PARAMS) refuses, from the header alone, an artifact whose tensors hold more values; cost_limit=True
+    (it passes that too) one whose zoo architecture costs more per input than UPLOAD_COST (check_cost, on the
+    architecture built with uninitialised weights): OverLimit, naming the count and the limit. By default a Python
+    caller's artifact is not limited."""
+    if max_params is not None or cost_limit:
         meta, shapes = read_shapes(artifact)
         total = sum(math.prod(s) for s in shapes.values())
-        if total > max_params:
+        if max_params is not None and total > max_params:
             raise OverLimit(f"the artifact's model has {total:,} weights; artifacts checked here are limited to "
                             f"{max_params:,}, as uploads are")
-        if module is None and meta.get("spec") is not None:
-            check_cost(meta["spec"], tuple(data.x("test").shape[1:]), "the artifact's model")
+        if cost_limit and module is None and meta.get("spec") is not None:
+            with torch.device("meta"):
+                bare = build(meta["spec"])
+            check_cost(bare.to_empty(device="cpu"), tuple(data.x("test").shape[1:]), "the artifact's model")
     model, meta = decode_model(artifact, module)
     return score_decoded(model, meta, len(artifact), data)
 
@@ -457,56 +460,56 @@ class OverLimit(ModelError):
     """A valid upload or artifact whose model is larger, or costs more to run, than the dashboard takes."""
 
 
-# What an upload's (or a checked artifact's) model may cost per input, as a multiple of the largest sample model's:
-# scoring it runs the whole test set, in the session's own thread (the samples' costs: sample_costs)
-COST_FACTOR = 4
+# What the dashboard lets an upload's (or a checked artifact's) model cost per Fashion-MNIST image: it scores that
+# model on the whole test set (10,000 images, in batches of 256: train.batches) in the session's own thread, so a
+# model at these limits must score it in about a minute at 1 thread and hold under 1 GB per batch (measured on the
+# 2-core machine: the commit adding them). FLOPs as flops.count counts them: ResNet-8 at twice its widths
+# (296,344,576) fits, a one-block ResNet of width 128 (464,230,912) does not. The largest layer output: 256
+# channels of 28x28 values (a LeNet-5 of 256 first filters makes 147,456).
+MAX_UPLOAD_FLOPS = 300_000_000
+MAX_UPLOAD_VALUES = 256 * INPUTS
+UPLOAD_COST = (MAX_UPLOAD_FLOPS, MAX_UPLOAD_VALUES)
 
 
-def cost(spec, shape=IMAGE):
-    """(FLOPs, the largest output of any layer in values) of one input of `shape` through `spec`'s model, as
-    flops.count counts FLOPs; counted on the meta device, so nothing is allocated whatever sizes the spec claims.
-    None for a model that does not run on such an input (its evaluation fails at the first batch, saying why)."""
-    with torch.device("meta"):
-        model = build(spec).eval()
-        x = torch.empty(1, *shape)
+def cost(model, shape=IMAGE):
+    """(FLOPs, the largest output of any layer in values) of one input of `shape` through `model`, FLOPs as
+    flops.count counts them (its counter leaves torch._dynamo unimported, which a forward on the meta device imports:
+    1.1 s on a first upload); None for a model that does not run on such an input (its evaluation fails at the first batch,
+    saying why). The model runs once more, in eval mode (its mode is restored), on one zero input."""
+    x = torch.zeros(1, *shape)
     sizes = [0]
+    was = model.training
+    model.eval()
     hooks = [m.register_forward_hook(lambda m, args, out: sizes.append(out.numel() if isinstance(out, torch.Tensor)
                                                                        else 0)) for m in model.modules()]
     try:
         with torch.no_grad():
             model(x)
+        n = flops.count(model, x)
     except Exception:  # noqa: BLE001 -- a mismatch of model and data, refused where it is evaluated
         return None
     finally:
         for h in hooks:
             h.remove()
-    return flops.count(model, x), max(sizes)
+        model.train(was)
+    return n, max(sizes)
 
 
-@functools.cache
-def sample_costs():
-    """{"flops": (the most FLOPs per input of a sample model, its name), "values": (the largest layer output of one,
-    its name)}, counted by cost() on a Fashion-MNIST image."""
-    costs = {name: cost(spec) for name, (spec, _) in cards.SAMPLES.items()}
-    return {what: max(((c[i], name) for name, c in costs.items()), key=lambda t: t[0])
-            for i, what in enumerate(("flops", "values"))}
-
-
-def check_cost(spec, shape, what):
-    """Refuse (OverLimit) `spec`'s model if one input of `shape` costs more FLOPs, or makes a larger layer output,
-    than COST_FACTOR times the largest sample model's: evaluating it would hold the session for minutes and GBs
-    (a LeNet-5 of 4,000 first filters needs GBs of activations for one batch)."""
-    got = cost(spec, shape)
+def check_cost(model, shape, what, limits=None):
+    """Refuse (OverLimit) `model` if one input of `shape` costs more FLOPs, or makes a larger layer output, than
+    `limits` (FLOPs, values; default UPLOAD_COST): scoring it would hold the dashboard's session for minutes and
+    GBs (a LeNet-5 of 4,000 first filters froze it for 400 s at 4.6 GB)."""
+    got = cost(model, shape)
     if got is None:
         return
-    for (n, unit), (most, sample) in zip(zip(got, ("FLOPs per input", "values in its largest layer output")),
-                                          sample_costs().values()):
-        if n > COST_FACTOR * most:
-            raise OverLimit(f"{what} needs {n:,} {unit}; models here are limited to {COST_FACTOR * most:,} "
-                            f"({COST_FACTOR}x the largest sample model's, {sample}: {most:,})")
+    for n, most, unit in zip(got, limits or UPLOAD_COST, ("FLOPs per input", "values in its largest layer output")):
+        if n > most:
+            raise OverLimit(f"{what} needs {n:,} {unit}; models uploaded or checked here are limited to {most:,} "
+                            "(the dashboard scores them on the whole test set as you wait); the Python API and "
+                            "the command line take it")
 
 
-def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
+def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES, cost_limit=False):
     """An uploaded weight file (`data`: its bytes; `filename`: its name) -> the model it holds (eval mode); no byte of
     it can run code.
 
@@ -519,7 +522,8 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
     any widths or a ResNet of 1-6 blocks at any widths (BatchNorm or folded); the architecture is
     inferred from the names and shapes. Anything else (too big,
     empty, corrupt, code, non-tensors, unknown names, wrong shapes or dtypes, NaN/inf) raises
-    ModelError naming the file, the problem and how to fix it.
+    ModelError naming the file, the problem and how to fix it. cost_limit=True (the dashboard's) also refuses a
+    model costing more per input than UPLOAD_COST (check_cost: OverLimit); a Python caller's is not limited.
     """
     name = _file_label(filename)
     suffix = Path(filename).suffix.lower()
@@ -533,7 +537,8 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES):
         model = from_state_dict(spec, state)
     except ModelError as e:
         raise ModelError(f"{name}: {e}") from None
-    check_cost(spec, IMAGE, name)  # before anything runs it; an upload is read as a Fashion-MNIST model
+    if cost_limit:
+        check_cost(model, IMAGE, name)  # before it is scored; an upload is read as a Fashion-MNIST model
     return model
 
 
