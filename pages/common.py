@@ -154,8 +154,10 @@ def sidebar():
     st.sidebar.file_uploader(
         "Your own weights (.safetensors / .pt, state_dict only)", type=["safetensors", "pt", "pth"],
         key="weights_upload", on_change=_on_weights_upload, max_upload_size=MAX_WEIGHTS_MB,
-        help=f"A state dict of compress_engine's MLP (784 inputs, 10 classes, any hidden sizes), LeNet-5 (any "
-             f"widths) or ResNet (1 to 6 blocks, any widths, BatchNorm or folded), up to {MAX_WEIGHTS_MB} MB. It is "
+        help=f"A state dict of compress_engine's MLP (784 inputs, 10 classes), LeNet-5 or ResNet (1 to 6 blocks, "
+             f"BatchNorm or folded), of any widths up to {MAX_WEIGHTS_MB} MB and up to the cost per image at which this "
+             "server scores the test set in about a minute (a model over it is refused with its count and the "
+             "limit). It is "
              "read without running code (safetensors, or torch.load with weights_only=True) and scored on the test "
              f"set; it stays in this session only. A session keeps {MAX_UPLOADS} uploads: another one drops the "
              "oldest (the message says which).")
