@@ -369,6 +369,11 @@ elif fit is not None:
                      f"{m['nonzero_params']:,} non-zero parameters of {m['dense_params']:,}, as the other pages "
                      "count them.")
     common.collapse_warning(m["accuracy"], m["dense_accuracy"])  # a fit at chance level: its ratio means nothing
+    if not plan.get("fits", True):  # every try came out over the budget (fit_budget's OverBudget, said here)
+        st.warning("Over the budget: " + ce.budget.over_budget(
+            plan["budget_bytes"], m["artifact_bytes"], len(plan["attempts"]),
+            fix="(the fine-tuned carried tensors or the coding took more than predicted): press Fit with a larger "
+                "budget"))
     # the fitted run as a file, replayable from its recipe (per-layer settings: compress() gives the same bytes)
     fit_recipe = ce.Recipe.from_json(fit["recipe"])
     common.downloads(fit["artifact"], fit_recipe, f"{name}-fit-{kb:g}kb")

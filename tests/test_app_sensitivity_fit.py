@@ -134,3 +134,15 @@ def test_a_fit_at_chance_level_says_the_model_has_collapsed(fitted):
     fit["metrics"]["accuracy"] = 0.1  # Fashion-MNIST's test set: 1,000 images of each of 10 classes
     fitted.run()
     assert any("has collapsed" in w.value for w in fitted.warning)
+
+
+def test_a_fit_over_its_budget_says_so(fitted):
+    """fit_budget returns its last try with plan["fits"] False when every try came out over the budget (2b8045c): the
+    command line says so and exits 1, while the page showed the artifact under "budget 30 KB" with no word."""
+    assert not any("Over the budget" in w.value for w in fitted.warning)
+    key, fit = next((k, v) for k, v in fitted.session_state["trained"].items() if k[0] == "fit_budget")
+    fit["plan"]["fits"] = False
+    fit["metrics"]["artifact_bytes"] = fit["plan"]["budget_bytes"] + 321
+    fitted.run()
+    [said] = [w.value for w in fitted.warning if "Over the budget" in w.value]
+    assert "321 over the budget of 30,000 bytes" in said and "press Fit with a larger budget" in said

@@ -239,11 +239,11 @@ class OverBudget(UserWarning):
     """fit_budget's warning that its artifact is over the budget after every try (plan["fits"] is False)."""
 
 
-def over_budget(budget_bytes, n_bytes, tries):
-    """Why fit_budget's result does not fit: its artifact's bytes against the budget, after `tries` tries."""
+def over_budget(budget_bytes, n_bytes, tries, fix="(plan['fits'] is False): give a larger budget, or more retries"):
+    """Why fit_budget's result does not fit: its artifact's bytes against the budget, after `tries` tries, and `fix`,
+    what to do (a Python caller's by default; the dashboard says its own)."""
     return (f"the artifact is {n_bytes:,} bytes, {n_bytes - budget_bytes:,.0f} over the budget of "
-            f"{budget_bytes:,.0f} bytes after {tries} {'try' if tries == 1 else 'tries'} (plan['fits'] is False): "
-            f"give a larger budget, or more retries")
+            f"{budget_bytes:,.0f} bytes after {tries} {'try' if tries == 1 else 'tries'} {fix}")
 
 
 class _Offset:
