@@ -44,6 +44,7 @@ from pathlib import Path
 from ..core.errors import CompressError, StoreError
 from ..core.recipe import Recipe
 from . import units
+from .viz import BEYOND
 
 SCHEMA_VERSION = 3
 APP_ID = 0x43504753  # "CPGS": marks the file as a Compression Playground run store (PRAGMA application_id)
@@ -645,9 +646,6 @@ def recipe_summary(recipe_json):
 
 
 DENSE = "dense float32"  # the recipe column bench/ writes for a model's unchanged weights
-# the source of bench/beyond.py's points: its table of each model (beyond_<model>.csv: a size budget fit per layer,
-# beside the dense model; its variants (seeds, settings tried) are not reference points)
-BEYOND = "beyond"
 
 
 def reference_points(folder):

@@ -14,8 +14,6 @@ import numbers
 
 import numpy as np
 
-from .store import BEYOND
-
 # torch and the engine's modules on it are imported by the two functions that need them: a chart's ticks and
 # palette (Home's first paint) come from here without torch's 1-2 s import.
 
@@ -320,6 +318,10 @@ def chart_text(text):
 # -----------------------------------------------------------------------------
 # benchmark reference points (store.reference_points rows) as labelled series
 
+# the source of bench/beyond.py's points (store.reference_points): its table of each model (beyond_<model>.csv: a size
+# budget fit per layer, beside the dense model; its variants (seeds, settings tried) are not reference points). Here,
+# not in store: the store imports torch, and Home's first paint imports this module without it
+BEYOND = "beyond"
 REFERENCE_SETS = {"deep_compression.csv": "Deep Compression stages",
                   "techniques.csv": "each technique at 1/8-1/64 of the dense size",
                   BEYOND: "a size budget fit per layer"}  # bench/beyond.py's table of each sample model
