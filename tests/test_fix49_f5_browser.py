@@ -1,15 +1,8 @@
 """Light and dark theme in a real browser (Debian's Chromium): chart axis text readable on either theme's page, and a
 keyboard focus outline on the sidebar's page links and on radio options."""
 
-import os
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-from chromium import CHROMIUM, have_chromium, launch, streamlit_server  # noqa: E402
+from test_browser import browser, server  # noqa: F401 -- the suite's Chromium and Streamlit server fixtures
 
 pytestmark = pytest.mark.browser
 
@@ -29,25 +22,6 @@ CONTRAST = """() => {
   }
   return out;
 }"""
-
-
-@pytest.fixture(scope="module")
-def server(fmnist):
-    if not have_chromium():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: `bash scripts/dev.sh test` installs Debian's chromium")
-        pytest.skip(f"no Chromium at {CHROMIUM} (install it with `apt-get install chromium`)")
-    with streamlit_server(timeout=120) as (url, _proc):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def pruning(browser, server, scheme):
