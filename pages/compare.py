@@ -41,17 +41,6 @@ def summary(recipe_json):
         return f"unreadable recipe: {str(e)[:120]}"
 
 
-def sweep_summary(recipe_json, sweep, field):
-    """A sweep point's recipe, the value it was swept to first: 'sparsity=90 % · sweep #3 · clusters=16, huffman=True'
-    (the sweep's points differ there; at 1,280 px the rest of the column is cut)."""
-    try:
-        recipe = ce.Recipe.from_json(recipe_json)
-        rest = runstore.recipe_summary(recipe.replace(**{field: getattr(ce.Recipe(), field)}))
-        return f"{runstore.field_text(field, getattr(recipe, field))} · {str(sweep).split(':')[0]} · {rest}"
-    except (ce.CompressError, AttributeError, TypeError):  # damaged row, or a field this engine no longer has
-        return f"{str(sweep).split(':')[0]} · {summary(recipe_json)}"
-
-
 def fewer_flops(x):
     """A run's FLOPs against the dense model's (viz.flops_ratio) in words, as the side-by-side table and the chart's
     hover say it: "the same" when it rounds to 1.0×, else "2.1× fewer"; "–" without both counts."""
@@ -142,7 +131,7 @@ for col in (*runstore.NUMERIC, *runstore.METRIC_COLUMNS):
 df["created"] = df["created"].str.slice(0, 16).str.replace("T", " ")
 df["summary"] = df["recipe"].map(summary)
 in_sweep = df["sweep"].notna() if "sweep" in df else pd.Series(False, index=df.index)  # points of a sweep
-df.loc[in_sweep, "summary"] = [sweep_summary(r, g, f) for r, g, f in zip(df.loc[in_sweep, "recipe"],
+df.loc[in_sweep, "summary"] = [runstore.sweep_summary(r, g, f) for r, g, f in zip(df.loc[in_sweep, "recipe"],
                                                                           df.loc[in_sweep, "sweep"],
                                                                           df.loc[in_sweep, "sweep_field"])]
 df["name"] = df["name"].fillna("")  # no "None" cells for runs without a name
@@ -221,8 +210,7 @@ if shown.empty:
     st.stop()
 x_col, y_col = COSTS[cost][1], ACCURACY[y_key][1]
 merit = shown["accuracy"] if y_key == "accuracy" else -shown["loss_pts"]  # higher is better
-fronts = {model: [rows.index[i] for i in runstore.pareto_front(list(zip(rows[x_col], merit[rows.index])))]
-          for model, rows in shown.groupby("model")}  # one a model; runs without the cost (or loss) are left out
+fronts = runstore.pareto_fronts(zip(shown[x_col], merit), shown["model"])  # runs without the cost (or loss): none
 shown["pareto"] = shown.index.isin([i for f in fronts.values() for i in f])
 
 # --- table (select rows here) -------------------------------------------------------------------

@@ -594,6 +594,17 @@ def pareto_front(points):
     return front
 
 
+def pareto_fronts(points, groups):
+    """pareto_front of each group's points apart: {group: indices into `points`}, groups sorted, each front ordered
+    by size. Runs of models of different dense accuracy are compared each with its own model's (Compare's frontier
+    per model)."""
+    members = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    points = list(points)
+    return {g: [idx[j] for j in pareto_front([points[i] for i in idx])] for g, idx in sorted(members.items())}
+
+
 FIT = "fit to a size budget"  # the technique Compare groups every Fit under, whatever its budget
 _FIT = re.compile(r"fit \d[\d.e+]* KB")  # what technique_label(budget_kb=...) gives: "fit 14 KB", "fit 2.5e+03 KB"
 
@@ -643,6 +654,24 @@ def recipe_summary(recipe_json):
     parts += [f"{name} ({', '.join(field_text(k, v) for k, v in fields.items() if v is not None) or 'dense'})"
               for name, fields in layers.items()]
     return ", ".join(parts) or "dense"
+
+
+def sweep_summary(recipe_json, sweep, field):
+    """A sweep point's recipe, the value it was swept to first: 'sparsity=90 % · sweep #3 · clusters=16, huffman=True'
+    (the sweep's points differ there; Compare's table cuts the rest at 1,280 px). `sweep`: the sweep's label, of which
+    the part before a ":" is shown. A recipe that is not one reads "unreadable recipe: ..."."""
+    label = str(sweep).split(":")[0]
+    try:
+        recipe = Recipe.from_json(recipe_json)
+        rest = recipe_summary(recipe.replace(**{field: getattr(Recipe(), field)}))
+        return f"{field_text(field, getattr(recipe, field))} · {label} · {rest}"
+    except CompressError as e:  # a damaged row
+        return f"{label} · unreadable recipe: {str(e)[:120]}"
+    except (AttributeError, TypeError):  # a field this engine no longer has
+        try:
+            return f"{label} · {recipe_summary(recipe_json)}"
+        except CompressError as e:
+            return f"{label} · unreadable recipe: {str(e)[:120]}"
 
 
 DENSE = "dense float32"  # the recipe column bench/ writes for a model's unchanged weights
