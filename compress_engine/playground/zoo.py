@@ -192,16 +192,24 @@ def spec_of(model):
     return spec
 
 
+def check_fits(spec, state_dict):
+    """`spec`'s model built on the meta device (nothing allocated), after refusing (ModelError) a `state_dict` that
+    does not fit it strictly; only the tensors' shapes are read (they may be meta tensors)."""
+    with torch.device("meta"):
+        model = build(spec)
+    found = state_mismatch(model, state_dict)
+    if found:
+        raise ModelError(f"weights do not fit the architecture they were read as ({cards.arch_text(spec)}): {found}")
+    return model
+
+
 def from_state_dict(spec, state_dict):
     """Build `spec`'s model and load `state_dict` into it, refusing any mismatch with a clear message.
 
     The shapes are compared on the meta device first, so an untrusted spec claiming huge layers
     (an artifact's or an upload's) allocates nothing unless the given tensors really have that size.
     """
-    with torch.device("meta"):
-        found = state_mismatch(build(spec), state_dict)
-    if found:
-        raise ModelError(f"weights do not fit the architecture they were read as ({cards.arch_text(spec)}): {found}")
+    check_fits(spec, state_dict)
     model = build(spec)
     model.load_state_dict(state_dict)
     return model.eval()
@@ -341,8 +349,9 @@ def evaluate_artifact(artifact, data, module=None, max_params=None, cost_limit=F
             raise OverLimit(f"the artifact's model has {total:,} weights; artifacts checked here are limited to "
                             f"{max_params:,}, as uploads are")
         if cost_limit and module is None and meta.get("spec") is not None:
-            with torch.device("meta"):
-                bare = build(meta["spec"])
+            # the header's tensors must fit its spec before the spec's model is allocated: a 99-byte artifact's
+            # spec may claim 40 GB of layers (what decoding would refuse anyway, refused before allocating)
+            bare = check_fits(meta["spec"], {k: torch.empty(s, device="meta") for k, s in shapes.items()})
             check_cost(bare.to_empty(device="cpu"), tuple(data.x("test").shape[1:]), "the artifact's model")
     model, meta = decode_model(artifact, module)
     return score_decoded(model, meta, len(artifact), data)
