@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -27,7 +28,8 @@ import compress_engine as ce
 from compress_engine.playground import units
 from compress_engine.playground.cards import deployed_parameters
 
-DATASET = os.environ.get("COMPRESS_DATASET", "fashion-mnist")
+DEFAULT_DATASET = "fashion-mnist"  # what the command line's --data is when not given (cli.py)
+DATASET = os.environ.get("COMPRESS_DATASET", DEFAULT_DATASET)
 MAX_WEIGHTS_MB = units.MAX_UPLOAD_MB  # uploaded weight files, in MB of 1,000,000 bytes
 MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first
 log = logging.getLogger(__name__)  # what work in threads of our own (warm(), ahead()) could not do: the server's log
@@ -1550,6 +1552,13 @@ def short_hash(data):
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def data_flag():
+    """The command line's `--data` for this server's data, with a leading space. Every command a page shows to run
+    or check something elsewhere carries it: without it, the command line scores on its default (Fashion-MNIST)
+    what the page scored on the server's data. Given even for the default, so a copied command says its data."""
+    return f" --data {shlex.quote(DATASET)}"
+
+
 def downloads(artifact, recipe, stem):
     """The artifact's and its recipe's download buttons side by side, and how to check the artifact anywhere."""
     a, b = st.columns(2)
@@ -1558,7 +1567,7 @@ def downloads(artifact, recipe, stem):
     b.download_button("Download recipe (.json)", json.dumps(recipe.to_dict(), indent=2), file_name=f"{stem}.json",
                       mime="application/json", icon=":material/description:", on_click="ignore")
     st.caption(f"SHA-256 of the artifact `{short_hash(artifact)}…`. Check it anywhere: "
-               f"`python -m compress_engine eval {stem}.cpg`. Load it in Python: `model, meta = "
+               f"`python -m compress_engine eval {stem}.cpg{data_flag()}`. Load it in Python: `model, meta = "
                f"compress_engine.decode_model(open('{stem}.cpg', 'rb').read())` rebuilds the model it holds (as "
                "compressed: BatchNorms folded, pruned units removed), or add `module=YourNet()` to load it into a "
                "fresh instance of your own class.")

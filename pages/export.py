@@ -172,7 +172,7 @@ def own_model_text(meta):
     return (f"This is a valid artifact of a **{common.md_text(meta.get('model_class') or 'user-defined')}** model of "
             "your own code: its header does not describe the architecture, so only the code that builds the model can "
             "rebuild and score it, which this page does not have. Check it on the command line with "
-            f"`python -m compress_engine eval FILE.cpg --model file.py:callable --data {common.DATASET}` (the file and "
+            f"`python -m compress_engine eval FILE.cpg --model file.py:callable{common.data_flag()}` (the file and "
             "function or class that builds the model), or in Python with "
             "`ce.decode_model(artifact, module=MyNet())`, a fresh instance of its class.")
 
