@@ -37,7 +37,7 @@ def int8_card():
                             fewer_is_better=True)
     else:  # none they can tell: no coloured change that the Speed-up card's "—" or the caption contradicts
         c[1].metric("int8", units.ms(t["int8_ms"]))
-    c[2].metric("Speed-up", common.ratio(t["speedup"]) if tells else "—",
+    c[2].metric("Speed-up", common.ratio(t["speedup"]) if tells and not verdict else "—",
                 help="float32's median time / int8's (the spread is below)")
     if st.button("Measure again", key="quant_remeasure", help="Timings vary with the machine's load."):
         int8_timing.clear()
