@@ -361,8 +361,9 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
             # total (they went back from step 901 of 938 to 535 of 938, which read as a stall or a restart)
             tracker.done, tracker.total = tracker.total, tracker.total + steps
         if target * (1 - MARGIN / 2) - fixed < least:  # (rare past the check above) before step 2's training
-            over = max([a["bytes"] / a["predicted"] for a in attempts] + [1.0])  # what the real artifacts added
-            raise too_small(budget_bytes, least, fixed, (least + fixed) * over / (1 - MARGIN / 2), largest)
+            if attempts:  # a try has its result: it is returned over the budget (plan["fits"] False, OverBudget),
+                break  # as when the retries run out; refused after training, it was lost and the advice did not hold
+            raise too_small(budget_bytes, least, fixed, (least + fixed) / (1 - MARGIN / 2), largest)
         second = allocate(cscan, target * (1 - MARGIN / 2) - fixed, metric)
         clusters = {n: second["layers"][n]["clusters"] for n in names}
         recipe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": clusters[n]} for n in names}},
