@@ -231,6 +231,16 @@ def test_train_refuses_to_replace_an_installed_packages_sample_model(capsys, mon
     assert "--out-dir DIR" in err and "--model lenet-5 --weights DIR/lenet-5.safetensors" in err
 
 
+def test_scans_refuses_to_replace_an_installed_packages_scans(capsys, monkeypatch):
+    """A deployment review ran `scans lenet-300-100 --data idx:...` in a pip-installed (non-editable) package: it
+    deleted the shipped scan from site-packages and wrote its own there, for every user of that install."""
+    monkeypatch.setattr("compress_engine.playground.cards.INSTALLED", True)
+    monkeypatch.setattr("compress_engine.playground.zoo.ship_scans", lambda *a, **k: pytest.fail("it scanned"))
+    code, out, err = run(capsys, "scans", "lenet-300-100")
+    assert code == 2 and out == ""
+    assert "scans would replace the sensitivity scans shipped inside the installed package" in err
+
+
 # --- the user's own model, weights and data ------------------------------------------------------
 
 NETS = '''

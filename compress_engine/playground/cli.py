@@ -501,7 +501,13 @@ def run(args):
                   f"`python scripts/ship_curves.py {args.name}` from a checkout", file=sys.stderr)
         return card
     if args.cmd == "scans":
+        from .cards import INSTALLED, SAMPLE_DIR
         from .zoo import ship_scans
+        if INSTALLED:  # ship_scans replaces the folder's scans: in an installed package they are every user's
+            raise RecipeError(f"scans would replace the sensitivity scans shipped inside the installed package "
+                              f"({SAMPLE_DIR}), for every user of it: recompute them in a checkout's sample_models/; "
+                              "the Sensitivity page and `compress_engine.sensitivity.scan` keep scans of other data in their own "
+                              "cache")
         data = ce.load_dataset(args.data)
         return {name: [str(p) for p in ship_scans(name, data)] for name in args.names}
     if args.cmd == "eval":
