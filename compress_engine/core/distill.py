@@ -30,28 +30,38 @@ def kd_loss(student_logits, teacher_logits, target, temperature, alpha):
     or pixel): then every position is a sample of its own, and those labelled IGNORE are left out of both terms.
     With multi-label tags (boolean labels (N, C)), each tag is a two-way softmax of its own: the soft term is the
     mean over tags of KL(Bernoulli(sigmoid(t/T)) ‖ Bernoulli(sigmoid(s/T))), the hard one binary cross-entropy.
+    At alpha=0 the soft term has no weight and is not computed: the teacher's logits may then be None, or of another
+    width than the student's (a student of the data's classes, a teacher of more).
     """
     T = check("temperature", temperature)
     alpha = check("alpha", alpha)
+    if alpha == 0:
+        teacher_logits = None
     if target.dtype == torch.bool:  # multi-label tags: each tag's yes/no softened alike (BCE against sigmoid(t/T))
+        hard = F.binary_cross_entropy_with_logits(student_logits, target.to(student_logits.dtype))
+        if teacher_logits is None:
+            return hard
         soft = F.binary_cross_entropy_with_logits(student_logits / T, torch.sigmoid(teacher_logits / T))
         soft = soft - F.binary_cross_entropy_with_logits(teacher_logits / T, torch.sigmoid(teacher_logits / T))
-        hard = F.binary_cross_entropy_with_logits(student_logits, target.to(student_logits.dtype))
         return alpha * T * T * soft + (1 - alpha) * hard
     if student_logits.dim() > 2:  # positions become rows: (N, C, *S) -> (N·S, C), labels (N·S,)
         c = student_logits.shape[1]
         student_logits = student_logits.movedim(1, -1).reshape(-1, c)
-        teacher_logits = teacher_logits.movedim(1, -1).reshape(-1, c)
+        if teacher_logits is not None:
+            teacher_logits = teacher_logits.movedim(1, -1).reshape(-1, teacher_logits.shape[1])
         target = target.reshape(-1)
     scored = target != IGNORE
     if not bool(scored.all()):
         if not bool(scored.any()):  # a batch of padding only: nothing to learn from (not NaN)
             return student_logits.sum() * 0.0
-        student_logits, teacher_logits, target = student_logits[scored], teacher_logits[scored], target[scored]
+        student_logits, target = student_logits[scored], target[scored]
+        teacher_logits = None if teacher_logits is None else teacher_logits[scored]
+    hard = F.cross_entropy(student_logits, target)
+    if teacher_logits is None:  # alpha=0: labels only
+        return hard
     log_p_s = F.log_softmax(student_logits / T, dim=-1)
     log_p_t = F.log_softmax(teacher_logits / T, dim=-1)
     soft = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean")
-    hard = F.cross_entropy(student_logits, target)
     return alpha * T * T * soft + (1 - alpha) * hard
 
 
@@ -63,9 +73,11 @@ def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0,
     The teacher's logits for the whole training set are computed once, batch by batch in inference
     mode (not at every step of every epoch), unless `teacher_logits` (N, classes, *positions) are given: a cache.
     """
-    teacher_out = logits(teacher, data.x("train")) if teacher_logits is None else teacher_logits
+    if teacher_logits is None and check("alpha", alpha) > 0:  # at alpha=0 kd_loss does not need them
+        teacher_logits = logits(teacher, data.x("train"))
     return fit(student, data, epochs=epochs, lr=lr, seed=seed, progress=progress,
-               loss_fn=lambda out, idx, y: kd_loss(out, teacher_out[idx], y, temperature, alpha))
+               loss_fn=lambda out, idx, y: kd_loss(out, None if teacher_logits is None else teacher_logits[idx], y,
+                                                   temperature, alpha))
 
 
 # --- the pipeline stage ------------------------------------------------------------------------
@@ -78,12 +90,25 @@ def epochs(recipe):
     return recipe.distill_epochs
 
 
+def teacher_classes(teacher, ctx):
+    """How many classes `teacher` scores: the width of its logits (from the caller's, else its answer to ctx.example),
+    which may be more than the data hold (a 10-class model on data labelled 0-4); for regression targets and
+    multi-label tags, data.n_classes (the outputs must be as many as the targets)."""
+    data = ctx.data
+    if getattr(data, "regression", False) or getattr(data, "multilabel", False):
+        return data.n_classes
+    given = ctx.model_logits.get("train")
+    return int((given if given is not None else logits(teacher, ctx.example)).shape[1])
+
+
 def apply(teacher, recipe, ctx):
     """Distil `teacher` into ctx.student (a copy of the caller's module) or, without one, a fresh
-    MLP of recipe.student_width for the data's input shape and classes; returns the trained student."""
+    MLP of recipe.student_width for the data's input shape and the teacher's classes; returns the trained student."""
     r = recipe
+    outputs = None if ctx.student is not None else teacher_classes(teacher, ctx)  # before the seed: no draw between
     torch.manual_seed(r.seed)
-    student = copy.deepcopy(ctx.student) if ctx.student is not None else student_mlp(r.student_width, ctx.data)
+    student = copy.deepcopy(ctx.student) if ctx.student is not None else student_mlp(r.student_width, ctx.data,
+                                                                                     outputs=outputs)
     ctx.history[NAME] = distill(teacher, student, ctx.data, r.temperature, r.alpha, r.distill_epochs, seed=r.seed,
                                 progress=ctx.tracker.stage(ctx.steps(r.distill_epochs)),
                                 teacher_logits=ctx.model_logits.get("train"))

@@ -388,9 +388,11 @@ class MLP(nn.Module):
         return x
 
 
-def student_mlp(width, data, depth=2):
-    """A distillation student for `data`: [inputs] + [width] * depth + [classes] (Hinton's is 800-800)."""
+def student_mlp(width, data, depth=2, outputs=None):
+    """A distillation student for `data`: [inputs] + [width] * depth + [outputs] (Hinton's is 800-800). `outputs`:
+    its teacher's count of classes (default data.n_classes), which may be more than the data hold (fits_logits: a
+    10-class teacher on data labelled 0-4): the student scores as many, so its logits match the teacher's in KD."""
     inputs = 1
     for d in data.input_shape:
         inputs *= d
-    return MLP([inputs] + [int(width)] * depth + [data.n_classes])
+    return MLP([inputs] + [int(width)] * depth + [data.n_classes if outputs is None else int(outputs)])
