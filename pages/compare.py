@@ -144,7 +144,14 @@ df["hover"] = [lab if g == t or t in lab else f"{lab} ({t})"
 # renders HTML in hovers and legends, and the run store is shared by every session (viz.chart_text)
 for col in ("hover", "group"):
     df[col] = df[col].map(viz.chart_text)
-df["model_text"], df["summary_text"] = df["model"].map(viz.chart_text), df["summary"].map(viz.chart_text)
+df["summary_text"] = df["summary"].map(viz.chart_text)
+# the data each run was measured on (a run saved before the store kept it was on the default data): runs of one model
+# on two datasets are two series, each with its own frontier, and the table, hover and legend say which data
+df["data"] = (df["data"] if "data" in df else pd.Series(None, index=df.index, dtype=object)).fillna(
+    common.DEFAULT_DATASET)
+many_data = df["data"].nunique() > 1
+df["series"] = df["model"] + (" on " + df["data"] if many_data else "")
+df["series_text"], df["data_text"] = df["series"].map(viz.chart_text), df["data"].map(viz.chart_text)
 df["kb"] = df["artifact_bytes"] / units.KB
 df["acc_pct"] = 100 * df["accuracy"]
 df["loss_pts"] = pd.to_numeric(pd.Series([viz.points_lost(a, d) for a, d in zip(df["accuracy"], df["dense_accuracy"])],
@@ -190,15 +197,17 @@ with controls:
                                help="Show only the runs that lost at most this many points of accuracy against "
                                     "their dense model (empty: all runs)")
     if cost == "bytes" and y_key == "accuracy":
-        refs = [r for r in runstore.reference_points(BENCH) if not chosen or r["model"] in chosen]
+        # the benchmarks measured the sample models on their data: drawn only beside runs on that data
+        on_bench = set(df.loc[df["model"].isin(chosen or models) & (df["data"] == viz.REFERENCE_DATA), "model"])
+        refs = [r for r in runstore.reference_points(BENCH) if r["model"] in on_bench]
         ref_set = reference_choice(refs)
     else:  # the benchmarks' points have sizes and accuracies, not FLOPs or losses
         refs, ref_set = [], "none"
 with explain:
     st.markdown("A run **dominates** another if it costs no more *and* is no less accurate (and better in one). "
-                "The runs no other run of the same model dominates form its **Pareto frontier** (the dashed "
-                "staircase): for each cost it is the best accuracy seen so far. A point below the line is beaten by "
-                "one on it.")
+                "The runs no other run of the same model on the same data dominates form its **Pareto frontier** "
+                "(the dashed staircase): for each cost it is the best accuracy seen so far. A point below the line is "
+                "beaten by one on it.")
 
 shown = df[df["model"].isin(chosen)]
 if max_loss is not None:
@@ -210,7 +219,7 @@ if shown.empty:
     st.stop()
 x_col, y_col = COSTS[cost][1], ACCURACY[y_key][1]
 merit = shown["accuracy"] if y_key == "accuracy" else -shown["loss_pts"]  # higher is better
-fronts = runstore.pareto_fronts(zip(shown[x_col], merit), shown["model"])  # runs without the cost (or loss): none
+fronts = runstore.pareto_fronts(zip(shown[x_col], merit), shown["series"])  # runs without the cost (or loss): none
 shown["pareto"] = shown.index.isin([i for f in fronts.values() for i in f])
 
 # --- table (select rows here) -------------------------------------------------------------------
@@ -234,12 +243,14 @@ event = st.dataframe(
     # what 1280 px leaves (a sweep point's starts with its swept value; it is in full side by side below). The rest
     # (zeros, agreement, non-zero parameters, saved) are side by side below and in the CSV (the Name column only once
     # a run has a name; the Model and Technique columns as wide as their longest)
-    column_order=["id", *(["name"] if (shown["name"] != "").any() else []), "model", "acc_pct", "delta_pts",
+    column_order=["id", *(["name"] if (shown["name"] != "").any() else []), "model",
+                  *(["data"] if many_data else []), "acc_pct", "delta_pts",
                   *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")), "pareto", "technique", "summary"],
     column_config={
         "id": st.column_config.NumberColumn("Run", format="#%d", width=RUN_PX),
         "name": st.column_config.TextColumn("Name", width="small", help="Tick one run to name it below the chart"),
         "model": st.column_config.TextColumn("Model", width=model_px),
+        "data": st.column_config.TextColumn("Data", width="small", help="The data the run was measured on"),
         "technique": st.column_config.TextColumn("Technique", width=technique_px),
         "summary": st.column_config.TextColumn("Recipe", width=max(RECIPE_PX, TABLE_PX - TICKS_PX - RUN_PX - model_px
                                                                    - 4 * SMALL_PX - RATIO_PX - technique_px)),
@@ -257,7 +268,8 @@ event = st.dataframe(
                                                       help="Share of its own parameters that are exactly zero (a "
                                                            "structured-pruned run or a student has fewer instead)"),
         "pareto": st.column_config.CheckboxColumn("Frontier", help="On its model's Pareto frontier: no run of "
-                                                                  "that model costs less and is more accurate",
+                                                                  "that model on the same data costs less and is "
+                                                                  "more accurate",
                                                   width="small"),
     },
 )
@@ -304,18 +316,20 @@ else:
 
     # one colour a technique, however many there are (cycling PALETTE's 9 gave a 10th the first one's blue)
     colours = in_order_saved("group", charts.colours(df["group"].nunique()))
-    shapes = in_order_saved("model_text", charts.SYMBOLS)
-    fig = px.scatter(plotted, x=x_col, y=y_col, color="group", symbol="model_text" if len(chosen) > 1 else None,
-                     symbol_map=shapes, custom_data=["hover", "summary_text", "ratio", "flops_words", "acc_pct"],
+    shapes = in_order_saved("series_text", charts.SYMBOLS)
+    fig = px.scatter(plotted, x=x_col, y=y_col, color="group",
+                     symbol="series_text" if plotted["series"].nunique() > 1 else None, symbol_map=shapes,
+                     custom_data=["hover", "summary_text", "ratio", "flops_words", "acc_pct", "data_text"],
                      color_discrete_map=colours,
                      category_orders={"group": sorted(plotted["group"].unique())},
                      labels={"kb": "Artifact size (KB, log scale)", "mflops": "Forward MFLOPs per image (log scale)",
                              "acc_pct": ACCURACY["accuracy"][2], "loss_pts": ACCURACY["loss"][2],
-                             "group": "Technique", "model_text": "Model"})
+                             "group": "Technique", "series_text": "Model"})
     fig.update_traces(marker=dict(size=11, line=dict(width=1, color="white")),
                       hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>" + per_run
                                     + "<br>accuracy %{customdata[4]:.2f} %"
-                                    + ("" if y_key == "accuracy" else ", %{y:.2f} points lost") + "<extra></extra>")
+                                    + ("" if y_key == "accuracy" else ", %{y:.2f} points lost")
+                                    + ("<br>on %{customdata[5]}" if many_data else "") + "<extra></extra>")
     for name, pts in (plotted[plotted["sweep"].notna()].groupby("sweep") if "sweep" in plotted else []):
         pts = pts.sort_values(x_col)  # a sweep is one group: its points joined in cost order, one legend entry
         # in its points' technique colour (the most of them: a sparsity sweep from 0 starts with unpruned ones)
@@ -442,7 +456,9 @@ for r in full:
     parts = m.get("bytes_breakdown")
     parts = {k: v for k, v in parts.items() if is_number(v)} if isinstance(parts, dict) else {}
     metrics_rows[common.md_text(label[r["id"]])] = {  # st.table renders its headers and cells as Markdown
-        "Model": common.md_text(r["model"]), "Technique": common.md_text(r["technique"]),
+        "Model": common.md_text(r["model"]), **({"Data": common.md_text(r.get("data") or common.DEFAULT_DATASET)}
+                                                if many_data else {}),
+        "Technique": common.md_text(r["technique"]),
         "Recipe": common.md_text(summary(r["recipe"])),
         "Artifact size": show(r["artifact_bytes"], common.kb), "Compression ratio": show(r["ratio"], common.ratio),
         "Test accuracy": share(r["accuracy"]), "Dense accuracy": share(r["dense_accuracy"]),

@@ -325,6 +325,7 @@ BEYOND = "beyond"
 REFERENCE_SETS = {"deep_compression.csv": "Deep Compression stages",
                   "techniques.csv": "each technique at 1/8-1/64 of the dense size",
                   BEYOND: "a size budget fit per layer"}  # bench/beyond.py's table of each sample model
+REFERENCE_DATA = "fashion-mnist"  # the data every REFERENCE_SETS file was measured on (bench/*.py's default)
 
 
 def reference_series(points, source):
