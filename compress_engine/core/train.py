@@ -131,11 +131,11 @@ def channels_last_ok(model, x):
         if known is None:  # the default layout fails too: the forward's own error is the caller's to report
             return False
         _nhwc[model] = known
-        original = _copies.pop(model, None)
-        original = original() if original is not None else None
+        copied = model in _copies  # one of fast_eval_copy's, whether or not the model it copied is still alive (a
+        original = _copies.pop(model, lambda: None)()  # temporary's copy was left in the default layout after a GC)
         if original is not None:
             _nhwc.setdefault(original, known)
-        if known and original is not None:
+        if known and copied:
             with torch.inference_mode(False):
                 model.to(memory_format=torch.channels_last)
     return known
