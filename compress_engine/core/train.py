@@ -202,6 +202,29 @@ def _probe_channels_last(model, xb):
         model.train(was)
 
 
+def _trains_channels_last(model, xb):
+    """Whether `model`'s forward in train mode runs channels-last (weights and inputs) on `xb`: channels_last_ok
+    tries eval mode, and a branch run only while training (an auxiliary head that flattens with view) can fail in
+    that layout; fit() then trains in the default one. Tried without gradients nor forward hooks, with the random
+    state forked and the buffers (BatchNorm statistics) given back their values, so that training is as without
+    it; the weights keep their layout and the model its mode."""
+    was = model.training
+    saved = [(b, b.clone()) for b in model.buffers()]
+    try:
+        with torch.random.fork_rng(), torch.inference_mode(False), torch.no_grad(), _no_forward_hooks(model), \
+                _layouts_kept(model), channels_last(model):
+            model.train()
+            model(xb.contiguous(memory_format=torch.channels_last))
+        return True
+    except Exception:  # noqa: BLE001 -- e.g. view() of a channels-last activation; a forward that fails in the
+        return False   # default layout too raises again, with its own message, at fit()'s first step
+    finally:
+        model.train(was)
+        with torch.inference_mode(False), torch.no_grad():
+            for b, value in saved:
+                b.copy_(value)
+
+
 def logits(model, x, batch_size=None, progress=None):
     """Model outputs for all of `x`, in batches.
 
@@ -538,7 +561,7 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     on_step(step, total) runs before each optimizer step's forward pass (gradual pruning uses it).
     """
     x, y = data.x("train"), data.y("train")
-    nhwc = channels_last_ok(model, x)
+    nhwc = channels_last_ok(model, x) and _trains_channels_last(model, x[:2])
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
