@@ -265,6 +265,12 @@ def mask(image, title, block=(1, 1), height=HEIGHT + 40):
     return figure(data, layout)
 
 
+def class_name(classes, index, sep=" "):
+    """Output `index`'s class name in the data's `classes`; for an output the data have no class for (a sample
+    model's 10 outputs on data of fewer classes, which fits_logits allows), its number and that (`sep` before it)."""
+    return classes[index] if 0 <= index < len(classes) else f"{index}{sep}(not a class of these data)"
+
+
 def image_grid(images, captions, colors, cols=6, height=HEIGHT):
     """Small grey images ([0, 1], N×H×W) as one picture, `cols` to a row, each captioned above in its colour.
 

@@ -47,8 +47,8 @@ head = common.first_test_images()  # read without torch, as are the card and the
 pred = common.predictions(common.model_name(), n)
 truth = head["y"][:n].tolist()
 wrong = [p != t for p, t in zip(pred, truth)]
-captions = [head["classes"][p] + (f"<br>(wrong: is {head['classes'][t]})" if bad else "")  # text, no glyphs
-            for p, t, bad in zip(pred, truth, wrong)]
+captions = [charts.class_name(head["classes"], p, "<br>") + (f"<br>(wrong: is {head['classes'][t]})" if bad else "")
+            for p, t, bad in zip(pred, truth, wrong)]  # text, no glyphs
 fig = charts.image_grid(head["x"][:n, 0], captions, ["crimson" if bad else "green" for bad in wrong])
 st.plotly_chart(fig, width="stretch")
 

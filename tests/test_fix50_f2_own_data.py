@@ -66,3 +66,21 @@ def test_labels_only_needs_no_teacher_logits_of_the_students_width():
     want = torch.nn.functional.cross_entropy(s, y)
     assert torch.equal(kd_loss(s, torch.randn(8, 10), y, 3.0, 0.0), want)
     assert torch.equal(kd_loss(s, None, y, 1.0, 0.0), want)
+
+
+# --- Home ----------------------------------------------------------------------------------------------------
+
+def home_captions(at):
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return [a["text"] for a in spec["layout"]["annotations"]]
+
+
+def test_home_names_a_predicted_class_the_data_have_not(five):
+    """Home raised IndexError (captions = [head["classes"][p] ...]) when lenet-300-100 predicted class 6 for a test
+    image of 5-class data; it now names output 6 as no class of these data, in red (wrong)."""
+    from test_app import app
+    at = app().run()
+    assert not at.exception, at.exception
+    pred = ce.predictions(ce.load_model("lenet-300-100"), ce.load_dataset(five).x("test")[:1]).item()
+    first = home_captions(at)[0]
+    assert pred >= 5 and first.startswith(f"{pred}<br>(not a class of these data)<br>(wrong: is ")
