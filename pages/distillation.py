@@ -9,6 +9,7 @@ ever runs the teacher over the data.
 import threading
 from pathlib import Path
 
+import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -82,10 +83,12 @@ def student_module(kind):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def student_params(kind, width=None):
-    """Parameters of the student of this kind (and MLP width), as the engine builds it, counted as deployed (the
-    CNN's BatchNorms folded), as a trained student's and the teacher's are counted on this page."""
-    return ce.describe(zoo.cnn_student(0) if kind == CNN else ce.student_mlp(width, common.dataset()))["params"]
+def student_params(kind, width=None, outputs=None):
+    """Parameters of the student of this kind (and MLP width, scoring the teacher's `outputs` classes), as the engine
+    builds it, counted as deployed (the CNN's BatchNorms folded), as a trained student's and the teacher's are counted
+    on this page."""
+    return ce.describe(zoo.cnn_student(0) if kind == CNN else
+                       ce.student_mlp(width, common.dataset(), outputs=outputs))["params"]
 
 
 def student_label(kind, width):
@@ -199,6 +202,7 @@ logits = teacher_logits(teacher, common.DATASET)
 if logits is None:  # cancelled: pooled said so
     st.stop()
 n = len(data.y("test"))
+t_outputs = int(logits["test"].shape[1])  # the teacher's classes, and so the MLP student's (maybe more than the data's)
 t_errors = int((logits["test"].argmax(1) != data.y("test")).sum())
 st.caption(f"The teacher is chosen here, not in the sidebar (the sidebar's {common.model_name()} appears on the "
            "size chart). Its answers on every training and test image were computed once and are read from "
@@ -227,8 +231,8 @@ with controls:
                          f"quarter of the zoo's ResNet-8's channels ({student_params(CNN):,} parameters).")
     width = st.select_slider("MLP student width (hidden units in each of its 2 layers)", WIDTHS, value=100,
                              key="distill_width", persist_state="session", disabled=kind == CNN,
-                             help=", ".join(f"{w}-{w} has {student_params('MLP', w):,} parameters "
-                                            f"({student_params('MLP', w) / t_params:.0%} of {teacher}'s)"
+                             help=", ".join(f"{w}-{w} has {student_params('MLP', w, t_outputs):,} parameters "
+                                            f"({student_params('MLP', w, t_outputs) / t_params:.0%} of {teacher}'s)"
                                             for w in (WIDTHS[0], 100, WIDTHS[-1])) + ".")
     T = st.slider("Temperature T", 1.0, 20.0, 1.0, 0.5, key="distill_T", persist_state="session",
                   help=" ".join(filter(None, (
@@ -323,20 +327,24 @@ with left:
     fig.update_layout(title=f"Test image {idx:,}", height=290, margin=dict(l=0, r=0, t=40, b=0))
     st.plotly_chart(fig, width="stretch")
     answer = int(t_test[idx].argmax())
-    st.caption(f"True class: **{data.classes[truth]}**. Teacher's answer: **{data.classes[answer]}** "
+    st.caption(f"True class: **{data.classes[truth]}**. "
+               f"Teacher's answer: **{charts.class_name(data.classes, answer)}** "
                + ("✓" if answer == truth else "✗"))
 with right:
     table = explain.soft_target_table(t_test[idx], sorted({1.0, T}))
     log_y = st.toggle("Log-scale probabilities (shows the tiny ones)", value=True, key="distill_log",
                       persist_state="session")
-    st.plotly_chart(soft_target_chart(data.classes, table, log_y), width="stretch")
+    # every output of the teacher, also those the data have no class for (a 10-class teacher on 5-class data)
+    outputs = [charts.class_name(data.classes, i) for i in range(t_test.shape[1])]
+    st.plotly_chart(soft_target_chart(outputs, table, log_y), width="stretch")
     p1, pT = table[1.0], table[T]
     m = st.columns(3)
     m[0].metric("Top class at T = 1", f"{100 * p1.max():.1f} %")
     common.delta_metric(m[1], "Top class at chosen T", f"{100 * pT.max():.1f} %",
                         f"{100 * (pT.max() - p1.max()):+.1f} pts", neutral=True)
     m[2].metric("Entropy at chosen T", f"{explain.entropy_bits(pT):.2f} bits",
-                help="How spread out the soft targets are. 0 bits: all on one class; 3.32 bits: equal on all ten.")
+                help=f"How spread out the soft targets are. 0 bits: all on one class; "
+                     f"{explain.entropy_bits(np.full(len(pT), 1 / len(pT))):.2f} bits: equal on all {len(pT)}.")
 
 # --- train the student twice: labels only, and distilled ------------------------------------------
 st.header("Train your own student, without and with distillation")

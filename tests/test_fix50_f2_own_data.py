@@ -2,10 +2,12 @@
 Home and Distillation name a class the model outputs that the data have not, students train (their logits as wide
 as the teacher's), and the pages say where a number was measured when it is not on the server's data."""
 
+import base64
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,3 +86,47 @@ def test_home_names_a_predicted_class_the_data_have_not(five):
     pred = ce.predictions(ce.load_model("lenet-300-100"), ce.load_dataset(five).x("test")[:1]).item()
     first = home_captions(at)[0]
     assert pred >= 5 and first.startswith(f"{pred}<br>(not a class of these data)<br>(wrong: is ")
+
+
+# --- Distillation ----------------------------------------------------------------------------------------------
+
+def distillation(teacher="lenet-300-100"):
+    from test_app import page
+    at = page("distillation")
+    at.selectbox(key="distill_teacher").set_value(teacher).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def soft_target_spec(at):
+    return json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "soft targets" in c.proto.spec))
+
+
+def test_distillation_shows_every_output_of_a_teacher_of_more_classes(five):
+    """With lenet-300-100 teaching on 5-class data the page raised IndexError (data.classes[answer]) for a test image
+    it calls a class of 5-9, and the soft-target chart drew 5 of the teacher's 10 probabilities. It now names the
+    answer, and the chart draws all 10 (outputs 5-9 named as no class of these data), summing to 100 %."""
+    at = distillation()
+    pred = ce.predictions(ce.load_model("lenet-300-100"), ce.load_dataset(five).x("test")[:1]).item()
+    assert any(f"Teacher's answer: **{pred} (not a class of these data)** ✗" in c.value for c in at.caption)
+    for bars in soft_target_spec(at)["data"]:
+        assert bars["x"] == ["0", "1", "2", "3", "4"] + [f"{i} (not a class of these data)" for i in range(5, 10)]
+        y = bars["y"]
+        y = np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else np.array(y)
+        assert len(y) == 10 and abs(y.sum() - 100) < 1e-3
+
+
+def test_distillation_trains_both_students_on_data_of_fewer_classes(five):
+    """'Student without KD failed (RuntimeError: The size of tensor a (10) must match the size of tensor b (5) ...)'
+    on any data of fewer than 10 classes: both students now train, and the widths' parameter counts the slider's help
+    gives are the students' trained (scoring the teacher's 10 classes)."""
+    at = distillation()
+    assert at.select_slider(key="distill_width").help.startswith("10-10 has 8,070 parameters")  # 10 outputs (8,015 with 5)
+    at.select_slider(key="distill_width").set_value(30)
+    at.slider(key="distill_T").set_value(2.0)
+    at.slider(key="distill_epochs").set_value(1).run()
+    at.button(key="distill_train").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    params = [m.value for m in at.metric if m.label == "Parameters"]
+    assert params == ["24,790", "24,790"]  # 784·30 + 30 + 30·30 + 30 + 30·10 + 10: ten outputs, as the teacher's
+    assert len([m for m in at.metric if m.label == "Test errors (of 300)"]) == 2
