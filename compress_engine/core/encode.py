@@ -17,6 +17,8 @@ whichever layout is smallest:
 - the code stream and the gap stream are each fixed-width bit-packed, or with huffman=True
   canonical-Huffman or range coded (arithmetic coding, entropy.py) when that is smaller.
 The layout and each stream's coding are chosen by measured size, per tensor.
+docs/FORMAT.md is the byte-level specification of what is written here (enough to write a loader without this
+package: the preset dictionary's bytes, every record and section, the bit orders, the range coder's model).
 
 Grids apply to float32 tensors only. A Codebook grid is stored as the table of the values actually
 used; an Affine grid as its scale and zero point per channel plus codes q - q_low. The two signed
