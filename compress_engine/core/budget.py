@@ -373,7 +373,10 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
         shared = pipeline.compress(pruned.model, share, data, progress=tracker if progress else None,
                                    model_logits=teacher)
         state = {k: v.detach().contiguous() for k, v in shared.model.state_dict().items()}
-        artifact = encode(state, shared.grids, artifact_meta(shared.model, recipe), huffman=True)
+        # and, measured in the same pass, the artifact with fixed-width codes, as compress(model, recipe, data), the
+        # replay, computes it: what every compress() result carries beside (metrics["plain_bytes"])
+        artifact, plain = encode(state, shared.grids, artifact_meta(shared.model, recipe), huffman=True,
+                                 plain_meta=artifact_meta(shared.model, recipe.replace(huffman=False)))
         attempts.append({"target": target, "predicted": second["bytes"] + fixed, "bytes": len(artifact)})
         if len(artifact) <= budget_bytes:
             break
@@ -385,10 +388,8 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     dense = pruned.metrics
     metrics = pipeline.measure(shared.model, shared.grids, artifact, dense["dense_params"], dense["dense_bytes"], pred,
                                data.y("test"), ref_pred, ref_acc)
-    # and what every compress() result carries beside, as compress(model, recipe, data), the replay, computes them:
-    # the artifact with fixed-width codes (the recipe entropy-codes), the dense (input) and the compressed model's FLOPs
-    metrics["plain_bytes"] = len(encode(state, shared.grids, artifact_meta(shared.model, recipe.replace(huffman=False)),
-                                        huffman=False))
+    # the dense (input) and the compressed model's FLOPs, as the replay computes them
+    metrics["plain_bytes"] = plain
     metrics["dense_flops"], metrics["flops"] = dense["dense_flops"], shared.metrics["flops"]
     timings = {"prune": pruned.timings.get("prune", 0.0), "cluster": shared.timings.get("cluster", 0.0),
                "total": pruned.timings["total"] + shared.timings["total"]}
