@@ -48,7 +48,8 @@ from .rerun import Reruns
 from .model import check_model, compressible, owner, plain_module
 from .train import Stopped, fast_eval_copy, logits, match_rate, r2_score
 
-FORMAT = 4  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes)
+FORMAT = 4  # bump when the same model and grid would scan to different numbers (encoder or algorithm changes); a
+# change that moves only some models' numbers may name itself in those models' keys instead (_variant)
 SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
 CLUSTERS = (None, 64, 32, 16, 8, 4, 2)   # None: the kept weights stay float32
 SUBSET = 2000                            # images the scan evaluates (a fixed, seeded choice of the split)
@@ -129,9 +130,15 @@ def _write_cache(path, result):
         pass
 
 
-def _variant(split, refit, focus):
-    """The part of a scan's key beyond model, images and grid."""
-    return split + ("+refit" if refit else "") + (f"+focus{float(focus)!r}" if focus else "")
+def _variant(split, refit, focus, model):
+    """The part of a scan's key beyond model, images and grid. A re-fitted scan of `model` with a unit of more than
+    REFIT_MAX_INPUTS inputs, which refit no longer solves, names the cap too: its numbers differ from what the same
+    model and grid scanned to before the cap, and such a scan kept on disk then must not be found. Every other
+    scan's numbers are as before the cap, so its key is too (the sample models' shipped scans stay valid, as a
+    FORMAT bump would not leave them)."""
+    capped = refit and any(p[0].numel() > REFIT_MAX_INPUTS for p in compressible(model).values() if p.dim())
+    return (split + ("+refit" if refit else "") + (f"+refitmax{REFIT_MAX_INPUTS}" if capped else "")
+            + (f"+focus{float(focus)!r}" if focus else ""))
 
 
 def cached(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, cache_dir=None,
@@ -139,7 +146,7 @@ def cached(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", 
     """The kept scan for these arguments (in cache_dir, else in a `shipped` directory), or None (never computes)."""
     sparsities, clusters = _check_grid(sparsities, clusters, split, subset)
     idx = subset_index(len(data.y(split)), subset)
-    key = scan_key(model, data.x(split)[idx], data.y(split)[idx], sparsities, clusters, _variant(split, refit, focus))
+    key = scan_key(model, data.x(split)[idx], data.y(split)[idx], sparsities, clusters, _variant(split, refit, focus, model))
     return _find(key, cache_dir, shipped)
 
 
@@ -297,7 +304,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     idx = subset_index(len(data.y(split)), subset)
     x, y = data.x(split)[idx], data.y(split)[idx]
     focus = check("prune_focus", focus)  # Recipe.prune_focus's own range and message
-    key = scan_key(model, x, y, sparsities, clusters, _variant(split, refit, focus))
+    key = scan_key(model, x, y, sparsities, clusters, _variant(split, refit, focus, model))
     path = Path(cache_dir or default_cache_dir()) / f"{key}.json"
     if use_cache:
         hit = _find(key, cache_dir, shipped)
