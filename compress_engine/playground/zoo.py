@@ -484,7 +484,8 @@ def cost(model, shape=IMAGE):
     """(FLOPs, the largest output of any layer in values) of one input of `shape` through `model`, FLOPs as
     flops.count counts them (its counter leaves torch._dynamo unimported, which a forward on the meta device imports:
     1.1 s on a first upload); None for a model that does not run on such an input (its evaluation fails at the first batch,
-    saying why). The model runs once more, in eval mode (its mode is restored), on one zero input."""
+    saying why). The model runs once more, in eval mode (its mode is restored), on one zero input. A model that runs
+    but whose FLOPs the counter fails to count raises the counter's error (check_cost refuses it, saying so)."""
     x = torch.zeros(1, *shape)
     sizes = [0]
     was = model.training
@@ -494,24 +495,29 @@ def cost(model, shape=IMAGE):
     try:
         with torch.no_grad():
             model(x)
-        n = flops.count(model, x)
     except Exception:  # noqa: BLE001 -- a mismatch of model and data, refused where it is evaluated
         return None
     finally:
         for h in hooks:
             h.remove()
         model.train(was)
-    return n, max(sizes)
+    return flops.count(model, x), max(sizes)
 
 
-def check_cost(model, shape, what, limits=None):
+def check_cost(model, shape, what):
     """Refuse (OverLimit) `model` if one input of `shape` costs more FLOPs, or makes a larger layer output, than
-    `limits` (FLOPs, values; default UPLOAD_COST): scoring it would hold the dashboard's session for minutes and
-    GBs (a LeNet-5 of 4,000 first filters froze it for 400 s at 4.6 GB)."""
-    got = cost(model, shape)
+    UPLOAD_COST (FLOPs, values): scoring it would hold the dashboard's session for minutes and GBs (a LeNet-5 of
+    4,000 first filters froze it for 400 s at 4.6 GB); and one whose FLOPs cannot be counted, which the limit would
+    otherwise let through unchecked."""
+    try:
+        got = cost(model, shape)
+    except Exception as e:  # noqa: BLE001 -- the counter's failure, whatever it is, is named in the refusal
+        raise OverLimit(f"{what}'s FLOPs per input could not be counted ({type(e).__name__}: {str(e)[:200]}), so it "
+                        "cannot be checked against the limits of models uploaded or checked here; the Python API and "
+                        "the command line take it") from None
     if got is None:
         return
-    for n, most, unit in zip(got, limits or UPLOAD_COST, ("FLOPs per input", "values in its largest layer output")):
+    for n, most, unit in zip(got, UPLOAD_COST, ("FLOPs per input", "values in its largest layer output")):
         if n > most:
             raise OverLimit(f"{what} needs {n:,} {unit}; models uploaded or checked here are limited to {most:,} "
                             "(the dashboard scores them on the whole test set as you wait); the Python API and "
