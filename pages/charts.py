@@ -271,6 +271,12 @@ def class_name(classes, index, sep=" "):
     return classes[index] if 0 <= index < len(classes) else f"{index}{sep}(not a class of these data)"
 
 
+def card_data(card, data_name):
+    """The data a model card's test accuracy was measured on: a sample model's, named by its card's test_head (the
+    data it was trained on), or for uploaded weights, scored on the server's data when uploaded, `data_name`."""
+    return (card.get("test_head") or {}).get("data", data_name)
+
+
 def image_grid(images, captions, colors, cols=6, height=HEIGHT):
     """Small grey images ([0, 1], N×H×W) as one picture, `cols` to a row, each captioned above in its colour.
 

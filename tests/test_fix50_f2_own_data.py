@@ -130,3 +130,20 @@ def test_distillation_trains_both_students_on_data_of_fewer_classes(five):
     params = [m.value for m in at.metric if m.label == "Parameters"]
     assert params == ["24,790", "24,790"]  # 784·30 + 30 + 30·30 + 30 + 30·10 + 10: ten outputs, as the teacher's
     assert len([m for m in at.metric if m.label == "Test errors (of 300)"]) == 2
+
+
+def test_home_shows_the_accuracy_on_these_data_not_the_cards(five):
+    """Home showed lenet-300-100's card accuracy (Fashion-MNIST's, 90.13 %) as its test accuracy on other data, under a
+    caption 'on Fashion-MNIST ... accuracy on all 10,000 test images'. On other data it now shows the accuracy
+    measured on them (the dense run's), naming the card's in its help, and the caption names these data and their
+    test images."""
+    from test_app import app
+    at = app().run()
+    assert not at.exception, at.exception
+    data, card = ce.load_dataset(five), ce.model_card("lenet-300-100")
+    acc = ce.compress(ce.load_model("lenet-300-100"), ce.Recipe(), data).metrics["accuracy"]
+    shown = next(m for m in at.metric if m.label.startswith("Test accuracy"))
+    assert shown.label == "Test accuracy" and shown.value == f"{100 * acc:.2f} %" != f"{100 * card['test_accuracy']:.2f} %"
+    assert f"on {card['test_set']}" in shown.help
+    assert any(f"accuracy on {five}, all 300 test images." in c.value for c in at.caption)
+    assert not any("Fashion-MNIST" in c.value or "10,000" in c.value for c in at.caption)
