@@ -630,6 +630,10 @@ def _check_container(blob):
     if blob[4] == 1:
         _fail("artifact format version 1 (from before artifacts carried a checksum) is no longer read: "
               f"re-export it to get format version {VERSION}")
+    if blob[4] > VERSION:
+        _fail(f"artifact format version {blob[4]} is newer than this compression-playground reads (format 2 and "
+              f"{VERSION}): it was written by a later release; upgrade compression-playground to read it "
+              "(pip install -U compression-playground)")
     if blob[4] not in (2, VERSION):
         _fail(f"artifact format version {blob[4]} is not supported (expected 2 or {VERSION}): re-export it")
     if len(blob) < PREAMBLE:
@@ -637,8 +641,41 @@ def _check_container(blob):
     (stored,) = struct.unpack("<I", blob[9:PREAMBLE])
     actual = _checksum(blob)
     if stored != actual:
+        need = _needed_length(blob)
+        if need is not None:
+            need, cut_header = need
+            why = ("the file ends inside its header" if cut_header else
+                   f"its header's section lengths need {need}")
+            _fail(f"artifact truncated: {len(blob)} of {'at least ' * cut_header}{need} bytes ({why}): the file was cut "
+                  "short after export, e.g. an interrupted download or copy; copy it again or re-export it")
         _fail(f"artifact is corrupt: checksum mismatch (stored CRC-32 {stored:08x}, computed {actual:08x}); "
               "the file was truncated, changed or extended after export: re-export it")
+
+
+def _needed_length(blob):
+    """For bytes whose checksum failed: (bytes the intact start of the file says it needs, whether that is only a
+    lower bound) when the file is shorter than that, else None. The header must be an intact zlib stream (its
+    Adler-32 checked) whose sections need more bytes than there are, or a valid zlib prefix cut by the end of the
+    file; a changed byte (say in the header length) gives neither, and is reported as a checksum mismatch."""
+    (hlen,) = struct.unpack("<I", blob[5:9])
+    zdict = HEADER_DICT if blob[4] == VERSION else b""
+    if PREAMBLE + hlen > len(blob):  # the header itself is cut: only a lower bound, if what is there is a zlib prefix
+        d = zlib.decompressobj(zdict=zdict) if zdict else zlib.decompressobj()
+        try:
+            d.decompress(blob[PREAMBLE:], MAX_HEADER)
+        except zlib.error:
+            return None
+        return (PREAMBLE + hlen, True) if not (d.eof or d.unconsumed_tail) else None
+    try:
+        head = json.loads(entropy.inflate(blob[PREAMBLE:PREAMBLE + hlen], MAX_HEADER, zdict).decode("utf-8"))
+        recs = head["tensors" if blob[4] == VERSION else "t"]
+        lengths = [x for r in recs for x in (r["sections"].values() if blob[4] == VERSION else r["z"])]
+    except (CorruptStream, ValueError, RecursionError, KeyError, TypeError, AttributeError):
+        return None
+    if not all(type(x) is int and x >= 0 for x in lengths):
+        return None
+    need = PREAMBLE + hlen + sum(lengths)
+    return (need, False) if need > len(blob) else None
 
 
 def _parse(blob):

@@ -1,0 +1,62 @@
+"""What a reader is told about an artifact it cannot read (a deployment review): a file from a newer release was told
+to "re-export it" (the user cannot: its format is newer than the installed package, which must be upgraded), and a
+file cut short in transfer was reported as a checksum mismatch "truncated, changed or extended" with no sizes. Now a
+newer format version says to upgrade compression-playground, and a file shorter than its header's section lengths
+need says "truncated: N of M bytes"; a changed byte is still a checksum mismatch."""
+
+import struct
+
+import pytest
+import torch
+
+from compress_engine.core.encode import PREAMBLE, VERSION, Codebook, decode, encode, read_meta, size_breakdown
+from compress_engine.core.errors import ArtifactError
+
+
+def artifact():
+    g = torch.Generator().manual_seed(0)
+    w = torch.linspace(-1, 1, 8)[torch.randint(0, 8, (40, 50), generator=g)]
+    w[torch.rand(w.shape, generator=g) < 0.8] = 0.0
+    return encode({"w": w, "b": torch.randn(40, generator=g)}, {"w": Codebook(torch.linspace(-1, 1, 8).numpy())},
+                  meta={"spec": None}, huffman=True)
+
+
+def message(fn, blob):
+    with pytest.raises(ArtifactError) as e:
+        fn(blob)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("fn", [decode, read_meta, size_breakdown])
+def test_newer_version_says_upgrade(fn):
+    blob = bytearray(artifact())
+    blob[4] = VERSION + 1
+    msg = message(fn, bytes(blob))
+    assert f"version {VERSION + 1} is newer" in msg and "upgrade compression-playground" in msg
+    assert "re-export" not in msg
+
+
+@pytest.mark.parametrize("fn", [decode, read_meta, size_breakdown])
+def test_truncated_file_says_how_many_bytes(fn):
+    blob = artifact()
+    (hlen,) = struct.unpack("<I", blob[5:9])
+    for cut in (len(blob) - 1, len(blob) - 100, PREAMBLE + hlen + 1, PREAMBLE + hlen):
+        msg = message(fn, blob[:cut])
+        assert f"artifact truncated: {cut} of {len(blob)} bytes" in msg, msg
+        assert "checksum mismatch" not in msg
+    for cut in (PREAMBLE + hlen - 1, PREAMBLE + 5):  # inside the header: a lower bound
+        msg = message(fn, blob[:cut])
+        assert f"artifact truncated: {cut} of at least {PREAMBLE + hlen} bytes" in msg, msg
+
+
+def test_changed_bytes_are_still_a_checksum_mismatch():
+    blob = artifact()
+    (hlen,) = struct.unpack("<I", blob[5:9])
+    for i in (5, 6, 8, PREAMBLE + 3, PREAMBLE + hlen // 2, len(blob) - 1):
+        for x in (1, 0x80):
+            b = bytearray(blob)
+            b[i] ^= x
+            msg = message(decode, bytes(b))
+            assert "checksum mismatch" in msg and "truncated:" not in msg, (i, x, msg)
+    msg = message(decode, blob + b"\0")  # extended: the header needs fewer bytes than there are
+    assert "checksum mismatch" in msg
