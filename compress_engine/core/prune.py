@@ -7,8 +7,9 @@ module computes those choices as plain boolean masks (True = kept) over tensors:
 - `magnitude_mask` / `layer_masks` / `global_masks`: unstructured pruning, one layer at a time
   or with one threshold shared by all layers. They select exactly the same entries as
   `torch.nn.utils.prune.l1_unstructured` / `global_unstructured` (same count, same `topk` call).
-  Each tensor's magnitudes are sorted once (`magnitude_order`, kept by content), so a mask at any
-  other sparsity is a threshold lookup: a page's slider re-prunes the same weights many times.
+  A tensor's first mask needs no sort: its threshold is found by selection (`MagnitudeSelection`,
+  torch.kthvalue); from its second, its magnitudes are sorted once (`magnitude_order`, kept by content),
+  so a mask at any other sparsity is a threshold lookup: a page's slider re-prunes the same weights many times.
   With focus > 0 (Recipe.prune_focus) the magnitudes are weighted by their row's and column's norms
   (`focus_scores`), so the kept weights gather in fewer units and inputs, whose positions the
   artifact stores for less (encode.py's live-bitmap layout).
