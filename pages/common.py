@@ -82,7 +82,17 @@ def through_app():
 kb, ratio, pct = units.kb, units.ratio, units.pct  # the one unit convention (1 KB = 1,000 bytes)
 
 
-@st.cache_resource(show_spinner="Loading Fashion-MNIST…")
+def data_text():
+    """This server's data as pages name it: "Fashion-MNIST" for the default, else its --data name ("idx:/folder")."""
+    return "Fashion-MNIST" if DATASET == DEFAULT_DATASET else DATASET
+
+
+def test_count():
+    """How many test images this server's data has (Fashion-MNIST's 10,000; a folder of one's own, its own count)."""
+    return len(dataset().y("test"))
+
+
+@st.cache_resource(show_spinner=f"Loading {data_text()}…")
 def _dataset(name):
     # every model on these pages (the sample zoo, uploads) takes 1×28×28 images and has 10 outputs
     return ce.load_dataset(name).require(input_shape=(1, 28, 28), n_outputs=10)
@@ -1159,7 +1169,7 @@ def metric_cards(metrics, dense, estimate=None):
                          f"model's answers on all of them): the accuracy on all {of:,} lies within ± {margin:.1f} "
                          f"points of it, 95 times in 100. All {of:,} are being evaluated now.")
     elif metrics["accuracy"] is None:  # headline(early=True): the evaluation comes next
-        c[3].metric("Test accuracy", "…", help="Evaluating the 10,000 test images…")
+        c[3].metric("Test accuracy", "…", help=f"Evaluating the {test_count():,} test images…")
     else:
         delta_metric(c[3], "Test accuracy", f"{100 * metrics['accuracy']:.2f} %",
                      f"{100 * (metrics['accuracy'] - dense['accuracy']):+.2f} pts")

@@ -95,7 +95,7 @@ st.title("Compare runs")
 # the sidebar's model picks what the other pages compress; here runs of every model are shown (Models, below)
 st.sidebar.caption("Compare shows the saved runs of every model: choose which with **Models** on the page.")
 st.caption("Every run saved with a page's **Save run** button or by a sweep (`compression-playground sweep ... "
-           "--store`), measured in real artifact bytes on the full 10,000-image test set.")
+           "--store`), measured in real artifact bytes on the whole test set of its data.")
 
 try:
     store = runstore.Store()

@@ -147,7 +147,8 @@ def paper_column(results, m, dense_acc):
             + (f"ours keeps 1 weight in {prune_row['ours_params']:,.1f}, and its artifact, which must also store "
                "where each survivor sits, is the ratio drawn. "
                if prune_row["ours_params"] else "this recipe does not prune. ")
-            + "Their figures are on MNIST, ours on Fashion-MNIST: sizes compare directly, and so do the points "
+            + f"Their figures are on MNIST, ours on {common.md_text(common.data_text())}: sizes compare directly, and "
+              "so do the points "
               "each loses against its own dense model, but not the accuracies themselves. Our pruning-alone "
               "stage is measured one-shot; more fine-tuning epochs bring the loss down "
               "(`bench/deep_compression.py` reaches the paper's ratios within half a point, with 12 epochs per stage).")
