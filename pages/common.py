@@ -92,16 +92,33 @@ def test_count():
     return len(dataset().y("test"))
 
 
+SAMPLE_INPUT, SAMPLE_CLASSES = (1, 28, 28), 10  # what every model on these pages (the sample zoo, uploads) takes
+
+
+class DoesNotFit(ce.DatasetError):
+    """Data that loads but that the dashboard's models cannot take (another input shape, labels not classes 0-9)."""
+
+
 @st.cache_resource(show_spinner=f"Loading {data_text()}…")
 def _dataset(name):
-    # every model on these pages (the sample zoo, uploads) takes 1×28×28 images and has 10 outputs
-    return ce.load_dataset(name).require(input_shape=(1, 28, 28), n_outputs=10)
+    data = ce.load_dataset(name)
+    try:
+        return data.require(input_shape=SAMPLE_INPUT, n_outputs=SAMPLE_CLASSES)
+    except ce.DatasetError as e:
+        raise DoesNotFit(str(e)) from None
 
 
 def dataset():
-    """The dataset, or a clear error on the page (and the page stops) if it is missing or corrupt."""
+    """The dataset, or a clear error on the page (and the page stops) if it is missing or corrupt, or if the
+    dashboard's models cannot take it (then where such data can be compressed: the command line)."""
     try:
         return _dataset(DATASET)
+    except DoesNotFit as e:
+        st.error(f"Cannot load the dataset: {md_text(e)}. The dashboard's models (its sample models "
+                 f"and uploaded weights) take {'×'.join(map(str, SAMPLE_INPUT))} images in at most {SAMPLE_CLASSES} "
+                 "classes. Compress a model made for these data on the command line: "
+                 f"`compression-playground run --model file.py:fn{data_flag()}` (README, *Command line*).")
+        st.stop()
     except ce.CompressError as e:
         st.error(f"Cannot load the dataset: {md_text(e)}")
         st.stop()

@@ -444,11 +444,12 @@ class Dataset:
         """
         if input_shape is not None and tuple(input_shape) != self.input_shape:
             raise DatasetError(f"{self.name}: inputs are {_fmt(self.input_shape)}; the model takes "
-                               f"{_fmt(tuple(input_shape))}")
+                               f"{_fmt(tuple(input_shape))}: use a model made for these inputs")
         if n_outputs is not None and (self.regression or self.multilabel):
             what = "regression targets (floats)" if self.regression else "multi-label tags (booleans)"
-            raise DatasetError(f"{self.name}: the labels are {what}, but the model predicts one of {n_outputs} "
-                               f"classes: give integer class labels")
+            raise DatasetError(f"{self.name}: the labels are {what}, but the model is a classifier of {n_outputs} "
+                               f"classes, which cannot be scored on them: use a model made for these labels (or "
+                               f"give integer class labels if they are classes)")
         if n_outputs is not None:
             for split in SPLITS:
                 top = int(self._y[split].max())
