@@ -162,6 +162,9 @@ def soft_target_chart(classes, table, log_y):
     for (t, p), color in zip(table.items(), (GREY, BLUE)):
         fig.add_bar(x=list(classes), y=100 * p, name=f"T = {t:g}", marker_color=color,
                     hovertemplate="%{x}: %{y:.3g} %<extra>T = " + f"{t:g}</extra>")
+    # categories, even named "0"-"4" (an IDX folder's classes), which Plotly would take for numbers and then drop
+    # the outputs named otherwise ("5 (not a class of these data)")
+    fig.update_xaxes(type="category")
     fig.update_layout(barmode="group", title="Teacher's soft targets softmax(z / T)", xaxis_title="class",
                       yaxis_title="probability (%, log scale)" if log_y else "probability (%)", height=340,
                       margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.3))
