@@ -121,7 +121,8 @@ if not runs:
         fig.update_layout(xaxis_title="Artifact size (KB, log scale)", yaxis_title="Test accuracy (%)")
         layout(fig, add_references(fig, refs, ref_set))
         st.plotly_chart(fig, width="stretch")
-        st.caption("Until a run is saved: what the benchmarks measured. Hover a point for its recipe.")
+        st.caption(f"Until a run is saved: what the benchmarks measured, on {viz.REFERENCE_DATA}. Hover a point for "
+                   "its recipe.")
     st.stop()
 
 # --- which runs ---------------------------------------------------------------------------------
