@@ -300,11 +300,14 @@ def image_grid(images, captions, colors, cols=6, height=HEIGHT):
     return fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0))
 
 
-def distill_grid(rows, mine=()):
+def distill_grid(rows, mine=(), measured_on=None):
     """Test errors of each student (x: its size) on the labels alone and distilled at each T: mean over
     seeds, bars from the best to the worst seed; MLPs as lines, the CNN student as diamonds; the teacher's
     errors as a line. `mine`: the user's trained students, as stars. Each T has its own colour and marker shape
-    (the MLPs' SYMBOLS but the diamond, the CNN's a diamond of its own kind), so none is told by colour alone."""
+    (the MLPs' SYMBOLS but the diamond, the CNN's a diamond of its own kind), so none is told by colour alone.
+    `measured_on`: the grid's data, named in the title, the teacher's line and the error axis, when the page's
+    data are others (the stars, the user's students on the page's data, then say so in their hover)."""
+    on = f" on {measured_on}" if measured_on else ""
     fig = go.Figure()
     teacher_errors = int(rows[0]["teacher_errors"])
     temps = sorted({r["T"] for r in rows}, key=lambda t: (t != "", float(t or 0)))
@@ -331,18 +334,19 @@ def distill_grid(rows, mine=()):
                 text=[r["student"] for r in pts],
                 hovertemplate="%{text}, %{x:,.1f} KB: %{y:,.0f} errors<extra>" + how + "</extra>")
     fig.add_hline(y=teacher_errors, line=dict(color=GREY, dash="dot"),
-                  annotation_text=f"teacher: {teacher_errors:,} errors", annotation_position="top left")
+                  annotation_text=f"teacher{on}: {teacher_errors:,} errors", annotation_position="top left")
+    per = f" per {bench_results.TEST_IMAGES:,} test images of your data" if on else ""  # the grid's count, scaled
     for m in mine:
         fig.add_scatter(x=[m["bytes"] / units.KB], y=[m["errors"]], mode="markers", name=m["name"],
                         marker=dict(symbol="star", size=17, color=m["color"], line=dict(color="white", width=1)),
-                        hovertemplate="%{x:,.1f} KB: %{y:,} errors<extra>" + m["name"] + "</extra>")
+                        hovertemplate="%{x:,.1f} KB: %{y:,} errors" + per + "<extra>" + m["name"] + "</extra>")
     log_axis(fig, "x", [int(r["bytes"]) / units.KB for r in rows] + [m["bytes"] / units.KB for m in mine])
     seeds = max(len(r["seeds"].split()) for r in rows)
     # two title lines: in one, the chart's half of a 1,024-px page cut it at "bars: best to wo"
-    fig.update_layout(title=f"Measured: every student, with and without KD<br><sup>mean of {seeds} seeds; bars: best "
-                            "to worst seed</sup>",
+    fig.update_layout(title=f"Measured: every student, with and without KD{on}<br><sup>mean of {seeds} seeds; bars: "
+                            "best to worst seed</sup>",
                       xaxis_title="student size (KB of float32 weights, log scale)",
-                      yaxis_title=f"test errors (of {bench_results.TEST_IMAGES:,})",
+                      yaxis_title=f"test errors{on} (of {bench_results.TEST_IMAGES:,})",
                       height=440, margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 

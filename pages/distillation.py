@@ -29,6 +29,7 @@ BLUE, ORANGE, RED = charts.BLUE, charts.ORANGE, charts.RED
 GREY = charts.GREY
 OTHER_SYMBOLS = ("square", "triangle-up", "cross", "x", "pentagon", "hexagon")  # the size chart's other models
 HINTON = explain.HINTON_MNIST
+GRID_DATA = "fashion-mnist"  # bench/distillation.py measured the grid on it (its bench_results.TEST_IMAGES test images)
 UPLOAD_LOGITS_KEPT = 4  # uploaded teachers' logits kept in memory (a Fashion-MNIST teacher's: 2.8 MB)
 
 
@@ -114,7 +115,8 @@ def train(teacher, recipe, kind, label):
 
 
 def mine_points(res_base, res_kd):
-    """The user's trained students (stored results) as chart points."""
+    """The user's trained students (stored results) as chart points; their errors as the grid counts them, of its
+    bench_results.TEST_IMAGES test images (on other data than the grid's, scaled to as many: the same error rate)."""
     out = []
     for res, distilled in ((res_base, False), (res_kd, True)):
         if res is not None:
@@ -122,7 +124,8 @@ def mine_points(res_base, res_kd):
             mm = res["metrics"]
             out.append({"name": f"yours: {name}, {r.distill_epochs} ep, "
                                 + (f"KD T = {r.temperature:g}" if distilled else "labels only"),
-                        "bytes": mm["artifact_bytes"], "errors": explain.test_errors(mm["accuracy"], n),
+                        "bytes": mm["artifact_bytes"],
+                        "errors": explain.test_errors(mm["accuracy"], bench_results.TEST_IMAGES),
                         "accuracy": mm["accuracy"], "color": BLUE if distilled else ORANGE, "epochs": r.distill_epochs})
     return out
 
@@ -282,6 +285,9 @@ if measured:  # the grid of the epochs slider's students (the nearest measured),
                           "above, where a student you train lands, until you pick one here.")
     rows = [r for r in rows if int(r["epochs"]) == shown]
 grid_slot = st.empty()
+# the grid was measured on Fashion-MNIST: on other data the chart and its caption say so
+grid_on = None if common.DATASET == GRID_DATA else GRID_DATA
+grid_elsewhere = f" of {GRID_DATA}, not your data ({common.md_text(common.DATASET)})" if grid_on else ""
 chosen_recipe = common.recipe(temperature=T, alpha=alpha, student_width=width, distill_epochs=epochs)
 if chosen_recipe is None:
     st.stop()
@@ -296,9 +302,13 @@ if rows:
     best_T = explain.grid_best_T(rows)
     st.caption(f"From `bench/distillation.py` (teacher {teacher}, {g['epochs']} epochs of Adam, α = {g['alpha']} "
                f"for KD, seeds {g['seeds']}): each point is the mean of the seeds' test errors on the full test "
-               "set. Where the solid lines lie below the dashed one, the teacher's soft targets taught the student "
-               "more than the labels alone. Your own trained students appear as stars.")
-    grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine_points(*stored), rows)), width="stretch")
+               f"set{grid_elsewhere}. Where the solid lines lie below the dashed one, the teacher's soft targets "
+               "taught the student more than the labels alone. Your own trained students appear as stars"
+               + (f", trained and tested on your data, their errors scaled to {bench_results.TEST_IMAGES:,} test "
+                  "images (the same error rate): on other data than the grid's, they compare with it only roughly."
+                  if grid_elsewhere else "."))
+    grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine_points(*stored), rows), grid_on),
+                           width="stretch")
     gains = bench_results.distill_gains(BENCH, teacher, g["epochs"])
     if gains:
         st.caption("Each KD run against the labels-only run of the same seed (the same starting weights, the same "
@@ -388,7 +398,7 @@ if res_base is not None and (kd is None or res_kd is not None):
     slot.empty()
 mine = mine_points(res_base, res_kd)
 if rows and clicked and on_grid(mine, rows):  # redraw the grid with the new stars
-    grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine, rows)), width="stretch")
+    grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine, rows), grid_on), width="stretch")
 if rows and mine and not on_grid(mine, rows):
     st.caption(f"Your students trained for {epochs} epoch{'s' if epochs > 1 else ''}: "
                + (f"choose {epochs} epochs above the grid to see them on it." if epochs in measured else
@@ -411,29 +421,33 @@ elif res_kd is not None:
                 + f"\n| share of the student-teacher gap KD closed | {share[0]} | {share[1]} |")
     st.caption(f"What to compare is the share of the student-teacher gap that KD closes (the last row: "
                f"{explain.GAP_CLOSED}), "
-               "not the error counts: Fashion-MNIST is much harder than MNIST.")
+               "not the error counts: " + ("Fashion-MNIST is much harder than MNIST." if grid_on is None
+                                           else "they are counted on other data and test sets."))
 
 # --- size vs accuracy: teacher, students, every sample model ------------------------------------------
 cards = ce.list_models() + [up["card"] for up in common.uploads().values()]
-models = [{"label": c["name"], "bytes": c["dense_bytes"], "accuracy": c["test_accuracy"]} for c in cards
-          if c["name"] != teacher]
+# each at its card's accuracy: a sample model's on its own data (Fashion-MNIST), named so on other data
+models = [{"label": c["name"] + ("" if charts.card_data(c, common.DATASET) == common.DATASET else
+                                 f" (its card's accuracy, on {charts.card_data(c, common.DATASET)})"),
+           "bytes": c["dense_bytes"], "accuracy": c["test_accuracy"]} for c in cards if c["name"] != teacher]
+grid_of = f", on {grid_on}" if grid_on else ""  # the grid's points: measured on its data
 grid_pts = {T: [{"label": r["student"], "bytes": int(r["bytes"]), "accuracy": r["accuracy"]}
                 for r in rows if r["T"] == T and not r["student"].startswith("cnn")] for T in ("", best_T)}
 # the CNN's two points and your two students each sit on one size, nearly on one accuracy: their labels would
 # overlap, so each is a legend entry of its own (KD blue, labels only orange, as on the grid) named there, hover-only
-cnn_pts = [(f"CNN student, {'KD T = ' + r['T'] if r['T'] else 'labels only'} (mean of seeds)",
+cnn_pts = [(f"CNN student, {'KD T = ' + r['T'] if r['T'] else 'labels only'} (mean of seeds{grid_of})",
             [{"label": r["student"], "bytes": int(r["bytes"]), "accuracy": r["accuracy"]}],
             {"color": BLUE if r["T"] else ORANGE, "symbol": "diamond", "size": 11, "hover_only": True})
            for r in rows if r["student"].startswith("cnn") and r["T"] in ("", best_T)]
-groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accuracy": tcard["test_accuracy"]}],
+groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accuracy": 1 - t_errors / n}],  # these data
            {"color": RED, "symbol": "diamond", "size": 16}),
           # each a legend entry of its own, hover-only: a label by the point fell on the grid students' points
           # (lenet-300-100 on 300-300's) and labels, and teacher-1200-1200's ran off the plot's right edge
           *((m["label"], [m], {"color": GREY, "symbol": OTHER_SYMBOLS[i % len(OTHER_SYMBOLS)], "hover_only": True})
             for i, m in enumerate(models)),
-          (f"students, labels only ({rows[0]['epochs']} epochs, mean of seeds)" if rows else "", grid_pts[""],
+          (f"students, labels only ({rows[0]['epochs']} epochs, mean of seeds{grid_of})" if rows else "", grid_pts[""],
            {"color": ORANGE, "symbol": "circle", "mode": "lines+markers+text", "dash": "dash", "size": 9}),
-          (f"students, KD T = {best_T} (mean of seeds)" if rows else "", grid_pts[best_T] if best_T else [],
+          (f"students, KD T = {best_T} (mean of seeds{grid_of})" if rows else "", grid_pts[best_T] if best_T else [],
            {"color": BLUE, "symbol": "star", "mode": "lines+markers", "size": 11}),
           *cnn_pts,
           *((m["name"], [{"label": m["name"], "bytes": m["bytes"], "accuracy": m["accuracy"]}],

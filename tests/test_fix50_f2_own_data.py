@@ -149,3 +149,28 @@ def test_home_shows_the_accuracy_on_these_data_not_the_cards(five):
     assert f"on {card['test_set']}" in shown.help
     assert any(f"accuracy on {five}, all 300 test images." in c.value for c in at.caption)
     assert not any("Fashion-MNIST" in c.value or "10,000" in c.value for c in at.caption)
+
+
+def test_distillation_says_its_grid_and_cards_are_of_fashion_mnist_on_other_data(five):
+    """On other data the Distillation page drew the shipped grid (Fashion-MNIST's: 'test errors (of 10,000)',
+    'teacher: 597 errors', 'on the full test set') and the sample models at their cards' Fashion-MNIST accuracies as if
+    on the server's data. The grid, its caption and the size chart's points measured elsewhere now name their data,
+    and the teacher is drawn at its accuracy measured on these data."""
+    at = distillation("resnet-8")
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    grid = next(s for s in specs if "every student" in s["layout"]["title"]["text"])
+    assert grid["layout"]["title"]["text"].startswith("Measured: every student, with and without KD on fashion-mnist<br>")
+    assert grid["layout"]["yaxis"]["title"]["text"] == "test errors on fashion-mnist (of 10,000)"
+    assert grid["layout"]["annotations"][0]["text"].startswith("teacher on fashion-mnist: ")
+    assert any("on the full test set of fashion-mnist, not your data (" in c.value for c in at.caption)
+    size = next(s for s in specs if s["layout"]["title"]["text"].startswith("Size vs accuracy"))
+    names = [t["name"] for t in size["data"]]
+    assert "lenet-5 (its card's accuracy, on fashion-mnist)" in names
+    assert all(n.endswith("on fashion-mnist)") for n in names if n.startswith(("students", "CNN student")))
+    errors = number(next(m.value for m in at.metric if m.label == "Teacher test errors (of 300)"))
+    teacher = next(t for t in size["data"] if t["name"] == "teacher")
+    assert teacher["y"] == [pytest.approx(100 * (1 - errors / 300))] != [100 * ce.model_card("resnet-8")["test_accuracy"]]
+
+
+def number(text):
+    return float(text.replace(",", "").split()[0])
