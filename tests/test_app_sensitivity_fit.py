@@ -5,13 +5,31 @@ import pytest
 from test_app import metric, number, page
 
 
+@pytest.fixture(scope="module")
+def fit_on_disk(fmnist, tmp_path_factory):
+    """One real 30 KB Fit, pressed once for the module: its result kept on disk (as a server keeps it)."""
+    folders = {"COMPRESS_CACHE": tmp_path_factory.mktemp("cache"), "COMPRESS_TRAINED": tmp_path_factory.mktemp("fit")}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in folders.items():
+            mp.setenv(k, str(v))
+        at = page("sensitivity", "lenet-300-100")
+        at.number_input(key="budget_kb").set_value(30.0).run()
+        at.button(key="budget_go").click().run()
+        assert not at.exception and not at.error
+        assert any(k[0] == "fit_budget" for k in at.session_state["trained"])
+    return folders
+
+
 @pytest.fixture
-def fitted(fmnist, tmp_path, monkeypatch):
-    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+def fitted(fit_on_disk, monkeypatch):
+    """A fresh session showing that Fit (read back from disk, as a reload or another student sees it): each test
+    may change its own copy."""
+    for k, v in fit_on_disk.items():
+        monkeypatch.setenv(k, str(v))
     at = page("sensitivity", "lenet-300-100")
     at.number_input(key="budget_kb").set_value(30.0).run()
-    at.button(key="budget_go").click().run()
     assert not at.exception and not at.error
+    assert any(k[0] == "fit_budget" for k in at.session_state["trained"])
     return at
 
 

@@ -111,22 +111,38 @@ def test_an_address_where_another_service_listens_stops_at_the_deadline_and_ctrl
         "from compress_engine.playground import sweeps\n"
         "from compress_engine.playground.cli import main\n"
         "sweeps.CONNECT_DEADLINE = float(sys.argv[2])\n"
+        "_init = sweeps._init_within\n"
+        "def _marked(*a):\n"
+        "    print('JOINING', file=sys.stderr, flush=True)\n"
+        "    return _init(*a)\n"
+        "sweeps._init_within = _marked\n"
         f"sys.exit(main(['sweep', '--model', {str(tmp_path / 'mine.py') + ':make'!r}, '--data', 'digits', "
         "'--field', 'sparsity', '--values', '0.5', '--ray-address', sys.argv[1]]))\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", HOME=str(tmp_path), RAY_TMPDIR=str(tmp_path))
     try:
         start = time.monotonic()
-        run = subprocess.run([sys.executable, str(script), address, "4"], capture_output=True, text=True, env=env,
+        # Ctrl-C while waiting for ray.init (a deadline of 10 minutes), started beside the run with a deadline
+        p = subprocess.Popen([sys.executable, str(script), address, "600"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        run = subprocess.run([sys.executable, str(script), address, "2"], capture_output=True, text=True, env=env,
                              timeout=300)
         took = time.monotonic() - start
         assert run.returncode == 2 and took < 60, (run.returncode, took, run.stderr[-2000:])
         [line] = [x for x in run.stderr.splitlines() if x.startswith("error: ")]  # (Ray's own log lines aside)
         assert line.startswith(f"error: cannot reach the Ray cluster at '{address}': no Ray cluster answered there "
-                               "within 4 s"), line
-        # Ctrl-C while waiting for ray.init (a deadline of 10 minutes): the command stops, status 130
-        p = subprocess.Popen([sys.executable, str(script), address, "600"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-        time.sleep(12)  # torch, the data, Ray imported; ray.init under way
+                               "within 2 s"), line
+        # the command stops, status 130
+        joining = threading.Event()
+
+        def watch():  # torch, the data, Ray imported: the wait for ray.init begins
+            for said in p.stderr:
+                if said.strip() == "JOINING":
+                    return joining.set()
+        threading.Thread(target=watch, daemon=True).start()
+        if not joining.wait(120):
+            os.killpg(p.pid, signal.SIGKILL)
+            pytest.fail("the sweep never began joining the cluster")
+        time.sleep(1)  # ray.init under way
         os.killpg(p.pid, signal.SIGINT)
         sent = time.monotonic()
         try:

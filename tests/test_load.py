@@ -44,8 +44,8 @@ def check_five_sessions(row, sessions):
 def test_five_protocol_sessions_all_get_their_redraws_without_errors(fmnist):
     """The same sessions as Streamlit protocol clients (bench/protocol.py: the server's websocket, no browser)."""
     threads = ["--threads", os.environ["OMP_NUM_THREADS"]] if os.environ.get("OMP_NUM_THREADS") else []
-    args = load.parse_args(["--clients", "protocol", "--seconds", "15", "--think", "0.5", "2", "--timeout", "120",
-                            "--ramp", "3", "--min-presses", "2", *threads])
+    args = load.parse_args(["--clients", "protocol", "--seconds", "6", "--think", "0.5", "2", "--timeout", "120",
+                            "--ramp", "1", "--min-presses", "2", *threads])
     row, sessions = load.measure(SESSIONS, args)
     print(f"\nload, {SESSIONS} protocol sessions: {row}")
     assert row["clients"] == "protocol" and all(isinstance(s, load.ProtocolSession) for s in sessions)
@@ -54,7 +54,7 @@ def test_five_protocol_sessions_all_get_their_redraws_without_errors(fmnist):
 
 @pytest.mark.browser
 def test_five_sessions_all_get_their_redraws_without_errors(chromium, fmnist):
-    args = load.parse_args(["--seconds", "20", "--think", "0.5", "2", "--timeout", "120", "--min-presses", "2"])
+    args = load.parse_args(["--seconds", "6", "--ramp", "1", "--think", "0.5", "2", "--timeout", "120", "--min-presses", "2"])
     row, sessions = load.measure(SESSIONS, args)
     print(f"\nload, {SESSIONS} sessions: {row}")
     check_five_sessions(row, sessions)

@@ -33,6 +33,22 @@ CUT = """() => {
 }"""
 
 
+# the page laid out at the new width: every Plotly chart redrawn to its box (Plotly resizes on a debounced
+# window resize), checked on two animation frames in a row
+SETTLED = """w => {
+  if (window.innerWidth !== w) return false;
+  const sizes = [...document.querySelectorAll('.js-plotly-plot')].map(p => {
+    const svg = p.querySelector('.main-svg');
+    return svg ? Math.round(svg.getBoundingClientRect().width) - Math.round(p.getBoundingClientRect().width) : 0;
+  });
+  const same = sizes.every(d => Math.abs(d) <= 1);
+  const key = JSON.stringify([...document.querySelectorAll('.js-plotly-plot')].map(p => Math.round(p.getBoundingClientRect().width)));
+  const ok = same && window.__lastLayout === key;
+  window.__lastLayout = key;
+  return ok;
+}"""
+
+
 def test_cards_and_formulas_fit_a_1024_px_projector(fmnist):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     from chromium import have_chromium, launch, streamlit_server
@@ -57,7 +73,7 @@ def test_cards_and_formulas_fit_a_1024_px_projector(fmnist):
                 page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
                 for width, height in ((1024, 768), (1280, 720)):
                     page.set_viewport_size({"width": width, "height": height})
-                    page.wait_for_timeout(800)
+                    page.wait_for_function(SETTLED, arg=width, polling="raf", timeout=10_000)
                     seen = page.evaluate(CUT)
                     found.update({(name, width, what): bad for what, bad in seen.items() if bad})
             assert not found, found

@@ -16,12 +16,21 @@ def resnet8():
     return ce.load_model("resnet-8")
 
 
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches of 32 (a conv net's are 256): 80 images are three, the last part-full, as 300 were two."""
+    from compress_engine.core import train
+    real = train.batches
+    monkeypatch.setattr(train, "batches", lambda model, x, batch_size=None: real(model, x, batch_size or 32))
+    monkeypatch.setattr(rerun, "batches", train.batches)
+
+
 def evaluated(model):
     return fast_eval_copy(sensitivity._deployed(model))
 
 
-def test_every_layer_of_a_resnet_reruns_to_the_whole_models_bits(resnet8, fmnist):
-    work, x = evaluated(resnet8), fmnist.x("test")[:300]
+def test_every_layer_of_a_resnet_reruns_to_the_whole_models_bits(resnet8, fmnist, small_batches):
+    work, x = evaluated(resnet8), fmnist.x("test")[:80]
     dense = logits(work, x)
     reruns = rerun.Reruns(work)
     assert reruns.traced
@@ -45,8 +54,8 @@ def test_every_layer_of_a_resnet_reruns_to_the_whole_models_bits(resnet8, fmnist
         assert torch.equal(f(), dense), name  # and back
 
 
-def test_a_scan_with_reruns_has_the_numbers_of_whole_evaluations(resnet8, fmnist, monkeypatch):
-    grid = dict(sparsities=(0.0, 0.9), clusters=(None, 4), subset=300, use_cache=False)
+def test_a_scan_with_reruns_has_the_numbers_of_whole_evaluations(resnet8, fmnist, monkeypatch, small_batches):
+    grid = dict(sparsities=(0.0, 0.9), clusters=(None, 4), subset=80, use_cache=False)
     fast = sensitivity.scan(resnet8, fmnist, **grid)
     monkeypatch.setattr(rerun.Reruns, "of", lambda *a, **k: None)  # every setting evaluates the whole model
     assert sensitivity.scan(resnet8, fmnist, **grid)["rows"] == fast["rows"]
