@@ -1594,8 +1594,8 @@ def downloads(artifact, recipe, stem):
     b.download_button("Download recipe (.json)", json.dumps(recipe.to_dict(), indent=2), file_name=f"{stem}.json",
                       mime="application/json", icon=":material/description:", on_click="ignore")
     st.caption(f"SHA-256 of the artifact `{short_hash(artifact)}…`. Check it anywhere: "
-               f"`python -m compress_engine eval {stem}.cpg{data_flag()}`. Load it in Python: `model, meta = "
-               f"compress_engine.decode_model(open('{stem}.cpg', 'rb').read())` rebuilds the model it holds (as "
+               f"`python -m compress_engine eval {stem}.cpg{data_flag()}`. Load it in Python: `import compress_engine; "
+               f"model, meta = compress_engine.decode_model(open('{stem}.cpg', 'rb').read())` rebuilds the model it holds (as "
                "compressed: BatchNorms folded, pruned units removed), or add `module=YourNet()` to load it into a "
                "fresh instance of your own class.")
 

@@ -14,7 +14,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import explain, units, zoo
-from compress_engine.playground.store import MAX_RECIPE_JSON, MAX_RECIPE_KB, recipe_summary
+from compress_engine.playground.store import MAX_RECIPE_JSON, MAX_RECIPE_KB, file_stem, recipe_summary
 from pages import common
 
 common.through_app()
@@ -323,7 +323,7 @@ def make_tab():
         st.subheader(common.md_text(title))
         result, _ = common.headline(recipe, key="export_save", early=True)
     art = result["artifact"]  # the same bytes with or without the evaluation
-    common.downloads(art, recipe, f"{result['model']}-{'-'.join(recipe.techniques())}")
+    common.downloads(art, recipe, file_stem(result["model"], recipe))
     show_breakdown(ce.size_breakdown(art), len(art), "made")
     common.complete(result)  # evaluated now (if it was drawn early): the cards get the accuracy and Save
     if not uploaded and not trains:

@@ -244,17 +244,18 @@ def test_export_save_button_writes_a_run(store, fmnist):
 
 def test_exports_python_line_loads_the_downloaded_artifact(store, fmnist, tmp_path, monkeypatch):
     """The caption under the downloads says how to load the artifact in Python; run as written, on the file as the
-    page names it, it rebuilds the model the page measured."""
+    page names it, it rebuilds the model the page measured. A deployment review pasted it into a fresh Python and got
+    NameError: name 'compress_engine' is not defined."""
     import re
     at = export()
     caption = next(c.value for c in at.caption if "decode_model" in c.value)
     stem = re.search(r"compress_engine eval (\S+)\.cpg", caption).group(1)
-    line = re.search(r"`(model, meta = [^`]+)`", caption).group(1)
+    line = re.search(r"`(import compress_engine; model, meta = [^`]+)`", caption).group(1)
     at = at.button(key="export_save").click().run()
     run = store.get(store.list()[0]["id"])
     (tmp_path / f"{stem}.cpg").write_bytes(run["artifact"])
     monkeypatch.chdir(tmp_path)
-    scope = {"compress_engine": ce}
+    scope = {}  # pasted into a fresh interpreter: the line imports what it uses (it once assumed compress_engine)
     exec(line, scope)
     model = scope["model"]
     assert ce.param_count(model) == run["metrics"]["params"]
@@ -494,3 +495,13 @@ def test_compare_model_filter_and_runs_without_optional_metrics(store, results):
     assert not at.exception and list(at.dataframe[0].value["model"]) == ["lenet-5"]
     at = at.multiselect(key="compare_models").set_value([]).run()
     assert not at.exception and "No saved runs of the chosen models" in at.info[0].value
+
+
+def test_exports_of_structured_and_single_weight_pruning_have_their_own_file_names():
+    """A deployment review exported ResNet-8 pruned by units and by single weights: both downloads were named
+    resnet-8-prune.cpg, the second overwriting the first in a downloads folder; fine-tuned or not, the same."""
+    from compress_engine.playground.store import file_stem
+    names = {file_stem("resnet-8", r) for r in (ce.Recipe(sparsity=0.5), ce.Recipe(sparsity=0.5, structured=True),
+                                                 ce.Recipe(sparsity=0.5, finetune_epochs=1))}
+    assert names == {"resnet-8-prune", "resnet-8-structured-prune", "resnet-8-prune-finetune1"}
+    assert file_stem("lenet-5", ce.Recipe(sparsity=0.9, clusters=16, huffman=True)) == "lenet-5-prune-cluster-huffman"

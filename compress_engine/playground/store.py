@@ -622,6 +622,13 @@ def technique_label(recipe, budget_kb=None):
     return "+".join(names) + (f"+finetune{recipe.finetune_epochs}" if recipe.finetune_epochs else "")
 
 
+def file_stem(model, recipe):
+    """A downloaded artifact's file name without its extension: the model and technique_label's words joined by "-"
+    ("resnet-8-structured-prune", "lenet-5-prune-cluster-huffman-finetune3"), so exports of structured and
+    single-weight pruning, or with and without fine-tuning, do not overwrite each other in a downloads folder."""
+    return f"{model}-" + "-".join(technique_label(recipe).replace("+", " ").split())
+
+
 def technique_group(technique):
     """A saved run's technique as Compare's legend groups it: every Fit's (technique_label with a budget) is FIT
     (each budget was a technique and a colour of its own, so the legend grew with every Fit saved); any other stays
