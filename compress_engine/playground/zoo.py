@@ -18,6 +18,7 @@ import os
 import pickle
 import platform
 import re
+import shlex
 import struct
 import time
 import warnings
@@ -463,6 +464,70 @@ SAVE_HINT = "save it with torch.save(model.state_dict(), path) or safetensors.to
 ARCH_HINT = ("an MLP state dict (layers.0.weight, layers.0.bias, layers.1.weight, ...: 784 inputs, 10 outputs), "
              "a LeNet-5 one (conv1, conv2, fc1, fc2: .weight and .bias each) or a ResNet one (stem, bn, blocks.0, "
              "blocks.1, ..., fc: 1 input channel, 10 outputs), as compress_engine's MLP / LeNet5 / ResNet name them")
+LENET_OUTPUTS = 10  # compress_engine's LeNet5 as build() makes it (a spec has no class count): 10 outputs, 28x28 images
+
+
+def data_text(dataset=None):
+    """The data an upload must run on, in words, from `dataset`'s input shape and labels (Fashion-MNIST's IMAGE and
+    CLASSES without one): 'the data here (idx:/f) are 16x16 greyscale images (1 channel) in 5 classes'."""
+    shape, name = (IMAGE, "Fashion-MNIST") if dataset is None else (dataset.input_shape, dataset.name)
+    if len(shape) == 3:
+        c, h, w = shape
+        inputs = f"{h}x{w} greyscale images (1 channel)" if c == 1 else f"{h}x{w} images of {c} channels"
+    elif len(shape) == 1:
+        inputs = f"rows of {shape[0]} features"
+    else:
+        inputs = f"inputs of shape {'x'.join(map(str, shape))}"
+    need, exact = outputs_needed(dataset)
+    labels = (f"with {need} regression target(s) each" if dataset is not None and dataset.regression else
+              f"with {need} multi-label tags" if dataset is not None and dataset.multilabel else f"in {need} classes")
+    return f"the data here ({name}) are {inputs} {labels}"
+
+
+def outputs_needed(dataset=None):
+    """(n, exact) of the outputs a model for `dataset` must have: its classes, regression targets or tags; without
+    data Fashion-MNIST's CLASSES, as a sample model."""
+    if dataset is None:
+        return CLASSES, True
+    if dataset.regression:
+        return math.prod(dataset.label_shape), True
+    return dataset.n_classes, True
+
+
+def _outputs_fit(n, dataset):
+    need, exact = outputs_needed(dataset)
+    return n == need if exact else n >= need
+
+
+def _outputs_text(dataset):
+    need, exact = outputs_needed(dataset)
+    return f"{need}" if exact else f"{need} or more"
+
+
+def sidebar_takes(dataset=None):
+    """What the sidebar takes on `dataset` (Fashion-MNIST without one), as a clause ending a refusal."""
+    shape, out = (IMAGE if dataset is None else dataset.input_shape), _outputs_text(dataset)
+    takes = [f"an MLP of {math.prod(shape)} inputs and {out} outputs"]
+    if shape == IMAGE and _outputs_fit(LENET_OUTPUTS, dataset):
+        takes.append(f"a LeNet-5 ({LENET_OUTPUTS} outputs)")
+    if len(shape) == 3:
+        takes.append(f"a ResNet of {shape[0]} input channel(s) and {out} outputs")
+    return "on these data the sidebar takes " + (", ".join(takes[:-1]) + " or " + takes[-1] if len(takes) > 1
+                                                  else takes[0])
+
+
+def command_line_text(name, dataset=None):
+    """The sentence every refusal of an upload ends with: the engine and the command line take any PyTorch model, on
+    any data (`dataset`'s --data when given)."""
+    flag = "" if dataset is None else f" --data {shlex.quote(dataset.name)}"
+    return (f"Any other PyTorch model, or one made for other data, is compressed by the engine (ce.compress) and the "
+            f"command line, which run your own code: python -m compress_engine run --model your_model.py:make_model "
+            f"--weights {name}{flag} (make_model returns your nn.Module; see the README's Command line)")
+
+
+def refusal_tail(name, dataset=None):
+    """How a refusal of upload `name` ends: what the sidebar takes on `dataset`, then the command line's way."""
+    return f"{sidebar_takes(dataset)}. {command_line_text(name, dataset)}"
 
 
 class OverLimit(ModelError):
@@ -524,7 +589,7 @@ def check_cost(model, shape, what):
                             "the command line take it")
 
 
-def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES, cost_limit=False):
+def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES, cost_limit=False, dataset=None):
     """An uploaded weight file (`data`: its bytes; `filename`: its name) -> the model it holds (eval mode); no byte of
     it can run code.
 
@@ -539,6 +604,8 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES, cost_limit=False):
     empty, corrupt, code, non-tensors, unknown names, wrong shapes or dtypes, NaN/inf) raises
     ModelError naming the file, the problem and how to fix it. cost_limit=True (the dashboard's) also refuses a
     model costing more per input than UPLOAD_COST (check_cost: OverLimit); a Python caller's is not limited.
+    The model must run on `dataset` (its inputs and classes), or, without one, on Fashion-MNIST with its 10 outputs; a
+    refusal names these data, what the sidebar takes on them and the command line (command_line_text).
     """
     name = _file_label(filename)
     suffix = Path(filename).suffix.lower()
@@ -546,14 +613,14 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES, cost_limit=False):
         raise ModelError(f"{name}: weight files must end in .safetensors, .pt or .pth; {SAVE_HINT}")
     _check_upload_size(data, name, max_bytes)
     state = _strip_prefix(_as_state_dict(read_state(bytes(data), name, suffix), name))
-    spec = infer_spec(state, name)
+    spec = infer_spec(state, name, dataset)
     flush_tiny_(state.values())  # they would make every evaluation of the upload several times slower
     try:
         model = from_state_dict(spec, state)
     except ModelError as e:
         raise ModelError(f"{name}: {e}") from None
-    if cost_limit:
-        check_cost(model, IMAGE, name)  # before it is scored; an upload is read as a Fashion-MNIST model
+    if cost_limit:  # before it is scored
+        check_cost(model, IMAGE if dataset is None else dataset.input_shape, name)
     return model
 
 
@@ -804,17 +871,18 @@ def strip_prefix_for(state, model_names):
     return max(_prefix_cuts(state), key=lambda names: len(want & set(names)))
 
 
-def infer_spec(state, name="weights"):
-    """The spec of an MLP, LeNet-5 or ResNet state dict from its tensor names and shapes; ModelError otherwise.
+def infer_spec(state, name="weights", dataset=None):
+    """The spec of an MLP, LeNet-5 or ResNet state dict from its tensor names and shapes; ModelError otherwise, also
+    for one that cannot run on `dataset` (on Fashion-MNIST without one).
 
     Only names and dimensions are read here; from_state_dict then checks every shape against the spec.
     """
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     if "stem.weight" in shapes:
-        return _resnet_spec(state, shapes, name)
+        return _resnet_spec(state, shapes, name, dataset)
     if set(shapes) == LENET5_KEYS:
         _need_ndim(shapes, name, {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 2, "fc2.weight": 2})
-        _lenet_fits_the_data(shapes, name)
+        _lenet_fits_the_data(shapes, name, dataset)
         return {"arch": "lenet5", "widths": [shapes["conv1.weight"][0], shapes["conv2.weight"][0],
                                              shapes["fc1.weight"][0]]}
     layers = sorted({int(m.group(1)) for m in map(MLP_KEY.fullmatch, shapes) if m})
@@ -823,7 +891,7 @@ def infer_spec(state, name="weights"):
     # more); a torchvision ResNet shares conv1.weight with it and is none. Else: say what the shapes look like
     near_lenet = len(LENET5_KEYS & set(shapes)) >= 6 and len(set(shapes) - LENET5_KEYS) <= 2
     if not layers and not near_lenet:
-        raise ModelError(_unknown_layout(shapes, name))
+        raise ModelError(_unknown_layout(shapes, name, dataset))
     if not layers or set(shapes) != expect:
         near = expect if layers else LENET5_KEYS
         extra, missing = sorted(set(shapes) - near)[:4], sorted(near - set(shapes))[:4]
@@ -831,32 +899,46 @@ def infer_spec(state, name="weights"):
                          f"{missing}); expected {ARCH_HINT}")
     _need_ndim(shapes, name, {f"layers.{i}.weight": 2 for i in layers})
     sizes = [shapes["layers.0.weight"][1]] + [shapes[f"layers.{i}.weight"][0] for i in layers]
-    if sizes[0] != INPUTS or sizes[-1] != CLASSES:
-        raise ModelError(f"{name}: an MLP of sizes {sizes} cannot run here: the data are 28x28 images "
-                         f"({INPUTS} inputs) in {CLASSES} classes, so the sizes must be [{INPUTS}, ..., {CLASSES}]")
+    inputs = math.prod(IMAGE if dataset is None else dataset.input_shape)
+    if sizes[0] != inputs or not _outputs_fit(sizes[-1], dataset):
+        raise ModelError(f"{name}: an MLP of sizes {sizes} cannot run here: {data_text(dataset)} ({inputs} inputs "
+                         f"each), so its sizes must be [{inputs}, ..., {_outputs_text(dataset)}]; "
+                         f"{refusal_tail(name, dataset)}")
     return {"arch": "mlp", "sizes": sizes}
 
 
-def _lenet_fits_the_data(shapes, name):
-    """A LeNet-5 made for other images or classes, refused saying so (as an MLP's or a ResNet's is): its input
-    channels, its outputs, and fc1's inputs, which give the image size it was built for (each 5x5 conv takes 4
-    pixels off a side, each 2x2 pool halves it: 28x28 images leave conv2's channels 4x4 each, 32x32 ones 5x5)."""
+def _lenet_fits_the_data(shapes, name, dataset=None):
+    """A LeNet-5 made for other images or classes, or one the data cannot take, refused saying so (as an MLP's or a
+    ResNet's is): its input channels, its outputs, and fc1's inputs, which give the image size it was built for (each
+    5x5 conv takes 4 pixels off a side, each 2x2 pool halves it: 28x28 images leave conv2's channels 4x4 each, 32x32
+    ones 5x5). The LeNet-5 here (compress_engine's LeNet5) takes 28x28 greyscale images and has LENET_OUTPUTS."""
     cin, c2, fc1_in, classes = (shapes["conv1.weight"][1], shapes["conv2.weight"][0], shapes["fc1.weight"][1],
                                 shapes["fc2.weight"][0])
-    data = f"the data are 28x28 greyscale images (1 channel) in {CLASSES} classes"
-    if cin != 1 or classes != CLASSES:
-        raise ModelError(f"{name}: a LeNet-5 with {cin} input channel(s) and {classes} outputs cannot run here: "
-                         f"{data}, so conv1.weight must be [.., 1, 5, 5] and fc2.weight [{CLASSES}, ..]")
     side = round((fc1_in / c2) ** 0.5)
-    if fc1_in != c2 * 16 and shapes["conv1.weight"][2:] == shapes["conv2.weight"][2:] == (5, 5):
-        built = (f"it was built for {4 * side + 12}x{4 * side + 12} images (conv2's {c2} channels {side}x{side} "
-                 "each after the second pooling)" if side > 0 and c2 * side * side == fc1_in else
-                 f"that is not conv2's {c2} channels times a square image")
-        raise ModelError(f"{name}: a LeNet-5 whose fc1 takes {fc1_in} inputs cannot run here: {built}; {data}; "
-                         f"28x28 images leave conv2's channels 4x4 each, so fc1.weight must be [.., {c2 * 16}]")
+    other_size = fc1_in != c2 * 16 and shapes["conv1.weight"][2:] == shapes["conv2.weight"][2:] == (5, 5)
+    other_io = cin != 1 or classes != LENET_OUTPUTS
+    data_ok = ((IMAGE if dataset is None else dataset.input_shape) == IMAGE
+               and _outputs_fit(LENET_OUTPUTS, dataset))
+    if not (other_size or other_io or not data_ok):
+        return
+    head = (f"a LeNet-5 with {cin} input channel(s) and {classes} outputs" if other_io or not data_ok else
+            f"a LeNet-5 whose fc1 takes {fc1_in} inputs")
+    built = ""
+    if other_size:
+        built = ((f"it was built for {4 * side + 12}x{4 * side + 12} images (conv2's {c2} channels {side}x{side} "
+                  "each after the second pooling)" if side > 0 and c2 * side * side == fc1_in else
+                  f"its fc1 takes {fc1_in} inputs, which is not conv2's {c2} channels times a square image") + "; ")
+    musts = (["conv1.weight must be [.., 1, 5, 5]"] * (cin != 1)
+             + [f"fc2.weight must be [{LENET_OUTPUTS}, ..]"] * (classes != LENET_OUTPUTS)
+             + [f"fc1.weight must be [.., {c2 * 16}]"] * other_size)
+    musts = ", so it cannot run on these data" if not data_ok else f", so {' and '.join(musts)}" if musts else ""
+    raise ModelError(f"{name}: {head} cannot run here: {built}{data_text(dataset)}; the sidebar's LeNet-5 "
+                     f"(compress_engine's LeNet5) takes {IMAGE[1]}x{IMAGE[2]} images of 1 channel (greyscale), which "
+                     f"leave conv2's channels 4x4 each, and has {LENET_OUTPUTS} outputs{musts}; "
+                     f"{refusal_tail(name, dataset)}")
 
 
-def _unknown_layout(shapes, name):
+def _unknown_layout(shapes, name, dataset=None):
     """The refusal of a state dict whose names are none of the sidebar's architectures: which one its shapes come
     closest to (an MLP or a LeNet-5 under other names: the renaming that makes it one; a ResNet), or none (an
     LSTM, depthwise convolutions, GroupNorm, ...), and that the engine and the command line take any model."""
@@ -892,11 +974,11 @@ def _unknown_layout(shapes, name):
             i = next(i for i, p in enumerate(layers) if k.startswith(p) and k[len(p):] in ("weight", "bias"))
             fake[f"{target[i]}.{k[len(layers[i]):]}"] = torch.empty(s, device="meta")
         try:
-            spec = infer_spec(fake, name)
+            spec = infer_spec(fake, name, dataset)
             with torch.device("meta"):
                 problems = state_mismatch(build(spec), fake)
         except ModelError as e:
-            return str(e).removeprefix(f"{name}: ")
+            return str(e).removeprefix(f"{name}: ").removesuffix(f"; {refusal_tail(name, dataset)}")
         return f"its tensors would not fit ({problems})" if problems else ""
 
     own_data = ("the command line below runs it as your code defines it, without renaming, on these data or your own "
@@ -924,12 +1006,10 @@ def _unknown_layout(shapes, name):
         near = "its shapes come closest to none of them" + (f": it has {', '.join(odd)}" if odd else "")
     found = few(shapes, 4)
     return (f"{name}: tensor names ({found}) do not fit a known architecture, and {near}. The sidebar takes "
-            f"{ARCH_HINT}. Any other PyTorch model is compressed by the engine (ce.compress) and the command line, "
-            f"which run your own code: python -m compress_engine run --model your_model.py:make_model --weights "
-            f"{name} (make_model returns your nn.Module; see the README's Command line)")
+            f"{ARCH_HINT}; {refusal_tail(name, dataset)}")
 
 
-def _resnet_spec(state, shapes, name):
+def _resnet_spec(state, shapes, name, dataset=None):
     """A ResNet's spec from its stem, blocks and fc (from_state_dict then checks every other tensor). A state dict
     saved without BatchNorm's batch counters gets them (as 0) here, in place: evaluation never reads them."""
     blocks = sorted({int(m.group(1)) for m in map(RESNET_BLOCK.match, shapes) if m})
@@ -945,10 +1025,12 @@ def _resnet_spec(state, shapes, name):
     spec = {"arch": "resnet", "widths": [shapes[f"blocks.{i}.conv2.weight"][0] for i in blocks],
             "inner": [shapes[f"blocks.{i}.conv1.weight"][0] for i in blocks], "batchnorm": "bn.weight" in shapes,
             "in_channels": shapes["stem.weight"][1], "classes": shapes["fc.weight"][0]}
-    if (spec["in_channels"], spec["classes"]) != (1, CLASSES):
+    shape = IMAGE if dataset is None else dataset.input_shape
+    if len(shape) != 3 or spec["in_channels"] != shape[0] or not _outputs_fit(spec["classes"], dataset):
         raise ModelError(f"{name}: a ResNet with {spec['in_channels']} input channel(s) and {spec['classes']} "
-                         f"outputs cannot run here: the data are 28x28 greyscale images (1 channel) in {CLASSES} "
-                         "classes")
+                         f"outputs cannot run here: {data_text(dataset)}, so it must take "
+                         + (f"{shape[0]} input channel(s)" if len(shape) == 3 else "images")
+                         + f" and have {_outputs_text(dataset)} outputs; {refusal_tail(name, dataset)}")
     if spec["batchnorm"]:
         for key in [k[:-len("running_mean")] for k in shapes if k.endswith(".running_mean")]:
             state.setdefault(key + BN_COUNTER[1:], torch.tensor(0))
