@@ -34,7 +34,7 @@ from ..core.encode import MAGIC, decode_with_meta, read_shapes
 from ..core.errors import ModelError
 from ..core.fold import NORMS, fold_batchnorm, foldable_pairs
 from ..core.files import write_atomic
-from ..core.model import MLP, arch_spec, param_count
+from ..core.model import MLP, arch_spec, check_model, param_count
 from ..core.pipeline import deployed, describe, plain_module, scores
 from ..core.structured import resize_to
 from ..core.train import (accuracy, answers, crop_flip, fast_eval_copy, fit, flush_tiny_, has_conv,
@@ -485,13 +485,13 @@ def data_text(dataset=None):
 
 
 def outputs_needed(dataset=None):
-    """(n, exact) of the outputs a model for `dataset` must have: its classes, regression targets or tags; without
-    data Fashion-MNIST's CLASSES, as a sample model."""
+    """(n, exact) of the outputs a model for `dataset` must have: at least its classes (more are fine, as check_model
+    has it), exactly its regression targets or tags; without data exactly Fashion-MNIST's CLASSES, as a sample model."""
     if dataset is None:
         return CLASSES, True
     if dataset.regression:
         return math.prod(dataset.label_shape), True
-    return dataset.n_classes, True
+    return dataset.n_classes, dataset.multilabel
 
 
 def _outputs_fit(n, dataset):
@@ -604,8 +604,9 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES, cost_limit=False, d
     empty, corrupt, code, non-tensors, unknown names, wrong shapes or dtypes, NaN/inf) raises
     ModelError naming the file, the problem and how to fix it. cost_limit=True (the dashboard's) also refuses a
     model costing more per input than UPLOAD_COST (check_cost: OverLimit); a Python caller's is not limited.
-    The model must run on `dataset` (its inputs and classes), or, without one, on Fashion-MNIST with its 10 outputs; a
-    refusal names these data, what the sidebar takes on them and the command line (command_line_text).
+    The model must run on `dataset` (its inputs; at least as many outputs as it has classes, as check_model has it),
+    or, without one, on Fashion-MNIST with its 10 outputs; a refusal names these data, what the sidebar takes on them
+    and the command line (command_line_text).
     """
     name = _file_label(filename)
     suffix = Path(filename).suffix.lower()
@@ -619,6 +620,11 @@ def read_weights(data, filename, max_bytes=MAX_UPLOAD_BYTES, cost_limit=False, d
         model = from_state_dict(spec, state)
     except ModelError as e:
         raise ModelError(f"{name}: {e}") from None
+    if dataset is not None:  # the engine's check, as Export's for an artifact (describe): the data's inputs and outputs
+        try:
+            check_model(model, dataset, name)
+        except ModelError as e:
+            raise ModelError(f"{e}; {refusal_tail(name, dataset)}") from None
     if cost_limit:  # before it is scored
         check_cost(model, IMAGE if dataset is None else dataset.input_shape, name)
     return model

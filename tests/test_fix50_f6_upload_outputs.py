@@ -1,0 +1,82 @@
+"""A model with as many outputs as the data have classes, or more, is taken by the sidebar on those data (a 784-100-5
+MLP was refused on a 5-class folder, though Export's check scored the same model compressed, 86.33 %): read_weights
+with the server's data accepts exactly what the engine's check of a model against data accepts (check_model, which
+Export's artifact check runs through describe), and every page runs on such an upload."""
+
+import io
+
+import pytest
+import torch
+
+import compress_engine as ce
+from test_fix50_f2_own_data import five_idx  # noqa: F401 - the 5-class 28x28 IDX folder fixture
+from test_fix50_f6_upload_messages import data, lenet, mlp
+from compress_engine.playground import zoo
+
+CASES = [mlp(784, 100, 5), mlp(784, 100, 10), mlp(784, 100, 3), mlp(256, 30, 5), lenet(), lenet(28, 5),
+         lenet(16, 5)]
+
+
+@pytest.mark.parametrize("shape, classes", [((1, 28, 28), 5), ((1, 28, 28), 10), ((1, 16, 16), 5)])
+def test_the_sidebar_takes_what_exports_check_takes(shape, classes):
+    """read_weights(dataset=) accepts a model exactly when the engine's check of a model against data (check_model,
+    through describe, as Export's artifact check runs it) does, for each model it can build."""
+    ds = data(shape, classes, "d")
+    for blob in CASES:
+        state = torch.load(io.BytesIO(blob), weights_only=True)
+        try:
+            spec = zoo.infer_spec(state)  # as a Fashion-MNIST model, when it is one
+        except ce.ModelError:
+            continue
+        try:
+            ce.describe(zoo.from_state_dict(spec, state), ds)
+            engine = True
+        except ce.ModelError:
+            engine = False
+        try:
+            zoo.read_weights(blob, "mine.pt", dataset=ds)
+            sidebar = True
+        except ce.ModelError:
+            sidebar = False
+        assert sidebar == engine, (spec, shape, classes)
+
+
+def test_an_upload_of_as_many_outputs_as_classes_works_on_every_page(five_idx, monkeypatch):  # noqa: F811
+    """A 784-100-5 MLP uploaded on 5-class data (read_weights given the server's data, as the sidebar is to give it):
+    added, then every page runs on it, and it teaches two students on Distillation."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from pages import common
+    from test_app import app
+    monkeypatch.setattr(common, "DATASET", five_idx)
+    real = ce.read_weights
+    monkeypatch.setattr(ce, "read_weights", lambda *a, **k: real(*a, dataset=ce.load_dataset(five_idx), **k))
+    at = app().run()
+    at = at.sidebar.file_uploader(key="weights_upload").upload("five.pt", mlp(784, 100, 5)).run()
+    assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
+    name = at.session_state["model"]
+    assert name.startswith("upload-five-")
+    for page in ("pruning", "quantization", "clustering", "pipeline", "sensitivity", "distillation", "compare",
+                 "export"):
+        at.session_state["model"] = name
+        at = at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception and not at.error, (page, at.exception, [e.value for e in at.error])
+    at.session_state["model"] = name
+    at = at.switch_page("pages/distillation.py").run()
+    at.selectbox(key="distill_teacher").set_value(name).run()
+    at.slider(key="distill_epochs").set_value(1).run()
+    at.session_state["model"] = name
+    at.button(key="distill_train").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert {m.label: m.value for m in at.metric}["Teacher parameters"] == "79,005"  # 784·100 + 100 + 100·5 + 5
+    assert len([m for m in at.metric if m.label.startswith("Test errors")]) == 2
+
+
+def test_as_many_outputs_as_classes_or_more_are_taken():
+    five = data((1, 28, 28), 5, "five")
+    for blob, arch in ((mlp(784, 100, 5), "mlp"), (mlp(784, 100, 10), "mlp"), (lenet(), "lenet5")):
+        assert zoo.arch_spec(zoo.read_weights(blob, "mine.pt", cost_limit=True, dataset=five))["arch"] == arch
+    with pytest.raises(ce.ModelError, match=r"so its sizes must be \[784, \.\.\., 5 or more\]; on these data the "
+                                            r"sidebar takes an MLP of 784 inputs and 5 or more outputs"):
+        zoo.read_weights(mlp(784, 100, 3), "mine.pt", dataset=five)
