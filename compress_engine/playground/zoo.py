@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..core import flops
 from ..core.encode import MAGIC, decode_with_meta, read_shapes
-from ..core.errors import ModelError
+from ..core.errors import DatasetError, ModelError
 from ..core.fold import NORMS, fold_batchnorm, foldable_pairs
 from ..core.files import write_atomic
 from ..core.model import MLP, arch_spec, check_model, param_count
@@ -505,7 +505,14 @@ def _outputs_text(dataset):
 
 
 def sidebar_takes(dataset=None):
-    """What the sidebar takes on `dataset` (Fashion-MNIST without one), as a clause ending a refusal."""
+    """What the sidebar takes on `dataset` (Fashion-MNIST without one), as a clause ending a refusal: nothing on data
+    the dashboard's pages cannot take (dataset.require(IMAGE, CLASSES) refuses them, as the pages' data check does)."""
+    try:
+        if dataset is not None:
+            dataset.require(input_shape=IMAGE, n_outputs=CLASSES)
+    except DatasetError:
+        return (f"the sidebar takes no model on these data: the dashboard's pages (sample models and uploads) take "
+                f"{IMAGE[1]}x{IMAGE[2]} greyscale images (1 channel) in at most {CLASSES} classes")
     shape, out = (IMAGE if dataset is None else dataset.input_shape), _outputs_text(dataset)
     takes = [f"an MLP of {math.prod(shape)} inputs and {out} outputs"]
     if shape == IMAGE and _outputs_fit(LENET_OUTPUTS, dataset):
