@@ -7,6 +7,7 @@ of settings) and returns a go.Figure with titled axes and units; pages pass it t
 import colorsys
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import plotly.colors as pc
@@ -15,6 +16,7 @@ import plotly.graph_objects as go
 
 from compress_engine.playground import bench_results, units, viz
 
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"  # what bench/ measured, as pages read it
 PALETTE, GREY = viz.PALETTE, viz.GREY  # the one palette (defined in viz, shared with bench/)
 BLUE, ORANGE, GREEN, RED, PURPLE = PALETTE[:5]
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine import Recipe
-from compress_engine.playground import explain, units, viz
+from compress_engine.playground import explain, store as runstore, units, viz
 from pages import charts, common
 
 common.through_app()
@@ -104,11 +104,18 @@ def paper_chart(comp, ours_name):
              "text": [f"{r['paper']:g}×<br>{-r['paper_loss']:+.2f} pts" for r in rows],
              "hovertemplate": "Deep Compression, %{x}: %{text}<extra></extra>"},
             {"type": "bar", "x": stages, "y": [r["ours"] or 0 for r in rows], "name": ours_name,
-             "marker": {"color": charts.BLUE, "pattern": {"shape": ["" if r["comparable"] else "/" for r in rows]}},
+             "marker": {"color": charts.BLUE, "pattern": {"shape": ["" if r["comparable"] else "." if r["one_shot"]
+                                                                   else "/" for r in rows]}},
              "textposition": "outside", "text": ["—" if r["ours"] is None
-                                                 else f"{r['ours']:,.1f}×<br>{-r['ours_loss']:+.2f} pts" for r in rows],
+                                                 else f"{r['ours']:,.1f}×<br>{-r['ours_loss']:+.2f} pts"
+                                                 + ("<br>one-shot" if r["one_shot"] else "") for r in rows],
              "hovertemplate": "ours, %{x}: %{text}<extra></extra>"}]
-    if not all(r["comparable"] for r in rows if r["ours"] is not None):
+    if any(r["one_shot"] for r in rows):  # measured without the run's fine-tuning: no verdict beside a retrained figure
+        data.append({"type": "bar", "x": [stages[0]], "y": [None], "hoverinfo": "skip",
+                     "name": "dotted: one-shot, the paper's retrained: no verdict",
+                     "marker": {"color": "white", "line": {"color": charts.BLUE, "width": 1},
+                                "pattern": {"shape": ".", "fgcolor": charts.BLUE}}})
+    if not all(r["comparable"] or r["one_shot"] for r in rows if r["ours"] is not None):
         data.append({"type": "bar", "x": [stages[0]], "y": [None], "hoverinfo": "skip",
                      "name": f"hatched: loses over {comp['equal_loss_pts']:g} points more, not comparable",
                      "marker": {"color": "white", "line": {"color": charts.BLUE, "width": 1},
@@ -129,29 +136,46 @@ def points(accuracy, dense_acc):
     return {"accuracy (%)": 100 * accuracy, "vs dense (pts)": 100 * (accuracy - dense_acc)}
 
 
-def paper_column(results, m, dense_acc):
-    """Our ratios and accuracy losses beside the paper's (explain.paper_comparison), for the evaluated runs."""
+def pruned_alone(recipe, results, tuned):
+    """The pruning-alone stage to set beside the paper's (retrained) 12x, and whether it is one-shot while the run
+    was fine-tuned: a fine-tuned run's pruning stage, fine-tuned as it was, if it is kept on this server (trained
+    once, by anyone), else the one-shot stage measured here."""
     pruned = results.get("prune")
+    if tuned is None or pruned is None:
+        return pruned, False
+    kept = common.cached_trained(common.scoped(recipe.replace(clusters=None, bits=None, huffman=False)))
+    return (pruned, True) if kept is None else (kept, False)
+
+
+def paper_column(results, m, dense_acc, recipe, tuned):
+    """Our ratios and accuracy losses beside the paper's (explain.paper_comparison), for the evaluated runs."""
+    pruned, one_shot = pruned_alone(recipe, results, tuned)
     comp = explain.paper_comparison(
         common.model_name(), m["dense_bytes"], m["artifact_bytes"], dense_acc, m["accuracy"],
         pruned_bytes=None if pruned is None else pruned["metrics"]["artifact_bytes"],
         pruned_accuracy=None if pruned is None else pruned["metrics"]["accuracy"],
-        dense_params=m["dense_params"], pruned_nonzero=None if pruned is None else pruned["metrics"]["nonzero_params"])
+        dense_params=m["dense_params"], pruned_nonzero=None if pruned is None else pruned["metrics"]["nonzero_params"],
+        one_shot_pruning=one_shot)
     if comp is None:
         st.info(f"Deep Compression published no figure for {card['name']}.")
         return
     st.plotly_chart(paper_chart(comp, f"ours, {card['name']} on {common.dataset().name}"), width="stretch")
     st.markdown("\n".join(f"- {r['verdict']}" for r in comp["rows"] if r["ours"] is not None))
     prune_row = comp["rows"][0]
+    bench = explain.bench_deep_compression(runstore.reference_points(charts.BENCH), common.model_name())
     note = ("The paper's 12× for pruning alone counts weights (about 8 % kept); "
             + (f"ours keeps 1 weight in {prune_row['ours_params']:,.1f}, and its artifact, which must also store "
                "where each survivor sits, is the ratio drawn. "
                if prune_row["ours_params"] else "this recipe does not prune. ")
             + f"Their figures are on MNIST, ours on {common.md_text(common.data_text())}: sizes compare directly, and "
               "so do the points "
-              "each loses against its own dense model, but not the accuracies themselves. Our pruning-alone "
-              "stage is measured one-shot; more fine-tuning epochs bring the loss down "
-              "(`bench/deep_compression.py` reaches the paper's ratios within half a point, with 12 epochs per stage).")
+              "each loses against its own dense model, but not the accuracies themselves. "
+            + ("Our pruning-alone stage is measured one-shot; fine-tuning brings the loss down"
+               if one_shot or tuned is None else
+               f"Our pruning-alone stage is fine-tuned {recipe.finetune_epochs} epoch"
+               f"{'s' if recipe.finetune_epochs > 1 else ''}, as your run was")
+            + (f" (`bench/deep_compression.py`, fine-tuning after each stage, {bench}: "
+               "`bench/results/deep_compression.csv`)." if bench else "."))
     st.caption(note)
 
 
@@ -299,7 +323,7 @@ with right:
     if early:  # the comparison is of accuracy losses: it comes with the evaluations
         st.info("Evaluating each stage on the test set…", icon=":material/hourglass_top:")
     else:
-        paper_column(results, m, dense_acc)
+        paper_column(results, m, dense_acc, recipe, tuned)
 
 # --- what the final artifact is made of ----------------------------------------------------------
 left, right = st.columns([1.3, 1], gap="medium")
