@@ -27,6 +27,7 @@ WIDTHS = (10, 30, 50, 100, 200, 300, 500, 800)  # hidden units in each of an MLP
 CNN = "small CNN (a ResNet of 8-16-32 channels)"
 BLUE, ORANGE, RED = charts.BLUE, charts.ORANGE, charts.RED
 GREY = charts.GREY
+T_START = 1.0  # the Temperature slider's first value: the grid's fewest errors at 5 epochs (the panel says so)
 OTHER_SYMBOLS = ("square", "triangle-up", "cross", "x", "pentagon", "hexagon")  # the size chart's other models
 HINTON = explain.HINTON_MNIST
 GRID_DATA = "fashion-mnist"  # bench/distillation.py measured the grid on it (its bench_results.TEST_IMAGES test images)
@@ -160,9 +161,14 @@ def show(col, res, other):
                               res, ("Teacher", "Student", "the student"))
 
 
+def view_default(tried):
+    """The soft-target panel's first T: the largest T > 1 the grid tried (`tried`, sorted), else Hinton et al.'s."""
+    return tried[-1] if tried and tried[-1] > 1 else float(HINTON["temperature"])
+
+
 def soft_target_chart(classes, table, log_y):
     fig = go.Figure()
-    for (t, p), color in zip(table.items(), (GREY, BLUE)):
+    for (t, p), color in zip(table.items(), (GREY, ORANGE, BLUE)):
         fig.add_bar(x=list(classes), y=100 * p, name=f"T = {t:g}", marker_color=color,
                     hovertemplate="%{x}: %{y:.3g} %<extra>T = " + f"{t:g}</extra>")
     # categories, even named "0"-"4" (an IDX folder's classes), which Plotly would take for numbers and then drop
@@ -240,11 +246,11 @@ with controls:
                              help=", ".join(f"{w}-{w} has {student_params('MLP', w, t_outputs):,} parameters "
                                             f"({student_params('MLP', w, t_outputs) / t_params:.0%} of {teacher}'s)"
                                             for w in (WIDTHS[0], 100, WIDTHS[-1])) + ".")
-    T = st.slider("Temperature T", 1.0, 20.0, 1.0, 0.5, key="distill_T", persist_state="session",
+    T = st.slider("Temperature T", 1.0, 20.0, T_START, 0.5, key="distill_T", persist_state="session",
                   help=" ".join(filter(None, (
                       "Higher T softens the teacher's answer so the small probabilities it gives to the wrong classes "
                       "become visible to the student.", explain.temperature_lesson(grid, teacher),
-                      "Hinton et al. distilled at T = 20 on MNIST."))))
+                      f"Hinton et al. distilled at T = {HINTON['temperature']:g} on MNIST."))))
     alpha = st.slider("α: weight of the teacher's soft targets", 0.0, 1.0, 1.0, 0.05, key="distill_alpha",
                       persist_state="session",
                       help="1 − α is the weight of the ordinary loss on the true labels. The grid uses α = 1: the "
@@ -261,8 +267,9 @@ with explain_col:
         "a big *teacher*. Besides the true label, the student sees the teacher's whole answer: not just "
         "\"this is a shirt\" but \"a shirt, a little like a T-shirt, nothing like a bag\". Dividing the "
         "teacher's logits z by a temperature T > 1 before the softmax brings those small probabilities out "
-        "(the \"dark knowledge\"); the student is trained to match them at the same temperature, and the "
-        "factor T² keeps their pull as strong as the labels' when T changes.")
+        "(the \"dark knowledge\"); the student is trained to match them at the same temperature. Their "
+        "gradients shrink as 1/T², so the factor T² keeps the soft and the hard targets' shares of the "
+        "training signal roughly unchanged when T changes.")
     st.latex(r"\begin{aligned} L = {} & \alpha\, T^2\, \mathrm{KL}\!\left(\mathrm{softmax}(t/T) \,\middle\|\, "
              r"\mathrm{softmax}(s/T)\right) \\ & +\, (1-\alpha)\, \mathrm{CE}(s, y) \end{aligned}")
     st.caption("t: teacher logits, s: student logits, y: the true label. "
@@ -296,10 +303,10 @@ base = chosen_recipe.replace(alpha=0.0, temperature=1.0)
 kd = chosen_recipe if alpha > 0 else None  # at α = 0 the chosen setting is the labels-only run: no second student
 stored = kept(teacher, base, kind), None if kd is None else kept(teacher, kd, kind)
 name = student_label(kind, width)
-best_T = ""
+best_T, shown_epochs = "", None
 if rows:
     g = next(r for r in rows if r["T"])
-    best_T = explain.grid_best_T(rows)
+    best_T, shown_epochs = explain.grid_best_T(rows), g["epochs"]
     st.caption(f"From `bench/distillation.py` (teacher {teacher}, {g['epochs']} epochs of Adam, α = {g['alpha']} "
                f"for KD, seeds {g['seeds']}): each point is the mean of the seeds' test errors on the full test "
                f"set{grid_elsewhere}. Where the solid lines lie below the dashed one, the teacher's soft targets "
@@ -344,20 +351,34 @@ with left:
                f"Teacher's answer: **{charts.class_name(data.classes, answer)}** "
                + ("✓" if answer == truth else "✗"))
 with right:
-    table = explain.soft_target_table(t_test[idx], sorted({1.0, T}))
+    # T = 1 (the grid's best at its shortest training, where the Temperature slider opens) shows almost nothing: the
+    # panel opens at a T > 1, the largest the grid tried (Hinton et al.'s without a grid), beside T = 1
+    tried = sorted({float(r["T"]) for r in grid if r["T"]})
+    view_T = st.slider("See the soft targets at T", 1.0, 20.0, view_default(tried), 0.5, key="distill_view_T",
+                       persist_state="session",
+                       help="Only this panel: the student trains at the Temperature T set above.")
+    table = explain.soft_target_table(t_test[idx], sorted({1.0, T, view_T}))
     log_y = st.toggle("Log-scale probabilities (shows the tiny ones)", value=True, key="distill_log",
                       persist_state="session")
     # every output of the teacher, also those the data have no class for (a 10-class teacher on 5-class data)
     outputs = [charts.class_name(data.classes, i) for i in range(t_test.shape[1])]
     st.plotly_chart(soft_target_chart(outputs, table, log_y), width="stretch")
-    p1, pT = table[1.0], table[T]
+    p1, pT = table[1.0], table[view_T]
     m = st.columns(3)
     m[0].metric("Top class at T = 1", f"{100 * p1.max():.1f} %")
     common.delta_metric(m[1], "Top class at chosen T", f"{100 * pT.max():.1f} %",
                         f"{100 * (pT.max() - p1.max()):+.1f} pts", neutral=True)
     m[2].metric("Entropy at chosen T", f"{explain.entropy_bits(pT):.2f} bits",
-                help=f"How spread out the soft targets are. 0 bits: all on one class; "
+                help=f"At T = {view_T:g}: how spread out the soft targets are. 0 bits: all on one class; "
                      f"{explain.entropy_bits(np.full(len(pT), 1 / len(pT))):.2f} bits: equal on all {len(pT)}.")
+
+    st.caption(f"Drawn at T = 1 and at T = {view_T:g} "
+               + (f"(it opens at {tried[-1]:g}, the largest T the grid tried)" if tried else
+                  f"(it opens at {HINTON['temperature']:g}, Hinton et al.'s)")
+               + ": the higher T, the more the small probabilities show. "
+               + f"The student trains at the Temperature above ({T:g}{', drawn too' if T not in (1.0, view_T) else ''})"
+               + (f", which opens at {T_START:g}: in the grid at {shown_epochs} epochs the fewest errors came at "
+                  f"T = {best_T}." if best_T else "."))
 
 # --- train the student twice: labels only, and distilled ------------------------------------------
 st.header("Train your own student, without and with distillation")

@@ -20,7 +20,7 @@ from . import units
 # Hinton, Vinyals & Dean, "Distilling the knowledge in a neural network" (2015), §3, MNIST:
 # test errors out of 10,000 of a 1200-1200 teacher and of an 800-800 student without / with distillation.
 HINTON_MNIST = {"teacher": 67, "student": 146, "distilled": 74, "teacher_width": 1200, "student_width": 800,
-                "test_images": 10_000}
+                "test_images": 10_000, "temperature": 20}  # and the temperature they distilled at
 
 # Deep Compression (Han, Mao & Dally, ICLR 2016) on MNIST: total compression of the stored weights, and
 # test error (%) before and after; pruning alone (Han, Pool, Tran & Dally, NeurIPS 2015, Table 1) keeps
