@@ -118,7 +118,11 @@ with controls:
 with explain:
     st.markdown(
         "**Uniform quantization** stores each weight as a *b*-bit integer *q* on an evenly spaced grid of "
-        "$2^b$ values with step *s* (the scale): 8 bits instead of 32 is 4× smaller, 4 bits 8×.\n\n"
+        "$2^b$ values with step *s* (the scale): 8 bits instead of 32 is 4× smaller per stored weight, 4 bits "
+        "8×. The artifact's ratio on the cards below is not that: the weights that round to exactly zero (and "
+        "any pruned ones) are not stored as codes but as gaps between the others' positions, which can make it "
+        "larger (a note under the cards counts them), and the grids' scales and zero points and the header add "
+        "bytes.\n\n"
         "- **Affine** grids span [min, max] of the weights and use a zero point *z* so that 0 is exactly on the "
         "grid; **symmetric** grids are centred on 0 (*z* = 0), simpler to compute with but they waste levels when "
         "the weights are lopsided. At 1 bit a grid that keeps 0 has one other level, so it keeps the weights of "
