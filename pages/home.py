@@ -36,8 +36,11 @@ said = (("Below: counted on the model as deployed, each BatchNorm folded into th
          "page counts the dense model (its size beside is of those). " if deployed != card["parameters"] else "")
         + (f"Training left some weights at exactly zero: {cards.WHY_ZEROS}."
            if nonzero is not None and nonzero < deployed else ""))
-c1.metric("Parameters", f"{card['parameters']:,}", counted, delta_color="off", delta_arrow="off", help=said or None)
-c2.metric("Dense size (float32)", common.kb(card["dense_bytes"]),
+folded = deployed != card["parameters"]  # the size beside counts the folded parameters: both labels say which
+c1.metric("Parameters (while training)" if folded else "Parameters", f"{card['parameters']:,}", counted,
+          delta_color="off", delta_arrow="off", help=said or None)
+c2.metric("Dense size (float32, BatchNorm folded)" if folded else "Dense size (float32)",
+          common.kb(card["dense_bytes"]),
           help="4 bytes a parameter of the model as deployed: the base of every compression ratio the pages show.")
 card_accuracy = f"{100 * card['test_accuracy']:.2f} %"
 if on_card_data:
@@ -76,11 +79,11 @@ start_flags = " ".join(f"--{field.replace('_', '-')} {str(value).lower() if isin
                        for field, value in start.items())
 st.markdown(f"""
 **Where to go next.** *Pruning* zeroes the smallest weights; *Clustering* lets each layer keep only k
-distinct values; *Quantization* puts weights on a k-bit grid; *Distillation* trains a small student from a
+distinct values; *Quantization* puts weights on a b-bit grid; *Distillation* trains a small student from a
 large teacher; *Sensitivity* finds the fragile layers and fits the model in a size budget; *Pipeline* chains
 them like Deep Compression; *Compare* shows every saved run on one chart; *Export* downloads the compressed
 artifact and checks an uploaded one. The same engine runs from the command line:
-`python -m compress_engine run {model_flag} {start_flags} --json` (the Pipeline page's first setting for this model).
+`python -m compress_engine run {model_flag} {start_flags}{common.data_flag()} --json` (the Pipeline page's first setting for this model).
 """)
 
 if not on_card_data:  # the dense model on these data: the run every page measures against (warm() would start it)
