@@ -4,6 +4,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import units, viz
+from compress_engine.playground.explain import collapsed, said_list  # (`explain` is the page's column)
 from pages import charts, common
 
 common.through_app()
@@ -98,6 +99,9 @@ with controls:
                      help="Structured pruning removes the same fraction of units in every layer, so it is "
                           "always per layer." if structured else
                           common.SCOPE_HELP)
+    # a structured share the model has collapsed at (the unstructured start, 80 %, on the LeNets): what to try, from
+    # the one-shot curve below once it is measured (structured_hint)
+    hint = st.empty() if structured else None
     if structured:  # a budget of what the model costs to run, rather than a share of units
         left_col, right_col = st.columns([3, 1], vertical_alignment="bottom")
         left_col.number_input("FLOPs budget: % of the dense model's FLOPs per image", min_value=0.1, max_value=100.0,
@@ -240,6 +244,7 @@ with left:
             ft = sorted(ft_points.items())
             series.append({"name": "fine-tuned 1 epoch", "x": [p for p, _ in ft], "y": [a for _, (a, _) in ft],
                            "color": charts.GREEN, "text": [common.kb(b) for _, (_, b) in ft]})
+        structured_hint(curve)
         st.plotly_chart(charts.curve(series, "Accuracy vs sparsity",
                                      "units removed per layer (%)" if structured else "sparsity (%)",
                                      "test accuracy (%)",
@@ -248,6 +253,22 @@ with left:
                                                       + (", fine-tuning…)" if training_now else ")")},
                                      hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True),
                         width="stretch", key=f"{key}_accuracy")
+
+    def structured_hint(curve):
+        """Under the structured toggle, when the model has collapsed at this share of units: the shares of the one-shot
+        curve where it has not, with their accuracies, to try instead."""
+        dense_acc, data = dense["metrics"]["accuracy"], common.dataset()
+        if hint is None or pct == 0 or collapsed(common.current_accuracy(run, curve[points.index(pct)]), dense_acc,
+                                                 data) is None:
+            return
+        held = [(p, c["accuracy"]) for p, c in zip(points, curve)
+                if 0 < p < pct and collapsed(c["accuracy"], dense_acc, data) is None]
+        hint.info(f"Structured pruning removes whole units, which costs far more accuracy than zeroing the same share "
+                  f"of single weights: at {pct} % of each layer's units this model has collapsed. "
+                  + ("One-shot it still classifies at " + said_list(f"{p} % ({units.pct(a, 1)})" for p, a in held)
+                     + " (the curve below): move the slider there." if held else
+                     "Move the slider down to where the curve below rises."),
+                  icon=":material/lightbulb:")
 
     common.curve_metrics([at(p) for p in points], "One-shot curve…",
                          draw=accuracy_curve, pending=run)  # the run evaluated once the curve is drawn estimated
