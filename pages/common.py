@@ -26,7 +26,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import compress_engine as ce
 from compress_engine.playground import units
-from compress_engine.playground.cards import deployed_parameters
+from compress_engine.playground.cards import CLASSES, IMAGE, deployed_parameters
 
 DEFAULT_DATASET = "fashion-mnist"  # what the command line's --data is when not given (cli.py)
 DATASET = os.environ.get("COMPRESS_DATASET", DEFAULT_DATASET)
@@ -92,9 +92,6 @@ def test_count():
     return len(dataset().y("test"))
 
 
-SAMPLE_INPUT, SAMPLE_CLASSES = (1, 28, 28), 10  # what every model on these pages (the sample zoo, uploads) takes
-
-
 class DoesNotFit(ce.DatasetError):
     """Data that loads but that the dashboard's models cannot take (another input shape, labels not classes 0-9)."""
 
@@ -103,7 +100,7 @@ class DoesNotFit(ce.DatasetError):
 def _dataset(name):
     data = ce.load_dataset(name)
     try:
-        return data.require(input_shape=SAMPLE_INPUT, n_outputs=SAMPLE_CLASSES)
+        return data.require(input_shape=IMAGE, n_outputs=CLASSES)
     except ce.DatasetError as e:
         raise DoesNotFit(str(e)) from None
 
@@ -115,7 +112,7 @@ def dataset():
         return _dataset(DATASET)
     except DoesNotFit as e:
         st.error(f"Cannot load the dataset: {md_text(e)}. The dashboard's models (its sample models "
-                 f"and uploaded weights) take {'×'.join(map(str, SAMPLE_INPUT))} images in at most {SAMPLE_CLASSES} "
+                 f"and uploaded weights) take {'×'.join(map(str, IMAGE))} images in at most {CLASSES} "
                  "classes. Compress a model made for these data on the command line: "
                  f"`compression-playground run --model file.py:fn{data_flag()}` (README, *Command line*).")
         st.stop()
@@ -233,10 +230,13 @@ def add_upload(data, filename):
     """Read weights with the engine, score the model on the whole test set (its dense accuracy, as a sample
     model's card has) and add it to this session's models; returns its name and the uploads it pushed out, oldest
     first (a file uploaded again is not new). CompressError if bad."""
-    net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB * units.MB, cost_limit=True)
+    try:
+        ds = _dataset(DATASET)
+    except DoesNotFit:  # data the pages cannot take: read_weights says so, describing them
+        ds = ce.load_dataset(DATASET)
+    net = ce.read_weights(data, filename, max_bytes=MAX_WEIGHTS_MB * units.MB, cost_limit=True, dataset=ds)
     sha = hashlib.sha256(data).hexdigest()
     name = f"upload-{_stem(filename)}-{sha[:8]}"
-    ds = _dataset(DATASET)
     _, acc = ce.reference(net, ds)
     store = uploads()
     store.pop(name, None)

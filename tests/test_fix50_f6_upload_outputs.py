@@ -42,7 +42,7 @@ def test_the_sidebar_takes_what_exports_check_takes(shape, classes):
 
 
 def test_an_upload_of_as_many_outputs_as_classes_works_on_every_page(five_idx, monkeypatch):  # noqa: F811
-    """A 784-100-5 MLP uploaded on 5-class data (read_weights given the server's data, as the sidebar is to give it):
+    """A 784-100-5 MLP uploaded on 5-class data (the sidebar gives read_weights the server's data):
     added, then every page runs on it, and it teaches two students on Distillation."""
     import sys
     from pathlib import Path
@@ -50,8 +50,6 @@ def test_an_upload_of_as_many_outputs_as_classes_works_on_every_page(five_idx, m
     from pages import common
     from test_app import app
     monkeypatch.setattr(common, "DATASET", five_idx)
-    real = ce.read_weights
-    monkeypatch.setattr(ce, "read_weights", lambda *a, **k: real(*a, dataset=ce.load_dataset(five_idx), **k))
     at = app().run()
     at = at.sidebar.file_uploader(key="weights_upload").upload("five.pt", mlp(784, 100, 5)).run()
     assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]

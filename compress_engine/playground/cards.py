@@ -91,6 +91,9 @@ def arch_text(spec):
 
 
 HEAD = 32  # test images whose predicted classes a card keeps (Home shows 12)
+# What every model on the dashboard's pages takes (the sample zoo, uploads): Fashion-MNIST's 28x28 images of one
+# channel, 10 classes (or fewer). Here, without torch, for the pages' data check as for zoo's upload checks.
+IMAGE, CLASSES = (1, 28, 28), 10
 
 
 def inputs_digest(images):

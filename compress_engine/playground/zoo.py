@@ -454,7 +454,7 @@ MAX_UPLOAD_INDEX = 1 << 20      # a safetensors JSON header / a checkpoint's pic
 # read_state's caps (tensors, index bytes): an upload's; the command line's --weights, the user's own file of any
 # model (no cap a real state dict meets; safetensors itself reads headers of up to 100 MB)
 UPLOAD_CAPS, OWN_FILE_CAPS = (MAX_UPLOAD_TENSORS, MAX_UPLOAD_INDEX), (1 << 20, 100 << 20)
-IMAGE, CLASSES = (1, 28, 28), 10  # Fashion-MNIST: 28x28 images of one channel, 10 classes
+IMAGE, CLASSES = cards.IMAGE, cards.CLASSES  # Fashion-MNIST: 28x28 images of one channel, 10 classes
 INPUTS = math.prod(IMAGE)
 LENET5_KEYS = {f"{layer}.{p}" for layer in ("conv1", "conv2", "fc1", "fc2") for p in ("weight", "bias")}
 MLP_KEY = re.compile(r"layers\.(\d{1,4})\.(weight|bias)")
