@@ -5,6 +5,7 @@ of settings) and returns a go.Figure with titled axes and units; pages pass it t
 """
 
 import colorsys
+import math
 import os
 import re
 from pathlib import Path
@@ -126,11 +127,21 @@ def quantity(title, percent=False):
     return m[1], f" {unit}" if unit else ""
 
 
+LONE_SPAN = 1.5  # a log axis over one value spans this factor either side of it
+
+
 def log_ticks(values, ticks=None):
     """An axis's log type with readable whole-number ticks over `values` (viz.log_ticks): "20 50 100 200", never
     Plotly's "8 9 10 2 3 … 100 2". `ticks` gives the tick values instead (e.g. the powers of two of a cluster
     count). Every log axis of the dashboard goes through here."""
-    ticks = viz.log_ticks(values) if ticks is None else [(t, viz.tick_label(t)) for t in ticks]
+    if ticks is not None:
+        ticks = [(t, viz.tick_label(t)) for t in ticks]
+    else:
+        ticks = viz.log_ticks(values)
+        if len(ticks) == 1:  # one value (Compare with a single run): a lone tick read "28.123"; whole ticks around it
+            v = ticks[0][0]
+            return {**log_ticks([v / LONE_SPAN, v * LONE_SPAN]),
+                    "range": [math.log10(v / LONE_SPAN), math.log10(v * LONE_SPAN)]}
     return {"type": "log", "tickmode": "array", "tickvals": [v for v, _ in ticks], "ticktext": [t for _, t in ticks]}
 
 
