@@ -26,7 +26,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import compress_engine as ce
 from compress_engine.playground import units
-from compress_engine.playground.cards import CLASSES, IMAGE, deployed_parameters
+from compress_engine.playground.cards import CLASSES, IMAGE, deployed_parameters, test_set_text
 
 DEFAULT_DATASET = "fashion-mnist"  # what the command line's --data is when not given (cli.py)
 DATASET = os.environ.get("COMPRESS_DATASET", DEFAULT_DATASET)
@@ -274,7 +274,7 @@ def _upload_card(name, filename, net, acc, ds, sha, n_bytes):
     params = ce.param_count(net)
     return {"name": name, "description": f"Your weights from {filename}: {arch}, scored on the test set when uploaded.",
             "spec": spec, "parameters": params, **ce.card_sizes(net), "test_accuracy": acc,
-            "test_set": f"{ds.name}, all {len(ds.y('test')):,} test images",
+            "test_set": test_set_text(ds),
             "training": {"source": "uploaded in this browser session", "file": filename, "bytes": n_bytes,
                          "sha256": sha},
             "reproduce": None}

@@ -18,8 +18,7 @@ on_card_data = charts.card_data(card, common.DATASET) == common.DATASET
 if on_card_data:
     test_set = card["test_set"]  # "<data>, all <n> test images": without loading the data (nor torch)
 else:
-    ds = common.dataset()
-    test_set = f"{ds.name}, all {len(ds.y('test')):,} test images"  # as a card's test_set says it
+    test_set = cards.test_set_text(common.dataset())  # as a card's test_set says it
 st.caption(f"Prune, cluster, quantize and distil neural networks — sizes in real bytes, accuracy on {test_set}.")
 st.header(card["name"])
 st.write(card["description"])

@@ -91,6 +91,12 @@ def arch_text(spec):
 
 
 HEAD = 32  # test images whose predicted classes a card keeps (Home shows 12)
+
+
+def test_set_text(data):
+    """A card's "test_set": the data a model was scored on, "<name>, all <n> test images" (a Dataset)."""
+    return f"{data.name}, all {len(data.y('test')):,} test images"
+
 # What every model on the dashboard's pages takes (the sample zoo, uploads): Fashion-MNIST's 28x28 images of one
 # channel, 10 classes (or fewer). Here, without torch, for the pages' data check as for zoo's upload checks.
 IMAGE, CLASSES = (1, 28, 28), 10

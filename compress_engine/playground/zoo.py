@@ -1099,7 +1099,7 @@ def train_sample(name, data, progress=None, out_dir=None):
         "parameters": param_count(model),
         **card_sizes(model),
         "test_accuracy": round(acc, 4),
-        "test_set": f"{data.name}, all {len(data.y('test')):,} test images",
+        "test_set": cards.test_set_text(data),
         "training": dict(recipe, optimizer=(f"SGD, Nesterov momentum {recipe['momentum']}" if recipe.get("momentum")
                                             else "Adam") + ", linear warm-up then cosine decay",
                          loss="cross-entropy", train_images=len(data.y("train")), seconds=round(seconds, 1),
