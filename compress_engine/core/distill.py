@@ -91,14 +91,20 @@ def epochs(recipe):
 
 
 def teacher_classes(teacher, ctx):
-    """How many classes `teacher` scores: the width of its logits (from the caller's, else its answer to ctx.example),
-    which may be more than the data hold (a 10-class model on data labelled 0-4); for regression targets and
-    multi-label tags, data.n_classes (the outputs must be as many as the targets)."""
-    data = ctx.data
+    """How many classes `teacher` scores, which the default student is given as outputs (output_classes)."""
+    return output_classes(teacher, ctx.data, ctx.model_logits.get("train"), ctx.example)
+
+
+def output_classes(teacher, data, given=None, example=None):
+    """How many classes `teacher` scores: the width of its logits (`given`, the caller's, else its answer to
+    `example`, by default data's first two test inputs), which may be more than the data hold (a 10-class model on
+    data labelled 0-4); for regression targets and multi-label tags, data.n_classes (the outputs must be as many as
+    the targets)."""
     if getattr(data, "regression", False) or getattr(data, "multilabel", False):
         return data.n_classes
-    given = ctx.model_logits.get("train")
-    return int((given if given is not None else logits(teacher, ctx.example)).shape[1])
+    if given is None:
+        given = logits(teacher, data.x("test")[:2] if example is None else example)
+    return int(given.shape[1])
 
 
 def apply(teacher, recipe, ctx):

@@ -217,21 +217,29 @@ def check_recipe(model, recipe, data, student=None):
     if recipe.structured and recipe.prunes() and (student is not None or not distilling):  # traceable? layers known?
         pruned = structured.prune_structured(student if distilling else model, recipe.sparsity, data.x("test")[:2],
                                              amounts=structured.weight_amounts(recipe.layer_sparsities()))  # runs?
-    check_artifact_limit(recipe, data, student if distilling else model, pruned)
+    check_artifact_limit(recipe, data, student if distilling else model, pruned, teacher=model)
 
 
-def check_artifact_limit(recipe, data, target, pruned=None):
+def default_student(recipe, data, teacher):
+    """The MLP student compress() builds without a student module (distill.apply's), on the meta device: counted
+    without allocating its weights, with the teacher's classes as its outputs."""
+    outputs = distill.output_classes(teacher, data)
+    with torch.device("meta"):
+        return student_mlp(recipe.student_width, data, outputs=outputs)
+
+
+def check_artifact_limit(recipe, data, target, pruned=None, teacher=None):
     """Refuse, before any work, a model whose state the artifact format cannot hold (encode.fits_limits: at most
     encode.MAX_ELEMENTS numbers in all), which encode() would refuse only after pruning and fine-tuning. `target` is
     the model compress() compresses (the student when distilling; None: the default student), `pruned` its
     structured-pruned copy when the recipe prunes units: the artifact holds that smaller model, so a recipe whose
     structured pruning brings the model under the cap goes through. A default student that structured pruning
-    shrinks after distillation is not checked here (encode() still refuses it)."""
+    shrinks after distillation is not checked here (encode() still refuses it). `teacher`: the model distilled from
+    (the default student scores its classes)."""
     if target is None:
         if recipe.structured and recipe.prunes():
             return
-        with torch.device("meta"):  # counted without allocating its weights
-            target = student_mlp(recipe.student_width, data)
+        target = default_student(recipe, data, teacher)
     module = target if pruned is None else pruned
     if artifact_format.fits_limits(t.shape for t in module.state_dict().values()):
         return
@@ -266,8 +274,7 @@ def warn_if_not_smaller(teacher, student, recipe, data):
     which = "the student given"
     if student is None:
         which = f"the default student, an MLP of recipe.student_width={recipe.student_width},"
-        with torch.device("meta"):  # counted without allocating its weights
-            student = student_mlp(recipe.student_width, data)
+        student = default_student(recipe, data, teacher)
     n_student, n_teacher = param_count(student), param_count(teacher)
     if n_student >= n_teacher:
         warnings.warn(f"{which} has {n_student:,} parameters, no fewer than the teacher's {n_teacher:,}: distilling "
