@@ -26,9 +26,9 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import compress_engine as ce
 from compress_engine.playground import units
-from compress_engine.playground.cards import CLASSES, IMAGE, deployed_parameters, test_set_text
+from compress_engine.playground.cards import CLASSES, DEFAULT_DATA, IMAGE, deployed_parameters, test_set_text
 
-DEFAULT_DATASET = "fashion-mnist"  # what the command line's --data is when not given (cli.py)
+DEFAULT_DATASET = DEFAULT_DATA  # what the command line's --data is when not given (cli.py)
 DATASET = os.environ.get("COMPRESS_DATASET", DEFAULT_DATASET)
 MAX_WEIGHTS_MB = units.MAX_UPLOAD_MB  # uploaded weight files, in MB of 1,000,000 bytes
 MAX_UPLOADS = 3      # uploaded models kept per session, oldest dropped first

@@ -16,7 +16,7 @@ import streamlit as st
 
 import compress_engine as ce
 from compress_engine.playground import bench_results, explain, zoo
-from compress_engine.playground.cards import deployed_parameters
+from compress_engine.playground.cards import DEFAULT_DATA, deployed_parameters
 from pages import charts, common
 
 common.through_app()
@@ -30,7 +30,7 @@ GREY = charts.GREY
 T_START = 1.0  # the Temperature slider's first value: the grid's fewest errors at 5 epochs (the panel says so)
 OTHER_SYMBOLS = ("square", "triangle-up", "cross", "x", "pentagon", "hexagon")  # the size chart's other models
 HINTON = explain.HINTON_MNIST
-GRID_DATA = "fashion-mnist"  # bench/distillation.py measured the grid on it (its bench_results.TEST_IMAGES test images)
+GRID_DATA = DEFAULT_DATA  # bench/distillation.py measured the grid on it (its bench_results.TEST_IMAGES test images)
 UPLOAD_LOGITS_KEPT = 4  # uploaded teachers' logits kept in memory (a Fashion-MNIST teacher's: 2.8 MB)
 
 

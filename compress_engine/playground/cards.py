@@ -100,6 +100,9 @@ def test_set_text(data):
 # What every model on the dashboard's pages takes (the sample zoo, uploads): Fashion-MNIST's 28x28 images of one
 # channel, 10 classes (or fewer). Here, without torch, for the pages' data check as for zoo's upload checks.
 IMAGE, CLASSES = (1, 28, 28), 10
+# The data the sample models were trained on and every bench/*.py measured (its own default), and the command line's
+# and the dashboard's when none is named.
+DEFAULT_DATA = "fashion-mnist"
 
 
 def inputs_digest(images):

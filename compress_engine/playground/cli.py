@@ -38,6 +38,7 @@ from pathlib import Path
 
 from . import zoo as models
 from .zoo import few
+from .cards import DEFAULT_DATA
 from .launch import one_line, start_app
 from .store import MAX_ARTIFACT  # an artifact file to eval: the run store's limit, one definition
 from .units import CONVENTION, mb
@@ -337,7 +338,7 @@ def parser(prog="python -m compress_engine"):
         p.add_argument("--model", default="lenet-300-100", help=MODEL_HELP)
         p.add_argument("--weights", type=Path, help="a state dict for --model (.safetensors, or torch.save's "
                        ".pt read with weights_only=True); must match the model exactly")
-        p.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+        p.add_argument("--data", default=DEFAULT_DATA, help=DATA_HELP)
     for p in (run, sw):
         add_recipe_flags(p)
     run.add_argument("--json", action="store_true", help="print JSON (the default; kept for scripts)")
@@ -368,18 +369,18 @@ def parser(prog="python -m compress_engine"):
                     "finishes (PATH, else $COMPRESS_STORE or the default store); a rerun skips the stored points")
     tr = sub.add_parser("train", help="retrain a sample model's checkpoint from scratch (seeded)")
     tr.add_argument("name", choices=list(models.SAMPLES))
-    tr.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    tr.add_argument("--data", default=DEFAULT_DATA, help=DATA_HELP)
     tr.add_argument("--out-dir", type=Path, metavar="DIR", help="write the checkpoint and card here (use it with "
                     "--model NAME --weights DIR/NAME.safetensors) instead of replacing the shipped ones, which only "
                     "a checkout's sample_models/ may be")
     sc = sub.add_parser("scans", help="recompute the sensitivity scans shipped beside sample models (train does it)")
     sc.add_argument("names", nargs="+", choices=list(models.SAMPLES), metavar="NAME")
-    sc.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    sc.add_argument("--data", default=DEFAULT_DATA, help=DATA_HELP)
     ev = sub.add_parser("eval", help="decode an artifact file and score it on the test set")
     ev.add_argument("artifact", type=Path)
     ev.add_argument("--model", help="decode into this module instead (strict load): needed for an artifact "
                     "of your own model, whose architecture only your code knows; " + MODEL_HELP)
-    ev.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    ev.add_argument("--data", default=DEFAULT_DATA, help=DATA_HELP)
     return ap
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import DatasetError
-from .cards import HEAD
+from .cards import DEFAULT_DATA, HEAD
 
 # torch (1-2 s to import) and the Dataset built on it are imported by the functions that build one, so
 # first_test_images() can hand a dashboard's first page its images without them.
@@ -1054,7 +1054,7 @@ def _csv_file(name):
 
 # --- by name ------------------------------------------------------------------------------------------
 
-def load_dataset(name="fashion-mnist"):
+def load_dataset(name=DEFAULT_DATA):
     """Load a dataset by name: "fashion-mnist", "digits", "idx:/path/to/folder", "npz:/path/to/file.npz",
     "images:/path/to/folder" (with "?size=64" or "?size=48x64" after it, images of any sizes load at that size; with
     "?test=0.2", a folder of class folders holds out that share of each class for testing; "?size=64&test=0.2") or
@@ -1139,7 +1139,7 @@ def read_idx_head(path, n, ndim):
     return np.frombuffer(body, np.uint8).reshape((n, *shape[1:]))
 
 
-def first_test_images(name="fashion-mnist", n=HEAD):
+def first_test_images(name=DEFAULT_DATA, n=HEAD):
     """Dataset `name`'s first n test images and labels (all of them if it has fewer), as numpy: {"x": float32
     n×1×H×W in [0, 1], "y": int64 n, "classes": [...]}: the same values load_dataset(name) holds.
 

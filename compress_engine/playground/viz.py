@@ -14,6 +14,8 @@ import numbers
 
 import numpy as np
 
+from .cards import DEFAULT_DATA
+
 # torch and the engine's modules on it are imported by the two functions that need them: a chart's ticks and
 # palette (Home's first paint) come from here without torch's 1-2 s import.
 
@@ -325,7 +327,7 @@ BEYOND = "beyond"
 REFERENCE_SETS = {"deep_compression.csv": "Deep Compression stages",
                   "techniques.csv": "each technique at 1/8-1/64 of the dense size",
                   BEYOND: "a size budget fit per layer"}  # bench/beyond.py's table of each sample model
-REFERENCE_DATA = "fashion-mnist"  # the data every REFERENCE_SETS file was measured on (bench/*.py's default)
+REFERENCE_DATA = DEFAULT_DATA  # the data every REFERENCE_SETS file was measured on (bench/*.py's default)
 
 
 def reference_series(points, source):
