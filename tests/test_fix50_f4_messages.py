@@ -9,7 +9,8 @@ import struct
 import pytest
 import torch
 
-from compress_engine.core.encode import PREAMBLE, VERSION, Codebook, decode, encode, read_meta, size_breakdown
+from compress_engine.core.encode import (PREAMBLE, VERSION, Codebook, _seal, decode, encode, read_meta,
+                                         size_breakdown)
 from compress_engine.core.errors import ArtifactError
 
 
@@ -31,9 +32,21 @@ def message(fn, blob):
 def test_newer_version_says_upgrade(fn):
     blob = bytearray(artifact())
     blob[4] = VERSION + 1
-    msg = message(fn, bytes(blob))
+    msg = message(fn, _seal(bytes(blob)))  # sealed as a later release writes it
     assert f"version {VERSION + 1} is newer" in msg and "upgrade compression-playground" in msg
     assert "re-export" not in msg
+
+
+@pytest.mark.parametrize("fn", [decode, read_meta, size_breakdown])
+def test_a_version_byte_changed_after_export_is_damage_not_a_newer_release(fn):
+    """A diff review flipped each bit of an artifact: 3 -> 131 or 3 -> 7 in the version byte was told to upgrade
+    compression-playground, which cannot help; the checksum, which covers that byte, says the file was changed."""
+    for x in (0x04, 0x80):
+        blob = bytearray(artifact())
+        blob[4] ^= x
+        msg = message(fn, bytes(blob))
+        assert f"version byte reads {VERSION ^ x}" in msg and "checksum does not match" in msg, msg
+        assert "upgrade" not in msg
 
 
 @pytest.mark.parametrize("fn", [decode, read_meta, size_breakdown])

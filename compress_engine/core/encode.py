@@ -631,6 +631,12 @@ def _check_container(blob):
         _fail("artifact format version 1 (from before artifacts carried a checksum) is no longer read: "
               f"re-export it to get format version {VERSION}")
     if blob[4] > VERSION:
+        # a later release seals its files as this one does (the checksum covers the version byte): a version byte
+        # changed after export fails it, and is damage, not a file to upgrade for
+        if len(blob) < PREAMBLE or struct.unpack("<I", blob[9:PREAMBLE])[0] != _checksum(blob):
+            _fail(f"artifact is corrupt: its version byte reads {blob[4]}, newer than this compression-playground "
+                  f"reads (format 2 and {VERSION}), but its checksum does not match: the file was changed after "
+                  "export; copy it again or re-export it")
         _fail(f"artifact format version {blob[4]} is newer than this compression-playground reads (format 2 and "
               f"{VERSION}): it was written by a later release; upgrade compression-playground to read it "
               "(pip install -U compression-playground)")
