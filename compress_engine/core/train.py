@@ -207,7 +207,9 @@ def _trains_channels_last(model, xb):
     tries eval mode, and a branch run only while training (an auxiliary head that flattens with view) can fail in
     that layout; fit() then trains in the default one. Tried without gradients nor forward hooks, with the random
     state forked and the buffers (BatchNorm statistics) given back their values, so that training is as without
-    it; the weights keep their layout and the model its mode."""
+    it; the weights keep their layout and the model its mode. It is one more call of the model's forward per fit()
+    of a conv net (on 2 inputs): a forward that counts its own calls, or has other side effects outside buffers,
+    sees it."""
     was = model.training
     saved = [(b, b.clone()) for b in model.buffers()]
     try:
