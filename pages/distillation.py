@@ -166,10 +166,31 @@ def view_default(tried):
     return tried[-1] if tried and tried[-1] > 1 else float(HINTON["temperature"])
 
 
-def soft_target_chart(classes, table, log_y):
+# each T of the soft-target chart keeps its colour whichever others are drawn: T = 1 grey (the plain softmax), the
+# training Temperature blue (KD, as the distilled students on the size chart), the viewing T a palette colour the
+# grid gives no T (orange is "labels only" on this page)
+T_ROLES = {"T = 1": GREY, "training T": BLUE, "viewed T": charts.PALETTE[5]}
+
+
+def soft_target_roles(T, view_T):
+    """{T: (legend name, colour)} of the soft-target chart: T = 1, the training Temperature `T` and the viewing
+    `view_T`, each drawn once; a T in two roles is named by both and coloured by the first (T = 1, then training)."""
+    roles = {}
+    for t, role in ((1.0, "T = 1"), (T, "training T"), (view_T, "viewed T")):
+        name, colour = roles.get(t, (None, None))
+        what = {"T = 1": None, "training T": "the student trains at it", "viewed T": "viewed"}[role]
+        if name is None:
+            roles[t] = (f"T = {t:g}" + (f" ({what})" if what else ""), T_ROLES[role])
+        elif what:
+            roles[t] = (name + (f", {what}" if "(" in name else f" ({what})"), colour)
+    return dict(sorted(roles.items()))
+
+
+def soft_target_chart(classes, table, log_y, roles):
     fig = go.Figure()
-    for (t, p), color in zip(table.items(), (GREY, ORANGE, BLUE)):
-        fig.add_bar(x=list(classes), y=100 * p, name=f"T = {t:g}", marker_color=color,
+    for t, p in table.items():
+        name, color = roles[t]
+        fig.add_bar(x=list(classes), y=100 * p, name=name, marker_color=color,
                     hovertemplate="%{x}: %{y:.3g} %<extra>T = " + f"{t:g}</extra>")
     # categories, even named "0"-"4" (an IDX folder's classes), which Plotly would take for numbers and then drop
     # the outputs named otherwise ("5 (not a class of these data)")
@@ -303,8 +324,9 @@ base = chosen_recipe.replace(alpha=0.0, temperature=1.0)
 kd = chosen_recipe if alpha > 0 else None  # at α = 0 the chosen setting is the labels-only run: no second student
 stored = kept(teacher, base, kind), None if kd is None else kept(teacher, kd, kind)
 name = student_label(kind, width)
-best_T, shown_epochs = "", None
+best_T, shown_epochs, shown_Ts = "", None, []
 if rows:
+    shown_Ts = sorted({r["T"] for r in rows if r["T"]}, key=float)  # the Ts the grid shown tried
     g = next(r for r in rows if r["T"])
     best_T, shown_epochs = explain.grid_best_T(rows), g["epochs"]
     st.caption(f"From `bench/distillation.py` (teacher {teacher}, {g['epochs']} epochs of Adam, α = {g['alpha']} "
@@ -362,13 +384,14 @@ with right:
                       persist_state="session")
     # every output of the teacher, also those the data have no class for (a 10-class teacher on 5-class data)
     outputs = [charts.class_name(data.classes, i) for i in range(t_test.shape[1])]
-    st.plotly_chart(soft_target_chart(outputs, table, log_y), width="stretch")
+    st.plotly_chart(soft_target_chart(outputs, table, log_y, soft_target_roles(T, view_T)), width="stretch")
     p1, pT = table[1.0], table[view_T]
     m = st.columns(3)
     m[0].metric("Top class at T = 1", f"{100 * p1.max():.1f} %")
-    common.delta_metric(m[1], "Top class at chosen T", f"{100 * pT.max():.1f} %",
+    # at the viewing T of the slider beside (not the training Temperature): named with it
+    common.delta_metric(m[1], f"Top class at viewed T = {view_T:g}", f"{100 * pT.max():.1f} %",
                         f"{100 * (pT.max() - p1.max()):+.1f} pts", neutral=True)
-    m[2].metric("Entropy at chosen T", f"{explain.entropy_bits(pT):.2f} bits",
+    m[2].metric(f"Entropy at viewed T = {view_T:g}", f"{explain.entropy_bits(pT):.2f} bits",
                 help=f"At T = {view_T:g}: how spread out the soft targets are. 0 bits: all on one class; "
                      f"{explain.entropy_bits(np.full(len(pT), 1 / len(pT))):.2f} bits: equal on all {len(pT)}.")
 
@@ -377,8 +400,10 @@ with right:
                   f"(it opens at {HINTON['temperature']:g}, Hinton et al.'s)")
                + ": the higher T, the more the small probabilities show. "
                + f"The student trains at the Temperature above ({T:g}{', drawn too' if T not in (1.0, view_T) else ''})"
-               + (f", which opens at {T_START:g}: in the grid at {shown_epochs} epochs the fewest errors came at "
-                  f"T = {best_T}." if best_T else "."))
+               + (f", which opens at {T_START:g}: " + (f"in the grid at {shown_epochs} epochs the fewest errors came at "
+                                                        f"T = {best_T}." if len(shown_Ts) > 1 else
+                                                        f"the grid at {shown_epochs} epochs tried only T = {best_T}.")
+                  if best_T else "."))
 
 # --- train the student twice: labels only, and distilled ------------------------------------------
 st.header("Train your own student, without and with distillation")

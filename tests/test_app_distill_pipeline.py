@@ -60,16 +60,16 @@ def test_distillation_shows_the_measured_grid_before_any_training(fmnist):
     assert at.slider(key="distill_view_T").value > 1  # the soft-target panel opens at a T > 1 (f5's fix)
     at.slider(key="distill_view_T").set_value(1.0).run()
     assert not at.exception
-    sharp = number(metric(at, "Top class at chosen T"))
+    sharp = number(metric(at, "Top class at viewed T = 1"))
     assert sharp == number(metric(at, "Top class at T = 1"))
-    card = next(m for m in at.metric if m.label == "Top class at chosen T")  # the same T: no change, no arrow
+    card = next(m for m in at.metric if m.label == "Top class at viewed T = 1")  # the same T: no change, no arrow
     assert card.proto.delta == "no change" and card.proto.direction == Metric.MetricDirection.NONE
     at.slider(key="distill_view_T").set_value(20.0).run()
     assert not at.exception
-    soft = number(metric(at, "Top class at chosen T"))
-    card = next(m for m in at.metric if m.label == "Top class at chosen T")  # softer, neither good nor bad: grey
+    soft = number(metric(at, "Top class at viewed T = 20"))
+    card = next(m for m in at.metric if m.label == "Top class at viewed T = 20")  # softer, neither good nor bad: grey
     assert card.proto.delta.startswith("-") and card.proto.color == Metric.MetricColor.GRAY
-    assert soft < sharp and number(metric(at, "Entropy at chosen T")) > 1.0
+    assert soft < sharp and number(metric(at, "Entropy at viewed T = 20")) > 1.0
 
     at.number_input(key="distill_image").set_value(1).run()  # test image 1 is a pullover
     at.toggle(key="distill_log").set_value(True).run()
