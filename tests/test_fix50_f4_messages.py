@@ -73,3 +73,22 @@ def test_changed_bytes_are_still_a_checksum_mismatch():
             assert "checksum mismatch" in msg and "truncated:" not in msg, (i, x, msg)
     msg = message(decode, blob + b"\0")  # extended: the header needs fewer bytes than there are
     assert "checksum mismatch" in msg
+
+
+def test_one_tensor_over_the_element_limit_is_said_as_the_limit():
+    """A spec-alone decoder review: one 60,000,000-element tensor was refused as 'has an invalid shape', where two
+    of 30,000,000 each were told 'more than the limit 50000000'."""
+    import json
+    import zlib
+
+    from compress_engine.core.encode import HEADER_DICT, MAX_ELEMENTS
+    blob = artifact()
+    (hlen,) = struct.unpack("<I", blob[5:9])
+    head = json.loads(zlib.decompressobj(zdict=HEADER_DICT).decompress(blob[PREAMBLE:PREAMBLE + hlen]))
+    records = next(v for v in head.values() if isinstance(v, list) and v and isinstance(v[0], dict) and "shape" in v[0])
+    records[0]["shape"] = [60_000_000]
+    z = zlib.compressobj(zdict=HEADER_DICT)
+    new_head = z.compress(json.dumps(head).encode()) + z.flush()
+    forged = _seal(blob[:5] + struct.pack("<I", len(new_head)) + blob[9:PREAMBLE] + new_head + blob[PREAMBLE + hlen:])
+    msg = message(decode, forged)
+    assert f"more than the limit {MAX_ELEMENTS}" in msg and "60000000" in msg, msg

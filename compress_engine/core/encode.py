@@ -558,9 +558,11 @@ def _check_record(rec, blob_len):
         _fail("header: tensor record is not an object with a string 'name'")
     rec = dict(rec)
     name, shape, secs = rec["name"][:80], rec.get("shape"), rec.get("sections")
-    if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(
-            type(d) is int and 0 <= d <= MAX_ELEMENTS for d in shape):
+    if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(type(d) is int and d >= 0 for d in shape):
         _fail(f"header: tensor {name!r} has an invalid shape")
+    if any(d > MAX_ELEMENTS for d in shape):  # a size, not a malformed shape: said as the total's limit is
+        _fail(f"header: tensor {name!r} claims a dimension of {max(shape)} elements, more than the limit "
+              f"{MAX_ELEMENTS}")
     n = 1
     for d in shape:
         n = min(n * d, MAX_ELEMENTS + 1)
