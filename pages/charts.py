@@ -139,8 +139,8 @@ def log_ticks(values, ticks=None):
     else:
         ticks = viz.log_ticks(values)
         if len(ticks) == 1:  # one value (Compare with a single run): a lone tick read "28.123"; whole ticks around it
-            v = ticks[0][0]
-            return {**log_ticks([v / LONE_SPAN, v * LONE_SPAN]),
+            v = ticks[0][0]  # at least one on each side, inside the range drawn (viz.lone_ticks)
+            return {**log_ticks(None, [t for t, _ in viz.lone_ticks(v, LONE_SPAN)]),
                     "range": [math.log10(v / LONE_SPAN), math.log10(v * LONE_SPAN)]}
     return {"type": "log", "tickmode": "array", "tickvals": [v for v, _ in ticks], "ticktext": [t for _, t in ticks]}
 

@@ -291,6 +291,22 @@ def log_ticks(values, max_ticks=8):
     return [(t, tick_label(t)) for t in chosen]
 
 
+def lone_ticks(value, span):
+    """Ticks for a log axis over one positive `value`, spanning `span` either side of it: [(value, label)], only
+    ticks inside [value / span, value * span] and at least one on each side of the value (123.39 gets 100 and
+    150, not 80 90 100, all on one side, one outside). The sparsest of LOG_STEPS (then 1-9 with 1.5) that does it:
+    the rounder the numbers, the easier they read."""
+    lo, hi, eps = value / span, value * span, 1e-9
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    ticks = []
+    for steps in (*LOG_STEPS, tuple(sorted({*LOG_STEPS[-1], 1.5}))):
+        ticks = sorted(float(f"{m * 10.0 ** d:.6g}") for d in decades for m in steps)
+        ticks = [t for t in ticks if lo * (1 - eps) <= t <= hi * (1 + eps)]
+        if any(t < value * (1 - eps) for t in ticks) and any(t > value * (1 + eps) for t in ticks):
+            break
+    return [(t, tick_label(t)) for t in ticks]
+
+
 def tick_label(x):
     """1000 -> '1,000', 20 -> '20', 0.5 -> '0.5', 1.5 -> '1.5' (float noise of 10**d removed)."""
     x = float(f"{x:.6g}")
