@@ -102,23 +102,29 @@ def paper_chart(comp, ours_name):
     data = [{"type": "bar", "x": stages, "y": [r["paper"] for r in rows], "textposition": "outside",
              "name": f"Deep Compression, {comp['architecture']} on MNIST", "marker": {"color": charts.GREY},
              "text": [f"{r['paper']:g}×<br>{-r['paper_loss']:+.2f} pts" for r in rows],
-             "hovertemplate": "Deep Compression, %{x}: %{text}<extra></extra>"},
+             "hovertemplate": "Deep Compression, %{x}: %{text}<extra></extra>", "offsetgroup": "paper"},
+            # ours: its legend swatch is the plain entry below (Plotly draws a bar's from its first bar's pattern,
+            # which looked like the dotted or hatched caveat entries); every legend-only entry shares its bar slot
+            # (offsetgroup), so the two real bars fill the category, centred
             {"type": "bar", "x": stages, "y": [r["ours"] or 0 for r in rows], "name": ours_name,
+             "offsetgroup": "ours", "legendgroup": "ours", "showlegend": False,
              "marker": {"color": charts.BLUE, "pattern": {"shape": ["" if r["comparable"] else "." if r["one_shot"]
                                                                    else "/" for r in rows]}},
              "textposition": "outside", "text": ["—" if r["ours"] is None
                                                  else f"{r['ours']:,.1f}×<br>{-r['ours_loss']:+.2f} pts"
                                                  + ("<br>one-shot" if r["one_shot"] else "") for r in rows],
-             "hovertemplate": "ours, %{x}: %{text}<extra></extra>"}]
+             "hovertemplate": "ours, %{x}: %{text}<extra></extra>"},
+            {"type": "bar", "x": [stages[0]], "y": [None], "hoverinfo": "skip", "name": ours_name,
+             "offsetgroup": "ours", "legendgroup": "ours", "marker": {"color": charts.BLUE}}]
     if any(r["one_shot"] for r in rows):  # measured without the run's fine-tuning: no verdict beside a retrained figure
         data.append({"type": "bar", "x": [stages[0]], "y": [None], "hoverinfo": "skip",
                      "name": "dotted: one-shot, the paper's retrained: no verdict",
-                     "marker": {"color": "white", "line": {"color": charts.BLUE, "width": 1},
+                     "offsetgroup": "ours", "marker": {"color": "white", "line": {"color": charts.BLUE, "width": 1},
                                 "pattern": {"shape": ".", "fgcolor": charts.BLUE}}})
     if not all(r["comparable"] or r["one_shot"] for r in rows if r["ours"] is not None):
         data.append({"type": "bar", "x": [stages[0]], "y": [None], "hoverinfo": "skip",
                      "name": f"hatched: loses over {comp['equal_loss_pts']:g} points more, not comparable",
-                     "marker": {"color": "white", "line": {"color": charts.BLUE, "width": 1},
+                     "offsetgroup": "ours", "marker": {"color": "white", "line": {"color": charts.BLUE, "width": 1},
                                 "pattern": {"shape": "/", "fgcolor": charts.BLUE}}})
     best = max([r["paper"] for r in rows] + [r["ours"] or 0 for r in rows])
     layout = charts.base_layout("Ratio and accuracy change: the paper's and ours", "",
@@ -289,7 +295,10 @@ def stage_bytes(stage):
 
 sizes = [(label, stage_bytes(stage)) for stage, label, _ in stages]
 dense_acc = dense["metrics"]["accuracy"]
-rows = [{"stage": label, "KB": stage_bytes(stage) / units.KB, "ratio": f"{m['dense_bytes'] / stage_bytes(stage):,.1f}×",
+# with fine-tuning, each stage row is the recipe cut after it, one-shot (the paper chart beside may draw a
+# fine-tuned pruning-only run): named so, apart from the fine-tuned row
+one_shot_tag = " (one-shot)" if tuned is not None else ""
+rows = [{"stage": label + one_shot_tag, "KB": stage_bytes(stage) / units.KB, "ratio": f"{m['dense_bytes'] / stage_bytes(stage):,.1f}×",
          # drawn early: no accuracy columns yet (rather than "None" cells)
          **({} if early else points(results[stage]["metrics"]["accuracy"], dense_acc))}
         for stage, label, _ in stages]
