@@ -70,7 +70,7 @@ st.plotly_chart(fig, width="stretch")
 # the command line for this model: a sample by name; uploaded weights need the user's own module to load into
 model_flag = (f"--model {card['name']}" if card["reproduce"] else
               f"--model your_model.py:make_model --weights {shlex.quote(card['training']['file'])}")
-# and the Pipeline page's first setting for this model (common.starts: one the model survives; ResNet-8 falls to
+# and the Pipeline page's one-shot start for this model (common.starts: one the model survives; ResNet-8 falls to
 # chance at 90 % pruned), each Recipe field as the CLI spells its flag (cli.flag; cli itself imports torch, which Home
 # does without) and a value its parser reads back (true/false for a bool)
 start = common.starts(card["name"])["pipeline"]
@@ -82,7 +82,9 @@ distinct values; *Quantization* puts weights on a b-bit grid; *Distillation* tra
 large teacher; *Sensitivity* finds the fragile layers and fits the model in a size budget; *Pipeline* chains
 them like Deep Compression; *Compare* shows every saved run on one chart; *Export* downloads the compressed
 artifact and checks an uploaded one. The same engine runs from the command line:
-`python -m compress_engine run {model_flag} {start_flags}{common.data_flag()} --json` (the Pipeline page's first setting for this model).
+`python -m compress_engine run {model_flag} {start_flags}{common.data_flag()} --json` (a one-shot setting this model
+survives: the Pipeline page opens on it until the page's Deep Compression recipe has been fine-tuned on this server,
+then on that).
 """)
 
 if not on_card_data:  # the dense model on these data: the run every page measures against (warm() would start it)
