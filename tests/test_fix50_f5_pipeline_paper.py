@@ -27,6 +27,8 @@ def test_bench_text_is_per_model():
     points = store.reference_points(ROOT / "bench" / "results")
     a, b = (explain.bench_deep_compression(points, m) for m in ("lenet-300-100", "lenet-5"))
     assert a and b and a != b and "LeNet-300-100" in a
+    # named by its data: a page on other data quotes it beside "ours on <their data>" (an own-data review)
+    assert a.endswith(", on fashion-mnist") and b.endswith(", on fashion-mnist")
     assert explain.bench_deep_compression(points, "resnet-8") == ""
 
 

@@ -16,6 +16,7 @@ from ..core.distill import soft_targets
 from ..core.entropy import width
 from ..core.recipe import Recipe
 from . import units
+from .viz import REFERENCE_DATA
 
 # Hinton, Vinyals & Dean, "Distilling the knowledge in a neural network" (2015), §3, MNIST:
 # test errors out of 10,000 of a 1200-1200 teacher and of an 800-800 student without / with distillation.
@@ -224,7 +225,8 @@ BENCH_DC = "deep_compression.csv"  # bench/deep_compression.py's stages, fine-tu
 def bench_deep_compression(points, model_name):
     """What bench/deep_compression.py measured for `model_name`, from its rows in store.reference_points(bench/results)
     (source BENCH_DC): 'made LeNet-5 12.0× smaller by pruning alone at 0.34 points lost, and 42.0× with the whole
-    pipeline at 0.40 points', each loss against the bench's own dense model. '' without its rows."""
+    pipeline at 0.40 points, on fashion-mnist', each loss against the bench's own dense model, on the data the bench
+    measured (named: a page on other data quotes it beside its own). '' without its rows."""
     rows = [p for p in points if p["source"] == BENCH_DC and p["model"] == model_name]
     dense = next((p for p in rows if p["label"] == "dense float32"), None)
     pruned = next((p for p in rows if p["label"].startswith("pruned")), None)
@@ -234,7 +236,7 @@ def bench_deep_compression(points, model_name):
     lost = lambda p: f"{100 * (dense['accuracy'] - p['accuracy']):.2f} points"
     name = DEEP_COMPRESSION.get(model_name, {}).get("architecture", model_name)
     return (f"made {name} {pruned['ratio']:,.1f}× smaller by pruning alone at {lost(pruned)} lost, and "
-            f"{whole['ratio']:,.1f}× with the whole pipeline at {lost(whole)}")
+            f"{whole['ratio']:,.1f}× with the whole pipeline at {lost(whole)}, on {REFERENCE_DATA}")
 
 
 def rounded_to_zero(metrics, dense_metrics, pruned=False):
