@@ -49,9 +49,10 @@ def fewer_flops(x):
     return "the same" if round(x, 1) == 1 else f"{x:.1f}× fewer"
 
 
-def add_references(fig, refs, ref_set):
-    """The chosen set of benchmark points on `fig`: grey, labelled, one legend entry per series; -> their sizes (KB)."""
-    xs = []
+def add_references(fig, refs, ref_set, name_data=False):
+    """The chosen set of benchmark points on `fig`: grey, labelled, one legend entry per series; -> their sizes (KB).
+    name_data: their legend and hover name the benchmarks' data (beside runs on other data, as the runs' say theirs)."""
+    xs, on = [], f" on {viz.REFERENCE_DATA}" if name_data else ""
     series = viz.reference_series(refs, ref_set) if ref_set != "none" else []
     # the largest points' labels run left, away from the chart's right edge: above the point for the most accurate
     # series, then below, above... (LeNet-300-100's and LeNet-5's "dense float32", 0.2 decades and 2 points apart,
@@ -62,13 +63,13 @@ def add_references(fig, refs, ref_set):
         xs += [b / units.KB for b in s["bytes"]]
         fig.add_trace(go.Scatter(
             x=[b / units.KB for b in s["bytes"]], y=[100 * a for a in s["accuracy"]], mode="lines+markers+text",
-            name=f"bench: {s['name']}", text=s["labels"], textfont=dict(size=10, color=charts.GREY),
+            name=f"bench: {s['name']}{on}", text=s["labels"], textfont=dict(size=10, color=charts.GREY),
             # sides alternate after the largest point's
             textposition=[first.get(id(s), "top left")]
                          + [("top center", "bottom center")[i % 2] for i in range(1, len(s["labels"]))],
             line=dict(color=charts.GREY, width=1, dash="dot"),
             marker=dict(symbol="x-thin", size=9, line=dict(width=2, color=charts.GREY)), customdata=s["hover"],
-            hovertemplate=f"bench, {s['model']}: "
+            hovertemplate=f"bench, {s['model']}{on}: "
                           + "%{customdata}<br>%{x:.1f} KB, accuracy %{y:.2f} %<extra></extra>"))
     return xs
 
@@ -346,7 +347,7 @@ else:
         sel = plotted[plotted["id"].isin(selected)]
         fig.add_trace(go.Scatter(x=sel[x_col], y=sel[y_col], mode="markers", name="selected", hoverinfo="skip",
                                  marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(width=2, color="crimson"))))
-    ref_x = add_references(fig, refs, ref_set)
+    ref_x = add_references(fig, refs, ref_set, name_data=many_data)
     layout(fig, list(plotted[x_col]) + ref_x)
     if y_key == "loss":  # less lost is better: up, as on the accuracy chart
         fig.update_yaxes(autorange="reversed")

@@ -55,6 +55,9 @@ def test_runs_of_two_datasets_are_told_apart_and_each_has_its_frontier(store, re
     runs = [t for t in traces if "customdata" in t and not t["name"].startswith("bench: ")]
     assert runs and all("<br>on %{customdata[5]}" in t["hovertemplate"] for t in runs)
     assert {c[5] for t in runs for c in t["customdata"]} == {OWN, FM}
+    # the benchmark line beside them names its data too (it was "bench: lenet-300-100" among runs of two data)
+    bench = [t for t in traces if str(t.get("name", "")).startswith("bench: ")]
+    assert bench and all(t["name"].endswith(f" on {FM}") and f" on {FM}: " in t["hovertemplate"] for t in bench)
 
 
 def test_benchmark_points_only_beside_runs_on_their_data(store, results):
