@@ -5,7 +5,6 @@ data (input shape, classes), what the sidebar takes on them (nothing, on data no
 classes, a table) and the command line with their --data."""
 
 import io
-import re
 
 import pytest
 import torch
@@ -51,17 +50,20 @@ NONE = ("the sidebar takes no model on these data: the dashboard's pages (sample
 
 def ends_with_the_command_line(message, ds):
     assert message.endswith(zoo.command_line_text("'mine.pt'", ds)), message
-    assert f"--weights 'mine.pt' --data {ds.name} " in message, message
+    # the data the model was made for, not this server's: run with those, a tabular model failed on its images
+    assert "--weights 'mine.pt' --data DATA " in message and "DATA is the data it was made for" in message, message
+    assert f"this server's are {ds.name}" in message, message
 
 
 def test_a_refusal_describes_the_data_loaded_not_fashion_mnist():
     small = data((1, 16, 16), 5, "small16")
-    for blob, why in ((lenet(16, 5), r"a LeNet-5 with 1 input channel\(s\) and 5 outputs cannot run here: it was built "
-                                     "for 16x16 images"),
-                      (mlp(784, 100, 5), r"an MLP of sizes \[784, 100, 5\] cannot run here")):
+    for blob in (lenet(16, 5), mlp(784, 100, 5)):
         message = refusal(blob, small)
-        assert re.search(why, message), message
-        assert "the data here (small16) are 16x16 greyscale images (1 channel) in 5 classes" in message, message
+        # on data no page takes, no shape the model should have had (a review read "built for 16x16 images" given
+        # as the reason against 16x16 data, and "sizes must be [256, ...]" before "takes no model")
+        assert message.startswith("'mine.pt': the data here (small16) are 16x16 greyscale images (1 channel) in 5 "
+                                  "classes; the sidebar takes no model"), message
+        assert "cannot run here" not in message and "must be" not in message, message
         assert "(1 channel) in 10 classes" not in message and "28x28 images (784 inputs)" not in message, message
         assert NONE in message, message  # a 256-input MLP would be read, but no page runs on 16x16 images
         ends_with_the_command_line(message, small)
@@ -71,7 +73,7 @@ def test_a_tabular_model_is_pointed_to_the_command_line():
     table = data((22,), 2, "csv:/t.csv")
     message = refusal(mlp(20, 32, 3), table)
     assert "the data here (csv:/t.csv) are rows of 22 features in 2 classes" in message, message
-    assert "sizes must be [22, ..., 2" in message and NONE in message, message
+    assert "must be" not in message and NONE in message, message
     ends_with_the_command_line(message, table)
     assert zoo.arch_spec(zoo.read_weights(mlp(22, 32, 2), "mine.pt", dataset=table))["sizes"] == [22, 32, 2]
 
@@ -79,6 +81,6 @@ def test_a_tabular_model_is_pointed_to_the_command_line():
 def test_a_lenet_of_ten_outputs_cannot_run_on_twelve_classes():
     twelve = data((1, 28, 28), 12, "twelve")
     message = refusal(lenet(), twelve)
-    assert "in 12 classes" in message and "has 10 outputs, so it cannot run on these data" in message, message
+    assert "in 12 classes" in message and "must be" not in message, message
     assert NONE in message, message
     ends_with_the_command_line(message, twelve)

@@ -504,13 +504,21 @@ def _outputs_text(dataset):
     return f"{need}" if exact else f"{need} or more"
 
 
-def sidebar_takes(dataset=None):
-    """What the sidebar takes on `dataset` (Fashion-MNIST without one), as a clause ending a refusal: nothing on data
-    the dashboard's pages cannot take (dataset.require(IMAGE, CLASSES) refuses them, as the pages' data check does)."""
+def pages_take(dataset=None):
+    """Whether the dashboard's pages run on `dataset` (Fashion-MNIST without one): dataset.require(IMAGE, CLASSES),
+    the pages' own data check."""
     try:
         if dataset is not None:
             dataset.require(input_shape=IMAGE, n_outputs=CLASSES)
     except DatasetError:
+        return False
+    return True
+
+
+def sidebar_takes(dataset=None):
+    """What the sidebar takes on `dataset` (Fashion-MNIST without one), as a clause ending a refusal: nothing on data
+    the dashboard's pages cannot take (pages_take)."""
+    if not pages_take(dataset):
         return (f"the sidebar takes no model on these data: the dashboard's pages (sample models and uploads) take "
                 f"{IMAGE[1]}x{IMAGE[2]} greyscale images (1 channel) in at most {CLASSES} classes")
     shape, out = (IMAGE if dataset is None else dataset.input_shape), _outputs_text(dataset)
@@ -525,11 +533,13 @@ def sidebar_takes(dataset=None):
 
 def command_line_text(name, dataset=None):
     """The sentence every refusal of an upload ends with: the engine and the command line take any PyTorch model, on
-    any data (`dataset`'s --data when given)."""
-    flag = "" if dataset is None else f" --data {shlex.quote(dataset.name)}"
+    any data: --data DATA, the data the model was made for (this server's `dataset` only where it was: a tabular
+    model given the server's images fails on them)."""
+    here = "" if dataset is None else f"; this server's are {shlex.quote(dataset.name)}"
     return (f"Any other PyTorch model, or one made for other data, is compressed by the engine (ce.compress) and the "
             f"command line, which run your own code: python -m compress_engine run --model your_model.py:make_model "
-            f"--weights {name}{flag} (make_model returns your nn.Module; see the README's Command line)")
+            f"--weights {name} --data DATA (make_model returns your nn.Module; DATA is the data it was made for, "
+            f"e.g. csv:yours.csv, idx:folder or npz:file.npz{here}; see the README's Command line)")
 
 
 def refusal_tail(name, dataset=None):
@@ -888,8 +898,20 @@ def infer_spec(state, name="weights", dataset=None):
     """The spec of an MLP, LeNet-5 or ResNet state dict from its tensor names and shapes; ModelError otherwise, also
     for one that cannot run on `dataset` (on Fashion-MNIST without one).
 
-    Only names and dimensions are read here; from_state_dict then checks every shape against the spec.
+    Only names and dimensions are read here; from_state_dict then checks every shape against the spec. On data the
+    dashboard's pages do not take (pages_take), a model that does not fit them is refused saying only what the data
+    are and that the sidebar takes no model on them: a shape it should have had would contradict that (a fitting
+    one is still read, for a caller of the engine).
     """
+    try:
+        return _infer_spec(state, name, dataset)
+    except ModelError:
+        if pages_take(dataset):
+            raise
+        raise ModelError(f"{name}: {data_text(dataset)}; {refusal_tail(name, dataset)}") from None
+
+
+def _infer_spec(state, name, dataset):
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     if "stem.weight" in shapes:
         return _resnet_spec(state, shapes, name, dataset)
