@@ -127,8 +127,10 @@ with explain:
         "Han et al. (2015) found this by hand; mixed-precision tools (Distiller, NNI, AIMET) automate it. "
         "Below the scan is what *Fit in N KB* (the size-budget engine) starts from.")
 SCANNED = min(ce.sensitivity.SUBSET, common.test_count())  # the scan's images: a fixed set, or all there are
+SCANNED_TEXT = (f"a fixed set of {SCANNED:,} of the {common.test_count():,}" if SCANNED < common.test_count()
+                else f"all {SCANNED:,}") + f" test images of {common.md_text(common.data_text())}"
 with note:
-    st.caption(f"One-shot (no fine-tuning), on a fixed set of {SCANNED:,} test images. Sparsity: "
+    st.caption(f"One-shot (no fine-tuning), on {SCANNED_TEXT}. Sparsity: "
                "magnitude pruning of that layer; bits: k-means weight sharing with k = 2…64 clusters. Bytes are "
                "what the encoder writes for that layer at that setting. The scan is computed once per model and "
                "kept on disk; the sample models' scans ship with them, so they show at once.")
@@ -165,7 +167,7 @@ if scan is None:  # an upload (only the sample models' scans ship): scanned in t
                          icon=":material/play_arrow:"):
             note.info(f"No scan of {name} yet (only the sample models' scans ship). It compresses each of its "
                       f"{settings // GRID_SIZE} layers alone at {GRID_SIZE} settings: {settings:,} evaluations of "
-                      f"{SCANNED:,} test images, about {units.duration(expected)} on this machine. "
+                      f"{SCANNED_TEXT}, about {units.duration(expected)} on this machine. "
                       "It runs in the server's training queue; once done it is kept on disk, for every session.")
             st.stop()
     scan = common.pooled(skey, "Scanning every layer", lambda: ce.sensitivity.cached(net, data, shipped=shipped),
