@@ -100,7 +100,10 @@ def test_paper_comparison_shows_every_loss_and_compares_only_at_equal_loss():
 def test_rounded_to_zero_explains_the_lost_nonzero_weights():
     assert explain.rounded_to_zero({"nonzero_params": 100}, {"nonzero_params": 100}) == ""
     text = explain.rounded_to_zero({"nonzero_params": 56_000}, {"nonzero_params": 266_000})
-    assert "210,000 weights (78.9 %)" in text and "zero level" in text
+    # the share's base is said: of the dense model's non-zero weights, not of every parameter (a teacher's review)
+    assert "210,000 weights (78.9 % of the dense model's non-zero ones)" in text and "zero level" in text
+    pruned = explain.rounded_to_zero({"nonzero_params": 56_000}, {"nonzero_params": 266_000}, pruned=True)
+    assert "210,000 weights (78.9 % of those pruning kept)" in pruned
 
 
 def test_explain_does_not_import_dashboard_libraries():

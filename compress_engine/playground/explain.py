@@ -247,7 +247,8 @@ def rounded_to_zero(metrics, dense_metrics, pruned=False):
     if lost <= 0:
         return ""
     share = lost / max(1, dense_metrics["nonzero_params"])
-    return (f"**{lost:,} weights ({units.pct(share)}{' of those pruning kept' if pruned else ''}) are now exactly "
+    of = "those pruning kept" if pruned else "the dense model's non-zero ones"  # the share's base, said
+    return (f"**{lost:,} weights ({units.pct(share)} of {of}) are now exactly "
             f"zero**, {'beyond the pruned ones' if pruned else 'with no pruning'}: they lay within half a "
             "grid step of 0, so rounding put them on the grid's zero level (q = z, which stands for 0). The "
             "fewer the bits, the wider the step and the more weights land there. The artifact stores them as "
