@@ -395,9 +395,12 @@ with right:
                 help=f"At T = {view_T:g}: how spread out the soft targets are. 0 bits: all on one class; "
                      f"{explain.entropy_bits(np.full(len(pT), 1 / len(pT))):.2f} bits: equal on all {len(pT)}.")
 
+    # the slider keeps its value for the session: after a move, or another teacher, it need not be where it opens
+    open_at = view_default(tried)
+    why = "the largest T the grid tried" if tried and tried[-1] > 1 else "Hinton et al.'s"  # as view_default
     st.caption(f"Drawn at T = 1 and at T = {view_T:g} "
-               + (f"(it opens at {tried[-1]:g}, the largest T the grid tried)" if tried else
-                  f"(it opens at {HINTON['temperature']:g}, Hinton et al.'s)")
+               + (f"(where it opens: {why})" if view_T == open_at else
+                  f"(for this teacher it opens at {open_at:g}, {why})")
                + ": the higher T, the more the small probabilities show. "
                + f"The student trains at the Temperature above ({T:g}{', drawn too' if T not in (1.0, view_T) else ''})"
                + (f", which opens at {T_START:g}: " + (f"in the grid at {shown_epochs} epochs the fewest errors came at "
