@@ -80,13 +80,18 @@ def tiny_idx(fmnist, tmp_path_factory):
     return f"idx:{folder}"
 
 
+def serve_data(dataset, monkeypatch):
+    """Point the dashboard (pages.common.DATASET, as COMPRESS_DATASET does) at `dataset` for a test; returns it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from pages import common
+    monkeypatch.setattr(common, "DATASET", dataset)
+    return dataset
+
+
 @pytest.fixture
 def tiny(tiny_idx, monkeypatch):
     """Point the dashboard at the tiny slice, so training buttons take seconds."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from pages import common
-    monkeypatch.setattr(common, "DATASET", tiny_idx)
-    return tiny_idx
+    return serve_data(tiny_idx, monkeypatch)
 
 
 # --- artifact checks shared by test_encode.py and test_properties.py ---

@@ -4,15 +4,13 @@ as the teacher's), and the pages say where a number was measured when it is not 
 
 import base64
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import compress_engine as ce
-from conftest import pixels, write_idx
+from conftest import serve_data, write_idx
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +36,7 @@ def five_idx(fmnist, tmp_path_factory):
 @pytest.fixture
 def five(five_idx, monkeypatch):
     """The dashboard pointed at the 5-class folder."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from pages import common
-    monkeypatch.setattr(common, "DATASET", five_idx)
-    return five_idx
+    return serve_data(five_idx, monkeypatch)
 
 
 # --- the engine: a default student on data of fewer classes than its teacher ---------------------------------

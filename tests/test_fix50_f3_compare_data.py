@@ -8,18 +8,12 @@ import json
 
 import pytest
 from test_app import app
+from test_app_compare_export import store  # noqa: F401,F811 - the run store fixture, a file per test
 
 import compress_engine as ce
-from compress_engine.playground.store import Store
 
 OWN = "idx:/somewhere/fm5"
 FM = "fashion-mnist"  # what the benchmarks measured on
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
-    return Store()
 
 
 @pytest.fixture(scope="module")
