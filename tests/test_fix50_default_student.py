@@ -35,3 +35,29 @@ def test_the_artifact_limit_counts_the_teachers_classes():
     teacher = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.ReLU(), nn.Linear(10, 10))
     student = pipeline.default_student(ce.Recipe(temperature=2.0, student_width=10), five_class_data(), teacher)
     assert student.state_dict()[list(student.state_dict())[-1]].shape[0] == 10
+
+
+class Counting(nn.Module):
+    """A teacher whose forward changes a buffer, as a FakeQuantize observer of a QAT model does in eval mode too."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x)
+
+
+def test_sizing_the_default_student_leaves_the_callers_teacher_as_it_was():
+    """A diff review: check_recipe and compress() changed a caller's teacher's buffers (0 -> 1 and 2; a QAT
+    teacher's observer scales and min/max) once the checks ran the teacher to size the default student."""
+    teacher, data = Counting(), five_class_data()
+    recipe = ce.Recipe(temperature=2.0, student_width=10, distill_epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ce.check_recipe(teacher, recipe, data)
+        assert teacher.calls.item() == 0
+        ce.compress(teacher, recipe, data)
+    assert teacher.calls.item() == 0

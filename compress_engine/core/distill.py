@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import IGNORE
-from .model import student_mlp
+from .model import buffers_kept, student_mlp
 from .recipe import check
 from .train import fit, logits
 
@@ -103,7 +103,8 @@ def output_classes(teacher, data, given=None, example=None):
     if getattr(data, "regression", False) or getattr(data, "multilabel", False):
         return data.n_classes
     if given is None:
-        given = logits(teacher, data.x("test")[:2] if example is None else example)
+        with buffers_kept(teacher):  # only a look at its width: a caller's model (compress()'s checks) stays as it was
+            given = logits(teacher, data.x("test")[:2] if example is None else example)
     return int(given.shape[1])
 
 
