@@ -515,6 +515,15 @@ def pages_take(dataset=None):
     return True
 
 
+def _must(dataset, subject, verb="be"):
+    """What a refusal says the model needed: "its sizes must be" where the sidebar takes such a model, else (on data
+    no page takes, where the sidebar takes none) what a model for the engine and the command line would have."""
+    if pages_take(dataset):
+        return f"{subject} must {verb}"
+    return {"be": "for the engine and the command line a model for these data has sizes",
+            "take": "for the engine and the command line a model for these data must take"}[verb]
+
+
 def sidebar_takes(dataset=None):
     """What the sidebar takes on `dataset` (Fashion-MNIST without one), as a clause ending a refusal: nothing on data
     the dashboard's pages cannot take (pages_take)."""
@@ -535,7 +544,7 @@ def command_line_text(name, dataset=None):
     """The sentence every refusal of an upload ends with: the engine and the command line take any PyTorch model, on
     any data: --data DATA, the data the model was made for (this server's `dataset` only where it was: a tabular
     model given the server's images fails on them)."""
-    here = "" if dataset is None else f"; this server's are {shlex.quote(dataset.name)}"
+    here = f"; this server's are {shlex.quote(cards.DEFAULT_DATA if dataset is None else dataset.name)}"
     return (f"Any other PyTorch model, or one made for other data, is compressed by the engine (ce.compress) and the "
             f"command line, which run your own code: python -m compress_engine run --model your_model.py:make_model "
             f"--weights {name} --data DATA (make_model returns your nn.Module; DATA is the data it was made for, "
@@ -899,19 +908,10 @@ def infer_spec(state, name="weights", dataset=None):
     for one that cannot run on `dataset` (on Fashion-MNIST without one).
 
     Only names and dimensions are read here; from_state_dict then checks every shape against the spec. On data the
-    dashboard's pages do not take (pages_take), a model that does not fit them is refused saying only what the data
-    are and that the sidebar takes no model on them: a shape it should have had would contradict that (a fitting
-    one is still read, for a caller of the engine).
+    dashboard's pages do not take (pages_take) a model that fits them is still read, for a caller of the engine; a
+    refusal then says what a model for them would be (for the engine and the command line) beside "the sidebar takes
+    no model on these data", not what it "must be".
     """
-    try:
-        return _infer_spec(state, name, dataset)
-    except ModelError:
-        if pages_take(dataset):
-            raise
-        raise ModelError(f"{name}: {data_text(dataset)}; {refusal_tail(name, dataset)}") from None
-
-
-def _infer_spec(state, name, dataset):
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     if "stem.weight" in shapes:
         return _resnet_spec(state, shapes, name, dataset)
@@ -937,7 +937,7 @@ def _infer_spec(state, name, dataset):
     inputs = math.prod(IMAGE if dataset is None else dataset.input_shape)
     if sizes[0] != inputs or not _outputs_fit(sizes[-1], dataset):
         raise ModelError(f"{name}: an MLP of sizes {sizes} cannot run here: {data_text(dataset)} ({inputs} inputs "
-                         f"each), so its sizes must be [{inputs}, ..., {_outputs_text(dataset)}]; "
+                         f"each), so {_must(dataset, 'its sizes')} [{inputs}, ..., {_outputs_text(dataset)}]; "
                          f"{refusal_tail(name, dataset)}")
     return {"arch": "mlp", "sizes": sizes}
 
@@ -1017,7 +1017,7 @@ def _unknown_layout(shapes, name, dataset=None):
         return f"its tensors would not fit ({problems})" if problems else ""
 
     own_data = ("the command line below runs it as your code defines it, without renaming, on these data or your own "
-                "(--data, e.g. csv:/file.csv or npz:/file.npz)")
+                "(--data)")
     if not odd and bias_only and not convs and linear and chain:
         sizes = [linear[0][1]] + [w[0] for w in linear]
         target = [f"layers.{i}" for i in range(len(linear))]
@@ -1063,7 +1063,7 @@ def _resnet_spec(state, shapes, name, dataset=None):
     shape = IMAGE if dataset is None else dataset.input_shape
     if len(shape) != 3 or spec["in_channels"] != shape[0] or not _outputs_fit(spec["classes"], dataset):
         raise ModelError(f"{name}: a ResNet with {spec['in_channels']} input channel(s) and {spec['classes']} "
-                         f"outputs cannot run here: {data_text(dataset)}, so it must take "
+                         f"outputs cannot run here: {data_text(dataset)}, so {_must(dataset, 'it', 'take')} "
                          + (f"{shape[0]} input channel(s)" if len(shape) == 3 else "images")
                          + f" and have {_outputs_text(dataset)} outputs; {refusal_tail(name, dataset)}")
     if spec["batchnorm"]:
