@@ -41,12 +41,24 @@ def test_newer_version_says_upgrade(fn):
 def test_a_version_byte_changed_after_export_is_damage_not_a_newer_release(fn):
     """A diff review flipped each bit of an artifact: 3 -> 131 or 3 -> 7 in the version byte was told to upgrade
     compression-playground, which cannot help; the checksum, which covers that byte, says the file was changed."""
-    for x in (0x04, 0x80):
+    for x in (0x04, 0x80, 0x02):  # 3 -> 7, 131 and 1: a version 1 file is no longer read, but this is none
         blob = bytearray(artifact())
         blob[4] ^= x
         msg = message(fn, bytes(blob))
-        assert f"version byte reads {VERSION ^ x}" in msg and "checksum does not match" in msg, msg
-        assert "upgrade" not in msg
+        assert f"version byte reads {VERSION ^ x}" in msg and "changed after export" in msg, msg
+        assert "upgrade" not in msg and "no longer read" not in msg, msg
+    blob = bytearray(artifact())  # a newer version byte and another change: damage all the same
+    blob[4], blob[-1] = VERSION + 1, blob[-1] ^ 1
+    msg = message(fn, bytes(blob))
+    assert "checksum does not match" in msg and "upgrade" not in msg, msg
+
+
+@pytest.mark.parametrize("fn", [decode, read_meta, size_breakdown])
+def test_a_file_shorter_than_its_preamble_is_truncated_whatever_its_version_byte(fn):
+    """A diff review: 'CPG1' + version 9 and 3 bytes more was called changed after export (it has no checksum)."""
+    for version in (VERSION, VERSION + 6):
+        msg = message(fn, artifact()[:4] + bytes([version]) + b"\0\0\0")
+        assert f"shorter than its {PREAMBLE}-byte preamble" in msg, msg
 
 
 @pytest.mark.parametrize("fn", [decode, read_meta, size_breakdown])

@@ -629,23 +629,30 @@ def _check_container(blob):
     """Magic, version and checksum of untrusted bytes, before any of their content is trusted."""
     if len(blob) < 5 or blob[:4] != MAGIC:
         _fail("not a compressed-model artifact (bad magic or too short)")
+    if blob[4] != 1 and len(blob) < PREAMBLE:  # every version since 2 starts with the same 13 bytes
+        _fail(f"artifact truncated: {len(blob)} bytes, shorter than its {PREAMBLE}-byte preamble; re-export it")
+    if blob[4] not in (2, VERSION) and len(blob) >= PREAMBLE:
+        # every version since 2 seals its files as this one does, the version byte included: a file whose checksum
+        # holds with a known version byte in its place is one of those with that byte changed after export (damage,
+        # not a file of another release to upgrade for or re-export)
+        (stored,) = struct.unpack("<I", blob[9:PREAMBLE])
+        was = [v for v in (VERSION, 2) if _checksum(blob[:4] + bytes([v]) + blob[5:]) == stored]
+        if was:
+            _fail(f"artifact is corrupt: its version byte reads {blob[4]}, but the rest is an intact format "
+                  f"{was[0]} file: that byte was changed after export; copy it again or re-export it")
+        if blob[4] > VERSION and stored != _checksum(blob):
+            _fail(f"artifact is corrupt: its version byte reads {blob[4]}, newer than this compression-playground "
+                  f"reads (format 2 and {VERSION}), but its checksum does not match: the file was changed after "
+                  "export; copy it again or re-export it")
     if blob[4] == 1:
         _fail("artifact format version 1 (from before artifacts carried a checksum) is no longer read: "
               f"re-export it to get format version {VERSION}")
     if blob[4] > VERSION:
-        # a later release seals its files as this one does (the checksum covers the version byte): a version byte
-        # changed after export fails it, and is damage, not a file to upgrade for
-        if len(blob) < PREAMBLE or struct.unpack("<I", blob[9:PREAMBLE])[0] != _checksum(blob):
-            _fail(f"artifact is corrupt: its version byte reads {blob[4]}, newer than this compression-playground "
-                  f"reads (format 2 and {VERSION}), but its checksum does not match: the file was changed after "
-                  "export; copy it again or re-export it")
         _fail(f"artifact format version {blob[4]} is newer than this compression-playground reads (format 2 and "
               f"{VERSION}): it was written by a later release; upgrade compression-playground to read it "
               "(pip install -U compression-playground)")
     if blob[4] not in (2, VERSION):
         _fail(f"artifact format version {blob[4]} is not supported (expected 2 or {VERSION}): re-export it")
-    if len(blob) < PREAMBLE:
-        _fail(f"artifact truncated: {len(blob)} bytes, shorter than its {PREAMBLE}-byte preamble; re-export it")
     (stored,) = struct.unpack("<I", blob[9:PREAMBLE])
     actual = _checksum(blob)
     if stored != actual:
