@@ -296,9 +296,9 @@ def stage_bytes(stage):
 sizes = [(label, stage_bytes(stage)) for stage, label, _ in stages]
 dense_acc = dense["metrics"]["accuracy"]
 # with fine-tuning, each stage row is the recipe cut after it, one-shot (the paper chart beside may draw a
-# fine-tuned pruning-only run): named so, apart from the fine-tuned row
+# fine-tuned pruning-only run): named so, apart from the fine-tuned row (and the dense model, compressed by none)
 one_shot_tag = " (one-shot)" if tuned is not None else ""
-rows = [{"stage": label + one_shot_tag, "KB": stage_bytes(stage) / units.KB, "ratio": f"{m['dense_bytes'] / stage_bytes(stage):,.1f}×",
+rows = [{"stage": label + ("" if stage == "dense" else one_shot_tag), "KB": stage_bytes(stage) / units.KB, "ratio": f"{m['dense_bytes'] / stage_bytes(stage):,.1f}×",
          # drawn early: no accuracy columns yet (rather than "None" cells)
          **({} if early else points(results[stage]["metrics"]["accuracy"], dense_acc))}
         for stage, label, _ in stages]

@@ -21,4 +21,5 @@ def test_the_ours_swatch_is_plain_and_the_caveats_take_no_bar_slot(tiny):
     assert len(data) > 2 and len({t.get("offsetgroup") for t in data}) == 2 and None not in {t.get("offsetgroup") for t in data}
     table = at.dataframe[0].value
     stages = list(table["stage"])
-    assert stages[-1].startswith("fine-tuned") and all(s.endswith("(one-shot)") for s in stages[:-1])
+    assert stages[-1].startswith("fine-tuned") and all(s.endswith("(one-shot)") for s in stages[1:-1])
+    assert stages[0] == "dense float32"  # no "(one-shot)": nothing compressed it (a diff review)
