@@ -26,7 +26,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import compress_engine as ce
 from compress_engine.playground import units
-from compress_engine.playground.cards import CLASSES, DEFAULT_DATA, IMAGE, deployed_parameters, test_set_text
+from compress_engine.playground.cards import (CLASSES, DEFAULT_DATA, IMAGE, data_label, deployed_parameters,
+                                              test_set_text)
 
 DEFAULT_DATASET = DEFAULT_DATA  # what the command line's --data is when not given (cli.py)
 DATASET = os.environ.get("COMPRESS_DATASET", DEFAULT_DATASET)
@@ -84,7 +85,7 @@ kb, ratio, pct = units.kb, units.ratio, units.pct  # the one unit convention (1 
 
 def data_text():
     """This server's data as pages name it: "Fashion-MNIST" for the default, else its --data name ("idx:/folder")."""
-    return "Fashion-MNIST" if DATASET == DEFAULT_DATASET else DATASET
+    return data_label(DATASET)
 
 
 def test_count():

@@ -165,7 +165,7 @@ def paper_column(results, m, dense_acc, recipe, tuned):
     if comp is None:
         st.info(f"Deep Compression published no figure for {card['name']}.")
         return
-    st.plotly_chart(paper_chart(comp, f"ours, {card['name']} on {common.dataset().name}"), width="stretch")
+    st.plotly_chart(paper_chart(comp, f"ours, {card['name']} on {common.data_text()}"), width="stretch")
     st.markdown("\n".join(f"- {r['verdict']}" for r in comp["rows"] if r["ours"] is not None))
     prune_row = comp["rows"][0]
     bench = explain.bench_deep_compression(runstore.reference_points(charts.BENCH), common.model_name())

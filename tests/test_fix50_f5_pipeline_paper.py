@@ -28,7 +28,7 @@ def test_bench_text_is_per_model():
     a, b = (explain.bench_deep_compression(points, m) for m in ("lenet-300-100", "lenet-5"))
     assert a and b and a != b and "LeNet-300-100" in a
     # named by its data: a page on other data quotes it beside "ours on <their data>" (an own-data review)
-    assert a.endswith(", on fashion-mnist") and b.endswith(", on fashion-mnist")
+    assert a.endswith(", on Fashion-MNIST") and b.endswith(", on Fashion-MNIST")  # as the caption's "ours on" says it
     assert explain.bench_deep_compression(points, "resnet-8") == ""
 
 

@@ -105,6 +105,11 @@ IMAGE, CLASSES = (1, 28, 28), 10
 DEFAULT_DATA = "fashion-mnist"
 
 
+def data_label(name):
+    """Data as a sentence names them: "Fashion-MNIST" for the default, else their --data name ("idx:/folder")."""
+    return "Fashion-MNIST" if name == DEFAULT_DATA else name
+
+
 def inputs_digest(images):
     """A short hash of images' float32 values (C order)."""
     return hashlib.blake2b(np.ascontiguousarray(images, np.float32).tobytes(), digest_size=16).hexdigest()

@@ -16,6 +16,7 @@ from ..core.distill import soft_targets
 from ..core.entropy import width
 from ..core.recipe import Recipe
 from . import units
+from .cards import data_label
 from .viz import REFERENCE_DATA
 
 # Hinton, Vinyals & Dean, "Distilling the knowledge in a neural network" (2015), §3, MNIST:
@@ -236,7 +237,7 @@ def bench_deep_compression(points, model_name):
     lost = lambda p: f"{100 * (dense['accuracy'] - p['accuracy']):.2f} points"
     name = DEEP_COMPRESSION.get(model_name, {}).get("architecture", model_name)
     return (f"made {name} {pruned['ratio']:,.1f}× smaller by pruning alone at {lost(pruned)} lost, and "
-            f"{whole['ratio']:,.1f}× with the whole pipeline at {lost(whole)}, on {REFERENCE_DATA}")
+            f"{whole['ratio']:,.1f}× with the whole pipeline at {lost(whole)}, on {data_label(REFERENCE_DATA)}")
 
 
 def rounded_to_zero(metrics, dense_metrics, pruned=False):
