@@ -137,33 +137,12 @@ def uploaded_recipe():
     return recipe, True
 
 
-class DoesNotFit(Exception):
-    """A valid artifact whose model cannot be scored on this server's data (another input shape, fewer outputs than
-    classes): its message is the engine's, naming the shapes."""
-
-
-def fit_the_data(model, data):
-    """Refuse a decoded model that does not take the data's inputs or has fewer outputs than it has classes (the
-    engine's model check on two test inputs, as compress() and the command line's eval make): a 1-output regression
-    model scored "19.47 %" (every answer class 0), a 20-feature one failed in torch's matrix product."""
-    try:
-        ce.describe(model, data)
-    except ce.ModelError as e:
-        raise DoesNotFit(str(e)) from None
-
-
 @st.cache_data(max_entries=8, show_spinner="Decoding the artifact and scoring it on the test set…")
 def check_artifact(data, dataset_name, _data):
-    """Decode + score an uploaded artifact (cached by its bytes). Raises the engine's CompressError if bad, and
-    DoesNotFit for a valid artifact whose model cannot take this data."""
-    try:
-        out = ce.evaluate_artifact(data, _data, max_params=zoo.MAX_UPLOAD_PARAMS, cost_limit=True)  # as an upload
-    except ce.CompressError:
-        raise
-    except Exception:  # past the limits and the decoder: the model failed on the data; say why if that is it
-        fit_the_data(ce.decode_model(data)[0], _data)
-        raise
-    fit_the_data(out.pop("model"), _data)
+    """Decode + score an uploaded artifact (cached by its bytes). Raises the engine's CompressError if bad
+    (zoo.DoesNotFitData for a valid artifact whose model cannot take this data)."""
+    out = ce.evaluate_artifact(data, _data, max_params=zoo.MAX_UPLOAD_PARAMS, cost_limit=True)  # as an upload
+    out.pop("model")
     out["breakdown"] = ce.size_breakdown(data)
     return out
 
@@ -219,7 +198,7 @@ def handle_artifact_upload(data):
     ds = common.dataset()
     try:
         out = check_artifact(data, common.DATASET, ds)
-    except DoesNotFit as e:
+    except zoo.DoesNotFitData as e:
         st.error(misfit_text(data, ds, str(e)))
         return None
     except zoo.OverLimit as e:  # a valid artifact, refused from its header before anything is decoded

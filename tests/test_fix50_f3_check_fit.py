@@ -48,3 +48,13 @@ def test_an_artifact_that_fits_is_still_scored(tiny, store, fmnist):
     at = check(art)
     assert not at.exception and not at.error
     assert any(m.label == "Test accuracy" for m in at.tabs[1].metric)
+
+
+def test_the_engine_refuses_to_score_a_model_the_data_do_not_fit():
+    """The check lives in the engine's scoring (zoo.score_decoded), which Export's check and the command line's eval
+    both reach: a Python caller of evaluate_artifact gets the same refusal, not a score or torch's error."""
+    from compress_engine.playground import zoo
+    x = torch.rand(64, 1, 28, 28)
+    data = ce.Dataset.from_tensors(x, torch.arange(64) % 10, x, torch.arange(64) % 10)
+    with pytest.raises(zoo.DoesNotFitData, match="its model"):
+        ce.evaluate_artifact(artifact([20, 32, 3], (20,), torch.arange(64) % 3), data)

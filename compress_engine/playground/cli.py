@@ -531,8 +531,12 @@ def run(args):
             model = models.load_target(model, state, meta)  # folded, resized, as decode_model
             decoded = load_strict(model, state, f"artifact {short(args.artifact, 300)}",
                                   f"the model from --model {short(args.model, 300)}").eval()
-        check_eval_data(args, decoded, data)
-        res = models.score_decoded(decoded, meta, len(artifact), data)  # decoded once, not again to score
+        try:
+            res = models.score_decoded(decoded, meta, len(artifact), data)  # decoded once, not again to score
+        except models.DoesNotFitData as e:  # a 28x28 model scored on the 8x8 digits printed torch's traceback
+            raise ModelError(f"artifact {short(args.artifact, 300)} cannot be scored on --data "
+                             f"{short(args.data, 300)}: {e}; give --data the dataset it was compressed on (default "
+                             f"{DEFAULT_DATA})") from None
         return {k: v for k, v in res.items() if k != "model"}
     ref = model_ref(args.model)
     if args.weights is not None:
@@ -591,17 +595,6 @@ def warn_collapse(out, data):
               f"{data.n_classes:,} classes; the dense model's is {pct(m['dense_accuracy'], 2)}), so its ratio is of a "
               f"model that no longer tells the classes apart: compress less", file=sys.stderr)
     return out
-
-
-def check_eval_data(args, model, data):
-    """The artifact's model must take --data's inputs, as run and sweep check: a 28x28 model scored on the 8x8
-    digits printed torch's traceback. One line naming the shapes and the fix, before the scoring."""
-    from ..core.model import check_model
-    try:
-        check_model(model, data, what="its model")
-    except ModelError as e:
-        raise ModelError(f"artifact {short(args.artifact, 300)} cannot be scored on --data {short(args.data, 300)}: "
-                         f"{e}; give --data the dataset it was compressed on (default fashion-mnist)") from None
 
 
 def epoch_lines(data):

@@ -358,9 +358,20 @@ def evaluate_artifact(artifact, data, module=None, max_params=None, cost_limit=F
     return score_decoded(model, meta, len(artifact), data)
 
 
+class DoesNotFitData(ModelError):
+    """A valid artifact whose model cannot be scored on the data given: check_model's reason (its inputs, or fewer
+    outputs than the data have classes), not torch's error from the scoring."""
+
+
 def score_decoded(model, meta, artifact_bytes, data):
     """evaluate_artifact's scores of a model already decoded from an artifact of artifact_bytes bytes (the CLI's
-    eval decodes first to check the data fits, and then scores that model rather than decoding it again)."""
+    eval decodes first, then scores that model rather than decoding it again). The model must take the data first
+    (check_model on two test inputs, as compress() checks): DoesNotFitData otherwise (a 1-output regression model
+    scored as a classifier read 19.47 %, every answer class 0; a tabular one failed in torch's matrix product)."""
+    try:
+        check_model(model, data, what="its model")
+    except ModelError as e:
+        raise DoesNotFitData(str(e)) from None
     pred = answers(fast_eval_copy(model), data.x("test"), data)
     return {**scores(pred, data.y("test")), "artifact_bytes": artifact_bytes,
             "params": param_count(model), "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
