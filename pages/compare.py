@@ -5,7 +5,6 @@ Runs come from the run store (compress_engine.playground.store, SQLite); each te
 its "Save run" button, and a sweep (compress_engine.playground.sweeps, the command line's sweep --store) one a point.
 """
 
-from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
@@ -18,7 +17,7 @@ from pages import charts, common
 
 common.through_app()
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "results"
+BENCH = charts.BENCH  # what bench/ measured (its reference points)
 # what the chart (and its frontier, and the table's leading columns) measure cost in: {key: (radio label, column)}
 COSTS = {"bytes": ("Artifact size", "kb"), "flops": ("FLOPs per image", "mflops")}
 # what the chart's y axis measures a run's accuracy by: {key: (radio label, column, axis title)}. Loss against its own
