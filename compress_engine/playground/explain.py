@@ -17,7 +17,7 @@ from ..core.entropy import width
 from ..core.recipe import Recipe
 from . import units
 from .cards import data_label
-from .viz import REFERENCE_DATA
+from .viz import DEEP_COMPRESSION_CSV, REFERENCE_DATA
 
 # Hinton, Vinyals & Dean, "Distilling the knowledge in a neural network" (2015), §3, MNIST:
 # test errors out of 10,000 of a 1200-1200 teacher and of an 800-800 student without / with distillation.
@@ -220,15 +220,12 @@ def paper_comparison(model_name, dense_bytes, final_bytes, dense_accuracy, final
                          final_accuracy)]}
 
 
-BENCH_DC = "deep_compression.csv"  # bench/deep_compression.py's stages, fine-tuned after each (reference_points)
-
-
 def bench_deep_compression(points, model_name):
     """What bench/deep_compression.py measured for `model_name`, from its rows in store.reference_points(bench/results)
-    (source BENCH_DC): 'made LeNet-5 12.0× smaller by pruning alone at 0.34 points lost, and 42.0× with the whole
-    pipeline at 0.40 points, on fashion-mnist', each loss against the bench's own dense model, on the data the bench
+    (source viz.DEEP_COMPRESSION_CSV): 'made LeNet-5 12.0× smaller by pruning alone at 0.34 points lost, and 42.0×
+    with the whole pipeline at 0.40 points, on Fashion-MNIST', each loss against the bench's own dense model, on the data the bench
     measured (named: a page on other data quotes it beside its own). '' without its rows."""
-    rows = [p for p in points if p["source"] == BENCH_DC and p["model"] == model_name]
+    rows = [p for p in points if p["source"] == DEEP_COMPRESSION_CSV and p["model"] == model_name]
     dense = next((p for p in rows if p["label"] == "dense float32"), None)
     pruned = next((p for p in rows if p["label"].startswith("pruned")), None)
     whole = next((p for p in rows if "(Deep Compression)" in p["label"]), None)

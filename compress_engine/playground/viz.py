@@ -340,7 +340,8 @@ def chart_text(text):
 # budget fit per layer, beside the dense model; its variants (seeds, settings tried) are not reference points). Here,
 # not in store: the store imports torch, and Home's first paint imports this module without it
 BEYOND = "beyond"
-REFERENCE_SETS = {"deep_compression.csv": "Deep Compression stages",
+DEEP_COMPRESSION_CSV = "deep_compression.csv"  # bench/deep_compression.py's stages, fine-tuned after each
+REFERENCE_SETS = {DEEP_COMPRESSION_CSV: "Deep Compression stages",
                   "techniques.csv": "each technique at 1/8-1/64 of the dense size",
                   BEYOND: "a size budget fit per layer"}  # bench/beyond.py's table of each sample model
 REFERENCE_DATA = DEFAULT_DATA  # the data every REFERENCE_SETS file was measured on (bench/*.py's default)
