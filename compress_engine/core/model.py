@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 import torch.nn.utils.parametrize as P
+import torch.nn.utils.prune as prune
 from torch import nn
 
 from .data import labels_hint
@@ -184,11 +185,7 @@ def check_model(model, data=None, what="model"):
                                  "stay as stored: build it with max_norm=None (renormalise in forward instead)")
         for attr in weight_names(module):
             if attr not in module._parameters and isinstance(getattr(module, attr, None), torch.Tensor):
-                raise ModelError(f"{what}: the {attr} of layer {mod_name!r} is not a parameter but is computed "
-                                 f"from others ({', '.join(n for n, _ in module.named_parameters(recurse=False))}) "
-                                 "by a forward hook, as torch.nn.utils.weight_norm and spectral_norm do: remove it "
-                                 "first (torch.nn.utils.remove_weight_norm or remove_spectral_norm; the layer "
-                                 "then holds the same weight as one parameter)")
+                raise ModelError(_hooked_weight(module, mod_name, attr, what))
             shared = owners.get(id(getattr(module, attr, None)), [])
             if len(shared) > 1:
                 which = "the weight" if attr == "weight" else attr
@@ -240,6 +237,21 @@ def check_model(model, data=None, what="model"):
                              f"{data.name!r} must return {logits_shape(data)} logits (at least {data.n_classes} "
                              f"class scores on dim 1; more are fine){_output_hint(out, data)}")
     return model
+
+
+def _hooked_weight(module, mod_name, attr, what):
+    """check_model's message for a compressed weight that a forward hook computes from other tensors of its layer
+    (torch.nn.utils.prune, weight_norm, spectral_norm): which tensors, and how to make it one parameter again."""
+    where = f"{what}: the {attr} of layer {mod_name!r} is not a parameter but is computed from"
+    hooks = module._forward_pre_hooks.values()
+    if any(isinstance(h, prune.BasePruningMethod) and h._tensor_name == attr for h in hooks):
+        path = f"model.{mod_name}" if mod_name else "model"
+        return (f"{where} the parameter {attr}_orig and the buffer {attr}_mask by torch.nn.utils.prune's forward "
+                f"pre-hook: make it a plain parameter first with torch.nn.utils.prune.remove({path}, {attr!r}) (the "
+                "weight keeps the zeros pruning gave it)")
+    return (f"{where} others ({', '.join(n for n, _ in module.named_parameters(recurse=False))}) by a forward hook, "
+            "as torch.nn.utils.weight_norm and spectral_norm do: remove it first (torch.nn.utils.remove_weight_norm "
+            "or remove_spectral_norm; the layer then holds the same weight as one parameter)")
 
 
 @contextmanager
