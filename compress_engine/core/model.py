@@ -28,6 +28,7 @@ import torch.nn.utils.prune as prune
 from torch import nn
 
 from .data import labels_hint
+from .encode import DTYPE_NAMES, DTYPES
 from .errors import ModelError
 
 
@@ -149,8 +150,28 @@ def check_device(model, what="model"):
                                                if t.device.type == "meta" else "call model.cpu() first"))
 
 
-def check_model(model, data=None, what="model"):
+def check_storable(model, what="model"):
+    """Every tensor of `model`'s state dict (what compress() encodes: parameters and persistent buffers) of a dtype
+    and layout the artifact stores (encode.DTYPES, strided); else ModelError naming the first, before any work (the
+    encoder would refuse it only at the end, after pruning and fine-tuning)."""
+    params = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    for name, t in model.state_dict(keep_vars=True).items():
+        if not isinstance(t, torch.Tensor) or (t.dtype in DTYPE_NAMES and t.layout == torch.strided):
+            continue
+        kind = "parameter" if name in params else "buffer"
+        how = ("torch.view_as_real(t) for a complex one" if t.is_complex()
+               else "t.to_dense()" if t.layout != torch.strided
+               else "t.dequantize()" if t.is_quantized else "e.g. t.float()")
+        layout = "" if t.layout == torch.strided else f" ({t.layout})"
+        raise ModelError(f"{what}: {kind} {name!r} is {t.dtype}{layout}, which the artifact cannot store (it stores "
+                         f"dense tensors of {', '.join(DTYPES)}): keep it out of the state dict if the model can "
+                         f"rebuild it (register_buffer(name, t, persistent=False)), or store it as one of those ({how}) "
+                         f"and convert it back in forward")
+
+
+def check_model(model, data=None, what="model", stored=True):
     """Refuse, before any work, a model the engine cannot compress; ModelError names the layer and the fix.
+    stored=False for a model whose state no artifact holds (a teacher: check_storable is skipped).
 
     With `data`, one forward pass on two test inputs must give (2, C, *data.label_shape) logits with C >= data.n_classes
     (fits_logits: a model may score more classes than the data holds).
@@ -171,6 +192,8 @@ def check_model(model, data=None, what="model"):
     for name, b in model.named_buffers():
         if b.is_floating_point():
             refuse_nonfinite(b, f"{what}: buffer {name!r}")
+    if stored:
+        check_storable(model, what)
     for mod_name, module in model.named_modules():
         if P.is_parametrized(module):
             raise ModelError(f"{what}: layer {mod_name or '(root)'!r} already carries a torch parametrization; "

@@ -184,7 +184,7 @@ def check_recipe(model, recipe, data, student=None):
     check_dataset(data)
     distilling = recipe.temperature is not None
     check_targets(recipe, data)
-    check_model(model, data, "teacher model" if distilling else "model")
+    check_model(model, data, "teacher model" if distilling else "model", stored=not distilling)
     if distilling and student is None and not data.x("test").is_floating_point():
         raise CompressError(f"the default student is an MLP of recipe.student_width over float inputs, but "
                             f"{data.name!r} has integer inputs ({data.x('test').dtype}, e.g. token ids): pass "
