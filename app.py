@@ -44,6 +44,8 @@ st.set_page_config(page_title="Compression Playground", page_icon=ICON, layout="
 # the figure, built before the switch, would not (and st.context.theme may be stale right after one, as its docs say).
 # A page link, a radio option or a switch reached with the keyboard gets an outline in the text colour: Streamlit
 # marked it only with the faint background that also marks the current page.
+# A chart's text (common.chart: what a screen reader reads instead of the SVG's tick labels run together) is
+# visually hidden, out of the page's flow, so it adds no gap under the chart.
 # A page's sections are h2 (st.header) under its h1 title, as a screen reader's outline expects, where they were h3
 # (st.subheader) or h4: drawn at the size of Streamlit's h3, so they look as before.
 st.html("<style>[data-testid='stMain'] [data-testid='stHeading'] h2 { font-size: 1.75rem; padding-top: 0.75rem; } "
@@ -54,6 +56,8 @@ st.html("<style>[data-testid='stMain'] [data-testid='stHeading'] h2 { font-size:
         "{ outline: 2px solid currentColor; outline-offset: 2px; border-radius: 4px; } "
         "@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
         "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } } "
+        "[data-testid='stElementContainer']:has(.chart-text) { position: absolute; width: 1px; height: 1px; "
+        "overflow: hidden; clip-path: inset(50%); white-space: nowrap; } "
         "[data-testid='stMetricLabel'] p, [data-testid='stMetricDelta'] p { white-space: normal; } "
         "[data-testid='stWidgetLabel'] p, [data-testid='stCheckbox'] label p { white-space: normal; } "
         "[data-testid='stMarkdown']:has(.katex-display) { container-type: inline-size; } "

@@ -406,3 +406,84 @@ def size_accuracy(groups):
                       height=360 + 22 * len(fig.data), margin=dict(l=10, r=10, t=50, b=10),
                       legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+TEXT_POINTS = 24  # a series of at most this many points is read out point by point; a longer one by its ranges
+
+
+def _plain(text):
+    """A Plotly text (title, name, annotation) without its markup: <br> a space, other tags dropped."""
+    text = re.sub(r"<br\s*/?>\s*<sup>", ", ", str(text or ""))  # a subtitle (title<br><sup>note</sup>)
+    return re.sub(r"<[^>]+>", "", re.sub(r"<br\s*/?>", " ", text)).strip()
+
+
+def _num(v, unit=""):
+    """A value as a chart's text reads it: a number to 4 significant digits with its unit, anything else as it is."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return _plain(v)
+    if not math.isfinite(v):
+        return "no value" if math.isnan(v) else f"{v}"
+    return (f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e15 else f"{v:,.4g}") + unit
+
+
+def _values(seq):
+    return [] if seq is None else list(np.asarray(seq, dtype=object).ravel())
+
+
+def _span(vals):
+    nums = [float(v) for v in vals if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)]
+    return f"from {_num(min(nums))} to {_num(max(nums))}" if nums else f"{_num(vals[0])} to {_num(vals[-1])}"
+
+
+def _trace_text(t, x_unit="", y_unit=""):
+    """One trace of a figure as a sentence: its name and its points (or their ranges, for a long series), numbers
+    with the units of the axes' titles."""
+    name = _plain(getattr(t, "name", None)) or t.type
+    if t.type == "histogram":
+        vals = _values(t.x if t.x is not None else t.y)
+        return f"{name}: a histogram of {len(vals):,} values {_span(vals)}" if vals else f"{name}: an empty histogram"
+    if t.type == "heatmap":
+        z = np.asarray(t.z if t.z is not None else [[]], dtype=float)
+        if not z.size:
+            return f"{name}: an empty grid"
+        fin = z[np.isfinite(z)]
+        rng = f", values {_span(list(fin))}" if fin.size else ""
+        rows = _values(t.y) or list(range(z.shape[0]))
+        cols = _values(t.x) or list(range(z.shape[-1]))
+        cells = ""
+        if z.size <= TEXT_POINTS * 4 and len(rows) == z.shape[0] and len(cols) == z.shape[-1]:
+            cells = "; " + "; ".join(f"{_num(r)}: " + ", ".join(f"{_num(c)} {_num(v)}" for c, v in zip(cols, row))
+                                     for r, row in zip(rows, z.tolist()))
+        return f"{name}: a grid of {z.shape[0]} rows by {z.shape[-1]} columns{rng}{cells}"
+    if t.type == "image":
+        return f"{name}: an image"
+    xs, ys = _values(getattr(t, "x", None)), _values(getattr(t, "y", None))
+    if getattr(t, "orientation", None) == "h":
+        xs, ys, x_unit, y_unit = ys, xs, y_unit, x_unit
+    if not xs and ys:
+        xs = list(range(len(ys)))
+    n = min(len(xs), len(ys))
+    if not n:
+        return f"{name}: no points"
+    if n <= TEXT_POINTS:
+        return f"{name}: " + "; ".join(f"{_num(x, x_unit)}: {_num(y, y_unit)}" for x, y in zip(xs[:n], ys[:n]))
+    return f"{name}: {n:,} points, horizontal {_span(xs[:n])}, vertical {_span(ys[:n])}"
+
+
+def describe(fig, title=None):
+    """The figure as plain text, for a screen reader (common.chart puts it after the chart, visually hidden): its
+    title, its axes' titles, every visible trace's points (or their ranges), and its annotations. A chart drawn as
+    SVG alone was read as its tick labels run together ("−0.5 0 0.5 1 10 100 1,000"), its lesson lost (WCAG 1.1.1).
+    title: what to call a figure without a title of its own (one a heading above names)."""
+    lay = fig.layout
+    parts = [f"Chart: {_plain(lay.title.text) or title or 'untitled'}."]
+    axes = [(what, _plain(getattr(lay, key).title.text)) for what, key in (("horizontal", "xaxis"), ("vertical", "yaxis"))]
+    if any(title for _, title in axes):
+        parts.append("; ".join(f"{what} axis: {title}" for what, title in axes if title) + ".")
+    units = [quantity(title)[1] for _, title in axes]
+    parts += [_trace_text(t, *units) + "." for t in fig.data if t.visible is not False]
+    notes = [_plain(a.text) + (f" (at {_num(a.y, units[1])})" if a.yref == "y" and a.xref != "x" and a.y is not None
+                               else "") for a in lay.annotations if _plain(a.text)]
+    if notes:
+        parts.append("Notes: " + "; ".join(notes) + ".")
+    return " ".join(parts)

@@ -25,7 +25,7 @@ def layer_histogram(dense_weights, weights, pct):
                              "edges": edges, "color": charts.BLUE}],
                            f"{layer}: weights and their {len(cents)} centroids", log_y=log_y,
                            vlines=[charts.vline(cents, f"centroids ({len(cents)})", color=charts.RED, width=1.5)])
-    st.plotly_chart(fig, width="stretch")
+    common.chart(fig)
     st.caption("Every weight between two red lines' midpoints becomes the line it is nearest to. "
                + ("Pruned weights are left out: they are stored as gaps, not clustered." if pct else ""))
 

@@ -9,6 +9,7 @@ only; everywhere else it is a model name like a sample's, and cache keys also ca
 """
 
 import hashlib
+import html
 import json
 import logging
 import os
@@ -40,6 +41,17 @@ _frame = threading.local()  # frame() marks the page run app.py wraps
 _running = [0, 0.0, 0.0]  # page runs in progress in this process (all sessions); when the last one ended and
 # when the last one started (monotonic)
 _running_lock = threading.Lock()
+
+
+def chart(fig, where=None, title=None, **kw):
+    """Draw a Plotly figure full width in `where` (st by default, or a column or slot), followed by its text
+    (charts.describe: title, axes, every series' points), visually hidden for a screen reader: the SVG alone was read
+    as its tick labels run together. In a container of their own, so a slot (st.empty) holds both. title: what the
+    text calls a figure without a title of its own."""
+    from pages import charts
+    box = (where or st).container()
+    box.plotly_chart(fig, width="stretch", **kw)
+    box.html(f'<p class="chart-text">{html.escape(charts.describe(fig, title))}</p>')
 
 
 @contextmanager
@@ -1031,7 +1043,7 @@ def accuracy_and_size(curve, margins, key, res, dense_res, x, at, what, x_title,
         fig = charts.curve([{"name": name, "x": list(x), "y": ys, "margin": margin, "color": color}],
                            f"{title} vs {what}", x_title, y_title, current={"x": at, "y": y_now, "name": now},
                            **extra, **axis)
-        column.plotly_chart(fig, width="stretch", key=f"{key}_{part}")
+        chart(fig, column, key=f"{key}_{part}")
 
 
 def show_estimate(slot, recipe, metrics, dense_metrics):
@@ -1502,7 +1514,7 @@ def _follow_training(job, label, key, cancel_key, cancel_resets=None):
     slot = st.empty()
     with slot.container():
         bar = st.progress(0.0, text=f"{label}…")
-        chart = st.empty()
+        loss_slot = st.empty()
         st.button("Cancel", key=cancel_key, icon=":material/cancel:", on_click=_cancel_training,
                   args=(key, cancel_resets),
                   help="Stop waiting for this run. It stops, and nothing of it is kept, unless another session "
@@ -1530,7 +1542,7 @@ def _follow_training(job, label, key, cancel_key, cancel_resets=None):
                                        name="loss"))
             fig.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10), title="Training loss",
                               xaxis_title="step", yaxis_title="loss")
-            chart.plotly_chart(fig, width="stretch")
+            chart(fig, loss_slot)
         if job.wait(TRAIN_POLL):
             break
     slot.empty()

@@ -120,7 +120,7 @@ if not runs:
         fig = go.Figure()
         fig.update_layout(xaxis_title="Artifact size (KB, log scale)", yaxis_title="Test accuracy (%)")
         layout(fig, add_references(fig, refs, ref_set))
-        st.plotly_chart(fig, width="stretch")
+        common.chart(fig, title="What the benchmarks measured")
         st.caption(f"Until a run is saved: what the benchmarks measured, on {viz.REFERENCE_DATA}. Hover a point for "
                    "its recipe.")
     st.stop()
@@ -350,7 +350,7 @@ else:
     layout(fig, list(plotted[x_col]) + ref_x)
     if y_key == "loss":  # less lost is better: up, as on the accuracy chart
         fig.update_yaxes(autorange="reversed")
-    st.plotly_chart(fig, width="stretch")
+    common.chart(fig, title="The saved runs")
     for missing, why in ((shown[x_col].isna(), f"no FLOPs count ({NO_FLOPS})"),
                          (shown[x_col].notna() & shown[y_col].isna(), f"no loss ({NO_LOSS})")):
         if n := int(missing.sum()):
@@ -489,7 +489,7 @@ if not layers.empty:
     bars.update_traces(hovertemplate="Run %{customdata[0]}<br>Layer %{x}<br>%{y:.1f} % zero weights<extra></extra>")
     bars.update_layout(height=360, yaxis_range=[0, 100], margin=dict(t=20))
     left, right = st.columns([3, 2])
-    left.plotly_chart(bars, width="stretch")
+    common.chart(bars, left)
     short = {c: c.split()[0] for c in layers.columns}  # "#4": the chart's legend names the run in full
     right.dataframe((100 * layers).rename(columns=short).map(lambda v: "—" if pd.isna(v) else f"{v:.1f} %"),
                     width="stretch")  # "—": a layer this run does not have (not "None")

@@ -336,8 +336,7 @@ if rows:
                + (f", trained and tested on your data, their errors scaled to {bench_results.TEST_IMAGES:,} test "
                   "images (the same error rate): on other data than the grid's, they compare with it only roughly."
                   if grid_elsewhere else "."))
-    grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine_points(*stored), rows), grid_on),
-                           width="stretch")
+    common.chart(charts.distill_grid(rows, on_grid(mine_points(*stored), rows), grid_on), grid_slot)
     gains = bench_results.distill_gains(BENCH, teacher, g["epochs"])
     if gains:
         st.caption("Each KD run against the labels-only run of the same seed (the same starting weights, the same "
@@ -367,7 +366,7 @@ with left:
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(title=f"Test image {idx:,}", height=290, margin=dict(l=0, r=0, t=40, b=0))
-    st.plotly_chart(fig, width="stretch")
+    common.chart(fig)
     answer = int(t_test[idx].argmax())
     st.caption(f"True class: **{data.classes[truth]}**. "
                f"Teacher's answer: **{charts.class_name(data.classes, answer)}** "
@@ -384,7 +383,7 @@ with right:
                       persist_state="session")
     # every output of the teacher, also those the data have no class for (a 10-class teacher on 5-class data)
     outputs = [charts.class_name(data.classes, i) for i in range(t_test.shape[1])]
-    st.plotly_chart(soft_target_chart(outputs, table, log_y, soft_target_roles(T, view_T)), width="stretch")
+    common.chart(soft_target_chart(outputs, table, log_y, soft_target_roles(T, view_T)))
     p1, pT = table[1.0], table[view_T]
     m = st.columns(3)
     m[0].metric("Top class at T = 1", f"{100 * p1.max():.1f} %")
@@ -447,7 +446,7 @@ if res_base is not None and (kd is None or res_kd is not None):
     slot.empty()
 mine = mine_points(res_base, res_kd)
 if rows and clicked and on_grid(mine, rows):  # redraw the grid with the new stars
-    grid_slot.plotly_chart(charts.distill_grid(rows, on_grid(mine, rows), grid_on), width="stretch")
+    common.chart(charts.distill_grid(rows, on_grid(mine, rows), grid_on), grid_slot)
 if rows and mine and not on_grid(mine, rows):
     st.caption(f"Your students trained for {epochs} epoch{'s' if epochs > 1 else ''}: "
                + (f"choose {epochs} epochs above the grid to see them on it." if epochs in measured else
@@ -501,7 +500,7 @@ groups = [("teacher", [{"label": teacher, "bytes": tcard["dense_bytes"], "accura
           *cnn_pts,
           *((m["name"], [{"label": m["name"], "bytes": m["bytes"], "accuracy": m["accuracy"]}],
              {"color": m["color"], "symbol": "star-open", "size": 16, "hover_only": True}) for m in mine)]
-st.plotly_chart(charts.size_accuracy(groups), width="stretch")
+common.chart(charts.size_accuracy(groups))
 smaller = [p["label"] for p in grid_pts[""] if p["bytes"] < tcard["dense_bytes"]]
 larger = [p["label"] for p in grid_pts[""] if p["bytes"] >= tcard["dense_bytes"]]
 st.caption("Sizes are the float32 bytes of each model's weights (students you train: their artifact's bytes). "

@@ -55,7 +55,7 @@ def show_breakdown(parts, total, key):
         "part": "Part", "kb": st.column_config.NumberColumn("Size (KB)", format="%.2f KB"),
         "share": st.column_config.ProgressColumn("Share", format="%.1f %%", min_value=0, max_value=100)})
     left.caption("; ".join(f"**{part}**: {what}" for part, what in explain.ARTIFACT_PARTS.items()) + ".")
-    right.plotly_chart(breakdown_chart(parts), width="stretch", key=f"{key}_chart")
+    common.chart(breakdown_chart(parts), right, key=f"{key}_chart")
 
 
 KEPT_RECIPE = "export_uploaded_recipe"  # session state: (file name, recipe JSON) of the recipe uploaded last

@@ -65,7 +65,7 @@ wrong = [p != t for p, t in zip(pred, truth)]
 captions = [charts.class_name(head["classes"], p, "<br>") + (f"<br>(wrong: is {head['classes'][t]})" if bad else "")
             for p, t, bad in zip(pred, truth, wrong)]  # text, no glyphs
 fig = charts.image_grid(head["x"][:n, 0], captions, ["crimson" if bad else "green" for bad in wrong])
-st.plotly_chart(fig, width="stretch")
+common.chart(fig, title=f"The first {n} test images, each named as the model predicts it")
 
 # the command line for this model: a sample by name; uploaded weights need the user's own module to load into
 model_flag = (f"--model {card['name']}" if card["reproduce"] else

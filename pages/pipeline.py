@@ -165,7 +165,7 @@ def paper_column(results, m, dense_acc, recipe, tuned):
     if comp is None:
         st.info(f"Deep Compression published no figure for {card['name']}.")
         return
-    st.plotly_chart(paper_chart(comp, f"ours, {card['name']} on {common.data_text()}"), width="stretch")
+    common.chart(paper_chart(comp, f"ours, {card['name']} on {common.data_text()}"))
     st.markdown("\n".join(f"- {r['verdict']}" for r in comp["rows"] if r["ours"] is not None))
     prune_row = comp["rows"][0]
     bench = explain.bench_deep_compression(runstore.reference_points(charts.BENCH), common.model_name())
@@ -318,7 +318,7 @@ if last is not None:
 
 left, right = st.columns([1.3, 1], gap="medium")
 with left:
-    st.plotly_chart(waterfall_chart(explain.waterfall(sizes)), width="stretch")
+    common.chart(waterfall_chart(explain.waterfall(sizes)))
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"KB": st.column_config.NumberColumn(format="%.1f"),
                                 "accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
@@ -341,7 +341,7 @@ with left:
     fig = charts.bars(list(parts), [v / units.KB for v in parts.values()], "What the artifact is made of",
                       "part", "size (KB)", text=[common.kb(v) for v in parts.values()],
                       hover=[f"{v:,} bytes" for v in parts.values()])
-    st.plotly_chart(fig, width="stretch")
+    common.chart(fig)
 with right:
     st.markdown("\n".join(f"- **{part}**: {what}." for part, what in explain.ARTIFACT_PARTS.items()))
     if not early:  # a run is saved with its accuracy

@@ -54,7 +54,7 @@ def weights_histogram(dense_weights, weights):
          {"name": f"kept, non-zero ({len(after):,})", "counts": c1, "edges": edges, "color": charts.BLUE,
           "opacity": 0.75}],
         "Weights before and after pruning (all layers)", log_y=log_y)
-    st.plotly_chart(fig, width="stretch")
+    common.chart(fig)
 
 
 @st.fragment
@@ -69,7 +69,7 @@ def mask_chart(dense_weights, weights, structured, pct):
     image, block = viz.mask_image(kept, max_side=300)
     shape = "×".join(map(str, dense_weights[layer].shape))
     fig = charts.mask(image, f"Kept weights of {layer} ({shape})<br><sup>{int(kept.sum()):,} of {kept.size:,}</sup>", block)
-    st.plotly_chart(fig, width="stretch")
+    common.chart(fig)
     note = "White = kept, black = pruned. Rows are output units, columns inputs"
     if dense_weights[layer].ndim == 4:
         note += " (a conv weight drawn as out × (in·k·k))"
@@ -189,7 +189,7 @@ with right:
                              for r in rows],
                       reference={"y": m["sparsity"], "name": f"whole model {units.pct(m['sparsity'])}"},
                       y_percent=True)
-    st.plotly_chart(fig, width="stretch")
+    common.chart(fig)
     hardest, biggest = max(rows, key=lambda r: r["sparsity"]), max(rows, key=lambda r: r["params"])
     st.caption(("Removing a layer's units also removes the next layer's inputs from them, so inner layers "
                 "lose more than the chosen share. The whole-model figure counts biases too: a removed unit's "
@@ -245,14 +245,14 @@ with left:
             series.append({"name": "fine-tuned 1 epoch", "x": [p for p, _ in ft], "y": [a for _, (a, _) in ft],
                            "color": charts.GREEN, "text": [common.kb(b) for _, (_, b) in ft]})
         structured_hint(curve)
-        st.plotly_chart(charts.curve(series, "Accuracy vs sparsity",
-                                     "units removed per layer (%)" if structured else "sparsity (%)",
-                                     "test accuracy (%)",
-                                     current={"x": pct, "y": common.current_accuracy(run, curve[points.index(pct)]),
-                                              "name": f"current ({'fine-tuned' if tuned_shown else 'one-shot'}"
-                                                      + (", fine-tuning…)" if training_now else ")")},
-                                     hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True),
-                        width="stretch", key=f"{key}_accuracy")
+        common.chart(charts.curve(series, "Accuracy vs sparsity",
+                                  "units removed per layer (%)" if structured else "sparsity (%)",
+                                  "test accuracy (%)",
+                                  current={"x": pct, "y": common.current_accuracy(run, curve[points.index(pct)]),
+                                           "name": f"current ({'fine-tuned' if tuned_shown else 'one-shot'}"
+                                                   + (", fine-tuning…)" if training_now else ")")},
+                                  hline={"y": dense["metrics"]["accuracy"], "name": "dense"}, y_percent=True),
+                     key=f"{key}_accuracy")
 
     def structured_hint(curve):
         """Under the structured toggle, when the model has collapsed at this share of units: the shares of the one-shot

@@ -76,7 +76,7 @@ def layer_histogram(dense_weights, weights, bits, symmetric, per_channel, calibr
                            f"{what}: weights and the {len(levels):,}-value grid", log_y=log_y,
                            vlines=[charts.vline(levels, f"grid ({len(levels)} values)", color=charts.RED, width=1)]
                            if draw else ())
-    st.plotly_chart(fig, width="stretch")
+    common.chart(fig)
     note = (f"Scale s = {grid['scale']:.3g}, zero point z = {grid['zero_point']}, q in "
             f"[{grid['qmin']}, {grid['qmax']}].")
     if per_channel:

@@ -203,15 +203,15 @@ c[2].metric("Scanned", f"{len(scan['rows']):,} settings", f"{scan['seconds']:.0f
 
 left, right = st.columns(2, gap="medium")
 with left:
-    st.plotly_chart(loss_lines(scan, "sparsity"), width="stretch")
+    common.chart(loss_lines(scan, "sparsity"))
 with right:
-    st.plotly_chart(loss_lines(scan, "bits"), width="stretch")
+    common.chart(loss_lines(scan, "bits"))
 left, right = st.columns([1, 1], gap="medium")
 with left:
-    st.plotly_chart(bytes_bars(summary), width="stretch")
+    common.chart(bytes_bars(summary))
 with right:
     layer = st.selectbox("Layer", [r["layer"] for r in summary], key="sens_layer")
-    st.plotly_chart(grid_heatmap(scan, layer), width="stretch")
+    common.chart(grid_heatmap(scan, layer))
 
 st.markdown("**Per layer, alone** (within "
             f"{100 * TOLERANCE:.1f} points of the dense model's {100 * scan['dense_accuracy']:.2f} % on these images)")
@@ -402,4 +402,4 @@ elif fit is not None:
     fig.update_layout(barmode="stack")
     fig = layout(fig, f"Where the bytes went (KB, {units.CONVENTION})", "", "", height=220)
     fig.update_layout(legend_traceorder="normal")  # the artifact's parts left to right, as the bar stacks them
-    st.plotly_chart(fig, width="stretch")
+    common.chart(fig)
