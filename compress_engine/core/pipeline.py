@@ -275,7 +275,8 @@ def warn_if_not_smaller(teacher, student, recipe, data):
     if student is None:
         which = f"the default student, an MLP of recipe.student_width={recipe.student_width},"
         student = default_student(recipe, data, teacher)
-    n_student, n_teacher = param_count(student), param_count(teacher)
+    # both as deployed (BatchNorms folded), as metrics["params"] and ["dense_params"] count them
+    n_student, n_teacher = param_count(deployed(student)), param_count(deployed(teacher))
     if n_student >= n_teacher:
         warnings.warn(f"{which} has {n_student:,} parameters, no fewer than the teacher's {n_teacher:,}: distilling "
                       "into it makes the model bigger; give a smaller student (student=, or student_width; "
