@@ -40,15 +40,32 @@ class _ThreadTracer(fx.Tracer):
         return super().getattr(attr, attr_val, parameter_proxy_cache)
 
 
+# torch's words when a forward gives a Python call that needs a number (range(x.size(1)), say) a tensor's size, which
+# fx has only as a stand-in (a Proxy) while it traces
+NOT_AN_INT = "'Proxy' object cannot be interpreted as an integer"
+
+
+def _traced(tracer, model):
+    """tracer.trace(model); fx's TypeError for a loop over a tensor's size says what to do instead."""
+    try:
+        return tracer.trace(model)
+    except TypeError as e:
+        if NOT_AN_INT not in str(e):
+            raise
+        raise TypeError(f"{e}: a call that needs a number, as range(x.size(1)) does, got a tensor's size, which fx has "
+                        "only as a stand-in; loop a fixed number of steps instead (e.g. range(self.steps), a "
+                        "constructor argument)") from e
+
+
 def trace(model):
     """The torch.fx Graph of `model`'s forward, as fx.Tracer().trace(model), safe beside other threads."""
     with _LOCK:
-        return _ThreadTracer().trace(model)
+        return _traced(_ThreadTracer(), model)
 
 
 def symbolic_trace(model):
     """The torch.fx GraphModule of `model`, as fx.symbolic_trace(model), safe beside other threads."""
     with _LOCK:
         tracer = _ThreadTracer()
-        graph = tracer.trace(model)
+        graph = _traced(tracer, model)
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
