@@ -413,8 +413,9 @@ done_base, done_kd = stored
 slot = st.empty()  # the button goes once both students are trained
 clicked = (done_base is None or (kd is not None and done_kd is None)) and slot.button(
     "Train student", type="primary", icon=":material/school:", key="distill_train",
-    help=("Trains the same student twice from the same seed: on the labels alone, then distilled. " if kd is not None else
-          "Trains the student on the labels alone: at α = 0 the teacher gets no weight. ")
+    help=("Trains the student distilled: the labels-only one, from the same seed, is kept. " if done_base is not None
+          else "Trains the same student twice from the same seed: on the labels alone, then distilled. "
+          if kd is not None else "Trains the student on the labels alone: at α = 0 the teacher gets no weight. ")
          + "Each run is kept on disk, so each setting trains only once, for every session.")
 # a rerun while this setting trains (another widget moved) follows its runs, which go on in the pool
 clicked = clicked or any(common.training(r, start_from=teacher, student_key=student_key(kind))
@@ -452,10 +453,12 @@ if rows and mine and not on_grid(mine, rows):
                + (f"choose {epochs} epochs above the grid to see them on it." if epochs in measured else
                   f"the grid was measured at {' and '.join(map(str, measured))} epochs; they are on the size chart below."))
 if res_base is None or (kd is not None and res_kd is None):
+    both = kd is not None and res_base is None  # the labels-only student kept (another run, a restart): KD is left
     st.info(f"Press **Train student** to train the {name} student for {epochs} epoch{'s' if epochs > 1 else ''}, "
-            + ("twice; both land " if kd is not None else "on the labels alone; it lands ")
+            + ("twice; both land " if both else "on the labels alone; it lands " if kd is None else
+               "once, with KD (the labels-only one is kept); it lands ")
             + ("on the grid above" if rows and int(rows[0]["epochs"]) == epochs else "on the size chart below")
-            + (" as stars." if kd is not None else " as a star."))
+            + (" as stars." if both else " as a star."))
 elif res_kd is not None:
     st.markdown("**Test errors, theirs and ours**")
     hinton = [("teacher", HINTON["teacher"], t_errors),
