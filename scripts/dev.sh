@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
-#   bash scripts/dev.sh app    set up, then start the dashboard on http://localhost:8501
+#   bash scripts/dev.sh app    set up, then start the dashboard on http://localhost:8501; further arguments go to
+#                              `streamlit run` (app --server.port 8502, app --browser.serverAddress HOST; app --help lists them)
 #   bash scripts/dev.sh test   set up (incl. headless Chromium), then run the whole test suite
 #   bash scripts/dev.sh setup  set up only
 # Set-up works in a virtual environment, .venv in the repo, so a system python3 that refuses pip installs
@@ -70,12 +71,18 @@ case "$what" in
   app)
     setup
     # .streamlit/config.toml: headless, no usage statistics, no external-IP lookup, no Deploy button
+    port=8501; prev=""
+    for a in "${@:2}"; do  # the port streamlit will use, for the address printed below
+      case "$a" in --server.port=*) port=${a#*=} ;; esac
+      [ "$prev" = "--server.port" ] && port=$a
+      prev=$a
+    done
     ip=$(hostname -I 2>/dev/null | awk '{print $1}') || true
-    [ -n "${ip:-}" ] && echo "app: other machines on this network open http://$ip:8501"
-    exec "$VPY" scripts/serve.py ;;
+    [ -n "${ip:-}" ] && echo "app: other machines on this network open http://$ip:$port"
+    exec "$VPY" scripts/serve.py "${@:2}" ;;
   test)
     setup
     apt_install chromium fonts-liberation
     exec "$VPY" -m pytest -q -rs tests ;;
-  *) echo "usage: bash scripts/dev.sh [app|test|setup]" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/dev.sh [app [streamlit run options]|test|setup]" >&2; exit 2 ;;
 esac
