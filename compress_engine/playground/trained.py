@@ -17,8 +17,12 @@ Why it is built this way:
 - The key hashes the model's weights (not just its name: a retrained checkpoint or an upload with
   the same name is another model), the recipe's JSON and the data's tensors (the fingerprints the
   sweeps' run-store keys use), plus FORMAT, which is bumped when training changes what a recipe produces.
-- One file per result, <key>.cpgt: an 8-byte length, that many bytes of JSON (metrics, loss
-  history, timings), then the artifact. It is written to a temporary name and renamed into place, so
+- One file per result, <key>.cpgt: a 20-byte preamble (MAGIC, the JSON's length, the artifact's CRC-32 and the
+  CRC-32 of the preamble's first 16 bytes and the JSON), the JSON (metrics, loss history, timings), then the
+  artifact. A byte changed anywhere (a disk error, a hand edit) fails a checksum and the result is trained again:
+  the JSON's accuracy is shown as measured, and metrics() checks it with a CRC of a few KB, not the artifact.
+  Files of the layout before MAGIC (an 8-byte length, no checksum) are misses too: their JSON cannot be checked,
+  so each is trained once more and rewritten under its key. It is written to a temporary name and renamed into place, so
   a reader sees a whole result or none, and of concurrent writers of one key (two students pressing
   the same button) the last rename wins with a whole file. Curves read just the JSON part. Weights
   are not stored: decode(artifact) gives them exactly.
@@ -31,6 +35,7 @@ import json
 import os
 import struct
 import time
+import zlib
 from pathlib import Path
 
 from ..core.files import write_atomic
@@ -43,6 +48,8 @@ FORMAT = 3  # bump when the same recipe would train to different numbers (a chan
 MAX_BYTES = 2 * 1000**3  # the whole folder; a fine-tune of a sample model is 20-200 KB, a wide student a few MB
 MAX_JSON = 4 * 1000**2  # one result's metrics and loss history
 SUFFIX = ".cpgt"  # "compression playground, trained"
+MAGIC = b"CPGT"  # a file's first bytes (those before it began with the JSON's length)
+PREAMBLE = struct.Struct("<4sQII")  # MAGIC, JSON length, artifact CRC-32, CRC-32 of the 16 bytes before it + the JSON
 
 
 def default_folder():
@@ -84,13 +91,20 @@ class TrainedCache:
         path = self._path(key)  # a bad key is the caller's bug: ValueError
         try:
             with open(path, "rb") as f:
-                head = f.read(8)
-                (n,) = struct.unpack("<Q", head) if len(head) == 8 else (MAX_JSON + 1,)
-                if n > MAX_JSON:
+                pre = f.read(PREAMBLE.size)
+                if len(pre) != PREAMBLE.size:
                     return None
-                meta = json.loads(f.read(n).decode("utf-8"))
+                magic, n, artifact_crc, head_crc = PREAMBLE.unpack(pre)
+                if magic != MAGIC or n > MAX_JSON:
+                    return None
+                head = f.read(n)
+                if zlib.crc32(head, zlib.crc32(pre[:16])) != head_crc:
+                    return None
                 artifact = f.read() if with_artifact else None
-        except (OSError, ValueError, UnicodeDecodeError):
+            if artifact is not None and zlib.crc32(artifact) != artifact_crc:
+                return None
+            meta = json.loads(head.decode("utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
             return None
         ok = (isinstance(meta, dict) and meta.get("key") == key and isinstance(meta.get("metrics"), dict)
               and isinstance(meta["metrics"].get("artifact_bytes"), int) and isinstance(meta.get("recipe"), str)
@@ -130,8 +144,9 @@ class TrainedCache:
                 "timings": timings, "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "extra": extra}
         path = self._path(key)
         try:
-            head = json.dumps(meta, default=store._json_default, allow_nan=False).encode("utf-8")
-            write_atomic(path, struct.pack("<Q", len(head)) + head + bytes(artifact))
+            head, artifact = json.dumps(meta, default=store._json_default, allow_nan=False).encode("utf-8"), bytes(artifact)
+            pre = PREAMBLE.pack(MAGIC, len(head), zlib.crc32(artifact), 0)[:16]
+            write_atomic(path, pre + struct.pack("<I", zlib.crc32(head, zlib.crc32(pre))) + head + artifact)
         except (OSError, TypeError, ValueError):
             return False
         self._trim()
