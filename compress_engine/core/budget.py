@@ -286,7 +286,8 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     Polino et al. 2018), with kd's temperature. With kd and no teacher_logits, the dense model's own answers on
     every training input are computed first (ResNet-8's 60,000: about a minute), with no fine-tuning step to
     report: answers_progress(done, total) follows them in inputs (return False to stop: train.Stopped). scan_progress(
-    step, total, None, accuracy) follows the scan it makes when not given one, point by point (False stops it). focus: prune with Recipe.prune_focus (the kept weights
+    step, total, None, accuracy) follows the scan it makes when not given one, point by point, and (the points done,
+    total, None, None) inside a long point, at least every train.REPORT_SECONDS (False stops it at once). focus: prune with Recipe.prune_focus (the kept weights
     gather in fewer units and inputs, whose positions cost less; the scan then prices that pruning too).
     RecipeError, before any training, if the budget cannot hold the smallest setting of every layer with some room
     (the message names the smallest budget that does, in KB).
@@ -319,10 +320,10 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
         raise refused
     room = budget_bytes * (1 - MARGIN) - fixed
     if scan is None:
-        points = None if scan_progress is None else (  # point by point: the scan's reports inside a point are not
-            lambda step, total, loss, acc: None if acc is None else scan_progress(step, total, loss, acc))  # passed on
+        # the scan's reports inside a point (accuracy None) pass on too: a big layer's refit is minutes long, and a
+        # False returned then stops the scan at once, not at the end of the point
         scan = sensitivity.scan(model, data, split="train", cache_dir=cache_dir, refit=True, focus=focus,
-                                shipped=shipped, progress=points)
+                                shipped=shipped, progress=scan_progress)
         names = [la["name"] for la in scan["layers"]]
     # refused here, before any training, with a safe need: after pruning and fine-tuning, the smallest settings'
     # bytes, the header and the entropy coding all come out a little larger than the scan predicts, and a budget
