@@ -230,7 +230,13 @@ def check_model(model, data=None, what="model", stored=True):
                 lows.append(int(lo.min()))
                 highs.append(int(hi.max()))
             x = torch.cat(rows)
-            ids = (f"; the data's inputs are integers (int64, ids {min(lows):,} to {max(highs):,}), which only a "
+            top = max(highs)
+            short = next(((name, m.num_embeddings) for name, m in model.named_modules()
+                          if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.num_embeddings <= top), None)
+            ids = (f"; the data holds ids {min(lows):,} to {top:,} but embedding {short[0]!r} has {short[1]:,} rows "
+                   f"(ids 0 to {short[1] - 1:,}): build it with num_embeddings >= {top + 1:,} (the largest id + 1)"
+                   if short
+                   else f"; the data's inputs are integers (int64, ids {min(lows):,} to {top:,}), which only a "
                    f"model that starts with an nn.Embedding takes (one of n rows takes ids 0 to n-1): if they are "
                    f"images or features, make them floats before Dataset.from_tensors, e.g. x.float() / 255")
         was_training = model.training
