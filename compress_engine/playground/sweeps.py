@@ -480,6 +480,8 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                 warnings.simplefilter("always")
                 _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
             _warn_again(_recorded(caught), said)
+            if not isinstance(model, str):  # a module of the user's goes to the workers pickled: refused here if it can't
+                _sendable(ray, model_obj, "--workers" if workers is not None else "--ray-address")
         else:
             _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
         keys = [point_key(model_id, r, data_key) for r in recipes]
@@ -559,6 +561,52 @@ def _refuse_before_any_point(model, data, field_name, values, recipes, store):
     each(check_targets)
     check_model(plain_module(model), data)
     each(check_recipe, plain_module(model))
+
+
+class _Discard:
+    """A file that forgets what is written to it: pickling only to see that it can be done."""
+
+    def write(self, data):
+        return len(data)
+
+
+def _sendable(ray, model, what):
+    """Refuse, before Ray starts, a model that cannot travel to Ray's workers: pickled as ray.put pickles it (Ray's
+    cloudpickle, the user's own code by value, so a lambda attribute goes), an attribute such as a threading.Lock or
+    an open file failed ray.put with Ray's traceback once the runtime had started. ModelError names the attribute."""
+    _user_code_by_value(ray, model)
+    pickler = ray.cloudpickle
+
+    def fails(obj):
+        try:
+            pickler.dump(obj, _Discard(), protocol=5)
+        except Exception as e:  # what pickling an object raises is any exception its __reduce__ raises
+            return e
+        return None
+
+    error = fails(model)
+    if error is None:
+        return
+    culprit = None
+    for prefix, module in model.named_modules():
+        for key, value in vars(module).items():
+            if key == "_modules":  # the submodules: walked on their own
+                continue
+            parts = value.items() if key in ("_parameters", "_buffers") else [(key, value)]
+            for name, obj in parts:
+                if fails(obj) is not None:
+                    kind = type(obj)
+                    culprit = (f"{prefix}.{name}" if prefix else name,
+                               kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}")
+                    break
+            if culprit:
+                break
+        if culprit:
+            break
+    why = f"{type(error).__name__}: {_first_line(error)}"
+    part = f"its attribute {culprit[0]!r:.200} (a {culprit[1]:.100})" if culprit else "it"
+    raise ModelError(f"the model cannot be sent to Ray's workers: {part} cannot be pickled ({why}): remove it from "
+                     f"the model, or run without {what}")
 
 
 def _the_model(model, name):
