@@ -212,8 +212,11 @@ def check_model(model, data=None, what="model", stored=True):
             shared = owners.get(id(getattr(module, attr, None)), [])
             if len(shared) > 1:
                 which = "the weight" if attr == "weight" else attr
+                untie = "; ".join(f"{_spelled(n)} = nn.Parameter({_spelled(shared[0])}.detach().clone())"
+                                  for n in shared[1:])
                 raise ModelError(f"{what}: {which} of layer {mod_name!r} is shared ({', '.join(shared)}); tied "
-                                 "weights cannot be pruned or clustered one layer at a time: untie them first")
+                                 "weights cannot be pruned or clustered one layer at a time: untie them first, "
+                                 f"e.g. {untie} (each is then compressed and stored on its own)")
     if not compressible(model):
         raise ModelError(f"{what} ({type(model).__name__}) has no {KINDS} layer: "
                          "there is nothing for the engine to compress")
@@ -266,6 +269,11 @@ def check_model(model, data=None, what="model", stored=True):
                              f"{data.name!r} must return {logits_shape(data)} logits (at least {data.n_classes} "
                              f"class scores on dim 1; more are fine){_output_hint(out, data)}")
     return model
+
+
+def _spelled(name, root="model"):
+    """A parameter's name as Python that reaches it from `root`: 'layers.0.weight' -> 'model.layers[0].weight'."""
+    return root + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in name.split("."))
 
 
 def _hooked_weight(module, mod_name, attr, what):
