@@ -42,9 +42,13 @@ from .cards import DEFAULT_DATA, HEAD
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 FASHION_SHAPE = (28, 28)
-INSTALL_HINT = ("install it with `sudo apt-get install dataset-fashion-mnist` (Debian), or point "
+INSTALL_COMMAND = "`sudo apt-get install dataset-fashion-mnist`"
+INSTALL_HINT = (f"install it with {INSTALL_COMMAND} (Debian), or point "
                 "COMPRESS_DATA_DIR at a folder holding train-images-idx3-ubyte.gz, "
                 "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
+# While COMPRESS_DATA_DIR is set it is the only place looked in, so installing the package mends nothing by itself
+DATA_DIR_HINT = ("mend the files in COMPRESS_DATA_DIR's folder (the only place looked in while it is set), or unset "
+                 f"COMPRESS_DATA_DIR to use the installed copy ({INSTALL_COMMAND})")
 FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
          "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
 MAX_DATA_BYTES = 2_000_000_000  # the most bytes one source brings into memory: an IDX file (on disk and unzipped), the
@@ -252,7 +256,7 @@ def fashion_folder():
         if not folder.is_dir():
             raise DatasetError(f"COMPRESS_DATA_DIR={env!r:.300} is not a folder; point it at a folder holding "
                                f"the four Fashion-MNIST IDX files, or unset it to use the installed copy "
-                               f"(`sudo apt-get install dataset-fashion-mnist`)")
+                               f"({INSTALL_COMMAND})")
         return folder, "COMPRESS_DATA_DIR: "
     tried = search_dirs()
     for d in tried:
@@ -266,7 +270,7 @@ def _fashion_mnist(name):
     try:
         return read_folder(folder, name, FASHION_CLASSES, FASHION_SHAPE)
     except DatasetError as e:
-        raise DatasetError(f"{prefix}{e}; {INSTALL_HINT}") from None
+        raise DatasetError(f"{prefix}{e}; {DATA_DIR_HINT if prefix else INSTALL_HINT}") from None
 
 
 def _folder_named(name, prefix, example, needs):
@@ -506,7 +510,7 @@ def _need_pillow():
         import PIL.Image  # noqa: F401
     except ImportError:
         raise DatasetError("reading an image folder needs Pillow, which is not installed here: `pip install pillow` "
-                           f"(or the images extra, `pip install 'compression-playground[images]'`), or {USAGE}") from None
+                           f"(or the images extra: `pip install -e '.[images]'` in the project's checkout), or {USAGE}") from None
 
 
 def read_image_folder(folder, name, size=None, test_share=None):
@@ -1154,7 +1158,7 @@ def first_test_images(name=DEFAULT_DATA, n=HEAD):
     try:
         pixels, labels = read_idx_head(paths[0], n, 3), read_idx_head(paths[1], n, 1)
     except DatasetError as e:
-        raise DatasetError(f"{prefix}{e}; {INSTALL_HINT}") from None
+        raise DatasetError(f"{prefix}{e}; {DATA_DIR_HINT if prefix else INSTALL_HINT}") from None
     if (pixels.shape[1:] != FASHION_SHAPE or not len(pixels) or len(pixels) != len(labels)
             or int(labels.max()) >= len(FASHION_CLASSES)):
         return _loaded_head(name, n)  # the full load names what is wrong with the files (its errors say the fix)
