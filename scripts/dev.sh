@@ -55,7 +55,7 @@ setup() {
   local want; want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d" " -f1)
   if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     rm -f "$STAMP"
-    echo "setup: pip install -r requirements.txt into $VENV (the first time takes a minute or two)"
+    echo "setup: pip install -r requirements.txt into $VENV (the first time takes a few minutes: torch, Ray, Streamlit, Playwright and the rest)"
     pip_install -r requirements.txt
     echo "setup: pip install -e . (compress_engine and the compression-playground command)"
     pip_install --no-deps --no-build-isolation -e .
