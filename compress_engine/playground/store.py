@@ -23,6 +23,9 @@ Why it is built this way:
   retried, and a rerun asks which keys are already there. Their sweep is a row of `sweeps` (the Compare
   page draws it as one group); points that failed are kept with their error in `sweep_failures`.
 - Schema version 2 added those, version 3 a run's name; an older file is upgraded in place when it is opened.
+- A store this process may not write (a read-only file or folder: a shared demo, a mounted copy) is still read: its
+  runs list and open, read through a read-only connection (SQLite's immutable mode when its folder cannot hold the
+  WAL's index file); saving into it raises a StoreError naming what is not writable and the fix.
 
 Also here, because they shape stored runs into what the Compare page draws (pure, no I/O on runs):
 `pareto_front` (the size-vs-accuracy frontier), `recipe_summary`, `reference_points`.
@@ -153,6 +156,12 @@ def _locked(e):
     return isinstance(e, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
 
 
+def _read_only(e):
+    """Did SQLite refuse to write (a read-only file or folder), rather than find the file damaged?"""
+    return isinstance(e, sqlite3.OperationalError) and (
+        (getattr(e, "sqlite_errorname", "") or "").startswith("SQLITE_READONLY") or "readonly" in str(e).lower())
+
+
 def _rollback(conn):
     """Undo the open transaction; if the connection itself is broken, SQLite drops the transaction anyway."""
     try:
@@ -171,6 +180,7 @@ class Store:
             raise StoreError(f"run store path must be a file path (str or Path), got {type(path).__name__}")
         self.path = Path(path).expanduser() if path is not None else default_path()
         self.busy_retries = 0  # how often a locked/busy database made a call wait and try again
+        self._uri = None  # a read-only connection's URI, once the file or its folder turned out not writable
         self._fix = ("set COMPRESS_STORE to" if path is None else f"give {source}" if source else
                      "give the run store")  # + " another file path": the setting that chose this path
         if "\0" in str(self.path):
@@ -185,20 +195,39 @@ class Store:
             raise StoreError(f"cannot create the run store's folder {self.path.parent}: {e.strerror or e}; "
                              f"{self._fix} a writable file path") from None
         self._retry(self._init_schema)
+        self.read_only = self._uri is not None or not self._writable()  # list/get work, save & co raise StoreError
 
     # --- plumbing ----------------------------------------------------------------------------
 
     def _connect(self):
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn = sqlite3.connect(self._uri or self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   uri=self._uri is not None)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         except sqlite3.DatabaseError as e:
             raise self._unusable(e) from None
         return conn
 
+    def _writable(self):
+        """Can this process write the file (or, while there is none, make it) and its folder (the WAL's files)?"""
+        return os.access(self.path.parent, os.W_OK) and (not self.path.exists() or os.access(self.path, os.W_OK))
+
+    def _not_writable(self, e):
+        folder = not os.access(self.path.parent, os.W_OK)  # SQLite writes its WAL files beside the store
+        what, fix = (f"its folder {self.path.parent}", "that folder") if folder else ("the file", "it")
+        return StoreError(f"run store {self.path} cannot be written: {what} is not writable by this program ({e}). "
+                          f"Runs saved there can still be read; to save, make {fix} writable or {self._fix} "
+                          "another file path.")
+
     def _unusable(self, e):
         if _locked(e):
             return StoreError(f"run store {self.path} stayed locked by another writer for too long ({e}); try again")
+        if _read_only(e) or (isinstance(e, sqlite3.OperationalError) and not self._writable()
+                             and not self.path.exists()):
+            return self._not_writable(e)
+        if self._uri is not None:  # read without locks (immutable): another program may be writing it
+            return StoreError(f"run store {self.path} could not be read ({e}); it is read-only here, and another "
+                              f"program may be writing it: try again, or {self._fix} another file path.")
         return StoreError(f"{self.path} is not a usable run store ({e}). Move that file away (the dashboard makes "
                           f"a new store there) or {self._fix} another file path.")
 
@@ -217,6 +246,38 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlocking lock upgrade later
 
     def _init_schema(self):
+        try:
+            self._setup_schema()
+        except sqlite3.OperationalError as e:
+            if self._uri is not None or not self.path.exists() or self._writable() or _locked(e):
+                raise
+            self._open_read_only(e)
+
+    def _open_read_only(self, e):
+        """Read a store this process cannot write: a read-only connection, or an immutable one (no locks, no WAL
+        index) when its folder cannot hold the WAL's index file. Its schema must be current (no upgrade)."""
+        for mode in ("mode=ro", "immutable=1"):
+            self._uri = f"{self.path.absolute().as_uri()}?{mode}"
+            try:
+                with closing(self._connect()) as conn:
+                    version, app_id = (conn.execute("PRAGMA user_version").fetchone()[0],
+                                       conn.execute("PRAGMA application_id").fetchone()[0])
+                break
+            except (sqlite3.OperationalError, StoreError):
+                if mode == "immutable=1":
+                    self._uri = None
+                    raise e from None
+        if app_id == APP_ID and version in _UPGRADES:
+            raise self._not_writable(f"it is a run store of schema version {version}, which must be upgraded to "
+                                     f"{SCHEMA_VERSION} before it is read")
+        self._check_version(app_id, version)
+
+    def _check_version(self, app_id, version):
+        if app_id != APP_ID or version != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} is not a run store of this version (application_id={app_id:#x}, "
+                             f"user_version={version}). Move it away or {self._fix} another file path.")
+
+    def _setup_schema(self):
         with closing(self._connect()) as conn:
             version, app_id = (conn.execute("PRAGMA user_version").fetchone()[0],
                                conn.execute("PRAGMA application_id").fetchone()[0])
@@ -240,9 +301,7 @@ class Store:
                     raise
                 app_id = conn.execute("PRAGMA application_id").fetchone()[0]
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if app_id != APP_ID or version != SCHEMA_VERSION:
-                raise StoreError(f"{self.path} is not a run store of this version (application_id={app_id:#x}, "
-                                 f"user_version={version}). Move it away or {self._fix} another file path.")
+            self._check_version(app_id, version)
 
     # --- API ---------------------------------------------------------------------------------
 
