@@ -30,6 +30,7 @@ Why it is built this way:
 - The folder is bounded (MAX_BYTES); the least recently written results go first.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -68,6 +69,8 @@ class TrainedCache:
 
     def __init__(self, folder=None):
         self.folder = Path(folder).expanduser() if folder is not None else default_folder()
+        self._fix = "set COMPRESS_TRAINED to" if folder is None else "keep them in"  # + " another folder"
+        self.last_error = None  # why this instance's last put() did not keep its result (None: it did)
 
     @staticmethod
     def key(model_id, recipe, data_id):
@@ -132,7 +135,9 @@ class TrainedCache:
         `extra`: anything else JSON the result comes with (a fit's plan), given back as get()["extra"].
 
         Returns True if written. A full disk or a read-only folder is not an error for the caller (the
-        result is still shown; it is only not kept): it returns False."""
+        result is still shown; it is only not kept): it returns False, and last_error says why, for a page to show
+        after "Trained, but the result ": "could not be kept on disk: /srv/trained is not writable (Permission
+        denied); ...". last_error is this instance's last put()'s: give each thread its own (they are cheap)."""
         if isinstance(result, dict):
             recipe, metrics, artifact = result["recipe"], result["metrics"], result["artifact"]
             history, timings = result.get("history") or {}, result.get("timings") or {}
@@ -147,10 +152,25 @@ class TrainedCache:
             head, artifact = json.dumps(meta, default=store._json_default, allow_nan=False).encode("utf-8"), bytes(artifact)
             pre = PREAMBLE.pack(MAGIC, len(head), zlib.crc32(artifact), 0)[:16]
             write_atomic(path, pre + struct.pack("<I", zlib.crc32(head, zlib.crc32(pre))) + head + artifact)
-        except (OSError, TypeError, ValueError):
+        except (OSError, TypeError, ValueError) as e:
+            self.last_error = self._not_kept(path, e)
             return False
+        self.last_error = None
         self._trim()
         return True
+
+    def _not_kept(self, path, e):
+        """last_error's text: what could not be written, why (the OS's words) and the fix."""
+        if not isinstance(e, OSError):  # metrics or history that are not JSON: the caller's bug
+            return f"could not be kept on disk: its metrics or history are not JSON ({e})"
+        why = e.strerror or str(e)
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return (f"could not be kept on disk: {self.folder} is not writable ({why}); make it writable or "
+                    f"{self._fix} another folder")
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return (f"could not be kept on disk: the disk of {self.folder} is full ({why}); free some space or "
+                    f"{self._fix} another folder")
+        return f"could not be kept on disk: writing {path} failed ({why}); {self._fix} another folder"
 
     def _trim(self):
         """Delete the oldest results while the folder holds more than MAX_BYTES."""
