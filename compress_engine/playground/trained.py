@@ -27,7 +27,8 @@ Why it is built this way:
   the same button) the last rename wins with a whole file. Curves read just the JSON part. Weights
   are not stored: decode(artifact) gives them exactly.
 - A result that does not read back (a damaged or foreign file) is a miss, never an error.
-- The folder is bounded (MAX_BYTES); the least recently written results go first.
+- The folder is bounded (MAX_BYTES); the least recently written results go first, and a temporary file left by a
+  writer killed before its rename goes once it is core.files.STALE_S old.
 """
 
 import errno
@@ -39,7 +40,7 @@ import time
 import zlib
 from pathlib import Path
 
-from ..core.files import write_atomic
+from ..core.files import remove_stale_temporaries, write_atomic
 from ..core.recipe import Recipe
 from . import store
 
@@ -173,7 +174,9 @@ class TrainedCache:
         return f"could not be kept on disk: writing {path} failed ({why}); {self._fix} another folder"
 
     def _trim(self):
-        """Delete the oldest results while the folder holds more than MAX_BYTES."""
+        """Delete the oldest results while the folder holds more than MAX_BYTES, and the temporary files of writers
+        killed before their rename (core.files.remove_stale_temporaries)."""
+        remove_stale_temporaries(self.folder, f"*{SUFFIX}")
         try:
             files = sorted((st.st_mtime, st.st_size, p) for p in self.folder.glob(f"*{SUFFIX}") for st in [p.stat()])
             total = sum(size for _, size, _ in files)
