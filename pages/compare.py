@@ -224,7 +224,7 @@ fronts = runstore.pareto_fronts(zip(shown[x_col], merit), shown["series"])  # ru
 shown["pareto"] = shown.index.isin([i for f in fronts.values() for i in f])
 
 # --- table (select rows here) -------------------------------------------------------------------
-st.subheader(f"{len(shown)} saved run{'s' * (len(shown) != 1)}")
+st.header(f"{len(shown)} saved run{'s' * (len(shown) != 1)}")
 # Ticks are kept as run ids, not row positions. Another tab's save or delete, or a change of the models shown, moves
 # the rows: a tick on #12 moved to the new #13, and "Delete selected" offered to delete #13. The table is a new widget
 # whenever its runs change, with the runs still ticked ticked again; and whenever runs are picked in "Selected runs"
@@ -424,7 +424,7 @@ if pending:
         st.rerun()
 
 # --- side by side -------------------------------------------------------------------------------
-st.subheader("Side by side")
+st.header("Side by side")
 if not selected:
     st.info("Select runs in the table (or by number or name in **Selected runs** under it) to compare their metrics "
             "and per-layer sparsity here.")

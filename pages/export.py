@@ -295,11 +295,11 @@ def make_tab():
         result = common.train_run(recipe)
         if result is None:
             return
-        st.subheader(common.md_text(title))
+        st.header(common.md_text(title))
         common.metric_cards(result["metrics"], common.dense()["metrics"])
         common.save_button(result, key="export_save")
     else:  # a run not computed yet on a slow model: its artifact and breakdown first, the accuracy after them
-        st.subheader(common.md_text(title))
+        st.header(common.md_text(title))
         result, _ = common.headline(recipe, key="export_save", early=True)
     art = result["artifact"]  # the same bytes with or without the evaluation
     common.downloads(art, recipe, file_stem(result["model"], recipe))
