@@ -36,10 +36,12 @@ import hashlib
 import json
 import os
 import re
+import signal
 import site
 import socket
 import sys
 import sysconfig
+import threading
 import time
 import types
 import warnings
@@ -110,10 +112,13 @@ def _connect(ray, workers, address, threads):
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise CompressError(connect_error(address, e)) from None
         else:
-            cores = os.cpu_count() or 1
-            if threads > cores:  # refused before the runtime starts
-                raise CompressError(too_few_cpus(threads, cores, "this machine"))
-            start_local(min((workers or 1) * threads, cores), ray)  # never more threads than cores
+            cores = check_local_threads(threads)  # refused before the runtime starts
+            try:
+                with _interrupt_after():
+                    start_local(min((workers or 1) * threads, cores), ray)  # never more threads than cores
+            except BaseException:  # Ctrl-C (after ray.init), or ray.init failing: leave no runtime behind
+                ray.shutdown()
+                raise
         owned = True
     try:
         largest = int(max((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0))
@@ -125,6 +130,39 @@ def _connect(ray, workers, address, threads):
             ray.shutdown()
         raise
     return owned
+
+
+@contextlib.contextmanager
+def _interrupt_after():
+    """Hold back a first Ctrl-C until the block ends, then raise it (KeyboardInterrupt): ray.init interrupted halfway
+    left its dashboard and runtime-env agents running for ever (orphans: the node it was starting was not yet Ray's to
+    shut down). A second Ctrl-C interrupts at once. Only in the main thread, with Python's own Ctrl-C handler."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    pressed = []
+
+    def hold(signum, frame):
+        pressed.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
+
+
+def check_local_threads(threads):
+    """This machine's core count, or the refusal of `threads` (--threads) more than it has: a local Ray runtime gives
+    each point `threads` CPUs of this machine. Known before anything is loaded, so the command line checks it first."""
+    cores = os.cpu_count() or 1
+    if threads > cores:
+        raise CompressError(too_few_cpus(threads, cores, "this machine"))
+    return cores
 
 
 def too_few_cpus(threads, cpus, where):
@@ -140,7 +178,6 @@ def _init_within(ray, address, deadline):
     retries end, but the sweep does not wait for it, and if it joins after all it leaves at once (ray.shutdown):
     a later sweep of this process must not find a runtime nobody owns."""
     import logging
-    import threading
     out, lock, gave_up = [], threading.Lock(), []
 
     def quiet(record):  # Ray's notice that a thread other than the main one has no SIGTERM handler to set
