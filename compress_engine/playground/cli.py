@@ -712,7 +712,8 @@ def run_budget(args, model, data, kb, recipe):
 
 
 def check_sweep_options(args):
-    """--workers / --threads are whole numbers >= 1; Ray must be importable when asked for (before any work)."""
+    """--workers / --threads are whole numbers >= 1; Ray must be importable when asked for, and a local runtime's
+    --threads no more than this machine's cores (before any work: loading the model and data took seconds)."""
     from . import sweeps
     for name in ("workers", "threads"):
         value = getattr(args, name)
@@ -722,6 +723,8 @@ def check_sweep_options(args):
         raise RecipeError("--ray-address is empty: give 'auto' (on a machine of the cluster) or HOST:6379")
     if args.workers is not None or args.ray_address is not None:
         sweeps.need_ray("--workers" if args.workers is not None else "--ray-address")
+    if args.workers is not None and args.ray_address is None:  # a local runtime: this machine's cores, known now
+        sweeps.check_local_threads(args.threads)
 
 
 def store_name(ref, args):
