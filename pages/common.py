@@ -330,9 +330,10 @@ def _run(model_name, recipe_json, dataset_name, weights_id=""):
     elif _eval_seconds.get(args) is None:  # a shipped run: the seconds its evaluation took when it shipped, until
         _eval_seconds[args] = _shipped(*args)[1]  # this machine measures one
     _computed.add((model_name, recipe_json, dataset_name, weights_id))  # see headline(early=True)
+    packed = _pack(model_name, res)
     if ce.trained.trains(recipe):
-        _keep_trained(model_name, recipe, dataset_name, weights_id, res)
-    return _pack(model_name, res)
+        not_kept(packed, _keep_trained(model_name, recipe, dataset_name, weights_id, res))
+    return packed
 
 
 _computed = set()  # _run's arguments it has computed in this process (st.cache_data can't be asked without computing)
@@ -415,7 +416,25 @@ def _trained_hit(model_name, recipe_json, dataset_name, weights_id):
 
 
 def _keep_trained(model_name, recipe, dataset_name, weights_id, res):
-    ce.trained.TrainedCache().put(_trained_key(model_name, recipe.to_json(), dataset_name, weights_id), model_name, res)
+    """Keep a trained result on disk -> None, or why it could not be kept (TrainedCache.last_error)."""
+    cache = ce.trained.TrainedCache()
+    return None if cache.put(_trained_key(model_name, recipe.to_json(), dataset_name, weights_id), model_name,
+                             res) else cache.last_error
+
+
+def not_kept(packed, why):
+    """Mark a packed trained result that could not be kept on disk with why (shown by warn_not_kept), so a teacher
+    who prepared a demo is not told it is ready when a restart would train it again (a read-only folder, a full
+    disk)."""
+    if why:
+        packed["not_kept"] = why
+
+
+def warn_not_kept(result):
+    """Say so under a trained result that could not be kept on disk (not_kept)."""
+    if result and result.get("not_kept"):
+        st.warning(md_text("Trained, but the result " + result["not_kept"]
+                           + ". A reload, another tab or a restart of the server may train it again."))
 
 
 def cached_trained(recipe, start_from=None, student_key=None):
@@ -459,7 +478,9 @@ def run(recipe, spinner="Compressing…"):
     try:
         key = _key(recipe)
         with st.spinner(spinner), _asking(key), _superseded():
-            return _run(*key)
+            result = _run(*key)
+        warn_not_kept(result)
+        return result
     except ce.CompressError as e:
         st.error(md_text(e))
         st.stop()
@@ -1321,6 +1342,7 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
     found = kept(key, lookup)
     if found is not None:
         waiting.pop(key, None)
+        warn_not_kept(found)
         return found
 
     job = waiting.get(key)
@@ -1333,6 +1355,7 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
     waiting.pop(key, None)
     if job.state == ce.jobs.DONE:
         store[key] = job.value
+        warn_not_kept(job.value)
         return job.value
     if job.state == ce.jobs.CANCELLED or isinstance(job.error, ce.Stopped):
         st.info(STOPPED)
@@ -1415,8 +1438,9 @@ def _submit_training(name, recipe, student, student_id, model_logits):
 
     def work(progress):
         res = ce.compress(net, recipe, ds, student=student, progress=progress, model_logits=model_logits)
-        cache.put(disk_key, name, res)
-        return _pack(name, res)
+        packed = _pack(name, res)
+        not_kept(packed, None if cache.put(disk_key, name, res) else cache.last_error)
+        return packed
 
     return ce.jobs.pool().submit(pool_key, work)
 

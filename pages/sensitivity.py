@@ -333,15 +333,18 @@ def submit_fit():
                                               focus=prune_focus, shipped=shipped)
         res, plan = ce.fit_budget(net, data, budget, epochs=n_epochs, scan=budget_scan, progress=tuning, kd=KD,
                                   focus=prune_focus, answers_progress=answering)
-        kept_fits.put(disk_key, name, res, extra={"plan": plan})
+        fitted = {"model": name, "recipe": res.recipe.to_json(), "metrics": res.metrics, "artifact": res.artifact,
+                  "plan": plan}
+        common.not_kept(fitted, None if kept_fits.put(disk_key, name, res, extra={"plan": plan})
+                        else kept_fits.last_error)
         also_keep(res)
-        return {"model": name, "recipe": res.recipe.to_json(), "metrics": res.metrics, "artifact": res.artifact,
-                "plan": plan}
+        return fitted
 
     return ce.jobs.pool().submit((str(kept_fits.folder), disk_key), work)
 
 
 fit = common.kept(fkey, fit_from_disk)
+common.warn_not_kept(fit)  # (a fit pooled() returns below, it warns about itself)
 asked = fit is None and (go_fit or common.pooled_job(fkey) is not None)  # a rerun while it runs keeps following it
 refused = ce.budget.refusal(budget_bytes, *floor) if asked and common.pooled_job(fkey) is None else None
 if refused is not None:  # refused here, as fit_budget would, not after a wait in the training queue
