@@ -104,6 +104,11 @@ except ce.CompressError as e:
     st.error(f"Cannot open the run store: {e}")
     st.stop()
 
+READ_ONLY_HELP = "The run store can only be read here: see the note at the top of the page."
+if store.read_only:  # the runs are listed; saving, renaming and deleting would fail
+    st.info(common.md_text(f"The run store {store.path} can only be read here: its file or folder is not writable by "
+                           "the dashboard. Its runs are listed below, but Save run, Rename and Delete are off; make it "
+                           "writable, or set COMPRESS_STORE to another file path, and restart the dashboard."))
 flash = st.session_state.pop("compare_flash", None)
 if flash:
     st.success(flash)
@@ -395,9 +400,10 @@ buttons, c = st.columns([2, 2], vertical_alignment="bottom")
 row = buttons.container(horizontal=True)
 row.download_button("Download CSV", csv, file_name="compression-runs.csv", mime="text/csv", icon=":material/download:",
                     on_click="ignore", help="The runs shown above, one row each, with the full recipe JSON")
-if row.button(f"Delete selected ({len(selected)})", disabled=not selected, icon=":material/delete:"):
+if row.button(f"Delete selected ({len(selected)})", disabled=not selected or store.read_only, icon=":material/delete:",
+              help=READ_ONLY_HELP if store.read_only else None):
     st.session_state["pending_delete"] = selected
-if len(selected) == 1:  # name (or rename) the one ticked run
+if len(selected) == 1 and not store.read_only:  # name (or rename) the one ticked run
     run_id = selected[0]
     current = shown.loc[shown["id"] == run_id, "name"].iloc[0]
     with c.form(f"rename_{run_id}", border=False, enter_to_submit=True):
