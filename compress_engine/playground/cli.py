@@ -578,20 +578,21 @@ def _run_loaded(args, ref, recipe, budget_kb, flops_share, values):
         if args.out is not None:
             args.out.write_bytes(result.artifact)
         return warn_collapse(summary(result), data)
-    return run_sweep(args, ref, model, recipe, values)
+    return run_sweep(args, ref, model, data, recipe, values)
 
 
-def warn_collapse(out, data):
+def warn_collapse(out, data, where=""):
     """`out` (run's summary), after a warning line on stderr if the compressed model has collapsed to chance level
     where the dense one had not (explain.collapsed, as every dashboard page warns): its ratio is then of a model that
-    no longer classifies. The exit status is unchanged."""
+    no longer classifies. The exit status is unchanged. `where` comes first on the line (a sweep's point:
+    "sparsity=0.99: ")."""
     from .explain import collapsed
     from .units import pct
     m = out["metrics"]
     chance = collapsed(m.get("accuracy"), m.get("dense_accuracy"), data)
     if chance is not None:
-        print(f"warning: the compressed model has collapsed: its test accuracy {pct(m['accuracy'], 2)} is chance level "
-              f"(answering the test set's most frequent class for every input scores {pct(chance, 2)}, "
+        print(f"warning: {where}the compressed model has collapsed: its test accuracy {pct(m['accuracy'], 2)} is chance "
+              f"level (answering the test set's most frequent class for every input scores {pct(chance, 2)}, "
               f"{data.n_classes:,} classes; the dense model's is {pct(m['dense_accuracy'], 2)}), so its ratio is of a "
               f"model that no longer tells the classes apart: compress less", file=sys.stderr)
     return out
@@ -751,7 +752,14 @@ def point_line(field):
     return show
 
 
-def run_sweep(args, ref, model, recipe, values):
+def collapse_lines(field, data):
+    """A sweep's on_metrics: run's warning (warn_collapse) under the line of each point whose model has collapsed."""
+    def warn(value, metrics):
+        warn_collapse({"metrics": metrics}, data, f"{field}={json.dumps(value, ensure_ascii=False)[:80]}: ")
+    return warn
+
+
+def run_sweep(args, ref, model, data, recipe, values):
     """The sweep's rows, a line on stderr as each point finishes. A sample model without --weights travels by name
     (each worker loads it), as does --data; the rows are the same in every backend. With --store, a summary line
     goes to stderr. Ctrl-C raises sweeps.Interrupted, with the rows finished (main prints them)."""
@@ -762,7 +770,8 @@ def run_sweep(args, ref, model, recipe, values):
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON alone (Ray prints notices to sys.stdout)
         rows = sweeps.sweep(args.model if by_name else model, recipe, args.data, args.field, values,
                             workers=args.workers, ray_address=args.ray_address, threads=args.threads, store=store,
-                            model_name=store_name(ref, args), on_point=point_line(args.field))
+                            model_name=store_name(ref, args), on_point=point_line(args.field),
+                            on_metrics=collapse_lines(args.field, data))
     if store is not None:
         failed = sum("error" in r for r in rows)
         print(f"sweep: {len(rows) - failed} point(s) in {store.path}, {failed} failed", file=sys.stderr)

@@ -474,7 +474,7 @@ def _names_in(mod):
 # --- the sweep ------------------------------------------------------------------------------------------
 
 def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=None, threads=1, store=None,
-          model_name=None, progress=None, on_point=None):
+          model_name=None, progress=None, on_point=None, on_metrics=None):
     """compress() at each value of recipe field `field_name`; one row per value, in the order of `values`.
 
     workers=N runs N points at a time on a local Ray runtime (started here with min(N * threads, cores)
@@ -485,7 +485,8 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     model's name in the store (default: the sample's name or the module's class). progress(done, total,
     None, accuracy): return False to stop (finished points are kept; unfinished ones are left out of the
     rows). on_point(done, total, row, seconds): each row as it is known (seconds None for a point found in the
-    store), in this process. Ctrl-C raises Interrupted, a KeyboardInterrupt holding the rows finished so far.
+    store), in this process. on_metrics(value, metrics): compress()'s whole metrics of each point run (not of one found
+    in the store: its row is all there is), after its on_point. Ctrl-C raises Interrupted, a KeyboardInterrupt holding the rows finished so far.
     Bad input (a value, a name, ray missing, a model that does not take the data, a recipe value compress() refuses
     for this model and data before it runs, such as `layers` naming no layer of the model, a store for regression
     targets) raises CompressError before any point runs: check_recipe(), compress()'s own up-front check, on every
@@ -560,6 +561,8 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                     done[0] += 1
                     if on_point is not None:
                         on_point(done[0], len(values), rows[j], out.get("seconds"))
+            if on_metrics is not None and "error" not in out:
+                on_metrics(values[i], out["metrics"])
             _warn_again(out.get("warnings"), said)  # after the point is kept: an "error" filter stops only the rest
             if progress is not None:
                 return progress(done[0], len(values), None, row.get("accuracy"))
