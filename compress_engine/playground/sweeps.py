@@ -526,10 +526,18 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
         if store is not None and not isinstance(store, Store):
             store = Store(store)
         base = _base(recipe, field_name)
-        group = store.sweep_group(point_key(model_id, base, data_key) + ":" + field_name, model_name,
-                                  data_name, field_name, base) if store is not None else None
+        group = []  # the sweep's id in the store, made when it gets its first point: a sweep stopped before any point
+        #             finished left an empty group on the Compare page
 
-        stored = store.stored_points(keys, sweep=group) if store is not None else {}
+        def the_group():
+            if not group:
+                group.append(store.sweep_group(point_key(model_id, base, data_key) + ":" + field_name, model_name,
+                                               data_name, field_name, base))
+            return group[0]
+
+        stored = store.stored_points(keys) if store is not None else {}
+        if stored:  # points stored before (a rerun, a page's Save) join the group
+            stored = store.stored_points(keys, sweep=the_group())
         first = {}  # key -> first index with it (a value given twice runs once)
         for i, key in enumerate(keys):
             if key in stored:
@@ -548,12 +556,12 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
             if "error" in out:
                 row = {field_name: values[i], "error": out["error"]}
                 if store is not None:
-                    store.save_failure(group, keys[i], recipes[i], out["error"])
+                    store.save_failure(the_group(), keys[i], recipes[i], out["error"])
             else:
                 m = out["metrics"]
                 row = sweep_row(field_name, values[i], m)
                 if store is not None:
-                    store.save(model_name, recipes[i], m, out["artifact"], sweep=group, data=data_name,
+                    store.save(model_name, recipes[i], m, out["artifact"], sweep=the_group(), data=data_name,
                                point_key=keys[i])
             for j, key in enumerate(keys):
                 if key == keys[i]:
