@@ -11,6 +11,7 @@ common.through_app()
 
 TOP = 99  # the sparsity slider's largest value (%)
 GRID = (0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99)  # sparsity (%) of the accuracy-vs-sparsity curves
+CURVE = "prune_ft_curve_for"  # the fine-tuned curve asked for (its curve_id), else False: Cancel (cancel_resets) sets it
 
 
 def _structured_changed():
@@ -155,6 +156,18 @@ def at(p, epochs=0):
     return common.scoped(recipe.replace(sparsity=p / 100, finetune_epochs=epochs))
 
 
+def curve_button():
+    """The fine-tuned curve's button; pressed (True), the curve of this model and pruning mode is asked for."""
+    if st.button(f"Compute the fine-tuned curve ({len(missing)} × 1 epoch)", key="prune_ft_curve",
+                 help=common.training_time(len(missing), "a point").lstrip()
+                      + " Each point is kept on this server, so everyone sees it from then on. The points train one "
+                        "at a time in the training queue, which shows your place in line, the progress and a Cancel; "
+                        "moving the sparsity slider does not stop them, and finished points are kept."):
+        st.session_state[CURVE] = curve_id
+        return True
+    return False
+
+
 try:
     run, dense = common.headline(at(pct) if training_now else recipe,
                                  "Fine-tuning 1 epoch…" if tuned_shown else "Pruning…", key="prune_save",
@@ -208,30 +221,20 @@ with right:
                                           common.DATASET, run["recipe"]), run, ("Dense", "Pruned", "the pruned model"))
 
 # --- accuracy vs sparsity: one-shot, and fine-tuned -------------------------------------------
+# the fine-tuned curve, once its button asked for it (for this model, data and pruning mode: curve_id): its points
+# train one at a time, each through the training pool as the switch's fine-tune does, followed at the page's end
+# (place in line, progress, Cancel; a rerun goes on with it), and the page is drawn again after each, with it
+curve_id = (common.model_name(), common.weights_id(common.model_name()), common.DATASET, at(GRID[1], 1).to_json())
+missing = [p for p in GRID if p not in ft_points]
+curving = bool(missing) and st.session_state.get(CURVE) == curve_id
 left, right = st.columns(2, gap="medium")
 with right:  # first: the curve on the left may take a while to evaluate (a slow model), the mask needs none
     mask_chart(dense["weights"], run["weights"], structured, pct)
 with left:
-    missing = [p for p in GRID if p not in ft_points]
-    if missing:
-        slot = st.empty()
-        clicked = slot.button(f"Compute the fine-tuned curve ({len(missing)} × 1 epoch)", key="prune_ft_curve",
-                              help=common.training_time(len(missing), "a point").lstrip()
-                                   + " Each point is kept on this server, so everyone sees it from then on. Moving "
-                                   "any control stops it; finished points are kept.")
-        if clicked:
-            bar = st.progress(0.0, text="Fine-tuning…")
-            try:
-                for i, p in enumerate(missing):
-                    bar.progress(i / len(missing), text=f"Fine-tuning at {p} % sparsity ({i + 1} of {len(missing)})…")
-                    res = common.run(at(p, 1), spinner=f"{p} %…")
-                    ft_points[p] = (res["metrics"]["accuracy"], res["metrics"]["artifact_bytes"])
-            except Exception as e:  # keep the finished points; say what failed instead of a traceback
-                st.error(f"Fine-tuning at {p} % failed ({type(e).__name__}: {str(e)[:300]}); the points finished "
-                         "before it are kept. Press the button to try the rest again.")
-            else:
-                slot.empty()
-            bar.empty()
+    curve_slot = st.empty()  # the button, or the point training now
+    if missing and not curving:
+        with curve_slot.container():
+            curving = curve_button()
     points = viz.curve_points(GRID, pct)
 
     def accuracy_curve(curve, margins, key):
@@ -275,7 +278,7 @@ with left:
 
     common.curve_metrics([at(p) for p in points], "One-shot curve…",
                          draw=accuracy_curve, pending=run)  # the run evaluated once the curve is drawn estimated
-    if len(ft_points) == 1 and not training_now:
+    if len(ft_points) == 1 and not training_now and not curving:
         st.caption("Turn on “Fine-tune 1 epoch” or press the button to draw the fine-tuned curve beside the "
                    "one-shot one.")
 # the slider's next values, one-shot (the curve's point there even when fine-tuning): they answer from the cache
@@ -286,3 +289,17 @@ if training_now:  # the page is drawn: queue (or join) the fine-tune and follow 
         tuned_run = common.train_run(recipe, label="Fine-tuning 1 epoch", cancel_resets="prune_finetune")
     if tuned_run is not None:
         st.rerun()
+if curving:  # the curve's next point, then the page again with it
+    p = missing[0]
+    with curve_slot.container():
+        point = common.train_run(at(p, 1), label=f"Fine-tuning at {p} % sparsity (curve point "
+                                                  f"{len(GRID) - len(missing)} of {len(GRID) - 1})",
+                                 cancel_resets=CURVE)
+        if point is None:  # failed (pooled said how): the points before it are kept, the rest wait for the button
+            st.session_state[CURVE] = False
+            st.caption("The fine-tuned points finished before it are kept.")
+            curve_button()
+    if point is not None:
+        st.rerun()
+elif not missing and st.session_state.get(CURVE) == curve_id:
+    st.session_state[CURVE] = False  # every point done
