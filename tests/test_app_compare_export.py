@@ -75,7 +75,7 @@ def test_compare_table_and_pareto_chart_show_the_seeded_runs(seeded, results):
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert sorted(table["id"]) == sorted(seeded)
-    assert at.subheader[0].value == "4 saved runs"
+    assert at.header[0].value == "4 saved runs"
     # the frontier column agrees with pareto_front over the same (bytes, accuracy)
     expect = pareto_front(list(zip(table["artifact_bytes"], table["accuracy"])))
     assert list(table.index[table["pareto"]]) == sorted(expect)
@@ -386,7 +386,7 @@ def test_export_bad_recipe_upload_shows_the_error(store, fmnist, content, match)
 
 def shown_texts(at):
     """The Markdown source of every alert, heading and text element on the page."""
-    return [e.value for kind in ("error", "warning", "success", "info", "markdown", "subheader", "caption")
+    return [e.value for kind in ("error", "warning", "success", "info", "markdown", "header", "caption")
             for e in getattr(at, kind)]
 
 
@@ -422,7 +422,7 @@ def test_export_recipe_for_other_layers_shows_only_the_error(store, fmnist, laye
     """A recipe whose layers name no layer of the sidebar's model is refused before anything says it is in use."""
     bad = json.dumps({"sparsity": 0.5, "prune_scope": "layer", "layers": {layer: {"sparsity": 0.9}}}).encode()
     at = export().file_uploader(key="recipe_upload").upload("layers_bad.json", bad).run()
-    assert not at.exception and not at.success and not at.subheader and not at.get("download_button")
+    assert not at.exception and not at.success and not at.header and not at.get("download_button")
     assert len(at.error) == 1 and "not a compressible weight of the model" in literal(at.error[0].value)
     assert_no_markdown_from(at, layer)
 

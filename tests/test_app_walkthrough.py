@@ -288,12 +288,12 @@ def test_pipeline_draws_its_stages_before_evaluating_them(tiny, monkeypatch):
     the cache with the accuracies, the paper's chart and Save; each run is computed once each way."""
     from pages import common
     monkeypatch.setattr(common, "EARLY_MIN_EVAL", 0.0)  # the tiny test set evaluates in milliseconds
-    events, real_compress, real_chart = [], ce.compress, st.plotly_chart
+    events, real_compress, real_chart = [], ce.compress, common.chart
     at = page("pipeline")
     monkeypatch.setattr(ce, "compress", lambda model, recipe, *a, evaluate=True, **kw: (
         events.append(("compress", recipe.to_json(), evaluate)), real_compress(model, recipe, *a, evaluate=evaluate,
                                                                                 **kw))[1])
-    monkeypatch.setattr(st, "plotly_chart", lambda *a, **kw: (events.append(("chart",)), real_chart(*a, **kw))[1])
+    monkeypatch.setattr(common, "chart", lambda *a, **kw: (events.append(("chart",)), real_chart(*a, **kw))[1])
     tables, real_table = [], st.dataframe
     monkeypatch.setattr(st, "dataframe", lambda data, *a, **kw: (tables.append(data), real_table(data, *a, **kw))[1])
     at.slider(key="pipe_sparsity").set_value(83).run()
@@ -650,7 +650,7 @@ def test_one_unit_convention_kb_is_1000_bytes_and_sparsity_is_a_percentage(fmnis
     assert kind == "error" and "limited to 50 MB (50,000,000 bytes)" in text and "50.0 MB" in text
     at = export()
     assert at.slider(key="export_sparsity").value == 50.0 and "%" in at.slider(key="export_sparsity").proto.format
-    assert any("sparsity=50 %" in s.value.replace("\\", "") for s in at.subheader)  # the page escapes it (md_text)
+    assert any("sparsity=50 %" in s.value.replace("\\", "") for s in at.header)  # the page escapes it (md_text)
     size = next(b.label for b in at.get("download_button") if b.label.startswith("Download artifact"))
     assert size.endswith(f"({metric(at, 'Artifact size')})")
 
