@@ -322,9 +322,11 @@ else:
 
     # one colour a technique, however many there are (cycling PALETTE's 9 gave a 10th the first one's blue)
     colours = in_order_saved("group", charts.colours(df["group"].nunique()))
-    shapes = in_order_saved("series_text", charts.SYMBOLS)
-    fig = px.scatter(plotted, x=x_col, y=y_col, color="group",
-                     symbol="series_text" if plotted["series"].nunique() > 1 else None, symbol_map=shapes,
+    # a shape a model; with one model shown, a shape a technique: its colour was then all that told techniques apart,
+    # and red against green is one colour to many colour-blind users (WCAG 1.4.1)
+    shape_by = "series_text" if plotted["series"].nunique() > 1 else "group"
+    fig = px.scatter(plotted, x=x_col, y=y_col, color="group", symbol=shape_by,
+                     symbol_map=in_order_saved(shape_by, charts.SYMBOLS),
                      custom_data=["hover", "summary_text", "ratio", "flops_words", "acc_pct", "data_text"],
                      color_discrete_map=colours,
                      category_orders={"group": sorted(plotted["group"].unique())},

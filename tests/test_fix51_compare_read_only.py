@@ -23,3 +23,13 @@ def test_a_writable_store_has_no_note_and_its_delete_and_rename(seeded):
     assert not [i.value for i in at.info if "can only be read here" in i.value]
     assert not next(b for b in at.button if b.label.startswith("Delete selected")).disabled
     assert [t for t in at.text_input if t.label.startswith("Name of run")]
+
+
+def test_with_one_model_shown_each_technique_has_its_own_marker_shape(seeded):
+    """Colour was all that told a model's techniques apart (a red and a green circle): not enough for colour-blind
+    users (an accessibility audit, WCAG 1.4.1). With one model shown, each technique has its own shape too."""
+    import json
+    at = compare()
+    traces = [t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"] if t.get("legendgroup")]
+    shapes = {t["legendgroup"]: t["marker"]["symbol"] for t in traces}
+    assert len(shapes) >= 3 and len(set(shapes.values())) == len(shapes), shapes
