@@ -133,12 +133,16 @@ def _write_cache(path, result):
 def _variant(split, refit, focus, model):
     """The part of a scan's key beyond model, images and grid. A re-fitted scan of `model` with a unit of more than
     REFIT_MAX_INPUTS inputs, which refit no longer solves, names the cap too: its numbers differ from what the same
-    model and grid scanned to before the cap, and such a scan kept on disk then must not be found. Every other
-    scan's numbers are as before the cap, so its key is too (the sample models' shipped scans stay valid, as a
-    FORMAT bump would not leave them)."""
-    capped = refit and any(p[0].numel() > REFIT_MAX_INPUTS for p in compressible(model).values() if p.dim())
+    model and grid scanned to before the cap, and such a scan kept on disk then must not be found. So does one of a
+    model with a layer whose refit could cost more than REFIT_MAX_FLOPS (every unit solving all the inputs it may),
+    which refit then may leave unsolved. Every other scan's numbers are as before the caps, so its key is too (the
+    sample models' shipped scans stay valid, as a FORMAT bump would not leave them)."""
+    shapes = [(p.shape[0], p[0].numel()) for p in compressible(model).values() if p.dim()] if refit else []
+    capped = any(fan_in > REFIT_MAX_INPUTS for _, fan_in in shapes)
+    costly = any(solve_flops(torch.full((out,), min(fan_in, REFIT_MAX_INPUTS))) > REFIT_MAX_FLOPS
+                 for out, fan_in in shapes)
     return (split + ("+refit" if refit else "") + (f"+refitmax{REFIT_MAX_INPUTS}" if capped else "")
-            + (f"+focus{float(focus)!r}" if focus else ""))
+            + (f"+refitflops{REFIT_MAX_FLOPS:.0e}" if costly else "") + (f"+focus{float(focus)!r}" if focus else ""))
 
 
 def cached(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", subset=SUBSET, cache_dir=None,
@@ -210,6 +214,16 @@ def gram(model, module, x, chunk=250, tick=None):
 REFIT_MAX_INPUTS = 1200  # refit solves a kept x kept system per output unit (O(kept^3)): a unit keeping more inputs
 # keeps its magnitude-pruned weights instead. Every sample model's units are within it (the largest fan-in,
 # teacher-1200-1200's, is 1,200), so their scans are as before.
+REFIT_MAX_FLOPS = 2e11  # a layer's refit at one setting solving more than this (solve_flops) solves none of its units:
+# the cost grows as units x kept^3, and a 2000 x 2000 layer at sparsity 0.5 took minutes a setting. Every layer of the
+# sample models whose scans ship is within it even were each unit to keep all its inputs (the most, LeNet-5's 500 x
+# 800: solve_flops gives 1.7e11), so those scans are as before.
+
+
+def solve_flops(kept):
+    """The floating-point operations of refit's solves for units keeping `kept` inputs each (a tensor of counts):
+    2/3 k^3 for a k x k LU factorisation."""
+    return float((kept.double() ** 3).sum()) * 2 / 3
 
 
 def refit(w, mask, g, damp=0.01, tick=None):
@@ -218,12 +232,14 @@ def refit(w, mask, g, damp=0.01, tick=None):
     damped by `damp` of the mean diagonal): a cheap stand-in for what fine-tuning recovers after pruning,
     so that a scan with refit=True ranks settings by what is left after recovery, not before.
     Each unit costs a solve of its kept inputs (O(kept^3)): a unit that keeps more than REFIT_MAX_INPUTS inputs is
-    left as magnitude pruning left it (its kept weights as they were), which bounds a big layer's cost.
+    left as magnitude pruning left it (its kept weights as they were), and so is every unit of a layer whose solves
+    would cost more than REFIT_MAX_FLOPS (solve_flops), which bounds a big layer's cost at each setting.
     tick(), if given, is called after each unit solved (scan reports progress from it)."""
     w2 = w.reshape(w.shape[0], -1).double()
     m2 = mask.reshape(mask.shape[0], -1)
     kept = m2.sum(1)
-    if not bool(((kept > 0) & (kept <= REFIT_MAX_INPUTS)).any()):  # no unit to solve
+    solved = kept[(kept > 0) & (kept <= REFIT_MAX_INPUTS)]
+    if not solved.numel() or solve_flops(solved) > REFIT_MAX_FLOPS:  # no unit to solve, or too many operations
         return torch.where(mask & (w != 0), w, 0.0)
     gw = w2 @ g
     out = torch.zeros_like(w2)
@@ -233,7 +249,8 @@ def refit(w, mask, g, damp=0.01, tick=None):
         if keep.numel() > REFIT_MAX_INPUTS:
             out[r, keep] = w2[r, keep]
         elif keep.numel():
-            a = g[keep][:, keep] + eye_d * torch.eye(keep.numel(), dtype=torch.float64)
+            a = g[keep[:, None], keep]  # one gather (g[keep][:, keep] copied kept x inputs first), damped in place
+            a.diagonal().add_(eye_d)
             out[r, keep] = torch.linalg.solve(a, gw[r, keep])
             if tick is not None:
                 tick()
