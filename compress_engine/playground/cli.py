@@ -734,11 +734,16 @@ def store_name(ref, args):
     return (name if args.weights is None else f"{name} + {args.weights.name}")[:200]
 
 
+def value_text(value):
+    """A swept value as the user types it: none for None (JSON's null was not a value --values takes), else JSON."""
+    return "none" if value is None else json.dumps(value, ensure_ascii=False)
+
+
 def point_line(field):
     """A sweep's on_point: a line on stderr as each point finishes, e.g. 'point 3/10: sparsity=0.9 accuracy 0.8912,
     2.1 s' (R² for regression targets; 'stored' for a point the store had; the error of one that failed)."""
     def show(done, total, row, seconds):
-        value = json.dumps(row[field], ensure_ascii=False)
+        value = value_text(row[field])
         if "error" in row:
             what = f"failed: {one_line(row['error'])[:200]}"
         elif row.get("accuracy") is not None:
@@ -755,7 +760,7 @@ def point_line(field):
 def collapse_lines(field, data):
     """A sweep's on_metrics: run's warning (warn_collapse) under the line of each point whose model has collapsed."""
     def warn(value, metrics):
-        warn_collapse({"metrics": metrics}, data, f"{field}={json.dumps(value, ensure_ascii=False)[:80]}: ")
+        warn_collapse({"metrics": metrics}, data, f"{field}={value_text(value)[:80]}: ")
     return warn
 
 

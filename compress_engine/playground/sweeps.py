@@ -34,6 +34,7 @@ import builtins
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
@@ -94,9 +95,24 @@ def start_local(cpus, ray=None):
     checkout's compress_engine even when it is not pip-installed. Returns the ray module."""
     ray = ray or need_ray()
     path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})  # "local": a new runtime, never a cluster found on disk
+    log = logging.getLogger(_AUTH_LOGGER)
+    log.addFilter(_quiet_auth_on)
+    try:
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": path}})  # "local": a new runtime, never a cluster found on disk
+    finally:
+        log.removeFilter(_quiet_auth_on)
     return ray
+
+
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _quiet_auth_on(record):
+    """Drop Ray's notice that the local runtime it starts uses token authentication ("... Set RAY_AUTH_MODE=disabled
+    to opt out"): said at every --workers run, it invited users to turn the runtime's security off. Auth stays on,
+    and Ray's warning that a runtime runs without it still shows."""
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
 
 
 def _connect(ray, workers, address, threads):
@@ -177,7 +193,6 @@ def _init_within(ray, address, deadline):
     outside), so Ctrl-C still stops the wait; a call given up on may go on trying in that thread until Ray's own
     retries end, but the sweep does not wait for it, and if it joins after all it leaves at once (ray.shutdown):
     a later sweep of this process must not find a runtime nobody owns."""
-    import logging
     out, lock, gave_up = [], threading.Lock(), []
 
     def quiet(record):  # Ray's notice that a thread other than the main one has no SIGTERM handler to set
@@ -723,7 +738,7 @@ def _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, worker
             try:
                 out = ray.get(ref)
             except ray.exceptions.RayError as e:  # the worker died (or its node was lost) on every try
-                out = {"error": f"{type(e).__name__} after {1 + MAX_RETRIES} tries: {_first_line(e)}",
+                out = {"error": f"{type(e).__name__} after {1 + MAX_RETRIES} tries: {_first_line(e)}{_logs_at(ray, e)}",
                        "seconds": time.perf_counter() - began[i]}  # it ran (a point without seconds was stored)
             top_up()  # the next point runs while this one is written to the store
             if finish(i, out) is False:
@@ -733,6 +748,18 @@ def _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, worker
             ray.cancel(ref)
         if owned:
             ray.shutdown()
+
+
+def _logs_at(ray, e):
+    """Where the worker logs Ray's error `e` points to are ("Check python-core-worker-*.log files", without a folder):
+    this session's log folder, on the node that ran the point; "" if Ray says no such thing or the folder is unknown."""
+    if "-*.log" not in str(e):
+        return ""
+    try:
+        folder = ray._private.worker._global_node.get_logs_dir_path()  # not public API: absent, no folder
+    except Exception:
+        return ""
+    return f" (they are in {folder} on the node that ran the point)" if isinstance(folder, str) else ""
 
 
 # --- any list of independent jobs (the benchmarks' searches) ----------------------------------------------
