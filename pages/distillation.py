@@ -467,7 +467,7 @@ elif res_kd is not None:
     closed = [explain.gap_closed(hinton[1][i], hinton[2][i], hinton[0][i]) for i in (1, 2)]  # theirs, ours
     share = ["no gap (the labels-only student is no worse than the teacher)" if c is None else f"{100 * c:.0f} %"
              for c in closed]
-    st.markdown(f"| | Hinton et al., MNIST (1200-1200 → 800-800) | here, {data.name} ({teacher} → {name}) |\n"
+    st.markdown(f"| measure | Hinton et al., MNIST (1200-1200 → 800-800) | here, {data.name} ({teacher} → {name}) |\n"
                 "|---|--:|--:|\n" + "\n".join(f"| {k} | {theirs:,} | {ours:,} |" for k, theirs, ours in hinton)
                 + f"\n| share of the student-teacher gap KD closed | {share[0]} | {share[1]} |")
     st.caption(f"What to compare is the share of the student-teacher gap that KD closes (the last row: "
