@@ -46,11 +46,13 @@ def test_a_point_of_none_shows_none(capsys):
 
 
 def test_a_crashed_worker_says_where_its_logs_are(tmp_path):
-    e = RuntimeError("The worker died unexpectedly while executing this task. Check python-core-worker-*.log files "
-                     "for more information.")
+    said = ("The worker died unexpectedly while executing this task. Check python-core-worker-*.log files for more "
+            "information.")
     node = types.SimpleNamespace(get_logs_dir_path=lambda: str(tmp_path))
     fake = types.SimpleNamespace(_private=types.SimpleNamespace(worker=types.SimpleNamespace(_global_node=node)))
-    assert sweeps._logs_at(fake, e) == f" (they are in {tmp_path} on the node that ran the point)"
-    assert sweeps._logs_at(fake, RuntimeError("the node was lost")) == ""
+    assert sweeps._logs_at(fake, said) == (
+        f"The worker died unexpectedly while executing this task. Check python-core-worker-*.log files in {tmp_path} "
+        "on the node that ran the point for more information.")
+    assert sweeps._logs_at(fake, "the node was lost") == "the node was lost"
     fake.__dict__["_private"] = types.SimpleNamespace(worker=types.SimpleNamespace(_global_node=None))
-    assert sweeps._logs_at(fake, e) == ""  # no runtime: no folder, no guess
+    assert sweeps._logs_at(fake, said) == said  # no runtime: no folder, no guess

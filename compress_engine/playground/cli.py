@@ -591,8 +591,8 @@ def warn_collapse(out, data, where=""):
     m = out["metrics"]
     chance = collapsed(m.get("accuracy"), m.get("dense_accuracy"), data)
     if chance is not None:
-        print(f"warning: {where}the compressed model has collapsed: its test accuracy {pct(m['accuracy'], 2)} is chance "
-              f"level (answering the test set's most frequent class for every input scores {pct(chance, 2)}, "
+        print(f"warning: {where}the compressed model has collapsed: its test accuracy {pct(m['accuracy'], 2)} is "
+              f"chance level (answering the test set's most frequent class for every input scores {pct(chance, 2)}, "
               f"{data.n_classes:,} classes; the dense model's is {pct(m['dense_accuracy'], 2)}), so its ratio is of a "
               f"model that no longer tells the classes apart: compress less", file=sys.stderr)
     return out

@@ -99,7 +99,7 @@ def start_local(cpus, ray=None):
     log.addFilter(_quiet_auth_on)
     try:
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": path}})  # "local": a new runtime, never a cluster found on disk
+                 runtime_env={"env_vars": {"PYTHONPATH": path}})  # "local": a new runtime, never one found on disk
     finally:
         log.removeFilter(_quiet_auth_on)
     return ray
@@ -501,10 +501,12 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     None, accuracy): return False to stop (finished points are kept; unfinished ones are left out of the
     rows). on_point(done, total, row, seconds): each row as it is known (seconds None for a point found in the
     store), in this process. on_metrics(value, metrics): compress()'s whole metrics of each point run (not of one found
-    in the store: its row is all there is), after its on_point. Ctrl-C raises Interrupted, a KeyboardInterrupt holding the rows finished so far.
-    Bad input (a value, a name, ray missing, a model that does not take the data, a recipe value compress() refuses
-    for this model and data before it runs, such as `layers` naming no layer of the model, a store for regression
-    targets) raises CompressError before any point runs: check_recipe(), compress()'s own up-front check, on every
+    in the store: its row is all there is), after its on_point. Ctrl-C raises Interrupted, a KeyboardInterrupt holding
+    the rows finished so far.
+    Bad input (a value, a name, ray missing, a model that does not take the data or, on Ray, cannot be pickled, a
+    recipe value compress() refuses for this model and data before it runs, such as `layers` naming no layer of the
+    model, a store for regression targets) raises CompressError before any point runs (before Ray starts, and before
+    the store is written): check_recipe(), compress()'s own up-front check, on every
     point (structured pruning of a graph torch.fx cannot trace, or of a layer it cannot shrink, included). What
     compress() finds only while it works (training that fails, say) is that point's error.
     """
@@ -533,7 +535,7 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                 warnings.simplefilter("always")
                 _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
             _warn_again(_recorded(caught), said)
-            if not isinstance(model, str):  # a module of the user's goes to the workers pickled: refused here if it can't
+            if not isinstance(model, str):  # the user's module goes to the workers pickled: refused here if it can't
                 _sendable(ray, model_obj, "--workers" if workers is not None else "--ray-address")
         else:
             _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
@@ -658,9 +660,9 @@ def _sendable(ray, model, what):
             parts = value.items() if key in ("_parameters", "_buffers") else [(key, value)]
             for name, obj in parts:
                 if fails(obj) is not None:
-                    kind = type(obj)
-                    culprit = (f"{prefix}.{name}" if prefix else name,
-                               kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}")
+                    cls = type(obj)
+                    kind = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+                    culprit = (f"{prefix}.{name}" if prefix else name, kind)
                     break
             if culprit:
                 break
@@ -738,7 +740,7 @@ def _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, worker
             try:
                 out = ray.get(ref)
             except ray.exceptions.RayError as e:  # the worker died (or its node was lost) on every try
-                out = {"error": f"{type(e).__name__} after {1 + MAX_RETRIES} tries: {_first_line(e)}{_logs_at(ray, e)}",
+                out = {"error": f"{type(e).__name__} after {1 + MAX_RETRIES} tries: {_logs_at(ray, _first_line(e))}",
                        "seconds": time.perf_counter() - began[i]}  # it ran (a point without seconds was stored)
             top_up()  # the next point runs while this one is written to the store
             if finish(i, out) is False:
@@ -750,16 +752,20 @@ def _on_ray(ray, todo, recipes, model, model_obj, data, data_obj, finish, worker
             ray.shutdown()
 
 
-def _logs_at(ray, e):
-    """Where the worker logs Ray's error `e` points to are ("Check python-core-worker-*.log files", without a folder):
-    this session's log folder, on the node that ran the point; "" if Ray says no such thing or the folder is unknown."""
-    if "-*.log" not in str(e):
-        return ""
+def _logs_at(ray, text):
+    """Ray's error `text` with the folder of the worker logs it points to ("Check python-core-worker-*.log files", no
+    folder) put in: this session's log folder, on the node that ran the point. As it was if it names no such files or
+    Ray does not say where its logs are."""
+    files = re.search(r"\S+-\*\.log files", text)
+    if files is None:
+        return text
     try:
         folder = ray._private.worker._global_node.get_logs_dir_path()  # not public API: absent, no folder
     except Exception:
-        return ""
-    return f" (they are in {folder} on the node that ran the point)" if isinstance(folder, str) else ""
+        return text
+    if not isinstance(folder, str):
+        return text
+    return f"{text[:files.end()]} in {folder} on the node that ran the point{text[files.end():]}"
 
 
 # --- any list of independent jobs (the benchmarks' searches) ----------------------------------------------
