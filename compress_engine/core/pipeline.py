@@ -30,7 +30,7 @@ from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     plain_module, state_bytes, student_mlp)
 from .recipe import Recipe
-from .train import (answer_of, answers, batch_bounds, channels_last_ok, exact_match, fast_eval_copy, fit,
+from .train import (answer_of, answers, batch_bounds, channels_last_ok, eval_steps, exact_match, fast_eval_copy, fit,
                     forward_ms_in_turns, logits, match_rate, mean_iou, median_forward_ms, r2_score, rmse)
 
 STAGES = (distill, prune, cluster, quantize)
@@ -41,6 +41,31 @@ def train_steps(data, epochs):
     """The optimizer steps of `epochs` of fit() over data's training split, BATCH at a time (a last batch of one
     joins the one before it: train.batch_bounds): what a run's progress counts to."""
     return epochs * len(batch_bounds(len(data.y("train")), BATCH))
+
+
+def progress_steps(model, recipe, data, student=None, model_logits=None, evaluate=True):
+    """What compress(model, recipe, data, student, model_logits=model_logits, evaluate=evaluate)'s progress counts to
+    (its `total`): the batches of its evaluations (train.eval_steps) and the optimizer steps of its training
+    (train_steps), in the order they run (_step_counts). A caller that reports several compress() runs as one count
+    (fit_budget, fit_flops) adds these up."""
+    return sum(_step_counts(plain_module(model), recipe, data, plain_module(student), model_logits or {}, evaluate))
+
+
+def _step_counts(model, r, data, student, given, evaluate):
+    """compress()'s progress steps, part by part, in order: (the dense model's test-set evaluation, none with
+    model_logits["test"]; the dense model's training-set outputs for finetune_kd, none with model_logits["train"];
+    the training stages' steps, summed; the compressed model's test-set evaluation). An evaluation counts a step a
+    batch of the model that runs it: the input model, or after distillation the student. A dense reference already
+    computed (reference()'s cache) is counted all the same: the count then jumps over it."""
+    n_test, n_train = len(data.y("test")), len(data.y("train"))
+    dense = eval_steps(model, n_test) if evaluate and "test" not in given else 0
+    teacher = (eval_steps(model, n_train)
+               if r.finetune_kd is not None and r.finetune_epochs and "train" not in given else 0)
+    training = sum(train_steps(data, s.epochs(r)) for s in STAGES if s.active(r))
+    # the compressed model: the input model's layers (pruned, shared), or a student's; the default student is an MLP,
+    # batched as a model without convolutions (an empty one stands for it)
+    final = model if r.temperature is None else student if student is not None else torch.nn.Sequential()
+    return dense, teacher, training, eval_steps(final, n_test) if evaluate else 0
 
 
 @dataclass
@@ -59,20 +84,21 @@ class Result:
 _reference = weakref.WeakKeyDictionary()
 
 
-def reference(model, data):
+def reference(model, data, progress=None):
     """Predictions and accuracy of the uncompressed `model` on the test set (cached per model object and state); for
     regression data, its outputs (answers()) and None.
 
     compress() never changes its input, but its caller may: train the same object more, or load_state_dict another
     checkpoint into it. The cache was then stale, and the dense accuracy and agreement were the old weights'; each
     hit is checked against weights_state(model), a digest of its weights, so a model changed in place is evaluated
-    again.
+    again. progress(done, total) after each batch of an evaluation (as logits(); none for a cached one); False stops it
+    (train.Stopped), and nothing is cached.
     """
     check_dataset(data)
     state = weights_state(model)
     hit = _reference.get(model)
     if hit is None or hit[0] is not data or hit[3] != state:
-        pred = answers(fast_eval_copy(model), data.x("test"), data)
+        pred = answers(fast_eval_copy(model), data.x("test"), data, progress=progress)
         hit = (data, pred, None if data.regression else match_rate(pred, data.y("test"), data.y("test")), state)
         _reference[model] = hit
     return hit[1], hit[2]
@@ -90,19 +116,20 @@ def weights_state(model):
     return h.digest()
 
 
-def dense_reference(model, data, model_logits=None):
-    """reference(model, data), or the same read off model_logits["test"] (the model's own test-set outputs, e.g. the
-    zoo's kept_test_logits) without running the model: (answers, accuracy)."""
+def dense_reference(model, data, model_logits=None, progress=None):
+    """reference(model, data, progress), or the same read off model_logits["test"] (the model's own test-set outputs,
+    e.g. the zoo's kept_test_logits) without running the model: (answers, accuracy)."""
     if model_logits and "test" in model_logits:
         pred = answer_of(data)(model_logits["test"])
         return pred, None if data.regression else match_rate(pred, data.y("test"), data.y("test"))
-    return reference(model, data)
+    return reference(model, data, progress)
 
 
 # --- what the stages share ----------------------------------------------------------------------
 
 class _Progress:
-    """Turns each stage's (step, total) into one count over the whole recipe for the caller."""
+    """Turns each stage's (step, total), and each evaluation's batches, into one count over the whole run for the
+    caller."""
 
     def __init__(self, callback, total):
         self.callback, self.total, self.done = callback, total, 0
@@ -116,6 +143,20 @@ class _Progress:
         def report(step, _total, loss, acc):
             return self.callback(offset + step, self.total, loss, acc)
         return report
+
+    def evaluation(self, steps):
+        """A progress(done, total) for an evaluation's batches (logits(), answers()) counted as the next `steps` of
+        the run: the caller hears (step, total, None, None) after each batch, the last one at the evaluation's last
+        step; False from it stops the evaluation (train.Stopped). None without a callback."""
+        report = self.stage(steps)
+        if report is None:
+            return None
+        batches = [0]
+
+        def progress(done, n):
+            batches[0] += 1
+            return report(steps if done >= n else min(batches[0], steps), steps, None, None)
+        return progress
 
 
 @dataclass
@@ -309,9 +350,11 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     (model.WEIGHTS: Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, embedding, attention-projection and recurrent
     weights) are compressed and everything else is carried exactly. With a temperature set, `model` is the teacher and `student` (any
     module; default an MLP of recipe.student_width) is distilled from it first. progress(step, total, loss,
-    accuracy) reports every training stage as one count; return False from it to stop (raises train.Stopped,
-    nothing is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is refused
-    (ModelError, DatasetError, RecipeError) before any work. Result.metrics["flops"] and ["dense_flops"] are the
+    accuracy) reports the whole run as one count: the dense model's test-set evaluation, every training stage, then
+    the compressed model's evaluation (each evaluation a step a batch of inputs, with loss and accuracy None;
+    progress_steps() gives the total up front); return False from it to stop, in training or evaluation (raises
+    train.Stopped, nothing is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is
+    refused (ModelError, DatasetError, RecipeError) before any work. Result.metrics["flops"] and ["dense_flops"] are the
     compressed and the dense model's forward FLOPs of one input (flops.count; None if it cannot count them).
     Result.metrics["plain_bytes"] is the artifact's
     length with fixed-width codes instead of entropy coding (the same weights): with recipe.huffman each tensor's codes
@@ -334,7 +377,10 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     given = _check_logits(model_logits, data)
     timings = {}
     t_start = time.perf_counter()
-    ref_pred, ref_acc = dense_reference(model, data, given) if evaluate else (None, None)
+    counts = _step_counts(model, r, data, student, given, evaluate)
+    tracker = _Progress(progress, sum(counts))
+    ref_pred, ref_acc = (dense_reference(model, data, given, tracker.evaluation(counts[0])) if evaluate else
+                         (None, None))
     work = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
     folded = deployed(work)
     dense_params, dense_bytes = param_count(folded), state_bytes(folded)  # the dense model as deployed (BN folded)
@@ -346,10 +392,10 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     if fold_after is distill:
         work = folded
     stages = [s for s in STAGES if s.active(r)]
-    ctx = Context(r, data, _Progress(progress, 0), data.x("test")[:2], student, given)
-    ctx.tracker.total = sum(ctx.steps(s.epochs(r)) for s in stages)
+    ctx = Context(r, data, tracker, data.x("test")[:2], student, given)
     if r.finetune_kd is not None and r.finetune_epochs:  # the uncompressed model's soft targets, once
-        ctx.teacher_logits = given["train"] if "train" in given else logits(fast_eval_copy(work), data.x("train"))
+        ctx.teacher_logits = given["train"] if "train" in given else logits(
+            fast_eval_copy(work), data.x("train"), progress=tracker.evaluation(counts[1]))
 
     t = time.perf_counter()
     for stage in stages:
@@ -375,7 +421,7 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
 
     pred = None
     if evaluate:
-        pred = answers(fast_eval_copy(work), data.x("test"), data)
+        pred = answers(fast_eval_copy(work), data.x("test"), data, progress=tracker.evaluation(counts[3]))
         timings["evaluate"] = time.perf_counter() - t
     metrics = measure(work, ctx.grids, artifact, dense_params, dense_bytes, pred, data.y("test"), ref_pred, ref_acc)
     metrics["plain_bytes"] = plain

@@ -256,16 +256,30 @@ def answer_of(data):
     return lambda out: out.argmax(1)
 
 
-def answers(model, x, data, batch_size=None):
-    """What `model` answers for inputs `x` of `data` (answer_of), batch by batch, as predictions() does."""
-    return _outputs(model, x, batch_size, answer_of(data))
+def answers(model, x, data, batch_size=None, progress=None):
+    """What `model` answers for inputs `x` of `data` (answer_of), batch by batch, as predictions() does;
+    progress(done, total) after each batch, as for logits() (False: raise Stopped)."""
+    return _outputs(model, x, batch_size, answer_of(data), progress)
+
+
+def eval_batch_size(model, batch_size=None):
+    """The inputs of each batch logits() and answers() feed `model`: `batch_size` if given, else 256 for a conv net,
+    1,000 for any other model."""
+    return batch_size or (256 if has_conv(model) else 1000)
+
+
+def eval_steps(model, n, batch_size=None):
+    """How many batches logits() and answers() run `model` on for `n` inputs: how many progress(done, total) reports
+    they make (compress() counts each as a step of its progress)."""
+    return len(range(0, n, eval_batch_size(model, batch_size)))
 
 
 def batches(model, x, batch_size=None):
     """The batches logits() feeds `model`: 256 images for a conv net, laid out channels-last if channels_last_ok,
-    else 1,000 (or batch_size), each yielded after stop_when's check, which raises Stopped once it asks to stop.
-    Inputs that are not 4-D (flat rows or token ids a forward reshapes for its convs) keep their layout."""
-    batch_size = batch_size or (256 if has_conv(model) else 1000)
+    else 1,000 (or batch_size; eval_batch_size), each yielded after stop_when's check, which raises Stopped once it
+    asks to stop. Inputs that are not 4-D (flat rows or token ids a forward reshapes for its convs) keep their
+    layout."""
+    batch_size = eval_batch_size(model, batch_size)
     nhwc = channels_last_ok(model, x)
     for i in range(0, len(x), batch_size):
         stop_point()
