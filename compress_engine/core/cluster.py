@@ -30,6 +30,7 @@ NAME = "cluster"
 
 INITS = ("linear", "density", "kmeans++")  # Recipe.cluster_init
 MIN_K, MAX_K = 2, 256                      # Recipe.clusters / conv_clusters
+CHUNK = 1 << 20  # values handled at a time where a whole layer's would take a temporary copy of them all
 
 # -----------------------------------------------------------------------------
 # argument checks
@@ -284,16 +285,22 @@ def kmeans_1d(values, k, init="linear", iters=1000, seed=0, refine=True):
     if not np.isfinite(v).all():
         raise RecipeError("values must be finite (no NaN or inf)")
 
-    # sort once; centre (for accurate prefix sums of squares); prefix sums in float64
+    # sort once; centre (for accurate prefix sums of squares); prefix sums in float64. Memory: a big layer's
+    # values are many (a 19M-weight MLP's largest layer: 16M), so each array is made once, in place where it can
+    # be, and dropped as soon as it is done with: x, S and Q (8 bytes a value each) are what the search needs
     xs = np.sort(v)
-    distinct = np.concatenate(([True], xs[1:] != xs[:-1]))
-    if distinct.sum() <= k:
-        c, shift = xs[distinct].astype(np.float64), 0.0
+    few = _distinct_at_most(xs, k)
+    if few is not None:
+        c, shift = few.astype(np.float64), 0.0
     else:
         shift = float(xs.mean(dtype=np.float64))
-        x = xs.astype(np.float64) - shift
-        S = np.concatenate(([0.0], np.cumsum(x)))
-        Q = np.concatenate(([0.0], np.cumsum(x * x)))
+        x = xs.astype(np.float64)
+        del xs
+        x -= shift
+        S = _prefix_sums(x)
+        Q = np.empty_like(S)
+        np.multiply(x, x, out=Q[1:])
+        Q = _prefix_sums(Q[1:], out=Q)
         if init == "linear":
             c = _init_linear(x, k)
         elif init == "density":
@@ -303,17 +310,47 @@ def kmeans_1d(values, k, init="linear", iters=1000, seed=0, refine=True):
         b = _bounds(x, np.sort(c))
         b = _refine(x, S, Q, _descend(x, S, Q, b, iters), iters) if refine else _lloyd(x, S, Q, b, iters)
         c = _means(S, b)
+        del x, S, Q  # before the labels are made
     centroids = torch.from_numpy(np.unique((c + shift).astype(np.float32)))  # sorted, no duplicates
     return centroids, nearest(torch.from_numpy(v), centroids)
 
 
-def nearest(values, centroids):
+def _distinct_at_most(xs, k, chunk=CHUNK):
+    """The distinct values of sorted xs if there are at most k of them, else None; a chunk at a time (a mask
+    of every value, and a copy of them, took 2 bytes a value for the few that count)."""
+    found = [xs[:1]]
+    count = 1
+    for i in range(1, len(xs), chunk):
+        part = xs[i:i + chunk]
+        new = part[part != xs[i - 1:i - 1 + len(part)]]
+        count += len(new)
+        if count > k:
+            return None
+        found.append(new)
+    return np.concatenate(found)
+
+
+def _prefix_sums(x, out=None):
+    """[0, x0, x0+x1, ...] (float64, len(x) + 1), summed in place: the same sums as
+    np.concatenate(([0.0], np.cumsum(x))) without its copy. `out` may hold x at out[1:]."""
+    out = np.empty(len(x) + 1) if out is None else out
+    out[0] = 0.0
+    np.cumsum(x, out=out[1:])
+    return out
+
+
+def nearest(values, centroids, chunk=CHUNK):
     """Index (int64) of the nearest of the sorted `centroids` for every entry of `values`
-    (ties, exactly at a midpoint, go to the larger centroid)."""
+    (ties, exactly at a midpoint, go to the larger centroid). A chunk at a time: comparing float32 values with
+    float64 midpoints made a float64 copy of them all."""
     c = centroids.detach().cpu().numpy().astype(np.float64)
     mid = (c[:-1] + c[1:]) / 2
     v = values.detach().cpu().numpy()
-    return torch.from_numpy(np.searchsorted(mid, v, side="right").astype(np.int64))
+    out = np.empty(v.shape, dtype=np.int64)
+    flat_v, flat_out = v.reshape(-1), out.reshape(-1)
+    for i in range(0, flat_v.size, chunk):
+        flat_out[i:i + chunk] = np.searchsorted(mid, flat_v[i:i + chunk], side="right")
+    return torch.from_numpy(out)
 
 
 def inertia(values, centroids, labels):
@@ -338,11 +375,14 @@ def cluster_weight(w, k, init="linear", mask=None, seed=0):
     keep = (w != 0) if mask is None else mask.to(device=w.device, dtype=torch.bool)
     if keep.shape != w.shape:
         raise RecipeError(f"mask shape {tuple(keep.shape)} must equal the weight shape {tuple(w.shape)}")
-    labels = torch.full(w.shape, -1, dtype=torch.int64)
     keep = keep.cpu()
     if not keep.any():  # a fully pruned layer: nothing to cluster
-        return torch.zeros(0, dtype=torch.float32), labels
-    centroids, lab = kmeans_1d(w.cpu()[keep].float(), k, init=init, seed=seed)
+        return torch.zeros(0, dtype=torch.float32), torch.full(w.shape, -1, dtype=torch.int64)
+    every = bool(keep.all())
+    centroids, lab = kmeans_1d((w.cpu().reshape(-1) if every else w.cpu()[keep]).float(), k, init=init, seed=seed)
+    if every:  # nothing pruned: the labels are already every weight's (no second copy of them)
+        return centroids, lab.reshape(w.shape)
+    labels = torch.full(w.shape, -1, dtype=torch.int64)  # made after the search, which needs the memory more
     labels[keep] = lab
     return centroids, labels
 
