@@ -457,10 +457,10 @@ def task_loss(data):
     return lambda out, idx, yb: cross_entropy(out, yb)
 
 
-def quality(model, data, split="test"):
+def quality(model, data, split="test", progress=None):
     """The one number a progress report gives after an epoch: accuracy on `split` (for multi-label tags, over every
-    tag of every sample), or R² for regression data."""
-    pred, y = answers(model, data.x(split), data), data.y(split)
+    tag of every sample), or R² for regression data. progress(done, total) after each batch, as for answers()."""
+    pred, y = answers(model, data.x(split), data, progress=progress), data.y(split)
     return r2_score(pred, y) if getattr(data, "regression", False) else match_rate(pred, y, y)
 
 
@@ -573,7 +573,9 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
     regression targets, binary cross-entropy for multi-label tags; distillation passes its KD loss).
     progress(step, total, loss, accuracy) is called after the first step, every `report_every` steps, whenever
     REPORT_SECONDS have passed since the last call (accuracy None; a large model's 50 steps take a minute), and at
-    the end of each epoch (accuracy on the test set, R² for regression); if it returns False the run raises Stopped.
+    the end of each epoch (accuracy on the test set, R² for regression); while that test-set evaluation runs (minutes
+    for a big model), at its batches every REPORT_SECONDS from its start, as (step, total, None, None); if it
+    returns False the run raises Stopped.
     on_step(step, total) runs before each optimizer step's forward pass (gradual pruning uses it).
     """
     x, y = data.x("train"), data.y("train")
@@ -623,7 +625,13 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0
                         raise Stopped("stopped by the user")
             flush_tiny_(params)  # every epoch ends clean: its evaluation, and the weights fit() returns
             if progress:
-                acc = quality(model, data)
+                def alive(_done, _total):  # the evaluation's batches: (step, total, None, None) every REPORT_SECONDS
+                    nonlocal reported
+                    if time.monotonic() - reported >= REPORT_SECONDS:
+                        reported = time.monotonic()
+                        return progress(step, total, None, None)
+                reported = time.monotonic()  # counted from its start: a quick evaluation adds no report
+                acc = quality(model, data, progress=alive)
                 if progress(step, total, history[-1], acc) is False:  # also after the last epoch: later
                     raise Stopped("stopped by the user")                # stages of a recipe must not start
     model.eval()
