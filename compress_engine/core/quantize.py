@@ -95,9 +95,9 @@ def qparams(w, bits, symmetric=False, per_channel=False, calibration="minmax"):
     return scale, zero_point, qmin, qmax
 
 
-def _grid_errors(flat, x, S, scales, zps, qmin, qmax):
+def _grid_errors(flat, x, S, sum_x2, scales, zps, qmin, qmax):
     """Squared error (R, C) of each of R candidate grids (scales, zps: (R, C)) on the rows of
-    `flat` (C, m); x is flat sorted per row, S its prefix sums (C, m+1), float64.
+    `flat` (C, m); x is flat sorted per row, S its prefix sums (C, m+1), sum_x2 (C,) the sums of x * x, float64.
 
     Every value between two consecutive midpoints of a grid rounds to the same level, and the
     levels are evenly spaced (step = scale), so with cut_j = #values below midpoint j:
@@ -109,7 +109,7 @@ def _grid_errors(flat, x, S, scales, zps, qmin, qmax):
     C, m = flat.shape
     levels = qmax - qmin + 1
     if levels * math.log2(m + 1) > 2 * m:
-        return (fake_quantize_with(flat, scales, zps, qmin, qmax).double() - flat.double()).pow(2).sum(2)
+        return _squared_error(flat, scales, zps, qmin, qmax, 2)
     R = len(scales)
     s, z = scales.double()[..., None], zps.double()[..., None]
     lv = (torch.arange(qmin, qmax + 1, dtype=torch.float64) - z) * s  # (R, C, L)
@@ -119,7 +119,7 @@ def _grid_errors(flat, x, S, scales, zps, qmin, qmax):
     cut = cut.reshape(C, R, levels - 1).transpose(0, 1).double()
     top = lv[..., -1]
     sq_step = lv[..., 1:] ** 2 - lv[..., :-1] ** 2
-    sum_x, sum_x2 = S[:, -1], (x * x).sum(1)
+    sum_x = S[:, -1]
     return sum_x2 - 2 * (top * sum_x - s[..., 0] * s_cut.sum(2)) + top * top * m - (sq_step * cut).sum(2)
 
 
@@ -132,15 +132,22 @@ def _mse_grid(flat, min_neg, max_pos, qmin, qmax, symmetric, steps=100, stride=5
     """
     C, m = flat.shape
     ratios = torch.arange(steps, 0, -1, dtype=torch.float32) / steps  # ratios[0] = 1: minmax
-    x = flat.double().sort(dim=1).values
-    S = torch.cat((torch.zeros(C, 1, dtype=torch.float64), x.cumsum(1)), 1)
+    # x, S (8 bytes a weight each) and no other copy of a big layer at once: x sorted in place (a sort's values and
+    # indices were two more), the sums of squares made once (each chunk of grids made x * x again), S summed into
+    # place (cat copied it), and both dropped before the final check
+    x = flat.to(torch.float64, memory_format=torch.contiguous_format)  # contiguous rows for searchsorted
+    x.numpy().sort(axis=1)  # the same values in the same order as torch's sort, whose indices are not needed
+    sum_x2 = (x * x).sum(1)
+    S = torch.empty(C, m + 1, dtype=torch.float64)
+    S[:, 0] = 0.0
+    torch.cumsum(x, 1, out=S[:, 1:])
 
     def errors(idx):  # (R, C) errors of the ratios[idx] (R, C), per row; chunked to bound memory
         r = ratios[idx]
         sc, zp = _grid(r * min_neg, r * max_pos, qmin, qmax, symmetric)
         chunk = max(1, (1 << 20) // (C * m))
         err = torch.cat([
-            _grid_errors(flat, x, S, s, z, qmin, qmax) for s, z in zip(sc.split(chunk), zp.split(chunk))
+            _grid_errors(flat, x, S, sum_x2, s, z, qmin, qmax) for s, z in zip(sc.split(chunk), zp.split(chunk))
         ])
         return err, sc, zp
 
@@ -149,14 +156,23 @@ def _mse_grid(flat, min_neg, max_pos, qmin, qmax, symmetric, steps=100, stride=5
     centre = coarse[err.argmin(0), torch.arange(C)]  # (C,)
     fine = (centre[None, :] + torch.arange(-stride + 1, stride)[:, None]).clamp(0, steps - 1)
     err, sc, zp = errors(fine)
+    del x, S
     best = err.argmin(0)
     cols = torch.arange(C)
     scale, zero_point = sc[best, cols], zp[best, cols]
     full_scale, full_zp = _grid(min_neg, max_pos, qmin, qmax, symmetric)
-    err_best = (fake_quantize_with(flat, scale, zero_point, qmin, qmax).double() - flat.double()).pow(2).sum(1)
-    err_full = (fake_quantize_with(flat, full_scale, full_zp, qmin, qmax).double() - flat.double()).pow(2).sum(1)
+    err_best = _squared_error(flat, scale, zero_point, qmin, qmax, 1)
+    err_full = _squared_error(flat, full_scale, full_zp, qmin, qmax, 1)
     full = err_full <= err_best
     return torch.where(full, full_scale, scale), torch.where(full, full_zp, zero_point)
+
+
+def _squared_error(flat, scale, zero_point, qmin, qmax, dim):
+    """sum over `dim` of (fake_quantize_with(flat, ...) - flat)^2 in float64, with one float64 copy of the
+    quantized values, not three (the quantized, flat's and their difference's, each then squared apart)."""
+    d = fake_quantize_with(flat, scale, zero_point, qmin, qmax).double()
+    d -= flat  # in float64, as flat.double() would be
+    return d.pow_(2).sum(dim)
 
 
 # -----------------------------------------------------------------------------
@@ -174,7 +190,8 @@ def _unclamped_codes(w, scale, zero_point):
     s = _broadcast(scale.to(torch.float32), w)
     zp = _broadcast(zero_point.to(torch.float32), w)
     inv = torch.ones_like(s) / s  # float32 1.0f / scale, as torch's kernel
-    return torch.round(w * inv) + zp, s, zp  # torch.round: half to even, like nearbyint
+    q = w * inv  # then in place: one tensor of w's size, not three
+    return q.round_().add_(zp), s, zp  # round: half to even, like nearbyint
 
 
 def quantize_codes(w, scale, zero_point, qmin, qmax):
@@ -192,7 +209,7 @@ def fake_quantize_with(w, scale, zero_point, qmin, qmax):
     torch.fake_quantize_per_tensor_affine / torch.fake_quantize_per_channel_affine(axis=0).
     """
     q, s, zp = _unclamped_codes(w, scale, zero_point)
-    return (torch.clamp(q, qmin, qmax) - zp) * s
+    return q.clamp_(qmin, qmax).sub_(zp).mul_(s)  # in place on q, w's size once
 
 
 def fake_quantize(w, bits, symmetric=False, per_channel=False, calibration="minmax"):
