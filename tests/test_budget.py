@@ -138,11 +138,14 @@ def test_fit_budget_refuses_an_unusable_model_in_words_first(small, monkeypatch)
 
 
 def test_fit_budget_reports_its_scans_progress(lenet300, small, tmp_path):
-    """The scan before a fit takes minutes on a model of one's own; scan_progress follows it point by point."""
+    """The scan before a fit takes minutes on a model of one's own; scan_progress follows it point by point (a point
+    done has its accuracy), with keep-alives inside a point (accuracy None) at the count of points done."""
     seen = []
     with pytest.raises(ce.RecipeError, match="too small"):  # after the scan, before any training
-        ce.fit_budget(lenet300, small, 2000, cache_dir=tmp_path, scan_progress=lambda *a: seen.append(a[:2]))
-    assert seen and seen[-1][0] == seen[-1][1] and [s for s, _ in seen] == list(range(1, len(seen) + 1))
+        ce.fit_budget(lenet300, small, 2000, cache_dir=tmp_path, scan_progress=lambda *a: seen.append(a))
+    points = [a[:2] for a in seen if a[3] is not None]
+    assert points and points[-1][0] == points[-1][1] and [s for s, _ in points] == list(range(1, len(points) + 1))
+    assert [a[0] for a in seen] == sorted(a[0] for a in seen)  # never backwards
 
 
 def test_fit_budget_fits_replays_and_spends_bytes_where_they_are_cheap(lenet300, small, tmp_path):

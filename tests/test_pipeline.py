@@ -202,7 +202,8 @@ def test_progress_and_stop(lenet300, small):
     seen = []
     ce.compress(lenet300, ce.Recipe(sparsity=0.5, finetune_epochs=1), small,
                 progress=lambda *a: seen.append(a))
-    assert seen[-1][0] == seen[-1][1] == 32 and seen[-1][3] is not None
+    assert seen[-1][0] == seen[-1][1] == 2 + 32 + 2  # 2,000 test images, a batch of 1,000, before and after 32 steps
+    assert [a for a in seen if a[2] is not None][-1][3] is not None  # the epoch's end reports its test accuracy
     with pytest.raises(ce.Stopped):
         ce.compress(lenet300, ce.Recipe(sparsity=0.5, finetune_epochs=3), small, progress=lambda *a: False)
 

@@ -333,9 +333,6 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
         raise refused
     first = allocate(scan, room, metric)
     sparsity = {n: first["layers"][n]["sparsity"] for n in names}
-    steps = pipeline.train_steps(data, epochs)
-    tracker = _Offset(progress, 2 * steps)
-
     # step 1: prune (biases stay float32 until the very end, as in one compress() run of the whole recipe)
     prune_recipe = Recipe(layers={n: {"sparsity": s} for n, s in sparsity.items()}, lr=lr, seed=seed, finetune_kd=kd,
                           prune_focus=focus,
@@ -344,8 +341,14 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     teacher = None if not (kd and epochs) else {
         "train": teacher_logits if teacher_logits is not None else
         logits(fast_eval_copy(pipeline.deployed(model)), data.x("train"), progress=answers_progress)}
+    # what each compress() run's progress counts (its evaluations' batches and its training steps): step 2's with a
+    # stand-in for the clusters it will choose
+    pruning_steps = pipeline.progress_steps(model, prune_recipe, data, model_logits=teacher)
+    sharing_steps = pipeline.progress_steps(model, Recipe(clusters=2, finetune_epochs=epochs, finetune_kd=kd), data,
+                                     model_logits=teacher)
+    tracker = _Offset(progress, pruning_steps + sharing_steps)
     pruned = pipeline.compress(model, prune_recipe, data, progress=tracker if progress else None, model_logits=teacher)
-    tracker.done = steps
+    tracker.done = pruning_steps
 
     # step 2: cluster counts on the pruned model, under what is left
     # the cluster scan between the two stages: progress hears from it at the count fine-tuning reached (loss and
@@ -360,7 +363,7 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     for attempt in range(retries + 1):
         if attempt:  # a try again trains stage 2 once more: its steps count on from the last try's, out of a larger
             # total (they went back from step 901 of 938 to 535 of 938, which read as a stall or a restart)
-            tracker.done, tracker.total = tracker.total, tracker.total + steps
+            tracker.done, tracker.total = tracker.total, tracker.total + sharing_steps
         if target * (1 - MARGIN / 2) - fixed < least:  # (rare past the check above) before step 2's training
             if attempts:  # a try has its result: it is returned over the budget (plan["fits"] False, OverBudget),
                 break  # as when the retries run out; refused after training, it was lost and the advice did not hold

@@ -390,7 +390,7 @@ def fit_flops(model, data, target, epochs=2, lr=1e-3, seed=0, kd=None, searched=
     steps as one count (return False to stop: train.Stopped). RecipeError for a target out of range or out of reach,
     before any fine-tuning."""
     from .budget import _Offset
-    from .pipeline import compress, train_steps
+    from .pipeline import compress, progress_steps
     if isinstance(target, bool) or not isinstance(target, numbers.Real) or not 0 < target < 1:
         raise RecipeError(f"target={target!r}: must be the share of the dense model's FLOPs to keep, above 0 and "
                           f"below 1 (0.5 = half)")
@@ -402,7 +402,9 @@ def fit_flops(model, data, target, epochs=2, lr=1e-3, seed=0, kd=None, searched=
     costs = Costs(model, example)
     budget = target * costs.dense
     evaluations = len(knobs) * (len(_check_fractions(fractions)) - 1) * (len(knobs) + 1) // 2 if searched else 0
-    tracker = _Offset(progress, evaluations + train_steps(data, epochs))
+    # the search's evaluations, then what compress()'s progress counts (a stand-in sparsity for the one chosen)
+    tracker = _Offset(progress, evaluations + progress_steps(model, Recipe(structured=True, sparsity=0.5, **recipe_of),
+                                                             data))
     extra = {}
     if searched:
         if search_result is None:
