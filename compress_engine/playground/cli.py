@@ -574,7 +574,8 @@ def _run_loaded(args, ref, recipe, budget_kb, flops_share, values):
         return warn_collapse(run_flops(args, model, data, flops_share, recipe), data)
     if args.cmd == "run":
         kept = models.kept_test_logits(ref[1], data) if ref[0] == "sample" and args.weights is None else None
-        result = ce.compress(model, recipe, data, measure_latency=args.latency, model_logits=kept)
+        result = ce.compress(model, recipe, data, progress=run_lines(data), measure_latency=args.latency,
+                             model_logits=kept)
         if args.out is not None:
             args.out.write_bytes(result.artifact)
         return warn_collapse(summary(result), data)
@@ -606,6 +607,21 @@ def epoch_lines(data):
     def show(step, total, loss, acc):
         if acc is not None and loss is not None:  # (a search's steps report no loss: only training's are printed)
             print(f"step {step}/{total} loss {loss:.4f} test {score} {acc:.4f}", file=sys.stderr)
+    return show
+
+
+def run_lines(data):
+    """A progress callback for a compress() run: epoch_lines' line at the end of each training epoch, and a line at
+    each tenth of the run's steps (its evaluations' batches are steps too: minutes on a big model with no
+    training)."""
+    epochs, shown = epoch_lines(data), [0]
+
+    def show(step, total, loss, acc):
+        epochs(step, total, loss, acc)
+        tenth = step * 10 // total if total else 0
+        if tenth > shown[0]:
+            shown[0] = tenth
+            print(f"step {step:,}/{total:,}", file=sys.stderr)
     return show
 
 
