@@ -309,8 +309,10 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     one-shot pruning (what the page teaches: Han et al.'s sensitivity curves). focus: prune as
     Recipe.prune_focus does (prune.focus_scores), for a budget whose recipe prunes that way.
     progress(step, total, None, accuracy) is called after each point, and progress(step, total, None, None) (the
-    points done so far) inside a long one, at least every train.REPORT_SECONDS (a big layer's Gram matrix and
-    refit); returning False stops the scan (raises train.Stopped, nothing is kept). With use_cache, a scan already
+    points done so far) inside a long one once train.REPORT_SECONDS have passed since the last call: between a
+    point's steps (pruning, clustering, evaluating, measuring its bytes) and inside a big layer's Gram matrix and
+    refit, so a single step (a big layer's clustering or bytes) still goes that long without one; returning False
+    stops the scan (raises train.Stopped, nothing is kept). With use_cache, a scan already
     on disk in `cache_dir` or in one of the read-only `shipped` directories is returned at once, and a new one is
     written to `cache_dir`.
     """
@@ -327,7 +329,7 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
         hit = _find(key, cache_dir, shipped)
         if hit is not None:
             return hit
-    t0 = time.perf_counter()
+    t0, reported = time.perf_counter(), time.monotonic()
     work = fast_eval_copy(_deployed(model))
     dense_out = logits(work, x)
     regression = getattr(data, "regression", False)
@@ -335,18 +337,20 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     scale = max(float(y.double().var(0, correction=0).mean()), 1e-12) if regression else None
     dense_acc = _damage(dense_out, dense_out, y, dense_logp, scale)[0]
     params = compressible(work)
-    layers = [{"name": n, "shape": list(p.shape), "params": p.numel(),
-               "dense_bytes": tensor_bytes(n, p.detach())} for n, p in params.items()]
     total, step, rows = len(params) * len(sparsities) * len(clusters), 0, []
-    reported = time.monotonic()
 
-    def alive():  # inside a long setting (a big layer's refit), progress(step, total, None, None) as fit() reports
-        nonlocal reported  # between its steps: at least every train.REPORT_SECONDS
+    def alive():  # inside a long setting (a big layer's steps), progress(step, total, None, None) as fit() reports
+        nonlocal reported  # between its steps: once train.REPORT_SECONDS have passed since the last report
         if progress is not None and time.monotonic() - reported >= train.REPORT_SECONDS:
             reported = time.monotonic()
             if progress(step, total, None, None) is False:
                 raise Stopped("sensitivity scan stopped by the user")
 
+    layers = []
+    for n, p in params.items():  # a big layer's dense bytes take seconds to measure
+        alive()
+        layers.append({"name": n, "shape": list(p.shape), "params": p.numel(), "dense_bytes": tensor_bytes(n, p.detach())})
+    alive()
     reruns = Reruns(work)
     for name, p in params.items():
         saved = p.detach().clone()
@@ -356,10 +360,13 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
             for s in sparsities:
                 pruned = _pruned(saved, s, g, focus, tick=alive)
                 for k in clusters:
+                    alive()  # between a point's steps too: each takes seconds on a big layer
                     w, grid = _shared(pruned, k)
+                    alive()
                     with torch.no_grad():
                         p.copy_(w)
                     out = evaluate()
+                    alive()
                     acc, damage = _damage(dense_out, out, y, dense_logp, scale)
                     rows.append({"layer": name, "sparsity": s, "clusters": k, "accuracy": acc,
                                  "kl": damage, "bytes": tensor_bytes(name, w, grid)})
