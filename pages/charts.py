@@ -5,6 +5,7 @@ of settings) and returns a go.Figure with titled axes and units; pages pass it t
 """
 
 import colorsys
+import html
 import math
 import os
 import re
@@ -409,17 +410,38 @@ def size_accuracy(groups):
 
 
 TEXT_POINTS = 24  # a series of at most this many points is read out point by point; a longer one by its ranges
+UNITS = ("KB", "MB", "bytes", "%", "×", "points", "pts", "s", "ms", "errors")  # what a chart's axis title may measure in
 
 
 def _plain(text):
-    """A Plotly text (title, name, annotation) without its markup: <br> a space, other tags dropped."""
-    text = re.sub(r"<br\s*/?>\s*<sup>", ", ", str(text or ""))  # a subtitle (title<br><sup>note</sup>)
-    return re.sub(r"<[^>]+>", "", re.sub(r"<br\s*/?>", " ", text)).strip()
+    """A Plotly text (title, name, annotation) as read: <br> a space (a subtitle, <br><sup>, a comma), other tags
+    dropped, HTML entities read (viz.chart_text escapes names; common.chart escapes the whole text once)."""
+    text = re.sub(r"<br\s*/?>\s*<sup>", ", ", str(text or ""))
+    return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<br\s*/?>", " ", text))).strip()
+
+
+def _unit(title):
+    """The unit an axis title gives its numbers, for a chart's text: quantity()'s, or the first word of its
+    parenthesis ("size (KB of float32 weights, log scale)" -> " KB"), or the title itself when it is one ("KB (log
+    scale; 1 KB = 1,000 bytes)" -> " KB")."""
+    unit = quantity(title)[1]
+    if unit:
+        return unit
+    m = re.fullmatch(r"(.*?)\s*\(([^()]*)\)", title.strip())
+    name, note = (m[1], m[2]) if m else (title.strip(), "")
+    for word in (name, note.split(" ")[0].rstrip(",;")):
+        if word in UNITS:
+            return f" {word}"
+    return ""
+
+
+def _is_num(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
 def _num(v, unit=""):
     """A value as a chart's text reads it: a number to 4 significant digits with its unit, anything else as it is."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+    if not _is_num(v):
         return _plain(v)
     if not math.isfinite(v):
         return "no value" if math.isnan(v) else f"{v}"
@@ -430,44 +452,109 @@ def _values(seq):
     return [] if seq is None else list(np.asarray(seq, dtype=object).ravel())
 
 
-def _span(vals):
-    nums = [float(v) for v in vals if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)]
-    return f"from {_num(min(nums))} to {_num(max(nums))}" if nums else f"{_num(vals[0])} to {_num(vals[-1])}"
+def _span(vals, unit=""):
+    nums = [float(v) for v in vals if _is_num(v) and math.isfinite(v)]
+    if not nums:
+        return f"from {_num(vals[0], unit)} to {_num(vals[-1], unit)}"
+    return f"from {_num(min(nums), unit)} to {_num(max(nums), unit)}"
+
+
+def _trend(ys, unit=""):
+    """A long series' values: where they start and end, and their extent ("from 2.146 at the start to 0.1431 at the
+    end, lowest 0.1431, highest 2.146"), so a reader hears whether a loss fell."""
+    nums = [float(v) for v in ys if _is_num(v) and math.isfinite(v)]
+    if not nums:
+        return "no values"
+    return (f"from {_num(nums[0], unit)} at the start to {_num(nums[-1], unit)} at the end, lowest "
+            f"{_num(min(nums), unit)}, highest {_num(max(nums), unit)}")
+
+
+def _texts(t, n, ys):
+    """A trace's per-point labels (its text), when it has one a point, else None; a label that only writes its point's
+    value again ("80.9 %" on a bar of 80.95 %) is left out ("")."""
+    text = getattr(t, "text", None)
+    if text is None or isinstance(text, str):
+        return None
+    labels = [_plain(x) for x in _values(text)]
+    if len(labels) < n or not any(labels):
+        return None
+    return ["" if _restates(label, y) else label for label, y in zip(labels, ys)]
+
+
+def _restates(label, y):
+    """Whether a label is only the number y, rounded, with a unit ("1,066.4 KB" for 1066.44; "80.9 %" for 80.95)."""
+    m = re.fullmatch(r"\s*([-+−]?[\d,]*\.?\d+)\s*(?:%|×|x|KB|MB|bytes|pts|points)?\s*", label)
+    if not m or not _is_num(y):
+        return False
+    value = float(m[1].replace(",", "").replace("−", "-"))
+    return abs(value - float(y)) <= 0.01 * abs(float(y)) + 0.051
+
+
+def _bins(centres, counts, widths, unit=""):
+    """histogram()'s bars as read: how many values, over what range, where most are, and an empty stretch around
+    zero between two filled bins (the band pruning empties)."""
+    lo, hi = centres - widths / 2, centres + widths / 2
+    filled = np.flatnonzero(counts > 0)
+    if not filled.size:
+        return "a histogram with no values"
+    text = (f"a histogram of {int(counts.sum()):,} values in {len(counts)} bins from {_num(lo[filled[0]], unit)} to "
+            f"{_num(hi[filled[-1]], unit)}, the most ({int(counts.max()):,}) near {_num(centres[counts.argmax()], unit)}")
+    gaps = [(hi[a], lo[b]) for a, b in zip(filled[:-1], filled[1:]) if b > a + 1 and hi[a] <= 0 <= lo[b]]
+    if gaps:
+        text += f", none from {_num(gaps[0][0], unit)} to {_num(gaps[0][1], unit)}"
+    return text
 
 
 def _trace_text(t, x_unit="", y_unit=""):
-    """One trace of a figure as a sentence: its name and its points (or their ranges, for a long series), numbers
-    with the units of the axes' titles."""
-    name = _plain(getattr(t, "name", None)) or t.type
+    """One trace of a figure as a sentence, or "" for one with nothing to read (a legend-only entry): its name and its
+    points, each with its label if it has one (or their ranges and trend, for a long series), numbers with the units
+    of the axes' titles; vertical lines (vline) as their positions; a value shared by every point once."""
+    name = _plain(getattr(t, "name", None))
+    head = f"{name}: " if name else ""
     if t.type == "histogram":
         vals = _values(t.x if t.x is not None else t.y)
-        return f"{name}: a histogram of {len(vals):,} values {_span(vals)}" if vals else f"{name}: an empty histogram"
+        return f"{head}a histogram of {len(vals):,} values {_span(vals, x_unit)}" if vals else f"{head}an empty histogram"
     if t.type == "heatmap":
         z = np.asarray(t.z if t.z is not None else [[]], dtype=float)
         if not z.size:
-            return f"{name}: an empty grid"
+            return f"{head}an empty grid"
         fin = z[np.isfinite(z)]
-        rng = f", values {_span(list(fin))}" if fin.size else ""
+        bar = getattr(t, "colorbar", None)  # what the colours measure: its title, its numbers' suffix (" %")
+        what = _plain(bar.title.text) if bar is not None and bar.title is not None else ""
+        suffix = (bar.ticksuffix or "") if bar is not None else ""
+        rng = f", values{f' ({what})' if what else ''} {_span(list(fin), suffix)}" if fin.size else ""
         rows = _values(t.y) or list(range(z.shape[0]))
         cols = _values(t.x) or list(range(z.shape[-1]))
         cells = ""
         if z.size <= TEXT_POINTS * 4 and len(rows) == z.shape[0] and len(cols) == z.shape[-1]:
             cells = "; " + "; ".join(f"{_num(r)}: " + ", ".join(f"{_num(c)} {_num(v)}" for c, v in zip(cols, row))
                                      for r, row in zip(rows, z.tolist()))
-        return f"{name}: a grid of {z.shape[0]} rows by {z.shape[-1]} columns{rng}{cells}"
+        return f"{head}a grid of {z.shape[0]} rows by {z.shape[-1]} columns{rng}{cells}"
     if t.type == "image":
-        return f"{name}: an image"
+        return "an image"
     xs, ys = _values(getattr(t, "x", None)), _values(getattr(t, "y", None))
     if getattr(t, "orientation", None) == "h":
         xs, ys, x_unit, y_unit = ys, xs, y_unit, x_unit
     if not xs and ys:
         xs = list(range(len(ys)))
+    if xs and any(x is None for x in xs) and getattr(t, "yaxis", None) not in (None, "y"):  # vline's lines
+        at = list(dict.fromkeys(x for x in xs if x is not None))
+        return f"{head}at " + (", ".join(_num(x, x_unit) for x in at) if len(at) <= TEXT_POINTS * 2
+                               else f"{len(at):,} values {_span(at, x_unit)}")
     n = min(len(xs), len(ys))
-    if not n:
-        return f"{name}: no points"
+    if not n or all(y is None for y in ys[:n]):
+        return ""
+    widths = getattr(t, "width", None)
+    if t.type == "bar" and widths is not None and not isinstance(widths, (int, float)) and n > TEXT_POINTS:
+        return head + _bins(np.asarray(xs[:n], float), np.asarray(ys[:n], float), np.asarray(widths, float), x_unit)
+    labels = _texts(t, n, ys[:n])
+    if n > 1 and len({y for y in ys[:n] if y is not None}) == 1 and labels is None:  # a reference line
+        return f"{head}{_num(ys[0], y_unit)} at every point, {_span(xs[:n], x_unit)}"
     if n <= TEXT_POINTS:
-        return f"{name}: " + "; ".join(f"{_num(x, x_unit)}: {_num(y, y_unit)}" for x, y in zip(xs[:n], ys[:n]))
-    return f"{name}: {n:,} points, horizontal {_span(xs[:n])}, vertical {_span(ys[:n])}"
+        return head + "; ".join(f"{_num(x, x_unit)}: {_num(y, y_unit)}" + (f" ({labels[i]})" if labels and labels[i]
+                                                                           else "")
+                                for i, (x, y) in enumerate(zip(xs[:n], ys[:n])) if y is not None)
+    return f"{head}{n:,} points, horizontal {_span(xs[:n], x_unit)}, vertical {_trend(ys[:n], y_unit)}"
 
 
 def describe(fig, title=None):
@@ -480,10 +567,14 @@ def describe(fig, title=None):
     axes = [(what, _plain(getattr(lay, key).title.text)) for what, key in (("horizontal", "xaxis"), ("vertical", "yaxis"))]
     if any(title for _, title in axes):
         parts.append("; ".join(f"{what} axis: {title}" for what, title in axes if title) + ".")
-    units = [quantity(title)[1] for _, title in axes]
-    parts += [_trace_text(t, *units) + "." for t in fig.data if t.visible is not False]
-    notes = [_plain(a.text) + (f" (at {_num(a.y, units[1])})" if a.yref == "y" and a.xref != "x" and a.y is not None
-                               else "") for a in lay.annotations if _plain(a.text)]
+    units = [_unit(title) for _, title in axes]
+    parts += [text + "." for t in fig.data if t.visible is not False and (text := _trace_text(t, *units))]
+    notes = []
+    for a in lay.annotations:
+        text = _plain(a.text)
+        at = _num(a.y, units[1]) if a.yref == "y" and a.xref != "x" and _is_num(a.y) else ""
+        if text:
+            notes.append(text + (f" (at {at})" if at and _num(a.y) not in text else ""))
     if notes:
         parts.append("Notes: " + "; ".join(notes) + ".")
     return " ".join(parts)
