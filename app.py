@@ -45,11 +45,13 @@ st.set_page_config(page_title=TITLE, page_icon=ICON, layout="wide")
 # the figure, built before the switch, would not (and st.context.theme may be stale right after one, as its docs say).
 # A page link, a radio option or a switch reached with the keyboard gets an outline in the text colour: Streamlit
 # marked it only with the faint background that also marks the current page.
-# Captions are the text colour at 75 % opacity (Streamlit's 60 % was 3.9:1 on the light theme's white, under AA's 4.5:1), and
-# chart annotations in Streamlit's chart grey (rgb(128, 132, 149), 3.7:1) take the tick labels' colour; an annotation
-# given its own colour keeps it. A table's toolbar is shown while one of its buttons has the keyboard's focus
-# (Streamlit kept it at opacity 0: four invisible Tab stops a table), and buttons, sliders, tabs, help icons and
-# select boxes reached with the keyboard get the solid outline above (Streamlit's faint ring was about 2:1).
+# Captions are the text colour at 75 % opacity (Streamlit's 60 % was 3.9:1 on the light theme's white, under AA's
+# 4.5:1), and chart annotations and point labels in Streamlit's chart grey (rgb(128, 132, 149), 3.7:1) or the
+# palette's grey (rgb(127, 127, 127), 4.0:1 at 10 px) take the tick labels' colour; one given another colour keeps it.
+# A table's toolbar is shown while one of its buttons has the keyboard's focus (Streamlit kept it at opacity 0: four
+# invisible Tab stops a table), and buttons (a chart toolbar's too: Plotly's 1-px black outline vanished on the dark
+# theme), sliders, tabs, help icons and select boxes reached with the keyboard get a solid outline in the text colour
+# (Streamlit's faint ring was about 2:1).
 # A chart's text (common.chart: what a screen reader reads instead of the SVG's tick labels run together) is
 # visually hidden, out of the page's flow, so it adds no gap under the chart.
 # A page's sections are h2 (st.header) under its h1 title, as a screen reader's outline expects, where they were h3
@@ -63,8 +65,9 @@ st.html("<style>[data-testid='stMain'] [data-testid='stHeading'] h2 { font-size:
         "@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
         "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } } "
         "[data-testid='stCaptionContainer'] { opacity: 0.75; } "
-        "[data-testid='stPlotlyChart'] .annotation-text[style*='fill: rgb(128, 132, 149)'] "
-        "{ fill: currentColor !important; fill-opacity: 0.8 !important; } "
+        "[data-testid='stPlotlyChart'] :is(.annotation-text, .textpoint text):is([style*='fill: rgb(128, 132, 149)'], "
+        "[style*='fill: rgb(127, 127, 127)']) { fill: currentColor !important; fill-opacity: 0.8 !important; } "
+        "[data-testid='stPlotlyChart'] .modebar-btn:focus-visible { outline: 2px solid currentColor !important; } "
         "[data-testid='stElementToolbar']:focus-within { opacity: 1; } "
         ":is(button, [role='tab'], [data-testid='stTooltipHoverTarget']):focus-visible, "
         ":is([data-testid='stSelectbox'], [data-testid='stMultiSelect']) > div:has(input:focus-visible), [data-testid='stSlider'] div:has(> div > "

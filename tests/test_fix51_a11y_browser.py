@@ -100,3 +100,28 @@ def test_each_page_has_its_own_tab_title_and_every_chart_its_hidden_text(server,
         page.wait_for_function("() => document.title === 'Compression Playground'", timeout=60_000)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_chart_point_labels_and_a_focused_chart_toolbar_button_stand_out_on_either_theme(server, browser, scheme):
+    """A re-check found Distillation's point labels ("30-30", "resnet-8") in Streamlit's chart grey (3.7:1 on white)
+    and a chart toolbar button's focus a 1-px black outline, invisible on the dark theme."""
+    context, page = open_page(browser, server, "Distillation", scheme, ready=".textpoint text")
+    try:
+        label = page.locator("[data-testid=stPlotlyChart] .textpoint text").first.evaluate(CONTRAST)
+        assert label >= 4.5, (scheme, label)
+        page.locator(".modebar-btn").first.focus()
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Tab")  # reached with the keyboard: :focus-visible
+        style = page.evaluate("() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle,"
+                              " parseFloat(s.outlineWidth), s.outlineColor]; }")
+        bg = page.evaluate("() => getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")
+        assert style[:2] == ["solid", 2] and style[2] != bg, (scheme, style, bg)
+        ring = page.evaluate("([c, b]) => { const rgb = s => s.match(/[\\d.]+/g).slice(0, 3).map(Number);"
+                             " const lum = c => { const l = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 :"
+                             " ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2]; };"
+                             " const [hi, lo] = [lum(rgb(c)), lum(rgb(b))].sort((x, y) => y - x);"
+                             " return (hi + 0.05) / (lo + 0.05); }", [style[2], bg])
+        assert ring >= 3, (scheme, style, bg, ring)  # WCAG 1.4.11: a focus indicator at least 3:1
+    finally:
+        context.close()
