@@ -627,8 +627,11 @@ def run_lines(data):
 
 def scan_lines():
     """A progress callback for fit_budget's sensitivity scan (minutes on a model of one's own): a line to stderr at
-    every tenth of its settings."""
-    def show(step, total, _loss, _acc):
+    every tenth of its settings. The scan's keep-alives inside a setting (accuracy None, about every second) print
+    nothing: they would repeat the last line."""
+    def show(step, total, _loss, acc):
+        if acc is None or not step:
+            return
         if step == total or step * 10 // total != (step - 1) * 10 // total:
             print(f"sensitivity scan: {step}/{total} settings", file=sys.stderr)
     return show
