@@ -323,7 +323,9 @@ def submit_fit():
             return progress(step, total, phase="scanning each layer on training images, setting")
 
         def tuning(step, total, loss, acc):
-            return progress(step, total, loss, acc, phase="fine-tuning, step")
+            # compress() counts its evaluations' batches too (loss None): those are not fine-tuning
+            return progress(step, total, loss, acc, phase="fine-tuning, step" if loss is not None else
+                            "evaluating, step")
 
         def answering(done, total):  # before fine-tuning, fit_budget computes the dense model's soft targets
             return progress(done, total, phase="the dense model's answers on training images, image")
