@@ -16,6 +16,7 @@ handle the model at all, and how constraints ride on it during fine-tuning.
 - `MLP` is the one architecture the engine builds itself: the distillation student of a given width.
 """
 
+import copy
 import inspect
 import math
 import sys
@@ -150,6 +151,52 @@ def check_device(model, what="model"):
                                                if t.device.type == "meta" else "call model.cpu() first"))
 
 
+# what to do with an attribute the engine cannot copy (here) or Ray cannot pickle (playground.sweeps)
+REMOVE_ATTRIBUTE = "remove it from the model (keep it outside the model, e.g. as a module-level object forward uses)"
+
+
+def failing_attribute(model, fails):
+    """(name, type) of the first attribute of `model` or of one of its modules ('fc1.lock', '_thread.lock') for
+    which fails(value) is not None (its parameters and buffers one by one, its submodules on their own), else None."""
+    for prefix, module in model.named_modules():
+        for key, value in vars(module).items():
+            if key == "_modules":  # the submodules: walked on their own
+                continue
+            parts = value.items() if key in ("_parameters", "_buffers") else [(key, value)]
+            for name, obj in parts:
+                if fails(obj) is not None:
+                    cls = type(obj)
+                    kind = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+                    return f"{prefix}.{name}" if prefix else name, kind
+    return None
+
+
+def check_copyable(model, what="model"):
+    """Refuse a model copy.deepcopy cannot copy (an attribute holding a threading.Lock, an open file, ...): the engine
+    copies every model it works on (to evaluate, fold, prune or fine-tune it), which raised torch's or pickle's
+    traceback deep inside a run. Only the module tree is copied here: every parameter and buffer is given to deepcopy
+    as already copied (itself), as is any other tensor attribute (the weight torch's prune computes, say), so the
+    check costs no tensor memory."""
+    tensors = {id(t): t for module in model.modules() for t in vars(module).values() if isinstance(t, torch.Tensor)}
+    tensors.update((id(t), t) for t in (*model.parameters(), *model.buffers()))
+
+    def fails(obj):
+        try:
+            copy.deepcopy(obj, dict(tensors))
+        except Exception as e:  # what copying an object raises is any exception its __reduce_ex__ / __deepcopy__ raises
+            return e
+        return None
+
+    error = fails(model)
+    if error is None:
+        return
+    culprit = failing_attribute(model, fails)
+    part = f"its attribute {culprit[0]!r:.200} (a {culprit[1]:.100})" if culprit else "it"
+    why = (str(error).strip().splitlines() or [""])[0][:200]
+    raise ModelError(f"{what} cannot be copied, which the engine does with every model it works on: {part} cannot be "
+                     f"copied by copy.deepcopy ({type(error).__name__}: {why}): {REMOVE_ATTRIBUTE}")
+
+
 def check_storable(model, what="model"):
     """Every tensor of `model`'s state dict (what compress() encodes: parameters and persistent buffers) of a dtype
     and layout the artifact stores (encode.DTYPES, strided); else ModelError naming the first, before any work (the
@@ -179,6 +226,7 @@ def check_model(model, data=None, what="model", stored=True):
     if not isinstance(model, nn.Module):
         raise ModelError(f"{what} must be a torch.nn.Module, got {type(model).__name__}")
     check_device(model, what)
+    check_copyable(model, what)
     owners = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         if isinstance(p, nn.parameter.UninitializedParameter):

@@ -53,7 +53,7 @@ import torch
 
 from ..core.data import Dataset, feed_digest
 from ..core.errors import CompressError, DatasetError, ModelError, RecipeError
-from ..core.model import check_model, plain_module
+from ..core.model import REMOVE_ATTRIBUTE, check_model, failing_attribute, plain_module
 from ..core.pipeline import SWEEP_ROW, check_recipe, check_targets, compress, sweep_row
 from ..core.recipe import Recipe
 from .sources import load_dataset
@@ -652,26 +652,11 @@ def _sendable(ray, model, what):
     error = fails(model)
     if error is None:
         return
-    culprit = None
-    for prefix, module in model.named_modules():
-        for key, value in vars(module).items():
-            if key == "_modules":  # the submodules: walked on their own
-                continue
-            parts = value.items() if key in ("_parameters", "_buffers") else [(key, value)]
-            for name, obj in parts:
-                if fails(obj) is not None:
-                    cls = type(obj)
-                    kind = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-                    culprit = (f"{prefix}.{name}" if prefix else name, kind)
-                    break
-            if culprit:
-                break
-        if culprit:
-            break
+    culprit = failing_attribute(model, fails)
     why = f"{type(error).__name__}: {_first_line(error)}"
     part = f"its attribute {culprit[0]!r:.200} (a {culprit[1]:.100})" if culprit else "it"
-    raise ModelError(f"the model cannot be sent to Ray's workers: {part} cannot be pickled ({why}): remove it from "
-                     f"the model, or run without {what}")
+    # not "run without --workers": the engine copies the model there too, which fails the same way (check_model)
+    raise ModelError(f"the model cannot be sent to Ray's workers: {part} cannot be pickled ({why}): {REMOVE_ATTRIBUTE}")
 
 
 def _the_model(model, name):
