@@ -18,6 +18,7 @@ handle the model at all, and how constraints ride on it during fine-tuning.
 
 import copy
 import inspect
+import keyword
 import math
 import sys
 from contextlib import contextmanager
@@ -226,6 +227,8 @@ def check_model(model, data=None, what="model", stored=True):
     if not isinstance(model, nn.Module):
         raise ModelError(f"{what} must be a torch.nn.Module, got {type(model).__name__}")
     check_device(model, what)
+    # before check_copyable: the weight torch's prune computes is no graph leaf, which deepcopy refuses
+    _refuse_pruned(model, what)
     check_copyable(model, what)
     owners = {}
     for name, p in model.named_parameters(remove_duplicate=False):
@@ -260,8 +263,8 @@ def check_model(model, data=None, what="model", stored=True):
             shared = owners.get(id(getattr(module, attr, None)), [])
             if len(shared) > 1:
                 which = "the weight" if attr == "weight" else attr
-                untie = "; ".join(f"{_spelled(n)} = nn.Parameter({_spelled(shared[0])}.detach().clone())"
-                                  for n in shared[1:])
+                untie = "; ".join(f"{_spelled(model, n)} = nn.Parameter({_spelled(model, shared[0])}"
+                                  ".detach().clone())" for n in shared[1:])
                 raise ModelError(f"{what}: {which} of layer {mod_name!r} is shared ({', '.join(shared)}); tied "
                                  "weights cannot be pruned or clustered one layer at a time: untie them first, "
                                  f"e.g. {untie} (each is then compressed and stored on its own)")
@@ -319,21 +322,58 @@ def check_model(model, data=None, what="model", stored=True):
     return model
 
 
-def _spelled(name, root="model"):
-    """A parameter's name as Python that reaches it from `root`: 'layers.0.weight' -> 'model.layers[0].weight'."""
-    return root + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in name.split("."))
+def _spelled(model, name, root="model"):
+    """A parameter's or module's name in `model` as Python that reaches it from `root`: 'layers.0.weight' ->
+    'model.layers[0].weight' (nn.Sequential, nn.ModuleList, nn.ParameterList: by position), 'd.my-a' ->
+    "model.d['my-a']" (nn.ModuleDict, nn.ParameterDict: by their string keys), 'fc-in.weight' in an
+    nn.Sequential made from an OrderedDict -> 'model[0].weight'; a name that is no Python identifier elsewhere ->
+    "getattr(model, 'fc-in')". '' -> 'model'."""
+    text, here = root, model
+    for part in name.split(".") if name else ():
+        children = {**here._modules, **here._parameters, **here._buffers} if isinstance(here, nn.Module) else {}
+        if isinstance(here, (nn.ModuleDict, nn.ParameterDict)):
+            text += f"[{part!r}]"
+        elif isinstance(here, (nn.Sequential, nn.ModuleList, nn.ParameterList)) and part in (
+                keys := here._parameters if isinstance(here, nn.ParameterList) else here._modules):
+            text += f"[{list(keys).index(part)}]"
+        elif part.isidentifier() and not keyword.iskeyword(part):
+            text += f".{part}"
+        else:
+            text = f"getattr({text}, {part!r})"
+        here = children.get(part)
+    return text
+
+
+def _pruned(model):
+    """[(module name, tensor name)] of every tensor of `model` that torch.nn.utils.prune computes (its forward pre-hook
+    from <name>_orig and <name>_mask), in module order."""
+    return [(mod_name, hook._tensor_name) for mod_name, module in model.named_modules()
+            for hook in module._forward_pre_hooks.values() if isinstance(hook, prune.BasePruningMethod)]
+
+
+def _refuse_pruned(model, what):
+    """Refuse a model any of whose tensors (a weight, a bias, any other) torch.nn.utils.prune computes: its state dict
+    holds <name>_orig and <name>_mask instead of <name>, so its artifact would not load into a fresh instance of the
+    class. The message gives one prune.remove statement per tensor, all of them at once."""
+    hooked = _pruned(model)
+    if not hooked:
+        return
+    names = [f"{mod_name}.{attr}" if mod_name else attr for mod_name, attr in hooked]
+    fix = "; ".join(f"torch.nn.utils.prune.remove({_spelled(model, mod_name)}, {attr!r})" for mod_name, attr in hooked)
+    one = len(hooked) == 1
+    raise ModelError(f"{what}: {'tensor' if one else 'tensors'} {', '.join(map(repr, names))} "
+                     f"{'is not a parameter but is' if one else 'are not parameters but are'} computed by "
+                     f"torch.nn.utils.prune's forward pre-hook, so the state dict would hold "
+                     f"{', '.join(f'{n}_orig and {n}_mask' for n in names)} instead: make "
+                     f"{'it a plain parameter' if one else 'them plain parameters'} first with {fix} "
+                     f"({'it keeps' if one else 'each keeps'} the zeros pruning gave it)")
 
 
 def _hooked_weight(module, mod_name, attr, what):
     """check_model's message for a compressed weight that a forward hook computes from other tensors of its layer
-    (torch.nn.utils.prune, weight_norm, spectral_norm): which tensors, and how to make it one parameter again."""
-    where = f"{what}: the {attr} of layer {mod_name!r} is not a parameter but is computed from"
-    hooks = module._forward_pre_hooks.values()
-    if any(isinstance(h, prune.BasePruningMethod) and h._tensor_name == attr for h in hooks):
-        path = f"model.{mod_name}" if mod_name else "model"
-        return (f"{where} the parameter {attr}_orig and the buffer {attr}_mask by torch.nn.utils.prune's forward "
-                f"pre-hook: make it a plain parameter first with torch.nn.utils.prune.remove({path}, {attr!r}) (the "
-                "weight keeps the zeros pruning gave it)")
+    (weight_norm, spectral_norm; torch.nn.utils.prune's is refused before, by _refuse_pruned): which tensors, and
+    how to make it one parameter again."""
+    where = f"{what}: the {attr} of layer {mod_name or '(root)'!r} is not a parameter but is computed from"
     return (f"{where} others ({', '.join(n for n, _ in module.named_parameters(recurse=False))}) by a forward hook, "
             "as torch.nn.utils.weight_norm and spectral_norm do: remove it first (torch.nn.utils.remove_weight_norm "
             "or remove_spectral_norm; the layer then holds the same weight as one parameter)")
