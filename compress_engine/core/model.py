@@ -129,7 +129,9 @@ def artifact_meta(model, recipe):
 
 def refuse_nonfinite(t, where):
     """ModelError naming `where` if tensor `t` holds a NaN or an infinity (no result computed from it would mean
-    anything)."""
+    anything). A sparse or otherwise non-strided tensor is not checked (torch.isfinite does not take one)."""
+    if t.layout != torch.strided:
+        return
     bad = ~torch.isfinite(t.detach())
     if bad.any():
         n_nan = int(t.detach().isnan().sum())
@@ -178,6 +180,17 @@ def check_copyable(model, what="model"):
     traceback deep inside a run. Only the module tree is copied here: every parameter and buffer is given to deepcopy
     as already copied (itself), as is any other tensor attribute (the weight torch's prune computes, say), so the
     check costs no tensor memory."""
+    for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, t in named:
+            if t.layout == torch.strided:  # deepcopy copies those
+                continue
+            try:
+                copy.deepcopy(t)
+            except Exception as e:  # a sparse CSR tensor: 'Cannot access storage of SparseCsrTensorImpl'
+                raise ModelError(f"{what}: {kind} {name!r} is {t.layout}, which torch cannot copy ({type(e).__name__}: "
+                                 f"{str(e)[:100]}), and the engine copies every model it works on: store it as "
+                                 "t.to_dense(), or as t.to_sparse() (sparse COO, which copies) if it stays out of the "
+                                 "state dict (register_buffer(name, t, persistent=False))") from None
     tensors = {id(t): t for module in model.modules() for t in vars(module).values() if isinstance(t, torch.Tensor)}
     tensors.update((id(t), t) for t in (*model.parameters(), *model.buffers()))
 
@@ -384,7 +397,8 @@ def buffers_kept(model):
     """`model`'s buffers after the block as they were before it: a forward that only checks the caller's model must not
     change it (a FakeQuantize observer of a model prepared for quantization-aware training updates its scale and
     min/max at every forward, in eval mode too, and may resize them)."""
-    saved = {name: b.detach().clone() for name, b in model.named_buffers()}
+    # not a sparse one (torch.equal does not take it; a forward that rewrites one in place is not known)
+    saved = {name: b.detach().clone() for name, b in model.named_buffers() if b.layout == torch.strided}
     try:
         yield
     finally:

@@ -1,0 +1,45 @@
+"""A sparse buffer crashed check_model with torch's NotImplementedError (torch.isfinite, then torch.equal take no
+sparse tensor) before the storability check could name it, and a non-persistent one, which no artifact stores, could
+not be compressed at all. A sparse COO one that stays out of the state dict now compresses; a persistent one is named
+with the fix; a CSR one, which torch cannot deepcopy (the engine copies every model), is named with the fix too."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import compress_engine as ce
+from compress_engine.core.errors import ModelError
+
+RECIPE = ce.Recipe(sparsity=0.5, clusters=8)
+
+
+def data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 20, generator=g)
+    y = torch.randint(0, 4, (80,), generator=g)
+    return ce.Dataset.from_tensors(x[:60], y[:60], x[60:], y[60:])
+
+
+class Plain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.fc2 = nn.Linear(20, 32), nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+@pytest.mark.parametrize("persistent", [True, False])
+def test_sparse_buffer(layout, persistent):
+    model = Plain()
+    adj = torch.eye(4).to_sparse() if layout == "coo" else torch.eye(4).to_sparse_csr()
+    model.register_buffer("adj", adj, persistent=persistent)
+    if persistent or layout == "csr":  # stored, or not copyable by torch: named, with the fix
+        with pytest.raises(ModelError, match=r"buffer 'adj' is (torch\.float32 \()?torch\.sparse_.*t\.to_dense\(\)"):
+            ce.check_recipe(model, RECIPE, data())
+    else:  # not stored: nothing to refuse
+        result = ce.compress(model, RECIPE, data())
+        assert "adj" not in ce.decode(result.artifact)
