@@ -240,8 +240,8 @@ def check_model(model, data=None, what="model", stored=True):
     if not isinstance(model, nn.Module):
         raise ModelError(f"{what} must be a torch.nn.Module, got {type(model).__name__}")
     check_device(model, what)
-    # before check_copyable: the weight torch's prune computes is no graph leaf, which deepcopy refuses
-    _refuse_pruned(model, what)
+    if stored:  # before check_copyable: the weight prune computes is no graph leaf, which deepcopy refuses
+        _refuse_pruned(model, what)
     check_copyable(model, what)
     owners = {}
     for name, p in model.named_parameters(remove_duplicate=False):
@@ -270,7 +270,8 @@ def check_model(model, data=None, what="model", stored=True):
                 raise ModelError(f"{what}: embedding {mod_name!r} has max_norm={module.max_norm}, which rewrites "
                                  "its rows in place at every forward pass, so the compressed weights would not "
                                  "stay as stored: build it with max_norm=None (renormalise in forward instead)")
-        for attr in weight_names(module):
+        # a teacher (stored=False) is only run: a weight computed by a hook, or shared, is fine in it
+        for attr in weight_names(module) if stored else ():
             if attr not in module._parameters and isinstance(getattr(module, attr, None), torch.Tensor):
                 raise ModelError(_hooked_weight(module, mod_name, attr, what))
             shared = owners.get(id(getattr(module, attr, None)), [])
