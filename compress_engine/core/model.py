@@ -249,8 +249,11 @@ def check_model(model, data=None, what="model", stored=True):
             raise ModelError(f"{what}: parameter {name!r} is not initialised (a lazy module): run one forward "
                              "pass on a batch of your data before compressing")
         if p.dtype != torch.float32:
-            raise ModelError(f"{what}: parameter {name!r} is {p.dtype}; the engine compresses float32 models: "
-                             "call model.float() first")
+            # Module.float() leaves a complex tensor complex: its float32 pair of (real, imaginary) parts instead
+            fix = (f"store it as its float32 (real, imaginary) pairs, {_spelled(model, name)} = "
+                   f"nn.Parameter(torch.view_as_real({_spelled(model, name)}.detach())), and use "
+                   f"torch.view_as_complex on it in forward" if p.is_complex() else "call model.float() first")
+            raise ModelError(f"{what}: parameter {name!r} is {p.dtype}; the engine compresses float32 models: {fix}")
         refuse_nonfinite(p, f"{what}: parameter {name!r}")
         owners.setdefault(id(p), []).append(name)
     for name, b in model.named_buffers():
