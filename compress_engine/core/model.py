@@ -301,25 +301,24 @@ def check_model(model, data=None, what="model", stored=True):
                 lows.append(int(lo.min()))
                 highs.append(int(hi.max()))
             x = torch.cat(rows)
-            top = max(highs)
-            short = next(((name, m.num_embeddings) for name, m in model.named_modules()
-                          if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.num_embeddings <= top), None)
-            ids = (f"; the data holds ids {min(lows):,} to {top:,} but embedding {short[0]!r} has {short[1]:,} rows "
-                   f"(ids 0 to {short[1] - 1:,}): build it with num_embeddings >= {top + 1:,} (the largest id + 1)"
-                   if short
-                   else f"; the data's inputs are integers (int64, ids {min(lows):,} to {top:,}), which only a "
-                   f"model that starts with an nn.Embedding takes (one of n rows takes ids 0 to n-1): if they are "
-                   f"images or features, make them floats before Dataset.from_tensors, e.g. x.float() / 255")
+            top, low = max(highs), min(lows)
         was_training = model.training
+        seen = {}  # embedding name -> (smallest, largest) id it got in the forward below: which one the ids overflow
+        hooks = [m.register_forward_pre_hook(_ids_seen(seen, name)) for name, m in model.named_modules()
+                 if isinstance(m, (nn.Embedding, nn.EmbeddingBag))] if not x.is_floating_point() else []
         try:
             with torch.inference_mode(), buffers_kept(model):
                 out = model.eval()(x)
         except Exception as e:  # any failure of the user's forward: say which input it got
+            if not x.is_floating_point():
+                ids = _ids_hint(model, e, seen, low, top)
             raise ModelError(f"{what} ({type(model).__name__}) fails on the data's inputs of shape "
                              f"{tuple(x.shape)} ({type(e).__name__}: {str(e)[:200]}); it must map "
                              f"(N, {', '.join(map(str, data.input_shape))}) inputs to {logits_shape(data)} logits"
                              f"{_inputs_hint(model)}{ids}") from None
         finally:
+            for hook in hooks:
+                hook.remove()
             model.train(was_training)
         # at least one logit per class (a 10-output model may score a folder whose labels reach only 0-2)
         n = len(x)
@@ -337,6 +336,40 @@ def check_model(model, data=None, what="model", stored=True):
                              f"{data.name!r} must return {logits_shape(data)} logits (at least {data.n_classes} "
                              f"class scores on dim 1; more are fine){_output_hint(out, data)}")
     return model
+
+
+def _ids_seen(seen, name):
+    """A forward pre-hook for embedding `name` keeping the smallest and largest id it is given in seen[name]."""
+    def hook(module, args):
+        ids = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if ids is not None and not ids.is_floating_point() and ids.numel():
+            lo, hi = int(ids.min()), int(ids.max())
+            old = seen.get(name, (lo, hi))
+            seen[name] = (min(lo, old[0]), max(hi, old[1]))
+    return hook
+
+
+def _ids_hint(model, e, seen, low, top):
+    """check_model's words on integer inputs for a forward that failed with `e`, the embeddings having got the ids
+    `seen` ({name: (smallest, largest)}): the embeddings whose rows the ids overflow, if that is what failed (an
+    IndexError, or EmbeddingBag's 'not in the valid range'), negative ids, or, when no embedding got any id, that only a
+    model starting with one takes integers. '' when an embedding got them and the failure is another one."""
+    held = f"; the data holds ids {low:,} to {top:,}"
+    if not seen:
+        return (f"; the data's inputs are integers (int64, ids {low:,} to {top:,}), which only a model that starts "
+                "with an nn.Embedding takes (one of n rows takes ids 0 to n-1): if they are images or features, make "
+                "them floats before Dataset.from_tensors, e.g. x.float() / 255")
+    if not (isinstance(e, IndexError) or "valid range" in str(e)):
+        return ""
+    rows = {name: m.num_embeddings for name, m in model.named_modules() if name in seen}
+    negative = [name for name, (lo, _) in seen.items() if lo < 0]
+    if negative:
+        return (f"{held}: negative ids cannot index an embedding ({', '.join(map(repr, negative))} got "
+                f"{min(seen[n][0] for n in negative):,}), whose rows take ids 0 to n-1: give padding or unknown "
+                "tokens an id of their own, a row of the embedding (e.g. 0, with padding_idx=0)")
+    over = [(name, rows[name], hi) for name, (_, hi) in seen.items() if hi >= rows[name]]
+    return held + "".join(f": embedding {name!r} has {n:,} rows (ids 0 to {n - 1:,}) but gets ids up to {hi:,}: build "
+                          f"it with num_embeddings >= {hi + 1:,} (the largest id + 1)" for name, n, hi in over)
 
 
 def _spelled(model, name, root="model"):
