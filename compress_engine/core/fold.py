@@ -52,8 +52,10 @@ def foldable_pairs(model):
     try:
         graph = tracing.trace(model)
     except Exception as e:  # data-dependent control flow, unsupported ops, ...
+        # torch's words cut short, but not the advice tracing adds to a loop over a tensor's size (it is short)
+        text = " ".join(str(e).split())
         raise ModelError(f"cannot fold BatchNorm in {type(model).__name__}: torch.fx cannot trace it "
-                         f"({type(e).__name__}: {str(e)[:160]})") from None
+                         f"({type(e).__name__}: {text if tracing.NOT_AN_INT in text else text[:160]})") from None
     modules = dict(model.named_modules())
     calls = {}
     for node in graph.nodes:
