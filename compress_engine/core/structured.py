@@ -570,8 +570,9 @@ def _trace(model, example_input):
                          f"does not compile ({line!r}), as when a submodule's name is a Python keyword (an "
                          "nn.ModuleDict key such as 'in' or 'class'): rename that submodule") from None
     except Exception as e:  # TraceError for control flow on tensors, and whatever else fx cannot follow
+        advice = _trace_advice(e)
         raise ModelError(f"structured pruning cannot trace {name} with torch.fx ({type(e).__name__}: "
-                         f"{_one_line(e)}); {_trace_advice(e)}") from None
+                         f"{_one_line(e)})" + (f"; {advice}" if advice else "")) from None
     gm.eval()
     shapes, printed = _Shapes(gm), io.StringIO()
     try:  # torch's ShapeProp prints a traceback to stderr before it raises: the refusal below says it in one line
@@ -597,8 +598,11 @@ def _one_line(e, limit=300):
 
 
 def _trace_advice(e):
-    """What a forward needs for fx to trace it, for the cause of TraceError `e` where it can be told."""
+    """What a forward needs for fx to trace it, for the cause of TraceError `e` where it can be told ('' where `e`
+    says it itself: tracing's advice for a loop over a tensor's size)."""
     text = str(e)
+    if tracing.NOT_AN_INT in text:
+        return ""
     if "control flow" in text:
         return ("it needs a forward without Python control flow on tensor values (if / while on a tensor, loops "
                 "over a tensor's size)")
