@@ -430,10 +430,16 @@ def not_kept(packed, why):
         packed["not_kept"] = why
 
 
-def warn_not_kept(result):
-    """Say so under a trained result that could not be kept on disk (not_kept)."""
+def not_kept_reason(recipe, start_from=None):
+    """Why this session's trained result of `recipe` (train_run's) could not be kept on disk (not_kept), or None."""
+    found = st.session_state.get("trained", {}).get((start_from or model_name(), recipe.to_json()))
+    return (found or {}).get("not_kept")
+
+
+def warn_not_kept(result, what="the result"):
+    """Say so under a trained result (what: how to name it) that could not be kept on disk (not_kept)."""
     if result and result.get("not_kept"):
-        st.warning(md_text("Trained, but the result " + result["not_kept"]
+        st.warning(md_text(f"Trained, but {what} " + result["not_kept"]
                            + ". A reload, another tab or a restart of the server may train it again."))
 
 
@@ -1345,6 +1351,8 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
         warn_not_kept(found)
         return found
 
+    if cancel_resets is not None:
+        _supersede(cancel_resets, key)
     job = waiting.get(key)
     if job is None:
         job = submit()
@@ -1366,6 +1374,21 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
         st.error(f"{label} failed ({type(e).__name__}: {md_text(str(e)[:300])}). Nothing of the run was kept; "
                  "start it again to retry.")
     return None
+
+
+def _supersede(toggle, key):
+    """This session withdraws from the run its toggle `toggle` asked for before `key` (the slider moved while the
+    switch was on), as its Cancel would: the run stops unless another session waits for it (then it goes on, and is
+    kept). A held arrow key left each value it passed training in turn, the one asked for last waiting behind them."""
+    asked = st.session_state.setdefault("toggle_runs", {})
+    before = asked.get(toggle)
+    asked[toggle] = key
+    if before is None or before == key:
+        return
+    job = st.session_state.get("train_jobs", {}).pop(before, None)
+    if job is not None and not job.done:
+        job.cancel()
+        st.session_state.setdefault("declined_runs", set()).add(before)  # training() joins it no more
 
 
 def pooled_job(key):

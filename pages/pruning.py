@@ -188,6 +188,9 @@ for p in GRID[1:]:
         ft_points[p] = (kept["accuracy"], kept["artifact_bytes"])
 if tuned_shown:
     ft_points[pct] = (m["accuracy"], m["artifact_bytes"])
+# points this session trained that could not be kept on disk (a read-only folder): said under the curve, as a
+# fine-tune says it, since each point's own warning goes with the rerun that draws the curve with it
+lost = {p: why for p in GRID[1:] if not (tuned_shown and p == pct) and (why := common.not_kept_reason(at(p, 1)))}
 
 # --- weights: histogram before/after, per-layer sparsity ---------------------------------------
 left, right = st.columns(2, gap="medium")
@@ -278,6 +281,9 @@ with left:
 
     common.curve_metrics([at(p) for p in points], "One-shot curve…",
                          draw=accuracy_curve, pending=run)  # the run evaluated once the curve is drawn estimated
+    if lost:
+        common.warn_not_kept({"not_kept": next(iter(lost.values()))},
+                             f"the fine-tuned point{'s' * (len(lost) > 1)} at {said_list(f'{p} %' for p in lost)}")
     if len(ft_points) == 1 and not training_now and not curving:
         st.caption("Turn on “Fine-tune 1 epoch” or press the button to draw the fine-tuned curve beside the "
                    "one-shot one.")
