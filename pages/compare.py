@@ -107,8 +107,9 @@ except ce.CompressError as e:
 READ_ONLY_HELP = "The run store can only be read here: see the note at the top of the page."
 if store.read_only:  # the runs are listed; saving, renaming and deleting would fail
     st.info(common.md_text(f"The run store {store.path} can only be read here: its file or folder is not writable by "
-                           "the dashboard. Its runs are listed below, but Save run, Rename and Delete are off; make it "
-                           "writable, or set COMPRESS_STORE to another file path, and restart the dashboard."))
+                           "the dashboard. Its runs are listed below, but no run can be saved (a page's Save run says so), "
+                           "renamed or deleted; make it writable, or set COMPRESS_STORE to another file path, and "
+                           "restart the dashboard."))
 flash = st.session_state.pop("compare_flash", None)
 if flash:
     st.success(flash)
@@ -300,7 +301,7 @@ st.multiselect("Selected runs", ids, key="compare_pick", on_change=picked, place
                format_func=names.get,
                help="The runs ticked in the table, and a way to pick them by keyboard: Tab here, type, Enter")
 st.caption("Tick rows (left edge of the table) or pick runs in **Selected runs** to compare them side by side "
-           "below, download or delete them; select one to name it.")
+           "below" + (" or download them." if store.read_only else ", download or delete them; select one to name it."))
 
 # --- Pareto chart -------------------------------------------------------------------------------
 # a run without a FLOPs count has no place on the FLOPs chart, one without its dense accuracy none on the loss chart

@@ -33,3 +33,10 @@ def test_with_one_model_shown_each_technique_has_its_own_marker_shape(seeded):
     traces = [t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"] if t.get("legendgroup")]
     shapes = {t["legendgroup"]: t["marker"]["symbol"] for t in traces}
     assert len(shapes) >= 3 and len(set(shapes.values())) == len(shapes), shapes
+
+
+def test_a_read_only_stores_hint_offers_no_delete_or_naming(seeded, monkeypatch):
+    monkeypatch.setattr(Store, "_writable", lambda self: False)
+    at = compare()
+    hint = next(c.value for c in at.caption if c.value.startswith("Tick rows"))
+    assert "delete" not in hint and "name it" not in hint and hint.endswith("or download them.")
