@@ -3,31 +3,11 @@ tensors). The advice is now to store it as torch.view_as_real pairs: the test ru
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import compress_engine as ce
 from compress_engine.core.errors import ModelError
-
-RECIPE = ce.Recipe(sparsity=0.5, clusters=8)
-
-
-def data():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(80, 20, generator=g)
-    y = torch.randint(0, 4, (80,), generator=g)
-    return ce.Dataset.from_tensors(x[:60], y[:60], x[60:], y[60:])
-
-
-class Plain(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.fc1, self.fc2 = nn.Linear(20, 32), nn.Linear(32, 4)
-
-    def forward(self, x):
-        return self.fc2(F.relu(self.fc1(x)))
-
+from small_nets import Plain, RECIPE, data
 
 def test_a_complex_parameter_gets_advice_that_works():
     class Complex(Plain):

@@ -16,16 +16,7 @@ from torch import nn
 
 import compress_engine as ce
 from compress_engine.core.errors import ModelError
-
-RECIPE = ce.Recipe(sparsity=0.5, clusters=8)
-
-
-def data():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(80, 20, generator=g)
-    y = torch.randint(0, 4, (80,), generator=g)
-    return ce.Dataset.from_tensors(x[:60], y[:60], x[60:], y[60:])
-
+from small_nets import Plain, RECIPE, data
 
 class Blocks(nn.Module):
     def __init__(self):
@@ -48,15 +39,6 @@ class Dict(nn.Module):
 
     def forward(self, x):
         return self.head(F.relu(self.d[self.keys[1]](F.relu(self.d[self.keys[0]](x)))))
-
-
-class Plain(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(20, 32), nn.Linear(32, 4)
-
-    def forward(self, x):
-        return self.fc2(F.relu(self.fc1(x)))
 
 
 def ordered():

@@ -13,13 +13,7 @@ from torch import nn
 import compress_engine as ce
 from compress_engine.core.errors import ModelError
 from compress_engine.core.model import check_model
-
-
-def data():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(80, 20, generator=g)
-    y = torch.randint(0, 4, (80,), generator=g)
-    return ce.Dataset.from_tensors(x[:60], y[:60], x[60:], y[60:])
+from small_nets import data
 
 
 class Net(nn.Module):

@@ -158,6 +158,23 @@ def check_device(model, what="model"):
 REMOVE_ATTRIBUTE = "remove it from the model (keep it outside the model, e.g. as a module-level object forward uses)"
 
 
+def what_fails(model, attempt):
+    """None if attempt(model) (copying it, pickling it) raises nothing, else (the exception, what to blame in a
+    message: "its attribute 'fc1.lock' (a _thread.lock)", found by failing_attribute, or "it")."""
+    def fails(obj):
+        try:
+            attempt(obj)
+        except Exception as e:  # what copying or pickling an object raises is any exception its __reduce_ex__ raises
+            return e
+        return None
+
+    error = fails(model)
+    if error is None:
+        return None
+    culprit = failing_attribute(model, fails)
+    return error, f"its attribute {culprit[0]!r:.200} (a {culprit[1]:.100})" if culprit else "it"
+
+
 def failing_attribute(model, fails):
     """(name, type) of the first attribute of `model` or of one of its modules ('fc1.lock', '_thread.lock') for
     which fails(value) is not None (its parameters and buffers one by one, its submodules on their own), else None."""
@@ -193,19 +210,10 @@ def check_copyable(model, what="model"):
                                  "state dict (register_buffer(name, t, persistent=False))") from None
     tensors = {id(t): t for module in model.modules() for t in vars(module).values() if isinstance(t, torch.Tensor)}
     tensors.update((id(t), t) for t in (*model.parameters(), *model.buffers()))
-
-    def fails(obj):
-        try:
-            copy.deepcopy(obj, dict(tensors))
-        except Exception as e:  # what copying an object raises is any exception its __reduce_ex__ / __deepcopy__ raises
-            return e
-        return None
-
-    error = fails(model)
-    if error is None:
+    failed = what_fails(model, lambda obj: copy.deepcopy(obj, dict(tensors)))
+    if failed is None:
         return
-    culprit = failing_attribute(model, fails)
-    part = f"its attribute {culprit[0]!r:.200} (a {culprit[1]:.100})" if culprit else "it"
+    error, part = failed
     why = (str(error).strip().splitlines() or [""])[0][:200]
     raise ModelError(f"{what} cannot be copied, which the engine does with every model it works on: {part} cannot be "
                      f"copied by copy.deepcopy ({type(error).__name__}: {why}): {REMOVE_ATTRIBUTE}")

@@ -53,7 +53,7 @@ import torch
 
 from ..core.data import Dataset, feed_digest
 from ..core.errors import CompressError, DatasetError, ModelError, RecipeError
-from ..core.model import REMOVE_ATTRIBUTE, check_model, failing_attribute, plain_module
+from ..core.model import REMOVE_ATTRIBUTE, check_model, plain_module, what_fails
 from ..core.pipeline import SWEEP_ROW, check_recipe, check_targets, compress, sweep_row
 from ..core.recipe import Recipe
 from .sources import load_dataset
@@ -640,21 +640,11 @@ def _sendable(ray, model, what):
     cloudpickle, the user's own code by value, so a lambda attribute goes), an attribute such as a threading.Lock or
     an open file failed ray.put with Ray's traceback once the runtime had started. ModelError names the attribute."""
     _user_code_by_value(ray, model)
-    pickler = ray.cloudpickle
-
-    def fails(obj):
-        try:
-            pickler.dump(obj, _Discard(), protocol=5)
-        except Exception as e:  # what pickling an object raises is any exception its __reduce__ raises
-            return e
-        return None
-
-    error = fails(model)
-    if error is None:
+    failed = what_fails(model, lambda obj: ray.cloudpickle.dump(obj, _Discard(), protocol=5))
+    if failed is None:
         return
-    culprit = failing_attribute(model, fails)
+    error, part = failed
     why = f"{type(error).__name__}: {_first_line(error)}"
-    part = f"its attribute {culprit[0]!r:.200} (a {culprit[1]:.100})" if culprit else "it"
     # not "run without --workers": the engine copies the model there too, which fails the same way (check_model)
     raise ModelError(f"the model cannot be sent to Ray's workers: {part} cannot be pickled ({why}): {REMOVE_ATTRIBUTE}")
 

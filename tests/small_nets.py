@@ -1,0 +1,40 @@
+"""Small models and data the engine-refusal tests share (tests/test_fix51_f8_*): what each checks is its own."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import compress_engine as ce
+
+RECIPE = ce.Recipe(sparsity=0.5, clusters=8)
+
+
+def data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 20, generator=g)
+    y = torch.randint(0, 4, (80,), generator=g)
+    return ce.Dataset.from_tensors(x[:60], y[:60], x[60:], y[60:])
+
+
+class Plain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.fc2 = nn.Linear(20, 32), nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class CNNFold(nn.Module):
+    fold_batchnorm = True
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.bn, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = F.relu(self.bn(self.c(x)))
+        for _ in range(x.shape[2] // 4):
+            h = h * 1.0
+        return self.fc(h.mean((2, 3)))
