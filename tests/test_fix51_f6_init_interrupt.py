@@ -8,23 +8,12 @@ import signal
 import types
 
 import pytest
-import torch
-from torch import nn
 
 import compress_engine as ce
 from compress_engine.playground import sweeps
+from small_nets import Digits as Net
 
 ray = pytest.importorskip("ray")
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.fc = nn.Linear(64, 10)
-
-    def forward(self, x):
-        return self.fc(x.flatten(1))
 
 
 def fake_ray(init):

@@ -3,21 +3,10 @@ Compare page listed a sweep of no runs): the group was made before any point ran
 saved (or with points stored before, which join it)."""
 
 import pytest
-import torch
-from torch import nn
 
 import compress_engine as ce
 from compress_engine.playground import sweeps
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.fc = nn.Linear(64, 10)
-
-    def forward(self, x):
-        return self.fc(x.flatten(1))
+from small_nets import Digits as Net
 
 
 def test_ctrl_c_before_any_point_leaves_no_group(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ a point's line showed bits=null where the user typed none; a crashed worker's er
 python-core-worker-*.log files" without saying where they are."""
 
 import logging
-import os
 import types
 
 import pytest
