@@ -453,10 +453,16 @@ def _values(seq):
 
 
 def _span(vals, unit=""):
-    nums = [float(v) for v in vals if _is_num(v) and math.isfinite(v)]
-    if not nums:
+    """ "from <least> to <most>" of numbers (in numpy: a mask's 235,200 cells took 0.2 s one by one), or "from <first>
+    to <last>" of names."""
+    try:
+        nums = np.asarray(vals, dtype=float)
+    except (TypeError, ValueError):  # names (categories)
         return f"from {_num(vals[0], unit)} to {_num(vals[-1], unit)}"
-    return f"from {_num(min(nums), unit)} to {_num(max(nums), unit)}"
+    nums = nums[np.isfinite(nums)]
+    if not nums.size:
+        return f"from {_num(vals[0], unit)} to {_num(vals[-1], unit)}"
+    return f"from {_num(float(nums.min()), unit)} to {_num(float(nums.max()), unit)}"
 
 
 def _trend(ys, unit=""):
@@ -522,7 +528,7 @@ def _trace_text(t, x_unit="", y_unit=""):
         bar = getattr(t, "colorbar", None)  # what the colours measure: its title, its numbers' suffix (" %")
         what = _plain(bar.title.text) if bar is not None and bar.title is not None else ""
         suffix = (bar.ticksuffix or "") if bar is not None else ""
-        rng = f", values{f' ({what})' if what else ''} {_span(list(fin), suffix)}" if fin.size else ""
+        rng = f", values{f' ({what})' if what else ''} {_span(fin, suffix)}" if fin.size else ""
         rows = _values(t.y) or list(range(z.shape[0]))
         cols = _values(t.x) or list(range(z.shape[-1]))
         cells = ""
