@@ -1345,14 +1345,14 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
         waiting.pop(key, None)
         st.info(st.session_state.get("cancel_said", {}).pop(key, STOPPED))
         return None
+    if cancel_resets is not None:  # (also when `key` is kept: the run moved away from still stops)
+        _supersede(cancel_resets, key)
     found = kept(key, lookup)
     if found is not None:
         waiting.pop(key, None)
         warn_not_kept(found)
         return found
 
-    if cancel_resets is not None:
-        _supersede(cancel_resets, key)
     job = waiting.get(key)
     if job is None:
         job = submit()

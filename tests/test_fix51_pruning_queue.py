@@ -39,3 +39,24 @@ def test_a_curve_that_could_not_be_kept_says_so_under_it(tiny, tmp_path, monkeyp
     shown = [w.value.replace("\\", "") for w in at.warning]  # as read: the page escapes Markdown (md_text)
     warned = [w for w in shown if w.startswith("Trained, but the fine-tuned points at 30 %")]
     assert warned and "could not be kept on disk" in warned[0] and f"{GRID[-1]} %" in warned[0], shown
+
+
+def test_moving_back_to_a_kept_value_withdraws_the_run_too(tiny, monkeypatch):
+    """The value moved to was kept already (shown at once): the run moved away from stops all the same."""
+    import time
+    at = page("pruning")
+    at.slider(key="prune_sparsity").set_value(73).run()
+    release = threading.Event()
+    _, trained = watch(monkeypatch, block=(72, release))
+    at.toggle(key="prune_finetune").set_value(True).run()  # 73 % trained and kept
+    try:
+        with pytest.raises(RuntimeError, match="timed out"):
+            at.slider(key="prune_sparsity").set_value(72).run(timeout=10)
+        at.slider(key="prune_sparsity").set_value(73).run()  # kept: shown at once, and 72 % is withdrawn
+    finally:
+        release.set()
+    assert not at.exception and not at.error
+    time.sleep(3)  # the withdrawn run stops at its first step
+    at.slider(key="prune_sparsity").set_value(72).run()  # not kept: it trains again
+    assert not at.exception and not at.error
+    assert [p for p, _ in trained] == [73, 72, 72]
