@@ -416,10 +416,9 @@ def _trained_hit(model_name, recipe_json, dataset_name, weights_id):
 
 
 def _keep_trained(model_name, recipe, dataset_name, weights_id, res):
-    """Keep a trained result on disk -> None, or why it could not be kept (TrainedCache.last_error)."""
-    cache = ce.trained.TrainedCache()
-    return None if cache.put(_trained_key(model_name, recipe.to_json(), dataset_name, weights_id), model_name,
-                             res) else cache.last_error
+    """Keep a trained result on disk -> None, or why it could not be kept (TrainedCache.keep)."""
+    return ce.trained.TrainedCache().keep(_trained_key(model_name, recipe.to_json(), dataset_name, weights_id),
+                                          model_name, res)
 
 
 def not_kept(packed, why):
@@ -1462,7 +1461,7 @@ def _submit_training(name, recipe, student, student_id, model_logits):
     def work(progress):
         res = ce.compress(net, recipe, ds, student=student, progress=progress, model_logits=model_logits)
         packed = _pack(name, res)
-        not_kept(packed, None if cache.put(disk_key, name, res) else cache.last_error)
+        not_kept(packed, cache.keep(disk_key, name, res))
         return packed
 
     return ce.jobs.pool().submit(pool_key, work)

@@ -337,8 +337,7 @@ def submit_fit():
                                   focus=prune_focus, answers_progress=answering)
         fitted = {"model": name, "recipe": res.recipe.to_json(), "metrics": res.metrics, "artifact": res.artifact,
                   "plan": plan}
-        common.not_kept(fitted, None if kept_fits.put(disk_key, name, res, extra={"plan": plan})
-                        else kept_fits.last_error)
+        common.not_kept(fitted, kept_fits.keep(disk_key, name, res, extra={"plan": plan}))
         also_keep(res)
         return fitted
 

@@ -160,6 +160,11 @@ class TrainedCache:
         self._trim()
         return True
 
+    def keep(self, key, model_name, result, extra=None):
+        """put(), saying how it went: None when the result is kept, else why not (last_error's text), what a page
+        shows after "Trained, but the result "."""
+        return None if self.put(key, model_name, result, extra=extra) else self.last_error
+
     def _not_kept(self, path, e):
         """last_error's text: what could not be written, why (the OS's words) and the fix."""
         if not isinstance(e, OSError):  # metrics or history that are not JSON: the caller's bug
