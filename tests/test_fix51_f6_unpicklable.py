@@ -67,4 +67,4 @@ def test_api_names_an_open_file(tmp_path):
 
 
 def test_a_lambda_attribute_is_not_refused():
-    sweeps._sendable(ray, Lambdy(), "--workers")  # no error: Ray's cloudpickle pickles it
+    sweeps._sendable(ray, Lambdy())  # no error: Ray's cloudpickle pickles it

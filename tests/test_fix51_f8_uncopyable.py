@@ -80,5 +80,5 @@ def test_ray_message_says_remove_it_only():
     model.fc1.lock = Unpicklable()
     check_model(model)  # copyable: the engine can work on it here
     with pytest.raises(ModelError, match=r"'fc1\.lock'.*cannot be pickled.*: remove it from the model") as e:
-        sweeps._sendable(ray, model, "--workers")
+        sweeps._sendable(ray, model)
     assert "without" not in str(e.value)

@@ -536,7 +536,7 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                 _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
             _warn_again(_recorded(caught), said)
             if not isinstance(model, str):  # the user's module goes to the workers pickled: refused here if it can't
-                _sendable(ray, model_obj, "--workers" if workers is not None else "--ray-address")
+                _sendable(ray, model_obj)
         else:
             _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
         keys = [point_key(model_id, r, data_key) for r in recipes]
@@ -635,7 +635,7 @@ class _Discard:
         return len(data)
 
 
-def _sendable(ray, model, what):
+def _sendable(ray, model):
     """Refuse, before Ray starts, a model that cannot travel to Ray's workers: pickled as ray.put pickles it (Ray's
     cloudpickle, the user's own code by value, so a lambda attribute goes), an attribute such as a threading.Lock or
     an open file failed ray.put with Ray's traceback once the runtime had started. ModelError names the attribute."""
