@@ -284,7 +284,12 @@ def check_model(model, data=None, what="model", stored=True):
         # a teacher (stored=False) is only run: a weight computed by a hook, or shared, is fine in it
         for attr in weight_names(module) if stored else ():
             if attr not in module._parameters and isinstance(getattr(module, attr, None), torch.Tensor):
-                raise ModelError(_hooked_weight(module, mod_name, attr, what))
+                # (torch.nn.utils.prune's hook is refused before, by _refuse_pruned)
+                others = ", ".join(n for n, _ in module.named_parameters(recurse=False))
+                raise ModelError(f"{what}: the {attr} of layer {mod_name or '(root)'!r} is not a parameter but is "
+                                 f"computed from others ({others}) by a forward hook, as torch.nn.utils.weight_norm "
+                                 "and spectral_norm do: remove it first (torch.nn.utils.remove_weight_norm or "
+                                 "remove_spectral_norm; the layer then holds the same weight as one parameter)")
             shared = owners.get(id(getattr(module, attr, None)), [])
             if len(shared) > 1:
                 which = "the weight" if attr == "weight" else attr
@@ -425,16 +430,6 @@ def _refuse_pruned(model, what):
                      f"{', '.join(f'{n}_orig and {n}_mask' for n in names)} instead: make "
                      f"{'it a plain parameter' if one else 'them plain parameters'} first with {fix} "
                      f"({'it keeps' if one else 'each keeps'} the zeros pruning gave it)")
-
-
-def _hooked_weight(module, mod_name, attr, what):
-    """check_model's message for a compressed weight that a forward hook computes from other tensors of its layer
-    (weight_norm, spectral_norm; torch.nn.utils.prune's is refused before, by _refuse_pruned): which tensors, and
-    how to make it one parameter again."""
-    where = f"{what}: the {attr} of layer {mod_name or '(root)'!r} is not a parameter but is computed from"
-    return (f"{where} others ({', '.join(n for n, _ in module.named_parameters(recurse=False))}) by a forward hook, "
-            "as torch.nn.utils.weight_norm and spectral_norm do: remove it first (torch.nn.utils.remove_weight_norm "
-            "or remove_spectral_norm; the layer then holds the same weight as one parameter)")
 
 
 @contextmanager

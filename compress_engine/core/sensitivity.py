@@ -349,7 +349,8 @@ def scan(model, data, sparsities=SPARSITIES, clusters=CLUSTERS, split="test", su
     layers = []
     for n, p in params.items():  # a big layer's dense bytes take seconds to measure
         alive()
-        layers.append({"name": n, "shape": list(p.shape), "params": p.numel(), "dense_bytes": tensor_bytes(n, p.detach())})
+        layers.append({"name": n, "shape": list(p.shape), "params": p.numel(),
+                       "dense_bytes": tensor_bytes(n, p.detach())})
     alive()
     reruns = Reruns(work)
     for name, p in params.items():
