@@ -181,16 +181,18 @@ m = run["metrics"]
 
 # fine-tuned points for this model and pruning mode, {sparsity %: (accuracy, bytes)}: every one trained so far,
 # by this session or any other (they are kept on disk), so a reload or another student sees the curve at once
-ft_points = {0: (dense["metrics"]["accuracy"], dense["metrics"]["artifact_bytes"])}
+# lost: the points this session trained that could not be kept on disk (a read-only folder), said under the curve
+# as a fine-tune says it, since each point's own warning goes with the rerun that draws the curve with it
+ft_points, lost = {0: (dense["metrics"]["accuracy"], dense["metrics"]["artifact_bytes"])}, {}
 for p in GRID[1:]:
-    kept = common.cached_trained_metrics(at(p, 1))
+    point = at(p, 1)
+    kept = common.cached_trained_metrics(point)
     if kept is not None:
         ft_points[p] = (kept["accuracy"], kept["artifact_bytes"])
+    if not (tuned_shown and p == pct) and (why := common.not_kept_reason(point)):
+        lost[p] = why
 if tuned_shown:
     ft_points[pct] = (m["accuracy"], m["artifact_bytes"])
-# points this session trained that could not be kept on disk (a read-only folder): said under the curve, as a
-# fine-tune says it, since each point's own warning goes with the rerun that draws the curve with it
-lost = {p: why for p in GRID[1:] if not (tuned_shown and p == pct) and (why := common.not_kept_reason(at(p, 1)))}
 
 # --- weights: histogram before/after, per-layer sparsity ---------------------------------------
 left, right = st.columns(2, gap="medium")
