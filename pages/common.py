@@ -1384,10 +1384,9 @@ def _supersede(toggle, key):
     asked[toggle] = key
     if before is None or before == key:
         return
-    job = st.session_state.get("train_jobs", {}).pop(before, None)
+    job = st.session_state.get("train_jobs", {}).get(before)
     if job is not None and not job.done:
-        job.cancel()
-        st.session_state.setdefault("declined_runs", set()).add(before)  # training() joins it no more
+        _withdraw(before)
 
 
 def pooled_job(key):
@@ -1515,12 +1514,19 @@ def _whoami():
 ce.jobs.whoami = _whoami  # every page's pool().submit, cancel() and others() is its session's
 
 
+def _withdraw(key):
+    """This session stops waiting for its pooled run `key` (Cancel, or the slider moved on: _supersede): the run stops
+    unless another session waits for it, and training() joins it no more. -> (the job or None, its state then)."""
+    job = st.session_state.get("train_jobs", {}).pop(key, None)
+    state = job.cancel() if job is not None else None
+    st.session_state.setdefault("declined_runs", set()).add(key)
+    return job, state
+
+
 def _cancel_training(key, resets=None):
     """on_click of a run's Cancel button: runs before the page does, whether or not the page draws it again; turns
     off the toggle `resets` (pooled's cancel_resets), saying so."""
-    job = st.session_state.get("train_jobs", {}).pop(key, None)
-    state = job.cancel() if job is not None else None
-    st.session_state.setdefault("declined_runs", set()).add(key)  # training() joins it no more: Cancel is meant
+    job, state = _withdraw(key)
     # others still waiting (live sessions): it goes on, and is kept; a finished job has nobody waiting for it
     said = stopped_text(job.others() if state in (ce.jobs.QUEUED, ce.jobs.RUNNING) else 0,
                         finished=state == ce.jobs.DONE)
