@@ -64,7 +64,7 @@ def test_sample_layers_refit_as_before(fmnist):
     for layer in ["layers.0.weight", "layers.1.weight"]:
         if layer not in model_mod.compressible(m):
             pytest.skip("lenet-300-100's layer names changed")
-        w = model_mod.compressible(m)[layer].detach()
+        w = model_mod.compressible(m)[layer].detach()[:40]  # each unit solves alone: 40 of fc1's 300 (16 s) will do
         g = sensitivity.gram(m, model_mod.owner(m, layer)[0], x)
         mask = prune.magnitude_mask(w, 0.5)
         assert torch.equal(sensitivity.refit(w, mask, g), old_refit(w, mask, g))

@@ -63,7 +63,9 @@ def test_five_sessions_all_get_their_redraws_without_errors(chromium, fmnist):
 @pytest.mark.browser
 def test_a_second_fine_tune_shows_its_queue_place_and_cancels(chromium, fmnist):
     """Two sessions on Pipeline, one training worker: the second run waits behind the first, says so, and its
-    Cancel takes it out of the line while the first finishes."""
+    Cancel takes it out of the line while the first goes on training (its step moves on); the first's own Cancel
+    then ends it. (The first runs 5 epochs only so that the second surely queues behind it: waiting them out took
+    100 s of the suite, and a fine-tune finishing under load is the five-session tests' check.)"""
     args = load.parse_args(["--timeout", "120"])
 
     from playwright.async_api import async_playwright
@@ -76,11 +78,19 @@ def test_a_second_fine_tune_shows_its_queue_place_and_cancels(chromium, fmnist):
                 first, second = (load.Session(i, browser, url, args) for i in (4, 9))
                 for s in (first, second):
                     await s.start()
-                t1 = await first.start_finetune(1, n_epochs=5)  # long enough for the second to queue behind it
+                await first.start_finetune(1, n_epochs=5)  # long enough for the second to queue behind it
                 await first.page.get_by_text("Fine-tuning: step").first.wait_for(timeout=120_000)  # it runs
                 t2 = await second.start_finetune(2)
                 await second.follow_finetune(t2, cancel_if_queued=True)
-                await first.follow_finetune(t1)
+                step = first.page.get_by_text("Fine-tuning: step").first
+                before = await step.inner_text()
+                for _ in range(1200):  # up to 120 s for the first run's next progress report
+                    now = await step.inner_text()
+                    if now != before:
+                        break
+                    await asyncio.sleep(0.1)
+                first.went_on = (before, now)
+                await first.cancel_finetune()
                 return first, second
             finally:
                 await browser.close()
@@ -90,5 +100,7 @@ def test_a_second_fine_tune_shows_its_queue_place_and_cancels(chromium, fmnist):
         with streamlit_server(env=env, timeout=120) as (url, _):
             first, second = asyncio.run(drive(url))
     assert second.saw_queue and second.cancelled and second.finetune_s is None
-    assert first.finetune_s is not None and not first.cancelled
+    before, after = first.went_on
+    assert after != before, f"the first run stopped at {before!r} when the second cancelled"
+    assert first.cancelled and not first.saw_queue
     assert first.errors == second.errors == 0, first.notes + second.notes
