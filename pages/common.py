@@ -442,6 +442,16 @@ def warn_not_kept(result, what="the result"):
                            + ". A reload, another tab or a restart of the server may train it again."))
 
 
+def warn_not_kept_all(lost, name):
+    """warn_not_kept for several trained results at once, lost = {item: why} (why: its not_kept, or None if kept),
+    name(items) -> how to name them ("the fine-tuned points at 30 % and 50 %"): one warning naming every item not
+    kept, with the first one's reason (one folder's: each file's may name its own path). A read-only folder gave a
+    page with two students two boxes of the same text, neither saying which student it meant."""
+    items = [item for item, why in lost.items() if why]
+    if items:
+        warn_not_kept({"not_kept": lost[items[0]]}, name(items))
+
+
 def cached_trained(recipe, start_from=None, student_key=None):
     """The trained result of `recipe` for the sidebar's model (or `start_from`; with student_key, into the student
     train_run got under that key) if one is kept — in this session or on disk from any earlier session — else
@@ -1279,7 +1289,7 @@ TRAIN_POLL = 0.2  # seconds between two looks at a training job's progress (the 
 
 
 def train_run(recipe, label="Training", start_from=None, student=None, model_logits=None, student_key=None,
-              cancel_resets=None):
+              cancel_resets=None, warn=True):
     """Run a recipe with fine-tuning or distillation through the training pool (pooled()), behind a progress bar, a
     live loss curve and a Cancel button.
 
@@ -1290,14 +1300,14 @@ def train_run(recipe, label="Training", start_from=None, student=None, model_log
     The result is kept on disk by model weights + recipe + data (compress_engine.playground.trained), so a
     reload, another tab or another student gets it at once, and in st.session_state for this session's reruns.
     Returns None (after saying why: bad recipe, cancelled, or failed half-way) when there is no result.
-    cancel_resets: see pooled().
+    cancel_resets, warn: see pooled().
     """
     name = start_from or model_name()
     recipe_json = recipe.to_json()
     student_id = None if student is None else (student_key or ce.sweeps.model_fingerprint(student))
     key = (name, recipe_json) if student_id is None else (name, recipe_json, student_id)
     return pooled(key, label, _trained_reader(name, recipe, student_id),
-                  lambda: _submit_training(name, recipe, student, student_id, model_logits), cancel_resets)
+                  lambda: _submit_training(name, recipe, student, student_id, model_logits), cancel_resets, warn)
 
 
 def training(recipe, start_from=None, student_key=None):
@@ -1321,7 +1331,7 @@ def training(recipe, start_from=None, student_key=None):
     return job
 
 
-def pooled(key, label, lookup, submit, cancel_resets=None):
+def pooled(key, label, lookup, submit, cancel_resets=None, warn=True):
     """The result of the long job `key` (a hashable naming what it produces), run in the process-wide training pool
     behind its place in line, a progress bar, a live loss curve and a Cancel button; or None (after saying why:
     cancelled, a CompressError, or failed half-way).
@@ -1336,7 +1346,9 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
     the next call here picks it up again (or finds it on disk). Cancel withdraws this session; the run stops once no
     session is waiting for it (a closed tab stops waiting SESSION_GRACE s after it went), and nothing of it is kept.
     cancel_resets: the key of a toggle that asked for the job, which Cancel turns off (and says it stopped in a
-    toast): the page then draws as without it, not an empty page under "Stopped"."""
+    toast): the page then draws as without it, not an empty page under "Stopped".
+    warn=False: the page says itself that the result could not be kept on disk (warn_not_kept_all, once for all
+    its results), not under each one."""
     store = st.session_state.setdefault("trained", {})
     waiting = st.session_state.setdefault("train_jobs", {})  # this session's runs in the pool, by `key`
     cancel_key = "train_cancel:" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
@@ -1349,7 +1361,8 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
     found = kept(key, lookup)
     if found is not None:
         waiting.pop(key, None)
-        warn_not_kept(found)
+        if warn:
+            warn_not_kept(found)
         return found
 
     job = waiting.get(key)
@@ -1362,7 +1375,8 @@ def pooled(key, label, lookup, submit, cancel_resets=None):
     waiting.pop(key, None)
     if job.state == ce.jobs.DONE:
         store[key] = job.value
-        warn_not_kept(job.value)
+        if warn:
+            warn_not_kept(job.value)
         return job.value
     if job.state == ce.jobs.CANCELLED or isinstance(job.error, ce.Stopped):
         st.info(STOPPED)

@@ -110,9 +110,11 @@ def kept(teacher, recipe, kind):
 def train(teacher, recipe, kind, label):
     """compress(teacher, recipe) into the chosen student through the shared training pool (common.train_run:
     queue position, progress, live loss, Cancel; the result kept on disk). The teacher's cached logits go in,
-    so the run trains the student only. None (after saying why) if cancelled or failed."""
+    so the run trains the student only. None (after saying why) if cancelled or failed. A student that could not be
+    kept on disk is said once for both, below them (common.warn_not_kept_all), not under each."""
     return common.train_run(recipe, label, start_from=teacher, student=student_module(kind),
-                            model_logits=teacher_logits(teacher, common.DATASET), student_key=student_key(kind))
+                            model_logits=teacher_logits(teacher, common.DATASET), student_key=student_key(kind),
+                            warn=False)
 
 
 def mine_points(res_base, res_kd):
@@ -445,6 +447,9 @@ if res_base is not None and res_kd is not None:
     show(right, res_kd, res_base)
 if res_base is not None and (kd is None or res_kd is not None):
     slot.empty()
+# students trained but not kept on disk (a read-only folder): one warning naming them, on every rerun that shows them
+common.warn_not_kept_all({"without KD": (res_base or {}).get("not_kept"), "with KD": (res_kd or {}).get("not_kept")},
+                         lambda kinds: f"the {name} student{'s' * (len(kinds) > 1)} " + " and ".join(kinds))
 mine = mine_points(res_base, res_kd)
 if rows and clicked and on_grid(mine, rows):  # redraw the grid with the new stars
     common.chart(charts.distill_grid(rows, on_grid(mine, rows), grid_on), grid_slot)

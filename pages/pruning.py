@@ -283,9 +283,8 @@ with left:
 
     common.curve_metrics([at(p) for p in points], "One-shot curve…",
                          draw=accuracy_curve, pending=run)  # the run evaluated once the curve is drawn estimated
-    if lost:
-        common.warn_not_kept({"not_kept": next(iter(lost.values()))},
-                             f"the fine-tuned point{'s' * (len(lost) > 1)} at {said_list(f'{p} %' for p in lost)}")
+    common.warn_not_kept_all(lost, lambda ps: f"the fine-tuned point{'s' * (len(ps) > 1)} at "
+                                              + said_list(f"{p} %" for p in ps))
     if len(ft_points) == 1 and not training_now and not curving:
         st.caption("Turn on “Fine-tune 1 epoch” or press the button to draw the fine-tuned curve beside the "
                    "one-shot one.")
