@@ -1394,13 +1394,23 @@ def _supersede(toggle, key):
     switch was on), as its Cancel would: the run stops unless another session waits for it (then it goes on, and is
     kept). A held arrow key left each value it passed training in turn, the one asked for last waiting behind them."""
     asked = st.session_state.setdefault("toggle_runs", {})
-    before = asked.get(toggle)
+    if asked.get(toggle) != key:
+        let_go(toggle)
     asked[toggle] = key
-    if before is None or before == key:
-        return
-    job = st.session_state.get("train_jobs", {}).get(before)
-    if job is not None and not job.done:
-        _withdraw(before)
+
+
+def let_go(toggle):
+    """This session withdraws from the run its toggle `toggle` (pooled's cancel_resets) asked for last, if it is still
+    queued or running, as its Cancel would (_withdraw): the run stops unless another session waits for it, and then
+    goes on for them and is kept. For a page whose toggle's run no longer belongs to what it shows (Pruning's
+    fine-tuned curve of the model the sidebar switched away from). -> None if no run of it was waiting, else (its
+    key, its state as withdrawn (DONE: it had just finished, and is kept), how many other sessions it goes on for:
+    0, it stops and nothing of it is kept), as Cancel's stopped_text counts them."""
+    key = st.session_state.get("toggle_runs", {}).pop(toggle, None)
+    if key is None or pooled_job(key) is None:
+        return None
+    job, state = _withdraw(key)
+    return key, state, job.others() if state in (ce.jobs.QUEUED, ce.jobs.RUNNING) else 0
 
 
 def pooled_job(key):

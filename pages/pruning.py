@@ -156,6 +156,34 @@ def at(p, epochs=0):
     return common.scoped(recipe.replace(sparsity=p / 100, finetune_epochs=epochs))
 
 
+def curve_stopped(asked, left):
+    """What became of the fine-tuned curve asked for (`asked`: its curve_id) once the page shows another model or
+    pruning mode: left is common.let_go's account of its point in flight (withdrawn as Cancel withdraws it), or None."""
+    before, now = asked[0], common.model_name()
+    text = (f"You switched the model to {common.md_text(now)}, so the fine-tuned curve of {common.md_text(before)} "
+            "stopped." if (before, asked[1]) != (now, common.weights_id(now)) else
+            "You changed the pruning mode, so the fine-tuned curve of the mode before stopped.")
+    if left is not None:
+        key, state, others = left
+        p = round(100 * ce.Recipe.from_json(key[1]).sparsity)
+        text += (f" Its point at {p} % had just finished, and is kept." if state == ce.jobs.DONE else
+                 f" Its point at {p} % goes on for {others} other session{'s' * (others > 1)} that asked for it, and "
+                 "is kept when it finishes." if others else
+                 f" Its point at {p} %, which was training, stopped: nothing of it is kept.")
+    return text + (" The points finished before are kept; the rest are not trained. Go back and press the button "
+                   "to compute them.")
+
+
+# the curve asked for of another model or pruning mode than this run's (the sidebar's model switched mid-curve): its
+# point in flight is withdrawn, as Cancel and the slider's supersede withdraw a run (it stops unless another session
+# waits for it), the rest is not trained, and the curve's place says so (the point went on training, unsaid, before)
+curve_id = (common.model_name(), common.weights_id(common.model_name()), common.DATASET, at(GRID[1], 1).to_json())
+curve_said = None
+if st.session_state.get(CURVE) and st.session_state[CURVE] != curve_id:
+    curve_said = curve_stopped(st.session_state[CURVE], common.let_go(CURVE))
+    st.session_state[CURVE] = False
+
+
 def curve_button():
     """The fine-tuned curve's button; pressed (True), the curve of this model and pruning mode is asked for."""
     if st.button(f"Compute the fine-tuned curve ({len(missing)} × 1 epoch)", key="prune_ft_curve",
@@ -229,13 +257,14 @@ with right:
 # the fine-tuned curve, once its button asked for it (for this model, data and pruning mode: curve_id): its points
 # train one at a time, each through the training pool as the switch's fine-tune does, followed at the page's end
 # (place in line, progress, Cancel; a rerun goes on with it), and the page is drawn again after each, with it
-curve_id = (common.model_name(), common.weights_id(common.model_name()), common.DATASET, at(GRID[1], 1).to_json())
 missing = [p for p in GRID if p not in ft_points]
 curving = bool(missing) and st.session_state.get(CURVE) == curve_id
 left, right = st.columns(2, gap="medium")
 with right:  # first: the curve on the left may take a while to evaluate (a slow model), the mask needs none
     mask_chart(dense["weights"], run["weights"], structured, pct)
 with left:
+    if curve_said:
+        st.info(curve_said, icon=":material/cancel:")
     curve_slot = st.empty()  # the button, or the point training now
     if missing and not curving:
         with curve_slot.container():

@@ -1,0 +1,96 @@
+"""Pruning: the sidebar's model switched while the fine-tuned curve trained (its button pressed, a point training) left
+that point training for nobody, unsaid, holding the training worker (on 2 cores the only one), and the curve of the
+model switched away from went on again, unasked, on the way back. The point in flight is now withdrawn as Cancel and the
+slider's supersede withdraw a run (common._withdraw: it stops unless another session waits for it, then goes on for
+them and is kept), the rest of the curve is not trained, and the page says so where the curve was."""
+
+import re
+import threading
+
+import pytest
+from streamlit.testing.v1 import local_script_runner
+from test_fix51_f3_prune_curve import watch
+from test_jobs import WAIT, until
+
+from compress_engine.playground import jobs
+from test_app import page
+
+
+@pytest.fixture(autouse=True)
+def one_worker(monkeypatch):
+    monkeypatch.setattr(jobs, "_pool", jobs.Pool(workers=1, threads=1))
+
+
+def run_until(at, cond, limit=60):
+    """at.run(), stopped (as a rerun stops it: the page's runs in the pool go on) as soon as cond() holds, instead of
+    waiting out a timeout while the page follows a training."""
+    def finished_or(runner, timeout):
+        until(lambda: runner.script_stopped() or cond(), timeout=limit)
+        if not runner.script_stopped():
+            runner.request_stop()
+            runner.join()
+    real = local_script_runner.require_widgets_deltas
+    local_script_runner.require_widgets_deltas = finished_or
+    try:
+        return at.run()
+    finally:
+        local_script_runner.require_widgets_deltas = real
+
+
+def training():
+    """Whether the pool runs a job now (the curve's point the test blocks)."""
+    return jobs.pool().running() == 1
+
+
+def switch(at, model):
+    """The sidebar's model switched (its widget key is "model")."""
+    at.session_state["model"] = model
+    return at.run()
+
+
+def said(at):
+    return [re.sub(r"\\(.)", r"\1", i.value) for i in at.info if "fine-tuned curve of" in i.value]
+
+
+def test_switching_the_model_mid_curve_withdraws_the_point_and_says_so(tiny, monkeypatch):
+    release = threading.Event()
+    _, trained = watch(monkeypatch, block=(30, release))
+    try:
+        at = page("pruning")
+        at.button(key="prune_ft_curve").click()
+        run_until(at, training)
+        (job,) = jobs.pool()._running  # the curve's first point, training
+        assert [p for p, _ in trained] == [30]
+        switch(at, "lenet-5")
+        assert not at.exception and not at.error
+        (text,) = said(at)
+        assert text == ("You switched the model to lenet-5, so the fine-tuned curve of lenet-300-100 stopped. Its "
+                        "point at 30 %, which was training, stopped: nothing of it is kept. The points finished "
+                        "before are kept; the rest are not trained. Go back and press the button to compute them.")
+        release.set()
+        assert job.wait(WAIT) and job.state == jobs.CANCELLED  # nobody else asked for it: it stopped
+        switch(at, "lenet-300-100")  # back: nothing trains until asked
+        assert not at.exception and not at.error and not said(at)
+        assert "prune_ft_curve" in [b.key for b in at.button] and [p for p, _ in trained] == [30]
+        assert jobs.pool().running() == jobs.pool().queued() == 0
+    finally:
+        release.set()
+
+
+def test_a_point_another_session_waits_for_goes_on_for_it(tiny, monkeypatch):
+    release = threading.Event()
+    watch(monkeypatch, block=(30, release))
+    try:
+        at = page("pruning")
+        at.button(key="prune_ft_curve").click()
+        run_until(at, training)
+        (job,) = jobs.pool()._running
+        job._subs.append(("another student", None))  # the same point asked for by another session, still there
+        switch(at, "lenet-5")
+        (text,) = said(at)
+        assert ("Its point at 30 % goes on for 1 other session that asked for it, and is kept when it finishes."
+                in text), text
+        assert job.state == jobs.RUNNING and [w for w, _ in job._subs] == ["another student"]
+    finally:
+        release.set()
+    assert job.wait(WAIT) and job.state == jobs.DONE
