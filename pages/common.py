@@ -1331,6 +1331,16 @@ def training(recipe, start_from=None, student_key=None):
     return job
 
 
+def rejoined(recipe, start_from=None, student_key=None):
+    """training()'s join alone: a queued or running run of `recipe` this session was not waiting for, that it follows
+    from now on (the run of this tab before a reload: nobody who asked for it is connected), or None. For a page whose
+    run was asked for by session state a reload loses (Pruning's fine-tune switch, its curve's button): joined, the
+    page sets that state again, and shows the run (place in line, progress, Cancel) instead of the button alone."""
+    name = start_from or model_name()
+    key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
+    return None if pooled_job(key) is not None else training(recipe, start_from, student_key)
+
+
 def pooled(key, label, lookup, submit, cancel_resets=None, warn=True):
     """The result of the long job `key` (a hashable naming what it produces), run in the process-wide training pool
     behind its place in line, a progress bar, a live loss curve and a Cancel button; or None (after saying why:

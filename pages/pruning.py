@@ -117,6 +117,15 @@ with controls:
             st.error(st.session_state.pop("prune_flops_message")[1])
         elif said and said[2:] == (pct, common.model_name()):  # only while the slider holds the fitted value
             st.caption(said[1])
+    # a reload mid fine-tune (a new session: the switch off) left its run training in the pool, unshown: joined, the
+    # switch is on again and the page follows it, as the tab before the reload did
+    fields = dict(sparsity=pct / 100, prune_scope="layer" if structured else scope, structured=structured)
+    if pct > 0 and not st.session_state[common.setting("prune_finetune", False, scope=common.model_name())]:
+        try:
+            if common.rejoined(common.scoped(ce.Recipe(**fields, finetune_epochs=1))) is not None:
+                st.session_state["prune_finetune"] = True
+        except ce.CompressError:  # common.recipe says so below
+            pass
     finetune = st.toggle("Fine-tune 1 epoch (pruned weights stay zero)",  # off again for another model: it trains
                          key=common.setting("prune_finetune", False, scope=common.model_name()),
                          persist_state="session",
@@ -137,7 +146,6 @@ with explain:
     st.latex(r"t = s\text{-quantile of } |w|")
 
 common.coalesce()  # a held arrow key: only its last value is compressed
-fields = dict(sparsity=pct / 100, prune_scope="layer" if structured else scope, structured=structured)
 recipe = common.recipe(**fields, finetune_epochs=int(finetune))
 tuned = finetune and pct > 0
 # while this sparsity's fine-tune is queued or running, the page shows its one-shot run, labelled so, and follows the
@@ -259,6 +267,12 @@ with right:
 # (place in line, progress, Cancel; a rerun goes on with it), and the page is drawn again after each, with it
 missing = [p for p in GRID if p not in ft_points]
 curving = bool(missing) and st.session_state.get(CURVE) == curve_id
+# a reload mid-curve (a new session, the button's state gone) left its point training in the pool, unshown: joined, the
+# curve goes on as this tab asked for it before the reload, that point first (its place in line, progress, Cancel)
+rejoined = None if curving else next((p for p in missing if common.rejoined(at(p, 1)) is not None), None)
+if rejoined is not None:
+    st.session_state[CURVE], curving = curve_id, True
+    missing = [rejoined] + [p for p in missing if p != rejoined]
 left, right = st.columns(2, gap="medium")
 with right:  # first: the curve on the left may take a while to evaluate (a slow model), the mask needs none
     mask_chart(dense["weights"], run["weights"], structured, pct)
