@@ -12,6 +12,7 @@ common.through_app()
 TOP = 99  # the sparsity slider's largest value (%)
 GRID = (0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99)  # sparsity (%) of the accuracy-vs-sparsity curves
 CURVE = "prune_ft_curve_for"  # the fine-tuned curve asked for (its curve_id), else False: Cancel (cancel_resets) sets it
+ONE_POINT = "prune_ft_curve_one"  # with CURVE: the one point of it followed, joined (a reload), the rest not asked for
 
 
 def _structured_changed():
@@ -200,6 +201,7 @@ def curve_button():
                         "at a time in the training queue, which shows your place in line, the progress and a Cancel; "
                         "moving the sparsity slider does not stop them, and finished points are kept."):
         st.session_state[CURVE] = curve_id
+        st.session_state.pop(ONE_POINT, None)
         return True
     return False
 
@@ -267,12 +269,16 @@ with right:
 # (place in line, progress, Cancel; a rerun goes on with it), and the page is drawn again after each, with it
 missing = [p for p in GRID if p not in ft_points]
 curving = bool(missing) and st.session_state.get(CURVE) == curve_id
-# a reload mid-curve (a new session, the button's state gone) left its point training in the pool, unshown: joined, the
-# curve goes on as this tab asked for it before the reload, that point first (its place in line, progress, Cancel)
+# a reload mid-curve (a new session, the button's press gone) left its point training in the pool, unshown: joined, it
+# is followed here (place in line, progress, Cancel) and kept; the rest of the curve waits for the button, since
+# whether it was asked for went with the session before the reload (the point may be a fine-tune switch's)
 rejoined = None if curving else next((p for p in missing if common.rejoined(at(p, 1)) is not None), None)
 if rejoined is not None:
-    st.session_state[CURVE], curving = curve_id, True
-    missing = [rejoined] + [p for p in missing if p != rejoined]
+    st.session_state[CURVE], st.session_state[ONE_POINT], curving = curve_id, rejoined, True
+one_point = st.session_state.get(ONE_POINT) if curving else None
+if one_point is not None and one_point not in missing:  # it finished (kept) while no run of the page followed it
+    st.session_state[CURVE], one_point, curving = False, None, False
+    st.session_state.pop(ONE_POINT, None)
 left, right = st.columns(2, gap="medium")
 with right:  # first: the curve on the left may take a while to evaluate (a slow model), the mask needs none
     mask_chart(dense["weights"], run["weights"], structured, pct)
@@ -339,17 +345,20 @@ if training_now:  # the page is drawn: queue (or join) the fine-tune and follow 
         tuned_run = common.train_run(recipe, label="Fine-tuning 1 epoch", cancel_resets="prune_finetune")
     if tuned_run is not None:
         st.rerun()
-if curving:  # the curve's next point, then the page again with it
-    p = missing[0]
+if curving:  # the curve's next point (or the one joined), then the page again with it
+    p = one_point if one_point in missing else missing[0]
     with curve_slot.container():
-        point = common.train_run(at(p, 1), label=f"Fine-tuning at {p} % sparsity (curve point "
-                                                  f"{len(GRID) - len(missing)} of {len(GRID) - 1})",
-                                 cancel_resets=CURVE)
+        which = ("a curve point already training: the rest of the curve waits for the button" if p == one_point else
+                 f"curve point {len(GRID) - len(missing)} of {len(GRID) - 1}")
+        point = common.train_run(at(p, 1), label=f"Fine-tuning at {p} % sparsity ({which})", cancel_resets=CURVE)
         if point is None:  # failed (pooled said how): the points before it are kept, the rest wait for the button
             st.session_state[CURVE] = False
             st.caption("The fine-tuned points finished before it are kept.")
             curve_button()
     if point is not None:
+        if p == one_point:  # the joined point alone: the button for the rest
+            st.session_state[CURVE] = False
+            st.session_state.pop(ONE_POINT, None)
         st.rerun()
 elif not missing and st.session_state.get(CURVE) == curve_id:
     st.session_state[CURVE] = False  # every point done

@@ -3,7 +3,8 @@ is a new session, which lost the curve's button press and the switch, so the pag
 and nothing of the run still training in the pool for the tab before the reload, whose result would be kept. Pruning
 never asked the pool for it (common.training joins such a run; Distillation, Pipeline and Export call it, Pruning did
 not). It now joins it (common.rejoined) and shows it as the tab before the reload did: its place in line or progress,
-and Cancel; the curve goes on from there, the switch is on again."""
+and Cancel; the switch is on again; the curve's point is kept, and the rest of the curve waits for the button (whether
+it was asked for went with the old session: the point may be a fine-tune switch's)."""
 
 import threading
 
@@ -60,7 +61,7 @@ def buttons(at):
     return [b.key or "" for b in at.button]
 
 
-def test_a_reload_mid_curve_shows_the_point_training_and_goes_on_with_the_curve(tiny, monkeypatch, reload):
+def test_a_reload_mid_curve_shows_the_point_training(tiny, monkeypatch, reload):
     tab, reloaded = reload
     release = threading.Event()
     _, trained = watch(monkeypatch, block=(30, release))
@@ -75,13 +76,15 @@ def test_a_reload_mid_curve_shows_the_point_training_and_goes_on_with_the_curve(
         assert "prune_ft_curve" not in buttons(new), buttons(new)  # not the button alone:
         assert any(k.startswith("train_cancel:") for k in buttons(new))  # the run's Cancel,
         (bar,) = bars(new)  # and its progress
-        assert bar.startswith("Fine-tuning at 30 % sparsity (curve point 1 of 10): "), bar
+        assert bar.startswith("Fine-tuning at 30 % sparsity (a curve point already training: the rest of the curve "
+                              "waits for the button): "), bar
         tab.open = False  # the old tab's grace is over: the new session keeps the point going (it drops at a report)
         release.set()
         assert job.wait(WAIT) and job.state == jobs.DONE
-        new.run()  # the curve goes on after it, as the old tab asked: every point, the joined one not trained twice
-        assert not new.exception and not new.error
-        assert sorted(p for p, _ in trained) == [30, 50, 70, 80, 85, 90, 93, 95, 97, 99]
+        new.run()  # the point is kept; the rest of the curve waits for the button (the old tab's request went with it)
+        assert not new.exception and not new.error and not bars(new)
+        assert [p for p, _ in trained] == [30]
+        assert new.button(key="prune_ft_curve").label == "Compute the fine-tuned curve (9 × 1 epoch)"
     finally:
         release.set()
 
