@@ -1409,15 +1409,19 @@ def _supersede(toggle, key):
     asked[toggle] = key
 
 
-def let_go(toggle):
+def let_go(toggle, keep=None):
     """This session withdraws from the run its toggle `toggle` (pooled's cancel_resets) asked for last, if it is still
     queued or running, as its Cancel would (_withdraw): the run stops unless another session waits for it, and then
     goes on for them and is kept. For a page whose toggle's run no longer belongs to what it shows (Pruning's
     fine-tuned curve of the model the sidebar switched away from). -> None if no run of it was waiting, else (its
     key, its state as withdrawn (DONE: it had just finished, and is kept), how many other sessions it goes on for:
-    0, it stops and nothing of it is kept), as Cancel's stopped_text counts them."""
-    key = st.session_state.get("toggle_runs", {}).pop(toggle, None)
-    if key is None or pooled_job(key) is None:
+    0, it stops and nothing of it is kept), as Cancel's stopped_text counts them. keep(key) -> True: that run is
+    still the page's, left alone (None: none is)."""
+    key = st.session_state.get("toggle_runs", {}).get(toggle)
+    if key is None or (keep is not None and keep(key)):
+        return None
+    st.session_state["toggle_runs"].pop(toggle)
+    if pooled_job(key) is None:
         return None
     job, state = _withdraw(key)
     return key, state, job.others() if state in (ce.jobs.QUEUED, ce.jobs.RUNNING) else 0

@@ -149,6 +149,36 @@ with explain:
 common.coalesce()  # a held arrow key: only its last value is compressed
 recipe = common.recipe(**fields, finetune_epochs=int(finetune))
 tuned = finetune and pct > 0
+
+
+def curve_stopped(asked, left):
+    """What became of the fine-tuned curve asked for (`asked`: its curve_id) once the page shows another model or
+    pruning mode: left is common.let_go's account of its point in flight (withdrawn as Cancel withdraws it), or None."""
+    before, now = asked[0], common.model_name()
+    text = (f"You switched the model to {common.md_text(now)}, so the fine-tuned curve of {common.md_text(before)} "
+            "stopped." if (before, asked[1]) != (now, common.weights_id(now)) else
+            "You changed the pruning mode, so the fine-tuned curve of the mode before stopped.")
+    return (text + ("" if left is None else " " + left_text(left, "Its point"))
+            + " The points finished before are kept; the rest are not trained. Go back and press the button to "
+              "compute them.")
+
+
+def left_text(left, what):
+    """What became of a run withdrawn by common.let_go (`left`, its account), named `what` ("Its point")."""
+    key, state, others = left
+    what += f" at {round(100 * ce.Recipe.from_json(key[1]).sparsity)} %"
+    return (f"{what} had just finished, and is kept." if state == ce.jobs.DONE else
+            f"{what} goes on for {others} other session{'s' * (others > 1)} that asked for it, and is kept when it "
+            "finishes." if others else f"{what}, which was training, stopped: nothing of it is kept.")
+
+
+# the switch's fine-tune of the model the sidebar switched away from (the switch is off again for this one) went on
+# training, followed by nobody: withdrawn as the slider's supersede and Cancel withdraw it, and said
+switched_from = common.let_go("prune_finetune", keep=lambda key: key[0] == common.model_name())
+if switched_from is not None:
+    st.info(f"You switched the model to {common.md_text(common.model_name())}. "
+            + left_text(switched_from, f"The fine-tune of {common.md_text(switched_from[0][0])}"),
+            icon=":material/cancel:")
 # while this sparsity's fine-tune is queued or running, the page shows its one-shot run, labelled so, and follows the
 # run at its end (then draws again, fine-tuned): a ResNet-8 epoch takes minutes, and the cards and charts of the
 # sparsity before the slider moved stayed greyed out all that time
@@ -163,24 +193,6 @@ tuned_shown = tuned and not training_now  # the run below is the fine-tuned one
 def at(p, epochs=0):
     """The page's recipe at p % sparsity (a curve's point), fine-tuned `epochs`: at 0 % the dense run's (scoped)."""
     return common.scoped(recipe.replace(sparsity=p / 100, finetune_epochs=epochs))
-
-
-def curve_stopped(asked, left):
-    """What became of the fine-tuned curve asked for (`asked`: its curve_id) once the page shows another model or
-    pruning mode: left is common.let_go's account of its point in flight (withdrawn as Cancel withdraws it), or None."""
-    before, now = asked[0], common.model_name()
-    text = (f"You switched the model to {common.md_text(now)}, so the fine-tuned curve of {common.md_text(before)} "
-            "stopped." if (before, asked[1]) != (now, common.weights_id(now)) else
-            "You changed the pruning mode, so the fine-tuned curve of the mode before stopped.")
-    if left is not None:
-        key, state, others = left
-        p = round(100 * ce.Recipe.from_json(key[1]).sparsity)
-        text += (f" Its point at {p} % had just finished, and is kept." if state == ce.jobs.DONE else
-                 f" Its point at {p} % goes on for {others} other session{'s' * (others > 1)} that asked for it, and "
-                 "is kept when it finishes." if others else
-                 f" Its point at {p} %, which was training, stopped: nothing of it is kept.")
-    return text + (" The points finished before are kept; the rest are not trained. Go back and press the button "
-                   "to compute them.")
 
 
 # the curve asked for of another model or pruning mode than this run's (the sidebar's model switched mid-curve): its

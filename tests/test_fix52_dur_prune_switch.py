@@ -94,3 +94,26 @@ def test_a_point_another_session_waits_for_goes_on_for_it(tiny, monkeypatch):
     finally:
         release.set()
     assert job.wait(WAIT) and job.state == jobs.DONE
+
+
+def test_switching_the_model_mid_fine_tune_withdraws_it_and_says_so(tiny, monkeypatch):
+    """The same for the fine-tune switch's run: the switch is off again for the new model, and its run of the old one
+    trained on for nobody, unsaid (switching back does not show it either: the switch is off there too)."""
+    release = threading.Event()
+    try:
+        at = page("pruning")
+        pct = at.slider(key="prune_sparsity").value
+        _, trained = watch(monkeypatch, block=(pct, release))
+        at.toggle(key="prune_finetune").set_value(True)
+        run_until(at, training)
+        (job,) = jobs.pool()._running
+        switch(at, "lenet-5")
+        assert not at.exception and not at.error
+        texts = [re.sub(r"\\(.)", r"\1", i.value) for i in at.info if "You switched the model" in i.value]
+        assert texts == [f"You switched the model to lenet-5. The fine-tune of lenet-300-100 at {pct} %, which was "
+                         "training, stopped: nothing of it is kept."], texts
+        release.set()
+        assert job.wait(WAIT) and job.state == jobs.CANCELLED
+        assert [p for p, _ in trained] == [pct]
+    finally:
+        release.set()
