@@ -211,7 +211,7 @@ def main():
         budget = done[BUDGET]  # the 90 % recipe's bytes: the same size, each layer's settings picked for it
         t = time.process_time()
         with tempfile.TemporaryDirectory() as scans:
-            res, _ = ce.fit_budget(model, data, budget, epochs=2, kd=4.0, cache_dir=scans)
+            res, _ = ce.fit_budget(model, data, budget, finetune_epochs=2, kd=4.0, cache_dir=scans)
         rows.append(compressed_row(f"fit in {budget:,} B (ce.fit_budget: per-layer settings, 2 epochs a step)", res,
                                    dense, time.process_time() - t, make, data))
         print(f"  {label}: budget: {rows[-1]['bytes']:,} B, {rows[-1]['accuracy']}", flush=True)

@@ -168,7 +168,7 @@ def budget_job(name, kb, epochs, lr, kd, sparsities, teacher=None, seed=0, focus
     model, data, dense, scan, _, _, _ = prepare(name, sparsities, focus)
     budget_bytes = int(kb * 1000)
     t = teacher_logits(teacher, data)
-    (res, plan), ft = cpu_run(lambda: ce.fit_budget(model, data, budget_bytes, epochs=epochs, lr=lr, scan=scan,
+    (res, plan), ft = cpu_run(lambda: ce.fit_budget(model, data, budget_bytes, finetune_epochs=epochs, lr=lr, scan=scan,
                                                     kd=kd or None, teacher_logits=t, seed=seed, focus=focus))
     layers = []
     real = {r["name"]: r for r in res.metrics["layers"]}

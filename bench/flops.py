@@ -97,7 +97,7 @@ def main():
             runs = {}
             for name in ("uniform", "searched"):
                 t = time.process_time()
-                runs[name] = [ce.fit_flops(model, data, share, epochs=tune, lr=1e-3, seed=seed,
+                runs[name] = [ce.fit_flops(model, data, share, finetune_epochs=tune, lr=1e-3, seed=seed,
                                            searched=name == "searched", search_result=path) for seed in seeds]
                 runs[name + " cpu"] = (time.process_time() - t) / len(seeds)
             uniform_plan, plan = runs["uniform"][0][1], runs["searched"][0][1]

@@ -106,7 +106,7 @@ def main():
     budget = rows[list(RECIPES).index(BUDGET) + 1]["bytes"]  # the 90 % recipe's bytes, each layer's settings picked
     t = time.process_time()
     with tempfile.TemporaryDirectory() as scans:
-        res, _ = ce.fit_budget(model, data, budget, epochs=2, cache_dir=scans)
+        res, _ = ce.fit_budget(model, data, budget, finetune_epochs=2, cache_dir=scans)
     rows.append(row(f"fit in {budget:,} B (ce.fit_budget: per-layer settings, 2 epochs a step)", res, dense,
                     time.process_time() - t, data))
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())

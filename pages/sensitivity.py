@@ -333,7 +333,7 @@ def submit_fit():
         with ce.jobs.on_threads(scan_threads):  # then the training at the pool's, leaving a core to the sliders
             budget_scan = ce.sensitivity.scan(net, data, split="train", refit=True, progress=scanning,
                                               focus=prune_focus, shipped=shipped)
-        res, plan = ce.fit_budget(net, data, budget, epochs=n_epochs, scan=budget_scan, progress=tuning, kd=KD,
+        res, plan = ce.fit_budget(net, data, budget, finetune_epochs=n_epochs, scan=budget_scan, progress=tuning, kd=KD,
                                   focus=prune_focus, answers_progress=answering)
         fitted = {"model": name, "recipe": res.recipe.to_json(), "metrics": res.metrics, "artifact": res.artifact,
                   "plan": plan}

@@ -33,7 +33,7 @@ from .data import check_dataset
 from .encode import encode, size_breakdown
 from .errors import RecipeError
 from .model import NORMS, artifact_meta, check_model, compressible, plain_module, state_bytes
-from .recipe import Recipe
+from .recipe import Recipe, renamed
 
 MAX_UNITS = 4000  # byte budget resolution of the knapsack (units of ceil(budget / MAX_UNITS) bytes)
 MARGIN = 0.02     # budget share held back in step 1 (half of it in step 2) for what fine-tuning changes
@@ -210,12 +210,13 @@ def as_trained_(model, names):
             t.data.copy_(flat[0] + scale * torch.randn(t.shape, generator=gen).to(t.dtype))
 
 
-def probe_overhead(model, names, epochs=EPOCHS, lr=LR, bias_bits=BIAS_BITS, seed=0, kd=None, focus=0.0):
+@renamed(epochs="finetune_epochs")
+def probe_overhead(model, names, finetune_epochs=EPOCHS, lr=LR, bias_bits=BIAS_BITS, seed=0, kd=None, focus=0.0):
     """overhead() of the recipe fit_budget probes with (layers `names` at its smallest settings, its other fields
     fit_budget's of these arguments) -> (bytes, largest): what fit_budget's checks before any training reserve, so a
     page can offer the least budget they pass (need_bytes) without running one."""
-    probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, epochs, lr, bias_bits, seed,
-                          kd, focus)
+    probe = budget_recipe({"layers": {n: {"sparsity": 0.99, "clusters": 2} for n in names}}, finetune_epochs, lr,
+                          bias_bits, seed, kd, focus)
     return overhead(model, probe)
 
 
@@ -224,14 +225,16 @@ def overhead_bytes(model, recipe):
     return overhead(model, recipe)[0]
 
 
-def budget_recipe(allocation, epochs, lr=LR, bias_bits=BIAS_BITS, seed=0, kd=None, focus=0.0):
+@renamed(epochs="finetune_epochs")
+def budget_recipe(allocation, finetune_epochs, lr=LR, bias_bits=BIAS_BITS, seed=0, kd=None, focus=0.0):
     """The Recipe that carries out an allocation ({"layers": {name: {"sparsity", "clusters"}}}): per-layer
-    overrides, gradual pruning while fine-tuning `epochs` epochs, then weight sharing with as many epochs of
+    overrides, gradual pruning while fine-tuning `finetune_epochs` epochs, then weight sharing with as many epochs of
     centroid fine-tuning, low-bit biases, entropy coding."""
     pruned = any(v.get("sparsity") for v in allocation["layers"].values())
     return Recipe(layers={n: {k: v for k, v in s.items() if v is not None} or {"sparsity": 0.0}
                           for n, s in allocation["layers"].items()},
-                  schedule="gradual" if epochs and pruned else "oneshot", finetune_epochs=epochs, lr=lr,
+                  schedule="gradual" if finetune_epochs and pruned else "oneshot", finetune_epochs=finetune_epochs,
+                  lr=lr,
                   bias_bits=bias_bits, huffman=True, seed=seed, finetune_kd=kd, prune_focus=focus)
 
 
@@ -256,8 +259,9 @@ class _Offset:
         return self.callback(self.done + step, self.total, loss, acc) if self.callback else None
 
 
-def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_BITS, seed=0, metric="kl", scan=None,
-               progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None, focus=0.0, shipped=(),
+@renamed(epochs="finetune_epochs")
+def fit_budget(model, data, budget_bytes, finetune_epochs=EPOCHS, lr=LR, bias_bits=BIAS_BITS, seed=0, metric="kl",
+               scan=None, progress=None, cache_dir=None, retries=2, kd=None, teacher_logits=None, focus=0.0, shipped=(),
                answers_progress=None, scan_progress=None):
     """Compress `model` to fit in `budget_bytes` (artifact bytes, header and biases included) with the
     per-layer settings that keep the most accuracy -> (compress() Result, plan dict).
@@ -279,8 +283,9 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     zoo.scan_dir of a sample model); the allocation can only choose among
     its sparsities, so a finer grid where the big layers sit (sensitivity.scan(..., sparsities=...)) lets it land
     closer: bench/beyond.py's LeNet-300-100 lost 0.27 points at 64x on average instead of 0.44 with one. progress(step, total, loss,
-    accuracy) reports fine-tuning (return False to stop: train.Stopped), and the cluster scan between its two steps
-    as (the steps done, total, None, None). kd: fine-tune on the dense model's
+    accuracy) reports the whole fit as one count (return False to stop: train.Stopped): fine-tuning, each compress()
+    run's evaluations and the last test-set evaluation of the result (a batch a step, loss and accuracy None), and the
+    cluster scan between its two steps as (the steps done, total, None, None); it ends at its total. kd: fine-tune on the dense model's
     soft targets at this temperature (Recipe.finetune_kd); teacher_logits: another model's logits on every
     training input (N, C) to follow instead (a stronger model of the zoo, as in quantized distillation,
     Polino et al. 2018), with kd's temperature. With kd and no teacher_logits, the dense model's own answers on
@@ -290,10 +295,11 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     total, None, None) inside a long point, at least every train.REPORT_SECONDS (False stops it at once). focus: prune with Recipe.prune_focus (the kept weights
     gather in fewer units and inputs, whose positions cost less; the scan then prices that pruning too).
     RecipeError, before any training, if the budget cannot hold the smallest setting of every layer with some room
-    (the message names the smallest budget that does, in KB).
+    (the message names the smallest budget that does, in KB). finetune_epochs: the fine-tuning epochs of each step,
+    as Recipe.finetune_epochs (epochs= is its old name: still taken, with a DeprecationWarning).
     """
     from . import pipeline
-    from .train import answers, fast_eval_copy, logits
+    from .train import answers, batch_progress, eval_steps, fast_eval_copy, logits
     check_dataset(data)
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real) or not budget_bytes > 0:
         raise RecipeError(f"budget_bytes={budget_bytes!r}: must be a positive number of bytes")
@@ -315,7 +321,7 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     # with the room kept beside them, whatever the weights take, is refused before the scan (minutes on a model of
     # one's own: a 10-byte budget ran 5 minutes, silent, then was refused)
     names = [la["name"] for la in scan["layers"]] if scan is not None else list(compressible(model))
-    fixed, largest = probe_overhead(model, names, epochs, lr, bias_bits, seed, kd, focus)
+    fixed, largest = probe_overhead(model, names, finetune_epochs, lr, bias_bits, seed, kd, focus)
     if (refused := refusal(budget_bytes, fixed, largest)) is not None:
         raise refused
     room = budget_bytes * (1 - MARGIN) - fixed
@@ -336,17 +342,20 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
     # step 1: prune (biases stay float32 until the very end, as in one compress() run of the whole recipe)
     prune_recipe = Recipe(layers={n: {"sparsity": s} for n, s in sparsity.items()}, lr=lr, seed=seed, finetune_kd=kd,
                           prune_focus=focus,
-                          finetune_epochs=epochs, schedule="gradual" if epochs and any(sparsity.values()) else "oneshot")
+                          finetune_epochs=finetune_epochs,
+                          schedule="gradual" if finetune_epochs and any(sparsity.values()) else "oneshot")
     # with kd, both steps follow the dense model's soft targets (as one compress() run of the recipe would)
-    teacher = None if not (kd and epochs) else {
+    teacher = None if not (kd and finetune_epochs) else {
         "train": teacher_logits if teacher_logits is not None else
         logits(fast_eval_copy(pipeline.deployed(model)), data.x("train"), progress=answers_progress)}
     # what each compress() run's progress counts (its evaluations' batches and its training steps): step 2's with a
     # stand-in for the clusters it will choose
     pruning_steps = pipeline.progress_steps(model, prune_recipe, data, model_logits=teacher)
-    sharing_steps = pipeline.progress_steps(model, Recipe(clusters=2, finetune_epochs=epochs, finetune_kd=kd), data,
-                                     model_logits=teacher)
-    tracker = _Offset(progress, pruning_steps + sharing_steps)
+    sharing_steps = pipeline.progress_steps(model, Recipe(clusters=2, finetune_epochs=finetune_epochs, finetune_kd=kd),
+                                            data, model_logits=teacher)
+    # and, last, the compressed model's test-set evaluation (a batch a step), after the last try's compress()
+    final_steps = eval_steps(model, len(data.y("test")))
+    tracker = _Offset(progress, pruning_steps + sharing_steps + final_steps)
     pruned = pipeline.compress(model, prune_recipe, data, progress=tracker if progress else None, model_logits=teacher)
     tracker.done = pruning_steps
 
@@ -358,22 +367,24 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
                              progress=(lambda *_: tracker(0, None, None, None)) if progress else None)
     target, attempts = float(budget_bytes), []
     probe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": 2} for n in names}},
-                          epochs, lr, bias_bits, seed, kd, focus)
+                          finetune_epochs, lr, bias_bits, seed, kd, focus)
     fixed, least = overhead_bytes(model, probe), smallest_bytes(cscan, names)  # the same at every try
     for attempt in range(retries + 1):
         if attempt:  # a try again trains stage 2 once more: its steps count on from the last try's, out of a larger
             # total (they went back from step 901 of 938 to 535 of 938, which read as a stall or a restart)
-            tracker.done, tracker.total = tracker.total, tracker.total + sharing_steps
+            tracker.done, tracker.total = tracker.total - final_steps, tracker.total + sharing_steps
         if target * (1 - MARGIN / 2) - fixed < least:  # (rare past the check above) before step 2's training
             if attempts:  # a try has its result: it is returned over the budget (plan["fits"] False, OverBudget),
-                break  # as when the retries run out; refused after training, it was lost and the advice did not hold
+                # as when the retries run out; refused after training, it was lost and the advice did not hold
+                tracker.total -= sharing_steps  # this try does not train (nothing was reported out of its total)
+                break
             raise too_small(budget_bytes, least, fixed, (least + fixed) / (1 - MARGIN / 2), largest)
         second = allocate(cscan, target * (1 - MARGIN / 2) - fixed, metric)
         clusters = {n: second["layers"][n]["clusters"] for n in names}
         recipe = budget_recipe({"layers": {n: {"sparsity": sparsity[n], "clusters": clusters[n]} for n in names}},
-                               epochs, lr, bias_bits, seed, kd, focus)
+                               finetune_epochs, lr, bias_bits, seed, kd, focus)
         share = Recipe(layers={n: {"clusters": k} for n, k in clusters.items() if k is not None}, lr=lr, seed=seed,
-                       finetune_epochs=epochs, bias_bits=bias_bits, huffman=True, finetune_kd=kd)
+                       finetune_epochs=finetune_epochs, bias_bits=bias_bits, huffman=True, finetune_kd=kd)
         shared = pipeline.compress(pruned.model, share, data, progress=tracker if progress else None,
                                    model_logits=teacher)
         state = {k: v.detach().contiguous() for k, v in shared.model.state_dict().items()}
@@ -387,8 +398,10 @@ def fit_budget(model, data, budget_bytes, epochs=EPOCHS, lr=LR, bias_bits=BIAS_B
         # the miss is mostly an offset (carried tensors, coding that training changed), whatever the weights take:
         # take it off what the weights are given, and a little more
         target -= (len(artifact) - budget_bytes) / (1 - MARGIN / 2) + budget_bytes * MARGIN / 2
-    ref_pred, ref_acc = pipeline.reference(model, data)
-    pred = answers(fast_eval_copy(shared.model), data.x("test"), data)
+    ref_pred, ref_acc = pipeline.reference(model, data)  # step 1's compress() computed it (reference()'s cache)
+    tracker.done = tracker.total - final_steps  # its count, then the last steps'
+    pred = answers(fast_eval_copy(shared.model), data.x("test"), data,
+                   progress=batch_progress(tracker if progress else None, final_steps))
     dense = pruned.metrics
     metrics = pipeline.measure(shared.model, shared.grids, artifact, dense["dense_params"], dense["dense_bytes"], pred,
                                data.y("test"), ref_pred, ref_acc)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .data import IGNORE
 from .model import buffers_kept, student_mlp
 from .recipe import check
-from .train import fit, logits
+from .train import batch_progress, eval_steps, fit, logits, train_steps
 
 NAME = "distill"
 
@@ -65,6 +65,14 @@ def kd_loss(student_logits, teacher_logits, target, temperature, alpha):
     return alpha * T * T * soft + (1 - alpha) * hard
 
 
+def teacher_steps(teacher, data, alpha, teacher_logits=None):
+    """How many progress steps distill() spends on the teacher's answers before training: a batch of the training
+    set a step (train.eval_steps), none when its logits are given or at alpha=0 (they are then not computed)."""
+    if teacher_logits is not None or check("alpha", alpha) == 0:
+        return 0
+    return eval_steps(teacher, len(data.y("train")))
+
+
 def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0, progress=None,
             teacher_logits=None):
     """Train `student` on data's training split against `teacher` with kd_loss; returns the loss history.
@@ -72,12 +80,25 @@ def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0,
     alpha=0 trains the same student on the labels alone: the baseline KD is compared against.
     The teacher's logits for the whole training set are computed once, batch by batch in inference
     mode (not at every step of every epoch), unless `teacher_logits` (N, classes, *positions) are given: a cache.
+    progress(step, total, loss, accuracy) counts both as one run: a step a batch of the teacher's answers (loss and
+    accuracy None; a big teacher takes many seconds on them), then fit()'s training steps; False from it stops
+    either (train.Stopped).
     """
-    if teacher_logits is None and check("alpha", alpha) > 0:  # at alpha=0 kd_loss does not need them
-        teacher_logits = logits(teacher, data.x("train"))
-    return fit(student, data, epochs=epochs, lr=lr, seed=seed, progress=progress,
+    answering = teacher_steps(teacher, data, alpha, teacher_logits)
+    total = answering + train_steps(data, epochs)
+    if answering:
+        teacher_logits = logits(teacher, data.x("train"),
+                                progress=batch_progress(_counted(progress, 0, total), answering))
+    return fit(student, data, epochs=epochs, lr=lr, seed=seed, progress=_counted(progress, answering, total),
                loss_fn=lambda out, idx, y: kd_loss(out, None if teacher_logits is None else teacher_logits[idx], y,
                                                    temperature, alpha))
+
+
+def _counted(progress, offset, total):
+    """progress(step, total, loss, accuracy) for a part of distill() starting `offset` steps into its `total`."""
+    if progress is None:
+        return None
+    return lambda step, _total, loss, acc: progress(offset + step, total, loss, acc)
 
 
 # --- the pipeline stage ------------------------------------------------------------------------
@@ -116,7 +137,8 @@ def apply(teacher, recipe, ctx):
     torch.manual_seed(r.seed)
     student = copy.deepcopy(ctx.student) if ctx.student is not None else student_mlp(r.student_width, ctx.data,
                                                                                      outputs=outputs)
+    given = ctx.model_logits.get("train")
+    steps = teacher_steps(teacher, ctx.data, r.alpha, given) + ctx.steps(r.distill_epochs)  # as compress() counts
     ctx.history[NAME] = distill(teacher, student, ctx.data, r.temperature, r.alpha, r.distill_epochs, seed=r.seed,
-                                progress=ctx.tracker.stage(ctx.steps(r.distill_epochs)),
-                                teacher_logits=ctx.model_logits.get("train"))
+                                progress=ctx.tracker.stage(steps), teacher_logits=given)
     return student.eval()

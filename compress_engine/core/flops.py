@@ -36,7 +36,7 @@ from . import structured
 from .errors import RecipeError
 from .fold import deployed
 from .model import check_model, plain_module
-from .recipe import RANGES, Recipe
+from .recipe import RANGES, Recipe, renamed
 from .sensitivity import FORMAT, _damage, _find, _write_cache, default_cache_dir, scan_key, subset_index
 from .train import Stopped, fast_eval_copy, logits, recalibrate_batchnorm
 
@@ -373,9 +373,11 @@ def out_of_reach(target, floor, dense, how, percent=False):
                        f"{dense:,} FLOPs; ask for at least {share(least)}")
 
 
-def fit_flops(model, data, target, epochs=2, lr=1e-3, seed=0, kd=None, searched=False, fractions=FRACTIONS,
+@renamed(epochs="finetune_epochs")
+def fit_flops(model, data, target, finetune_epochs=2, lr=1e-3, seed=0, kd=None, searched=False, fractions=FRACTIONS,
               search_result=None, progress=None, cache_dir=None):
-    """Structured-prune `model` to at most `target` (a share in (0, 1)) of its FLOPs, then fine-tune `epochs` epochs
+    """Structured-prune `model` to at most `target` (a share in (0, 1)) of its FLOPs, then fine-tune
+    `finetune_epochs` epochs (Recipe.finetune_epochs; epochs= is its old name, still taken with a DeprecationWarning)
     -> (compress() Result, plan dict).
 
     By default every group loses the same fraction of its units, the smallest that fits (`uniform`). searched=True
@@ -395,7 +397,7 @@ def fit_flops(model, data, target, epochs=2, lr=1e-3, seed=0, kd=None, searched=
         raise RecipeError(f"target={target!r}: must be the share of the dense model's FLOPs to keep, above 0 and "
                           f"below 1 (0.5 = half)")
     model = plain_module(model)  # as compress() does: what the path and the replay compress is the same module
-    recipe_of = dict(finetune_epochs=epochs, lr=lr, seed=seed, finetune_kd=kd)
+    recipe_of = dict(finetune_epochs=finetune_epochs, lr=lr, seed=seed, finetune_kd=kd)
     Recipe(structured=True, **recipe_of)  # its fields refused before any work
     example = data.x("test")[:2]
     knobs = _knobs(structured.plan(model, 0.0, example).groups)

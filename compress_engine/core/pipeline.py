@@ -30,19 +30,11 @@ from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     plain_module, state_bytes, student_mlp)
 from .recipe import Recipe
-from .train import (answer_of, answers, batch_bounds, channels_last_ok, eval_steps, exact_match, fast_eval_copy, fit,
-                    forward_ms_in_turns, logits, match_rate, mean_iou, median_forward_ms, r2_score, rmse)
+from .train import (BATCH, answer_of, answers, batch_progress, channels_last_ok, eval_steps, exact_match,
+                    fast_eval_copy, fit, forward_ms_in_turns, logits, match_rate, mean_iou, median_forward_ms, r2_score,
+                    rmse, train_steps)
 
 STAGES = (distill, prune, cluster, quantize)
-BATCH = 128  # fine-tuning batch size (train.fit's default)
-
-
-def train_steps(data, epochs):
-    """The optimizer steps of `epochs` of fit() over data's training split, BATCH at a time (a last batch of one
-    joins the one before it: train.batch_bounds): what a run's progress counts to."""
-    return epochs * len(batch_bounds(len(data.y("train")), BATCH))
-
-
 def progress_steps(model, recipe, data, student=None, model_logits=None, evaluate=True):
     """What compress(model, recipe, data, student, model_logits=model_logits, evaluate=evaluate)'s progress counts to
     (its `total`): the batches of its evaluations (train.eval_steps) and the optimizer steps of its training
@@ -54,14 +46,17 @@ def progress_steps(model, recipe, data, student=None, model_logits=None, evaluat
 def _step_counts(model, r, data, student, given, evaluate):
     """compress()'s progress steps, part by part, in order: (the dense model's test-set evaluation, none with
     model_logits["test"]; the dense model's training-set outputs for finetune_kd, none with model_logits["train"];
-    the training stages' steps, summed; the compressed model's test-set evaluation). An evaluation counts a step a
+    the training stages' steps, summed, with the batches of distillation's teacher answers on the training set; the
+    compressed model's test-set evaluation). An evaluation counts a step a
     batch of the model that runs it: the input model, or after distillation the student. A dense reference already
     computed (reference()'s cache) is counted all the same: the count then jumps over it."""
     n_test, n_train = len(data.y("test")), len(data.y("train"))
     dense = eval_steps(model, n_test) if evaluate and "test" not in given else 0
     teacher = (eval_steps(model, n_train)
                if r.finetune_kd is not None and r.finetune_epochs and "train" not in given else 0)
-    training = sum(train_steps(data, s.epochs(r)) for s in STAGES if s.active(r))
+    # distillation's teacher answers every training input first (none with model_logits["train"], none at alpha=0)
+    training = sum(train_steps(data, s.epochs(r)) for s in STAGES if s.active(r)) + (
+        distill.teacher_steps(model, data, r.alpha, given.get("train")) if distill.active(r) else 0)
     # the compressed model: the input model's layers (pruned, shared), or a student's; the default student is an MLP,
     # batched as a model without convolutions (an empty one stands for it)
     final = model if r.temperature is None else student if student is not None else torch.nn.Sequential()
@@ -148,15 +143,7 @@ class _Progress:
         """A progress(done, total) for an evaluation's batches (logits(), answers()) counted as the next `steps` of
         the run: the caller hears (step, total, None, None) after each batch, the last one at the evaluation's last
         step; False from it stops the evaluation (train.Stopped). None without a callback."""
-        report = self.stage(steps)
-        if report is None:
-            return None
-        batches = [0]
-
-        def progress(done, n):
-            batches[0] += 1
-            return report(steps if done >= n else min(batches[0], steps), steps, None, None)
-        return progress
+        return batch_progress(self.stage(steps), steps)
 
 
 @dataclass

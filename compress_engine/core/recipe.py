@@ -6,9 +6,11 @@ allowed range — rather than fail somewhere deep in the engine.
 """
 
 import difflib
+import functools
 import json
 import math
 import numbers
+import warnings
 from dataclasses import dataclass, fields
 
 from . import cluster, prune, quantize
@@ -311,3 +313,25 @@ def _recipe_init(self, *args, **kwargs):
 
 
 Recipe.__init__ = _recipe_init
+
+
+def renamed(**old_to_new):
+    """A decorator keeping a function's old keyword names working: each old=new given as old is passed on as new,
+    with a DeprecationWarning naming the new name (a function taking a Recipe's setting names it as the Recipe
+    does: fit_budget(finetune_epochs=), once epochs=). Both names at once is a TypeError, as for any keyword given
+    twice."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            for old, new in old_to_new.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs:
+                    raise TypeError(f"{fn.__name__}() got both {old}= and {new}=: give {new}= alone ({old}= is its "
+                                    f"old name)")
+                warnings.warn(f"{fn.__name__}({old}=...) is now {fn.__name__}({new}=...), the Recipe's name for it; "
+                              f"{old}= still works for now but will be removed", DeprecationWarning, stacklevel=2)
+                kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+        return call
+    return wrap

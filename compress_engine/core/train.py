@@ -56,6 +56,7 @@ def flush_tiny_(tensors):
     return flushed
 
 
+BATCH = 128  # fit()'s batch size by default (train_steps and compress()'s progress count its steps)
 REPORT_SECONDS = 1.0  # fit() reports progress at least this often (besides every report_every steps and the first)
 FLUSH_EVERY = 16  # fit()'s optimizer steps between two flush_tiny_ passes over the weights. After every step, the
 # pass made a small MLP's epoch 1.4x longer (100-100 student, 1 thread: 1.16 vs 0.83 s, bench/speed.py section 9);
@@ -272,6 +273,21 @@ def eval_steps(model, n, batch_size=None):
     """How many batches logits() and answers() run `model` on for `n` inputs: how many progress(done, total) reports
     they make (compress() counts each as a step of its progress)."""
     return len(range(0, n, eval_batch_size(model, batch_size)))
+
+
+def batch_progress(report, steps):
+    """A progress(done, n) for an evaluation's batches (logits(), answers()) that reports them as `steps` steps of a
+    longer run: report(step, steps, None, None) after each batch (a batch a step, the last one at `steps`), and
+    returns its answer, so a False from it stops the evaluation (Stopped). None without a `report`. compress(),
+    distill() and fit_budget count their evaluations with it."""
+    if report is None:
+        return None
+    batches = [0]
+
+    def progress(done, n):
+        batches[0] += 1
+        return report(steps if done >= n else min(batches[0], steps), steps, None, None)
+    return progress
 
 
 def batches(model, x, batch_size=None):
@@ -539,6 +555,12 @@ def batch_bounds(n, batch_size):
     return list(zip(starts, starts[1:]))
 
 
+def train_steps(data, epochs, batch_size=BATCH):
+    """The optimizer steps of `epochs` of fit() over data's training split, `batch_size` at a time (batch_bounds):
+    what its progress counts to."""
+    return epochs * len(batch_bounds(len(data.y("train")), batch_size))
+
+
 def check_trainable(model, data):
     """Refuse, before any step, to train a model with a BatchNorm on a training split of one sample: in training
     mode a BatchNorm takes each batch's statistics, which one input does not have."""
@@ -562,7 +584,7 @@ def frozen_norms(model):
     return out
 
 
-def fit(model, data, epochs=1, lr=1e-3, batch_size=128, weight_decay=0.0, seed=0,
+def fit(model, data, epochs=1, lr=1e-3, batch_size=BATCH, weight_decay=0.0, seed=0,
         loss_fn=None, progress=None, on_step=None, report_every=50, warmup=100, momentum=None, transform=None):
     """Train `model` on data's training split (Adam or SGD, warm-up + cosine schedule); returns the loss history.
 

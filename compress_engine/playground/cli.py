@@ -355,7 +355,7 @@ def parser(prog="python -m compress_engine"):
     run.add_argument("--flops", metavar="SHARE",
                      help="prune whole units (structured) until the model needs at most this share of its FLOPs "
                           "(0.25 = a quarter): the same fraction of every group's units, the smallest that fits, "
-                          f"then fine-tuning (--finetune-epochs, default {FLOPS_DEFAULTS['epochs']}; --lr default "
+                          f"then fine-tuning (--finetune-epochs, default {FLOPS_DEFAULTS['finetune_epochs']}; --lr default "
                           f"{FLOPS_DEFAULTS['lr']:g}; --finetune-kd; --seed)")
     sw.add_argument("--field", required=True, help="the recipe field to vary, e.g. sparsity")
     sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.5,0.9")
@@ -691,7 +691,7 @@ def run_flops(args, model, data, share, recipe):
     import compress_engine as ce
     show = epoch_lines(data)
     given = {f: getattr(recipe, f) for f in FLOPS_FLAGS if hasattr(args, f)}  # the rest: fit_flops's defaults
-    kw = {arg: given[f] for f, arg in (("finetune_epochs", "epochs"), ("lr", "lr")) if f in given}
+    kw = {f: given[f] for f in ("finetune_epochs", "lr") if f in given}  # fit_flops names them as the Recipe
     result, plan = ce.fit_flops(model, data, share, seed=recipe.seed, kd=given.get("finetune_kd"), progress=show, **kw)
     if args.latency:
         from ..core.pipeline import latency_against
@@ -718,8 +718,7 @@ def run_budget(args, model, data, kb, recipe):
     from .units import KB
     show = epoch_lines(data)
     # the flags given; the rest are fit_budget's defaults, but for kd: soft targets at budget.KD unless regression
-    kw = {arg: getattr(recipe, f) for f, arg in (("finetune_epochs", "epochs"), ("lr", "lr"), ("bias_bits", "bias_bits"))
-          if hasattr(args, f)}
+    kw = {f: getattr(recipe, f) for f in ("finetune_epochs", "lr", "bias_bits") if hasattr(args, f)}  # Recipe's names
     kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else None if data.regression else budget.KD
     shipped = [models.scan_dir(args.model)] if args.model in models.SAMPLES else []  # its scans (keyed by weights)
     with warnings.catch_warnings():  # said once, as the error line of over_budget_line
