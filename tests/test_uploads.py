@@ -143,7 +143,7 @@ def test_a_file_that_does_not_fit_its_spec_is_worded_as_every_other_mismatch():
     with pytest.raises(ce.ModelError) as e:
         models.from_state_dict(MLP_SMALL, state)
     message = str(e.value)
-    assert message.endswith(": " + models.state_mismatch(models.build(MLP_SMALL), state)), message
+    assert ": " + models.state_mismatch(models.build(MLP_SMALL), state) + "; " in message, message  # then the fix
     assert ("1 missing (layers.1.bias); 1 unexpected (extra.weight); 1 of the wrong shape (layers.0.weight is "
             "[31, 784], expected [32, 784])") in message, message
 

@@ -193,24 +193,36 @@ def spec_of(model):
     return spec
 
 
-def check_fits(spec, state_dict):
+# How to fix weights that do not fit their architecture (check_fits' `fix`), by where they came from
+FIT_FIX = ("give the weights of a model of that architecture as it was trained: its state_dict saved unchanged "
+           "(torch.save(model.state_dict(), path)), no tensor reshaped, cut or taken from another model")
+ARTIFACT_FIX = ("the artifact's tensors disagree with the architecture its own header names, so the file was changed "
+                "after it was written: make it again from the model (Export's Make an artifact, or python -m "
+                "compress_engine run ... --out FILE.cpg) rather than editing it")
+
+
+def check_fits(spec, state_dict, fix=FIT_FIX):
     """`spec`'s model built on the meta device (nothing allocated), after refusing (ModelError) a `state_dict` that
-    does not fit it strictly; only the tensors' shapes are read (they may be meta tensors)."""
+    does not fit it strictly; only the tensors' shapes are read (they may be meta tensors). The refusal names each
+    tensor that does not fit, both shapes and, in words, which layer has how many inputs, outputs or channels against
+    the architecture's (state_mismatch), then `fix`: how to fix it."""
     with torch.device("meta"):
         model = build(spec)
     found = state_mismatch(model, state_dict)
     if found:
-        raise ModelError(f"weights do not fit the architecture they were read as ({cards.arch_text(spec)}): {found}")
+        raise ModelError(f"weights do not fit the architecture they were read as ({cards.arch_text(spec)}): {found}; "
+                         f"{fix}")
     return model
 
 
-def from_state_dict(spec, state_dict):
-    """Build `spec`'s model and load `state_dict` into it, refusing any mismatch with a clear message.
+def from_state_dict(spec, state_dict, fix=FIT_FIX):
+    """Build `spec`'s model and load `state_dict` into it, refusing any mismatch with a clear message (check_fits,
+    ending with `fix`).
 
     The shapes are compared on the meta device first, so an untrusted spec claiming huge layers
     (an artifact's or an upload's) allocates nothing unless the given tensors really have that size.
     """
-    check_fits(spec, state_dict)
+    check_fits(spec, state_dict, fix)
     model = build(spec)
     model.load_state_dict(state_dict)
     return model.eval()
@@ -232,7 +244,7 @@ def load_model(name):
     except Exception as e:  # missing or corrupt file: say which and how to rebuild it
         raise ModelError(f"cannot read {path} ({e}); rebuild it with `python -m compress_engine train {name}`") from None
     flush_tiny_(state.values())  # none in the shipped files; a checkpoint rebuilt elsewhere may have them
-    return from_state_dict(card["spec"], state)
+    return from_state_dict(card["spec"], state, f"rebuild it with `python -m compress_engine train {name}`")
 
 
 def fit_shapes(module, state, meta):
@@ -275,7 +287,7 @@ def decode_model(artifact, module=None):
         raise ModelError(f"this artifact holds a {meta.get('model_class', 'user-defined')} model, whose architecture "
                          "only its own code knows: pass a fresh instance of that class, e.g. "
                          "decode_model(artifact, module=MyNet()), or load ce.decode(artifact) into it")
-    return from_state_dict(spec, state), meta
+    return from_state_dict(spec, state, ARTIFACT_FIX), meta
 
 
 def few(items, n=3, sep=", "):
@@ -300,7 +312,44 @@ def state_mismatch(model, state):
         problems.append(f"{len(extra)} unexpected ({few(extra)})")
     if shapes:
         problems.append(f"{len(shapes)} of the wrong shape ({few(shapes, sep='; ')})")
+        words = shape_words({k: (got[k], want[k]) for k in want if k in got and got[k] != want[k]})
+        if words:
+            problems[-1] += f": {words}"
     return "; ".join(problems)
+
+
+def shape_words(mismatched, n=2):
+    """The shape mismatches {name: (given, expected)} in plain words, a layer at a time (its weight's, else its
+    bias's), at most n of them: "layer fc1 takes 700 inputs in the weights given, 800 in the architecture". Only the
+    dimensions that differ are named: a Linear weight's (outputs, inputs), a conv's (filters, input channels per
+    group, kernel)."""
+    said, out = set(), []
+    for name in sorted(mismatched, key=lambda k: not k.endswith("weight")):  # weights first: they say the most
+        layer, _, kind = name.rpartition(".")
+        if layer in said:
+            continue
+        given, expected = mismatched[name]
+        if len(given) != len(expected):
+            out.append(f"{name} has {len(given)} dimension(s) in the weights given, {len(expected)} in the "
+                       f"architecture")
+        elif kind == "weight" and len(expected) >= 2:
+            dims = [("gives", "outputs" if len(expected) == 2 else "filters (output channels)"),
+                    ("takes", "inputs" if len(expected) == 2 else "input channels")]
+            diff = [f"{verb} {g:,} {what}" for (verb, what), g, w in zip(dims, given, expected) if g != w]
+            ref = [f"{w:,}" for g, w in zip(given[:2], expected[:2]) if g != w]
+            if given[2:] != expected[2:]:
+                diff.append(f"has {'×'.join(map(str, given[2:]))} kernels")
+                ref.append(f"{'×'.join(map(str, expected[2:]))} kernels")
+            out.append(f"layer {layer or name} {' and '.join(diff)} in the weights given, {' and '.join(ref)} in "
+                       f"the architecture")
+        else:
+            out.append(f"{name} holds {math.prod(given):,} value(s) in the weights given, {math.prod(expected):,} in "
+                       f"the architecture")
+        said.add(layer)
+        if len(out) == n:
+            break
+    rest = len({k.rpartition(".")[0] for k in mismatched}) - len(said)
+    return "; ".join(out) + (f" (and {rest} more layer(s))" if out and rest > 0 else "")
 
 
 def load_target(module, state, meta):
@@ -352,7 +401,8 @@ def evaluate_artifact(artifact, data, module=None, max_params=None, cost_limit=F
         if cost_limit and module is None and meta.get("spec") is not None:
             # the header's tensors must fit its spec before the spec's model is allocated: a 99-byte artifact's
             # spec may claim 40 GB of layers (what decoding would refuse anyway, refused before allocating)
-            bare = check_fits(meta["spec"], {k: torch.empty(s, device="meta") for k, s in shapes.items()})
+            bare = check_fits(meta["spec"], {k: torch.empty(s, device="meta") for k, s in shapes.items()},
+                              ARTIFACT_FIX)
             check_cost(bare.to_empty(device="cpu"), tuple(data.x("test").shape[1:]), "the artifact's model")
     model, meta = decode_model(artifact, module)
     return score_decoded(model, meta, len(artifact), data)
