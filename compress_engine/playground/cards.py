@@ -85,7 +85,7 @@ def arch_text(spec):
     if spec["arch"] == "mlp":
         return f"MLP {dash(spec['sizes'])}"
     if spec["arch"] == "lenet5":
-        return f"LeNet-5 with widths {dash(spec['widths'])}"
+        return f"LeNet-5 with widths {dash(spec['widths'])}" + (f", {spec['classes']} outputs" if "classes" in spec else "")
     inner = f" (inner {dash(spec['inner'])})" if spec["inner"] != spec["widths"] else ""
     return f"ResNet with widths {dash(spec['widths'])}{inner}, " + ("BatchNorm" if spec["batchnorm"] else "folded")
 

@@ -43,12 +43,20 @@ from . import cards, units
 from .cards import DESCRIPTIONS, SAMPLES, list_models, model_card  # noqa: F401 - re-exported
 
 MAX_UNITS = 100_000  # no layer in a spec may be wider than this (uploaded specs are untrusted)
+LENET_OUTPUTS = 10  # compress_engine's LeNet5 by default: Fashion-MNIST's 10 classes (28x28 greyscale images)
+
+
+def lenet_spec(widths, classes=LENET_OUTPUTS):
+    """A LeNet-5's spec: its [conv1, conv2, fc1] widths and, unless LENET_OUTPUTS, its classes (fc2's outputs)."""
+    return {"arch": "lenet5", "widths": list(widths), **({"classes": classes} if classes != LENET_OUTPUTS else {})}
 
 
 class LeNet5(nn.Module):
-    """Caffe's LeNet-5: conv 20@5x5, pool, conv 50@5x5, pool, fc 500, fc 10 (ReLU after each hidden layer)."""
+    """Caffe's LeNet-5: conv 20@5x5, pool, conv 50@5x5, pool, fc 500, fc 10 (ReLU after each hidden layer); fc2 of
+    n_classes outputs (a spec names them as "classes" unless they are the default LENET_OUTPUTS, so a 10-class
+    LeNet-5's spec, and its artifacts' headers, are as they were)."""
 
-    def __init__(self, widths=(20, 50, 500), n_classes=10):
+    def __init__(self, widths=(20, 50, 500), n_classes=LENET_OUTPUTS):
         super().__init__()
         c1, c2, f1 = widths
         self.conv1 = nn.Conv2d(1, c1, 5)
@@ -62,7 +70,7 @@ class LeNet5(nn.Module):
         return [self.conv1.out_channels, self.conv2.out_channels, self.fc1.out_features]
 
     def spec(self):
-        return {"arch": "lenet5", "widths": self.widths}
+        return lenet_spec(self.widths, self.fc2.out_features)
 
     def forward(self, x):
         # pool before ReLU: the same function (ReLU is monotonic, so it commutes with max) with 4x less
@@ -131,7 +139,7 @@ class ResNet(nn.Module):
 
 
 ARCHS = ("mlp", "lenet5", "resnet")
-SPEC_KEYS = {"mlp": {"arch", "sizes", "dropout"}, "lenet5": {"arch", "widths"},  # what build() reads of a spec
+SPEC_KEYS = {"mlp": {"arch", "sizes", "dropout"}, "lenet5": {"arch", "widths", "classes"},  # what build() reads
              "resnet": {"arch", "widths", "inner", "batchnorm", "in_channels", "classes"}}
 
 
@@ -146,15 +154,20 @@ def _dims(spec, key, n=None):
     return dims
 
 
+def _count(spec, key, default=None):
+    """spec[key] (`default` if absent and one is given) as an int in 1..MAX_UNITS, else ModelError."""
+    v = spec.get(key, default)
+    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_UNITS:
+        raise ModelError(f"model spec {key} must be an integer in 1..{MAX_UNITS}, got {v!r:.80}")
+    return v
+
+
 def _resnet(spec):
     """A ResNet from {"widths": [...], "inner": [...] (1-6 stages each), "batchnorm", "in_channels", "classes"}."""
     widths = spec.get("widths")
     n = len(widths) if isinstance(widths, list) and 1 <= len(widths) <= 6 else 3
     widths, inner = _dims(spec, "widths", n), _dims(spec, "inner", n)
-    cin, classes = spec.get("in_channels"), spec.get("classes")
-    for key, v in (("in_channels", cin), ("classes", classes)):
-        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_UNITS:
-            raise ModelError(f"model spec {key} must be an integer in 1..{MAX_UNITS}, got {v!r:.80}")
+    cin, classes = _count(spec, "in_channels"), _count(spec, "classes")
     if not isinstance(spec.get("batchnorm"), bool):
         raise ModelError(f"model spec batchnorm must be true or false, got {spec.get('batchnorm')!r:.80}")
     return ResNet(widths, inner, spec["batchnorm"], cin, classes)
@@ -174,7 +187,7 @@ def build(spec):
     dims = _dims(spec, key, n)
     if spec["arch"] == "mlp":
         return MLP(dims, spec.get("dropout", 0.0))
-    return LeNet5(dims)
+    return LeNet5(dims, _count(spec, "classes", LENET_OUTPUTS))
 
 
 def cnn_student(seed=0):
@@ -525,7 +538,6 @@ SAVE_HINT = "save it with torch.save(model.state_dict(), path) or safetensors.to
 ARCH_HINT = ("an MLP state dict (layers.0.weight, layers.0.bias, layers.1.weight, ...: 784 inputs, 10 outputs), "
              "a LeNet-5 one (conv1, conv2, fc1, fc2: .weight and .bias each) or a ResNet one (stem, bn, blocks.0, "
              "blocks.1, ..., fc: 1 input channel, 10 outputs), as compress_engine's MLP / LeNet5 / ResNet name them")
-LENET_OUTPUTS = 10  # compress_engine's LeNet5 as build() makes it (a spec has no class count): 10 outputs, 28x28 images
 
 
 def data_text(dataset=None):
@@ -593,8 +605,8 @@ def sidebar_takes(dataset=None):
                 f"{IMAGE[1]}x{IMAGE[2]} greyscale images (1 channel) in at most {CLASSES} classes")
     shape, out = (IMAGE if dataset is None else dataset.input_shape), _outputs_text(dataset)
     takes = [f"an MLP of {math.prod(shape)} inputs and {out} outputs"]
-    if shape == IMAGE and _outputs_fit(LENET_OUTPUTS, dataset):
-        takes.append(f"a LeNet-5 ({LENET_OUTPUTS} outputs)")
+    if shape == IMAGE:  # its outputs read from fc2.weight's rows
+        takes.append(f"a LeNet-5 of {out} outputs")
     if len(shape) == 3:
         takes.append(f"a ResNet of {shape[0]} input channel(s) and {out} outputs")
     return "on these data the sidebar takes " + (", ".join(takes[:-1]) + " or " + takes[-1] if len(takes) > 1
@@ -979,8 +991,7 @@ def infer_spec(state, name="weights", dataset=None):
     if set(shapes) == LENET5_KEYS:
         _need_ndim(shapes, name, {"conv1.weight": 4, "conv2.weight": 4, "fc1.weight": 2, "fc2.weight": 2})
         _lenet_fits_the_data(shapes, name, dataset)
-        return {"arch": "lenet5", "widths": [shapes["conv1.weight"][0], shapes["conv2.weight"][0],
-                                             shapes["fc1.weight"][0]]}
+        return lenet_spec([shapes[f"{la}.weight"][0] for la in ("conv1", "conv2", "fc1")], shapes["fc2.weight"][0])
     layers = sorted({int(m.group(1)) for m in map(MLP_KEY.fullmatch, shapes) if m})
     expect = {f"layers.{i}.{p}" for i in range(len(layers)) for p in ("weight", "bias")}
     # LeNet-5's names are compared with only for a near LeNet-5 (most of them, and few others: a bias missing, a layer
@@ -1005,16 +1016,17 @@ def infer_spec(state, name="weights", dataset=None):
 
 def _lenet_fits_the_data(shapes, name, dataset=None):
     """A LeNet-5 made for other images or classes, or one the data cannot take, refused saying so (as an MLP's or a
-    ResNet's is): its input channels, its outputs, and fc1's inputs, which give the image size it was built for (each
-    5x5 conv takes 4 pixels off a side, each 2x2 pool halves it: 28x28 images leave conv2's channels 4x4 each, 32x32
-    ones 5x5). The LeNet-5 here (compress_engine's LeNet5) takes 28x28 greyscale images and has LENET_OUTPUTS."""
+    ResNet's is): its input channels, its outputs (fc2.weight's rows, one a class: a 5-class LeNet-5 is read as one,
+    and fits data of 5 classes), and fc1's inputs, which give the image size it was built for (each 5x5 conv takes 4
+    pixels off a side, each 2x2 pool halves it: 28x28 images leave conv2's channels 4x4 each, 32x32 ones 5x5). The
+    LeNet-5 here (compress_engine's LeNet5) takes 28x28 greyscale images."""
     cin, c2, fc1_in, classes = (shapes["conv1.weight"][1], shapes["conv2.weight"][0], shapes["fc1.weight"][1],
                                 shapes["fc2.weight"][0])
     side = round((fc1_in / c2) ** 0.5)
     other_size = fc1_in != c2 * 16 and shapes["conv1.weight"][2:] == shapes["conv2.weight"][2:] == (5, 5)
-    other_io = cin != 1 or classes != LENET_OUTPUTS
-    data_ok = ((IMAGE if dataset is None else dataset.input_shape) == IMAGE
-               and _outputs_fit(LENET_OUTPUTS, dataset))
+    outputs_ok = _outputs_fit(classes, dataset)
+    other_io = cin != 1 or not outputs_ok
+    data_ok = (IMAGE if dataset is None else dataset.input_shape) == IMAGE
     if not (other_size or other_io or not data_ok):
         return
     head = (f"a LeNet-5 with {cin} input channel(s) and {classes} outputs" if other_io or not data_ok else
@@ -1024,14 +1036,20 @@ def _lenet_fits_the_data(shapes, name, dataset=None):
         built = ((f"it was built for {4 * side + 12}x{4 * side + 12} images (conv2's {c2} channels {side}x{side} "
                   "each after the second pooling)" if side > 0 and c2 * side * side == fc1_in else
                   f"its fc1 takes {fc1_in} inputs, which is not conv2's {c2} channels times a square image") + "; ")
+    if not outputs_ok:
+        built += (f"its fc2.weight is {list(shapes['fc2.weight'])}: {classes} outputs, one a class, for "
+                  f"{_outputs_text(dataset)} classes here; ")
     musts = (["conv1.weight must be [.., 1, 5, 5]"] * (cin != 1)
-             + [f"fc2.weight must be [{LENET_OUTPUTS}, ..]"] * (classes != LENET_OUTPUTS)
+             + [f"fc2.weight must have {_outputs_text(dataset)} rows (train it on these data, or choose the data it "
+                f"was trained on)"] * (not outputs_ok)
              + [f"fc1.weight must be [.., {c2 * 16}]"] * other_size)
-    musts = ", so it cannot run on these data" if not data_ok else f", so {' and '.join(musts)}" if musts else ""
+    musts = (", so it cannot run on these data" if not (data_ok and pages_take(dataset)) else
+             f", so {' and '.join(musts)}" if musts else "")
+    yours = "" if outputs_ok else f", and yours has {classes} outputs"
     raise ModelError(f"{name}: {head} cannot run here: {built}{data_text(dataset)}; the sidebar's LeNet-5 "
                      f"(compress_engine's LeNet5) takes {IMAGE[1]}x{IMAGE[2]} images of 1 channel (greyscale), which "
-                     f"leave conv2's channels 4x4 each, and has {LENET_OUTPUTS} outputs{musts}; "
-                     f"{refusal_tail(name, dataset)}")
+                     f"leave conv2's channels 4x4 each, and gives an output a class (fc2.weight's rows){yours}"
+                     f"{musts}; {refusal_tail(name, dataset)}")
 
 
 def _unknown_layout(shapes, name, dataset=None):
