@@ -80,12 +80,19 @@ def test_the_command_line_passes_the_new_name(capsys, tmp_path, monkeypatch):
     (tmp_path / "net.py").write_text("from torch import nn\n\ndef make():\n    return nn.Sequential(nn.Flatten(), "
                                      "nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))\n")
     model = f"{tmp_path / 'net.py'}:make"
-    for how in (["--budget-kb", "1.9"], ["--flops", "0.5"]):
+    for how, fn in ((["--budget-kb", "1.9"], "fit_budget"), (["--flops", "0.5"], "fit_flops")):
+        real, given = getattr(ce, fn), []
+
+        def spy(*args, **kwargs):
+            given.append(set(kwargs))
+            return real(*args, **kwargs)
+        monkeypatch.setattr(ce, fn, spy)
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             code = cli.main(["run", "--model", model, "--data", "digits", *how, "--finetune-epochs", "0"])
         err = capsys.readouterr().err
         assert code == 0, err
+        assert "finetune_epochs" in given[0] and "epochs" not in given[0], given
         assert not [w for w in seen if issubclass(w.category, DeprecationWarning) and "epochs" in str(w.message)]
 
 

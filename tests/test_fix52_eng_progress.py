@@ -99,53 +99,55 @@ def test_a_false_stops_compress_while_the_teacher_answers(data):
     calls = []
 
     def progress(step, total, loss, acc):
-        calls.append(step)
+        calls.append((step, loss))
         return step < 4  # the dense model's 3 test batches, then the teacher's first training batch
     with pytest.raises(ce.Stopped):
         ce.compress(_conv(), ce.Recipe(temperature=4.0, distill_epochs=1, student_width=10), data, progress=progress)
-    assert calls == [1, 2, 3, 4]
+    assert calls == [(1, None), (2, None), (3, None), (4, None)]  # no training step: stopped in the teacher's answers
+
+
+def _fit(model, digits, scan, progress):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", budget.OverBudget)
+        return ce.fit_budget(model, digits, 2400, finetune_epochs=1, retries=0, scan=scan, progress=progress)
 
 
 @pytest.fixture(scope="module")
-def digits_fit():
+def fitted():
+    """A fit_budget run on a small MLP and its progress reports, with the total its parts add up to: its two
+    compress() runs (step 1 prunes to the plan's sparsities) and its own evaluation of the result, a batch a step."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     digits = ce.load_dataset("digits")
     scan = ce.sensitivity.scan(model, digits, split="train", sparsities=(0.0, 0.5), clusters=(None, 4, 2),
                                subset=300, use_cache=False)
-    return model, digits, scan
-
-
-def test_fit_budget_counts_and_reports_its_last_evaluation(digits_fit):
-    model, digits, scan = digits_fit
     seen = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", budget.OverBudget)
-        _, plan = ce.fit_budget(model, digits, 2400, finetune_epochs=1, retries=0, scan=scan,
-                                progress=lambda *a: seen.append(a))
-    total = _well_formed(seen)
-    # its two compress() runs (step 1 prunes to the plan's sparsities), then its own evaluation of the result
+    _, plan = _fit(model, digits, scan, lambda *a: seen.append(a))
+    assert len(plan["attempts"]) == 1
     sparsities = {a["layer"]: {"sparsity": a["sparsity"]} for a in plan["allocation"]}
     pruning = pipeline.progress_steps(model, ce.Recipe(layers=sparsities, finetune_epochs=1), digits)
     sharing = pipeline.progress_steps(model, ce.Recipe(clusters=2, finetune_epochs=1), digits)
     final = math.ceil(len(digits.y("test")) / 1000)  # an MLP answers 1,000 inputs a batch
-    assert len(plan["attempts"]) == 1
-    assert total == pruning + sharing + final
+    return {"model": model, "digits": digits, "scan": scan, "seen": seen, "final": final,
+            "total": pruning + sharing + final}
+
+
+def test_fit_budget_counts_and_reports_its_last_evaluation(fitted):
+    seen, final = fitted["seen"], fitted["final"]
+    total = _well_formed(seen)
+    assert total == fitted["total"]
     # after the last training report: step 2's evaluation of its result, then fit_budget's own of the result
     last_loss = max(i for i, (_, _, loss, _) in enumerate(seen) if loss is not None)
     tail = [s for s, _, loss, _ in seen[last_loss + 1:] if loss is None]
     assert tail[-final:] == list(range(total - final + 1, total + 1))
 
 
-def test_a_false_stops_fit_budgets_last_evaluation(digits_fit):
-    model, digits, scan = digits_fit
-    final = math.ceil(len(digits.y("test")) / 1000)
-    calls = []
+def test_a_false_stops_fit_budgets_last_evaluation(fitted):
+    final, calls = fitted["final"], []
 
     def progress(step, total, loss, acc):
         calls.append((step, total))
         return step <= total - final  # False at fit_budget's own evaluation only
-    with warnings.catch_warnings(), pytest.raises(ce.Stopped):
-        warnings.simplefilter("ignore", budget.OverBudget)
-        ce.fit_budget(model, digits, 2400, finetune_epochs=1, retries=0, scan=scan, progress=progress)
-    assert calls[-1][0] == calls[-1][1] - final + 1
+    with pytest.raises(ce.Stopped):
+        _fit(fitted["model"], fitted["digits"], fitted["scan"], progress)
+    assert calls[-1] == (fitted["total"] - final + 1, fitted["total"])
