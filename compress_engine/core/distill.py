@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import IGNORE
+from .errors import ModelError
 from .model import buffers_kept, student_mlp
 from .recipe import check
 from .train import batch_progress, eval_steps, fit, logits, train_steps
@@ -127,6 +128,21 @@ def output_classes(teacher, data, given=None, example=None):
         with buffers_kept(teacher):  # only a look at its width: a caller's model (compress()'s checks) stays as it was
             given = logits(teacher, data.x("test")[:2] if example is None else example)
     return int(given.shape[1])
+
+
+def check_widths(teacher, student, data, alpha):
+    """ModelError, before any work, when kd_loss would compare a teacher's and a student's logits of different widths
+    (a 12-logit teacher on 10-class data and a 10-output student, or the reverse): its soft term matches their
+    softened class probabilities class by class, so with alpha > 0 both must score as many classes. At alpha=0 the
+    teacher is not consulted (kd_loss: labels only) and any student of at least data's classes goes."""
+    if check("alpha", alpha) == 0 or getattr(data, "regression", False) or getattr(data, "multilabel", False):
+        return  # (multi-label: check_model already holds both to (N, tags))
+    t, s = output_classes(teacher, data), output_classes(student, data)
+    if t != s:
+        raise ModelError(f"the teacher scores {t} classes (logits of width {t}) and the student {s}: distillation "
+                         f"compares their softened class probabilities class by class (kd_loss), so they must be as "
+                         f"wide: give the student {t} outputs, or set alpha=0 to train it on the labels alone "
+                         f"(the teacher is then not consulted)")
 
 
 def apply(teacher, recipe, ctx):

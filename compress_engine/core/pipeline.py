@@ -227,6 +227,7 @@ def check_recipe(model, recipe, data, student=None):
             raise CompressError("a student module was given but recipe.temperature is None: set a temperature "
                                 "to distil the model into the student, or leave student=None")
         check_model(student, data, "student")
+        distill.check_widths(model, student, data, recipe.alpha)  # kd_loss matches their logits class by class
     learner = student if distilling else model  # None: the default student, made trainable
     if ((distilling or recipe.finetune_epochs) and learner is not None
             and not any(p.requires_grad for p in learner.parameters())):
