@@ -39,6 +39,7 @@ RANGES = {
     "lr": (1e-6, 1.0),
     "seed": (0, 2**31 - 1),
 }
+FRACTIONS = {"sparsity", "alpha"}  # fields that are fractions (0.9), which a percent (90) is refused with a hint
 INTS = {"clusters", "conv_clusters", "student_width", "distill_epochs", "finetune_epochs", "seed", "bits",
         "bias_bits"}
 BOOLS = {"structured", "symmetric", "per_channel", "huffman"}
@@ -48,33 +49,65 @@ LAYER_FIELDS = ("sparsity", "clusters")  # what `layers` may set per layer
 MAX_LAYERS, MAX_NAME = 10_000, 300
 
 
+# What each field means, in its units: Recipe's docstring (help(Recipe)) is made from these, one definition.
+DOCS = {
+    "sparsity": "fraction of weights (or, structured, of hidden units) removed, 0 to 0.999 (0.9, not 90)",
+    "prune_scope": '"layer": the same sparsity in each layer; "global": one magnitude threshold over all layers',
+    "structured": "remove whole neurons / filters, so the dense model shrinks and runs faster",
+    "prune_focus": "> 0: rank weights by |w| x their unit's and input's norms ^ focus (prune.focus_scores), 0 to 4",
+    "schedule": '"oneshot"; "gradual": Zhu & Gupta cubic ramp during fine-tuning (needs finetune_epochs >= 1)',
+    "clusters": "k-means weight sharing with this many centroids per layer (2-256); None: no clustering",
+    "conv_clusters": "centroids per convolution layer, if not `clusters` (Deep Compression: 256 conv, 32 fc); needs "
+                     "clusters set too (to cluster only some layers, give their counts in `layers`)",
+    "cluster_init": "how the centroids start: " + ", ".join(cluster.INITS),
+    "bits": "uniform quantization bit width (1-8 or 16); None: no quantization",
+    "symmetric": "a quantization grid symmetric about 0 (zero point 0), else affine over [min, max]",
+    "per_channel": "a grid per slice of the weight's dim 0: unit, filter, token row (transposed conv: input "
+                   "channel), else one per tensor",
+    "calibration": "how a quantization grid's range is chosen: " + ", ".join(quantize.CALIBRATIONS),
+    "temperature": "set (1-20) => distil the model into a student first (Hinton KD) at this temperature",
+    "alpha": "weight of the soft-target loss in KD, 0 to 1 (0: the student learns from the labels alone)",
+    "student_width": "width of the 2-layer MLP student built when compress() is given no student module",
+    "distill_epochs": "epochs of distillation (at distill.distill's learning rate, 1e-3)",
+    "finetune_epochs": "fine-tuning epochs after each stage (prune; cluster or quantize); 0: one-shot",
+    "lr": "fine-tuning learning rate (Adam), default 5e-4 (fit_budget and fit_flops fine-tune at their own lr, "
+          "default 1e-3)",
+    "finetune_kd": "fine-tune on the uncompressed model's soft targets at this temperature (weight alpha); None: "
+                   "on the labels alone",
+    "huffman": "entropy-code each of the weights' streams where that is smaller (Huffman or range coding); the "
+               "header records the recipe, so with nothing to save the artifact can be a few bytes larger than "
+               "without",
+    "bias_bits": "store the compressible layers' biases on a per-tensor grid of this many bits; None: float32",
+    "layers": 'per-layer overrides {"fc1.weight": {"sparsity": 0.97, "clusters": 4}} (mixed precision)',
+    "seed": "seeds fine-tuning and distillation: same recipe + seed => same numbers, bit for bit",
+}
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """What to do to a model. Defaults do nothing (the dense model, stored as float32)."""
-    sparsity: float = 0.0            # fraction of weights (or, structured, of hidden units) removed
-    prune_scope: str = "layer"       # "layer": same sparsity in each layer; "global": one threshold
-    structured: bool = False         # remove whole neurons / filters so the dense model shrinks
-    prune_focus: float = 0.0         # > 0: rank weights by |w| x their unit's and input's norms ^ focus (prune.focus_scores)
-    schedule: str = "oneshot"        # "gradual": Zhu & Gupta cubic ramp during fine-tuning
-    clusters: int | None = None      # k-means weight sharing with this many centroids per layer
-    conv_clusters: int | None = None  # centroids per conv layer, if not `clusters` (Deep Compression: 256 conv, 32 fc)
+    """What to do to a model. Defaults do nothing (the dense model, stored as float32)."""  # + DOCS, below
+    sparsity: float = 0.0
+    prune_scope: str = "layer"
+    structured: bool = False
+    prune_focus: float = 0.0
+    schedule: str = "oneshot"
+    clusters: int | None = None
+    conv_clusters: int | None = None
     cluster_init: str = "linear"
-    bits: int | None = None          # uniform quantization bit width (1-8 or 16)
+    bits: int | None = None
     symmetric: bool = False
-    per_channel: bool = False        # a grid per slice of the weight's dim 0: unit, filter, token row (transposed conv: input channel)
+    per_channel: bool = False
     calibration: str = "minmax"
-    temperature: float | None = None  # set => distil the model into a student first (Hinton KD)
-    alpha: float = 0.9               # weight of the soft-target loss in KD
-    student_width: int = 800         # MLP student built when compress() is given no student module
+    temperature: float | None = None
+    alpha: float = 0.9
+    student_width: int = 800
     distill_epochs: int = 5
-    finetune_epochs: int = 0         # fine-tuning epochs after each stage (prune; cluster or quantize)
-    lr: float = 5e-4                 # fine-tuning learning rate (Adam)
-    finetune_kd: float | None = None  # fine-tune on the uncompressed model's soft targets at this temperature (weight alpha)
-    huffman: bool = False            # entropy-code each of the weights' streams where that is smaller (Huffman or range
-    #                                  coding); the header records the recipe, so with nothing to save the artifact can
-    #                                  be a few bytes larger than without
-    bias_bits: int | None = None     # store the compressible layers' biases on a per-tensor grid of this many bits
-    layers: tuple = ()               # per-layer overrides {"fc1.weight": {"sparsity": 0.97, "clusters": 4}} (mixed precision)
+    finetune_epochs: int = 0
+    lr: float = 5e-4
+    finetune_kd: float | None = None
+    huffman: bool = False
+    bias_bits: int | None = None
+    layers: tuple = ()
     seed: int = 0
 
     def __post_init__(self):
@@ -93,7 +126,9 @@ class Recipe:
                               "uniform quantization, not both (set the other to None)")
         if self.conv_clusters is not None and self.clusters is None:
             raise RecipeError(f"conv_clusters={self.conv_clusters} needs clusters set too: it overrides the "
-                              "cluster count of convolution layers only")
+                              "cluster count of convolution layers only. To cluster only some layers (the "
+                              "convolutions alone, say), give each its count in layers= instead, e.g. "
+                              f"layers={{'conv1.weight': {{'clusters': {self.conv_clusters}}}}}")
         if self.bits == 1 and self.symmetric:
             raise RecipeError("bits=1 with symmetric=True: a symmetric 1-bit grid is {-2m, 0} (m = the largest "
                               "|weight|), which loses every positive weight; use symmetric=False (affine) for 1-bit "
@@ -287,10 +322,20 @@ def check(name, value):
         return value
     lo, hi = RANGES[name]
     if not lo <= value <= hi:
-        raise RecipeError(f"{name}={value!r}: must be between {lo} and {hi}")
+        percent = name in FRACTIONS and 1 < value <= 100 and lo <= value / 100 <= hi  # 90 for 0.9
+        raise RecipeError(f"{name}={value!r}: must be between {lo} and {hi}"
+                          + (f" (a fraction: did you mean {value / 100:g}?)" if percent else ""))
     return value
 
 
+def _docstring():
+    """Recipe's docstring: its summary line, then each field with its default and its DOCS text."""
+    assert set(DOCS) == {f.name for f in fields(Recipe)}, "every Recipe field needs its DOCS entry"
+    lines = [f"    {f.name}={f.default!r}: {DOCS[f.name]}" for f in fields(Recipe)]
+    return Recipe.__doc__ + "\n\nFields (name=default: meaning):\n\n" + "\n".join(lines) + "\n"
+
+
+Recipe.__doc__ = _docstring()
 _dataclass_init = Recipe.__init__
 FIELD_NAMES = frozenset(f.name for f in fields(Recipe))  # every Recipe() checks its keywords against them
 
