@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compress_engine.core.errors import ModelError, RecipeError
+from compress_engine.core.errors import CompressError, ModelError, RecipeError
 from compress_engine.core.model import COMPRESSIBLE, CONVS, TRANSFORMER_LAYERS, check_device, compressible
 from compress_engine.core.train import forward_ms_in_turns
 
@@ -321,7 +321,8 @@ def int8_plan(model):
 
 
 def int8_latency(model, example_batch, repeats=20, seconds=None):
-    """Median latency (ms) of `model` on `example_batch` in float32 and with int8 weights, timed in turns (a call of
+    """Median latency (ms) of `model` on `example_batch` (a tensor of its inputs, e.g. data.x("test")[:256]; anything
+    else is refused, CompressError) in float32 and with int8 weights, timed in turns (a call of
     each, `repeats` times, after a warm-up call of each), so a load that comes and goes falls on both alike.
 
     With `seconds`, a model too slow for `repeats` turns in about that long gets fewer, at least 3; "repeats" says
@@ -339,6 +340,11 @@ def int8_latency(model, example_batch, repeats=20, seconds=None):
         raise RecipeError(f"repeats must be an integer >= 1, got {repeats!r}")
     if seconds is not None and not (isinstance(seconds, numbers.Real) and seconds > 0):
         raise RecipeError(f"seconds must be a number > 0, got {seconds!r}")
+    if not isinstance(example_batch, torch.Tensor):  # a Dataset, say: torch's int8 forward would be blamed for it
+        given = type(example_batch).__name__
+        raise CompressError(f"example_batch must be a tensor of the model's inputs (a batch of them), got a {given}: "
+                            + ("pass its test inputs, e.g. data.x('test')[:256]" if hasattr(example_batch, "x") else
+                               "e.g. data.x('test')[:256] of a compress_engine.Dataset, or torch.as_tensor(...)"))
     check_device(model)  # a meta-device (or GPU) model, refused in words before it is copied
     fp32 = _baked_copy(model)
     plan = int8_plan(fp32)
