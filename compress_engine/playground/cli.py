@@ -759,7 +759,7 @@ def value_text(value):
 
 def point_line(field):
     """A sweep's on_point: a line on stderr as each point finishes, e.g. 'point 3/10: sparsity=0.9 accuracy 0.8912,
-    2.1 s' (R² for regression targets; 'stored' for a point the store had; the error of one that failed)."""
+    2.10 s' (R² for regression targets; 'stored' for a point the store had; the error of one that failed)."""
     def show(done, total, row, seconds):
         value = value_text(row[field])
         if "error" in row:
@@ -770,7 +770,7 @@ def point_line(field):
             what = f"R² {row['r2']:.4f}"
         else:
             what = "done"
-        when = "stored" if seconds is None else f"{seconds:.3g} s"
+        when = "stored" if seconds is None else f"{seconds:.2f} s"  # one format for every point (not 0.24 then 0.0896)
         print(f"point {done}/{total}: {field}={value[:80]} {what}, {when}", file=sys.stderr, flush=True)
     return show
 
