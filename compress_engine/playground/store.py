@@ -44,6 +44,9 @@ from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
+
+from ..core.data import Dataset
 from ..core.errors import CompressError, StoreError
 from ..core.recipe import Recipe
 from . import units
@@ -309,17 +312,20 @@ class Store:
              name=None):
         """Store one run in one transaction; returns its id. Raises StoreError/RecipeError on bad input.
 
+        `model` is the run's model name ("lenet-300-100"), or the nn.Module itself, stored under its class name
+        (model_name(), as a sweep of it is); `data` a dataset name or the compress_engine.Dataset (its .name).
+
         A sweep point also gives its sweep id (sweep_group()), its data name and its point key: a key that is
         already stored is not written again (the id of the stored run is returned; a run saved from a page, in no
         sweep, joins this one), and its failure is cleared.
         The dashboard's Save buttons give a point key too (sweeps.point_key of model, recipe and data), so the
         same run saved twice is one run. `name`: what the user calls the run (see rename()).
         """
-        row = _validate(model, recipe, metrics, artifact, technique)
+        row = _validate(model_name(model), recipe, metrics, artifact, technique)
         row["name"] = _name(name)
         if point_key is not None or sweep is not None or data is not None:
             row.update(sweep_id=None if sweep is None else _as_id(sweep),
-                       data=None if data is None else _label("data", data, "fashion-mnist"),
+                       data=None if data is None else _label("data", data_name(data), "fashion-mnist"),
                        point_key=None if point_key is None else _key(point_key))
         return self._retry(self._save, row, None if artifact is None else bytes(artifact))
 
@@ -570,6 +576,34 @@ def _label(what, value, example):
         raise StoreError(f"{what}={value!r:.80}: must be non-empty text of up to {MAX_NAME} printable "
                          f"characters (no text-direction controls), such as {example!r}")
     return value.strip()
+
+
+def model_name(model):
+    """The name a run of `model` is stored under: a name as given, an nn.Module's class name (ResCNN); anything else
+    is refused, saying what to pass (a module's repr, cut short, was shown as the refused value)."""
+    if isinstance(model, str):
+        return model
+    if isinstance(model, torch.nn.Module):
+        return type(model).__name__
+    raise StoreError(f"model={_shown(model)}: must be the run's model name (text, e.g. 'lenet-300-100') or the "
+                     f"nn.Module (stored under its class name)")
+
+
+def data_name(data):
+    """A dataset's name as a run stores it: a name as given, a compress_engine.Dataset's .name; else StoreError."""
+    if isinstance(data, str):
+        return data
+    if isinstance(data, Dataset):
+        return data.name
+    raise StoreError(f"data={_shown(data)}: must be the dataset's name (text, e.g. 'fashion-mnist') or a "
+                     f"compress_engine.Dataset (its .name is stored)")
+
+
+def _shown(value):
+    """A value refused where a name belongs: its repr if short (3, None, b'lenet'), else its type (a module's or a
+    Result's repr, cut short, said nothing)."""
+    text = repr(value)
+    return text if len(text) <= 40 and "\n" not in text else f"a {type(value).__name__}"
 
 
 def _json_default(o):

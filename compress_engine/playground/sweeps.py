@@ -57,7 +57,7 @@ from ..core.model import REMOVE_ATTRIBUTE, check_model, plain_module, what_fails
 from ..core.pipeline import SWEEP_ROW, check_recipe, check_targets, compress, sweep_row
 from ..core.recipe import Recipe
 from .sources import load_dataset
-from .store import Store
+from .store import Store, model_name
 from .zoo import SAMPLES, load_model
 
 MAX_RETRIES = 1        # Ray re-runs a point whose worker died or whose node was lost this many times
@@ -657,7 +657,7 @@ def _the_model(model, name):
                              "an nn.Module")
         module, name = load_model(model), name or model
     elif isinstance(model, torch.nn.Module):
-        module, name = model, name or type(model).__name__
+        module, name = model, name or model_name(model)  # its class name, as Store.save names a module's run
     else:
         raise ModelError(f"model must be a sample model's name or a torch.nn.Module, got {type(model).__name__}")
     return module, model_id(name, model_fingerprint(module)), name
