@@ -29,7 +29,7 @@ _MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "flops": "
             # the dashboard's machinery: its training pool, the trained-results cache, sweep keys
             "jobs": ".playground.jobs", "sweeps": ".playground.sweeps", "trained": ".playground.trained"}
 _NAMES = {
-    ".core.budget": ["fit_budget"], ".core.data": ["Dataset", "IGNORE"], ".core.flops": ["fit_flops"],
+    ".core.budget": ["fit_budget"], ".core.chance": ["CollapseWarning"], ".core.data": ["Dataset", "IGNORE"], ".core.flops": ["fit_flops"],
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"],
     ".core.model": ["arch_spec", "param_count", "student_mlp"],
     ".core.pipeline": ["Result", "check_recipe", "compress", "dense_reference", "describe", "estimate", "reference",

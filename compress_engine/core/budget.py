@@ -356,7 +356,8 @@ def fit_budget(model, data, budget_bytes, finetune_epochs=EPOCHS, lr=LR, bias_bi
     # and, last, the compressed model's test-set evaluation (a batch a step), after the last try's compress()
     final_steps = eval_steps(model, len(data.y("test")))
     tracker = _Offset(progress, pruning_steps + sharing_steps + final_steps)
-    pruned = pipeline.compress(model, prune_recipe, data, progress=tracker if progress else None, model_logits=teacher)
+    pruned = pipeline.compress(model, prune_recipe, data, progress=tracker if progress else None, model_logits=teacher,
+                               warn_collapse=False)  # (the result is judged once, at the end)
     tracker.done = pruning_steps
 
     # step 2: cluster counts on the pruned model, under what is left
@@ -386,7 +387,7 @@ def fit_budget(model, data, budget_bytes, finetune_epochs=EPOCHS, lr=LR, bias_bi
         share = Recipe(layers={n: {"clusters": k} for n, k in clusters.items() if k is not None}, lr=lr, seed=seed,
                        finetune_epochs=finetune_epochs, bias_bits=bias_bits, huffman=True, finetune_kd=kd)
         shared = pipeline.compress(pruned.model, share, data, progress=tracker if progress else None,
-                                   model_logits=teacher)
+                                   model_logits=teacher, warn_collapse=False)
         state = {k: v.detach().contiguous() for k, v in shared.model.state_dict().items()}
         # and, measured in the same pass, the artifact with fixed-width codes, as compress(model, recipe, data), the
         # replay, computes it: what every compress() result carries beside (metrics["plain_bytes"])
@@ -415,6 +416,7 @@ def fit_budget(model, data, budget_bytes, finetune_epochs=EPOCHS, lr=LR, bias_bi
     cost = {r["layer"]: r for r in second["rows"]}
     if len(artifact) > budget_bytes:
         warnings.warn(over_budget(budget_bytes, len(artifact), len(attempts)), OverBudget, stacklevel=2)
+    pipeline.chance.warn_if_collapsed(metrics, data)  # at chance level: a CollapseWarning, as from compress()
     return result, {"budget_bytes": budget_bytes, "overhead_bytes": fixed, "predicted_bytes": second["bytes"] + fixed,
                     "bytes": len(artifact), "fits": len(artifact) <= budget_bytes, "attempts": attempts,
                     "recipe": recipe.to_dict(), "pruned_accuracy": pruned.metrics["accuracy"],

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import cluster, distill, flops, prune, quantize, structured
+from . import chance, cluster, distill, flops, prune, quantize, structured
 from . import encode as artifact_format
 from .encode import Affine, Codebook, breakdown_and_codings, encode
 from .data import IGNORE, check_dataset
@@ -330,7 +330,7 @@ def _check_logits(model_logits, data):
 
 
 def compress(model, recipe, data, student=None, progress=None, measure_latency=False, model_logits=None,
-             evaluate=True):
+             evaluate=True, warn_collapse=True):
     """Apply `recipe` to (a copy of) `model`, evaluate on data's full test set, encode; return a Result.
 
     `model` is any torch.nn.Module mapping data's inputs to (N, classes) logits, or (N, classes, *positions) for
@@ -359,6 +359,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     a smaller model, it is timed in turns with `model` and ["dense_latency_ms"] and ["speedup"] come too
     (latency_against()). A torch.compile'd `model` (or student) is compressed as the module it wraps (plain_module()):
     its names (recipe.layers names its layers as they are) and class are the artifact's.
+    A result at chance level where the dense model was not (chance.collapsed: the criterion the command line and the
+    pages use) warns chance.CollapseWarning; warn_collapse=False leaves that to the caller (fit_budget's own steps).
     """
     model, student = plain_module(model), plain_module(student)
     r = _check_inputs(model, recipe, data, student)
@@ -421,6 +423,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     if measure_latency:  # a model that got smaller is timed in turns with the one it came from
         timings.update(latency_against(model, work, data) if reshaped else latency(work, data))
     timings["total"] = time.perf_counter() - t_start
+    if warn_collapse:
+        chance.warn_if_collapsed(metrics, data)
     return Result(work, metrics, artifact, r, ctx.history, timings, ctx.grids)
 
 

@@ -393,6 +393,8 @@ def main(argv=None):
     """Run the command line; returns the exit status (0 ok, 2 bad input, 1 could not finish, 130 interrupted)."""
     with warnings.catch_warnings():  # restores the process's own warning display afterwards
         warnings.showwarning = warning_line
+        # compress()'s CollapseWarning (or a Ray worker's, warned again as a UserWarning): warn_collapse says it, once
+        warnings.filterwarnings("ignore", message="the compressed model has collapsed")
         return _main(argv)
 
 
@@ -587,15 +589,12 @@ def warn_collapse(out, data, where=""):
     where the dense one had not (explain.collapsed, as every dashboard page warns): its ratio is then of a model that
     no longer classifies. The exit status is unchanged. `where` comes first on the line (a sweep's point:
     "sparsity=0.99: ")."""
-    from .explain import collapsed
-    from .units import pct
+    from ..core import chance as collapse
     m = out["metrics"]
-    chance = collapsed(m.get("accuracy"), m.get("dense_accuracy"), data)
+    chance = collapse.collapsed(m.get("accuracy"), m.get("dense_accuracy"), data)
     if chance is not None:
-        print(f"warning: {where}the compressed model has collapsed: its test accuracy {pct(m['accuracy'], 2)} is "
-              f"chance level (answering the test set's most frequent class for every input scores {pct(chance, 2)}, "
-              f"{data.n_classes:,} classes; the dense model's is {pct(m['dense_accuracy'], 2)}), so its ratio is of a "
-              f"model that no longer tells the classes apart: compress less", file=sys.stderr)
+        print(f"warning: {where}{collapse.message(m['accuracy'], m['dense_accuracy'], chance, data.n_classes)}",
+              file=sys.stderr)
     return out
 
 

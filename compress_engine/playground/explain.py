@@ -12,6 +12,7 @@ page runs, and each bar of the waterfall is the length of a real artifact.
 import numpy as np
 import torch
 
+from ..core import chance
 from ..core.distill import soft_targets
 from ..core.entropy import width
 from ..core.recipe import Recipe
@@ -317,23 +318,5 @@ def gap_closed(labels_errors, kd_errors, teacher_errors):
     return (labels_errors - kd_errors) / gap if gap > 0 else None
 
 
-CHANCE_MARGIN = 0.02  # an accuracy this close to chance (as a fraction) is a collapse: one class answered, or nearly
-
-
-def chance_level(data):
-    """The test accuracy of answering the test set's most frequent class for every input (about 1 / classes): what
-    a model that has collapsed scores. None for data scored otherwise (regression, multi-label)."""
-    if data.regression or data.multilabel:
-        return None
-    y = data.y("test")
-    counts = y[y >= 0].flatten().bincount(minlength=data.n_classes)
-    return counts.max().item() / max(counts.sum().item(), 1)
-
-
-def collapsed(accuracy, dense_accuracy, data):
-    """data's chance level (chance_level) if `accuracy` is within CHANCE_MARGIN of it and `dense_accuracy` is not,
-    else None: a compressed model that no longer tells the classes apart, where the dense one did."""
-    chance = chance_level(data)
-    if accuracy is None or chance is None or not accuracy <= chance + CHANCE_MARGIN < dense_accuracy:
-        return None
-    return chance
+# the collapse criterion is the engine's (compress() and fit_budget() warn with it); the pages and the CLI read it here
+CHANCE_MARGIN, chance_level, collapsed = chance.CHANCE_MARGIN, chance.chance_level, chance.collapsed
