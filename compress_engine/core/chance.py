@@ -39,7 +39,7 @@ def _pct(fraction):
 
 
 def message(accuracy, dense_accuracy, chance, n_classes):
-    """The words for a collapsed result (collapsed() gave `chance`), as the command line and warn_if_collapsed say it."""
+    """The words for a collapsed result (collapsed() gave `chance`): the command line's and warn_if_collapsed's."""
     return (f"the compressed model has collapsed: its test accuracy {_pct(accuracy)} is chance level (answering the "
             f"test set's most frequent class for every input scores {_pct(chance)}, {n_classes:,} classes; the dense "
             f"model's is {_pct(dense_accuracy)}), so its ratio is of a model that no longer tells the classes apart: "

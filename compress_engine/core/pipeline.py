@@ -73,6 +73,23 @@ class Result:
     timings: dict = field(default_factory=dict)   # wall-clock seconds per stage (not deterministic)
     grids: dict = field(default_factory=dict)     # tensor name -> encode.Codebook / Affine the artifact used
 
+    def __repr__(self):
+        """One short line (the dataclass's repr printed every metric, 8,000-14,000 characters for a 5k-parameter
+        model): the score against the dense model's, the bytes and ratio, the recipe's non-default fields.
+        Result(accuracy 0.8912 (dense 0.8974), 21,470 bytes (dense 1,066,800: 49.7x), Recipe(sparsity=0.9))"""
+        m = self.metrics
+        name = "accuracy" if m.get("accuracy") is not None or "r2" not in m else "r2"
+        dense = m.get(f"dense_{name}")
+        score = (f"{name} not evaluated" if m.get(name) is None else
+                 f"{name} {m[name]:.4f}" + ("" if dense is None else f" (dense {dense:.4f})"))
+        changes = self.recipe.changes()
+        if changes.get("layers"):  # per-layer settings (fit_budget's name every layer): how many, not each
+            changes["layers"] = f"<{len(changes['layers'])} layers>"
+        fields_ = ", ".join(f"{k}={v}" if k == "layers" else f"{k}={v!r}" for k, v in changes.items())
+        ratio = f"{m['ratio']:,.1f}x" if m["ratio"] >= 1 else f"{m['ratio']:.2f}x"
+        size = f"{m['artifact_bytes']:,} bytes (dense {m['dense_bytes']:,}: {ratio})"
+        return f"Result({score}, {size}, Recipe({fields_}))"
+
 
 # --- dense reference, computed once per (model, dataset) ----------------------------------------
 
