@@ -1496,7 +1496,8 @@ def _submit_training(name, recipe, student, student_id, model_logits):
     disk_key = pool_key[1]
 
     def work(progress):
-        res = ce.compress(net, recipe, ds, student=student, progress=progress, model_logits=model_logits)
+        res = ce.compress(net, recipe, ds, student=student, progress=progress, model_logits=model_logits,
+                          warn_collapse=False)  # (the page says it)
         packed = _pack(name, res)
         not_kept(packed, cache.keep(disk_key, name, res))
         return packed
