@@ -32,19 +32,20 @@ def layer_histogram(dense_weights, weights, pct):
 
 st.title("Weight clustering")
 controls, explain = st.columns([1, 1.25], gap="large")
-common.start_settings("clustering", lambda f: {"cluster_k": f["clusters"]})
+first = common.start_settings("clustering", lambda f: {"cluster_k": f["clusters"]})
 with controls:
     k = st.select_slider("Clusters per layer (k)", KS, key="cluster_k", persist_state="session",
+                         value=first["cluster_k"], bind=common.LINK,
                          help="2 to 256 centroids per layer, on a log scale.")
     init = st.radio("Centroid initialisation", list(INITS), format_func=INITS.get, horizontal=True,
-                    key="cluster_init", persist_state="session",
+                    key="cluster_init", persist_state="session", bind=common.LINK,
                     help="Linear: evenly spaced between the smallest and largest weight (keeps the rare large "
                          "weights, Deep Compression's choice). Density: evenly spaced in the weights' cumulative "
                          "distribution (many centroids near zero). k-means++: random seeds chosen far apart.")
     pct = st.slider("Prune first (sparsity)", 0, 99, 0, 1, format="%d %%", key="cluster_sparsity",
-                    persist_state="session",
+                    persist_state="session", bind=common.LINK,
                     help="Per-layer magnitude pruning before clustering; only the kept weights are clustered.")
-    huffman = st.toggle("Huffman-code the indices", key="cluster_huffman", persist_state="session",
+    huffman = st.toggle("Huffman-code the indices", key="cluster_huffman", persist_state="session", bind=common.LINK,
                         help="Frequent cluster indices (and position gaps) get shorter codes.")
 with explain:
     st.markdown(

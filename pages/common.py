@@ -188,8 +188,12 @@ def sidebar():
         st.stop()
     if st.session_state.get("model", names[0]) not in names:  # an upload of another (or an expired) session
         st.session_state["model"] = names[0]
-    st.sidebar.selectbox("Model", names, key="model",
+    linked = st.query_params.get("model") if "model" not in st.session_state else None  # a first run's link
+    if linked is not None and linked not in names:  # Streamlit drops it from the URL; say why the default shows
+        st.session_state["_link_model"] = linked
+    st.sidebar.selectbox("Model", names, key="model", bind=LINK,
                          help="The shipped sample models, and any weights you uploaded below in this session.")
+    _link_model_note(names)
     st.sidebar.file_uploader(
         "Your own weights (.safetensors / .pt, state_dict only)", type=["safetensors", "pt", "pth"],
         key="weights_upload", on_change=_on_weights_upload, max_upload_size=MAX_WEIGHTS_MB,
@@ -206,6 +210,21 @@ def sidebar():
     elif kind == "success":  # once: "it is selected above" stops being true when another model is chosen
         st.sidebar.success(text)
         st.session_state.pop("weights_message")
+
+
+def _link_model_note(names):
+    """A link naming a model this server lacks opens on the first model, with a note until another is chosen: an
+    upload lives only in the session that uploaded it (not shareable), and a typo or another server's model names
+    nothing here."""
+    linked = st.session_state.get("_link_model")
+    if linked is None:
+        return
+    if st.session_state.get("model") != names[0]:
+        st.session_state.pop("_link_model")
+        return
+    st.sidebar.warning(f"This link's model, {md_text(linked)}, is not on this server, so the page shows "
+                       f"{md_text(names[0])}. An uploaded model stays in the browser session that uploaded it: "
+                       "upload its weights below to use it here, or pick a model above.")
 
 
 def _on_weights_upload():
@@ -769,12 +788,34 @@ def md_text(text):
     return re.sub(r"([\\`*_{}\[\]()#+\-.!$~|<>:^=&])", r"\\\1", text)
 
 
+# bind= of every setting a link carries (pages' knobs and the sidebar's model): Streamlit keeps the widget's value in
+# the page's URL as a query parameter named after its key (?prune_sparsity=90&prune_structured=true), so a reload or
+# a copied link opens the same view. The URL wins over a page's start on a first load; an invalid value (out of range,
+# not an option) is dropped and the widget opens on its default; a value equal to the widget's default is left out
+# of the URL, hence value= on widgets whose opening is computed (start_settings, setting()). Parameters of another
+# page are dropped from the URL when a page opens (Streamlit does so for bound widgets), its values kept in the
+# session (persist_state), and back in the URL on return.
+LINK = "query-params"
+
+
+class _OpeningValue(logging.Filter):
+    """Streamlit logs, with a stack trace, that a widget given value= was also set through session state: here by
+    design (start_settings' value= is what a link leaves out; the state is the setting). Only that line is dropped."""
+
+    def filter(self, record):
+        return "was created with a default value but also had its value set" not in record.getMessage()
+
+
+logging.getLogger("streamlit.elements.lib.policies").addFilter(_OpeningValue())
+
+
 def setting(key, default, scope=None):
     """key= for a widget drawn without a value of its own: `default` until the visitor sets one, and again when
     `scope` changes (what the default or the widget's range depends on, e.g. the sidebar's model). The pages'
     settings are drawn with persist_state="session": Streamlit otherwise drops the state of a widget a run does not
     draw, so a teacher who set 5 bits, showed another page and came back found the start (4 bits) again, and a
-    Fit's budget was gone while it trained on. A widget given both value= and a state warns, hence this."""
+    Fit's budget was gone while it trained on. A widget bound to the URL (LINK) also takes `default` as its value=, so
+    that a link leaving the setting out opens on it."""
     mark = f"_scope_{key}"
     if key not in st.session_state or st.session_state.get(mark, scope) != scope:
         st.session_state[key] = default
@@ -791,17 +832,28 @@ def start_settings(page, values, first=None, presets=None):
     untouched setting follows the model, a setting the visitor chose stays whole. first() -> the values to open on
     instead of the start (Pipeline: its Deep Compression preset when that one's trained result is kept). Pipeline's
     preset once stayed after a switch, LeNet-300-100's 92 % global showing ResNet-8 collapsed at 10.00 %.
-    Widgets set this way take no value= (Streamlit warns about a widget given both)."""
+    Returns the values the page opens on for this model (first()'s or the start): each widget takes its own as its
+    value= (or index=), so that a setting a link leaves out (Streamlit drops a bound widget's URL parameter while it
+    holds its default, see LINK) is the one the page opens on, not the slider's minimum or the first option: a
+    teacher's 0 % sparsity came back as the start's 80 % on reload. Streamlit logs once per server that such a widget
+    was also set through session state; its value is the state's, as intended."""
     name, mark = model_name(), f"_start_model_{page}"
     prev = st.session_state.get(mark)
     own = [values(starts(prev)[page]), *(presets(prev) if presets else ())] if prev not in (None, name) else []
     untouched = any(all(st.session_state.get(k) == v for k, v in o.items()) for o in own)
     start = values(starts(name)[page])
+    opening = first() if first else start
     if untouched or any(k not in st.session_state for k in start):
-        for key, value in (first() if first else start).items():
+        for key, value in opening.items():
             if key not in st.session_state or untouched:
                 st.session_state[key] = value
     st.session_state[mark] = name
+    return opening
+
+
+def index_of(options, value):
+    """index= for a radio or select box that opens on `value` (start_settings)."""
+    return list(options).index(value)
 
 
 _compute_lock = threading.Lock()  # the dense run of warm() and the runs computed ahead, one at a time

@@ -77,7 +77,7 @@ def reference_choice(refs):
     """The radio choosing which benchmark points to draw -> a viz.REFERENCE_SETS key or "none"."""
     ref_sets = [src for src in viz.REFERENCE_SETS if any(r["source"] == src for r in refs)]
     return st.radio("Benchmark reference points", ["none"] + ref_sets, index=min(1, len(ref_sets)), horizontal=True,
-                    format_func=lambda s: viz.REFERENCE_SETS.get(s, "none"), key="compare_refs",
+                    format_func=lambda s: viz.REFERENCE_SETS.get(s, "none"), key="compare_refs", bind=common.LINK,
                     help="Measured by bench/deep_compression.py (the paper's three stages, fine-tuned), "
                          "bench/techniques.py (the best recipe of each technique at a size budget) and bench/beyond.py "
                          f"(a size budget fit layer by layer, each sample model ResNet-8 included): {BENCH}")
@@ -185,22 +185,24 @@ with controls:
         kept = [m for m in st.session_state["compare_models"] if m in models]
         st.session_state["compare_models"] = kept + [m for m in models if m not in known and m not in kept]
     st.session_state["compare_known_models"] = models
-    chosen = st.multiselect("Models", models, key=common.setting("compare_models", models),
+    chosen = st.multiselect("Models", models, key=common.setting("compare_models", models), default=models,
+                            bind=common.LINK,
                             help="Runs of these models (sample models and your uploads) are shown in the chart and "
                                  "the table. Each model has its own frontier: its runs are compared with each "
                                  "other, not with another model's.")
     cost = st.radio("Cost", list(COSTS), format_func=lambda c: COSTS[c][0], horizontal=True, key="compare_cost",
-                    persist_state="session",
+                    persist_state="session", bind=common.LINK,
                     help="What a run costs on the chart and its frontier: the artifact's bytes (what pruning, "
                          "clustering and quantization shrink), or the forward FLOPs of one image (what only removing "
                          "whole units, structured pruning or a smaller student, cuts: zeros still get multiplied)")
     y_key = st.radio("Accuracy as", list(ACCURACY), format_func=lambda c: ACCURACY[c][0], horizontal=True,
-                     key="compare_accuracy", persist_state="session",
+                     key="compare_accuracy", persist_state="session", bind=common.LINK,
                      help="The chart's height: test accuracy, or the points of accuracy a run lost against its own "
                           "dense model (lower is better, drawn upwards), to compare models of different dense "
                           "accuracy at equal loss")
     max_loss = st.number_input("Lost at most (points)", min_value=0.0, max_value=100.0, value=None, step=0.5,
                                format="%.1f", key="compare_max_loss", placeholder="any loss",
+                               bind=common.LINK,
                                help="Show only the runs that lost at most this many points of accuracy against "
                                     "their dense model (empty: all runs)")
     if cost == "bytes" and y_key == "accuracy":

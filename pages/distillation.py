@@ -221,7 +221,7 @@ if chosen is not None and chosen not in names:  # an upload this session dropped
            else "it is no longer in this session")
     st.warning(f"The teacher went back to the default, {default}: your teacher {common.md_text(chosen)} is gone, "
                f"as {why}.")
-teacher = st.selectbox("Teacher", names, persist_state="session",
+teacher = st.selectbox("Teacher", names, persist_state="session", index=common.index_of(names, default), bind=common.LINK,
                        key=common.setting("distill_teacher", default),
                        help="Any sample model can teach, and so can weights you uploaded in the sidebar (a session "
                             f"keeps {common.MAX_UPLOADS}: another drops the oldest). The default, ResNet-8, is the "
@@ -261,25 +261,25 @@ grid = bench_results.distill_grid(BENCH, teacher)  # the measured grid, every ep
 measured = sorted({int(r["epochs"]) for r in grid})  # the epochs it was measured at
 controls, explain_col = st.columns([1, 1.25], gap="large")
 with controls:
-    kind = st.radio("Student", ["MLP", CNN], horizontal=True, key="distill_kind", persist_state="session",
+    kind = st.radio("Student", ["MLP", CNN], horizontal=True, key="distill_kind", persist_state="session", bind=common.LINK,
                     help="An MLP of two hidden layers (Hinton et al.'s student is 800-800), or a small ResNet with a "
                          f"quarter of the zoo's ResNet-8's channels ({student_params(CNN):,} parameters).")
     width = st.select_slider("MLP student width (hidden units in each of its 2 layers)", WIDTHS, value=100,
-                             key="distill_width", persist_state="session", disabled=kind == CNN,
+                             key="distill_width", persist_state="session", disabled=kind == CNN, bind=common.LINK,
                              help=", ".join(f"{w}-{w} has {student_params('MLP', w, t_outputs):,} parameters "
                                             f"({student_params('MLP', w, t_outputs) / t_params:.0%} of {teacher}'s)"
                                             for w in (WIDTHS[0], 100, WIDTHS[-1])) + ".")
-    T = st.slider("Temperature T", 1.0, 20.0, T_START, 0.5, key="distill_T", persist_state="session",
+    T = st.slider("Temperature T", 1.0, 20.0, T_START, 0.5, key="distill_T", persist_state="session", bind=common.LINK,
                   help=" ".join(filter(None, (
                       "Higher T softens the teacher's answer so the small probabilities it gives to the wrong classes "
                       "become visible to the student.", explain.temperature_lesson(grid, teacher),
                       f"Hinton et al. distilled at T = {HINTON['temperature']:g} on MNIST."))))
     alpha = st.slider("α: weight of the teacher's soft targets", 0.0, 1.0, 1.0, 0.05, key="distill_alpha",
-                      persist_state="session",
+                      persist_state="session", bind=common.LINK,
                       help="1 − α is the weight of the ordinary loss on the true labels. The grid uses α = 1: the "
                            "teacher's soft targets only. At α = 0 the teacher gets no weight: that is the labels-only "
                            "student, so only it is trained.")
-    epochs = st.slider("Training epochs", 1, 20, 5, 1, key="distill_epochs", persist_state="session",
+    epochs = st.slider("Training epochs", 1, 20, 5, 1, key="distill_epochs", persist_state="session", bind=common.LINK,
                        help="For each of the two students"
                             + (f"; the grid was measured at {' and '.join(map(str, measured))}" if measured else "")
                             + ". A 100-100 student takes about 1.3 s per epoch on one core, 800-800 about 8 s, the "
@@ -362,7 +362,7 @@ t_test = logits["test"].numpy()
 left, right = st.columns([1, 2.2], gap="medium")
 with left:
     idx = st.number_input(f"Test image (0 to {n - 1:,})", 0, n - 1, 0, 1, key="distill_image",
-                          persist_state="session")
+                          persist_state="session", bind=common.LINK)
     truth = int(data.y("test")[idx])
     fig = px.imshow(data.x("test")[idx, 0].numpy(), binary_string=True, zmin=0, zmax=1)
     fig.update_xaxes(showticklabels=False)
@@ -378,7 +378,7 @@ with right:
     # panel opens at a T > 1, the largest the grid tried (Hinton et al.'s without a grid), beside T = 1
     tried = sorted({float(r["T"]) for r in grid if r["T"]})
     view_T = st.slider("See the soft targets at T", 1.0, 20.0, view_default(tried), 0.5, key="distill_view_T",
-                       persist_state="session",
+                       persist_state="session", bind=common.LINK,
                        help="Only this panel: the student trains at the Temperature T set above.")
     table = explain.soft_target_table(t_test[idx], sorted({1.0, T, view_T}))
     log_y = st.toggle("Log-scale probabilities (shows the tiny ones)", value=True, key="distill_log",

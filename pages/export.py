@@ -245,23 +245,26 @@ def handle_artifact_upload(data):
 def recipe_form():
     """The compact recipe controls -> a Recipe (None with the error shown if invalid)."""
     lo, hi = ce.RANGES["sparsity"]
-    common.start_settings("export", lambda f: {"export_sparsity": 100 * f["sparsity"],
+    first = common.start_settings("export", lambda f: {"export_sparsity": 100 * f["sparsity"],
                                                "export_scope": f["prune_scope"], "export_clusters": f["clusters"],
                                                "export_huffman": f["huffman"]})
     pct = st.slider("Sparsity: share of weights set to zero", 100 * lo, 100 * hi, step=0.1, format="%.1f %%",
-                    key="export_sparsity", persist_state="session")
+                    key="export_sparsity", persist_state="session", value=first["export_sparsity"],
+                    bind=common.LINK)
     scope = st.radio("Pruning threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
-                     key="export_scope", persist_state="session", help=common.SCOPE_HELP)
+                     key="export_scope", persist_state="session", help=common.SCOPE_HELP,
+                     index=common.index_of(common.SCOPES, first["export_scope"]), bind=common.LINK)
     sharing = st.radio("Weight sharing", ["none", "k-means clusters", "uniform bits"], index=1, horizontal=True,
-                       key="export_sharing", persist_state="session")
+                       key="export_sharing", persist_state="session", bind=common.LINK)
     clusters = bits = None
     if sharing == "k-means clusters":
         clusters = st.slider("Clusters per layer", *ce.RANGES["clusters"], key="export_clusters",
-                             persist_state="session")
+                             persist_state="session", value=first["export_clusters"], bind=common.LINK)
     elif sharing == "uniform bits":
         bits = st.select_slider("Bits per weight", options=list(ce.BITS), value=4, key="export_bits",
-                                persist_state="session")
-    huffman = st.toggle("Huffman-code the index and code streams", key="export_huffman", persist_state="session")
+                                persist_state="session", bind=common.LINK)
+    huffman = st.toggle("Huffman-code the index and code streams", key="export_huffman", persist_state="session",
+                        value=first["export_huffman"], bind=common.LINK)
     return common.recipe(sparsity=round(pct / 100, 4), prune_scope=scope, clusters=clusters, bits=bits,
                          huffman=huffman)
 

@@ -134,7 +134,7 @@ def paper_chart(comp, ours_name):
     return charts.figure(data, layout)
 
 
-common.start_settings("pipeline", defaults, first=first_settings, presets=lambda name: [deep_compression(name)])
+first = common.start_settings("pipeline", defaults, first=first_settings, presets=lambda name: [deep_compression(name)])
 
 
 def points(accuracy, dense_acc):
@@ -199,21 +199,27 @@ with controls:
                    "values (8 bits) in conv layers and 32 (5 bits) in fully connected ones (64, 6 bits, in "
                    "LeNet-300-100); 16 (4 bits) is lighter. More fine-tuning epochs win back more accuracy."
                    + common.training_time(dc_epochs))
-    pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity", persist_state="session")
+    pct = st.slider("1. Prune: sparsity", 0, 99, step=1, format="%d %%", key="pipe_sparsity", persist_state="session",
+                    value=first["pipe_sparsity"], bind=common.LINK)
     scope = st.radio("Pruning threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
-                     key="pipe_scope", persist_state="session", help=common.SCOPE_HELP)
+                     key="pipe_scope", persist_state="session", help=common.SCOPE_HELP,
+                     index=common.index_of(common.SCOPES, first["pipe_scope"]), bind=common.LINK)
     sharing = st.radio("2. Share weights", list(SHARING), format_func=SHARING.get, horizontal=True,
                        key="pipe_sharing", persist_state="session",
+                       index=common.index_of(SHARING, first["pipe_sharing"]), bind=common.LINK,
                        help="Cluster: each layer keeps k values found by k-means. Quantize: each layer's weights "
                             "snap to an evenly spaced grid of 2^bits values.")
     clusters = bits = None
     if sharing == "cluster":
-        clusters = st.select_slider("Clusters per layer (k)", KS, key="pipe_clusters", persist_state="session")
+        clusters = st.select_slider("Clusters per layer (k)", KS, key="pipe_clusters", persist_state="session",
+                                    value=first["pipe_clusters"], bind=common.LINK)
     elif sharing == "quantize":
-        bits = st.select_slider("Bits per weight", ce.BITS, key="pipe_bits", persist_state="session")
-    huffman = st.toggle("3. Huffman-code the indices and codes", key="pipe_huffman", persist_state="session")
+        bits = st.select_slider("Bits per weight", ce.BITS, key="pipe_bits", persist_state="session",
+                                value=first["pipe_bits"], bind=common.LINK)
+    huffman = st.toggle("3. Huffman-code the indices and codes", key="pipe_huffman", persist_state="session",
+                        value=first["pipe_huffman"], bind=common.LINK)
     epochs = st.slider("Fine-tune epochs (after pruning and after sharing)", 0, 10, step=1, key="pipe_epochs",
-                       persist_state="session",
+                       persist_state="session", value=first["pipe_epochs"], bind=common.LINK,
                        help="0 answers live. More runs behind a button: the epochs run after pruning and again "
                             "after sharing." + common.training_time() + " Fine-tuning keeps pruned weights at zero "
                             "and shared weights on their values.")

@@ -83,20 +83,21 @@ def mask_chart(dense_weights, weights, structured, pct):
 st.title("Pruning")
 controls, explain = st.columns([1, 1.25], gap="large")
 # the first setting (and why it is that one) is common's: the structured toggle also sets the scope
-common.start_settings("pruning", lambda f: {"prune_sparsity": round(100 * f["sparsity"]),
+first = common.start_settings("pruning", lambda f: {"prune_sparsity": round(100 * f["sparsity"]),
                                             "prune_scope": f["prune_scope"]})
 with controls:
     # structured pruning's share is of each layer's units (the toggle below, read before it is drawn)
     pct = st.slider("Sparsity: share of each layer's units removed" if st.session_state.get("prune_structured") else
                     "Sparsity: share of weights set to zero", 0, TOP, step=1, format="%d %%", key="prune_sparsity",
-                    persist_state="session")
+                    value=first["prune_sparsity"], persist_state="session", bind=common.LINK)
     structured = st.toggle("Structured: remove whole neurons / filters", key="prune_structured",
-                           persist_state="session",
+                           persist_state="session", bind=common.LINK,
                            on_change=_structured_changed,
                            help="Removes whole hidden units (rows of a Linear weight, filters of a conv), "
                                 "so the dense model really shrinks. Always per layer.")
     scope = st.radio("Threshold", list(common.SCOPES), format_func=common.SCOPES.get, horizontal=True,
-                     key="prune_scope", persist_state="session",
+                     key="prune_scope", persist_state="session", bind=common.LINK,
+                     index=common.index_of(common.SCOPES, first["prune_scope"]),
                      disabled=structured,
                      help="Structured pruning removes the same fraction of units in every layer, so it is "
                           "always per layer." if structured else
@@ -108,6 +109,7 @@ with controls:
         left_col, right_col = st.columns([3, 1], vertical_alignment="bottom")
         left_col.number_input("FLOPs budget: % of the dense model's FLOPs per image", min_value=0.1, max_value=100.0,
                               value=25.0, step=5.0, format="%.1f", key="prune_flops_pct", persist_state="session",
+                              bind=common.LINK,
                               help="Fit sets the sparsity above to the smallest whole % whose smaller model needs at "
                                    "most this share of the dense model's forward FLOPs (multiply-adds count 2), "
                                    "counted exactly on this model.")
@@ -129,7 +131,7 @@ with controls:
             pass
     finetune = st.toggle("Fine-tune 1 epoch (pruned weights stay zero)",  # off again for another model: it trains
                          key=common.setting("prune_finetune", False, scope=common.model_name()),
-                         persist_state="session",
+                         persist_state="session", bind=common.LINK,
                          help="One epoch of Adam on the training set with the mask held fixed."
                               + common.training_time() + " Kept on disk, so each setting is trained only once.")
 with explain:

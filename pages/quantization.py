@@ -101,19 +101,21 @@ def _bits_changed():
 
 st.title("Quantization")
 controls, explain = st.columns([1, 1.25], gap="large")
-common.start_settings("quantization", lambda f: {"quant_bits": f["bits"]})
+first = common.start_settings("quantization", lambda f: {"quant_bits": f["bits"]})
 with controls:
     bits = st.select_slider("Bit width", ce.BITS, key="quant_bits", persist_state="session", on_change=_bits_changed,
+                            value=first["quant_bits"], bind=common.LINK,
                             help="1 to 8 bits, or 16. Float32 weights use 32.")
     symmetric = st.radio("Grid", [False, True], horizontal=True, key="quant_symmetric", persist_state="session",
+                         bind=common.LINK,
                          disabled=bits == 1,
                          format_func=lambda s: "Symmetric (zero point 0)" if s else "Affine (with a zero point)",
                          help=ONE_BIT if bits == 1 else None) and bits != 1
     per_channel = st.radio("Granularity", [False, True], horizontal=True, key="quant_per_channel",
-                           persist_state="session",
+                           persist_state="session", bind=common.LINK,
                            format_func=lambda c: "Per output channel" if c else "Per tensor")
     calibration = st.radio("Calibration", ["minmax", "mse"], horizontal=True, key="quant_calibration",
-                           persist_state="session",
+                           persist_state="session", bind=common.LINK,
                            format_func={"minmax": "Min-max", "mse": "MSE (search the clipping range)"}.get)
 with explain:
     st.markdown(

@@ -262,12 +262,12 @@ def fit_floor(_net, _train_scan, names, model_key, n_epochs, prune_focus, scanne
 with left:
     budget_box = st.container()  # the budget's box first; its least value depends on the two settings under it
     epochs = st.select_slider("Fine-tuning epochs per stage", [1, 2, 4], value=1, key="budget_epochs",
-                              persist_state="session",
+                              persist_state="session", bind=common.LINK,
                               help="Pruning is reached gradually during the first stage, the shared centroids are "
                                    "trained in the second." + common.training_time())
     focus = FOCUS if st.checkbox(
         "Gather the kept weights in fewer units (prune focus)", value=False, key="budget_focus",
-        persist_state="session",
+        persist_state="session", bind=common.LINK,
         help="Ranks each weight by its size times its unit's and input's strength, so whole units and inputs "
              "empty out and the positions of the kept ones cost less: on LeNet-5 at 160x it keeps more accuracy "
              "in the same bytes (README, bench/beyond.py). A scan of its own runs first.") else 0.0
@@ -278,17 +278,17 @@ with left:
     top_kb = max(2.0, round(dense_kb, 1))
     # the least budget the engine takes before any training, in KB as its refusal names it: the box's least value
     least_kb = min(ce.budget.least_kb(fixed, smallest), top_kb)
+    start_kb = float(max(math.ceil(least_kb), round(dense_kb / 64)))  # where the box opens (and a link's default)
     with budget_box:
         kb = st.number_input(f"Budget (KB, {units.CONVENTION})", min_value=least_kb, max_value=top_kb,
-                             step=1.0, persist_state="session",
+                             step=1.0, persist_state="session", value=start_kb, bind=common.LINK,
                              help=f"From {least_kb:,.2f} KB, the least budget the engine takes for {name} with these "
                                   f"settings (the header and carried tensors"
                                   + (", the weights' smallest scanned settings" if train_scan is not None else "")
                                   + f" and some room for fine-tuning), up to {dense_kb:,.1f} KB, the layers' weights "
                                   "unchanged (an artifact skips the zeros training left): a budget that large needs "
                                   "no compressing. The Fit button names the budget it fits.",
-                             key=common.setting("budget_kb", float(max(math.ceil(least_kb), round(dense_kb / 64))),
-                                                scope=common.model_name()))
+                             key=common.setting("budget_kb", start_kb, scope=common.model_name()))
     # the budget it fits on the button: a number typed out of range is refused by the box, which keeps the last one
     go_fit = st.button(f"Fit in {kb:,.4g} KB", type="primary", key="budget_go", icon=":material/compress:")
 with right:
