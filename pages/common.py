@@ -188,12 +188,9 @@ def sidebar():
         st.stop()
     if st.session_state.get("model", names[0]) not in names:  # an upload of another (or an expired) session
         st.session_state["model"] = names[0]
-    linked = st.query_params.get("model") if "model" not in st.session_state else None  # a first run's link
-    if linked is not None and linked not in names:  # Streamlit drops it from the URL; say why the default shows
-        st.session_state["_link_model"] = linked
+    link_note("model", names, names[0], "model", st.sidebar)
     st.sidebar.selectbox("Model", names, key="model", bind=LINK,
                          help="The shipped sample models, and any weights you uploaded below in this session.")
-    _link_model_note(names)
     st.sidebar.file_uploader(
         "Your own weights (.safetensors / .pt, state_dict only)", type=["safetensors", "pt", "pth"],
         key="weights_upload", on_change=_on_weights_upload, max_upload_size=MAX_WEIGHTS_MB,
@@ -212,19 +209,24 @@ def sidebar():
         st.session_state.pop("weights_message")
 
 
-def _link_model_note(names):
-    """A link naming a model this server lacks opens on the first model, with a note until another is chosen: an
-    upload lives only in the session that uploaded it (not shareable), and a typo or another server's model names
-    nothing here."""
-    linked = st.session_state.get("_link_model")
+def link_note(key, names, fallback, what, where=st):
+    """Call before the select box `key` (bound to the URL): a first load's link naming a model that is not among
+    `names` (an upload: it lives only in the session that uploaded it, so it cannot be shared; a typo; another
+    server's) opens on `fallback`, as Streamlit drops the value, and a note says why until another is chosen."""
+    mark = f"_link_{key}"
+    if key not in st.session_state:  # the session's first run of this widget: what the link asked for
+        linked = st.query_params.get(key)
+        if linked is not None and linked not in names:
+            st.session_state[mark] = linked
+    linked = st.session_state.get(mark)
     if linked is None:
         return
-    if st.session_state.get("model") != names[0]:
-        st.session_state.pop("_link_model")
+    if st.session_state.get(key, fallback) != fallback:
+        st.session_state.pop(mark)
         return
-    st.sidebar.warning(f"This link's model, {md_text(linked)}, is not on this server, so the page shows "
-                       f"{md_text(names[0])}. An uploaded model stays in the browser session that uploaded it: "
-                       "upload its weights below to use it here, or pick a model above.")
+    where.warning(f"This link's {what}, {md_text(linked)}, is not on this server, so the page shows "
+                  f"{md_text(fallback)}. An uploaded model stays in the browser session that uploaded it: upload its "
+                  f"weights in the sidebar to use it here, or pick another {what}.")
 
 
 def _on_weights_upload():

@@ -221,8 +221,9 @@ if chosen is not None and chosen not in names:  # an upload this session dropped
            else "it is no longer in this session")
     st.warning(f"The teacher went back to the default, {default}: your teacher {common.md_text(chosen)} is gone, "
                f"as {why}.")
-teacher = st.selectbox("Teacher", names, persist_state="session", index=common.index_of(names, default), bind=common.LINK,
-                       key=common.setting("distill_teacher", default),
+common.link_note("distill_teacher", names, default, "teacher")
+teacher = st.selectbox("Teacher", names, persist_state="session",
+                       key=common.setting("distill_teacher", default), index=names.index(default), bind=common.LINK,
                        help="Any sample model can teach, and so can weights you uploaded in the sidebar (a session "
                             f"keeps {common.MAX_UPLOADS}: another drops the oldest). The default, ResNet-8, is the "
                             "most accurate; the grid below was measured with it.")

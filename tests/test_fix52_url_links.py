@@ -94,3 +94,15 @@ def test_linked_setting_is_chosen(fmnist):
     at.run()
     assert not at.exception
     assert at.slider(key="prune_sparsity").value == 60 and at.radio(key="prune_scope").value == "global"
+
+
+def test_link_naming_another_sessions_teacher(fmnist):
+    """Uploads are not shareable: a link naming one as Distillation's teacher opens on the default teacher, and says
+    why, where it silently showed another teacher."""
+    at = app()
+    at.query_params = {"distill_teacher": "my-net (upload)", "distill_T": "4.0"}
+    at.switch_page("pages/distillation.py").run()
+    assert not at.exception
+    assert at.selectbox(key="distill_teacher").value == "resnet-8" and at.slider(key="distill_T").value == 4.0
+    note = " ".join(w.value for w in at.warning).replace("\\", "")  # as Markdown renders it
+    assert "my-net" in note and "not on this server" in note
