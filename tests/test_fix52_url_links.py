@@ -106,3 +106,21 @@ def test_link_naming_another_sessions_teacher(fmnist):
     assert at.selectbox(key="distill_teacher").value == "resnet-8" and at.slider(key="distill_T").value == 4.0
     note = " ".join(w.value for w in at.warning).replace("\\", "")  # as Markdown renders it
     assert "my-net" in note and "not on this server" in note
+
+
+def test_preset_and_fit_write_the_url(fmnist):
+    """A button that sets the knobs through session state (Pipeline's Deep Compression preset, Pruning's FLOPs Fit)
+    puts them in the URL too, so a reload after it keeps them."""
+    at = app()
+    at.switch_page("pages/pipeline.py").run()
+    assert "pipe_sparsity" not in at.query_params  # the start: left out of the URL
+    at.button(key="pipe_preset").click().run()
+    assert not at.exception
+    assert at.query_params["pipe_sparsity"] == "92" and at.slider(key="pipe_sparsity").value == 92
+    at = app()
+    at.query_params = {"prune_structured": "true"}
+    at.switch_page("pages/pruning.py").run()
+    at.button(key="prune_flops_fit").click().run()
+    assert not at.exception
+    fitted = at.slider(key="prune_sparsity").value
+    assert fitted != 80 and at.query_params["prune_sparsity"] == str(fitted)
