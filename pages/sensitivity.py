@@ -278,17 +278,19 @@ with left:
     top_kb = max(2.0, round(dense_kb, 1))
     # the least budget the engine takes before any training, in KB as its refusal names it: the box's least value
     least_kb = min(ce.budget.least_kb(fixed, smallest), top_kb)
-    start_kb = float(max(math.ceil(least_kb), round(dense_kb / 64)))  # where the box opens (and a link's default)
     with budget_box:
         kb = st.number_input(f"Budget (KB, {units.CONVENTION})", min_value=least_kb, max_value=top_kb,
-                             step=1.0, persist_state="session", value=start_kb, bind=common.LINK,
+                             step=1.0, persist_state="session", bind=common.LINK,
                              help=f"From {least_kb:,.2f} KB, the least budget the engine takes for {name} with these "
                                   f"settings (the header and carried tensors"
                                   + (", the weights' smallest scanned settings" if train_scan is not None else "")
                                   + f" and some room for fine-tuning), up to {dense_kb:,.1f} KB, the layers' weights "
                                   "unchanged (an artifact skips the zeros training left): a budget that large needs "
                                   "no compressing. The Fit button names the budget it fits.",
-                             key=common.setting("budget_kb", start_kb, scope=common.model_name()))
+                             key=common.setting("budget_kb", float(max(math.ceil(least_kb), round(dense_kb / 64))),
+                                                scope=common.model_name()))
+    # bound to the URL without value=: the box's default stays its least value, where a budget kept from before the
+    # least rose goes (a value= would send it to the start), so a budget of exactly the least is left out of a link
     # the budget it fits on the button: a number typed out of range is refused by the box, which keeps the last one
     go_fit = st.button(f"Fit in {kb:,.4g} KB", type="primary", key="budget_go", icon=":material/compress:")
 with right:
