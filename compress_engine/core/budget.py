@@ -414,9 +414,10 @@ def fit_budget(model, data, budget_bytes, finetune_epochs=EPOCHS, lr=LR, bias_bi
     result = pipeline.Result(shared.model, metrics, artifact, recipe, {**pruned.history, **shared.history}, timings,
                              shared.grids)
     cost = {r["layer"]: r for r in second["rows"]}
+    # both warnings at the caller's line: past this function and its @renamed wrapper
     if len(artifact) > budget_bytes:
-        warnings.warn(over_budget(budget_bytes, len(artifact), len(attempts)), OverBudget, stacklevel=2)
-    pipeline.chance.warn_if_collapsed(metrics, data)  # at chance level: a CollapseWarning, as from compress()
+        warnings.warn(over_budget(budget_bytes, len(artifact), len(attempts)), OverBudget, stacklevel=3)
+    pipeline.chance.warn_if_collapsed(metrics, data, stacklevel=4)  # at chance level, as compress() says it
     return result, {"budget_bytes": budget_bytes, "overhead_bytes": fixed, "predicted_bytes": second["bytes"] + fixed,
                     "bytes": len(artifact), "fits": len(artifact) <= budget_bytes, "attempts": attempts,
                     "recipe": recipe.to_dict(), "pruned_accuracy": pruned.metrics["accuracy"],
