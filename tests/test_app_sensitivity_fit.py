@@ -74,7 +74,8 @@ def fit_check(budget_bytes, model="lenet-300-100"):
     scan = ce.sensitivity.cached(net, data, split="train", refit=True, shipped=[zoo.scan_dir(model)])
     stop = lambda *_: False  # noqa: E731
     try:
-        ce.fit_budget(net, data, budget_bytes, epochs=1, scan=scan, kd=4.0, progress=stop, answers_progress=stop)
+        ce.fit_budget(net, data, budget_bytes, finetune_epochs=1, scan=scan, kd=4.0, progress=stop,
+                      answers_progress=stop)
     except ce.RecipeError as e:
         return e
     except ce.Stopped:

@@ -118,7 +118,7 @@ def test_fit_budget_carries_every_metric_a_compress_result_has_as_its_replay_com
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(8 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
     dense = sum(t.numel() * 4 for t in model.state_dict().values())
-    result, plan = ce.fit_budget(model, digits, dense // 6, epochs=1, cache_dir=tmp_path)
+    result, plan = ce.fit_budget(model, digits, dense // 6, finetune_epochs=1, cache_dir=tmp_path)
     replay = ce.compress(model, result.recipe, digits)
     assert plan["fits"] and replay.artifact == result.artifact
     assert set(replay.metrics) <= set(result.metrics)
@@ -150,7 +150,7 @@ def test_fit_budget_reports_its_scans_progress(lenet300, small, tmp_path):
 
 def test_fit_budget_fits_replays_and_spends_bytes_where_they_are_cheap(lenet300, small, tmp_path):
     sc = scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)
-    result, plan = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc)
+    result, plan = ce.fit_budget(lenet300, small, 20_000, finetune_epochs=1, scan=sc)
     assert set(result.timings) >= {"prune", "cluster", "total"}
     assert len(result.artifact) <= 20_000 and plan["fits"] and plan["bytes"] == len(result.artifact)
     alloc = {a["layer"]: a for a in plan["allocation"]}
@@ -169,9 +169,9 @@ def test_fit_budget_fits_replays_and_spends_bytes_where_they_are_cheap(lenet300,
         if a["clusters"]:
             assert len(torch.unique(w[w != 0])) <= a["clusters"]
     with pytest.raises(ce.RecipeError, match="header and carried tensors"):
-        ce.fit_budget(lenet300, small, 300, epochs=0, scan=sc)
+        ce.fit_budget(lenet300, small, 300, finetune_epochs=0, scan=sc)
     with pytest.raises(ce.RecipeError, match="focus"):  # a scan priced for another pruning is refused
-        ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, focus=1.0)
+        ce.fit_budget(lenet300, small, 20_000, finetune_epochs=1, scan=sc, focus=1.0)
 
 
 def test_fit_budget_refuses_before_training_a_budget_it_would_refuse_after(lenet300, small, tmp_path, monkeypatch):
@@ -191,13 +191,13 @@ def test_fit_budget_refuses_before_training_a_budget_it_would_refuse_after(lenet
         raise Trained
     monkeypatch.setattr(pipeline, "compress", train)
     with pytest.raises(ce.RecipeError) as e:
-        ce.fit_budget(lenet300, small, just, epochs=1, scan=sc)
+        ce.fit_budget(lenet300, small, just, finetune_epochs=1, scan=sc)
     said = str(e.value)
     assert f"a budget of {just / 1000:,.4g} KB is too small" in said and "for the weights" not in said
     give = re.search(r"give ([0-9.]+) KB or more", said)
     assert give, said
     with pytest.raises(Trained):  # the budget it names passes the check: training starts
-        ce.fit_budget(lenet300, small, round(float(give.group(1)) * 1000), epochs=1, scan=sc)
+        ce.fit_budget(lenet300, small, round(float(give.group(1)) * 1000), finetune_epochs=1, scan=sc)
 
 
 def test_fit_budget_with_focus_replays_and_fits(lenet300, small, tmp_path):
@@ -205,7 +205,7 @@ def test_fit_budget_with_focus_replays_and_fits(lenet300, small, tmp_path):
     run fits and replays byte for byte."""
     sc = scan(lenet300, small, split="train", cache_dir=tmp_path, focus=1.0, **GRID)
     assert sc["focus"] == 1.0 and sc["key"] != scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)["key"]
-    result, plan = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, focus=1.0)
+    result, plan = ce.fit_budget(lenet300, small, 20_000, finetune_epochs=1, scan=sc, focus=1.0)
     assert plan["fits"] and result.recipe.prune_focus == 1.0
     assert ce.compress(lenet300, result.recipe, small).artifact == result.artifact
 
@@ -279,19 +279,20 @@ def test_fit_budget_follows_given_teacher_logits(lenet300, small, tmp_path):
     sc = scan(lenet300, small, split="train", cache_dir=tmp_path, **GRID)
     own = ce.logits(lenet300, small.x("train"))
     counted, tuned = [], []
-    kd, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0,
+    kd, _ = ce.fit_budget(lenet300, small, 20_000, finetune_epochs=1, scan=sc, kd=4.0,
                           answers_progress=lambda done, total: counted.append((done, total)))
     assert counted == [(1000, 4096), (2000, 4096), (3000, 4096), (4000, 4096), (4096, 4096)]  # batches of 1,000
-    given, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0, teacher_logits=own,
+    given, _ = ce.fit_budget(lenet300, small, 20_000, finetune_epochs=1, scan=sc, kd=4.0, teacher_logits=own,
                              answers_progress=lambda *_: counted.append("given"))  # nothing to compute or count
-    other, _ = ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0, teacher_logits=own.flip(1))
+    other, _ = ce.fit_budget(lenet300, small, 20_000, finetune_epochs=1, scan=sc, kd=4.0, teacher_logits=own.flip(1))
     assert given.artifact == kd.artifact and other.artifact != kd.artifact and "given" not in counted
     with pytest.raises(ce.Stopped):
-        ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, kd=4.0, answers_progress=lambda d, t: d < 2000,
+        ce.fit_budget(lenet300, small, 20_000, finetune_epochs=1, scan=sc, kd=4.0,
+                      answers_progress=lambda d, t: d < 2000,
                       progress=lambda *a: tuned.append(a))
     assert tuned == []
     with pytest.raises(ce.RecipeError, match="give kd"):
-        ce.fit_budget(lenet300, small, 20_000, epochs=1, scan=sc, teacher_logits=own)
+        ce.fit_budget(lenet300, small, 20_000, finetune_epochs=1, scan=sc, teacher_logits=own)
 
 
 def test_overhead_of_a_batchnorm_model_is_what_its_artifact_carries():

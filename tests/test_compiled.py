@@ -90,12 +90,12 @@ def test_every_entry_point_takes_a_compiled_model_as_the_module_it_wraps(tmp_pat
     torch.manual_seed(0)
     ds, net = data(), Net()
     compiled = torch.compile(net)
-    res, plan = ce.fit_budget(compiled, ds, 1_200, epochs=0, cache_dir=tmp_path)
+    res, plan = ce.fit_budget(compiled, ds, 1_200, finetune_epochs=0, cache_dir=tmp_path)
     assert plan["fits"] and [a["layer"] for a in plan["allocation"]] == ["c1.weight", "fc.weight"]
     assert type(res.model) is Net and list(ce.decode(res.artifact)) == list(net.state_dict())
     scan = ce.sensitivity.scan(compiled, ds, sparsities=(0.5,), clusters=(4,), cache_dir=tmp_path)
     assert sorted({row["layer"] for row in scan["rows"]}) == ["c1.weight", "fc.weight"]
-    res, plan = ce.fit_flops(compiled, ds, 0.6, epochs=0, cache_dir=tmp_path)
+    res, plan = ce.fit_flops(compiled, ds, 0.6, finetune_epochs=0, cache_dir=tmp_path)
     assert type(res.model) is Net and res.model.c1.out_channels < 8
     rows = ce.sweep(compiled, ce.Recipe(layers={"c1.weight": {"sparsity": 0.5}}), ds, "clusters", [4])
     assert len(rows) == 1 and rows[0]["artifact_bytes"] > 0

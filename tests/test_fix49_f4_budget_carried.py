@@ -37,7 +37,7 @@ def fitted(tmp_path_factory):
                                clusters=(None, 16, 4, 2), subset=500, use_cache=False)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        res, plan = ce.fit_budget(model, digits, 8000, epochs=1, kd=4.0, scan=scan)
+        res, plan = ce.fit_budget(model, digits, 8000, finetune_epochs=1, kd=4.0, scan=scan)
     return model, digits, res, plan, seen
 
 
@@ -58,7 +58,7 @@ def test_a_result_still_over_the_budget_says_so(fitted, monkeypatch):
                                clusters=(None, 16, 4, 2), subset=500, use_cache=False)
     monkeypatch.setattr(budget, "overhead_bytes", lambda m, r: 10)
     with pytest.warns(budget.OverBudget, match="over the budget of 8,000 bytes after 1 try "):
-        res, plan = ce.fit_budget(model, digits, 8000, epochs=0, retries=0, scan=scan)
+        res, plan = ce.fit_budget(model, digits, 8000, finetune_epochs=0, retries=0, scan=scan)
     assert plan["fits"] is False and len(res.artifact) > 8000
 
 

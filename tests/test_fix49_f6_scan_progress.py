@@ -48,7 +48,7 @@ def test_fit_budgets_cluster_scan_reports(small, lenet300, monkeypatch):
 
     monkeypatch.setattr(sensitivity, "scan", spy)
     calls = []
-    ce.fit_budget(lenet300, small, 60_000, epochs=1, progress=lambda *a: calls.append(a), retries=0)
+    ce.fit_budget(lenet300, small, 60_000, finetune_epochs=1, progress=lambda *a: calls.append(a), retries=0)
     assert seen[-1] is not None  # the scan between the two steps
     beats = [c for c in calls if c[2] is None and c[3] is None]
     assert beats  # the cluster scan's points, at the count fine-tuning reached

@@ -20,7 +20,7 @@ def test_a_try_again_counts_its_steps_on_out_of_a_larger_total(monkeypatch):
     seen = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", budget.OverBudget)
-        _, plan = ce.fit_budget(model, digits, 1900, epochs=1, retries=1, scan=scan,
+        _, plan = ce.fit_budget(model, digits, 1900, finetune_epochs=1, retries=1, scan=scan,
                                 progress=lambda step, total, *_: seen.append((step, total)))
     assert len(plan["attempts"]) == 2, plan["attempts"]
     stage2 = pipeline.progress_steps(model, ce.Recipe(clusters=2, finetune_epochs=1), digits)  # its count

@@ -24,7 +24,8 @@ def test_one_encode_per_try_and_the_same_plain_bytes(fmnist, lenet300, monkeypat
     monkeypatch.setattr(budget, "encode", spy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", budget.OverBudget)
-        result, plan = ce.fit_budget(lenet300, fmnist, 20_000, epochs=0, shipped=[zoo.scan_dir("lenet-300-100")])
+        result, plan = ce.fit_budget(lenet300, fmnist, 20_000, finetune_epochs=0,
+                                     shipped=[zoo.scan_dir("lenet-300-100")])
     assert len(calls) == len(plan["attempts"])
     state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
     plain = encode(state, result.grids, artifact_meta(result.model, result.recipe.replace(huffman=False)))

@@ -13,7 +13,7 @@ from compress_engine.playground import zoo
 @pytest.mark.parametrize("kb,epochs", [(3.65, 1), (3.6, 0)])
 def test_a_try_over_the_budget_is_returned_not_refused(fmnist, lenet300, kb, epochs):
     with pytest.warns(budget.OverBudget) as seen:
-        result, plan = ce.fit_budget(lenet300, fmnist, kb * 1000, epochs=epochs,
+        result, plan = ce.fit_budget(lenet300, fmnist, kb * 1000, finetune_epochs=epochs,
                                      shipped=[zoo.scan_dir("lenet-300-100")])
     assert plan["fits"] is False and plan["bytes"] == len(result.artifact) > kb * 1000
     assert plan["attempts"] and plan["attempts"][-1]["bytes"] == len(result.artifact)
@@ -23,4 +23,4 @@ def test_a_try_over_the_budget_is_returned_not_refused(fmnist, lenet300, kb, epo
 
 def test_a_budget_refused_before_any_try_still_says_what_passes(fmnist, lenet300):
     with pytest.raises(ce.RecipeError, match="KB or more"):
-        ce.fit_budget(lenet300, fmnist, 3000, epochs=0, shipped=[zoo.scan_dir("lenet-300-100")])
+        ce.fit_budget(lenet300, fmnist, 3000, finetune_epochs=0, shipped=[zoo.scan_dir("lenet-300-100")])

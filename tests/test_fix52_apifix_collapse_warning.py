@@ -67,7 +67,7 @@ def test_fit_budget_warns_once_of_its_result_against_the_dense_model(tmp_path):
     model, ds = trained(0.2)  # 21 % dense: 400 bytes bring it to 8 %, under chance (10 %)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r, plan = ce.fit_budget(model, ds, 400, epochs=0, cache_dir=tmp_path)
+        r, plan = ce.fit_budget(model, ds, 400, finetune_epochs=0, cache_dir=tmp_path)
     m = r.metrics
     assert plan["fits"] and m["accuracy"] <= 0.1 + chance.CHANCE_MARGIN < m["dense_accuracy"]
     (w,) = collapse_warnings(caught)  # once, not from its inner compress() runs too
@@ -79,7 +79,7 @@ def test_fit_budget_that_still_classifies_does_not_warn(setup, tmp_path):
     model, ds = setup
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r, _ = ce.fit_budget(model, ds, 600, epochs=0, cache_dir=tmp_path)
+        r, _ = ce.fit_budget(model, ds, 600, finetune_epochs=0, cache_dir=tmp_path)
     assert r.metrics["accuracy"] > 0.5 and collapse_warnings(caught) == []
 
 

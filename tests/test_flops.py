@@ -164,7 +164,7 @@ def test_each_point_is_what_compress_makes_and_each_move_the_cheapest(trained, s
 def test_fit_flops_lands_under_the_target_replays_and_decodes(trained, searched):
     model, data = trained
     seen = []
-    result, plan = ce.fit_flops(model, data, 0.4, epochs=2, lr=2e-3, searched=True, search_result=searched,
+    result, plan = ce.fit_flops(model, data, 0.4, finetune_epochs=2, lr=2e-3, searched=True, search_result=searched,
                                 progress=lambda *a: seen.append(a))
     assert plan["flops"] == plan["predicted_flops"] <= 0.4 * plan["dense_flops"]
     assert plan["flops"] == flops.count(result.model, data.x("test"))
@@ -195,7 +195,7 @@ def test_uniform_is_the_smallest_fraction_that_fits(name):
 
 def test_fit_flops_prunes_every_group_alike_by_default(trained):
     model, data = trained
-    result, plan = ce.fit_flops(model, data, 0.5, epochs=1)
+    result, plan = ce.fit_flops(model, data, 0.5, finetune_epochs=1)
     share = flops.uniform(model, data.x("test")[:2], 0.5 * plan["dense_flops"])[0]
     assert result.recipe == ce.Recipe(structured=True, sparsity=share, finetune_epochs=1, lr=1e-3)
     assert plan["flops"] == flops.count(result.model, data.x("test")) <= 0.5 * plan["dense_flops"]

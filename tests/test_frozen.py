@@ -70,7 +70,7 @@ def test_distillation_and_its_fine_tune_leave_a_frozen_student_layer_alone(digit
 def test_fit_budgets_centroid_step_leaves_a_frozen_layer_on_its_k_means_centroids(digits, tmp_path):
     model = Net()
     dense = sum(t.numel() * 4 for t in model.state_dict().values())
-    res, plan = ce.fit_budget(model, digits, dense // 4, epochs=1, cache_dir=tmp_path)
+    res, plan = ce.fit_budget(model, digits, dense // 4, finetune_epochs=1, cache_dir=tmp_path)
     assert plan["fits"] and flags(res.model) == flags(model)
     w = res.model.fc1.weight
     k = res.recipe.layer("fc1.weight", False)[1]

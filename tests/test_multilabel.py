@@ -140,7 +140,7 @@ def test_a_sensitivity_scan_ranks_a_multi_label_models_layers(digit_tags, traine
 def test_a_multi_label_model_fits_a_size_budget(digit_tags, trained):
     ds = digit_tags
     budget = ce.compress(trained, ce.Recipe(), ds).metrics["dense_bytes"] // 10
-    res, plan = ce.fit_budget(trained, ds, budget, epochs=2, kd=4.0)
+    res, plan = ce.fit_budget(trained, ds, budget, finetune_epochs=2, kd=4.0)
     assert plan["fits"] and len(res.artifact) <= budget
     found = (ce.decode_model(res.artifact, module=mlp())[0](ds.x("test")) > 0).numpy()
     assert res.metrics["accuracy"] == pytest.approx(1 - sk_metrics.hamming_loss(ds.y("test").numpy(), found), abs=1e-6)

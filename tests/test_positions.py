@@ -243,7 +243,7 @@ def test_sensitivity_scan_and_size_budget_on_per_pixel_labels(seg, segnet, tmp_p
     assert untouched and all(r["kl"] == pytest.approx(0, abs=1e-9) for r in untouched)
     assert all(r["kl"] >= 0 for r in result["rows"]) and max(r["kl"] for r in result["rows"]) > 0.01
     budget = 12_000
-    res, plan = ce.fit_budget(segnet, seg, budget, epochs=1, cache_dir=tmp_path)
+    res, plan = ce.fit_budget(segnet, seg, budget, finetune_epochs=1, cache_dir=tmp_path)
     assert len(res.artifact) <= budget
     fresh = SegNet()
     fresh.load_state_dict(ce.decode(res.artifact))

@@ -165,7 +165,7 @@ def test_a_regression_model_fits_a_size_budget(diabetes, trained):
     ds, _ = diabetes
     dense_bytes = ce.compress(trained, ce.Recipe(), ds).metrics["dense_bytes"]
     budget = dense_bytes // 12
-    res, plan = ce.fit_budget(trained, ds, budget, epochs=2)
+    res, plan = ce.fit_budget(trained, ds, budget, finetune_epochs=2)
     assert plan["fits"] and len(res.artifact) <= budget and "pruned_r2" in plan
     out = ce.decode_model(res.artifact, module=mlp())[0](ds.x("test")).detach().squeeze(1).double().numpy()
     assert res.metrics["r2"] == pytest.approx(sk_metrics.r2_score(ds.y("test").double().numpy(), out), abs=1e-6)
