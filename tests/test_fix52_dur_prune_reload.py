@@ -9,8 +9,7 @@ it was asked for went with the old session: the point may be a fine-tune switch'
 import threading
 
 import pytest
-from test_fix51_f3_prune_curve import watch
-from test_fix52_dur_prune_switch import run_until, training
+from test_fix51_f3_prune_curve import run_until, training, watch
 from test_jobs import WAIT
 
 from compress_engine.playground import jobs

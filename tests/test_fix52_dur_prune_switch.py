@@ -8,9 +8,8 @@ import re
 import threading
 
 import pytest
-from streamlit.testing.v1 import local_script_runner
-from test_fix51_f3_prune_curve import watch
-from test_jobs import WAIT, until
+from test_fix51_f3_prune_curve import run_until, training, watch
+from test_jobs import WAIT
 
 from compress_engine.playground import jobs
 from test_app import page
@@ -19,27 +18,6 @@ from test_app import page
 @pytest.fixture(autouse=True)
 def one_worker(monkeypatch):
     monkeypatch.setattr(jobs, "_pool", jobs.Pool(workers=1, threads=1))
-
-
-def run_until(at, cond, limit=60):
-    """at.run(), stopped (as a rerun stops it: the page's runs in the pool go on) as soon as cond() holds, instead of
-    waiting out a timeout while the page follows a training."""
-    def finished_or(runner, timeout):
-        until(lambda: runner.script_stopped() or cond(), timeout=limit)
-        if not runner.script_stopped():
-            runner.request_stop()
-            runner.join()
-    real = local_script_runner.require_widgets_deltas
-    local_script_runner.require_widgets_deltas = finished_or
-    try:
-        return at.run()
-    finally:
-        local_script_runner.require_widgets_deltas = real
-
-
-def training():
-    """Whether the pool runs a job now (the curve's point the test blocks)."""
-    return jobs.pool().running() == 1
 
 
 def switch(at, model):
