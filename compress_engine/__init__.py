@@ -6,6 +6,8 @@
     result = ce.compress(model, ce.Recipe(sparsity=0.9, clusters=16), ds)
     result.metrics["artifact_bytes"] == len(result.artifact)
     ce.decode(result.artifact)   # the exact weights back
+    ce.weights_safetensors(result.artifact)   # them as safetensors bytes, for plain PyTorch (safetensors.torch.load)
+    ce.int8_safetensors(result.artifact)      # int8 / uint8 codes + scale / zero point or codebook; ce.read_int8 reads back
     ce.describe(model, ds)       # what compress() would compress, carry and structurally prune, before any work
     ce.estimate(result.model, ds)   # the accuracy on 1,000 test images, with its 95 % margin: a tenth of the time
     ce.read_weights(file_bytes, "mine.safetensors")   # a weight file of a zoo architecture -> model, running no code
@@ -30,6 +32,7 @@ _MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "flops": "
             "jobs": ".playground.jobs", "sweeps": ".playground.sweeps", "trained": ".playground.trained"}
 _NAMES = {
     ".core.budget": ["fit_budget"], ".core.chance": ["CollapseWarning"], ".core.data": ["Dataset", "IGNORE"], ".core.flops": ["fit_flops"],
+    ".core.deploy": ["int8_safetensors", "read_int8", "weights_safetensors"],
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"],
     ".core.model": ["arch_spec", "param_count", "student_mlp"],
     ".core.pipeline": ["Result", "check_recipe", "compress", "dense_reference", "describe", "estimate", "reference",

@@ -1,0 +1,228 @@
+"""Deployment files: an artifact's weights as safetensors, as float tensors or as int8 codes, for runtimes that
+cannot read a .cpg (plain PyTorch without this package, a device's runtime, Core ML / ExecuTorch style palettes).
+
+- `weights_safetensors(artifact)`: every tensor of the decoded state dict, in its own dtype, exactly the values
+  `decode` gives (safetensors stores raw bytes): `safetensors.torch.load_file(path)` into a fresh module.
+- `int8_safetensors(artifact)`: the same state dict with every tensor the recipe put on a uniform grid of at most 8
+  bits stored as its integer codes (int8 or uint8) plus the grid's scale and zero point, and every weight-shared
+  (clustered) tensor of at most 256 distinct values as uint8 indices into its codebook (palettized). Everything else
+  is stored as it is. The names (SCHEME, docs/FORMAT.md section 10):
+      "<name>"             codes: int8 / uint8 (affine), uint8 (palette), or the tensor itself (float)
+      "<name>.scale"       float32 (C,): one per tensor (C = 1) or per slice of dim 0 (C = shape[0])
+      "<name>.zero_point"  (C,), the codes' dtype
+      "<name>.codebook"    float32 (k,), k <= 256
+      "<name>.mask"        bool, the tensor's shape: only when its zeros would be a 257th value (256 clusters)
+  and the file's metadata {"scheme": SCHEME, "version": VERSION, "layout": JSON {name: {"kind", "axis", "dtype"}},
+  "kept_float": JSON {name: why}, "recipe": JSON}.
+- `read_int8(data)`: the float state dict back, by the formula
+      affine:  w = (float32(q) - float32(zero_point)) * scale     (float32; scale broadcast along dim 0)
+      palette: w = codebook[index], and +0.0 where a mask is stored and False
+  which gives back the decoded weights bit for bit: it is the quantizer's own arithmetic (quantize.fake_quantize_with
+  subtracts the zero point from the float32 integer, then multiplies by the float32 scale, and every integer here is
+  exact in float32). int8_safetensors checks it per tensor before it stores codes; a tensor the formula would not give
+  back exactly (a -0.0 among its zeros, which (q - zp) * scale cannot produce) is stored as float and named in
+  "kept_float" with the reason.
+
+The codes are the same integers torch's own quantizer gives with the stored grid (torch.quantize_per_tensor /
+quantize_per_channel with axis 0), and torch.dequantize of those equals the decoded weights (tests/test_fix52_deploy_*).
+"""
+
+import json
+import struct
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from compress_engine.core import encode
+from compress_engine.core.errors import ArtifactError, CompressError
+
+SCHEME = "compress_engine.int8"
+VERSION = "1"
+SUFFIXES = ("scale", "zero_point", "codebook", "mask")  # the names beside a tensor's codes: "<name>.<suffix>"
+FORMULA = "affine: w = (float32(q) - float32(zero_point)) * scale along dim 0; palette: w = codebook[index], 0 where mask is False"
+MAX_PALETTE = 256  # uint8 indices
+_INT = {"int8": (torch.int8, -128, 127), "uint8": (torch.uint8, 0, 255)}
+
+
+def _meta_text(meta):
+    """safetensors metadata values are strings: the recipe as JSON ("null" for an artifact without one)."""
+    return json.dumps(meta.get("recipe"), sort_keys=True)
+
+
+def weights_safetensors(artifact):
+    """The artifact's decoded state dict as safetensors bytes: every tensor, its own dtype, bit for bit.
+
+    Load it without this package: `model.load_state_dict(safetensors.torch.load_file("model.safetensors"))`, with
+    `model` a fresh instance of the compressed architecture (decode_model's: BatchNorms folded and pruned units
+    removed where the recipe did so). Bad bytes raise ArtifactError."""
+    state, meta = encode.decode_with_meta(artifact)
+    return st_save(state, metadata={"format": "pt", "producer": "compress_engine", "recipe": _meta_text(meta)})
+
+
+def _grids(artifact):
+    """{tensor name: (kind, scale float32 (C,), zero point int64 (C,))} from the artifact's records: the uniform grid
+    ("affine") each quantized tensor was stored on, or ("codebook", None, None) for a weight-shared one."""
+    _, recs, off, blob = encode._parse(artifact)
+    out = {}
+    for rec in recs:
+        lengths = rec["sections"]
+        first = blob[off:off + lengths[0]]  # the "codebook" section: an affine grid's scales then zero points
+        off += sum(lengths)
+        if rec["kind"] == "codebook":
+            out[rec["name"]] = ("codebook", None, None)
+        elif rec["kind"] == "affine" and rec["q_levels"]:  # q_levels 0: every element a zero, no grid stored
+            nch = rec["channels"]
+            scale = np.frombuffer(first[:4 * nch], "<f4").astype(np.float32)
+            zp = np.frombuffer(first[4 * nch:8 * nch], "<i4").astype(np.int64)
+            out[rec["name"]] = ("affine", scale, zp)
+    return out
+
+
+def _along0(t, w):
+    """A (C,) tensor shaped to broadcast along w's dim 0."""
+    return t.reshape(t.shape + (1,) * max(w.dim() - 1, 0)) if t.numel() > 1 else t.reshape(())
+
+
+def dequantize(codes, scale, zero_point):
+    """The affine formula: (float32(codes) - float32(zero_point)) * scale, scale and zero point along dim 0."""
+    return (codes.to(torch.float32) - _along0(zero_point.to(torch.float32), codes)) * _along0(scale, codes)
+
+
+def _same_bits(a, b):
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.view(torch.int32), b.view(torch.int32))
+
+
+def _affine_codes(name, w, scale, zp):
+    """(codes, zero point, dtype name) of a float32 tensor on the grid (scale, zp), or (None, reason) when it cannot
+    be stored in 8 bits exactly."""
+    s = torch.from_numpy(scale)
+    z = torch.from_numpy(zp)
+    if s.numel() > 1 and (w.dim() == 0 or w.shape[0] != s.numel()):
+        return None, f"its grid has {s.numel()} channels for shape {tuple(w.shape)}"
+    q = torch.round(w * _along0(torch.ones_like(s) / s, w)) + _along0(z.to(torch.float32), w)  # as quantize does
+    lo, hi = min(float(q.min()), float(z.min())), max(float(q.max()), float(z.max()))
+    dtype = "uint8" if lo >= 0 and hi <= 255 else "int8" if lo >= -128 and hi <= 127 else None
+    if dtype is None:
+        return None, f"its codes span {lo:.0f}..{hi:.0f}, more than 8 bits"
+    tdt = _INT[dtype][0]
+    codes, zero = q.to(tdt), z.to(tdt)
+    if not _same_bits(dequantize(codes, s, zero), w):
+        return None, "(q - zero_point) * scale does not give back its exact values (a -0.0 among its zeros)"
+    return (codes, zero, s), dtype
+
+
+def _palette(w):
+    """(uint8 indices, float32 codebook, bool mask or None) of a float32 tensor of at most 256 distinct values (by
+    bit pattern, so -0.0 and 0.0 are two), or (None, reason). When the zeros pruning left are a 257th value (256
+    clusters beside them), the codebook holds the 256 others and the mask says which elements are not zero (+0.0)."""
+    bits = w.reshape(-1).view(torch.int32)
+    values, index = torch.unique(bits, sorted=True, return_inverse=True)
+    mask = None
+    if values.numel() > MAX_PALETTE and bool((values == 0).any()):
+        mask = bits != 0
+        values = values[values != 0]
+        index = torch.searchsorted(values, bits).clamp_(max=values.numel() - 1)
+        index[~mask] = 0
+        mask = mask.reshape(w.shape)
+    if values.numel() > MAX_PALETTE:
+        return None, f"it holds {values.numel()} distinct non-zero values, more than {MAX_PALETTE}"
+    return (index.to(torch.uint8).reshape(w.shape), values.view(torch.float32), mask), "palette"
+
+
+def unpalette(index, codebook, mask=None):
+    """The palette formula: codebook[index], and +0.0 where mask (if given) is False."""
+    w = codebook[index.to(torch.int64)]
+    return w if mask is None else torch.where(mask, w, torch.zeros((), dtype=w.dtype))
+
+
+def int8_safetensors(artifact):
+    """The artifact's state dict as safetensors bytes with int8 / uint8 codes (see the module's docstring for the
+    names, metadata and formula); read it back with read_int8. Bad bytes raise ArtifactError; an artifact with
+    nothing quantized to <= 8 bits or clustered to <= 256 values raises CompressError saying what to use instead."""
+    state, meta = encode.decode_with_meta(artifact)
+    grids = _grids(artifact)
+    out, layout, kept = {}, {}, {}
+    for name, w in state.items():
+        kind, scale, zp = grids.get(name, (None, None, None))
+        entry = {"kind": "float", "axis": None, "dtype": encode.DTYPE_NAMES[w.dtype]}
+        made, how = None, None
+        if kind == "affine":
+            made, how = _affine_codes(name, w, scale, zp)
+        elif kind == "codebook":
+            made, how = _palette(w)
+        if made is None:
+            if how is not None:
+                kept[name] = how
+            out[name] = w
+        elif how == "palette":
+            out[name], out[f"{name}.codebook"], mask = made
+            if mask is not None:
+                out[f"{name}.mask"] = mask
+            entry.update(kind="palette", codes="uint8", mask=mask is not None)
+        else:
+            out[name], out[f"{name}.zero_point"], out[f"{name}.scale"] = made
+            entry.update(kind="affine", codes=how, axis=0 if made[2].numel() > 1 else None)
+        layout[name] = entry
+    quantized = [n for n, e in layout.items() if e["kind"] != "float"]
+    if not quantized:
+        recipe = meta.get("recipe") or {}
+        said = ", ".join(f"{k}={recipe.get(k)}" for k in ("bits", "clusters") if recipe.get(k) is not None)
+        why = (f"; kept as float: {'; '.join(f'{n}: {r}' for n, r in list(kept.items())[:3])}" if kept else "")
+        raise CompressError(
+            f"this artifact has no tensor to store as int8: its recipe ({said or 'no bits, no clusters'}) neither "
+            f"quantizes to 8 bits or fewer nor clusters to at most {MAX_PALETTE} values{why}. Use its float weights "
+            "(weights_safetensors), or compress with bits between 1 and 8 (or clusters up to 256) for int8 codes")
+    clash = sorted(set(state) & {f"{n}.{suffix}" for n in quantized for suffix in SUFFIXES})
+    if clash:
+        raise CompressError(f"tensor name(s) {', '.join(clash[:3])} are also the int8 layout's names for another "
+                            "tensor's scale / zero point / codebook: rename them in the model, or use "
+                            "weights_safetensors")
+    metadata = {"format": "pt", "scheme": SCHEME, "version": VERSION, "formula": FORMULA,
+                "layout": json.dumps(layout), "kept_float": json.dumps(kept), "recipe": _meta_text(meta)}
+    return st_save({k: v.contiguous() for k, v in out.items()}, metadata=metadata)
+
+
+def _metadata(data):
+    """The __metadata__ of safetensors bytes (the header is an 8-byte little-endian length, then JSON)."""
+    try:
+        (n,) = struct.unpack("<Q", bytes(data[:8]))
+        head = json.loads(bytes(data[8:8 + n]).decode("utf-8"))
+        return head.get("__metadata__") or {}
+    except (struct.error, ValueError, UnicodeDecodeError, AttributeError) as e:
+        raise ArtifactError(f"not a safetensors file ({type(e).__name__}): give the bytes int8_safetensors "
+                            "made") from None
+
+
+def read_int8(data):
+    """int8_safetensors' bytes -> {name: tensor}: the float state dict by the documented formula, in the artifact's
+    order, bit for bit what decode(artifact) gives. Anything else raises ArtifactError naming what is wrong."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ArtifactError(f"read_int8 takes the file's bytes, got {type(data).__name__}: e.g. "
+                            "read_int8(pathlib.Path('model-int8.safetensors').read_bytes())")
+    meta = _metadata(data)
+    if meta.get("scheme") != SCHEME or meta.get("version") != VERSION:
+        raise ArtifactError(f"not an int8 file of scheme {SCHEME} version {VERSION} (its metadata says "
+                            f"{meta.get('scheme')!r} version {meta.get('version')!r}): a float weights file loads "
+                            "with safetensors.torch.load as it is")
+    try:
+        tensors = st_load(bytes(data))
+        layout = json.loads(meta["layout"])
+    except Exception as e:  # safetensors' own errors, bad JSON
+        raise ArtifactError(f"int8 file is damaged ({type(e).__name__}: {str(e)[:120]})") from None
+    out = {}
+    for name, entry in layout.items():
+        try:
+            t = tensors[name]
+            if entry["kind"] == "affine":
+                out[name] = dequantize(t, tensors[f"{name}.scale"], tensors[f"{name}.zero_point"])
+            elif entry["kind"] == "palette":
+                mask = tensors[f"{name}.mask"] if entry.get("mask") else None
+                out[name] = unpalette(t, tensors[f"{name}.codebook"], mask)
+            else:
+                out[name] = t
+        except (KeyError, IndexError, RuntimeError, TypeError) as e:
+            raise ArtifactError(f"int8 file: tensor {name!r} cannot be read back ({type(e).__name__}: "
+                                f"{str(e)[:120]})") from None
+    return out
