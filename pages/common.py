@@ -1744,8 +1744,12 @@ def data_flag():
     return f" --data {shlex.quote(DATASET)}"
 
 
-def downloads(artifact, recipe, stem):
-    """The artifact's and its recipe's download buttons side by side, and how to check the artifact anywhere."""
+def downloads(artifact, recipe, stem, deploy=None):
+    """The artifact's and its recipe's download buttons side by side, and how to check the artifact anywhere.
+
+    deploy: (float safetensors bytes, int8 safetensors bytes or None, why there is no int8 file or None), the
+    engine's ce.weights_safetensors / ce.int8_safetensors of the artifact: two more buttons (Export's), each labelled
+    with its size in bytes, and the lines of Python that load each file."""
     a, b = st.columns(2)
     a.download_button(f"Download artifact ({kb(len(artifact))})", artifact, file_name=f"{stem}.cpg",
                       mime="application/octet-stream", icon=":material/deployed_code:", on_click="ignore", type="primary")
@@ -1756,6 +1760,25 @@ def downloads(artifact, recipe, stem):
                f"model, meta = compress_engine.decode_model(open('{stem}.cpg', 'rb').read())` rebuilds the model it holds (as "
                "compressed: BatchNorms folded, pruned units removed), or add `module=YourNet()` to load it into a "
                "fresh instance of your own class.")
+    if deploy is None:
+        return
+    weights, int8, why_not = deploy
+    c, d = st.columns(2)
+    c.download_button(f"Weights (.safetensors, {len(weights):,} bytes)", weights, file_name=f"{stem}.safetensors",
+                      mime="application/octet-stream", icon=":material/download:", on_click="ignore")
+    c.caption("Every tensor as decoded, float, for plain PyTorch (no compress_engine); `model` is a fresh instance "
+              "of the compressed model:\n```python\nfrom safetensors.torch import load_file\n"
+              f"state = load_file('{stem}.safetensors')\nmodel.load_state_dict(state)\n```")
+    if int8 is None:
+        d.caption(f"No int8 weights: {md_text(why_not)}")
+        return
+    d.download_button(f"int8 weights (.safetensors, {len(int8):,} bytes)", int8, file_name=f"{stem}-int8.safetensors",
+                      mime="application/octet-stream", icon=":material/download:", on_click="ignore")
+    d.caption("Quantized tensors as int8 / uint8 codes with their scale and zero point, clustered ones as uint8 "
+              "indices into their codebook (names and formula: docs/FORMAT.md, section 10); back to float, bit for "
+              "bit:\n```python\nimport compress_engine\n"
+              f"state = compress_engine.read_int8(open('{stem}-int8.safetensors', 'rb').read())\n"
+              "model.load_state_dict(state)\n```")
 
 
 def predictions(model_name, n=None):

@@ -1,5 +1,6 @@
 """Export: build an artifact (.cpg) from a compact recipe for the sidebar's model and download it with
-its recipe JSON; upload an artifact back to decode and score it, or a recipe JSON to reproduce a run.
+its recipe JSON and its weights as safetensors (float, and int8 codes when the recipe quantizes or clusters); upload
+an artifact back to decode and score it, or a recipe JSON to reproduce a run.
 
 Uploaded files are only read by the engine's own checked decoder (ce.evaluate_artifact) or as JSON
 (ce.Recipe.from_json): nothing uploaded is ever unpickled or executed.
@@ -269,6 +270,18 @@ def recipe_form():
                          huffman=huffman)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def deploy_files(artifact):
+    """The artifact's weights for a deployment runtime: (float safetensors bytes, int8 safetensors bytes or None,
+    the engine's reason there is no int8 file or None), cached by the artifact's bytes (the page reruns on every
+    widget)."""
+    weights = ce.weights_safetensors(artifact)
+    try:
+        return weights, ce.int8_safetensors(artifact), None
+    except ce.CompressError as e:
+        return weights, None, str(e)
+
+
 def make_tab():
     controls, explain = st.columns([2, 3], gap="large")
     with explain:
@@ -305,7 +318,7 @@ def make_tab():
         st.header(common.md_text(title))
         result, _ = common.headline(recipe, key="export_save", early=True)
     art = result["artifact"]  # the same bytes with or without the evaluation
-    common.downloads(art, recipe, file_stem(result["model"], recipe))
+    common.downloads(art, recipe, file_stem(result["model"], recipe), deploy=deploy_files(art))
     show_breakdown(ce.size_breakdown(art), len(art), "made")
     common.complete(result)  # evaluated now (if it was drawn early): the cards get the accuracy and Save
     if not uploaded and not trains:

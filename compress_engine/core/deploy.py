@@ -46,6 +46,19 @@ MAX_PALETTE = 256  # uint8 indices
 _INT = {"int8": (torch.int8, -128, 127), "uint8": (torch.uint8, 0, 255)}
 
 
+def _save(tensors, metadata):
+    """safetensors bytes of `tensors` with `metadata`, the same bytes every time: safetensors writes its metadata in
+    a hash map's order, which changes from one process to the next, so its header is written again here with the
+    metadata's keys sorted (the tensors' offsets are relative to the data, which is kept as written)."""
+    blob = st_save(tensors, metadata=metadata)
+    (n,) = struct.unpack("<Q", blob[:8])
+    head = json.loads(blob[8:8 + n])
+    head = {"__metadata__": dict(sorted(head.pop("__metadata__").items())), **dict(sorted(head.items()))}
+    text = json.dumps(head, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors pads it
+    return struct.pack("<Q", len(text)) + text + blob[8 + n:]
+
+
 def _meta_text(meta):
     """safetensors metadata values are strings: the recipe as JSON ("null" for an artifact without one)."""
     return json.dumps(meta.get("recipe"), sort_keys=True)
@@ -58,7 +71,7 @@ def weights_safetensors(artifact):
     `model` a fresh instance of the compressed architecture (decode_model's: BatchNorms folded and pruned units
     removed where the recipe did so). Bad bytes raise ArtifactError."""
     state, meta = encode.decode_with_meta(artifact)
-    return st_save(state, metadata={"format": "pt", "producer": "compress_engine", "recipe": _meta_text(meta)})
+    return _save(state, {"format": "pt", "producer": "compress_engine", "recipe": _meta_text(meta)})
 
 
 def _grids(artifact):
@@ -181,7 +194,7 @@ def int8_safetensors(artifact):
                             "weights_safetensors")
     metadata = {"format": "pt", "scheme": SCHEME, "version": VERSION, "formula": FORMULA,
                 "layout": json.dumps(layout), "kept_float": json.dumps(kept), "recipe": _meta_text(meta)}
-    return st_save({k: v.contiguous() for k, v in out.items()}, metadata=metadata)
+    return _save({k: v.contiguous() for k, v in out.items()}, metadata)
 
 
 def _metadata(data):
