@@ -262,3 +262,25 @@ def test_the_same_artifact_gives_the_same_bytes(made):
     runs = {subprocess.run([sys.executable, "-c", script], input=art, capture_output=True, check=True).stdout
             for _ in range(2)}
     assert len(runs) == 1
+
+
+def test_a_tensor_the_formula_cannot_give_back_stays_float_and_is_named():
+    """(q - zp) * scale never makes -0.0: a grid tensor holding one is stored as float, named in kept_float with the
+    reason, and the file still reads back bit for bit; its neighbour on a grid is stored as codes. Tensor names
+    that would collide with the layout's own are refused."""
+    from compress_engine.core.encode import Affine
+    grid = Affine(np.array([0.5], np.float32), np.array([8]), 0, 15)
+    a = torch.tensor([[-0.0, 1.5], [-4.0, 0.0]])
+    b = torch.tensor([[0.5, 0.0], [-1.0, 3.5]])
+    art = ce.encode({"a": a, "b": b}, {"a": grid, "b": grid})
+    i8 = ce.int8_safetensors(art)
+    meta = header_meta(i8)
+    assert list(json.loads(meta["kept_float"])) == ["a"] and "-0.0" in json.loads(meta["kept_float"])["a"]
+    raw = st_load(i8)
+    assert raw["a"].dtype == torch.float32 and raw["b"].dtype == torch.uint8
+    assert raw["b"].tolist() == [[9, 8], [6, 15]] and int(raw["b.zero_point"]) == 8
+    back = ce.read_int8(i8)
+    assert bits_equal(back["a"], a) and bits_equal(back["b"], b)
+    clash = ce.encode({"b": b, "b.scale": torch.ones(1)}, {"b": grid})
+    with pytest.raises(ce.CompressError, match=r"b\.scale"):
+        ce.int8_safetensors(clash)

@@ -107,7 +107,7 @@ def _same_bits(a, b):
     return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.view(torch.int32), b.view(torch.int32))
 
 
-def _affine_codes(name, w, scale, zp):
+def _affine_codes(w, scale, zp):
     """(codes, zero point, dtype name) of a float32 tensor on the grid (scale, zp), or (None, reason) when it cannot
     be stored in 8 bits exactly."""
     s = torch.from_numpy(scale)
@@ -122,7 +122,8 @@ def _affine_codes(name, w, scale, zp):
     tdt = _INT[dtype][0]
     codes, zero = q.to(tdt), z.to(tdt)
     if not _same_bits(dequantize(codes, s, zero), w):
-        return None, "(q - zero_point) * scale does not give back its exact values (a -0.0 among its zeros)"
+        return None, ("(q - zero_point) * scale would not give back its values bit for bit (a -0.0 among its zeros, "
+                      "say)")
     return (codes, zero, s), dtype
 
 
@@ -162,7 +163,7 @@ def int8_safetensors(artifact):
         entry = {"kind": "float", "axis": None, "dtype": encode.DTYPE_NAMES[w.dtype]}
         made, how = None, None
         if kind == "affine":
-            made, how = _affine_codes(name, w, scale, zp)
+            made, how = _affine_codes(w, scale, zp)
         elif kind == "codebook":
             made, how = _palette(w)
         if made is None:
