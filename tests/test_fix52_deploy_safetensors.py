@@ -118,6 +118,7 @@ def test_int8_file_reads_back_bit_for_bit_and_is_smaller(made, case):
     assert list(back) == list(dec)
     assert all(bits_equal(back[k], dec[k]) for k in dec)
     assert len(i8) < len(ce.weights_safetensors(art))
+    assert ce.deploy_files(art) == (ce.weights_safetensors(art), i8, None)  # Export's one-decode call: the same
     meta = header_meta(i8)
     assert meta["scheme"] == "compress_engine.int8" and meta["version"] == "1"
     layout = json.loads(meta["layout"])
@@ -180,8 +181,9 @@ def test_clustered_tensors_are_uint8_palettes(made, case):
 @pytest.mark.parametrize("model", ["lenet300", "cnn"])
 def test_int8_of_a_recipe_without_grids_is_refused_in_words(made, model):
     art, _, _ = made[model, "plain"]
-    with pytest.raises(ce.CompressError, match=r"no tensor to store as int8.*weights_safetensors.*bits"):
+    with pytest.raises(ce.CompressError, match=r"no tensor to store as int8.*weights_safetensors.*bits") as e:
         ce.int8_safetensors(art)
+    assert ce.deploy_files(art) == (ce.weights_safetensors(art), None, str(e.value))
 
 
 def test_sixteen_bits_are_refused_and_bad_bytes_named(made, lenet300, fmnist):

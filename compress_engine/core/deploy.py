@@ -14,6 +14,7 @@ cannot read a .cpg (plain PyTorch without this package, a device's runtime, Core
       "<name>.mask"        bool, the tensor's shape: only when its zeros would be a 257th value (256 clusters)
   and the file's metadata {"scheme": SCHEME, "version": VERSION, "layout": JSON {name: {"kind", "axis", "dtype"}},
   "kept_float": JSON {name: why}, "recipe": JSON}.
+- `deploy_files(artifact)`: both, from one decode (Export's two downloads).
 - `read_int8(data)`: the float state dict back, by the formula
       affine:  w = (float32(q) - float32(zero_point)) * scale     (float32; scale broadcast along dim 0)
       palette: w = codebook[index], and +0.0 where a mask is stored and False
@@ -41,7 +42,8 @@ from compress_engine.core.errors import ArtifactError, CompressError
 SCHEME = "compress_engine.int8"
 VERSION = "1"
 SUFFIXES = ("scale", "zero_point", "codebook", "mask")  # the names beside a tensor's codes: "<name>.<suffix>"
-FORMULA = "affine: w = (float32(q) - float32(zero_point)) * scale along dim 0; palette: w = codebook[index], 0 where mask is False"
+FORMULA = ("affine: w = (float32(q) - float32(zero_point)) * scale along dim 0; "
+           "palette: w = codebook[index], 0 where mask is False")
 MAX_PALETTE = 256  # uint8 indices
 _INT = {"int8": (torch.int8, -128, 127), "uint8": (torch.uint8, 0, 255)}
 
@@ -70,7 +72,10 @@ def weights_safetensors(artifact):
     Load it without this package: `model.load_state_dict(safetensors.torch.load_file("model.safetensors"))`, with
     `model` a fresh instance of the compressed architecture (decode_model's: BatchNorms folded and pruned units
     removed where the recipe did so). Bad bytes raise ArtifactError."""
-    state, meta = encode.decode_with_meta(artifact)
+    return _weights(*encode.decode_with_meta(artifact))
+
+
+def _weights(state, meta):
     return _save(state, {"format": "pt", "producer": "compress_engine", "recipe": _meta_text(meta)})
 
 
@@ -155,8 +160,21 @@ def int8_safetensors(artifact):
     """The artifact's state dict as safetensors bytes with int8 / uint8 codes (see the module's docstring for the
     names, metadata and formula); read it back with read_int8. Bad bytes raise ArtifactError; an artifact with
     nothing quantized to <= 8 bits or clustered to <= 256 values raises CompressError saying what to use instead."""
+    return _int8(*encode.decode_with_meta(artifact), _grids(artifact))
+
+
+def deploy_files(artifact):
+    """Both files from one decode (decoding is most of the time): (weights_safetensors bytes, int8_safetensors bytes
+    or None, the reason there is no int8 file or None)."""
     state, meta = encode.decode_with_meta(artifact)
-    grids = _grids(artifact)
+    weights = _weights(state, meta)
+    try:
+        return weights, _int8(state, meta, _grids(artifact)), None
+    except CompressError as e:
+        return weights, None, str(e)
+
+
+def _int8(state, meta, grids):
     out, layout, kept = {}, {}, {}
     for name, w in state.items():
         kind, scale, zp = grids.get(name, (None, None, None))
