@@ -1744,12 +1744,18 @@ def data_flag():
     return f" --data {shlex.quote(DATASET)}"
 
 
-def downloads(artifact, recipe, stem, deploy=None):
-    """The artifact's and its recipe's download buttons side by side, and how to check the artifact anywhere.
+@st.cache_data(max_entries=8, show_spinner=False)
+def deploy_files(artifact):
+    """The artifact's weights for a deployment runtime: (float safetensors bytes, int8 safetensors bytes or None,
+    the engine's reason there is no int8 file or None), cached by the artifact's bytes (a page reruns on every
+    widget; a new artifact costs one decode: about 55 ms for LeNet-5's)."""
+    return ce.deploy_files(artifact)
 
-    deploy: (float safetensors bytes, int8 safetensors bytes or None, why there is no int8 file or None), the
-    engine's ce.weights_safetensors / ce.int8_safetensors of the artifact: two more buttons (Export's), each labelled
-    with its size in bytes, and the lines of Python that load each file."""
+
+def downloads(artifact, recipe, stem):
+    """The artifact's and its recipe's download buttons side by side, how to check the artifact anywhere, and the
+    weights for a deployment runtime (deploy_files: the float and the int8 safetensors files), each button labelled
+    with its size in bytes, with the lines of Python that load each file. Export's and Sensitivity's Fit."""
     a, b = st.columns(2)
     a.download_button(f"Download artifact ({kb(len(artifact))})", artifact, file_name=f"{stem}.cpg",
                       mime="application/octet-stream", icon=":material/deployed_code:", on_click="ignore", type="primary")
@@ -1760,9 +1766,7 @@ def downloads(artifact, recipe, stem, deploy=None):
                f"model, meta = compress_engine.decode_model(open('{stem}.cpg', 'rb').read())` rebuilds the model it holds (as "
                "compressed: BatchNorms folded, pruned units removed), or add `module=YourNet()` to load it into a "
                "fresh instance of your own class.")
-    if deploy is None:
-        return
-    weights, int8, why_not = deploy
+    weights, int8, why_not = deploy_files(artifact)
     c, d = st.columns(2)
     c.download_button(f"Weights (.safetensors, {len(weights):,} bytes)", weights, file_name=f"{stem}.safetensors",
                       mime="application/octet-stream", icon=":material/download:", on_click="ignore")

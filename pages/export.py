@@ -270,14 +270,6 @@ def recipe_form():
                          huffman=huffman)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def deploy_files(artifact):
-    """The artifact's weights for a deployment runtime: (float safetensors bytes, int8 safetensors bytes or None,
-    the engine's reason there is no int8 file or None), cached by the artifact's bytes (the page reruns on every
-    widget; a new artifact costs one decode: about 55 ms for LeNet-5's."""
-    return ce.deploy_files(artifact)
-
-
 def make_tab():
     controls, explain = st.columns([2, 3], gap="large")
     with explain:
@@ -314,7 +306,7 @@ def make_tab():
         st.header(common.md_text(title))
         result, _ = common.headline(recipe, key="export_save", early=True)
     art = result["artifact"]  # the same bytes with or without the evaluation
-    common.downloads(art, recipe, file_stem(result["model"], recipe), deploy=deploy_files(art))
+    common.downloads(art, recipe, file_stem(result["model"], recipe))
     show_breakdown(ce.size_breakdown(art), len(art), "made")
     common.complete(result)  # evaluated now (if it was drawn early): the cards get the accuracy and Save
     if not uploaded and not trains:

@@ -296,7 +296,8 @@ def test_a_budget_fit_runs_in_the_training_queue_and_is_kept_on_disk(fmnist, tmp
     assert not again.exception and (metric(again, "Artifact"), metric(again, "Test accuracy")) == shown
     assert not [c for c in again.caption if c.value.startswith("Press **Fit**")]
     # the fitted artifact is the user's to take: downloads, and Save for the Compare page
-    assert [b.label.split(" (")[0] for b in again.get("download_button")] == ["Download artifact", "Download recipe"]
+    assert [b.label.split(" (")[0] for b in again.get("download_button")] == [
+        "Download artifact", "Download recipe", "Weights", "int8 weights"]  # (the fit clusters: an int8 file too)
     monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
     again.button(key="budget_save").click().run()
     from compress_engine.playground.store import Store
