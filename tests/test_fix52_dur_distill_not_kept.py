@@ -21,15 +21,21 @@ def not_kept(at):
     return [w for w in said if "could not be kept on disk" in w]
 
 
-def test_both_students_not_kept_are_named_in_one_warning(tiny, tmp_path, monkeypatch):
+def trained_on_a_read_only_folder(tmp_path, monkeypatch, alpha):
+    """Distillation's 30-30 students trained 1 epoch at `alpha` where nothing can be written."""
     monkeypatch.setenv("COMPRESS_TRAINED", str(tmp_path / "read-only"))
     read_only(monkeypatch)
     at = page("distillation")
     at.select_slider(key="distill_width").set_value(30)
     at.slider(key="distill_epochs").set_value(1)
-    at.slider(key="distill_alpha").set_value(0.5).run()
+    at.slider(key="distill_alpha").set_value(alpha).run()
     at.button(key="distill_train").click().run()
     assert not at.exception and not at.error
+    return at
+
+
+def test_both_students_not_kept_are_named_in_one_warning(tiny, tmp_path, monkeypatch):
+    at = trained_on_a_read_only_folder(tmp_path, monkeypatch, 0.5)
     warned = not_kept(at)
     assert len(warned) == 1, warned
     (text,) = warned
@@ -41,13 +47,6 @@ def test_both_students_not_kept_are_named_in_one_warning(tiny, tmp_path, monkeyp
 
 def test_one_student_not_kept_is_named_alone(tiny, tmp_path, monkeypatch):
     """α = 0: the labels-only student is the one run; the warning names it and no other."""
-    monkeypatch.setenv("COMPRESS_TRAINED", str(tmp_path / "read-only"))
-    read_only(monkeypatch)
-    at = page("distillation")
-    at.select_slider(key="distill_width").set_value(30)
-    at.slider(key="distill_epochs").set_value(1)
-    at.slider(key="distill_alpha").set_value(0.0).run()
-    at.button(key="distill_train").click().run()
-    assert not at.exception and not at.error
+    at = trained_on_a_read_only_folder(tmp_path, monkeypatch, 0.0)
     (text,) = not_kept(at)
     assert text.startswith("Trained, but the 30-30 student without KD could not be kept on disk: "), text
