@@ -23,7 +23,6 @@ anywhere (CLI, Export).
 import copy
 import math
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ import torch
 from . import quantize, sensitivity
 from .data import check_dataset
 from .encode import encode, size_breakdown
-from .errors import RecipeError
+from .errors import RecipeError, warn
 from .model import NORMS, artifact_meta, check_model, compressible, plain_module, state_bytes
 from .recipe import Recipe, renamed
 
@@ -414,10 +413,10 @@ def fit_budget(model, data, budget_bytes, finetune_epochs=EPOCHS, lr=LR, bias_bi
     result = pipeline.Result(shared.model, metrics, artifact, recipe, {**pruned.history, **shared.history}, timings,
                              shared.grids)
     cost = {r["layer"]: r for r in second["rows"]}
-    # both warnings at the caller's line: past this function and its @renamed wrapper
+    # both warnings at the caller's line (errors.warn)
     if len(artifact) > budget_bytes:
-        warnings.warn(over_budget(budget_bytes, len(artifact), len(attempts)), OverBudget, stacklevel=3)
-    pipeline.chance.warn_if_collapsed(metrics, data, stacklevel=4)  # at chance level, as compress() says it
+        warn(over_budget(budget_bytes, len(artifact), len(attempts)), OverBudget)
+    pipeline.chance.warn_if_collapsed(metrics, data)  # at chance level, as compress() says it
     return result, {"budget_bytes": budget_bytes, "overhead_bytes": fixed, "predicted_bytes": second["bytes"] + fixed,
                     "bytes": len(artifact), "fits": len(artifact) <= budget_bytes, "attempts": attempts,
                     "recipe": recipe.to_dict(), "pruned_accuracy": pruned.metrics["accuracy"],

@@ -6,7 +6,7 @@ test set's most frequent class, about 1 / classes, while its ratio still looks l
 scoring above that is what makes it a collapse (a model that never learned is not one).
 """
 
-import warnings
+from .errors import warn
 
 CHANCE_MARGIN = 0.02  # an accuracy this close to chance (as a fraction) is a collapse: one class answered, or nearly
 
@@ -46,10 +46,9 @@ def message(accuracy, dense_accuracy, chance, n_classes):
             f"compress less")
 
 
-def warn_if_collapsed(metrics, data, stacklevel=3):
-    """A CollapseWarning (message()) when a result's metrics say it has collapsed (collapsed()); stacklevel 3: the
-    line that called the function calling this one (compress(), fit_budget())."""
+def warn_if_collapsed(metrics, data):
+    """A CollapseWarning (message()) when a result's metrics say it has collapsed (collapsed()), at the user's line
+    that called the engine (errors.warn)."""
     chance = collapsed(metrics.get("accuracy"), metrics.get("dense_accuracy"), data)
     if chance is not None:
-        warnings.warn(message(metrics["accuracy"], metrics["dense_accuracy"], chance, data.n_classes),
-                      CollapseWarning, stacklevel=stacklevel)
+        warn(message(metrics["accuracy"], metrics["dense_accuracy"], chance, data.n_classes), CollapseWarning)

@@ -21,14 +21,13 @@ import hashlib
 import json
 import math
 import os
-import warnings
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .errors import DatasetError
+from .errors import DatasetError, warn
 
 SPLITS = ("train", "test")
 MAX_CLASSES = 100_000  # labels that imply more classes than this are ids, not class indices
@@ -295,8 +294,8 @@ class Dataset:
 
         if column(train_y.shape):
             logits = ", ".join(["N", "C", *map(str, train_y.shape[1:])])
-            warnings.warn(f"train_y of shape {tuple(train_y.shape)} is read as a label per position, for a model that "
-                          f"returns ({logits}) logits; {labels_hint(train_y.shape)}", UserWarning, stacklevel=2)
+            warn(f"train_y of shape {tuple(train_y.shape)} is read as a label per position, for a model that "
+                 f"returns ({logits}) logits; {labels_hint(train_y.shape)}", UserWarning)
         names = None if classes is None else _class_names(classes)
         lo_hi = {split: _label_range(arrays[f"{split}_y"]) for split in SPLITS}
         for split, (lo, hi) in lo_hi.items():
@@ -321,10 +320,10 @@ class Dataset:
                 [np.asarray(_int64(arrays[f"{s}_y"])).ravel() for s in SPLITS]))
             seen = [v for v in seen if v != IGNORE]
             if top >= 10 and len(seen) <= (top + 1) // 2:
-                warnings.warn(f"the labels take {len(seen):,} values up to {top:,}, so the data has {top + 1:,} "
-                              f"classes, {top + 1 - len(seen):,} of them never seen and each a model output: if "
-                              f"the labels are codes rather than 0..C-1, map them with np.unique(y, "
-                              f"return_inverse=True)", UserWarning, stacklevel=2)
+                warn(f"the labels take {len(seen):,} values up to {top:,}, so the data has {top + 1:,} "
+                     f"classes, {top + 1 - len(seen):,} of them never seen and each a model output: if "
+                     f"the labels are codes rather than 0..C-1, map them with np.unique(y, "
+                     f"return_inverse=True)", UserWarning)
 
         return cls._built(arrays, name, names, source, lambda split: _int64(arrays[f"{split}_y"]))
 
@@ -354,9 +353,9 @@ class Dataset:
         out = cls._built(arrays, name, (), source, targets)
         y = out.y("train")
         if y.dim() == 2 and y.shape[1] > 1 and bool(((y == 0) | (y == 1)).all()) and bool((y.sum(1) == 1).all()):
-            warnings.warn(f"train_y looks one-hot ({y.shape[1]} columns of 0 and 1, one 1 a row), but as floats it is "
-                          f"{y.shape[1]} regression targets a sample, scored by R²: for classes give y.argmax(1)",
-                          UserWarning, stacklevel=3)
+            warn(f"train_y looks one-hot ({y.shape[1]} columns of 0 and 1, one 1 a row), but as floats it is "
+                 f"{y.shape[1]} regression targets a sample, scored by R²: for classes give y.argmax(1)",
+                 UserWarning)
         return out
 
     @classmethod

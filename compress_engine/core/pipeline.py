@@ -15,7 +15,6 @@ import hashlib
 import math
 import statistics
 import time
-import warnings
 import weakref
 from dataclasses import dataclass, field
 
@@ -25,7 +24,7 @@ from . import chance, cluster, distill, flops, prune, quantize, structured
 from . import encode as artifact_format
 from .encode import Affine, Codebook, breakdown_and_codings, encode
 from .data import IGNORE, check_dataset
-from .errors import CompressError, ModelError, RecipeError
+from .errors import CompressError, ModelError, RecipeError, warn
 from .fold import deployed, foldable_pairs
 from .model import (artifact_meta, check_model, compressible, constrained, fits_logits, logits_shape, param_count,
                     plain_module, state_bytes, student_mlp)
@@ -324,9 +323,9 @@ def warn_if_not_smaller(teacher, student, recipe, data):
     # both as deployed (BatchNorms folded), as metrics["params"] and ["dense_params"] count them
     n_student, n_teacher = param_count(deployed(student)), param_count(deployed(teacher))
     if n_student >= n_teacher:
-        warnings.warn(f"{which} has {n_student:,} parameters, no fewer than the teacher's {n_teacher:,}: distilling "
-                      "into it makes the model bigger; give a smaller student (student=, or student_width; "
-                      "--student-width on the command line)", UserWarning, stacklevel=4)
+        warn(f"{which} has {n_student:,} parameters, no fewer than the teacher's {n_teacher:,}: distilling into it "
+             "makes the model bigger; give a smaller student (student=, or student_width; --student-width on the "
+             "command line)", UserWarning)
 
 
 def _check_logits(model_logits, data):

@@ -10,11 +10,10 @@ import functools
 import json
 import math
 import numbers
-import warnings
 from dataclasses import dataclass, fields
 
 from . import cluster, prune, quantize
-from .errors import RecipeError
+from .errors import RecipeError, warn
 
 # Every knob list is defined by the technique that owns it; pages and the CLI read them from here.
 BITS = quantize.BITS
@@ -374,8 +373,8 @@ def renamed(**old_to_new):
                 if new in kwargs:
                     raise TypeError(f"{fn.__name__}() got both {old}= and {new}=: give {new}= alone ({old}= is its "
                                     f"old name)")
-                warnings.warn(f"{fn.__name__}({old}=...) is now {fn.__name__}({new}=...), the Recipe's name for it; "
-                              f"{old}= still works for now but will be removed", DeprecationWarning, stacklevel=2)
+                warn(f"{fn.__name__}({old}=...) is now {fn.__name__}({new}=...), the Recipe's name for it; "
+                     f"{old}= still works for now but will be removed", DeprecationWarning)
                 kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
         return call
