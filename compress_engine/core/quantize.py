@@ -253,9 +253,12 @@ class FakeQuantSTE(nn.Module):
 def quantize_model(model, bits, symmetric=False, per_channel=False, calibration="minmax", masks=None):
     """Fake-quantize every compressible weight of `model` in place, each with its own grid.
     Returns {name: (scale, zero_point, qmin, qmax)}. Pruned weights (masks False, or already
-    zero) stay exactly zero: 0 is always on the grid."""
+    zero) stay exactly zero: 0 is always on the grid. A weight with no elements (nn.Linear(144, 0)) has nothing to
+    quantize: it is carried as it is (no grid), as pruning and clustering carry it."""
     out = {}
     for name, p in compressible(model).items():
+        if p.numel() == 0:
+            continue
         scale, zero_point, qmin, qmax = qparams(p, bits, symmetric, per_channel, calibration)
         with torch.no_grad():
             fq = fake_quantize_with(p.detach(), scale, zero_point, qmin, qmax)
