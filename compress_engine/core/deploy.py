@@ -13,7 +13,9 @@ cannot read a .cpg (plain PyTorch without this package, a device's runtime, Core
       "<name>.codebook"    float32 (k,), k <= 256
       "<name>.mask"        bool, the tensor's shape: only when its zeros would be a 257th value (256 clusters)
   and the file's metadata {"scheme": SCHEME, "version": VERSION, "layout": JSON {name: {"kind", "axis", "dtype"}},
-  "kept_float": JSON {name: why}, "recipe": JSON}.
+  "kept_float": JSON {name: why}, "recipe", "spec", "model_class", "batchnorm_folded", "data_crc32"} (the last four
+  in the float file too: _described, _save). Its "format" is "pt" as safetensors files have it, but its tensors are
+  codes: read it with read_int8, never load_state_dict.
 - `deploy_files(artifact)`: both, from one decode (Export's two downloads).
 - `read_int8(data)`: the float state dict back, by the formula
       affine:  w = (float32(q) - float32(zero_point)) * scale     (float32; scale broadcast along dim 0)
@@ -30,6 +32,7 @@ quantize_per_channel with axis 0), and torch.dequantize of those equals the deco
 
 import json
 import struct
+import zlib
 
 import numpy as np
 import torch
@@ -48,22 +51,35 @@ MAX_PALETTE = 256  # uint8 indices
 _INT = {"int8": (torch.int8, -128, 127), "uint8": (torch.uint8, 0, 255)}
 
 
+def _crc(data):
+    """The CRC-32 (zlib.crc32, as the .cpg's) of the tensor data, as 8 lowercase hex digits."""
+    return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
+
+
 def _save(tensors, metadata):
-    """safetensors bytes of `tensors` with `metadata`, the same bytes every time: safetensors writes its metadata in
-    a hash map's order, which changes from one process to the next, so its header is written again here with the
-    metadata's keys sorted (the tensors' offsets are relative to the data, which is kept as written)."""
+    """safetensors bytes of `tensors` with `metadata` plus "data_crc32" (_crc of the tensor data: every byte after
+    the header), the same bytes every time: safetensors writes its metadata in a hash map's order, which changes from
+    one process to the next, so its header is written again here with the metadata's keys sorted (the tensors'
+    offsets are relative to the data, which is kept as written)."""
     blob = st_save(tensors, metadata=metadata)
     (n,) = struct.unpack("<Q", blob[:8])
     head = json.loads(blob[8:8 + n])
-    head = {"__metadata__": dict(sorted(head.pop("__metadata__").items())), **dict(sorted(head.items()))}
+    meta = {**head.pop("__metadata__"), "data_crc32": _crc(blob[8 + n:])}
+    head = {"__metadata__": dict(sorted(meta.items())), **dict(sorted(head.items()))}
     text = json.dumps(head, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors pads it
     return struct.pack("<Q", len(text)) + text + blob[8 + n:]
 
 
-def _meta_text(meta):
-    """safetensors metadata values are strings: the recipe as JSON ("null" for an artifact without one)."""
-    return json.dumps(meta.get("recipe"), sort_keys=True)
+def _described(meta):
+    """What both files' metadata say of the model, from the artifact's header (docs/FORMAT.md section 7); safetensors
+    metadata values are strings: "recipe" and "spec" as JSON ("null" when the artifact has none: a user's own model
+    class has no spec), "model_class" the class name as the header has it ("" if none), "batchnorm_folded" "true" /
+    "false" (BatchNorms folded into the layers before them: nn.Identity where each was, the layer gained a bias)."""
+    return {"recipe": json.dumps(meta.get("recipe"), sort_keys=True),
+            "spec": json.dumps(meta.get("spec"), sort_keys=True),
+            "model_class": str(meta.get("model_class") or ""),
+            "batchnorm_folded": json.dumps(meta.get("folded") is True)}
 
 
 def weights_safetensors(artifact):
@@ -76,7 +92,7 @@ def weights_safetensors(artifact):
 
 
 def _weights(state, meta):
-    return _save(state, {"format": "pt", "producer": "compress_engine", "recipe": _meta_text(meta)})
+    return _save(state, {"format": "pt", "producer": "compress_engine", **_described(meta)})
 
 
 def _grids(artifact):
@@ -212,7 +228,7 @@ def _int8(state, meta, grids):
                             "tensor's scale / zero point / codebook: rename them in the model, or use "
                             "weights_safetensors")
     metadata = {"format": "pt", "scheme": SCHEME, "version": VERSION, "formula": FORMULA,
-                "layout": json.dumps(layout), "kept_float": json.dumps(kept), "recipe": _meta_text(meta)}
+                "layout": json.dumps(layout), "kept_float": json.dumps(kept), **_described(meta)}
     return _save({k: v.contiguous() for k, v in out.items()}, metadata)
 
 
@@ -233,6 +249,13 @@ def read_int8(data):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ArtifactError(f"read_int8 takes the file's bytes, got {type(data).__name__}: e.g. "
                             "read_int8(pathlib.Path('model-int8.safetensors').read_bytes())")
+    if len(data) == 0:
+        raise ArtifactError("the int8 file is empty (0 bytes): give the bytes int8_safetensors made, e.g. "
+                            "read_int8(pathlib.Path('model-int8.safetensors').read_bytes())")
+    if bytes(data[:len(encode.MAGIC)]) == encode.MAGIC:
+        raise ArtifactError("this is an artifact (.cpg), not an int8 file: make the int8 file with "
+                            "ce.int8_safetensors(artifact) first, then read_int8 that (or ce.decode(artifact) for its "
+                            "float weights)")
     meta = _metadata(data)
     if meta.get("scheme") != SCHEME or meta.get("version") != VERSION:
         raise ArtifactError(f"not an int8 file of scheme {SCHEME} version {VERSION} (its metadata says "
@@ -243,17 +266,40 @@ def read_int8(data):
         layout = json.loads(meta["layout"])
     except Exception as e:  # safetensors' own errors, bad JSON
         raise ArtifactError(f"int8 file is damaged ({type(e).__name__}: {str(e)[:120]})") from None
+    (n,) = struct.unpack("<Q", bytes(data[:8]))
+    if (crc := _crc(bytes(data[8 + n:]))) != meta.get("data_crc32"):
+        raise ArtifactError(f"int8 file is damaged: its tensor data's CRC-32 is {crc}, its metadata says "
+                            f"{meta.get('data_crc32')!r}; make it again from the artifact (int8_safetensors)")
+    if not isinstance(layout, dict) or not all(isinstance(e, dict) for e in layout.values()):
+        raise ArtifactError("int8 file is damaged: its layout is not {name: entry}")
+    expected = set(layout)
+    for name, entry in layout.items():
+        kind = entry.get("kind")
+        expected |= {f"{name}.scale", f"{name}.zero_point"} if kind == "affine" else set()
+        expected |= {f"{name}.codebook"} | ({f"{name}.mask"} if entry.get("mask") else set()) \
+            if kind == "palette" else set()
+    if set(tensors) != expected:
+        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        raise ArtifactError("int8 file does not match its layout: "
+                            + "; ".join(f"{what} {', '.join(map(repr, names[:3]))}" for what, names in
+                                        (("missing", missing), ("not in the layout", extra)) if names))
     out = {}
     for name, entry in layout.items():
         try:
             t = tensors[name]
+            codes = entry.get("codes")
+            if entry["kind"] in ("affine", "palette") and encode.DTYPE_NAMES.get(t.dtype) != codes:
+                raise ArtifactError(f"int8 file: tensor {name!r} holds {t.dtype} codes, its layout says {codes!r}")
             if entry["kind"] == "affine":
                 out[name] = dequantize(t, tensors[f"{name}.scale"], tensors[f"{name}.zero_point"])
             elif entry["kind"] == "palette":
                 mask = tensors[f"{name}.mask"] if entry.get("mask") else None
                 out[name] = unpalette(t, tensors[f"{name}.codebook"], mask)
-            else:
+            elif entry["kind"] == "float":
                 out[name] = t
+            else:
+                raise ArtifactError(f"int8 file: tensor {name!r} has kind {entry['kind']!r}, not affine, palette "
+                                    "or float")
         except (KeyError, IndexError, RuntimeError, TypeError) as e:
             raise ArtifactError(f"int8 file: tensor {name!r} cannot be read back ({type(e).__name__}: "
                                 f"{str(e)[:120]})") from None
