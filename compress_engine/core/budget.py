@@ -79,9 +79,10 @@ def too_small(budget_bytes, weights, other, need, largest=None):
     line): the smallest artifact is `weights` bytes of the weights' smallest settings + `other` of the rest
     (`largest`: the largest tensor in it, overhead()'s)."""
     up = up_kb(need, 1)  # KB rounded up to 0.1 KB, so the advice given works (least_kb)
-    return RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB is too small for this model and recipe: its smallest "
-                       f"artifact is about {(weights + other) / KB:,.1f} KB (the weights' smallest settings "
-                       f"{weights:,.0f} bytes + {carried_words(other, largest)}), and fine-tuning "
+    # both in bytes too: in KB to one decimal, 0.47 KB against "about 0.4 KB" read as a contradiction
+    return RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB ({budget_bytes:,.0f} bytes) is too small for this "
+                       f"model and recipe: its smallest artifact is about {weights + other:,.0f} bytes (the weights' "
+                       f"smallest settings {weights:,.0f} bytes + {carried_words(other, largest)}), and fine-tuning "
                        f"needs some room beside it; give {up:,.1f} KB or more")
 
 

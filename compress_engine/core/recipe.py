@@ -48,24 +48,25 @@ LAYER_FIELDS = ("sparsity", "clusters")  # what `layers` may set per layer
 MAX_LAYERS, MAX_NAME = 10_000, 300
 
 
-# What each field means, in its units: Recipe's docstring (help(Recipe)) is made from these, one definition.
+# What each field means, in its units: Recipe's docstring (help(Recipe)) is made from these, one definition; the
+# allowed values are added from RANGES / BITS (_allowed), where validation reads them, not typed here.
 DOCS = {
-    "sparsity": "fraction of weights (or, structured, of hidden units) removed, 0 to 0.999 (0.9, not 90)",
+    "sparsity": "fraction of weights (or, structured, of hidden units) removed (0.9, not 90)",
     "prune_scope": '"layer": the same sparsity in each layer; "global": one magnitude threshold over all layers',
     "structured": "remove whole neurons / filters, so the dense model shrinks and runs faster",
-    "prune_focus": "> 0: rank weights by |w| x their unit's and input's norms ^ focus (prune.focus_scores), 0 to 4",
+    "prune_focus": "> 0: rank weights by |w| x their unit's and input's norms ^ focus (prune.focus_scores)",
     "schedule": '"oneshot"; "gradual": Zhu & Gupta cubic ramp during fine-tuning (needs finetune_epochs >= 1)',
-    "clusters": "k-means weight sharing with this many centroids per layer (2-256); None: no clustering",
+    "clusters": "k-means weight sharing with this many centroids per layer; None: no clustering",
     "conv_clusters": "centroids per convolution layer, if not `clusters` (Deep Compression: 256 conv, 32 fc); needs "
                      "clusters set too (to cluster only some layers, give their counts in `layers`)",
     "cluster_init": "how the centroids start: " + ", ".join(cluster.INITS),
-    "bits": "uniform quantization bit width (1-8 or 16); None: no quantization",
+    "bits": "uniform quantization bit width; None: no quantization",
     "symmetric": "a quantization grid symmetric about 0 (zero point 0), else affine over [min, max]",
     "per_channel": "a grid per slice of the weight's dim 0: unit, filter, token row (transposed conv: input "
                    "channel), else one per tensor",
     "calibration": "how a quantization grid's range is chosen: " + ", ".join(quantize.CALIBRATIONS),
-    "temperature": "set (1-20) => distil the model into a student first (Hinton KD) at this temperature",
-    "alpha": "weight of the soft-target loss in KD, 0 to 1 (0: the student learns from the labels alone)",
+    "temperature": "set => distil the model into a student first (Hinton KD) at this temperature",
+    "alpha": "weight of the soft-target loss in KD (0: the student learns from the labels alone)",
     "student_width": "width of the 2-layer MLP student built when compress() is given no student module",
     "distill_epochs": "epochs of distillation (at distill.distill's learning rate, 1e-3)",
     "finetune_epochs": "fine-tuning epochs after each stage (prune; cluster or quantize); 0: one-shot",
@@ -278,6 +279,13 @@ def check_layers(value):
             bad(f"layer name {str(name)[:80]!r} must be a non-empty string of at most {MAX_NAME} characters")
         if not isinstance(over, dict) or not over or set(over) - set(LAYER_FIELDS):
             bad(f"{name[:80]!r} must map to an object with {' and/or '.join(LAYER_FIELDS)}, got {str(over)[:60]}")
+        if over.get("clusters", 0) is None:  # None would read as "the recipe's clusters", not "no clustering"
+            bad(f"layer {name[:80]!r}: \"clusters\": None does not leave one layer unclustered (None, like a missing "
+                "key, means the recipe's clusters). To cluster only some layers, set clusters=None and give each "
+                "clustered layer its count here, e.g. {\"fc1.weight\": {\"clusters\": 16}}")
+        if over.get("sparsity", 0) is None:
+            bad(f"layer {name[:80]!r}: \"sparsity\": None means the recipe's sparsity; give 0.0 to keep this layer "
+                "whole, or leave the key out")
         vals = []
         for f in LAYER_FIELDS:
             v = over.get(f)
@@ -316,13 +324,13 @@ def check(name, value):
         value = float(value)
     if name in ("bits", "bias_bits"):
         if value not in BITS:
-            raise RecipeError(f"{name}={value!r}: must be one of 1-8 or 16 (or None for " +
+            raise RecipeError(f"{name}={value!r}: must be {_allowed(name)} (or None for " +
                               ("no quantization)" if name == "bits" else "float32 biases)"))
         return value
     lo, hi = RANGES[name]
     if not lo <= value <= hi:
         percent = name in FRACTIONS and 1 < value <= 100 and lo <= value / 100 <= hi  # 90 for 0.9
-        raise RecipeError(f"{name}={value!r}: must be between {lo} and {hi}"
+        raise RecipeError(f"{name}={value!r}: must be {_allowed(name)}"
                           + (f" (a fraction: did you mean {value / 100:g}?)" if percent else ""))
     return value
 
@@ -330,7 +338,9 @@ def check(name, value):
 def _docstring():
     """Recipe's docstring: its summary line, then each field with its default and its DOCS text."""
     assert set(DOCS) == {f.name for f in fields(Recipe)}, "every Recipe field needs its DOCS entry"
-    lines = [f"    {f.name}={f.default!r}: {DOCS[f.name]}" for f in fields(Recipe)]
+    lines = [f"    {f.name}={f.default!r}: {DOCS[f.name]}"
+             + (f" [{_allowed(f.name)}]" if f.name in RANGES or f.name in ("bits", "bias_bits") else "")
+             for f in fields(Recipe)]
     return Recipe.__doc__ + "\n\nFields (name=default: meaning):\n\n" + "\n".join(lines) + "\n"
 
 
