@@ -48,6 +48,9 @@ SUFFIXES = ("scale", "zero_point", "codebook", "mask")  # the names beside a ten
 FORMULA = ("affine: w = (float32(q) - float32(zero_point)) * scale along dim 0; "
            "palette: w = codebook[index], 0 where mask is False")
 MAX_PALETTE = 256  # uint8 indices
+# the one warning line for the int8 file (Export's caption can show it; docs/FORMAT.md section 10 says the same)
+INT8_WARNING = ("the int8 file holds raw codes under a \"pt\" format tag: read it with ce.read_int8 (or the formula), "
+                "never safetensors load_file + load_state_dict, which would load the codes as weights")
 _INT = {"int8": (torch.int8, -128, 127), "uint8": (torch.uint8, 0, 255)}
 
 
