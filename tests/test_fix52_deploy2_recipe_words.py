@@ -57,4 +57,4 @@ def test_help_names_every_numeric_fields_range_as_validation_has_it():
 
 def test_too_small_gives_bytes_that_differ_visibly():
     message = str(budget.too_small(480, 100, 312, budget.need_bytes(100, 312)))
-    assert "(480 bytes) is too small" in message and "smallest artifact is about 412 bytes" in message
+    assert "too small for this model and recipe (480 bytes)" in message and "smallest artifact is about 412 bytes" in message

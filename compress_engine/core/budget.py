@@ -80,10 +80,10 @@ def too_small(budget_bytes, weights, other, need, largest=None):
     (`largest`: the largest tensor in it, overhead()'s)."""
     up = up_kb(need, 1)  # KB rounded up to 0.1 KB, so the advice given works (least_kb)
     # both in bytes too: in KB to one decimal, 0.47 KB against "about 0.4 KB" read as a contradiction
-    return RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB ({budget_bytes:,.0f} bytes) is too small for this "
-                       f"model and recipe: its smallest artifact is about {weights + other:,.0f} bytes (the weights' "
-                       f"smallest settings {weights:,.0f} bytes + {carried_words(other, largest)}), and fine-tuning "
-                       f"needs some room beside it; give {up:,.1f} KB or more")
+    return RecipeError(f"a budget of {budget_bytes / KB:,.4g} KB is too small for this model and recipe "
+                       f"({budget_bytes:,.0f} bytes): its smallest artifact is about {weights + other:,.0f} bytes "
+                       f"(the weights' smallest settings {weights:,.0f} bytes + {carried_words(other, largest)}), "
+                       f"and fine-tuning needs some room beside it; give {up:,.1f} KB or more")
 
 
 def too_small_before_weights(budget_bytes, other, largest=None):
