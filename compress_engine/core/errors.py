@@ -2,8 +2,13 @@
 
 Every bad input the engine sees (a recipe field out of range, a missing data file, a broken
 artifact) raises one of these, with a message that names what was wrong and how to fix it.
-They subclass ValueError so callers that only know Python's built-ins still catch them.
+They subclass ValueError so callers that only know Python's built-ins still catch them. warn() is the one way the
+engine warns its user: at the user's own line.
 """
+
+import os
+import sys
+import warnings
 
 
 class CompressError(ValueError):
@@ -35,8 +40,6 @@ def warn(message, category=UserWarning):
     called into the engine, however many engine functions and wrappers (renamed(), fit_flops calling compress, a
     torch.no_grad decorator between them) lie in between. Every warning meant for the user goes through here, so no
     stacklevel is counted by hand (Python 3.11 has no skip_file_prefixes; this walks the frames instead)."""
-    import sys
-    import warnings
     frame, level = sys._getframe(1), 2  # level 1 is this function, 2 its caller
     while frame is not None and _engine_frame(frame):
         frame, level = frame.f_back, level + 1
@@ -46,7 +49,6 @@ def warn(message, category=UserWarning):
 def _engine_frame(frame):
     """Whether a frame belongs to the engine (a file under the compress_engine package) or to a decorator's wrapper
     (contextlib, functools, torch's no_grad) that an engine function was wrapped in."""
-    import os
     filename = os.path.normcase(os.path.abspath(frame.f_code.co_filename))
     if filename.startswith(_PACKAGE):
         return True
@@ -56,7 +58,6 @@ def _engine_frame(frame):
 
 
 def _package_dir():
-    import os
     return os.path.normcase(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 
 
