@@ -1,5 +1,5 @@
-"""The deployment files say which architecture they fit (model_class as the .cpg header has it, whether BatchNorm was
-folded, the architecture spec where the artifact has one) and the int8 file carries a CRC-32 of its tensor data that
+"""The deployment files say which architecture they fit (model_class as the .cpg header has it, and the
+architecture spec where the artifact has one) and the int8 file carries a CRC-32 of its tensor data that
 read_int8 checks; read_int8 refuses a tensor missing from / extra to its layout, codes of another dtype than the
 layout says, a .cpg artifact (saying how to make the int8 file) and an empty file."""
 
@@ -57,14 +57,14 @@ def folded_artifact(data):
     return ce.compress(ConvBN(), ce.Recipe(bits=8), data).artifact
 
 
-def test_both_files_say_the_model_class_spec_and_folding_as_the_header_does(spec_artifact, folded_artifact):
-    for art, folded in ((spec_artifact, "false"), (folded_artifact, "true")):
+def test_both_files_say_the_model_class_and_spec_as_the_header_does(spec_artifact, folded_artifact):
+    for art in (spec_artifact, folded_artifact):
         head = encode.read_meta(art)
+        assert "folded" not in head  # not recorded: the zoo ResNet's artifacts (and its shipped runs) stay the same
         for blob in ce.deploy_files(art)[:2]:
             meta = header_meta(blob)
             assert meta["model_class"] == head["model_class"]
             assert json.loads(meta["spec"]) == head["spec"]
-            assert meta["batchnorm_folded"] == folded
     assert json.loads(header_meta(ce.weights_safetensors(spec_artifact))["spec"])["sizes"] == [144, 16, 10]
     assert header_meta(ce.weights_safetensors(folded_artifact))["model_class"] == "ConvBN"
     assert header_meta(ce.weights_safetensors(folded_artifact))["spec"] == "null"  # a user's own class

@@ -13,7 +13,7 @@ cannot read a .cpg (plain PyTorch without this package, a device's runtime, Core
       "<name>.codebook"    float32 (k,), k <= 256
       "<name>.mask"        bool, the tensor's shape: only when its zeros would be a 257th value (256 clusters)
   and the file's metadata {"scheme": SCHEME, "version": VERSION, "layout": JSON {name: {"kind", "axis", "dtype"}},
-  "kept_float": JSON {name: why}, "recipe", "spec", "model_class", "batchnorm_folded", "data_crc32"} (the last four
+  "kept_float": JSON {name: why}, "recipe", "spec", "model_class", "data_crc32"} (the last three
   in the float file too: _described, _save). Its "format" is "pt" as safetensors files have it, but its tensors are
   codes: read it with read_int8, never load_state_dict.
 - `deploy_files(artifact)`: both, from one decode (Export's two downloads).
@@ -77,12 +77,12 @@ def _save(tensors, metadata):
 def _described(meta):
     """What both files' metadata say of the model, from the artifact's header (docs/FORMAT.md section 7); safetensors
     metadata values are strings: "recipe" and "spec" as JSON ("null" when the artifact has none: a user's own model
-    class has no spec), "model_class" the class name as the header has it ("" if none), "batchnorm_folded" "true" /
-    "false" (BatchNorms folded into the layers before them: nn.Identity where each was, the layer gained a bias)."""
+    class has no spec), "model_class" the class name as the header has it ("" if none). Whether BatchNorms were folded
+    the state dict's names say (a folded one has no tensors left; docs/FORMAT.md section 10): the header does not
+    record it, so that the zoo ResNet's artifacts, and the runs shipped for them, stay the same bytes."""
     return {"recipe": json.dumps(meta.get("recipe"), sort_keys=True),
             "spec": json.dumps(meta.get("spec"), sort_keys=True),
-            "model_class": str(meta.get("model_class") or ""),
-            "batchnorm_folded": json.dumps(meta.get("folded") is True)}
+            "model_class": str(meta.get("model_class") or "")}
 
 
 def weights_safetensors(artifact):

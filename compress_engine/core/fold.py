@@ -25,7 +25,7 @@ from torch import nn
 
 from . import tracing
 from .errors import ModelError
-from .model import CONVS, FOLDED_ATTR, NORMS, TRANSPOSED
+from .model import CONVS, NORMS, TRANSPOSED
 from .train import flush_tiny_
 
 LAYERS = (*CONVS, nn.Linear)
@@ -79,11 +79,9 @@ def foldable_pairs(model):
 def fold_batchnorm(model):
     """A deep copy of `model` in eval mode with every BatchNorm that directly follows a conv / Linear folded
     into it (weights rescaled per output channel, a bias added if the layer had none) and replaced by
-    nn.Identity. Outputs match the original's eval-mode outputs up to float rounding (allclose). The copy's
-    FOLDED_ATTR says whether any BatchNorm was folded (artifact_meta writes it into the artifact's header)."""
+    nn.Identity. Outputs match the original's eval-mode outputs up to float rounding (allclose)."""
     folded = copy.deepcopy(model).eval()
     for layer_name, norm_name in foldable_pairs(folded):
-        setattr(folded, FOLDED_ATTR, True)
         layer, norm = folded.get_submodule(layer_name), folded.get_submodule(norm_name)
         scale = (norm.weight if norm.affine else torch.ones_like(norm.running_var)) / torch.sqrt(norm.running_var + norm.eps)
         shift = norm.bias if norm.affine else torch.zeros_like(norm.running_mean)

@@ -121,18 +121,10 @@ def arch_spec(model):
     return spec() if callable(spec) else None
 
 
-FOLDED_ATTR = "batchnorm_folded"  # True on a model fold.fold_batchnorm folded a BatchNorm of (a copy it made)
-
-
 def artifact_meta(model, recipe):
     """The JSON an artifact's header carries about the model and how it was made: its arch_spec, its class name
-    and the recipe's changed fields (Recipe.changes(); Recipe.from_dict gives the recipe back), and "folded": true
-    when BatchNorms were folded into the layers before them (fold.fold_batchnorm: nn.Identity where each was, the
-    layer gained a bias); a model with nothing folded has no "folded" key (its header is as before)."""
-    meta = {"spec": arch_spec(model), "model_class": type(model).__qualname__, "recipe": recipe.changes()}
-    if getattr(model, FOLDED_ATTR, False) is True:
-        meta["folded"] = True
-    return meta
+    and the recipe's changed fields (Recipe.changes(); Recipe.from_dict gives the recipe back)."""
+    return {"spec": arch_spec(model), "model_class": type(model).__qualname__, "recipe": recipe.changes()}
 
 
 def refuse_nonfinite(t, where):
