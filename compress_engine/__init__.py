@@ -32,7 +32,7 @@ _MODULES = {"budget": ".core.budget", "curves": ".playground.curves", "flops": "
             "jobs": ".playground.jobs", "sweeps": ".playground.sweeps", "trained": ".playground.trained"}
 _NAMES = {
     ".core.budget": ["fit_budget"], ".core.chance": ["CollapseWarning"], ".core.data": ["Dataset", "IGNORE"], ".core.flops": ["fit_flops"],
-    ".core.deploy": ["deploy_files", "int8_safetensors", "read_int8", "weights_safetensors"],
+    ".core.deploy": ["INT8_WARNING", "deploy_files", "int8_safetensors", "read_int8", "weights_safetensors"],
     ".core.encode": ["decode", "encode", "read_meta", "size_breakdown"],
     ".core.model": ["arch_spec", "param_count", "student_mlp"],
     ".core.pipeline": ["Result", "check_recipe", "compress", "dense_reference", "describe", "estimate", "reference",

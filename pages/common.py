@@ -1782,7 +1782,7 @@ def downloads(artifact, recipe, stem):
               "indices into their codebook (names and formula: docs/FORMAT.md, section 10); back to float, bit for "
               "bit:\n```python\nimport compress_engine\n"
               f"state = compress_engine.read_int8(open('{stem}-int8.safetensors', 'rb').read())\n"
-              "model.load_state_dict(state)\n```")
+              f"model.load_state_dict(state)\n```\nMind: {md_text(ce.INT8_WARNING)}.")
 
 
 def predictions(model_name, n=None):
