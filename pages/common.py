@@ -825,6 +825,19 @@ def setting(key, default, scope=None):
     return key
 
 
+def following(key, default):
+    """key= for a widget bound to the URL (LINK) whose value= `default` is computed from another setting (Distillation's
+    soft-target T from the teacher): Streamlit leaves a value equal to the default out of the URL, and a link or a
+    reload opens on the default computed from the link's settings. So a widget still on its previous default (what a
+    link shows by leaving it out) moves to the new one when the default changes; a value the visitor chose (in the
+    link) stays. A teacher switch once kept the panel at 4 where the link, leaving 4 out, opened it at 20."""
+    mark = f"_default_{key}"
+    if key not in st.session_state or st.session_state[key] == st.session_state.get(mark, default):
+        st.session_state[key] = default
+    st.session_state[mark] = default
+    return key
+
+
 def start_settings(page, values, first=None, presets=None):
     """Start a page's controls on the sidebar model's first setting. values(fields) -> {session_state key: widget
     value} for the Recipe fields of starts(model)[page]. A key gets its value when the page has none (its first

@@ -378,7 +378,8 @@ with right:
     # T = 1 (the grid's best at its shortest training, where the Temperature slider opens) shows almost nothing: the
     # panel opens at a T > 1, the largest the grid tried (Hinton et al.'s without a grid), beside T = 1
     tried = sorted({float(r["T"]) for r in grid if r["T"]})
-    view_T = st.slider("See the soft targets at T", 1.0, 20.0, view_default(tried), 0.5, key="distill_view_T",
+    view_T = st.slider("See the soft targets at T", 1.0, 20.0, view_default(tried), 0.5,
+                       key=common.following("distill_view_T", view_default(tried)),
                        persist_state="session", bind=common.LINK,
                        help="Only this panel: the student trains at the Temperature T set above.")
     table = explain.soft_target_table(t_test[idx], sorted({1.0, T, view_T}))
