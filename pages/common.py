@@ -1341,6 +1341,12 @@ def layer_picker(dense_run, prefix):
 STOPPED = "Stopped: nothing of the interrupted run was kept."
 
 
+def others_text(others):
+    """Who else waits for a run, as a class says it: "1 other tab or student", "3 other tabs or students" (a session
+    is one browser tab: the teacher's own second tab counts as a student's does)."""
+    return f"{others} other tab{'s' if others > 1 else ''} or student{'s' if others > 1 else ''}"
+
+
 def stopped_text(others, finished=False):
     """What Cancel did: the run stopped, or (asked for by `others` other sessions too) it goes on for them, or it had
     `finished` already (and is kept)."""
@@ -1348,8 +1354,8 @@ def stopped_text(others, finished=False):
         return "The run had finished as you pressed Cancel: it is kept, and shows at once when you ask for it again."
     if not others:
         return STOPPED
-    return (f"You stopped waiting: the run goes on for {others} other session{'s' if others > 1 else ''} that asked "
-            "for it, and is kept when it finishes (come back to see it).")
+    return (f"You stopped waiting: the run goes on for {others_text(others)} that asked for it, and is kept when it "
+            "finishes (come back to see it).")
 
 
 TRAIN_POLL = 0.2  # seconds between two looks at a training job's progress (the page redraws only on change)
@@ -1494,6 +1500,14 @@ def let_go(toggle, keep=None):
     return key, state, job.others() if state in (ce.jobs.QUEUED, ce.jobs.RUNNING) else 0
 
 
+def left_text(left, what):
+    """What became of a run withdrawn by let_go (`left`, its account), named `what` ("The fine-tune of lenet-5")."""
+    _, state, others = left
+    return (f"{what} had just finished, and is kept." if state == ce.jobs.DONE else
+            f"{what} goes on for {others_text(others)} that asked for it, and is kept when it finishes." if others
+            else f"{what}, which was training, stopped: nothing of it is kept.")
+
+
 def pooled_job(key):
     """This session's queued or running pooled() job of `key` (a ce.jobs.Job), or None."""
     job = st.session_state.get("train_jobs", {}).get(key)
@@ -1618,6 +1632,10 @@ def _whoami():
 
 
 ce.jobs.whoami = _whoami  # every page's pool().submit, cancel() and others() is its session's
+# others() counts, and Cancel leaves waiting, only sessions with a tab connected: Streamlit's runtime keeps a reloaded
+# or closed tab's session as it keeps a network blip's (disconnect_session stores both for a reconnect; the websocket's
+# close code is not kept), so either counts as alive for SESSION_GRACE s, but neither is someone waiting
+ce.jobs.present = _session_present
 
 
 def _withdraw(key):
@@ -1675,13 +1693,13 @@ def _follow_training(job, label, key, cancel_key, cancel_resets=None):
         loss_slot = st.empty()
         st.button("Cancel", key=cancel_key, icon=":material/cancel:", on_click=_cancel_training,
                   args=(key, cancel_resets),
-                  help="Stop waiting for this run. It stops, and nothing of it is kept, unless another session "
-                       "is waiting for the same run.")
+                  help="Stop waiting for this run. It stops, and nothing of it is kept, unless another tab or "
+                       "student is waiting for the same run.")
     shown, points, sent = None, 0, 0.0
     while True:
         ahead, p = job.ahead(), job.progress
         others = job.others()  # other sessions still there that wait for it (a closed tab stops counting)
-        shared = f" (also for {others} other session{'s' if others > 1 else ''})" if others > 0 else ""
+        shared = f" (also for {others_text(others)})" if others > 0 else ""
         if ahead:
             view = (0.0, f"{label}: queued, {ahead} training run{'s' if ahead > 1 else ''} ahead of you{shared}")
         elif p is None:

@@ -157,21 +157,21 @@ def curve_stopped(asked, left):
     """What became of the fine-tuned curve asked for (`asked`: its curve_id) once the page shows another model or
     pruning mode: left is common.let_go's account of its point in flight (withdrawn as Cancel withdraws it), or None."""
     before, now = asked[0], common.model_name()
+    switched = (before, asked[1]) != (now, common.weights_id(now))
     text = (f"You switched the model to {common.md_text(now)}, so the fine-tuned curve of {common.md_text(before)} "
-            "stopped." if (before, asked[1]) != (now, common.weights_id(now)) else
+            "stopped." if switched else
             "You changed the pruning mode, so the fine-tuned curve of the mode before stopped.")
+    # not "go back": a teacher took it for the browser's Back, which leaves the page's settings behind
+    back = f"the model back to {common.md_text(before)}" if switched else "the pruning mode back"
     return (text + ("" if left is None else " " + left_text(left, "Its point"))
-            + " The points finished before are kept; the rest are not trained. Go back and press the button to "
-              "compute them.")
+            + f" The points finished before are kept; the rest are not trained. Switch {back} and press "
+              "**Compute the fine-tuned curve** to compute them.")
 
 
 def left_text(left, what):
-    """What became of a run withdrawn by common.let_go (`left`, its account), named `what` ("Its point")."""
-    key, state, others = left
-    what += f" at {round(100 * ce.Recipe.from_json(key[1]).sparsity)} %"
-    return (f"{what} had just finished, and is kept." if state == ce.jobs.DONE else
-            f"{what} goes on for {others} other session{'s' * (others > 1)} that asked for it, and is kept when it "
-            "finishes." if others else f"{what}, which was training, stopped: nothing of it is kept.")
+    """What became of a run withdrawn by common.let_go (`left`, its account), named `what` ("Its point") and its
+    sparsity."""
+    return common.left_text(left, what + f" at {round(100 * ce.Recipe.from_json(left[0][1]).sparsity)} %")
 
 
 # the switch's fine-tune of the model the sidebar switched away from (the switch is off again for this one) went on

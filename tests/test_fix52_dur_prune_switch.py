@@ -44,7 +44,8 @@ def test_switching_the_model_mid_curve_withdraws_the_point_and_says_so(tiny, mon
         (text,) = said(at)
         assert text == ("You switched the model to lenet-5, so the fine-tuned curve of lenet-300-100 stopped. Its "
                         "point at 30 %, which was training, stopped: nothing of it is kept. The points finished "
-                        "before are kept; the rest are not trained. Go back and press the button to compute them.")
+                        "before are kept; the rest are not trained. Switch the model back to lenet-300-100 and press "
+                        "**Compute the fine-tuned curve** to compute them.")
         release.set()
         assert job.wait(WAIT) and job.state == jobs.CANCELLED  # nobody else asked for it: it stopped
         switch(at, "lenet-300-100")  # back: nothing trains until asked
@@ -66,7 +67,7 @@ def test_a_point_another_session_waits_for_goes_on_for_it(tiny, monkeypatch):
         job._subs.append(("another student", None))  # the same point asked for by another session, still there
         switch(at, "lenet-5")
         (text,) = said(at)
-        assert ("Its point at 30 % goes on for 1 other session that asked for it, and is kept when it finishes."
+        assert ("Its point at 30 % goes on for 1 other tab or student that asked for it, and is kept when it finishes."
                 in text), text
         assert job.state == jobs.RUNNING and [w for w, _ in job._subs] == ["another student"]
     finally:

@@ -457,7 +457,7 @@ def test_cancel_of_a_run_another_session_waits_for_says_it_goes_on():
     at.button(key="cancel").click().run()
     assert not at.exception and at.toggle(key="finetune").value is False
     assert [t.value for t in at.toast] == [common.stopped_text(1)]
-    assert "the run goes on for 1 other session" in at.toast[0].value
+    assert "the run goes on for 1 other tab or student" in at.toast[0].value
     release.set()
     assert job.wait(WAIT) and job.state == jobs.DONE  # the other tab's run finished
     # Cancel pressed as a run finishes: nobody is waiting for it any more, and it is kept (it said "goes on for 1

@@ -76,6 +76,10 @@ MAX_LOSSES = 2000  # loss points kept per job (one a report: every 50 steps, or 
 ALIVE_EVERY = 1.0  # s: a running job asks its submitters' alive() at most this often (at its progress reports)
 
 whoami = None  # () -> (who, alive) or None: the calling thread's submitter when submit/cancel/others get no `who`
+# (who, alive) -> bool: whether a submitter is there now (a browser tab connected to its session), not merely alive
+# (within its grace after it went: a network blip may bring it back); None: its alive(). others() counts only those
+# there, a Cancel leaves none that is not there waiting, and join() takes over a job with nobody there
+present = None
 
 
 def _caller(who, alive):
@@ -91,6 +95,16 @@ def _alive(alive):
     """alive() of a submission; None, or one that raises (it is not the job's to fail on), counts as alive."""
     try:
         return alive is None or bool(alive())
+    except Exception:  # noqa: BLE001
+        return True
+
+
+def _there(who, alive):
+    """Whether a submission's submitter is there now (`present`); a script's (no `who`), or with no hook, alive()."""
+    if who is None or present is None:
+        return _alive(alive)
+    try:
+        return bool(present(who, alive))
     except Exception:  # noqa: BLE001
         return True
 
@@ -169,19 +183,22 @@ class Job:
         return len(self._subs)
 
     def others(self, who=None):
-        """How many other submitters than `who` (default whoami()'s) still want this job and are alive: one per
-        session (submissions with no `who` count one each). 0 once finished."""
+        """How many other submitters than `who` (default whoami()'s) still want this job and are there (`present`: a
+        reloaded or closed tab is not, though it counts as alive for its grace): one per session (submissions with no
+        `who` count one each). 0 once finished."""
         who, _ = _caller(who, None)
         with self._pool._lock:
             if self.state in FINISHED:
                 return 0
-            live = [w for w, alive in self._subs if (w is None or w != who) and _alive(alive)]
+            live = [w for w, alive in self._subs if (w is None or w != who) and _there(w, alive)]
         return sum(w is None for w in live) + len({w for w in live if w is not None})
 
     def cancel(self, everyone=False, who=None):
         """Withdraw the caller's submission (`who`, default whoami()'s; one made with no `who` if the caller has
         none; a caller with no `who` at all withdraws one), or with everyone=True all of them. When none is left
-        the job leaves the queue at once, or, if running, stops at its next progress report. Returns the state."""
+        the job leaves the queue at once, or, if running, stops at its next progress report. Submitters not there
+        (`present`: a tab reloaded or closed, within its grace) are withdrawn with it: nobody is waiting in them, and
+        a reloaded tab's Cancel left its own old tab holding the run. Returns the state."""
         return self._pool._cancel(self, everyone, _caller(who, None)[0])
 
     def report(self, step, total, loss=None, acc=None, phase=None):
@@ -247,10 +264,10 @@ class Pool:
         is followed by the new session, kept running and may be cancelled by it, as by the session that submitted
         it; another user's run is theirs (a second student on the same preset sees it only if they press its button
         themselves, and then shares it). present(who, alive) -> whether a submitter is there now (a tab connected,
-        not merely within its grace); default: its alive(). A caller already waiting for it is not counted twice
+        not merely within its grace); default: the module's `present` hook (else its alive()). A caller already waiting for it is not counted twice
         (one Cancel withdraws it)."""
         sub = _caller(who, alive)
-        present = present or (lambda _who, alive: _alive(alive))
+        present = present or _there
         with self._lock:
             job = self._active.get(key)
             if job is None or job._stop:
@@ -310,6 +327,7 @@ class Pool:
                 rest = [i for i, (w, _) in enumerate(job._subs) if w is None or who is None]
                 for i in (own or rest)[-1:]:
                     del job._subs[i]
+                job._subs[:] = [(w, alive) for w, alive in job._subs if _there(w, alive)]
             return self._left(job)
 
     def _drop_gone(self, job):
