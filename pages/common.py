@@ -1394,7 +1394,7 @@ def training(recipe, start_from=None, student_key=None):
     this session cancelled (until it presses the button again).
     Pass the same student_key as to train_run (a student given without one is keyed by its weights)."""
     name = start_from or model_name()
-    key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
+    key = run_key(recipe, start_from, student_key)
     job = pooled_job(key)
     if job is None and ce.trained.trains(recipe) and key not in st.session_state.get("declined_runs", ()):
         dataset()
@@ -1409,9 +1409,21 @@ def rejoined(recipe, start_from=None, student_key=None):
     from now on (the run of this tab before a reload: nobody who asked for it is connected), or None. For a page whose
     run was asked for by session state a reload loses (Pruning's fine-tune switch, its curve's button): joined, the
     page sets that state again, and shows the run (place in line, progress, Cancel) instead of the button alone."""
-    name = start_from or model_name()
-    key = (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
+    key = run_key(recipe, start_from, student_key)
     return None if pooled_job(key) is not None else training(recipe, start_from, student_key)
+
+
+def run_key(recipe, start_from=None, student_key=None):
+    """pooled()'s key of train_run's run of `recipe` on `start_from` (default the sidebar's model), + a student."""
+    name = start_from or model_name()
+    return (name, recipe.to_json()) if student_key is None else (name, recipe.to_json(), student_key)
+
+
+def ask(toggle, recipe, start_from=None):
+    """Record that the page's button `toggle` asked for train_run's run of `recipe`, as a toggle's cancel_resets
+    does, so that let_go(toggle) withdraws it once the page shows another model (Pipeline's fine-tune: the sidebar's
+    model switched mid-run left it training for nobody, unsaid)."""
+    st.session_state.setdefault("toggle_runs", {})[toggle] = run_key(recipe, start_from)
 
 
 def pooled(key, label, lookup, submit, cancel_resets=None, warn=True):

@@ -237,6 +237,13 @@ with explain_col:
                "position gap of b_gap bits and a code of ⌈log₂ k⌉ bits into k shared values, and a codebook of k "
                "float32 values. The sizes below are not this formula: each is the length of a real artifact.")
 
+# the fine-tune of the model the sidebar switched away from went on training, followed by nobody: withdrawn as
+# Cancel withdraws it (it stops unless another tab or student waits for it), and said, as Pruning says it
+switched_from = common.let_go("pipe_train", keep=lambda key: key[0] == common.model_name())
+if switched_from is not None:
+    st.info(f"You switched the model to {common.md_text(common.model_name())}. "
+            + common.left_text(switched_from, f"The fine-tune of {common.md_text(switched_from[0][0])}"),
+            icon=":material/cancel:")
 common.coalesce()  # a held arrow key: only its last value is compressed
 settings = {"pipe_sparsity": pct, "pipe_scope": scope, "pipe_sharing": sharing, "pipe_clusters": clusters,
             "pipe_bits": bits, "pipe_huffman": huffman, "pipe_epochs": epochs}
@@ -262,6 +269,7 @@ if epochs:
                                    + common.training_time(total) + " The result is kept on this server, so a "
                                    "reload, another tab or another student sees it at once.")
         if clicked or common.training(recipe) is not None:  # a rerun while it trains keeps following it
+            common.ask("pipe_train", recipe)  # a model switch mid-run withdraws it (let_go above)
             tuned = common.train_run(recipe, label="Fine-tuning")
             if tuned is not None:
                 slot.empty()
