@@ -1413,6 +1413,45 @@ def rejoined(recipe, start_from=None, student_key=None):
     return None if pooled_job(key) is not None else training(recipe, start_from, student_key)
 
 
+WATCH_EVERY = 1.0  # s between two redraws of a run another tab or student trains (watch())
+
+
+def watch(recipe, label, press, start_from=None, student_key=None):
+    """Show that train_run's run of `recipe` is queued or running for another tab or student, when this session does
+    not follow it (training() joins only a run nobody who asked for it is there for: a second student is not enrolled
+    in the first one's run): its place in line and progress, redrawn every WATCH_EVERY s, and that pressing `press`
+    (the page's button) follows the same run, not a second one. Once it finishes the page is drawn again: its result,
+    kept on disk, shows at once. A second tab or a student opening the teacher's link saw the button alone, as if
+    nothing trained. -> the job, or None (no such run, or this session's own)."""
+    key = run_key(recipe, start_from, student_key)
+    if pooled_job(key) is not None or not ce.trained.trains(recipe):
+        return None
+    dataset()
+    job = ce.jobs.pool().get(_pool_key(key[0], recipe.to_json(), student_key))
+    if job is None or job.done:
+        return None
+
+    @st.fragment(run_every=WATCH_EVERY)
+    def show():
+        if job.done:
+            st.rerun()  # the whole page: the result is kept
+        others = job.others()
+        whose = f" for {others_text(others)}" if others else ""
+        ahead, p = job.ahead(), job.progress
+        if ahead:
+            view = (0.0, f"{label}{whose}: queued, {ahead} training run{'s' if ahead > 1 else ''} ahead of it")
+        elif p is None:
+            view = (0.0, f"{label}{whose}: starting…")
+        else:
+            view = (min(1.0, p.step / max(p.total, 1)), progress_text(label + whose, p))
+        st.progress(*view)
+        st.caption(f"This run was asked for in another tab or by a student. Press **{press}** to follow it here "
+                   "too (with its loss curve and a Cancel): it is the same run, not a second one. Its result shows "
+                   "here when it finishes.")
+    show()
+    return job
+
+
 def run_key(recipe, start_from=None, student_key=None):
     """pooled()'s key of train_run's run of `recipe` on `start_from` (default the sidebar's model), + a student."""
     name = start_from or model_name()

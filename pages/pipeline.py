@@ -273,6 +273,8 @@ if epochs:
             tuned = common.train_run(recipe, label="Fine-tuning")
             if tuned is not None:
                 slot.empty()
+        else:  # the same run training for another tab or student (the teacher's link): shown, not joined
+            common.watch(recipe, "Fine-tuning", train_label(recipe))
 partial = stage_runs(recipe)
 measured = [r for _, r in partial]  # the stages' runs this page computes
 # a run not computed yet on a slow model (LeNet-5): sizes and charts first from the runs without their evaluation,

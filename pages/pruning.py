@@ -303,6 +303,10 @@ with left:
     if missing and not curving:
         with curve_slot.container():
             curving = curve_button()
+            if not curving:  # a point of this curve training for another tab or student (the teacher's link)
+                next((p for p in missing
+                      if common.watch(at(p, 1), f"Fine-tuning at {p} % sparsity", "Compute the fine-tuned curve")),
+                     None)
     points = viz.curve_points(GRID, pct)
 
     def accuracy_curve(curve, margins, key):
