@@ -101,5 +101,8 @@ page = st.navigation(PAGES)
 if page is not PAGES[0]:  # Home keeps the product's name alone
     st.set_page_config(page_title=f"{page.title} · {TITLE}")
 common.sidebar()
+link_note = st.empty()  # above the page: what of its link it could not open on (said once the page has drawn)
 with common.frame():
     page.run()
+with link_note.container():
+    common.link_values_note()

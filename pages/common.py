@@ -186,6 +186,7 @@ def sidebar():
         st.error("No sample models in sample_models/: rebuild them with "
                  "`python -m compress_engine train lenet-300-100`.")
         st.stop()
+    link_asked()
     if st.session_state.get("model", names[0]) not in names:  # an upload of another (or an expired) session
         st.session_state["model"] = names[0]
     link_note("model", names, names[0], "model", st.sidebar)
@@ -211,22 +212,85 @@ def sidebar():
 
 def link_note(key, names, fallback, what, where=st):
     """Call before the select box `key` (bound to the URL): a first load's link naming a model that is not among
-    `names` (an upload: it lives only in the session that uploaded it, so it cannot be shared; a typo; another
-    server's) opens on `fallback`, as Streamlit drops the value, and a note says why until another is chosen."""
+    `names` opens on `fallback`, as Streamlit drops the value, and a note says why until another is chosen. A name
+    differing only in case (model=LeNet-5) is taken as the model it names. An upload's name (upload-…) is not a typo:
+    it lives only in the browser tab that uploaded it, so another tab, another person or the same tab reloaded starts
+    without it; a teacher reloading with their own upload was told it "is not on this server"."""
     mark = f"_link_{key}"
     if key not in st.session_state:  # the session's first run of this widget: what the link asked for
         linked = st.query_params.get(key)
         if linked is not None and linked not in names:
-            st.session_state[mark] = linked
+            same = [n for n in names if n.lower() == linked.strip().lower()]
+            if same:
+                st.session_state[key] = same[0]
+            else:
+                st.session_state[mark] = linked
     linked = st.session_state.get(mark)
     if linked is None:
         return
     if st.session_state.get(key, fallback) != fallback:
         st.session_state.pop(mark)
         return
-    where.warning(f"This link's {what}, {md_text(linked)}, is not on this server, so the page shows "
-                  f"{md_text(fallback)}. An uploaded model stays in the browser session that uploaded it: upload its "
-                  f"weights in the sidebar to use it here, or pick another {what}.")
+    if linked.startswith("upload-"):
+        why = ("is an uploaded model: an upload stays in the browser tab that uploaded it, and another tab, a reload "
+               "or a link starts without it")
+        then = "Upload its weights again in the sidebar to use it here"
+    else:
+        why, then = "is not on this server", "Check the link's spelling, upload the model's weights in the sidebar"
+    where.warning(link_text(f"{what}, {md_text(linked)},", why, md_text(fallback))
+                  + f" {then}, or pick another {what}.")
+
+
+def link_text(what, why, shown):
+    """A link's note, one sentence for every setting it could not open on: "This link's model, x, is not on this
+    server, so the page shows lenet-300-100." (link_note, link_values_note)."""
+    return f"This link's {what} {why}, so the page shows {shown}."
+
+
+def link_asked():
+    """At the session's first run, before any widget binds to the URL (sidebar()): what its link held, {parameter:
+    [values]}, kept until link_values_note has looked at it (Streamlit drops a value it cannot take silently)."""
+    if "_link_asked" not in st.session_state:
+        st.session_state["_link_asked"] = {k: st.query_params.get_all(k) for k in st.query_params if k != "model"}
+    asked = st.session_state["_link_asked"]
+    for k in [k for k in asked if k not in st.session_state and k not in st.query_params]:
+        asked.pop(k)  # dropped from the URL as another page's setting (Streamlit): not this link's page's
+
+
+def _took(texts, value):
+    """Whether a widget holding `value` took a link's `texts` (its values for the widget's parameter): a number
+    equal, a switch's true/false, an option's value in its label ("Per layer": "layer"), case aside."""
+    if isinstance(value, (list, tuple)):
+        return sorted(t.strip().lower() for t in texts) == sorted(str(v).lower() for v in value)
+    if len(texts) != 1:
+        return False
+    t = texts[0].strip().lower()
+    if value is None or isinstance(value, bool):
+        return value is None or t == str(value).lower()
+    if isinstance(value, (int, float)):
+        try:
+            return float(t) == float(value)
+        except ValueError:
+            return False
+    return str(value).lower() in t
+
+
+def link_values_note(where=st):
+    """After the page's first complete run: a note naming each setting of the link the page could not open on (out
+    of range, not a number, not an option, given twice: Streamlit drops it silently), and what it shows instead,
+    until that setting is changed. A teacher's link with prune_sparsity=150 opened at 80 % while they spoke of 90."""
+    asked, bad = st.session_state.get("_link_asked", {}), st.session_state.get("_link_bad", {})
+    for k in [k for k in asked if k in st.session_state]:  # drawn by now: it took the link's value, or not
+        texts = asked.pop(k)
+        if f"_link_{k}" not in st.session_state and not _took(texts, st.session_state[k]):  # (link_note's: said)
+            bad[k] = (texts, st.session_state[k])
+    bad = {k: v for k, v in bad.items() if st.session_state.get(k) == v[1]}
+    st.session_state["_link_bad"] = bad
+    for key, (texts, shown) in bad.items():
+        why = (f"is given {len(texts)} times" if len(texts) > 1 else
+               "is not a value this setting takes (out of its range, not a number, or not one of its options)")
+        where.warning(link_text(md_text(f"{key}={'&'.join(texts)}"), why, md_text(shown)),
+                      icon=":material/link_off:")
 
 
 def _on_weights_upload():
