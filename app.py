@@ -100,7 +100,7 @@ page = st.navigation(PAGES)
 # reader's window list tells pages apart: the one title above named every page the same (WCAG 2.4.2).
 if page is not PAGES[0]:  # Home keeps the product's name alone
     st.set_page_config(page_title=f"{page.title} · {TITLE}")
-common.sidebar()
+common.sidebar(page)
 link_note = st.empty()  # above the page: what of its link it could not open on (said once the page has drawn)
 with common.frame():
     page.run()

@@ -177,9 +177,10 @@ def weights_id(name):
     return up["sha256"] if up is not None else ""
 
 
-def sidebar():
+def sidebar(page=None):
     """The model picker (sample models and this session's uploads) and the weights uploader, drawn by
-    app.py on every page so the choice persists."""
+    app.py on every page so the choice persists. page: the st.Page shown (a link's model in another case opens it
+    again with the name as the server spells it, in the URL too: link_case)."""
     cards = ce.list_models()
     names = [c["name"] for c in cards if not c["name"].startswith("teacher")] + list(uploads())
     if not names:
@@ -187,6 +188,7 @@ def sidebar():
                  "`python -m compress_engine train lenet-300-100`.")
         st.stop()
     link_asked()
+    link_case("model", names, page)
     if st.session_state.get("model", names[0]) not in names:  # an upload of another (or an expired) session
         st.session_state["model"] = names[0]
     link_note("model", names, names[0], "model", st.sidebar)
@@ -241,6 +243,20 @@ def link_note(key, names, fallback, what, where=st):
                   + f" {then}, or pick another {what}.")
 
 
+def link_case(key, names, page):
+    """A first load's link whose `key` names one of `names` in another case (model=LeNet-5): `page` opens again on
+    the same link with the name as spelled here. Streamlit drops a value that is not an option, and a value the server
+    sets is not written to the URL (nor may the server write a bound widget's parameter), so the link's model was
+    shown but a reload opened the default."""
+    linked = st.query_params.get(key)
+    if page is None or key in st.session_state or linked is None or linked in names:
+        return
+    same = [n for n in names if n.lower() == linked.strip().lower()]
+    if same:
+        params = {k: st.query_params.get_all(k) for k in st.query_params}
+        st.switch_page(page, query_params={**params, key: same[0]})
+
+
 def link_text(what, why, shown):
     """A link's note, one sentence for every setting it could not open on: "This link's model, x, is not on this
     server, so the page shows lenet-300-100." (link_note, link_values_note)."""
@@ -287,10 +303,10 @@ def link_values_note(where=st):
     bad = {k: v for k, v in bad.items() if st.session_state.get(k) == v[1]}
     st.session_state["_link_bad"] = bad
     for key, (texts, shown) in bad.items():
-        why = (f"is given {len(texts)} times" if len(texts) > 1 else
-               "is not a value this setting takes (out of its range, not a number, or not one of its options)")
-        where.warning(link_text(md_text(f"{key}={'&'.join(texts)}"), why, md_text(shown)),
-                      icon=":material/link_off:")
+        what, why = ((f"{key}={texts[0]}", "is not a value this setting takes (out of its range, not a number, or "
+                      "not one of its options)") if len(texts) == 1 else
+                     (f"{key} ({', '.join(texts)})", f"is given {len(texts)} times"))
+        where.warning(link_text(md_text(what), why, md_text(shown)), icon=":material/link_off:")
 
 
 def _on_weights_upload():

@@ -36,9 +36,9 @@ def test_a_bad_value_in_a_link_is_named(value):
     assert not at.exception, at.exception
     assert at.slider(key="prune_sparsity").value == 80  # Streamlit drops it: the start
     text = notes(at)
-    assert "prune_sparsity=" in text and "so the page shows 80" in text, text
+    assert "This link's prune_sparsity" in text and "so the page shows 80" in text, text
     at.slider(key="prune_sparsity").set_value(60).run()  # changed: the note has said its piece
-    assert "prune_sparsity=" not in notes(at)
+    assert "prune_sparsity" not in notes(at)
 
 
 def test_good_values_get_no_note():
