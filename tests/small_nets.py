@@ -1,4 +1,5 @@
-"""Small models and data the engine-refusal tests share (tests/test_fix51_f8_*): what each checks is its own."""
+"""Small models and data tests share (the engine-refusal tests, tests/test_fix51_f8_*; the warning and deployment tests,
+tests/test_fix52_*): what each checks is its own."""
 
 import torch
 import torch.nn.functional as F
@@ -50,3 +51,29 @@ class Digits(nn.Module):
 
     def forward(self, x):
         return self.fc(x.flatten(1))
+
+
+def gaussian_mlp(scale):
+    """A small MLP fitted to 10 Gaussian classes whose centres lie `scale` apart (noise 1): easy at 3, hard at 0.2;
+    (model in eval mode, its Dataset)."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(10, 32, generator=g) * scale
+    y = torch.arange(400) % 10
+    x = centres[y] + torch.randn(400, 32, generator=g)
+    ds = ce.Dataset.from_tensors(x[:300], y[:300], x[300:], y[300:])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x[:300]), y[:300]).backward()
+        opt.step()
+    return model.eval(), ds
+
+
+def images_12():
+    """64 random 1×12×12 images of 10 classes (the first 32 also the test split)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 12, 12, generator=g)
+    y = torch.randint(0, 10, (64,), generator=g)
+    return ce.Dataset.from_tensors(x, y, x[:32], y[:32])

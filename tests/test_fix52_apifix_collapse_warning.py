@@ -7,29 +7,11 @@ import warnings
 from collections import Counter
 
 import pytest
-import torch
-from torch import nn
 
 import compress_engine as ce
 from compress_engine.core import chance
 from compress_engine.playground import explain
-
-
-def trained(scale):
-    """A small MLP fitted to 10 Gaussian classes whose centres lie `scale` apart (noise 1): easy at 3, hard at 0.2."""
-    g = torch.Generator().manual_seed(0)
-    centres = torch.randn(10, 32, generator=g) * scale
-    y = torch.arange(400) % 10
-    x = centres[y] + torch.randn(400, 32, generator=g)
-    ds = ce.Dataset.from_tensors(x[:300], y[:300], x[300:], y[300:])
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(100):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x[:300]), y[:300]).backward()
-        opt.step()
-    return model.eval(), ds
+from small_nets import gaussian_mlp as trained
 
 
 @pytest.fixture(scope="module")

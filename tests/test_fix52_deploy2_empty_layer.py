@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import compress_engine as ce
+from small_nets import images_12
 
 
 class WithEmpty(nn.Module):
@@ -27,10 +28,7 @@ class WithEmpty(nn.Module):
 
 @pytest.fixture(scope="module")
 def data():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 1, 12, 12, generator=g)
-    y = torch.randint(0, 10, (64,), generator=g)
-    return ce.Dataset.from_tensors(x, y, x[:32], y[:32])
+    return images_12()
 
 
 @pytest.mark.parametrize("recipe", [dict(bits=8), dict(bits=8, per_channel=True), dict(bits=4, sparsity=0.5),

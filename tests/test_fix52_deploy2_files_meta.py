@@ -16,6 +16,7 @@ from torch import nn
 import compress_engine as ce
 from compress_engine.core import encode
 from compress_engine.playground import zoo
+from small_nets import images_12
 
 
 def header_meta(data):
@@ -25,10 +26,7 @@ def header_meta(data):
 
 @pytest.fixture(scope="module")
 def data():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 1, 12, 12, generator=g)
-    y = torch.randint(0, 10, (64,), generator=g)
-    return ce.Dataset.from_tensors(x, y, x[:32], y[:32])
+    return images_12()
 
 
 class ConvBN(nn.Module):

@@ -10,23 +10,7 @@ import torch
 from torch import nn
 
 import compress_engine as ce
-
-
-def trained(scale):
-    """A small MLP fitted to 10 Gaussian classes whose centres lie `scale` apart (noise 1)."""
-    g = torch.Generator().manual_seed(0)
-    centres = torch.randn(10, 32, generator=g) * scale
-    y = torch.arange(400) % 10
-    x = centres[y] + torch.randn(400, 32, generator=g)
-    ds = ce.Dataset.from_tensors(x[:300], y[:300], x[300:], y[300:])
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(100):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x[:300]), y[:300]).backward()
-        opt.step()
-    return model.eval(), ds
+from small_nets import gaussian_mlp as trained
 
 
 @pytest.fixture(scope="module")

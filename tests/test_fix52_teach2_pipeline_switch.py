@@ -33,15 +33,21 @@ def blocked(monkeypatch, release):
     monkeypatch.setattr(ce, "compress", compress)
 
 
+def fine_tuning(monkeypatch, release):
+    """Pipeline on LeNet-300-100, its preset's fine-tune pressed and training (held until `release`): (page, job)."""
+    blocked(monkeypatch, release)
+    at = page("pipeline", "lenet-300-100")
+    at.button(key="pipe_preset").click().run()
+    at.button(key="pipe_train").click()
+    run_until(at, training)
+    (job,) = jobs.pool()._running
+    return at, job
+
+
 def test_switching_the_model_mid_fine_tune_stops_it_and_says_so(tiny, monkeypatch):
     release = threading.Event()
-    blocked(monkeypatch, release)
     try:
-        at = page("pipeline", "lenet-300-100")
-        at.button(key="pipe_preset").click().run()
-        at.button(key="pipe_train").click()
-        run_until(at, training)
-        (job,) = jobs.pool()._running
+        at, job = fine_tuning(monkeypatch, release)
         at.session_state["model"] = "lenet-5"
         at.run()
         assert not at.exception and not at.error
@@ -58,13 +64,8 @@ def test_switching_the_model_mid_fine_tune_stops_it_and_says_so(tiny, monkeypatc
 
 def test_a_run_another_student_waits_for_goes_on_for_them(tiny, monkeypatch):
     release = threading.Event()
-    blocked(monkeypatch, release)
     try:
-        at = page("pipeline", "lenet-300-100")
-        at.button(key="pipe_preset").click().run()
-        at.button(key="pipe_train").click()
-        run_until(at, training)
-        (job,) = jobs.pool()._running
+        at, job = fine_tuning(monkeypatch, release)
         job._subs.append(("another student", None))  # the same run asked for by another tab, still there
         at.session_state["model"] = "lenet-5"
         at.run()

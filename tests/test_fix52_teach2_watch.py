@@ -7,9 +7,9 @@ import threading
 
 import pytest
 from test_fix51_f3_prune_curve import run_until, training
+from test_fix52_teach2_pipeline_switch import blocked, fine_tuning
 from test_jobs import WAIT
 
-import compress_engine as ce
 from compress_engine.playground import jobs
 from test_app import page
 
@@ -28,14 +28,6 @@ class Teacher:
         monkeypatch.setattr(jobs, "whoami", lambda: ("teacher tab", lambda: True) if self.on else common._whoami())
 
 
-def blocked(monkeypatch, release):
-    real = ce.compress
-
-    def compress(*a, **kw):
-        if kw.get("progress") is not None:
-            release.wait(30)
-        return real(*a, **kw)
-    monkeypatch.setattr(ce, "compress", compress)
 
 
 def watching(at):
@@ -44,14 +36,9 @@ def watching(at):
 
 def test_a_student_on_the_same_pipeline_sees_the_teachers_fine_tune(tiny, monkeypatch):
     release = threading.Event()
-    blocked(monkeypatch, release)
     teacher = Teacher(monkeypatch)
     try:
-        at = page("pipeline", "lenet-300-100")
-        at.button(key="pipe_preset").click().run()
-        at.button(key="pipe_train").click()
-        run_until(at, training)
-        (job,) = jobs.pool()._running
+        at, job = fine_tuning(monkeypatch, release)
         teacher.on = False
         student = page("pipeline", "lenet-300-100")
         student.button(key="pipe_preset").click().run()
