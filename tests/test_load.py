@@ -32,13 +32,13 @@ def chromium():
         pytest.skip(f"no Chromium at {CHROMIUM} (install it with `apt-get install chromium`)")
 
 
-def check_five_sessions(row, sessions):
-    """Every session answered by redraws, no error, and the one fine-tune session's run finished."""
+def check_five_sessions(row, sessions, finetunes=1):
+    """Every session answered by redraws, no error, and the fine-tune session's run (if any) finished."""
     problems = {s.index: s.notes for s in sessions if s.notes}
     assert row["errors"] == 0, problems
     assert all(len(s.latencies) >= 2 for s in sessions), {s.index: len(s.latencies) for s in sessions}
     tuned = [s for s in sessions if s.finetunes]
-    assert len(tuned) == 1 and all(s.finetune_s is not None for s in tuned)
+    assert len(tuned) == finetunes and all(s.finetune_s is not None for s in tuned)
 
 
 def test_five_protocol_sessions_all_get_their_redraws_without_errors(fmnist):
@@ -54,10 +54,13 @@ def test_five_protocol_sessions_all_get_their_redraws_without_errors(fmnist):
 
 @pytest.mark.browser
 def test_five_sessions_all_get_their_redraws_without_errors(chromium, fmnist):
-    args = load.parse_args(["--seconds", "6", "--ramp", "1", "--think", "0.5", "2", "--timeout", "120", "--min-presses", "2"])
+    """Five Chromium tabs sliding at once. Sliders only: a fine-tune among five sessions is the protocol test's
+    (above), and one pressed, followed and cancelled in Chromium the queue test's (below); here it cost 20-30 s."""
+    args = load.parse_args(["--seconds", "6", "--ramp", "1", "--think", "0.5", "2", "--timeout", "120",
+                            "--min-presses", "2", "--no-finetune"])
     row, sessions = load.measure(SESSIONS, args)
     print(f"\nload, {SESSIONS} sessions: {row}")
-    check_five_sessions(row, sessions)
+    check_five_sessions(row, sessions, finetunes=0)
 
 
 @pytest.mark.browser
