@@ -395,9 +395,12 @@ class ProtocolSession(BaseSession):
         for _ in range(n_epochs):
             await self.press(epochs, 1, measure=False)
         self.epochs = n_epochs
-        button = finetune_button(self.client.latest().buttons, n_epochs)
-        if button is None:
-            raise RuntimeError(f"no {epochs_text('Fine-tune', n_epochs)!r} button on Pipeline")
+        last = self.client.latest()
+        button = finetune_button(last.buttons, n_epochs)
+        if button is None:  # what the page showed instead: its run's end, its buttons and its first texts
+            raise RuntimeError(f"no {epochs_text('Fine-tune', n_epochs)!r} button on Pipeline (its last run: "
+                               f"{last.status}, {len(self.client.runs)} runs, buttons {sorted(last.buttons)}, "
+                               f"texts {[t[:60] for t in last.texts[:4]]})")
         self.training, t = await self.client.rerun(triggers=[button])
         return t
 
