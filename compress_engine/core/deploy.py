@@ -39,7 +39,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from compress_engine.core import encode
+from compress_engine.core import encode, quantize
 from compress_engine.core.errors import ArtifactError, CompressError
 
 SCHEME = "compress_engine.int8"
@@ -138,7 +138,7 @@ def _affine_codes(w, scale, zp):
     z = torch.from_numpy(zp)
     if s.numel() > 1 and (w.dim() == 0 or w.shape[0] != s.numel()):
         return None, f"its grid has {s.numel()} channels for shape {tuple(w.shape)}"
-    q = torch.round(w * _along0(torch.ones_like(s) / s, w)) + _along0(z.to(torch.float32), w)  # as quantize does
+    q = quantize.quantize_codes(w, s, z, -2 ** 31, 2 ** 31 - 1).reshape(w.shape)  # the quantizer's own, unclamped
     lo, hi = min(float(q.min()), float(z.min())), max(float(q.max()), float(z.max()))
     dtype = "uint8" if lo >= 0 and hi <= 255 else "int8" if lo >= -128 and hi <= 127 else None
     if dtype is None:
