@@ -222,9 +222,9 @@ def link_note(key, names, fallback, what, where=st):
     if key not in st.session_state:  # the session's first run of this widget: what the link asked for
         linked = st.query_params.get(key)
         if linked is not None and linked not in names:
-            same = [n for n in names if n.lower() == linked.strip().lower()]
+            same = _spelled_as(linked, names)
             if same:
-                st.session_state[key] = same[0]
+                st.session_state[key] = same
             else:
                 st.session_state[mark] = linked
     linked = st.session_state.get(mark)
@@ -251,10 +251,15 @@ def link_case(key, names, page):
     linked = st.query_params.get(key)
     if page is None or key in st.session_state or linked is None or linked in names:
         return
-    same = [n for n in names if n.lower() == linked.strip().lower()]
+    same = _spelled_as(linked, names)
     if same:
         params = {k: st.query_params.get_all(k) for k in st.query_params}
-        st.switch_page(page, query_params={**params, key: same[0]})
+        st.switch_page(page, query_params={**params, key: same})
+
+
+def _spelled_as(linked, names):
+    """The one of `names` a link's value names in another case (or with spaces around), else None."""
+    return next((n for n in names if n.lower() == linked.strip().lower()), None)
 
 
 def link_text(what, why, shown):
