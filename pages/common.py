@@ -1432,6 +1432,12 @@ def others_text(others):
     return f"{others} other tab{'s' if others > 1 else ''} or student{'s' if others > 1 else ''}"
 
 
+def goes_on_text(others):
+    """What a run withdrawn from does when `others` others still wait for it (Cancel's stopped_text, let_go's
+    left_text)."""
+    return f"goes on for {others_text(others)} that asked for it, and is kept when it finishes"
+
+
 def stopped_text(others, finished=False):
     """What Cancel did: the run stopped, or (asked for by `others` other sessions too) it goes on for them, or it had
     `finished` already (and is kept)."""
@@ -1439,8 +1445,7 @@ def stopped_text(others, finished=False):
         return "The run had finished as you pressed Cancel: it is kept, and shows at once when you ask for it again."
     if not others:
         return STOPPED
-    return (f"You stopped waiting: the run goes on for {others_text(others)} that asked for it, and is kept when it "
-            "finishes (come back to see it).")
+    return f"You stopped waiting: the run {goes_on_text(others)} (come back to see it)."
 
 
 TRAIN_POLL = 0.2  # seconds between two looks at a training job's progress (the page redraws only on change)
@@ -1640,7 +1645,7 @@ def left_text(left, what):
     """What became of a run withdrawn by let_go (`left`, its account), named `what` ("The fine-tune of lenet-5")."""
     _, state, others = left
     return (f"{what} had just finished, and is kept." if state == ce.jobs.DONE else
-            f"{what} goes on for {others_text(others)} that asked for it, and is kept when it finishes." if others
+            f"{what} {goes_on_text(others)}." if others
             else f"{what}, which was training, stopped: nothing of it is kept.")
 
 
