@@ -1641,6 +1641,16 @@ def let_go(toggle, keep=None):
     return key, state, job.others() if state in (ce.jobs.QUEUED, ce.jobs.RUNNING) else 0
 
 
+def let_go_on_switch(toggle, describe=None):
+    """A page's toggle's fine-tune of the model the sidebar switched away from (let_go: withdrawn, as Cancel would),
+    said in an st.info: "You switched the model to X. The fine-tune of Y ..." (describe(left, what): its account,
+    default left_text). Pruning's switch and Pipeline's button."""
+    left = let_go(toggle, keep=lambda key: key[0] == model_name())
+    if left is not None:
+        st.info(f"You switched the model to {md_text(model_name())}. "
+                + (describe or left_text)(left, f"The fine-tune of {md_text(left[0][0])}"), icon=":material/cancel:")
+
+
 def left_text(left, what):
     """What became of a run withdrawn by let_go (`left`, its account), named `what` ("The fine-tune of lenet-5")."""
     _, state, others = left

@@ -239,11 +239,7 @@ with explain_col:
 
 # the fine-tune of the model the sidebar switched away from went on training, followed by nobody: withdrawn as
 # Cancel withdraws it (it stops unless another tab or student waits for it), and said, as Pruning says it
-switched_from = common.let_go("pipe_train", keep=lambda key: key[0] == common.model_name())
-if switched_from is not None:
-    st.info(f"You switched the model to {common.md_text(common.model_name())}. "
-            + common.left_text(switched_from, f"The fine-tune of {common.md_text(switched_from[0][0])}"),
-            icon=":material/cancel:")
+common.let_go_on_switch("pipe_train")
 common.coalesce()  # a held arrow key: only its last value is compressed
 settings = {"pipe_sparsity": pct, "pipe_scope": scope, "pipe_sharing": sharing, "pipe_clusters": clusters,
             "pipe_bits": bits, "pipe_huffman": huffman, "pipe_epochs": epochs}

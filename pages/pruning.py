@@ -176,11 +176,7 @@ def left_text(left, what):
 
 # the switch's fine-tune of the model the sidebar switched away from (the switch is off again for this one) went on
 # training, followed by nobody: withdrawn as the slider's supersede and Cancel withdraw it, and said
-switched_from = common.let_go("prune_finetune", keep=lambda key: key[0] == common.model_name())
-if switched_from is not None:
-    st.info(f"You switched the model to {common.md_text(common.model_name())}. "
-            + left_text(switched_from, f"The fine-tune of {common.md_text(switched_from[0][0])}"),
-            icon=":material/cancel:")
+common.let_go_on_switch("prune_finetune", left_text)
 # while this sparsity's fine-tune is queued or running, the page shows its one-shot run, labelled so, and follows the
 # run at its end (then draws again, fine-tuned): a ResNet-8 epoch takes minutes, and the cards and charts of the
 # sparsity before the slider moved stayed greyed out all that time
