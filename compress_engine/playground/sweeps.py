@@ -117,10 +117,14 @@ def _quiet_auth_on(record):
 
 def _connect(ray, workers, address, threads):
     """Use the runtime this process already has, else join `address` (within CONNECT_DEADLINE s), else start a local
-    one. Refuses `threads` no node has CPUs for (a point's task would wait for ever). Returns True if this call
+    one; an `address` other than that runtime's is refused. Refuses `threads` no node has CPUs for (a point's task
+    would wait for ever). Returns True if this call
     started or joined it (so the sweep disconnects at the end)."""
     owned = False
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        if address is not None:  # ray.init is not called again: the points would run where this process already is
+            _check_same_cluster(ray, address)
+    else:
         if address is not None:
             try:
                 _reachable(address)
@@ -146,6 +150,42 @@ def _connect(ray, workers, address, threads):
             ray.shutdown()
         raise
     return owned
+
+
+def _check_same_cluster(ray, address):
+    """Refuse `address` when this process is already connected (an earlier ray.init()) to another Ray cluster: the
+    sweep kept that runtime and ran every point there, on this machine, while the caller had asked for the cluster at
+    `address` (even an address where nothing listens gave rows). "auto" and ray:// (Ray Client) addresses are left
+    as they were: no HOST:PORT of this runtime to compare them with."""
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or address.startswith("ray://") or not sep or not port.isdigit():
+        return
+    try:
+        have = ray.get_runtime_context().gcs_address
+    except Exception:  # not public in every Ray: nothing to compare with
+        return
+    if not isinstance(have, str) or _same_host_port(have, address):
+        return
+    raise CompressError(f"ray_address={address!r:.200} is not the Ray cluster this process is already connected to "
+                        f"({have}, by an earlier ray.init()), and the sweep runs where the process is: call "
+                        f"ray.shutdown() first to run it at {address:.200}, or leave ray_address out to run it on the "
+                        "runtime this process has")
+
+
+def _same_host_port(a, b):
+    """Whether HOST:PORT `a` and `b` name one server: the same port, and hosts that resolve to the same address (or
+    one of them is this machine's loopback, as a head started here is reached by 127.0.0.1 or its own IP)."""
+    (ha, _, pa), (hb, _, pb) = a.rpartition(":"), b.rpartition(":")
+    if pa != pb:
+        return False
+
+    def ip(host):
+        try:
+            return socket.gethostbyname(host.strip("[]"))
+        except OSError:
+            return host
+    ia, ib = ip(ha), ip(hb)
+    return ia == ib or ia.startswith("127.") or ib.startswith("127.")
 
 
 @contextlib.contextmanager
