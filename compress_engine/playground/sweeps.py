@@ -286,6 +286,14 @@ def connect_error(address, e):
     text = " ".join(chain)
     where = f"cannot reach the Ray cluster at {address!r:.200}"
     if any(sign.lower() in text.lower() for sign in _AUTH_SIGNS):
+        token = Path.home() / ".ray" / "auth_token"  # where `ray start` and ray.init keep it
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token" and token.is_file():
+            # Ray sends the token it has to an address given explicitly only in token mode ("auto" turns that on
+            # itself): telling the user to copy a token this machine has sent them the wrong way
+            return (f"{where}: it uses token authentication, and Ray sends this machine's token ({token}) to an "
+                    "address given explicitly only when RAY_AUTH_MODE=token is set: set it (export "
+                    "RAY_AUTH_MODE=token) and run the sweep again; if that token is not the head's, copy the head's "
+                    "~/.ray/auth_token over it (--ray-address auto, on a machine of the cluster, needs neither)")
         return (f"{where}: it uses token authentication, and this process has no valid token: copy the head's "
                 "~/.ray/auth_token to the same path here (or set RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token "
                 "before the sweep, as `ray start` on the cluster's machines had it")
