@@ -33,6 +33,7 @@ Why it is built this way:
 import builtins
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -62,7 +63,12 @@ from .zoo import SAMPLES, load_model
 
 MAX_RETRIES = 1        # Ray re-runs a point whose worker died or whose node was lost this many times
 MAX_ERROR = 500        # characters of an error kept in a row
+MAX_POINTS = 10_000    # values of one sweep: each is a compress() run (the command line's --values takes 100)
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds compress_engine/
+GRID_HINT = ("field_name is the name of one recipe field, e.g. 'sparsity'; got {got}. A sweep varies one field: for "
+             "a grid over several (sparsity x bits x clusters), run one sweep per setting of the others, e.g. "
+             "for bits, k in itertools.product([4, 8], [8, 16]): sweep(model, recipe.replace(bits=bits, clusters=k), "
+             "data, 'sparsity', [0.5, 0.9], ...)")
 CONNECT_DEADLINE = 60  # s: the longest joining a cluster at --ray-address may take before the sweep stops (ray.init
 #                        retried a port where another service listens, an HTTP server say, for many minutes)
 
@@ -551,21 +557,27 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     store), in this process. on_metrics(value, metrics): compress()'s whole metrics of each point run (not of one found
     in the store: its row is all there is), after its on_point. Ctrl-C raises Interrupted, a KeyboardInterrupt holding
     the rows finished so far.
-    Bad input (a value, a name, ray missing, a model that does not take the data or, on Ray, cannot be pickled, a
-    recipe value compress() refuses for this model and data before it runs, such as `layers` naming no layer of the
-    model, a store for regression targets) raises CompressError before any point runs (before Ray starts, and before
+    Bad input (a value, more than MAX_POINTS of them, a field_name that is not one field's name, ray missing, a model
+    that does not take the data or, on Ray, cannot be pickled, a recipe value compress() refuses for this model and
+    data before it runs, such as `layers` naming no layer of the model, a store for regression targets) raises CompressError before any point runs (before Ray starts, and before
     the store is written): check_recipe(), compress()'s own up-front check, on every
     point (structured pruning of a graph torch.fx cannot trace, or of a layer it cannot shrink, included). What
     compress() finds only while it works (training that fails, say) is that point's error.
     """
     if not isinstance(recipe, Recipe):
         raise RecipeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
+    if not isinstance(field_name, str):  # a grid's fields ("sparsity", "bits") failed with "unhashable type: 'list'"
+        raise RecipeError(GRID_HINT.format(got=f"{type(field_name).__name__} {field_name!r:.80}"))
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):  # '0.5' went by character: '0', '.'
         raise RecipeError(f"values is a list of {field_name!s:.50} values, e.g. [0.5, 0.8, 0.9]; got "
                           f"{type(values).__name__} {values!r:.50} (one value: [{values!r:.50}])")
-    values = list(values)
+    values = list(itertools.islice(values, MAX_POINTS + 1))  # a generator of millions is not listed whole
     if not values:
         raise RecipeError("values is empty: give the values of the field to sweep, e.g. [0.5, 0.8, 0.9]")
+    if len(values) > MAX_POINTS:  # 20,000 values were taken: 12 s of checks, then hours, before anyone said a word
+        raise RecipeError(f"values has more than {MAX_POINTS:,} values; a sweep runs at most {MAX_POINTS:,} points "
+                          "(each one compress() run): split it into several sweeps (with the same store, each "
+                          "keeps its finished points and a rerun skips them)")
     rows = [None] * len(values)  # the points finished (stored ones too), whenever Ctrl-C comes
     try:  # Ctrl-C from here on (loading the data or Ray, the checks, the points) keeps the finished points
         recipes = [recipe.replace(**{field_name: v}) for v in values]  # RecipeError names the field and value
