@@ -739,6 +739,8 @@ def check_sweep_options(args):
             raise RecipeError(f"--{name}={value}: must be a whole number from 1 to 4096")
     if args.ray_address is not None and not args.ray_address.strip():
         raise RecipeError("--ray-address is empty: give 'auto' (on a machine of the cluster) or HOST:6379")
+    if args.ray_address is not None:
+        sweeps.check_address(args.ray_address)
     if args.workers is not None or args.ray_address is not None:
         sweeps.need_ray("--workers" if args.workers is not None else "--ray-address")
     if args.workers is not None and args.ray_address is None:  # a local runtime: this machine's cores, known now

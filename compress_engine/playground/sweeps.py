@@ -132,6 +132,7 @@ def _connect(ray, workers, address, threads):
             _check_same_cluster(ray, address)
     else:
         if address is not None:
+            check_address(address)
             try:
                 _reachable(address)
                 _init_within(ray, address, CONNECT_DEADLINE)
@@ -312,6 +313,19 @@ def connect_error(address, e):
                 "one with `ray start --head`, or give its head's HOST:PORT with --ray-address")
     return (f"{where}: {reason}; start it with `ray start --head` and run the sweep on one of its machines "
             "(--ray-address auto)")
+
+
+def check_address(address):
+    """Refuse an address with a scheme Ray cannot join (http://HOST:8265, the dashboard's, which Ray Jobs take): it was
+    read as a host "http", and the sweep said "nothing answers at http://HOST:8265 ... (Name or service not known)"."""
+    if not isinstance(address, str):
+        raise CompressError(f"ray_address must be text such as 'auto' or 'HOST:6379', got {type(address).__name__}")
+    scheme, sep, _ = address.partition("://")
+    if sep and scheme.lower() != "ray":
+        where = " (the dashboard's, which `ray job submit` takes)" if scheme.lower() in ("http", "https") else ""
+        raise CompressError(f"--ray-address {address!r:.200} is not an address a sweep can join{where}: give the "
+                            "head's HOST:PORT (the port `ray start --head` printed, 6379 by default), 'auto' on a "
+                            "machine of the cluster, or ray://HOST:10001 for Ray Client")
 
 
 def _reachable(address, timeout=5.0):
@@ -585,6 +599,8 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
         if workers is not None:
             workers = _count("workers", workers)
         on_ray = workers is not None or ray_address is not None
+        if ray_address is not None:
+            check_address(ray_address)
         ray = need_ray("--ray-address" if workers is None else "--workers") if on_ray else None
 
         model_obj, model_id, model_name = _the_model(model, model_name)
