@@ -246,8 +246,9 @@ def _init_within(ray, address, deadline):
         return "SIGTERM handler" not in record.getMessage()
 
     def join():
-        log = logging.getLogger("ray._private.worker")
+        log, auth = logging.getLogger("ray._private.worker"), logging.getLogger(_AUTH_LOGGER)
         log.addFilter(quiet)
+        auth.addFilter(_quiet_auth_on)  # "auto" finding this machine's token says it too, as a local runtime does
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
             result = None
@@ -255,6 +256,7 @@ def _init_within(ray, address, deadline):
             result = e
         finally:
             log.removeFilter(quiet)
+            auth.removeFilter(_quiet_auth_on)
         with lock:
             late = bool(gave_up)
             out.append(result)
