@@ -111,10 +111,29 @@ def recipe_from(args):
     return Recipe.from_dict({name: field_value(name, getattr(args, name)) for name in FIELDS if hasattr(args, name)})
 
 
-def sweep_values(recipe, field, text):
-    """--field/--values -> the checked list of values; each one must make a valid recipe with the other flags."""
+GRID = ("a sweep varies one field: for a grid, run one sweep per setting of the others, e.g. for b in 4 8; do "
+        "compression-playground sweep --field sparsity --values 0.5,0.9 --bits $b --store; done")
+
+
+class Once(argparse.Action):
+    """A flag that may be given once (--field, --values): argparse kept the last, so `--field sparsity --values 0.5,0.9
+    --field bits --values 4,8`, a grid asked for, swept bits alone and dropped the sparsity values without a word."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            raise RecipeError(f"{option_string} is given twice ({short(getattr(namespace, self.dest), 40)}, "
+                              f"{short(values, 40)}): {GRID}")
+        setattr(namespace, self.dest, values)
+
+
+def sweep_values(recipe, field, text, given=()):
+    """--field/--values -> the checked list of values; each one must make a valid recipe with the other flags.
+    `given`: the recipe fields given as flags; the swept field's own flag is refused (the sweep replaced its value)."""
     if field not in FIELDS:
         raise RecipeError(f"--field {short(field)} is not a recipe field; choose one of {', '.join(sorted(FIELDS))}")
+    if field in given:  # `--field bits --values 4,8 --bits 2`: --bits 2 was ignored without a word
+        raise RecipeError(f"{flag(field)} and --field {field} are both given: the sweep sets {field} to each of "
+                          f"--values, so {flag(field)} would be ignored; leave it out")
     if len(text) > MAX_FLAG_CHARS * MAX_SWEEP_VALUES:
         raise RecipeError(f"--values is {len(text):,} characters long; give at most {MAX_SWEEP_VALUES} short values")
     items = text.split(",")
@@ -357,8 +376,8 @@ def parser(prog="python -m compress_engine"):
                           "(0.25 = a quarter): the same fraction of every group's units, the smallest that fits, "
                           f"then fine-tuning (--finetune-epochs, default {FLOPS_DEFAULTS['finetune_epochs']}; --lr default "
                           f"{FLOPS_DEFAULTS['lr']:g}; --finetune-kd; --seed)")
-    sw.add_argument("--field", required=True, help="the recipe field to vary, e.g. sparsity")
-    sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.5,0.9")
+    sw.add_argument("--field", required=True, action=Once, help="the recipe field to vary, e.g. sparsity")
+    sw.add_argument("--values", required=True, action=Once, help="comma-separated values, e.g. 0,0.5,0.9")
     sw.add_argument("--workers", type=int, metavar="N", help="run N points at a time on a local Ray runtime "
                     "(pip install 'compression-playground[ray]'); the rows are the same as without it")
     sw.add_argument("--ray-address", metavar="ADDR", help="run the points on an existing Ray cluster: 'auto' on "
@@ -550,7 +569,8 @@ def run(args):
     recipe = recipe_from(args)
     if args.cmd == "run" and args.out is not None:
         check_out(args.out)
-    values = sweep_values(recipe, args.field, args.values) if args.cmd == "sweep" else None
+    values = sweep_values(recipe, args.field, args.values, {f for f in FIELDS if hasattr(args, f)}) \
+        if args.cmd == "sweep" else None
     if args.cmd == "sweep":
         check_sweep_options(args)
     try:
