@@ -67,8 +67,8 @@ MAX_POINTS = 10_000    # values of one sweep: each is a compress() run (the comm
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds compress_engine/
 GRID_HINT = ("field_name is the name of one recipe field, e.g. 'sparsity'; got {got}. A sweep varies one field: for "
              "a grid over several (sparsity x bits x clusters), run one sweep per setting of the others, e.g. "
-             "for bits, k in itertools.product([4, 8], [8, 16]): sweep(model, recipe.replace(bits=bits, clusters=k), "
-             "data, 'sparsity', [0.5, 0.9], ...)")
+             "for other in ({{'bits': 4}}, {{'bits': 8}}, {{'clusters': 16}}): sweep(model, recipe.replace(**other), "
+             "data, 'sparsity', [0.5, 0.9], ...) (a recipe takes bits or clusters, not both)")
 CONNECT_DEADLINE = 60  # s: the longest joining a cluster at --ray-address may take before the sweep stops (ray.init
 #                        retried a port where another service listens, an HTTP server say, for many minutes)
 
@@ -124,8 +124,7 @@ def _quiet_auth_on(record):
 def _connect(ray, workers, address, threads):
     """Use the runtime this process already has, else join `address` (within CONNECT_DEADLINE s), else start a local
     one; an `address` other than that runtime's is refused. Refuses `threads` no node has CPUs for (a point's task
-    would wait for ever). Returns True if this call
-    started or joined it (so the sweep disconnects at the end)."""
+    would wait for ever). Returns True if this call started or joined it (so the sweep disconnects at the end)."""
     owned = False
     if ray.is_initialized():
         if address is not None:  # ray.init is not called again: the points would run where this process already is
@@ -575,10 +574,11 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     the rows finished so far.
     Bad input (a value, more than MAX_POINTS of them, a field_name that is not one field's name, ray missing, a model
     that does not take the data or, on Ray, cannot be pickled, a recipe value compress() refuses for this model and
-    data before it runs, such as `layers` naming no layer of the model, a store for regression targets) raises CompressError before any point runs (before Ray starts, and before
-    the store is written): check_recipe(), compress()'s own up-front check, on every
-    point (structured pruning of a graph torch.fx cannot trace, or of a layer it cannot shrink, included). What
-    compress() finds only while it works (training that fails, say) is that point's error.
+    data before it runs, such as `layers` naming no layer of the model, a store for regression targets) raises
+    CompressError before any point runs (before Ray starts, and before the store is written): check_recipe(),
+    compress()'s own up-front check, on every point (structured pruning of a graph torch.fx cannot trace, or of a
+    layer it cannot shrink, included). What compress() finds only while it works (training that fails, say) is that
+    point's error.
     """
     if not isinstance(recipe, Recipe):
         raise RecipeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
