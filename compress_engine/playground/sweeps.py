@@ -135,7 +135,8 @@ def _connect(ray, workers, address, threads):
             try:
                 _reachable(address)
                 _init_within(ray, address, CONNECT_DEADLINE)
-            except (ConnectionError, RuntimeError, ValueError) as e:
+            except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
+                # RayError: AuthenticationError, RAY_AUTH_MODE=token with no token here, was a traceback
                 raise CompressError(connect_error(address, e)) from None
         else:
             cores = check_local_threads(threads)  # refused before the runtime starts
