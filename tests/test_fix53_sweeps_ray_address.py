@@ -3,6 +3,8 @@ the sweep kept that runtime and ran every point on it, returning rows even for a
 a user who asked for the cluster at HOST:PORT was told nothing while the points ran on this machine. Now another
 cluster's address is refused before any point runs, naming both; this runtime's own address (or "auto") runs."""
 
+import os
+
 import pytest
 
 import compress_engine as ce
@@ -22,9 +24,14 @@ def local_ray():
     """One local runtime for the module (as tests/test_sweeps.py's): 2 CPUs, loopback, no dashboard."""
     if ray is None:
         pytest.skip("ray is not installed: pip install -e '.[ray]'")
+    mode = os.environ.get("RAY_AUTH_MODE")
     sweeps.start_local(2)
     yield ray
     ray.shutdown()
+    if mode is None:  # ray.init set it to "token" for this process: later tests' subprocesses would inherit it
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = mode
 
 
 @needs_ray
