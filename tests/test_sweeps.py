@@ -333,10 +333,18 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local runtime for the module: 2 CPUs, loopback, no dashboard."""
+    """One local runtime for the module: 2 CPUs, loopback, no dashboard. ray.init sets RAY_AUTH_MODE=token in
+    os.environ: put back as it was after, or a later test's subprocess inherits it (with no token) and fails."""
+    mode = os.environ.get("RAY_AUTH_MODE")
     sweeps.start_local(2)
-    yield ray
-    ray.shutdown()
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = mode
 
 
 @needs_ray
