@@ -435,8 +435,10 @@ class Store:
 
     # --- sweeps (written by compress_engine.playground.sweeps, one point at a time) -------------------
 
-    def sweep_group(self, key, model, data, field, recipe):
-        """The id of the sweep with this key, made if new (a rerun of the same sweep gets the same group)."""
+    def sweep_group(self, key, model, data, field, recipe, setting=None):
+        """The id of the sweep with this key, made if new (a rerun of the same sweep gets the same group). `setting`: a
+        grid's setting of its other fields ({'bits': 4}), named in a new sweep's label (the Compare page's legend):
+        'sweep #2: sparsity at bits=4 (clusters=16)', the fields all its points share in brackets."""
         key, model, data = _key(key), _label("model", model, "lenet-300-100"), _label("data", data, "fashion-mnist")
         field = _label("field", field, "sparsity")
         recipe = Recipe.from_json(recipe) if isinstance(recipe, str) else recipe
@@ -451,11 +453,14 @@ class Store:
                     if have is None:
                         cur = conn.execute("INSERT INTO sweeps (key, created, model, data, field, recipe, label) "
                                            "VALUES (?, ?, ?, ?, ?, ?, '')", (key, _now(), model, data, field, recipe.to_json()))
+                        shown = {field, *(setting or ())}  # said before the brackets
                         try:  # the other fields: what every point of the sweep shares
-                            base = recipe_summary(recipe.replace(**{field: getattr(Recipe(), field)}))
+                            base = recipe_summary(recipe.replace(**{f: getattr(Recipe(), f) for f in shown}))
                         except CompressError:
                             base = recipe_summary(recipe)
-                        label = f"sweep #{cur.lastrowid}: {field}" + ("" if base == "dense" else f" ({base})")
+                        # a grid's series: its setting, a default one too ('bits=None')
+                        at = f" at {', '.join(field_text(f, v) for f, v in setting.items())}" if setting else ""
+                        label = f"sweep #{cur.lastrowid}: {field}{at}" + ("" if base == "dense" else f" ({base})")
                         conn.execute("UPDATE sweeps SET label = ? WHERE id = ?", (label[:MAX_NAME], cur.lastrowid))
                         have = (cur.lastrowid,)
                     conn.execute("COMMIT")

@@ -5,11 +5,13 @@
     rows = sweep(..., workers=2)            # a local Ray runtime: pip install -e '.[ray]' (install_hint())
     rows = sweep(..., ray_address="auto")   # on the Ray cluster this machine is part of (`ray start ...`)
     rows = sweep(..., store=ce.Store())     # each point saved as it finishes; a rerun skips the stored points
+    rows = sweep("lenet-300-100", ce.Recipe(), "fashion-mnist", {"sparsity": [0.5, 0.9], "bits": [4, 8]})  # a grid
 
 `model` is a sample model's name or any nn.Module; `data` a name load_dataset() takes or a Dataset. The rows
 come back in the order of `values` and are compress_engine.sweep()'s: the value, params, nonzero_params,
 artifact_bytes, ratio, accuracy, agreement (and r2, rmse for regression targets). A point that failed is
-{field: value, "error": "Type: message"}.
+{field: value, "error": "Type: message"}. A grid (a dict of fields and their values) is one pool of points, every
+combination of the values (itertools.product, the last field varying fastest); its rows carry each field's value.
 
 Why it is built this way:
 - The same rows, bit for bit, from every backend. A point is one compress() (seeded by its recipe) on a
@@ -36,6 +38,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -65,10 +68,9 @@ MAX_RETRIES = 1        # Ray re-runs a point whose worker died or whose node was
 MAX_ERROR = 500        # characters of an error kept in a row
 MAX_POINTS = 10_000    # values of one sweep: each is a compress() run (the command line's --values takes 100)
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds compress_engine/
-GRID_HINT = ("field_name is the name of one recipe field, e.g. 'sparsity'; got {got}. A sweep varies one field: for "
-             "a grid over several (sparsity x bits x clusters), run one sweep per setting of the others, e.g. "
-             "for other in ({{'bits': 4}}, {{'bits': 8}}, {{'clusters': 16}}): sweep(model, recipe.replace(**other), "
-             "data, 'sparsity', [0.5, 0.9], ...) (a recipe takes bits or clusters, not both)")
+GRID_HINT = ("field_name is the name of one recipe field, e.g. 'sparsity' (its values then in `values`), or for a "
+             "grid a dict of fields and their values, e.g. sweep(model, recipe, data, {{'sparsity': [0.5, 0.9], "
+             "'bits': [4, 8]}}); got {got}")
 CONNECT_DEADLINE = 60  # s: the longest joining a cluster at --ray-address may take before the sweep stops (ray.init
 #                        retried a port where another service listens, an HTTP server say, for many minutes)
 
@@ -558,9 +560,16 @@ def _names_in(mod):
 
 # --- the sweep ------------------------------------------------------------------------------------------
 
-def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=None, threads=1, store=None,
+def sweep(model, recipe, data, field_name, values=None, *, workers=None, ray_address=None, threads=1, store=None,
           model_name=None, progress=None, on_point=None, on_metrics=None):
     """compress() at each value of recipe field `field_name`; one row per value, in the order of `values`.
+
+    A grid: `field_name` a dict of fields and their values, {"sparsity": [0.5, 0.9], "bits": [4, 8]}, and no
+    `values`: compress() at every combination (itertools.product, in the dict's order, the last field varying
+    fastest), all of them one pool of points (on Ray, as many running at once as for one field). Each row carries
+    every field's value; a point's row is the one a sweep of that point alone gives. At most MAX_POINTS points in
+    all. In the store, one sweep a setting of the other fields, the first field its x (the Compare page draws each
+    as its own series).
 
     workers=N runs N points at a time on a local Ray runtime (started here with min(N * threads, cores)
     CPUs, or the one this process already has); ray_address ("auto", "HOST:6379") runs them on an existing
@@ -571,8 +580,8 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     None, accuracy): return False to stop (finished points are kept; unfinished ones are left out of the
     rows). on_point(done, total, row, seconds): each row as it is known (seconds None for a point found in the
     store), in this process. on_metrics(value, metrics): compress()'s whole metrics of each point run (not of one found
-    in the store: its row is all there is), after its on_point. Ctrl-C raises Interrupted, a KeyboardInterrupt holding
-    the rows finished so far.
+    in the store: its row is all there is), after its on_point; a grid's `value` is the point's {field: value}.
+    Ctrl-C raises Interrupted, a KeyboardInterrupt holding the rows finished so far.
     Bad input (a value, more than MAX_POINTS of them, a field_name that is not one field's name, ray missing, a model
     that does not take the data or, on Ray, cannot be pickled, a recipe value compress() refuses for this model and
     data before it runs, such as `layers` naming no layer of the model, a store for regression targets) raises
@@ -581,23 +590,14 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
     layer it cannot shrink, included). What compress() finds only while it works (training that fails, say) is that
     point's error.
     """
-    if not isinstance(recipe, Recipe):
-        raise RecipeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
-    if not isinstance(field_name, str):  # a grid's fields ("sparsity", "bits") failed with "unhashable type: 'list'"
-        raise RecipeError(GRID_HINT.format(got=f"{type(field_name).__name__} {field_name!r:.80}"))
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):  # '0.5' went by character: '0', '.'
-        raise RecipeError(f"values is a list of {field_name!s:.50} values, e.g. [0.5, 0.8, 0.9]; got "
-                          f"{type(values).__name__} {values!r:.50} (one value: [{values!r:.50}])")
-    values = list(itertools.islice(values, MAX_POINTS + 1))  # a generator of millions is not listed whole
-    if not values:
-        raise RecipeError("values is empty: give the values of the field to sweep, e.g. [0.5, 0.8, 0.9]")
-    if len(values) > MAX_POINTS:  # 20,000 values were taken: 12 s of checks, then hours, before anyone said a word
-        raise RecipeError(f"values has more than {MAX_POINTS:,} values; a sweep runs at most {MAX_POINTS:,} points "
-                          "(each one compress() run): split it into several sweeps (with the same store, each "
-                          "keeps its finished points and a rerun skips them)")
-    rows = [None] * len(values)  # the points finished (stored ones too), whenever Ctrl-C comes
+    fields, points, recipes = plan(recipe, field_name, values)
+    grid = isinstance(field_name, dict)
+    field_name = fields[0]  # the x of the store's sweeps
+    total = len(points)
+    pts = [dict(zip(fields, p)) for p in points]  # each point's {field: value}
+    names = [", ".join(f"{f}={v!r:.100}" for f, v in pt.items()) for pt in pts]
+    rows = [None] * total  # the points finished (stored ones too), whenever Ctrl-C comes
     try:  # Ctrl-C from here on (loading the data or Ray, the checks, the points) keeps the finished points
-        recipes = [recipe.replace(**{field_name: v}) for v in values]  # RecipeError names the field and value
         threads = _count("threads", threads)
         if workers is not None:
             workers = _count("workers", workers)
@@ -612,32 +612,43 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
         if on_ray:  # the check's warnings (it runs the model) share that registry: a model's own shows once a sweep,
             with warnings.catch_warnings(record=True) as caught:  # not here and again from a worker
                 warnings.simplefilter("always")
-                _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
+                _refuse_before_any_point(model_obj, data_obj, names, recipes, store)
             _warn_again(_recorded(caught), said)
             if not isinstance(model, str):  # the user's module goes to the workers pickled: refused here if it can't
                 _sendable(ray, model_obj)
         else:
-            _refuse_before_any_point(model_obj, data_obj, field_name, values, recipes, store)
+            _refuse_before_any_point(model_obj, data_obj, names, recipes, store)
         keys = [point_key(model_id, r, data_key) for r in recipes]
         if store is not None and not isinstance(store, Store):
             store = Store(store)
-        base = _base(recipe, field_name)
-        group = []  # the sweep's id in the store, made when it gets its first point: a sweep stopped before any point
-        #             finished left an empty group on the Compare page
+        series = [p[1:] for p in points]  # a point's setting of the other fields: its sweep in the store
+        members = {}  # setting -> its points' indexes
+        for i, s in enumerate(series):
+            members.setdefault(s, []).append(i)
+        groups = {}  # setting -> the sweep's id in the store, made when it gets its first point: a sweep stopped
+        #              before any point finished left an empty group on the Compare page
 
-        def the_group():
-            if not group:
-                group.append(store.sweep_group(point_key(model_id, base, data_key) + ":" + field_name, model_name,
-                                               data_name, field_name, base))
-            return group[0]
+        def the_group(i):
+            s = series[i]
+            if s not in groups:
+                others = dict(zip(fields[1:], s))
+                try:
+                    base = _base(recipe.replace(**others), field_name)
+                except RecipeError:  # the setting alone does not go with the recipe: its first point's, the x reset
+                    base = _base(recipes[members[s][0]], field_name)
+                setting = others if grid else None
+                groups[s] = store.sweep_group(point_key(model_id, base, data_key) + ":" + field_name, model_name,
+                                              data_name, field_name, base, setting=setting)
+            return groups[s]
 
         stored = store.stored_points(keys) if store is not None else {}
-        if stored:  # points stored before (a rerun, a page's Save) join the group
-            stored = store.stored_points(keys, sweep=the_group())
+        for s, each in members.items():  # points stored before (a rerun, a page's Save) join their group
+            if any(keys[j] in stored for j in each):
+                stored.update(store.stored_points([keys[j] for j in each], sweep=the_group(each[0])))
         first = {}  # key -> first index with it (a value given twice runs once)
         for i, key in enumerate(keys):
             if key in stored:
-                rows[i] = {field_name: values[i], **{k: stored[key][k] for k in SWEEP_ROW}}
+                rows[i] = {**pts[i], **{k: stored[key][k] for k in SWEEP_ROW}}
             else:
                 first.setdefault(key, i)
         done = [0]  # points finished so far (a list: finish() counts on)
@@ -645,31 +656,31 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
             if row is not None:
                 done[0] += 1
                 if on_point is not None:
-                    on_point(done[0], len(values), row, None)
+                    on_point(done[0], total, row, None)
 
         def finish(i, out):
             """Record point i's outcome (row, store) and report progress; False means stop."""
             if "error" in out:
-                row = {field_name: values[i], "error": out["error"]}
+                row = {**pts[i], "error": out["error"]}
                 if store is not None:
-                    store.save_failure(the_group(), keys[i], recipes[i], out["error"])
+                    store.save_failure(the_group(i), keys[i], recipes[i], out["error"])
             else:
                 m = out["metrics"]
-                row = sweep_row(field_name, values[i], m)
+                row = {**pts[i], **sweep_row(field_name, points[i][0], m)}
                 if store is not None:
-                    store.save(model_name, recipes[i], m, out["artifact"], sweep=the_group(), data=data_name,
+                    store.save(model_name, recipes[i], m, out["artifact"], sweep=the_group(i), data=data_name,
                                point_key=keys[i])
             for j, key in enumerate(keys):
                 if key == keys[i]:
-                    rows[j] = dict(row, **{field_name: values[j]})
+                    rows[j] = dict(row, **pts[j])
                     done[0] += 1
                     if on_point is not None:
-                        on_point(done[0], len(values), rows[j], out.get("seconds"))
+                        on_point(done[0], total, rows[j], out.get("seconds"))
             if on_metrics is not None and "error" not in out:
-                on_metrics(values[i], out["metrics"])
+                on_metrics(pts[i] if grid else points[i][0], out["metrics"])
             _warn_again(out.get("warnings"), said)  # after the point is kept: an "error" filter stops only the rest
             if progress is not None:
-                return progress(done[0], len(values), None, row.get("accuracy"))
+                return progress(done[0], total, None, row.get("accuracy"))
 
         todo = sorted(first.values())
         if on_ray and todo:
@@ -681,10 +692,65 @@ def sweep(model, recipe, data, field_name, values, *, workers=None, ray_address=
                     break
         return [r for r in rows if r is not None]
     except KeyboardInterrupt:  # Ctrl-C: the finished points are not lost with the rest
-        raise Interrupted([r for r in rows if r is not None], len(values)) from None
+        raise Interrupted([r for r in rows if r is not None], total) from None
 
 
-def _refuse_before_any_point(model, data, field_name, values, recipes, store):
+def plan(recipe, field_name, values=None):
+    """A sweep's points, checked before any work: (fields, points, recipes), `points` tuples of the fields' values
+    (every combination for a grid, a dict of fields and their values), `recipes` each point's recipe. RecipeError
+    names what is wrong: a field that is not one, values that are not a list, an empty one, a value or a combination
+    the recipe refuses, more than MAX_POINTS points (for a grid, its sizes)."""
+    if not isinstance(recipe, Recipe):
+        raise RecipeError(f"recipe must be a compress_engine.Recipe, got {type(recipe).__name__}")
+    if isinstance(field_name, dict):
+        if values is not None:
+            raise RecipeError(f"a grid's values are its dict's ({', '.join(map(str, field_name))[:100]}): leave out "
+                              f"values (got {type(values).__name__} {values!r:.50})")
+        if not field_name:
+            raise RecipeError("the grid is empty: give its fields and their values, e.g. {'sparsity': [0.5, 0.9], "
+                              "'bits': [4, 8]}")
+        grid = field_name
+    elif isinstance(field_name, str):
+        if values is None:
+            raise RecipeError(f"values is a list of {field_name!s:.50} values, e.g. [0.5, 0.8, 0.9]; got none")
+        grid = {field_name: values}
+    else:  # a grid's fields ("sparsity", "bits") failed with "unhashable type: 'list'"
+        raise RecipeError(GRID_HINT.format(got=f"{type(field_name).__name__} {field_name!r:.80}"))
+    lists = {}
+    for name, vals in grid.items():
+        if not isinstance(name, str):
+            raise RecipeError(GRID_HINT.format(got=f"a dict with the key {name!r:.80}"))
+        of = "" if len(grid) == 1 else f" of {name!s:.50}"  # a grid's: which field's values
+        if isinstance(vals, (str, bytes)) or not hasattr(vals, "__iter__"):  # '0.5' went by character: '0', '.'
+            raise RecipeError(f"values{of} is a list of {name!s:.50} values, e.g. [0.5, 0.8, 0.9]; got "
+                              f"{type(vals).__name__} {vals!r:.50} (one value: [{vals!r:.50}])")
+        vals = list(itertools.islice(vals, MAX_POINTS + 1))  # a generator of millions is not listed whole
+        if not vals:
+            raise RecipeError(f"values{of} is empty: give the values of the field to sweep, e.g. [0.5, 0.8, 0.9]")
+        lists[name] = vals
+    sizes = [len(v) for v in lists.values()]
+    if len(lists) == 1 and sizes[0] > MAX_POINTS:  # 20,000 values were taken: 12 s of checks, then hours
+        raise RecipeError(f"values has more than {MAX_POINTS:,} values; a sweep runs at most {MAX_POINTS:,} points "
+                          "(each one compress() run): split it into several sweeps (with the same store, each "
+                          "keeps its finished points and a rerun skips them)")
+    if math.prod(sizes) > MAX_POINTS:
+        raise RecipeError(grid_too_big({n: len(v) for n, v in lists.items()}))
+    fields = tuple(lists)
+    points = list(itertools.product(*lists.values()))
+    recipes = [recipe.replace(**dict(zip(fields, p))) for p in points]  # RecipeError names the field and value
+    return fields, points, recipes
+
+
+def grid_too_big(sizes):
+    """The refusal of a grid of more than MAX_POINTS points; `sizes` {field: number of values}."""
+    each = " x ".join(f"{n:,} {f}" if n <= MAX_POINTS else f"more than {MAX_POINTS:,} {f}" for f, n in sizes.items())
+    return (f"the grid has {each} values = {'more than ' if max(sizes.values()) > MAX_POINTS else ''}"
+            f"{math.prod(sizes.values()):,} points; a sweep runs at most {MAX_POINTS:,} (each one "
+            "compress() run): give fewer values, or split it into several sweeps by the values of one field (with the "
+            "same store, each keeps its finished points and a rerun skips them)")
+
+
+def _refuse_before_any_point(model, data, names, recipes, store):
     """What would fail every point, or one point, is refused here, before any work: a model that does not take the
     data, a recipe compress() would refuse with this model and data (check_recipe: a `layers` value naming no layer
     of it, a structured plan it cannot make, were each point's error), and a store for regression targets (their
@@ -692,16 +758,16 @@ def _refuse_before_any_point(model, data, field_name, values, recipes, store):
     if store is not None and getattr(data, "regression", False):
         raise DatasetError(f"store= keeps runs for the Compare page, which charts accuracy, but {data.name!r:.200} "
                            "holds regression targets: leave store out (the rows, with R² and RMSE, are returned)")
-    points = {}  # recipe JSON -> (value, recipe): a value given twice is checked once
-    for value, r in zip(values, recipes):
-        points.setdefault(r.to_json(), (value, r))
+    points = {}  # recipe JSON -> (point's name, recipe): a value given twice is checked once
+    for name, r in zip(names, recipes):
+        points.setdefault(r.to_json(), (name, r))
 
     def each(check, *args):
-        for value, r in points.values():
+        for name, r in points.values():
             try:
                 check(*args, r, data)
             except CompressError as e:  # which point: "layers=[...]: layers names 'fc1.weight', not ..."
-                raise type(e)(f"{field_name}={value!r:.100}: {e}") from None
+                raise type(e)(f"{name}: {e}") from None
     each(check_targets)
     check_model(plain_module(model), data)
     each(check_recipe, plain_module(model))
