@@ -6,6 +6,7 @@
     compression-playground sweep --model lenet-300-100 --field sparsity --values 0,0.5,0.9 --clusters 16
     compression-playground run --model lenet-5 --budget-kb 10 --finetune-epochs 4 --out small.cpg
     compression-playground sweep ... --workers 2 --store    # 2 points at a time on Ray; each saved as it finishes
+    compression-playground sweep --field sparsity --values 0.5,0.9 --field bits --values 4,8   # a grid: 4 points
     compression-playground train lenet-300-100
     compression-playground scans lenet-5 resnet-8        # the Sensitivity page's scans, shipped beside them
     compression-playground eval artifact.cpg [--model my_models.py:make_model]
@@ -111,23 +112,51 @@ def recipe_from(args):
     return Recipe.from_dict({name: field_value(name, getattr(args, name)) for name in FIELDS if hasattr(args, name)})
 
 
-GRID = ("a sweep varies one field: for a grid, run one sweep per setting of the others, e.g. for b in 4 8; do "
-        "compression-playground sweep --field sparsity --values 0.5,0.9 --bits $b --store; done")
+GRID = "a grid gives each field its own --values: --field sparsity --values 0.5,0.9 --field bits --values 4,8"
 
 
-class Once(argparse.Action):
-    """A flag that may be given once (--field, --values): argparse kept the last, so `--field sparsity --values 0.5,0.9
-    --field bits --values 4,8`, a grid asked for, swept bits alone and dropped the sparsity values without a word."""
+class Pairs(argparse.Action):
+    """--field F --values V, once for a sweep, once a field for a grid: kept in order as [field, values] pairs in
+    args.field (argparse kept a repeated flag's last: a grid asked for swept its last field alone). Each --values
+    follows its own --field."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        if getattr(namespace, self.dest, None) is not None:
-            raise RecipeError(f"{option_string} is given twice ({short(getattr(namespace, self.dest), 40)}, "
-                              f"{short(values, 40)}): {GRID}")
-        setattr(namespace, self.dest, values)
+        pairs = namespace.field if isinstance(namespace.field, list) else []
+        if option_string == "--field":
+            if pairs and pairs[-1][1] is None:
+                raise RecipeError(f"--field {pairs[-1][0]} has no --values before --field {values}: {GRID}")
+            pairs.append([values, None])
+        elif not pairs:
+            raise RecipeError(f"--values {short(values, 40)} comes before any --field: {GRID}")
+        elif pairs[-1][1] is not None:
+            raise RecipeError(f"--values is given twice for --field {pairs[-1][0]} ({short(pairs[-1][1], 40)}, "
+                              f"{short(values, 40)}): give all of one field's values in one --values; {GRID}")
+        else:
+            pairs[-1][1] = values
+        namespace.field, namespace.values = pairs, [p[1] for p in pairs]
 
 
-def sweep_values(recipe, field, text, given=()):
-    """--field/--values -> the checked list of values; each one must make a valid recipe with the other flags.
+def sweep_grid(recipe, pairs, given=()):
+    """The --field/--values pairs -> {field: checked values}, in order (a grid when more than one). A field given
+    twice, one with no --values, a swept field's own flag, a value or a combination the recipe refuses, more points
+    than a sweep runs: RecipeError, before any work."""
+    from . import sweeps
+    if pairs[-1][1] is None:
+        raise RecipeError(f"--field {pairs[-1][0]} has no --values: {GRID}")
+    grid = {}
+    for field, text in pairs:
+        if field in grid:
+            raise RecipeError(f"--field {short(field)} is given twice: a grid varies each field once; give all its "
+                              "values in one --values")
+        grid[field] = sweep_values(recipe, field, text, given, alone=len(pairs) == 1)
+    if len(grid) > 1:
+        sweeps.plan(recipe, grid)  # the product's size, and each combination as a recipe (bits and clusters: not both)
+    return grid
+
+
+def sweep_values(recipe, field, text, given=(), alone=True):
+    """--field/--values -> the checked list of values; each one must make a valid recipe with the other flags
+    (`alone`: one field swept; a grid's values are checked in their combinations, sweep_grid).
     `given`: the recipe fields given as flags; the swept field's own flag is refused (the sweep replaced its value)."""
     if field not in FIELDS:
         raise RecipeError(f"--field {short(field)} is not a recipe field; choose one of {', '.join(sorted(FIELDS))}")
@@ -150,7 +179,8 @@ def sweep_values(recipe, field, text, given=()):
                               "0,0.5,0.9")
         value = field_value(field, item.strip(), where)
         try:
-            recipe.replace(**{field: value})
+            if alone:
+                recipe.replace(**{field: value})
         except RecipeError as e:
             raise RecipeError(f"{where}={short(item.strip())}: {e}") from None
         values.append(value)
@@ -376,8 +406,10 @@ def parser(prog="python -m compress_engine"):
                           "(0.25 = a quarter): the same fraction of every group's units, the smallest that fits, "
                           f"then fine-tuning (--finetune-epochs, default {FLOPS_DEFAULTS['finetune_epochs']}; --lr default "
                           f"{FLOPS_DEFAULTS['lr']:g}; --finetune-kd; --seed)")
-    sw.add_argument("--field", required=True, action=Once, help="the recipe field to vary, e.g. sparsity")
-    sw.add_argument("--values", required=True, action=Once, help="comma-separated values, e.g. 0,0.5,0.9")
+    sw.add_argument("--field", required=True, action=Pairs, help="the recipe field to vary, e.g. sparsity; again, "
+                    "each with its --values, for a grid (every combination)")
+    sw.add_argument("--values", required=True, action=Pairs, help="comma-separated values of the --field before "
+                    "it, e.g. 0,0.5,0.9")
     sw.add_argument("--workers", type=int, metavar="N", help="run N points at a time on a local Ray runtime "
                     "(pip install 'compression-playground[ray]'); the rows are the same as without it")
     sw.add_argument("--ray-address", metavar="ADDR", help="run the points on an existing Ray cluster: 'auto' on "
@@ -569,7 +601,7 @@ def run(args):
     recipe = recipe_from(args)
     if args.cmd == "run" and args.out is not None:
         check_out(args.out)
-    values = sweep_values(recipe, args.field, args.values, {f for f in FIELDS if hasattr(args, f)}) \
+    values = sweep_grid(recipe, args.field, {f for f in FIELDS if hasattr(args, f)}) \
         if args.cmd == "sweep" else None
     if args.cmd == "sweep":
         check_sweep_options(args)
@@ -579,7 +611,7 @@ def run(args):
         from .sweeps import Interrupted
         if args.cmd != "sweep" or isinstance(e, Interrupted):
             raise
-        raise Interrupted([], len(values)) from None
+        raise Interrupted([], math.prod(map(len, values.values()))) from None
 
 
 def _run_loaded(args, ref, recipe, budget_kb, flops_share, values):
@@ -778,11 +810,16 @@ def value_text(value):
     return "none" if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def point_line(field):
+def point_text(fields, point):
+    """A point as the user types it: 'sparsity=0.9', a grid's 'sparsity=0.9 bits=4' (`point` holds each field)."""
+    return " ".join(f"{f}={value_text(point[f])[:80]}" for f in fields)
+
+
+def point_line(fields):
     """A sweep's on_point: a line on stderr as each point finishes, e.g. 'point 3/10: sparsity=0.9 accuracy 0.8912,
-    2.10 s' (R² for regression targets; 'stored' for a point the store had; the error of one that failed)."""
+    2.10 s' (a grid's point names each field; R² for regression targets; 'stored' for a point the store had; the
+    error of one that failed)."""
     def show(done, total, row, seconds):
-        value = value_text(row[field])
         if "error" in row:
             what = f"failed: {one_line(row['error'])[:200]}"
         elif row.get("accuracy") is not None:
@@ -792,14 +829,15 @@ def point_line(field):
         else:
             what = "done"
         when = "stored" if seconds is None else f"{seconds:.2f} s"  # one format for every point (not 0.24 then 0.0896)
-        print(f"point {done}/{total}: {field}={value[:80]} {what}, {when}", file=sys.stderr, flush=True)
+        print(f"point {done}/{total}: {point_text(fields, row)} {what}, {when}", file=sys.stderr, flush=True)
     return show
 
 
-def collapse_lines(field, data):
+def collapse_lines(fields, data):
     """A sweep's on_metrics: run's warning (warn_collapse) under the line of each point whose model has collapsed."""
     def warn(value, metrics):
-        warn_collapse({"metrics": metrics}, data, f"{field}={value_text(value)[:80]}: ")
+        point = value if len(fields) > 1 else {fields[0]: value}  # a grid's on_metrics gets the point's fields
+        warn_collapse({"metrics": metrics}, data, f"{point_text(fields, point)}: ")
     return warn
 
 
@@ -812,10 +850,12 @@ def run_sweep(args, ref, model, data, recipe, values):
     by_name = ref[0] == "sample" and args.weights is None
     store = None if args.store is None else Store(args.store or None, source="--store" if args.store else None)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON alone (Ray prints notices to sys.stdout)
-        rows = sweeps.sweep(args.model if by_name else model, recipe, args.data, args.field, values,
+        fields = list(values)
+        how = (values,) if len(fields) > 1 else (fields[0], values[fields[0]])  # a grid, or one field's values
+        rows = sweeps.sweep(args.model if by_name else model, recipe, args.data, *how,
                             workers=args.workers, ray_address=args.ray_address, threads=args.threads, store=store,
-                            model_name=store_name(ref, args), on_point=point_line(args.field),
-                            on_metrics=collapse_lines(args.field, data))
+                            model_name=store_name(ref, args), on_point=point_line(fields),
+                            on_metrics=collapse_lines(fields, data))
     if store is not None:
         failed = sum("error" in r for r in rows)
         print(f"sweep: {len(rows) - failed} point(s) in {store.path}, {failed} failed", file=sys.stderr)
