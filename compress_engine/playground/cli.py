@@ -380,7 +380,8 @@ def parser(prog="python -m compress_engine"):
                 "`streamlit run`, e.g. --server.port 8502")
     sub.add_parser("app", help=app_help, description=app_help)
     run = sub.add_parser("run", help="compress one model with one recipe; print metrics as JSON")
-    sw = sub.add_parser("sweep", help="run one recipe field over several values; print a JSON list")
+    sw = sub.add_parser("sweep", help="run one recipe field over several values (or a grid of several fields: "
+                        "--field/--values again); print a JSON list")
     ins = sub.add_parser("inspect", help="what run would compress, carry as float32 and structurally prune in "
                          "--model, before any work (JSON)")
     for p in (run, sw, ins):
