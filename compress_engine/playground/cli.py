@@ -126,8 +126,8 @@ class Pairs(argparse.Action):
             if pairs and pairs[-1][1] is None:
                 raise RecipeError(f"--field {pairs[-1][0]} has no --values before --field {values}: {GRID}")
             pairs.append([values, None])
-        elif not pairs:
-            raise RecipeError(f"--values {short(values, 40)} comes before any --field: {GRID}")
+        elif not pairs:  # refused once parsed (sweep_grid): with no --field at all, argparse says it is required
+            pairs.append([None, values])
         elif pairs[-1][1] is not None:
             raise RecipeError(f"--values is given twice for --field {pairs[-1][0]} ({short(pairs[-1][1], 40)}, "
                               f"{short(values, 40)}): give all of one field's values in one --values; {GRID}")
@@ -141,6 +141,8 @@ def sweep_grid(recipe, pairs, given=()):
     twice, one with no --values, a swept field's own flag, a value or a combination the recipe refuses, more points
     than a sweep runs: RecipeError, before any work."""
     from . import sweeps
+    if pairs[0][0] is None:
+        raise RecipeError(f"--values {short(pairs[0][1], 40)} comes before any --field: {GRID}")
     if pairs[-1][1] is None:
         raise RecipeError(f"--field {pairs[-1][0]} has no --values: {GRID}")
     grid = {}
