@@ -16,6 +16,7 @@
     result, plan = ce.fit_flops(model, ds, 0.25)      # a quarter of the FLOPs: whole units, every group alike
     ce.sweep(model, ce.Recipe(clusters=16), ds, "sparsity", [0.5, 0.9], workers=2)   # in-process, or on Ray
     ce.sweep(..., store=ce.Store())   # each point saved in the run store (the Compare page's) as it finishes
+    ce.sweep(model, ce.Recipe(), ds, {"sparsity": [0.5, 0.9], "bits": [4, 8]})   # a grid: every combination, one pool
 
 It never imports streamlit: pages call it, it does not know about pages.
 """

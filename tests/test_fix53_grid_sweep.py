@@ -133,3 +133,27 @@ def test_on_ray_a_grid_is_one_pool_with_the_same_rows(local_ray, ds, monkeypatch
     rows = ce.sweep(Plain(), BASE, ds, GRID, workers=2)
     assert pools == [[0, 1, 2, 3]]  # every point of the grid in one pool
     assert same(rows, by_loop(Plain(), ds))  # the in-process single-field sweeps' rows, bit for bit
+
+
+def test_a_grid_stopped_or_interrupted_keeps_its_finished_points_and_a_rerun_runs_the_rest(ds, tmp_path, monkeypatch):
+    store = Store(tmp_path / "runs.sqlite")
+    seen = []
+    rows = ce.sweep(Plain(), BASE, ds, GRID, store=store, progress=lambda done, total, *a: seen.append(total) or done < 2)
+    assert seen == [4, 4] and [(r["sparsity"], r["bits"]) for r in rows] == [(0.5, None), (0.5, 4)]
+    ran, real = [], sweeps.run_point
+
+    def third_is_ctrl_c(*a):
+        ran.append(a[2])
+        if len(ran) == 2:
+            raise KeyboardInterrupt
+        return real(*a)
+    monkeypatch.setattr(sweeps, "run_point", third_is_ctrl_c)
+    with pytest.raises(sweeps.Interrupted) as e:
+        ce.sweep(Plain(), BASE, ds, GRID, store=store)
+    assert e.value.total == 4 and [(r["sparsity"], r["bits"]) for r in e.value.rows] == [(0.5, None), (0.5, 4),
+                                                                                          (0.9, None)]
+    monkeypatch.setattr(sweeps, "run_point", lambda *a: ran.append(a[2]) or real(*a))
+    ran.clear()
+    rows = ce.sweep(Plain(), BASE, ds, GRID, store=store)
+    assert [(r.sparsity, r.bits) for r in ran] == [(0.9, 4)] and store.count() == 4  # the one point not finished
+    assert same(rows, by_loop(Plain(), ds))
