@@ -799,7 +799,7 @@ def test_uploaded_model_works_on_the_pages(fmnist):
         assert int(nz.value.replace(",", "")) - int(nz.delta.replace(",", "")) == 50_890, page
 
 
-def test_uploaded_resnet_works_on_the_pages(fmnist):
+def test_uploaded_resnet_works_on_the_pages(tiny):
     """A ResNet upload (BatchNorm, a structured-pruned inner width): Home describes it; Pruning, Clustering and
     Export compress it with BatchNorm folded, and Pruning and Export open on a ResNet's start (40 % per layer), as
     the sample ResNet-8 does, not on the LeNets' 80 % global that empties a ResNet's layers."""
