@@ -53,6 +53,11 @@ def store(tmp_path, monkeypatch):
 
 # --- training stopped or failing half-way ----------------------------------------------------------
 
+# RESTORE: each test below puts the real training back by leaving a monkeypatch.context(), not monkeypatch.undo():
+# undo() also took back the tiny fixture's data and the test's trained-results folder and run store, so the run that
+# "works the next time" fine-tuned on all 60,000 images (4-6 s, where the tiny slice takes well under one) and kept
+# its result in the user's folder, where a later test could find it.
+
 def stop_fit(*args, **kwargs):
     raise train.Stopped("stopped by the user")
 
@@ -67,8 +72,9 @@ def test_pipeline_training_stopped_or_failed_keeps_nothing_and_recovers(tiny, st
     assert_clean(at)
     at.slider(key="pipe_epochs").set_value(1).run()
     oneshot = number(metric(at, "Test accuracy"))
-    monkeypatch.setattr(pipeline, "fit", failure)
-    at.button(key="pipe_train").click().run()
+    with monkeypatch.context() as m:  # the failing fit only: tiny's data and the test's folders stay (see RESTORE)
+        m.setattr(pipeline, "fit", failure)
+        at.button(key="pipe_train").click().run()
     assert_clean(at)
     if failure is stop_fit:
         assert any("Stopped" in i.value and "nothing" in i.value for i in at.info)
@@ -79,8 +85,6 @@ def test_pipeline_training_stopped_or_failed_keeps_nothing_and_recovers(tiny, st
     assert number(metric(at, "Test accuracy")) == oneshot  # the page still shows the post-training result
     assert at.button(key="pipe_train")      # and offers the run again
 
-    monkeypatch.undo()
-    monkeypatch.setenv("COMPRESS_STORE", str(store.path))
     at.button(key="pipe_train").click().run()  # the next run works
     assert_clean(at)
     assert not at.error and any(c.value.startswith("Fine-tuned 1 epoch") for c in at.caption)
@@ -94,14 +98,13 @@ def test_distillation_training_failure_keeps_nothing_and_recovers(tiny, store, m
     at = at_page("distillation")
     at.select_slider(key="distill_width").set_value(10)
     at.slider(key="distill_epochs").set_value(1).run()
-    monkeypatch.setattr(distill, "fit", broken_fit)
-    at.button(key="distill_train").click().run()
+    with monkeypatch.context() as m:  # see RESTORE
+        m.setattr(distill, "fit", broken_fit)
+        at.button(key="distill_train").click().run()
     assert_clean(at)
     assert any("Student without KD failed" in e and "simulated failure" in e for e in errors(at)), errors(at)
     assert not at.session_state["trained"] and store.count() == 0
     assert at.button(key="distill_train")
-    monkeypatch.undo()
-    monkeypatch.setenv("COMPRESS_STORE", str(store.path))
     at.button(key="distill_train").click().run()
     assert_clean(at)
     assert not at.error and len(at.session_state["trained"]) == 2 and metric(at, "Test accuracy")
@@ -112,13 +115,12 @@ def test_export_training_failure_keeps_nothing_and_recovers(tiny, store, monkeyp
     at = at_page("export").file_uploader(key="recipe_upload").upload("r.json", recipe.to_json().encode()).run()
     assert_clean(at)
     run_button = next(b for b in at.button if b.label.startswith("Run this recipe"))
-    monkeypatch.setattr(pipeline, "fit", stop_fit)
-    at = run_button.click().run()
+    with monkeypatch.context() as m:  # see RESTORE
+        m.setattr(pipeline, "fit", stop_fit)
+        at = run_button.click().run()
     assert_clean(at)
     assert any(i.value.startswith("Stopped: nothing") for i in at.info)
     assert not at.session_state["trained"] and store.count() == 0
-    monkeypatch.undo()
-    monkeypatch.setenv("COMPRESS_STORE", str(store.path))
     at = next(b for b in at.button if b.label.startswith("Run this recipe")).click().run()
     assert_clean(at)
     assert not at.error and metric(at, "Test accuracy")
@@ -128,12 +130,12 @@ def test_export_training_failure_keeps_nothing_and_recovers(tiny, store, monkeyp
 def test_pruning_fine_tune_failure_is_a_message(tiny, store, monkeypatch):
     at = at_page("pruning")
     at.slider(key="prune_sparsity").set_value(77).run()  # a setting no other test trains (nothing cached)
-    monkeypatch.setattr(pipeline, "fit", broken_fit)
-    at.toggle(key="prune_finetune").set_value(True).run()
+    with monkeypatch.context() as m:  # see RESTORE
+        m.setattr(pipeline, "fit", broken_fit)
+        at.toggle(key="prune_finetune").set_value(True).run()
     assert_clean(at)
     assert any(e.startswith("Fine-tuning 1 epoch failed") and "simulated failure" in e for e in errors(at)), errors(at)
     assert store.count() == 0
-    monkeypatch.undo()
     at.run()
     assert_clean(at)
     assert not at.error and metric(at, "Test accuracy")
