@@ -91,7 +91,7 @@ def test_readme_states_the_limits_the_code_holds():
     assert "1 to 6 blocks at any widths" not in text
 
 
-def test_the_sidebar_refuses_the_bomb_and_export_checks_an_artifact_with_the_limit(fmnist, monkeypatch):
+def test_the_sidebar_refuses_the_bomb_and_export_checks_an_artifact_with_the_limit(tiny, monkeypatch):
     import re
 
     from test_uploads import sidebar_app, upload as sidebar_upload
