@@ -91,9 +91,10 @@ def test_pruning_sparsity_scope_and_structure(fmnist):
     assert at.button(key="prune_save")
 
 
-def test_pruning_fits_a_flops_budget(fmnist):
+def test_pruning_fits_a_flops_budget(tiny):
     """Structured mode's FLOPs budget moves the slider to the smallest whole % whose model, as compress() builds and
-    counts it, fits; one % less does not. A budget no sparsity reaches says what to ask for, and nothing moves."""
+    counts it, fits; one % less does not. A budget no sparsity reaches says what to ask for, and nothing moves.
+    (On the tiny slice: FLOPs and timings do not depend on how many test images the page's curve scores.)"""
     at = page("pruning", model="lenet-5")
     assert not at.number_input  # a FLOPs budget means whole units: only in structured mode
     at.toggle(key="prune_structured").set_value(True).run()
@@ -102,7 +103,8 @@ def test_pruning_fits_a_flops_budget(fmnist):
     assert not at.exception and not at.error
     pct = at.slider(key="prune_sparsity").value
     model = ce.load_model("lenet-5")
-    flops = {p: ce.compress(model, ce.Recipe(structured=True, sparsity=p / 100), fmnist, evaluate=False).metrics
+    data = ce.load_dataset(tiny)  # the page's data
+    flops = {p: ce.compress(model, ce.Recipe(structured=True, sparsity=p / 100), data, evaluate=False).metrics
              for p in (pct - 1, pct)}
     dense = flops[pct]["dense_flops"]
     assert flops[pct]["flops"] <= 0.25 * dense < flops[pct - 1]["flops"]
@@ -137,7 +139,7 @@ def test_pruning_fits_a_flops_budget(fmnist):
     assert at.slider(key="prune_sparsity").value == pct
     (error,) = at.error
     assert "A budget of 0.1 % of the FLOPs is out of reach: with 99 % of every layer's units removed" in error.value
-    floor = ce.compress(model, ce.Recipe(structured=True, sparsity=0.99), fmnist, evaluate=False).metrics["flops"]
+    floor = ce.compress(model, ce.Recipe(structured=True, sparsity=0.99), data, evaluate=False).metrics["flops"]
     assert f"ask for at least {math.ceil(1000 * floor / dense) / 10:g} %" in error.value, error.value
     at.slider(key="prune_sparsity").set_value(60).run()  # said once; and the fit's caption goes with its value
     assert not at.error and not any("smallest sparsity" in c.value for c in at.caption)
