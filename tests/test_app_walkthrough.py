@@ -71,8 +71,12 @@ def test_every_page_start_is_a_setting_each_sample_model_survives(fmnist, model)
         return 100 * float((ce.logits(m, x).argmax(1) == y).float().mean())
 
     dense = accuracy(ce.compress(net, ce.Recipe(), fmnist, evaluate=False).model)
+    scored = {}  # a start two pages share (ResNet-8's Pruning and Export) is the same model: scored once
     for page_name, fields in common.starts(model).items():
-        loss = dense - accuracy(ce.compress(net, ce.Recipe(**fields), fmnist, evaluate=False).model)
+        recipe = ce.Recipe(**fields).to_json()
+        if recipe not in scored:
+            scored[recipe] = accuracy(ce.compress(net, ce.Recipe(**fields), fmnist, evaluate=False).model)
+        loss = dense - scored[recipe]
         assert loss <= START_MAX_LOSS, f"{model} on {page_name} ({fields}): -{loss:.1f} points"
 
 
