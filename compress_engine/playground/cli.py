@@ -44,7 +44,7 @@ from .launch import one_line, start_app
 from .store import MAX_ARTIFACT  # an artifact file to eval: the run store's limit, one definition
 from .units import CONVENTION, mb
 from ..core import budget
-from ..core.encode import decode_with_meta
+from ..core.encode import MAGIC, decode_with_meta
 from ..core.errors import ArtifactError, CompressError, DatasetError, ModelError, RecipeError
 from ..core.recipe import OPTIONAL, Recipe, check
 from ..core.flops import fit_flops
@@ -232,6 +232,33 @@ def check_out(path):
                           "choose another")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise RecipeError(f"--out {short(text, 300)} is not writable; choose another path")
+    if path.exists():  # an earlier artifact is replaced (a rerun); anything else is someone's file: --out mynet.py
+        try:           # replaced the user's model source (or their weights, their data) with artifact bytes
+            with open(path, "rb") as f:
+                head = f.read(len(MAGIC))
+        except OSError as e:
+            raise RecipeError(f"--out {short(text, 300)} cannot be read to check what it is ({e.strerror or e}); "
+                              "choose another path") from None
+        if head != MAGIC:
+            raise RecipeError(f"--out {short(text, 300)} is an existing file that is not an artifact (.cpg): it is "
+                              "left as it is; choose a new path, or delete the file first if it may go")
+
+
+def write_out(path, data):
+    """Write `data` to `path` whole or not at all: into a temporary file beside it, then renamed over it, so a
+    Ctrl-C or a full disk mid-write leaves the earlier file (or none), never half an artifact."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def check_out_dir(path):
@@ -634,7 +661,7 @@ def _run_loaded(args, ref, recipe, budget_kb, flops_share, values):
         result = ce.compress(model, recipe, data, progress=run_lines(data), measure_latency=args.latency,
                              model_logits=kept)
         if args.out is not None:
-            args.out.write_bytes(result.artifact)
+            write_out(args.out, result.artifact)
         return warn_collapse(summary(result), data)
     return run_sweep(args, ref, model, data, recipe, values)
 
@@ -751,7 +778,7 @@ def run_flops(args, model, data, share, recipe):
         from ..core.pipeline import latency_against
         result.timings.update(latency_against(model, result.model, data))
     if args.out is not None:
-        args.out.write_bytes(result.artifact)
+        write_out(args.out, result.artifact)
     return {**summary(result), "flops": plan}
 
 
@@ -780,7 +807,7 @@ def run_budget(args, model, data, kb, recipe):
         result, plan = ce.fit_budget(model, data, round(kb * KB), seed=recipe.seed, progress=show, kd=kd,
                                      focus=recipe.prune_focus, shipped=shipped, scan_progress=scan_lines(), **kw)
     if args.out is not None:
-        args.out.write_bytes(result.artifact)
+        write_out(args.out, result.artifact)
     return {**summary(result), "budget": plan}
 
 
