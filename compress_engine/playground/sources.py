@@ -4,6 +4,7 @@
     load_dataset("idx:/folder")            # any MNIST-format IDX folder (any image size, any class count)
     load_dataset("digits")                 # scikit-learn's bundled 8×8 digits, a fixed seeded train/test split
     load_dataset("npz:/path/file.npz")     # arrays train_x, train_y, test_x, test_y (and optional classes)
+                                           # (uint8 N×H×W train_x and test_x: pixels, read as an IDX folder's)
     load_dataset("images:/folder")         # train/<class>/*.png and test/<class>/*.png (PNG, JPEG, ...; Pillow)
     load_dataset("images:/folder?size=64") # the same, images of any sizes, each scaled and centre-cropped to 64×64
     load_dataset("images:/folder")         # or <class>/*.png with no train/ and test/: a fifth held out ('?test=0.2')
@@ -377,6 +378,10 @@ def read_npz(path, name):
     if classes is not None and (classes.ndim != 1 or classes.dtype.kind not in "USiu"):
         raise DatasetError(f"{path}: classes must be a 1-D array of class names, got shape {classes.shape} "
                            f"of {classes.dtype}")
+    if all(arr[k].dtype == np.uint8 and arr[k].ndim == 3 for k in ("train_x", "test_x")):
+        # N×H×W uint8: grayscale pixels, as in an IDX folder (and Keras's mnist.npz): the same floats, N×1×H×W in
+        # [0, 1], so a model that takes the IDX folder takes its npz too (they were refused as token ids)
+        arr["train_x"], arr["test_x"] = images_to_float(arr["train_x"]), images_to_float(arr["test_x"])
     try:
         return Dataset.from_tensors(arr["train_x"], arr["train_y"], arr["test_x"], arr["test_y"],
                                     classes=None if classes is None else classes.tolist(), name=name,
