@@ -10,6 +10,7 @@
     compression-playground train lenet-300-100
     compression-playground scans lenet-5 resnet-8        # the Sensitivity page's scans, shipped beside them
     compression-playground eval artifact.cpg [--model my_models.py:make_model]
+    compression-playground deploy artifact.cpg [--out-dir DIR]   # its float and int8 safetensors files
 
 `python -m compress_engine ...` is the same program. `--model` is a sample model's name or
 `path/to/file.py:callable`, a function (or class) of the user's own file that returns an nn.Module;
@@ -276,6 +277,39 @@ def check_out_dir(path):
         raise RecipeError(f"--out-dir {text} is not writable; choose another folder")
 
 
+def deploy(args):
+    """`deploy`: the artifact's two deployment files (core.deploy.deploy_files, the Export page's downloads) written
+    beside it or in --out-dir, under the Export page's names; an existing file of those names is refused (it may be
+    the user's own checkpoint, mine.safetensors beside mine.cpg) unless --force. Returns what was written, as JSON."""
+    from ..core.deploy import deploy_files
+    artifact = read_artifact(args.artifact)
+    folder = args.out_dir if args.out_dir is not None else (args.artifact.parent if str(args.artifact.parent) else Path("."))
+    stem = args.artifact.stem
+    paths = {"weights": folder / f"{stem}.safetensors", "int8": folder / f"{stem}-int8.safetensors"}
+    if not args.force:
+        there = [str(p) for p in paths.values() if os.path.lexists(p)]
+        if there:
+            raise RecipeError(f"deploy would replace {', '.join(map(short, there))}: give --out-dir DIR to write them "
+                              "elsewhere, or --force to replace them")
+    try:
+        weights, int8, why_not = deploy_files(artifact)
+    except ArtifactError as e:
+        raise ArtifactError(f"{short(args.artifact, 300)} is not a usable artifact: {e}") from None
+    if args.out_dir is not None:
+        check_out_dir(args.out_dir)
+    elif not os.access(folder, os.W_OK):
+        raise RecipeError(f"folder {short(folder, 300)} is not writable; give --out-dir DIR")
+    write_out(paths["weights"], weights)
+    out = {"weights": str(paths["weights"]), "weights_bytes": len(weights), "int8": None, "int8_bytes": None}
+    if int8 is None:
+        out["no_int8"] = why_not
+        print(f"no int8 file: {one_line(why_not)}", file=sys.stderr)
+    else:
+        write_out(paths["int8"], int8)
+        out.update(int8=str(paths["int8"]), int8_bytes=len(int8))
+    return out
+
+
 def summary(result):
     m = dict(result.metrics)
     return {"recipe": result.recipe.to_dict(), "metrics": m, "timings": result.timings}
@@ -462,6 +496,12 @@ def parser(prog="python -m compress_engine"):
     ev.add_argument("--model", help="decode into this module instead (strict load): needed for an artifact "
                     "of your own model, whose architecture only your code knows; " + MODEL_HELP)
     ev.add_argument("--data", default=DEFAULT_DATA, help=DATA_HELP)
+    dp = sub.add_parser("deploy", help="write an artifact's deployment files: its weights as float safetensors "
+                        "(STEM.safetensors) and as int8 / uint8 codes (STEM-int8.safetensors), as Export offers")
+    dp.add_argument("artifact", type=Path)
+    dp.add_argument("--out-dir", type=Path, metavar="DIR", help="write them here (made if missing); default: beside "
+                    "the artifact")
+    dp.add_argument("--force", action="store_true", help="replace files of those names that are there already")
     return ap
 
 
@@ -594,6 +634,8 @@ def run(args):
                               "cache")
         data = ce.load_dataset(args.data)
         return {name: [str(p) for p in ship_scans(name, data)] for name in args.names}
+    if args.cmd == "deploy":
+        return deploy(args)
     if args.cmd == "eval":
         artifact = read_artifact(args.artifact)
         ref = model_ref(args.model) if args.model is not None else None
