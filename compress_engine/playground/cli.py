@@ -436,8 +436,23 @@ def load_strict(model, state, where, what):
 
 # --- the program --------------------------------------------------------------------------------------------
 
+def version_line():
+    """'compression-playground 0.1.0 (torch 2.13.0+cpu)', from the installed distributions' metadata (no import of
+    torch); a checkout run without `pip install` says so."""
+    from importlib import metadata
+
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+    return f"compression-playground {version('compression-playground')} (torch {version('torch')})"
+
+
 def parser(prog="python -m compress_engine"):
     ap = Parser(prog=prog, description=__doc__.split("\n")[0])
+    ap.add_argument("--version", action="version", version=version_line(),
+                    help="print this package's version and torch's, and exit")
     sub = ap.add_subparsers(dest="cmd", required=True)
     app_help = ("start the dashboard (needs a source checkout and streamlit); further arguments go to "
                 "`streamlit run`, e.g. --server.port 8502")
