@@ -3,7 +3,8 @@
     load_dataset("fashion-mnist")          # searched in search_dirs(); COMPRESS_DATA_DIR, when set, only there
     load_dataset("idx:/folder")            # any MNIST-format IDX folder (any image size, any class count)
     load_dataset("digits")                 # scikit-learn's bundled 8×8 digits, a fixed seeded train/test split
-    load_dataset("npz:/path/file.npz")     # arrays train_x, train_y, test_x, test_y (and optional classes)
+    load_dataset("npz:/path/file.npz")     # arrays train_x, train_y, test_x, test_y (and optional classes),
+                                           # or Keras's names x_train, y_train, x_test, y_test
                                            # (uint8 N×H×W train_x and test_x: pixels, read as an IDX folder's)
     load_dataset("images:/folder")         # train/<class>/*.png and test/<class>/*.png (PNG, JPEG, ...; Pillow)
     load_dataset("images:/folder?size=64") # the same, images of any sizes, each scaled and centre-cropped to 64×64
@@ -324,22 +325,37 @@ def read_digits(name="digits"):
 # --- .npz files ---------------------------------------------------------------------------------------
 
 NPZ_ARRAYS = ("train_x", "train_y", "test_x", "test_y")
+# Keras's spelling of the same four arrays (keras.datasets' mnist.npz, fashion_mnist): read as the same layout
+KERAS_NAMES = {"train_x": "x_train", "train_y": "y_train", "test_x": "x_test", "test_y": "y_test"}
 NPZ_HINT = ("save one with np.savez(path, train_x=..., train_y=..., test_x=..., test_y=..., classes=[...]) "
-            "(classes optional)")
+            "(classes optional; Keras's names x_train, y_train, x_test, y_test are read as the same arrays)")
 
 
-def _npz_headers(path, zf):
-    """Check each array's .npy header against its stored size, before numpy allocates anything from it."""
-    names = set(zf.namelist())
-    missing = [k for k in NPZ_ARRAYS if k + ".npy" not in names]
+def _npz_keys(path, names):
+    """{array: its name in the file} for the four arrays (README's spelling or Keras's) and the optional classes;
+    DatasetError naming the arrays that are missing, or stored under both spellings (which one is meant?)."""
+    both = [f"{k} and {KERAS_NAMES[k]}" for k in NPZ_ARRAYS if k + ".npy" in names and KERAS_NAMES[k] + ".npy" in names]
+    if both:
+        raise DatasetError(f"{path} holds {'; '.join(both)}: the same array under both spellings (README's train_x "
+                           "..., Keras's x_train ...), so which one to read is unclear; keep one of each pair")
+    keys = {k: k if k + ".npy" in names else KERAS_NAMES[k] for k in NPZ_ARRAYS}
+    missing = [f"{k} (or {KERAS_NAMES[k]})" for k in NPZ_ARRAYS if keys[k] + ".npy" not in names]
     if missing:
         raise DatasetError(f"{path} lacks {', '.join(missing)} (it holds {', '.join(sorted(names))[:300] or 'nothing'}); "
                            f"{NPZ_HINT}")
-    wanted = [k for k in NPZ_ARRAYS + ("classes",) if k + ".npy" in names]
-    total = sum(zf.getinfo(k + ".npy").file_size for k in wanted)
+    if "classes.npy" in names:
+        keys["classes"] = "classes"
+    return keys
+
+
+def _npz_headers(path, zf):
+    """Check each array's .npy header against its stored size, before numpy allocates anything from it; returns
+    {array: its name in the file} (_npz_keys)."""
+    keys = _npz_keys(path, set(zf.namelist()))
+    total = sum(zf.getinfo(k + ".npy").file_size for k in keys.values())
     if total > MAX_DATA_BYTES:
         raise DatasetError(f"{path} unzips to {total:,} bytes (limit {MAX_DATA_BYTES:,}): too big to load here")
-    for k in wanted:
+    for k in keys.values():
         info = zf.getinfo(k + ".npy")
         with zf.open(info) as f:
             try:
@@ -356,17 +372,18 @@ def _npz_headers(path, zf):
         if need != have:
             raise DatasetError(f"{path}: {k} header says {shape} of {dtype} = {need:,} bytes but {have:,} are "
                                f"stored: the file is truncated or corrupt")
-    return wanted
+    return keys
 
 
 def read_npz(path, name):
-    """Load train_x, train_y, test_x, test_y (and optional classes) from an .npz, without pickles."""
+    """Load train_x, train_y, test_x, test_y (or Keras's x_train, y_train, x_test, y_test; and optional classes) from
+    an .npz, without pickles."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            wanted = _npz_headers(path, zf)
+            keys = _npz_headers(path, zf)
         with np.load(path, allow_pickle=False) as z:
-            arr = {k: z[k] for k in wanted}
+            arr = {k: z[stored] for k, stored in keys.items()}
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, NotImplementedError) as e:
         if isinstance(e, DatasetError):
             raise
