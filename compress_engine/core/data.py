@@ -216,13 +216,16 @@ class Dataset:
     Build one with `Dataset.from_tensors(...)` (or a playground source, `load_dataset("fashion-mnist")`).
     `x(split)` and `y(split)` give the tensors for "train" or "test"; `input_shape` is one sample's shape
     (e.g. (1, 28, 28)), `n_classes` the number of classes. The tensors are shared, never copied: do
-    not modify them in place.
+    not modify them in place. `inputs_fix`: how to turn integer inputs into floats where they came from, said when a
+    model that takes no ids refuses them (a file source's loader sets it: what to change in the file); None: the
+    caller's own tensors (make them floats before Dataset.from_tensors).
     """
     name: str
     classes: tuple
     source: str
     _x: dict
     _y: dict
+    inputs_fix: str = None
 
     @classmethod
     def from_tensors(cls, train_x, train_y, test_x, test_y, classes=None, name=None, *, source=None):
@@ -434,7 +437,7 @@ class Dataset:
                 raise DatasetError(f"{what} must be a whole number >= 1, got {n!r:.50}")
         return Dataset(name or f"{self.name}[:{n_train}/{n_test}]", self.classes, self.source,
                        {"train": self._x["train"][:n_train], "test": self._x["test"][:n_test]},
-                       {"train": self._y["train"][:n_train], "test": self._y["test"][:n_test]})
+                       {"train": self._y["train"][:n_train], "test": self._y["test"][:n_test]}, self.inputs_fix)
 
     def require(self, input_shape=None, n_outputs=None):
         """Refuse data a model cannot take: another input shape, or labels its outputs cannot predict.

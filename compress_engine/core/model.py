@@ -324,7 +324,7 @@ def check_model(model, data=None, what="model", stored=True):
                 out = model.eval()(x)
         except Exception as e:  # any failure of the user's forward: say which input it got
             if not x.is_floating_point():
-                ids = _ids_hint(model, e, seen, low, top)
+                ids = _ids_hint(model, e, seen, low, top, getattr(data, "inputs_fix", None))
             raise ModelError(f"{what} ({type(model).__name__}) fails on the data's inputs of shape "
                              f"{tuple(x.shape)} ({type(e).__name__}: {str(e)[:200]}); it must map "
                              f"(N, {', '.join(map(str, data.input_shape))}) inputs to {logits_shape(data)} logits"
@@ -362,16 +362,18 @@ def _ids_seen(seen, name):
     return hook
 
 
-def _ids_hint(model, e, seen, low, top):
+def _ids_hint(model, e, seen, low, top, fix=None):
     """check_model's words on integer inputs for a forward that failed with `e`, the embeddings having got the ids
     `seen` ({name: (smallest, largest)}): the embeddings whose rows the ids overflow, if that is what failed (an
     IndexError, or EmbeddingBag's 'not in the valid range'), negative ids, or, when no embedding got any id, that only a
-    model starting with one takes integers. '' when an embedding got them and the failure is another one."""
+    model starting with one takes integers (and how to make them floats: `fix`, the data's inputs_fix, what to change
+    where they came from; else before Dataset.from_tensors). '' when an embedding got them and the failure is another
+    one."""
     held = f"; the data holds ids {low:,} to {top:,}"
     if not seen:
         return (f"; the data's inputs are integers (int64, ids {low:,} to {top:,}), which only a model that starts "
-                "with an nn.Embedding takes (one of n rows takes ids 0 to n-1): if they are images or features, make "
-                "them floats before Dataset.from_tensors, e.g. x.float() / 255")
+                "with an nn.Embedding takes (one of n rows takes ids 0 to n-1): if they are images or features, "
+                f"{fix or 'make them floats before Dataset.from_tensors, e.g. x.float() / 255'}")
     if not (isinstance(e, IndexError) or "valid range" in str(e)):
         return ""
     rows = {name: m.num_embeddings for name, m in model.named_modules() if name in seen}

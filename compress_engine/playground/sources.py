@@ -19,6 +19,7 @@ pickles, after its headers are checked against its sizes the same way; an image 
 (sizes, modes) are all read before any image is decoded.
 """
 
+import dataclasses
 import gzip
 import hashlib
 import itertools
@@ -400,11 +401,16 @@ def read_npz(path, name):
         # [0, 1], so a model that takes the IDX folder takes its npz too (they were refused as token ids)
         arr["train_x"], arr["test_x"] = images_to_float(arr["train_x"]), images_to_float(arr["test_x"])
     try:
-        return Dataset.from_tensors(arr["train_x"], arr["train_y"], arr["test_x"], arr["test_y"],
-                                    classes=None if classes is None else classes.tolist(), name=name,
-                                    source=str(path))
+        ds = Dataset.from_tensors(arr["train_x"], arr["train_y"], arr["test_x"], arr["test_y"],
+                                  classes=None if classes is None else classes.tolist(), name=name, source=str(path))
     except DatasetError as e:
         raise DatasetError(f"{path}: {e}") from None
+    if ds.integer_inputs:  # said if the model takes no ids: what to change in the file, not a from_tensors call
+        x, tx = keys["train_x"], keys["test_x"]
+        ds = dataclasses.replace(ds, inputs_fix=(
+            f"save {x} and {tx} in {path} as float32 (e.g. {x}.astype(np.float32) / 255 for pixels), or grayscale "
+            f"images as uint8 N×H×W, which load as pixels (float N×1×H×W in [0, 1])"))
+    return ds
 
 
 def _npz_file(name):

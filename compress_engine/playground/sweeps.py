@@ -494,7 +494,7 @@ def _compact(data):
     def own(t):
         return t.clone() if t.untyped_storage().nbytes() > t.numel() * t.element_size() else t
     return Dataset(data.name, data.classes, data.source, {s: own(data.x(s)) for s in ("train", "test")},
-                   {s: own(data.y(s)) for s in ("train", "test")})
+                   {s: own(data.y(s)) for s in ("train", "test")}, data.inputs_fix)
 
 
 def _installed_roots():
