@@ -34,6 +34,7 @@ import re
 import stat
 import struct
 import sys
+import time
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -245,6 +246,9 @@ def check_out(path):
                               "left as it is; choose a new path, or delete the file first if it may go")
 
 
+WRITTEN = []  # the files write_out wrote in this command: what a Ctrl-C says is there (interrupted_line)
+
+
 def write_out(path, data):
     """Write `data` to `path` whole or not at all: into a temporary file beside it, then renamed over it, so a
     Ctrl-C or a full disk mid-write leaves the earlier file (or none), never half an artifact."""
@@ -260,6 +264,7 @@ def write_out(path, data):
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    WRITTEN.append(path)
 
 
 def check_out_dir(path):
@@ -553,6 +558,8 @@ def join_negative(argv):
 
 def _main(argv):
     prog = "compression-playground" if Path(sys.argv[0]).name == "compression-playground" else None
+    args, started = None, time.time()
+    WRITTEN.clear()
     try:
         ap = parser(prog or "python -m compress_engine")
         args, extra = ap.parse_known_args(join_negative(sys.argv[1:] if argv is None else list(argv)))
@@ -570,9 +577,14 @@ def _main(argv):
     except KeyboardInterrupt as e:
         rows = getattr(e, "rows", None)  # a sweep's (sweeps.Interrupted): the points finished, as a full run prints
         if rows is None:
-            print("error: interrupted", file=sys.stderr)
+            print(f"error: interrupted{interrupted_line(args, started)}", file=sys.stderr)
         elif print_json(rows):
-            print(f"interrupted: {len(rows)} of {e.total} points finished; only their rows are printed",
+            kept = ("" if getattr(args, "store", None) is None else
+                    f"; nothing was stored in {short(e.store, 300)}" if not rows and getattr(e, "store", None) else
+                    "; nothing was stored" if not rows else
+                    f"; --store keeps them in {short(e.store, 300)} and a rerun skips them" if getattr(e, "store", None)
+                    else "; --store keeps them and a rerun skips them")
+            print(f"interrupted: {len(rows)} of {e.total} points finished; only their rows are printed{kept}",
                   file=sys.stderr)
         return 130
     if not print_json(out):
@@ -585,6 +597,38 @@ def _main(argv):
               file=sys.stderr)
         return 1
     return 0
+
+
+def interrupted_line(args, started):
+    """What a Ctrl-C (at `started` or later) leaves of the command's files, after "error: interrupted": whether
+    run's --out or deploy's files were written (write_out: whole or not at all), or which files train and scans
+    wrote (changed since `started`), so the user knows what is there without looking. '' when the command writes
+    nothing or is not known (interrupted while its arguments were read)."""
+    cmd = getattr(args, "cmd", None)
+    if cmd == "run" and args.out is not None:
+        return (f"; the artifact was written to {short(args.out, 300)}" if WRITTEN else
+                f"; nothing was written to {short(args.out, 300)}"
+                + (" (the earlier file there is unchanged)" if os.path.lexists(args.out) else ""))
+    if cmd == "run":
+        return "; no artifact was written (give --out FILE to keep one)"
+    if cmd == "deploy":
+        if not WRITTEN:
+            return "; nothing was written"
+        return (f"; only {', '.join(short(p, 300) for p in WRITTEN)} was written: run deploy again with --force to "
+                "write them all")
+    if cmd in ("train", "scans"):
+        from .cards import SAMPLE_DIR
+        folders = ([args.out_dir or SAMPLE_DIR] if cmd == "train" else
+                   [SAMPLE_DIR / "scans" / name for name in args.names])
+        new = []
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                new += [p for p in sorted(Path(folder).rglob("*")) if not p.name.startswith(".") and p.is_file()
+                        and p.stat().st_mtime >= started]
+        if not new:
+            return f"; nothing was written to {short(', '.join(map(str, folders)), 300)}"
+        return f"; written before it: {short(', '.join(map(str, new)), 600)}"
+    return ""
 
 
 def float32_short(o):
@@ -939,10 +983,14 @@ def run_sweep(args, ref, model, data, recipe, values):
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON alone (Ray prints notices to sys.stdout)
         fields = list(values)
         how = (values,) if len(fields) > 1 else (fields[0], values[fields[0]])  # a grid, or one field's values
-        rows = sweeps.sweep(args.model if by_name else model, recipe, args.data, *how,
-                            workers=args.workers, ray_address=args.ray_address, threads=args.threads, store=store,
-                            model_name=store_name(ref, args), on_point=point_line(fields),
-                            on_metrics=collapse_lines(fields, data))
+        try:
+            rows = sweeps.sweep(args.model if by_name else model, recipe, args.data, *how,
+                                workers=args.workers, ray_address=args.ray_address, threads=args.threads, store=store,
+                                model_name=store_name(ref, args), on_point=point_line(fields),
+                                on_metrics=collapse_lines(fields, data))
+        except sweeps.Interrupted as e:
+            e.store = None if store is None else store.path  # where the finished points are kept (main says it)
+            raise
     if store is not None:
         failed = sum("error" in r for r in rows)
         print(f"sweep: {len(rows) - failed} point(s) in {store.path}, {failed} failed", file=sys.stderr)
