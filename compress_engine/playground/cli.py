@@ -949,7 +949,9 @@ def point_text(fields, point):
 def point_line(fields):
     """A sweep's on_point: a line on stderr as each point finishes, e.g. 'point 3/10: sparsity=0.9 accuracy 0.8912,
     2.10 s' (a grid's point names each field; R² for regression targets; 'stored' for a point the store had; the
-    error of one that failed)."""
+    error of one that failed). `fields` is the swept field's name, or a grid's names in order."""
+    fields = (fields,) if isinstance(fields, str) else tuple(fields)  # a name alone is one field, not its letters
+
     def show(done, total, row, seconds):
         if "error" in row:
             what = f"failed: {one_line(row['error'])[:200]}"
