@@ -341,11 +341,17 @@ else:
                                     + "<br>accuracy %{customdata[4]:.2f} %"
                                     + ("" if y_key == "accuracy" else ", %{y:.2f} points lost")
                                     + ("<br>on %{customdata[5]}" if many_data else "") + "<extra></extra>")
-    for name, pts in (plotted[plotted["sweep"].notna()].groupby("sweep") if "sweep" in plotted else []):
+    in_colour = {}  # sweeps drawn so far in each colour: a grid's settings share a technique, so a dash each,
+    # given in the order the sweeps were saved (the first solid), as the legend lists them
+    swept = plotted[plotted["sweep"].notna()].groupby("sweep") if "sweep" in plotted else []
+    for name, pts in sorted(swept, key=lambda group: group[1]["id"].min()):
         pts = pts.sort_values(x_col)  # a sweep is one group: its points joined in cost order, one legend entry
         # in its points' technique colour (the most of them: a sparsity sweep from 0 starts with unpruned ones)
+        colour = colours[pts["group"].mode()[0]]
+        n = in_colour[colour] = in_colour.get(colour, -1) + 1
         fig.add_trace(go.Scatter(x=pts[x_col], y=pts[y_col], mode="lines", name=viz.chart_text(name),
-                                 hoverinfo="skip", line=dict(width=1.5, color=colours[pts["group"].mode()[0]])))
+                                 hoverinfo="skip", line=dict(width=2, color=colour,
+                                                             dash=charts.DASHES[n % len(charts.DASHES)])))
     for n, (model, front) in enumerate(fronts.items()):  # dashed (the benchmarks' lines are dotted), a dash a model
         line = shown.loc[front]
         fig.add_trace(go.Scatter(x=line[x_col], y=line[y_col], mode="lines", line_shape="hv",
