@@ -38,7 +38,7 @@ def test_a_grid_prints_each_settings_single_field_rows(capsys, tiny_idx, tmp_pat
                                                         "point 4/4: sparsity=0.9 bits=4"]
     assert "4 point(s)" in err
     labels = sorted(s["label"] for s in Store(store).sweeps())
-    assert labels == ["sweep #1: sparsity at bits=None (huffman=True)", "sweep #2: sparsity at bits=4 (huffman=True)"]
+    assert labels == ["sweep #1: sparsity at bits=none (huffman=True)", "sweep #2: sparsity at bits=4 (huffman=True)"]
     code, again, err = run(capsys, "--data", tiny_idx, "--field", "sparsity", "--values", "0.5,0.9", "--field",
                            "bits", "--values", "none,4", "--store", str(store))
     assert code == 0 and again == out and err.count(", stored") == 4  # the rerun reuses every point

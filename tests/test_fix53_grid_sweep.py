@@ -96,7 +96,7 @@ def test_one_store_sweep_a_setting_and_a_rerun_reuses_the_points(ds, tmp_path, m
     assert same(rows, by_loop(Plain(), ds))
     groups = sorted(store.sweeps(), key=lambda s: s["id"])
     assert [(g["field"], g["runs"]) for g in groups] == [("sparsity", 2), ("sparsity", 2)]
-    assert groups[1]["label"] == "sweep #2: sparsity at bits=None (huffman=True)"  # its legend names the setting
+    assert groups[1]["label"] == "sweep #2: sparsity at bits=none (huffman=True)"  # its legend names the setting
     assert store.count() == 4
     ran.clear()
     assert same(ce.sweep(Plain(), BASE, ds, GRID, store=store, model_name="m"), rows) and ran == []  # all stored
@@ -116,7 +116,7 @@ def test_compare_page_draws_a_grid_as_one_series_a_setting(ds, tmp_path, monkeyp
     assert not at.exception and not at.error
     [saved] = [f for f in charts if any(t.name and t.name.startswith("sweep #") for t in f.data)]
     lines = {t.name: t for t in saved.data if t.name and t.name.startswith("sweep #")}
-    assert sorted(lines) == ["sweep #1: sparsity at bits=None (huffman=True)",
+    assert sorted(lines) == ["sweep #1: sparsity at bits=none (huffman=True)",
                              "sweep #2: sparsity at bits=4 (huffman=True)"]
     for t in lines.values():  # each setting's three points joined in size order
         x = list(t.x)

@@ -458,7 +458,7 @@ class Store:
                             base = recipe_summary(recipe.replace(**{f: getattr(Recipe(), f) for f in shown}))
                         except CompressError:
                             base = recipe_summary(recipe)
-                        # a grid's series: its setting, a default one too ('bits=None')
+                        # a grid's series: its setting, a default one too ('bits=none')
                         at = f" at {', '.join(field_text(f, v) for f, v in setting.items())}" if setting else ""
                         label = f"sweep #{cur.lastrowid}: {field}{at}" + ("" if base == "dense" else f" ({base})")
                         conn.execute("UPDATE sweeps SET label = ? WHERE id = ?", (label[:MAX_NAME], cur.lastrowid))
@@ -735,7 +735,10 @@ def technique_group(technique):
 
 
 def field_text(name, value):
-    """One recipe field as recipe_summary writes it: 'sparsity=90 %' (a percentage, units.pct's way), 'clusters=16'."""
+    """One recipe field as recipe_summary writes it: 'sparsity=90 %' (a percentage, units.pct's way), 'clusters=16';
+    a field left off (a grid's bits=None: float32 weights) as 'bits=none', the word the command line's --values takes."""
+    if value is None:
+        return f"{name}=none"
     if name == "sparsity":
         return f"{name}={100 * value:.4g} %"
     return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
