@@ -77,3 +77,16 @@ def images_12():
     x = torch.randn(64, 1, 12, 12, generator=g)
     y = torch.randint(0, 10, (64,), generator=g)
     return ce.Dataset.from_tensors(x, y, x[:32], y[:32])
+
+
+def interrupt_point(monkeypatch, n):
+    """Make the sweep's n-th point raise KeyboardInterrupt (a Ctrl-C while it runs); the others run as usual."""
+    from compress_engine.playground import sweeps
+    real, calls = sweeps.run_point, []
+
+    def run_point(*a):
+        calls.append(a)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*a)
+    monkeypatch.setattr(sweeps, "run_point", run_point)

@@ -12,6 +12,8 @@ from torch import nn
 
 from compress_engine.playground.cli import MAX_SWEEP_VALUES, main
 
+from small_nets import interrupt_point
+
 
 def run(capsys, *argv):
     code = main(list(argv))
@@ -398,7 +400,6 @@ def test_sweep_shows_each_point_and_ctrl_c_prints_the_finished_rows(capsys, user
     """A CLI sweep showed nothing until its end, and Ctrl-C without --store lost every finished point (stdout empty).
     Each point now prints a line on stderr as it finishes; Ctrl-C prints the finished rows, as a full run prints
     them, says on stderr that they are partial, and exits 130."""
-    from compress_engine.playground import sweeps
     argv = ["sweep", "--model", f"{user}/nets.py:make_model", "--weights", str(user / "mine.safetensors"),
             "--data", f"idx:{user / 'idx'}", "--field", "sparsity", "--values", "0.5,0.8,0.9,0.95"]
     code, out, err = run(capsys, *argv)
@@ -407,14 +408,7 @@ def test_sweep_shows_each_point_and_ctrl_c_prints_the_finished_rows(capsys, user
     lines = err.splitlines()
     assert len(lines) == 4 and lines[0].startswith("point 1/4: sparsity=0.5 accuracy 0.1000, ")
     assert lines[3].startswith("point 4/4: sparsity=0.95 accuracy ") and lines[3].endswith(" s")
-    real, calls = sweeps.run_point, []
-
-    def interrupted_at_the_third(*a):
-        calls.append(a)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*a)
-    monkeypatch.setattr(sweeps, "run_point", interrupted_at_the_third)
+    interrupt_point(monkeypatch, 3)
     code, out, err = run(capsys, *argv)
     assert code == 130 and json.loads(out) == full[:2]
     assert err.splitlines()[-1] == "interrupted: 2 of 4 points finished; only their rows are printed"

@@ -13,6 +13,8 @@ import compress_engine as ce
 from compress_engine.core.encode import MAGIC
 from compress_engine.playground import cli, sweeps
 
+from small_nets import interrupt_point
+
 NET = "import torch\nimport torch.nn as nn\ndef make():\n    torch.manual_seed(0)\n    return nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))\n"
 
 
@@ -90,21 +92,15 @@ def test_sweep_with_store_says_its_finished_points_are_kept(files, tmp_path, cap
     store = tmp_path / "runs.db"
     argv = ["sweep", *args(files, "--finetune-epochs", "0", "--field", "sparsity", "--values", "0.5,0.8,0.9",
                            "--store", str(store))]
-    real, calls = sweeps.run_point, []
-
-    def third_interrupted(*a):
-        calls.append(a)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*a)
-    monkeypatch.setattr(sweeps, "run_point", third_interrupted)
+    real = sweeps.run_point
+    interrupt_point(monkeypatch, 3)
     code, out, err = call(capsys, *argv)
     assert code == 130 and len(json.loads(out)) == 2
     assert err.splitlines()[-1] == (f"interrupted: 2 of 3 points finished; only their rows are printed; --store keeps "
                                     f"them in {str(store)!r} and a rerun skips them")
     # what the line says is true: a rerun runs only the third point
+    calls = []
     monkeypatch.setattr(sweeps, "run_point", lambda *a: (calls.append(a), real(*a))[1])
-    calls.clear()
     code, out, err = call(capsys, *argv)
     assert code == 0, err
     assert len(json.loads(out)) == 3 and len(calls) == 1
