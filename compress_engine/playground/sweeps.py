@@ -237,6 +237,16 @@ def too_few_cpus(threads, cpus, where):
     return f"--threads {threads} needs {threads} CPUs on one node (a point runs on one node); {where} has {cpus}: {fix}"
 
 
+_GIVEN_UP = []  # the ray.init threads _init_within gave up on (the deadline, or Ctrl-C)
+
+
+def join_given_up():
+    """Whether a ray.init this process gave up on is still trying in its thread. Python's exit then tears the
+    interpreter down under Ray's C++ (std::bad_alloc, status -6, about 1 run in 8 under load): the command line
+    leaves at once instead (cli.leave_past_ray_join)."""
+    return any(t.is_alive() for t in _GIVEN_UP)
+
+
 def _init_within(ray, address, deadline):
     """ray.init(address) that gives up after `deadline` s. It runs in a helper thread (ray.init cannot be stopped from
     outside), so Ctrl-C still stops the wait; a call given up on may go on trying in that thread until Ray's own
@@ -273,6 +283,7 @@ def _init_within(ray, address, deadline):
         with lock:
             if not out:  # given up (the deadline, or Ctrl-C): a join that comes later leaves at once
                 gave_up.append(True)
+                _GIVEN_UP.append(thread)
     if gave_up:
         raise ConnectionError(f"no Ray cluster answered there within {deadline:g} s (another service may be "
                               "listening on that port)")
