@@ -289,7 +289,7 @@ def deploy(args):
     the user's own checkpoint, mine.safetensors beside mine.cpg) unless --force. Returns what was written, as JSON."""
     from ..core.deploy import deploy_files
     artifact = read_artifact(args.artifact)
-    folder = args.out_dir if args.out_dir is not None else (args.artifact.parent if str(args.artifact.parent) else Path("."))
+    folder = args.out_dir if args.out_dir is not None else args.artifact.parent  # Path("a.cpg").parent is "."
     stem = args.artifact.stem
     paths = {"weights": folder / f"{stem}.safetensors", "int8": folder / f"{stem}-int8.safetensors"}
     if not args.force:
@@ -597,13 +597,8 @@ def _main(argv):
         if rows is None:
             print(f"error: interrupted{interrupted_line(args, started)}", file=sys.stderr)
         elif print_json(rows):
-            kept = ("" if getattr(args, "store", None) is None else
-                    f"; nothing was stored in {short(e.store, 300)}" if not rows and getattr(e, "store", None) else
-                    "; nothing was stored" if not rows else
-                    f"; --store keeps them in {short(e.store, 300)} and a rerun skips them" if getattr(e, "store", None)
-                    else "; --store keeps them and a rerun skips them")
-            print(f"interrupted: {len(rows)} of {e.total} points finished; only their rows are printed{kept}",
-                  file=sys.stderr)
+            print(f"interrupted: {len(rows)} of {e.total} points finished; only their rows are printed"
+                  f"{kept_line(args, e)}", file=sys.stderr)
         return leave_past_ray_join(130)
     if not print_json(out):
         return 1
@@ -615,6 +610,15 @@ def _main(argv):
               file=sys.stderr)
         return 1
     return 0
+
+
+def kept_line(args, e):
+    """What an interrupted sweep (`e`, sweeps.Interrupted) left in the store with --store: its finished points, and
+    where (e.store, when the sweep had opened it); '' without --store."""
+    if getattr(args, "store", None) is None:
+        return ""
+    where = f" in {short(e.store, 300)}" if getattr(e, "store", None) else ""
+    return f"; --store keeps them{where} and a rerun skips them" if e.rows else f"; nothing was stored{where}"
 
 
 def interrupted_line(args, started):
