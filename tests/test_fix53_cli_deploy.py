@@ -59,6 +59,18 @@ def test_deploy_refuses_to_replace_the_users_checkpoint(tmp_path, artifacts, cap
     assert sorted(os.listdir(out_dir)) == ["mine-int8.safetensors", "mine.safetensors"]
 
 
+def test_a_refusal_in_a_deep_folder_names_the_files_whole(tmp_path, artifacts, capsys):
+    """The refusal cut each path to 80 characters: in a deep folder (a pytest worker's temporary one) it read
+    'deploy would replace '/tmp/.../mine.sa…'', the file name it was about lost."""
+    folder = tmp_path / ("a-long-project-folder-name-" * 4)
+    folder.mkdir()
+    (folder / "mine.cpg").write_bytes(artifacts["q"])
+    (folder / "mine.safetensors").write_bytes(b"my own checkpoint")
+    assert len(str(folder / "mine.safetensors")) > 100
+    assert cli.main(["deploy", str(folder / "mine.cpg")]) == 2
+    assert repr(str(folder / "mine.safetensors")) in capsys.readouterr().err
+
+
 def test_deploy_without_int8_says_why_and_a_bad_artifact_writes_nothing(tmp_path, artifacts, capsys):
     (tmp_path / "dense.cpg").write_bytes(artifacts["dense"])
     assert cli.main(["deploy", str(tmp_path / "dense.cpg")]) == 0
