@@ -195,7 +195,7 @@ def test_bad_ids_are_refused_for_get_and_delete(store, bad):
     assert store.count() == 1  # a bad id in a list deletes nothing, not even the good ones
 
 
-@pytest.mark.parametrize("bad", [None, "12", b"12", {1: 1}, 3.0, object()], ids=repr)
+@pytest.mark.parametrize("bad", [None, "12", b"12", {1: 1}, 3.0, object()], ids=lambda v: type(v).__name__)
 def test_delete_wants_an_id_or_a_list_of_ids(store, bad):
     with pytest.raises(StoreError, match="run id"):
         store.delete(bad)
