@@ -83,6 +83,8 @@ case "$what" in
   test)
     setup
     apt_install chromium fonts-liberation
-    exec "$VPY" -m pytest -q -rs tests ;;
+    # two worker processes, one a core, each test file on one of them (its module fixtures built once), with one torch
+    # thread each: two processes of two threads on these 2 cores slow each other many times over
+    OMP_NUM_THREADS=1 exec "$VPY" -m pytest -q -rs -n 2 --dist loadfile tests ;;
   *) echo "usage: bash scripts/dev.sh [app [streamlit run options]|test|setup]" >&2; exit 2 ;;
 esac

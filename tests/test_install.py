@@ -80,5 +80,7 @@ def test_readme_dev_sh_and_ci_run_the_same_test_command():
           if line and not line.startswith(("#", "set ", "cd "))]
     assert ci == ["bash scripts/dev.sh test"]
     dev = (ROOT / "scripts" / "dev.sh").read_text()
-    assert 'exec "$VPY" -m pytest -q -rs tests' in dev and "-m venv" in dev
+    command = "pytest -q -rs -n 2 --dist loadfile tests"  # the README says what dev.sh runs
+    assert f'OMP_NUM_THREADS=1 exec "$VPY" -m {command} ;;' in dev and "-m venv" in dev
+    assert f"`{command}`" in readme and "`OMP_NUM_THREADS=1`" in readme
     subprocess.run(["bash", "-n", str(ROOT / "scripts" / "dev.sh")], check=True)
