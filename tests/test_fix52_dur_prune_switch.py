@@ -36,7 +36,8 @@ def test_switching_the_model_mid_curve_withdraws_the_point_and_says_so(tiny, mon
     try:
         at = page("pruning")
         at.button(key="prune_ft_curve").click()
-        run_until(at, training)
+        # its fine-tune begun, not only the job marked running: the worker may not have reached compress() yet
+        run_until(at, lambda: training() and trained)
         (job,) = jobs.pool()._running  # the curve's first point, training
         assert [p for p, _ in trained] == [30]
         switch(at, "lenet-5")
@@ -84,7 +85,7 @@ def test_switching_the_model_mid_fine_tune_withdraws_it_and_says_so(tiny, monkey
         pct = at.slider(key="prune_sparsity").value
         _, trained = watch(monkeypatch, block=(pct, release))
         at.toggle(key="prune_finetune").set_value(True)
-        run_until(at, training)
+        run_until(at, lambda: training() and trained)  # its fine-tune begun (as above)
         (job,) = jobs.pool()._running
         switch(at, "lenet-5")
         assert not at.exception and not at.error
