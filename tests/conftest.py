@@ -2,6 +2,7 @@
 tests, and the shipped sample models."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from compress_engine.core.encode import decode, encode, size_breakdown
 # Plotly checks every property of every figure the pages draw in these tests (and in the servers they start);
 # the dashboard itself skips that check for speed (pages/charts.py).
 os.environ["PLAYGROUND_CHECK_CHARTS"] = "1"
+
+# Ctrl-C reaches the tests that send it (to this process or to a command they start) even when the suite was started
+# in the background of a script (`nohup ... &`), whose SIGINT is ignored and stays ignored in every process started
+# from it: those tests then waited for a command that never stopped. A handler set here is reset to the default in
+# the processes the tests start, as Python expects.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
