@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
@@ -16,10 +18,10 @@ import atexit, sys, threading, time
 sys.path.insert(0, {root!r})
 atexit.register(lambda: print("TEARDOWN", flush=True))  # as Ray's own exit hooks: registered before the command's
 from compress_engine.playground import cli, sweeps
-alive = {alive}
-t = threading.Thread(target=time.sleep, args=(30 if alive else 0,), daemon=True)
-t.start(); t.join(None if not alive else 0)
-sweeps._GIVEN_UP.append(t)  # the ray.init thread _init_within gave up on
+ended = threading.Event()  # set as the ray.init thread _init_within gave up on ends
+t = threading.Thread(target=lambda: time.sleep(30 if {alive} else 0) or ended.set(), daemon=True)
+t.start(); t.join(0 if {alive} else None)
+sweeps._GIVEN_UP.append(ended)
 sys.exit(cli.leave_past_ray_join(130))
 """
 
@@ -37,3 +39,33 @@ def test_a_join_still_trying_leaves_with_the_commands_status_before_the_teardown
 def test_once_the_join_has_ended_the_exit_is_as_usual():
     done = run(False)
     assert done.returncode == 130 and "TEARDOWN" in done.stdout, (done.returncode, done.stdout, done.stderr)
+
+
+def test_a_ctrl_c_while_the_join_thread_starts_counts_it_as_given_up(monkeypatch):
+    """Ctrl-C can come while Thread.start() waits for the new thread to run. The thread runs ray.init all the same, but
+    it was started outside _init_within's try, so it was never recorded as given up, and is_alive() is False before a
+    thread runs anyway: the command line then exited as usual under a ray.init still trying."""
+    import threading
+    from types import SimpleNamespace
+
+    from compress_engine.playground import sweeps
+    monkeypatch.setattr(sweeps, "_GIVEN_UP", [])
+    release, calls = threading.Event(), []
+    fake = SimpleNamespace(init=lambda **kw: release.wait(30) and calls.append("init"),
+                           shutdown=lambda: calls.append("shutdown"))
+    start = threading.Thread.start
+
+    def interrupted_start(self):  # as a Ctrl-C landing in start()'s wait for the thread
+        start(self)
+        if self.name == "ray.init":
+            raise KeyboardInterrupt
+    monkeypatch.setattr(threading.Thread, "start", interrupted_start)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sweeps._init_within(fake, "127.0.0.1:1", 30)
+        assert sweeps.join_given_up()
+    finally:
+        release.set()
+    [ended] = sweeps._GIVEN_UP
+    assert ended.wait(30) and not sweeps.join_given_up()
+    assert calls == ["init", "shutdown"]  # it joined late, and left at once

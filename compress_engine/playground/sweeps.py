@@ -237,14 +237,15 @@ def too_few_cpus(threads, cpus, where):
     return f"--threads {threads} needs {threads} CPUs on one node (a point runs on one node); {where} has {cpus}: {fix}"
 
 
-_GIVEN_UP = []  # the ray.init threads _init_within gave up on (the deadline, or Ctrl-C)
+_GIVEN_UP = []  # of each ray.init thread _init_within gave up on (the deadline, or Ctrl-C), the Event set as it ends
 
 
 def join_given_up():
     """Whether a ray.init this process gave up on is still trying in its thread. Python's exit then tears the
     interpreter down under Ray's C++ (std::bad_alloc, status -6, about 1 run in 8 under load): the command line
-    leaves at once instead (cli.leave_past_ray_join)."""
-    return any(t.is_alive() for t in _GIVEN_UP)
+    leaves at once instead (cli.leave_past_ray_join). A thread's own end, not is_alive(), which is False too for a
+    thread whose start a Ctrl-C interrupted, before it runs."""
+    return any(not ended.is_set() for ended in _GIVEN_UP)
 
 
 def _init_within(ray, address, deadline):
@@ -252,7 +253,7 @@ def _init_within(ray, address, deadline):
     outside), so Ctrl-C still stops the wait; a call given up on may go on trying in that thread until Ray's own
     retries end, but the sweep does not wait for it, and if it joins after all it leaves at once (ray.shutdown):
     a later sweep of this process must not find a runtime nobody owns."""
-    out, lock, gave_up = [], threading.Lock(), []
+    out, lock, gave_up, ended = [], threading.Lock(), [], threading.Event()
 
     def quiet(record):  # Ray's notice that a thread other than the main one has no SIGTERM handler to set
         return "SIGTERM handler" not in record.getMessage()
@@ -272,18 +273,21 @@ def _init_within(ray, address, deadline):
         with lock:
             late = bool(gave_up)
             out.append(result)
-        if late and result is None:
-            ray.shutdown()
+        try:
+            if late and result is None:
+                ray.shutdown()
+        finally:
+            ended.set()
 
     thread = threading.Thread(target=join, name="ray.init", daemon=True)
-    thread.start()
     try:
+        thread.start()  # (a Ctrl-C can come while start() waits for the thread to run: it runs all the same)
         thread.join(deadline)  # a timed join: Ctrl-C interrupts it
     finally:
         with lock:
             if not out:  # given up (the deadline, or Ctrl-C): a join that comes later leaves at once
                 gave_up.append(True)
-                _GIVEN_UP.append(thread)
+                _GIVEN_UP.append(ended)
     if gave_up:
         raise ConnectionError(f"no Ray cluster answered there within {deadline:g} s (another service may be "
                               "listening on that port)")
