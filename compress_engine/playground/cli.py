@@ -295,8 +295,8 @@ def deploy(args):
     if not args.force:
         there = [str(p) for p in paths.values() if os.path.lexists(p)]
         if there:
-            raise RecipeError(f"deploy would replace {', '.join(short(p, 300) for p in there)}: give --out-dir DIR to write them "
-                              "elsewhere, or --force to replace them")
+            raise RecipeError(f"deploy would replace {', '.join(short(p, 300) for p in there)}: give --out-dir DIR to "
+                              "write them elsewhere, or --force to replace them")
     try:
         weights, int8, why_not = deploy_files(artifact)
     except ArtifactError as e:
