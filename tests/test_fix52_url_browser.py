@@ -19,12 +19,13 @@ def settled(page):
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
 
 
-def until(page, fn, what, timeout=30_000):
+def until(page, fn, what, timeout=30_000, seen=None):
+    """Wait for fn() to hold; failing, say what `what` was instead (seen(): the view the page showed)."""
     for _ in range(timeout // 50):
         if fn():
             return
         page.wait_for_timeout(50)
-    pytest.fail(f"{what}: still not so (URL {page.url})")
+    pytest.fail(f"{what}: still not so (URL {page.url}" + (f"; seen {seen()}" if seen else "") + ")")
 
 
 def view(page):
@@ -62,7 +63,8 @@ def test_reload_and_link_keep_the_view(server, browser):  # noqa: F811 -- the fi
 
         page.reload()
         settled(page)
-        until(page, lambda: view(page) == moved, "the same view after a reload")
+        until(page, lambda: view(page) == moved, "the same view after a reload",
+              seen=lambda: (view(page), moved))
         assert query(page).get("prune_sparsity") == "0" and query(page).get("model") == "lenet-5"
 
         # another page: Pruning's settings leave its URL (the model stays), and come back with Pruning
@@ -72,13 +74,14 @@ def test_reload_and_link_keep_the_view(server, browser):  # noqa: F811 -- the fi
         assert query(page).get("model") == "lenet-5"
         page.locator('[data-testid="stSidebarNav"] a', has_text="Pruning").click()
         settled(page)
-        until(page, lambda: view(page) == moved and query(page).get("prune_sparsity") == "0", "Pruning again")
+        until(page, lambda: view(page) == moved and query(page).get("prune_sparsity") == "0", "Pruning again",
+              seen=lambda: (view(page), moved))
 
         # the copied link, in another browser: the same view
         other = student.new_page()
         other.goto(link)
         settled(other)
-        until(other, lambda: view(other) == moved, "the same view from the link")
+        until(other, lambda: view(other) == moved, "the same view from the link", seen=lambda: (view(other), moved))
         assert not other.locator('[data-testid="stException"]').count()
     finally:
         teacher.close()
