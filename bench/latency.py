@@ -229,11 +229,22 @@ def press(tab, key, accuracy=False):
     tab.page.keyboard.press(key)
     if not accuracy:
         return tab.wait(t, lambda: tab.js(SIGNATURE) not in (before, None), f"slider {key}", timeout=120)
-    drawn, _ = tab.wait(t, lambda: tab.js(SIGNATURE) not in (before, None), f"slider {key}", timeout=120,
-                        settle=False)
-    shown, _ = tab.wait(t, lambda: tab.js(ACCURACY), f"accuracy after {key}", timeout=120, settle=False)
+    seen = {}  # what first held, and when (painted): both watched in one loop, so neither waits for the other
+
+    def both():
+        for what, check in (("chart", lambda: tab.js(SIGNATURE) not in (before, None)),
+                            ("accuracy", lambda: tab.js(ACCURACY))):
+            if what not in seen and check():
+                tab.page.evaluate(FRAME)
+                seen[what] = time.perf_counter()
+        return len(seen) == 2
+
+    tab.wait(t, both, f"slider {key}: chart and accuracy", timeout=120, settle=False)
     text = tab.js(ACCURACY)
-    return drawn, (shown, text), tab.wait(t, None, f"slider {key} settled", timeout=120)[1]
+    settled = tab.wait(t, None, f"slider {key} settled", timeout=120)[1]  # the server's run finished
+    drawn = seen["chart"] - t
+    # redrawn: the chart has changed and the run has finished, as a press without accuracy counts it
+    return drawn, (seen["accuracy"] - t, text), max(settled, drawn)
 
 
 def hold(tab, key, n):
