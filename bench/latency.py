@@ -331,6 +331,7 @@ def floor(browser, env, rec, deadline):
 
 
 SLIDER_FLOOR_APP = """import numpy as np
+import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -345,7 +346,8 @@ bars = go.Figure(go.Bar(x=["fc1", "fc2", "fc3"], y=rng.random(3), text=["a", "b"
 curve = go.Figure([go.Scatter(x=list(range(12)), y=rng.random(12), mode="lines+markers", name=f"curve {i}")
                    for i in range(2)])
 curve.add_hline(y=0.5)
-mask = go.Figure(go.Heatmap(z=rng.integers(0, 101, (300, 262)).astype(np.uint8), colorscale="Greys"))
+# the mask as Pruning draws it: one greyscale PNG in an image trace (a heatmap of its cells until this round)
+mask = px.imshow(255 * (rng.random((300, 262)) < 0.2).astype(np.uint8), binary_string=True, zmin=0, zmax=255)
 figures = [hist, bars, curve, mask][:CHARTS]
 for i in range(0, len(figures), 2):
     for col, fig in zip(st.columns(2), figures[i:i + 2]):
@@ -356,8 +358,8 @@ for i in range(0, len(figures), 2):
 def slider_floor(browser, args, env, rec, deadline):
     """The floor under the slider goals on this machine: `streamlit run` of an app (the dashboard's Streamlit
     settings) that draws one slider and 1 or 4 Plotly charts of the sizes of Pruning's (a 2 x 120-bar histogram, a
-    bar chart, a line chart, a 300 x 262 heatmap) from the slider's value, without computing anything; each press
-    timed as the dashboard's are."""
+    bar chart, a line chart, a 300 x 262 greyscale PNG) from the slider's value, without computing anything; each
+    press timed as the dashboard's are."""
     for charts in (1, 4):
         with app_server(SLIDER_FLOOR_APP.replace("CHARTS", str(charts)), env=env, settings=args.app_dir) as (url, _):
             tab = Tab(browser, deadline)

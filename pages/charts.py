@@ -1,20 +1,22 @@
-"""Plotly figure builders shared by the technique pages (plotly only: no streamlit, no torch).
+"""Plotly figure builders shared by the technique pages (plotly, and Pillow for a PNG: no streamlit, no torch).
 
 Each function takes data already shaped by compress_engine.playground.viz (counts and edges, images, rows
 of settings) and returns a go.Figure with titled axes and units; pages pass it to st.plotly_chart.
 """
 
+import base64
 import colorsys
 import html
+import io
 import math
 import os
 import re
 from pathlib import Path
 
 import numpy as np
-import plotly.colors as pc
 import plotly.express as px
 import plotly.graph_objects as go
+from PIL import Image
 
 from compress_engine.playground import bench_results, units, viz
 
@@ -74,7 +76,6 @@ def colours(n):
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down", "pentagon", "hexagon",
            "star", "hourglass", "bowtie", "triangle-left", "triangle-right", "star-diamond", "octagon")
 DASHES = ("solid", "dot", "dash", "longdash", "dashdot", "longdashdot")  # Plotly's line dashes
-GRAY = pc.get_colorscale("gray")  # black to white, spelled out: Plotly.js itself knows no scale called "gray"
 HEIGHT = 360
 # Plotly checks every property as a figure is built: about 10 ms for a two-trace histogram, ten times the figure
 # itself, and every slider move builds 3-5 figures while all sessions share one interpreter lock (bench/load.py:
@@ -263,20 +264,28 @@ def bars(names, ys, title, x_title, y_title, text=None, hover=None, reference=No
 def mask(image, title, block=(1, 1), height=HEIGHT + 40):
     """A kept-weight image: white = kept, black = pruned (grey = the fraction kept of a block).
 
-    Sent as whole percent in one byte per pixel (Plotly ships numpy arrays as binary): a 300 × 262 image is
-    then 79 KB on the wire instead of the 630 KB of float64, and the browser draws it at once."""
+    One greyscale PNG in an image trace, not a heatmap of its values: Chromium redraws a heatmap's 300 × 262 cells
+    on every slider press, 65 ms of a Pruning redraw here (bench/latency.py). Its text for a screen reader (the
+    trace's meta, which describe reads) is the one a heatmap of the same percentages gets."""
     fr, fc = block
-    data = [{"type": "heatmap", "z": np.rint(100 * np.asarray(image, dtype=np.float64)).astype(np.uint8),
-             "x0": 0, "dx": fc, "y0": 0, "dy": fr, "zmin": 0, "zmax": 100, "colorscale": GRAY,
-             "colorbar": {"title": {"text": "kept"}, "ticksuffix": " %", "len": 0.8},
-             "hovertemplate": "outputs %{y}…, inputs %{x}…: %{z} % kept<extra></extra>"}]
+    image = np.asarray(image, dtype=np.float64)
+    data = [{"type": "image", "source": _png(np.rint(255 * image).astype(np.uint8)), "x0": 0, "dx": fc, "y0": 0,
+             "dy": fr, "hovertemplate": "outputs %{y}…, inputs %{x}…<extra></extra>",
+             "meta": _grid_text(np.rint(100 * image), "kept", " %")}]
     layout = base_layout(title, "input (column of the weight matrix)", "output unit (row)", height)
-    layout["yaxis"]["autorange"] = "reversed"
+    layout["yaxis"].update(autorange="reversed", scaleanchor=False)  # fills the plot as the heatmap did, not square
     # a grey frame on the matrix's edge: on the dark theme's page its black (pruned) edge rows merged into the page
     rows, cols = np.shape(image)
     layout["shapes"] = [{"type": "rect", "xref": "x", "yref": "y", "x0": -fc / 2, "x1": (cols - 0.5) * fc,
                          "y0": -fr / 2, "y1": (rows - 0.5) * fr, "line": {"color": GREY, "width": 1}}]
     return figure(data, layout)
+
+
+def _png(grey):
+    """A 2-D uint8 array as a greyscale PNG data URI (0 black, 255 white)."""
+    buf = io.BytesIO()
+    Image.fromarray(grey, mode="L").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def class_name(classes, index, sep=" "):
@@ -524,20 +533,18 @@ def _trace_text(t, x_unit="", y_unit=""):
         z = np.asarray(t.z if t.z is not None else [[]], dtype=float)
         if not z.size:
             return f"{head}an empty grid"
-        fin = z[np.isfinite(z)]
         bar = getattr(t, "colorbar", None)  # what the colours measure: its title, its numbers' suffix (" %")
         what = _plain(bar.title.text) if bar is not None and bar.title is not None else ""
         suffix = (bar.ticksuffix or "") if bar is not None else ""
-        rng = f", values{f' ({what})' if what else ''} {_span(fin, suffix)}" if fin.size else ""
         rows = _values(t.y) or list(range(z.shape[0]))
         cols = _values(t.x) or list(range(z.shape[-1]))
         cells = ""
         if z.size <= TEXT_POINTS * 4 and len(rows) == z.shape[0] and len(cols) == z.shape[-1]:
             cells = "; " + "; ".join(f"{_num(r)}: " + ", ".join(f"{_num(c)} {_num(v)}" for c, v in zip(cols, row))
                                      for r, row in zip(rows, z.tolist()))
-        return f"{head}a grid of {z.shape[0]} rows by {z.shape[-1]} columns{rng}{cells}"
-    if t.type == "image":
-        return "an image"
+        return f"{head}{_grid_text(z, what, suffix)}{cells}"
+    if t.type == "image":  # a picture of values (mask) carries their text in its meta
+        return head + (t.meta if isinstance(t.meta, str) else "an image")
     xs, ys = _values(getattr(t, "x", None)), _values(getattr(t, "y", None))
     if getattr(t, "orientation", None) == "h":
         xs, ys, x_unit, y_unit = ys, xs, y_unit, x_unit
@@ -561,6 +568,14 @@ def _trace_text(t, x_unit="", y_unit=""):
                                                                            else "")
                                 for i, (x, y) in enumerate(zip(xs[:n], ys[:n])) if y is not None)
     return f"{head}{n:,} points, horizontal {_span(xs[:n], x_unit)}, vertical {_trend(ys[:n], y_unit)}"
+
+
+def _grid_text(z, what="", suffix=""):
+    """A grid of values as words: its rows, columns and the range of its finite values (what they measure, in
+    brackets, and their unit's suffix, e.g. " %")."""
+    fin = z[np.isfinite(z)]
+    rng = f", values{f' ({what})' if what else ''} {_span(fin, suffix)}" if fin.size else ""
+    return f"a grid of {z.shape[0]} rows by {z.shape[-1]} columns{rng}"
 
 
 def describe(fig, title=None):
