@@ -124,3 +124,23 @@ def test_train_interrupted_names_what_it_wrote_in_out_dir(files, tmp_path, capsy
     code, _, err = call(capsys, *argv)
     assert code == 130
     assert err.strip() == f"error: interrupted; written before it: {str(out_dir / 'lenet-300-100.safetensors')!r}"
+
+
+@pytest.mark.parametrize("cmd", ["eval", "inspect"])
+def test_eval_and_inspect_interrupted_say_they_wrote_nothing(files, tmp_path, capsys, monkeypatch, cmd):
+    """They said a bare "error: interrupted", which left a user wondering what was half done."""
+    before = sorted(p.name for p in files.iterdir())
+    monkeypatch.setattr(cli, "run", interrupt)  # Ctrl-C while the command works
+    argv = [cmd, str(tmp_path / "m.cpg")] if cmd == "eval" else [cmd, *args(files)]
+    code, out, err = call(capsys, *argv)
+    assert code == 130 and out == ""
+    assert err.strip() == f"error: interrupted; {cmd} only reads its files: nothing was written"
+    assert sorted(p.name for p in files.iterdir()) == before and not any(tmp_path.iterdir())
+
+
+def test_app_interrupted_says_what_the_dashboard_keeps(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "start_app", interrupt)  # Ctrl-C before Streamlit's own handler is in place
+    code, out, err = call(capsys, "app")
+    assert code == 130
+    assert err.strip() == ("error: interrupted; the dashboard stopped: its saved runs and finished trained results "
+                           "stay on disk")

@@ -624,8 +624,9 @@ def kept_line(args, e):
 def interrupted_line(args, started):
     """What a Ctrl-C (at `started` or later) leaves of the command's files, after "error: interrupted": whether
     run's --out or deploy's files were written (write_out: whole or not at all), or which files train and scans
-    wrote (changed since `started`), so the user knows what is there without looking. '' when the command writes
-    nothing or is not known (interrupted while its arguments were read)."""
+    wrote (changed since `started`), so the user knows what is there without looking; that eval and inspect write
+    nothing, and what the dashboard (app) keeps. '' when the command is not known (interrupted while its arguments
+    were read)."""
     cmd = getattr(args, "cmd", None)
     if cmd == "run" and args.out is not None:
         return (f"; the artifact was written to {short(args.out, 300)}" if WRITTEN else
@@ -650,6 +651,10 @@ def interrupted_line(args, started):
         if not new:
             return f"; nothing was written to {short(', '.join(map(str, folders)), 300)}"
         return f"; written before it: {short(', '.join(map(str, new)), 600)}"
+    if cmd in ("eval", "inspect"):
+        return f"; {cmd} only reads its files: nothing was written"
+    if cmd == "app":
+        return "; the dashboard stopped: its saved runs and finished trained results stay on disk"
     return ""
 
 
