@@ -282,9 +282,10 @@ def mask(image, title, block=(1, 1), height=HEIGHT + 40):
 
 
 def _png(grey):
-    """A 2-D uint8 array as a greyscale PNG data URI (0 black, 255 white)."""
+    """A 2-D uint8 array as a greyscale PNG data URI (0 black, 255 white). zlib level 1: a 300 × 262 mask in 1 ms
+    and 15 KB, where the default level 6 takes 3.8 ms for 13 KB, on every slider press."""
     buf = io.BytesIO()
-    Image.fromarray(grey, mode="L").save(buf, format="PNG")
+    Image.fromarray(grey, mode="L").save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 

@@ -1486,7 +1486,8 @@ def training(recipe, start_from=None, student_key=None):
     name = start_from or model_name()
     key = run_key(recipe, start_from, student_key)
     job = pooled_job(key)
-    if job is None and ce.trained.trains(recipe) and key not in st.session_state.get("declined_runs", ()):
+    if (job is None and ce.jobs.pool().busy() and ce.trained.trains(recipe)
+            and key not in st.session_state.get("declined_runs", ())):
         dataset()
         job = ce.jobs.pool().join(_pool_key(name, recipe.to_json(), student_key), present=_session_present)
         if job is not None:  # pooled() follows it as this session's own
@@ -1514,7 +1515,7 @@ def watch(recipe, label, press, start_from=None, student_key=None):
     kept on disk, shows at once. A second tab or a student opening the teacher's link saw the button alone, as if
     nothing trained. -> the job, or None (no such run, or this session's own)."""
     key = run_key(recipe, start_from, student_key)
-    if pooled_job(key) is not None or not ce.trained.trains(recipe):
+    if pooled_job(key) is not None or not ce.jobs.pool().busy() or not ce.trained.trains(recipe):
         return None
     dataset()
     job = ce.jobs.pool().get(_pool_key(key[0], recipe.to_json(), student_key))

@@ -279,6 +279,13 @@ class Pool:
             job._subs.append(sub)
             return job
 
+    def busy(self):
+        """Whether any job is queued or running: while none is, nothing can be joined, got or watched, and a page
+        need not work out the pool keys of its runs to ask (Pruning asks for each of its 10 fine-tuned curve points
+        on every slider press)."""
+        with self._lock:
+            return bool(self._active)
+
     def get(self, key):
         """The queued or running job for `key`, or None (does not count as a submitter)."""
         with self._lock:
