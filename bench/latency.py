@@ -25,7 +25,8 @@ with the sample models, as their scans, is used), and drives Debian's headless C
   read first): until the first chart shows the new data and the page's
   run has finished, and until the accuracy card shows a number for the new setting (an estimate on a sample of
   the test set, which a model slow to evaluate shows first, counts: it is what a visitor reads; "showed" in the
-  note); with --double S, each measured press comes S seconds after another press, whose run is still going;
+  note), and until the run's end reached the browser (the server's part of the redraw); with --double S, each
+  measured press comes S seconds after another press, whose run is still going;
   and, as the floor under that goal, the same press on an app of one slider and 1 or 4
   Plotly charts of the sizes of Pruning's, which computes nothing;
 - a held arrow key on Pruning (LeNet-300-100): --held presses at 30 per second (a keyboard's auto-repeat),
@@ -222,8 +223,8 @@ def open_page(tab, name, think=0.0, scans=0.0):
 
 def press(tab, key, accuracy=False):
     """One key press on the focused slider -> (seconds until the first chart shows new data, until settled); with
-    accuracy=True, (chart, (seconds until the accuracy card shows a number for the new run, that number), settled):
-    an estimate on a sample counts, as a visitor reads it."""
+    accuracy=True, (chart, (seconds until the accuracy card shows a number for the new run, that number), settled,
+    seconds until the run's end reached the browser): an estimate on a sample counts, as a visitor reads it."""
     before = tab.js(SIGNATURE)
     t = time.perf_counter()
     tab.page.keyboard.press(key)
@@ -243,8 +244,9 @@ def press(tab, key, accuracy=False):
     text = tab.js(ACCURACY)
     settled = tab.wait(t, None, f"slider {key} settled", timeout=120)[1]  # the server's run finished
     drawn = seen["chart"] - t
-    # redrawn: the chart has changed and the run has finished, as a press without accuracy counts it
-    return drawn, (seen["accuracy"] - t, text), max(settled, drawn)
+    # redrawn: the chart has changed and the run has finished, as a press without accuracy counts it; and when the
+    # run's end reached the browser (the server's part: the rest is the browser drawing)
+    return drawn, (seen["accuracy"] - t, text), max(settled, drawn), settled
 
 
 def hold(tab, key, n):
@@ -413,10 +415,12 @@ def repetition(browser, args, env, rec, deadline):
                         if args.double:  # a press before: its run is still going when the measured one comes
                             tab.page.keyboard.press("ArrowRight")
                             tab.page.wait_for_timeout(1000 * args.double)
-                        drawn, (shown, text), settled = press(tab, "ArrowRight", accuracy=True)
+                        drawn, (shown, text), settled, ended = press(tab, "ArrowRight", accuracy=True)
                         goal = GOALS["slider"].get(model, 0.6)
                         rec.add(f"slider -> redrawn: {name}, {label}", settled, goal, f"chart changed {drawn:.2f} s")
                         rec.add(f"slider -> accuracy shown: {name}, {label}", shown, goal, f"showed {text}")
+                        rec.add(f"slider -> its run ended (the server's part): {name}, {label}", ended, goal,
+                                "the rest of the redraw is the browser drawing")
                 if name == "Pruning" and model == args.models[0] and args.held:
                     slider = tab.slider()
                     slider.focus()
