@@ -120,7 +120,7 @@ def test_int8_file_reads_back_bit_for_bit_and_is_smaller(made, case):
     assert len(i8) < len(ce.weights_safetensors(art))
     assert ce.deploy_files(art) == (ce.weights_safetensors(art), i8, None)  # Export's one-decode call: the same
     meta = header_meta(i8)
-    assert meta["scheme"] == "compress_engine.int8" and meta["version"] == "1"
+    assert meta["scheme"] == "compress_engine.int8" and meta["version"] == "2"
     layout = json.loads(meta["layout"])
     raw = st_load(i8)
     weights = [k for k in dec if k.endswith("weight")]
@@ -172,9 +172,11 @@ def test_clustered_tensors_are_uint8_palettes(made, case):
         assert set(nonzero.tolist()) <= set(book.tolist())
         w = book[idx.long()]
         mask = raw.get(f"{k}.mask")
-        if mask is not None:  # 256 centroids and the pruned zeros: 257 values
-            assert mask.dtype == torch.bool and nonzero.size == 256
-            w = torch.where(mask, w, 0.0)
+        if mask is not None:  # 256 centroids and the pruned zeros: 257 values; a bit per element, 8 to a byte
+            n = dec[k].numel()
+            assert mask.dtype == torch.uint8 and mask.shape == (-(-n // 8),) and nonzero.size == 256
+            bits = [(int(mask[i // 8]) >> (i % 8)) & 1 for i in range(n)]  # the first element in the lowest bit
+            w = torch.where(torch.tensor(bits, dtype=torch.bool).reshape(dec[k].shape), w, 0.0)
         assert bits_equal(w, dec[k])
 
 

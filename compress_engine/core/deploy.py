@@ -11,7 +11,10 @@ cannot read a .cpg (plain PyTorch without this package, a device's runtime, Core
       "<name>.scale"       float32 (C,): one per tensor (C = 1) or per slice of dim 0 (C = shape[0])
       "<name>.zero_point"  (C,), the codes' dtype
       "<name>.codebook"    float32 (k,), k <= 256
-      "<name>.mask"        bool, the tensor's shape: only when its zeros would be a 257th value (256 clusters)
+      "<name>.mask"        uint8 (ceil(numel / 8),): a bit per element, 1 where it is not +0.0, packed 8 to a byte, the
+                           first element in a byte's lowest bit (numpy.packbits(mask.ravel(), bitorder="little"));
+                           only when its zeros would be a 257th value (256 clusters). Version 1 files stored a bool
+                           mask of the tensor's shape, 8 times larger; read_int8 reads both
   and the file's metadata {"scheme": SCHEME, "version": VERSION, "layout": JSON {name: {"kind", "axis", "dtype"}},
   "kept_float": JSON {name: why}, "recipe", "spec", "model_class", "data_crc32"} (the last three
   in the float file too: _described, _save). Its "format" is "pt" as safetensors files have it, but its tensors are
@@ -19,7 +22,7 @@ cannot read a .cpg (plain PyTorch without this package, a device's runtime, Core
 - `deploy_files(artifact)`: both, from one decode (Export's two downloads).
 - `read_int8(data)`: the float state dict back, by the formula
       affine:  w = (float32(q) - float32(zero_point)) * scale     (float32; scale broadcast along dim 0)
-      palette: w = codebook[index], and +0.0 where a mask is stored and False
+      palette: w = codebook[index], and +0.0 where a mask is stored and its bit is 0
   which gives back the decoded weights bit for bit: it is the quantizer's own arithmetic (quantize.fake_quantize_with
   subtracts the zero point from the float32 integer, then multiplies by the float32 scale, and every integer here is
   exact in float32). int8_safetensors checks it per tensor before it stores codes; a tensor the formula would not give
@@ -31,6 +34,7 @@ quantize_per_channel with axis 0), and torch.dequantize of those equals the deco
 """
 
 import json
+import math
 import struct
 import zlib
 
@@ -43,10 +47,11 @@ from compress_engine.core import encode, quantize
 from compress_engine.core.errors import ArtifactError, CompressError
 
 SCHEME = "compress_engine.int8"
-VERSION = "1"
+VERSION = "2"  # 2: the palette mask is packed bits (1: a bool per element); read_int8 reads both
+READS = ("1", "2")
 SUFFIXES = ("scale", "zero_point", "codebook", "mask")  # the names beside a tensor's codes: "<name>.<suffix>"
 FORMULA = ("affine: w = (float32(q) - float32(zero_point)) * scale along dim 0; "
-           "palette: w = codebook[index], 0 where mask is False")
+           "palette: w = codebook[index], 0 where the element's mask bit is 0 (mask: packbits, bitorder little)")
 MAX_PALETTE = 256  # uint8 indices
 # the one warning line for the int8 file (Export's caption can show it; docs/FORMAT.md section 10 says the same)
 INT8_WARNING = ("the int8 file holds raw codes under a \"pt\" format tag: read it with ce.read_int8 (or the formula), "
@@ -170,9 +175,31 @@ def _palette(w):
 
 
 def unpalette(index, codebook, mask=None):
-    """The palette formula: codebook[index], and +0.0 where mask (if given) is False."""
+    """The palette formula: codebook[index], and +0.0 where mask (if given) is False: a bool tensor of index's shape,
+    or its bits packed as pack_mask packs them."""
     w = codebook[index.to(torch.int64)]
-    return w if mask is None else torch.where(mask, w, torch.zeros((), dtype=w.dtype))
+    if mask is None:
+        return w
+    if mask.dtype == torch.uint8:
+        mask = unpack_mask(mask, index.shape)
+    return torch.where(mask, w, torch.zeros((), dtype=w.dtype))
+
+
+def pack_mask(mask):
+    """A bool tensor -> uint8 (ceil(numel / 8),): its elements in order, 8 bits to a byte, the first in the lowest."""
+    return torch.from_numpy(np.packbits(mask.reshape(-1).numpy(), bitorder="little"))
+
+
+def unpack_mask(packed, shape):
+    """pack_mask's bytes -> the bool tensor of `shape`; ValueError unless they hold exactly that many bits (and
+    nothing but zeros after them)."""
+    n = math.prod(shape)
+    if packed.ndim != 1 or packed.numel() != -(-n // 8):
+        raise ValueError(f"a packed mask of {n} elements is {-(-n // 8)} bytes, got shape {tuple(packed.shape)}")
+    bits = np.unpackbits(packed.numpy(), bitorder="little")
+    if bits[n:].any():
+        raise ValueError("a packed mask's padding bits after its last element are not 0")
+    return torch.from_numpy(bits[:n].astype(bool)).reshape(shape)
 
 
 def int8_safetensors(artifact):
@@ -210,7 +237,7 @@ def _int8(state, meta, grids):
         elif how == "palette":
             out[name], out[f"{name}.codebook"], mask = made
             if mask is not None:
-                out[f"{name}.mask"] = mask
+                out[f"{name}.mask"] = pack_mask(mask)
             entry.update(kind="palette", codes="uint8", mask=mask is not None)
         else:
             out[name], out[f"{name}.zero_point"], out[f"{name}.scale"] = made
@@ -260,8 +287,8 @@ def read_int8(data):
                             "ce.int8_safetensors(artifact) first, then read_int8 that (or ce.decode(artifact) for its "
                             "float weights)")
     meta = _metadata(data)
-    if meta.get("scheme") != SCHEME or meta.get("version") != VERSION:
-        raise ArtifactError(f"not an int8 file of scheme {SCHEME} version {VERSION} (its metadata says "
+    if meta.get("scheme") != SCHEME or meta.get("version") not in READS:
+        raise ArtifactError(f"not an int8 file of scheme {SCHEME} version {' or '.join(READS)} (its metadata says "
                             f"{meta.get('scheme')!r} version {meta.get('version')!r}): a float weights file loads "
                             "with safetensors.torch.load as it is")
     try:
@@ -297,13 +324,17 @@ def read_int8(data):
                 out[name] = dequantize(t, tensors[f"{name}.scale"], tensors[f"{name}.zero_point"])
             elif entry["kind"] == "palette":
                 mask = tensors[f"{name}.mask"] if entry.get("mask") else None
+                want = torch.uint8 if meta["version"] != "1" else torch.bool  # packed bits since version 2
+                if mask is not None and mask.dtype != want:
+                    raise ArtifactError(f"int8 file: the mask of {name!r} is {mask.dtype}, version "
+                                        f"{meta['version']} stores {want}")
                 out[name] = unpalette(t, tensors[f"{name}.codebook"], mask)
             elif entry["kind"] == "float":
                 out[name] = t
             else:
                 raise ArtifactError(f"int8 file: tensor {name!r} has kind {entry['kind']!r}, not affine, palette "
                                     "or float")
-        except (KeyError, IndexError, RuntimeError, TypeError) as e:
+        except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as e:
             raise ArtifactError(f"int8 file: tensor {name!r} cannot be read back ({type(e).__name__}: "
                                 f"{str(e)[:120]})") from None
     return out
