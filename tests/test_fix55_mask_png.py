@@ -55,3 +55,17 @@ def test_it_fills_the_plot_and_reads_as_the_heatmap_did():
     text = charts.describe(fig)
     assert "a grid of 2 rows by 3 columns, values (kept) from 0 % to 100 %" in text
     assert charts._trace_text(fig.data[0]) == charts._trace_text(heat.data[0]).split(";")[0]
+
+
+def test_block_means_are_numpys_nanmean_exactly():
+    """viz.mask_image's block means (counts over a bool copy, a byte a weight) against np.nanmean of each block on a
+    NaN-padded float64 copy, the way it used to compute them: the same float64 values, edge blocks included."""
+    rng = np.random.default_rng(1)
+    for shape in [(301, 787), (1201, 600), (10, 5000), (700, 3, 3, 3)]:
+        w = rng.normal(size=shape) * (rng.random(shape) > 0.6)
+        image, (fr, fc) = viz.mask_image(w, max_side=300)
+        m = viz.as_matrix(w) != 0
+        R, C = -(-m.shape[0] // fr), -(-m.shape[1] // fc)
+        padded = np.full((R * fr, C * fc), np.nan)
+        padded[:m.shape[0], :m.shape[1]] = m
+        assert np.array_equal(image, np.nanmean(padded.reshape(R, fr, C, fc), axis=(1, 3))), shape
