@@ -175,14 +175,9 @@ def _palette(w):
 
 
 def unpalette(index, codebook, mask=None):
-    """The palette formula: codebook[index], and +0.0 where mask (if given) is False: a bool tensor of index's shape,
-    or its bits packed as pack_mask packs them."""
+    """The palette formula: codebook[index], and +0.0 where mask (if given) is False."""
     w = codebook[index.to(torch.int64)]
-    if mask is None:
-        return w
-    if mask.dtype == torch.uint8:
-        mask = unpack_mask(mask, index.shape)
-    return torch.where(mask, w, torch.zeros((), dtype=w.dtype))
+    return w if mask is None else torch.where(mask, w, torch.zeros((), dtype=w.dtype))
 
 
 def pack_mask(mask):
@@ -324,10 +319,14 @@ def read_int8(data):
                 out[name] = dequantize(t, tensors[f"{name}.scale"], tensors[f"{name}.zero_point"])
             elif entry["kind"] == "palette":
                 mask = tensors[f"{name}.mask"] if entry.get("mask") else None
-                want = torch.uint8 if meta["version"] != "1" else torch.bool  # packed bits since version 2
-                if mask is not None and mask.dtype != want:
-                    raise ArtifactError(f"int8 file: the mask of {name!r} is {mask.dtype}, version "
-                                        f"{meta['version']} stores {want}")
+                if mask is not None:
+                    packed = meta["version"] != "1"  # bits since version 2, a bool per element before
+                    want = torch.uint8 if packed else torch.bool
+                    if mask.dtype != want:
+                        raise ArtifactError(f"int8 file: the mask of {name!r} is {mask.dtype}, version "
+                                            f"{meta['version']} stores {want}")
+                    if packed:
+                        mask = unpack_mask(mask, t.shape)
                 out[name] = unpalette(t, tensors[f"{name}.codebook"], mask)
             elif entry["kind"] == "float":
                 out[name] = t
