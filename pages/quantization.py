@@ -172,4 +172,6 @@ st.caption(f"Same grid settings at every point. The dense float32 model is "
            f"{common.kb(dense['metrics']['dense_bytes'])}.")
 with int8_slot.container():
     int8_card()
+# the slider's next values (the curve's points there are shipped metrics, not runs: the cards need the run itself)
+common.ahead(*(recipe.replace(bits=b, symmetric=symmetric and b != 1) for b in viz.next_steps(ce.BITS, bits)))
 common.finished()
