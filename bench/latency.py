@@ -96,25 +96,30 @@ ACCURACY = ("() => { const m = [...document.querySelectorAll('[data-testid=\"stM
             "m.querySelector('[data-testid=\"stMetricValue\"]'); return v && /[0-9]/.test(v.innerText) ? "
             "v.innerText : null; }")
 FRAME = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-# A press timed inside the page: RECORD (run just before the key) keeps each chart's data and the accuracy card
-# as they are, then checks them at every animation frame and logs what changed, stamped with the next frame's
-# start (the frame holding the change has been made by then); the key's own timeStamp is the zero. RECORDED
-# resolves with the log once nothing has changed for QUIET_MS (at most 10 s) and stops the loop. A poll from
-# outside, as this bench used before, waits behind whatever long task the page runs next (often drawing another
-# element), so it saw a chart up to 0.15 s after it was painted; and a card looked up before the rerun began
-# was the old run's (Streamlit marks elements stale only once the rerun is asked for).
+# A press timed inside the page: RECORD (run just before the key) keeps the page's charts' data and the accuracy card
+# as they are, then checks them at every animation frame and logs each change, stamped with the next frame's start
+# (the frame holding the change has been made by then); the key's own timeStamp is the zero. The charts are read as
+# a whole, the data of every Plotly chart that is not stale (Streamlit keeps an old run's element in place, marked
+# stale, until the new run's replaces it, so a chart's place among them moves during a run), each change logged
+# with how many of them hold data the page did not show before the key. RECORDED resolves with the log once nothing
+# has changed for QUIET_MS (at most 10 s) and stops the loop. A poll from outside, as this bench used before,
+# waits behind whatever long task the page runs next (often drawing another element), so it saw a chart up to
+# 0.15 s after it was painted; and a card looked up before the new run began was the old run's (Streamlit marks
+# elements stale only once the new run has started).
 QUIET_MS = 300
-RECORD = ("() => { const charts = () => " + CHARTS + "; const sig = el => JSON.stringify((el.data || [])"
-          ".map(t => [t.x, t.y, t.z, t.text, t.source])); const acc = " + ACCURACY + "; "
-          "if (window.__press) window.__press.on = false; "
-          "const r = window.__press = {log: [], last: charts().map(sig), acc: acc(), key: null, "
+RECORD = ("() => { const plots = () => [...document.querySelectorAll('.js-plotly-plot')].filter(el => "
+          "el.querySelector('.main-svg') && !el.closest('[data-stale=\"true\"]')); "
+          "const sig = el => JSON.stringify((el.data || []).map(t => [t.x, t.y, t.z, t.text, t.source])); "
+          "const acc = " + ACCURACY + "; "
+          "if (window.__press) window.__press.on = false; const c0 = plots().map(sig), before = new Set(c0); "
+          "const r = window.__press = {log: [], charts: c0.join('\\n'), acc: acc(), key: null, "
           "quiet: performance.now(), on: true}; let seen = []; "
           "document.addEventListener('keydown', e => { if (r.key === null) r.key = e.timeStamp; }, "
           "{capture: true, once: true}); "
           "const step = () => { if (!r.on) return; const now = performance.now(); "
           "seen.forEach(e => r.log.push([...e, now])); seen = []; "
-          "charts().forEach((el, i) => { const s = sig(el); if (s !== r.last[i]) { seen.push(['chart', i]); "
-          "r.quiet = now; } r.last[i] = s; }); "
+          "const c = plots().map(sig), all = c.join('\\n'); if (all !== r.charts) { "
+          "seen.push(['charts', c.filter(x => !before.has(x)).length]); r.charts = all; r.quiet = now; } "
           "const a = acc(); if (a !== r.acc) { seen.push(['accuracy', a]); r.acc = a; r.quiet = now; } "
           "requestAnimationFrame(step); }; requestAnimationFrame(step); }")
 RECORDED = ("() => new Promise(done => { const r = window.__press, t0 = performance.now(); const check = () => { "
@@ -252,7 +257,7 @@ def open_page(tab, name, think=0.0, scans=0.0):
 
 def press(tab, key, accuracy=False):
     """One key press on the focused slider, timed inside the page (RECORD): -> (seconds until the first chart shows
-    new data, until redrawn: every chart that changed shows its new data and the run has finished); with
+    new data, until redrawn: the charts are as the page leaves them and the run has finished); with
     accuracy=True, (first chart, (seconds until the accuracy card shows a number for the new run, that number),
     redrawn, seconds until the run's end reached the browser, the note). An estimate on a sample counts, as a
     visitor reads it. Each time is the first frame painted with the change, from the key's own timestamp in the
@@ -268,19 +273,20 @@ def press(tab, key, accuracy=False):
     settled = tab.idle_since(t) - t
     if r["key"] is None:
         raise Timeout(f"slider {key}: the page saw no keydown (the slider lost focus?)")
-    first = {}
-    for what, i, at in r["log"]:
-        first.setdefault((what, i if what == "chart" else bool(i)), (at - r["key"]) / 1000)
-    charts = {i: s for (what, i), s in first.items() if what == "chart"}
-    chart0 = charts.get(0, polled)  # not seen changing in a frame (a chart of the page before the press): polled
-    redrawn = max([settled, *charts.values()])
+    at = lambda entry: (entry[2] - r["key"]) / 1000  # noqa: E731 - seconds from the key
+    charts = [e for e in r["log"] if e[0] == "charts"]
+    fresh = [e for e in charts if e[1] > 0]
+    chart0 = at(fresh[0]) if fresh else polled  # the first frame with new data in a chart (never seen: the poll's)
+    last = at(charts[-1]) if charts else polled  # the charts as the page leaves them: a chart drawn twice counts twice
+    redrawn = max(settled, last, chart0)
     if not accuracy:
         return chart0, redrawn
-    shown = first.get(("accuracy", True))
-    text = next((i for what, i, _ in r["log"] if what == "accuracy" and i), None)
+    card = next((e for e in r["log"] if e[0] == "accuracy" and e[1]), None)
+    shown, text = (at(card), card[1]) if card else (None, None)
     if shown is None:  # never painted stale-then-new (too fast to see, or the same text): the run's end, not before
         shown, text = settled, tab.js(ACCURACY)
-    note = (f"first chart {chart0:.2f} s, {len(charts)} chart{'s' * (len(charts) != 1)} changed; "
+    n = charts[-1][1] if charts else 0
+    note = (f"first chart {chart0:.2f} s, {n} chart{'s' * (n != 1)} changed; "
             f"a poll from outside saw the first at {polled:.2f} s")
     return chart0, (shown, text), redrawn, settled, note
 
