@@ -119,7 +119,7 @@ RECORD = ("() => { const plots = () => [...document.querySelectorAll('.js-plotly
           "const step = () => { if (!r.on) return; const now = performance.now(); "
           "seen.forEach(e => r.log.push([...e, now])); seen = []; "
           "const c = plots().map(sig), all = c.join('\\n'); if (all !== r.charts) { "
-          "seen.push(['charts', c.filter(x => !before.has(x)).length]); r.charts = all; r.quiet = now; } "
+          "seen.push(['charts', c.filter(x => !before.has(x)).length, c.length]); r.charts = all; r.quiet = now; } "
           "const a = acc(); if (a !== r.acc) { seen.push(['accuracy', a]); r.acc = a; r.quiet = now; } "
           "requestAnimationFrame(step); }; requestAnimationFrame(step); }")
 RECORDED = ("() => new Promise(done => { const r = window.__press, t0 = performance.now(); const check = () => { "
@@ -273,15 +273,20 @@ def press(tab, key, accuracy=False):
     settled = tab.idle_since(t) - t
     if r["key"] is None:
         raise Timeout(f"slider {key}: the page saw no keydown (the slider lost focus?)")
-    at = lambda entry: (entry[2] - r["key"]) / 1000  # noqa: E731 - seconds from the key
+    at = lambda entry: (entry[-1] - r["key"]) / 1000  # noqa: E731 - seconds from the key (each entry's last item)
     charts = [e for e in r["log"] if e[0] == "charts"]
-    fresh = [e for e in charts if e[1] > 0]
+    cards = [e for e in r["log"] if e[0] == "accuracy"]
+    # a press while an earlier run is still going (--double): that run's charts and card can land after the key too;
+    # this press's run shows its own after the last frame in which the page had no fresh chart (or no fresh card)
+    stale = [i for i, e in enumerate(charts) if e[2] == 0]
+    fresh = [e for e in charts[stale[-1] + 1 if stale else 0:] if e[1] > 0]
     chart0 = at(fresh[0]) if fresh else polled  # the first frame with new data in a chart (never seen: the poll's)
     last = at(charts[-1]) if charts else polled  # the charts as the page leaves them: a chart drawn twice counts twice
     redrawn = max(settled, last, chart0)
     if not accuracy:
         return chart0, redrawn
-    card = next((e for e in r["log"] if e[0] == "accuracy" and e[1]), None)
+    gone = [i for i, e in enumerate(cards) if not e[1]]
+    card = next((e for e in cards[gone[-1] + 1 if gone else 0:] if e[1]), None)
     shown, text = (at(card), card[1]) if card else (None, None)
     if shown is None:  # never painted stale-then-new (too fast to see, or the same text): the run's end, not before
         shown, text = settled, tab.js(ACCURACY)
