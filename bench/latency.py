@@ -107,8 +107,7 @@ FRAME = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFram
 # 0.15 s after it was painted; and a card looked up before the new run began was the old run's (Streamlit marks
 # elements stale only once the new run has started).
 QUIET_MS = 300
-RECORD = ("() => { const plots = () => [...document.querySelectorAll('.js-plotly-plot')].filter(el => "
-          "el.querySelector('.main-svg') && !el.closest('[data-stale=\"true\"]')); "
+RECORD = ("() => { const plots = () => " + CHARTS + "; "
           "const sig = el => JSON.stringify((el.data || []).map(t => [t.x, t.y, t.z, t.text, t.source])); "
           "const acc = " + ACCURACY + "; "
           "if (window.__press) window.__press.on = false; const c0 = plots().map(sig), before = new Set(c0); "
@@ -278,15 +277,13 @@ def press(tab, key, accuracy=False):
     cards = [e for e in r["log"] if e[0] == "accuracy"]
     # a press while an earlier run is still going (--double): that run's charts and card can land after the key too;
     # this press's run shows its own after the last frame in which the page had no fresh chart (or no fresh card)
-    stale = [i for i, e in enumerate(charts) if e[2] == 0]
-    fresh = [e for e in charts[stale[-1] + 1 if stale else 0:] if e[1] > 0]
+    fresh = [e for e in since_last(charts, lambda e: e[2] == 0) if e[1] > 0]
     chart0 = at(fresh[0]) if fresh else polled  # the first frame with new data in a chart (never seen: the poll's)
     last = at(charts[-1]) if charts else polled  # the charts as the page leaves them: a chart drawn twice counts twice
     redrawn = max(settled, last, chart0)
     if not accuracy:
         return chart0, redrawn
-    gone = [i for i, e in enumerate(cards) if not e[1]]
-    card = next((e for e in cards[gone[-1] + 1 if gone else 0:] if e[1]), None)
+    card = next((e for e in since_last(cards, lambda e: not e[1]) if e[1]), None)
     shown, text = (at(card), card[1]) if card else (None, None)
     if shown is None:  # never painted stale-then-new (too fast to see, or the same text): the run's end, not before
         shown, text = settled, tab.js(ACCURACY)
@@ -294,6 +291,12 @@ def press(tab, key, accuracy=False):
     note = (f"first chart {chart0:.2f} s, {n} chart{'s' * (n != 1)} changed; "
             f"a poll from outside saw the first at {polled:.2f} s")
     return chart0, (shown, text), redrawn, settled, note
+
+
+def since_last(entries, empty):
+    """The entries after the last one for which empty(entry) holds (all of them if none does)."""
+    cut = max((i + 1 for i, e in enumerate(entries) if empty(e)), default=0)
+    return entries[cut:]
 
 
 def hold(tab, key, n):
