@@ -17,8 +17,8 @@ and reads the ForwardMsgs back. Like the front end it keeps, between runs:
 Each run is a Run: new_session (metadata.run.script_run_id) opens it, its deltas follow, script_finished closes it.
 The first new_session after a rerun_script is the run that BackMsg started (nothing else starts runs here: no
 fragment timers or auto-reruns are followed). A Run collects what load.py checks: element kinds (metric,
-plotly_chart, progress, ...), text, buttons by label, the main area's sliders, and problems (an exception element,
-an st.error, page_not_found, a script that failed to compile).
+bidi_component, plotly_chart, progress, ...), text, buttons by label, the main area's sliders, and problems (an
+exception element, an st.error, page_not_found, a script that failed to compile).
 
 Not done here: rendering (no DOM, no Plotly, no layout), loading the front end's HTML, JavaScript and fonts, host
 config and health requests, heartbeats, uploads, custom components. Loopback servers only; every wait has a timeout.
@@ -109,8 +109,9 @@ class Run:
 
     @property
     def redrew(self):
-        """Whether it sent a chart or a metric: something a slider move redraws."""
-        return bool(self.kinds["plotly_chart"] or self.kinds["metric"])
+        """Whether it sent a chart (pages/live_chart's component, or st.plotly_chart) or a metric: something a slider
+        move redraws."""
+        return bool(self.kinds["bidi_component"] or self.kinds["plotly_chart"] or self.kinds["metric"])
 
     def first_slider(self):
         """The id of the main area's first slider (document order: the smallest delta path), or None."""

@@ -43,14 +43,15 @@ _running = [0, 0.0, 0.0]  # page runs in progress in this process (all sessions)
 _running_lock = threading.Lock()
 
 
-def chart(fig, where=None, title=None, **kw):
+def chart(fig, where=None, title=None, key=None):
     """Draw a Plotly figure full width in `where` (st by default, or a column or slot), followed by its text
     (charts.describe: title, axes, every series' points), visually hidden for a screen reader: the SVG alone was read
     as its tick labels run together. In a container of their own, so a slot (st.empty) holds both. title: what the
-    text calls a figure without a title of its own."""
-    from pages import charts
+    text calls a figure without a title of its own. The chart is updated in place when a rerun changes it
+    (live_chart); key: its name from run to run, by default its place on the page."""
+    from pages import charts, live_chart
     box = (where or st).container()
-    box.plotly_chart(fig, width="stretch", **kw)
+    live_chart.draw(box, fig, key)
     box.html(f'<p class="chart-text">{html.escape(charts.describe(fig, title))}</p>')
 
 

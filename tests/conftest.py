@@ -134,3 +134,12 @@ class TinyConvNet(nn.Module):
 
     def forward(self, x):
         return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))
+
+
+def plots(at):
+    """The Plotly figures an AppTest run drew, in page order, each as the JSON the browser gets: the data of the
+    charts that update in place (pages/live_chart), or st.plotly_chart's spec where a server cannot serve Plotly.js."""
+    import json
+    live = [json.loads(c.proto.json or c.proto.mixed.json)["spec"] for c in at.get("bidi_component")
+            if c.proto.component_name == "playground_live_chart"]
+    return live + [c.proto.spec for c in at.get("plotly_chart")]

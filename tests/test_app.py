@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
+from conftest import plots
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -52,7 +53,7 @@ def test_home_shows_card(fmnist):
     dense = ce.compress(ce.load_model("lenet-300-100"), ce.Recipe(), ce.load_dataset("fashion-mnist"), evaluate=False)
     assert at.metric[0].delta == f"{dense.metrics['nonzero_params']:,} non-zero" != "266,610 non-zero"
     assert at.metric[1].value == f"{dense.metrics['dense_bytes'] / 1000:,.1f} KB"
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # the 12 test images: one picture, one caption each
+    spec = json.loads(plots(at)[0])  # the 12 test images: one picture, one caption each
     assert [t["type"] for t in spec["data"]] == ["image"] and len(spec["layout"]["annotations"]) == 12
     ds = ce.load_dataset("fashion-mnist")
     pred = ce.logits(ce.load_model("lenet-300-100"), ds.x("test")[:12]).argmax(1).tolist()
@@ -91,7 +92,7 @@ assert not at.exception, at.exception
 assert "torch" not in sys.modules, "Home imported torch"
 at.sidebar.selectbox[0].set_value("resnet-8").run()
 assert not at.exception and "torch" not in sys.modules, "a model switch on Home imported torch"
-print(at.metric[0].value, len(at.get("plotly_chart")))
+print(at.metric[0].value, len(at.get("bidi_component")) + len(at.get("plotly_chart")))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]

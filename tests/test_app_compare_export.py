@@ -11,6 +11,7 @@ from test_app import ROOT, app, plotly_values
 import compress_engine as ce
 from compress_engine.playground.store import Store, pareto_front
 from pages import common
+from conftest import plots
 
 RECIPES = [ce.Recipe(), ce.Recipe(sparsity=0.5, clusters=16, huffman=True), ce.Recipe(sparsity=0.9, clusters=4),
            ce.Recipe(bits=4, huffman=True)]
@@ -55,15 +56,15 @@ def test_compare_empty_store(store, fmnist):
     from compress_engine.playground import viz
     refs = runstore.reference_points(ROOT / "bench" / "results")
     assert refs, "bench/results ships the reference CSVs"
-    assert len(at.get("plotly_chart")) == 1  # the first set, as the page opens
+    assert len(plots(at)) == 1  # the first set, as the page opens
     for choice in list(viz.REFERENCE_SETS) + ["none"]:
         at.radio(key="compare_refs").set_value(choice).run()
         assert not at.exception
-        charts = at.get("plotly_chart")
+        charts = plots(at)
         if choice == "none":
             assert not charts
             continue
-        traces = json.loads(charts[0].proto.spec)["data"]
+        traces = json.loads(charts[0])["data"]
         expect = viz.reference_series(refs, choice)
         assert [t["name"] for t in traces] == [f"bench: {e['name']}" for e in expect]
         assert [t["text"] for t in traces] == [e["labels"] for e in expect]
@@ -79,7 +80,7 @@ def test_compare_table_and_pareto_chart_show_the_seeded_runs(seeded, results):
     # the frontier column agrees with pareto_front over the same (bytes, accuracy)
     expect = pareto_front(list(zip(table["artifact_bytes"], table["accuracy"])))
     assert list(table.index[table["pareto"]]) == sorted(expect)
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = json.loads(plots(at)[0])
     names = [t.get("name") for t in spec["data"]]
     assert "Pareto frontier" in names
     assert spec["layout"]["xaxis"]["type"] == "log" and "KB" in spec["layout"]["xaxis"]["title"]["text"]
@@ -118,8 +119,8 @@ def test_compare_side_by_side(seeded):
     assert {"Test accuracy", "Artifact size", "Recipe", "Zero weights"} <= set(side.index)
     layers = at.dataframe[1].value
     assert list(layers.index) == ["layers.0.weight", "layers.1.weight", "layers.2.weight"]
-    charts = at.get("plotly_chart")
-    assert len(charts) == 2 and "selected" in [t.get("name") for t in json.loads(charts[0].proto.spec)["data"]]
+    charts = plots(at)
+    assert len(charts) == 2 and "selected" in [t.get("name") for t in json.loads(charts[0])["data"]]
     assert len(at.get("download_button")) == 3  # CSV + one artifact per selected run
 
 
@@ -168,7 +169,7 @@ def test_every_model_has_its_own_marker_shape_whichever_are_shown(store, results
         store.save(name, results[0].recipe, results[0].metrics, results[0].artifact)
 
     def shapes(at):
-        traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+        traces = json.loads(plots(at)[0])["data"]
         return {t["legendgroup"].split(", ")[-1]: t["marker"]["symbol"] for t in traces if t.get("legendgroup")}
 
     at = compare()
@@ -469,7 +470,7 @@ def test_compare_charts_runs_against_flops(seeded, store, results, fmnist, lenet
     expect = pareto_front(list(zip(table["flops"], table["accuracy"])))
     assert list(table.index[table["pareto"]]) == sorted(expect)
     assert thin_id in set(table.loc[table["pareto"], "id"])  # the only run that is cheaper to run
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = json.loads(plots(at)[0])
     assert spec["layout"]["xaxis"]["type"] == "log" and "MFLOPs" in spec["layout"]["xaxis"]["title"]["text"]
     points = [x for t in spec["data"] if t.get("mode") == "markers" for x in plotly_values(t["x"])]
     assert sorted(points) == sorted(counted["flops"] / 1e6)

@@ -7,6 +7,7 @@ from test_app import plotly_values
 from test_app_compare_export import compare, results, store  # noqa: F401 (fixtures)
 
 from compress_engine.playground import units
+from conftest import plots
 
 
 def test_every_fit_is_one_technique_whose_points_name_their_budget(store, results):  # noqa: F811
@@ -19,7 +20,7 @@ def test_every_fit_is_one_technique_whose_points_name_their_budget(store, result
     store.save("lenet-300-100", results[3].recipe, results[3].metrics, results[3].artifact, technique="quantize")
     at = compare()
     assert not at.exception and not at.error
-    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    traces = json.loads(plots(at)[0])["data"]
     runs = [t for t in traces if t.get("mode") == "markers" and t.get("name") != "selected"]
     assert sorted(t["name"] for t in runs) == ["fit to a size budget", "quantize"]
     fits = next(t for t in runs if t["name"] == "fit to a size budget")
@@ -39,7 +40,7 @@ def test_the_benchmarks_dense_points_are_the_cards_dense_float32_bytes(store, re
     at = compare()
     assert not at.exception and not at.error
     assert at.radio(key="compare_refs").value == "deep_compression.csv"
-    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    traces = json.loads(plots(at)[0])["data"]
     bench = next(t for t in traces if t.get("name") == "bench: lenet-300-100")
     xs = plotly_values(bench["x"])
     dense = xs[[i for i, t in enumerate(bench["text"]) if "dense float32" in t][0]]

@@ -18,6 +18,7 @@ from compress_engine.playground import units
 from test_app import metric, number, page
 
 from compress_engine import Recipe
+from conftest import plots
 TEACHER = "resnet-8"
 
 
@@ -26,12 +27,12 @@ def metrics(at, label):
 
 
 def charts(at):
-    return at.get("plotly_chart")
+    return plots(at)
 
 
 def chart_text(at):
     """Every plotly figure of the page as one JSON string (trace names, tick labels, titles)."""
-    return " ".join(c.proto.spec for c in charts(at))
+    return " ".join(c for c in charts(at))
 
 
 # --- distillation ---------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def test_your_students_land_on_the_grid_of_their_epochs(tiny):
     text = chart_text(at)
     assert "yours: 30-30, 5 ep, labels only" in text and "yours: 30-30, 5 ep, KD T = 1" in text  # stars on the grid
     at.radio(key="distill_grid_epochs").set_value(20).run()  # the 20-epoch grid: not theirs, so no stars on it
-    grid = next(c.proto.spec for c in charts(at) if "Measured:" in c.proto.spec)  # the size chart has them all
+    grid = next(c for c in charts(at) if "Measured:" in c)  # the size chart has them all
     assert "yours: 30-30" not in grid and any("choose 5 epochs" in c.value for c in at.caption)
 
 
@@ -352,7 +353,7 @@ def test_pipeline_controls_move_size_and_parameters(fmnist):
     said = [i.value for i in at.info if "are now exactly zero" in i.value]
     assert len(said) == 1 and "beyond the pruned ones" in said[0] and kept < nz90 / 10, (said, kept)
     # the 1-bit step falls to near 0: its label goes inside the bar, not under it over the axis's stage names
-    fall = next(t for t in (json.loads(c.proto.spec)["data"][0] for c in charts(at)) if t["type"] == "waterfall")
+    fall = next(t for t in (json.loads(c)["data"][0] for c in charts(at)) if t["type"] == "waterfall")
     big = [i for i, (m, v) in enumerate(zip(fall["measure"], fall["y"])) if m == "relative" and v < -fall["y"][0] / 3]
     assert big and all(fall["textposition"][i] == "inside" for i in big), fall["textposition"]
     assert fall["textposition"][0] == "outside"

@@ -23,6 +23,7 @@ from test_app import app, metric, number
 import compress_engine as ce
 from compress_engine.core import pipeline, train
 from compress_engine.playground.store import Store
+from conftest import plots
 
 PAGES = ["home", "pruning", "clustering", "quantization", "distillation", "pipeline", "compare", "export"]
 
@@ -403,7 +404,7 @@ def test_every_control_at_its_ends(tiny, store, name):
         at.run()
         assert_clean(at)
         assert not at.error, (state, errors(at))
-        assert at.get("plotly_chart"), state
+        assert plots(at), state
         assert TRAINED.get((name, i), lambda at: True)(at), state
 
 

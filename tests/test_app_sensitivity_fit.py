@@ -3,6 +3,7 @@
 import pytest
 
 from test_app import metric, number, page
+from conftest import plots
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,8 @@ def test_every_layer_and_every_part_of_a_fit_gets_its_own_colour(fmnist):
 
     at = page("sensitivity", "resnet-8")
     assert not at.exception and not at.error
-    for chart in at.get("plotly_chart")[:2]:  # accuracy lost by pruning, by sharing: one line a layer
-        lines = [t for t in json.loads(chart.proto.spec)["data"] if t.get("mode") == "lines+markers"]
+    for chart in plots(at)[:2]:  # accuracy lost by pruning, by sharing: one line a layer
+        lines = [t for t in json.loads(chart)["data"] if t.get("mode") == "lines+markers"]
         assert len(lines) == 10
         assert len({t["line"]["color"] for t in lines}) == len(lines), [t["line"]["color"] for t in lines]
     many = charts.colours(12)  # the fit's parts on ResNet-8

@@ -16,11 +16,12 @@ import compress_engine as ce
 from compress_engine.core import structured
 from compress_engine.playground import units
 from test_app import metric, number, page
+from conftest import plots
 
 
 def chart(at, title):
     """The plotly spec of the chart with this title."""
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    specs = [json.loads(c) for c in plots(at)]
     return next(s for s in specs if s["layout"].get("title", {}).get("text", "").startswith(title))
 
 

@@ -24,6 +24,7 @@ from test_app_techniques import chart, finetuned_points
 
 import compress_engine as ce
 from compress_engine.playground import trained, units, viz
+from conftest import plots
 
 PRUNING_GRID = {0, 30, 50, 70, 80, 85, 90, 93, 95, 97, 99}
 
@@ -149,14 +150,13 @@ def test_a_run_not_computed_yet_draws_its_weights_before_its_evaluation(tiny, mo
     follows, and the cards end up with the accuracy and the Save button, as when the run was computed already."""
     from pages import common
     monkeypatch.setattr(common, "EARLY_MIN_EVAL", 0.0)  # the tiny test set evaluates in milliseconds
-    events, real_compress, real_chart = [], ce.compress, st.plotly_chart
+    from pages import live_chart
+    events, real_compress, real_chart = [], ce.compress, live_chart.draw
     at = page(name)
     monkeypatch.setattr(ce, "compress", lambda model, recipe, *a, evaluate=True, **kw: (
         events.append(("compress", recipe.to_json(), evaluate)), real_compress(model, recipe, *a, evaluate=evaluate,
                                                                                 **kw))[1])
-    monkeypatch.setattr(st, "plotly_chart", lambda *a, **kw: (events.append(("chart",)), real_chart(*a, **kw))[1])
-    dg, real_dg_chart = st.delta_generator.DeltaGenerator, st.delta_generator.DeltaGenerator.plotly_chart
-    monkeypatch.setattr(dg, "plotly_chart", lambda *a, **kw: (events.append(("chart",)), real_dg_chart(*a, **kw))[1])
+    monkeypatch.setattr(live_chart, "draw", lambda *a, **kw: (events.append(("chart",)), real_chart(*a, **kw))[1])
     getattr(at, widget)(key=key).set_value(value).run()
     assert not at.exception, at.exception
     quick = [i for i, e in enumerate(events) if e[0] == "compress" and e[2] is False]
@@ -313,7 +313,7 @@ def test_pipeline_draws_its_stages_before_evaluating_them(tiny, monkeypatch):
     first_full = next(i for i, e in enumerate(events) if e[0] == "compress" and e[2] is True)
     assert events[:first_full].count(("chart",)) >= 2, brief  # waterfall and breakdown before any evaluation
     assert next(m for m in at.metric if m.label == "Test accuracy").value.endswith("%")
-    assert at.button(key="pipe_save") and len(at.get("plotly_chart")) == 3  # + the paper's chart
+    assert at.button(key="pipe_save") and len(plots(at)) == 3  # + the paper's chart
     assert all(r is not None for r in at.dataframe[0].value["accuracy (%)"])
     assert not [i for i in at.info if "Evaluating" in i.value]
     early_table, final_table = tables[0], tables[-1]  # the stage table drawn early shows no "None" cells
@@ -608,14 +608,14 @@ def test_a_runs_name_shows_as_typed_not_as_markdown(seeded, store):  # noqa: F81
     escaped = r"\*\*bold\*\* \$x\^2\$ \:red\[red\] " + "x" * 60
     assert list(at.table[0].value.columns) == [f"\\#{run_id} {escaped}"]
     assert any(b.label == f"Artifact \\#{run_id} {escaped} (.cpg)" for b in at.get("download_button"))
-    bars = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                if any(t.get("type") == "bar" for t in json.loads(c.proto.spec)["data"]))
+    bars = next(json.loads(c) for c in plots(at)
+                if any(t.get("type") == "bar" for t in json.loads(c)["data"]))
     assert [t["name"] for t in bars["data"]] == [f"#{run_id} {name}"[:31] + "…"]
 
 
 def test_compare_colours_references_ticks_and_table(seeded, store, results):  # noqa: F811
     def colours(at):
-        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        spec = json.loads(plots(at)[0])
         return {t["name"]: t["marker"]["color"] for t in spec["data"]
                 if t.get("mode") == "markers" and t.get("name") not in ("selected",)}
     at = compare()
@@ -624,7 +624,7 @@ def test_compare_colours_references_ticks_and_table(seeded, store, results):  # 
     assert len(set(first.values())) == len(first) >= 3
     store.save("lenet-300-100", ce.Recipe(sparsity=0.3), results[0].metrics, technique="prune")  # sorts before them
     assert colours(compare()) == {**first, "prune": viz.PALETTE[len(first)]}  # theirs stay, the new one is next
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = json.loads(plots(at)[0])
     refs = [t for t in spec["data"] if t.get("name", "").startswith("bench: ")]
     assert refs and all(any(t["text"]) for t in refs)  # labelled, each its own legend entry
     x = spec["layout"]["xaxis"]

@@ -13,6 +13,7 @@ from compress_engine.playground import units
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pages import charts  # noqa: E402
+from conftest import plots
 
 
 def test_every_curve_trace_names_its_knob_and_its_value_with_the_unit():
@@ -79,7 +80,7 @@ def test_export_breakdown_keeps_the_artifacts_tensor_order(tmp_path, monkeypatch
     monkeypatch.setenv("COMPRESS_STORE", str(tmp_path / "runs.sqlite"))
     at = app().run().switch_page("pages/export.py").run()
     assert not at.exception
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = json.loads(plots(at)[0])
     axis = spec["layout"]["yaxis"]
     drawn = axis["categoryarray"]  # bottom to top, unless the axis is reversed
     drawn = drawn if axis.get("autorange") == "reversed" else drawn[::-1]  # top to bottom

@@ -7,10 +7,11 @@ import json
 import pytest
 
 from test_app_compare_export import compare, results, seeded, select, store  # noqa: F401 (fixtures)
+from conftest import plots
 
 
 def spec(at, i=0):
-    return json.loads(at.get("plotly_chart")[i].proto.spec)
+    return json.loads(plots(at)[i])
 
 
 def test_the_flops_hover_says_what_the_side_by_side_table_says(seeded):

@@ -9,6 +9,7 @@ from test_app import ROOT, app
 
 from compress_engine.playground import store as runstore
 from compress_engine.playground import viz
+from conftest import plots
 
 
 def test_beyond_tables_are_read_as_reference_points(tmp_path):
@@ -36,7 +37,7 @@ def test_resnet8_runs_alone_get_reference_points(tmp_path, monkeypatch, fmnist):
     radio = at.radio(key="compare_refs")
     assert runstore.BEYOND in radio.options or viz.REFERENCE_SETS[runstore.BEYOND] in radio.options, radio.options
     radio.set_value(runstore.BEYOND).run()
-    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    traces = json.loads(plots(at)[0])["data"]
     refs = [t for t in traces if t["name"].startswith("bench: ")]
     assert [t["name"] for t in refs] == ["bench: resnet-8"]
     assert "budget 30.74 KB" in refs[0]["text"]  # bench/results/beyond_resnet-8.csv's fit

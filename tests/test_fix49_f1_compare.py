@@ -7,6 +7,7 @@ from test_app import app
 
 import compress_engine as ce
 from compress_engine.playground.store import Store
+from conftest import plots
 
 EVIL = '<a href="https://evil.example/x">LINK</a>'
 BOLD = '<b>bold</b><span style="color:red">red</span>'
@@ -30,7 +31,7 @@ def compare():
 
 
 def traces(at, i=0):
-    return json.loads(at.get("plotly_chart")[i].proto.spec)["data"]
+    return json.loads(plots(at)[i])["data"]
 
 
 def test_user_text_is_escaped_in_the_charts(store):
@@ -39,7 +40,7 @@ def test_user_text_is_escaped_in_the_charts(store):
     store.save("<i>model</i>", ce.Recipe(sparsity=0.9), metrics(0.7, 500), technique=BOLD)
     at = compare()
     assert not at.exception
-    spec = at.get("plotly_chart")[0].proto.spec
+    spec = plots(at)[0]
     assert "<a href" not in spec and "<b>bold" not in spec and "<i>model" not in spec
     hovers = [c[0] for t in traces(at) for c in t.get("customdata", [])]
     assert "&lt;a href=\"https://evil.example/x\"&gt;LINK&lt;/a&gt;" in hovers
@@ -63,7 +64,7 @@ def test_user_text_is_no_link_side_by_side(store):
     side = at.table[0].value
     heads = " ".join(side.columns)
     assert "https\u2060" in heads and "https:" not in heads.replace("\\", "") and "me@\u2060evil" in heads
-    bars = at.get("plotly_chart")[1].proto.spec
+    bars = plots(at)[1]
     assert "<a href" not in bars and "<b>x" not in bars and "&lt;a href" in bars and "&lt;b&gt;x" in bars
 
 
@@ -84,7 +85,7 @@ def test_equal_loss_axis_frontier_per_model_and_loss_filter(store):
     assert sorted(t["name"] for t in fronts) == ["Pareto frontier: lenet-300-100", "Pareto frontier: lenet-5"]
     at.radio(key="compare_accuracy").set_value("loss").run()
     assert not at.exception
-    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    fig = json.loads(plots(at)[0])
     assert fig["layout"]["yaxis"]["title"]["text"] == "Accuracy lost vs its dense model (points)"
     assert fig["layout"]["yaxis"]["autorange"] == "reversed"
     from test_app import plotly_values

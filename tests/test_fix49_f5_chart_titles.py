@@ -4,10 +4,11 @@ reader announced an unnamed graphic; a reader saw bars with no heading)."""
 import json
 
 from test_app import page
+from conftest import plots
 
 
 def titles(at):
-    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
+    return [json.loads(c)["layout"].get("title", {}).get("text") for c in plots(at)]
 
 
 def test_every_chart_on_export_and_distillation_has_a_title(fmnist):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import compress_engine as ce
-from conftest import serve_data, write_idx
+from conftest import serve_data, write_idx, plots
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +68,7 @@ def test_labels_only_needs_no_teacher_logits_of_the_students_width():
 # --- Home ----------------------------------------------------------------------------------------------------
 
 def home_captions(at):
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = json.loads(plots(at)[0])
     return [a["text"] for a in spec["layout"]["annotations"]]
 
 
@@ -94,7 +94,7 @@ def distillation(teacher="lenet-300-100"):
 
 
 def soft_target_spec(at):
-    return json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "soft targets" in c.proto.spec))
+    return json.loads(next(c for c in plots(at) if "soft targets" in c))
 
 
 def test_distillation_shows_every_output_of_a_teacher_of_more_classes(five):
@@ -152,7 +152,7 @@ def test_distillation_says_its_grid_and_cards_are_of_fashion_mnist_on_other_data
     on the server's data. The grid, its caption and the size chart's points measured elsewhere now name their data,
     and the teacher is drawn at its accuracy measured on these data."""
     at = distillation("resnet-8")
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    specs = [json.loads(c) for c in plots(at)]
     grid = next(s for s in specs if "every student" in s["layout"]["title"]["text"])
     assert grid["layout"]["title"]["text"].startswith("Measured: every student, with and without KD on fashion-mnist<br>")
     assert grid["layout"]["yaxis"]["title"]["text"] == "test errors on fashion-mnist (of 10,000)"

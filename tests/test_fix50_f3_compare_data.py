@@ -11,6 +11,7 @@ from test_app import app
 from test_app_compare_export import store  # noqa: F401,F811 - the run store fixture, a file per test
 
 import compress_engine as ce
+from conftest import plots
 
 OWN = "idx:/somewhere/fm5"
 FM = "fashion-mnist"  # what the benchmarks measured on
@@ -27,7 +28,7 @@ def compare():
 
 def chart(at):
     """The chart's traces, as a browser gets them."""
-    return json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    return json.loads(plots(at)[0])["data"]
 
 
 def save(store, res, data, accuracy):

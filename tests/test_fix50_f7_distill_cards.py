@@ -7,11 +7,12 @@ name the viewed T, each T role keeps one colour, and the caption says only T = 1
 import json
 
 from test_app import metric, page
+from conftest import plots
 
 
 def soft_bars(at):
-    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                if "soft targets" in json.dumps(json.loads(c.proto.spec)["layout"].get("title", "")))
+    spec = next(json.loads(c) for c in plots(at)
+                if "soft targets" in json.dumps(json.loads(c)["layout"].get("title", "")))
     return {t["hovertemplate"].split("T = ")[-1].split("<")[0]: t["marker"]["color"] for t in spec["data"]}
 
 

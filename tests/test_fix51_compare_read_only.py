@@ -4,6 +4,7 @@ and Delete and Rename are off: they could only fail. (The store's read-only open
 from test_app_compare_export import compare, results, seeded, select, store  # noqa: F401 -- fixtures
 
 from compress_engine.playground.store import Store
+from conftest import plots
 
 
 def test_a_read_only_store_is_listed_with_a_note_and_no_delete_or_rename(seeded, monkeypatch):
@@ -30,7 +31,7 @@ def test_with_one_model_shown_each_technique_has_its_own_marker_shape(seeded):
     users (an accessibility audit, WCAG 1.4.1). With one model shown, each technique has its own shape too."""
     import json
     at = compare()
-    traces = [t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"] if t.get("legendgroup")]
+    traces = [t for t in json.loads(plots(at)[0])["data"] if t.get("legendgroup")]
     shapes = {t["legendgroup"]: t["marker"]["symbol"] for t in traces}
     assert len(shapes) >= 3 and len(set(shapes.values())) == len(shapes), shapes
 

@@ -9,6 +9,7 @@ import compress_engine as ce
 from compress_engine.playground.store import Store
 
 from small_nets import Plain, data
+from conftest import plots
 
 
 def test_a_grids_sweeps_of_one_colour_each_have_their_own_dash(tmp_path, monkeypatch, fmnist):
@@ -26,6 +27,6 @@ def test_a_grids_sweeps_of_one_colour_each_have_their_own_dash(tmp_path, monkeyp
     assert [t.name.split(":")[0] for t in lines] == ["sweep #1", "sweep #2", "sweep #3"]  # saved order
     assert len({t.line.color for t in lines}) == 1  # one technique: colour alone cannot tell them apart
     assert [t.line.dash for t in lines] == list(charts.DASHES[:3])  # so a dash each, the first solid
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # what the browser gets
+    spec = json.loads(plots(at)[0])  # what the browser gets
     assert [t["line"]["dash"] for t in spec["data"] if t.get("name", "").startswith("sweep #")] == \
         list(charts.DASHES[:3])

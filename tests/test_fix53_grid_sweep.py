@@ -17,6 +17,7 @@ from compress_engine.playground.store import Store
 
 import test_sweeps
 from small_nets import Plain, data
+from conftest import plots
 
 local_ray, needs_ray = test_sweeps.local_ray, test_sweeps.needs_ray  # its Ray fixture (a runtime for this module)
 
@@ -121,7 +122,7 @@ def test_compare_page_draws_a_grid_as_one_series_a_setting(ds, tmp_path, monkeyp
     for t in lines.values():  # each setting's three points joined in size order
         x = list(t.x)
         assert t.mode == "lines" and len(x) == 3 and x == sorted(x)
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # what the browser gets: the same two series
+    spec = json.loads(plots(at)[0])  # what the browser gets: the same two series
     assert sorted(t["name"] for t in spec["data"] if t.get("name", "").startswith("sweep #")) == sorted(lines)
     assert all(len(plotly_values(t["x"])) == 3 for t in spec["data"] if t.get("name", "").startswith("sweep #"))
 

@@ -3,6 +3,7 @@
 import json
 
 from test_app_compare_export import compare, results, select, store  # noqa: F401 (fixtures)
+from conftest import plots
 
 TECHNIQUES = ["prune", "prune+finetune1", "cluster", "cluster+huffman", "quantize", "prune+cluster+huffman",
               "prune+cluster+huffman+finetune1", "distill", "student (labels only)", "fit 14 KB",
@@ -17,13 +18,13 @@ def test_more_than_nine_techniques_and_runs_each_get_their_own_colour(store, res
         store.save("lenet-300-100", res.recipe, res.metrics, res.artifact, technique=technique)
     at = compare()
     assert not at.exception and not at.error
-    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    traces = json.loads(plots(at)[0])["data"]
     runs = [t for t in traces if t.get("mode") == "markers" and t.get("name") != "selected"]
     assert len(runs) == len(TECHNIQUES)
     assert len({t["marker"]["color"] for t in runs}) == len(TECHNIQUES)
     at = select(at, list(range(len(TECHNIQUES))))
     assert not at.exception and not at.error
-    bars = [t for t in json.loads(at.get("plotly_chart")[1].proto.spec)["data"] if t.get("type") == "bar"]
+    bars = [t for t in json.loads(plots(at)[1])["data"] if t.get("type") == "bar"]
     assert len(bars) == len(TECHNIQUES)
     assert len({t["marker"]["color"] for t in bars}) == len(TECHNIQUES)
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from test_app import number, page
+from conftest import plots
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
 
@@ -63,7 +64,7 @@ def test_the_size_charts_labels_neither_overlap_nor_leave_the_plot(fmnist):
     at = page("distillation")
     for epochs in (5, 20):
         at.radio(key="distill_grid_epochs").set_value(epochs).run()
-        spec = json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "Size vs accuracy" in c.proto.spec))
+        spec = json.loads(next(c for c in plots(at) if "Size vs accuracy" in c))
         traces = {t["name"]: t for t in spec["data"]}
         for name in ("lenet-300-100", "lenet-5", "teacher-1200-1200"):  # each named in the legend, not by its point
             assert "text" not in traces[name]["mode"]

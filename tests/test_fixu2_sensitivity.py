@@ -5,6 +5,7 @@ pruned) while the table showed stem.weight cannot be pruned at all within 0.5 po
 import json
 
 from test_app import page
+from conftest import plots
 
 
 def test_the_fragile_card_is_the_tables_lowest_max_sparsity(fmnist):
@@ -23,7 +24,7 @@ def test_the_fragile_card_is_the_tables_lowest_max_sparsity(fmnist):
 def test_the_heat_maps_numbers_are_its_colours(fmnist):
     at = page("sensitivity", "resnet-8")
     at.selectbox(key="sens_layer").set_value("stem.weight").run()
-    spec = json.loads(at.get("plotly_chart")[3].proto.spec)
+    spec = json.loads(plots(at)[3])
     (heat,) = spec["data"]
     cells = [(z, t) for zr, tr in zip(heat["z"], heat["text"]) for z, t in zip(zr, tr) if z is not None]
     assert cells and all(float(t) == round(z, 1) for z, t in cells)

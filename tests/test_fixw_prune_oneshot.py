@@ -14,6 +14,7 @@ from test_app import page
 
 import compress_engine as ce
 from compress_engine.playground import jobs
+from conftest import plots
 
 
 
@@ -23,7 +24,7 @@ def one_worker(monkeypatch):
 
 
 def current_marker(at):
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    specs = [json.loads(c) for c in plots(at)]
     curve = next(s for s in specs if s["layout"].get("title", {}).get("text", "").startswith("Accuracy vs sparsity"))
     return next(t["name"] for t in curve["data"] if t.get("name", "").startswith("current"))
 

@@ -12,6 +12,7 @@ import compress_engine as ce
 from compress_engine.core import cluster, prune
 from compress_engine.core.encode import Codebook, tensor_bytes
 from compress_engine.core.sensitivity import scan, subset_index, summary, curve, cached
+from conftest import plots
 
 GRID = dict(sparsities=(0.0, 0.9), clusters=(None, 4), subset=500)
 
@@ -138,20 +139,20 @@ def test_sensitivity_page(fmnist, tmp_path, monkeypatch):
     assert at.metric[0].value == "layers.2"  # the 10-unit output layer: 1,000 weights, all needed
     assert at.metric[1].value == "layers.0"  # 92 % of the weights, and flat until high sparsity
     assert all(m.proto.direction == Metric.MetricDirection.NONE for m in at.metric[1:])  # no arrow on a note
-    assert len(at.get("plotly_chart")) == 4 and len(at.dataframe) == 1
+    assert len(plots(at)) == 4 and len(at.dataframe) == 1
     (kept,) = tmp_path.glob("sensitivity/*.json")
     rows = summary(json.loads(kept.read_text()), 0.005)
     table = at.dataframe[0].value
     assert list(table["unchanged KB"]) == [r["dense_bytes"] / 1000 for r in rows]
     assert list(table["smallest KB"]) == [r["cheapest_bytes"] / 1000 for r in rows]
     assert at.metric[1].proto.delta.startswith(f"{rows[0]['dense_bytes'] / 1000:,.1f} KB")  # as in the table
-    bars = json.loads(at.get("plotly_chart")[2].proto.spec)
+    bars = json.loads(plots(at)[2])
     assert bars["data"][0]["x"] == [r["dense_bytes"] / 1000 for r in rows]
     x = bars["layout"]["xaxis"]
     assert x["type"] == "log" and x["tickmode"] == "array"
     assert all(b / a >= 1.4 for a, b in zip(x["tickvals"], x["tickvals"][1:]))  # never "8 9 10 2 3"
     at.selectbox(key="sens_layer").set_value("layers.1.weight").run()
-    assert not at.exception and "layers.1.weight" in at.get("plotly_chart")[3].proto.spec
+    assert not at.exception and "layers.1.weight" in plots(at)[3]
 
 
 def test_sensitivity_page_draws_a_shipped_scan_at_once(fmnist, tmp_path, monkeypatch):
@@ -166,8 +167,8 @@ def test_sensitivity_page_draws_a_shipped_scan_at_once(fmnist, tmp_path, monkeyp
         return out
     monkeypatch.setattr(ce.sensitivity, "scan", no_scan)
     at = page("sensitivity", "lenet-5")
-    assert not at.exception and len(at.get("plotly_chart")) == 4
-    lines = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]  # 4 layers: 2 legend rows, the plot kept
+    assert not at.exception and len(plots(at)) == 4
+    lines = json.loads(plots(at)[0])["layout"]  # 4 layers: 2 legend rows, the plot kept
     assert lines["height"] - lines["margin"]["b"] == 360 - 10 and lines["legend"]["yanchor"] == "top"
     assert not at.get("progress") and not list(tmp_path.rglob("*.json"))
     from compress_engine.playground import zoo
@@ -246,7 +247,7 @@ def test_sensitivity_page_fits_a_budget(fmnist, tmp_path, monkeypatch):
     assert number(metric(at, "Artifact")) <= 30.0 and number(metric(at, "Compression ratio")) > 30
     alloc = at.dataframe[1].value
     assert list(alloc["layer"]) == ["layers.0.weight", "layers.1.weight", "layers.2.weight"]
-    assert len(at.get("plotly_chart")) == 5  # + where the bytes went
+    assert len(plots(at)) == 5  # + where the bytes went
     at.run()  # kept for the session: drawn again without training
     assert not at.exception and number(metric(at, "Artifact")) <= 30.0
     plain_bytes = number(metric(at, "Artifact"))
@@ -388,7 +389,7 @@ def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, mo
     monkeypatch.setattr(zoo, "scan_dir", lambda name: tmp_path / "nothing shipped")
     monkeypatch.setattr(ce.sensitivity, "SETTING_COST", 1e5)  # as slow as a big model: hours, not seconds
     at = page("sensitivity", "lenet-300-100")
-    assert not at.exception and not at.get("plotly_chart") and not list(tmp_path.rglob("*.json"))
+    assert not at.exception and not plots(at) and not list(tmp_path.rglob("*.json"))
     note = next(i.value for i in at.info if "No scan of lenet-300-100 yet" in i.value).replace("\\", "")  # as read
     assert ("3 layers alone at 63 settings: 189 evaluations of a fixed set of 2,000 of the 10,000 test images of "
             "Fashion-MNIST" in note and " h on this" in note)
@@ -403,7 +404,7 @@ def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, mo
     monkeypatch.setattr(ce.sensitivity, "scan", where)
     page_threads = ce.jobs.process_threads()
     go.click().run()
-    assert not at.exception and len(at.get("plotly_chart")) == 4 and len(list(tmp_path.rglob("*.json"))) == 1
+    assert not at.exception and len(plots(at)) == 4 and len(list(tmp_path.rglob("*.json"))) == 1
     assert len(ran) == 1 and ran[0][0].startswith("train-worker") and ran[0][1] == page_threads
     fit = next(c.value for c in at.caption if c.value.startswith("Press **Fit**"))  # its own scan comes first
     assert "first scans every layer on training images, about " in fit and " h here" in fit
@@ -414,7 +415,7 @@ def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, mo
     assert fit.endswith("It fine-tunes in two stages of 1 epoch on the dense model's soft targets. About "
                         f"{units.duration(2 * epoch)} ({units.duration(epoch)} an epoch) for lenet-300-100 here.")
     at.run()  # kept on disk: drawn at once from now on, no button
-    assert not at.exception and len(at.get("plotly_chart")) == 4 and not [b for b in at.button if b.key == "sens_go"]
+    assert not at.exception and len(plots(at)) == 4 and not [b for b in at.button if b.key == "sens_go"]
 
 
 def test_expected_scan_counts_its_settings_and_scales_with_the_evaluation(lenet5):

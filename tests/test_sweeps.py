@@ -23,6 +23,7 @@ from compress_engine.core.train import fit
 from compress_engine.playground import store as S, sweeps
 from compress_engine.playground.cli import main
 from compress_engine.playground.store import Store
+from conftest import plots
 
 try:
     import ray
@@ -431,7 +432,7 @@ def test_compare_page_shows_a_sweep_as_one_group(net, digits, tmp_path, monkeypa
     at = app().run().switch_page("pages/compare.py").run()
     assert not at.exception and not at.error
     label = store.sweeps()[0]["label"]
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = json.loads(plots(at)[0])
     [line] = [t for t in spec["data"] if t.get("name") == label]  # one trace joins the sweep's points, by size
     x = plotly_values(line["x"])
     assert line["mode"] == "lines" and len(x) == 3 and x == sorted(x)

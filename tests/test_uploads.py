@@ -22,6 +22,7 @@ from test_app import ROOT, TIMEOUT, app
 import compress_engine as ce
 from compress_engine.playground import zoo as models
 from compress_engine.playground.zoo import read_weights
+from conftest import plots
 
 SAMPLES = list(models.SAMPLES)  # read_weights infers each one's architecture (MLP, LeNet-5, ResNet) from its names
 MLP_SMALL = {"arch": "mlp", "sizes": [784, 32, 10]}
@@ -858,7 +859,7 @@ def test_uploaded_weights_can_teach_on_the_distillation_page(fmnist, lenet300, m
     assert not at.exception and not at.error, (at.exception, at.error)
     assert sorted(k[0] for k in at.session_state["trained"] if k[0] != "teacher logits") == [name, name]
     assert len([m for m in at.metric if m.label == "Test accuracy"]) == 2 and len(computed) == 1
-    sizes = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    sizes = " ".join(c for c in plots(at))
     assert f'"{name}"' in sizes and '"lenet-5"' in sizes  # the teacher, and the other models beside it
 
 
