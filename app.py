@@ -57,7 +57,7 @@ st.set_page_config(page_title=TITLE, page_icon=ICON, layout="wide")
 # A page's sections are h2 (st.header) under its h1 title, as a screen reader's outline expects, where they were h3
 # (st.subheader) or h4: drawn at the size of Streamlit's h3, so they look as before.
 st.html("<style>[data-testid='stMain'] [data-testid='stHeading'] h2 { font-size: 1.75rem; padding-top: 0.75rem; } "
-        "[data-testid='stPlotlyChart'] :is([class$='tick'] > text, text[class$='title']:not(.gtitle), "
+        ".js-plotly-plot :is([class$='tick'] > text, text[class$='title']:not(.gtitle), "
         ".bartext-outside) { fill: currentColor !important; fill-opacity: 0.8 !important; } "
         "[data-testid='stSidebarNav'] a:focus-visible, [data-testid='stRadio'] label:has(input:focus-visible), "
         "[data-testid='stCheckbox'] label:has(input:focus-visible) "
@@ -65,9 +65,9 @@ st.html("<style>[data-testid='stMain'] [data-testid='stHeading'] h2 { font-size:
         "@media (max-width: 1280px) { [data-testid='stMetricValue'] { font-size: 1.75rem; } } "
         "@media (max-width: 1000px) { [data-testid='stMetricValue'] { font-size: 1.3rem; } } "
         "[data-testid='stCaptionContainer'] { opacity: 0.75; } "
-        "[data-testid='stPlotlyChart'] :is(.annotation-text, .textpoint text):is([style*='fill: rgb(128, 132, 149)'], "
+        ".js-plotly-plot :is(.annotation-text, .textpoint text):is([style*='fill: rgb(128, 132, 149)'], "
         "[style*='fill: rgb(127, 127, 127)']) { fill: currentColor !important; fill-opacity: 0.8 !important; } "
-        "[data-testid='stPlotlyChart'] .modebar-btn:focus-visible { outline: 2px solid currentColor !important; } "
+        ".js-plotly-plot .modebar-btn:focus-visible { outline: 2px solid currentColor !important; } "
         "[data-testid='stElementToolbar']:focus-within { opacity: 1; } "
         ":is(button, [role='tab'], [data-testid='stTooltipHoverTarget']):focus-visible, "
         ":is([data-testid='stSelectbox'], [data-testid='stMultiSelect']) > div:has(input:focus-visible), [data-testid='stSlider'] div:has(> div > "
@@ -80,8 +80,8 @@ st.html("<style>[data-testid='stMain'] [data-testid='stHeading'] h2 { font-size:
         ".katex-display { overflow-x: auto; overflow-y: hidden; } "
         ".katex-display > .katex { padding-right: 2px; white-space: normal; font-size: min(1.21em, 5cqi); } "
         "@media (max-width: 1100px) { [data-testid='stMetricLabel'] { min-height: 2lh; align-content: end; } "
-        "[data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) "
-        "{ flex-wrap: wrap; } [data-testid='stHorizontalBlock']:has([data-testid='stPlotlyChart']) > "
+        "[data-testid='stHorizontalBlock']:has(.live-chart, .js-plotly-plot) "
+        "{ flex-wrap: wrap; } [data-testid='stHorizontalBlock']:has(.live-chart, .js-plotly-plot) > "
         "[data-testid='stColumn'] { min-width: 100%; } }</style>")
 
 PAGES = [

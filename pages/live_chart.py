@@ -22,6 +22,7 @@ from pathlib import Path
 import plotly
 import plotly.io as pio
 import streamlit as st
+from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -81,7 +82,7 @@ def draw(box, fig, key=None):
     """Draw `fig` (a Plotly figure) in `box`, full width. key: the chart's name, the same from run to run (default:
     its place on the page); a chart whose key stays is updated in place."""
     src = _served()
-    if src is None:
+    if src is None or not Runtime.exists():  # no runtime: two AppTests at once, the first to end took it away
         box.plotly_chart(fig, width="stretch", key=key)
         return
     with box:

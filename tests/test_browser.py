@@ -161,7 +161,7 @@ def test_an_800_px_projector_stacks_side_by_side_charts(server, browser):
         page.locator('[data-testid="stSidebarNav"] a', has_text="Pruning").click()
         page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
         page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)
-        boxes = "[...document.querySelectorAll('[data-testid=stPlotlyChart]')].map(e => e.getBoundingClientRect())" \
+        boxes = "[...document.querySelectorAll('.js-plotly-plot')].map(e => e.getBoundingClientRect())" \
                 ".map(r => [Math.round(r.left), Math.round(r.width)])"
         main = "document.querySelector('[data-testid=stMainBlockContainer]').clientWidth"
         wide = page.evaluate(boxes)

@@ -15,7 +15,7 @@ CONTRAST = """() => {
   const bg = rgb(getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor);
   const out = {};
   for (const sel of ['.xtick text', '.ytick text', '.xtitle', '.ytitle']) {
-    const e = document.querySelector('[data-testid=stPlotlyChart] ' + sel), st = getComputedStyle(e);
+    const e = document.querySelector('.js-plotly-plot ' + sel), st = getComputedStyle(e);
     const a = Number(st.fillOpacity), c = rgb(st.fill).map((v, i) => a * v + (1 - a) * bg[i]);
     const [hi, lo] = [lum(c), lum(bg)].sort((x, y) => y - x);
     out[sel] = (hi + 0.05) / (lo + 0.05);

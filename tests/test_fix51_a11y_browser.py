@@ -44,7 +44,7 @@ def test_captions_and_chart_annotations_are_readable_on_either_theme(server, bro
     context, page = open_page(browser, server, "Pruning", scheme)
     try:
         caption = page.locator("[data-testid=stCaptionContainer]").first.evaluate(CONTRAST)
-        note = page.locator("[data-testid=stPlotlyChart] .annotation-text", has_text="dense").first.evaluate(CONTRAST)
+        note = page.locator(".js-plotly-plot .annotation-text", has_text="dense").first.evaluate(CONTRAST)
         assert caption >= 4.5 and note >= 4.5, (scheme, caption, note)
     finally:
         context.close()
@@ -88,7 +88,7 @@ def test_each_page_has_its_own_tab_title_and_every_chart_its_hidden_text(server,
     context, page = open_page(browser, server, "Quantization")
     try:
         assert page.title() == "Quantization · Compression Playground"
-        charts = page.locator("[data-testid=stPlotlyChart]").count()
+        charts = page.locator(".js-plotly-plot").count()
         texts = page.locator(".chart-text")
         assert charts >= 2 and texts.count() == charts
         assert texts.first.text_content().startswith("Chart: ")
@@ -108,7 +108,7 @@ def test_chart_point_labels_and_a_focused_chart_toolbar_button_stand_out_on_eith
     and a chart toolbar button's focus a 1-px black outline, invisible on the dark theme."""
     context, page = open_page(browser, server, "Distillation", scheme, ready=".textpoint text")
     try:
-        label = page.locator("[data-testid=stPlotlyChart] .textpoint text").first.evaluate(CONTRAST)
+        label = page.locator(".js-plotly-plot .textpoint text").first.evaluate(CONTRAST)
         assert label >= 4.5, (scheme, label)
         page.locator(".modebar-btn").first.focus()
         page.keyboard.press("Shift+Tab")
