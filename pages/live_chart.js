@@ -95,6 +95,20 @@ function themed(spec, t) {
   return fig;
 }
 
+// Full screen, as st.plotly_chart's toolbar had it (a class on a projector): the chart alone, as tall as the screen
+const FULL = {
+  name: "fullscreen", title: "Full screen",
+  icon: { width: 24, height: 24, path: "M7 14H5v5h5v-2H7v-3zm-2-4h2V7h3V5H5v5zm12 7h-3v2h5v-5h-2v3zM14 5v2h3v3h2V5h-5z" },
+  click: (gd) => (document.fullscreenElement ? document.exitFullscreen() : gd.requestFullscreen()),
+};
+
+// st.plotly_chart's configuration: no logo, no selection tools (nothing reads a selection), and no "Share chart"
+// (Plotly.js 4 shows it by default: it uploads the chart to Plotly Cloud)
+const CONFIG = {
+  displaylogo: false, showSendToCloud: false, responsive: false, modeBarButtonsToAdd: [FULL],
+  modeBarButtonsToRemove: ["lasso2d", "select2d", "sendChartToCloud"],
+};
+
 export default function ({ data, parentElement }) {
   let div = parentElement.querySelector("div.live-chart");
   if (!div) {
@@ -103,9 +117,17 @@ export default function ({ data, parentElement }) {
     parentElement.appendChild(div);
   }
   const fig = themed(data.spec, theme(parentElement));
+  div.height = fig.layout.height;
   plotly(data.src)
     .then((Plotly) => {
-      Plotly.react(div, fig.data, fig.layout, { displaylogo: false, responsive: false });
+      const layout = div.full ? { ...fig.layout, height: window.innerHeight } : fig.layout;
+      Plotly.react(div, fig.data, layout, CONFIG);
+      if (!div.onfullscreenchange) {
+        div.onfullscreenchange = () => {
+          div.full = document.fullscreenElement === div;
+          Plotly.relayout(div, { height: div.full ? window.innerHeight : div.height });
+        };
+      }
       if (!div.resized) {  // the column's width, not only the window's, sets the chart's (a sidebar opening)
         let width = div.clientWidth;
         div.resized = new ResizeObserver(() => {

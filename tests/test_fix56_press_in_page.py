@@ -48,7 +48,9 @@ def test_a_press_counts_the_new_runs_card_and_chart_not_the_old_ones():
             started = next(at - t for at, kind, _ in tab.events if at >= t and kind == "finished")
             assert started > 0.2  # the press did come while the first run was going
             assert text == "51.00 %"
-            slack = 0.05  # the first run's end is the websocket's, seen by this process a little after the page saw it
+            # the first run's end is the websocket's, seen by this process after the page saw it: 0.08 s later in a full
+            # suite's run on both cores (the old poll's card came 1.3-1.8 s before the end)
+            slack = 0.3
             assert shown >= started - slack and chart >= started - slack, (started, shown, chart, note)
             assert redrawn >= max(chart, ended) and "1 chart changed" in note
         finally:

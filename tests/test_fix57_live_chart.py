@@ -116,5 +116,14 @@ def test_in_chromium_a_press_updates_the_same_chart_and_nothing_leaves_the_serve
             assert tab.js(f"() => {first}.marked === true")  # the same chart, updated: not a new one
             assert tab.js("() => document.querySelectorAll('.js-plotly-plot').length") == 2
             assert set(hosts) == {url.split("/")[2]}, set(hosts)
+            tab.page.locator(".js-plotly-plot").first.hover()
+            buttons = tab.js("() => [...document.querySelector('.js-plotly-plot').querySelectorAll('.modebar-btn')]"
+                             ".map(b => b.getAttribute('data-title'))")
+            assert "Full screen" in buttons and "Zoom" in buttons, buttons  # as st.plotly_chart's toolbar had
+            assert not [b for b in buttons if "Share" in b or "Lasso" in b], buttons  # nothing sent to Plotly Cloud
+            tab.page.locator(".js-plotly-plot").first.locator('[data-title="Full screen"]').click()
+            tab.page.wait_for_function("() => document.fullscreenElement && document.fullscreenElement.querySelector("
+                                       "'.main-svg').getBoundingClientRect().height === window.innerHeight",
+                                       timeout=10_000)
         finally:
             browser.close()
