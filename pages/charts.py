@@ -1,7 +1,8 @@
 """Plotly figure builders shared by the technique pages (plotly, and Pillow for a PNG: no streamlit, no torch).
 
 Each function takes data already shaped by compress_engine.playground.viz (counts and edges, images, rows
-of settings) and returns a go.Figure with titled axes and units; pages pass it to st.plotly_chart.
+of settings) and returns a go.Figure with titled axes and units; pages draw it with common.chart (pages/live_chart:
+updated in place when a rerun changes it).
 """
 
 import base64
