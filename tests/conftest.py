@@ -4,6 +4,8 @@ tests, and the shipped sample models."""
 import os
 import signal
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +145,23 @@ def plots(at):
     live = [json.loads(c.proto.json or c.proto.mixed.json)["spec"] for c in at.get("bidi_component")
             if c.proto.component_name == "playground_live_chart"]
     return live + [c.proto.spec for c in at.get("plotly_chart")]
+
+
+@contextmanager
+def app_tab(source):
+    """`source` served as a throwaway app.py with this checkout's Streamlit settings (bench/chromium.app_server), and
+    a bench/latency.Tab for it in headless Chromium, not yet on the page -> (tab, url). Skips without Chromium."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import latency
+    from chromium import app_server, have_chromium, launch, server_env
+    from playwright.sync_api import sync_playwright
+
+    if not have_chromium():
+        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
+    settings = Path(__file__).resolve().parent.parent
+    with app_server(source, env=server_env(), settings=settings) as (url, _proc), sync_playwright() as p:
+        browser = launch(p)
+        try:
+            yield latency.Tab(browser, time.perf_counter() + 120), url
+        finally:
+            browser.close()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import app_tab
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -30,28 +32,18 @@ time.sleep({LATE})  # the run goes on: a press now waits for its end before the 
 @pytest.mark.browser
 def test_a_press_counts_the_new_runs_card_and_chart_not_the_old_ones():
     import latency as L
-    from chromium import app_server, have_chromium, launch, server_env
-    from playwright.sync_api import sync_playwright
-
-    if not have_chromium():
-        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
-    with app_server(APP, env=server_env(), settings=ROOT) as (url, _proc), sync_playwright() as p:
-        browser = launch(p)
-        try:
-            tab = L.Tab(browser, time.perf_counter() + 120)
-            tab.page.goto(url)
-            tab.wait(time.perf_counter(), lambda: tab.js(L.FIRST_CHART), "first chart", timeout=60, settle=False)
-            tab.slider().focus()  # at once: the first run is still asleep
-            t = time.perf_counter()
-            chart, (shown, text), redrawn, ended, note = L.press(tab, "ArrowRight", accuracy=True)
-            # the new run starts once the first one has ended
-            started = next(at - t for at, kind, _ in tab.events if at >= t and kind == "finished")
-            assert started > 0.2  # the press did come while the first run was going
-            assert text == "51.00 %"
-            # the first run's end is the websocket's, seen by this process after the page saw it: 0.08 s later in a full
-            # suite's run on both cores (the old poll's card came 1.3-1.8 s before the end)
-            slack = 0.3
-            assert shown >= started - slack and chart >= started - slack, (started, shown, chart, note)
-            assert redrawn >= max(chart, ended) and "1 chart changed" in note
-        finally:
-            browser.close()
+    with app_tab(APP) as (tab, url):
+        tab.page.goto(url)
+        tab.wait(time.perf_counter(), lambda: tab.js(L.FIRST_CHART), "first chart", timeout=60, settle=False)
+        tab.slider().focus()  # at once: the first run is still asleep
+        t = time.perf_counter()
+        chart, (shown, text), redrawn, ended, note = L.press(tab, "ArrowRight", accuracy=True)
+        # the new run starts once the first one has ended
+        started = next(at - t for at, kind, _ in tab.events if at >= t and kind == "finished")
+        assert started > 0.2  # the press did come while the first run was going
+        assert text == "51.00 %"
+        # the first run's end is the websocket's, seen by this process after the page saw it: 0.08 s later in a full
+        # suite's run on both cores (the old poll's card came 1.3-1.8 s before the end)
+        slack = 0.3
+        assert shown >= started - slack and chart >= started - slack, (started, shown, chart, note)
+        assert redrawn >= max(chart, ended) and "1 chart changed" in note

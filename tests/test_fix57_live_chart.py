@@ -14,7 +14,7 @@ import pytest
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
-from conftest import plots
+from conftest import app_tab, plots
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -95,35 +95,25 @@ def test_without_static_serving_a_chart_is_st_plotly_chart(tmp_path, caplog):
 @pytest.mark.browser
 def test_in_chromium_a_press_updates_the_same_chart_and_nothing_leaves_the_server():
     import latency as L
-    from chromium import app_server, have_chromium, launch, server_env
-    from playwright.sync_api import sync_playwright
-
-    if not have_chromium():
-        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
-    with app_server(SCRIPT, env=server_env(), settings=ROOT) as (url, _proc), sync_playwright() as p:
-        browser = launch(p)
-        try:
-            tab = L.Tab(browser, time.perf_counter() + 120)
-            hosts = []
-            tab.page.on("request", lambda r: hosts.append(r.url.split("/")[2]))
-            tab.page.goto(url)
-            tab.wait(time.perf_counter(), lambda: tab.js(L.FIRST_CHART), "first chart", timeout=60)
-            first = "document.querySelector('.js-plotly-plot')"
-            assert tab.js(f"() => {{ {first}.marked = true; return {first}.data[0].y; }}") == [0, 50]
-            tab.slider().focus()
-            tab.page.keyboard.press("ArrowRight")
-            tab.wait(time.perf_counter(), lambda: tab.js(f"() => {first}.data[0].y[1] === 51"), "redrawn", timeout=30)
-            assert tab.js(f"() => {first}.marked === true")  # the same chart, updated: not a new one
-            assert tab.js("() => document.querySelectorAll('.js-plotly-plot').length") == 2
-            assert set(hosts) == {url.split("/")[2]}, set(hosts)
-            tab.page.locator(".js-plotly-plot").first.hover()
-            buttons = tab.js("() => [...document.querySelector('.js-plotly-plot').querySelectorAll('.modebar-btn')]"
-                             ".map(b => b.getAttribute('data-title'))")
-            assert "Full screen" in buttons and "Zoom" in buttons, buttons  # as st.plotly_chart's toolbar had
-            assert not [b for b in buttons if "Share" in b or "Lasso" in b], buttons  # nothing sent to Plotly Cloud
-            tab.page.locator(".js-plotly-plot").first.locator('[data-title="Full screen"]').click()
-            tab.page.wait_for_function("() => document.fullscreenElement && document.fullscreenElement.querySelector("
-                                       "'.main-svg').getBoundingClientRect().height === window.innerHeight",
-                                       timeout=10_000)
-        finally:
-            browser.close()
+    with app_tab(SCRIPT) as (tab, url):
+        hosts = []
+        tab.page.on("request", lambda r: hosts.append(r.url.split("/")[2]))
+        tab.page.goto(url)
+        tab.wait(time.perf_counter(), lambda: tab.js(L.FIRST_CHART), "first chart", timeout=60)
+        first = "document.querySelector('.js-plotly-plot')"
+        assert tab.js(f"() => {{ {first}.marked = true; return {first}.data[0].y; }}") == [0, 50]
+        tab.slider().focus()
+        tab.page.keyboard.press("ArrowRight")
+        tab.wait(time.perf_counter(), lambda: tab.js(f"() => {first}.data[0].y[1] === 51"), "redrawn", timeout=30)
+        assert tab.js(f"() => {first}.marked === true")  # the same chart, updated: not a new one
+        assert tab.js("() => document.querySelectorAll('.js-plotly-plot').length") == 2
+        assert set(hosts) == {url.split("/")[2]}, set(hosts)
+        tab.page.locator(".js-plotly-plot").first.hover()
+        buttons = tab.js("() => [...document.querySelector('.js-plotly-plot').querySelectorAll('.modebar-btn')]"
+                         ".map(b => b.getAttribute('data-title'))")
+        assert "Full screen" in buttons and "Zoom" in buttons, buttons  # as st.plotly_chart's toolbar had
+        assert not [b for b in buttons if "Share" in b or "Lasso" in b], buttons  # nothing sent to Plotly Cloud
+        tab.page.locator(".js-plotly-plot").first.locator('[data-title="Full screen"]').click()
+        tab.page.wait_for_function("() => document.fullscreenElement && document.fullscreenElement.querySelector("
+                                   "'.main-svg').getBoundingClientRect().height === window.innerHeight",
+                                   timeout=10_000)
