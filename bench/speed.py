@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from report import ROOT, median_time, table
 import compress_engine as ce
-from compress_engine.core import cluster
+from compress_engine.core import cluster, train
 from compress_engine.core.prune import compressible, magnitude_mask
 from compress_engine.core.quantize import int8_latency
 from compress_engine.core.train import fast_eval_copy, logits, tiny_limit
@@ -147,6 +147,9 @@ def epoch_rows(data, names):
     at the training pool's 1 thread, against one evaluation of the test set at all threads (what the page measures
     anyway): their ratio is what the pages multiply a model's evaluation time by to say how long an epoch takes."""
     rows, threads = [], torch.get_num_threads()
+    t = time.perf_counter()
+    getattr(train, "adam", torch.optim.Adam)([torch.zeros(1, requires_grad=True)], lr=1e-3)  # imports torch._dynamo
+    print(f"(a process's first optimizer took {time.perf_counter() - t:.2f} s, once: not in the epochs below)")
     for name in names:
         model = ce.load_model(name)
         work = fast_eval_copy(model)

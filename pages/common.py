@@ -757,9 +757,9 @@ def dense():
 
 
 # One fine-tuning epoch in the training pool (1 thread) over one evaluation of the test set here (2 threads), per
-# architecture: `python bench/speed.py --only 10` measured LeNet-300-100 100x (Adam's steps outweigh its tiny
-# forward pass), LeNet-5 34x, ResNet-8 28x (4.6 s, 20 s and 171 s an epoch).
-EPOCH_PER_EVAL = {"mlp": 100.0, "lenet5": 34.0, "resnet": 28.0}
+# architecture: `python bench/speed.py --only 10` measured LeNet-300-100 60x (Adam's steps outweigh its tiny
+# forward pass, fused or not), LeNet-5 45x, ResNet-8 26x (1.4 s, 13.7 s and 122 s an epoch; speed_epoch.csv).
+EPOCH_PER_EVAL = {"mlp": 60.0, "lenet5": 45.0, "resnet": 26.0}
 
 
 def epoch_seconds():
