@@ -14,6 +14,7 @@ and the server's log says why once.
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 from functools import cache
@@ -69,7 +70,7 @@ def key_of(box, key=None):
     on every run that lays the page out alike. A key this run has drawn a chart under already (a slot redrawn as
     training goes) takes a number after it. The component's keys may not contain "__"."""
     key = "chart" + box._get_delta_path_str().replace(" ", "") if key is None else "chart_" + str(key)
-    key = key.replace("__", "_")
+    key = re.sub("_{2,}", "_", key)
     ctx = get_script_run_ctx()
     taken = ctx.shared.widget_user_keys_this_run if ctx else ()
     n, out = 1, key
