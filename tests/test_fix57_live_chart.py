@@ -117,3 +117,9 @@ def test_in_chromium_a_press_updates_the_same_chart_and_nothing_leaves_the_serve
         tab.page.wait_for_function("() => document.fullscreenElement && document.fullscreenElement.querySelector("
                                    "'.main-svg').getBoundingClientRect().height === window.innerHeight",
                                    timeout=10_000)
+
+
+def test_a_given_key_never_holds_the_components_delimiter():
+    """Streamlit's component ids may not contain "__" (its front end throws): any run of underscores becomes one."""
+    from pages import live_chart
+    assert live_chart.key_of(None, "prune___mask__x") == "chart_prune_mask_x"
