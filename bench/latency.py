@@ -430,8 +430,8 @@ for i in range(0, len(figures), 2):
 """
 DRAWS = {  # how the floor app draws a chart: as st.plotly_chart does, or as the dashboard does (updated in place)
     "plotly_chart": 'col.plotly_chart(fig.update_layout(height=360), width="stretch")',
-    "live_chart": "import sys; sys.path.insert(0, APP_DIR); from pages import live_chart; "
-                  "live_chart.draw(col.container(), fig.update_layout(height=360))"}
+    "live_chart": "from pages import live_chart; live_chart.draw(col.container(), fig.update_layout(height=360))"}
+# (the server's PYTHONPATH starts with --app-dir: `pages` is the measured checkout's)
 
 
 def slider_floor(browser, args, env, rec, deadline):
@@ -442,8 +442,7 @@ def slider_floor(browser, args, env, rec, deadline):
     anew) and as the dashboard draws them (pages/live_chart: updated in place)."""
     live = (Path(args.app_dir) / "pages" / "live_chart.py").is_file()  # not in a checkout before 6 December
     for charts, how in ((1, "plotly_chart"), (4, "plotly_chart")) + (((4, "live_chart"),) if live else ()):
-        source = SLIDER_FLOOR_APP.replace("CHARTS", str(charts)).replace("DRAW", DRAWS[how]).replace(
-            "APP_DIR", repr(str(Path(args.app_dir).resolve())))
+        source = SLIDER_FLOOR_APP.replace("CHARTS", str(charts)).replace("DRAW", DRAWS[how])
         with app_server(source, env=env, settings=args.app_dir) as (url, _):
             tab = Tab(browser, deadline)
             tab.page.goto(url)

@@ -1,9 +1,9 @@
 """Plotly charts that a slider press updates in place instead of drawing anew (live_chart.js says how).
 
-A press that changes a page's four charts cost the browser about 230 ms of its main thread with st.plotly_chart
-(each changed figure is a new element, drawn from nothing) and about 130 ms with this component (Plotly.react on the
-chart already there); an app that only redraws four such charts went from 0.22 to 0.14 s a press (bench/latency.py's
-floor rows).
+A Pruning press cost the browser about 340 ms of its main thread with st.plotly_chart (each changed figure is a new
+element, drawn from nothing) and about 245 ms with this component (Plotly.react on the chart already there); an app
+that only redraws four such charts takes 0.26 s a press with the one and 0.16-0.18 s with the other
+(bench/latency.py's floor rows, bench/results/latency_s57_think3.csv and latency_s57b_think3.csv).
 
 Plotly.js is the copy the plotly package ships, served by this app: Streamlit's static serving (on in
 .streamlit/config.toml) serves the folder static/ beside the app's main script (app.py), and the first chart of a
@@ -73,9 +73,9 @@ def key_of(box, key=None):
     key = re.sub("_{2,}", "_", key)
     ctx = get_script_run_ctx()
     taken = ctx.shared.widget_user_keys_this_run if ctx else ()
-    n, out = 1, key
+    out, n = key, 2
     while out in taken:
-        n, out = n + 1, f"{key}_{n + 1}"
+        out, n = f"{key}_{n}", n + 1
     return out
 
 
