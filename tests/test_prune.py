@@ -1,5 +1,6 @@
 """Pruning masks against torch.nn.utils.prune, the cubic schedule and Masked."""
 
+import contextlib
 import math
 
 import pytest
@@ -139,6 +140,69 @@ def test_masked_trains_the_kept_weights():
     after = layer.weight.detach()
     assert torch.all(after[~mask] == 0)
     assert torch.all(after[mask] != before[mask])
+
+
+def _trained(model, masks, hold, opt_of, channels_last=False, steps=4):
+    """`model`'s state after `steps` optimizer steps on seeded batches with `masks` held by Masked's parametrization
+    (hold=False, baked in after) or by held_at_zero's gradient hooks (hold=True); laid out channels-last once they
+    are in place, as fit() does."""
+    prune.apply_masks(model, masks)
+    if not hold:
+        for name, m in masks.items():
+            parametrize.register_parametrization(model.get_submodule(name.rsplit(".", 1)[0]), "weight", prune.Masked(m))
+    gen = torch.Generator().manual_seed(3)
+    with prune.held_at_zero(model, masks) if hold else contextlib.nullcontext():
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        opt = opt_of([p for p in model.parameters() if p.requires_grad])
+        for _ in range(steps):
+            x, y = torch.randn(32, 1, 8, 8, generator=gen), torch.randint(0, 3, (32,), generator=gen)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    if not hold:
+        for name in masks:
+            parametrize.remove_parametrizations(model.get_submodule(name.rsplit(".", 1)[0]), "weight")
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+
+
+OPTIMIZERS = {"adam": lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=1e-3),
+              "fused adam": lambda ps: torch.optim.Adam(ps, lr=0.01, fused=True),
+              "sgd": lambda ps: torch.optim.SGD(ps, lr=0.5, momentum=0.9, nesterov=True, weight_decay=1e-3)}
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
+def test_held_at_zero_trains_as_masked_does(opt, channels_last):
+    """The fixed-mask fine-tune's gradient hooks against Masked's parametrization (the forward-pass where()): the same
+    weights after training, pruned ones +0.0 exactly, and the hooks gone afterwards."""
+    torch.manual_seed(0)
+    reference = Net()
+    model = Net()
+    model.load_state_dict(reference.state_dict())
+    masks = prune.model_masks(model, 0.7, scope="global")
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    want = _trained(reference, masks, False, OPTIMIZERS[opt], channels_last)
+    got = _trained(model, masks, True, OPTIMIZERS[opt], channels_last)
+    assert sorted(got) == sorted(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6)
+    for name, m in masks.items():
+        w = got[name]
+        assert torch.all(w[~m] == 0) and not torch.signbit(w[~m]).any()  # +0.0, never -0.0
+        assert (w[m] != start[name][m]).float().mean() > 0.5  # the kept ones trained (but a dead unit's)
+    assert all(not p._backward_hooks for p in model.parameters())
+
+
+def test_held_at_zero_leaves_a_frozen_weight_alone():
+    torch.manual_seed(0)
+    model = Net()
+    masks = prune.model_masks(model, 0.5, scope="layer")
+    prune.apply_masks(model, masks)
+    model.fc2.weight.requires_grad_(False)
+    with prune.held_at_zero(model, masks):
+        model(torch.randn(4, 1, 8, 8)).sum().backward()
+    assert model.fc2.weight.grad is None and torch.all(model.fc1.weight.grad[~masks["fc1.weight"]] == 0)
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan, "0.5", True, None])

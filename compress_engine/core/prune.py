@@ -35,6 +35,7 @@ import math
 import numbers
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -306,7 +307,9 @@ def model_masks(model, sparsity, scope="layer", focus=0.0):
 
 
 class Masked(nn.Module):
-    """Parametrization w -> w * mask, for fine-tuning a pruned model.
+    """Parametrization w -> w * mask, for fine-tuning with masks that change (gradual pruning) or layers held at
+    zero beside a parametrization of others (clustering's unclustered layers); a fixed mask alone is held more
+    cheaply by held_at_zero.
 
     Register with torch.nn.utils.parametrize.register_parametrization(module, "weight",
     Masked(mask)): the forward pass only ever sees masked weights, and the gradient reaching the
@@ -321,6 +324,41 @@ class Masked(nn.Module):
 
     def forward(self, w):
         return torch.where(self.mask, w, 0.0)  # +0.0 where pruned (w * mask gives -0.0)
+
+
+@contextmanager
+def held_at_zero(model, masks):
+    """Inside the block, the gradient reaching each weight named in `masks` is zero where its mask is False, so the
+    weights apply_masks zeroed stay zero through fine-tuning (Adam, momentum and weight decay all leave a weight of
+    zero with a zero gradient at zero). Masked does the same through the forward pass, where the mask is needed
+    for masks that change (gradual pruning); for a fixed mask this costs one multiply a weight and step instead of a
+    where() in the forward and another in the backward pass, which took 62 % of LeNet-300-100's fine-tuning CPU
+    time and 13 % of LeNet-5's (torch.profiler, 1 thread). apply_masks first: the weights must be zero where pruned.
+    A frozen weight (requires_grad False) gets no gradient to mask."""
+    params = compressible(model)
+    handles = []
+    for name, mask in masks.items():
+        p = params[name]
+        if p.requires_grad:
+            handles.append(p.register_hook(_times(mask.to(p.device))))
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _times(mask):
+    """A gradient hook multiplying by `mask` (bool), kept as a float tensor laid out as the gradient is (fit may
+    train channels-last), made once per layout."""
+    kept = {}
+
+    def hook(grad):
+        key = (grad.dtype, grad.stride())
+        if key not in kept:
+            kept[key] = torch.empty_like(grad).copy_(mask)
+        return grad * kept[key]
+    return hook
 
 
 # -----------------------------------------------------------------------------
@@ -382,6 +420,8 @@ def apply(model, recipe, ctx):
         masks = ({n: magnitude_mask(p.detach(), per_layer[n], focus=r.prune_focus) for n, p in weights.items()}
                  if per_layer else model_masks(model, r.sparsity, r.prune_scope, r.prune_focus))
         apply_masks(model, masks)
-        ctx.finetune(model, {n: Masked(m) for n, m in masks.items()}, NAME)
+        with held_at_zero(model, masks):
+            ctx.finetune(model, {}, NAME)
+        apply_masks(model, masks)  # exactly +0.0 where pruned, whatever an optimizer made of a zero gradient there
     ctx.masks = masks
     return model
