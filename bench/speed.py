@@ -21,8 +21,9 @@ Tables (each also written to bench/results/speed_*.csv):
      (the checkpoints of commit PRE_FLUSH, read with git);
   9. fit()'s flush of tiny weights: one epoch of the Distillation page's default student (a 784-100-100-10 MLP)
      at 1 thread, flushing after every optimizer step (as fit() did) and every train.FLUSH_EVERY steps (as now);
- 10. one fine-tuning epoch of each sample model at the training pool's 1 thread, against one evaluation of the
-     test set: the ratio the pages use to say how long fine-tuning a model will take.
+ 10. one fine-tuning epoch of each sample model at the training pool's 1 thread (in float32, and where the CPU has
+     AMX in bfloat16 mixed precision, as the dashboard then trains), against one evaluation of the test set: the
+     ratio the pages use to say how long fine-tuning a model will take.
 Times are medians of repeated runs in one process after a warm-up run.
 """
 
@@ -155,18 +156,22 @@ def epoch_rows(data, names):
         work = fast_eval_copy(model)
         logits(work, data.x("test")[:256])
         eval_s = median_time(lambda: logits(work, data.x("test")), 3)
-        torch.set_num_threads(1)
-        try:
-            t = time.perf_counter()
-            ce.compress(model, ce.Recipe(sparsity=0.5, finetune_epochs=1), data, evaluate=False)
-            tuned = time.perf_counter() - t
-            t = time.perf_counter()
-            ce.compress(model, ce.Recipe(sparsity=0.5), data, evaluate=False)
-            epoch_s = tuned - (time.perf_counter() - t)
-        finally:
-            torch.set_num_threads(threads)
-        rows.append({"model": name, f"evaluation_s ({threads} threads)": eval_s, "epoch_s (1 thread)": epoch_s,
-                     "epoch / evaluation": epoch_s / eval_s})
+        row = {"model": name, f"evaluation_s ({threads} threads)": eval_s}
+        for precision in train.PRECISIONS if ce.native_bfloat16() else ("float32",):
+            torch.set_num_threads(1)
+            try:
+                t = time.perf_counter()
+                ce.compress(model, ce.Recipe(sparsity=0.5, finetune_epochs=1, precision=precision), data,
+                            evaluate=False)
+                tuned = time.perf_counter() - t
+                t = time.perf_counter()
+                ce.compress(model, ce.Recipe(sparsity=0.5), data, evaluate=False)
+                epoch_s = tuned - (time.perf_counter() - t)
+            finally:
+                torch.set_num_threads(threads)
+            row[f"epoch_s ({precision}, 1 thread)"] = epoch_s
+            row[f"{precision} epoch / evaluation"] = epoch_s / eval_s
+        rows.append(row)
     return rows
 
 

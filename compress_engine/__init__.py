@@ -39,7 +39,7 @@ _NAMES = {
     ".core.pipeline": ["Result", "check_recipe", "compress", "dense_reference", "describe", "estimate", "reference",
                        "speedup"],
     ".core.quantize": ["int8_latency"], ".core.recipe": ["BITS", "CHOICES", "RANGES", "Recipe"],
-    ".core.train": ["Stopped", "logits", "predictions", "stop_when"],
+    ".core.train": ["Stopped", "logits", "native_bfloat16", "predictions", "prepare_training", "stop_when"],
     ".playground.sources": ["first_test_images", "load_dataset"], ".playground.store": ["Store"],
     ".playground.sweeps": ["sweep"],
     ".playground.cards": ["arch_text", "head_predictions", "list_models", "model_card"],

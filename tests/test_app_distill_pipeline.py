@@ -387,7 +387,9 @@ def test_pipeline_fine_tunes_behind_its_button(tiny):
     assert not at.exception and not at.error
     assert number(metric(at, "Test accuracy")) != oneshot
     assert any(c.value.startswith("Fine-tuned 1 epoch") for c in at.caption)
-    recipe = Recipe(sparsity=0.8, prune_scope="global", clusters=16, huffman=True, finetune_epochs=1)
+    from pages import common
+    recipe = Recipe(sparsity=0.8, prune_scope="global", clusters=16, huffman=True, finetune_epochs=1,
+                    precision=common.training_precision())  # the dashboard's (bfloat16 where the CPU has AMX)
     assert ("lenet-300-100", recipe.to_json()) in at.session_state["trained"]
     at.run()  # a rerun keeps the trained result; the button is gone
     assert not at.exception and "pipe_train" not in [b.key for b in at.button]

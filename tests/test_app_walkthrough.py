@@ -544,7 +544,9 @@ def test_export_finds_a_fine_tune_trained_on_another_page(tiny, no_training):
     first.button(key="pipe_train").click().run()
     no_training()
     at = export()
-    recipe = ce.Recipe(sparsity=0.92, prune_scope="global", clusters=16, huffman=True, finetune_epochs=1)
+    from pages import common
+    recipe = ce.Recipe(sparsity=0.92, prune_scope="global", clusters=16, huffman=True, finetune_epochs=1,
+                       precision=common.training_precision())  # as the dashboard trains it (and saves its recipe)
     at = at.file_uploader(key="recipe_upload").upload("r.json", recipe.to_json().encode()).run()
     assert not at.exception and not at.error  # no "press the button to run it": it is there
     assert metric(at, "Test accuracy") == metric(first, "Test accuracy")

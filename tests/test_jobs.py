@@ -374,6 +374,82 @@ def test_a_part_of_a_job_runs_on_its_own_threads_then_the_job_is_back_on_its(mon
     assert seen == [1, 3, 3, default, 1, 1] and jobs.process_threads() == default
 
 
+@pytest.fixture
+def pages_on_two_threads():
+    """The process default (what page runs compute on) at 2 threads for the test, then back to what it was."""
+    before = jobs.process_threads()
+    setter = threading.Thread(target=torch.set_num_threads, args=(2,))
+    setter.start(); setter.join()
+    yield
+    setter = threading.Thread(target=torch.set_num_threads, args=(before,))
+    setter.start(); setter.join()
+
+
+def test_a_job_takes_the_page_runs_threads_between_steps_while_no_page_run_computes(monkeypatch, pages_on_two_threads):
+    """jobs.spare: before each step (train.pace_point) a job runs on the page runs' 2 threads while spare() is True
+    and on its own 1 while it is False; a part inside on_threads keeps its count, and the process default is left
+    alone throughout."""
+    from compress_engine.core import train
+    free = [True]
+    monkeypatch.setattr(jobs, "spare", lambda: free[0])
+    pool = jobs.Pool(workers=1, threads=1)
+    seen, defaults = [], []
+
+    def fn(progress):
+        seen.append(torch.get_num_threads())  # before any step: the job's own
+        for state in (True, True, False, True):
+            free[0] = state
+            train.pace_point("step")
+            seen.append(torch.get_num_threads())
+            defaults.append(jobs.process_threads())
+        with jobs.on_threads(1):
+            train.pace_point("step")
+            seen.append(torch.get_num_threads())
+        return True
+    assert pool.submit("paced", fn).result(WAIT)
+    assert seen == [1, 2, 2, 1, 2, 1] and set(defaults) == {2}
+
+
+def test_a_job_keeps_its_threads_when_it_asked_for_them_or_nothing_says_the_cores_are_free(monkeypatch,
+                                                                                          pages_on_two_threads):
+    from compress_engine.core import train
+    pool = jobs.Pool(workers=1, threads=1)
+    seen = []
+
+    def fn(progress):
+        train.pace_point("step")
+        seen.append(torch.get_num_threads())
+        return True
+    monkeypatch.setattr(jobs, "spare", lambda: True)
+    assert pool.submit("its own", fn, threads=1).result(WAIT)
+    monkeypatch.setattr(jobs, "spare", None)  # a script's pool: nobody says
+    assert pool.submit("nobody says", fn).result(WAIT)
+    assert seen == [1, 1]
+
+
+@pytest.mark.parametrize("slower", [1, 2])
+def test_while_the_cores_are_free_a_job_keeps_the_thread_count_its_steps_were_faster_on(monkeypatch,
+                                                                                       pages_on_two_threads, slower):
+    """Each count is timed over TRIAL_STEPS steps (the page runs' 2 first, then the job's 1), then the faster one is
+    kept: a step here sleeps 6 ms on `slower` threads and 1 ms on the other (two threads are slower for a small MLP,
+    faster for a CNN)."""
+    from compress_engine.core import train
+    monkeypatch.setattr(jobs, "spare", lambda: True)
+    pool = jobs.Pool(workers=1, threads=1)
+    seen = []
+
+    def fn(progress):
+        for _ in range(3 * jobs.TRIAL_STEPS + 10):
+            train.pace_point("step")
+            seen.append(torch.get_num_threads())
+            time.sleep(0.006 if seen[-1] == slower else 0.001)
+        return True
+    assert pool.submit("timed", fn).result(WAIT)
+    n = jobs.TRIAL_STEPS
+    assert seen[:n] == [2] * n and seen[n:2 * n] == [1] * n
+    assert set(seen[2 * n:]) == {3 - slower}
+
+
 def test_default_size_half_the_cores(monkeypatch):
     monkeypatch.delenv("COMPRESS_TRAIN_WORKERS", raising=False)
     monkeypatch.delenv("COMPRESS_TRAIN_THREADS", raising=False)

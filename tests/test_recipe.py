@@ -28,6 +28,7 @@ BAD = {  # field -> values that must be refused
     "bias_bits": [0, 9, 3.5, "8", True, math.nan],
     "finetune_kd": [0.5, 0.0, 21.0, math.nan, math.inf, "4", True],
     "prune_focus": [-0.1, 4.5, math.nan, None, "1", True],
+    "precision": ["float16", "bf16", None, 16, True],
     "layers": [{"a": {"sparsity": 2}}, {"a": {}}, {"a": {"k": 1}}, [1, 2], "{", {"": {"clusters": 4}},
                {"a": {"clusters": 1}}, 5, None, [("a", 0.5, None), ("a", 0.6, None)], {"a": {"clusters": True}}],
 }
@@ -55,6 +56,20 @@ def test_json_round_trip_and_hash():
     assert back == r and hash(back) == hash(r)
     assert json.loads(r.to_json())["clusters"] == 16
     assert {r: 1}[back] == 1
+
+
+def test_precision_keeps_earlier_keys_and_names_only_a_trained_runs_format():
+    """Recipe.precision: float32 (the default) leaves every earlier recipe's JSON as it was; bfloat16 is in the JSON
+    (and so the keys and the artifact's header) of a recipe that trains, and not of one that trains nothing, whose
+    run it does not change."""
+    assert "precision" not in Recipe(finetune_epochs=1).to_dict()
+    tuned = Recipe(sparsity=0.9, finetune_epochs=1, precision="bfloat16")
+    assert tuned.to_dict()["precision"] == "bfloat16" and tuned.changes()["precision"] == "bfloat16"
+    assert Recipe.from_json(tuned.to_json()) == tuned and tuned.to_json() != tuned.replace(precision="float32").to_json()
+    distilled = Recipe(temperature=4.0, precision="bfloat16")
+    assert distilled.to_dict()["precision"] == "bfloat16"
+    one_shot = Recipe(sparsity=0.9, precision="bfloat16")
+    assert one_shot.to_json() == Recipe(sparsity=0.9).to_json() and "precision" not in one_shot.changes()
 
 
 def test_prune_focus_keeps_earlier_keys_and_round_trips():

@@ -125,6 +125,47 @@ def test_stop_when_stops_logits_before_a_batch_on_its_own_thread_only():
     assert ce.logits(model, x).shape == (2500, 3)  # outside, nothing is asked
 
 
+def test_paced_is_called_before_each_training_step_and_evaluation_batch_on_its_own_thread(small):
+    """train.paced: fit() calls its fn("step") before each optimizer step (and its epoch-end evaluation fn("batch")
+    before each batch), logits() fn("batch") before each batch; another thread's calls are not heard, and outside it
+    nothing is called."""
+    calls = []
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    steps, batches = train.train_steps(small, 1), train.eval_steps(model, len(small.y("test")))
+    with train.paced(lambda kind: calls.append((threading.current_thread(), kind))):
+        fit(model, small, epochs=1)
+        assert [k for _, k in calls] == ["step"] * steps  # no progress: no epoch-end evaluation
+        fit(model, small, epochs=1, progress=lambda *a: True)
+        assert [k for _, k in calls[steps:]] == ["step"] * steps + ["batch"] * batches
+        thread = threading.Thread(target=lambda: ce.logits(model, small.x("test")))
+        thread.start()
+        thread.join()
+        assert {t for t, _ in calls} == {threading.current_thread()}
+    n = len(calls)
+    ce.logits(model, small.x("test"))
+    assert len(calls) == n
+
+
+def test_bfloat16_precision_runs_the_forward_pass_in_bfloat16_and_keeps_float32_weights(small):
+    """fit(precision="bfloat16") is torch.autocast's mixed precision: the layers compute in bfloat16, the weights and
+    the optimizer stay float32, and the model learns as in float32 (within a point here); evaluation is float32."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+    reference = copy.deepcopy(model)
+    seen = []
+    model[1].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    fit(model, small, epochs=2, precision="bfloat16")
+    assert set(seen) == {torch.bfloat16} and len(seen) == train.train_steps(small, 2)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    fit(reference, small, epochs=2)
+    x, y = small.x("test"), small.y("test")
+    mixed, plain = train.accuracy(model, x, y), train.accuracy(reference, x, y)
+    assert seen[-1] == torch.float32  # the evaluation
+    assert mixed > 0.6 and abs(mixed - plain) < 0.01, (mixed, plain)
+    with pytest.raises(ValueError, match="precision='float16'"):
+        fit(model, small, precision="float16")
+
+
 def test_logits_report_each_batch_and_stop_when_told_with_the_same_numbers():
     model, x, seen = nn.Sequential(nn.Linear(4, 3)).train(), torch.randn(2500, 4), []
     out = ce.logits(model, x, progress=lambda done, total: seen.append((done, total)))

@@ -190,7 +190,7 @@ class Context:
         loss_fn = None if t is None else (lambda out, idx, y: distill.kd_loss(out, t[idx], y, r.finetune_kd, r.alpha))
         with constrained(model, parametrizations, freeze_original):
             self.history[stage] = fit(model, self.data, r.finetune_epochs, lr=r.lr, batch_size=BATCH, seed=r.seed,
-                                      progress=progress, on_step=on_step, loss_fn=loss_fn)
+                                      progress=progress, on_step=on_step, loss_fn=loss_fn, precision=r.precision)
 
 
 # --- the chain --------------------------------------------------------------------------------

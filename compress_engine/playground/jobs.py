@@ -51,6 +51,12 @@ Why it is built this way:
   (max(1, (cores // 2) // workers) threads each): on 2 cores one job at a time on one thread, and
   the other core answers the sliders of everyone else. Set COMPRESS_TRAIN_WORKERS and
   COMPRESS_TRAIN_THREADS (or pass workers= / threads= to Pool) to change them.
+- Spare cores are used. A core kept for sliders nobody moves is wasted: LeNet-5's fine-tuning epoch takes 12 s on one
+  thread, 7 on two. The dashboard sets `spare`, a callable -> bool saying whether no page run is computing now;
+  before each training step (and evaluation batch) a job then runs on the page runs' threads (split between the
+  jobs running) while spare() is True, and on its own count again from the next step once a page run computes. A
+  job given threads= at submit, and a part of a job inside on_threads, keep their count. spare None (a script's
+  pool): jobs keep their threads.
 - Threads, not processes: a job reads the model, data and cached logits the server already holds
   (no copy of a 200 MB dataset per worker, nothing pickled), and torch releases the GIL while it
   computes. Workers are daemon threads that start with the first job.
@@ -61,6 +67,7 @@ No streamlit here: pages draw from job.ahead() / job.progress; the pool knows no
 import collections
 import contextlib
 import os
+import statistics
 import threading
 import time
 
@@ -80,6 +87,9 @@ whoami = None  # () -> (who, alive) or None: the calling thread's submitter when
 # (within its grace after it went: a network blip may bring it back); None: its alive(). others() counts only those
 # there, a Cancel leaves none that is not there waiting, and join() takes over a job with nobody there
 present = None
+# () -> bool: whether the cores page runs compute on are free now (no page run computing); set by the dashboard.
+# None: never (jobs keep their threads)
+spare = None
 
 
 def _caller(who, alive):
@@ -385,15 +395,105 @@ class Pool:
             job.threads = use_threads(job.wanted or self.threads)
             state = DONE
             try:
-                job.value = fn(job.report)
+                from compress_engine.core.train import paced
+                with paced(self._pacer(job)):
+                    job.value = fn(job.report)
             except BaseException as e:  # noqa: BLE001 - whatever it is, it belongs to this job
                 if job._stop:
                     state = CANCELLED
                 else:
                     state, job.error = FAILED, e
+            release_threads()  # idle until the next job
             with self._lock:
                 self._running.remove(job)
                 self._finish(job, state)
+
+
+    def _pacer(self, job):
+        """train.paced()'s fn for `job` on its worker thread: the job's threads while a page run computes (or spare is
+        None); while none does, the faster of those and a share of the page runs' threads, timed over TRIAL_STEPS
+        training steps on each (see the module's notes); nothing for a job given threads= or inside on_threads."""
+        import torch
+        pages = process_threads()
+        took = {}  # threads -> the seconds of the last TRIAL_STEPS steps taken on them while the cores were free
+        last = [None, None, False]  # at the last step: (monotonic, its threads, whether the cores were free)
+
+        def pace(kind):
+            now, have = time.monotonic(), torch.get_num_threads()
+            if kind == "step" and last[0] is not None and last[1] == have and last[2]:
+                took.setdefault(have, collections.deque(maxlen=TRIAL_STEPS)).append(now - last[0])
+            if job.wanted is not None or getattr(_pinned, "depth", 0):
+                return
+            free = spare is not None and spare()
+            want = _faster(took, job.threads, max(job.threads, pages // max(1, len(self._running)))) if free \
+                else job.threads
+            if have != want:
+                if want < have:
+                    release_threads()  # its idle workers would keep the page runs' OpenMP from spinning
+                use_threads(want)
+            if kind == "step":
+                last[:] = time.monotonic(), want, free
+        return pace
+
+
+TRIAL_STEPS = 10  # training steps a job times on each thread count it may take while the cores are free
+
+
+def _faster(took, own, most):
+    """The thread count a job runs its next step on while the cores are free: each of `most` and `own` until it has
+    been timed over TRIAL_STEPS steps (`took`: threads -> recent step seconds), then the one whose median step was
+    shorter. Two threads are not always faster: LeNet-300-100's small matrix products took 1.6 s an epoch on two
+    threads and 1.1 s on one; LeNet-5's convolutions, 7 s and 12 s."""
+    if own == most:
+        return own
+    for n in (most, own):
+        if len(took.get(n, ())) < TRIAL_STEPS:
+            return n
+    return min((statistics.median(took[n]), n) for n in (own, most))[1]
+
+
+_omp = []  # [libgomp's omp_pause_resource_all, or None], once torch has loaded its OpenMP runtime
+
+
+def release_threads():
+    """Free the calling thread's idle OpenMP worker threads (libgomp's omp_pause_resource_all); its next parallel op
+    makes them again, in well under a millisecond. -> whether there was a runtime to ask (libgomp: torch's on Linux).
+
+    Idle, they still count: once a process holds more OpenMP threads than the machine has cores, libgomp has every
+    thread sleep between two parallel regions instead of spinning briefly, and each region waits for them to be woken.
+    On these 2 cores a 2-thread LeNet-5 training step took 18 ms instead of 14.5 while one other thread's idle worker
+    was alive, so a thread about to wait a while (a page following a training job, the pool between jobs, a job
+    going down to fewer threads, the thread computing ahead) gives its workers back."""
+    if not _omp:
+        import sys
+        if "torch" not in sys.modules:  # no runtime loaded yet: nothing to free (and look again next time)
+            return False
+        _omp.append(_pause_function())
+    if _omp[0] is None:
+        return False
+    return _omp[0](1) == 0  # omp_pause_soft: the threads go, the settings stay
+
+
+def _pause_function():
+    """omp_pause_resource_all of the libgomp this process has loaded (the one torch ships), or None (another OpenMP
+    runtime, another system, a libgomp older than OpenMP 5.0)."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "/libgomp" in line})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            fn = ctypes.CDLL(path).omp_pause_resource_all
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+        return fn
+    return None
+
+
+_pinned = threading.local()  # depth: on_threads blocks this thread is inside (their count is kept, not paced)
 
 
 def process_threads():
@@ -430,9 +530,11 @@ def on_threads(n):
     import torch
     before = torch.get_num_threads()
     got = use_threads(n)
+    _pinned.depth = getattr(_pinned, "depth", 0) + 1
     try:
         yield got
     finally:
+        _pinned.depth -= 1
         use_threads(before)
 
 
