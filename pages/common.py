@@ -759,19 +759,29 @@ def dense():
 
 
 # One fine-tuning epoch in the training pool (1 thread) over one evaluation of the test set here (2 threads), per
-# architecture: `python bench/speed.py --only 10` measured LeNet-300-100 60x (Adam's steps outweigh its tiny
-# forward pass, fused or not), LeNet-5 45x, ResNet-8 26x (1.4 s, 13.7 s and 122 s an epoch; speed_epoch.csv).
-EPOCH_PER_EVAL = {"mlp": 60.0, "lenet5": 45.0, "resnet": 26.0}
+# training precision (training_precision) and architecture: `python bench/speed.py --only 10` (speed_epoch.csv)
+# measured, in float32, LeNet-300-100 47x (Adam's steps outweigh its tiny forward pass), LeNet-5 41x, ResNet-8 29x
+# (1.1 s, 12.9 s and 119 s an epoch); in bfloat16 mixed precision (AMX), 41x, 23x and 10x (0.94 s, 7.3 s, 42 s).
+# A single visitor's job may run on both cores (jobs.spare), quicker still: these are the longest it takes.
+EPOCH_PER_EVAL = {"float32": {"mlp": 47.0, "lenet5": 41.0, "resnet": 29.0},
+                  "bfloat16": {"mlp": 41.0, "lenet5": 23.0, "resnet": 10.0}}
+
+
+def epoch_per_eval(arch):
+    """EPOCH_PER_EVAL's ratio for `arch` in the dashboard's training precision (the largest for an architecture the
+    bench has not measured)."""
+    ratios = EPOCH_PER_EVAL[training_precision()]
+    return ratios.get(arch, max(ratios.values()))
 
 
 def epoch_seconds():
     """About how long one fine-tuning epoch of the sidebar's model takes in the training pool: its evaluation time
-    here times its architecture's EPOCH_PER_EVAL (the largest for an architecture the bench has not measured).
+    here times its architecture's epoch_per_eval.
     None until an evaluation time is known (a help text asking must not make a page wait for one)."""
     seconds = _eval_seconds.get(_model_args())
     if seconds is None:
         return None
-    return EPOCH_PER_EVAL.get(_arch(), max(EPOCH_PER_EVAL.values())) * seconds
+    return epoch_per_eval(_arch()) * seconds
 
 
 def training_time(epochs=1, what="an epoch"):

@@ -823,7 +823,7 @@ def test_training_help_says_how_long_for_this_model(fmnist, model):
     at = page("pruning", model=model)
     at.run()  # the model's evaluation time is known from the first run on
     wid = ""
-    each = common.EPOCH_PER_EVAL[ce.model_card(model)["spec"]["arch"]] * common._eval_seconds[
+    each = common.epoch_per_eval(ce.model_card(model)["spec"]["arch"]) * common._eval_seconds[
         (model, common.DATASET, wid)]
     help_text = at.toggle(key="prune_finetune").help
     assert f"About {units.duration(each)} an epoch for {model} here." in help_text, help_text

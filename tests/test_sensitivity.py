@@ -411,7 +411,7 @@ def test_a_long_scan_waits_for_its_button_and_says_how_long(fmnist, tmp_path, mo
     # then its fine-tuning: 2 stages of the page's 1 epoch, at the epoch time the pages estimate for this model here
     from compress_engine.playground import units
     from pages import common
-    epoch = common.EPOCH_PER_EVAL["mlp"] * common._eval_seconds[("lenet-300-100", common.DATASET, "")]
+    epoch = common.epoch_per_eval("mlp") * common._eval_seconds[("lenet-300-100", common.DATASET, "")]
     assert fit.endswith("It fine-tunes in two stages of 1 epoch on the dense model's soft targets. About "
                         f"{units.duration(2 * epoch)} ({units.duration(epoch)} an epoch) for lenet-300-100 here.")
     at.run()  # kept on disk: drawn at once from now on, no button
