@@ -72,21 +72,27 @@ _stop = threading.local()
 
 
 @contextmanager
+def _held(local, value):
+    """local.value = value on this thread inside the block, what it was (or None) again after it: the hooks below
+    nest, the innermost applying."""
+    before = getattr(local, "value", None)
+    local.value = value
+    try:
+        yield
+    finally:
+        local.value = before
+
+
 def stop_when(check):
     """While inside, logits() on this thread calls check() before each batch and raises Stopped once it returns
     True, so a whole compress() can be abandoned within one batch (a run computed on speculation gives way to
     one somebody waits for). Other threads are unaffected; the checks nest (the inner one applies)."""
-    before = getattr(_stop, "check", None)
-    _stop.check = check
-    try:
-        yield
-    finally:
-        _stop.check = before
+    return _held(_stop, check)
 
 
 def stop_point():
     """Raise Stopped if this thread is inside stop_when and its check asks to stop (called before each batch)."""
-    check = getattr(_stop, "check", None)
+    check = getattr(_stop, "value", None)
     if check is not None and check():
         raise Stopped("stopped: stop_when's check asked for it")
 
@@ -94,24 +100,18 @@ def stop_point():
 _pace = threading.local()
 
 
-@contextmanager
 def paced(fn):
     """While inside, fit() on this thread calls fn("step") before each optimizer step, and logits() fn("batch") before
     each batch: the owner of the thread (the dashboard's training pool) sets its torch threads there, between two
     steps, to what the rest of the process leaves free at that moment. Other threads are unaffected; the innermost fn
     applies."""
-    before = getattr(_pace, "fn", None)
-    _pace.fn = fn
-    try:
-        yield
-    finally:
-        _pace.fn = before
+    return _held(_pace, fn)
 
 
 def pace_point(kind):
     """Call paced()'s fn with `kind` ("step": a training step's, "batch": an evaluation batch's), if this thread is
     inside paced."""
-    fn = getattr(_pace, "fn", None)
+    fn = getattr(_pace, "value", None)
     if fn is not None:
         fn(kind)
 
