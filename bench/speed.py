@@ -23,7 +23,8 @@ Tables (each also written to bench/results/speed_*.csv):
      at 1 thread, flushing after every optimizer step (as fit() did) and every train.FLUSH_EVERY steps (as now);
  10. one fine-tuning epoch of each sample model at the training pool's 1 thread (in float32, and where the CPU has
      AMX in bfloat16 mixed precision, as the dashboard then trains), against one evaluation of the test set: the
-     ratio the pages use to say how long fine-tuning a model will take.
+     ratio the pages use to say how long fine-tuning a model will take;
+ 11. fit() in float32 and bfloat16 mixed precision on the Distillation page's 100-100 and 800-800 MLP students.
 Times are medians of repeated runs in one process after a warm-up run.
 """
 
@@ -175,6 +176,29 @@ def epoch_rows(data, names):
     return rows
 
 
+def precision_rows(data, reps):
+    """One epoch of the Distillation page's MLP students (fit(), batch 128, 1 thread), in float32 and in bfloat16
+    mixed precision: seconds (median) and test accuracy after it."""
+    from compress_engine.core.model import student_mlp
+    rows, threads = [], torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for width in (100, 800):
+            row = {"student": f"{width}-{width} MLP"}
+            for precision in train.PRECISIONS:
+                def one():
+                    torch.manual_seed(0)
+                    model = student_mlp(width, data)
+                    train.fit(model, data, epochs=1, precision=precision)
+                    return model
+                row[f"epoch_s ({precision})"] = median_time(one, max(2, reps // 3))
+                row[f"accuracy ({precision})"] = train.accuracy(one(), data.x("test"), data.y("test"))
+            rows.append(row)
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
 def subnormal_rows(data, reps):
     rows = []
     for name, count in SHIPPED_SUBNORMALS.items():
@@ -288,7 +312,7 @@ def lenet5_ops(m, x, batch, repeats):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated section numbers to run")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11", help="comma-separated section numbers to run")
     args = ap.parse_args()
     only = set(args.only.split(","))
     reps = 3 if args.quick else 9
@@ -310,6 +334,9 @@ def main():
     if "10" in only:
         table("One fine-tuning epoch (1 thread, as the training pool runs it) against one evaluation of the test set",
               epoch_rows(data, ("lenet-300-100", "lenet-5", "resnet-8")), "speed_epoch")
+    if "11" in only:
+        table("fit() in float32 and in bfloat16 mixed precision: one epoch of the Distillation page's students "
+              "(1 thread)", precision_rows(data, reps), "speed_precision")
     if "7" in only:
         table("Dense float32 vs int8 (torch.ao dynamic, Linear layers) latency, batch of 256, same process, in turns",
               int8_rows(data, reps), "speed_int8")
