@@ -1331,8 +1331,8 @@ def scoped(recipe):
 @functools.cache
 def training_precision():
     """What the dashboard trains in: bfloat16 mixed precision on a CPU that multiplies bfloat16 in hardware
-    (ce.native_bfloat16: Intel AMX), float32 elsewhere. LeNet-5's fine-tuning epoch took 8.3 s instead of 13.8 at one
-    thread here, its accuracy 91.98 % instead of 92.07 % (bench/speed.py)."""
+    (ce.native_bfloat16: Intel AMX), float32 elsewhere. LeNet-5's fine-tuning job took 9.9 s instead of 15.7 at one
+    thread here, its accuracy 91.98 % instead of 92.07 % (bench/training_pace.py)."""
     return "bfloat16" if ce.native_bfloat16() else "float32"
 
 
@@ -1849,8 +1849,8 @@ def _cancel_training(key, resets=None):
 
 
 # s between two redraws of a followed run's progress bar while only its step count moves (its place in line, and
-# the run starting, show at once): at 5 a second, the bar alone kept headless Chromium busy 13 % of a core (3 % for
-# the page otherwise idle), beside a training job on the same 2 cores
+# the run starting, show at once): at 5 a second the bar kept headless Chromium busy 14 % of a core, at 1 a second
+# 8 %, 4 % with nothing redrawn (bench/training_pace.py), beside a training job on the same 2 cores
 PROGRESS_EVERY = 1.0
 
 
@@ -1934,7 +1934,7 @@ def _waiting_only():
 def _cores_free():
     """ce.jobs.spare: whether no page run computes now (one waiting for a training job does not) and nothing is
     warmed or computed ahead: the training pool then runs its job on the page runs' threads too, until the next step
-    after a page run starts (LeNet-5's fine-tuning epoch: 12 s on the pool's one thread, 7 s on two)."""
+    after a page run starts (LeNet-5's fine-tuning job: 15.7 s on the pool's one thread, 8.2 s on two; bench/training_pace.py)."""
     with _running_lock:
         computing = _running[0] - _waiting[0]
     return computing <= 0 and not _compute_lock.locked()

@@ -82,8 +82,8 @@ DOCS = {
     "layers": 'per-layer overrides {"fc1.weight": {"sparsity": 0.97, "clusters": 4}} (mixed precision)',
     "seed": "seeds fine-tuning and distillation: same recipe + seed => same numbers, bit for bit",
     "precision": "number format of training's matrix products and convolutions (fine-tuning, distillation): bfloat16 "
-                 "is mixed precision (torch.autocast; weights, loss and optimizer state stay float32), 1.7x faster "
-                 "on a CPU with AMX (LeNet-5's fine-tuning step), slower where bfloat16 is emulated "
+                 "is mixed precision (torch.autocast; weights, loss and optimizer state stay float32), 1.8x faster "
+                 "on a CPU with AMX (LeNet-5's fine-tuning epoch, bench/speed.py), slower where bfloat16 is emulated "
                  "(train.native_bfloat16); evaluation is float32 either way",
 }
 

@@ -51,8 +51,8 @@ Why it is built this way:
   (max(1, (cores // 2) // workers) threads each): on 2 cores one job at a time on one thread, and
   the other core answers the sliders of everyone else. Set COMPRESS_TRAIN_WORKERS and
   COMPRESS_TRAIN_THREADS (or pass workers= / threads= to Pool) to change them.
-- Spare cores are used. A core kept for sliders nobody moves is wasted: LeNet-5's fine-tuning epoch takes 12 s on one
-  thread, 7 on two. The dashboard sets `spare`, a callable -> bool saying whether no page run is computing now;
+- Spare cores are used. A core kept for sliders nobody moves is wasted: LeNet-5's fine-tuning job took 15.7 s on one
+  thread, 8.2 on two (bench/training_pace.py). The dashboard sets `spare`, a callable -> bool saying whether no page run is computing now;
   before each training step (and evaluation batch) a job then runs on the page runs' threads (split between the
   jobs running) while spare() is True, and on its own count again from the next step once a page run computes. A
   job given threads= at submit, and a part of a job inside on_threads, keep their count. spare None (a script's
@@ -442,8 +442,9 @@ TRIAL_STEPS = 10  # training steps a job times on each thread count it may take 
 def _faster(took, own, most):
     """The thread count a job runs its next step on while the cores are free: each of `most` and `own` until it has
     been timed over TRIAL_STEPS steps (`took`: threads -> recent step seconds), then the one whose median step was
-    shorter. Two threads are not always faster: LeNet-300-100's small matrix products took 1.6 s an epoch on two
-    threads and 1.1 s on one; LeNet-5's convolutions, 7 s and 12 s."""
+    shorter. Two threads are not always faster: a small model's products, or a runtime kept from spinning
+    (release_threads), can make them slower than one; a convolutional net's are nearly twice as fast
+    (bench/training_pace.py)."""
     if own == most:
         return own
     for n in (most, own):
@@ -461,8 +462,8 @@ def release_threads():
 
     Idle, they still count: once a process holds more OpenMP threads than the machine has cores, libgomp has every
     thread sleep between two parallel regions instead of spinning briefly, and each region waits for them to be woken.
-    On these 2 cores a 2-thread LeNet-5 training step took 18 ms instead of 14.5 while one other thread's idle worker
-    was alive, so a thread about to wait a while (a page following a training job, the pool between jobs, a job
+    On these 2 cores a 2-thread LeNet-5 training step took 21 ms instead of 15.5 while one other thread's idle worker
+    was alive (bench/training_pace.py), so a thread about to wait a while (a page following a training job, the pool between jobs, a job
     going down to fewer threads, the thread computing ahead) gives its workers back."""
     if not _omp:
         import sys
