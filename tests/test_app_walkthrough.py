@@ -275,7 +275,7 @@ def test_a_page_runs_evaluation_stops_where_streamlit_stops_a_replaced_run(tiny,
     at = page(name)
     checks, reads, real_compress = [], [], ce.compress
     monkeypatch.setattr(ce, "compress", lambda model, recipe, *a, evaluate=True, **kw: (
-        checks.append(getattr(train._stop, "check", None)) if evaluate else None,
+        checks.append(getattr(train._stop, "value", None)) if evaluate else None,
         real_compress(model, recipe, *a, evaluate=evaluate, **kw))[1])
     getattr(at, widget)(key=key).set_value(value).run()
     assert not at.exception, at.exception
