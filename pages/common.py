@@ -1934,7 +1934,8 @@ def _waiting_only():
 def _cores_free():
     """ce.jobs.spare: whether no page run computes now (one waiting for a training job does not) and nothing is
     warmed or computed ahead: the training pool then runs its job on the page runs' threads too, until the next step
-    after a page run starts (LeNet-5's fine-tuning job: 15.7 s on the pool's one thread, 8.2 s on two; bench/training_pace.py)."""
+    after a page run starts (LeNet-5's fine-tuning job: 15.7 s on the pool's one thread, 8.2 s on two;
+    bench/training_pace.py)."""
     with _running_lock:
         computing = _running[0] - _waiting[0]
     return computing <= 0 and not _compute_lock.locked()

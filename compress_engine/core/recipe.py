@@ -44,7 +44,8 @@ INTS = {"clusters", "conv_clusters", "student_width", "distill_epochs", "finetun
         "bias_bits"}
 BOOLS = {"structured", "symmetric", "per_channel", "huffman"}
 OPTIONAL = {"clusters", "conv_clusters", "bits", "temperature", "bias_bits", "finetune_kd"}
-NEWER = {"prune_focus": 0.0, "precision": "float32"}  # fields added after the first release -> their default (see Recipe.to_dict)
+# fields added after the first release -> their default (see Recipe.to_dict)
+NEWER = {"prune_focus": 0.0, "precision": "float32"}
 LAYER_FIELDS = ("sparsity", "clusters")  # what `layers` may set per layer
 MAX_LAYERS, MAX_NAME = 10_000, 300
 

@@ -51,12 +51,13 @@ Why it is built this way:
   (max(1, (cores // 2) // workers) threads each): on 2 cores one job at a time on one thread, and
   the other core answers the sliders of everyone else. Set COMPRESS_TRAIN_WORKERS and
   COMPRESS_TRAIN_THREADS (or pass workers= / threads= to Pool) to change them.
-- Spare cores are used. A core kept for sliders nobody moves is wasted: LeNet-5's fine-tuning job took 15.7 s on one
-  thread, 8.2 on two (bench/training_pace.py). The dashboard sets `spare`, a callable -> bool saying whether no page run is computing now;
-  before each training step (and evaluation batch) a job then runs on the page runs' threads (split between the
-  jobs running) while spare() is True, and on its own count again from the next step once a page run computes. A
-  job given threads= at submit, and a part of a job inside on_threads, keep their count. spare None (a script's
-  pool): jobs keep their threads.
+- Spare cores are used. A core kept for sliders nobody moves is wasted: LeNet-5's fine-tuning job took
+  15.7 s on one thread, 8.2 on two (bench/training_pace.py). The dashboard sets `spare`, a callable ->
+  bool saying whether no page run is computing now; before each training step (and evaluation batch) a
+  job then runs on the faster of its own count and the page runs' threads (split between the jobs
+  running) while spare() is True, and on its own count again from the next step once a page run
+  computes. A job given threads= at submit, and a part of a job inside on_threads, keep their count.
+  spare None (a script's pool): jobs keep their threads.
 - Threads, not processes: a job reads the model, data and cached logits the server already holds
   (no copy of a 200 MB dataset per worker, nothing pickled), and torch releases the GIL while it
   computes. Workers are daemon threads that start with the first job.
@@ -408,7 +409,6 @@ class Pool:
                 self._running.remove(job)
                 self._finish(job, state)
 
-
     def _pacer(self, job):
         """train.paced()'s fn for `job` on its worker thread: the job's threads while a page run computes (or spare is
         None); while none does, the faster of those and a share of the page runs' threads, timed over TRIAL_STEPS
@@ -463,8 +463,8 @@ def release_threads():
     Idle, they still count: once a process holds more OpenMP threads than the machine has cores, libgomp has every
     thread sleep between two parallel regions instead of spinning briefly, and each region waits for them to be woken.
     On these 2 cores a 2-thread LeNet-5 training step took 21 ms instead of 15.5 while one other thread's idle worker
-    was alive (bench/training_pace.py), so a thread about to wait a while (a page following a training job, the pool between jobs, a job
-    going down to fewer threads, the thread computing ahead) gives its workers back."""
+    was alive (bench/training_pace.py), so a thread about to wait a while (a page following a training job, the pool
+    between jobs, a job going down to fewer threads, the thread computing ahead) gives its workers back."""
     if not _omp:
         import sys
         if "torch" not in sys.modules:  # no runtime loaded yet: nothing to free (and look again next time)
