@@ -169,6 +169,10 @@ class Recipe:
         """Does any layer get weight clustering?"""
         return self.clusters is not None or any(k is not None for _, _, k in self.layers)
 
+    def trains(self):
+        """Does this recipe train (fine-tuning or distillation)?"""
+        return bool(self.finetune_epochs) or self.temperature is not None
+
     # --- serialisation ---
     def to_dict(self):
         """Every field, except those added since the first release while at their defaults (NEWER): every
@@ -178,7 +182,7 @@ class Recipe:
         for name, default in NEWER.items():
             if d[name] == default:
                 del d[name]
-        if not (self.finetune_epochs or self.temperature is not None):
+        if not self.trains():
             d.pop("precision", None)  # nothing trains: the same run (and key) whatever the precision
         d["layers"] = {n: {k: v for k, v in zip(LAYER_FIELDS, (s, c)) if v is not None} for n, s, c in self.layers}
         return d

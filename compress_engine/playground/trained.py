@@ -61,8 +61,8 @@ def default_folder():
 
 
 def trains(recipe):
-    """Does this recipe train (fine-tuning or distillation), i.e. is its result worth keeping on disk?"""
-    return bool(recipe.finetune_epochs) or recipe.temperature is not None
+    """Does this recipe train (fine-tuning or distillation: Recipe.trains), i.e. is its result worth keeping on disk?"""
+    return recipe.trains()
 
 
 class TrainedCache:
