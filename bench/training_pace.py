@@ -18,6 +18,7 @@ Times are medians of repeated runs in one process after a warm-up run.
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -104,7 +105,7 @@ def worker_rows(reps):
         released = jobs.release_threads()
         alone = in_thread(step_ms)
         rows.append((alive, alone, released))
-    alive, alone = sorted(r[0] for r in rows)[len(rows) // 2], sorted(r[1] for r in rows)[len(rows) // 2]
+    alive, alone = (statistics.median(r[i] for r in rows) for i in (0, 1))
     return [{"2-thread LeNet-5 step, another thread's idle worker alive (ms)": alive,
              "after release_threads gave it back (ms)": alone, "released": rows[0][2],
              "OpenMP threads vs cores": f"3 vs {os.cpu_count()} -> 2 vs {os.cpu_count()}"}]
