@@ -55,6 +55,12 @@ def test_training_and_evaluations_count_on_as_one_total():
     # 3 test batches, 2 batches of the training set's soft targets, 2 x 3 fine-tuning steps, 3 test batches
     assert total == 3 + 2 + 2 * pipeline.train_steps(data, 1) + 3 == 14
     assert steps == sorted(steps) and steps[-1] == total and {t for _, t, *_ in seen} == {total}
+    # the last fine-tuning epoch's evaluation already answered for these very weights: its answers are the
+    # result's, and the final evaluation's 3 steps are counted at once
+    assert [s for s, _, loss, _ in seen if loss is None] == [1, 2, 3, 4, 5, 14]
+    # biases put on a grid after it: weights no evaluation has seen, answered batch by batch
+    seen.clear()
+    ce.compress(_conv(), recipe.replace(bias_bits=8), data, progress=lambda *a: seen.append(a))  # (uncached reference)
     assert [s for s, _, loss, _ in seen if loss is None] == [1, 2, 3, 4, 5, 12, 13, 14]
     # evaluate=False counts the training alone, as before
     seen.clear()

@@ -75,7 +75,7 @@ def teacher_steps(teacher, data, alpha, teacher_logits=None):
 
 
 def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0, progress=None,
-            teacher_logits=None, precision="float32"):
+            teacher_logits=None, precision="float32", on_evaluated=None):
     """Train `student` on data's training split against `teacher` with kd_loss; returns the loss history.
 
     alpha=0 trains the same student on the labels alone: the baseline KD is compared against.
@@ -83,7 +83,7 @@ def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0,
     mode (not at every step of every epoch), unless `teacher_logits` (N, classes, *positions) are given: a cache.
     progress(step, total, loss, accuracy) counts both as one run: a step a batch of the teacher's answers (loss and
     accuracy None; a big teacher takes many seconds on them), then fit()'s training steps; False from it stops
-    either (train.Stopped). precision: fit()'s (the teacher's answers are float32).
+    either (train.Stopped). precision and on_evaluated: fit()'s (the teacher's answers are float32).
     """
     answering = teacher_steps(teacher, data, alpha, teacher_logits)
     total = answering + train_steps(data, epochs)
@@ -91,7 +91,7 @@ def distill(teacher, student, data, temperature, alpha, epochs, lr=1e-3, seed=0,
         teacher_logits = logits(teacher, data.x("train"),
                                 progress=batch_progress(_counted(progress, 0, total), answering))
     return fit(student, data, epochs=epochs, lr=lr, seed=seed, progress=_counted(progress, answering, total),
-               precision=precision,
+               precision=precision, on_evaluated=on_evaluated,
                loss_fn=lambda out, idx, y: kd_loss(out, None if teacher_logits is None else teacher_logits[idx], y,
                                                    temperature, alpha))
 
@@ -156,6 +156,8 @@ def apply(teacher, recipe, ctx):
                                                                                      outputs=outputs)
     given = ctx.model_logits.get("train")
     steps = teacher_steps(teacher, ctx.data, r.alpha, given) + ctx.steps(r.distill_epochs)  # as compress() counts
-    ctx.history[NAME] = distill(teacher, student, ctx.data, r.temperature, r.alpha, r.distill_epochs, seed=r.seed,
-                                progress=ctx.tracker.stage(steps), teacher_logits=given, precision=r.precision)
+    with ctx.scoring(student) as on_evaluated:
+        ctx.history[NAME] = distill(teacher, student, ctx.data, r.temperature, r.alpha, r.distill_epochs, seed=r.seed,
+                                    progress=ctx.tracker.stage(steps), teacher_logits=given, precision=r.precision,
+                                    on_evaluated=on_evaluated)
     return student.eval()

@@ -10,6 +10,7 @@ their grid. The artifact holds the model's complete state dict; its length is th
 it gives the exact final tensors.
 """
 
+import contextlib
 import copy
 import hashlib
 import math
@@ -31,7 +32,7 @@ from .model import (artifact_meta, check_model, compressible, constrained, fits_
 from .recipe import Recipe
 from .train import (BATCH, answer_of, answers, batch_progress, channels_last_ok, eval_steps, exact_match,
                     fast_eval_copy, fit, forward_ms_in_turns, logits, match_rate, mean_iou, median_forward_ms, r2_score,
-                    rmse, train_steps)
+                    Stopped, rmse, train_steps)
 
 STAGES = (distill, prune, cluster, quantize)
 def progress_steps(model, recipe, data, student=None, model_logits=None, evaluate=True):
@@ -176,6 +177,27 @@ class Context:
     grids: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
     teacher_logits: torch.Tensor | None = None  # the uncompressed model on the training inputs (finetune_kd)
+    scored: tuple | None = None  # the last training's last test-set answers, and a copy of the weights they are of
+
+    @contextlib.contextmanager
+    def scoring(self, model):
+        """Around a training run of `model` (a fine-tuning, distillation): yields an on_evaluated for fit(); on exit,
+        keeps the last answers it got with a copy of `model`'s weights as they are then (answers_of)."""
+        self.scored, last = None, {}
+        yield lambda pred: last.update(pred=pred)
+        if last:
+            self.scored = (last["pred"], {k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def answers_of(self, model):
+        """The last training's answers on the test set if `model` holds exactly the weights that training ended with
+        (the same names, shapes and values), else None: compress() then need not evaluate it again. Any change
+        after it (clustering, quantization, a fold that changes the weights, biases on a grid) makes it evaluate."""
+        if self.scored is None:
+            return None
+        pred, kept = self.scored
+        state = model.state_dict()
+        same = state.keys() == kept.keys() and all(torch.equal(state[k].detach(), v) for k, v in kept.items())
+        return pred if same else None
 
     def steps(self, epochs):
         return train_steps(self.data, epochs)
@@ -188,9 +210,11 @@ class Context:
         progress = self.tracker.stage(self.steps(r.finetune_epochs))
         t = self.teacher_logits
         loss_fn = None if t is None else (lambda out, idx, y: distill.kd_loss(out, t[idx], y, r.finetune_kd, r.alpha))
-        with constrained(model, parametrizations, freeze_original):
+        # scoring's copy is taken once the parametrizations are baked in: the weights the last evaluation ran
+        with self.scoring(model) as on_evaluated, constrained(model, parametrizations, freeze_original):
             self.history[stage] = fit(model, self.data, r.finetune_epochs, lr=r.lr, batch_size=BATCH, seed=r.seed,
-                                      progress=progress, on_step=on_step, loss_fn=loss_fn, precision=r.precision)
+                                      progress=progress, on_step=on_step, loss_fn=loss_fn, precision=r.precision,
+                                      on_evaluated=on_evaluated)
 
 
 # --- the chain --------------------------------------------------------------------------------
@@ -356,7 +380,9 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     module; default an MLP of recipe.student_width) is distilled from it first. progress(step, total, loss,
     accuracy) reports the whole run as one count: the dense model's test-set evaluation, every training stage, then
     the compressed model's evaluation (each evaluation a step a batch of inputs, with loss and accuracy None;
-    progress_steps() gives the total up front); return False from it to stop, in training or evaluation (raises
+    progress_steps() gives the total up front; when the last training epoch's evaluation already scored exactly the
+    weights the result holds, its answers are the result's and that last evaluation's steps come at once); return
+    False from it to stop, in training or evaluation (raises
     train.Stopped, nothing is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is
     refused (ModelError, DatasetError, RecipeError) before any work. Result.metrics["flops"] and ["dense_flops"] are the
     compressed and the dense model's forward FLOPs of one input (flops.count; None if it cannot count them).
@@ -427,7 +453,12 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
 
     pred = None
     if evaluate:
-        pred = answers(fast_eval_copy(work), data.x("test"), data, progress=tracker.evaluation(counts[3]))
+        final = tracker.evaluation(counts[3])
+        pred = ctx.answers_of(work)  # the weights the last fine-tuning epoch ended with, already evaluated by it
+        if pred is None:
+            pred = answers(fast_eval_copy(work), data.x("test"), data, progress=final)
+        elif final is not None and final(1, 1) is False:  # the evaluation's steps, counted at once
+            raise Stopped("stopped by the user")
         timings["evaluate"] = time.perf_counter() - t
     metrics = measure(work, ctx.grids, artifact, dense_params, dense_bytes, pred, data.y("test"), ref_pred, ref_acc)
     metrics["plain_bytes"] = plain

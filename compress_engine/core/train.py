@@ -499,10 +499,9 @@ def task_loss(data):
     return lambda out, idx, yb: cross_entropy(out, yb)
 
 
-def quality(model, data, split="test", progress=None):
-    """The one number a progress report gives after an epoch: accuracy on `split` (for multi-label tags, over every
-    tag of every sample), or R² for regression data. progress(done, total) after each batch, as for answers()."""
-    pred, y = answers(model, data.x(split), data, progress=progress), data.y(split)
+def score(pred, y, data):
+    """The one number a progress report gives after an epoch, for answers `pred` (answers()) to targets `y` of `data`:
+    accuracy (for multi-label tags, over every tag of every sample), or R² for regression data."""
     return r2_score(pred, y) if getattr(data, "regression", False) else match_rate(pred, y, y)
 
 
@@ -642,7 +641,7 @@ def prepare_training():
 
 def fit(model, data, epochs=1, lr=1e-3, batch_size=BATCH, weight_decay=0.0, seed=0,
         loss_fn=None, progress=None, on_step=None, report_every=50, warmup=100, momentum=None, transform=None,
-        precision="float32"):
+        precision="float32", on_evaluated=None):
     """Train `model` on data's training split (Adam or SGD, warm-up + cosine schedule); returns the loss history.
 
     momentum=None trains with Adam; a number, with SGD and that Nesterov momentum (the usual recipe
@@ -656,6 +655,8 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=BATCH, weight_decay=0.0, seed
     for a big model), at its batches every REPORT_SECONDS from its start, as (step, total, None, None); if it
     returns False the run raises Stopped.
     on_step(step, total) runs before each optimizer step's forward pass (gradual pruning uses it).
+    on_evaluated(answers) receives each epoch-end evaluation's answers on the test set (answers(); with progress only),
+    so a caller can reuse the last one for weights that did not change after it (compress() does).
     precision="bfloat16" runs the forward pass under torch.autocast to bfloat16 (mixed precision: the matrix products
     and convolutions, and their gradients, in bfloat16; the weights, the loss and the optimizer's state in float32);
     evaluations stay float32.
@@ -719,7 +720,10 @@ def fit(model, data, epochs=1, lr=1e-3, batch_size=BATCH, weight_decay=0.0, seed
                         reported = time.monotonic()
                         return progress(step, total, None, None)
                 reported = time.monotonic()  # counted from its start: a quick evaluation adds no report
-                acc = quality(model, data, progress=alive)
+                pred = answers(model, data.x("test"), data, progress=alive)
+                if on_evaluated:
+                    on_evaluated(pred)
+                acc = score(pred, data.y("test"), data)
                 if progress(step, total, history[-1], acc) is False:  # also after the last epoch: later
                     raise Stopped("stopped by the user")                # stages of a recipe must not start
     model.eval()
