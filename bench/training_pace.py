@@ -3,6 +3,7 @@ switch: goals 3 s on LeNet-300-100, 10 s on LeNet-5; bench/latency.py --finetune
 
     python bench/training_pace.py                 # sections 1-3, about 2 minutes
     python bench/training_pace.py --only 4        # 4 needs Chromium (apt install chromium)
+    python bench/training_pace.py --only 5        # about 4 minutes (ResNet-8's fine-tunes)
 
   1. the pruning mask: one fine-tuning epoch (80 % global, 1 thread) with the mask held by prune.Masked's
      parametrization (a where() in every forward and backward pass) and by prune.held_at_zero (the gradient masked);
@@ -12,7 +13,11 @@ switch: goals 3 s on LeNet-300-100, 10 s on LeNet-5; bench/latency.py --finetune
   3. thread count and precision: one fine-tuning job (80 % global, 1 epoch) in a training-pool worker, on 1 and 2
      threads, in float32 and bfloat16 mixed precision (where the CPU has AMX), with the test accuracy after it;
   4. the browser beside a job: headless Chromium's CPU while a page run redraws a progress bar 5 times a second
-     and once a second (the followed job's bar, pages/common.PROGRESS_EVERY), and while it only waits.
+     and once a second (the followed job's bar, pages/common.PROGRESS_EVERY), and while it only waits;
+  5. the result's evaluation after a fine-tune (80 % global, 1 epoch, 2 threads, the dashboard's precision): compress()
+     evaluating the fine-tuned weights again, as it did, against reusing the last epoch's evaluation of them
+     (pipeline.Context.answers_of), in turns; ResNet-8 once each (a run takes about a minute), at the Pruning page's
+     start for a ResNet (40 % per layer: 80 % global leaves it at 31 % after an epoch).
 Times are medians of repeated runs in one process after a warm-up run.
 """
 
@@ -29,13 +34,14 @@ import torch.nn.functional as F
 
 from report import ROOT, median_time, table
 import compress_engine as ce
-from compress_engine.core import prune, train
+from compress_engine.core import pipeline, prune, train
 from compress_engine.core.model import constrained
 from compress_engine.playground import jobs
 from compress_engine.playground.zoo import LeNet5
 
 MODELS = ("lenet-300-100", "lenet-5")
 RECIPE = dict(sparsity=0.8, prune_scope="global")
+RESNET = dict(sparsity=0.4, prune_scope="layer")  # the Pruning page's start for a ResNet (pages/common.ARCH_STARTS)
 
 
 def pruned(name):
@@ -178,6 +184,36 @@ def browser_rows():
     return rows
 
 
+def final_rows(data, reps):
+    precision = "bfloat16" if ce.native_bfloat16() else "float32"
+    answers_of = pipeline.Context.answers_of
+    rows = []
+    torch.set_num_threads(2)
+    for name in MODELS + ("resnet-8",):
+        model = ce.load_model(name)
+        ce.reference(model, data)  # the dense model's evaluation, cached before either is timed
+        recipe = ce.Recipe(**(RESNET if name == "resnet-8" else RECIPE), finetune_epochs=1, precision=precision)
+        runs = {False: [], True: []}
+        for i in range(1 if name == "resnet-8" else reps + 1):  # the LeNets: a warm-up pair first
+            for reuse in (False, True):
+                pipeline.Context.answers_of = answers_of if reuse else (lambda self, m: None)
+                try:
+                    res = ce.compress(model, recipe, data, progress=lambda *a: None, warn_collapse=False)
+                finally:
+                    pipeline.Context.answers_of = answers_of
+                if i or name == "resnet-8":
+                    runs[reuse].append((res.timings["total"], res.timings["evaluate"], res.metrics["accuracy"]))
+        again, kept = ([statistics.median(r[k] for r in runs[reuse]) for k in (0, 1)] for reuse in (False, True))
+        same = {r[2] for r in runs[False] + runs[True]}
+        rows.append({"model": name, "pruned": f"{recipe.sparsity:.0%} {recipe.prune_scope}",
+                     "precision": precision, "runs": len(runs[True]),
+                     "job s, evaluated again": again[0], "job s, answers reused": kept[0],
+                     "result's evaluation s, again": again[1], "reused": kept[1],
+                     "test accuracy": same.pop() if len(same) == 1 else f"differs: {sorted(same)}"})
+    torch.set_num_threads(THREADS)
+    return rows
+
+
 THREADS = torch.get_num_threads()
 
 
@@ -201,6 +237,9 @@ def main():
               "precision", pool_rows(data), "pace_pool")
     if "4" in only:
         table("Headless Chromium's CPU beside a page run following a job (10 s)", browser_rows(), "pace_browser")
+    if "5" in only:
+        table("The result's evaluation after a fine-tune (1 epoch, 2 threads): evaluated again, or the "
+              "last epoch's answers reused", final_rows(data, args.repeats), "pace_final")
 
 
 if __name__ == "__main__":
