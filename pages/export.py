@@ -312,7 +312,8 @@ def make_tab():
     if not uploaded and not trains:
         # the sparsity slider's next values (0.1 % steps): they answer from the cache
         lo, hi = ce.RANGES["sparsity"]
-        common.ahead(*(common.scoped(recipe.replace(sparsity=round(s, 4)))
+        scope = st.session_state.get("export_scope", recipe.prune_scope)  # the radio's: at 0 % the recipe's is reset
+        common.ahead(*(common.scoped(recipe.replace(sparsity=round(s, 4), prune_scope=scope))
                        for s in (recipe.sparsity + 0.001, recipe.sparsity - 0.001) if lo <= round(s, 4) <= hi))
 
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 import compress_engine as ce
-from compress_engine.playground import units, viz
+from compress_engine.playground import cards, units, viz
 from compress_engine.playground.explain import collapsed, said_list  # (`explain` is the page's column)
 from pages import charts, common
 
@@ -189,8 +189,10 @@ tuned_shown = tuned and not training_now  # the run below is the fine-tuned one
 
 
 def at(p, epochs=0):
-    """The page's recipe at p % sparsity (a curve's point), fine-tuned `epochs`: at 0 % the dense run's (scoped)."""
-    return common.scoped(recipe.replace(sparsity=p / 100, finetune_epochs=epochs))
+    """The page's recipe at p % sparsity (a curve's point), fine-tuned `epochs`: at 0 % the dense run's (scoped).
+    The threshold is the page's own (fields): at 0 % `recipe` holds the default one, and the global curve drawn at 0 %
+    was the per-layer one."""
+    return common.scoped(recipe.replace(sparsity=p / 100, prune_scope=fields["prune_scope"], finetune_epochs=epochs))
 
 
 # the curve asked for of another model or pruning mode than this run's (the sidebar's model switched mid-curve): its
@@ -248,27 +250,33 @@ with left:
     weights_histogram(dense["weights"], run["weights"])
 with right:
     rows = viz.layer_sparsity(m, dense["metrics"])
+    trained_only = pct == 0 and m["sparsity"] > 0  # nothing pruned: the zeros are the ones training left
     fig = charts.bars([viz.layer_label(r["name"]) for r in rows], [r["sparsity"] for r in rows],
-                      "Sparsity per layer", "layer", "weights removed (%)",
+                      "Sparsity per layer", "layer", "weights at zero (%)" if trained_only else "weights removed (%)",
                       text=[units.pct(r["sparsity"]) for r in rows],
-                      hover=[f"{units.pct(r['sparsity'])} removed: {r['nonzero']:,} of {r['params']:,} kept"
-                             for r in rows],
+                      hover=[f"{units.pct(r['sparsity'])} {'at zero' if trained_only else 'removed'}: "
+                             f"{r['nonzero']:,} of {r['params']:,} not zero" for r in rows],
                       reference={"y": m["sparsity"], "name": f"whole model {units.pct(m['sparsity'])}"},
                       y_percent=True)
     common.chart(fig)
     hardest, biggest = max(rows, key=lambda r: r["sparsity"]), max(rows, key=lambda r: r["params"])
-    st.caption(("Removing a layer's units also removes the next layer's inputs from them, so inner layers "
-                "lose more than the chosen share. The whole-model figure counts biases too: a removed unit's "
-                "bias goes with it." if structured else
-                ((f"One threshold for every layer: here the biggest layer, {viz.layer_label(hardest['name'])}, "
-                  f"lost the most ({units.pct(hardest['sparsity'])}): a layer whose weights are small overall loses "
-                  "more. " if hardest is biggest else
-                  f"One threshold for every layer: here {viz.layer_label(hardest['name'])} lost the most "
-                  f"({units.pct(hardest['sparsity'])}), the biggest layer, {viz.layer_label(biggest['name'])}, "
-                  f"{units.pct(biggest['sparsity'])}: a layer whose weights are small overall loses more. ")
-                 if scope == "global" and rows else "Per layer gives every layer the same share. ")
-                + "The whole-model figure counts biases too, which are never pruned.")
-               + (" " + viz.flops_text(m.get("flops"), dense["metrics"].get("flops")) if structured else ""))
+    if trained_only:
+        st.caption(f"At 0 % nothing is pruned: these are the weights training left at exactly zero "
+                   f"({cards.WHY_ZEROS}). The artifact skips them as it skips pruned weights, so even unpruned it is "
+                   "smaller than the float32 model.")
+    else:
+        st.caption(("Removing a layer's units also removes the next layer's inputs from them, so inner layers "
+                    "lose more than the chosen share. The whole-model figure counts biases too: a removed unit's "
+                    "bias goes with it." if structured else
+                    ((f"One threshold for every layer: here the biggest layer, {viz.layer_label(hardest['name'])}, "
+                      f"lost the most ({units.pct(hardest['sparsity'])}): a layer whose weights are small overall "
+                      "loses more. " if hardest is biggest else
+                      f"One threshold for every layer: here {viz.layer_label(hardest['name'])} lost the most "
+                      f"({units.pct(hardest['sparsity'])}), the biggest layer, {viz.layer_label(biggest['name'])}, "
+                      f"{units.pct(biggest['sparsity'])}: a layer whose weights are small overall loses more. ")
+                     if scope == "global" and rows else "Per layer gives every layer the same share. ")
+                    + "The whole-model figure counts biases too, which are never pruned.")
+                   + (" " + viz.flops_text(m.get("flops"), dense["metrics"].get("flops")) if structured else ""))
     if structured and pct > 0:
         common.speed_card("prune_speed", (common.model_name(), common.weights_id(common.model_name()),
                                           common.DATASET, run["recipe"]), run, ("Dense", "Pruned", "the pruned model"))
