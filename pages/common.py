@@ -1844,8 +1844,17 @@ def _cancel_training(key, resets=None):
                         finished=state == ce.jobs.DONE)
     st.session_state.setdefault("cancel_said", {})[key] = said
     if resets is not None:
-        st.session_state[resets] = False
+        switched_off(resets)
         st.toast(said, icon=":material/cancel:")
+
+
+def switched_off(toggle):
+    """Turn off the toggle `toggle` for the visitor (Cancel does). A link that turned it on had its value taken: the
+    note on the link's values (link_values_note) is not to call it one the page could not open on. A reload in the
+    middle of Pruning's fine-tune, then Cancel, said "This link's prune_finetune=true is not a value this setting
+    takes", as the reloaded page's first complete run came after the Cancel."""
+    st.session_state[toggle] = False
+    st.session_state.get("_link_asked", {}).pop(toggle, None)
 
 
 # s between two redraws of a followed run's progress bar while only its step count moves (its place in line, and

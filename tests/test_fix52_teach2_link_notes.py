@@ -59,3 +59,25 @@ def test_an_uploads_name_is_not_called_missing_from_the_server(fmnist):
     at = opened({"model": "upload-my-mlp-0123abcd"})
     text = notes(at)
     assert "not on this server" not in text and "uploaded" in text and "reload" in text, text
+
+
+def test_a_switch_the_link_turned_on_and_cancel_turned_off_gets_no_note():
+    """A reload in the middle of Pruning's fine-tune (its link: prune_finetune=true): the reloaded page follows the run
+    (its first run does not complete), Cancel turns the switch off (common.switched_off), and the first complete run
+    said "This link's prune_finetune=true is not a value this setting takes". The walkthrough of 6 December."""
+    def script():
+        import streamlit as st
+        from pages import common
+        common.link_asked()
+        st.toggle("Fine-tune", key="prune_finetune", bind=common.LINK)
+        st.button("Cancel", key="cancel", on_click=common.switched_off, args=("prune_finetune",))
+        if st.session_state.get("prune_finetune"):
+            st.stop()  # following the run: the page's run does not get to the note (app.py's, after the page)
+        common.link_values_note()
+    at = AppTest.from_function(script, default_timeout=30)
+    at.query_params = {"prune_finetune": "true"}
+    at.run()
+    assert at.toggle(key="prune_finetune").value is True and not notes(at)
+    at.button(key="cancel").click().run()
+    assert not at.exception and at.toggle(key="prune_finetune").value is False
+    assert not notes(at), notes(at)
