@@ -299,8 +299,10 @@ def picked():
 names = {i: f"#{i} {n or t} · {m}" for i, n, t, m in zip(ids, shown["name"], shown["technique"], shown["model"])}
 st.session_state["compare_shown_ids"] = ids
 st.session_state["compare_pick"] = selected  # the table's ticks (a widget's state may be set before it is drawn)
+# typed text matches as a substring, and the list offers no "Select N matches": fuzzy matching found "#1" in every run
+# whose label had a "#" and a "1" after it, and Enter took that offer at the list's top, selecting (for Delete) them all
 st.multiselect("Selected runs", ids, key="compare_pick", on_change=picked, placeholder="Type a run's number or name",
-               format_func=names.get,
+               format_func=names.get, filter_mode="contains", select_all=False,
                help="The runs ticked in the table, and a way to pick them by keyboard: Tab here, type, Enter")
 st.caption("Tick rows (left edge of the table) or pick runs in **Selected runs** to compare them side by side "
            "below" + (" or download them." if store.read_only else ", download or delete them; select one to name it."))

@@ -108,6 +108,12 @@ def test_runs_can_be_selected_without_the_mouse(store):
     at = compare()
     pick = at.multiselect(key="compare_pick")
     assert pick.value == [] and f"#{a} mine · lenet-5" in pick.options
+    # typing "#1" matches the labels holding "#1" (fuzzy matching took every label with a "#" and a later "1"), and
+    # Enter picks that run: the list offers no "Select N matches" at its top, which Enter took, selecting them all
+    from streamlit.proto.MultiSelect_pb2 import MultiSelect
+    assert pick.proto.filter_mode == MultiSelect.DESCRIPTOR.fields_by_name["filter_mode"].enum_type.values_by_name[
+        "FILTER_MODE_CONTAINS"].number
+    assert pick.proto.select_all == 0
     pick.set_value([a, b]).run()
     assert not at.exception
     assert len(at.table) == 1 and len(at.table[0].value.columns) == 2  # side by side
