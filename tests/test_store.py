@@ -519,6 +519,9 @@ def test_recipe_summary_and_layer_sparsity():
     assert S.recipe_summary(ce.Recipe().to_json()) == "dense"
     assert S.recipe_summary(ce.Recipe(sparsity=0.9, clusters=16, huffman=True).to_json()) == \
         "sparsity=90 %, clusters=16, huffman=True"
+    # the training precision is not the stored weights' (a walkthrough read "precision=bfloat16" so)
+    assert S.recipe_summary(ce.Recipe(sparsity=0.5, finetune_epochs=1, precision="bfloat16")) == \
+        "sparsity=50 %, finetune_epochs=1, trained in bfloat16"
     fit = ce.Recipe(layers={"a.weight": {"sparsity": 0.95, "clusters": 8}, "b.weight": {"sparsity": 0.0, "clusters": 64}},
                     huffman=True, bias_bits=8)
     assert S.recipe_summary(fit) == ("huffman=True, bias_bits=8, a.weight (sparsity=95 %, clusters=8), "

@@ -737,9 +737,13 @@ def technique_group(technique):
 
 def field_text(name, value):
     """One recipe field as recipe_summary writes it: 'sparsity=90 %' (a percentage, units.pct's way), 'clusters=16';
-    a field left off (a grid's bits=None: float32 weights) as 'bits=none', the word the command line's --values takes."""
+    a field left off (a grid's bits=None: float32 weights) as 'bits=none', the word the command line's --values takes.
+    The training precision reads 'trained in bfloat16': 'precision=bfloat16' was read as the stored weights' format
+    (a walkthrough), which is float32 unless bits or clusters say otherwise."""
     if value is None:
         return f"{name}=none"
+    if name == "precision":
+        return f"trained in {value}"
     if name == "sparsity":
         return f"{name}={100 * value:.4g} %"
     return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
