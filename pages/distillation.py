@@ -434,6 +434,11 @@ else:
                "at this setting is the one on the left (T does nothing at α = 0). Raise α to distil.",
                icon=":material/info:")
 
+if not clicked:  # trained now for another tab or a student (the teacher's link): shown, and the button follows it
+    for col, r, done, what in ((left, base, done_base, "Student without KD"), (right, kd, done_kd, "Student with KD")):
+        if r is not None and done is None:
+            with col:
+                common.watch(r, what, "Train student", start_from=teacher, student_key=student_key(kind))
 
 # the labels-only student shows as soon as it is trained, while the distilled one trains
 res_base, res_kd = done_base, done_kd

@@ -68,3 +68,33 @@ def test_a_student_on_pruning_sees_the_teachers_curve_point(tiny, monkeypatch):
     finally:
         release.set()
     assert job.wait(WAIT)
+
+
+def test_a_second_tab_on_distillation_sees_the_student_training(tiny, monkeypatch):
+    """The walkthrough of 6 December: a tab training the 30-30 student, and a second tab on the same link said "Press
+    Train student to train the 30-30 student… twice", with no progress (pressing it joined the same runs)."""
+    release = threading.Event()
+    blocked(monkeypatch, release)
+    teacher = Teacher(monkeypatch)
+
+    def students(at):
+        at.select_slider(key="distill_width").set_value(30)
+        at.slider(key="distill_epochs").set_value(1)
+        return at
+
+    try:
+        at = students(page("distillation"))
+        at.button(key="distill_train").click()
+        run_until(at, training)
+        (job,) = jobs.pool()._running
+        teacher.on = False
+        other = students(page("distillation")).run()
+        assert not other.exception and not other.error
+        assert watching(other), [c.value for c in other.caption]
+        assert any(p.proto.text.startswith("Student without KD for ") for p in other.main
+                   if type(p).__name__ == "Progress"), "no progress shown"
+        assert "distill_train" in [b.key for b in other.button]  # the button follows the same runs
+        assert [w for w, _ in job._subs] == ["teacher tab"]  # seen, not joined
+    finally:
+        release.set()
+    assert job.wait(WAIT)
