@@ -244,6 +244,11 @@ table_key = ("runs_table_" + common.short_hash(",".join(map(str, ids)).encode())
 again = [row for row, run in enumerate(ids) if run in ticked]
 model_px = min(130, 24 + 8 * int(shown["model"].str.len().max()))
 technique_px = min(150, 24 + 7 * int(shown["technique"].str.len().max()))
+named = (shown["name"] != "").any()
+room = TABLE_PX - TICKS_PX - RUN_PX - model_px - 4 * SMALL_PX - RATIO_PX - technique_px  # left for name and recipe
+# a name as wide as the longest (Streamlit's "small" cut "100-100 student") up to 150 px, within 1280 px: the name
+# the visitor gave a run tells it apart before its recipe does, which is last, cut by a narrow page, and whole below
+name_px = max(SMALL_PX, min(24 + 7 * int(shown["name"].str.len().max()), 150, room)) if named else 0
 event = st.dataframe(
     shown, hide_index=True, key=table_key, on_select="rerun", selection_mode="multi-row",
     selection_default={"selection": {"rows": again}} if again else None,
@@ -252,17 +257,17 @@ event = st.dataframe(
     # what 1280 px leaves (a sweep point's starts with its swept value; it is in full side by side below). The rest
     # (zeros, agreement, non-zero parameters, saved) are side by side below and in the CSV (the Name column only once
     # a run has a name; the Model and Technique columns as wide as their longest)
-    column_order=["id", *(["name"] if (shown["name"] != "").any() else []), "model",
+    column_order=["id", *(["name"] if named else []), "model",
                   *(["data"] if many_data else []), "acc_pct", "delta_pts",
                   *(("kb", "ratio") if cost == "bytes" else ("mflops", "flops_x")), "pareto", "technique", "summary"],
     column_config={
         "id": st.column_config.NumberColumn("Run", format="#%d", width=RUN_PX),
-        "name": st.column_config.TextColumn("Name", width="small", help="Tick one run to name it below the chart"),
+        "name": st.column_config.TextColumn("Name", width=name_px,
+                                            help="Tick one run to name it below the chart"),
         "model": st.column_config.TextColumn("Model", width=model_px),
         "data": st.column_config.TextColumn("Data", width="small", help="The data the run was measured on"),
         "technique": st.column_config.TextColumn("Technique", width=technique_px),
-        "summary": st.column_config.TextColumn("Recipe", width=max(RECIPE_PX, TABLE_PX - TICKS_PX - RUN_PX - model_px
-                                                                   - 4 * SMALL_PX - RATIO_PX - technique_px)),
+        "summary": st.column_config.TextColumn("Recipe", width=max(RECIPE_PX, room - name_px)),
         "kb": st.column_config.NumberColumn("Size", format="%.1f KB", help=units.CONVENTION, width="small"),
         "ratio": st.column_config.NumberColumn("Ratio", format="%.1f×", width=RATIO_PX),
         "mflops": st.column_config.NumberColumn("MFLOPs", format="%.3f", width="small",

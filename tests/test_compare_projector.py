@@ -100,3 +100,15 @@ def test_the_pareto_charts_legend_is_under_the_plot_not_beside_it(store, seeded)
     assert not at.exception and "No saved runs yet" in at.info[0].value
     legend = spec(at)["layout"]["legend"]
     assert legend["orientation"] == "h" and legend["y"] < 0
+
+
+def test_a_name_is_shown_whole_where_the_table_has_room(store, results):
+    """A walkthrough: the Name column, Streamlit's "small" (75 px), cut "100-100 student" to "100-100 stuc". It is as
+    wide as the longest name now, within what the numbers leave the name and the recipe at 1280 px."""
+    store.save("lenet-300-100", results[0].recipe, results[0].metrics, results[0].artifact, name="100-100 student")
+    at = compare()
+    assert not at.exception
+    proto = at.dataframe[0].proto
+    order, config = list(proto.column_order), json.loads(proto.columns)
+    assert config["name"]["width"] >= 24 + 7 * len("100-100 student")
+    assert pixels([config[c] for c in order[:-1]]) <= VISIBLE[1280]  # all but the recipe, still
