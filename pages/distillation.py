@@ -199,7 +199,10 @@ def soft_target_chart(classes, table, log_y, roles):
     fig.update_xaxes(type="category")
     fig.update_layout(barmode="group", title="Teacher's soft targets softmax(z / T)", xaxis_title="class",
                       yaxis_title="probability (%, log scale)" if log_y else "probability (%)", height=340,
-                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.3))
+                      # the legend at the figure's foot: under the plot, the class names' tilted ticks (a narrow
+                      # page) pushed the axis title into it; above it, three entries in two rows met the title
+                      margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", x=0, y=0, yref="container", yanchor="bottom"))
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
     else:
