@@ -251,6 +251,9 @@ def test_cli_budget_run(capsys, fmnist, tmp_path, monkeypatch):
     code, out, err = run_cli(capsys, "run", "--model", "lenet-300-100", "--budget-kb", "25",
                              "--finetune-epochs", "0", "--out", str(out_file))
     assert code == 0, err
+    # a step line at each tenth of the run, as the README says of `run` (it printed only epochs' ends)
+    steps = [ln for ln in err.splitlines() if re.fullmatch(r"step [\d,]+/[\d,]+", ln)]
+    assert 5 <= len(steps) <= 10 and steps[-1].split("/")[0] == "step " + steps[-1].split("/")[1], err
     res = json.loads(out)
     assert res["metrics"]["artifact_bytes"] == len(out_file.read_bytes()) <= 25_000
     assert res["budget"]["fits"] and {a["layer"] for a in res["budget"]["allocation"]} == {

@@ -6,6 +6,7 @@ clear refusals."""
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -271,6 +272,9 @@ def test_cli_flops_run(capsys, fmnist, tmp_path, monkeypatch):
     code, out, err = run_cli(capsys, "run", "--model", "lenet-300-100", "--flops", "0.3", "--finetune-epochs", "0",
                              "--latency")
     assert code == 0, err
+    # a step line at each tenth of the run, the search's evaluations counted (it printed only epochs' ends)
+    steps = [ln for ln in err.splitlines() if re.fullmatch(r"step [\d,]+/[\d,]+", ln)]
+    assert 5 <= len(steps) <= 10 and steps[-1].split("/")[0] == "step " + steps[-1].split("/")[1], err
     res = json.loads(out)
     t = res["timings"]  # --latency: the smaller model timed in turns with the dense one
     assert t["latency_batch"] == 256 and t["speedup"] == t["dense_latency_ms"] / t["latency_ms"] > 0

@@ -509,7 +509,9 @@ def parser(prog="python -m compress_engine"):
     tr.add_argument("--out-dir", type=Path, metavar="DIR", help="write the checkpoint and card here (use it with "
                     "--model NAME --weights DIR/NAME.safetensors) instead of replacing the shipped ones, which only "
                     "a checkout's sample_models/ may be")
-    sc = sub.add_parser("scans", help="recompute the sensitivity scans shipped beside sample models (train does it)")
+    sc = sub.add_parser("scans", help="compute the sensitivity scans shipped beside sample models that are "
+                                      "missing or out of date (of other weights or scan format; the rest are kept; "
+                                      "train does it)")
     sc.add_argument("names", nargs="+", choices=list(models.SAMPLES), metavar="NAME")
     sc.add_argument("--data", default=DEFAULT_DATA, help=DATA_HELP)
     ev = sub.add_parser("eval", help="decode an artifact file and score it on the test set")
@@ -898,7 +900,7 @@ def flops_from(args):
 def run_flops(args, model, data, share, recipe):
     """fit_flops: the result's summary plus the plan (FLOPs dense, budgeted and counted; each group's fraction)."""
     import compress_engine as ce
-    show = epoch_lines(data)
+    show = run_lines(data)  # the search's evaluations count as steps: the README's tenth-of-the-run lines
     given = {f: getattr(recipe, f) for f in FLOPS_FLAGS if hasattr(args, f)}  # the rest: fit_flops's defaults
     kw = {f: given[f] for f in ("finetune_epochs", "lr") if f in given}  # fit_flops names them as the Recipe
     result, plan = ce.fit_flops(model, data, share, seed=recipe.seed, kd=given.get("finetune_kd"), progress=show, **kw)
@@ -925,7 +927,7 @@ def run_budget(args, model, data, kb, recipe):
     """fit_budget: the result's summary plus the plan (allocation per layer, bytes predicted and real)."""
     import compress_engine as ce
     from .units import KB
-    show = epoch_lines(data)
+    show = run_lines(data)  # one count over both compress() runs and the cluster scan (fit_budget's)
     # the flags given; the rest are fit_budget's defaults, but for kd: soft targets at budget.KD unless regression
     kw = {f: getattr(recipe, f) for f in ("finetune_epochs", "lr", "bias_bits") if hasattr(args, f)}  # Recipe's names
     kd = recipe.finetune_kd if hasattr(args, "finetune_kd") else None if data.regression else budget.KD
