@@ -1234,7 +1234,8 @@ def ship_scans(name, data, progress=None):
     """Compute PAGE_SCANS of sample model `name` on `data` and write them to scan_dir(name), replacing what was
     there (scans of earlier weights): the Sensitivity page then draws at once for every sample model (ResNet-8's
     one-shot scan alone takes 11 minutes at one thread). train_sample does it after training; `python -m
-    compress_engine scans NAME` redoes it alone (e.g. after sensitivity.FORMAT changes). Returns the files written."""
+    compress_engine scans NAME` does it alone (e.g. after sensitivity.FORMAT changes): a scan of these weights and
+    format already in the folder is read, not computed again. Returns the scans' files."""
     from ..core import sensitivity
     model, folder = load_model(name), scan_dir(name)
     keys = [sensitivity.scan(model, data, cache_dir=folder, progress=progress, **kw)["key"] for kw in PAGE_SCANS]
