@@ -382,8 +382,8 @@ def compress(model, recipe, data, student=None, progress=None, measure_latency=F
     the compressed model's evaluation (each evaluation a step a batch of inputs, with loss and accuracy None;
     progress_steps() gives the total up front; when the last training epoch's evaluation already scored exactly the
     weights the result holds, its answers are the result's and that last evaluation's steps come at once); return
-    False from it to stop, in training or evaluation (raises
-    train.Stopped, nothing is returned). Same recipe + seed => same numbers. Anything the engine cannot handle is
+    False from it to stop, in training or evaluation (raises train.Stopped, nothing is returned). Same recipe + seed
+    => same numbers. Anything the engine cannot handle is
     refused (ModelError, DatasetError, RecipeError) before any work. Result.metrics["flops"] and ["dense_flops"] are the
     compressed and the dense model's forward FLOPs of one input (flops.count; None if it cannot count them).
     Result.metrics["plain_bytes"] is the artifact's
